@@ -1,0 +1,58 @@
+//! Userspace decoding throughput: how many ring-buffer records per second the collector can
+//! turn into events (open records, and 16 KiB TLS payload chunks with redaction).
+//! Run: `cargo bench -p agentscope-collector --bench decode`.
+
+use agentscope_common as raw;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn bytes_of<T>(value: &T, len: usize) -> Vec<u8> {
+    // SAFETY: repr(C) PODs, len <= size_of::<T>().
+    unsafe { std::slice::from_raw_parts(value as *const T as *const u8, len) }.to_vec()
+}
+
+fn open_record() -> Vec<u8> {
+    let mut e: raw::OpenEvent = unsafe { std::mem::zeroed() };
+    e.header.kind = raw::kind::OPEN;
+    e.header.size = std::mem::size_of::<raw::OpenEvent>() as u32;
+    let path = b"/var/run/secrets/kubernetes.io/serviceaccount/token";
+    e.path[..path.len()].copy_from_slice(path);
+    e.path_len = path.len() as u32;
+    bytes_of(&e, std::mem::size_of::<raw::OpenEvent>())
+}
+
+fn data_record() -> Vec<u8> {
+    let mut e: Box<raw::DataEvent> = Box::new(unsafe { std::mem::zeroed() });
+    e.header.kind = raw::kind::DATA;
+    e.header.size = std::mem::size_of::<raw::DataEvent>() as u32;
+    e.data_len = raw::CHUNK_LEN as u32;
+    let req = b"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer sk-123\r\n\r\n";
+    e.data[..req.len()].copy_from_slice(req);
+    for (i, b) in e.data[req.len()..].iter_mut().enumerate() {
+        *b = b"0123456789abcdef"[i % 16];
+    }
+    bytes_of(&*e, std::mem::size_of::<raw::DataEvent>())
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode");
+    let open = open_record();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("open_record", |b| {
+        b.iter(|| agentscope_collector::event::decode(&open, 0).unwrap())
+    });
+    let data = data_record();
+    group.throughput(Throughput::Bytes(data.len() as u64));
+    group.bench_function("tls_chunk_16k_with_redaction", |b| {
+        b.iter(|| {
+            let mut event = agentscope_collector::event::decode(&data, 0).unwrap();
+            if let agentscope_collector::EventBody::Data { data, .. } = &mut event.body {
+                agentscope_collector::redact::redact_in_place(data);
+            }
+            event
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

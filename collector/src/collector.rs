@@ -1,0 +1,242 @@
+//! The live collector: kernel capture plus the userspace state that enriches its events.
+//!
+//! It seeds the process table and the kernel's parent map from /proc, probes every TLS library
+//! already mapped, and while running attaches to new ones as processes exec or open them. It
+//! hands out decoded, enriched events in batches and keeps the counts the summary reports.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::CollectorError;
+use crate::event::{self, Event, EventBody};
+use crate::kernel::{KernelCapture, KernelOptions, KernelStats};
+use crate::process_table::ProcessTable;
+use crate::procfs;
+use crate::redact;
+use crate::tls_targets::{self, TlsTargetCache};
+
+#[derive(Debug, Clone)]
+pub struct CollectorOptions {
+    /// Trace only these processes and their descendants (all when empty).
+    pub pids: Vec<u32>,
+    /// Ring buffer size in bytes (rounded up to a power of two).
+    pub ring_buffer_bytes: u32,
+    /// Capture plain TCP socket payloads as well as TLS plaintext.
+    pub capture_socket_data: bool,
+    /// Overwrite credentials in payloads (on by default).
+    pub redact_secrets: bool,
+    /// Where /proc is (tests point it elsewhere).
+    pub proc_root: PathBuf,
+}
+
+impl Default for CollectorOptions {
+    fn default() -> Self {
+        CollectorOptions {
+            pids: Vec::new(),
+            ring_buffer_bytes: 64 * 1024 * 1024,
+            capture_socket_data: true,
+            redact_secrets: true,
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+}
+
+/// Counts for the final summary line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Records read from the ring buffer.
+    pub received: u64,
+    /// Records that did not decode (reported, not fatal).
+    pub decode_errors: u64,
+    /// Decoded events by kind.
+    pub events: BTreeMap<&'static str, u64>,
+    /// What the kernel programs recorded: records written, records dropped for lack of ring
+    /// space, and payload bytes not delivered.
+    pub kernel: KernelStats,
+    /// TLS libraries and executables probed.
+    pub tls_targets: usize,
+    pub warnings: Vec<String>,
+}
+
+pub struct Collector {
+    kernel: KernelCapture,
+    processes: ProcessTable,
+    tls: TlsTargetCache,
+    options: CollectorOptions,
+    boot_time_ns: u64,
+    summary: Summary,
+    last_decode_error: Option<String>,
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Wall-clock time of boot, to turn the kernel's boot-relative timestamps into wall time.
+pub fn boot_time_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME).saturating_sub(clock_ns(libc::CLOCK_BOOTTIME))
+}
+
+impl Collector {
+    /// Loads and attaches everything. Fails with an actionable error when privileges or kernel
+    /// features are missing.
+    pub fn start(options: CollectorOptions) -> Result<Self, CollectorError> {
+        let existing = procfs::list_processes(&options.proc_root);
+        let targets = if options.pids.is_empty() {
+            Vec::new()
+        } else {
+            procfs::with_descendants(&existing, &options.pids)
+        };
+        let mut kernel = KernelCapture::load(&KernelOptions {
+            ring_buffer_bytes: options.ring_buffer_bytes,
+            self_tgid: std::process::id(),
+            target_pids: targets,
+            capture_socket_data: options.capture_socket_data,
+        })?;
+        kernel.seed_parents(existing.iter().map(|p| (p.pid, p.ppid)));
+        let mut processes = ProcessTable::default();
+        processes.seed(&existing);
+        let mut collector = Collector {
+            kernel,
+            processes,
+            tls: TlsTargetCache::default(),
+            options,
+            boot_time_ns: boot_time_ns(),
+            summary: Summary::default(),
+            last_decode_error: None,
+        };
+        collector.probe_mapped_tls_libraries(&existing);
+        Ok(collector)
+    }
+
+    fn probe_mapped_tls_libraries(&mut self, existing: &[procfs::ProcEntry]) {
+        let proc_root = self.options.proc_root.clone();
+        for process in existing {
+            if process.pid == std::process::id() {
+                continue;
+            }
+            for file in procfs::mapped_files(&proc_root, process.pid) {
+                let is_exe = process.exe.as_deref() == Some(file.as_path());
+                if is_exe || tls_targets::looks_like_tls_library(&file.to_string_lossy()) {
+                    let in_namespace = proc_root
+                        .join(process.pid.to_string())
+                        .join("root")
+                        .join(file.strip_prefix("/").unwrap_or(&file));
+                    self.try_probe(&in_namespace);
+                }
+            }
+        }
+    }
+
+    fn try_probe(&mut self, path: &Path) {
+        if let Some(target) = self.tls.check(path) {
+            if let Err(err) = self.kernel.attach_tls(&target) {
+                self.summary.warnings.push(err.to_string());
+            }
+        }
+    }
+
+    /// Reacts to events that reveal a new TLS library: an exec of a binary that embeds OpenSSL
+    /// (Node), or a process opening a libssl (Python importing `ssl`).
+    fn follow_tls(&mut self, event: &Event) {
+        let pid = event.header.pid;
+        let path = match &event.body {
+            EventBody::Exec { filename, .. } => Some(filename.clone()),
+            EventBody::Open { path, ret, .. }
+                if *ret >= 0 && tls_targets::looks_like_tls_library(path) =>
+            {
+                Some(path.clone())
+            }
+            _ => None,
+        };
+        let Some(path) = path else { return };
+        let root = self.options.proc_root.join(pid.to_string()).join("root");
+        let resolved = if path.starts_with('/') {
+            root.join(path.trim_start_matches('/'))
+        } else {
+            // A relative exec path: the kernel's view through /proc/PID/exe is authoritative.
+            self.options.proc_root.join(pid.to_string()).join("exe")
+        };
+        self.try_probe(&resolved);
+    }
+
+    fn accept_record(&mut self, bytes: &[u8], out: &mut Vec<Event>) {
+        self.summary.received += 1;
+        match event::decode(bytes, self.boot_time_ns) {
+            Ok(mut event) => {
+                self.processes.apply(&mut event);
+                self.follow_tls(&event);
+                if self.options.redact_secrets {
+                    if let EventBody::Data { data, .. } = &mut event.body {
+                        redact::redact_in_place(data);
+                    }
+                }
+                *self
+                    .summary
+                    .events
+                    .entry(event.body.kind_name())
+                    .or_default() += 1;
+                out.push(event);
+            }
+            Err(err) => {
+                self.summary.decode_errors += 1;
+                self.last_decode_error = Some(err.to_string());
+            }
+        }
+    }
+
+    /// Waits for events and returns the next batch (at most `max`).
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, CollectorError> {
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        self.kernel
+            .read_batch(max, |bytes| records.push(bytes.to_vec()))
+            .await?;
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            self.accept_record(&record, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Everything already in the ring buffer, without waiting (used when stopping).
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        self.kernel
+            .drain_now(usize::MAX, |bytes| records.push(bytes.to_vec()));
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            self.accept_record(&record, &mut out);
+        }
+        out
+    }
+
+    pub fn processes(&self) -> &ProcessTable {
+        &self.processes
+    }
+
+    pub fn kernel_stats(&self) -> KernelStats {
+        self.kernel.stats()
+    }
+
+    pub fn last_decode_error(&self) -> Option<&str> {
+        self.last_decode_error.as_deref()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut summary = self.summary.clone();
+        summary.kernel = self.kernel.stats();
+        summary.tls_targets = self.tls.probed_count();
+        summary
+            .warnings
+            .extend(self.kernel.warnings.iter().cloned());
+        summary
+    }
+}

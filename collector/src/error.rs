@@ -1,0 +1,21 @@
+//! Errors the collector reports to people: each names what is missing and how to fix it.
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("agentscope needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) to load eBPF programs; run it with sudo, or as a privileged pod (kubectl debug node/NODE --profile=sysadmin)")]
+    NotPrivileged,
+    #[error("this agentscope was built without its kernel programs (AYA_BUILD_SKIP was set); rebuild without AYA_BUILD_SKIP after `make setup`")]
+    BuiltWithoutKernelPrograms,
+    #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed ({0}); mount it with `mount -t tracefs tracefs /sys/kernel/tracing`")]
+    Tracefs(String),
+    #[error("the kernel refused to load the eBPF programs ({0}); agentscope needs Linux 5.8+ with BPF ring buffers, BTF and tracepoints enabled")]
+    Load(String),
+    #[error("kernel feature missing: {what} ({detail}); {fix}")]
+    MissingFeature {
+        what: String,
+        detail: String,
+        fix: &'static str,
+    },
+    #[error("reading the ring buffer failed: {0}")]
+    RingBuffer(String),
+}

@@ -1,0 +1,408 @@
+//! Loading and attaching the kernel programs, and access to their maps.
+//!
+//! This is the only module that talks to the kernel. It turns every failure into a
+//! [`CollectorError`] that says what is missing and how to fix it.
+
+use std::collections::HashSet;
+use std::os::fd::AsRawFd as _;
+use std::path::Path;
+
+use agentscope_common::{config, stat};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::uprobe::UProbeScope;
+use aya::programs::{TracePoint, UProbe};
+use aya::{Ebpf, EbpfLoader};
+use tokio::io::unix::AsyncFd;
+
+use crate::error::CollectorError;
+use crate::tls_targets::TlsTarget;
+
+#[cfg(not(agentscope_ebpf_skipped))]
+static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agentscope-collector-ebpf"));
+#[cfg(agentscope_ebpf_skipped)]
+static EBPF_OBJECT: &[u8] = &[];
+
+/// (program, tracepoint category, tracepoint, required). Optional ones may be absent on some
+/// architectures (no legacy `open` on arm64) and are skipped with a warning.
+const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
+    ("task_newtask", "task", "task_newtask", true),
+    ("sched_process_exit", "sched", "sched_process_exit", true),
+    ("sys_enter_execve", "syscalls", "sys_enter_execve", true),
+    ("sys_exit_execve", "syscalls", "sys_exit_execve", true),
+    (
+        "sys_enter_execveat",
+        "syscalls",
+        "sys_enter_execveat",
+        false,
+    ),
+    ("sys_exit_execveat", "syscalls", "sys_exit_execveat", false),
+    (
+        "sys_enter_exit_group",
+        "syscalls",
+        "sys_enter_exit_group",
+        true,
+    ),
+    ("sys_enter_exit", "syscalls", "sys_enter_exit", true),
+    ("sys_enter_open", "syscalls", "sys_enter_open", false),
+    ("sys_exit_open", "syscalls", "sys_exit_open", false),
+    ("sys_enter_openat", "syscalls", "sys_enter_openat", true),
+    ("sys_exit_openat", "syscalls", "sys_exit_openat", true),
+    ("sys_enter_openat2", "syscalls", "sys_enter_openat2", false),
+    ("sys_exit_openat2", "syscalls", "sys_exit_openat2", false),
+    ("sys_enter_connect", "syscalls", "sys_enter_connect", true),
+    ("sys_exit_connect", "syscalls", "sys_exit_connect", true),
+    ("sys_enter_accept", "syscalls", "sys_enter_accept", false),
+    ("sys_exit_accept", "syscalls", "sys_exit_accept", false),
+    ("sys_enter_accept4", "syscalls", "sys_enter_accept4", true),
+    ("sys_exit_accept4", "syscalls", "sys_exit_accept4", true),
+    ("sys_enter_close", "syscalls", "sys_enter_close", true),
+    ("inet_sock_set_state", "sock", "inet_sock_set_state", true),
+    ("sys_enter_write", "syscalls", "sys_enter_write", true),
+    ("sys_exit_write", "syscalls", "sys_exit_write", true),
+    ("sys_enter_read", "syscalls", "sys_enter_read", true),
+    ("sys_exit_read", "syscalls", "sys_exit_read", true),
+    ("sys_enter_sendto", "syscalls", "sys_enter_sendto", true),
+    ("sys_exit_sendto", "syscalls", "sys_exit_sendto", true),
+    ("sys_enter_recvfrom", "syscalls", "sys_enter_recvfrom", true),
+    ("sys_exit_recvfrom", "syscalls", "sys_exit_recvfrom", true),
+];
+
+/// Entry probe per OpenSSL function; every return goes to `ssl_exit_probe`.
+const SSL_ENTRY_PROGRAMS: [(&str, &str); 4] = [
+    ("SSL_write", "ssl_write_enter"),
+    ("SSL_write_ex", "ssl_write_ex_enter"),
+    ("SSL_read", "ssl_read_enter"),
+    ("SSL_read_ex", "ssl_read_ex_enter"),
+];
+const SSL_EXIT_PROGRAM: &str = "ssl_exit_probe";
+
+/// What the kernel programs counted, summed over CPUs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelStats {
+    pub emitted: u64,
+    pub dropped: u64,
+    pub lost_bytes: u64,
+    /// Records dropped on each CPU.
+    pub dropped_per_cpu: Vec<u64>,
+}
+
+pub struct KernelOptions {
+    pub ring_buffer_bytes: u32,
+    pub self_tgid: u32,
+    pub target_pids: Vec<u32>,
+    pub capture_socket_data: bool,
+}
+
+pub struct KernelCapture {
+    ebpf: Ebpf,
+    ring: AsyncFd<RingBuf<MapData>>,
+    attached_tls: HashSet<(u64, u64)>,
+    pub warnings: Vec<String>,
+}
+
+fn ensure_tracefs() -> Result<(), CollectorError> {
+    let tracing = Path::new("/sys/kernel/tracing");
+    if tracing.join("events").exists() {
+        return Ok(());
+    }
+    let source = c"tracefs";
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: plain mount(2) with static NUL-terminated strings.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            source.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(CollectorError::Tracefs(
+            std::io::Error::last_os_error().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+fn raise_memlock_limit() {
+    // Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones ignore it.
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) };
+}
+
+fn is_permission_error(text: &str) -> bool {
+    text.contains("Operation not permitted")
+        || text.contains("EPERM")
+        || text.contains("Permission denied")
+}
+
+impl KernelCapture {
+    pub fn load(options: &KernelOptions) -> Result<Self, CollectorError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(CollectorError::BuiltWithoutKernelPrograms);
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(CollectorError::NotPrivileged);
+        }
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(CollectorError::MissingFeature {
+                what: "kernel BTF".into(),
+                detail: "/sys/kernel/btf/vmlinux is absent".into(),
+                fix: "use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+            });
+        }
+        ensure_tracefs()?;
+        raise_memlock_limit();
+        let ring_bytes = options.ring_buffer_bytes.max(4096).next_power_of_two();
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", ring_bytes)
+            .load(EBPF_OBJECT)
+            .map_err(|e| {
+                let text = format!("{e:#}");
+                if is_permission_error(&text) {
+                    CollectorError::NotPrivileged
+                } else {
+                    CollectorError::Load(text)
+                }
+            })?;
+
+        {
+            let mut cfg: Array<_, u64> = Array::try_from(
+                ebpf.map_mut("CONFIG")
+                    .ok_or_else(|| missing_map("CONFIG"))?,
+            )
+            .map_err(|e| CollectorError::Load(e.to_string()))?;
+            let set = |cfg: &mut Array<_, u64>, index: u32, value: u64| {
+                cfg.set(index, value, 0)
+                    .map_err(|e| CollectorError::Load(format!("setting config {index}: {e}")))
+            };
+            set(&mut cfg, config::SELF_TGID, options.self_tgid as u64)?;
+            set(
+                &mut cfg,
+                config::FILTER_PIDS,
+                (!options.target_pids.is_empty()) as u64,
+            )?;
+            set(
+                &mut cfg,
+                config::CAPTURE_SOCKET_DATA,
+                options.capture_socket_data as u64,
+            )?;
+        }
+        if !options.target_pids.is_empty() {
+            let mut targets: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
+                ebpf.map_mut("TARGETS")
+                    .ok_or_else(|| missing_map("TARGETS"))?,
+            )
+            .map_err(|e| CollectorError::Load(e.to_string()))?;
+            for pid in &options.target_pids {
+                let _ = targets.insert(pid, 1, 0);
+            }
+        }
+
+        let ring = RingBuf::try_from(
+            ebpf.take_map("EVENTS")
+                .ok_or_else(|| missing_map("EVENTS"))?,
+        )
+        .map_err(|e| CollectorError::Load(e.to_string()))?;
+        // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, so the fd stays open
+        // for as long as it is registered.
+        let ring = unsafe { AsyncFd::register(ring) }
+            .map_err(|e| CollectorError::RingBuffer(e.to_string()))?;
+        let mut capture = KernelCapture {
+            ebpf,
+            ring,
+            attached_tls: HashSet::new(),
+            warnings: Vec::new(),
+        };
+        capture.attach_tracepoints()?;
+        capture.load_uprobes()?;
+        Ok(capture)
+    }
+
+    fn attach_tracepoints(&mut self) -> Result<(), CollectorError> {
+        for &(program, category, name, required) in TRACEPOINTS {
+            if !Path::new("/sys/kernel/tracing/events")
+                .join(category)
+                .join(name)
+                .exists()
+            {
+                if required {
+                    return Err(CollectorError::MissingFeature {
+                        what: format!("tracepoint {category}:{name}"),
+                        detail: "not present in /sys/kernel/tracing/events".into(),
+                        fix: "use a kernel with CONFIG_FTRACE_SYSCALLS and tracepoints enabled",
+                    });
+                }
+                self.warnings
+                    .push(format!("tracepoint {category}:{name} absent; skipped"));
+                continue;
+            }
+            let prog: &mut TracePoint = self
+                .ebpf
+                .program_mut(program)
+                .ok_or_else(|| {
+                    CollectorError::Load(format!("program {program} missing from the object"))
+                })?
+                .try_into()
+                .map_err(|e| CollectorError::Load(format!("{program}: {e}")))?;
+            prog.load().map_err(|e| load_error(program, e))?;
+            prog.attach(category, name)
+                .map_err(|e| load_error(program, e))?;
+        }
+        Ok(())
+    }
+
+    fn load_uprobes(&mut self) -> Result<(), CollectorError> {
+        for program in SSL_ENTRY_PROGRAMS
+            .iter()
+            .map(|(_, p)| *p)
+            .chain([SSL_EXIT_PROGRAM])
+        {
+            let prog: &mut UProbe = self
+                .ebpf
+                .program_mut(program)
+                .ok_or_else(|| {
+                    CollectorError::Load(format!("program {program} missing from the object"))
+                })?
+                .try_into()
+                .map_err(|e| CollectorError::Load(format!("{program}: {e}")))?;
+            prog.load().map_err(|e| load_error(program, e))?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the OpenSSL probes to a library or executable (once per file).
+    pub fn attach_tls(&mut self, target: &TlsTarget) -> Result<usize, CollectorError> {
+        if !self.attached_tls.insert((target.dev, target.ino)) {
+            return Ok(0);
+        }
+        let mut attached = 0;
+        for (function, offset) in &target.functions {
+            let Some((_, entry)) = SSL_ENTRY_PROGRAMS.iter().find(|(f, _)| f == function) else {
+                continue;
+            };
+            for program in [*entry, SSL_EXIT_PROGRAM] {
+                let prog: &mut UProbe = self
+                    .ebpf
+                    .program_mut(program)
+                    .ok_or_else(|| CollectorError::Load(format!("program {program} missing")))?
+                    .try_into()
+                    .map_err(|e| CollectorError::Load(format!("{program}: {e}")))?;
+                prog.attach(*offset, &target.path, UProbeScope::AllProcesses)
+                    .map_err(|e| {
+                        CollectorError::Load(format!(
+                            "uprobe {function} in {}: {e:#}",
+                            target.path.display()
+                        ))
+                    })?;
+                attached += 1;
+            }
+        }
+        Ok(attached)
+    }
+
+    /// Seeds the kernel's pid → parent map (for processes that existed before the collector).
+    pub fn seed_parents(&mut self, pairs: impl IntoIterator<Item = (u32, u32)>) {
+        if let Some(map) = self.ebpf.map_mut("PARENTS") {
+            if let Ok(mut parents) = BpfHashMap::<_, u32, u32>::try_from(map) {
+                for (pid, ppid) in pairs {
+                    let _ = parents.insert(pid, ppid, 0);
+                }
+            }
+        }
+    }
+
+    pub fn stats(&self) -> KernelStats {
+        let mut out = KernelStats::default();
+        let Some(map) = self.ebpf.map("STATS") else {
+            return out;
+        };
+        let Ok(stats) = PerCpuArray::<_, u64>::try_from(map) else {
+            return out;
+        };
+        let sum = |index: u32| {
+            stats
+                .get(&index, 0)
+                .map(|v| v.iter().sum::<u64>())
+                .unwrap_or(0)
+        };
+        out.emitted = sum(stat::EMITTED);
+        out.dropped = sum(stat::DROPPED);
+        out.lost_bytes = sum(stat::LOST_BYTES);
+        if let Ok(values) = stats.get(&stat::DROPPED, 0) {
+            out.dropped_per_cpu = values.iter().copied().collect();
+        }
+        out
+    }
+
+    /// Waits until records are available, then passes up to `max` of them to `sink`.
+    /// Returns how many were passed.
+    pub async fn read_batch(
+        &mut self,
+        max: usize,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<usize, CollectorError> {
+        loop {
+            let mut guard = self
+                .ring
+                .readable_mut()
+                .await
+                .map_err(|e| CollectorError::RingBuffer(e.to_string()))?;
+            let ring = guard.get_inner_mut();
+            let mut count = 0;
+            while count < max {
+                let Some(item) = ring.next() else { break };
+                sink(&item);
+                count += 1;
+            }
+            if count < max {
+                guard.clear_ready();
+            }
+            if count > 0 {
+                return Ok(count);
+            }
+        }
+    }
+
+    /// Reads what is available now without waiting.
+    pub fn drain_now(&mut self, max: usize, mut sink: impl FnMut(&[u8])) -> usize {
+        let ring = self.ring.get_mut();
+        let mut count = 0;
+        while count < max {
+            let Some(item) = ring.next() else { break };
+            sink(&item);
+            count += 1;
+        }
+        count
+    }
+
+    pub fn ring_fd(&self) -> i32 {
+        self.ring.get_ref().as_raw_fd()
+    }
+}
+
+fn missing_map(name: &str) -> CollectorError {
+    CollectorError::Load(format!("map {name} missing from the eBPF object"))
+}
+
+fn load_error(program: &str, err: impl std::error::Error) -> CollectorError {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    if is_permission_error(&text) {
+        CollectorError::NotPrivileged
+    } else {
+        CollectorError::Load(format!("{program}: {text}"))
+    }
+}

@@ -1,0 +1,133 @@
+//! The collector's process table: seeded from /proc at start, kept current by fork, exec and
+//! exit events, so every event can be placed in its process lineage, including events from
+//! processes that started before the collector.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::event::{Event, EventBody};
+use crate::procfs::ProcEntry;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    pub exe: Option<String>,
+    pub argv: Vec<String>,
+    /// True when first seen in /proc rather than born while collecting.
+    pub seeded: bool,
+    pub exited: bool,
+}
+
+/// Exited processes kept for lineage lookups of late events; the oldest go first.
+const EXITED_KEPT: usize = 4096;
+
+#[derive(Debug, Default)]
+pub struct ProcessTable {
+    processes: HashMap<u32, ProcessInfo>,
+    exited: VecDeque<u32>,
+}
+
+impl ProcessTable {
+    pub fn seed(&mut self, entries: &[ProcEntry]) {
+        for e in entries {
+            self.processes.insert(
+                e.pid,
+                ProcessInfo {
+                    pid: e.pid,
+                    ppid: e.ppid,
+                    comm: e.comm.clone(),
+                    exe: e.exe.as_ref().map(|p| p.display().to_string()),
+                    argv: e.argv.clone(),
+                    seeded: true,
+                    exited: false,
+                },
+            );
+        }
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&ProcessInfo> {
+        self.processes.get(&pid)
+    }
+
+    pub fn ppid(&self, pid: u32) -> u32 {
+        self.processes.get(&pid).map_or(0, |p| p.ppid)
+    }
+
+    /// pid, its parent, grandparent, ... as far as known (at most 64 steps, guarding against
+    /// cycles from pid reuse).
+    pub fn lineage(&self, pid: u32) -> Vec<u32> {
+        let mut chain = vec![pid];
+        let mut current = pid;
+        while chain.len() < 64 {
+            let parent = self.ppid(current);
+            if parent == 0 || chain.contains(&parent) {
+                break;
+            }
+            chain.push(parent);
+            current = parent;
+        }
+        chain
+    }
+
+    pub fn len(&self) -> usize {
+        self.processes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.processes.is_empty()
+    }
+
+    /// Updates the table from an event and fills the event's `ppid`.
+    pub fn apply(&mut self, event: &mut Event) {
+        let pid = event.header.pid;
+        match &event.body {
+            EventBody::Fork { child_pid, .. } => {
+                let parent = self.processes.get(&pid).cloned();
+                self.processes.insert(
+                    *child_pid,
+                    ProcessInfo {
+                        pid: *child_pid,
+                        ppid: pid,
+                        comm: event.header.comm.clone(),
+                        exe: parent.as_ref().and_then(|p| p.exe.clone()),
+                        argv: parent.map(|p| p.argv).unwrap_or_default(),
+                        seeded: false,
+                        exited: false,
+                    },
+                );
+            }
+            EventBody::Exec { filename, argv, .. } => {
+                let entry = self.processes.entry(pid).or_insert_with(|| ProcessInfo {
+                    pid,
+                    ppid: 0,
+                    comm: String::new(),
+                    exe: None,
+                    argv: Vec::new(),
+                    seeded: false,
+                    exited: false,
+                });
+                entry.comm = event.header.comm.clone();
+                entry.exe = Some(filename.clone());
+                entry.argv = argv.clone();
+            }
+            EventBody::Exit { .. } => {
+                if let Some(p) = self.processes.get_mut(&pid) {
+                    if !p.exited {
+                        p.exited = true;
+                        self.exited.push_back(pid);
+                    }
+                }
+                while self.exited.len() > EXITED_KEPT {
+                    if let Some(old) = self.exited.pop_front() {
+                        if self.processes.get(&old).is_some_and(|p| p.exited) {
+                            self.processes.remove(&old);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        event.header.ppid = self.ppid(pid);
+    }
+}

@@ -1,0 +1,160 @@
+//! Redaction of secrets in captured payloads before they leave the collector.
+//!
+//! Agents send API keys with every LLM request. By default the values of credential-bearing
+//! HTTP headers and of `api_key`-style JSON fields are overwritten with `*`, keeping the length
+//! so offsets and chunk sizes still line up. A header split across two captured chunks is only
+//! caught in the chunk that holds its name; reconstruction (which joins chunks) redacts again.
+
+/// Header names whose values are credentials (lower case).
+const SECRET_HEADERS: &[&[u8]] = &[
+    b"authorization",
+    b"proxy-authorization",
+    b"x-api-key",
+    b"api-key",
+    b"x-goog-api-key",
+    b"openai-api-key",
+    b"anthropic-api-key",
+    b"cookie",
+    b"set-cookie",
+];
+
+/// JSON keys whose string values are credentials (lower case, quotes included).
+const SECRET_JSON_KEYS: &[&[u8]] = &[
+    b"\"api_key\"",
+    b"\"apikey\"",
+    b"\"api-key\"",
+    b"\"access_token\"",
+    b"\"secret\"",
+];
+
+/// Overwrites secret values in `buf`; returns how many were redacted.
+pub fn redact_in_place(buf: &mut [u8]) -> usize {
+    redact_headers(buf) + redact_json_fields(buf)
+}
+
+fn redact_headers(buf: &mut [u8]) -> usize {
+    let mut count = 0;
+    let mut line_start = 0;
+    while line_start < buf.len() {
+        let line_end = buf[line_start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(buf.len(), |p| line_start + p);
+        let line = &buf[line_start..line_end];
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = &line[..colon];
+            if SECRET_HEADERS
+                .iter()
+                .any(|secret| name.eq_ignore_ascii_case(secret))
+            {
+                let mut value_start = line_start + colon + 1;
+                while value_start < line_end && buf[value_start] == b' ' {
+                    value_start += 1;
+                }
+                let mut value_end = line_end;
+                if value_end > value_start && buf[value_end - 1] == b'\r' {
+                    value_end -= 1;
+                }
+                // Keep the scheme ("Bearer ") so a reader still sees what kind of credential it was.
+                let value = &buf[value_start..value_end];
+                let keep = value.iter().position(|&b| b == b' ').map_or(0, |p| p + 1);
+                if value_end > value_start + keep {
+                    buf[value_start + keep..value_end].fill(b'*');
+                    count += 1;
+                }
+            }
+        }
+        line_start = line_end + 1;
+    }
+    count
+}
+
+fn redact_json_fields(buf: &mut [u8]) -> usize {
+    let mut count = 0;
+    for key in SECRET_JSON_KEYS {
+        let mut from = 0;
+        while let Some(pos) = find_ignore_case(&buf[from..], key) {
+            let mut i = from + pos + key.len();
+            while i < buf.len() && matches!(buf[i], b' ' | b'\t' | b'\r' | b'\n') {
+                i += 1;
+            }
+            if i < buf.len() && buf[i] == b':' {
+                i += 1;
+                while i < buf.len() && matches!(buf[i], b' ' | b'\t' | b'\r' | b'\n') {
+                    i += 1;
+                }
+                if i < buf.len() && buf[i] == b'"' {
+                    let start = i + 1;
+                    let mut end = start;
+                    while end < buf.len() && buf[end] != b'"' {
+                        end += if buf[end] == b'\\' { 2 } else { 1 };
+                    }
+                    let end = end.min(buf.len());
+                    if end > start {
+                        buf[start..end].fill(b'*');
+                        count += 1;
+                    }
+                    i = end;
+                }
+            }
+            from = i.max(from + pos + 1);
+        }
+    }
+    count
+}
+
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_authorization_keeping_scheme_and_length() {
+        let mut req = b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\nAuthorization: Bearer sk-proj-abc123\r\nX-Api-Key: k-999\r\n\r\n{}".to_vec();
+        let len = req.len();
+        assert_eq!(redact_in_place(&mut req), 2);
+        let text = String::from_utf8(req).unwrap();
+        assert!(
+            text.contains("Authorization: Bearer ***************\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("X-Api-Key: *****\r\n"));
+        assert!(text.contains("Host: api.openai.com"));
+        assert_eq!(text.len(), len);
+    }
+
+    #[test]
+    fn redacts_json_api_key_fields() {
+        let mut body =
+            br#"{"model":"x","api_key": "sk-live-1", "nested":{"API_KEY":"q\"w"}}"#.to_vec();
+        assert_eq!(redact_in_place(&mut body), 2);
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            !text.contains("sk-live-1") && !text.contains("q\\\"w"),
+            "{text}"
+        );
+        assert!(text.contains(r#""model":"x""#));
+    }
+
+    #[test]
+    fn leaves_ordinary_payloads_alone() {
+        let mut body = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"answer\":\"authorization is needed\"}".to_vec();
+        let before = body.clone();
+        assert_eq!(redact_in_place(&mut body), 0);
+        assert_eq!(body, before);
+    }
+
+    #[test]
+    fn never_panics_on_cut_input() {
+        let full = b"Authorization: Bearer abc\r\n{\"api_key\":\"zz".to_vec();
+        for cut in 0..=full.len() {
+            let mut part = full[..cut].to_vec();
+            redact_in_place(&mut part);
+        }
+    }
+}

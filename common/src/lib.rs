@@ -1,0 +1,280 @@
+//! Event records that the kernel programs write into the ring buffer and the collector decodes.
+//!
+//! Every record starts with an [`EventHeader`]; `header.kind` says which struct follows and
+//! `header.size` how many bytes of the record are meaningful (payload records are variable-size:
+//! only `data_len` bytes of `data` are sent). All structs are `#[repr(C)]` with explicit padding
+//! and size assertions, so the layout is the contract between the two sides. New fields are only
+//! ever appended.
+#![no_std]
+
+/// Length of `task->comm`.
+pub const COMM_LEN: usize = 16;
+/// Bytes of a file name or path read from user memory (longer ones are flagged truncated).
+pub const PATH_LEN: usize = 256;
+/// Bytes of NUL-separated argv kept per exec.
+pub const ARGV_LEN: usize = 2048;
+/// Bytes read of one argument; a longer one is cut and the exec flagged `ARGV_TRUNCATED`.
+pub const ARG_READ_LEN: usize = 512;
+/// Arguments read per exec; more are flagged truncated.
+pub const MAX_ARGS: usize = 32;
+/// Payload bytes per ring-buffer record. A larger buffer is split into several records.
+pub const CHUNK_LEN: usize = 16 * 1024;
+/// Chunks emitted per read/write call: calls larger than `CHUNK_LEN * MAX_CHUNKS` report the
+/// remainder in `lost_bytes` instead of being silently cut.
+pub const MAX_CHUNKS: u32 = 96;
+/// Bytes of a DNS datagram kept.
+pub const DNS_LEN: usize = 512;
+
+/// Record kinds (`EventHeader::kind`).
+pub mod kind {
+    pub const EXEC: u32 = 1;
+    pub const FORK: u32 = 2;
+    pub const EXIT: u32 = 3;
+    pub const OPEN: u32 = 4;
+    pub const CONNECT: u32 = 5;
+    pub const ACCEPT: u32 = 6;
+    pub const TCP_STATE: u32 = 7;
+    pub const DNS: u32 = 8;
+    pub const DATA: u32 = 9;
+    pub const CLOSE: u32 = 10;
+}
+
+/// Flags on [`ExecEvent`].
+pub mod exec_flags {
+    pub const ARGV_TRUNCATED: u32 = 1;
+    pub const FILENAME_TRUNCATED: u32 = 2;
+    /// The argv could not be read (the stash from syscall entry was missing).
+    pub const ARGV_MISSING: u32 = 4;
+}
+
+/// Flags on [`ExitEvent`].
+pub mod exit_flags {
+    /// `exit_code` came from exit/exit_group; without it the process died another way
+    /// (a signal, usually) and the code is unknown.
+    pub const CODE_KNOWN: u32 = 1;
+}
+
+/// Which open syscall produced an [`OpenEvent`].
+pub mod open_syscall {
+    pub const OPEN: u32 = 1;
+    pub const OPENAT: u32 = 2;
+    pub const OPENAT2: u32 = 3;
+}
+
+/// Where payload bytes were captured (`DataEvent::source`).
+pub mod source {
+    /// Plaintext at the OpenSSL API (`SSL_write`, `SSL_read` and their `_ex` forms).
+    pub const TLS_OPENSSL: u32 = 1;
+    /// Plain TCP socket read/write/send/recv syscalls.
+    pub const SOCKET: u32 = 2;
+    /// Pipes and stdio (MCP over stdio). Shape reserved; not captured yet.
+    pub const PIPE: u32 = 3;
+}
+
+/// Direction of payload bytes, from the traced process's point of view.
+pub mod direction {
+    /// The process wrote the bytes (a request, for a client).
+    pub const EGRESS: u32 = 1;
+    /// The process read the bytes (a response, for a client).
+    pub const INGRESS: u32 = 2;
+}
+
+/// Flags on [`DataEvent`].
+pub mod data_flags {
+    /// Last record of this call.
+    pub const LAST: u32 = 1;
+}
+
+/// Indexes into the `STATS` per-CPU array kept by the kernel programs.
+pub mod stat {
+    /// Records written to the ring buffer.
+    pub const EMITTED: u32 = 0;
+    /// Records the ring buffer had no room for.
+    pub const DROPPED: u32 = 1;
+    /// Payload bytes not delivered (ring full, or a call beyond `MAX_CHUNKS`).
+    pub const LOST_BYTES: u32 = 2;
+    pub const COUNT: u32 = 3;
+}
+
+/// Indexes into the `CONFIG` array the collector fills before attaching.
+pub mod config {
+    /// The collector's own tgid: its activity is never traced.
+    pub const SELF_TGID: u32 = 0;
+    /// Non-zero: trace only tgids in the `TARGETS` map (and their descendants).
+    pub const FILTER_PIDS: u32 = 1;
+    /// Non-zero: capture plain socket payloads.
+    pub const CAPTURE_SOCKET_DATA: u32 = 2;
+    pub const COUNT: u32 = 4;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventHeader {
+    pub kind: u32,
+    /// Bytes of the record that are meaningful, header included.
+    pub size: u32,
+    /// `bpf_ktime_get_boot_ns`: nanoseconds since boot, suspend included.
+    pub ts_ns: u64,
+    pub cgroup_id: u64,
+    /// Process id (the kernel's tgid).
+    pub pid: u32,
+    /// Thread id (the kernel's pid).
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecEvent {
+    pub header: EventHeader,
+    /// Parent tgid as known to the kernel map (seeded from /proc, kept by fork events); 0 if unknown.
+    pub ppid: u32,
+    pub flags: u32,
+    /// Arguments read (at most `MAX_ARGS`).
+    pub argc: u32,
+    /// Bytes used in `argv`: NUL-terminated arguments back to back.
+    pub argv_len: u32,
+    pub filename: [u8; PATH_LEN],
+    pub argv: [u8; ARGV_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ForkEvent {
+    pub header: EventHeader,
+    /// The new process's pid.
+    pub child_pid: u32,
+    pub _pad: u32,
+    pub clone_flags: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExitEvent {
+    pub header: EventHeader,
+    /// The status passed to exit/exit_group when `CODE_KNOWN` is set.
+    pub exit_code: i32,
+    pub flags: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct OpenEvent {
+    pub header: EventHeader,
+    pub dfd: i32,
+    pub flags: i32,
+    pub mode: u32,
+    /// The new fd, or `-errno`.
+    pub ret: i32,
+    pub syscall: u32,
+    /// Bytes of `path` read, NUL excluded; `PATH_LEN` means the path may be truncated.
+    pub path_len: u32,
+    pub path: [u8; PATH_LEN],
+}
+
+/// connect() and accept()/accept4().
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SockAddrEvent {
+    pub header: EventHeader,
+    /// connect: the socket. accept: the listening socket.
+    pub fd: i32,
+    /// connect: 0 or `-errno` (`-EINPROGRESS` for non-blocking). accept: the new fd or `-errno`.
+    pub ret: i32,
+    /// `AF_INET`, `AF_INET6`, `AF_UNIX`, ... (0 when no address was given).
+    pub family: u16,
+    /// Port in host byte order.
+    pub port: u16,
+    pub _pad: u32,
+    /// IPv4 in the first 4 bytes, or IPv6; for `AF_UNIX` the first bytes of the path.
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TcpStateEvent {
+    pub header: EventHeader,
+    pub skaddr: u64,
+    pub oldstate: i32,
+    pub newstate: i32,
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u16,
+    pub protocol: u16,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DnsEvent {
+    pub header: EventHeader,
+    pub fd: i32,
+    pub dport: u16,
+    pub _pad: u16,
+    /// Bytes of the datagram sent; `data` holds at most `DNS_LEN` of them.
+    pub len: u32,
+    pub _pad2: u32,
+    pub data: [u8; DNS_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CloseEvent {
+    pub header: EventHeader,
+    pub fd: i32,
+    pub _pad: u32,
+}
+
+/// A chunk of payload bytes. Records of one call share `call_id`; `seq` numbers them from 0 and
+/// `offset` places them in the call's buffer, so userspace can reassemble and see gaps.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DataEvent {
+    pub header: EventHeader,
+    pub source: u32,
+    pub direction: u32,
+    /// The socket fd, or -1 when it cannot be known (TLS over memory BIOs, as in Node).
+    pub fd: i32,
+    pub flags: u32,
+    /// Connection identity: the `SSL*` for TLS, 0 for plain sockets (use pid + fd).
+    pub conn_id: u64,
+    /// Unique per read/write call (boot-time ns of the call's return, with the tid mixed in).
+    pub call_id: u64,
+    /// Bytes the call transferred.
+    pub total_len: u64,
+    /// Where this chunk starts in the call's buffer.
+    pub offset: u64,
+    /// Bytes of this call not delivered so far (ring full or beyond `MAX_CHUNKS`).
+    pub lost_bytes: u64,
+    pub seq: u32,
+    pub data_len: u32,
+    pub data: [u8; CHUNK_LEN],
+}
+
+/// Bytes of a `DataEvent` before `data`.
+pub const DATA_PREFIX_LEN: usize = core::mem::offset_of!(DataEvent, data);
+
+const _: () = {
+    assert!(core::mem::size_of::<EventHeader>() == 56);
+    assert!(core::mem::size_of::<ExecEvent>() == 56 + 16 + PATH_LEN + ARGV_LEN);
+    assert!(core::mem::size_of::<ForkEvent>() == 56 + 16);
+    assert!(core::mem::size_of::<ExitEvent>() == 56 + 8);
+    assert!(core::mem::size_of::<OpenEvent>() == 56 + 24 + PATH_LEN);
+    assert!(core::mem::size_of::<SockAddrEvent>() == 56 + 32);
+    assert!(core::mem::size_of::<TcpStateEvent>() == 56 + 56);
+    assert!(core::mem::size_of::<DnsEvent>() == 56 + 16 + DNS_LEN);
+    assert!(core::mem::size_of::<CloseEvent>() == 56 + 8);
+    assert!(DATA_PREFIX_LEN == 56 + 64);
+    assert!(core::mem::size_of::<DataEvent>() == DATA_PREFIX_LEN + CHUNK_LEN);
+    assert!(CHUNK_LEN.is_power_of_two());
+};
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C) structs of integers and byte arrays with explicit
+    // padding fields, so every bit pattern is valid.
+    unsafe impl aya::Pod for super::EventHeader {}
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs everything agentscope needs on a fresh Debian 12 machine, idempotently:
+# each step checks for what it installs first, so a second run changes nothing.
+# Versions known to work are listed in DEVELOPERS.md.
+set -euo pipefail
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: must run as root (apt-get, rustup components, tracefs mount); try: sudo make setup" >&2
+    exit 1
+  fi
+}
+need_root
+
+export PATH="$HOME/.cargo/bin:$PATH"
+LLVM_MAJOR=22
+BPF_LINKER_VERSION=0.13.0
+
+# Debian packages: LLVM for bpf-linker, test servers and tools for the test agents.
+debs=(
+  "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
+  pkg-config openssl ca-certificates python3 nodejs tmux postgresql iproute2
+)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# nodejs may come from a non-Debian source on some machines; a working `node` is what matters.
+if command -v node >/dev/null 2>&1; then
+  missing=("${missing[@]/nodejs/}")
+fi
+# python3 likewise (pyenv builds count).
+if command -v python3 >/dev/null 2>&1; then
+  missing=("${missing[@]/python3/}")
+fi
+filtered=()
+for p in "${missing[@]}"; do [ -n "$p" ] && filtered+=("$p"); done
+if [ ${#filtered[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${filtered[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${filtered[@]}"
+  # The Debian postgresql package starts a cluster service on install; tests start their own.
+  if command -v pg_ctlcluster >/dev/null 2>&1; then pg_ctlcluster --force 15 main stop >/dev/null 2>&1 || true; fi
+fi
+
+# Rust toolchains: stable for userspace, nightly with rust-src for the BPF target (build-std).
+if ! rustup toolchain list | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal
+fi
+if ! rustup component list --toolchain nightly --installed | grep -q '^rust-src'; then
+  rustup component add rust-src --toolchain nightly
+fi
+if ! rustup component list --installed | grep -q '^rustfmt'; then
+  rustup component add rustfmt
+fi
+
+# bpf-linker built against the system LLVM 22.
+if ! { command -v bpf-linker >/dev/null 2>&1 && bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; }; then
+  echo "setup: building bpf-linker $BPF_LINKER_VERSION against LLVM $LLVM_MAJOR (takes a few minutes)"
+  PATH="/usr/lib/llvm-${LLVM_MAJOR}/bin:$PATH" cargo +stable install --locked bpf-linker \
+    --version "$BPF_LINKER_VERSION" --no-default-features --features "llvm-${LLVM_MAJOR}"
+fi
+
+# tracefs: the collector mounts it too, but tests and bpftool-style debugging want it.
+if [ ! -e /sys/kernel/tracing/events ]; then
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+fi
+
+echo "setup: ok"
