@@ -137,6 +137,8 @@ struct SslArgs {
     buf: u64,
     /// `_ex` variants: where OpenSSL stores the byte count; 0 for the plain variants.
     len_ptr: u64,
+    /// Bytes the caller asked for: a reported length beyond it is not trusted.
+    num: u64,
     /// Socket fd seen in a syscall nested in this call, -1 until then.
     fd: i32,
     direction: u32,
@@ -1043,6 +1045,7 @@ fn ssl_enter(ctx: &ProbeContext, dir: u32, extended: bool) {
         } else {
             0
         },
+        num: ctx.arg::<u64>(2).unwrap_or(0),
         fd: -1,
         direction: dir,
     };
@@ -1056,7 +1059,9 @@ fn ssl_exit(ctx: &RetProbeContext) {
         return;
     };
     let _ = SSL_PENDING.remove(&tid);
-    let ret: i64 = ctx.ret::<i64>();
+    // All four functions return a C int: the upper half of the register is not sign-extended,
+    // so reading it as 64 bits would turn -1 (SSL_ERROR_WANT_READ) into 4 GiB.
+    let ret = ctx.ret::<i32>() as i64;
     let len: u64 = if args.len_ptr != 0 {
         if ret != 1 {
             return;
@@ -1068,7 +1073,12 @@ fn ssl_exit(ctx: &RetProbeContext) {
         }
         ret as u64
     };
-    if len == 0 {
+    let requested = if args.len_ptr != 0 {
+        args.num
+    } else {
+        args.num & 0xffff_ffff
+    };
+    if len == 0 || len > requested {
         return;
     }
     let fd = if args.fd >= 0 {

@@ -16,6 +16,8 @@ pub enum CollectorError {
         detail: String,
         fix: &'static str,
     },
+    #[error("attaching TLS probes failed: {0}; TLS plaintext of that program will be missing (other capture continues)")]
+    AttachTls(String),
     #[error("reading the ring buffer failed: {0}")]
     RingBuffer(String),
 }

@@ -392,7 +392,7 @@ fn missing_map(name: &str) -> CollectorError {
     CollectorError::Load(format!("map {name} missing from the eBPF object"))
 }
 
-fn load_error(program: &str, err: impl std::error::Error) -> CollectorError {
+fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -400,6 +400,11 @@ fn load_error(program: &str, err: impl std::error::Error) -> CollectorError {
         text.push_str(&s.to_string());
         source = s.source();
     }
+    text
+}
+
+fn load_error(program: &str, err: impl std::error::Error) -> CollectorError {
+    let text = error_chain(&err);
     if is_permission_error(&text) {
         CollectorError::NotPrivileged
     } else {

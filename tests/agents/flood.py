@@ -13,7 +13,16 @@ def main():
     ap.add_argument("--opens", type=int, default=0)
     ap.add_argument("--path", default="/etc/hostname")
     ap.add_argument("--execs", type=int, default=0)
+    # Lets a test start the flood first and point the collector at its pid before releasing it.
+    ap.add_argument("--wait-before-start-file")
     args = ap.parse_args()
+
+    if args.wait_before_start_file:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(args.wait_before_start_file):
+            if time.monotonic() > deadline:
+                raise SystemExit("flood: start file never appeared")
+            time.sleep(0.05)
 
     start = time.monotonic()
     for _ in range(args.opens):

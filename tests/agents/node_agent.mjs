@@ -15,6 +15,7 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { parseArgs } from "node:util";
 
 const { values: opt } = parseArgs({
@@ -28,8 +29,13 @@ const { values: opt } = parseArgs({
     "service-port": { type: "string" },
     "wait-before-start-file": { type: "string" },
     marker: { type: "string", default: "agentscope-marker" },
+    // Write request-N.body / response-N.body (exact bytes sent / received after de-chunking).
+    "dump-dir": { type: "string" },
   },
 });
+
+// Real agents send API keys; the collector under test must redact them.
+const API_KEY = process.env.AGENTSCOPE_TEST_API_KEY ?? "sk-agentscope-test-0123456789abcdef";
 
 function fail(msg) {
   process.stderr.write(`node_agent: error: ${msg}\n`);
@@ -117,17 +123,37 @@ async function readSse(body) {
   return message;
 }
 
+// Pass a body stream through unchanged, keeping a copy of each chunk.
+async function* tee(body, chunks) {
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    yield chunk;
+  }
+}
+
 async function chat(url, payload, sizes) {
-  const body = JSON.stringify(payload);
-  sizes.push(Buffer.byteLength(body));
+  // Encode once, so the dumped bytes are exactly the bytes fetch sends.
+  const body = Buffer.from(JSON.stringify(payload));
+  sizes.push(body.length);
+  const n = sizes.length;
+  const dump = (name, data) => opt["dump-dir"] && fs.writeFileSync(path.join(opt["dump-dir"], name), data);
+  dump(`request-${n}.body`, body);
   const res = await fetch(url, {
     method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: "Bearer sk-agentscope-test" },
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${API_KEY}` },
     body,
   });
   if (res.status !== 200) fail(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
-  if (payload.stream) return readSse(res.body);
-  return (await res.json()).choices[0].message;
+  let message;
+  const received = [];
+  if (payload.stream) {
+    message = await readSse(tee(res.body, received));
+  } else {
+    received.push(Buffer.from(await res.arrayBuffer()));
+    message = JSON.parse(received[0].toString()).choices[0].message;
+  }
+  dump(`response-${n}.body`, Buffer.concat(received));
+  return message;
 }
 
 function ping(host, port) {
@@ -172,6 +198,7 @@ async function runTool(name, args) {
 }
 
 async function main() {
+  if (opt["dump-dir"]) fs.mkdirSync(opt["dump-dir"], { recursive: true });
   if (opt["wait-before-start-file"]) await waitForFile(opt["wait-before-start-file"]);
 
   const messages = [

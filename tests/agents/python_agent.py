@@ -11,7 +11,11 @@ import ssl
 import subprocess
 import sys
 import time
-from http.client import HTTPException, HTTPSConnection
+from http.client import HTTPException, HTTPResponse, HTTPSConnection
+from pathlib import Path
+
+# Real agents send API keys; the collector under test must redact them.
+API_KEY = os.environ.get("AGENTSCOPE_TEST_API_KEY", "sk-agentscope-test-0123456789abcdef")
 
 TOOLS = [
     {"type": "function", "function": {
@@ -42,10 +46,81 @@ def wait_for_file(path, timeout=60.0):
         time.sleep(0.05)
 
 
-def read_sse(resp):
-    """Rebuild an assistant message from an OpenAI-style SSE stream."""
+def appender(path):
+    """Truncate path and return a function that appends bytes to it. Opening per
+    write keeps recording independent of connection/response lifetimes."""
+    open(path, "wb").close()
+
+    def append(data):
+        with open(path, "ab") as f:
+            f.write(data)
+    return append
+
+
+class RecordingReader:
+    """Wraps the response's socket file; records every byte the HTTP parser consumes."""
+
+    def __init__(self, fp, record):
+        self._fp, self._record = fp, record
+
+    def __getattr__(self, name):
+        # close, fileno, peek, ... are delegated unrecorded: peeked bytes are read again later.
+        return getattr(self._fp, name)
+
+    def _tee(self, data):
+        self._record(data)
+        return data
+
+    def read(self, *args):
+        return self._tee(self._fp.read(*args))
+
+    def read1(self, *args):
+        return self._tee(self._fp.read1(*args))
+
+    def readline(self, *args):
+        return self._tee(self._fp.readline(*args))
+
+    def readinto(self, buf):
+        n = self._fp.readinto(buf)
+        self._record(bytes(memoryview(buf)[:n]))
+        return n
+
+
+class RecordingResponse(HTTPResponse):
+    record = None  # set per connection by RecordingConnection
+
+    def __init__(self, sock, *args, **kwargs):
+        super().__init__(sock, *args, **kwargs)
+        self.fp = RecordingReader(self.fp, self.record)  # self.fp is sock.makefile("rb")
+
+
+class RecordingConnection(HTTPSConnection):
+    """HTTPSConnection that dumps the plaintext it writes to / parses from the
+    TLS socket into dump_dir/egress.raw and dump_dir/ingress.raw."""
+
+    def __init__(self, *args, dump_dir, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._record_egress = appender(os.path.join(dump_dir, "egress.raw"))
+
+        class Response(RecordingResponse):
+            record = staticmethod(appender(os.path.join(dump_dir, "ingress.raw")))
+        self.response_class = Response
+
+    def send(self, data):
+        # http.client streams file-like/iterable bodies in pieces this override
+        # would not see; this agent only sends bytes, so refuse anything else.
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"cannot record send() of {type(data).__name__}")
+        super().send(data)
+        self._record_egress(bytes(data))
+
+
+def read_sse(resp, received):
+    """Rebuild an assistant message from an OpenAI-style SSE stream; the raw
+    (de-chunked) body is appended to received."""
     content, calls = [], {}
     for line in iter(resp.readline, b""):
+        received.append(line)
         line = line.strip()
         if not line.startswith(b"data:"):
             continue
@@ -61,7 +136,7 @@ def read_sse(resp):
             fn = frag.get("function") or {}
             call["name"] = fn.get("name") or call["name"]
             call["arguments"] += fn.get("arguments") or ""
-    resp.read()  # consume the terminating chunk so the connection can be reused
+    received.append(resp.read())  # consume the terminating chunk so the connection can be reused
     message = {"role": "assistant", "content": "".join(content) or None}
     if calls:
         message["tool_calls"] = [
@@ -70,17 +145,26 @@ def read_sse(resp):
     return message
 
 
-def chat(conn, payload, sent_sizes):
+def chat(conn, payload, sent_sizes, dump_dir=None):
     body = json.dumps(payload).encode()
     sent_sizes.append(len(body))
+    n = len(sent_sizes)
+    if dump_dir:
+        Path(dump_dir, f"request-{n}.body").write_bytes(body)
     conn.request("POST", "/v1/chat/completions", body,
-                 {"Content-Type": "application/json", "Authorization": "Bearer sk-agentscope-test"})
+                 {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"})
     resp = conn.getresponse()
     if resp.status != 200:
         fail(f"HTTP {resp.status}: {resp.read()[:200]!r}")
+    received = []
     if payload.get("stream"):
-        return read_sse(resp)
-    return json.loads(resp.read())["choices"][0]["message"]
+        message = read_sse(resp, received)
+    else:
+        received.append(resp.read())
+        message = json.loads(received[0])["choices"][0]["message"]
+    if dump_dir:
+        Path(dump_dir, f"response-{n}.body").write_bytes(b"".join(received))
+    return message
 
 
 def run_tool(name, args):
@@ -112,8 +196,11 @@ def main():
     ap.add_argument("--service-port", type=int)
     ap.add_argument("--wait-before-start-file")
     ap.add_argument("--marker", default="agentscope-marker")
+    ap.add_argument("--dump-dir", help="write request/response bodies and raw HTTP bytes here")
     args = ap.parse_args()
 
+    if args.dump_dir:
+        os.makedirs(args.dump_dir, exist_ok=True)
     if args.wait_before_start_file:
         wait_for_file(args.wait_before_start_file)
 
@@ -131,17 +218,19 @@ def main():
     conn = None
     try:
         ctx = ssl.create_default_context(cafile=args.ca)
-        conn = HTTPSConnection(args.host, args.port, context=ctx, timeout=30)
+        conn_args = dict(host=args.host, port=args.port, context=ctx, timeout=30)
+        conn = (RecordingConnection(**conn_args, dump_dir=args.dump_dir) if args.dump_dir
+                else HTTPSConnection(**conn_args))
         conn.connect()
         conn.auto_open = 0  # a silent reconnect would hide a broken keep-alive
-        reply = chat(conn, payload, sizes)
+        reply = chat(conn, payload, sizes, args.dump_dir)
         calls = reply.get("tool_calls") or []
         messages.append(reply)
         for call in calls:
             fn = call["function"]
             result = run_tool(fn["name"], json.loads(fn["arguments"] or "{}"))
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-        final = chat(conn, dict(payload, messages=messages), sizes).get("content")
+        final = chat(conn, dict(payload, messages=messages), sizes, args.dump_dir).get("content")
     except (OSError, HTTPException, ValueError, KeyError, IndexError) as e:
         fail(f"{type(e).__name__}: {e}")
     finally:

@@ -1,0 +1,438 @@
+//! End-to-end tests of the live collector against real agents (Python with the system OpenSSL,
+//! Node with its embedded OpenSSL) talking to a local TLS mock LLM. They load eBPF programs and
+//! so need root; without it they fail with a message saying so.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::*;
+
+fn python_agent_args<'a>(
+    llm: &'a MockLlm,
+    echo_port: &'a str,
+    dump: &'a str,
+    extra: &[&'a str],
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        agents_dir().join("python_agent.py").display().to_string(),
+        "--port".into(),
+        llm.port.to_string(),
+        "--ca".into(),
+        llm.cert.display().to_string(),
+        "--read-path".into(),
+        "/etc/os-release".into(),
+        "--service-port".into(),
+        echo_port.into(),
+        "--dump-dir".into(),
+        dump.into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn events_of<'a>(captured: &'a Captured, kind: &'a str, pid: u32) -> Vec<&'a Value> {
+    captured.of_kind(kind).filter(|e| e["pid"] == pid).collect()
+}
+
+/// The Python agent (system libssl, SSL_write_ex/SSL_read_ex), started before the collector:
+/// a 512 KiB request and its response are captured byte for byte in both directions, and the
+/// tool calls it carries out show up as exec, open and connect with lineage to the agent.
+#[test]
+fn python_agent_plaintext_and_actions_are_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let llm = MockLlm::start(dir.path());
+    let echo = EchoService::start(dir.path());
+    let dump = dir.path().join("dump");
+    let echo_port = echo.port.to_string();
+    let args = python_agent_args(
+        &llm,
+        &echo_port,
+        dump.to_str().unwrap(),
+        &["--big-kib", "512"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(dir.path(), "python3", &args, &[]);
+    let pid = agent.pid();
+    let collect = Collect::start(dir.path(), &["--pid", &pid.to_string(), "--keep-secrets"]);
+    agent.release();
+    let report: Value = serde_json::from_str(agent.finish().trim()).unwrap();
+    let captured = collect.stop();
+
+    // Byte for byte, both directions, including the 512 KiB body split into chunks.
+    let egress = captured.tls_stream(pid, "egress");
+    let sent = std::fs::read(dump.join("egress.raw")).unwrap();
+    assert!(report["request_bytes"][0].as_u64().unwrap() > 512 * 1024);
+    assert_eq!(egress.len(), sent.len(), "captured egress length");
+    assert!(
+        egress == sent,
+        "captured egress differs from what the agent sent"
+    );
+    let ingress = captured.tls_stream(pid, "ingress");
+    let received = std::fs::read(dump.join("ingress.raw")).unwrap();
+    assert!(
+        ingress == received,
+        "captured ingress differs from what the agent read ({} vs {} bytes)",
+        ingress.len(),
+        received.len()
+    );
+    let chunks = captured
+        .of_kind("data")
+        .filter(|e| e["pid"] == pid && e["direction"] == "egress")
+        .count();
+    assert!(
+        chunks >= 33,
+        "a 512 KiB write arrives as many chunks, got {chunks}"
+    );
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+
+    // The tool calls the model asked for, each linked to the agent.
+    let execs = captured
+        .of_kind("exec")
+        .filter(|e| e["filename"] == "/bin/echo")
+        .collect::<Vec<_>>();
+    assert_eq!(execs.len(), 1, "one run_command exec");
+    assert_eq!(
+        execs[0]["argv"],
+        serde_json::json!(["/bin/echo", "agentscope-tool-ran"])
+    );
+    assert_eq!(
+        execs[0]["ppid"], pid,
+        "the subprocess's parent is the agent"
+    );
+    assert!(
+        events_of(&captured, "open", pid)
+            .iter()
+            .any(|e| e["path"] == "/etc/os-release" && e["ret"].as_i64().unwrap() >= 0),
+        "read_file opened /etc/os-release"
+    );
+    assert!(
+        events_of(&captured, "connect", pid)
+            .iter()
+            .any(|e| e["port"] == echo.port && e["addr"] == "127.0.0.1"),
+        "fetch_url connected to the echo service"
+    );
+    assert!(
+        events_of(&captured, "connect", pid)
+            .iter()
+            .any(|e| e["port"] == llm.port),
+        "LLM connection seen"
+    );
+    // Started before the collector: its parent (this test) comes from the /proc seed.
+    let own_events = captured
+        .events
+        .iter()
+        .filter(|e| e["pid"] == pid)
+        .collect::<Vec<_>>();
+    assert!(
+        own_events.iter().all(|e| e["ppid"] == std::process::id()),
+        "agent events carry the seeded parent"
+    );
+    // The TLS chunks name the socket fd (learned from the syscall nested in SSL_write_ex).
+    let fds: Vec<i64> = events_of(&captured, "data", pid)
+        .iter()
+        .filter(|e| e["source"] == "tls")
+        .map(|e| e["fd"].as_i64().unwrap())
+        .collect();
+    assert!(
+        fds.iter().all(|fd| *fd >= 0),
+        "TLS chunks carry the socket fd: {fds:?}"
+    );
+    assert_eq!(captured.summary["decode_errors"], 0);
+}
+
+/// A streamed (chunked, SSE) response arrives as the agent read it, framing included.
+#[test]
+fn python_agent_streamed_response_is_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let llm = MockLlm::start(dir.path());
+    let echo = EchoService::start(dir.path());
+    let dump = dir.path().join("dump");
+    let echo_port = echo.port.to_string();
+    let args = python_agent_args(&llm, &echo_port, dump.to_str().unwrap(), &["--stream"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(dir.path(), "python3", &args, &[]);
+    let pid = agent.pid();
+    let collect = Collect::start(dir.path(), &["--pid", &pid.to_string(), "--keep-secrets"]);
+    agent.release();
+    agent.finish();
+    let captured = collect.stop();
+
+    let ingress = captured.tls_stream(pid, "ingress");
+    let received = std::fs::read(dump.join("ingress.raw")).unwrap();
+    assert!(
+        ingress == received,
+        "streamed ingress differs ({} vs {} bytes)",
+        ingress.len(),
+        received.len()
+    );
+    let text = String::from_utf8_lossy(&ingress);
+    assert!(
+        text.contains("Transfer-Encoding: chunked") && text.contains("text/event-stream"),
+        "{text}"
+    );
+    assert!(text.contains("data: [DONE]"));
+    let body = std::fs::read(dump.join("response-1.body")).unwrap();
+    assert!(
+        contains(&dechunk_all(&ingress), &body),
+        "de-chunked capture holds the SSE body the agent parsed"
+    );
+}
+
+/// Node embeds OpenSSL and uses SSL_write/SSL_read over memory BIOs: plaintext is still
+/// captured, keyed by the SSL* pointer, including a 512 KiB body and a streamed response.
+/// Node starts after the collector, so this also covers attaching to a newly exec'd binary.
+#[test]
+fn node_agent_plaintext_is_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let llm = MockLlm::start(dir.path());
+    let echo = EchoService::start(dir.path());
+    let dump = dir.path().join("dump");
+    let script = agents_dir().join("node_agent.mjs");
+    let (port, echo_port) = (llm.port.to_string(), echo.port.to_string());
+    let cert = llm.cert.display().to_string();
+    let node = Paused::command(
+        dir.path(),
+        "/usr/bin/env",
+        &[
+            "node",
+            script.to_str().unwrap(),
+            "--port",
+            &port,
+            "--ca",
+            &cert,
+            "--stream",
+            "--big-kib",
+            "512",
+            "--service-port",
+            &echo_port,
+            "--dump-dir",
+            dump.to_str().unwrap(),
+        ],
+        &[("NODE_EXTRA_CA_CERTS", &cert)],
+    );
+    let pid = node.pid();
+    let collect = Collect::start(dir.path(), &["--pid", &pid.to_string(), "--keep-secrets"]);
+    node.release();
+    node.finish();
+    let captured = collect.stop();
+
+    let egress = captured.tls_stream(pid, "egress");
+    for n in [1, 2] {
+        let body = std::fs::read(dump.join(format!("request-{n}.body"))).unwrap();
+        assert!(
+            contains(&egress, &body),
+            "request {n} body ({} bytes) captured verbatim",
+            body.len()
+        );
+    }
+    assert!(egress.starts_with(b"POST /v1/chat/completions HTTP/1.1\r\n"));
+    let raw_ingress = captured.tls_stream(pid, "ingress");
+    let ingress = dechunk_all(&raw_ingress);
+    for n in [1, 2] {
+        let body = std::fs::read(dump.join(format!("response-{n}.body"))).unwrap();
+        assert!(
+            contains(&ingress, &body),
+            "response {n} body ({} bytes) captured verbatim",
+            body.len()
+        );
+    }
+    let execs: Vec<&Value> = captured
+        .of_kind("exec")
+        .filter(|e| e["filename"] == "/bin/echo")
+        .collect();
+    assert_eq!(execs.len(), 1);
+    assert_eq!(execs[0]["ppid"], pid);
+    assert!(events_of(&captured, "connect", pid)
+        .iter()
+        .any(|e| e["port"] == echo.port));
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+}
+
+/// Credentials never leave the collector unless asked: the Authorization header is masked
+/// (same length, scheme kept) while the rest of the request is intact.
+#[test]
+fn api_keys_are_redacted_by_default() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let llm = MockLlm::start(dir.path());
+    let echo = EchoService::start(dir.path());
+    let dump = dir.path().join("dump");
+    let echo_port = echo.port.to_string();
+    let key = "sk-agentscope-redaction-check-42";
+    let args = python_agent_args(&llm, &echo_port, dump.to_str().unwrap(), &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(
+        dir.path(),
+        "python3",
+        &args,
+        &[("AGENTSCOPE_TEST_API_KEY", key)],
+    );
+    let pid = agent.pid();
+    let collect = Collect::start(dir.path(), &["--pid", &pid.to_string()]);
+    agent.release();
+    agent.finish();
+    let captured = collect.stop();
+
+    let egress = captured.tls_stream(pid, "egress");
+    let sent = std::fs::read(dump.join("egress.raw")).unwrap();
+    assert!(
+        contains(&sent, key.as_bytes()),
+        "the agent really sent the key"
+    );
+    assert!(
+        !contains(&egress, key.as_bytes()),
+        "the key must not appear in the output"
+    );
+    let masked = format!("Authorization: Bearer {}", "*".repeat(key.len()));
+    assert!(
+        contains(&egress, masked.as_bytes()),
+        "header masked with its scheme kept"
+    );
+    assert_eq!(egress.len(), sent.len(), "redaction keeps lengths");
+}
+
+/// A DNS query sent to a local resolver yields its query name.
+#[test]
+fn dns_query_names_are_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("dns.ready");
+    let _resolver = Background(
+        Command::new("python3")
+            .arg(agents_dir().join("dns_responder.py"))
+            .args([
+                "--addr",
+                "127.0.0.53",
+                "--port",
+                "53",
+                "--ready-file",
+                ready.to_str().unwrap(),
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_file(&ready, "DNS responder");
+    let script = agents_dir().join("dns_query.py");
+    let query = Paused::command(
+        dir.path(),
+        "/usr/bin/env",
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "--server",
+            "127.0.0.53",
+            "--port",
+            "53",
+            "--name",
+            "models.agentscope-test.example",
+        ],
+        &[],
+    );
+    let pid = query.pid();
+    let collect = Collect::start(dir.path(), &["--pid", &pid.to_string()]);
+    query.release();
+    assert_eq!(query.finish().trim(), "127.0.0.1");
+    let captured = collect.stop();
+    let dns: Vec<&Value> = captured
+        .of_kind("dns")
+        .filter(|e| e["pid"] == pid)
+        .collect();
+    assert_eq!(dns.len(), 1, "one query sent");
+    assert_eq!(
+        dns[0]["queries"],
+        serde_json::json!(["models.agentscope-test.example"])
+    );
+    assert_eq!(dns[0]["dport"], 53);
+}
+
+/// Under a flood into a deliberately tiny ring buffer, every record is either delivered or
+/// counted as dropped by the kernel, and the summary reports exactly the kernel's counts.
+#[test]
+fn flood_drops_are_counted_exactly() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("flood-target");
+    let opens = 20_000;
+    let script = agents_dir().join("flood.py");
+    let flood = Paused::command(
+        dir.path(),
+        "/usr/bin/env",
+        &[
+            &python_interpreter(),
+            script.to_str().unwrap(),
+            "--opens",
+            &opens.to_string(),
+            "--path",
+            target.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let pid = flood.pid();
+    let collect = Collect::start(
+        dir.path(),
+        &["--pid", &pid.to_string(), "--ring-buffer-kib", "16"],
+    );
+    flood.release();
+    flood.finish();
+    let captured = collect.stop();
+
+    let summary = &captured.summary;
+    let dropped = summary["kernel"]["dropped"].as_u64().unwrap();
+    let emitted = summary["kernel"]["emitted"].as_u64().unwrap();
+    let received = summary["received"].as_u64().unwrap();
+    assert!(
+        dropped > 0,
+        "a 16 KiB ring under {opens} opens must overflow: {summary}"
+    );
+    assert_eq!(received, emitted, "everything the kernel wrote was read");
+    assert_eq!(
+        received as usize,
+        captured.events.len(),
+        "every record read was printed"
+    );
+    let per_cpu: u64 = summary["kernel"]["dropped_per_cpu"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(per_cpu, dropped);
+    let delivered = captured
+        .of_kind("open")
+        .filter(|e| e["path"] == target.to_str().unwrap())
+        .count() as u64;
+    assert!(delivered < opens, "some opens were dropped");
+    assert!(
+        delivered + dropped >= opens,
+        "each flood open was delivered or counted: {delivered} + {dropped} < {opens}"
+    );
+    // The interpreter's own start-up is a few hundred events; drops beyond that would be invented.
+    let all_traced = captured.events.len() as u64 + dropped;
+    assert!(all_traced < opens + 2_000, "no phantom drops: {all_traced}");
+}
+
+/// Without privileges the collector says what is missing and how to fix it.
+#[test]
+fn missing_privileges_give_an_actionable_error() {
+    use std::os::unix::process::CommandExt as _;
+    require_root();
+    let output = Command::new(BIN)
+        .args(["collect", "--duration", "1"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("needs root") && stderr.contains("sudo"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}

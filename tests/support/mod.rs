@@ -1,0 +1,376 @@
+//! Harness for the privileged end-to-end tests: runs the real `agentscope collect` binary next
+//! to the test agents in tests/agents/, and reassembles what it captured.
+//!
+//! Workloads start paused (waiting for a file), so the collector can be pointed at their pid
+//! with `--pid` before they do anything: tests stay isolated from each other and from the rest
+//! of the machine, and every test also exercises a process that existed before the collector.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agentscope");
+
+pub fn agents_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/agents")
+}
+
+/// Privileged tests fail, never skip, without root: CI runs as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "these end-to-end tests load eBPF programs: run them as root (sudo make test)"
+    );
+}
+
+/// The real Python interpreter, not a version-manager shim (shims run dozens of processes
+/// that would blur event counts).
+pub fn python_interpreter() -> String {
+    let output = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// Polls until `path` exists and is non-empty.
+pub fn wait_for_file(path: &Path, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if !text.trim().is_empty() {
+                return text.trim().to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} ({})",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Background(pub Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct MockLlm {
+    pub port: u16,
+    pub cert: PathBuf,
+    _process: Background,
+}
+
+impl MockLlm {
+    pub fn start(dir: &Path) -> MockLlm {
+        let port_file = dir.join("llm.port");
+        let cert_dir = dir.join("cert");
+        let process = Command::new("python3")
+            .arg(agents_dir().join("mock_llm_server.py"))
+            .args([
+                "--port-file",
+                port_file.to_str().unwrap(),
+                "--cert-dir",
+                cert_dir.to_str().unwrap(),
+            ])
+            .stderr(std::fs::File::create(dir.join("llm.log")).unwrap())
+            .spawn()
+            .expect("start mock LLM server");
+        let process = Background(process);
+        let port = wait_for_file(&port_file, "mock LLM port").parse().unwrap();
+        MockLlm {
+            port,
+            cert: cert_dir.join("cert.pem"),
+            _process: process,
+        }
+    }
+}
+
+pub struct EchoService {
+    pub port: u16,
+    _process: Background,
+}
+
+impl EchoService {
+    pub fn start(dir: &Path) -> EchoService {
+        let port_file = dir.join("echo.port");
+        let process = Command::new("python3")
+            .arg(agents_dir().join("tcp_echo_service.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start echo service");
+        let process = Background(process);
+        let port = wait_for_file(&port_file, "echo port").parse().unwrap();
+        EchoService {
+            port,
+            _process: process,
+        }
+    }
+}
+
+/// A workload held at its start until [`Paused::release`], so the collector can attach first.
+pub struct Paused {
+    pub child: Child,
+    pub start_file: PathBuf,
+}
+
+impl Paused {
+    /// Wraps any command in a shell that waits for the start file and then `exec`s it, keeping
+    /// the pid.
+    pub fn command(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Paused {
+        let start_file = dir.join(format!(
+            "start-{}-{}",
+            args.len() + program.len(),
+            rand_suffix()
+        ));
+        let mut script = format!(
+            "while [ ! -e '{}' ]; do sleep 0.02; done; exec '{}'",
+            start_file.display(),
+            program
+        );
+        for arg in args {
+            script.push_str(&format!(" '{arg}'"));
+        }
+        let mut command = Command::new("/bin/sh");
+        command
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Paused {
+            child: command.spawn().expect("start workload"),
+            start_file,
+        }
+    }
+
+    /// Uses the agent's own `--wait-before-start-file` (the interpreter and its TLS library are
+    /// loaded before the collector starts).
+    pub fn agent(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Paused {
+        let start_file = dir.join(format!("start-agent-{}", rand_suffix()));
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .args(["--wait-before-start-file", start_file.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let paused = Paused {
+            child: command.spawn().expect("start agent"),
+            start_file,
+        };
+        // Give the interpreter time to load its TLS library before the collector scans /proc.
+        std::thread::sleep(Duration::from_millis(800));
+        paused
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn release(&self) {
+        std::fs::write(&self.start_file, b"go").unwrap();
+    }
+
+    /// Waits for the workload and returns its stdout, asserting success.
+    pub fn finish(self) -> String {
+        let output = self.child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "workload failed: {}\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+}
+
+/// A running `agentscope collect --json`.
+pub struct Collect {
+    child: Child,
+    stdout_path: PathBuf,
+}
+
+impl Collect {
+    pub fn start(dir: &Path, args: &[&str]) -> Collect {
+        let stdout_path = dir.join(format!("collect-{}.jsonl", rand_suffix()));
+        let mut child = Command::new(BIN)
+            .args(["collect", "--json", "--ready-message"])
+            .args(args)
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start agentscope collect");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(
+            line.contains("collecting"),
+            "collector did not start: {line}"
+        );
+        // Keep draining stderr so the collector never blocks on it.
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
+                eprint!("collector: {rest}");
+                rest.clear();
+            }
+        });
+        Collect { child, stdout_path }
+    }
+
+    /// Stops the collector (SIGTERM) and returns its events and summary.
+    pub fn stop(mut self) -> Captured {
+        // Let the last records reach the ring buffer reader.
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "collector exited with {status}");
+        let text = std::fs::read_to_string(&self.stdout_path).unwrap();
+        let mut events: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        let summary = events.pop().expect("summary line");
+        assert_eq!(summary["kind"], "summary", "last line must be the summary");
+        Captured {
+            events,
+            summary: summary["summary"].clone(),
+        }
+    }
+}
+
+pub struct Captured {
+    pub events: Vec<Value>,
+    pub summary: Value,
+}
+
+impl Captured {
+    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events.iter().filter(move |e| e["kind"] == kind)
+    }
+
+    /// Byte streams per (pid, source, direction, connection), in capture order. Each value also
+    /// carries the fds seen.
+    pub fn streams(&self) -> BTreeMap<(u64, String, String, u64), Vec<u8>> {
+        let mut out: BTreeMap<(u64, String, String, u64), Vec<u8>> = BTreeMap::new();
+        for e in self.of_kind("data") {
+            let conn = if e["source"] == "tls" {
+                e["conn_id"].as_u64().unwrap()
+            } else {
+                e["fd"].as_i64().unwrap() as u64
+            };
+            let key = (
+                e["pid"].as_u64().unwrap(),
+                e["source"].as_str().unwrap().to_string(),
+                e["direction"].as_str().unwrap().to_string(),
+                conn,
+            );
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(e["data_b64"].as_str().unwrap())
+                .unwrap();
+            out.entry(key).or_default().extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    /// The one TLS stream of `pid` in `direction` (panics if there is not exactly one).
+    pub fn tls_stream(&self, pid: u32, direction: &str) -> Vec<u8> {
+        let streams: Vec<Vec<u8>> = self
+            .streams()
+            .into_iter()
+            .filter(|((p, source, dir, _), _)| {
+                *p == pid as u64 && source == "tls" && dir == direction
+            })
+            .map(|(_, bytes)| bytes)
+            .collect();
+        assert_eq!(
+            streams.len(),
+            1,
+            "expected one TLS {direction} stream for pid {pid}, found {}",
+            streams.len()
+        );
+        streams.into_iter().next().unwrap()
+    }
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Removes HTTP/1.1 chunked framing from every response in a captured stream, leaving headers
+/// and bodies, so bodies can be compared with what the client saw.
+pub fn dechunk_all(stream: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = stream;
+    while !rest.is_empty() {
+        let Some(head_end) = find(rest, b"\r\n\r\n") else {
+            out.extend_from_slice(rest);
+            break;
+        };
+        let head = &rest[..head_end + 4];
+        out.extend_from_slice(head);
+        rest = &rest[head_end + 4..];
+        let head_text = String::from_utf8_lossy(head).to_ascii_lowercase();
+        if head_text.contains("transfer-encoding: chunked") {
+            loop {
+                let Some(line_end) = find(rest, b"\r\n") else {
+                    return out;
+                };
+                let size =
+                    usize::from_str_radix(String::from_utf8_lossy(&rest[..line_end]).trim(), 16)
+                        .unwrap_or(0);
+                rest = &rest[line_end + 2..];
+                if size == 0 {
+                    rest = rest.get(2..).unwrap_or(&[]);
+                    break;
+                }
+                let take = size.min(rest.len());
+                out.extend_from_slice(&rest[..take]);
+                rest = rest.get(take + 2..).unwrap_or(&[]);
+            }
+        } else if let Some(len) = head_text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        {
+            let take = len.min(rest.len());
+            out.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
