@@ -1,0 +1,42 @@
+# agentscope: two commands matter on a fresh machine.
+#   make demo  - the live collector over the demo agents, printing events (needs root)
+#   make test  - every test, privileged end-to-end tests included (needs root)
+# Both run `make setup` first, which installs what is missing and is idempotent.
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+
+.PHONY: setup build demo test test-unit test-userspace-only test-e2e bench fmt-check
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --locked
+
+demo: build
+	@bash scripts/demo.sh
+
+# Unit tests and property tests of every crate.
+test-unit: setup
+	$(CARGO) test --locked --workspace --lib --bins
+
+# Userspace must build and its non-privileged tests pass without the eBPF toolchain.
+test-userspace-only: setup
+	AYA_BUILD_SKIP=1 CARGO_TARGET_DIR=target/userspace-only $(CARGO) test --locked --workspace --lib --bins
+
+# Privileged end-to-end tests against the real kernel and the test agents. One at a time:
+# each runs its own collector, and two cores are better spent on the agents than on overlap.
+test-e2e: setup
+	$(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
+
+test: fmt-check test-unit test-userspace-only test-e2e
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+# Benchmarks: userspace decoding (criterion) and live collector throughput (needs root).
+bench: setup
+	$(CARGO) bench --locked -p agentscope-collector --bench decode
+	$(CARGO) bench --locked -p agentscope --bench live_throughput
