@@ -12,7 +12,10 @@ const OPENS: u64 = 300_000;
 const ROUNDS: usize = 3;
 
 fn interpreter() -> String {
-    let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().expect("python3");
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -27,25 +30,42 @@ fn rusage_children() -> libc::rusage {
 
 fn main() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "live_throughput loads eBPF programs: run as root");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "live_throughput loads eBPF programs: run as root"
+    );
     let bin = env!("CARGO_BIN_EXE_agentscope");
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("target");
     let flood = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/agents/flood.py");
     let python = interpreter();
-    println!("live_throughput: {OPENS} opens per round, {ROUNDS} rounds, default 64 MiB ring buffer");
+    println!(
+        "live_throughput: {OPENS} opens per round, {ROUNDS} rounds, default 64 MiB ring buffer"
+    );
     for round in 1..=ROUNDS {
         let start_file = dir.path().join(format!("start-{round}"));
         let mut workload = Command::new(&python)
             .arg(&flood)
-            .args(["--opens", &OPENS.to_string(), "--path", target.to_str().unwrap()])
+            .args([
+                "--opens",
+                &OPENS.to_string(),
+                "--path",
+                target.to_str().unwrap(),
+            ])
             .args(["--wait-before-start-file", start_file.to_str().unwrap()])
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
         let before = rusage_children();
         let mut collector = Command::new(bin)
-            .args(["collect", "--json", "--ready-message", "--pid", &workload.id().to_string()])
+            .args([
+                "collect",
+                "--json",
+                "--ready-message",
+                "--pid",
+                &workload.id().to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -85,7 +105,10 @@ fn main() {
         let received = s["received"].as_u64().unwrap();
         let dropped = s["kernel"]["dropped"].as_u64().unwrap();
         let cpu = |u: &libc::rusage| {
-            u.ru_utime.tv_sec as f64 + u.ru_utime.tv_usec as f64 / 1e6 + u.ru_stime.tv_sec as f64 + u.ru_stime.tv_usec as f64 / 1e6
+            u.ru_utime.tv_sec as f64
+                + u.ru_utime.tv_usec as f64 / 1e6
+                + u.ru_stime.tv_sec as f64
+                + u.ru_stime.tv_usec as f64 / 1e6
         };
         // Children's CPU includes the workload; the collector's share is reported by its
         // events per CPU-second below only as an upper bound.
