@@ -20,11 +20,11 @@ demo: build
 
 # Unit tests and property tests of every crate.
 test-unit: setup
-	$(CARGO) test --locked --workspace --lib --bins
+	$(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
 
 # Userspace must build and its non-privileged tests pass without the eBPF toolchain.
 test-userspace-only: setup
-	AYA_BUILD_SKIP=1 CARGO_TARGET_DIR=target/userspace-only $(CARGO) test --locked --workspace --lib --bins
+	AYA_BUILD_SKIP=1 CARGO_TARGET_DIR=target/userspace-only $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
 
 # Privileged end-to-end tests against the real kernel and the test agents. One at a time:
 # each runs its own collector, and two cores are better spent on the agents than on overlap.

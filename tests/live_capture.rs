@@ -120,6 +120,37 @@ fn python_agent_plaintext_and_actions_are_captured() {
             .any(|e| e["port"] == llm.port),
         "LLM connection seen"
     );
+    // The tool's plain TCP exchange with the echo service, both directions, without TLS.
+    let connect_fd = |port: u16| {
+        events_of(&captured, "connect", pid)
+            .iter()
+            .find(|e| e["port"] == port)
+            .expect("connect")["fd"]
+            .as_i64()
+            .unwrap() as u64
+    };
+    let streams = captured.streams();
+    let socket = |fd: u64, dir: &str| {
+        streams
+            .get(&(pid as u64, "socket".to_string(), dir.to_string(), fd))
+            .cloned()
+    };
+    assert_eq!(
+        socket(connect_fd(echo.port), "egress").as_deref(),
+        Some(&b"PING agentscope\n"[..]),
+        "plain socket write"
+    );
+    assert_eq!(
+        socket(connect_fd(echo.port), "ingress").as_deref(),
+        Some(&b"PONG PING agentscope\n"[..]),
+        "plain socket read"
+    );
+    // The LLM socket carries TLS: its ciphertext is not reported as plain socket data.
+    assert_eq!(
+        socket(connect_fd(llm.port), "egress"),
+        None,
+        "TLS ciphertext is not plain data"
+    );
     // Started before the collector: its parent (this test) comes from the /proc seed.
     let own_events = captured
         .events
