@@ -327,13 +327,9 @@ fn api_keys_are_redacted_by_default() {
     assert_eq!(egress.len(), sent.len(), "redaction keeps lengths");
 }
 
-/// A DNS query sent to a local resolver yields its query name.
-#[test]
-fn dns_query_names_are_captured() {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("dns.ready");
-    let _resolver = Background(
+fn start_dns_responder(dir: &std::path::Path) -> Background {
+    let ready = dir.join("dns.ready");
+    let resolver = Background(
         Command::new("python3")
             .arg(agents_dir().join("dns_responder.py"))
             .args([
@@ -348,6 +344,15 @@ fn dns_query_names_are_captured() {
             .unwrap(),
     );
     wait_for_file(&ready, "DNS responder");
+    resolver
+}
+
+/// A DNS query sent to a local resolver yields its query name.
+#[test]
+fn dns_query_names_are_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let _resolver = start_dns_responder(dir.path());
     let script = agents_dir().join("dns_query.py");
     let query = Paused::command(
         dir.path(),
@@ -379,6 +384,55 @@ fn dns_query_names_are_captured() {
         serde_json::json!(["models.agentscope-test.example"])
     );
     assert_eq!(dns[0]["dport"], 53);
+}
+
+/// What real agents do: getaddrinfo through glibc, which sends A and AAAA together with
+/// sendmmsg on a connected UDP socket. The lookup runs in a private mount namespace whose
+/// resolv.conf points at the local responder.
+#[test]
+fn glibc_resolver_lookups_are_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let _resolver = start_dns_responder(dir.path());
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.53\noptions attempts:1 timeout:2\n",
+    )
+    .unwrap();
+    let script = dir.path().join("lookup.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "mount --bind '{}' /etc/resolv.conf && exec '{}' -c 'import socket; print(socket.getaddrinfo(\"api.agentscope-test.example\", 443, type=socket.SOCK_STREAM)[0][4][0])'\n",
+            resolv.display(),
+            python_interpreter()
+        ),
+    )
+    .unwrap();
+    let lookup = Paused::command(
+        dir.path(),
+        "/usr/bin/unshare",
+        &["-m", "/bin/sh", script.to_str().unwrap()],
+        &[],
+    );
+    let pid = lookup.pid();
+    let collect = Collect::start(dir.path(), &["--pid", &pid.to_string()]);
+    lookup.release();
+    assert_eq!(lookup.finish().trim(), "127.0.0.1");
+    let captured = collect.stop();
+    let names: Vec<&Value> = captured.of_kind("dns").map(|e| &e["queries"]).collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "glibc's A and AAAA queries (one sendmmsg) were both captured: {names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|q| *q == &serde_json::json!(["api.agentscope-test.example"])),
+        "every captured query names the host: {names:?}"
+    );
 }
 
 /// Under a flood into a deliberately tiny ring buffer, every record is either delivered or

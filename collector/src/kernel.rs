@@ -65,6 +65,8 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
     ("sys_enter_sendto", "syscalls", "sys_enter_sendto", true),
     ("sys_exit_sendto", "syscalls", "sys_exit_sendto", true),
     ("sys_enter_recvfrom", "syscalls", "sys_enter_recvfrom", true),
+    ("sys_enter_sendmsg", "syscalls", "sys_enter_sendmsg", true),
+    ("sys_enter_sendmmsg", "syscalls", "sys_enter_sendmmsg", true),
     ("sys_exit_recvfrom", "syscalls", "sys_exit_recvfrom", true),
 ];
 
