@@ -9,27 +9,62 @@ use std::process::Command;
 use serde_json::Value;
 use support::*;
 
-fn python_agent_args<'a>(
-    llm: &'a MockLlm,
-    echo_port: &'a str,
-    dump: &'a str,
-    extra: &[&'a str],
-) -> Vec<String> {
-    let mut args: Vec<String> = vec![
+/// One run of the Python agent, paused until the collector follows its pid.
+struct PythonRun {
+    pid: u32,
+    captured: Captured,
+    /// What the agent itself sent and read (`--dump-dir`): the ground truth.
+    dump: std::path::PathBuf,
+    report: Value,
+    llm_port: u16,
+    echo_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+fn run_python_agent(agent_args: &[&str], env: &[(&str, &str)], collect_args: &[&str]) -> PythonRun {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let llm = MockLlm::start(dir.path());
+    let echo = EchoService::start(dir.path());
+    let dump = dir.path().join("dump");
+    let (script, port, cert, echo_port) = (
         agents_dir().join("python_agent.py").display().to_string(),
-        "--port".into(),
         llm.port.to_string(),
-        "--ca".into(),
         llm.cert.display().to_string(),
-        "--read-path".into(),
-        "/etc/os-release".into(),
-        "--service-port".into(),
-        echo_port.into(),
-        "--dump-dir".into(),
-        dump.into(),
+        echo.port.to_string(),
+    );
+    let mut args = vec![
+        script.as_str(),
+        "--port",
+        &port,
+        "--ca",
+        &cert,
+        "--read-path",
+        "/etc/os-release",
+        "--service-port",
+        &echo_port,
+        "--dump-dir",
+        dump.to_str().unwrap(),
     ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    args.extend_from_slice(agent_args);
+    let agent = Paused::agent(dir.path(), "python3", &args, env);
+    let pid = agent.pid();
+    let pid_arg = pid.to_string();
+    let mut collect_all = vec!["--pid", pid_arg.as_str()];
+    collect_all.extend_from_slice(collect_args);
+    let collect = Collect::start(dir.path(), &collect_all);
+    agent.release();
+    let report = serde_json::from_str(agent.finish().trim()).unwrap();
+    let captured = collect.stop();
+    PythonRun {
+        pid,
+        captured,
+        dump,
+        report,
+        llm_port: llm.port,
+        echo_port: echo.port,
+        _dir: dir,
+    }
 }
 
 fn events_of<'a>(captured: &'a Captured, kind: &'a str, pid: u32) -> Vec<&'a Value> {
@@ -41,25 +76,14 @@ fn events_of<'a>(captured: &'a Captured, kind: &'a str, pid: u32) -> Vec<&'a Val
 /// tool calls it carries out show up as exec, open and connect with lineage to the agent.
 #[test]
 fn python_agent_plaintext_and_actions_are_captured() {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let llm = MockLlm::start(dir.path());
-    let echo = EchoService::start(dir.path());
-    let dump = dir.path().join("dump");
-    let echo_port = echo.port.to_string();
-    let args = python_agent_args(
-        &llm,
-        &echo_port,
-        dump.to_str().unwrap(),
-        &["--big-kib", "512"],
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Paused::agent(dir.path(), "python3", &args, &[]);
-    let pid = agent.pid();
-    let collect = Collect::start(dir.path(), &["--pid", &pid.to_string(), "--keep-secrets"]);
-    agent.release();
-    let report: Value = serde_json::from_str(agent.finish().trim()).unwrap();
-    let captured = collect.stop();
+    let run = run_python_agent(&["--big-kib", "512"], &[], &["--keep-secrets"]);
+    let PythonRun {
+        pid,
+        ref captured,
+        ref dump,
+        ref report,
+        ..
+    } = run;
 
     // Byte for byte, both directions, including the 512 KiB body split into chunks.
     let egress = captured.tls_stream(pid, "egress");
@@ -111,13 +135,13 @@ fn python_agent_plaintext_and_actions_are_captured() {
     assert!(
         events_of(&captured, "connect", pid)
             .iter()
-            .any(|e| e["port"] == echo.port && e["addr"] == "127.0.0.1"),
+            .any(|e| e["port"] == run.echo_port && e["addr"] == "127.0.0.1"),
         "fetch_url connected to the echo service"
     );
     assert!(
         events_of(&captured, "connect", pid)
             .iter()
-            .any(|e| e["port"] == llm.port),
+            .any(|e| e["port"] == run.llm_port),
         "LLM connection seen"
     );
     // The tool's plain TCP exchange with the echo service, both directions, without TLS.
@@ -136,18 +160,18 @@ fn python_agent_plaintext_and_actions_are_captured() {
             .cloned()
     };
     assert_eq!(
-        socket(connect_fd(echo.port), "egress").as_deref(),
+        socket(connect_fd(run.echo_port), "egress").as_deref(),
         Some(&b"PING agentscope\n"[..]),
         "plain socket write"
     );
     assert_eq!(
-        socket(connect_fd(echo.port), "ingress").as_deref(),
+        socket(connect_fd(run.echo_port), "ingress").as_deref(),
         Some(&b"PONG PING agentscope\n"[..]),
         "plain socket read"
     );
     // The LLM socket carries TLS: its ciphertext is not reported as plain socket data.
     assert_eq!(
-        socket(connect_fd(llm.port), "egress"),
+        socket(connect_fd(run.llm_port), "egress"),
         None,
         "TLS ciphertext is not plain data"
     );
@@ -177,20 +201,13 @@ fn python_agent_plaintext_and_actions_are_captured() {
 /// A streamed (chunked, SSE) response arrives as the agent read it, framing included.
 #[test]
 fn python_agent_streamed_response_is_captured() {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let llm = MockLlm::start(dir.path());
-    let echo = EchoService::start(dir.path());
-    let dump = dir.path().join("dump");
-    let echo_port = echo.port.to_string();
-    let args = python_agent_args(&llm, &echo_port, dump.to_str().unwrap(), &["--stream"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Paused::agent(dir.path(), "python3", &args, &[]);
-    let pid = agent.pid();
-    let collect = Collect::start(dir.path(), &["--pid", &pid.to_string(), "--keep-secrets"]);
-    agent.release();
-    agent.finish();
-    let captured = collect.stop();
+    let run = run_python_agent(&["--stream"], &[], &["--keep-secrets"]);
+    let PythonRun {
+        pid,
+        ref captured,
+        ref dump,
+        ..
+    } = run;
 
     let ingress = captured.tls_stream(pid, "ingress");
     let received = std::fs::read(dump.join("ingress.raw")).unwrap();
@@ -288,26 +305,14 @@ fn node_agent_plaintext_is_captured() {
 /// (same length, scheme kept) while the rest of the request is intact.
 #[test]
 fn api_keys_are_redacted_by_default() {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let llm = MockLlm::start(dir.path());
-    let echo = EchoService::start(dir.path());
-    let dump = dir.path().join("dump");
-    let echo_port = echo.port.to_string();
     let key = "sk-agentscope-redaction-check-42";
-    let args = python_agent_args(&llm, &echo_port, dump.to_str().unwrap(), &[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Paused::agent(
-        dir.path(),
-        "python3",
-        &args,
-        &[("AGENTSCOPE_TEST_API_KEY", key)],
-    );
-    let pid = agent.pid();
-    let collect = Collect::start(dir.path(), &["--pid", &pid.to_string()]);
-    agent.release();
-    agent.finish();
-    let captured = collect.stop();
+    let run = run_python_agent(&[], &[("AGENTSCOPE_TEST_API_KEY", key)], &[]);
+    let PythonRun {
+        pid,
+        ref captured,
+        ref dump,
+        ..
+    } = run;
 
     let egress = captured.tls_stream(pid, "egress");
     let sent = std::fs::read(dump.join("egress.raw")).unwrap();

@@ -246,14 +246,7 @@ impl KernelCapture {
                     .push(format!("tracepoint {category}:{name} absent; skipped"));
                 continue;
             }
-            let prog: &mut TracePoint = self
-                .ebpf
-                .program_mut(program)
-                .ok_or_else(|| {
-                    CollectorError::Load(format!("program {program} missing from the object"))
-                })?
-                .try_into()
-                .map_err(|e| CollectorError::Load(format!("{program}: {e}")))?;
+            let prog: &mut TracePoint = program_mut(&mut self.ebpf, program)?;
             prog.load().map_err(|e| load_error(program, e))?;
             prog.attach(category, name)
                 .map_err(|e| load_error(program, e))?;
@@ -267,14 +260,7 @@ impl KernelCapture {
             .map(|(_, p)| *p)
             .chain([SSL_EXIT_PROGRAM])
         {
-            let prog: &mut UProbe = self
-                .ebpf
-                .program_mut(program)
-                .ok_or_else(|| {
-                    CollectorError::Load(format!("program {program} missing from the object"))
-                })?
-                .try_into()
-                .map_err(|e| CollectorError::Load(format!("{program}: {e}")))?;
+            let prog: &mut UProbe = program_mut(&mut self.ebpf, program)?;
             prog.load().map_err(|e| load_error(program, e))?;
         }
         Ok(())
@@ -291,17 +277,13 @@ impl KernelCapture {
                 continue;
             };
             for program in [*entry, SSL_EXIT_PROGRAM] {
-                let prog: &mut UProbe = self
-                    .ebpf
-                    .program_mut(program)
-                    .ok_or_else(|| CollectorError::Load(format!("program {program} missing")))?
-                    .try_into()
-                    .map_err(|e| CollectorError::Load(format!("{program}: {e}")))?;
+                let prog: &mut UProbe = program_mut(&mut self.ebpf, program)?;
                 prog.attach(*offset, &target.path, UProbeScope::AllProcesses)
                     .map_err(|e| {
-                        CollectorError::Load(format!(
-                            "uprobe {function} in {}: {e:#}",
-                            target.path.display()
+                        CollectorError::AttachTls(format!(
+                            "uprobe {function} at offset {offset:#x} in {}: {}",
+                            target.path.display(),
+                            error_chain(&e)
                         ))
                     })?;
                 attached += 1;
@@ -357,13 +339,7 @@ impl KernelCapture {
                 .readable_mut()
                 .await
                 .map_err(|e| CollectorError::RingBuffer(e.to_string()))?;
-            let ring = guard.get_inner_mut();
-            let mut count = 0;
-            while count < max {
-                let Some(item) = ring.next() else { break };
-                sink(&item);
-                count += 1;
-            }
+            let count = drain_ring(guard.get_inner_mut(), max, &mut sink);
             if count < max {
                 guard.clear_ready();
             }
@@ -375,19 +351,35 @@ impl KernelCapture {
 
     /// Reads what is available now without waiting.
     pub fn drain_now(&mut self, max: usize, mut sink: impl FnMut(&[u8])) -> usize {
-        let ring = self.ring.get_mut();
-        let mut count = 0;
-        while count < max {
-            let Some(item) = ring.next() else { break };
-            sink(&item);
-            count += 1;
-        }
-        count
+        drain_ring(self.ring.get_mut(), max, &mut sink)
     }
 
     pub fn ring_fd(&self) -> i32 {
         self.ring.get_ref().as_raw_fd()
     }
+}
+
+fn drain_ring(ring: &mut RingBuf<MapData>, max: usize, sink: &mut impl FnMut(&[u8])) -> usize {
+    let mut count = 0;
+    while count < max {
+        let Some(item) = ring.next() else { break };
+        sink(&item);
+        count += 1;
+    }
+    count
+}
+
+/// A program of the object, as its concrete type.
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, CollectorError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| {
+            CollectorError::Load(format!("program {name} missing from the eBPF object"))
+        })?
+        .try_into()
+        .map_err(|e| CollectorError::Load(format!("{name}: {e}")))
 }
 
 fn missing_map(name: &str) -> CollectorError {
