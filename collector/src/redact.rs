@@ -29,84 +29,73 @@ const SECRET_JSON_KEYS: &[&[u8]] = &[
 
 /// Overwrites secret values in `buf`; returns how many were redacted.
 pub fn redact_in_place(buf: &mut [u8]) -> usize {
-    redact_headers(buf) + redact_json_fields(buf)
+    // One lowercase copy makes every search case-insensitive at memmem speed.
+    let lower = buf.to_ascii_lowercase();
+    redact_headers(buf, &lower) + redact_json_fields(buf, &lower)
 }
 
-fn redact_headers(buf: &mut [u8]) -> usize {
+fn redact_headers(buf: &mut [u8], lower: &[u8]) -> usize {
     let mut count = 0;
-    let mut line_start = 0;
-    while line_start < buf.len() {
-        let line_end = buf[line_start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(buf.len(), |p| line_start + p);
-        let line = &buf[line_start..line_end];
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            let name = &line[..colon];
-            if SECRET_HEADERS
-                .iter()
-                .any(|secret| name.eq_ignore_ascii_case(secret))
-            {
-                let mut value_start = line_start + colon + 1;
-                while value_start < line_end && buf[value_start] == b' ' {
-                    value_start += 1;
-                }
-                let mut value_end = line_end;
-                if value_end > value_start && buf[value_end - 1] == b'\r' {
-                    value_end -= 1;
-                }
-                // Keep the scheme ("Bearer ") so a reader still sees what kind of credential it was.
-                let value = &buf[value_start..value_end];
-                let keep = value.iter().position(|&b| b == b' ').map_or(0, |p| p + 1);
-                if value_end > value_start + keep {
-                    buf[value_start + keep..value_end].fill(b'*');
-                    count += 1;
-                }
+    for name in SECRET_HEADERS {
+        for at in memchr::memmem::find_iter(lower, name) {
+            let at_line_start = at == 0 || lower[at - 1] == b'\n';
+            let colon = at + name.len();
+            if !at_line_start || lower.get(colon) != Some(&b':') {
+                continue;
+            }
+            let line_end = memchr::memchr(b'\n', &lower[colon..]).map_or(buf.len(), |p| colon + p);
+            let mut value_start = colon + 1;
+            while value_start < line_end && buf[value_start] == b' ' {
+                value_start += 1;
+            }
+            let mut value_end = line_end;
+            if value_end > value_start && buf[value_end - 1] == b'\r' {
+                value_end -= 1;
+            }
+            // Keep the scheme ("Bearer ") so a reader still sees what kind of credential it was.
+            let value = &buf[value_start..value_end];
+            let keep = value.iter().position(|&b| b == b' ').map_or(0, |p| p + 1);
+            if value_end > value_start + keep {
+                buf[value_start + keep..value_end].fill(b'*');
+                count += 1;
             }
         }
-        line_start = line_end + 1;
     }
     count
 }
 
-fn redact_json_fields(buf: &mut [u8]) -> usize {
+fn redact_json_fields(buf: &mut [u8], lower: &[u8]) -> usize {
     let mut count = 0;
     for key in SECRET_JSON_KEYS {
-        let mut from = 0;
-        while let Some(pos) = find_ignore_case(&buf[from..], key) {
-            let mut i = from + pos + key.len();
-            while i < buf.len() && matches!(buf[i], b' ' | b'\t' | b'\r' | b'\n') {
-                i += 1;
-            }
-            if i < buf.len() && buf[i] == b':' {
-                i += 1;
-                while i < buf.len() && matches!(buf[i], b' ' | b'\t' | b'\r' | b'\n') {
-                    i += 1;
+        for at in memchr::memmem::find_iter(lower, key) {
+            let mut i = at + key.len();
+            let skip_space = |i: &mut usize| {
+                while *i < buf.len() && matches!(buf[*i], b' ' | b'\t' | b'\r' | b'\n') {
+                    *i += 1;
                 }
-                if i < buf.len() && buf[i] == b'"' {
-                    let start = i + 1;
-                    let mut end = start;
-                    while end < buf.len() && buf[end] != b'"' {
-                        end += if buf[end] == b'\\' { 2 } else { 1 };
-                    }
-                    let end = end.min(buf.len());
-                    if end > start {
-                        buf[start..end].fill(b'*');
-                        count += 1;
-                    }
-                    i = end;
-                }
+            };
+            skip_space(&mut i);
+            if buf.get(i) != Some(&b':') {
+                continue;
             }
-            from = i.max(from + pos + 1);
+            i += 1;
+            skip_space(&mut i);
+            if buf.get(i) != Some(&b'"') {
+                continue;
+            }
+            let start = i + 1;
+            let mut end = start;
+            while end < buf.len() && buf[end] != b'"' {
+                end += if buf[end] == b'\\' { 2 } else { 1 };
+            }
+            let end = end.min(buf.len());
+            if end > start {
+                buf[start..end].fill(b'*');
+                count += 1;
+            }
         }
     }
     count
-}
-
-fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
