@@ -62,12 +62,69 @@ pub struct Summary {
 
 pub struct Collector {
     kernel: KernelCapture,
-    processes: ProcessTable,
     tls: TlsTargetCache,
+    state: Enrichment,
+}
+
+/// Everything that turns a record into an enriched event. Kept apart from the kernel handle so
+/// records are decoded straight out of the ring buffer, without copying them first.
+struct Enrichment {
+    processes: ProcessTable,
     options: CollectorOptions,
     boot_time_ns: u64,
     summary: Summary,
     last_decode_error: Option<String>,
+    /// Files that may be TLS libraries, seen in this batch; probed once the batch is read.
+    tls_candidates: Vec<PathBuf>,
+}
+
+impl Enrichment {
+    /// Notes files revealed by an event that may need TLS probes: an exec of a binary that
+    /// embeds OpenSSL (Node), or a process opening a libssl (Python importing `ssl`).
+    fn note_tls_candidate(&mut self, event: &Event) {
+        let pid = event.header.pid;
+        let path = match &event.body {
+            EventBody::Exec { filename, .. } => filename,
+            EventBody::Open { path, ret, .. }
+                if *ret >= 0 && tls_targets::looks_like_tls_library(path) =>
+            {
+                path
+            }
+            _ => return,
+        };
+        let proc_dir = self.options.proc_root.join(pid.to_string());
+        self.tls_candidates.push(if path.starts_with('/') {
+            proc_dir.join("root").join(path.trim_start_matches('/'))
+        } else {
+            // A relative exec path: the kernel's view through /proc/PID/exe is authoritative.
+            proc_dir.join("exe")
+        });
+    }
+
+    fn accept(&mut self, bytes: &[u8], out: &mut Vec<Event>) {
+        self.summary.received += 1;
+        match event::decode(bytes, self.boot_time_ns) {
+            Ok(mut event) => {
+                self.processes.apply(&mut event);
+                self.note_tls_candidate(&event);
+                if self.options.redact_secrets {
+                    if let EventBody::Data { data, .. } = &mut event.body {
+                        redact::redact_in_place(data);
+                    }
+                }
+                *self
+                    .summary
+                    .events
+                    .entry(event.body.kind_name())
+                    .or_default() += 1;
+                out.push(event);
+            }
+            Err(err) => {
+                self.summary.decode_errors += 1;
+                self.last_decode_error = Some(err.to_string());
+            }
+        }
+    }
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
@@ -106,19 +163,22 @@ impl Collector {
         processes.seed(&existing);
         let mut collector = Collector {
             kernel,
-            processes,
             tls: TlsTargetCache::default(),
-            options,
-            boot_time_ns: boot_time_ns(),
-            summary: Summary::default(),
-            last_decode_error: None,
+            state: Enrichment {
+                processes,
+                options,
+                boot_time_ns: boot_time_ns(),
+                summary: Summary::default(),
+                last_decode_error: None,
+                tls_candidates: Vec::new(),
+            },
         };
         collector.probe_mapped_tls_libraries(&existing);
         Ok(collector)
     }
 
     fn probe_mapped_tls_libraries(&mut self, existing: &[procfs::ProcEntry]) {
-        let proc_root = self.options.proc_root.clone();
+        let proc_root = self.state.options.proc_root.clone();
         for process in existing {
             if process.pid == std::process::id() {
                 continue;
@@ -139,87 +199,41 @@ impl Collector {
     fn try_probe(&mut self, path: &Path) {
         if let Some(target) = self.tls.check(path) {
             if let Err(err) = self.kernel.attach_tls(&target) {
-                self.summary.warnings.push(err.to_string());
+                self.state.summary.warnings.push(err.to_string());
             }
         }
     }
 
-    /// Reacts to events that reveal a new TLS library: an exec of a binary that embeds OpenSSL
-    /// (Node), or a process opening a libssl (Python importing `ssl`).
-    fn follow_tls(&mut self, event: &Event) {
-        let pid = event.header.pid;
-        let path = match &event.body {
-            EventBody::Exec { filename, .. } => Some(filename.clone()),
-            EventBody::Open { path, ret, .. }
-                if *ret >= 0 && tls_targets::looks_like_tls_library(path) =>
-            {
-                Some(path.clone())
-            }
-            _ => None,
-        };
-        let Some(path) = path else { return };
-        let root = self.options.proc_root.join(pid.to_string()).join("root");
-        let resolved = if path.starts_with('/') {
-            root.join(path.trim_start_matches('/'))
-        } else {
-            // A relative exec path: the kernel's view through /proc/PID/exe is authoritative.
-            self.options.proc_root.join(pid.to_string()).join("exe")
-        };
-        self.try_probe(&resolved);
-    }
-
-    fn accept_record(&mut self, bytes: &[u8], out: &mut Vec<Event>) {
-        self.summary.received += 1;
-        match event::decode(bytes, self.boot_time_ns) {
-            Ok(mut event) => {
-                self.processes.apply(&mut event);
-                self.follow_tls(&event);
-                if self.options.redact_secrets {
-                    if let EventBody::Data { data, .. } = &mut event.body {
-                        redact::redact_in_place(data);
-                    }
-                }
-                *self
-                    .summary
-                    .events
-                    .entry(event.body.kind_name())
-                    .or_default() += 1;
-                out.push(event);
-            }
-            Err(err) => {
-                self.summary.decode_errors += 1;
-                self.last_decode_error = Some(err.to_string());
-            }
+    /// Probes the TLS candidates the last batch revealed.
+    fn probe_candidates(&mut self) {
+        for path in std::mem::take(&mut self.state.tls_candidates) {
+            self.try_probe(&path);
         }
     }
 
     /// Waits for events and returns the next batch (at most `max`).
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, CollectorError> {
-        let mut records: Vec<Vec<u8>> = Vec::new();
+        let mut out = Vec::new();
+        let state = &mut self.state;
         self.kernel
-            .read_batch(max, |bytes| records.push(bytes.to_vec()))
+            .read_batch(max, |bytes| state.accept(bytes, &mut out))
             .await?;
-        let mut out = Vec::with_capacity(records.len());
-        for record in records {
-            self.accept_record(&record, &mut out);
-        }
+        self.probe_candidates();
         Ok(out)
     }
 
     /// Everything already in the ring buffer, without waiting (used when stopping).
     pub fn drain(&mut self) -> Vec<Event> {
-        let mut records: Vec<Vec<u8>> = Vec::new();
+        let mut out = Vec::new();
+        let state = &mut self.state;
         self.kernel
-            .drain_now(usize::MAX, |bytes| records.push(bytes.to_vec()));
-        let mut out = Vec::with_capacity(records.len());
-        for record in records {
-            self.accept_record(&record, &mut out);
-        }
+            .drain_now(usize::MAX, |bytes| state.accept(bytes, &mut out));
+        self.probe_candidates();
         out
     }
 
     pub fn processes(&self) -> &ProcessTable {
-        &self.processes
+        &self.state.processes
     }
 
     pub fn kernel_stats(&self) -> KernelStats {
@@ -227,11 +241,11 @@ impl Collector {
     }
 
     pub fn last_decode_error(&self) -> Option<&str> {
-        self.last_decode_error.as_deref()
+        self.state.last_decode_error.as_deref()
     }
 
     pub fn summary(&self) -> Summary {
-        let mut summary = self.summary.clone();
+        let mut summary = self.state.summary.clone();
         summary.kernel = self.kernel.stats();
         summary.tls_targets = self.tls.probed_count();
         summary
