@@ -236,10 +236,6 @@ impl Collector {
         &self.state.processes
     }
 
-    pub fn kernel_stats(&self) -> KernelStats {
-        self.kernel.stats()
-    }
-
     pub fn last_decode_error(&self) -> Option<&str> {
         self.state.last_decode_error.as_deref()
     }

@@ -4,7 +4,6 @@
 //! [`CollectorError`] that says what is missing and how to fix it.
 
 use std::collections::HashSet;
-use std::os::fd::AsRawFd as _;
 use std::path::Path;
 
 use agentscope_common::{config, stat};
@@ -352,10 +351,6 @@ impl KernelCapture {
     /// Reads what is available now without waiting.
     pub fn drain_now(&mut self, max: usize, mut sink: impl FnMut(&[u8])) -> usize {
         drain_ring(self.ring.get_mut(), max, &mut sink)
-    }
-
-    pub fn ring_fd(&self) -> i32 {
-        self.ring.get_ref().as_raw_fd()
     }
 }
 

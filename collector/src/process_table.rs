@@ -70,14 +70,6 @@ impl ProcessTable {
         chain
     }
 
-    pub fn len(&self) -> usize {
-        self.processes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.processes.is_empty()
-    }
-
     /// Updates the table from an event and fills the event's `ppid`.
     pub fn apply(&mut self, event: &mut Event) {
         let pid = event.header.pid;
@@ -129,5 +121,82 @@ impl ProcessTable {
             _ => {}
         }
         event.header.ppid = self.ppid(pid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Header;
+
+    fn event(pid: u32, body: EventBody) -> Event {
+        let header = Header {
+            ts_ns: 0,
+            time_unix_ns: 0,
+            pid,
+            tid: pid,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 0,
+            comm: "sh".into(),
+        };
+        Event { header, body }
+    }
+
+    #[test]
+    fn fork_exec_exit_keep_lineage_and_fill_ppid() {
+        let mut table = ProcessTable::default();
+        let seeded = |pid, ppid| ProcEntry {
+            pid,
+            ppid,
+            uid: 0,
+            comm: "init".into(),
+            exe: None,
+            argv: vec![],
+        };
+        table.seed(&[seeded(1, 0), seeded(50, 1)]);
+        table.apply(&mut event(
+            50,
+            EventBody::Fork {
+                child_pid: 60,
+                clone_flags: 0,
+            },
+        ));
+        let mut exec = event(
+            60,
+            EventBody::Exec {
+                filename: "/bin/echo".into(),
+                argv: vec!["echo".into()],
+                argv_truncated: false,
+                filename_truncated: false,
+            },
+        );
+        table.apply(&mut exec);
+        assert_eq!(exec.header.ppid, 50, "the event is placed under its parent");
+        assert_eq!(table.get(60).unwrap().exe.as_deref(), Some("/bin/echo"));
+        assert!(table.get(50).unwrap().seeded && !table.get(60).unwrap().seeded);
+        assert_eq!(table.lineage(60), vec![60, 50, 1]);
+        table.apply(&mut event(60, EventBody::Exit { exit_code: Some(0) }));
+        assert!(
+            table.get(60).unwrap().exited,
+            "exited processes stay for late lineage lookups"
+        );
+        assert_eq!(table.lineage(60), vec![60, 50, 1]);
+    }
+
+    #[test]
+    fn lineage_stops_on_pid_reuse_cycles() {
+        let mut table = ProcessTable::default();
+        let entry = |pid, ppid| ProcEntry {
+            pid,
+            ppid,
+            uid: 0,
+            comm: String::new(),
+            exe: None,
+            argv: vec![],
+        };
+        table.seed(&[entry(7, 8), entry(8, 7)]);
+        assert_eq!(table.lineage(7), vec![7, 8]);
     }
 }
