@@ -10,9 +10,11 @@ pub mod collector;
 pub mod dns;
 pub mod error;
 pub mod event;
+pub mod identity;
 pub mod kernel;
 pub mod process_table;
 pub mod procfs;
+pub mod reconstruct;
 pub mod redact;
 pub mod tls_targets;
 
