@@ -72,6 +72,32 @@ impl ProcessTable {
 
     /// Updates the table from an event and fills the event's `ppid`.
     pub fn apply(&mut self, event: &mut Event) {
+        self.update(event);
+        event.header.ppid = self.ppid(event.header.pid);
+    }
+
+    /// Learns a process from an event header when the table has not seen it (it started
+    /// before capture and was not seeded, as in a recording), so lineage still works.
+    pub fn learn(&mut self, pid: u32, ppid: u32, comm: &str) {
+        if pid == 0 || self.processes.contains_key(&pid) {
+            return;
+        }
+        self.processes.insert(
+            pid,
+            ProcessInfo {
+                pid,
+                ppid,
+                comm: comm.to_string(),
+                exe: None,
+                argv: Vec::new(),
+                seeded: false,
+                exited: false,
+            },
+        );
+    }
+
+    /// Updates the table from an event (fork, exec and exit change it).
+    pub fn update(&mut self, event: &Event) {
         let pid = event.header.pid;
         match &event.body {
             EventBody::Fork { child_pid, .. } => {
@@ -120,7 +146,6 @@ impl ProcessTable {
             }
             _ => {}
         }
-        event.header.ppid = self.ppid(pid);
     }
 }
 

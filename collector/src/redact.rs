@@ -34,6 +34,15 @@ pub fn redact_in_place(buf: &mut [u8]) -> usize {
     redact_headers(buf, &lower) + redact_json_fields(buf, &lower)
 }
 
+/// The value of one parsed header with any credential masked (same rules as for raw bytes).
+pub fn redact_header_value(name: &str, value: &str) -> String {
+    let mut line = format!("{name}: {value}").into_bytes();
+    if redact_in_place(&mut line) == 0 {
+        return value.to_string();
+    }
+    String::from_utf8_lossy(&line[name.len() + 2..]).into_owned()
+}
+
 fn redact_headers(buf: &mut [u8], lower: &[u8]) -> usize {
     let mut count = 0;
     for name in SECRET_HEADERS {
@@ -101,6 +110,19 @@ fn redact_json_fields(buf: &mut [u8], lower: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parsed_header_values_are_masked_like_raw_ones() {
+        assert_eq!(
+            redact_header_value("Authorization", "Bearer sk-1234"),
+            "Bearer *******"
+        );
+        assert_eq!(redact_header_value("x-api-key", "abc"), "***");
+        assert_eq!(
+            redact_header_value("Content-Type", "application/json"),
+            "application/json"
+        );
+    }
 
     #[test]
     fn redacts_authorization_keeping_scheme_and_length() {

@@ -1,1 +1,4 @@
-//! TODO(issue 3): mcp
+//! TODO(issue 3): mcp (placeholder until the parser lands).
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct McpExchange {}

@@ -13,6 +13,11 @@ pub mod http;
 pub mod llm;
 pub mod mcp;
 pub mod object_store;
+pub mod observation;
 pub mod postgres;
+pub mod reconstructor;
 pub mod redis;
 pub mod vector_db;
+
+pub use observation::{Actor, EventRange, Observation, ObservationKind, Peer, Role};
+pub use reconstructor::{ReconstructOptions, ReconstructStats, Reconstructor};

@@ -1,1 +1,4 @@
-//! TODO(issue 3): postgres
+//! TODO(issue 3): postgres (placeholder until the parser lands).
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SqlStatement {}

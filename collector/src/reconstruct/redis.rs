@@ -1,1 +1,4 @@
-//! TODO(issue 3): redis
+//! TODO(issue 3): redis (placeholder until the parser lands).
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RedisCommand {}

@@ -1,1 +1,4 @@
-//! TODO(issue 3): vector_db
+//! TODO(issue 3): vector_db (placeholder until the parser lands).
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RetrievalCall {}

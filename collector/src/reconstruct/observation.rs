@@ -1,0 +1,156 @@
+//! What reconstruction hands to the model: one [`Observation`] per meaningful action, with the
+//! process that did it and references to the raw events it was built from.
+
+use serde::Serialize;
+
+use crate::event::Header;
+
+use super::file_access::FileClass;
+use super::http::HttpExchange;
+use super::llm::LlmCall;
+use super::mcp::McpExchange;
+use super::object_store::ObjectAccess;
+use super::postgres::SqlStatement;
+use super::redis::RedisCommand;
+use super::vector_db::RetrievalCall;
+
+/// The process an observation belongs to, as the event header described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup_id: u64,
+    pub comm: String,
+}
+
+impl From<&Header> for Actor {
+    fn from(header: &Header) -> Self {
+        Self {
+            pid: header.pid,
+            ppid: header.ppid,
+            uid: header.uid,
+            gid: header.gid,
+            cgroup_id: header.cgroup_id,
+            comm: header.comm.clone(),
+        }
+    }
+}
+
+/// A run of raw events, by their position in the event stream (0 = first event consumed).
+/// Recordings replay events in the same order, so positions mean the same there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EventRange {
+    pub first: u64,
+    pub last: u64,
+}
+
+impl EventRange {
+    pub fn single(index: u64) -> Self {
+        Self {
+            first: index,
+            last: index,
+        }
+    }
+
+    pub fn extend(&mut self, index: u64) {
+        self.first = self.first.min(index);
+        self.last = self.last.max(index);
+    }
+}
+
+/// The peer of a network connection, when its connect or accept was seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Peer {
+    pub addr: String,
+    pub port: u16,
+}
+
+/// How the observed process took part in a request/response exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// It sent the request (an agent calling an API).
+    Client,
+    /// It answered the request (an MCP server handling a call).
+    Server,
+}
+
+/// How an MCP message travelled (`network.transport` in OpenTelemetry's MCP conventions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McpTransport {
+    /// stdio of a server process (newline-delimited JSON over pipes).
+    Pipe,
+    /// Streamable HTTP.
+    Http,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ObservationKind {
+    Exec {
+        filename: String,
+        argv: Vec<String>,
+    },
+    Exit {
+        exit_code: Option<i32>,
+    },
+    FileOpen {
+        path: String,
+        class: FileClass,
+        write: bool,
+    },
+    Connect {
+        peer: Peer,
+    },
+    Dns {
+        queries: Vec<String>,
+    },
+    /// An HTTP exchange that no more specific interpreter claimed (an API call).
+    Http {
+        exchange: Box<HttpExchange>,
+        role: Role,
+    },
+    Llm {
+        call: Box<LlmCall>,
+        host: Option<String>,
+        port: Option<u16>,
+    },
+    Mcp {
+        exchange: Box<McpExchange>,
+        transport: McpTransport,
+        role: Role,
+        /// Where the server is: its URL for HTTP, the server's command for stdio.
+        endpoint: Option<String>,
+        /// The process on the other end, when known (a stdio server's pid).
+        peer_pid: Option<u32>,
+    },
+    Sql {
+        statement: Box<SqlStatement>,
+        peer: Option<Peer>,
+    },
+    Redis {
+        command: Box<RedisCommand>,
+        peer: Option<Peer>,
+    },
+    ObjectStore {
+        access: Box<ObjectAccess>,
+    },
+    Retrieval {
+        call: Box<RetrievalCall>,
+    },
+}
+
+/// One action of one process.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    /// Monotonic nanoseconds since boot, as in events.
+    pub ts_ns: u64,
+    pub time_unix_ns: u64,
+    pub actor: Actor,
+    pub events: Vec<EventRange>,
+    #[serde(flatten)]
+    pub kind: ObservationKind,
+}

@@ -1,0 +1,519 @@
+//! The reconstruction driver: consumes [`Event`]s in order and emits [`Observation`]s.
+//!
+//! It keeps its own process table and connection table, built only from the events it is
+//! given, so a live capture and a replay of its recording produce the same observations.
+//! Payload chunks are joined per connection and direction, gaps (bytes the kernel could not
+//! deliver) are passed on to the protocol parsers as gaps rather than silently concatenated,
+//! and each connection's protocol is recognised from its first bytes.
+
+use std::collections::HashMap;
+
+use crate::event::{Direction, Event, EventBody, PayloadSource};
+use crate::process_table::ProcessTable;
+use crate::procfs::ProcEntry;
+use crate::redact;
+
+use super::file_access;
+use super::http::{self, HttpConnection, HttpExchange, PairedExchange, Side};
+use super::llm;
+use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer, Role};
+
+/// Connections tracked at once. Beyond this the least recently active one is closed (its
+/// partial exchanges are flushed, flagged), so memory stays bounded on a busy node.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub struct ReconstructOptions {
+    /// Mask credentials in reconstructed headers and bodies (on by default). Chunk-level
+    /// redaction in the collector cannot see secrets split across chunks or inside
+    /// compressed bodies; this pass can.
+    pub redact_secrets: bool,
+}
+
+impl Default for ReconstructOptions {
+    fn default() -> Self {
+        Self {
+            redact_secrets: true,
+        }
+    }
+}
+
+/// Counters that say how much of the input was understood.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReconstructStats {
+    pub events: u64,
+    pub payload_bytes: u64,
+    /// Bytes announced by the kernel but never delivered (ring full, 1.5 MiB cap).
+    pub gap_bytes: u64,
+    pub connections_seen: u64,
+    /// Connections closed early because [`MAX_CONNECTIONS`] were open.
+    pub connections_evicted: u64,
+    pub http_exchanges: u64,
+    /// Exchanges with a truncated or corrupt part.
+    pub partial_exchanges: u64,
+    pub llm_calls: u64,
+    /// Connections whose bytes matched no protocol we parse.
+    pub opaque_connections: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ConnectionKey {
+    pid: u32,
+    source: SourceKey,
+    /// `SSL*` for TLS, the fd otherwise.
+    id: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SourceKey {
+    Tls,
+    Socket,
+    Pipe,
+}
+
+/// Where the next chunk of a direction should start, to detect holes.
+#[derive(Debug, Default, Clone)]
+struct CallCursor {
+    call_id: u64,
+    expected_offset: u64,
+    total_len: u64,
+    open: bool,
+}
+
+enum Protocol {
+    Undecided,
+    Http {
+        parser: Box<HttpConnection>,
+        role: Role,
+    },
+    Opaque,
+}
+
+struct Connection {
+    fd: i32,
+    tls: bool,
+    peer: Option<Peer>,
+    protocol: Protocol,
+    cursors: [CallCursor; 2],
+    /// Events that fed the exchange in progress, per direction.
+    events: [Option<EventRange>; 2],
+    actor: Actor,
+    time_offset_ns: u64,
+    last_ts_ns: u64,
+}
+
+pub struct Reconstructor {
+    options: ReconstructOptions,
+    processes: ProcessTable,
+    connections: HashMap<ConnectionKey, Connection>,
+    /// Peers of sockets by (pid, fd), from connect and accept.
+    peers: HashMap<(u32, i32), Peer>,
+    next_index: u64,
+    stats: ReconstructStats,
+}
+
+fn direction_slot(direction: Direction) -> usize {
+    match direction {
+        Direction::Egress => 0,
+        _ => 1,
+    }
+}
+
+impl Reconstructor {
+    pub fn new(options: ReconstructOptions) -> Self {
+        Self {
+            options,
+            processes: ProcessTable::default(),
+            connections: HashMap::new(),
+            peers: HashMap::new(),
+            next_index: 0,
+            stats: ReconstructStats::default(),
+        }
+    }
+
+    /// Processes that existed before the first event (live capture seeds these from /proc).
+    pub fn seed_processes(&mut self, entries: &[ProcEntry]) {
+        self.processes.seed(entries);
+    }
+
+    pub fn processes(&self) -> &ProcessTable {
+        &self.processes
+    }
+
+    pub fn stats(&self) -> &ReconstructStats {
+        &self.stats
+    }
+
+    /// Consumes one event; returns the observations it completed.
+    pub fn push(&mut self, event: &Event) -> Vec<Observation> {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.stats.events += 1;
+        let header = &event.header;
+        self.processes
+            .learn(header.pid, header.ppid, header.comm.as_str());
+        self.processes.update(event);
+        let mut out = Vec::new();
+        let simple = |kind: ObservationKind| Observation {
+            ts_ns: header.ts_ns,
+            time_unix_ns: header.time_unix_ns,
+            actor: Actor::from(header),
+            events: vec![EventRange::single(index)],
+            kind,
+        };
+        match &event.body {
+            EventBody::Exec { filename, argv, .. } => out.push(simple(ObservationKind::Exec {
+                filename: filename.clone(),
+                argv: argv.clone(),
+            })),
+            EventBody::Exit { exit_code } => {
+                if header.pid == header.tid || exit_code.is_some() {
+                    self.close_process(header.pid, header.ts_ns, &mut out);
+                }
+                out.push(simple(ObservationKind::Exit {
+                    exit_code: *exit_code,
+                }));
+            }
+            EventBody::Open {
+                path, flags, ret, ..
+            } if *ret >= 0 => {
+                let write = (flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT)) != 0;
+                out.push(simple(ObservationKind::FileOpen {
+                    path: path.clone(),
+                    class: file_access::classify(path),
+                    write,
+                }));
+            }
+            EventBody::Connect {
+                fd,
+                addr,
+                port,
+                ret,
+                ..
+            } if *ret == 0 || *ret == -libc::EINPROGRESS => {
+                let peer = Peer {
+                    addr: addr.clone(),
+                    port: *port,
+                };
+                self.reset_socket(header.pid, *fd, header.ts_ns, &mut out);
+                self.peers.insert((header.pid, *fd), peer.clone());
+                out.push(simple(ObservationKind::Connect { peer }));
+            }
+            EventBody::Accept {
+                addr, port, ret, ..
+            } if *ret >= 0 => {
+                self.reset_socket(header.pid, *ret, header.ts_ns, &mut out);
+                self.peers.insert(
+                    (header.pid, *ret),
+                    Peer {
+                        addr: addr.clone(),
+                        port: *port,
+                    },
+                );
+            }
+            EventBody::Close { fd } => {
+                self.reset_socket(header.pid, *fd, header.ts_ns, &mut out);
+                self.peers.remove(&(header.pid, *fd));
+            }
+            EventBody::Dns { queries, .. } if !queries.is_empty() => {
+                out.push(simple(ObservationKind::Dns {
+                    queries: queries.clone(),
+                }))
+            }
+            EventBody::Data { .. } => self.push_data(event, index, &mut out),
+            _ => {}
+        }
+        out
+    }
+
+    /// Flushes every connection (capture stopped): in-flight exchanges come out flagged.
+    pub fn finish(&mut self, ts_ns: u64) -> Vec<Observation> {
+        let mut out = Vec::new();
+        let keys: Vec<_> = self.connections.keys().copied().collect();
+        for key in keys {
+            self.close_connection(key, ts_ns, &mut out);
+        }
+        out
+    }
+
+    fn reset_socket(&mut self, pid: u32, fd: i32, ts_ns: u64, out: &mut Vec<Observation>) {
+        let keys: Vec<_> = self
+            .connections
+            .iter()
+            .filter(|(key, conn)| key.pid == pid && conn.fd == fd && fd >= 0)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            self.close_connection(key, ts_ns, out);
+        }
+    }
+
+    fn close_process(&mut self, pid: u32, ts_ns: u64, out: &mut Vec<Observation>) {
+        let keys: Vec<_> = self
+            .connections
+            .keys()
+            .filter(|key| key.pid == pid)
+            .copied()
+            .collect();
+        for key in keys {
+            self.close_connection(key, ts_ns, out);
+        }
+        self.peers.retain(|(p, _), _| *p != pid);
+    }
+
+    fn close_connection(&mut self, key: ConnectionKey, ts_ns: u64, out: &mut Vec<Observation>) {
+        let Some(mut conn) = self.connections.remove(&key) else {
+            return;
+        };
+        let exchanges = match &mut conn.protocol {
+            Protocol::Http { parser, .. } => parser.close(ts_ns),
+            _ => Vec::new(),
+        };
+        self.emit_http(&mut conn, exchanges, out);
+    }
+
+    fn push_data(&mut self, event: &Event, index: u64, out: &mut Vec<Observation>) {
+        let EventBody::Data {
+            source,
+            direction,
+            fd,
+            conn_id,
+            call_id,
+            offset,
+            total_len,
+            last,
+            data,
+            ..
+        } = &event.body
+        else {
+            return;
+        };
+        let header = &event.header;
+        let (source_key, id) = match source {
+            PayloadSource::Tls => (SourceKey::Tls, *conn_id),
+            PayloadSource::Socket => (SourceKey::Socket, *fd as u64),
+            PayloadSource::Pipe => (SourceKey::Pipe, *fd as u64),
+            PayloadSource::Unknown => return,
+        };
+        if matches!(direction, Direction::Unknown) {
+            return;
+        }
+        let key = ConnectionKey {
+            pid: header.pid,
+            source: source_key,
+            id,
+        };
+        self.stats.payload_bytes += data.len() as u64;
+        if !self.connections.contains_key(&key) {
+            if self.connections.len() >= MAX_CONNECTIONS {
+                self.evict_one(header.ts_ns, out);
+            }
+            self.stats.connections_seen += 1;
+            let peer = self.peers.get(&(header.pid, *fd)).cloned();
+            self.connections.insert(
+                key,
+                Connection {
+                    fd: *fd,
+                    tls: matches!(source, PayloadSource::Tls),
+                    peer,
+                    protocol: Protocol::Undecided,
+                    cursors: Default::default(),
+                    events: [None, None],
+                    actor: Actor::from(header),
+                    time_offset_ns: header.time_unix_ns.saturating_sub(header.ts_ns),
+                    last_ts_ns: header.ts_ns,
+                },
+            );
+        }
+        let slot = direction_slot(*direction);
+        let Some(conn) = self.connections.get_mut(&key) else {
+            return;
+        };
+        conn.actor = Actor::from(header);
+        conn.last_ts_ns = header.ts_ns;
+        if conn.fd < 0 && *fd >= 0 {
+            conn.fd = *fd;
+            conn.peer = self.peers.get(&(header.pid, *fd)).cloned();
+        }
+        match conn.events[slot].as_mut() {
+            Some(range) => range.extend(index),
+            None => conn.events[slot] = Some(EventRange::single(index)),
+        }
+
+        // Holes: the rest of an unfinished earlier call, or chunks missing before this one.
+        let cursor = &mut conn.cursors[slot];
+        let mut gap = 0u64;
+        if cursor.open && cursor.call_id != *call_id {
+            gap += cursor.total_len.saturating_sub(cursor.expected_offset);
+            cursor.open = false;
+        }
+        if !cursor.open {
+            *cursor = CallCursor {
+                call_id: *call_id,
+                expected_offset: 0,
+                total_len: *total_len,
+                open: true,
+            };
+        }
+        gap += offset.saturating_sub(cursor.expected_offset);
+        cursor.expected_offset = offset + data.len() as u64;
+        let mut tail_gap = 0;
+        if *last {
+            // Bytes beyond the kernel's per-call cap, or chunks dropped at the end of the call.
+            tail_gap = total_len.saturating_sub(cursor.expected_offset);
+            cursor.open = false;
+        }
+        self.stats.gap_bytes += gap + tail_gap;
+
+        if matches!(conn.protocol, Protocol::Undecided) {
+            conn.protocol = recognise_protocol(*direction, data);
+            if matches!(conn.protocol, Protocol::Opaque) {
+                self.stats.opaque_connections += 1;
+            }
+        }
+        let ts = header.ts_ns;
+        let exchanges = match &mut conn.protocol {
+            Protocol::Http { parser, role } => {
+                let side = http_side(*role, *direction);
+                let mut done = Vec::new();
+                if gap > 0 {
+                    done.extend(parser.gap(side, gap, ts));
+                }
+                done.extend(parser.feed(side, data, ts));
+                if tail_gap > 0 {
+                    done.extend(parser.gap(side, tail_gap, ts));
+                }
+                done
+            }
+            Protocol::Undecided | Protocol::Opaque => Vec::new(),
+        };
+        if !exchanges.is_empty() {
+            let mut conn = self.connections.remove(&key).expect("present");
+            self.emit_http(&mut conn, exchanges, out);
+            self.connections.insert(key, conn);
+        }
+    }
+
+    fn evict_one(&mut self, ts_ns: u64, out: &mut Vec<Observation>) {
+        if let Some(key) = self
+            .connections
+            .iter()
+            .min_by_key(|(_, conn)| conn.last_ts_ns)
+            .map(|(key, _)| *key)
+        {
+            self.stats.connections_evicted += 1;
+            self.close_connection(key, ts_ns, out);
+        }
+    }
+
+    fn emit_http(
+        &mut self,
+        conn: &mut Connection,
+        exchanges: Vec<PairedExchange>,
+        out: &mut Vec<Observation>,
+    ) {
+        let Protocol::Http { role, .. } = conn.protocol else {
+            return;
+        };
+        if exchanges.is_empty() {
+            return;
+        }
+        let events: Vec<EventRange> = conn.events.iter_mut().filter_map(Option::take).collect();
+        for paired in exchanges {
+            self.stats.http_exchanges += 1;
+            let mut exchange = HttpExchange {
+                host: paired
+                    .request
+                    .header("host")
+                    .map(str::to_string)
+                    .or_else(|| conn.peer.as_ref().map(|p| p.addr.clone())),
+                port: conn.peer.as_ref().map(|p| p.port),
+                tls: conn.tls,
+                request: paired.request,
+                response: paired.response,
+            };
+            if self.options.redact_secrets {
+                redact_exchange(&mut exchange);
+            }
+            let partial = exchange.request.completeness != http::Completeness::Complete
+                || exchange
+                    .response
+                    .as_ref()
+                    .is_none_or(|r| r.completeness != http::Completeness::Complete);
+            if partial {
+                self.stats.partial_exchanges += 1;
+            }
+            let ts_ns = exchange.request.ts_ns;
+            let kind = match llm::recognise(&exchange) {
+                Some(call) => {
+                    self.stats.llm_calls += 1;
+                    ObservationKind::Llm {
+                        call: Box::new(call),
+                        host: exchange.host.clone(),
+                        port: exchange.port,
+                    }
+                }
+                None => ObservationKind::Http {
+                    exchange: Box::new(exchange),
+                    role,
+                },
+            };
+            out.push(Observation {
+                ts_ns,
+                time_unix_ns: ts_ns.saturating_add(conn.time_offset_ns),
+                actor: conn.actor.clone(),
+                events: events.clone(),
+                kind,
+            });
+        }
+    }
+}
+
+fn http_side(role: Role, direction: Direction) -> Side {
+    match (role, direction) {
+        (Role::Client, Direction::Egress) | (Role::Server, Direction::Ingress) => Side::Request,
+        _ => Side::Response,
+    }
+}
+
+/// Decides a connection's protocol from the first bytes seen in either direction.
+fn recognise_protocol(direction: Direction, bytes: &[u8]) -> Protocol {
+    let role = |request_outgoing: bool| {
+        if request_outgoing {
+            Role::Client
+        } else {
+            Role::Server
+        }
+    };
+    let egress = matches!(direction, Direction::Egress);
+    if http::looks_like_request(bytes) {
+        return Protocol::Http {
+            parser: Box::new(HttpConnection::new()),
+            role: role(egress),
+        };
+    }
+    if http::looks_like_response(bytes) {
+        // Capture began mid-exchange: the response's sender is the server.
+        return Protocol::Http {
+            parser: Box::new(HttpConnection::new()),
+            role: role(!egress),
+        };
+    }
+    Protocol::Opaque
+}
+
+fn redact_exchange(exchange: &mut HttpExchange) {
+    let headers = exchange.request.headers.iter_mut().chain(
+        exchange
+            .response
+            .iter_mut()
+            .flat_map(|r| r.headers.iter_mut()),
+    );
+    for header in headers {
+        header.value = redact::redact_header_value(&header.name, &header.value);
+    }
+    redact::redact_in_place(&mut exchange.request.body);
+    if let Some(response) = exchange.response.as_mut() {
+        redact::redact_in_place(&mut response.body);
+    }
+}
