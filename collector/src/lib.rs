@@ -12,6 +12,8 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod kernel;
+pub mod model;
+pub mod pipeline;
 pub mod process_table;
 pub mod procfs;
 pub mod reconstruct;

@@ -22,7 +22,7 @@ pub struct ProcessInfo {
 /// Exited processes kept for lineage lookups of late events; the oldest go first.
 const EXITED_KEPT: usize = 4096;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ProcessTable {
     processes: HashMap<u32, ProcessInfo>,
     exited: VecDeque<u32>,

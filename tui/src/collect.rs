@@ -1,9 +1,16 @@
 //! `agentscope collect`: the live collector, headless. Prints events (one JSON object per line
 //! with `--json`, a short text line otherwise) and a final summary with counts and drops.
+//! Every event also goes through reconstruction and the model; `--graph-json` writes the
+//! resulting agents, tool calls and graph when the collector stops.
 
 use std::io::Write as _;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
+use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_collector::pipeline::Pipeline;
+use agentscope_collector::reconstruct::ReconstructOptions;
 use agentscope_collector::{Collector, CollectorOptions, Event, EventBody, Summary};
 use clap::Args;
 
@@ -30,6 +37,13 @@ pub struct CollectArgs {
     /// Write a line to stderr once the probes are attached (tests and scripts wait for it).
     #[arg(long)]
     ready_message: bool,
+    /// When the collector stops, write the agents, their AI-BOMs, tool calls and the execution
+    /// graph to FILE as JSON (schema: docs/graph.md).
+    #[arg(long, value_name = "FILE")]
+    graph_json: Option<PathBuf>,
+    /// Do not print events (useful with --graph-json).
+    #[arg(long)]
+    quiet: bool,
 }
 
 pub fn run(args: CollectArgs) -> anyhow::Result<()> {
@@ -48,6 +62,14 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         ..CollectorOptions::default()
     };
     let mut collector = Collector::start(options)?;
+    let mut pipeline = Pipeline::new(
+        ReconstructOptions {
+            redact_secrets: !args.keep_secrets,
+        },
+        ModelOptions::default(),
+        Box::new(HostOnlyIdentity),
+    )
+    .with_processes(collector.processes().clone());
     if args.ready_message {
         eprintln!("agentscope: collecting");
     }
@@ -67,7 +89,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         tokio::select! {
             batch = collector.next_batch(4096) => {
                 for event in batch? {
-                    print_event(&mut out, &event, args.json)?;
+                    pipeline.push(&event);
+                    if !args.quiet {
+                        print_event(&mut out, &event, args.json)?;
+                    }
                 }
                 out.flush()?;
             }
@@ -77,7 +102,14 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
     }
     for event in collector.drain() {
-        print_event(&mut out, &event, args.json)?;
+        pipeline.push(&event);
+        if !args.quiet {
+            print_event(&mut out, &event, args.json)?;
+        }
+    }
+    pipeline.finish();
+    if let Some(path) = &args.graph_json {
+        write_graph(path, &pipeline)?;
     }
     let summary = collector.summary();
     print_summary(&mut out, &summary, args.json)?;
@@ -88,6 +120,21 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             summary.decode_errors
         );
     }
+    Ok(())
+}
+
+fn write_graph(path: &std::path::Path, pipeline: &Pipeline) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    // Write beside the target and rename, so a reader never sees half a file.
+    let tmp = path.with_extension("json.partial");
+    let file = std::fs::File::create(&tmp)
+        .with_context(|| format!("cannot write the graph to {}", tmp.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut writer, &pipeline.snapshot())?;
+    writer.flush()?;
+    drop(writer);
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move the graph into place at {}", path.display()))?;
     Ok(())
 }
 

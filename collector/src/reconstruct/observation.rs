@@ -117,6 +117,10 @@ pub enum ObservationKind {
         call: Box<LlmCall>,
         host: Option<String>,
         port: Option<u16>,
+        /// The client's User-Agent (SDKs and frameworks name themselves there).
+        user_agent: Option<String>,
+        /// When the response ended: tool calls it requested are carried out after this.
+        end_ts_ns: u64,
     },
     Mcp {
         exchange: Box<McpExchange>,

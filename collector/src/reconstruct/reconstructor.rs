@@ -136,6 +136,11 @@ impl Reconstructor {
         self.processes.seed(entries);
     }
 
+    /// Starts from a process table built elsewhere (the live collector's).
+    pub fn set_processes(&mut self, processes: ProcessTable) {
+        self.processes = processes;
+    }
+
     pub fn processes(&self) -> &ProcessTable {
         &self.processes
     }
@@ -451,6 +456,11 @@ impl Reconstructor {
                         call: Box::new(call),
                         host: exchange.host.clone(),
                         port: exchange.port,
+                        user_agent: exchange.request.header("user-agent").map(str::to_string),
+                        end_ts_ns: exchange
+                            .response
+                            .as_ref()
+                            .map_or(ts_ns, |r| r.end_ts_ns.max(r.ts_ns)),
                     }
                 }
                 None => ObservationKind::Http {

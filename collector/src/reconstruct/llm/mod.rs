@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::http::HttpExchange;
 
 /// Which wire dialect the call used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LlmApi {
     OpenAiChatCompletions,

@@ -1,0 +1,197 @@
+//! How each kind of observation appears in the graph, and what its text looks like to
+//! tool-call argument matching.
+
+use serde_json::json;
+
+use crate::process_table::ProcessTable;
+use crate::reconstruct::http::HttpExchange;
+use crate::reconstruct::{Observation, ObservationKind, Role};
+
+use super::agents::basename;
+use super::graph::{EdgeKind, NodeKind};
+
+/// The graph side of an action.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kind: &'static str,
+    pub node_kind: NodeKind,
+    pub node_id: String,
+    pub label: String,
+    pub edge_kind: EdgeKind,
+    pub summary: String,
+    pub descriptors: Vec<String>,
+    /// An MCP client's `tools/call` (name, arguments).
+    pub mcp_tool: Option<(String, serde_json::Value)>,
+    /// An MCP server handling `tools/call` (name, arguments).
+    pub mcp_served: Option<(String, serde_json::Value)>,
+    /// The command node of the acting process, used when it is not the agent itself.
+    pub via_command: Option<(String, String)>,
+    pub attributes: Vec<(String, serde_json::Value)>,
+}
+
+impl Target {
+    fn new(
+        kind: &'static str,
+        node_kind: NodeKind,
+        node_id: String,
+        label: String,
+        edge_kind: EdgeKind,
+    ) -> Self {
+        Self {
+            kind,
+            node_kind,
+            node_id,
+            label,
+            edge_kind,
+            summary: String::new(),
+            descriptors: Vec::new(),
+            mcp_tool: None,
+            mcp_served: None,
+            via_command: None,
+            attributes: Vec::new(),
+        }
+    }
+}
+
+fn command_of(processes: &ProcessTable, pid: u32, comm: &str) -> (String, String) {
+    let exe = processes
+        .get(pid)
+        .and_then(|p| p.exe.clone())
+        .unwrap_or_else(|| comm.to_string());
+    (format!("command:{exe}"), basename(&exe).to_string())
+}
+
+/// Replaces path segments that are identifiers (numbers, UUIDs, long hex or mixed tokens)
+/// with `{id}`, so `/orders/42` and `/orders/43` are one API.
+pub fn route_template(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    path.split('/')
+        .map(|segment| {
+            let digits = segment.chars().filter(char::is_ascii_digit).count();
+            let is_number = !segment.is_empty() && digits == segment.len();
+            let is_hex =
+                segment.len() >= 16 && segment.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+            let is_token = segment.len() >= 20 && digits >= 4;
+            if is_number || is_hex || is_token {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+pub fn url_of(exchange: &HttpExchange) -> String {
+    let scheme = if exchange.tls { "https" } else { "http" };
+    let host = exchange.host.as_deref().unwrap_or("unknown");
+    let host = match (exchange.port, host.contains(':')) {
+        (Some(port), false) if !matches!((scheme, port), ("https", 443) | ("http", 80)) => {
+            format!("{host}:{port}")
+        }
+        _ => host.to_string(),
+    };
+    format!("{scheme}://{host}{}", exchange.request.target)
+}
+
+fn body_text(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(8192)]).into_owned()
+}
+
+/// The graph side of an observation; `None` for observations that are not actions.
+pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<Target> {
+    let actor = &observation.actor;
+    let via = Some(command_of(processes, actor.pid, &actor.comm));
+    let mut target = match &observation.kind {
+        ObservationKind::Exec { filename, argv } => {
+            let mut t = Target::new(
+                "exec",
+                NodeKind::Command,
+                format!("command:{filename}"),
+                basename(filename).to_string(),
+                EdgeKind::Executes,
+            );
+            let line = argv.join(" ");
+            t.summary = format!("exec {line}");
+            t.descriptors = vec![format!("{filename} {line}")];
+            // The exec'd process is its own command: the edge comes from its parent.
+            t.via_command = Some(command_of(processes, actor.ppid, &actor.comm))
+                .filter(|(id, _)| *id != format!("command:{filename}"));
+            return Some(t);
+        }
+        ObservationKind::FileOpen { path, class, write } => {
+            if super::super::reconstruct::file_access::is_noise(class) {
+                return None;
+            }
+            let mut t = Target::new(
+                "file",
+                NodeKind::Data,
+                format!("data:file:{path}"),
+                path.clone(),
+                EdgeKind::Accesses,
+            );
+            t.summary = format!("{} {path}", if *write { "write" } else { "open" });
+            t.descriptors = vec![path.clone()];
+            t.attributes = vec![
+                ("data.kind".into(), json!("file")),
+                (
+                    "class".into(),
+                    serde_json::to_value(class).unwrap_or_default(),
+                ),
+            ];
+            t
+        }
+        ObservationKind::Http { exchange, role } => {
+            if *role == Role::Server {
+                // Served requests are the peer's actions; the server side matters for MCP.
+                return None;
+            }
+            let route = route_template(exchange.request.path());
+            let host = exchange.host.clone().unwrap_or_else(|| "unknown".into());
+            let method = exchange.request.method.clone();
+            let mut t = Target::new(
+                "http",
+                NodeKind::Api,
+                format!("api:{method} {host}{route}"),
+                format!("{method} {host}{route}"),
+                EdgeKind::CallsApi,
+            );
+            let url = url_of(exchange);
+            t.summary = format!(
+                "{method} {url} → {}",
+                exchange
+                    .response
+                    .as_ref()
+                    .map_or("no response".into(), |r| r.status.to_string())
+            );
+            t.descriptors = vec![format!("{method} {url}"), body_text(&exchange.request.body)];
+            t.attributes = vec![
+                ("server.address".into(), json!(host)),
+                ("http.request.method".into(), json!(method)),
+                ("url.template".into(), json!(route)),
+            ];
+            t
+        }
+        _ => return None,
+    };
+    target.via_command = via;
+    Some(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_templates_hide_identifiers() {
+        assert_eq!(route_template("/api/orders/42?x=1"), "/api/orders/{id}");
+        assert_eq!(
+            route_template("/v1/users/3f2b9c1e-8d4a-4b1e-9c2f-1a2b3c4d5e6f/profile"),
+            "/v1/users/{id}/profile"
+        );
+        assert_eq!(
+            route_template("/v1/chat/completions"),
+            "/v1/chat/completions"
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! Agents and their AI bill of materials.
+//!
+//! A process becomes an agent when it calls an LLM API or acts as an MCP client. The agent's
+//! key is built from its workload identity and executable, never from pod names or pids, so
+//! its history survives restarts and rescheduling.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::reconstruct::llm::LlmApi;
+
+/// Interpreters whose script, not the interpreter, says which program runs.
+const INTERPRETERS: &[&str] = &[
+    "python", "python3", "node", "nodejs", "bun", "deno", "ruby", "java", "perl", "php",
+];
+
+/// Who a process runs as, as far as the identity sources could tell.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ActorIdentity {
+    /// Stable workload part of agent keys: `namespace/Kind/name/container` in Kubernetes,
+    /// `container:<id>` in other containers, `host` otherwise.
+    pub workload: String,
+    pub uid: u32,
+    pub user: Option<String>,
+    pub container_id: Option<String>,
+    /// `namespace/name` of the pod, when known.
+    pub pod: Option<String>,
+    /// `namespace/name` of the Kubernetes service account.
+    pub service_account: Option<String>,
+    /// Cloud roles the workload can assume (`aws:arn:...`, `gcp:sa@...`, `azure:client-id`).
+    pub cloud_roles: Vec<String>,
+    /// The full identity record from the resolver.
+    pub details: serde_json::Value,
+}
+
+/// Resolves who a process runs as. The live collector backs this with cgroups, the
+/// Kubernetes API and /proc; replays and tests can supply their own.
+pub trait IdentityLookup {
+    fn lookup(&mut self, pid: u32, cgroup_id: u64, uid: u32) -> ActorIdentity;
+}
+
+/// An identity source that knows nothing beyond the uid: every process is on the host.
+#[derive(Debug, Default)]
+pub struct HostOnlyIdentity;
+
+impl IdentityLookup for HostOnlyIdentity {
+    fn lookup(&mut self, _pid: u32, _cgroup_id: u64, uid: u32) -> ActorIdentity {
+        ActorIdentity {
+            workload: "host".into(),
+            uid,
+            ..Default::default()
+        }
+    }
+}
+
+/// The program an agent process runs: the executable, or an interpreter's script.
+pub fn program_of(exe: Option<&str>, argv: &[String], comm: &str) -> String {
+    let exe = exe.unwrap_or(comm);
+    let base = basename(exe);
+    let interpreter = INTERPRETERS
+        .iter()
+        .any(|i| base == *i || base.strip_prefix(i).is_some_and(is_version_suffix));
+    if interpreter {
+        // First argument that is not an option: the script (or `-m module`).
+        let mut args = argv.iter().skip(1);
+        while let Some(arg) = args.next() {
+            if arg == "-m" {
+                if let Some(module) = args.next() {
+                    return format!("{exe} -m {module}");
+                }
+            } else if !arg.starts_with('-') {
+                return format!("{exe} {arg}");
+            }
+        }
+    }
+    exe.to_string()
+}
+
+fn is_version_suffix(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// A short display name: the script or executable's file name.
+pub fn display_name(program: &str) -> String {
+    let last = program.rsplit(' ').next().unwrap_or(program);
+    basename(last).to_string()
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct McpServerEntry {
+    pub name: String,
+    pub version: Option<String>,
+    pub transport: String,
+    pub endpoint: Option<String>,
+    /// Tool name → description (descriptions are model input: tool poisoning lives there).
+    pub tools: BTreeMap<String, Option<String>>,
+}
+
+/// What an agent is built from and talks to.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AiBom {
+    /// `gen_ai.provider.name` → models requested or reported.
+    pub providers: BTreeMap<String, BTreeSet<String>>,
+    pub apis: BTreeSet<LlmApi>,
+    /// Keyed by server name (or endpoint when unnamed).
+    pub mcp_servers: BTreeMap<String, McpServerEntry>,
+    /// Tools offered to models, name → description.
+    pub tools_offered: BTreeMap<String, Option<String>>,
+    /// SDKs and frameworks seen in User-Agent headers and loaded modules.
+    pub frameworks: BTreeSet<String>,
+    /// Retrieval (RAG) sources: vector databases and pgvector tables.
+    pub retrieval_sources: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    pub key: String,
+    pub name: String,
+    pub program: String,
+    /// Processes seen acting as this agent (most recent kept).
+    pub pids: BTreeSet<u32>,
+    pub identity: ActorIdentity,
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    pub llm_calls: u64,
+    pub tool_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub aibom: AiBom,
+}
+
+/// Pids remembered per agent; older ones are dropped first.
+pub const PIDS_PER_AGENT: usize = 64;
+
+impl Agent {
+    pub fn add_pid(&mut self, pid: u32) {
+        self.pids.insert(pid);
+        while self.pids.len() > PIDS_PER_AGENT {
+            // Pids are not ordered by age; dropping the smallest is a cheap, bounded choice.
+            let first = *self.pids.iter().next().expect("non-empty");
+            self.pids.remove(&first);
+        }
+    }
+}
+
+/// Frameworks recognised in User-Agent-style strings (lower-cased substring → name).
+const UA_FRAMEWORKS: &[(&str, &str)] = &[
+    ("openai/python", "openai-python"),
+    ("openai/js", "openai-node"),
+    ("anthropic/python", "anthropic-python"),
+    ("anthropic/js", "anthropic-node"),
+    ("google-genai-sdk", "google-genai"),
+    ("langchain", "langchain"),
+    ("llamaindex", "llama-index"),
+    ("llama-index", "llama-index"),
+    ("litellm", "litellm"),
+    ("ollama-python", "ollama-python"),
+    ("ollama-js", "ollama-js"),
+    ("python-httpx", "httpx"),
+    ("python-requests", "requests"),
+    ("python-urllib", "urllib"),
+    ("aiohttp", "aiohttp"),
+    ("node-fetch", "node-fetch"),
+    ("undici", "node-fetch (undici)"),
+    ("mcp", "mcp-sdk"),
+];
+
+/// Packages recognised in module paths (`site-packages/<name>/`, `node_modules/<name>/`).
+const MODULE_FRAMEWORKS: &[(&str, &str)] = &[
+    ("openai", "openai-sdk"),
+    ("anthropic", "anthropic-sdk"),
+    ("langchain", "langchain"),
+    ("langchain_core", "langchain"),
+    ("langgraph", "langgraph"),
+    ("llama_index", "llama-index"),
+    ("crewai", "crewai"),
+    ("autogen", "autogen"),
+    ("autogen_agentchat", "autogen"),
+    ("semantic_kernel", "semantic-kernel"),
+    ("haystack", "haystack"),
+    ("dspy", "dspy"),
+    ("pydantic_ai", "pydantic-ai"),
+    ("smolagents", "smolagents"),
+    ("google/genai", "google-genai"),
+    ("mcp", "mcp-sdk"),
+    ("litellm", "litellm"),
+    ("@modelcontextprotocol/sdk", "mcp-sdk"),
+    ("@langchain", "langchain"),
+    ("@anthropic-ai/sdk", "anthropic-sdk"),
+    ("ai", "vercel-ai-sdk"),
+];
+
+pub fn frameworks_in_user_agent(user_agent: &str) -> Vec<&'static str> {
+    let lower = user_agent.to_ascii_lowercase();
+    UA_FRAMEWORKS
+        .iter()
+        .filter(|(needle, _)| lower.contains(needle))
+        .map(|(_, name)| *name)
+        .collect()
+}
+
+pub fn framework_in_module_path(path: &str) -> Option<&'static str> {
+    let rest = path
+        .split_once("/site-packages/")
+        .or_else(|| path.split_once("/dist-packages/"))
+        .or_else(|| path.split_once("/node_modules/"))?
+        .1;
+    MODULE_FRAMEWORKS
+        .iter()
+        .find(|(package, _)| {
+            rest.strip_prefix(package)
+                .is_some_and(|after| after.starts_with('/') || after.starts_with(".py"))
+        })
+        .map(|(_, name)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpreters_are_named_by_their_script() {
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            program_of(
+                Some("/usr/bin/python3.11"),
+                &argv(&["python3", "-u", "/app/agent.py", "--x"]),
+                "python3"
+            ),
+            "/usr/bin/python3.11 /app/agent.py"
+        );
+        assert_eq!(
+            program_of(
+                Some("/usr/bin/python3"),
+                &argv(&["python3", "-m", "mcp_server_git"]),
+                "python3"
+            ),
+            "/usr/bin/python3 -m mcp_server_git"
+        );
+        assert_eq!(
+            program_of(Some("/usr/bin/psql"), &argv(&["psql", "-c", "x"]), "psql"),
+            "/usr/bin/psql"
+        );
+        assert_eq!(program_of(None, &[], "agentd"), "agentd");
+        assert_eq!(
+            display_name("/usr/bin/python3.11 /app/agent.py"),
+            "agent.py"
+        );
+    }
+
+    #[test]
+    fn frameworks_from_user_agents_and_module_paths() {
+        assert_eq!(
+            frameworks_in_user_agent("OpenAI/Python 1.54.3"),
+            vec!["openai-python"]
+        );
+        assert_eq!(
+            framework_in_module_path(
+                "/usr/lib/python3/dist-packages/langchain_core/runnables/base.py"
+            ),
+            Some("langchain")
+        );
+        assert_eq!(
+            framework_in_module_path("/app/node_modules/@modelcontextprotocol/sdk/dist/index.js"),
+            Some("mcp-sdk")
+        );
+        assert_eq!(
+            framework_in_module_path("/app/node_modules/aiohttp-thing/x.js"),
+            None
+        );
+        assert_eq!(
+            framework_in_module_path("/usr/lib/python3.11/json/__init__.py"),
+            None
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! Linking the tool calls a model requested to the actions that carried them out.
+//!
+//! A tool call is open from the end of the model response that requested it until the agent
+//! sends its result back (matched by tool-call id) or [`MAX_TOOL_WINDOW_NS`] passes. An
+//! action is linked to an open call of its agent when evidence supports it: an argument value
+//! of the call appears in the action (a path, SQL text, URL, argv), an MCP `tools/call` names
+//! the same tool, or the action's process is an MCP server handling that call. Process
+//! lineage and time alone link only when exactly one call is open. Actions and calls may be
+//! observed out of order (an exchange is reported when its response ends), so matching runs
+//! both ways: new actions against open calls, new calls against recent actions.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::reconstruct::EventRange;
+
+/// A tool call whose result never comes back stays open this long.
+pub const MAX_TOOL_WINDOW_NS: u64 = 300 * 1_000_000_000;
+/// Recent actions kept for matching calls seen after them.
+pub const RECENT_ACTIONS: usize = 4096;
+/// Tool calls kept in the model (oldest dropped first).
+pub const MAX_TOOL_CALLS: usize = 10_000;
+/// Argument values shorter than this match too much to be evidence.
+const MIN_MATCH_LEN: usize = 3;
+/// Tool results are kept up to this many bytes.
+const MAX_RESULT_TEXT: usize = 2048;
+
+/// Why an action was linked to a tool call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Evidence {
+    /// The tool result sent back to the model carried the call's id.
+    ToolCallId { id: String },
+    /// An argument value of the call appears in the action.
+    ArgumentMatch { argument: String, value: String },
+    /// An MCP `tools/call` for the same tool.
+    McpToolsCall { name: String },
+    /// The action's process (or an ancestor) is the MCP server handling this call.
+    McpServerProcess { pid: u32 },
+    /// The action's process descends from the agent's process.
+    ProcessLineage { agent_pid: u32 },
+    /// The action happened while the call was open.
+    TimeWindow,
+}
+
+/// Something a process did that a tool call could have caused.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    pub kind: &'static str,
+    /// Graph node the action touched.
+    pub target: String,
+    pub summary: String,
+    pub pid: u32,
+    pub ts_ns: u64,
+    pub events: Vec<EventRange>,
+    /// Process and its ancestors, nearest first.
+    #[serde(skip)]
+    pub lineage: Vec<u32>,
+    /// Text argument values are matched against (path, argv, SQL, URL, body).
+    #[serde(skip)]
+    pub descriptors: Vec<String>,
+    /// For an MCP client `tools/call`: the tool name and arguments.
+    #[serde(skip)]
+    pub mcp_tool: Option<(String, serde_json::Value)>,
+    /// Agent the action belongs to (by process or lineage), when known at observation time.
+    #[serde(skip)]
+    pub agent: Option<String>,
+    /// How the action appears in the graph.
+    #[serde(skip)]
+    pub detail: std::sync::Arc<super::actions::Target>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolOutcome {
+    pub content: String,
+    pub is_error: bool,
+    pub reported_ns: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolLink {
+    #[serde(flatten)]
+    pub action: Action,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallRecord {
+    pub agent: String,
+    /// The agent process that received the request from the model.
+    pub pid: u32,
+    #[serde(rename = "gen_ai.tool.call.id")]
+    pub id: Option<String>,
+    #[serde(rename = "gen_ai.tool.name")]
+    pub name: String,
+    #[serde(rename = "gen_ai.tool.call.arguments")]
+    pub arguments: serde_json::Value,
+    #[serde(rename = "gen_ai.provider.name")]
+    pub provider: String,
+    #[serde(rename = "gen_ai.request.model")]
+    pub model: Option<String>,
+    pub requested_ns: u64,
+    /// When the result went back to the model (the call's window closed).
+    pub closed_ns: Option<u64>,
+    pub result: Option<ToolOutcome>,
+    pub result_evidence: Option<Evidence>,
+    pub links: Vec<ToolLink>,
+    /// Graph node of the tool.
+    pub tool_node: String,
+    #[serde(skip)]
+    matchers: Vec<(String, String)>,
+    /// MCP server processes handling this call.
+    #[serde(skip)]
+    servers: Vec<u32>,
+}
+
+impl ToolCallRecord {
+    pub fn new(
+        agent: String,
+        pid: u32,
+        call: &crate::reconstruct::llm::ToolCall,
+        provider: String,
+        model: Option<String>,
+        requested_ns: u64,
+        tool_node: String,
+    ) -> Self {
+        let mut matchers = Vec::new();
+        argument_values("", &call.arguments, &mut matchers);
+        Self {
+            agent,
+            pid,
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+            provider,
+            model,
+            requested_ns,
+            closed_ns: None,
+            result: None,
+            result_evidence: None,
+            links: Vec::new(),
+            tool_node,
+            matchers,
+            servers: Vec::new(),
+        }
+    }
+
+    fn window_contains(&self, ts_ns: u64) -> bool {
+        let end = self
+            .closed_ns
+            .unwrap_or(self.requested_ns.saturating_add(MAX_TOOL_WINDOW_NS));
+        ts_ns >= self.requested_ns && ts_ns <= end
+    }
+}
+
+/// Flattens argument values into (argument path, text) pairs worth matching.
+fn argument_values(path: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            if s.len() >= MIN_MATCH_LEN {
+                out.push((path.to_string(), s.to_string()));
+            }
+        }
+        serde_json::Value::Number(n) => {
+            let s = n.to_string();
+            if s.len() >= MIN_MATCH_LEN {
+                out.push((path.to_string(), s));
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate().take(32) {
+                argument_values(&format!("{path}[{i}]"), item, out);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map.iter().take(32) {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                argument_values(&child, item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Tool calls and the bookkeeping to link actions to them.
+#[derive(Debug, Default)]
+pub struct Attribution {
+    pub calls: VecDeque<ToolCallRecord>,
+    recent: VecDeque<Action>,
+    /// Calls dropped because [`MAX_TOOL_CALLS`] were kept.
+    pub dropped_calls: u64,
+}
+
+/// What linking an action produced, for the graph.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub tool_node: String,
+    pub agent: String,
+    pub action: Action,
+    pub evidence: Vec<Evidence>,
+}
+
+impl Attribution {
+    /// A model requested a tool call: open it and match actions already seen after it.
+    pub fn open_call(&mut self, record: ToolCallRecord, agent_pids: &[u32]) -> Vec<NewLink> {
+        if self.calls.len() >= MAX_TOOL_CALLS {
+            self.calls.pop_front();
+            self.dropped_calls += 1;
+        }
+        self.calls.push_back(record);
+        let index = self.calls.len() - 1;
+        let recent: Vec<Action> = self
+            .recent
+            .iter()
+            .filter(|a| a.ts_ns >= self.calls[index].requested_ns)
+            .cloned()
+            .collect();
+        let mut links = Vec::new();
+        for action in recent {
+            links.extend(self.match_action(&action, agent_pids, Some(index)));
+        }
+        links
+    }
+
+    /// The agent sent a tool result back: close the matching call.
+    pub fn close_call(
+        &mut self,
+        agent: &str,
+        call_id: Option<&str>,
+        name: Option<&str>,
+        content: &str,
+        is_error: bool,
+        ts_ns: u64,
+    ) {
+        let found = self.calls.iter_mut().rev().find(|c| {
+            c.agent == agent
+                && c.result.is_none()
+                && match (call_id, c.id.as_deref()) {
+                    (Some(wanted), Some(id)) => wanted == id,
+                    // Dialects without ids (Gemini) answer by name.
+                    (None, _) | (_, None) => name.is_some_and(|n| n == c.name),
+                }
+        });
+        if let Some(call) = found {
+            let mut text = content.to_string();
+            if text.len() > MAX_RESULT_TEXT {
+                let mut cut = MAX_RESULT_TEXT;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+            }
+            call.result = Some(ToolOutcome {
+                content: text,
+                is_error,
+                reported_ns: ts_ns,
+            });
+            call.closed_ns = Some(ts_ns);
+            call.result_evidence = call_id.map(|id| Evidence::ToolCallId { id: id.to_string() });
+        }
+    }
+
+    /// An MCP server process received `tools/call` for `name` with `arguments`: if an open
+    /// call matches, remember that this process works for it, and link its recent actions.
+    pub fn server_handles(
+        &mut self,
+        server_pid: u32,
+        name: &str,
+        arguments: &serde_json::Value,
+        ts_ns: u64,
+        agent_pids: &[u32],
+    ) -> Vec<NewLink> {
+        let Some(index) = self.calls.iter().rposition(|c| {
+            c.name == name
+                && c.window_contains(ts_ns)
+                && (c.arguments == *arguments || c.matchers.is_empty())
+        }) else {
+            return Vec::new();
+        };
+        if !self.calls[index].servers.contains(&server_pid) {
+            self.calls[index].servers.push(server_pid);
+        }
+        let recent: Vec<Action> = self
+            .recent
+            .iter()
+            .filter(|a| a.lineage.contains(&server_pid))
+            .cloned()
+            .collect();
+        let mut links = Vec::new();
+        for action in recent {
+            links.extend(self.match_action(&action, agent_pids, Some(index)));
+        }
+        links
+    }
+
+    /// A new action: link it to open calls it matches, and keep it for calls seen later.
+    pub fn observe(&mut self, action: Action, agent_pids: &[u32]) -> Vec<NewLink> {
+        let links = self.match_action(&action, agent_pids, None);
+        if self.recent.len() >= RECENT_ACTIONS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(action);
+        links
+    }
+
+    /// Which agent's calls an action may belong to: its own agent, or the agent whose call an
+    /// MCP server in its lineage is handling.
+    fn match_action(
+        &mut self,
+        action: &Action,
+        agent_pids: &[u32],
+        only: Option<usize>,
+    ) -> Vec<NewLink> {
+        let candidates: Vec<usize> = match only {
+            Some(i) => vec![i],
+            None => (0..self.calls.len()).collect(),
+        };
+        let mut scored: Vec<(usize, u32, Vec<Evidence>)> = Vec::new();
+        let mut open_for_agent = 0;
+        for index in candidates {
+            let call = &self.calls[index];
+            if !call.window_contains(action.ts_ns) {
+                continue;
+            }
+            if call.links.iter().any(|l| {
+                l.action.target == action.target
+                    && l.action.ts_ns == action.ts_ns
+                    && l.action.pid == action.pid
+            }) {
+                continue;
+            }
+            let server = call
+                .servers
+                .iter()
+                .find(|pid| action.lineage.contains(pid))
+                .copied();
+            let same_agent = action.agent.as_deref() == Some(call.agent.as_str());
+            if !same_agent && server.is_none() {
+                continue;
+            }
+            open_for_agent += 1;
+            let mut evidence = Vec::new();
+            let mut strong = false;
+            if let Some((name, arguments)) = &action.mcp_tool {
+                if *name == call.name {
+                    evidence.push(Evidence::McpToolsCall { name: name.clone() });
+                    strong = true;
+                    if *arguments == call.arguments {
+                        evidence.push(Evidence::ArgumentMatch {
+                            argument: "*".into(),
+                            value: "all arguments equal".into(),
+                        });
+                    }
+                }
+            }
+            if action.mcp_tool.is_none() {
+                if let Some((argument, value)) = call.matchers.iter().find(|(_, value)| {
+                    action
+                        .descriptors
+                        .iter()
+                        .any(|d| d.contains(value.as_str()))
+                }) {
+                    evidence.push(Evidence::ArgumentMatch {
+                        argument: argument.clone(),
+                        value: value.clone(),
+                    });
+                    strong = true;
+                }
+            }
+            if let Some(pid) = server {
+                evidence.push(Evidence::McpServerProcess { pid });
+                strong = true;
+            }
+            let agent_pid = call.pid;
+            let lineage = action.pid != agent_pid
+                && action
+                    .lineage
+                    .iter()
+                    .any(|p| agent_pids.contains(p) || *p == agent_pid);
+            if lineage {
+                evidence.push(Evidence::ProcessLineage { agent_pid });
+            }
+            evidence.push(Evidence::TimeWindow);
+            let score = u32::from(strong) * 2 + u32::from(lineage);
+            if score > 0 {
+                scored.push((index, score, evidence));
+            }
+        }
+        // Strong evidence links to the best call; lineage alone only when the call is unique.
+        scored.sort_by_key(|(index, score, _)| {
+            (std::cmp::Reverse(*score), std::cmp::Reverse(*index))
+        });
+        let Some((index, score, evidence)) = scored.into_iter().next() else {
+            return Vec::new();
+        };
+        if score < 2 && open_for_agent != 1 {
+            return Vec::new();
+        }
+        let call = &mut self.calls[index];
+        call.links.push(ToolLink {
+            action: action.clone(),
+            evidence: evidence.clone(),
+        });
+        vec![NewLink {
+            tool_node: call.tool_node.clone(),
+            agent: call.agent.clone(),
+            action: action.clone(),
+            evidence,
+        }]
+    }
+}

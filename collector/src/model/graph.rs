@@ -1,0 +1,297 @@
+//! The typed execution graph: agents, tools, APIs, data, identities, models and MCP servers,
+//! joined by counted, timestamped edges that point back at the events behind them.
+//!
+//! The graph is bounded. When a limit is reached, the least recently seen tenth of the edges
+//! (or of the nodes, with their edges) is evicted in one pass and counted in [`Limits`]: on a
+//! long-running node recent behaviour matters more than the oldest, and evicting in batches
+//! keeps the cost amortised instead of scanning on every insert.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::reconstruct::EventRange;
+
+/// Event references kept per edge (the most recent ones).
+pub const EVENT_REFS_PER_EDGE: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    Agent,
+    Model,
+    Tool,
+    McpServer,
+    Api,
+    Data,
+    Identity,
+    /// An executable run as a tool or by one (`psql`, `/bin/sh`).
+    Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    /// agent → model
+    InvokesModel,
+    /// agent → tool: the model asked the agent to run it.
+    CallsTool,
+    /// agent → MCP server
+    ConnectsMcp,
+    /// MCP server → tool
+    Provides,
+    /// tool → what carried it out (MCP server, command, API, data).
+    ExecutedVia,
+    /// agent or command → API
+    CallsApi,
+    /// agent or command → data
+    Accesses,
+    /// agent or command → command
+    Executes,
+    /// agent → identity
+    RunsAs,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub id: String,
+    pub kind: NodeKind,
+    pub label: String,
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub kind: EdgeKind,
+    pub count: u64,
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    /// The most recent events behind this edge (at most [`EVENT_REFS_PER_EDGE`]).
+    pub events: Vec<EventRange>,
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub max_nodes: usize,
+    pub max_edges: usize,
+    pub evicted_nodes: u64,
+    pub evicted_edges: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Graph {
+    nodes: HashMap<String, Node>,
+    edges: HashMap<(String, String, EdgeKind), Edge>,
+    limits: Limits,
+}
+
+impl Graph {
+    pub fn new(max_nodes: usize, max_edges: usize) -> Self {
+        Self {
+            nodes: HashMap::new(),
+            edges: HashMap::new(),
+            limits: Limits {
+                max_nodes: max_nodes.max(10),
+                max_edges: max_edges.max(10),
+                evicted_nodes: 0,
+                evicted_edges: 0,
+            },
+        }
+    }
+
+    /// Adds a node or refreshes its last-seen time; returns its id.
+    pub fn node(&mut self, kind: NodeKind, id: String, label: &str, ts_ns: u64) -> String {
+        if !self.nodes.contains_key(&id) && self.nodes.len() >= self.limits.max_nodes {
+            self.evict_nodes();
+        }
+        let node = self.nodes.entry(id.clone()).or_insert_with(|| Node {
+            id: id.clone(),
+            kind,
+            label: label.to_string(),
+            attributes: BTreeMap::new(),
+            first_seen_ns: ts_ns,
+            last_seen_ns: ts_ns,
+        });
+        node.first_seen_ns = node.first_seen_ns.min(ts_ns);
+        node.last_seen_ns = node.last_seen_ns.max(ts_ns);
+        id
+    }
+
+    pub fn set_attribute(&mut self, id: &str, key: &str, value: serde_json::Value) {
+        if let Some(node) = self.nodes.get_mut(id) {
+            node.attributes.insert(key.to_string(), value);
+        }
+    }
+
+    /// Counts one more occurrence of `from → to`; both nodes must exist.
+    pub fn edge(
+        &mut self,
+        from: &str,
+        to: &str,
+        kind: EdgeKind,
+        ts_ns: u64,
+        events: &[EventRange],
+    ) -> Option<&mut Edge> {
+        if !self.nodes.contains_key(from) || !self.nodes.contains_key(to) {
+            return None;
+        }
+        let key = (from.to_string(), to.to_string(), kind);
+        if !self.edges.contains_key(&key) && self.edges.len() >= self.limits.max_edges {
+            self.evict_edges();
+        }
+        let edge = self.edges.entry(key).or_insert_with(|| Edge {
+            from: from.to_string(),
+            to: to.to_string(),
+            kind,
+            count: 0,
+            first_seen_ns: ts_ns,
+            last_seen_ns: ts_ns,
+            events: Vec::new(),
+            attributes: BTreeMap::new(),
+        });
+        edge.count += 1;
+        edge.first_seen_ns = edge.first_seen_ns.min(ts_ns);
+        edge.last_seen_ns = edge.last_seen_ns.max(ts_ns);
+        for range in events {
+            if edge.events.last() != Some(range) {
+                edge.events.push(*range);
+            }
+        }
+        if edge.events.len() > EVENT_REFS_PER_EDGE {
+            let excess = edge.events.len() - EVENT_REFS_PER_EDGE;
+            edge.events.drain(..excess);
+        }
+        Some(edge)
+    }
+
+    pub fn get_node(&self, id: &str) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+
+    pub fn get_edge(&self, from: &str, to: &str, kind: EdgeKind) -> Option<&Edge> {
+        self.edges.get(&(from.to_string(), to.to_string(), kind))
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    pub fn edges(&self) -> impl Iterator<Item = &Edge> {
+        self.edges.values()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn evict_edges(&mut self) {
+        let mut by_age: Vec<_> = self
+            .edges
+            .iter()
+            .map(|(key, edge)| (edge.last_seen_ns, key.clone()))
+            .collect();
+        by_age.sort_unstable();
+        let batch = (self.limits.max_edges / 10).max(1);
+        for (_, key) in by_age.into_iter().take(batch) {
+            self.edges.remove(&key);
+            self.limits.evicted_edges += 1;
+        }
+    }
+
+    fn evict_nodes(&mut self) {
+        // Agents are few and are what the console lists: never evict them.
+        let mut by_age: Vec<_> = self
+            .nodes
+            .values()
+            .filter(|node| node.kind != NodeKind::Agent)
+            .map(|node| (node.last_seen_ns, node.id.clone()))
+            .collect();
+        by_age.sort_unstable();
+        let batch = (self.limits.max_nodes / 10).max(1);
+        for (_, id) in by_age.into_iter().take(batch) {
+            self.nodes.remove(&id);
+            self.limits.evicted_nodes += 1;
+            let before = self.edges.len();
+            self.edges
+                .retain(|(from, to, _), _| *from != id && *to != id);
+            self.limits.evicted_edges += (before - self.edges.len()) as u64;
+        }
+    }
+
+    /// Nodes and edges sorted by id, for stable output.
+    pub fn snapshot(&self) -> GraphSnapshot {
+        let mut nodes: Vec<Node> = self.nodes.values().cloned().collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut edges: Vec<Edge> = self.edges.values().cloned().collect();
+        edges.sort_by(|a, b| (&a.from, &a.to, a.kind).cmp(&(&b.from, &b.to, b.kind)));
+        GraphSnapshot {
+            nodes,
+            edges,
+            limits: self.limits,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphSnapshot {
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+    pub limits: Limits,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edges_count_and_keep_recent_event_refs() {
+        let mut graph = Graph::new(100, 100);
+        let a = graph.node(NodeKind::Agent, "agent:a".into(), "a", 5);
+        let m = graph.node(NodeKind::Model, "model:x".into(), "x", 5);
+        for i in 0..20 {
+            graph.edge(
+                &a,
+                &m,
+                EdgeKind::InvokesModel,
+                10 + i,
+                &[EventRange::single(i)],
+            );
+        }
+        let edge = graph.get_edge(&a, &m, EdgeKind::InvokesModel).unwrap();
+        assert_eq!(
+            (edge.count, edge.first_seen_ns, edge.last_seen_ns),
+            (20, 10, 29)
+        );
+        assert_eq!(edge.events.len(), EVENT_REFS_PER_EDGE);
+        assert_eq!(edge.events.last().unwrap().last, 19);
+        assert!(graph
+            .edge(&a, "missing", EdgeKind::Accesses, 1, &[])
+            .is_none());
+    }
+
+    #[test]
+    fn bounds_evict_the_least_recently_seen_and_count_it() {
+        let mut graph = Graph::new(50, 30);
+        let agent = graph.node(NodeKind::Agent, "agent:a".into(), "a", 0);
+        for i in 0..200u64 {
+            let id = graph.node(NodeKind::Data, format!("data:file:/f{i}"), "f", i);
+            graph.edge(&agent, &id, EdgeKind::Accesses, i, &[]);
+        }
+        let snapshot = graph.snapshot();
+        assert!(snapshot.nodes.len() <= 50);
+        assert!(snapshot.edges.len() <= 30);
+        assert!(snapshot.limits.evicted_nodes > 0 && snapshot.limits.evicted_edges > 0);
+        // The agent survives and the newest file is present.
+        assert!(graph.get_node("agent:a").is_some());
+        assert!(graph.get_node("data:file:/f199").is_some());
+        assert!(graph.get_node("data:file:/f0").is_none());
+        assert!(graph
+            .get_edge("agent:a", "data:file:/f199", EdgeKind::Accesses)
+            .is_some());
+    }
+}

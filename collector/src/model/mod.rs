@@ -1,0 +1,487 @@
+//! The model the console and detections read: agents (with their AI-BOM), the tool calls
+//! their models requested and what carried them out, and the typed execution graph
+//! agent → tool → API → data → identity.
+//!
+//! [`Model::apply`] takes reconstruction's observations one at a time and updates everything
+//! incrementally; [`Model::snapshot`] is the serialisable view (`--graph-json`, documented in
+//! docs/graph.md).
+
+pub mod agents;
+pub mod attribution;
+pub mod graph;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::process_table::ProcessTable;
+use crate::reconstruct::llm::LlmCall;
+use crate::reconstruct::{Observation, ObservationKind, ReconstructStats};
+
+pub use agents::{ActorIdentity, Agent, AiBom, HostOnlyIdentity, IdentityLookup};
+pub use attribution::{Action, Evidence, ToolCallRecord};
+pub use graph::{EdgeKind, Graph, GraphSnapshot, NodeKind};
+
+/// Version of the JSON written by [`Model::snapshot`]; bump on incompatible changes.
+pub const SCHEMA: &str = "agentscope.model/v1";
+
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    pub max_nodes: usize,
+    pub max_edges: usize,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        Self {
+            max_nodes: 50_000,
+            max_edges: 200_000,
+        }
+    }
+}
+
+pub struct Model {
+    graph: Graph,
+    agents: BTreeMap<String, Agent>,
+    /// Agent processes: pid → agent key.
+    agent_pids: HashMap<u32, String>,
+    /// Frameworks seen in module loads, per pid, before the process is known as an agent.
+    module_hints: HashMap<u32, Vec<&'static str>>,
+    attribution: attribution::Attribution,
+    llm_calls: u64,
+}
+
+/// Everything the model knows, ready to serialise.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSnapshot {
+    pub schema: &'static str,
+    pub agents: Vec<Agent>,
+    pub tool_calls: Vec<ToolCallRecord>,
+    pub graph: GraphSnapshot,
+    pub stats: ModelStats,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ModelStats {
+    pub llm_calls: u64,
+    pub tool_calls: u64,
+    pub tool_calls_dropped: u64,
+    pub reconstruction: Option<ReconstructStats>,
+}
+
+/// Pids whose module loads are remembered before they are known as agents.
+const MODULE_HINT_PIDS: usize = 4096;
+
+impl Model {
+    pub fn new(options: ModelOptions) -> Self {
+        Self {
+            graph: Graph::new(options.max_nodes, options.max_edges),
+            agents: BTreeMap::new(),
+            agent_pids: HashMap::new(),
+            module_hints: HashMap::new(),
+            attribution: Default::default(),
+            llm_calls: 0,
+        }
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCallRecord> {
+        self.attribution.calls.iter()
+    }
+
+    pub fn snapshot(&self, reconstruction: Option<&ReconstructStats>) -> ModelSnapshot {
+        ModelSnapshot {
+            schema: SCHEMA,
+            agents: self.agents.values().cloned().collect(),
+            tool_calls: self.attribution.calls.iter().cloned().collect(),
+            graph: self.graph.snapshot(),
+            stats: ModelStats {
+                llm_calls: self.llm_calls,
+                tool_calls: self.attribution.calls.len() as u64 + self.attribution.dropped_calls,
+                tool_calls_dropped: self.attribution.dropped_calls,
+                reconstruction: reconstruction.cloned(),
+            },
+        }
+    }
+
+    /// The agent a process acts for: its own, or its nearest agent ancestor's.
+    fn agent_of(&self, processes: &ProcessTable, pid: u32) -> Option<String> {
+        processes
+            .lineage(pid)
+            .iter()
+            .find_map(|p| self.agent_pids.get(p).cloned())
+    }
+
+    fn agent_pid_list(&self) -> Vec<u32> {
+        self.agent_pids.keys().copied().collect()
+    }
+
+    /// Makes `pid` an agent (or another process of one); returns the agent key.
+    fn discover_agent(
+        &mut self,
+        observation: &Observation,
+        processes: &ProcessTable,
+        identity: &mut dyn IdentityLookup,
+    ) -> String {
+        let actor = &observation.actor;
+        if let Some(key) = self.agent_pids.get(&actor.pid) {
+            return key.clone();
+        }
+        let info = processes.get(actor.pid);
+        let program = agents::program_of(
+            info.and_then(|p| p.exe.as_deref()),
+            info.map(|p| p.argv.as_slice()).unwrap_or_default(),
+            &actor.comm,
+        );
+        let who = identity.lookup(actor.pid, actor.cgroup_id, actor.uid);
+        let key = format!("{}/{}", who.workload, program);
+        let ts = observation.ts_ns;
+        let agent = self.agents.entry(key.clone()).or_insert_with(|| Agent {
+            key: key.clone(),
+            name: agents::display_name(&program),
+            program: program.clone(),
+            pids: Default::default(),
+            identity: who.clone(),
+            first_seen_ns: ts,
+            last_seen_ns: ts,
+            llm_calls: 0,
+            tool_calls: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            aibom: AiBom::default(),
+        });
+        agent.add_pid(actor.pid);
+        agent.identity = who.clone();
+        if let Some(hints) = self.module_hints.remove(&actor.pid) {
+            agent
+                .aibom
+                .frameworks
+                .extend(hints.iter().map(|s| s.to_string()));
+        }
+        let name = agent.name.clone();
+        self.agent_pids.insert(actor.pid, key.clone());
+        let node = self
+            .graph
+            .node(NodeKind::Agent, format!("agent:{key}"), &name, ts);
+        self.graph
+            .set_attribute(&node, "program", serde_json::json!(program));
+        self.link_identity(&node, &who, observation);
+        key
+    }
+
+    fn link_identity(&mut self, agent_node: &str, who: &ActorIdentity, observation: &Observation) {
+        let ts = observation.ts_ns;
+        let user = match &who.user {
+            Some(name) => format!("{name} (uid {})", who.uid),
+            None => format!("uid {}", who.uid),
+        };
+        let mut identities = vec![(format!("identity:user:{}:{}", who.workload, who.uid), user)];
+        if let Some(sa) = &who.service_account {
+            identities.push((
+                format!("identity:service_account:{sa}"),
+                format!("serviceaccount {sa}"),
+            ));
+        }
+        for role in &who.cloud_roles {
+            identities.push((format!("identity:cloud_role:{role}"), role.clone()));
+        }
+        for (id, label) in identities {
+            let node = self.graph.node(NodeKind::Identity, id, &label, ts);
+            self.graph
+                .edge(agent_node, &node, EdgeKind::RunsAs, ts, &observation.events);
+        }
+    }
+
+    /// Applies one observation. `processes` is the reconstructor's process table (lineage);
+    /// `identity` says who processes run as.
+    pub fn apply(
+        &mut self,
+        observation: &Observation,
+        processes: &ProcessTable,
+        identity: &mut dyn IdentityLookup,
+    ) {
+        let pid = observation.actor.pid;
+        match &observation.kind {
+            ObservationKind::Llm {
+                call,
+                host,
+                port,
+                user_agent,
+                end_ts_ns,
+            } => {
+                let key = self.discover_agent(observation, processes, identity);
+                self.apply_llm(
+                    &key,
+                    observation,
+                    call,
+                    host.as_deref(),
+                    *port,
+                    user_agent.as_deref(),
+                    *end_ts_ns,
+                );
+            }
+            ObservationKind::FileOpen { path, .. } => {
+                if let Some(framework) = agents::framework_in_module_path(path) {
+                    match self.agent_pids.get(&pid).cloned() {
+                        Some(key) => {
+                            if let Some(agent) = self.agents.get_mut(&key) {
+                                agent.aibom.frameworks.insert(framework.to_string());
+                            }
+                        }
+                        None if self.module_hints.len() < MODULE_HINT_PIDS
+                            || self.module_hints.contains_key(&pid) =>
+                        {
+                            let hints = self.module_hints.entry(pid).or_default();
+                            if !hints.contains(&framework) {
+                                hints.push(framework);
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                self.apply_action(observation, processes);
+            }
+            ObservationKind::Exit { .. } => {
+                self.module_hints.remove(&pid);
+            }
+            _ => self.apply_action(observation, processes),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_llm(
+        &mut self,
+        key: &str,
+        observation: &Observation,
+        call: &LlmCall,
+        host: Option<&str>,
+        port: Option<u16>,
+        user_agent: Option<&str>,
+        end_ts_ns: u64,
+    ) {
+        let ts = observation.ts_ns;
+        self.llm_calls += 1;
+        let agent_node = format!("agent:{key}");
+        let model_name = call
+            .response_model
+            .clone()
+            .or_else(|| call.request_model.clone())
+            .unwrap_or_else(|| "unknown".into());
+        let model_node = self.graph.node(
+            NodeKind::Model,
+            format!("model:{}/{}", call.provider, model_name),
+            &model_name,
+            ts,
+        );
+        self.graph.set_attribute(
+            &model_node,
+            "gen_ai.provider.name",
+            serde_json::json!(call.provider),
+        );
+        if let Some(host) = host {
+            let endpoint = match port {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_string(),
+            };
+            self.graph
+                .set_attribute(&model_node, "server.address", serde_json::json!(endpoint));
+        }
+        if let Some(edge) = self.graph.edge(
+            &agent_node,
+            &model_node,
+            EdgeKind::InvokesModel,
+            ts,
+            &observation.events,
+        ) {
+            let tokens = |edge: &mut graph::Edge, name: &str, add: Option<u64>| {
+                let total = edge
+                    .attributes
+                    .get(name)
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+                    + add.unwrap_or(0);
+                edge.attributes
+                    .insert(name.into(), serde_json::json!(total));
+            };
+            tokens(edge, "gen_ai.usage.input_tokens", call.usage.input_tokens);
+            tokens(edge, "gen_ai.usage.output_tokens", call.usage.output_tokens);
+        }
+        let pids = self.agent_pid_list();
+        if let Some(agent) = self.agents.get_mut(key) {
+            agent.last_seen_ns = agent.last_seen_ns.max(ts);
+            agent.llm_calls += 1;
+            agent.input_tokens += call.usage.input_tokens.unwrap_or(0);
+            agent.output_tokens += call.usage.output_tokens.unwrap_or(0);
+            let models = agent
+                .aibom
+                .providers
+                .entry(call.provider.clone())
+                .or_default();
+            models.extend(call.request_model.iter().cloned());
+            models.extend(call.response_model.iter().cloned());
+            agent.aibom.apis.insert(call.api);
+            for tool in &call.tools_offered {
+                agent
+                    .aibom
+                    .tools_offered
+                    .insert(tool.name.clone(), tool.description.clone());
+            }
+            if let Some(ua) = user_agent {
+                agent.aibom.frameworks.extend(
+                    agents::frameworks_in_user_agent(ua)
+                        .iter()
+                        .map(|s| s.to_string()),
+                );
+            }
+            agent.tool_calls += call.tool_calls.len() as u64;
+        }
+        // Results flowing back close the calls they answer.
+        for result in &call.tool_results {
+            self.attribution.close_call(
+                key,
+                result.call_id.as_deref(),
+                result.name.as_deref(),
+                &result.content,
+                result.is_error,
+                ts,
+            );
+        }
+        for tool_call in &call.tool_calls {
+            let tool_node = self.graph.node(
+                NodeKind::Tool,
+                format!("tool:{key}:{}", tool_call.name),
+                &tool_call.name,
+                end_ts_ns,
+            );
+            self.graph.edge(
+                &agent_node,
+                &tool_node,
+                EdgeKind::CallsTool,
+                end_ts_ns,
+                &observation.events,
+            );
+            let record = ToolCallRecord::new(
+                key.to_string(),
+                observation.actor.pid,
+                tool_call,
+                call.provider.clone(),
+                call.request_model
+                    .clone()
+                    .or_else(|| call.response_model.clone()),
+                end_ts_ns,
+                tool_node,
+            );
+            let links = self.attribution.open_call(record, &pids);
+            self.add_links(links);
+        }
+    }
+
+    /// Non-LLM observations: graph edges from the owning agent, and tool attribution.
+    fn apply_action(&mut self, observation: &Observation, processes: &ProcessTable) {
+        let pid = observation.actor.pid;
+        let Some(target) = actions::describe(observation, processes) else {
+            return;
+        };
+        let agent = self.agent_of(processes, pid);
+        let action = Action {
+            kind: target.kind,
+            target: target.node_id.clone(),
+            summary: target.summary.clone(),
+            pid,
+            ts_ns: observation.ts_ns,
+            events: observation.events.clone(),
+            lineage: processes.lineage(pid),
+            descriptors: target.descriptors.clone(),
+            mcp_tool: target.mcp_tool.clone(),
+            agent: agent.clone(),
+            detail: std::sync::Arc::new(target),
+        };
+        let pids = self.agent_pid_list();
+        if let Some((name, arguments)) = &action.detail.mcp_served {
+            let links =
+                self.attribution
+                    .server_handles(pid, name, arguments, observation.ts_ns, &pids);
+            self.add_links(links);
+        }
+        if let Some(agent) = &agent {
+            self.add_action_edges(agent, &action);
+        }
+        let links = self.attribution.observe(action, &pids);
+        self.add_links(links);
+    }
+
+    /// Edges from the agent (or the command that acted for it) to what an action touched.
+    fn add_action_edges(&mut self, agent: &str, action: &Action) {
+        let ts = action.ts_ns;
+        let target = &action.detail;
+        let agent_node = format!("agent:{agent}");
+        let node = self
+            .graph
+            .node(target.node_kind, target.node_id.clone(), &target.label, ts);
+        for (key, value) in &target.attributes {
+            self.graph.set_attribute(&node, key, value.clone());
+        }
+        // A descendant's action hangs off the command that did it, not off the agent itself.
+        let from = match &target.via_command {
+            Some((id, label)) if !self.agent_pids.contains_key(&action.pid) => {
+                let command = self.graph.node(NodeKind::Command, id.clone(), label, ts);
+                if command != node {
+                    self.graph.edge(
+                        &agent_node,
+                        &command,
+                        EdgeKind::Executes,
+                        ts,
+                        &action.events,
+                    );
+                }
+                command
+            }
+            _ => agent_node.clone(),
+        };
+        if from != node {
+            self.graph
+                .edge(&from, &node, target.edge_kind, ts, &action.events);
+        }
+    }
+
+    fn add_links(&mut self, links: Vec<attribution::NewLink>) {
+        for link in links {
+            // Actions of an MCP server outside the agent's process tree join the agent's graph
+            // once they are linked to one of its calls.
+            if link.action.agent.is_none() {
+                self.add_action_edges(&link.agent, &link.action);
+            }
+            let ts = link.action.ts_ns;
+            if let Some(edge) = self.graph.edge(
+                &link.tool_node,
+                &link.action.target,
+                EdgeKind::ExecutedVia,
+                ts,
+                &link.action.events,
+            ) {
+                let mut kinds: Vec<serde_json::Value> = edge
+                    .attributes
+                    .get("evidence")
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default();
+                for evidence in &link.evidence {
+                    let kind = serde_json::to_value(evidence).unwrap_or_default()["type"].clone();
+                    if !kinds.contains(&kind) {
+                        kinds.push(kind);
+                    }
+                }
+                edge.attributes
+                    .insert("evidence".into(), serde_json::Value::Array(kinds));
+            }
+        }
+    }
+}
+
+pub mod actions;
