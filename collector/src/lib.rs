@@ -10,6 +10,7 @@ pub mod collector;
 pub mod dns;
 pub mod error;
 pub mod event;
+pub mod event_json;
 pub mod identity;
 pub mod kernel;
 pub mod model;

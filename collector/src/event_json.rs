@@ -1,0 +1,331 @@
+//! Reading events back from their JSON form (docs/events.md), the inverse of serialising
+//! [`Event`]. Test fixtures and imports of `agentscope collect --json` output use it, so
+//! captures taken by the real collector can be fed to reconstruction again.
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::event::{Direction, Event, EventBody, Header, PayloadSource};
+
+/// Why a JSON line is not an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an agentscope event: {0}")]
+pub struct JsonEventError(String);
+
+fn err(message: impl Into<String>) -> JsonEventError {
+    JsonEventError(message.into())
+}
+
+fn u64_field(value: &Value, name: &str) -> Result<u64, JsonEventError> {
+    value
+        .get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| err(format!("missing or non-integer \"{name}\"")))
+}
+
+fn u32_field(value: &Value, name: &str) -> Result<u32, JsonEventError> {
+    u32::try_from(u64_field(value, name)?).map_err(|_| err(format!("\"{name}\" out of range")))
+}
+
+fn i32_field(value: &Value, name: &str) -> Result<i32, JsonEventError> {
+    value
+        .get(name)
+        .and_then(Value::as_i64)
+        .and_then(|v| i32::try_from(v).ok())
+        .ok_or_else(|| err(format!("missing or non-integer \"{name}\"")))
+}
+
+fn str_field(value: &Value, name: &str) -> Result<String, JsonEventError> {
+    value
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| err(format!("missing string \"{name}\"")))
+}
+
+fn bool_field(value: &Value, name: &str) -> bool {
+    value.get(name).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Maps a string onto the fixed set the decoder produces (the fields are `&'static str`).
+fn known(
+    value: &Value,
+    name: &str,
+    choices: &[&'static str],
+    fallback: &'static str,
+) -> &'static str {
+    let text = value.get(name).and_then(Value::as_str).unwrap_or_default();
+    choices
+        .iter()
+        .find(|c| **c == text)
+        .copied()
+        .unwrap_or(fallback)
+}
+
+const FAMILIES: &[&str] = &["inet", "inet6", "unix", "none", "other"];
+const TCP_STATES: &[&str] = &[
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+    "NEW_SYN_RECV",
+];
+
+fn bytes_field(value: &Value, name: &str) -> Result<Vec<u8>, JsonEventError> {
+    let text = value.get(name).and_then(Value::as_str).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| err(format!("\"{name}\" is not base64: {e}")))
+}
+
+/// Parses one event from its JSON object. Summary lines and other kinds are errors.
+pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
+    let header = Header {
+        ts_ns: u64_field(value, "ts_ns")?,
+        time_unix_ns: u64_field(value, "time_unix_ns")?,
+        pid: u32_field(value, "pid")?,
+        tid: u32_field(value, "tid")?,
+        ppid: u32_field(value, "ppid")?,
+        uid: u32_field(value, "uid")?,
+        gid: u32_field(value, "gid")?,
+        cgroup_id: u64_field(value, "cgroup_id")?,
+        comm: str_field(value, "comm")?,
+    };
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let body = match kind {
+        "exec" => EventBody::Exec {
+            filename: str_field(value, "filename")?,
+            argv: value
+                .get("argv")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            argv_truncated: bool_field(value, "argv_truncated"),
+            filename_truncated: bool_field(value, "filename_truncated"),
+        },
+        "fork" => EventBody::Fork {
+            child_pid: u32_field(value, "child_pid")?,
+            clone_flags: u64_field(value, "clone_flags")?,
+        },
+        "exit" => EventBody::Exit {
+            exit_code: value
+                .get("exit_code")
+                .and_then(Value::as_i64)
+                .and_then(|c| i32::try_from(c).ok()),
+        },
+        "open" => EventBody::Open {
+            syscall: known(value, "syscall", &["open", "openat", "openat2"], "unknown"),
+            path: str_field(value, "path")?,
+            path_truncated: bool_field(value, "path_truncated"),
+            dfd: i32_field(value, "dfd")?,
+            flags: i32_field(value, "flags")?,
+            mode: u32_field(value, "mode")?,
+            ret: i32_field(value, "ret")?,
+        },
+        "connect" => EventBody::Connect {
+            fd: i32_field(value, "fd")?,
+            family: known(value, "family", FAMILIES, "other"),
+            addr: str_field(value, "addr")?,
+            port: u16::try_from(u64_field(value, "port")?).map_err(|_| err("port out of range"))?,
+            ret: i32_field(value, "ret")?,
+        },
+        "accept" => EventBody::Accept {
+            listen_fd: i32_field(value, "listen_fd")?,
+            family: known(value, "family", FAMILIES, "other"),
+            addr: str_field(value, "addr")?,
+            port: u16::try_from(u64_field(value, "port")?).map_err(|_| err("port out of range"))?,
+            ret: i32_field(value, "ret")?,
+        },
+        "tcp_state" => EventBody::TcpState {
+            skaddr: u64_field(value, "skaddr")?,
+            family: known(value, "family", FAMILIES, "other"),
+            saddr: str_field(value, "saddr")?,
+            sport: u16::try_from(u64_field(value, "sport")?)
+                .map_err(|_| err("sport out of range"))?,
+            daddr: str_field(value, "daddr")?,
+            dport: u16::try_from(u64_field(value, "dport")?)
+                .map_err(|_| err("dport out of range"))?,
+            old_state: known(value, "old_state", TCP_STATES, "UNKNOWN"),
+            new_state: known(value, "new_state", TCP_STATES, "UNKNOWN"),
+        },
+        "dns" => EventBody::Dns {
+            fd: i32_field(value, "fd")?,
+            dport: u16::try_from(u64_field(value, "dport")?)
+                .map_err(|_| err("dport out of range"))?,
+            queries: value
+                .get("queries")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            len: u32_field(value, "len")?,
+            data: bytes_field(value, "data")?,
+        },
+        "data" => EventBody::Data {
+            source: match value.get("source").and_then(Value::as_str) {
+                Some("tls") => PayloadSource::Tls,
+                Some("socket") => PayloadSource::Socket,
+                Some("pipe") => PayloadSource::Pipe,
+                _ => PayloadSource::Unknown,
+            },
+            direction: match value.get("direction").and_then(Value::as_str) {
+                Some("egress") => Direction::Egress,
+                Some("ingress") => Direction::Ingress,
+                _ => Direction::Unknown,
+            },
+            fd: i32_field(value, "fd")?,
+            conn_id: u64_field(value, "conn_id")?,
+            call_id: u64_field(value, "call_id")?,
+            seq: u32_field(value, "seq")?,
+            offset: u64_field(value, "offset")?,
+            total_len: u64_field(value, "total_len")?,
+            lost_bytes: u64_field(value, "lost_bytes")?,
+            last: bool_field(value, "last"),
+            data: bytes_field(value, "data_b64")?,
+        },
+        "close" => EventBody::Close {
+            fd: i32_field(value, "fd")?,
+        },
+        other => return Err(err(format!("unknown kind \"{other}\""))),
+    };
+    Ok(Event { header, body })
+}
+
+/// Parses `agentscope collect --json` output: events in order, skipping the summary line.
+pub fn events_from_json_lines(text: &str) -> Result<Vec<Event>, JsonEventError> {
+    let mut events = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| err(format!("line {}: {e}", number + 1)))?;
+        if value.get("kind").and_then(Value::as_str) == Some("summary") {
+            continue;
+        }
+        events.push(
+            event_from_json(&value).map_err(|e| err(format!("line {}: {}", number + 1, e.0)))?,
+        );
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips_through_json() {
+        let header = Header {
+            ts_ns: 5,
+            time_unix_ns: 1_795_300_272_137_263_165,
+            pid: 10,
+            tid: 11,
+            ppid: 1,
+            uid: 1000,
+            gid: 1000,
+            cgroup_id: 4242,
+            comm: "agent".into(),
+        };
+        let bodies = vec![
+            EventBody::Exec {
+                filename: "/bin/echo".into(),
+                argv: vec!["echo".into(), "hi".into()],
+                argv_truncated: false,
+                filename_truncated: true,
+            },
+            EventBody::Fork {
+                child_pid: 12,
+                clone_flags: 17,
+            },
+            EventBody::Exit { exit_code: Some(3) },
+            EventBody::Exit { exit_code: None },
+            EventBody::Open {
+                syscall: "openat2",
+                path: "/etc/x".into(),
+                path_truncated: false,
+                dfd: -100,
+                flags: 0,
+                mode: 0,
+                ret: 4,
+            },
+            EventBody::Connect {
+                fd: 3,
+                family: "inet6",
+                addr: "::1".into(),
+                port: 443,
+                ret: -115,
+            },
+            EventBody::Accept {
+                listen_fd: 3,
+                family: "inet",
+                addr: "127.0.0.1".into(),
+                port: 5555,
+                ret: 7,
+            },
+            EventBody::TcpState {
+                skaddr: u64::MAX,
+                family: "inet",
+                saddr: "a".into(),
+                sport: 1,
+                daddr: "b".into(),
+                dport: 2,
+                old_state: "SYN_SENT",
+                new_state: "ESTABLISHED",
+            },
+            EventBody::Dns {
+                fd: 4,
+                dport: 53,
+                queries: vec!["x.example".into()],
+                len: 3,
+                data: vec![1, 2, 3],
+            },
+            EventBody::Data {
+                source: PayloadSource::Pipe,
+                direction: Direction::Ingress,
+                fd: 0,
+                conn_id: 0,
+                call_id: u64::MAX - 1,
+                seq: 2,
+                offset: 32768,
+                total_len: 40000,
+                lost_bytes: 9,
+                last: true,
+                data: b"{\"jsonrpc\":\"2.0\"}".to_vec(),
+            },
+            EventBody::Close { fd: 3 },
+        ];
+        for body in bodies {
+            let event = Event {
+                header: header.clone(),
+                body,
+            };
+            let json = serde_json::to_value(&event).unwrap();
+            assert_eq!(event_from_json(&json).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn bad_lines_say_where_and_what() {
+        let error = events_from_json_lines("{\"kind\":\"summary\"}\n{\"ts_ns\":1}\n").unwrap_err();
+        assert!(error.to_string().contains("line 2"), "{error}");
+        assert!(events_from_json_lines("not json").is_err());
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Regenerates collector/tests/fixtures/capture/*.jsonl: real `agentscope collect --json`
+# output of the test agents talking to the TLS mock LLM (run as root after `make build`).
+# Payloads are redacted by the collector, as in any capture.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin="$root/target/release/agentscope"
+out="$root/collector/tests/fixtures/capture"
+agents="$root/tests/agents"
+py="$(python3 -c 'import sys; print(sys.executable)')"
+tmp="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
+
+"$py" "$agents/mock_llm_server.py" --port-file "$tmp/llm.port" --cert-dir "$tmp/certs" 2>"$tmp/mock.log" &
+for _ in $(seq 100); do [[ -s "$tmp/llm.port" ]] && break; sleep 0.1; done
+
+capture() { # name, agent command...
+    local name="$1"; shift
+    local gate="$tmp/$name.go"
+    "$@" --wait-before-start-file "$gate" >"$tmp/$name.out" 2>&1 &
+    local agent=$!
+    "$bin" collect --json --pid "$agent" --ready-message --duration 20 >"$tmp/$name.jsonl" 2>"$tmp/$name.err" &
+    local collector=$!
+    for _ in $(seq 200); do grep -q collecting "$tmp/$name.err" 2>/dev/null && break; sleep 0.05; done
+    touch "$gate"
+    wait "$agent"
+    sleep 0.5
+    kill -INT "$collector"
+    wait "$collector" || true
+    # Keep the agent's own events; drop the summary line (it has machine-specific counts).
+    grep -v '"kind":"summary"' "$tmp/$name.jsonl" >"$out/$name.jsonl"
+    echo "$name: $(wc -l <"$out/$name.jsonl") events"
+}
+
+port="$(<"$tmp/llm.port")"
+capture python_chat_stream "$py" "$agents/python_agent.py" --port "$port" --ca "$tmp/certs/cert.pem" --stream --read-path /etc/hostname
+capture python_chat "$py" "$agents/python_agent.py" --port "$port" --ca "$tmp/certs/cert.pem" --big-kib 40 --read-path /etc/hostname
+capture node_chat_stream env NODE_EXTRA_CA_CERTS="$tmp/certs/cert.pem" node "$agents/node_agent.mjs" --port "$port" --ca "$tmp/certs/cert.pem" --stream
