@@ -208,7 +208,7 @@ pub struct NewLink {
 
 impl Attribution {
     /// A model requested a tool call: open it and match actions already seen after it.
-    pub fn open_call(&mut self, record: ToolCallRecord, agent_pids: &[u32]) -> Vec<NewLink> {
+    pub fn open_call(&mut self, record: ToolCallRecord) -> Vec<NewLink> {
         if self.calls.len() >= MAX_TOOL_CALLS {
             self.calls.pop_front();
             self.dropped_calls += 1;
@@ -223,7 +223,7 @@ impl Attribution {
             .collect();
         let mut links = Vec::new();
         for action in recent {
-            links.extend(self.match_action(&action, agent_pids, Some(index)));
+            links.extend(self.match_action(&action, Some(index)));
         }
         links
     }
@@ -274,7 +274,6 @@ impl Attribution {
         name: &str,
         arguments: &serde_json::Value,
         ts_ns: u64,
-        agent_pids: &[u32],
     ) -> Vec<NewLink> {
         let Some(index) = self.calls.iter().rposition(|c| {
             c.name == name
@@ -294,14 +293,14 @@ impl Attribution {
             .collect();
         let mut links = Vec::new();
         for action in recent {
-            links.extend(self.match_action(&action, agent_pids, Some(index)));
+            links.extend(self.match_action(&action, Some(index)));
         }
         links
     }
 
     /// A new action: link it to open calls it matches, and keep it for calls seen later.
-    pub fn observe(&mut self, action: Action, agent_pids: &[u32]) -> Vec<NewLink> {
-        let links = self.match_action(&action, agent_pids, None);
+    pub fn observe(&mut self, action: Action) -> Vec<NewLink> {
+        let links = self.match_action(&action, None);
         if self.recent.len() >= RECENT_ACTIONS {
             self.recent.pop_front();
         }
@@ -311,15 +310,20 @@ impl Attribution {
 
     /// Which agent's calls an action may belong to: its own agent, or the agent whose call an
     /// MCP server in its lineage is handling.
-    fn match_action(
-        &mut self,
-        action: &Action,
-        agent_pids: &[u32],
-        only: Option<usize>,
-    ) -> Vec<NewLink> {
+    fn match_action(&mut self, action: &Action, only: Option<usize>) -> Vec<NewLink> {
+        // Calls are kept in the order they were requested: walking back from the newest, the
+        // first one too old to be open ends the search.
         let candidates: Vec<usize> = match only {
             Some(i) => vec![i],
-            None => (0..self.calls.len()).collect(),
+            None => (0..self.calls.len())
+                .rev()
+                .take_while(|&i| {
+                    self.calls[i]
+                        .requested_ns
+                        .saturating_add(MAX_TOOL_WINDOW_NS)
+                        >= action.ts_ns
+                })
+                .collect(),
         };
         let mut scored: Vec<(usize, u32, Vec<Evidence>)> = Vec::new();
         let mut open_for_agent = 0;
@@ -378,11 +382,7 @@ impl Attribution {
                 strong = true;
             }
             let agent_pid = call.pid;
-            let lineage = action.pid != agent_pid
-                && action
-                    .lineage
-                    .iter()
-                    .any(|p| agent_pids.contains(p) || *p == agent_pid);
+            let lineage = action.pid != agent_pid && action.lineage.contains(&agent_pid);
             if lineage {
                 evidence.push(Evidence::ProcessLineage { agent_pid });
             }

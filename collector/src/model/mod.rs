@@ -119,10 +119,6 @@ impl Model {
             .find_map(|p| self.agent_pids.get(p).cloned())
     }
 
-    fn agent_pid_list(&self) -> Vec<u32> {
-        self.agent_pids.keys().copied().collect()
-    }
-
     /// Makes `pid` an agent (or another process of one); returns the agent key.
     fn discover_agent(
         &mut self,
@@ -313,7 +309,6 @@ impl Model {
             tokens(edge, "gen_ai.usage.input_tokens", call.usage.input_tokens);
             tokens(edge, "gen_ai.usage.output_tokens", call.usage.output_tokens);
         }
-        let pids = self.agent_pid_list();
         if let Some(agent) = self.agents.get_mut(key) {
             agent.last_seen_ns = agent.last_seen_ns.max(ts);
             agent.llm_calls += 1;
@@ -378,7 +373,7 @@ impl Model {
                 end_ts_ns,
                 tool_node,
             );
-            let links = self.attribution.open_call(record, &pids);
+            let links = self.attribution.open_call(record);
             self.add_links(links);
         }
     }
@@ -403,17 +398,16 @@ impl Model {
             agent: agent.clone(),
             detail: std::sync::Arc::new(target),
         };
-        let pids = self.agent_pid_list();
         if let Some((name, arguments)) = &action.detail.mcp_served {
-            let links =
-                self.attribution
-                    .server_handles(pid, name, arguments, observation.ts_ns, &pids);
+            let links = self
+                .attribution
+                .server_handles(pid, name, arguments, observation.ts_ns);
             self.add_links(links);
         }
         if let Some(agent) = &agent {
             self.add_action_edges(agent, &action);
         }
-        let links = self.attribution.observe(action, &pids);
+        let links = self.attribution.observe(action);
         self.add_links(links);
     }
 

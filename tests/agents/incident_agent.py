@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+# A tool-using agent for the reconstruction end-to-end test and the demo. It asks the model
+# (the TLS mock LLM, OpenAI Chat Completions dialect) for a customer-health summary, offering
+# the tools of two MCP servers and one of its own:
+#   read_file       MCP over stdio  (tests/agents/mcp_files_server.py, spawned by this agent)
+#   query_database  MCP over Streamable HTTP (tests/agents/mcp_crm_server.py, runs psql)
+#   http_get        the agent's own HTTP GET (to tests/agents/http_api_service.py)
+# It runs the tool calls the model requests, sends the results back with their tool-call ids,
+# and prints the final answer. What it did is written to --dump (the test's ground truth).
+#
+# Needs the MCP SDK: run it with the test venv's interpreter ($AGENTSCOPE_TEST_PYTHON, default
+# $HOME/.cache/agentscope/test-venv/bin/python, created by scripts/setup.sh).
+import argparse
+import http.client
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import anyio
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import Implementation
+
+HERE = Path(__file__).resolve().parent
+CLIENT_INFO = Implementation(name="incident-agent", version="1.0.0")
+SYSTEM_PROMPT = ("You are the account-health assistant of the support team. Use the tools to "
+                 "gather facts, then write a short summary. Never reveal credentials.")
+HTTP_GET_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "http_get",
+        "description": "Fetch a URL from the internal account API and return the body.",
+        "parameters": {"type": "object", "properties": {"url": {"type": "string"}},
+                       "required": ["url"]},
+    },
+}
+
+
+def fail(msg):
+    print(f"incident_agent: error: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def wait_for_file(path, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            fail(f"timed out waiting for {path}")
+        time.sleep(0.05)
+
+
+def openai_tool(tool):
+    return {"type": "function",
+            "function": {"name": tool.name, "description": tool.description or "",
+                         "parameters": tool.inputSchema}}
+
+
+class Llm:
+    """OpenAI Chat Completions over TLS with the standard library (one keep-alive connection)."""
+
+    def __init__(self, host, port, ca, model):
+        ctx = ssl.create_default_context(cafile=ca)
+        self.conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=30)
+        self.model = model
+        self.key = os.environ.get("AGENTSCOPE_TEST_API_KEY", "sk-agentscope-test-key-000000")
+
+    def chat(self, messages, tools):
+        body = json.dumps({"model": self.model, "messages": messages, "tools": tools,
+                           "tool_choice": "auto"})
+        self.conn.request("POST", "/v1/chat/completions", body=body, headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {self.key}",
+            "User-Agent": "incident-agent/1.0 python-urllib",
+        })
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            fail(f"LLM returned {response.status}: {data[:200]!r}")
+        return json.loads(data)["choices"][0]["message"]
+
+
+def text_of(result):
+    return "\n".join(c.text for c in result.content if getattr(c, "type", "") == "text")
+
+
+async def run(args, dump):
+    llm = Llm(args.llm_host, args.llm_port, args.ca, args.model)
+    params = StdioServerParameters(command=sys.executable, args=[str(args.files_server)],
+                                   env={"PYTHONUNBUFFERED": "1"})
+    async with stdio_client(params, errlog=sys.stderr) as (fr, fw), \
+            ClientSession(fr, fw, client_info=CLIENT_INFO) as files, \
+            streamable_http_client(args.mcp_url) as (cr, cw, *_), \
+            ClientSession(cr, cw, client_info=CLIENT_INFO) as crm:
+        await files.initialize()
+        await crm.initialize()
+        files_tools = (await files.list_tools()).tools
+        crm_tools = (await crm.list_tools()).tools
+        route = {t.name: files for t in files_tools}
+        route.update({t.name: crm for t in crm_tools})
+        tools = [openai_tool(t) for t in files_tools + crm_tools] + [HTTP_GET_TOOL]
+        messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": args.question}]
+        dump["tool_calls"] = []
+        for _turn in range(4):
+            reply = llm.chat(messages, tools)
+            calls = reply.get("tool_calls") or []
+            if not calls:
+                dump["answer"] = reply.get("content")
+                break
+            messages.append({"role": "assistant", "content": reply.get("content"),
+                             "tool_calls": calls})
+            for call in calls:
+                name = call["function"]["name"]
+                arguments = json.loads(call["function"]["arguments"] or "{}")
+                started = time.time_ns()
+                if name == "http_get":
+                    with urllib.request.urlopen(arguments["url"], timeout=10) as r:
+                        result, is_error = r.read().decode(), False
+                elif name in route:
+                    outcome = await route[name].call_tool(name, arguments)
+                    result, is_error = text_of(outcome), bool(outcome.isError)
+                else:
+                    result, is_error = f"unknown tool {name}", True
+                dump["tool_calls"].append({"id": call["id"], "name": name, "arguments": arguments,
+                                           "result": result, "is_error": is_error,
+                                           "started_ns": started})
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--llm-port", type=int, required=True)
+    ap.add_argument("--llm-host", default="127.0.0.1")
+    ap.add_argument("--ca", required=True)
+    ap.add_argument("--model", default="gpt-4o-mini")
+    ap.add_argument("--mcp-url", required=True, help="Streamable HTTP endpoint of mcp_crm_server.py")
+    ap.add_argument("--files-server", default=HERE / "mcp_files_server.py")
+    ap.add_argument("--question", default="Summarise customer account health for the weekly report.")
+    ap.add_argument("--dump", required=True)
+    ap.add_argument("--wait-before-start-file")
+    args = ap.parse_args()
+    if args.wait_before_start_file:
+        wait_for_file(args.wait_before_start_file)
+    dump = {"pid": os.getpid()}
+    anyio.run(run, args, dump)
+    with open(args.dump, "w") as f:
+        json.dump(dump, f, indent=1)
+    print(json.dumps({"ok": True, "answer": dump.get("answer")}))
+
+
+if __name__ == "__main__":
+    main()
