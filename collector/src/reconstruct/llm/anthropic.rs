@@ -35,7 +35,10 @@ pub(super) fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
     }
     match response_body::read(exchange.response.as_ref()) {
         ResponseBody::Missing => {}
-        ResponseBody::Document(body) => read_message(&body, &mut call),
+        ResponseBody::Document(body) => {
+            call.streamed = false;
+            read_message(&body, &mut call);
+        }
         ResponseBody::Stream(messages) => {
             call.streamed = true;
             read_stream(&messages, &mut call);

@@ -40,7 +40,10 @@ pub(super) fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
         .unwrap_or(false);
     match response_body::read(exchange.response.as_ref()) {
         ResponseBody::Missing => {}
-        ResponseBody::Document(body) => read_completion(&body, &mut call),
+        ResponseBody::Document(body) => {
+            call.streamed = false;
+            read_completion(&body, &mut call);
+        }
         ResponseBody::Stream(messages) => {
             call.streamed = true;
             read_stream(&messages, &mut call);
@@ -600,12 +603,22 @@ mod tests {
         let mut ex = exchange(
             "POST",
             "/v1/chat/completions",
-            br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
+            br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
             Some(body.to_vec()),
         );
         ex.response.as_mut().unwrap().status = 429;
         let call = recognise(&ex).unwrap();
         assert_eq!(call.error_type.as_deref(), Some("rate_limit_error"));
+        assert!(!call.streamed, "asked for a stream, got a JSON error");
+        assert!(!call.partial);
+
+        // A proxy's HTML error page: an error answer, not a cut one.
+        let mut ex = ex.clone();
+        let response = ex.response.as_mut().unwrap();
+        response.status = 502;
+        response.body = b"<html>Bad Gateway</html>".to_vec();
+        let call = recognise(&ex).unwrap();
+        assert_eq!(call.error_type.as_deref(), Some("502"));
         assert!(!call.partial);
 
         // An error in the middle of a stream.

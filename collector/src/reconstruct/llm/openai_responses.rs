@@ -46,11 +46,14 @@ pub(super) fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
     }
     match response_body::read(exchange.response.as_ref()) {
         ResponseBody::Missing => {}
-        ResponseBody::Document(body) => match error_type_of(&body) {
-            // An error body has only `error`; a failed response object has a status too.
-            Some(error) if body.get("status").is_none() => call.error_type = Some(error),
-            _ => read_response(&body, &mut call, true),
-        },
+        ResponseBody::Document(body) => {
+            call.streamed = false;
+            match error_type_of(&body) {
+                // An error body has only `error`; a failed response object has a status too.
+                Some(error) if body.get("status").is_none() => call.error_type = Some(error),
+                _ => read_response(&body, &mut call, true),
+            }
+        }
         ResponseBody::Stream(messages) => {
             call.streamed = true;
             read_stream(&messages, &mut call);
