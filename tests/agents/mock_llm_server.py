@@ -269,16 +269,18 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self._pending = b""
+        self._sizes = itertools.cycle((7, 1, 13, 2, 31, 64))
+        self._next_size = next(self._sizes)
 
     def emit(self, data):
         if OPTIONS.awkward_chunks:
-            # Cut across event boundaries at odd sizes, so readers must reassemble.
+            # Cut across event boundaries at odd sizes, so readers must reassemble; the rest
+            # of an event waits for the next one (or the end of the stream).
             self._pending += data
-            for size in (7, 1, 13, 2, 31):
-                if len(self._pending) <= size:
-                    break
-                self.write_chunk(self._pending[:size])
-                self._pending = self._pending[size:]
+            while len(self._pending) > self._next_size:
+                self.write_chunk(self._pending[:self._next_size])
+                self._pending = self._pending[self._next_size:]
+                self._next_size = next(self._sizes)
         else:
             self.write_chunk(data)
 
