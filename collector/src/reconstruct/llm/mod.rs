@@ -5,9 +5,9 @@
 //! tool calls requested and token usage. Field names follow the OpenTelemetry GenAI semantic
 //! conventions where one exists.
 //!
-//! Dialects: [`openai_chat`] (Chat Completions, also Azure OpenAI and every OpenAI-compatible
-//! server), [`openai_responses`] (Responses), [`anthropic`] (Messages), [`gemini`]
-//! (generateContent and streamGenerateContent, also Vertex AI) and [`ollama`] (`/api/chat`,
+//! Dialects, one module each: `openai_chat` (Chat Completions, also Azure OpenAI and every
+//! OpenAI-compatible server), `openai_responses` (Responses), `anthropic` (Messages), `gemini`
+//! (generateContent and streamGenerateContent, also Vertex AI) and `ollama` (`/api/chat`,
 //! `/api/generate`). Which provider a call went to is decided by [`provider`].
 //!
 //! Recognition looks at the method and path first, so other traffic costs a few string
