@@ -563,10 +563,12 @@ mod tests {
                 usage: Usage {
                     input_tokens: Some(10),
                     output_tokens: Some(5),
+                    ..Default::default()
                 },
                 finish_reasons: vec![],
                 streamed: false,
                 partial: false,
+                error_type: None,
             }),
             host: Some("api.openai.com".into()),
             port: Some(443),

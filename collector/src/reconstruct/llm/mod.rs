@@ -4,10 +4,32 @@
 //! same [`LlmCall`]: model, system prompt, the latest user and tool messages, tools offered,
 //! tool calls requested and token usage. Field names follow the OpenTelemetry GenAI semantic
 //! conventions where one exists.
+//!
+//! Dialects, one module each: `openai_chat` (Chat Completions, also Azure OpenAI and every
+//! OpenAI-compatible server), `openai_responses` (Responses), `anthropic` (Messages), `gemini`
+//! (generateContent and streamGenerateContent, also Vertex AI) and `ollama` (`/api/chat`,
+//! `/api/generate`). Which provider a call went to is decided by [`provider`].
+//!
+//! Recognition looks at the method and path first, so other traffic costs a few string
+//! comparisons; only then is the request body parsed.
+
+mod anthropic;
+mod gemini;
+mod ollama;
+mod openai_chat;
+mod openai_responses;
+pub mod provider;
+mod response_body;
+
+#[cfg(test)]
+mod fixture_exchange;
+#[cfg(test)]
+mod malformed_input;
 
 use serde::Serialize;
+use serde_json::Value;
 
-use super::http::HttpExchange;
+use super::http::{Completeness, HttpExchange};
 
 /// Which wire dialect the call used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -18,6 +40,8 @@ pub enum LlmApi {
     AnthropicMessages,
     GeminiGenerateContent,
     OllamaChat,
+    /// Ollama `/api/generate`: a bare prompt, no messages and no tools.
+    OllamaGenerate,
 }
 
 /// A tool the request offered to the model.
@@ -43,7 +67,8 @@ pub struct ToolCall {
 pub struct ToolResult {
     /// The tool call this answers (`tool_call_id`, `tool_use_id`, `call_id`), when given.
     pub call_id: Option<String>,
-    /// The tool's name, when the dialect says it (Gemini, Ollama).
+    /// The tool's name, when the dialect says it (Gemini, Ollama) or the request holds the
+    /// call it answers.
     pub name: Option<String>,
     /// `gen_ai.tool.call.result`, as text.
     pub content: String,
@@ -52,21 +77,26 @@ pub struct ToolResult {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Usage {
-    /// `gen_ai.usage.input_tokens`
+    /// `gen_ai.usage.input_tokens`: every input token, cached ones included (Anthropic reports
+    /// cache reads and writes apart; they are added here).
     pub input_tokens: Option<u64>,
     /// `gen_ai.usage.output_tokens`
     pub output_tokens: Option<u64>,
+    /// `gen_ai.usage.cache_read.input_tokens`: input tokens served from the provider's cache.
+    pub cache_read_input_tokens: Option<u64>,
+    /// `gen_ai.usage.cache_creation.input_tokens`: input tokens written to the cache
+    /// (Anthropic).
+    pub cache_creation_input_tokens: Option<u64>,
 }
 
 /// One model invocation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LlmCall {
     pub api: LlmApi,
-    /// `gen_ai.provider.name`: openai, anthropic, gcp.gemini, ollama; for OpenAI-dialect
-    /// servers on other hosts (vLLM, llama.cpp, LiteLLM) the host name.
+    /// `gen_ai.provider.name`: see [`provider::provider_name`] for the rule.
     #[serde(rename = "gen_ai.provider.name")]
     pub provider: String,
-    /// `gen_ai.operation.name`: chat or generate_content.
+    /// `gen_ai.operation.name`: chat, generate_content or text_completion.
     #[serde(rename = "gen_ai.operation.name")]
     pub operation: String,
     #[serde(rename = "gen_ai.request.model")]
@@ -76,7 +106,7 @@ pub struct LlmCall {
     #[serde(rename = "gen_ai.response.id")]
     pub response_id: Option<String>,
     pub system_prompt: Option<String>,
-    /// Text of the last user message in the request.
+    /// Text of the last user message in the request that has text.
     pub last_user_message: Option<String>,
     /// Tool results in the request after the last assistant turn: what the agent reports back.
     pub tool_results: Vec<ToolResult>,
@@ -87,7 +117,12 @@ pub struct LlmCall {
     pub usage: Usage,
     #[serde(rename = "gen_ai.response.finish_reasons")]
     pub finish_reasons: Vec<String>,
-    /// The response came as a stream (SSE or NDJSON).
+    /// `error.type`: the provider's error type or status (`rate_limit_error`,
+    /// `RESOURCE_EXHAUSTED`, ...) when the API answered with an error, else the HTTP status
+    /// code of a non-2xx response.
+    #[serde(rename = "error.type")]
+    pub error_type: Option<String>,
+    /// The response came as a stream (SSE, NDJSON, or Gemini's streamed JSON array).
     pub streamed: bool,
     /// Request or response was truncated or corrupt, or the response never arrived: the fields
     /// above hold what could be recovered.
@@ -96,6 +131,267 @@ pub struct LlmCall {
 
 /// Recognises an LLM API call in an exchange; `None` when the exchange is not one.
 pub fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
-    let _ = exchange;
-    None
+    if !exchange.request.method.eq_ignore_ascii_case("POST") {
+        return None;
+    }
+    let path = exchange.request.path();
+    if path.ends_with("/chat/completions") {
+        openai_chat::recognise(exchange)
+    } else if path.ends_with("/v1/messages") {
+        anthropic::recognise(exchange)
+    } else if path.ends_with("/responses") {
+        openai_responses::recognise(exchange)
+    } else if path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent") {
+        gemini::recognise(exchange)
+    } else if path.ends_with("/api/chat") {
+        ollama::recognise(exchange, LlmApi::OllamaChat)
+    } else if path.ends_with("/api/generate") {
+        ollama::recognise(exchange, LlmApi::OllamaGenerate)
+    } else {
+        None
+    }
+}
+
+impl LlmCall {
+    /// An empty call for `exchange`, its provider named by [`provider::provider_name`].
+    fn new(api: LlmApi, operation: &str, exchange: &HttpExchange) -> LlmCall {
+        LlmCall {
+            api,
+            provider: provider::provider_name(
+                api,
+                exchange.host.as_deref(),
+                exchange.port,
+                exchange.request.path(),
+            ),
+            operation: operation.to_string(),
+            request_model: None,
+            response_model: None,
+            response_id: None,
+            system_prompt: None,
+            last_user_message: None,
+            tool_results: Vec::new(),
+            tools_offered: Vec::new(),
+            tool_calls: Vec::new(),
+            output_text: None,
+            usage: Usage::default(),
+            finish_reasons: Vec::new(),
+            error_type: None,
+            streamed: false,
+            partial: false,
+        }
+    }
+
+    /// Flags what the exchange's framing says about completeness and HTTP-level errors; the
+    /// dialects add what only the body can tell (a stream without its terminal event).
+    fn note_exchange(&mut self, exchange: &HttpExchange) {
+        if exchange.request.completeness != Completeness::Complete {
+            self.partial = true;
+        }
+        match &exchange.response {
+            None => self.partial = true,
+            Some(response) => {
+                if response.completeness != Completeness::Complete {
+                    self.partial = true;
+                }
+                if !(200..300).contains(&response.status) && self.error_type.is_none() {
+                    self.error_type = Some(response.status.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Whether the response arrived with a 2xx status. A non-2xx body that is not JSON (a
+/// proxy's HTML page) is an error answer, not a cut one.
+fn succeeded(exchange: &HttpExchange) -> bool {
+    exchange
+        .response
+        .as_ref()
+        .is_some_and(|r| (200..300).contains(&r.status))
+}
+
+/// The request body as a JSON object; `None` when it is not one.
+fn request_object(exchange: &HttpExchange) -> Option<Value> {
+    exchange.request.json().filter(Value::is_object)
+}
+
+/// Whether a request body that did not parse still looks like this dialect: it holds `key`
+/// (a quoted JSON key), so the call is reported as partial rather than dropped.
+fn unparsed_body_mentions(exchange: &HttpExchange, key: &str) -> bool {
+    memchr::memmem::find(&exchange.request.body, key.as_bytes()).is_some()
+}
+
+/// A message's `role`, empty when it has none.
+fn role(message: &Value) -> &str {
+    message.get("role").and_then(Value::as_str).unwrap_or("")
+}
+
+/// `value` as a string slice when it is a non-empty string.
+fn non_empty_str(value: Option<&Value>) -> Option<&str> {
+    value.and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn string_field(value: &Value, key: &str) -> Option<String> {
+    non_empty_str(value.get(key)).map(str::to_string)
+}
+
+/// Text of a message content in the shapes providers use: a string, an array of parts (each a
+/// string or an object with a string `text`), or one such part object. Parts without text
+/// (images, tool blocks) are skipped; text parts are joined with newlines.
+fn content_text(content: &Value) -> Option<String> {
+    let mut texts: Vec<&str> = Vec::new();
+    match content {
+        Value::String(s) => texts.push(s),
+        Value::Array(parts) => {
+            for part in parts {
+                match part {
+                    Value::String(s) => texts.push(s),
+                    Value::Object(_) => {
+                        if let Some(text) = part.get("text").and_then(Value::as_str) {
+                            texts.push(text);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Value::Object(_) => {
+            if let Some(text) = content.get("text").and_then(Value::as_str) {
+                texts.push(text);
+            }
+        }
+        _ => {}
+    }
+    let joined = texts.join("\n");
+    (!joined.is_empty()).then_some(joined)
+}
+
+/// Tool-call arguments as the model sent them: parsed when they are valid JSON, else the raw
+/// string (a truncated stream leaves half an object, which stays visible as text).
+fn parse_arguments(raw: &str) -> Value {
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+}
+
+/// Joins pieces of text, `None` when there is none.
+fn join_texts<S: AsRef<str>>(texts: &[S], separator: &str) -> Option<String> {
+    let parts: Vec<&str> = texts
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|t| !t.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(separator))
+}
+
+/// A tool's result as text: strings as they are, anything else as compact JSON.
+fn result_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(_) => content_text(value).unwrap_or_else(|| value.to_string()),
+        _ => value.to_string(),
+    }
+}
+
+/// The provider's error type from a body with a non-null `error`: `error.type`,
+/// `error.status`, `error.code`, or a bare `error` string (Ollama).
+fn error_type_of(body: &Value) -> Option<String> {
+    let error = body.get("error").filter(|e| !e.is_null())?;
+    if let Some(text) = error.as_str() {
+        return Some(text.to_string());
+    }
+    ["type", "status", "code"]
+        .iter()
+        .find_map(|key| match error.get(*key) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .or_else(|| Some("error".to_string()))
+}
+
+fn as_count(value: Option<&Value>) -> Option<u64> {
+    value.and_then(Value::as_u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture_exchange::{exchange, fixture};
+    use super::*;
+
+    #[test]
+    fn non_post_and_unknown_paths_are_not_llm_calls() {
+        let mut ex = exchange("GET", "/v1/chat/completions", b"{}", None);
+        assert_eq!(recognise(&ex), None);
+        ex.request.method = "POST".into();
+        ex.request.target = "/v1/chat/completion".into();
+        assert_eq!(recognise(&ex), None);
+        ex.request.target = "/index.html".into();
+        assert_eq!(recognise(&ex), None);
+    }
+
+    #[test]
+    fn a_body_of_another_shape_on_an_llm_path_is_not_an_llm_call() {
+        for path in [
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/responses",
+            "/api/chat",
+            "/api/generate",
+        ] {
+            let ex = exchange("POST", path, br#"{"comment": "hello"}"#, None);
+            assert_eq!(recognise(&ex), None, "{path}");
+            let ex = exchange("POST", path, b"name=value&x=1", None);
+            assert_eq!(recognise(&ex), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_missing_response_makes_the_call_partial() {
+        let mut ex = fixture("openai_chat/tools_stream");
+        ex.response = None;
+        let call = recognise(&ex).unwrap();
+        assert!(call.partial);
+        assert!(call.streamed, "the request asked for a stream");
+        assert_eq!(call.request_model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(call.tools_offered.len(), 3);
+        assert!(call.tool_calls.is_empty());
+    }
+
+    #[test]
+    fn content_text_reads_strings_parts_and_skips_the_rest() {
+        let v: Value = serde_json::from_str(
+            r#"[{"type":"text","text":"a"},{"type":"image_url","image_url":{}},"b",null,7]"#,
+        )
+        .unwrap();
+        assert_eq!(content_text(&v).as_deref(), Some("a\nb"));
+        assert_eq!(content_text(&Value::Null), None);
+        assert_eq!(content_text(&Value::from(3)), None);
+        assert_eq!(content_text(&Value::from("")), None);
+    }
+
+    #[test]
+    fn error_types_come_from_each_providers_error_shape() {
+        let cases = [
+            (
+                r#"{"error":{"type":"invalid_request_error","code":"x"}}"#,
+                "invalid_request_error",
+            ),
+            (
+                r#"{"type":"error","error":{"type":"overloaded_error"}}"#,
+                "overloaded_error",
+            ),
+            (
+                r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}"#,
+                "RESOURCE_EXHAUSTED",
+            ),
+            (r#"{"error":{"code":429}}"#, "429"),
+            (r#"{"error":"model 'x' not found"}"#, "model 'x' not found"),
+        ];
+        for (body, want) in cases {
+            let v: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(error_type_of(&v).as_deref(), Some(want), "{body}");
+        }
+        assert_eq!(error_type_of(&Value::Null), None);
+        assert_eq!(error_type_of(&serde_json::json!({"error": null})), None);
+    }
 }
