@@ -449,7 +449,12 @@ impl Reconstructor {
                 self.stats.partial_exchanges += 1;
             }
             let ts_ns = exchange.request.ts_ns;
-            let kind = match llm::recognise(&exchange) {
+            // The serving side of an LLM API (a model server on the node) is not an agent.
+            let llm_call = match role {
+                Role::Client => llm::recognise(&exchange),
+                Role::Server => None,
+            };
+            let kind = match llm_call {
                 Some(call) => {
                     self.stats.llm_calls += 1;
                     ObservationKind::Llm {
@@ -525,5 +530,130 @@ fn redact_exchange(exchange: &mut HttpExchange) {
     redact::redact_in_place(&mut exchange.request.body);
     if let Some(response) = exchange.response.as_mut() {
         redact::redact_in_place(&mut response.body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_json::events_from_json_lines;
+
+    fn observations(fixture: &str) -> (Vec<Observation>, ReconstructStats) {
+        let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+        let mut out = Vec::new();
+        let events = events_from_json_lines(fixture).unwrap();
+        let last = events.last().map_or(0, |e| e.header.ts_ns);
+        for event in &events {
+            out.extend(reconstructor.push(event));
+        }
+        out.extend(reconstructor.finish(last));
+        (out, reconstructor.stats().clone())
+    }
+
+    fn llm_calls(observations: &[Observation]) -> Vec<&crate::reconstruct::llm::LlmCall> {
+        observations
+            .iter()
+            .filter_map(|o| match &o.kind {
+                ObservationKind::Llm { call, .. } => Some(call.as_ref()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Captured by the real collector: the Python agent (system libssl) streaming two chat
+    /// completions with tool calls between them.
+    #[test]
+    fn python_agent_capture_gives_two_llm_calls_and_its_tool_actions() {
+        let (observations, stats) = observations(include_str!(
+            "../../tests/fixtures/capture/python_chat_stream.jsonl"
+        ));
+        let calls = llm_calls(&observations);
+        assert_eq!(calls.len(), 2, "{observations:#?}");
+        assert_eq!(
+            (
+                stats.http_exchanges,
+                stats.partial_exchanges,
+                stats.gap_bytes
+            ),
+            (2, 0, 0)
+        );
+        let first = calls[0];
+        assert!(first.streamed && !first.partial);
+        assert_eq!(first.request_model.as_deref(), Some("gpt-4o-mini"));
+        let names: Vec<_> = first.tool_calls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["run_command", "read_file", "fetch_url"]);
+        assert_eq!(first.tool_calls[1].arguments["path"], "/etc/hostname");
+        assert!(first.tool_calls.iter().all(|c| c.id.is_some()));
+        let second = calls[1];
+        assert_eq!(second.tool_results.len(), 3);
+        let ids: Vec<_> = second
+            .tool_results
+            .iter()
+            .map(|r| r.call_id.clone())
+            .collect();
+        let requested: Vec<_> = first.tool_calls.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, requested);
+        assert!(second
+            .output_text
+            .as_deref()
+            .is_some_and(|t| t.starts_with("Done")));
+        assert!(observations.iter().any(|o| matches!(&o.kind,
+            ObservationKind::Exec { filename, .. } if filename == "/bin/echo")));
+        assert!(observations.iter().any(|o| matches!(&o.kind,
+            ObservationKind::FileOpen { path, .. } if path == "/etc/hostname")));
+    }
+
+    /// Node keeps TLS in memory BIOs: no fd, chunks keyed by the SSL pointer only.
+    #[test]
+    fn node_agent_capture_without_fds_is_reconstructed() {
+        let (observations, stats) = observations(include_str!(
+            "../../tests/fixtures/capture/node_chat_stream.jsonl"
+        ));
+        let calls = llm_calls(&observations);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(stats.partial_exchanges, 0);
+        assert_eq!(calls[0].tool_calls.len(), 3);
+        assert_eq!(calls[1].tool_results.len(), 3);
+    }
+
+    #[test]
+    fn large_request_body_over_several_chunks_is_joined() {
+        let (observations, stats) = observations(include_str!(
+            "../../tests/fixtures/capture/python_chat.jsonl"
+        ));
+        let calls = llm_calls(&observations);
+        assert_eq!(calls.len(), 2);
+        assert!(calls.iter().all(|c| !c.partial && !c.streamed));
+        // The 40 KiB padding travels in the user message.
+        assert!(calls[0]
+            .last_user_message
+            .as_ref()
+            .is_some_and(|m| m.len() > 40_000));
+        assert_eq!(stats.gap_bytes, 0);
+    }
+
+    #[test]
+    fn lost_chunks_become_gaps_and_flag_the_exchange() {
+        let mut events = events_from_json_lines(include_str!(
+            "../../tests/fixtures/capture/python_chat.jsonl"
+        ))
+        .unwrap();
+        // Drop the middle chunk of the first multi-chunk call, as a full ring buffer would.
+        let position = events
+            .iter()
+            .position(|e| matches!(e.body, EventBody::Data { seq: 1, .. }))
+            .expect("a call with several chunks");
+        events.remove(position);
+        let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+        let mut out = Vec::new();
+        for event in &events {
+            out.extend(reconstructor.push(event));
+        }
+        out.extend(reconstructor.finish(u64::MAX));
+        assert_eq!(reconstructor.stats().gap_bytes, 16384);
+        let calls = llm_calls(&out);
+        assert!(calls[0].partial, "{:#?}", calls[0]);
+        // The connection stays in sync: the next exchange is whole.
+        assert!(!calls.last().unwrap().partial);
     }
 }
