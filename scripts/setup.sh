@@ -20,6 +20,7 @@ BPF_LINKER_VERSION=0.13.0
 debs=(
   "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
   pkg-config openssl ca-certificates python3 nodejs tmux postgresql iproute2
+  redis-server redis-tools
 )
 missing=()
 for p in "${debs[@]}"; do
@@ -41,6 +42,8 @@ if [ ${#filtered[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${filtered[@]}"
   # The Debian postgresql package starts a cluster service on install; tests start their own.
   if command -v pg_ctlcluster >/dev/null 2>&1; then pg_ctlcluster --force 15 main stop >/dev/null 2>&1 || true; fi
+  # Likewise redis-server's service (fixture regeneration starts its own on a free port).
+  if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
 fi
 
 # Rust toolchains: stable for userspace, nightly with rust-src for the BPF target (build-std).

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::process_table::ProcessTable;
+use crate::reconstruct::file_access::FileCategory;
 use crate::reconstruct::http::HttpExchange;
 use crate::reconstruct::{Observation, ObservationKind, Role};
 
@@ -27,6 +28,10 @@ pub struct Target {
     /// The command node of the acting process, used when it is not the agent itself.
     pub via_command: Option<(String, String)>,
     pub attributes: Vec<(String, serde_json::Value)>,
+    /// Further nodes the same action touched (a join reads several tables), id and label.
+    pub more_nodes: Vec<(String, String)>,
+    /// A retrieval (RAG) source for the agent's AI-BOM.
+    pub retrieval_source: Option<String>,
 }
 
 impl Target {
@@ -49,6 +54,8 @@ impl Target {
             mcp_served: None,
             via_command: None,
             attributes: Vec::new(),
+            more_nodes: Vec::new(),
+            retrieval_source: None,
         }
     }
 }
@@ -120,7 +127,7 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             return Some(t);
         }
         ObservationKind::FileOpen { path, class, write } => {
-            if super::super::reconstruct::file_access::is_noise(class) {
+            if matches!(class.category, FileCategory::RuntimeNoise) {
                 return None;
             }
             let mut t = Target::new(
@@ -170,6 +177,131 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
                 ("http.request.method".into(), json!(method)),
                 ("url.template".into(), json!(route)),
             ];
+            t
+        }
+        ObservationKind::Sql { statement, peer } => {
+            let database = statement
+                .database
+                .clone()
+                .unwrap_or_else(|| "postgres".into());
+            let server = peer
+                .as_ref()
+                .map_or("unknown".into(), |p| format!("{}:{}", p.addr, p.port));
+            let mut nodes: Vec<(String, String)> = statement
+                .tables
+                .iter()
+                .map(|table| {
+                    (
+                        format!("data:table:{database}.{table}"),
+                        format!("{database}.{table}"),
+                    )
+                })
+                .collect();
+            if nodes.is_empty() {
+                nodes.push((
+                    format!("data:database:{server}/{database}"),
+                    format!("database {database}"),
+                ));
+            }
+            let (id, label) = nodes.remove(0);
+            let mut t = Target::new("sql", NodeKind::Data, id, label, EdgeKind::Accesses);
+            t.more_nodes = nodes;
+            let text: String = statement.text.chars().take(200).collect();
+            t.summary = match &statement.error {
+                Some(error) => format!("{text} → {error}"),
+                None => format!(
+                    "{text} → {} rows",
+                    statement.rows.map_or("?".into(), |r| r.to_string())
+                ),
+            };
+            t.descriptors = vec![statement.text.clone()];
+            t.attributes = vec![
+                ("data.kind".into(), json!("table")),
+                ("db.system.name".into(), json!("postgresql")),
+                ("db.namespace".into(), json!(database)),
+                ("server.address".into(), json!(server)),
+            ];
+            if statement.vector_search {
+                t.retrieval_source = Some(format!("pgvector:{}", t.label));
+            }
+            t
+        }
+        ObservationKind::Redis { command, peer } => {
+            let server = peer
+                .as_ref()
+                .map_or("unknown".into(), |p| format!("{}:{}", p.addr, p.port));
+            let mut nodes: Vec<(String, String)> = command
+                .keys
+                .iter()
+                .take(16)
+                .map(|key| (format!("data:redis:{server}/{key}"), format!("redis {key}")))
+                .collect();
+            if nodes.is_empty() {
+                nodes.push((format!("data:redis:{server}"), format!("redis {server}")));
+            }
+            let (id, label) = nodes.remove(0);
+            let mut t = Target::new("redis", NodeKind::Data, id, label, EdgeKind::Accesses);
+            t.more_nodes = nodes;
+            t.summary = format!("{} {}", command.command, command.keys.join(" "));
+            t.descriptors = vec![t.summary.clone()];
+            t.attributes = vec![
+                ("data.kind".into(), json!("redis")),
+                ("db.system.name".into(), json!("redis")),
+            ];
+            if command.vector_search {
+                t.retrieval_source = Some(format!("redis:{server}"));
+            }
+            t
+        }
+        ObservationKind::ObjectStore { access } => {
+            let service = serde_json::to_value(access.service).unwrap_or_default();
+            let service = service.as_str().unwrap_or("object_store").to_string();
+            let bucket = access.bucket.clone().unwrap_or_default();
+            let key = access.key.clone().unwrap_or_default();
+            let path = if key.is_empty() {
+                bucket.clone()
+            } else {
+                format!("{bucket}/{key}")
+            };
+            let mut t = Target::new(
+                "object_store",
+                NodeKind::Data,
+                format!("data:object:{service}/{path}"),
+                format!("{service}://{path}"),
+                EdgeKind::Accesses,
+            );
+            let operation = serde_json::to_value(access.operation).unwrap_or_default();
+            t.summary = format!(
+                "{} {service}://{path}",
+                operation.as_str().unwrap_or("access")
+            );
+            t.descriptors = vec![path.clone(), t.summary.clone()];
+            t.attributes = vec![("data.kind".into(), json!("object"))];
+            t
+        }
+        ObservationKind::Retrieval { call } => {
+            let system = serde_json::to_value(call.system).unwrap_or_default();
+            let system = system.as_str().unwrap_or("vector_db").to_string();
+            let collection = call.collection.clone().unwrap_or_else(|| "default".into());
+            let mut t = Target::new(
+                "retrieval",
+                NodeKind::Data,
+                format!("data:vector:{system}/{collection}"),
+                format!("{system} {collection}"),
+                EdgeKind::Accesses,
+            );
+            let operation = serde_json::to_value(call.operation).unwrap_or_default();
+            t.summary = format!(
+                "{} {system}/{collection}",
+                operation.as_str().unwrap_or("query")
+            );
+            t.descriptors = vec![collection.clone()];
+            t.descriptors.extend(call.query_text.clone());
+            t.attributes = vec![
+                ("data.kind".into(), json!("vector_collection")),
+                ("db.system.name".into(), json!(system)),
+            ];
+            t.retrieval_source = Some(format!("{system}:{collection}"));
             t
         }
         _ => return None,

@@ -443,6 +443,19 @@ impl Model {
             self.graph
                 .edge(&from, &node, target.edge_kind, ts, &action.events);
         }
+        for (id, label) in &target.more_nodes {
+            let more = self.graph.node(target.node_kind, id.clone(), label, ts);
+            for (key, value) in &target.attributes {
+                self.graph.set_attribute(&more, key, value.clone());
+            }
+            self.graph
+                .edge(&from, &more, target.edge_kind, ts, &action.events);
+        }
+        if let Some(source) = &target.retrieval_source {
+            if let Some(agent) = self.agents.get_mut(agent) {
+                agent.aibom.retrieval_sources.insert(source.clone());
+            }
+        }
     }
 
     fn add_links(&mut self, links: Vec<attribution::NewLink>) {
@@ -453,9 +466,24 @@ impl Model {
                 self.add_action_edges(&link.agent, &link.action);
             }
             let ts = link.action.ts_ns;
+            let targets = std::iter::once(link.action.target.clone()).chain(
+                link.action
+                    .detail
+                    .more_nodes
+                    .iter()
+                    .map(|(id, _)| id.clone()),
+            );
+            for target in targets {
+                self.link_edge(&link, &target, ts);
+            }
+        }
+    }
+
+    fn link_edge(&mut self, link: &attribution::NewLink, target: &str, ts: u64) {
+        {
             if let Some(edge) = self.graph.edge(
                 &link.tool_node,
-                &link.action.target,
+                target,
                 EdgeKind::ExecutedVia,
                 ts,
                 &link.action.events,

@@ -16,7 +16,11 @@ use crate::redact;
 use super::file_access;
 use super::http::{self, HttpConnection, HttpExchange, PairedExchange, Side};
 use super::llm;
+use super::object_store;
 use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer, Role};
+use super::postgres::PostgresConnection;
+use super::redis::RedisConnection;
+use super::vector_db;
 
 /// Connections tracked at once. Beyond this the least recently active one is closed (its
 /// partial exchanges are flushed, flagged), so memory stays bounded on a busy node.
@@ -52,6 +56,8 @@ pub struct ReconstructStats {
     /// Exchanges with a truncated or corrupt part.
     pub partial_exchanges: u64,
     pub llm_calls: u64,
+    pub sql_statements: u64,
+    pub redis_commands: u64,
     /// Connections whose bytes matched no protocol we parse.
     pub opaque_connections: u64,
 }
@@ -84,6 +90,15 @@ enum Protocol {
     Undecided,
     Http {
         parser: Box<HttpConnection>,
+        role: Role,
+    },
+    /// `role` says which side the captured process is: parsers expect the client's view.
+    Postgres {
+        parser: Box<PostgresConnection>,
+        role: Role,
+    },
+    Redis {
+        parser: Box<RedisConnection>,
         role: Role,
     },
     Opaque,
@@ -272,6 +287,16 @@ impl Reconstructor {
         };
         let exchanges = match &mut conn.protocol {
             Protocol::Http { parser, .. } => parser.close(ts_ns),
+            Protocol::Postgres { parser, .. } => {
+                let statements = parser.finish();
+                self.emit_sql(&mut conn, statements, out);
+                Vec::new()
+            }
+            Protocol::Redis { parser, .. } => {
+                let commands = parser.finish();
+                self.emit_redis(&mut conn, commands, out);
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         self.emit_http(&mut conn, exchanges, out);
@@ -377,25 +402,84 @@ impl Reconstructor {
             }
         }
         let ts = header.ts_ns;
-        let exchanges = match &mut conn.protocol {
+        let mut exchanges = Vec::new();
+        let mut statements = Vec::new();
+        let mut commands = Vec::new();
+        match &mut conn.protocol {
             Protocol::Http { parser, role } => {
                 let side = http_side(*role, *direction);
-                let mut done = Vec::new();
                 if gap > 0 {
-                    done.extend(parser.gap(side, gap, ts));
+                    exchanges.extend(parser.gap(side, gap, ts));
                 }
-                done.extend(parser.feed(side, data, ts));
+                exchanges.extend(parser.feed(side, data, ts));
                 if tail_gap > 0 {
-                    done.extend(parser.gap(side, tail_gap, ts));
+                    exchanges.extend(parser.gap(side, tail_gap, ts));
                 }
-                done
             }
-            Protocol::Undecided | Protocol::Opaque => Vec::new(),
-        };
-        if !exchanges.is_empty() {
+            Protocol::Postgres { parser, role } => {
+                statements = parser.feed(client_view(*role, *direction), data, ts);
+            }
+            Protocol::Redis { parser, role } => {
+                commands = parser.feed(client_view(*role, *direction), data, ts);
+            }
+            Protocol::Undecided | Protocol::Opaque => {}
+        }
+        if !exchanges.is_empty() || !statements.is_empty() || !commands.is_empty() {
             let mut conn = self.connections.remove(&key).expect("present");
             self.emit_http(&mut conn, exchanges, out);
+            self.emit_sql(&mut conn, statements, out);
+            self.emit_redis(&mut conn, commands, out);
             self.connections.insert(key, conn);
+        }
+    }
+
+    fn emit_sql(
+        &mut self,
+        conn: &mut Connection,
+        statements: Vec<super::postgres::SqlStatement>,
+        out: &mut Vec<Observation>,
+    ) {
+        if statements.is_empty() {
+            return;
+        }
+        let events = take_events(conn);
+        for statement in statements {
+            self.stats.sql_statements += 1;
+            out.push(Observation {
+                ts_ns: statement.ts_ns,
+                time_unix_ns: statement.ts_ns.saturating_add(conn.time_offset_ns),
+                actor: conn.actor.clone(),
+                events: events.clone(),
+                kind: ObservationKind::Sql {
+                    statement: Box::new(statement),
+                    peer: conn.peer.clone(),
+                },
+            });
+        }
+    }
+
+    fn emit_redis(
+        &mut self,
+        conn: &mut Connection,
+        commands: Vec<super::redis::RedisCommand>,
+        out: &mut Vec<Observation>,
+    ) {
+        if commands.is_empty() {
+            return;
+        }
+        let events = take_events(conn);
+        for command in commands {
+            self.stats.redis_commands += 1;
+            out.push(Observation {
+                ts_ns: command.ts_ns,
+                time_unix_ns: command.ts_ns.saturating_add(conn.time_offset_ns),
+                actor: conn.actor.clone(),
+                events: events.clone(),
+                kind: ObservationKind::Redis {
+                    command: Box::new(command),
+                    peer: conn.peer.clone(),
+                },
+            });
         }
     }
 
@@ -423,7 +507,7 @@ impl Reconstructor {
         if exchanges.is_empty() {
             return;
         }
-        let events: Vec<EventRange> = conn.events.iter_mut().filter_map(Option::take).collect();
+        let events = take_events(conn);
         for paired in exchanges {
             self.stats.http_exchanges += 1;
             let mut exchange = HttpExchange {
@@ -454,24 +538,40 @@ impl Reconstructor {
                 Role::Client => llm::recognise(&exchange),
                 Role::Server => None,
             };
-            let kind = match llm_call {
-                Some(call) => {
-                    self.stats.llm_calls += 1;
-                    ObservationKind::Llm {
-                        call: Box::new(call),
-                        host: exchange.host.clone(),
-                        port: exchange.port,
-                        user_agent: exchange.request.header("user-agent").map(str::to_string),
-                        end_ts_ns: exchange
-                            .response
-                            .as_ref()
-                            .map_or(ts_ns, |r| r.end_ts_ns.max(r.ts_ns)),
-                    }
+            let object_access = (role == Role::Client && llm_call.is_none())
+                .then(|| object_store::recognise(&exchange))
+                .flatten();
+            let retrieval = (role == Role::Client && llm_call.is_none() && object_access.is_none())
+                .then(|| vector_db::recognise(&exchange))
+                .flatten();
+            let kind = if let Some(access) = object_access {
+                ObservationKind::ObjectStore {
+                    access: Box::new(access),
                 }
-                None => ObservationKind::Http {
-                    exchange: Box::new(exchange),
-                    role,
-                },
+            } else if let Some(call) = retrieval {
+                ObservationKind::Retrieval {
+                    call: Box::new(call),
+                }
+            } else {
+                match llm_call {
+                    Some(call) => {
+                        self.stats.llm_calls += 1;
+                        ObservationKind::Llm {
+                            call: Box::new(call),
+                            host: exchange.host.clone(),
+                            port: exchange.port,
+                            user_agent: exchange.request.header("user-agent").map(str::to_string),
+                            end_ts_ns: exchange
+                                .response
+                                .as_ref()
+                                .map_or(ts_ns, |r| r.end_ts_ns.max(r.ts_ns)),
+                        }
+                    }
+                    None => ObservationKind::Http {
+                        exchange: Box::new(exchange),
+                        role,
+                    },
+                }
             };
             out.push(Observation {
                 ts_ns,
@@ -481,6 +581,20 @@ impl Reconstructor {
                 kind,
             });
         }
+    }
+}
+
+/// The events that fed what a connection just produced; the next record starts afresh.
+fn take_events(conn: &mut Connection) -> Vec<EventRange> {
+    conn.events.iter_mut().filter_map(Option::take).collect()
+}
+
+/// Direction as seen from the client, which is how the wire-protocol parsers read streams.
+fn client_view(role: Role, direction: Direction) -> Direction {
+    match (role, direction) {
+        (Role::Server, Direction::Egress) => Direction::Ingress,
+        (Role::Server, Direction::Ingress) => Direction::Egress,
+        (_, other) => other,
     }
 }
 
@@ -512,6 +626,18 @@ fn recognise_protocol(direction: Direction, bytes: &[u8]) -> Protocol {
         return Protocol::Http {
             parser: Box::new(HttpConnection::new()),
             role: role(!egress),
+        };
+    }
+    if PostgresConnection::looks_like_postgres(bytes) {
+        return Protocol::Postgres {
+            parser: Box::new(PostgresConnection::new()),
+            role: role(egress),
+        };
+    }
+    if RedisConnection::looks_like_redis(bytes) {
+        return Protocol::Redis {
+            parser: Box::new(RedisConnection::new()),
+            role: role(egress),
         };
     }
     Protocol::Opaque

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Regenerates the PostgreSQL and Redis wire-protocol fixtures under
+# collector/tests/fixtures/{postgres,redis}/ from real captures: real clients (psql, pgbench,
+# redis-cli) talk to throwaway local servers while `agentscope collect --json --pid CLIENT`
+# records them. Each fixture is the `data` event lines (as printed by the collector) of one
+# client connection, in capture order; docs/events.md says how to reassemble them.
+#
+# Needs root (eBPF), the release build (built here if missing), and the packages from
+# `make setup` (postgresql, redis-server, redis-tools).
+#
+# Usage: scripts/regenerate-fixtures-data.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN="$ROOT/target/release/agentscope"
+PG_FIXTURES="$ROOT/collector/tests/fixtures/postgres"
+REDIS_FIXTURES="$ROOT/collector/tests/fixtures/redis"
+PYTHON=${PYTHON:-python3}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "regenerate-fixtures-data: must run as root (the collector loads eBPF programs)" >&2
+  exit 1
+fi
+for tool in psql redis-server redis-cli; do
+  command -v "$tool" >/dev/null || { echo "regenerate-fixtures-data: $tool missing; run make setup" >&2; exit 1; }
+done
+PGBENCH=$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n1)
+[ -n "$PGBENCH" ] || { echo "regenerate-fixtures-data: pgbench missing; run make setup" >&2; exit 1; }
+if [ ! -x "$BIN" ]; then
+  (cd "$ROOT" && cargo build --release -p agentscope)
+fi
+if [ ! -e /sys/kernel/tracing/events ]; then
+  mount -t tracefs tracefs /sys/kernel/tracing
+fi
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_for_file() { # path, what
+  for _ in $(seq 1 600); do [ -s "$1" ] && return 0; sleep 0.1; done
+  echo "regenerate-fixtures-data: timed out waiting for $2" >&2
+  exit 1
+}
+
+# Servers.
+"$PYTHON" "$ROOT/tests/agents/postgres_server.py" --port-file "$WORK/pg.port" >"$WORK/pg.out" 2>"$WORK/pg.err" &
+PIDS+=($!)
+"$PYTHON" "$ROOT/tests/agents/postgres_server.py" --ssl --port-file "$WORK/pgssl.port" >"$WORK/pgssl.out" 2>"$WORK/pgssl.err" &
+PIDS+=($!)
+REDIS_PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+REDIS_PASSWORD="fixture-password-not-a-secret"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+  --user default off --user agent on ">$REDIS_PASSWORD" '~*' '&*' '+@all' >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+wait_for_file "$WORK/pg.port" "PostgreSQL"
+wait_for_file "$WORK/pgssl.port" "PostgreSQL with TLS"
+PG_PORT=$(cat "$WORK/pg.port")
+PGSSL_PORT=$(cat "$WORK/pgssl.port")
+for _ in $(seq 1 100); do
+  redis-cli -p "$REDIS_PORT" --user agent --pass "$REDIS_PASSWORD" --no-auth-warning PING >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+# capture NAME PORT FIXTURE_DIR COMMAND... : runs COMMAND (held until the collector is attached
+# to its pid) and writes the data events of its connection to PORT into FIXTURE_DIR/NAME.jsonl.
+capture() {
+  local name=$1 port=$2 dir=$3
+  shift 3
+  local start="$WORK/$name.start"
+  local quoted
+  quoted=$(printf " %q" "$@")
+  sh -c "while [ ! -e '$start' ]; do sleep 0.02; done; exec$quoted" \
+    <"${STDIN_FILE:-/dev/null}" >"$WORK/$name.client.out" 2>&1 &
+  local client=$!
+  "$BIN" collect --json --ready-message --pid "$client" >"$WORK/$name.raw" 2>"$WORK/$name.collect.err" &
+  local collector=$!
+  for _ in $(seq 1 300); do grep -q collecting "$WORK/$name.collect.err" 2>/dev/null && break; sleep 0.1; done
+  grep -q collecting "$WORK/$name.collect.err" || { cat "$WORK/$name.collect.err" >&2; exit 1; }
+  touch "$start"
+  local status=0
+  wait "$client" || status=$?
+  sleep 0.5
+  kill -TERM "$collector"
+  wait "$collector"
+  mkdir -p "$dir"
+  "$PYTHON" - "$WORK/$name.raw" "$client" "$port" "$dir/$name.jsonl" <<'PY'
+import json, sys
+raw, pid, port, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+events = [json.loads(line) for line in open(raw)]
+assert events and events[-1]["kind"] == "summary", "collector output has no summary"
+summary = events.pop()["summary"]
+assert summary["kernel"]["dropped"] == 0, f"collector dropped records: {summary}"
+# The client's connections to the server port, each from its connect to its close.
+connections, open_fds = [], {}
+for e in events:
+    if e.get("pid") != pid:
+        continue
+    if e["kind"] == "connect" and e["port"] == port and e["ret"] in (0, -115):
+        open_fds[e["fd"]] = []
+        connections.append(open_fds[e["fd"]])
+    elif e["kind"] == "data" and e["source"] == "socket" and e["fd"] in open_fds:
+        open_fds[e["fd"]].append(e)
+    elif e["kind"] == "close" and e["fd"] in open_fds:
+        del open_fds[e["fd"]]
+connections = [c for c in connections if c]
+assert connections, f"no captured connection of pid {pid} to port {port}"
+# The client's main connection: the one that carried the most bytes.
+chosen = max(connections, key=lambda c: sum(e["total_len"] for e in c if e["last"]))
+with open(out, "w") as f:
+    for e in chosen:
+        f.write(json.dumps(e, separators=(",", ":")) + "\n")
+print(f"{out}: {len(chosen)} data events ({len(connections)} connection(s) seen)")
+PY
+  if [ "$status" -ne 0 ] && [ "${EXPECT_FAILURE:-0}" != 1 ]; then
+    echo "regenerate-fixtures-data: client for $name exited $status:" >&2
+    cat "$WORK/$name.client.out" >&2
+    exit 1
+  fi
+}
+
+PSQL=(psql -X -h 127.0.0.1 -U postgres -d crm -v ON_ERROR_STOP=1)
+
+# Simple query protocol: psql -c sends each -c as one Query message. psql's default
+# sslmode=prefer sends an SSLRequest first, which this server refuses with 'N'.
+capture simple_query "$PG_PORT" "$PG_FIXTURES" "${PSQL[@]}" -p "$PG_PORT" \
+  -c "SELECT id, name, email FROM customers WHERE plan = 'pro'" \
+  -c "INSERT INTO customers (id, name, email, plan) VALUES (4, 'Katherine Johnson', 'kj@example.com', 'free') RETURNING id" \
+  -c "UPDATE public.customers SET balance = balance + 10 WHERE plan = 'free'" \
+  -c "WITH top AS (SELECT id FROM customers ORDER BY balance DESC LIMIT 2) SELECT c.name FROM customers c JOIN top ON top.id = c.id" \
+  -c "SELECT id, name FROM customers ORDER BY point(id, 0) <-> point '(2,0)' LIMIT 2" \
+  -c "BEGIN; DELETE FROM customers WHERE id = 4; COMMIT"
+
+# An error: the server answers ErrorResponse (42P01) then ReadyForQuery.
+EXPECT_FAILURE=1 capture query_error "$PG_PORT" "$PG_FIXTURES" "${PSQL[@]}" -p "$PG_PORT" \
+  -c "SELECT count(*) FROM customers" \
+  -c "SELECT * FROM invoices WHERE customer_id = 1"
+
+# Extended query protocol through libpq: pgbench -M extended (unnamed statement) and
+# -M prepared (named statements P_0, P_1), with a fixed script.
+cat >"$WORK/bench.sql" <<'SQL'
+\set id 2
+SELECT name, email, plan FROM customers WHERE id = :id;
+UPDATE customers SET balance = balance + 1 WHERE id = :id;
+SQL
+capture extended_query "$PG_PORT" "$PG_FIXTURES" "$PGBENCH" -n -M extended -c 1 -t 2 \
+  -f "$WORK/bench.sql" -h 127.0.0.1 -p "$PG_PORT" -U postgres crm
+capture prepared_statements "$PG_PORT" "$PG_FIXTURES" "$PGBENCH" -n -M prepared -c 1 -t 2 \
+  -f "$WORK/bench.sql" -h 127.0.0.1 -p "$PG_PORT" -U postgres crm
+
+# TLS: the server accepts the SSLRequest with 'S'; the rest of the socket is ciphertext.
+capture tls_session "$PGSSL_PORT" "$PG_FIXTURES" env PGSSLMODE=require "${PSQL[@]}" -p "$PGSSL_PORT" \
+  -c "SELECT count(*) FROM customers"
+
+# Redis, RESP2: commands piped to redis-cli are sent as RESP arrays on one connection.
+cat >"$WORK/redis-commands.txt" <<'REDIS'
+PING
+CLIENT SETNAME agent-cache
+SET customer:1 "{\"name\":\"Ada Lovelace\",\"plan\":\"enterprise\"}" EX 300
+GET customer:1
+MGET customer:1 customer:2
+HSET session:42 user ada plan pro
+HGETALL session:42
+GET session:42
+INCR counter:requests
+LPUSH queue:jobs job-1 job-2
+LRANGE queue:jobs 0 -1
+DEL customer:2 queue:jobs
+CONFIG GET maxmemory
+SELECT 1
+GET customer:1
+REDIS
+STDIN_FILE="$WORK/redis-commands.txt" capture resp2_session "$REDIS_PORT" "$REDIS_FIXTURES" \
+  redis-cli -p "$REDIS_PORT" --user agent --pass "$REDIS_PASSWORD" --no-auth-warning
+
+# Redis, RESP3: redis-cli -3 starts with HELLO 3; maps and sets come back as % and ~.
+cat >"$WORK/redis3-commands.txt" <<'REDIS'
+HSET profile:7 name Grace team compilers
+HGETALL profile:7
+SADD tags:7 cobol navy
+SMEMBERS tags:7
+HGET profile:7 missing
+REDIS
+STDIN_FILE="$WORK/redis3-commands.txt" capture resp3_session "$REDIS_PORT" "$REDIS_FIXTURES" \
+  redis-cli -3 -p "$REDIS_PORT" --user agent --pass "$REDIS_PASSWORD" --no-auth-warning
+
+echo "regenerate-fixtures-data: done"
