@@ -25,6 +25,8 @@ pub struct CollectorOptions {
     pub ring_buffer_bytes: u32,
     /// Capture plain TCP socket payloads as well as TLS plaintext.
     pub capture_socket_data: bool,
+    /// Capture JSON exchanged over pipes and socketpairs (MCP over stdio).
+    pub capture_pipe_data: bool,
     /// Overwrite credentials in payloads (on by default).
     pub redact_secrets: bool,
     /// Where /proc is (tests point it elsewhere).
@@ -37,6 +39,7 @@ impl Default for CollectorOptions {
             pids: Vec::new(),
             ring_buffer_bytes: 64 * 1024 * 1024,
             capture_socket_data: true,
+            capture_pipe_data: true,
             redact_secrets: true,
             proc_root: PathBuf::from("/proc"),
         }
@@ -157,6 +160,7 @@ impl Collector {
             self_tgid: std::process::id(),
             target_pids: targets,
             capture_socket_data: options.capture_socket_data,
+            capture_pipe_data: options.capture_pipe_data,
         })?;
         kernel.seed_parents(existing.iter().map(|p| (p.pid, p.ppid)));
         let mut processes = ProcessTable::default();
