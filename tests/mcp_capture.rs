@@ -219,7 +219,7 @@ fn write_fixtures(
              client on fd {server_in} and answers on fd {server_out}: the SDK dups its stdin and \
              stdout) under `agentscope collect --json`.\n\n\
              - `stdio-pipe-events.jsonl`: the `data` events (source `pipe`) of both ends, as printed.\n\
-             - `stdio-client-to-server.ndjson`, `stdio-server-to-client.ndjson`: the server's fd 0 \
+             - `stdio-client-to-server.ndjson`, `stdio-server-to-client.ndjson`: the server's \
              stdin-pipe ingress and stdout-pipe egress streams, reassembled.\n\
              - `http-socket-events.jsonl`: `data` events (source `socket`) of the client and the \
              Streamable HTTP server (pid {crm}, port {port}).\n\
