@@ -27,6 +27,8 @@ struct McpRun {
     captured: Captured,
     /// What the client received, as it saved it (`--dump`).
     dump: Value,
+    /// The JSON line the client printed on stdout: a pipe made before the collector started.
+    stdout: String,
     read_path: PathBuf,
     crm_port: u16,
     crm_pid: u32,
@@ -62,7 +64,8 @@ fn run_client(collect_args: &[&str]) -> McpRun {
     args.extend_from_slice(collect_args);
     let collect = Collect::start(dir.path(), &args);
     client.release();
-    let report: Value = serde_json::from_str(client.finish().trim()).unwrap();
+    let stdout = client.finish();
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["ok"], true, "{report}");
     let captured = collect.stop();
     let dump = serde_json::from_str(&std::fs::read_to_string(&dump_path).unwrap()).unwrap();
@@ -70,6 +73,7 @@ fn run_client(collect_args: &[&str]) -> McpRun {
         client_pid,
         captured,
         dump,
+        stdout,
         read_path,
         crm_port: crm.port,
         crm_pid: crm.pid,
@@ -277,10 +281,17 @@ fn stdio_mcp_is_captured_on_both_ends() {
         "the server exec'd after the client set up its pipes"
     );
 
-    // Client side: one pipe written, one read, byte-identical to the server's.
+    // Client side: its stdout is a pipe the test made before the collector started, found in
+    // /proc; the collector captured the JSON report the client printed there.
+    assert_eq!(
+        captured.pipe_stream(client, "egress", 1),
+        run.stdout.as_bytes(),
+        "the client's stdout"
+    );
+    // And one pipe written to the server, one read from it, byte-identical to the server's.
     let client_streams: Vec<_> = streams
         .keys()
-        .filter(|(pid, _, _)| *pid == client)
+        .filter(|(pid, _, fd)| *pid == client && *fd != 1)
         .collect();
     assert_eq!(
         client_streams.len(),
@@ -629,4 +640,100 @@ fn no_pipe_data_disables_pipe_capture() {
         .captured
         .of_kind("open")
         .any(|e| e["pid"] == server && e["path"] == run.read_path.to_str().unwrap()));
+}
+
+/// A session whose pipes were made before the collector started: the collector finds them in
+/// /proc and captures the rest of the session at both ends.
+#[test]
+fn pipes_that_predate_the_collector_are_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let read_path = dir.path().join("notes.txt");
+    std::fs::write(&read_path, NOTES).unwrap();
+    let marker = dir.path().join("initialized");
+    let resume = dir.path().join("resume");
+    let dump_path = dir.path().join("client-dump.json");
+    let child = std::process::Command::new(mcp_python())
+        .arg(agents_dir().join("mcp_client_agent.py"))
+        .args(["--read-path", read_path.to_str().unwrap()])
+        .args(["--dump", dump_path.to_str().unwrap()])
+        .args(["--initialized-marker", marker.to_str().unwrap()])
+        .args(["--resume-file", resume.to_str().unwrap()])
+        .arg("--no-shell-pipeline")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start MCP client");
+    let client = Paused {
+        child,
+        start_file: resume,
+    };
+    let client_pid = client.pid();
+    wait_for_file(&marker, "MCP session initialized");
+    let collect = Collect::start(dir.path(), &["--pid", &client_pid.to_string()]);
+    client.release();
+    let stdout = client.finish();
+    let captured = collect.stop();
+    let dump: Value = serde_json::from_str(&std::fs::read_to_string(&dump_path).unwrap()).unwrap();
+
+    // The client's stdout (from the test) carried its JSON report.
+    assert_eq!(
+        captured.pipe_stream(client_pid, "egress", 1),
+        stdout.as_bytes()
+    );
+    // The server was exec'd before the collector: it is the other process with pipe data.
+    let mut streams = captured.pipe_streams();
+    streams.remove(&(client_pid, "egress".to_string(), 1));
+    let pids: BTreeSet<u32> = streams.keys().map(|(pid, _, _)| *pid).collect();
+    assert_eq!(pids.len(), 2, "client and server: {:?}", streams.keys());
+    let server = *pids.iter().find(|&&pid| pid != client_pid).unwrap();
+    let stream = |pid: u32, direction: &str| -> Vec<u8> {
+        let found: Vec<&Vec<u8>> = streams
+            .iter()
+            .filter(|((p, d, _), _)| *p == pid && d == direction)
+            .map(|(_, bytes)| bytes)
+            .collect();
+        assert_eq!(found.len(), 1, "one {direction} pipe stream for {pid}");
+        found[0].clone()
+    };
+    let to_server = stream(server, "ingress");
+    let from_client = stream(client_pid, "egress");
+    // The server's reader thread was already blocked in read() when the collector attached:
+    // that call's entry was not seen, so the message it returned (tools/list) is missing on the
+    // server side only. Every later message is there at both ends.
+    let first_line = from_client.iter().position(|&b| b == b'\n').unwrap() + 1;
+    assert!(
+        to_server == from_client || to_server == from_client[first_line..],
+        "server read:\n{}\nclient wrote:\n{}",
+        String::from_utf8_lossy(&to_server),
+        String::from_utf8_lossy(&from_client)
+    );
+    assert!(stream(client_pid, "ingress") == stream(server, "egress"));
+    let methods: Vec<String> = json_lines(&from_client)
+        .iter()
+        .map(|m| m["method"].as_str().unwrap().to_string())
+        .collect();
+    // initialize happened before the collector started.
+    assert_eq!(
+        methods,
+        [
+            "tools/list",
+            "tools/call",
+            "tools/call",
+            "resources/read",
+            "prompts/get"
+        ]
+    );
+    let records = stdio_records(&captured, server);
+    let McpDetail::ToolsCall(call) = detail_of(&records, "tools/call") else {
+        panic!("tools/call detail")
+    };
+    assert_eq!(
+        call.result_text.as_deref(),
+        dump["read_file"]["content"][0]["text"].as_str()
+    );
+}
+
+fn detail_of<'a>(records: &'a [McpExchange], method: &str) -> &'a McpDetail {
+    &calls(records, method)[0].detail
 }

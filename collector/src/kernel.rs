@@ -339,6 +339,21 @@ impl KernelCapture {
         }
     }
 
+    /// Seeds the kernel's pipe tracking with pipe ends processes already hold, as (pid, fd),
+    /// so MCP stdio sessions that started before the collector are captured too. The
+    /// JSON-start rule applies to them as to new ones.
+    pub fn seed_pipes(&mut self, ends: impl IntoIterator<Item = (u32, i32)>) {
+        if let Some(map) = self.ebpf.map_mut("PIPES") {
+            // Key and value mirror the kernel's `SockKey { tgid, fd }` and
+            // `PipeState { flags, _pad }`, both two 32-bit fields.
+            if let Ok(mut pipes) = BpfHashMap::<_, [u32; 2], [u32; 2]>::try_from(map) {
+                for (pid, fd) in ends {
+                    let _ = pipes.insert([pid, fd as u32], [0, 0], 0);
+                }
+            }
+        }
+    }
+
     pub fn stats(&self) -> KernelStats {
         let mut out = KernelStats::default();
         let Some(map) = self.ebpf.map("STATS") else {

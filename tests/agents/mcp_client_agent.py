@@ -41,6 +41,14 @@ def wait_for_file(path, timeout=60.0):
         time.sleep(0.05)
 
 
+async def wait_for_file_async(path, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            fail(f"timed out waiting for {path}")
+        await anyio.sleep(0.05)
+
+
 def wire(model):
     """An SDK result as the JSON object it was on the wire."""
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -55,6 +63,12 @@ async def stdio_session(args, dump):
     async with stdio_client(params, errlog=sys.stderr) as (read, write):
         async with ClientSession(read, write, client_info=CLIENT_INFO) as session:
             dump["initialize"] = wire(await session.initialize())
+            if args.initialized_marker:
+                # The session is up (pipes made, server running): a collector started now
+                # only sees pipes that already exist.
+                with open(args.initialized_marker, "w") as f:
+                    f.write("initialized")
+                await wait_for_file_async(args.resume_file)
             dump["tools_list"] = wire(await session.list_tools())
             dump["read_file"] = wire(await session.call_tool("read_file", {"path": args.read_path}))
             dump["read_missing_file"] = wire(
@@ -94,9 +108,14 @@ def main():
     ap.add_argument("--files-server", default=HERE / "mcp_files_server.py")
     ap.add_argument("--no-shell-pipeline", action="store_true",
                     help="skip the non-JSON `seq 1000 | cat` pipeline")
+    ap.add_argument("--initialized-marker",
+                    help="after initialize, create this file and wait for --resume-file")
+    ap.add_argument("--resume-file")
     ap.add_argument("--wait-before-start-file",
                     help="block until this file exists (lets a collector attach first)")
     args = ap.parse_args()
+    if args.initialized_marker and not args.resume_file:
+        ap.error("--initialized-marker needs --resume-file")
 
     if args.wait_before_start_file:
         wait_for_file(args.wait_before_start_file)
