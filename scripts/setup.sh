@@ -69,4 +69,20 @@ if [ ! -e /sys/kernel/tracing/events ]; then
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
 fi
 
+# MCP test agents (tests/agents/mcp_*.py): the official MCP Python SDK, pinned, in a venv of their
+# own rather than system-wide. Tests run that venv's interpreter: $AGENTSCOPE_TEST_PYTHON, by
+# default $HOME/.cache/agentscope/test-venv/bin/python.
+MCP_SDK_VERSION=2.3.0
+TEST_VENV="$HOME/.cache/agentscope/test-venv"
+if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$MCP_SDK_VERSION')" 2>/dev/null; then
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "setup: installing python3-venv"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+  fi
+  echo "setup: installing the MCP Python SDK $MCP_SDK_VERSION into $TEST_VENV"
+  python3 -m venv "$TEST_VENV"
+  "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
+fi
+
 echo "setup: ok"

@@ -3,8 +3,8 @@
 //! Only tracepoints, raw tracepoints and uprobes: kprobes are not compiled into the kernels we
 //! target and fentry/fexit/LSM loads are refused there. Syscall tracepoints stash their arguments
 //! per thread on entry and emit one record on exit, when the result is known. Payloads (TLS
-//! plaintext at the OpenSSL API, plain socket reads and writes) are split into `CHUNK_LEN`
-//! records; whatever cannot be delivered is counted, never silently cut.
+//! plaintext at the OpenSSL API, plain socket reads and writes, JSON over pipes) are split into
+//! `CHUNK_LEN` records; whatever cannot be delivered is counted, never silently cut.
 #![no_std]
 #![no_main]
 
@@ -124,11 +124,59 @@ struct IoArgs {
     direction: u32,
     /// Destination port given to sendto(), 0 if none.
     dport: u16,
-    _pad: [u16; 3],
+    _pad: u16,
+    /// Non-zero: the fd is a tracked pipe or socketpair, not an inet socket.
+    pipe: u32,
 }
 
 #[map]
 static IO_PENDING: HashMap<u32, IoArgs> = HashMap::with_max_entries(16384, 0);
+
+/// Pipe flags kept in `PIPES`.
+/// The fd has carried a buffer that starts like JSON: its reads and writes are captured.
+const PIPE_JSON_SEEN: u32 = 1;
+/// The fd is closed by a successful exec (`O_CLOEXEC`, `F_DUPFD_CLOEXEC`, `FD_CLOEXEC`).
+const PIPE_CLOEXEC: u32 = 2;
+/// An `AF_UNIX` socketpair rather than a pipe (libuv, so Node, gives children those as stdio).
+const PIPE_SOCKETPAIR: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PipeState {
+    flags: u32,
+    _pad: u32,
+}
+
+/// Pipe and socketpair ends held by traced processes, keyed like `SOCKS`. An entry exists only
+/// for an fd the process really holds: made by pipe/pipe2/socketpair, copied by dup/dup2/dup3/
+/// fcntl(F_DUPFD), or inherited at fork (fds below `INHERITED_FDS`); removed by close,
+/// close_range, exec (close-on-exec ends) and any open/accept that returns the same number.
+#[map]
+static PIPES: LruHashMap<SockKey, PipeState> = LruHashMap::with_max_entries(65536, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FdPairArgs {
+    /// User pointer to the `int[2]` the kernel fills.
+    fds: u64,
+    /// `PIPE_*` flags for both new fds.
+    flags: u32,
+    _pad: u32,
+}
+
+#[map]
+static FDPAIR_PENDING: HashMap<u32, FdPairArgs> = HashMap::with_max_entries(16384, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct DupArgs {
+    oldfd: i32,
+    /// The new fd is close-on-exec (dup3 with `O_CLOEXEC`, `F_DUPFD_CLOEXEC`).
+    cloexec: u32,
+}
+
+#[map]
+static DUP_PENDING: HashMap<u32, DupArgs> = HashMap::with_max_entries(16384, 0);
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -168,6 +216,19 @@ const CLONE_THREAD: u64 = 0x0001_0000;
 const CLONE_PARENT: u64 = 0x0000_8000;
 const EINPROGRESS: i64 = 115;
 const DNS_PORT: u16 = 53;
+/// `O_CLOEXEC`, which is also `SOCK_CLOEXEC`.
+const O_CLOEXEC: u64 = 0o2000000;
+const F_DUPFD: u64 = 0;
+const F_SETFD: u64 = 2;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const FD_CLOEXEC: u64 = 1;
+const CLOSE_RANGE_CLOEXEC: u64 = 4;
+/// Fds a child inherits tracked pipe state for, and that close_range and exec sweep: a fixed
+/// bound keeps the sweep cheap and verifiable. Higher fds inherited across fork and used without
+/// a dup are not followed.
+const INHERITED_FDS: u32 = 64;
+/// Bytes of a pipe buffer inspected for the start of JSON.
+const JSON_PROBE_LEN: usize = 16;
 
 #[inline(always)]
 fn config(index: u32) -> u64 {
@@ -429,6 +490,17 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
     if config(config::FILTER_PIDS) != 0 {
         let _ = TARGETS.insert(&child, &1, 0);
     }
+    // The child starts with a copy of the caller's fd table (CLONE_PARENT only changes who
+    // the parent is): so does its pipe state.
+    if config(config::CAPTURE_PIPE_DATA) != 0 {
+        sweep_fds(&mut FdSweep {
+            tgid: child,
+            parent: tgid,
+            first: 0,
+            last: INHERITED_FDS - 1,
+            mode: SWEEP_INHERIT,
+        });
+    }
     let mut event: ForkEvent = unsafe { core::mem::zeroed() };
     fill_header(
         &mut event.header,
@@ -530,6 +602,13 @@ fn exec_exit(ctx: &TracePointContext) {
         );
         event.ppid = unsafe { PARENTS.get(&tgid) }.copied().unwrap_or(0);
         submit(event as *const ExecEvent, core::mem::size_of::<ExecEvent>());
+        sweep_fds(&mut FdSweep {
+            tgid,
+            parent: 0,
+            first: 0,
+            last: INHERITED_FDS - 1,
+            mode: SWEEP_EXEC,
+        });
     }
     let _ = EXEC_PENDING.remove(&tgid);
 }
@@ -667,6 +746,9 @@ fn open_exit(ctx: &TracePointContext) {
     event.mode = args.mode;
     event.syscall = args.syscall;
     event.ret = tp_ret(ctx) as i32;
+    if event.ret >= 0 {
+        forget_pipe(current_ids().0, event.ret);
+    }
     let n = unsafe {
         bpf_probe_read_user_str(
             event.path.as_mut_ptr() as *mut _,
@@ -776,6 +858,9 @@ fn sock_exit(ctx: &TracePointContext) {
     } else {
         ret >= 0
     };
+    if args.kind == kind::ACCEPT && ret >= 0 {
+        forget_pipe(tgid, ret as i32);
+    }
     if usable && (event.family == AF_INET || event.family == AF_INET6) {
         let fd = if args.kind == kind::CONNECT {
             args.fd
@@ -816,11 +901,20 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let (tgid, _) = current_ids();
     let fd = tp_arg::<i64>(&ctx, 0) as i32;
     let key = SockKey { tgid, fd };
-    if unsafe { SOCKS.get(&key) }.is_none() {
-        return 0;
+    let socket = unsafe { SOCKS.get(&key) }.is_some();
+    if socket {
+        let _ = SOCKS.remove(&key);
     }
-    let _ = SOCKS.remove(&key);
-    if !traced(tgid) {
+    // A pipe whose data was captured ends its stream here; other pipe ends close silently.
+    let json_pipe = match unsafe { PIPES.get(&key) } {
+        Some(state) => {
+            let seen = state.flags & PIPE_JSON_SEEN != 0;
+            let _ = PIPES.remove(&key);
+            seen
+        }
+        None => false,
+    };
+    if !(socket || json_pipe) || !traced(tgid) {
         return 0;
     }
     let mut event: CloseEvent = unsafe { core::mem::zeroed() };
@@ -885,13 +979,21 @@ fn io_enter(fd: i32, buf: u64, dir: u32, dport: u16) {
         }
         return;
     }
+    let mut pipe = 0;
     if dport != DNS_PORT {
         let key = SockKey { tgid, fd };
-        let Some(state) = (unsafe { SOCKS.get(&key) }) else {
-            return;
-        };
-        if state.flags & SOCK_TLS != 0 {
-            return;
+        match unsafe { SOCKS.get(&key) } {
+            Some(state) => {
+                if state.flags & SOCK_TLS != 0 {
+                    return;
+                }
+            }
+            None => {
+                if unsafe { PIPES.get(&key) }.is_none() {
+                    return;
+                }
+                pipe = 1;
+            }
         }
     }
     if !traced(tgid) {
@@ -902,7 +1004,8 @@ fn io_enter(fd: i32, buf: u64, dir: u32, dport: u16) {
         fd,
         direction: dir,
         dport,
-        _pad: [0; 3],
+        _pad: 0,
+        pipe,
     };
     let _ = IO_PENDING.insert(&tid, &args, 0);
 }
@@ -919,6 +1022,10 @@ fn io_exit(ctx: &TracePointContext) {
         return;
     }
     let key = SockKey { tgid, fd: args.fd };
+    if args.pipe != 0 {
+        pipe_io_exit(&key, &args, ret as u64);
+        return;
+    }
     let state = SOCKS.get_ptr_mut(&key);
     let dport = match state {
         Some(state) if args.dport == 0 => unsafe { (*state).dport },
@@ -1084,6 +1191,404 @@ pub fn sys_exit_sendto(ctx: TracePointContext) -> u32 {
 pub fn sys_exit_recvfrom(ctx: TracePointContext) -> u32 {
     io_exit(&ctx);
     0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipes and socketpairs: MCP over stdio
+// ---------------------------------------------------------------------------------------------
+//
+// There is no file type to look at in a syscall tracepoint without walking kernel structs, so
+// pipe ends are tracked by fd from their creation (pipe, pipe2, socketpair) through dup, fork
+// and exec to close. Most pipes carry no JSON-RPC: an end's data is captured only from the
+// first read or write whose buffer starts like JSON (`{"`, `{}`, `[{`, `[]` after optional
+// whitespace), which that end remembers.
+
+#[inline(always)]
+fn pipe_tracking(tgid: u32) -> bool {
+    config(config::CAPTURE_PIPE_DATA) != 0 && traced(tgid)
+}
+
+/// The fd number now names something that is not a tracked pipe end.
+#[inline(always)]
+fn forget_pipe(tgid: u32, fd: i32) {
+    let _ = PIPES.remove(&SockKey { tgid, fd });
+}
+
+#[inline(always)]
+fn fdpair_enter(fds: u64, flags: u32) {
+    let (tgid, tid) = current_ids();
+    if !pipe_tracking(tgid) {
+        return;
+    }
+    let args = FdPairArgs {
+        fds,
+        flags,
+        _pad: 0,
+    };
+    let _ = FDPAIR_PENDING.insert(&tid, &args, 0);
+}
+
+#[inline(always)]
+fn fdpair_exit(ctx: &TracePointContext) {
+    let (tgid, tid) = current_ids();
+    let Some(args) = (unsafe { FDPAIR_PENDING.get(&tid) }).copied() else {
+        return;
+    };
+    let _ = FDPAIR_PENDING.remove(&tid);
+    if tp_ret(ctx) != 0 {
+        return;
+    }
+    let Ok(fds) = (unsafe { bpf_probe_read_user(args.fds as *const [i32; 2]) }) else {
+        return;
+    };
+    let state = PipeState {
+        flags: args.flags,
+        _pad: 0,
+    };
+    for fd in fds {
+        let key = SockKey { tgid, fd };
+        let _ = SOCKS.remove(&key);
+        let _ = PIPES.insert(&key, &state, 0);
+    }
+}
+
+#[tracepoint]
+pub fn sys_enter_pipe(ctx: TracePointContext) -> u32 {
+    fdpair_enter(tp_arg(&ctx, 0), 0);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_pipe2(ctx: TracePointContext) -> u32 {
+    let flags: u64 = tp_arg(&ctx, 1);
+    let cloexec = if flags & O_CLOEXEC != 0 {
+        PIPE_CLOEXEC
+    } else {
+        0
+    };
+    fdpair_enter(tp_arg(&ctx, 0), cloexec);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_socketpair(ctx: TracePointContext) -> u32 {
+    let family = tp_arg::<u64>(&ctx, 0);
+    if family != AF_UNIX as u64 {
+        return 0;
+    }
+    let sock_type: u64 = tp_arg(&ctx, 1);
+    let cloexec = if sock_type & O_CLOEXEC != 0 {
+        PIPE_CLOEXEC
+    } else {
+        0
+    };
+    fdpair_enter(tp_arg(&ctx, 3), PIPE_SOCKETPAIR | cloexec);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_pipe(ctx: TracePointContext) -> u32 {
+    fdpair_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_pipe2(ctx: TracePointContext) -> u32 {
+    fdpair_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_socketpair(ctx: TracePointContext) -> u32 {
+    fdpair_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn dup_enter(oldfd: i32, cloexec: bool) {
+    let (tgid, tid) = current_ids();
+    if !pipe_tracking(tgid) {
+        return;
+    }
+    let args = DupArgs {
+        oldfd,
+        cloexec: cloexec as u32,
+    };
+    let _ = DUP_PENDING.insert(&tid, &args, 0);
+}
+
+/// The new fd shares the old one's open file, so it is a pipe end exactly when the old one is.
+#[inline(always)]
+fn dup_exit(ctx: &TracePointContext) {
+    let (tgid, tid) = current_ids();
+    let Some(args) = (unsafe { DUP_PENDING.get(&tid) }).copied() else {
+        return;
+    };
+    let _ = DUP_PENDING.remove(&tid);
+    let ret = tp_ret(ctx);
+    if ret < 0 {
+        return;
+    }
+    let new_key = SockKey {
+        tgid,
+        fd: ret as i32,
+    };
+    let old_key = SockKey {
+        tgid,
+        fd: args.oldfd,
+    };
+    match unsafe { PIPES.get(&old_key) }.copied() {
+        Some(old) => {
+            // dup and dup2 clear close-on-exec on the new fd; dup3 and F_DUPFD_CLOEXEC set it.
+            let mut flags = old.flags & !PIPE_CLOEXEC;
+            if args.cloexec != 0 {
+                flags |= PIPE_CLOEXEC;
+            }
+            let _ = SOCKS.remove(&new_key);
+            let _ = PIPES.insert(&new_key, &PipeState { flags, _pad: 0 }, 0);
+        }
+        None => forget_pipe(tgid, ret as i32),
+    }
+}
+
+#[tracepoint]
+pub fn sys_enter_dup(ctx: TracePointContext) -> u32 {
+    dup_enter(tp_arg::<i64>(&ctx, 0) as i32, false);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_dup2(ctx: TracePointContext) -> u32 {
+    dup_enter(tp_arg::<i64>(&ctx, 0) as i32, false);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_dup3(ctx: TracePointContext) -> u32 {
+    let flags: u64 = tp_arg(&ctx, 2);
+    dup_enter(tp_arg::<i64>(&ctx, 0) as i32, flags & O_CLOEXEC != 0);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_fcntl(ctx: TracePointContext) -> u32 {
+    let fd = tp_arg::<i64>(&ctx, 0) as i32;
+    let cmd: u64 = tp_arg::<u64>(&ctx, 1) & 0xffff_ffff;
+    if cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC {
+        dup_enter(fd, cmd == F_DUPFD_CLOEXEC);
+    } else if cmd == F_SETFD {
+        let (tgid, _) = current_ids();
+        if let Some(state) = PIPES.get_ptr_mut(&SockKey { tgid, fd }) {
+            let arg: u64 = tp_arg(&ctx, 2);
+            unsafe {
+                if arg & FD_CLOEXEC != 0 {
+                    (*state).flags |= PIPE_CLOEXEC;
+                } else {
+                    (*state).flags &= !PIPE_CLOEXEC;
+                }
+            }
+        }
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_dup(ctx: TracePointContext) -> u32 {
+    dup_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_dup2(ctx: TracePointContext) -> u32 {
+    dup_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_dup3(ctx: TracePointContext) -> u32 {
+    dup_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_fcntl(ctx: TracePointContext) -> u32 {
+    dup_exit(&ctx);
+    0
+}
+
+/// close_range(2): Python's subprocess closes every inherited fd above 2 in the child with it.
+#[tracepoint]
+pub fn sys_enter_close_range(ctx: TracePointContext) -> u32 {
+    let (tgid, _) = current_ids();
+    let first = tp_arg::<u64>(&ctx, 0) & 0xffff_ffff;
+    let max = tp_arg::<u64>(&ctx, 1) & 0xffff_ffff;
+    let flags: u64 = tp_arg(&ctx, 2);
+    if first >= INHERITED_FDS as u64 || max < first {
+        return 0;
+    }
+    let last = if max >= INHERITED_FDS as u64 {
+        INHERITED_FDS - 1
+    } else {
+        max as u32
+    };
+    sweep_fds(&mut FdSweep {
+        tgid,
+        parent: 0,
+        first: first as u32,
+        last,
+        mode: if flags & CLOSE_RANGE_CLOEXEC != 0 {
+            SWEEP_SET_CLOEXEC
+        } else {
+            SWEEP_CLOSE
+        },
+    });
+    0
+}
+
+const SWEEP_INHERIT: u32 = 1;
+const SWEEP_CLOSE: u32 = 2;
+const SWEEP_SET_CLOEXEC: u32 = 3;
+const SWEEP_EXEC: u32 = 4;
+
+/// One pass over fds `first..=last` (below `INHERITED_FDS`) of `tgid`, shared with
+/// [`sweep_fd`] through `bpf_loop`.
+#[repr(C)]
+struct FdSweep {
+    tgid: u32,
+    /// `SWEEP_INHERIT`: whose fd table was copied.
+    parent: u32,
+    first: u32,
+    last: u32,
+    mode: u32,
+}
+
+#[inline(always)]
+fn sweep_fds(sweep: &mut FdSweep) {
+    unsafe {
+        bpf_loop(
+            INHERITED_FDS,
+            sweep_fd as *mut core::ffi::c_void,
+            sweep as *mut FdSweep as *mut core::ffi::c_void,
+            0,
+        )
+    };
+}
+
+/// One fd of [`sweep_fds`]; returns 1 to stop the loop.
+#[inline(never)]
+unsafe extern "C" fn sweep_fd(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    let sweep = unsafe { &*(ctx as *const FdSweep) };
+    let fd = index as u32;
+    if fd > sweep.last {
+        return 1;
+    }
+    if fd < sweep.first {
+        return 0;
+    }
+    let key = SockKey {
+        tgid: sweep.tgid,
+        fd: fd as i32,
+    };
+    match sweep.mode {
+        SWEEP_INHERIT => {
+            let parent = SockKey {
+                tgid: sweep.parent,
+                fd: fd as i32,
+            };
+            // A reused pid may have left entries behind: the copy replaces them either way.
+            match unsafe { PIPES.get(&parent) }.copied() {
+                Some(state) => {
+                    // Each process shows JSON on its own before its traffic is captured.
+                    let inherited = PipeState {
+                        flags: state.flags & !PIPE_JSON_SEEN,
+                        _pad: 0,
+                    };
+                    let _ = PIPES.insert(&key, &inherited, 0);
+                }
+                None => {
+                    let _ = PIPES.remove(&key);
+                }
+            }
+        }
+        SWEEP_CLOSE => {
+            let _ = PIPES.remove(&key);
+        }
+        SWEEP_SET_CLOEXEC => {
+            if let Some(state) = PIPES.get_ptr_mut(&key) {
+                unsafe { (*state).flags |= PIPE_CLOEXEC };
+            }
+        }
+        _ => {
+            if let Some(state) = unsafe { PIPES.get(&key) } {
+                if state.flags & PIPE_CLOEXEC != 0 {
+                    let _ = PIPES.remove(&key);
+                }
+            }
+        }
+    }
+    0
+}
+
+/// Whether a buffer starts like a JSON object or array: optional whitespace, then `{"`, `{}`,
+/// `[{` or `[]` (or a lone `{`/`[` at the end of a short buffer).
+#[inline(always)]
+fn starts_like_json(buf: u64, len: u64) -> bool {
+    let mut head = [0u8; JSON_PROBE_LEN];
+    let mut n = len;
+    if n > JSON_PROBE_LEN as u64 {
+        n = JSON_PROBE_LEN as u64;
+    }
+    if n == 0 {
+        return false;
+    }
+    // A fixed-size read could run past the end of a short buffer into an unmapped page.
+    let read = unsafe {
+        raw_read_user(
+            head.as_mut_ptr() as *mut core::ffi::c_void,
+            n as u32,
+            buf as *const core::ffi::c_void,
+        )
+    };
+    if read != 0 {
+        return false;
+    }
+    let mut first = 0u8;
+    for (i, &byte) in head.iter().enumerate() {
+        if i as u64 >= n {
+            break;
+        }
+        if byte == b' ' || byte == b'\n' || byte == b'\r' || byte == b'\t' {
+            continue;
+        }
+        if first == 0 {
+            if byte != b'{' && byte != b'[' {
+                return false;
+            }
+            first = byte;
+            continue;
+        }
+        return if first == b'{' {
+            byte == b'"' || byte == b'}'
+        } else {
+            byte == b'{' || byte == b']'
+        };
+    }
+    first != 0
+}
+
+#[inline(always)]
+fn pipe_io_exit(key: &SockKey, args: &IoArgs, len: u64) {
+    let Some(state) = PIPES.get_ptr_mut(key) else {
+        return;
+    };
+    let state = unsafe { &mut *state };
+    if state.flags & PIPE_JSON_SEEN == 0 {
+        if !starts_like_json(args.buf, len) {
+            return;
+        }
+        state.flags |= PIPE_JSON_SEEN;
+    }
+    emit_payload(source::PIPE, args.direction, args.fd, 0, args.buf, len);
 }
 
 // ---------------------------------------------------------------------------------------------

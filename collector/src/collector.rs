@@ -25,6 +25,8 @@ pub struct CollectorOptions {
     pub ring_buffer_bytes: u32,
     /// Capture plain TCP socket payloads as well as TLS plaintext.
     pub capture_socket_data: bool,
+    /// Capture JSON exchanged over pipes and socketpairs (MCP over stdio).
+    pub capture_pipe_data: bool,
     /// Overwrite credentials in payloads (on by default).
     pub redact_secrets: bool,
     /// Where /proc is (tests point it elsewhere).
@@ -37,6 +39,7 @@ impl Default for CollectorOptions {
             pids: Vec::new(),
             ring_buffer_bytes: 64 * 1024 * 1024,
             capture_socket_data: true,
+            capture_pipe_data: true,
             redact_secrets: true,
             proc_root: PathBuf::from("/proc"),
         }
@@ -127,6 +130,34 @@ impl Enrichment {
     }
 }
 
+/// Pipe ends the processes already hold, as (pid, fd), read from `/proc/PID/fd` (links named
+/// `pipe:[inode]`). Unix socketpairs are left out: /proc cannot tell them from connected Unix
+/// sockets, which are not stdio.
+fn existing_pipe_ends(proc_root: &Path, pids: &[u32]) -> Vec<(u32, i32)> {
+    let own = std::process::id();
+    let mut ends = Vec::new();
+    for &pid in pids.iter().filter(|&&pid| pid != own) {
+        let Ok(entries) = std::fs::read_dir(proc_root.join(pid.to_string()).join("fd")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let is_pipe = std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:["));
+            if is_pipe {
+                ends.push((pid, fd));
+            }
+        }
+    }
+    ends
+}
+
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -152,13 +183,22 @@ impl Collector {
         } else {
             procfs::with_descendants(&existing, &options.pids)
         };
+        let traced_now: Vec<u32> = if targets.is_empty() {
+            existing.iter().map(|p| p.pid).collect()
+        } else {
+            targets.clone()
+        };
         let mut kernel = KernelCapture::load(&KernelOptions {
             ring_buffer_bytes: options.ring_buffer_bytes,
             self_tgid: std::process::id(),
             target_pids: targets,
             capture_socket_data: options.capture_socket_data,
+            capture_pipe_data: options.capture_pipe_data,
         })?;
         kernel.seed_parents(existing.iter().map(|p| (p.pid, p.ppid)));
+        if options.capture_pipe_data {
+            kernel.seed_pipes(existing_pipe_ends(&options.proc_root, &traced_now));
+        }
         let mut processes = ProcessTable::default();
         processes.seed(&existing);
         let mut collector = Collector {

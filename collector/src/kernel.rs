@@ -67,6 +67,37 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
     ("sys_enter_sendmsg", "syscalls", "sys_enter_sendmsg", true),
     ("sys_enter_sendmmsg", "syscalls", "sys_enter_sendmmsg", true),
     ("sys_exit_recvfrom", "syscalls", "sys_exit_recvfrom", true),
+    // Pipe tracking. arm64 has neither pipe nor dup2 (only pipe2 and dup3).
+    ("sys_enter_pipe", "syscalls", "sys_enter_pipe", false),
+    ("sys_exit_pipe", "syscalls", "sys_exit_pipe", false),
+    ("sys_enter_pipe2", "syscalls", "sys_enter_pipe2", true),
+    ("sys_exit_pipe2", "syscalls", "sys_exit_pipe2", true),
+    (
+        "sys_enter_socketpair",
+        "syscalls",
+        "sys_enter_socketpair",
+        true,
+    ),
+    (
+        "sys_exit_socketpair",
+        "syscalls",
+        "sys_exit_socketpair",
+        true,
+    ),
+    ("sys_enter_dup", "syscalls", "sys_enter_dup", true),
+    ("sys_exit_dup", "syscalls", "sys_exit_dup", true),
+    ("sys_enter_dup2", "syscalls", "sys_enter_dup2", false),
+    ("sys_exit_dup2", "syscalls", "sys_exit_dup2", false),
+    ("sys_enter_dup3", "syscalls", "sys_enter_dup3", true),
+    ("sys_exit_dup3", "syscalls", "sys_exit_dup3", true),
+    ("sys_enter_fcntl", "syscalls", "sys_enter_fcntl", true),
+    ("sys_exit_fcntl", "syscalls", "sys_exit_fcntl", true),
+    (
+        "sys_enter_close_range",
+        "syscalls",
+        "sys_enter_close_range",
+        false,
+    ),
 ];
 
 /// Entry probe per OpenSSL function; every return goes to `ssl_exit_probe`.
@@ -93,6 +124,7 @@ pub struct KernelOptions {
     pub self_tgid: u32,
     pub target_pids: Vec<u32>,
     pub capture_socket_data: bool,
+    pub capture_pipe_data: bool,
 }
 
 pub struct KernelCapture {
@@ -194,6 +226,11 @@ impl KernelCapture {
                 &mut cfg,
                 config::CAPTURE_SOCKET_DATA,
                 options.capture_socket_data as u64,
+            )?;
+            set(
+                &mut cfg,
+                config::CAPTURE_PIPE_DATA,
+                options.capture_pipe_data as u64,
             )?;
         }
         if !options.target_pids.is_empty() {
@@ -297,6 +334,21 @@ impl KernelCapture {
             if let Ok(mut parents) = BpfHashMap::<_, u32, u32>::try_from(map) {
                 for (pid, ppid) in pairs {
                     let _ = parents.insert(pid, ppid, 0);
+                }
+            }
+        }
+    }
+
+    /// Seeds the kernel's pipe tracking with pipe ends processes already hold, as (pid, fd),
+    /// so MCP stdio sessions that started before the collector are captured too. The
+    /// JSON-start rule applies to them as to new ones.
+    pub fn seed_pipes(&mut self, ends: impl IntoIterator<Item = (u32, i32)>) {
+        if let Some(map) = self.ebpf.map_mut("PIPES") {
+            // Key and value mirror the kernel's `SockKey { tgid, fd }` and
+            // `PipeState { flags, _pad }`, both two 32-bit fields.
+            if let Ok(mut pipes) = BpfHashMap::<_, [u32; 2], [u32; 2]>::try_from(map) {
+                for (pid, fd) in ends {
+                    let _ = pipes.insert([pid, fd as u32], [0, 0], 0);
                 }
             }
         }

@@ -67,7 +67,8 @@ pub mod source {
     pub const TLS_OPENSSL: u32 = 1;
     /// Plain TCP socket read/write/send/recv syscalls.
     pub const SOCKET: u32 = 2;
-    /// Pipes and stdio (MCP over stdio). Shape reserved; not captured yet.
+    /// Pipes and `AF_UNIX` socketpairs: the stdio of child processes (MCP over stdio). Only
+    /// once the fd has carried a buffer that starts like JSON (see the kernel programs).
     pub const PIPE: u32 = 3;
 }
 
@@ -104,6 +105,8 @@ pub mod config {
     pub const FILTER_PIDS: u32 = 1;
     /// Non-zero: capture plain socket payloads.
     pub const CAPTURE_SOCKET_DATA: u32 = 2;
+    /// Non-zero: capture JSON carried over pipes and socketpairs.
+    pub const CAPTURE_PIPE_DATA: u32 = 3;
     pub const COUNT: u32 = 4;
 }
 

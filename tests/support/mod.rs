@@ -374,3 +374,72 @@ pub fn dechunk_all(stream: &[u8]) -> Vec<u8> {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// The interpreter of the test venv that holds the MCP Python SDK (scripts/setup.sh creates it):
+/// `$AGENTSCOPE_TEST_PYTHON`, by default `$HOME/.cache/agentscope/test-venv/bin/python`.
+pub fn mcp_python() -> String {
+    let python = std::env::var("AGENTSCOPE_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/agentscope/test-venv/bin/python",
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+        )
+    });
+    assert!(
+        Path::new(&python).exists(),
+        "{python} is missing: run `make setup` (it creates the MCP test venv) or set AGENTSCOPE_TEST_PYTHON"
+    );
+    python
+}
+
+/// tests/agents/mcp_crm_server.py: an MCP server on Streamable HTTP (`http://127.0.0.1:PORT/mcp`).
+pub struct McpCrmServer {
+    pub port: u16,
+    pub pid: u32,
+    _process: Background,
+}
+
+impl McpCrmServer {
+    pub fn start(dir: &Path, pg_port: Option<u16>) -> McpCrmServer {
+        let port_file = dir.join("mcp-crm.port");
+        let mut command = Command::new(mcp_python());
+        command
+            .arg(agents_dir().join("mcp_crm_server.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("mcp-crm.log")).unwrap());
+        if let Some(pg_port) = pg_port {
+            command.args(["--pg-port", &pg_port.to_string()]);
+        }
+        let process = Background(command.spawn().expect("start MCP CRM server"));
+        let port = wait_for_file(&port_file, "MCP CRM server port")
+            .parse()
+            .unwrap();
+        McpCrmServer {
+            port,
+            pid: process.0.id(),
+            _process: process,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+}
+
+impl Captured {
+    /// Pipe byte streams, keyed by (pid, direction, fd), in capture order.
+    pub fn pipe_streams(&self) -> BTreeMap<(u32, String, i32), Vec<u8>> {
+        self.streams()
+            .into_iter()
+            .filter(|((_, source, _, _), _)| source == "pipe")
+            .map(|((pid, _, dir, fd), bytes)| ((pid as u32, dir, fd as i32), bytes))
+            .collect()
+    }
+
+    /// The one pipe stream of `pid` in `direction` on `fd` (empty when nothing was captured).
+    pub fn pipe_stream(&self, pid: u32, direction: &str, fd: i32) -> Vec<u8> {
+        self.pipe_streams()
+            .remove(&(pid, direction.to_string(), fd))
+            .unwrap_or_default()
+    }
+}

@@ -31,6 +31,9 @@ pub struct CollectArgs {
     /// Do not capture plain (non-TLS) socket payloads.
     #[arg(long)]
     no_socket_data: bool,
+    /// Do not capture JSON over pipes and socketpairs (MCP servers on stdio).
+    #[arg(long)]
+    no_pipe_data: bool,
     /// Kernel ring buffer size in KiB (rounded up to a power of two).
     #[arg(long, value_name = "KIB", default_value_t = 65536)]
     ring_buffer_kib: u32,
@@ -58,6 +61,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         pids: args.pids.clone(),
         ring_buffer_bytes: args.ring_buffer_kib.saturating_mul(1024),
         capture_socket_data: !args.no_socket_data,
+        capture_pipe_data: !args.no_pipe_data,
         redact_secrets: !args.keep_secrets,
         ..CollectorOptions::default()
     };

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::process_table::ProcessTable;
 use crate::reconstruct::file_access::FileCategory;
 use crate::reconstruct::http::HttpExchange;
+use crate::reconstruct::mcp::McpDetail;
 use crate::reconstruct::{Observation, ObservationKind, Role};
 
 use super::agents::basename;
@@ -66,6 +67,11 @@ fn command_of(processes: &ProcessTable, pid: u32, comm: &str) -> (String, String
         .and_then(|p| p.exe.clone())
         .unwrap_or_else(|| comm.to_string());
     (format!("command:{exe}"), basename(&exe).to_string())
+}
+
+/// Graph id of an MCP server: its URL (HTTP) or command line (stdio).
+pub fn mcp_server_node(endpoint: &str) -> String {
+    format!("mcp_server:{endpoint}")
 }
 
 /// Replaces path segments that are identifiers (numbers, UUIDs, long hex or mixed tokens)
@@ -303,6 +309,54 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             ];
             t.retrieval_source = Some(format!("{system}:{collection}"));
             t
+        }
+        ObservationKind::Mcp {
+            exchange,
+            role,
+            endpoint,
+            ..
+        } => {
+            let endpoint = endpoint.clone().unwrap_or_else(|| "unknown".into());
+            let (what, descriptor, tool) = match &exchange.detail {
+                McpDetail::ToolsCall(call) => {
+                    let name = call.name.clone().unwrap_or_default();
+                    let arguments = call.arguments.clone().unwrap_or(serde_json::Value::Null);
+                    (
+                        format!("tools/call {name} {arguments}"),
+                        arguments.to_string(),
+                        Some((name, arguments)),
+                    )
+                }
+                McpDetail::ResourcesRead(read) => {
+                    let uri = read.uri.clone().unwrap_or_default();
+                    (format!("resources/read {uri}"), uri, None)
+                }
+                McpDetail::PromptsGet(prompt) => {
+                    let name = prompt.name.clone().unwrap_or_default();
+                    (format!("prompts/get {name}"), name, None)
+                }
+                _ => return None,
+            };
+            let mut t = Target::new(
+                "mcp_call",
+                NodeKind::McpServer,
+                mcp_server_node(&endpoint),
+                endpoint.clone(),
+                EdgeKind::ConnectsMcp,
+            );
+            t.summary = format!("{what} → {endpoint}");
+            t.descriptors = vec![descriptor];
+            match role {
+                Role::Client => t.mcp_tool = tool,
+                Role::Server => {
+                    t.mcp_served = tool.or(Some((String::new(), serde_json::Value::Null)))
+                }
+            }
+            if *role == Role::Server && !matches!(exchange.detail, McpDetail::ToolsCall(_)) {
+                return None;
+            }
+            // The client is the agent itself: no command in between.
+            return Some(t);
         }
         _ => return None,
     };

@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use crate::process_table::ProcessTable;
 use crate::reconstruct::llm::LlmCall;
-use crate::reconstruct::{Observation, ObservationKind, ReconstructStats};
+use crate::reconstruct::mcp::{McpDetail, McpExchange, McpTransport};
+use crate::reconstruct::{Observation, ObservationKind, ReconstructStats, Role};
 
 pub use agents::{ActorIdentity, Agent, AiBom, HostOnlyIdentity, IdentityLookup};
 pub use attribution::{Action, Evidence, ToolCallRecord};
@@ -247,6 +248,27 @@ impl Model {
             ObservationKind::Exit { .. } => {
                 self.module_hints.remove(&pid);
             }
+            ObservationKind::Mcp {
+                exchange,
+                transport,
+                role: Role::Client,
+                endpoint,
+                peer_pid,
+            } => {
+                let key = self.discover_agent(observation, processes, identity);
+                self.apply_mcp_client(&key, observation, exchange, *transport, endpoint.as_deref());
+                if let (Some(server), McpDetail::ToolsCall(call)) = (peer_pid, &exchange.detail) {
+                    // A stdio server is the agent's child: it works for this call.
+                    let links = self.attribution.server_handles(
+                        *server,
+                        call.name.as_deref().unwrap_or_default(),
+                        call.arguments.as_ref().unwrap_or(&serde_json::Value::Null),
+                        observation.ts_ns,
+                    );
+                    self.add_links(links);
+                }
+                self.apply_action(observation, processes);
+            }
             _ => self.apply_action(observation, processes),
         }
     }
@@ -378,6 +400,106 @@ impl Model {
         }
     }
 
+    /// An MCP client's exchange: the server, its tools and the AI-BOM.
+    fn apply_mcp_client(
+        &mut self,
+        key: &str,
+        observation: &Observation,
+        exchange: &McpExchange,
+        transport: McpTransport,
+        endpoint: Option<&str>,
+    ) {
+        let ts = observation.ts_ns;
+        let endpoint = endpoint.unwrap_or("unknown").to_string();
+        let agent_node = format!("agent:{key}");
+        let server_node = actions::mcp_server_node(&endpoint);
+        let transport_name = match transport {
+            McpTransport::Stdio => "pipe",
+            McpTransport::Http => "tcp",
+        };
+        let entry_name = {
+            let agent = self.agents.get_mut(key);
+            let Some(agent) = agent else { return };
+            let entry = agent
+                .aibom
+                .mcp_servers
+                .entry(endpoint.clone())
+                .or_insert_with(|| agents::McpServerEntry {
+                    name: endpoint.clone(),
+                    version: None,
+                    transport: transport_name.into(),
+                    endpoint: Some(endpoint.clone()),
+                    tools: Default::default(),
+                });
+            match &exchange.detail {
+                McpDetail::Initialize(init) => {
+                    if let Some(server) = &init.server {
+                        if let Some(name) = &server.name {
+                            entry.name = name.clone();
+                        }
+                        entry.version = server.version.clone().or(entry.version.take());
+                    }
+                }
+                McpDetail::ToolsList(list) => {
+                    for tool in &list.tools {
+                        entry
+                            .tools
+                            .insert(tool.name.clone(), tool.description.clone());
+                    }
+                }
+                _ => {}
+            }
+            (entry.name.clone(), entry.version.clone())
+        };
+        let node = self
+            .graph
+            .node(NodeKind::McpServer, server_node.clone(), &entry_name.0, ts);
+        self.graph
+            .set_attribute(&node, "name", serde_json::json!(entry_name.0));
+        self.graph.set_attribute(
+            &node,
+            "network.transport",
+            serde_json::json!(transport_name),
+        );
+        if let Some(version) = entry_name.1 {
+            self.graph
+                .set_attribute(&node, "version", serde_json::json!(version));
+        }
+        self.graph.edge(
+            &agent_node,
+            &node,
+            EdgeKind::ConnectsMcp,
+            ts,
+            &observation.events,
+        );
+        if let McpDetail::ToolsList(list) = &exchange.detail {
+            for tool in &list.tools {
+                let tool_node = self.graph.node(
+                    NodeKind::Tool,
+                    format!("tool:{key}:{}", tool.name),
+                    &tool.name,
+                    ts,
+                );
+                self.graph
+                    .set_attribute(&tool_node, "mcp.server", serde_json::json!(endpoint));
+                if let Some(description) = &tool.description {
+                    self.graph.set_attribute(
+                        &tool_node,
+                        "description",
+                        serde_json::json!(description),
+                    );
+                }
+                self.graph.edge(
+                    &node,
+                    &tool_node,
+                    EdgeKind::Provides,
+                    ts,
+                    &observation.events,
+                );
+            }
+        }
+    }
+
     /// Non-LLM observations: graph edges from the owning agent, and tool attribution.
     fn apply_action(&mut self, observation: &Observation, processes: &ProcessTable) {
         let pid = observation.actor.pid;
@@ -399,12 +521,15 @@ impl Model {
             detail: std::sync::Arc::new(target),
         };
         if let Some((name, arguments)) = &action.detail.mcp_served {
+            // The server side of a call only says which process works for it.
             let links = self
                 .attribution
                 .server_handles(pid, name, arguments, observation.ts_ns);
             self.add_links(links);
+            return;
         }
-        if let Some(agent) = &agent {
+        // MCP calls already count on the agent → server edge (apply_mcp_client).
+        if let (Some(agent), false) = (&agent, action.kind == "mcp_call") {
             self.add_action_edges(agent, &action);
         }
         let links = self.attribution.observe(action);

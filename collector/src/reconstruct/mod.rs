@@ -19,5 +19,6 @@ pub mod reconstructor;
 pub mod redis;
 pub mod vector_db;
 
+pub use mcp::McpTransport;
 pub use observation::{Actor, EventRange, Observation, ObservationKind, Peer, Role};
 pub use reconstructor::{ReconstructOptions, ReconstructStats, Reconstructor};

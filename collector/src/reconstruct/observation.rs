@@ -8,7 +8,7 @@ use crate::event::Header;
 use super::file_access::FileClass;
 use super::http::HttpExchange;
 use super::llm::LlmCall;
-use super::mcp::McpExchange;
+use super::mcp::{McpExchange, McpTransport};
 use super::object_store::ObjectAccess;
 use super::postgres::SqlStatement;
 use super::redis::RedisCommand;
@@ -77,16 +77,6 @@ pub enum Role {
     Server,
 }
 
-/// How an MCP message travelled (`network.transport` in OpenTelemetry's MCP conventions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum McpTransport {
-    /// stdio of a server process (newline-delimited JSON over pipes).
-    Pipe,
-    /// Streamable HTTP.
-    Http,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ObservationKind {
@@ -128,7 +118,7 @@ pub enum ObservationKind {
         role: Role,
         /// Where the server is: its URL for HTTP, the server's command for stdio.
         endpoint: Option<String>,
-        /// The process on the other end, when known (a stdio server's pid).
+        /// The server process, when known (a stdio server is the client's child).
         peer_pid: Option<u32>,
     },
     Sql {

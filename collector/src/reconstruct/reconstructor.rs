@@ -16,6 +16,7 @@ use crate::redact;
 use super::file_access;
 use super::http::{self, HttpConnection, HttpExchange, PairedExchange, Side};
 use super::llm;
+use super::mcp::{self, McpSession, McpTransport, Sender, StdioMcpConnection};
 use super::object_store;
 use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer, Role};
 use super::postgres::PostgresConnection;
@@ -58,6 +59,7 @@ pub struct ReconstructStats {
     pub llm_calls: u64,
     pub sql_statements: u64,
     pub redis_commands: u64,
+    pub mcp_messages: u64,
     /// Connections whose bytes matched no protocol we parse.
     pub opaque_connections: u64,
 }
@@ -101,8 +103,30 @@ enum Protocol {
         parser: Box<RedisConnection>,
         role: Role,
     },
+    /// One end of a pipe. MCP over stdio is read at the server: its stdin (fd 0) carries the
+    /// client's messages and its stdout (fd 1) its own. `None` for other pipe ends (the
+    /// client's side of the same session, which would only duplicate it).
+    Pipe {
+        sender: Option<Sender>,
+    },
     Opaque,
 }
+
+/// An MCP stdio server's session, keyed by the server's pid.
+struct StdioSession {
+    connection: StdioMcpConnection,
+    /// A real JSON-RPC message was seen: before that, JSON on stdio is someone's output.
+    speaks_mcp: bool,
+    actor: Actor,
+    time_offset_ns: u64,
+    events: Option<EventRange>,
+}
+
+/// MCP sessions over HTTP are told apart by process, role and endpoint.
+type HttpMcpKey = (u32, Role, String);
+
+/// MCP sessions kept per kind; the least recently used beyond this are dropped.
+const MAX_MCP_SESSIONS: usize = 1024;
 
 struct Connection {
     fd: i32,
@@ -125,6 +149,8 @@ pub struct Reconstructor {
     peers: HashMap<(u32, i32), Peer>,
     next_index: u64,
     stats: ReconstructStats,
+    stdio_sessions: HashMap<u32, StdioSession>,
+    http_mcp_sessions: HashMap<HttpMcpKey, (McpSession, u64)>,
 }
 
 fn direction_slot(direction: Direction) -> usize {
@@ -143,6 +169,8 @@ impl Reconstructor {
             peers: HashMap::new(),
             next_index: 0,
             stats: ReconstructStats::default(),
+            stdio_sessions: HashMap::new(),
+            http_mcp_sessions: HashMap::new(),
         }
     }
 
@@ -253,7 +281,18 @@ impl Reconstructor {
         for key in keys {
             self.close_connection(key, ts_ns, &mut out);
         }
+        let servers: Vec<u32> = self.stdio_sessions.keys().copied().collect();
+        for pid in servers {
+            self.finish_stdio(pid, ts_ns, &mut out);
+        }
         out
+    }
+
+    fn finish_stdio(&mut self, server_pid: u32, ts_ns: u64, out: &mut Vec<Observation>) {
+        if let Some(mut session) = self.stdio_sessions.remove(&server_pid) {
+            let exchanges = session.connection.finish(ts_ns);
+            self.emit_stdio(server_pid, &mut session, exchanges, out);
+        }
     }
 
     fn reset_socket(&mut self, pid: u32, fd: i32, ts_ns: u64, out: &mut Vec<Observation>) {
@@ -278,6 +317,7 @@ impl Reconstructor {
         for key in keys {
             self.close_connection(key, ts_ns, out);
         }
+        self.finish_stdio(pid, ts_ns, out);
         self.peers.retain(|(p, _), _| *p != pid);
     }
 
@@ -395,6 +435,15 @@ impl Reconstructor {
         }
         self.stats.gap_bytes += gap + tail_gap;
 
+        if matches!(conn.protocol, Protocol::Undecided) && matches!(source, PayloadSource::Pipe) {
+            conn.protocol = Protocol::Pipe {
+                sender: match (*fd, direction) {
+                    (0, Direction::Ingress) => Some(Sender::Client),
+                    (1, Direction::Egress) => Some(Sender::Server),
+                    _ => None,
+                },
+            };
+        }
         if matches!(conn.protocol, Protocol::Undecided) {
             conn.protocol = recognise_protocol(*direction, data);
             if matches!(conn.protocol, Protocol::Opaque) {
@@ -422,7 +471,16 @@ impl Reconstructor {
             Protocol::Redis { parser, role } => {
                 commands = parser.feed(client_view(*role, *direction), data, ts);
             }
-            Protocol::Undecided | Protocol::Opaque => {}
+            Protocol::Pipe {
+                sender: Some(sender),
+            } => {
+                let sender = *sender;
+                let actor = conn.actor.clone();
+                let offset = conn.time_offset_ns;
+                self.push_stdio(sender, actor, offset, index, data, gap + tail_gap, ts, out);
+                return;
+            }
+            Protocol::Pipe { sender: None } | Protocol::Undecided | Protocol::Opaque => {}
         }
         if !exchanges.is_empty() || !statements.is_empty() || !commands.is_empty() {
             let mut conn = self.connections.remove(&key).expect("present");
@@ -483,6 +541,170 @@ impl Reconstructor {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn push_stdio(
+        &mut self,
+        sender: Sender,
+        actor: Actor,
+        time_offset_ns: u64,
+        index: u64,
+        data: &[u8],
+        gap: u64,
+        ts: u64,
+        out: &mut Vec<Observation>,
+    ) {
+        let server_pid = actor.pid;
+        if !self.stdio_sessions.contains_key(&server_pid)
+            && self.stdio_sessions.len() >= MAX_MCP_SESSIONS
+        {
+            if let Some(oldest) = self.stdio_sessions.keys().next().copied() {
+                self.finish_stdio(oldest, ts, out);
+            }
+        }
+        let session = self
+            .stdio_sessions
+            .entry(server_pid)
+            .or_insert_with(|| StdioSession {
+                connection: StdioMcpConnection::new(),
+                speaks_mcp: false,
+                actor: actor.clone(),
+                time_offset_ns,
+                events: None,
+            });
+        session.actor = actor;
+        match session.events.as_mut() {
+            Some(range) => range.extend(index),
+            None => session.events = Some(EventRange::single(index)),
+        }
+        let mut exchanges = Vec::new();
+        if gap > 0 {
+            exchanges.extend(session.connection.mark_gap(sender, ts));
+        }
+        exchanges.extend(session.connection.feed_bytes(sender, data, ts));
+        if exchanges.is_empty() {
+            return;
+        }
+        let mut session = self.stdio_sessions.remove(&server_pid).expect("present");
+        self.emit_stdio(server_pid, &mut session, exchanges, out);
+        self.stdio_sessions.insert(server_pid, session);
+    }
+
+    /// Stdio MCP records are reported as the client's (the agent that spawned the server),
+    /// with the server as peer: the client is the one a model directs.
+    fn emit_stdio(
+        &mut self,
+        server_pid: u32,
+        session: &mut StdioSession,
+        exchanges: Vec<mcp::McpExchange>,
+        out: &mut Vec<Observation>,
+    ) {
+        let events: Vec<EventRange> = session.events.take().into_iter().collect();
+        let client_pid = self.processes.ppid(server_pid);
+        let client = self.processes.get(client_pid);
+        let actor = Actor {
+            pid: client_pid,
+            ppid: self.processes.ppid(client_pid),
+            comm: client.map_or_else(String::new, |p| p.comm.clone()),
+            ..session.actor.clone()
+        };
+        let server = self.processes.get(server_pid);
+        let endpoint =
+            server.map(|p| crate::model::agents::program_of(p.exe.as_deref(), &p.argv, &p.comm));
+        for exchange in exchanges {
+            if exchange.kind != mcp::ExchangeKind::Invalid {
+                session.speaks_mcp = true;
+            }
+            if !session.speaks_mcp {
+                continue;
+            }
+            self.stats.mcp_messages += 1;
+            let ts_ns = exchange
+                .request_ts_ns
+                .or(exchange.response_ts_ns)
+                .unwrap_or(0);
+            out.push(Observation {
+                ts_ns,
+                time_unix_ns: ts_ns.saturating_add(session.time_offset_ns),
+                actor: actor.clone(),
+                events: events.clone(),
+                kind: ObservationKind::Mcp {
+                    exchange: Box::new(exchange),
+                    transport: McpTransport::Stdio,
+                    role: Role::Client,
+                    endpoint: endpoint.clone(),
+                    peer_pid: Some(server_pid),
+                },
+            });
+        }
+    }
+
+    /// A JSON-RPC exchange over HTTP (MCP Streamable HTTP): the request body is the client's
+    /// message, the response a JSON body or an SSE stream of the server's messages.
+    fn http_mcp(
+        &mut self,
+        conn: &Connection,
+        role: Role,
+        exchange: &HttpExchange,
+    ) -> Option<Vec<mcp::McpExchange>> {
+        let request = exchange.request.json()?;
+        let is_rpc = |v: &serde_json::Value| {
+            v.get("jsonrpc").is_some()
+                || v.as_array()
+                    .is_some_and(|a| a.iter().any(|m| m.get("jsonrpc").is_some()))
+        };
+        if !is_rpc(&request) {
+            return None;
+        }
+        let endpoint = endpoint_url(exchange);
+        let key = (conn.actor.pid, role, endpoint);
+        if !self.http_mcp_sessions.contains_key(&key)
+            && self.http_mcp_sessions.len() >= MAX_MCP_SESSIONS
+        {
+            if let Some(oldest) = self
+                .http_mcp_sessions
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                self.http_mcp_sessions.remove(&oldest);
+            }
+        }
+        let ts = exchange.request.ts_ns;
+        let (session, used) = self
+            .http_mcp_sessions
+            .entry(key)
+            .or_insert_with(|| (McpSession::new(McpTransport::Http), ts));
+        *used = ts;
+        let session_header = exchange.request.header("mcp-session-id").or_else(|| {
+            exchange
+                .response
+                .as_ref()
+                .and_then(|r| r.header("mcp-session-id"))
+        });
+        if let Some(id) = session_header {
+            session.set_session_id(id);
+        }
+        let mut records = session.feed_message(Sender::Client, &request, ts);
+        if let Some(response) = &exchange.response {
+            let rts = response.ts_ns;
+            match &response.stream {
+                Some(http::StreamedBody::Sse(events)) => {
+                    for event in events {
+                        if let Ok(message) = serde_json::from_str(&event.data) {
+                            records.extend(session.feed_message(Sender::Server, &message, rts));
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(message) = response.json() {
+                        records.extend(session.feed_message(Sender::Server, &message, rts));
+                    }
+                }
+            }
+        }
+        Some(records)
+    }
+
     fn evict_one(&mut self, ts_ns: u64, out: &mut Vec<Observation>) {
         if let Some(key) = self
             .connections
@@ -533,6 +755,26 @@ impl Reconstructor {
                 self.stats.partial_exchanges += 1;
             }
             let ts_ns = exchange.request.ts_ns;
+            if let Some(records) = self.http_mcp(conn, role, &exchange) {
+                let endpoint = endpoint_url(&exchange);
+                for record in records {
+                    self.stats.mcp_messages += 1;
+                    out.push(Observation {
+                        ts_ns,
+                        time_unix_ns: ts_ns.saturating_add(conn.time_offset_ns),
+                        actor: conn.actor.clone(),
+                        events: events.clone(),
+                        kind: ObservationKind::Mcp {
+                            exchange: Box::new(record),
+                            transport: McpTransport::Http,
+                            role,
+                            endpoint: Some(endpoint.clone()),
+                            peer_pid: None,
+                        },
+                    });
+                }
+                continue;
+            }
             // The serving side of an LLM API (a model server on the node) is not an agent.
             let llm_call = match role {
                 Role::Client => llm::recognise(&exchange),
@@ -582,6 +824,17 @@ impl Reconstructor {
             });
         }
     }
+}
+
+/// `http://host[:port]/path` of an exchange, the identity of an HTTP MCP endpoint.
+fn endpoint_url(exchange: &HttpExchange) -> String {
+    let scheme = if exchange.tls { "https" } else { "http" };
+    let host = exchange.host.as_deref().unwrap_or("unknown");
+    let host = match exchange.port {
+        Some(port) if !host.contains(':') => format!("{host}:{port}"),
+        _ => host.to_string(),
+    };
+    format!("{scheme}://{host}{}", exchange.request.path())
 }
 
 /// The events that fed what a connection just produced; the next record starts afresh.
