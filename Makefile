@@ -30,6 +30,7 @@ test-userspace-only: setup
 # each runs its own collector, and two cores are better spent on the agents than on overlap.
 test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
+	$(CARGO) test --locked -p agentscope-collector --test identity
 
 test: fmt-check test-unit test-userspace-only test-e2e
 
