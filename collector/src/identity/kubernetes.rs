@@ -621,6 +621,13 @@ pub async fn watch_pods(client: Client, node: String, shared: Arc<Shared>) {
             }
             Ok(Event::InitDone) => {
                 let pods = pending.take().unwrap_or_default();
+                if pods.is_empty() {
+                    shared.warn(format!(
+                        "the Kubernetes API lists no pods on node {node:?}: if this is not an \
+                         empty node, the node name is wrong; set NODE_NAME from the downward \
+                         API (fieldRef spec.nodeName) or pass --node-name"
+                    ));
+                }
                 shared.update(|state| state.replace(pods));
                 shared.synced.store(true, Ordering::Release);
             }
@@ -851,6 +858,12 @@ mod tests {
         state.remove(uid);
         assert!(state.lookup(Some(CONTAINER_ID), Some(uid)).is_none());
         assert!(state.containers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn https_clients_build_with_the_bundled_crypto_provider() {
+        let config = kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
+        assert!(kube::Client::try_from(config).is_ok());
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!
 //! 1. **`api`**: the Kubernetes API. A kube-rs watcher keeps the pods of this node (field
 //!    selector `spec.nodeName=NODE`; the node is [`IdentityOptions::node_name`], else
-//!    `NODE_NAME`, else the host name) and reads their ReplicaSets/Jobs (to find the Deployment
+//!    `NODE_NAME`, else the host name; in a DaemonSet set `NODE_NAME` from the downward API,
+//!    since a pod's host name is its pod name) and reads their ReplicaSets/Jobs (to find the Deployment
 //!    or CronJob) and ServiceAccounts (for role annotations). A process is matched to a pod by
 //!    the container id in its cgroup path, else by the pod UID in it. Needs list/watch on pods
 //!    and get on replicasets, jobs and serviceaccounts.
@@ -72,6 +73,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Per-process cache entries beyond this many are dropped all at once.
 const MAX_PROCESS_ENTRIES: usize = 65_536;
+/// Per-container-cgroup cache entries beyond this many are dropped all at once.
+const MAX_CGROUP_ENTRIES: usize = 16_384;
 
 /// Where a piece of identity came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -461,6 +464,11 @@ impl IdentityResolver {
                 identity: identity.clone(),
             };
             if clues.container.is_some() || clues.pod_uid.is_some() {
+                // Containers come and go (CronJobs); dropping all now and then is cheaper than
+                // tracking which cgroups were removed.
+                if self.by_cgroup.len() >= MAX_CGROUP_ENTRIES {
+                    self.by_cgroup.clear();
+                }
                 self.by_cgroup.insert(cgroup_id, entry);
             } else {
                 if self.by_pid.len() >= MAX_PROCESS_ENTRIES {
