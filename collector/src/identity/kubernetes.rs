@@ -628,8 +628,12 @@ pub async fn watch_pods(client: Client, node: String, shared: Arc<Shared>) {
                          API (fieldRef spec.nodeName) or pass --node-name"
                     ));
                 }
-                shared.update(|state| state.replace(pods));
-                shared.synced.store(true, Ordering::Release);
+                // Synced is set before the generation moves, so whoever sees the new pods
+                // also sees it.
+                shared.update(|state| {
+                    state.replace(pods);
+                    shared.synced.store(true, Ordering::Release);
+                });
             }
             Ok(Event::Apply(pod)) => {
                 if let Some(record) = pod_record(&pod) {
