@@ -1,1 +1,787 @@
-//! TODO(issue 3): identity
+//! Who did it: the identity behind every event's (pid, cgroup id).
+//!
+//! Events carry a pid, a uid and the cgroup v2 id of the acting task. [`IdentityResolver`]
+//! turns those into an [`Identity`]: the cgroup path, the container (id and runtime, read from
+//! the path), and for processes in Kubernetes pods the pod (namespace, name, UID, node,
+//! container name and image), its owning workload, its service account and the cloud roles
+//! that account or pod carries (AWS IRSA, GKE workload identity, Azure workload identity).
+//! [`IdentityResolver::user_name`] names a uid as the process's own `/etc/passwd` does.
+//!
+//! # Sources, in order of precedence
+//!
+//! 1. **`api`**: the Kubernetes API. A kube-rs watcher keeps the pods of this node (field
+//!    selector `spec.nodeName=NODE`; the node is [`IdentityOptions::node_name`], else
+//!    `NODE_NAME`, else the host name; in a DaemonSet set `NODE_NAME` from the downward API,
+//!    since a pod's host name is its pod name) and reads their ReplicaSets/Jobs (to find the Deployment
+//!    or CronJob) and ServiceAccounts (for role annotations). A process is matched to a pod by
+//!    the container id in its cgroup path, else by the pod UID in it. Needs list/watch on pods
+//!    and get on replicasets, jobs and serviceaccounts.
+//! 2. **`service_account_token`**: when the API is off, unreachable, or does not know the pod
+//!    (yet), the pod's projected service-account token is read through
+//!    `/proc/PID/root/var/run/secrets/kubernetes.io/serviceaccount/token` (or the IRSA/Azure
+//!    token file the environment names), and its JWT claims give namespace, pod name and UID,
+//!    service account and node. **The token's signature is not verified**: its claims are a
+//!    hint read from the process's own filesystem, not proof (a process can plant a forged
+//!    file, which is why the API wins when it answers).
+//! 3. **`environment`**: `/proc/PID/environ` gives `HOSTNAME` (the pod name), downward-API
+//!    `POD_NAME`/`POD_NAMESPACE`/`NODE_NAME`, and role hints `AWS_ROLE_ARN`, `AZURE_CLIENT_ID`.
+//!    Without a token it is the only source; with one, it still contributes cloud roles.
+//!
+//! Each [`PodIdentity`] and [`CloudRole`] records its [`IdentitySource`]. Without the API the
+//! workload is guessed from the pod name and flagged [`Workload::inferred`], and the container
+//! name is unknown.
+//!
+//! # When the API is unreachable
+//!
+//! Nothing fails: [`IdentityResolver::start`] reports it in [`IdentityResolver::warnings`]
+//! (with what to do: which RBAC to grant, or `--no-kubernetes`), the watcher keeps retrying
+//! with backoff in the background, and resolution uses the token and environment meanwhile.
+//! Identities are cached per cgroup and recomputed whenever the watcher sees a change, so a
+//! late API answer replaces a fallback identity on the next event.
+//!
+//! [`IdentityResolver::resolve`] never waits on the network: the watcher task writes a shared
+//! store and resolution only reads it, plus a few small /proc files on a cache miss.
+
+pub mod cgroup;
+pub mod container;
+pub mod environment;
+pub mod kubernetes;
+pub mod passwd;
+pub mod process_root;
+pub mod service_account_token;
+pub mod workload;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use container::ContainerRuntime;
+pub use workload::Workload;
+
+use environment::EnvironmentHints;
+use service_account_token::ServiceAccountTokenClaims;
+
+/// Where the default service-account token sits inside a pod's containers.
+pub const SERVICE_ACCOUNT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// How long [`IdentityResolver::start`] waits for the API server's first answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Per-process cache entries beyond this many are dropped all at once.
+const MAX_PROCESS_ENTRIES: usize = 65_536;
+/// Per-container-cgroup cache entries beyond this many are dropped all at once.
+const MAX_CGROUP_ENTRIES: usize = 16_384;
+
+/// Where a piece of identity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// The Kubernetes API.
+    Api,
+    /// The claims of the pod's service-account token (unverified).
+    ServiceAccountToken,
+    /// The process environment.
+    Environment,
+}
+
+/// The container a process runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerIdentity {
+    /// The runtime's container id (64 hex digits for the common runtimes).
+    pub id: String,
+    pub runtime: ContainerRuntime,
+}
+
+/// Which cloud identity mechanism grants a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudRoleKind {
+    /// EKS IAM roles for service accounts: `principal` is the role ARN.
+    AwsIrsa,
+    /// GKE workload identity: `principal` is the Google service account email.
+    GkeWorkloadIdentity,
+    /// Azure workload identity: `principal` is the managed identity's client id.
+    AzureWorkloadIdentity,
+}
+
+/// A cloud role a pod can act as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CloudRole {
+    pub kind: CloudRoleKind,
+    pub principal: String,
+    pub source: IdentitySource,
+    /// Exactly where it was read, e.g. `serviceaccount annotation eks.amazonaws.com/role-arn`.
+    pub origin: String,
+}
+
+/// The Kubernetes pod (and container in it) a process belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodIdentity {
+    /// The source of the pod fields (cloud roles carry their own).
+    pub source: IdentitySource,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub uid: Option<String>,
+    pub node: Option<String>,
+    /// Known from the API only.
+    pub container_name: Option<String>,
+    /// The image as the pod spec names it (API only).
+    pub image: Option<String>,
+    /// The image digest the runtime resolved (API only).
+    pub image_id: Option<String>,
+    pub workload: Option<Workload>,
+    pub service_account: Option<String>,
+    pub cloud_roles: Vec<CloudRole>,
+}
+
+/// Everything known about who a process is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// The cgroup v2 path from the hierarchy root (e.g. `/kubepods.slice/...`).
+    pub cgroup_path: Option<String>,
+    pub container: Option<ContainerIdentity>,
+    pub pod: Option<PodIdentity>,
+}
+
+impl Identity {
+    /// A key that names the same agent across pod restarts and rollouts: for a pod, namespace,
+    /// workload kind and name, container name and executable (never the pod name, UID or
+    /// pid); otherwise the container id (or `host`) and executable.
+    ///
+    /// The key follows the identity's quality: a pod resolved from the API and the same pod
+    /// resolved from its token alone differ (the latter has no container name, `?`, and its
+    /// workload kind may be inferred differently).
+    pub fn workload_key(&self, exe: &str) -> String {
+        if let Some(pod) = &self.pod {
+            let namespace = pod.namespace.as_deref().unwrap_or("?");
+            let (kind, name) = match &pod.workload {
+                Some(w) => (w.kind.as_str(), w.name.as_str()),
+                None => ("Pod", pod.name.as_deref().unwrap_or("?")),
+            };
+            let container = pod.container_name.as_deref().unwrap_or("?");
+            return format!("k8s:{namespace}/{kind}/{name}/{container}:{exe}");
+        }
+        match &self.container {
+            Some(c) => format!("container:{}:{exe}", c.id),
+            None => format!("host:{exe}"),
+        }
+    }
+}
+
+/// Where pod identity may come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubernetesSource {
+    /// No API access: service-account tokens and environments only.
+    Off,
+    /// In-cluster configuration, else `KUBECONFIG` or `~/.kube/config`; none found is a warning.
+    Infer,
+    /// This kubeconfig file (an unreadable one is an error).
+    Kubeconfig(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityOptions {
+    /// Where /proc is.
+    pub proc_root: PathBuf,
+    /// The cgroup2 mount; found in `<proc_root>/self/mountinfo` when `None`.
+    pub cgroup_root: Option<PathBuf>,
+    pub kubernetes: KubernetesSource,
+    /// This node's name for the pod watch; else `NODE_NAME`, else the host name.
+    pub node_name: Option<String>,
+}
+
+impl Default for IdentityOptions {
+    fn default() -> Self {
+        IdentityOptions {
+            proc_root: PathBuf::from("/proc"),
+            cgroup_root: None,
+            kubernetes: KubernetesSource::Infer,
+            node_name: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(
+        "cannot use kubeconfig {path}: {reason}; fix the file, point --kubeconfig elsewhere, or pass --no-kubernetes"
+    )]
+    Kubeconfig { path: PathBuf, reason: String },
+    #[error(
+        "cannot build a Kubernetes client: {0}; check the kubeconfig, or pass --no-kubernetes"
+    )]
+    Client(String),
+}
+
+/// Pod identity without the API, from the token claims (preferred) and the environment.
+/// `cgroup_pod_uid` is the UID the cgroup path names, if any. `None` when nothing says the
+/// process is in a pod.
+pub fn fallback_pod_identity(
+    cgroup_pod_uid: Option<&str>,
+    claims: Option<&ServiceAccountTokenClaims>,
+    env: &EnvironmentHints,
+) -> Option<PodIdentity> {
+    // HOSTNAME is the pod name only inside a pod.
+    let in_pod = env.in_kubernetes || cgroup_pod_uid.is_some() || claims.is_some();
+    let env_pod_name = env
+        .pod_name
+        .clone()
+        .or_else(|| env.hostname.clone().filter(|_| in_pod));
+    let (source, namespace, name, uid, node, service_account) = match claims {
+        Some(c) => (
+            IdentitySource::ServiceAccountToken,
+            c.namespace.clone(),
+            c.pod_name.clone().or(env_pod_name),
+            c.pod_uid.clone().or(cgroup_pod_uid.map(str::to_string)),
+            c.node_name.clone().or_else(|| env.node_name.clone()),
+            c.service_account_name.clone(),
+        ),
+        None if in_pod || env.pod_name.is_some() => (
+            IdentitySource::Environment,
+            env.pod_namespace.clone(),
+            env_pod_name,
+            cgroup_pod_uid.map(str::to_string),
+            env.node_name.clone(),
+            None,
+        ),
+        None => return None,
+    };
+    if namespace.is_none() && name.is_none() && uid.is_none() {
+        return None;
+    }
+    let mut cloud_roles = Vec::new();
+    if let Some(arn) = &env.aws_role_arn {
+        cloud_roles.push(CloudRole {
+            kind: CloudRoleKind::AwsIrsa,
+            principal: arn.clone(),
+            source: IdentitySource::Environment,
+            origin: "process env AWS_ROLE_ARN".into(),
+        });
+    }
+    // AZURE_CLIENT_ID alone may be a plain service principal; the workload identity webhook
+    // always sets the federated token file beside it.
+    if let (Some(client_id), Some(_)) = (&env.azure_client_id, &env.azure_federated_token_file) {
+        cloud_roles.push(CloudRole {
+            kind: CloudRoleKind::AzureWorkloadIdentity,
+            principal: client_id.clone(),
+            source: IdentitySource::Environment,
+            origin: "process env AZURE_CLIENT_ID".into(),
+        });
+    }
+    Some(PodIdentity {
+        source,
+        workload: name.as_deref().map(workload::infer_workload_from_pod_name),
+        namespace,
+        name,
+        uid,
+        node,
+        container_name: None,
+        image: None,
+        image_id: None,
+        service_account,
+        cloud_roles,
+    })
+}
+
+#[derive(Debug, Clone)]
+struct CachedIdentity {
+    generation: u64,
+    cgroup_id: u64,
+    identity: Arc<Identity>,
+}
+
+/// Resolves (pid, cgroup id) to [`Identity`], caching per container cgroup (or per process
+/// outside containers). See the module documentation for sources and precedence.
+pub struct IdentityResolver {
+    options: IdentityOptions,
+    cgroups: cgroup::CgroupIndex,
+    passwd: passwd::PasswdCache,
+    shared: Arc<kubernetes::Shared>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+    by_cgroup: HashMap<u64, CachedIdentity>,
+    by_pid: HashMap<u32, CachedIdentity>,
+}
+
+impl IdentityResolver {
+    /// Sets up resolution from cgroups, tokens and environments; call [`start`](Self::start)
+    /// to add the Kubernetes API.
+    pub fn new(options: IdentityOptions) -> Self {
+        let cgroups = cgroup::CgroupIndex::new(&options.proc_root, options.cgroup_root.clone());
+        let shared = Arc::new(kubernetes::Shared::default());
+        if cgroups.mount().is_none() {
+            shared.warn(format!(
+                "no cgroup2 mount in {}/self/mountinfo: cgroup paths, container ids and pod \
+                 matching are unavailable; mount cgroup2 or pass its path as cgroup_root",
+                options.proc_root.display()
+            ));
+        }
+        IdentityResolver {
+            passwd: passwd::PasswdCache::new(&options.proc_root),
+            options,
+            cgroups,
+            shared,
+            watcher: None,
+            by_cgroup: HashMap::new(),
+            by_pid: HashMap::new(),
+        }
+    }
+
+    /// The node whose pods are watched.
+    pub fn node_name(&self) -> String {
+        self.options
+            .node_name
+            .clone()
+            .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
+            .or_else(|| {
+                std::fs::read_to_string(self.options.proc_root.join("sys/kernel/hostname"))
+                    .ok()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+            })
+            .unwrap_or_else(|| "localhost".to_string())
+    }
+
+    /// Starts the Kubernetes watcher task (must be called inside a tokio runtime). An
+    /// unreachable API server, missing permissions or no configuration at all under
+    /// [`KubernetesSource::Infer`] are warnings, not errors: the fallback keeps working and the
+    /// watcher keeps retrying. Errors are for an explicit kubeconfig that cannot be used.
+    pub async fn start(&mut self) -> Result<(), IdentityError> {
+        if self.watcher.is_some() {
+            return Ok(());
+        }
+        let config = match &self.options.kubernetes {
+            KubernetesSource::Off => return Ok(()),
+            KubernetesSource::Infer => match kube::Config::infer().await {
+                Ok(config) => config,
+                Err(e) => {
+                    self.shared.warn(format!(
+                        "no Kubernetes configuration found (in-cluster service account or \
+                         kubeconfig): {e}; pod identity comes from service-account tokens and \
+                         process environments only (pass --kubeconfig PATH to use the API, or \
+                         --no-kubernetes to silence this)"
+                    ));
+                    return Ok(());
+                }
+            },
+            KubernetesSource::Kubeconfig(path) => {
+                let error = |reason: String| IdentityError::Kubeconfig {
+                    path: path.clone(),
+                    reason,
+                };
+                let kubeconfig =
+                    kube::config::Kubeconfig::read_from(path).map_err(|e| error(e.to_string()))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .map_err(|e| error(e.to_string()))?
+            }
+        };
+        let client =
+            kube::Client::try_from(config).map_err(|e| IdentityError::Client(e.to_string()))?;
+        let node = self.node_name();
+        if let Err(warning) = kubernetes::probe(&client, &node, PROBE_TIMEOUT).await {
+            self.shared.warn(warning);
+        }
+        self.watcher = Some(tokio::spawn(kubernetes::watch_pods(
+            client,
+            node,
+            self.shared.clone(),
+        )));
+        Ok(())
+    }
+
+    /// Whether the watcher has received the node's pod list at least once.
+    pub fn kubernetes_synced(&self) -> bool {
+        self.shared.synced.load(Ordering::Acquire)
+    }
+
+    /// How many pods the watcher currently knows.
+    pub fn watched_pods(&self) -> usize {
+        self.shared.read().pod_count()
+    }
+
+    /// The identity of `pid`, whose events carry `cgroup_id`. Never blocks on the network.
+    pub fn resolve(&mut self, pid: u32, cgroup_id: u64) -> Arc<Identity> {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if let Some(hit) = self
+            .by_cgroup
+            .get(&cgroup_id)
+            .filter(|c| c.generation == generation)
+        {
+            return hit.identity.clone();
+        }
+        if let Some(hit) = self
+            .by_pid
+            .get(&pid)
+            .filter(|c| c.generation == generation && c.cgroup_id == cgroup_id)
+        {
+            return hit.identity.clone();
+        }
+
+        let path = self.cgroups.path_of(cgroup_id, pid);
+        let clues = path
+            .as_deref()
+            .map(container::parse_cgroup_path)
+            .unwrap_or_default();
+        let mut container = clues
+            .container
+            .clone()
+            .map(|(id, runtime)| ContainerIdentity { id, runtime });
+        let from_api = self.shared.read().lookup(
+            container.as_ref().map(|c| c.id.as_str()),
+            clues.pod_uid.as_deref(),
+        );
+        let pod = match from_api {
+            Some((pod, status_runtime)) => {
+                if let (Some(c), Some(runtime)) = (container.as_mut(), status_runtime) {
+                    if c.runtime == ContainerRuntime::Unknown {
+                        c.runtime = runtime;
+                    }
+                }
+                Some(pod)
+            }
+            None => self.fallback(pid, clues.pod_uid.as_deref()),
+        };
+        let identity = Arc::new(Identity {
+            cgroup_path: path,
+            container,
+            pod,
+        });
+
+        // A path still unknown may be found by the next walk, and a vanished process may have
+        // hidden its token: neither result is worth keeping.
+        let path_settled =
+            identity.cgroup_path.is_some() || cgroup_id == 0 || self.cgroups.mount().is_none();
+        let process_seen =
+            identity.pod.is_some() || self.options.proc_root.join(pid.to_string()).exists();
+        if path_settled && process_seen {
+            let entry = CachedIdentity {
+                generation,
+                cgroup_id,
+                identity: identity.clone(),
+            };
+            if clues.container.is_some() || clues.pod_uid.is_some() {
+                // Containers come and go (CronJobs); dropping all now and then is cheaper than
+                // tracking which cgroups were removed.
+                if self.by_cgroup.len() >= MAX_CGROUP_ENTRIES {
+                    self.by_cgroup.clear();
+                }
+                self.by_cgroup.insert(cgroup_id, entry);
+            } else {
+                if self.by_pid.len() >= MAX_PROCESS_ENTRIES {
+                    self.by_pid.clear();
+                }
+                self.by_pid.insert(pid, entry);
+            }
+        }
+        identity
+    }
+
+    /// Drops what is cached for a process that exited (its pid may be reused).
+    pub fn forget_pid(&mut self, pid: u32) {
+        self.by_pid.remove(&pid);
+    }
+
+    fn fallback(&self, pid: u32, cgroup_pod_uid: Option<&str>) -> Option<PodIdentity> {
+        let process = self.options.proc_root.join(pid.to_string());
+        let env = std::fs::read(process.join("environ"))
+            .map(|raw| environment::parse_environ(&raw))
+            .unwrap_or_default();
+        let claims = read_token_claims(&process.join("root"), &env);
+        fallback_pod_identity(cgroup_pod_uid, claims.as_ref(), &env)
+    }
+
+    /// The name of `uid` in `pid`'s own /etc/passwd (cached per file).
+    pub fn user_name(&mut self, pid: u32, uid: u32) -> Option<String> {
+        self.passwd.user_name(pid, uid)
+    }
+
+    /// Problems met so far (no cgroup2 mount, API unreachable or forbidden, ...), each saying
+    /// what to do. Repeats are reported once.
+    pub fn warnings(&self) -> Vec<String> {
+        self.shared.warnings()
+    }
+
+    /// The cgroup2 mount in use.
+    pub fn cgroup_mount(&self) -> Option<&Path> {
+        self.cgroups.mount().map(|m| m.mount_point.as_path())
+    }
+}
+
+impl Drop for IdentityResolver {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+    }
+}
+
+/// The claims of the first readable Kubernetes token in a process's root: the default
+/// service-account token, else the IRSA or Azure federated token the environment names.
+fn read_token_claims(root: &Path, env: &EnvironmentHints) -> Option<ServiceAccountTokenClaims> {
+    let candidates = std::iter::once(SERVICE_ACCOUNT_TOKEN_PATH)
+        .chain(env.aws_web_identity_token_file.as_deref())
+        .chain(env.azure_federated_token_file.as_deref());
+    candidates
+        .filter_map(|path| {
+            process_root::read_in_root(root, path, service_account_token::MAX_TOKEN_BYTES as u64)
+                .ok()
+        })
+        .find_map(|token| service_account_token::decode_claims(&token).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_identity(namespace: &str, workload: (&str, &str), container: Option<&str>) -> Identity {
+        Identity {
+            cgroup_path: None,
+            container: None,
+            pod: Some(PodIdentity {
+                source: IdentitySource::Api,
+                namespace: Some(namespace.into()),
+                name: Some("ignored-pod-name".into()),
+                uid: Some("ignored-uid".into()),
+                node: None,
+                container_name: container.map(String::from),
+                image: None,
+                image_id: None,
+                workload: Some(Workload {
+                    kind: workload.0.into(),
+                    name: workload.1.into(),
+                    inferred: false,
+                }),
+                service_account: None,
+                cloud_roles: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn workload_key_survives_pod_restarts() {
+        let a = pod_identity("agents", ("Deployment", "research"), Some("agent"));
+        let mut b = a.clone();
+        let pod = b.pod.as_mut().unwrap();
+        pod.name = Some("research-68f7c9d4b-zp6wn".into());
+        pod.uid = Some("another-uid".into());
+        b.container = Some(ContainerIdentity {
+            id: "f".repeat(64),
+            runtime: ContainerRuntime::Containerd,
+        });
+        b.cgroup_path = Some("/kubepods.slice/elsewhere".into());
+        assert_eq!(
+            a.workload_key("/usr/bin/python3"),
+            b.workload_key("/usr/bin/python3")
+        );
+        assert_eq!(
+            a.workload_key("/usr/bin/python3"),
+            "k8s:agents/Deployment/research/agent:/usr/bin/python3"
+        );
+    }
+
+    #[test]
+    fn workload_key_separates_what_differs() {
+        let base = pod_identity("agents", ("Deployment", "research"), Some("agent"));
+        let keys = [
+            base.workload_key("/usr/bin/python3"),
+            base.workload_key("/usr/bin/node"),
+            pod_identity("other", ("Deployment", "research"), Some("agent"))
+                .workload_key("/usr/bin/python3"),
+            pod_identity("agents", ("StatefulSet", "research"), Some("agent"))
+                .workload_key("/usr/bin/python3"),
+            pod_identity("agents", ("Deployment", "writer"), Some("agent"))
+                .workload_key("/usr/bin/python3"),
+            pod_identity("agents", ("Deployment", "research"), Some("sidecar"))
+                .workload_key("/usr/bin/python3"),
+        ];
+        let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+    }
+
+    #[test]
+    fn workload_key_outside_kubernetes() {
+        let host = Identity::default();
+        assert_eq!(
+            host.workload_key("/usr/bin/python3"),
+            "host:/usr/bin/python3"
+        );
+        let in_docker = Identity {
+            cgroup_path: None,
+            container: Some(ContainerIdentity {
+                id: "abc".into(),
+                runtime: ContainerRuntime::Docker,
+            }),
+            pod: None,
+        };
+        assert_eq!(
+            in_docker.workload_key("/bin/agent"),
+            "container:abc:/bin/agent"
+        );
+    }
+
+    fn claims() -> ServiceAccountTokenClaims {
+        ServiceAccountTokenClaims {
+            namespace: Some("agents".into()),
+            pod_name: Some("research-7d9f8b6c5d-x2x4z".into()),
+            pod_uid: Some("uid-from-token".into()),
+            service_account_name: Some("research".into()),
+            node_name: Some("node-1".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn token_claims_come_first_environment_adds_roles() {
+        let env = EnvironmentHints {
+            in_kubernetes: true,
+            hostname: Some("custom-hostname".into()),
+            aws_role_arn: Some("arn:aws:iam::1:role/r".into()),
+            ..Default::default()
+        };
+        let pod = fallback_pod_identity(Some("uid-from-cgroup"), Some(&claims()), &env).unwrap();
+        assert_eq!(pod.source, IdentitySource::ServiceAccountToken);
+        assert_eq!(pod.name.as_deref(), Some("research-7d9f8b6c5d-x2x4z"));
+        assert_eq!(pod.uid.as_deref(), Some("uid-from-token"));
+        assert_eq!(pod.service_account.as_deref(), Some("research"));
+        let workload = pod.workload.as_ref().unwrap();
+        assert_eq!(
+            (
+                workload.kind.as_str(),
+                workload.name.as_str(),
+                workload.inferred
+            ),
+            ("Deployment", "research", true)
+        );
+        assert_eq!(pod.cloud_roles.len(), 1);
+        assert_eq!(pod.cloud_roles[0].source, IdentitySource::Environment);
+        // The same Deployment's pods share a key even from the fallback.
+        let identity = Identity {
+            pod: Some(pod),
+            ..Default::default()
+        };
+        let mut other_claims = claims();
+        other_claims.pod_name = Some("research-7d9f8b6c5d-bq9lm".into());
+        let other = Identity {
+            pod: fallback_pod_identity(None, Some(&other_claims), &env),
+            ..Default::default()
+        };
+        assert_eq!(identity.workload_key("/x"), other.workload_key("/x"));
+    }
+
+    #[test]
+    fn environment_alone() {
+        let env = EnvironmentHints {
+            in_kubernetes: true,
+            hostname: Some("postgres-0".into()),
+            azure_client_id: Some("cid".into()),
+            azure_federated_token_file: Some(
+                "/var/run/secrets/azure/tokens/azure-identity-token".into(),
+            ),
+            ..Default::default()
+        };
+        let pod = fallback_pod_identity(Some("uid-from-cgroup"), None, &env).unwrap();
+        assert_eq!(pod.source, IdentitySource::Environment);
+        assert_eq!(pod.name.as_deref(), Some("postgres-0"));
+        assert_eq!(pod.uid.as_deref(), Some("uid-from-cgroup"));
+        assert_eq!(pod.namespace, None);
+        assert_eq!(pod.workload.as_ref().unwrap().kind, "StatefulSet");
+        assert_eq!(
+            pod.cloud_roles[0].kind,
+            CloudRoleKind::AzureWorkloadIdentity
+        );
+    }
+
+    #[test]
+    fn hosts_are_not_pods() {
+        let env = EnvironmentHints {
+            hostname: Some("build-box".into()),
+            aws_role_arn: Some("arn:aws:iam::1:role/r".into()),
+            ..Default::default()
+        };
+        assert_eq!(fallback_pod_identity(None, None, &env), None);
+        assert_eq!(
+            fallback_pod_identity(None, None, &EnvironmentHints::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn identity_serialises() {
+        let identity = pod_identity("agents", ("Deployment", "research"), Some("agent"));
+        let json = serde_json::to_value(&identity).unwrap();
+        assert_eq!(json["pod"]["source"], "api");
+        assert_eq!(json["pod"]["workload"]["kind"], "Deployment");
+        assert_eq!(
+            serde_json::to_value(ContainerRuntime::CriO).unwrap(),
+            "cri-o"
+        );
+        assert_eq!(
+            serde_json::to_value(IdentitySource::ServiceAccountToken).unwrap(),
+            "service_account_token"
+        );
+    }
+
+    #[test]
+    fn resolver_on_a_fake_proc_and_cgroup_tree() {
+        use std::os::unix::fs::MetadataExt;
+        let uid = "1234abcd-5678-4ef0-9abc-def012345678";
+        let id = "ab".repeat(32);
+        let cgroups = tempfile::tempdir().unwrap();
+        let relative = format!(
+            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
+            uid.replace('-', "_")
+        );
+        std::fs::create_dir_all(cgroups.path().join(&relative)).unwrap();
+        let cgroup_id = std::fs::metadata(cgroups.path().join(&relative))
+            .unwrap()
+            .ino();
+        let proc_root = tempfile::tempdir().unwrap();
+        let process = proc_root.path().join("77");
+        std::fs::create_dir_all(process.join("root/var/run/secrets/kubernetes.io/serviceaccount"))
+            .unwrap();
+        std::fs::write(process.join("cgroup"), format!("0::/{relative}\n")).unwrap();
+        std::fs::write(
+            process.join("environ"),
+            b"HOSTNAME=research-7d9f8b6c5d-x2x4z\0KUBERNETES_SERVICE_HOST=10.0.0.1\0",
+        )
+        .unwrap();
+        let token = service_account_token::encode_unsigned_for_tests(&serde_json::json!({
+            "sub": "system:serviceaccount:agents:research",
+            "kubernetes.io": {"namespace": "agents", "pod": {"name": "research-7d9f8b6c5d-x2x4z", "uid": uid}}
+        }));
+        std::fs::write(
+            process
+                .join("root")
+                .join(SERVICE_ACCOUNT_TOKEN_PATH.trim_start_matches('/')),
+            token,
+        )
+        .unwrap();
+
+        let mut resolver = IdentityResolver::new(IdentityOptions {
+            proc_root: proc_root.path().into(),
+            cgroup_root: Some(cgroups.path().into()),
+            kubernetes: KubernetesSource::Off,
+            node_name: None,
+        });
+        let identity = resolver.resolve(77, cgroup_id);
+        assert_eq!(
+            identity.cgroup_path.as_deref(),
+            Some(format!("/{relative}").as_str())
+        );
+        assert_eq!(identity.container.as_ref().unwrap().id, id);
+        let pod = identity.pod.as_ref().unwrap();
+        assert_eq!(pod.source, IdentitySource::ServiceAccountToken);
+        assert_eq!(pod.namespace.as_deref(), Some("agents"));
+        // Cached for the whole container cgroup: another pid of it gets the same Arc.
+        let again = resolver.resolve(78, cgroup_id);
+        assert!(Arc::ptr_eq(&identity, &again));
+        // A host process in an unknown cgroup id with no /proc entry: nothing, and not cached.
+        let host = resolver.resolve(99, 123_456_789);
+        assert_eq!(*host, Identity::default());
+        assert!(resolver.by_pid.is_empty());
+    }
+}
