@@ -4,8 +4,9 @@
 //! Identity lookups are the one input from outside the event stream; they go through
 //! [`IdentityLookup`] so a replay can answer them from its recording.
 
-use crate::event::Event;
-use crate::model::{IdentityLookup, Model, ModelOptions, ModelSnapshot};
+use crate::event::{Event, EventBody};
+use crate::identity::IdentityResolver;
+use crate::model::{ActorIdentity, IdentityLookup, Model, ModelOptions, ModelSnapshot};
 use crate::process_table::ProcessTable;
 use crate::reconstruct::{Observation, ReconstructOptions, Reconstructor};
 
@@ -41,6 +42,9 @@ impl Pipeline {
         self.last_ts_ns = self.last_ts_ns.max(event.header.ts_ns);
         let observations = self.reconstructor.push(event);
         self.apply(&observations);
+        if matches!(event.body, EventBody::Exit { .. }) && event.header.pid == event.header.tid {
+            self.identity.forget(event.header.pid);
+        }
         observations
     }
 
@@ -67,5 +71,43 @@ impl Pipeline {
 
     pub fn snapshot(&self) -> ModelSnapshot {
         self.model.snapshot(Some(self.reconstructor.stats()))
+    }
+}
+
+/// Live identity: cgroups, the Kubernetes API and /proc, through the identity resolver.
+impl IdentityLookup for IdentityResolver {
+    fn lookup(&mut self, pid: u32, cgroup_id: u64, uid: u32) -> ActorIdentity {
+        let identity = self.resolve(pid, cgroup_id);
+        let workload = identity.workload_key("");
+        let workload = workload.strip_suffix(':').unwrap_or(&workload).to_string();
+        let pod = identity.pod.as_ref();
+        let qualified = |name: Option<&String>| {
+            let namespace = pod.and_then(|p| p.namespace.as_deref()).unwrap_or("?");
+            name.map(|n| format!("{namespace}/{n}"))
+        };
+        ActorIdentity {
+            workload,
+            uid,
+            user: self.user_name(pid, uid),
+            container_id: identity.container.as_ref().map(|c| c.id.clone()),
+            pod: qualified(pod.and_then(|p| p.name.as_ref())),
+            service_account: qualified(pod.and_then(|p| p.service_account.as_ref())),
+            cloud_roles: pod
+                .map(|p| {
+                    p.cloud_roles
+                        .iter()
+                        .map(|role| {
+                            let kind = serde_json::to_value(role.kind).unwrap_or_default();
+                            format!("{}:{}", kind.as_str().unwrap_or("cloud"), role.principal)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            details: serde_json::to_value(identity.as_ref()).unwrap_or_default(),
+        }
+    }
+
+    fn forget(&mut self, pid: u32) {
+        self.forget_pid(pid);
     }
 }

@@ -18,7 +18,7 @@ const INTERPRETERS: &[&str] = &[
 /// Who a process runs as, as far as the identity sources could tell.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ActorIdentity {
-    /// Stable workload part of agent keys: `namespace/Kind/name/container` in Kubernetes,
+    /// Stable workload part of agent keys: `k8s:namespace/Kind/name/container` in Kubernetes,
     /// `container:<id>` in other containers, `host` otherwise.
     pub workload: String,
     pub uid: u32,
@@ -34,10 +34,20 @@ pub struct ActorIdentity {
     pub details: serde_json::Value,
 }
 
+impl ActorIdentity {
+    /// The agent key for a program run under this identity: `<workload>:<program>`.
+    pub fn agent_key(&self, program: &str) -> String {
+        format!("{}:{program}", self.workload)
+    }
+}
+
 /// Resolves who a process runs as. The live collector backs this with cgroups, the
 /// Kubernetes API and /proc; replays and tests can supply their own.
 pub trait IdentityLookup {
     fn lookup(&mut self, pid: u32, cgroup_id: u64, uid: u32) -> ActorIdentity;
+
+    /// The process exited: per-pid state can go.
+    fn forget(&mut self, _pid: u32) {}
 }
 
 /// An identity source that knows nothing beyond the uid: every process is on the host.

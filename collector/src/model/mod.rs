@@ -138,7 +138,7 @@ impl Model {
             &actor.comm,
         );
         let who = identity.lookup(actor.pid, actor.cgroup_id, actor.uid);
-        let key = format!("{}/{}", who.workload, program);
+        let key = who.agent_key(&program);
         let ts = observation.ts_ns;
         let agent = self.agents.entry(key.clone()).or_insert_with(|| Agent {
             key: key.clone(),
@@ -895,7 +895,7 @@ mod tests {
         let snapshot = model.snapshot(None);
         assert_eq!(snapshot.agents.len(), 1);
         let agent = &snapshot.agents[0];
-        assert_eq!(agent.key, "host//usr/bin/python3 /app/agent.py");
+        assert_eq!(agent.key, "host:/usr/bin/python3 /app/agent.py");
         assert_eq!(agent.name, "agent.py");
         assert_eq!(
             (agent.llm_calls, agent.tool_calls, agent.input_tokens),
