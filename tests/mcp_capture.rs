@@ -737,3 +737,86 @@ fn pipes_that_predate_the_collector_are_captured() {
 fn detail_of<'a>(records: &'a [McpExchange], method: &str) -> &'a McpDetail {
     &calls(records, method)[0].detail
 }
+
+/// A Node client (libuv gives the child socketpairs, not pipes, as stdio) speaking JSON-RPC to
+/// the Python stdio server: captured at both ends like pipes, and the responses the client
+/// printed are the ones in the capture.
+#[test]
+fn node_client_socketpair_stdio_is_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let read_path = dir.path().join("notes.txt");
+    std::fs::write(&read_path, NOTES).unwrap();
+    let (python, script, server_script) = (
+        mcp_python(),
+        agents_dir().join("node_mcp_stdio_client.mjs"),
+        agents_dir().join("mcp_files_server.py"),
+    );
+    let client = Paused::agent(
+        dir.path(),
+        "node",
+        &[
+            script.to_str().unwrap(),
+            "--server-python",
+            &python,
+            "--server",
+            server_script.to_str().unwrap(),
+            "--read-path",
+            read_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let client_pid = client.pid();
+    let collect = Collect::start(dir.path(), &["--pid", &client_pid.to_string()]);
+    client.release();
+    let stdout = client.finish();
+    let captured = collect.stop();
+    let printed: Vec<Value> = serde_json::from_str(stdout.trim()).unwrap();
+
+    let server = server_pid(&captured);
+    let mut streams = captured.pipe_streams();
+    // The client's own stdout (made by the test before the collector) carried its report.
+    assert_eq!(
+        streams
+            .remove(&(client_pid, "egress".to_string(), 1))
+            .unwrap_or_default(),
+        stdout.as_bytes()
+    );
+    let ends: BTreeSet<(u32, String)> = streams
+        .keys()
+        .map(|(pid, dir, _)| (*pid, dir.clone()))
+        .collect();
+    let expected: BTreeSet<(u32, String)> = [
+        (client_pid, "egress".to_string()),
+        (client_pid, "ingress".to_string()),
+        (server, "egress".to_string()),
+        (server, "ingress".to_string()),
+    ]
+    .into();
+    assert_eq!(ends, expected, "{:?}", streams.keys());
+    let of = |pid: u32, direction: &str| -> Vec<u8> {
+        streams
+            .iter()
+            .find(|((p, d, _), _)| *p == pid && d == direction)
+            .map(|(_, bytes)| bytes.clone())
+            .unwrap()
+    };
+    assert!(of(client_pid, "egress") == of(server, "ingress"));
+    assert!(of(client_pid, "ingress") == of(server, "egress"));
+    let responses = json_lines(&of(server, "egress"));
+    assert_eq!(responses, printed, "the client read what the server wrote");
+
+    let records = stdio_records(&captured, server);
+    assert!(records.iter().all(|r| !r.partial), "{records:#?}");
+    let McpDetail::ToolsCall(call) = detail_of(&records, "tools/call") else {
+        panic!("tools/call detail")
+    };
+    assert_eq!(call.result_text.as_deref(), Some(NOTES));
+    let McpDetail::Initialize(init) = detail_of(&records, "initialize") else {
+        panic!("initialize detail")
+    };
+    assert_eq!(
+        init.client.as_ref().unwrap().name.as_deref(),
+        Some("agentscope-node-client")
+    );
+}

@@ -1358,7 +1358,7 @@ mod tests {
         }
 
         #[test]
-        fn truncated_streams_are_flagged_not_fatal(cut in 0usize..1641) {
+        fn truncated_streams_are_flagged_not_fatal(cut in 0usize..4096) {
             let requests = fixture("stdio-client-to-server.ndjson");
             let responses = fixture("stdio-server-to-client.ndjson");
             let cut = cut.min(responses.len());
@@ -1371,8 +1371,11 @@ mod tests {
             // Six requests: each is answered or reported unanswered, never lost.
             prop_assert_eq!(calls + unanswered, 6);
             prop_assert!(records.iter().filter(|r| r.kind == ExchangeKind::Unanswered).all(|r| r.partial));
-            if cut < responses.len() {
+            // Losing only the final newline leaves the last message whole.
+            if cut + 1 < responses.len() {
                 prop_assert!(unanswered >= 1);
+            } else {
+                prop_assert_eq!(unanswered, 0);
             }
         }
 
@@ -1390,7 +1393,7 @@ mod tests {
         }
 
         #[test]
-        fn damaged_fixture_never_panics(flip in 0usize..776, bit in 0u8..8) {
+        fn damaged_fixture_never_panics(flip in 0usize..4096, bit in 0u8..8) {
             let mut requests = fixture("stdio-client-to-server.ndjson");
             let at = flip % requests.len();
             requests[at] ^= 1 << bit;
