@@ -887,9 +887,16 @@ fn vector_markers(text: &str) -> (bool, bool) {
         "hamming_distance",
         "jaccard_distance",
     ];
+    // Most SQL has none of the markers: skip tokenizing it a second time.
+    let lower = text.to_ascii_lowercase();
+    let candidate = lower.contains('<')
+        || VECTOR_TYPES.iter().any(|t| lower.contains(t))
+        || DISTANCE_FUNCTIONS.iter().any(|f| lower.contains(f));
+    if !candidate {
+        return (false, false);
+    }
     let dialect = PostgreSqlDialect {};
     let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize() else {
-        let lower = text.to_ascii_lowercase();
         let distance = DISTANCE_OPERATORS.iter().any(|op| lower.contains(op));
         let cast = VECTOR_TYPES
             .iter()
