@@ -13,6 +13,10 @@
 # stand-in server, with that server's answers. Those are recorded by the server, not the
 # collector: object-store recognition takes parsed HTTP exchanges. Needs `pip install boto3`.
 #
+# Likewise collector/tests/fixtures/vector_db/qdrant_client.jsonl from the real qdrant-client
+# (REST mode). Set QDRANT_PYTHON to an interpreter that has it (`pip install qdrant-client`,
+# e.g. in a virtualenv); default: $PYTHON.
+#
 # Usage: scripts/regenerate-fixtures-data.sh
 set -euo pipefail
 
@@ -292,6 +296,75 @@ with open(out_path, "w") as f:
     for r in records:
         f.write(json.dumps(r, separators=(",", ":")) + "\n")
 print(f"{out_path}: {len(records)} requests from boto3 {boto3.__version__}")
+PY
+
+# Vector database: requests of the real qdrant-client, recorded by a stand-in Qdrant server.
+QDRANT_PYTHON=${QDRANT_PYTHON:-$PYTHON}
+"$QDRANT_PYTHON" -c 'import qdrant_client' 2>/dev/null || { echo "regenerate-fixtures-data: qdrant-client missing for $QDRANT_PYTHON; pip install qdrant-client" >&2; exit 1; }
+mkdir -p "$ROOT/collector/tests/fixtures/vector_db"
+"$QDRANT_PYTHON" - "$ROOT/collector/tests/fixtures/vector_db/qdrant_client.jsonl" <<'PY'
+import base64, json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+out_path = sys.argv[1]
+records = []
+POINT = {"id": 1, "version": 3, "score": 0.91, "payload": {"title": "Refunds"}, "vector": None}
+UPDATE = {"operation_id": 7, "status": "completed"}
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path = urlsplit(self.path).path
+        if path == "/":
+            result = None; reply = {"title": "qdrant - vector search engine", "version": "1.12.4"}
+        else:
+            if path.endswith("/points/query"):
+                result = {"points": [POINT, dict(POINT, id=2, score=0.87)]}
+            elif path.endswith("/points/scroll"):
+                result = {"points": [dict(POINT, score=None)], "next_page_offset": None}
+            elif path.endswith("/points/count"):
+                result = {"count": 3}
+            elif path.endswith("/points") and self.command == "POST":
+                result = [dict(POINT, score=None)]
+            else:
+                result = UPDATE
+            reply = {"result": result, "status": "ok", "time": 0.0004}
+        rbody = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(rbody)))
+        self.end_headers()
+        self.wfile.write(rbody)
+        records.append({
+            "request": {"method": self.command, "target": self.path,
+                        "headers": [[k, v] for k, v in self.headers.items()],
+                        "body_b64": base64.b64encode(body).decode()},
+            "response": {"status": 200, "body_b64": base64.b64encode(rbody).decode()},
+        })
+    do_GET = do_PUT = do_POST = do_DELETE = handle_any
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+port = server.server_address[1]
+
+from importlib.metadata import version
+from qdrant_client import QdrantClient, models
+client = QdrantClient(url=f"http://127.0.0.1:{port}", prefer_grpc=False, timeout=5)
+client.upsert("support_docs", points=[models.PointStruct(id=1, vector=[0.1, 0.2, 0.3], payload={"title": "Refunds"})])
+client.query_points("support_docs", query=[0.1, 0.2, 0.3], limit=5, with_payload=True)
+client.scroll("support_docs", limit=10)
+client.retrieve("support_docs", ids=[1])
+client.count("support_docs")
+client.delete("support_docs", points_selector=models.PointIdsList(points=[1]))
+server.shutdown()
+with open(out_path, "w") as f:
+    for r in records:
+        f.write(json.dumps(r, separators=(",", ":")) + "\n")
+print(f"{out_path}: {len(records)} requests from qdrant-client {version('qdrant-client')}")
 PY
 
 echo "regenerate-fixtures-data: done"

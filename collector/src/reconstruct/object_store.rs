@@ -1057,15 +1057,16 @@ pub(crate) mod tests {
         assert_eq!((a.request_bytes, a.error_code), (5, None));
     }
 
-    /// The boto3 fixture's exchanges, with `Authorization` redacted as the collector does.
-    fn boto3_exchanges(redact: bool) -> Vec<HttpExchange> {
+    /// Exchanges recorded by a stand-in server (scripts/regenerate-fixtures-data.sh), with
+    /// credential headers redacted as the collector does when `redact` is set.
+    pub(crate) fn recorded_exchanges(jsonl: &str, redact: bool) -> Vec<HttpExchange> {
         use base64::Engine;
         let decode = |v: &serde_json::Value| {
             base64::engine::general_purpose::STANDARD
                 .decode(v.as_str().unwrap())
                 .unwrap()
         };
-        include_str!("../../tests/fixtures/object_store/boto3_s3.jsonl")
+        jsonl
             .lines()
             .map(|line| {
                 let record: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -1128,7 +1129,8 @@ pub(crate) mod tests {
             (Get, Some("shared/link.pdf")),
         ];
         for redact in [false, true] {
-            let accesses: Vec<ObjectAccess> = boto3_exchanges(redact)
+            let fixture = include_str!("../../tests/fixtures/object_store/boto3_s3.jsonl");
+            let accesses: Vec<ObjectAccess> = recorded_exchanges(fixture, redact)
                 .iter()
                 .map(|e| recognise(e).expect("boto3 request recognised"))
                 .collect();
