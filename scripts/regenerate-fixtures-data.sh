@@ -8,6 +8,15 @@
 # Needs root (eBPF), the release build (built here if missing), and the packages from
 # `make setup` (postgresql, redis-server, redis-tools).
 #
+# It also regenerates collector/tests/fixtures/object_store/boto3_s3.jsonl: the HTTP requests
+# the real boto3 S3 client sends (path-style, SigV4, multipart, copy, presigned URL) to a local
+# stand-in server, with that server's answers. Those are recorded by the server, not the
+# collector: object-store recognition takes parsed HTTP exchanges. Needs `pip install boto3`.
+#
+# Likewise collector/tests/fixtures/vector_db/qdrant_client.jsonl from the real qdrant-client
+# (REST mode). Set QDRANT_PYTHON to an interpreter that has it (`pip install qdrant-client`,
+# e.g. in a virtualenv); default: $PYTHON.
+#
 # Usage: scripts/regenerate-fixtures-data.sh
 set -euo pipefail
 
@@ -188,5 +197,174 @@ HGET profile:7 missing
 REDIS
 STDIN_FILE="$WORK/redis3-commands.txt" capture resp3_session "$REDIS_PORT" "$REDIS_FIXTURES" \
   redis-cli -3 -p "$REDIS_PORT" --user agent --pass "$REDIS_PASSWORD" --no-auth-warning
+
+# Object store: requests of the real boto3 client, recorded by a stand-in S3 server.
+"$PYTHON" -c 'import boto3' 2>/dev/null || { echo "regenerate-fixtures-data: boto3 missing; pip install boto3" >&2; exit 1; }
+mkdir -p "$ROOT/collector/tests/fixtures/object_store"
+"$PYTHON" - "$ROOT/collector/tests/fixtures/object_store/boto3_s3.jsonl" <<'PY'
+import base64, json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit, parse_qs
+
+out_path = sys.argv[1]
+records = []
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def body(self):
+        if self.headers.get("Content-Length"):
+            return self.rfile.read(int(self.headers["Content-Length"]))
+        if "chunked" in self.headers.get("Transfer-Encoding", ""):
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size); self.rfile.readline()
+        return b""
+    def handle_any(self):
+        body = self.body()
+        url = urlsplit(self.path); q = parse_qs(url.query, keep_blank_values=True)
+        parts = url.path.lstrip("/").split("/", 1)
+        bucket = parts[0]; key = parts[1] if len(parts) > 1 else ""
+        status, rbody, extra = 200, b"", {"ETag": '"9b2cf535f27731c974343645a3985328"'}
+        m = self.command
+        if m == "POST" and "uploads" in q:
+            rbody = f"<InitiateMultipartUploadResult><Bucket>{bucket}</Bucket><Key>{key}</Key><UploadId>upload-1</UploadId></InitiateMultipartUploadResult>".encode()
+        elif m == "POST" and "uploadId" in q:
+            rbody = f"<CompleteMultipartUploadResult><Bucket>{bucket}</Bucket><Key>{key}</Key><ETag>\"x-2\"</ETag></CompleteMultipartUploadResult>".encode()
+        elif m == "POST" and "delete" in q:
+            rbody = b"<DeleteResult><Deleted><Key>a</Key></Deleted></DeleteResult>"
+        elif m == "PUT" and "x-amz-copy-source" in self.headers:
+            rbody = b"<CopyObjectResult><ETag>\"x\"</ETag><LastModified>2024-01-15T00:00:00.000Z</LastModified></CopyObjectResult>"
+        elif m == "GET" and not key:
+            rbody = f"<ListBucketResult><Name>{bucket}</Name><KeyCount>1</KeyCount><IsTruncated>false</IsTruncated><Contents><Key>reports/q1.csv</Key><Size>5</Size></Contents></ListBucketResult>".encode()
+        elif m == "GET" and key.endswith("missing.txt"):
+            status = 404
+            rbody = b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>"
+        elif m == "GET":
+            rbody = b"hello"
+        elif m == "DELETE":
+            status = 204
+        self.send_response(status)
+        for k, v in extra.items(): self.send_header(k, v)
+        if m == "HEAD":
+            self.send_header("Content-Length", "5")
+        else:
+            self.send_header("Content-Length", str(len(rbody)))
+        self.end_headers()
+        if m != "HEAD": self.wfile.write(rbody)
+        records.append({
+            "request": {"method": m, "target": self.path, "headers": [[k, v] for k, v in self.headers.items()],
+                        "body_b64": base64.b64encode(body).decode()},
+            "response": {"status": status, "body_b64": base64.b64encode(rbody).decode()},
+        })
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+port = server.server_address[1]
+
+import boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                  aws_access_key_id="AKIAFIXTURE0EXAMPLE", aws_secret_access_key="fixture-secret-not-real",
+                  config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"}))
+s3.put_object(Bucket="agent-data", Key="reports/q1.csv", Body=b"hello")
+s3.head_object(Bucket="agent-data", Key="reports/q1.csv")
+s3.get_object(Bucket="agent-data", Key="reports/q1.csv")["Body"].read()
+s3.list_objects_v2(Bucket="agent-data", Prefix="reports/")
+s3.copy_object(Bucket="agent-data", Key="archive/q1 copy.csv", CopySource={"Bucket": "agent-data", "Key": "reports/q1.csv"})
+up = s3.create_multipart_upload(Bucket="agent-data", Key="big/model.bin")
+part = s3.upload_part(Bucket="agent-data", Key="big/model.bin", UploadId=up["UploadId"], PartNumber=1, Body=b"x" * 1024)
+s3.complete_multipart_upload(Bucket="agent-data", Key="big/model.bin", UploadId=up["UploadId"],
+                             MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+s3.delete_object(Bucket="agent-data", Key="reports/q1.csv")
+s3.delete_objects(Bucket="agent-data", Delete={"Objects": [{"Key": "a"}]})
+try:
+    s3.get_object(Bucket="agent-data", Key="missing.txt")
+except s3.exceptions.NoSuchKey:
+    pass
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "agent-data", "Key": "shared/link.pdf"}, ExpiresIn=600)
+import urllib.request
+urllib.request.urlopen(url).read()
+server.shutdown()
+with open(out_path, "w") as f:
+    for r in records:
+        f.write(json.dumps(r, separators=(",", ":")) + "\n")
+print(f"{out_path}: {len(records)} requests from boto3 {boto3.__version__}")
+PY
+
+# Vector database: requests of the real qdrant-client, recorded by a stand-in Qdrant server.
+QDRANT_PYTHON=${QDRANT_PYTHON:-$PYTHON}
+"$QDRANT_PYTHON" -c 'import qdrant_client' 2>/dev/null || { echo "regenerate-fixtures-data: qdrant-client missing for $QDRANT_PYTHON; pip install qdrant-client" >&2; exit 1; }
+mkdir -p "$ROOT/collector/tests/fixtures/vector_db"
+"$QDRANT_PYTHON" - "$ROOT/collector/tests/fixtures/vector_db/qdrant_client.jsonl" <<'PY'
+import base64, json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+out_path = sys.argv[1]
+records = []
+POINT = {"id": 1, "version": 3, "score": 0.91, "payload": {"title": "Refunds"}, "vector": None}
+UPDATE = {"operation_id": 7, "status": "completed"}
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path = urlsplit(self.path).path
+        if path == "/":
+            result = None; reply = {"title": "qdrant - vector search engine", "version": "1.12.4"}
+        else:
+            if path.endswith("/points/query"):
+                result = {"points": [POINT, dict(POINT, id=2, score=0.87)]}
+            elif path.endswith("/points/scroll"):
+                result = {"points": [dict(POINT, score=None)], "next_page_offset": None}
+            elif path.endswith("/points/count"):
+                result = {"count": 3}
+            elif path.endswith("/points") and self.command == "POST":
+                result = [dict(POINT, score=None)]
+            else:
+                result = UPDATE
+            reply = {"result": result, "status": "ok", "time": 0.0004}
+        rbody = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(rbody)))
+        self.end_headers()
+        self.wfile.write(rbody)
+        records.append({
+            "request": {"method": self.command, "target": self.path,
+                        "headers": [[k, v] for k, v in self.headers.items()],
+                        "body_b64": base64.b64encode(body).decode()},
+            "response": {"status": 200, "body_b64": base64.b64encode(rbody).decode()},
+        })
+    do_GET = do_PUT = do_POST = do_DELETE = handle_any
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+port = server.server_address[1]
+
+from importlib.metadata import version
+from qdrant_client import QdrantClient, models
+client = QdrantClient(url=f"http://127.0.0.1:{port}", prefer_grpc=False, timeout=5)
+client.upsert("support_docs", points=[models.PointStruct(id=1, vector=[0.1, 0.2, 0.3], payload={"title": "Refunds"})])
+client.query_points("support_docs", query=[0.1, 0.2, 0.3], limit=5, with_payload=True)
+client.scroll("support_docs", limit=10)
+client.retrieve("support_docs", ids=[1])
+client.count("support_docs")
+client.delete("support_docs", points_selector=models.PointIdsList(points=[1]))
+server.shutdown()
+with open(out_path, "w") as f:
+    for r in records:
+        f.write(json.dumps(r, separators=(",", ":")) + "\n")
+print(f"{out_path}: {len(records)} requests from qdrant-client {version('qdrant-client')}")
+PY
 
 echo "regenerate-fixtures-data: done"

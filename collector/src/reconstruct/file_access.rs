@@ -9,6 +9,8 @@
 //! standard libraries and packages, `/proc`, `/sys`, `/dev`, locale and time-zone data, name
 //! resolution settings), so a view can hide it.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,7 +112,7 @@ fn class(category: FileCategory, sensitivity: Sensitivity, label: &'static str) 
 /// lexically, without looking at the file system).
 pub fn classify(path: &str) -> FileClass {
     let normalized = normalize(path);
-    let path = normalized.as_str();
+    let path = normalized.as_ref();
     secret_class(path)
         .or_else(|| noise_class(path))
         .or_else(|| system_class(path))
@@ -124,7 +126,13 @@ pub fn classify(path: &str) -> FileClass {
 }
 
 /// Collapses `//`, `.` and `..` (lexically) so `/etc/../etc/shadow` is seen as `/etc/shadow`.
-fn normalize(path: &str) -> String {
+fn normalize(path: &str) -> Cow<'_, str> {
+    let clean = !path.contains("//")
+        && !path.split('/').any(|part| part == "." || part == "..")
+        && (path.len() <= 1 || !path.ends_with('/'));
+    if clean {
+        return Cow::Borrowed(path);
+    }
     let absolute = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
@@ -141,11 +149,11 @@ fn normalize(path: &str) -> String {
         }
     }
     let joined = parts.join("/");
-    if absolute {
+    Cow::Owned(if absolute {
         format!("/{joined}")
     } else {
         joined
-    }
+    })
 }
 
 /// True when `path` is `suffix` or ends with `/suffix`.
@@ -156,15 +164,15 @@ fn ends_with_component(path: &str, suffix: &str) -> bool {
             .is_some_and(|head| head.ends_with('/'))
 }
 
-/// True when `path` has `dir` as a run of whole components (`dir` like `.ssh` or `.aws`).
+/// True when `path` has `dir` as a run of whole components (`dir` like `.ssh` or `.aws/sso`)
+/// with something after it.
 fn has_dir(path: &str, dir: &str) -> bool {
-    path.split('/')
-        .collect::<Vec<_>>()
-        .windows(dir.split('/').count() + 1)
-        .any(|w| {
-            let prefix = &w[..w.len() - 1];
-            prefix.join("/") == dir
-        })
+    let bytes = path.as_bytes();
+    memchr::memmem::find_iter(bytes, dir.as_bytes()).any(|at| {
+        (at == 0 || bytes[at - 1] == b'/')
+            && bytes.get(at + dir.len()) == Some(&b'/')
+            && at + dir.len() + 1 < bytes.len()
+    })
 }
 
 fn secret_class(path: &str) -> Option<FileClass> {

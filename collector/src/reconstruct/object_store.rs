@@ -7,9 +7,10 @@
 //!
 //! - **S3**: virtual-hosted (`bucket.s3[.region].amazonaws.com`) and path-style
 //!   (`s3[.region].amazonaws.com/bucket/key`) addressing; on any other host (MinIO, Ceph,
-//!   R2, ...) a request counts as S3 when it carries S3's SigV4 signals: the
-//!   `x-amz-content-sha256` header (only S3 requires it), a credential scope for service `s3`
-//!   (in `Authorization` or a presigned URL's `X-Amz-Credential`). Other AWS services on
+//!   R2, ...) a request counts as S3 when it carries S3's signing signals: the
+//!   `x-amz-content-sha256` header (only S3 requires it), a SigV4 credential scope for service
+//!   `s3` (in `Authorization` or a presigned URL's `X-Amz-Credential`), or a signature-version-2
+//!   credential (`AWS AKID:sig`, presigned `AWSAccessKeyId`), which only S3 still accepts. Other AWS services on
 //!   `*.amazonaws.com` (Bedrock, STS, ...) also sign with SigV4 and are not object stores.
 //! - **GCS**: the XML API (`storage.googleapis.com/BUCKET/KEY`, `BUCKET.storage.googleapis.com`),
 //!   the JSON API (`/storage/v1/b/BUCKET/o/OBJECT`) and the upload API
@@ -212,6 +213,22 @@ fn parse_credential(credential: &str) -> Option<CredentialScope> {
     })
 }
 
+/// Access key id of an S3 signature-version-2 request (`Authorization: AWS AKID:signature`,
+/// or a presigned URL's `AWSAccessKeyId`): only S3 still accepts SigV2.
+fn sigv2_access_key(exchange: &HttpExchange, query: &QueryPairs) -> Option<String> {
+    if query.has("Signature") {
+        if let Some(key) = query.get("AWSAccessKeyId") {
+            return Some(key.to_string());
+        }
+    }
+    let credential = exchange
+        .request
+        .header("authorization")?
+        .strip_prefix("AWS ")?;
+    let (key, _signature) = credential.split_once(':')?;
+    (!key.is_empty() && !key.contains('*')).then(|| key.to_string())
+}
+
 fn sigv4_scope(exchange: &HttpExchange, query: &QueryPairs) -> Option<CredentialScope> {
     if let Some(credential) = query.get("X-Amz-Credential") {
         return parse_credential(credential);
@@ -272,7 +289,8 @@ fn recognise_s3(
                 return None;
             }
             let s3_signals = request.header("x-amz-content-sha256").is_some()
-                || scope.as_ref().is_some_and(|s| s.service == "s3");
+                || scope.as_ref().is_some_and(|s| s.service == "s3")
+                || sigv2_access_key(exchange, query).is_some();
             if !s3_signals {
                 return None;
             }
@@ -307,7 +325,9 @@ fn recognise_s3(
         .map(|s| s.region.clone())
         .filter(|r| !r.is_empty())
         .or(host_region);
-    access.access_key_id = scope.map(|s| s.access_key_id);
+    access.access_key_id = scope
+        .map(|s| s.access_key_id)
+        .or_else(|| sigv2_access_key(exchange, query));
     access.source = copy_source.map(|s| {
         let s = s.split('?').next().unwrap_or(s);
         decode(s.strip_prefix('/').unwrap_or(s))
@@ -1035,6 +1055,112 @@ pub(crate) mod tests {
         );
         let a = recognise(&e).unwrap();
         assert_eq!((a.request_bytes, a.error_code), (5, None));
+    }
+
+    /// Exchanges recorded by a stand-in server (scripts/regenerate-fixtures-data.sh), with
+    /// credential headers redacted as the collector does when `redact` is set.
+    pub(crate) fn recorded_exchanges(jsonl: &str, redact: bool) -> Vec<HttpExchange> {
+        use base64::Engine;
+        let decode = |v: &serde_json::Value| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap())
+                .unwrap()
+        };
+        jsonl
+            .lines()
+            .map(|line| {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                let request = &record["request"];
+                let mut headers: Vec<(String, String)> = request["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| (h[0].as_str().unwrap().into(), h[1].as_str().unwrap().into()))
+                    .collect();
+                if redact {
+                    for (name, value) in &mut headers {
+                        let mut line = format!("{name}: {value}\r\n").into_bytes();
+                        crate::redact::redact_in_place(&mut line);
+                        let line = String::from_utf8(line).unwrap();
+                        *value = line[name.len() + 2..line.len() - 2].to_string();
+                    }
+                }
+                let host = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+                    .map(|(_, v)| v.clone())
+                    .unwrap();
+                let others: Vec<(&str, &str)> = headers
+                    .iter()
+                    .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let response = decode(&record["response"]["body_b64"]);
+                exchange(
+                    request["method"].as_str().unwrap(),
+                    &host,
+                    request["target"].as_str().unwrap(),
+                    &others,
+                    &decode(&request["body_b64"]),
+                    Some((
+                        record["response"]["status"].as_u64().unwrap() as u16,
+                        &response,
+                    )),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn boto3_requests_to_an_s3_compatible_endpoint() {
+        use ObjectOperation::*;
+        let expected = [
+            (Put, Some("reports/q1.csv")),
+            (Head, Some("reports/q1.csv")),
+            (Get, Some("reports/q1.csv")),
+            (List, None),
+            (Copy, Some("archive/q1 copy.csv")),
+            (MultipartCreate, Some("big/model.bin")),
+            (MultipartUploadPart, Some("big/model.bin")),
+            (MultipartComplete, Some("big/model.bin")),
+            (Delete, Some("reports/q1.csv")),
+            (DeleteMany, None),
+            (Get, Some("missing.txt")),
+            (Get, Some("shared/link.pdf")),
+        ];
+        for redact in [false, true] {
+            let fixture = include_str!("../../tests/fixtures/object_store/boto3_s3.jsonl");
+            let accesses: Vec<ObjectAccess> = recorded_exchanges(fixture, redact)
+                .iter()
+                .map(|e| recognise(e).expect("boto3 request recognised"))
+                .collect();
+            let got: Vec<(ObjectOperation, Option<&str>)> = accesses
+                .iter()
+                .map(|a| (a.operation, a.key.as_deref()))
+                .collect();
+            assert_eq!(got, expected, "redacted: {redact}");
+            for access in &accesses {
+                assert_eq!(access.service, ObjectService::S3);
+                assert_eq!(access.bucket.as_deref(), Some("agent-data"));
+                // The presigned URL carries the key id in its query, never redacted.
+                let key_visible = !redact || access.key.as_deref() == Some("shared/link.pdf");
+                assert_eq!(
+                    access.access_key_id.as_deref(),
+                    key_visible.then_some("AKIAFIXTURE0EXAMPLE"),
+                    "{access:?}"
+                );
+            }
+            assert_eq!(
+                accesses[4].source.as_deref(),
+                Some("agent-data/reports/q1.csv")
+            );
+            assert_eq!(accesses[10].status, Some(404));
+            assert_eq!(accesses[10].error_code.as_deref(), Some("NoSuchKey"));
+            assert_eq!(accesses[0].request_bytes, 5);
+            if !redact {
+                assert_eq!(accesses[0].region.as_deref(), Some("us-east-1"));
+            }
+        }
     }
 
     #[test]

@@ -887,9 +887,16 @@ fn vector_markers(text: &str) -> (bool, bool) {
         "hamming_distance",
         "jaccard_distance",
     ];
+    // Most SQL has none of the markers: skip tokenizing it a second time.
+    let lower = text.to_ascii_lowercase();
+    let candidate = lower.contains('<')
+        || VECTOR_TYPES.iter().any(|t| lower.contains(t))
+        || DISTANCE_FUNCTIONS.iter().any(|f| lower.contains(f));
+    if !candidate {
+        return (false, false);
+    }
     let dialect = PostgreSqlDialect {};
     let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize() else {
-        let lower = text.to_ascii_lowercase();
         let distance = DISTANCE_OPERATORS.iter().any(|op| lower.contains(op));
         let cast = VECTOR_TYPES
             .iter()
@@ -1596,6 +1603,38 @@ pub(crate) mod tests {
             session.unparsed_bytes,
             (egress.len() - 8 + ingress.len() - 1) as u64
         );
+    }
+
+    #[test]
+    fn stream_starting_at_the_startup_message_is_parsed_like_the_whole_one() {
+        // What a TLS-plaintext capture (libssl) of the same session looks like: no SSLRequest
+        // and no 'N', the first bytes are the StartupMessage.
+        let chunks = load_data_events(SIMPLE);
+        let (expected, _) = run(&chunks);
+        assert_eq!(chunks[0].1.len(), 8, "SSLRequest");
+        assert_eq!(chunks[1].1, b"N");
+        let (statements, connection) = run(&chunks[2..]);
+        assert_eq!(summary(&statements), summary(&expected));
+        assert!(!connection.session().ssl_requested);
+        assert_eq!(connection.session().user.as_deref(), Some("postgres"));
+    }
+
+    #[test]
+    fn gss_encryption_refused_then_startup() {
+        let mut connection = PostgresConnection::new();
+        let gss_request = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30];
+        assert!(PostgresConnection::looks_like_postgres(&gss_request));
+        connection.feed(Direction::Egress, &gss_request, 1);
+        connection.feed(Direction::Ingress, b"N", 2);
+        let body = b"\0\x03\0\0user\0agent\0database\0crm\0\0";
+        let mut startup = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        startup.extend_from_slice(body);
+        connection.feed(Direction::Egress, &startup, 3);
+        let session = connection.session();
+        assert_eq!(session.user.as_deref(), Some("agent"));
+        assert_eq!(session.database.as_deref(), Some("crm"));
+        assert!(!session.encrypted);
+        assert_eq!(session.unparsed_bytes, 0);
     }
 
     #[test]

@@ -587,7 +587,7 @@ fn query_param(target: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconstruct::object_store::tests::exchange;
+    use crate::reconstruct::object_store::tests::{exchange, recorded_exchanges};
     use RetrievalOperation::*;
 
     fn call(
@@ -921,6 +921,35 @@ mod tests {
             None
         )
         .is_none());
+    }
+
+    #[test]
+    fn qdrant_client_requests() {
+        let fixture = include_str!("../../tests/fixtures/vector_db/qdrant_client.jsonl");
+        let calls: Vec<RetrievalCall> = recorded_exchanges(fixture, false)
+            .iter()
+            .map(|e| recognise(e).expect("qdrant-client request recognised"))
+            .collect();
+        let got: Vec<(RetrievalOperation, Option<u64>, Option<u64>)> = calls
+            .iter()
+            .map(|c| (c.operation, c.top_k, c.results))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Upsert, None, None),
+                (Query, Some(5), Some(2)),
+                (Get, Some(10), Some(1)),
+                (Get, None, Some(1)),
+                (Get, None, Some(3)),
+                (Delete, None, None),
+            ]
+        );
+        for call in &calls {
+            assert_eq!(call.system, VectorSystem::Qdrant);
+            assert_eq!(call.collection.as_deref(), Some("support_docs"));
+            assert_eq!(call.status, Some(200));
+        }
     }
 
     #[test]
