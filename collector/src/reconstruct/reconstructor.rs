@@ -103,13 +103,50 @@ enum Protocol {
         parser: Box<RedisConnection>,
         role: Role,
     },
-    /// One end of a pipe. MCP over stdio is read at the server: its stdin (fd 0) carries the
-    /// client's messages and its stdout (fd 1) its own. `None` for other pipe ends (the
-    /// client's side of the same session, which would only duplicate it).
-    Pipe {
-        sender: Option<Sender>,
-    },
+    /// One end of a pipe. MCP over stdio is read at the server, whose stdin carries the
+    /// client's messages and whose stdout its own (SDKs move them off fds 0 and 1, so the fd
+    /// says nothing). The first message on an end tells which side it is: a request only
+    /// clients send, read by this process, makes it the server.
+    Pipe(PipeEnd),
     Opaque,
+}
+
+enum PipeEnd {
+    /// Bytes kept until a whole line shows whose messages these are.
+    Undecided { buffered: Vec<u8>, lines: usize },
+    /// The server's end: messages written by this sender.
+    Server(Sender),
+    /// The client's end (the server's end carries the same session) or not MCP.
+    Ignored,
+}
+
+/// Bytes and lines looked at before an undecided pipe end is given up.
+const PIPE_DECIDE_BYTES: usize = 256 << 10;
+const PIPE_DECIDE_LINES: usize = 16;
+
+impl PipeEnd {
+    /// Decides from the complete lines in `buffered`, if any tells.
+    fn decide(direction: Direction, buffered: &[u8], lines: &mut usize) -> Option<PipeEnd> {
+        for line in buffered.split(|&b| b == b'\n') {
+            if *lines >= PIPE_DECIDE_LINES {
+                return Some(PipeEnd::Ignored);
+            }
+            let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            *lines += 1;
+            let Some(writer) = Sender::guess_from_message(&message) else {
+                continue;
+            };
+            let ours = matches!(direction, Direction::Egress);
+            return Some(match (writer, ours) {
+                // The server reads the client's requests and writes its own answers.
+                (Sender::Client, false) | (Sender::Server, true) => PipeEnd::Server(writer),
+                _ => PipeEnd::Ignored,
+            });
+        }
+        (buffered.len() > PIPE_DECIDE_BYTES).then_some(PipeEnd::Ignored)
+    }
 }
 
 /// An MCP stdio server's session, keyed by the server's pid.
@@ -436,13 +473,10 @@ impl Reconstructor {
         self.stats.gap_bytes += gap + tail_gap;
 
         if matches!(conn.protocol, Protocol::Undecided) && matches!(source, PayloadSource::Pipe) {
-            conn.protocol = Protocol::Pipe {
-                sender: match (*fd, direction) {
-                    (0, Direction::Ingress) => Some(Sender::Client),
-                    (1, Direction::Egress) => Some(Sender::Server),
-                    _ => None,
-                },
-            };
+            conn.protocol = Protocol::Pipe(PipeEnd::Undecided {
+                buffered: Vec::new(),
+                lines: 0,
+            });
         }
         if matches!(conn.protocol, Protocol::Undecided) {
             conn.protocol = recognise_protocol(*direction, data);
@@ -471,16 +505,36 @@ impl Reconstructor {
             Protocol::Redis { parser, role } => {
                 commands = parser.feed(client_view(*role, *direction), data, ts);
             }
-            Protocol::Pipe {
-                sender: Some(sender),
-            } => {
-                let sender = *sender;
-                let actor = conn.actor.clone();
-                let offset = conn.time_offset_ns;
-                self.push_stdio(sender, actor, offset, index, data, gap + tail_gap, ts, out);
+            Protocol::Pipe(end) => {
+                let mut bytes = std::borrow::Cow::Borrowed(data.as_slice());
+                if let PipeEnd::Undecided { buffered, lines } = end {
+                    buffered.extend_from_slice(data);
+                    match PipeEnd::decide(*direction, buffered, lines) {
+                        Some(decided) => {
+                            bytes = std::borrow::Cow::Owned(std::mem::take(buffered));
+                            *end = decided;
+                        }
+                        None => return,
+                    }
+                }
+                if let PipeEnd::Server(sender) = end {
+                    let sender = *sender;
+                    let actor = conn.actor.clone();
+                    let offset = conn.time_offset_ns;
+                    self.push_stdio(
+                        sender,
+                        actor,
+                        offset,
+                        index,
+                        &bytes,
+                        gap + tail_gap,
+                        ts,
+                        out,
+                    );
+                }
                 return;
             }
-            Protocol::Pipe { sender: None } | Protocol::Undecided | Protocol::Opaque => {}
+            Protocol::Undecided | Protocol::Opaque => {}
         }
         if !exchanges.is_empty() || !statements.is_empty() || !commands.is_empty() {
             let mut conn = self.connections.remove(&key).expect("present");
@@ -646,13 +700,15 @@ impl Reconstructor {
         role: Role,
         exchange: &HttpExchange,
     ) -> Option<Vec<mcp::McpExchange>> {
-        let request = exchange.request.json()?;
         let is_rpc = |v: &serde_json::Value| {
             v.get("jsonrpc").is_some()
                 || v.as_array()
                     .is_some_and(|a| a.iter().any(|m| m.get("jsonrpc").is_some()))
         };
-        if !is_rpc(&request) {
+        let request = exchange.request.json().filter(is_rpc);
+        // GET (the server's message stream) and DELETE (session end) carry no JSON-RPC
+        // request but belong to the session named by their Mcp-Session-Id.
+        if request.is_none() && exchange.request.header("mcp-session-id").is_none() {
             return None;
         }
         let endpoint = endpoint_url(exchange);
@@ -684,7 +740,10 @@ impl Reconstructor {
         if let Some(id) = session_header {
             session.set_session_id(id);
         }
-        let mut records = session.feed_message(Sender::Client, &request, ts);
+        let mut records = match &request {
+            Some(request) => session.feed_message(Sender::Client, request, ts),
+            None => Vec::new(),
+        };
         if let Some(response) = &exchange.response {
             let rts = response.ts_ns;
             match &response.stream {
@@ -1034,5 +1093,125 @@ mod tests {
         assert!(calls[0].partial, "{:#?}", calls[0]);
         // The connection stays in sync: the next exchange is whole.
         assert!(!calls.last().unwrap().partial);
+    }
+
+    fn mcp_records(
+        observations: &[Observation],
+    ) -> Vec<(u32, Role, Option<u32>, String, Option<String>)> {
+        observations
+            .iter()
+            .filter_map(|o| match &o.kind {
+                ObservationKind::Mcp {
+                    exchange,
+                    role,
+                    peer_pid,
+                    ..
+                } => Some((
+                    o.actor.pid,
+                    *role,
+                    *peer_pid,
+                    exchange.method.clone().unwrap_or_default(),
+                    exchange.tool_name.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Both ends of a stdio session were captured (the SDK server reads fd 6, writes fd 7):
+    /// each message is reported once, for the client, with the server as peer.
+    #[test]
+    fn stdio_mcp_is_read_at_the_server_and_reported_for_the_client() {
+        let (observations, _) = observations(include_str!(
+            "../../tests/fixtures/mcp/stdio-pipe-events.jsonl"
+        ));
+        let records = mcp_records(&observations);
+        let methods: Vec<&str> = records.iter().map(|r| r.3.as_str()).collect();
+        assert_eq!(
+            methods,
+            [
+                "initialize",
+                "notifications/initialized",
+                "tools/list",
+                "tools/call",
+                "tools/call",
+                "resources/read",
+                "prompts/get"
+            ],
+            "{records:#?}"
+        );
+        assert!(records
+            .iter()
+            .all(|r| r.0 == 18202 && r.1 == Role::Client && r.2 == Some(18206)));
+        let calls: Vec<_> = observations
+            .iter()
+            .filter_map(|o| match &o.kind {
+                ObservationKind::Mcp { exchange, .. } => match &exchange.detail {
+                    mcp::McpDetail::ToolsCall(call) => Some(call.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let dump: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/mcp/client-dump.json"))
+                .unwrap();
+        assert_eq!(calls[0].name.as_deref(), Some("read_file"));
+        assert_eq!(
+            calls[0].result_text.as_deref(),
+            dump["read_file"]["content"][0]["text"].as_str()
+        );
+        assert_eq!(calls[1].is_error, Some(true));
+    }
+
+    /// Streamable HTTP: the client's and the server's views of the same session.
+    #[test]
+    fn streamable_http_mcp_is_reconstructed_at_both_ends() {
+        let (observations, _) = observations(include_str!(
+            "../../tests/fixtures/mcp/http-socket-events.jsonl"
+        ));
+        let records = mcp_records(&observations);
+        let client: Vec<_> = records.iter().filter(|r| r.1 == Role::Client).collect();
+        let server: Vec<_> = records.iter().filter(|r| r.1 == Role::Server).collect();
+        assert!(client.iter().all(|r| r.0 == 18202));
+        assert!(server.iter().all(|r| r.0 == 18190));
+        for side in [&client, &server] {
+            let methods: Vec<&str> = side.iter().map(|r| r.3.as_str()).collect();
+            assert!(methods.contains(&"initialize"), "{records:#?}");
+            assert!(side
+                .iter()
+                .any(|r| r.3 == "tools/call" && r.4.as_deref() == Some("echo")));
+        }
+        // JSON-RPC over HTTP is MCP, not a plain API call or an LLM call.
+        assert!(!observations.iter().any(|o| matches!(
+            o.kind,
+            ObservationKind::Http { .. } | ObservationKind::Llm { .. }
+        )));
+    }
+
+    /// psql against a real PostgreSQL, captured by the collector.
+    #[test]
+    fn postgres_capture_gives_statements_with_tables() {
+        let (observations, stats) = observations(include_str!(
+            "../../tests/fixtures/postgres/simple_query.jsonl"
+        ));
+        let statements: Vec<_> = observations
+            .iter()
+            .filter_map(|o| match &o.kind {
+                ObservationKind::Sql { statement, peer } => Some((statement, peer)),
+                _ => None,
+            })
+            .collect();
+        assert!(stats.sql_statements > 0);
+        assert_eq!(stats.sql_statements as usize, statements.len());
+        assert!(
+            statements
+                .iter()
+                .any(|(s, _)| s.tables.iter().any(|t| t.contains("customers"))),
+            "{statements:#?}"
+        );
+        assert!(statements
+            .iter()
+            .all(|(s, _)| s.database.as_deref() == Some("crm")));
     }
 }
