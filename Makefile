@@ -31,6 +31,7 @@ test-userspace-only: setup
 test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
 	$(CARGO) test --locked -p agentscope-collector --test identity
 
 test: fmt-check test-unit test-userspace-only test-e2e

@@ -65,6 +65,10 @@ impl Pipeline {
         }
     }
 
+    pub fn identity_warnings(&self) -> Vec<String> {
+        self.identity.warnings()
+    }
+
     pub fn model(&self) -> &Model {
         &self.model
     }
@@ -109,5 +113,9 @@ impl IdentityLookup for IdentityResolver {
 
     fn forget(&mut self, pid: u32) {
         self.forget_pid(pid);
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        IdentityResolver::warnings(self)
     }
 }

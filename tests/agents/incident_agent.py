@@ -53,10 +53,15 @@ def wait_for_file(path, timeout=60.0):
         time.sleep(0.05)
 
 
+def schema_of(tool):
+    # SDK 2.x names fields in snake case; 1.x used the wire's camel case.
+    return getattr(tool, "input_schema", None) or getattr(tool, "inputSchema", None) or {}
+
+
 def openai_tool(tool):
     return {"type": "function",
             "function": {"name": tool.name, "description": tool.description or "",
-                         "parameters": tool.inputSchema}}
+                         "parameters": schema_of(tool)}}
 
 
 class Llm:
@@ -122,7 +127,8 @@ async def run(args, dump):
                         result, is_error = r.read().decode(), False
                 elif name in route:
                     outcome = await route[name].call_tool(name, arguments)
-                    result, is_error = text_of(outcome), bool(outcome.isError)
+                    result = text_of(outcome)
+                    is_error = bool(getattr(outcome, "is_error", getattr(outcome, "isError", False)))
                 else:
                     result, is_error = f"unknown tool {name}", True
                 dump["tool_calls"].append({"id": call["id"], "name": name, "arguments": arguments,

@@ -78,6 +78,11 @@ pub struct MockLlm {
 
 impl MockLlm {
     pub fn start(dir: &Path) -> MockLlm {
+        Self::start_with(dir, &[])
+    }
+
+    /// With extra mock options, e.g. `--scenario FILE`.
+    pub fn start_with(dir: &Path, extra: &[&str]) -> MockLlm {
         let port_file = dir.join("llm.port");
         let cert_dir = dir.join("cert");
         let process = Command::new("python3")
@@ -88,6 +93,7 @@ impl MockLlm {
                 "--cert-dir",
                 cert_dir.to_str().unwrap(),
             ])
+            .args(extra)
             .stderr(std::fs::File::create(dir.join("llm.log")).unwrap())
             .spawn()
             .expect("start mock LLM server");
@@ -441,5 +447,69 @@ impl Captured {
         self.pipe_streams()
             .remove(&(pid, direction.to_string(), fd))
             .unwrap_or_default()
+    }
+}
+
+/// A throwaway PostgreSQL cluster from the Debian packages (tests/agents/postgres_server.py)
+/// with a `crm` database holding a `customers` table.
+pub struct PostgresServer {
+    pub port: u16,
+    process: Background,
+}
+
+impl PostgresServer {
+    pub fn start(dir: &Path) -> PostgresServer {
+        let port_file = dir.join("postgres.port");
+        let process = Command::new("python3")
+            .arg(agents_dir().join("postgres_server.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("postgres.log")).unwrap())
+            .spawn()
+            .expect("start PostgreSQL test server (run make setup)");
+        let process = Background(process);
+        let port = wait_for_file(&port_file, "PostgreSQL port")
+            .parse()
+            .unwrap();
+        PostgresServer { port, process }
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        // SIGTERM lets the script stop the cluster and delete its data directory.
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(self.process.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.process.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The plain-HTTP internal API (tests/agents/http_api_service.py).
+pub struct HttpApi {
+    pub port: u16,
+    _process: Background,
+}
+
+impl HttpApi {
+    pub fn start(dir: &Path) -> HttpApi {
+        let port_file = dir.join("api.port");
+        let process = Command::new("python3")
+            .arg(agents_dir().join("http_api_service.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .stderr(std::fs::File::create(dir.join("api.log")).unwrap())
+            .spawn()
+            .expect("start HTTP API service");
+        let process = Background(process);
+        let port = wait_for_file(&port_file, "HTTP API port").parse().unwrap();
+        HttpApi {
+            port,
+            _process: process,
+        }
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_collector::identity::{IdentityOptions, IdentityResolver, KubernetesSource};
+use agentscope_collector::model::ModelOptions;
 use agentscope_collector::pipeline::Pipeline;
 use agentscope_collector::reconstruct::ReconstructOptions;
 use agentscope_collector::{Collector, CollectorOptions, Event, EventBody, Summary};
@@ -47,6 +48,17 @@ pub struct CollectArgs {
     /// Do not print events (useful with --graph-json).
     #[arg(long)]
     quiet: bool,
+    /// Do not use the Kubernetes API for pod identity (service-account tokens and process
+    /// environments still identify pods).
+    #[arg(long, conflicts_with = "kubeconfig")]
+    no_kubernetes: bool,
+    /// Kubeconfig for the pod watcher (default: in-cluster configuration, else $KUBECONFIG or
+    /// ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// This node's name, to watch only its pods (default: $NODE_NAME, else the hostname).
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
 }
 
 pub fn run(args: CollectArgs) -> anyhow::Result<()> {
@@ -66,12 +78,22 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         ..CollectorOptions::default()
     };
     let mut collector = Collector::start(options)?;
+    let mut identity = IdentityResolver::new(IdentityOptions {
+        kubernetes: match (&args.kubeconfig, args.no_kubernetes) {
+            (Some(path), _) => KubernetesSource::Kubeconfig(path.clone()),
+            (None, true) => KubernetesSource::Off,
+            (None, false) => KubernetesSource::Infer,
+        },
+        node_name: args.node_name.clone(),
+        ..IdentityOptions::default()
+    });
+    identity.start().await?;
     let mut pipeline = Pipeline::new(
         ReconstructOptions {
             redact_secrets: !args.keep_secrets,
         },
         ModelOptions::default(),
-        Box::new(HostOnlyIdentity),
+        Box::new(identity),
     )
     .with_processes(collector.processes().clone());
     if args.ready_message {
@@ -115,7 +137,8 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.graph_json {
         write_graph(path, &pipeline)?;
     }
-    let summary = collector.summary();
+    let mut summary = collector.summary();
+    summary.warnings.extend(pipeline.identity_warnings());
     print_summary(&mut out, &summary, args.json)?;
     out.flush()?;
     if let Some(err) = collector.last_decode_error() {

@@ -48,6 +48,11 @@ pub trait IdentityLookup {
 
     /// The process exited: per-pid state can go.
     fn forget(&mut self, _pid: u32) {}
+
+    /// Problems worth telling the user (no API access, no cgroup2 mount).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// An identity source that knows nothing beyond the uid: every process is on the host.

@@ -204,6 +204,13 @@ pub struct NewLink {
     pub agent: String,
     pub action: Action,
     pub evidence: Vec<Evidence>,
+    /// The action was linked before; this adds evidence learned since (an MCP server's side of
+    /// the call arrives after what the server did), without counting the action again.
+    pub update: bool,
+}
+
+fn same_action(a: &Action, b: &Action) -> bool {
+    a.target == b.target && a.ts_ns == b.ts_ns && a.pid == b.pid
 }
 
 impl Attribution {
@@ -332,11 +339,8 @@ impl Attribution {
             if !call.window_contains(action.ts_ns) {
                 continue;
             }
-            if call.links.iter().any(|l| {
-                l.action.target == action.target
-                    && l.action.ts_ns == action.ts_ns
-                    && l.action.pid == action.pid
-            }) {
+            let already_linked = call.links.iter().any(|l| same_action(&l.action, action));
+            if already_linked && only.is_none() {
                 continue;
             }
             let server = call
@@ -403,6 +407,32 @@ impl Attribution {
             return Vec::new();
         }
         let call = &mut self.calls[index];
+        if let Some(existing) = call
+            .links
+            .iter_mut()
+            .find(|l| same_action(&l.action, action))
+        {
+            let before = existing.evidence.len();
+            for item in &evidence {
+                if !existing.evidence.contains(item) {
+                    existing.evidence.push(item.clone());
+                }
+            }
+            if existing.evidence.len() == before {
+                return Vec::new();
+            }
+            // Keep time_window last, where readers expect the weakest evidence.
+            existing
+                .evidence
+                .sort_by_key(|e| matches!(e, Evidence::TimeWindow));
+            return vec![NewLink {
+                tool_node: call.tool_node.clone(),
+                agent: call.agent.clone(),
+                action: action.clone(),
+                evidence: existing.evidence.clone(),
+                update: true,
+            }];
+        }
         call.links.push(ToolLink {
             action: action.clone(),
             evidence: evidence.clone(),
@@ -412,6 +442,7 @@ impl Attribution {
             agent: call.agent.clone(),
             action: action.clone(),
             evidence,
+            update: false,
         }]
     }
 }

@@ -169,6 +169,12 @@ impl Graph {
         Some(edge)
     }
 
+    /// An existing edge, to annotate it without counting an occurrence.
+    pub fn edge_mut(&mut self, from: &str, to: &str, kind: EdgeKind) -> Option<&mut Edge> {
+        self.edges
+            .get_mut(&(from.to_string(), to.to_string(), kind))
+    }
+
     pub fn get_node(&self, id: &str) -> Option<&Node> {
         self.nodes.get(id)
     }

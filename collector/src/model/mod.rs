@@ -587,7 +587,7 @@ impl Model {
         for link in links {
             // Actions of an MCP server outside the agent's process tree join the agent's graph
             // once they are linked to one of its calls.
-            if link.action.agent.is_none() {
+            if link.action.agent.is_none() && !link.update {
                 self.add_action_edges(&link.agent, &link.action);
             }
             let ts = link.action.ts_ns;
@@ -605,29 +605,35 @@ impl Model {
     }
 
     fn link_edge(&mut self, link: &attribution::NewLink, target: &str, ts: u64) {
-        {
-            if let Some(edge) = self.graph.edge(
+        let edge = if link.update {
+            self.graph
+                .edge_mut(&link.tool_node, target, EdgeKind::ExecutedVia)
+        } else {
+            self.graph.edge(
                 &link.tool_node,
                 target,
                 EdgeKind::ExecutedVia,
                 ts,
                 &link.action.events,
-            ) {
-                let mut kinds: Vec<serde_json::Value> = edge
-                    .attributes
-                    .get("evidence")
-                    .and_then(|v| v.as_array().cloned())
-                    .unwrap_or_default();
-                for evidence in &link.evidence {
-                    let kind = serde_json::to_value(evidence).unwrap_or_default()["type"].clone();
-                    if !kinds.contains(&kind) {
-                        kinds.push(kind);
-                    }
-                }
-                edge.attributes
-                    .insert("evidence".into(), serde_json::Value::Array(kinds));
+            )
+        };
+        let Some(edge) = edge else {
+            return;
+        };
+        let mut kinds: Vec<serde_json::Value> = edge
+            .attributes
+            .get("evidence")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        for evidence in &link.evidence {
+            let kind = serde_json::to_value(evidence).unwrap_or_default()["type"].clone();
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
             }
         }
+        kinds.sort_by_key(|k| k == "time_window");
+        edge.attributes
+            .insert("evidence".into(), serde_json::Value::Array(kinds));
     }
 }
 
