@@ -159,13 +159,7 @@ fn tool_calls_are_linked_to_the_file_sql_table_exec_and_endpoint_they_caused() {
     assert!(model_edge["events"]
         .as_array()
         .is_some_and(|e| !e.is_empty()));
-    assert!(edge(
-        &graph,
-        &agent_node,
-        &format!("identity:user:host:0"),
-        "runs_as"
-    )
-    .is_some());
+    assert!(edge(&graph, &agent_node, "identity:user:host:0", "runs_as").is_some());
 
     // Each tool call: arguments as requested, result as the agent sent it back, and links.
     let calls = graph["tool_calls"].as_array().unwrap();

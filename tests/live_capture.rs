@@ -127,26 +127,26 @@ fn python_agent_plaintext_and_actions_are_captured() {
         "the subprocess's parent is the agent"
     );
     assert!(
-        events_of(&captured, "open", pid)
+        events_of(captured, "open", pid)
             .iter()
             .any(|e| e["path"] == "/etc/os-release" && e["ret"].as_i64().unwrap() >= 0),
         "read_file opened /etc/os-release"
     );
     assert!(
-        events_of(&captured, "connect", pid)
+        events_of(captured, "connect", pid)
             .iter()
             .any(|e| e["port"] == run.echo_port && e["addr"] == "127.0.0.1"),
         "fetch_url connected to the echo service"
     );
     assert!(
-        events_of(&captured, "connect", pid)
+        events_of(captured, "connect", pid)
             .iter()
             .any(|e| e["port"] == run.llm_port),
         "LLM connection seen"
     );
     // The tool's plain TCP exchange with the echo service, both directions, without TLS.
     let connect_fd = |port: u16| {
-        events_of(&captured, "connect", pid)
+        events_of(captured, "connect", pid)
             .iter()
             .find(|e| e["port"] == port)
             .expect("connect")["fd"]
@@ -186,7 +186,7 @@ fn python_agent_plaintext_and_actions_are_captured() {
         "agent events carry the seeded parent"
     );
     // The TLS chunks name the socket fd (learned from the syscall nested in SSL_write_ex).
-    let fds: Vec<i64> = events_of(&captured, "data", pid)
+    let fds: Vec<i64> = events_of(captured, "data", pid)
         .iter()
         .filter(|e| e["source"] == "tls")
         .map(|e| e["fd"].as_i64().unwrap())

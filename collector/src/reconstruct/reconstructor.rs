@@ -1095,9 +1095,10 @@ mod tests {
         assert!(!calls.last().unwrap().partial);
     }
 
-    fn mcp_records(
-        observations: &[Observation],
-    ) -> Vec<(u32, Role, Option<u32>, String, Option<String>)> {
+    /// (actor pid, role, peer pid, method, tool name) of each MCP record.
+    type McpSummary = (u32, Role, Option<u32>, String, Option<String>);
+
+    fn mcp_records(observations: &[Observation]) -> Vec<McpSummary> {
         observations
             .iter()
             .filter_map(|o| match &o.kind {
