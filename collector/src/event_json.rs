@@ -27,6 +27,10 @@ fn u32_field(value: &Value, name: &str) -> Result<u32, JsonEventError> {
     u32::try_from(u64_field(value, name)?).map_err(|_| err(format!("\"{name}\" out of range")))
 }
 
+fn u16_field(value: &Value, name: &str) -> Result<u16, JsonEventError> {
+    u16::try_from(u64_field(value, name)?).map_err(|_| err(format!("\"{name}\" out of range")))
+}
+
 fn i32_field(value: &Value, name: &str) -> Result<i32, JsonEventError> {
     value
         .get(name)
@@ -140,32 +144,29 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             fd: i32_field(value, "fd")?,
             family: known(value, "family", FAMILIES, "other"),
             addr: str_field(value, "addr")?,
-            port: u16::try_from(u64_field(value, "port")?).map_err(|_| err("port out of range"))?,
+            port: u16_field(value, "port")?,
             ret: i32_field(value, "ret")?,
         },
         "accept" => EventBody::Accept {
             listen_fd: i32_field(value, "listen_fd")?,
             family: known(value, "family", FAMILIES, "other"),
             addr: str_field(value, "addr")?,
-            port: u16::try_from(u64_field(value, "port")?).map_err(|_| err("port out of range"))?,
+            port: u16_field(value, "port")?,
             ret: i32_field(value, "ret")?,
         },
         "tcp_state" => EventBody::TcpState {
             skaddr: u64_field(value, "skaddr")?,
             family: known(value, "family", FAMILIES, "other"),
             saddr: str_field(value, "saddr")?,
-            sport: u16::try_from(u64_field(value, "sport")?)
-                .map_err(|_| err("sport out of range"))?,
+            sport: u16_field(value, "sport")?,
             daddr: str_field(value, "daddr")?,
-            dport: u16::try_from(u64_field(value, "dport")?)
-                .map_err(|_| err("dport out of range"))?,
+            dport: u16_field(value, "dport")?,
             old_state: known(value, "old_state", TCP_STATES, "UNKNOWN"),
             new_state: known(value, "new_state", TCP_STATES, "UNKNOWN"),
         },
         "dns" => EventBody::Dns {
             fd: i32_field(value, "fd")?,
-            dport: u16::try_from(u64_field(value, "dport")?)
-                .map_err(|_| err("dport out of range"))?,
+            dport: u16_field(value, "dport")?,
             queries: value
                 .get("queries")
                 .and_then(Value::as_array)

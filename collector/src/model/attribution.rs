@@ -222,12 +222,13 @@ impl Attribution {
         }
         self.calls.push_back(record);
         let index = self.calls.len() - 1;
-        let recent: Vec<Action> = self
-            .recent
-            .iter()
-            .filter(|a| a.ts_ns >= self.calls[index].requested_ns)
-            .cloned()
-            .collect();
+        let since = self.calls[index].requested_ns;
+        self.match_recent(index, |a| a.ts_ns >= since)
+    }
+
+    /// Matches the recent actions that pass `filter` against call `index`.
+    fn match_recent(&mut self, index: usize, filter: impl Fn(&Action) -> bool) -> Vec<NewLink> {
+        let recent: Vec<Action> = self.recent.iter().filter(|a| filter(a)).cloned().collect();
         let mut links = Vec::new();
         for action in recent {
             links.extend(self.match_action(&action, Some(index)));
@@ -292,17 +293,7 @@ impl Attribution {
         if !self.calls[index].servers.contains(&server_pid) {
             self.calls[index].servers.push(server_pid);
         }
-        let recent: Vec<Action> = self
-            .recent
-            .iter()
-            .filter(|a| a.lineage.contains(&server_pid))
-            .cloned()
-            .collect();
-        let mut links = Vec::new();
-        for action in recent {
-            links.extend(self.match_action(&action, Some(index)));
-        }
-        links
+        self.match_recent(index, |a| a.lineage.contains(&server_pid))
     }
 
     /// A new action: link it to open calls it matches, and keep it for calls seen later.

@@ -551,23 +551,16 @@ impl Reconstructor {
         statements: Vec<super::postgres::SqlStatement>,
         out: &mut Vec<Observation>,
     ) {
-        if statements.is_empty() {
-            return;
-        }
-        let events = take_events(conn);
-        for statement in statements {
-            self.stats.sql_statements += 1;
-            out.push(Observation {
-                ts_ns: statement.ts_ns,
-                time_unix_ns: statement.ts_ns.saturating_add(conn.time_offset_ns),
-                actor: conn.actor.clone(),
-                events: events.clone(),
-                kind: ObservationKind::Sql {
+        self.stats.sql_statements += statements.len() as u64;
+        emit_records(conn, statements, out, |statement, peer| {
+            (
+                statement.ts_ns,
+                ObservationKind::Sql {
                     statement: Box::new(statement),
-                    peer: conn.peer.clone(),
+                    peer,
                 },
-            });
-        }
+            )
+        });
     }
 
     fn emit_redis(
@@ -576,23 +569,16 @@ impl Reconstructor {
         commands: Vec<super::redis::RedisCommand>,
         out: &mut Vec<Observation>,
     ) {
-        if commands.is_empty() {
-            return;
-        }
-        let events = take_events(conn);
-        for command in commands {
-            self.stats.redis_commands += 1;
-            out.push(Observation {
-                ts_ns: command.ts_ns,
-                time_unix_ns: command.ts_ns.saturating_add(conn.time_offset_ns),
-                actor: conn.actor.clone(),
-                events: events.clone(),
-                kind: ObservationKind::Redis {
+        self.stats.redis_commands += commands.len() as u64;
+        emit_records(conn, commands, out, |command, peer| {
+            (
+                command.ts_ns,
+                ObservationKind::Redis {
                     command: Box::new(command),
-                    peer: conn.peer.clone(),
+                    peer,
                 },
-            });
-        }
+            )
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -894,6 +880,30 @@ fn endpoint_url(exchange: &HttpExchange) -> String {
         _ => host.to_string(),
     };
     format!("{scheme}://{host}{}", exchange.request.path())
+}
+
+/// One observation per wire-protocol record of a connection, all citing the events that fed
+/// them.
+fn emit_records<T>(
+    conn: &mut Connection,
+    records: Vec<T>,
+    out: &mut Vec<Observation>,
+    kind: impl Fn(T, Option<Peer>) -> (u64, ObservationKind),
+) {
+    if records.is_empty() {
+        return;
+    }
+    let events = take_events(conn);
+    for record in records {
+        let (ts_ns, kind) = kind(record, conn.peer.clone());
+        out.push(Observation {
+            ts_ns,
+            time_unix_ns: ts_ns.saturating_add(conn.time_offset_ns),
+            actor: conn.actor.clone(),
+            events: events.clone(),
+            kind,
+        });
+    }
 }
 
 /// The events that fed what a connection just produced; the next record starts afresh.
