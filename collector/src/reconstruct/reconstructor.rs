@@ -252,7 +252,8 @@ impl Reconstructor {
                 argv: argv.clone(),
             })),
             EventBody::Exit { exit_code } => {
-                if header.pid == header.tid || exit_code.is_some() {
+                // Only the main thread's exit ends the process; other threads exit on their own.
+                if header.pid == header.tid {
                     self.close_process(header.pid, header.ts_ns, &mut out);
                 }
                 out.push(simple(ObservationKind::Exit {
@@ -1049,6 +1050,39 @@ mod tests {
             ObservationKind::Exec { filename, .. } if filename == "/bin/echo")));
         assert!(observations.iter().any(|o| matches!(&o.kind,
             ObservationKind::FileOpen { path, .. } if path == "/etc/hostname")));
+    }
+
+    /// A worker thread exiting mid-response must not end the process's connections.
+    #[test]
+    fn a_thread_exit_does_not_cut_the_process_connections() {
+        let mut events = events_from_json_lines(include_str!(
+            "../../tests/fixtures/capture/python_chat_stream.jsonl"
+        ))
+        .unwrap();
+        let at = events
+            .iter()
+            .position(|e| {
+                matches!(
+                    e.body,
+                    EventBody::Data {
+                        direction: Direction::Ingress,
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        let mut thread_exit = events[at].clone();
+        thread_exit.header.tid += 1;
+        thread_exit.body = EventBody::Exit { exit_code: Some(0) };
+        events.insert(at + 1, thread_exit);
+        let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+        let mut out = Vec::new();
+        for event in &events {
+            out.extend(reconstructor.push(event));
+        }
+        out.extend(reconstructor.finish(u64::MAX));
+        assert_eq!(llm_calls(&out).len(), 2);
+        assert_eq!(reconstructor.stats().partial_exchanges, 0);
     }
 
     /// Node keeps TLS in memory BIOs: no fd, chunks keyed by the SSL pointer only.
