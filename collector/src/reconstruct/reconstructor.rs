@@ -450,9 +450,10 @@ impl Reconstructor {
 
         // Holes: the rest of an unfinished earlier call, or chunks missing before this one.
         let cursor = &mut conn.cursors[slot];
+        // Lengths come from the kernel but are treated as untrusted: saturate, never wrap.
         let mut gap = 0u64;
         if cursor.open && cursor.call_id != *call_id {
-            gap += cursor.total_len.saturating_sub(cursor.expected_offset);
+            gap = cursor.total_len.saturating_sub(cursor.expected_offset);
             cursor.open = false;
         }
         if !cursor.open {
@@ -463,15 +464,18 @@ impl Reconstructor {
                 open: true,
             };
         }
-        gap += offset.saturating_sub(cursor.expected_offset);
-        cursor.expected_offset = offset + data.len() as u64;
+        gap = gap.saturating_add(offset.saturating_sub(cursor.expected_offset));
+        cursor.expected_offset = offset.saturating_add(data.len() as u64);
         let mut tail_gap = 0;
         if *last {
             // Bytes beyond the kernel's per-call cap, or chunks dropped at the end of the call.
             tail_gap = total_len.saturating_sub(cursor.expected_offset);
             cursor.open = false;
         }
-        self.stats.gap_bytes += gap + tail_gap;
+        self.stats.gap_bytes = self
+            .stats
+            .gap_bytes
+            .saturating_add(gap.saturating_add(tail_gap));
 
         if matches!(conn.protocol, Protocol::Undecided) && matches!(source, PayloadSource::Pipe) {
             conn.protocol = Protocol::Pipe(PipeEnd::Undecided {
@@ -528,7 +532,7 @@ impl Reconstructor {
                         offset,
                         index,
                         &bytes,
-                        gap + tail_gap,
+                        gap.saturating_add(tail_gap),
                         ts,
                         out,
                     );
@@ -1050,6 +1054,57 @@ mod tests {
             ObservationKind::Exec { filename, .. } if filename == "/bin/echo")));
         assert!(observations.iter().any(|o| matches!(&o.kind,
             ObservationKind::FileOpen { path, .. } if path == "/etc/hostname")));
+    }
+
+    proptest::proptest! {
+        /// Damaged or hostile event streams (odd offsets, lengths, fds, sources, bytes) never
+        /// panic the reconstructor.
+        #[test]
+        fn arbitrary_payload_events_never_panic(
+            chunks in proptest::collection::vec(
+                (0u8..4, proptest::bool::ANY, -2i32..8, 0u64..4, proptest::num::u64::ANY,
+                 proptest::num::u64::ANY, proptest::bool::ANY,
+                 proptest::collection::vec(proptest::num::u8::ANY, 0..64)),
+                0..40),
+            prefix in proptest::sample::select(vec![
+                &b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\n"[..],
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                &b"\x00\x00\x00\x08\x04\xd2\x16\x2f"[..],
+                &b"*1\r\n$4\r\nPING\r\n"[..],
+                &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\n"[..],
+                &b""[..],
+            ]),
+        ) {
+            let base: Event = events_from_json_lines(include_str!(
+                "../../tests/fixtures/capture/python_chat_stream.jsonl"
+            ))
+            .unwrap()
+            .into_iter()
+            .find(|e| matches!(e.body, EventBody::Data { .. }))
+            .unwrap();
+            let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+            for (i, (source, egress, fd, call, offset, total, last, bytes)) in chunks.into_iter().enumerate() {
+                let mut event = base.clone();
+                event.header.ts_ns = i as u64;
+                let mut data = if i == 0 { prefix.to_vec() } else { Vec::new() };
+                data.extend(bytes);
+                event.body = EventBody::Data {
+                    source: [PayloadSource::Tls, PayloadSource::Socket, PayloadSource::Pipe, PayloadSource::Unknown][source as usize],
+                    direction: if egress { Direction::Egress } else { Direction::Ingress },
+                    fd,
+                    conn_id: 7,
+                    call_id: call,
+                    seq: 0,
+                    offset,
+                    total_len: total,
+                    lost_bytes: 0,
+                    last,
+                    data,
+                };
+                reconstructor.push(&event);
+            }
+            reconstructor.finish(u64::MAX);
+        }
     }
 
     /// A worker thread exiting mid-response must not end the process's connections.
