@@ -24,8 +24,12 @@ fn workload() -> Vec<Event> {
     for round in 0..ROUNDS {
         for fixture in FIXTURES {
             for mut event in events_from_json_lines(fixture).expect("fixture parses") {
-                // Shift pids so each round is a new set of processes and connections.
+                // Shift pids so each round is a new set of processes and connections, and time
+                // so rounds follow each other as a long capture would (tool-call windows close).
                 let shift = round * 100_000;
+                let later = u64::from(round) * 600 * 1_000_000_000;
+                event.header.ts_ns += later;
+                event.header.time_unix_ns += later;
                 event.header.pid += shift;
                 event.header.tid += shift;
                 if event.header.ppid != 0 {

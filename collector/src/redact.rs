@@ -27,6 +27,23 @@ const SECRET_JSON_KEYS: &[&[u8]] = &[
     b"\"secret\"",
 ];
 
+/// Searchers built once: constructing a memmem searcher costs more than running it on a
+/// typical header block.
+static HEADER_FINDERS: std::sync::LazyLock<Vec<memchr::memmem::Finder<'static>>> =
+    std::sync::LazyLock::new(|| {
+        SECRET_HEADERS
+            .iter()
+            .map(|n| memchr::memmem::Finder::new(*n))
+            .collect()
+    });
+static JSON_KEY_FINDERS: std::sync::LazyLock<Vec<memchr::memmem::Finder<'static>>> =
+    std::sync::LazyLock::new(|| {
+        SECRET_JSON_KEYS
+            .iter()
+            .map(|k| memchr::memmem::Finder::new(*k))
+            .collect()
+    });
+
 /// Overwrites secret values in `buf`; returns how many were redacted.
 pub fn redact_in_place(buf: &mut [u8]) -> usize {
     // One lowercase copy makes every search case-insensitive at memmem speed.
@@ -36,6 +53,14 @@ pub fn redact_in_place(buf: &mut [u8]) -> usize {
 
 /// The value of one parsed header with any credential masked (same rules as for raw bytes).
 pub fn redact_header_value(name: &str, value: &str) -> String {
+    let secret_name = SECRET_HEADERS
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name.as_bytes()));
+    // Values of other headers can still hold `"api_key": "..."` (rare), so only skip the
+    // work when no JSON key could be inside.
+    if !secret_name && !value.contains('"') {
+        return value.to_string();
+    }
     let mut line = format!("{name}: {value}").into_bytes();
     if redact_in_place(&mut line) == 0 {
         return value.to_string();
@@ -45,8 +70,8 @@ pub fn redact_header_value(name: &str, value: &str) -> String {
 
 fn redact_headers(buf: &mut [u8], lower: &[u8]) -> usize {
     let mut count = 0;
-    for name in SECRET_HEADERS {
-        for at in memchr::memmem::find_iter(lower, name) {
+    for (name, finder) in SECRET_HEADERS.iter().zip(HEADER_FINDERS.iter()) {
+        for at in finder.find_iter(lower) {
             let at_line_start = at == 0 || lower[at - 1] == b'\n';
             let colon = at + name.len();
             if !at_line_start || lower.get(colon) != Some(&b':') {
@@ -75,8 +100,8 @@ fn redact_headers(buf: &mut [u8], lower: &[u8]) -> usize {
 
 fn redact_json_fields(buf: &mut [u8], lower: &[u8]) -> usize {
     let mut count = 0;
-    for key in SECRET_JSON_KEYS {
-        for at in memchr::memmem::find_iter(lower, key) {
+    for (key, finder) in SECRET_JSON_KEYS.iter().zip(JSON_KEY_FINDERS.iter()) {
+        for at in finder.find_iter(lower) {
             let mut i = at + key.len();
             let skip_space = |i: &mut usize| {
                 while *i < buf.len() && matches!(buf[*i], b' ' | b'\t' | b'\r' | b'\n') {

@@ -168,7 +168,9 @@ fn ends_with_component(path: &str, suffix: &str) -> bool {
 /// with something after it.
 fn has_dir(path: &str, dir: &str) -> bool {
     let bytes = path.as_bytes();
-    memchr::memmem::find_iter(bytes, dir.as_bytes()).any(|at| {
+    // Paths are short: the standard searcher beats building a memmem searcher per call
+    // (classification runs on every file open).
+    path.match_indices(dir).map(|(at, _)| at).any(|at| {
         (at == 0 || bytes[at - 1] == b'/')
             && bytes.get(at + dir.len()) == Some(&b'/')
             && at + dir.len() + 1 < bytes.len()
