@@ -47,6 +47,18 @@ fn str_field(value: &Value, name: &str) -> Result<String, JsonEventError> {
         .ok_or_else(|| err(format!("missing string \"{name}\"")))
 }
 
+fn strings_field(value: &Value, name: &str) -> Vec<String> {
+    value
+        .get(name)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn bool_field(value: &Value, name: &str) -> bool {
     value.get(name).and_then(Value::as_bool).unwrap_or(false)
 }
@@ -109,15 +121,7 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
     let body = match kind {
         "exec" => EventBody::Exec {
             filename: str_field(value, "filename")?,
-            argv: value
-                .get("argv")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            argv: strings_field(value, "argv"),
             argv_truncated: bool_field(value, "argv_truncated"),
             filename_truncated: bool_field(value, "filename_truncated"),
         },
@@ -167,15 +171,7 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
         "dns" => EventBody::Dns {
             fd: i32_field(value, "fd")?,
             dport: u16_field(value, "dport")?,
-            queries: value
-                .get("queries")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            queries: strings_field(value, "queries"),
             len: u32_field(value, "len")?,
             data: bytes_field(value, "data")?,
         },

@@ -57,16 +57,11 @@ pub struct Action {
     /// Process and its ancestors, nearest first.
     #[serde(skip)]
     pub lineage: Vec<u32>,
-    /// Text argument values are matched against (path, argv, SQL, URL, body).
-    #[serde(skip)]
-    pub descriptors: Vec<String>,
-    /// For an MCP client `tools/call`: the tool name and arguments.
-    #[serde(skip)]
-    pub mcp_tool: Option<(String, serde_json::Value)>,
     /// Agent the action belongs to (by process or lineage), when known at observation time.
     #[serde(skip)]
     pub agent: Option<String>,
-    /// How the action appears in the graph.
+    /// How the action appears in the graph, and the text and MCP tool call that argument
+    /// matching reads.
     #[serde(skip)]
     pub detail: std::sync::Arc<super::actions::Target>,
 }
@@ -346,7 +341,7 @@ impl Attribution {
             open_for_agent += 1;
             let mut evidence = Vec::new();
             let mut strong = false;
-            if let Some((name, arguments)) = &action.mcp_tool {
+            if let Some((name, arguments)) = &action.detail.mcp_tool {
                 if *name == call.name {
                     evidence.push(Evidence::McpToolsCall { name: name.clone() });
                     strong = true;
@@ -358,9 +353,10 @@ impl Attribution {
                     }
                 }
             }
-            if action.mcp_tool.is_none() {
+            if action.detail.mcp_tool.is_none() {
                 if let Some((argument, value)) = call.matchers.iter().find(|(_, value)| {
                     action
+                        .detail
                         .descriptors
                         .iter()
                         .any(|d| d.contains(value.as_str()))

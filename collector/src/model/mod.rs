@@ -112,12 +112,10 @@ impl Model {
         }
     }
 
-    /// The agent a process acts for: its own, or its nearest agent ancestor's.
-    fn agent_of(&self, processes: &ProcessTable, pid: u32) -> Option<String> {
-        processes
-            .lineage(pid)
-            .iter()
-            .find_map(|p| self.agent_pids.get(p).cloned())
+    /// The agent a process acts for: its own, or its nearest agent ancestor's (`lineage` is
+    /// the process and its ancestors, nearest first).
+    fn agent_of(&self, lineage: &[u32]) -> Option<String> {
+        lineage.iter().find_map(|p| self.agent_pids.get(p).cloned())
     }
 
     /// Makes `pid` an agent (or another process of one); returns the agent key.
@@ -506,7 +504,8 @@ impl Model {
         let Some(target) = actions::describe(observation, processes) else {
             return;
         };
-        let agent = self.agent_of(processes, pid);
+        let lineage = processes.lineage(pid);
+        let agent = self.agent_of(&lineage);
         let action = Action {
             kind: target.kind,
             target: target.node_id.clone(),
@@ -514,9 +513,7 @@ impl Model {
             pid,
             ts_ns: observation.ts_ns,
             events: observation.events.clone(),
-            lineage: processes.lineage(pid),
-            descriptors: target.descriptors.clone(),
-            mcp_tool: target.mcp_tool.clone(),
+            lineage,
             agent: agent.clone(),
             detail: std::sync::Arc::new(target),
         };

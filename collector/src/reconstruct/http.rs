@@ -793,11 +793,6 @@ impl HttpConnection {
         out
     }
 
-    /// Requests framed but not answered yet (an in-flight stream, for instance).
-    pub fn pending(&self) -> usize {
-        self.unanswered.len() + usize::from(self.requests.current.is_some())
-    }
-
     fn sync_methods(&mut self) {
         for message in self.requests.done.drain(..) {
             self.responses

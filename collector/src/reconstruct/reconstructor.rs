@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use crate::event::{Direction, Event, EventBody, PayloadSource};
 use crate::process_table::ProcessTable;
-use crate::procfs::ProcEntry;
 use crate::redact;
 
 use super::file_access;
@@ -209,11 +208,6 @@ impl Reconstructor {
             stdio_sessions: HashMap::new(),
             http_mcp_sessions: HashMap::new(),
         }
-    }
-
-    /// Processes that existed before the first event (live capture seeds these from /proc).
-    pub fn seed_processes(&mut self, entries: &[ProcEntry]) {
-        self.processes.seed(entries);
     }
 
     /// Starts from a process table built elsewhere (the live collector's).
