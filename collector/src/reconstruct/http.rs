@@ -299,8 +299,12 @@ impl MessageReader {
         self.framing = Framing::Head;
     }
 
-    fn append_body(&mut self, bytes: &[u8], ts_ns: u64) {
-        if let Some(message) = self.current.as_mut() {
+    /// Appends `buf[range]` to the body in progress, straight from the buffer (every body byte
+    /// passes here, so no intermediate copy).
+    fn append_body(&mut self, range: std::ops::Range<usize>, ts_ns: u64) {
+        let Self { buf, current, .. } = self;
+        let bytes = &buf[range];
+        if let Some(message) = current.as_mut() {
             let room = MAX_BODY_BYTES.saturating_sub(message.body.len());
             if bytes.len() > room {
                 message.completeness = Completeness::Truncated;
@@ -326,8 +330,7 @@ impl MessageReader {
             Framing::Head => self.parse_head(at, ts_ns),
             Framing::Fixed { remaining } => {
                 let take = remaining.min(available);
-                let chunk = self.buf[at..at + take].to_vec();
-                self.append_body(&chunk, ts_ns);
+                self.append_body(at..at + take, ts_ns);
                 if take == remaining {
                     self.complete_current(ts_ns);
                 } else {
@@ -338,8 +341,7 @@ impl MessageReader {
                 Some(at + take)
             }
             Framing::UntilClose => {
-                let chunk = self.buf[at..].to_vec();
-                self.append_body(&chunk, ts_ns);
+                self.append_body(at..self.buf.len(), ts_ns);
                 Some(self.buf.len())
             }
             Framing::ChunkSize => match httparse::parse_chunk_size(&self.buf[at..]) {
@@ -363,8 +365,7 @@ impl MessageReader {
             },
             Framing::ChunkData { remaining } => {
                 let take = remaining.min(available);
-                let chunk = self.buf[at..at + take].to_vec();
-                self.append_body(&chunk, ts_ns);
+                self.append_body(at..at + take, ts_ns);
                 self.framing = if take == remaining {
                     Framing::ChunkDataEnd
                 } else {
