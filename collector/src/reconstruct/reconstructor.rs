@@ -111,8 +111,13 @@ enum Protocol {
 }
 
 enum PipeEnd {
-    /// Bytes kept until a whole line shows whose messages these are.
-    Undecided { buffered: Vec<u8>, lines: usize },
+    /// Bytes kept until a whole line shows whose messages these are. `scanned` is how much
+    /// of `buffered` (whole lines) has been looked at, `lines` how many JSON lines it held.
+    Undecided {
+        buffered: Vec<u8>,
+        scanned: usize,
+        lines: usize,
+    },
     /// The server's end: messages written by this sender.
     Server(Sender),
     /// The client's end (the server's end carries the same session) or not MCP.
@@ -124,9 +129,16 @@ const PIPE_DECIDE_BYTES: usize = 256 << 10;
 const PIPE_DECIDE_LINES: usize = 16;
 
 impl PipeEnd {
-    /// Decides from the complete lines in `buffered`, if any tells.
-    fn decide(direction: Direction, buffered: &[u8], lines: &mut usize) -> Option<PipeEnd> {
-        for line in buffered.split(|&b| b == b'\n') {
+    /// Decides from the complete lines not looked at yet, if any tells.
+    fn decide(
+        direction: Direction,
+        buffered: &[u8],
+        scanned: &mut usize,
+        lines: &mut usize,
+    ) -> Option<PipeEnd> {
+        while let Some(end) = memchr::memchr(b'\n', &buffered[*scanned..]) {
+            let line = &buffered[*scanned..*scanned + end];
+            *scanned += end + 1;
             if *lines >= PIPE_DECIDE_LINES {
                 return Some(PipeEnd::Ignored);
             }
@@ -474,6 +486,7 @@ impl Reconstructor {
         if matches!(conn.protocol, Protocol::Undecided) && matches!(source, PayloadSource::Pipe) {
             conn.protocol = Protocol::Pipe(PipeEnd::Undecided {
                 buffered: Vec::new(),
+                scanned: 0,
                 lines: 0,
             });
         }
@@ -506,9 +519,14 @@ impl Reconstructor {
             }
             Protocol::Pipe(end) => {
                 let mut bytes = std::borrow::Cow::Borrowed(data.as_slice());
-                if let PipeEnd::Undecided { buffered, lines } = end {
+                if let PipeEnd::Undecided {
+                    buffered,
+                    scanned,
+                    lines,
+                } = end
+                {
                     buffered.extend_from_slice(data);
-                    match PipeEnd::decide(*direction, buffered, lines) {
+                    match PipeEnd::decide(*direction, buffered, scanned, lines) {
                         Some(decided) => {
                             bytes = std::borrow::Cow::Owned(std::mem::take(buffered));
                             *end = decided;
@@ -1099,6 +1117,59 @@ mod tests {
             }
             reconstructor.finish(u64::MAX);
         }
+    }
+
+    /// Lines that do not tell a pipe end's side (pings) arrive one per chunk before the
+    /// first request: each is counted once, so the end is still recognised.
+    #[test]
+    fn pipe_end_is_decided_after_many_undecided_lines_in_separate_chunks() {
+        let base: Event = events_from_json_lines(include_str!(
+            "../../tests/fixtures/mcp/stdio-pipe-events.jsonl"
+        ))
+        .unwrap()
+        .into_iter()
+        .find(|e| {
+            matches!(
+                e.body,
+                EventBody::Data {
+                    direction: Direction::Ingress,
+                    ..
+                }
+            ) && e.header.pid == 18206
+        })
+        .unwrap();
+        let mut lines: Vec<String> = (0..10)
+            .map(|id| format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n"))
+            .collect();
+        lines.push(
+            "{\"jsonrpc\":\"2.0\",\"id\":99,\"method\":\"initialize\",\"params\":{}}\n".into(),
+        );
+        let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut event = base.clone();
+            if let EventBody::Data {
+                call_id,
+                data,
+                total_len,
+                offset,
+                seq,
+                last,
+                ..
+            } = &mut event.body
+            {
+                *call_id = i as u64 + 1;
+                *data = line.as_bytes().to_vec();
+                *total_len = data.len() as u64;
+                *offset = 0;
+                *seq = 0;
+                *last = true;
+            }
+            out.extend(reconstructor.push(&event));
+        }
+        out.extend(reconstructor.finish(u64::MAX));
+        let methods: Vec<_> = mcp_records(&out).into_iter().map(|r| r.3).collect();
+        assert!(methods.contains(&"initialize".to_string()), "{methods:?}");
     }
 
     /// A worker thread exiting mid-response must not end the process's connections.
