@@ -168,6 +168,7 @@ struct StdioSession {
     actor: Actor,
     time_offset_ns: u64,
     events: Option<EventRange>,
+    last_ts_ns: u64,
 }
 
 /// MCP sessions over HTTP are told apart by process, role and endpoint.
@@ -614,7 +615,12 @@ impl Reconstructor {
         if !self.stdio_sessions.contains_key(&server_pid)
             && self.stdio_sessions.len() >= MAX_MCP_SESSIONS
         {
-            if let Some(oldest) = self.stdio_sessions.keys().next().copied() {
+            if let Some(oldest) = self
+                .stdio_sessions
+                .iter()
+                .min_by_key(|(_, session)| session.last_ts_ns)
+                .map(|(pid, _)| *pid)
+            {
                 self.finish_stdio(oldest, ts, out);
             }
         }
@@ -627,8 +633,10 @@ impl Reconstructor {
                 actor: actor.clone(),
                 time_offset_ns,
                 events: None,
+                last_ts_ns: ts,
             });
         session.actor = actor;
+        session.last_ts_ns = ts;
         match session.events.as_mut() {
             Some(range) => range.extend(index),
             None => session.events = Some(EventRange::single(index)),
