@@ -244,7 +244,10 @@ impl Model {
                 self.apply_action(observation, processes);
             }
             ObservationKind::Exit { .. } => {
+                // The pid may be reused by an unrelated process; the agent keeps its history
+                // under its key. This also bounds the map on a node with churn.
                 self.module_hints.remove(&pid);
+                self.agent_pids.remove(&pid);
             }
             ObservationKind::Mcp {
                 exchange,
@@ -942,6 +945,55 @@ mod tests {
             .is_some());
         // The stranger's open of the same file is not the agent's.
         assert!(graph.nodes().all(|n| n.id != "command:cat"));
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_the_agent_that_exited() {
+        let table = processes();
+        let mut model = Model::new(ModelOptions::default());
+        let mut identity = HostOnlyIdentity;
+        model.apply(
+            &observation(
+                AGENT,
+                SECOND,
+                1,
+                with_end(
+                    llm(
+                        vec![call(
+                            "a",
+                            "read_file",
+                            json!({"path": "/srv/reports/q3.txt"}),
+                        )],
+                        vec![],
+                    ),
+                    SECOND,
+                ),
+            ),
+            &table,
+            &mut identity,
+        );
+        model.apply(
+            &observation(
+                AGENT,
+                2 * SECOND,
+                2,
+                ObservationKind::Exit { exit_code: Some(0) },
+            ),
+            &table,
+            &mut identity,
+        );
+        // Another program got the same pid and opens the file the call named.
+        model.apply(
+            &observation(AGENT, 3 * SECOND, 3, file("/srv/reports/q3.txt")),
+            &table,
+            &mut identity,
+        );
+        assert!(model.tool_calls().all(|c| c.links.is_empty()));
+        assert!(model
+            .graph()
+            .get_node("data:file:/srv/reports/q3.txt")
+            .is_none());
+        assert_eq!(model.agents().count(), 1, "the agent keeps its history");
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub enum ObservationKind {
         filename: String,
         argv: Vec<String>,
     },
+    /// The process ended (its main thread exited).
     Exit {
         exit_code: Option<i32>,
     },

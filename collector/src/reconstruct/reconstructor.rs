@@ -258,11 +258,9 @@ impl Reconstructor {
                 filename: filename.clone(),
                 argv: argv.clone(),
             })),
-            EventBody::Exit { exit_code } => {
-                // Only the main thread's exit ends the process; other threads exit on their own.
-                if header.pid == header.tid {
-                    self.close_process(header.pid, header.ts_ns, &mut out);
-                }
+            // Only the main thread's exit ends the process; other threads exit on their own.
+            EventBody::Exit { exit_code } if header.pid == header.tid => {
+                self.close_process(header.pid, header.ts_ns, &mut out);
                 out.push(simple(ObservationKind::Exit {
                     exit_code: *exit_code,
                 }));
