@@ -114,7 +114,6 @@ fn body_text(body: &[u8]) -> String {
 /// The graph side of an observation; `None` for observations that are not actions.
 pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<Target> {
     let actor = &observation.actor;
-    let via = Some(command_of(processes, actor.pid, &actor.comm));
     let mut target = match &observation.kind {
         ObservationKind::Exec { filename, argv } => {
             let mut t = Target::new(
@@ -360,7 +359,7 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
         }
         _ => return None,
     };
-    target.via_command = via;
+    target.via_command = Some(command_of(processes, actor.pid, &actor.comm));
     Some(target)
 }
 

@@ -219,14 +219,17 @@ impl Graph {
             .collect();
         by_age.sort_unstable();
         let batch = (self.limits.max_nodes / 10).max(1);
-        for (_, id) in by_age.into_iter().take(batch) {
-            self.nodes.remove(&id);
-            self.limits.evicted_nodes += 1;
-            let before = self.edges.len();
-            self.edges
-                .retain(|(from, to, _), _| *from != id && *to != id);
-            self.limits.evicted_edges += (before - self.edges.len()) as u64;
+        let evicted: std::collections::HashSet<String> =
+            by_age.into_iter().take(batch).map(|(_, id)| id).collect();
+        for id in &evicted {
+            self.nodes.remove(id);
         }
+        self.limits.evicted_nodes += evicted.len() as u64;
+        // One pass over the edges for the whole batch, not one per evicted node.
+        let before = self.edges.len();
+        self.edges
+            .retain(|(from, to, _), _| !evicted.contains(from) && !evicted.contains(to));
+        self.limits.evicted_edges += (before - self.edges.len()) as u64;
     }
 
     /// Nodes and edges sorted by id, for stable output.
