@@ -4,7 +4,7 @@
 //! Identity lookups are the one input from outside the event stream; they go through
 //! [`IdentityLookup`] so a replay can answer them from its recording.
 
-use crate::event::{Event, EventBody};
+use crate::event::Event;
 use crate::identity::IdentityResolver;
 use crate::model::{ActorIdentity, IdentityLookup, Model, ModelOptions, ModelSnapshot};
 use crate::process_table::ProcessTable;
@@ -42,9 +42,6 @@ impl Pipeline {
         self.last_ts_ns = self.last_ts_ns.max(event.header.ts_ns);
         let observations = self.reconstructor.push(event);
         self.apply(&observations);
-        if matches!(event.body, EventBody::Exit { .. }) && event.header.pid == event.header.tid {
-            self.identity.forget(event.header.pid);
-        }
         observations
     }
 

@@ -248,6 +248,7 @@ impl Model {
                 // under its key. This also bounds the map on a node with churn.
                 self.module_hints.remove(&pid);
                 self.agent_pids.remove(&pid);
+                identity.forget(pid);
             }
             ObservationKind::Mcp {
                 exchange,
