@@ -62,6 +62,16 @@ impl Pipeline {
         }
     }
 
+    /// The agent key `pid` acts for (its own or its nearest agent ancestor's), if any.
+    pub fn agent_of(&self, pid: u32) -> Option<String> {
+        self.model
+            .agent_of(&self.reconstructor.processes().lineage(pid))
+    }
+
+    pub fn processes(&self) -> &ProcessTable {
+        self.reconstructor.processes()
+    }
+
     pub fn identity_warnings(&self) -> Vec<String> {
         self.identity.warnings()
     }

@@ -114,7 +114,7 @@ impl Model {
 
     /// The agent a process acts for: its own, or its nearest agent ancestor's (`lineage` is
     /// the process and its ancestors, nearest first).
-    fn agent_of(&self, lineage: &[u32]) -> Option<String> {
+    pub fn agent_of(&self, lineage: &[u32]) -> Option<String> {
         lineage.iter().find_map(|p| self.agent_pids.get(p).cloned())
     }
 
