@@ -2,19 +2,89 @@
 //!
 //! Live capture and replay both feed events here, in order, so they produce the same model.
 //! Identity lookups are the one input from outside the event stream; they go through
-//! [`IdentityLookup`] so a replay can answer them from its recording.
+//! [`IdentityLookup`], and every answer is logged so a recording can store it and a replay
+//! answer from it. [`PipelineState`] is what a capture's keyframe saves so a replay can start
+//! from the middle of a capture.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::identity::IdentityResolver;
-use crate::model::{ActorIdentity, IdentityLookup, Model, ModelOptions, ModelSnapshot};
-use crate::process_table::ProcessTable;
-use crate::reconstruct::{Observation, ReconstructOptions, Reconstructor};
+use crate::model::{
+    ActorIdentity, Agent, IdentityAnswer, IdentityLookup, Model, ModelOptions, ModelSnapshot,
+};
+use crate::process_table::{ProcessInfo, ProcessTable};
+use crate::reconstruct::{Observation, Peer, ReconstructOptions, Reconstructor};
 
 pub struct Pipeline {
     reconstructor: Reconstructor,
     model: Model,
-    identity: Box<dyn IdentityLookup + Send>,
+    identity: LoggedIdentity,
     last_ts_ns: u64,
+}
+
+/// The state a replay needs to start after event `next_event_index` instead of at the start.
+/// In-flight exchanges and the graph built so far are not part of it: a replay from here
+/// shows what happened from here, with processes, sockets, agents and identities known.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PipelineState {
+    /// Index in the whole capture of the first event after this state.
+    pub next_event_index: u64,
+    /// Latest event time seen.
+    pub last_ts_ns: u64,
+    pub processes: Vec<ProcessInfo>,
+    /// Exited pids, oldest first (kept for late lineage lookups).
+    pub exited: Vec<u32>,
+    pub peers: Vec<SocketPeer>,
+    /// The identity answers in force, one per process.
+    pub identities: Vec<IdentityAnswer>,
+    pub agents: Vec<Agent>,
+    pub agent_pids: Vec<(u32, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SocketPeer {
+    pub pid: u32,
+    pub fd: i32,
+    pub peer: Peer,
+}
+
+/// Wraps the identity source and logs its answers: new ones for a recording to store, and
+/// the current one per process for keyframes.
+struct LoggedIdentity {
+    inner: Box<dyn IdentityLookup + Send>,
+    new_answers: Vec<IdentityAnswer>,
+    by_pid: HashMap<u32, IdentityAnswer>,
+}
+
+impl IdentityLookup for LoggedIdentity {
+    fn lookup(&mut self, pid: u32, cgroup_id: u64, uid: u32) -> ActorIdentity {
+        let identity = self.inner.lookup(pid, cgroup_id, uid);
+        let answer = IdentityAnswer {
+            pid,
+            cgroup_id,
+            uid,
+            identity: identity.clone(),
+        };
+        self.new_answers.push(answer.clone());
+        self.by_pid.insert(pid, answer);
+        identity
+    }
+
+    fn forget(&mut self, pid: u32) {
+        self.inner.forget(pid);
+        self.by_pid.remove(&pid);
+    }
+
+    fn remember(&mut self, answer: IdentityAnswer) {
+        self.inner.remember(answer);
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.inner.warnings()
+    }
 }
 
 impl Pipeline {
@@ -26,7 +96,11 @@ impl Pipeline {
         Self {
             reconstructor: Reconstructor::new(reconstruct),
             model: Model::new(model),
-            identity,
+            identity: LoggedIdentity {
+                inner: identity,
+                new_answers: Vec::new(),
+                by_pid: HashMap::new(),
+            },
             last_ts_ns: 0,
         }
     }
@@ -57,9 +131,63 @@ impl Pipeline {
             self.model.apply(
                 observation,
                 self.reconstructor.processes(),
-                self.identity.as_mut(),
+                &mut self.identity,
             );
         }
+    }
+
+    /// Identity answers given since the last call, in the order they were given (a recorder
+    /// stores them before the event that asked for them).
+    pub fn take_identity_answers(&mut self) -> Vec<IdentityAnswer> {
+        std::mem::take(&mut self.identity.new_answers)
+    }
+
+    /// Passes a recorded identity answer to the identity source (replays).
+    pub fn remember_identity(&mut self, answer: IdentityAnswer) {
+        self.identity.remember(answer);
+    }
+
+    /// Index (in the whole capture) the next event gets.
+    pub fn next_event_index(&self) -> u64 {
+        self.reconstructor.next_index()
+    }
+
+    /// What a keyframe saves (see [`PipelineState`]).
+    pub fn state(&self) -> PipelineState {
+        let (processes, exited) = self.reconstructor.processes().export();
+        let mut identities: Vec<IdentityAnswer> = self.identity.by_pid.values().cloned().collect();
+        identities.sort_unstable_by_key(|a| a.pid);
+        PipelineState {
+            next_event_index: self.reconstructor.next_index(),
+            last_ts_ns: self.last_ts_ns,
+            processes,
+            exited,
+            peers: self
+                .reconstructor
+                .peers()
+                .into_iter()
+                .map(|(pid, fd, peer)| SocketPeer { pid, fd, peer })
+                .collect(),
+            identities,
+            agents: self.model.agents().cloned().collect(),
+            agent_pids: self.model.agent_pids(),
+        }
+    }
+
+    /// Starts from a saved state (a replay from the middle of a capture). Call on a new
+    /// pipeline, before any event.
+    pub fn restore(&mut self, state: PipelineState) {
+        self.last_ts_ns = state.last_ts_ns;
+        self.reconstructor.restore(
+            ProcessTable::import(state.processes, state.exited),
+            state.peers.into_iter().map(|p| (p.pid, p.fd, p.peer)),
+            state.next_event_index,
+        );
+        for answer in state.identities {
+            self.identity.by_pid.insert(answer.pid, answer.clone());
+            self.identity.remember(answer);
+        }
+        self.model.restore_agents(state.agents, state.agent_pids);
     }
 
     /// The agent key `pid` acts for (its own or its nearest agent ancestor's), if any.

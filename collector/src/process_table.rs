@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::event::{Event, EventBody};
 use crate::procfs::ProcEntry;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessInfo {
     pub pid: u32,
     pub ppid: u32,
@@ -43,6 +43,22 @@ impl ProcessTable {
                     exited: false,
                 },
             );
+        }
+    }
+
+    /// Every process, sorted by pid, and the exited ones in the order they exited: what a
+    /// capture's keyframe stores so a replay can start from the middle.
+    pub fn export(&self) -> (Vec<ProcessInfo>, Vec<u32>) {
+        let mut processes: Vec<ProcessInfo> = self.processes.values().cloned().collect();
+        processes.sort_unstable_by_key(|p| p.pid);
+        (processes, self.exited.iter().copied().collect())
+    }
+
+    /// The inverse of [`ProcessTable::export`].
+    pub fn import(processes: Vec<ProcessInfo>, exited: Vec<u32>) -> Self {
+        Self {
+            processes: processes.into_iter().map(|p| (p.pid, p)).collect(),
+            exited: exited.into(),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::reconstruct::llm::LlmApi;
 
@@ -16,7 +16,7 @@ const INTERPRETERS: &[&str] = &[
 ];
 
 /// Who a process runs as, as far as the identity sources could tell.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActorIdentity {
     /// Stable workload part of agent keys: `k8s:namespace/Kind/name/container` in Kubernetes,
     /// `container:<id>` in other containers, `host` otherwise.
@@ -41,6 +41,16 @@ impl ActorIdentity {
     }
 }
 
+/// One answer of an identity source. Captures record them, so a replay gives the answers the
+/// live capture got, without the Kubernetes API or the /proc of the machine that recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentityAnswer {
+    pub pid: u32,
+    pub cgroup_id: u64,
+    pub uid: u32,
+    pub identity: ActorIdentity,
+}
+
 /// Resolves who a process runs as. The live collector backs this with cgroups, the
 /// Kubernetes API and /proc; replays and tests can supply their own.
 pub trait IdentityLookup {
@@ -48,6 +58,10 @@ pub trait IdentityLookup {
 
     /// The process exited: per-pid state can go.
     fn forget(&mut self, _pid: u32) {}
+
+    /// An answer recorded earlier (a replay passes on its capture's answers); live sources
+    /// ignore it.
+    fn remember(&mut self, _answer: IdentityAnswer) {}
 
     /// Problems worth telling the user (no API access, no cgroup2 mount).
     fn warnings(&self) -> Vec<String> {
@@ -106,7 +120,7 @@ pub fn display_name(program: &str) -> String {
     basename(last).to_string()
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct McpServerEntry {
     pub name: String,
     pub version: Option<String>,
@@ -117,7 +131,7 @@ pub struct McpServerEntry {
 }
 
 /// What an agent is built from and talks to.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AiBom {
     /// `gen_ai.provider.name` → models requested or reported.
     pub providers: BTreeMap<String, BTreeSet<String>>,
@@ -132,7 +146,7 @@ pub struct AiBom {
     pub retrieval_sources: BTreeSet<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Agent {
     pub key: String,
     pub name: String,

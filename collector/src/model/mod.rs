@@ -17,9 +17,9 @@ use serde::Serialize;
 use crate::process_table::ProcessTable;
 use crate::reconstruct::llm::LlmCall;
 use crate::reconstruct::mcp::{McpDetail, McpExchange, McpTransport};
-use crate::reconstruct::{Observation, ObservationKind, ReconstructStats, Role};
+use crate::reconstruct::{EventRange, Observation, ObservationKind, ReconstructStats, Role};
 
-pub use agents::{ActorIdentity, Agent, AiBom, HostOnlyIdentity, IdentityLookup};
+pub use agents::{ActorIdentity, Agent, AiBom, HostOnlyIdentity, IdentityAnswer, IdentityLookup};
 pub use attribution::{Action, Evidence, ToolCallRecord};
 pub use graph::{EdgeKind, Graph, GraphSnapshot, NodeKind};
 
@@ -112,6 +112,40 @@ impl Model {
         }
     }
 
+    /// Agent processes as (pid, agent key), sorted by pid.
+    pub fn agent_pids(&self) -> Vec<(u32, String)> {
+        let mut pids: Vec<_> = self
+            .agent_pids
+            .iter()
+            .map(|(pid, key)| (*pid, key.clone()))
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Starts from agents saved in a capture's keyframe (a replay from the middle): they and
+    /// their identities are in the graph again, and their processes are known as theirs.
+    pub fn restore_agents(&mut self, agents: Vec<Agent>, agent_pids: Vec<(u32, String)>) {
+        for agent in agents {
+            let node = self.graph.node(
+                NodeKind::Agent,
+                format!("agent:{}", agent.key),
+                &agent.name,
+                agent.last_seen_ns,
+            );
+            self.graph
+                .set_attribute(&node, "program", serde_json::json!(agent.program));
+            let identity = agent.identity.clone();
+            self.link_identity(&node, &identity, agent.last_seen_ns, &[]);
+            self.agents.insert(agent.key.clone(), agent);
+        }
+        for (pid, key) in agent_pids {
+            if self.agents.contains_key(&key) {
+                self.agent_pids.insert(pid, key);
+            }
+        }
+    }
+
     /// The agent a process acts for: its own, or its nearest agent ancestor's (`lineage` is
     /// the process and its ancestors, nearest first).
     pub fn agent_of(&self, lineage: &[u32]) -> Option<String> {
@@ -167,12 +201,17 @@ impl Model {
             .node(NodeKind::Agent, format!("agent:{key}"), &name, ts);
         self.graph
             .set_attribute(&node, "program", serde_json::json!(program));
-        self.link_identity(&node, &who, observation);
+        self.link_identity(&node, &who, observation.ts_ns, &observation.events);
         key
     }
 
-    fn link_identity(&mut self, agent_node: &str, who: &ActorIdentity, observation: &Observation) {
-        let ts = observation.ts_ns;
+    fn link_identity(
+        &mut self,
+        agent_node: &str,
+        who: &ActorIdentity,
+        ts: u64,
+        events: &[EventRange],
+    ) {
         let user = match &who.user {
             Some(name) => format!("{name} (uid {})", who.uid),
             None => format!("uid {}", who.uid),
@@ -190,7 +229,7 @@ impl Model {
         for (id, label) in identities {
             let node = self.graph.node(NodeKind::Identity, id, &label, ts);
             self.graph
-                .edge(agent_node, &node, EdgeKind::RunsAs, ts, &observation.events);
+                .edge(agent_node, &node, EdgeKind::RunsAs, ts, events);
         }
     }
 

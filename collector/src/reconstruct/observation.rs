@@ -61,14 +61,14 @@ impl EventRange {
 }
 
 /// The peer of a network connection, when its connect or accept was seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Peer {
     pub addr: String,
     pub port: u16,
 }
 
 /// How the observed process took part in a request/response exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// It sent the request (an agent calling an API).

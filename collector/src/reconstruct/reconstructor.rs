@@ -63,7 +63,9 @@ pub struct ReconstructStats {
     pub opaque_connections: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Ordered so that work over several connections happens in the same order in every run: a
+/// replay must produce exactly what the live capture did, and hash order differs per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct ConnectionKey {
     pid: u32,
     source: SourceKey,
@@ -71,7 +73,7 @@ struct ConnectionKey {
     id: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum SourceKey {
     Tls,
     Socket,
@@ -232,6 +234,39 @@ impl Reconstructor {
         &self.processes
     }
 
+    /// Socket peers known from connect and accept, as (pid, fd, peer), sorted.
+    pub fn peers(&self) -> Vec<(u32, i32, Peer)> {
+        let mut peers: Vec<_> = self
+            .peers
+            .iter()
+            .map(|(&(pid, fd), peer)| (pid, fd, peer.clone()))
+            .collect();
+        peers.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        peers
+    }
+
+    /// Starts from state saved in a capture's keyframe: the process table, socket peers and
+    /// the index the next event has in the whole capture (observations refer to events by
+    /// that index). Exchanges that were in flight at the keyframe cannot be resumed.
+    pub fn restore(
+        &mut self,
+        processes: ProcessTable,
+        peers: impl IntoIterator<Item = (u32, i32, Peer)>,
+        next_index: u64,
+    ) {
+        self.processes = processes;
+        self.peers = peers
+            .into_iter()
+            .map(|(pid, fd, peer)| ((pid, fd), peer))
+            .collect();
+        self.next_index = next_index;
+    }
+
+    /// Index (in the whole capture) the next event gets.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
     pub fn stats(&self) -> &ReconstructStats {
         &self.stats
     }
@@ -320,11 +355,13 @@ impl Reconstructor {
     /// Flushes every connection (capture stopped): in-flight exchanges come out flagged.
     pub fn finish(&mut self, ts_ns: u64) -> Vec<Observation> {
         let mut out = Vec::new();
-        let keys: Vec<_> = self.connections.keys().copied().collect();
+        let mut keys: Vec<_> = self.connections.keys().copied().collect();
+        keys.sort_unstable();
         for key in keys {
             self.close_connection(key, ts_ns, &mut out);
         }
-        let servers: Vec<u32> = self.stdio_sessions.keys().copied().collect();
+        let mut servers: Vec<u32> = self.stdio_sessions.keys().copied().collect();
+        servers.sort_unstable();
         for pid in servers {
             self.finish_stdio(pid, ts_ns, &mut out);
         }
@@ -339,24 +376,26 @@ impl Reconstructor {
     }
 
     fn reset_socket(&mut self, pid: u32, fd: i32, ts_ns: u64, out: &mut Vec<Observation>) {
-        let keys: Vec<_> = self
+        let mut keys: Vec<_> = self
             .connections
             .iter()
             .filter(|(key, conn)| key.pid == pid && conn.fd == fd && fd >= 0)
             .map(|(key, _)| *key)
             .collect();
+        keys.sort_unstable();
         for key in keys {
             self.close_connection(key, ts_ns, out);
         }
     }
 
     fn close_process(&mut self, pid: u32, ts_ns: u64, out: &mut Vec<Observation>) {
-        let keys: Vec<_> = self
+        let mut keys: Vec<_> = self
             .connections
             .keys()
             .filter(|key| key.pid == pid)
             .copied()
             .collect();
+        keys.sort_unstable();
         for key in keys {
             self.close_connection(key, ts_ns, out);
         }
@@ -616,7 +655,7 @@ impl Reconstructor {
             if let Some(oldest) = self
                 .stdio_sessions
                 .iter()
-                .min_by_key(|(_, session)| session.last_ts_ns)
+                .min_by_key(|(pid, session)| (session.last_ts_ns, **pid))
                 .map(|(pid, _)| *pid)
             {
                 self.finish_stdio(oldest, ts, out);
@@ -728,7 +767,7 @@ impl Reconstructor {
             if let Some(oldest) = self
                 .http_mcp_sessions
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(key, (_, used))| (*used, (*key).clone()))
                 .map(|(k, _)| k.clone())
             {
                 self.http_mcp_sessions.remove(&oldest);
@@ -777,7 +816,7 @@ impl Reconstructor {
         if let Some(key) = self
             .connections
             .iter()
-            .min_by_key(|(_, conn)| conn.last_ts_ns)
+            .min_by_key(|(key, conn)| (conn.last_ts_ns, **key))
             .map(|(key, _)| *key)
         {
             self.stats.connections_evicted += 1;

@@ -32,7 +32,9 @@ use serde_json::Value;
 use super::http::{Completeness, HttpExchange};
 
 /// Which wire dialect the call used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LlmApi {
     OpenAiChatCompletions,
