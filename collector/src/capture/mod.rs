@@ -8,4 +8,18 @@
 //! walk backwards from the end and resynchronise after damage; the CRC says which blocks are
 //! intact.
 
+pub mod block;
 pub mod codec;
+pub mod reader;
+pub mod recorder;
+pub mod replay;
+pub mod writer;
+
+pub use block::{CaptureMetadata, CaptureTotals, FileHeader};
+pub use reader::{CaptureError, CaptureReader, Damage, IndexSource};
+pub use recorder::{Recorder, RecorderOptions, RecordingSummary};
+pub use replay::{Position, RecordedIdentity, Replay, Speed};
+pub use writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
+
+#[cfg(test)]
+mod tests;

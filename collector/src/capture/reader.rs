@@ -1,0 +1,489 @@
+//! Reading capture files: the header, the block index (from the trailer, or by scanning a
+//! file that has none), and the entries of each block, with damage located and reported
+//! instead of stopping the read.
+//!
+//! A scan walks the blocks by their lengths. A block that fails its checks is reported with
+//! its offset and the reader searches forward, byte by byte, for the next position holding a
+//! block whose lengths agree and whose CRC matches; everything intact after the damage is
+//! recovered. A cut-off tail is reported as damage at the offset of the partial block.
+
+use std::path::Path;
+
+use super::block::{
+    self, block_type, compression, BlockInfo, CaptureTotals, ChunkHeader, FileHeader, FrameError,
+    KeyframeHeader, BLOCK_OVERHEAD,
+};
+use super::codec::{self, Entry};
+use super::writer::Keyframe;
+
+/// Decompressed chunk and keyframe sizes beyond this are damage, never an allocation.
+const MAX_UNCOMPRESSED: usize = 256 << 20;
+
+/// Errors that prevent reading a capture at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is not an agentscope capture (no .cap magic at the start): check the file name, or whether the start of the file was lost")]
+    NotACapture(String),
+    #[error("{path} is capture format {major}.{minor}, newer than this agentscope reads (up to {}.x): upgrade agentscope", block::MAJOR_VERSION)]
+    TooNew {
+        path: String,
+        major: u16,
+        minor: u16,
+    },
+    #[error("{path} needs format features {features:#x} that this agentscope does not know: upgrade agentscope")]
+    UnknownFeatures { path: String, features: u32 },
+}
+
+/// A damaged stretch of a capture.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Damage {
+    pub offset: u64,
+    /// Bytes that could not be used (to the next intact block, or the end).
+    pub len: u64,
+    pub what: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "offset {} ({} bytes): {}",
+            self.offset, self.len, self.what
+        )
+    }
+}
+
+/// Where the block list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexSource {
+    /// The index trailer written when the capture was closed.
+    Trailer,
+    /// No usable trailer (the recorder was killed, or the end is damaged): blocks were found
+    /// by scanning the file.
+    Scan,
+}
+
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Owned(vec) => vec,
+        }
+    }
+}
+
+pub struct CaptureReader {
+    name: String,
+    bytes: Bytes,
+    header: Option<FileHeader>,
+    blocks: Vec<BlockInfo>,
+    totals: Option<CaptureTotals>,
+    index_source: IndexSource,
+    damage: Vec<Damage>,
+}
+
+impl CaptureReader {
+    pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        let name = path.display().to_string();
+        let io = |source| CaptureError::Io {
+            path: name.clone(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let bytes = if len == 0 {
+            Bytes::Owned(Vec::new())
+        } else {
+            // SAFETY: the map is read-only. Captures are not modified in place: a recorder
+            // only appends, and a file truncated under us by another process is outside what
+            // this reader promises (it would fault, as any mapped reader would).
+            Bytes::Mapped(unsafe { memmap2::Mmap::map(&file) }.map_err(io)?)
+        };
+        Self::load(name, bytes)
+    }
+
+    /// Reads a capture held in memory (tests, fuzzing).
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self, CaptureError> {
+        Self::load(name.to_string(), Bytes::Owned(bytes))
+    }
+
+    fn load(name: String, bytes: Bytes) -> Result<Self, CaptureError> {
+        let data = bytes.as_slice();
+        if data.len() < block::MAGIC.len() || data[..8] != block::MAGIC {
+            return Err(CaptureError::NotACapture(name));
+        }
+        let mut damage = Vec::new();
+        let header = match block::unframe(&data[8..]) {
+            Ok((block_type::HEADER, body)) => match FileHeader::decode(body) {
+                Ok(header) => Some(header),
+                Err(what) => {
+                    damage.push(Damage {
+                        offset: 8,
+                        len: 0,
+                        what,
+                    });
+                    None
+                }
+            },
+            Ok((kind, _)) => {
+                damage.push(Damage {
+                    offset: 8,
+                    len: 0,
+                    what: format!(
+                        "first block is a {} block, not the header",
+                        block_type::name(kind)
+                    ),
+                });
+                None
+            }
+            Err(err) => {
+                damage.push(Damage {
+                    offset: 8,
+                    len: 0,
+                    what: format!("header block: {err}"),
+                });
+                None
+            }
+        };
+        if let Some(h) = &header {
+            if h.major > block::MAJOR_VERSION {
+                return Err(CaptureError::TooNew {
+                    path: name,
+                    major: h.major,
+                    minor: h.minor,
+                });
+            }
+            let unknown = h.required_features & !block::required::KNOWN;
+            if unknown != 0 {
+                return Err(CaptureError::UnknownFeatures {
+                    path: name,
+                    features: unknown,
+                });
+            }
+        }
+        let mut reader = Self {
+            name,
+            bytes,
+            header,
+            blocks: Vec::new(),
+            totals: None,
+            index_source: IndexSource::Scan,
+            damage,
+        };
+        match reader.read_trailer() {
+            Some((blocks, totals)) => {
+                reader.blocks = blocks;
+                reader.totals = Some(totals);
+                reader.index_source = IndexSource::Trailer;
+            }
+            None => {
+                let (blocks, damage) = scan(reader.bytes.as_slice());
+                reader.blocks = blocks;
+                reader.damage.extend(damage);
+                // A damaged header is also what the scan meets first: report it once.
+                reader.damage.dedup_by_key(|d| d.offset);
+            }
+        }
+        Ok(reader)
+    }
+
+    /// The index trailer, when the file ends with an intact one that describes it.
+    fn read_trailer(&self) -> Option<(Vec<BlockInfo>, CaptureTotals)> {
+        let data = self.bytes.as_slice();
+        let total = block::u32_at(data, data.len().checked_sub(4)?)? as usize;
+        let start = data.len().checked_sub(total)?;
+        if start < 8 {
+            return None;
+        }
+        let (kind, body) = block::unframe(&data[start..]).ok()?;
+        if kind != block_type::INDEX {
+            return None;
+        }
+        let (blocks, totals) = block::decode_index(body).ok()?;
+        // Trust the trailer only if it is consistent with the file it ends.
+        let mut end = 8u64;
+        for b in &blocks {
+            let fits = b.offset >= end
+                && b.offset.checked_add(b.len as u64)? <= start as u64
+                && b.len as usize >= BLOCK_OVERHEAD;
+            if !fits {
+                return None;
+            }
+            end = b.offset + b.len as u64;
+        }
+        Some((blocks, totals))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn header(&self) -> Option<&FileHeader> {
+        self.header.as_ref()
+    }
+
+    pub fn file_len(&self) -> u64 {
+        self.bytes.as_slice().len() as u64
+    }
+
+    /// Blocks in file order (events and keyframes).
+    pub fn blocks(&self) -> &[BlockInfo] {
+        &self.blocks
+    }
+
+    pub fn totals(&self) -> Option<&CaptureTotals> {
+        self.totals.as_ref()
+    }
+
+    pub fn index_source(&self) -> IndexSource {
+        self.index_source
+    }
+
+    /// Damage found while opening (header, and the scan when there was no trailer). Blocks
+    /// read later through [`CaptureReader::read_events`] report their own.
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
+    pub fn event_blocks(&self) -> impl Iterator<Item = &BlockInfo> {
+        self.blocks.iter().filter(|b| b.kind == block_type::EVENTS)
+    }
+
+    pub fn keyframe_blocks(&self) -> impl Iterator<Item = &BlockInfo> {
+        self.blocks
+            .iter()
+            .filter(|b| b.kind == block_type::KEYFRAME)
+    }
+
+    fn block_body(&self, info: &BlockInfo) -> Result<(u32, &[u8]), Damage> {
+        let data = self.bytes.as_slice();
+        let at = usize::try_from(info.offset).unwrap_or(usize::MAX);
+        let bytes = data.get(at..).ok_or_else(|| Damage {
+            offset: info.offset,
+            len: 0,
+            what: "block offset is past the end of the file".into(),
+        })?;
+        block::unframe(bytes).map_err(|err| Damage {
+            offset: info.offset,
+            len: info.len as u64,
+            what: format!("{} block: {err}", block_type::name(info.kind)),
+        })
+    }
+
+    /// The entries of an events block, decoded. Entries before a damaged one are returned
+    /// with the damage.
+    pub fn read_events(&self, info: &BlockInfo) -> (ChunkHeader, Vec<Entry>, Option<Damage>) {
+        let fail = |what: String| Damage {
+            offset: info.offset,
+            len: info.len as u64,
+            what,
+        };
+        let (kind, body) = match self.block_body(info) {
+            Ok(found) => found,
+            Err(damage) => return (ChunkHeader::default(), Vec::new(), Some(damage)),
+        };
+        if kind != block_type::EVENTS {
+            let what = format!("expected an events block, found {}", block_type::name(kind));
+            return (ChunkHeader::default(), Vec::new(), Some(fail(what)));
+        }
+        let (header, payload_at) = match ChunkHeader::decode(body) {
+            Ok(found) => found,
+            Err(what) => return (ChunkHeader::default(), Vec::new(), Some(fail(what))),
+        };
+        let payload = &body[payload_at..];
+        let decompressed;
+        let entries_bytes = match header.compression {
+            compression::NONE => payload,
+            compression::ZSTD => match decompress(payload, header.uncompressed_len as usize) {
+                Ok(bytes) => {
+                    decompressed = bytes;
+                    &decompressed[..]
+                }
+                Err(what) => return (header, Vec::new(), Some(fail(what))),
+            },
+            other => {
+                let what = format!("unknown compression {other}");
+                return (header, Vec::new(), Some(fail(what)));
+            }
+        };
+        let (entries, error) = codec::decode_entries(entries_bytes);
+        let damage = error.map(|err| fail(format!("events block: {err}")));
+        (header, entries, damage)
+    }
+
+    pub fn read_keyframe(&self, info: &BlockInfo) -> Result<(KeyframeHeader, Keyframe), Damage> {
+        let fail = |what: String| Damage {
+            offset: info.offset,
+            len: info.len as u64,
+            what,
+        };
+        let (kind, body) = self.block_body(info)?;
+        if kind != block_type::KEYFRAME {
+            return Err(fail(format!(
+                "expected a keyframe block, found {}",
+                block_type::name(kind)
+            )));
+        }
+        let (header, payload_at) = KeyframeHeader::decode(body).map_err(fail)?;
+        let payload = &body[payload_at..];
+        let json = match header.compression {
+            compression::NONE => payload.to_vec(),
+            compression::ZSTD => {
+                decompress(payload, header.uncompressed_len as usize).map_err(fail)?
+            }
+            other => return Err(fail(format!("unknown compression {other}"))),
+        };
+        let keyframe = serde_json::from_slice(&json)
+            .map_err(|e| fail(format!("keyframe state is not valid: {e}")))?;
+        Ok((header, keyframe))
+    }
+
+    /// Reads every block and reports all damage: what opening found, blocks that fail their
+    /// checks, and entries that do not decode. Without a trailer, the end is reported too.
+    pub fn verify(&self) -> Vec<Damage> {
+        let mut damage = self.damage.clone();
+        if self.index_source == IndexSource::Trailer {
+            // The trailer was consistent, but the blocks it lists must be checked too, and
+            // bytes between them would be unlisted damage: a scan sees both.
+            let (_, scanned) = scan(self.bytes.as_slice());
+            damage.extend(scanned);
+        }
+        if self.index_source == IndexSource::Scan {
+            damage.push(Damage {
+                offset: self.file_len(),
+                len: 0,
+                what: "no index trailer: the recorder did not close this file (killed, out of \
+                       space, or still recording); blocks were found by scanning"
+                    .into(),
+            });
+        }
+        for info in &self.blocks {
+            match info.kind {
+                block_type::EVENTS => {
+                    if let (_, _, Some(d)) = self.read_events(info) {
+                        damage.push(d);
+                    }
+                }
+                block_type::KEYFRAME => {
+                    if let Err(d) = self.read_keyframe(info) {
+                        damage.push(d);
+                    }
+                }
+                _ => {}
+            }
+        }
+        damage.sort_by_key(|d| d.offset);
+        damage.dedup_by_key(|d| d.offset);
+        damage
+    }
+}
+
+fn decompress(payload: &[u8], declared: usize) -> Result<Vec<u8>, String> {
+    if declared > MAX_UNCOMPRESSED {
+        return Err(format!("declared size {declared} is impossible"));
+    }
+    let bytes = zstd::bulk::decompress(payload, declared)
+        .map_err(|e| format!("zstd data does not decompress: {e}"))?;
+    if bytes.len() != declared {
+        return Err(format!(
+            "decompressed to {} bytes, {} declared",
+            bytes.len(),
+            declared
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Finds the blocks of a file by walking it, resynchronising after damage.
+fn scan(data: &[u8]) -> (Vec<BlockInfo>, Vec<Damage>) {
+    let mut blocks = Vec::new();
+    let mut damage = Vec::new();
+    let mut pos = 8usize;
+    // The header block is checked by the caller; skip it when intact.
+    if let Ok((block_type::HEADER, _)) = block::unframe(&data[pos.min(data.len())..]) {
+        pos += block::declared_len(&data[pos..]).unwrap_or(0);
+    }
+    while pos < data.len() {
+        match block::unframe(&data[pos..]) {
+            Ok((kind, body)) => {
+                let len = body.len() + BLOCK_OVERHEAD;
+                if kind != block_type::INDEX && kind != block_type::HEADER {
+                    blocks.push(describe(pos, kind, len, body));
+                }
+                pos += len;
+            }
+            Err(err) => {
+                let next = resync(data, pos + 1);
+                let what = match (&err, next) {
+                    (FrameError::Truncated { .. }, None) => {
+                        format!("the file ends inside a block ({err})")
+                    }
+                    _ => format!("damaged block: {err}"),
+                };
+                let end = next.unwrap_or(data.len());
+                damage.push(Damage {
+                    offset: pos as u64,
+                    len: (end - pos) as u64,
+                    what,
+                });
+                pos = end;
+            }
+        }
+    }
+    (blocks, damage)
+}
+
+/// The next offset at or after `from` where an intact block starts.
+fn resync(data: &[u8], from: usize) -> Option<usize> {
+    (from..data.len().saturating_sub(BLOCK_OVERHEAD - 1)).find(|&at| {
+        let Ok(len) = block::declared_len(&data[at..]) else {
+            return false;
+        };
+        let Some(end) = at.checked_add(len).filter(|&end| end <= data.len()) else {
+            return false;
+        };
+        // Cheap test first: both lengths agree. Only then pay for the CRC.
+        block::u32_at(data, end - 4) == Some(len as u32) && block::unframe(&data[at..]).is_ok()
+    })
+}
+
+fn describe(offset: usize, kind: u32, len: usize, body: &[u8]) -> BlockInfo {
+    let mut info = BlockInfo {
+        offset: offset as u64,
+        kind,
+        len: len as u32,
+        ..Default::default()
+    };
+    match kind {
+        block_type::EVENTS => {
+            if let Ok((h, _)) = ChunkHeader::decode(body) {
+                info.first_ts_ns = h.first_ts_ns;
+                info.last_ts_ns = h.last_ts_ns;
+                info.first_time_unix_ns = h.first_time_unix_ns;
+                info.first_event_index = h.first_event_index;
+                info.event_count = h.event_count;
+            }
+        }
+        block_type::KEYFRAME => {
+            if let Ok((h, _)) = KeyframeHeader::decode(body) {
+                info.first_ts_ns = h.ts_ns;
+                info.last_ts_ns = h.ts_ns;
+                info.first_time_unix_ns = h.time_unix_ns;
+                info.first_event_index = h.event_index;
+            }
+        }
+        _ => {}
+    }
+    info
+}

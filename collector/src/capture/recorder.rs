@@ -1,0 +1,225 @@
+//! The recording sink: writes what the pipeline was fed, with the identity answers it got,
+//! keyframes at an interval of event time, and rotation by size and count.
+//!
+//! Every file starts with a keyframe of the pipeline's state, so each file of a rotated
+//! series (and each slice) replays on its own.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::block::{CaptureMetadata, CaptureTotals, FileHeader};
+use super::writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
+use crate::event::Event;
+use crate::pipeline::Pipeline;
+
+#[derive(Debug, Clone)]
+pub struct RecorderOptions {
+    pub path: PathBuf,
+    /// Start a new file once one reaches this size.
+    pub max_file_bytes: Option<u64>,
+    /// With rotation, keep at most this many files (the oldest are deleted).
+    pub max_files: Option<usize>,
+    /// Event time between keyframes.
+    pub keyframe_interval_ns: u64,
+    pub writer: WriterOptions,
+    pub metadata: CaptureMetadata,
+}
+
+impl RecorderOptions {
+    pub fn new(path: PathBuf, metadata: CaptureMetadata) -> Self {
+        Self {
+            path,
+            max_file_bytes: None,
+            max_files: None,
+            keyframe_interval_ns: 30_000_000_000,
+            writer: WriterOptions::default(),
+            metadata,
+        }
+    }
+}
+
+/// What a recording produced.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RecordingSummary {
+    /// Files kept, oldest first.
+    pub files: Vec<PathBuf>,
+    pub events: u64,
+    /// Files deleted by rotation.
+    pub deleted: u64,
+}
+
+pub struct Recorder {
+    options: RecorderOptions,
+    writer: Option<CaptureWriter>,
+    sequence: u32,
+    files: VecDeque<PathBuf>,
+    deleted: u64,
+    last_keyframe_ts: u64,
+    last_time_unix_ns: u64,
+    collector: CollectorCounters,
+    events: u64,
+}
+
+/// `dir/name.cap` → `dir/name.000003.cap` for file 3 of a rotated series.
+pub fn rotated_path(path: &Path, sequence: u32) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "capture".into());
+    path.with_file_name(format!("{stem}.{sequence:06}.cap"))
+}
+
+impl Recorder {
+    /// Opens the first file and writes a keyframe of `pipeline` (the state recording starts
+    /// from: the live collector's process table, or a replay's state for a slice).
+    pub fn start(options: RecorderOptions, pipeline: &Pipeline) -> std::io::Result<Self> {
+        let mut recorder = Self {
+            options,
+            writer: None,
+            sequence: 0,
+            files: VecDeque::new(),
+            deleted: 0,
+            last_keyframe_ts: 0,
+            last_time_unix_ns: 0,
+            collector: CollectorCounters::default(),
+            events: 0,
+        };
+        recorder.open_file(pipeline)?;
+        Ok(recorder)
+    }
+
+    fn open_file(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
+        let path = if self.options.max_file_bytes.is_some() {
+            rotated_path(&self.options.path, self.sequence)
+        } else {
+            self.options.path.clone()
+        };
+        let mut metadata = self.options.metadata.clone();
+        metadata.sequence = self.sequence;
+        let mut writer = CaptureWriter::create(
+            &path,
+            &FileHeader::new(metadata),
+            self.options.writer.clone(),
+        )?;
+        let state = pipeline.state();
+        writer.set_next_event_index(state.next_event_index);
+        self.last_keyframe_ts = state.last_ts_ns;
+        writer.write_keyframe(
+            &Keyframe {
+                pipeline: state,
+                collector: self.collector,
+            },
+            self.last_time_unix_ns,
+        )?;
+        self.writer = Some(writer);
+        self.files.push_back(path);
+        if let Some(max) = self
+            .options
+            .max_files
+            .filter(|_| self.options.max_file_bytes.is_some())
+        {
+            while self.files.len() > max.max(1) {
+                if let Some(old) = self.files.pop_front() {
+                    // Already gone is fine: someone may have moved it away for triage.
+                    let _ = std::fs::remove_file(&old);
+                    self.deleted += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn writer(&mut self) -> std::io::Result<&mut CaptureWriter> {
+        self.writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("recording already finished"))
+    }
+
+    /// The file being written.
+    pub fn current_path(&self) -> Option<&Path> {
+        self.writer.as_ref().map(|w| w.path())
+    }
+
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The collector's counters, stored with the next keyframe and at the end.
+    pub fn set_collector_counters(&mut self, counters: CollectorCounters) {
+        self.collector = counters;
+    }
+
+    /// Records `event`, which `pipeline` has just been fed, with the identity answers that
+    /// feeding it produced (written first: a replay needs them before the event).
+    pub fn record(&mut self, event: &Event, pipeline: &mut Pipeline) -> std::io::Result<()> {
+        let answers = pipeline.take_identity_answers();
+        let writer = self.writer()?;
+        for answer in &answers {
+            writer.write_identity(answer)?;
+        }
+        writer.write_event(event)?;
+        let size = writer.size();
+        self.events += 1;
+        self.last_time_unix_ns = event.header.time_unix_ns;
+        let ts = event.header.ts_ns;
+        if ts.saturating_sub(self.last_keyframe_ts) >= self.options.keyframe_interval_ns {
+            self.keyframe(pipeline)?;
+        }
+        if self.options.max_file_bytes.is_some_and(|max| size >= max) {
+            self.rotate(pipeline)?;
+        }
+        Ok(())
+    }
+
+    fn keyframe(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
+        let state = pipeline.state();
+        self.last_keyframe_ts = state.last_ts_ns;
+        let keyframe = Keyframe {
+            pipeline: state,
+            collector: self.collector,
+        };
+        let time = self.last_time_unix_ns;
+        self.writer()?.write_keyframe(&keyframe, time)
+    }
+
+    fn rotate(&mut self, pipeline: &mut Pipeline) -> std::io::Result<()> {
+        self.close_file(pipeline)?;
+        self.sequence += 1;
+        self.open_file(pipeline)
+    }
+
+    fn close_file(&mut self, pipeline: &mut Pipeline) -> std::io::Result<CaptureTotals> {
+        let answers = pipeline.take_identity_answers();
+        let writer = self.writer()?;
+        for answer in &answers {
+            writer.write_identity(answer)?;
+        }
+        self.keyframe(pipeline)?;
+        let collector = self.collector;
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| std::io::Error::other("recording already finished"))?;
+        writer.finish(collector)
+    }
+
+    /// Writes the open chunk and syncs when due (see [`CaptureWriter::tick`]).
+    pub fn tick(&mut self, now: Instant) -> std::io::Result<()> {
+        match self.writer.as_mut() {
+            Some(writer) => writer.tick(now),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the recording: identity answers from `pipeline.finish()` (call it first), a final
+    /// keyframe, the index trailer.
+    pub fn finish(mut self, pipeline: &mut Pipeline) -> std::io::Result<RecordingSummary> {
+        self.close_file(pipeline)?;
+        Ok(RecordingSummary {
+            files: self.files.into_iter().collect(),
+            events: self.events,
+            deleted: self.deleted,
+        })
+    }
+}
