@@ -13,6 +13,7 @@ pub mod codec;
 pub mod reader;
 pub mod recorder;
 pub mod replay;
+pub mod slice;
 pub mod writer;
 
 pub use block::{CaptureMetadata, CaptureTotals, FileHeader};

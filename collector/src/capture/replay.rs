@@ -306,7 +306,11 @@ impl Replay {
         true
     }
 
-    /// Time of the next event, if any.
+    /// Time of the next event, if any (recorded identity answers before it are passed on).
+    pub fn next_event_ts(&mut self) -> Option<u64> {
+        self.peek_ts()
+    }
+
     fn peek_ts(&mut self) -> Option<u64> {
         loop {
             if !self.fill() {

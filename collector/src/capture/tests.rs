@@ -432,3 +432,35 @@ fn paced_playback_follows_capture_time_and_pauses() {
     let rest = replay.advance(Instant::now(), 25);
     assert_eq!(rest.events, 25, "the budget bounds one call");
 }
+
+#[test]
+fn a_slice_replays_on_its_own_with_the_agents_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.cap");
+    let events = fixture_events();
+    record(&events, small_blocks(path.clone()));
+    let from = events[events.len() / 3].header.ts_ns;
+    let to = events[2 * events.len() / 3].header.ts_ns;
+    let out = dir.path().join("incident.cap");
+    let summary = super::slice::slice(CaptureReader::open(&path).unwrap(), from, to, &out).unwrap();
+    let expected: Vec<Event> = {
+        // The slice holds the events in the time window, in capture order.
+        let first = summary.first_event_index as usize;
+        events[first..]
+            .iter()
+            .take_while(|e| e.header.ts_ns <= to)
+            .cloned()
+            .collect()
+    };
+    assert!(!expected.is_empty());
+    assert!(expected.iter().all(|e| e.header.ts_ns >= from));
+    let sliced = CaptureReader::open(&out).unwrap();
+    assert!(sliced.verify().is_empty(), "{:?}", sliced.verify());
+    assert_eq!(events_in(&sliced), expected);
+    let mut replay = Replay::new(sliced);
+    replay.run_to_end();
+    assert_eq!(
+        replay.position().event_index,
+        summary.first_event_index + expected.len() as u64
+    );
+}

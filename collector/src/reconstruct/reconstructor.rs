@@ -241,7 +241,7 @@ impl Reconstructor {
             .iter()
             .map(|(&(pid, fd), peer)| (pid, fd, peer.clone()))
             .collect();
-        peers.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        peers.sort_unstable_by_key(|p| (p.0, p.1));
         peers
     }
 
