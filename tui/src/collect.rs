@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
+use agentscope_collector::capture::{
+    CaptureMetadata, CollectorCounters, Recorder, RecorderOptions,
+};
 use agentscope_collector::identity::{IdentityOptions, IdentityResolver, KubernetesSource};
 use agentscope_collector::model::ModelOptions;
 use agentscope_collector::pipeline::Pipeline;
 use agentscope_collector::reconstruct::ReconstructOptions;
 use agentscope_collector::{Collector, CollectorOptions, Event, EventBody, Summary};
+use anyhow::Context as _;
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -59,6 +63,48 @@ pub struct CollectArgs {
     /// This node's name, to watch only its pods (default: $NODE_NAME, else the hostname).
     #[arg(long, value_name = "NAME")]
     node_name: Option<String>,
+    /// Record everything to FILE.cap for offline replay (`agentscope replay`, `agentscope tui
+    /// --replay`). Credentials are masked unless --keep-secrets; the file is mode 0600.
+    #[arg(long, value_name = "FILE.cap")]
+    record: Option<PathBuf>,
+    /// Rotate the recording when a file reaches SIZE (e.g. 512M, 2G): files are named
+    /// NAME.000000.cap, NAME.000001.cap, ... and each replays on its own.
+    #[arg(long, value_name = "SIZE", requires = "record", value_parser = parse_size)]
+    record_max_size: Option<u64>,
+    /// With --record-max-size, keep at most N files (the oldest are deleted).
+    #[arg(long, value_name = "N", requires = "record_max_size")]
+    record_max_files: Option<usize>,
+}
+
+/// `1048576`, `512K`, `100M`, `2G` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |at| text.split_at(at));
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a size (examples: 500M, 2G)"))?;
+    let shift = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "unknown size unit in \"{text}\" (use K, M, G or T)"
+            ))
+        }
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .filter(|&n| n >= 64 << 10)
+        .ok_or_else(|| format!("\"{text}\" is out of range (at least 64K)"))
 }
 
 pub fn run(args: CollectArgs) -> anyhow::Result<()> {
@@ -96,6 +142,35 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         Box::new(identity),
     )
     .with_processes(collector.processes().clone());
+    let mut recorder = match &args.record {
+        Some(path) => {
+            let metadata = CaptureMetadata {
+                created_by: format!("agentscope {}", env!("CARGO_PKG_VERSION")),
+                hostname: crate::capture_cmd::hostname(),
+                started_unix_ns: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+                secrets_redacted: !args.keep_secrets,
+                reconstruct_redact_secrets: !args.keep_secrets,
+                model_max_nodes: ModelOptions::default().max_nodes,
+                model_max_edges: ModelOptions::default().max_edges,
+                sequence: 0,
+                capture_filter: serde_json::json!({
+                    "pids": args.pids,
+                    "socket_data": !args.no_socket_data,
+                    "pipe_data": !args.no_pipe_data,
+                }),
+            };
+            let mut options = RecorderOptions::new(path.clone(), metadata);
+            options.max_file_bytes = args.record_max_size;
+            options.max_files = args.record_max_files;
+            let recorder = Recorder::start(options, &pipeline)
+                .with_context(|| format!("cannot record to {}", path.display()))?;
+            Some(recorder)
+        }
+        None => None,
+    };
+    let mut flush_timer = tokio::time::interval(Duration::from_millis(250));
     if args.ready_message {
         eprintln!("agentscope: collecting");
     }
@@ -116,11 +191,20 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             batch = collector.next_batch(4096) => {
                 for event in batch? {
                     pipeline.push(&event);
+                    record(&mut recorder, &event, &mut pipeline);
                     if !args.quiet {
                         print_event(&mut out, &event, args.json)?;
                     }
                 }
                 out.flush()?;
+            }
+            _ = flush_timer.tick() => {
+                if let Some(active) = recorder.as_mut() {
+                    active.set_collector_counters(counters(&collector.summary()));
+                    if let Err(err) = active.tick(std::time::Instant::now()) {
+                        stop_recording(&mut recorder, &err);
+                    }
+                }
             }
             _ = sleep => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -129,11 +213,30 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     }
     for event in collector.drain() {
         pipeline.push(&event);
+        record(&mut recorder, &event, &mut pipeline);
         if !args.quiet {
             print_event(&mut out, &event, args.json)?;
         }
     }
     pipeline.finish();
+    if let Some(mut active) = recorder.take() {
+        active.set_collector_counters(counters(&collector.summary()));
+        match active.finish(&mut pipeline) {
+            Ok(done) => {
+                let files: Vec<String> =
+                    done.files.iter().map(|f| f.display().to_string()).collect();
+                eprintln!(
+                    "agentscope: recorded {} events to {}",
+                    done.events,
+                    files.join(", ")
+                );
+            }
+            Err(err) => eprintln!(
+                "agentscope: finishing the recording failed ({err}); what was written before \
+                 still reads back (`agentscope cap verify` shows where it ends)"
+            ),
+        }
+    }
     if let Some(path) = &args.graph_json {
         write_graph(path, &pipeline)?;
     }
@@ -150,8 +253,40 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_graph(path: &std::path::Path, pipeline: &Pipeline) -> anyhow::Result<()> {
-    use anyhow::Context as _;
+/// Records an event the pipeline has just been fed. A failing disk ends the recording, not
+/// the collection: what was written stays readable.
+fn record(recorder: &mut Option<Recorder>, event: &Event, pipeline: &mut Pipeline) {
+    if let Some(active) = recorder.as_mut() {
+        if let Err(err) = active.record(event, pipeline) {
+            stop_recording(recorder, &err);
+        }
+    }
+}
+
+fn stop_recording(recorder: &mut Option<Recorder>, err: &std::io::Error) {
+    if let Some(active) = recorder.take() {
+        let path = active
+            .current_path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "agentscope: recording to {path} stopped: {err}. Collection goes on; the file \
+             holds everything up to the last complete block (check it with `agentscope cap \
+             verify {path}`)"
+        );
+    }
+}
+
+fn counters(summary: &Summary) -> CollectorCounters {
+    CollectorCounters {
+        received: summary.received,
+        kernel_dropped: summary.kernel.dropped,
+        kernel_lost_bytes: summary.kernel.lost_bytes,
+        decode_errors: summary.decode_errors,
+    }
+}
+
+pub fn write_graph(path: &std::path::Path, pipeline: &Pipeline) -> anyhow::Result<()> {
     // Write beside the target and rename, so a reader never sees half a file.
     let tmp = path.with_extension("json.partial");
     let file = std::fs::File::create(&tmp)
@@ -165,7 +300,11 @@ fn write_graph(path: &std::path::Path, pipeline: &Pipeline) -> anyhow::Result<()
     Ok(())
 }
 
-fn print_event(out: &mut impl std::io::Write, event: &Event, json: bool) -> std::io::Result<()> {
+pub fn print_event(
+    out: &mut impl std::io::Write,
+    event: &Event,
+    json: bool,
+) -> std::io::Result<()> {
     if json {
         serde_json::to_writer(&mut *out, event)?;
         return writeln!(out);

@@ -1,6 +1,7 @@
-//! The `agentscope` command. For now it runs the collector (`agentscope collect`); the console
-//! arrives in a later release.
+//! The `agentscope` command: the live collector (`collect`), headless replay of captures
+//! (`replay`) and capture-file tools (`cap`).
 
+mod capture_cmd;
 mod collect;
 
 use clap::{Parser, Subcommand};
@@ -20,15 +21,24 @@ struct Cli {
 enum Command {
     /// Run the live collector (needs root).
     Collect(collect::CollectArgs),
+    /// Replay a capture through the same pipeline as live collection (no privileges needed).
+    Replay(capture_cmd::ReplayArgs),
+    /// Inspect, verify and slice capture files.
+    #[command(subcommand)]
+    Cap(capture_cmd::CapCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Collect(args) => collect::run(args),
+        Command::Collect(args) => collect::run(args).map(|()| true),
+        Command::Replay(args) => capture_cmd::run_replay(args).map(|()| true),
+        Command::Cap(command) => capture_cmd::run_cap(command),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        // The command ran and found a problem it reported (a damaged capture).
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(err) => {
             eprintln!("agentscope: {err:#}");
             std::process::ExitCode::FAILURE

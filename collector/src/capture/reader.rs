@@ -256,11 +256,11 @@ impl CaptureReader {
         &self.damage
     }
 
-    pub fn event_blocks(&self) -> impl Iterator<Item = &BlockInfo> {
+    pub fn event_blocks(&self) -> impl DoubleEndedIterator<Item = &BlockInfo> {
         self.blocks.iter().filter(|b| b.kind == block_type::EVENTS)
     }
 
-    pub fn keyframe_blocks(&self) -> impl Iterator<Item = &BlockInfo> {
+    pub fn keyframe_blocks(&self) -> impl DoubleEndedIterator<Item = &BlockInfo> {
         self.blocks
             .iter()
             .filter(|b| b.kind == block_type::KEYFRAME)
