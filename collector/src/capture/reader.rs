@@ -281,6 +281,18 @@ impl CaptureReader {
         })
     }
 
+    /// An events block's fixed part and its payload as stored (compressed or not): for tools
+    /// and benchmarks that work on the raw chunk.
+    pub fn chunk_payload(&self, info: &BlockInfo) -> Result<(ChunkHeader, &[u8]), Damage> {
+        let (_, body) = self.block_body(info)?;
+        let (header, at) = ChunkHeader::decode(body).map_err(|what| Damage {
+            offset: info.offset,
+            len: info.len as u64,
+            what,
+        })?;
+        Ok((header, &body[at..]))
+    }
+
     /// The entries of an events block, decoded. Entries before a damaged one are returned
     /// with the damage.
     pub fn read_events(&self, info: &BlockInfo) -> (ChunkHeader, Vec<Entry>, Option<Damage>) {

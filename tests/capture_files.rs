@@ -1,0 +1,229 @@
+//! End to end, privileged: `agentscope collect --record` against a real workload, then the
+//! unprivileged capture tools on what it wrote. A collector killed with SIGKILL leaves a file
+//! that reads back up to its last sync; rotation keeps the newest files, each replayable on
+//! its own; `cap info`, `cap verify` and `cap slice` work on real captures.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use support::*;
+
+/// A shell that opens a file and execs `cat` every 50 ms for a few seconds: steady events.
+fn steady_workload(dir: &Path, rounds: u32) -> Paused {
+    let script = format!(
+        "i=0; while [ $i -lt {rounds} ]; do cat /etc/hostname > /dev/null; i=$((i+1)); \
+         sleep 0.05; done"
+    );
+    Paused::command(dir, "/bin/sh", &["-c", &script], &[])
+}
+
+/// Starts `agentscope collect --json --ready-message ARGS`, waiting until it collects.
+fn start_collector(dir: &Path, args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
+    let stdout = dir.join("collect.jsonl");
+    let mut child = Command::new(BIN)
+        .args(["collect", "--json", "--ready-message"])
+        .args(args)
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("collecting"),
+        "collector did not start: {line}"
+    );
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
+            eprint!("collector: {rest}");
+            rest.clear();
+        }
+    });
+    (child, stdout)
+}
+
+fn agentscope(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BIN).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["kind"] != "summary")
+        .collect()
+}
+
+fn now_unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[test]
+fn a_killed_collector_leaves_a_capture_that_reads_back_to_its_last_sync() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("killed.cap");
+    let workload = steady_workload(dir.path(), 200);
+    let pid = workload.pid().to_string();
+    let (mut collector, stdout) = start_collector(
+        dir.path(),
+        &["--pid", &pid, "--record", cap.to_str().unwrap()],
+    );
+    workload.release();
+    std::thread::sleep(Duration::from_secs(4));
+    let killed_at = now_unix_ns();
+    collector.kill().unwrap();
+    collector.wait().unwrap();
+    let printed = json_lines(&std::fs::read_to_string(&stdout).unwrap());
+    assert!(
+        printed.len() > 50,
+        "the workload made events: {}",
+        printed.len()
+    );
+
+    // verify names the missing trailer and exits 1; info and replay still work.
+    let (ok, report, _) = agentscope(&["cap", "verify", cap.to_str().unwrap()]);
+    assert!(!ok, "a file without trailer is reported: {report}");
+    assert!(report.contains("no index trailer"), "{report}");
+    let (ok, info, err) = agentscope(&["cap", "info", "--json", cap.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["index"], "scan");
+    let (ok, replayed, err) = agentscope(&["replay", "--json", cap.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let replayed = json_lines(&replayed);
+
+    // What was recovered is exactly what the collector saw first, in order.
+    assert!(!replayed.is_empty());
+    assert_eq!(replayed[..], printed[..replayed.len()]);
+    // And nothing older than the sync interval (1 s) plus the flush timer is missing: allow
+    // 2 s for scheduling on a loaded machine.
+    let synced_before = killed_at - 2_000_000_000;
+    let must_have = printed
+        .iter()
+        .filter(|e| e["time_unix_ns"].as_u64().unwrap() < synced_before)
+        .count();
+    assert!(
+        replayed.len() >= must_have,
+        "{} events recovered, {must_have} were older than 2 s at the kill",
+        replayed.len()
+    );
+    let mode = std::fs::metadata(&cap).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    let _ = workload.child.wait_with_output();
+}
+
+#[test]
+fn rotation_by_size_and_count_and_the_capture_tools_on_a_real_capture() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("rotated.cap");
+    let workload = steady_workload(dir.path(), 60);
+    let pid = workload.pid().to_string();
+    let (mut collector, _stdout) = start_collector(
+        dir.path(),
+        &[
+            "--pid",
+            &pid,
+            "--quiet",
+            "--record",
+            base.to_str().unwrap(),
+            "--record-max-size",
+            "64K",
+            "--record-max-files",
+            "2",
+        ],
+    );
+    workload.release();
+    workload.finish();
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(collector.id() as i32, libc::SIGTERM) };
+    assert!(collector.wait().unwrap().success());
+
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cap"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "two newest files kept: {files:?}");
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("rotated.") && name.len() == "rotated.000000.cap".len(),
+            "{name}"
+        );
+        let (ok, report, _) = agentscope(&["cap", "verify", file.to_str().unwrap()]);
+        assert!(ok, "{report}");
+        let (ok, _, err) = agentscope(&["replay", "--quiet", file.to_str().unwrap()]);
+        assert!(ok, "{err}");
+    }
+    assert_ne!(
+        files[0].file_name().unwrap(),
+        "rotated.000000.cap",
+        "the first file was deleted by rotation"
+    );
+
+    // Slice the first half of the newest file; the slice verifies and holds fewer events.
+    let newest = files.last().unwrap();
+    let (_, info, _) = agentscope(&["cap", "info", "--json", newest.to_str().unwrap()]);
+    let info: Value = serde_json::from_str(&info).unwrap();
+    let events = info["events"].as_u64().unwrap();
+    assert!(events > 0);
+    let half_ns = (info["duration_s"].as_f64().unwrap() * 1e9 / 2.0) as u64;
+    let to = format!("+{half_ns}ns");
+    let slice = dir.path().join("slice.out");
+    let (ok, _, err) = agentscope(&[
+        "cap",
+        "slice",
+        newest.to_str().unwrap(),
+        "--from",
+        "+0s",
+        "--to",
+        &to,
+        "-o",
+        slice.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, report, _) = agentscope(&["cap", "verify", slice.to_str().unwrap()]);
+    assert!(ok, "{report}");
+    let (_, sliced, _) = agentscope(&["cap", "info", "--json", slice.to_str().unwrap()]);
+    let sliced: Value = serde_json::from_str(&sliced).unwrap();
+    let kept = sliced["events"].as_u64().unwrap();
+    assert!(kept > 0 && kept < events, "{kept} of {events}");
+    assert!(
+        sliced["duration_s"].as_f64().unwrap() * 1e9 <= half_ns as f64,
+        "{} s",
+        sliced["duration_s"]
+    );
+}
+
+#[test]
+fn bad_capture_input_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a capture").unwrap();
+    let (ok, _, err) = agentscope(&["replay", text.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("is not an agentscope capture"), "{err}");
+    let (ok, _, err) = agentscope(&["cap", "info", "/nonexistent/x.cap"]);
+    assert!(!ok);
+    assert!(err.contains("cannot read /nonexistent/x.cap"), "{err}");
+}
