@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: setup build demo test test-unit test-userspace-only test-e2e bench fmt-check
+.PHONY: setup build demo test test-unit test-userspace-only test-e2e bench fuzz fmt-check
 
 setup:
 	@bash scripts/setup.sh
@@ -47,4 +47,9 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-collector --bench llm_recognise
 	$(CARGO) bench --locked -p agentscope-collector --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-collector --bench identity
+	$(CARGO) bench --locked -p agentscope-collector --bench replay
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
+
+# Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.
+fuzz: setup
+	bash scripts/fuzz.sh

@@ -163,6 +163,10 @@ impl Recorder {
         self.events += 1;
         self.last_time_unix_ns = event.header.time_unix_ns;
         let ts = event.header.ts_ns;
+        if self.last_keyframe_ts == 0 {
+            // The opening keyframe came before any event: the interval runs from the first.
+            self.last_keyframe_ts = ts;
+        }
         if ts.saturating_sub(self.last_keyframe_ts) >= self.options.keyframe_interval_ns {
             self.keyframe(pipeline)?;
         }
