@@ -74,7 +74,7 @@ fn record(events: &[Event], path: &Path) {
     };
     let mut recorder = Recorder::start(
         RecorderOptions::new(path.to_path_buf(), metadata),
-        &pipeline,
+        &mut pipeline,
     )
     .unwrap();
     for event in events {

@@ -55,6 +55,8 @@ pub struct SocketPeer {
 /// the current one per process for keyframes.
 struct LoggedIdentity {
     inner: Box<dyn IdentityLookup + Send>,
+    /// Only while a recorder takes them; otherwise they would pile up.
+    log_new: bool,
     new_answers: Vec<IdentityAnswer>,
     by_pid: HashMap<u32, IdentityAnswer>,
 }
@@ -68,7 +70,9 @@ impl IdentityLookup for LoggedIdentity {
             uid,
             identity: identity.clone(),
         };
-        self.new_answers.push(answer.clone());
+        if self.log_new {
+            self.new_answers.push(answer.clone());
+        }
         self.by_pid.insert(pid, answer);
         identity
     }
@@ -98,6 +102,7 @@ impl Pipeline {
             model: Model::new(model),
             identity: LoggedIdentity {
                 inner: identity,
+                log_new: false,
                 new_answers: Vec::new(),
                 by_pid: HashMap::new(),
             },
@@ -136,10 +141,23 @@ impl Pipeline {
         }
     }
 
+    /// Whether identity answers are kept for [`Pipeline::take_identity_answers`] (a recorder
+    /// turns it on while it records).
+    pub fn log_identity_answers(&mut self, on: bool) {
+        self.identity.log_new = on;
+        if !on {
+            self.identity.new_answers.clear();
+        }
+    }
+
     /// Identity answers given since the last call, in the order they were given (a recorder
     /// stores them before the event that asked for them).
     pub fn take_identity_answers(&mut self) -> Vec<IdentityAnswer> {
         std::mem::take(&mut self.identity.new_answers)
+    }
+
+    pub fn has_identity_answers(&self) -> bool {
+        !self.identity.new_answers.is_empty()
     }
 
     /// Passes a recorded identity answer to the identity source (replays).

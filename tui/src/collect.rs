@@ -164,7 +164,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             let mut options = RecorderOptions::new(path.clone(), metadata);
             options.max_file_bytes = args.record_max_size;
             options.max_files = args.record_max_files;
-            let recorder = Recorder::start(options, &pipeline)
+            let recorder = Recorder::start(options, &mut pipeline)
                 .with_context(|| format!("cannot record to {}", path.display()))?;
             Some(recorder)
         }

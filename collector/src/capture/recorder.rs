@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::block::{CaptureMetadata, CaptureTotals, FileHeader};
 use super::writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 use crate::event::Event;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PipelineState};
 
 #[derive(Debug, Clone)]
 pub struct RecorderOptions {
@@ -52,6 +52,9 @@ pub struct RecordingSummary {
 pub struct Recorder {
     options: RecorderOptions,
     writer: Option<CaptureWriter>,
+    /// After a rotation, the state the next file opens with; the file is created when the
+    /// next event comes, so a series never ends with an empty file.
+    next_file: Option<PipelineState>,
     sequence: u32,
     files: VecDeque<PathBuf>,
     deleted: u64,
@@ -73,10 +76,12 @@ pub fn rotated_path(path: &Path, sequence: u32) -> PathBuf {
 impl Recorder {
     /// Opens the first file and writes a keyframe of `pipeline` (the state recording starts
     /// from: the live collector's process table, or a replay's state for a slice).
-    pub fn start(options: RecorderOptions, pipeline: &Pipeline) -> std::io::Result<Self> {
+    pub fn start(options: RecorderOptions, pipeline: &mut Pipeline) -> std::io::Result<Self> {
+        pipeline.log_identity_answers(true);
         let mut recorder = Self {
             options,
             writer: None,
+            next_file: None,
             sequence: 0,
             files: VecDeque::new(),
             deleted: 0,
@@ -85,11 +90,11 @@ impl Recorder {
             collector: CollectorCounters::default(),
             events: 0,
         };
-        recorder.open_file(pipeline)?;
+        recorder.open_file(pipeline.state())?;
         Ok(recorder)
     }
 
-    fn open_file(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
+    fn open_file(&mut self, state: PipelineState) -> std::io::Result<()> {
         let path = if self.options.max_file_bytes.is_some() {
             rotated_path(&self.options.path, self.sequence)
         } else {
@@ -102,7 +107,6 @@ impl Recorder {
             &FileHeader::new(metadata),
             self.options.writer.clone(),
         )?;
-        let state = pipeline.state();
         writer.set_next_event_index(state.next_event_index);
         self.last_keyframe_ts = state.last_ts_ns;
         writer.write_keyframe(
@@ -153,6 +157,9 @@ impl Recorder {
     /// Records `event`, which `pipeline` has just been fed, with the identity answers that
     /// feeding it produced (written first: a replay needs them before the event).
     pub fn record(&mut self, event: &Event, pipeline: &mut Pipeline) -> std::io::Result<()> {
+        if let Some(state) = self.next_file.take() {
+            self.open_file(state)?;
+        }
         let answers = pipeline.take_identity_answers();
         let writer = self.writer()?;
         for answer in &answers {
@@ -190,7 +197,8 @@ impl Recorder {
     fn rotate(&mut self, pipeline: &mut Pipeline) -> std::io::Result<()> {
         self.close_file(pipeline)?;
         self.sequence += 1;
-        self.open_file(pipeline)
+        self.next_file = Some(pipeline.state());
+        Ok(())
     }
 
     fn close_file(&mut self, pipeline: &mut Pipeline) -> std::io::Result<CaptureTotals> {
@@ -219,7 +227,19 @@ impl Recorder {
     /// Ends the recording: identity answers from `pipeline.finish()` (call it first), a final
     /// keyframe, the index trailer.
     pub fn finish(mut self, pipeline: &mut Pipeline) -> std::io::Result<RecordingSummary> {
-        self.close_file(pipeline)?;
+        if self.writer.is_none() && pipeline.has_identity_answers() {
+            // Rotated just after the last event, and the final flush asked for identities: a
+            // replay of the series needs them, so they get a file of their own.
+            if let Some(state) = self.next_file.take() {
+                self.open_file(state)?;
+            }
+        }
+        let closed = match self.writer {
+            Some(_) => self.close_file(pipeline).map(|_| ()),
+            None => Ok(()),
+        };
+        pipeline.log_identity_answers(false);
+        closed?;
         Ok(RecordingSummary {
             files: self.files.into_iter().collect(),
             events: self.events,

@@ -33,11 +33,9 @@ pub fn slice(
     let mut replay = Replay::new(reader);
     replay.seek(from_ts_ns.saturating_sub(1));
     let first_event_index = replay.position().event_index;
-    // Identity answers given before the slice are in its keyframe; drop the log.
-    replay.pipeline_mut().take_identity_answers();
     let mut recorder = Recorder::start(
         RecorderOptions::new(out.to_path_buf(), metadata),
-        replay.pipeline(),
+        replay.pipeline_mut(),
     )?;
     while let Some(ts) = replay.next_event_ts() {
         if ts > to_ts_ns {

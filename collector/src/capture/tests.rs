@@ -80,7 +80,7 @@ fn small_blocks(path: PathBuf) -> RecorderOptions {
 /// Feeds the events through a pipeline while recording; returns the graph JSON.
 fn record(events: &[Event], options: RecorderOptions) -> String {
     let mut pipeline = pipeline();
-    let mut recorder = Recorder::start(options, &pipeline).unwrap();
+    let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
     for event in events {
         pipeline.push(event);
         recorder.record(event, &mut pipeline).unwrap();
@@ -300,7 +300,7 @@ fn a_crash_loses_at_most_what_was_not_synced() {
     let mut pipeline = pipeline();
     let mut options = RecorderOptions::new(path.clone(), metadata());
     options.writer.sync_interval = Duration::from_millis(0);
-    let mut recorder = Recorder::start(options, &pipeline).unwrap();
+    let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
     let half = events.len() / 2;
     for event in &events[..half] {
         pipeline.push(event);
@@ -330,7 +330,7 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
     options.max_files = Some(3);
     let events = fixture_events();
     let mut pipeline = pipeline();
-    let mut recorder = Recorder::start(options, &pipeline).unwrap();
+    let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
     for event in &events {
         pipeline.push(event);
         recorder.record(event, &mut pipeline).unwrap();
