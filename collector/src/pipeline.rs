@@ -8,7 +8,7 @@ use crate::event::Event;
 use crate::identity::IdentityResolver;
 use crate::model::{ActorIdentity, IdentityLookup, Model, ModelOptions, ModelSnapshot};
 use crate::process_table::ProcessTable;
-use crate::reconstruct::{Observation, ReconstructOptions, Reconstructor};
+use crate::reconstruct::{Observation, ReconstructOptions, ReconstructStats, Reconstructor};
 
 pub struct Pipeline {
     reconstructor: Reconstructor,
@@ -70,6 +70,11 @@ impl Pipeline {
 
     pub fn processes(&self) -> &ProcessTable {
         self.reconstructor.processes()
+    }
+
+    /// Reconstruction's counters so far (bytes lost, exchanges, ...).
+    pub fn reconstruct_stats(&self) -> &ReconstructStats {
+        self.reconstructor.stats()
     }
 
     pub fn identity_warnings(&self) -> Vec<String> {
