@@ -73,7 +73,13 @@ pub struct BaselineLearner {
     agents: BTreeMap<String, AgentLearning>,
     now_ns: u64,
     agents_dropped: u64,
+    /// Recent losses with their time: an agent first seen after a loss at or after its first
+    /// observation (its start-up was attributed late) still counts it.
+    losses: std::collections::VecDeque<(u64, LossCounts)>,
 }
+
+/// Losses remembered for agents that start learning later.
+const LOSSES_KEPT: usize = 1024;
 
 impl BaselineLearner {
     pub fn new(options: LearnerOptions) -> Self {
@@ -82,6 +88,7 @@ impl BaselineLearner {
             agents: BTreeMap::new(),
             now_ns: 0,
             agents_dropped: 0,
+            losses: std::collections::VecDeque::new(),
         }
     }
 
@@ -130,6 +137,13 @@ impl BaselineLearner {
                 self.agents_dropped += 1;
                 return;
             }
+            let mut loss = LossCounts::default();
+            for (ts, lost) in &self.losses {
+                if *ts >= observation.ts_ns && *ts < observation.ts_ns.saturating_add(period) {
+                    loss.dropped_events = loss.dropped_events.saturating_add(lost.dropped_events);
+                    loss.gap_bytes = loss.gap_bytes.saturating_add(lost.gap_bytes);
+                }
+            }
             self.agents.insert(
                 agent.to_string(),
                 AgentLearning {
@@ -141,7 +155,7 @@ impl BaselineLearner {
                     learned_unix_ns: (observation.time_unix_ns, observation.time_unix_ns),
                     observations: 0,
                     events: 0,
-                    loss: LossCounts::default(),
+                    loss,
                     identity: IdentitySummary::default(),
                 },
             );
@@ -204,9 +218,15 @@ impl BaselineLearner {
             return;
         }
         let period = self.options.learning_period_ns;
+        if let Some(ts) = ts_ns {
+            if self.losses.len() >= LOSSES_KEPT {
+                self.losses.pop_front();
+            }
+            self.losses.push_back((ts, loss));
+        }
         for learning in self.agents.values_mut() {
             let during = match ts_ns {
-                Some(ts) => ts < learning.ends_ns(period),
+                Some(ts) => ts >= learning.first_ts_ns && ts < learning.ends_ns(period),
                 None => true,
             };
             if during {
