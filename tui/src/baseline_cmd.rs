@@ -257,3 +257,157 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
         ExitCode::from(1)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../collector/tests/fixtures")
+            .join(name)
+    }
+
+    fn source(events: PathBuf) -> EventSource {
+        EventSource {
+            events,
+            learning_period: 600,
+        }
+    }
+
+    fn export_to(
+        dir: &Path,
+        events: &str,
+        agent: Option<&str>,
+        format: ExportFormat,
+    ) -> Result<PathBuf> {
+        let output = dir.join(format!("{}.yaml", events.replace('/', "_")));
+        export(ExportArgs {
+            agent: agent.map(str::to_string),
+            source: source(fixture(events)),
+            output: output.clone(),
+            format,
+        })?;
+        Ok(output)
+    }
+
+    #[test]
+    fn export_diff_and_check_work_on_captured_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let stdio = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap();
+        let http = export_to(
+            dir.path(),
+            "mcp/http-socket-events.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap();
+        let baseline = AgentBaseline::read_from(&stdio).unwrap();
+        assert!(baseline.spec.mcp_servers.contains_key("python"));
+
+        let same = diff(DiffArgs {
+            old: stdio.clone(),
+            new: stdio.clone(),
+            json: false,
+        })
+        .unwrap();
+        assert_eq!(same, ExitCode::SUCCESS);
+        let changed = diff(DiffArgs {
+            old: stdio.clone(),
+            new: http.clone(),
+            json: true,
+        })
+        .unwrap();
+        assert_eq!(changed, ExitCode::from(1));
+
+        let approved = dir.path().join("approved");
+        std::fs::create_dir(&approved).unwrap();
+        std::fs::copy(
+            &stdio,
+            approved.join(baseline::file_name_for("host:python")),
+        )
+        .unwrap();
+        let quiet = check(CheckArgs {
+            baseline: approved.clone(),
+            source: source(fixture("mcp/stdio-pipe-events.jsonl")),
+            json: true,
+        })
+        .unwrap();
+        assert_eq!(quiet, ExitCode::SUCCESS);
+        let noisy = check(CheckArgs {
+            baseline: approved,
+            source: source(fixture("mcp/http-socket-events.jsonl")),
+            json: true,
+        })
+        .unwrap();
+        assert_eq!(noisy, ExitCode::from(1));
+
+        let profile = export_to(
+            dir.path(),
+            "capture/python_chat_stream.jsonl",
+            Some("host:python3"),
+            ExportFormat::Kubescape,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(profile).unwrap();
+        assert!(text.starts_with("apiVersion: spdx.softwarecomposition.kubescape.io/v1beta1\nkind: ApplicationProfile\n"), "{text}");
+    }
+
+    #[test]
+    fn export_names_the_agents_when_the_key_is_missing_or_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            None,
+            ExportFormat::Agentscope,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("agents found:\n  host:python"),
+            "{err}"
+        );
+        let err = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            Some("host:nope"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no agent \"host:nope\""), "{err}");
+        let err = export_to(
+            dir.path(),
+            "no/such.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("reading"), "{err:#}");
+        let bad = dir.path().join("bad.jsonl");
+        std::fs::write(&bad, "{\"kind\":\"exec\"}\n").unwrap();
+        let err = export(ExportArgs {
+            agent: None,
+            source: source(bad),
+            output: dir.path().join("x"),
+            format: ExportFormat::Agentscope,
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not an agentscope event"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn summary_drops_count_as_loss() {
+        let loss = kernel_loss("{\"kind\":\"summary\",\"summary\":{\"kernel\":{\"dropped\":3,\"lost_bytes\":10}}}\n{\"kind\":\"exit\"}");
+        assert_eq!((loss.dropped_events, loss.gap_bytes), (3, 10));
+        assert!(kernel_loss("").is_empty());
+    }
+}
