@@ -90,6 +90,17 @@ fn is_number(token: &str) -> bool {
 
 /// One token of a command line: numbers, identifiers, paths, URLs and long values collapse.
 fn collapse_token(token: &str) -> String {
+    // `--name=value` and `key=value`: the name is the pattern, the value collapses (once:
+    // `a=b=c` keeps `a`, and `b=c` collapses as a plain value).
+    if let Some((name, value)) = token.split_once('=') {
+        if !name.is_empty() && !name.contains('/') && !value.is_empty() {
+            return format!("{name}={}", collapse_value(value));
+        }
+    }
+    collapse_value(token)
+}
+
+fn collapse_value(token: &str) -> String {
     if token.is_empty() {
         return String::new();
     }
@@ -105,12 +116,6 @@ fn collapse_token(token: &str) -> String {
             // The host says where it goes (egress is judged on its own); the rest is data.
             let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
             return format!("{scheme}://{host}/{ANY_NAME}");
-        }
-    }
-    // `--name=value` and `key=value`: the name is the pattern, the value collapses.
-    if let Some((name, value)) = token.split_once('=') {
-        if !name.is_empty() && !name.contains('/') && !value.is_empty() {
-            return format!("{name}={}", collapse_token(value));
         }
     }
     if token.contains('/') || token.starts_with('~') {
@@ -252,7 +257,28 @@ pub fn object_pattern(bucket: &str, key: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        /// Any text (arguments, paths and keys are untrusted) collapses without panicking,
+        /// and collapsing a pattern again changes nothing.
+        #[test]
+        fn collapsing_arbitrary_text_never_panics_and_is_stable(
+            text in "\\PC{0,80}",
+            argv in prop::collection::vec("\\PC{0,30}", 0..5),
+        ) {
+            let argument = collapse_argument(&text);
+            prop_assert_eq!(collapse_argument(&argument), argument.clone());
+            let redis = redis_key_pattern(&text);
+            prop_assert_eq!(redis_key_pattern(&redis), redis.clone());
+            let file = file_pattern(&text, false);
+            prop_assert_eq!(file_pattern(&file, false), file.clone());
+            let _ = file_pattern(&text, true);
+            let _ = object_pattern(&text, Some(&text));
+            let _ = argument_pattern(&argv);
+        }
+    }
 
     fn argv(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()
