@@ -795,3 +795,44 @@ proptest! {
         }
     }
 }
+
+/// Observations of captured database sessions (psql against PostgreSQL, redis-py against
+/// Redis), given to the learner under an agent key as the pipeline's attribution would: tables,
+/// key patterns, session users and peers are learned.
+#[test]
+fn captured_database_sessions_learn_tables_key_patterns_and_users() {
+    let learn_data = |fixture: &str| {
+        let mut pipeline = crate::pipeline::Pipeline::new(
+            Default::default(),
+            Default::default(),
+            Box::new(crate::model::HostOnlyIdentity),
+        );
+        let mut learner = BaselineLearner::new(LearnerOptions::default());
+        for event in events_from_json_lines(fixture).unwrap() {
+            for o in pipeline.push(&event) {
+                learner.observe("host:data-agent", None, &o);
+            }
+        }
+        for o in pipeline.finish() {
+            learner.observe("host:data-agent", None, &o);
+        }
+        learner.baseline("host:data-agent").unwrap().spec
+    };
+    let sql = learn_data(include_str!(
+        "../../tests/fixtures/postgres/simple_query.jsonl"
+    ));
+    assert!(sql.data.tables.contains("crm.customers"), "{sql:#?}");
+    assert_eq!(sql.identities.data_users, set(&["postgres:postgres@crm"]));
+    let redis = learn_data(include_str!(
+        "../../tests/fixtures/redis/resp2_session.jsonl"
+    ));
+    assert_eq!(
+        redis.data.redis_keys,
+        set(&[
+            "counter:requests",
+            "customer:{n}",
+            "queue:jobs",
+            "session:{n}"
+        ])
+    );
+}
