@@ -6,6 +6,7 @@
 //! table. Later layers (reconstruction, recording, the console) consume those events and never
 //! touch the kernel themselves.
 
+pub mod baseline;
 pub mod capture;
 pub mod collector;
 pub mod dns;

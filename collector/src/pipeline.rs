@@ -16,7 +16,7 @@ use crate::model::{
     ActorIdentity, Agent, IdentityAnswer, IdentityLookup, Model, ModelOptions, ModelSnapshot,
 };
 use crate::process_table::{ProcessInfo, ProcessTable};
-use crate::reconstruct::{Observation, Peer, ReconstructOptions, Reconstructor};
+use crate::reconstruct::{Observation, Peer, ReconstructOptions, ReconstructStats, Reconstructor};
 
 pub struct Pipeline {
     reconstructor: Reconstructor,
@@ -216,6 +216,11 @@ impl Pipeline {
 
     pub fn processes(&self) -> &ProcessTable {
         self.reconstructor.processes()
+    }
+
+    /// Reconstruction's counters so far (bytes lost, exchanges, ...).
+    pub fn reconstruct_stats(&self) -> &ReconstructStats {
+        self.reconstructor.stats()
     }
 
     pub fn identity_warnings(&self) -> Vec<String> {

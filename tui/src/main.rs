@@ -1,6 +1,7 @@
 //! The `agentscope` command: the live collector (`collect`), headless replay of captures
 //! (`replay`) and capture-file tools (`cap`).
 
+mod baseline_cmd;
 mod capture_cmd;
 mod collect;
 
@@ -26,6 +27,8 @@ enum Command {
     /// Inspect, verify and slice capture files.
     #[command(subcommand)]
     Cap(capture_cmd::CapCommand),
+    /// Per-agent baselines: export, compare, check events against approved ones.
+    Baseline(baseline_cmd::BaselineArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +37,8 @@ fn main() -> std::process::ExitCode {
         Command::Collect(args) => collect::run(args).map(|()| true),
         Command::Replay(args) => capture_cmd::run_replay(args).map(|()| true),
         Command::Cap(command) => capture_cmd::run_cap(command),
+        // Reports its own errors: its exit codes say "differences found" too.
+        Command::Baseline(args) => return baseline_cmd::run(args),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

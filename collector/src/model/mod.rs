@@ -89,6 +89,11 @@ impl Model {
         self.agents.values()
     }
 
+    /// The agent with key `key`, if known.
+    pub fn agent(&self, key: &str) -> Option<&Agent> {
+        self.agents.get(key)
+    }
+
     pub fn graph(&self) -> &Graph {
         &self.graph
     }

@@ -1,0 +1,189 @@
+//! Feeding baselines from an event stream: which agent each observation belongs to
+//! ([`ObservationAttribution`]), and [`learn_from_events`], which runs the same
+//! [`Pipeline`] as live capture over recorded events (JSON lines today, capture files once
+//! their reader lands) and learns and judges what it sees.
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::event::Event;
+use crate::model::{HostOnlyIdentity, ModelOptions};
+use crate::pipeline::Pipeline;
+use crate::reconstruct::{Observation, ObservationKind, ReconstructOptions};
+
+use super::format::{AgentBaseline, LossCounts};
+use super::judge::{BaselineJudge, Deviation};
+use super::learner::{BaselineLearner, LearnerOptions};
+
+/// Observations of processes not (yet) known as agents, kept in case they become one.
+const PENDING_KEPT: usize = 4096;
+
+struct Pending {
+    lineage: Vec<u32>,
+    observation: Observation,
+}
+
+/// Says which agent each observation belongs to, including what a process did before it
+/// was known as an agent: a process becomes an agent at its first LLM or MCP call, but its
+/// start-up (the exec, the connection to the LLM host) comes first. Those observations wait
+/// (bounded, oldest dropped first) until the process or an ancestor becomes an agent, then
+/// come out attributed; observations of processes that exit without becoming one are dropped.
+#[derive(Default)]
+pub struct ObservationAttribution {
+    pending: VecDeque<Pending>,
+    /// Pids already seen acting for an agent.
+    attributed: HashSet<u32>,
+    dropped: u64,
+}
+
+impl ObservationAttribution {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Pending observations dropped because the bound was reached.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The observations `pipeline` just returned (already applied to its model), with the
+    /// agent key each belongs to; earlier observations whose process turned out to be an
+    /// agent come out first.
+    pub fn attribute(
+        &mut self,
+        observations: Vec<Observation>,
+        pipeline: &Pipeline,
+    ) -> Vec<(String, Observation)> {
+        let mut out = Vec::new();
+        for observation in observations {
+            let pid = observation.actor.pid;
+            if let ObservationKind::Exit { .. } = observation.kind {
+                // The pid may be reused by an unrelated process.
+                self.attributed.remove(&pid);
+                self.pending.retain(|p| p.observation.actor.pid != pid);
+                continue;
+            }
+            match pipeline.agent_of(pid) {
+                Some(agent) => {
+                    if self.attributed.insert(pid) && !self.pending.is_empty() {
+                        self.release(pipeline, &mut out);
+                    }
+                    out.push((agent, observation));
+                }
+                None => {
+                    if self.pending.len() >= PENDING_KEPT {
+                        self.pending.pop_front();
+                        self.dropped += 1;
+                    }
+                    self.pending.push_back(Pending {
+                        lineage: pipeline.processes().lineage(pid),
+                        observation,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Pending observations whose process (or an ancestor, as it was then) is now an agent.
+    fn release(&mut self, pipeline: &Pipeline, out: &mut Vec<(String, Observation)>) {
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        for pending in self.pending.drain(..) {
+            match pipeline.model().agent_of(&pending.lineage) {
+                Some(agent) => out.push((agent, pending.observation)),
+                None => kept.push_back(pending),
+            }
+        }
+        self.pending = kept;
+    }
+}
+
+/// What to learn with and judge against.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    pub learner: LearnerOptions,
+    /// Approved baselines: their agents are judged against them.
+    pub approved: Vec<AgentBaseline>,
+    pub reconstruct: ReconstructOptions,
+    pub model: ModelOptions,
+}
+
+/// The result of [`learn_from_events`].
+pub struct ReplayOutcome {
+    /// Learned baselines (and the approved ones it judged against).
+    pub judge: BaselineJudge,
+    /// Deviations, in the order they were found.
+    pub deviations: Vec<Deviation>,
+    pub events: u64,
+}
+
+impl ReplayOutcome {
+    pub fn learner(&self) -> &BaselineLearner {
+        self.judge.learner()
+    }
+}
+
+/// Runs `events` through a [`Pipeline`] (identity from the events alone: every process is on
+/// the host, as [`HostOnlyIdentity`] says) and learns every agent's baseline; agents with an
+/// approved baseline, and agents whose learning period ended within the events, are judged.
+/// Bytes reconstruction lost count as loss for the agents learning at the time.
+pub fn learn_from_events(
+    events: impl IntoIterator<Item = Event>,
+    options: ReplayOptions,
+) -> ReplayOutcome {
+    let mut pipeline = Pipeline::new(
+        options.reconstruct,
+        options.model,
+        Box::new(HostOnlyIdentity),
+    );
+    let mut judge =
+        BaselineJudge::new(BaselineLearner::new(options.learner)).with_approved(options.approved);
+    let mut attribution = ObservationAttribution::new();
+    let mut deviations = Vec::new();
+    let mut gap_bytes = 0;
+    let mut count = 0u64;
+    let mut last_ts = 0;
+    let mut feed = |pipeline: &Pipeline,
+                    judge: &mut BaselineJudge,
+                    observations: Vec<Observation>,
+                    deviations: &mut Vec<Deviation>| {
+        for (agent, observation) in attribution.attribute(observations, pipeline) {
+            let identity = pipeline.model().agent(&agent).map(|a| &a.identity);
+            deviations.extend(judge.observe(&agent, identity, &observation));
+        }
+    };
+    for event in events {
+        count += 1;
+        last_ts = last_ts.max(event.header.ts_ns);
+        let observations = pipeline.push(&event);
+        feed(&pipeline, &mut judge, observations, &mut deviations);
+        let gap = pipeline.reconstruct_stats().gap_bytes;
+        if gap > gap_bytes {
+            judge.note_loss(
+                Some(event.header.ts_ns),
+                LossCounts {
+                    dropped_events: 0,
+                    gap_bytes: gap - gap_bytes,
+                },
+            );
+            gap_bytes = gap;
+        }
+        judge.advance_to(event.header.ts_ns);
+    }
+    let observations = pipeline.finish();
+    feed(&pipeline, &mut judge, observations, &mut deviations);
+    let gap = pipeline.reconstruct_stats().gap_bytes;
+    if gap > gap_bytes {
+        judge.note_loss(
+            Some(last_ts),
+            LossCounts {
+                dropped_events: 0,
+                gap_bytes: gap - gap_bytes,
+            },
+        );
+    }
+    ReplayOutcome {
+        judge,
+        deviations,
+        events: count,
+    }
+}

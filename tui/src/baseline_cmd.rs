@@ -1,0 +1,413 @@
+//! `agentscope baseline`: export an agent's learned baseline from recorded events, compare
+//! two baselines, and check recorded events against approved baselines (docs/baseline.md).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+use agentscope_collector::baseline::{
+    self, kubescape, learn_from_events, load_baseline_dir, AgentBaseline, LearnerOptions,
+    LossCounts, ReplayOptions, ReplayOutcome,
+};
+use agentscope_collector::event_json::events_from_json_lines;
+
+#[derive(Args)]
+pub struct BaselineArgs {
+    #[command(subcommand)]
+    command: BaselineCommand,
+}
+
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Learn baselines from recorded events and write one agent's.
+    Export(ExportArgs),
+    /// Compare two baseline files: exit 0 when their entries are the same, 1 when not.
+    Diff(DiffArgs),
+    /// Judge recorded events against approved baselines and print the deviations
+    /// (exit 0 when there are none, 1 when there are).
+    Check(CheckArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// agentscope's own document (apiVersion agentscope.dev/v1, kind AgentBaseline).
+    Agentscope,
+    /// A Kubescape ApplicationProfile (spdx.softwarecomposition.kubescape.io/v1beta1).
+    Kubescape,
+}
+
+#[derive(Args)]
+struct EventSource {
+    /// Events as JSON lines (`agentscope collect --json` output); `-` reads standard input.
+    #[arg(long, value_name = "FILE.jsonl")]
+    events: PathBuf,
+    /// Learning period in seconds, from each agent's first observation (event time).
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    learning_period: u64,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The agent key (`<workload>:<program>`); without it, the agents found are listed.
+    #[arg(long, value_name = "KEY")]
+    agent: Option<String>,
+    #[command(flatten)]
+    source: EventSource,
+    /// Where to write; `-` is standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Agentscope)]
+    format: ExportFormat,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    old: PathBuf,
+    new: PathBuf,
+    /// Print the differences as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Directory of approved baselines (`*.yaml`, one per agent).
+    #[arg(long, value_name = "DIR")]
+    baseline: PathBuf,
+    #[command(flatten)]
+    source: EventSource,
+    /// Print deviations as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the subcommand; errors are reported here and exit with 2 (1 means "differences").
+pub fn run(args: BaselineArgs) -> ExitCode {
+    let result = match args.command {
+        BaselineCommand::Export(args) => export(args),
+        BaselineCommand::Diff(args) => diff(args),
+        BaselineCommand::Check(args) => check(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("agentscope baseline: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read_input(path: &Path) -> Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading standard input")?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+/// Kernel drops reported by the summary line of `collect --json` (its time is unknown).
+fn kernel_loss(text: &str) -> LossCounts {
+    let mut loss = LossCounts::default();
+    for line in text.lines().filter(|l| l.contains("\"summary\"")) {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if value["kind"] == "summary" {
+            let kernel = &value["summary"]["kernel"];
+            loss.dropped_events += kernel["dropped"].as_u64().unwrap_or(0);
+            loss.gap_bytes += kernel["lost_bytes"].as_u64().unwrap_or(0);
+        }
+    }
+    loss
+}
+
+/// The one function every event source goes through: events in, baselines (and deviations
+/// against `approved`) out.
+fn replay(source: &EventSource, approved: Vec<AgentBaseline>) -> Result<ReplayOutcome> {
+    let text = read_input(&source.events)?;
+    let events = events_from_json_lines(&text)
+        .with_context(|| format!("reading events from {}", source.events.display()))?;
+    let mut outcome = learn_from_events(
+        events,
+        ReplayOptions {
+            learner: LearnerOptions::default().with_learning_period_seconds(source.learning_period),
+            approved,
+            ..Default::default()
+        },
+    );
+    outcome.judge.note_loss(None, kernel_loss(&text));
+    Ok(outcome)
+}
+
+fn write_output(path: &Path, text: &str) -> Result<()> {
+    if path == Path::new("-") {
+        std::io::stdout()
+            .write_all(text.as_bytes())
+            .context("writing standard output")
+    } else {
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+fn export(args: ExportArgs) -> Result<ExitCode> {
+    let outcome = replay(&args.source, Vec::new())?;
+    let agents: Vec<&str> = outcome.learner().agents().collect();
+    let Some(agent) = &args.agent else {
+        if agents.is_empty() {
+            bail!("no agent found in {}", args.source.events.display());
+        }
+        bail!(
+            "say which agent with --agent; agents found:\n  {}",
+            agents.join("\n  ")
+        );
+    };
+    let Some(baseline) = outcome.learner().baseline(agent) else {
+        bail!(
+            "no agent \"{agent}\" in {}; agents found:\n  {}",
+            args.source.events.display(),
+            if agents.is_empty() {
+                "(none)".to_string()
+            } else {
+                agents.join("\n  ")
+            }
+        );
+    };
+    let text = match args.format {
+        ExportFormat::Agentscope => baseline.to_yaml(),
+        ExportFormat::Kubescape => kubescape::application_profile(&baseline).to_yaml(),
+    };
+    write_output(&args.output, &text)?;
+    eprintln!(
+        "agentscope baseline: {} ({}, {} observations, {} entries)",
+        agent,
+        serde_json::to_value(baseline.metadata.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        baseline.metadata.observations,
+        baseline.spec.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(args: DiffArgs) -> Result<ExitCode> {
+    let old = AgentBaseline::read_from(&args.old)?;
+    let new = AgentBaseline::read_from(&args.new)?;
+    let diff = baseline::diff(&old, &new);
+    let text = if args.json {
+        format!("{}\n", diff.to_json())
+    } else {
+        diff.to_text()
+    };
+    write_output(Path::new("-"), &text)?;
+    Ok(if diff.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn check(args: CheckArgs) -> Result<ExitCode> {
+    let approved = load_baseline_dir(&args.baseline)?;
+    if approved.is_empty() {
+        bail!("no baselines in {}", args.baseline.display());
+    }
+    let outcome = replay(&args.source, approved.into_values().collect())?;
+    let mut out = String::new();
+    for deviation in &outcome.deviations {
+        if args.json {
+            out.push_str(&serde_json::to_string(deviation).unwrap_or_default());
+        } else {
+            out.push_str(&format!(
+                "{} {}: {} [{}] events {}\n",
+                deviation.agent,
+                serde_json::to_value(deviation.category)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                deviation.item,
+                deviation.labels.join(","),
+                deviation
+                    .events
+                    .iter()
+                    .map(|r| format!("{}-{}", r.first, r.last))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+            continue;
+        }
+        out.push('\n');
+    }
+    write_output(Path::new("-"), &out)?;
+    eprintln!(
+        "agentscope baseline: {} deviations from {} events",
+        outcome.deviations.len(),
+        outcome.events
+    );
+    Ok(if outcome.deviations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../collector/tests/fixtures")
+            .join(name)
+    }
+
+    fn source(events: PathBuf) -> EventSource {
+        EventSource {
+            events,
+            learning_period: 600,
+        }
+    }
+
+    fn export_to(
+        dir: &Path,
+        events: &str,
+        agent: Option<&str>,
+        format: ExportFormat,
+    ) -> Result<PathBuf> {
+        let output = dir.join(format!("{}.yaml", events.replace('/', "_")));
+        export(ExportArgs {
+            agent: agent.map(str::to_string),
+            source: source(fixture(events)),
+            output: output.clone(),
+            format,
+        })?;
+        Ok(output)
+    }
+
+    #[test]
+    fn export_diff_and_check_work_on_captured_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let stdio = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap();
+        let http = export_to(
+            dir.path(),
+            "mcp/http-socket-events.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap();
+        let baseline = AgentBaseline::read_from(&stdio).unwrap();
+        assert!(baseline.spec.mcp_servers.contains_key("python"));
+
+        let same = diff(DiffArgs {
+            old: stdio.clone(),
+            new: stdio.clone(),
+            json: false,
+        })
+        .unwrap();
+        assert_eq!(same, ExitCode::SUCCESS);
+        let changed = diff(DiffArgs {
+            old: stdio.clone(),
+            new: http.clone(),
+            json: true,
+        })
+        .unwrap();
+        assert_eq!(changed, ExitCode::from(1));
+
+        let approved = dir.path().join("approved");
+        std::fs::create_dir(&approved).unwrap();
+        std::fs::copy(
+            &stdio,
+            approved.join(baseline::file_name_for("host:python")),
+        )
+        .unwrap();
+        let quiet = check(CheckArgs {
+            baseline: approved.clone(),
+            source: source(fixture("mcp/stdio-pipe-events.jsonl")),
+            json: true,
+        })
+        .unwrap();
+        assert_eq!(quiet, ExitCode::SUCCESS);
+        let noisy = check(CheckArgs {
+            baseline: approved,
+            source: source(fixture("mcp/http-socket-events.jsonl")),
+            json: true,
+        })
+        .unwrap();
+        assert_eq!(noisy, ExitCode::from(1));
+
+        let profile = export_to(
+            dir.path(),
+            "capture/python_chat_stream.jsonl",
+            Some("host:python3"),
+            ExportFormat::Kubescape,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(profile).unwrap();
+        assert!(text.starts_with("apiVersion: spdx.softwarecomposition.kubescape.io/v1beta1\nkind: ApplicationProfile\n"), "{text}");
+    }
+
+    #[test]
+    fn export_names_the_agents_when_the_key_is_missing_or_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            None,
+            ExportFormat::Agentscope,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("agents found:\n  host:python"),
+            "{err}"
+        );
+        let err = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            Some("host:nope"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no agent \"host:nope\""), "{err}");
+        let err = export_to(
+            dir.path(),
+            "no/such.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("reading"), "{err:#}");
+        let bad = dir.path().join("bad.jsonl");
+        std::fs::write(&bad, "{\"kind\":\"exec\"}\n").unwrap();
+        let err = export(ExportArgs {
+            agent: None,
+            source: source(bad),
+            output: dir.path().join("x"),
+            format: ExportFormat::Agentscope,
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not an agentscope event"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn summary_drops_count_as_loss() {
+        let loss = kernel_loss("{\"kind\":\"summary\",\"summary\":{\"kernel\":{\"dropped\":3,\"lost_bytes\":10}}}\n{\"kind\":\"exit\"}");
+        assert_eq!((loss.dropped_events, loss.gap_bytes), (3, 10));
+        assert!(kernel_loss("").is_empty());
+    }
+}
