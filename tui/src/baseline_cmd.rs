@@ -9,9 +9,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use agentscope_collector::baseline::{
-    self, kubescape, learn_from_events, load_baseline_dir, AgentBaseline, LearnerOptions,
-    LossCounts, ReplayOptions, ReplayOutcome,
+    self, kubescape, learn_from_events, learn_from_feed, load_baseline_dir, AgentBaseline,
+    LearnerOptions, LossCounts, ReplayOptions, ReplayOutcome,
 };
+use agentscope_collector::capture::{CaptureReader, Replay};
 use agentscope_collector::event_json::events_from_json_lines;
 
 #[derive(Args)]
@@ -40,10 +41,20 @@ enum ExportFormat {
 }
 
 #[derive(Args)]
-struct EventSource {
+#[group(required = true, multiple = false, id = "input")]
+struct EventInput {
+    /// A capture (`agentscope collect --record`): replayed with the identities it recorded.
+    #[arg(long = "from", value_name = "FILE.cap")]
+    capture: Option<PathBuf>,
     /// Events as JSON lines (`agentscope collect --json` output); `-` reads standard input.
     #[arg(long, value_name = "FILE.jsonl")]
-    events: PathBuf,
+    events: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EventSource {
+    #[command(flatten)]
+    input: EventInput,
     /// Learning period in seconds, from each agent's first observation (event time).
     #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     learning_period: u64,
@@ -131,19 +142,53 @@ fn kernel_loss(text: &str) -> LossCounts {
 /// The one function every event source goes through: events in, baselines (and deviations
 /// against `approved`) out.
 fn replay(source: &EventSource, approved: Vec<AgentBaseline>) -> Result<ReplayOutcome> {
-    let text = read_input(&source.events)?;
+    let options = ReplayOptions {
+        learner: LearnerOptions::default().with_learning_period_seconds(source.learning_period),
+        approved,
+        ..Default::default()
+    };
+    if let Some(path) = &source.input.capture {
+        let replay = Replay::open(path)?;
+        let loss = capture_loss(replay.reader());
+        let mut outcome = learn_from_feed(replay, options);
+        outcome.judge.note_loss(None, loss);
+        return Ok(outcome);
+    }
+    let path = source.input.events.as_deref().unwrap_or(Path::new("-"));
+    let text = read_input(path)?;
     let events = events_from_json_lines(&text)
-        .with_context(|| format!("reading events from {}", source.events.display()))?;
-    let mut outcome = learn_from_events(
-        events,
-        ReplayOptions {
-            learner: LearnerOptions::default().with_learning_period_seconds(source.learning_period),
-            approved,
-            ..Default::default()
-        },
-    );
+        .with_context(|| format!("reading events from {}", path.display()))?;
+    let mut outcome = learn_from_events(events, options);
     outcome.judge.note_loss(None, kernel_loss(&text));
     Ok(outcome)
+}
+
+/// What the collector lost while recording, from the capture's trailer or last keyframe.
+fn capture_loss(reader: &CaptureReader) -> LossCounts {
+    let (dropped, lost) = match reader.totals() {
+        Some(t) => (t.kernel_dropped, t.kernel_lost_bytes),
+        None => reader
+            .keyframe_blocks()
+            .rev()
+            .find_map(|b| reader.read_keyframe(b).ok())
+            .map_or((0, 0), |(_, k)| {
+                (k.collector.kernel_dropped, k.collector.kernel_lost_bytes)
+            }),
+    };
+    LossCounts {
+        dropped_events: dropped,
+        gap_bytes: lost,
+    }
+}
+
+impl EventSource {
+    fn name(&self) -> String {
+        self.input
+            .capture
+            .as_ref()
+            .or(self.input.events.as_ref())
+            .map_or("-".into(), |p| p.display().to_string())
+    }
 }
 
 fn write_output(path: &Path, text: &str) -> Result<()> {
@@ -161,7 +206,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     let agents: Vec<&str> = outcome.learner().agents().collect();
     let Some(agent) = &args.agent else {
         if agents.is_empty() {
-            bail!("no agent found in {}", args.source.events.display());
+            bail!("no agent found in {}", args.source.name());
         }
         bail!(
             "say which agent with --agent; agents found:\n  {}",
@@ -171,7 +216,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     let Some(baseline) = outcome.learner().baseline(agent) else {
         bail!(
             "no agent \"{agent}\" in {}; agents found:\n  {}",
-            args.source.events.display(),
+            args.source.name(),
             if agents.is_empty() {
                 "(none)".to_string()
             } else {
@@ -270,7 +315,10 @@ mod tests {
 
     fn source(events: PathBuf) -> EventSource {
         EventSource {
-            events,
+            input: EventInput {
+                capture: None,
+                events: Some(events),
+            },
             learning_period: 600,
         }
     }
@@ -357,6 +405,63 @@ mod tests {
         .unwrap();
         let text = std::fs::read_to_string(profile).unwrap();
         assert!(text.starts_with("apiVersion: spdx.softwarecomposition.kubescape.io/v1beta1\nkind: ApplicationProfile\n"), "{text}");
+    }
+
+    /// Records events through the real recorder, as `collect --record` does.
+    fn record_capture(events: &str, path: &Path) {
+        use agentscope_collector::capture::{CaptureMetadata, Recorder, RecorderOptions};
+        use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
+        use agentscope_collector::pipeline::Pipeline;
+        use agentscope_collector::reconstruct::ReconstructOptions;
+        let text = std::fs::read_to_string(fixture(events)).unwrap();
+        let mut pipeline = Pipeline::new(
+            ReconstructOptions::default(),
+            ModelOptions::default(),
+            Box::new(HostOnlyIdentity),
+        );
+        let options = RecorderOptions::new(path.to_path_buf(), CaptureMetadata::default());
+        let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
+        for event in events_from_json_lines(&text).unwrap() {
+            pipeline.push(&event);
+            recorder.record(&event, &mut pipeline).unwrap();
+        }
+        pipeline.finish();
+        recorder.finish(&mut pipeline).unwrap();
+    }
+
+    #[test]
+    fn a_capture_gives_the_same_baseline_as_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = dir.path().join("stdio.cap");
+        record_capture("mcp/stdio-pipe-events.jsonl", &cap);
+        let from_events = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap();
+        let from_capture = dir.path().join("from-capture.yaml");
+        export(ExportArgs {
+            agent: Some("host:python".into()),
+            source: EventSource {
+                input: EventInput {
+                    capture: Some(cap),
+                    events: None,
+                },
+                learning_period: 600,
+            },
+            output: from_capture.clone(),
+            format: ExportFormat::Agentscope,
+        })
+        .unwrap();
+        let same = diff(DiffArgs {
+            old: from_events,
+            new: from_capture,
+            json: false,
+        })
+        .unwrap();
+        assert_eq!(same, ExitCode::SUCCESS);
     }
 
     #[test]

@@ -122,6 +122,53 @@ impl ReplayOutcome {
     }
 }
 
+/// Where events come from for learning: something that feeds a pipeline one event at a time
+/// and says what each produced (a list of events, or a capture's replay).
+pub trait EventFeed {
+    /// Feeds the next event; `None` at the end. At the end of the events, one last call
+    /// returns `(None, observations)` with what the pipeline flushed.
+    fn next(&mut self) -> Option<(Option<Event>, Vec<Observation>)>;
+    fn pipeline(&self) -> &Pipeline;
+}
+
+/// Events from memory through a pipeline whose identity knows only the host.
+struct EventsFeed<I> {
+    events: I,
+    pipeline: Pipeline,
+    finished: bool,
+}
+
+impl<I: Iterator<Item = Event>> EventFeed for EventsFeed<I> {
+    fn next(&mut self) -> Option<(Option<Event>, Vec<Observation>)> {
+        match self.events.next() {
+            Some(event) => {
+                let observations = self.pipeline.push(&event);
+                Some((Some(event), observations))
+            }
+            None if !self.finished => {
+                self.finished = true;
+                Some((None, self.pipeline.finish()))
+            }
+            None => None,
+        }
+    }
+
+    fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+}
+
+/// A capture replays with the identities it recorded and the options it was recorded with.
+impl EventFeed for crate::capture::Replay {
+    fn next(&mut self) -> Option<(Option<Event>, Vec<Observation>)> {
+        self.step()
+    }
+
+    fn pipeline(&self) -> &Pipeline {
+        crate::capture::Replay::pipeline(self)
+    }
+}
+
 /// Runs `events` through a [`Pipeline`] (identity from the events alone: every process is on
 /// the host, as [`HostOnlyIdentity`] says) and learns every agent's baseline; agents with an
 /// approved baseline, and agents whose learning period ended within the events, are judged.
@@ -130,11 +177,22 @@ pub fn learn_from_events(
     events: impl IntoIterator<Item = Event>,
     options: ReplayOptions,
 ) -> ReplayOutcome {
-    let mut pipeline = Pipeline::new(
-        options.reconstruct,
-        options.model,
-        Box::new(HostOnlyIdentity),
-    );
+    let feed = EventsFeed {
+        events: events.into_iter(),
+        pipeline: Pipeline::new(
+            options.reconstruct.clone(),
+            options.model.clone(),
+            Box::new(HostOnlyIdentity),
+        ),
+        finished: false,
+    };
+    learn_from_feed(feed, options)
+}
+
+/// As [`learn_from_events`], from any [`EventFeed`] (a capture's [`crate::capture::Replay`]
+/// keeps the identities it recorded; `options.reconstruct` and `options.model` are then the
+/// feed's business).
+pub fn learn_from_feed(mut feed: impl EventFeed, options: ReplayOptions) -> ReplayOutcome {
     let mut judge =
         BaselineJudge::new(BaselineLearner::new(options.learner)).with_approved(options.approved);
     let mut attribution = ObservationAttribution::new();
@@ -142,24 +200,24 @@ pub fn learn_from_events(
     let mut gap_bytes = 0;
     let mut count = 0u64;
     let mut last_ts = 0;
-    let mut feed = |pipeline: &Pipeline,
-                    judge: &mut BaselineJudge,
-                    observations: Vec<Observation>,
-                    deviations: &mut Vec<Deviation>| {
+    while let Some((event, observations)) = feed.next() {
+        let pipeline = feed.pipeline();
         for (agent, observation) in attribution.attribute(observations, pipeline) {
             let identity = pipeline.model().agent(&agent).map(|a| &a.identity);
             deviations.extend(judge.observe(&agent, identity, &observation));
         }
-    };
-    for event in events {
-        count += 1;
-        last_ts = last_ts.max(event.header.ts_ns);
-        let observations = pipeline.push(&event);
-        feed(&pipeline, &mut judge, observations, &mut deviations);
+        let ts = match &event {
+            Some(event) => {
+                count += 1;
+                last_ts = last_ts.max(event.header.ts_ns);
+                event.header.ts_ns
+            }
+            None => last_ts,
+        };
         let gap = pipeline.reconstruct_stats().gap_bytes;
         if gap > gap_bytes {
             judge.note_loss(
-                Some(event.header.ts_ns),
+                Some(ts),
                 LossCounts {
                     dropped_events: 0,
                     gap_bytes: gap - gap_bytes,
@@ -167,19 +225,9 @@ pub fn learn_from_events(
             );
             gap_bytes = gap;
         }
-        judge.advance_to(event.header.ts_ns);
-    }
-    let observations = pipeline.finish();
-    feed(&pipeline, &mut judge, observations, &mut deviations);
-    let gap = pipeline.reconstruct_stats().gap_bytes;
-    if gap > gap_bytes {
-        judge.note_loss(
-            Some(last_ts),
-            LossCounts {
-                dropped_events: 0,
-                gap_bytes: gap - gap_bytes,
-            },
-        );
+        if event.is_some() {
+            judge.advance_to(ts);
+        }
     }
     ReplayOutcome {
         judge,
