@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-# A tool-using agent for the reconstruction end-to-end test and the demo. It asks the model
-# (the TLS mock LLM, OpenAI Chat Completions dialect) for a customer-health summary, offering
-# the tools of two MCP servers and one of its own:
+# A tool-using agent for the reconstruction end-to-end test, the recordings and the demo: the
+# support team's account-health assistant. It asks the model (the TLS mock LLM, OpenAI Chat
+# Completions dialect) the user's questions, offering the tools of two MCP servers and two of
+# its own:
 #   read_file       MCP over stdio  (tests/agents/mcp_files_server.py, spawned by this agent)
 #   query_database  MCP over Streamable HTTP (tests/agents/mcp_crm_server.py, runs psql)
 #   http_get        the agent's own HTTP GET (to tests/agents/http_api_service.py)
+#   http_post       the agent's own HTTP POST (webhooks, ticket updates)
 # It runs the tool calls the model requests, sends the results back with their tool-call ids,
-# and prints the final answer. What it did is written to --dump (the test's ground truth).
+# and prints the final answer. Each --question (repeatable) is one user message of the same
+# chat: the answer to one stays in the conversation when the next is asked. What it did is
+# written to --dump (the test's ground truth).
 #
 # Needs the MCP SDK: run it with the test venv's interpreter ($AGENTSCOPE_TEST_PYTHON, default
 # $HOME/.cache/agentscope/test-venv/bin/python, created by scripts/setup.sh).
@@ -38,6 +42,21 @@ HTTP_GET_TOOL = {
                        "required": ["url"]},
     },
 }
+HTTP_POST_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "http_post",
+        "description": ("Send a text or JSON body to a URL with HTTP POST (webhooks, ticket "
+                        "updates, partner integrations) and return the response body."),
+        "parameters": {"type": "object",
+                       "properties": {"url": {"type": "string"}, "body": {"type": "string"}},
+                       "required": ["url", "body"]},
+    },
+}
+MAX_ROUNDS_PER_QUESTION = 8
+DEFAULT_QUESTION = "Summarise customer account health for the weekly report."
+# The test services are local: never go through a proxy from the environment.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def fail(msg):
@@ -88,6 +107,18 @@ class Llm:
         return json.loads(data)["choices"][0]["message"]
 
 
+def http_post(url, body):
+    try:
+        json.loads(body)
+        content_type = "application/json"
+    except ValueError:
+        content_type = "text/plain; charset=utf-8"
+    request = urllib.request.Request(url, data=body.encode(), method="POST",
+                                     headers={"Content-Type": content_type})
+    with HTTP.open(request, timeout=10) as r:
+        return r.read().decode()
+
+
 def text_of(result):
     return "\n".join(c.text for c in result.content if getattr(c, "type", "") == "text")
 
@@ -106,35 +137,48 @@ async def run(args, dump):
         crm_tools = (await crm.list_tools()).tools
         route = {t.name: files for t in files_tools}
         route.update({t.name: crm for t in crm_tools})
-        tools = [openai_tool(t) for t in files_tools + crm_tools] + [HTTP_GET_TOOL]
-        messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": args.question}]
+        tools = [openai_tool(t) for t in files_tools + crm_tools] + [HTTP_GET_TOOL,
+                                                                      HTTP_POST_TOOL]
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}]
         dump["tool_calls"] = []
-        for _turn in range(4):
-            reply = llm.chat(messages, tools)
-            calls = reply.get("tool_calls") or []
-            if not calls:
-                dump["answer"] = reply.get("content")
-                break
-            messages.append({"role": "assistant", "content": reply.get("content"),
-                             "tool_calls": calls})
-            for call in calls:
-                name = call["function"]["name"]
-                arguments = json.loads(call["function"]["arguments"] or "{}")
-                started = time.time_ns()
-                if name == "http_get":
-                    with urllib.request.urlopen(arguments["url"], timeout=10) as r:
-                        result, is_error = r.read().decode(), False
-                elif name in route:
-                    outcome = await route[name].call_tool(name, arguments)
-                    result = text_of(outcome)
-                    is_error = bool(getattr(outcome, "is_error", getattr(outcome, "isError", False)))
-                else:
-                    result, is_error = f"unknown tool {name}", True
-                dump["tool_calls"].append({"id": call["id"], "name": name, "arguments": arguments,
-                                           "result": result, "is_error": is_error,
-                                           "started_ns": started})
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        dump["answers"] = []
+        for question in args.question or [DEFAULT_QUESTION]:
+            messages.append({"role": "user", "content": question})
+            answer = await answer_one(llm, messages, tools, route, dump)
+            dump["answers"].append(answer)
+            dump["answer"] = answer
+            messages.append({"role": "assistant", "content": answer})
+
+
+async def answer_one(llm, messages, tools, route, dump):
+    """Runs tool rounds until the model answers; returns the answer."""
+    for _round in range(MAX_ROUNDS_PER_QUESTION):
+        reply = llm.chat(messages, tools)
+        calls = reply.get("tool_calls") or []
+        if not calls:
+            return reply.get("content")
+        messages.append({"role": "assistant", "content": reply.get("content"),
+                         "tool_calls": calls})
+        for call in calls:
+            name = call["function"]["name"]
+            arguments = json.loads(call["function"]["arguments"] or "{}")
+            started = time.time_ns()
+            if name == "http_get":
+                with HTTP.open(arguments["url"], timeout=10) as r:
+                    result, is_error = r.read().decode(), False
+            elif name == "http_post":
+                result, is_error = http_post(arguments["url"], arguments.get("body", "")), False
+            elif name in route:
+                outcome = await route[name].call_tool(name, arguments)
+                result = text_of(outcome)
+                is_error = bool(getattr(outcome, "is_error", getattr(outcome, "isError", False)))
+            else:
+                result, is_error = f"unknown tool {name}", True
+            dump["tool_calls"].append({"id": call["id"], "name": name, "arguments": arguments,
+                                       "result": result, "is_error": is_error,
+                                       "started_ns": started})
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+    fail(f"no answer after {MAX_ROUNDS_PER_QUESTION} tool rounds")
 
 
 def main():
@@ -145,7 +189,8 @@ def main():
     ap.add_argument("--model", default="gpt-4o-mini")
     ap.add_argument("--mcp-url", required=True, help="Streamable HTTP endpoint of mcp_crm_server.py")
     ap.add_argument("--files-server", default=HERE / "mcp_files_server.py")
-    ap.add_argument("--question", default="Summarise customer account health for the weekly report.")
+    ap.add_argument("--question", action="append",
+                    help=f"a user question (repeat for a chat of several; default {DEFAULT_QUESTION!r})")
     ap.add_argument("--dump", required=True)
     ap.add_argument("--wait-before-start-file")
     args = ap.parse_args()

@@ -12,9 +12,19 @@
 # The "model" is a deterministic script: offer tools -> get tool calls; send tool
 # results -> get a final answer. By default it calls the tools it knows
 # (KNOWN_TOOLS, arguments from the request's `metadata`) and answers "Done: ...";
-# with --scenario FILE ({"tool_calls": [{"name", "arguments"}], "final_text"}) it
-# calls exactly the scenario's tools that were offered and answers final_text
-# followed by a digest of the results it received.
+# with --scenario FILE it follows the file, in one of two forms:
+#   single turn  {"tool_calls": [{"name", "arguments"}], "final_text": "..."}
+#                calls exactly the scenario's tools that were offered, then answers
+#                final_text followed by a digest of the results it received.
+#   multi-turn   {"turns": [{"tool_calls": [...]}, {"final_text": "..."}, ...]}
+#                reply k of a conversation is turns[k], where k is the number of
+#                assistant messages (tool-call rounds and answers) the request already
+#                holds; so a chat that goes on with a new user question continues with
+#                the next turn. A turn with tool_calls may also carry "text". In argument
+#                strings and final_text, "{{result:NAME}}" becomes the text of the latest
+#                result of tool NAME in the request (the model "copies" what a tool
+#                returned, as a model following an injected instruction would).
+#                Tool-call ids continue across rounds (call_1, call_2, ...).
 import argparse
 import gzip
 import itertools
@@ -98,11 +108,17 @@ def text_of(content):
 # What the request says, per dialect: offered tool names, tool results, metadata.
 
 class Conversation:
-    def __init__(self, model, offered, results, metadata):
+    def __init__(self, model, offered, results, metadata, assistant_turns=0):
         self.model = model
         self.offered = offered        # names of the tools offered, in order
         self.results = results        # [(call_id or None, name or None, text)] sent back
         self.metadata = metadata if isinstance(metadata, dict) else {}
+        # Assistant messages already in the conversation (tool-call rounds and answers).
+        self.assistant_turns = assistant_turns
+
+
+def count_role(messages, role):
+    return sum(1 for m in messages or [] if isinstance(m, dict) and m.get("role") == role)
 
 
 def read_openai_chat(req):
@@ -115,7 +131,8 @@ def read_openai_chat(req):
         if m.get("role") == "tool":
             cid = m.get("tool_call_id")
             results.append((cid, names.get(cid), text_of(m.get("content"))))
-    return Conversation(req.get("model"), tools, results, req.get("metadata"))
+    return Conversation(req.get("model"), tools, results, req.get("metadata"),
+                        count_role(req.get("messages"), "assistant"))
 
 
 def read_responses(req):
@@ -125,7 +142,16 @@ def read_responses(req):
     names = {i.get("call_id"): i.get("name") for i in items if i.get("type") == "function_call"}
     results = [(i.get("call_id"), names.get(i.get("call_id")), text_of(i.get("output")))
                for i in items if i.get("type") == "function_call_output"]
-    return Conversation(req.get("model"), tools, results, req.get("metadata"))
+    # An assistant turn is a message of the assistant or a run of function calls.
+    turns, in_calls = 0, False
+    for i in items:
+        calls = i.get("type") == "function_call"
+        if calls and not in_calls:
+            turns += 1
+        elif i.get("type") == "message" and i.get("role") == "assistant":
+            turns += 1
+        in_calls = calls or (in_calls and i.get("type") == "function_call_output")
+    return Conversation(req.get("model"), tools, results, req.get("metadata"), turns)
 
 
 def read_anthropic(req):
@@ -140,7 +166,8 @@ def read_anthropic(req):
             elif block.get("type") == "tool_result":
                 cid = block.get("tool_use_id")
                 results.append((cid, names.get(cid), text_of(block.get("content"))))
-    return Conversation(req.get("model"), tools, results, req.get("metadata"))
+    return Conversation(req.get("model"), tools, results, req.get("metadata"),
+                        count_role(req.get("messages"), "assistant"))
 
 
 def read_gemini(req, model):
@@ -154,28 +181,64 @@ def read_gemini(req, model):
             fr = part.get("functionResponse") or part.get("function_response")
             if fr:
                 results.append((fr.get("id"), fr.get("name"), json.dumps(fr.get("response"))))
-    return Conversation(model, tools, results, req.get("metadata") or req.get("labels"))
+    return Conversation(model, tools, results, req.get("metadata") or req.get("labels"),
+                        count_role(req.get("contents"), "model"))
 
 
 def read_ollama(req):
     tools = [(t.get("function") or t).get("name") for t in req.get("tools") or []]
     results = [(None, m.get("tool_name") or m.get("name"), text_of(m.get("content")))
                for m in req.get("messages") or [] if m.get("role") == "tool"]
-    return Conversation(req.get("model"), tools, results, req.get("metadata"))
+    return Conversation(req.get("model"), tools, results, req.get("metadata"),
+                        count_role(req.get("messages"), "assistant"))
 
 
 # ---------------------------------------------------------------------------
 # The script: what the "model" answers.
 
 class Reply:
-    def __init__(self, text=None, calls=(), done_reason="stop"):
+    def __init__(self, text=None, calls=(), done_reason="stop", first_call=1):
         self.text = text
         self.calls = list(calls)      # [(name, arguments dict)]
         self.done_reason = done_reason  # "stop" or "tool_calls"
+        self.first_call = first_call  # number of the first call's id (call_N)
+
+
+RESULT_TEMPLATE = re.compile(r"\{\{result:([A-Za-z0-9_.-]+)\}\}")
+
+
+def fill_templates(value, conv):
+    """`{{result:NAME}}` in every string of value -> the latest result of tool NAME (unchanged
+    when the conversation holds no such result, so a test sees the miss)."""
+    if isinstance(value, str):
+        def latest(match):
+            found = [text for _, name, text in conv.results if name == match.group(1)]
+            return found[-1] if found else match.group(0)
+        return RESULT_TEMPLATE.sub(latest, value)
+    if isinstance(value, list):
+        return [fill_templates(v, conv) for v in value]
+    if isinstance(value, dict):
+        return {k: fill_templates(v, conv) for k, v in value.items()}
+    return value
+
+
+def plan_turn(conv, turns):
+    k = conv.assistant_turns
+    if k >= len(turns):
+        return Reply(f"(the scenario has {len(turns)} turns; this would be turn {k + 1})")
+    turn = turns[k]
+    calls = [(c["name"], fill_templates(c.get("arguments") or {}, conv))
+             for c in turn.get("tool_calls") or [] if c.get("name") in conv.offered]
+    if calls:
+        return Reply(fill_templates(turn.get("text"), conv), calls, "tool_calls",
+                     first_call=len(conv.results) + 1)
+    return Reply(fill_templates(turn.get("final_text", ""), conv))
 
 
 def plan(conv):
     scenario = OPTIONS.scenario
+    if scenario and "turns" in scenario:
+        return plan_turn(conv, scenario["turns"])
     if conv.results:
         if scenario:
             digest = "; ".join(f"{name or cid or 'tool'}={short(text)}" for cid, name, text in conv.results)
@@ -307,7 +370,7 @@ class Handler(BaseHTTPRequestHandler):
         reply = plan(read_openai_chat(req))
         deployment = re.search(r"/openai/deployments/([^/]+)/", url.path)
         model = req.get("model") or (deployment.group(1) if deployment else "mock-model")
-        calls = [{"id": f"call_{i + 1}", "type": "function",
+        calls = [{"id": f"call_{reply.first_call + i}", "type": "function",
                   "function": {"name": name, "arguments": json.dumps(args)}}
                  for i, (name, args) in enumerate(reply.calls)]
         base = {"id": unique("chatcmpl-mock-"), "created": now(), "model": model}
@@ -359,7 +422,8 @@ class Handler(BaseHTTPRequestHandler):
                            "content": [{"type": "output_text", "text": reply.text,
                                         "annotations": []}]})
         for i, (name, args) in enumerate(reply.calls):
-            output.append({"type": "function_call", "id": f"fc_{i + 1}", "call_id": f"call_{i + 1}",
+            n = reply.first_call + i
+            output.append({"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}",
                            "name": name, "arguments": json.dumps(args), "status": "completed"})
         input_tokens, output_tokens = token_counts(raw, output)
         response = {"id": rid, "object": "response", "created_at": now(), "status": "completed",
@@ -416,7 +480,8 @@ class Handler(BaseHTTPRequestHandler):
         elif reply.text is not None:
             content.append({"type": "text", "text": reply.text})
         for i, (name, args) in enumerate(reply.calls):
-            content.append({"type": "tool_use", "id": f"toolu_mock_{i + 1}", "name": name,
+            content.append({"type": "tool_use", "id": f"toolu_mock_{reply.first_call + i}",
+                            "name": name,
                             "input": args})
         stop_reason = "tool_use" if reply.calls else "end_turn"
         input_tokens, output_tokens = token_counts(raw, content)

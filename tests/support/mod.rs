@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod kubernetes;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -490,7 +492,7 @@ impl Drop for PostgresServer {
     }
 }
 
-/// The plain-HTTP internal API (tests/agents/http_api_service.py).
+/// The plain-HTTP internal API, or a drop box for POSTs (tests/agents/http_api_service.py).
 pub struct HttpApi {
     pub port: u16,
     _process: Background,
@@ -498,14 +500,22 @@ pub struct HttpApi {
 
 impl HttpApi {
     pub fn start(dir: &Path) -> HttpApi {
-        let port_file = dir.join("api.port");
-        let process = Command::new("python3")
+        Self::start_with(dir, "api", "127.0.0.1", None)
+    }
+
+    /// Another instance named `name` (for its port file and log), listening on `bind`, writing
+    /// each POST body it receives to `received_log` as a JSON line.
+    pub fn start_with(dir: &Path, name: &str, bind: &str, received_log: Option<&Path>) -> HttpApi {
+        let port_file = dir.join(format!("{name}.port"));
+        let mut command = Command::new("python3");
+        command
             .arg(agents_dir().join("http_api_service.py"))
-            .args(["--port-file", port_file.to_str().unwrap()])
-            .stderr(std::fs::File::create(dir.join("api.log")).unwrap())
-            .spawn()
-            .expect("start HTTP API service");
-        let process = Background(process);
+            .args(["--port-file", port_file.to_str().unwrap(), "--bind", bind])
+            .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap());
+        if let Some(log) = received_log {
+            command.args(["--received-log", log.to_str().unwrap()]);
+        }
+        let process = Background(command.spawn().expect("start HTTP API service"));
         let port = wait_for_file(&port_file, "HTTP API port").parse().unwrap();
         HttpApi {
             port,

@@ -1,0 +1,377 @@
+//! A Kubernetes node in miniature for privileged tests: a kubelet-shaped cgroup that processes
+//! are moved into ([`PodCgroup`]) and an API-server double that speaks the API's JSON
+//! ([`ApiServer`]: list and watch of pods with resourceVersions, GET of any other object by
+//! path, such as ReplicaSets and ServiceAccounts).
+//!
+//! Shared by `collector/tests/identity.rs` (the resolver against it) and the agentscope
+//! end-to-end tests (`tests/recordings.rs` runs the test agent "as a pod"), each including
+//! this file with `#[path]`. It uses only crates both packages have.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hasher};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+
+use agentscope_collector::identity::cgroup;
+use bytes::Bytes;
+use futures::channel::mpsc;
+use futures::StreamExt as _;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use serde_json::{json, Value};
+
+pub fn random_u64() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+pub fn random_hex(len: usize) -> String {
+    let mut out = String::new();
+    while out.len() < len {
+        out.push_str(&format!("{:016x}", random_u64()));
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn cgroup2_root() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    cgroup::find_cgroup2_mount(&mountinfo)
+        .expect("this machine has no cgroup2 mount")
+        .mount_point
+}
+
+/// A kubelet-shaped cgroup tree under a private top directory, with the processes moved in.
+/// Dropping it kills the processes it owns and removes the directories, even when a test
+/// fails.
+pub struct PodCgroup {
+    pub top: PathBuf,
+    pub leaf: PathBuf,
+    pub relative: String,
+    pub id: u64,
+    pub children: Vec<Child>,
+}
+
+impl PodCgroup {
+    pub fn create(pod_uid: &str, container_id: &str) -> PodCgroup {
+        let root = cgroup2_root();
+        let top_name = format!("agentscope-test-{}", random_hex(8));
+        let relative = format!(
+            "/{top_name}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{container_id}.scope",
+            pod_uid.replace('-', "_")
+        );
+        let leaf = root.join(relative.trim_start_matches('/'));
+        std::fs::create_dir_all(&leaf).unwrap_or_else(|e| panic!("mkdir {leaf:?}: {e}"));
+        let id = std::fs::metadata(&leaf).unwrap().ino();
+        PodCgroup {
+            top: root.join(top_name),
+            leaf,
+            relative,
+            id,
+            children: Vec::new(),
+        }
+    }
+
+    /// Moves a child into the container cgroup and keeps it for clean-up.
+    pub fn adopt(&mut self, child: Child) -> u32 {
+        let pid = child.id();
+        self.children.push(child);
+        self.move_in(pid);
+        pid
+    }
+
+    /// Moves a process the caller keeps owning into the container cgroup (its later children
+    /// are born there). The caller must end it before the cgroup is dropped.
+    pub fn move_in(&self, pid: u32) {
+        std::fs::write(self.leaf.join("cgroup.procs"), pid.to_string()).unwrap();
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert_eq!(
+            cgroup::unified_path_from_proc_cgroup(&own),
+            Some(self.relative.as_str()),
+            "the process did not move into the cgroup"
+        );
+    }
+}
+
+impl Drop for PodCgroup {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Deepest first: a cgroup directory can only go once it has no children.
+        let mut dirs = Vec::new();
+        let mut stack = vec![self.top.clone()];
+        while let Some(dir) = stack.pop() {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(entry.path());
+                    }
+                }
+            }
+            dirs.push(dir);
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for dir in dirs {
+            if let Err(e) = std::fs::remove_dir(&dir) {
+                eprintln!("could not remove test cgroup {dir:?}: {e}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API-server double.
+
+type Body = BoxBody<Bytes, Infallible>;
+type Response = hyper::Response<Body>;
+
+#[derive(Default)]
+pub struct ServerState {
+    pub resource_version: u64,
+    /// Pods by UID, as stored (with their resourceVersion).
+    pub pods: BTreeMap<String, Value>,
+    /// Objects served by GET, by request path.
+    pub objects: HashMap<String, Value>,
+    /// Every watch event sent, with its resourceVersion, so a watch that starts late from an
+    /// older version still receives it (as the real API server does).
+    pub events: Vec<(u64, Value)>,
+    pub watchers: Vec<(Option<String>, mpsc::UnboundedSender<Bytes>)>,
+    pub requests: Vec<String>,
+    pub forbid_pods: bool,
+}
+
+fn pod_node(pod: &Value) -> Option<&str> {
+    pod["spec"]["nodeName"].as_str()
+}
+
+fn pod_uid(pod: &Value) -> String {
+    pod["metadata"]["uid"]
+        .as_str()
+        .expect("a pod with metadata.uid")
+        .to_string()
+}
+
+fn status_body(code: u16, reason: &str, message: &str) -> Response {
+    json_response(
+        code,
+        &json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": message, "reason": reason, "code": code
+        }),
+    )
+}
+
+fn json_response(code: u16, value: &Value) -> Response {
+    hyper::Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(value.to_string())).boxed())
+        .unwrap()
+}
+
+/// Serves on 127.0.0.1 from tasks of the tokio runtime it was started in; that runtime must
+/// keep running while the server is used.
+pub struct ApiServer {
+    pub port: u16,
+    state: Arc<Mutex<ServerState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    pub async fn start(forbid_pods: bool) -> ApiServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(ServerState {
+            resource_version: 1000,
+            forbid_pods,
+            ..Default::default()
+        }));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, &request)) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        ApiServer { port, state, task }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ServerState> {
+        self.state.lock().unwrap()
+    }
+
+    /// Serves `object` (anything that serialises to the API's JSON) on GET `path`.
+    pub fn add_object(&self, path: &str, object: impl serde::Serialize) {
+        let value = serde_json::to_value(object).unwrap();
+        self.lock().objects.insert(path.to_string(), value);
+    }
+
+    /// Stores a pod (as if it existed before the collector started).
+    pub fn add_pod(&self, pod: impl serde::Serialize) {
+        let mut state = self.lock();
+        state.resource_version += 1;
+        let mut value = serde_json::to_value(pod).unwrap();
+        value["metadata"]["resourceVersion"] = json!(state.resource_version.to_string());
+        state.pods.insert(pod_uid(&value), value);
+    }
+
+    /// Applies a change and sends it to the watches, as `{"type": ..., "object": ...}` lines.
+    pub fn send(&self, kind: &str, pod: impl serde::Serialize) {
+        let mut state = self.lock();
+        state.resource_version += 1;
+        let version = state.resource_version;
+        let mut object = serde_json::to_value(pod).unwrap();
+        object["metadata"]["resourceVersion"] = json!(version.to_string());
+        let uid = pod_uid(&object);
+        if kind == "DELETED" {
+            state.pods.remove(&uid);
+        } else {
+            state.pods.insert(uid, object.clone());
+        }
+        let event = json!({"type": kind, "object": object});
+        let line = Bytes::from(format!("{event}\n"));
+        let node = pod_node(&event["object"]).map(str::to_string);
+        state.watchers.retain(|(wanted, sender)| {
+            if wanted.is_some() && *wanted != node {
+                return true;
+            }
+            sender.unbounded_send(line.clone()).is_ok()
+        });
+        state.events.push((version, event));
+    }
+
+    /// Every request URI served so far (path and query), in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().requests.clone()
+    }
+
+    pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
+        write_kubeconfig(dir, &format!("http://127.0.0.1:{}", self.port))
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {server}
+users:
+- name: collector
+  user:
+    token: agentscope-test-token
+contexts:
+- name: test
+  context:
+    cluster: test
+    user: collector
+current-context: test
+"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn handle(state: &Mutex<ServerState>, request: &hyper::Request<hyper::body::Incoming>) -> Response {
+    let mut state = state.lock().unwrap();
+    state.requests.push(request.uri().to_string());
+    let path = request.uri().path();
+    let query: HashMap<String, String> =
+        form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    if path != "/api/v1/pods" {
+        return match state.objects.get(path) {
+            Some(object) => json_response(200, object),
+            None => status_body(404, "NotFound", &format!("{path} not found")),
+        };
+    }
+    if state.forbid_pods {
+        return status_body(
+            403,
+            "Forbidden",
+            "pods is forbidden: User \"system:serviceaccount:agentscope:collector\" cannot list \
+             resource \"pods\" in API group \"\" at the cluster scope",
+        );
+    }
+    // Only the selector the collector uses is implemented; any other is refused, not ignored.
+    let node = match query.get("fieldSelector") {
+        None => None,
+        Some(selector) => match selector.strip_prefix("spec.nodeName=") {
+            Some(node) => Some(node.to_string()),
+            None => return status_body(400, "BadRequest", "unsupported field selector"),
+        },
+    };
+    let on_node = |pod: &Value| node.is_none() || pod_node(pod) == node.as_deref();
+    if query.get("watch").map(String::as_str) == Some("true") {
+        let since: u64 = query
+            .get("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let (sender, receiver) = mpsc::unbounded();
+        for (version, event) in &state.events {
+            if *version > since && on_node(&event["object"]) {
+                let _ = sender.unbounded_send(Bytes::from(format!("{event}\n")));
+            }
+        }
+        state.watchers.push((node.clone(), sender));
+        let body = StreamBody::new(receiver.map(|line| Ok::<_, Infallible>(Frame::data(line))));
+        return hyper::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(BodyExt::boxed(body))
+            .unwrap();
+    }
+    // List items carry no kind or apiVersion; the list does.
+    let items: Vec<Value> = state
+        .pods
+        .values()
+        .filter(|p| on_node(p))
+        .map(|p| {
+            let mut item = p.clone();
+            let object = item.as_object_mut().unwrap();
+            object.remove("kind");
+            object.remove("apiVersion");
+            item
+        })
+        .collect();
+    json_response(
+        200,
+        &json!({
+            "apiVersion": "v1", "kind": "PodList",
+            "metadata": {"resourceVersion": state.resource_version.to_string()},
+            "items": items
+        }),
+    )
+}
