@@ -7,6 +7,7 @@
 //! touch the kernel themselves.
 
 pub mod collector;
+pub mod detect;
 pub mod dns;
 pub mod error;
 pub mod event;
