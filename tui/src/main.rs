@@ -2,6 +2,7 @@
 //! arrives in a later release.
 
 mod collect;
+mod scan;
 
 use clap::{Parser, Subcommand};
 
@@ -20,12 +21,19 @@ struct Cli {
 enum Command {
     /// Run the live collector (needs root).
     Collect(collect::CollectArgs),
+    /// Score JSON lines (`{"text": ..., "source": ...}`) on stdin for prompt injection.
+    Scan(scan::ScanArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Collect(args) => collect::run(args),
+        Command::Scan(args) => match scan::run(args) {
+            Ok(true) => return std::process::ExitCode::from(2),
+            Ok(false) => Ok(()),
+            Err(err) => Err(err),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -127,6 +127,8 @@ pub enum Category {
     Obfuscation,
     /// Pressure and emphasis typical of injected text.
     Emphasis,
+    /// Script-carrying HTML (event handlers, `javascript:` links) meant to reach the output.
+    ActiveContent,
 }
 
 /// How much a rule of `category` counts in text from `source` (1.0 for data channels).
@@ -142,6 +144,7 @@ pub fn multiplier(source: IngestSource, category: Category) -> f32 {
             C::Secrecy => 0.7,
             C::PromptLeak => 0.8,
             C::Emphasis => 0.5,
+            C::ActiveContent => 0.7,
             C::Override | C::TurnMarker | C::Encoding | C::Obfuscation => 1.0,
         },
         IngestSource::ToolDescription => match category {
@@ -152,11 +155,14 @@ pub fn multiplier(source: IngestSource, category: Category) -> f32 {
             C::SensitiveData => 1.5,
             _ => 1.0,
         },
+        // Pages and files are HTML often enough that scripts in them say little on their own.
+        IngestSource::WebPage | IngestSource::FileContent => match category {
+            C::ActiveContent => 0.5,
+            _ => 1.0,
+        },
         IngestSource::ToolResult
         | IngestSource::McpToolResult
         | IngestSource::RetrievedDocument
-        | IngestSource::WebPage
-        | IngestSource::FileContent
         | IngestSource::Unknown => 1.0,
     }
 }
@@ -285,9 +291,10 @@ const PATTERN_RULES: &[PatternRule] = &[
         pattern: concat!(
             r"\b(?:ignore|ignoring|disregard|disregarding|forget|forgetting|override|overriding|bypass|neglect|abandon|discard|do not follow|don't follow|stop following|no longer follow|pay no attention to)\b ",
             gap!(30),
-            r"\b(?:previous|prior|preceding|above|earlier|foregoing|former|original|initial|old|existing|system|developer|all|any|every|your|those|these|other|my)\b ",
+            r"(?:\b(?:previous|prior|preceding|above|earlier|foregoing|former|original|initial|old|existing|system|developer|all|any|every|your|those|these|other|my)\b ",
             gap!(25),
-            r"\b(?:instructions?|directions?|directives?|prompts?|rules|guidelines|guidance|constraints|commands?|orders|programming|policies|restrictions|safeguards|guardrails|training|context|tasks?)\b",
+            r")?\b(?:\w{0,3}nstruct\w*|directions?|directives?|prompts?|rules|guidelines|guidance|constraints|commands?|orders|programming|policies|restrictions|safeguards|guardrails|boundaries|limits|limitations|filters|training|context|tasks?)\b",
+            r"|\bregardless of (?:any |all |your |the |my )?(?:previous|prior|earlier|pre-existing|original|other|system) (?:\w{0,3}nstruct\w*|input|guidelines|rules|directions|prompts|programming)",
             r"|\b(?:ignore|disregard|forget)\b (?:all |everything |anything )?(?:(?:that|what) )?(?:(?:was|is|has been|i|you|we) )?(?:the )?(?:said|written|stated|told|mentioned|given|above|before|so far|previously|earlier|prior)\b",
             r"|\bignore[rz]? (?:toutes )?(?:les |vos |mes )?(?:instructions|consignes|directives|regles) (?:precedentes|anterieures|ci-dessus|d'avant)",
             r"|\boublie[rz]? (?:toutes )?(?:les |vos )?(?:instructions|consignes)",
@@ -305,7 +312,7 @@ const PATTERN_RULES: &[PatternRule] = &[
             id: "override.new_instructions",
             description: "announces new or replacement instructions, or a task to do before the user's",
             category: Category::Override,
-            weight: 0.5,
+            weight: 0.6,
             labels: &[LLM01, ASI01],
         },
         pattern: concat!(
@@ -349,7 +356,8 @@ const PATTERN_RULES: &[PatternRule] = &[
         },
         pattern: concat!(
             r"\bdo anything now\b",
-            r"|\b(?:dan|stan|dude|aim|anti-dan|betterdan|mongo tom|evil ?bot|jailbroken)\b ",
+            r"|\byou are (?:now )?(?:dan|stan|dude|anti-dan|betterdan|mongo tom|evil ?bot)\b",
+            r"|\b(?:dan|stan|dude|aim|anti-dan|betterdan|mongo tom|evil ?bot|jailbroken)\b",
             gap!(30),
             r"(?:stands for|mode|jailbreak|do anything|which means|persona|character|no (?:rules|restrictions|filters))",
             r"|\b(?:developer|god|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|dan|sudo|evil) mode\b",
@@ -380,7 +388,7 @@ const PATTERN_RULES: &[PatternRule] = &[
             id: "turn.fake_system_message",
             description: "fakes a system, developer or administrator message inside data",
             category: Category::TurnMarker,
-            weight: 0.55,
+            weight: 0.6,
             labels: &[LLM01, ASI01],
         },
         pattern: concat!(
@@ -424,9 +432,11 @@ const PATTERN_RULES: &[PatternRule] = &[
             r"|\bif you are an? ",
             ai_noun!(),
             r"\b",
+            r"|\bif you (?:are|were|get) (?:told|asked|instructed|requested|prompted) to (?:summari[sz]e|answer|translate|analy[sz]e|review|respond|evaluate|describe)",
             r"|\b(?:ai|llm|assistant|agent|model|chatbot)s? (?:reading|processing|summari[sz]ing|analy[sz]ing|parsing|scanning|reviewing) this\b",
             r"|\b(?:when|if|as) (?:you|the (?:ai|assistant|model|agent|llm)) (?:summari[sz]e|read|process|analy[sz]e|review|parse|see|encounter)s? (?:this|these)\b",
             r"|\bto you,? (?:the )?(?:ai|assistant|model|agent|llm|ai assistant|ai model)\b",
+            r"|\b(?:invisible|hidden) (?:to|from) (?:the )?(?:humans?|users?|people|readers|reviewers)\b|\bvisible (?:only )?to (?:the )?(?:ai|llms?|models?|bots?|agents?|machines?)\b",
             r"|\b(?:you|the (?:ai|assistant|model|agent)) (?:must|should|need to|are required to|have to|will now|are instructed to) (?:now )?(?:ignore|disregard|forget|obey|comply with|follow these|follow the (?:instructions|steps) below|reveal|respond only|reply only|only respond|only reply)\b",
         ),
     },
@@ -435,18 +445,19 @@ const PATTERN_RULES: &[PatternRule] = &[
             id: "directive.dictate_response",
             description: "dictates what the model must answer or put in its response",
             category: Category::Directive,
-            weight: 0.35,
+            weight: 0.45,
             labels: &[LLM01, ASI01],
         },
         pattern: concat!(
-            r#"\b(?:respond|reply|answer|output|print|say|write|return|state)\b (?:only |just |exactly |simply )*(?:with )?(?:the (?:following|phrase|word|text|string|sentence)|this (?:exact )?(?:text|phrase|word|string|sentence)|["'`])[^\n]{0,120}?(?:and nothing else|nothing else|verbatim|word for word|exactly as (?:written|it is|is))"#,
+            r#"\b(?:respond|reply|answer|output|print|say|write|return|state|repeat)\b (?:only |just |exactly |simply )*(?:with )?(?:the (?:following|phrase|word|text|string|sentence)|this (?:exact )?(?:text|phrase|word|string|sentence)|["'`])[^\n]{0,120}?(?:and nothing else|nothing else|verbatim|word for word|exactly as (?:written|it is|is))"#,
             r"|\b(?:include|insert|add|append|embed|put) (?:this |the following )?",
             gap!(40),
-            r"\b(?:in|into|to|at the (?:end|start|beginning) of) your (?:response|answer|reply|output|summary|message)\b",
+            r"\b(?:in|into|to|at the (?:end|start|beginning) of) your (?:response|answer|output|summary)\b",
             r"|\b(?:when|if) (?:the user|the human|someone|anyone|you are|asked)\b ",
             gap!(60),
             r"\b(?:respond|reply|answer|say|tell (?:them|the user)|simply respond)\b (?:with|that|only)",
             r#"|\b(?:print|say|output|respond with|reply with) ?["'<]"#,
+            r"|\b(?:please )?repeat the following (?:sentence|text|phrase|words?|string)\b",
             r"|\bsummari[sz]e (?:this|the) (?:\w+ )?as\b",
         ),
     },
@@ -496,6 +507,7 @@ const PATTERN_RULES: &[PatternRule] = &[
             gap!(40),
             r"\b(?:to the (?:workspace|channel|organi[sz]ation|team|repo)|as (?:an? )?(?:admin|owner|collaborator))\b",
             r"|\b(?:modify|change|update) the recipient\b",
+            r"|\b(?:delete|remove) (?:the|this|that) (?:file|email|message|event|repository|account|user|channel)s? (?:with (?:the )?(?:id|name)|named|called)\b",
             r"|\b(?:make|create|book) a (?:reservation|booking|payment)\b[^\n]{0,80}?\b(?:friend|surprise|instead)\b",
         ),
     },
@@ -510,7 +522,7 @@ const PATTERN_RULES: &[PatternRule] = &[
         pattern: concat!(
             r"\b(?:send|forward|email|e-mail|mail|post|upload|transmit|leak|share|exfiltrate|copy|concatenate|dump|append|include|attach|embed|encode|put)\b ",
             gap!(60),
-            r"\b(?:api[ _-]?keys?|passwords?|credentials?|secrets?|(?:access |auth |bearer |session )?tokens?|ssh (?:private )?keys?|private keys?|id_rsa|credit card(?: numbers?)?|social security|ssn|system prompt|(?:conversation|chat|message|browsing) history|previous messages|(?:all|every|the) (?:\w+ ){0,2}(?:messages|emails|files|documents|contacts|rows|records|transactions)|customer (?:data|records|list|table)|personal (?:data|information)|the user'?s? (?:data|information|details|email|files|messages|address|phone|iban|password))\b",
+            r"\b(?:api[ _-]?keys?|passwords?|credentials?|secrets?|(?:access |auth |bearer |session )?tokens?|ssh (?:private )?keys?|private keys?|id_rsa|credit card(?: numbers?)?|social security|ssn|system prompt|(?:security|verification|auth|authentication|2fa|one-time|otp|login|reset|mfa) codes?|(?:the )?(?:body|bodies|contents?) of (?:the|an|all|every|each) (?:\w+ ){0,2}(?:emails?|messages?|files?|documents?)|(?:conversation|chat|message|browsing) history|previous messages|(?:all|every|the) (?:\w+ ){0,2}(?:messages|emails|files|documents|contacts|rows|records|transactions)|customer (?:data|records|list|table)|personal (?:data|information)|the user'?s? (?:data|information|details|email|files|messages|address|phone|iban|password))\b",
             gap!(80),
             r"\b(?:to|at|into|via|using|on)\b ",
             gap!(30),
@@ -612,13 +624,26 @@ const PATTERN_RULES: &[PatternRule] = &[
             id: "emphasis.urgency",
             description: "pressure typical of injected text (IMPORTANT!!!, it is crucial that you, <IMPORTANT>)",
             category: Category::Emphasis,
-            weight: 0.2,
+            weight: 0.25,
             labels: &[LLM01],
         },
         pattern: concat!(
             r"\b(?:important|urgent|critical|attention)\b ?(?:!{2,}|:? ?\*{2,})|\*{3} ?(?:new |important |urgent )",
             r"|\bit is (?:crucial|imperative|vital|critical|extremely important|very important) (?:that )?you\b",
-            r"|\byou (?:must|have to) (?:absolutely|strictly)\b|\bstrictly adhere\b|<important>",
+            r"|\byou (?:must|have to) (?:absolutely|strictly)\b|\bstrictly adhere\b|<important>|\bno matter what\b",
+        ),
+    },
+    PatternRule {
+        info: RuleInfo {
+            id: "output.active_content",
+            description: "HTML with script event handlers or javascript: links, aimed at whatever renders the model's output",
+            category: Category::ActiveContent,
+            weight: 0.4,
+            labels: &[LLM01, LLM05],
+        },
+        pattern: concat!(
+            r"<(?:img|svg|body|iframe|video|audio|input|details|object)\b[^>\n]{0,120}?\bon(?:error|load|mouseover|focus|toggle|click)\s?=",
+            r#"|\bhref ?= ?["'`]? ?javascript:|\bsrc ?= ?["'`]? ?(?:javascript|data:text/html)"#,
         ),
     },
 ];
