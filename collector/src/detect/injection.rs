@@ -290,8 +290,9 @@ const PATTERN_RULES: &[PatternRule] = &[
         },
         pattern: concat!(
             r"\b(?:ignore|ignoring|disregard|disregarding|forget|forgetting|override|overriding|bypass|neglect|abandon|discard|do not follow|don't follow|stop following|no longer follow|pay no attention to)\b ",
+            r"(?:",
             gap!(30),
-            r"(?:\b(?:previous|prior|preceding|above|earlier|foregoing|former|original|initial|old|existing|system|developer|all|any|every|your|those|these|other|my)\b ",
+            r"\b(?:previous|prior|preceding|above|earlier|foregoing|former|original|initial|old|existing|system|developer|all|any|every|your|those|these|other|my)\b ",
             gap!(25),
             r")?\b(?:\w{0,3}nstruct\w*|directions?|directives?|prompts?|rules|guidelines|guidance|constraints|commands?|orders|programming|policies|restrictions|safeguards|guardrails|boundaries|limits|limitations|filters|training|context|tasks?)\b",
             r"|\bregardless of (?:any |all |your |the |my )?(?:previous|prior|earlier|pre-existing|original|other|system) (?:\w{0,3}nstruct\w*|input|guidelines|rules|directions|prompts|programming)",
@@ -302,8 +303,9 @@ const PATTERN_RULES: &[PatternRule] = &[
             r"|\b(?:ignorier(?:e|en)?|vergiss|vergessen sie) (?:alle )?(?:vorherigen|bisherigen|obigen|vorangegangenen|vorigen)? ?(?:anweisungen|instruktionen|befehle|regeln)",
             r"|\b(?:ignora|dimentica) (?:tutte )?(?:le )?(?:istruzioni|indicazioni) (?:precedenti|sopra)",
             r"|\b(?:ignore|ignora|esqueca) (?:todas )?(?:as )?(?:instrucoes|regras) (?:anteriores|previas)",
-            r"|(?u:(?:игнорируй|игнорировать|забудь)[^\n]{0,24}?(?:инструкци|указани|правил))",
-            r"|(?:忽略|无视|忘记|忽视|不要理会)[^\n]{0,12}?(?:指令|指示|说明|规则|提示)",
+            // Patterns see normalised text: diacritics are gone (й is и), so are they here.
+            r"|(?u:(?:игнориру|забуд)[^\n]{0,24}?(?:инструкци|указани|правил))",
+            r"|(?:忽略|无视|忘记|忽视|不要理会)[^\n]{0,36}?(?:指令|指示|说明|规则|提示)",
             r"|(?:以前|前|上記|これまで)の(?:指示|命令|指令)を(?:無視|忘れ)",
         ),
     },
@@ -843,8 +845,9 @@ struct Normalised {
     text: String,
     /// `origin[i]` is the input byte offset that produced byte `i` of `text`.
     origin: Vec<usize>,
-    /// Text spelled with Unicode tag characters, and where it started.
-    tag_text: Vec<(usize, String)>,
+    /// Text spelled with Unicode tag characters, where it started, and whether it follows a
+    /// black flag (an emoji flag sequence).
+    tag_text: Vec<(usize, String, bool)>,
     zero_width_in_words: Vec<usize>,
     bidi_controls: Vec<usize>,
     homoglyphs: Vec<usize>,
@@ -944,7 +947,7 @@ fn normalise(window: &[(usize, &str)]) -> Normalised {
         origin: Vec::with_capacity(capacity),
         pending_space: None,
     };
-    let mut tag_text: Vec<(usize, String)> = Vec::new();
+    let mut tag_text: Vec<(usize, String, bool)> = Vec::new();
     let mut in_tag_run = false;
     let mut zero_width_in_words = Vec::new();
     let mut bidi_controls = Vec::new();
@@ -970,10 +973,12 @@ fn normalise(window: &[(usize, &str)]) -> Normalised {
                 let ascii = (c as u32 - 0xE0000) as u8;
                 if (0x20..0x7F).contains(&ascii) {
                     if !in_tag_run {
-                        tag_text.push((at, String::new()));
+                        // Flag emoji spell a region code in tags after a black flag: not text.
+                        let flag = part[..i].ends_with('\u{1F3F4}');
+                        tag_text.push((at, String::new(), flag));
                         in_tag_run = true;
                     }
-                    if let Some((_, s)) = tag_text.last_mut() {
+                    if let Some((_, s, _)) = tag_text.last_mut() {
                         s.push((ascii as char).to_ascii_lowercase());
                     }
                 }
@@ -1097,8 +1102,10 @@ fn pattern_hits(text: &str, origin: &[usize], source: IngestSource, hits: &mut V
 }
 
 fn obfuscation_hits(normalised: &Normalised, source: IngestSource, hits: &mut Vec<RuleHit>) {
-    for (at, hidden) in &normalised.tag_text {
-        if hidden.trim().len() < TAG_TEXT_MIN {
+    for (at, hidden, after_flag) in &normalised.tag_text {
+        let emoji_flag =
+            *after_flag && hidden.len() <= 7 && hidden.bytes().all(|b| b.is_ascii_alphanumeric());
+        if emoji_flag || hidden.trim().len() < TAG_TEXT_MIN {
             continue;
         }
         hits.push(hit(&UNICODE_TAGS, source, bounded_phrase(hidden), *at));
