@@ -346,6 +346,7 @@ const PATTERN_RULES: &[PatternRule] = &[
             r"|\b(?:assume|adopt|take on) the (?:role|persona|identity) of\b",
             r"|\byour new (?:role|persona|identity|name) is\b",
             r"|\bimmerse yourself (?:in|into) the role\b",
+            r"|\byou are (?:now )?(?:dan|stan|dude|anti-dan|betterdan|mongo tom|evil ?bot)\b",
         ),
     },
     PatternRule {
@@ -358,7 +359,6 @@ const PATTERN_RULES: &[PatternRule] = &[
         },
         pattern: concat!(
             r"\bdo anything now\b",
-            r"|\byou are (?:now )?(?:dan|stan|dude|anti-dan|betterdan|mongo tom|evil ?bot)\b",
             r"|\b(?:dan|stan|dude|aim|anti-dan|betterdan|mongo tom|evil ?bot|jailbroken)\b",
             gap!(30),
             r"(?:stands for|mode|jailbreak|do anything|which means|persona|character|no (?:rules|restrictions|filters))",
@@ -369,6 +369,7 @@ const PATTERN_RULES: &[PatternRule] = &[
             gap!(40),
             r"\b(?:ignore|bypass|not apply|doesn't apply|does not apply|disregard|no longer)",
             r"|\b(?:never|not|cannot|can't|won't|will not) (?:ever )?refuse\b",
+            r"|\bfree (?:from|of) (?:all |any )?(?:constraints|restrictions|rules|limitations|guidelines|filters|censorship)\b",
             r"|\b(?:no|without|free of) (?:any )?(?:moral|ethical) (?:or ethical |or moral )?(?:bias|guidelines|restrictions|considerations|limits|boundaries)\b",
         ),
     },
@@ -455,6 +456,7 @@ const PATTERN_RULES: &[PatternRule] = &[
             r"|\b(?:include|insert|add|append|embed|put) (?:this |the following )?",
             gap!(40),
             r"\b(?:in|into|to|at the (?:end|start|beginning) of) your (?:response|answer|output|summary)\b",
+            r"|\b(?:at the (?:end|start|beginning) of|in|into|within) your (?:response|output|summary|next answer)\b",
             r"|\b(?:when|if) (?:the user|the human|someone|anyone|you are|asked)\b ",
             gap!(60),
             r"\b(?:respond|reply|answer|say|tell (?:them|the user)|simply respond)\b (?:with|that|only)",
@@ -632,7 +634,7 @@ const PATTERN_RULES: &[PatternRule] = &[
         pattern: concat!(
             r"\b(?:important|urgent|critical|attention)\b ?(?:!{2,}|:? ?\*{2,})|\*{3} ?(?:new |important |urgent )",
             r"|\bit is (?:crucial|imperative|vital|critical|extremely important|very important) (?:that )?you\b",
-            r"|\byou (?:must|have to) (?:absolutely|strictly)\b|\bstrictly adhere\b|<important>|\bno matter what\b",
+            r"|\byou (?:must|have to) (?:absolutely|strictly)\b|\bstrictly adhere\b|<important>|\bno matter what\b|\b(?:priority task|emergency|urgent task|urgent action required)\b ?[:*!]",
         ),
     },
     PatternRule {
