@@ -1181,7 +1181,7 @@ fn encoded_hits(window: &[(usize, &str)], source: IngestSource, hits: &mut Vec<R
 
 /// The run decoded as hex or base64, when that gives readable text.
 fn decode_run(run: &[u8]) -> Option<String> {
-    let bytes = if run.len() % 2 == 0 && run.iter().all(u8::is_ascii_hexdigit) {
+    let bytes = if run.len().is_multiple_of(2) && run.iter().all(u8::is_ascii_hexdigit) {
         decode_hex(run)?
     } else {
         let trimmed: &[u8] = {
