@@ -9,6 +9,7 @@
 pub mod baseline;
 pub mod capture;
 pub mod collector;
+pub mod detect;
 pub mod dns;
 pub mod error;
 pub mod event;

