@@ -1,7 +1,8 @@
-//! The `agentscope` command. For now it runs the collector (`agentscope collect`); the console
-//! arrives in a later release.
+//! The `agentscope` command: the collector (`agentscope collect`) and the investigation
+//! console (`agentscope tui`).
 
 mod collect;
+mod console;
 
 use clap::{Parser, Subcommand};
 
@@ -20,12 +21,15 @@ struct Cli {
 enum Command {
     /// Run the live collector (needs root).
     Collect(collect::CollectArgs),
+    /// Open the investigation console (docs/console.md).
+    Tui(console::command::TuiArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Collect(args) => collect::run(args),
+        Command::Tui(args) => console::command::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
