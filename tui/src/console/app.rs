@@ -680,6 +680,9 @@ impl App {
             PaneId::Findings => self.findings.set_filter(filter),
             PaneId::Detail | PaneId::AiBom => {}
         }
+        if pane == self.focus {
+            self.subject_from_focus();
+        }
     }
 
     fn pane_at(&self, x: u16, y: u16) -> Option<PaneId> {
@@ -1128,7 +1131,7 @@ impl App {
         ];
         let two_columns = area.width >= 70;
         let column_width: usize = if two_columns { 38 } else { 40 };
-        let key_width = 15;
+        let key_width = 16;
         let section_lines = |sections: &[(&str, &[Action])]| {
             let mut lines = Vec::new();
             for (title, actions) in sections {

@@ -17,7 +17,7 @@ use ratatui::text::{Line, Span};
 use super::findings::FindingView;
 use super::format::{format_bytes, format_duration, format_time};
 use super::graph_pane::{edge_verb, RowContent};
-use super::log::LoggedObservation;
+use super::log::{with_port, LoggedObservation};
 use super::text::text_lines;
 use super::theme::Styles;
 
@@ -62,11 +62,11 @@ impl<'s> Doc<'s> {
         let value: String = value.into();
         let mut parts = text_lines(&value, self.styles.text).into_iter();
         let first = parts.next().unwrap_or_default();
-        let mut spans = vec![Span::styled(format!("{key:<13}"), self.styles.muted)];
+        let mut spans = vec![Span::styled(format!("{key:<14} "), self.styles.muted)];
         spans.extend(first.spans);
         self.lines.push(Line::from(spans));
         for rest in parts {
-            let mut spans = vec![Span::raw(" ".repeat(13))];
+            let mut spans = vec![Span::raw(" ".repeat(15))];
             spans.extend(rest.spans);
             self.lines.push(Line::from(spans));
         }
@@ -309,11 +309,7 @@ pub fn observation_detail(
             doc.opt("response model", call.response_model.clone());
             doc.opt("response id", call.response_id.clone());
             if let Some(host) = host {
-                let endpoint = match port {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host.clone(),
-                };
-                doc.field("endpoint", endpoint);
+                doc.field("endpoint", with_port(host, *port));
             }
             doc.opt("user agent", user_agent.clone());
             doc.field(
@@ -462,6 +458,35 @@ pub fn observation_detail(
             );
             if statement.vector_search {
                 doc.field("retrieval", "vector similarity search");
+            }
+        }
+        ObservationKind::FileOpen { path, class, write } => {
+            doc.heading("File access");
+            doc.field("path", path.clone());
+            doc.field("access", if *write { "write" } else { "read" });
+            let category = serde_json::to_value(class)
+                .ok()
+                .and_then(|v| v["category"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            doc.field(
+                "class",
+                format!(
+                    "{} ({category}, sensitivity {})",
+                    class.label,
+                    enum_name(&class.sensitivity)
+                ),
+            );
+        }
+        ObservationKind::Connect { peer } => {
+            doc.heading("Connection");
+            doc.field("peer", format!("{}:{}", peer.addr, peer.port));
+        }
+        ObservationKind::Exec { filename, argv } => {
+            doc.heading("Exec");
+            doc.field("file", filename.clone());
+            doc.field("argv", "");
+            for (i, arg) in argv.iter().enumerate() {
+                doc.text(&format!("[{i}] {arg}"));
             }
         }
         other => {

@@ -322,19 +322,19 @@ impl Source for JsonEventsSource {
             let ts = self.playhead_ts;
             self.anchor_at(ts);
         } else if !self.paused && !self.finished {
+            let playhead = self.running_playhead(now);
+            fed = self.feed(max_events, &mut update.observations, |ts| ts <= playhead);
+            self.playhead_ts = self.playhead_ts.max(playhead.min(self.last_ts));
             if let Some(next) = self.events.get(self.next) {
-                // Skip quiet stretches: wait at most MAX_IDLE_WAIT for the next event.
-                let playhead = self.running_playhead(now);
+                // A quiet stretch is waited out for at most MAX_IDLE_WAIT from now.
                 let speed = self.speed();
                 let max_gap = (MAX_IDLE_WAIT.as_nanos() as f64 * speed) as u64;
                 if next.header.ts_ns > playhead.saturating_add(max_gap) {
                     self.anchor_wall = now;
                     self.anchor_ts = next.header.ts_ns.saturating_sub(max_gap);
+                    self.playhead_ts = self.playhead_ts.max(self.anchor_ts);
                 }
             }
-            let playhead = self.running_playhead(now);
-            fed = self.feed(max_events, &mut update.observations, |ts| ts <= playhead);
-            self.playhead_ts = self.playhead_ts.max(playhead.min(self.last_ts));
         }
         if self.next >= self.events.len() && !self.finished && self.seek_target.is_none() {
             finish_pipeline(&mut self.pipeline, &mut update.observations);
@@ -424,5 +424,160 @@ impl Source for JsonEventsSource {
         self.seek_target = Some(target);
         self.step_pending = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::source::SourceMode;
+
+    const MS: u64 = 1_000_000;
+
+    fn fixture_events() -> Vec<Event> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+        events_from_json_lines(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn source(events: Vec<Event>) -> (JsonEventsSource, ManualClock) {
+        let clock = ManualClock::default();
+        let source =
+            JsonEventsSource::from_events("test", events).with_clock(Box::new(clock.clone()));
+        (source, clock)
+    }
+
+    fn replay(update: &SourceUpdate) -> ReplayStatus {
+        match &update.status.mode {
+            SourceMode::Replay(replay) => replay.clone(),
+            SourceMode::Live => panic!("a file replay is not live"),
+        }
+    }
+
+    #[test]
+    fn plays_at_the_recorded_pace() {
+        let events = fixture_events();
+        let first = events[0].header.ts_ns;
+        let (mut source, clock) = source(events.clone());
+        let update = source.poll(usize::MAX);
+        let at_start = events.iter().filter(|e| e.header.ts_ns <= first).count();
+        assert_eq!(update.status.events, at_start as u64);
+        clock.advance(Duration::from_millis(100));
+        let update = source.poll(usize::MAX);
+        let due = events
+            .iter()
+            .filter(|e| e.header.ts_ns <= first + 100 * MS)
+            .count();
+        assert_eq!(update.status.events, due as u64);
+        assert!(due < events.len(), "the fixture lasts longer than 100 ms");
+        assert_eq!(replay(&update).position_ns, 100 * MS);
+        // At most `max_events` per poll, however late playback is.
+        clock.advance(Duration::from_secs(10));
+        let update = source.poll(3);
+        assert_eq!(update.status.events, due as u64 + 3);
+        let mut update = source.poll(usize::MAX);
+        assert!(replay(&update).finished);
+        assert_eq!(update.status.events, events.len() as u64);
+        assert_eq!(update.message.take().as_deref(), Some("end of recording"));
+        // A full second passed on the clock: the rate is measured.
+        assert!(update.status.events_per_sec > 0.0);
+        assert_eq!(source.pipeline().model().agents().count(), 1);
+    }
+
+    #[test]
+    fn pause_step_and_speed() {
+        let events = fixture_events();
+        let first = events[0].header.ts_ns;
+        let (mut source, clock) = source(events.clone());
+        source.pause().unwrap();
+        let before = source.poll(usize::MAX).status.events;
+        clock.advance(Duration::from_secs(5));
+        let update = source.poll(usize::MAX);
+        assert_eq!(update.status.events, before, "paused: nothing is fed");
+        assert!(replay(&update).paused);
+        source.step().unwrap();
+        assert_eq!(source.poll(usize::MAX).status.events, before + 1);
+        assert_eq!(source.poll(usize::MAX).status.events, before + 1);
+        source.change_speed(SpeedChange::Faster).unwrap();
+        source.change_speed(SpeedChange::Faster).unwrap();
+        let position = replay(&source.poll(0)).position_ns;
+        source.resume().unwrap();
+        clock.advance(Duration::from_millis(25));
+        let update = source.poll(usize::MAX);
+        let status = replay(&update);
+        assert_eq!(status.speed, 4.0);
+        // 25 ms at 4× is 100 ms of recording.
+        assert_eq!(status.position_ns, position + 100 * MS);
+        let due = events
+            .iter()
+            .filter(|e| e.header.ts_ns <= first + position + 100 * MS)
+            .count();
+        assert_eq!(update.status.events, due as u64);
+        for _ in 0..20 {
+            source.change_speed(SpeedChange::Slower).unwrap();
+        }
+        assert_eq!(replay(&source.poll(0)).speed, SPEEDS[0]);
+        assert!(source.toggle_recording().is_err());
+    }
+
+    #[test]
+    fn seeking_back_replays_from_the_start() {
+        let events = fixture_events();
+        let total = events.len() as u64;
+        let (mut source, clock) = source(events);
+        clock.advance(Duration::from_secs(2));
+        let update = source.poll(usize::MAX);
+        assert!(replay(&update).finished);
+        let observations = update.observations.len();
+        source.seek(-200 * MS as i64).unwrap();
+        let update = source.poll(usize::MAX);
+        assert!(update.reset, "the console must drop what it derived");
+        let status = replay(&update);
+        assert_eq!(status.position_ns, status.duration_ns - 200 * MS);
+        assert!(update.status.events < total);
+        let replayed = update.observations.len();
+        source.seek(10_000 * MS as i64).unwrap();
+        let update = source.poll(usize::MAX);
+        assert!(!update.reset);
+        assert_eq!(update.status.events, total);
+        assert_eq!(replayed + update.observations.len(), observations);
+        // The model was rebuilt, not fed twice.
+        let agent = source.pipeline().model().agents().next().unwrap();
+        assert_eq!(agent.llm_calls, 2);
+    }
+
+    #[test]
+    fn quiet_stretches_are_shortened() {
+        let mut events = fixture_events();
+        let half = events.len() / 2;
+        let gap_at = events[half].header.ts_ns;
+        for event in &mut events[half..] {
+            event.header.ts_ns += 3600 * 1_000_000_000;
+        }
+        let (mut source, clock) = source(events.clone());
+        clock.advance(Duration::from_millis(500));
+        let fed = source.poll(usize::MAX).status.events;
+        assert_eq!(fed, half as u64, "everything before the gap");
+        // Not an hour: at most MAX_IDLE_WAIT of wall time.
+        clock.advance(MAX_IDLE_WAIT + Duration::from_millis(10));
+        source.poll(usize::MAX);
+        let update = source.poll(usize::MAX);
+        assert!(update.status.events > half as u64);
+        assert!(gap_at < events[half].header.ts_ns);
+    }
+
+    #[test]
+    fn bad_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.jsonl");
+        std::fs::write(&path, "{\"kind\":\"exec\"\n").unwrap();
+        let err = JsonEventsSource::open(&path).err().unwrap();
+        assert!(format!("{err:#}").contains("not an agentscope event file"));
+        assert!(JsonEventsSource::open(&dir.path().join("missing.jsonl")).is_err());
+        let (mut empty, _) = source(Vec::new());
+        let update = empty.poll(10);
+        assert!(replay(&update).finished);
+        assert!(empty.seek(1).is_err());
+        assert!(empty.step().is_err());
     }
 }

@@ -243,10 +243,12 @@ impl ObservationLogs {
                         }
                         self.agent_of_pid.insert(pid, agent.clone());
                     }
-                    self.agents
-                        .entry(agent)
-                        .or_default()
-                        .push(entry, &self.limits);
+                    let log = self.agents.entry(agent).or_default();
+                    // What the process did before it was known as this agent's.
+                    if let Some(earlier) = self.pending.remove(&pid) {
+                        log.insert_earlier(earlier, &self.limits);
+                    }
+                    log.push(entry, &self.limits);
                 }
                 None if exited => {
                     self.pending.remove(&pid);
@@ -255,7 +257,7 @@ impl ObservationLogs {
             }
         }
         let agents_now = pipeline.model().agents().count();
-        if agents_now != self.agents_known {
+        if agents_now != self.agents_known && !self.pending.is_empty() {
             self.agents_known = agents_now;
             self.claim_pending(pipeline);
         }
@@ -280,11 +282,21 @@ impl ObservationLogs {
         queue.push_back(entry);
     }
 
+    /// Pending processes that turn out to descend from an agent process join its log.
     fn claim_pending(&mut self, pipeline: &Pipeline) {
+        let processes = pipeline.processes();
         let claimed: Vec<(u32, String)> = self
             .pending
             .keys()
-            .filter_map(|pid| pipeline.agent_of(*pid).map(|agent| (*pid, agent)))
+            .filter_map(|pid| {
+                // The table keeps exited processes a while, so lineage outlives agent_of.
+                let agent = processes.lineage(*pid).into_iter().find_map(|p| {
+                    pipeline
+                        .agent_of(p)
+                        .or_else(|| self.agent_of_pid.get(&p).cloned())
+                })?;
+                Some((*pid, agent))
+            })
             .collect();
         for (pid, agent) in claimed {
             if let Some(entries) = self.pending.remove(&pid) {
@@ -328,10 +340,7 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
                 text.push_str(" · partial");
             }
             if let Some(host) = host {
-                text.push_str(&format!(" @ {host}"));
-                if let Some(port) = port {
-                    text.push_str(&format!(":{port}"));
-                }
+                text.push_str(&format!(" @ {}", with_port(host, *port)));
             }
             (EntryKind::Llm, text)
         }
@@ -453,6 +462,14 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
             (EntryKind::Retrieval, text)
         }
     })
+}
+
+/// `host:port`, unless the host (a `Host` header) already says its port.
+pub fn with_port(host: &str, port: Option<u16>) -> String {
+    match port {
+        Some(port) if !host.contains(':') => format!("{host}:{port}"),
+        _ => host.to_string(),
+    }
 }
 
 /// Bytes an observation holds, roughly (payloads dominate).
