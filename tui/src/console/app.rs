@@ -130,6 +130,8 @@ pub struct App {
     areas: HashMap<PaneId, Rect>,
 }
 
+// Accessors used by the tests, the benchmark and the sources that drive the app from outside.
+#[allow(dead_code)]
 impl App {
     pub fn new(options: AppOptions) -> Self {
         let logs = ObservationLogs::new(options.log_limits);
@@ -163,6 +165,7 @@ impl App {
         }
     }
 
+    /// Focus, selection and state, as tests and the benchmark inspect them.
     pub fn focus(&self) -> PaneId {
         self.focus
     }
@@ -202,7 +205,9 @@ impl App {
     pub fn set_message(&mut self, text: impl Into<String>, error: bool) {
         self.message = Some((text.into(), error));
     }
+}
 
+impl App {
     /// Takes one poll's worth of news from the source.
     pub fn ingest(&mut self, update: SourceUpdate, pipeline: &Pipeline) {
         if update.reset {
@@ -234,6 +239,7 @@ impl App {
     }
 
     /// Adds a finding directly (what a detection module would send through the source).
+    #[allow(dead_code)]
     pub fn add_finding(&mut self, finding: FindingView) {
         self.findings.push(finding);
         self.model_dirty = true;
@@ -1056,12 +1062,19 @@ impl App {
         }
         left.push(Span::styled(
             format!(
-                "│ {} ev · {}/s · drops {} ",
+                "│ {} ev · {}/s · ",
                 format_count(status.events),
                 format_count(status.events_per_sec.round() as u64),
-                format_count(status.drops)
             ),
             styles.status,
+        ));
+        left.push(Span::styled(
+            format!("drops {} ", format_count(status.drops)),
+            if status.drops > 0 {
+                styles.status.patch(styles.warning)
+            } else {
+                styles.status
+            },
         ));
         match &status.recording {
             RecordingState::Unavailable => {}

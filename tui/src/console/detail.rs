@@ -815,3 +815,61 @@ fn enum_name<T: serde::Serialize>(value: &T) -> String {
         Err(_) => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::theme::{ColorMode, Theme};
+
+    fn styles() -> Styles {
+        Styles::new(&Theme::preset("dark").unwrap(), ColorMode::None)
+    }
+
+    fn plain(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn small_json_bodies_are_pretty_printed() {
+        let styles = styles();
+        let mut doc = Doc::new(&styles, None);
+        doc.body(br#"{"rows":[{"name":"Globex","balance":120}]}"#, 44);
+        let text = plain(&doc.lines);
+        assert_eq!(text[0], "  {");
+        assert!(
+            text.iter().any(|l| l == r#"        "name": "Globex""#),
+            "{text:#?}"
+        );
+    }
+
+    #[test]
+    fn large_payloads_are_bounded() {
+        let styles = styles();
+        // 5 MiB of minified JSON: not parsed, shown as sent up to the display limit.
+        let item = r#"{"id":123456,"name":"customer","note":"x"},"#;
+        let mut body = b"[".to_vec();
+        while body.len() < 5 << 20 {
+            body.extend_from_slice(item.as_bytes());
+        }
+        body.extend_from_slice(b"{}]");
+        let mut doc = Doc::new(&styles, None);
+        doc.body(&body, body.len());
+        let text = plain(&doc.lines);
+        assert!(text[0].contains("not pretty-printed"));
+        assert!(text.last().unwrap().contains("more not shown"));
+        let shown: usize = text.iter().map(|l| l.len()).sum();
+        assert!(shown <= SHOW_LIMIT + 4096, "{shown}");
+        assert!(doc.lines.len() <= SHOW_LIMIT / crate::console::text::MAX_LINE_CHARS + 8);
+        // Binary data is described, not dumped.
+        let mut doc = Doc::new(&styles, None);
+        doc.body(&[0xff, 0xfe, 0x00, 0x81], 4);
+        assert_eq!(plain(&doc.lines), ["  (4 B of binary data)"]);
+        // A body the capture did not keep.
+        let mut doc = Doc::new(&styles, None);
+        doc.body(&[], 2048);
+        assert_eq!(plain(&doc.lines), ["  (2.0 KiB body not captured)"]);
+    }
+}

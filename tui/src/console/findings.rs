@@ -15,7 +15,9 @@ use super::format::format_time;
 use super::list::ListCursor;
 use super::theme::Styles;
 
-/// How bad a finding is, most severe last (so `max()` picks the worst).
+/// How bad a finding is, most severe last (so `max()` picks the worst). Constructed by the
+/// detection module.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Info,

@@ -147,10 +147,6 @@ fn open_by_default(row: &GraphRow) -> bool {
 }
 
 impl GraphPane {
-    pub fn root(&self) -> Option<&str> {
-        self.root.as_deref()
-    }
-
     pub fn rows(&self) -> &[GraphRow] {
         &self.rows
     }

@@ -45,9 +45,11 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to (tests, benchmarks).
+#[allow(dead_code)]
 #[derive(Clone, Default)]
 pub struct ManualClock(Rc<Cell<Duration>>);
 
+#[allow(dead_code)]
 impl ManualClock {
     pub fn advance(&self, by: Duration) {
         self.0.set(self.0.get() + by);
@@ -179,6 +181,7 @@ impl JsonEventsSource {
     }
 
     /// Paces playback with `clock` instead of the system clock.
+    #[allow(dead_code)]
     pub fn with_clock(mut self, clock: Box<dyn Clock>) -> Self {
         let now = clock.now();
         self.clock = clock;
@@ -189,6 +192,7 @@ impl JsonEventsSource {
 
     /// Answers identity lookups with `identity` (Kubernetes-shaped identities in tests)
     /// instead of [`HostOnlyIdentity`].
+    #[allow(dead_code)]
     pub fn with_identity(
         mut self,
         identity: impl Fn() -> Box<dyn IdentityLookup + Send> + 'static,
@@ -198,6 +202,7 @@ impl JsonEventsSource {
         self
     }
 
+    #[allow(dead_code)]
     pub fn with_model_options(mut self, options: ModelOptions) -> Self {
         self.model_options = options;
         self.pipeline = new_pipeline(&self.identity, &self.model_options);
@@ -217,10 +222,6 @@ impl JsonEventsSource {
             .position(|s| *s >= speed)
             .unwrap_or(SPEEDS.len() - 1);
         self
-    }
-
-    pub fn events_total(&self) -> usize {
-        self.events.len()
     }
 
     fn speed(&self) -> f64 {

@@ -37,10 +37,6 @@ impl ListCursor {
         self.offset = self.offset.min(len.saturating_sub(1));
     }
 
-    pub fn at_end(&self, len: usize) -> bool {
-        len == 0 || self.selected + 1 >= len
-    }
-
     /// Adjusts `offset` so the selection is inside a viewport of `height` rows.
     pub fn scroll_into_view(&mut self, height: usize, len: usize) {
         self.clamp(len);
@@ -116,7 +112,6 @@ mod tests {
         cursor.move_by(1000, 100);
         cursor.scroll_into_view(10, 100);
         assert_eq!((cursor.selected, cursor.offset), (99, 90));
-        assert!(cursor.at_end(100));
         // The list shrank under the cursor.
         cursor.scroll_into_view(10, 5);
         assert_eq!((cursor.selected, cursor.offset), (4, 0));

@@ -134,6 +134,7 @@ impl AgentLog {
         self.entries.len()
     }
 
+    #[allow(dead_code)] // the pair of `len`
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -346,7 +347,7 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
         }
         ObservationKind::Mcp { exchange, role, .. } => {
             let method = exchange.method.as_deref().unwrap_or("(response)");
-            let mut text = format!("{method}");
+            let mut text = method.to_string();
             if let McpDetail::ToolsCall(call) = &exchange.detail {
                 if let Some(name) = &call.name {
                     text.push_str(&format!(" {name}"));

@@ -40,11 +40,16 @@ use ratatui::crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
 
+// The console's API for sources and the detection module (some of it unused by this binary
+// until they land).
+#[allow(unused_imports)]
 pub use app::{App, AppOptions, Effect};
 pub use baseline::{yaml_exporter, BaselineExporter};
 pub use config::ConsoleConfig;
+#[allow(unused_imports)]
 pub use findings::{FindingView, Severity};
 pub use json_source::JsonEventsSource;
+#[allow(unused_imports)]
 pub use source::{
     finish_pipeline, push_event, ControlError, ControlResult, RecordingState, ReplayStatus, Source,
     SourceMode, SourceStatus, SourceUpdate, SourcedObservation, SpeedChange,

@@ -37,7 +37,8 @@ pub struct ReplayStatus {
     pub finished: bool,
 }
 
-/// Whether the source is writing what it sees to a file.
+/// Whether the source is writing what it sees to a file (set by live sources).
+#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RecordingState {
     /// This source cannot record (a replay).

@@ -113,14 +113,6 @@ pub struct ScrollText {
 }
 
 impl ScrollText {
-    pub fn new(lines: Vec<Line<'static>>) -> Self {
-        Self {
-            lines,
-            scroll: 0,
-            last_area: Rect::default(),
-        }
-    }
-
     /// New content; the scroll position stays when `keep_scroll` (a live refresh of the same
     /// subject), else goes to the top.
     pub fn set(&mut self, lines: Vec<Line<'static>>, keep_scroll: bool) {
@@ -129,14 +121,6 @@ impl ScrollText {
             self.scroll = 0;
         }
         self.scroll = self.scroll.min(self.lines.len().saturating_sub(1));
-    }
-
-    pub fn lines(&self) -> &[Line<'static>] {
-        &self.lines
-    }
-
-    pub fn len(&self) -> usize {
-        self.lines.len()
     }
 
     pub fn is_empty(&self) -> bool {

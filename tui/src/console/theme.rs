@@ -222,7 +222,6 @@ pub fn nearest_xterm(r: u8, g: u8, b: u8) -> u8 {
 /// Ready-made styles for every part of the screen.
 #[derive(Debug, Clone)]
 pub struct Styles {
-    pub mode: ColorMode,
     pub text: Style,
     pub muted: Style,
     pub border: Style,
@@ -268,7 +267,6 @@ impl Styles {
         .map(|name| (name, fg(name)))
         .collect();
         Self {
-            mode,
             text: base,
             muted: if plain {
                 Style::new().add_modifier(Modifier::DIM)

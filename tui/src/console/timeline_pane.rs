@@ -34,10 +34,6 @@ pub struct TimelinePane {
 }
 
 impl TimelinePane {
-    pub fn agent(&self) -> Option<&str> {
-        self.agent.as_deref()
-    }
-
     pub fn set_agent(&mut self, agent: Option<&str>) {
         if self.agent.as_deref() != agent {
             self.agent = agent.map(str::to_string);
@@ -127,11 +123,6 @@ impl TimelinePane {
     pub fn selected_position(&self, log: Option<&AgentLog>) -> Option<u64> {
         let log = log?;
         self.position_at(self.selected_row(log), log)
-    }
-
-    pub fn selected_entry<'l>(&self, log: Option<&'l AgentLog>) -> Option<&'l LoggedObservation> {
-        let log = log?;
-        log.get(self.selected_position(Some(log))?)
     }
 
     pub fn select_row(&mut self, row: usize, log: Option<&AgentLog>) {
