@@ -39,11 +39,13 @@ test: fmt-check test-unit test-userspace-only test-e2e
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-# Benchmarks: userspace decoding and reconstruction (criterion) and live collector throughput (needs root).
+# Benchmarks: userspace decoding and reconstruction (criterion), console frame time and memory,
+# and live collector throughput (needs root).
 bench: setup
 	$(CARGO) bench --locked -p agentscope-collector --bench decode
 	$(CARGO) bench --locked -p agentscope-collector --bench reconstruct
 	$(CARGO) bench --locked -p agentscope-collector --bench llm_recognise
 	$(CARGO) bench --locked -p agentscope-collector --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-collector --bench identity
+	$(CARGO) bench --locked -p agentscope --bench console_render
 	$(CARGO) bench --locked -p agentscope --bench live_throughput

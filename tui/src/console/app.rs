@@ -84,6 +84,9 @@ pub struct AppOptions {
     pub new_edge_ns: u64,
     /// Derived views are rebuilt at most once per this many frames.
     pub refresh_every_ticks: u64,
+    /// Stretch the refresh interval when refreshing is slow (a huge graph), so that it takes
+    /// about a tenth of the frames' time at most. Off in tests: it reads the clock.
+    pub adaptive_refresh: bool,
     pub log_limits: LogLimits,
 }
 
@@ -127,6 +130,8 @@ pub struct App {
     subject_dirty: bool,
     model_dirty: bool,
     ticks_since_refresh: u64,
+    /// Frames to wait between refreshes now (≥ `refresh_every_ticks`).
+    refresh_interval: u64,
     areas: HashMap<PaneId, Rect>,
 }
 
@@ -161,6 +166,7 @@ impl App {
             subject_dirty: false,
             model_dirty: true,
             ticks_since_refresh: u64::MAX / 2,
+            refresh_interval: 1,
             areas: HashMap::new(),
         }
     }
@@ -248,8 +254,9 @@ impl App {
     /// Brings derived views up to date. Cheap when nothing changed.
     pub fn prepare(&mut self, pipeline: &Pipeline) {
         self.ticks_since_refresh = self.ticks_since_refresh.saturating_add(1);
-        let refresh =
-            self.model_dirty && self.ticks_since_refresh >= self.options.refresh_every_ticks;
+        let interval = self.refresh_interval.max(self.options.refresh_every_ticks);
+        let refresh = self.model_dirty && self.ticks_since_refresh >= interval;
+        let started = (refresh && self.options.adaptive_refresh).then(std::time::Instant::now);
         if refresh {
             self.model_dirty = false;
             self.ticks_since_refresh = 0;
@@ -277,6 +284,11 @@ impl App {
             }
         } else if refresh {
             self.graph.rebuild(pipeline.model().graph());
+        }
+        if let Some(started) = started {
+            // At ~30 fps a frame is ~33 ms; a refresh costing N ms then waits N/3 frames.
+            let cost_ms = started.elapsed().as_millis() as u64;
+            self.refresh_interval = (cost_ms / 3).clamp(1, 300);
         }
         let log = self
             .current_agent

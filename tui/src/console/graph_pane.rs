@@ -6,7 +6,10 @@
 //! and only the rows on screen are drawn; a graph of 10,000 nodes renders as fast as one of
 //! ten. Edges that appeared recently (in event time) are highlighted.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use agentscope_collector::model::graph::Edge;
 use agentscope_collector::model::{EdgeKind, Graph, NodeKind};
@@ -55,13 +58,30 @@ pub enum RowContent {
         name: &'static str,
         count: usize,
     },
-    Edge(EdgeView),
+    /// Shared with the adjacency the rows were made from: rows are rebuilt often.
+    Edge(Arc<EdgeView>),
+}
+
+/// Identity of a row across rebuilds: a hash of the group and the edges down to it.
+pub type RowKey = u64;
+
+fn row_key(parent: RowKey, to: &str, kind: EdgeKind) -> RowKey {
+    let mut hasher = DefaultHasher::new();
+    parent.hash(&mut hasher);
+    to.hash(&mut hasher);
+    kind.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn group_key(name: &str) -> RowKey {
+    let mut hasher = DefaultHasher::new();
+    name.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphRow {
-    /// Identity of the row across rebuilds (group, then the edges down to it).
-    pub path: String,
+    pub key: RowKey,
     pub depth: usize,
     pub content: RowContent,
     pub expandable: bool,
@@ -73,11 +93,11 @@ pub struct GraphPane {
     /// `agent:<key>` of the agent shown.
     root: Option<String>,
     /// Out-edges of every node reachable from the root, sorted for display.
-    adjacency: HashMap<String, Vec<EdgeView>>,
+    adjacency: HashMap<String, Vec<Arc<EdgeView>>>,
     rows: Vec<GraphRow>,
     /// Rows whose expansion the user flipped from the default.
-    toggled: HashSet<String>,
-    selected_path: Option<String>,
+    toggled: HashSet<RowKey>,
+    selected_key: Option<RowKey>,
     pub cursor: ListCursor,
     pub filter: String,
     pub reachable_nodes: usize,
@@ -89,6 +109,11 @@ pub struct GraphPane {
 /// Every edge reachable from `root` (following edges forwards), each once: one pass over the
 /// graph's edges to index them by source, then a walk from the root.
 pub fn reachable_edges<'g>(graph: &'g Graph, root: &str) -> Vec<&'g Edge> {
+    reachable(graph, root).0
+}
+
+/// The edges reachable from `root` and how many nodes they reach (the root included).
+fn reachable<'g>(graph: &'g Graph, root: &str) -> (Vec<&'g Edge>, usize) {
     let mut out: HashMap<&str, Vec<&Edge>> = HashMap::new();
     for edge in graph.edges() {
         out.entry(edge.from.as_str()).or_default().push(edge);
@@ -99,12 +124,12 @@ pub fn reachable_edges<'g>(graph: &'g Graph, root: &str) -> Vec<&'g Edge> {
     while let Some(node) = queue.pop() {
         for edge in out.get(node).into_iter().flatten() {
             reached.push(*edge);
-            if graph.get_node(&edge.to).is_some() && seen.insert(edge.to.as_str()) {
+            if seen.insert(edge.to.as_str()) && graph.get_node(&edge.to).is_some() {
                 queue.push(edge.to.as_str());
             }
         }
     }
-    reached
+    (reached, seen.len())
 }
 
 fn node_kind_name(kind: NodeKind) -> &'static str {
@@ -161,7 +186,7 @@ impl GraphPane {
         if root != self.root {
             self.root = root;
             self.toggled.clear();
-            self.selected_path = None;
+            self.selected_key = None;
             self.cursor = ListCursor::default();
         }
         self.rebuild(graph);
@@ -173,30 +198,34 @@ impl GraphPane {
         self.reachable_nodes = 0;
         self.reachable_edges = 0;
         if let Some(root) = &self.root {
-            let mut nodes: HashSet<&str> = HashSet::from([root.as_str()]);
-            for edge in reachable_edges(graph, root) {
+            let (edges, nodes) = reachable(graph, root);
+            self.reachable_nodes = nodes;
+            for edge in edges {
                 let Some(target) = graph.get_node(&edge.to) else {
                     continue;
                 };
-                nodes.insert(edge.to.as_str());
                 self.reachable_edges += 1;
-                self.adjacency
-                    .entry(edge.from.clone())
-                    .or_default()
-                    .push(EdgeView {
-                        from: edge.from.clone(),
-                        to: edge.to.clone(),
-                        kind: edge.kind,
-                        label: target.label.clone(),
-                        node_kind: target.kind,
-                        count: edge.count,
-                        first_seen_ns: edge.first_seen_ns,
-                        last_seen_ns: edge.last_seen_ns,
-                    });
+                let view = Arc::new(EdgeView {
+                    from: edge.from.clone(),
+                    to: edge.to.clone(),
+                    kind: edge.kind,
+                    label: target.label.clone(),
+                    node_kind: target.kind,
+                    count: edge.count,
+                    first_seen_ns: edge.first_seen_ns,
+                    last_seen_ns: edge.last_seen_ns,
+                });
+                match self.adjacency.get_mut(edge.from.as_str()) {
+                    Some(views) => views.push(view),
+                    None => {
+                        self.adjacency.insert(edge.from.clone(), vec![view]);
+                    }
+                }
             }
-            self.reachable_nodes = nodes.len();
             for views in self.adjacency.values_mut() {
-                views.sort_by(|a, b| (&a.label, &a.to, a.kind).cmp(&(&b.label, &b.to, b.kind)));
+                views.sort_unstable_by(|a, b| {
+                    (&a.label, &a.to, a.kind).cmp(&(&b.label, &b.to, b.kind))
+                });
             }
         }
         self.flatten();
@@ -209,7 +238,7 @@ impl GraphPane {
             let terms = filter_terms(&self.filter);
             let children = self.adjacency.get(root.as_str());
             for (kind, name) in GROUPS {
-                let edges: Vec<&EdgeView> = children
+                let edges: Vec<&Arc<EdgeView>> = children
                     .into_iter()
                     .flatten()
                     .filter(|e| e.node_kind == *kind)
@@ -218,7 +247,7 @@ impl GraphPane {
                     continue;
                 }
                 let mut group = GraphRow {
-                    path: format!("g:{name}"),
+                    key: group_key(name),
                     depth: 0,
                     content: RowContent::Group {
                         kind: *kind,
@@ -228,15 +257,15 @@ impl GraphPane {
                     expandable: true,
                     expanded: false,
                 };
-                group.expanded = open_by_default(&group) != self.toggled.contains(&group.path);
+                group.expanded = open_by_default(&group) != self.toggled.contains(&group.key);
                 let at = rows.len();
-                let path = group.path.clone();
+                let key = group.key;
                 let open = group.expanded || !terms.is_empty();
                 rows.push(group);
                 let mut stack = vec![root.as_str()];
                 let mut any = false;
                 for edge in edges {
-                    any |= self.push_edge(&mut rows, edge, &path, 1, open, &mut stack, &terms);
+                    any |= self.push_edge(&mut rows, edge, key, 1, open, &mut stack, &terms);
                 }
                 if !terms.is_empty() && !any {
                     rows.truncate(at);
@@ -245,13 +274,13 @@ impl GraphPane {
         }
         self.rows = rows;
         // Keep the selection on the same row when it still exists.
-        if let Some(path) = &self.selected_path {
-            if let Some(index) = self.rows.iter().position(|r| &r.path == path) {
+        if let Some(key) = self.selected_key {
+            if let Some(index) = self.rows.iter().position(|r| r.key == key) {
                 self.cursor.selected = index;
             }
         }
         self.cursor.clamp(self.rows.len());
-        self.selected_path = self.rows.get(self.cursor.selected).map(|r| r.path.clone());
+        self.selected_key = self.rows.get(self.cursor.selected).map(|r| r.key);
     }
 
     /// Adds an edge row (when `visible`) and its open subtree; returns whether it or anything
@@ -260,32 +289,32 @@ impl GraphPane {
     fn push_edge<'a>(
         &'a self,
         rows: &mut Vec<GraphRow>,
-        edge: &'a EdgeView,
-        parent: &str,
+        edge: &'a Arc<EdgeView>,
+        parent: RowKey,
         depth: usize,
         visible: bool,
         stack: &mut Vec<&'a str>,
         terms: &[String],
     ) -> bool {
-        let path = format!("{parent}\u{1f}{}\u{1e}{:?}", edge.to, edge.kind);
-        let children: &[EdgeView] = self
+        let key = row_key(parent, &edge.to, edge.kind);
+        let children: &[Arc<EdgeView>] = self
             .adjacency
             .get(edge.to.as_str())
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let children: Vec<&EdgeView> = children
+        let children: Vec<&Arc<EdgeView>> = children
             .iter()
             .filter(|c| !stack.contains(&c.to.as_str()))
             .collect();
         let expandable = !children.is_empty() && depth < MAX_DEPTH;
         let mut row = GraphRow {
-            path,
+            key,
             depth,
             content: RowContent::Edge(edge.clone()),
             expandable,
             expanded: false,
         };
-        row.expanded = expandable && (open_by_default(&row) != self.toggled.contains(&row.path));
+        row.expanded = expandable && (open_by_default(&row) != self.toggled.contains(&row.key));
         let filtering = !terms.is_empty();
         let matched_self = filtering
             && matches_terms(
@@ -296,14 +325,13 @@ impl GraphPane {
         if !visible {
             return matched_self;
         }
-        let path = row.path.clone();
         let at = rows.len();
         rows.push(row);
         let mut matched_below = false;
         if open && expandable {
             stack.push(edge.to.as_str());
             for child in children {
-                matched_below |= self.push_edge(rows, child, &path, depth + 1, true, stack, terms);
+                matched_below |= self.push_edge(rows, child, key, depth + 1, true, stack, terms);
             }
             stack.pop();
         }
@@ -333,7 +361,7 @@ impl GraphPane {
     }
 
     fn remember_selection(&mut self) {
-        self.selected_path = self.rows.get(self.cursor.selected).map(|r| r.path.clone());
+        self.selected_key = self.rows.get(self.cursor.selected).map(|r| r.key);
     }
 
     /// Opens or closes the selected row; returns whether anything changed.
@@ -344,9 +372,9 @@ impl GraphPane {
         if !row.expandable {
             return false;
         }
-        let path = row.path.clone();
-        if !self.toggled.remove(&path) {
-            self.toggled.insert(path);
+        let key = row.key;
+        if !self.toggled.remove(&key) {
+            self.toggled.insert(key);
         }
         self.flatten();
         true

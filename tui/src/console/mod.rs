@@ -118,6 +118,7 @@ impl ConsoleOptions {
             // Rebuilding the agent tree and the graph rows four to five times a second is
             // enough to look live and keeps a large graph cheap.
             refresh_every_ticks: u64::from(self.fps() / 4).max(1),
+            adaptive_refresh: true,
             log_limits: LogLimits {
                 entries: config.timeline_per_agent.unwrap_or(5000).max(1),
                 ..LogLimits::default()
