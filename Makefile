@@ -41,9 +41,9 @@ test: fmt-check test-unit test-userspace-only test-e2e
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-# Benchmarks: userspace decoding and reconstruction (criterion), prompt-injection detection (time per
-# KiB; quality on a corpus prepared from PyPI packages, see docs/detection.md) and live collector
-# throughput (needs root).
+# Benchmarks: userspace decoding and reconstruction (criterion), capture read/replay, prompt-injection
+# detection (time per KiB; quality on a corpus prepared from PyPI packages, see docs/detection.md),
+# console frame time and memory, and live collector throughput (needs root).
 bench: setup
 	$(CARGO) bench --locked -p agentscope-collector --bench decode
 	$(CARGO) bench --locked -p agentscope-collector --bench reconstruct
@@ -54,6 +54,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-collector --bench detect_injection
 	bash scripts/prepare-detection-corpus.sh
 	$(CARGO) bench --locked -p agentscope-collector --bench detect_quality
+	$(CARGO) bench --locked -p agentscope --bench console_render
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.

@@ -1,9 +1,11 @@
-//! The `agentscope` command: the live collector (`collect`), headless replay of captures
-//! (`replay`) and capture-file tools (`cap`).
+//! The `agentscope` command: the live collector (`collect`), the investigation console
+//! (`tui`), headless replay and capture-file tools (`replay`, `cap`), baselines (`baseline`) and
+//! the prompt-injection scanner (`scan`).
 
 mod baseline_cmd;
 mod capture_cmd;
 mod collect;
+mod console;
 mod scan;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,8 @@ enum Command {
     Baseline(baseline_cmd::BaselineArgs),
     /// Score JSON lines (`{"text": ..., "source": ...}`) on stdin for prompt injection.
     Scan(scan::ScanArgs),
+    /// Open the investigation console (docs/console.md).
+    Tui(console::command::TuiArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +51,7 @@ fn main() -> std::process::ExitCode {
             Ok(false) => Ok(true),
             Err(err) => Err(err),
         },
+        Command::Tui(args) => console::command::run(args).map(|()| true),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,242 @@
+//! Text layout the panes share: a row with a left part cut to fit and a right-aligned part,
+//! and [`ScrollText`], a scrollable document that wraps only the lines on screen, so a
+//! multi-megabyte payload scrolls as smoothly as a short one.
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::Frame;
+use unicode_width::UnicodeWidthChar as _;
+
+/// Longest logical line kept; longer ones are split (a minified JSON body is one line).
+pub const MAX_LINE_CHARS: usize = 2048;
+
+fn char_width(c: char) -> usize {
+    c.width().unwrap_or(0)
+}
+
+pub fn text_width(text: &str) -> usize {
+    text.chars().map(char_width).sum()
+}
+
+/// `left` cut to what `right` leaves of `width`, `right` flush with the right edge. When the
+/// row is too narrow for both, `right` goes.
+pub fn fit_columns(
+    left: Vec<Span<'static>>,
+    right: Vec<Span<'static>>,
+    width: usize,
+) -> Line<'static> {
+    let right_width: usize = right.iter().map(|s| text_width(&s.content)).sum();
+    let left_width: usize = left.iter().map(|s| text_width(&s.content)).sum();
+    let (right, right_width) = if right_width + 12 > width {
+        (Vec::new(), 0)
+    } else {
+        (right, right_width)
+    };
+    let room = width.saturating_sub(right_width + usize::from(right_width > 0));
+    let mut spans = if left_width > room {
+        truncate_spans(left, room)
+    } else {
+        left
+    };
+    let used: usize = spans.iter().map(|s| text_width(&s.content)).sum();
+    if right_width > 0 {
+        spans.push(Span::raw(" ".repeat(width - right_width - used)));
+        spans.extend(right);
+    }
+    Line::from(spans)
+}
+
+/// Spans cut to `width` columns, the last character replaced by `…` when cut.
+pub fn truncate_spans(spans: Vec<Span<'static>>, width: usize) -> Vec<Span<'static>> {
+    let total: usize = spans.iter().map(|s| text_width(&s.content)).sum();
+    if total <= width {
+        return spans;
+    }
+    let mut out = Vec::new();
+    let mut used = 0;
+    let budget = width.saturating_sub(1);
+    for span in spans {
+        let mut text = String::new();
+        for c in span.content.chars() {
+            let w = char_width(c);
+            if used + w > budget {
+                break;
+            }
+            used += w;
+            text.push(c);
+        }
+        let full = text.len() == span.content.len();
+        out.push(Span::styled(text, span.style));
+        if !full {
+            break;
+        }
+    }
+    if width > 0 {
+        out.push(Span::raw("…"));
+    }
+    out
+}
+
+/// Splits text into logical lines of at most [`MAX_LINE_CHARS`], tabs expanded and control
+/// characters made visible, each styled `style`.
+pub fn text_lines(text: &str, style: Style) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for raw in text.split('\n') {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let mut current = String::new();
+        let mut chars = 0;
+        for c in raw.chars() {
+            if chars >= MAX_LINE_CHARS {
+                lines.push(Line::styled(std::mem::take(&mut current), style));
+                chars = 0;
+            }
+            match c {
+                '\t' => current.push_str("    "),
+                c if c.is_control() => current.push('·'),
+                c => current.push(c),
+            }
+            chars += 1;
+        }
+        lines.push(Line::styled(current, style));
+    }
+    lines
+}
+
+/// A document shown a window at a time. Scrolling moves by logical lines; each visible line
+/// is wrapped to the pane's width when drawn.
+#[derive(Debug, Default)]
+pub struct ScrollText {
+    lines: Vec<Line<'static>>,
+    pub scroll: usize,
+    pub last_area: Rect,
+}
+
+impl ScrollText {
+    /// New content; the scroll position stays when `keep_scroll` (a live refresh of the same
+    /// subject), else goes to the top.
+    pub fn set(&mut self, lines: Vec<Line<'static>>, keep_scroll: bool) {
+        self.lines = lines;
+        if !keep_scroll {
+            self.scroll = 0;
+        }
+        self.scroll = self.scroll.min(self.lines.len().saturating_sub(1));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    pub fn scroll_by(&mut self, delta: isize) {
+        self.scroll = self
+            .scroll
+            .saturating_add_signed(delta)
+            .min(self.lines.len().saturating_sub(1));
+    }
+
+    pub fn scroll_to_end(&mut self) {
+        let height = self.last_area.height as usize;
+        self.scroll = self.lines.len().saturating_sub(height.max(1));
+    }
+
+    /// `12-40/340`: which lines are on screen, for the pane title.
+    pub fn position(&self) -> String {
+        if self.lines.is_empty() {
+            return String::new();
+        }
+        let last = (self.scroll + self.last_area.height as usize).min(self.lines.len());
+        format!("{}-{}/{}", self.scroll + 1, last, self.lines.len())
+    }
+
+    pub fn render(&mut self, frame: &mut Frame, area: Rect) {
+        self.last_area = area;
+        let width = area.width as usize;
+        let height = area.height as usize;
+        if width == 0 || height == 0 {
+            return;
+        }
+        let mut row = 0;
+        for line in self.lines.iter().skip(self.scroll) {
+            for piece in wrap_line(line, width) {
+                if row == height {
+                    return;
+                }
+                let rect = Rect {
+                    y: area.y + row as u16,
+                    height: 1,
+                    ..area
+                };
+                frame.render_widget(piece, rect);
+                row += 1;
+            }
+        }
+    }
+}
+
+/// One logical line as screen rows of at most `width` columns (character wrapping: payloads
+/// are JSON and SQL more than prose).
+pub fn wrap_line(line: &Line<'static>, width: usize) -> Vec<Line<'static>> {
+    let mut rows = Vec::new();
+    let mut current: Vec<Span<'static>> = Vec::new();
+    let mut used = 0;
+    for span in &line.spans {
+        let mut text = String::new();
+        for c in span.content.chars() {
+            let w = char_width(c);
+            if used + w > width && used > 0 {
+                if !text.is_empty() {
+                    current.push(Span::styled(std::mem::take(&mut text), span.style));
+                }
+                rows.push(Line::from(std::mem::take(&mut current)).style(line.style));
+                used = 0;
+            }
+            text.push(c);
+            used += w;
+        }
+        if !text.is_empty() {
+            current.push(Span::styled(text, span.style));
+        }
+    }
+    rows.push(Line::from(current).style(line.style));
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(line: &Line) -> String {
+        line.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn columns_fit_and_cut() {
+        let line = fit_columns(vec![Span::raw("read_file")], vec![Span::raw("×3")], 20);
+        assert_eq!(plain(&line), "read_file         ×3");
+        let line = fit_columns(
+            vec![Span::raw("a very long label indeed")],
+            vec![Span::raw("×3")],
+            24,
+        );
+        assert_eq!(plain(&line), "a very long label in… ×3");
+        assert_eq!(text_width(&plain(&line)), 24);
+        // Too narrow for the right column: only the left, cut.
+        let line = fit_columns(vec![Span::raw("abcdefgh")], vec![Span::raw("×3")], 6);
+        assert_eq!(plain(&line), "abcde…");
+    }
+
+    #[test]
+    fn long_lines_are_split_and_wrapped() {
+        let text = "x".repeat(MAX_LINE_CHARS * 2 + 10);
+        let lines = text_lines(&text, Style::new());
+        assert_eq!(lines.len(), 3);
+        let rows = wrap_line(&Line::raw("abcdefghij"), 4);
+        let rows: Vec<String> = rows.iter().map(plain).collect();
+        assert_eq!(rows, ["abcd", "efgh", "ij"]);
+        let lines = text_lines("a\tb\u{7}c\r\nd", Style::new());
+        assert_eq!(
+            lines.iter().map(plain).collect::<Vec<_>>(),
+            ["a    b·c", "d"]
+        );
+    }
+}

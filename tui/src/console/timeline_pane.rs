@@ -1,0 +1,250 @@
+//! The timeline pane: the selected agent's observations in order (LLM calls, MCP tool calls,
+//! execs, file, database and API access), filterable.
+//!
+//! Rows are the agent's log entries, addressed by their stable log positions. A filter keeps
+//! the positions that match, extended as entries arrive (each entry is tested once) rather
+//! than recomputed. Only the rows on screen are formatted. With the selection on the last row
+//! the pane follows new entries, like `tail -f`.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::format::{filter_terms, format_time, matches_terms};
+use super::list::{render_rows, ListCursor};
+use super::log::{AgentLog, LoggedObservation};
+use super::text::fit_columns;
+use super::theme::Styles;
+
+#[derive(Default)]
+pub struct TimelinePane {
+    agent: Option<String>,
+    pub filter: String,
+    terms: Vec<String>,
+    /// With a filter: log positions of the matching entries, ascending.
+    matches: Vec<u64>,
+    /// Log position up to which entries were tested against the filter.
+    scanned_to: u64,
+    generation: u64,
+    /// The selected entry's log position; `None` follows the newest entry.
+    selected: Option<u64>,
+    cursor: ListCursor,
+    pub last_area: Rect,
+}
+
+impl TimelinePane {
+    pub fn set_agent(&mut self, agent: Option<&str>) {
+        if self.agent.as_deref() != agent {
+            self.agent = agent.map(str::to_string);
+            self.selected = None;
+            self.cursor = ListCursor::default();
+            self.matches.clear();
+            self.scanned_to = 0;
+        }
+    }
+
+    pub fn set_filter(&mut self, filter: String, log: Option<&AgentLog>) {
+        self.filter = filter;
+        self.terms = filter_terms(&self.filter);
+        self.matches.clear();
+        self.scanned_to = 0;
+        self.selected = None;
+        self.sync(log);
+    }
+
+    pub fn following(&self) -> bool {
+        self.selected.is_none()
+    }
+
+    /// Catches up with the log: drops filtered positions that left it, tests new entries.
+    pub fn sync(&mut self, log: Option<&AgentLog>) {
+        let Some(log) = log else {
+            self.matches.clear();
+            return;
+        };
+        if log.generation != self.generation {
+            self.generation = log.generation;
+            self.matches.clear();
+            self.scanned_to = 0;
+        }
+        let start = log.start();
+        if self.selected.is_some_and(|p| p < start) {
+            self.selected = Some(start);
+        }
+        if self.terms.is_empty() {
+            return;
+        }
+        let dropped = self.matches.partition_point(|p| *p < start);
+        self.matches.drain(..dropped);
+        let from = self.scanned_to.max(start);
+        for (position, entry) in log.iter_from(from) {
+            if entry_matches(&self.terms, entry) {
+                self.matches.push(position);
+            }
+        }
+        self.scanned_to = log.end();
+    }
+
+    pub fn len(&self, log: Option<&AgentLog>) -> usize {
+        match log {
+            None => 0,
+            Some(_) if !self.terms.is_empty() => self.matches.len(),
+            Some(log) => log.len(),
+        }
+    }
+
+    fn position_at(&self, row: usize, log: &AgentLog) -> Option<u64> {
+        if self.terms.is_empty() {
+            let position = log.start() + row as u64;
+            (position < log.end()).then_some(position)
+        } else {
+            self.matches.get(row).copied()
+        }
+    }
+
+    fn row_of(&self, position: u64, log: &AgentLog) -> usize {
+        if self.terms.is_empty() {
+            position.saturating_sub(log.start()) as usize
+        } else {
+            self.matches.partition_point(|p| *p < position)
+        }
+    }
+
+    fn selected_row(&self, log: &AgentLog) -> usize {
+        let len = self.len(Some(log));
+        match self.selected {
+            None => len.saturating_sub(1),
+            Some(position) => self.row_of(position, log).min(len.saturating_sub(1)),
+        }
+    }
+
+    /// The selected entry's log position.
+    pub fn selected_position(&self, log: Option<&AgentLog>) -> Option<u64> {
+        let log = log?;
+        self.position_at(self.selected_row(log), log)
+    }
+
+    pub fn select_row(&mut self, row: usize, log: Option<&AgentLog>) {
+        let Some(log) = log else { return };
+        let len = self.len(Some(log));
+        if len == 0 {
+            return;
+        }
+        let row = row.min(len - 1);
+        // The last row means "follow".
+        self.selected = if row + 1 == len {
+            None
+        } else {
+            self.position_at(row, log)
+        };
+        self.cursor.touched = true;
+    }
+
+    pub fn move_by(&mut self, delta: isize, log: Option<&AgentLog>) {
+        let Some(log) = log else { return };
+        let row = self.selected_row(log).saturating_add_signed(delta);
+        self.select_row(row, Some(log));
+    }
+
+    pub fn scroll_by(&mut self, delta: isize, log: Option<&AgentLog>) {
+        let len = self.len(log);
+        let height = self.last_area.height as usize;
+        let Some(log) = log else { return };
+        self.cursor.selected = self.selected_row(log);
+        self.cursor.scroll_by(delta, height, len);
+        self.select_row(self.cursor.selected, Some(log));
+    }
+
+    pub fn row_at(&self, y: u16, log: Option<&AgentLog>) -> Option<usize> {
+        self.cursor.row_at(self.last_area, y, self.len(log))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn render(
+        &mut self,
+        frame: &mut Frame,
+        area: Rect,
+        block: Block<'_>,
+        log: Option<&AgentLog>,
+        styles: &Styles,
+        boot_offset: Option<i128>,
+    ) {
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        self.last_area = inner;
+        let len = self.len(log);
+        let Some(log) = log.filter(|_| len > 0) else {
+            let text = if self.agent.is_none() {
+                "Select an agent to see its timeline."
+            } else if !self.terms.is_empty() {
+                "No observation matches the filter."
+            } else {
+                "No observations for this agent yet."
+            };
+            frame.render_widget(
+                Paragraph::new(Line::styled(text, styles.muted)).wrap(Wrap { trim: true }),
+                inner,
+            );
+            return;
+        };
+        let height = inner.height as usize;
+        self.cursor.selected = self.selected_row(log);
+        self.cursor.scroll_into_view(height, len);
+        let width = inner.width as usize;
+        let lines = (self.cursor.offset..len.min(self.cursor.offset + height)).filter_map(|row| {
+            let entry = log.get(self.position_at(row, log)?)?;
+            Some(entry_line(entry, styles, width, boot_offset))
+        });
+        render_rows(
+            frame,
+            inner,
+            lines,
+            Some(self.cursor.selected - self.cursor.offset),
+            styles.selection,
+        );
+    }
+
+    /// `12-40/340 · following`: for the pane title.
+    pub fn position_text(&self, log: Option<&AgentLog>) -> String {
+        let len = self.len(log);
+        if len == 0 {
+            return String::new();
+        }
+        let row = log.map_or(0, |l| self.selected_row(l)) + 1;
+        let follow = if self.following() {
+            " · following"
+        } else {
+            ""
+        };
+        format!("{row}/{len}{follow}")
+    }
+}
+
+fn entry_matches(terms: &[String], entry: &LoggedObservation) -> bool {
+    matches_terms(terms, &[entry.kind.tag(), &entry.summary])
+}
+
+fn entry_line(
+    entry: &LoggedObservation,
+    styles: &Styles,
+    width: usize,
+    boot_offset: Option<i128>,
+) -> Line<'static> {
+    let tag_style = entry
+        .kind
+        .colour_of()
+        .map_or(styles.muted, |k| styles.node(k));
+    fit_columns(
+        vec![
+            Span::styled(
+                format!("{} ", format_time(entry.observation.ts_ns, boot_offset)),
+                styles.muted,
+            ),
+            Span::styled(format!("{:<5} ", entry.kind.tag()), tag_style),
+            Span::styled(entry.summary.clone(), styles.text),
+        ],
+        Vec::new(),
+        width,
+    )
+}
