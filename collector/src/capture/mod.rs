@@ -19,7 +19,7 @@ pub mod writer;
 pub use block::{CaptureMetadata, CaptureTotals, FileHeader};
 pub use reader::{CaptureError, CaptureReader, Damage, IndexSource};
 pub use recorder::{Recorder, RecorderOptions, RecordingSummary};
-pub use replay::{Position, RecordedIdentity, Replay, Speed};
+pub use replay::{CaptureContents, Position, RecordedIdentity, Replay, Speed};
 pub use writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 
 #[cfg(test)]

@@ -439,8 +439,91 @@ impl Replay {
     }
 }
 
+/// A whole capture in memory, for a caller that drives a pipeline itself (the console pages
+/// back and forth through the events): the events from the first keyframe on, and a
+/// pipeline factory that restores that keyframe and knows every recorded identity answer.
+///
+/// Answers are all known from the start, so a process whose identity changed during the
+/// recording (a pod the watcher learned late) gets its last answer throughout; [`Replay`]
+/// passes them in order and has no such difference.
+pub struct CaptureContents {
+    pub events: Vec<Event>,
+    pub damage: Vec<Damage>,
+    start: Option<crate::pipeline::PipelineState>,
+    answers: Vec<IdentityAnswer>,
+    reconstruct: ReconstructOptions,
+    model: ModelOptions,
+}
+
+impl CaptureContents {
+    pub fn load(reader: &CaptureReader) -> Self {
+        let mut damage = Vec::new();
+        let mut start = None;
+        let mut first_event = 0;
+        if let Some(block) = reader.keyframe_blocks().next() {
+            match reader.read_keyframe(block) {
+                Ok((_, keyframe)) => {
+                    first_event = keyframe.pipeline.next_event_index;
+                    start = Some(keyframe.pipeline);
+                }
+                Err(d) => damage.push(d),
+            }
+        }
+        let mut events = Vec::new();
+        let mut answers = Vec::new();
+        for block in reader.event_blocks() {
+            let (_, entries, d) = reader.read_events(block);
+            damage.extend(d);
+            let mut index = block.first_event_index;
+            for entry in entries {
+                match entry {
+                    Entry::Event(event) => {
+                        if index >= first_event {
+                            events.push(event);
+                        }
+                        index += 1;
+                    }
+                    Entry::Identity(answer) => answers.push(answer),
+                    Entry::Unknown { .. } => {}
+                }
+            }
+        }
+        let (reconstruct, model) = pipeline_options(reader);
+        Self {
+            events,
+            damage,
+            start,
+            answers,
+            reconstruct,
+            model,
+        }
+    }
+
+    /// A pipeline at the start of the capture.
+    pub fn new_pipeline(&self) -> Pipeline {
+        let mut identity = RecordedIdentity::default();
+        for answer in &self.answers {
+            identity.remember(answer.clone());
+        }
+        let mut pipeline = Pipeline::new(
+            self.reconstruct.clone(),
+            self.model.clone(),
+            Box::new(identity),
+        );
+        if let Some(state) = &self.start {
+            pipeline.restore(state.clone());
+        }
+        pipeline
+    }
+}
+
 /// A pipeline with the options the capture was recorded with, answering identity from it.
 fn new_pipeline(reader: &CaptureReader) -> Pipeline {
+    let (reconstruct, model) = pipeline_options(reader);
+    Pipeline::new(reconstruct, model, Box::new(RecordedIdentity::default()))
+}
+
+fn pipeline_options(reader: &CaptureReader) -> (ReconstructOptions, ModelOptions) {
     let defaults = (ReconstructOptions::default(), ModelOptions::default());
     let (reconstruct, model) = match reader.header() {
         Some(header) => {
@@ -465,5 +548,5 @@ fn new_pipeline(reader: &CaptureReader) -> Pipeline {
         }
         None => defaults,
     };
-    Pipeline::new(reconstruct, model, Box::new(RecordedIdentity::default()))
+    (reconstruct, model)
 }

@@ -1,6 +1,7 @@
-//! `agentscope tui`: the console's command line. For now it opens a JSON-lines event file
-//! (`--events`, as written by `agentscope collect --json`); live capture, recordings and
-//! remote collectors are other sources of the same console.
+//! `agentscope tui`: the console's command line. It replays a capture (`--replay FILE.cap`,
+//! from `agentscope collect --record`) or a JSON-lines event file (`--events`, from
+//! `agentscope collect --json`); live capture and remote collectors are other sources of the
+//! same console, still to come.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,9 @@ use super::{run_console, ConsoleConfig, ConsoleOptions, JsonEventsSource, Theme}
 
 #[derive(Args, Debug)]
 pub struct TuiArgs {
+    /// Replay a capture written by `agentscope collect --record`.
+    #[arg(long, value_name = "FILE.cap", conflicts_with = "events")]
+    pub replay: Option<PathBuf>,
     /// Replay events from a JSON-lines file written by `agentscope collect --json`.
     #[arg(long, value_name = "FILE.jsonl")]
     pub events: Option<PathBuf>,
@@ -36,10 +40,16 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
     }
     let options = ConsoleOptions::new(config, args.theme);
     options.app_options()?;
-    let Some(path) = args.events else {
-        bail!("nothing to show: give --events FILE.jsonl (a capture from `agentscope collect --json`)");
-    };
-    let mut source = JsonEventsSource::open(&path)?.at_speed(args.speed);
+    let mut source = match (&args.replay, &args.events) {
+        (Some(path), _) => JsonEventsSource::open_capture(path)?,
+        (None, Some(path)) => JsonEventsSource::open(path)?,
+        (None, None) => bail!(
+            "nothing to show: give --replay FILE.cap (from `agentscope collect --record`) or \
+             --events FILE.jsonl (from `agentscope collect --json`); the live console is not \
+             built yet"
+        ),
+    }
+    .at_speed(args.speed);
     if args.paused {
         source = source.paused();
     }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use agentscope_collector::capture::{CaptureContents, CaptureReader};
 use agentscope_collector::event_json::events_from_json_lines;
 use agentscope_collector::model::{HostOnlyIdentity, IdentityLookup, ModelOptions};
 use agentscope_collector::pipeline::Pipeline;
@@ -82,6 +83,8 @@ const NORMAL_SPEED: usize = 3;
 const MAX_IDLE_WAIT: Duration = Duration::from_secs(1);
 
 type IdentityFactory = Box<dyn Fn() -> Box<dyn IdentityLookup + Send>>;
+/// Builds the pipeline a replay starts from (and restarts from on a seek backwards).
+type PipelineFactory = Box<dyn Fn() -> Pipeline>;
 
 pub struct JsonEventsSource {
     label: String,
@@ -91,6 +94,8 @@ pub struct JsonEventsSource {
     pipeline: Pipeline,
     identity: IdentityFactory,
     model_options: ModelOptions,
+    /// Overrides `identity` and `model_options` (a capture's own pipeline).
+    factory: Option<PipelineFactory>,
     clock: Box<dyn Clock>,
     paused: bool,
     speed: usize,
@@ -141,11 +146,42 @@ impl JsonEventsSource {
         Ok(Self::from_events(label, events))
     }
 
+    /// Replays a `.cap` capture: its events in the order the collector saw them, through a
+    /// pipeline restored from its first keyframe, with the identities it recorded, so the
+    /// console shows what the live console showed.
+    pub fn open_capture(path: &Path) -> anyhow::Result<Self> {
+        let reader = CaptureReader::open(path)?;
+        let mut contents = CaptureContents::load(&reader);
+        let events = std::mem::take(&mut contents.events);
+        let mut label = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        if !contents.damage.is_empty() {
+            // The status line is where the user looks; `agentscope cap verify` has details.
+            label.push_str(&format!(
+                " ({} damaged blocks skipped)",
+                contents.damage.len()
+            ));
+        }
+        let contents = Rc::new(contents);
+        let mut source = Self::ordered(label, events);
+        source.factory = Some(Box::new(move || contents.new_pipeline()));
+        source.pipeline = source.make_pipeline();
+        Ok(source)
+    }
+
     /// Replays events already in memory, with host-only identity and the real clock.
     pub fn from_events(label: impl Into<String>, mut events: Vec<Event>) -> Self {
         // Files are written in order, but a hand-merged file might not be; reconstruction
         // needs time order.
         events.sort_by_key(|e| e.header.ts_ns);
+        Self::ordered(label, events)
+    }
+
+    /// Events in the order given (a capture's: that of the ring buffer, which a replay must
+    /// keep to give what the live pipeline gave).
+    fn ordered(label: impl Into<String>, events: Vec<Event>) -> Self {
         let first_ts = events.first().map_or(0, |e| e.header.ts_ns);
         let last_ts = events.last().map_or(0, |e| e.header.ts_ns);
         let identity: IdentityFactory = Box::new(|| Box::new(HostOnlyIdentity));
@@ -160,6 +196,7 @@ impl JsonEventsSource {
             pipeline,
             identity,
             model_options,
+            factory: None,
             clock,
             paused: false,
             speed: NORMAL_SPEED,
@@ -198,14 +235,14 @@ impl JsonEventsSource {
         identity: impl Fn() -> Box<dyn IdentityLookup + Send> + 'static,
     ) -> Self {
         self.identity = Box::new(identity);
-        self.pipeline = new_pipeline(&self.identity, &self.model_options);
+        self.pipeline = self.make_pipeline();
         self
     }
 
     #[allow(dead_code)]
     pub fn with_model_options(mut self, options: ModelOptions) -> Self {
         self.model_options = options;
-        self.pipeline = new_pipeline(&self.identity, &self.model_options);
+        self.pipeline = self.make_pipeline();
         self
     }
 
@@ -226,6 +263,13 @@ impl JsonEventsSource {
 
     fn speed(&self) -> f64 {
         SPEEDS[self.speed]
+    }
+
+    fn make_pipeline(&self) -> Pipeline {
+        match &self.factory {
+            Some(factory) => factory(),
+            None => new_pipeline(&self.identity, &self.model_options),
+        }
     }
 
     /// Where playback would be now if it had kept running since the anchor.
@@ -416,7 +460,7 @@ impl Source for JsonEventsSource {
             .map(|i| self.events[i].header.ts_ns);
         if done.is_some_and(|ts| target < ts) {
             // Reconstruction only runs forwards: start over and replay up to the target.
-            self.pipeline = new_pipeline(&self.identity, &self.model_options);
+            self.pipeline = self.make_pipeline();
             self.next = 0;
             self.finished = false;
             self.reset_pending = true;

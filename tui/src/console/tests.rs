@@ -880,3 +880,53 @@ fn observations_before_an_agent_is_known_join_its_log() {
     let times: Vec<u64> = entries.iter().map(|e| e.observation.ts_ns).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Captures from recordings/ (made by the real collector; see recordings/README.md)
+// ---------------------------------------------------------------------------------------------
+
+fn recording(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../recordings")
+        .join(name)
+}
+
+#[test]
+fn a_capture_replayed_in_the_console_ends_with_the_live_collectors_model() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let console = Console::with_source(source).play_to_end();
+    let replayed = serde_json::to_value(console.source.pipeline().snapshot()).unwrap();
+    let live: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(recording("injected.graph.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        replayed, live,
+        "the console shows what the live collector saw"
+    );
+}
+
+#[test]
+fn snapshot_injected_recording() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    snapshot_both(&mut console, "recording_injected_overview");
+    console.focus_pane(PaneId::Graph);
+    snapshot_both(&mut console, "recording_injected_graph");
+    // The agent's last HTTP request: the POST of the customers' rows to 127.0.0.2.
+    let agent = console.app.current_agent().unwrap().to_string();
+    let posts = console
+        .app
+        .logs()
+        .agent(&agent)
+        .unwrap()
+        .iter_from(0)
+        .filter(|(_, e)| e.kind.tag() == "HTTP")
+        .count();
+    assert!(posts >= 2, "http_get and http_post are in the timeline");
+    console.select_entry("HTTP", posts - 1);
+    snapshot_both(&mut console, "recording_injected_exfiltration_post");
+}
