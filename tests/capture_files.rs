@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -20,33 +19,6 @@ fn steady_workload(dir: &Path, rounds: u32) -> Paused {
          sleep 0.05; done"
     );
     Paused::command(dir, "/bin/sh", &["-c", &script], &[])
-}
-
-/// Starts `agentscope collect --json --ready-message ARGS`, waiting until it collects.
-fn start_collector(dir: &Path, args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
-    let stdout = dir.join("collect.jsonl");
-    let mut child = Command::new(BIN)
-        .args(["collect", "--json", "--ready-message"])
-        .args(args)
-        .stdout(std::fs::File::create(&stdout).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(
-        line.contains("collecting"),
-        "collector did not start: {line}"
-    );
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
-            eprint!("collector: {rest}");
-            rest.clear();
-        }
-    });
-    (child, stdout)
 }
 
 fn agentscope(args: &[&str]) -> (bool, String, String) {
@@ -80,7 +52,10 @@ fn a_killed_collector_leaves_a_capture_that_reads_back_to_its_last_sync() {
     let cap = dir.path().join("killed.cap");
     let workload = steady_workload(dir.path(), 200);
     let pid = workload.pid().to_string();
-    let (mut collector, stdout) = start_collector(
+    let Collect {
+        child: mut collector,
+        stdout_path: stdout,
+    } = Collect::start(
         dir.path(),
         &["--pid", &pid, "--record", cap.to_str().unwrap()],
     );
@@ -136,7 +111,10 @@ fn rotation_by_size_and_count_and_the_capture_tools_on_a_real_capture() {
     let base = dir.path().join("rotated.cap");
     let workload = steady_workload(dir.path(), 60);
     let pid = workload.pid().to_string();
-    let (mut collector, _stdout) = start_collector(
+    let Collect {
+        child: mut collector,
+        ..
+    } = Collect::start(
         dir.path(),
         &[
             "--pid",

@@ -12,6 +12,9 @@ use agentscope_collector::pipeline::Pipeline;
 use agentscope_collector::reconstruct::ReconstructOptions;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
+#[path = "support/fixture_rounds.rs"]
+mod fixture_rounds;
+
 const FIXTURES: &[&str] = &[
     include_str!("../tests/fixtures/capture/python_chat.jsonl"),
     include_str!("../tests/fixtures/capture/python_chat_stream.jsonl"),
@@ -20,29 +23,11 @@ const FIXTURES: &[&str] = &[
 const ROUNDS: u32 = 50;
 
 fn workload() -> Vec<Event> {
-    let mut events = Vec::new();
-    for round in 0..ROUNDS {
-        for fixture in FIXTURES {
-            for mut event in events_from_json_lines(fixture).expect("fixture parses") {
-                // Shift pids so each round is a new set of processes and connections, and time
-                // so rounds follow each other as a long capture would (tool-call windows close).
-                let shift = round * 100_000;
-                let later = u64::from(round) * 600 * 1_000_000_000;
-                event.header.ts_ns += later;
-                event.header.time_unix_ns += later;
-                event.header.pid += shift;
-                event.header.tid += shift;
-                if event.header.ppid != 0 {
-                    event.header.ppid += shift;
-                }
-                if let EventBody::Fork { child_pid, .. } = &mut event.body {
-                    *child_pid += shift;
-                }
-                events.push(event);
-            }
-        }
-    }
-    events
+    let parsed: Vec<Vec<Event>> = FIXTURES
+        .iter()
+        .map(|f| events_from_json_lines(f).expect("fixture parses"))
+        .collect();
+    fixture_rounds::repeat_as_new_processes(&parsed, ROUNDS)
 }
 
 fn payload_bytes(events: &[Event]) -> u64 {

@@ -15,12 +15,15 @@ use std::path::Path;
 use agentscope_collector::capture::{
     CaptureMetadata, CaptureReader, Recorder, RecorderOptions, Replay,
 };
-use agentscope_collector::event::{Event, EventBody};
+use agentscope_collector::event::Event;
 use agentscope_collector::event_json::events_from_json_lines;
 use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
 use agentscope_collector::pipeline::Pipeline;
 use agentscope_collector::reconstruct::ReconstructOptions;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+#[path = "support/fixture_rounds.rs"]
+mod fixture_rounds;
 
 const FIXTURES: &[&str] = &[
     include_str!("../tests/fixtures/capture/python_chat.jsonl"),
@@ -38,28 +41,7 @@ fn workload() -> Vec<Event> {
         .iter()
         .map(|f| events_from_json_lines(f).expect("fixture parses"))
         .collect();
-    let mut events = Vec::new();
-    for round in 0..ROUNDS {
-        let shift = round * 100_000;
-        let later = u64::from(round) * 600 * 1_000_000_000;
-        for fixture in &parsed {
-            for event in fixture {
-                let mut event = event.clone();
-                event.header.ts_ns += later;
-                event.header.time_unix_ns += later;
-                event.header.pid += shift;
-                event.header.tid += shift;
-                if event.header.ppid != 0 {
-                    event.header.ppid += shift;
-                }
-                if let EventBody::Fork { child_pid, .. } = &mut event.body {
-                    *child_pid += shift;
-                }
-                events.push(event);
-            }
-        }
-    }
-    events
+    fixture_rounds::repeat_as_new_processes(&parsed, ROUNDS)
 }
 
 fn record(events: &[Event], path: &Path) {

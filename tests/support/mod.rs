@@ -223,8 +223,9 @@ fn rand_suffix() -> u64 {
 
 /// A running `agentscope collect --json`.
 pub struct Collect {
-    child: Child,
-    stdout_path: PathBuf,
+    pub child: Child,
+    /// Where its stdout (JSON lines) goes.
+    pub stdout_path: PathBuf,
 }
 
 impl Collect {
