@@ -342,8 +342,8 @@ impl Replay {
         let Some(Entry::Event(event)) = self.pending.pop_front() else {
             return None;
         };
-        // The identity answers the pipeline logs on the way are the recorded ones; they stay
-        // there for a caller that writes a new capture (a slice) to take.
+        // Identity answers given on the way are the recorded ones; a recorder writing a new
+        // capture from this replay (a slice) takes them from the pipeline's log.
         let observations = self.pipeline.push(&event);
         self.position.ts_ns = event.header.ts_ns;
         self.position.time_unix_ns = event.header.time_unix_ns;
