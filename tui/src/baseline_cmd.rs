@@ -167,13 +167,9 @@ fn replay(source: &EventSource, approved: Vec<AgentBaseline>) -> Result<ReplayOu
 fn capture_loss(reader: &CaptureReader) -> LossCounts {
     let (dropped, lost) = match reader.totals() {
         Some(t) => (t.kernel_dropped, t.kernel_lost_bytes),
-        None => reader
-            .keyframe_blocks()
-            .rev()
-            .find_map(|b| reader.read_keyframe(b).ok())
-            .map_or((0, 0), |(_, k)| {
-                (k.collector.kernel_dropped, k.collector.kernel_lost_bytes)
-            }),
+        None => reader.last_keyframe().map_or((0, 0), |(_, k)| {
+            (k.collector.kernel_dropped, k.collector.kernel_lost_bytes)
+        }),
     };
     LossCounts {
         dropped_events: dropped,

@@ -121,10 +121,7 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
     let event_count: u64 = events.iter().map(|b| b.event_count as u64).sum();
     let keyframes = reader.keyframe_blocks().count();
     // The last readable keyframe holds the agent registry as the recording ended.
-    let last_keyframe = reader
-        .keyframe_blocks()
-        .rev()
-        .find_map(|b| reader.read_keyframe(b).ok());
+    let last_keyframe = reader.last_keyframe();
     let agents: Vec<serde_json::Value> = last_keyframe
         .as_ref()
         .map(|(_, k)| {

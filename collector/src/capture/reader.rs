@@ -361,6 +361,35 @@ impl CaptureReader {
         Ok((header, keyframe))
     }
 
+    /// The last keyframe that reads back: the state as the recording ended (agents, the
+    /// collector's loss counters).
+    pub fn last_keyframe(&self) -> Option<(KeyframeHeader, Keyframe)> {
+        self.keyframe_blocks()
+            .rev()
+            .find_map(|b| self.read_keyframe(b).ok())
+    }
+
+    /// The entries of an events block from event `first_event` (an index in the whole
+    /// capture) on: a replay that starts at a keyframe drops the events before it, and keeps
+    /// the identity answers that precede the events it replays.
+    pub fn read_events_from(
+        &self,
+        info: &BlockInfo,
+        first_event: u64,
+    ) -> (Vec<Entry>, Option<Damage>) {
+        let (_, entries, damage) = self.read_events(info);
+        let mut index = info.first_event_index;
+        let mut kept = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let is_event = matches!(entry, Entry::Event(_));
+            if index >= first_event {
+                kept.push(entry);
+            }
+            index += is_event as u64;
+        }
+        (kept, damage)
+    }
+
     /// Reads every block and reports all damage: what opening found, blocks that fail their
     /// checks, and entries that do not decode. Without a trailer, the end is reported too.
     pub fn verify(&self) -> Vec<Damage> {

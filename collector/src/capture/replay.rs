@@ -289,19 +289,9 @@ impl Replay {
                 return false;
             };
             self.next_chunk += 1;
-            let (_, entries, damage) = self.reader.read_events(&chunk);
+            let (entries, damage) = self.reader.read_events_from(&chunk, self.skip_to_event);
             self.damage.extend(damage);
-            // Entries of a chunk that straddles the start keyframe: drop those before it.
-            let mut index = chunk.first_event_index;
-            for entry in entries {
-                let is_event = matches!(entry, Entry::Event(_));
-                if index >= self.skip_to_event {
-                    self.pending.push_back(entry);
-                }
-                if is_event {
-                    index += 1;
-                }
-            }
+            self.pending.extend(entries);
         }
         true
     }
@@ -472,17 +462,11 @@ impl CaptureContents {
         let mut events = Vec::new();
         let mut answers = Vec::new();
         for block in reader.event_blocks() {
-            let (_, entries, d) = reader.read_events(block);
+            let (entries, d) = reader.read_events_from(block, first_event);
             damage.extend(d);
-            let mut index = block.first_event_index;
             for entry in entries {
                 match entry {
-                    Entry::Event(event) => {
-                        if index >= first_event {
-                            events.push(event);
-                        }
-                        index += 1;
-                    }
+                    Entry::Event(event) => events.push(event),
                     Entry::Identity(answer) => answers.push(answer),
                     Entry::Unknown { .. } => {}
                 }

@@ -139,11 +139,7 @@ impl JsonEventsSource {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let events = events_from_json_lines(&text)
             .with_context(|| format!("{} is not an agentscope event file", path.display()))?;
-        let label = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        Ok(Self::from_events(label, events))
+        Ok(Self::from_events(label_of(path), events))
     }
 
     /// Replays a `.cap` capture: its events in the order the collector saw them, through a
@@ -153,10 +149,7 @@ impl JsonEventsSource {
         let reader = CaptureReader::open(path)?;
         let mut contents = CaptureContents::load(&reader);
         let events = std::mem::take(&mut contents.events);
-        let mut label = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
+        let mut label = label_of(path);
         if !contents.damage.is_empty() {
             // The status line is where the user looks; `agentscope cap verify` has details.
             label.push_str(&format!(
@@ -331,6 +324,13 @@ impl JsonEventsSource {
             recording: RecordingState::Unavailable,
         }
     }
+}
+
+/// What the status line calls a file: its name.
+fn label_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 fn new_pipeline(identity: &IdentityFactory, model: &ModelOptions) -> Pipeline {
