@@ -1,14 +1,17 @@
-//! `agentscope tui`: the console's command line. It replays a capture (`--replay FILE.cap`,
-//! from `agentscope collect --record`) or a JSON-lines event file (`--events`, from
-//! `agentscope collect --json`); live capture and remote collectors are other sources of the
-//! same console, still to come.
+//! `agentscope tui`: the console's command line. Without a file it runs the collector
+//! in-process and shows this node live (root needed); it also replays a capture (`--replay
+//! FILE.cap`, from `agentscope collect --record` or the console's `r`) or a JSON-lines event
+//! file (`--events`, from `agentscope collect --json`).
 
 use std::path::PathBuf;
+
+use std::io::IsTerminal as _;
 
 use anyhow::bail;
 use clap::Args;
 
-use super::{run_console, ConsoleConfig, ConsoleOptions, JsonEventsSource, Theme};
+use super::live_collector::LiveArgs;
+use super::{run_console, ConsoleConfig, ConsoleOptions, JsonEventsSource, LiveSource, Theme};
 
 #[derive(Args, Debug)]
 pub struct TuiArgs {
@@ -30,6 +33,8 @@ pub struct TuiArgs {
     /// Replay speed (1 = as recorded).
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     pub speed: f64,
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 pub fn run(args: TuiArgs) -> anyhow::Result<()> {
@@ -40,14 +45,30 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
     }
     let options = ConsoleOptions::new(config, args.theme);
     options.app_options()?;
+    // Say so before loading eBPF programs or reading a file, not after.
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(
+            "the console needs a terminal (stdin and stdout); for headless capture use \
+             `agentscope collect`"
+        );
+    }
+    let replaying = args.replay.is_some() || args.events.is_some();
+    if replaying && args.live.any_given() {
+        bail!(
+            "--pid, --record-dir and the other capture options apply to the live console only \
+             (without --replay or --events)"
+        );
+    }
     let mut source = match (&args.replay, &args.events) {
         (Some(path), _) => JsonEventsSource::open_capture(path)?,
         (None, Some(path)) => JsonEventsSource::open(path)?,
-        (None, None) => bail!(
-            "nothing to show: give --replay FILE.cap (from `agentscope collect --record`) or \
-             --events FILE.jsonl (from `agentscope collect --json`); the live console is not \
-             built yet"
-        ),
+        (None, None) => {
+            if args.paused || args.speed != 1.0 {
+                bail!("--paused and --speed apply to replays (--replay or --events)");
+            }
+            let source = LiveSource::start(&args.live)?;
+            return run_console(Box::new(source), options);
+        }
     }
     .at_speed(args.speed);
     if args.paused {

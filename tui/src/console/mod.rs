@@ -20,6 +20,9 @@ pub mod graph_pane;
 pub mod json_source;
 pub mod keys;
 pub mod list;
+pub mod live_collector;
+pub mod live_recording;
+pub mod live_source;
 pub mod log;
 pub mod source;
 pub mod text;
@@ -49,6 +52,7 @@ pub use config::ConsoleConfig;
 #[allow(unused_imports)]
 pub use findings::{FindingView, Severity};
 pub use json_source::JsonEventsSource;
+pub use live_source::LiveSource;
 #[allow(unused_imports)]
 pub use source::{
     finish_pipeline, push_event, ControlError, ControlResult, RecordingState, ReplayStatus, Source,
