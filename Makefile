@@ -1,5 +1,5 @@
 # agentscope: two commands matter on a fresh machine.
-#   make demo  - the live collector over the demo agents, printing events (needs root)
+#   make demo  - the live console over the demo agents (needs root and a terminal)
 #   make test  - every test, privileged end-to-end tests included (needs root)
 # Both run `make setup` first, which installs what is missing and is idempotent.
 

@@ -33,6 +33,9 @@ pub struct TuiArgs {
     /// Replay speed (1 = as recorded).
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     pub speed: f64,
+    /// Quit by itself after SECS (demos and scripts).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
     #[command(flatten)]
     pub live: LiveArgs,
 }
@@ -43,8 +46,13 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
         // Fail before the terminal is taken over.
         Theme::load(theme)?;
     }
-    let options = ConsoleOptions::new(config, args.theme);
+    let mut options = ConsoleOptions::new(config, args.theme);
     options.app_options()?;
+    options.quit_after = args
+        .duration
+        .map(std::time::Duration::try_from_secs_f64)
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("--duration takes a number of seconds, at least 0"))?;
     // Say so before loading eBPF programs or reading a file, not after.
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(

@@ -79,6 +79,8 @@ pub struct ConsoleOptions {
     pub color_mode: Option<ColorMode>,
     /// What `b` does with the selected agent.
     pub exporter: BaselineExporter,
+    /// Quit by itself after this long (`--duration`: demos and scripts).
+    pub quit_after: Option<Duration>,
 }
 
 impl ConsoleOptions {
@@ -94,6 +96,7 @@ impl ConsoleOptions {
             theme,
             color_mode: None,
             exporter: yaml_exporter(dir),
+            quit_after: None,
         }
     }
 
@@ -178,9 +181,16 @@ pub fn run_console(mut source: Box<dyn Source>, mut options: ConsoleOptions) -> 
     let mut terminal = ratatui::Terminal::new(backend)?;
     terminal.clear()?;
 
+    let started = Instant::now();
     let result = (|| -> anyhow::Result<()> {
         loop {
             let frame_start = Instant::now();
+            if options
+                .quit_after
+                .is_some_and(|limit| started.elapsed() >= limit)
+            {
+                return Ok(());
+            }
             let update = source.poll(max_events);
             app.ingest(update, source.pipeline());
             terminal.draw(|frame| app.render(frame, source.pipeline()))?;
