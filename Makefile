@@ -56,6 +56,7 @@ bench: setup
 	bash scripts/prepare-detection-corpus.sh
 	$(CARGO) bench --locked -p agentscope-collector --bench detect_quality
 	$(CARGO) bench --locked -p agentscope --bench console_render
+	$(CARGO) bench --locked -p agentscope --bench console_live
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.

@@ -30,6 +30,11 @@ struct Tmux {
 impl Tmux {
     /// Runs `args` (the agentscope binary's) in `cwd`, with a configuration of our own.
     fn start(dir: &Path, cwd: &Path, args: &[&str]) -> Tmux {
+        Self::start_wrapped(dir, cwd, &[], args)
+    }
+
+    /// The same, the binary run by `wrapper` (e.g. `setpriv` to drop privileges).
+    fn start_wrapped(dir: &Path, cwd: &Path, wrapper: &[&str], args: &[&str]) -> Tmux {
         let socket = format!(
             "agentscope-test-{}-{}",
             std::process::id(),
@@ -38,10 +43,13 @@ impl Tmux {
         let exit_file = dir.join("exit-code");
         let stderr_file = dir.join("stderr");
         let mut command = format!(
-            "env XDG_CONFIG_HOME='{}' HOME='{}' '{BIN}'",
+            "env XDG_CONFIG_HOME='{}' HOME='{}'",
             dir.display(),
             dir.display()
         );
+        for word in wrapper.iter().chain([&BIN]) {
+            command.push_str(&format!(" '{word}'"));
+        }
         for arg in args {
             command.push_str(&format!(" '{arg}'"));
         }
@@ -386,4 +394,33 @@ fn live_console_shows_an_agent_and_records_what_it_does() {
 
     tmux.keys(&["q"]);
     assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
+}
+
+#[test]
+fn live_console_without_privileges_says_what_to_do() {
+    // Root is needed to drop it.
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    // The unprivileged console reads its (absent) config here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmux = Tmux::start_wrapped(
+        dir.path(),
+        dir.path(),
+        &[
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ],
+        &["tui", "--no-kubernetes"],
+    );
+    assert_eq!(tmux.wait_for_exit(), 1);
+    let stderr = tmux.stderr();
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(stderr.contains("--replay FILE.cap"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use agentscope_collector::capture::CaptureMetadata;
 use agentscope_collector::model::ModelOptions;
@@ -27,6 +27,13 @@ use super::source::{
     push_event, ControlError, ControlResult, RecordingState, Source, SourceMode, SourceStatus,
     SourceUpdate,
 };
+
+/// Longest a poll feeds events (checked every [`BUDGET_CHECK_EVENTS`]): the pipeline takes
+/// about 10 µs an event (`console_live` bench), so a frame's full `max_events_per_tick` of a
+/// burst would hold the screen for a fifth of a second. What is left waits in the channel for
+/// the next frame; if the burst lasts, the channel fills and the drops are counted.
+pub const POLL_TIME_BUDGET: Duration = Duration::from_millis(20);
+const BUDGET_CHECK_EVENTS: usize = 256;
 
 pub struct LiveSource {
     label: String,
@@ -212,7 +219,13 @@ impl Source for LiveSource {
         if let Some(recording) = self.recording.as_mut() {
             recording.set_collector_counters(self.counters.collector_counters());
         }
+        let poll_started = Instant::now();
         while fed < max_events {
+            if fed % BUDGET_CHECK_EVENTS == BUDGET_CHECK_EVENTS - 1
+                && poll_started.elapsed() >= POLL_TIME_BUDGET
+            {
+                break;
+            }
             let event = match self.events.try_recv() {
                 Ok(event) => event,
                 Err(TryRecvError::Empty) => break,
