@@ -94,8 +94,9 @@ impl ReadData {
         self.atoms.is_empty()
     }
 
-    /// The pieces found in `haystack` whose match ends at or after byte `from`.
-    fn find(&mut self, haystack: &str, from: usize) -> Vec<usize> {
+    /// The pieces found in `haystack` whose match ends after byte `from`, with where each
+    /// match starts.
+    fn find(&mut self, haystack: &str, from: usize) -> Vec<(usize, usize)> {
         if self.dirty || self.automaton.is_none() {
             self.automaton = AhoCorasick::new(self.atoms.iter().map(|a| a.text.as_str())).ok();
             self.dirty = false;
@@ -103,13 +104,13 @@ impl ReadData {
         let Some(automaton) = &self.automaton else {
             return Vec::new();
         };
-        let mut found: Vec<usize> = automaton
+        let mut found: Vec<(usize, usize)> = automaton
             .find_overlapping_iter(haystack)
             .filter(|m| m.end() > from)
-            .map(|m| m.pattern().as_usize())
+            .map(|m| (m.pattern().as_usize(), m.start()))
             .collect();
         found.sort_unstable();
-        found.dedup();
+        found.dedup_by_key(|(pattern, _)| *pattern);
         found
     }
 }
@@ -187,7 +188,9 @@ pub fn sent_fields(exchange: &HttpExchange) -> Vec<(String, String)> {
         let mut strings = Vec::new();
         json_strings(&value, "body", &mut strings);
         fields.extend(strings);
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+    } else if content_type.starts_with("application/x-www-form-urlencoded")
+        || looks_like_form(body)
+    {
         let text = String::from_utf8_lossy(body);
         for (name, value) in form_pairs(&text) {
             fields.push((format!("body:{name}"), value));
@@ -206,6 +209,13 @@ pub fn sent_fields(exchange: &HttpExchange) -> Vec<(String, String)> {
     }
     fields.extend(decoded);
     fields
+}
+
+/// `a=1&b=2` sent without a content type (curl -d does send one; scripts often do not).
+fn looks_like_form(body: &[u8]) -> bool {
+    !body.is_empty()
+        && body.contains(&b'=')
+        && !body.iter().any(|b| b.is_ascii_whitespace() || *b == b'{')
 }
 
 fn percent_decode(text: &str) -> String {
@@ -265,9 +275,32 @@ pub struct Egress {
 
 #[derive(Default)]
 struct Destination {
-    tails: BTreeMap<String, String>,
+    tails: BTreeMap<String, Tail>,
     matched: BTreeMap<String, (String, u64)>,
+    /// Requests sent so far, and how many of them carried part of a matched piece.
+    sent: u32,
     requests: u32,
+    /// The latest request counted in `requests`.
+    counted_upto: u32,
+}
+
+/// The end of one field's stream, and which request each part of it came from.
+#[derive(Default)]
+struct Tail {
+    text: String,
+    /// (byte offset in `text`, request number) where each request's bytes start.
+    starts: VecDeque<(usize, u32)>,
+}
+
+impl Tail {
+    /// The request that sent byte `offset` of the window.
+    fn request_at(&self, offset: usize) -> u32 {
+        self.starts
+            .iter()
+            .take_while(|(start, _)| *start <= offset)
+            .last()
+            .map_or(0, |(_, request)| *request)
+    }
 }
 
 /// Where a destination stands after a request.
@@ -305,20 +338,24 @@ impl Egress {
             .destinations
             .entry(destination.to_string())
             .or_default();
+        state.sent += 1;
+        let request = state.sent;
         let mut this_request = false;
+        let mut earliest_contributor = request;
         for (field, text) in fields {
             if !state.tails.contains_key(field) && state.tails.len() >= MAX_FIELDS {
                 continue;
             }
             let tail = state.tails.entry(field.clone()).or_default();
-            let from = tail.len();
-            let mut window = std::mem::take(tail);
-            window.push_str(cut(text, MAX_SENT_TEXT));
-            for index in read.find(&window, from) {
+            let from = tail.text.len();
+            tail.text.push_str(cut(text, MAX_SENT_TEXT));
+            tail.starts.push_back((from, request));
+            for (index, start) in read.find(&tail.text, from) {
                 let Some(atom) = read.atoms.get(index) else {
                     continue;
                 };
                 this_request = true;
+                earliest_contributor = earliest_contributor.min(tail.request_at(start));
                 state
                     .matched
                     .entry(atom.text.clone())
@@ -326,14 +363,24 @@ impl Egress {
             }
             // Keep the last MAX_ATOM_LEN - 1 bytes: a piece split across requests ends in
             // the next one.
-            let mut keep = window.len().saturating_sub(MAX_ATOM_LEN - 1);
-            while !window.is_char_boundary(keep) {
+            let mut keep = tail.text.len().saturating_sub(MAX_ATOM_LEN - 1);
+            while !tail.text.is_char_boundary(keep) {
                 keep += 1;
             }
-            *tail = window[keep..].to_string();
+            tail.text.drain(..keep);
+            for (start, _) in tail.starts.iter_mut() {
+                *start = start.saturating_sub(keep);
+            }
+            // Starts now at 0 except the last are wholly before the kept text.
+            while tail.starts.len() > 1 && tail.starts[1].0 == 0 {
+                tail.starts.pop_front();
+            }
         }
         if this_request {
-            state.requests += 1;
+            // Every request that sent part of a matched piece, each counted once.
+            let first = earliest_contributor.max(state.counted_upto + 1);
+            state.requests += request + 1 - first.min(request + 1);
+            state.counted_upto = request;
         }
         if state.matched.is_empty() {
             return None;
@@ -428,7 +475,8 @@ mod tests {
         }
         let totals = last.unwrap();
         assert!(totals.matched_bytes >= 80, "{totals:?}");
-        assert!(totals.requests >= 8, "{totals:?}");
+        // Every request carried part of a row.
+        assert_eq!(totals.requests, bytes.len().div_ceil(9) as u32, "{totals:?}");
     }
 
     #[test]

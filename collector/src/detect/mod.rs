@@ -24,3 +24,6 @@ pub use finding::{
 };
 pub use injection::{scan, IngestSource, InjectionVerdict, RuleHit, Verdict};
 pub use labels::Label;
+
+#[cfg(test)]
+mod tests;
