@@ -81,7 +81,7 @@ RUN_SHELL_TOOL = {
                        "required": ["command"]},
     },
 }
-MAX_ROUNDS_PER_QUESTION = 12
+MAX_ROUNDS_PER_QUESTION = 24
 DEFAULT_QUESTION = "Summarise customer account health for the weekly report."
 # The test services are local: never go through a proxy from the environment.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
