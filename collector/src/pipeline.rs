@@ -1,6 +1,7 @@
 //! The userspace pipeline after decoding: events → reconstruction → model.
 //!
-//! Live capture and replay both feed events here, in order, so they produce the same model.
+//! Live capture and replay both feed events here, in order, so they produce the same model
+//! and the same detections (the [`Detector`] runs on every observation after the model).
 //! Identity lookups are the one input from outside the event stream; they go through
 //! [`IdentityLookup`], and every answer is logged so a recording can store it and a replay
 //! answer from it. [`PipelineState`] is what a capture's keyframe saves so a replay can start
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::{DetectionUpdate, Detector, DetectorOptions};
 use crate::event::Event;
 use crate::identity::IdentityResolver;
 use crate::model::{
@@ -22,6 +24,7 @@ pub struct Pipeline {
     reconstructor: Reconstructor,
     model: Model,
     identity: LoggedIdentity,
+    detector: Detector,
     last_ts_ns: u64,
 }
 
@@ -106,8 +109,16 @@ impl Pipeline {
                 new_answers: Vec::new(),
                 by_pid: HashMap::new(),
             },
+            detector: Detector::default(),
             last_ts_ns: 0,
         }
+    }
+
+    /// Detection with these options (learning period, approved baselines) instead of the
+    /// defaults.
+    pub fn with_detection(mut self, options: DetectorOptions) -> Self {
+        self.detector = Detector::new(options);
+        self
     }
 
     /// Starts from a known process table (live capture: the collector's, seeded from /proc).
@@ -133,11 +144,11 @@ impl Pipeline {
 
     fn apply(&mut self, observations: &[Observation]) {
         for observation in observations {
-            self.model.apply(
-                observation,
-                self.reconstructor.processes(),
-                &mut self.identity,
-            );
+            let processes = self.reconstructor.processes();
+            self.model.apply(observation, processes, &mut self.identity);
+            let links = self.model.take_new_links();
+            self.detector
+                .observe(observation, links, &self.model, processes);
         }
     }
 
@@ -231,8 +242,23 @@ impl Pipeline {
         &self.model
     }
 
+    /// The model with detection's findings and incidents.
     pub fn snapshot(&self) -> ModelSnapshot {
-        self.model.snapshot(Some(self.reconstructor.stats()))
+        let mut snapshot = self.model.snapshot(Some(self.reconstructor.stats()));
+        snapshot.findings = self.detector.findings().to_vec();
+        snapshot.incidents = self.detector.incidents().to_vec();
+        snapshot.stats.findings_dropped = self.detector.findings_dropped();
+        snapshot
+    }
+
+    /// Detection: findings, incidents, and the baselines being learned.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Findings and incidents raised or changed since the last call.
+    pub fn take_detections(&mut self) -> DetectionUpdate {
+        self.detector.take_update()
     }
 }
 
