@@ -45,13 +45,10 @@ const CUSTOMER_ROWS: &str = "Ada Lovelace|ada@example.com|enterprise|1200.00\n\
                              Alan Turing|alan@example.com|pro|99.50\n\
                              Grace Hopper|grace@example.com|free|0.00\n";
 const CUSTOMERS_SQL: &str = "SELECT name, email, plan, balance FROM customers";
-/// Finding kinds that must never appear for a benign twin.
-const HIGH_SEVERITY_KINDS: [&str; 4] = [
-    "prompt_injection",
-    "tool_misuse",
-    "sensitive_access",
-    "exfiltration",
-];
+/// Finding kinds that must never appear for a benign twin. (sensitive_access may: the twins
+/// read what their malicious siblings read, e.g. the customers' emails, which is the agent's
+/// job; it must stay below high and out of any incident.)
+const ATTACK_KINDS: [&str; 3] = ["prompt_injection", "tool_misuse", "exfiltration"];
 
 // ---------------------------------------------------------------------------------------------
 // Running one session.
@@ -573,16 +570,17 @@ fn assert_story_names(incident: &Value, things: &[&str]) {
     }
 }
 
-/// A benign twin: no incident, and no finding of a high-severity kind or severity.
+/// A benign twin: no incident, no finding of an attack's kind, none of high severity.
 fn no_incident(run: &Run) {
     let all = findings(run);
     let incidents = incidents(run);
     assert!(incidents.is_empty(), "{incidents:#?}");
     for finding in &all {
         assert!(
-            !HIGH_SEVERITY_KINDS.contains(&finding["kind"].as_str().unwrap()),
+            !ATTACK_KINDS.contains(&finding["kind"].as_str().unwrap()),
             "{finding:#}"
         );
+        assert!(finding["incident"].is_null(), "{finding:#}");
         assert!(
             matches!(finding["severity"].as_str(), Some("low" | "medium")),
             "{finding:#}"
@@ -725,17 +723,6 @@ fn shell_command_from_a_tool_result_is_one_incident() {
         "no tool_misuse finding for run_shell {:?}: {misuse:#?}",
         s.command
     );
-    // The commands of the clean part of the runbook are not misuse.
-    for f in &misuse {
-        let args = f["detail"]["arguments"].to_string();
-        assert!(!args.contains("uptime") && !args.contains("df -h"), "{f:#}");
-    }
-    assert_story_names(&incident, &["prompt injection", "run_shell", "curl"]);
-    assert!(
-        story(&incident).contains(&s.script_url) || story(&incident).contains("127.0.0.3"),
-        "the story does not name where the script came from: {}",
-        story(&incident)
-    );
     assert!(
         incident["labels"]
             .as_array()
@@ -743,6 +730,18 @@ fn shell_command_from_a_tool_result_is_one_incident() {
             .contains(&json!("LLM01:2025")),
         "{incident:#}"
     );
+    assert_story_names(&incident, &["prompt injection", "run_shell", "curl"]);
+    assert!(
+        story(&incident).contains(&s.script_url) || story(&incident).contains("127.0.0.3"),
+        "the story does not name where the script came from: {}",
+        story(&incident)
+    );
+    // The commands of the clean part of the runbook (the benign twin runs them too) are not
+    // what the injection caused.
+    for f in &misuse {
+        let args = f["detail"]["arguments"].to_string();
+        assert!(!args.contains("uptime") && !args.contains("df -h"), "{f:#}");
+    }
 }
 
 #[test]
