@@ -39,6 +39,8 @@ use super::sensitive;
 const CHAIN_WINDOW_NS: u64 = 120 * 1_000_000_000;
 /// A token read and a Kubernetes API call this far apart are not one story.
 const TOKEN_USE_WINDOW_NS: u64 = 600 * 1_000_000_000;
+/// Sensitive reads this long before the first read of exfiltrated data join its incident.
+const SENSITIVE_LOOKBACK_NS: u64 = 60 * 1_000_000_000;
 /// Findings kept; later ones are counted, not kept.
 const MAX_FINDINGS: usize = 100_000;
 /// Injected contents remembered per agent (to recognise the same content seen again).
@@ -48,6 +50,10 @@ const MAX_TAINTED_CALLS: usize = 4096;
 /// Read data smaller than this in a request is coincidence, not exfiltration.
 const MIN_EXFIL_BYTES: usize = 24;
 const EXCERPT_BYTES: usize = 240;
+/// Injected text kept for matching the arguments it asked for.
+const MAX_INJECTED_TEXT: usize = 64 << 10;
+/// Argument values shorter than this are too common to show they came from injected text.
+const MIN_ARGUMENT_MATCH: usize = 8;
 
 #[derive(Debug, Clone, Default)]
 pub struct DetectorOptions {
@@ -63,11 +69,13 @@ struct AgentWatch {
     injections: VecDeque<(u64, String, usize)>,
     /// Tool descriptions that carry instructions: description hash → finding index.
     poisoned_descriptions: BTreeMap<u64, usize>,
-    /// Tool calls requested by tainted turns: call key → injection finding index.
-    tainted_calls: BTreeMap<String, usize>,
+    /// Tool calls requested by tainted turns, by call key.
+    tainted_calls: BTreeMap<String, TaintedCall>,
     tainted_order: VecDeque<String>,
-    /// Tool-misuse finding per tainted call key.
-    misuse: BTreeMap<String, usize>,
+    /// What tainted calls did before they were found to be misuse (graph node ids).
+    touched: BTreeMap<String, Vec<String>>,
+    /// The text of each injection finding (for matching the arguments it asked for).
+    injected_texts: VecDeque<(usize, String)>,
     chain: Option<Chain>,
     tools_called: BTreeSet<String>,
     read: ReadData,
@@ -78,6 +86,18 @@ struct AgentWatch {
     reported: BTreeMap<(FindingKind, String), usize>,
     token_read: Option<(usize, u64)>,
     kubernetes_api: Option<(usize, u64)>,
+}
+
+#[derive(Debug, Clone)]
+struct TaintedCall {
+    /// The prompt-injection finding whose content the requesting turn read.
+    cause: usize,
+    name: String,
+    id: Option<String>,
+    arguments: serde_json::Value,
+    first_use: bool,
+    /// Its tool-misuse finding, once raised.
+    misuse: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -238,8 +258,8 @@ impl Detector {
                     ) {
                         cause.get_or_insert(finding);
                     }
-                    if let Some(&finding) = self.watch(agent).tainted_calls.get(&key) {
-                        cause.get_or_insert(finding);
+                    if let Some(tainted) = self.watch(agent).tainted_calls.get(&key) {
+                        cause.get_or_insert(tainted.cause);
                     }
                 }
                 for tool in &call.tools_offered {
@@ -273,7 +293,7 @@ impl Detector {
                         .tools_called
                         .insert(requested.name.clone());
                     if let Some(cause) = cause {
-                        self.tool_misuse(context, cause, requested, first_use, *end_ts_ns, model);
+                        self.tainted_call(context, cause, requested, first_use, *end_ts_ns, model);
                     }
                 }
             }
@@ -431,9 +451,13 @@ impl Detector {
             return Some(index);
         }
         let verdict = scan(text, source);
-        if verdict.verdict != Verdict::Injection {
-            return None;
-        }
+        // Suspicious content taints the turns that read it, but only becomes an incident
+        // once the model acts on it (see `raise_misuse`).
+        let severity = match verdict.verdict {
+            Verdict::Injection => Severity::High,
+            Verdict::Suspicious => Severity::Medium,
+            Verdict::Benign => return None,
+        };
         let signature = signature(&verdict);
         // The same instructions reach the agent twice: as a tool's result, then inside the
         // model request that reports it (maybe re-wrapped). One finding, two sightings.
@@ -454,14 +478,21 @@ impl Detector {
             .max_by(|a, b| a.weight.total_cmp(&b.weight))
             .map(|h| h.matched.clone())
             .unwrap_or_default();
-        let summary = format!("prompt injection in the {channel}: \"{quote}\"");
+        let summary = format!(
+            "{} in the {channel}: \"{quote}\"",
+            if severity == Severity::High {
+                "prompt injection"
+            } else {
+                "possible prompt injection"
+            }
+        );
         let labels = verdict.labels();
         let observation = context.observation;
         let index = self.push_finding(Finding {
             id: String::new(),
             kind: FindingKind::PromptInjection,
             agent: agent.to_string(),
-            severity: Severity::High,
+            severity,
             summary,
             ts_ns: observation.ts_ns,
             time_unix_ns: observation.time_unix_ns,
@@ -482,7 +513,16 @@ impl Detector {
             },
         })?;
         self.remember_injection(agent, hash, signature, index);
-        self.open_or_join(agent, index, observation.ts_ns, true, model);
+        let watch = self.watch(agent);
+        if watch.injected_texts.len() >= MAX_INJECTIONS_PER_AGENT {
+            watch.injected_texts.pop_front();
+        }
+        watch
+            .injected_texts
+            .push_back((index, cut(text, MAX_INJECTED_TEXT).to_string()));
+        if severity == Severity::High {
+            self.open_or_join(agent, index, observation.ts_ns, true, model);
+        }
         Some(index)
     }
 
@@ -504,7 +544,13 @@ impl Detector {
         }
     }
 
-    fn tool_misuse(
+    /// A tool call requested by a turn that read `cause`'s content. It is misuse when the
+    /// evidence says the content steered it: its arguments come from the injected text (the
+    /// query, the URL, the command the text asked for), or carry data the agent read; or,
+    /// later, when what it did is sensitive ([`Self::follow_link`]). Other calls of the turn
+    /// stay tainted, so the taint follows their results, without a finding.
+    #[allow(clippy::too_many_arguments)]
+    fn tainted_call(
         &mut self,
         context: &Context<'_>,
         cause: usize,
@@ -515,84 +561,164 @@ impl Detector {
     ) {
         let agent = context.agent.as_str();
         let key = call_key(requested.id.as_deref(), Some(&requested.name));
-        let observation = context.observation;
-        let arguments = describe_arguments(Some(&requested.arguments));
-        let summary = format!(
-            "{}tool call {}{arguments} requested after the model read injected content",
-            if first_use { "first-ever " } else { "" },
-            requested.name
-        );
-        let mut labels = vec![labels::LLM06_EXCESSIVE_AGENCY, labels::ASI02_TOOL_MISUSE];
-        labels.push(labels::ASI01_AGENT_GOAL_HIJACK);
-        labels.sort();
-        let Some(index) = self.push_finding(Finding {
-            id: String::new(),
-            kind: FindingKind::ToolMisuse,
-            agent: agent.to_string(),
-            severity: Severity::High,
-            summary,
-            ts_ns: observation.ts_ns,
-            time_unix_ns: observation.time_unix_ns,
-            pid: observation.actor.pid,
-            events: observation.events.clone(),
-            labels,
-            incident: None,
-            detail: FindingDetail::ToolMisuse {
-                tool: requested.name.clone(),
-                call_id: requested.id.clone(),
-                arguments: requested.arguments.clone(),
-                caused_by: self
-                    .findings
-                    .get(cause)
-                    .map(|f| f.id.clone())
-                    .unwrap_or_default(),
-                first_use,
-                actions: Vec::new(),
-            },
-        }) else {
-            return;
-        };
+        let mut values = Vec::new();
+        string_values(&requested.arguments, &mut values);
         let watch = self.watch(agent);
+        let injected = watch
+            .injected_texts
+            .iter()
+            .find(|(finding, _)| *finding == cause)
+            .map(|(_, text)| text.as_str())
+            .unwrap_or_default();
+        let from_injection = values
+            .iter()
+            .find(|value| argument_in_text(value, injected))
+            .cloned();
+        let carried = values
+            .iter()
+            .map(|value| watch.read.contained_bytes(value))
+            .sum::<usize>();
         if watch.tainted_order.len() >= MAX_TAINTED_CALLS {
             if let Some(old) = watch.tainted_order.pop_front() {
                 watch.tainted_calls.remove(&old);
-                watch.misuse.remove(&old);
             }
         }
-        watch.tainted_calls.insert(key.clone(), cause);
         watch.tainted_order.push_back(key.clone());
-        watch.misuse.insert(key, index);
+        watch.tainted_calls.insert(
+            key.clone(),
+            TaintedCall {
+                cause,
+                name: requested.name.clone(),
+                id: requested.id.clone(),
+                arguments: requested.arguments.clone(),
+                first_use,
+                misuse: None,
+            },
+        );
         if let Some(chain) = &mut watch.chain {
             chain.until_ns = chain
                 .until_ns
                 .max(end_ts_ns.saturating_add(CHAIN_WINDOW_NS));
         }
-        let incident = self.findings[cause].incident.clone();
-        match incident.and_then(|id| self.incident_index(&id)) {
-            Some(incident) => self.join(incident, index),
-            None => self.open_or_join(agent, index, observation.ts_ns, true, model),
+        let reason = match (from_injection, carried >= MIN_EXFIL_BYTES) {
+            (Some(value), _) => format!(
+                "its argument \"{}\" comes from the injected content",
+                cut(&one_line(&value), 80)
+            ),
+            (None, true) => format!("its arguments carry {carried} bytes of data the agent read"),
+            (None, false) => return,
+        };
+        let observation = context.observation;
+        self.raise_misuse(
+            agent,
+            &key,
+            reason,
+            (
+                observation.ts_ns,
+                observation.time_unix_ns,
+                observation.actor.pid,
+            ),
+            &observation.events,
+            model,
+        );
+    }
+
+    /// Raises the tool-misuse finding of a tainted call (once) and puts it in the incident of
+    /// its cause, opening that incident if the cause was only suspicious.
+    fn raise_misuse(
+        &mut self,
+        agent: &str,
+        key: &str,
+        reason: String,
+        (ts_ns, time_unix_ns, pid): (u64, u64, u32),
+        events: &[EventRange],
+        model: &Model,
+    ) -> Option<usize> {
+        let call = self.agents.get(agent)?.tainted_calls.get(key)?.clone();
+        if let Some(index) = call.misuse {
+            return Some(index);
         }
-        if let Some(incident) = self.findings[index]
+        let arguments = describe_arguments(Some(&call.arguments));
+        let summary = format!(
+            "{}tool call {}{arguments} after the model read injected content: {reason}",
+            if call.first_use { "first-ever " } else { "" },
+            call.name
+        );
+        let mut labels = vec![
+            labels::LLM06_EXCESSIVE_AGENCY,
+            labels::ASI02_TOOL_MISUSE,
+            labels::ASI01_AGENT_GOAL_HIJACK,
+        ];
+        labels.sort();
+        let index = self.push_finding(Finding {
+            id: String::new(),
+            kind: FindingKind::ToolMisuse,
+            agent: agent.to_string(),
+            severity: Severity::High,
+            summary,
+            ts_ns,
+            time_unix_ns,
+            pid,
+            events: events.to_vec(),
+            labels,
+            incident: None,
+            detail: FindingDetail::ToolMisuse {
+                tool: call.name.clone(),
+                call_id: call.id.clone(),
+                arguments: call.arguments.clone(),
+                caused_by: self
+                    .findings
+                    .get(call.cause)
+                    .map(|f| f.id.clone())
+                    .unwrap_or_default(),
+                first_use: call.first_use,
+                reason,
+                actions: Vec::new(),
+            },
+        })?;
+        if let Some(tainted) = self
+            .agents
+            .get_mut(agent)
+            .and_then(|w| w.tainted_calls.get_mut(key))
+        {
+            tainted.misuse = Some(index);
+        }
+        // A suspicious cause becomes an incident once the model acted on it.
+        let incident = match self.findings[call.cause]
             .incident
             .clone()
             .and_then(|id| self.incident_index(&id))
         {
-            self.incidents[incident]
-                .chain
-                .tool_calls
-                .push(ChainToolCall {
-                    name: requested.name.clone(),
-                    call_id: requested.id.clone(),
-                    touched: Vec::new(),
-                    first_use,
-                });
-            self.retell(incident, model);
-        }
+            Some(incident) => incident,
+            None => {
+                self.open_or_join(agent, call.cause, ts_ns, true, model);
+                self.findings[call.cause]
+                    .incident
+                    .clone()
+                    .and_then(|id| self.incident_index(&id))?
+            }
+        };
+        self.join(incident, index);
+        let touched = self.watch(agent).touched.remove(key).unwrap_or_default();
+        self.incidents[incident]
+            .chain
+            .tool_calls
+            .push(ChainToolCall {
+                name: call.name.clone(),
+                call_id: call.id.clone(),
+                arguments: arguments_line(&call.arguments),
+                touched,
+                first_use: call.first_use,
+            });
+        self.retell(incident, model);
+        Some(index)
     }
 
-    /// An action linked to a tool call: if the call was tainted, what it did joins the story.
+    /// An action linked to a tool call: if the call was tainted, what it did joins the story,
+    /// and a sensitive action makes the call misuse.
     fn follow_link(&mut self, link: NewLink, model: &Model) {
         let key = call_key(link.call_id.as_deref(), Some(&link.call_name));
+        let mut sensitive_action: Option<String> = None;
         if link.action.kind == "sql" {
             // What an MCP server did for the agent is the agent's data access.
             let tables: Vec<String> = std::iter::once(link.action.target.clone())
@@ -607,6 +733,9 @@ impl Detector {
                 .collect();
             let text = link.action.detail.descriptors.join(" ");
             let (tables, columns) = sensitive::personal_data(&tables, &text);
+            if !tables.is_empty() || !columns.is_empty() {
+                sensitive_action = Some(format!("it read personal data ({})", tables.join(", ")));
+            }
             let observation = Observation {
                 ts_ns: link.action.ts_ns,
                 time_unix_ns: 0,
@@ -626,14 +755,44 @@ impl Detector {
                 observation: &observation,
             };
             self.personal_data(&context, tables, columns, model);
+        } else if let Some(path) = link.action.target.strip_prefix("data:file:") {
+            let class = crate::reconstruct::file_access::classify(path);
+            if sensitive::secret_file(&class).is_some() {
+                sensitive_action = Some(format!("it opened {path} ({})", class.label));
+            }
         }
-        let Some(watch) = self.agents.get(&link.agent) else {
+        let Some(watch) = self.agents.get_mut(&link.agent) else {
             return;
         };
-        let Some(&misuse) = watch.misuse.get(&key) else {
+        let Some(tainted) = watch.tainted_calls.get(&key) else {
             return;
         };
         let target = link.action.target.clone();
+        let touched = match link.action.kind {
+            "exec" => format!("{target} ({})", cut(&link.action.summary, 80)),
+            _ => target.clone(),
+        };
+        let misuse = match (tainted.misuse, sensitive_action) {
+            (Some(index), _) => index,
+            (None, Some(reason)) => {
+                let pending = watch.touched.entry(key.clone()).or_default();
+                if !pending.contains(&touched) {
+                    pending.push(touched.clone());
+                }
+                let at = (link.action.ts_ns, 0, link.action.pid);
+                let _ =
+                    self.raise_misuse(&link.agent, &key, reason, at, &link.action.events, model);
+                return;
+            }
+            (None, None) => {
+                // Not misuse (yet): remember what it did in case it becomes so.
+                let pending = watch.touched.entry(key).or_default();
+                if pending.len() < 64 && !pending.contains(&touched) {
+                    pending.push(touched);
+                }
+                return;
+            }
+        };
         if let Some(finding) = self.findings.get_mut(misuse) {
             if let FindingDetail::ToolMisuse { actions, .. } = &mut finding.detail {
                 if !actions.contains(&target) {
@@ -649,10 +808,6 @@ impl Detector {
             .and_then(|id| self.incident_index(&id))
         else {
             return;
-        };
-        let touched = match link.action.kind {
-            "exec" => format!("{target} ({})", cut(&link.action.summary, 80)),
-            _ => target,
         };
         let chain = &mut self.incidents[incident].chain;
         if let Some(call) = chain
@@ -915,8 +1070,31 @@ impl Detector {
                 incident
             }
             None => {
-                let trigger = format!("data read by the agent sent to {destination}");
-                self.open_incident(agent, index, observation.ts_ns, trigger, model)
+                let trigger = format!(
+                    "data the agent read ({}) sent to {destination}",
+                    totals.origins.join(", ")
+                );
+                let incident = self.open_incident(agent, index, observation.ts_ns, trigger, model);
+                // The sensitive reads whose data is leaving belong to the story.
+                let since = totals.first_read_ns.saturating_sub(SENSITIVE_LOOKBACK_NS);
+                let earlier: Vec<usize> = (0..index)
+                    .filter(|&i| {
+                        let f = &self.findings[i];
+                        f.agent == agent
+                            && f.kind == FindingKind::SensitiveAccess
+                            && f.incident.is_none()
+                            && f.ts_ns >= since
+                    })
+                    .collect();
+                for finding in earlier {
+                    self.join(incident, finding);
+                    let target = target_of(&self.findings[finding]);
+                    let data = &mut self.incidents[incident].chain.data;
+                    if !data.contains(&target) {
+                        data.push(target);
+                    }
+                }
+                incident
             }
         };
         self.set_egress(incident, index);
@@ -1234,8 +1412,9 @@ fn story(incident: &Incident) -> String {
         if !tables.is_empty() {
             what = format!(" reading table {}", tables.join(", "));
             mentioned.extend(tables.iter().copied());
-        } else if let Some(command) = commands.last() {
-            what = format!(" running {}", command.trim_start_matches("command:"));
+        } else if !commands.is_empty() {
+            // The command the model asked for says more than the binaries it started.
+            what = call.arguments.clone();
         } else if let Some(api) = call.touched.iter().find_map(|t| t.strip_prefix("api:")) {
             what = format!(" calling {api}");
         } else if let Some(file) = call
@@ -1358,6 +1537,47 @@ fn channel_of_result(
         tool.as_deref().unwrap_or("?"),
         describe_arguments(arguments.as_ref())
     )
+}
+
+/// Every string value in a JSON document.
+fn string_values(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => {
+            items.iter().take(64).for_each(|v| string_values(v, out))
+        }
+        serde_json::Value::Object(map) => map.values().take(64).for_each(|v| string_values(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether an argument value was taken from `text`: the whole value appears in it (a query,
+/// a URL, a command), or, for a path, its last two components do (`~/.ssh/id_rsa` asked
+/// for, `/home/app/.ssh/id_rsa` opened).
+fn argument_in_text(value: &str, text: &str) -> bool {
+    let value = value.trim();
+    if value.len() >= MIN_ARGUMENT_MATCH && text.contains(value) {
+        return true;
+    }
+    if value.starts_with('/') || value.starts_with('~') {
+        let parts: Vec<&str> = value.rsplit('/').take(2).collect();
+        if parts.len() == 2 {
+            let tail = format!("{}/{}", parts[1], parts[0]);
+            return tail.len() >= MIN_ARGUMENT_MATCH && text.contains(&tail);
+        }
+    }
+    false
+}
+
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The arguments of a call in one line, for stories (`command=curl … | sh`).
+fn arguments_line(arguments: &serde_json::Value) -> String {
+    describe_arguments(Some(arguments))
 }
 
 /// `(path=/srv/x, limit=10)`, cut short.

@@ -94,6 +94,16 @@ impl ReadData {
         self.atoms.is_empty()
     }
 
+    /// Bytes of read pieces found in `text` (pieces inside other found pieces not counted).
+    pub fn contained_bytes(&mut self, text: &str) -> usize {
+        let found: Vec<String> = self
+            .find(text, 0)
+            .into_iter()
+            .filter_map(|(index, _)| self.atoms.get(index).map(|a| a.text.clone()))
+            .collect();
+        distinct_bytes(found.iter())
+    }
+
     /// The pieces found in `haystack` whose match ends after byte `from`, with where each
     /// match starts.
     fn find(&mut self, haystack: &str, from: usize) -> Vec<(usize, usize)> {
@@ -168,6 +178,20 @@ fn json_strings(value: &serde_json::Value, path: &str, out: &mut Vec<(String, St
     }
 }
 
+/// Total length of pieces, leaving out pieces found inside longer ones (a field inside its
+/// line).
+fn distinct_bytes<'a>(pieces: impl Iterator<Item = &'a String> + Clone) -> usize {
+    pieces
+        .clone()
+        .filter(|p| {
+            !pieces
+                .clone()
+                .any(|other| other.len() > p.len() && other.contains(p.as_str()))
+        })
+        .map(|p| p.len())
+        .sum()
+}
+
 /// What a request sends, as (field, text): query parameters, the path, and the body's values.
 pub fn sent_fields(exchange: &HttpExchange) -> Vec<(String, String)> {
     let mut fields = Vec::new();
@@ -188,8 +212,7 @@ pub fn sent_fields(exchange: &HttpExchange) -> Vec<(String, String)> {
         let mut strings = Vec::new();
         json_strings(&value, "body", &mut strings);
         fields.extend(strings);
-    } else if content_type.starts_with("application/x-www-form-urlencoded")
-        || looks_like_form(body)
+    } else if content_type.starts_with("application/x-www-form-urlencoded") || looks_like_form(body)
     {
         let text = String::from_utf8_lossy(body);
         for (name, value) in form_pairs(&text) {
@@ -386,15 +409,7 @@ impl Egress {
             return None;
         }
         let pieces: Vec<&String> = state.matched.keys().collect();
-        let matched_bytes = pieces
-            .iter()
-            .filter(|p| {
-                !pieces
-                    .iter()
-                    .any(|other| other.len() > p.len() && other.contains(p.as_str()))
-            })
-            .map(|p| p.len())
-            .sum();
+        let matched_bytes = distinct_bytes(pieces.iter().copied());
         let mut origins: Vec<String> = state.matched.values().map(|(o, _)| o.clone()).collect();
         origins.sort();
         origins.dedup();
@@ -476,7 +491,11 @@ mod tests {
         let totals = last.unwrap();
         assert!(totals.matched_bytes >= 80, "{totals:?}");
         // Every request carried part of a row.
-        assert_eq!(totals.requests, bytes.len().div_ceil(9) as u32, "{totals:?}");
+        assert_eq!(
+            totals.requests,
+            bytes.len().div_ceil(9) as u32,
+            "{totals:?}"
+        );
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub enum FindingDetail {
         caused_by: String,
         /// The tool had never been called by this agent before.
         first_use: bool,
+        /// Why the call counts as misuse (its arguments come from the injected content,
+        /// carry data the agent read, or it touched sensitive data).
+        reason: String,
         /// What the call did, as the model's attribution linked it (graph node ids).
         actions: Vec<String>,
     },
@@ -202,6 +205,8 @@ pub struct IncidentChain {
 pub struct ChainToolCall {
     pub name: String,
     pub call_id: Option<String>,
+    /// Its arguments, in one line (`(command=curl … | sh)`).
+    pub arguments: String,
     /// Graph nodes it touched (`data:table:crm.customers`, `command:/bin/sh`).
     pub touched: Vec<String>,
     pub first_use: bool,

@@ -36,7 +36,10 @@ fn the_injected_recording_is_exactly_one_incident_telling_the_chain() {
         "service account support/support-agent",
         "arn:aws:iam::123456789012:role/support-agent-crm",
     ] {
-        assert!(story.contains(expected), "story lacks {expected:?}: {story}");
+        assert!(
+            story.contains(expected),
+            "story lacks {expected:?}: {story}"
+        );
     }
     // Trigger first, identity last: the order of the chain.
     let at = |s: &str| story.find(s).unwrap();
@@ -98,10 +101,10 @@ fn the_ordinary_recording_has_no_incident() {
         .findings
         .iter()
         .all(|f| f.severity <= Severity::Medium && f.incident.is_none()));
-    assert!(!snapshot
-        .findings
-        .iter()
-        .any(|f| matches!(f.kind, FindingKind::PromptInjection | FindingKind::Exfiltration)));
+    assert!(!snapshot.findings.iter().any(|f| matches!(
+        f.kind,
+        FindingKind::PromptInjection | FindingKind::Exfiltration
+    )));
 }
 
 #[test]
