@@ -297,31 +297,12 @@ fn snapshot_kubernetes_agents_tree() {
 
 #[test]
 fn snapshot_findings_pane() {
-    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
-    let agent = console.app.current_agent().unwrap().to_string();
-    let ts_ns = console
-        .source
-        .pipeline()
-        .model()
-        .agents()
-        .next()
+    // Detection runs in the replay's pipeline: the injected recording's one incident.
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
         .unwrap()
-        .last_seen_ns;
-    // Findings arrive with the source's updates (from the detection module, later).
-    console.app.ingest(
-        SourceUpdate {
-            findings: vec![FindingView {
-                severity: Severity::High,
-                title: "Tool ran a command the agent never ran before".into(),
-                agent_key: agent,
-                story: "The model asked for run_command.\nThe agent executed /bin/echo.".into(),
-                ts_ns,
-            }],
-            status: console.source.poll(0).status,
-            ..Default::default()
-        },
-        console.source.pipeline(),
-    );
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    assert_eq!(console.app.findings().len(), 1);
     console.press(KeyCode::Char('n'));
     console.focus_pane(PaneId::Findings);
     snapshot_both(&mut console, "findings");
@@ -752,6 +733,7 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
     assert_eq!(console.app.message(), Some("no findings"));
     for (severity, title) in [(Severity::Medium, "first"), (Severity::Critical, "second")] {
         console.app.add_finding(FindingView {
+            id: title.into(),
             severity,
             title: title.into(),
             agent_key: "host:python3".into(),
@@ -897,7 +879,11 @@ fn a_capture_replayed_in_the_console_ends_with_the_live_collectors_model() {
         .unwrap()
         .at_speed(f64::INFINITY);
     let console = Console::with_source(source).play_to_end();
-    let replayed = serde_json::to_value(console.source.pipeline().snapshot()).unwrap();
+    // Through text, as the file was written (f32 scores print shortest, not widened).
+    let replayed: serde_json::Value = serde_json::from_str(
+        &serde_json::to_string(&console.source.pipeline().snapshot()).unwrap(),
+    )
+    .unwrap();
     let live: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(recording("injected.graph.json")).unwrap())
             .unwrap();
@@ -929,4 +915,52 @@ fn snapshot_injected_recording() {
     assert!(posts >= 2, "http_get and http_post are in the timeline");
     console.select_entry("HTTP", posts - 1);
     snapshot_both(&mut console, "recording_injected_exfiltration_post");
+}
+
+#[test]
+fn the_injected_recordings_incident_drills_into_its_story() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    // One incident, no standalone finding left beside it: its findings joined it.
+    assert_eq!(console.app.findings().len(), 1);
+    console.press(KeyCode::Char('n'));
+    let finding = console.app.findings().selected().unwrap().clone();
+    assert_eq!(finding.severity, Severity::Critical);
+    assert!(
+        finding.title.starts_with("inc-1 prompt injection"),
+        "{}",
+        finding.title
+    );
+    let screen = console.screen();
+    for step in ["CRITICAL inc-1", "query_database", "crm.customers"] {
+        assert!(screen.contains(step), "{step:?} not on screen:\n{screen}");
+    }
+    // n selected the incident's agent too.
+    assert_eq!(
+        console.app.current_agent(),
+        Some(finding.agent_key.as_str())
+    );
+}
+
+#[test]
+fn the_ordinary_recording_raises_no_incident() {
+    let source = JsonEventsSource::open_capture(&recording("ordinary.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    let incidents = console.source.pipeline().detector().incidents().len();
+    assert_eq!(incidents, 0);
+    // The agent's job includes reading the customers table: a medium finding of its own, not
+    // an incident.
+    assert_eq!(console.app.findings().len(), 1);
+    console.press(KeyCode::Char('n'));
+    let finding = console.app.findings().selected().unwrap();
+    assert_eq!(finding.severity, Severity::Medium);
+    assert!(
+        finding.title.contains("sensitive access") && finding.title.contains("crm.customers"),
+        "{}",
+        finding.title
+    );
 }
