@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::LossCounts;
 use crate::detect::{DetectionUpdate, Detector, DetectorOptions};
 use crate::event::Event;
 use crate::identity::IdentityResolver;
@@ -130,9 +131,35 @@ impl Pipeline {
     /// Feeds one event; returns the observations it completed (already applied to the model).
     pub fn push(&mut self, event: &Event) -> Vec<Observation> {
         self.last_ts_ns = self.last_ts_ns.max(event.header.ts_ns);
+        let gap_before = self.reconstructor.stats().gap_bytes;
         let observations = self.reconstructor.push(event);
         self.apply(&observations);
+        let gap = self.reconstructor.stats().gap_bytes;
+        if gap > gap_before {
+            // Bytes lost while an agent learns make its baseline partial.
+            self.detector.note_loss(
+                event.header.ts_ns,
+                LossCounts {
+                    dropped_events: 0,
+                    gap_bytes: gap - gap_before,
+                },
+            );
+        }
         observations
+    }
+
+    /// The collector lost `count` events (kernel ring buffer full) at about `ts_ns`: the
+    /// baselines learning then become partial.
+    pub fn note_dropped_events(&mut self, count: u64, ts_ns: u64) {
+        if count > 0 {
+            self.detector.note_loss(
+                ts_ns,
+                LossCounts {
+                    dropped_events: count,
+                    gap_bytes: 0,
+                },
+            );
+        }
     }
 
     /// Capture ended: flushes connections still open (their exchanges come out flagged).

@@ -166,6 +166,11 @@ impl Detector {
         self.judge.learner()
     }
 
+    /// Events or bytes were lost at `ts_ns`: baselines learning then are partial.
+    pub fn note_loss(&mut self, ts_ns: u64, loss: crate::baseline::LossCounts) {
+        self.judge.note_loss(Some(ts_ns), loss);
+    }
+
     /// Findings and incidents raised or changed since the last call.
     pub fn take_update(&mut self) -> DetectionUpdate {
         let findings = std::mem::take(&mut self.changed_findings)

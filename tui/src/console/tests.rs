@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use agentscope_collector::baseline::AgentBaseline;
 use agentscope_collector::model::{ActorIdentity, EdgeKind, IdentityLookup};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{
@@ -624,7 +625,7 @@ fn replay_keys_return_effects_and_drive_the_source() {
 }
 
 #[test]
-fn baseline_key_writes_the_agents_observed_behaviour() {
+fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
     let dir = tempfile::tempdir().unwrap();
     let mut exporter = baseline::yaml_exporter_at(dir.path().to_path_buf(), || 1_800_000_000);
@@ -644,34 +645,60 @@ fn baseline_key_writes_the_agents_observed_behaviour() {
         format!("baseline written to {}", path.display())
     );
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("# Observed behaviour of one agent"));
-    let doc: serde_json::Value = serde_norway::from_str(&text).unwrap();
-    assert_eq!(doc["schema"], baseline::SCHEMA);
-    assert_eq!(doc["agent"]["key"], "host:python3");
-    assert_eq!(doc["agent"]["llm_calls"], 2);
-    assert_eq!(doc["identity"]["workload"], "host");
-    assert_eq!(doc["identity"]["uid"], 0);
+    assert!(text.starts_with("# Baseline of one agent"));
+    // The documented format (docs/baseline.md), readable by `baseline diff` and --baseline.
+    let exported = AgentBaseline::from_yaml(&text, "exported").unwrap();
     assert_eq!(
-        doc["aibom"]["providers"]["127.0.0.1"],
-        serde_json::json!(["gpt-4o-mini"])
+        exported.api_version,
+        agentscope_collector::baseline::API_VERSION
     );
-    let tools: Vec<&str> = doc["edges"]["calls_tool"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["label"].as_str().unwrap())
+    assert_eq!(exported.metadata.agent, "host:python3");
+    let called: Vec<&str> = exported
+        .spec
+        .tools
+        .called
+        .keys()
+        .map(String::as_str)
         .collect();
-    assert_eq!(tools, ["fetch_url", "read_file", "run_command"]);
-    let via = &doc["edges"]["executed_via"];
+    assert_eq!(called, ["fetch_url", "read_file", "run_command"]);
     assert!(
-        via.as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["to"] == "data:file:/etc/hostname"
-                && e["from"] == "tool:host:python3:read_file"),
-        "{via:#}"
+        exported
+            .spec
+            .models
+            .values()
+            .any(|m| m.contains("gpt-4o-mini")),
+        "{:?}",
+        exported.spec.models
     );
-    assert_eq!(doc["edges"]["runs_as"][0]["to"], "identity:user:host:0");
+    // Loaded back as the approved baseline, the same traffic deviates from it nowhere...
+    let deviations = |approved: AgentBaseline| {
+        let source = JsonEventsSource::open(&fixture("capture/python_chat.jsonl"))
+            .unwrap()
+            .with_detection(agentscope_collector::detect::DetectorOptions {
+                approved: vec![approved],
+                ..Default::default()
+            })
+            .at_speed(f64::INFINITY);
+        let console = Console::with_source(source).play_to_end();
+        console
+            .source
+            .pipeline()
+            .detector()
+            .findings()
+            .iter()
+            .filter(|f| f.kind == agentscope_collector::detect::FindingKind::BaselineDeviation)
+            .map(|f| f.summary.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(deviations(exported.clone()), Vec::<String>::new());
+    // ...and a baseline without one of its tools makes that tool a deviation.
+    let mut narrower = exported;
+    narrower.spec.tools.called.remove("run_command");
+    let found = deviations(narrower);
+    assert!(
+        found.iter().any(|d| d.contains("run_command")),
+        "{found:#?}"
+    );
     // Same second again: a new file, not an overwrite.
     let effects = console.press(KeyCode::Char('b'));
     console.apply(effects, &mut exporter);
