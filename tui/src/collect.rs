@@ -21,6 +21,8 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct CollectArgs {
+    #[command(flatten)]
+    pub detection: crate::detection_args::DetectionArgs,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -141,7 +143,8 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         ModelOptions::default(),
         Box::new(identity),
     )
-    .with_processes(collector.processes().clone());
+    .with_processes(collector.processes().clone())
+    .with_detection(args.detection.options()?);
     let mut recorder = match &args.record {
         Some(path) => {
             let metadata = CaptureMetadata {
@@ -239,6 +242,14 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.graph_json {
         write_graph(path, &pipeline)?;
+    }
+    for incident in pipeline.detector().incidents() {
+        eprintln!(
+            "agentscope: {} {}: {}",
+            incident.id,
+            incident.severity.name(),
+            incident.story
+        );
     }
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());

@@ -30,6 +30,8 @@ pub struct TuiArgs {
     /// Replay speed (1 = as recorded).
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     pub speed: f64,
+    #[command(flatten)]
+    pub detection: crate::detection_args::DetectionArgs,
 }
 
 pub fn run(args: TuiArgs) -> anyhow::Result<()> {
@@ -49,7 +51,8 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
              built yet"
         ),
     }
-    .at_speed(args.speed);
+    .at_speed(args.speed)
+    .with_detection(args.detection.options()?);
     if args.paused {
         source = source.paused();
     }
