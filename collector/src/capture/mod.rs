@@ -25,4 +25,4 @@ pub use stream::{stream_pipeline, StreamDecoder, StreamError, StreamItem, Stream
 pub use writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -153,7 +153,12 @@ impl StreamDecoder {
                 return Ok(None);
             }
             let (kind, body) = block::unframe(rest).map_err(|e| damaged(e.to_string()))?;
-            let item = if !self.header_seen {
+            let item = if !self.header_seen && kind == block_type::STATUS {
+                // A server that refuses a reader says why before (instead of) the header.
+                Some(StreamItem::Status(
+                    StreamStatus::decode(body).map_err(damaged)?,
+                ))
+            } else if !self.header_seen {
                 if kind != block_type::HEADER {
                     return Err(damaged(format!(
                         "the stream starts with a {} block, not the header",
