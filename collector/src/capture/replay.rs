@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::Instant;
 
-use super::block::BlockInfo;
+use super::block::{BlockInfo, FileHeader};
 use super::codec::Entry;
 use super::reader::{CaptureError, CaptureReader, Damage};
 use super::writer::Keyframe;
@@ -524,8 +524,13 @@ fn new_pipeline(reader: &CaptureReader, detection: Option<&DetectorOptions>) -> 
 }
 
 fn pipeline_options(reader: &CaptureReader) -> (ReconstructOptions, ModelOptions) {
+    pipeline_options_of(reader.header())
+}
+
+/// The pipeline options a capture (or a live stream) was recorded with, from its header.
+pub fn pipeline_options_of(header: Option<&FileHeader>) -> (ReconstructOptions, ModelOptions) {
     let defaults = (ReconstructOptions::default(), ModelOptions::default());
-    let (reconstruct, model) = match reader.header() {
+    let (reconstruct, model) = match header {
         Some(header) => {
             let m = &header.metadata;
             (

@@ -1,13 +1,16 @@
 //! `agentscope tui`: the console's command line. It replays a capture (`--replay FILE.cap`,
 //! from `agentscope collect --record`) or a JSON-lines event file (`--events`, from
-//! `agentscope collect --json`); live capture and remote collectors are other sources of the
-//! same console, still to come.
+//! `agentscope collect --json`), or attaches to a collector serving on a socket (`--connect
+//! SOCKET`, from `agentscope collect --serve`); live capture is another source of the same
+//! console, still to come.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
 
+use super::remote_source::{self, RemoteSource};
 use super::{run_console, ConsoleConfig, ConsoleOptions, JsonEventsSource, Theme};
 
 #[derive(Args, Debug)]
@@ -16,8 +19,18 @@ pub struct TuiArgs {
     #[arg(long, value_name = "FILE.cap", conflicts_with = "events")]
     pub replay: Option<PathBuf>,
     /// Replay events from a JSON-lines file written by `agentscope collect --json`.
-    #[arg(long, value_name = "FILE.jsonl")]
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with = "connect")]
     pub events: Option<PathBuf>,
+    /// Attach to a collector serving on SOCKET (`sudo agentscope collect --serve SOCKET`):
+    /// the console runs unprivileged beside it.
+    #[arg(long, value_name = "SOCKET", conflicts_with = "replay")]
+    pub connect: Option<PathBuf>,
+    /// With --connect, no terminal: follow the collector until it stops (or --duration), then
+    /// write the model to FILE (docs/graph.md) and a summary on stdout (tests, scripts).
+    #[arg(long, value_name = "FILE", requires = "connect", hide = true)]
+    pub headless_graph: Option<PathBuf>,
+    #[arg(long, value_name = "SECS", requires = "headless_graph", hide = true)]
+    pub duration: Option<f64>,
     /// Config file (default: $XDG_CONFIG_HOME/agentscope/console.toml, if it exists).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -39,6 +52,20 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
     if let Some(theme) = &args.theme {
         // Fail before the terminal is taken over.
         Theme::load(theme)?;
+    }
+    if let Some(socket) = &args.connect {
+        let source = RemoteSource::connect(socket, Duration::from_secs(10))?;
+        if let Some(graph) = &args.headless_graph {
+            // Scripts wait for this line before making the events they want to see.
+            eprintln!("agentscope: attached to {}", socket.display());
+            let duration = args.duration.map(|s| Duration::from_secs_f64(s.max(0.0)));
+            let summary = remote_source::run_headless(source, duration, graph)?;
+            println!("{}", serde_json::to_string(&summary)?);
+            return Ok(());
+        }
+        let options = ConsoleOptions::new(config, args.theme);
+        options.app_options()?;
+        return run_console(Box::new(source), options);
     }
     let options = ConsoleOptions::new(config, args.theme);
     options.app_options()?;

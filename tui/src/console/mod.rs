@@ -21,6 +21,7 @@ pub mod json_source;
 pub mod keys;
 pub mod list;
 pub mod log;
+pub mod remote_source;
 pub mod source;
 pub mod text;
 pub mod theme;
