@@ -118,8 +118,13 @@ impl Pipeline {
     /// Detection with these options (learning period, approved baselines) instead of the
     /// defaults.
     pub fn with_detection(mut self, options: DetectorOptions) -> Self {
-        self.detector = Detector::new(options);
+        self.set_detection(options);
         self
+    }
+
+    /// Restarts detection with these options (what it raised so far is dropped).
+    pub fn set_detection(&mut self, options: DetectorOptions) {
+        self.detector = Detector::new(options);
     }
 
     /// Starts from a known process table (live capture: the collector's, seeded from /proc).

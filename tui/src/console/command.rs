@@ -54,7 +54,8 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
         Theme::load(theme)?;
     }
     if let Some(socket) = &args.connect {
-        let source = RemoteSource::connect(socket, Duration::from_secs(10))?;
+        let source = RemoteSource::connect(socket, Duration::from_secs(10))?
+            .with_detection(args.detection.options()?);
         if let Some(graph) = &args.headless_graph {
             // Scripts wait for this line before making the events they want to see.
             eprintln!("agentscope: attached to {}", socket.display());

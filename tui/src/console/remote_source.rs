@@ -93,6 +93,16 @@ impl RemoteSource {
         }
     }
 
+    /// Detection with these options (approved baselines from `--baseline DIR`) in the
+    /// console's own pipeline.
+    pub fn with_detection(
+        mut self,
+        options: agentscope_collector::detect::DetectorOptions,
+    ) -> Self {
+        self.pipeline.set_detection(options);
+        self
+    }
+
     /// Why the collector went away, if it has.
     pub fn disconnected(&self) -> Option<&str> {
         self.disconnected.as_deref()
