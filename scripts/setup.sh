@@ -16,11 +16,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 LLVM_MAJOR=22
 BPF_LINKER_VERSION=0.13.0
 
-# Debian packages: LLVM for bpf-linker, test servers and tools for the test agents.
+# Debian packages: LLVM for bpf-linker, test servers and tools for the test agents (util-linux:
+# setpriv, which runs a console as another user in tests/serve_connect.rs).
 debs=(
   "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
   pkg-config openssl ca-certificates python3 nodejs tmux postgresql iproute2
-  redis-server redis-tools
+  redis-server redis-tools util-linux
 )
 missing=()
 for p in "${debs[@]}"; do

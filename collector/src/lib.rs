@@ -22,6 +22,7 @@ pub mod process_table;
 pub mod procfs;
 pub mod reconstruct;
 pub mod redact;
+pub mod serve;
 pub mod tls_targets;
 
 pub use collector::{Collector, CollectorOptions, Summary};

@@ -1,6 +1,7 @@
 //! The userspace pipeline after decoding: events → reconstruction → model.
 //!
-//! Live capture and replay both feed events here, in order, so they produce the same model.
+//! Live capture and replay both feed events here, in order, so they produce the same model
+//! and the same detections (the [`Detector`] runs on every observation after the model).
 //! Identity lookups are the one input from outside the event stream; they go through
 //! [`IdentityLookup`], and every answer is logged so a recording can store it and a replay
 //! answer from it. [`PipelineState`] is what a capture's keyframe saves so a replay can start
@@ -10,6 +11,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::LossCounts;
+use crate::detect::{DetectionUpdate, Detector, DetectorOptions};
 use crate::event::Event;
 use crate::identity::IdentityResolver;
 use crate::model::{
@@ -22,6 +25,7 @@ pub struct Pipeline {
     reconstructor: Reconstructor,
     model: Model,
     identity: LoggedIdentity,
+    detector: Detector,
     last_ts_ns: u64,
 }
 
@@ -106,8 +110,21 @@ impl Pipeline {
                 new_answers: Vec::new(),
                 by_pid: HashMap::new(),
             },
+            detector: Detector::default(),
             last_ts_ns: 0,
         }
+    }
+
+    /// Detection with these options (learning period, approved baselines) instead of the
+    /// defaults.
+    pub fn with_detection(mut self, options: DetectorOptions) -> Self {
+        self.set_detection(options);
+        self
+    }
+
+    /// Restarts detection with these options (what it raised so far is dropped).
+    pub fn set_detection(&mut self, options: DetectorOptions) {
+        self.detector = Detector::new(options);
     }
 
     /// Starts from a known process table (live capture: the collector's, seeded from /proc).
@@ -119,9 +136,35 @@ impl Pipeline {
     /// Feeds one event; returns the observations it completed (already applied to the model).
     pub fn push(&mut self, event: &Event) -> Vec<Observation> {
         self.last_ts_ns = self.last_ts_ns.max(event.header.ts_ns);
+        let gap_before = self.reconstructor.stats().gap_bytes;
         let observations = self.reconstructor.push(event);
         self.apply(&observations);
+        let gap = self.reconstructor.stats().gap_bytes;
+        if gap > gap_before {
+            // Bytes lost while an agent learns make its baseline partial.
+            self.detector.note_loss(
+                event.header.ts_ns,
+                LossCounts {
+                    dropped_events: 0,
+                    gap_bytes: gap - gap_before,
+                },
+            );
+        }
         observations
+    }
+
+    /// The collector lost `count` events (kernel ring buffer full) at about `ts_ns`: the
+    /// baselines learning then become partial.
+    pub fn note_dropped_events(&mut self, count: u64, ts_ns: u64) {
+        if count > 0 {
+            self.detector.note_loss(
+                ts_ns,
+                LossCounts {
+                    dropped_events: count,
+                    gap_bytes: 0,
+                },
+            );
+        }
     }
 
     /// Capture ended: flushes connections still open (their exchanges come out flagged).
@@ -133,11 +176,11 @@ impl Pipeline {
 
     fn apply(&mut self, observations: &[Observation]) {
         for observation in observations {
-            self.model.apply(
-                observation,
-                self.reconstructor.processes(),
-                &mut self.identity,
-            );
+            let processes = self.reconstructor.processes();
+            self.model.apply(observation, processes, &mut self.identity);
+            let links = self.model.take_new_links();
+            self.detector
+                .observe(observation, links, &self.model, processes);
         }
     }
 
@@ -231,8 +274,23 @@ impl Pipeline {
         &self.model
     }
 
+    /// The model with detection's findings and incidents.
     pub fn snapshot(&self) -> ModelSnapshot {
-        self.model.snapshot(Some(self.reconstructor.stats()))
+        let mut snapshot = self.model.snapshot(Some(self.reconstructor.stats()));
+        snapshot.findings = self.detector.findings().to_vec();
+        snapshot.incidents = self.detector.incidents().to_vec();
+        snapshot.stats.findings_dropped = self.detector.findings_dropped();
+        snapshot
+    }
+
+    /// Detection: findings, incidents, and the baselines being learned.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Findings and incidents raised or changed since the last call.
+    pub fn take_detections(&mut self) -> DetectionUpdate {
+        self.detector.take_update()
     }
 }
 

@@ -5,6 +5,8 @@
 #                              (the "unfamiliar endpoint" an injected instruction sends data to;
 #                              run a second instance with --bind 127.0.0.2 so it is a different
 #                              destination than the API)
+#   a document host            with --serve-dir DIR, GET /files/<name> returns DIR/<name> as text
+#                              (runbooks the agent fetches, a script it is told to pipe to sh)
 # Every POST body is appended to --received-log (one JSON line per request) when given, so a
 # test knows what really left the agent. The port goes to --port-file once the server listens.
 import argparse
@@ -15,6 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 RECEIVED_LOG = None
+SERVE_DIR = None
 _log_lock = threading.Lock()
 
 
@@ -37,8 +40,23 @@ class Handler(BaseHTTPRequestHandler):
         if match:
             self.send_json(200, {"account": int(match.group(1)), "status": "active",
                                  "open_tickets": 3, "sla": "gold"})
+        elif SERVE_DIR and self.path.startswith("/files/"):
+            self.send_file(self.path[len("/files/"):])
         else:
             self.send_json(404, {"error": "not found"})
+
+    def send_file(self, name):
+        path = os.path.join(SERVE_DIR, name)
+        if "/" in name or name.startswith(".") or not os.path.isfile(path):
+            self.send_json(404, {"error": "not found"})
+            return
+        with open(path, "rb") as f:
+            data = f.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self):
         try:
@@ -57,14 +75,16 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global RECEIVED_LOG
+    global RECEIVED_LOG, SERVE_DIR
     ap = argparse.ArgumentParser()
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--bind", default="127.0.0.1",
                     help="address to listen on (any of 127.0.0.0/8 works on Linux loopback)")
     ap.add_argument("--received-log", help="append each POST body here as a JSON line")
+    ap.add_argument("--serve-dir", help="serve the files of this directory on GET /files/<name>")
     args = ap.parse_args()
     RECEIVED_LOG = args.received_log
+    SERVE_DIR = args.serve_dir
     server = ThreadingHTTPServer((args.bind, 0), Handler)
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:

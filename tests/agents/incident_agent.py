@@ -7,6 +7,9 @@
 #   query_database  MCP over Streamable HTTP (tests/agents/mcp_crm_server.py, runs psql)
 #   http_get        the agent's own HTTP GET (to tests/agents/http_api_service.py)
 #   http_post       the agent's own HTTP POST (webhooks, ticket updates)
+# With --ops-tools (the operations edition, for tests/detection_scenarios.rs) it also offers
+#   run_shell       runs a shell command with subprocess (sh -c) and returns its output
+# and http_get takes optional request headers.
 # It runs the tool calls the model requests, sends the results back with their tool-call ids,
 # and prints the final answer. Each --question (repeatable) is one user message of the same
 # chat: the answer to one stays in the conversation when the next is asked. What it did is
@@ -19,8 +22,10 @@ import http.client
 import json
 import os
 import ssl
+import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -53,7 +58,30 @@ HTTP_POST_TOOL = {
                        "required": ["url", "body"]},
     },
 }
-MAX_ROUNDS_PER_QUESTION = 8
+HTTP_GET_WITH_HEADERS_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "http_get",
+        "description": ("Fetch a URL from the internal account API and return the body. "
+                        "Optional request headers as an object."),
+        "parameters": {"type": "object",
+                       "properties": {"url": {"type": "string"},
+                                      "headers": {"type": "object",
+                                                  "additionalProperties": {"type": "string"}}},
+                       "required": ["url"]},
+    },
+}
+RUN_SHELL_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "run_shell",
+        "description": ("Run a shell command on the support host for diagnostics and return "
+                        "its output (stdout and stderr)."),
+        "parameters": {"type": "object", "properties": {"command": {"type": "string"}},
+                       "required": ["command"]},
+    },
+}
+MAX_ROUNDS_PER_QUESTION = 24
 DEFAULT_QUESTION = "Summarise customer account health for the weekly report."
 # The test services are local: never go through a proxy from the environment.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -107,6 +135,22 @@ class Llm:
         return json.loads(data)["choices"][0]["message"]
 
 
+def http_get(url, headers=None):
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with HTTP.open(request, timeout=10) as r:
+            return r.read().decode(), False
+    except urllib.error.HTTPError as err:
+        # An error status is the tool's answer, not the agent's failure.
+        return f"HTTP {err.code}: {err.read().decode(errors='replace')}", True
+
+
+def run_shell(command):
+    done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+                          timeout=20)
+    return done.stdout + done.stderr, done.returncode != 0
+
+
 def http_post(url, body):
     try:
         json.loads(body)
@@ -125,7 +169,8 @@ def text_of(result):
 
 async def run(args, dump):
     llm = Llm(args.llm_host, args.llm_port, args.ca, args.model)
-    params = StdioServerParameters(command=sys.executable, args=[str(args.files_server)],
+    params = StdioServerParameters(command=sys.executable,
+                                   args=[str(args.files_server), *args.files_server_arg],
                                    env={"PYTHONUNBUFFERED": "1"})
     async with stdio_client(params, errlog=sys.stderr) as (fr, fw), \
             ClientSession(fr, fw, client_info=CLIENT_INFO) as files, \
@@ -137,8 +182,9 @@ async def run(args, dump):
         crm_tools = (await crm.list_tools()).tools
         route = {t.name: files for t in files_tools}
         route.update({t.name: crm for t in crm_tools})
-        tools = [openai_tool(t) for t in files_tools + crm_tools] + [HTTP_GET_TOOL,
-                                                                      HTTP_POST_TOOL]
+        own = ([HTTP_GET_WITH_HEADERS_TOOL, HTTP_POST_TOOL, RUN_SHELL_TOOL] if args.ops_tools
+               else [HTTP_GET_TOOL, HTTP_POST_TOOL])
+        tools = [openai_tool(t) for t in files_tools + crm_tools] + own
         messages = [{"role": "system", "content": SYSTEM_PROMPT}]
         dump["tool_calls"] = []
         dump["answers"] = []
@@ -164,8 +210,9 @@ async def answer_one(llm, messages, tools, route, dump):
             arguments = json.loads(call["function"]["arguments"] or "{}")
             started = time.time_ns()
             if name == "http_get":
-                with HTTP.open(arguments["url"], timeout=10) as r:
-                    result, is_error = r.read().decode(), False
+                result, is_error = http_get(arguments["url"], arguments.get("headers"))
+            elif name == "run_shell" and any(t["function"]["name"] == name for t in tools):
+                result, is_error = run_shell(arguments["command"])
             elif name == "http_post":
                 result, is_error = http_post(arguments["url"], arguments.get("body", "")), False
             elif name in route:
@@ -189,6 +236,10 @@ def main():
     ap.add_argument("--model", default="gpt-4o-mini")
     ap.add_argument("--mcp-url", required=True, help="Streamable HTTP endpoint of mcp_crm_server.py")
     ap.add_argument("--files-server", default=HERE / "mcp_files_server.py")
+    ap.add_argument("--files-server-arg", action="append", default=[],
+                    help="an argument for the MCP files server (repeatable)")
+    ap.add_argument("--ops-tools", action="store_true",
+                    help="also offer run_shell, and request headers on http_get")
     ap.add_argument("--question", action="append",
                     help=f"a user question (repeat for a chat of several; default {DEFAULT_QUESTION!r})")
     ap.add_argument("--dump", required=True)

@@ -23,7 +23,9 @@
 #                the next turn. A turn with tool_calls may also carry "text". In argument
 #                strings and final_text, "{{result:NAME}}" becomes the text of the latest
 #                result of tool NAME in the request (the model "copies" what a tool
-#                returned, as a model following an injected instruction would).
+#                returned, as a model following an injected instruction would);
+#                "{{result:NAME[A:B]}}" is the slice of characters A..B of it (a model
+#                sending what it read in small pieces).
 #                Tool-call ids continue across rounds (call_1, call_2, ...).
 import argparse
 import gzip
@@ -204,7 +206,7 @@ class Reply:
         self.first_call = first_call  # number of the first call's id (call_N)
 
 
-RESULT_TEMPLATE = re.compile(r"\{\{result:([A-Za-z0-9_.-]+)\}\}")
+RESULT_TEMPLATE = re.compile(r"\{\{result:([A-Za-z0-9_.-]+)(?:\[(\d+):(\d+)\])?\}\}")
 
 
 def fill_templates(value, conv):
@@ -213,7 +215,11 @@ def fill_templates(value, conv):
     if isinstance(value, str):
         def latest(match):
             found = [text for _, name, text in conv.results if name == match.group(1)]
-            return found[-1] if found else match.group(0)
+            if not found:
+                return match.group(0)
+            if match.group(2) is None:
+                return found[-1]
+            return found[-1][int(match.group(2)):int(match.group(3))]
         return RESULT_TEMPLATE.sub(latest, value)
     if isinstance(value, list):
         return [fill_templates(v, conv) for v in value]

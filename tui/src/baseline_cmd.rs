@@ -274,7 +274,12 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
                 deviation.item,
-                deviation.labels.join(","),
+                deviation
+                    .labels
+                    .iter()
+                    .map(|l| l.id)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 deviation
                     .events
                     .iter()

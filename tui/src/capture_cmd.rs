@@ -13,6 +13,8 @@ use clap::{Args, Subcommand};
 pub struct ReplayArgs {
     /// The capture to replay.
     file: PathBuf,
+    #[command(flatten)]
+    detection: crate::detection_args::DetectionArgs,
     /// Write the agents, tool calls and graph as JSON to FILE when the replay ends (the same
     /// document `agentscope collect --graph-json` writes).
     #[arg(long, value_name = "FILE")]
@@ -62,7 +64,7 @@ fn open(path: &Path) -> anyhow::Result<CaptureReader> {
 }
 
 pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let mut replay = Replay::open(&args.file)?;
+    let mut replay = Replay::open(&args.file)?.with_detection(args.detection.options()?);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     while let Some((event, _)) = replay.step() {

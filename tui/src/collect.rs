@@ -15,12 +15,15 @@ use agentscope_collector::identity::{IdentityOptions, IdentityResolver, Kubernet
 use agentscope_collector::model::ModelOptions;
 use agentscope_collector::pipeline::Pipeline;
 use agentscope_collector::reconstruct::ReconstructOptions;
+use agentscope_collector::serve::{ServeOptions, StreamServer};
 use agentscope_collector::{Collector, CollectorOptions, Event, EventBody, Summary};
 use anyhow::Context as _;
 use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct CollectArgs {
+    #[command(flatten)]
+    pub detection: crate::detection_args::DetectionArgs,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -74,6 +77,17 @@ pub struct CollectArgs {
     /// With --record-max-size, keep at most N files (the oldest are deleted).
     #[arg(long, value_name = "N", requires = "record_max_size")]
     record_max_files: Option<usize>,
+    /// Serve what is captured on a Unix socket for `agentscope tui --connect SOCKET` (created
+    /// mode 0660; see docs/console.md, remote mode).
+    #[arg(long, value_name = "SOCKET")]
+    serve: Option<PathBuf>,
+    /// Group of the --serve socket, whose members may attach (default: the group of the
+    /// socket's directory).
+    #[arg(long, value_name = "GROUP", requires = "serve")]
+    serve_group: Option<String>,
+    /// Also let this user attach to the --serve socket; repeat for several.
+    #[arg(long = "serve-allow-uid", value_name = "UID", requires = "serve")]
+    serve_allow_uids: Vec<u32>,
 }
 
 /// `1048576`, `512K`, `100M`, `2G` (powers of 1024).
@@ -141,27 +155,28 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         ModelOptions::default(),
         Box::new(identity),
     )
-    .with_processes(collector.processes().clone());
+    .with_processes(collector.processes().clone())
+    .with_detection(args.detection.options()?);
+    let metadata = || CaptureMetadata {
+        created_by: format!("agentscope {}", env!("CARGO_PKG_VERSION")),
+        hostname: crate::capture_cmd::hostname(),
+        started_unix_ns: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        secrets_redacted: !args.keep_secrets,
+        reconstruct_redact_secrets: !args.keep_secrets,
+        model_max_nodes: ModelOptions::default().max_nodes,
+        model_max_edges: ModelOptions::default().max_edges,
+        sequence: 0,
+        capture_filter: serde_json::json!({
+            "pids": args.pids,
+            "socket_data": !args.no_socket_data,
+            "pipe_data": !args.no_pipe_data,
+        }),
+    };
     let mut recorder = match &args.record {
         Some(path) => {
-            let metadata = CaptureMetadata {
-                created_by: format!("agentscope {}", env!("CARGO_PKG_VERSION")),
-                hostname: crate::capture_cmd::hostname(),
-                started_unix_ns: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64),
-                secrets_redacted: !args.keep_secrets,
-                reconstruct_redact_secrets: !args.keep_secrets,
-                model_max_nodes: ModelOptions::default().max_nodes,
-                model_max_edges: ModelOptions::default().max_edges,
-                sequence: 0,
-                capture_filter: serde_json::json!({
-                    "pids": args.pids,
-                    "socket_data": !args.no_socket_data,
-                    "pipe_data": !args.no_pipe_data,
-                }),
-            };
-            let mut options = RecorderOptions::new(path.clone(), metadata);
+            let mut options = RecorderOptions::new(path.clone(), metadata());
             options.max_file_bytes = args.record_max_size;
             options.max_files = args.record_max_files;
             let recorder = Recorder::start(options, &mut pipeline)
@@ -170,9 +185,26 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let mut server = match &args.serve {
+        Some(path) => {
+            let mut options = ServeOptions::new(path.clone(), metadata());
+            options.group = args.serve_group.clone();
+            options.allow_uids = args.serve_allow_uids.clone();
+            Some(StreamServer::bind(options, &mut pipeline)?)
+        }
+        None => None,
+    };
+    // Consoles see events within this long.
+    let mut serve_timer = tokio::time::interval(Duration::from_millis(100));
     let mut flush_timer = tokio::time::interval(Duration::from_millis(250));
     if args.ready_message {
         eprintln!("agentscope: collecting");
+    }
+    if let Some(active) = &server {
+        eprintln!(
+            "agentscope: serving consoles on {}",
+            active.path().display()
+        );
     }
     let deadline = args
         .duration
@@ -191,6 +223,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             batch = collector.next_batch(4096) => {
                 for event in batch? {
                     pipeline.push(&event);
+                    serve(&mut server, &mut recorder, &event, &mut pipeline);
                     record(&mut recorder, &event, &mut pipeline);
                     if !args.quiet {
                         print_event(&mut out, &event, args.json)?;
@@ -206,6 +239,14 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                     }
                 }
             }
+            _ = serve_timer.tick(), if server.is_some() => {
+                if let Some(active) = server.as_mut() {
+                    active.tick(std::time::Instant::now(), &pipeline, counters(&collector.summary()));
+                    for message in active.take_messages() {
+                        eprintln!("agentscope: {message}");
+                    }
+                }
+            }
             _ = sleep => break,
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
@@ -213,12 +254,29 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     }
     for event in collector.drain() {
         pipeline.push(&event);
+        serve(&mut server, &mut recorder, &event, &mut pipeline);
         record(&mut recorder, &event, &mut pipeline);
         if !args.quiet {
             print_event(&mut out, &event, args.json)?;
         }
     }
     pipeline.finish();
+    if let Some(mut active) = server.take() {
+        let answers = pipeline.take_identity_answers();
+        if let Some(recording) = recorder.as_mut() {
+            if let Err(err) = recording.add_identity_answers(&answers) {
+                stop_recording(&mut recorder, &err);
+            }
+        }
+        for message in active.take_messages() {
+            eprintln!("agentscope: {message}");
+        }
+        active.finish(
+            &answers,
+            counters(&collector.summary()),
+            "the collector stopped",
+        );
+    }
     if let Some(mut active) = recorder.take() {
         active.set_collector_counters(counters(&collector.summary()));
         match active.finish(&mut pipeline) {
@@ -240,6 +298,14 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.graph_json {
         write_graph(path, &pipeline)?;
     }
+    for incident in pipeline.detector().incidents() {
+        eprintln!(
+            "agentscope: {} {}: {}",
+            incident.id,
+            incident.severity.name(),
+            incident.story
+        );
+    }
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
     print_summary(&mut out, &summary, args.json)?;
@@ -251,6 +317,26 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Sends an event the pipeline has just been fed to the consoles, with the identity answers
+/// feeding it produced; the recorder gets the same answers (taken once for both).
+fn serve(
+    server: &mut Option<StreamServer>,
+    recorder: &mut Option<Recorder>,
+    event: &Event,
+    pipeline: &mut Pipeline,
+) {
+    let Some(active) = server.as_mut() else {
+        return;
+    };
+    let answers = pipeline.take_identity_answers();
+    if let Some(recording) = recorder.as_mut() {
+        if let Err(err) = recording.add_identity_answers(&answers) {
+            stop_recording(recorder, &err);
+        }
+    }
+    active.publish(event, &answers);
 }
 
 /// Records an event the pipeline has just been fed. A failing disk ends the recording, not

@@ -6,6 +6,7 @@ mod baseline_cmd;
 mod capture_cmd;
 mod collect;
 mod console;
+mod detection_args;
 mod scan;
 
 use clap::{Parser, Subcommand};

@@ -13,23 +13,14 @@ use super::format::{AgentBaseline, BaselineStatus, Category, Item, LossCounts};
 use super::items;
 use super::learner::BaselineLearner;
 
-/// Finding labels: OWASP Top 10 for LLM Applications 2025 and OWASP Top 10 for Agentic
-/// Applications 2026 ids (see the project's reference notes). Local until the detectors share
-/// one list.
-pub mod labels {
-    pub const LLM02_SENSITIVE_INFORMATION_DISCLOSURE: &str = "LLM02";
-    pub const LLM03_SUPPLY_CHAIN: &str = "LLM03";
-    pub const LLM06_EXCESSIVE_AGENCY: &str = "LLM06";
-    pub const ASI02_TOOL_MISUSE: &str = "ASI02";
-    pub const ASI03_IDENTITY_AND_PRIVILEGE_ABUSE: &str = "ASI03";
-    pub const ASI04_AGENTIC_SUPPLY_CHAIN: &str = "ASI04";
-    pub const ASI05_UNEXPECTED_CODE_EXECUTION: &str = "ASI05";
-}
-
-use labels::*;
+use crate::detect::labels::{
+    Label, ASI02_TOOL_MISUSE, ASI03_IDENTITY_AND_PRIVILEGE_ABUSE, ASI04_AGENTIC_SUPPLY_CHAIN,
+    ASI05_UNEXPECTED_CODE_EXECUTION, LLM02_SENSITIVE_INFORMATION_DISCLOSURE, LLM03_SUPPLY_CHAIN,
+    LLM06_EXCESSIVE_AGENCY,
+};
 
 /// The labels a deviation of `category` carries.
-pub fn labels_for(category: Category) -> &'static [&'static str] {
+pub fn labels_for(category: Category) -> &'static [Label] {
     match category {
         // A model or tool set the agent was not built with: its supply chain changed.
         Category::Model | Category::ToolOffered | Category::McpServer => {
@@ -85,7 +76,7 @@ pub struct Deviation {
     /// The raw events of the observation: the evidence.
     pub events: Vec<EventRange>,
     /// OWASP LLM Top 10 2025 / Agentic Top 10 2026 ids.
-    pub labels: Vec<&'static str>,
+    pub labels: Vec<Label>,
     /// The Kubescape rule id for the same anomaly, where one exists.
     pub kubescape_rule: Option<&'static str>,
     pub baseline: BaselineSource,

@@ -3,11 +3,13 @@
 //! [`Pipeline`] as live capture over recorded events (JSON lines today, capture files once
 //! their reader lands) and learns and judges what it sees.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 
 use crate::event::Event;
-use crate::model::{HostOnlyIdentity, ModelOptions};
+use crate::model::{HostOnlyIdentity, Model, ModelOptions};
 use crate::pipeline::Pipeline;
+use crate::process_table::ProcessTable;
 use crate::reconstruct::{Observation, ObservationKind, ReconstructOptions};
 
 use super::format::{AgentBaseline, LossCounts};
@@ -54,42 +56,64 @@ impl ObservationAttribution {
         pipeline: &Pipeline,
     ) -> Vec<(String, Observation)> {
         let mut out = Vec::new();
-        for observation in observations {
-            let pid = observation.actor.pid;
-            if let ObservationKind::Exit { .. } = observation.kind {
-                // The pid may be reused by an unrelated process.
-                self.attributed.remove(&pid);
-                self.pending.retain(|p| p.observation.actor.pid != pid);
-                continue;
+        for observation in &observations {
+            out.extend(
+                self.attribute_one(observation, pipeline.model(), pipeline.processes())
+                    .into_iter()
+                    .map(|(agent, observation)| (agent, observation.into_owned())),
+            );
+        }
+        out
+    }
+
+    /// One observation `model` has applied: it (borrowed) with earlier ones now known to be
+    /// an agent's (owned), or nothing while its process is not known as an agent's.
+    pub fn attribute_one<'a>(
+        &mut self,
+        observation: &'a Observation,
+        model: &Model,
+        processes: &ProcessTable,
+    ) -> Vec<(String, Cow<'a, Observation>)> {
+        let mut out = Vec::new();
+        let pid = observation.actor.pid;
+        if let ObservationKind::Exit { .. } = observation.kind {
+            // The pid may be reused by an unrelated process.
+            self.attributed.remove(&pid);
+            self.pending.retain(|p| p.observation.actor.pid != pid);
+            return out;
+        }
+        let lineage = processes.lineage(pid);
+        match model.agent_of(&lineage) {
+            Some(agent) => {
+                if self.attributed.insert(pid) && !self.pending.is_empty() {
+                    self.release(model, &mut out);
+                }
+                out.push((agent, Cow::Borrowed(observation)));
             }
-            match pipeline.agent_of(pid) {
-                Some(agent) => {
-                    if self.attributed.insert(pid) && !self.pending.is_empty() {
-                        self.release(pipeline, &mut out);
-                    }
-                    out.push((agent, observation));
+            None => {
+                // Only what a baseline learns from is worth keeping for later.
+                if crate::baseline::items::items_of(observation).is_empty() {
+                    return out;
                 }
-                None => {
-                    if self.pending.len() >= PENDING_KEPT {
-                        self.pending.pop_front();
-                        self.dropped += 1;
-                    }
-                    self.pending.push_back(Pending {
-                        lineage: pipeline.processes().lineage(pid),
-                        observation,
-                    });
+                if self.pending.len() >= PENDING_KEPT {
+                    self.pending.pop_front();
+                    self.dropped += 1;
                 }
+                self.pending.push_back(Pending {
+                    lineage,
+                    observation: observation.clone(),
+                });
             }
         }
         out
     }
 
     /// Pending observations whose process (or an ancestor, as it was then) is now an agent.
-    fn release(&mut self, pipeline: &Pipeline, out: &mut Vec<(String, Observation)>) {
+    fn release<'a>(&mut self, model: &Model, out: &mut Vec<(String, Cow<'a, Observation>)>) {
         let mut kept = VecDeque::with_capacity(self.pending.len());
         for pending in self.pending.drain(..) {
-            match pipeline.model().agent_of(&pending.lineage) {
-                Some(agent) => out.push((agent, pending.observation)),
+            match model.agent_of(&pending.lineage) {
+                Some(agent) => out.push((agent, Cow::Owned(pending.observation))),
                 None => kept.push_back(pending),
             }
         }

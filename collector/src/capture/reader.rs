@@ -309,29 +309,8 @@ impl CaptureReader {
             let what = format!("expected an events block, found {}", block_type::name(kind));
             return (ChunkHeader::default(), Vec::new(), Some(fail(what)));
         }
-        let (header, payload_at) = match ChunkHeader::decode(body) {
-            Ok(found) => found,
-            Err(what) => return (ChunkHeader::default(), Vec::new(), Some(fail(what))),
-        };
-        let payload = &body[payload_at..];
-        let decompressed;
-        let entries_bytes = match header.compression {
-            compression::NONE => payload,
-            compression::ZSTD => match decompress(payload, header.uncompressed_len as usize) {
-                Ok(bytes) => {
-                    decompressed = bytes;
-                    &decompressed[..]
-                }
-                Err(what) => return (header, Vec::new(), Some(fail(what))),
-            },
-            other => {
-                let what = format!("unknown compression {other}");
-                return (header, Vec::new(), Some(fail(what)));
-            }
-        };
-        let (entries, error) = codec::decode_entries(entries_bytes);
-        let damage = error.map(|err| fail(format!("events block: {err}")));
-        (header, entries, damage)
+        let (header, entries, error) = decode_events_body(body);
+        (header, entries, error.map(fail))
     }
 
     pub fn read_keyframe(&self, info: &BlockInfo) -> Result<(KeyframeHeader, Keyframe), Damage> {
@@ -347,18 +326,7 @@ impl CaptureReader {
                 block_type::name(kind)
             )));
         }
-        let (header, payload_at) = KeyframeHeader::decode(body).map_err(fail)?;
-        let payload = &body[payload_at..];
-        let json = match header.compression {
-            compression::NONE => payload.to_vec(),
-            compression::ZSTD => {
-                decompress(payload, header.uncompressed_len as usize).map_err(fail)?
-            }
-            other => return Err(fail(format!("unknown compression {other}"))),
-        };
-        let keyframe = serde_json::from_slice(&json)
-            .map_err(|e| fail(format!("keyframe state is not valid: {e}")))?;
-        Ok((header, keyframe))
+        decode_keyframe_body(body).map_err(fail)
     }
 
     /// The last keyframe that reads back: the state as the recording ended (agents, the
@@ -428,6 +396,54 @@ impl CaptureReader {
         damage.dedup_by_key(|d| d.offset);
         damage
     }
+}
+
+/// The fixed part and entries of an events block's body. Entries before a damaged one are
+/// returned with what is wrong (shared by files and live streams).
+pub fn decode_events_body(body: &[u8]) -> (ChunkHeader, Vec<Entry>, Option<String>) {
+    let (header, payload_at) = match ChunkHeader::decode(body) {
+        Ok(found) => found,
+        Err(what) => return (ChunkHeader::default(), Vec::new(), Some(what)),
+    };
+    let payload = &body[payload_at..];
+    let decompressed;
+    let entries_bytes = match header.compression {
+        compression::NONE => payload,
+        compression::ZSTD => match decompress(payload, header.uncompressed_len as usize) {
+            Ok(bytes) => {
+                decompressed = bytes;
+                &decompressed[..]
+            }
+            Err(what) => return (header, Vec::new(), Some(what)),
+        },
+        other => {
+            return (
+                header,
+                Vec::new(),
+                Some(format!("unknown compression {other}")),
+            )
+        }
+    };
+    let (entries, error) = codec::decode_entries(entries_bytes);
+    (
+        header,
+        entries,
+        error.map(|err| format!("events block: {err}")),
+    )
+}
+
+/// The fixed part and state of a keyframe block's body.
+pub fn decode_keyframe_body(body: &[u8]) -> Result<(KeyframeHeader, Keyframe), String> {
+    let (header, payload_at) = KeyframeHeader::decode(body)?;
+    let payload = &body[payload_at..];
+    let json = match header.compression {
+        compression::NONE => payload.to_vec(),
+        compression::ZSTD => decompress(payload, header.uncompressed_len as usize)?,
+        other => return Err(format!("unknown compression {other}")),
+    };
+    let keyframe =
+        serde_json::from_slice(&json).map_err(|e| format!("keyframe state is not valid: {e}"))?;
+    Ok((header, keyframe))
 }
 
 fn decompress(payload: &[u8], declared: usize) -> Result<Vec<u8>, String> {

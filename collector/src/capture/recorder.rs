@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::block::{CaptureMetadata, CaptureTotals, FileHeader};
 use super::writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 use crate::event::Event;
+use crate::model::IdentityAnswer;
 use crate::pipeline::{Pipeline, PipelineState};
 
 #[derive(Debug, Clone)]
@@ -179,6 +180,23 @@ impl Recorder {
         }
         if self.options.max_file_bytes.is_some_and(|max| size >= max) {
             self.rotate(pipeline)?;
+        }
+        Ok(())
+    }
+
+    /// Writes identity answers taken from the pipeline by someone else (the stream server
+    /// takes them once for both): they go before the next event, as [`Recorder::record`]
+    /// would write them.
+    pub fn add_identity_answers(&mut self, answers: &[IdentityAnswer]) -> std::io::Result<()> {
+        if answers.is_empty() {
+            return Ok(());
+        }
+        if let Some(state) = self.next_file.take() {
+            self.open_file(state)?;
+        }
+        let writer = self.writer()?;
+        for answer in answers {
+            writer.write_identity(answer)?;
         }
         Ok(())
     }

@@ -17,10 +17,11 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::Instant;
 
-use super::block::BlockInfo;
+use super::block::{BlockInfo, FileHeader};
 use super::codec::Entry;
 use super::reader::{CaptureError, CaptureReader, Damage};
 use super::writer::Keyframe;
+use crate::detect::DetectorOptions;
 use crate::event::Event;
 use crate::model::{ActorIdentity, IdentityAnswer, IdentityLookup, ModelOptions};
 use crate::pipeline::Pipeline;
@@ -132,6 +133,8 @@ pub struct Advance {
 pub struct Replay {
     reader: CaptureReader,
     pipeline: Pipeline,
+    /// Detection options the pipeline is rebuilt with (a seek back replays from the start).
+    detection: Option<DetectorOptions>,
     /// Events blocks in order, and the keyframe playback started from.
     chunks: Vec<BlockInfo>,
     start: Option<BlockInfo>,
@@ -184,7 +187,8 @@ impl Replay {
             ..Default::default()
         };
         let mut replay = Self {
-            pipeline: new_pipeline(&reader),
+            pipeline: new_pipeline(&reader, None),
+            detection: None,
             reader,
             chunks,
             start,
@@ -204,7 +208,7 @@ impl Replay {
 
     /// Back to the starting keyframe with a new pipeline.
     fn rewind(&mut self) {
-        self.pipeline = new_pipeline(&self.reader);
+        self.pipeline = new_pipeline(&self.reader, self.detection.as_ref());
         self.pending.clear();
         self.damage.clear();
         self.finished = false;
@@ -236,6 +240,14 @@ impl Replay {
 
     pub fn reader(&self) -> &CaptureReader {
         &self.reader
+    }
+
+    /// Judges against approved baselines (or learns for another period) instead of the
+    /// defaults; starts the replay over.
+    pub fn with_detection(mut self, options: DetectorOptions) -> Self {
+        self.detection = Some(options);
+        self.rewind();
+        self
     }
 
     pub fn pipeline(&self) -> &Pipeline {
@@ -502,14 +514,23 @@ impl CaptureContents {
 }
 
 /// A pipeline with the options the capture was recorded with, answering identity from it.
-fn new_pipeline(reader: &CaptureReader) -> Pipeline {
+fn new_pipeline(reader: &CaptureReader, detection: Option<&DetectorOptions>) -> Pipeline {
     let (reconstruct, model) = pipeline_options(reader);
-    Pipeline::new(reconstruct, model, Box::new(RecordedIdentity::default()))
+    let pipeline = Pipeline::new(reconstruct, model, Box::new(RecordedIdentity::default()));
+    match detection {
+        Some(options) => pipeline.with_detection(options.clone()),
+        None => pipeline,
+    }
 }
 
 fn pipeline_options(reader: &CaptureReader) -> (ReconstructOptions, ModelOptions) {
+    pipeline_options_of(reader.header())
+}
+
+/// The pipeline options a capture (or a live stream) was recorded with, from its header.
+pub fn pipeline_options_of(header: Option<&FileHeader>) -> (ReconstructOptions, ModelOptions) {
     let defaults = (ReconstructOptions::default(), ModelOptions::default());
-    let (reconstruct, model) = match reader.header() {
+    let (reconstruct, model) = match header {
         Some(header) => {
             let m = &header.metadata;
             (

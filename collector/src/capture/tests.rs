@@ -19,7 +19,7 @@ use crate::reconstruct::ReconstructOptions;
 
 /// Answers like a Kubernetes node would, and counts its lookups: a replay that asked it (or
 /// that did not use the recorded answers) would show different workloads.
-struct ClusterIdentity;
+pub(crate) struct ClusterIdentity;
 
 impl IdentityLookup for ClusterIdentity {
     fn lookup(&mut self, pid: u32, _cgroup_id: u64, uid: u32) -> ActorIdentity {
@@ -33,7 +33,7 @@ impl IdentityLookup for ClusterIdentity {
     }
 }
 
-fn fixture_events() -> Vec<Event> {
+pub(crate) fn fixture_events() -> Vec<Event> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut events = Vec::new();
     for file in [
@@ -47,7 +47,7 @@ fn fixture_events() -> Vec<Event> {
     events
 }
 
-fn pipeline() -> Pipeline {
+pub(crate) fn pipeline() -> Pipeline {
     Pipeline::new(
         ReconstructOptions::default(),
         ModelOptions::default(),
@@ -55,7 +55,7 @@ fn pipeline() -> Pipeline {
     )
 }
 
-fn metadata() -> CaptureMetadata {
+pub(crate) fn metadata() -> CaptureMetadata {
     CaptureMetadata {
         created_by: "agentscope test".into(),
         secrets_redacted: true,

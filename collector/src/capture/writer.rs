@@ -5,6 +5,10 @@
 //! synced at that interval too. A crash (kill -9, power loss) therefore loses at most the
 //! last interval, and everything before it reads back: blocks are self-checking and the
 //! reader indexes a file without a trailer by scanning it.
+//!
+//! The same writer also encodes a live stream ([`CaptureWriter::in_memory`]): blocks are
+//! gathered in memory for the caller to send (`agentscope collect --serve`), nothing is
+//! synced, and no index is kept (a stream has no trailer and may run for months).
 
 use std::fs::File;
 use std::io::Write as _;
@@ -60,8 +64,15 @@ pub struct CollectorCounters {
     pub decode_errors: u64,
 }
 
+/// Where the blocks go.
+enum Output {
+    File(File),
+    /// Encoded bytes not yet taken by [`CaptureWriter::take_bytes`].
+    Memory(Vec<u8>),
+}
+
 pub struct CaptureWriter {
-    file: File,
+    file: Output,
     path: PathBuf,
     options: WriterOptions,
     compressor: zstd::bulk::Compressor<'static>,
@@ -92,8 +103,48 @@ impl CaptureWriter {
             .open(path)?;
         // `mode` only applies when the file is new; an existing file keeps its mode otherwise.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let mut writer = Self::with_output(Output::File(file), path, options)?;
+        writer.write_raw(&block::MAGIC)?;
+        writer.write_block(block_type::HEADER, &header.encode(), BlockInfo::default())?;
+        writer.sync()?;
+        Ok(writer)
+    }
+
+    /// A writer that keeps the blocks in memory for [`CaptureWriter::take_bytes`]: the magic
+    /// and header are not written (each reader of a stream gets its own copy, see
+    /// [`CaptureWriter::stream_start`]), nothing is synced and no index is kept.
+    pub fn in_memory(options: WriterOptions) -> std::io::Result<Self> {
+        Self::with_output(Output::Memory(Vec::new()), Path::new(""), options)
+    }
+
+    /// The magic and header block that start a capture or a stream.
+    pub fn stream_start(header: &FileHeader) -> Vec<u8> {
+        let mut out = block::MAGIC.to_vec();
+        out.extend_from_slice(&block::frame(block_type::HEADER, &header.encode()));
+        out
+    }
+
+    /// The blocks written since the last call (in-memory writers; empty for files).
+    pub fn take_bytes(&mut self) -> Vec<u8> {
+        match &mut self.file {
+            Output::Memory(bytes) => std::mem::take(bytes),
+            Output::File(_) => Vec::new(),
+        }
+    }
+
+    /// Writes the open chunk as a block now, however young it is.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_chunk()
+    }
+
+    /// Whether entries are waiting in the open chunk.
+    pub fn has_open_chunk(&self) -> bool {
+        self.chunk_header.entry_count > 0
+    }
+
+    fn with_output(file: Output, path: &Path, options: WriterOptions) -> std::io::Result<Self> {
         let compressor = zstd::bulk::Compressor::new(options.zstd_level)?;
-        let mut writer = Self {
+        Ok(Self {
             file,
             path: path.to_path_buf(),
             options,
@@ -107,11 +158,7 @@ impl CaptureWriter {
             next_event_index: 0,
             last_sync: Instant::now(),
             unsynced: false,
-        };
-        writer.write_raw(&block::MAGIC)?;
-        writer.write_block(block_type::HEADER, &header.encode(), BlockInfo::default())?;
-        writer.sync()?;
-        Ok(writer)
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -271,21 +318,27 @@ impl CaptureWriter {
         info.kind = kind;
         info.len = framed.len() as u32;
         self.write_raw(&framed)?;
-        if kind != block_type::INDEX && kind != block_type::HEADER {
+        let indexed = matches!(self.file, Output::File(_));
+        if indexed && kind != block_type::INDEX && kind != block_type::HEADER {
             self.blocks.push(info);
         }
         Ok(())
     }
 
     fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(bytes)?;
+        match &mut self.file {
+            Output::File(file) => file.write_all(bytes)?,
+            Output::Memory(buffer) => buffer.extend_from_slice(bytes),
+        }
         self.offset += bytes.len() as u64;
         self.unsynced = true;
         Ok(())
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        self.file.sync_data()?;
+        if let Output::File(file) = &self.file {
+            file.sync_data()?;
+        }
         self.last_sync = Instant::now();
         self.unsynced = false;
         Ok(())

@@ -588,6 +588,9 @@ const PATTERN_RULES: &[PatternRule] = &[
         pattern: concat!(
             r"\b(?:do not|don't|dont|never|must not|mustn't|should not|shouldn't|without) (?:ever )?(?:tell|telling|inform|informing|mention|mentioning|reveal|revealing|disclose|disclosing|alert|alerting|notify|notifying|let|letting|ask|asking|warn|warning)\b (?:the |your |any )?(?:user|human|person|anyone|them|operator|customer|owner)\b",
             r"|\bkeep (?:this|it|these instructions|the following) (?:a )?(?:secret|hidden|confidential|between us)\b",
+            // Tool poisoning hides the extra step itself: "do not mention that you first need
+            // to read the file".
+            r"|\b(?:do not|don't|dont|never|must not) (?:mention|reveal|disclose) (?:that you|this step|these steps|the (?:extra |first )?step)\b",
             r"|\b(?:the user|they|he|she) (?:must|should|will) (?:not|never) (?:know|see|find out|notice|be told|be informed)\b",
             r"|\b(?:secretly|covertly|silently|quietly|discreetly|stealthily) (?:\w+ )?(?:send|forward|call|run|execute|add|include|append|transfer|exfiltrate|post|upload|email|copy|read)\b",
             r"|\b(?:don't|do not|never) (?:mention|reveal|acknowledge|disclose|say|talk about) (?:this|these|that|the|any) (?:instruction|message|note|request|step|action|change)s?\b",

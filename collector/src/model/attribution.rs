@@ -197,6 +197,10 @@ pub struct Attribution {
 pub struct NewLink {
     pub tool_node: String,
     pub agent: String,
+    /// The call linked to: its id and name (detection follows the calls a model turn caused).
+    pub call_id: Option<String>,
+    pub call_name: String,
+    pub call_requested_ns: u64,
     pub action: Action,
     pub evidence: Vec<Evidence>,
     /// The action was linked before; this adds evidence learned since (an MCP server's side of
@@ -415,6 +419,9 @@ impl Attribution {
             return vec![NewLink {
                 tool_node: call.tool_node.clone(),
                 agent: call.agent.clone(),
+                call_id: call.id.clone(),
+                call_name: call.name.clone(),
+                call_requested_ns: call.requested_ns,
                 action: action.clone(),
                 evidence: existing.evidence.clone(),
                 update: true,
@@ -427,6 +434,9 @@ impl Attribution {
         vec![NewLink {
             tool_node: call.tool_node.clone(),
             agent: call.agent.clone(),
+            call_id: call.id.clone(),
+            call_name: call.name.clone(),
+            call_requested_ns: call.requested_ns,
             action: action.clone(),
             evidence,
             update: false,

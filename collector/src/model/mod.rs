@@ -20,7 +20,7 @@ use crate::reconstruct::mcp::{McpDetail, McpExchange, McpTransport};
 use crate::reconstruct::{EventRange, Observation, ObservationKind, ReconstructStats, Role};
 
 pub use agents::{ActorIdentity, Agent, AiBom, HostOnlyIdentity, IdentityAnswer, IdentityLookup};
-pub use attribution::{Action, Evidence, ToolCallRecord};
+pub use attribution::{Action, Evidence, NewLink, ToolCallRecord};
 pub use graph::{EdgeKind, Graph, GraphSnapshot, NodeKind};
 
 /// Version of the JSON written by [`Model::snapshot`]; bump on incompatible changes.
@@ -50,6 +50,8 @@ pub struct Model {
     module_hints: HashMap<u32, Vec<&'static str>>,
     attribution: attribution::Attribution,
     llm_calls: u64,
+    /// Links made since [`Model::take_new_links`] last ran.
+    new_links: Vec<attribution::NewLink>,
 }
 
 /// Everything the model knows, ready to serialise.
@@ -59,6 +61,9 @@ pub struct ModelSnapshot {
     pub agents: Vec<Agent>,
     pub tool_calls: Vec<ToolCallRecord>,
     pub graph: GraphSnapshot,
+    /// Detection's findings and incidents (filled by [`crate::pipeline::Pipeline::snapshot`]).
+    pub findings: Vec<crate::detect::Finding>,
+    pub incidents: Vec<crate::detect::Incident>,
     pub stats: ModelStats,
 }
 
@@ -67,6 +72,8 @@ pub struct ModelStats {
     pub llm_calls: u64,
     pub tool_calls: u64,
     pub tool_calls_dropped: u64,
+    /// Findings detection raised but could not keep.
+    pub findings_dropped: u64,
     pub reconstruction: Option<ReconstructStats>,
 }
 
@@ -82,6 +89,7 @@ impl Model {
             module_hints: HashMap::new(),
             attribution: Default::default(),
             llm_calls: 0,
+            new_links: Vec::new(),
         }
     }
 
@@ -108,10 +116,13 @@ impl Model {
             agents: self.agents.values().cloned().collect(),
             tool_calls: self.attribution.calls.iter().cloned().collect(),
             graph: self.graph.snapshot(),
+            findings: Vec::new(),
+            incidents: Vec::new(),
             stats: ModelStats {
                 llm_calls: self.llm_calls,
                 tool_calls: self.attribution.calls.len() as u64 + self.attribution.dropped_calls,
                 tool_calls_dropped: self.attribution.dropped_calls,
+                findings_dropped: 0,
                 reconstruction: reconstruction.cloned(),
             },
         }
@@ -628,7 +639,15 @@ impl Model {
         }
     }
 
+    /// The actions linked to tool calls since the last call (new links only, not evidence
+    /// added to old ones); the pipeline hands them to detection after every observation.
+    pub fn take_new_links(&mut self) -> Vec<attribution::NewLink> {
+        std::mem::take(&mut self.new_links)
+    }
+
     fn add_links(&mut self, links: Vec<attribution::NewLink>) {
+        self.new_links
+            .extend(links.iter().filter(|l| !l.update).cloned());
         for link in links {
             // Actions of an MCP server outside the agent's process tree join the agent's graph
             // once they are linked to one of its calls.

@@ -24,7 +24,7 @@ use super::agents_pane::AgentsPane;
 use super::aibom::aibom_lines;
 use super::baseline::BaselineExporter;
 use super::detail::{agent_detail, finding_detail, graph_detail, observation_detail};
-use super::findings::{FindingView, FindingsPane};
+use super::findings::{DetectionSync, FindingView, FindingsPane};
 use super::format::{format_bytes, format_count, format_position};
 use super::graph_pane::{GraphPane, RowContent};
 use super::keys::{Action, KeyMap};
@@ -116,6 +116,7 @@ pub struct App {
     detail_title: String,
     aibom: ScrollText,
     findings: FindingsPane,
+    detections: DetectionSync,
     logs: ObservationLogs,
     status: SourceStatus,
     message: Option<(String, bool)>,
@@ -155,6 +156,7 @@ impl App {
             detail_title: String::new(),
             aibom: ScrollText::default(),
             findings: FindingsPane::default(),
+            detections: DetectionSync::default(),
             logs,
             status: SourceStatus::default(),
             message: None,
@@ -219,6 +221,7 @@ impl App {
         if update.reset {
             self.logs.clear();
             self.findings.clear();
+            self.detections.clear();
             self.now_ns = 0;
             self.model_dirty = true;
         }
@@ -233,6 +236,12 @@ impl App {
             }
             self.logs.ingest(update.observations, pipeline);
             self.model_dirty = true;
+            let before = self.findings.len();
+            self.detections
+                .sync(pipeline.detector(), &mut self.findings);
+            if self.findings.len() != before {
+                self.model_dirty = true;
+            }
         }
         for finding in update.findings {
             self.findings.push(finding);

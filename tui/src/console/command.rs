@@ -1,9 +1,11 @@
-//! `agentscope tui`: the console's command line. Without a file it runs the collector
-//! in-process and shows this node live (root needed); it also replays a capture (`--replay
-//! FILE.cap`, from `agentscope collect --record` or the console's `r`) or a JSON-lines event
-//! file (`--events`, from `agentscope collect --json`).
+//! `agentscope tui`: the console's command line. Without a source option it runs the
+//! collector in-process and shows this node live (root needed); it also replays a capture
+//! (`--replay FILE.cap`, from `agentscope collect --record` or the console's `r`) or a
+//! JSON-lines event file (`--events`, from `agentscope collect --json`), or attaches to a
+//! collector serving on a socket (`--connect SOCKET`, from `agentscope collect --serve`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use std::io::IsTerminal as _;
 
@@ -11,6 +13,7 @@ use anyhow::bail;
 use clap::Args;
 
 use super::live_collector::LiveArgs;
+use super::remote_source::{self, RemoteSource};
 use super::{run_console, ConsoleConfig, ConsoleOptions, JsonEventsSource, LiveSource, Theme};
 
 #[derive(Args, Debug)]
@@ -19,8 +22,19 @@ pub struct TuiArgs {
     #[arg(long, value_name = "FILE.cap", conflicts_with = "events")]
     pub replay: Option<PathBuf>,
     /// Replay events from a JSON-lines file written by `agentscope collect --json`.
-    #[arg(long, value_name = "FILE.jsonl")]
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with = "connect")]
     pub events: Option<PathBuf>,
+    /// Attach to a collector serving on SOCKET (`sudo agentscope collect --serve SOCKET`):
+    /// the console runs unprivileged beside it.
+    #[arg(long, value_name = "SOCKET", conflicts_with = "replay")]
+    pub connect: Option<PathBuf>,
+    /// With --connect, no terminal: follow the collector until it stops (or --duration), then
+    /// write the model to FILE (docs/graph.md) and a summary on stdout (tests, scripts).
+    #[arg(long, value_name = "FILE", requires = "connect", hide = true)]
+    pub headless_graph: Option<PathBuf>,
+    /// Quit by itself after SECS (demos, scripts; with --headless-graph, stop following).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
     /// Config file (default: $XDG_CONFIG_HOME/agentscope/console.toml, if it exists).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -33,9 +47,8 @@ pub struct TuiArgs {
     /// Replay speed (1 = as recorded).
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     pub speed: f64,
-    /// Quit by itself after SECS (demos and scripts).
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
+    #[command(flatten)]
+    pub detection: crate::detection_args::DetectionArgs,
     #[command(flatten)]
     pub live: LiveArgs,
 }
@@ -46,25 +59,44 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
         // Fail before the terminal is taken over.
         Theme::load(theme)?;
     }
-    let mut options = ConsoleOptions::new(config, args.theme);
-    options.app_options()?;
-    options.quit_after = args
+    let duration = args
         .duration
-        .map(std::time::Duration::try_from_secs_f64)
+        .map(Duration::try_from_secs_f64)
         .transpose()
         .map_err(|_| anyhow::anyhow!("--duration takes a number of seconds, at least 0"))?;
-    // Say so before loading eBPF programs or reading a file, not after.
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        bail!(
-            "the console needs a terminal (stdin and stdout); for headless capture use \
-             `agentscope collect`"
-        );
+    let live_only = args.live.any_given();
+    if let Some(socket) = &args.connect {
+        if live_only {
+            bail!(
+                "--pid, --record-dir and the other capture options apply to the live console \
+                 only (without --connect, --replay or --events)"
+            );
+        }
+        let source = RemoteSource::connect(socket, Duration::from_secs(10))?
+            .with_detection(args.detection.options()?);
+        if let Some(graph) = &args.headless_graph {
+            // Scripts wait for this line before making the events they want to see.
+            eprintln!("agentscope: attached to {}", socket.display());
+            let summary = remote_source::run_headless(source, duration, graph)?;
+            println!("{}", serde_json::to_string(&summary)?);
+            return Ok(());
+        }
+        let mut options = ConsoleOptions::new(config, args.theme);
+        options.app_options()?;
+        options.quit_after = duration;
+        require_terminal()?;
+        return run_console(Box::new(source), options);
     }
+    let mut options = ConsoleOptions::new(config, args.theme);
+    options.app_options()?;
+    options.quit_after = duration;
+    // Say so before loading eBPF programs or reading a file, not after.
+    require_terminal()?;
     let replaying = args.replay.is_some() || args.events.is_some();
-    if replaying && args.live.any_given() {
+    if replaying && live_only {
         bail!(
             "--pid, --record-dir and the other capture options apply to the live console only \
-             (without --replay or --events)"
+             (without --connect, --replay or --events)"
         );
     }
     let mut source = match (&args.replay, &args.events) {
@@ -74,13 +106,24 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
             if args.paused || args.speed != 1.0 {
                 bail!("--paused and --speed apply to replays (--replay or --events)");
             }
-            let source = LiveSource::start(&args.live)?;
+            let source = LiveSource::start(&args.live)?.with_detection(args.detection.options()?);
             return run_console(Box::new(source), options);
         }
     }
-    .at_speed(args.speed);
+    .at_speed(args.speed)
+    .with_detection(args.detection.options()?);
     if args.paused {
         source = source.paused();
     }
     run_console(Box::new(source), options)
+}
+
+fn require_terminal() -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(
+            "the console needs a terminal (stdin and stdout); for headless capture use \
+             `agentscope collect`"
+        );
+    }
+    Ok(())
 }

@@ -1,8 +1,9 @@
-//! The findings pane: incidents raised by detections, newest last, each tied to an agent.
+//! The findings pane: incidents raised by detection, and findings that belong to no incident,
+//! newest last, each tied to an agent.
 //!
-//! The console does not detect anything itself. Whatever does (the detection module) hands
-//! [`FindingView`]s over through [`super::source::SourceUpdate::findings`]; until then the pane
-//! shows an empty state that says so.
+//! The console does not detect anything itself: detection runs in the pipeline (live and in
+//! replays alike), and [`views_of`] turns what it raised into [`FindingView`]s. An incident
+//! grows as its chain does, so a view with the same id replaces the earlier one.
 
 use std::collections::VecDeque;
 
@@ -10,6 +11,8 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
+
+use agentscope_collector::detect;
 
 use super::format::format_time;
 use super::list::ListCursor;
@@ -39,9 +42,11 @@ impl Severity {
     }
 }
 
-/// One incident as the console shows it.
+/// One incident (or standalone finding) as the console shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindingView {
+    /// The incident's or finding's id (`inc-1`, `f-7`).
+    pub id: String,
     pub severity: Severity,
     pub title: String,
     /// The agent it concerns (its key, as in the model).
@@ -65,12 +70,31 @@ pub struct FindingsPane {
 }
 
 impl FindingsPane {
+    /// Adds a view, or replaces the one with the same id (an incident that grew).
     pub fn push(&mut self, finding: FindingView) {
+        if !finding.id.is_empty() {
+            if let Some(existing) = self.findings.iter_mut().find(|f| f.id == finding.id) {
+                if *existing != finding {
+                    *existing = finding;
+                    self.refilter();
+                }
+                return;
+            }
+        }
         if self.findings.len() == FINDINGS_KEPT {
             self.findings.pop_front();
         }
         self.findings.push_back(finding);
         self.refilter();
+    }
+
+    /// Drops the view with this id (a finding that joined an incident).
+    pub fn remove(&mut self, id: &str) {
+        let before = self.findings.len();
+        self.findings.retain(|f| f.id != id);
+        if self.findings.len() != before {
+            self.refilter();
+        }
     }
 
     pub fn clear(&mut self) {
@@ -189,4 +213,147 @@ impl FindingsPane {
             .collect();
         frame.render_widget(Paragraph::new(lines), inner);
     }
+}
+
+impl From<detect::Severity> for Severity {
+    fn from(severity: detect::Severity) -> Self {
+        match severity {
+            detect::Severity::Low => Severity::Low,
+            detect::Severity::Medium => Severity::Medium,
+            detect::Severity::High => Severity::High,
+            detect::Severity::Critical => Severity::Critical,
+        }
+    }
+}
+
+/// Standalone findings below this stay out of the pane (they are in `--graph-json`).
+const STANDALONE_MIN: detect::Severity = detect::Severity::Medium;
+
+/// Keeps the pane in step with what detection raised: incidents whose chain changed, new
+/// standalone findings, and findings that have since joined an incident (their view goes).
+#[derive(Default)]
+pub struct DetectionSync {
+    /// Per incident id: (findings, event time of the latest) when last shown.
+    incidents: std::collections::HashMap<String, (usize, u64, usize)>,
+    findings_seen: usize,
+}
+
+impl DetectionSync {
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    pub fn sync(&mut self, detector: &detect::Detector, pane: &mut FindingsPane) {
+        let findings = detector.findings();
+        for incident in detector.incidents() {
+            let signature = (
+                incident.findings.len(),
+                incident.updated_ns,
+                incident.story.len(),
+            );
+            if self.incidents.get(&incident.id) == Some(&signature) {
+                continue;
+            }
+            self.incidents.insert(incident.id.clone(), signature);
+            for id in &incident.findings {
+                pane.remove(id);
+            }
+            pane.push(incident_view(incident, findings));
+        }
+        for finding in findings.iter().skip(self.findings_seen) {
+            if finding.incident.is_none() && finding.severity >= STANDALONE_MIN {
+                pane.push(finding_view(finding));
+            }
+        }
+        self.findings_seen = findings.len();
+    }
+}
+
+/// An incident: its story one step per line, then each finding with its evidence.
+pub fn incident_view(incident: &detect::Incident, findings: &[detect::Finding]) -> FindingView {
+    let mut story: Vec<String> = incident
+        .story
+        .split(" → ")
+        .enumerate()
+        .map(|(i, step)| {
+            if i == 0 {
+                step.to_string()
+            } else {
+                format!("→ {step}")
+            }
+        })
+        .collect();
+    story.push(String::new());
+    story.push(format!("Findings ({}):", incident.findings.len()));
+    for id in &incident.findings {
+        if let Some(finding) = findings.iter().find(|f| &f.id == id) {
+            story.push(format!(
+                "{} {} {}: {}",
+                finding.id,
+                finding.severity.name(),
+                finding.kind.name(),
+                finding.summary
+            ));
+        }
+    }
+    let labels: Vec<&str> = incident.labels.iter().map(|l| l.id).collect();
+    story.push(String::new());
+    story.push(format!("Labels: {}", labels.join(", ")));
+    story.push(format!("Evidence: {}", event_ranges(&incident.events)));
+    FindingView {
+        id: incident.id.clone(),
+        severity: incident.severity.into(),
+        title: format!("{} {}", incident.id, incident.story),
+        agent_key: incident.agent.clone(),
+        story: story.join("\n"),
+        ts_ns: incident.opened_ns,
+    }
+}
+
+/// A finding that belongs to no incident.
+pub fn finding_view(finding: &detect::Finding) -> FindingView {
+    let labels: Vec<&str> = finding.labels.iter().map(|l| l.id).collect();
+    FindingView {
+        id: finding.id.clone(),
+        severity: finding.severity.into(),
+        title: format!(
+            "{} {}: {}",
+            finding.id,
+            finding.kind.name(),
+            finding.summary
+        ),
+        agent_key: finding.agent.clone(),
+        story: format!(
+            "{}\n\nLabels: {}\nEvidence: {}",
+            finding.summary,
+            labels.join(", "),
+            event_ranges(&finding.events)
+        ),
+        ts_ns: finding.ts_ns,
+    }
+}
+
+/// `events 12-14, 30` (raw event positions, as `agentscope cap slice` and replays count them).
+fn event_ranges(ranges: &[agentscope_collector::reconstruct::EventRange]) -> String {
+    let parts: Vec<String> = ranges
+        .iter()
+        .take(12)
+        .map(|r| {
+            if r.first == r.last {
+                r.first.to_string()
+            } else {
+                format!("{}-{}", r.first, r.last)
+            }
+        })
+        .collect();
+    let more = ranges.len().saturating_sub(12);
+    format!(
+        "events {}{}",
+        parts.join(", "),
+        if more > 0 {
+            format!(" (+{more} more)")
+        } else {
+            String::new()
+        }
+    )
 }

@@ -106,13 +106,9 @@ pub struct GraphPane {
     pub last_area: Rect,
 }
 
-/// Every edge reachable from `root` (following edges forwards), each once: one pass over the
-/// graph's edges to index them by source, then a walk from the root.
-pub fn reachable_edges<'g>(graph: &'g Graph, root: &str) -> Vec<&'g Edge> {
-    reachable(graph, root).0
-}
-
-/// The edges reachable from `root` and how many nodes they reach (the root included).
+/// The edges reachable from `root` (following edges forwards, each once: one pass over the
+/// graph's edges to index them by source, then a walk from the root) and how many nodes they
+/// reach (the root included).
 fn reachable<'g>(graph: &'g Graph, root: &str) -> (Vec<&'g Edge>, usize) {
     let mut out: HashMap<&str, Vec<&Edge>> = HashMap::new();
     for edge in graph.edges() {

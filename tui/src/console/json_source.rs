@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use agentscope_collector::capture::{CaptureContents, CaptureReader};
+use agentscope_collector::detect::DetectorOptions;
 use agentscope_collector::event_json::events_from_json_lines;
 use agentscope_collector::model::{HostOnlyIdentity, IdentityLookup, ModelOptions};
 use agentscope_collector::pipeline::Pipeline;
@@ -96,6 +97,7 @@ pub struct JsonEventsSource {
     model_options: ModelOptions,
     /// Overrides `identity` and `model_options` (a capture's own pipeline).
     factory: Option<PipelineFactory>,
+    detection: Option<DetectorOptions>,
     clock: Box<dyn Clock>,
     paused: bool,
     speed: usize,
@@ -204,6 +206,7 @@ impl JsonEventsSource {
             identity,
             model_options,
             factory: None,
+            detection: None,
             clock,
             paused: false,
             speed: NORMAL_SPEED,
@@ -273,10 +276,22 @@ impl JsonEventsSource {
     }
 
     fn make_pipeline(&self) -> Pipeline {
-        match &self.factory {
+        let pipeline = match &self.factory {
             Some(factory) => factory(),
             None => new_pipeline(&self.identity, &self.model_options),
+        };
+        match &self.detection {
+            Some(options) => pipeline.with_detection(options.clone()),
+            None => pipeline,
         }
+    }
+
+    /// Detection with these options (approved baselines from `--baseline DIR`, learning
+    /// period), also after a seek rebuilds the pipeline.
+    pub fn with_detection(mut self, options: DetectorOptions) -> Self {
+        self.detection = Some(options);
+        self.pipeline = self.make_pipeline();
+        self
     }
 
     /// Where playback would be now if it had kept running since the anchor.

@@ -110,6 +110,16 @@ impl LiveSource {
         Ok(source)
     }
 
+    /// Detection with these options (approved baselines from `--baseline DIR`) in the
+    /// console's pipeline.
+    pub fn with_detection(
+        mut self,
+        options: agentscope_collector::detect::DetectorOptions,
+    ) -> Self {
+        self.pipeline.set_detection(options);
+        self
+    }
+
     /// A live source over events arriving on `events` (the collector thread's channel; tests
     /// feed it themselves), counting losses in `counters`.
     pub fn from_channel(

@@ -24,6 +24,7 @@ pub mod live_collector;
 pub mod live_recording;
 pub mod live_source;
 pub mod log;
+pub mod remote_source;
 pub mod source;
 pub mod text;
 pub mod theme;

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use agentscope_collector::baseline::AgentBaseline;
 use agentscope_collector::model::{ActorIdentity, EdgeKind, IdentityLookup};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{
@@ -297,31 +298,12 @@ fn snapshot_kubernetes_agents_tree() {
 
 #[test]
 fn snapshot_findings_pane() {
-    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
-    let agent = console.app.current_agent().unwrap().to_string();
-    let ts_ns = console
-        .source
-        .pipeline()
-        .model()
-        .agents()
-        .next()
+    // Detection runs in the replay's pipeline: the injected recording's one incident.
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
         .unwrap()
-        .last_seen_ns;
-    // Findings arrive with the source's updates (from the detection module, later).
-    console.app.ingest(
-        SourceUpdate {
-            findings: vec![FindingView {
-                severity: Severity::High,
-                title: "Tool ran a command the agent never ran before".into(),
-                agent_key: agent,
-                story: "The model asked for run_command.\nThe agent executed /bin/echo.".into(),
-                ts_ns,
-            }],
-            status: console.source.poll(0).status,
-            ..Default::default()
-        },
-        console.source.pipeline(),
-    );
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    assert_eq!(console.app.findings().len(), 1);
     console.press(KeyCode::Char('n'));
     console.focus_pane(PaneId::Findings);
     snapshot_both(&mut console, "findings");
@@ -643,7 +625,7 @@ fn replay_keys_return_effects_and_drive_the_source() {
 }
 
 #[test]
-fn baseline_key_writes_the_agents_observed_behaviour() {
+fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
     let dir = tempfile::tempdir().unwrap();
     let mut exporter = baseline::yaml_exporter_at(dir.path().to_path_buf(), || 1_800_000_000);
@@ -663,34 +645,60 @@ fn baseline_key_writes_the_agents_observed_behaviour() {
         format!("baseline written to {}", path.display())
     );
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("# Observed behaviour of one agent"));
-    let doc: serde_json::Value = serde_norway::from_str(&text).unwrap();
-    assert_eq!(doc["schema"], baseline::SCHEMA);
-    assert_eq!(doc["agent"]["key"], "host:python3");
-    assert_eq!(doc["agent"]["llm_calls"], 2);
-    assert_eq!(doc["identity"]["workload"], "host");
-    assert_eq!(doc["identity"]["uid"], 0);
+    assert!(text.starts_with("# Baseline of one agent"));
+    // The documented format (docs/baseline.md), readable by `baseline diff` and --baseline.
+    let exported = AgentBaseline::from_yaml(&text, "exported").unwrap();
     assert_eq!(
-        doc["aibom"]["providers"]["127.0.0.1"],
-        serde_json::json!(["gpt-4o-mini"])
+        exported.api_version,
+        agentscope_collector::baseline::API_VERSION
     );
-    let tools: Vec<&str> = doc["edges"]["calls_tool"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["label"].as_str().unwrap())
+    assert_eq!(exported.metadata.agent, "host:python3");
+    let called: Vec<&str> = exported
+        .spec
+        .tools
+        .called
+        .keys()
+        .map(String::as_str)
         .collect();
-    assert_eq!(tools, ["fetch_url", "read_file", "run_command"]);
-    let via = &doc["edges"]["executed_via"];
+    assert_eq!(called, ["fetch_url", "read_file", "run_command"]);
     assert!(
-        via.as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["to"] == "data:file:/etc/hostname"
-                && e["from"] == "tool:host:python3:read_file"),
-        "{via:#}"
+        exported
+            .spec
+            .models
+            .values()
+            .any(|m| m.contains("gpt-4o-mini")),
+        "{:?}",
+        exported.spec.models
     );
-    assert_eq!(doc["edges"]["runs_as"][0]["to"], "identity:user:host:0");
+    // Loaded back as the approved baseline, the same traffic deviates from it nowhere...
+    let deviations = |approved: AgentBaseline| {
+        let source = JsonEventsSource::open(&fixture("capture/python_chat.jsonl"))
+            .unwrap()
+            .with_detection(agentscope_collector::detect::DetectorOptions {
+                approved: vec![approved],
+                ..Default::default()
+            })
+            .at_speed(f64::INFINITY);
+        let console = Console::with_source(source).play_to_end();
+        console
+            .source
+            .pipeline()
+            .detector()
+            .findings()
+            .iter()
+            .filter(|f| f.kind == agentscope_collector::detect::FindingKind::BaselineDeviation)
+            .map(|f| f.summary.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(deviations(exported.clone()), Vec::<String>::new());
+    // ...and a baseline without one of its tools makes that tool a deviation.
+    let mut narrower = exported;
+    narrower.spec.tools.called.remove("run_command");
+    let found = deviations(narrower);
+    assert!(
+        found.iter().any(|d| d.contains("run_command")),
+        "{found:#?}"
+    );
     // Same second again: a new file, not an overwrite.
     let effects = console.press(KeyCode::Char('b'));
     console.apply(effects, &mut exporter);
@@ -752,6 +760,7 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
     assert_eq!(console.app.message(), Some("no findings"));
     for (severity, title) in [(Severity::Medium, "first"), (Severity::Critical, "second")] {
         console.app.add_finding(FindingView {
+            id: title.into(),
             severity,
             title: title.into(),
             agent_key: "host:python3".into(),
@@ -897,7 +906,11 @@ fn a_capture_replayed_in_the_console_ends_with_the_live_collectors_model() {
         .unwrap()
         .at_speed(f64::INFINITY);
     let console = Console::with_source(source).play_to_end();
-    let replayed = serde_json::to_value(console.source.pipeline().snapshot()).unwrap();
+    // Through text, as the file was written (f32 scores print shortest, not widened).
+    let replayed: serde_json::Value = serde_json::from_str(
+        &serde_json::to_string(&console.source.pipeline().snapshot()).unwrap(),
+    )
+    .unwrap();
     let live: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(recording("injected.graph.json")).unwrap())
             .unwrap();
@@ -1026,4 +1039,52 @@ fn record_key_in_live_mode_starts_and_stops_a_recording() {
     assert_eq!(files.len(), 1);
     assert!(screen.contains(&format!("recorded {} events", events.len())));
     assert!(CaptureReader::open(&files[0]).unwrap().verify().is_empty());
+}
+
+#[test]
+fn the_injected_recordings_incident_drills_into_its_story() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    // One incident, no standalone finding left beside it: its findings joined it.
+    assert_eq!(console.app.findings().len(), 1);
+    console.press(KeyCode::Char('n'));
+    let finding = console.app.findings().selected().unwrap().clone();
+    assert_eq!(finding.severity, Severity::Critical);
+    assert!(
+        finding.title.starts_with("inc-1 prompt injection"),
+        "{}",
+        finding.title
+    );
+    let screen = console.screen();
+    for step in ["CRITICAL inc-1", "query_database", "crm.customers"] {
+        assert!(screen.contains(step), "{step:?} not on screen:\n{screen}");
+    }
+    // n selected the incident's agent too.
+    assert_eq!(
+        console.app.current_agent(),
+        Some(finding.agent_key.as_str())
+    );
+}
+
+#[test]
+fn the_ordinary_recording_raises_no_incident() {
+    let source = JsonEventsSource::open_capture(&recording("ordinary.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    let incidents = console.source.pipeline().detector().incidents().len();
+    assert_eq!(incidents, 0);
+    // The agent's job includes reading the customers table: a medium finding of its own, not
+    // an incident.
+    assert_eq!(console.app.findings().len(), 1);
+    console.press(KeyCode::Char('n'));
+    let finding = console.app.findings().selected().unwrap();
+    assert_eq!(finding.severity, Severity::Medium);
+    assert!(
+        finding.title.contains("sensitive access") && finding.title.contains("crm.customers"),
+        "{}",
+        finding.title
+    );
 }
