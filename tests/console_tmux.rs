@@ -217,6 +217,8 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
         "http_post",
         "agentscope-crm",
         "gpt-4o-mini",
+        // Detection's incident: the injected instruction followed to the drop box.
+        "Findings (1)",
     ];
     let screen = tmux.wait_for("the replayed agent", Duration::from_secs(30), |s| {
         expected.iter().all(|text| s.contains(text))
@@ -276,9 +278,10 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     assert_eq!(baselines.len(), 1, "{screen}");
     let baseline = std::fs::read_to_string(&baselines[0]).unwrap();
     assert!(
-        baseline.contains("schema: agentscope.console-baseline/v0"),
+        baseline.contains("apiVersion: agentscope.dev/v1"),
         "{baseline}"
     );
+    assert!(baseline.contains("kind: AgentBaseline"), "{baseline}");
     assert!(baseline.contains("incident_agent.py"), "{baseline}");
     assert!(baseline.contains("query_database"), "{baseline}");
     assert!(baseline.contains("support-agent"), "{baseline}");
