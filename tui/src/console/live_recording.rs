@@ -144,7 +144,6 @@ impl LiveRecording {
         let mut metadata = options.metadata.clone();
         metadata.started_unix_ns = u64::try_from(now.timestamp().as_nanosecond()).unwrap_or(0);
         metadata.sequence = 0;
-        pipeline.log_identity_answers(true);
         let state = pipeline.state();
         let last_keyframe_ts = state.last_ts_ns;
         let first = Keyframe {
@@ -178,6 +177,8 @@ impl LiveRecording {
                 }
                 result
             })?;
+        // From here on, identity answers are kept for the recording (taken after each event).
+        pipeline.log_identity_answers(true);
         Ok(Self {
             entries,
             shared,
