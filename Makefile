@@ -1,5 +1,5 @@
 # agentscope: two commands matter on a fresh machine.
-#   make demo  - the live collector over the demo agents, printing events (needs root)
+#   make demo  - the live console over the demo agents (needs root and a terminal)
 #   make test  - every test, privileged end-to-end tests included (needs root)
 # Both run `make setup` first, which installs what is missing and is idempotent.
 
@@ -36,6 +36,7 @@ test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test serve_connect -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test recordings -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test detection_scenarios -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test console_tmux -- --test-threads=1
 	$(CARGO) test --locked -p agentscope-collector --test identity
 
 test: fmt-check test-unit test-userspace-only test-e2e
@@ -58,6 +59,7 @@ bench: setup
 	bash scripts/prepare-detection-corpus.sh
 	$(CARGO) bench --locked -p agentscope-collector --bench detect_quality
 	$(CARGO) bench --locked -p agentscope --bench console_render
+	$(CARGO) bench --locked -p agentscope --bench console_live
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.

@@ -1,17 +1,20 @@
-//! `agentscope tui`: the console's command line. It replays a capture (`--replay FILE.cap`,
-//! from `agentscope collect --record`) or a JSON-lines event file (`--events`, from
-//! `agentscope collect --json`), or attaches to a collector serving on a socket (`--connect
-//! SOCKET`, from `agentscope collect --serve`); live capture is another source of the same
-//! console, still to come.
+//! `agentscope tui`: the console's command line. Without a source option it runs the
+//! collector in-process and shows this node live (root needed); it also replays a capture
+//! (`--replay FILE.cap`, from `agentscope collect --record` or the console's `r`) or a
+//! JSON-lines event file (`--events`, from `agentscope collect --json`), or attaches to a
+//! collector serving on a socket (`--connect SOCKET`, from `agentscope collect --serve`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::io::IsTerminal as _;
+
 use anyhow::bail;
 use clap::Args;
 
+use super::live_collector::LiveArgs;
 use super::remote_source::{self, RemoteSource};
-use super::{run_console, ConsoleConfig, ConsoleOptions, JsonEventsSource, Theme};
+use super::{run_console, ConsoleConfig, ConsoleOptions, JsonEventsSource, LiveSource, Theme};
 
 #[derive(Args, Debug)]
 pub struct TuiArgs {
@@ -29,7 +32,8 @@ pub struct TuiArgs {
     /// write the model to FILE (docs/graph.md) and a summary on stdout (tests, scripts).
     #[arg(long, value_name = "FILE", requires = "connect", hide = true)]
     pub headless_graph: Option<PathBuf>,
-    #[arg(long, value_name = "SECS", requires = "headless_graph", hide = true)]
+    /// Quit by itself after SECS (demos, scripts; with --headless-graph, stop following).
+    #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
     /// Config file (default: $XDG_CONFIG_HOME/agentscope/console.toml, if it exists).
     #[arg(long, value_name = "PATH")]
@@ -45,6 +49,8 @@ pub struct TuiArgs {
     pub speed: f64,
     #[command(flatten)]
     pub detection: crate::detection_args::DetectionArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 pub fn run(args: TuiArgs) -> anyhow::Result<()> {
@@ -53,31 +59,56 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
         // Fail before the terminal is taken over.
         Theme::load(theme)?;
     }
+    let duration = args
+        .duration
+        .map(Duration::try_from_secs_f64)
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("--duration takes a number of seconds, at least 0"))?;
+    let live_only = args.live.any_given();
     if let Some(socket) = &args.connect {
+        if live_only {
+            bail!(
+                "--pid, --record-dir and the other capture options apply to the live console \
+                 only (without --connect, --replay or --events)"
+            );
+        }
         let source = RemoteSource::connect(socket, Duration::from_secs(10))?
             .with_detection(args.detection.options()?);
         if let Some(graph) = &args.headless_graph {
             // Scripts wait for this line before making the events they want to see.
             eprintln!("agentscope: attached to {}", socket.display());
-            let duration = args.duration.map(|s| Duration::from_secs_f64(s.max(0.0)));
             let summary = remote_source::run_headless(source, duration, graph)?;
             println!("{}", serde_json::to_string(&summary)?);
             return Ok(());
         }
-        let options = ConsoleOptions::new(config, args.theme);
+        let mut options = ConsoleOptions::new(config, args.theme);
         options.app_options()?;
+        options.quit_after = duration;
+        require_terminal()?;
         return run_console(Box::new(source), options);
     }
-    let options = ConsoleOptions::new(config, args.theme);
+    let mut options = ConsoleOptions::new(config, args.theme);
     options.app_options()?;
+    options.quit_after = duration;
+    // Say so before loading eBPF programs or reading a file, not after.
+    require_terminal()?;
+    let replaying = args.replay.is_some() || args.events.is_some();
+    if replaying && live_only {
+        bail!(
+            "--pid, --record-dir and the other capture options apply to the live console only \
+             (without --connect, --replay or --events)"
+        );
+    }
     let mut source = match (&args.replay, &args.events) {
         (Some(path), _) => JsonEventsSource::open_capture(path)?,
         (None, Some(path)) => JsonEventsSource::open(path)?,
-        (None, None) => bail!(
-            "nothing to show: give --replay FILE.cap (from `agentscope collect --record`) or \
-             --events FILE.jsonl (from `agentscope collect --json`); the live console is not \
-             built yet"
-        ),
+        (None, None) => {
+            if args.paused || args.speed != 1.0 {
+                bail!("--paused and --speed apply to replays (--replay or --events)");
+            }
+            let source = LiveSource::start(&args.live)?.with_detection(args.detection.options()?);
+            return run_console(Box::new(source), options);
+        }
     }
     .at_speed(args.speed)
     .with_detection(args.detection.options()?);
@@ -85,4 +116,14 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
         source = source.paused();
     }
     run_console(Box::new(source), options)
+}
+
+fn require_terminal() -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(
+            "the console needs a terminal (stdin and stdout); for headless capture use \
+             `agentscope collect`"
+        );
+    }
+    Ok(())
 }

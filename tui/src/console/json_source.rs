@@ -116,14 +116,28 @@ pub struct JsonEventsSource {
 }
 
 /// Events per second of wall time, over windows of at least one second.
-struct RateMeter {
+pub(super) struct RateMeter {
     window_start: Duration,
     count: u64,
     rate: f64,
 }
 
 impl RateMeter {
-    fn record(&mut self, now: Duration, events: u64) {
+    /// A meter whose first window starts at `now`.
+    pub(super) fn new(now: Duration) -> Self {
+        Self {
+            window_start: now,
+            count: 0,
+            rate: 0.0,
+        }
+    }
+
+    /// The rate over the last complete window.
+    pub(super) fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    pub(super) fn record(&mut self, now: Duration, events: u64) {
         self.count += events;
         let elapsed = now.saturating_sub(self.window_start);
         if elapsed >= Duration::from_secs(1) {

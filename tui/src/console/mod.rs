@@ -20,6 +20,9 @@ pub mod graph_pane;
 pub mod json_source;
 pub mod keys;
 pub mod list;
+pub mod live_collector;
+pub mod live_recording;
+pub mod live_source;
 pub mod log;
 pub mod remote_source;
 pub mod source;
@@ -50,6 +53,7 @@ pub use config::ConsoleConfig;
 #[allow(unused_imports)]
 pub use findings::{FindingView, Severity};
 pub use json_source::JsonEventsSource;
+pub use live_source::LiveSource;
 #[allow(unused_imports)]
 pub use source::{
     finish_pipeline, push_event, ControlError, ControlResult, RecordingState, ReplayStatus, Source,
@@ -76,6 +80,8 @@ pub struct ConsoleOptions {
     pub color_mode: Option<ColorMode>,
     /// What `b` does with the selected agent.
     pub exporter: BaselineExporter,
+    /// Quit by itself after this long (`--duration`: demos and scripts).
+    pub quit_after: Option<Duration>,
 }
 
 impl ConsoleOptions {
@@ -91,6 +97,7 @@ impl ConsoleOptions {
             theme,
             color_mode: None,
             exporter: yaml_exporter(dir),
+            quit_after: None,
         }
     }
 
@@ -175,9 +182,16 @@ pub fn run_console(mut source: Box<dyn Source>, mut options: ConsoleOptions) -> 
     let mut terminal = ratatui::Terminal::new(backend)?;
     terminal.clear()?;
 
+    let started = Instant::now();
     let result = (|| -> anyhow::Result<()> {
         loop {
             let frame_start = Instant::now();
+            if options
+                .quit_after
+                .is_some_and(|limit| started.elapsed() >= limit)
+            {
+                return Ok(());
+            }
             let update = source.poll(max_events);
             app.ingest(update, source.pipeline());
             terminal.draw(|frame| app.render(frame, source.pipeline()))?;

@@ -945,6 +945,103 @@ fn snapshot_injected_recording() {
 }
 
 #[test]
+fn record_key_in_live_mode_starts_and_stops_a_recording() {
+    use std::sync::Arc;
+
+    use agentscope_collector::capture::{CaptureMetadata, CaptureReader};
+    use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_collector::pipeline::Pipeline;
+    use agentscope_collector::reconstruct::ReconstructOptions;
+
+    use super::live_collector::{EventSender, LiveCounters};
+    use super::live_recording::RecordingOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let events = agentscope_collector::event_json::events_from_json_lines(
+        &std::fs::read_to_string(fixture("capture/python_chat.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let counters = Arc::new(LiveCounters::default());
+    let (sender, receiver) = EventSender::channel(events.len(), counters.clone());
+    let pipeline = Pipeline::new(
+        ReconstructOptions {
+            redact_secrets: true,
+        },
+        ModelOptions::default(),
+        Box::new(HostOnlyIdentity),
+    );
+    let metadata = CaptureMetadata {
+        model_max_nodes: ModelOptions::default().max_nodes,
+        model_max_edges: ModelOptions::default().max_edges,
+        ..CaptureMetadata::default()
+    };
+    let mut source = LiveSource::from_channel(
+        "live",
+        pipeline,
+        receiver,
+        counters,
+        RecordingOptions::new(dir.path().to_path_buf(), metadata),
+    );
+    let mut app = App::new(app_options(ColorMode::TrueColor));
+    let mut terminal = Terminal::new(TestBackend::new(160, 30)).unwrap();
+    let mut exporter = no_exporter();
+    let mut frame = |app: &mut App, source: &mut LiveSource| {
+        let update = source.poll(usize::MAX);
+        app.ingest(update, source.pipeline());
+        terminal.draw(|f| app.render(f, source.pipeline())).unwrap();
+        terminal.backend().to_string()
+    };
+    let screen = frame(&mut app, &mut source);
+    assert!(screen.contains("● LIVE live"), "{screen}");
+    assert!(screen.contains("rec off"), "{screen}");
+
+    let record = app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Char('r'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(record, vec![Effect::ToggleRecording]);
+    for effect in record.clone() {
+        assert!(!app.apply_effect(effect, &mut source, &mut exporter));
+    }
+    for event in events.iter().cloned() {
+        sender.send(event);
+    }
+    let screen = frame(&mut app, &mut source);
+    assert!(screen.contains("● REC "), "{screen}");
+    assert!(screen.contains("agentscope-"), "{screen}");
+    // Space cannot pause live capture; the status line says so.
+    let pause = app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Char(' '),
+        KeyModifiers::NONE,
+    )));
+    for effect in pause {
+        app.apply_effect(effect, &mut source, &mut exporter);
+    }
+    assert!(app.message().unwrap().contains("cannot pause"));
+
+    for effect in record {
+        app.apply_effect(effect, &mut source, &mut exporter);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let screen = loop {
+        let screen = frame(&mut app, &mut source);
+        if screen.contains("recorded ") {
+            break screen;
+        }
+        assert!(std::time::Instant::now() < deadline, "{screen}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(screen.contains("rec off"), "{screen}");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(screen.contains(&format!("recorded {} events", events.len())));
+    assert!(CaptureReader::open(&files[0]).unwrap().verify().is_empty());
+}
+
+#[test]
 fn the_injected_recordings_incident_drills_into_its_story() {
     let source = JsonEventsSource::open_capture(&recording("injected.cap"))
         .unwrap()

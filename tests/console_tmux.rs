@@ -1,0 +1,429 @@
+//! End to end: the real `agentscope tui` in a terminal. Each test runs the binary in a
+//! detached tmux session of a fixed size (its own tmux server), types keys with `tmux
+//! send-keys` and reads the screen with `tmux capture-pane -p`, waiting for content with a
+//! deadline rather than fixed sleeps.
+//!
+//! - a replay of recordings/injected.cap (no privileges): agents, panes, filter, help, baseline
+//!   export, quit;
+//! - the live console (privileged: it fails, never skips, when eBPF cannot load): a Python test
+//!   agent talking to the mock LLM appears with its model and tool calls, and `r` records a
+//!   capture that verifies.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const WIDTH: u16 = 160;
+const HEIGHT: u16 = 45;
+
+/// A tmux server of our own with one session running one command.
+struct Tmux {
+    socket: String,
+    exit_file: PathBuf,
+    stderr_file: PathBuf,
+}
+
+impl Tmux {
+    /// Runs `args` (the agentscope binary's) in `cwd`, with a configuration of our own.
+    fn start(dir: &Path, cwd: &Path, args: &[&str]) -> Tmux {
+        Self::start_wrapped(dir, cwd, &[], args)
+    }
+
+    /// The same, the binary run by `wrapper` (e.g. `setpriv` to drop privileges).
+    fn start_wrapped(dir: &Path, cwd: &Path, wrapper: &[&str], args: &[&str]) -> Tmux {
+        let socket = format!(
+            "agentscope-test-{}-{}",
+            std::process::id(),
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        let exit_file = dir.join("exit-code");
+        let stderr_file = dir.join("stderr");
+        let mut command = format!(
+            "env XDG_CONFIG_HOME='{}' HOME='{}'",
+            dir.display(),
+            dir.display()
+        );
+        for word in wrapper.iter().chain([&BIN]) {
+            command.push_str(&format!(" '{word}'"));
+        }
+        for arg in args {
+            command.push_str(&format!(" '{arg}'"));
+        }
+        command.push_str(&format!(
+            " 2>'{}'; echo $? >'{}'",
+            stderr_file.display(),
+            exit_file.display()
+        ));
+        let tmux = Tmux {
+            socket,
+            exit_file,
+            stderr_file,
+        };
+        let output = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "console",
+            "-x",
+            &WIDTH.to_string(),
+            "-y",
+            &HEIGHT.to_string(),
+            "-c",
+            cwd.to_str().unwrap(),
+            &command,
+        ]);
+        assert!(output.status.success(), "tmux: {output:?}");
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux is installed (scripts/setup.sh)")
+    }
+
+    fn screen(&self) -> String {
+        let output = self.run(&["capture-pane", "-p", "-t", "console"]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Sends tmux key names (`Tab`, `Enter`, `Down`, `q`).
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            let output = self.run(&["send-keys", "-t", "console", key]);
+            assert!(output.status.success(), "send-keys {key}: {output:?}");
+        }
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, text: &str) {
+        let output = self.run(&["send-keys", "-t", "console", "-l", text]);
+        assert!(output.status.success(), "send-keys -l {text}: {output:?}");
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_file).unwrap_or_default()
+    }
+
+    /// Polls the screen until `ready` holds; panics with the last screen at the deadline.
+    fn wait_for(&self, what: &str, timeout: Duration, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            if let Some(code) = self.exit_code() {
+                panic!(
+                    "the console exited ({code}) before showing {what}; stderr: {}\n{screen}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}\nstderr: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_for_text(&self, text: &str) -> String {
+        self.wait_for(text, Duration::from_secs(30), |screen| {
+            screen.contains(text)
+        })
+    }
+
+    fn exit_code(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.exit_file)
+            .ok()
+            .and_then(|code| code.trim().parse().ok())
+    }
+
+    fn wait_for_exit(&self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(code) = self.exit_code() {
+                return code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the console did not exit; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// The last line: the status line.
+fn status_line(screen: &str) -> &str {
+    screen.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("")
+}
+
+fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(suffix)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let recording = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../recordings/injected.cap")
+        .canonicalize()
+        .unwrap();
+    let tmux = Tmux::start(
+        dir.path(),
+        &work,
+        &[
+            "tui",
+            "--replay",
+            recording.to_str().unwrap(),
+            "--speed",
+            "64",
+        ],
+    );
+
+    // The whole recording played: the pod's agent, its tools, the status line.
+    let expected = [
+        "■ END",
+        "namespace support",
+        "Deployment/support-agent",
+        "incident_agent.py",
+        "query_database",
+        "http_post",
+        "agentscope-crm",
+        "gpt-4o-mini",
+        // Detection's incident: the injected instruction followed to the drop box.
+        "Findings (1)",
+    ];
+    let screen = tmux.wait_for("the replayed agent", Duration::from_secs(30), |s| {
+        expected.iter().all(|text| s.contains(text))
+    });
+    let status = status_line(&screen);
+    assert!(status.contains("injected.cap"), "{status}");
+    assert!(status.contains("2.1k ev"), "{status}");
+    assert!(status.contains("drops 0"), "{status}");
+
+    // Down the agents tree to the agent, into its graph.
+    tmux.keys(&["Down", "Down", "Down", "Enter"]);
+    let screen = tmux.wait_for("the graph focused", Duration::from_secs(10), |s| {
+        s.lines().next().is_some_and(|l| l.contains("┏ Graph"))
+    });
+    assert!(screen.contains("Graph · incident_agent.py"), "{screen}");
+
+    // Tab to the timeline and filter it to the SQL tool call.
+    tmux.keys(&["Tab"]);
+    tmux.wait_for("the timeline focused", Duration::from_secs(10), |s| {
+        s.contains("┏ Timeline")
+    });
+    tmux.keys(&["/"]);
+    tmux.type_text("query_database");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the filtered timeline", Duration::from_secs(10), |s| {
+        s.lines()
+            .any(|l| l.contains("┏ Timeline") && !l.contains("39/39"))
+    });
+    let timeline_rows: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains("tools/call") || l.contains(" LLM ") || l.contains(" NET "))
+        .collect();
+    assert!(
+        timeline_rows
+            .iter()
+            .any(|l| l.contains("tools/call query_database")),
+        "{screen}"
+    );
+    assert!(
+        !timeline_rows.iter().any(|l| l.contains(" NET ")),
+        "the filter leaves connections out:\n{screen}"
+    );
+
+    // Help, and away again.
+    tmux.keys(&["?"]);
+    let screen = tmux.wait_for_text("export agent baseline");
+    assert!(screen.contains("record on/off (live)"), "{screen}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the help closed", Duration::from_secs(10), |s| {
+        !s.contains("export agent baseline")
+    });
+
+    // The selected agent's baseline, written to the working directory.
+    tmux.keys(&["b"]);
+    let screen = tmux.wait_for_text("baseline written to");
+    let baselines = files_named(&work, "agentscope-baseline-", ".yaml");
+    assert_eq!(baselines.len(), 1, "{screen}");
+    let baseline = std::fs::read_to_string(&baselines[0]).unwrap();
+    assert!(
+        baseline.contains("apiVersion: agentscope.dev/v1"),
+        "{baseline}"
+    );
+    assert!(baseline.contains("kind: AgentBaseline"), "{baseline}");
+    assert!(baseline.contains("incident_agent.py"), "{baseline}");
+    assert!(baseline.contains("query_database"), "{baseline}");
+    assert!(baseline.contains("support-agent"), "{baseline}");
+
+    tmux.keys(&["q"]);
+    assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
+}
+
+#[test]
+fn live_console_shows_an_agent_and_records_what_it_does() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let llm = MockLlm::start(dir.path());
+    let echo = EchoService::start(dir.path());
+    let (script, port, cert, echo_port) = (
+        agents_dir().join("python_agent.py").display().to_string(),
+        llm.port.to_string(),
+        llm.cert.display().to_string(),
+        echo.port.to_string(),
+    );
+    let agent_args = [
+        script.as_str(),
+        "--port",
+        &port,
+        "--ca",
+        &cert,
+        "--read-path",
+        "/etc/os-release",
+        "--service-port",
+        &echo_port,
+    ];
+    let agent = Paused::agent(dir.path(), &python_interpreter(), &agent_args, &[]);
+    let pid = agent.pid().to_string();
+    let tmux = Tmux::start(
+        dir.path(),
+        &work,
+        &["tui", "--pid", &pid, "--no-kubernetes"],
+    );
+    // The programs are attached once the console is up (it starts the collector first).
+    let screen = tmux.wait_for_text("● LIVE");
+    let status = status_line(&screen);
+    assert!(status.contains(&format!("live pid {pid}")), "{status}");
+    assert!(status.contains("rec off"), "{status}");
+
+    // Recording from before the agent acts.
+    tmux.keys(&["r"]);
+    let screen = tmux.wait_for_text("● REC");
+    assert!(
+        status_line(&screen).contains("agentscope-"),
+        "{}",
+        status_line(&screen)
+    );
+    agent.release();
+    let output = agent.finish();
+    assert!(output.contains("\"tool_calls\""), "{output}");
+
+    // The agent, its model and the tools the model had it call.
+    let screen = tmux.wait_for(
+        "the agent and its tool calls",
+        Duration::from_secs(30),
+        |s| {
+            [
+                "python",
+                "gpt-4o-mini",
+                "run_command",
+                "read_file",
+                "fetch_url",
+            ]
+            .iter()
+            .all(|text| s.contains(text))
+        },
+    );
+    assert!(screen.contains("Tools (3)"), "{screen}");
+    assert!(
+        screen.contains(" LLM "),
+        "the timeline shows the model calls:\n{screen}"
+    );
+    let status = status_line(&screen);
+    assert!(status.contains("● REC"), "{status}");
+    assert!(status.contains("drops 0"), "{status}");
+
+    // Stop recording: the file is finished and verifies.
+    tmux.keys(&["r"]);
+    let screen = tmux.wait_for_text("recorded ");
+    assert!(status_line(&screen).contains("rec off"), "{screen}");
+    let recordings = files_named(&work, "agentscope-", ".cap");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let verify = Command::new(BIN)
+        .args(["cap", "verify", recordings[0].to_str().unwrap()])
+        .output()
+        .unwrap();
+    let verified = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{verified} {verify:?}");
+    assert!(verified.contains(": ok ("), "{verified}");
+    // And it replays to the same agent with the same calls.
+    let graph = dir.path().join("replayed.json");
+    let replay = Command::new(BIN)
+        .args([
+            "replay",
+            recordings[0].to_str().unwrap(),
+            "--graph-json",
+            graph.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{replay:?}");
+    let graph = std::fs::read_to_string(&graph).unwrap();
+    for tool in ["run_command", "read_file", "fetch_url"] {
+        assert!(graph.contains(&format!("\"{tool}\"")), "{tool} in {graph}");
+    }
+
+    tmux.keys(&["q"]);
+    assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
+}
+
+#[test]
+fn live_console_without_privileges_says_what_to_do() {
+    // Root is needed to drop it.
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    // The unprivileged console reads its (absent) config here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmux = Tmux::start_wrapped(
+        dir.path(),
+        dir.path(),
+        &[
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ],
+        &["tui", "--no-kubernetes"],
+    );
+    assert_eq!(tmux.wait_for_exit(), 1);
+    let stderr = tmux.stderr();
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(stderr.contains("--replay FILE.cap"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -1,0 +1,360 @@
+//! The live console's collector: the eBPF programs and the ring-buffer reader on a thread of
+//! their own, handing decoded events to the console over a bounded channel.
+//!
+//! The two sides never wait for each other. The console drains the channel with `try_recv`
+//! once a frame; the collector thread puts events in with `try_send` and, when the console
+//! has fallen behind and the channel is full, counts the event as dropped instead of waiting
+//! (waiting would let the kernel ring buffer fill and lose events there, with less said about
+//! it). The thread also runs the tokio runtime the Kubernetes pod watcher of the identity
+//! resolver lives on; the resolver itself is handed to the console, whose pipeline asks it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use agentscope_collector::capture::CollectorCounters;
+use agentscope_collector::identity::{IdentityOptions, IdentityResolver, KubernetesSource};
+use agentscope_collector::process_table::ProcessTable;
+use agentscope_collector::{Collector, CollectorOptions, Event, Summary};
+use anyhow::Context as _;
+use clap::Args;
+
+/// Events the channel between the collector thread and the console holds. At 30 frames a
+/// second the console drains up to `max_events_per_tick` (20,000) a frame, so this covers
+/// bursts of about half a second; payload events are at most a few KiB each.
+pub const DEFAULT_CHANNEL_EVENTS: usize = 16_384;
+
+/// How often the collector thread publishes the kernel's loss counters.
+const COUNTERS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Events read from the ring buffer at a time.
+const BATCH_EVENTS: usize = 4096;
+
+/// `agentscope tui` options for the live console (the subset of `agentscope collect`'s that
+/// applies to it, with the same meaning).
+#[derive(Args, Debug, Clone, Default)]
+pub struct LiveArgs {
+    /// Live: trace only this process and its descendants; repeat for several.
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Live: keep credentials (Authorization headers, API keys) in captured payloads.
+    #[arg(long)]
+    pub keep_secrets: bool,
+    /// Live: do not capture plain (non-TLS) socket payloads.
+    #[arg(long)]
+    pub no_socket_data: bool,
+    /// Live: do not capture JSON over pipes and socketpairs (MCP servers on stdio).
+    #[arg(long)]
+    pub no_pipe_data: bool,
+    /// Live: kernel ring buffer size in KiB (rounded up to a power of two).
+    #[arg(long, value_name = "KIB", default_value_t = 65536)]
+    pub ring_buffer_kib: u32,
+    /// Live: do not use the Kubernetes API for pod identity.
+    #[arg(long, conflicts_with = "kubeconfig")]
+    pub no_kubernetes: bool,
+    /// Live: kubeconfig for the pod watcher (default: in-cluster configuration, else
+    /// $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Live: this node's name, to watch only its pods (default: $NODE_NAME, else the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Live: where `r` writes recordings (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
+}
+
+impl LiveArgs {
+    /// Whether any option that only means something live was given.
+    pub fn any_given(&self) -> bool {
+        !self.pids.is_empty()
+            || self.keep_secrets
+            || self.no_socket_data
+            || self.no_pipe_data
+            || self.ring_buffer_kib != 65536
+            || self.no_kubernetes
+            || self.kubeconfig.is_some()
+            || self.node_name.is_some()
+            || self.record_dir.is_some()
+    }
+
+    pub fn collector_options(&self) -> CollectorOptions {
+        CollectorOptions {
+            pids: self.pids.clone(),
+            ring_buffer_bytes: self.ring_buffer_kib.saturating_mul(1024),
+            capture_socket_data: !self.no_socket_data,
+            capture_pipe_data: !self.no_pipe_data,
+            redact_secrets: !self.keep_secrets,
+            ..CollectorOptions::default()
+        }
+    }
+
+    pub fn identity_options(&self) -> IdentityOptions {
+        IdentityOptions {
+            kubernetes: match (&self.kubeconfig, self.no_kubernetes) {
+                (Some(path), _) => KubernetesSource::Kubeconfig(path.clone()),
+                (None, true) => KubernetesSource::Off,
+                (None, false) => KubernetesSource::Infer,
+            },
+            node_name: self.node_name.clone(),
+            ..IdentityOptions::default()
+        }
+    }
+
+    /// What a recording's header says about how events were captured.
+    pub fn capture_filter(&self) -> serde_json::Value {
+        serde_json::json!({
+            "pids": self.pids,
+            "socket_data": !self.no_socket_data,
+            "pipe_data": !self.no_pipe_data,
+        })
+    }
+}
+
+/// What the collector thread and the console both count, readable without locks.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Records read from the ring buffer.
+    pub received: AtomicU64,
+    /// Records the kernel dropped for lack of ring-buffer space.
+    pub kernel_dropped: AtomicU64,
+    pub kernel_lost_bytes: AtomicU64,
+    pub decode_errors: AtomicU64,
+    /// Events the collector thread dropped because the console's channel was full.
+    pub channel_dropped: AtomicU64,
+}
+
+impl LiveCounters {
+    fn publish(&self, summary: &Summary) {
+        self.received.store(summary.received, Ordering::Relaxed);
+        self.kernel_dropped
+            .store(summary.kernel.dropped, Ordering::Relaxed);
+        self.kernel_lost_bytes
+            .store(summary.kernel.lost_bytes, Ordering::Relaxed);
+        self.decode_errors
+            .store(summary.decode_errors, Ordering::Relaxed);
+    }
+
+    /// Everything lost before the pipeline: in the kernel and in the channel.
+    pub fn drops(&self) -> u64 {
+        self.kernel_dropped
+            .load(Ordering::Relaxed)
+            .saturating_add(self.channel_dropped.load(Ordering::Relaxed))
+    }
+
+    /// The counters a recording stores with its keyframes.
+    pub fn collector_counters(&self) -> CollectorCounters {
+        CollectorCounters {
+            received: self.received.load(Ordering::Relaxed),
+            kernel_dropped: self.kernel_dropped.load(Ordering::Relaxed),
+            kernel_lost_bytes: self.kernel_lost_bytes.load(Ordering::Relaxed),
+            decode_errors: self.decode_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The collector thread's end of the channel: never waits for the console.
+pub struct EventSender {
+    events: SyncSender<Event>,
+    counters: Arc<LiveCounters>,
+}
+
+impl EventSender {
+    /// A channel of `capacity` events; the receiver goes to the console.
+    pub fn channel(capacity: usize, counters: Arc<LiveCounters>) -> (Self, Receiver<Event>) {
+        let (events, receiver) = std::sync::mpsc::sync_channel(capacity.max(1));
+        (Self { events, counters }, receiver)
+    }
+
+    /// Hands `event` to the console, or counts it dropped when the channel is full. `false`
+    /// once the console has gone.
+    pub fn send(&self, event: Event) -> bool {
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.counters
+                    .channel_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// What the console needs from a started collector: the process table it seeded from /proc
+/// (the pipeline starts from it, as `agentscope collect`'s does), the identity resolver, and
+/// the events.
+pub struct CollectorStart {
+    pub processes: ProcessTable,
+    pub identity: IdentityResolver,
+    pub events: Receiver<Event>,
+}
+
+/// The running collector thread. Dropping it stops the thread and detaches the programs.
+pub struct LiveCollector {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<LiveCounters>,
+    /// Why the thread stopped on its own, and the collector's warnings (TLS probes that
+    /// failed, ...), for the status line.
+    notices: Arc<Mutex<Vec<String>>>,
+}
+
+impl LiveCollector {
+    /// Loads the programs and starts reading. Waits until the probes are attached (or failed
+    /// to attach), so an error comes back here, before the console takes the terminal.
+    pub fn start(
+        collector: CollectorOptions,
+        identity: IdentityOptions,
+        channel_events: usize,
+    ) -> anyhow::Result<(Self, CollectorStart)> {
+        let counters = Arc::new(LiveCounters::default());
+        let notices = Arc::new(Mutex::new(Vec::new()));
+        let (sender, events) = EventSender::channel(channel_events, counters.clone());
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let thread_counters = counters.clone();
+        let thread_notices = notices.clone();
+        let thread = std::thread::Builder::new()
+            .name("agentscope-collector".into())
+            .spawn(move || {
+                run_collector_thread(
+                    collector,
+                    identity,
+                    sender,
+                    started_tx,
+                    stop_rx,
+                    thread_counters,
+                    thread_notices,
+                )
+            })
+            .context("cannot start the collector thread")?;
+        let started: Result<(ProcessTable, IdentityResolver), String> = started_rx
+            .recv()
+            .unwrap_or_else(|_| Err("the collector thread ended before starting".into()));
+        match started {
+            Ok((processes, identity)) => Ok((
+                Self {
+                    stop: Some(stop_tx),
+                    thread: Some(thread),
+                    counters,
+                    notices,
+                },
+                CollectorStart {
+                    processes,
+                    identity,
+                    events,
+                },
+            )),
+            Err(err) => {
+                let _ = thread.join();
+                Err(anyhow::anyhow!(err))
+            }
+        }
+    }
+
+    pub fn counters(&self) -> Arc<LiveCounters> {
+        self.counters.clone()
+    }
+
+    /// Notices from the collector thread since the last call.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.notices
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for LiveCollector {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+type Started = Result<(ProcessTable, IdentityResolver), String>;
+
+fn run_collector_thread(
+    options: CollectorOptions,
+    identity_options: IdentityOptions,
+    sender: EventSender,
+    started: SyncSender<Started>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    counters: Arc<LiveCounters>,
+    notices: Arc<Mutex<Vec<String>>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            let _ = started.send(Err(format!("cannot start the collector's runtime: {err}")));
+            return;
+        }
+    };
+    let notice = |text: String| {
+        if let Ok(mut list) = notices.lock() {
+            list.push(text);
+        }
+    };
+    runtime.block_on(async {
+        let mut collector = match Collector::start(options) {
+            Ok(collector) => collector,
+            Err(err) => {
+                let _ = started.send(Err(format!(
+                    "the live console cannot start the collector: {err}. Without root, open a \
+                     recording instead: `agentscope tui --replay FILE.cap` (or attach to a \
+                     running collector with --connect SOCKET)"
+                )));
+                return;
+            }
+        };
+        let mut identity = IdentityResolver::new(identity_options);
+        if let Err(err) = identity.start().await {
+            let _ = started.send(Err(format!("pod identity: {err}")));
+            return;
+        }
+        let processes = collector.processes().clone();
+        if started.send(Ok((processes, identity))).is_err() {
+            return;
+        }
+        let mut publish = tokio::time::interval(COUNTERS_INTERVAL);
+        let mut warned = 0;
+        loop {
+            tokio::select! {
+                batch = collector.next_batch(BATCH_EVENTS) => match batch {
+                    Ok(events) => {
+                        for event in events {
+                            if !sender.send(event) {
+                                return;
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        notice(format!("the collector stopped: {err}"));
+                        return;
+                    }
+                },
+                _ = publish.tick() => {
+                    let summary = collector.summary();
+                    counters.publish(&summary);
+                    for warning in summary.warnings.iter().skip(warned) {
+                        notice(warning.clone());
+                    }
+                    warned = summary.warnings.len();
+                }
+                _ = &mut stop => return,
+            }
+        }
+    });
+}
