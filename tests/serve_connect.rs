@@ -2,7 +2,8 @@
 //! consoles attaching with `agentscope tui --connect SOCKET` (headless, through the same
 //! remote source the console uses). The socket is 0660; an attached console sees the agent,
 //! its LLM calls and tool calls as the collector does; users outside the socket's group are
-//! kept out by the file mode, and by the collector's peer check when the mode is bypassed.
+//! kept out by the file mode, and by the collector's peer check when the mode is bypassed. A
+//! recording made while serving replays to the same model.
 
 mod support;
 
@@ -66,6 +67,7 @@ fn a_console_attached_to_a_serving_collector_sees_the_agent_and_strangers_are_re
     );
     let socket = dir.path().join("agentscope.sock");
     let collector_graph = dir.path().join("collector-graph.json");
+    let recording = dir.path().join("served.cap");
     let collect = Collect::start(
         dir.path(),
         &[
@@ -77,6 +79,9 @@ fn a_console_attached_to_a_serving_collector_sees_the_agent_and_strangers_are_re
             socket.to_str().unwrap(),
             "--graph-json",
             collector_graph.to_str().unwrap(),
+            // Recording alongside: identity answers go to both the stream and the file.
+            "--record",
+            recording.to_str().unwrap(),
         ],
     );
 

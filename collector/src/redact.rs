@@ -24,7 +24,15 @@ const SECRET_JSON_KEYS: &[&[u8]] = &[
     b"\"apikey\"",
     b"\"api-key\"",
     b"\"access_token\"",
+    b"\"refresh_token\"",
+    b"\"id_token\"",
+    b"\"token\"",
+    b"\"client_secret\"",
     b"\"secret\"",
+    b"\"password\"",
+    // A header map passed as JSON (an agent's tool arguments, a config dump).
+    b"\"authorization\"",
+    b"\"x-api-key\"",
 ];
 
 /// Searchers built once: constructing a memmem searcher costs more than running it on a
@@ -48,7 +56,70 @@ static JSON_KEY_FINDERS: std::sync::LazyLock<Vec<memchr::memmem::Finder<'static>
 pub fn redact_in_place(buf: &mut [u8]) -> usize {
     // One lowercase copy makes every search case-insensitive at memmem speed.
     let lower = buf.to_ascii_lowercase();
-    redact_headers(buf, &lower) + redact_json_fields(buf, &lower)
+    redact_headers(buf, &lower)
+        + redact_json_fields(buf, &lower)
+        + redact_bearer_tokens(buf, &lower)
+        + redact_jwts(buf)
+}
+
+static BEARER_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"bearer "));
+static JWT_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"eyJ"));
+
+fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'=')
+}
+
+/// `Bearer <token>` anywhere (a tool result that printed a header, a shell command line): the
+/// token goes, the scheme stays.
+fn redact_bearer_tokens(buf: &mut [u8], lower: &[u8]) -> usize {
+    let mut count = 0;
+    for at in BEARER_FINDER.find_iter(lower) {
+        let start = at + b"bearer ".len();
+        let end = start + buf[start..].iter().take_while(|b| token_byte(**b)).count();
+        // Short words after "bearer " are prose, not credentials.
+        if end - start >= 16 && buf[start..end].iter().any(|b| *b != b'*') {
+            buf[start..end].fill(b'*');
+            count += 1;
+        }
+    }
+    count
+}
+
+/// JSON Web Tokens (service-account tokens, OIDC tokens) wherever they appear: three base64url
+/// segments, the first starting `eyJ` (`{"` encoded).
+fn redact_jwts(buf: &mut [u8]) -> usize {
+    let segment = |buf: &[u8], from: usize| {
+        buf[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            .count()
+    };
+    let starts: Vec<usize> = JWT_FINDER.find_iter(buf).collect();
+    let mut count = 0;
+    let mut done = 0;
+    for at in starts {
+        if at < done || (at > 0 && (buf[at - 1].is_ascii_alphanumeric() || buf[at - 1] == b'-')) {
+            continue;
+        }
+        let header = segment(buf, at);
+        let dot1 = at + header;
+        if header < 10 || buf.get(dot1) != Some(&b'.') {
+            continue;
+        }
+        let payload = segment(buf, dot1 + 1);
+        let dot2 = dot1 + 1 + payload;
+        if payload < 10 || buf.get(dot2) != Some(&b'.') {
+            continue;
+        }
+        let signature = segment(buf, dot2 + 1);
+        let end = dot2 + 1 + signature;
+        buf[at..end].fill(b'*');
+        done = end;
+        count += 1;
+    }
+    count
 }
 
 /// The value of one parsed header with any credential masked (same rules as for raw bytes).
@@ -135,6 +206,23 @@ fn redact_json_fields(buf: &mut [u8], lower: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_in_bodies_are_masked() {
+        let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJlLWJ5dGVz";
+        let text = format!(
+            "token file: {jwt}\nrun: curl -H 'Authorization: Bearer sk-live-0123456789abcdef' x\n{{\"headers\": {{\"Authorization\": \"Bearer abc\"}}, \"password\": \"hunter2\"}}\nthe bearer of good news"
+        );
+        let mut buf = text.clone().into_bytes();
+        assert!(redact_in_place(&mut buf) >= 4);
+        let out = String::from_utf8(buf).unwrap();
+        assert_eq!(out.len(), text.len(), "lengths are kept");
+        for secret in [jwt, "sk-live-0123456789abcdef", "hunter2", "Bearer abc"] {
+            assert!(!out.contains(secret), "{secret} survived in {out}");
+        }
+        assert!(out.contains("the bearer of good news"), "{out}");
+        assert!(out.contains("Bearer ****"), "the scheme stays: {out}");
+    }
 
     #[test]
     fn parsed_header_values_are_masked_like_raw_ones() {

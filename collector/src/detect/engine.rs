@@ -277,18 +277,9 @@ impl Detector {
                         continue;
                     }
                     let channel = format!("description of tool {} offered to the model", tool.name);
-                    if let Some(finding) = self.ingest(
-                        context,
-                        description,
-                        IngestSource::ToolDescription,
-                        channel,
-                        Some(tool.name.clone()),
-                        None,
-                        model,
-                    ) {
-                        self.watch(agent)
-                            .poisoned_descriptions
-                            .insert(hash, finding);
+                    if let Some(finding) =
+                        self.ingest_description(context, description, channel, &tool.name, model)
+                    {
                         cause.get_or_insert(finding);
                     }
                 }
@@ -342,19 +333,7 @@ impl Detector {
                             tool.name,
                             endpoint.as_deref().unwrap_or("an MCP server")
                         );
-                        if let Some(finding) = self.ingest(
-                            context,
-                            description,
-                            IngestSource::ToolDescription,
-                            channel,
-                            Some(tool.name.clone()),
-                            None,
-                            model,
-                        ) {
-                            self.watch(agent)
-                                .poisoned_descriptions
-                                .insert(content_hash(description), finding);
-                        }
+                        self.ingest_description(context, description, channel, &tool.name, model);
                     }
                 }
                 _ => {}
@@ -529,6 +508,31 @@ impl Detector {
             self.open_or_join(agent, index, observation.ts_ns, true, model);
         }
         Some(index)
+    }
+
+    /// A tool description the model will read: scanned once, and remembered when poisoned so
+    /// every turn that offers the tool is tainted.
+    fn ingest_description(
+        &mut self,
+        context: &Context<'_>,
+        description: &str,
+        channel: String,
+        tool: &str,
+        model: &Model,
+    ) -> Option<usize> {
+        let finding = self.ingest(
+            context,
+            description,
+            IngestSource::ToolDescription,
+            channel,
+            Some(tool.to_string()),
+            None,
+            model,
+        )?;
+        self.watch(&context.agent)
+            .poisoned_descriptions
+            .insert(content_hash(description), finding);
+        Some(finding)
     }
 
     fn remember_injection(&mut self, agent: &str, hash: u64, signature: String, index: usize) {
@@ -1650,15 +1654,9 @@ fn excerpt(text: &str) -> String {
     cut(text.trim(), EXCERPT_BYTES).to_string()
 }
 
+/// The first `max` bytes of `text`, or fewer to end on a character boundary.
 fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(max)]
 }
 
 fn merge_events(into: &mut Vec<EventRange>, more: &[EventRange]) {

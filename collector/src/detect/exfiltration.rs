@@ -148,15 +148,9 @@ fn distinctive(field: &str) -> bool {
         .any(|c| c.is_ascii_digit() || matches!(c, '@' | ' ' | '.' | '-' | '+' | ':' | '/'))
 }
 
+/// The first `max` bytes of `text`, or fewer to end on a character boundary.
 fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(max)]
 }
 
 /// String values of a JSON document with their paths (array indexes collapsed, so chunks sent

@@ -60,6 +60,17 @@ impl EventRange {
     }
 }
 
+/// `12` or `12-14`, as `cap slice` and the console count events.
+impl std::fmt::Display for EventRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
 /// The peer of a network connection, when its connect or accept was seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Peer {

@@ -282,17 +282,7 @@ pub fn observation_detail(
     if let Some(agent) = agent {
         doc.field("agent", agent.key.clone());
     }
-    let events: Vec<String> = observation
-        .events
-        .iter()
-        .map(|r| {
-            if r.first == r.last {
-                r.first.to_string()
-            } else {
-                format!("{}-{}", r.first, r.last)
-            }
-        })
-        .collect();
+    let events: Vec<String> = observation.events.iter().map(ToString::to_string).collect();
     doc.field("events", events.join(", "));
     match &observation.kind {
         ObservationKind::Llm {

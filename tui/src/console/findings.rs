@@ -335,17 +335,7 @@ pub fn finding_view(finding: &detect::Finding) -> FindingView {
 
 /// `events 12-14, 30` (raw event positions, as `agentscope cap slice` and replays count them).
 fn event_ranges(ranges: &[agentscope_collector::reconstruct::EventRange]) -> String {
-    let parts: Vec<String> = ranges
-        .iter()
-        .take(12)
-        .map(|r| {
-            if r.first == r.last {
-                r.first.to_string()
-            } else {
-                format!("{}-{}", r.first, r.last)
-            }
-        })
-        .collect();
+    let parts: Vec<String> = ranges.iter().take(12).map(ToString::to_string).collect();
     let more = ranges.len().saturating_sub(12);
     format!(
         "events {}{}",
