@@ -22,7 +22,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use agentscope_collector::capture::codec::Entry;
 use agentscope_collector::capture::CaptureReader;
