@@ -33,12 +33,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::kubernetes::{ApiServer, PodCgroup};
+use support::kubernetes::{
+    SupportAgentCluster, SUPPORT_AGENT_NAMESPACE, SUPPORT_AGENT_SERVICE_ACCOUNT,
+};
 use support::*;
 
 const API_KEY: &str = "sk-agentscope-scenario-secret-7f2a91";
-const NAMESPACE: &str = "support";
-const SERVICE_ACCOUNT: &str = "support-agent";
+const NAMESPACE: &str = SUPPORT_AGENT_NAMESPACE;
+const SERVICE_ACCOUNT: &str = SUPPORT_AGENT_SERVICE_ACCOUNT;
 /// The customers table as psql -At prints `SELECT name, email, plan, balance FROM customers`
 /// (tests/agents/postgres_server.py seeds it).
 const CUSTOMER_ROWS: &str = "Ada Lovelace|ada@example.com|enterprise|1200.00\n\
@@ -95,97 +97,8 @@ impl HttpService {
     }
 }
 
-fn k8s_fixture(name: &str) -> Value {
-    let path = agents_dir().join("kubernetes").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
-}
-
-/// The API-server double (on its own runtime) serving the support-agent pod, its owners and the
-/// namespace's secrets, and the pod's container cgroup.
-struct Cluster {
-    api: ApiServer,
-    cgroup: PodCgroup,
-    kubeconfig: PathBuf,
-    node: String,
-    pod: Value,
-    // Declared last: dropped after the server's tasks are aborted.
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Cluster {
-    fn start(dir: &Path) -> Cluster {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let api = runtime.block_on(ApiServer::start(false));
-        let pod = k8s_fixture("pod.json");
-        let replica_set = k8s_fixture("replicaset.json");
-        let account = k8s_fixture("serviceaccount.json");
-        api.add_object(
-            &format!(
-                "/apis/apps/v1/namespaces/{NAMESPACE}/replicasets/{}",
-                replica_set["metadata"]["name"].as_str().unwrap()
-            ),
-            &replica_set,
-        );
-        api.add_object(
-            &format!("/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SERVICE_ACCOUNT}"),
-            &account,
-        );
-        api.add_object(
-            &format!("/api/v1/namespaces/{NAMESPACE}/secrets"),
-            json!({
-                "apiVersion": "v1", "kind": "SecretList", "metadata": {"resourceVersion": "51200"},
-                "items": [{
-                    "metadata": {"name": "crm-database", "namespace": NAMESPACE},
-                    "type": "Opaque",
-                    "data": {"username": "c3VwcG9ydA==", "password": "aHVudGVyMg=="}
-                }]
-            }),
-        );
-        api.add_pod(&pod);
-        let container_id = pod["status"]["containerStatuses"][0]["containerID"]
-            .as_str()
-            .unwrap()
-            .strip_prefix("containerd://")
-            .unwrap()
-            .to_string();
-        let cgroup = PodCgroup::create(pod["metadata"]["uid"].as_str().unwrap(), &container_id);
-        let kubeconfig = api.write_kubeconfig(dir);
-        Cluster {
-            api,
-            cgroup,
-            kubeconfig,
-            node: pod["spec"]["nodeName"].as_str().unwrap().to_string(),
-            pod,
-            _runtime: runtime,
-        }
-    }
-
-    /// Waits until the collector's pod watcher has listed the pods and started watching.
-    fn wait_for_watch(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let requests = self.api.requests();
-            let watching = requests
-                .iter()
-                .any(|r| r.starts_with("/api/v1/pods?") && r.contains("watch=true"));
-            let enriched = requests.iter().any(|r| r.contains("/serviceaccounts/"))
-                && requests.iter().any(|r| r.contains("/replicasets/"));
-            if watching && enriched {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the collector did not watch the pods: {requests:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
+/// The support-agent pod's own service-account token.
+impl SupportAgentCluster {
     /// A projected service-account token as the kubelet writes it (claims of the pod; the
     /// signature is not checked by anyone here).
     fn token(&self) -> String {
@@ -226,7 +139,7 @@ struct Setup {
     agent_args: Vec<String>,
     agent_env: Vec<(String, String)>,
     /// Run the agent as the support-agent pod.
-    cluster: Option<Cluster>,
+    cluster: Option<SupportAgentCluster>,
     /// Run the agent in its own mount namespace with this directory bind-mounted on /run (so
     /// /var/run/secrets/... is what a pod sees, without touching the host's /run).
     run_dir: Option<PathBuf>,
@@ -915,7 +828,18 @@ struct TokenScenario {
 
 fn service_account_token(malicious: bool) -> TokenScenario {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start(dir.path());
+    let cluster = SupportAgentCluster::start(dir.path());
+    cluster.add_object(
+        &format!("/api/v1/namespaces/{NAMESPACE}/secrets"),
+        json!({
+            "apiVersion": "v1", "kind": "SecretList", "metadata": {"resourceVersion": "51200"},
+            "items": [{
+                "metadata": {"name": "crm-database", "namespace": NAMESPACE},
+                "type": "Opaque",
+                "data": {"username": "c3VwcG9ydA==", "password": "aHVudGVyMg=="}
+            }]
+        }),
+    );
     let api_port = cluster.api.port;
     // What the kubelet mounts in the container, bind-mounted on /run in the agent's own mount
     // namespace only.
@@ -945,10 +869,7 @@ fn service_account_token(malicious: bool) -> TokenScenario {
     turns.push(
         json!({"final_text": "Account 42 is active; its login problem is on the customer's side."}),
     );
-    let pod_name = cluster.pod["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pod_name = cluster.pod_name().to_string();
     let run = run(
         dir.path(),
         Setup {

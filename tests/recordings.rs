@@ -22,20 +22,21 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use agentscope_collector::capture::codec::Entry;
 use agentscope_collector::capture::CaptureReader;
 use agentscope_collector::EventBody;
 use serde_json::{json, Value};
-use support::kubernetes::{ApiServer, PodCgroup};
+use support::kubernetes::{
+    SupportAgentCluster, SUPPORT_AGENT_NAMESPACE, SUPPORT_AGENT_SERVICE_ACCOUNT,
+};
 use support::*;
 
 /// The key the agent sends with every LLM request (Authorization: Bearer ...).
 const API_KEY: &str = "sk-agentscope-recording-secret-5c1d8e";
-const NAMESPACE: &str = "support";
+const NAMESPACE: &str = SUPPORT_AGENT_NAMESPACE;
 const DEPLOYMENT: &str = "support-agent";
-const SERVICE_ACCOUNT: &str = "support-agent";
+const SERVICE_ACCOUNT: &str = SUPPORT_AGENT_SERVICE_ACCOUNT;
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/support-agent-crm";
 /// Columns the injected instruction asks for; the rows go to the drop box.
 const EXFIL_SQL: &str = "SELECT name, email, plan, balance FROM customers";
@@ -164,90 +165,6 @@ fn write_documents(dir: &Path, drop_url: &str) -> PathBuf {
     target
 }
 
-fn k8s_fixture(name: &str) -> Value {
-    let path = agents_dir().join("kubernetes").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
-}
-
-/// The Kubernetes side of a run: the API-server double (on its own runtime) serving the
-/// support-agent pod, and the pod's container cgroup.
-struct Cluster {
-    api: ApiServer,
-    cgroup: PodCgroup,
-    kubeconfig: PathBuf,
-    node: String,
-    pod_name: String,
-    // Declared last: dropped after the server's tasks are aborted.
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Cluster {
-    fn start(dir: &Path) -> Cluster {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let api = runtime.block_on(ApiServer::start(false));
-        let pod = k8s_fixture("pod.json");
-        let replica_set = k8s_fixture("replicaset.json");
-        let account = k8s_fixture("serviceaccount.json");
-        assert_eq!(pod["metadata"]["namespace"], NAMESPACE);
-        assert_eq!(account["metadata"]["name"], SERVICE_ACCOUNT);
-        api.add_object(
-            &format!(
-                "/apis/apps/v1/namespaces/{NAMESPACE}/replicasets/{}",
-                replica_set["metadata"]["name"].as_str().unwrap()
-            ),
-            &replica_set,
-        );
-        api.add_object(
-            &format!("/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SERVICE_ACCOUNT}"),
-            &account,
-        );
-        api.add_pod(&pod);
-        let container_id = pod["status"]["containerStatuses"][0]["containerID"]
-            .as_str()
-            .unwrap()
-            .strip_prefix("containerd://")
-            .unwrap()
-            .to_string();
-        let cgroup = PodCgroup::create(pod["metadata"]["uid"].as_str().unwrap(), &container_id);
-        let kubeconfig = api.write_kubeconfig(dir);
-        Cluster {
-            api,
-            cgroup,
-            kubeconfig,
-            node: pod["spec"]["nodeName"].as_str().unwrap().to_string(),
-            pod_name: pod["metadata"]["name"].as_str().unwrap().to_string(),
-            _runtime: runtime,
-        }
-    }
-
-    /// Waits until the collector's pod watcher has listed the pods and started watching (so
-    /// the agent's first event already resolves to the pod).
-    fn wait_for_watch(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let requests = self.api.requests();
-            let watching = requests
-                .iter()
-                .any(|r| r.starts_with("/api/v1/pods?") && r.contains("watch=true"));
-            let enriched = requests.iter().any(|r| r.contains("/serviceaccounts/"))
-                && requests.iter().any(|r| r.contains("/replicasets/"));
-            if watching && enriched {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the collector did not watch the pods: {requests:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 struct RunOptions {
     session: Session,
     /// Run the agent in the pod (else on the host, with `--no-kubernetes`).
@@ -291,7 +208,9 @@ fn run_session(options: RunOptions) -> Run {
         dir.path(),
         &["--scenario", scenario.to_str().unwrap(), "--fixed-clock"],
     );
-    let cluster = options.kubernetes.then(|| Cluster::start(dir.path()));
+    let cluster = options
+        .kubernetes
+        .then(|| SupportAgentCluster::start(dir.path()));
 
     let dump = dir.path().join("agent-dump.json");
     let llm_port = llm.port.to_string();
@@ -319,7 +238,7 @@ fn run_session(options: RunOptions) -> Run {
     if let Some(cluster) = &cluster {
         // What the kubelet and the IRSA webhook put in the container's environment.
         env.extend([
-            ("HOSTNAME", cluster.pod_name.as_str()),
+            ("HOSTNAME", cluster.pod_name()),
             ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
             ("KUBERNETES_SERVICE_PORT", "443"),
             ("AWS_ROLE_ARN", ROLE_ARN),

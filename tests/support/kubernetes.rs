@@ -1,11 +1,13 @@
 //! A Kubernetes node in miniature for privileged tests: a kubelet-shaped cgroup that processes
 //! are moved into ([`PodCgroup`]) and an API-server double that speaks the API's JSON
 //! ([`ApiServer`]: list and watch of pods with resourceVersions, GET of any other object by
-//! path, such as ReplicaSets and ServiceAccounts).
+//! path, such as ReplicaSets and ServiceAccounts), and both put together as the support-agent
+//! pod of tests/agents/kubernetes ([`SupportAgentCluster`]).
 //!
 //! Shared by `collector/tests/identity.rs` (the resolver against it) and the agentscope
-//! end-to-end tests (`tests/recordings.rs` runs the test agent "as a pod"), each including
-//! this file with `#[path]`. It uses only crates both packages have.
+//! end-to-end tests (`tests/recordings.rs` and `tests/detection_scenarios.rs` run the test
+//! agent "as a pod"), each including this file with `#[path]`. It uses only crates both
+//! packages have.
 
 #![allow(dead_code)]
 
@@ -16,6 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use agentscope_collector::identity::cgroup;
 use bytes::Bytes;
@@ -374,4 +377,113 @@ fn handle(state: &Mutex<ServerState>, request: &hyper::Request<hyper::body::Inco
             "items": items
         }),
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The support-agent pod.
+
+/// The namespace and service account of the support-agent pod in tests/agents/kubernetes.
+pub const SUPPORT_AGENT_NAMESPACE: &str = "support";
+pub const SUPPORT_AGENT_SERVICE_ACCOUNT: &str = "support-agent";
+
+/// A Kubernetes object of tests/agents/kubernetes (the support-agent pod and its owners).
+pub fn support_agent_fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/agents/kubernetes")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+/// The Kubernetes side of a run as the support-agent pod: the API-server double (on its own
+/// runtime) serving the pod, its ReplicaSet and ServiceAccount, and the pod's container cgroup.
+pub struct SupportAgentCluster {
+    pub api: ApiServer,
+    pub cgroup: PodCgroup,
+    pub kubeconfig: PathBuf,
+    pub node: String,
+    /// The pod as tests/agents/kubernetes/pod.json has it.
+    pub pod: Value,
+    // Declared last: dropped after the server's tasks are aborted.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SupportAgentCluster {
+    /// Starts the API server, creates the pod's cgroup and writes a kubeconfig into `dir`.
+    pub fn start(dir: &Path) -> SupportAgentCluster {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let api = runtime.block_on(ApiServer::start(false));
+        let pod = support_agent_fixture("pod.json");
+        let replica_set = support_agent_fixture("replicaset.json");
+        let account = support_agent_fixture("serviceaccount.json");
+        assert_eq!(pod["metadata"]["namespace"], SUPPORT_AGENT_NAMESPACE);
+        assert_eq!(account["metadata"]["name"], SUPPORT_AGENT_SERVICE_ACCOUNT);
+        api.add_object(
+            &format!(
+                "/apis/apps/v1/namespaces/{SUPPORT_AGENT_NAMESPACE}/replicasets/{}",
+                replica_set["metadata"]["name"].as_str().unwrap()
+            ),
+            &replica_set,
+        );
+        api.add_object(
+            &format!(
+                "/api/v1/namespaces/{SUPPORT_AGENT_NAMESPACE}/serviceaccounts/\
+                 {SUPPORT_AGENT_SERVICE_ACCOUNT}"
+            ),
+            &account,
+        );
+        api.add_pod(&pod);
+        let container_id = pod["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("containerd://")
+            .unwrap()
+            .to_string();
+        let cgroup = PodCgroup::create(pod["metadata"]["uid"].as_str().unwrap(), &container_id);
+        let kubeconfig = api.write_kubeconfig(dir);
+        SupportAgentCluster {
+            api,
+            cgroup,
+            kubeconfig,
+            node: pod["spec"]["nodeName"].as_str().unwrap().to_string(),
+            pod,
+            _runtime: runtime,
+        }
+    }
+
+    /// Serves one more object on GET `path` (see [`ApiServer::add_object`]).
+    pub fn add_object(&self, path: &str, object: impl serde::Serialize) {
+        self.api.add_object(path, object);
+    }
+
+    /// The pod's name.
+    pub fn pod_name(&self) -> &str {
+        self.pod["metadata"]["name"].as_str().unwrap()
+    }
+
+    /// Waits until the collector's pod watcher has listed the pods, started watching and
+    /// fetched the pod's owners (so the agent's first event already resolves to the pod).
+    pub fn wait_for_watch(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let requests = self.api.requests();
+            let watching = requests
+                .iter()
+                .any(|r| r.starts_with("/api/v1/pods?") && r.contains("watch=true"));
+            let enriched = requests.iter().any(|r| r.contains("/serviceaccounts/"))
+                && requests.iter().any(|r| r.contains("/replicasets/"));
+            if watching && enriched {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the collector did not watch the pods: {requests:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
