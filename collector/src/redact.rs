@@ -173,39 +173,89 @@ fn redact_json_fields(buf: &mut [u8], lower: &[u8]) -> usize {
     let mut count = 0;
     for (key, finder) in SECRET_JSON_KEYS.iter().zip(JSON_KEY_FINDERS.iter()) {
         for at in finder.find_iter(lower) {
-            let mut i = at + key.len();
-            let skip_space = |i: &mut usize| {
-                while *i < buf.len() && matches!(buf[*i], b' ' | b'\t' | b'\r' | b'\n') {
-                    *i += 1;
-                }
-            };
-            skip_space(&mut i);
-            if buf.get(i) != Some(&b':') {
-                continue;
-            }
-            i += 1;
-            skip_space(&mut i);
-            if buf.get(i) != Some(&b'"') {
-                continue;
-            }
-            let start = i + 1;
-            let mut end = start;
-            while end < buf.len() && buf[end] != b'"' {
-                end += if buf[end] == b'\\' { 2 } else { 1 };
-            }
-            let end = end.min(buf.len());
-            if end > start {
-                buf[start..end].fill(b'*');
-                count += 1;
+            count += usize::from(redact_json_value(buf, at + key.len(), false));
+        }
+    }
+    // The same keys inside a JSON string that holds JSON (`"arguments": "{\"api_key\": …}"`
+    // in a model's tool call): quotes come escaped.
+    for key in SECRET_JSON_KEYS {
+        let bare = &key[1..key.len() - 1];
+        for at in memchr::memmem::find_iter(lower, bare) {
+            let escaped_open = at >= 2 && &lower[at - 2..at] == b"\\\"";
+            let end = at + bare.len();
+            let escaped_close = lower.get(end..end + 2) == Some(b"\\\"".as_slice());
+            if escaped_open && escaped_close {
+                count += usize::from(redact_json_value(buf, end + 2, true));
             }
         }
     }
     count
 }
 
+/// Masks the string value after a key ending at `i` (`: "value"`, or `: \"value\"` when
+/// `escaped`); returns whether it did.
+fn redact_json_value(buf: &mut [u8], mut i: usize, escaped: bool) -> bool {
+    let skip_space = |buf: &[u8], i: &mut usize| {
+        while *i < buf.len() && matches!(buf[*i], b' ' | b'\t' | b'\r' | b'\n') {
+            *i += 1;
+        }
+    };
+    skip_space(buf, &mut i);
+    if buf.get(i) != Some(&b':') {
+        return false;
+    }
+    i += 1;
+    skip_space(buf, &mut i);
+    let quote: &[u8] = if escaped { b"\\\"" } else { b"\"" };
+    if buf.get(i..i + quote.len()) != Some(quote) {
+        return false;
+    }
+    let start = i + quote.len();
+    let mut end = start;
+    while end < buf.len() {
+        if buf[end..].starts_with(quote) {
+            break;
+        }
+        // Unescaped: a backslash escapes the next byte. Escaped: `\\\"` ends the value and
+        // `\\\\` is one escaped backslash.
+        end += if buf[end] == b'\\' { 2 } else { 1 };
+    }
+    let end = end.min(buf.len());
+    if end > start {
+        buf[start..end].fill(b'*');
+        return true;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_fields_inside_json_strings_are_masked() {
+        let body = br#"{"tool_calls":[{"function":{"arguments":"{\"url\": \"http://x\", \"headers\": {\"Authorization\": \"Bearer abc.def\"}, \"api_key\": \"sk-1\\\\2\"}"}}]}"#;
+        let mut buf = body.to_vec();
+        redact_in_place(&mut buf);
+        let out = String::from_utf8(buf).unwrap();
+        assert!(
+            !out.contains("Bearer abc.def") && !out.contains("sk-1"),
+            "{out}"
+        );
+        assert!(out.contains(r#"\"url\": \"http://x\""#), "{out}");
+        // Still JSON, of the same length.
+        assert_eq!(out.len(), body.len());
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let arguments = value["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap();
+        let arguments: serde_json::Value = serde_json::from_str(arguments).unwrap();
+        assert!(arguments["headers"]["Authorization"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .all(|c| c == '*'));
+    }
 
     #[test]
     fn tokens_in_bodies_are_masked() {
