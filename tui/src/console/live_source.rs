@@ -49,6 +49,9 @@ pub struct LiveSource {
     rate: RateMeter,
     /// Wall time of the last event fed (a recording's opening keyframe is stamped with it).
     last_time_unix_ns: u64,
+    /// Event time of the latest event fed, and the drops already told to detection.
+    last_ts_ns: u64,
+    drops_noted: u64,
     message: Option<String>,
     disconnected: bool,
     // Declared last: the collector thread stops after everything above is dropped.
@@ -142,6 +145,8 @@ impl LiveSource {
             started,
             rate: RateMeter::new(started.elapsed()),
             last_time_unix_ns: 0,
+            last_ts_ns: 0,
+            drops_noted: 0,
             message: None,
             disconnected: false,
             collector: None,
@@ -248,6 +253,7 @@ impl Source for LiveSource {
                 }
             };
             self.last_time_unix_ns = event.header.time_unix_ns;
+            self.last_ts_ns = self.last_ts_ns.max(event.header.ts_ns);
             push_event(&mut self.pipeline, &event, &mut update.observations);
             fed += 1;
             if let Some(recording) = self.recording.as_mut() {
@@ -257,6 +263,13 @@ impl Source for LiveSource {
             }
         }
         self.fed += fed as u64;
+        // Baselines learning while events were lost are partial, not complete.
+        let drops = self.counters.drops();
+        if drops > self.drops_noted {
+            self.pipeline
+                .note_dropped_events(drops - self.drops_noted, self.last_ts_ns);
+            self.drops_noted = drops;
+        }
         if self
             .recording
             .as_ref()
