@@ -60,6 +60,44 @@ pub fn redact_in_place(buf: &mut [u8]) -> usize {
         + redact_json_fields(buf, &lower)
         + redact_bearer_tokens(buf, &lower)
         + redact_jwts(buf)
+        + redact_private_keys(buf)
+}
+
+static PEM_BEGIN: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"-----BEGIN "));
+static PEM_END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"-----END "));
+
+/// PEM private keys (`-----BEGIN … PRIVATE KEY-----`): the key material between the armour
+/// lines goes, up to the end line or the end of the buffer.
+fn redact_private_keys(buf: &mut [u8]) -> usize {
+    let mut count = 0;
+    let starts: Vec<usize> = PEM_BEGIN.find_iter(buf).collect();
+    for at in starts {
+        let Some(line_len) = memchr::memmem::find(&buf[at..buf.len().min(at + 80)], b"-----\n")
+            .or_else(|| memchr::memmem::find(&buf[at..buf.len().min(at + 80)], b"-----\\n"))
+            .or_else(|| {
+                let label_end = at + 11;
+                memchr::memmem::find(&buf[label_end..buf.len().min(at + 80)], b"-----")
+                    .map(|p| p + 11)
+            })
+        else {
+            continue;
+        };
+        let armour = &buf[at..at + line_len];
+        if memchr::memmem::find(armour, b"PRIVATE KEY").is_none() {
+            continue;
+        }
+        let start = at + line_len + 5;
+        let end = PEM_END
+            .find(&buf[start.min(buf.len())..])
+            .map_or(buf.len(), |p| start + p);
+        if end > start {
+            buf[start..end].fill(b'*');
+            count += 1;
+        }
+    }
+    count
 }
 
 static BEARER_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
@@ -255,6 +293,33 @@ mod tests {
             .unwrap()
             .chars()
             .all(|c| c == '*'));
+    }
+
+    #[test]
+    fn private_keys_are_masked_also_inside_json() {
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nQyNTUxOQAAACB\n-----END OPENSSH PRIVATE KEY-----\n";
+        let mut buf = key.as_bytes().to_vec();
+        assert_eq!(redact_in_place(&mut buf), 1);
+        let out = String::from_utf8(buf).unwrap();
+        assert!(
+            !out.contains("b3BlbnNzaC1r") && !out.contains("QyNTUxOQ"),
+            "{out}"
+        );
+        assert!(out.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+        assert!(out.contains("-----END OPENSSH PRIVATE KEY-----"));
+        let json = serde_json::json!({ "notes": key }).to_string();
+        let mut buf = json.clone().into_bytes();
+        redact_in_place(&mut buf);
+        let out = String::from_utf8(buf).unwrap();
+        assert!(!out.contains("b3BlbnNzaC1r"), "{out}");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&out).is_ok(),
+            "{out}"
+        );
+        // Certificates and public keys are not secrets.
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----";
+        let mut buf = cert.as_bytes().to_vec();
+        assert_eq!(redact_in_place(&mut buf), 0);
     }
 
     #[test]

@@ -283,6 +283,12 @@ impl Detector {
                         cause.get_or_insert(finding);
                     }
                 }
+                // Retrieved documents reach the model inside the prompt, not as tool results.
+                if cause.is_none() {
+                    if let Some(message) = &call.last_user_message {
+                        cause = self.injection_quoted_in(agent, message);
+                    }
+                }
                 for requested in &call.tool_calls {
                     let first_use = self
                         .watch(agent)
@@ -354,6 +360,26 @@ impl Detector {
                         self.token_and_api(agent, model);
                     }
                 }
+            }
+            ObservationKind::Retrieval { call } if !call.retrieved_text.is_empty() => {
+                let text = call.retrieved_text.join("\n");
+                let origin = format!(
+                    "documents retrieved from {} collection {}",
+                    enum_label(&call.system),
+                    call.collection.as_deref().unwrap_or("?")
+                );
+                self.watch(agent)
+                    .read
+                    .remember(&text, &origin, observation.ts_ns);
+                self.ingest(
+                    context,
+                    &text,
+                    IngestSource::RetrievedDocument,
+                    origin,
+                    None,
+                    None,
+                    model,
+                );
             }
             ObservationKind::Sql { statement, .. } => {
                 let (tables, columns) =
@@ -533,6 +559,26 @@ impl Detector {
             .poisoned_descriptions
             .insert(content_hash(description), finding);
         Some(finding)
+    }
+
+    /// The injection finding (of retrieved content) whose matched phrases a prompt repeats.
+    fn injection_quoted_in(&self, agent: &str, prompt: &str) -> Option<usize> {
+        let watch = self.agents.get(agent)?;
+        if watch.injected_texts.is_empty() {
+            return None;
+        }
+        let prompt = prompt.to_lowercase();
+        watch.injected_texts.iter().find_map(|(index, _)| {
+            let finding = self.findings.get(*index)?;
+            let FindingDetail::PromptInjection { source, hits, .. } = &finding.detail else {
+                return None;
+            };
+            (*source == IngestSource::RetrievedDocument
+                && hits
+                    .iter()
+                    .any(|h| h.matched.len() >= 12 && prompt.contains(&h.matched)))
+            .then_some(*index)
+        })
     }
 
     fn remember_injection(&mut self, agent: &str, hash: u64, signature: String, index: usize) {
@@ -1417,22 +1463,24 @@ fn story(incident: &Incident) -> String {
             .filter(|t| t.starts_with("command:"))
             .map(String::as_str)
             .collect();
-        let mut what = String::new();
-        if !tables.is_empty() {
-            what = format!(" reading table {}", tables.join(", "));
+        let what = if !tables.is_empty() {
             mentioned.extend(tables.iter().copied());
+            format!(" reading table {}", tables.join(", "))
         } else if !commands.is_empty() {
             // The command the model asked for says more than the binaries it started.
-            what = call.arguments.clone();
+            call.arguments.clone()
         } else if let Some(api) = call.touched.iter().find_map(|t| t.strip_prefix("api:")) {
-            what = format!(" calling {api}");
+            format!(" calling {api}")
         } else if let Some(file) = call
             .touched
             .iter()
             .find_map(|t| t.strip_prefix("data:file:"))
         {
-            what = format!(" opening {file}");
-        }
+            format!(" opening {file}")
+        } else {
+            // Nothing it did is known (yet): what the model asked for says it.
+            call.arguments.clone()
+        };
         let kind = if !tables.is_empty() {
             "database tool call"
         } else if !commands.is_empty() {
@@ -1546,6 +1594,14 @@ fn channel_of_result(
         tool.as_deref().unwrap_or("?"),
         describe_arguments(arguments.as_ref())
     )
+}
+
+/// A serde enum's name as written in JSON (`chroma`).
+fn enum_label<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".into(),
+    }
 }
 
 /// Every string value in a JSON document.
