@@ -123,7 +123,7 @@ impl Default for Detector {
     }
 }
 
-/// What one observation is, for detection: its agent and the identity it ran as.
+/// One observation as detection sees it: with the agent it acted for.
 struct Context<'a> {
     agent: String,
     observation: &'a Observation,
