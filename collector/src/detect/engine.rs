@@ -123,6 +123,64 @@ impl Default for Detector {
     }
 }
 
+/// When and where a finding happened, and the raw events that show it: an observation's, or
+/// a linked action's (an MCP server's SQL found through the tool call it served).
+struct Occurrence {
+    ts_ns: u64,
+    time_unix_ns: u64,
+    pid: u32,
+    events: Vec<EventRange>,
+}
+
+impl From<&Observation> for Occurrence {
+    fn from(observation: &Observation) -> Self {
+        Self {
+            ts_ns: observation.ts_ns,
+            time_unix_ns: observation.time_unix_ns,
+            pid: observation.actor.pid,
+            events: observation.events.clone(),
+        }
+    }
+}
+
+impl Occurrence {
+    /// A linked action's time is monotonic only: it carries no wall-clock time.
+    fn of_action(action: &crate::model::Action) -> Self {
+        Self {
+            ts_ns: action.ts_ns,
+            time_unix_ns: 0,
+            pid: action.pid,
+            events: action.events.clone(),
+        }
+    }
+
+    /// A finding (numbered later by `push_finding`) of what happened here.
+    fn finding(
+        &self,
+        kind: FindingKind,
+        agent: &str,
+        severity: Severity,
+        summary: String,
+        labels: Vec<labels::Label>,
+        detail: FindingDetail,
+    ) -> Finding {
+        Finding {
+            id: String::new(),
+            kind,
+            agent: agent.to_string(),
+            severity,
+            summary,
+            ts_ns: self.ts_ns,
+            time_unix_ns: self.time_unix_ns,
+            pid: self.pid,
+            events: self.events.clone(),
+            labels,
+            incident: None,
+            detail,
+        }
+    }
+}
+
 /// One observation as detection sees it: with the agent it acted for.
 struct Context<'a> {
     agent: String,
@@ -351,8 +409,15 @@ impl Detector {
                         agent_name(model, agent),
                         class.label
                     );
-                    let index =
-                        self.sensitive(context, what, path.clone(), severity, summary, model);
+                    let index = self.sensitive(
+                        agent,
+                        &Occurrence::from(observation),
+                        what,
+                        path.clone(),
+                        severity,
+                        summary,
+                        model,
+                    );
                     if what == SensitiveKind::ServiceAccountToken {
                         if let Some(index) = index {
                             self.watch(agent).token_read = Some((index, observation.ts_ns));
@@ -384,7 +449,13 @@ impl Detector {
             ObservationKind::Sql { statement, .. } => {
                 let (tables, columns) =
                     sensitive::personal_data(&statement.tables, &statement.text);
-                self.personal_data(context, tables, columns, model);
+                self.personal_data(
+                    agent,
+                    &Occurrence::from(observation),
+                    tables,
+                    columns,
+                    model,
+                );
             }
             ObservationKind::Connect { peer } => {
                 let destination = format!("{}:{}", peer.addr, peer.port);
@@ -405,7 +476,8 @@ impl Detector {
                         agent_name(model, agent)
                     );
                     if let Some(index) = self.sensitive(
-                        context,
+                        agent,
+                        &Occurrence::from(observation),
                         SensitiveKind::KubernetesApi,
                         target,
                         Severity::Medium,
@@ -438,6 +510,7 @@ impl Detector {
 
     /// Scans ingested content; returns the injection finding (new or already raised for the
     /// same content) when the verdict is injection.
+    #[allow(clippy::too_many_arguments)]
     fn ingest(
         &mut self,
         context: &Context<'_>,
@@ -498,19 +571,13 @@ impl Detector {
         );
         let labels = verdict.labels();
         let observation = context.observation;
-        let index = self.push_finding(Finding {
-            id: String::new(),
-            kind: FindingKind::PromptInjection,
-            agent: agent.to_string(),
+        let index = self.push_finding(Occurrence::from(observation).finding(
+            FindingKind::PromptInjection,
+            agent,
             severity,
             summary,
-            ts_ns: observation.ts_ns,
-            time_unix_ns: observation.time_unix_ns,
-            pid: observation.actor.pid,
-            events: observation.events.clone(),
             labels,
-            incident: None,
-            detail: FindingDetail::PromptInjection {
+            FindingDetail::PromptInjection {
                 source,
                 channel,
                 tool,
@@ -521,7 +588,7 @@ impl Detector {
                 excerpt: excerpt(text),
                 sightings: 1,
             },
-        })?;
+        ))?;
         self.remember_injection(agent, hash, signature, index);
         let watch = self.watch(agent);
         if watch.injected_texts.len() >= MAX_INJECTIONS_PER_AGENT {
@@ -663,17 +730,11 @@ impl Detector {
             (None, true) => format!("its arguments carry {carried} bytes of data the agent read"),
             (None, false) => return,
         };
-        let observation = context.observation;
         self.raise_misuse(
             agent,
             &key,
             reason,
-            (
-                observation.ts_ns,
-                observation.time_unix_ns,
-                observation.actor.pid,
-            ),
-            &observation.events,
+            &Occurrence::from(context.observation),
             model,
         );
     }
@@ -685,8 +746,7 @@ impl Detector {
         agent: &str,
         key: &str,
         reason: String,
-        (ts_ns, time_unix_ns, pid): (u64, u64, u32),
-        events: &[EventRange],
+        at: &Occurrence,
         model: &Model,
     ) -> Option<usize> {
         let call = self.agents.get(agent)?.tainted_calls.get(key)?.clone();
@@ -705,32 +765,28 @@ impl Detector {
             labels::ASI01_AGENT_GOAL_HIJACK,
         ];
         labels.sort();
-        let index = self.push_finding(Finding {
-            id: String::new(),
-            kind: FindingKind::ToolMisuse,
-            agent: agent.to_string(),
-            severity: Severity::High,
-            summary,
-            ts_ns,
-            time_unix_ns,
-            pid,
-            events: events.to_vec(),
-            labels,
-            incident: None,
-            detail: FindingDetail::ToolMisuse {
-                tool: call.name.clone(),
-                call_id: call.id.clone(),
-                arguments: call.arguments.clone(),
-                caused_by: self
-                    .findings
-                    .get(call.cause)
-                    .map(|f| f.id.clone())
-                    .unwrap_or_default(),
-                first_use: call.first_use,
-                reason,
-                actions: Vec::new(),
-            },
-        })?;
+        let index = self.push_finding(
+            at.finding(
+                FindingKind::ToolMisuse,
+                agent,
+                Severity::High,
+                summary,
+                labels,
+                FindingDetail::ToolMisuse {
+                    tool: call.name.clone(),
+                    call_id: call.id.clone(),
+                    arguments: call.arguments.clone(),
+                    caused_by: self
+                        .findings
+                        .get(call.cause)
+                        .map(|f| f.id.clone())
+                        .unwrap_or_default(),
+                    first_use: call.first_use,
+                    reason,
+                    actions: Vec::new(),
+                },
+            ),
+        )?;
         if let Some(tainted) = self
             .agents
             .get_mut(agent)
@@ -746,7 +802,7 @@ impl Detector {
         {
             Some(incident) => incident,
             None => {
-                self.open_or_join(agent, call.cause, ts_ns, true, model);
+                self.open_or_join(agent, call.cause, at.ts_ns, true, model);
                 self.findings[call.cause]
                     .incident
                     .clone()
@@ -791,25 +847,8 @@ impl Detector {
             if !tables.is_empty() || !columns.is_empty() {
                 sensitive_action = Some(format!("it read personal data ({})", tables.join(", ")));
             }
-            let observation = Observation {
-                ts_ns: link.action.ts_ns,
-                time_unix_ns: 0,
-                actor: crate::reconstruct::Actor {
-                    pid: link.action.pid,
-                    ppid: 0,
-                    uid: 0,
-                    gid: 0,
-                    cgroup_id: 0,
-                    comm: String::new(),
-                },
-                events: link.action.events.clone(),
-                kind: ObservationKind::Exit { exit_code: None },
-            };
-            let context = Context {
-                agent: link.agent.clone(),
-                observation: &observation,
-            };
-            self.personal_data(&context, tables, columns, model);
+            let at = Occurrence::of_action(&link.action);
+            self.personal_data(&link.agent, &at, tables, columns, model);
         } else if let Some(path) = link.action.target.strip_prefix("data:file:") {
             let class = crate::reconstruct::file_access::classify(path);
             if sensitive::secret_file(&class).is_some() {
@@ -834,9 +873,8 @@ impl Detector {
                 if !pending.contains(&touched) {
                     pending.push(touched.clone());
                 }
-                let at = (link.action.ts_ns, 0, link.action.pid);
-                let _ =
-                    self.raise_misuse(&link.agent, &key, reason, at, &link.action.events, model);
+                let at = Occurrence::of_action(&link.action);
+                let _ = self.raise_misuse(&link.agent, &key, reason, &at, model);
                 return;
             }
             (None, None) => {
@@ -881,7 +919,8 @@ impl Detector {
 
     fn personal_data(
         &mut self,
-        context: &Context<'_>,
+        agent: &str,
+        at: &Occurrence,
         tables: Vec<String>,
         columns: Vec<String>,
         model: &Model,
@@ -901,7 +940,7 @@ impl Detector {
         };
         let summary = format!(
             "{} read personal data: {}{columns_text}",
-            agent_name(model, &context.agent),
+            agent_name(model, agent),
             if tables.is_empty() {
                 "a query".to_string()
             } else {
@@ -909,7 +948,8 @@ impl Detector {
             }
         );
         self.sensitive(
-            context,
+            agent,
+            at,
             SensitiveKind::PersonalData,
             target,
             Severity::Medium,
@@ -919,21 +959,21 @@ impl Detector {
     }
 
     /// Raises a sensitive-access finding once per agent and target; returns it.
+    #[allow(clippy::too_many_arguments)]
     fn sensitive(
         &mut self,
-        context: &Context<'_>,
+        agent: &str,
+        at: &Occurrence,
         what: SensitiveKind,
         target: String,
         severity: Severity,
         summary: String,
         model: &Model,
     ) -> Option<usize> {
-        let agent = context.agent.as_str();
         let key = (FindingKind::SensitiveAccess, target.clone());
         if let Some(&index) = self.watch(agent).reported.get(&key) {
             return Some(index);
         }
-        let observation = context.observation;
         let mut labels = match what {
             SensitiveKind::ServiceAccountToken | SensitiveKind::KubernetesApi => {
                 vec![
@@ -947,25 +987,19 @@ impl Detector {
             ],
         };
         labels.sort();
-        let index = self.push_finding(Finding {
-            id: String::new(),
-            kind: FindingKind::SensitiveAccess,
-            agent: agent.to_string(),
+        let index = self.push_finding(at.finding(
+            FindingKind::SensitiveAccess,
+            agent,
             severity,
             summary,
-            ts_ns: observation.ts_ns,
-            time_unix_ns: observation.time_unix_ns,
-            pid: observation.actor.pid,
-            events: observation.events.clone(),
             labels,
-            incident: None,
-            detail: FindingDetail::SensitiveAccess {
+            FindingDetail::SensitiveAccess {
                 what,
                 target: target.clone(),
             },
-        })?;
+        ))?;
         self.watch(agent).reported.insert(key, index);
-        self.join_open_chain(agent, index, observation.ts_ns, model);
+        self.join_open_chain(agent, index, at.ts_ns, model);
         if let Some(incident) = self.findings[index]
             .incident
             .clone()
@@ -1102,20 +1136,14 @@ impl Detector {
             labels::ASI02_TOOL_MISUSE,
         ];
         labels.sort();
-        let Some(index) = self.push_finding(Finding {
-            id: String::new(),
-            kind: FindingKind::Exfiltration,
-            agent: agent.to_string(),
-            severity: Severity::High,
+        let Some(index) = self.push_finding(Occurrence::from(observation).finding(
+            FindingKind::Exfiltration,
+            agent,
+            Severity::High,
             summary,
-            ts_ns: observation.ts_ns,
-            time_unix_ns: observation.time_unix_ns,
-            pid: observation.actor.pid,
-            events: observation.events.clone(),
             labels,
-            incident: None,
             detail,
-        }) else {
+        )) else {
             return;
         };
         self.watch(agent).reported.insert(key, index);

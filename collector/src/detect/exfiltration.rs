@@ -257,7 +257,7 @@ fn decode_hidden(value: &str) -> Option<String> {
     if value.len() < 12 {
         return None;
     }
-    let bytes = if value.len() % 2 == 0 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let bytes = if value.len().is_multiple_of(2) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
         (0..value.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&value[i..i + 2], 16).ok())
