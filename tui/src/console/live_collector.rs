@@ -339,6 +339,9 @@ fn run_collector_thread(
                                 return;
                             }
                         }
+                        // Let tokio see the stop request and timers even when the ring buffer
+                        // never empties (it only does when the task yields).
+                        tokio::task::yield_now().await;
                     }
                     Err(err) => {
                         notice(format!("the collector stopped: {err}"));
@@ -353,7 +356,11 @@ fn run_collector_thread(
                     }
                     warned = summary.warnings.len();
                 }
-                _ = &mut stop => return,
+                _ = &mut stop => {
+                    // Nothing more is emitted: dropping the collector then detaches at once.
+                    collector.stop_emitting();
+                    return;
+                }
             }
         }
     });
