@@ -548,10 +548,24 @@ fn kernel_read<T>(addr: u64) -> Option<T> {
     unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
 }
 
+/// A pipe or regular file an fd refers to.
+struct OpenFile {
+    id: FileId,
+    /// `S_IFIFO` or `S_IFREG`.
+    file_type: u16,
+    /// `file->f_flags` (`O_APPEND`, ...).
+    flags: u32,
+}
+
 /// The pipe or regular file behind `fd` of the current process
 /// (`task->files->fdt->fd[fd]->f_inode`), by device and inode.
 #[inline(always)]
 fn fd_file_id(fd: i32) -> Option<FileId> {
+    fd_file(fd).map(|file| file.id)
+}
+
+#[inline(always)]
+fn fd_file(fd: i32) -> Option<OpenFile> {
     if fd < 0 || config(config::OUTPUT_TRACKING) == 0 {
         return None;
     }
@@ -579,7 +593,12 @@ fn fd_file_id(fd: i32) -> Option<FileId> {
     let ino: u64 = kernel_read(inode + config(config::OFF_INODE_INO))?;
     let sb: u64 = kernel_read(inode + config(config::OFF_INODE_SB))?;
     let dev: u32 = kernel_read(sb + config(config::OFF_SB_DEV))?;
-    Some(FileId { dev, _pad: 0, ino })
+    let flags: u32 = kernel_read(file + config(config::OFF_FILE_FLAGS))?;
+    Some(OpenFile {
+        id: FileId { dev, _pad: 0, ino },
+        file_type,
+        flags,
+    })
 }
 
 #[inline(always)]
@@ -623,15 +642,23 @@ fn is_output(fd: i32) -> bool {
     }
 }
 
-/// A write to `fd` is about to happen: what a consumer writes carries collector output.
+/// `O_APPEND`: how log writers (container runtimes, shippers, `>>`) open their files.
+const O_APPEND: u32 = 0o2000;
+
+/// A write to `fd` is about to happen: what a consumer writes carries collector output when
+/// it goes to a pipe, to its stdout or stderr, or is appended to a file (a log). A file it
+/// rewrites whole (a config or a script it generates) is not followed: a harness that reads
+/// the collector's output and then writes an agent's files would otherwise hide that agent.
 #[inline(always)]
 fn note_output_write(fd: i32) {
     let (tgid, _) = current_ids();
     if !is_consumer(tgid) {
         return;
     }
-    if let Some(id) = fd_file_id(fd) {
-        let _ = OUTPUTS.insert(&id, &1, 0);
+    if let Some(file) = fd_file(fd) {
+        if file.file_type == S_IFIFO || fd <= 2 || file.flags & O_APPEND != 0 {
+            let _ = OUTPUTS.insert(&file.id, &1, 0);
+        }
     }
 }
 

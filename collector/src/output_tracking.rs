@@ -14,7 +14,7 @@ use serde::Serialize;
 
 /// (struct, member) the kernel programs read, in the order of `config::OFF_*` from
 /// `config::OFF_TASK_FILES` on.
-pub const KERNEL_FIELDS: [(&str, &str); 9] = [
+pub const KERNEL_FIELDS: [(&str, &str); 10] = [
     ("task_struct", "files"),
     ("files_struct", "fdt"),
     ("fdtable", "max_fds"),
@@ -24,6 +24,7 @@ pub const KERNEL_FIELDS: [(&str, &str); 9] = [
     ("inode", "i_ino"),
     ("inode", "i_sb"),
     ("super_block", "s_dev"),
+    ("file", "f_flags"),
 ];
 
 /// `config::OFF_*` index and value for every field, from the running kernel's BTF.

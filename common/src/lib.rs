@@ -142,7 +142,9 @@ pub mod config {
     pub const OFF_INODE_SB: u32 = 13;
     /// `super_block.s_dev` (the kernel's dev_t: major << 20 | minor).
     pub const OFF_SB_DEV: u32 = 14;
-    pub const COUNT: u32 = 15;
+    /// `file.f_flags` (u32).
+    pub const OFF_FILE_FLAGS: u32 = 15;
+    pub const COUNT: u32 = 16;
 }
 
 /// A file object (pipe, regular file) by device and inode, as the kernel's `OUTPUTS` map keys

@@ -357,8 +357,10 @@ fn run_collector_thread(
                     warned = summary.warnings.len();
                 }
                 _ = &mut stop => {
-                    // Nothing more is emitted: dropping the collector then detaches at once.
+                    // Nothing more is emitted, and the kernel's slow unloading (seconds) is
+                    // left to a child, so the console quits at once.
                     collector.stop_emitting();
+                    collector.close();
                     return;
                 }
             }
