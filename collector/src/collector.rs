@@ -73,7 +73,7 @@ pub struct Summary {
 
 /// Records read per batch, and how long one batch may take, so signals and timers are seen
 /// promptly even when the ring buffer never empties.
-const BATCH_BUDGET: Duration = Duration::from_millis(50);
+const BATCH_BUDGET: Duration = Duration::from_millis(20);
 
 pub struct Collector {
     kernel: KernelCapture,

@@ -125,10 +125,10 @@ fn parse_size(text: &str) -> Result<u64, String> {
 /// within the stop deadline.
 const BATCH_EVENTS: usize = 1024;
 /// Events processed at a time after a stop, between two looks at the deadline.
-const STOP_BATCH_EVENTS: usize = 64;
+const STOP_BATCH_EVENTS: usize = 16;
 /// After a stop, how long what the ring buffer holds is still processed, and then how long the
 /// rest may take to be counted. Together with writing the outputs, under one second.
-const STOP_DRAIN: Duration = Duration::from_millis(400);
+const STOP_DRAIN: Duration = Duration::from_millis(200);
 const STOP_DISCARD: Duration = Duration::from_millis(100);
 
 /// Marks the current recording file as collector output (see `Collector::mark_output_file`).
