@@ -233,7 +233,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut consumers_told = 0;
+    let mut consumers_told = std::collections::BTreeSet::new();
     loop {
         let sleep = async {
             match deadline {
@@ -261,11 +261,11 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             _ = flush_timer.tick() => {
                 // A rotated recording is a new file to mark.
                 mark_recording(&mut collector, &recorder);
-                let consumers = collector.consumers();
-                for consumer in consumers.iter().skip(consumers_told) {
-                    eprintln!("agentscope: {}", consumer.warning());
+                for consumer in collector.consumers() {
+                    if consumers_told.insert(consumer.pid) {
+                        eprintln!("agentscope: {}", consumer.warning());
+                    }
                 }
-                consumers_told = consumers_told.max(consumers.len());
                 if let Some(active) = recorder.as_mut() {
                     active.set_collector_counters(counters(&collector.summary()));
                     if let Err(err) = active.tick(std::time::Instant::now()) {
