@@ -289,7 +289,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // Stop within a second under any load: nothing more is emitted, what the ring buffer
     // holds is processed for a bounded time, the rest is counted, then everything is written.
     collector.stop_emitting();
-    let drain_until = tokio::time::Instant::now().into_std() + STOP_DRAIN;
+    let drain_until = std::time::Instant::now() + STOP_DRAIN;
     loop {
         let (events, emptied) = collector.drain_until(STOP_BATCH_EVENTS, drain_until);
         for event in events {
