@@ -121,6 +121,23 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("\"{text}\" is out of range (at least 64K)"))
 }
 
+/// Events read from the ring buffer at a time: few enough that one batch is processed well
+/// within the stop deadline.
+const BATCH_EVENTS: usize = 1024;
+/// Events processed at a time after a stop, between two looks at the deadline.
+const STOP_BATCH_EVENTS: usize = 16;
+/// After a stop, how long what the ring buffer holds is still processed, and then how long the
+/// rest may take to be counted. Together with writing the outputs, under one second.
+const STOP_DRAIN: Duration = Duration::from_millis(200);
+const STOP_DISCARD: Duration = Duration::from_millis(100);
+
+/// Marks the current recording file as collector output (see `Collector::mark_output_file`).
+fn mark_recording(collector: &mut Collector, recorder: &Option<Recorder>) {
+    if let Some(path) = recorder.as_ref().and_then(|r| r.current_path()) {
+        collector.mark_output_file(path);
+    }
+}
+
 pub fn run(args: CollectArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -185,6 +202,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    mark_recording(&mut collector, &recorder);
     let mut server = match &args.serve {
         Some(path) => {
             let mut options = ServeOptions::new(path.clone(), metadata());
@@ -209,9 +227,13 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let deadline = args
         .duration
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+    // Both listeners exist for the whole run: a signal that arrives while a batch is being
+    // processed is kept for the next poll (a listener made afresh each turn would miss it).
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut consumers_told = std::collections::BTreeSet::new();
     loop {
         let sleep = async {
             match deadline {
@@ -220,7 +242,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            batch = collector.next_batch(4096) => {
+            batch = collector.next_batch(BATCH_EVENTS) => {
                 for event in batch? {
                     pipeline.push(&event);
                     serve(&mut server, &mut recorder, &event, &mut pipeline);
@@ -230,8 +252,20 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                     }
                 }
                 out.flush()?;
+                // While the ring buffer stays full every poll is ready at once, and tokio only
+                // looks at its timers and signals when the task yields (after a coop budget
+                // of ~128 batches: seconds). Yield after each batch so --duration, SIGINT and
+                // SIGTERM take effect at once.
+                tokio::task::yield_now().await;
             }
             _ = flush_timer.tick() => {
+                // A rotated recording is a new file to mark.
+                mark_recording(&mut collector, &recorder);
+                for consumer in collector.consumers() {
+                    if consumers_told.insert(consumer.pid) {
+                        eprintln!("agentscope: {}", consumer.warning());
+                    }
+                }
                 if let Some(active) = recorder.as_mut() {
                     active.set_collector_counters(counters(&collector.summary()));
                     if let Err(err) = active.tick(std::time::Instant::now()) {
@@ -248,18 +282,29 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 }
             }
             _ = sleep => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
         }
     }
-    for event in collector.drain() {
-        pipeline.push(&event);
-        serve(&mut server, &mut recorder, &event, &mut pipeline);
-        record(&mut recorder, &event, &mut pipeline);
-        if !args.quiet {
-            print_event(&mut out, &event, args.json)?;
+    // Stop within a second under any load: nothing more is emitted, what the ring buffer
+    // holds is processed for a bounded time, the rest is counted, then everything is written.
+    collector.stop_emitting();
+    let drain_until = std::time::Instant::now() + STOP_DRAIN;
+    loop {
+        let (events, emptied) = collector.drain_until(STOP_BATCH_EVENTS, drain_until);
+        for event in events {
+            pipeline.push(&event);
+            serve(&mut server, &mut recorder, &event, &mut pipeline);
+            record(&mut recorder, &event, &mut pipeline);
+            if !args.quiet {
+                print_event(&mut out, &event, args.json)?;
+            }
+        }
+        if emptied || std::time::Instant::now() >= drain_until {
+            break;
         }
     }
+    collector.discard_rest(STOP_DISCARD);
     pipeline.finish();
     if let Some(mut active) = server.take() {
         let answers = pipeline.take_identity_answers();
@@ -316,6 +361,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             summary.decode_errors
         );
     }
+    collector.close();
     Ok(())
 }
 
