@@ -16,6 +16,7 @@ pub mod event;
 pub mod event_json;
 pub mod identity;
 pub mod kernel;
+pub mod memory_budget;
 pub mod model;
 pub mod pipeline;
 pub mod process_table;

@@ -536,6 +536,11 @@ pub fn pipeline_options_of(header: Option<&FileHeader>) -> (ReconstructOptions, 
             (
                 ReconstructOptions {
                     redact_secrets: m.reconstruct_redact_secrets,
+                    memory_budget: if m.memory_budget_bytes > 0 {
+                        m.memory_budget_bytes
+                    } else {
+                        defaults.0.memory_budget
+                    },
                 },
                 ModelOptions {
                     max_nodes: if m.model_max_nodes > 0 {
