@@ -441,6 +441,7 @@ mod tests {
                 body: body.as_bytes().to_vec(),
                 body_len: body.len(),
                 completeness: Completeness::Complete,
+                over_budget: false,
                 ts_ns: 0,
             },
             response: None,

@@ -837,6 +837,7 @@ mod tests {
                     body: vec![],
                     body_len: 0,
                     completeness: Completeness::Complete,
+                    over_budget: false,
                     ts_ns: 0,
                 },
                 response: Some(HttpResponse {
@@ -847,6 +848,7 @@ mod tests {
                     body_len: 0,
                     stream: None,
                     completeness: Completeness::Complete,
+                    over_budget: false,
                     ts_ns: 0,
                     end_ts_ns: 0,
                 }),

@@ -1405,6 +1405,7 @@ mod tests {
             body: vec![],
             body_len: 0,
             completeness: Completeness::Complete,
+            over_budget: false,
             ts_ns: 0,
         };
         assert_eq!(request.path(), "/v1/x");
