@@ -61,6 +61,10 @@ pub struct Summary {
     /// TLS libraries and executables probed.
     pub tls_targets: usize,
     pub warnings: Vec<String>,
+    /// The pipeline's memory budget: what it held at most and what it cut (set by the
+    /// command that runs the pipeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::memory_budget::MemoryStats>,
 }
 
 pub struct Collector {

@@ -42,7 +42,10 @@ pub const DEFAULT_MAX_CONSOLES: usize = 8;
 
 /// Each console's queue: an equal part of the memory budget's console share (1/8 of the
 /// budget), so all queues together stay within it.
-pub fn console_queue_bytes(budget: &crate::memory_budget::MemoryBudget, max_consoles: usize) -> usize {
+pub fn console_queue_bytes(
+    budget: &crate::memory_budget::MemoryBudget,
+    max_consoles: usize,
+) -> usize {
     (budget.console_share() / max_consoles.max(1)).max(256 << 10)
 }
 

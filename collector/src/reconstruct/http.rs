@@ -276,7 +276,11 @@ impl MessageReader {
         self.buf.capacity()
             + self.current.as_ref().map_or(0, RawMessage::held_bytes)
             + self.done.iter().map(RawMessage::held_bytes).sum::<usize>()
-            + self.pending_methods.iter().map(|m| 32 + m.len()).sum::<usize>()
+            + self
+                .pending_methods
+                .iter()
+                .map(|m| 32 + m.len())
+                .sum::<usize>()
     }
 
     /// Brings the charge in line with what is held (growth was checked where it happened).
@@ -401,7 +405,9 @@ impl MessageReader {
                 } else {
                     let left = charge.budget().available();
                     charge.try_grow(left);
-                    take = (capacity + left).saturating_sub(message.body.len()).min(take);
+                    take = (capacity + left)
+                        .saturating_sub(message.body.len())
+                        .min(take);
                     left
                 };
                 message

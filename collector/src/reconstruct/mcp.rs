@@ -670,8 +670,7 @@ impl McpSession {
                     let slot = (sender, key);
                     self.pending_bytes += held_bytes;
                     if let Some(previous) = self.pending.insert(slot.clone(), pending) {
-                        self.pending_bytes =
-                            self.pending_bytes.saturating_sub(previous.held_bytes);
+                        self.pending_bytes = self.pending_bytes.saturating_sub(previous.held_bytes);
                         // The id was reused before its answer arrived: the earlier request
                         // will never be matched.
                         out.push(self.unanswered(sender, previous));

@@ -47,10 +47,7 @@ fn sixty_four_incomplete_31_mib_bodies_stay_within_the_budget_and_are_flagged() 
         assert_eq!(exchanges.len(), 1);
         let request = &exchanges[0].request;
         assert!(request.over_budget);
-        assert_eq!(
-            request.completeness,
-            super::http::Completeness::Truncated
-        );
+        assert_eq!(request.completeness, super::http::Completeness::Truncated);
         assert!(request.body.len() <= budget.max_message_bytes());
     }
     // Closed connections give everything back.
@@ -61,7 +58,10 @@ fn sixty_four_incomplete_31_mib_bodies_stay_within_the_budget_and_are_flagged() 
 /// million tool calls.
 #[test]
 fn a_million_tool_calls_in_one_response_stay_within_the_budget_and_are_flagged() {
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/llm/openai_chat");
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/llm/openai_chat"
+    );
     let request_body = std::fs::read(format!("{fixtures}/tools_stream/request.body")).unwrap();
     let mut response_body = br#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":null,"tool_calls":["#.to_vec();
     for i in 0..1_000_000 {

@@ -722,10 +722,7 @@ impl Reconstructor {
             exchanges.extend(session.connection.mark_gap(sender, ts));
         }
         exchanges.extend(session.connection.feed_bytes(sender, data, ts));
-        if !session
-            .charge
-            .try_set(session.connection.held_bytes())
-        {
+        if !session.charge.try_set(session.connection.held_bytes()) {
             // The session's unfinished line does not fit: drop what it holds and go on from
             // the next line, as after lost bytes.
             self.budget.note(Pressure::ConnectionEvicted);

@@ -71,6 +71,7 @@ impl LiveSource {
         let pipeline = Pipeline::new(
             ReconstructOptions {
                 redact_secrets: redact,
+                ..ReconstructOptions::default()
             },
             ModelOptions::default(),
             Box::new(start.identity),
@@ -90,6 +91,7 @@ impl LiveSource {
             model_max_edges: ModelOptions::default().max_edges,
             sequence: 0,
             capture_filter: args.capture_filter(),
+            ..Default::default()
         };
         let dir = args
             .record_dir
@@ -372,6 +374,7 @@ mod tests {
         let pipeline = Pipeline::new(
             ReconstructOptions {
                 redact_secrets: true,
+                ..ReconstructOptions::default()
             },
             ModelOptions::default(),
             Box::new(HostOnlyIdentity),
