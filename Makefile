@@ -30,6 +30,7 @@ test-userspace-only: setup
 # each runs its own collector, and two cores are better spent on the agents than on overlap.
 test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test memory_budget -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test capture_files -- --test-threads=1
