@@ -91,15 +91,12 @@ pub struct CollectArgs {
     /// Consoles served at once on the --serve socket; more are refused and told why.
     #[arg(long, value_name = "N", default_value_t = agentscope_collector::serve::DEFAULT_MAX_CONSOLES, requires = "serve")]
     serve_max_consoles: usize,
-    /// Memory the pipeline may keep (bodies, buffers, tool calls, graph, findings, console
-    /// queues): `64M`, `256M`. At the budget records are cut or evicted, flagged and counted;
-    /// the collector stays under this plus the fixed overhead the README states.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M")]
-    memory_budget: u64,
+    #[command(flatten)]
+    pub memory: crate::memory_args::MemoryArgs,
 }
 
 /// `1048576`, `512K`, `100M`, `2G` (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, unit) = text
         .find(|c: char| !c.is_ascii_digit())
@@ -159,7 +156,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(
         ReconstructOptions {
             redact_secrets: !args.keep_secrets,
-            memory_budget: usize::try_from(args.memory_budget).unwrap_or(usize::MAX),
+            memory_budget: args.memory.bytes(),
         },
         ModelOptions::default(),
         Box::new(identity),
@@ -182,7 +179,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             "socket_data": !args.no_socket_data,
             "pipe_data": !args.no_pipe_data,
         }),
-        memory_budget_bytes: usize::try_from(args.memory_budget).unwrap_or(usize::MAX),
+        memory_budget_bytes: args.memory.bytes(),
     };
     let mut recorder = match &args.record {
         Some(path) => {

@@ -7,6 +7,7 @@ mod capture_cmd;
 mod collect;
 mod console;
 mod detection_args;
+mod memory_args;
 mod scan;
 
 use clap::{Parser, Subcommand};

@@ -283,32 +283,42 @@ impl MessageReader {
                 .sum::<usize>()
     }
 
-    /// Brings the charge in line with what is held (growth was checked where it happened).
-    fn settle(&mut self) {
-        let held = self.held_bytes();
-        self.charge.force_set(held);
+    /// Brings the charge in line with what is kept between feeds. Body growth was checked
+    /// where it happened; unparsed bytes kept for the next feed (a head not complete yet) are
+    /// dropped, as if lost in capture, when the budget has no room for them.
+    fn settle(&mut self, ts_ns: u64) {
+        if self.buf.is_empty() && self.buf.capacity() > 16 << 10 {
+            self.buf = Vec::new();
+        }
+        if !self.charge.try_set(self.held_bytes()) {
+            let lost = self.buf.len();
+            self.buf = Vec::new();
+            if lost > 0 {
+                self.mark_over_budget();
+                self.gap(lost as u64, ts_ns);
+            }
+            let held = self.held_bytes();
+            self.charge.force_set(held);
+        }
+    }
+
+    /// The budget cut the message in progress: flag it and count it once.
+    fn mark_over_budget(&mut self) {
+        if let Some(message) = self.current.as_mut() {
+            message.completeness = Completeness::Truncated;
+            if !message.over_budget {
+                message.over_budget = true;
+                self.charge.budget().note(Pressure::BodyTruncated);
+            }
+        }
     }
 
     fn feed(&mut self, bytes: &[u8], ts_ns: u64) {
         if self.switched {
             return;
         }
-        let need = self.buf.len() + bytes.len();
-        if need > self.buf.capacity() {
-            let extra = need - self.buf.capacity();
-            if !self.charge.try_grow(extra) {
-                // No room even to look at these bytes: they are lost to the budget, like
-                // bytes the kernel could not deliver.
-                if let Some(message) = self.current.as_mut() {
-                    message.over_budget = true;
-                }
-                self.charge.budget().note(Pressure::BodyTruncated);
-                self.gap(bytes.len() as u64, ts_ns);
-                self.settle();
-                return;
-            }
-            self.buf.reserve_exact(bytes.len());
-        }
+        // `buf` grows here only for the length of this call (one event's bytes); what stays
+        // after it is charged in `settle`.
         self.buf.extend_from_slice(bytes);
         let mut at = 0;
         while at < self.buf.len() && !self.switched {
@@ -321,7 +331,7 @@ impl MessageReader {
         if self.buf.capacity() > 64 << 10 && self.buf.len() < self.buf.capacity() / 4 {
             self.buf.shrink_to_fit();
         }
-        self.settle();
+        self.settle(ts_ns);
     }
 
     /// Bytes that never arrived. The message in progress is marked truncated; a known body
@@ -962,7 +972,7 @@ impl HttpConnection {
                 self.responses.feed(bytes, ts_ns)
             }
         }
-        self.take_completed()
+        self.take_completed(ts_ns)
     }
 
     /// Bytes lost in capture on one side.
@@ -971,12 +981,12 @@ impl HttpConnection {
             Side::Request => self.requests.gap(lost, ts_ns),
             Side::Response => self.responses.gap(lost, ts_ns),
         }
-        self.take_completed()
+        self.take_completed(ts_ns)
     }
 
-    fn settle(&mut self) {
-        self.requests.settle();
-        self.responses.settle();
+    fn settle(&mut self, ts_ns: u64) {
+        self.requests.settle(ts_ns);
+        self.responses.settle(ts_ns);
         let held: usize = self.unanswered.iter().map(HttpRequest::held_bytes).sum();
         if !self.unanswered_charge.try_set(held) {
             // The newest request waiting for its answer gives up its body.
@@ -1000,14 +1010,14 @@ impl HttpConnection {
         self.requests.close(ts_ns);
         self.sync_methods();
         self.responses.close(ts_ns);
-        let mut out = self.take_completed();
+        let mut out = self.take_completed(ts_ns);
         for request in self.unanswered.drain(..) {
             out.push(PairedExchange {
                 request,
                 response: None,
             });
         }
-        self.settle();
+        self.settle(ts_ns);
         out
     }
 
@@ -1021,7 +1031,7 @@ impl HttpConnection {
         }
     }
 
-    fn take_completed(&mut self) -> Vec<PairedExchange> {
+    fn take_completed(&mut self, ts_ns: u64) -> Vec<PairedExchange> {
         self.sync_methods();
         let mut out = Vec::new();
         for message in self.responses.done.drain(..) {
@@ -1050,7 +1060,7 @@ impl HttpConnection {
                 }),
             }
         }
-        self.settle();
+        self.settle(ts_ns);
         out
     }
 }

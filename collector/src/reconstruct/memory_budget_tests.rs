@@ -42,6 +42,22 @@ fn sixty_four_incomplete_31_mib_bodies_stay_within_the_budget_and_are_flagged() 
     let stats = budget.stats();
     assert!(stats.peak_held_bytes <= budget.held_limit() as u64);
     assert_eq!(stats.bodies_truncated, 64, "{stats:?}");
+    // A flood that filled the budget does not blind the collector to other traffic: a new
+    // exchange is still read (its body is cut and flagged when there is no room for it).
+    let mut fresh = HttpConnection::with_budget(&budget);
+    fresh.feed(
+        Side::Request,
+        b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n",
+        4,
+    );
+    let done = fresh.feed(
+        Side::Response,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        5,
+    );
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].request.target, "/health");
+    assert_eq!(done[0].response.as_ref().unwrap().status, 200);
     for mut conn in connections {
         let exchanges = conn.close(3);
         assert_eq!(exchanges.len(), 1);

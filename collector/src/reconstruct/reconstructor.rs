@@ -362,7 +362,10 @@ impl Reconstructor {
                     queries: queries.clone(),
                 }))
             }
-            EventBody::Data { .. } => self.push_data(event, index, &mut out),
+            EventBody::Data { .. } => {
+                self.push_data(event, index, &mut out);
+                self.enforce_budget(event.header.ts_ns, &mut out);
+            }
             _ => {}
         }
         out
@@ -856,6 +859,16 @@ impl Reconstructor {
             }
         }
         Some(records)
+    }
+
+    /// Parsers charge what they cannot refuse (message heads, requests waiting for their
+    /// answer) even past the limit; if that happened, the least recently active connections
+    /// are flushed (their exchanges come out flagged) until the pipeline is within its share.
+    fn enforce_budget(&mut self, ts_ns: u64, out: &mut Vec<Observation>) {
+        while self.budget.used() > self.budget.held_limit() && !self.connections.is_empty() {
+            self.budget.note(Pressure::ConnectionEvicted);
+            self.evict_one(ts_ns, out);
+        }
     }
 
     fn evict_one(&mut self, ts_ns: u64, out: &mut Vec<Observation>) {
