@@ -51,6 +51,7 @@ fmt-check:
 bench: setup
 	$(CARGO) bench --locked -p agentscope-collector --bench decode
 	$(CARGO) bench --locked -p agentscope-collector --bench reconstruct
+	$(CARGO) bench --locked -p agentscope-collector --bench http_reassembly
 	$(CARGO) bench --locked -p agentscope-collector --bench llm_recognise
 	$(CARGO) bench --locked -p agentscope-collector --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-collector --bench identity
