@@ -268,6 +268,20 @@ impl Drop for Charge {
     }
 }
 
+/// Makes freed large buffers (bodies, chunks) go back to the system at once. glibc serves
+/// allocations above a threshold with their own mappings, but raises that threshold to the size
+/// of each such block freed (up to 32 MiB); after a few cut bodies every later one comes from
+/// the heap, and freeing it leaves the pages resident, so RSS would keep what the budget
+/// released. A fixed threshold keeps what is released out of RSS. Call once at start, before
+/// threads.
+pub fn return_large_frees_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}
+
 /// Upper-bound estimate of the heap a parsed JSON value takes: every value costs a slot and
 /// map-entry overhead, strings their length.
 pub fn json_value_bytes(value: &serde_json::Value) -> usize {

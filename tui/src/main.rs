@@ -41,6 +41,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    agentscope_collector::memory_budget::return_large_frees_to_the_system();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Collect(args) => collect::run(args).map(|()| true),
