@@ -34,6 +34,7 @@ test-userspace-only: setup
 test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test collector_stop -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test memory_budget -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test capture_files -- --test-threads=1
@@ -55,6 +56,7 @@ fmt-check:
 bench: setup
 	$(CARGO) bench --locked -p agentscope-collector --bench decode
 	$(CARGO) bench --locked -p agentscope-collector --bench reconstruct
+	$(CARGO) bench --locked -p agentscope-collector --bench http_reassembly
 	$(CARGO) bench --locked -p agentscope-collector --bench llm_recognise
 	$(CARGO) bench --locked -p agentscope-collector --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-collector --bench identity

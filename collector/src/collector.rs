@@ -69,6 +69,10 @@ pub struct Summary {
     /// not processed (the collector stops within a second however busy the machine is).
     pub unprocessed_at_stop: u64,
     pub warnings: Vec<String>,
+    /// The pipeline's memory budget: what it held at most and what it cut (set by the
+    /// command that runs the pipeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::memory_budget::MemoryStats>,
 }
 
 /// Records read per batch, and how long one batch may take, so signals and timers are seen

@@ -17,6 +17,7 @@ pub mod event_json;
 pub mod identity;
 pub mod kernel;
 mod kernel_btf;
+pub mod memory_budget;
 pub mod model;
 pub mod output_tracking;
 pub mod pipeline;

@@ -88,10 +88,15 @@ pub struct CollectArgs {
     /// Also let this user attach to the --serve socket; repeat for several.
     #[arg(long = "serve-allow-uid", value_name = "UID", requires = "serve")]
     serve_allow_uids: Vec<u32>,
+    /// Consoles served at once on the --serve socket; more are refused and told why.
+    #[arg(long, value_name = "N", default_value_t = agentscope_collector::serve::DEFAULT_MAX_CONSOLES, requires = "serve")]
+    serve_max_consoles: usize,
+    #[command(flatten)]
+    pub memory: crate::memory_args::MemoryArgs,
 }
 
 /// `1048576`, `512K`, `100M`, `2G` (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, unit) = text
         .find(|c: char| !c.is_ascii_digit())
@@ -168,6 +173,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(
         ReconstructOptions {
             redact_secrets: !args.keep_secrets,
+            memory_budget: args.memory.bytes(),
         },
         ModelOptions::default(),
         Box::new(identity),
@@ -190,6 +196,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             "socket_data": !args.no_socket_data,
             "pipe_data": !args.no_pipe_data,
         }),
+        memory_budget_bytes: args.memory.bytes(),
     };
     let mut recorder = match &args.record {
         Some(path) => {
@@ -208,6 +215,11 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             let mut options = ServeOptions::new(path.clone(), metadata());
             options.group = args.serve_group.clone();
             options.allow_uids = args.serve_allow_uids.clone();
+            options.max_consoles = args.serve_max_consoles.max(1);
+            options.queue_bytes = agentscope_collector::serve::console_queue_bytes(
+                pipeline.memory_budget(),
+                options.max_consoles,
+            );
             Some(StreamServer::bind(options, &mut pipeline)?)
         }
         None => None,
@@ -353,6 +365,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     }
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
+    summary.memory = Some(pipeline.memory_budget().stats());
     print_summary(&mut out, &summary, args.json)?;
     out.flush()?;
     if let Some(err) = collector.last_decode_error() {
@@ -502,5 +515,19 @@ fn print_summary(
         out,
         "summary: {} events received, {} dropped by the kernel ({} payload bytes lost), {} undecodable, {} TLS targets probed",
         summary.received, summary.kernel.dropped, summary.kernel.lost_bytes, summary.decode_errors, summary.tls_targets
-    )
+    )?;
+    if let Some(memory) = &summary.memory {
+        writeln!(
+            out,
+            "memory: {} KiB held at most of a {} KiB budget; over budget: {} bodies truncated, {} connections evicted, {} tool calls evicted, {} graph evictions, {} findings dropped",
+            memory.peak_held_bytes >> 10,
+            memory.budget_bytes >> 10,
+            memory.bodies_truncated,
+            memory.connections_evicted,
+            memory.tool_calls_evicted,
+            memory.graph_evictions,
+            memory.findings_dropped
+        )?;
+    }
+    Ok(())
 }

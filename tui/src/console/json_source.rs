@@ -366,6 +366,7 @@ fn new_pipeline(identity: &IdentityFactory, model: &ModelOptions) -> Pipeline {
     Pipeline::new(
         ReconstructOptions {
             redact_secrets: true,
+            ..ReconstructOptions::default()
         },
         model.clone(),
         identity(),
