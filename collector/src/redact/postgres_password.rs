@@ -1,0 +1,179 @@
+//! The PostgreSQL password message: a frontend `p` message (cleartext password, MD5 hash,
+//! SASL initial response or SASL response) on a stream that began with a StartupMessage.
+//!
+//! Byte patterns cannot find it (it is length-prefixed binary with no name next to the value),
+//! so this follows the frontend's message framing from the start of the stream, across chunks
+//! of any size, and masks the body of every `p` message. Hand-written: the framing is two
+//! length-prefixed layouts (startup, then type + length) and needs to resume mid-header.
+
+/// Protocol 3.0 in a StartupMessage.
+const PROTOCOL_3: u32 = 196_608;
+/// SSLRequest and GSSENCRequest: the client waits for one byte, then (when refused) sends its
+/// StartupMessage on the same stream.
+const SSL_REQUEST: u32 = 80_877_103;
+const GSSENC_REQUEST: u32 = 80_877_104;
+/// Longest StartupMessage accepted (the server's own limit is 10000).
+const MAX_STARTUP: u32 = 10_000;
+
+/// Where a stream is in the frontend protocol.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PostgresFrontend {
+    /// Reading the first 8 bytes (length and code) of the stream.
+    #[default]
+    Start,
+    StartHeader { header: [u8; 8], have: u8 },
+    /// Inside the StartupMessage's parameters.
+    Startup { remaining: u32 },
+    /// Between or inside typed messages.
+    MessageHeader { header: [u8; 5], have: u8 },
+    MessageBody { remaining: u32, mask: bool },
+    /// Not the frontend side of a PostgreSQL connection.
+    Other,
+}
+
+impl PostgresFrontend {
+    /// Follows `chunk` (original bytes) and returns the ranges to mask.
+    pub fn follow(&mut self, chunk: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let mut masks = Vec::new();
+        let mut i = 0;
+        while i < chunk.len() {
+            match self {
+                PostgresFrontend::Other => break,
+                PostgresFrontend::Start => {
+                    *self = PostgresFrontend::StartHeader {
+                        header: [0; 8],
+                        have: 0,
+                    };
+                }
+                PostgresFrontend::StartHeader { header, have } => {
+                    header[usize::from(*have)] = chunk[i];
+                    *have += 1;
+                    i += 1;
+                    if *have == 8 {
+                        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+                        let code = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+                        *self = match code {
+                            PROTOCOL_3 if (8..=MAX_STARTUP).contains(&len) => {
+                                PostgresFrontend::Startup {
+                                    remaining: len - 8,
+                                }
+                            }
+                            SSL_REQUEST | GSSENC_REQUEST if len == 8 => PostgresFrontend::Start,
+                            _ => PostgresFrontend::Other,
+                        };
+                    }
+                }
+                PostgresFrontend::Startup { remaining } => {
+                    let take = (*remaining as usize).min(chunk.len() - i);
+                    i += take;
+                    *remaining -= take as u32;
+                    if *remaining == 0 {
+                        *self = PostgresFrontend::MessageHeader {
+                            header: [0; 5],
+                            have: 0,
+                        };
+                    }
+                }
+                PostgresFrontend::MessageHeader { header, have } => {
+                    header[usize::from(*have)] = chunk[i];
+                    *have += 1;
+                    i += 1;
+                    if *have == 5 {
+                        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+                        *self = if !(4..=1 << 30).contains(&len) || !header[0].is_ascii_alphabetic()
+                        {
+                            PostgresFrontend::Other
+                        } else if len == 4 {
+                            PostgresFrontend::MessageHeader {
+                                header: [0; 5],
+                                have: 0,
+                            }
+                        } else {
+                            PostgresFrontend::MessageBody {
+                                remaining: len - 4,
+                                mask: header[0] == b'p',
+                            }
+                        };
+                    }
+                }
+                PostgresFrontend::MessageBody { remaining, mask } => {
+                    let take = (*remaining as usize).min(chunk.len() - i);
+                    if *mask {
+                        masks.push(i..i + take);
+                    }
+                    i += take;
+                    *remaining -= take as u32;
+                    if *remaining == 0 {
+                        *self = PostgresFrontend::MessageHeader {
+                            header: [0; 5],
+                            have: 0,
+                        };
+                    }
+                }
+            }
+        }
+        masks
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A StartupMessage for `user`/`database`, as libpq sends it.
+    pub(crate) fn startup_message(user: &str) -> Vec<u8> {
+        let mut body = PROTOCOL_3.to_be_bytes().to_vec();
+        for part in ["user", user, "database", "app"] {
+            body.extend_from_slice(part.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut message = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        message.extend(body);
+        message
+    }
+
+    /// A typed frontend message.
+    pub(crate) fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut message = vec![kind];
+        message.extend(((body.len() + 4) as u32).to_be_bytes());
+        message.extend_from_slice(body);
+        message
+    }
+
+    #[test]
+    fn password_messages_are_masked_at_any_split() {
+        let mut stream = SSL_REQUEST.to_be_bytes().to_vec();
+        stream.splice(0..0, 8u32.to_be_bytes());
+        stream.extend(startup_message("app"));
+        let password_at = stream.len() + 5;
+        stream.extend(message(b'p', b"pg-Secret-123\0"));
+        stream.extend(message(b'Q', b"SELECT 1\0"));
+        for split in 0..=stream.len() {
+            let mut state = PostgresFrontend::default();
+            let mut out = stream.clone();
+            let (a, b) = out.split_at_mut(split);
+            for r in state.follow(&stream[..split]) {
+                a[r].fill(b'*');
+            }
+            for r in state.follow(&stream[split..]) {
+                b[r].fill(b'*');
+            }
+            assert_eq!(
+                &out[password_at..password_at + 14],
+                b"**************",
+                "split at {split}"
+            );
+            assert!(out.ends_with(b"SELECT 1\0"), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn other_protocols_are_left_alone() {
+        let mut state = PostgresFrontend::default();
+        assert!(state
+            .follow(b"GET / HTTP/1.1\r\nHost: x\r\n\r\npassword")
+            .is_empty());
+        assert_eq!(state, PostgresFrontend::Other);
+    }
+}
