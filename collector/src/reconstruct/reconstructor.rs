@@ -1057,7 +1057,8 @@ fn redact_exchange(exchange: &mut HttpExchange) {
 fn redact_string(text: &mut String) {
     let mut bytes = std::mem::take(text).into_bytes();
     redact::redact_in_place(&mut bytes);
-    *text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    *text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 /// Text a model streamed in fragments (tool-call arguments, output) is whole only once the
@@ -1069,9 +1070,13 @@ fn redact_llm_call(call: &mut llm::LlmCall) {
     for result in &mut call.tool_results {
         redact_string(&mut result.content);
     }
-    for text in [&mut call.output_text, &mut call.last_user_message, &mut call.system_prompt]
-        .into_iter()
-        .flatten()
+    for text in [
+        &mut call.output_text,
+        &mut call.last_user_message,
+        &mut call.system_prompt,
+    ]
+    .into_iter()
+    .flatten()
     {
         redact_string(text);
     }

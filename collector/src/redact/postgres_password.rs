@@ -21,12 +21,23 @@ pub enum PostgresFrontend {
     /// Reading the first 8 bytes (length and code) of the stream.
     #[default]
     Start,
-    StartHeader { header: [u8; 8], have: u8 },
+    StartHeader {
+        header: [u8; 8],
+        have: u8,
+    },
     /// Inside the StartupMessage's parameters.
-    Startup { remaining: u32 },
+    Startup {
+        remaining: u32,
+    },
     /// Between or inside typed messages.
-    MessageHeader { header: [u8; 5], have: u8 },
-    MessageBody { remaining: u32, mask: bool },
+    MessageHeader {
+        header: [u8; 5],
+        have: u8,
+    },
+    MessageBody {
+        remaining: u32,
+        mask: bool,
+    },
     /// Not the frontend side of a PostgreSQL connection.
     Other,
 }
@@ -54,9 +65,7 @@ impl PostgresFrontend {
                         let code = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
                         *self = match code {
                             PROTOCOL_3 if (8..=MAX_STARTUP).contains(&len) => {
-                                PostgresFrontend::Startup {
-                                    remaining: len - 8,
-                                }
+                                PostgresFrontend::Startup { remaining: len - 8 }
                             }
                             SSL_REQUEST | GSSENC_REQUEST if len == 8 => PostgresFrontend::Start,
                             _ => PostgresFrontend::Other,

@@ -124,11 +124,19 @@ fn token_byte(b: u8) -> bool {
 }
 
 fn bare_value_ends(b: u8) -> bool {
-    b <= b' ' || matches!(b, b'&' | b';' | b'"' | b'\'' | b'\\' | b'<' | b'>' | b'`' | 0x7f)
+    b <= b' '
+        || matches!(
+            b,
+            b'&' | b';' | b'"' | b'\'' | b'\\' | b'<' | b'>' | b'`' | 0x7f
+        )
 }
 
 fn userinfo_ends(b: u8) -> bool {
-    b <= b' ' || matches!(b, b'/' | b'?' | b'#' | b'"' | b'\'' | b'\\' | b'<' | b'>' | b'`')
+    b <= b' '
+        || matches!(
+            b,
+            b'/' | b'?' | b'#' | b'"' | b'\'' | b'\\' | b'<' | b'>' | b'`'
+        )
 }
 
 fn name_byte(b: u8) -> bool {
@@ -279,7 +287,8 @@ impl Masker<'_> {
             if opening >= n {
                 continue;
             }
-            if self.original[v..opening].iter().any(|&b| b != b'\\') || self.original[opening] != quote
+            if self.original[v..opening].iter().any(|&b| b != b'\\')
+                || self.original[opening] != quote
             {
                 continue;
             }
@@ -404,7 +413,10 @@ impl Masker<'_> {
         for after in value_starts {
             let mut v = after;
             let mut spaced = false;
-            while v < self.len() && v - after < 8 && matches!(self.original[v], b' ' | b'\t' | b'\n' | b'=') {
+            while v < self.len()
+                && v - after < 8
+                && matches!(self.original[v], b' ' | b'\t' | b'\n' | b'=')
+            {
                 spaced = true;
                 v += 1;
             }
@@ -513,8 +525,7 @@ impl Masker<'_> {
     /// lines goes, up to the end line or the end of the buffer.
     fn private_keys(&mut self) {
         let n = self.len();
-        let starts: Vec<usize> =
-            memchr::memmem::find_iter(self.original, b"-----BEGIN ").collect();
+        let starts: Vec<usize> = memchr::memmem::find_iter(self.original, b"-----BEGIN ").collect();
         for at in starts {
             let label_from = at + b"-----BEGIN ".len();
             let label_to = (at + 80).min(n);

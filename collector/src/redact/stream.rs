@@ -116,7 +116,9 @@ impl StreamRedactor {
         let carried = state.carry.len();
         if keep_from >= carried {
             state.carry.clear();
-            state.carry.extend_from_slice(&original[keep_from - carried..]);
+            state
+                .carry
+                .extend_from_slice(&original[keep_from - carried..]);
         } else {
             state.carry.drain(..keep_from);
             state.carry.extend_from_slice(&original);
