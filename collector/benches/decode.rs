@@ -42,12 +42,25 @@ fn bench(c: &mut Criterion) {
     });
     let data = data_record();
     group.throughput(Throughput::Bytes(data.len() as u64));
+    // As the collector does it: per stream, each chunk scanned with the stream's carried bytes.
+    let mut redactor = agentscope_collector::redact::EventRedactor::default();
     group.bench_function("tls_chunk_16k_with_redaction", |b| {
         b.iter(|| {
             let mut event = agentscope_collector::event::decode(&data, 0).unwrap();
-            if let agentscope_collector::EventBody::Data { data, .. } = &mut event.body {
-                agentscope_collector::redact::redact_in_place(data);
-            }
+            redactor.redact(&mut event);
+            event
+        })
+    });
+    // A writer sending one byte per write: the worst case for the carried window.
+    let mut one_byte = agentscope_collector::event::decode(&data, 0).unwrap();
+    if let agentscope_collector::EventBody::Data { data, .. } = &mut one_byte.body {
+        data.truncate(1);
+    }
+    group.throughput(Throughput::Bytes(1));
+    group.bench_function("one_byte_write_with_redaction", |b| {
+        b.iter(|| {
+            let mut event = one_byte.clone();
+            redactor.redact(&mut event);
             event
         })
     });

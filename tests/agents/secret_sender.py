@@ -15,6 +15,7 @@ Usage: secret_sender.py --cert CERT --key KEY --bin-dir DIR --wait-before-start-
 """
 
 import argparse
+import hashlib
 import json
 import os
 import socket
@@ -28,8 +29,10 @@ CHUNK = 16384
 
 
 def secret(family):
-    # Distinct per family, alphanumeric so no carrier terminates it early.
-    return "Zq" + family.replace("_", "").capitalize()[:10] + "S3cr3tV4lu3x" + str(len(family))
+    # Alphanumeric (no carrier ends it early) and with no 8 bytes in common between families,
+    # so a leak names its family.
+    digest = hashlib.sha256(family.encode()).hexdigest()[:24]
+    return "Zq" + "".join(c.upper() if i % 3 == 0 else c for i, c in enumerate(digest))
 
 
 FAMILIES = [
@@ -202,12 +205,15 @@ def send(port, payload, byte_by_byte, tls_context=None):
 
 def run_argv_commands(bin_dir):
     argv_secrets = {
-        "argv_mysql": "ZqMysqlArgvS3cr3t",
-        "argv_password_flag": "ZqPasswordFlagS3cr3t",
-        "argv_password_next": "ZqPasswordNextS3cr3t",
-        "argv_curl_header": "ZqCurlHeaderS3cr3tT0ken",
-        "argv_dsn": "ZqArgvDsnS3cr3t",
-        "argv_env": "ZqArgvEnvS3cr3t",
+        name: secret(name)
+        for name in [
+            "argv_mysql",
+            "argv_password_flag",
+            "argv_password_next",
+            "argv_curl_header",
+            "argv_dsn",
+            "argv_env",
+        ]
     }
     s = argv_secrets
     for name in ["mysql", "curl", "psql", "tool"]:
