@@ -63,6 +63,7 @@ fn no_secret_of_any_family_reaches_any_output() {
     let (cert, key) = self_signed_cert(dir.path());
     let bin_dir = dir.path().join("bin");
     std::fs::create_dir(&bin_dir).unwrap();
+    let secrets_file = dir.path().join("secrets.json");
     let script = agents_dir().join("secret_sender.py").display().to_string();
     let sender = Paused::agent(
         dir.path(),
@@ -75,6 +76,8 @@ fn no_secret_of_any_family_reaches_any_output() {
             &key,
             "--bin-dir",
             bin_dir.to_str().unwrap(),
+            "--secrets-file",
+            secrets_file.to_str().unwrap(),
         ],
         &[],
     );
@@ -93,8 +96,10 @@ fn no_secret_of_any_family_reaches_any_output() {
         ],
     );
     sender.release();
+    sender.finish();
     let secrets: BTreeMap<String, String> =
-        serde_json::from_str(sender.finish().trim()).expect("secrets printed by the sender");
+        serde_json::from_str(&std::fs::read_to_string(&secrets_file).unwrap())
+            .expect("secrets written by the sender");
     let captured = collect.stop();
 
     // The traffic was captured at all (otherwise nothing below could fail): each carrier on

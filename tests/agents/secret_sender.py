@@ -9,9 +9,11 @@ and writes the bytes
   - in one write after enough padding that the secret straddles the kernel's 16 KiB chunk
     boundary (plain TCP and TLS).
 Then it execs programs named like the clients that take passwords in argv (symlinks to
-/bin/true). It prints the secrets as JSON so the test knows what must not appear.
+/bin/true). It writes the secrets as JSON to --secrets-file so the test knows what must not
+appear.
 
-Usage: secret_sender.py --cert CERT --key KEY --bin-dir DIR --wait-before-start-file FILE
+Usage: secret_sender.py --cert CERT --key KEY --bin-dir DIR --secrets-file FILE
+                        [--wait-before-start-file FILE]
 """
 
 import argparse
@@ -239,6 +241,7 @@ def main():
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--bin-dir", required=True)
+    parser.add_argument("--secrets-file", required=True)
     parser.add_argument("--wait-before-start-file")
     args = parser.parse_args()
     args.bin_dir = os.path.abspath(args.bin_dir)
@@ -261,7 +264,9 @@ def main():
     secrets = dict(SECRETS)
     secrets.update(run_argv_commands(args.bin_dir))
     time.sleep(0.3)
-    print(json.dumps(secrets))
+    # To a file, not stdout: file writes are not captured, a pipe would be.
+    with open(args.secrets_file, "w") as out:
+        json.dump(secrets, out)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ impl EventRedactor {
                     direction: *direction,
                     connection,
                 };
-                self.streams.redact_chunk(key, data)
+                self.streams.redact_chunk(key, *fd, data)
             }
             EventBody::Exec { argv, .. } => redact_argv(argv),
             EventBody::Close { fd } => {

@@ -45,6 +45,15 @@ pub enum PostgresFrontend {
 impl PostgresFrontend {
     /// Follows `chunk` (original bytes) and returns the ranges to mask.
     pub fn follow(&mut self, chunk: &[u8]) -> Vec<std::ops::Range<usize>> {
+        // A write that is a whole StartupMessage header starts a new connection, even on a
+        // stream key reused from an earlier one (an `SSL*` address, an fd whose close was lost).
+        let between_messages = matches!(
+            self,
+            PostgresFrontend::Other | PostgresFrontend::MessageHeader { have: 0, .. }
+        );
+        if between_messages && starts_like_startup(chunk) {
+            *self = PostgresFrontend::Start;
+        }
         let mut masks = Vec::new();
         let mut i = 0;
         while i < chunk.len() {
@@ -125,6 +134,17 @@ impl PostgresFrontend {
     }
 }
 
+/// Whether `chunk` begins with a StartupMessage, SSLRequest or GSSENCRequest header.
+fn starts_like_startup(chunk: &[u8]) -> bool {
+    let [a, b, c, d, e, f, g, h, ..] = *chunk else {
+        return false;
+    };
+    let len = u32::from_be_bytes([a, b, c, d]);
+    let code = u32::from_be_bytes([e, f, g, h]);
+    (code == PROTOCOL_3 && (8..=MAX_STARTUP).contains(&len))
+        || (len == 8 && (code == SSL_REQUEST || code == GSSENC_REQUEST))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -175,6 +195,18 @@ pub(crate) mod tests {
             );
             assert!(out.ends_with(b"SELECT 1\0"), "split at {split}");
         }
+    }
+
+    #[test]
+    fn a_reused_stream_key_starting_a_new_connection_is_followed() {
+        let mut state = PostgresFrontend::default();
+        state.follow(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(state, PostgresFrontend::Other);
+        let mut stream = startup_message("app");
+        let at = stream.len() + 5;
+        stream.extend(message(b'p', b"hunter2\0"));
+        let masks = state.follow(&stream);
+        assert_eq!(masks, vec![at..at + 8]);
     }
 
     #[test]

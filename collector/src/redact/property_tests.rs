@@ -652,14 +652,14 @@ fn forgotten_streams_fail_closed() {
     };
     let secret = "Zq".to_string() + &"s".repeat(3000);
     let mut first = format!("Cookie: {}", &secret[..2000]).into_bytes();
-    redactor.streams.redact_chunk(key(1), &mut first);
+    redactor.streams.redact_chunk(key(1), 3, &mut first);
     for pid in 2..(super::MAX_STREAMS as u32 + 10) {
         redactor
             .streams
-            .redact_chunk(key(pid), &mut b"GET / HTTP/1.1\r\n".to_vec());
+            .redact_chunk(key(pid), 3, &mut b"GET / HTTP/1.1\r\n".to_vec());
     }
     let mut rest = format!("{}\r\nHost: x\r\n", &secret[2000..]).into_bytes();
-    redactor.streams.redact_chunk(key(1), &mut rest);
+    redactor.streams.redact_chunk(key(1), 3, &mut rest);
     assert!(
         rest.starts_with(&[b'*'; 1000]),
         "{}",

@@ -44,6 +44,9 @@ struct StreamState {
     open_bytes: usize,
     postgres: PostgresFrontend,
     last_used: u64,
+    /// The fd the stream was last seen on (TLS streams too, when known), so closing it
+    /// forgets the stream even when the key (an `SSL*`) is reused by the next connection.
+    fd: i32,
 }
 
 /// Per-stream redaction state for every stream in flight.
@@ -58,7 +61,7 @@ pub struct StreamRedactor {
 impl StreamRedactor {
     /// Masks the secrets in `chunk`, the next bytes of stream `key`; returns how many values
     /// were masked.
-    pub fn redact_chunk(&mut self, key: StreamKey, chunk: &mut [u8]) -> usize {
+    pub fn redact_chunk(&mut self, key: StreamKey, fd: i32, chunk: &mut [u8]) -> usize {
         self.tick += 1;
         if !self.streams.contains_key(&key) {
             self.make_room();
@@ -73,6 +76,7 @@ impl StreamRedactor {
         }
         let state = self.streams.get_mut(&key).expect("inserted above");
         state.last_used = self.tick;
+        state.fd = fd;
         let original = chunk.to_vec();
         let mut count = 0;
 
@@ -126,11 +130,14 @@ impl StreamRedactor {
         count
     }
 
-    /// Forgets the streams of a closed fd (a later stream on it is a new connection).
+    /// Forgets the streams of a closed fd (a later stream on it is a new connection), the TLS
+    /// ones over it included.
     pub fn forget_fd(&mut self, pid: u32, fd: i32) {
-        self.streams.retain(|key, _| {
-            key.pid != pid || key.source == PayloadSource::Tls || key.connection != fd as u64
-        });
+        if fd < 0 {
+            return;
+        }
+        self.streams
+            .retain(|key, state| key.pid != pid || state.fd != fd);
     }
 
     /// Streams tracked now.
