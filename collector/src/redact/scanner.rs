@@ -230,10 +230,12 @@ impl Masker<'_> {
     }
 
     /// `"name": "value"` in JSON (also nested in JSON strings, quotes escaped once or more) and
-    /// `'name': 'value'` in Python reprs.
+    /// `'name': 'value'` in Python reprs; also the `value` of an entry whose `name` or `key`
+    /// is a secret name.
     fn quoted_fields(&mut self) {
         let n = self.len();
         let colons: Vec<usize> = memchr::memchr_iter(b':', self.original).collect();
+        let mut value_named_secret_until = 0;
         for colon in colons {
             let mut j = colon;
             while j > 0 && colon - j < 8 && is_space(self.original[j - 1]) {
@@ -276,7 +278,11 @@ impl Masker<'_> {
                 continue;
             }
             let name = &self.original[open_quote + 1..name_end];
-            if !is_secret_name(name, NameContext::Field) {
+            let secret = is_secret_name(name, NameContext::Field)
+                || (colon < value_named_secret_until && name.eq_ignore_ascii_case(b"value"));
+            let names_an_entry =
+                name.eq_ignore_ascii_case(b"name") || name.eq_ignore_ascii_case(b"key");
+            if !secret && !names_an_entry {
                 continue;
             }
             let mut v = colon + 1;
@@ -299,7 +305,16 @@ impl Masker<'_> {
                 run: 0,
             };
             let (len, open) = value.continue_in(&self.original[start..]);
-            self.mask_value(start, start + len, open);
+            if secret {
+                self.mask_value(start, start + len, open);
+                value_named_secret_until = 0;
+            } else if is_secret_name(&self.original[start..start + len], NameContext::Field) {
+                // `{"name": "DB_PASSWORD", "value": "…"}` (Kubernetes env, AWS tags): the
+                // entry's `value` nearby is the secret.
+                value_named_secret_until = start + len + 256;
+            } else {
+                value_named_secret_until = 0;
+            }
         }
     }
 
@@ -547,4 +562,192 @@ impl Masker<'_> {
 
 fn assignment_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'[' | b']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Masks `text` and checks `secret` is gone and every `kept` piece is still there.
+    fn check(text: &str, secret: &str, kept: &[&str]) {
+        let mut buf = text.as_bytes().to_vec();
+        scan(&mut buf);
+        let out = String::from_utf8(buf).unwrap();
+        assert_eq!(out.len(), text.len(), "lengths kept");
+        assert!(!out.contains(secret), "{secret:?} survived in {out}");
+        for piece in kept {
+            assert!(out.contains(piece), "{piece:?} lost in {out}");
+        }
+    }
+
+    #[test]
+    fn cookies_and_token_headers() {
+        check(
+            "GET / HTTP/1.1\r\nCookie: theme=dark; sid=c00kieV4lue\r\nHost: h\r\n",
+            "c00kieV4lue",
+            &["Cookie: ", "Host: h"],
+        );
+        check(
+            "HTTP/1.1 200 OK\r\nSet-Cookie: sid=c00kieV4lue; Path=/\r\n\r\n",
+            "c00kieV4lue",
+            &["Set-Cookie: "],
+        );
+        for name in [
+            "X-Amz-Security-Token",
+            "X-Auth-Token",
+            "Private-Token",
+            "X-Vault-Token",
+            "Ocp-Apim-Subscription-Key",
+        ] {
+            check(&format!("{name}: t0kenV4lue\r\n"), "t0kenV4lue", &[name]);
+        }
+        check(
+            "Authorization: Bearer sk-abc\r\n",
+            "sk-abc",
+            &["Authorization: Bearer "],
+        );
+        // A header printed inside a JSON string.
+        check(
+            r#"{"out": "HTTP/1.1 200\r\nX-Vault-Token: t0kenV4lue\r\nServer: x"}"#,
+            "t0kenV4lue",
+            &["Server: x"],
+        );
+    }
+
+    #[test]
+    fn query_and_form_parameters() {
+        for name in [
+            "key",
+            "api_key",
+            "access_token",
+            "token",
+            "X-Amz-Signature",
+            "sig",
+        ] {
+            check(
+                &format!("GET /v1/x?q=cats&{name}=qu3ryV4lue&page=2 HTTP/1.1\r\n"),
+                "qu3ryV4lue",
+                &["q=cats", "&page=2 HTTP/1.1"],
+            );
+        }
+        check(
+            "\r\n\r\nuser=ann&password=f0rmV4lue&client_secret=f0rmS3cret",
+            "f0rmV4lue",
+            &["user=ann"],
+        );
+        check(
+            "user=ann&client_secret=f0rmS3cret&x=1",
+            "f0rmS3cret",
+            &["&x=1"],
+        );
+    }
+
+    #[test]
+    fn json_keys_by_pattern() {
+        for name in [
+            "passwd",
+            "private_key",
+            "aws_secret_access_key",
+            "MY_TOOL_API_KEY",
+        ] {
+            check(
+                &format!(r#"{{"model":"m","{name}": "js0nV4lue","n":1}}"#),
+                "js0nV4lue",
+                &[r#""model":"m""#, r#""n":1"#],
+            );
+            // Tool arguments: JSON inside a JSON string, and once more inside that.
+            let arguments = serde_json::json!({ name: "js0nV4lue", "cmd": "ls" }).to_string();
+            let body = serde_json::json!({ "arguments": arguments }).to_string();
+            check(&body, "js0nV4lue", &["cmd"]);
+            let twice = serde_json::json!({ "outer": body }).to_string();
+            check(&twice, "js0nV4lue", &["cmd"]);
+        }
+        check(
+            r#"{"env":[{"name":"DB_PASSWORD","value":"js0nV4lue"},{"name":"MODE","value":"prod"}]}"#,
+            "js0nV4lue",
+            &["prod", "DB_PASSWORD"],
+        );
+        check("{'api_key': 'js0nV4lue'}", "js0nV4lue", &["'api_key': '"]);
+    }
+
+    #[test]
+    fn connection_strings() {
+        for scheme in [
+            "postgresql",
+            "mysql",
+            "redis",
+            "rediss",
+            "mongodb+srv",
+            "amqp",
+        ] {
+            check(
+                &format!("url={scheme}://app:dsnP4ss@db.internal:5432/x and more"),
+                "dsnP4ss",
+                &["app:", "@db.internal:5432/x"],
+            );
+        }
+        check("redis://:dsnP4ss@cache:6379", "dsnP4ss", &["@cache:6379"]);
+        check(
+            "host=db user=app password=dsnP4ss dbname=x",
+            "dsnP4ss",
+            &["dbname=x"],
+        );
+    }
+
+    #[test]
+    fn sql_passwords() {
+        for statement in [
+            "ALTER USER app WITH PASSWORD 'sqlP4ss'",
+            "CREATE ROLE r LOGIN PASSWORD 'sqlP4ss' VALID UNTIL 'infinity'",
+            "alter role app encrypted password 'sqlP4ss'",
+            "CREATE USER 'u'@'%' IDENTIFIED BY 'sqlP4ss'",
+            "SET PASSWORD = 'sqlP4ss'",
+            "ALTER USER app PASSWORD 'sql''P4ss'",
+        ] {
+            let secret = if statement.contains("''") {
+                "P4ss"
+            } else {
+                "sqlP4ss"
+            };
+            check(statement, secret, &[]);
+        }
+        check(
+            "CREATE ROLE r LOGIN PASSWORD 'sqlP4ss' VALID UNTIL 'infinity'",
+            "sqlP4ss",
+            &["'infinity'"],
+        );
+    }
+
+    #[test]
+    fn ordinary_text_is_left_alone() {
+        for text in [
+            r#"{"model":"gpt-4o","max_tokens":100,"author":"Ann","key":"users/1","token_type":"Bearer"}"#,
+            "GET /search?q=password+reset&page=2 HTTP/1.1\r\nHost: h:8080\r\n",
+            "see http://example.com:8080/path and https://h/x?y=1",
+            "SELECT password_hash FROM users WHERE id = 1",
+            "the bearer of good news; the key to success",
+            "if a == b and c >= d: x = y",
+        ] {
+            let mut buf = text.as_bytes().to_vec();
+            let scan = scan(&mut buf);
+            assert_eq!(String::from_utf8(buf).unwrap(), text);
+            assert_eq!(scan.count, 0, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_buffer_ending_inside_a_value_says_how_it_ends() {
+        let mut buf = b"{\"password\": \"hun".to_vec();
+        let scan = scan(&mut buf);
+        assert!(buf.ends_with(b"\"***"));
+        let open = scan.open.expect("open value");
+        assert_eq!(open.continue_in(b"ter2\", \"x\": 1}"), (4, None));
+        let mut buf = b"postgresql://app:pa".to_vec();
+        let open = super::scan(&mut buf).open;
+        assert!(
+            buf.ends_with(b"app:**"),
+            "the password is masked before its @ arrives"
+        );
+        assert_eq!(open, Some(OpenValue::UserInfo));
+    }
 }
