@@ -668,3 +668,84 @@ fn forgotten_streams_fail_closed() {
     assert!(rest.ends_with(b"\r\nHost: x\r\n"));
     assert!(redactor.tracked_streams() <= super::MAX_STREAMS);
 }
+
+/// A command line carrying `secret` in one of the forms clients take passwords in.
+fn argv_carrier(form: usize, secret: &str) -> Vec<String> {
+    let words: Vec<String> = match form % 9 {
+        0 => vec![
+            "mysql".into(),
+            "-uroot".into(),
+            format!("-p{secret}"),
+            "shop".into(),
+        ],
+        1 => vec!["tool".into(), format!("--password={secret}")],
+        2 => vec![
+            "tool".into(),
+            "--api-key".into(),
+            secret.into(),
+            "run".into(),
+        ],
+        3 => vec![
+            "curl".into(),
+            "-H".into(),
+            format!("Authorization: Bearer {secret}"),
+            "https://api.example.com".into(),
+        ],
+        4 => vec![
+            "curl".into(),
+            "-H".into(),
+            format!("X-Auth-Token: {secret}"),
+        ],
+        5 => vec![
+            "psql".into(),
+            format!("postgresql://app:{secret}@db:5432/shop"),
+        ],
+        6 => vec![
+            "env".into(),
+            format!("OPENAI_API_KEY={secret}"),
+            "agent".into(),
+        ],
+        7 => vec![
+            "sh".into(),
+            "-c".into(),
+            format!("mysql -h db -p{secret} -e 'select 1' && tool --token {secret}"),
+        ],
+        _ => vec![
+            "redis-cli".into(),
+            "-a".into(),
+            secret.into(),
+            "ping".into(),
+        ],
+    };
+    words
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Secrets in the argv of an exec reach neither the event's JSON line nor the graph.
+    #[test]
+    fn no_argv_secret_reaches_any_output(form in 0usize..9, secret in secret_strategy()) {
+        let mut event = Event {
+            header: header(5_000),
+            body: EventBody::Exec {
+                filename: "/usr/bin/tool".into(),
+                argv: argv_carrier(form, &secret),
+                argv_truncated: false,
+                filename_truncated: false,
+            },
+        };
+        EventRedactor::default().redact(&mut event);
+        let line = serde_json::to_string(&event).unwrap();
+        assert_absent(line.as_bytes(), &secret, "exec json line")?;
+        let mut pipeline = Pipeline::new(
+            ReconstructOptions::default(),
+            ModelOptions::default(),
+            Box::new(crate::capture::tests::ClusterIdentity),
+        );
+        pipeline.push(&event);
+        pipeline.finish();
+        let graph = serde_json::to_string(&pipeline.snapshot()).unwrap();
+        assert_absent(graph.as_bytes(), &secret, "exec graph json")?;
+    }
+}
