@@ -105,7 +105,7 @@ fn json_key(pick: usize) -> String {
         "sessionToken",
         "db_pass",
     ];
-    if pick % 3 == 0 {
+    if pick.is_multiple_of(3) {
         // `*_API_KEY`: any service name.
         let services = ["OPENAI", "ANTHROPIC", "MY_TOOL", "STRIPE", "X"];
         format!("{}_API_KEY", services[pick / 3 % services.len()])
