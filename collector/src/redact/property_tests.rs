@@ -749,3 +749,59 @@ proptest! {
         assert_absent(graph.as_bytes(), &secret, "exec graph json")?;
     }
 }
+
+proptest! {
+    /// Arbitrary bytes, cut anywhere, never panic the redactor and keep every length; bytes it
+    /// does not mask are passed through unchanged.
+    #[test]
+    fn arbitrary_streams_keep_lengths_and_never_panic(
+        bytes in proptest::collection::vec(
+            prop_oneof![
+                any::<u8>(),
+                Just(b'"'), Just(b'\\'), Just(b':'), Just(b'='), Just(b'\''), Just(b'\n'),
+                Just(b'@'), Just(b'-'),
+            ],
+            0..600,
+        ),
+        seeds in proptest::collection::vec(0usize..600, 0..20),
+        prefix in prop_oneof![
+            Just(&b""[..]), Just(&b"Cookie: "[..]), Just(&b"{\"password\": \""[..]),
+            Just(&b"x://u:"[..]), Just(&b"PASSWORD '"[..]), Just(&b"-----BEGIN RSA PRIVATE KEY-----\n"[..]),
+        ],
+    ) {
+        let mut stream = prefix.to_vec();
+        stream.extend(bytes);
+        let mut redactor = EventRedactor::default();
+        let key = super::StreamKey {
+            pid: 1,
+            source: PayloadSource::Socket,
+            direction: Direction::Egress,
+            connection: 3,
+        };
+        let mut cuts: Vec<usize> = seeds.iter().map(|s| s % (stream.len() + 1)).collect();
+        cuts.push(0);
+        cuts.push(stream.len());
+        cuts.sort_unstable();
+        let mut out = Vec::new();
+        for pair in cuts.windows(2) {
+            let mut chunk = stream[pair[0]..pair[1]].to_vec();
+            redactor.streams.redact_chunk(key, 3, &mut chunk);
+            prop_assert_eq!(chunk.len(), pair[1] - pair[0]);
+            out.extend(chunk);
+        }
+        for (was, now) in stream.iter().zip(&out) {
+            prop_assert!(was == now || *now == b'*');
+        }
+    }
+}
+
+proptest! {
+    /// Arbitrary command lines never panic argv redaction.
+    #[test]
+    fn arbitrary_argv_never_panics(
+        argv in proptest::collection::vec("(-{0,2}[a-zA-Z_]{0,12}(=|:)?.{0,12}| )+", 0..8),
+    ) {
+        let mut argv = argv;
+        super::redact_argv(&mut argv);
+    }
+}
