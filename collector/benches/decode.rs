@@ -64,6 +64,29 @@ fn bench(c: &mut Criterion) {
             event
         })
     });
+    // Hostile payloads: every pattern opens a value that never ends, over and over; the scan
+    // stays linear in the chunk.
+    for (name, unit) in [
+        ("hostile_sql_passwords", &b"password '"[..]),
+        (
+            "hostile_json_keys",
+            &b"\\\\\\\"password\\\\\\\": \\\\\\\""[..],
+        ),
+        (
+            "hostile_pem_headers",
+            &b"-----BEGIN RSA PRIVATE KEY-----\n"[..],
+        ),
+        ("hostile_urls", &b"x://u:"[..]),
+    ] {
+        let chunk: Vec<u8> = unit.iter().copied().cycle().take(16384).collect();
+        group.throughput(Throughput::Bytes(chunk.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut buf = chunk.clone();
+                agentscope_collector::redact::redact_in_place(&mut buf)
+            })
+        });
+    }
     group.finish();
 }
 

@@ -236,7 +236,13 @@ impl Masker<'_> {
         let n = self.len();
         let colons: Vec<usize> = memchr::memchr_iter(b':', self.original).collect();
         let mut value_named_secret_until = 0;
+        // Values already scanned: a colon inside one is not a key's (and rescanning from each
+        // would be quadratic on hostile input).
+        let mut done = 0;
         for colon in colons {
+            if colon < done {
+                continue;
+            }
             let mut j = colon;
             while j > 0 && colon - j < 8 && is_space(self.original[j - 1]) {
                 j -= 1;
@@ -252,6 +258,7 @@ impl Masker<'_> {
             let level = self.original[..close]
                 .iter()
                 .rev()
+                .take(8)
                 .take_while(|&&b| b == b'\\')
                 .count();
             if !matches!(level, 0 | 1 | 3 | 7) || (quote == b'\'' && level != 0) {
@@ -272,6 +279,7 @@ impl Masker<'_> {
             let escapes = self.original[..open_quote]
                 .iter()
                 .rev()
+                .take(8)
                 .take_while(|&&b| b == b'\\')
                 .count();
             if escapes != level {
@@ -305,6 +313,7 @@ impl Masker<'_> {
                 run: 0,
             };
             let (len, open) = value.continue_in(&self.original[start..]);
+            done = start + len;
             if secret {
                 self.mask_value(start, start + len, open);
                 value_named_secret_until = 0;
@@ -323,7 +332,11 @@ impl Masker<'_> {
     fn assignments(&mut self) {
         let n = self.len();
         let equals: Vec<usize> = memchr::memchr_iter(b'=', self.original).collect();
+        let mut done = 0;
         for eq in equals {
+            if eq < done {
+                continue;
+            }
             let next = self.original.get(eq + 1).copied();
             if matches!(next, Some(b'=' | b'>'))
                 || (eq > 0 && matches!(self.original[eq - 1], b'=' | b'!' | b'<' | b'>'))
@@ -379,6 +392,7 @@ impl Masker<'_> {
                 _ => (v, OpenValue::Bare),
             };
             let (len, open) = opened.continue_in(&self.original[start..]);
+            done = start + len;
             self.mask_value(start, start + len, open);
         }
     }
@@ -425,7 +439,12 @@ impl Masker<'_> {
                 value_starts.push(at + by + 3);
             }
         }
+        value_starts.sort_unstable();
+        let mut done = 0;
         for after in value_starts {
+            if after < done {
+                continue;
+            }
             let mut v = after;
             let mut spaced = false;
             while v < self.len()
@@ -460,6 +479,7 @@ impl Masker<'_> {
                     }
                 }
             }
+            done = end;
             self.mask(
                 start,
                 end,
@@ -541,7 +561,11 @@ impl Masker<'_> {
     fn private_keys(&mut self) {
         let n = self.len();
         let starts: Vec<usize> = memchr::memmem::find_iter(self.original, b"-----BEGIN ").collect();
+        let mut done = 0;
         for at in starts {
+            if at < done {
+                continue;
+            }
             let label_from = at + b"-----BEGIN ".len();
             let label_to = (at + 80).min(n);
             let Some(close) = memchr::memmem::find(&self.original[label_from..label_to], b"-----")
@@ -555,6 +579,7 @@ impl Masker<'_> {
             let start = label_from + close + 5;
             let end = memchr::memmem::find(&self.original[start..], b"-----END ")
                 .map_or(n, |p| start + p);
+            done = end;
             self.mask(start, end, Some(OpenValue::Pem));
         }
     }
