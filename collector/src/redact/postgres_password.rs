@@ -38,8 +38,57 @@ pub enum PostgresFrontend {
         remaining: u32,
         mask: bool,
     },
-    /// Not the frontend side of a PostgreSQL connection.
-    Other,
+    /// Not (or no longer) inside a PostgreSQL frontend stream; `tail` holds the last bytes
+    /// seen, so a StartupMessage header split across writes is still found.
+    Other {
+        tail: [u8; 7],
+        have: u8,
+    },
+}
+
+impl PostgresFrontend {
+    fn other() -> Self {
+        PostgresFrontend::Other {
+            tail: [0; 7],
+            have: 0,
+        }
+    }
+
+    /// In a stream that is not PostgreSQL (yet): a StartupMessage header anywhere starts a new
+    /// connection's framing (an fd or `SSL*` reused after a close the collector did not see).
+    /// Returns where in `chunk` the framing resumes, if it does.
+    fn find_startup(&mut self, chunk: &[u8]) -> Option<usize> {
+        let PostgresFrontend::Other { tail, have } = self else {
+            return None;
+        };
+        let kept = usize::from(*have);
+        let mut window = tail[..kept].to_vec();
+        window.extend_from_slice(chunk);
+        let code = PROTOCOL_3.to_be_bytes();
+        for at in memchr::memmem::find_iter(&window, &code) {
+            if at < 4 || at + 4 <= kept {
+                continue;
+            }
+            let len = u32::from_be_bytes([
+                window[at - 4],
+                window[at - 3],
+                window[at - 2],
+                window[at - 1],
+            ]);
+            if (8..=MAX_STARTUP).contains(&len) {
+                *self = PostgresFrontend::Startup { remaining: len - 8 };
+                return Some(at + 4 - kept);
+            }
+        }
+        let keep = window.len().min(7);
+        let mut new_tail = [0; 7];
+        new_tail[..keep].copy_from_slice(&window[window.len() - keep..]);
+        *self = PostgresFrontend::Other {
+            tail: new_tail,
+            have: keep as u8,
+        };
+        None
+    }
 }
 
 impl PostgresFrontend {
@@ -49,7 +98,7 @@ impl PostgresFrontend {
         // stream key reused from an earlier one (an `SSL*` address, an fd whose close was lost).
         let between_messages = matches!(
             self,
-            PostgresFrontend::Other | PostgresFrontend::MessageHeader { have: 0, .. }
+            PostgresFrontend::Other { .. } | PostgresFrontend::MessageHeader { have: 0, .. }
         );
         if between_messages && starts_like_startup(chunk) {
             *self = PostgresFrontend::Start;
@@ -58,7 +107,10 @@ impl PostgresFrontend {
         let mut i = 0;
         while i < chunk.len() {
             match self {
-                PostgresFrontend::Other => break,
+                PostgresFrontend::Other { .. } => match self.find_startup(&chunk[i..]) {
+                    Some(resume) => i += resume,
+                    None => break,
+                },
                 PostgresFrontend::Start => {
                     *self = PostgresFrontend::StartHeader {
                         header: [0; 8],
@@ -77,7 +129,7 @@ impl PostgresFrontend {
                                 PostgresFrontend::Startup { remaining: len - 8 }
                             }
                             SSL_REQUEST | GSSENC_REQUEST if len == 8 => PostgresFrontend::Start,
-                            _ => PostgresFrontend::Other,
+                            _ => PostgresFrontend::other(),
                         };
                     }
                 }
@@ -100,7 +152,7 @@ impl PostgresFrontend {
                         let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
                         *self = if !(4..=1 << 30).contains(&len) || !header[0].is_ascii_alphabetic()
                         {
-                            PostgresFrontend::Other
+                            PostgresFrontend::other()
                         } else if len == 4 {
                             PostgresFrontend::MessageHeader {
                                 header: [0; 5],
@@ -201,7 +253,7 @@ pub(crate) mod tests {
     fn a_reused_stream_key_starting_a_new_connection_is_followed() {
         let mut state = PostgresFrontend::default();
         state.follow(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(state, PostgresFrontend::Other);
+        assert!(matches!(state, PostgresFrontend::Other { .. }));
         let mut stream = startup_message("app");
         let at = stream.len() + 5;
         stream.extend(message(b'p', b"hunter2\0"));
@@ -210,11 +262,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_new_connection_after_an_unseen_close_is_followed_byte_by_byte() {
+        let mut state = PostgresFrontend::default();
+        state.follow(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut stream = startup_message("app");
+        let at = stream.len() + 5;
+        stream.extend(message(b'p', b"hunter2\0"));
+        let mut out = stream.clone();
+        for (i, byte) in stream.iter().enumerate() {
+            for r in state.follow(std::slice::from_ref(byte)) {
+                assert_eq!(r, 0..1);
+                out[i] = b'*';
+            }
+        }
+        assert_eq!(&out[at..at + 8], b"********");
+    }
+
+    #[test]
     fn other_protocols_are_left_alone() {
         let mut state = PostgresFrontend::default();
         assert!(state
             .follow(b"GET / HTTP/1.1\r\nHost: x\r\n\r\npassword")
             .is_empty());
-        assert_eq!(state, PostgresFrontend::Other);
+        assert!(matches!(state, PostgresFrontend::Other { .. }));
     }
 }
