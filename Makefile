@@ -42,6 +42,7 @@ test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test recordings -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test detection_scenarios -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test console_tmux -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test redaction -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test hostile_node -- --test-threads=1
 	$(CARGO) test --locked -p agentscope-collector --test identity
 

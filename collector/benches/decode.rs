@@ -42,15 +42,51 @@ fn bench(c: &mut Criterion) {
     });
     let data = data_record();
     group.throughput(Throughput::Bytes(data.len() as u64));
+    // As the collector does it: per stream, each chunk scanned with the stream's carried bytes.
+    let mut redactor = agentscope_collector::redact::EventRedactor::default();
     group.bench_function("tls_chunk_16k_with_redaction", |b| {
         b.iter(|| {
             let mut event = agentscope_collector::event::decode(&data, 0).unwrap();
-            if let agentscope_collector::EventBody::Data { data, .. } = &mut event.body {
-                agentscope_collector::redact::redact_in_place(data);
-            }
+            redactor.redact(&mut event);
             event
         })
     });
+    // A writer sending one byte per write: the worst case for the carried window.
+    let mut one_byte = agentscope_collector::event::decode(&data, 0).unwrap();
+    if let agentscope_collector::EventBody::Data { data, .. } = &mut one_byte.body {
+        data.truncate(1);
+    }
+    group.throughput(Throughput::Bytes(1));
+    group.bench_function("one_byte_write_with_redaction", |b| {
+        b.iter(|| {
+            let mut event = one_byte.clone();
+            redactor.redact(&mut event);
+            event
+        })
+    });
+    // Hostile payloads: every pattern opens a value that never ends, over and over; the scan
+    // stays linear in the chunk.
+    for (name, unit) in [
+        ("hostile_sql_passwords", &b"password '"[..]),
+        (
+            "hostile_json_keys",
+            &b"\\\\\\\"password\\\\\\\": \\\\\\\""[..],
+        ),
+        (
+            "hostile_pem_headers",
+            &b"-----BEGIN RSA PRIVATE KEY-----\n"[..],
+        ),
+        ("hostile_urls", &b"x://u:"[..]),
+    ] {
+        let chunk: Vec<u8> = unit.iter().copied().cycle().take(16384).collect();
+        group.throughput(Throughput::Bytes(chunk.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut buf = chunk.clone();
+                agentscope_collector::redact::redact_in_place(&mut buf)
+            })
+        });
+    }
     group.finish();
 }
 

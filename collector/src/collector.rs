@@ -97,6 +97,8 @@ struct Enrichment {
     last_decode_error: Option<String>,
     /// Files that may be TLS libraries, seen in this batch; probed once the batch is read.
     tls_candidates: Vec<PathBuf>,
+    /// Per-stream redaction state (see [`redact::EventRedactor`]).
+    redactor: redact::EventRedactor,
 }
 
 impl Enrichment {
@@ -126,13 +128,12 @@ impl Enrichment {
         self.summary.received += 1;
         match event::decode(bytes, self.boot_time_ns) {
             Ok(mut event) => {
+                // Before anything keeps a copy (the process table keeps argv).
+                if self.options.redact_secrets {
+                    self.redactor.redact(&mut event);
+                }
                 self.processes.apply(&mut event);
                 self.note_tls_candidate(&event);
-                if self.options.redact_secrets {
-                    if let EventBody::Data { data, .. } = &mut event.body {
-                        redact::redact_in_place(data);
-                    }
-                }
                 *self
                     .summary
                     .events
@@ -195,13 +196,18 @@ impl Collector {
     /// Loads and attaches everything. Fails with an actionable error when privileges or kernel
     /// features are missing.
     pub fn start(options: CollectorOptions) -> Result<Self, CollectorError> {
-        let existing = procfs::list_processes(&options.proc_root);
+        let mut existing = procfs::list_processes(&options.proc_root);
         if let Some(&missing) = options
             .pids
             .iter()
             .find(|&&pid| !existing.iter().any(|p| p.pid == pid))
         {
             return Err(CollectorError::NoSuchProcess(missing));
+        }
+        if options.redact_secrets {
+            for process in &mut existing {
+                redact::redact_argv(&mut process.argv);
+            }
         }
         let targets = if options.pids.is_empty() {
             Vec::new()
@@ -237,6 +243,7 @@ impl Collector {
                 summary: Summary::default(),
                 last_decode_error: None,
                 tls_candidates: Vec::new(),
+                redactor: redact::EventRedactor::default(),
             },
         };
         collector.probe_mapped_tls_libraries(&existing);

@@ -988,8 +988,11 @@ impl Reconstructor {
                 }
             } else {
                 match llm_call {
-                    Some(call) => {
+                    Some(mut call) => {
                         self.stats.llm_calls += 1;
+                        if self.options.redact_secrets {
+                            redact_llm_call(&mut call);
+                        }
                         ObservationKind::Llm {
                             call: Box::new(call),
                             host: exchange.host.clone(),
@@ -1122,9 +1125,45 @@ fn redact_exchange(exchange: &mut HttpExchange) {
     for header in headers {
         header.value = redact::redact_header_value(&header.name, &header.value);
     }
+    redact_string(&mut exchange.request.target);
     redact::redact_in_place(&mut exchange.request.body);
     if let Some(response) = exchange.response.as_mut() {
         redact::redact_in_place(&mut response.body);
+        match response.stream.as_mut() {
+            Some(http::StreamedBody::Sse(events)) => {
+                events.iter_mut().for_each(|e| redact_string(&mut e.data))
+            }
+            Some(http::StreamedBody::Ndjson(lines)) => lines.iter_mut().for_each(redact_string),
+            None => {}
+        }
+    }
+}
+
+fn redact_string(text: &mut String) {
+    let mut bytes = std::mem::take(text).into_bytes();
+    redact::redact_in_place(&mut bytes);
+    *text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+}
+
+/// Text a model streamed in fragments (tool-call arguments, output) is whole only once the
+/// call is assembled: a secret split across events is masked here.
+fn redact_llm_call(call: &mut llm::LlmCall) {
+    for tool_call in &mut call.tool_calls {
+        redact::redact_json(&mut tool_call.arguments);
+    }
+    for result in &mut call.tool_results {
+        redact_string(&mut result.content);
+    }
+    for text in [
+        &mut call.output_text,
+        &mut call.last_user_message,
+        &mut call.system_prompt,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        redact_string(text);
     }
 }
 
