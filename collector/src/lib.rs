@@ -17,6 +17,7 @@ pub mod event_json;
 pub mod identity;
 pub mod kernel;
 pub mod model;
+pub mod output_file;
 pub mod pipeline;
 pub mod process_table;
 pub mod procfs;

@@ -14,6 +14,7 @@ use agentscope_collector::baseline::{
 };
 use agentscope_collector::capture::{CaptureReader, Replay};
 use agentscope_collector::event_json::events_from_json_lines;
+use agentscope_collector::output_file::{self, Inputs};
 
 #[derive(Args)]
 pub struct BaselineArgs {
@@ -187,13 +188,16 @@ impl EventSource {
     }
 }
 
-fn write_output(path: &Path, text: &str) -> Result<()> {
+/// Writes `text` to `path` (`-`: standard output) as every output file is written: 0600,
+/// whole or not at all, never over one of `inputs` (collector's output_file).
+fn write_output(path: &Path, text: &str, inputs: &Inputs) -> Result<()> {
     if path == Path::new("-") {
         std::io::stdout()
             .write_all(text.as_bytes())
             .context("writing standard output")
     } else {
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        output_file::write_atomically(path, inputs, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
@@ -224,7 +228,12 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         ExportFormat::Agentscope => baseline.to_yaml(),
         ExportFormat::Kubescape => kubescape::application_profile(&baseline).to_yaml(),
     };
-    write_output(&args.output, &text)?;
+    let inputs = Inputs::new(
+        [&args.source.input.capture, &args.source.input.events]
+            .into_iter()
+            .flatten(),
+    );
+    write_output(&args.output, &text, &inputs)?;
     eprintln!(
         "agentscope baseline: {} ({}, {} observations, {} entries)",
         agent,
@@ -247,7 +256,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode> {
     } else {
         diff.to_text()
     };
-    write_output(Path::new("-"), &text)?;
+    write_output(Path::new("-"), &text, &Inputs::none())?;
     Ok(if diff.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -291,7 +300,7 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
         }
         out.push('\n');
     }
-    write_output(Path::new("-"), &out)?;
+    write_output(Path::new("-"), &out, &Inputs::none())?;
     eprintln!(
         "agentscope baseline: {} deviations from {} events",
         outcome.deviations.len(),

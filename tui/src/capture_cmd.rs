@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use agentscope_collector::capture::{slice, CaptureReader, IndexSource, Replay};
+use agentscope_collector::output_file::Inputs;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 
@@ -74,7 +75,7 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     if let Some(path) = &args.graph_json {
-        crate::collect::write_graph(path, replay.pipeline())?;
+        crate::collect::write_graph(path, replay.pipeline(), &Inputs::new([&args.file]))?;
     }
     let position = replay.position();
     eprintln!(
@@ -278,9 +279,6 @@ fn parse_time(text: &str, first_ts: u64, boot_unix_ns: u64) -> anyhow::Result<u6
 }
 
 fn cut(path: &Path, from: Option<&str>, to: Option<&str>, output: &Path) -> anyhow::Result<()> {
-    if output.exists() && std::fs::canonicalize(output).ok() == std::fs::canonicalize(path).ok() {
-        bail!("the slice would overwrite the capture it is cut from: choose another -o");
-    }
     let reader = open(path)?;
     let first = reader
         .event_blocks()
@@ -299,7 +297,7 @@ fn cut(path: &Path, from: Option<&str>, to: Option<&str>, output: &Path) -> anyh
     if to_ts < from_ts {
         bail!("--to is before --from");
     }
-    let summary = slice::slice(reader, from_ts, to_ts, output)
+    let summary = slice::slice(reader, from_ts, to_ts, output, &Inputs::new([path]))
         .with_context(|| format!("cannot write {}", output.display()))?;
     eprintln!(
         "agentscope: wrote {} events (from event {} of the original) to {}",

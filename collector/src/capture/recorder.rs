@@ -12,6 +12,7 @@ use super::block::{CaptureMetadata, CaptureTotals, FileHeader};
 use super::writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 use crate::event::Event;
 use crate::model::IdentityAnswer;
+use crate::output_file::Inputs;
 use crate::pipeline::{Pipeline, PipelineState};
 
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct RecorderOptions {
     pub keyframe_interval_ns: u64,
     pub writer: WriterOptions,
     pub metadata: CaptureMetadata,
+    /// Files the recording must never replace (what a slice is cut from).
+    pub inputs: Inputs,
 }
 
 impl RecorderOptions {
@@ -36,6 +39,7 @@ impl RecorderOptions {
             keyframe_interval_ns: 30_000_000_000,
             writer: WriterOptions::default(),
             metadata,
+            inputs: Inputs::none(),
         }
     }
 }
@@ -105,6 +109,7 @@ impl Recorder {
         metadata.sequence = self.sequence;
         let mut writer = CaptureWriter::create(
             &path,
+            &self.options.inputs,
             &FileHeader::new(metadata),
             self.options.writer.clone(),
         )?;

@@ -442,7 +442,14 @@ fn a_slice_replays_on_its_own_with_the_agents_it_needs() {
     let from = events[events.len() / 3].header.ts_ns;
     let to = events[2 * events.len() / 3].header.ts_ns;
     let out = dir.path().join("incident.cap");
-    let summary = super::slice::slice(CaptureReader::open(&path).unwrap(), from, to, &out).unwrap();
+    let summary = super::slice::slice(
+        CaptureReader::open(&path).unwrap(),
+        from,
+        to,
+        &out,
+        &crate::output_file::Inputs::new([&path]),
+    )
+    .unwrap();
     let expected: Vec<Event> = {
         // The slice holds the events in the time window, in capture order.
         let first = summary.first_event_index as usize;

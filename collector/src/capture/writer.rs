@@ -12,7 +12,6 @@
 
 use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use super::block::{
 use super::codec;
 use crate::event::{Event, EventBody};
 use crate::model::IdentityAnswer;
+use crate::output_file::{self, Inputs};
 use crate::pipeline::PipelineState;
 
 #[derive(Debug, Clone)]
@@ -89,20 +89,15 @@ pub struct CaptureWriter {
 }
 
 impl CaptureWriter {
-    /// Creates (or replaces) `path`, readable by its owner only: captures hold payloads.
+    /// Creates (or empties) `path`, readable by its owner only (captures hold payloads);
+    /// refuses a symbolic link there and any of `inputs` (crate::output_file).
     pub fn create(
         path: &Path,
+        inputs: &Inputs,
         header: &FileHeader,
         options: WriterOptions,
     ) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
-        // `mode` only applies when the file is new; an existing file keeps its mode otherwise.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let file = output_file::create_streaming(path, inputs)?;
         let mut writer = Self::with_output(Output::File(file), path, options)?;
         writer.write_raw(&block::MAGIC)?;
         writer.write_block(block_type::HEADER, &header.encode(), BlockInfo::default())?;

@@ -61,11 +61,7 @@ pub fn write_baseline(
     let mut path = dir.join(format!("{stem}.yaml"));
     let mut n = 1;
     let mut file = loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
+        match agentscope_collector::output_file::create_new(&path) {
             Ok(file) => break file,
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
                 path = dir.join(format!("{stem}-{n}.yaml"));
