@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod event_json;
 pub mod identity;
+pub mod input_file;
 pub mod kernel;
 pub mod model;
 pub mod output_file;

@@ -13,7 +13,8 @@ use agentscope_collector::baseline::{
     LearnerOptions, LossCounts, ReplayOptions, ReplayOutcome,
 };
 use agentscope_collector::capture::{CaptureReader, Replay};
-use agentscope_collector::event_json::events_from_json_lines;
+use agentscope_collector::event_json::{events_from_json_lines, json_lines_text};
+use agentscope_collector::input_file;
 use agentscope_collector::output_file::{self, Inputs};
 
 #[derive(Args)]
@@ -113,15 +114,17 @@ pub fn run(args: BaselineArgs) -> ExitCode {
 }
 
 fn read_input(path: &Path) -> Result<String> {
-    if path == Path::new("-") {
-        let mut text = String::new();
+    let bytes = if path == Path::new("-") {
+        let mut bytes = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .context("reading standard input")?;
-        Ok(text)
+        bytes
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-    }
+        input_file::read_regular(path, "a JSON-lines event file")?
+    };
+    let text = json_lines_text(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.to_string())
 }
 
 /// Kernel drops reported by the summary line of `collect --json` (its time is unknown).

@@ -68,25 +68,48 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut replay = Replay::open(&args.file)?.with_detection(args.detection.options()?);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut events = 0u64;
     while let Some((event, _)) = replay.step() {
-        if let (Some(event), false) = (event, args.quiet) {
-            crate::collect::print_event(&mut out, &event, args.json)?;
+        if let Some(event) = event {
+            events += 1;
+            if !args.quiet {
+                crate::collect::print_event(&mut out, &event, args.json)?;
+            }
         }
     }
     out.flush()?;
     if let Some(path) = &args.graph_json {
         crate::collect::write_graph(path, replay.pipeline(), &Inputs::new([&args.file]))?;
     }
-    let position = replay.position();
+    // The same counts as `cap info` and `cap verify`: events replayed, then every damaged
+    // place (what opening found, then what reading the blocks found).
     eprintln!(
-        "agentscope: replayed {} events of {}",
-        position.event_index,
+        "agentscope: replayed {events} events of {}",
         args.file.display()
     );
+    let reader = replay.reader();
+    if reader.cut_short() {
+        eprintln!(
+            "agentscope: warning: {} was cut short (no index trailer); the events before the \
+             cut were replayed",
+            args.file.display()
+        );
+    }
+    let keyframes = reader.damaged_keyframes();
+    if keyframes > 0 {
+        eprintln!(
+            "agentscope: warning: {keyframes} damaged keyframe(s) in {}: state they held \
+             (processes, identities, agents) may be missing from the replay",
+            args.file.display()
+        );
+    }
     for warning in replay.pipeline().identity_warnings() {
         eprintln!("agentscope: warning: {warning}");
     }
-    for damage in replay.damage() {
+    let mut damage = replay.damage().to_vec();
+    damage.sort_by_key(|d| d.offset);
+    damage.dedup_by_key(|d| d.offset);
+    for damage in damage {
         eprintln!("agentscope: damaged, skipped: {damage}");
     }
     Ok(())

@@ -31,11 +31,12 @@ const MAX_UNCOMPRESSED: usize = 256 << 20;
 /// Errors that prevent reading a capture at all.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// One line: the OS error once (it is not also the error's source).
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    /// A FIFO, a directory, a device: named, never waited on.
+    #[error("{0}")]
+    NotAFile(String),
     #[error("{0} is not an agentscope capture (no .cap magic at the start): check the file name, or whether the start of the file was lost")]
     NotACapture(String),
     #[error("{path} is capture format {major}.{minor}, newer than this agentscope reads (up to {}.x): upgrade agentscope", block::MAJOR_VERSION)]
@@ -105,11 +106,15 @@ pub struct CaptureReader {
 impl CaptureReader {
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let name = path.display().to_string();
-        let io = |source| CaptureError::Io {
+        let io = |error| CaptureError::Io {
             path: name.clone(),
-            source,
+            error,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
+        let file = match crate::input_file::open_regular(path, "a capture file") {
+            Ok(file) => file,
+            Err(crate::input_file::InputError::Io { error, .. }) => return Err(io(error)),
+            Err(err) => return Err(CaptureError::NotAFile(err.to_string())),
+        };
         let len = file.metadata().map_err(io)?.len();
         let bytes = if len == 0 {
             Bytes::Owned(Vec::new())
