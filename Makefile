@@ -33,6 +33,7 @@ test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test capture_files -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test capture_outputs
 	$(CARGO) test --locked -p agentscope --test serve_connect -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test recordings -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test detection_scenarios -- --test-threads=1

@@ -506,7 +506,7 @@ mod tests {
             ExportFormat::Agentscope,
         )
         .unwrap_err();
-        assert!(format!("{err:#}").contains("reading"), "{err:#}");
+        assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
         let bad = dir.path().join("bad.jsonl");
         std::fs::write(&bad, "{\"kind\":\"exec\"}\n").unwrap();
         let err = export(ExportArgs {
