@@ -55,6 +55,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-collector --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-collector --bench identity
 	$(CARGO) bench --locked -p agentscope-collector --bench replay
+	$(CARGO) bench --locked -p agentscope-collector --bench capture_resync
 	$(CARGO) bench --locked -p agentscope-collector --bench serve_stream
 	$(CARGO) bench --locked -p agentscope-collector --bench detect_injection
 	bash scripts/prepare-detection-corpus.sh
