@@ -319,8 +319,9 @@ impl CaptureReader {
         self.index_source
     }
 
-    /// Damage found while opening (header, and the scan when there was no trailer). Blocks
-    /// read later through [`CaptureReader::read_events`] report their own.
+    /// Damage found while opening: the header, blocks that fail their checks (listed by the
+    /// trailer or met by the scan), and a missing trailer. Entries that do not decode are
+    /// found reading the blocks ([`CaptureReader::read_events`], [`CaptureReader::verify`]).
     pub fn damage(&self) -> &[Damage] {
         &self.damage
     }

@@ -282,7 +282,8 @@ fn a_damaged_block_does_not_stop_replay() {
         .nth(3)
         .unwrap();
     bytes[victim.offset as usize + 40] ^= 0xff;
-    // The trailer is intact, so the reader trusts it and meets the damage while replaying.
+    // The trailer is intact and describes the file, so the reader uses it; the damaged block
+    // is found checking the blocks while opening, and the replay goes past it.
     let reader = CaptureReader::from_bytes("d.cap", bytes).unwrap();
     assert_eq!(reader.index_source(), IndexSource::Trailer);
     let mut replay = Replay::new(reader);
