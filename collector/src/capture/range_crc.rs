@@ -18,6 +18,9 @@ use std::collections::VecDeque;
 /// Bytes between prefix checkpoints: a stretch costs at most twice this in hashing.
 pub const CHECKPOINT_SPACING: usize = 64;
 
+/// Stretch lengths whose operator is kept.
+const SHIFT_CACHE: usize = 64;
+
 /// The CRC32C polynomial, bit-reflected.
 const POLY: u32 = 0x82F6_3B78;
 
@@ -80,8 +83,10 @@ pub struct RangeCrc<'a> {
     first: usize,
     /// `crc32c(data[base..first + i·SPACING])` for each i.
     checkpoints: VecDeque<u32>,
-    /// The last `len_b` and its operator: candidates often repeat a length.
-    cached_shift: Option<(u64, u32)>,
+    /// Recent stretch lengths and their operators, by length: candidates repeat a few
+    /// lengths (a repeated pattern makes one per alignment), and computing an operator costs
+    /// up to 30 multiplications.
+    shifts: [(u64, u32); SHIFT_CACHE],
     work: CrcWork,
 }
 
@@ -94,7 +99,7 @@ impl<'a> RangeCrc<'a> {
             table: x2n_table(),
             first: base.min(data.len()),
             checkpoints,
-            cached_shift: None,
+            shifts: [(u64::MAX, 0); SHIFT_CACHE],
             work: CrcWork::default(),
         }
     }
@@ -136,13 +141,13 @@ impl<'a> RangeCrc<'a> {
         let crc_a = self.prefix(start);
         let crc_ab = self.prefix(end);
         let len = (end - start) as u64;
-        let shift = match self.cached_shift {
-            Some((cached, shift)) if cached == len => shift,
-            _ => {
-                let shift = x8n_mod_p(&self.table, len);
-                self.cached_shift = Some((len, shift));
-                shift
-            }
+        let slot = &mut self.shifts[(len as usize ^ (len >> 7) as usize) % SHIFT_CACHE];
+        let shift = if slot.0 == len {
+            slot.1
+        } else {
+            let shift = x8n_mod_p(&self.table, len);
+            *slot = (len, shift);
+            shift
         };
         crc_ab ^ mult_mod_p(shift, crc_a)
     }
