@@ -265,7 +265,7 @@ mod tests {
         bytes.extend_from_slice(b"{\"kind\":\"cl\xFFose\"}\n");
         let err = json_lines_text(&bytes).unwrap_err().to_string();
         assert!(
-            err.contains("line 3: not UTF-8 (byte 11 of the line)"),
+            err.contains("line 3: not UTF-8 (byte 12 of the line)"),
             "{err}"
         );
     }
