@@ -22,14 +22,19 @@ demo: build
 test-unit: setup
 	$(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
 
-# Userspace must build and its non-privileged tests pass without the eBPF toolchain.
+# Userspace must build and its non-privileged tests pass without the eBPF toolchain. It shares
+# target/ with the other targets: only the two crates that see AYA_BUILD_SKIP rebuild (a target
+# directory of its own rebuilt every dependency, minutes of CI). `make test` runs it first, so
+# the full build after it recompiles those two crates once.
 test-userspace-only: setup
-	AYA_BUILD_SKIP=1 CARGO_TARGET_DIR=target/userspace-only $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
+	AYA_BUILD_SKIP=1 $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
 
 # Privileged end-to-end tests against the real kernel and the test agents. One at a time:
 # each runs its own collector, and two cores are better spent on the agents than on overlap.
 test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test collector_stop -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test memory_budget -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test capture_files -- --test-threads=1
@@ -38,9 +43,10 @@ test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test recordings -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test detection_scenarios -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test console_tmux -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test hostile_node -- --test-threads=1
 	$(CARGO) test --locked -p agentscope-collector --test identity
 
-test: fmt-check test-unit test-userspace-only test-e2e
+test: fmt-check test-userspace-only test-unit test-e2e
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -51,6 +57,7 @@ fmt-check:
 bench: setup
 	$(CARGO) bench --locked -p agentscope-collector --bench decode
 	$(CARGO) bench --locked -p agentscope-collector --bench reconstruct
+	$(CARGO) bench --locked -p agentscope-collector --bench http_reassembly
 	$(CARGO) bench --locked -p agentscope-collector --bench llm_recognise
 	$(CARGO) bench --locked -p agentscope-collector --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-collector --bench identity

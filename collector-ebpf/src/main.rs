@@ -10,17 +10,17 @@
 
 use agentscope_common::{
     config, data_flags, direction, exec_flags, exit_flags, kind, open_syscall, source, stat,
-    CloseEvent, DataEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, OpenEvent,
-    SockAddrEvent, TcpStateEvent, ARGV_LEN, ARG_READ_LEN, CHUNK_LEN, DATA_PREFIX_LEN, DNS_LEN,
-    MAX_ARGS, MAX_CHUNKS, PATH_LEN,
+    CloseEvent, Consumer, DataEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileId,
+    ForkEvent, OpenEvent, SockAddrEvent, TcpStateEvent, ARGV_LEN, ARG_READ_LEN, CHUNK_LEN,
+    DATA_PREFIX_LEN, DNS_LEN, MAX_ARGS, MAX_CHUNKS, PATH_LEN,
 };
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_user,
+        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user,
         generated::{
-            bpf_loop, bpf_probe_read_user as raw_read_user, bpf_probe_read_user_str,
-            bpf_ringbuf_output,
+            bpf_get_current_task, bpf_loop, bpf_probe_read_user as raw_read_user,
+            bpf_probe_read_user_str, bpf_ringbuf_output,
         },
     },
     macros::{map, tracepoint, uprobe, uretprobe},
@@ -205,6 +205,31 @@ static DATA_SCRATCH: PerCpuArray<DataEvent> = PerCpuArray::with_max_entries(1, 0
 #[map]
 static DNS_SCRATCH: PerCpuArray<DnsEvent> = PerCpuArray::with_max_entries(1, 0);
 
+/// File objects (pipes, regular files) that carry the collector's output: its stdout, stderr
+/// and output files (put here by the collector), and whatever a consumer writes to.
+#[map]
+static OUTPUTS: LruHashMap<FileId, u8> = LruHashMap::with_max_entries(65536, 0);
+
+/// Processes that read from an `OUTPUTS` object: their payloads are not captured (the
+/// collector must never capture what its own output produces).
+/// Not an LRU: a consumer must not turn back into a captured process because others crowded
+/// it out. Removed at exit (into `CONSUMERS_GONE`).
+#[map]
+static CONSUMERS: HashMap<u32, Consumer> = HashMap::with_max_entries(16384, 0);
+
+/// Consumers that have exited, kept for the collector's report.
+#[map]
+static CONSUMERS_GONE: LruHashMap<u32, Consumer> = LruHashMap::with_max_entries(4096, 0);
+
+/// With a pid filter: TCP sockets (by `struct sock` address) of the traced processes, so state
+/// changes made in softirq context (on behalf of no particular process) are still attributed.
+#[map]
+static TRACED_SOCKS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(65536, 0);
+
+/// With a pid filter: ports the traced processes listen on; sockets accepted on them are theirs.
+#[map]
+static TRACED_PORTS: LruHashMap<u16, u8> = LruHashMap::with_max_entries(4096, 0);
+
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
@@ -241,6 +266,12 @@ fn bump(index: u32, by: u64) {
         // Per-CPU slot: no other writer while this program runs on this CPU.
         unsafe { *counter += by };
     }
+}
+
+/// The collector is stopping: nothing more is emitted, so its last drain ends.
+#[inline(always)]
+fn stopping() -> bool {
+    config(config::STOPPING) != 0
 }
 
 /// Whether activity of this process is traced: never the collector itself, and only the
@@ -280,6 +311,9 @@ fn fill_header(header: &mut EventHeader, event_kind: u32, size: usize) {
 /// Writes `size` bytes at `record` to the ring buffer, counting the outcome.
 #[inline(always)]
 fn submit<T>(record: *const T, size: usize) -> bool {
+    if stopping() {
+        return false;
+    }
     let ret = unsafe {
         bpf_ringbuf_output(
             core::ptr::addr_of!(EVENTS) as *mut core::ffi::c_void,
@@ -350,6 +384,19 @@ struct ChunkLoop {
     buf: u64,
     deliverable: u64,
     beyond: u64,
+    /// `direction::*` of the call, for the loss counters.
+    dir: u64,
+}
+
+/// Counts payload bytes not delivered, in total and for their direction.
+#[inline(always)]
+fn count_lost(dir: u64, bytes: u64) {
+    bump(stat::LOST_BYTES, bytes);
+    if dir == direction::EGRESS as u64 {
+        bump(stat::LOST_EGRESS_BYTES, bytes);
+    } else {
+        bump(stat::LOST_INGRESS_BYTES, bytes);
+    }
 }
 
 /// Splits `total_len` bytes at `buf` into `DataEvent` records.
@@ -358,6 +405,14 @@ struct ChunkLoop {
 /// once rather than once per possible chunk; a plain loop over 96 chunks exceeds its budget.
 #[inline(always)]
 fn emit_payload(source_kind: u32, dir: u32, fd: i32, conn_id: u64, buf: u64, total_len: u64) {
+    if stopping() {
+        return;
+    }
+    let (tgid, _) = current_ids();
+    if unsafe { CONSUMERS.get(&tgid) }.is_some() {
+        bump(stat::CONSUMER_BYTES, total_len);
+        return;
+    }
     let Some(event) = DATA_SCRATCH.get_ptr_mut(0) else {
         return;
     };
@@ -376,6 +431,7 @@ fn emit_payload(source_kind: u32, dir: u32, fd: i32, conn_id: u64, buf: u64, tot
         buf,
         deliverable: total_len - beyond,
         beyond,
+        dir: dir as u64,
     };
     unsafe {
         bpf_loop(
@@ -386,7 +442,7 @@ fn emit_payload(source_kind: u32, dir: u32, fd: i32, conn_id: u64, buf: u64, tot
         )
     };
     if beyond > 0 {
-        bump(stat::LOST_BYTES, beyond);
+        count_lost(dir as u64, beyond);
     }
 }
 
@@ -394,6 +450,9 @@ fn emit_payload(source_kind: u32, dir: u32, fd: i32, conn_id: u64, buf: u64, tot
 #[inline(never)]
 unsafe extern "C" fn emit_chunk(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let state = unsafe { &*(ctx as *const ChunkLoop) };
+    if stopping() {
+        return 1;
+    }
     let Some(event) = DATA_SCRATCH.get_ptr_mut(0) else {
         return 1;
     };
@@ -428,7 +487,7 @@ unsafe extern "C" fn emit_chunk(index: u64, ctx: *mut core::ffi::c_void) -> i64 
     };
     if read != 0 || !submit(event as *const DataEvent, DATA_PREFIX_LEN + len) {
         event.lost_bytes += len as u64;
-        bump(stat::LOST_BYTES, len as u64);
+        count_lost(state.dir, len as u64);
     }
     0
 }
@@ -464,6 +523,209 @@ fn emit_dns(fd: i32, dport: u16, buf: u64, len: u64) {
     if read == 0 {
         submit(event as *const DnsEvent, core::mem::size_of::<DnsEvent>());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The collector's own output and its consumers
+// ---------------------------------------------------------------------------------------------
+//
+// Whoever reads the collector's output (`collect --json | cat`, a log shipper tailing the file
+// it is redirected to) would otherwise be captured reading JSON, which the collector prints,
+// which is read again: a loop that grows without end. So the kernel knows the file objects
+// that carry collector output (`OUTPUTS`, seeded by the collector), a process that reads one
+// becomes a consumer (`CONSUMERS`) whose payloads are no longer captured, and whatever pipe or
+// file a consumer writes to carries collector output too (`| jq . | cat`). Fds are resolved to
+// their file through kernel structs at offsets the collector reads from the kernel's BTF (Rust
+// BPF has no CO-RE field access). Only pipes and regular files are followed: what is written
+// to a socket or terminal is read by the other side, not from the same object.
+
+const S_IFMT: u16 = 0o170000;
+const S_IFIFO: u16 = 0o010000;
+const S_IFREG: u16 = 0o100000;
+
+#[inline(always)]
+fn kernel_read<T>(addr: u64) -> Option<T> {
+    unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
+}
+
+/// A pipe or regular file an fd refers to.
+struct OpenFile {
+    id: FileId,
+    /// `S_IFIFO` or `S_IFREG`.
+    file_type: u16,
+    /// `file->f_flags` (`O_APPEND`, ...).
+    flags: u32,
+}
+
+/// The pipe or regular file behind `fd` of the current process
+/// (`task->files->fdt->fd[fd]->f_inode`), by device and inode.
+#[inline(always)]
+fn fd_file_id(fd: i32) -> Option<FileId> {
+    fd_file(fd).map(|file| file.id)
+}
+
+#[inline(always)]
+fn fd_file(fd: i32) -> Option<OpenFile> {
+    if fd < 0 || config(config::OUTPUT_TRACKING) == 0 {
+        return None;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let files: u64 = kernel_read(task + config(config::OFF_TASK_FILES))?;
+    if files == 0 {
+        return None;
+    }
+    let fdt: u64 = kernel_read(files + config(config::OFF_FILES_FDT))?;
+    let max_fds: u32 = kernel_read(fdt + config(config::OFF_FDTABLE_MAX_FDS))?;
+    if fd as u32 >= max_fds {
+        return None;
+    }
+    let fds: u64 = kernel_read(fdt + config(config::OFF_FDTABLE_FD))?;
+    let file: u64 = kernel_read(fds + 8 * fd as u64)?;
+    if file == 0 {
+        return None;
+    }
+    let inode: u64 = kernel_read(file + config(config::OFF_FILE_INODE))?;
+    let mode: u16 = kernel_read(inode + config(config::OFF_INODE_MODE))?;
+    let file_type = mode & S_IFMT;
+    if file_type != S_IFIFO && file_type != S_IFREG {
+        return None;
+    }
+    let ino: u64 = kernel_read(inode + config(config::OFF_INODE_INO))?;
+    let sb: u64 = kernel_read(inode + config(config::OFF_INODE_SB))?;
+    let dev: u32 = kernel_read(sb + config(config::OFF_SB_DEV))?;
+    let flags: u32 = kernel_read(file + config(config::OFF_FILE_FLAGS))?;
+    Some(OpenFile {
+        id: FileId { dev, _pad: 0, ino },
+        file_type,
+        flags,
+    })
+}
+
+#[inline(always)]
+fn is_consumer(tgid: u32) -> bool {
+    unsafe { CONSUMERS.get(&tgid) }.is_some()
+}
+
+/// A read from `fd` is about to happen: reading collector output makes a consumer.
+#[inline(always)]
+fn note_output_read(fd: i32) {
+    let (tgid, _) = current_ids();
+    if tgid as u64 == config(config::SELF_TGID) || is_consumer(tgid) {
+        return;
+    }
+    let Some(id) = fd_file_id(fd) else {
+        return;
+    };
+    if unsafe { OUTPUTS.get(&id) }.is_some() {
+        let consumer = Consumer {
+            comm: bpf_get_current_comm().unwrap_or([0; 16]),
+            since_ns: unsafe { bpf_ktime_get_boot_ns() },
+        };
+        let _ = CONSUMERS.insert(&tgid, &consumer, 0);
+        // What it prints carries collector output, whoever else writes there too (the
+        // children `xargs` starts write to its stdout).
+        for fd in [1, 2] {
+            if let Some(id) = fd_file_id(fd) {
+                let _ = OUTPUTS.insert(&id, &1, 0);
+            }
+        }
+    }
+}
+
+/// Whether `fd` of the current process is a pipe or file that carries collector output: what
+/// is written to or read from it is not captured.
+#[inline(always)]
+fn is_output(fd: i32) -> bool {
+    match fd_file_id(fd) {
+        Some(id) => unsafe { OUTPUTS.get(&id) }.is_some(),
+        None => false,
+    }
+}
+
+/// `O_APPEND`: how log writers (container runtimes, shippers, `>>`) open their files.
+const O_APPEND: u32 = 0o2000;
+
+/// A write to `fd` is about to happen: what a consumer writes carries collector output when
+/// it goes to a pipe, to its stdout or stderr, or is appended to a file (a log). A file it
+/// rewrites whole (a config or a script it generates) is not followed: a harness that reads
+/// the collector's output and then writes an agent's files would otherwise hide that agent.
+#[inline(always)]
+fn note_output_write(fd: i32) {
+    let (tgid, _) = current_ids();
+    if !is_consumer(tgid) {
+        return;
+    }
+    if let Some(file) = fd_file(fd) {
+        if file.file_type == S_IFIFO || fd <= 2 || file.flags & O_APPEND != 0 {
+            let _ = OUTPUTS.insert(&file.id, &1, 0);
+        }
+    }
+}
+
+#[tracepoint]
+pub fn sys_enter_readv(ctx: TracePointContext) -> u32 {
+    note_output_read(tp_arg::<i64>(&ctx, 0) as i32);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_pread64(ctx: TracePointContext) -> u32 {
+    note_output_read(tp_arg::<i64>(&ctx, 0) as i32);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_preadv(ctx: TracePointContext) -> u32 {
+    note_output_read(tp_arg::<i64>(&ctx, 0) as i32);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_writev(ctx: TracePointContext) -> u32 {
+    note_output_write(tp_arg::<i64>(&ctx, 0) as i32);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_pwrite64(ctx: TracePointContext) -> u32 {
+    note_output_write(tp_arg::<i64>(&ctx, 0) as i32);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_pwritev(ctx: TracePointContext) -> u32 {
+    note_output_write(tp_arg::<i64>(&ctx, 0) as i32);
+    0
+}
+
+/// splice(fd_in, off_in, fd_out, off_out, len, flags); copy_file_range has the same layout.
+#[tracepoint]
+pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
+    note_output_read(tp_arg::<i64>(&ctx, 0) as i32);
+    note_output_write(tp_arg::<i64>(&ctx, 2) as i32);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_copy_file_range(ctx: TracePointContext) -> u32 {
+    note_output_read(tp_arg::<i64>(&ctx, 0) as i32);
+    note_output_write(tp_arg::<i64>(&ctx, 2) as i32);
+    0
+}
+
+/// sendfile64(out_fd, in_fd, offset, count); tee(fd_in, fd_out, len, flags).
+#[tracepoint]
+pub fn sys_enter_sendfile64(ctx: TracePointContext) -> u32 {
+    note_output_read(tp_arg::<i64>(&ctx, 1) as i32);
+    note_output_write(tp_arg::<i64>(&ctx, 0) as i32);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
+    note_output_read(tp_arg::<i64>(&ctx, 0) as i32);
+    note_output_write(tp_arg::<i64>(&ctx, 1) as i32);
+    0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,6 +916,10 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let code = unsafe { EXIT_CODES.get(&tgid) }.copied();
     let _ = EXIT_CODES.remove(&tgid);
     let _ = PARENTS.remove(&tgid);
+    if let Some(consumer) = unsafe { CONSUMERS.get(&tgid) }.copied() {
+        let _ = CONSUMERS_GONE.insert(&tgid, &consumer, 0);
+        let _ = CONSUMERS.remove(&tgid);
+    }
     let was_traced = traced(tgid);
     let _ = TARGETS.remove(&tgid);
     if !was_traced {
@@ -934,6 +1200,11 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     if tgid as u64 == config(config::SELF_TGID) {
         return 0;
     }
+    let skaddr = unsafe { ctx.read_at::<u64>(8) }.unwrap_or(0);
+    let newstate = unsafe { ctx.read_at::<i32>(20) }.unwrap_or(0);
+    if config(config::FILTER_PIDS) != 0 && !traced_socket(tgid, &ctx, skaddr, newstate) {
+        return 0;
+    }
     let mut event: TcpStateEvent = unsafe { core::mem::zeroed() };
     fill_header(
         &mut event.header,
@@ -960,6 +1231,48 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     }
     submit_value(&event);
     0
+}
+
+const TCP_SYN_SENT: i32 = 2;
+const TCP_FIN_WAIT1: i32 = 4;
+const TCP_CLOSE: i32 = 7;
+const TCP_LAST_ACK: i32 = 9;
+const TCP_LISTEN: i32 = 10;
+
+/// With a pid filter, whether a TCP state change belongs to the traced tree. Many changes
+/// happen in softirq context, where the current task is whoever was interrupted, so sockets
+/// are attributed by address: a socket is the tree's once a traced process moves it into a
+/// state only a system call makes (connect: SYN_SENT, listen: LISTEN, close or shutdown:
+/// FIN_WAIT1 or LAST_ACK), or when its local port is one the tree listens on (accepted
+/// connections).
+#[inline(always)]
+fn traced_socket(tgid: u32, ctx: &TracePointContext, skaddr: u64, newstate: i32) -> bool {
+    let sport = unsafe { ctx.read_at::<u16>(24) }.unwrap_or(0);
+    let mut owned = unsafe { TRACED_SOCKS.get(&skaddr) }.is_some()
+        || unsafe { TRACED_PORTS.get(&sport) }.is_some();
+    let by_syscall = newstate == TCP_SYN_SENT
+        || newstate == TCP_LISTEN
+        || newstate == TCP_FIN_WAIT1
+        || newstate == TCP_LAST_ACK;
+    if !owned && by_syscall && traced(tgid) {
+        owned = true;
+        if newstate == TCP_LISTEN {
+            let _ = TRACED_PORTS.insert(&sport, &1, 0);
+        }
+    }
+    if !owned {
+        return false;
+    }
+    if newstate == TCP_CLOSE {
+        let _ = TRACED_SOCKS.remove(&skaddr);
+        let oldstate = unsafe { ctx.read_at::<i32>(16) }.unwrap_or(0);
+        if oldstate == TCP_LISTEN {
+            let _ = TRACED_PORTS.remove(&sport);
+        }
+    } else {
+        let _ = TRACED_SOCKS.insert(&skaddr, &1, 0);
+    }
+    true
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1065,6 +1378,7 @@ fn io_exit(ctx: &TracePointContext) {
 
 #[tracepoint]
 pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
+    note_output_write(tp_arg::<i64>(&ctx, 0) as i32);
     io_enter(
         tp_arg::<i64>(&ctx, 0) as i32,
         tp_arg(&ctx, 1),
@@ -1076,6 +1390,7 @@ pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_enter_read(ctx: TracePointContext) -> u32 {
+    note_output_read(tp_arg::<i64>(&ctx, 0) as i32);
     io_enter(
         tp_arg::<i64>(&ctx, 0) as i32,
         tp_arg(&ctx, 1),
@@ -1587,6 +1902,10 @@ fn pipe_io_exit(key: &SockKey, args: &IoArgs, len: u64) {
             return;
         }
         state.flags |= PIPE_JSON_SEEN;
+    }
+    if is_output(args.fd) {
+        bump(stat::CONSUMER_BYTES, len);
+        return;
     }
     emit_payload(source::PIPE, args.direction, args.fd, 0, args.buf, len);
 }

@@ -27,6 +27,7 @@ fn exchange(method: &str, target: &str, request: Vec<u8>, response: Vec<u8>) -> 
             body_len: request.len(),
             body: request,
             completeness: Completeness::Complete,
+            over_budget: false,
             ts_ns: 0,
         },
         response: Some(HttpResponse {
@@ -37,6 +38,7 @@ fn exchange(method: &str, target: &str, request: Vec<u8>, response: Vec<u8>) -> 
             body: response,
             stream: None,
             completeness: Completeness::Complete,
+            over_budget: false,
             ts_ns: 0,
             end_ts_ns: 0,
         }),

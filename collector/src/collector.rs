@@ -4,14 +4,16 @@
 //! already mapped, and while running attaches to new ones as processes exec or open them. It
 //! hands out decoded, enriched events in batches and keeps the counts the summary reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::error::CollectorError;
 use crate::event::{self, Event, EventBody};
 use crate::kernel::{KernelCapture, KernelOptions, KernelStats};
+use crate::output_tracking::{self, OutputConsumer};
 use crate::process_table::ProcessTable;
 use crate::procfs;
 use crate::redact;
@@ -60,13 +62,29 @@ pub struct Summary {
     pub kernel: KernelStats,
     /// TLS libraries and executables probed.
     pub tls_targets: usize,
+    /// Processes that read the collector's output: their payloads are not captured (each also
+    /// has a warning). See README, "The collector's own output".
+    pub consumers: Vec<OutputConsumer>,
+    /// Records still in the ring buffer when the stop's time budget ran out: read and counted,
+    /// not processed (the collector stops within a second however busy the machine is).
+    pub unprocessed_at_stop: u64,
     pub warnings: Vec<String>,
+    /// The pipeline's memory budget: what it held at most and what it cut (set by the
+    /// command that runs the pipeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::memory_budget::MemoryStats>,
 }
+
+/// Records read per batch, and how long one batch may take, so signals and timers are seen
+/// promptly even when the ring buffer never empties.
+const BATCH_BUDGET: Duration = Duration::from_millis(20);
 
 pub struct Collector {
     kernel: KernelCapture,
     tls: TlsTargetCache,
     state: Enrichment,
+    /// Files marked as collector output in the kernel, so each is marked once.
+    outputs: BTreeSet<(u32, u64)>,
 }
 
 /// Everything that turns a record into an enriched event. Kept apart from the kernel handle so
@@ -178,6 +196,13 @@ impl Collector {
     /// features are missing.
     pub fn start(options: CollectorOptions) -> Result<Self, CollectorError> {
         let existing = procfs::list_processes(&options.proc_root);
+        if let Some(&missing) = options
+            .pids
+            .iter()
+            .find(|&&pid| !existing.iter().any(|p| p.pid == pid))
+        {
+            return Err(CollectorError::NoSuchProcess(missing));
+        }
         let targets = if options.pids.is_empty() {
             Vec::new()
         } else {
@@ -203,6 +228,7 @@ impl Collector {
         processes.seed(&existing);
         let mut collector = Collector {
             kernel,
+            outputs: BTreeSet::new(),
             tls: TlsTargetCache::default(),
             state: Enrichment {
                 processes,
@@ -214,7 +240,46 @@ impl Collector {
             },
         };
         collector.probe_mapped_tls_libraries(&existing);
+        // Whatever reads the collector's stdout or stderr must not be captured reading it.
+        for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+            collector.mark_output_fd(fd);
+        }
         Ok(collector)
+    }
+
+    /// Marks an open fd of this process as collector output (a pipe or a regular file; other
+    /// kinds are ignored by the kernel programs).
+    pub fn mark_output_fd(&mut self, fd: i32) {
+        if let Some(file) = output_tracking::file_id_of_fd(fd) {
+            self.mark_output(file);
+        }
+    }
+
+    /// Marks a file the collector writes (a recording, the graph JSON) as collector output.
+    pub fn mark_output_file(&mut self, path: &Path) {
+        if let Ok(metadata) = std::fs::metadata(path) {
+            self.mark_output(output_tracking::file_id(&metadata));
+        }
+    }
+
+    fn mark_output(&mut self, file: agentscope_common::FileId) {
+        if self.outputs.insert((file.dev, file.ino)) {
+            self.kernel.mark_output(file);
+        }
+    }
+
+    /// Processes that read the collector's output so far, by pid.
+    pub fn consumers(&self) -> Vec<OutputConsumer> {
+        let mut by_pid: BTreeMap<u32, OutputConsumer> = BTreeMap::new();
+        for (pid, consumer, exited) in self.kernel.consumers() {
+            let entry = by_pid.entry(pid).or_insert_with(|| OutputConsumer {
+                pid,
+                comm: crate::event::c_string(&consumer.comm),
+                exited,
+            });
+            entry.exited &= exited;
+        }
+        by_pid.into_values().collect()
     }
 
     fn probe_mapped_tls_libraries(&mut self, existing: &[procfs::ProcEntry]) {
@@ -256,20 +321,44 @@ impl Collector {
         let mut out = Vec::new();
         let state = &mut self.state;
         self.kernel
-            .read_batch(max, |bytes| state.accept(bytes, &mut out))
+            .read_batch(max, BATCH_BUDGET, |bytes| state.accept(bytes, &mut out))
             .await?;
         self.probe_candidates();
         Ok(out)
     }
 
-    /// Everything already in the ring buffer, without waiting (used when stopping).
-    pub fn drain(&mut self) -> Vec<Event> {
+    /// Stops capture: the kernel programs emit nothing more, so the ring buffer only empties
+    /// from here on, however busy the machine is. Follow with [`Collector::drain_until`] and
+    /// [`Collector::discard_rest`].
+    pub fn stop_emitting(&mut self) {
+        self.kernel.stop_emitting();
+    }
+
+    /// What the ring buffer holds, without waiting: at most `max` events, read until `until`.
+    /// Also says whether the ring buffer was left empty.
+    pub fn drain_until(&mut self, max: usize, until: Instant) -> (Vec<Event>, bool) {
         let mut out = Vec::new();
         let state = &mut self.state;
+        let (_, emptied) = self
+            .kernel
+            .drain_now(max, until, |bytes| state.accept(bytes, &mut out));
+        (out, emptied)
+    }
+
+    /// Reads and counts, without processing, what is left in the ring buffer after a stop's
+    /// time ran out (a 64 MiB ring buffer can hold more than a second of processing): the
+    /// count is `Summary::unprocessed_at_stop`. Takes at most `budget`.
+    pub fn discard_rest(&mut self, budget: Duration) {
+        let mut left = 0;
         self.kernel
-            .drain_now(usize::MAX, |bytes| state.accept(bytes, &mut out));
-        self.probe_candidates();
-        out
+            .drain_now(usize::MAX, Instant::now() + budget, |_| left += 1);
+        self.state.summary.unprocessed_at_stop += left;
+    }
+
+    /// Ends capture for good at the end of the process, without waiting for the kernel to
+    /// unload the programs (see `KernelCapture::unload_in_background`).
+    pub fn close(self) {
+        self.kernel.unload_in_background();
     }
 
     pub fn processes(&self) -> &ProcessTable {
@@ -284,6 +373,10 @@ impl Collector {
         let mut summary = self.state.summary.clone();
         summary.kernel = self.kernel.stats();
         summary.tls_targets = self.tls.probed_count();
+        summary.consumers = self.consumers();
+        summary
+            .warnings
+            .extend(summary.consumers.iter().map(OutputConsumer::warning));
         summary
             .warnings
             .extend(self.kernel.warnings.iter().cloned());

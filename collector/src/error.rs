@@ -18,6 +18,8 @@ pub enum CollectorError {
     },
     #[error("attaching TLS probes failed: {0}; TLS plaintext of that program will be missing (other capture continues)")]
     AttachTls(String),
+    #[error("no process with pid {0} (--pid names a running process; it may have exited)")]
+    NoSuchProcess(u32),
     #[error("reading the ring buffer failed: {0}")]
     RingBuffer(String),
 }

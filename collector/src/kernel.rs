@@ -5,8 +5,9 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use agentscope_common::{config, stat};
+use agentscope_common::{config, stat, Consumer, FileId};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::uprobe::UProbeScope;
 use aya::programs::{TracePoint, UProbe};
@@ -98,6 +99,32 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
         "sys_enter_close_range",
         false,
     ),
+    // Reads and writes of the collector's output by other processes (see output_tracking).
+    ("sys_enter_readv", "syscalls", "sys_enter_readv", false),
+    ("sys_enter_pread64", "syscalls", "sys_enter_pread64", false),
+    ("sys_enter_preadv", "syscalls", "sys_enter_preadv", false),
+    ("sys_enter_writev", "syscalls", "sys_enter_writev", false),
+    (
+        "sys_enter_pwrite64",
+        "syscalls",
+        "sys_enter_pwrite64",
+        false,
+    ),
+    ("sys_enter_pwritev", "syscalls", "sys_enter_pwritev", false),
+    ("sys_enter_splice", "syscalls", "sys_enter_splice", false),
+    (
+        "sys_enter_copy_file_range",
+        "syscalls",
+        "sys_enter_copy_file_range",
+        false,
+    ),
+    (
+        "sys_enter_sendfile64",
+        "syscalls",
+        "sys_enter_sendfile64",
+        false,
+    ),
+    ("sys_enter_tee", "syscalls", "sys_enter_tee", false),
 ];
 
 /// Entry probe per OpenSSL function; every return goes to `ssl_exit_probe`.
@@ -115,6 +142,13 @@ pub struct KernelStats {
     pub emitted: u64,
     pub dropped: u64,
     pub lost_bytes: u64,
+    /// The part of `lost_bytes` the traced processes wrote, and the part they read: a byte
+    /// moved between two traced processes is captured (and can be lost) on both sides.
+    pub lost_egress_bytes: u64,
+    pub lost_ingress_bytes: u64,
+    /// Payload bytes of processes that read the collector's output, and of pipes that carry
+    /// it, not captured on purpose.
+    pub consumer_bytes: u64,
     /// Records dropped on each CPU.
     pub dropped_per_cpu: Vec<u64>,
 }
@@ -193,6 +227,7 @@ impl KernelCapture {
         }
         ensure_tracefs()?;
         raise_memlock_limit();
+        let mut output_tracking_warning = None;
         let ring_bytes = options.ring_buffer_bytes.max(4096).next_power_of_two();
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", ring_bytes)
@@ -232,6 +267,15 @@ impl KernelCapture {
                 config::CAPTURE_PIPE_DATA,
                 options.capture_pipe_data as u64,
             )?;
+            match crate::output_tracking::kernel_offsets() {
+                Ok(offsets) => {
+                    for (index, offset) in offsets {
+                        set(&mut cfg, index, offset)?;
+                    }
+                    set(&mut cfg, config::OUTPUT_TRACKING, 1)?;
+                }
+                Err(err) => output_tracking_warning = Some(err),
+            }
         }
         if !options.target_pids.is_empty() {
             let mut targets: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
@@ -259,6 +303,12 @@ impl KernelCapture {
             attached_tls: HashSet::new(),
             warnings: Vec::new(),
         };
+        if let Some(err) = output_tracking_warning {
+            capture.warnings.push(format!(
+                "the collector cannot recognise readers of its own output ({err}); do not \
+                 pipe its output into a traced process"
+            ));
+        }
         capture.attach_tracepoints()?;
         capture.load_uprobes()?;
         Ok(capture)
@@ -354,6 +404,107 @@ impl KernelCapture {
         }
     }
 
+    /// Tells the kernel programs that `file` carries the collector's output: whoever reads
+    /// it becomes a consumer.
+    pub fn mark_output(&mut self, file: FileId) {
+        if let Some(map) = self.ebpf.map_mut("OUTPUTS") {
+            if let Ok(mut outputs) = BpfHashMap::<_, FileId, u8>::try_from(map) {
+                let _ = outputs.insert(file, 1, 0);
+            }
+        }
+    }
+
+    /// Processes that read the collector's output: (pid, what the kernel recorded, exited).
+    pub fn consumers(&self) -> Vec<(u32, Consumer, bool)> {
+        let mut out = Vec::new();
+        for (name, exited) in [("CONSUMERS", false), ("CONSUMERS_GONE", true)] {
+            let Some(map) = self.ebpf.map(name) else {
+                continue;
+            };
+            let Ok(consumers) = BpfHashMap::<_, u32, Consumer>::try_from(map) else {
+                continue;
+            };
+            for (pid, consumer) in consumers.iter().flatten() {
+                out.push((pid, consumer, exited));
+            }
+        }
+        out
+    }
+
+    /// Stops the kernel programs from emitting anything more, so a final drain of the ring
+    /// buffer ends however busy the machine is.
+    pub fn stop_emitting(&mut self) {
+        if let Some(map) = self.ebpf.map_mut("CONFIG") {
+            if let Ok(mut cfg) = Array::<_, u64>::try_from(map) {
+                let _ = cfg.set(config::STOPPING, 1, 0);
+            }
+        }
+    }
+
+    /// Lets this process exit at once, leaving the unloading to a child. Dropping the object
+    /// closes its ~60 perf event links one after the other, and the kernel waits for an RCU
+    /// grace period on each (about 65 ms here: four seconds in all, in parallel no faster).
+    /// The programs emit nothing once stopping, so a forked child that keeps only the eBPF
+    /// fds (every other fd, the output pipes included, is closed first) unloads them after
+    /// this process has gone. For the end of the process only.
+    pub fn unload_in_background(self) {
+        let mut keep = Vec::new();
+        let mut highest = 2;
+        for entry in std::fs::read_dir("/proc/self/fd")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            highest = highest.max(fd);
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            if target.starts_with("anon_inode:[perf_event]") || target.starts_with("anon_inode:bpf")
+            {
+                keep.push(fd);
+            }
+        }
+        keep.sort_unstable();
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the child only makes async-signal-safe system calls (prctl, close,
+        // getppid, nanosleep, _exit) and touches memory allocated before the fork.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                libc::prctl(libc::PR_SET_NAME, c"agentscope-unld".as_ptr());
+                for fd in 0..=highest {
+                    if keep.binary_search(&fd).is_err() {
+                        libc::close(fd);
+                    }
+                }
+                // Hold the last references: wait (at most a minute) for the collector to go.
+                let tick = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 10_000_000,
+                };
+                for _ in 0..6000 {
+                    if libc::getppid() != parent {
+                        break;
+                    }
+                    libc::nanosleep(&tick, std::ptr::null_mut());
+                }
+                libc::_exit(0)
+            },
+            // No child: unload here, slowly.
+            -1 => drop(self),
+            // The fds stay open in this process until it exits, which only drops references.
+            _ => std::mem::forget(self),
+        }
+    }
+
     pub fn stats(&self) -> KernelStats {
         let mut out = KernelStats::default();
         let Some(map) = self.ebpf.map("STATS") else {
@@ -371,17 +522,22 @@ impl KernelCapture {
         out.emitted = sum(stat::EMITTED);
         out.dropped = sum(stat::DROPPED);
         out.lost_bytes = sum(stat::LOST_BYTES);
+        out.lost_egress_bytes = sum(stat::LOST_EGRESS_BYTES);
+        out.lost_ingress_bytes = sum(stat::LOST_INGRESS_BYTES);
+        out.consumer_bytes = sum(stat::CONSUMER_BYTES);
         if let Ok(values) = stats.get(&stat::DROPPED, 0) {
             out.dropped_per_cpu = values.iter().copied().collect();
         }
         out
     }
 
-    /// Waits until records are available, then passes up to `max` of them to `sink`.
+    /// Waits until records are available, then passes up to `max` of them to `sink`, for at
+    /// most `budget` (so a full ring buffer cannot hold the caller away from its signals).
     /// Returns how many were passed.
     pub async fn read_batch(
         &mut self,
         max: usize,
+        budget: Duration,
         mut sink: impl FnMut(&[u8]),
     ) -> Result<usize, CollectorError> {
         loop {
@@ -390,8 +546,9 @@ impl KernelCapture {
                 .readable_mut()
                 .await
                 .map_err(|e| CollectorError::RingBuffer(e.to_string()))?;
-            let count = drain_ring(guard.get_inner_mut(), max, &mut sink);
-            if count < max {
+            let until = Instant::now() + budget;
+            let (count, emptied) = drain_ring(guard.get_inner_mut(), max, until, &mut sink);
+            if emptied {
                 guard.clear_ready();
             }
             if count > 0 {
@@ -400,20 +557,38 @@ impl KernelCapture {
         }
     }
 
-    /// Reads what is available now without waiting.
-    pub fn drain_now(&mut self, max: usize, mut sink: impl FnMut(&[u8])) -> usize {
-        drain_ring(self.ring.get_mut(), max, &mut sink)
+    /// Reads what is available now without waiting, until `max` records or `until`.
+    /// Returns how many were passed and whether the ring buffer was left empty.
+    pub fn drain_now(
+        &mut self,
+        max: usize,
+        until: Instant,
+        mut sink: impl FnMut(&[u8]),
+    ) -> (usize, bool) {
+        drain_ring(self.ring.get_mut(), max, until, &mut sink)
     }
 }
 
-fn drain_ring(ring: &mut RingBuf<MapData>, max: usize, sink: &mut impl FnMut(&[u8])) -> usize {
+fn drain_ring(
+    ring: &mut RingBuf<MapData>,
+    max: usize,
+    until: Instant,
+    sink: &mut impl FnMut(&[u8]),
+) -> (usize, bool) {
     let mut count = 0;
     while count < max {
-        let Some(item) = ring.next() else { break };
+        // One look at the clock per record: a record (decoded, redacted) can take far longer
+        // than reading the clock, in a debug build especially.
+        if count > 0 && Instant::now() >= until {
+            break;
+        }
+        let Some(item) = ring.next() else {
+            return (count, true);
+        };
         sink(&item);
         count += 1;
     }
-    count
+    (count, false)
 }
 
 /// A program of the object, as its concrete type.

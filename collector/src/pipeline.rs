@@ -15,6 +15,7 @@ use crate::baseline::LossCounts;
 use crate::detect::{DetectionUpdate, Detector, DetectorOptions};
 use crate::event::Event;
 use crate::identity::IdentityResolver;
+use crate::memory_budget::MemoryBudget;
 use crate::model::{
     ActorIdentity, Agent, IdentityAnswer, IdentityLookup, Model, ModelOptions, ModelSnapshot,
 };
@@ -101,18 +102,28 @@ impl Pipeline {
         model: ModelOptions,
         identity: Box<dyn IdentityLookup + Send>,
     ) -> Self {
+        let reconstructor = Reconstructor::new(reconstruct);
+        let mut model = Model::new(model);
+        model.set_budget(reconstructor.budget());
+        let mut detector = Detector::default();
+        detector.set_budget(reconstructor.budget());
         Self {
-            reconstructor: Reconstructor::new(reconstruct),
-            model: Model::new(model),
+            reconstructor,
+            model,
             identity: LoggedIdentity {
                 inner: identity,
                 log_new: false,
                 new_answers: Vec::new(),
                 by_pid: HashMap::new(),
             },
-            detector: Detector::default(),
+            detector,
             last_ts_ns: 0,
         }
+    }
+
+    /// The one memory budget reconstruction, the model and detection charge.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        self.reconstructor.budget()
     }
 
     /// Detection with these options (learning period, approved baselines) instead of the
@@ -125,6 +136,7 @@ impl Pipeline {
     /// Restarts detection with these options (what it raised so far is dropped).
     pub fn set_detection(&mut self, options: DetectorOptions) {
         self.detector = Detector::new(options);
+        self.detector.set_budget(self.reconstructor.budget());
     }
 
     /// Starts from a known process table (live capture: the collector's, seeded from /proc).
@@ -280,6 +292,7 @@ impl Pipeline {
         snapshot.findings = self.detector.findings().to_vec();
         snapshot.incidents = self.detector.incidents().to_vec();
         snapshot.stats.findings_dropped = self.detector.findings_dropped();
+        snapshot.stats.memory = Some(self.memory_budget().stats());
         snapshot
     }
 

@@ -37,6 +37,18 @@ use crate::event::Event;
 use crate::model::IdentityAnswer;
 use crate::pipeline::Pipeline;
 
+/// Consoles served at once unless told otherwise (`--serve-max-consoles`).
+pub const DEFAULT_MAX_CONSOLES: usize = 8;
+
+/// Each console's queue: an equal part of the memory budget's console share (1/8 of the
+/// budget), so all queues together stay within it.
+pub fn console_queue_bytes(
+    budget: &crate::memory_budget::MemoryBudget,
+    max_consoles: usize,
+) -> usize {
+    (budget.console_share() / max_consoles.max(1)).max(256 << 10)
+}
+
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub path: PathBuf,
@@ -46,6 +58,9 @@ pub struct ServeOptions {
     pub allow_uids: Vec<u32>,
     /// Encoded bytes a console may have waiting before chunks are dropped for it.
     pub queue_bytes: usize,
+    /// Consoles served at once (each has a writer thread and a queue); more are refused
+    /// and told why.
+    pub max_consoles: usize,
     /// How often consoles get the collector's counters (also how soon a console that went
     /// away is noticed when nothing else is sent).
     pub status_interval: Duration,
@@ -59,7 +74,11 @@ impl ServeOptions {
             path,
             group: None,
             allow_uids: Vec::new(),
-            queue_bytes: 32 << 20,
+            queue_bytes: console_queue_bytes(
+                &crate::memory_budget::MemoryBudget::default(),
+                DEFAULT_MAX_CONSOLES,
+            ),
+            max_consoles: DEFAULT_MAX_CONSOLES,
             status_interval: Duration::from_secs(1),
             metadata,
         }
@@ -261,6 +280,9 @@ pub struct ClientStats {
 /// Connections the accept thread has let in, waiting for the collector's next tick.
 struct Shared {
     stop: AtomicBool,
+    /// Consoles attached or waiting to be admitted, and how many may be.
+    consoles: std::sync::atomic::AtomicUsize,
+    max_consoles: usize,
     accepted: Mutex<Vec<(UnixStream, Peer)>>,
     messages: Mutex<Vec<String>>,
 }
@@ -332,6 +354,8 @@ impl StreamServer {
         };
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
+            consoles: Default::default(),
+            max_consoles: options.max_consoles.max(1),
             accepted: Mutex::new(Vec::new()),
             messages: Mutex::new(Vec::new()),
         });
@@ -422,6 +446,18 @@ impl StreamServer {
         );
         if !accepted.is_empty() {
             self.admit(accepted, pipeline);
+        }
+        // Consoles that went away or could not be served free their places (counted under
+        // the lock the accept thread takes, so none waiting is missed).
+        {
+            let waiting = self
+                .shared
+                .accepted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            self.shared
+                .consoles
+                .store(self.clients.len() + waiting.len(), Ordering::SeqCst);
         }
         if now.duration_since(self.last_keyframe_resend) >= self.options.status_interval {
             self.resend_keyframes(pipeline);
@@ -735,11 +771,20 @@ fn accept_loop(listener: UnixListener, policy: PeerPolicy, shared: Arc<Shared>) 
             }
         };
         match policy.check(&peer, &supplementary_groups(peer.pid)) {
-            Ok(()) => shared
-                .accepted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((stream, peer)),
+            Ok(()) if shared.consoles.load(Ordering::SeqCst) >= shared.max_consoles => {
+                let why = format!(
+                    "{} consoles are attached already, the most this collector serves \
+                     (--serve-max-consoles); detach one and try again",
+                    shared.max_consoles
+                );
+                shared.say(format!("refused console {peer}: {why}"));
+                refuse(stream, &why);
+            }
+            Ok(()) => {
+                let mut waiting = shared.accepted.lock().unwrap_or_else(|e| e.into_inner());
+                shared.consoles.fetch_add(1, Ordering::SeqCst);
+                waiting.push((stream, peer));
+            }
             Err(why) => {
                 shared.say(format!("refused a console: {why}"));
                 refuse(stream, &why);

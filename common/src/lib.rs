@@ -94,7 +94,17 @@ pub mod stat {
     pub const DROPPED: u32 = 1;
     /// Payload bytes not delivered (ring full, or a call beyond `MAX_CHUNKS`).
     pub const LOST_BYTES: u32 = 2;
-    pub const COUNT: u32 = 3;
+    /// Payload bytes of processes that read the collector's own output ("consumers"), and of
+    /// pipes that carry it, left out on purpose so the collector never captures what its
+    /// output produces.
+    pub const CONSUMER_BYTES: u32 = 3;
+    /// The part of `LOST_BYTES` the traced processes wrote (`direction::EGRESS`). A byte sent
+    /// between two traced processes is captured twice, once written and once read, and can
+    /// be lost on either side or both: per direction, delivered + lost = what was moved.
+    pub const LOST_EGRESS_BYTES: u32 = 4;
+    /// The part of `LOST_BYTES` the traced processes read (`direction::INGRESS`).
+    pub const LOST_INGRESS_BYTES: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// Indexes into the `CONFIG` array the collector fills before attaching.
@@ -107,7 +117,54 @@ pub mod config {
     pub const CAPTURE_SOCKET_DATA: u32 = 2;
     /// Non-zero: capture JSON carried over pipes and socketpairs.
     pub const CAPTURE_PIPE_DATA: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// Non-zero: the collector is stopping; programs emit nothing more, so the final drain of
+    /// the ring buffer ends.
+    pub const STOPPING: u32 = 4;
+    /// Non-zero: the `OFF_*` kernel struct offsets below are filled (from the running
+    /// kernel's BTF), so fds can be resolved to the file objects that carry the collector's
+    /// output.
+    pub const OUTPUT_TRACKING: u32 = 5;
+    /// `task_struct.files`.
+    pub const OFF_TASK_FILES: u32 = 6;
+    /// `files_struct.fdt`.
+    pub const OFF_FILES_FDT: u32 = 7;
+    /// `fdtable.max_fds` (u32).
+    pub const OFF_FDTABLE_MAX_FDS: u32 = 8;
+    /// `fdtable.fd`.
+    pub const OFF_FDTABLE_FD: u32 = 9;
+    /// `file.f_inode`.
+    pub const OFF_FILE_INODE: u32 = 10;
+    /// `inode.i_mode` (u16).
+    pub const OFF_INODE_MODE: u32 = 11;
+    /// `inode.i_ino` (unsigned long).
+    pub const OFF_INODE_INO: u32 = 12;
+    /// `inode.i_sb`.
+    pub const OFF_INODE_SB: u32 = 13;
+    /// `super_block.s_dev` (the kernel's dev_t: major << 20 | minor).
+    pub const OFF_SB_DEV: u32 = 14;
+    /// `file.f_flags` (u32).
+    pub const OFF_FILE_FLAGS: u32 = 15;
+    pub const COUNT: u32 = 16;
+}
+
+/// A file object (pipe, regular file) by device and inode, as the kernel's `OUTPUTS` map keys
+/// the objects that carry the collector's output.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// The kernel's internal dev_t (`MKDEV(major, minor)` = major << 20 | minor).
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+}
+
+/// A process that read the collector's output (value of the kernel's `CONSUMERS` map).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Consumer {
+    pub comm: [u8; COMM_LEN],
+    /// `bpf_ktime_get_boot_ns` when it first read the output.
+    pub since_ns: u64,
 }
 
 #[repr(C)]
@@ -273,6 +330,8 @@ const _: () = {
     assert!(DATA_PREFIX_LEN == 56 + 64);
     assert!(core::mem::size_of::<DataEvent>() == DATA_PREFIX_LEN + CHUNK_LEN);
     assert!(CHUNK_LEN.is_power_of_two());
+    assert!(core::mem::size_of::<FileId>() == 16);
+    assert!(core::mem::size_of::<Consumer>() == 24);
 };
 
 #[cfg(feature = "user")]
@@ -280,4 +339,6 @@ mod pod {
     // SAFETY: all of these are repr(C) structs of integers and byte arrays with explicit
     // padding fields, so every bit pattern is valid.
     unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::FileId {}
+    unsafe impl aya::Pod for super::Consumer {}
 }

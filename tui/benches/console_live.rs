@@ -80,6 +80,7 @@ fn filled_source(events: &[Event], record_dir: &Path, recording: bool) -> LiveSo
     let pipeline = Pipeline::new(
         ReconstructOptions {
             redact_secrets: true,
+            ..ReconstructOptions::default()
         },
         ModelOptions::default(),
         Box::new(HostOnlyIdentity),
@@ -118,6 +119,7 @@ fn main() {
                 Pipeline::new(
                     ReconstructOptions {
                         redact_secrets: true,
+                        ..ReconstructOptions::default()
                     },
                     ModelOptions::default(),
                     Box::new(HostOnlyIdentity),

@@ -16,6 +16,8 @@ pub struct ReplayArgs {
     file: PathBuf,
     #[command(flatten)]
     detection: crate::detection_args::DetectionArgs,
+    #[command(flatten)]
+    memory: crate::memory_args::MemoryArgs,
     /// Write the agents, tool calls and graph as JSON to FILE when the replay ends (the same
     /// document `agentscope collect --graph-json` writes).
     #[arg(long, value_name = "FILE")]
@@ -66,6 +68,9 @@ fn open(path: &Path) -> anyhow::Result<CaptureReader> {
 
 pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut replay = Replay::open(&args.file)?.with_detection(args.detection.options()?);
+    if let Some(bytes) = args.memory.asked() {
+        replay = replay.with_memory_budget(bytes);
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut events = 0u64;

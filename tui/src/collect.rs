@@ -88,10 +88,15 @@ pub struct CollectArgs {
     /// Also let this user attach to the --serve socket; repeat for several.
     #[arg(long = "serve-allow-uid", value_name = "UID", requires = "serve")]
     serve_allow_uids: Vec<u32>,
+    /// Consoles served at once on the --serve socket; more are refused and told why.
+    #[arg(long, value_name = "N", default_value_t = agentscope_collector::serve::DEFAULT_MAX_CONSOLES, requires = "serve")]
+    serve_max_consoles: usize,
+    #[command(flatten)]
+    pub memory: crate::memory_args::MemoryArgs,
 }
 
 /// `1048576`, `512K`, `100M`, `2G` (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, unit) = text
         .find(|c: char| !c.is_ascii_digit())
@@ -119,6 +124,23 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .checked_mul(1u64 << shift)
         .filter(|&n| n >= 64 << 10)
         .ok_or_else(|| format!("\"{text}\" is out of range (at least 64K)"))
+}
+
+/// Events read from the ring buffer at a time: few enough that one batch is processed well
+/// within the stop deadline.
+const BATCH_EVENTS: usize = 1024;
+/// Events processed at a time after a stop, between two looks at the deadline.
+const STOP_BATCH_EVENTS: usize = 16;
+/// After a stop, how long what the ring buffer holds is still processed, and then how long the
+/// rest may take to be counted. Together with writing the outputs, under one second.
+const STOP_DRAIN: Duration = Duration::from_millis(200);
+const STOP_DISCARD: Duration = Duration::from_millis(100);
+
+/// Marks the current recording file as collector output (see `Collector::mark_output_file`).
+fn mark_recording(collector: &mut Collector, recorder: &Option<Recorder>) {
+    if let Some(path) = recorder.as_ref().and_then(|r| r.current_path()) {
+        collector.mark_output_file(path);
+    }
 }
 
 pub fn run(args: CollectArgs) -> anyhow::Result<()> {
@@ -151,6 +173,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(
         ReconstructOptions {
             redact_secrets: !args.keep_secrets,
+            memory_budget: args.memory.bytes(),
         },
         ModelOptions::default(),
         Box::new(identity),
@@ -173,6 +196,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             "socket_data": !args.no_socket_data,
             "pipe_data": !args.no_pipe_data,
         }),
+        memory_budget_bytes: args.memory.bytes(),
     };
     let mut recorder = match &args.record {
         Some(path) => {
@@ -185,11 +209,17 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    mark_recording(&mut collector, &recorder);
     let mut server = match &args.serve {
         Some(path) => {
             let mut options = ServeOptions::new(path.clone(), metadata());
             options.group = args.serve_group.clone();
             options.allow_uids = args.serve_allow_uids.clone();
+            options.max_consoles = args.serve_max_consoles.max(1);
+            options.queue_bytes = agentscope_collector::serve::console_queue_bytes(
+                pipeline.memory_budget(),
+                options.max_consoles,
+            );
             Some(StreamServer::bind(options, &mut pipeline)?)
         }
         None => None,
@@ -209,9 +239,13 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let deadline = args
         .duration
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+    // Both listeners exist for the whole run: a signal that arrives while a batch is being
+    // processed is kept for the next poll (a listener made afresh each turn would miss it).
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut consumers_told = std::collections::BTreeSet::new();
     loop {
         let sleep = async {
             match deadline {
@@ -220,7 +254,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            batch = collector.next_batch(4096) => {
+            batch = collector.next_batch(BATCH_EVENTS) => {
                 for event in batch? {
                     pipeline.push(&event);
                     serve(&mut server, &mut recorder, &event, &mut pipeline);
@@ -230,8 +264,20 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                     }
                 }
                 out.flush()?;
+                // While the ring buffer stays full every poll is ready at once, and tokio only
+                // looks at its timers and signals when the task yields (after a coop budget
+                // of ~128 batches: seconds). Yield after each batch so --duration, SIGINT and
+                // SIGTERM take effect at once.
+                tokio::task::yield_now().await;
             }
             _ = flush_timer.tick() => {
+                // A rotated recording is a new file to mark.
+                mark_recording(&mut collector, &recorder);
+                for consumer in collector.consumers() {
+                    if consumers_told.insert(consumer.pid) {
+                        eprintln!("agentscope: {}", consumer.warning());
+                    }
+                }
                 if let Some(active) = recorder.as_mut() {
                     active.set_collector_counters(counters(&collector.summary()));
                     if let Err(err) = active.tick(std::time::Instant::now()) {
@@ -248,18 +294,29 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 }
             }
             _ = sleep => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
         }
     }
-    for event in collector.drain() {
-        pipeline.push(&event);
-        serve(&mut server, &mut recorder, &event, &mut pipeline);
-        record(&mut recorder, &event, &mut pipeline);
-        if !args.quiet {
-            print_event(&mut out, &event, args.json)?;
+    // Stop within a second under any load: nothing more is emitted, what the ring buffer
+    // holds is processed for a bounded time, the rest is counted, then everything is written.
+    collector.stop_emitting();
+    let drain_until = std::time::Instant::now() + STOP_DRAIN;
+    loop {
+        let (events, emptied) = collector.drain_until(STOP_BATCH_EVENTS, drain_until);
+        for event in events {
+            pipeline.push(&event);
+            serve(&mut server, &mut recorder, &event, &mut pipeline);
+            record(&mut recorder, &event, &mut pipeline);
+            if !args.quiet {
+                print_event(&mut out, &event, args.json)?;
+            }
+        }
+        if emptied || std::time::Instant::now() >= drain_until {
+            break;
         }
     }
+    collector.discard_rest(STOP_DISCARD);
     pipeline.finish();
     if let Some(mut active) = server.take() {
         let answers = pipeline.take_identity_answers();
@@ -309,6 +366,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     }
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
+    summary.memory = Some(pipeline.memory_budget().stats());
     print_summary(&mut out, &summary, args.json)?;
     out.flush()?;
     if let Some(err) = collector.last_decode_error() {
@@ -317,6 +375,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             summary.decode_errors
         );
     }
+    collector.close();
     Ok(())
 }
 
@@ -461,5 +520,19 @@ fn print_summary(
         out,
         "summary: {} events received, {} dropped by the kernel ({} payload bytes lost), {} undecodable, {} TLS targets probed",
         summary.received, summary.kernel.dropped, summary.kernel.lost_bytes, summary.decode_errors, summary.tls_targets
-    )
+    )?;
+    if let Some(memory) = &summary.memory {
+        writeln!(
+            out,
+            "memory: {} KiB held at most of a {} KiB budget; over budget: {} bodies truncated, {} connections evicted, {} tool calls evicted, {} graph evictions, {} findings dropped",
+            memory.peak_held_bytes >> 10,
+            memory.budget_bytes >> 10,
+            memory.bodies_truncated,
+            memory.connections_evicted,
+            memory.tool_calls_evicted,
+            memory.graph_evictions,
+            memory.findings_dropped
+        )?;
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ mod capture_cmd;
 mod collect;
 mod console;
 mod detection_args;
+mod memory_args;
 mod scan;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    agentscope_collector::memory_budget::return_large_frees_to_the_system();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Collect(args) => collect::run(args).map(|()| true),

@@ -160,6 +160,10 @@ pub struct CaptureMetadata {
     /// How the collector was told to capture (pids, payload sources), for the record.
     #[serde(default)]
     pub capture_filter: serde_json::Value,
+    /// The pipeline's memory budget in bytes (`--memory-budget`); a replay cuts and evicts
+    /// at the same points. 0 (files written before it existed): the default.
+    #[serde(default)]
+    pub memory_budget_bytes: usize,
 }
 
 /// The header block: version, feature flags and metadata.

@@ -135,6 +135,8 @@ pub struct Replay {
     pipeline: Pipeline,
     /// Detection options the pipeline is rebuilt with (a seek back replays from the start).
     detection: Option<DetectorOptions>,
+    /// Memory budget instead of the one the capture was recorded with.
+    memory_budget: Option<usize>,
     /// Events blocks in order, and the keyframe playback started from.
     chunks: Vec<BlockInfo>,
     start: Option<BlockInfo>,
@@ -194,8 +196,9 @@ impl Replay {
             ..Default::default()
         };
         let mut replay = Self {
-            pipeline: new_pipeline(&reader, None),
+            pipeline: new_pipeline(&reader, None, None),
             detection: None,
+            memory_budget: None,
             reader,
             chunks,
             start,
@@ -215,7 +218,7 @@ impl Replay {
 
     /// Back to the starting keyframe with a new pipeline.
     fn rewind(&mut self) {
-        self.pipeline = new_pipeline(&self.reader, self.detection.as_ref());
+        self.pipeline = new_pipeline(&self.reader, self.detection.as_ref(), self.memory_budget);
         self.pending.clear();
         // Damage found opening the file comes first; what reading blocks finds follows.
         self.damage = self.reader.damage().to_vec();
@@ -254,6 +257,15 @@ impl Replay {
     /// defaults; starts the replay over.
     pub fn with_detection(mut self, options: DetectorOptions) -> Self {
         self.detection = Some(options);
+        self.rewind();
+        self
+    }
+
+    /// Runs the pipeline with a memory budget of `bytes` instead of the one the capture was
+    /// recorded with (what is cut or evicted then differs from the live run); starts the
+    /// replay over.
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = Some(bytes);
         self.rewind();
         self
     }
@@ -530,8 +542,15 @@ impl CaptureContents {
 }
 
 /// A pipeline with the options the capture was recorded with, answering identity from it.
-fn new_pipeline(reader: &CaptureReader, detection: Option<&DetectorOptions>) -> Pipeline {
-    let (reconstruct, model) = pipeline_options(reader);
+fn new_pipeline(
+    reader: &CaptureReader,
+    detection: Option<&DetectorOptions>,
+    memory_budget: Option<usize>,
+) -> Pipeline {
+    let (mut reconstruct, model) = pipeline_options(reader);
+    if let Some(bytes) = memory_budget {
+        reconstruct.memory_budget = bytes;
+    }
     let pipeline = Pipeline::new(reconstruct, model, Box::new(RecordedIdentity::default()));
     match detection {
         Some(options) => pipeline.with_detection(options.clone()),
@@ -552,6 +571,11 @@ pub fn pipeline_options_of(header: Option<&FileHeader>) -> (ReconstructOptions, 
             (
                 ReconstructOptions {
                     redact_secrets: m.reconstruct_redact_secrets,
+                    memory_budget: if m.memory_budget_bytes > 0 {
+                        m.memory_budget_bytes
+                    } else {
+                        defaults.0.memory_budget
+                    },
                 },
                 ModelOptions {
                     max_nodes: if m.model_max_nodes > 0 {

@@ -115,6 +115,9 @@ pub struct Detector {
     changed_findings: BTreeSet<usize>,
     changed_incidents: BTreeSet<usize>,
     findings_dropped: u64,
+    /// Findings are charged here (an upper bound: twice their JSON size); they are never
+    /// evicted (incidents point at them), so at the budget new ones are dropped and counted.
+    budget: Option<crate::memory_budget::Charge>,
 }
 
 impl Default for Detector {
@@ -199,7 +202,13 @@ impl Detector {
             changed_findings: BTreeSet::new(),
             changed_incidents: BTreeSet::new(),
             findings_dropped: 0,
+            budget: None,
         }
+    }
+
+    /// Findings are charged to `budget` from now on.
+    pub fn set_budget(&mut self, budget: &crate::memory_budget::MemoryBudget) {
+        self.budget = Some(crate::memory_budget::Charge::new(budget));
     }
 
     pub fn findings(&self) -> &[Finding] {
@@ -1303,6 +1312,16 @@ impl Detector {
         if self.findings.len() >= MAX_FINDINGS {
             self.findings_dropped += 1;
             return None;
+        }
+        if let Some(charge) = self.budget.as_mut() {
+            let bytes = 1024 + 2 * serde_json::to_vec(&finding).map_or(0, |json| json.len());
+            if !charge.try_grow(bytes) {
+                self.findings_dropped += 1;
+                charge
+                    .budget()
+                    .note(crate::memory_budget::Pressure::FindingDropped);
+                return None;
+            }
         }
         finding.id = format!("f-{}", self.findings.len() + 1);
         self.findings.push(finding);

@@ -385,6 +385,9 @@ impl Egress {
                 keep += 1;
             }
             tail.text.drain(..keep);
+            // A request of up to MAX_SENT_TEXT passed through; keep only the window's room, or
+            // every field of every destination would hold its largest request's capacity.
+            tail.text.shrink_to(2 * MAX_ATOM_LEN);
             for (start, _) in tail.starts.iter_mut() {
                 *start = start.saturating_sub(keep);
             }
@@ -441,6 +444,7 @@ mod tests {
                 body: body.as_bytes().to_vec(),
                 body_len: body.len(),
                 completeness: Completeness::Complete,
+                over_budget: false,
                 ts_ns: 0,
             },
             response: None,

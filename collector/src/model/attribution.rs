@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use crate::memory_budget::{MemoryBudget, Pressure};
 use crate::reconstruct::EventRange;
 
 /// A tool call whose result never comes back stays open this long.
@@ -108,9 +109,35 @@ pub struct ToolCallRecord {
     /// MCP server processes handling this call.
     #[serde(skip)]
     servers: Vec<u32>,
+    /// What it was charged to the memory budget (an upper bound of its heap).
+    #[serde(skip)]
+    held_bytes: usize,
 }
 
 impl ToolCallRecord {
+    /// Upper bound of the heap the record takes over its life: its strings, its arguments
+    /// (kept twice: as JSON and as the values matched against actions), a result cut at
+    /// [`MAX_RESULT_TEXT`], and room for links.
+    fn estimate_bytes(&self) -> usize {
+        const FIXED: usize = 1024;
+        const LINKS: usize = 2048;
+        FIXED
+            + LINKS
+            + MAX_RESULT_TEXT
+            + self.agent.len()
+            + self.name.len()
+            + self.provider.len()
+            + self.tool_node.len()
+            + self.id.as_ref().map_or(0, String::len)
+            + self.model.as_ref().map_or(0, String::len)
+            + crate::memory_budget::json_value_bytes(&self.arguments)
+            + self
+                .matchers
+                .iter()
+                .map(|(k, v)| 48 + k.len() + v.len())
+                .sum::<usize>()
+    }
+
     pub fn new(
         agent: String,
         pid: u32,
@@ -138,6 +165,7 @@ impl ToolCallRecord {
             tool_node,
             matchers,
             servers: Vec::new(),
+            held_bytes: 0,
         }
     }
 
@@ -188,8 +216,21 @@ fn argument_values(path: &str, value: &serde_json::Value, out: &mut Vec<(String,
 pub struct Attribution {
     pub calls: VecDeque<ToolCallRecord>,
     recent: VecDeque<Action>,
-    /// Calls dropped because [`MAX_TOOL_CALLS`] were kept.
+    /// Calls dropped because [`MAX_TOOL_CALLS`] were kept, or to stay within the budget.
     pub dropped_calls: u64,
+    /// Of those, the calls dropped because the memory budget was reached.
+    pub evicted_calls: u64,
+    budget: Option<MemoryBudget>,
+    /// Bytes `calls` are charged to `budget`.
+    charged: usize,
+}
+
+impl Drop for Attribution {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.charged);
+        }
+    }
 }
 
 /// What linking an action produced, for the graph.
@@ -213,11 +254,39 @@ fn same_action(a: &Action, b: &Action) -> bool {
 }
 
 impl Attribution {
-    /// A model requested a tool call: open it and match actions already seen after it.
-    pub fn open_call(&mut self, record: ToolCallRecord) -> Vec<NewLink> {
-        if self.calls.len() >= MAX_TOOL_CALLS {
-            self.calls.pop_front();
+    /// Tool-call records are charged to `budget` from now on.
+    pub fn set_budget(&mut self, budget: &MemoryBudget) {
+        self.budget = Some(budget.clone());
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(old) = self.calls.pop_front() {
             self.dropped_calls += 1;
+            if let Some(budget) = &self.budget {
+                budget.release(old.held_bytes);
+                self.charged -= old.held_bytes;
+            }
+        }
+    }
+
+    /// A model requested a tool call: open it and match actions already seen after it.
+    pub fn open_call(&mut self, mut record: ToolCallRecord) -> Vec<NewLink> {
+        if self.calls.len() >= MAX_TOOL_CALLS {
+            self.drop_oldest();
+        }
+        record.held_bytes = record.estimate_bytes();
+        if let Some(budget) = self.budget.clone() {
+            // The oldest calls make room: recent ones are what actions still link to.
+            while !budget.try_charge(record.held_bytes) {
+                if self.calls.is_empty() {
+                    budget.force_charge(record.held_bytes);
+                    break;
+                }
+                self.drop_oldest();
+                self.evicted_calls += 1;
+                budget.note(Pressure::ToolCallEvicted);
+            }
+            self.charged += record.held_bytes;
         }
         self.calls.push_back(record);
         let index = self.calls.len() - 1;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::memory_budget::{MemoryBudget, Pressure};
 use crate::reconstruct::EventRange;
 
 /// Event references kept per edge (the most recent ones).
@@ -81,6 +82,9 @@ pub struct Limits {
     pub max_edges: usize,
     pub evicted_nodes: u64,
     pub evicted_edges: u64,
+    /// Evictions made because the memory budget was reached (also counted above): the graph
+    /// lost older parts and is incomplete.
+    pub budget_evictions: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +92,20 @@ pub struct Graph {
     nodes: HashMap<String, Node>,
     edges: HashMap<(String, String, EdgeKind), Edge>,
     limits: Limits,
+    budget: Option<MemoryBudget>,
+    /// Bytes nodes and edges are charged to `budget`.
+    charged: usize,
+}
+
+/// Upper bound of a node's heap: its strings (the id twice, as key and field), map slots and
+/// a few attributes.
+fn node_bytes(node: &Node) -> usize {
+    512 + 2 * node.id.len() + node.label.len()
+}
+
+fn edge_bytes(edge: &Edge) -> usize {
+    512 + 2 * (edge.from.len() + edge.to.len())
+        + EVENT_REFS_PER_EDGE * std::mem::size_of::<EventRange>()
 }
 
 impl Graph {
@@ -100,7 +118,45 @@ impl Graph {
                 max_edges: max_edges.max(10),
                 evicted_nodes: 0,
                 evicted_edges: 0,
+                budget_evictions: 0,
             },
+            budget: None,
+            charged: 0,
+        }
+    }
+
+    /// Nodes and edges are charged to `budget` from now on.
+    pub fn set_budget(&mut self, budget: &MemoryBudget) {
+        self.budget = Some(budget.clone());
+    }
+
+    /// Charges `bytes`, evicting the oldest nodes (then edges) while they do not fit.
+    fn charge(&mut self, bytes: usize) {
+        let Some(budget) = self.budget.clone() else {
+            return;
+        };
+        let mut tries = 0;
+        while !budget.try_charge(bytes) {
+            if tries >= 3 || (self.nodes.is_empty() && self.edges.is_empty()) {
+                budget.force_charge(bytes);
+                break;
+            }
+            tries += 1;
+            self.limits.budget_evictions += 1;
+            budget.note(Pressure::GraphEvicted);
+            if self.edges.len() > self.nodes.len() {
+                self.evict_edges();
+            } else {
+                self.evict_nodes();
+            }
+        }
+        self.charged += bytes;
+    }
+
+    fn release(&mut self, bytes: usize) {
+        if let Some(budget) = &self.budget {
+            budget.release(bytes);
+            self.charged -= bytes;
         }
     }
 
@@ -109,14 +165,19 @@ impl Graph {
         if !self.nodes.contains_key(&id) && self.nodes.len() >= self.limits.max_nodes {
             self.evict_nodes();
         }
-        let node = self.nodes.entry(id.clone()).or_insert_with(|| Node {
-            id: id.clone(),
-            kind,
-            label: label.to_string(),
-            attributes: BTreeMap::new(),
-            first_seen_ns: ts_ns,
-            last_seen_ns: ts_ns,
-        });
+        if !self.nodes.contains_key(&id) {
+            let node = Node {
+                id: id.clone(),
+                kind,
+                label: label.to_string(),
+                attributes: BTreeMap::new(),
+                first_seen_ns: ts_ns,
+                last_seen_ns: ts_ns,
+            };
+            self.charge(node_bytes(&node));
+            self.nodes.insert(id.clone(), node);
+        }
+        let node = self.nodes.get_mut(&id).expect("inserted");
         node.first_seen_ns = node.first_seen_ns.min(ts_ns);
         node.last_seen_ns = node.last_seen_ns.max(ts_ns);
         id
@@ -144,16 +205,26 @@ impl Graph {
         if !self.edges.contains_key(&key) && self.edges.len() >= self.limits.max_edges {
             self.evict_edges();
         }
-        let edge = self.edges.entry(key).or_insert_with(|| Edge {
-            from: from.to_string(),
-            to: to.to_string(),
-            kind,
-            count: 0,
-            first_seen_ns: ts_ns,
-            last_seen_ns: ts_ns,
-            events: Vec::new(),
-            attributes: BTreeMap::new(),
-        });
+        if !self.edges.contains_key(&key) {
+            let edge = Edge {
+                from: from.to_string(),
+                to: to.to_string(),
+                kind,
+                count: 0,
+                first_seen_ns: ts_ns,
+                last_seen_ns: ts_ns,
+                events: Vec::new(),
+                attributes: BTreeMap::new(),
+            };
+            self.charge(edge_bytes(&edge));
+            // Making room may have evicted an end of this edge.
+            if !self.nodes.contains_key(from) || !self.nodes.contains_key(to) {
+                self.release(edge_bytes(&edge));
+                return None;
+            }
+            self.edges.insert(key.clone(), edge);
+        }
+        let edge = self.edges.get_mut(&key).expect("inserted");
         edge.count += 1;
         edge.first_seen_ns = edge.first_seen_ns.min(ts_ns);
         edge.last_seen_ns = edge.last_seen_ns.max(ts_ns);
@@ -204,7 +275,9 @@ impl Graph {
         by_age.sort_unstable();
         let batch = (self.limits.max_edges / 10).max(1);
         for (_, key) in by_age.into_iter().take(batch) {
-            self.edges.remove(&key);
+            if let Some(edge) = self.edges.remove(&key) {
+                self.release(edge_bytes(&edge));
+            }
             self.limits.evicted_edges += 1;
         }
     }
@@ -221,15 +294,24 @@ impl Graph {
         let batch = (self.limits.max_nodes / 10).max(1);
         let evicted: std::collections::HashSet<String> =
             by_age.into_iter().take(batch).map(|(_, id)| id).collect();
+        let mut freed = 0;
         for id in &evicted {
-            self.nodes.remove(id);
+            if let Some(node) = self.nodes.remove(id) {
+                freed += node_bytes(&node);
+            }
         }
         self.limits.evicted_nodes += evicted.len() as u64;
         // One pass over the edges for the whole batch, not one per evicted node.
         let before = self.edges.len();
-        self.edges
-            .retain(|(from, to, _), _| !evicted.contains(from) && !evicted.contains(to));
+        self.edges.retain(|(from, to, _), edge| {
+            let keep = !evicted.contains(from) && !evicted.contains(to);
+            if !keep {
+                freed += edge_bytes(edge);
+            }
+            keep
+        });
         self.limits.evicted_edges += (before - self.edges.len()) as u64;
+        self.release(freed);
     }
 
     /// Nodes and edges sorted by id, for stable output.
@@ -242,6 +324,7 @@ impl Graph {
             nodes,
             edges,
             limits: self.limits,
+            incomplete: self.limits.evicted_nodes + self.limits.evicted_edges > 0,
         }
     }
 }
@@ -251,6 +334,8 @@ pub struct GraphSnapshot {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
     pub limits: Limits,
+    /// Older nodes or edges were evicted (by the count limits or the memory budget).
+    pub incomplete: bool,
 }
 
 #[cfg(test)]

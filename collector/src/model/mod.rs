@@ -72,9 +72,13 @@ pub struct ModelStats {
     pub llm_calls: u64,
     pub tool_calls: u64,
     pub tool_calls_dropped: u64,
+    /// Of `tool_calls_dropped`, the oldest calls dropped to stay within the memory budget.
+    pub tool_calls_evicted: u64,
     /// Findings detection raised but could not keep.
     pub findings_dropped: u64,
     pub reconstruction: Option<ReconstructStats>,
+    /// What the memory budget held and what it cut (filled by the pipeline).
+    pub memory: Option<crate::memory_budget::MemoryStats>,
 }
 
 /// Pids whose module loads are remembered before they are known as agents.
@@ -91,6 +95,12 @@ impl Model {
             llm_calls: 0,
             new_links: Vec::new(),
         }
+    }
+
+    /// Tool calls and the graph are charged to `budget` from now on.
+    pub fn set_budget(&mut self, budget: &crate::memory_budget::MemoryBudget) {
+        self.graph.set_budget(budget);
+        self.attribution.set_budget(budget);
     }
 
     pub fn agents(&self) -> impl Iterator<Item = &Agent> {
@@ -122,8 +132,10 @@ impl Model {
                 llm_calls: self.llm_calls,
                 tool_calls: self.attribution.calls.len() as u64 + self.attribution.dropped_calls,
                 tool_calls_dropped: self.attribution.dropped_calls,
+                tool_calls_evicted: self.attribution.evicted_calls,
                 findings_dropped: 0,
                 reconstruction: reconstruction.cloned(),
+                memory: None,
             },
         }
     }
@@ -825,6 +837,7 @@ mod tests {
                     body: vec![],
                     body_len: 0,
                     completeness: Completeness::Complete,
+                    over_budget: false,
                     ts_ns: 0,
                 },
                 response: Some(HttpResponse {
@@ -835,6 +848,7 @@ mod tests {
                     body_len: 0,
                     stream: None,
                     completeness: Completeness::Complete,
+                    over_budget: false,
                     ts_ns: 0,
                     end_ts_ns: 0,
                 }),

@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use crate::memory_budget::{Charge, MemoryBudget, Pressure};
+
 /// A header as captured. Names keep their case; look them up with [`header`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Header {
@@ -38,6 +40,9 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     pub body_len: usize,
     pub completeness: Completeness,
+    /// The memory budget cut the body (it is also `truncated`): see docs/events.md.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub over_budget: bool,
     pub ts_ns: u64,
 }
 
@@ -73,6 +78,9 @@ pub struct HttpResponse {
     /// Set when the body is an event stream; its messages, in order.
     pub stream: Option<StreamedBody>,
     pub completeness: Completeness,
+    /// The memory budget cut the body or its event stream (it is also `truncated`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub over_budget: bool,
     pub ts_ns: u64,
     /// When the last body byte was seen.
     pub end_ts_ns: u64,
@@ -135,6 +143,9 @@ impl HttpResponse {
 /// Decoded bodies are capped so a hostile or broken stream cannot exhaust memory; a body cut
 /// at the cap is marked truncated.
 pub const MAX_BODY_BYTES: usize = 32 << 20;
+/// Bytes of body per stream message (SSE event, NDJSON line) a stream may average before the
+/// budget caps its message count.
+const STREAM_MESSAGE_COST: usize = 32;
 /// A message head larger than this is not HTTP we can use (servers reject far smaller ones).
 const MAX_HEAD_BYTES: usize = 256 << 10;
 const MAX_HEADERS: usize = 128;
@@ -201,6 +212,7 @@ struct RawMessage {
     head: MessageHead,
     body: Vec<u8>,
     completeness: Completeness,
+    over_budget: bool,
     ts_ns: u64,
     end_ts_ns: u64,
 }
@@ -218,10 +230,34 @@ struct MessageReader {
     pending_methods: std::collections::VecDeque<String>,
     /// Set once the stream switched to a protocol we do not parse (101, CONNECT, HTTP/2).
     switched: bool,
+    /// What `buf` and the messages held here take, charged to the memory budget.
+    charge: Charge,
+    /// Bodies are cut here (the budget's largest message).
+    max_body: usize,
+}
+
+impl MessageHead {
+    /// Upper bound of the heap the head takes.
+    fn held_bytes(&self) -> usize {
+        128 + self.method.len()
+            + self.target.len()
+            + self.reason.len()
+            + self
+                .headers
+                .iter()
+                .map(|h| 64 + h.name.len() + h.value.len())
+                .sum::<usize>()
+    }
+}
+
+impl RawMessage {
+    fn held_bytes(&self) -> usize {
+        self.head.held_bytes() + self.body.capacity()
+    }
 }
 
 impl MessageReader {
-    fn new(side: Side) -> Self {
+    fn new(side: Side, budget: &MemoryBudget) -> Self {
         Self {
             side,
             buf: Vec::new(),
@@ -230,6 +266,50 @@ impl MessageReader {
             done: Vec::new(),
             pending_methods: Default::default(),
             switched: false,
+            charge: Charge::new(budget),
+            max_body: budget.max_message_bytes(),
+        }
+    }
+
+    /// Heap held by this reader: the unparsed bytes and the messages not handed on yet.
+    fn held_bytes(&self) -> usize {
+        self.buf.capacity()
+            + self.current.as_ref().map_or(0, RawMessage::held_bytes)
+            + self.done.iter().map(RawMessage::held_bytes).sum::<usize>()
+            + self
+                .pending_methods
+                .iter()
+                .map(|m| 32 + m.len())
+                .sum::<usize>()
+    }
+
+    /// Brings the charge in line with what is kept between feeds. Body growth was checked
+    /// where it happened; unparsed bytes kept for the next feed (a head not complete yet) are
+    /// dropped, as if lost in capture, when the budget has no room for them.
+    fn settle(&mut self, ts_ns: u64) {
+        if self.buf.is_empty() && self.buf.capacity() > 16 << 10 {
+            self.buf = Vec::new();
+        }
+        if !self.charge.try_set(self.held_bytes()) {
+            let lost = self.buf.len();
+            self.buf = Vec::new();
+            if lost > 0 {
+                self.mark_over_budget();
+                self.gap(lost as u64, ts_ns);
+            }
+            let held = self.held_bytes();
+            self.charge.force_set(held);
+        }
+    }
+
+    /// The budget cut the message in progress: flag it and count it once.
+    fn mark_over_budget(&mut self) {
+        if let Some(message) = self.current.as_mut() {
+            message.completeness = Completeness::Truncated;
+            if !message.over_budget {
+                message.over_budget = true;
+                self.charge.budget().note(Pressure::BodyTruncated);
+            }
         }
     }
 
@@ -237,6 +317,8 @@ impl MessageReader {
         if self.switched {
             return;
         }
+        // `buf` grows here only for the length of this call (one event's bytes); what stays
+        // after it is charged in `settle`.
         self.buf.extend_from_slice(bytes);
         let mut at = 0;
         while at < self.buf.len() && !self.switched {
@@ -246,6 +328,10 @@ impl MessageReader {
             }
         }
         self.buf.drain(..at);
+        if self.buf.capacity() > 64 << 10 && self.buf.len() < self.buf.capacity() / 4 {
+            self.buf.shrink_to_fit();
+        }
+        self.settle(ts_ns);
     }
 
     /// Bytes that never arrived. The message in progress is marked truncated; a known body
@@ -301,17 +387,51 @@ impl MessageReader {
 
     /// Appends `buf[range]` to the body in progress, straight from the buffer (every body byte
     /// passes here, so no intermediate copy).
+    ///
+    /// Growth is charged to the memory budget before it happens: a body is cut at the
+    /// budget's largest message, or where the budget runs out, and flagged.
     fn append_body(&mut self, range: std::ops::Range<usize>, ts_ns: u64) {
-        let Self { buf, current, .. } = self;
+        let Self {
+            buf,
+            current,
+            charge,
+            max_body,
+            ..
+        } = self;
         let bytes = &buf[range];
         if let Some(message) = current.as_mut() {
-            let room = MAX_BODY_BYTES.saturating_sub(message.body.len());
-            if bytes.len() > room {
+            let room = max_body.saturating_sub(message.body.len());
+            let mut take = bytes.len().min(room);
+            let need = message.body.len() + take;
+            if need > message.body.capacity() {
+                let capacity = message.body.capacity();
+                // Amortised growth when the budget allows it, else exactly what is needed,
+                // else what is left.
+                let doubled = need.max(capacity * 2).min(*max_body);
+                let extra = if charge.try_grow(doubled - capacity) {
+                    doubled - capacity
+                } else if charge.try_grow(need - capacity) {
+                    need - capacity
+                } else {
+                    let left = charge.budget().available();
+                    charge.try_grow(left);
+                    take = (capacity + left)
+                        .saturating_sub(message.body.len())
+                        .min(take);
+                    left
+                };
+                message
+                    .body
+                    .reserve_exact(capacity + extra - message.body.len());
+            }
+            if take < bytes.len() {
+                if !message.over_budget && (take < room || *max_body < MAX_BODY_BYTES) {
+                    message.over_budget = true;
+                    charge.budget().note(Pressure::BodyTruncated);
+                }
                 message.completeness = Completeness::Truncated;
             }
-            message
-                .body
-                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            message.body.extend_from_slice(&bytes[..take]);
             message.end_ts_ns = ts_ns;
         }
     }
@@ -485,6 +605,7 @@ impl MessageReader {
             head,
             body: Vec::new(),
             completeness: Completeness::Complete,
+            over_budget: false,
             ts_ns,
             end_ts_ns: ts_ns,
         };
@@ -558,7 +679,11 @@ fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
 
 /// Undoes `Content-Encoding` (possibly several, applied in order). Unknown encodings leave the
 /// body as it is and mark it corrupt, since nothing downstream can read it.
-fn decode_content(body: Vec<u8>, encoding: Option<&str>) -> (Vec<u8>, Completeness) {
+fn decode_content(
+    body: Vec<u8>,
+    encoding: Option<&str>,
+    max_body: usize,
+) -> (Vec<u8>, Completeness) {
     use std::io::Read as _;
     let Some(encoding) = encoding else {
         return (body, Completeness::Complete);
@@ -567,7 +692,7 @@ fn decode_content(body: Vec<u8>, encoding: Option<&str>) -> (Vec<u8>, Completene
     let mut completeness = Completeness::Complete;
     // Encodings are listed in the order they were applied; undo them in reverse.
     for coding in encoding.rsplit(',').map(|c| c.trim().to_ascii_lowercase()) {
-        let limit = MAX_BODY_BYTES as u64 + 1;
+        let limit = max_body as u64 + 1;
         let mut out = Vec::new();
         let result = match coding.as_str() {
             "" | "identity" => continue,
@@ -604,8 +729,8 @@ fn decode_content(body: Vec<u8>, encoding: Option<&str>) -> (Vec<u8>, Completene
                 return (body, Completeness::Corrupt);
             }
         }
-        if out.len() > MAX_BODY_BYTES {
-            out.truncate(MAX_BODY_BYTES);
+        if out.len() > max_body {
+            out.truncate(max_body);
             completeness = Completeness::Truncated;
         }
         body = out;
@@ -626,9 +751,14 @@ fn content_encoding(headers: &[Header]) -> Option<&str> {
     header(headers, "content-encoding")
 }
 
-fn finish_request(message: RawMessage) -> HttpRequest {
-    let (body, decoded) = decode_content(message.body, content_encoding(&message.head.headers));
+fn finish_request(message: RawMessage, max_body: usize) -> HttpRequest {
+    let (body, decoded) = decode_content(
+        message.body,
+        content_encoding(&message.head.headers),
+        max_body,
+    );
     HttpRequest {
+        over_budget: message.over_budget,
         method: message.head.method,
         target: message.head.target,
         body_len: body.len(),
@@ -639,23 +769,51 @@ fn finish_request(message: RawMessage) -> HttpRequest {
     }
 }
 
-fn finish_response(message: RawMessage) -> HttpResponse {
-    let (body, decoded) = decode_content(message.body, content_encoding(&message.head.headers));
-    let completeness = worse(message.completeness, decoded);
+fn finish_response(message: RawMessage, budget: &MemoryBudget) -> HttpResponse {
+    let max_body = budget.max_message_bytes();
+    let (body, decoded) = decode_content(
+        message.body,
+        content_encoding(&message.head.headers),
+        max_body,
+    );
+    let mut completeness = worse(message.completeness, decoded);
+    let mut over_budget = message.over_budget;
     let content_type = header(&message.head.headers, "content-type")
         .unwrap_or_default()
         .to_ascii_lowercase();
+    // Each message of a stream takes about a hundred bytes besides its text, so a body of
+    // tiny messages would parse into many times its size: the count is capped by the budget.
+    let max_messages = (max_body / STREAM_MESSAGE_COST).max(1024);
     let stream = if content_type.starts_with("text/event-stream") {
-        Some(StreamedBody::Sse(parse_event_stream(&body)))
+        let mut events = parse_event_stream_capped(&body, max_messages);
+        if events.len() > max_messages {
+            events.truncate(max_messages);
+            events.shrink_to_fit();
+            over_budget = true;
+        }
+        Some(StreamedBody::Sse(events))
     } else if content_type.starts_with("application/x-ndjson")
         || content_type.starts_with("application/jsonl")
         || content_type.starts_with("application/json-seq")
     {
-        Some(StreamedBody::Ndjson(split_json_lines(&body)))
+        let mut lines = split_json_lines_capped(&body, max_messages);
+        if lines.len() > max_messages {
+            lines.truncate(max_messages);
+            lines.shrink_to_fit();
+            over_budget = true;
+        }
+        Some(StreamedBody::Ndjson(lines))
     } else {
         None
     };
+    if over_budget && !message.over_budget {
+        budget.note(Pressure::BodyTruncated);
+    }
+    if over_budget {
+        completeness = worse(completeness, Completeness::Truncated);
+    }
     HttpResponse {
+        over_budget,
         status: message.head.status,
         reason: message.head.reason,
         headers: message.head.headers,
@@ -673,6 +831,12 @@ fn finish_response(message: RawMessage) -> HttpResponse {
 /// async byte stream, which captured bytes are not. A final event without its blank line is
 /// still returned: a cut stream keeps what arrived.
 pub fn parse_event_stream(body: &[u8]) -> Vec<SseEvent> {
+    parse_event_stream_capped(body, usize::MAX)
+}
+
+/// [`parse_event_stream`] keeping at most `max_events` events (one more than that means the
+/// stream was cut).
+fn parse_event_stream_capped(body: &[u8], max_events: usize) -> Vec<SseEvent> {
     let text = String::from_utf8_lossy(body);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut events = Vec::new();
@@ -696,6 +860,9 @@ pub fn parse_event_stream(body: &[u8]) -> Vec<SseEvent> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
             flush(&mut events, &mut event, &mut data, &id);
+            if events.len() > max_events {
+                return events;
+            }
             continue;
         }
         if line.starts_with(':') {
@@ -724,10 +891,16 @@ pub fn parse_event_stream(body: &[u8]) -> Vec<SseEvent> {
 
 /// Splits an NDJSON body into its non-empty lines.
 pub fn split_json_lines(body: &[u8]) -> Vec<String> {
+    split_json_lines_capped(body, usize::MAX)
+}
+
+/// [`split_json_lines`] keeping at most `max_lines + 1` lines.
+fn split_json_lines_capped(body: &[u8], max_lines: usize) -> Vec<String> {
     String::from_utf8_lossy(body)
         .split('\n')
         .map(|line| line.trim_matches(['\r', ' ', '\t', '\u{1e}']))
         .filter(|line| !line.is_empty())
+        .take(max_lines.saturating_add(1))
         .map(str::to_string)
         .collect()
 }
@@ -739,6 +912,9 @@ pub struct HttpConnection {
     requests: MessageReader,
     responses: MessageReader,
     unanswered: std::collections::VecDeque<HttpRequest>,
+    /// What `unanswered` holds, charged to the memory budget.
+    unanswered_charge: Charge,
+    budget: MemoryBudget,
 }
 
 impl Default for HttpConnection {
@@ -747,13 +923,42 @@ impl Default for HttpConnection {
     }
 }
 
+impl HttpRequest {
+    /// Upper bound of the heap the request takes.
+    fn held_bytes(&self) -> usize {
+        256 + self.method.len()
+            + self.target.len()
+            + self.body.capacity()
+            + self
+                .headers
+                .iter()
+                .map(|h| 64 + h.name.len() + h.value.len())
+                .sum::<usize>()
+    }
+}
+
 impl HttpConnection {
+    /// A connection charging the default budget (tests and tools that parse one exchange).
     pub fn new() -> Self {
+        Self::with_budget(&MemoryBudget::default())
+    }
+
+    /// A connection whose buffers and bodies are charged to `budget`.
+    pub fn with_budget(budget: &MemoryBudget) -> Self {
         Self {
-            requests: MessageReader::new(Side::Request),
-            responses: MessageReader::new(Side::Response),
+            requests: MessageReader::new(Side::Request, budget),
+            responses: MessageReader::new(Side::Response, budget),
             unanswered: Default::default(),
+            unanswered_charge: Charge::new(budget),
+            budget: budget.clone(),
         }
+    }
+
+    /// Bytes this connection holds (charged to its budget).
+    pub fn held_bytes(&self) -> usize {
+        self.requests.charge.bytes()
+            + self.responses.charge.bytes()
+            + self.unanswered_charge.bytes()
     }
 
     /// Feeds request-side bytes; returns exchanges completed so far.
@@ -767,7 +972,7 @@ impl HttpConnection {
                 self.responses.feed(bytes, ts_ns)
             }
         }
-        self.take_completed()
+        self.take_completed(ts_ns)
     }
 
     /// Bytes lost in capture on one side.
@@ -776,7 +981,28 @@ impl HttpConnection {
             Side::Request => self.requests.gap(lost, ts_ns),
             Side::Response => self.responses.gap(lost, ts_ns),
         }
-        self.take_completed()
+        self.take_completed(ts_ns)
+    }
+
+    fn settle(&mut self, ts_ns: u64) {
+        self.requests.settle(ts_ns);
+        self.responses.settle(ts_ns);
+        let held: usize = self.unanswered.iter().map(HttpRequest::held_bytes).sum();
+        if !self.unanswered_charge.try_set(held) {
+            // The newest request waiting for its answer gives up its body.
+            if let Some(request) = self.unanswered.back_mut() {
+                if !request.body.is_empty() {
+                    request.body = Vec::new();
+                    request.completeness = Completeness::Truncated;
+                    if !request.over_budget {
+                        request.over_budget = true;
+                        self.budget.note(Pressure::BodyTruncated);
+                    }
+                }
+            }
+            let held: usize = self.unanswered.iter().map(HttpRequest::held_bytes).sum();
+            self.unanswered_charge.force_set(held);
+        }
     }
 
     /// The connection closed (or capture stopped): flush everything, partial records included.
@@ -784,13 +1010,14 @@ impl HttpConnection {
         self.requests.close(ts_ns);
         self.sync_methods();
         self.responses.close(ts_ns);
-        let mut out = self.take_completed();
+        let mut out = self.take_completed(ts_ns);
         for request in self.unanswered.drain(..) {
             out.push(PairedExchange {
                 request,
                 response: None,
             });
         }
+        self.settle(ts_ns);
         out
     }
 
@@ -799,18 +1026,19 @@ impl HttpConnection {
             self.responses
                 .pending_methods
                 .push_back(message.head.method.clone());
-            self.unanswered.push_back(finish_request(message));
+            self.unanswered
+                .push_back(finish_request(message, self.requests.max_body));
         }
     }
 
-    fn take_completed(&mut self) -> Vec<PairedExchange> {
+    fn take_completed(&mut self, ts_ns: u64) -> Vec<PairedExchange> {
         self.sync_methods();
         let mut out = Vec::new();
         for message in self.responses.done.drain(..) {
             if (100..200).contains(&message.head.status) && message.head.status != 101 {
                 continue;
             }
-            let response = finish_response(message);
+            let response = finish_response(message, &self.budget);
             match self.unanswered.pop_front() {
                 Some(request) => out.push(PairedExchange {
                     request,
@@ -825,12 +1053,14 @@ impl HttpConnection {
                         body: Vec::new(),
                         body_len: 0,
                         completeness: Completeness::Truncated,
+                        over_budget: false,
                         ts_ns: response.ts_ns,
                     },
                     response: Some(response),
                 }),
             }
         }
+        self.settle(ts_ns);
         out
     }
 }
@@ -1191,6 +1421,7 @@ mod tests {
             body: vec![],
             body_len: 0,
             completeness: Completeness::Complete,
+            over_budget: false,
             ts_ns: 0,
         };
         assert_eq!(request.path(), "/v1/x");

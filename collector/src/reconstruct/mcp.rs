@@ -487,6 +487,8 @@ struct PendingRequest {
     request_id: String,
     params: Option<Value>,
     ts_ns: u64,
+    /// Upper bound of its heap, for the memory budget.
+    held_bytes: usize,
 }
 
 /// One client↔server MCP session: classifies messages and pairs requests with responses.
@@ -500,9 +502,22 @@ pub struct McpSession {
     client: Option<Implementation>,
     server: Option<Implementation>,
     protocol_version: Option<String>,
+    /// Sum of the pending requests' `held_bytes`.
+    pending_bytes: usize,
 }
 
 impl McpSession {
+    /// Upper bound of the heap the pending requests hold.
+    pub fn held_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    fn remove_pending(&mut self, slot: &(Sender, String)) -> Option<PendingRequest> {
+        let pending = self.pending.remove(slot)?;
+        self.pending_bytes = self.pending_bytes.saturating_sub(pending.held_bytes);
+        Some(pending)
+    }
+
     pub fn new(transport: McpTransport) -> Self {
         McpSession {
             transport,
@@ -512,6 +527,7 @@ impl McpSession {
             client: None,
             server: None,
             protocol_version: None,
+            pending_bytes: 0,
         }
     }
 
@@ -595,7 +611,7 @@ impl McpSession {
     pub fn finish(&mut self) -> Vec<McpExchange> {
         let mut out = Vec::new();
         while let Some(key) = self.order.pop_front() {
-            if let Some(pending) = self.pending.remove(&key) {
+            if let Some(pending) = self.remove_pending(&key) {
                 out.push(self.unanswered(key.0, pending));
             }
         }
@@ -638,14 +654,23 @@ impl McpSession {
                     if method == "initialize" {
                         self.note_initialize_request(params.as_ref());
                     }
+                    let held_bytes = 256
+                        + method.len()
+                        + 2 * request_id.len()
+                        + params
+                            .as_ref()
+                            .map_or(0, crate::memory_budget::json_value_bytes);
                     let pending = PendingRequest {
                         method: method.to_string(),
                         request_id,
                         params,
                         ts_ns,
+                        held_bytes,
                     };
                     let slot = (sender, key);
+                    self.pending_bytes += held_bytes;
                     if let Some(previous) = self.pending.insert(slot.clone(), pending) {
+                        self.pending_bytes = self.pending_bytes.saturating_sub(previous.held_bytes);
                         // The id was reused before its answer arrived: the earlier request
                         // will never be matched.
                         out.push(self.unanswered(sender, previous));
@@ -654,7 +679,7 @@ impl McpSession {
                     self.order.push_back(slot);
                     while self.order.len() > MAX_PENDING_REQUESTS {
                         if let Some(oldest) = self.order.pop_front() {
-                            if let Some(evicted) = self.pending.remove(&oldest) {
+                            if let Some(evicted) = self.remove_pending(&oldest) {
                                 out.push(self.unanswered(oldest.0, evicted));
                             }
                         }
@@ -678,7 +703,7 @@ impl McpSession {
         let requester = sender.other();
         let matched = id.and_then(id_key).and_then(|(key, _)| {
             let slot = (requester, key);
-            let pending = self.pending.remove(&slot)?;
+            let pending = self.remove_pending(&slot)?;
             self.order.retain(|k| k != &slot);
             Some(pending)
         });
@@ -1025,6 +1050,22 @@ impl StdioMcpConnection {
 
     /// Bytes `sender` wrote were lost here (the kernel reported `lost_bytes`, or a chunk is
     /// missing): the damaged message is reported and framing resumes at the next line.
+    /// Upper bound of the heap the unfinished lines and the session's pending requests hold
+    /// (charged to the memory budget by the reconstructor).
+    pub fn held_bytes(&self) -> usize {
+        self.from_client.line.capacity()
+            + self.from_server.line.capacity()
+            + self.session.held_bytes()
+    }
+
+    /// The memory budget has no room for `sender`'s unfinished line: it is dropped as if its
+    /// bytes had been lost, and its allocation returned.
+    pub fn drop_buffers(&mut self, sender: Sender, ts_ns: u64) -> Vec<McpExchange> {
+        let out = self.mark_gap(sender, ts_ns);
+        self.framer(sender).line = Vec::new();
+        out
+    }
+
     pub fn mark_gap(&mut self, sender: Sender, ts_ns: u64) -> Vec<McpExchange> {
         let frame = self.framer(sender).mark_gap();
         self.session.feed_frame(sender, &frame, ts_ns)

@@ -21,4 +21,6 @@ pub mod vector_db;
 
 pub use mcp::McpTransport;
 pub use observation::{Actor, EventRange, Observation, ObservationKind, Peer, Role};
+#[cfg(test)]
+mod memory_budget_tests;
 pub use reconstructor::{ReconstructOptions, ReconstructStats, Reconstructor};

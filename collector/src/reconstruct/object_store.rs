@@ -661,6 +661,7 @@ pub(crate) mod tests {
                 body: body.to_vec(),
                 body_len: body.len(),
                 completeness: Completeness::Complete,
+                over_budget: false,
                 ts_ns: 1,
             },
             response: response.map(|(status, body)| HttpResponse {
@@ -671,6 +672,7 @@ pub(crate) mod tests {
                 body_len: body.len(),
                 stream: None,
                 completeness: Completeness::Complete,
+                over_budget: false,
                 ts_ns: 2,
                 end_ts_ns: 3,
             }),

@@ -217,6 +217,31 @@ impl Default for PostgresConnection {
 }
 
 impl PostgresConnection {
+    /// Upper bound of the heap this connection holds (charged to the memory budget by the
+    /// reconstructor).
+    pub fn held_bytes(&self) -> usize {
+        let text = |p: &PreparedText| 96 + p.text.len() + p.name.as_ref().map_or(0, String::len);
+        self.frontend.held_bytes()
+            + self.backend.held_bytes()
+            + self
+                .statements
+                .iter()
+                .chain(self.portals.iter())
+                .map(|(name, p)| 64 + name.len() + text(p))
+                .sum::<usize>()
+            + self
+                .batches
+                .iter()
+                .map(|b| {
+                    256 + b.last_parse.as_ref().map_or(0, text)
+                        + b.entries
+                            .iter()
+                            .map(|e| 256 + text(&e.prepared) + e.completions.len() * 48)
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
     pub fn new() -> Self {
         PostgresConnection {
             frontend: Framer::new(Side::Frontend),
@@ -1013,6 +1038,13 @@ struct Framer {
 }
 
 impl Framer {
+    /// Upper bound of the heap this framer holds.
+    fn held_bytes(&self) -> usize {
+        self.buf.capacity()
+            + self.feeds.len() * 16
+            + self.body.as_ref().map_or(0, |b| b.kept.capacity())
+    }
+
     fn new(side: Side) -> Self {
         Framer {
             side,

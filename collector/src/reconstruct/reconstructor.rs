@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use crate::event::{Direction, Event, EventBody, PayloadSource};
+use crate::memory_budget::{self, Charge, MemoryBudget, Pressure};
 use crate::process_table::ProcessTable;
 use crate::redact;
 
@@ -32,12 +33,16 @@ pub struct ReconstructOptions {
     /// redaction in the collector cannot see secrets split across chunks or inside
     /// compressed bodies; this pass can.
     pub redact_secrets: bool,
+    /// The pipeline's memory budget in bytes ([`crate::memory_budget`]): reconstruction is
+    /// where captured bytes come in, and the model and detection charge the same budget.
+    pub memory_budget: usize,
 }
 
 impl Default for ReconstructOptions {
     fn default() -> Self {
         Self {
             redact_secrets: true,
+            memory_budget: memory_budget::DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -164,6 +169,7 @@ impl PipeEnd {
 
 /// An MCP stdio server's session, keyed by the server's pid.
 struct StdioSession {
+    charge: Charge,
     connection: StdioMcpConnection,
     /// A real JSON-RPC message was seen: before that, JSON on stdio is someone's output.
     speaks_mcp: bool,
@@ -180,6 +186,8 @@ type HttpMcpKey = (u32, Role, String);
 const MAX_MCP_SESSIONS: usize = 1024;
 
 struct Connection {
+    /// What a non-HTTP parser holds (HTTP charges its own, finer-grained).
+    charge: Charge,
     fd: i32,
     tls: bool,
     peer: Option<Peer>,
@@ -193,6 +201,8 @@ struct Connection {
 }
 
 pub struct Reconstructor {
+    /// Shared with the model and detection (see [`Reconstructor::budget`]).
+    budget: MemoryBudget,
     options: ReconstructOptions,
     processes: ProcessTable,
     connections: HashMap<ConnectionKey, Connection>,
@@ -214,6 +224,7 @@ fn direction_slot(direction: Direction) -> usize {
 impl Reconstructor {
     pub fn new(options: ReconstructOptions) -> Self {
         Self {
+            budget: MemoryBudget::new(options.memory_budget),
             options,
             processes: ProcessTable::default(),
             connections: HashMap::new(),
@@ -223,6 +234,11 @@ impl Reconstructor {
             stdio_sessions: HashMap::new(),
             http_mcp_sessions: HashMap::new(),
         }
+    }
+
+    /// The memory budget everything downstream of this reconstructor charges.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// Starts from a process table built elsewhere (the live collector's).
@@ -346,7 +362,10 @@ impl Reconstructor {
                     queries: queries.clone(),
                 }))
             }
-            EventBody::Data { .. } => self.push_data(event, index, &mut out),
+            EventBody::Data { .. } => {
+                self.push_data(event, index, &mut out);
+                self.enforce_budget(event.header.ts_ns, &mut out);
+            }
             _ => {}
         }
         out
@@ -465,6 +484,7 @@ impl Reconstructor {
             self.connections.insert(
                 key,
                 Connection {
+                    charge: Charge::new(&self.budget),
                     fd: *fd,
                     tls: matches!(source, PayloadSource::Tls),
                     peer,
@@ -529,7 +549,7 @@ impl Reconstructor {
             });
         }
         if matches!(conn.protocol, Protocol::Undecided) {
-            conn.protocol = recognise_protocol(*direction, data);
+            conn.protocol = recognise_protocol(*direction, data, &self.budget);
             if matches!(conn.protocol, Protocol::Opaque) {
                 self.stats.opaque_connections += 1;
             }
@@ -551,9 +571,23 @@ impl Reconstructor {
             }
             Protocol::Postgres { parser, role } => {
                 statements = parser.feed(client_view(*role, *direction), data, ts);
+                if !conn.charge.try_set(parser.held_bytes()) {
+                    // Over budget: what is in flight is flushed (flagged as cut) and the rest
+                    // of this connection is not parsed.
+                    self.budget.note(Pressure::ConnectionEvicted);
+                    statements.extend(parser.finish());
+                    conn.protocol = Protocol::Opaque;
+                    conn.charge.force_set(0);
+                }
             }
             Protocol::Redis { parser, role } => {
                 commands = parser.feed(client_view(*role, *direction), data, ts);
+                if !conn.charge.try_set(parser.held_bytes()) {
+                    self.budget.note(Pressure::ConnectionEvicted);
+                    commands.extend(parser.finish());
+                    conn.protocol = Protocol::Opaque;
+                    conn.charge.force_set(0);
+                }
             }
             Protocol::Pipe(end) => {
                 let mut bytes = std::borrow::Cow::Borrowed(data.as_slice());
@@ -564,10 +598,17 @@ impl Reconstructor {
                 } = end
                 {
                     buffered.extend_from_slice(data);
+                    if !conn.charge.try_set(buffered.capacity()) {
+                        self.budget.note(Pressure::ConnectionEvicted);
+                        *end = PipeEnd::Ignored;
+                        conn.charge.force_set(0);
+                        return;
+                    }
                     match PipeEnd::decide(*direction, buffered, scanned, lines) {
                         Some(decided) => {
                             bytes = std::borrow::Cow::Owned(std::mem::take(buffered));
                             *end = decided;
+                            conn.charge.force_set(0);
                         }
                         None => return,
                     }
@@ -665,6 +706,7 @@ impl Reconstructor {
             .stdio_sessions
             .entry(server_pid)
             .or_insert_with(|| StdioSession {
+                charge: Charge::new(&self.budget),
                 connection: StdioMcpConnection::new(),
                 speaks_mcp: false,
                 actor: actor.clone(),
@@ -683,6 +725,13 @@ impl Reconstructor {
             exchanges.extend(session.connection.mark_gap(sender, ts));
         }
         exchanges.extend(session.connection.feed_bytes(sender, data, ts));
+        if !session.charge.try_set(session.connection.held_bytes()) {
+            // The session's unfinished line does not fit: drop what it holds and go on from
+            // the next line, as after lost bytes.
+            self.budget.note(Pressure::ConnectionEvicted);
+            exchanges.extend(session.connection.drop_buffers(sender, ts));
+            session.charge.force_set(session.connection.held_bytes());
+        }
         if exchanges.is_empty() {
             return;
         }
@@ -812,6 +861,16 @@ impl Reconstructor {
         Some(records)
     }
 
+    /// Parsers charge what they cannot refuse (message heads, requests waiting for their
+    /// answer) even past the limit; if that happened, the least recently active connections
+    /// are flushed (their exchanges come out flagged) until the pipeline is within its share.
+    fn enforce_budget(&mut self, ts_ns: u64, out: &mut Vec<Observation>) {
+        while self.budget.used() > self.budget.held_limit() && !self.connections.is_empty() {
+            self.budget.note(Pressure::ConnectionEvicted);
+            self.evict_one(ts_ns, out);
+        }
+    }
+
     fn evict_one(&mut self, ts_ns: u64, out: &mut Vec<Observation>) {
         if let Some(key) = self
             .connections
@@ -821,6 +880,31 @@ impl Reconstructor {
         {
             self.stats.connections_evicted += 1;
             self.close_connection(key, ts_ns, out);
+        }
+    }
+
+    /// Interpreters parse bodies as JSON; a body whose parsed tree would not fit the working
+    /// room of the budget (millions of tiny values) is not handed on: it is emptied and
+    /// flagged, its length kept.
+    fn limit_parse_cost(&self, exchange: &mut HttpExchange) {
+        let room = self.budget.budget() / 8;
+        if memory_budget::json_text_tree_bytes(&exchange.request.body) > room {
+            exchange.request.body = Vec::new();
+            exchange.request.completeness = http::Completeness::Truncated;
+            if !exchange.request.over_budget {
+                exchange.request.over_budget = true;
+                self.budget.note(Pressure::BodyTruncated);
+            }
+        }
+        if let Some(response) = exchange.response.as_mut() {
+            if memory_budget::json_text_tree_bytes(&response.body) > room {
+                response.body = Vec::new();
+                response.completeness = http::Completeness::Truncated;
+                if !response.over_budget {
+                    response.over_budget = true;
+                    self.budget.note(Pressure::BodyTruncated);
+                }
+            }
         }
     }
 
@@ -850,6 +934,7 @@ impl Reconstructor {
                 request: paired.request,
                 response: paired.response,
             };
+            self.limit_parse_cost(&mut exchange);
             if self.options.redact_secrets {
                 redact_exchange(&mut exchange);
             }
@@ -990,7 +1075,7 @@ fn http_side(role: Role, direction: Direction) -> Side {
 }
 
 /// Decides a connection's protocol from the first bytes seen in either direction.
-fn recognise_protocol(direction: Direction, bytes: &[u8]) -> Protocol {
+fn recognise_protocol(direction: Direction, bytes: &[u8], budget: &MemoryBudget) -> Protocol {
     let role = |request_outgoing: bool| {
         if request_outgoing {
             Role::Client
@@ -1001,14 +1086,14 @@ fn recognise_protocol(direction: Direction, bytes: &[u8]) -> Protocol {
     let egress = matches!(direction, Direction::Egress);
     if http::looks_like_request(bytes) {
         return Protocol::Http {
-            parser: Box::new(HttpConnection::new()),
+            parser: Box::new(HttpConnection::with_budget(budget)),
             role: role(egress),
         };
     }
     if http::looks_like_response(bytes) {
         // Capture began mid-exchange: the response's sender is the server.
         return Protocol::Http {
-            parser: Box::new(HttpConnection::new()),
+            parser: Box::new(HttpConnection::with_budget(budget)),
             role: role(!egress),
         };
     }

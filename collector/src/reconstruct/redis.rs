@@ -144,6 +144,24 @@ impl Default for RedisConnection {
 }
 
 impl RedisConnection {
+    /// Upper bound of the heap this connection holds (charged to the memory budget by the
+    /// reconstructor).
+    pub fn held_bytes(&self) -> usize {
+        let reader = |r: &RespReader| {
+            r.line.capacity()
+                + r.stack.capacity() * 64
+                + r.top.as_ref().map_or(0, |t| {
+                    256 + t.text.capacity() + KEPT_ARGS.min(t.len as usize) * 32
+                })
+        };
+        let command = |c: &RedisCommand| {
+            256 + c.command.len() + c.keys.iter().map(|k| 32 + k.len()).sum::<usize>()
+        };
+        reader(&self.client)
+            + reader(&self.server)
+            + self.pending.iter().map(command).sum::<usize>()
+    }
+
     pub fn new() -> Self {
         RedisConnection {
             client: RespReader::new(Side::Client),

@@ -379,3 +379,48 @@ fn a_peer_that_is_not_a_collector_gives_a_clear_error() {
     let err = handshake(console_end, "test.sock", Duration::from_millis(200)).unwrap_err();
     assert!(matches!(err, AttachError::Timeout { .. }), "{err}");
 }
+
+#[test]
+fn consoles_beyond_the_cap_are_refused_and_told_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("capped.sock");
+    let mut live = pipeline();
+    let mut options = options(path.clone());
+    options.max_consoles = 2;
+    let mut server = StreamServer::bind(options, &mut live).unwrap();
+    // Two consoles attach (their handshakes run while the collector ticks)...
+    let consoles: Vec<_> = (0..2)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || attach(&path, DEADLINE).map(|a| a.stream))
+        })
+        .collect();
+    tick_until(&mut server, &live, |s| s.clients().len() == 2);
+    let attached: Vec<_> = consoles
+        .into_iter()
+        .map(|c| c.join().unwrap().expect("the first two are served"))
+        .collect();
+    // ...a third is refused with the reason, and no thread or queue is made for it.
+    let third = {
+        let path = path.clone();
+        std::thread::spawn(move || attach(&path, DEADLINE))
+    };
+    let deadline = Instant::now() + DEADLINE;
+    while !third.is_finished() {
+        assert!(Instant::now() < deadline, "timed out");
+        server.tick(Instant::now(), &live, CollectorCounters::default());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let err = match third.join().unwrap() {
+        Ok(_) => panic!("a third console was served past the cap"),
+        Err(err) => err,
+    };
+    assert!(matches!(err, AttachError::Refused { .. }), "{err}");
+    assert!(
+        err.to_string().contains("2 consoles are attached already"),
+        "{err}"
+    );
+    assert_eq!(server.clients().len(), 2);
+    drop(attached);
+    finish(server, &mut live);
+}

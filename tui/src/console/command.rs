@@ -49,6 +49,9 @@ pub struct TuiArgs {
     pub speed: f64,
     #[command(flatten)]
     pub detection: crate::detection_args::DetectionArgs,
+    /// The live console's memory budget (a replay uses the capture's).
+    #[command(flatten)]
+    pub memory: crate::memory_args::MemoryArgs,
     #[command(flatten)]
     pub live: LiveArgs,
 }
@@ -64,7 +67,7 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
         .map(Duration::try_from_secs_f64)
         .transpose()
         .map_err(|_| anyhow::anyhow!("--duration takes a number of seconds, at least 0"))?;
-    let live_only = args.live.any_given();
+    let live_only = args.live.any_given() || args.memory.memory_budget.is_some();
     if let Some(socket) = &args.connect {
         if live_only {
             bail!(
@@ -106,7 +109,8 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
             if args.paused || args.speed != 1.0 {
                 bail!("--paused and --speed apply to replays (--replay or --events)");
             }
-            let source = LiveSource::start(&args.live)?.with_detection(args.detection.options()?);
+            let source = LiveSource::start(&args.live, args.memory.bytes())?
+                .with_detection(args.detection.options()?);
             return run_console(Box::new(source), options);
         }
     }

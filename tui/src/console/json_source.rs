@@ -384,6 +384,7 @@ fn new_pipeline(identity: &IdentityFactory, model: &ModelOptions) -> Pipeline {
     Pipeline::new(
         ReconstructOptions {
             redact_secrets: true,
+            ..ReconstructOptions::default()
         },
         model.clone(),
         identity(),

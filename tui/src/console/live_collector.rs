@@ -339,6 +339,9 @@ fn run_collector_thread(
                                 return;
                             }
                         }
+                        // Let tokio see the stop request and timers even when the ring buffer
+                        // never empties (it only does when the task yields).
+                        tokio::task::yield_now().await;
                     }
                     Err(err) => {
                         notice(format!("the collector stopped: {err}"));
@@ -353,7 +356,13 @@ fn run_collector_thread(
                     }
                     warned = summary.warnings.len();
                 }
-                _ = &mut stop => return,
+                _ = &mut stop => {
+                    // Nothing more is emitted, and the kernel's slow unloading (seconds) is
+                    // left to a child, so the console quits at once.
+                    collector.stop_emitting();
+                    collector.close();
+                    return;
+                }
             }
         }
     });

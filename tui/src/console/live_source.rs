@@ -61,7 +61,9 @@ pub struct LiveSource {
 impl LiveSource {
     /// Starts the collector in-process (needs root) and a pipeline over it, identities from
     /// the same resolver as `agentscope collect`'s.
-    pub fn start(args: &LiveArgs) -> anyhow::Result<Self> {
+    /// Starts capturing; the pipeline keeps at most `memory_budget` bytes
+    /// (`--memory-budget`).
+    pub fn start(args: &LiveArgs, memory_budget: usize) -> anyhow::Result<Self> {
         let (collector, start) = LiveCollector::start(
             args.collector_options(),
             args.identity_options(),
@@ -71,6 +73,7 @@ impl LiveSource {
         let pipeline = Pipeline::new(
             ReconstructOptions {
                 redact_secrets: redact,
+                memory_budget,
             },
             ModelOptions::default(),
             Box::new(start.identity),
@@ -90,6 +93,7 @@ impl LiveSource {
             model_max_edges: ModelOptions::default().max_edges,
             sequence: 0,
             capture_filter: args.capture_filter(),
+            memory_budget_bytes: memory_budget,
         };
         let dir = args
             .record_dir
@@ -372,6 +376,7 @@ mod tests {
         let pipeline = Pipeline::new(
             ReconstructOptions {
                 redact_secrets: true,
+                ..ReconstructOptions::default()
             },
             ModelOptions::default(),
             Box::new(HostOnlyIdentity),

@@ -966,6 +966,7 @@ fn record_key_in_live_mode_starts_and_stops_a_recording() {
     let pipeline = Pipeline::new(
         ReconstructOptions {
             redact_secrets: true,
+            ..ReconstructOptions::default()
         },
         ModelOptions::default(),
         Box::new(HostOnlyIdentity),

@@ -86,6 +86,7 @@ pub fn exchange(
             body: request_body.to_vec(),
             body_len: request_body.len(),
             completeness: Completeness::Complete,
+            over_budget: false,
             ts_ns: 0,
         },
         response: response_body.map(|body| HttpResponse {
@@ -96,6 +97,7 @@ pub fn exchange(
             body,
             stream: None,
             completeness: Completeness::Complete,
+            over_budget: false,
             ts_ns: 0,
             end_ts_ns: 0,
         }),

@@ -1,0 +1,340 @@
+//! One memory budget for everything the pipeline keeps between events.
+//!
+//! Whatever an observed process controls the size of — HTTP bodies and buffers being
+//! reassembled, other protocols' buffers, tool-call records, graph nodes and edges, detection
+//! findings — is charged here by the holder that keeps it and released when it lets go. Each
+//! holder charges an upper-bound estimate of its heap use (capacities, not lengths, for byte
+//! buffers; a per-item overhead plus string lengths for records). When a charge is refused the
+//! holder truncates or evicts and flags what it cut ([`Pressure`] counts it), so the total
+//! charged never exceeds [`MemoryBudget::held_limit`].
+//!
+//! The budget `B` splits into three shares, all fixed fractions so that live capture and a
+//! replay (which has no consoles) cut at exactly the same points:
+//! - 3/4 of `B` for what the pipeline holds ([`MemoryBudget::held_limit`]);
+//! - 1/8 of `B` for the queues of remote consoles ([`MemoryBudget::console_share`]);
+//! - 1/8 of `B` as working room for the one message being interpreted: bodies are cut at
+//!   [`MemoryBudget::max_message_bytes`] (`B/32`) and parsed only when their parsed form stays
+//!   within a small multiple of that (see [`crate::reconstruct::http`]).
+//!
+//! Accounting is deterministic: it depends only on the events in order, never on the
+//! allocator or on time, so eviction happens at the same event in a live run and its replay.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Default budget: 64 MiB. Measured: the reference agents' captures peak below 1 MiB of held
+/// state, so 64 MiB leaves two orders of magnitude of headroom for busy nodes while an
+/// adversary can push the collector only to budget plus its fixed overhead (README).
+pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
+/// Below this the shares get too small to hold one ordinary LLM request.
+pub const MIN_MEMORY_BUDGET: usize = 4 << 20;
+
+/// What a refused charge did, counted per kind for the summary and `--graph-json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pressure {
+    /// An HTTP body (or an event stream) was cut: the record is flagged `over_budget`.
+    BodyTruncated,
+    /// A connection's or stdio session's parser state was dropped; later bytes on it are not
+    /// parsed.
+    ConnectionEvicted,
+    /// The oldest tool-call records were dropped to make room.
+    ToolCallEvicted,
+    /// Graph nodes or edges were evicted to make room (the graph is marked incomplete).
+    GraphEvicted,
+    /// A finding was not kept.
+    FindingDropped,
+}
+
+const PRESSURE_KINDS: usize = 5;
+
+#[derive(Debug)]
+struct Inner {
+    budget: usize,
+    held_limit: usize,
+    used: AtomicUsize,
+    peak: AtomicUsize,
+    pressure: [AtomicU64; PRESSURE_KINDS],
+}
+
+/// A shared handle on one budget; clones charge the same total.
+#[derive(Debug, Clone)]
+pub struct MemoryBudget {
+    inner: Arc<Inner>,
+}
+
+/// What the budget did, for the summary line and `--graph-json` (`stats.memory`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryStats {
+    /// The budget `B` (`--memory-budget`).
+    pub budget_bytes: u64,
+    /// The pipeline's share of it (3/4).
+    pub held_limit_bytes: u64,
+    /// Charged now, and at most so far.
+    pub held_bytes: u64,
+    pub peak_held_bytes: u64,
+    pub bodies_truncated: u64,
+    pub connections_evicted: u64,
+    pub tool_calls_evicted: u64,
+    pub graph_evictions: u64,
+    pub findings_dropped: u64,
+}
+
+impl MemoryStats {
+    /// Something was cut or evicted because the budget was reached.
+    pub fn pressured(&self) -> bool {
+        self.bodies_truncated
+            + self.connections_evicted
+            + self.tool_calls_evicted
+            + self.graph_evictions
+            + self.findings_dropped
+            > 0
+    }
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        Self::new(DEFAULT_MEMORY_BUDGET)
+    }
+}
+
+impl MemoryBudget {
+    /// A budget of `bytes` (raised to [`MIN_MEMORY_BUDGET`]).
+    pub fn new(bytes: usize) -> Self {
+        let budget = bytes.max(MIN_MEMORY_BUDGET);
+        Self {
+            inner: Arc::new(Inner {
+                budget,
+                held_limit: budget / 4 * 3,
+                used: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+                pressure: Default::default(),
+            }),
+        }
+    }
+
+    pub fn budget(&self) -> usize {
+        self.inner.budget
+    }
+
+    /// What the pipeline may hold: 3/4 of the budget.
+    pub fn held_limit(&self) -> usize {
+        self.inner.held_limit
+    }
+
+    /// What all remote consoles' queues may hold together: 1/8 of the budget.
+    pub fn console_share(&self) -> usize {
+        self.inner.budget / 8
+    }
+
+    /// The largest body (or other single message) kept: 1/32 of the budget, at most 32 MiB.
+    pub fn max_message_bytes(&self) -> usize {
+        (self.inner.budget / 32).min(crate::reconstruct::http::MAX_BODY_BYTES)
+    }
+
+    pub fn used(&self) -> usize {
+        self.inner.used.load(Ordering::Relaxed)
+    }
+
+    pub fn available(&self) -> usize {
+        self.held_limit().saturating_sub(self.used())
+    }
+
+    /// Charges `bytes` if they fit; false (nothing charged) if they do not.
+    pub fn try_charge(&self, bytes: usize) -> bool {
+        let limit = self.held_limit();
+        let mut used = self.used();
+        loop {
+            let Some(next) = used.checked_add(bytes).filter(|&n| n <= limit) else {
+                return false;
+            };
+            match self.inner.used.compare_exchange_weak(
+                used,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.inner.peak.fetch_max(next, Ordering::Relaxed);
+                    return true;
+                }
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Charges `bytes` that are already held and cannot be refused (a fixed-size part of a
+    /// record whose growth is checked); the total may pass the limit by that much until the
+    /// holder evicts.
+    pub fn force_charge(&self, bytes: usize) {
+        let next = self.inner.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.inner.peak.fetch_max(next, Ordering::Relaxed);
+    }
+
+    pub fn release(&self, bytes: usize) {
+        let _ = self
+            .inner
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(bytes))
+            });
+    }
+
+    /// Counts one cut or eviction of `kind`.
+    pub fn note(&self, kind: Pressure) {
+        self.note_many(kind, 1);
+    }
+
+    pub fn note_many(&self, kind: Pressure, count: u64) {
+        self.inner.pressure[kind as usize].fetch_add(count, Ordering::Relaxed);
+    }
+
+    pub fn stats(&self) -> MemoryStats {
+        let count = |kind: Pressure| self.inner.pressure[kind as usize].load(Ordering::Relaxed);
+        MemoryStats {
+            budget_bytes: self.inner.budget as u64,
+            held_limit_bytes: self.inner.held_limit as u64,
+            held_bytes: self.used() as u64,
+            peak_held_bytes: self.inner.peak.load(Ordering::Relaxed) as u64,
+            bodies_truncated: count(Pressure::BodyTruncated),
+            connections_evicted: count(Pressure::ConnectionEvicted),
+            tool_calls_evicted: count(Pressure::ToolCallEvicted),
+            graph_evictions: count(Pressure::GraphEvicted),
+            findings_dropped: count(Pressure::FindingDropped),
+        }
+    }
+}
+
+/// The bytes one holder has charged; dropping it releases them, so a holder that is dropped
+/// (a closed connection, an evicted record) can never leak its share.
+#[derive(Debug)]
+pub struct Charge {
+    budget: MemoryBudget,
+    bytes: usize,
+}
+
+impl Charge {
+    pub fn new(budget: &MemoryBudget) -> Self {
+        Self {
+            budget: budget.clone(),
+            bytes: 0,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Grows the charge by `extra` if the budget has room.
+    pub fn try_grow(&mut self, extra: usize) -> bool {
+        let ok = self.budget.try_charge(extra);
+        if ok {
+            self.bytes += extra;
+        }
+        ok
+    }
+
+    /// Sets the charge to `bytes`: shrinking always works, growing only if it fits.
+    pub fn try_set(&mut self, bytes: usize) -> bool {
+        if bytes <= self.bytes {
+            self.budget.release(self.bytes - bytes);
+            self.bytes = bytes;
+            true
+        } else {
+            self.try_grow(bytes - self.bytes)
+        }
+    }
+
+    /// Sets the charge to `bytes` already held, even past the limit (see
+    /// [`MemoryBudget::force_charge`]).
+    pub fn force_set(&mut self, bytes: usize) {
+        if bytes <= self.bytes {
+            self.budget.release(self.bytes - bytes);
+        } else {
+            self.budget.force_charge(bytes - self.bytes);
+        }
+        self.bytes = bytes;
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
+/// Makes freed large buffers (bodies, chunks) go back to the system at once. glibc serves
+/// allocations above a threshold with their own mappings, but raises that threshold to the size
+/// of each such block freed (up to 32 MiB); after a few cut bodies every later one comes from
+/// the heap, and freeing it leaves the pages resident, so RSS would keep what the budget
+/// released. A fixed threshold keeps what is released out of RSS. Call once at start, before
+/// threads.
+pub fn return_large_frees_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}
+
+/// Upper-bound estimate of the heap a parsed JSON value takes: every value costs a slot and
+/// map-entry overhead, strings their length.
+pub fn json_value_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    const SLOT: usize = 80;
+    match value {
+        Value::String(s) => SLOT + s.len(),
+        Value::Array(items) => SLOT + items.iter().map(json_value_bytes).sum::<usize>(),
+        Value::Object(map) => {
+            SLOT + map
+                .iter()
+                .map(|(k, v)| SLOT + k.len() + json_value_bytes(v))
+                .sum::<usize>()
+        }
+        _ => SLOT,
+    }
+}
+
+/// Upper-bound estimate of the heap `serde_json` would need to parse `text`, without parsing
+/// it: each structural byte can open at most one value.
+pub fn json_text_tree_bytes(text: &[u8]) -> usize {
+    let structural = text
+        .iter()
+        .filter(|&&b| matches!(b, b'{' | b'[' | b',' | b':'))
+        .count();
+    structural * 80 + 80 + text.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_stop_at_the_held_limit_and_release_on_drop() {
+        let budget = MemoryBudget::new(8 << 20);
+        assert_eq!(budget.held_limit(), 6 << 20);
+        let mut a = Charge::new(&budget);
+        assert!(a.try_grow(5 << 20));
+        let mut b = Charge::new(&budget);
+        assert!(!b.try_grow(2 << 20));
+        assert!(b.try_grow(1 << 20));
+        assert_eq!(budget.used(), 6 << 20);
+        drop(a);
+        assert_eq!(budget.used(), 1 << 20);
+        assert!(b.try_set(0));
+        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.stats().peak_held_bytes, 6 << 20);
+    }
+
+    #[test]
+    fn tree_estimate_is_an_upper_bound_of_the_value_estimate() {
+        let text = br#"{"a":[1,2,{"b":"xyz"}],"c":"hello"}"#;
+        let value: serde_json::Value = serde_json::from_slice(text).unwrap();
+        assert!(json_text_tree_bytes(text) >= json_value_bytes(&value));
+    }
+}

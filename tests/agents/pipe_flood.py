@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+# A local process writing JSON into a pipe at full speed, read by its child: keeps the
+# collector's ring buffer full (the captured JSON pipe data never stops), to test that the
+# collector still stops within a second and writes its summary, graph and recording.
+import argparse
+import os
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--wait-before-start-file")
+    args = ap.parse_args()
+
+    if args.wait_before_start_file:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(args.wait_before_start_file):
+            if time.monotonic() > deadline:
+                raise SystemExit("pipe_flood: start file never appeared")
+            time.sleep(0.02)
+
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(write_end)
+        while os.read(read_end, 1 << 16):
+            pass
+        os._exit(0)
+    os.close(read_end)
+    line = b'{"jsonrpc":"2.0","method":"notifications/progress","params":{"data":"' + b"x" * 400 + b'"}}\n'
+    block = line * (65536 // len(line))
+    stop_at = time.monotonic() + args.seconds
+    while time.monotonic() < stop_at:
+        for _ in range(64):
+            os.write(write_end, block)
+    os.close(write_end)
+    os.waitpid(child, 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,517 @@
+//! The collector never runs away and always stops: it does not capture what its own output
+//! produces however that output is consumed, it stops within a second of --duration, SIGINT or
+//! SIGTERM while the ring buffer is kept full (and still writes its summary, graph and
+//! recording), --pid isolates every event kind, and lost payload bytes are counted exactly.
+//!
+//! Privileged end-to-end tests (run as root; `make test-e2e`). Every run is bounded by
+//! --duration and by a cap on what its output may grow to, so a regression fails the test
+//! instead of filling the disk.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value;
+use support::*;
+
+/// Output bytes past which a run is a runaway (a regression reaches it within seconds).
+const OUTPUT_CAP: u64 = 256 << 20;
+
+/// Starts `agentscope collect` with `--ready-message` and waits for that line; stderr keeps
+/// being drained (and echoed) in the background.
+fn start_collector(args: &[&str], stdout: Stdio) -> (Child, Instant) {
+    let mut child = Command::new(BIN)
+        .args(["collect", "--ready-message", "--no-kubernetes"])
+        .args(args)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start agentscope collect");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("collecting"),
+        "collector did not start: {line}"
+    );
+    let ready = Instant::now();
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
+            eprint!("collector: {rest}");
+            rest.clear();
+        }
+    });
+    (child, ready)
+}
+
+/// Waits for `child` until `limit`, killing `others` and failing if a file in `watched`
+/// outgrows [`OUTPUT_CAP`] or the limit passes. Returns when the child exited.
+fn wait_bounded(child: &mut Child, limit: Instant, watched: &[&Path], others: &mut [Child]) {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "collector exited with {status}");
+            return;
+        }
+        let runaway = watched
+            .iter()
+            .find(|p| std::fs::metadata(p).map_or(0, |m| m.len()) > OUTPUT_CAP);
+        if runaway.is_some() || Instant::now() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            for other in others.iter_mut() {
+                let _ = other.kill();
+                let _ = other.wait();
+            }
+            match runaway {
+                Some(path) => panic!(
+                    "the collector's output ran away: {} passed {OUTPUT_CAP} bytes",
+                    path.display()
+                ),
+                None => panic!("the collector did not stop in time"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+fn summary_of(lines: &[Value]) -> Value {
+    let last = lines.last().expect("output has lines");
+    assert_eq!(last["kind"], "summary", "the last line must be the summary");
+    last["summary"].clone()
+}
+
+fn consumer_pids(summary: &Value) -> BTreeSet<u64> {
+    summary["consumers"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|c| c["pid"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// Checks a run whose output went through `consumers`: bounded output, no payload captured
+/// from any of them, each of them reported as a consumer.
+fn assert_no_feedback(lines: &[Value], consumers: &[u32]) {
+    let summary = summary_of(lines);
+    for &pid in consumers {
+        let payloads = lines
+            .iter()
+            .filter(|e| e["kind"] == "data" && e["pid"] == pid)
+            .count();
+        assert_eq!(
+            payloads, 0,
+            "pid {pid} reads the collector's output, yet {payloads} of its payloads were captured"
+        );
+        assert!(
+            consumer_pids(&summary).contains(&(pid as u64)),
+            "pid {pid} is not reported as a consumer: {}",
+            summary["consumers"]
+        );
+        let warned = summary["warnings"].as_array().unwrap().iter().any(|w| {
+            w.as_str().is_some_and(|w| {
+                w.contains(&format!("pid {pid} ")) && w.contains("reads the collector's output")
+            })
+        });
+        assert!(warned, "no warning names consumer {pid}");
+    }
+}
+
+/// `agentscope collect --json --duration 3` with no --pid (so every process is traced), its
+/// stdout piped into `cat > FILE`.
+#[test]
+fn output_read_by_cat_is_not_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.jsonl");
+    let (mut collector, ready) = start_collector(&["--json", "--duration", "3"], Stdio::piped());
+    let mut cat = Command::new("cat")
+        .stdin(Stdio::from(collector.stdout.take().unwrap()))
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .spawn()
+        .unwrap();
+    let cat_pid = cat.id();
+    let limit = ready + Duration::from_secs(3) + Duration::from_millis(1500);
+    wait_bounded(&mut collector, limit, &[&out_path], &mut []);
+    assert!(
+        ready.elapsed() < Duration::from_millis(4000),
+        "--duration 3 took {:?}",
+        ready.elapsed()
+    );
+    assert!(cat.wait().unwrap().success());
+    assert_no_feedback(&json_lines(&out_path), &[cat_pid]);
+}
+
+/// The collector's stdout read by a Python process that re-emits every line into a second
+/// pipe, read by `cat > FILE`: the second reader never touches the collector's own pipe.
+#[test]
+fn output_relayed_through_a_second_pipe_is_not_captured() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.jsonl");
+    let (mut collector, ready) = start_collector(&["--json", "--duration", "3"], Stdio::piped());
+    let mut relay = Command::new(python_interpreter())
+        .args([
+            "-c",
+            "import sys\nfor line in sys.stdin:\n    sys.stdout.write(line)\n    sys.stdout.flush()\n",
+        ])
+        .stdin(Stdio::from(collector.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut cat = Command::new("cat")
+        .stdin(Stdio::from(relay.stdout.take().unwrap()))
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pids = [relay.id(), cat.id()];
+    let limit = ready + Duration::from_secs(3) + Duration::from_millis(1500);
+    wait_bounded(&mut collector, limit, &[&out_path], &mut []);
+    assert!(relay.wait().unwrap().success());
+    assert!(cat.wait().unwrap().success());
+    assert_no_feedback(&json_lines(&out_path), &pids);
+}
+
+/// How the collector is told to stop in [`stops_within_a_second_under_a_full_ring_buffer`].
+#[derive(Debug, Clone, Copy)]
+enum StopBy {
+    Sigterm,
+    Sigint,
+    Duration,
+}
+
+struct FloodRun {
+    stop_latency: Duration,
+    stdout: String,
+    graph: PathBuf,
+    recordings: Vec<PathBuf>,
+}
+
+/// A full-speed JSON pipe writer keeps the ring buffer full; the collector records, writes the
+/// graph, and is stopped by `stop`. Returns how long the stop took.
+fn flood_and_stop(dir: &Path, stop: StopBy) -> FloodRun {
+    let python = python_interpreter();
+    let flood = Paused::agent(
+        dir,
+        &python,
+        &[
+            agents_dir().join("pipe_flood.py").to_str().unwrap(),
+            "--seconds",
+            "30",
+        ],
+        &[],
+    );
+    let pid = flood.pid().to_string();
+    let record = dir.join("flood.cap");
+    let graph = dir.join("graph.json");
+    let stdout_path = dir.join("stdout.jsonl");
+    let mut args = vec![
+        "--json",
+        "--quiet",
+        "--pid",
+        &pid,
+        "--record",
+        record.to_str().unwrap(),
+        "--record-max-size",
+        "64M",
+        "--record-max-files",
+        "2",
+        "--graph-json",
+        graph.to_str().unwrap(),
+    ];
+    if let StopBy::Duration = stop {
+        args.extend(["--duration", "3"]);
+    }
+    let (mut collector, ready) = start_collector(
+        &args,
+        Stdio::from(std::fs::File::create(&stdout_path).unwrap()),
+    );
+    flood.release();
+    let mut flood_child = flood.child;
+    let stop_sent = match stop {
+        StopBy::Duration => ready + Duration::from_secs(3),
+        StopBy::Sigterm | StopBy::Sigint => {
+            std::thread::sleep(Duration::from_secs(3));
+            let signal = if let StopBy::Sigterm = stop {
+                libc::SIGTERM
+            } else {
+                libc::SIGINT
+            };
+            // SAFETY: plain kill(2) on our child.
+            unsafe { libc::kill(collector.id() as i32, signal) };
+            Instant::now()
+        }
+    };
+    let limit = stop_sent + Duration::from_secs(5);
+    wait_bounded(
+        &mut collector,
+        limit,
+        &[],
+        std::slice::from_mut(&mut flood_child),
+    );
+    let stop_latency = Instant::now().saturating_duration_since(stop_sent);
+    let _ = flood_child.kill();
+    let _ = flood_child.wait();
+    let mut recordings: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("flood.")
+                && p.extension().is_some_and(|e| e == "cap")
+        })
+        .collect();
+    recordings.sort();
+    FloodRun {
+        stop_latency,
+        stdout: std::fs::read_to_string(&stdout_path).unwrap(),
+        graph,
+        recordings,
+    }
+}
+
+fn assert_stopped_cleanly(stop: StopBy) {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let run = flood_and_stop(dir.path(), stop);
+    eprintln!("stop by {stop:?} took {:?}", run.stop_latency);
+    assert!(
+        run.stop_latency < Duration::from_secs(1),
+        "stopping by {stop:?} under a full ring buffer took {:?}",
+        run.stop_latency
+    );
+    let summary: Value = serde_json::from_str(run.stdout.lines().last().expect("summary line"))
+        .expect("summary is JSON");
+    assert_eq!(summary["kind"], "summary");
+    assert!(
+        summary["summary"]["received"].as_u64().unwrap() > 0,
+        "the flood was not captured at all: {summary}"
+    );
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&run.graph).expect("graph JSON written"))
+            .expect("graph JSON parses");
+    assert!(graph.is_object());
+    assert!(!run.recordings.is_empty(), "no recording written");
+    for file in &run.recordings {
+        let output = Command::new(BIN)
+            .args(["cap", "verify"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "cap verify {} failed: {}{}",
+            file.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn sigterm_stops_within_a_second_under_a_full_ring_buffer() {
+    assert_stopped_cleanly(StopBy::Sigterm);
+}
+
+#[test]
+fn sigint_stops_within_a_second_under_a_full_ring_buffer() {
+    assert_stopped_cleanly(StopBy::Sigint);
+}
+
+#[test]
+fn duration_stops_within_a_second_under_a_full_ring_buffer() {
+    assert_stopped_cleanly(StopBy::Duration);
+}
+
+/// Pids of `root` and every process a fork event says descends from it.
+fn tree_of(root: u32, events: &[Value]) -> BTreeSet<u64> {
+    let mut tree = BTreeSet::from([root as u64]);
+    loop {
+        let before = tree.len();
+        for e in events.iter().filter(|e| e["kind"] == "fork") {
+            if tree.contains(&e["pid"].as_u64().unwrap()) {
+                tree.insert(e["child_pid"].as_u64().unwrap());
+            }
+        }
+        if tree.len() == before {
+            return tree;
+        }
+    }
+}
+
+/// Runs `many_senders.py` with these arguments, released at once, not traced.
+fn untraced_senders(connections: &str) -> Child {
+    Command::new(python_interpreter())
+        .arg(agents_dir().join("many_senders.py"))
+        .args([
+            "--connections",
+            connections,
+            "--bytes-per-connection",
+            "65536",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn pid_filter_isolates_every_event_kind() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = python_interpreter();
+    let traced = Paused::agent(
+        dir.path(),
+        &python,
+        &[
+            agents_dir().join("many_senders.py").to_str().unwrap(),
+            "--connections",
+            "4",
+            "--bytes-per-connection",
+            "65536",
+        ],
+        &[],
+    );
+    let traced_pid = traced.pid();
+    let collect = Collect::start(dir.path(), &["--pid", &traced_pid.to_string()]);
+    // Other processes make TCP connections and send a DNS query while the traced one works.
+    let mut others = vec![untraced_senders("16")];
+    others.push(
+        Command::new(&python)
+            .args([
+                "-c",
+                "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 q = b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x05other\\x04test\\x00\\x00\\x01\\x00\\x01'\n\
+                 for _ in range(5): s.sendto(q, ('127.0.0.77', 53))\n",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    traced.release();
+    traced.finish();
+    for other in &mut others {
+        assert!(other.wait().unwrap().success());
+    }
+    let captured = collect.stop();
+    let tree = tree_of(traced_pid, &captured.events);
+    let outside: Vec<&Value> = captured
+        .events
+        .iter()
+        .filter(|e| !tree.contains(&e["pid"].as_u64().unwrap()))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "{} events from outside the traced tree {tree:?}, first: {}",
+        outside.len(),
+        outside[0]
+    );
+    assert!(
+        captured.of_kind("tcp_state").count() > 0,
+        "the traced process's own TCP state changes are missing"
+    );
+    assert!(captured.of_kind("data").count() > 0);
+}
+
+#[test]
+fn pid_that_does_not_exist_is_an_error() {
+    require_root();
+    let output = Command::new(BIN)
+        .args(["collect", "--json", "--duration", "1", "--pid", "999999"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "exited {}", output.status);
+    assert!(
+        stderr.contains("no process with pid 999999"),
+        "unclear error: {stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
+    assert!(output.stdout.is_empty(), "printed events: {:?}", {
+        let mut s = String::new();
+        let _ = output.stdout.as_slice().read_to_string(&mut s);
+        s
+    });
+}
+
+/// A tiny ring buffer and many concurrent connections force drops. The traced process both
+/// sends and receives every byte (its sink is in the same process), so each byte is captured
+/// twice and can be lost on either side: per direction, what was delivered plus what the
+/// summary counts lost equals what was moved, exactly, and the total is their sum.
+#[test]
+fn lost_bytes_are_exact_with_many_concurrent_connections() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = python_interpreter();
+    let senders = Paused::agent(
+        dir.path(),
+        &python,
+        &[
+            agents_dir().join("many_senders.py").to_str().unwrap(),
+            "--connections",
+            "48",
+            "--bytes-per-connection",
+            "262144",
+            "--write-size",
+            "20000",
+        ],
+        &[],
+    );
+    let pid = senders.pid();
+    let collect = Collect::start(
+        dir.path(),
+        &["--pid", &pid.to_string(), "--ring-buffer-kib", "64"],
+    );
+    senders.release();
+    let report_line = senders.finish();
+    let report: Value = serde_json::from_str(report_line.trim()).unwrap();
+    let sent = report["sent"].as_u64().unwrap();
+    assert_eq!(report["received"].as_u64().unwrap(), sent);
+    let captured = collect.stop();
+    let delivered = |direction: &str| -> u64 {
+        captured
+            .of_kind("data")
+            .filter(|e| e["pid"] == pid && e["direction"] == direction)
+            .map(|e| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(e["data_b64"].as_str().unwrap())
+                    .unwrap()
+                    .len() as u64
+            })
+            .sum()
+    };
+    let kernel = &captured.summary["kernel"];
+    let lost = kernel["lost_bytes"].as_u64().unwrap();
+    let lost_egress = kernel["lost_egress_bytes"]
+        .as_u64()
+        .expect("the summary counts lost bytes per direction");
+    let lost_ingress = kernel["lost_ingress_bytes"].as_u64().unwrap();
+    assert!(lost > 0, "the tiny ring buffer forced no drops");
+    assert_eq!(lost, lost_egress + lost_ingress);
+    // Egress also holds the JSON report the process printed to its stdout pipe.
+    let moved_out = sent + report_line.len() as u64;
+    assert_eq!(
+        delivered("egress") + lost_egress,
+        moved_out,
+        "egress: delivered {} + lost {lost_egress} != written {moved_out}",
+        delivered("egress")
+    );
+    assert_eq!(
+        delivered("ingress") + lost_ingress,
+        sent,
+        "ingress: delivered {} + lost {lost_ingress} != read {sent}",
+        delivered("ingress")
+    );
+}

@@ -1,0 +1,311 @@
+//! The hostile-node acceptance test (issue 12): the node collector runs for a minute while local
+//! processes try to make it run away, grow without bound, or leak a secret, all at once:
+//!
+//! - a full-speed JSON writer on a pipe (keeps the ring buffer full),
+//! - 64 connections each sending most of a declared 32 MiB HTTP body and then holding,
+//! - a streamed LLM response with a million tool calls,
+//! - a client sending credentials of every family one byte per write, and execs with secrets
+//!   in their argv.
+//!
+//! The collector watches the whole node (no `--pid`), prints `--json` into a pipe read by a
+//! separate process (as a log shipper would: that reader must never be captured back), records
+//! to a `.cap` and writes `--graph-json`. The test asserts that its resident memory stays under
+//! the budget it set plus the fixed overhead the README states, that SIGTERM stops it within a
+//! second with the summary printed, that the recording verifies, and that no secret appears in
+//! any output.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+/// What the collector is told it may hold (`--memory-budget`).
+const BUDGET_MIB: u64 = 64;
+/// The fixed overhead above the budget that README.md states (the program, its libraries, the
+/// kernel ring buffer's mapped pages it has touched, allocator slack).
+const OVERHEAD_MIB: u64 = 96;
+/// How long the adversaries run.
+const ADVERSARY_SECONDS: u64 = 50;
+
+/// One secret per family the redaction policy covers (docs/redaction.md), each unique so a leak
+/// names its family.
+fn secrets() -> Vec<&'static str> {
+    vec![
+        "QryApiKeyS3cr3t01",
+        "BearerTokS3cr3t02",
+        "CookieSessS3cr3t03",
+        "AmzSecTokS3cr3t04",
+        "VaultTokS3cr3t05",
+        "FormPassS3cr3t06",
+        "ClientSecS3cr3t07",
+        "EnvApiKeyS3cr3t08",
+        "PasswdJsonS3cr3t09",
+        "AwsSecretS3cr3t10",
+        "DsnPassS3cr3t11",
+        "PgWirePassS3cr3t12",
+        "AlterUserS3cr3t13",
+        "ArgvPassS3cr3t14",
+        "ArgvDsnS3cr3t15",
+        "ArgvCurlS3cr3t16",
+    ]
+}
+
+/// Requests that carry the secrets above, sent byte by byte to a sink.
+fn carriers() -> Vec<String> {
+    let json_body = r#"{"model":"gpt-4o","messages":[{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"deploy","arguments":"{\"OPENAI_API_KEY\":\"EnvApiKeyS3cr3t08\",\"passwd\":\"PasswdJsonS3cr3t09\"}"}}]}],"aws_secret_access_key":"AwsSecretS3cr3t10","dsn":"postgresql://app:DsnPassS3cr3t11@db.internal:5432/crm"}"#;
+    let form = "user=ada&password=FormPassS3cr3t06&client_secret=ClientSecS3cr3t07";
+    let sql = "ALTER USER app WITH PASSWORD 'AlterUserS3cr3t13';";
+    // A PostgreSQL StartupMessage (protocol 3.0, user=app) then a cleartext PasswordMessage.
+    let startup_params = "user\0app\0database\0crm\0\0";
+    let mut startup = Vec::new();
+    startup.extend_from_slice(&((8 + startup_params.len()) as u32).to_be_bytes());
+    startup.extend_from_slice(&196608u32.to_be_bytes());
+    startup.extend_from_slice(startup_params.as_bytes());
+    let password = "PgWirePassS3cr3t12\0";
+    startup.push(b'p');
+    startup.extend_from_slice(&((4 + password.len()) as u32).to_be_bytes());
+    startup.extend_from_slice(password.as_bytes());
+    let pg: String = startup.iter().map(|&b| b as char).collect();
+    vec![
+        "GET /v1/models?api_key=QryApiKeyS3cr3t01&limit=5 HTTP/1.1\r\nHost: api.internal\r\n\
+         Authorization: Bearer BearerTokS3cr3t02\r\nCookie: theme=dark; session=CookieSessS3cr3t03\r\n\
+         X-Amz-Security-Token: AmzSecTokS3cr3t04\r\nX-Vault-Token: VaultTokS3cr3t05\r\n\r\n"
+            .to_string(),
+        format!(
+            "POST /oauth/token HTTP/1.1\r\nHost: api.internal\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: api.internal\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json_body}",
+            json_body.len()
+        ),
+        pg,
+        // A simple-query message carrying the ALTER USER statement.
+        {
+            let mut q = vec![b'Q'];
+            q.extend_from_slice(&((4 + sql.len() + 1) as u32).to_be_bytes());
+            q.extend_from_slice(sql.as_bytes());
+            q.push(0);
+            q.iter().map(|&b| b as char).collect()
+        },
+    ]
+}
+
+fn vm_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn adversary(dir: &Path, mode: &str, extra: &[&str]) -> Background {
+    let ready = dir.join(format!("{mode}.ready"));
+    let child = Command::new(python_interpreter())
+        .arg(agents_dir().join("hostile.py"))
+        .arg(mode)
+        .args([
+            "--seconds",
+            &ADVERSARY_SECONDS.to_string(),
+            "--ready-file",
+            ready.to_str().unwrap(),
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start adversary");
+    let child = Background(child);
+    wait_for_file(&ready, mode);
+    child
+}
+
+#[test]
+fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let secrets_file = dir.join("secrets.json");
+    std::fs::write(&secrets_file, serde_json::to_string(&secrets()).unwrap()).unwrap();
+    let carriers_file = dir.join("carriers.json");
+    std::fs::write(&carriers_file, serde_json::to_string(&carriers()).unwrap()).unwrap();
+    let capture = dir.join("hostile.cap");
+    let graph = dir.join("hostile.graph.json");
+    let report = dir.join("stdout-report.json");
+
+    let mut collector = Command::new(BIN)
+        .args(["collect", "--json", "--ready-message", "--no-kubernetes"])
+        .args(["--memory-budget", &format!("{BUDGET_MIB}M")])
+        .args(["--record", capture.to_str().unwrap()])
+        .args(["--graph-json", graph.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start agentscope collect");
+    let collector_pid = collector.id();
+    // The reader of the collector's stdout is a separate process, as a log shipper would be.
+    let reader = Command::new(python_interpreter())
+        .arg(agents_dir().join("output_scanner.py"))
+        .args(["--secrets", secrets_file.to_str().unwrap()])
+        .args(["--report", report.to_str().unwrap()])
+        .stdin(collector.stdout.take().unwrap())
+        .spawn()
+        .expect("start the output reader");
+    let mut reader = Background(reader);
+    let stderr = collector.stderr.take().unwrap();
+    let stderr_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    {
+        let lines = stderr_lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("collecting") {
+                    let _ = ready_tx.send(());
+                }
+                eprintln!("collector: {line}");
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the collector did not start");
+
+    let started = Instant::now();
+    let _flood = adversary(dir, "pipe-flood", &[]);
+    let _bodies = adversary(dir, "incomplete-bodies", &["--connections", "64"]);
+    let _calls = adversary(dir, "huge-tool-call", &["--calls", "1000000"]);
+    let _secrets = adversary(
+        dir,
+        "split-secrets",
+        &["--carriers", carriers_file.to_str().unwrap()],
+    );
+    // Secrets in argv: a DSN, a --password flag and a curl header.
+    for _ in 0..3 {
+        let status = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "exit 0",
+                "sh",
+                "--password=ArgvPassS3cr3t14",
+                "postgresql://app:ArgvDsnS3cr3t15@db.internal/crm",
+                "-H",
+                "Authorization: Bearer ArgvCurlS3cr3t16",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    let mut peak_rss_kib = 0;
+    while started.elapsed() < Duration::from_secs(ADVERSARY_SECONDS + 10) {
+        let rss = vm_kib(collector_pid, "VmRSS:").expect("the collector died under load");
+        peak_rss_kib = peak_rss_kib.max(rss);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let peak_rss_kib = peak_rss_kib.max(vm_kib(collector_pid, "VmHWM:").unwrap_or(0));
+
+    // SIGTERM while the adversaries are still at it, if any are: it must take effect within 1 s.
+    let _late_flood = adversary(dir, "pipe-flood", &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let term_at = Instant::now();
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(collector_pid as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(status) = collector.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            term_at.elapsed() < Duration::from_secs(30),
+            "the collector ignored SIGTERM for 30 s under load"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stop_time = term_at.elapsed();
+    assert!(status.success(), "collector exited with {status}");
+    assert!(
+        stop_time <= Duration::from_secs(1),
+        "SIGTERM took {stop_time:?} to stop the collector under load (limit 1 s)"
+    );
+    assert!(
+        peak_rss_kib <= (BUDGET_MIB + OVERHEAD_MIB) * 1024,
+        "the collector's resident memory reached {} MiB, over its {BUDGET_MIB} MiB budget plus \
+         the {OVERHEAD_MIB} MiB stated overhead",
+        peak_rss_kib / 1024
+    );
+
+    // The reader saw the stream end with the summary, and no secret.
+    let reader_status = reader.0.wait().unwrap();
+    assert!(reader_status.success(), "the output reader failed");
+    let seen: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let last: Value = serde_json::from_str(seen["last"].as_str().unwrap()).unwrap();
+    assert_eq!(last["kind"], "summary", "the summary was not printed last");
+    assert_eq!(seen["leaks"], serde_json::json!([]), "secrets reached --json output");
+    let reader_pid = reader.0.id().to_string();
+    assert!(
+        seen["data_events_by_pid"].get(&reader_pid).is_none(),
+        "the reader of the collector's own output was captured: {}",
+        seen["data_events_by_pid"]
+    );
+
+    // The graph JSON was written, parses, and holds no secret.
+    let graph_text = std::fs::read_to_string(&graph).expect("--graph-json was not written");
+    let _: Value = serde_json::from_str(&graph_text).expect("graph JSON parses");
+    for secret in secrets() {
+        assert!(
+            !graph_text.contains(secret),
+            "{secret} reached the graph JSON"
+        );
+    }
+
+    // The recording verifies, and replays without any secret.
+    let verify = Command::new(BIN)
+        .args(["cap", "verify", capture.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "the recording does not verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let replay_report = dir.join("replay-report.json");
+    let mut replay = Command::new(BIN)
+        .args(["replay", capture.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let scan = Command::new(python_interpreter())
+        .arg(agents_dir().join("output_scanner.py"))
+        .args(["--secrets", secrets_file.to_str().unwrap()])
+        .args(["--report", replay_report.to_str().unwrap()])
+        .stdin(replay.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(replay.wait().unwrap().success(), "replay failed");
+    assert!(scan.success());
+    let replayed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&replay_report).unwrap()).unwrap();
+    assert_eq!(
+        replayed["leaks"],
+        serde_json::json!([]),
+        "secrets reached the recording"
+    );
+    assert!(
+        replayed["lines"].as_u64().unwrap() > 1000,
+        "the recording holds almost nothing: {replayed}"
+    );
+    let stderr_text = stderr_lines.lock().unwrap().join("\n");
+    for secret in secrets() {
+        assert!(!stderr_text.contains(secret), "{secret} reached stderr");
+    }
+}
