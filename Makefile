@@ -38,6 +38,7 @@ test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test capture_files -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test capture_outputs
 	$(CARGO) test --locked -p agentscope --test serve_connect -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test recordings -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test detection_scenarios -- --test-threads=1
@@ -62,6 +63,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-collector --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-collector --bench identity
 	$(CARGO) bench --locked -p agentscope-collector --bench replay
+	$(CARGO) bench --locked -p agentscope-collector --bench capture_resync
 	$(CARGO) bench --locked -p agentscope-collector --bench serve_stream
 	$(CARGO) bench --locked -p agentscope-collector --bench detect_injection
 	bash scripts/prepare-detection-corpus.sh

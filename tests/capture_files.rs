@@ -205,3 +205,55 @@ fn bad_capture_input_gets_a_clear_error() {
     assert!(!ok);
     assert!(err.contains("cannot read /nonexistent/x.cap"), "{err}");
 }
+
+#[test]
+fn a_recording_is_never_written_through_a_planted_link_and_is_private() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "not yours").unwrap();
+    let planted = dir.path().join("planted.cap");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let me = std::process::id().to_string();
+    let (ok, _, err) = agentscope(&[
+        "collect",
+        "--pid",
+        &me,
+        "--quiet",
+        "--duration",
+        "1",
+        "--record",
+        planted.to_str().unwrap(),
+    ]);
+    assert!(!ok, "recording through a link is refused");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "not yours");
+
+    // An existing file is replaced by a private recording; rotated files are private too.
+    let existing = dir.path().join("old.cap");
+    std::fs::write(&existing, "old").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for extra in [&[][..], &["--record-max-size", "64K"][..]] {
+        let mut args = vec![
+            "collect",
+            "--pid",
+            &me,
+            "--quiet",
+            "--duration",
+            "1",
+            "--record",
+            existing.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = agentscope(&args);
+        assert!(ok, "{err}");
+    }
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cap") && !path.is_symlink() {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        }
+    }
+}

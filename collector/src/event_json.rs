@@ -205,8 +205,28 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
     Ok(Event { header, body })
 }
 
-/// Parses `agentscope collect --json` output: events in order, skipping the summary line.
+/// The text of a JSON-lines file: UTF-8, with a byte-order mark at the start allowed (editors
+/// on Windows write one). Invalid UTF-8 is an error naming its line.
+pub fn json_lines_text(bytes: &[u8]) -> Result<&str, JsonEventError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = valid
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        err(format!(
+            "line {line}: not UTF-8 (byte {} of the line)",
+            valid.len() - line_start + 1
+        ))
+    })
+}
+
+/// Parses `agentscope collect --json` output: events in order, skipping the summary line. A
+/// byte-order mark at the start is skipped.
 pub fn events_from_json_lines(text: &str) -> Result<Vec<Event>, JsonEventError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut events = Vec::new();
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -227,6 +247,28 @@ pub fn events_from_json_lines(text: &str) -> Result<Vec<Event>, JsonEventError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_utf8_names_its_line_and_a_bom_is_accepted() {
+        let line = r#"{"kind":"close","ts_ns":1,"time_unix_ns":2,"pid":3,"tid":3,"ppid":1,"uid":0,"gid":0,"cgroup_id":0,"comm":"sh","fd":4}"#;
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend_from_slice(format!("{line}\n{line}\n").as_bytes());
+        let events = events_from_json_lines(json_lines_text(&bytes).unwrap()).unwrap();
+        assert_eq!(events.len(), 2);
+        // The BOM also when the caller decoded the text itself.
+        assert_eq!(
+            events_from_json_lines(&format!("\u{feff}{line}\n"))
+                .unwrap()
+                .len(),
+            1
+        );
+        bytes.extend_from_slice(b"{\"kind\":\"cl\xFFose\"}\n");
+        let err = json_lines_text(&bytes).unwrap_err().to_string();
+        assert!(
+            err.contains("line 3: not UTF-8 (byte 12 of the line)"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn every_kind_round_trips_through_json() {

@@ -13,7 +13,9 @@ use agentscope_collector::baseline::{
     LearnerOptions, LossCounts, ReplayOptions, ReplayOutcome,
 };
 use agentscope_collector::capture::{CaptureReader, Replay};
-use agentscope_collector::event_json::events_from_json_lines;
+use agentscope_collector::event_json::{events_from_json_lines, json_lines_text};
+use agentscope_collector::input_file;
+use agentscope_collector::output_file::{self, Inputs};
 
 #[derive(Args)]
 pub struct BaselineArgs {
@@ -112,15 +114,17 @@ pub fn run(args: BaselineArgs) -> ExitCode {
 }
 
 fn read_input(path: &Path) -> Result<String> {
-    if path == Path::new("-") {
-        let mut text = String::new();
+    let bytes = if path == Path::new("-") {
+        let mut bytes = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .context("reading standard input")?;
-        Ok(text)
+        bytes
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-    }
+        input_file::read_regular(path, "a JSON-lines event file")?
+    };
+    let text = json_lines_text(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.to_string())
 }
 
 /// Kernel drops reported by the summary line of `collect --json` (its time is unknown).
@@ -187,13 +191,16 @@ impl EventSource {
     }
 }
 
-fn write_output(path: &Path, text: &str) -> Result<()> {
+/// Writes `text` to `path` (`-`: standard output) as every output file is written: 0600,
+/// whole or not at all, never over one of `inputs` (collector's output_file).
+fn write_output(path: &Path, text: &str, inputs: &Inputs) -> Result<()> {
     if path == Path::new("-") {
         std::io::stdout()
             .write_all(text.as_bytes())
             .context("writing standard output")
     } else {
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        output_file::write_atomically(path, inputs, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
@@ -224,7 +231,12 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         ExportFormat::Agentscope => baseline.to_yaml(),
         ExportFormat::Kubescape => kubescape::application_profile(&baseline).to_yaml(),
     };
-    write_output(&args.output, &text)?;
+    let inputs = Inputs::new(
+        [&args.source.input.capture, &args.source.input.events]
+            .into_iter()
+            .flatten(),
+    );
+    write_output(&args.output, &text, &inputs)?;
     eprintln!(
         "agentscope baseline: {} ({}, {} observations, {} entries)",
         agent,
@@ -247,7 +259,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode> {
     } else {
         diff.to_text()
     };
-    write_output(Path::new("-"), &text)?;
+    write_output(Path::new("-"), &text, &Inputs::none())?;
     Ok(if diff.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -291,7 +303,7 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
         }
         out.push('\n');
     }
-    write_output(Path::new("-"), &out)?;
+    write_output(Path::new("-"), &out, &Inputs::none())?;
     eprintln!(
         "agentscope baseline: {} deviations from {} events",
         outcome.deviations.len(),
@@ -494,7 +506,7 @@ mod tests {
             ExportFormat::Agentscope,
         )
         .unwrap_err();
-        assert!(format!("{err:#}").contains("reading"), "{err:#}");
+        assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
         let bad = dir.path().join("bad.jsonl");
         std::fs::write(&bad, "{\"kind\":\"exec\"}\n").unwrap();
         let err = export(ExportArgs {

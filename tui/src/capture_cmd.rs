@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use agentscope_collector::capture::{slice, CaptureReader, IndexSource, Replay};
+use agentscope_collector::output_file::Inputs;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 
@@ -72,25 +73,48 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut events = 0u64;
     while let Some((event, _)) = replay.step() {
-        if let (Some(event), false) = (event, args.quiet) {
-            crate::collect::print_event(&mut out, &event, args.json)?;
+        if let Some(event) = event {
+            events += 1;
+            if !args.quiet {
+                crate::collect::print_event(&mut out, &event, args.json)?;
+            }
         }
     }
     out.flush()?;
     if let Some(path) = &args.graph_json {
-        crate::collect::write_graph(path, replay.pipeline())?;
+        crate::collect::write_graph(path, replay.pipeline(), &Inputs::new([&args.file]))?;
     }
-    let position = replay.position();
+    // The same counts as `cap info` and `cap verify`: events replayed, then every damaged
+    // place (what opening found, then what reading the blocks found).
     eprintln!(
-        "agentscope: replayed {} events of {}",
-        position.event_index,
+        "agentscope: replayed {events} events of {}",
         args.file.display()
     );
+    let reader = replay.reader();
+    if reader.cut_short() {
+        eprintln!(
+            "agentscope: warning: {} was cut short (no index trailer); the events before the \
+             cut were replayed",
+            args.file.display()
+        );
+    }
+    let keyframes = reader.damaged_keyframes();
+    if keyframes > 0 {
+        eprintln!(
+            "agentscope: warning: {keyframes} damaged keyframe(s) in {}: state they held \
+             (processes, identities, agents) may be missing from the replay",
+            args.file.display()
+        );
+    }
     for warning in replay.pipeline().identity_warnings() {
         eprintln!("agentscope: warning: {warning}");
     }
-    for damage in replay.damage() {
+    let mut damage = replay.damage().to_vec();
+    damage.sort_by_key(|d| d.offset);
+    damage.dedup_by_key(|d| d.offset);
+    for damage in damage {
         eprintln!("agentscope: damaged, skipped: {damage}");
     }
     Ok(())
@@ -283,9 +307,6 @@ fn parse_time(text: &str, first_ts: u64, boot_unix_ns: u64) -> anyhow::Result<u6
 }
 
 fn cut(path: &Path, from: Option<&str>, to: Option<&str>, output: &Path) -> anyhow::Result<()> {
-    if output.exists() && std::fs::canonicalize(output).ok() == std::fs::canonicalize(path).ok() {
-        bail!("the slice would overwrite the capture it is cut from: choose another -o");
-    }
     let reader = open(path)?;
     let first = reader
         .event_blocks()
@@ -304,7 +325,7 @@ fn cut(path: &Path, from: Option<&str>, to: Option<&str>, output: &Path) -> anyh
     if to_ts < from_ts {
         bail!("--to is before --from");
     }
-    let summary = slice::slice(reader, from_ts, to_ts, output)
+    let summary = slice::slice(reader, from_ts, to_ts, output, &Inputs::new([path]))
         .with_context(|| format!("cannot write {}", output.display()))?;
     eprintln!(
         "agentscope: wrote {} events (from event {} of the original) to {}",

@@ -353,7 +353,8 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(path) = &args.graph_json {
-        write_graph(path, &pipeline)?;
+        let recording = agentscope_collector::output_file::Inputs::new(args.record.iter());
+        write_graph(path, &pipeline, &recording)?;
     }
     for incident in pipeline.detector().incidents() {
         eprintln!(
@@ -431,18 +432,22 @@ fn counters(summary: &Summary) -> CollectorCounters {
     }
 }
 
-pub fn write_graph(path: &std::path::Path, pipeline: &Pipeline) -> anyhow::Result<()> {
-    // Write beside the target and rename, so a reader never sees half a file.
-    let tmp = path.with_extension("json.partial");
-    let file = std::fs::File::create(&tmp)
-        .with_context(|| format!("cannot write the graph to {}", tmp.display()))?;
-    let mut writer = std::io::BufWriter::new(file);
-    serde_json::to_writer_pretty(&mut writer, &pipeline.snapshot())?;
-    writer.flush()?;
-    drop(writer);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move the graph into place at {}", path.display()))?;
-    Ok(())
+/// Writes the graph JSON (mode 0600, beside the target then renamed; never over one of
+/// `inputs`: crate::output_file in the collector).
+pub fn write_graph(
+    path: &std::path::Path,
+    pipeline: &Pipeline,
+    inputs: &agentscope_collector::output_file::Inputs,
+) -> anyhow::Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut file = agentscope_collector::output_file::AtomicFile::create(path, inputs)?;
+        let mut writer = std::io::BufWriter::new(&mut file);
+        serde_json::to_writer_pretty(&mut writer, &pipeline.snapshot())?;
+        writer.flush()?;
+        drop(writer);
+        file.commit()
+    };
+    write().with_context(|| format!("cannot write the graph to {}", path.display()))
 }
 
 pub fn print_event(

@@ -769,7 +769,12 @@ impl AgentBaseline {
     }
 
     pub fn write_to(&self, path: &Path) -> Result<(), BaselineError> {
-        std::fs::write(path, self.to_yaml()).map_err(|source| BaselineError::Io {
+        crate::output_file::write_atomically(
+            path,
+            &crate::output_file::Inputs::none(),
+            self.to_yaml().as_bytes(),
+        )
+        .map_err(|source| BaselineError::Io {
             path: path.to_path_buf(),
             source,
         })

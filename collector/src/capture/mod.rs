@@ -10,6 +10,7 @@
 
 pub mod block;
 pub mod codec;
+pub mod range_crc;
 pub mod reader;
 pub mod recorder;
 pub mod replay;

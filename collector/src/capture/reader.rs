@@ -2,10 +2,18 @@
 //! file that has none), and the entries of each block, with damage located and reported
 //! instead of stopping the read.
 //!
+//! A trailer is used only if it describes the file: its blocks tile the file from the header
+//! to the trailer, each entry names the type and length found at its offset (at both ends of
+//! the block), and its event total is the sum of its blocks'. Every block is then checked
+//! (CRC) while opening, so what `cap info`, `cap verify` and a replay count is the same: the
+//! intact blocks, whatever the trailer claimed. Otherwise the file is scanned.
+//!
 //! A scan walks the blocks by their lengths. A block that fails its checks is reported with
 //! its offset and the reader searches forward, byte by byte, for the next position holding a
 //! block whose lengths agree and whose CRC matches; everything intact after the damage is
-//! recovered. A cut-off tail is reported as damage at the offset of the partial block.
+//! recovered. Candidate CRCs come from prefix CRCs (range_crc.rs), so the search is linear in
+//! the file size however many positions look like blocks. A cut-off tail is reported as
+//! damage at the offset of the partial block.
 
 use std::path::Path;
 
@@ -14,6 +22,7 @@ use super::block::{
     KeyframeHeader, BLOCK_OVERHEAD,
 };
 use super::codec::{self, Entry};
+use super::range_crc::{CrcWork, RangeCrc};
 use super::writer::Keyframe;
 
 /// Decompressed chunk and keyframe sizes beyond this are damage, never an allocation.
@@ -22,11 +31,12 @@ const MAX_UNCOMPRESSED: usize = 256 << 20;
 /// Errors that prevent reading a capture at all.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// One line: the OS error once (it is not also the error's source).
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    /// A FIFO, a directory, a device: named, never waited on.
+    #[error("{0}")]
+    NotAFile(String),
     #[error("{0} is not an agentscope capture (no .cap magic at the start): check the file name, or whether the start of the file was lost")]
     NotACapture(String),
     #[error("{path} is capture format {major}.{minor}, newer than this agentscope reads (up to {}.x): upgrade agentscope", block::MAJOR_VERSION)]
@@ -96,11 +106,15 @@ pub struct CaptureReader {
 impl CaptureReader {
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let name = path.display().to_string();
-        let io = |source| CaptureError::Io {
+        let io = |error| CaptureError::Io {
             path: name.clone(),
-            source,
+            error,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
+        let file = match crate::input_file::open_regular(path, "a capture file") {
+            Ok(file) => file,
+            Err(crate::input_file::InputError::Io { error, .. }) => return Err(io(error)),
+            Err(err) => return Err(CaptureError::NotAFile(err.to_string())),
+        };
         let len = file.metadata().map_err(io)?.len();
         let bytes = if len == 0 {
             Bytes::Owned(Vec::new())
@@ -183,16 +197,38 @@ impl CaptureReader {
         };
         match reader.read_trailer() {
             Some((blocks, totals)) => {
-                reader.blocks = blocks;
+                // The trailer describes the file; the blocks must still be intact.
+                let data = reader.bytes.as_slice();
+                let mut intact = Vec::with_capacity(blocks.len());
+                for info in blocks {
+                    let at = info.offset as usize;
+                    match block::unframe(&data[at..at + info.len as usize]) {
+                        Ok(_) => intact.push(info),
+                        Err(err) => reader.damage.push(Damage {
+                            offset: info.offset,
+                            len: info.len as u64,
+                            what: format!(
+                                "damaged block (type {}): {err}",
+                                block_type::name(info.kind)
+                            ),
+                        }),
+                    }
+                }
+                reader.blocks = intact;
                 reader.totals = Some(totals);
                 reader.index_source = IndexSource::Trailer;
             }
             None => {
-                let (blocks, damage) = scan(reader.bytes.as_slice());
-                reader.blocks = blocks;
-                reader.damage.extend(damage);
+                let scanned = scan(reader.bytes.as_slice());
+                reader.blocks = scanned.blocks;
+                reader.damage.extend(scanned.damage);
                 // A damaged header is also what the scan meets first: report it once.
                 reader.damage.dedup_by_key(|d| d.offset);
+                reader.damage.push(Damage {
+                    offset: reader.file_len(),
+                    len: 0,
+                    what: NO_TRAILER.into(),
+                });
             }
         }
         Ok(reader)
@@ -211,18 +247,51 @@ impl CaptureReader {
             return None;
         }
         let (blocks, totals) = block::decode_index(body).ok()?;
-        // Trust the trailer only if it is consistent with the file it ends.
-        let mut end = 8u64;
+        // Trust the trailer only if it describes the file it ends: the blocks it lists tile
+        // the file from the end of the header to the trailer (the writer indexes every block
+        // but those two), each offset holds a block of the listed type and length (at both
+        // ends), and its event total is the sum of its blocks'. Two captures concatenated,
+        // bytes inserted or removed, or a trailer from another file fail this.
+        let header_len = match block::unframe(&data[8..]) {
+            Ok((block_type::HEADER, body)) => body.len() + BLOCK_OVERHEAD,
+            _ => return None,
+        };
+        let mut end = 8 + header_len;
+        let mut events = 0u64;
         for b in &blocks {
-            let fits = b.offset >= end
-                && b.offset.checked_add(b.len as u64)? <= start as u64
-                && b.len as usize >= BLOCK_OVERHEAD;
-            if !fits {
+            let len = b.len as usize;
+            let at = usize::try_from(b.offset).ok()?;
+            let describes = at == end
+                && len >= BLOCK_OVERHEAD
+                && at.checked_add(len)? <= start
+                && block::u32_at(data, at) == Some(b.kind)
+                && block::u32_at(data, at + 4) == Some(b.len)
+                && block::u32_at(data, at + len - 4) == Some(b.len);
+            if !describes {
                 return None;
             }
-            end = b.offset + b.len as u64;
+            events += b.event_count as u64;
+            end = at + len;
+        }
+        if end != start || events != totals.events {
+            return None;
         }
         Some((blocks, totals))
+    }
+
+    /// Whether the file lacks its index trailer: the recording was cut short (killed, out
+    /// of space, or still going) or its end is damaged.
+    pub fn cut_short(&self) -> bool {
+        self.index_source == IndexSource::Scan
+    }
+
+    /// Damaged keyframes found while opening: a replay that starts there starts from less
+    /// state.
+    pub fn damaged_keyframes(&self) -> usize {
+        self.damage
+            .iter()
+            .filter(|d| d.what.contains("(type keyframe)"))
+            .count()
     }
 
     pub fn name(&self) -> &str {
@@ -250,8 +319,9 @@ impl CaptureReader {
         self.index_source
     }
 
-    /// Damage found while opening (header, and the scan when there was no trailer). Blocks
-    /// read later through [`CaptureReader::read_events`] report their own.
+    /// Damage found while opening: the header, blocks that fail their checks (listed by the
+    /// trailer or met by the scan), and a missing trailer. Entries that do not decode are
+    /// found reading the blocks ([`CaptureReader::read_events`], [`CaptureReader::verify`]).
     pub fn damage(&self) -> &[Damage] {
         &self.damage
     }
@@ -361,22 +431,9 @@ impl CaptureReader {
     /// Reads every block and reports all damage: what opening found, blocks that fail their
     /// checks, and entries that do not decode. Without a trailer, the end is reported too.
     pub fn verify(&self) -> Vec<Damage> {
+        // Opening checked every block's framing and CRC (and scanned the gaps when there was
+        // no trailer): what is left is entries that do not decode.
         let mut damage = self.damage.clone();
-        if self.index_source == IndexSource::Trailer {
-            // The trailer was consistent, but the blocks it lists must be checked too, and
-            // bytes between them would be unlisted damage: a scan sees both.
-            let (_, scanned) = scan(self.bytes.as_slice());
-            damage.extend(scanned);
-        }
-        if self.index_source == IndexSource::Scan {
-            damage.push(Damage {
-                offset: self.file_len(),
-                len: 0,
-                what: "no index trailer: the recorder did not close this file (killed, out of \
-                       space, or still recording); blocks were found by scanning"
-                    .into(),
-            });
-        }
         for info in &self.blocks {
             match info.kind {
                 block_type::EVENTS => {
@@ -462,34 +519,61 @@ fn decompress(payload: &[u8], declared: usize) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+const NO_TRAILER: &str = "no index trailer: the recording was cut short (the recorder was \
+                          killed, ran out of space, or is still recording) or its end is \
+                          damaged; blocks were found by scanning";
+
+/// What a scan found, and what it cost.
+pub(crate) struct Scan {
+    pub blocks: Vec<BlockInfo>,
+    pub damage: Vec<Damage>,
+    /// Offsets tried as the start of a block while resynchronising.
+    pub positions_tried: u64,
+    /// CRC work spent on candidates while resynchronising.
+    pub resync_crc: CrcWork,
+    /// Bytes hashed checking the blocks walked (each byte of the file at most once).
+    pub walk_bytes_hashed: u64,
+}
+
 /// Finds the blocks of a file by walking it, resynchronising after damage.
-fn scan(data: &[u8]) -> (Vec<BlockInfo>, Vec<Damage>) {
-    let mut blocks = Vec::new();
-    let mut damage = Vec::new();
+pub(crate) fn scan(data: &[u8]) -> Scan {
+    let mut found = Scan {
+        blocks: Vec::new(),
+        damage: Vec::new(),
+        positions_tried: 0,
+        resync_crc: CrcWork::default(),
+        walk_bytes_hashed: 0,
+    };
+    let mut crcs = RangeCrc::new(data, 8.min(data.len()));
     let mut pos = 8usize;
     // The header block is checked by the caller; skip it when intact.
     if let Ok((block_type::HEADER, _)) = block::unframe(&data[pos.min(data.len())..]) {
         pos += block::declared_len(&data[pos..]).unwrap_or(0);
     }
     while pos < data.len() {
+        crcs.forget_before(pos);
         match block::unframe(&data[pos..]) {
             Ok((kind, body)) => {
                 let len = body.len() + BLOCK_OVERHEAD;
+                found.walk_bytes_hashed += (len - 8) as u64;
                 if kind != block_type::INDEX && kind != block_type::HEADER {
-                    blocks.push(describe(pos, kind, len, body));
+                    found.blocks.push(describe(pos, kind, len, body));
                 }
                 pos += len;
             }
             Err(err) => {
-                let next = resync(data, pos + 1);
+                let next = resync(data, pos + 1, &mut crcs, &mut found.positions_tried);
+                let kind = block_type::name(block::u32_at(data, pos).unwrap_or(0));
                 let what = match (&err, next) {
                     (FrameError::Truncated { .. }, None) => {
-                        format!("the file ends inside a block ({err})")
+                        format!(
+                            "the file ends inside a block (type {kind}; {err}): it was cut short"
+                        )
                     }
-                    _ => format!("damaged block: {err}"),
+                    _ => format!("damaged block (type {kind}): {err}"),
                 };
                 let end = next.unwrap_or(data.len());
-                damage.push(Damage {
+                found.damage.push(Damage {
                     offset: pos as u64,
                     len: (end - pos) as u64,
                     what,
@@ -498,21 +582,32 @@ fn scan(data: &[u8]) -> (Vec<BlockInfo>, Vec<Damage>) {
             }
         }
     }
-    (blocks, damage)
+    found.resync_crc = crcs.work();
+    found
 }
 
-/// The next offset at or after `from` where an intact block starts.
-fn resync(data: &[u8], from: usize) -> Option<usize> {
-    (from..data.len().saturating_sub(BLOCK_OVERHEAD - 1)).find(|&at| {
+/// The next offset at or after `from` where an intact block starts. Each offset costs two
+/// reads of a length; only where the two lengths agree is a CRC computed, from prefix CRCs
+/// at a bounded cost, so the search is linear in the bytes it passes.
+fn resync(data: &[u8], from: usize, crcs: &mut RangeCrc, tried: &mut u64) -> Option<usize> {
+    let last = data.len().saturating_sub(BLOCK_OVERHEAD - 1);
+    for at in from..last {
+        *tried += 1;
         let Ok(len) = block::declared_len(&data[at..]) else {
-            return false;
+            continue;
         };
         let Some(end) = at.checked_add(len).filter(|&end| end <= data.len()) else {
-            return false;
+            continue;
         };
-        // Cheap test first: both lengths agree. Only then pay for the CRC.
-        block::u32_at(data, end - 4) == Some(len as u32) && block::unframe(&data[at..]).is_ok()
-    })
+        if block::u32_at(data, end - 4) != Some(len as u32) {
+            continue;
+        }
+        crcs.forget_before(at);
+        if block::u32_at(data, end - 8) == Some(crcs.crc(at, end - 8)) {
+            return Some(at);
+        }
+    }
+    None
 }
 
 fn describe(offset: usize, kind: u32, len: usize, body: &[u8]) -> BlockInfo {

@@ -12,12 +12,15 @@ use super::block::{CaptureMetadata, CaptureTotals, FileHeader};
 use super::writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 use crate::event::Event;
 use crate::model::IdentityAnswer;
+use crate::output_file::Inputs;
 use crate::pipeline::{Pipeline, PipelineState};
 
 #[derive(Debug, Clone)]
 pub struct RecorderOptions {
     pub path: PathBuf,
-    /// Start a new file once one reaches this size.
+    /// Start a new file when closing this one would make it reach this size on disk. Chunks
+    /// are then at most a quarter of this size (at least 4 KiB), and every file but the last
+    /// ends within one events block (a chunk plus one event and framing) of this size.
     pub max_file_bytes: Option<u64>,
     /// With rotation, keep at most this many files (the oldest are deleted).
     pub max_files: Option<usize>,
@@ -25,6 +28,8 @@ pub struct RecorderOptions {
     pub keyframe_interval_ns: u64,
     pub writer: WriterOptions,
     pub metadata: CaptureMetadata,
+    /// Files the recording must never replace (what a slice is cut from).
+    pub inputs: Inputs,
 }
 
 impl RecorderOptions {
@@ -36,6 +41,7 @@ impl RecorderOptions {
             keyframe_interval_ns: 30_000_000_000,
             writer: WriterOptions::default(),
             metadata,
+            inputs: Inputs::none(),
         }
     }
 }
@@ -77,8 +83,14 @@ pub fn rotated_path(path: &Path, sequence: u32) -> PathBuf {
 impl Recorder {
     /// Opens the first file and writes a keyframe of `pipeline` (the state recording starts
     /// from: the live collector's process table, or a replay's state for a slice).
-    pub fn start(options: RecorderOptions, pipeline: &mut Pipeline) -> std::io::Result<Self> {
+    pub fn start(mut options: RecorderOptions, pipeline: &mut Pipeline) -> std::io::Result<Self> {
         pipeline.log_identity_answers(true);
+        if let Some(max) = options.max_file_bytes {
+            // A file can only end at a block boundary: blocks of at most a quarter of the
+            // size keep every file close to it (a 256 KiB chunk would overshoot a small size).
+            let quarter = usize::try_from(max / 4).unwrap_or(usize::MAX).max(4 << 10);
+            options.writer.chunk_bytes = options.writer.chunk_bytes.min(quarter);
+        }
         let mut recorder = Self {
             options,
             writer: None,
@@ -105,6 +117,7 @@ impl Recorder {
         metadata.sequence = self.sequence;
         let mut writer = CaptureWriter::create(
             &path,
+            &self.options.inputs,
             &FileHeader::new(metadata),
             self.options.writer.clone(),
         )?;
@@ -167,7 +180,10 @@ impl Recorder {
             writer.write_identity(answer)?;
         }
         writer.write_event(event)?;
-        let size = writer.size();
+        // What the file would measure if closed now: bytes on disk (compressed blocks), the
+        // open chunk is small (the decision is made after each event, so it is at most one
+        // event past a block that crossed the line), the closing keyframe and trailer.
+        let size = writer.bytes_written() + writer.closing_bytes();
         self.events += 1;
         self.last_time_unix_ns = event.header.time_unix_ns;
         let ts = event.header.ts_ns;

@@ -158,9 +158,16 @@ impl Replay {
         Ok(Self::new(CaptureReader::open(path)?))
     }
 
-    /// Plays from the start of the capture (its first keyframe).
+    /// Plays from the start of the capture (its first keyframe). When the first keyframe is
+    /// damaged, plays every event from the first without the state it held, rather than
+    /// skipping to a later keyframe (the damage says so).
     pub fn new(reader: CaptureReader) -> Self {
-        let start = reader.keyframe_blocks().next().copied();
+        let first_event = reader.event_blocks().next().map(|c| c.first_event_index);
+        let start = reader
+            .keyframe_blocks()
+            .next()
+            .filter(|k| first_event.is_none_or(|first| k.first_event_index <= first))
+            .copied();
         Self::starting_at(reader, start)
     }
 
@@ -213,7 +220,8 @@ impl Replay {
     fn rewind(&mut self) {
         self.pipeline = new_pipeline(&self.reader, self.detection.as_ref(), self.memory_budget);
         self.pending.clear();
-        self.damage.clear();
+        // Damage found opening the file comes first; what reading blocks finds follows.
+        self.damage = self.reader.damage().to_vec();
         self.finished = false;
         self.position.ts_ns = 0;
         self.position.time_unix_ns = 0;
@@ -270,7 +278,8 @@ impl Replay {
         &mut self.pipeline
     }
 
-    /// Damage met while replaying (blocks that could not be read are skipped).
+    /// Damage found opening the capture, then damage met while replaying (blocks that could
+    /// not be read are skipped).
     pub fn damage(&self) -> &[Damage] {
         &self.damage
     }
@@ -471,10 +480,17 @@ pub struct CaptureContents {
 
 impl CaptureContents {
     pub fn load(reader: &CaptureReader) -> Self {
-        let mut damage = Vec::new();
+        let mut damage = reader.damage().to_vec();
         let mut start = None;
         let mut first_event = 0;
-        if let Some(block) = reader.keyframe_blocks().next() {
+        // As in [`Replay::new`]: a damaged first keyframe means playing from the first event
+        // without its state, not skipping to a later keyframe.
+        let first_chunk = reader.event_blocks().next().map(|c| c.first_event_index);
+        if let Some(block) = reader
+            .keyframe_blocks()
+            .next()
+            .filter(|k| first_chunk.is_none_or(|first| k.first_event_index <= first))
+        {
             match reader.read_keyframe(block) {
                 Ok((_, keyframe)) => {
                     first_event = keyframe.pipeline.next_event_index;

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::reader::{CaptureReader, Damage};
 use super::recorder::{Recorder, RecorderOptions, RecordingSummary};
 use super::replay::Replay;
+use crate::output_file::{AtomicFile, Inputs};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SliceSummary {
@@ -18,13 +19,16 @@ pub struct SliceSummary {
 }
 
 /// Writes the events with `from_ts_ns <= ts_ns <= to_ts_ns` (monotonic ns, as in events) to
-/// `out`.
+/// `out`, which must not be one of `inputs` (the file `reader` reads). The slice is written
+/// beside `out` and renamed into place when complete (crate::output_file).
 pub fn slice(
     reader: CaptureReader,
     from_ts_ns: u64,
     to_ts_ns: u64,
     out: &Path,
+    inputs: &Inputs,
 ) -> std::io::Result<SliceSummary> {
+    let target = AtomicFile::create(out, inputs)?;
     let mut metadata = reader
         .header()
         .map(|h| h.metadata.clone())
@@ -33,10 +37,9 @@ pub fn slice(
     let mut replay = Replay::new(reader);
     replay.seek(from_ts_ns.saturating_sub(1));
     let first_event_index = replay.position().event_index;
-    let mut recorder = Recorder::start(
-        RecorderOptions::new(out.to_path_buf(), metadata),
-        replay.pipeline_mut(),
-    )?;
+    let mut options = RecorderOptions::new(target.temporary_path().to_path_buf(), metadata);
+    options.inputs = inputs.clone();
+    let mut recorder = Recorder::start(options, replay.pipeline_mut())?;
     while let Some(ts) = replay.next_event_ts() {
         if ts > to_ts_ns {
             break;
@@ -47,7 +50,9 @@ pub fn slice(
         recorder.record(&event, replay.pipeline_mut())?;
     }
     let damage = replay.damage().to_vec();
-    let recording = recorder.finish(replay.pipeline_mut())?;
+    let mut recording = recorder.finish(replay.pipeline_mut())?;
+    target.commit()?;
+    recording.files = vec![out.to_path_buf()];
     Ok(SliceSummary {
         recording,
         first_event_index,

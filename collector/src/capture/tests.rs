@@ -282,7 +282,8 @@ fn a_damaged_block_does_not_stop_replay() {
         .nth(3)
         .unwrap();
     bytes[victim.offset as usize + 40] ^= 0xff;
-    // The trailer is intact, so the reader trusts it and meets the damage while replaying.
+    // The trailer is intact and describes the file, so the reader uses it; the damaged block
+    // is found checking the blocks while opening, and the replay goes past it.
     let reader = CaptureReader::from_bytes("d.cap", bytes).unwrap();
     assert_eq!(reader.index_source(), IndexSource::Trailer);
     let mut replay = Replay::new(reader);
@@ -442,7 +443,14 @@ fn a_slice_replays_on_its_own_with_the_agents_it_needs() {
     let from = events[events.len() / 3].header.ts_ns;
     let to = events[2 * events.len() / 3].header.ts_ns;
     let out = dir.path().join("incident.cap");
-    let summary = super::slice::slice(CaptureReader::open(&path).unwrap(), from, to, &out).unwrap();
+    let summary = super::slice::slice(
+        CaptureReader::open(&path).unwrap(),
+        from,
+        to,
+        &out,
+        &crate::output_file::Inputs::new([&path]),
+    )
+    .unwrap();
     let expected: Vec<Event> = {
         // The slice holds the events in the time window, in capture order.
         let first = summary.first_event_index as usize;
@@ -463,4 +471,218 @@ fn a_slice_replays_on_its_own_with_the_agents_it_needs() {
         replay.position().event_index,
         summary.first_event_index + expected.len() as u64
     );
+}
+
+/// A file that starts like a capture (magic and an intact header) and then holds `body`.
+fn capture_starting_with(body: &[u8]) -> Vec<u8> {
+    let mut bytes = super::block::MAGIC.to_vec();
+    bytes.extend_from_slice(&super::block::frame(
+        block_type::HEADER,
+        &super::block::FileHeader::new(metadata()).encode(),
+    ));
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[test]
+fn resynchronising_is_linear_in_the_file_size_whatever_the_bytes() {
+    const SIZE: usize = 16 << 20;
+    // Repeated bytes: 0x01 makes every offset claim a block of 0x01010101 bytes (16 MiB +
+    // 65793) whose two lengths agree wherever it fits; the file is a little longer so that
+    // a million offsets are such candidates.
+    let ones = vec![0x01u8; SIZE + (1 << 20)];
+    // Repeated fake block headers: an events block of 8 MiB whose trailing length agrees,
+    // every 8 bytes, each with a wrong CRC.
+    let fake_len = 8u32 << 20;
+    let mut fakes = Vec::with_capacity(SIZE);
+    while fakes.len() < SIZE {
+        fakes.extend_from_slice(&block_type::EVENTS.to_le_bytes());
+        fakes.extend_from_slice(&fake_len.to_le_bytes());
+    }
+    let zeros = vec![0u8; SIZE];
+    for (name, body) in [("0x01", ones), ("fake headers", fakes), ("zeros", zeros)] {
+        let bytes = capture_starting_with(&body);
+        let scan = super::reader::scan(&bytes);
+        let n = bytes.len() as u64;
+        // Every offset is tried once; each candidate costs at most two checkpoint strides of
+        // hashing on top of one pass over the file. The old search hashed each candidate's
+        // whole claimed block: for these files, 8 to 16 TiB.
+        assert!(
+            scan.positions_tried <= n,
+            "{name}: {}",
+            scan.positions_tried
+        );
+        assert!(
+            scan.resync_crc.bytes_hashed
+                <= n + scan.resync_crc.ranges * 2 * super::range_crc::CHECKPOINT_SPACING as u64,
+            "{name}: {:?}",
+            scan.resync_crc
+        );
+        assert!(
+            scan.resync_crc.bytes_hashed + scan.walk_bytes_hashed <= 20 * n,
+            "{name}: {:?} + {}",
+            scan.resync_crc,
+            scan.walk_bytes_hashed
+        );
+        assert!(scan.blocks.is_empty(), "{name}");
+        assert_eq!(scan.damage.len(), 1, "{name}: one damaged stretch");
+        if name != "zeros" {
+            assert!(
+                scan.resync_crc.ranges > 500_000,
+                "{name}: the test has candidates"
+            );
+        }
+    }
+}
+
+#[test]
+fn resynchronising_still_finds_the_blocks_after_fake_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, blocks, total) = damaged_fixture(dir.path());
+    // Replace the first events block with fake headers whose lengths agree: every block
+    // after it is found again.
+    let victim = blocks
+        .iter()
+        .find(|b| b.kind == block_type::EVENTS && b.event_count > 0)
+        .unwrap();
+    let mut damaged = bytes.clone();
+    let start = victim.offset as usize;
+    for (i, at) in (start..start + victim.len as usize - 8)
+        .step_by(8)
+        .enumerate()
+    {
+        let len = (victim.len - (at - start) as u32).max(16) + (i as u32 % 3) * 8;
+        damaged[at..at + 4].copy_from_slice(&block_type::EVENTS.to_le_bytes());
+        damaged[at + 4..at + 8].copy_from_slice(&len.to_le_bytes());
+    }
+    let reader = CaptureReader::from_bytes("fake.cap", damaged).unwrap();
+    assert_eq!(
+        event_count(&reader),
+        total - victim.event_count as usize,
+        "{:?}",
+        reader.damage()
+    );
+}
+
+/// Events counted by `cap info`/`verify` (the intact blocks) and by a replay, and the
+/// damage each reports.
+fn counts(bytes: &[u8]) -> (u64, u64, Vec<u64>, Vec<u64>) {
+    let reader = CaptureReader::from_bytes("x.cap", bytes.to_vec()).unwrap();
+    let listed: u64 = reader.event_blocks().map(|b| b.event_count as u64).sum();
+    let verified: Vec<u64> = reader.verify().iter().map(|d| d.offset).collect();
+    let mut replay = Replay::new(reader);
+    let replayed = replay.run_to_end();
+    let mut replay_damage: Vec<u64> = replay.damage().iter().map(|d| d.offset).collect();
+    replay_damage.sort();
+    replay_damage.dedup();
+    (listed, replayed, verified, replay_damage)
+}
+
+#[test]
+fn concatenated_captures_and_inserted_bytes_are_scanned_not_trusted_to_the_trailer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, blocks, total) = damaged_fixture(dir.path());
+    let total = total as u64;
+
+    // Two captures end to end: the trailer at the end is the second one's and describes
+    // offsets that hold the first one's blocks.
+    let mut twice = bytes.clone();
+    twice.extend_from_slice(&bytes);
+    let reader = CaptureReader::from_bytes("twice.cap", twice.clone()).unwrap();
+    assert_eq!(reader.index_source(), IndexSource::Scan);
+    let (listed, replayed, verified, replay_damage) = counts(&twice);
+    assert_eq!(listed, 2 * total);
+    assert_eq!(replayed, 2 * total, "every event of both is replayed");
+    assert_eq!(verified, replay_damage);
+    // The second magic is the one damaged stretch (and the trailer note).
+    assert!(verified.contains(&(bytes.len() as u64)), "{verified:?}");
+
+    // Bytes inserted after the header: every block is where the trailer does not say.
+    let first = blocks[0].offset as usize;
+    for inserted in [1usize, 7, 100] {
+        let mut shifted = bytes[..first].to_vec();
+        shifted.extend(std::iter::repeat_n(0xa5u8, inserted));
+        shifted.extend_from_slice(&bytes[first..]);
+        let reader = CaptureReader::from_bytes("shifted.cap", shifted.clone()).unwrap();
+        assert_eq!(reader.index_source(), IndexSource::Scan, "{inserted}");
+        let (listed, replayed, verified, replay_damage) = counts(&shifted);
+        assert_eq!(
+            (listed, replayed),
+            (total, total),
+            "{inserted} bytes inserted"
+        );
+        assert_eq!(verified, replay_damage);
+        assert_eq!(verified[0], first as u64);
+    }
+}
+
+#[test]
+fn info_verify_and_replay_agree_after_a_bit_flip_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, _, _) = damaged_fixture(dir.path());
+    // Every 97th byte (and the last few), so every block and its framing is hit somewhere.
+    let offsets = (8..bytes.len())
+        .step_by(97)
+        .chain(bytes.len() - 8..bytes.len());
+    for at in offsets {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x20;
+        let (listed, replayed, verified, replay_damage) = counts(&flipped);
+        assert_eq!(
+            listed, replayed,
+            "flip at {at}: info and replay count the same"
+        );
+        assert_eq!(
+            verified, replay_damage,
+            "flip at {at}: verify and replay report the same damage"
+        );
+        assert!(!verified.is_empty(), "flip at {at} is reported");
+    }
+}
+
+#[test]
+fn rotation_bounds_each_file_on_disk_to_the_size_asked_within_one_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("bounded.cap");
+    let events = fixture_events();
+    // Default chunks (256 KiB before compression): the recorder keeps blocks to a quarter
+    // of the size asked. The events repeat, so they compress well, as real traffic does.
+    const SIZE: u64 = 96 << 10;
+    let mut options = RecorderOptions::new(base.clone(), metadata());
+    options.max_file_bytes = Some(SIZE);
+    let chunk_bytes = SIZE / 4;
+    let mut pipeline = pipeline();
+    let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
+    for _ in 0..60 {
+        for event in &events {
+            pipeline.push(event);
+            recorder.record(event, &mut pipeline).unwrap();
+        }
+    }
+    pipeline.finish();
+    let summary = recorder.finish(&mut pipeline).unwrap();
+    assert!(summary.files.len() >= 3, "{summary:?}");
+    // One block: an events block stored uncompressed at its largest (a chunk is written when
+    // it reaches chunk_bytes, so it holds at most that plus one event), with its framing.
+    let largest_event = events
+        .iter()
+        .map(|e| {
+            let mut buf = Vec::new();
+            super::codec::encode_event(e, &mut buf);
+            buf.len() as u64
+        })
+        .max()
+        .unwrap();
+    let one_block = chunk_bytes + largest_event + 80;
+    let (last, rest) = summary.files.split_last().unwrap();
+    for file in rest {
+        let len = std::fs::metadata(file).unwrap().len();
+        assert!(
+            len + one_block >= SIZE && len <= SIZE + one_block,
+            "{}: {len} bytes, asked {SIZE} (one block: {one_block})",
+            file.display()
+        );
+        assert!(CaptureReader::open(file).unwrap().verify().is_empty());
+    }
+    assert!(std::fs::metadata(last).unwrap().len() <= SIZE + one_block);
 }

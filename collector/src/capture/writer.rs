@@ -12,7 +12,6 @@
 
 use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use super::block::{
 use super::codec;
 use crate::event::{Event, EventBody};
 use crate::model::IdentityAnswer;
+use crate::output_file::{self, Inputs};
 use crate::pipeline::PipelineState;
 
 #[derive(Debug, Clone)]
@@ -86,23 +86,22 @@ pub struct CaptureWriter {
     next_event_index: u64,
     last_sync: Instant,
     unsynced: bool,
+    /// Length of the last keyframe block written: the closing keyframe will be about as long.
+    last_keyframe_len: u64,
+    /// Length the index trailer would have now.
+    index_len: u64,
 }
 
 impl CaptureWriter {
-    /// Creates (or replaces) `path`, readable by its owner only: captures hold payloads.
+    /// Creates (or empties) `path`, readable by its owner only (captures hold payloads);
+    /// refuses a symbolic link there and any of `inputs` (crate::output_file).
     pub fn create(
         path: &Path,
+        inputs: &Inputs,
         header: &FileHeader,
         options: WriterOptions,
     ) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
-        // `mode` only applies when the file is new; an existing file keeps its mode otherwise.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let file = output_file::create_streaming(path, inputs)?;
         let mut writer = Self::with_output(Output::File(file), path, options)?;
         writer.write_raw(&block::MAGIC)?;
         writer.write_block(block_type::HEADER, &header.encode(), BlockInfo::default())?;
@@ -158,6 +157,8 @@ impl CaptureWriter {
             next_event_index: 0,
             last_sync: Instant::now(),
             unsynced: false,
+            last_keyframe_len: 0,
+            index_len: 0,
         })
     }
 
@@ -168,6 +169,19 @@ impl CaptureWriter {
     /// Bytes in the file plus the open chunk (uncompressed, so an overestimate).
     pub fn size(&self) -> u64 {
         self.offset + self.chunk.len() as u64
+    }
+
+    /// Bytes written to the file so far (blocks as stored, compressed), without the open
+    /// chunk.
+    pub fn bytes_written(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes that closing the file now would add besides the open chunk: a closing keyframe
+    /// (estimated as long as the last one) and the index trailer (exact for the blocks so
+    /// far, plus the two that closing writes).
+    pub fn closing_bytes(&self) -> u64 {
+        self.last_keyframe_len + self.index_len + 2 * block::INDEX_ENTRY_LEN as u64
     }
 
     pub fn totals(&self) -> &CaptureTotals {
@@ -321,6 +335,16 @@ impl CaptureWriter {
         let indexed = matches!(self.file, Output::File(_));
         if indexed && kind != block_type::INDEX && kind != block_type::HEADER {
             self.blocks.push(info);
+            if kind == block_type::KEYFRAME {
+                self.last_keyframe_len = framed.len() as u64;
+            }
+            // Once per block, not per event: the totals' JSON is what varies.
+            let totals = serde_json::to_vec(&self.totals).map_or(0, |j| j.len());
+            self.index_len = (block::BLOCK_OVERHEAD
+                + block::INDEX_FIXED_LEN as usize
+                + self.blocks.len() * block::INDEX_ENTRY_LEN as usize
+                + totals
+                + 64) as u64;
         }
         Ok(())
     }

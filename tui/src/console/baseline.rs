@@ -61,11 +61,7 @@ pub fn write_baseline(
     let mut path = dir.join(format!("{stem}.yaml"));
     let mut n = 1;
     let mut file = loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
+        match agentscope_collector::output_file::create_new(&path) {
             Ok(file) => break file,
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
                 path = dir.join(format!("{stem}-{n}.yaml"));
@@ -114,5 +110,28 @@ mod tests {
         assert_eq!(sanitise_key("../../"), "..-..");
         assert_eq!(sanitise_key("///"), "agent");
         assert!(sanitise_key(&"x".repeat(500)).len() <= 80);
+    }
+
+    #[test]
+    fn the_exported_baseline_is_private_and_never_replaces_a_file() {
+        use agentscope_collector::capture::Replay;
+        use std::os::unix::fs::PermissionsExt as _;
+        let recording = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings/ordinary.cap");
+        let mut replay = Replay::open(&recording).unwrap();
+        replay.run_to_end();
+        let pipeline = replay.pipeline();
+        let key = pipeline.snapshot().agents[0].key.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_baseline(pipeline, &key, dir.path(), 7).unwrap();
+        let mode = std::fs::metadata(&first).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A link planted at the next name is skipped, not followed.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let stem = first.file_stem().unwrap().to_str().unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(format!("{stem}-1.yaml"))).unwrap();
+        let second = write_baseline(pipeline, &key, dir.path(), 7).unwrap();
+        assert_eq!(second, dir.path().join(format!("{stem}-2.yaml")));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 }

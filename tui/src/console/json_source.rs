@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use agentscope_collector::capture::{CaptureContents, CaptureReader};
 use agentscope_collector::detect::DetectorOptions;
-use agentscope_collector::event_json::events_from_json_lines;
+use agentscope_collector::event_json::{events_from_json_lines, json_lines_text};
+use agentscope_collector::input_file;
 use agentscope_collector::model::{HostOnlyIdentity, IdentityLookup, ModelOptions};
 use agentscope_collector::pipeline::Pipeline;
 use agentscope_collector::reconstruct::ReconstructOptions;
@@ -151,9 +152,10 @@ impl RateMeter {
 impl JsonEventsSource {
     /// Reads a JSON-lines event file (as written by `agentscope collect --json`).
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let events = events_from_json_lines(&text)
+        let bytes = input_file::read_regular(path, "a JSON-lines event file")?;
+        let text = json_lines_text(&bytes)
+            .with_context(|| format!("{} is not an agentscope event file", path.display()))?;
+        let events = events_from_json_lines(text)
             .with_context(|| format!("{} is not an agentscope event file", path.display()))?;
         Ok(Self::from_events(label_of(path), events))
     }
@@ -166,12 +168,8 @@ impl JsonEventsSource {
         let mut contents = CaptureContents::load(&reader);
         let events = std::mem::take(&mut contents.events);
         let mut label = label_of(path);
-        if !contents.damage.is_empty() {
-            // The status line is where the user looks; `agentscope cap verify` has details.
-            label.push_str(&format!(
-                " ({} damaged blocks skipped)",
-                contents.damage.len()
-            ));
+        if let Some(note) = damage_note(&reader, contents.damage.len()) {
+            label.push_str(&format!(" ({note})"));
         }
         let contents = Rc::new(contents);
         let mut source = Self::ordered(label, events);
@@ -353,6 +351,26 @@ impl JsonEventsSource {
             recording: RecordingState::Unavailable,
         }
     }
+}
+
+/// What the status line says about a damaged capture, where the user looks (`agentscope cap
+/// verify` has the details): cut short (no trailer), a damaged keyframe (state missing from
+/// the replay), and how many damaged places were skipped. `damage` counts every place, the
+/// missing trailer included.
+fn damage_note(reader: &CaptureReader, damage: usize) -> Option<String> {
+    let mut parts = Vec::new();
+    if reader.cut_short() {
+        parts.push("cut short".to_string());
+    }
+    let keyframes = reader.damaged_keyframes();
+    if keyframes > 0 {
+        parts.push(format!("{keyframes} keyframe(s) damaged"));
+    }
+    let skipped = damage.saturating_sub(reader.cut_short() as usize);
+    if skipped > 0 {
+        parts.push(format!("{skipped} damaged blocks skipped"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// What the status line calls a file: its name.
@@ -654,5 +672,78 @@ mod tests {
         assert!(replay(&update).finished);
         assert!(empty.seek(1).is_err());
         assert!(empty.step().is_err());
+    }
+
+    #[test]
+    fn json_lines_with_a_bom_open_and_bad_utf8_or_a_fifo_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+        let text = std::fs::read(&fixture).unwrap();
+        let with_bom = dir.path().join("bom.jsonl");
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend_from_slice(&text);
+        std::fs::write(&with_bom, &bytes).unwrap();
+        assert!(!JsonEventsSource::open(&with_bom).unwrap().events.is_empty());
+
+        let broken = dir.path().join("broken.jsonl");
+        let mut bytes = text.clone();
+        let third_line = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
+        bytes.insert(third_line + 5, 0xff);
+        std::fs::write(&broken, &bytes).unwrap();
+        let err = format!("{:#}", JsonEventsSource::open(&broken).err().unwrap());
+        assert!(err.contains("line 3: not UTF-8"), "{err}");
+
+        let fifo = dir.path().join("events.fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = format!("{:#}", JsonEventsSource::open(&fifo).err().unwrap());
+        assert!(
+            err.ends_with("is a FIFO, not a JSON-lines event file"),
+            "{err}"
+        );
+        let err = format!("{:#}", JsonEventsSource::open_capture(&fifo).err().unwrap());
+        assert!(err.ends_with("is a FIFO, not a capture file"), "{err}");
+        let err = format!(
+            "{:#}",
+            JsonEventsSource::open_capture(dir.path()).err().unwrap()
+        );
+        assert!(err.ends_with("is a directory, not a capture file"), "{err}");
+    }
+
+    #[test]
+    fn the_status_line_says_a_capture_was_cut_short_or_a_keyframe_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings/ordinary.cap");
+        let bytes = std::fs::read(&original).unwrap();
+        let label = |bytes: &[u8]| {
+            let path = dir.path().join("damaged.cap");
+            std::fs::write(&path, bytes).unwrap();
+            JsonEventsSource::open_capture(&path)
+                .unwrap()
+                .status()
+                .label
+        };
+        assert_eq!(label(&bytes), "damaged.cap");
+        let cut = label(&bytes[..bytes.len() * 2 / 3]);
+        assert!(cut.contains("cut short"), "{cut}");
+        let reader = CaptureReader::open(&original).unwrap();
+        let keyframe = *reader.keyframe_blocks().nth(1).unwrap();
+        let mut flipped = bytes.clone();
+        flipped[keyframe.offset as usize + keyframe.len as usize / 2] ^= 0x40;
+        let damaged = label(&flipped);
+        assert!(
+            damaged.contains("1 keyframe(s) damaged") && damaged.contains("1 damaged blocks"),
+            "{damaged}"
+        );
+        assert!(!damaged.contains("cut short"), "{damaged}");
     }
 }

@@ -27,6 +27,7 @@ use agentscope_collector::capture::{
     CaptureMetadata, CaptureWriter, CollectorCounters, FileHeader, Keyframe, WriterOptions,
 };
 use agentscope_collector::model::IdentityAnswer;
+use agentscope_collector::output_file::Inputs;
 use agentscope_collector::pipeline::Pipeline;
 use agentscope_collector::{Event, EventBody};
 
@@ -320,11 +321,7 @@ fn reserve_file(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
         } else {
             dir.join(format!("{stem}-{attempt}.cap"))
         };
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
+        match agentscope_collector::output_file::create_new(&path) {
             Ok(_) => return Ok(path),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(err) => return Err(err),
@@ -361,7 +358,8 @@ fn write_recording(
         )
     };
     let mut writer =
-        CaptureWriter::create(&path, &FileHeader::new(metadata), options).map_err(failed)?;
+        CaptureWriter::create(&path, &Inputs::none(), &FileHeader::new(metadata), options)
+            .map_err(failed)?;
     writer.set_next_event_index(first.pipeline.next_event_index);
     let mut counters = first.collector;
     writer

@@ -527,6 +527,9 @@ mod tests {
             "{message}"
         );
 
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "recordings are private");
         let reader = CaptureReader::open(&files[0]).unwrap();
         assert!(reader.verify().is_empty(), "{:?}", reader.verify());
         assert_eq!(reader.index_source(), IndexSource::Trailer);

@@ -286,8 +286,12 @@ pub fn run_headless(
         observations += rest.len() as u64;
     }
     let json = serde_json::to_vec_pretty(&source.pipeline.snapshot())?;
-    std::fs::write(graph_json, json)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", graph_json.display()))?;
+    agentscope_collector::output_file::write_atomically(
+        graph_json,
+        &agentscope_collector::output_file::Inputs::none(),
+        &json,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", graph_json.display()))?;
     Ok(HeadlessSummary {
         events: source.events,
         observations,
