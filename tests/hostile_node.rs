@@ -25,9 +25,12 @@ use support::*;
 
 /// What the collector is told it may hold (`--memory-budget`).
 const BUDGET_MIB: u64 = 64;
-/// The fixed overhead above the budget that README.md states (the program, its libraries, the
-/// kernel ring buffer's mapped pages it has touched, allocator slack).
-const OVERHEAD_MIB: u64 = 96;
+/// The kernel ring buffer (`--ring-buffer-kib`), in MiB.
+const RING_MIB: u64 = 16;
+/// The bound README.md states ("Memory"): the budget, the ring buffer twice (the kernel maps
+/// its pages twice and both mappings count in RSS once touched), and 48 MiB of fixed overhead
+/// (program pages, heap outside the pipeline, allocator slack).
+const RSS_LIMIT_MIB: u64 = BUDGET_MIB + 2 * RING_MIB + 48;
 /// How long the adversaries run.
 const ADVERSARY_SECONDS: u64 = 50;
 
@@ -51,12 +54,19 @@ fn secrets() -> Vec<&'static str> {
         "ArgvPassS3cr3t14",
         "ArgvDsnS3cr3t15",
         "ArgvCurlS3cr3t16",
+        "XAuthTokS3cr3t17",
+        "PrivTokS3cr3t18",
+        "SubKeyS3cr3t19",
+        "AmzSigS3cr3t20",
+        "RedisDsnS3cr3t21",
+        "MysqlArgvS3cr3t22",
+        "EnvArgvS3cr3t23",
     ]
 }
 
 /// Requests that carry the secrets above, sent byte by byte to a sink.
 fn carriers() -> Vec<String> {
-    let json_body = r#"{"model":"gpt-4o","messages":[{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"deploy","arguments":"{\"OPENAI_API_KEY\":\"EnvApiKeyS3cr3t08\",\"passwd\":\"PasswdJsonS3cr3t09\"}"}}]}],"aws_secret_access_key":"AwsSecretS3cr3t10","dsn":"postgresql://app:DsnPassS3cr3t11@db.internal:5432/crm"}"#;
+    let json_body = r#"{"model":"gpt-4o","messages":[{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"deploy","arguments":"{\"OPENAI_API_KEY\":\"EnvApiKeyS3cr3t08\",\"passwd\":\"PasswdJsonS3cr3t09\"}"}}]}],"aws_secret_access_key":"AwsSecretS3cr3t10","dsn":"postgresql://app:DsnPassS3cr3t11@db.internal:5432/crm","cache":"redis://:RedisDsnS3cr3t21@cache:6379/0"}"#;
     let form = "user=ada&password=FormPassS3cr3t06&client_secret=ClientSecS3cr3t07";
     let sql = "ALTER USER app WITH PASSWORD 'AlterUserS3cr3t13';";
     // A PostgreSQL StartupMessage (protocol 3.0, user=app) then a cleartext PasswordMessage.
@@ -73,7 +83,12 @@ fn carriers() -> Vec<String> {
     vec![
         "GET /v1/models?api_key=QryApiKeyS3cr3t01&limit=5 HTTP/1.1\r\nHost: api.internal\r\n\
          Authorization: Bearer BearerTokS3cr3t02\r\nCookie: theme=dark; session=CookieSessS3cr3t03\r\n\
-         X-Amz-Security-Token: AmzSecTokS3cr3t04\r\nX-Vault-Token: VaultTokS3cr3t05\r\n\r\n"
+         X-Amz-Security-Token: AmzSecTokS3cr3t04\r\nX-Vault-Token: VaultTokS3cr3t05\r\n\
+         X-Auth-Token: XAuthTokS3cr3t17\r\nPrivate-Token: PrivTokS3cr3t18\r\n\
+         Ocp-Apim-Subscription-Key: SubKeyS3cr3t19\r\n\r\n"
+            .to_string(),
+        "GET /bucket/report.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=AmzSigS3cr3t20 \
+         HTTP/1.1\r\nHost: s3.internal\r\n\r\n"
             .to_string(),
         format!(
             "POST /oauth/token HTTP/1.1\r\nHost: api.internal\r\n\
@@ -144,6 +159,7 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     let mut collector = Command::new(BIN)
         .args(["collect", "--json", "--ready-message", "--no-kubernetes"])
         .args(["--memory-budget", &format!("{BUDGET_MIB}M")])
+        .args(["--ring-buffer-kib", &(RING_MIB * 1024).to_string()])
         .args(["--record", capture.to_str().unwrap()])
         .args(["--graph-json", graph.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -167,7 +183,10 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
         let lines = stderr_lines.clone();
         std::thread::spawn(move || {
             use std::io::BufRead as _;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if line.contains("collecting") {
                     let _ = ready_tx.send(());
                 }
@@ -189,17 +208,19 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
         "split-secrets",
         &["--carriers", carriers_file.to_str().unwrap()],
     );
-    // Secrets in argv: a DSN, a --password flag and a curl header.
+    // Secrets in argv: a DSN, a --password flag, a curl header, a MySQL -p and an environment
+    // assignment.
     for _ in 0..3 {
         let status = Command::new("/bin/sh")
             .args([
                 "-c",
-                "exit 0",
+                ": mysql -h db.internal -pMysqlArgvS3cr3t22 -e 'select 1'",
                 "sh",
                 "--password=ArgvPassS3cr3t14",
                 "postgresql://app:ArgvDsnS3cr3t15@db.internal/crm",
                 "-H",
                 "Authorization: Bearer ArgvCurlS3cr3t16",
+                "OPENAI_API_KEY=EnvArgvS3cr3t23",
             ])
             .status()
             .unwrap();
@@ -231,15 +252,19 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
         std::thread::sleep(Duration::from_millis(10));
     };
     let stop_time = term_at.elapsed();
+    eprintln!(
+        "hostile node: peak RSS {} MiB (limit {RSS_LIMIT_MIB}), stopped {stop_time:?} after SIGTERM",
+        peak_rss_kib / 1024
+    );
     assert!(status.success(), "collector exited with {status}");
     assert!(
         stop_time <= Duration::from_secs(1),
         "SIGTERM took {stop_time:?} to stop the collector under load (limit 1 s)"
     );
     assert!(
-        peak_rss_kib <= (BUDGET_MIB + OVERHEAD_MIB) * 1024,
-        "the collector's resident memory reached {} MiB, over its {BUDGET_MIB} MiB budget plus \
-         the {OVERHEAD_MIB} MiB stated overhead",
+        peak_rss_kib <= RSS_LIMIT_MIB * 1024,
+        "the collector's resident memory reached {} MiB, over the {RSS_LIMIT_MIB} MiB the README \
+         states for a {BUDGET_MIB} MiB budget and a {RING_MIB} MiB ring buffer",
         peak_rss_kib / 1024
     );
 
@@ -248,8 +273,16 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     assert!(reader_status.success(), "the output reader failed");
     let seen: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let last: Value = serde_json::from_str(seen["last"].as_str().unwrap()).unwrap();
+    eprintln!(
+        "hostile node: {} bytes in {} lines on stdout; summary {}",
+        seen["bytes"], seen["lines"], last["summary"]
+    );
     assert_eq!(last["kind"], "summary", "the summary was not printed last");
-    assert_eq!(seen["leaks"], serde_json::json!([]), "secrets reached --json output");
+    assert_eq!(
+        seen["leaks"],
+        serde_json::json!([]),
+        "secrets reached --json output"
+    );
     let reader_pid = reader.0.id().to_string();
     assert!(
         seen["data_events_by_pid"].get(&reader_pid).is_none(),
