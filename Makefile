@@ -37,6 +37,9 @@ test-e2e: setup
 	$(CARGO) test --locked -p agentscope --test recordings -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test detection_scenarios -- --test-threads=1
 	$(CARGO) test --locked -p agentscope --test console_tmux -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test closed_stdout -- --test-threads=1
+	$(CARGO) test --locked -p agentscope --test scan_exit_codes
+	$(CARGO) test --locked -p agentscope --test hostile_text -- --test-threads=1
 	$(CARGO) test --locked -p agentscope-collector --test identity
 
 test: fmt-check test-unit test-userspace-only test-e2e

@@ -104,8 +104,14 @@ pub fn run(args: BaselineArgs) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of standard output went away (`| head`): not an error.
+        Err(err) if crate::stdout_pipe::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("agentscope baseline: {err:#}");
+            let message = format!("{err:#}");
+            eprintln!(
+                "agentscope baseline: {}",
+                crate::control_chars::escape_controls_keeping_lines(&message)
+            );
             ExitCode::from(2)
         }
     }
@@ -189,9 +195,11 @@ impl EventSource {
 
 fn write_output(path: &Path, text: &str) -> Result<()> {
     if path == Path::new("-") {
-        std::io::stdout()
-            .write_all(text.as_bytes())
-            .context("writing standard output")
+        // A reader that left early (`| head`) does not change the verdict (the exit status).
+        match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.context("writing standard output"),
+        }
     } else {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
     }
@@ -227,7 +235,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     write_output(&args.output, &text)?;
     eprintln!(
         "agentscope baseline: {} ({}, {} observations, {} entries)",
-        agent,
+        crate::control_chars::escape_controls(agent),
         serde_json::to_value(baseline.metadata.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -245,7 +253,8 @@ fn diff(args: DiffArgs) -> Result<ExitCode> {
     let text = if args.json {
         format!("{}\n", diff.to_json())
     } else {
-        diff.to_text()
+        // Entries name paths, hosts and tools the agents chose.
+        crate::control_chars::escape_controls_keeping_lines(&diff.to_text())
     };
     write_output(Path::new("-"), &text)?;
     Ok(if diff.is_empty() {
@@ -290,6 +299,10 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
             continue;
         }
         out.push('\n');
+    }
+    if !args.json {
+        // Deviations name paths, hosts and tools the agents chose.
+        out = crate::control_chars::escape_controls_keeping_lines(&out);
     }
     write_output(Path::new("-"), &out)?;
     eprintln!(

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use agentscope_collector::capture::{slice, CaptureReader, IndexSource, Replay};
 use anyhow::{bail, Context as _};
+
+use crate::control_chars::escape_controls;
 use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
@@ -65,11 +67,14 @@ fn open(path: &Path) -> anyhow::Result<CaptureReader> {
 
 pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut replay = Replay::open(&args.file)?.with_detection(args.detection.options()?);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = crate::stdout_pipe::StdoutPipe::new();
     while let Some((event, _)) = replay.step() {
         if let (Some(event), false) = (event, args.quiet) {
             crate::collect::print_event(&mut out, &event, args.json)?;
+        }
+        // The reader left (`replay --json | head`): stop, unless the graph JSON needs the rest.
+        if out.is_closed() && args.graph_json.is_none() {
+            return Ok(());
         }
     }
     out.flush()?;
@@ -83,10 +88,13 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         args.file.display()
     );
     for warning in replay.pipeline().identity_warnings() {
-        eprintln!("agentscope: warning: {warning}");
+        eprintln!("agentscope: warning: {}", escape_controls(&warning));
     }
     for damage in replay.damage() {
-        eprintln!("agentscope: damaged, skipped: {damage}");
+        eprintln!(
+            "agentscope: damaged, skipped: {}",
+            escape_controls(&damage.to_string())
+        );
     }
     Ok(())
 }
@@ -163,74 +171,86 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
         "collector": last_keyframe.as_ref().map(|(_, k)| k.collector),
         "damage": damage,
     });
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "file        {} ({} bytes)",
-        path.display(),
+        escape_controls(&path.display().to_string()),
         reader.file_len()
-    );
+    )?;
     if let Some(h) = header {
-        println!(
+        writeln!(
+            out,
             "format      {}.{}, written by {} on {}",
-            h.major, h.minor, h.metadata.created_by, h.metadata.hostname
-        );
-        println!(
+            h.major,
+            h.minor,
+            escape_controls(&h.metadata.created_by),
+            escape_controls(&h.metadata.hostname)
+        )?;
+        writeln!(
+            out,
             "secrets     {}",
             if h.metadata.secrets_redacted {
                 "redacted while recording"
             } else {
                 "KEPT (recorded with --keep-secrets): handle this file as a credential"
             }
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "time        {} .. {} ({:.3} s)",
         summary["first_time"].as_str().unwrap_or("-"),
         summary["last_time"].as_str().unwrap_or("-"),
         summary["duration_s"].as_f64().unwrap_or(0.0)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "events      {event_count} ({:.1} bytes per event in the file)",
         summary["bytes_per_event"].as_f64().unwrap_or(0.0)
-    );
+    )?;
     if let Some(totals) = reader.totals() {
         let kinds: Vec<String> = totals
             .events_by_kind
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        println!("            {}", kinds.join(", "));
-        println!(
+        writeln!(out, "            {}", kinds.join(", "))?;
+        writeln!(
+            out,
             "            {} payload bytes; the collector lost {} records and {} payload bytes",
             totals.payload_bytes, totals.kernel_dropped, totals.kernel_lost_bytes
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "blocks      {} event chunks, {keyframes} keyframes; index {}",
         events.len(),
         match reader.index_source() {
             IndexSource::Trailer => "from the trailer",
             IndexSource::Scan => "rebuilt by scanning (no trailer)",
         }
-    );
-    println!("agents      {}", agents.len());
+    )?;
+    writeln!(out, "agents      {}", agents.len())?;
     for agent in &agents {
-        println!(
+        writeln!(
+            out,
             "            {} ({} LLM calls, {} tool calls)",
-            agent["key"].as_str().unwrap_or("?"),
+            escape_controls(agent["key"].as_str().unwrap_or("?")),
             agent["llm_calls"],
             agent["tool_calls"]
-        );
+        )?;
     }
     if damage.is_empty() {
-        println!("damage      none");
+        writeln!(out, "damage      none")?;
     } else {
-        println!("damage      {} places:", damage.len());
+        writeln!(out, "damage      {} places:", damage.len())?;
         for d in &damage {
-            println!("            {d}");
+            writeln!(out, "            {}", escape_controls(&d.to_string()))?;
         }
     }
     Ok(())
@@ -241,22 +261,30 @@ fn verify(path: &Path) -> anyhow::Result<bool> {
     let damage = reader.verify();
     let blocks = reader.blocks().len();
     let events: u64 = reader.event_blocks().map(|b| b.event_count as u64).sum();
+    let mut report = Vec::new();
     if damage.is_empty() {
-        println!(
+        writeln!(
+            report,
             "{}: ok ({blocks} blocks, {events} events, index from the trailer)",
             path.display()
-        );
-        return Ok(true);
+        )?;
+    } else {
+        writeln!(
+            report,
+            "{}: DAMAGED in {} places ({blocks} intact blocks, {events} events recovered):",
+            path.display(),
+            damage.len()
+        )?;
+        for d in &damage {
+            writeln!(report, "  {d}")?;
+        }
     }
-    println!(
-        "{}: DAMAGED in {} places ({blocks} intact blocks, {events} events recovered):",
-        path.display(),
-        damage.len()
-    );
-    for d in &damage {
-        println!("  {d}");
+    // The verdict is the exit status; a reader that left early does not change it.
+    match std::io::stdout().lock().write_all(&report) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => return Err(err.into()),
+        _ => {}
     }
-    Ok(false)
+    Ok(damage.is_empty())
 }
 
 /// A time argument as monotonic ns of the capture: `+DURATION` from its first event, or an

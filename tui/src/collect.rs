@@ -17,6 +17,9 @@ use agentscope_collector::pipeline::Pipeline;
 use agentscope_collector::reconstruct::ReconstructOptions;
 use agentscope_collector::serve::{ServeOptions, StreamServer};
 use agentscope_collector::{Collector, CollectorOptions, Event, EventBody, Summary};
+
+use crate::control_chars::escape_controls;
+use crate::stdout_pipe::StdoutPipe;
 use anyhow::Context as _;
 use clap::Args;
 
@@ -210,8 +213,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         .duration
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = StdoutPipe::new().on_close(stop_when_stdout_closes);
     loop {
         let sleep = async {
             match deadline {
@@ -303,7 +305,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             "agentscope: {} {}: {}",
             incident.id,
             incident.severity.name(),
-            incident.story
+            escape_controls(&incident.story)
         );
     }
     let mut summary = collector.summary();
@@ -439,10 +441,34 @@ pub fn print_event(
         }
         EventBody::Close { fd } => format!("close fd={fd}"),
     };
-    writeln!(out, "{:>7} {:>7} {:<15} {what}", h.pid, h.ppid, h.comm)
+    // comm, paths, argv and addresses are the traced processes' choice: no raw controls.
+    let line = format!("{:>7} {:>7} {:<15} {what}", h.pid, h.ppid, h.comm);
+    writeln!(out, "{}", escape_controls(&line))
 }
 
+/// The reader of `collect`'s output went away (`collect --json | head`): collecting on would
+/// only fill a pipe nobody reads, so the collector stops the way SIGTERM stops it (one stop
+/// path, whatever the loop waits on), finishing the recording and the graph JSON.
+fn stop_when_stdout_closes() {
+    // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGTERM);
+    }
+}
+
+/// The summary goes to standard output, or to standard error once its reader has gone.
 fn print_summary(
+    out: &mut StdoutPipe<impl std::io::Write>,
+    summary: &Summary,
+    json: bool,
+) -> std::io::Result<()> {
+    if out.is_closed() {
+        return write_summary(&mut std::io::stderr().lock(), summary, json);
+    }
+    write_summary(out, summary, json)
+}
+
+fn write_summary(
     out: &mut impl std::io::Write,
     summary: &Summary,
     json: bool,
@@ -456,5 +482,9 @@ fn print_summary(
         out,
         "summary: {} events received, {} dropped by the kernel ({} payload bytes lost), {} undecodable, {} TLS targets probed",
         summary.received, summary.kernel.dropped, summary.kernel.lost_bytes, summary.decode_errors, summary.tls_targets
-    )
+    )?;
+    for warning in &summary.warnings {
+        writeln!(out, "warning: {}", escape_controls(warning))?;
+    }
+    Ok(())
 }
