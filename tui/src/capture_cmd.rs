@@ -101,7 +101,9 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
 
 pub fn run_cap(command: CapCommand) -> anyhow::Result<bool> {
     match command {
-        CapCommand::Info { file, json } => info(&file, json).map(|()| true),
+        CapCommand::Info { file, json } => {
+            info(&file, json, &mut std::io::stdout().lock()).map(|()| true)
+        }
         CapCommand::Verify { file } => verify(&file),
         CapCommand::Slice {
             file,
@@ -120,7 +122,7 @@ fn format_time(unix_ns: u64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-fn info(path: &Path, json: bool) -> anyhow::Result<()> {
+fn info(path: &Path, json: bool, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let reader = open(path)?;
     let damage = reader.verify();
     let events: Vec<_> = reader.event_blocks().collect();
@@ -171,7 +173,6 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
         "collector": last_keyframe.as_ref().map(|(_, k)| k.collector),
         "damage": damage,
     });
-    let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
         return Ok(());
@@ -339,4 +340,59 @@ fn cut(path: &Path, from: Option<&str>, to: Option<&str>, output: &Path) -> anyh
         eprintln!("agentscope: damaged in the original, skipped: {damage}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentscope_collector::capture::{CaptureMetadata, Recorder, RecorderOptions};
+    use agentscope_collector::event_json::events_from_json_lines;
+    use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_collector::pipeline::Pipeline;
+    use agentscope_collector::reconstruct::ReconstructOptions;
+
+    /// A capture whose host name and agent carry terminal escapes.
+    fn hostile_capture(path: &Path) {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+        let text = std::fs::read_to_string(fixture)
+            .unwrap()
+            .replace("\"comm\":\"python3\"", "\"comm\":\"py\\u001b[2J\"");
+        let mut pipeline = Pipeline::new(
+            ReconstructOptions::default(),
+            ModelOptions::default(),
+            Box::new(HostOnlyIdentity),
+        );
+        let metadata = CaptureMetadata {
+            hostname: "node\x1b]0;pwned\x07".into(),
+            ..CaptureMetadata::default()
+        };
+        let options = RecorderOptions::new(path.to_path_buf(), metadata);
+        let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
+        for event in events_from_json_lines(&text).unwrap() {
+            pipeline.push(&event);
+            recorder.record(&event, &mut pipeline).unwrap();
+        }
+        pipeline.finish();
+        recorder.finish(&mut pipeline).unwrap();
+    }
+
+    #[test]
+    fn info_text_escapes_what_the_capture_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = dir.path().join("hostile\x1b[1m.cap");
+        hostile_capture(&cap);
+        let mut out = Vec::new();
+        info(&cap, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(text.contains("node\\x1b]0;pwned\\x07"), "{text}");
+        assert!(text.contains("hostile\\x1b[1m.cap"), "{text}");
+        assert!(text.contains("py\\x1b[2J"), "{text}");
+        // JSON stays JSON: serde_json escapes the same characters its own way.
+        let mut out = Vec::new();
+        info(&cap, true, &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["metadata"]["hostname"], "node\x1b]0;pwned\x07");
+    }
 }

@@ -488,3 +488,77 @@ fn write_summary(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentscope_collector::event::Header;
+
+    const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J\u{9b}";
+
+    fn event(body: EventBody) -> Event {
+        Event {
+            header: Header {
+                ts_ns: 1,
+                time_unix_ns: 1,
+                pid: 42,
+                tid: 42,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 1,
+                comm: HOSTILE.into(),
+            },
+            body,
+        }
+    }
+
+    #[test]
+    fn text_lines_hold_no_control_character() {
+        let bodies = [
+            EventBody::Exec {
+                filename: format!("/tmp/{HOSTILE}"),
+                argv: vec!["sh".into(), HOSTILE.into()],
+                argv_truncated: false,
+                filename_truncated: false,
+            },
+            EventBody::Open {
+                syscall: "openat",
+                path: format!("/tmp/{HOSTILE}"),
+                path_truncated: false,
+                dfd: -100,
+                flags: 0,
+                mode: 0,
+                ret: 3,
+            },
+            EventBody::Connect {
+                fd: 3,
+                family: "unix",
+                addr: format!("/run/{HOSTILE}"),
+                port: 0,
+                ret: 0,
+            },
+        ];
+        for body in bodies {
+            let mut out = Vec::new();
+            print_event(&mut out, &event(body), false).unwrap();
+            let line = String::from_utf8(out).unwrap();
+            let line = line.strip_suffix('\n').unwrap();
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+            assert!(line.contains("\\x1b]0;pwned\\x07\\x1b[2J\\x9b"), "{line}");
+        }
+    }
+
+    #[test]
+    fn summary_warnings_are_escaped() {
+        let summary = Summary {
+            warnings: vec![format!("cgroup {HOSTILE} unreadable")],
+            ..Summary::default()
+        };
+        let mut out = Vec::new();
+        write_summary(&mut out, &summary, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("warning: cgroup \\x1b]0;pwned"), "{text}");
+        assert!(!text.contains('\x1b'));
+    }
+}
