@@ -12,14 +12,14 @@
 
 // The console lives in the binary crate; the bench compiles the same module tree.
 #[allow(dead_code, unused_imports)]
+#[path = "../src/console/mod.rs"]
+mod console;
+#[allow(dead_code, unused_imports)]
 #[path = "../src/control_chars.rs"]
 mod control_chars;
 #[allow(dead_code)]
 #[path = "../src/detection_args.rs"]
 mod detection_args;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/console/mod.rs"]
-mod console;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
