@@ -6,6 +6,8 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
+# Each test step prints its wall time (`[time] N s`), so a CI log shows where the time goes.
+export TIMEFORMAT := [time] %R s
 
 .PHONY: setup build demo test test-unit test-userspace-only test-e2e bench fuzz fmt-check
 
@@ -20,32 +22,35 @@ demo: build
 
 # Unit tests and property tests of every crate.
 test-unit: setup
-	$(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
+	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
 
 # Userspace must build and its non-privileged tests pass without the eBPF toolchain. It shares
 # target/ with the other targets: only the two crates that see AYA_BUILD_SKIP rebuild (a target
 # directory of its own rebuilt every dependency, minutes of CI). `make test` runs it first, so
 # the full build after it recompiles those two crates once.
 test-userspace-only: setup
-	AYA_BUILD_SKIP=1 $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
+	time AYA_BUILD_SKIP=1 $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
 
 # Privileged end-to-end tests against the real kernel and the test agents. One at a time:
 # each runs its own collector, and two cores are better spent on the agents than on overlap.
 test-e2e: setup
-	$(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test collector_stop -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test memory_budget -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test capture_files -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test capture_outputs
-	$(CARGO) test --locked -p agentscope --test serve_connect -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test recordings -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test detection_scenarios -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test console_tmux -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test redaction -- --test-threads=1
-	$(CARGO) test --locked -p agentscope --test hostile_node -- --test-threads=1
-	$(CARGO) test --locked -p agentscope-collector --test identity
+	time $(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test collector_stop -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test memory_budget -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test capture_files -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test capture_outputs
+	time $(CARGO) test --locked -p agentscope --test serve_connect -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test recordings -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test detection_scenarios -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test console_tmux -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test closed_stdout -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test scan_exit_codes
+	time $(CARGO) test --locked -p agentscope --test hostile_text -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test redaction -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test hostile_node -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope-collector --test identity
 
 test: fmt-check test-userspace-only test-unit test-e2e
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the capture-reader fuzz targets (cargo fuzz, nightly libFuzzer) for FUZZ_SECONDS each
-# (default 300), seeded with the committed recordings. Findings land in
-# collector/fuzz/artifacts/<target>/; a crash makes this script fail.
+# Runs the fuzz targets (cargo fuzz, nightly libFuzzer) for FUZZ_SECONDS each (default 300):
+# the capture reader, seeded with the committed recordings, and the event pipeline
+# (reconstruction, model, detection), seeded with the committed event fixtures and recordings
+# converted to its input language. Findings land in collector/fuzz/artifacts/<target>/; a crash
+# makes this script fail. FUZZ_TARGETS picks targets (default: all).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${FUZZ_SECONDS:-300}"
@@ -12,9 +14,15 @@ corpus=collector/fuzz/corpus
 mkdir -p "$corpus/capture_reader" "$corpus/capture_entries"
 # Whole recordings seed the file-level target (CRCs make random files stop at the first block).
 cp -n recordings/*.cap "$corpus/capture_reader/" 2>/dev/null || true
+# Event sequences from real captures (an ordinary program, built without libFuzzer).
+AYA_BUILD_SKIP=1 cargo run --quiet --manifest-path collector/fuzz/Cargo.toml \
+    --bin seed_event_pipeline -- "$corpus/event_pipeline" \
+    collector/tests/fixtures/{capture,postgres,redis}/*.jsonl \
+    collector/tests/fixtures/mcp/*-events.jsonl recordings/*.cap
 cd collector/fuzz
-for target in capture_reader capture_entries; do
+for target in ${FUZZ_TARGETS:-capture_reader capture_entries event_pipeline}; do
     echo "fuzz: $target for ${seconds}s"
+    # -timeout: one input taking seconds is a hang worth reporting.
     AYA_BUILD_SKIP=1 cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" \
-        -max_len=262144 -rss_limit_mb=4096 2>&1 | tail -n 15
+        -max_len=262144 -rss_limit_mb=4096 -timeout=10 2>&1 | tail -n 15
 done

@@ -834,8 +834,8 @@ fn write_loop(mut stream: UnixStream, queue: &ClientQueue) {
 pub enum AttachError {
     #[error("no collector is serving on {0}: start one with `sudo agentscope collect --serve {0}`, or check the path")]
     Missing(String),
-    #[error("permission denied on {path} (a 0660 socket of group {group}): add your user to group {group} (`sudo usermod -aG {group} $USER`, then log in again), or run the console as root")]
-    PermissionDenied { path: String, group: String },
+    #[error("permission denied on {path}: {hint}")]
+    PermissionDenied { path: String, hint: String },
     #[error("nothing is listening on {0}: the collector that made this socket has stopped")]
     NotListening(String),
     #[error("the collector on {path} refused this console: {why}")]
@@ -877,9 +877,7 @@ pub fn attach(path: &Path, timeout: Duration) -> Result<Attached, AttachError> {
         std::io::ErrorKind::NotFound => AttachError::Missing(name.clone()),
         std::io::ErrorKind::PermissionDenied => AttachError::PermissionDenied {
             path: name.clone(),
-            group: std::fs::metadata(path)
-                .map(|m| group_name(m.gid()))
-                .unwrap_or_else(|_| "of the socket".into()),
+            hint: permission_hint(path),
         },
         std::io::ErrorKind::ConnectionRefused => AttachError::NotListening(name.clone()),
         _ => AttachError::Io {
@@ -888,6 +886,57 @@ pub fn attach(path: &Path, timeout: Duration) -> Result<Attached, AttachError> {
         },
     })?;
     handshake(stream, &name, timeout)
+}
+
+/// What a console refused by the socket's file permissions can do, from the socket's group.
+/// Joining group root would be a hint to give away root's files: for a socket of group root
+/// the fix is on the collector's side (`--serve-group`, `--serve-allow-uid`).
+pub fn permission_hint(path: &Path) -> String {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(_) => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            return format!(
+                "its directory {} is not open to you: serve the socket from a directory \
+                 consoles may enter, or run the console as root",
+                dir.display()
+            );
+        }
+    };
+    let uid = nix::unistd::getuid().as_raw();
+    if meta.gid() == 0 {
+        return format!(
+            "the socket belongs to group root (it takes the group of its directory); restart \
+             the collector with `--serve-group GROUP` for a group of console users (for \
+             example `sudo groupadd agentscope && sudo usermod -aG agentscope $USER`) or with \
+             `--serve-allow-uid {uid}`, or run the console as root"
+        );
+    }
+    let group = group_name(meta.gid());
+    let in_group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(meta.gid()))
+        .ok()
+        .flatten()
+        .zip(
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten(),
+        )
+        .is_some_and(|(g, user)| g.mem.contains(&user.name));
+    if in_group {
+        // In /etc/group, but not in this session's groups.
+        return format!(
+            "the socket belongs to group {group}, which you joined after logging in: log in \
+             again (or run `newgrp {group}`), or run the console as root"
+        );
+    }
+    format!(
+        "the socket belongs to group {group}: join it (`sudo usermod -aG {group} $USER`, then \
+         log in again), ask for `--serve-allow-uid {uid}` on the collector, or run the console \
+         as root"
+    )
 }
 
 /// Reads a stream's header and opening keyframe from a connected socket.

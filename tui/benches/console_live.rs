@@ -13,6 +13,12 @@
 #[allow(dead_code, unused_imports)]
 #[path = "../src/console/mod.rs"]
 mod console;
+#[allow(dead_code, unused_imports)]
+#[path = "../src/control_chars.rs"]
+mod control_chars;
+#[allow(dead_code)]
+#[path = "../src/detection_args.rs"]
+mod detection_args;
 
 use std::path::Path;
 use std::sync::Arc;

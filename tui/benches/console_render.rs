@@ -14,6 +14,12 @@
 #[allow(dead_code, unused_imports)]
 #[path = "../src/console/mod.rs"]
 mod console;
+#[allow(dead_code, unused_imports)]
+#[path = "../src/control_chars.rs"]
+mod control_chars;
+#[allow(dead_code)]
+#[path = "../src/detection_args.rs"]
+mod detection_args;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;

@@ -106,8 +106,14 @@ pub fn run(args: BaselineArgs) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of standard output went away (`| head`): not an error.
+        Err(err) if crate::stdout_pipe::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("agentscope baseline: {err:#}");
+            let message = format!("{err:#}");
+            eprintln!(
+                "agentscope baseline: {}",
+                crate::control_chars::escape_controls_keeping_lines(&message)
+            );
             ExitCode::from(2)
         }
     }
@@ -195,9 +201,11 @@ impl EventSource {
 /// whole or not at all, never over one of `inputs` (collector's output_file).
 fn write_output(path: &Path, text: &str, inputs: &Inputs) -> Result<()> {
     if path == Path::new("-") {
-        std::io::stdout()
-            .write_all(text.as_bytes())
-            .context("writing standard output")
+        // A reader that left early (`| head`) does not change the verdict (the exit status).
+        match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.context("writing standard output"),
+        }
     } else {
         output_file::write_atomically(path, inputs, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))
@@ -239,7 +247,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     write_output(&args.output, &text, &inputs)?;
     eprintln!(
         "agentscope baseline: {} ({}, {} observations, {} entries)",
-        agent,
+        crate::control_chars::escape_controls(agent),
         serde_json::to_value(baseline.metadata.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -257,7 +265,8 @@ fn diff(args: DiffArgs) -> Result<ExitCode> {
     let text = if args.json {
         format!("{}\n", diff.to_json())
     } else {
-        diff.to_text()
+        // Entries name paths, hosts and tools the agents chose.
+        crate::control_chars::escape_controls_keeping_lines(&diff.to_text())
     };
     write_output(Path::new("-"), &text, &Inputs::none())?;
     Ok(if diff.is_empty() {
@@ -302,6 +311,10 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
             continue;
         }
         out.push('\n');
+    }
+    if !args.json {
+        // Deviations name paths, hosts and tools the agents chose.
+        out = crate::control_chars::escape_controls_keeping_lines(&out);
     }
     write_output(Path::new("-"), &out, &Inputs::none())?;
     eprintln!(

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use agentscope_collector::capture::{slice, CaptureReader, IndexSource, Replay};
 use agentscope_collector::output_file::Inputs;
 use anyhow::{bail, Context as _};
+
+use crate::control_chars::escape_controls;
 use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
@@ -71,8 +73,7 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     if let Some(bytes) = args.memory.asked() {
         replay = replay.with_memory_budget(bytes);
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = crate::stdout_pipe::StdoutPipe::new();
     let mut events = 0u64;
     while let Some((event, _)) = replay.step() {
         if let Some(event) = event {
@@ -80,6 +81,10 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
             if !args.quiet {
                 crate::collect::print_event(&mut out, &event, args.json)?;
             }
+        }
+        // The reader left (`replay --json | head`): stop, unless the graph JSON needs the rest.
+        if out.is_closed() && args.graph_json.is_none() {
+            return Ok(());
         }
     }
     out.flush()?;
@@ -109,20 +114,25 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         );
     }
     for warning in replay.pipeline().identity_warnings() {
-        eprintln!("agentscope: warning: {warning}");
+        eprintln!("agentscope: warning: {}", escape_controls(&warning));
     }
     let mut damage = replay.damage().to_vec();
     damage.sort_by_key(|d| d.offset);
     damage.dedup_by_key(|d| d.offset);
     for damage in damage {
-        eprintln!("agentscope: damaged, skipped: {damage}");
+        eprintln!(
+            "agentscope: damaged, skipped: {}",
+            escape_controls(&damage.to_string())
+        );
     }
     Ok(())
 }
 
 pub fn run_cap(command: CapCommand) -> anyhow::Result<bool> {
     match command {
-        CapCommand::Info { file, json } => info(&file, json).map(|()| true),
+        CapCommand::Info { file, json } => {
+            info(&file, json, &mut std::io::stdout().lock()).map(|()| true)
+        }
         CapCommand::Verify { file } => verify(&file),
         CapCommand::Slice {
             file,
@@ -141,7 +151,7 @@ fn format_time(unix_ns: u64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-fn info(path: &Path, json: bool) -> anyhow::Result<()> {
+fn info(path: &Path, json: bool, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let reader = open(path)?;
     let damage = reader.verify();
     let events: Vec<_> = reader.event_blocks().collect();
@@ -193,73 +203,84 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
         "damage": damage,
     });
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "file        {} ({} bytes)",
-        path.display(),
+        escape_controls(&path.display().to_string()),
         reader.file_len()
-    );
+    )?;
     if let Some(h) = header {
-        println!(
+        writeln!(
+            out,
             "format      {}.{}, written by {} on {}",
-            h.major, h.minor, h.metadata.created_by, h.metadata.hostname
-        );
-        println!(
+            h.major,
+            h.minor,
+            escape_controls(&h.metadata.created_by),
+            escape_controls(&h.metadata.hostname)
+        )?;
+        writeln!(
+            out,
             "secrets     {}",
             if h.metadata.secrets_redacted {
                 "redacted while recording"
             } else {
                 "KEPT (recorded with --keep-secrets): handle this file as a credential"
             }
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "time        {} .. {} ({:.3} s)",
         summary["first_time"].as_str().unwrap_or("-"),
         summary["last_time"].as_str().unwrap_or("-"),
         summary["duration_s"].as_f64().unwrap_or(0.0)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "events      {event_count} ({:.1} bytes per event in the file)",
         summary["bytes_per_event"].as_f64().unwrap_or(0.0)
-    );
+    )?;
     if let Some(totals) = reader.totals() {
         let kinds: Vec<String> = totals
             .events_by_kind
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        println!("            {}", kinds.join(", "));
-        println!(
+        writeln!(out, "            {}", kinds.join(", "))?;
+        writeln!(
+            out,
             "            {} payload bytes; the collector lost {} records and {} payload bytes",
             totals.payload_bytes, totals.kernel_dropped, totals.kernel_lost_bytes
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "blocks      {} event chunks, {keyframes} keyframes; index {}",
         events.len(),
         match reader.index_source() {
             IndexSource::Trailer => "from the trailer",
             IndexSource::Scan => "rebuilt by scanning (no trailer)",
         }
-    );
-    println!("agents      {}", agents.len());
+    )?;
+    writeln!(out, "agents      {}", agents.len())?;
     for agent in &agents {
-        println!(
+        writeln!(
+            out,
             "            {} ({} LLM calls, {} tool calls)",
-            agent["key"].as_str().unwrap_or("?"),
+            escape_controls(agent["key"].as_str().unwrap_or("?")),
             agent["llm_calls"],
             agent["tool_calls"]
-        );
+        )?;
     }
     if damage.is_empty() {
-        println!("damage      none");
+        writeln!(out, "damage      none")?;
     } else {
-        println!("damage      {} places:", damage.len());
+        writeln!(out, "damage      {} places:", damage.len())?;
         for d in &damage {
-            println!("            {d}");
+            writeln!(out, "            {}", escape_controls(&d.to_string()))?;
         }
     }
     Ok(())
@@ -270,22 +291,30 @@ fn verify(path: &Path) -> anyhow::Result<bool> {
     let damage = reader.verify();
     let blocks = reader.blocks().len();
     let events: u64 = reader.event_blocks().map(|b| b.event_count as u64).sum();
+    let mut report = Vec::new();
     if damage.is_empty() {
-        println!(
+        writeln!(
+            report,
             "{}: ok ({blocks} blocks, {events} events, index from the trailer)",
             path.display()
-        );
-        return Ok(true);
+        )?;
+    } else {
+        writeln!(
+            report,
+            "{}: DAMAGED in {} places ({blocks} intact blocks, {events} events recovered):",
+            path.display(),
+            damage.len()
+        )?;
+        for d in &damage {
+            writeln!(report, "  {d}")?;
+        }
     }
-    println!(
-        "{}: DAMAGED in {} places ({blocks} intact blocks, {events} events recovered):",
-        path.display(),
-        damage.len()
-    );
-    for d in &damage {
-        println!("  {d}");
+    // The verdict is the exit status; a reader that left early does not change it.
+    match std::io::stdout().lock().write_all(&report) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => return Err(err.into()),
+        _ => {}
     }
-    Ok(false)
+    Ok(damage.is_empty())
 }
 
 /// A time argument as monotonic ns of the capture: `+DURATION` from its first event, or an
@@ -337,4 +366,59 @@ fn cut(path: &Path, from: Option<&str>, to: Option<&str>, output: &Path) -> anyh
         eprintln!("agentscope: damaged in the original, skipped: {damage}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentscope_collector::capture::{CaptureMetadata, Recorder, RecorderOptions};
+    use agentscope_collector::event_json::events_from_json_lines;
+    use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_collector::pipeline::Pipeline;
+    use agentscope_collector::reconstruct::ReconstructOptions;
+
+    /// A capture whose host name and agent carry terminal escapes.
+    fn hostile_capture(path: &Path) {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+        let text = std::fs::read_to_string(fixture)
+            .unwrap()
+            .replace("\"comm\":\"python3\"", "\"comm\":\"py\\u001b[2J\"");
+        let mut pipeline = Pipeline::new(
+            ReconstructOptions::default(),
+            ModelOptions::default(),
+            Box::new(HostOnlyIdentity),
+        );
+        let metadata = CaptureMetadata {
+            hostname: "node\x1b]0;pwned\x07".into(),
+            ..CaptureMetadata::default()
+        };
+        let options = RecorderOptions::new(path.to_path_buf(), metadata);
+        let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
+        for event in events_from_json_lines(&text).unwrap() {
+            pipeline.push(&event);
+            recorder.record(&event, &mut pipeline).unwrap();
+        }
+        pipeline.finish();
+        recorder.finish(&mut pipeline).unwrap();
+    }
+
+    #[test]
+    fn info_text_escapes_what_the_capture_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = dir.path().join("hostile\x1b[1m.cap");
+        hostile_capture(&cap);
+        let mut out = Vec::new();
+        info(&cap, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(text.contains("node\\x1b]0;pwned\\x07"), "{text}");
+        assert!(text.contains("hostile\\x1b[1m.cap"), "{text}");
+        assert!(text.contains("py\\x1b[2J"), "{text}");
+        // JSON stays JSON: serde_json escapes the same characters its own way.
+        let mut out = Vec::new();
+        info(&cap, true, &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["metadata"]["hostname"], "node\x1b]0;pwned\x07");
+    }
 }

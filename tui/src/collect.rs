@@ -17,6 +17,9 @@ use agentscope_collector::pipeline::Pipeline;
 use agentscope_collector::reconstruct::ReconstructOptions;
 use agentscope_collector::serve::{ServeOptions, StreamServer};
 use agentscope_collector::{Collector, CollectorOptions, Event, EventBody, Summary};
+
+use crate::control_chars::escape_controls;
+use crate::stdout_pipe::StdoutPipe;
 use anyhow::Context as _;
 use clap::Args;
 
@@ -243,8 +246,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // processed is kept for the next poll (a listener made afresh each turn would miss it).
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = StdoutPipe::new().on_close(stop_when_stdout_closes);
     let mut consumers_told = std::collections::BTreeSet::new();
     loop {
         let sleep = async {
@@ -361,7 +363,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             "agentscope: {} {}: {}",
             incident.id,
             incident.severity.name(),
-            incident.story
+            escape_controls(&incident.story)
         );
     }
     let mut summary = collector.summary();
@@ -503,10 +505,34 @@ pub fn print_event(
         }
         EventBody::Close { fd } => format!("close fd={fd}"),
     };
-    writeln!(out, "{:>7} {:>7} {:<15} {what}", h.pid, h.ppid, h.comm)
+    // comm, paths, argv and addresses are the traced processes' choice: no raw controls.
+    let line = format!("{:>7} {:>7} {:<15} {what}", h.pid, h.ppid, h.comm);
+    writeln!(out, "{}", escape_controls(&line))
 }
 
+/// The reader of `collect`'s output went away (`collect --json | head`): collecting on would
+/// only fill a pipe nobody reads, so the collector stops the way SIGTERM stops it (one stop
+/// path, whatever the loop waits on), finishing the recording and the graph JSON.
+fn stop_when_stdout_closes() {
+    // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGTERM);
+    }
+}
+
+/// The summary goes to standard output, or to standard error once its reader has gone.
 fn print_summary(
+    out: &mut StdoutPipe<impl std::io::Write>,
+    summary: &Summary,
+    json: bool,
+) -> std::io::Result<()> {
+    if out.is_closed() {
+        return write_summary(&mut std::io::stderr().lock(), summary, json);
+    }
+    write_summary(out, summary, json)
+}
+
+fn write_summary(
     out: &mut impl std::io::Write,
     summary: &Summary,
     json: bool,
@@ -534,5 +560,82 @@ fn print_summary(
             memory.findings_dropped
         )?;
     }
+    for warning in &summary.warnings {
+        writeln!(out, "warning: {}", escape_controls(warning))?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentscope_collector::event::Header;
+
+    const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J\u{9b}";
+
+    fn event(body: EventBody) -> Event {
+        Event {
+            header: Header {
+                ts_ns: 1,
+                time_unix_ns: 1,
+                pid: 42,
+                tid: 42,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 1,
+                comm: HOSTILE.into(),
+            },
+            body,
+        }
+    }
+
+    #[test]
+    fn text_lines_hold_no_control_character() {
+        let bodies = [
+            EventBody::Exec {
+                filename: format!("/tmp/{HOSTILE}"),
+                argv: vec!["sh".into(), HOSTILE.into()],
+                argv_truncated: false,
+                filename_truncated: false,
+            },
+            EventBody::Open {
+                syscall: "openat",
+                path: format!("/tmp/{HOSTILE}"),
+                path_truncated: false,
+                dfd: -100,
+                flags: 0,
+                mode: 0,
+                ret: 3,
+            },
+            EventBody::Connect {
+                fd: 3,
+                family: "unix",
+                addr: format!("/run/{HOSTILE}"),
+                port: 0,
+                ret: 0,
+            },
+        ];
+        for body in bodies {
+            let mut out = Vec::new();
+            print_event(&mut out, &event(body), false).unwrap();
+            let line = String::from_utf8(out).unwrap();
+            let line = line.strip_suffix('\n').unwrap();
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+            assert!(line.contains("\\x1b]0;pwned\\x07\\x1b[2J\\x9b"), "{line}");
+        }
+    }
+
+    #[test]
+    fn summary_warnings_are_escaped() {
+        let summary = Summary {
+            warnings: vec![format!("cgroup {HOSTILE} unreadable")],
+            ..Summary::default()
+        };
+        let mut out = Vec::new();
+        write_summary(&mut out, &summary, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("warning: cgroup \\x1b]0;pwned"), "{text}");
+        assert!(!text.contains('\x1b'));
+    }
 }

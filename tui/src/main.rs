@@ -6,9 +6,11 @@ mod baseline_cmd;
 mod capture_cmd;
 mod collect;
 mod console;
+mod control_chars;
 mod detection_args;
 mod memory_args;
 mod scan;
+mod stdout_pipe;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +37,7 @@ enum Command {
     /// Per-agent baselines: export, compare, check events against approved ones.
     Baseline(baseline_cmd::BaselineArgs),
     /// Score JSON lines (`{"text": ..., "source": ...}`) on stdin for prompt injection.
+    #[command(after_help = scan::EXIT_CODES)]
     Scan(scan::ScanArgs),
     /// Open the investigation console (docs/console.md).
     Tui(console::command::TuiArgs),
@@ -49,19 +52,23 @@ fn main() -> std::process::ExitCode {
         Command::Cap(command) => capture_cmd::run_cap(command),
         // Reports its own errors: its exit codes say "differences found" too.
         Command::Baseline(args) => return baseline_cmd::run(args),
-        Command::Scan(args) => match scan::run(args) {
-            Ok(true) => return std::process::ExitCode::from(2),
-            Ok(false) => Ok(true),
-            Err(err) => Err(err),
-        },
+        // Reports its own errors: its exit codes say "injection found" and "not scanned" too.
+        Command::Scan(args) => return scan::run(args),
         Command::Tui(args) => console::command::run(args).map(|()| true),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
         // The command ran and found a problem it reported (a damaged capture).
         Ok(false) => std::process::ExitCode::FAILURE,
+        // The reader of standard output went away (`| head`): not an error.
+        Err(err) if stdout_pipe::is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("agentscope: {err:#}");
+            // Errors quote paths and names that may hold terminal escapes.
+            let message = format!("{err:#}");
+            eprintln!(
+                "agentscope: {}",
+                control_chars::escape_controls_keeping_lines(&message)
+            );
             std::process::ExitCode::FAILURE
         }
     }

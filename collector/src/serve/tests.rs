@@ -327,6 +327,47 @@ fn stale_sockets_are_replaced_other_files_and_live_sockets_are_not() {
 }
 
 #[test]
+fn the_permission_hint_names_the_sockets_group_and_never_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hint.sock");
+    let _server = StreamServer::bind(options(path.clone()), &mut pipeline()).unwrap();
+    // Group root (the group of most directories a collector serves from): the fix is on the
+    // collector's side, not "join group root".
+    std::os::unix::fs::chown(&path, None, Some(0)).unwrap();
+    let hint = permission_hint(&path);
+    assert!(!hint.contains("usermod -aG root"), "{hint}");
+    assert!(hint.contains("--serve-group GROUP"), "{hint}");
+    assert!(hint.contains("--serve-allow-uid"), "{hint}");
+    // Any other group: that group, by name.
+    std::os::unix::fs::chown(&path, None, Some(4242)).unwrap();
+    let hint = permission_hint(&path);
+    let name = group_name(4242);
+    assert!(
+        hint.contains(&format!("usermod -aG {name} $USER")),
+        "{hint}"
+    );
+    // A directory the console cannot enter: the socket's group is not the problem.
+    let closed = dir.path().join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    let hidden = closed.join("x.sock");
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let hint = if nix::unistd::geteuid().is_root() {
+        // Root enters anyway: the socket is simply missing.
+        permission_hint(&dir.path().join("missing/x.sock"))
+    } else {
+        permission_hint(&hidden)
+    };
+    assert!(hint.contains("is not open to you"), "{hint}");
+    let err = AttachError::PermissionDenied {
+        path: "s.sock".into(),
+        hint,
+    };
+    assert!(err
+        .to_string()
+        .starts_with("permission denied on s.sock: its directory"));
+}
+
+#[test]
 fn peers_outside_the_policy_are_refused_and_told_why() {
     let policy = PeerPolicy {
         server_uid: 0,

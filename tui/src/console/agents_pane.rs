@@ -18,6 +18,7 @@ use tui_tree_widget::{Tree, TreeItem, TreeState};
 use super::findings::FindingsPane;
 use super::format::{filter_terms, format_count, matches_terms};
 use super::log::ObservationLogs;
+use super::text::visible;
 use super::theme::Styles;
 
 /// Where an agent sits in the tree: its group path (id, label) from the top.
@@ -140,10 +141,13 @@ impl AgentsPane {
             };
             let mut spans = vec![
                 marker,
-                Span::styled(agent.name.clone(), styles.node(NodeKind::Agent)),
+                Span::styled(visible(&agent.name), styles.node(NodeKind::Agent)),
             ];
             if let Some(container) = container {
-                spans.push(Span::styled(format!(" [{container}]"), styles.muted));
+                spans.push(Span::styled(
+                    format!(" [{}]", visible(container)),
+                    styles.muted,
+                ));
             }
             spans.push(Span::styled(
                 format!("  {}", format_count(activity)),
@@ -178,7 +182,7 @@ impl AgentsPane {
             let mut path = parent.to_vec();
             path.push(id.clone());
             let text = Line::from(vec![
-                Span::styled(child.label.clone(), styles.text),
+                Span::styled(visible(&child.label), styles.text),
                 Span::styled(format!("  {}", format_count(child.activity)), styles.muted),
             ]);
             // Subgroups first, then agents, each in a stable order.

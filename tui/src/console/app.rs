@@ -30,7 +30,7 @@ use super::graph_pane::{GraphPane, RowContent};
 use super::keys::{Action, KeyMap};
 use super::log::{LogLimits, ObservationLogs};
 use super::source::{RecordingState, Source, SourceMode, SourceStatus, SourceUpdate, SpeedChange};
-use super::text::{fit_columns, ScrollText};
+use super::text::{fit_columns, visible, ScrollText};
 use super::theme::Styles;
 
 /// What an input asks of the world outside the app.
@@ -941,7 +941,8 @@ impl App {
                 styles.border
             })
             .title(Span::styled(
-                format!(" {title}{filter} "),
+                // Titles name agents, tools and files: their control characters made visible.
+                visible(&format!(" {title}{filter} ")),
                 if focused {
                     styles.title_focused
                 } else {

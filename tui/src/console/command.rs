@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use std::io::IsTerminal as _;
+use std::io::Write as _;
 
 use anyhow::bail;
 use clap::Args;
@@ -81,7 +82,11 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
             // Scripts wait for this line before making the events they want to see.
             eprintln!("agentscope: attached to {}", socket.display());
             let summary = remote_source::run_headless(source, duration, graph)?;
-            println!("{}", serde_json::to_string(&summary)?);
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string(&summary)?
+            )?;
             return Ok(());
         }
         let mut options = ConsoleOptions::new(config, args.theme);

@@ -16,6 +16,7 @@ use agentscope_collector::detect;
 
 use super::format::format_time;
 use super::list::ListCursor;
+use super::text::visible;
 use super::theme::Styles;
 
 /// How bad a finding is, most severe last (so `max()` picks the worst). Constructed by the
@@ -202,7 +203,7 @@ impl FindingsPane {
                         format!("{} ", format_time(f.ts_ns, boot_offset)),
                         styles.muted,
                     ),
-                    Span::styled(f.title.clone(), styles.text),
+                    Span::styled(visible(&f.title), styles.text),
                 ]);
                 if row == self.cursor.selected {
                     line.style(styles.selection)

@@ -1089,3 +1089,75 @@ fn the_ordinary_recording_raises_no_incident() {
         finding.title
     );
 }
+
+/// python_chat with the agent's comm, a file it opens and a child's argv set to terminal
+/// escape sequences (OSC window title, CSI clear screen), as a hostile process can.
+fn hostile_capture(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(fixture("capture/python_chat.jsonl")).unwrap();
+    let hostile = r"\u001b]0;pwned\u0007\u001b[2J";
+    let text = text
+        .replace("\"comm\":\"python3\"", &format!("\"comm\":\"py{hostile}\""))
+        .replace(
+            "\"path\":\"/etc/hostname\"",
+            &format!("\"path\":\"/etc/{hostile}\""),
+        )
+        .replace("agentscope-tool-ran", &format!("ran{hostile}"));
+    let path = dir.join("hostile.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn captured_control_characters_are_shown_escaped_never_sent_to_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = hostile_capture(dir.path());
+    let mut console = Console::with_source(JsonEventsSource::open(&path).unwrap()).play_to_end();
+    let screen = console.screen();
+    assert!(
+        screen.contains(r"py\x1b]0;pwned\x07\x1b[2J"),
+        "the agent's name should show its escapes:\n{screen}"
+    );
+    assert!(!screen.contains(['\x1b', '\x07']), "{screen:?}");
+    // The timeline and the detail of the file read show the path escaped too.
+    console.focus_pane(PaneId::Timeline);
+    let mut seen = String::new();
+    for _ in 0..80 {
+        console.press(KeyCode::Char('j'));
+        seen.push_str(&console.screen());
+    }
+    assert!(
+        seen.contains(r"/etc/\x1b]0;pwned"),
+        "no escaped path in:\n{seen}"
+    );
+
+    // What crossterm would write to the terminal for these frames: its own sequences only.
+    #[derive(Clone, Default)]
+    struct Written(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl std::io::Write for Written {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let written = Written::default();
+    let backend = ratatui::backend::CrosstermBackend::new(written.clone());
+    let mut terminal = Terminal::with_options(
+        backend,
+        ratatui::TerminalOptions {
+            viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, 120, 40)),
+        },
+    )
+    .unwrap();
+    console.focus_pane(PaneId::Agents);
+    let Console { app, source, .. } = &mut console;
+    terminal.draw(|f| app.render(f, source.pipeline())).unwrap();
+    let bytes = written.0.borrow().clone();
+    let find = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(find(b"pwned"), "the hostile name is drawn");
+    for sequence in [&b"\x1b]"[..], b"\x07", b"\x1b[2J"] {
+        assert!(!find(sequence), "{sequence:?} reached the terminal");
+    }
+}

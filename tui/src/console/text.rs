@@ -2,11 +2,15 @@
 //! and [`ScrollText`], a scrollable document that wraps only the lines on screen, so a
 //! multi-megabyte payload scrolls as smoothly as a short one.
 
+use std::borrow::Cow;
+
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthChar as _;
+
+use crate::control_chars::escape_controls;
 
 /// Longest logical line kept; longer ones are split (a minified JSON body is one line).
 pub const MAX_LINE_CHARS: usize = 2048;
@@ -19,13 +23,50 @@ pub fn text_width(text: &str) -> usize {
     text.chars().map(char_width).sum()
 }
 
+/// Captured text (names, paths, argv chosen by the watched processes) as the console shows
+/// it: control characters visible as `\x1b`, never passed to the terminal (ratatui would drop
+/// them silently, hiding what a process tried).
+pub fn visible(text: &str) -> String {
+    escape_controls(text).into_owned()
+}
+
+/// `span` with its control characters made visible.
+fn visible_span(span: Span<'static>) -> Span<'static> {
+    match escape_controls(&span.content) {
+        Cow::Borrowed(_) => span,
+        Cow::Owned(text) => Span::styled(text, span.style),
+    }
+}
+
+/// `line` with the control characters of its spans made visible.
+pub fn visible_line(line: Line<'static>) -> Line<'static> {
+    if !line
+        .spans
+        .iter()
+        .any(|s| s.content.chars().any(char::is_control))
+    {
+        return line;
+    }
+    let Line {
+        spans,
+        style,
+        alignment,
+        ..
+    } = line;
+    let mut out = Line::from(spans.into_iter().map(visible_span).collect::<Vec<_>>()).style(style);
+    out.alignment = alignment;
+    out
+}
+
 /// `left` cut to what `right` leaves of `width`, `right` flush with the right edge. When the
-/// row is too narrow for both, `right` goes.
+/// row is too narrow for both, `right` goes. Control characters in either are made visible.
 pub fn fit_columns(
     left: Vec<Span<'static>>,
     right: Vec<Span<'static>>,
     width: usize,
 ) -> Line<'static> {
+    let left: Vec<Span<'static>> = left.into_iter().map(visible_span).collect();
+    let right: Vec<Span<'static>> = right.into_iter().map(visible_span).collect();
     let right_width: usize = right.iter().map(|s| text_width(&s.content)).sum();
     let left_width: usize = left.iter().map(|s| text_width(&s.content)).sum();
     let (right, right_width) = if right_width + 12 > width {
@@ -93,7 +134,9 @@ pub fn text_lines(text: &str, style: Style) -> Vec<Line<'static>> {
             }
             match c {
                 '\t' => current.push_str("    "),
-                c if c.is_control() => current.push('·'),
+                c if c.is_control() => {
+                    current.push_str(&escape_controls(c.encode_utf8(&mut [0; 4])))
+                }
                 c => current.push(c),
             }
             chars += 1;
@@ -115,8 +158,9 @@ pub struct ScrollText {
 impl ScrollText {
     /// New content; the scroll position stays when `keep_scroll` (a live refresh of the same
     /// subject), else goes to the top.
+    /// Control characters in `lines` are made visible.
     pub fn set(&mut self, lines: Vec<Line<'static>>, keep_scroll: bool) {
-        self.lines = lines;
+        self.lines = lines.into_iter().map(visible_line).collect();
         if !keep_scroll {
             self.scroll = 0;
         }
@@ -236,7 +280,7 @@ mod tests {
         let lines = text_lines("a\tb\u{7}c\r\nd", Style::new());
         assert_eq!(
             lines.iter().map(plain).collect::<Vec<_>>(),
-            ["a    b·c", "d"]
+            ["a    b\\x07c", "d"]
         );
     }
 }
