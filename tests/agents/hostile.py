@@ -5,7 +5,7 @@ the node collector run away, grow without bound, or leak a secret.
 Each mode runs until --seconds have passed (or it is killed), writes its pid and a ready line to
 --ready-file once it is running, and bounds its own traffic so that a run can never fill a disk:
 
-  pipe-flood        JSON lines into a pipe at full speed (a child reads and discards them)
+  pipe-flood        JSON lines into a pipe at full speed (pipe_flood.py; a child reads them)
   incomplete-bodies N connections each send most of a declared 31 MiB HTTP body, then hold
   huge-tool-call    an OpenAI-style streamed response with 1M tool calls, over plain HTTP
   split-secrets     HTTP requests whose credentials go out one byte per write()
@@ -17,6 +17,8 @@ import socket
 import sys
 import threading
 import time
+
+from pipe_flood import flood
 
 
 def ready(args, **extra):
@@ -32,26 +34,7 @@ def until(args):
 
 
 def pipe_flood(args):
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(write_end)
-        while os.read(read_end, 1 << 16):
-            pass
-        os._exit(0)
-    os.close(read_end)
-    line = (json.dumps({"jsonrpc": "2.0", "method": "tools/call",
-                        "params": {"name": "noise", "arguments": {"pad": "x" * 200}}})
-            + "\n").encode()
-    block = line * 64
-    ready(args, reader=child)
-    deadline = until(args)
-    written = 0
-    while time.monotonic() < deadline:
-        for _ in range(256):
-            written += os.write(write_end, block)
-    os.close(write_end)
-    os.waitpid(child, 0)
+    written = flood(args.seconds, on_start=lambda reader: ready(args, reader=reader))
     print(json.dumps({"mode": "pipe-flood", "bytes": written}), flush=True)
 
 

@@ -7,6 +7,31 @@ import os
 import time
 
 
+def flood(seconds, on_start=None):
+    """Writes JSON lines into a pipe read by a child for `seconds`; returns the bytes written.
+    `on_start(reader_pid)` runs once the reader exists."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(write_end)
+        while os.read(read_end, 1 << 16):
+            pass
+        os._exit(0)
+    os.close(read_end)
+    if on_start:
+        on_start(child)
+    line = b'{"jsonrpc":"2.0","method":"notifications/progress","params":{"data":"' + b"x" * 400 + b'"}}\n'
+    block = line * (65536 // len(line))
+    written = 0
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() < stop_at:
+        for _ in range(64):
+            written += os.write(write_end, block)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    return written
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -20,22 +45,7 @@ def main():
                 raise SystemExit("pipe_flood: start file never appeared")
             time.sleep(0.02)
 
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(write_end)
-        while os.read(read_end, 1 << 16):
-            pass
-        os._exit(0)
-    os.close(read_end)
-    line = b'{"jsonrpc":"2.0","method":"notifications/progress","params":{"data":"' + b"x" * 400 + b'"}}\n'
-    block = line * (65536 // len(line))
-    stop_at = time.monotonic() + args.seconds
-    while time.monotonic() < stop_at:
-        for _ in range(64):
-            os.write(write_end, block)
-    os.close(write_end)
-    os.waitpid(child, 0)
+    flood(args.seconds)
 
 
 if __name__ == "__main__":
