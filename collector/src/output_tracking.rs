@@ -1,7 +1,7 @@
 //! The collector's own output, as the kernel programs see it.
 //!
-//! A process that reads what the collector writes (its stdout or stderr, its recording, its
-//! graph file; transitively, whatever such a reader writes to) is a *consumer*: its payloads
+//! A process that reads what the collector writes (its stdout or stderr, its recording;
+//! transitively, whatever such a reader writes to) is a *consumer*: its payloads
 //! are not captured, or `collect --json | cat` would capture cat reading JSON, print it bigger,
 //! and loop without end. This module names the kernel fields the programs follow to resolve an
 //! fd to its file, turns files into the kernel's (dev, ino) keys, and describes consumers for
