@@ -7,6 +7,8 @@ import os
 import subprocess
 import time
 
+from start_gate import wait_for_start_file
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -17,12 +19,7 @@ def main():
     ap.add_argument("--wait-before-start-file")
     args = ap.parse_args()
 
-    if args.wait_before_start_file:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(args.wait_before_start_file):
-            if time.monotonic() > deadline:
-                raise SystemExit("flood: start file never appeared")
-            time.sleep(0.05)
+    wait_for_start_file(args.wait_before_start_file, "flood")
 
     start = time.monotonic()
     for _ in range(args.opens):

@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 
+from start_gate import wait_for_start_file
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -18,12 +20,7 @@ def main():
     ap.add_argument("--wait-before-start-file")
     args = ap.parse_args()
 
-    if args.wait_before_start_file:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(args.wait_before_start_file):
-            if time.monotonic() > deadline:
-                raise SystemExit("many_senders: start file never appeared")
-            time.sleep(0.02)
+    wait_for_start_file(args.wait_before_start_file, "many_senders")
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

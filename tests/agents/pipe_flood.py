@@ -6,6 +6,8 @@ import argparse
 import os
 import time
 
+from start_gate import wait_for_start_file
+
 
 def flood(seconds, on_start=None):
     """Writes JSON lines into a pipe read by a child for `seconds`; returns the bytes written.
@@ -38,12 +40,7 @@ def main():
     ap.add_argument("--wait-before-start-file")
     args = ap.parse_args()
 
-    if args.wait_before_start_file:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(args.wait_before_start_file):
-            if time.monotonic() > deadline:
-                raise SystemExit("pipe_flood: start file never appeared")
-            time.sleep(0.02)
+    wait_for_start_file(args.wait_before_start_file, "pipe_flood")
 
     flood(args.seconds)
 
