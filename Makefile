@@ -9,7 +9,7 @@ CARGO ?= cargo
 # Each test step prints its wall time (`[time] N s`), so a CI log shows where the time goes.
 export TIMEFORMAT := [time] %R s
 
-.PHONY: setup build demo test test-unit test-userspace-only test-e2e bench fuzz fmt-check
+.PHONY: setup build demo test test-unit test-userspace-only clippy test-e2e bench fuzz fmt-check
 
 setup:
 	@bash scripts/setup.sh
@@ -23,13 +23,20 @@ demo: build
 # Unit tests and property tests of every crate.
 test-unit: setup
 	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
+	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --test detection_on_recordings
 
-# Userspace must build and its non-privileged tests pass without the eBPF toolchain. It shares
-# target/ with the other targets: only the two crates that see AYA_BUILD_SKIP rebuild (a target
-# directory of its own rebuilt every dependency, minutes of CI). `make test` runs it first, so
-# the full build after it recompiles those two crates once.
+# Userspace must build and its non-privileged tests pass without the eBPF toolchain. Only
+# agentscope-kernel sees AYA_BUILD_SKIP (its build.rs embeds the kernel programs), so only it
+# and the crates above it (console, CLI) differ from the full build: their tests run here; the
+# layers below are the same artifacts and run once, in test-unit. It shares target/ with the
+# other targets (a target directory of its own rebuilt every dependency, minutes of CI).
 test-userspace-only: setup
-	time AYA_BUILD_SKIP=1 $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
+	time AYA_BUILD_SKIP=1 $(CARGO) build --locked --workspace --exclude agentscope-collector-ebpf
+	time AYA_BUILD_SKIP=1 $(CARGO) test --locked -p agentscope-kernel -p agentscope-console -p agentscope --lib --bins
+
+# Lints of every crate, tests and benches included, as errors.
+clippy: setup
+	time $(CARGO) clippy --locked --workspace --exclude agentscope-collector-ebpf --all-targets -- -D warnings
 
 # Privileged end-to-end tests against the real kernel and the test agents. One at a time:
 # each runs its own collector, and two cores are better spent on the agents than on overlap.
@@ -50,11 +57,11 @@ test-e2e: setup
 	time $(CARGO) test --locked -p agentscope --test hostile_text -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test redaction -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test hostile_node -- --test-threads=1
-	# --workspace, as in test-unit: `-p agentscope-collector` alone unifies features differently and
-	# rebuilt kube and a dozen other crates (five minutes of CI).
+	# --workspace, as in test-unit: `-p agentscope-kernel` alone unifies features differently and
+	# rebuilds kube and a dozen other crates (five minutes of CI).
 	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --test identity
 
-test: fmt-check test-userspace-only test-unit test-e2e
+test: fmt-check test-userspace-only clippy test-unit test-e2e
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -63,20 +70,20 @@ fmt-check:
 # detection (time per KiB; quality on a corpus prepared from PyPI packages, see docs/detection.md),
 # console frame time and memory, and live collector throughput (needs root).
 bench: setup
-	$(CARGO) bench --locked -p agentscope-collector --bench decode
-	$(CARGO) bench --locked -p agentscope-collector --bench reconstruct
-	$(CARGO) bench --locked -p agentscope-collector --bench http_reassembly
-	$(CARGO) bench --locked -p agentscope-collector --bench llm_recognise
-	$(CARGO) bench --locked -p agentscope-collector --bench wire_protocols
-	$(CARGO) bench --locked -p agentscope-collector --bench identity
-	$(CARGO) bench --locked -p agentscope-collector --bench replay
-	$(CARGO) bench --locked -p agentscope-collector --bench capture_resync
-	$(CARGO) bench --locked -p agentscope-collector --bench serve_stream
-	$(CARGO) bench --locked -p agentscope-collector --bench detect_injection
+	$(CARGO) bench --locked -p agentscope-kernel --bench decode
+	$(CARGO) bench --locked -p agentscope-analysis --bench reconstruct
+	$(CARGO) bench --locked -p agentscope-reconstruct --bench http_reassembly
+	$(CARGO) bench --locked -p agentscope-reconstruct --bench llm_recognise
+	$(CARGO) bench --locked -p agentscope-reconstruct --bench wire_protocols
+	$(CARGO) bench --locked -p agentscope-identity --bench identity
+	$(CARGO) bench --locked -p agentscope-capture --bench replay
+	$(CARGO) bench --locked -p agentscope-capture --bench capture_resync
+	$(CARGO) bench --locked -p agentscope-capture --bench serve_stream
+	$(CARGO) bench --locked -p agentscope-analysis --bench detect_injection
 	bash scripts/prepare-detection-corpus.sh
-	$(CARGO) bench --locked -p agentscope-collector --bench detect_quality
-	$(CARGO) bench --locked -p agentscope --bench console_render
-	$(CARGO) bench --locked -p agentscope --bench console_live
+	$(CARGO) bench --locked -p agentscope-analysis --bench detect_quality
+	$(CARGO) bench --locked -p agentscope-console --bench console_render
+	$(CARGO) bench --locked -p agentscope-console --bench console_live
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.

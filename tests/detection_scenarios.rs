@@ -383,7 +383,7 @@ fn check_calls_against_truth(run: &Run) {
 
 fn redacted_text(text: &str) -> String {
     let mut bytes = text.as_bytes().to_vec();
-    agentscope_collector::redact::redact_in_place(&mut bytes);
+    agentscope_redact::redact_in_place(&mut bytes);
     String::from_utf8(bytes).unwrap()
 }
 

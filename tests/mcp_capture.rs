@@ -12,7 +12,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use agentscope_collector::reconstruct::mcp::{
+use agentscope_reconstruct::mcp::{
     ExchangeKind, McpDetail, McpExchange, McpSession, McpTransport, Sender, StdioMcpConnection,
 };
 use base64::Engine as _;
@@ -129,8 +129,8 @@ fn stdio_records(captured: &Captured, server: u32) -> Vec<McpExchange> {
             continue;
         }
         let direction = match e["direction"].as_str().unwrap() {
-            "ingress" => agentscope_collector::event::Direction::Ingress,
-            _ => agentscope_collector::event::Direction::Egress,
+            "ingress" => agentscope_event::event::Direction::Ingress,
+            _ => agentscope_event::event::Direction::Egress,
         };
         let sender = Sender::of_stream(Sender::Server, direction).unwrap();
         assert_eq!(e["lost_bytes"], 0, "nothing lost: {e}");

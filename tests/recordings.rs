@@ -23,9 +23,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use agentscope_collector::capture::codec::Entry;
-use agentscope_collector::capture::CaptureReader;
-use agentscope_collector::EventBody;
+use agentscope_capture::capture::codec::Entry;
+use agentscope_capture::capture::CaptureReader;
+use agentscope_event::EventBody;
 use serde_json::{json, Value};
 use support::kubernetes::{
     SupportAgentCluster, SUPPORT_AGENT_NAMESPACE, SUPPORT_AGENT_SERVICE_ACCOUNT,

@@ -12,8 +12,8 @@
 //! Opening a capture with `CaptureReader::from_bytes` includes the scan; the copy of the input
 //! is made outside the timing.
 
-use agentscope_collector::capture::block::{self, block_type, CaptureMetadata, FileHeader};
-use agentscope_collector::capture::CaptureReader;
+use agentscope_capture::capture::block::{self, block_type, CaptureMetadata, FileHeader};
+use agentscope_capture::capture::CaptureReader;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const SIZE: usize = 16 << 20;
@@ -38,11 +38,8 @@ fn fake_headers() -> Vec<u8> {
 }
 
 fn damaged_capture() -> Vec<u8> {
-    let recording = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../recordings/ordinary.cap"
-    ))
-    .expect("the committed recording");
+    let recording = std::fs::read(concat!(env!("AGENTSCOPE_REPO"), "/recordings/ordinary.cap"))
+        .expect("the committed recording");
     let reader = CaptureReader::from_bytes("r.cap", recording.clone()).expect("a capture");
     let blocks = reader.blocks().to_vec();
     let body_start = blocks[0].offset as usize;

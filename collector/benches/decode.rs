@@ -1,6 +1,6 @@
 //! Userspace decoding throughput: how many ring-buffer records per second the collector can
 //! turn into events (open records, and 16 KiB TLS payload chunks with redaction).
-//! Run: `cargo bench -p agentscope-collector --bench decode`.
+//! Run: `cargo bench -p agentscope-kernel --bench decode`.
 
 use agentscope_common as raw;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -38,22 +38,22 @@ fn bench(c: &mut Criterion) {
     let open = open_record();
     group.throughput(Throughput::Elements(1));
     group.bench_function("open_record", |b| {
-        b.iter(|| agentscope_collector::event::decode(&open, 0).unwrap())
+        b.iter(|| agentscope_event::event::decode(&open, 0).unwrap())
     });
     let data = data_record();
     group.throughput(Throughput::Bytes(data.len() as u64));
     // As the collector does it: per stream, each chunk scanned with the stream's carried bytes.
-    let mut redactor = agentscope_collector::redact::EventRedactor::default();
+    let mut redactor = agentscope_redact::EventRedactor::default();
     group.bench_function("tls_chunk_16k_with_redaction", |b| {
         b.iter(|| {
-            let mut event = agentscope_collector::event::decode(&data, 0).unwrap();
+            let mut event = agentscope_event::event::decode(&data, 0).unwrap();
             redactor.redact(&mut event);
             event
         })
     });
     // A writer sending one byte per write: the worst case for the carried window.
-    let mut one_byte = agentscope_collector::event::decode(&data, 0).unwrap();
-    if let agentscope_collector::EventBody::Data { data, .. } = &mut one_byte.body {
+    let mut one_byte = agentscope_event::event::decode(&data, 0).unwrap();
+    if let agentscope_event::EventBody::Data { data, .. } = &mut one_byte.body {
         data.truncate(1);
     }
     group.throughput(Throughput::Bytes(1));
@@ -83,7 +83,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut buf = chunk.clone();
-                agentscope_collector::redact::redact_in_place(&mut buf)
+                agentscope_redact::redact_in_place(&mut buf)
             })
         });
     }

@@ -2,9 +2,9 @@
 //! the one-pass rule set runs), text with an injection (where hit positions are found too),
 //! text full of invisible characters and look-alike letters (the normaliser's slow path), a
 //! document with base64 runs (decoding), and an agent-sized 256 KiB tool result.
-//! Run: `cargo bench -p agentscope-collector --bench detect_injection`.
+//! Run: `cargo bench -p agentscope-analysis --bench detect_injection`.
 
-use agentscope_collector::detect::{scan, IngestSource};
+use agentscope_analysis::detect::{scan, IngestSource};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 const PROSE: &str = "The quarterly report shows revenue growth of 12% driven by the cloud \

@@ -8,14 +8,14 @@
 //! recall (injections flagged), false-positive rate (benign texts flagged) and precision, at
 //! both thresholds (verdict `injection`, and `suspicious` or above).
 //!
-//! Run: `cargo bench -p agentscope-collector --bench detect_quality`
+//! Run: `cargo bench -p agentscope-analysis --bench detect_quality`
 //! (`-- --misses N [--origin PREFIX]` also prints N missed injections and N false positives of
 //! the tune split).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use agentscope_collector::detect::{scan, IngestSource, Verdict};
+use agentscope_analysis::detect::{scan, IngestSource, Verdict};
 
 #[derive(Default, Clone, Copy)]
 struct Counts {

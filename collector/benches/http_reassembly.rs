@@ -4,9 +4,9 @@
 //! of it, so this measures the accounting on the hot path (a charge per body growth, a settle
 //! per feed), not cutting. `HttpConnection::new` is used so the same file runs on older code
 //! for comparison.
-//! Run: `cargo bench -p agentscope-collector --bench http_reassembly` (or `make bench`).
+//! Run: `cargo bench -p agentscope-reconstruct --bench http_reassembly` (or `make bench`).
 
-use agentscope_collector::reconstruct::http::{HttpConnection, Side};
+use agentscope_reconstruct::http::{HttpConnection, Side};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const CONNECTIONS: usize = 16;

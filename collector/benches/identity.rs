@@ -1,12 +1,12 @@
 //! Identity resolution cost per event: a cached resolve (every event after a container's first),
 //! a cold resolve of a pod process from its token and environment (a container's first event),
 //! and the pure parsers behind it. Uses a fake /proc and cgroup tree in a temporary directory.
-//! Run: `cargo bench -p agentscope-collector --bench identity`.
+//! Run: `cargo bench -p agentscope-identity --bench identity`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use agentscope_collector::identity::{
+use agentscope_identity::{
     container, service_account_token, IdentityOptions, IdentityResolver, KubernetesSource,
     SERVICE_ACCOUNT_TOKEN_PATH,
 };

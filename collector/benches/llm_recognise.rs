@@ -1,18 +1,18 @@
 //! Cost of LLM call recognition per HTTP exchange: non-LLM traffic (which must stay cheap),
 //! recorded streamed tool-call exchanges, and an agent-sized request (256 KiB conversation).
-//! Run: `cargo bench -p agentscope-collector --bench llm_recognise`.
+//! Run: `cargo bench -p agentscope-reconstruct --bench llm_recognise`.
 
 use std::path::PathBuf;
 
-use agentscope_collector::reconstruct::http::{
+use agentscope_reconstruct::http::{
     Completeness, HttpExchange, HttpRequest, HttpResponse, SseEvent, StreamedBody,
 };
-use agentscope_collector::reconstruct::llm::recognise;
+use agentscope_reconstruct::llm::recognise;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 fn fixture_file(case: &str, file: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/llm")
+    let path = PathBuf::from(env!("AGENTSCOPE_REPO"))
+        .join("collector/tests/fixtures/llm")
         .join(case)
         .join(file);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -5,11 +5,11 @@
 //! The fixtures are replayed many times with distinct pids, so every round opens new
 //! connections and agents instead of hitting one warm connection.
 
-use agentscope_collector::event::{Event, EventBody};
-use agentscope_collector::event_json::events_from_json_lines;
-use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::ReconstructOptions;
+use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_event::event::{Event, EventBody};
+use agentscope_event::event_json::events_from_json_lines;
+use agentscope_reconstruct::ReconstructOptions;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 #[path = "support/fixture_rounds.rs"]

@@ -12,14 +12,14 @@
 
 use std::path::Path;
 
-use agentscope_collector::capture::{
+use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::{
     CaptureMetadata, CaptureReader, Recorder, RecorderOptions, Replay,
 };
-use agentscope_collector::event::Event;
-use agentscope_collector::event_json::events_from_json_lines;
-use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::ReconstructOptions;
+use agentscope_event::event::Event;
+use agentscope_event::event_json::events_from_json_lines;
+use agentscope_reconstruct::ReconstructOptions;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 #[path = "support/fixture_rounds.rs"]

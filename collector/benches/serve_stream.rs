@@ -9,21 +9,21 @@
 //!   compression, queueing); the console drains afterwards, untimed;
 //! - `end_to_end`: from the first event published to the console having decoded the last.
 //!
-//! Run: `cargo bench -p agentscope-collector --bench serve_stream` (or `make bench`).
+//! Run: `cargo bench -p agentscope-capture --bench serve_stream` (or `make bench`).
 
 use std::io::Read as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentscope_collector::capture::codec::Entry;
-use agentscope_collector::capture::{CaptureMetadata, CollectorCounters, StreamItem};
-use agentscope_collector::event::Event;
-use agentscope_collector::event_json::events_from_json_lines;
-use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::ReconstructOptions;
-use agentscope_collector::serve::{attach, ServeOptions, StreamServer};
+use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::codec::Entry;
+use agentscope_capture::capture::{CaptureMetadata, CollectorCounters, StreamItem};
+use agentscope_capture::serve::{attach, ServeOptions, StreamServer};
+use agentscope_event::event::Event;
+use agentscope_event::event_json::events_from_json_lines;
+use agentscope_reconstruct::ReconstructOptions;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 #[path = "support/fixture_rounds.rs"]
@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
     let payload: usize = events
         .iter()
         .map(|e| match &e.body {
-            agentscope_collector::event::EventBody::Data { data, .. } => data.len(),
+            agentscope_event::event::EventBody::Data { data, .. } => data.len(),
             _ => 0,
         })
         .sum();

@@ -2,12 +2,12 @@
 //! connection parsers, on the captured fixtures (psql simple queries, pgbench prepared
 //! statements, a redis-cli session whose 150 KB `COMMAND DOCS` reply dominates), and the cost
 //! of classifying one opened path.
-//! Run: `cargo bench -p agentscope-collector --bench wire_protocols`.
+//! Run: `cargo bench -p agentscope-reconstruct --bench wire_protocols`.
 
-use agentscope_collector::event::Direction;
-use agentscope_collector::reconstruct::file_access::classify;
-use agentscope_collector::reconstruct::postgres::PostgresConnection;
-use agentscope_collector::reconstruct::redis::RedisConnection;
+use agentscope_event::event::Direction;
+use agentscope_reconstruct::file_access::classify;
+use agentscope_reconstruct::postgres::PostgresConnection;
+use agentscope_reconstruct::redis::RedisConnection;
 use base64::Engine;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 

@@ -186,7 +186,7 @@ fn read_record<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeErr
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 
-pub(crate) fn c_string(bytes: &[u8]) -> String {
+pub fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }

@@ -78,8 +78,8 @@ fn known(
         .unwrap_or(fallback)
 }
 
-pub(crate) const FAMILIES: &[&str] = &["inet", "inet6", "unix", "none", "other"];
-pub(crate) const TCP_STATES: &[&str] = &[
+pub const FAMILIES: &[&str] = &["inet", "inet6", "unix", "none", "other"];
+pub const TCP_STATES: &[&str] = &[
     "ESTABLISHED",
     "SYN_SENT",
     "SYN_RECV",

@@ -14,7 +14,7 @@
 //! - 1/8 of `B` for the queues of remote consoles ([`MemoryBudget::console_share`]);
 //! - 1/8 of `B` as working room for the one message being interpreted: bodies are cut at
 //!   [`MemoryBudget::max_message_bytes`] (`B/32`) and parsed only when their parsed form stays
-//!   within a small multiple of that (see [`crate::reconstruct::http`]).
+//!   within a small multiple of that (see `agentscope_reconstruct::http`).
 //!
 //! Accounting is deterministic: it depends only on the events in order, never on the
 //! allocator or on time, so eviction happens at the same event in a live run and its replay.
@@ -23,6 +23,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+/// The largest body (or other single message) any budget lets a parser keep: 32 MiB. A decoded
+/// body cut at this size is marked truncated.
+pub const LARGEST_MESSAGE_BYTES: usize = 32 << 20;
 
 /// Default budget: 64 MiB. Measured: the reference agents' captures peak below 1 MiB of held
 /// state, so 64 MiB leaves two orders of magnitude of headroom for busy nodes while an
@@ -130,7 +134,7 @@ impl MemoryBudget {
 
     /// The largest body (or other single message) kept: 1/32 of the budget, at most 32 MiB.
     pub fn max_message_bytes(&self) -> usize {
-        (self.inner.budget / 32).min(crate::reconstruct::http::MAX_BODY_BYTES)
+        (self.inner.budget / 32).min(LARGEST_MESSAGE_BYTES)
     }
 
     pub fn used(&self) -> usize {

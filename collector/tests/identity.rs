@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentscope_collector::identity::{
+use agentscope_identity::{
     process_root, CloudRoleKind, ContainerRuntime, Identity, IdentityOptions, IdentityResolver,
     IdentitySource, KubernetesSource, SERVICE_ACCOUNT_TOKEN_PATH,
 };
@@ -533,12 +533,11 @@ async fn kernel_cgroup_id_is_the_cgroup_directory_inode() {
     let mut stdin = shell.stdin.take().unwrap();
     let shell_pid = cgroup.adopt(shell);
 
-    let mut collector =
-        agentscope_collector::Collector::start(agentscope_collector::CollectorOptions {
-            pids: vec![shell_pid],
-            ..Default::default()
-        })
-        .expect("collector (built with its kernel programs, run as root)");
+    let mut collector = agentscope_kernel::Collector::start(agentscope_kernel::CollectorOptions {
+        pids: vec![shell_pid],
+        ..Default::default()
+    })
+    .expect("collector (built with its kernel programs, run as root)");
     stdin.write_all(b"go\n").unwrap();
 
     let started = Instant::now();
@@ -548,7 +547,7 @@ async fn kernel_cgroup_id_is_the_cgroup_directory_inode() {
             .unwrap_or(Ok(Vec::new()))
             .expect("read events");
         let found = batch.into_iter().find(|e| {
-            matches!(&e.body, agentscope_collector::EventBody::Exec { filename, .. } if filename.ends_with("/true"))
+            matches!(&e.body, agentscope_event::EventBody::Exec { filename, .. } if filename.ends_with("/true"))
         });
         if let Some(event) = found {
             break event;

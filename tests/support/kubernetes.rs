@@ -20,7 +20,7 @@ use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentscope_collector::identity::cgroup;
+use agentscope_identity::cgroup;
 use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::StreamExt as _;

@@ -7,28 +7,19 @@
 //! process over 1,000 files, as many events as one frame may take by default. Criterion
 //! reports the time to drain them and events per second; `pipeline_push_only` pushes the same
 //! events straight into a pipeline, so the difference is what the live source adds.
-//! Run: `cargo bench -p agentscope --bench console_live` (or `make bench`).
+//! Run: `cargo bench -p agentscope-console --bench console_live` (or `make bench`).
 
-// The console lives in the binary crate; the bench compiles the same module tree.
-#[allow(dead_code, unused_imports)]
-#[path = "../src/console/mod.rs"]
-mod console;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/control_chars.rs"]
-mod control_chars;
-#[allow(dead_code)]
-#[path = "../src/detection_args.rs"]
-mod detection_args;
+use agentscope_console as console;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use agentscope_collector::capture::CaptureMetadata;
-use agentscope_collector::event::{Event, EventBody};
-use agentscope_collector::event_json::events_from_json_lines;
-use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::ReconstructOptions;
+use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::CaptureMetadata;
+use agentscope_event::event::{Event, EventBody};
+use agentscope_event::event_json::events_from_json_lines;
+use agentscope_reconstruct::ReconstructOptions;
 use console::live_collector::{EventSender, LiveCounters};
 use console::live_recording::RecordingOptions;
 use console::{LiveSource, Source};
@@ -38,8 +29,8 @@ const OPENS: usize = 20_000;
 const FILES: usize = 1_000;
 
 fn events() -> Vec<Event> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+    let path = Path::new(env!("AGENTSCOPE_REPO"))
+        .join("collector/tests/fixtures/capture/python_chat.jsonl");
     let mut events = events_from_json_lines(&std::fs::read_to_string(path).unwrap()).unwrap();
     let agent = events
         .iter()

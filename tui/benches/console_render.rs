@@ -8,26 +8,17 @@
 //!
 //! Reports, besides criterion's timings, the memory the pipeline and the console state hold
 //! (a counting allocator: bytes live after building minus before) and the peak RSS.
-//! Run: `cargo bench -p agentscope --bench console_render` (or `make bench`).
+//! Run: `cargo bench -p agentscope-console --bench console_render` (or `make bench`).
 
-// The console lives in the binary crate; the bench compiles the same module tree.
-#[allow(dead_code, unused_imports)]
-#[path = "../src/console/mod.rs"]
-mod console;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/control_chars.rs"]
-mod control_chars;
-#[allow(dead_code)]
-#[path = "../src/detection_args.rs"]
-mod detection_args;
+use agentscope_console as console;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use agentscope_collector::event::{Event, EventBody};
-use agentscope_collector::event_json::events_from_json_lines;
-use agentscope_collector::model::ModelOptions;
+use agentscope_analysis::model::ModelOptions;
+use agentscope_event::event::{Event, EventBody};
+use agentscope_event::event_json::events_from_json_lines;
 use console::app::PaneId;
 use console::graph_pane::GraphPane;
 use console::json_source::ManualClock;
@@ -85,8 +76,8 @@ fn peak_rss_kib() -> u64 {
 
 /// The capture, with the agent's exit moved after 100,000 file opens of its own.
 fn events() -> Vec<Event> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+    let path = Path::new(env!("AGENTSCOPE_REPO"))
+        .join("collector/tests/fixtures/capture/python_chat.jsonl");
     let mut events = events_from_json_lines(&std::fs::read_to_string(path).unwrap()).unwrap();
     let agent = events
         .iter()

@@ -8,14 +8,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
-use agentscope_collector::baseline::{
+use agentscope_analysis::baseline::{
     self, kubescape, learn_from_events, learn_from_feed, load_baseline_dir, AgentBaseline,
     LearnerOptions, LossCounts, ReplayOptions, ReplayOutcome,
 };
-use agentscope_collector::capture::{CaptureReader, Replay};
-use agentscope_collector::event_json::{events_from_json_lines, json_lines_text};
-use agentscope_collector::input_file;
-use agentscope_collector::output_file::{self, Inputs};
+use agentscope_capture::capture::{CaptureReader, Replay};
+use agentscope_event::event_json::{events_from_json_lines, json_lines_text};
+use agentscope_files::input_file;
+use agentscope_files::output_file::{self, Inputs};
 
 #[derive(Args)]
 pub struct BaselineArgs {
@@ -112,7 +112,7 @@ pub fn run(args: BaselineArgs) -> ExitCode {
             let message = format!("{err:#}");
             eprintln!(
                 "agentscope baseline: {}",
-                crate::control_chars::escape_controls_keeping_lines(&message)
+                agentscope_console::control_chars::escape_controls_keeping_lines(&message)
             );
             ExitCode::from(2)
         }
@@ -247,7 +247,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     write_output(&args.output, &text, &inputs)?;
     eprintln!(
         "agentscope baseline: {} ({}, {} observations, {} entries)",
-        crate::control_chars::escape_controls(agent),
+        agentscope_console::control_chars::escape_controls(agent),
         serde_json::to_value(baseline.metadata.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -266,7 +266,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode> {
         format!("{}\n", diff.to_json())
     } else {
         // Entries name paths, hosts and tools the agents chose.
-        crate::control_chars::escape_controls_keeping_lines(&diff.to_text())
+        agentscope_console::control_chars::escape_controls_keeping_lines(&diff.to_text())
     };
     write_output(Path::new("-"), &text, &Inputs::none())?;
     Ok(if diff.is_empty() {
@@ -314,7 +314,7 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
     }
     if !args.json {
         // Deviations name paths, hosts and tools the agents chose.
-        out = crate::control_chars::escape_controls_keeping_lines(&out);
+        out = agentscope_console::control_chars::escape_controls_keeping_lines(&out);
     }
     write_output(Path::new("-"), &out, &Inputs::none())?;
     eprintln!(
@@ -334,8 +334,8 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../collector/tests/fixtures")
+        Path::new(env!("AGENTSCOPE_REPO"))
+            .join("collector/tests/fixtures")
             .join(name)
     }
 
@@ -435,10 +435,10 @@ mod tests {
 
     /// Records events through the real recorder, as `collect --record` does.
     fn record_capture(events: &str, path: &Path) {
-        use agentscope_collector::capture::{CaptureMetadata, Recorder, RecorderOptions};
-        use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
-        use agentscope_collector::pipeline::Pipeline;
-        use agentscope_collector::reconstruct::ReconstructOptions;
+        use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+        use agentscope_analysis::pipeline::Pipeline;
+        use agentscope_capture::capture::{CaptureMetadata, Recorder, RecorderOptions};
+        use agentscope_reconstruct::ReconstructOptions;
         let text = std::fs::read_to_string(fixture(events)).unwrap();
         let mut pipeline = Pipeline::new(
             ReconstructOptions::default(),

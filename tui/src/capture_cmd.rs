@@ -5,11 +5,11 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use agentscope_collector::capture::{slice, CaptureReader, IndexSource, Replay};
-use agentscope_collector::output_file::Inputs;
+use agentscope_capture::capture::{slice, CaptureReader, IndexSource, Replay};
+use agentscope_files::output_file::Inputs;
 use anyhow::{bail, Context as _};
 
-use crate::control_chars::escape_controls;
+use agentscope_console::control_chars::escape_controls;
 use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
@@ -17,9 +17,9 @@ pub struct ReplayArgs {
     /// The capture to replay.
     file: PathBuf,
     #[command(flatten)]
-    detection: crate::detection_args::DetectionArgs,
+    detection: agentscope_session::detection_args::DetectionArgs,
     #[command(flatten)]
-    memory: crate::memory_args::MemoryArgs,
+    memory: agentscope_session::memory_args::MemoryArgs,
     /// Write the agents, tool calls and graph as JSON to FILE when the replay ends (the same
     /// document `agentscope collect --graph-json` writes).
     #[arg(long, value_name = "FILE")]
@@ -371,16 +371,16 @@ fn cut(path: &Path, from: Option<&str>, to: Option<&str>, output: &Path) -> anyh
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agentscope_collector::capture::{CaptureMetadata, Recorder, RecorderOptions};
-    use agentscope_collector::event_json::events_from_json_lines;
-    use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
-    use agentscope_collector::pipeline::Pipeline;
-    use agentscope_collector::reconstruct::ReconstructOptions;
+    use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_analysis::pipeline::Pipeline;
+    use agentscope_capture::capture::{CaptureMetadata, Recorder, RecorderOptions};
+    use agentscope_event::event_json::events_from_json_lines;
+    use agentscope_reconstruct::ReconstructOptions;
 
     /// A capture whose host name and agent carry terminal escapes.
     fn hostile_capture(path: &Path) {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+        let fixture = Path::new(env!("AGENTSCOPE_REPO"))
+            .join("collector/tests/fixtures/capture/python_chat.jsonl");
         let text = std::fs::read_to_string(fixture)
             .unwrap()
             .replace("\"comm\":\"python3\"", "\"comm\":\"py\\u001b[2J\"");

@@ -8,25 +8,24 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use agentscope_collector::capture::{
-    CaptureMetadata, CollectorCounters, Recorder, RecorderOptions,
-};
-use agentscope_collector::identity::{IdentityOptions, IdentityResolver, KubernetesSource};
-use agentscope_collector::model::ModelOptions;
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::ReconstructOptions;
-use agentscope_collector::serve::{ServeOptions, StreamServer};
-use agentscope_collector::{Collector, CollectorOptions, Event, EventBody, Summary};
+use agentscope_analysis::model::ModelOptions;
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::{CaptureMetadata, CollectorCounters, Recorder, RecorderOptions};
+use agentscope_capture::serve::{ServeOptions, StreamServer};
+use agentscope_event::{Event, EventBody};
+use agentscope_identity::{IdentityOptions, IdentityResolver, KubernetesSource};
+use agentscope_kernel::{Collector, CollectorOptions, Summary};
+use agentscope_reconstruct::ReconstructOptions;
 
-use crate::control_chars::escape_controls;
 use crate::stdout_pipe::StdoutPipe;
+use agentscope_console::control_chars::escape_controls;
 use anyhow::Context as _;
 use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct CollectArgs {
     #[command(flatten)]
-    pub detection: crate::detection_args::DetectionArgs,
+    pub detection: agentscope_session::detection_args::DetectionArgs,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -75,7 +74,7 @@ pub struct CollectArgs {
     record: Option<PathBuf>,
     /// Rotate the recording when a file reaches SIZE (e.g. 512M, 2G): files are named
     /// NAME.000000.cap, NAME.000001.cap, ... and each replays on its own.
-    #[arg(long, value_name = "SIZE", requires = "record", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", requires = "record", value_parser = agentscope_session::size_arg::parse_size)]
     record_max_size: Option<u64>,
     /// With --record-max-size, keep at most N files (the oldest are deleted).
     #[arg(long, value_name = "N", requires = "record_max_size")]
@@ -92,41 +91,10 @@ pub struct CollectArgs {
     #[arg(long = "serve-allow-uid", value_name = "UID", requires = "serve")]
     serve_allow_uids: Vec<u32>,
     /// Consoles served at once on the --serve socket; more are refused and told why.
-    #[arg(long, value_name = "N", default_value_t = agentscope_collector::serve::DEFAULT_MAX_CONSOLES, requires = "serve")]
+    #[arg(long, value_name = "N", default_value_t = agentscope_capture::serve::DEFAULT_MAX_CONSOLES, requires = "serve")]
     serve_max_consoles: usize,
     #[command(flatten)]
-    pub memory: crate::memory_args::MemoryArgs,
-}
-
-/// `1048576`, `512K`, `100M`, `2G` (powers of 1024).
-pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, ""), |at| text.split_at(at));
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("\"{text}\" is not a size (examples: 500M, 2G)"))?;
-    let shift = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => {
-            return Err(format!(
-                "unknown size unit in \"{text}\" (use K, M, G or T)"
-            ))
-        }
-    };
-    number
-        .checked_mul(1u64 << shift)
-        .filter(|&n| n >= 64 << 10)
-        .ok_or_else(|| format!("\"{text}\" is out of range (at least 64K)"))
+    pub memory: agentscope_session::memory_args::MemoryArgs,
 }
 
 /// Events read from the ring buffer at a time: few enough that one batch is processed well
@@ -219,7 +187,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             options.group = args.serve_group.clone();
             options.allow_uids = args.serve_allow_uids.clone();
             options.max_consoles = args.serve_max_consoles.max(1);
-            options.queue_bytes = agentscope_collector::serve::console_queue_bytes(
+            options.queue_bytes = agentscope_capture::serve::console_queue_bytes(
                 pipeline.memory_budget(),
                 options.max_consoles,
             );
@@ -355,7 +323,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(path) = &args.graph_json {
-        let recording = agentscope_collector::output_file::Inputs::new(args.record.iter());
+        let recording = agentscope_files::output_file::Inputs::new(args.record.iter());
         write_graph(path, &pipeline, &recording)?;
     }
     for incident in pipeline.detector().incidents() {
@@ -439,10 +407,10 @@ fn counters(summary: &Summary) -> CollectorCounters {
 pub fn write_graph(
     path: &std::path::Path,
     pipeline: &Pipeline,
-    inputs: &agentscope_collector::output_file::Inputs,
+    inputs: &agentscope_files::output_file::Inputs,
 ) -> anyhow::Result<()> {
     let write = || -> std::io::Result<()> {
-        let mut file = agentscope_collector::output_file::AtomicFile::create(path, inputs)?;
+        let mut file = agentscope_files::output_file::AtomicFile::create(path, inputs)?;
         let mut writer = std::io::BufWriter::new(&mut file);
         serde_json::to_writer_pretty(&mut writer, &pipeline.snapshot())?;
         writer.flush()?;
@@ -569,7 +537,7 @@ fn write_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agentscope_collector::event::Header;
+    use agentscope_event::event::Header;
 
     const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J\u{9b}";
 

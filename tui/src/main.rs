@@ -5,10 +5,6 @@
 mod baseline_cmd;
 mod capture_cmd;
 mod collect;
-mod console;
-mod control_chars;
-mod detection_args;
-mod memory_args;
 mod scan;
 mod stdout_pipe;
 
@@ -40,11 +36,11 @@ enum Command {
     #[command(after_help = scan::EXIT_CODES)]
     Scan(scan::ScanArgs),
     /// Open the investigation console (docs/console.md).
-    Tui(console::command::TuiArgs),
+    Tui(agentscope_console::command::TuiArgs),
 }
 
 fn main() -> std::process::ExitCode {
-    agentscope_collector::memory_budget::return_large_frees_to_the_system();
+    agentscope_memory_budget::return_large_frees_to_the_system();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Collect(args) => collect::run(args).map(|()| true),
@@ -54,7 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Baseline(args) => return baseline_cmd::run(args),
         // Reports its own errors: its exit codes say "injection found" and "not scanned" too.
         Command::Scan(args) => return scan::run(args),
-        Command::Tui(args) => console::command::run(args).map(|()| true),
+        Command::Tui(args) => agentscope_console::command::run(args).map(|()| true),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
@@ -67,7 +63,7 @@ fn main() -> std::process::ExitCode {
             let message = format!("{err:#}");
             eprintln!(
                 "agentscope: {}",
-                control_chars::escape_controls_keeping_lines(&message)
+                agentscope_console::control_chars::escape_controls_keeping_lines(&message)
             );
             std::process::ExitCode::FAILURE
         }

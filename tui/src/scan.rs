@@ -11,7 +11,7 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-use agentscope_collector::detect::{scan, IngestSource, InjectionVerdict};
+use agentscope_analysis::detect::{scan, IngestSource, InjectionVerdict};
 use anyhow::Context;
 use serde_json::{json, Value};
 
@@ -147,7 +147,7 @@ pub fn scan_lines(
         summary.lines += 1;
         let out = match scan_line(&buf, default_source) {
             Ok(verdict) => {
-                if verdict.verdict == agentscope_collector::detect::Verdict::Injection {
+                if verdict.verdict == agentscope_analysis::detect::Verdict::Injection {
                     summary.injections += 1;
                 }
                 verdict_json(line_number, &verdict)

@@ -3,7 +3,7 @@
 //! connections and agents instead of hitting warm ones, and tool-call windows close as in a
 //! long capture.
 
-use agentscope_collector::event::{Event, EventBody};
+use agentscope_event::event::{Event, EventBody};
 
 pub fn repeat_as_new_processes(fixtures: &[Vec<Event>], rounds: u32) -> Vec<Event> {
     let mut events = Vec::new();

@@ -2,7 +2,7 @@
 //! past: event-chunk entries, and the fixed parts of header, chunk, keyframe and index blocks.
 #![no_main]
 
-use agentscope_collector::capture::{block, codec};
+use agentscope_capture::capture::{block, codec};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,13 +2,13 @@
 //! reading every block and replaying must report damage, never panic or allocate wildly.
 #![no_main]
 
-use agentscope_collector::capture::{CaptureReader, Replay};
+use agentscope_capture::capture::{CaptureReader, Replay};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // Most inputs would stop at the magic check; start them after it so the fuzzer explores
     // the blocks (inputs that begin with the magic themselves are used as they are).
-    let magic = agentscope_collector::capture::block::MAGIC;
+    let magic = agentscope_capture::capture::block::MAGIC;
     let bytes = if data.starts_with(&magic) {
         data.to_vec()
     } else {

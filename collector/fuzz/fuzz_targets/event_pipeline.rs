@@ -4,11 +4,11 @@
 //! bytes in real captures, so none of it may panic, hang or allocate wildly.
 #![no_main]
 
-use agentscope_collector::baseline::LearnerOptions;
-use agentscope_collector::detect::DetectorOptions;
-use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::ReconstructOptions;
+use agentscope_analysis::baseline::LearnerOptions;
+use agentscope_analysis::detect::DetectorOptions;
+use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_reconstruct::ReconstructOptions;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

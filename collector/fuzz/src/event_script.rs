@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use agentscope_collector::event::{Direction, Event, EventBody, Header, PayloadSource};
+use agentscope_event::event::{Direction, Event, EventBody, Header, PayloadSource};
 
 /// Pids in scripts are small indices; this is the first one.
 const PID_BASE: u32 = 1000;
@@ -554,7 +554,7 @@ mod tests {
     fn fixture_events() -> Vec<Event> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/capture");
         let text = std::fs::read_to_string(format!("{dir}/python_chat.jsonl")).unwrap();
-        agentscope_collector::event_json::events_from_json_lines(&text).unwrap()
+        agentscope_event::event_json::events_from_json_lines(&text).unwrap()
     }
 
     /// What survives the language: everything but pid numbering and absolute time.

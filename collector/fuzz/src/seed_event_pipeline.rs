@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use agentscope_collector::capture::{codec::Entry, CaptureReader};
-use agentscope_collector::event::Event;
-use agentscope_collector::event_json::events_from_json_lines;
+use agentscope_capture::capture::{codec::Entry, CaptureReader};
+use agentscope_event::event::Event;
+use agentscope_event::event_json::events_from_json_lines;
 
 const WINDOW: usize = 48;
 /// `scripts/fuzz.sh` runs with `-max_len=262144`; longer seeds would be cut.

@@ -182,17 +182,6 @@ impl<I: Iterator<Item = Event>> EventFeed for EventsFeed<I> {
     }
 }
 
-/// A capture replays with the identities it recorded and the options it was recorded with.
-impl EventFeed for crate::capture::Replay {
-    fn next(&mut self) -> Option<(Option<Event>, Vec<Observation>)> {
-        self.step()
-    }
-
-    fn pipeline(&self) -> &Pipeline {
-        crate::capture::Replay::pipeline(self)
-    }
-}
-
 /// Runs `events` through a [`Pipeline`] (identity from the events alone: every process is on
 /// the host, as [`HostOnlyIdentity`] says) and learns every agent's baseline; agents with an
 /// approved baseline, and agents whose learning period ended within the events, are judged.
@@ -213,7 +202,7 @@ pub fn learn_from_events(
     learn_from_feed(feed, options)
 }
 
-/// As [`learn_from_events`], from any [`EventFeed`] (a capture's [`crate::capture::Replay`]
+/// As [`learn_from_events`], from any [`EventFeed`] (a capture's `Replay`
 /// keeps the identities it recorded; `options.reconstruct` and `options.model` are then the
 /// feed's business).
 pub fn learn_from_feed(mut feed: impl EventFeed, options: ReplayOptions) -> ReplayOutcome {

@@ -27,3 +27,6 @@ pub use writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod memory_budget_tests;

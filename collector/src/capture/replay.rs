@@ -595,3 +595,14 @@ pub fn pipeline_options_of(header: Option<&FileHeader>) -> (ReconstructOptions, 
     };
     (reconstruct, model)
 }
+
+/// A capture replays with the identities it recorded and the options it was recorded with.
+impl crate::baseline::EventFeed for Replay {
+    fn next(&mut self) -> Option<(Option<Event>, Vec<crate::reconstruct::Observation>)> {
+        self.step()
+    }
+
+    fn pipeline(&self) -> &Pipeline {
+        Replay::pipeline(self)
+    }
+}

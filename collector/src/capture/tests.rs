@@ -34,7 +34,7 @@ impl IdentityLookup for ClusterIdentity {
 }
 
 pub(crate) fn fixture_events() -> Vec<Event> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = Path::new(env!("AGENTSCOPE_REPO")).join("collector/tests/fixtures");
     let mut events = Vec::new();
     for file in [
         "capture/python_chat.jsonl",

@@ -142,7 +142,7 @@ impl HttpResponse {
 
 /// Decoded bodies are capped so a hostile or broken stream cannot exhaust memory; a body cut
 /// at the cap is marked truncated.
-pub const MAX_BODY_BYTES: usize = 32 << 20;
+pub const MAX_BODY_BYTES: usize = crate::memory_budget::LARGEST_MESSAGE_BYTES;
 /// Bytes of body per stream message (SSE event, NDJSON line) a stream may average before the
 /// budget caps its message count.
 const STREAM_MESSAGE_COST: usize = 32;

@@ -1092,8 +1092,8 @@ mod tests {
     use serde_json::json;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/mcp")
+        let path = std::path::Path::new(env!("AGENTSCOPE_REPO"))
+            .join("collector/tests/fixtures/mcp")
             .join(name);
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }

@@ -24,3 +24,12 @@ pub use observation::{Actor, EventRange, Observation, ObservationKind, Peer, Rol
 #[cfg(test)]
 mod memory_budget_tests;
 pub use reconstructor::{ReconstructOptions, ReconstructStats, Reconstructor};
+
+// This crate was the `reconstruct` module of the collector; its modules still name each other
+// through that path. The layers below, under the names its modules use for them.
+pub(crate) use crate as reconstruct;
+#[cfg(test)]
+pub(crate) use agentscope_event::event_json;
+pub(crate) use agentscope_event::{event, process_table, program};
+pub(crate) use agentscope_memory_budget as memory_budget;
+pub(crate) use agentscope_redact as redact;

@@ -760,7 +760,7 @@ impl Reconstructor {
         };
         let server = self.processes.get(server_pid);
         let endpoint =
-            server.map(|p| crate::model::agents::program_of(p.exe.as_deref(), &p.argv, &p.comm));
+            server.map(|p| crate::program::program_of(p.exe.as_deref(), &p.argv, &p.comm));
         for exchange in exchanges {
             if exchange.kind != mcp::ExchangeKind::Invalid {
                 session.speaks_mcp = true;

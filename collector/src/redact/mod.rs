@@ -257,3 +257,6 @@ mod tests {
         }
     }
 }
+
+// The layer below, under the name this crate's modules use for it.
+pub(crate) use agentscope_event::event;

@@ -6,14 +6,17 @@
 use proptest::prelude::*;
 
 use super::EventRedactor;
-use crate::capture::codec::Entry;
-use crate::capture::reader::CaptureReader;
-use crate::capture::recorder::{Recorder, RecorderOptions};
+// The whole-output checks drive the layers above redaction (pipeline, recorder, replay): those
+// are dev-dependencies of this crate only, so the library itself cannot call up.
 use crate::event::{Direction, Event, EventBody, Header, PayloadSource};
-use crate::event_json::events_from_json_lines;
-use crate::model::ModelOptions;
-use crate::pipeline::Pipeline;
-use crate::reconstruct::ReconstructOptions;
+use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::codec::Entry;
+use agentscope_capture::capture::reader::CaptureReader;
+use agentscope_capture::capture::recorder::{Recorder, RecorderOptions};
+use agentscope_capture::capture::CaptureMetadata;
+use agentscope_event::event_json::events_from_json_lines;
+use agentscope_reconstruct::ReconstructOptions;
 
 const CHUNK: usize = 16384;
 const PID: u32 = 4242;
@@ -491,10 +494,10 @@ pub(crate) fn check_every_output(
     let mut pipeline = Pipeline::new(
         ReconstructOptions::default(),
         ModelOptions::default(),
-        Box::new(crate::capture::tests::ClusterIdentity),
+        Box::new(HostOnlyIdentity),
     );
     let mut recorder = Recorder::start(
-        RecorderOptions::new(path.clone(), crate::capture::tests::metadata()),
+        RecorderOptions::new(path.clone(), capture_metadata()),
         &mut pipeline,
     )
     .unwrap();
@@ -530,7 +533,7 @@ pub(crate) fn check_every_output(
         secret,
         &format!("{what} capture ingress"),
     )?;
-    let mut replay = crate::capture::replay::Replay::new(reader);
+    let mut replay = agentscope_capture::capture::replay::Replay::new(reader);
     replay.run_to_end();
     let replayed = serde_json::to_string(&replay.pipeline().snapshot()).unwrap();
     assert_absent(
@@ -539,6 +542,18 @@ pub(crate) fn check_every_output(
         &format!("{what} replayed graph"),
     )?;
     Ok(())
+}
+
+/// What the collector writes in a capture it records with redaction on.
+fn capture_metadata() -> CaptureMetadata {
+    CaptureMetadata {
+        created_by: "agentscope test".into(),
+        secrets_redacted: true,
+        reconstruct_redact_secrets: true,
+        model_max_nodes: ModelOptions::default().max_nodes,
+        model_max_edges: ModelOptions::default().max_edges,
+        ..Default::default()
+    }
 }
 
 fn secret_strategy() -> impl Strategy<Value = String> {
@@ -741,7 +756,7 @@ proptest! {
         let mut pipeline = Pipeline::new(
             ReconstructOptions::default(),
             ModelOptions::default(),
-            Box::new(crate::capture::tests::ClusterIdentity),
+            Box::new(HostOnlyIdentity),
         );
         pipeline.push(&event);
         pipeline.finish();

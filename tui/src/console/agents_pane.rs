@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use agentscope_collector::model::{ActorIdentity, Agent, NodeKind};
+use agentscope_analysis::model::{ActorIdentity, Agent, NodeKind};
 use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};

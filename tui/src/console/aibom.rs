@@ -2,7 +2,7 @@
 //! API dialects, MCP servers and their tools, tools offered to models, frameworks, retrieval
 //! sources), from [`Agent::aibom`].
 
-use agentscope_collector::model::{Agent, NodeKind};
+use agentscope_analysis::model::{Agent, NodeKind};
 use ratatui::text::{Line, Span};
 
 use super::format::one_line;

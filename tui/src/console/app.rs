@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use agentscope_collector::pipeline::Pipeline;
+use agentscope_analysis::pipeline::Pipeline;
 use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };

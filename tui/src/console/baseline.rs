@@ -7,7 +7,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use agentscope_collector::pipeline::Pipeline;
+use agentscope_analysis::pipeline::Pipeline;
 use anyhow::Context as _;
 
 /// Writes the baseline of the agent with the given key; returns the file written.
@@ -61,7 +61,7 @@ pub fn write_baseline(
     let mut path = dir.join(format!("{stem}.yaml"));
     let mut n = 1;
     let mut file = loop {
-        match agentscope_collector::output_file::create_new(&path) {
+        match agentscope_files::output_file::create_new(&path) {
             Ok(file) => break file,
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
                 path = dir.join(format!("{stem}-{n}.yaml"));
@@ -114,9 +114,9 @@ mod tests {
 
     #[test]
     fn the_exported_baseline_is_private_and_never_replaces_a_file() {
-        use agentscope_collector::capture::Replay;
+        use agentscope_capture::capture::Replay;
         use std::os::unix::fs::PermissionsExt as _;
-        let recording = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings/ordinary.cap");
+        let recording = Path::new(env!("AGENTSCOPE_REPO")).join("recordings/ordinary.cap");
         let mut replay = Replay::open(&recording).unwrap();
         replay.run_to_end();
         let pipeline = replay.pipeline();

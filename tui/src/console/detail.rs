@@ -6,11 +6,11 @@
 //! redacted by reconstruction; what is built here is bounded: JSON is pretty-printed only up
 //! to [`PRETTY_LIMIT`] bytes and any payload shows at most [`SHOW_LIMIT`] bytes.
 
-use agentscope_collector::model::{Agent, Evidence};
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::http::{Header, HttpRequest, HttpResponse, StreamedBody};
-use agentscope_collector::reconstruct::mcp::McpDetail;
-use agentscope_collector::reconstruct::{Observation, ObservationKind};
+use agentscope_analysis::model::{Agent, Evidence};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_reconstruct::http::{Header, HttpRequest, HttpResponse, StreamedBody};
+use agentscope_reconstruct::mcp::McpDetail;
+use agentscope_reconstruct::{Observation, ObservationKind};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
@@ -226,7 +226,7 @@ pub fn agent_detail(
     doc.title(
         "AGENT",
         &agent.name,
-        styles.node(agentscope_collector::model::NodeKind::Agent),
+        styles.node(agentscope_analysis::model::NodeKind::Agent),
     );
     doc.field("key", agent.key.clone());
     doc.field("program", agent.program.clone());
@@ -380,8 +380,8 @@ pub fn observation_detail(
         }
         ObservationKind::Http { exchange, role } => {
             doc.heading(match role {
-                agentscope_collector::reconstruct::Role::Client => "HTTP request",
-                agentscope_collector::reconstruct::Role::Server => "HTTP request (served)",
+                agentscope_reconstruct::Role::Client => "HTTP request",
+                agentscope_reconstruct::Role::Server => "HTTP request (served)",
             });
             doc.opt("host", exchange.host.clone());
             doc.opt("port", exchange.port.map(|p| p.to_string()));
@@ -574,8 +574,8 @@ fn response_section(doc: &mut Doc, response: &HttpResponse) {
     }
 }
 
-fn completeness(value: &agentscope_collector::reconstruct::http::Completeness) -> String {
-    use agentscope_collector::reconstruct::http::Completeness;
+fn completeness(value: &agentscope_reconstruct::http::Completeness) -> String {
+    use agentscope_reconstruct::http::Completeness;
     match value {
         Completeness::Complete => String::new(),
         Completeness::Truncated => " · truncated".into(),
@@ -621,7 +621,7 @@ fn mcp_detail(doc: &mut Doc, detail: &McpDetail) {
         }
         McpDetail::Initialize(init) => {
             doc.heading("Initialize");
-            let name = |i: &Option<agentscope_collector::reconstruct::mcp::Implementation>| {
+            let name = |i: &Option<agentscope_reconstruct::mcp::Implementation>| {
                 i.as_ref().map(|i| {
                     format!(
                         "{} {}",
@@ -729,7 +729,7 @@ pub fn graph_detail(
             doc.field(key, value.to_string());
         }
     }
-    if node.kind == agentscope_collector::model::NodeKind::Tool {
+    if node.kind == agentscope_analysis::model::NodeKind::Tool {
         let calls: Vec<_> = pipeline
             .model()
             .tool_calls()

@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
-use agentscope_collector::detect;
+use agentscope_analysis::detect;
 
 use super::format::format_time;
 use super::list::ListCursor;
@@ -335,7 +335,7 @@ pub fn finding_view(finding: &detect::Finding) -> FindingView {
 }
 
 /// `events 12-14, 30` (raw event positions, as `agentscope cap slice` and replays count them).
-fn event_ranges(ranges: &[agentscope_collector::reconstruct::EventRange]) -> String {
+fn event_ranges(ranges: &[agentscope_reconstruct::EventRange]) -> String {
     let parts: Vec<String> = ranges.iter().take(12).map(ToString::to_string).collect();
     let more = ranges.len().saturating_sub(12);
     format!(

@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use agentscope_collector::model::graph::Edge;
-use agentscope_collector::model::{EdgeKind, Graph, NodeKind};
+use agentscope_analysis::model::graph::Edge;
+use agentscope_analysis::model::{EdgeKind, Graph, NodeKind};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};

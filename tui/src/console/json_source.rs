@@ -11,14 +11,14 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use agentscope_collector::capture::{CaptureContents, CaptureReader};
-use agentscope_collector::detect::DetectorOptions;
-use agentscope_collector::event_json::{events_from_json_lines, json_lines_text};
-use agentscope_collector::input_file;
-use agentscope_collector::model::{HostOnlyIdentity, IdentityLookup, ModelOptions};
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::ReconstructOptions;
-use agentscope_collector::Event;
+use agentscope_analysis::detect::DetectorOptions;
+use agentscope_analysis::model::{HostOnlyIdentity, IdentityLookup, ModelOptions};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::{CaptureContents, CaptureReader};
+use agentscope_event::event_json::{events_from_json_lines, json_lines_text};
+use agentscope_event::Event;
+use agentscope_files::input_file;
+use agentscope_reconstruct::ReconstructOptions;
 use anyhow::Context as _;
 
 use super::source::{
@@ -528,8 +528,8 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn fixture_events() -> Vec<Event> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+        let path = Path::new(env!("AGENTSCOPE_REPO"))
+            .join("collector/tests/fixtures/capture/python_chat.jsonl");
         events_from_json_lines(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -677,8 +677,8 @@ mod tests {
     #[test]
     fn json_lines_with_a_bom_open_and_bad_utf8_or_a_fifo_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+        let fixture = Path::new(env!("AGENTSCOPE_REPO"))
+            .join("collector/tests/fixtures/capture/python_chat.jsonl");
         let text = std::fs::read(&fixture).unwrap();
         let with_bom = dir.path().join("bom.jsonl");
         let mut bytes = b"\xEF\xBB\xBF".to_vec();
@@ -722,7 +722,7 @@ mod tests {
     #[test]
     fn the_status_line_says_a_capture_was_cut_short_or_a_keyframe_is_damaged() {
         let dir = tempfile::tempdir().unwrap();
-        let original = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings/ordinary.cap");
+        let original = Path::new(env!("AGENTSCOPE_REPO")).join("recordings/ordinary.cap");
         let bytes = std::fs::read(&original).unwrap();
         let label = |bytes: &[u8]| {
             let path = dir.path().join("damaged.cap");

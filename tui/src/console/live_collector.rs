@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use agentscope_collector::capture::CollectorCounters;
-use agentscope_collector::identity::{IdentityOptions, IdentityResolver, KubernetesSource};
-use agentscope_collector::process_table::ProcessTable;
-use agentscope_collector::{Collector, CollectorOptions, Event, Summary};
+use agentscope_capture::capture::CollectorCounters;
+use agentscope_event::process_table::ProcessTable;
+use agentscope_event::Event;
+use agentscope_identity::{IdentityOptions, IdentityResolver, KubernetesSource};
+use agentscope_kernel::{Collector, CollectorOptions, Summary};
 use anyhow::Context as _;
 use clap::Args;
 

@@ -23,13 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use agentscope_collector::capture::{
+use agentscope_analysis::model::IdentityAnswer;
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::{
     CaptureMetadata, CaptureWriter, CollectorCounters, FileHeader, Keyframe, WriterOptions,
 };
-use agentscope_collector::model::IdentityAnswer;
-use agentscope_collector::output_file::Inputs;
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::{Event, EventBody};
+use agentscope_event::{Event, EventBody};
+use agentscope_files::output_file::Inputs;
 
 /// How often the writer thread flushes and syncs when no entry arrives.
 const WRITER_TICK: Duration = Duration::from_millis(250);
@@ -321,7 +321,7 @@ fn reserve_file(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
         } else {
             dir.join(format!("{stem}-{attempt}.cap"))
         };
-        match agentscope_collector::output_file::create_new(&path) {
+        match agentscope_files::output_file::create_new(&path) {
             Ok(_) => return Ok(path),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(err) => return Err(err),

@@ -11,11 +11,11 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentscope_collector::capture::CaptureMetadata;
-use agentscope_collector::model::ModelOptions;
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::ReconstructOptions;
-use agentscope_collector::Event;
+use agentscope_analysis::model::ModelOptions;
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::CaptureMetadata;
+use agentscope_event::Event;
+use agentscope_reconstruct::ReconstructOptions;
 
 use super::format::format_bytes;
 use super::json_source::RateMeter;
@@ -119,10 +119,7 @@ impl LiveSource {
 
     /// Detection with these options (approved baselines from `--baseline DIR`) in the
     /// console's pipeline.
-    pub fn with_detection(
-        mut self,
-        options: agentscope_collector::detect::DetectorOptions,
-    ) -> Self {
+    pub fn with_detection(mut self, options: agentscope_analysis::detect::DetectorOptions) -> Self {
         self.pipeline.set_detection(options);
         self
     }
@@ -343,9 +340,9 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
-    use agentscope_collector::capture::{CaptureReader, IndexSource};
-    use agentscope_collector::event_json::events_from_json_lines;
-    use agentscope_collector::model::HostOnlyIdentity;
+    use agentscope_analysis::model::HostOnlyIdentity;
+    use agentscope_capture::capture::{CaptureReader, IndexSource};
+    use agentscope_event::event_json::events_from_json_lines;
 
     use super::super::json_source::JsonEventsSource;
     use super::super::live_collector::EventSender;
@@ -354,8 +351,8 @@ mod tests {
     /// A Python agent's chat with a (mock) LLM and its tool calls, captured by the real
     /// collector (collector/tests/fixtures, regenerated as DEVELOPERS.md says).
     fn fixture_events() -> Vec<Event> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+        let path = Path::new(env!("AGENTSCOPE_REPO"))
+            .join("collector/tests/fixtures/capture/python_chat.jsonl");
         events_from_json_lines(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

@@ -9,11 +9,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use agentscope_collector::model::NodeKind;
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::file_access::FileCategory;
-use agentscope_collector::reconstruct::mcp::McpDetail;
-use agentscope_collector::reconstruct::{Observation, ObservationKind};
+use agentscope_analysis::model::NodeKind;
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_reconstruct::file_access::FileCategory;
+use agentscope_reconstruct::mcp::McpDetail;
+use agentscope_reconstruct::{Observation, ObservationKind};
 
 use super::format::{format_bytes, one_line};
 use super::source::SourcedObservation;
@@ -364,7 +364,7 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
             if let Some(error) = &exchange.error {
                 text.push_str(&format!(" · error {}", error.message));
             }
-            if *role == agentscope_collector::reconstruct::Role::Server {
+            if *role == agentscope_reconstruct::Role::Server {
                 text.push_str(" (served)");
             }
             (EntryKind::Mcp, text)
@@ -411,7 +411,7 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
                 )),
                 None => text.push_str(" → (no response)"),
             }
-            if *role == agentscope_collector::reconstruct::Role::Server {
+            if *role == agentscope_reconstruct::Role::Server {
                 text.push_str(" (served)");
             }
             (EntryKind::Http, text)

@@ -13,6 +13,7 @@ pub mod app;
 pub mod baseline;
 pub mod command;
 pub mod config;
+pub mod control_chars;
 pub mod detail;
 pub mod findings;
 pub mod format;
@@ -217,3 +218,8 @@ pub fn run_console(mut source: Box<dyn Source>, mut options: ConsoleOptions) -> 
     })();
     result
 }
+
+// This crate was the `console` module of the CLI; its modules still name each other through that
+// path. The layers below, under the names its modules use for them.
+pub(crate) use crate as console;
+pub(crate) use agentscope_session::{detection_args, memory_args};

@@ -18,12 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
-use agentscope_collector::capture::codec::Entry;
-use agentscope_collector::capture::{
-    stream_pipeline, CollectorCounters, StreamDecoder, StreamItem,
-};
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::serve::{attach, Attached};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::codec::Entry;
+use agentscope_capture::capture::{stream_pipeline, CollectorCounters, StreamDecoder, StreamItem};
+use agentscope_capture::serve::{attach, Attached};
 
 use super::source::{
     finish_pipeline, push_event, ControlError, ControlResult, RecordingState, Source, SourceMode,
@@ -95,10 +93,7 @@ impl RemoteSource {
 
     /// Detection with these options (approved baselines from `--baseline DIR`) in the
     /// console's own pipeline.
-    pub fn with_detection(
-        mut self,
-        options: agentscope_collector::detect::DetectorOptions,
-    ) -> Self {
+    pub fn with_detection(mut self, options: agentscope_analysis::detect::DetectorOptions) -> Self {
         self.pipeline.set_detection(options);
         self
     }
@@ -286,9 +281,9 @@ pub fn run_headless(
         observations += rest.len() as u64;
     }
     let json = serde_json::to_vec_pretty(&source.pipeline.snapshot())?;
-    agentscope_collector::output_file::write_atomically(
+    agentscope_files::output_file::write_atomically(
         graph_json,
-        &agentscope_collector::output_file::Inputs::none(),
+        &agentscope_files::output_file::Inputs::none(),
         &json,
     )
     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", graph_json.display()))?;
@@ -304,11 +299,11 @@ pub fn run_headless(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agentscope_collector::capture::CaptureMetadata;
-    use agentscope_collector::event_json::events_from_json_lines;
-    use agentscope_collector::model::{ActorIdentity, IdentityLookup, ModelOptions};
-    use agentscope_collector::reconstruct::ReconstructOptions;
-    use agentscope_collector::serve::{ServeOptions, StreamServer};
+    use agentscope_analysis::model::{ActorIdentity, IdentityLookup, ModelOptions};
+    use agentscope_capture::capture::CaptureMetadata;
+    use agentscope_capture::serve::{ServeOptions, StreamServer};
+    use agentscope_event::event_json::events_from_json_lines;
+    use agentscope_reconstruct::ReconstructOptions;
 
     /// Kubernetes-shaped answers the console cannot get itself: they must come through the
     /// stream.
@@ -325,9 +320,9 @@ mod tests {
         }
     }
 
-    fn fixture() -> Vec<agentscope_collector::Event> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../collector/tests/fixtures/capture/python_chat.jsonl");
+    fn fixture() -> Vec<agentscope_event::Event> {
+        let path = Path::new(env!("AGENTSCOPE_REPO"))
+            .join("collector/tests/fixtures/capture/python_chat.jsonl");
         events_from_json_lines(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

@@ -11,9 +11,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use agentscope_collector::pipeline::Pipeline;
-use agentscope_collector::reconstruct::Observation;
-use agentscope_collector::Event;
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_event::Event;
+use agentscope_reconstruct::Observation;
 
 use super::findings::FindingView;
 

@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use agentscope_collector::baseline::AgentBaseline;
-use agentscope_collector::model::{ActorIdentity, EdgeKind, IdentityLookup};
+use agentscope_analysis::baseline::AgentBaseline;
+use agentscope_analysis::model::{ActorIdentity, EdgeKind, IdentityLookup};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
@@ -24,8 +24,8 @@ use super::*;
 const SIZES: [(u16, u16); 2] = [(120, 40), (80, 24)];
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../collector/tests/fixtures")
+    Path::new(env!("AGENTSCOPE_REPO"))
+        .join("collector/tests/fixtures")
         .join(name)
 }
 
@@ -650,7 +650,7 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     let exported = AgentBaseline::from_yaml(&text, "exported").unwrap();
     assert_eq!(
         exported.api_version,
-        agentscope_collector::baseline::API_VERSION
+        agentscope_analysis::baseline::API_VERSION
     );
     assert_eq!(exported.metadata.agent, "host:python3");
     let called: Vec<&str> = exported
@@ -674,7 +674,7 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     let deviations = |approved: AgentBaseline| {
         let source = JsonEventsSource::open(&fixture("capture/python_chat.jsonl"))
             .unwrap()
-            .with_detection(agentscope_collector::detect::DetectorOptions {
+            .with_detection(agentscope_analysis::detect::DetectorOptions {
                 approved: vec![approved],
                 ..Default::default()
             })
@@ -686,7 +686,7 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
             .detector()
             .findings()
             .iter()
-            .filter(|f| f.kind == agentscope_collector::detect::FindingKind::BaselineDeviation)
+            .filter(|f| f.kind == agentscope_analysis::detect::FindingKind::BaselineDeviation)
             .map(|f| f.summary.clone())
             .collect::<Vec<_>>()
     };
@@ -895,8 +895,8 @@ fn observations_before_an_agent_is_known_join_its_log() {
 // ---------------------------------------------------------------------------------------------
 
 fn recording(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../recordings")
+    Path::new(env!("AGENTSCOPE_REPO"))
+        .join("recordings")
         .join(name)
 }
 
@@ -948,16 +948,16 @@ fn snapshot_injected_recording() {
 fn record_key_in_live_mode_starts_and_stops_a_recording() {
     use std::sync::Arc;
 
-    use agentscope_collector::capture::{CaptureMetadata, CaptureReader};
-    use agentscope_collector::model::{HostOnlyIdentity, ModelOptions};
-    use agentscope_collector::pipeline::Pipeline;
-    use agentscope_collector::reconstruct::ReconstructOptions;
+    use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_analysis::pipeline::Pipeline;
+    use agentscope_capture::capture::{CaptureMetadata, CaptureReader};
+    use agentscope_reconstruct::ReconstructOptions;
 
     use super::live_collector::{EventSender, LiveCounters};
     use super::live_recording::RecordingOptions;
 
     let dir = tempfile::tempdir().unwrap();
-    let events = agentscope_collector::event_json::events_from_json_lines(
+    let events = agentscope_event::event_json::events_from_json_lines(
         &std::fs::read_to_string(fixture("capture/python_chat.jsonl")).unwrap(),
     )
     .unwrap();

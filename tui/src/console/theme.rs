@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 
-use agentscope_collector::model::NodeKind;
+use agentscope_analysis::model::NodeKind;
 
 use super::findings::Severity;
 

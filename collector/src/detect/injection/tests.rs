@@ -361,7 +361,7 @@ fn matched_phrases_are_bounded() {
 
 #[test]
 fn every_rule_is_documented() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/detection.md"))
+    let doc = std::fs::read_to_string(concat!(env!("AGENTSCOPE_REPO"), "/docs/detection.md"))
         .expect("docs/detection.md");
     let mut ids = std::collections::HashSet::new();
     for rule in rules() {

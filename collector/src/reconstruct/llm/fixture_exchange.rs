@@ -13,8 +13,8 @@ use crate::reconstruct::http::{
 };
 
 pub fn fixture_dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/llm")
+    PathBuf::from(env!("AGENTSCOPE_REPO"))
+        .join("collector/tests/fixtures/llm")
         .join(case)
 }
 

@@ -1,7 +1,7 @@
 //! `--memory-budget SIZE`, shared by every command that runs the pipeline (`collect`,
-//! `replay`, `tui`): how much the pipeline may keep (see `agentscope_collector::memory_budget`).
+//! `replay`, `tui`): how much the pipeline may keep (see `agentscope_memory_budget`).
 
-use agentscope_collector::memory_budget::DEFAULT_MEMORY_BUDGET;
+use agentscope_memory_budget::DEFAULT_MEMORY_BUDGET;
 use clap::Args;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -10,7 +10,7 @@ pub struct MemoryArgs {
     /// findings, console queues — as `64M`, `256M` (default 64M; a replay defaults to the
     /// capture's). At the budget records are cut or evicted, flagged and counted; the
     /// collector stays under this plus the fixed overhead the README states.
-    #[arg(long, value_name = "SIZE", value_parser = crate::collect::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::size_arg::parse_size)]
     pub memory_budget: Option<u64>,
 }
 

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use agentscope_collector::baseline::{load_baseline_dir, LearnerOptions};
-use agentscope_collector::detect::DetectorOptions;
+use agentscope_analysis::baseline::{load_baseline_dir, LearnerOptions};
+use agentscope_analysis::detect::DetectorOptions;
 use anyhow::Context as _;
 use clap::Args;
 
