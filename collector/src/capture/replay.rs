@@ -177,8 +177,7 @@ impl Replay {
     pub fn open_from_keyframe(reader: CaptureReader, ts_ns: u64) -> Self {
         let start = reader
             .keyframe_blocks()
-            .filter(|k| k.first_ts_ns <= ts_ns)
-            .last()
+            .rfind(|k| k.first_ts_ns <= ts_ns)
             .or_else(|| reader.keyframe_blocks().next())
             .copied();
         Self::starting_at(reader, start)

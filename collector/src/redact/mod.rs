@@ -26,6 +26,9 @@ mod property_tests;
 pub use argv::redact_argv;
 pub use stream::{StreamKey, StreamRedactor, CARRY_BYTES, MAX_STREAMS};
 
+// The layer below, under the name this crate's modules use for it.
+pub(crate) use agentscope_event::event;
+
 use crate::event::{Event, EventBody, PayloadSource};
 use secret_names::{is_secret_name, NameContext};
 
@@ -257,6 +260,3 @@ mod tests {
         }
     }
 }
-
-// The layer below, under the name this crate's modules use for it.
-pub(crate) use agentscope_event::event;

@@ -130,6 +130,10 @@ impl FindingsPane {
         self.visible.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.visible.is_empty()
+    }
+
     pub fn selected(&self) -> Option<&FindingView> {
         self.visible
             .get(self.cursor.selected)
