@@ -53,7 +53,7 @@ fn agentscope(args: &[&str]) -> Run {
 }
 
 fn recording() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings/ordinary.cap")
+    Path::new(env!("AGENTSCOPE_REPO")).join("recordings/ordinary.cap")
 }
 
 /// A private copy of the committed recording.

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use support::BIN;
 
 fn recording(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../recordings")
+    Path::new(env!("AGENTSCOPE_REPO"))
+        .join("recordings")
         .join(name)
         .display()
         .to_string()
@@ -112,7 +112,7 @@ fn commands_on_recordings_exit_quietly_when_nobody_reads() {
 #[test]
 fn baseline_diff_keeps_its_verdict_when_nobody_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../collector/tests/fixtures/mcp");
+    let fixtures = Path::new(env!("AGENTSCOPE_REPO")).join("collector/tests/fixtures/mcp");
     let mut baselines = Vec::new();
     for name in ["stdio-pipe-events", "http-socket-events"] {
         let out = dir.path().join(format!("{name}.yaml"));

@@ -191,8 +191,8 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
-    let recording = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../recordings/injected.cap")
+    let recording = Path::new(env!("AGENTSCOPE_REPO"))
+        .join("recordings/injected.cap")
         .canonicalize()
         .unwrap();
     let tmux = Tmux::start(

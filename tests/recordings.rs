@@ -135,7 +135,7 @@ impl Session {
 }
 
 fn recordings_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings")
+    Path::new(env!("AGENTSCOPE_REPO")).join("recordings")
 }
 
 fn committed(session: Session) -> (PathBuf, PathBuf) {

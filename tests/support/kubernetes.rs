@@ -388,8 +388,8 @@ pub const SUPPORT_AGENT_SERVICE_ACCOUNT: &str = "support-agent";
 
 /// A Kubernetes object of tests/agents/kubernetes (the support-agent pod and its owners).
 pub fn support_agent_fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/agents/kubernetes")
+    let path = Path::new(env!("AGENTSCOPE_REPO"))
+        .join("tests/agents/kubernetes")
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
         .unwrap_or_else(|e| panic!("{path:?}: {e}"))

@@ -21,7 +21,7 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_agentscope");
 
 pub fn agents_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/agents")
+    Path::new(env!("AGENTSCOPE_REPO")).join("tests/agents")
 }
 
 /// Privileged tests fail, never skip, without root: CI runs as root.

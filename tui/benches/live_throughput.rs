@@ -38,7 +38,7 @@ fn main() {
     let bin = env!("CARGO_BIN_EXE_agentscope");
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("target");
-    let flood = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/agents/flood.py");
+    let flood = std::path::Path::new(env!("AGENTSCOPE_REPO")).join("tests/agents/flood.py");
     let python = interpreter();
     println!(
         "live_throughput: {OPENS} opens per round, {ROUNDS} rounds, default 64 MiB ring buffer"
