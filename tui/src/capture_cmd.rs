@@ -58,12 +58,6 @@ pub enum CapCommand {
     },
 }
 
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 fn open(path: &Path) -> anyhow::Result<CaptureReader> {
     Ok(CaptureReader::open(path)?)
 }
@@ -79,7 +73,7 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         if let Some(event) = event {
             events += 1;
             if !args.quiet {
-                crate::collect::print_event(&mut out, &event, args.json)?;
+                crate::event_output::print_event(&mut out, &event, args.json)?;
             }
         }
         // The reader left (`replay --json | head`): stop, unless the graph JSON needs the rest.
@@ -89,7 +83,7 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     if let Some(path) = &args.graph_json {
-        crate::collect::write_graph(path, replay.pipeline(), &Inputs::new([&args.file]))?;
+        crate::event_output::write_graph(path, replay.pipeline(), &Inputs::new([&args.file]))?;
     }
     // The same counts as `cap info` and `cap verify`: events replayed, then every damaged
     // place (what opening found, then what reading the blocks found).

@@ -5,6 +5,7 @@
 mod baseline_cmd;
 mod capture_cmd;
 mod collect;
+mod event_output;
 mod scan;
 mod stdout_pipe;
 
