@@ -106,14 +106,14 @@ pub(crate) fn emit_payload(
     let event = unsafe { &mut *event };
     let capacity = CHUNK_LEN as u64 * MAX_CHUNKS as u64;
     let beyond = total_len.saturating_sub(capacity);
-    fill_header(&mut event.header, kind::DATA, DATA_PREFIX_LEN);
-    event.source = source_kind;
-    event.direction = dir;
-    event.fd = fd;
-    event.conn_id = conn_id;
-    event.call_id = event.header.ts_ns ^ ((event.header.tid as u64) << 40);
-    event.total_len = total_len;
-    event.lost_bytes = 0;
+    fill_header(&mut event.prefix.header, kind::DATA, DATA_PREFIX_LEN);
+    event.prefix.source = source_kind;
+    event.prefix.direction = dir;
+    event.prefix.fd = fd;
+    event.prefix.conn_id = conn_id;
+    event.prefix.call_id = event.prefix.header.ts_ns ^ ((event.prefix.header.tid as u64) << 40);
+    event.prefix.total_len = total_len;
+    event.prefix.lost_bytes = 0;
     let mut state = ChunkLoop {
         buf,
         deliverable: total_len - beyond,
@@ -151,20 +151,20 @@ unsafe extern "C" fn emit_chunk(index: u64, ctx: *mut core::ffi::c_void) -> i64 
     let mut len = state.deliverable - offset;
     if len > CHUNK_LEN as u64 {
         len = CHUNK_LEN as u64;
-        event.flags = 0;
+        event.prefix.flags = 0;
     } else {
-        event.flags = data_flags::LAST;
-        event.lost_bytes += state.beyond;
+        event.prefix.flags = data_flags::LAST;
+        event.prefix.lost_bytes += state.beyond;
     }
     let len = len as usize & (2 * CHUNK_LEN - 1);
     if len > CHUNK_LEN {
         return 1;
     }
-    event.header.size = (DATA_PREFIX_LEN + len) as u32;
-    event.header.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
-    event.offset = offset;
-    event.seq = index as u32;
-    event.data_len = len as u32;
+    event.prefix.header.size = (DATA_PREFIX_LEN + len) as u32;
+    event.prefix.header.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
+    event.prefix.offset = offset;
+    event.prefix.seq = index as u32;
+    event.prefix.data_len = len as u32;
     let read = unsafe {
         raw_read_user(
             event.data.as_mut_ptr() as *mut core::ffi::c_void,
@@ -173,7 +173,7 @@ unsafe extern "C" fn emit_chunk(index: u64, ctx: *mut core::ffi::c_void) -> i64 
         )
     };
     if read != 0 || !submit(event as *const DataEvent, DATA_PREFIX_LEN + len) {
-        event.lost_bytes += len as u64;
+        event.prefix.lost_bytes += len as u64;
         count_lost(state.dir, len as u64);
     }
     0
