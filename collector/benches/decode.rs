@@ -4,33 +4,29 @@
 
 use agentscope_common as raw;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-
-fn bytes_of<T>(value: &T, len: usize) -> Vec<u8> {
-    // SAFETY: repr(C) PODs, len <= size_of::<T>().
-    unsafe { std::slice::from_raw_parts(value as *const T as *const u8, len) }.to_vec()
-}
+use raw::zerocopy::{FromZeros as _, IntoBytes as _};
 
 fn open_record() -> Vec<u8> {
-    let mut e: raw::OpenEvent = unsafe { std::mem::zeroed() };
+    let mut e = raw::OpenEvent::new_zeroed();
     e.header.kind = raw::kind::OPEN;
     e.header.size = std::mem::size_of::<raw::OpenEvent>() as u32;
     let path = b"/var/run/secrets/kubernetes.io/serviceaccount/token";
     e.path[..path.len()].copy_from_slice(path);
     e.path_len = path.len() as u32;
-    bytes_of(&e, std::mem::size_of::<raw::OpenEvent>())
+    e.as_bytes().to_vec()
 }
 
 fn data_record() -> Vec<u8> {
-    let mut e: Box<raw::DataEvent> = Box::new(unsafe { std::mem::zeroed() });
-    e.header.kind = raw::kind::DATA;
-    e.header.size = std::mem::size_of::<raw::DataEvent>() as u32;
-    e.data_len = raw::CHUNK_LEN as u32;
+    let mut e = Box::new(raw::DataEvent::new_zeroed());
+    e.prefix.header.kind = raw::kind::DATA;
+    e.prefix.header.size = std::mem::size_of::<raw::DataEvent>() as u32;
+    e.prefix.data_len = raw::CHUNK_LEN as u32;
     let req = b"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer sk-123\r\n\r\n";
     e.data[..req.len()].copy_from_slice(req);
     for (i, b) in e.data[req.len()..].iter_mut().enumerate() {
         *b = b"0123456789abcdef"[i % 16];
     }
-    bytes_of(&*e, std::mem::size_of::<raw::DataEvent>())
+    e.as_bytes().to_vec()
 }
 
 fn bench(c: &mut Criterion) {

@@ -1,11 +1,15 @@
 //! Decoding of ring-buffer records into [`Event`], the collector's stable event type.
 //!
 //! Records come from the kernel, but a decoder must still treat them as untrusted bytes: a
-//! short, oversized or unknown record is reported as a [`DecodeError`], never a panic. The JSON
-//! field names of [`Event`] are a public interface (documented in docs/events.md).
+//! short, oversized or unknown record is reported as a [`DecodeError`], never a panic. Every
+//! record is read the same way: the struct `agentscope_common` declares for its kind, copied
+//! out of the bytes the header declares with zerocopy's `FromBytes` (no field offsets written
+//! here). The JSON field names of [`Event`] are a public interface (documented in
+//! docs/events.md).
 
 use agentscope_common as raw;
 use base64::Engine as _;
+use raw::zerocopy::FromBytes;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,19 +175,15 @@ impl EventBody {
     }
 }
 
-/// Reads a `T` from the front of `bytes` after checking the length.
-fn read_record<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
-    let need = std::mem::size_of::<T>();
-    if bytes.len() < need {
-        return Err(DecodeError::Truncated {
+/// Copies a `T` out of the front of `record` (the ring buffer gives no alignment guarantee).
+fn read_record<T: FromBytes>(record: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    T::read_from_prefix(record)
+        .map(|(value, _rest)| value)
+        .map_err(|_| DecodeError::Truncated {
             what,
-            len: bytes.len(),
-            need,
-        });
-    }
-    // SAFETY: length checked above; every `T` used here is a repr(C) struct of integers and
-    // byte arrays, valid for any bit pattern; read_unaligned copes with the ring's alignment.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+            len: record.len(),
+            need: std::mem::size_of::<T>(),
+        })
 }
 
 pub fn c_string(bytes: &[u8]) -> String {
@@ -241,6 +241,9 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
             need: declared,
         });
     }
+    // Only the bytes the header declares belong to the record: a record that declares fewer
+    // than its kind's struct is damaged, and nothing is read past what it declares.
+    let record = &bytes[..declared];
     let header = Header {
         ts_ns: h.ts_ns,
         time_unix_ns: boot_time_ns.saturating_add(h.ts_ns),
@@ -254,7 +257,7 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
     };
     let body = match h.kind {
         raw::kind::EXEC => {
-            let e: raw::ExecEvent = read_record(bytes, "exec record")?;
+            let e: raw::ExecEvent = read_record(record, "exec record")?;
             let used = (e.argv_len as usize).min(raw::ARGV_LEN);
             let argv = e.argv[..used]
                 .split(|&b| b == 0)
@@ -269,21 +272,21 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
             }
         }
         raw::kind::FORK => {
-            let e: raw::ForkEvent = read_record(bytes, "fork record")?;
+            let e: raw::ForkEvent = read_record(record, "fork record")?;
             EventBody::Fork {
                 child_pid: e.child_pid,
                 clone_flags: e.clone_flags,
             }
         }
         raw::kind::EXIT => {
-            let e: raw::ExitEvent = read_record(bytes, "exit record")?;
+            let e: raw::ExitEvent = read_record(record, "exit record")?;
             let known = e.flags & raw::exit_flags::CODE_KNOWN != 0;
             EventBody::Exit {
                 exit_code: known.then_some(e.exit_code),
             }
         }
         raw::kind::OPEN => {
-            let e: raw::OpenEvent = read_record(bytes, "open record")?;
+            let e: raw::OpenEvent = read_record(record, "open record")?;
             let len = (e.path_len as usize).min(raw::PATH_LEN);
             EventBody::Open {
                 syscall: match e.syscall {
@@ -301,7 +304,7 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
             }
         }
         raw::kind::CONNECT | raw::kind::ACCEPT => {
-            let e: raw::SockAddrEvent = read_record(bytes, "socket address record")?;
+            let e: raw::SockAddrEvent = read_record(record, "socket address record")?;
             let family = family_name(e.family);
             let addr = format_addr(e.family, &e.addr);
             if h.kind == raw::kind::CONNECT {
@@ -323,7 +326,7 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
             }
         }
         raw::kind::TCP_STATE => {
-            let e: raw::TcpStateEvent = read_record(bytes, "tcp state record")?;
+            let e: raw::TcpStateEvent = read_record(record, "tcp state record")?;
             EventBody::TcpState {
                 skaddr: e.skaddr,
                 family: family_name(e.family),
@@ -336,7 +339,7 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
             }
         }
         raw::kind::DNS => {
-            let e: raw::DnsEvent = read_record(bytes, "dns record")?;
+            let e: raw::DnsEvent = read_record(record, "dns record")?;
             let kept = (e.len as usize).min(raw::DNS_LEN);
             let data = e.data[..kept].to_vec();
             EventBody::Dns {
@@ -348,24 +351,8 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
             }
         }
         raw::kind::DATA => {
-            let prefix_len = raw::DATA_PREFIX_LEN;
-            if bytes.len() < prefix_len {
-                return Err(DecodeError::Truncated {
-                    what: "data record prefix",
-                    len: bytes.len(),
-                    need: prefix_len,
-                });
-            }
-            // The record is variable-size: only the prefix is read as a struct.
-            let mut prefix = [0u8; raw::DATA_PREFIX_LEN];
-            prefix.copy_from_slice(&bytes[..prefix_len]);
-            let field = |offset: usize, len: usize| &prefix[offset..offset + len];
-            let u32_at =
-                |offset: usize| u32::from_ne_bytes(field(offset, 4).try_into().unwrap_or_default());
-            let u64_at =
-                |offset: usize| u64::from_ne_bytes(field(offset, 8).try_into().unwrap_or_default());
-            use std::mem::offset_of;
-            let data_len = u32_at(offset_of!(raw::DataEvent, data_len)) as usize;
+            let e: raw::DataPrefix = read_record(record, "data record prefix")?;
+            let data_len = e.data_len as usize;
             if data_len > raw::CHUNK_LEN {
                 return Err(DecodeError::BadLength {
                     what: "a data chunk",
@@ -373,38 +360,39 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
                     max: raw::CHUNK_LEN,
                 });
             }
-            if bytes.len() < prefix_len + data_len {
+            let need = raw::DATA_PREFIX_LEN + data_len;
+            let Some(data) = record.get(raw::DATA_PREFIX_LEN..need) else {
                 return Err(DecodeError::Truncated {
                     what: "data record payload",
-                    len: bytes.len(),
-                    need: prefix_len + data_len,
+                    len: record.len(),
+                    need,
                 });
-            }
+            };
             EventBody::Data {
-                source: match u32_at(offset_of!(raw::DataEvent, source)) {
+                source: match e.source {
                     raw::source::TLS_OPENSSL => PayloadSource::Tls,
                     raw::source::SOCKET => PayloadSource::Socket,
                     raw::source::PIPE => PayloadSource::Pipe,
                     _ => PayloadSource::Unknown,
                 },
-                direction: match u32_at(offset_of!(raw::DataEvent, direction)) {
+                direction: match e.direction {
                     raw::direction::EGRESS => Direction::Egress,
                     raw::direction::INGRESS => Direction::Ingress,
                     _ => Direction::Unknown,
                 },
-                fd: u32_at(offset_of!(raw::DataEvent, fd)) as i32,
-                conn_id: u64_at(offset_of!(raw::DataEvent, conn_id)),
-                call_id: u64_at(offset_of!(raw::DataEvent, call_id)),
-                seq: u32_at(offset_of!(raw::DataEvent, seq)),
-                offset: u64_at(offset_of!(raw::DataEvent, offset)),
-                total_len: u64_at(offset_of!(raw::DataEvent, total_len)),
-                lost_bytes: u64_at(offset_of!(raw::DataEvent, lost_bytes)),
-                last: u32_at(offset_of!(raw::DataEvent, flags)) & raw::data_flags::LAST != 0,
-                data: bytes[prefix_len..prefix_len + data_len].to_vec(),
+                fd: e.fd,
+                conn_id: e.conn_id,
+                call_id: e.call_id,
+                seq: e.seq,
+                offset: e.offset,
+                total_len: e.total_len,
+                lost_bytes: e.lost_bytes,
+                last: e.flags & raw::data_flags::LAST != 0,
+                data: data.to_vec(),
             }
         }
         raw::kind::CLOSE => {
-            let e: raw::CloseEvent = read_record(bytes, "close record")?;
+            let e: raw::CloseEvent = read_record(record, "close record")?;
             EventBody::Close { fd: e.fd }
         }
         other => return Err(DecodeError::UnknownKind(other)),
@@ -416,6 +404,7 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use raw::zerocopy::{FromZeros, Immutable, IntoBytes};
 
     fn header(kind: u32, size: usize) -> raw::EventHeader {
         let mut comm = [0u8; 16];
@@ -433,16 +422,8 @@ mod tests {
         }
     }
 
-    fn bytes_of<T>(value: &T) -> Vec<u8> {
-        // SAFETY: test values are repr(C) PODs.
-        unsafe {
-            std::slice::from_raw_parts(value as *const T as *const u8, std::mem::size_of::<T>())
-        }
-        .to_vec()
-    }
-
     fn exec_record() -> Vec<u8> {
-        let mut e: raw::ExecEvent = unsafe { std::mem::zeroed() };
+        let mut e = raw::ExecEvent::new_zeroed();
         e.header = header(raw::kind::EXEC, std::mem::size_of::<raw::ExecEvent>());
         e.filename[..9].copy_from_slice(b"/bin/echo");
         let argv = b"/bin/echo\0hello world\0";
@@ -450,22 +431,41 @@ mod tests {
         e.argv_len = argv.len() as u32;
         e.argc = 2;
         e.flags = raw::exec_flags::ARGV_TRUNCATED;
-        bytes_of(&e)
+        e.as_bytes().to_vec()
     }
 
     fn data_record(payload: &[u8]) -> Vec<u8> {
-        let mut e: Box<raw::DataEvent> = Box::new(unsafe { std::mem::zeroed() });
-        e.header = header(raw::kind::DATA, raw::DATA_PREFIX_LEN + payload.len());
-        e.source = raw::source::TLS_OPENSSL;
-        e.direction = raw::direction::EGRESS;
-        e.fd = 7;
-        e.conn_id = 0xdead;
-        e.total_len = 40000;
-        e.offset = 16384;
-        e.seq = 1;
-        e.data_len = payload.len() as u32;
+        let mut e = Box::new(raw::DataEvent::new_zeroed());
+        e.prefix.header = header(raw::kind::DATA, raw::DATA_PREFIX_LEN + payload.len());
+        e.prefix.source = raw::source::TLS_OPENSSL;
+        e.prefix.direction = raw::direction::EGRESS;
+        e.prefix.fd = 7;
+        e.prefix.conn_id = 0xdead;
+        e.prefix.total_len = 40000;
+        e.prefix.offset = 16384;
+        e.prefix.seq = 1;
+        e.prefix.data_len = payload.len() as u32;
         e.data[..payload.len()].copy_from_slice(payload);
-        bytes_of(&*e)[..raw::DATA_PREFIX_LEN + payload.len()].to_vec()
+        e.as_bytes()[..raw::DATA_PREFIX_LEN + payload.len()].to_vec()
+    }
+
+    /// The record of a fixed-size kind, its header declaring the whole struct.
+    fn fixed_record<T: IntoBytes + Immutable>(kind: u32, fill: impl FnOnce(&mut T)) -> Vec<u8>
+    where
+        T: FromZeros,
+    {
+        let mut e = T::new_zeroed();
+        fill(&mut e);
+        let mut bytes = e.as_bytes().to_vec();
+        bytes[..std::mem::size_of::<raw::EventHeader>()]
+            .copy_from_slice(header(kind, std::mem::size_of::<T>()).as_bytes());
+        bytes
+    }
+
+    /// Sets the size the record's header declares.
+    fn declare_size(record: &mut [u8], size: usize) {
+        let at = std::mem::offset_of!(raw::EventHeader, size);
+        record[at..at + 4].copy_from_slice(&(size as u32).to_ne_bytes());
     }
 
     #[test]
@@ -531,7 +531,7 @@ mod tests {
     #[test]
     fn oversized_chunk_length_is_rejected() {
         let mut data = data_record(b"abc");
-        let at = std::mem::offset_of!(raw::DataEvent, data_len);
+        let at = std::mem::offset_of!(raw::DataPrefix, data_len);
         data[at..at + 4].copy_from_slice(&(raw::CHUNK_LEN as u32 + 1).to_ne_bytes());
         assert!(matches!(
             decode(&data, 0),
@@ -544,6 +544,190 @@ mod tests {
         let mut exec = exec_record();
         exec[..4].copy_from_slice(&999u32.to_ne_bytes());
         assert_eq!(decode(&exec, 0), Err(DecodeError::UnknownKind(999)));
+    }
+
+    #[test]
+    fn every_fixed_kind_decodes_its_fields() {
+        let body = |record: Vec<u8>| decode(&record, 0).unwrap().body;
+
+        let fork = body(fixed_record(raw::kind::FORK, |e: &mut raw::ForkEvent| {
+            e.child_pid = 4242;
+            e.clone_flags = 0x11_0000_0011;
+        }));
+        assert_eq!(
+            fork,
+            EventBody::Fork {
+                child_pid: 4242,
+                clone_flags: 0x11_0000_0011
+            }
+        );
+
+        let exit = |flags| {
+            body(fixed_record(raw::kind::EXIT, |e: &mut raw::ExitEvent| {
+                e.exit_code = -3;
+                e.flags = flags;
+            }))
+        };
+        assert_eq!(
+            exit(raw::exit_flags::CODE_KNOWN),
+            EventBody::Exit {
+                exit_code: Some(-3)
+            }
+        );
+        assert_eq!(exit(0), EventBody::Exit { exit_code: None });
+
+        let open = body(fixed_record(raw::kind::OPEN, |e: &mut raw::OpenEvent| {
+            e.dfd = -100;
+            e.flags = 0o2_000_101;
+            e.mode = 0o644;
+            e.ret = -2;
+            e.syscall = raw::open_syscall::OPENAT2;
+            e.path[..11].copy_from_slice(b"/etc/passwd");
+            e.path_len = 11;
+        }));
+        assert_eq!(
+            open,
+            EventBody::Open {
+                syscall: "openat2",
+                path: "/etc/passwd".into(),
+                path_truncated: false,
+                dfd: -100,
+                flags: 0o2_000_101,
+                mode: 0o644,
+                ret: -2,
+            }
+        );
+
+        let connect = body(fixed_record(
+            raw::kind::CONNECT,
+            |e: &mut raw::SockAddrEvent| {
+                e.fd = 5;
+                e.ret = -115;
+                e.family = libc::AF_INET as u16;
+                e.port = 443;
+                e.addr[..4].copy_from_slice(&[10, 0, 0, 7]);
+            },
+        ));
+        assert_eq!(
+            connect,
+            EventBody::Connect {
+                fd: 5,
+                family: "inet",
+                addr: "10.0.0.7".into(),
+                port: 443,
+                ret: -115,
+            }
+        );
+        let accept = body(fixed_record(
+            raw::kind::ACCEPT,
+            |e: &mut raw::SockAddrEvent| {
+                e.fd = 3;
+                e.ret = 9;
+                e.family = libc::AF_INET6 as u16;
+                e.port = 8080;
+                e.addr[15] = 1;
+            },
+        ));
+        assert_eq!(
+            accept,
+            EventBody::Accept {
+                listen_fd: 3,
+                family: "inet6",
+                addr: "::1".into(),
+                port: 8080,
+                ret: 9,
+            }
+        );
+
+        let tcp = body(fixed_record(
+            raw::kind::TCP_STATE,
+            |e: &mut raw::TcpStateEvent| {
+                e.skaddr = 0xffff_8880_1234_5678;
+                e.oldstate = 2;
+                e.newstate = 1;
+                e.sport = 40000;
+                e.dport = 443;
+                e.family = libc::AF_INET as u16;
+                e.protocol = 6;
+                e.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+                e.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
+            },
+        ));
+        assert_eq!(
+            tcp,
+            EventBody::TcpState {
+                skaddr: 0xffff_8880_1234_5678,
+                family: "inet",
+                saddr: "127.0.0.1".into(),
+                sport: 40000,
+                daddr: "127.0.0.2".into(),
+                dport: 443,
+                old_state: "SYN_SENT",
+                new_state: "ESTABLISHED",
+            }
+        );
+
+        // A query for example.com: header (id, flags, one question), name, type A, class IN.
+        let query: Vec<u8> = [
+            &[0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0][..],
+            b"\x07example\x03com\x00",
+            &[0, 1, 0, 1],
+        ]
+        .concat();
+        let dns = |len: usize| {
+            body(fixed_record(raw::kind::DNS, |e: &mut raw::DnsEvent| {
+                e.fd = 6;
+                e.dport = 53;
+                e.len = len as u32;
+                e.data[..query.len()].copy_from_slice(&query);
+            }))
+        };
+        assert_eq!(
+            dns(query.len()),
+            EventBody::Dns {
+                fd: 6,
+                dport: 53,
+                queries: vec!["example.com".into()],
+                len: query.len() as u32,
+                data: query.clone(),
+            }
+        );
+        // A datagram longer than what the kernel keeps: the kept bytes, and the sent length.
+        match dns(600) {
+            EventBody::Dns { len, data, .. } => assert_eq!((len, data.len()), (600, raw::DNS_LEN)),
+            other => panic!("wrong body {other:?}"),
+        }
+
+        let close = body(fixed_record(raw::kind::CLOSE, |e: &mut raw::CloseEvent| {
+            e.fd = 11
+        }));
+        assert_eq!(close, EventBody::Close { fd: 11 });
+    }
+
+    #[test]
+    fn nothing_is_read_past_the_declared_size() {
+        // A header that declares fewer bytes than its kind's struct: a damaged record, even
+        // when the ring buffer handed over more bytes.
+        let mut exec = exec_record();
+        declare_size(&mut exec, std::mem::size_of::<raw::EventHeader>() + 16);
+        assert!(matches!(
+            decode(&exec, 0),
+            Err(DecodeError::Truncated { .. })
+        ));
+        // A payload that runs past the declared end of its record.
+        let mut data = data_record(b"0123456789");
+        declare_size(&mut data, raw::DATA_PREFIX_LEN + 5);
+        assert!(matches!(
+            decode(&data, 0),
+            Err(DecodeError::Truncated { .. })
+        ));
+        // Bytes after the declared end are not part of the record.
+        let mut data = data_record(b"0123456789");
+        data.extend_from_slice(b"trailing");
+        match decode(&data, 0).unwrap().body {
+            EventBody::Data { data, .. } => assert_eq!(data, b"0123456789"),
+            other => panic!("wrong body {other:?}"),
+        }
     }
 
     #[test]

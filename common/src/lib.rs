@@ -5,7 +5,18 @@
 //! only `data_len` bytes of `data` are sent). All structs are `#[repr(C)]` with explicit padding
 //! and size assertions, so the layout is the contract between the two sides. New fields are only
 //! ever appended.
+//!
+//! With the `user` feature every record struct derives zerocopy's `FromBytes` and `IntoBytes`
+//! (which check at compile time that any bit pattern is valid and that there is no padding):
+//! userspace decodes records with `FromBytes::read_from_prefix` and builds them in tests with
+//! `IntoBytes::as_bytes`, instead of reading fields at offsets. The kernel side does not see
+//! the derives.
 #![no_std]
+
+/// The traits the record structs implement with the `user` feature, so decoders and tests use
+/// the same zerocopy as the derives.
+#[cfg(feature = "user")]
+pub use zerocopy;
 
 /// Length of `task->comm`.
 pub const COMM_LEN: usize = 16;
@@ -150,6 +161,10 @@ pub mod config {
 /// A file object (pipe, regular file) by device and inode, as the kernel's `OUTPUTS` map keys
 /// the objects that carry the collector's output.
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileId {
     /// The kernel's internal dev_t (`MKDEV(major, minor)` = major << 20 | minor).
@@ -160,6 +175,10 @@ pub struct FileId {
 
 /// A process that read the collector's output (value of the kernel's `CONSUMERS` map).
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy, Debug)]
 pub struct Consumer {
     pub comm: [u8; COMM_LEN],
@@ -168,6 +187,10 @@ pub struct Consumer {
 }
 
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy, Debug)]
 pub struct EventHeader {
     pub kind: u32,
@@ -186,6 +209,10 @@ pub struct EventHeader {
 }
 
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy)]
 pub struct ExecEvent {
     pub header: EventHeader,
@@ -201,6 +228,10 @@ pub struct ExecEvent {
 }
 
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy)]
 pub struct ForkEvent {
     pub header: EventHeader,
@@ -211,6 +242,10 @@ pub struct ForkEvent {
 }
 
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy)]
 pub struct ExitEvent {
     pub header: EventHeader,
@@ -220,6 +255,10 @@ pub struct ExitEvent {
 }
 
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy)]
 pub struct OpenEvent {
     pub header: EventHeader,
@@ -236,6 +275,10 @@ pub struct OpenEvent {
 
 /// connect() and accept()/accept4().
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy)]
 pub struct SockAddrEvent {
     pub header: EventHeader,
@@ -253,6 +296,10 @@ pub struct SockAddrEvent {
 }
 
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy)]
 pub struct TcpStateEvent {
     pub header: EventHeader,
@@ -268,6 +315,10 @@ pub struct TcpStateEvent {
 }
 
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy)]
 pub struct DnsEvent {
     pub header: EventHeader,
@@ -281,6 +332,10 @@ pub struct DnsEvent {
 }
 
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy)]
 pub struct CloseEvent {
     pub header: EventHeader,
@@ -288,11 +343,17 @@ pub struct CloseEvent {
     pub _pad: u32,
 }
 
-/// A chunk of payload bytes. Records of one call share `call_id`; `seq` numbers them from 0 and
-/// `offset` places them in the call's buffer, so userspace can reassemble and see gaps.
+/// What a payload record ([`DataEvent`]) holds before its bytes. Records of one call share
+/// `call_id`; `seq` numbers them from 0 and `offset` places them in the call's buffer, so
+/// userspace can reassemble and see gaps. A record is variable-size (only `data_len` bytes of
+/// `data` are sent), so userspace reads this prefix as a struct and the bytes after it.
 #[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
 #[derive(Clone, Copy)]
-pub struct DataEvent {
+pub struct DataPrefix {
     pub header: EventHeader,
     pub source: u32,
     pub direction: u32,
@@ -311,11 +372,22 @@ pub struct DataEvent {
     pub lost_bytes: u64,
     pub seq: u32,
     pub data_len: u32,
+}
+
+/// A chunk of payload bytes: a [`DataPrefix`], then `prefix.data_len` meaningful bytes of `data`.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct DataEvent {
+    pub prefix: DataPrefix,
     pub data: [u8; CHUNK_LEN],
 }
 
 /// Bytes of a `DataEvent` before `data`.
-pub const DATA_PREFIX_LEN: usize = core::mem::offset_of!(DataEvent, data);
+pub const DATA_PREFIX_LEN: usize = core::mem::size_of::<DataPrefix>();
 
 const _: () = {
     assert!(core::mem::size_of::<EventHeader>() == 56);
@@ -328,6 +400,7 @@ const _: () = {
     assert!(core::mem::size_of::<DnsEvent>() == 56 + 16 + DNS_LEN);
     assert!(core::mem::size_of::<CloseEvent>() == 56 + 8);
     assert!(DATA_PREFIX_LEN == 56 + 64);
+    assert!(core::mem::offset_of!(DataEvent, data) == DATA_PREFIX_LEN);
     assert!(core::mem::size_of::<DataEvent>() == DATA_PREFIX_LEN + CHUNK_LEN);
     assert!(CHUNK_LEN.is_power_of_two());
     assert!(core::mem::size_of::<FileId>() == 16);
@@ -336,9 +409,19 @@ const _: () = {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all of these are repr(C) structs of integers and byte arrays with explicit
-    // padding fields, so every bit pattern is valid.
-    unsafe impl aya::Pod for super::EventHeader {}
-    unsafe impl aya::Pod for super::FileId {}
-    unsafe impl aya::Pod for super::Consumer {}
+    use super::{Consumer, EventHeader, FileId};
+
+    // SAFETY: aya's `Pod` (map keys and values copied to and from the kernel) needs what the
+    // zerocopy derives prove at compile time, checked just below: every bit pattern is a valid
+    // value and there is no padding.
+    unsafe impl aya::Pod for EventHeader {}
+    unsafe impl aya::Pod for FileId {}
+    unsafe impl aya::Pod for Consumer {}
+
+    const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
+    const _: () = {
+        plain_old_data::<EventHeader>();
+        plain_old_data::<FileId>();
+        plain_old_data::<Consumer>();
+    };
 }

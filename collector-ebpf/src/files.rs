@@ -1,0 +1,134 @@
+//! File access: `open`, `openat` and `openat2`. Arguments are stashed per thread on entry and
+//! one record is sent on return, with the new fd or `-errno`.
+
+use agentscope_common::{kind, open_syscall, OpenEvent, PATH_LEN};
+use aya_ebpf::{
+    helpers::{bpf_probe_read_user, generated::bpf_probe_read_user_str},
+    macros::{map, tracepoint},
+    maps::{HashMap, PerCpuArray},
+    programs::TracePointContext,
+};
+
+use crate::emit::submit;
+use crate::pipes::forget_pipe;
+use crate::task::{current_ids, fill_header, tp_arg, tp_ret, traced};
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct OpenArgs {
+    filename: u64,
+    dfd: i32,
+    flags: i32,
+    mode: u32,
+    syscall: u32,
+}
+
+#[map]
+static OPEN_PENDING: HashMap<u32, OpenArgs> = HashMap::with_max_entries(16384, 0);
+
+#[map]
+static OPEN_SCRATCH: PerCpuArray<OpenEvent> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn open_enter(args: OpenArgs) {
+    let (tgid, tid) = current_ids();
+    if traced(tgid) {
+        let _ = OPEN_PENDING.insert(&tid, &args, 0);
+    }
+}
+
+#[tracepoint]
+pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
+    open_enter(OpenArgs {
+        filename: tp_arg(&ctx, 0),
+        dfd: -100,
+        flags: tp_arg::<u64>(&ctx, 1) as i32,
+        mode: tp_arg::<u64>(&ctx, 2) as u32,
+        syscall: open_syscall::OPEN,
+    });
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
+    open_enter(OpenArgs {
+        filename: tp_arg(&ctx, 1),
+        dfd: tp_arg::<i64>(&ctx, 0) as i32,
+        flags: tp_arg::<u64>(&ctx, 2) as i32,
+        mode: tp_arg::<u64>(&ctx, 3) as u32,
+        syscall: open_syscall::OPENAT,
+    });
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
+    // struct open_how { u64 flags; u64 mode; u64 resolve; }
+    let how: u64 = tp_arg(&ctx, 2);
+    let flags: u64 = unsafe { bpf_probe_read_user(how as *const u64) }.unwrap_or(0);
+    let mode: u64 = unsafe { bpf_probe_read_user((how + 8) as *const u64) }.unwrap_or(0);
+    open_enter(OpenArgs {
+        filename: tp_arg(&ctx, 1),
+        dfd: tp_arg::<i64>(&ctx, 0) as i32,
+        flags: flags as i32,
+        mode: mode as u32,
+        syscall: open_syscall::OPENAT2,
+    });
+    0
+}
+
+#[inline(always)]
+fn open_exit(ctx: &TracePointContext) {
+    let (_, tid) = current_ids();
+    let Some(args) = (unsafe { OPEN_PENDING.get(&tid) }).copied() else {
+        return;
+    };
+    let _ = OPEN_PENDING.remove(&tid);
+    let Some(event) = OPEN_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let event = unsafe { &mut *event };
+    fill_header(
+        &mut event.header,
+        kind::OPEN,
+        core::mem::size_of::<OpenEvent>(),
+    );
+    event.dfd = args.dfd;
+    event.flags = args.flags;
+    event.mode = args.mode;
+    event.syscall = args.syscall;
+    event.ret = tp_ret(ctx) as i32;
+    if event.ret >= 0 {
+        forget_pipe(current_ids().0, event.ret);
+    }
+    let n = unsafe {
+        bpf_probe_read_user_str(
+            event.path.as_mut_ptr() as *mut _,
+            PATH_LEN as u32,
+            args.filename as *const _,
+        )
+    };
+    event.path_len = if n > 0 { (n - 1) as u32 } else { 0 };
+    if n >= PATH_LEN as i64 {
+        event.path_len = PATH_LEN as u32;
+    }
+    submit(event as *const OpenEvent, core::mem::size_of::<OpenEvent>());
+}
+
+#[tracepoint]
+pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
+    open_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
+    open_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
+    open_exit(&ctx);
+    0
+}
