@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::reconstruct::llm::LlmApi;
 
 /// Interpreters whose script, not the interpreter, says which program runs.
-const INTERPRETERS: &[&str] = &[
+pub(super) const INTERPRETERS: &[&str] = &[
     "python", "python3", "node", "nodejs", "bun", "deno", "ruby", "java", "perl", "php",
 ];
 
@@ -35,7 +35,8 @@ pub struct ActorIdentity {
 }
 
 impl ActorIdentity {
-    /// The agent key for a program run under this identity: `<workload>:<program>`.
+    /// The agent key for a program run under this identity: `<workload>:<program key>`
+    /// (the program key from [`super::agent_key::program_key`]).
     pub fn agent_key(&self, program: &str) -> String {
         format!("{}:{program}", self.workload)
     }
@@ -106,7 +107,7 @@ pub fn program_of(exe: Option<&str>, argv: &[String], comm: &str) -> String {
     exe.to_string()
 }
 
-fn is_version_suffix(s: &str) -> bool {
+pub(super) fn is_version_suffix(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
