@@ -1032,6 +1032,61 @@ mod tests {
     }
 
     #[test]
+    fn a_program_seeded_from_proc_and_execd_later_is_one_agent() {
+        // The collector's table at start: /proc/PID/exe is the resolved interpreter.
+        const SEEDED: u32 = 200;
+        const EXECED: u32 = 300;
+        let mut table = ProcessTable::default();
+        table.seed(&[crate::procfs::ProcEntry {
+            pid: SEEDED,
+            ppid: 1,
+            uid: 0,
+            comm: "python3".into(),
+            exe: Some("/usr/bin/python3.11".into()),
+            argv: vec!["python3".into(), "/srv/app/agent.py".into()],
+        }]);
+        // The same program started again while collecting, through the python3 link and with
+        // the script named relatively.
+        table.update(&Event {
+            header: Header {
+                ts_ns: SECOND,
+                time_unix_ns: SECOND,
+                pid: EXECED,
+                tid: EXECED,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 1,
+                comm: "python3".into(),
+            },
+            body: EventBody::Exec {
+                filename: "/usr/bin/python3".into(),
+                argv: vec!["python3".into(), "agent.py".into()],
+                argv_truncated: false,
+                filename_truncated: false,
+            },
+        });
+        let mut model = Model::new(ModelOptions::default());
+        let mut identity = HostOnlyIdentity;
+        for (index, pid) in [SEEDED, EXECED].into_iter().enumerate() {
+            let ts = (index as u64 + 2) * SECOND;
+            model.apply(
+                &observation(pid, ts, index as u64, with_end(llm(vec![], vec![]), ts)),
+                &table,
+                &mut identity,
+            );
+        }
+        let agents: Vec<&Agent> = model.agents().collect();
+        assert_eq!(agents.len(), 1, "{agents:#?}");
+        assert_eq!(agents[0].key, "host:python agent.py");
+        assert_eq!(
+            agents[0].pids.iter().copied().collect::<Vec<_>>(),
+            [SEEDED, EXECED]
+        );
+        assert_eq!(agents[0].llm_calls, 2);
+    }
+
+    #[test]
     fn a_reused_pid_is_not_the_agent_that_exited() {
         let table = processes();
         let mut model = Model::new(ModelOptions::default());
