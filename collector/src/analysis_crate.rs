@@ -11,9 +11,9 @@ pub mod model;
 pub mod pipeline;
 
 // The layers below, under the names this crate's modules use for them.
-#[cfg(test)]
-pub(crate) use agentscope_event::event_json;
 pub(crate) use agentscope_event::{event, process_table, program};
+#[cfg(test)]
+pub(crate) use agentscope_event::{event_json, procfs};
 pub(crate) use agentscope_files::output_file;
 pub(crate) use agentscope_identity as identity;
 pub(crate) use agentscope_memory_budget as memory_budget;

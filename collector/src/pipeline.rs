@@ -2,10 +2,14 @@
 //!
 //! Live capture and replay both feed events here, in order, so they produce the same model
 //! and the same detections (the [`Detector`] runs on every observation after the model).
+//! Every observation leaves attributed ([`AttributedObservation`]): which agent it belongs
+//! to is decided here, once, from the model's pid → agent history.
 //! Identity lookups are the one input from outside the event stream; they go through
 //! [`IdentityLookup`], and every answer is logged so a recording can store it and a replay
 //! answer from it. [`PipelineState`] is what a capture's keyframe saves so a replay can start
 //! from the middle of a capture.
+
+mod attributed;
 
 use std::collections::HashMap;
 
@@ -22,11 +26,14 @@ use crate::model::{
 use crate::process_table::{ProcessInfo, ProcessTable};
 use crate::reconstruct::{Observation, Peer, ReconstructOptions, ReconstructStats, Reconstructor};
 
+pub use attributed::{AttributedObservation, EarlierObservations, EARLIER_KEPT};
+
 pub struct Pipeline {
     reconstructor: Reconstructor,
     model: Model,
     identity: LoggedIdentity,
     detector: Detector,
+    earlier: EarlierObservations,
     last_ts_ns: u64,
 }
 
@@ -117,6 +124,7 @@ impl Pipeline {
                 by_pid: HashMap::new(),
             },
             detector,
+            earlier: EarlierObservations::default(),
             last_ts_ns: 0,
         }
     }
@@ -145,12 +153,13 @@ impl Pipeline {
         self
     }
 
-    /// Feeds one event; returns the observations it completed (already applied to the model).
-    pub fn push(&mut self, event: &Event) -> Vec<Observation> {
+    /// Feeds one event; returns the observations it completed (already applied to the model),
+    /// attributed, preceded by earlier ones whose process just turned out to be an agent's.
+    pub fn push(&mut self, event: &Event) -> Vec<AttributedObservation> {
         self.last_ts_ns = self.last_ts_ns.max(event.header.ts_ns);
         let gap_before = self.reconstructor.stats().gap_bytes;
         let observations = self.reconstructor.push(event);
-        self.apply(&observations);
+        let observations = self.apply(observations);
         let gap = self.reconstructor.stats().gap_bytes;
         if gap > gap_before {
             // Bytes lost while an agent learns make its baseline partial.
@@ -180,20 +189,55 @@ impl Pipeline {
     }
 
     /// Capture ended: flushes connections still open (their exchanges come out flagged).
-    pub fn finish(&mut self) -> Vec<Observation> {
+    pub fn finish(&mut self) -> Vec<AttributedObservation> {
         let observations = self.reconstructor.finish(self.last_ts_ns);
-        self.apply(&observations);
-        observations
+        self.apply(observations)
     }
 
-    fn apply(&mut self, observations: &[Observation]) {
+    fn apply(&mut self, observations: Vec<Observation>) -> Vec<AttributedObservation> {
+        let mut out = Vec::with_capacity(observations.len());
         for observation in observations {
             let processes = self.reconstructor.processes();
-            self.model.apply(observation, processes, &mut self.identity);
+            self.model
+                .apply(&observation, processes, &mut self.identity);
             let links = self.model.take_new_links();
-            self.detector
-                .observe(observation, links, &self.model, processes);
+            let lineage = processes.lineage(observation.actor.pid);
+            // An MCP server outside the agent's process tree acts for the agent whose call
+            // it handles: the link says so.
+            let agent = self
+                .model
+                .agent_of(&lineage, observation.ts_ns)
+                .or_else(|| {
+                    links
+                        .iter()
+                        .find(|l| {
+                            l.action.pid == observation.actor.pid
+                                && l.action.ts_ns == observation.ts_ns
+                        })
+                        .map(|l| l.agent.clone())
+                });
+            let earlier =
+                self.earlier
+                    .settle(&observation, agent.as_deref(), &self.model, processes);
+            for attributed in earlier {
+                self.detector.observe(&attributed, &self.model);
+                out.push(attributed);
+            }
+            let attributed = AttributedObservation {
+                observation,
+                agent,
+                links,
+                earlier: false,
+            };
+            self.detector.observe(&attributed, &self.model);
+            out.push(attributed);
         }
+        out
+    }
+
+    /// Earlier observations not kept because [`EARLIER_KEPT`] were waiting for their agent.
+    pub fn earlier_dropped(&self) -> u64 {
+        self.earlier.dropped()
     }
 
     /// Whether identity answers are kept for [`Pipeline::take_identity_answers`] (a recorder
@@ -261,12 +305,6 @@ impl Pipeline {
             self.identity.remember(answer);
         }
         self.model.restore_agents(state.agents, state.agent_pids);
-    }
-
-    /// The agent key `pid` acts for (its own or its nearest agent ancestor's), if any.
-    pub fn agent_of(&self, pid: u32) -> Option<String> {
-        self.model
-            .agent_of(&self.reconstructor.processes().lineage(pid))
     }
 
     pub fn processes(&self) -> &ProcessTable {

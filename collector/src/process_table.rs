@@ -20,7 +20,7 @@ pub struct ProcessInfo {
 }
 
 /// Exited processes kept for lineage lookups of late events; the oldest go first.
-const EXITED_KEPT: usize = 4096;
+pub const EXITED_KEPT: usize = 4096;
 
 #[derive(Debug, Default, Clone)]
 pub struct ProcessTable {

@@ -2,7 +2,8 @@
 //! module) it was given. Agents are keyed by it, and reconstruction names a local server's
 //! program with it, so it is decided here, beside the process table both read.
 
-const INTERPRETERS: &[&str] = &[
+/// Interpreters whose script, not the interpreter, says which program runs.
+pub const INTERPRETERS: &[&str] = &[
     "python", "python3", "node", "nodejs", "bun", "deno", "ruby", "java", "perl", "php",
 ];
 
@@ -29,7 +30,7 @@ pub fn program_of(exe: Option<&str>, argv: &[String], comm: &str) -> String {
     exe.to_string()
 }
 
-fn is_version_suffix(s: &str) -> bool {
+pub fn is_version_suffix(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 

@@ -425,7 +425,7 @@ mod tests {
         let profile = export_to(
             dir.path(),
             "capture/python_chat_stream.jsonl",
-            Some("host:python3"),
+            Some("host:python"),
             ExportFormat::Kubescape,
         )
         .unwrap();

@@ -64,8 +64,8 @@ impl AgentLearning {
 }
 
 /// Accumulates a baseline per agent key. Feed it every observation with the agent key it
-/// belongs to ([`crate::pipeline::Pipeline::agent_of`], or [`super::ObservationAttribution`]
-/// which also covers what an agent did before it was known as one), [`Self::advance_to`] as
+/// belongs to ([`crate::pipeline::AttributedObservation::agent`], which also covers what an
+/// agent did before it was known as one), [`Self::advance_to`] as
 /// event time passes, and [`Self::note_loss`] when events or bytes were lost.
 #[derive(Debug, Clone)]
 pub struct BaselineLearner {

@@ -27,10 +27,7 @@ pub use format::{
 };
 pub use judge::{BaselineJudge, BaselineSource, Deviation};
 pub use learner::{BaselineLearner, LearnerOptions};
-pub use replay::{
-    learn_from_events, learn_from_feed, EventFeed, ObservationAttribution, ReplayOptions,
-    ReplayOutcome,
-};
+pub use replay::{learn_from_events, learn_from_feed, EventFeed, ReplayOptions, ReplayOutcome};
 
 #[cfg(test)]
 mod tests;

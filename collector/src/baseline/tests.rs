@@ -61,7 +61,7 @@ fn python_agent_capture_learns_models_tools_executables_files_and_egress() {
     let outcome = learn(PYTHON_STREAM);
     assert!(outcome.deviations.is_empty());
     let baseline = only_baseline(&outcome);
-    assert_eq!(baseline.metadata.agent, "host:python3");
+    assert_eq!(baseline.metadata.agent, "host:python");
     assert_eq!(baseline.metadata.status, BaselineStatus::Learning);
     assert!(baseline.metadata.observations > 0);
     let spec = &baseline.spec;

@@ -24,8 +24,8 @@ use super::writer::Keyframe;
 use crate::detect::DetectorOptions;
 use crate::event::Event;
 use crate::model::{ActorIdentity, IdentityAnswer, IdentityLookup, ModelOptions};
-use crate::pipeline::Pipeline;
-use crate::reconstruct::{Observation, ReconstructOptions};
+use crate::pipeline::{AttributedObservation, Pipeline};
+use crate::reconstruct::ReconstructOptions;
 
 /// Identity answers from a capture. A lookup the recording never made (a newer parser found
 /// an agent the recording did not know) is answered from another answer for the same cgroup,
@@ -125,7 +125,7 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct Advance {
     pub events: usize,
-    pub observations: Vec<Observation>,
+    pub observations: Vec<AttributedObservation>,
     /// The capture has ended (and in-flight exchanges were flushed).
     pub finished: bool,
 }
@@ -352,7 +352,7 @@ impl Replay {
 
     /// Replays the next event; `None` at the end (the first time, in-flight exchanges are
     /// flushed and returned as the last observations with an event of `None`).
-    pub fn step(&mut self) -> Option<(Option<Event>, Vec<Observation>)> {
+    pub fn step(&mut self) -> Option<(Option<Event>, Vec<AttributedObservation>)> {
         if self.peek_ts().is_none() {
             if self.finished {
                 return None;
@@ -427,7 +427,7 @@ impl Replay {
     /// Moves playback to just after the last event at or before `ts_ns`. Backwards, this
     /// replays from the start (exact); observations replayed on the way are returned so a
     /// caller can rebuild its own views.
-    pub fn seek(&mut self, ts_ns: u64) -> Vec<Observation> {
+    pub fn seek(&mut self, ts_ns: u64) -> Vec<AttributedObservation> {
         let mut out = Vec::new();
         if ts_ns < self.position.ts_ns || self.finished {
             self.rewind();
@@ -597,7 +597,7 @@ pub fn pipeline_options_of(header: Option<&FileHeader>) -> (ReconstructOptions, 
 
 /// A capture replays with the identities it recorded and the options it was recorded with.
 impl crate::baseline::EventFeed for Replay {
-    fn next(&mut self) -> Option<(Option<Event>, Vec<crate::reconstruct::Observation>)> {
+    fn next(&mut self) -> Option<(Option<Event>, Vec<crate::pipeline::AttributedObservation>)> {
         self.step()
     }
 

@@ -19,10 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::baseline::{
     AgentBaseline, BaselineJudge, BaselineLearner, Category, Deviation, LearnerOptions,
-    ObservationAttribution,
 };
 use crate::model::{ActorIdentity, Model, NewLink};
-use crate::process_table::ProcessTable;
+use crate::pipeline::AttributedObservation;
 use crate::reconstruct::mcp::McpDetail;
 use crate::reconstruct::{EventRange, Observation, ObservationKind, Role};
 
@@ -108,7 +107,6 @@ struct Chain {
 
 pub struct Detector {
     judge: BaselineJudge,
-    attribution: ObservationAttribution,
     agents: BTreeMap<String, AgentWatch>,
     findings: Vec<Finding>,
     incidents: Vec<Incident>,
@@ -195,7 +193,6 @@ impl Detector {
         Self {
             judge: BaselineJudge::new(BaselineLearner::new(options.learner))
                 .with_approved(options.approved),
-            attribution: ObservationAttribution::new(),
             agents: BTreeMap::new(),
             findings: Vec::new(),
             incidents: Vec::new(),
@@ -254,44 +251,27 @@ impl Detector {
         }
     }
 
-    /// Judges one observation (already applied to `model`) and the links applying it made.
-    pub fn observe(
-        &mut self,
-        observation: &Observation,
-        links: Vec<NewLink>,
-        model: &Model,
-        processes: &ProcessTable,
-    ) {
-        for (agent, attributed) in self
-            .attribution
-            .attribute_one(observation, model, processes)
-        {
-            let identity = model.agent(&agent).map(|a| a.identity.clone());
-            let deviations = self
-                .judge
-                .observe(&agent, identity.as_ref(), attributed.as_ref());
+    /// Judges one observation (already applied to `model`), attributed by the pipeline, and
+    /// the links applying it made. An earlier observation handed out again once its process
+    /// became an agent's only teaches the agent's baseline.
+    pub fn observe(&mut self, attributed: &AttributedObservation, model: &Model) {
+        let observation = &attributed.observation;
+        if let Some(agent) = &attributed.agent {
+            let identity = model.agent(agent).map(|a| a.identity.clone());
+            let deviations = self.judge.observe(agent, identity.as_ref(), observation);
             for deviation in deviations {
                 self.deviation(deviation, model);
             }
         }
+        if attributed.earlier {
+            return;
+        }
         self.judge.advance_to(observation.ts_ns);
-
-        let lineage = processes.lineage(observation.actor.pid);
-        // An MCP server outside the agent's process tree acts for the agent whose call it
-        // handles: the link says so.
-        let agent = model.agent_of(&lineage).or_else(|| {
-            links
-                .iter()
-                .find(|l| {
-                    l.action.pid == observation.actor.pid && l.action.ts_ns == observation.ts_ns
-                })
-                .map(|l| l.agent.clone())
-        });
-        if let Some(agent) = agent {
+        if let Some(agent) = attributed.agent.clone() {
             let context = Context { agent, observation };
             self.detect(&context, model);
         }
-        for link in links {
+        for link in attributed.links.iter().cloned() {
             self.follow_link(link, model);
         }
     }

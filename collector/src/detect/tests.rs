@@ -94,7 +94,16 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
         let observation = observation(index as u64, kind);
         model.apply(&observation, &processes, &mut identity);
         let links = model.take_new_links();
-        detector.observe(&observation, links, &model, &processes);
+        let agent = model.agent_of(&processes.lineage(observation.actor.pid), observation.ts_ns);
+        detector.observe(
+            &crate::pipeline::AttributedObservation {
+                observation,
+                agent,
+                links,
+                earlier: false,
+            },
+            &model,
+        );
     }
     let kinds: Vec<FindingKind> = detector.findings().iter().map(|f| f.kind).collect();
     assert_eq!(

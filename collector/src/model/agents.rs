@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::reconstruct::llm::LlmApi;
 
-/// Interpreters whose script, not the interpreter, says which program runs.
 /// Who a process runs as, as far as the identity sources could tell.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActorIdentity {
@@ -31,7 +30,8 @@ pub struct ActorIdentity {
 }
 
 impl ActorIdentity {
-    /// The agent key for a program run under this identity: `<workload>:<program>`.
+    /// The agent key for a program run under this identity: `<workload>:<program key>`
+    /// (the program key from [`super::agent_key::program_key`]).
     pub fn agent_key(&self, program: &str) -> String {
         format!("{}:{program}", self.workload)
     }

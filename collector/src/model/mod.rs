@@ -6,6 +6,8 @@
 //! incrementally; [`Model::snapshot`] is the serialisable view (`--graph-json`, documented in
 //! docs/graph.md).
 
+pub mod agent_key;
+pub mod agent_pids;
 pub mod agents;
 pub mod attribution;
 pub mod graph;
@@ -44,8 +46,8 @@ impl Default for ModelOptions {
 pub struct Model {
     graph: Graph,
     agents: BTreeMap<String, Agent>,
-    /// Agent processes: pid → agent key.
-    agent_pids: HashMap<u32, String>,
+    /// Agent processes: pid → agent key, kept after exit (see [`agent_pids`]).
+    agent_pids: agent_pids::AgentPids,
     /// Frameworks seen in module loads, per pid, before the process is known as an agent.
     module_hints: HashMap<u32, Vec<&'static str>>,
     attribution: attribution::Attribution,
@@ -89,7 +91,7 @@ impl Model {
         Self {
             graph: Graph::new(options.max_nodes, options.max_edges),
             agents: BTreeMap::new(),
-            agent_pids: HashMap::new(),
+            agent_pids: Default::default(),
             module_hints: HashMap::new(),
             attribution: Default::default(),
             llm_calls: 0,
@@ -140,15 +142,9 @@ impl Model {
         }
     }
 
-    /// Agent processes as (pid, agent key), sorted by pid.
+    /// Running agent processes as (pid, agent key), sorted by pid.
     pub fn agent_pids(&self) -> Vec<(u32, String)> {
-        let mut pids: Vec<_> = self
-            .agent_pids
-            .iter()
-            .map(|(pid, key)| (*pid, key.clone()))
-            .collect();
-        pids.sort_unstable();
-        pids
+        self.agent_pids.running()
     }
 
     /// Starts from agents saved in a capture's keyframe (a replay from the middle): they and
@@ -174,10 +170,11 @@ impl Model {
         }
     }
 
-    /// The agent a process acts for: its own, or its nearest agent ancestor's (`lineage` is
-    /// the process and its ancestors, nearest first).
-    pub fn agent_of(&self, lineage: &[u32]) -> Option<String> {
-        lineage.iter().find_map(|p| self.agent_pids.get(p).cloned())
+    /// The agent a process acted for at `ts_ns`: its own, or its nearest agent ancestor's
+    /// (`lineage` is the process and its ancestors, nearest first). Exited processes keep
+    /// their agent for what they did before they exited.
+    pub fn agent_of(&self, lineage: &[u32], ts_ns: u64) -> Option<String> {
+        self.agent_pids.agent_at(lineage, ts_ns)
     }
 
     /// Makes `pid` an agent (or another process of one); returns the agent key.
@@ -188,17 +185,16 @@ impl Model {
         identity: &mut dyn IdentityLookup,
     ) -> String {
         let actor = &observation.actor;
-        if let Some(key) = self.agent_pids.get(&actor.pid) {
-            return key.clone();
+        if let Some(key) = self.agent_pids.key_at(actor.pid, observation.ts_ns) {
+            return key.to_string();
         }
         let info = processes.get(actor.pid);
-        let program = agents::program_of(
-            info.and_then(|p| p.exe.as_deref()),
-            info.map(|p| p.argv.as_slice()).unwrap_or_default(),
-            &actor.comm,
-        );
+        let exe = info.and_then(|p| p.exe.as_deref());
+        let argv = info.map(|p| p.argv.as_slice()).unwrap_or_default();
+        let program = agents::program_of(exe, argv, &actor.comm);
         let who = identity.lookup(actor.pid, actor.cgroup_id, actor.uid);
-        let key = who.agent_key(&program);
+        // Not `program`: how the process was first seen must not change the key.
+        let key = who.agent_key(&agent_key::program_key(exe, argv, &actor.comm));
         let ts = observation.ts_ns;
         let agent = self.agents.entry(key.clone()).or_insert_with(|| Agent {
             key: key.clone(),
@@ -223,7 +219,13 @@ impl Model {
                 .extend(hints.iter().map(|s| s.to_string()));
         }
         let name = agent.name.clone();
-        self.agent_pids.insert(actor.pid, key.clone());
+        if info.is_some_and(|p| p.exited) {
+            // Reported after the process exited (its connection closed at exit).
+            self.agent_pids
+                .insert_exited(actor.pid, key.clone(), observation.ts_ns);
+        } else {
+            self.agent_pids.insert(actor.pid, key.clone());
+        }
         let node = self
             .graph
             .node(NodeKind::Agent, format!("agent:{key}"), &name, ts);
@@ -291,7 +293,11 @@ impl Model {
             }
             ObservationKind::FileOpen { path, .. } => {
                 if let Some(framework) = agents::framework_in_module_path(path) {
-                    match self.agent_pids.get(&pid).cloned() {
+                    match self
+                        .agent_pids
+                        .key_at(pid, observation.ts_ns)
+                        .map(str::to_string)
+                    {
                         Some(key) => {
                             if let Some(agent) = self.agents.get_mut(&key) {
                                 agent.aibom.frameworks.insert(framework.to_string());
@@ -311,10 +317,10 @@ impl Model {
                 self.apply_action(observation, processes);
             }
             ObservationKind::Exit { .. } => {
-                // The pid may be reused by an unrelated process; the agent keeps its history
-                // under its key. This also bounds the map on a node with churn.
+                // The pid may be reused by an unrelated process: it stays the agent's for
+                // what it did until now only (and for as long as the process table keeps it).
                 self.module_hints.remove(&pid);
-                self.agent_pids.remove(&pid);
+                self.agent_pids.exited(pid, observation.ts_ns);
                 identity.forget(pid);
             }
             ObservationKind::Mcp {
@@ -576,7 +582,7 @@ impl Model {
             return;
         };
         let lineage = processes.lineage(pid);
-        let agent = self.agent_of(&lineage);
+        let agent = self.agent_of(&lineage, observation.ts_ns);
         let action = Action {
             kind: target.kind,
             target: target.node_id.clone(),
@@ -617,7 +623,7 @@ impl Model {
         }
         // A descendant's action hangs off the command that did it, not off the agent itself.
         let from = match &target.via_command {
-            Some((id, label)) if !self.agent_pids.contains_key(&action.pid) => {
+            Some((id, label)) if self.agent_pids.key_at(action.pid, action.ts_ns).is_none() => {
                 let command = self.graph.node(NodeKind::Command, id.clone(), label, ts);
                 if command != node {
                     self.graph.edge(
@@ -979,7 +985,7 @@ mod tests {
         let snapshot = model.snapshot(None);
         assert_eq!(snapshot.agents.len(), 1);
         let agent = &snapshot.agents[0];
-        assert_eq!(agent.key, "host:/usr/bin/python3 /app/agent.py");
+        assert_eq!(agent.key, "host:python agent.py");
         assert_eq!(agent.name, "agent.py");
         assert_eq!(
             (agent.llm_calls, agent.tool_calls, agent.input_tokens),
@@ -1023,6 +1029,61 @@ mod tests {
             .is_some());
         // The stranger's open of the same file is not the agent's.
         assert!(graph.nodes().all(|n| n.id != "command:cat"));
+    }
+
+    #[test]
+    fn a_program_seeded_from_proc_and_execd_later_is_one_agent() {
+        // The collector's table at start: /proc/PID/exe is the resolved interpreter.
+        const SEEDED: u32 = 200;
+        const EXECED: u32 = 300;
+        let mut table = ProcessTable::default();
+        table.seed(&[crate::procfs::ProcEntry {
+            pid: SEEDED,
+            ppid: 1,
+            uid: 0,
+            comm: "python3".into(),
+            exe: Some("/usr/bin/python3.11".into()),
+            argv: vec!["python3".into(), "/srv/app/agent.py".into()],
+        }]);
+        // The same program started again while collecting, through the python3 link and with
+        // the script named relatively.
+        table.update(&Event {
+            header: Header {
+                ts_ns: SECOND,
+                time_unix_ns: SECOND,
+                pid: EXECED,
+                tid: EXECED,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 1,
+                comm: "python3".into(),
+            },
+            body: EventBody::Exec {
+                filename: "/usr/bin/python3".into(),
+                argv: vec!["python3".into(), "agent.py".into()],
+                argv_truncated: false,
+                filename_truncated: false,
+            },
+        });
+        let mut model = Model::new(ModelOptions::default());
+        let mut identity = HostOnlyIdentity;
+        for (index, pid) in [SEEDED, EXECED].into_iter().enumerate() {
+            let ts = (index as u64 + 2) * SECOND;
+            model.apply(
+                &observation(pid, ts, index as u64, with_end(llm(vec![], vec![]), ts)),
+                &table,
+                &mut identity,
+            );
+        }
+        let agents: Vec<&Agent> = model.agents().collect();
+        assert_eq!(agents.len(), 1, "{agents:#?}");
+        assert_eq!(agents[0].key, "host:python agent.py");
+        assert_eq!(
+            agents[0].pids.iter().copied().collect::<Vec<_>>(),
+            [SEEDED, EXECED]
+        );
+        assert_eq!(agents[0].llm_calls, 2);
     }
 
     #[test]

@@ -234,7 +234,7 @@ impl App {
                         Some(i128::from(observation.time_unix_ns) - i128::from(observation.ts_ns));
                 }
             }
-            self.logs.ingest(update.observations, pipeline);
+            self.logs.ingest(update.observations);
             self.model_dirty = true;
             let before = self.findings.len();
             self.detections

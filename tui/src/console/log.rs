@@ -2,15 +2,13 @@
 //! the order the pipeline produced them, each with its one-line summary made once on arrival
 //! (the timeline then never formats more than the rows on screen).
 //!
-//! Observations are attributed with [`Pipeline::agent_of`]. A process acts before the model
-//! knows it is an agent (its exec, its first file opens), so observations of unknown pids wait
-//! in a small bounded pool and join the agent's log when it appears.
+//! Observations arrive attributed by the pipeline; what a process did before it was known as
+//! an agent's arrives again, marked `earlier`, once it is, and goes into the log in time order.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use agentscope_analysis::model::NodeKind;
-use agentscope_analysis::pipeline::Pipeline;
 use agentscope_reconstruct::file_access::FileCategory;
 use agentscope_reconstruct::mcp::McpDetail;
 use agentscope_reconstruct::{Observation, ObservationKind};
@@ -20,12 +18,6 @@ use super::source::SourcedObservation;
 
 /// Longest summary kept (characters); the detail pane has the rest.
 const SUMMARY_CHARS: usize = 240;
-/// Pids whose observations wait for their agent, and how many each.
-const PENDING_PIDS: usize = 1024;
-const PENDING_PER_PID: usize = 64;
-/// Remembered pid → agent pairs (so an exit, seen after the model forgot the pid, still
-/// lands in the right log).
-const REMEMBERED_PIDS: usize = 16_384;
 
 /// What kind of thing an entry is, for its tag and colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,7 +148,11 @@ impl AgentLog {
     }
 
     /// Inserts observations that arrived before the agent was known, in time order.
-    fn insert_earlier(&mut self, entries: VecDeque<LoggedObservation>, limits: &LogLimits) {
+    fn insert_earlier(
+        &mut self,
+        entries: impl IntoIterator<Item = LoggedObservation>,
+        limits: &LogLimits,
+    ) {
         for entry in entries {
             let ts = entry.observation.ts_ns;
             let at = self.entries.partition_point(|e| e.observation.ts_ns <= ts);
@@ -199,10 +195,7 @@ impl Default for LogLimits {
 #[derive(Debug, Default)]
 pub struct ObservationLogs {
     agents: HashMap<String, AgentLog>,
-    agent_of_pid: HashMap<u32, String>,
-    pending: HashMap<u32, VecDeque<LoggedObservation>>,
     limits: LogLimits,
-    agents_known: usize,
 }
 
 impl ObservationLogs {
@@ -221,90 +214,27 @@ impl ObservationLogs {
         self.agents.get(key)
     }
 
-    /// Logs a batch of observations already applied to `pipeline`'s model.
-    pub fn ingest(&mut self, observations: Vec<SourcedObservation>, pipeline: &Pipeline) {
+    /// Logs a batch of observations as the pipeline attributed them; those of no agent are
+    /// not logged.
+    pub fn ingest(&mut self, observations: Vec<SourcedObservation>) {
         for SourcedObservation {
-            agent_key,
+            agent,
             observation,
+            earlier,
+            ..
         } in observations
         {
-            let pid = observation.actor.pid;
-            let exited = matches!(observation.kind, ObservationKind::Exit { .. });
-            let agent = agent_key.or_else(|| self.agent_of_pid.get(&pid).cloned());
+            let Some(agent) = agent else {
+                continue;
+            };
             let Some(entry) = LoggedObservation::new(observation) else {
                 continue;
             };
-            match agent {
-                Some(agent) => {
-                    if exited {
-                        self.agent_of_pid.remove(&pid);
-                    } else if !self.agent_of_pid.contains_key(&pid) {
-                        if self.agent_of_pid.len() >= REMEMBERED_PIDS {
-                            self.agent_of_pid.clear();
-                        }
-                        self.agent_of_pid.insert(pid, agent.clone());
-                    }
-                    let log = self.agents.entry(agent).or_default();
-                    // What the process did before it was known as this agent's.
-                    if let Some(earlier) = self.pending.remove(&pid) {
-                        log.insert_earlier(earlier, &self.limits);
-                    }
-                    log.push(entry, &self.limits);
-                }
-                None if exited => {
-                    self.pending.remove(&pid);
-                }
-                None => self.park(pid, entry),
-            }
-        }
-        let agents_now = pipeline.model().agents().count();
-        if agents_now != self.agents_known && !self.pending.is_empty() {
-            self.agents_known = agents_now;
-            self.claim_pending(pipeline);
-        }
-    }
-
-    fn park(&mut self, pid: u32, entry: LoggedObservation) {
-        if !self.pending.contains_key(&pid) && self.pending.len() >= PENDING_PIDS {
-            // Bounded: the pool is for processes about to become agents, which act soon.
-            let oldest = self
-                .pending
-                .iter()
-                .min_by_key(|(_, q)| q.back().map_or(0, |e| e.observation.ts_ns))
-                .map(|(pid, _)| *pid);
-            if let Some(oldest) = oldest {
-                self.pending.remove(&oldest);
-            }
-        }
-        let queue = self.pending.entry(pid).or_default();
-        if queue.len() == PENDING_PER_PID {
-            queue.pop_front();
-        }
-        queue.push_back(entry);
-    }
-
-    /// Pending processes that turn out to descend from an agent process join its log.
-    fn claim_pending(&mut self, pipeline: &Pipeline) {
-        let processes = pipeline.processes();
-        let claimed: Vec<(u32, String)> = self
-            .pending
-            .keys()
-            .filter_map(|pid| {
-                // The table keeps exited processes a while, so lineage outlives agent_of.
-                let agent = processes.lineage(*pid).into_iter().find_map(|p| {
-                    pipeline
-                        .agent_of(p)
-                        .or_else(|| self.agent_of_pid.get(&p).cloned())
-                })?;
-                Some((*pid, agent))
-            })
-            .collect();
-        for (pid, agent) in claimed {
-            if let Some(entries) = self.pending.remove(&pid) {
-                self.agents
-                    .entry(agent)
-                    .or_default()
-                    .insert_earlier(entries, &self.limits);
+            let log = self.agents.entry(agent).or_default();
+            if earlier {
+                log.insert_earlier(std::iter::once(entry), &self.limits);
+            } else {
+                log.push(entry, &self.limits);
             }
         }
     }

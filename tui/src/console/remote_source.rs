@@ -267,7 +267,8 @@ pub fn run_headless(
     loop {
         let before = source.events;
         let update = source.poll(super::DEFAULT_EVENTS_PER_TICK);
-        observations += update.observations.len() as u64;
+        // What a process did before it became an agent's comes out twice; count it once.
+        observations += update.observations.iter().filter(|o| !o.earlier).count() as u64;
         if source.disconnected().is_some() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
@@ -278,7 +279,7 @@ pub fn run_headless(
     if source.disconnected().is_none() {
         let mut rest = Vec::new();
         finish_pipeline(&mut source.pipeline, &mut rest);
-        observations += rest.len() as u64;
+        observations += rest.iter().filter(|o| !o.earlier).count() as u64;
     }
     let json = serde_json::to_vec_pretty(&source.pipeline.snapshot())?;
     agentscope_files::output_file::write_atomically(
@@ -383,7 +384,7 @@ mod tests {
         }
         assert!(
             observations.iter().any(|o| o
-                .agent_key
+                .agent
                 .as_deref()
                 .is_some_and(|k| k.starts_with("k8s:support/"))),
             "observations attributed to the agent, with the identity from the stream"

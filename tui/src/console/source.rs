@@ -13,7 +13,6 @@ use std::path::PathBuf;
 
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_event::Event;
-use agentscope_reconstruct::Observation;
 
 use super::findings::FindingView;
 
@@ -85,7 +84,7 @@ pub struct SourceUpdate {
     /// console derived from earlier observations must be dropped before `observations`.
     pub reset: bool,
     /// Observations completed since the last poll, in the order the pipeline produced them,
-    /// with the agent each acted for. They are already applied to [`Source::pipeline`]'s
+    /// with the agent each belongs to. They are already applied to [`Source::pipeline`]'s
     /// model. Fill it with [`push_event`] and [`finish_pipeline`].
     pub observations: Vec<SourcedObservation>,
     /// Incidents raised since the last poll (by the detection module, when there is one).
@@ -95,42 +94,19 @@ pub struct SourceUpdate {
     pub message: Option<String>,
 }
 
-/// An observation and the agent its process acted for when it happened.
-///
-/// Attribution has to happen as each event is fed: once a process exits the model forgets
-/// it, so asking [`Pipeline::agent_of`] after a whole batch would lose the observations of
-/// every short-lived agent process in the batch.
-#[derive(Debug, Clone)]
-pub struct SourcedObservation {
-    pub agent_key: Option<String>,
-    pub observation: Observation,
-}
+/// An observation as it left the pipeline, with the agent it belongs to: the pipeline
+/// attributes every observation (and hands out again, marked `earlier`, what a process did
+/// before it turned out to be an agent's), so the console never works it out itself.
+pub use agentscope_analysis::pipeline::AttributedObservation as SourcedObservation;
 
-/// Feeds one event to `pipeline` and appends what it completed, attributed.
+/// Feeds one event to `pipeline` and appends what it completed.
 pub fn push_event(pipeline: &mut Pipeline, event: &Event, out: &mut Vec<SourcedObservation>) {
-    // The event's own process before the push: an exit makes the model forget it.
-    let before = pipeline.agent_of(event.header.pid);
-    for observation in pipeline.push(event) {
-        let pid = observation.actor.pid;
-        let agent_key = pipeline
-            .agent_of(pid)
-            .or_else(|| (pid == event.header.pid).then(|| before.clone()).flatten());
-        out.push(SourcedObservation {
-            agent_key,
-            observation,
-        });
-    }
+    out.extend(pipeline.push(event));
 }
 
-/// Ends the capture: flushes what the pipeline still holds (exchanges cut short), attributed.
+/// Ends the capture: flushes what the pipeline still holds (exchanges cut short).
 pub fn finish_pipeline(pipeline: &mut Pipeline, out: &mut Vec<SourcedObservation>) {
-    for observation in pipeline.finish() {
-        let agent_key = pipeline.agent_of(observation.actor.pid);
-        out.push(SourcedObservation {
-            agent_key,
-            observation,
-        });
-    }
+    out.extend(pipeline.finish());
 }
 
 /// Why a control request did nothing.

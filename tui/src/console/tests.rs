@@ -376,7 +376,7 @@ fn tab_cycles_the_panes_and_esc_goes_back() {
 fn enter_drills_from_the_agent_to_its_graph_to_the_detail() {
     let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
     let agent = console.app.current_agent().unwrap().to_string();
-    assert_eq!(agent, "host:python3");
+    assert_eq!(agent, "host:python");
     console.press(KeyCode::Enter);
     assert_eq!(console.app.focus(), PaneId::Graph);
     // The first row is the Models group: Enter closes it, Enter opens it again.
@@ -633,13 +633,13 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     assert_eq!(
         effects,
         vec![Effect::ExportBaseline {
-            agent_key: "host:python3".into()
+            agent_key: "host:python".into()
         }]
     );
     console.apply(effects, &mut exporter);
     let path = dir
         .path()
-        .join("agentscope-baseline-host-python3-1800000000.yaml");
+        .join("agentscope-baseline-host-python-1800000000.yaml");
     assert_eq!(
         console.app.message().unwrap(),
         format!("baseline written to {}", path.display())
@@ -652,7 +652,7 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
         exported.api_version,
         agentscope_analysis::baseline::API_VERSION
     );
-    assert_eq!(exported.metadata.agent, "host:python3");
+    assert_eq!(exported.metadata.agent, "host:python");
     let called: Vec<&str> = exported
         .spec
         .tools
@@ -704,7 +704,7 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     console.apply(effects, &mut exporter);
     assert!(dir
         .path()
-        .join("agentscope-baseline-host-python3-1800000000-1.yaml")
+        .join("agentscope-baseline-host-python-1800000000-1.yaml")
         .exists());
     // A failing exporter is a message, not a crash.
     let effects = console.press(KeyCode::Char('b'));
@@ -763,7 +763,7 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
             id: title.into(),
             severity,
             title: title.into(),
-            agent_key: "host:python3".into(),
+            agent_key: "host:python".into(),
             story: format!("{title} story"),
             ts_ns: 0,
         });
@@ -775,7 +775,7 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
     console.press(KeyCode::Char('n'));
     assert!(console.screen().contains("first story"), "wraps around");
     assert_eq!(
-        console.app.findings().worst_for("host:python3"),
+        console.app.findings().worst_for("host:python"),
         Some(Severity::Critical)
     );
 }
@@ -872,7 +872,7 @@ fn no_color_still_shows_selection_and_focus() {
 #[test]
 fn observations_before_an_agent_is_known_join_its_log() {
     let console = Console::open("capture/python_chat.jsonl").play_to_end();
-    let log = console.app.logs().agent("host:python3").unwrap();
+    let log = console.app.logs().agent("host:python").unwrap();
     let entries: Vec<_> = log.iter_from(0).map(|(_, e)| e.clone()).collect();
     let first_llm = entries
         .iter()

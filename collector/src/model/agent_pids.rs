@@ -1,0 +1,150 @@
+//! Which agent each process acts for, over time: pid → agent key, kept after the process
+//! exits for as long as the process table keeps exited processes
+//! ([`crate::process_table::EXITED_KEPT`]).
+//!
+//! This is the one place attribution is decided. Keeping exited pids matters because what a
+//! process did is often reported after it exited (an exchange ends when its connection
+//! closes, at exit), and a pid can be reused: an exited agent's pid covers observations up to
+//! its exit, never a later process that got the same number.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::process_table::EXITED_KEPT;
+
+#[derive(Debug, Clone)]
+struct PidAgent {
+    key: String,
+    /// When the process exited; `None` while it runs.
+    exited_ns: Option<u64>,
+}
+
+impl PidAgent {
+    fn covers(&self, ts_ns: u64) -> bool {
+        self.exited_ns.is_none_or(|exit| ts_ns <= exit)
+    }
+}
+
+/// pid → agent history (see the module doc).
+#[derive(Debug, Default, Clone)]
+pub struct AgentPids {
+    by_pid: HashMap<u32, PidAgent>,
+    /// Exited agent pids, oldest exit first.
+    exited: VecDeque<u32>,
+}
+
+impl AgentPids {
+    /// `pid` acts for `key` from now on (a running process, or one whose pid was reused).
+    pub fn insert(&mut self, pid: u32, key: String) {
+        self.by_pid.insert(
+            pid,
+            PidAgent {
+                key,
+                exited_ns: None,
+            },
+        );
+    }
+
+    /// `pid` acted for `key` until `exit_ns` (it is known to have exited already).
+    pub fn insert_exited(&mut self, pid: u32, key: String, exit_ns: u64) {
+        self.by_pid.insert(
+            pid,
+            PidAgent {
+                key,
+                exited_ns: Some(exit_ns),
+            },
+        );
+        self.remember_exit(pid);
+    }
+
+    /// The agent `pid` acted for at `ts_ns`, if it was an agent's then.
+    pub fn key_at(&self, pid: u32, ts_ns: u64) -> Option<&str> {
+        self.by_pid
+            .get(&pid)
+            .filter(|entry| entry.covers(ts_ns))
+            .map(|entry| entry.key.as_str())
+    }
+
+    /// The agent the nearest process of `lineage` (the process and its ancestors, nearest
+    /// first) acted for at `ts_ns`.
+    pub fn agent_at(&self, lineage: &[u32], ts_ns: u64) -> Option<String> {
+        lineage
+            .iter()
+            .find_map(|pid| self.key_at(*pid, ts_ns))
+            .map(str::to_string)
+    }
+
+    /// `pid` exited at `ts_ns`: it keeps its agent for what it did until then.
+    pub fn exited(&mut self, pid: u32, ts_ns: u64) {
+        if let Some(entry) = self.by_pid.get_mut(&pid) {
+            if entry.exited_ns.is_none() {
+                entry.exited_ns = Some(ts_ns);
+                self.remember_exit(pid);
+            }
+        }
+    }
+
+    fn remember_exit(&mut self, pid: u32) {
+        self.exited.push_back(pid);
+        while self.exited.len() > EXITED_KEPT {
+            if let Some(old) = self.exited.pop_front() {
+                // Unless the pid was reused by a running agent process since.
+                if self.by_pid.get(&old).is_some_and(|e| e.exited_ns.is_some())
+                    && !self.exited.contains(&old)
+                {
+                    self.by_pid.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Running agent processes as (pid, agent key), sorted by pid.
+    pub fn running(&self) -> Vec<(u32, String)> {
+        let mut pids: Vec<_> = self
+            .by_pid
+            .iter()
+            .filter(|(_, e)| e.exited_ns.is_none())
+            .map(|(pid, e)| (*pid, e.key.clone()))
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exited_agent_pid_covers_what_it_did_until_its_exit_only() {
+        let mut pids = AgentPids::default();
+        pids.insert(10, "host:python agent.py".into());
+        pids.exited(10, 100);
+        assert_eq!(pids.key_at(10, 90), Some("host:python agent.py"));
+        assert_eq!(pids.key_at(10, 100), Some("host:python agent.py"));
+        assert_eq!(
+            pids.key_at(10, 101),
+            None,
+            "a later process with the same pid"
+        );
+        // A child's lineage still reaches the exited parent for what happened before.
+        assert_eq!(
+            pids.agent_at(&[11, 10], 50).as_deref(),
+            Some("host:python agent.py")
+        );
+        pids.insert(10, "host:node other.js".into());
+        assert_eq!(pids.key_at(10, 200), Some("host:node other.js"));
+    }
+
+    #[test]
+    fn exited_pids_are_kept_as_long_as_the_process_table_keeps_them() {
+        let mut pids = AgentPids::default();
+        for pid in 0..(EXITED_KEPT as u32 + 10) {
+            pids.insert(pid, format!("k{pid}"));
+            pids.exited(pid, 1);
+        }
+        assert_eq!(pids.key_at(0, 0), None);
+        assert_eq!(pids.key_at(9, 0), None);
+        assert_eq!(pids.key_at(10, 0), Some("k10"));
+        assert!(pids.by_pid.len() <= EXITED_KEPT);
+    }
+}

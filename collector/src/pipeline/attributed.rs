@@ -1,0 +1,122 @@
+//! Observations as they leave the pipeline: each with the agent it belongs to and the
+//! tool-call links it made, decided once here so detection, baselines, the console and every
+//! other consumer read the same answer instead of working it out again.
+//!
+//! A process becomes an agent at its first LLM or MCP call, but its start-up (the exec, the
+//! connection to the LLM host) comes first. Those observations leave the pipeline without an
+//! agent; [`EarlierObservations`] keeps the ones worth learning from (bounded, oldest dropped
+//! first) and, when the process or an ancestor turns out to be an agent, hands them out again
+//! attributed and marked [`AttributedObservation::earlier`]. Observations of processes that
+//! exit without becoming one are forgotten at their exit.
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::model::{Model, NewLink};
+use crate::process_table::ProcessTable;
+use crate::reconstruct::{Observation, ObservationKind};
+
+/// Observations of processes not (yet) known as agents, kept in case they become one.
+pub const EARLIER_KEPT: usize = 4096;
+
+/// An observation with its attribution.
+#[derive(Debug, Clone)]
+pub struct AttributedObservation {
+    pub observation: Observation,
+    /// The agent whose process (or an ancestor's) made the observation, or whose tool call
+    /// it carried out (an MCP server outside the agent's process tree); `None` while the
+    /// process is nobody's agent.
+    pub agent: Option<String>,
+    /// Tool-call links the observation made (new links only).
+    pub links: Vec<NewLink>,
+    /// The observation left the pipeline before without an agent; it comes again now that
+    /// its process turned out to be an agent's. Consumers that show every observation once
+    /// skip these; consumers that only care about agents (baselines, per-agent logs) take
+    /// them.
+    pub earlier: bool,
+}
+
+impl std::ops::Deref for AttributedObservation {
+    type Target = Observation;
+
+    fn deref(&self) -> &Observation {
+        &self.observation
+    }
+}
+
+struct Waiting {
+    lineage: Vec<u32>,
+    observation: Observation,
+}
+
+/// Observations waiting for their process to become an agent's (see the module doc).
+#[derive(Default)]
+pub struct EarlierObservations {
+    waiting: VecDeque<Waiting>,
+    /// Pids already seen acting for an agent.
+    attributed: HashSet<u32>,
+    dropped: u64,
+}
+
+impl EarlierObservations {
+    /// Waiting observations dropped because [`EARLIER_KEPT`] were kept.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// `observation` (already applied to `model`) was attributed to `agent`: returns earlier
+    /// observations that now turn out to be an agent's, or keeps `observation` when it is
+    /// nobody's yet.
+    pub fn settle(
+        &mut self,
+        observation: &Observation,
+        agent: Option<&str>,
+        model: &Model,
+        processes: &ProcessTable,
+    ) -> Vec<AttributedObservation> {
+        let pid = observation.actor.pid;
+        if let ObservationKind::Exit { .. } = observation.kind {
+            // The pid may be reused by an unrelated process.
+            self.attributed.remove(&pid);
+            self.waiting.retain(|w| w.observation.actor.pid != pid);
+            return Vec::new();
+        }
+        if agent.is_some() {
+            if self.attributed.insert(pid) && !self.waiting.is_empty() {
+                return self.release(model);
+            }
+            return Vec::new();
+        }
+        // Only what a baseline learns from is worth keeping for later.
+        if crate::baseline::items::items_of(observation).is_empty() {
+            return Vec::new();
+        }
+        if self.waiting.len() >= EARLIER_KEPT {
+            self.waiting.pop_front();
+            self.dropped += 1;
+        }
+        self.waiting.push_back(Waiting {
+            lineage: processes.lineage(pid),
+            observation: observation.clone(),
+        });
+        Vec::new()
+    }
+
+    /// Waiting observations whose process (or an ancestor, as it was then) is now an agent.
+    fn release(&mut self, model: &Model) -> Vec<AttributedObservation> {
+        let mut out = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.waiting.len());
+        for waiting in self.waiting.drain(..) {
+            match model.agent_of(&waiting.lineage, waiting.observation.ts_ns) {
+                Some(agent) => out.push(AttributedObservation {
+                    observation: waiting.observation,
+                    agent: Some(agent),
+                    links: Vec::new(),
+                    earlier: true,
+                }),
+                None => kept.push_back(waiting),
+            }
+        }
+        self.waiting = kept;
+        out
+    }
+}
