@@ -502,7 +502,9 @@ fn emit_records<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Direction, PayloadSource};
     use crate::event_json::events_from_json_lines;
+    use crate::reconstruct::mcp;
 
     fn observations(fixture: &str) -> (Vec<Observation>, ReconstructStats) {
         let mut reconstructor = Reconstructor::new(ReconstructOptions::default());

@@ -148,7 +148,7 @@ impl StdioSessions {
     ) {
         if let Some(mut session) = self.sessions.remove(&server_pid) {
             let mut messages = Vec::new();
-            session.connection.finish(ts_ns, &mut messages);
+            WireParser::finish(&mut session.connection, ts_ns, &mut messages);
             emit(
                 server_pid,
                 &mut session,
