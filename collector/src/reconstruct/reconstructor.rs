@@ -17,7 +17,7 @@ use super::file_access;
 use super::http::{self, HttpExchange, PairedExchange};
 use super::http_interpreters::{self, ExchangeContext, HttpInterpreter};
 use super::mcp::stdio_sessions::StdioSessions;
-use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer, Role};
+use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer};
 use super::postgres::SqlStatement;
 use super::redaction;
 use super::redis::RedisCommand;
@@ -505,6 +505,7 @@ mod tests {
     use crate::event::{Direction, PayloadSource};
     use crate::event_json::events_from_json_lines;
     use crate::reconstruct::mcp;
+    use crate::reconstruct::Role;
 
     fn observations(fixture: &str) -> (Vec<Observation>, ReconstructStats) {
         let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
