@@ -450,9 +450,9 @@ mod tests {
     }
 
     /// The record of a fixed-size kind, its header declaring the whole struct.
-    fn fixed_record<T: IntoBytes + Immutable>(kind: u32, fill: impl FnOnce(&mut T)) -> Vec<u8>
+    fn fixed_record<T>(kind: u32, fill: impl FnOnce(&mut T)) -> Vec<u8>
     where
-        T: FromZeros,
+        T: IntoBytes + Immutable + FromZeros,
     {
         let mut e = T::new_zeroed();
         fill(&mut e);

@@ -1072,15 +1072,69 @@ pub struct PairedExchange {
     pub response: Option<HttpResponse>,
 }
 
+/// HTTP/1.1 as a wire parser: the client's bytes are requests, the server's responses. It
+/// charges the budget itself, message by message, so it never reports bytes to charge.
+impl super::wire::WireParser for HttpConnection {
+    fn on_bytes(
+        &mut self,
+        direction: crate::event::Direction,
+        ts_ns: u64,
+        bytes: &[u8],
+        out: &mut Vec<super::wire::WireMessage>,
+    ) {
+        let exchanges = self.feed(side_of(direction), bytes, ts_ns);
+        out.extend(exchanges.into_iter().map(super::wire::WireMessage::Http));
+    }
+
+    fn on_gap(
+        &mut self,
+        direction: crate::event::Direction,
+        len: u64,
+        ts_ns: u64,
+        out: &mut Vec<super::wire::WireMessage>,
+    ) {
+        let exchanges = self.gap(side_of(direction), len, ts_ns);
+        out.extend(exchanges.into_iter().map(super::wire::WireMessage::Http));
+    }
+
+    fn finish(&mut self, ts_ns: u64, out: &mut Vec<super::wire::WireMessage>) {
+        out.extend(
+            self.close(ts_ns)
+                .into_iter()
+                .map(super::wire::WireMessage::Http),
+        );
+    }
+
+    fn held_bytes(&self) -> Option<usize> {
+        None
+    }
+
+    fn on_over_budget(
+        &mut self,
+        _direction: crate::event::Direction,
+        _ts_ns: u64,
+        _out: &mut Vec<super::wire::WireMessage>,
+    ) -> super::wire::OverBudget {
+        // Never asked: HTTP refuses what does not fit as it reads (see `with_budget`).
+        super::wire::OverBudget::Continue
+    }
+}
+
+/// Which message a direction (client's view) carries.
+fn side_of(direction: crate::event::Direction) -> Side {
+    match direction {
+        crate::event::Direction::Egress => Side::Request,
+        _ => Side::Response,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Direction;
+    use crate::reconstruct::wire::test_harness as harness;
     use proptest::prelude::*;
     use std::io::Write as _;
-
-    fn feed_all(conn: &mut HttpConnection, side: Side, bytes: &[u8]) -> Vec<PairedExchange> {
-        conn.feed(side, bytes, 1)
-    }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -1114,9 +1168,9 @@ mod tests {
     fn keep_alive_pairs_requests_with_responses_in_order() {
         let mut conn = HttpConnection::new();
         let requests = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcHEAD /c HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(feed_all(&mut conn, Side::Request, requests).is_empty());
+        assert!(conn.feed(Side::Request, requests, 1).is_empty());
         let responses = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nBBHTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n";
-        let done = feed_all(&mut conn, Side::Response, responses);
+        let done = conn.feed(Side::Response, responses, 1);
         let summary: Vec<_> = done
             .iter()
             .map(|e| {
@@ -1174,29 +1228,36 @@ mod tests {
                 },
             ]
         );
-        for split in 1..response.len() {
-            let mut conn = HttpConnection::new();
-            conn.feed(Side::Request, &request, 1);
-            let mut done = conn.feed(Side::Response, &response[..split], 2);
-            done.extend(conn.feed(Side::Response, &response[split..], 3));
-            assert_eq!(done.len(), 1, "split at {split}");
-            let got = done[0].response.as_ref().unwrap();
-            assert_eq!(got.stream, expected.stream, "split at {split}");
-            assert_eq!(got.completeness, Completeness::Complete);
-        }
+        let summarise = |out| {
+            harness::exchanges(out)
+                .iter()
+                .map(|e| {
+                    let response = e.response.as_ref().unwrap();
+                    (response.stream.clone(), response.completeness)
+                })
+                .collect::<Vec<_>>()
+        };
+        harness::assert_same_at_every_cut(
+            "sse",
+            HttpConnection::new,
+            &request,
+            &response,
+            Direction::Ingress,
+            1..response.len(),
+            summarise,
+            &vec![(expected.stream.clone(), Completeness::Complete)],
+        );
     }
 
     #[test]
     fn byte_by_byte_feeding_matches_whole_feeding() {
         let (request, response) = sse_exchange_bytes();
-        let mut conn = HttpConnection::new();
-        let mut done = Vec::new();
-        for b in &request {
-            done.extend(conn.feed(Side::Request, std::slice::from_ref(b), 1));
-        }
-        for b in &response {
-            done.extend(conn.feed(Side::Response, std::slice::from_ref(b), 2));
-        }
+        let chunks = [
+            (Direction::Egress, request, 1),
+            (Direction::Ingress, response, 2),
+        ];
+        let (done, _) = harness::run(HttpConnection::new(), &harness::rechunk(&chunks, 1), 3);
+        let done = harness::exchanges(done);
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].request.body, b"{}");
         assert!(

@@ -10,14 +10,18 @@
 
 pub mod file_access;
 pub mod http;
+pub mod http_interpreters;
 pub mod llm;
 pub mod mcp;
 pub mod object_store;
 pub mod observation;
 pub mod postgres;
 pub mod reconstructor;
+pub mod redaction;
 pub mod redis;
+pub mod stream;
 pub mod vector_db;
+pub mod wire;
 
 pub use mcp::McpTransport;
 pub use observation::{Actor, EventRange, Observation, ObservationKind, Peer, Role};

@@ -1,31 +1,30 @@
 //! The reconstruction driver: consumes [`Event`]s in order and emits [`Observation`]s.
 //!
-//! It keeps its own process table and connection table, built only from the events it is
-//! given, so a live capture and a replay of its recording produce the same observations.
-//! Payload chunks are joined per connection and direction, gaps (bytes the kernel could not
-//! deliver) are passed on to the protocol parsers as gaps rather than silently concatenated,
-//! and each connection's protocol is recognised from its first bytes.
+//! It keeps its own process table and socket table, built only from the events it is given,
+//! so a live capture and a replay of its recording produce the same observations. It only
+//! routes: payload chunks go to the stream assembler ([`super::stream`]), which owns their
+//! order, gaps, budget and parser; the messages parsers complete become observations here
+//! (HTTP exchanges through the ordered interpreters of [`super::http_interpreters`]); pipe
+//! bytes of MCP servers go to the stdio MCP sessions ([`super::mcp::stdio_sessions`]).
 
 use std::collections::HashMap;
 
-use crate::event::{Direction, Event, EventBody, PayloadSource};
-use crate::memory_budget::{self, Charge, MemoryBudget, Pressure};
+use crate::event::{Event, EventBody};
+use crate::memory_budget::{self, MemoryBudget, Pressure};
 use crate::process_table::ProcessTable;
-use crate::redact;
 
 use super::file_access;
-use super::http::{self, HttpConnection, HttpExchange, PairedExchange, Side};
-use super::llm;
-use super::mcp::{self, McpSession, McpTransport, Sender, StdioMcpConnection};
-use super::object_store;
-use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer, Role};
-use super::postgres::PostgresConnection;
-use super::redis::RedisConnection;
-use super::vector_db;
+use super::http::{self, HttpExchange, PairedExchange};
+use super::http_interpreters::{self, ExchangeContext, HttpInterpreter};
+use super::mcp::stdio_sessions::StdioSessions;
+use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer};
+use super::postgres::SqlStatement;
+use super::redaction;
+use super::redis::RedisCommand;
+use super::stream::{Delivery, Stream, StreamAssembler, StreamKey};
+use super::wire::WireMessage;
 
-/// Connections tracked at once. Beyond this the least recently active one is closed (its
-/// partial exchanges are flushed, flagged), so memory stays bounded on a busy node.
-pub const MAX_CONNECTIONS: usize = 4096;
+pub use super::stream::MAX_CONNECTIONS;
 
 #[derive(Debug, Clone)]
 pub struct ReconstructOptions {
@@ -68,171 +67,34 @@ pub struct ReconstructStats {
     pub opaque_connections: u64,
 }
 
-/// Ordered so that work over several connections happens in the same order in every run: a
-/// replay must produce exactly what the live capture did, and hash order differs per process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct ConnectionKey {
-    pid: u32,
-    source: SourceKey,
-    /// `SSL*` for TLS, the fd otherwise.
-    id: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum SourceKey {
-    Tls,
-    Socket,
-    Pipe,
-}
-
-/// Where the next chunk of a direction should start, to detect holes.
-#[derive(Debug, Default, Clone)]
-struct CallCursor {
-    call_id: u64,
-    expected_offset: u64,
-    total_len: u64,
-    open: bool,
-}
-
-enum Protocol {
-    Undecided,
-    Http {
-        parser: Box<HttpConnection>,
-        role: Role,
-    },
-    /// `role` says which side the captured process is: parsers expect the client's view.
-    Postgres {
-        parser: Box<PostgresConnection>,
-        role: Role,
-    },
-    Redis {
-        parser: Box<RedisConnection>,
-        role: Role,
-    },
-    /// One end of a pipe. MCP over stdio is read at the server, whose stdin carries the
-    /// client's messages and whose stdout its own (SDKs move them off fds 0 and 1, so the fd
-    /// says nothing). The first message on an end tells which side it is: a request only
-    /// clients send, read by this process, makes it the server.
-    Pipe(PipeEnd),
-    Opaque,
-}
-
-enum PipeEnd {
-    /// Bytes kept until a whole line shows whose messages these are. `scanned` is how much
-    /// of `buffered` (whole lines) has been looked at, `lines` how many JSON lines it held.
-    Undecided {
-        buffered: Vec<u8>,
-        scanned: usize,
-        lines: usize,
-    },
-    /// The server's end: messages written by this sender.
-    Server(Sender),
-    /// The client's end (the server's end carries the same session) or not MCP.
-    Ignored,
-}
-
-/// Bytes and lines looked at before an undecided pipe end is given up.
-const PIPE_DECIDE_BYTES: usize = 256 << 10;
-const PIPE_DECIDE_LINES: usize = 16;
-
-impl PipeEnd {
-    /// Decides from the complete lines not looked at yet, if any tells.
-    fn decide(
-        direction: Direction,
-        buffered: &[u8],
-        scanned: &mut usize,
-        lines: &mut usize,
-    ) -> Option<PipeEnd> {
-        while let Some(end) = memchr::memchr(b'\n', &buffered[*scanned..]) {
-            let line = &buffered[*scanned..*scanned + end];
-            *scanned += end + 1;
-            if *lines >= PIPE_DECIDE_LINES {
-                return Some(PipeEnd::Ignored);
-            }
-            let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else {
-                continue;
-            };
-            *lines += 1;
-            let Some(writer) = Sender::guess_from_message(&message) else {
-                continue;
-            };
-            let ours = matches!(direction, Direction::Egress);
-            return Some(match (writer, ours) {
-                // The server reads the client's requests and writes its own answers.
-                (Sender::Client, false) | (Sender::Server, true) => PipeEnd::Server(writer),
-                _ => PipeEnd::Ignored,
-            });
-        }
-        (buffered.len() > PIPE_DECIDE_BYTES).then_some(PipeEnd::Ignored)
-    }
-}
-
-/// An MCP stdio server's session, keyed by the server's pid.
-struct StdioSession {
-    charge: Charge,
-    connection: StdioMcpConnection,
-    /// A real JSON-RPC message was seen: before that, JSON on stdio is someone's output.
-    speaks_mcp: bool,
-    actor: Actor,
-    time_offset_ns: u64,
-    events: Option<EventRange>,
-    last_ts_ns: u64,
-}
-
-/// MCP sessions over HTTP are told apart by process, role and endpoint.
-type HttpMcpKey = (u32, Role, String);
-
-/// MCP sessions kept per kind; the least recently used beyond this are dropped.
-const MAX_MCP_SESSIONS: usize = 1024;
-
-struct Connection {
-    /// What a non-HTTP parser holds (HTTP charges its own, finer-grained).
-    charge: Charge,
-    fd: i32,
-    tls: bool,
-    peer: Option<Peer>,
-    protocol: Protocol,
-    cursors: [CallCursor; 2],
-    /// Events that fed the exchange in progress, per direction.
-    events: [Option<EventRange>; 2],
-    actor: Actor,
-    time_offset_ns: u64,
-    last_ts_ns: u64,
-}
-
 pub struct Reconstructor {
     /// Shared with the model and detection (see [`Reconstructor::budget`]).
     budget: MemoryBudget,
     options: ReconstructOptions,
     processes: ProcessTable,
-    connections: HashMap<ConnectionKey, Connection>,
+    streams: StreamAssembler,
     /// Peers of sockets by (pid, fd), from connect and accept.
     peers: HashMap<(u32, i32), Peer>,
     next_index: u64,
     stats: ReconstructStats,
-    stdio_sessions: HashMap<u32, StdioSession>,
-    http_mcp_sessions: HashMap<HttpMcpKey, (McpSession, u64)>,
-}
-
-fn direction_slot(direction: Direction) -> usize {
-    match direction {
-        Direction::Egress => 0,
-        _ => 1,
-    }
+    stdio_sessions: StdioSessions,
+    /// Tried in order on every HTTP exchange (see [`super::http_interpreters`]).
+    interpreters: Vec<Box<dyn HttpInterpreter>>,
 }
 
 impl Reconstructor {
     pub fn new(options: ReconstructOptions) -> Self {
+        let budget = MemoryBudget::new(options.memory_budget);
         Self {
-            budget: MemoryBudget::new(options.memory_budget),
+            streams: StreamAssembler::new(&budget),
+            stdio_sessions: StdioSessions::new(&budget),
+            budget,
             options,
             processes: ProcessTable::default(),
-            connections: HashMap::new(),
             peers: HashMap::new(),
             next_index: 0,
             stats: ReconstructStats::default(),
-            stdio_sessions: HashMap::new(),
-            http_mcp_sessions: HashMap::new(),
+            interpreters: http_interpreters::interpreters(),
         }
     }
 
@@ -374,281 +236,106 @@ impl Reconstructor {
     /// Flushes every connection (capture stopped): in-flight exchanges come out flagged.
     pub fn finish(&mut self, ts_ns: u64) -> Vec<Observation> {
         let mut out = Vec::new();
-        let mut keys: Vec<_> = self.connections.keys().copied().collect();
-        keys.sort_unstable();
-        for key in keys {
-            self.close_connection(key, ts_ns, &mut out);
+        for key in self.streams.keys() {
+            self.close_stream(key, ts_ns, &mut out);
         }
-        let mut servers: Vec<u32> = self.stdio_sessions.keys().copied().collect();
-        servers.sort_unstable();
-        for pid in servers {
-            self.finish_stdio(pid, ts_ns, &mut out);
-        }
+        self.stdio_sessions.finish_all(
+            ts_ns,
+            &self.processes,
+            &mut self.stats.mcp_messages,
+            &mut out,
+        );
         out
     }
 
-    fn finish_stdio(&mut self, server_pid: u32, ts_ns: u64, out: &mut Vec<Observation>) {
-        if let Some(mut session) = self.stdio_sessions.remove(&server_pid) {
-            let exchanges = session.connection.finish(ts_ns);
-            self.emit_stdio(server_pid, &mut session, exchanges, out);
-        }
-    }
-
     fn reset_socket(&mut self, pid: u32, fd: i32, ts_ns: u64, out: &mut Vec<Observation>) {
-        let mut keys: Vec<_> = self
-            .connections
-            .iter()
-            .filter(|(key, conn)| key.pid == pid && conn.fd == fd && fd >= 0)
-            .map(|(key, _)| *key)
-            .collect();
-        keys.sort_unstable();
-        for key in keys {
-            self.close_connection(key, ts_ns, out);
+        for key in self.streams.keys_of_socket(pid, fd) {
+            self.close_stream(key, ts_ns, out);
         }
     }
 
     fn close_process(&mut self, pid: u32, ts_ns: u64, out: &mut Vec<Observation>) {
-        let mut keys: Vec<_> = self
-            .connections
-            .keys()
-            .filter(|key| key.pid == pid)
-            .copied()
-            .collect();
-        keys.sort_unstable();
-        for key in keys {
-            self.close_connection(key, ts_ns, out);
+        for key in self.streams.keys_of_process(pid) {
+            self.close_stream(key, ts_ns, out);
         }
-        self.finish_stdio(pid, ts_ns, out);
+        self.stdio_sessions.finish(
+            pid,
+            ts_ns,
+            &self.processes,
+            &mut self.stats.mcp_messages,
+            out,
+        );
         self.peers.retain(|(p, _), _| *p != pid);
     }
 
-    fn close_connection(&mut self, key: ConnectionKey, ts_ns: u64, out: &mut Vec<Observation>) {
-        let Some(mut conn) = self.connections.remove(&key) else {
-            return;
-        };
-        let exchanges = match &mut conn.protocol {
-            Protocol::Http { parser, .. } => parser.close(ts_ns),
-            Protocol::Postgres { parser, .. } => {
-                let statements = parser.finish();
-                self.emit_sql(&mut conn, statements, out);
-                Vec::new()
-            }
-            Protocol::Redis { parser, .. } => {
-                let commands = parser.finish();
-                self.emit_redis(&mut conn, commands, out);
-                Vec::new()
-            }
-            _ => Vec::new(),
-        };
-        self.emit_http(&mut conn, exchanges, out);
+    fn close_stream(&mut self, key: StreamKey, ts_ns: u64, out: &mut Vec<Observation>) {
+        if let Some(stream) = self.streams.remove(key) {
+            self.finish_stream(stream, ts_ns, out);
+        }
+    }
+
+    fn finish_stream(&mut self, mut stream: Stream, ts_ns: u64, out: &mut Vec<Observation>) {
+        let messages = stream.finish(ts_ns);
+        self.emit(&mut stream, messages, out);
     }
 
     fn push_data(&mut self, event: &Event, index: u64, out: &mut Vec<Observation>) {
-        let EventBody::Data {
-            source,
-            direction,
-            fd,
-            conn_id,
-            call_id,
-            offset,
-            total_len,
-            last,
-            data,
-            ..
-        } = &event.body
-        else {
-            return;
-        };
-        let header = &event.header;
-        let (source_key, id) = match source {
-            PayloadSource::Tls => (SourceKey::Tls, *conn_id),
-            PayloadSource::Socket => (SourceKey::Socket, *fd as u64),
-            PayloadSource::Pipe => (SourceKey::Pipe, *fd as u64),
-            PayloadSource::Unknown => return,
-        };
-        if matches!(direction, Direction::Unknown) {
-            return;
+        let mut evicted = None;
+        let delivery = self
+            .streams
+            .push(event, index, &self.peers, &mut self.stats, &mut evicted);
+        if let Some(stream) = evicted {
+            self.stats.connections_evicted += 1;
+            self.finish_stream(stream, event.header.ts_ns, out);
         }
-        let key = ConnectionKey {
-            pid: header.pid,
-            source: source_key,
-            id,
-        };
-        self.stats.payload_bytes += data.len() as u64;
-        if !self.connections.contains_key(&key) {
-            if self.connections.len() >= MAX_CONNECTIONS {
-                self.evict_one(header.ts_ns, out);
+        match delivery {
+            Delivery::Nothing => {}
+            Delivery::Messages { key, messages } => {
+                if let Some(mut stream) = self.streams.remove(key) {
+                    self.emit(&mut stream, messages, out);
+                    self.streams.put_back(key, stream);
+                }
             }
-            self.stats.connections_seen += 1;
-            let peer = self.peers.get(&(header.pid, *fd)).cloned();
-            self.connections.insert(
-                key,
-                Connection {
-                    charge: Charge::new(&self.budget),
-                    fd: *fd,
-                    tls: matches!(source, PayloadSource::Tls),
-                    peer,
-                    protocol: Protocol::Undecided,
-                    cursors: Default::default(),
-                    events: [None, None],
-                    actor: Actor::from(header),
-                    time_offset_ns: header.time_unix_ns.saturating_sub(header.ts_ns),
-                    last_ts_ns: header.ts_ns,
-                },
-            );
-        }
-        let slot = direction_slot(*direction);
-        let Some(conn) = self.connections.get_mut(&key) else {
-            return;
-        };
-        conn.actor = Actor::from(header);
-        conn.last_ts_ns = header.ts_ns;
-        if conn.fd < 0 && *fd >= 0 {
-            conn.fd = *fd;
-            conn.peer = self.peers.get(&(header.pid, *fd)).cloned();
-        }
-        match conn.events[slot].as_mut() {
-            Some(range) => range.extend(index),
-            None => conn.events[slot] = Some(EventRange::single(index)),
-        }
-
-        // Holes: the rest of an unfinished earlier call, or chunks missing before this one.
-        let cursor = &mut conn.cursors[slot];
-        // Lengths come from the kernel but are treated as untrusted: saturate, never wrap.
-        let mut gap = 0u64;
-        if cursor.open && cursor.call_id != *call_id {
-            gap = cursor.total_len.saturating_sub(cursor.expected_offset);
-            cursor.open = false;
-        }
-        if !cursor.open {
-            *cursor = CallCursor {
-                call_id: *call_id,
-                expected_offset: 0,
-                total_len: *total_len,
-                open: true,
-            };
-        }
-        gap = gap.saturating_add(offset.saturating_sub(cursor.expected_offset));
-        cursor.expected_offset = offset.saturating_add(data.len() as u64);
-        let mut tail_gap = 0;
-        if *last {
-            // Bytes beyond the kernel's per-call cap, or chunks dropped at the end of the call.
-            tail_gap = total_len.saturating_sub(cursor.expected_offset);
-            cursor.open = false;
-        }
-        self.stats.gap_bytes = self
-            .stats
-            .gap_bytes
-            .saturating_add(gap.saturating_add(tail_gap));
-
-        if matches!(conn.protocol, Protocol::Undecided) && matches!(source, PayloadSource::Pipe) {
-            conn.protocol = Protocol::Pipe(PipeEnd::Undecided {
-                buffered: Vec::new(),
-                scanned: 0,
-                lines: 0,
-            });
-        }
-        if matches!(conn.protocol, Protocol::Undecided) {
-            conn.protocol = recognise_protocol(*direction, data, &self.budget);
-            if matches!(conn.protocol, Protocol::Opaque) {
-                self.stats.opaque_connections += 1;
+            Delivery::ServerEnd(bytes) => {
+                self.stdio_sessions
+                    .push(bytes, &self.processes, &mut self.stats.mcp_messages, out)
             }
         }
-        let ts = header.ts_ns;
+    }
+
+    /// Turns what a stream's parser completed into observations. A stream carries one
+    /// protocol, so its messages are all of one kind.
+    fn emit(
+        &mut self,
+        stream: &mut Stream,
+        messages: Vec<WireMessage>,
+        out: &mut Vec<Observation>,
+    ) {
         let mut exchanges = Vec::new();
         let mut statements = Vec::new();
         let mut commands = Vec::new();
-        match &mut conn.protocol {
-            Protocol::Http { parser, role } => {
-                let side = http_side(*role, *direction);
-                if gap > 0 {
-                    exchanges.extend(parser.gap(side, gap, ts));
-                }
-                exchanges.extend(parser.feed(side, data, ts));
-                if tail_gap > 0 {
-                    exchanges.extend(parser.gap(side, tail_gap, ts));
-                }
+        for message in messages {
+            match message {
+                WireMessage::Http(exchange) => exchanges.push(exchange),
+                WireMessage::Sql(statement) => statements.push(statement),
+                WireMessage::Redis(command) => commands.push(command),
+                // Stdio MCP is read by its sessions, never by a connection's parser.
+                WireMessage::Mcp(_) => {}
             }
-            Protocol::Postgres { parser, role } => {
-                statements = parser.feed(client_view(*role, *direction), data, ts);
-                if !conn.charge.try_set(parser.held_bytes()) {
-                    // Over budget: what is in flight is flushed (flagged as cut) and the rest
-                    // of this connection is not parsed.
-                    self.budget.note(Pressure::ConnectionEvicted);
-                    statements.extend(parser.finish());
-                    conn.protocol = Protocol::Opaque;
-                    conn.charge.force_set(0);
-                }
-            }
-            Protocol::Redis { parser, role } => {
-                commands = parser.feed(client_view(*role, *direction), data, ts);
-                if !conn.charge.try_set(parser.held_bytes()) {
-                    self.budget.note(Pressure::ConnectionEvicted);
-                    commands.extend(parser.finish());
-                    conn.protocol = Protocol::Opaque;
-                    conn.charge.force_set(0);
-                }
-            }
-            Protocol::Pipe(end) => {
-                let mut bytes = std::borrow::Cow::Borrowed(data.as_slice());
-                if let PipeEnd::Undecided {
-                    buffered,
-                    scanned,
-                    lines,
-                } = end
-                {
-                    buffered.extend_from_slice(data);
-                    if !conn.charge.try_set(buffered.capacity()) {
-                        self.budget.note(Pressure::ConnectionEvicted);
-                        *end = PipeEnd::Ignored;
-                        conn.charge.force_set(0);
-                        return;
-                    }
-                    match PipeEnd::decide(*direction, buffered, scanned, lines) {
-                        Some(decided) => {
-                            bytes = std::borrow::Cow::Owned(std::mem::take(buffered));
-                            *end = decided;
-                            conn.charge.force_set(0);
-                        }
-                        None => return,
-                    }
-                }
-                if let PipeEnd::Server(sender) = end {
-                    let sender = *sender;
-                    let actor = conn.actor.clone();
-                    let offset = conn.time_offset_ns;
-                    self.push_stdio(
-                        sender,
-                        actor,
-                        offset,
-                        index,
-                        &bytes,
-                        gap.saturating_add(tail_gap),
-                        ts,
-                        out,
-                    );
-                }
-                return;
-            }
-            Protocol::Undecided | Protocol::Opaque => {}
         }
-        if !exchanges.is_empty() || !statements.is_empty() || !commands.is_empty() {
-            let mut conn = self.connections.remove(&key).expect("present");
-            self.emit_http(&mut conn, exchanges, out);
-            self.emit_sql(&mut conn, statements, out);
-            self.emit_redis(&mut conn, commands, out);
-            self.connections.insert(key, conn);
-        }
+        self.emit_http(stream, exchanges, out);
+        self.emit_sql(stream, statements, out);
+        self.emit_redis(stream, commands, out);
     }
 
     fn emit_sql(
         &mut self,
-        conn: &mut Connection,
-        statements: Vec<super::postgres::SqlStatement>,
+        stream: &mut Stream,
+        statements: Vec<SqlStatement>,
         out: &mut Vec<Observation>,
     ) {
         self.stats.sql_statements += statements.len() as u64;
-        emit_records(conn, statements, out, |statement, peer| {
+        emit_records(stream, statements, out, |statement, peer| {
             (
                 statement.ts_ns,
                 ObservationKind::Sql {
@@ -661,12 +348,12 @@ impl Reconstructor {
 
     fn emit_redis(
         &mut self,
-        conn: &mut Connection,
-        commands: Vec<super::redis::RedisCommand>,
+        stream: &mut Stream,
+        commands: Vec<RedisCommand>,
         out: &mut Vec<Observation>,
     ) {
         self.stats.redis_commands += commands.len() as u64;
-        emit_records(conn, commands, out, |command, peer| {
+        emit_records(stream, commands, out, |command, peer| {
             (
                 command.ts_ns,
                 ObservationKind::Redis {
@@ -677,209 +364,16 @@ impl Reconstructor {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn push_stdio(
-        &mut self,
-        sender: Sender,
-        actor: Actor,
-        time_offset_ns: u64,
-        index: u64,
-        data: &[u8],
-        gap: u64,
-        ts: u64,
-        out: &mut Vec<Observation>,
-    ) {
-        let server_pid = actor.pid;
-        if !self.stdio_sessions.contains_key(&server_pid)
-            && self.stdio_sessions.len() >= MAX_MCP_SESSIONS
-        {
-            if let Some(oldest) = self
-                .stdio_sessions
-                .iter()
-                .min_by_key(|(pid, session)| (session.last_ts_ns, **pid))
-                .map(|(pid, _)| *pid)
-            {
-                self.finish_stdio(oldest, ts, out);
-            }
-        }
-        let session = self
-            .stdio_sessions
-            .entry(server_pid)
-            .or_insert_with(|| StdioSession {
-                charge: Charge::new(&self.budget),
-                connection: StdioMcpConnection::new(),
-                speaks_mcp: false,
-                actor: actor.clone(),
-                time_offset_ns,
-                events: None,
-                last_ts_ns: ts,
-            });
-        session.actor = actor;
-        session.last_ts_ns = ts;
-        match session.events.as_mut() {
-            Some(range) => range.extend(index),
-            None => session.events = Some(EventRange::single(index)),
-        }
-        let mut exchanges = Vec::new();
-        if gap > 0 {
-            exchanges.extend(session.connection.mark_gap(sender, ts));
-        }
-        exchanges.extend(session.connection.feed_bytes(sender, data, ts));
-        if !session.charge.try_set(session.connection.held_bytes()) {
-            // The session's unfinished line does not fit: drop what it holds and go on from
-            // the next line, as after lost bytes.
-            self.budget.note(Pressure::ConnectionEvicted);
-            exchanges.extend(session.connection.drop_buffers(sender, ts));
-            session.charge.force_set(session.connection.held_bytes());
-        }
-        if exchanges.is_empty() {
-            return;
-        }
-        let mut session = self.stdio_sessions.remove(&server_pid).expect("present");
-        self.emit_stdio(server_pid, &mut session, exchanges, out);
-        self.stdio_sessions.insert(server_pid, session);
-    }
-
-    /// Stdio MCP records are reported as the client's (the agent that spawned the server),
-    /// with the server as peer: the client is the one a model directs.
-    fn emit_stdio(
-        &mut self,
-        server_pid: u32,
-        session: &mut StdioSession,
-        exchanges: Vec<mcp::McpExchange>,
-        out: &mut Vec<Observation>,
-    ) {
-        let events: Vec<EventRange> = session.events.take().into_iter().collect();
-        let client_pid = self.processes.ppid(server_pid);
-        let client = self.processes.get(client_pid);
-        let actor = Actor {
-            pid: client_pid,
-            ppid: self.processes.ppid(client_pid),
-            comm: client.map_or_else(String::new, |p| p.comm.clone()),
-            ..session.actor.clone()
-        };
-        let server = self.processes.get(server_pid);
-        let endpoint =
-            server.map(|p| crate::program::program_of(p.exe.as_deref(), &p.argv, &p.comm));
-        for exchange in exchanges {
-            if exchange.kind != mcp::ExchangeKind::Invalid {
-                session.speaks_mcp = true;
-            }
-            if !session.speaks_mcp {
-                continue;
-            }
-            self.stats.mcp_messages += 1;
-            let ts_ns = exchange
-                .request_ts_ns
-                .or(exchange.response_ts_ns)
-                .unwrap_or(0);
-            out.push(Observation {
-                ts_ns,
-                time_unix_ns: ts_ns.saturating_add(session.time_offset_ns),
-                actor: actor.clone(),
-                events: events.clone(),
-                kind: ObservationKind::Mcp {
-                    exchange: Box::new(exchange),
-                    transport: McpTransport::Stdio,
-                    role: Role::Client,
-                    endpoint: endpoint.clone(),
-                    peer_pid: Some(server_pid),
-                },
-            });
-        }
-    }
-
-    /// A JSON-RPC exchange over HTTP (MCP Streamable HTTP): the request body is the client's
-    /// message, the response a JSON body or an SSE stream of the server's messages.
-    fn http_mcp(
-        &mut self,
-        conn: &Connection,
-        role: Role,
-        exchange: &HttpExchange,
-    ) -> Option<Vec<mcp::McpExchange>> {
-        let is_rpc = |v: &serde_json::Value| {
-            v.get("jsonrpc").is_some()
-                || v.as_array()
-                    .is_some_and(|a| a.iter().any(|m| m.get("jsonrpc").is_some()))
-        };
-        let request = exchange.request.json().filter(is_rpc);
-        // GET (the server's message stream) and DELETE (session end) carry no JSON-RPC
-        // request but belong to the session named by their Mcp-Session-Id.
-        if request.is_none() && exchange.request.header("mcp-session-id").is_none() {
-            return None;
-        }
-        let endpoint = endpoint_url(exchange);
-        let key = (conn.actor.pid, role, endpoint);
-        if !self.http_mcp_sessions.contains_key(&key)
-            && self.http_mcp_sessions.len() >= MAX_MCP_SESSIONS
-        {
-            if let Some(oldest) = self
-                .http_mcp_sessions
-                .iter()
-                .min_by_key(|(key, (_, used))| (*used, (*key).clone()))
-                .map(|(k, _)| k.clone())
-            {
-                self.http_mcp_sessions.remove(&oldest);
-            }
-        }
-        let ts = exchange.request.ts_ns;
-        let (session, used) = self
-            .http_mcp_sessions
-            .entry(key)
-            .or_insert_with(|| (McpSession::new(McpTransport::Http), ts));
-        *used = ts;
-        let session_header = exchange.request.header("mcp-session-id").or_else(|| {
-            exchange
-                .response
-                .as_ref()
-                .and_then(|r| r.header("mcp-session-id"))
-        });
-        if let Some(id) = session_header {
-            session.set_session_id(id);
-        }
-        let mut records = match &request {
-            Some(request) => session.feed_message(Sender::Client, request, ts),
-            None => Vec::new(),
-        };
-        if let Some(response) = &exchange.response {
-            let rts = response.ts_ns;
-            match &response.stream {
-                Some(http::StreamedBody::Sse(events)) => {
-                    for event in events {
-                        if let Ok(message) = serde_json::from_str(&event.data) {
-                            records.extend(session.feed_message(Sender::Server, &message, rts));
-                        }
-                    }
-                }
-                _ => {
-                    if let Some(message) = response.json() {
-                        records.extend(session.feed_message(Sender::Server, &message, rts));
-                    }
-                }
-            }
-        }
-        Some(records)
-    }
-
     /// Parsers charge what they cannot refuse (message heads, requests waiting for their
     /// answer) even past the limit; if that happened, the least recently active connections
     /// are flushed (their exchanges come out flagged) until the pipeline is within its share.
     fn enforce_budget(&mut self, ts_ns: u64, out: &mut Vec<Observation>) {
-        while self.budget.used() > self.budget.held_limit() && !self.connections.is_empty() {
+        while self.budget.used() > self.budget.held_limit() && !self.streams.is_empty() {
             self.budget.note(Pressure::ConnectionEvicted);
-            self.evict_one(ts_ns, out);
-        }
-    }
-
-    fn evict_one(&mut self, ts_ns: u64, out: &mut Vec<Observation>) {
-        if let Some(key) = self
-            .connections
-            .iter()
-            .min_by_key(|(key, conn)| (conn.last_ts_ns, **key))
-            .map(|(key, _)| *key)
-        {
-            self.stats.connections_evicted += 1;
-            self.close_connection(key, ts_ns, out);
+            if let Some(stream) = self.streams.evict_least_recent() {
+                self.stats.connections_evicted += 1;
+                self.finish_stream(stream, ts_ns, out);
+            }
         }
     }
 
@@ -910,17 +404,17 @@ impl Reconstructor {
 
     fn emit_http(
         &mut self,
-        conn: &mut Connection,
+        stream: &mut Stream,
         exchanges: Vec<PairedExchange>,
         out: &mut Vec<Observation>,
     ) {
-        let Protocol::Http { role, .. } = conn.protocol else {
+        let Some(role) = stream.role() else {
             return;
         };
         if exchanges.is_empty() {
             return;
         }
-        let events = take_events(conn);
+        let events = stream.take_events();
         for paired in exchanges {
             self.stats.http_exchanges += 1;
             let mut exchange = HttpExchange {
@@ -928,15 +422,15 @@ impl Reconstructor {
                     .request
                     .header("host")
                     .map(str::to_string)
-                    .or_else(|| conn.peer.as_ref().map(|p| p.addr.clone())),
-                port: conn.peer.as_ref().map(|p| p.port),
-                tls: conn.tls,
+                    .or_else(|| stream.peer.as_ref().map(|p| p.addr.clone())),
+                port: stream.peer.as_ref().map(|p| p.port),
+                tls: stream.tls,
                 request: paired.request,
                 response: paired.response,
             };
             self.limit_parse_cost(&mut exchange);
             if self.options.redact_secrets {
-                redact_exchange(&mut exchange);
+                redaction::redact_exchange(&mut exchange);
             }
             let partial = exchange.request.completeness != http::Completeness::Complete
                 || exchange
@@ -946,96 +440,45 @@ impl Reconstructor {
             if partial {
                 self.stats.partial_exchanges += 1;
             }
+            let context = ExchangeContext {
+                pid: stream.actor.pid,
+                role,
+                redact_secrets: self.options.redact_secrets,
+            };
+            let interpreted = self
+                .interpreters
+                .iter_mut()
+                .find_map(|interpreter| interpreter.interpret(&exchange, &context));
             let ts_ns = exchange.request.ts_ns;
-            if let Some(records) = self.http_mcp(conn, role, &exchange) {
-                let endpoint = endpoint_url(&exchange);
-                for record in records {
-                    self.stats.mcp_messages += 1;
-                    out.push(Observation {
-                        ts_ns,
-                        time_unix_ns: ts_ns.saturating_add(conn.time_offset_ns),
-                        actor: conn.actor.clone(),
-                        events: events.clone(),
-                        kind: ObservationKind::Mcp {
-                            exchange: Box::new(record),
-                            transport: McpTransport::Http,
-                            role,
-                            endpoint: Some(endpoint.clone()),
-                            peer_pid: None,
-                        },
-                    });
-                }
-                continue;
-            }
-            // The serving side of an LLM API (a model server on the node) is not an agent.
-            let llm_call = match role {
-                Role::Client => llm::recognise(&exchange),
-                Role::Server => None,
-            };
-            let object_access = (role == Role::Client && llm_call.is_none())
-                .then(|| object_store::recognise(&exchange))
-                .flatten();
-            let retrieval = (role == Role::Client && llm_call.is_none() && object_access.is_none())
-                .then(|| vector_db::recognise(&exchange))
-                .flatten();
-            let kind = if let Some(access) = object_access {
-                ObservationKind::ObjectStore {
-                    access: Box::new(access),
-                }
-            } else if let Some(call) = retrieval {
-                ObservationKind::Retrieval {
-                    call: Box::new(call),
-                }
-            } else {
-                match llm_call {
-                    Some(mut call) => {
-                        self.stats.llm_calls += 1;
-                        if self.options.redact_secrets {
-                            redact_llm_call(&mut call);
-                        }
-                        ObservationKind::Llm {
-                            call: Box::new(call),
-                            host: exchange.host.clone(),
-                            port: exchange.port,
-                            user_agent: exchange.request.header("user-agent").map(str::to_string),
-                            end_ts_ns: exchange
-                                .response
-                                .as_ref()
-                                .map_or(ts_ns, |r| r.end_ts_ns.max(r.ts_ns)),
-                        }
-                    }
-                    None => ObservationKind::Http {
-                        exchange: Box::new(exchange),
-                        role,
-                    },
-                }
-            };
-            out.push(Observation {
-                ts_ns,
-                time_unix_ns: ts_ns.saturating_add(conn.time_offset_ns),
-                actor: conn.actor.clone(),
-                events: events.clone(),
-                kind,
+            // An exchange no interpreter claims stays a plain HTTP exchange.
+            let kinds = interpreted.unwrap_or_else(|| {
+                vec![ObservationKind::Http {
+                    exchange: Box::new(exchange),
+                    role,
+                }]
             });
+            for kind in kinds {
+                match &kind {
+                    ObservationKind::Mcp { .. } => self.stats.mcp_messages += 1,
+                    ObservationKind::Llm { .. } => self.stats.llm_calls += 1,
+                    _ => {}
+                }
+                out.push(Observation {
+                    ts_ns,
+                    time_unix_ns: ts_ns.saturating_add(stream.time_offset_ns),
+                    actor: stream.actor.clone(),
+                    events: events.clone(),
+                    kind,
+                });
+            }
         }
     }
 }
 
-/// `http://host[:port]/path` of an exchange, the identity of an HTTP MCP endpoint.
-fn endpoint_url(exchange: &HttpExchange) -> String {
-    let scheme = if exchange.tls { "https" } else { "http" };
-    let host = exchange.host.as_deref().unwrap_or("unknown");
-    let host = match exchange.port {
-        Some(port) if !host.contains(':') => format!("{host}:{port}"),
-        _ => host.to_string(),
-    };
-    format!("{scheme}://{host}{}", exchange.request.path())
-}
-
-/// One observation per wire-protocol record of a connection, all citing the events that fed
+/// One observation per wire-protocol record of a stream, all citing the events that fed
 /// them.
 fn emit_records<T>(
-    conn: &mut Connection,
+    stream: &mut Stream,
     records: Vec<T>,
     out: &mut Vec<Observation>,
     kind: impl Fn(T, Option<Peer>) -> (u64, ObservationKind),
@@ -1043,134 +486,26 @@ fn emit_records<T>(
     if records.is_empty() {
         return;
     }
-    let events = take_events(conn);
+    let events = stream.take_events();
     for record in records {
-        let (ts_ns, kind) = kind(record, conn.peer.clone());
+        let (ts_ns, kind) = kind(record, stream.peer.clone());
         out.push(Observation {
             ts_ns,
-            time_unix_ns: ts_ns.saturating_add(conn.time_offset_ns),
-            actor: conn.actor.clone(),
+            time_unix_ns: ts_ns.saturating_add(stream.time_offset_ns),
+            actor: stream.actor.clone(),
             events: events.clone(),
             kind,
         });
     }
 }
 
-/// The events that fed what a connection just produced; the next record starts afresh.
-fn take_events(conn: &mut Connection) -> Vec<EventRange> {
-    conn.events.iter_mut().filter_map(Option::take).collect()
-}
-
-/// Direction as seen from the client, which is how the wire-protocol parsers read streams.
-fn client_view(role: Role, direction: Direction) -> Direction {
-    match (role, direction) {
-        (Role::Server, Direction::Egress) => Direction::Ingress,
-        (Role::Server, Direction::Ingress) => Direction::Egress,
-        (_, other) => other,
-    }
-}
-
-fn http_side(role: Role, direction: Direction) -> Side {
-    match (role, direction) {
-        (Role::Client, Direction::Egress) | (Role::Server, Direction::Ingress) => Side::Request,
-        _ => Side::Response,
-    }
-}
-
-/// Decides a connection's protocol from the first bytes seen in either direction.
-fn recognise_protocol(direction: Direction, bytes: &[u8], budget: &MemoryBudget) -> Protocol {
-    let role = |request_outgoing: bool| {
-        if request_outgoing {
-            Role::Client
-        } else {
-            Role::Server
-        }
-    };
-    let egress = matches!(direction, Direction::Egress);
-    if http::looks_like_request(bytes) {
-        return Protocol::Http {
-            parser: Box::new(HttpConnection::with_budget(budget)),
-            role: role(egress),
-        };
-    }
-    if http::looks_like_response(bytes) {
-        // Capture began mid-exchange: the response's sender is the server.
-        return Protocol::Http {
-            parser: Box::new(HttpConnection::with_budget(budget)),
-            role: role(!egress),
-        };
-    }
-    if PostgresConnection::looks_like_postgres(bytes) {
-        return Protocol::Postgres {
-            parser: Box::new(PostgresConnection::new()),
-            role: role(egress),
-        };
-    }
-    if RedisConnection::looks_like_redis(bytes) {
-        return Protocol::Redis {
-            parser: Box::new(RedisConnection::new()),
-            role: role(egress),
-        };
-    }
-    Protocol::Opaque
-}
-
-fn redact_exchange(exchange: &mut HttpExchange) {
-    let headers = exchange.request.headers.iter_mut().chain(
-        exchange
-            .response
-            .iter_mut()
-            .flat_map(|r| r.headers.iter_mut()),
-    );
-    for header in headers {
-        header.value = redact::redact_header_value(&header.name, &header.value);
-    }
-    redact_string(&mut exchange.request.target);
-    redact::redact_in_place(&mut exchange.request.body);
-    if let Some(response) = exchange.response.as_mut() {
-        redact::redact_in_place(&mut response.body);
-        match response.stream.as_mut() {
-            Some(http::StreamedBody::Sse(events)) => {
-                events.iter_mut().for_each(|e| redact_string(&mut e.data))
-            }
-            Some(http::StreamedBody::Ndjson(lines)) => lines.iter_mut().for_each(redact_string),
-            None => {}
-        }
-    }
-}
-
-fn redact_string(text: &mut String) {
-    let mut bytes = std::mem::take(text).into_bytes();
-    redact::redact_in_place(&mut bytes);
-    *text = String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-}
-
-/// Text a model streamed in fragments (tool-call arguments, output) is whole only once the
-/// call is assembled: a secret split across events is masked here.
-fn redact_llm_call(call: &mut llm::LlmCall) {
-    for tool_call in &mut call.tool_calls {
-        redact::redact_json(&mut tool_call.arguments);
-    }
-    for result in &mut call.tool_results {
-        redact_string(&mut result.content);
-    }
-    for text in [
-        &mut call.output_text,
-        &mut call.last_user_message,
-        &mut call.system_prompt,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        redact_string(text);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Direction, PayloadSource};
     use crate::event_json::events_from_json_lines;
+    use crate::reconstruct::mcp;
+    use crate::reconstruct::Role;
 
     fn observations(fixture: &str) -> (Vec<Observation>, ReconstructStats) {
         let mut reconstructor = Reconstructor::new(ReconstructOptions::default());

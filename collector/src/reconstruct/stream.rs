@@ -1,0 +1,417 @@
+//! The stream assembler: payload chunks joined per connection (or pipe) and direction.
+//!
+//! It owns every stream's ordering and gaps (bytes the kernel announced but could not
+//! deliver are passed on to the parser as gaps rather than silently concatenated), its share
+//! of the memory budget, and the choice of its parser: the protocol is recognised once per
+//! stream, from its first bytes ([`recognise_protocol`]). Parsers are fed through the
+//! [`WireParser`] contract; pipes are handed to stdio MCP once their end is known
+//! ([`super::mcp::pipe_end`]), because one MCP session spans a server's two pipes.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use crate::event::{Direction, Event, EventBody, PayloadSource};
+use crate::memory_budget::{Charge, MemoryBudget, Pressure};
+
+use super::http::{self, HttpConnection};
+use super::mcp::pipe_end::PipeEnd;
+use super::mcp::stdio_sessions::ServerEndBytes;
+use super::observation::{Actor, EventRange, Peer, Role};
+use super::postgres::PostgresConnection;
+use super::reconstructor::ReconstructStats;
+use super::redis::RedisConnection;
+use super::wire::{OverBudget, WireMessage, WireParser};
+
+/// Connections tracked at once. Beyond this the least recently active one is closed (its
+/// partial exchanges are flushed, flagged), so memory stays bounded on a busy node.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Ordered so that work over several connections happens in the same order in every run: a
+/// replay must produce exactly what the live capture did, and hash order differs per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pid: u32,
+    source: SourceKey,
+    /// `SSL*` for TLS, the fd otherwise.
+    id: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum SourceKey {
+    Tls,
+    Socket,
+    Pipe,
+}
+
+/// Where the next chunk of a direction should start, to detect holes.
+#[derive(Debug, Default, Clone)]
+struct CallCursor {
+    call_id: u64,
+    expected_offset: u64,
+    total_len: u64,
+    open: bool,
+}
+
+/// What a stream was recognised as.
+enum Protocol {
+    Undecided,
+    /// `role` says which side the captured process is: parsers read the client's view.
+    Wire {
+        parser: Box<dyn WireParser>,
+        role: Role,
+    },
+    /// One end of a pipe (see [`PipeEnd`]).
+    Pipe(PipeEnd),
+    Opaque,
+}
+
+/// One connection's (or pipe's) assembly state.
+pub struct Stream {
+    /// What a parser that does not charge the budget itself holds.
+    charge: Charge,
+    fd: i32,
+    pub tls: bool,
+    pub peer: Option<Peer>,
+    protocol: Protocol,
+    cursors: [CallCursor; 2],
+    /// Events that fed the message in progress, per direction.
+    events: [Option<EventRange>; 2],
+    pub actor: Actor,
+    pub time_offset_ns: u64,
+    last_ts_ns: u64,
+}
+
+impl Stream {
+    /// Which end the captured process is, for a stream with a wire parser.
+    pub fn role(&self) -> Option<Role> {
+        match &self.protocol {
+            Protocol::Wire { role, .. } => Some(*role),
+            _ => None,
+        }
+    }
+
+    /// The events that fed what the stream just produced; the next message starts afresh.
+    pub fn take_events(&mut self) -> Vec<EventRange> {
+        self.events.iter_mut().filter_map(Option::take).collect()
+    }
+
+    /// The stream ended: its parser's in-flight messages, flagged.
+    pub fn finish(&mut self, ts_ns: u64) -> Vec<WireMessage> {
+        let mut out = Vec::new();
+        if let Protocol::Wire { parser, .. } = &mut self.protocol {
+            parser.finish(ts_ns, &mut out);
+        }
+        out
+    }
+}
+
+/// What one payload chunk gave.
+pub enum Delivery<'a> {
+    Nothing,
+    /// Messages the stream's parser completed.
+    Messages {
+        key: StreamKey,
+        messages: Vec<WireMessage>,
+    },
+    /// Bytes of a pipe's server end, for the stdio MCP sessions.
+    ServerEnd(ServerEndBytes<'a>),
+}
+
+/// Every stream open, bounded by [`MAX_CONNECTIONS`] and the memory budget.
+pub struct StreamAssembler {
+    budget: MemoryBudget,
+    streams: HashMap<StreamKey, Stream>,
+}
+
+fn direction_slot(direction: Direction) -> usize {
+    match direction {
+        Direction::Egress => 0,
+        _ => 1,
+    }
+}
+
+impl StreamAssembler {
+    pub fn new(budget: &MemoryBudget) -> Self {
+        Self {
+            budget: budget.clone(),
+            streams: HashMap::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Every stream's key, sorted.
+    pub fn keys(&self) -> Vec<StreamKey> {
+        let mut keys: Vec<_> = self.streams.keys().copied().collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// The streams of one socket of a process, sorted.
+    pub fn keys_of_socket(&self, pid: u32, fd: i32) -> Vec<StreamKey> {
+        let mut keys: Vec<_> = self
+            .streams
+            .iter()
+            .filter(|(key, stream)| key.pid == pid && stream.fd == fd && fd >= 0)
+            .map(|(key, _)| *key)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// The streams of a process, sorted.
+    pub fn keys_of_process(&self, pid: u32) -> Vec<StreamKey> {
+        let mut keys: Vec<_> = self
+            .streams
+            .keys()
+            .filter(|key| key.pid == pid)
+            .copied()
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// Takes a stream out (to close it, or to emit what it produced and put it back).
+    pub fn remove(&mut self, key: StreamKey) -> Option<Stream> {
+        self.streams.remove(&key)
+    }
+
+    pub fn put_back(&mut self, key: StreamKey, stream: Stream) {
+        self.streams.insert(key, stream);
+    }
+
+    /// Takes out the least recently active stream, to be closed.
+    pub fn evict_least_recent(&mut self) -> Option<Stream> {
+        let key = self
+            .streams
+            .iter()
+            .min_by_key(|(key, stream)| (stream.last_ts_ns, **key))
+            .map(|(key, _)| *key)?;
+        self.streams.remove(&key)
+    }
+
+    /// Feeds one payload event (`index` is its place in the capture). A new stream beyond
+    /// [`MAX_CONNECTIONS`] first pushes out the least recently active one, returned in
+    /// `evicted` for the caller to close before anything else.
+    pub fn push<'a>(
+        &mut self,
+        event: &'a Event,
+        index: u64,
+        peers: &HashMap<(u32, i32), Peer>,
+        stats: &mut ReconstructStats,
+        evicted: &mut Option<Stream>,
+    ) -> Delivery<'a> {
+        let EventBody::Data {
+            source,
+            direction,
+            fd,
+            conn_id,
+            call_id,
+            offset,
+            total_len,
+            last,
+            data,
+            ..
+        } = &event.body
+        else {
+            return Delivery::Nothing;
+        };
+        let header = &event.header;
+        let (source_key, id) = match source {
+            PayloadSource::Tls => (SourceKey::Tls, *conn_id),
+            PayloadSource::Socket => (SourceKey::Socket, *fd as u64),
+            PayloadSource::Pipe => (SourceKey::Pipe, *fd as u64),
+            PayloadSource::Unknown => return Delivery::Nothing,
+        };
+        if matches!(direction, Direction::Unknown) {
+            return Delivery::Nothing;
+        }
+        let key = StreamKey {
+            pid: header.pid,
+            source: source_key,
+            id,
+        };
+        stats.payload_bytes += data.len() as u64;
+        if !self.streams.contains_key(&key) {
+            if self.streams.len() >= MAX_CONNECTIONS {
+                *evicted = self.evict_least_recent();
+            }
+            stats.connections_seen += 1;
+            let peer = peers.get(&(header.pid, *fd)).cloned();
+            self.streams.insert(
+                key,
+                Stream {
+                    charge: Charge::new(&self.budget),
+                    fd: *fd,
+                    tls: matches!(source, PayloadSource::Tls),
+                    peer,
+                    protocol: Protocol::Undecided,
+                    cursors: Default::default(),
+                    events: [None, None],
+                    actor: Actor::from(header),
+                    time_offset_ns: header.time_unix_ns.saturating_sub(header.ts_ns),
+                    last_ts_ns: header.ts_ns,
+                },
+            );
+        }
+        let slot = direction_slot(*direction);
+        let Some(stream) = self.streams.get_mut(&key) else {
+            return Delivery::Nothing;
+        };
+        stream.actor = Actor::from(header);
+        stream.last_ts_ns = header.ts_ns;
+        if stream.fd < 0 && *fd >= 0 {
+            stream.fd = *fd;
+            stream.peer = peers.get(&(header.pid, *fd)).cloned();
+        }
+        match stream.events[slot].as_mut() {
+            Some(range) => range.extend(index),
+            None => stream.events[slot] = Some(EventRange::single(index)),
+        }
+
+        // Holes: the rest of an unfinished earlier call, or chunks missing before this one.
+        let cursor = &mut stream.cursors[slot];
+        // Lengths come from the kernel but are treated as untrusted: saturate, never wrap.
+        let mut gap = 0u64;
+        if cursor.open && cursor.call_id != *call_id {
+            gap = cursor.total_len.saturating_sub(cursor.expected_offset);
+            cursor.open = false;
+        }
+        if !cursor.open {
+            *cursor = CallCursor {
+                call_id: *call_id,
+                expected_offset: 0,
+                total_len: *total_len,
+                open: true,
+            };
+        }
+        gap = gap.saturating_add(offset.saturating_sub(cursor.expected_offset));
+        cursor.expected_offset = offset.saturating_add(data.len() as u64);
+        let mut tail_gap = 0;
+        if *last {
+            // Bytes beyond the kernel's per-call cap, or chunks dropped at the end of the call.
+            tail_gap = total_len.saturating_sub(cursor.expected_offset);
+            cursor.open = false;
+        }
+        stats.gap_bytes = stats.gap_bytes.saturating_add(gap.saturating_add(tail_gap));
+
+        if matches!(stream.protocol, Protocol::Undecided) && matches!(source, PayloadSource::Pipe) {
+            stream.protocol = Protocol::Pipe(PipeEnd::new());
+        }
+        if matches!(stream.protocol, Protocol::Undecided) {
+            stream.protocol = recognise_protocol(*direction, data, &self.budget);
+            if matches!(stream.protocol, Protocol::Opaque) {
+                stats.opaque_connections += 1;
+            }
+        }
+        let ts = header.ts_ns;
+        match &mut stream.protocol {
+            Protocol::Wire { parser, role } => {
+                let direction = client_view(*role, *direction);
+                let mut messages = Vec::new();
+                if gap > 0 {
+                    parser.on_gap(direction, gap, ts, &mut messages);
+                }
+                parser.on_bytes(direction, ts, data, &mut messages);
+                if tail_gap > 0 {
+                    parser.on_gap(direction, tail_gap, ts, &mut messages);
+                }
+                if let Some(held) = parser.held_bytes() {
+                    if !stream.charge.try_set(held) {
+                        self.budget.note(Pressure::ConnectionEvicted);
+                        match parser.on_over_budget(direction, ts, &mut messages) {
+                            OverBudget::StopParsing => {
+                                stream.protocol = Protocol::Opaque;
+                                stream.charge.force_set(0);
+                            }
+                            OverBudget::Continue => {
+                                stream.charge.force_set(parser.held_bytes().unwrap_or(0));
+                            }
+                        }
+                    }
+                }
+                if messages.is_empty() {
+                    Delivery::Nothing
+                } else {
+                    Delivery::Messages { key, messages }
+                }
+            }
+            Protocol::Pipe(end) => {
+                let mut bytes = Cow::Borrowed(data.as_slice());
+                if let PipeEnd::Undecided {
+                    buffered,
+                    scanned,
+                    lines,
+                } = end
+                {
+                    buffered.extend_from_slice(data);
+                    if !stream.charge.try_set(buffered.capacity()) {
+                        self.budget.note(Pressure::ConnectionEvicted);
+                        *end = PipeEnd::Ignored;
+                        stream.charge.force_set(0);
+                        return Delivery::Nothing;
+                    }
+                    match PipeEnd::decide(*direction, buffered, scanned, lines) {
+                        Some(decided) => {
+                            bytes = Cow::Owned(std::mem::take(buffered));
+                            *end = decided;
+                            stream.charge.force_set(0);
+                        }
+                        None => return Delivery::Nothing,
+                    }
+                }
+                match end {
+                    PipeEnd::Server(sender) => Delivery::ServerEnd(ServerEndBytes {
+                        sender: *sender,
+                        actor: stream.actor.clone(),
+                        time_offset_ns: stream.time_offset_ns,
+                        index,
+                        bytes,
+                        gap: gap.saturating_add(tail_gap),
+                        ts_ns: ts,
+                    }),
+                    _ => Delivery::Nothing,
+                }
+            }
+            Protocol::Undecided | Protocol::Opaque => Delivery::Nothing,
+        }
+    }
+}
+
+/// Direction as seen from the client, which is how the wire-protocol parsers read streams.
+fn client_view(role: Role, direction: Direction) -> Direction {
+    match (role, direction) {
+        (Role::Server, Direction::Egress) => Direction::Ingress,
+        (Role::Server, Direction::Ingress) => Direction::Egress,
+        (_, other) => other,
+    }
+}
+
+/// Decides a connection's protocol from the first bytes seen in either direction.
+fn recognise_protocol(direction: Direction, bytes: &[u8], budget: &MemoryBudget) -> Protocol {
+    let role = |request_outgoing: bool| {
+        if request_outgoing {
+            Role::Client
+        } else {
+            Role::Server
+        }
+    };
+    let egress = matches!(direction, Direction::Egress);
+    let wire = |parser: Box<dyn WireParser>, role: Role| Protocol::Wire { parser, role };
+    if http::looks_like_request(bytes) {
+        return wire(Box::new(HttpConnection::with_budget(budget)), role(egress));
+    }
+    if http::looks_like_response(bytes) {
+        // Capture began mid-exchange: the response's sender is the server.
+        return wire(Box::new(HttpConnection::with_budget(budget)), role(!egress));
+    }
+    if PostgresConnection::looks_like_postgres(bytes) {
+        return wire(Box::<PostgresConnection>::default(), role(egress));
+    }
+    if RedisConnection::looks_like_redis(bytes) {
+        return wire(Box::<RedisConnection>::default(), role(egress));
+    }
+    Protocol::Opaque
+}
