@@ -52,6 +52,7 @@ pub use agentscope_collector::detect::Severity;
 pub use app::{App, AppOptions, Effect};
 pub use baseline::{yaml_exporter, BaselineExporter};
 pub use config::ConsoleConfig;
+#[cfg(test)]
 pub use findings::FindingView;
 pub use json_source::JsonEventsSource;
 pub use live_source::LiveSource;
