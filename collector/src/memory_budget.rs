@@ -49,9 +49,12 @@ pub enum Pressure {
     GraphEvicted,
     /// A finding was not kept.
     FindingDropped,
+    /// Detection forgot the oldest of an agent's remembered state (read data, destinations,
+    /// injected contents, tainted calls) to make room.
+    DetectionStateShed,
 }
 
-const PRESSURE_KINDS: usize = 5;
+const PRESSURE_KINDS: usize = 6;
 
 #[derive(Debug)]
 struct Inner {
@@ -83,6 +86,9 @@ pub struct MemoryStats {
     pub tool_calls_evicted: u64,
     pub graph_evictions: u64,
     pub findings_dropped: u64,
+    /// Times detection shed an agent's oldest remembered state.
+    #[serde(default)]
+    pub detection_state_shed: u64,
 }
 
 impl MemoryStats {
@@ -93,6 +99,7 @@ impl MemoryStats {
             + self.tool_calls_evicted
             + self.graph_evictions
             + self.findings_dropped
+            + self.detection_state_shed
             > 0
     }
 }
@@ -206,6 +213,7 @@ impl MemoryBudget {
             tool_calls_evicted: count(Pressure::ToolCallEvicted),
             graph_evictions: count(Pressure::GraphEvicted),
             findings_dropped: count(Pressure::FindingDropped),
+            detection_state_shed: count(Pressure::DetectionStateShed),
         }
     }
 }

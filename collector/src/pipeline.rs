@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::LossCounts;
-use crate::detect::{DetectionUpdate, Detector, DetectorOptions};
+use crate::detect::{Detector, DetectorOptions};
 use crate::event::Event;
 use crate::identity::IdentityResolver;
 use crate::memory_budget::MemoryBudget;
@@ -337,11 +337,6 @@ impl Pipeline {
     /// Detection: findings, incidents, and the baselines being learned.
     pub fn detector(&self) -> &Detector {
         &self.detector
-    }
-
-    /// Findings and incidents raised or changed since the last call.
-    pub fn take_detections(&mut self) -> DetectionUpdate {
-        self.detector.take_update()
     }
 }
 

@@ -120,3 +120,113 @@ fn detection_is_the_same_on_every_replay() {
         serde_json::to_string(&second.incidents).unwrap()
     );
 }
+
+/// The live demo replays its injected session again and again. Each repeat of the same chain
+/// (the same injected content steering the same tools to the same destination) is counted on
+/// the one incident, not appended to it: the story keeps one segment per step, and the bytes
+/// and requests it states are the sums over the repeats.
+#[test]
+fn an_injected_session_repeated_ten_times_is_one_bounded_incident_whose_figures_add_up() {
+    use agentscope_capture::capture::{CaptureContents, CaptureReader};
+
+    const REPEATS: u64 = 10;
+    let path = PathBuf::from(env!("AGENTSCOPE_REPO")).join("recordings/injected.cap");
+    let contents = CaptureContents::load(&CaptureReader::open(&path).unwrap());
+    assert!(contents.damage.is_empty(), "{:?}", contents.damage);
+    let first_ts = contents.events.first().unwrap().header.ts_ns;
+    let last_ts = contents.events.last().unwrap().header.ts_ns;
+    // Repeats start after the previous one ended, past the chain window and the pause that
+    // ends a sending (two minutes each), as the demo's sessions do. All ten fall in a learning
+    // period of an hour: once a baseline is complete, a destination it learned is no longer
+    // news (docs/detection.md), which is another question than counting repeats.
+    let period = (last_ts - first_ts) + 130 * 1_000_000_000;
+    let learning = agentscope_analysis::detect::DetectorOptions {
+        learner: agentscope_analysis::baseline::LearnerOptions::default()
+            .with_learning_period_seconds(3600),
+        ..Default::default()
+    };
+
+    // One session alone: what each repeat adds.
+    let mut single = contents.new_pipeline();
+    single.set_detection(learning.clone());
+    for event in &contents.events {
+        single.push(event);
+    }
+    single.finish();
+    let once = single.snapshot();
+    assert_eq!(once.incidents.len(), 1, "{:#?}", once.incidents);
+    let (once_bytes, once_requests) = exfiltrated(&once.findings);
+    assert!(once_bytes > 0 && once_requests > 0);
+
+    let mut pipeline = contents.new_pipeline();
+    pipeline.set_detection(learning);
+    for repeat in 0..REPEATS {
+        for event in &contents.events {
+            let mut event = event.clone();
+            event.header.ts_ns += repeat * period;
+            event.header.time_unix_ns += repeat * period;
+            pipeline.push(&event);
+        }
+    }
+    pipeline.finish();
+    let snapshot = pipeline.snapshot();
+    assert_eq!(snapshot.incidents.len(), 1, "{:#?}", snapshot.incidents);
+    let incident = &snapshot.incidents[0];
+    let story = &incident.story;
+    assert!(!story.contains('\n'), "{story}");
+    // Bounded: the repeats add no segment to the story, and no step to the chain.
+    assert_eq!(
+        story.matches(" → ").count(),
+        once.incidents[0].story.matches(" → ").count(),
+        "{story}\nvs one session: {}",
+        once.incidents[0].story
+    );
+    assert_eq!(
+        incident.chain.tool_calls.len(),
+        once.incidents[0].chain.tool_calls.len(),
+        "{:#?}",
+        incident.chain
+    );
+    assert_eq!(incident.occurrences, REPEATS as u32, "{incident:#?}");
+    // The figures add up: ten sessions sent ten times the bytes in ten times the requests, and
+    // the story says exactly that.
+    let (bytes, requests) = exfiltrated(&snapshot.findings);
+    assert_eq!(
+        (bytes, requests),
+        (
+            once_bytes * REPEATS as usize,
+            once_requests * REPEATS as u32
+        )
+    );
+    let stated = format!(
+        "{bytes} bytes of read data to {} ({requests} requests)",
+        destination_of_exfiltration(&snapshot.findings)
+    );
+    assert!(story.contains(&stated), "story lacks {stated:?}: {story}");
+    assert!(story.contains(&format!("{REPEATS} times")), "{story}");
+}
+
+/// Matched bytes and requests over every exfiltration finding.
+fn exfiltrated(findings: &[agentscope_analysis::detect::Finding]) -> (usize, u32) {
+    findings
+        .iter()
+        .filter_map(|f| match &f.detail {
+            FindingDetail::Exfiltration {
+                matched_bytes,
+                requests,
+                ..
+            } => Some((*matched_bytes, *requests)),
+            _ => None,
+        })
+        .fold((0, 0), |(b, r), (fb, fr)| (b + fb, r + fr))
+}
+
+fn destination_of_exfiltration(findings: &[agentscope_analysis::detect::Finding]) -> String {
+    findings
+        .iter()
+        .find_map(|f| match &f.detail {
+            FindingDetail::Exfiltration { destination, .. } => Some(destination.clone()),
+            _ => None,
+        })
+        .unwrap()
+}

@@ -443,14 +443,15 @@ fn write_summary(
     if let Some(memory) = &summary.memory {
         writeln!(
             out,
-            "memory: {} KiB held at most of a {} KiB budget; over budget: {} bodies truncated, {} connections evicted, {} tool calls evicted, {} graph evictions, {} findings dropped",
+            "memory: {} KiB held at most of a {} KiB budget; over budget: {} bodies truncated, {} connections evicted, {} tool calls evicted, {} graph evictions, {} findings dropped, {} detection state sheddings",
             memory.peak_held_bytes >> 10,
             memory.budget_bytes >> 10,
             memory.bodies_truncated,
             memory.connections_evicted,
             memory.tool_calls_evicted,
             memory.graph_evictions,
-            memory.findings_dropped
+            memory.findings_dropped,
+            memory.detection_state_shed
         )?;
     }
     for warning in &summary.warnings {

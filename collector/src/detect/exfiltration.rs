@@ -31,6 +31,13 @@ const MAX_SENT_TEXT: usize = 1 << 20;
 const MAX_DESTINATIONS: usize = 1024;
 /// Fields tracked per destination.
 const MAX_FIELDS: usize = 64;
+/// Read data sent again after this long a pause is a new sending (a repeat of the session),
+/// whose bytes add to the total instead of being recognised as already sent.
+const EPISODE_GAP_NS: u64 = 120 * 1_000_000_000;
+/// Heap estimate of one remembered piece besides its text (deque slot, set node, origin).
+const ATOM_OVERHEAD: usize = 128;
+/// Heap estimate of one destination besides its fields.
+const DESTINATION_OVERHEAD: usize = 256;
 
 #[derive(Debug, Clone)]
 struct Atom {
@@ -47,6 +54,9 @@ pub struct ReadData {
     known: BTreeSet<String>,
     automaton: Option<AhoCorasick>,
     dirty: bool,
+    /// Estimated heap held by the pieces (the automaton is rebuilt from them and not counted
+    /// twice: it is at most a small multiple of the pieces' text, charged by the caller).
+    held: usize,
 }
 
 /// Read data found in one request.
@@ -76,10 +86,9 @@ impl ReadData {
                 continue;
             }
             if self.atoms.len() >= MAX_ATOMS {
-                if let Some(old) = self.atoms.pop_front() {
-                    self.known.remove(&old.text);
-                }
+                self.forget_oldest(1);
             }
+            self.held += atom_bytes(&piece, origin);
             self.known.insert(piece.clone());
             self.atoms.push_back(Atom {
                 text: piece,
@@ -92,6 +101,29 @@ impl ReadData {
 
     pub fn is_empty(&self) -> bool {
         self.atoms.is_empty()
+    }
+
+    /// Estimated heap held.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
+    /// Pieces remembered.
+    pub fn len(&self) -> usize {
+        self.atoms.len()
+    }
+
+    /// Forgets the `count` oldest pieces; returns how many there were.
+    pub fn forget_oldest(&mut self, count: usize) -> usize {
+        let count = count.min(self.atoms.len());
+        for old in self.atoms.drain(..count) {
+            self.known.remove(&old.text);
+            self.held = self.held.saturating_sub(atom_bytes(&old.text, &old.origin));
+        }
+        if count > 0 {
+            self.dirty = true;
+        }
+        count
     }
 
     /// Bytes of read pieces found in `text` (pieces inside other found pieces not counted).
@@ -123,6 +155,11 @@ impl ReadData {
         found.dedup_by_key(|(pattern, _)| *pattern);
         found
     }
+}
+
+/// The heap one piece takes: its text twice (the deque and the set), its origin, overheads.
+fn atom_bytes(text: &str, origin: &str) -> usize {
+    ATOM_OVERHEAD + 2 * text.len() + origin.len()
 }
 
 /// The pieces of a text worth matching: whole lines, and the fields of delimited lines.
@@ -288,12 +325,25 @@ fn decode_hidden(value: &str) -> Option<String> {
 #[derive(Default)]
 pub struct Egress {
     destinations: BTreeMap<String, Destination>,
+    /// Estimated heap held by all destinations.
+    held: usize,
 }
 
 #[derive(Default)]
 struct Destination {
     tails: BTreeMap<String, Tail>,
+    /// Pieces matched in the current sending, with where and when they were read.
     matched: BTreeMap<String, (String, u64)>,
+    /// Distinct bytes matched in earlier sendings (see [`EPISODE_GAP_NS`]), their origins and
+    /// earliest read.
+    earlier_bytes: usize,
+    earlier_origins: BTreeSet<String>,
+    earlier_first_read_ns: Option<u64>,
+    /// Event time of the latest request that carried read data, and of the latest request.
+    last_match_ns: u64,
+    last_sent_ns: u64,
+    /// Estimated heap held by this destination.
+    held: usize,
     /// Requests sent so far, and how many of them carried part of a matched piece.
     sent: u32,
     requests: u32,
@@ -320,6 +370,27 @@ impl Tail {
     }
 }
 
+/// The heap a destination takes: each field's window (kept at most `2 * MAX_ATOM_LEN`), the
+/// request starts in it, and the matched pieces.
+fn destination_bytes(name: &str, destination: &Destination) -> usize {
+    let tails: usize = destination
+        .tails
+        .iter()
+        .map(|(field, tail)| 64 + field.len() + tail.text.capacity() + 16 * tail.starts.len())
+        .sum();
+    let matched: usize = destination
+        .matched
+        .iter()
+        .map(|(piece, (origin, _))| 64 + piece.len() + origin.len())
+        .sum();
+    let origins: usize = destination
+        .earlier_origins
+        .iter()
+        .map(|o| 48 + o.len())
+        .sum();
+    DESTINATION_OVERHEAD + name.len() + tails + matched + origins
+}
+
 /// Where a destination stands after a request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EgressTotals {
@@ -336,10 +407,33 @@ pub struct EgressTotals {
 }
 
 impl Egress {
-    /// Appends a request's fields to `destination`'s streams and matches them against `read`.
+    /// Estimated heap held.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
+    /// Forgets the destination sent to least recently; false when there is none.
+    pub fn forget_oldest_destination(&mut self) -> bool {
+        let Some(oldest) = self
+            .destinations
+            .iter()
+            .min_by_key(|(name, d)| (d.last_sent_ns, name.as_str()))
+            .map(|(name, _)| name.clone())
+        else {
+            return false;
+        };
+        if let Some(gone) = self.destinations.remove(&oldest) {
+            self.held = self.held.saturating_sub(gone.held);
+        }
+        true
+    }
+
+    /// Appends a request's fields (sent at `ts_ns`) to `destination`'s streams and matches
+    /// them against `read`.
     pub fn send(
         &mut self,
         destination: &str,
+        ts_ns: u64,
         fields: &[(String, String)],
         read: &mut ReadData,
     ) -> Option<EgressTotals> {
@@ -356,7 +450,22 @@ impl Egress {
             .entry(destination.to_string())
             .or_default();
         state.sent += 1;
+        state.last_sent_ns = ts_ns;
         let request = state.sent;
+        // After a pause, the same data sent again is sent again: the pieces of the earlier
+        // sending are counted and matching starts afresh.
+        if !state.matched.is_empty() && ts_ns > state.last_match_ns.saturating_add(EPISODE_GAP_NS) {
+            let pieces: Vec<&String> = state.matched.keys().collect();
+            state.earlier_bytes += distinct_bytes(pieces.iter().copied());
+            for (origin, read_ns) in std::mem::take(&mut state.matched).into_values() {
+                state.earlier_first_read_ns = Some(
+                    state
+                        .earlier_first_read_ns
+                        .map_or(read_ns, |t| t.min(read_ns)),
+                );
+                state.earlier_origins.insert(origin);
+            }
+        }
         let mut this_request = false;
         let mut earliest_contributor = request;
         for (field, text) in fields {
@@ -396,7 +505,11 @@ impl Egress {
                 tail.starts.pop_front();
             }
         }
+        let held = destination_bytes(destination, state);
+        self.held = (self.held + held).saturating_sub(state.held);
+        state.held = held;
         if this_request {
+            state.last_match_ns = ts_ns;
             // Every request that sent part of a matched piece, each counted once.
             let first = earliest_contributor.max(state.counted_upto + 1);
             state.requests += request + 1 - first.min(request + 1);
@@ -406,8 +519,13 @@ impl Egress {
             return None;
         }
         let pieces: Vec<&String> = state.matched.keys().collect();
-        let matched_bytes = distinct_bytes(pieces.iter().copied());
-        let mut origins: Vec<String> = state.matched.values().map(|(o, _)| o.clone()).collect();
+        let matched_bytes = state.earlier_bytes + distinct_bytes(pieces.iter().copied());
+        let mut origins: Vec<String> = state
+            .matched
+            .values()
+            .map(|(o, _)| o.clone())
+            .chain(state.earlier_origins.iter().cloned())
+            .collect();
         origins.sort();
         origins.dedup();
         let mut samples: Vec<String> = pieces
@@ -421,7 +539,13 @@ impl Egress {
             matched_bytes,
             origins,
             samples,
-            first_read_ns: state.matched.values().map(|(_, ts)| *ts).min().unwrap_or(0),
+            first_read_ns: state
+                .matched
+                .values()
+                .map(|(_, ts)| *ts)
+                .chain(state.earlier_first_read_ns)
+                .min()
+                .unwrap_or(0),
             this_request,
         })
     }
@@ -466,7 +590,7 @@ mod tests {
         let mut egress = Egress::default();
         let body = serde_json::json!({ "body": ROWS }).to_string();
         let totals = egress
-            .send("203.0.113.9:80", &sent_fields(&post(&body)), &mut read)
+            .send("203.0.113.9:80", 0, &sent_fields(&post(&body)), &mut read)
             .unwrap();
         assert!(totals.this_request);
         assert_eq!(totals.requests, 1);
@@ -484,7 +608,7 @@ mod tests {
         for (i, chunk) in bytes.chunks(9).enumerate() {
             let chunk = std::str::from_utf8(chunk).unwrap();
             let body = serde_json::json!({ "seq": i, "part": chunk }).to_string();
-            last = egress.send("203.0.113.9:80", &sent_fields(&post(&body)), &mut read);
+            last = egress.send("203.0.113.9:80", 0, &sent_fields(&post(&body)), &mut read);
         }
         let totals = last.unwrap();
         assert!(totals.matched_bytes >= 80, "{totals:?}");
@@ -504,6 +628,7 @@ mod tests {
         let totals = egress
             .send(
                 "203.0.113.9:80",
+                0,
                 &sent_fields(&post(&format!("data={encoded}"))),
                 &mut read,
             )
@@ -520,10 +645,39 @@ mod tests {
             r#"{"heartbeat":1}"#,
         ] {
             assert_eq!(
-                egress.send("203.0.113.9:80", &sent_fields(&post(body)), &mut read),
+                egress.send("203.0.113.9:80", 0, &sent_fields(&post(body)), &mut read),
                 None
             );
         }
+    }
+
+    #[test]
+    fn the_same_rows_sent_again_after_a_pause_add_to_the_total() {
+        let mut read = read();
+        let mut egress = Egress::default();
+        let once = egress
+            .send("203.0.113.9:80", 0, &sent_fields(&post(ROWS)), &mut read)
+            .unwrap();
+        // Again at once: the same data, not more of it.
+        let again = egress
+            .send("203.0.113.9:80", 1, &sent_fields(&post(ROWS)), &mut read)
+            .unwrap();
+        assert_eq!(again.matched_bytes, once.matched_bytes);
+        // Again after a pause: a second sending, counted in full.
+        let later = egress
+            .send(
+                "203.0.113.9:80",
+                1 + EPISODE_GAP_NS + 1,
+                &sent_fields(&post(ROWS)),
+                &mut read,
+            )
+            .unwrap();
+        assert_eq!(later.matched_bytes, 2 * once.matched_bytes);
+        assert_eq!(later.requests, 3);
+        assert_eq!(later.origins, once.origins);
+        assert!(egress.held_bytes() > 0);
+        assert!(egress.forget_oldest_destination());
+        assert_eq!(egress.held_bytes(), 0);
     }
 
     #[test]
@@ -531,7 +685,7 @@ mod tests {
         let mut read = ReadData::default();
         let mut egress = Egress::default();
         assert_eq!(
-            egress.send("203.0.113.9:80", &sent_fields(&post(ROWS)), &mut read),
+            egress.send("203.0.113.9:80", 0, &sent_fields(&post(ROWS)), &mut read),
             None
         );
     }

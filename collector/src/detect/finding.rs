@@ -177,8 +177,13 @@ pub struct Incident {
     pub story: String,
     pub opened_ns: u64,
     pub time_unix_ns: u64,
-    /// Event time of the latest finding added.
+    /// Event time of the latest change: a finding added, a repeat.
     pub updated_ns: u64,
+    /// How many times the chain happened: a later conversation that reads the same injected
+    /// content and repeats the same steps counts here instead of adding to the chain.
+    pub occurrences: u32,
+    /// Event time of the latest occurrence's latest finding.
+    pub last_seen_ns: u64,
     pub identity: IncidentIdentity,
     /// Finding ids, in the order they joined.
     pub findings: Vec<String>,
@@ -210,18 +215,7 @@ pub struct ChainToolCall {
     /// Graph nodes it touched (`data:table:crm.customers`, `command:/bin/sh`).
     pub touched: Vec<String>,
     pub first_use: bool,
-}
-
-/// What changed since the last [`super::Detector::take_update`]: new or updated findings and
-/// incidents (whole, replacing earlier versions with the same id).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DetectionUpdate {
-    pub findings: Vec<Finding>,
-    pub incidents: Vec<Incident>,
-}
-
-impl DetectionUpdate {
-    pub fn is_empty(&self) -> bool {
-        self.findings.is_empty() && self.incidents.is_empty()
-    }
+    /// How many calls with this name and these arguments the model made in the incident's
+    /// occurrences (the id is that of the first).
+    pub calls: u32,
 }

@@ -1,26 +1,39 @@
 //! On-node detection over what agentscope observes, without calling any LLM.
 //!
+//! Rules raise findings; an incident book correlates them; stories tell the incidents.
 //! [`injection`] scores text an agent ingests (tool and MCP results, retrieved documents, web
 //! pages, file contents, MCP tool descriptions) for prompt injection and explains every hit.
-//! [`engine::Detector`] runs in the pipeline after the model: it raises findings (prompt
-//! injection in ingested content, tool misuse, baseline deviations, sensitive access,
-//! exfiltration by content match, in [`sensitive`] and [`exfiltration`]) and correlates them
-//! through the model turn into incidents ([`finding`]).
+//! [`engine::Detector`] runs in the pipeline after the model and dispatches each observation
+//! to the rules: [`taint`] (prompt injection in ingested content, tool misuse),
+//! [`sensitive_access`] (with the classification in [`sensitive`]), [`exfiltration_rule`] (by
+//! content match, in [`exfiltration`]), and baseline deviations. [`incident_book`] keeps the
+//! findings ([`finding`]) and one incident per causal chain, counting repeats; [`story`] tells
+//! an incident in one line; [`changes`] is the feed consumers follow; [`watch`] is the
+//! per-agent state and its memory charge.
 //! [`labels`] holds the OWASP LLM Top 10 2025, OWASP Agentic Top 10 2026 and MITRE ATLAS ids
 //! that every detector's findings carry. The rules and the scoring are documented in
 //! docs/detection.md.
 
+pub mod changes;
 pub mod engine;
 pub mod exfiltration;
+mod exfiltration_rule;
 pub mod finding;
+mod incident_book;
 pub mod injection;
 pub mod labels;
 pub mod sensitive;
+mod sensitive_access;
+pub mod story;
+mod taint;
+mod watch;
+mod wording;
 
+pub use changes::{DetectionChanges, DetectionCursor};
 pub use engine::{Detector, DetectorOptions};
 pub use finding::{
-    ChainToolCall, DetectionUpdate, Finding, FindingDetail, FindingKind, Incident, IncidentChain,
-    IncidentIdentity, SensitiveKind, Severity,
+    ChainToolCall, Finding, FindingDetail, FindingKind, Incident, IncidentChain, IncidentIdentity,
+    SensitiveKind, Severity,
 };
 pub use injection::{scan, IngestSource, InjectionVerdict, RuleHit, Verdict};
 pub use labels::Label;

@@ -786,7 +786,7 @@ pub fn finding_detail(
 ) -> Vec<Line<'static>> {
     let mut doc = Doc::new(styles, boot_offset);
     doc.title(
-        &finding.severity.label().to_uppercase(),
+        &finding.severity.name().to_uppercase(),
         &finding.title,
         styles.severity(finding.severity),
     );

@@ -12,36 +12,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
-use agentscope_analysis::detect;
+use agentscope_analysis::detect::{self, DetectionCursor, Severity};
 
 use super::format::format_time;
 use super::list::ListCursor;
 use super::text::visible;
 use super::theme::Styles;
-
-/// How bad a finding is, most severe last (so `max()` picks the worst). Constructed by the
-/// detection module.
-#[allow(dead_code)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn label(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
 
 /// One incident (or standalone finding) as the console shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +94,7 @@ impl FindingsPane {
             .filter(|(_, f)| {
                 super::format::matches_terms(
                     &terms,
-                    &[f.severity.label(), &f.title, &f.agent_key, &f.story],
+                    &[f.severity.name(), &f.title, &f.agent_key, &f.story],
                 )
             })
             .map(|(i, _)| i)
@@ -200,7 +176,7 @@ impl FindingsPane {
                 let f = &self.findings[*index];
                 let line = Line::from(vec![
                     Span::styled(
-                        format!("{:<8}", f.severity.label()),
+                        format!("{:<8}", f.severity.name()),
                         styles.severity(f.severity),
                     ),
                     Span::styled(
@@ -220,27 +196,15 @@ impl FindingsPane {
     }
 }
 
-impl From<detect::Severity> for Severity {
-    fn from(severity: detect::Severity) -> Self {
-        match severity {
-            detect::Severity::Low => Severity::Low,
-            detect::Severity::Medium => Severity::Medium,
-            detect::Severity::High => Severity::High,
-            detect::Severity::Critical => Severity::Critical,
-        }
-    }
-}
-
 /// Standalone findings below this stay out of the pane (they are in `--graph-json`).
 const STANDALONE_MIN: detect::Severity = detect::Severity::Medium;
 
-/// Keeps the pane in step with what detection raised: incidents whose chain changed, new
-/// standalone findings, and findings that have since joined an incident (their view goes).
+/// Keeps the pane in step with what detection raised, following its change feed: incidents
+/// that changed (grew, repeated), standalone findings, and findings that have since joined an
+/// incident (their view goes).
 #[derive(Default)]
 pub struct DetectionSync {
-    /// Per incident id: (findings, event time of the latest) when last shown.
-    incidents: std::collections::HashMap<String, (usize, u64, usize)>,
-    findings_seen: usize,
+    cursor: DetectionCursor,
 }
 
 impl DetectionSync {
@@ -249,44 +213,28 @@ impl DetectionSync {
     }
 
     pub fn sync(&mut self, detector: &detect::Detector, pane: &mut FindingsPane) {
-        let findings = detector.findings();
-        for incident in detector.incidents() {
-            let signature = (
-                incident.findings.len(),
-                incident.updated_ns,
-                incident.story.len(),
-            );
-            if self.incidents.get(&incident.id) == Some(&signature) {
-                continue;
-            }
-            self.incidents.insert(incident.id.clone(), signature);
-            for id in &incident.findings {
-                pane.remove(id);
-            }
-            pane.push(incident_view(incident, findings));
-        }
-        for finding in findings.iter().skip(self.findings_seen) {
+        let changes = detector.changes_since(self.cursor);
+        self.cursor = changes.next;
+        for finding in changes.findings {
             if finding.incident.is_none() && finding.severity >= STANDALONE_MIN {
                 pane.push(finding_view(finding));
             }
         }
-        self.findings_seen = findings.len();
+        for incident in changes.incidents {
+            for id in &incident.findings {
+                pane.remove(id);
+            }
+            pane.push(incident_view(incident, detector.findings()));
+        }
     }
 }
 
 /// An incident: its story one step per line, then each finding with its evidence.
 pub fn incident_view(incident: &detect::Incident, findings: &[detect::Finding]) -> FindingView {
-    let mut story: Vec<String> = incident
-        .story
-        .split(" → ")
+    let mut story: Vec<String> = detect::story::steps(incident)
+        .into_iter()
         .enumerate()
-        .map(|(i, step)| {
-            if i == 0 {
-                step.to_string()
-            } else {
-                format!("→ {step}")
-            }
-        })
+        .map(|(i, step)| if i == 0 { step } else { format!("→ {step}") })
         .collect();
     story.push(String::new());
     story.push(format!("Findings ({}):", incident.findings.len()));
@@ -307,7 +255,7 @@ pub fn incident_view(incident: &detect::Incident, findings: &[detect::Finding]) 
     story.push(format!("Evidence: {}", event_ranges(&incident.events)));
     FindingView {
         id: incident.id.clone(),
-        severity: incident.severity.into(),
+        severity: incident.severity,
         title: format!("{} {}", incident.id, incident.story),
         agent_key: incident.agent.clone(),
         story: story.join("\n"),
@@ -320,7 +268,7 @@ pub fn finding_view(finding: &detect::Finding) -> FindingView {
     let labels: Vec<&str> = finding.labels.iter().map(|l| l.id).collect();
     FindingView {
         id: finding.id.clone(),
-        severity: finding.severity.into(),
+        severity: finding.severity,
         title: format!(
             "{} {}: {}",
             finding.id,

@@ -48,11 +48,13 @@ use ratatui::crossterm::terminal::{
 // The console's API for sources and the detection module (some of it unused by this binary
 // until they land).
 #[allow(unused_imports)]
+pub use agentscope_analysis::detect::Severity;
+#[allow(unused_imports)]
 pub use app::{App, AppOptions, Effect};
 pub use baseline::{yaml_exporter, BaselineExporter};
 pub use config::ConsoleConfig;
-#[allow(unused_imports)]
-pub use findings::{FindingView, Severity};
+#[cfg(test)]
+pub use findings::FindingView;
 pub use json_source::JsonEventsSource;
 pub use live_source::LiveSource;
 #[allow(unused_imports)]

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use agentscope_analysis::model::NodeKind;
 
-use super::findings::Severity;
+use agentscope_analysis::detect::Severity;
 
 /// Built-in themes: name → TOML text.
 pub const PRESETS: &[(&str, &str)] = &[
@@ -312,7 +312,8 @@ impl Styles {
     }
 
     pub fn severity(&self, severity: Severity) -> Style {
-        self.severities[severity as usize]
+        // `severities[0]` (severity_info) styles no detection severity; themes may still set it.
+        self.severities[severity as usize + 1]
     }
 
     pub fn node(&self, kind: NodeKind) -> Style {
