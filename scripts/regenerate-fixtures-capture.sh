@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Regenerates collector/tests/fixtures/capture/*.jsonl: real `agentscope collect --json`
+# Regenerates tests/fixtures/capture/*.jsonl: real `agentscope collect --json`
 # output of the test agents talking to the TLS mock LLM (run as root after `make build`).
 # Payloads are redacted by the collector, as in any capture.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/target/release/agentscope"
-out="$root/collector/tests/fixtures/capture"
+out="$root/tests/fixtures/capture"
 agents="$root/tests/agents"
 py="$(python3 -c 'import sys; print(sys.executable)')"
 tmp="$(mktemp -d)"

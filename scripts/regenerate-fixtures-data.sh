@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the PostgreSQL and Redis wire-protocol fixtures under
-# collector/tests/fixtures/{postgres,redis}/ from real captures: real clients (psql, pgbench,
+# tests/fixtures/{postgres,redis}/ from real captures: real clients (psql, pgbench,
 # redis-cli) talk to throwaway local servers while `agentscope collect --json --pid CLIENT`
 # records them. Each fixture is the `data` event lines (as printed by the collector) of one
 # client connection, in capture order; docs/events.md says how to reassemble them.
@@ -8,12 +8,12 @@
 # Needs root (eBPF), the release build (built here if missing), and the packages from
 # `make setup` (postgresql, redis-server, redis-tools).
 #
-# It also regenerates collector/tests/fixtures/object_store/boto3_s3.jsonl: the HTTP requests
+# It also regenerates tests/fixtures/object_store/boto3_s3.jsonl: the HTTP requests
 # the real boto3 S3 client sends (path-style, SigV4, multipart, copy, presigned URL) to a local
 # stand-in server, with that server's answers. Those are recorded by the server, not the
 # collector: object-store recognition takes parsed HTTP exchanges. Needs `pip install boto3`.
 #
-# Likewise collector/tests/fixtures/vector_db/qdrant_client.jsonl from the real qdrant-client
+# Likewise tests/fixtures/vector_db/qdrant_client.jsonl from the real qdrant-client
 # (REST mode). Set QDRANT_PYTHON to an interpreter that has it (`pip install qdrant-client`,
 # e.g. in a virtualenv); default: $PYTHON.
 #
@@ -22,8 +22,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$ROOT/target/release/agentscope"
-PG_FIXTURES="$ROOT/collector/tests/fixtures/postgres"
-REDIS_FIXTURES="$ROOT/collector/tests/fixtures/redis"
+PG_FIXTURES="$ROOT/tests/fixtures/postgres"
+REDIS_FIXTURES="$ROOT/tests/fixtures/redis"
 PYTHON=${PYTHON:-python3}
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -200,8 +200,8 @@ STDIN_FILE="$WORK/redis3-commands.txt" capture resp3_session "$REDIS_PORT" "$RED
 
 # Object store: requests of the real boto3 client, recorded by a stand-in S3 server.
 "$PYTHON" -c 'import boto3' 2>/dev/null || { echo "regenerate-fixtures-data: boto3 missing; pip install boto3" >&2; exit 1; }
-mkdir -p "$ROOT/collector/tests/fixtures/object_store"
-"$PYTHON" - "$ROOT/collector/tests/fixtures/object_store/boto3_s3.jsonl" <<'PY'
+mkdir -p "$ROOT/tests/fixtures/object_store"
+"$PYTHON" - "$ROOT/tests/fixtures/object_store/boto3_s3.jsonl" <<'PY'
 import base64, json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, parse_qs
@@ -301,8 +301,8 @@ PY
 # Vector database: requests of the real qdrant-client, recorded by a stand-in Qdrant server.
 QDRANT_PYTHON=${QDRANT_PYTHON:-$PYTHON}
 "$QDRANT_PYTHON" -c 'import qdrant_client' 2>/dev/null || { echo "regenerate-fixtures-data: qdrant-client missing for $QDRANT_PYTHON; pip install qdrant-client" >&2; exit 1; }
-mkdir -p "$ROOT/collector/tests/fixtures/vector_db"
-"$QDRANT_PYTHON" - "$ROOT/collector/tests/fixtures/vector_db/qdrant_client.jsonl" <<'PY'
+mkdir -p "$ROOT/tests/fixtures/vector_db"
+"$QDRANT_PYTHON" - "$ROOT/tests/fixtures/vector_db/qdrant_client.jsonl" <<'PY'
 import base64, json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the recorded LLM fixtures under collector/tests/fixtures/llm/<dialect>/<case>/
+# Regenerates the recorded LLM fixtures under tests/fixtures/llm/<dialect>/<case>/
 # from the real mock LLM server (tests/agents/mock_llm_server.py) over real HTTP: TLS for the
 # cloud dialects, plain HTTP for Ollama. Each case directory holds
 #   request.json   method, target, headers, host, port as sent
@@ -28,7 +28,7 @@ import time
 
 root, tmp = sys.argv[1], sys.argv[2]
 mock = os.path.join(root, "tests/agents/mock_llm_server.py")
-out_root = os.path.join(root, "collector/tests/fixtures/llm")
+out_root = os.path.join(root, "tests/fixtures/llm")
 certs = os.path.join(tmp, "certs")
 
 SCENARIO = {

@@ -112,7 +112,7 @@ fn commands_on_recordings_exit_quietly_when_nobody_reads() {
 #[test]
 fn baseline_diff_keeps_its_verdict_when_nobody_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("AGENTSCOPE_REPO")).join("collector/tests/fixtures/mcp");
+    let fixtures = Path::new(env!("AGENTSCOPE_REPO")).join("tests/fixtures/mcp");
     let mut baselines = Vec::new();
     for name in ["stdio-pipe-events", "http-socket-events"] {
         let out = dir.path().join(format!("{name}.yaml"));

@@ -4,10 +4,9 @@
 //! path, such as ReplicaSets and ServiceAccounts), and both put together as the support-agent
 //! pod of tests/agents/kubernetes ([`SupportAgentCluster`]).
 //!
-//! Shared by `collector/tests/identity.rs` (the resolver against it) and the agentscope
+//! Shared by `tests/identity.rs` (the resolver against it) and the agentscope
 //! end-to-end tests (`tests/recordings.rs` and `tests/detection_scenarios.rs` run the test
-//! agent "as a pod"), each including this file with `#[path]`. It uses only crates both
-//! packages have.
+//! agent "as a pod"), through `tests/support/mod.rs`.
 
 #![allow(dead_code)]
 

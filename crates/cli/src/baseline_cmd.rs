@@ -1,0 +1,544 @@
+//! `agentscope baseline`: export an agent's learned baseline from recorded events, compare
+//! two baselines, and check recorded events against approved baselines (docs/baseline.md).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+use agentscope_analysis::baseline::{
+    self, kubescape, learn_from_events, learn_from_feed, load_baseline_dir, AgentBaseline,
+    LearnerOptions, LossCounts, ReplayOptions, ReplayOutcome,
+};
+use agentscope_capture::capture::{CaptureReader, Replay};
+use agentscope_event::event_json::{events_from_json_lines, json_lines_text};
+use agentscope_files::input_file;
+use agentscope_files::output_file::{self, Inputs};
+
+#[derive(Args)]
+pub struct BaselineArgs {
+    #[command(subcommand)]
+    command: BaselineCommand,
+}
+
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Learn baselines from recorded events and write one agent's.
+    Export(ExportArgs),
+    /// Compare two baseline files: exit 0 when their entries are the same, 1 when not.
+    Diff(DiffArgs),
+    /// Judge recorded events against approved baselines and print the deviations
+    /// (exit 0 when there are none, 1 when there are).
+    Check(CheckArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// agentscope's own document (apiVersion agentscope.dev/v1, kind AgentBaseline).
+    Agentscope,
+    /// A Kubescape ApplicationProfile (spdx.softwarecomposition.kubescape.io/v1beta1).
+    Kubescape,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "input")]
+struct EventInput {
+    /// A capture (`agentscope collect --record`): replayed with the identities it recorded.
+    #[arg(long = "from", value_name = "FILE.cap")]
+    capture: Option<PathBuf>,
+    /// Events as JSON lines (`agentscope collect --json` output); `-` reads standard input.
+    #[arg(long, value_name = "FILE.jsonl")]
+    events: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EventSource {
+    #[command(flatten)]
+    input: EventInput,
+    /// Learning period in seconds, from each agent's first observation (event time).
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    learning_period: u64,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The agent key (`<workload>:<program>`); without it, the agents found are listed.
+    #[arg(long, value_name = "KEY")]
+    agent: Option<String>,
+    #[command(flatten)]
+    source: EventSource,
+    /// Where to write; `-` is standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Agentscope)]
+    format: ExportFormat,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    old: PathBuf,
+    new: PathBuf,
+    /// Print the differences as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Directory of approved baselines (`*.yaml`, one per agent).
+    #[arg(long, value_name = "DIR")]
+    baseline: PathBuf,
+    #[command(flatten)]
+    source: EventSource,
+    /// Print deviations as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the subcommand; errors are reported here and exit with 2 (1 means "differences").
+pub fn run(args: BaselineArgs) -> ExitCode {
+    let result = match args.command {
+        BaselineCommand::Export(args) => export(args),
+        BaselineCommand::Diff(args) => diff(args),
+        BaselineCommand::Check(args) => check(args),
+    };
+    match result {
+        Ok(code) => code,
+        // The reader of standard output went away (`| head`): not an error.
+        Err(err) if crate::stdout_pipe::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let message = format!("{err:#}");
+            eprintln!(
+                "agentscope baseline: {}",
+                agentscope_console::control_chars::escape_controls_keeping_lines(&message)
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read_input(path: &Path) -> Result<String> {
+    let bytes = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
+        bytes
+    } else {
+        input_file::read_regular(path, "a JSON-lines event file")?
+    };
+    let text = json_lines_text(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.to_string())
+}
+
+/// Kernel drops reported by the summary line of `collect --json` (its time is unknown).
+fn kernel_loss(text: &str) -> LossCounts {
+    let mut loss = LossCounts::default();
+    for line in text.lines().filter(|l| l.contains("\"summary\"")) {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if value["kind"] == "summary" {
+            let kernel = &value["summary"]["kernel"];
+            loss.dropped_events += kernel["dropped"].as_u64().unwrap_or(0);
+            loss.gap_bytes += kernel["lost_bytes"].as_u64().unwrap_or(0);
+        }
+    }
+    loss
+}
+
+/// The one function every event source goes through: events in, baselines (and deviations
+/// against `approved`) out.
+fn replay(source: &EventSource, approved: Vec<AgentBaseline>) -> Result<ReplayOutcome> {
+    let options = ReplayOptions {
+        learner: LearnerOptions::default().with_learning_period_seconds(source.learning_period),
+        approved,
+        ..Default::default()
+    };
+    if let Some(path) = &source.input.capture {
+        let replay = Replay::open(path)?;
+        let loss = capture_loss(replay.reader());
+        let mut outcome = learn_from_feed(replay, options);
+        outcome.judge.note_loss(None, loss);
+        return Ok(outcome);
+    }
+    let path = source.input.events.as_deref().unwrap_or(Path::new("-"));
+    let text = read_input(path)?;
+    let events = events_from_json_lines(&text)
+        .with_context(|| format!("reading events from {}", path.display()))?;
+    let mut outcome = learn_from_events(events, options);
+    outcome.judge.note_loss(None, kernel_loss(&text));
+    Ok(outcome)
+}
+
+/// What the collector lost while recording, from the capture's trailer or last keyframe.
+fn capture_loss(reader: &CaptureReader) -> LossCounts {
+    let (dropped, lost) = match reader.totals() {
+        Some(t) => (t.kernel_dropped, t.kernel_lost_bytes),
+        None => reader.last_keyframe().map_or((0, 0), |(_, k)| {
+            (k.collector.kernel_dropped, k.collector.kernel_lost_bytes)
+        }),
+    };
+    LossCounts {
+        dropped_events: dropped,
+        gap_bytes: lost,
+    }
+}
+
+impl EventSource {
+    fn name(&self) -> String {
+        self.input
+            .capture
+            .as_ref()
+            .or(self.input.events.as_ref())
+            .map_or("-".into(), |p| p.display().to_string())
+    }
+}
+
+/// Writes `text` to `path` (`-`: standard output) as every output file is written: 0600,
+/// whole or not at all, never over one of `inputs` (collector's output_file).
+fn write_output(path: &Path, text: &str, inputs: &Inputs) -> Result<()> {
+    if path == Path::new("-") {
+        // A reader that left early (`| head`) does not change the verdict (the exit status).
+        match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.context("writing standard output"),
+        }
+    } else {
+        output_file::write_atomically(path, inputs, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+fn export(args: ExportArgs) -> Result<ExitCode> {
+    let outcome = replay(&args.source, Vec::new())?;
+    let agents: Vec<&str> = outcome.learner().agents().collect();
+    let Some(agent) = &args.agent else {
+        if agents.is_empty() {
+            bail!("no agent found in {}", args.source.name());
+        }
+        bail!(
+            "say which agent with --agent; agents found:\n  {}",
+            agents.join("\n  ")
+        );
+    };
+    let Some(baseline) = outcome.learner().baseline(agent) else {
+        bail!(
+            "no agent \"{agent}\" in {}; agents found:\n  {}",
+            args.source.name(),
+            if agents.is_empty() {
+                "(none)".to_string()
+            } else {
+                agents.join("\n  ")
+            }
+        );
+    };
+    let text = match args.format {
+        ExportFormat::Agentscope => baseline.to_yaml(),
+        ExportFormat::Kubescape => kubescape::application_profile(&baseline).to_yaml(),
+    };
+    let inputs = Inputs::new(
+        [&args.source.input.capture, &args.source.input.events]
+            .into_iter()
+            .flatten(),
+    );
+    write_output(&args.output, &text, &inputs)?;
+    eprintln!(
+        "agentscope baseline: {} ({}, {} observations, {} entries)",
+        agentscope_console::control_chars::escape_controls(agent),
+        serde_json::to_value(baseline.metadata.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        baseline.metadata.observations,
+        baseline.spec.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(args: DiffArgs) -> Result<ExitCode> {
+    let old = AgentBaseline::read_from(&args.old)?;
+    let new = AgentBaseline::read_from(&args.new)?;
+    let diff = baseline::diff(&old, &new);
+    let text = if args.json {
+        format!("{}\n", diff.to_json())
+    } else {
+        // Entries name paths, hosts and tools the agents chose.
+        agentscope_console::control_chars::escape_controls_keeping_lines(&diff.to_text())
+    };
+    write_output(Path::new("-"), &text, &Inputs::none())?;
+    Ok(if diff.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn check(args: CheckArgs) -> Result<ExitCode> {
+    let approved = load_baseline_dir(&args.baseline)?;
+    if approved.is_empty() {
+        bail!("no baselines in {}", args.baseline.display());
+    }
+    let outcome = replay(&args.source, approved.into_values().collect())?;
+    let mut out = String::new();
+    for deviation in &outcome.deviations {
+        if args.json {
+            out.push_str(&serde_json::to_string(deviation).unwrap_or_default());
+        } else {
+            out.push_str(&format!(
+                "{} {}: {} [{}] events {}\n",
+                deviation.agent,
+                serde_json::to_value(deviation.category)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                deviation.item,
+                deviation
+                    .labels
+                    .iter()
+                    .map(|l| l.id)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                deviation
+                    .events
+                    .iter()
+                    .map(|r| format!("{}-{}", r.first, r.last))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+            continue;
+        }
+        out.push('\n');
+    }
+    if !args.json {
+        // Deviations name paths, hosts and tools the agents chose.
+        out = agentscope_console::control_chars::escape_controls_keeping_lines(&out);
+    }
+    write_output(Path::new("-"), &out, &Inputs::none())?;
+    eprintln!(
+        "agentscope baseline: {} deviations from {} events",
+        outcome.deviations.len(),
+        outcome.events
+    );
+    Ok(if outcome.deviations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("AGENTSCOPE_REPO"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    fn source(events: PathBuf) -> EventSource {
+        EventSource {
+            input: EventInput {
+                capture: None,
+                events: Some(events),
+            },
+            learning_period: 600,
+        }
+    }
+
+    fn export_to(
+        dir: &Path,
+        events: &str,
+        agent: Option<&str>,
+        format: ExportFormat,
+    ) -> Result<PathBuf> {
+        let output = dir.join(format!("{}.yaml", events.replace('/', "_")));
+        export(ExportArgs {
+            agent: agent.map(str::to_string),
+            source: source(fixture(events)),
+            output: output.clone(),
+            format,
+        })?;
+        Ok(output)
+    }
+
+    #[test]
+    fn export_diff_and_check_work_on_captured_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let stdio = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap();
+        let http = export_to(
+            dir.path(),
+            "mcp/http-socket-events.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap();
+        let baseline = AgentBaseline::read_from(&stdio).unwrap();
+        assert!(baseline.spec.mcp_servers.contains_key("python"));
+
+        let same = diff(DiffArgs {
+            old: stdio.clone(),
+            new: stdio.clone(),
+            json: false,
+        })
+        .unwrap();
+        assert_eq!(same, ExitCode::SUCCESS);
+        let changed = diff(DiffArgs {
+            old: stdio.clone(),
+            new: http.clone(),
+            json: true,
+        })
+        .unwrap();
+        assert_eq!(changed, ExitCode::from(1));
+
+        let approved = dir.path().join("approved");
+        std::fs::create_dir(&approved).unwrap();
+        std::fs::copy(
+            &stdio,
+            approved.join(baseline::file_name_for("host:python")),
+        )
+        .unwrap();
+        let quiet = check(CheckArgs {
+            baseline: approved.clone(),
+            source: source(fixture("mcp/stdio-pipe-events.jsonl")),
+            json: true,
+        })
+        .unwrap();
+        assert_eq!(quiet, ExitCode::SUCCESS);
+        let noisy = check(CheckArgs {
+            baseline: approved,
+            source: source(fixture("mcp/http-socket-events.jsonl")),
+            json: true,
+        })
+        .unwrap();
+        assert_eq!(noisy, ExitCode::from(1));
+
+        let profile = export_to(
+            dir.path(),
+            "capture/python_chat_stream.jsonl",
+            Some("host:python"),
+            ExportFormat::Kubescape,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(profile).unwrap();
+        assert!(text.starts_with("apiVersion: spdx.softwarecomposition.kubescape.io/v1beta1\nkind: ApplicationProfile\n"), "{text}");
+    }
+
+    /// Records events through the real recorder, as `collect --record` does.
+    fn record_capture(events: &str, path: &Path) {
+        use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+        use agentscope_analysis::pipeline::Pipeline;
+        use agentscope_capture::capture::{CaptureMetadata, Recorder, RecorderOptions};
+        use agentscope_reconstruct::ReconstructOptions;
+        let text = std::fs::read_to_string(fixture(events)).unwrap();
+        let mut pipeline = Pipeline::new(
+            ReconstructOptions::default(),
+            ModelOptions::default(),
+            Box::new(HostOnlyIdentity),
+        );
+        let options = RecorderOptions::new(path.to_path_buf(), CaptureMetadata::default());
+        let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
+        for event in events_from_json_lines(&text).unwrap() {
+            pipeline.push(&event);
+            recorder.record(&event, &mut pipeline).unwrap();
+        }
+        pipeline.finish();
+        recorder.finish(&mut pipeline).unwrap();
+    }
+
+    #[test]
+    fn a_capture_gives_the_same_baseline_as_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = dir.path().join("stdio.cap");
+        record_capture("mcp/stdio-pipe-events.jsonl", &cap);
+        let from_events = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap();
+        let from_capture = dir.path().join("from-capture.yaml");
+        export(ExportArgs {
+            agent: Some("host:python".into()),
+            source: EventSource {
+                input: EventInput {
+                    capture: Some(cap),
+                    events: None,
+                },
+                learning_period: 600,
+            },
+            output: from_capture.clone(),
+            format: ExportFormat::Agentscope,
+        })
+        .unwrap();
+        let same = diff(DiffArgs {
+            old: from_events,
+            new: from_capture,
+            json: false,
+        })
+        .unwrap();
+        assert_eq!(same, ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn export_names_the_agents_when_the_key_is_missing_or_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            None,
+            ExportFormat::Agentscope,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("agents found:\n  host:python"),
+            "{err}"
+        );
+        let err = export_to(
+            dir.path(),
+            "mcp/stdio-pipe-events.jsonl",
+            Some("host:nope"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no agent \"host:nope\""), "{err}");
+        let err = export_to(
+            dir.path(),
+            "no/such.jsonl",
+            Some("host:python"),
+            ExportFormat::Agentscope,
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
+        let bad = dir.path().join("bad.jsonl");
+        std::fs::write(&bad, "{\"kind\":\"exec\"}\n").unwrap();
+        let err = export(ExportArgs {
+            agent: None,
+            source: source(bad),
+            output: dir.path().join("x"),
+            format: ExportFormat::Agentscope,
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not an agentscope event"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn summary_drops_count_as_loss() {
+        let loss = kernel_loss("{\"kind\":\"summary\",\"summary\":{\"kernel\":{\"dropped\":3,\"lost_bytes\":10}}}\n{\"kind\":\"exit\"}");
+        assert_eq!((loss.dropped_events, loss.gap_bytes), (3, 10));
+        assert!(kernel_loss("").is_empty());
+    }
+}

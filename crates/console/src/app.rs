@@ -1,0 +1,1242 @@
+//! The console's state and behaviour between terminal and source: panes, focus, filters and
+//! the help overlay; turning keys and mouse events into pane changes and [`Effect`]s;
+//! laying the screen out and drawing it.
+//!
+//! The app never drives the source itself. Input handlers return effects (pause, seek,
+//! export a baseline, quit) and the loop in [`super::run_console`] applies them to the source
+//! with [`App::apply_effect`]. Derived views (agent tree, graph rows, AI-BOM, detail) are
+//! rebuilt when their inputs changed, at most every `refresh_every_ticks` frames, never per
+//! frame over everything.
+
+use std::collections::HashMap;
+
+use agentscope_analysis::pipeline::Pipeline;
+use ratatui::crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+use ratatui::Frame;
+
+use super::agents_pane::AgentsPane;
+use super::aibom::aibom_lines;
+use super::baseline::BaselineExporter;
+use super::detail::{agent_detail, finding_detail, graph_detail, observation_detail};
+use super::findings::{DetectionSync, FindingView, FindingsPane};
+use super::format::{format_bytes, format_count, format_position};
+use super::graph_pane::{GraphPane, RowContent};
+use super::keys::{Action, KeyMap};
+use super::log::{LogLimits, ObservationLogs};
+use super::source::{RecordingState, Source, SourceMode, SourceStatus, SourceUpdate, SpeedChange};
+use super::text::{fit_columns, visible, ScrollText};
+use super::theme::Styles;
+
+/// What an input asks of the world outside the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Quit,
+    Pause,
+    Resume,
+    Speed(SpeedChange),
+    Step,
+    /// Move the replay by this much event time.
+    Seek {
+        delta_ns: i64,
+    },
+    ToggleRecording,
+    ExportBaseline {
+        agent_key: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaneId {
+    Agents,
+    Graph,
+    Timeline,
+    Detail,
+    AiBom,
+    Findings,
+}
+
+/// Tab order.
+const PANES: [PaneId; 6] = [
+    PaneId::Agents,
+    PaneId::Graph,
+    PaneId::Timeline,
+    PaneId::Detail,
+    PaneId::AiBom,
+    PaneId::Findings,
+];
+
+/// Below this width the screen has two columns and shows one of graph, timeline and AI-BOM.
+const WIDE: u16 = 100;
+
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub keymap: KeyMap,
+    pub styles: Styles,
+    /// How far `<` and `>` seek.
+    pub seek_ns: u64,
+    /// How long a new edge stays highlighted (event time).
+    pub new_edge_ns: u64,
+    /// Derived views are rebuilt at most once per this many frames.
+    pub refresh_every_ticks: u64,
+    /// Stretch the refresh interval when refreshing is slow (a huge graph), so that it takes
+    /// about a tenth of the frames' time at most. Off in tests: it reads the clock.
+    pub adaptive_refresh: bool,
+    pub log_limits: LogLimits,
+}
+
+/// What the detail pane shows.
+#[derive(Debug, Clone, PartialEq)]
+enum Subject {
+    None,
+    Agent(String),
+    Observation { agent: String, position: u64 },
+    Graph(RowContent),
+    Finding(FindingView),
+}
+
+pub struct App {
+    options: AppOptions,
+    focus: PaneId,
+    history: Vec<PaneId>,
+    /// Of graph, timeline and AI-BOM, the one shown in the narrow layout.
+    content_pane: PaneId,
+    zoom: bool,
+    help: bool,
+    filter_edit: Option<(PaneId, String)>,
+    agents: AgentsPane,
+    graph: GraphPane,
+    timeline: crate::timeline_pane::TimelinePane,
+    detail: ScrollText,
+    detail_title: String,
+    aibom: ScrollText,
+    findings: FindingsPane,
+    detections: DetectionSync,
+    logs: ObservationLogs,
+    status: SourceStatus,
+    message: Option<(String, bool)>,
+    /// Latest event time seen: "now" for the new-edge highlight.
+    now_ns: u64,
+    /// Unix time minus boot time, learned from observations, to show wall-clock times.
+    boot_offset: Option<i128>,
+    current_agent: Option<String>,
+    /// Display name of the current agent, for pane titles.
+    current_name: String,
+    subject: Subject,
+    subject_dirty: bool,
+    model_dirty: bool,
+    ticks_since_refresh: u64,
+    /// Frames to wait between refreshes now (≥ `refresh_every_ticks`).
+    refresh_interval: u64,
+    areas: HashMap<PaneId, Rect>,
+}
+
+// Accessors used by the tests, the benchmark and the sources that drive the app from outside.
+#[allow(dead_code)]
+impl App {
+    pub fn new(options: AppOptions) -> Self {
+        let logs = ObservationLogs::new(options.log_limits);
+        Self {
+            options,
+            focus: PaneId::Agents,
+            history: Vec::new(),
+            content_pane: PaneId::Graph,
+            zoom: false,
+            help: false,
+            filter_edit: None,
+            agents: AgentsPane::default(),
+            graph: GraphPane::default(),
+            timeline: Default::default(),
+            detail: ScrollText::default(),
+            detail_title: String::new(),
+            aibom: ScrollText::default(),
+            findings: FindingsPane::default(),
+            detections: DetectionSync::default(),
+            logs,
+            status: SourceStatus::default(),
+            message: None,
+            now_ns: 0,
+            boot_offset: None,
+            current_agent: None,
+            current_name: String::new(),
+            subject: Subject::None,
+            subject_dirty: false,
+            model_dirty: true,
+            ticks_since_refresh: u64::MAX / 2,
+            refresh_interval: 1,
+            areas: HashMap::new(),
+        }
+    }
+
+    /// Focus, selection and state, as tests and the benchmark inspect them.
+    pub fn focus(&self) -> PaneId {
+        self.focus
+    }
+
+    pub fn current_agent(&self) -> Option<&str> {
+        self.current_agent.as_deref()
+    }
+
+    pub fn help_open(&self) -> bool {
+        self.help
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_ref().map(|(m, _)| m.as_str())
+    }
+
+    pub fn logs(&self) -> &ObservationLogs {
+        &self.logs
+    }
+
+    pub fn graph(&self) -> &GraphPane {
+        &self.graph
+    }
+
+    pub fn timeline(&self) -> &crate::timeline_pane::TimelinePane {
+        &self.timeline
+    }
+
+    pub fn detail(&self) -> &ScrollText {
+        &self.detail
+    }
+
+    pub fn findings(&self) -> &FindingsPane {
+        &self.findings
+    }
+
+    pub fn set_message(&mut self, text: impl Into<String>, error: bool) {
+        self.message = Some((text.into(), error));
+    }
+}
+
+impl App {
+    /// Takes one poll's worth of news from the source.
+    pub fn ingest(&mut self, update: SourceUpdate, pipeline: &Pipeline) {
+        if update.reset {
+            self.logs.clear();
+            self.findings.clear();
+            self.detections.clear();
+            self.now_ns = 0;
+            self.model_dirty = true;
+        }
+        if !update.observations.is_empty() {
+            for sourced in &update.observations {
+                let observation = &sourced.observation;
+                self.now_ns = self.now_ns.max(observation.ts_ns);
+                if self.boot_offset.is_none() && observation.time_unix_ns != 0 {
+                    self.boot_offset =
+                        Some(i128::from(observation.time_unix_ns) - i128::from(observation.ts_ns));
+                }
+            }
+            self.logs.ingest(update.observations);
+            self.model_dirty = true;
+            let before = self.findings.len();
+            self.detections
+                .sync(pipeline.detector(), &mut self.findings);
+            if self.findings.len() != before {
+                self.model_dirty = true;
+            }
+        }
+        for finding in update.findings {
+            self.findings.push(finding);
+            self.model_dirty = true;
+        }
+        self.status = update.status;
+        if let Some(message) = update.message {
+            self.message = Some((message, false));
+        }
+    }
+
+    /// Adds a finding directly (what a detection module would send through the source).
+    #[allow(dead_code)]
+    pub fn add_finding(&mut self, finding: FindingView) {
+        self.findings.push(finding);
+        self.model_dirty = true;
+    }
+
+    /// Brings derived views up to date. Cheap when nothing changed.
+    pub fn prepare(&mut self, pipeline: &Pipeline) {
+        self.ticks_since_refresh = self.ticks_since_refresh.saturating_add(1);
+        let interval = self.refresh_interval.max(self.options.refresh_every_ticks);
+        let refresh = self.model_dirty && self.ticks_since_refresh >= interval;
+        let started = (refresh && self.options.adaptive_refresh).then(std::time::Instant::now);
+        if refresh {
+            self.model_dirty = false;
+            self.ticks_since_refresh = 0;
+            let model = pipeline.model();
+            self.agents.rebuild(
+                model.agents(),
+                &self.logs,
+                &self.findings,
+                &self.options.styles,
+            );
+        }
+        let selected = self.agents.selected_agent().map(str::to_string);
+        let agent_changed = selected.is_some() && selected != self.current_agent;
+        if agent_changed {
+            self.current_agent = selected;
+            self.graph
+                .set_agent(self.current_agent.as_deref(), pipeline.model().graph());
+            self.timeline.set_agent(self.current_agent.as_deref());
+            if self.focus == PaneId::Agents || self.subject == Subject::None {
+                self.subject = self
+                    .current_agent
+                    .clone()
+                    .map_or(Subject::None, Subject::Agent);
+                self.subject_dirty = true;
+            }
+        } else if refresh {
+            self.graph.rebuild(pipeline.model().graph());
+        }
+        if let Some(started) = started {
+            // At ~30 fps a frame is ~33 ms; a refresh costing N ms then waits N/3 frames.
+            let cost_ms = started.elapsed().as_millis() as u64;
+            self.refresh_interval = (cost_ms / 3).clamp(1, 300);
+        }
+        let log = self
+            .current_agent
+            .as_deref()
+            .and_then(|k| self.logs.agent(k));
+        self.timeline.sync(log);
+        if refresh || agent_changed {
+            let agent = self
+                .current_agent
+                .as_deref()
+                .and_then(|key| pipeline.model().agents().find(|a| a.key == key));
+            self.current_name = agent.map(|a| a.name.clone()).unwrap_or_default();
+            let lines = agent
+                .map(|agent| aibom_lines(agent, &self.options.styles))
+                .unwrap_or_default();
+            self.aibom.set(lines, !agent_changed);
+            // A followed timeline moves its selection as entries arrive.
+            if self.focus == PaneId::Timeline && self.timeline.following() {
+                self.subject_from_focus();
+            }
+        }
+        if self.subject_dirty || (refresh && self.subject_is_live()) {
+            let keep_scroll = !self.subject_dirty;
+            self.subject_dirty = false;
+            self.build_detail(pipeline, keep_scroll);
+        }
+    }
+
+    /// Agents and graph edges change as events arrive; an observation or finding does not.
+    fn subject_is_live(&self) -> bool {
+        matches!(self.subject, Subject::Agent(_) | Subject::Graph(_))
+    }
+
+    fn build_detail(&mut self, pipeline: &Pipeline, keep_scroll: bool) {
+        let styles = &self.options.styles;
+        let offset = self.boot_offset;
+        let (title, lines) = match &self.subject {
+            Subject::None => (String::new(), Vec::new()),
+            Subject::Agent(key) => match pipeline.model().agents().find(|a| &a.key == key) {
+                Some(agent) => {
+                    let activity = self.logs.agent(key).map(|l| (l.total, l.len()));
+                    (
+                        agent.name.clone(),
+                        agent_detail(agent, activity, pipeline, styles, offset),
+                    )
+                }
+                None => (String::new(), Vec::new()),
+            },
+            Subject::Observation { agent, position } => {
+                match self.logs.agent(agent).and_then(|l| l.get(*position)) {
+                    Some(entry) => {
+                        let model_agent = pipeline.model().agents().find(|a| &a.key == agent);
+                        (
+                            entry.kind.tag().to_lowercase(),
+                            observation_detail(entry, model_agent, pipeline, styles, offset),
+                        )
+                    }
+                    None => (String::new(), Vec::new()),
+                }
+            }
+            Subject::Graph(row) => {
+                let title = match row {
+                    RowContent::Group { name, .. } => name.to_string(),
+                    RowContent::Edge(edge) => edge.label.clone(),
+                };
+                (title, graph_detail(row, pipeline, styles, offset))
+            }
+            Subject::Finding(finding) => (
+                "finding".to_string(),
+                finding_detail(finding, styles, offset),
+            ),
+        };
+        self.detail_title = title;
+        self.detail.set(lines, keep_scroll);
+    }
+
+    /// The detail follows the selection of the pane that has focus.
+    fn subject_from_focus(&mut self) {
+        let subject = match self.focus {
+            PaneId::Agents => match self.agents.selected_agent() {
+                Some(key) => Subject::Agent(key.to_string()),
+                None => return,
+            },
+            PaneId::Graph => match self.graph.selected() {
+                Some(row) => Subject::Graph(row.content.clone()),
+                None => return,
+            },
+            PaneId::Timeline => {
+                let Some(agent) = self.current_agent.clone() else {
+                    return;
+                };
+                let log = self.logs.agent(&agent);
+                match self.timeline.selected_position(log) {
+                    Some(position) => Subject::Observation { agent, position },
+                    None => return,
+                }
+            }
+            PaneId::Findings => match self.findings.selected() {
+                Some(finding) => Subject::Finding(finding.clone()),
+                None => return,
+            },
+            PaneId::Detail | PaneId::AiBom => return,
+        };
+        if subject != self.subject {
+            self.subject = subject;
+            self.subject_dirty = true;
+        }
+    }
+
+    fn set_focus(&mut self, pane: PaneId) {
+        if pane != self.focus {
+            self.history.push(self.focus);
+            if self.history.len() > 32 {
+                self.history.remove(0);
+            }
+            self.focus = pane;
+        }
+        if matches!(pane, PaneId::Graph | PaneId::Timeline | PaneId::AiBom) {
+            self.content_pane = pane;
+        }
+        self.subject_from_focus();
+    }
+
+    fn cycle_focus(&mut self, forward: bool) {
+        let index = PANES.iter().position(|p| *p == self.focus).unwrap_or(0);
+        let next = if forward {
+            (index + 1) % PANES.len()
+        } else {
+            (index + PANES.len() - 1) % PANES.len()
+        };
+        self.set_focus(PANES[next]);
+    }
+
+    /// Handles one terminal event; returns what the source or the loop must do.
+    pub fn handle_event(&mut self, event: &Event) -> Vec<Effect> {
+        match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => self.handle_key(key),
+            Event::Mouse(mouse) => {
+                self.handle_mouse(mouse);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn handle_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        if let Some((pane, mut text)) = self.filter_edit.take() {
+            match key.code {
+                KeyCode::Enter => {}
+                KeyCode::Esc => {
+                    self.apply_filter(pane, String::new());
+                }
+                KeyCode::Backspace => {
+                    text.pop();
+                    self.apply_filter(pane, text.clone());
+                    self.filter_edit = Some((pane, text));
+                }
+                KeyCode::Char(c)
+                    if !key
+                        .modifiers
+                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+                {
+                    text.push(c);
+                    self.apply_filter(pane, text.clone());
+                    self.filter_edit = Some((pane, text));
+                }
+                _ => self.filter_edit = Some((pane, text)),
+            }
+            return Vec::new();
+        }
+        let Some(action) = self.options.keymap.action(key) else {
+            return Vec::new();
+        };
+        if self.help {
+            if matches!(action, Action::Help | Action::Back | Action::Quit) {
+                self.help = false;
+            }
+            return Vec::new();
+        }
+        self.handle_action(action)
+    }
+
+    fn handle_action(&mut self, action: Action) -> Vec<Effect> {
+        let page = |area: Rect| (area.height.max(2) - 1) as isize;
+        match action {
+            Action::Quit => return vec![Effect::Quit],
+            Action::Help => self.help = true,
+            Action::NextPane => self.cycle_focus(true),
+            Action::PrevPane => self.cycle_focus(false),
+            Action::Zoom => self.zoom = !self.zoom,
+            Action::Filter => {
+                if let Some(current) = self.filter_of(self.focus) {
+                    self.filter_edit = Some((self.focus, current.to_string()));
+                } else {
+                    self.set_message("this pane has no filter", true);
+                }
+            }
+            Action::Pause => {
+                let paused = match &self.status.mode {
+                    SourceMode::Replay(replay) => replay.paused,
+                    SourceMode::Live => false,
+                };
+                return vec![if paused {
+                    Effect::Resume
+                } else {
+                    Effect::Pause
+                }];
+            }
+            Action::Slower => return vec![Effect::Speed(SpeedChange::Slower)],
+            Action::Faster => return vec![Effect::Speed(SpeedChange::Faster)],
+            Action::Step => return vec![Effect::Step],
+            Action::SeekBack => {
+                return vec![Effect::Seek {
+                    delta_ns: -(self.options.seek_ns.min(i64::MAX as u64) as i64),
+                }]
+            }
+            Action::SeekForward => {
+                return vec![Effect::Seek {
+                    delta_ns: self.options.seek_ns.min(i64::MAX as u64) as i64,
+                }]
+            }
+            Action::Record => return vec![Effect::ToggleRecording],
+            Action::Baseline => match &self.current_agent {
+                Some(key) => {
+                    return vec![Effect::ExportBaseline {
+                        agent_key: key.clone(),
+                    }]
+                }
+                None => self.set_message("select an agent first", true),
+            },
+            Action::NextFinding => self.next_finding(),
+            Action::Back => self.back(),
+            Action::DrillIn => self.drill_in(),
+            Action::Up => self.navigate(-1),
+            Action::Down => self.navigate(1),
+            Action::PageUp => {
+                let rows = page(self.pane_inner(self.focus));
+                self.navigate(-rows);
+            }
+            Action::PageDown => {
+                let rows = page(self.pane_inner(self.focus));
+                self.navigate(rows);
+            }
+            Action::Top => self.navigate(isize::MIN / 2),
+            Action::Bottom => self.navigate(isize::MAX / 2),
+            Action::Left => match self.focus {
+                PaneId::Agents => {
+                    self.agents.state.key_left();
+                    self.subject_from_focus();
+                }
+                PaneId::Graph => {
+                    self.graph.collapse_or_parent();
+                    self.subject_from_focus();
+                }
+                _ => {}
+            },
+            Action::Right => match self.focus {
+                PaneId::Agents => {
+                    self.agents.state.key_right();
+                    self.subject_from_focus();
+                }
+                PaneId::Graph => {
+                    self.graph.expand_or_child();
+                    self.subject_from_focus();
+                }
+                _ => {}
+            },
+        }
+        Vec::new()
+    }
+
+    fn pane_inner(&self, pane: PaneId) -> Rect {
+        self.areas
+            .get(&pane)
+            .map(|r| Block::bordered().inner(*r))
+            .unwrap_or_default()
+    }
+
+    fn navigate(&mut self, delta: isize) {
+        match self.focus {
+            PaneId::Agents => {
+                if delta == isize::MIN / 2 {
+                    self.agents.state.select_first();
+                } else if delta == isize::MAX / 2 {
+                    self.agents.state.select_last();
+                } else {
+                    self.agents.state.select_relative(|current| {
+                        current.map_or(0, |c| c.saturating_add_signed(delta))
+                    });
+                }
+            }
+            PaneId::Graph => self.graph.move_by(delta),
+            PaneId::Timeline => {
+                let log = self
+                    .current_agent
+                    .as_deref()
+                    .and_then(|k| self.logs.agent(k));
+                self.timeline.move_by(delta, log);
+            }
+            PaneId::Findings => {
+                let len = self.findings.len();
+                self.findings.cursor.move_by(delta, len);
+            }
+            PaneId::Detail => self.scroll_text(PaneId::Detail, delta),
+            PaneId::AiBom => self.scroll_text(PaneId::AiBom, delta),
+        }
+        self.subject_from_focus();
+    }
+
+    fn scroll_text(&mut self, pane: PaneId, delta: isize) {
+        let text = if pane == PaneId::Detail {
+            &mut self.detail
+        } else {
+            &mut self.aibom
+        };
+        if delta == isize::MAX / 2 {
+            text.scroll_to_end();
+        } else {
+            text.scroll_by(delta);
+        }
+    }
+
+    fn drill_in(&mut self) {
+        match self.focus {
+            PaneId::Agents => {
+                if self.agents.selected_agent().is_some() {
+                    self.set_focus(PaneId::Graph);
+                } else {
+                    self.agents.state.toggle_selected();
+                }
+            }
+            PaneId::Graph => {
+                let expandable = self.graph.selected().is_some_and(|r| r.expandable);
+                if expandable {
+                    self.graph.toggle();
+                } else if self.graph.selected().is_some() {
+                    self.set_focus(PaneId::Detail);
+                }
+            }
+            PaneId::Timeline | PaneId::Findings => {
+                if let PaneId::Findings = self.focus {
+                    if let Some(key) = self.findings.selected().map(|f| f.agent_key.clone()) {
+                        self.agents.select_agent(&key);
+                    }
+                }
+                self.subject_from_focus();
+                self.set_focus(PaneId::Detail);
+            }
+            PaneId::Detail | PaneId::AiBom => {}
+        }
+    }
+
+    fn back(&mut self) {
+        if self.zoom {
+            self.zoom = false;
+            return;
+        }
+        if self.filter_of(self.focus).is_some_and(|f| !f.is_empty()) {
+            self.apply_filter(self.focus, String::new());
+            return;
+        }
+        let previous = self.history.pop().unwrap_or(PaneId::Agents);
+        if previous != self.focus {
+            self.focus = previous;
+            if matches!(previous, PaneId::Graph | PaneId::Timeline | PaneId::AiBom) {
+                self.content_pane = previous;
+            }
+            self.subject_from_focus();
+        }
+    }
+
+    fn next_finding(&mut self) {
+        let Some(finding) = self.findings.select_next().cloned() else {
+            self.set_message("no findings", false);
+            return;
+        };
+        self.agents.select_agent(&finding.agent_key);
+        self.subject = Subject::Finding(finding);
+        self.subject_dirty = true;
+    }
+
+    fn filter_of(&self, pane: PaneId) -> Option<&str> {
+        match pane {
+            PaneId::Agents => Some(&self.agents.filter),
+            PaneId::Graph => Some(&self.graph.filter),
+            PaneId::Timeline => Some(&self.timeline.filter),
+            PaneId::Findings => Some(&self.findings.filter),
+            PaneId::Detail | PaneId::AiBom => None,
+        }
+    }
+
+    fn apply_filter(&mut self, pane: PaneId, filter: String) {
+        match pane {
+            PaneId::Agents => {
+                self.agents.filter = filter;
+                self.model_dirty = true;
+                self.ticks_since_refresh = u64::MAX / 2;
+            }
+            PaneId::Graph => self.graph.set_filter(filter),
+            PaneId::Timeline => {
+                let log = self
+                    .current_agent
+                    .as_deref()
+                    .and_then(|k| self.logs.agent(k));
+                self.timeline.set_filter(filter, log);
+            }
+            PaneId::Findings => self.findings.set_filter(filter),
+            PaneId::Detail | PaneId::AiBom => {}
+        }
+        if pane == self.focus {
+            self.subject_from_focus();
+        }
+    }
+
+    fn pane_at(&self, x: u16, y: u16) -> Option<PaneId> {
+        let position = Position { x, y };
+        PANES
+            .iter()
+            .copied()
+            .find(|pane| self.areas.get(pane).is_some_and(|r| r.contains(position)))
+    }
+
+    fn handle_mouse(&mut self, mouse: &MouseEvent) {
+        if self.help {
+            if let MouseEventKind::Down(_) = mouse.kind {
+                self.help = false;
+            }
+            return;
+        }
+        let Some(pane) = self.pane_at(mouse.column, mouse.row) else {
+            return;
+        };
+        match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                if pane != self.focus {
+                    self.set_focus(pane);
+                }
+                let position = Position {
+                    x: mouse.column,
+                    y: mouse.row,
+                };
+                match pane {
+                    PaneId::Agents => {
+                        self.agents.click(position);
+                    }
+                    PaneId::Graph => {
+                        let len = self.graph.rows().len();
+                        if let Some(row) =
+                            self.graph
+                                .cursor
+                                .row_at(self.graph.last_area, mouse.row, len)
+                        {
+                            if row == self.graph.cursor.selected {
+                                self.graph.toggle();
+                            } else {
+                                self.graph.select(row);
+                            }
+                        }
+                    }
+                    PaneId::Timeline => {
+                        let log = self
+                            .current_agent
+                            .as_deref()
+                            .and_then(|k| self.logs.agent(k));
+                        if let Some(row) = self.timeline.row_at(mouse.row, log) {
+                            self.timeline.select_row(row, log);
+                        }
+                    }
+                    PaneId::Findings => {
+                        let inner = self.pane_inner(PaneId::Findings);
+                        if let Some(row) =
+                            self.findings
+                                .cursor
+                                .row_at(inner, mouse.row, self.findings.len())
+                        {
+                            let len = self.findings.len();
+                            self.findings.cursor.select(row, len);
+                        }
+                    }
+                    PaneId::Detail | PaneId::AiBom => {}
+                }
+                self.subject_from_focus();
+            }
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                let delta: isize = if mouse.kind == MouseEventKind::ScrollDown {
+                    3
+                } else {
+                    -3
+                };
+                let height = self.pane_inner(pane).height as usize;
+                match pane {
+                    PaneId::Agents => {
+                        if delta > 0 {
+                            self.agents.state.scroll_down(3);
+                        } else {
+                            self.agents.state.scroll_up(3);
+                        }
+                    }
+                    PaneId::Graph => {
+                        let len = self.graph.rows().len();
+                        self.graph.cursor.scroll_by(delta, height, len);
+                        let selected = self.graph.cursor.selected;
+                        self.graph.select(selected);
+                    }
+                    PaneId::Timeline => {
+                        let log = self
+                            .current_agent
+                            .as_deref()
+                            .and_then(|k| self.logs.agent(k));
+                        self.timeline.scroll_by(delta, log);
+                    }
+                    PaneId::Findings => {
+                        let len = self.findings.len();
+                        self.findings.cursor.scroll_by(delta, height, len);
+                    }
+                    PaneId::Detail | PaneId::AiBom => self.scroll_text(pane, delta),
+                }
+                if pane == self.focus {
+                    self.subject_from_focus();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies an effect to the source; returns `true` when the console should quit.
+    pub fn apply_effect(
+        &mut self,
+        effect: Effect,
+        source: &mut dyn Source,
+        exporter: &mut BaselineExporter,
+    ) -> bool {
+        let result = match &effect {
+            Effect::Quit => return true,
+            Effect::Pause => source.pause().map(|()| "paused".to_string()),
+            Effect::Resume => source.resume().map(|()| "playing".to_string()),
+            Effect::Speed(change) => source.change_speed(*change).map(|()| String::new()),
+            Effect::Step => source.step().map(|()| "step".to_string()),
+            Effect::Seek { delta_ns } => source.seek(*delta_ns).map(|()| {
+                let sign = if *delta_ns < 0 { "-" } else { "+" };
+                format!("seek {sign}{}s", delta_ns.unsigned_abs() / 1_000_000_000)
+            }),
+            Effect::ToggleRecording => source.toggle_recording().map(|()| String::new()),
+            Effect::ExportBaseline { agent_key } => {
+                match exporter(source.pipeline(), agent_key) {
+                    Ok(path) => {
+                        self.set_message(format!("baseline written to {}", path.display()), false);
+                    }
+                    Err(err) => self.set_message(format!("baseline export failed: {err:#}"), true),
+                }
+                return false;
+            }
+        };
+        match result {
+            Ok(text) if text.is_empty() => {}
+            Ok(text) => self.set_message(text, false),
+            Err(err) => self.set_message(err.to_string(), true),
+        }
+        false
+    }
+
+    /// Draws the whole screen.
+    pub fn render(&mut self, frame: &mut Frame, pipeline: &Pipeline) {
+        self.prepare(pipeline);
+        let area = frame.area();
+        let [main, status] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+        self.areas.clear();
+        if self.zoom {
+            self.areas.insert(self.focus, main);
+        } else if main.width >= WIDE {
+            let [left, middle, right] = Layout::horizontal([
+                Constraint::Percentage(26),
+                Constraint::Percentage(40),
+                Constraint::Percentage(34),
+            ])
+            .areas(main);
+            let [agents, findings] =
+                Layout::vertical([Constraint::Percentage(62), Constraint::Percentage(38)])
+                    .areas(left);
+            let [graph, timeline] =
+                Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(middle);
+            let [detail, aibom] =
+                Layout::vertical([Constraint::Percentage(64), Constraint::Percentage(36)])
+                    .areas(right);
+            self.areas.extend([
+                (PaneId::Agents, agents),
+                (PaneId::Findings, findings),
+                (PaneId::Graph, graph),
+                (PaneId::Timeline, timeline),
+                (PaneId::Detail, detail),
+                (PaneId::AiBom, aibom),
+            ]);
+        } else {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(36), Constraint::Percentage(64)])
+                    .areas(main);
+            let [agents, findings] =
+                Layout::vertical([Constraint::Percentage(62), Constraint::Percentage(38)])
+                    .areas(left);
+            let [content, detail] =
+                Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(right);
+            self.areas.extend([
+                (PaneId::Agents, agents),
+                (PaneId::Findings, findings),
+                (self.content_pane, content),
+                (PaneId::Detail, detail),
+            ]);
+        }
+        for pane in PANES {
+            if let Some(area) = self.areas.get(&pane).copied() {
+                self.render_pane(frame, pane, area);
+            }
+        }
+        self.render_status(frame, status);
+        if self.help {
+            self.render_help(frame, main);
+        }
+    }
+
+    fn block(&self, pane: PaneId, title: String) -> Block<'static> {
+        let styles = &self.options.styles;
+        let focused = pane == self.focus;
+        let filter = self
+            .filter_of(pane)
+            .filter(|f| !f.is_empty())
+            .map(|f| format!(" [/{f}]"))
+            .unwrap_or_default();
+        Block::default()
+            .borders(Borders::ALL)
+            .border_type(if focused {
+                BorderType::Thick
+            } else {
+                BorderType::Plain
+            })
+            .border_style(if focused {
+                styles.border_focused
+            } else {
+                styles.border
+            })
+            .title(Span::styled(
+                // Titles name agents, tools and files: their control characters made visible.
+                visible(&format!(" {title}{filter} ")),
+                if focused {
+                    styles.title_focused
+                } else {
+                    styles.title
+                },
+            ))
+    }
+
+    fn render_pane(&mut self, frame: &mut Frame, pane: PaneId, area: Rect) {
+        let name = if self.current_name.is_empty() {
+            "no agent".to_string()
+        } else {
+            self.current_name.clone()
+        };
+        let boot_offset = self.boot_offset;
+        match pane {
+            PaneId::Agents => {
+                let block = self.block(pane, format!("Agents ({})", self.agents.agent_count));
+                self.agents.render(frame, area, block, &self.options.styles);
+            }
+            PaneId::Graph => {
+                let title = format!(
+                    "Graph · {name} · {} nodes {} edges",
+                    self.graph.reachable_nodes, self.graph.reachable_edges
+                );
+                let block = self.block(pane, title);
+                self.graph.render(
+                    frame,
+                    area,
+                    block,
+                    &self.options.styles,
+                    self.now_ns,
+                    self.options.new_edge_ns,
+                    boot_offset,
+                );
+            }
+            PaneId::Timeline => {
+                let log = self
+                    .current_agent
+                    .as_deref()
+                    .and_then(|k| self.logs.agent(k));
+                let position = self.timeline.position_text(log);
+                let block = self.block(
+                    pane,
+                    format!("Timeline · {name} {position}")
+                        .trim_end()
+                        .to_string(),
+                );
+                self.timeline
+                    .render(frame, area, block, log, &self.options.styles, boot_offset);
+            }
+            PaneId::Detail => {
+                let inner = Block::bordered().inner(area);
+                self.detail.last_area = inner;
+                let title = if self.detail_title.is_empty() {
+                    "Detail".to_string()
+                } else {
+                    format!("Detail · {} {}", self.detail_title, self.detail.position())
+                };
+                let block = self.block(pane, title.trim_end().to_string());
+                frame.render_widget(block, area);
+                if self.detail.is_empty() {
+                    frame.render_widget(
+                        Paragraph::new(Line::styled(
+                            "Select an agent, an edge, an event or a finding.",
+                            self.options.styles.muted,
+                        ))
+                        .wrap(ratatui::widgets::Wrap { trim: true }),
+                        inner,
+                    );
+                } else {
+                    self.detail.render(frame, inner);
+                }
+            }
+            PaneId::AiBom => {
+                let inner = Block::bordered().inner(area);
+                self.aibom.last_area = inner;
+                let block = self.block(pane, format!("AI-BOM · {name}"));
+                frame.render_widget(block, area);
+                if self.aibom.is_empty() {
+                    frame.render_widget(
+                        Paragraph::new(Line::styled(
+                            "Select an agent to see its models, MCP servers, tools and frameworks.",
+                            self.options.styles.muted,
+                        ))
+                        .wrap(ratatui::widgets::Wrap { trim: true }),
+                        inner,
+                    );
+                } else {
+                    self.aibom.render(frame, inner);
+                }
+            }
+            PaneId::Findings => {
+                let block = self.block(pane, format!("Findings ({})", self.findings.len()));
+                self.findings
+                    .render(frame, area, block, &self.options.styles, boot_offset);
+            }
+        }
+    }
+
+    fn render_status(&self, frame: &mut Frame, area: Rect) {
+        let styles = &self.options.styles;
+        frame.render_widget(Block::default().style(styles.status), area);
+        let status = &self.status;
+        let mut left: Vec<Span<'static>> = Vec::new();
+        match &status.mode {
+            SourceMode::Live => {
+                left.push(Span::styled(" ● LIVE ", styles.status.patch(styles.accent)))
+            }
+            SourceMode::Replay(replay) => {
+                let state = if replay.finished {
+                    "■ END"
+                } else if replay.paused {
+                    "⏸ PAUSED"
+                } else {
+                    "▶ REPLAY"
+                };
+                let speed = if replay.speed.is_infinite() {
+                    "max".to_string()
+                } else {
+                    format!("{}", replay.speed)
+                };
+                left.push(Span::styled(
+                    format!(" {state} "),
+                    styles.status.patch(styles.accent),
+                ));
+                left.push(Span::styled(
+                    format!(
+                        "{}/{} ×{speed} ",
+                        format_position(replay.position_ns),
+                        format_position(replay.duration_ns)
+                    ),
+                    styles.status,
+                ));
+            }
+        }
+        if !status.label.is_empty() {
+            left.push(Span::styled(format!("{} ", status.label), styles.status));
+        }
+        left.push(Span::styled(
+            format!(
+                "│ {} ev · {}/s · ",
+                format_count(status.events),
+                format_count(status.events_per_sec.round() as u64),
+            ),
+            styles.status,
+        ));
+        left.push(Span::styled(
+            format!("drops {} ", format_count(status.drops)),
+            if status.drops > 0 {
+                styles.status.patch(styles.warning)
+            } else {
+                styles.status
+            },
+        ));
+        match &status.recording {
+            RecordingState::Unavailable => {}
+            RecordingState::Off => left.push(Span::styled("│ rec off ", styles.status)),
+            RecordingState::On { path, bytes } => left.push(Span::styled(
+                format!("│ ● REC {} {} ", path.display(), format_bytes(*bytes)),
+                styles.status.patch(styles.error),
+            )),
+        }
+        if let Some((pane, text)) = &self.filter_edit {
+            left.push(Span::styled(
+                format!("│ filter {pane:?}: /{text}▏ (Enter keep, Esc clear) "),
+                styles.status.patch(styles.accent),
+            ));
+        } else if let Some((message, error)) = &self.message {
+            left.push(Span::styled(
+                format!("│ {message} "),
+                if *error {
+                    styles.status.patch(styles.error)
+                } else {
+                    styles.status
+                },
+            ));
+        }
+        let help = self.options.keymap.describe(Action::Help);
+        let right = vec![Span::styled(format!("{help} help "), styles.status)];
+        frame.render_widget(fit_columns(left, right, area.width as usize), area);
+    }
+
+    fn render_help(&self, frame: &mut Frame, area: Rect) {
+        let styles = &self.options.styles;
+        let keymap = &self.options.keymap;
+        let sections: [(&str, &[Action]); 4] = [
+            (
+                "Navigation",
+                &[
+                    Action::Up,
+                    Action::Down,
+                    Action::Left,
+                    Action::Right,
+                    Action::PageUp,
+                    Action::PageDown,
+                    Action::Top,
+                    Action::Bottom,
+                    Action::NextPane,
+                    Action::PrevPane,
+                    Action::DrillIn,
+                    Action::Back,
+                    Action::Filter,
+                    Action::Zoom,
+                ],
+            ),
+            (
+                "Replay and capture",
+                &[
+                    Action::Pause,
+                    Action::Slower,
+                    Action::Faster,
+                    Action::Step,
+                    Action::SeekBack,
+                    Action::SeekForward,
+                    Action::Record,
+                ],
+            ),
+            ("Investigation", &[Action::NextFinding, Action::Baseline]),
+            ("Console", &[Action::Help, Action::Quit]),
+        ];
+        let two_columns = area.width >= 70;
+        let column_width: usize = if two_columns { 38 } else { 40 };
+        let key_width = 16;
+        let section_lines = |sections: &[(&str, &[Action])]| {
+            let mut lines = Vec::new();
+            for (title, actions) in sections {
+                if !lines.is_empty() {
+                    lines.push(Line::raw(""));
+                }
+                lines.push(Line::styled(title.to_string(), styles.accent));
+                for action in *actions {
+                    let keys = keymap.describe(*action);
+                    lines.push(fit_columns(
+                        vec![
+                            Span::styled(format!("{keys:<key_width$} "), styles.key),
+                            Span::styled(action.description().to_string(), styles.text),
+                        ],
+                        Vec::new(),
+                        column_width,
+                    ));
+                }
+            }
+            lines
+        };
+        let (first, second) = if two_columns {
+            (section_lines(&sections[..1]), section_lines(&sections[1..]))
+        } else {
+            (section_lines(&sections), Vec::new())
+        };
+        let footer = Line::styled(
+            "Mouse: click selects, wheel scrolls. Keys: console.toml [keys].",
+            styles.muted,
+        );
+        let rows = first.len().max(second.len()) + 2;
+        let width = if two_columns {
+            column_width * 2 + 4
+        } else {
+            column_width + 2
+        } as u16;
+        let height = (rows as u16 + 2).min(area.height);
+        let width = width.min(area.width);
+        let popup = Rect {
+            x: area.x + (area.width - width) / 2,
+            y: area.y + (area.height - height) / 2,
+            width,
+            height,
+        };
+        frame.render_widget(Clear, popup);
+        let block = Block::bordered()
+            .border_type(BorderType::Double)
+            .border_style(styles.border_focused)
+            .title(Span::styled(" Keys ", styles.title_focused))
+            .style(styles.text);
+        let inner = block.inner(popup);
+        frame.render_widget(block, popup);
+        let [body, _, foot] = Layout::vertical([
+            Constraint::Min(1),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(inner);
+        if two_columns {
+            let [a, _, b] = Layout::horizontal([
+                Constraint::Length(column_width as u16),
+                Constraint::Length(2),
+                Constraint::Min(1),
+            ])
+            .areas(body);
+            frame.render_widget(Paragraph::new(first), a);
+            frame.render_widget(Paragraph::new(second), b);
+        } else {
+            frame.render_widget(Paragraph::new(first), body);
+        }
+        frame.render_widget(Paragraph::new(footer).style(Style::new()), foot);
+    }
+}

@@ -1,0 +1,1163 @@
+//! The console over captures taken by the real collector (tests/fixtures, see
+//! DEVELOPERS.md for how they are regenerated): snapshots of every pane at two terminal sizes,
+//! and what keys and the mouse do.
+//!
+//! Snapshots are the text of a ratatui TestBackend; they hold no wall-clock time (times come
+//! from the events, pacing from a manual clock). Review changes with `cargo insta review`.
+
+use std::path::{Path, PathBuf};
+
+use agentscope_analysis::baseline::AgentBaseline;
+use agentscope_analysis::model::{ActorIdentity, EdgeKind, IdentityLookup};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::style::Modifier;
+use ratatui::Terminal;
+
+use super::app::PaneId;
+use super::graph_pane::RowContent;
+use super::json_source::ManualClock;
+use super::*;
+
+const SIZES: [(u16, u16); 2] = [(120, 40), (80, 24)];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("AGENTSCOPE_REPO"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn app_options(mode: ColorMode) -> AppOptions {
+    let mut options = ConsoleOptions::new(ConsoleConfig::default(), None);
+    options.color_mode = Some(mode);
+    let mut app = options.app_options().unwrap();
+    // Every frame sees the latest model: snapshots do not depend on frame counts.
+    app.refresh_every_ticks = 1;
+    app.adaptive_refresh = false;
+    app
+}
+
+struct Console {
+    source: JsonEventsSource,
+    clock: ManualClock,
+    app: App,
+    terminal: Terminal<TestBackend>,
+}
+
+impl Console {
+    fn open(name: &str) -> Self {
+        Self::with_source(JsonEventsSource::open(&fixture(name)).unwrap())
+    }
+
+    fn with_source(source: JsonEventsSource) -> Self {
+        let clock = ManualClock::default();
+        let source = source.with_clock(Box::new(clock.clone()));
+        Self {
+            source,
+            clock,
+            app: App::new(app_options(ColorMode::TrueColor)),
+            terminal: Terminal::new(TestBackend::new(120, 40)).unwrap(),
+        }
+    }
+
+    /// Polls once and feeds the update to the app.
+    fn poll(&mut self) -> SourceUpdate {
+        let update = self.source.poll(usize::MAX);
+        let copy = update.clone();
+        self.app.ingest(update, self.source.pipeline());
+        copy
+    }
+
+    /// Plays the whole capture (paced by the manual clock).
+    fn play_to_end(mut self) -> Self {
+        for _ in 0..1000 {
+            self.clock.advance(std::time::Duration::from_millis(100));
+            let update = self.poll();
+            if matches!(&update.status.mode, SourceMode::Replay(r) if r.finished) {
+                self.draw();
+                return self;
+            }
+        }
+        panic!("the replay did not finish");
+    }
+
+    fn resize(&mut self, width: u16, height: u16) {
+        self.terminal.backend_mut().resize(width, height);
+    }
+
+    fn draw(&mut self) {
+        let Self {
+            app,
+            source,
+            terminal,
+            ..
+        } = self;
+        terminal.draw(|f| app.render(f, source.pipeline())).unwrap();
+    }
+
+    fn screen(&mut self) -> String {
+        self.draw();
+        self.terminal.backend().to_string()
+    }
+
+    fn press(&mut self, code: KeyCode) -> Vec<Effect> {
+        self.press_with(code, KeyModifiers::NONE)
+    }
+
+    fn press_with(&mut self, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
+        let effects = self
+            .app
+            .handle_event(&Event::Key(KeyEvent::new(code, modifiers)));
+        self.draw();
+        effects
+    }
+
+    fn keys(&mut self, text: &str) {
+        for c in text.chars() {
+            self.press(KeyCode::Char(c));
+        }
+    }
+
+    fn mouse(&mut self, kind: MouseEventKind, column: u16, row: u16) {
+        self.app.handle_event(&Event::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        }));
+        self.draw();
+    }
+
+    /// Applies effects to the source the way the console loop does.
+    fn apply(&mut self, effects: Vec<Effect>, exporter: &mut BaselineExporter) -> bool {
+        let mut quit = false;
+        for effect in effects {
+            quit |= self.app.apply_effect(effect, &mut self.source, exporter);
+        }
+        quit
+    }
+
+    fn focus_pane(&mut self, pane: PaneId) {
+        for _ in 0..6 {
+            if self.app.focus() == pane {
+                return;
+            }
+            self.press(KeyCode::Tab);
+        }
+        panic!("{pane:?} is not in the tab order");
+    }
+
+    /// Focuses the timeline and selects the `nth` entry whose summary starts with `prefix`
+    /// (after its tag: `127.0.0.1 gpt-4o-mini`, `tools/call`).
+    fn select_entry(&mut self, tag: &str, nth: usize) {
+        self.focus_pane(PaneId::Timeline);
+        let agent = self.app.current_agent().unwrap().to_string();
+        let row = self
+            .app
+            .logs()
+            .agent(&agent)
+            .unwrap()
+            .iter_from(0)
+            .enumerate()
+            .filter(|(_, (_, e))| e.kind.tag() == tag)
+            .map(|(row, _)| row)
+            .nth(nth)
+            .unwrap_or_else(|| panic!("no {tag} entry #{nth}"));
+        self.press(KeyCode::Home);
+        for _ in 0..row {
+            self.press(KeyCode::Down);
+        }
+    }
+
+    /// Screen row (0-based) whose text contains `needle`.
+    fn row_of(&mut self, needle: &str) -> u16 {
+        let screen = self.screen();
+        screen
+            .lines()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} is not on screen:\n{screen}")) as u16
+    }
+}
+
+fn is_tool_row(row: &super::graph_pane::GraphRow, name: &str) -> bool {
+    matches!(&row.content, RowContent::Edge(e) if e.kind == EdgeKind::CallsTool && e.label == name)
+}
+
+fn no_exporter() -> BaselineExporter {
+    Box::new(|_, _| anyhow::bail!("no exporter in this test"))
+}
+
+/// Snapshots at both sizes.
+fn snapshot_both(console: &mut Console, name: &str) {
+    for (width, height) in SIZES {
+        console.resize(width, height);
+        let screen = console.screen();
+        insta::assert_snapshot!(format!("{name}_{width}x{height}"), screen);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn snapshot_overview_of_an_agent_with_tool_calls() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    snapshot_both(&mut console, "overview_python_chat");
+}
+
+#[test]
+fn snapshot_timeline_and_an_llm_call_in_detail() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    console.select_entry("LLM", 0);
+    snapshot_both(&mut console, "timeline_llm_call");
+    // The second call carries the tool results back to the model.
+    console.select_entry("LLM", 1);
+    snapshot_both(&mut console, "timeline_llm_call_with_tool_results");
+}
+
+#[test]
+fn snapshot_graph_tool_with_its_calls_in_detail() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    console.focus_pane(PaneId::Graph);
+    let screen = console.screen();
+    let rows = console.app.graph().rows().len();
+    let tool = console
+        .app
+        .graph()
+        .rows()
+        .iter()
+        .position(|r| is_tool_row(r, "read_file"))
+        .unwrap_or_else(|| panic!("no read_file row in {rows} rows:\n{screen}"));
+    console.press(KeyCode::Home);
+    for _ in 0..tool {
+        console.press(KeyCode::Char('j'));
+    }
+    snapshot_both(&mut console, "graph_tool_read_file");
+}
+
+#[test]
+fn snapshot_streamed_node_agent() {
+    let mut console = Console::open("capture/node_chat_stream.jsonl").play_to_end();
+    console.select_entry("LLM", 0);
+    snapshot_both(&mut console, "timeline_node_stream");
+}
+
+#[test]
+fn snapshot_mcp_stdio_server_in_the_aibom_and_graph() {
+    let mut console = Console::open("mcp/stdio-pipe-events.jsonl").play_to_end();
+    console.focus_pane(PaneId::AiBom);
+    snapshot_both(&mut console, "aibom_mcp_stdio");
+    console.focus_pane(PaneId::Graph);
+    snapshot_both(&mut console, "graph_mcp_stdio");
+}
+
+#[test]
+fn snapshot_mcp_tool_call_over_http() {
+    let mut console = Console::open("mcp/http-socket-events.jsonl").play_to_end();
+    let call = {
+        let log = console
+            .app
+            .logs()
+            .agent(console.app.current_agent().unwrap())
+            .unwrap();
+        log.iter_from(0)
+            .filter(|(_, e)| e.kind.tag() == "MCP")
+            .position(|(_, e)| e.summary.starts_with("tools/call"))
+            .expect("a tools/call in the capture")
+    };
+    console.select_entry("MCP", call);
+    snapshot_both(&mut console, "timeline_mcp_http_tools_call");
+}
+
+#[test]
+fn snapshot_kubernetes_agents_tree() {
+    // The capture's processes, as if they ran in a pod: the tree places agents by workload.
+    struct Pod;
+    impl IdentityLookup for Pod {
+        fn lookup(&mut self, _pid: u32, _cgroup_id: u64, uid: u32) -> ActorIdentity {
+            ActorIdentity {
+                workload: "k8s:support/Deployment/ticket-agent/agent".into(),
+                uid,
+                user: Some("app".into()),
+                pod: Some("support/ticket-agent-5d8c7b9f4-x2x7q".into()),
+                service_account: Some("support/ticket-agent".into()),
+                cloud_roles: vec!["aws_irsa:arn:aws:iam::123456789012:role/ticket-agent".into()],
+                ..Default::default()
+            }
+        }
+    }
+    let source = JsonEventsSource::open(&fixture("capture/python_chat.jsonl"))
+        .unwrap()
+        .with_identity(|| Box::new(Pod));
+    let mut console = Console::with_source(source).play_to_end();
+    snapshot_both(&mut console, "agents_kubernetes");
+}
+
+#[test]
+fn snapshot_findings_pane() {
+    // Detection runs in the replay's pipeline: the injected recording's one incident.
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    assert_eq!(console.app.findings().len(), 1);
+    console.press(KeyCode::Char('n'));
+    console.focus_pane(PaneId::Findings);
+    snapshot_both(&mut console, "findings");
+}
+
+#[test]
+fn snapshot_empty_states() {
+    let mut console = Console::with_source(JsonEventsSource::from_events("empty.jsonl", vec![]));
+    console.poll();
+    snapshot_both(&mut console, "empty");
+}
+
+#[test]
+fn snapshot_help_overlay() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    console.press(KeyCode::Char('?'));
+    assert!(console.app.help_open());
+    snapshot_both(&mut console, "help");
+}
+
+#[test]
+fn snapshot_paused_replay_with_a_filtered_timeline() {
+    let mut console = Console::open("capture/python_chat.jsonl");
+    console.poll();
+    // Past the first model call (the capture lasts 0.3 s).
+    console.clock.advance(std::time::Duration::from_millis(240));
+    console.poll();
+    let effects = console.press(KeyCode::Char(' '));
+    assert_eq!(effects, vec![Effect::Pause]);
+    console.apply(effects, &mut no_exporter());
+    console.poll();
+    console.focus_pane(PaneId::Timeline);
+    console.keys("/llm");
+    snapshot_both(&mut console, "paused_filter_editing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and mouse
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tab_cycles_the_panes_and_esc_goes_back() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    assert_eq!(console.app.focus(), PaneId::Agents);
+    let mut seen = vec![console.app.focus()];
+    for _ in 0..5 {
+        console.press(KeyCode::Tab);
+        seen.push(console.app.focus());
+    }
+    assert_eq!(
+        seen,
+        [
+            PaneId::Agents,
+            PaneId::Graph,
+            PaneId::Timeline,
+            PaneId::Detail,
+            PaneId::AiBom,
+            PaneId::Findings
+        ]
+    );
+    console.press(KeyCode::Tab);
+    assert_eq!(console.app.focus(), PaneId::Agents);
+    console.press_with(KeyCode::BackTab, KeyModifiers::SHIFT);
+    assert_eq!(console.app.focus(), PaneId::Findings);
+    console.press(KeyCode::Esc);
+    assert_eq!(console.app.focus(), PaneId::Agents);
+}
+
+#[test]
+fn enter_drills_from_the_agent_to_its_graph_to_the_detail() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    let agent = console.app.current_agent().unwrap().to_string();
+    assert_eq!(agent, "host:python");
+    console.press(KeyCode::Enter);
+    assert_eq!(console.app.focus(), PaneId::Graph);
+    // The first row is the Models group: Enter closes it, Enter opens it again.
+    console.press(KeyCode::Home);
+    let rows = console.app.graph().rows().len();
+    console.press(KeyCode::Enter);
+    assert_eq!(console.app.graph().rows().len(), rows - 1);
+    console.press(KeyCode::Enter);
+    assert_eq!(console.app.graph().rows().len(), rows);
+    // The model row has no children: Enter shows it in the detail pane.
+    console.press(KeyCode::Char('j'));
+    console.press(KeyCode::Enter);
+    assert_eq!(console.app.focus(), PaneId::Detail);
+    let screen = console.screen();
+    assert!(screen.contains("MODEL gpt-4o-mini"), "{screen}");
+    assert!(screen.contains("gen_ai.provider.name"), "{screen}");
+    // Esc retraces the way back.
+    console.press(KeyCode::Esc);
+    assert_eq!(console.app.focus(), PaneId::Graph);
+    console.press(KeyCode::Esc);
+    assert_eq!(console.app.focus(), PaneId::Agents);
+}
+
+#[test]
+fn left_and_right_collapse_and_expand_graph_rows() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    console.focus_pane(PaneId::Graph);
+    let rows = console.app.graph().rows().to_vec();
+    let tool = rows
+        .iter()
+        .position(|r| is_tool_row(r, "read_file"))
+        .unwrap();
+    assert!(rows[tool].expanded, "tools start open");
+    console.press(KeyCode::Home);
+    for _ in 0..tool {
+        console.press(KeyCode::Down);
+    }
+    console.press(KeyCode::Char('h'));
+    assert!(!console.app.graph().selected().unwrap().expanded);
+    assert_eq!(console.app.graph().rows().len(), rows.len() - 1);
+    // Left on a closed row goes to its group.
+    console.press(KeyCode::Left);
+    assert_eq!(console.app.graph().selected().unwrap().depth, 0);
+    console.press(KeyCode::Down);
+    console.press(KeyCode::Down);
+    console.press(KeyCode::Char('l'));
+    assert_eq!(console.app.graph().rows().len(), rows.len());
+    // Right on an open row steps into it.
+    console.press(KeyCode::Right);
+    let selected = console.app.graph().selected().unwrap();
+    assert_eq!(selected.depth, 2);
+    assert!(matches!(&selected.content, RowContent::Edge(e) if e.to == "data:file:/etc/hostname"));
+}
+
+#[test]
+fn timeline_moves_with_arrows_and_vim_keys_and_follows_the_end() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    console.focus_pane(PaneId::Timeline);
+    let agent = console.app.current_agent().unwrap().to_string();
+    let len = console.app.logs().agent(&agent).unwrap().len();
+    assert!(len >= 5);
+    let selected = |c: &Console| {
+        c.app
+            .timeline()
+            .selected_position(c.app.logs().agent(&agent))
+            .unwrap()
+    };
+    assert!(console.app.timeline().following());
+    assert_eq!(selected(&console), len as u64 - 1);
+    console.press(KeyCode::Char('k'));
+    console.press(KeyCode::Up);
+    assert_eq!(selected(&console), len as u64 - 3);
+    assert!(!console.app.timeline().following());
+    console.press(KeyCode::Char('g'));
+    assert_eq!(selected(&console), 0);
+    console.press(KeyCode::Char('j'));
+    assert_eq!(selected(&console), 1);
+    console.press(KeyCode::PageDown);
+    assert_eq!(selected(&console), len as u64 - 1);
+    assert!(console.app.timeline().following());
+    console.press(KeyCode::Home);
+    console.press_with(KeyCode::Char('G'), KeyModifiers::SHIFT);
+    assert!(console.app.timeline().following());
+    // The detail pane shows the selected observation.
+    console.select_entry("LLM", 0);
+    let screen = console.screen();
+    assert!(screen.contains("LLM call"), "{screen}");
+}
+
+#[test]
+fn filter_narrows_the_timeline_and_esc_clears_it() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    console.focus_pane(PaneId::Timeline);
+    let agent = console.app.current_agent().unwrap().to_string();
+    let all = console.app.timeline().len(console.app.logs().agent(&agent));
+    console.keys("/llm");
+    console.press(KeyCode::Enter);
+    let log = console.app.logs().agent(&agent);
+    assert_eq!(console.app.timeline().len(log), 2, "two LLM calls");
+    assert_eq!(console.app.timeline().filter, "llm");
+    let screen = console.screen();
+    assert!(screen.contains("[/llm]"), "{screen}");
+    // Terms must all match: no LLM call mentions "hostname".
+    console.keys("/");
+    console.keys(" hostname");
+    console.press(KeyCode::Enter);
+    assert_eq!(
+        console.app.timeline().len(console.app.logs().agent(&agent)),
+        0
+    );
+    assert!(console
+        .screen()
+        .contains("No observation matches the filter."));
+    console.press(KeyCode::Char('/'));
+    for _ in 0.." hostname".len() {
+        console.press(KeyCode::Backspace);
+    }
+    console.press(KeyCode::Enter);
+    assert_eq!(
+        console.app.timeline().len(console.app.logs().agent(&agent)),
+        2
+    );
+    console.press(KeyCode::Esc);
+    assert_eq!(console.app.timeline().filter, "");
+    assert_eq!(
+        console.app.timeline().len(console.app.logs().agent(&agent)),
+        all
+    );
+    // Keys typed into a filter are text, not commands.
+    console.keys("/q");
+    assert_eq!(console.app.timeline().filter, "q");
+}
+
+#[test]
+fn graph_and_agent_filters() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    console.focus_pane(PaneId::Graph);
+    console.keys("/hostname");
+    console.press(KeyCode::Enter);
+    let labels: Vec<String> = console
+        .app
+        .graph()
+        .rows()
+        .iter()
+        .map(|r| match &r.content {
+            RowContent::Group { name, .. } => name.to_string(),
+            RowContent::Edge(e) => e.label.clone(),
+        })
+        .collect();
+    // The matching nodes and the way to them.
+    assert_eq!(
+        labels,
+        [
+            "Tools",
+            "read_file",
+            "/etc/hostname",
+            "Data",
+            "/etc/hostname"
+        ]
+    );
+    console.focus_pane(PaneId::Agents);
+    console.keys("/nomatch");
+    console.press(KeyCode::Enter);
+    assert!(console.screen().contains("No agent matches the filter."));
+    console.press(KeyCode::Esc);
+    assert!(console.screen().contains("python3"));
+}
+
+#[test]
+fn replay_keys_return_effects_and_drive_the_source() {
+    let mut console = Console::open("capture/python_chat.jsonl");
+    console.poll();
+    let mut exporter = no_exporter();
+    assert_eq!(console.press(KeyCode::Char(' ')), vec![Effect::Pause]);
+    console.apply(vec![Effect::Pause], &mut exporter);
+    console.poll();
+    assert_eq!(console.press(KeyCode::Char(' ')), vec![Effect::Resume]);
+    assert_eq!(
+        console.press(KeyCode::Char(']')),
+        vec![Effect::Speed(SpeedChange::Faster)]
+    );
+    assert_eq!(
+        console.press(KeyCode::Char('[')),
+        vec![Effect::Speed(SpeedChange::Slower)]
+    );
+    let step = console.press(KeyCode::Char('.'));
+    assert_eq!(step, vec![Effect::Step]);
+    let before = console.poll().status.events;
+    console.apply(step, &mut exporter);
+    assert_eq!(console.poll().status.events, before + 1);
+    let forward = console.press_with(KeyCode::Char('>'), KeyModifiers::SHIFT);
+    assert_eq!(
+        forward,
+        vec![Effect::Seek {
+            delta_ns: 10_000_000_000
+        }]
+    );
+    console.apply(forward, &mut exporter);
+    let update = console.poll();
+    assert!(matches!(&update.status.mode, SourceMode::Replay(r) if r.finished));
+    assert!(console.screen().contains("■ END"));
+    let agent = console.app.current_agent().unwrap().to_string();
+    let logged = console.app.logs().agent(&agent).unwrap().total;
+    let back = console.press_with(KeyCode::Char('<'), KeyModifiers::SHIFT);
+    assert_eq!(
+        back,
+        vec![Effect::Seek {
+            delta_ns: -10_000_000_000
+        }]
+    );
+    console.apply(back, &mut exporter);
+    // Back to the start: the logs are rebuilt from the replayed events, not doubled.
+    let update = console.poll();
+    assert!(update.reset);
+    assert!(console
+        .app
+        .logs()
+        .agent(&agent)
+        .is_none_or(|l| l.total < logged));
+    console.apply(
+        vec![Effect::Seek {
+            delta_ns: 10_000_000_000,
+        }],
+        &mut exporter,
+    );
+    console.poll();
+    assert_eq!(console.app.logs().agent(&agent).unwrap().total, logged);
+    // What a replay cannot do is said in the status line.
+    let record = console.press(KeyCode::Char('r'));
+    assert_eq!(record, vec![Effect::ToggleRecording]);
+    assert!(!console.apply(record, &mut exporter));
+    assert_eq!(
+        console.app.message(),
+        Some("recording is available in live mode only")
+    );
+    assert!(console
+        .screen()
+        .contains("recording is available in live mode only"));
+    let quit = console.press(KeyCode::Char('q'));
+    assert_eq!(quit, vec![Effect::Quit]);
+    assert!(console.apply(quit, &mut exporter));
+    assert_eq!(
+        console.press_with(KeyCode::Char('c'), KeyModifiers::CONTROL),
+        vec![Effect::Quit]
+    );
+}
+
+#[test]
+fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    let dir = tempfile::tempdir().unwrap();
+    let mut exporter = baseline::yaml_exporter_at(dir.path().to_path_buf(), || 1_800_000_000);
+    let effects = console.press(KeyCode::Char('b'));
+    assert_eq!(
+        effects,
+        vec![Effect::ExportBaseline {
+            agent_key: "host:python".into()
+        }]
+    );
+    console.apply(effects, &mut exporter);
+    let path = dir
+        .path()
+        .join("agentscope-baseline-host-python-1800000000.yaml");
+    assert_eq!(
+        console.app.message().unwrap(),
+        format!("baseline written to {}", path.display())
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("# Baseline of one agent"));
+    // The documented format (docs/baseline.md), readable by `baseline diff` and --baseline.
+    let exported = AgentBaseline::from_yaml(&text, "exported").unwrap();
+    assert_eq!(
+        exported.api_version,
+        agentscope_analysis::baseline::API_VERSION
+    );
+    assert_eq!(exported.metadata.agent, "host:python");
+    let called: Vec<&str> = exported
+        .spec
+        .tools
+        .called
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(called, ["fetch_url", "read_file", "run_command"]);
+    assert!(
+        exported
+            .spec
+            .models
+            .values()
+            .any(|m| m.contains("gpt-4o-mini")),
+        "{:?}",
+        exported.spec.models
+    );
+    // Loaded back as the approved baseline, the same traffic deviates from it nowhere...
+    let deviations = |approved: AgentBaseline| {
+        let source = JsonEventsSource::open(&fixture("capture/python_chat.jsonl"))
+            .unwrap()
+            .with_detection(agentscope_analysis::detect::DetectorOptions {
+                approved: vec![approved],
+                ..Default::default()
+            })
+            .at_speed(f64::INFINITY);
+        let console = Console::with_source(source).play_to_end();
+        console
+            .source
+            .pipeline()
+            .detector()
+            .findings()
+            .iter()
+            .filter(|f| f.kind == agentscope_analysis::detect::FindingKind::BaselineDeviation)
+            .map(|f| f.summary.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(deviations(exported.clone()), Vec::<String>::new());
+    // ...and a baseline without one of its tools makes that tool a deviation.
+    let mut narrower = exported;
+    narrower.spec.tools.called.remove("run_command");
+    let found = deviations(narrower);
+    assert!(
+        found.iter().any(|d| d.contains("run_command")),
+        "{found:#?}"
+    );
+    // Same second again: a new file, not an overwrite.
+    let effects = console.press(KeyCode::Char('b'));
+    console.apply(effects, &mut exporter);
+    assert!(dir
+        .path()
+        .join("agentscope-baseline-host-python-1800000000-1.yaml")
+        .exists());
+    // A failing exporter is a message, not a crash.
+    let effects = console.press(KeyCode::Char('b'));
+    console.apply(effects, &mut no_exporter());
+    assert!(console
+        .app
+        .message()
+        .unwrap()
+        .starts_with("baseline export failed"));
+}
+
+#[test]
+fn baseline_needs_an_agent() {
+    let mut console = Console::with_source(JsonEventsSource::from_events("empty", vec![]));
+    console.poll();
+    assert!(console.press(KeyCode::Char('b')).is_empty());
+    assert_eq!(console.app.message(), Some("select an agent first"));
+}
+
+#[test]
+fn mouse_clicks_select_and_the_wheel_scrolls() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    // Click the EXEC row of the timeline: focus moves there and the detail shows it.
+    let row = console.row_of("EXEC  /bin/echo");
+    console.mouse(MouseEventKind::Down(MouseButton::Left), 60, row);
+    assert_eq!(console.app.focus(), PaneId::Timeline);
+    assert!(!console.app.timeline().following());
+    let screen = console.screen();
+    assert!(screen.contains("Detail · exec"), "{screen}");
+    assert!(screen.contains("agentscope-tool-"), "{screen}");
+    // Wheel over the detail pane scrolls it without moving focus.
+    let before = console.app.detail().scroll;
+    console.mouse(MouseEventKind::ScrollDown, 100, 5);
+    assert_eq!(console.app.detail().scroll, before + 3);
+    assert_eq!(console.app.focus(), PaneId::Timeline);
+    // A click on a graph row selects it; a second click toggles it.
+    let row = console.row_of("▾ Tools (3)");
+    console.mouse(MouseEventKind::Down(MouseButton::Left), 40, row);
+    assert_eq!(console.app.focus(), PaneId::Graph);
+    assert!(console.app.graph().selected().unwrap().expanded);
+    console.mouse(MouseEventKind::Down(MouseButton::Left), 40, row);
+    assert!(!console.app.graph().selected().unwrap().expanded);
+    // Clicking the agent in the tree.
+    let row = console.row_of("python3  ");
+    console.mouse(MouseEventKind::Down(MouseButton::Left), 10, row);
+    assert_eq!(console.app.focus(), PaneId::Agents);
+}
+
+#[test]
+fn next_finding_selects_its_agent_and_shows_the_story() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    assert!(console.press(KeyCode::Char('n')).is_empty());
+    assert_eq!(console.app.message(), Some("no findings"));
+    for (severity, title) in [(Severity::Medium, "first"), (Severity::Critical, "second")] {
+        console.app.add_finding(FindingView {
+            id: title.into(),
+            severity,
+            title: title.into(),
+            agent_key: "host:python".into(),
+            story: format!("{title} story"),
+            ts_ns: 0,
+        });
+    }
+    console.press(KeyCode::Char('n'));
+    assert!(console.screen().contains("first story"));
+    console.press(KeyCode::Char('n'));
+    assert!(console.screen().contains("second story"));
+    console.press(KeyCode::Char('n'));
+    assert!(console.screen().contains("first story"), "wraps around");
+    assert_eq!(
+        console.app.findings().worst_for("host:python"),
+        Some(Severity::Critical)
+    );
+}
+
+#[test]
+fn configured_keys_replace_the_defaults() {
+    let config = ConsoleConfig::parse("[keys]\nquit = [\"x\"]\nhelp = [\"f1\"]\n").unwrap();
+    let mut options = ConsoleOptions::new(config, None);
+    options.color_mode = Some(ColorMode::None);
+    let mut console = Console::open("capture/python_chat.jsonl");
+    console.app = App::new(options.app_options().unwrap());
+    console.poll();
+    assert!(console.press(KeyCode::Char('q')).is_empty());
+    assert_eq!(console.press(KeyCode::Char('x')), vec![Effect::Quit]);
+    console.press(KeyCode::F(1));
+    assert!(console.app.help_open());
+    let screen = console.screen();
+    assert!(screen.contains("x                quit"), "{screen}");
+    assert!(screen.contains("f1               this help"), "{screen}");
+    console.press(KeyCode::Esc);
+    assert!(!console.app.help_open());
+    // A bad binding is refused before the console starts.
+    let config = ConsoleConfig::parse("[keys]\nquit = [\"space\"]\n").unwrap();
+    let err = ConsoleOptions::new(config, None).app_options().unwrap_err();
+    assert!(format!("{err:#}").contains("bound to both"), "{err:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Styles
+// ---------------------------------------------------------------------------------------------
+
+/// The style of the first cell of the row holding `needle`, at column `x`.
+fn style_at(console: &mut Console, needle: &str) -> ratatui::style::Style {
+    let row = console.row_of(needle);
+    let screen = console.screen();
+    let line = screen.lines().nth(row as usize).unwrap();
+    let column = line[..line.find(needle).unwrap()].chars().count() - 1;
+    console.terminal.backend().buffer()[(column as u16, row)].style()
+}
+
+#[test]
+fn new_edges_are_highlighted_by_event_time() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    let theme = Theme::preset("dark").unwrap();
+    let new_colour = theme.color("new_edge");
+    // The capture lasts 0.3 s: at its end every edge is recent.
+    assert_eq!(
+        style_at(&mut console, "gpt-4o-mini   ").fg,
+        Some(new_colour)
+    );
+    // With a window shorter than the edges' age, nothing is highlighted.
+    let mut options = app_options(ColorMode::TrueColor);
+    options.new_edge_ns = 1;
+    console.app = App::new(options);
+    console.source.seek(-1_000_000_000).unwrap();
+    console.poll();
+    console.source.seek(1_000_000_000).unwrap();
+    console.poll();
+    let style = style_at(&mut console, "gpt-4o-mini   ");
+    assert_eq!(style.fg, Some(theme.color("model")));
+    assert!(!console.screen().contains(" new ×"));
+}
+
+#[test]
+fn no_color_still_shows_selection_and_focus() {
+    let mut console = Console::open("capture/python_chat.jsonl");
+    console.app = App::new(app_options(ColorMode::None));
+    let mut console = console.play_to_end();
+    console.select_entry("EXEC", 0);
+    let row = console.row_of("EXEC  /bin/echo");
+    let buffer = console.terminal.backend().buffer().clone();
+    let mut colours = 0;
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            let style = buffer[(x, y)].style();
+            for colour in [style.fg, style.bg].into_iter().flatten() {
+                if colour != ratatui::style::Color::Reset {
+                    colours += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(colours, 0, "NO_COLOR: no colour anywhere");
+    let selected = buffer[(60, row)].style();
+    assert!(selected.add_modifier.contains(Modifier::REVERSED));
+    // The focused pane's border (thick, ┃) is bold.
+    let screen = console.screen();
+    let line = screen.lines().nth(row as usize).unwrap();
+    let border = line.chars().skip(1).position(|c| c == '┃').unwrap() as u16;
+    let focused_border = buffer[(border, row)].style();
+    assert!(focused_border.add_modifier.contains(Modifier::BOLD));
+}
+
+#[test]
+fn observations_before_an_agent_is_known_join_its_log() {
+    let console = Console::open("capture/python_chat.jsonl").play_to_end();
+    let log = console.app.logs().agent("host:python").unwrap();
+    let entries: Vec<_> = log.iter_from(0).map(|(_, e)| e.clone()).collect();
+    let first_llm = entries
+        .iter()
+        .position(|e| e.kind == super::log::EntryKind::Llm)
+        .unwrap();
+    // The agent connected to the model's server before its first call was reconstructed.
+    assert!(
+        entries[..first_llm]
+            .iter()
+            .any(|e| e.kind == super::log::EntryKind::Net),
+        "{:#?}",
+        entries.iter().map(|e| &e.summary).collect::<Vec<_>>()
+    );
+    let times: Vec<u64> = entries.iter().map(|e| e.observation.ts_ns).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Captures from recordings/ (made by the real collector; see recordings/README.md)
+// ---------------------------------------------------------------------------------------------
+
+fn recording(name: &str) -> PathBuf {
+    Path::new(env!("AGENTSCOPE_REPO"))
+        .join("recordings")
+        .join(name)
+}
+
+#[test]
+fn a_capture_replayed_in_the_console_ends_with_the_live_collectors_model() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let console = Console::with_source(source).play_to_end();
+    // Through text, as the file was written (f32 scores print shortest, not widened).
+    let replayed: serde_json::Value = serde_json::from_str(
+        &serde_json::to_string(&console.source.pipeline().snapshot()).unwrap(),
+    )
+    .unwrap();
+    let live: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(recording("injected.graph.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        replayed, live,
+        "the console shows what the live collector saw"
+    );
+}
+
+#[test]
+fn snapshot_injected_recording() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    snapshot_both(&mut console, "recording_injected_overview");
+    console.focus_pane(PaneId::Graph);
+    snapshot_both(&mut console, "recording_injected_graph");
+    // The agent's last HTTP request: the POST of the customers' rows to 127.0.0.2.
+    let agent = console.app.current_agent().unwrap().to_string();
+    let posts = console
+        .app
+        .logs()
+        .agent(&agent)
+        .unwrap()
+        .iter_from(0)
+        .filter(|(_, e)| e.kind.tag() == "HTTP")
+        .count();
+    assert!(posts >= 2, "http_get and http_post are in the timeline");
+    console.select_entry("HTTP", posts - 1);
+    snapshot_both(&mut console, "recording_injected_exfiltration_post");
+}
+
+#[test]
+fn record_key_in_live_mode_starts_and_stops_a_recording() {
+    use std::sync::Arc;
+
+    use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_analysis::pipeline::Pipeline;
+    use agentscope_capture::capture::{CaptureMetadata, CaptureReader};
+    use agentscope_reconstruct::ReconstructOptions;
+
+    use super::live_collector::{EventSender, LiveCounters};
+    use super::live_recording::RecordingOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let events = agentscope_event::event_json::events_from_json_lines(
+        &std::fs::read_to_string(fixture("capture/python_chat.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let counters = Arc::new(LiveCounters::default());
+    let (sender, receiver) = EventSender::channel(events.len(), counters.clone());
+    let pipeline = Pipeline::new(
+        ReconstructOptions {
+            redact_secrets: true,
+            ..ReconstructOptions::default()
+        },
+        ModelOptions::default(),
+        Box::new(HostOnlyIdentity),
+    );
+    let metadata = CaptureMetadata {
+        model_max_nodes: ModelOptions::default().max_nodes,
+        model_max_edges: ModelOptions::default().max_edges,
+        ..CaptureMetadata::default()
+    };
+    let mut source = LiveSource::from_channel(
+        "live",
+        pipeline,
+        receiver,
+        counters,
+        RecordingOptions::new(dir.path().to_path_buf(), metadata),
+    );
+    let mut app = App::new(app_options(ColorMode::TrueColor));
+    let mut terminal = Terminal::new(TestBackend::new(160, 30)).unwrap();
+    let mut exporter = no_exporter();
+    let mut frame = |app: &mut App, source: &mut LiveSource| {
+        let update = source.poll(usize::MAX);
+        app.ingest(update, source.pipeline());
+        terminal.draw(|f| app.render(f, source.pipeline())).unwrap();
+        terminal.backend().to_string()
+    };
+    let screen = frame(&mut app, &mut source);
+    assert!(screen.contains("● LIVE live"), "{screen}");
+    assert!(screen.contains("rec off"), "{screen}");
+
+    let record = app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Char('r'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(record, vec![Effect::ToggleRecording]);
+    for effect in record.clone() {
+        assert!(!app.apply_effect(effect, &mut source, &mut exporter));
+    }
+    for event in events.iter().cloned() {
+        sender.send(event);
+    }
+    let screen = frame(&mut app, &mut source);
+    assert!(screen.contains("● REC "), "{screen}");
+    assert!(screen.contains("agentscope-"), "{screen}");
+    // Space cannot pause live capture; the status line says so.
+    let pause = app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Char(' '),
+        KeyModifiers::NONE,
+    )));
+    for effect in pause {
+        app.apply_effect(effect, &mut source, &mut exporter);
+    }
+    assert!(app.message().unwrap().contains("cannot pause"));
+
+    for effect in record {
+        app.apply_effect(effect, &mut source, &mut exporter);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let screen = loop {
+        let screen = frame(&mut app, &mut source);
+        if screen.contains("recorded ") {
+            break screen;
+        }
+        assert!(std::time::Instant::now() < deadline, "{screen}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(screen.contains("rec off"), "{screen}");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(screen.contains(&format!("recorded {} events", events.len())));
+    assert!(CaptureReader::open(&files[0]).unwrap().verify().is_empty());
+}
+
+#[test]
+fn the_injected_recordings_incident_drills_into_its_story() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    // One incident, no standalone finding left beside it: its findings joined it.
+    assert_eq!(console.app.findings().len(), 1);
+    console.press(KeyCode::Char('n'));
+    let finding = console.app.findings().selected().unwrap().clone();
+    assert_eq!(finding.severity, Severity::Critical);
+    assert!(
+        finding.title.starts_with("inc-1 prompt injection"),
+        "{}",
+        finding.title
+    );
+    let screen = console.screen();
+    for step in ["CRITICAL inc-1", "query_database", "crm.customers"] {
+        assert!(screen.contains(step), "{step:?} not on screen:\n{screen}");
+    }
+    // n selected the incident's agent too.
+    assert_eq!(
+        console.app.current_agent(),
+        Some(finding.agent_key.as_str())
+    );
+}
+
+#[test]
+fn the_ordinary_recording_raises_no_incident() {
+    let source = JsonEventsSource::open_capture(&recording("ordinary.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    let incidents = console.source.pipeline().detector().incidents().len();
+    assert_eq!(incidents, 0);
+    // The agent's job includes reading the customers table: a medium finding of its own, not
+    // an incident.
+    assert_eq!(console.app.findings().len(), 1);
+    console.press(KeyCode::Char('n'));
+    let finding = console.app.findings().selected().unwrap();
+    assert_eq!(finding.severity, Severity::Medium);
+    assert!(
+        finding.title.contains("sensitive access") && finding.title.contains("crm.customers"),
+        "{}",
+        finding.title
+    );
+}
+
+/// python_chat with the agent's comm, a file it opens and a child's argv set to terminal
+/// escape sequences (OSC window title, CSI clear screen), as a hostile process can.
+fn hostile_capture(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(fixture("capture/python_chat.jsonl")).unwrap();
+    let hostile = r"\u001b]0;pwned\u0007\u001b[2J";
+    let text = text
+        .replace("\"comm\":\"python3\"", &format!("\"comm\":\"py{hostile}\""))
+        .replace(
+            "\"path\":\"/etc/hostname\"",
+            &format!("\"path\":\"/etc/{hostile}\""),
+        )
+        .replace("agentscope-tool-ran", &format!("ran{hostile}"));
+    let path = dir.join("hostile.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn captured_control_characters_are_shown_escaped_never_sent_to_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = hostile_capture(dir.path());
+    let mut console = Console::with_source(JsonEventsSource::open(&path).unwrap()).play_to_end();
+    let screen = console.screen();
+    assert!(
+        screen.contains(r"py\x1b]0;pwned\x07\x1b[2J"),
+        "the agent's name should show its escapes:\n{screen}"
+    );
+    assert!(!screen.contains(['\x1b', '\x07']), "{screen:?}");
+    // The timeline and the detail of the file read show the path escaped too.
+    console.focus_pane(PaneId::Timeline);
+    let mut seen = String::new();
+    for _ in 0..80 {
+        console.press(KeyCode::Char('j'));
+        seen.push_str(&console.screen());
+    }
+    assert!(
+        seen.contains(r"/etc/\x1b]0;pwned"),
+        "no escaped path in:\n{seen}"
+    );
+
+    // What crossterm would write to the terminal for these frames: its own sequences only.
+    #[derive(Clone, Default)]
+    struct Written(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl std::io::Write for Written {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let written = Written::default();
+    let backend = ratatui::backend::CrosstermBackend::new(written.clone());
+    let mut terminal = Terminal::with_options(
+        backend,
+        ratatui::TerminalOptions {
+            viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, 120, 40)),
+        },
+    )
+    .unwrap();
+    console.focus_pane(PaneId::Agents);
+    let Console { app, source, .. } = &mut console;
+    terminal.draw(|f| app.render(f, source.pipeline())).unwrap();
+    let bytes = written.0.borrow().clone();
+    let find = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(find(b"pwned"), "the hostile name is drawn");
+    for sequence in [&b"\x1b]"[..], b"\x07", b"\x1b[2J"] {
+        assert!(!find(sequence), "{sequence:?} reached the terminal");
+    }
+}

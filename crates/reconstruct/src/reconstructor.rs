@@ -1,0 +1,895 @@
+//! The reconstruction driver: consumes [`Event`]s in order and emits [`Observation`]s.
+//!
+//! It keeps its own process table and socket table, built only from the events it is given,
+//! so a live capture and a replay of its recording produce the same observations. It only
+//! routes: payload chunks go to the stream assembler ([`super::stream`]), which owns their
+//! order, gaps, budget and parser; the messages parsers complete become observations here
+//! (HTTP exchanges through the ordered interpreters of [`super::http_interpreters`]); pipe
+//! bytes of MCP servers go to the stdio MCP sessions ([`super::mcp::stdio_sessions`]).
+
+use std::collections::HashMap;
+
+use crate::event::{Event, EventBody};
+use crate::memory_budget::{self, MemoryBudget, Pressure};
+use crate::process_table::ProcessTable;
+
+use super::file_access;
+use super::http::{self, HttpExchange, PairedExchange};
+use super::http_interpreters::{self, ExchangeContext, HttpInterpreter};
+use super::mcp::stdio_sessions::StdioSessions;
+use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer};
+use super::postgres::SqlStatement;
+use super::redaction;
+use super::redis::RedisCommand;
+use super::stream::{Delivery, Stream, StreamAssembler, StreamKey};
+use super::wire::WireMessage;
+
+pub use super::stream::MAX_CONNECTIONS;
+
+#[derive(Debug, Clone)]
+pub struct ReconstructOptions {
+    /// Mask credentials in reconstructed headers and bodies (on by default). Chunk-level
+    /// redaction in the collector cannot see secrets split across chunks or inside
+    /// compressed bodies; this pass can.
+    pub redact_secrets: bool,
+    /// The pipeline's memory budget in bytes ([`crate::memory_budget`]): reconstruction is
+    /// where captured bytes come in, and the model and detection charge the same budget.
+    pub memory_budget: usize,
+}
+
+impl Default for ReconstructOptions {
+    fn default() -> Self {
+        Self {
+            redact_secrets: true,
+            memory_budget: memory_budget::DEFAULT_MEMORY_BUDGET,
+        }
+    }
+}
+
+/// Counters that say how much of the input was understood.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReconstructStats {
+    pub events: u64,
+    pub payload_bytes: u64,
+    /// Bytes announced by the kernel but never delivered (ring full, 1.5 MiB cap).
+    pub gap_bytes: u64,
+    pub connections_seen: u64,
+    /// Connections closed early because [`MAX_CONNECTIONS`] were open.
+    pub connections_evicted: u64,
+    pub http_exchanges: u64,
+    /// Exchanges with a truncated or corrupt part.
+    pub partial_exchanges: u64,
+    pub llm_calls: u64,
+    pub sql_statements: u64,
+    pub redis_commands: u64,
+    pub mcp_messages: u64,
+    /// Connections whose bytes matched no protocol we parse.
+    pub opaque_connections: u64,
+}
+
+pub struct Reconstructor {
+    /// Shared with the model and detection (see [`Reconstructor::budget`]).
+    budget: MemoryBudget,
+    options: ReconstructOptions,
+    processes: ProcessTable,
+    streams: StreamAssembler,
+    /// Peers of sockets by (pid, fd), from connect and accept.
+    peers: HashMap<(u32, i32), Peer>,
+    next_index: u64,
+    stats: ReconstructStats,
+    stdio_sessions: StdioSessions,
+    /// Tried in order on every HTTP exchange (see [`super::http_interpreters`]).
+    interpreters: Vec<Box<dyn HttpInterpreter>>,
+}
+
+impl Reconstructor {
+    pub fn new(options: ReconstructOptions) -> Self {
+        let budget = MemoryBudget::new(options.memory_budget);
+        Self {
+            streams: StreamAssembler::new(&budget),
+            stdio_sessions: StdioSessions::new(&budget),
+            budget,
+            options,
+            processes: ProcessTable::default(),
+            peers: HashMap::new(),
+            next_index: 0,
+            stats: ReconstructStats::default(),
+            interpreters: http_interpreters::interpreters(),
+        }
+    }
+
+    /// The memory budget everything downstream of this reconstructor charges.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Starts from a process table built elsewhere (the live collector's).
+    pub fn set_processes(&mut self, processes: ProcessTable) {
+        self.processes = processes;
+    }
+
+    pub fn processes(&self) -> &ProcessTable {
+        &self.processes
+    }
+
+    /// Socket peers known from connect and accept, as (pid, fd, peer), sorted.
+    pub fn peers(&self) -> Vec<(u32, i32, Peer)> {
+        let mut peers: Vec<_> = self
+            .peers
+            .iter()
+            .map(|(&(pid, fd), peer)| (pid, fd, peer.clone()))
+            .collect();
+        peers.sort_unstable_by_key(|p| (p.0, p.1));
+        peers
+    }
+
+    /// Starts from state saved in a capture's keyframe: the process table, socket peers and
+    /// the index the next event has in the whole capture (observations refer to events by
+    /// that index). Exchanges that were in flight at the keyframe cannot be resumed.
+    pub fn restore(
+        &mut self,
+        processes: ProcessTable,
+        peers: impl IntoIterator<Item = (u32, i32, Peer)>,
+        next_index: u64,
+    ) {
+        self.processes = processes;
+        self.peers = peers
+            .into_iter()
+            .map(|(pid, fd, peer)| ((pid, fd), peer))
+            .collect();
+        self.next_index = next_index;
+    }
+
+    /// Index (in the whole capture) the next event gets.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    pub fn stats(&self) -> &ReconstructStats {
+        &self.stats
+    }
+
+    /// Consumes one event; returns the observations it completed.
+    pub fn push(&mut self, event: &Event) -> Vec<Observation> {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.stats.events += 1;
+        let header = &event.header;
+        self.processes
+            .learn(header.pid, header.ppid, header.comm.as_str());
+        self.processes.update(event);
+        let mut out = Vec::new();
+        let simple = |kind: ObservationKind| Observation {
+            ts_ns: header.ts_ns,
+            time_unix_ns: header.time_unix_ns,
+            actor: Actor::from(header),
+            events: vec![EventRange::single(index)],
+            kind,
+        };
+        match &event.body {
+            EventBody::Exec { filename, argv, .. } => out.push(simple(ObservationKind::Exec {
+                filename: filename.clone(),
+                argv: argv.clone(),
+            })),
+            // Only the main thread's exit ends the process; other threads exit on their own.
+            EventBody::Exit { exit_code } if header.pid == header.tid => {
+                self.close_process(header.pid, header.ts_ns, &mut out);
+                out.push(simple(ObservationKind::Exit {
+                    exit_code: *exit_code,
+                }));
+            }
+            EventBody::Open {
+                path, flags, ret, ..
+            } if *ret >= 0 => {
+                let write = (flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT)) != 0;
+                out.push(simple(ObservationKind::FileOpen {
+                    path: path.clone(),
+                    class: file_access::classify(path),
+                    write,
+                }));
+            }
+            EventBody::Connect {
+                fd,
+                addr,
+                port,
+                ret,
+                ..
+            } if *ret == 0 || *ret == -libc::EINPROGRESS => {
+                let peer = Peer {
+                    addr: addr.clone(),
+                    port: *port,
+                };
+                self.reset_socket(header.pid, *fd, header.ts_ns, &mut out);
+                self.peers.insert((header.pid, *fd), peer.clone());
+                out.push(simple(ObservationKind::Connect { peer }));
+            }
+            EventBody::Accept {
+                addr, port, ret, ..
+            } if *ret >= 0 => {
+                self.reset_socket(header.pid, *ret, header.ts_ns, &mut out);
+                self.peers.insert(
+                    (header.pid, *ret),
+                    Peer {
+                        addr: addr.clone(),
+                        port: *port,
+                    },
+                );
+            }
+            EventBody::Close { fd } => {
+                self.reset_socket(header.pid, *fd, header.ts_ns, &mut out);
+                self.peers.remove(&(header.pid, *fd));
+            }
+            EventBody::Dns { queries, .. } if !queries.is_empty() => {
+                out.push(simple(ObservationKind::Dns {
+                    queries: queries.clone(),
+                }))
+            }
+            EventBody::Data { .. } => {
+                self.push_data(event, index, &mut out);
+                self.enforce_budget(event.header.ts_ns, &mut out);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Flushes every connection (capture stopped): in-flight exchanges come out flagged.
+    pub fn finish(&mut self, ts_ns: u64) -> Vec<Observation> {
+        let mut out = Vec::new();
+        for key in self.streams.keys() {
+            self.close_stream(key, ts_ns, &mut out);
+        }
+        self.stdio_sessions.finish_all(
+            ts_ns,
+            &self.processes,
+            &mut self.stats.mcp_messages,
+            &mut out,
+        );
+        out
+    }
+
+    fn reset_socket(&mut self, pid: u32, fd: i32, ts_ns: u64, out: &mut Vec<Observation>) {
+        for key in self.streams.keys_of_socket(pid, fd) {
+            self.close_stream(key, ts_ns, out);
+        }
+    }
+
+    fn close_process(&mut self, pid: u32, ts_ns: u64, out: &mut Vec<Observation>) {
+        for key in self.streams.keys_of_process(pid) {
+            self.close_stream(key, ts_ns, out);
+        }
+        self.stdio_sessions.finish(
+            pid,
+            ts_ns,
+            &self.processes,
+            &mut self.stats.mcp_messages,
+            out,
+        );
+        self.peers.retain(|(p, _), _| *p != pid);
+    }
+
+    fn close_stream(&mut self, key: StreamKey, ts_ns: u64, out: &mut Vec<Observation>) {
+        if let Some(stream) = self.streams.remove(key) {
+            self.finish_stream(stream, ts_ns, out);
+        }
+    }
+
+    fn finish_stream(&mut self, mut stream: Stream, ts_ns: u64, out: &mut Vec<Observation>) {
+        let messages = stream.finish(ts_ns);
+        self.emit(&mut stream, messages, out);
+    }
+
+    fn push_data(&mut self, event: &Event, index: u64, out: &mut Vec<Observation>) {
+        let mut evicted = None;
+        let delivery = self
+            .streams
+            .push(event, index, &self.peers, &mut self.stats, &mut evicted);
+        if let Some(stream) = evicted {
+            self.stats.connections_evicted += 1;
+            self.finish_stream(stream, event.header.ts_ns, out);
+        }
+        match delivery {
+            Delivery::Nothing => {}
+            Delivery::Messages { key, messages } => {
+                if let Some(mut stream) = self.streams.remove(key) {
+                    self.emit(&mut stream, messages, out);
+                    self.streams.put_back(key, stream);
+                }
+            }
+            Delivery::ServerEnd(bytes) => {
+                self.stdio_sessions
+                    .push(bytes, &self.processes, &mut self.stats.mcp_messages, out)
+            }
+        }
+    }
+
+    /// Turns what a stream's parser completed into observations. A stream carries one
+    /// protocol, so its messages are all of one kind.
+    fn emit(
+        &mut self,
+        stream: &mut Stream,
+        messages: Vec<WireMessage>,
+        out: &mut Vec<Observation>,
+    ) {
+        let mut exchanges = Vec::new();
+        let mut statements = Vec::new();
+        let mut commands = Vec::new();
+        for message in messages {
+            match message {
+                WireMessage::Http(exchange) => exchanges.push(exchange),
+                WireMessage::Sql(statement) => statements.push(statement),
+                WireMessage::Redis(command) => commands.push(command),
+                // Stdio MCP is read by its sessions, never by a connection's parser.
+                WireMessage::Mcp(_) => {}
+            }
+        }
+        self.emit_http(stream, exchanges, out);
+        self.emit_sql(stream, statements, out);
+        self.emit_redis(stream, commands, out);
+    }
+
+    fn emit_sql(
+        &mut self,
+        stream: &mut Stream,
+        statements: Vec<SqlStatement>,
+        out: &mut Vec<Observation>,
+    ) {
+        self.stats.sql_statements += statements.len() as u64;
+        emit_records(stream, statements, out, |statement, peer| {
+            (
+                statement.ts_ns,
+                ObservationKind::Sql {
+                    statement: Box::new(statement),
+                    peer,
+                },
+            )
+        });
+    }
+
+    fn emit_redis(
+        &mut self,
+        stream: &mut Stream,
+        commands: Vec<RedisCommand>,
+        out: &mut Vec<Observation>,
+    ) {
+        self.stats.redis_commands += commands.len() as u64;
+        emit_records(stream, commands, out, |command, peer| {
+            (
+                command.ts_ns,
+                ObservationKind::Redis {
+                    command: Box::new(command),
+                    peer,
+                },
+            )
+        });
+    }
+
+    /// Parsers charge what they cannot refuse (message heads, requests waiting for their
+    /// answer) even past the limit; if that happened, the least recently active connections
+    /// are flushed (their exchanges come out flagged) until the pipeline is within its share.
+    fn enforce_budget(&mut self, ts_ns: u64, out: &mut Vec<Observation>) {
+        while self.budget.used() > self.budget.held_limit() && !self.streams.is_empty() {
+            self.budget.note(Pressure::ConnectionEvicted);
+            if let Some(stream) = self.streams.evict_least_recent() {
+                self.stats.connections_evicted += 1;
+                self.finish_stream(stream, ts_ns, out);
+            }
+        }
+    }
+
+    /// Interpreters parse bodies as JSON; a body whose parsed tree would not fit the working
+    /// room of the budget (millions of tiny values) is not handed on: it is emptied and
+    /// flagged, its length kept.
+    fn limit_parse_cost(&self, exchange: &mut HttpExchange) {
+        let room = self.budget.budget() / 8;
+        if memory_budget::json_text_tree_bytes(&exchange.request.body) > room {
+            exchange.request.body = Vec::new();
+            exchange.request.completeness = http::Completeness::Truncated;
+            if !exchange.request.over_budget {
+                exchange.request.over_budget = true;
+                self.budget.note(Pressure::BodyTruncated);
+            }
+        }
+        if let Some(response) = exchange.response.as_mut() {
+            if memory_budget::json_text_tree_bytes(&response.body) > room {
+                response.body = Vec::new();
+                response.completeness = http::Completeness::Truncated;
+                if !response.over_budget {
+                    response.over_budget = true;
+                    self.budget.note(Pressure::BodyTruncated);
+                }
+            }
+        }
+    }
+
+    fn emit_http(
+        &mut self,
+        stream: &mut Stream,
+        exchanges: Vec<PairedExchange>,
+        out: &mut Vec<Observation>,
+    ) {
+        let Some(role) = stream.role() else {
+            return;
+        };
+        if exchanges.is_empty() {
+            return;
+        }
+        let events = stream.take_events();
+        for paired in exchanges {
+            self.stats.http_exchanges += 1;
+            let mut exchange = HttpExchange {
+                host: paired
+                    .request
+                    .header("host")
+                    .map(str::to_string)
+                    .or_else(|| stream.peer.as_ref().map(|p| p.addr.clone())),
+                port: stream.peer.as_ref().map(|p| p.port),
+                tls: stream.tls,
+                request: paired.request,
+                response: paired.response,
+            };
+            self.limit_parse_cost(&mut exchange);
+            if self.options.redact_secrets {
+                redaction::redact_exchange(&mut exchange);
+            }
+            let partial = exchange.request.completeness != http::Completeness::Complete
+                || exchange
+                    .response
+                    .as_ref()
+                    .is_none_or(|r| r.completeness != http::Completeness::Complete);
+            if partial {
+                self.stats.partial_exchanges += 1;
+            }
+            let context = ExchangeContext {
+                pid: stream.actor.pid,
+                role,
+                redact_secrets: self.options.redact_secrets,
+            };
+            let interpreted = self
+                .interpreters
+                .iter_mut()
+                .find_map(|interpreter| interpreter.interpret(&exchange, &context));
+            let ts_ns = exchange.request.ts_ns;
+            // An exchange no interpreter claims stays a plain HTTP exchange.
+            let kinds = interpreted.unwrap_or_else(|| {
+                vec![ObservationKind::Http {
+                    exchange: Box::new(exchange),
+                    role,
+                }]
+            });
+            for kind in kinds {
+                match &kind {
+                    ObservationKind::Mcp { .. } => self.stats.mcp_messages += 1,
+                    ObservationKind::Llm { .. } => self.stats.llm_calls += 1,
+                    _ => {}
+                }
+                out.push(Observation {
+                    ts_ns,
+                    time_unix_ns: ts_ns.saturating_add(stream.time_offset_ns),
+                    actor: stream.actor.clone(),
+                    events: events.clone(),
+                    kind,
+                });
+            }
+        }
+    }
+}
+
+/// One observation per wire-protocol record of a stream, all citing the events that fed
+/// them.
+fn emit_records<T>(
+    stream: &mut Stream,
+    records: Vec<T>,
+    out: &mut Vec<Observation>,
+    kind: impl Fn(T, Option<Peer>) -> (u64, ObservationKind),
+) {
+    if records.is_empty() {
+        return;
+    }
+    let events = stream.take_events();
+    for record in records {
+        let (ts_ns, kind) = kind(record, stream.peer.clone());
+        out.push(Observation {
+            ts_ns,
+            time_unix_ns: ts_ns.saturating_add(stream.time_offset_ns),
+            actor: stream.actor.clone(),
+            events: events.clone(),
+            kind,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Direction, PayloadSource};
+    use crate::event_json::events_from_json_lines;
+    use crate::mcp;
+    use crate::Role;
+
+    fn observations(fixture: &str) -> (Vec<Observation>, ReconstructStats) {
+        let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+        let mut out = Vec::new();
+        let events = events_from_json_lines(fixture).unwrap();
+        let last = events.last().map_or(0, |e| e.header.ts_ns);
+        for event in &events {
+            out.extend(reconstructor.push(event));
+        }
+        out.extend(reconstructor.finish(last));
+        (out, reconstructor.stats().clone())
+    }
+
+    fn llm_calls(observations: &[Observation]) -> Vec<&crate::llm::LlmCall> {
+        observations
+            .iter()
+            .filter_map(|o| match &o.kind {
+                ObservationKind::Llm { call, .. } => Some(call.as_ref()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Captured by the real collector: the Python agent (system libssl) streaming two chat
+    /// completions with tool calls between them.
+    #[test]
+    fn python_agent_capture_gives_two_llm_calls_and_its_tool_actions() {
+        let (observations, stats) = observations(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/capture/python_chat_stream.jsonl"
+        )));
+        let calls = llm_calls(&observations);
+        assert_eq!(calls.len(), 2, "{observations:#?}");
+        assert_eq!(
+            (
+                stats.http_exchanges,
+                stats.partial_exchanges,
+                stats.gap_bytes
+            ),
+            (2, 0, 0)
+        );
+        let first = calls[0];
+        assert!(first.streamed && !first.partial);
+        assert_eq!(first.request_model.as_deref(), Some("gpt-4o-mini"));
+        let names: Vec<_> = first.tool_calls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["run_command", "read_file", "fetch_url"]);
+        assert_eq!(first.tool_calls[1].arguments["path"], "/etc/hostname");
+        assert!(first.tool_calls.iter().all(|c| c.id.is_some()));
+        let second = calls[1];
+        assert_eq!(second.tool_results.len(), 3);
+        let ids: Vec<_> = second
+            .tool_results
+            .iter()
+            .map(|r| r.call_id.clone())
+            .collect();
+        let requested: Vec<_> = first.tool_calls.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, requested);
+        assert!(second
+            .output_text
+            .as_deref()
+            .is_some_and(|t| t.starts_with("Done")));
+        assert!(observations.iter().any(|o| matches!(&o.kind,
+            ObservationKind::Exec { filename, .. } if filename == "/bin/echo")));
+        assert!(observations.iter().any(|o| matches!(&o.kind,
+            ObservationKind::FileOpen { path, .. } if path == "/etc/hostname")));
+    }
+
+    proptest::proptest! {
+        /// Damaged or hostile event streams (odd offsets, lengths, fds, sources, bytes) never
+        /// panic the reconstructor.
+        #[test]
+        fn arbitrary_payload_events_never_panic(
+            chunks in proptest::collection::vec(
+                (0u8..4, proptest::bool::ANY, -2i32..8, 0u64..4, proptest::num::u64::ANY,
+                 proptest::num::u64::ANY, proptest::bool::ANY,
+                 proptest::collection::vec(proptest::num::u8::ANY, 0..64)),
+                0..40),
+            prefix in proptest::sample::select(vec![
+                &b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\n"[..],
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                &b"\x00\x00\x00\x08\x04\xd2\x16\x2f"[..],
+                &b"*1\r\n$4\r\nPING\r\n"[..],
+                &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\n"[..],
+                &b""[..],
+            ]),
+        ) {
+            let base: Event = events_from_json_lines(include_str!(concat!(env!("AGENTSCOPE_REPO"), "/tests/fixtures/capture/python_chat_stream.jsonl")))
+            .unwrap()
+            .into_iter()
+            .find(|e| matches!(e.body, EventBody::Data { .. }))
+            .unwrap();
+            let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+            for (i, (source, egress, fd, call, offset, total, last, bytes)) in chunks.into_iter().enumerate() {
+                let mut event = base.clone();
+                event.header.ts_ns = i as u64;
+                let mut data = if i == 0 { prefix.to_vec() } else { Vec::new() };
+                data.extend(bytes);
+                event.body = EventBody::Data {
+                    source: [PayloadSource::Tls, PayloadSource::Socket, PayloadSource::Pipe, PayloadSource::Unknown][source as usize],
+                    direction: if egress { Direction::Egress } else { Direction::Ingress },
+                    fd,
+                    conn_id: 7,
+                    call_id: call,
+                    seq: 0,
+                    offset,
+                    total_len: total,
+                    lost_bytes: 0,
+                    last,
+                    data,
+                };
+                reconstructor.push(&event);
+            }
+            reconstructor.finish(u64::MAX);
+        }
+    }
+
+    /// Lines that do not tell a pipe end's side (pings) arrive one per chunk before the
+    /// first request: each is counted once, so the end is still recognised.
+    #[test]
+    fn pipe_end_is_decided_after_many_undecided_lines_in_separate_chunks() {
+        let base: Event = events_from_json_lines(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/mcp/stdio-pipe-events.jsonl"
+        )))
+        .unwrap()
+        .into_iter()
+        .find(|e| {
+            matches!(
+                e.body,
+                EventBody::Data {
+                    direction: Direction::Ingress,
+                    ..
+                }
+            ) && e.header.pid == 18206
+        })
+        .unwrap();
+        let mut lines: Vec<String> = (0..10)
+            .map(|id| format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n"))
+            .collect();
+        lines.push(
+            "{\"jsonrpc\":\"2.0\",\"id\":99,\"method\":\"initialize\",\"params\":{}}\n".into(),
+        );
+        let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut event = base.clone();
+            if let EventBody::Data {
+                call_id,
+                data,
+                total_len,
+                offset,
+                seq,
+                last,
+                ..
+            } = &mut event.body
+            {
+                *call_id = i as u64 + 1;
+                *data = line.as_bytes().to_vec();
+                *total_len = data.len() as u64;
+                *offset = 0;
+                *seq = 0;
+                *last = true;
+            }
+            out.extend(reconstructor.push(&event));
+        }
+        out.extend(reconstructor.finish(u64::MAX));
+        let methods: Vec<_> = mcp_records(&out).into_iter().map(|r| r.3).collect();
+        assert!(methods.contains(&"initialize".to_string()), "{methods:?}");
+    }
+
+    /// A worker thread exiting mid-response must not end the process's connections.
+    #[test]
+    fn a_thread_exit_does_not_cut_the_process_connections() {
+        let mut events = events_from_json_lines(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/capture/python_chat_stream.jsonl"
+        )))
+        .unwrap();
+        let at = events
+            .iter()
+            .position(|e| {
+                matches!(
+                    e.body,
+                    EventBody::Data {
+                        direction: Direction::Ingress,
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        let mut thread_exit = events[at].clone();
+        thread_exit.header.tid += 1;
+        thread_exit.body = EventBody::Exit { exit_code: Some(0) };
+        events.insert(at + 1, thread_exit);
+        let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+        let mut out = Vec::new();
+        for event in &events {
+            out.extend(reconstructor.push(event));
+        }
+        out.extend(reconstructor.finish(u64::MAX));
+        assert_eq!(llm_calls(&out).len(), 2);
+        assert_eq!(reconstructor.stats().partial_exchanges, 0);
+    }
+
+    /// Node keeps TLS in memory BIOs: no fd, chunks keyed by the SSL pointer only.
+    #[test]
+    fn node_agent_capture_without_fds_is_reconstructed() {
+        let (observations, stats) = observations(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/capture/node_chat_stream.jsonl"
+        )));
+        let calls = llm_calls(&observations);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(stats.partial_exchanges, 0);
+        assert_eq!(calls[0].tool_calls.len(), 3);
+        assert_eq!(calls[1].tool_results.len(), 3);
+    }
+
+    #[test]
+    fn large_request_body_over_several_chunks_is_joined() {
+        let (observations, stats) = observations(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/capture/python_chat.jsonl"
+        )));
+        let calls = llm_calls(&observations);
+        assert_eq!(calls.len(), 2);
+        assert!(calls.iter().all(|c| !c.partial && !c.streamed));
+        // The 40 KiB padding travels in the user message.
+        assert!(calls[0]
+            .last_user_message
+            .as_ref()
+            .is_some_and(|m| m.len() > 40_000));
+        assert_eq!(stats.gap_bytes, 0);
+    }
+
+    #[test]
+    fn lost_chunks_become_gaps_and_flag_the_exchange() {
+        let mut events = events_from_json_lines(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/capture/python_chat.jsonl"
+        )))
+        .unwrap();
+        // Drop the middle chunk of the first multi-chunk call, as a full ring buffer would.
+        let position = events
+            .iter()
+            .position(|e| matches!(e.body, EventBody::Data { seq: 1, .. }))
+            .expect("a call with several chunks");
+        events.remove(position);
+        let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+        let mut out = Vec::new();
+        for event in &events {
+            out.extend(reconstructor.push(event));
+        }
+        out.extend(reconstructor.finish(u64::MAX));
+        assert_eq!(reconstructor.stats().gap_bytes, 16384);
+        let calls = llm_calls(&out);
+        assert!(calls[0].partial, "{:#?}", calls[0]);
+        // The connection stays in sync: the next exchange is whole.
+        assert!(!calls.last().unwrap().partial);
+    }
+
+    /// (actor pid, role, peer pid, method, tool name) of each MCP record.
+    type McpSummary = (u32, Role, Option<u32>, String, Option<String>);
+
+    fn mcp_records(observations: &[Observation]) -> Vec<McpSummary> {
+        observations
+            .iter()
+            .filter_map(|o| match &o.kind {
+                ObservationKind::Mcp {
+                    exchange,
+                    role,
+                    peer_pid,
+                    ..
+                } => Some((
+                    o.actor.pid,
+                    *role,
+                    *peer_pid,
+                    exchange.method.clone().unwrap_or_default(),
+                    exchange.tool_name.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Both ends of a stdio session were captured (the SDK server reads fd 6, writes fd 7):
+    /// each message is reported once, for the client, with the server as peer.
+    #[test]
+    fn stdio_mcp_is_read_at_the_server_and_reported_for_the_client() {
+        let (observations, _) = observations(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/mcp/stdio-pipe-events.jsonl"
+        )));
+        let records = mcp_records(&observations);
+        let methods: Vec<&str> = records.iter().map(|r| r.3.as_str()).collect();
+        assert_eq!(
+            methods,
+            [
+                "initialize",
+                "notifications/initialized",
+                "tools/list",
+                "tools/call",
+                "tools/call",
+                "resources/read",
+                "prompts/get"
+            ],
+            "{records:#?}"
+        );
+        assert!(records
+            .iter()
+            .all(|r| r.0 == 18202 && r.1 == Role::Client && r.2 == Some(18206)));
+        let calls: Vec<_> = observations
+            .iter()
+            .filter_map(|o| match &o.kind {
+                ObservationKind::Mcp { exchange, .. } => match &exchange.detail {
+                    mcp::McpDetail::ToolsCall(call) => Some(call.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let dump: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/mcp/client-dump.json"
+        )))
+        .unwrap();
+        assert_eq!(calls[0].name.as_deref(), Some("read_file"));
+        assert_eq!(
+            calls[0].result_text.as_deref(),
+            dump["read_file"]["content"][0]["text"].as_str()
+        );
+        assert_eq!(calls[1].is_error, Some(true));
+    }
+
+    /// Streamable HTTP: the client's and the server's views of the same session.
+    #[test]
+    fn streamable_http_mcp_is_reconstructed_at_both_ends() {
+        let (observations, _) = observations(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/mcp/http-socket-events.jsonl"
+        )));
+        let records = mcp_records(&observations);
+        let client: Vec<_> = records.iter().filter(|r| r.1 == Role::Client).collect();
+        let server: Vec<_> = records.iter().filter(|r| r.1 == Role::Server).collect();
+        assert!(client.iter().all(|r| r.0 == 18202));
+        assert!(server.iter().all(|r| r.0 == 18190));
+        for side in [&client, &server] {
+            let methods: Vec<&str> = side.iter().map(|r| r.3.as_str()).collect();
+            assert!(methods.contains(&"initialize"), "{records:#?}");
+            assert!(side
+                .iter()
+                .any(|r| r.3 == "tools/call" && r.4.as_deref() == Some("echo")));
+        }
+        // JSON-RPC over HTTP is MCP, not a plain API call or an LLM call.
+        assert!(!observations.iter().any(|o| matches!(
+            o.kind,
+            ObservationKind::Http { .. } | ObservationKind::Llm { .. }
+        )));
+    }
+
+    /// psql against a real PostgreSQL, captured by the collector.
+    #[test]
+    fn postgres_capture_gives_statements_with_tables() {
+        let (observations, stats) = observations(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/postgres/simple_query.jsonl"
+        )));
+        let statements: Vec<_> = observations
+            .iter()
+            .filter_map(|o| match &o.kind {
+                ObservationKind::Sql { statement, peer } => Some((statement, peer)),
+                _ => None,
+            })
+            .collect();
+        assert!(stats.sql_statements > 0);
+        assert_eq!(stats.sql_statements as usize, statements.len());
+        assert!(
+            statements
+                .iter()
+                .any(|(s, _)| s.tables.iter().any(|t| t.contains("customers"))),
+            "{statements:#?}"
+        );
+        assert!(statements
+            .iter()
+            .all(|(s, _)| s.database.as_deref() == Some("crm")));
+    }
+}
