@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use agentscope_analysis::detect::{FindingDetail, FindingKind, Severity};
 use agentscope_analysis::model::ModelSnapshot;
 use agentscope_capture::capture::Replay;
+use agentscope_event::EventBody;
 
 fn replay(name: &str) -> ModelSnapshot {
     let path = PathBuf::from(env!("AGENTSCOPE_REPO"))
@@ -135,8 +136,11 @@ fn an_injected_session_repeated_ten_times_is_one_bounded_incident_whose_figures_
     assert!(contents.damage.is_empty(), "{:?}", contents.damage);
     let first_ts = contents.events.first().unwrap().header.ts_ns;
     let last_ts = contents.events.last().unwrap().header.ts_ns;
-    // Repeats start after the previous one ended, past the chain window and the pause that
-    // ends a sending (two minutes each), as the demo's sessions do. All ten fall in a learning
+    // The agent process runs the session again and again, as the demo's does: it was running
+    // before the recording started (seeded from /proc, no exec recorded), so it stays alive
+    // across repeats and exits after the last; the tool servers and clients it starts are
+    // new processes each time. Repeats start after the previous one ended, past the chain
+    // window and the pause that ends a sending (two minutes each). All ten fall in a learning
     // period of an hour: once a baseline is complete, a destination it learned is no longer
     // news (docs/detection.md), which is another question than counting repeats.
     let period = (last_ts - first_ts) + 130 * 1_000_000_000;
@@ -160,8 +164,22 @@ fn an_injected_session_repeated_ten_times_is_one_bounded_incident_whose_figures_
 
     let mut pipeline = contents.new_pipeline();
     pipeline.set_detection(learning);
+    let started: std::collections::HashSet<u32> = contents
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Fork { child_pid, .. } => Some(*child_pid),
+            EventBody::Exec { .. } => Some(e.header.pid),
+            _ => None,
+        })
+        .collect();
     for repeat in 0..REPEATS {
         for event in &contents.events {
+            let seeded_exit = matches!(event.body, EventBody::Exit { .. })
+                && !started.contains(&event.header.pid);
+            if seeded_exit && repeat + 1 < REPEATS {
+                continue;
+            }
             let mut event = event.clone();
             event.header.ts_ns += repeat * period;
             event.header.time_unix_ns += repeat * period;
