@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use agentscope_analysis::model::ModelOptions;
 use agentscope_analysis::pipeline::Pipeline;
-use agentscope_capture::capture::{CaptureMetadata, CollectorCounters, Recorder, RecorderOptions};
+use agentscope_capture::capture::{CollectorCounters, Recorder, RecorderOptions};
 use agentscope_capture::serve::{ServeOptions, StreamServer};
 use agentscope_event::Event;
-use agentscope_identity::{IdentityOptions, IdentityResolver, KubernetesSource};
-use agentscope_kernel::{Collector, CollectorOptions, Summary};
+use agentscope_identity::IdentityResolver;
+use agentscope_kernel::{Collector, Summary};
 use agentscope_reconstruct::ReconstructOptions;
 
 use crate::event_output::{print_event, write_graph};
@@ -26,28 +26,15 @@ use clap::Args;
 #[derive(Args, Debug)]
 pub struct CollectArgs {
     #[command(flatten)]
+    pub capture: agentscope_session::CaptureArgs,
+    #[command(flatten)]
     pub detection: agentscope_session::detection_args::DetectionArgs,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
-    /// Trace only this process and its descendants; repeat for several.
-    #[arg(long = "pid", value_name = "PID")]
-    pids: Vec<u32>,
     /// One JSON object per event on stdout, then a summary object (see docs/events.md).
     #[arg(long)]
     json: bool,
-    /// Keep credentials (Authorization headers, API keys) in captured payloads.
-    #[arg(long)]
-    keep_secrets: bool,
-    /// Do not capture plain (non-TLS) socket payloads.
-    #[arg(long)]
-    no_socket_data: bool,
-    /// Do not capture JSON over pipes and socketpairs (MCP servers on stdio).
-    #[arg(long)]
-    no_pipe_data: bool,
-    /// Kernel ring buffer size in KiB (rounded up to a power of two).
-    #[arg(long, value_name = "KIB", default_value_t = 65536)]
-    ring_buffer_kib: u32,
     /// Write a line to stderr once the probes are attached (tests and scripts wait for it).
     #[arg(long)]
     ready_message: bool,
@@ -58,17 +45,6 @@ pub struct CollectArgs {
     /// Do not print events (useful with --graph-json).
     #[arg(long)]
     quiet: bool,
-    /// Do not use the Kubernetes API for pod identity (service-account tokens and process
-    /// environments still identify pods).
-    #[arg(long, conflicts_with = "kubeconfig")]
-    no_kubernetes: bool,
-    /// Kubeconfig for the pod watcher (default: in-cluster configuration, else $KUBECONFIG or
-    /// ~/.kube/config).
-    #[arg(long, value_name = "PATH")]
-    kubeconfig: Option<PathBuf>,
-    /// This node's name, to watch only its pods (default: $NODE_NAME, else the hostname).
-    #[arg(long, value_name = "NAME")]
-    node_name: Option<String>,
     /// Record everything to FILE.cap for offline replay (`agentscope replay`, `agentscope tui
     /// --replay`). Credentials are masked unless --keep-secrets; the file is mode 0600.
     #[arg(long, value_name = "FILE.cap")]
@@ -123,28 +99,12 @@ pub fn run(args: CollectArgs) -> anyhow::Result<()> {
 }
 
 async fn collect(args: CollectArgs) -> anyhow::Result<()> {
-    let options = CollectorOptions {
-        pids: args.pids.clone(),
-        ring_buffer_bytes: args.ring_buffer_kib.saturating_mul(1024),
-        capture_socket_data: !args.no_socket_data,
-        capture_pipe_data: !args.no_pipe_data,
-        redact_secrets: !args.keep_secrets,
-        ..CollectorOptions::default()
-    };
-    let mut collector = Collector::start(options)?;
-    let mut identity = IdentityResolver::new(IdentityOptions {
-        kubernetes: match (&args.kubeconfig, args.no_kubernetes) {
-            (Some(path), _) => KubernetesSource::Kubeconfig(path.clone()),
-            (None, true) => KubernetesSource::Off,
-            (None, false) => KubernetesSource::Infer,
-        },
-        node_name: args.node_name.clone(),
-        ..IdentityOptions::default()
-    });
+    let mut collector = Collector::start(args.capture.collector_options())?;
+    let mut identity = IdentityResolver::new(args.capture.identity_options());
     identity.start().await?;
     let mut pipeline = Pipeline::new(
         ReconstructOptions {
-            redact_secrets: !args.keep_secrets,
+            redact_secrets: args.capture.redact_secrets(),
             memory_budget: args.memory.bytes(),
         },
         ModelOptions::default(),
@@ -152,23 +112,11 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     )
     .with_processes(collector.processes().clone())
     .with_detection(args.detection.options()?);
-    let metadata = || CaptureMetadata {
-        created_by: format!("agentscope {}", env!("CARGO_PKG_VERSION")),
-        hostname: hostname(),
-        started_unix_ns: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-        secrets_redacted: !args.keep_secrets,
-        reconstruct_redact_secrets: !args.keep_secrets,
-        model_max_nodes: ModelOptions::default().max_nodes,
-        model_max_edges: ModelOptions::default().max_edges,
-        sequence: 0,
-        capture_filter: serde_json::json!({
-            "pids": args.pids,
-            "socket_data": !args.no_socket_data,
-            "pipe_data": !args.no_pipe_data,
-        }),
-        memory_budget_bytes: args.memory.bytes(),
+    let metadata = || {
+        args.capture.recording_metadata(
+            format!("agentscope {}", env!("CARGO_PKG_VERSION")),
+            args.memory.bytes(),
+        )
     };
     let mut recorder = match &args.record {
         Some(path) => {
@@ -458,13 +406,6 @@ fn write_summary(
         writeln!(out, "warning: {}", escape_controls(warning))?;
     }
     Ok(())
-}
-
-/// The node name recorded in a capture's metadata.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

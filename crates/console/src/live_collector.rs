@@ -18,8 +18,9 @@ use std::time::Duration;
 use agentscope_capture::capture::CollectorCounters;
 use agentscope_event::process_table::ProcessTable;
 use agentscope_event::Event;
-use agentscope_identity::{IdentityOptions, IdentityResolver, KubernetesSource};
+use agentscope_identity::{IdentityOptions, IdentityResolver};
 use agentscope_kernel::{Collector, CollectorOptions, Summary};
+use agentscope_session::CaptureArgs;
 use anyhow::Context as _;
 use clap::Args;
 
@@ -34,35 +35,12 @@ const COUNTERS_INTERVAL: Duration = Duration::from_millis(250);
 /// Events read from the ring buffer at a time.
 const BATCH_EVENTS: usize = 4096;
 
-/// `agentscope tui` options for the live console (the subset of `agentscope collect`'s that
-/// applies to it, with the same meaning).
+/// `agentscope tui` options for the live console: `agentscope collect`'s capture options, with
+/// the same meaning, and where `r` writes recordings.
 #[derive(Args, Debug, Clone, Default)]
 pub struct LiveArgs {
-    /// Live: trace only this process and its descendants; repeat for several.
-    #[arg(long = "pid", value_name = "PID")]
-    pub pids: Vec<u32>,
-    /// Live: keep credentials (Authorization headers, API keys) in captured payloads.
-    #[arg(long)]
-    pub keep_secrets: bool,
-    /// Live: do not capture plain (non-TLS) socket payloads.
-    #[arg(long)]
-    pub no_socket_data: bool,
-    /// Live: do not capture JSON over pipes and socketpairs (MCP servers on stdio).
-    #[arg(long)]
-    pub no_pipe_data: bool,
-    /// Live: kernel ring buffer size in KiB (rounded up to a power of two).
-    #[arg(long, value_name = "KIB", default_value_t = 65536)]
-    pub ring_buffer_kib: u32,
-    /// Live: do not use the Kubernetes API for pod identity.
-    #[arg(long, conflicts_with = "kubeconfig")]
-    pub no_kubernetes: bool,
-    /// Live: kubeconfig for the pod watcher (default: in-cluster configuration, else
-    /// $KUBECONFIG or ~/.kube/config).
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Live: this node's name, to watch only its pods (default: $NODE_NAME, else the hostname).
-    #[arg(long, value_name = "NAME")]
-    pub node_name: Option<String>,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
     /// Live: where `r` writes recordings (default: the current directory).
     #[arg(long, value_name = "DIR")]
     pub record_dir: Option<PathBuf>,
@@ -71,47 +49,7 @@ pub struct LiveArgs {
 impl LiveArgs {
     /// Whether any option that only means something live was given.
     pub fn any_given(&self) -> bool {
-        !self.pids.is_empty()
-            || self.keep_secrets
-            || self.no_socket_data
-            || self.no_pipe_data
-            || self.ring_buffer_kib != 65536
-            || self.no_kubernetes
-            || self.kubeconfig.is_some()
-            || self.node_name.is_some()
-            || self.record_dir.is_some()
-    }
-
-    pub fn collector_options(&self) -> CollectorOptions {
-        CollectorOptions {
-            pids: self.pids.clone(),
-            ring_buffer_bytes: self.ring_buffer_kib.saturating_mul(1024),
-            capture_socket_data: !self.no_socket_data,
-            capture_pipe_data: !self.no_pipe_data,
-            redact_secrets: !self.keep_secrets,
-            ..CollectorOptions::default()
-        }
-    }
-
-    pub fn identity_options(&self) -> IdentityOptions {
-        IdentityOptions {
-            kubernetes: match (&self.kubeconfig, self.no_kubernetes) {
-                (Some(path), _) => KubernetesSource::Kubeconfig(path.clone()),
-                (None, true) => KubernetesSource::Off,
-                (None, false) => KubernetesSource::Infer,
-            },
-            node_name: self.node_name.clone(),
-            ..IdentityOptions::default()
-        }
-    }
-
-    /// What a recording's header says about how events were captured.
-    pub fn capture_filter(&self) -> serde_json::Value {
-        serde_json::json!({
-            "pids": self.pids,
-            "socket_data": !self.no_socket_data,
-            "pipe_data": !self.no_pipe_data,
-        })
+        self.capture.any_given() || self.record_dir.is_some()
     }
 }
 

@@ -65,11 +65,11 @@ impl LiveSource {
     /// (`--memory-budget`).
     pub fn start(args: &LiveArgs, memory_budget: usize) -> anyhow::Result<Self> {
         let (collector, start) = LiveCollector::start(
-            args.collector_options(),
-            args.identity_options(),
+            args.capture.collector_options(),
+            args.capture.identity_options(),
             DEFAULT_CHANNEL_EVENTS,
         )?;
-        let redact = !args.keep_secrets;
+        let redact = args.capture.redact_secrets();
         let pipeline = Pipeline::new(
             ReconstructOptions {
                 redact_secrets: redact,
@@ -80,29 +80,21 @@ impl LiveSource {
         )
         .with_processes(start.processes);
         let metadata = CaptureMetadata {
-            created_by: format!("agentscope {} (console)", env!("CARGO_PKG_VERSION")),
-            // The console module is also compiled into the render benchmark, without the
-            // binary's other modules: read the hostname here.
-            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default(),
+            // Set when a recording starts (`r`).
             started_unix_ns: 0,
-            secrets_redacted: redact,
-            reconstruct_redact_secrets: redact,
-            model_max_nodes: ModelOptions::default().max_nodes,
-            model_max_edges: ModelOptions::default().max_edges,
-            sequence: 0,
-            capture_filter: args.capture_filter(),
-            memory_budget_bytes: memory_budget,
+            ..args.capture.recording_metadata(
+                format!("agentscope {} (console)", env!("CARGO_PKG_VERSION")),
+                memory_budget,
+            )
         };
         let dir = args
             .record_dir
             .clone()
             .unwrap_or_else(|| std::path::PathBuf::from("."));
-        let label = if args.pids.is_empty() {
+        let label = if args.capture.pids.is_empty() {
             "live".to_string()
         } else {
-            let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
+            let pids: Vec<String> = args.capture.pids.iter().map(u32::to_string).collect();
             format!("live pid {}", pids.join(","))
         };
         let counters = collector.counters();

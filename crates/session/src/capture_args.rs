@@ -1,0 +1,194 @@
+//! How live capture runs: which processes, which payloads, how large a ring buffer, whether
+//! secrets are kept, and where pod identity comes from. `agentscope collect` and the live
+//! console (`agentscope tui`) flatten the same struct, so each flag is defined, documented and
+//! turned into collector and identity options once.
+
+use std::path::PathBuf;
+
+use agentscope_analysis::model::ModelOptions;
+use agentscope_capture::capture::CaptureMetadata;
+use agentscope_identity::{IdentityOptions, KubernetesSource};
+use agentscope_kernel::CollectorOptions;
+use clap::Args;
+
+/// The kernel ring buffer's default size, in KiB.
+pub const DEFAULT_RING_BUFFER_KIB: u32 = 65536;
+
+#[derive(Args, Debug, Clone)]
+pub struct CaptureArgs {
+    /// Trace only this process and its descendants; repeat for several.
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Keep credentials (Authorization headers, API keys) in captured payloads.
+    #[arg(long)]
+    pub keep_secrets: bool,
+    /// Do not capture plain (non-TLS) socket payloads.
+    #[arg(long)]
+    pub no_socket_data: bool,
+    /// Do not capture JSON over pipes and socketpairs (MCP servers on stdio).
+    #[arg(long)]
+    pub no_pipe_data: bool,
+    /// Kernel ring buffer size in KiB (rounded up to a power of two).
+    #[arg(long, value_name = "KIB", default_value_t = DEFAULT_RING_BUFFER_KIB)]
+    pub ring_buffer_kib: u32,
+    /// Do not use the Kubernetes API for pod identity (service-account tokens and process
+    /// environments still identify pods).
+    #[arg(long, conflicts_with = "kubeconfig")]
+    pub no_kubernetes: bool,
+    /// Kubeconfig for the pod watcher (default: in-cluster configuration, else $KUBECONFIG or
+    /// ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// This node's name, to watch only its pods (default: $NODE_NAME, else the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+}
+
+impl Default for CaptureArgs {
+    /// What the command line gives when no capture flag is passed.
+    fn default() -> Self {
+        Self {
+            pids: Vec::new(),
+            keep_secrets: false,
+            no_socket_data: false,
+            no_pipe_data: false,
+            ring_buffer_kib: DEFAULT_RING_BUFFER_KIB,
+            no_kubernetes: false,
+            kubeconfig: None,
+            node_name: None,
+        }
+    }
+}
+
+impl CaptureArgs {
+    /// Whether any capture flag differs from its default.
+    pub fn any_given(&self) -> bool {
+        !self.pids.is_empty()
+            || self.keep_secrets
+            || self.no_socket_data
+            || self.no_pipe_data
+            || self.ring_buffer_kib != DEFAULT_RING_BUFFER_KIB
+            || self.no_kubernetes
+            || self.kubeconfig.is_some()
+            || self.node_name.is_some()
+    }
+
+    /// Payload credentials are masked everywhere (capture, reconstruction, recordings) unless
+    /// `--keep-secrets`: one choice.
+    pub fn redact_secrets(&self) -> bool {
+        !self.keep_secrets
+    }
+
+    pub fn collector_options(&self) -> CollectorOptions {
+        CollectorOptions {
+            pids: self.pids.clone(),
+            ring_buffer_bytes: self.ring_buffer_kib.saturating_mul(1024),
+            capture_socket_data: !self.no_socket_data,
+            capture_pipe_data: !self.no_pipe_data,
+            redact_secrets: self.redact_secrets(),
+            ..CollectorOptions::default()
+        }
+    }
+
+    pub fn identity_options(&self) -> IdentityOptions {
+        IdentityOptions {
+            kubernetes: match (&self.kubeconfig, self.no_kubernetes) {
+                (Some(path), _) => KubernetesSource::Kubeconfig(path.clone()),
+                (None, true) => KubernetesSource::Off,
+                (None, false) => KubernetesSource::Infer,
+            },
+            node_name: self.node_name.clone(),
+            ..IdentityOptions::default()
+        }
+    }
+
+    /// What a recording's header says about how events were captured.
+    pub fn capture_filter(&self) -> serde_json::Value {
+        serde_json::json!({
+            "pids": self.pids,
+            "socket_data": !self.no_socket_data,
+            "pipe_data": !self.no_pipe_data,
+        })
+    }
+
+    /// The header of a recording of this capture: who wrote it, on which node, with which
+    /// options (a replay runs the pipeline with the same), started now.
+    pub fn recording_metadata(
+        &self,
+        created_by: String,
+        memory_budget_bytes: usize,
+    ) -> CaptureMetadata {
+        CaptureMetadata {
+            created_by,
+            hostname: hostname(),
+            started_unix_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            secrets_redacted: self.redact_secrets(),
+            reconstruct_redact_secrets: self.redact_secrets(),
+            model_max_nodes: ModelOptions::default().max_nodes,
+            model_max_edges: ModelOptions::default().max_edges,
+            sequence: 0,
+            capture_filter: self.capture_filter(),
+            memory_budget_bytes,
+        }
+    }
+}
+
+/// The node name recorded in a capture's metadata.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        capture: CaptureArgs,
+    }
+
+    #[test]
+    fn the_default_is_what_no_flag_gives() {
+        let parsed = Command::parse_from(["agentscope"]).capture;
+        assert!(!parsed.any_given());
+        assert_eq!(
+            format!("{parsed:?}"),
+            format!("{:?}", CaptureArgs::default())
+        );
+    }
+
+    #[test]
+    fn each_flag_counts_as_given_and_reaches_the_options() {
+        let parsed = Command::parse_from([
+            "agentscope",
+            "--pid",
+            "7",
+            "--pid",
+            "9",
+            "--keep-secrets",
+            "--no-pipe-data",
+            "--ring-buffer-kib",
+            "1024",
+            "--node-name",
+            "n1",
+        ])
+        .capture;
+        assert!(parsed.any_given());
+        let collector = parsed.collector_options();
+        assert_eq!(collector.pids, vec![7, 9]);
+        assert_eq!(collector.ring_buffer_bytes, 1024 * 1024);
+        assert!(!collector.redact_secrets && !collector.capture_pipe_data);
+        assert!(collector.capture_socket_data);
+        assert_eq!(parsed.identity_options().node_name.as_deref(), Some("n1"));
+        assert_eq!(
+            parsed.capture_filter(),
+            serde_json::json!({"pids": [7, 9], "socket_data": true, "pipe_data": false})
+        );
+    }
+}
