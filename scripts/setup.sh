@@ -21,7 +21,7 @@ BPF_LINKER_VERSION=0.13.0
 debs=(
   "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
   pkg-config openssl ca-certificates python3 nodejs tmux postgresql iproute2
-  redis-server redis-tools util-linux
+  redis-server redis-tools util-linux golang-go
 )
 missing=()
 for p in "${debs[@]}"; do
@@ -85,5 +85,29 @@ if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m
   python3 -m venv "$TEST_VENV"
   "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
 fi
+
+# Real coding agents from npm, at pinned releases, each in a prefix of its own under
+# $AGENTSCOPE_AGENTS_DIR (default $HOME/.cache/agentscope/agents/NAME@VERSION; the executable is
+# node_modules/.bin/NAME there). Two releases of Claude Code six months apart and of Codex CLI four
+# months apart: their TLS stacks are located from the binaries themselves, and a locator that only
+# works for one build is caught. Tests run them against a local TLS mock only.
+AGENTS_DIR="${AGENTSCOPE_AGENTS_DIR:-$HOME/.cache/agentscope/agents}"
+npm_agents=(
+  "@anthropic-ai/claude-code@2.1.113"
+  "@anthropic-ai/claude-code@2.1.332"
+  "@openai/codex@0.101.0"
+  "@openai/codex@0.171.0"
+  "@google/gemini-cli@0.61.0"
+)
+for spec in "${npm_agents[@]}"; do
+  name="${spec%@*}"; version="${spec##*@}"
+  prefix="$AGENTS_DIR/${name#*/}@$version"
+  if [ ! -f "$prefix/.installed" ]; then
+    echo "setup: installing $spec into $prefix"
+    rm -rf "$prefix"; mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "$spec" >/dev/null
+    touch "$prefix/.installed"
+  fi
+done
 
 echo "setup: ok"
