@@ -8,6 +8,9 @@
 
 pub mod collector;
 pub mod error;
+mod go_buildinfo;
+mod go_pclntab;
+pub mod go_tls_targets;
 pub mod kernel;
 mod kernel_btf;
 pub mod output_tracking;
