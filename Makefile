@@ -73,6 +73,7 @@ fmt-check:
 # console frame time and memory, and live collector throughput (needs root).
 bench: setup
 	$(CARGO) bench --locked -p agentscope-kernel --bench decode
+	$(CARGO) bench --locked -p agentscope-kernel --bench go_tls_locate
 	$(CARGO) bench --locked -p agentscope-analysis --bench reconstruct
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench http_reassembly
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench llm_recognise
@@ -87,6 +88,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-console --bench console_render
 	$(CARGO) bench --locked -p agentscope-console --bench console_live
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
+	$(CARGO) bench --locked -p agentscope --bench tls_probe_overhead
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.
 fuzz: setup
