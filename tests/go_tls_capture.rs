@@ -357,7 +357,9 @@ fn stripped_go_agent_execd_later_is_captured_and_unchanged() {
         assert!(Instant::now() < deadline, "the agent was never exec'd");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(1000));
+    // The collector reads the exec event, analyses the binary (about a millisecond) and
+    // attaches; two seconds leave room on a loaded machine.
+    std::thread::sleep(Duration::from_millis(2000));
     std::fs::write(&go_file, b"go").unwrap();
     let output = shell.finish();
     let events = collect.stdout_path.clone();

@@ -8,5 +8,9 @@ out=${1:?usage: build.sh OUT_DIR}
 cd "$(dirname "$0")"
 mkdir -p "$out"
 export GOFLAGS=-mod=mod GOPROXY=off GO111MODULE=on
+# go needs a build cache; without HOME (some CI environments) it has no default.
+if [ -z "${GOCACHE:-}" ] && [ -z "${HOME:-}" ]; then
+  export GOCACHE="${TMPDIR:-/tmp}/agentscope-go-build-cache"
+fi
 go build -trimpath -o "$out/go_agent" .
 go build -trimpath -ldflags='-s -w' -o "$out/go_agent_stripped" .
