@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -388,4 +389,70 @@ fn stripped_go_agent_execd_later_is_captured_and_unchanged() {
         &setup.stripped,
         false,
     );
+}
+
+/// Five conversations at once, each on its own connection: several goroutines are inside
+/// `(*tls.Conn).Read` together (and move between threads), yet each connection's bytes come
+/// out whole and in order, in both directions, under its own `*tls.Conn`.
+#[test]
+fn concurrent_goroutines_keep_their_connections_apart() {
+    let setup = setup();
+    let mut args = setup.agent_args("dump");
+    args.extend(["--parallel".into(), "4".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(
+        setup.dir.path(),
+        setup.full.to_str().unwrap(),
+        &args,
+        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
+    );
+    let pid = agent.pid();
+    let collect = Collect::start(setup.dir.path(), &["--pid", &pid.to_string()]);
+    agent.release();
+    let output = agent.finish();
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["ok"], true, "{output}");
+    assert_eq!(report["parallel_ok"], 4, "{output}");
+    let captured = collect.stop();
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+
+    // Ground truth per conversation: (egress as the collector masks it, ingress).
+    let dumps: Vec<(Vec<u8>, Vec<u8>)> = ["dump".to_string()]
+        .into_iter()
+        .chain((0..4).map(|i| format!("dump/parallel-{i}")))
+        .map(|d| {
+            (
+                masked(&setup.dump(&d, "egress.raw")),
+                setup.dump(&d, "ingress.raw"),
+            )
+        })
+        .collect();
+    let streams = captured.streams();
+    let of = |direction: &str| -> BTreeMap<u64, Vec<u8>> {
+        streams
+            .iter()
+            .filter(|((p, source, dir, _), _)| {
+                *p == pid as u64 && source == "tls" && dir == direction
+            })
+            .map(|((_, _, _, conn), bytes)| (*conn, bytes.clone()))
+            .collect()
+    };
+    let (egress, ingress) = (of("egress"), of("ingress"));
+    assert_eq!(egress.len(), 5, "one egress stream per connection");
+    assert_eq!(ingress.len(), 5, "one ingress stream per connection");
+    let mut matched = Vec::new();
+    for (conn, read) in &ingress {
+        // Responses differ (ids), so each names its conversation.
+        let index = dumps
+            .iter()
+            .position(|(_, truth)| truth == read)
+            .unwrap_or_else(|| panic!("ingress of {conn:#x} matches no conversation"));
+        assert!(
+            egress.get(conn) == Some(&dumps[index].0),
+            "egress of {conn:#x} is not what its conversation sent"
+        );
+        matched.push(index);
+    }
+    matched.sort();
+    assert_eq!(matched, vec![0, 1, 2, 3, 4], "every conversation seen once");
 }

@@ -98,6 +98,7 @@ func main() {
 	bigKiB := flag.Int("big-kib", 0, "add a user message of this many KiB")
 	dumpDir := flag.String("dump-dir", "", "write egress.raw and ingress.raw here")
 	waitFile := flag.String("wait-before-start-file", "", "wait for this file before starting")
+	parallel := flag.Int("parallel", 0, "run this many more conversations at the same time")
 	flag.Parse()
 	apiKey := os.Getenv("AGENTSCOPE_TEST_API_KEY")
 	if apiKey == "" {
@@ -124,16 +125,75 @@ func main() {
 	if !roots.AppendCertsFromPEM(pem) {
 		fail("no certificate in %s", *ca)
 	}
-	tlsConfig := &tls.Config{RootCAs: roots, ServerName: *serverName, NextProtos: []string{"http/1.1"}}
+	s := settings{
+		tlsConfig: &tls.Config{RootCAs: roots, ServerName: *serverName, NextProtos: []string{"http/1.1"}},
+		url:       fmt.Sprintf("https://%s:%d/v1/chat/completions", *host, *port),
+		apiKey:    apiKey,
+		readPath:  *readPath,
+		bigKiB:    *bigKiB,
+	}
+	// --parallel N: N more conversations at the same time, each on its own connection (own
+	// transport), so several goroutines are inside (*tls.Conn).Read at once.
+	others := make(chan report, *parallel)
+	var wg sync.WaitGroup
+	for i := 0; i < *parallel; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			dir := ""
+			if *dumpDir != "" {
+				dir = filepath.Join(*dumpDir, fmt.Sprintf("parallel-%d", i))
+			}
+			others <- converse(s, dir)
+		}(i)
+	}
+	out := converse(s, *dumpDir)
+	wg.Wait()
+	close(others)
+	for other := range others {
+		if other.OK {
+			out.ParallelOK++
+		}
+	}
+	encoded, _ := json.Marshal(out)
+	fmt.Println(string(encoded))
+	if !out.OK || out.ParallelOK != *parallel {
+		os.Exit(2)
+	}
+}
+
+type settings struct {
+	tlsConfig *tls.Config
+	url       string
+	apiKey    string
+	readPath  string
+	bigKiB    int
+}
+
+type report struct {
+	OK           bool       `json:"ok"`
+	Model        string     `json:"model"`
+	ToolCalls    []toolCall `json:"tool_calls"`
+	ToolResults  []string   `json:"tool_results"`
+	Final        string     `json:"final"`
+	RequestBytes []int      `json:"request_bytes"`
+	ParallelOK   int        `json:"parallel_ok,omitempty"`
+}
+
+// converse runs one conversation on its own connection: the request with read_file offered,
+// the tool call carried out, the result sent back. With dumpDir, the plaintext crossing the
+// *tls.Conn goes to dumpDir/egress.raw and dumpDir/ingress.raw.
+func converse(s settings, dumpDir string) report {
 	var egress, ingress *os.File
-	if *dumpDir != "" {
-		if err := os.MkdirAll(*dumpDir, 0o755); err != nil {
+	if dumpDir != "" {
+		if err := os.MkdirAll(dumpDir, 0o755); err != nil {
 			fail("%v", err)
 		}
-		if egress, err = os.Create(filepath.Join(*dumpDir, "egress.raw")); err != nil {
+		var err error
+		if egress, err = os.Create(filepath.Join(dumpDir, "egress.raw")); err != nil {
 			fail("%v", err)
 		}
-		if ingress, err = os.Create(filepath.Join(*dumpDir, "ingress.raw")); err != nil {
+		if ingress, err = os.Create(filepath.Join(dumpDir, "ingress.raw")); err != nil {
 			fail("%v", err)
 		}
 	}
@@ -145,7 +205,7 @@ func main() {
 			if err != nil {
 				return nil, err
 			}
-			conn := tls.Client(raw, tlsConfig)
+			conn := tls.Client(raw, s.tlsConfig)
 			if err := conn.HandshakeContext(ctx); err != nil {
 				raw.Close()
 				return nil, err
@@ -154,7 +214,6 @@ func main() {
 		},
 	}
 	client := &http.Client{Transport: transport, Timeout: 60 * time.Second}
-	url := fmt.Sprintf("https://%s:%d/v1/chat/completions", *host, *port)
 
 	tools := []any{map[string]any{
 		"type": "function",
@@ -172,8 +231,8 @@ func main() {
 		{Role: "system", Content: text("You are a Go test agent.")},
 		{Role: "user", Content: text("Read the file I care about.")},
 	}
-	if *bigKiB > 0 {
-		messages = append(messages, message{Role: "user", Content: text(strings.Repeat("0123456789abcdef", *bigKiB*64))})
+	if s.bigKiB > 0 {
+		messages = append(messages, message{Role: "user", Content: text(strings.Repeat("0123456789abcdef", s.bigKiB*64))})
 	}
 	var requestBytes []int
 	chat := func() message {
@@ -181,18 +240,18 @@ func main() {
 			"model":    model,
 			"messages": messages,
 			"tools":    tools,
-			"metadata": map[string]string{"read_path": *readPath},
+			"metadata": map[string]string{"read_path": s.readPath},
 		})
 		if err != nil {
 			fail("%v", err)
 		}
 		requestBytes = append(requestBytes, len(body))
-		req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+		req, err := http.NewRequest("POST", s.url, bytes.NewReader(body))
 		if err != nil {
 			fail("%v", err)
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Authorization", "Bearer "+s.apiKey)
 		resp, err := client.Do(req)
 		if err != nil {
 			fail("POST: %v", err)
@@ -219,14 +278,6 @@ func main() {
 		return parsed.Choices[0].Message
 	}
 
-	type report struct {
-		OK           bool       `json:"ok"`
-		Model        string     `json:"model"`
-		ToolCalls    []toolCall `json:"tool_calls"`
-		ToolResults  []string   `json:"tool_results"`
-		Final        string     `json:"final"`
-		RequestBytes []int      `json:"request_bytes"`
-	}
 	out := report{Model: model}
 	reply := chat()
 	for round := 0; len(reply.ToolCalls) > 0 && round < 4; round++ {
@@ -245,11 +296,7 @@ func main() {
 	out.OK = len(out.ToolCalls) > 0 && out.Final != ""
 	out.RequestBytes = requestBytes
 	transport.CloseIdleConnections()
-	encoded, _ := json.Marshal(out)
-	fmt.Println(string(encoded))
-	if !out.OK {
-		os.Exit(2)
-	}
+	return out
 }
 
 // runTool carries out a tool call; failures become tool results, as in a real agent.
