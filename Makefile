@@ -43,6 +43,7 @@ clippy: setup
 # each runs its own collector, and two cores are better spent on the agents than on overlap.
 test-e2e: setup
 	time $(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test go_tls_capture -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test collector_stop -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test memory_budget -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
@@ -73,6 +74,7 @@ fmt-check:
 # console frame time and memory, and live collector throughput (needs root).
 bench: setup
 	$(CARGO) bench --locked -p agentscope-kernel --bench decode
+	$(CARGO) bench --locked -p agentscope-kernel --bench go_tls_locate
 	$(CARGO) bench --locked -p agentscope-analysis --bench reconstruct
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench http_reassembly
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench llm_recognise
@@ -87,6 +89,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-console --bench console_render
 	$(CARGO) bench --locked -p agentscope-console --bench console_live
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
+	$(CARGO) bench --locked -p agentscope --bench tls_probe_overhead
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.
 fuzz: setup
