@@ -149,6 +149,10 @@ impl AgentsPane {
                     styles.muted,
                 ));
             }
+            if agent.plaintext_not_visible.is_some() {
+                // Known from its TLS server names only: say so where the agent is listed.
+                spans.push(Span::styled(" [plaintext not visible]", styles.warning));
+            }
             spans.push(Span::styled(
                 format!("  {}", format_count(activity)),
                 styles.muted,

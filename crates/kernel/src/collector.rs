@@ -17,6 +17,7 @@ use crate::output_tracking::{self, OutputConsumer};
 use crate::process_table::ProcessTable;
 use crate::procfs;
 use crate::redact;
+use crate::tls_coverage::ProcessTlsTracker;
 use crate::tls_targets::{self, TlsTargetCache};
 
 #[derive(Debug, Clone)]
@@ -62,6 +63,9 @@ pub struct Summary {
     pub kernel: KernelStats,
     /// TLS libraries and executables probed.
     pub tls_targets: usize,
+    /// Executables and libraries analysed for a TLS stack (each file once, by device and
+    /// inode, however many processes run it).
+    pub binaries_analysed: u64,
     /// Processes that read the collector's output: their payloads are not captured (each also
     /// has a warning). See README, "The collector's own output".
     pub consumers: Vec<OutputConsumer>,
@@ -82,6 +86,8 @@ const BATCH_BUDGET: Duration = Duration::from_millis(20);
 pub struct Collector {
     kernel: KernelCapture,
     tls: TlsTargetCache,
+    /// Which analysed files each process uses: the verdict stamped on its ClientHellos.
+    process_tls: ProcessTlsTracker,
     state: Enrichment,
     /// Files marked as collector output in the kernel, so each is marked once.
     outputs: BTreeSet<(u32, u64)>,
@@ -95,32 +101,78 @@ struct Enrichment {
     boot_time_ns: u64,
     summary: Summary,
     last_decode_error: Option<String>,
-    /// Files that may be TLS libraries, seen in this batch; probed once the batch is read.
-    tls_candidates: Vec<PathBuf>,
+    /// What this batch revealed about processes' TLS stacks, in event order; handled once the
+    /// batch is read (probing needs the kernel handle the read borrows).
+    tls_pending: Vec<TlsPending>,
     /// Per-stream redaction state (see [`redact::EventRedactor`]).
     redactor: redact::EventRedactor,
 }
 
+/// An event that matters to a process's TLS coverage, kept in order until the batch is read.
+enum TlsPending {
+    /// A file to analyse (and probe): an executable the process exec'd (`exec`), or a TLS
+    /// library it opened.
+    Object {
+        pid: u32,
+        path: PathBuf,
+        shown: String,
+        exec: bool,
+    },
+    Fork {
+        parent: u32,
+        child: u32,
+    },
+    Exit {
+        pid: u32,
+    },
+    /// A ClientHello: event `index` of the batch gets the process's verdict.
+    Hello {
+        pid: u32,
+        index: usize,
+    },
+}
+
 impl Enrichment {
-    /// Notes files revealed by an event that may need TLS probes: an exec of a binary that
-    /// embeds OpenSSL (Node), or a process opening a libssl (Python importing `ssl`).
-    fn note_tls_candidate(&mut self, event: &Event) {
+    /// Notes what an event says about TLS coverage: an exec of a binary (which may embed
+    /// OpenSSL, as Node does, or a TLS stack agentscope cannot read), a process opening a
+    /// libssl (Python importing `ssl`), forks and exits, and ClientHellos to stamp.
+    fn note_tls(&mut self, event: &Event, index: usize) {
         let pid = event.header.pid;
-        let path = match &event.body {
-            EventBody::Exec { filename, .. } => filename,
+        let (path, exec) = match &event.body {
+            EventBody::Exec { filename, .. } => (filename, true),
             EventBody::Open { path, ret, .. }
                 if *ret >= 0 && tls_targets::looks_like_tls_library(path) =>
             {
-                path
+                (path, false)
+            }
+            EventBody::Fork { child_pid, .. } => {
+                self.tls_pending.push(TlsPending::Fork {
+                    parent: pid,
+                    child: *child_pid,
+                });
+                return;
+            }
+            EventBody::Exit { .. } if event.header.tid == pid => {
+                self.tls_pending.push(TlsPending::Exit { pid });
+                return;
+            }
+            EventBody::TlsHello { .. } => {
+                self.tls_pending.push(TlsPending::Hello { pid, index });
+                return;
             }
             _ => return,
         };
         let proc_dir = self.options.proc_root.join(pid.to_string());
-        self.tls_candidates.push(if path.starts_with('/') {
-            proc_dir.join("root").join(path.trim_start_matches('/'))
-        } else {
-            // A relative exec path: the kernel's view through /proc/PID/exe is authoritative.
-            proc_dir.join("exe")
+        self.tls_pending.push(TlsPending::Object {
+            pid,
+            path: if path.starts_with('/') {
+                proc_dir.join("root").join(path.trim_start_matches('/'))
+            } else {
+                // A relative exec path: the kernel's view through /proc/PID/exe is authoritative.
+                proc_dir.join("exe")
+            },
+            shown: path.clone(),
+            exec,
         });
     }
 
@@ -133,7 +185,7 @@ impl Enrichment {
                     self.redactor.redact(&mut event);
                 }
                 self.processes.apply(&mut event);
-                self.note_tls_candidate(&event);
+                self.note_tls(&event, out.len());
                 *self
                     .summary
                     .events
@@ -236,13 +288,14 @@ impl Collector {
             kernel,
             outputs: BTreeSet::new(),
             tls: TlsTargetCache::default(),
+            process_tls: ProcessTlsTracker::default(),
             state: Enrichment {
                 processes,
                 options,
                 boot_time_ns: boot_time_ns(),
                 summary: Summary::default(),
                 last_decode_error: None,
-                tls_candidates: Vec::new(),
+                tls_pending: Vec::new(),
                 redactor: redact::EventRedactor::default(),
             },
         };
@@ -302,24 +355,52 @@ impl Collector {
                         .join(process.pid.to_string())
                         .join("root")
                         .join(file.strip_prefix("/").unwrap_or(&file));
-                    self.try_probe(&in_namespace);
+                    self.analyse(process.pid, &in_namespace, &file.to_string_lossy(), false);
                 }
             }
         }
     }
 
-    fn try_probe(&mut self, path: &Path) {
-        if let Some(target) = self.tls.check(path) {
-            if let Err(err) = self.kernel.attach_tls(&target) {
-                self.state.summary.warnings.push(err.to_string());
-            }
+    /// Analyses (once per file) and probes a file `pid` runs or loaded, and notes that the
+    /// process uses it.
+    fn analyse(&mut self, pid: u32, path: &Path, shown: &str, exec: bool) {
+        let kernel = &mut self.kernel;
+        let warnings = &mut self.state.summary.warnings;
+        let object = self.tls.analyse(path, shown, |target| {
+            kernel.attach_tls(target).map(|_| ()).map_err(|err| {
+                warnings.push(err.to_string());
+                err.to_string()
+            })
+        });
+        match object {
+            Some(object) => self.process_tls.uses(pid, object, exec),
+            // Gone before it could be read: what the process ran is unknown.
+            None if exec => self.process_tls.exit(pid),
+            None => {}
         }
     }
 
-    /// Probes the TLS candidates the last batch revealed.
-    fn probe_candidates(&mut self) {
-        for path in std::mem::take(&mut self.state.tls_candidates) {
-            self.try_probe(&path);
+    /// Handles, in event order, what the last batch revealed: files to analyse and probe,
+    /// forks and exits, and ClientHellos that get their process's verdict.
+    fn settle_tls(&mut self, batch: &mut [Event]) {
+        for pending in std::mem::take(&mut self.state.tls_pending) {
+            match pending {
+                TlsPending::Object {
+                    pid,
+                    path,
+                    shown,
+                    exec,
+                } => self.analyse(pid, &path, &shown, exec),
+                TlsPending::Fork { parent, child } => self.process_tls.fork(parent, child),
+                TlsPending::Exit { pid } => self.process_tls.exit(pid),
+                TlsPending::Hello { pid, index } => {
+                    if let Some(EventBody::TlsHello { coverage, .. }) =
+                        batch.get_mut(index).map(|e| &mut e.body)
+                    {
+                        *coverage = Some(self.process_tls.verdict(pid));
+                    }
+                }
+            }
         }
     }
 
@@ -330,7 +411,7 @@ impl Collector {
         self.kernel
             .read_batch(max, BATCH_BUDGET, |bytes| state.accept(bytes, &mut out))
             .await?;
-        self.probe_candidates();
+        self.settle_tls(&mut out);
         Ok(out)
     }
 
@@ -349,6 +430,7 @@ impl Collector {
         let (_, emptied) = self
             .kernel
             .drain_now(max, until, |bytes| state.accept(bytes, &mut out));
+        self.settle_tls(&mut out);
         (out, emptied)
     }
 
@@ -380,6 +462,7 @@ impl Collector {
         let mut summary = self.state.summary.clone();
         summary.kernel = self.kernel.stats();
         summary.tls_targets = self.tls.probed_count();
+        summary.binaries_analysed = self.tls.analysed;
         summary.consumers = self.consumers();
         summary
             .warnings

@@ -11,6 +11,7 @@ pub mod error;
 pub mod kernel;
 mod kernel_btf;
 pub mod output_tracking;
+pub mod tls_coverage;
 pub mod tls_targets;
 
 pub use collector::{Collector, CollectorOptions, Summary};
