@@ -237,7 +237,17 @@ fn a_tls_stack_that_cannot_be_read_is_a_reported_blind_spot() {
     assert_eq!(hellos.len(), 1, "one connection, one hello: {hellos:#?}");
     assert_eq!(hellos[0]["server_name"], "api.openai.com");
     assert_eq!(hellos[0]["alpn"], serde_json::json!(["http/1.1"]));
-    assert_eq!(hellos[0]["coverage"]["why"], "stack_not_recognised");
+    assert_eq!(
+        hellos[0]["coverage"]["why"],
+        "stack_not_recognised",
+        "events of the client: {:#?}",
+        captured
+            .events
+            .iter()
+            .filter(|e| e["pid"] == blind_pid && e["kind"] != "open" && e["kind"] != "fork")
+            .map(|e| format!("{} {} {}", e["kind"], e["filename"], e["ts_ns"]))
+            .collect::<Vec<_>>()
+    );
     // And no plaintext: it is a blind spot, its ciphertext is not passed off as data.
     assert_eq!(
         captured

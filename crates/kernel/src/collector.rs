@@ -108,6 +108,9 @@ struct Enrichment {
     redactor: redact::EventRedactor,
 }
 
+/// Files opened per batch for analysis; the rest are reached by path when the batch is handled.
+const FILES_HELD_PER_BATCH: usize = 256;
+
 /// An event that matters to a process's TLS coverage, kept in order until the batch is read.
 enum TlsPending {
     /// A file to analyse (and probe): an executable the process exec'd (`exec`), or a TLS
@@ -115,6 +118,9 @@ enum TlsPending {
     Object {
         pid: u32,
         path: PathBuf,
+        /// The file, opened as soon as its event was read: a short-lived process may be gone
+        /// (and its /proc entry with it) by the time the batch is handled.
+        file: Option<std::fs::File>,
         shown: String,
         exec: bool,
     },
@@ -162,16 +168,43 @@ impl Enrichment {
             }
             _ => return,
         };
+        let shown = path.clone();
         let proc_dir = self.options.proc_root.join(pid.to_string());
+        let path = if path.starts_with('/') {
+            proc_dir.join("root").join(path.trim_start_matches('/'))
+        } else {
+            // A relative exec path: the kernel's view through /proc/PID/exe is authoritative.
+            proc_dir.join("exe")
+        };
+        let held = self
+            .tls_pending
+            .iter()
+            .filter(|p| matches!(p, TlsPending::Object { file: Some(_), .. }))
+            .count();
+        // Bounded, so a batch of execs cannot exhaust the collector's file descriptors.
+        // A process that has already exited has no /proc root to look through: its parent
+        // (alive, most likely, and in the same mount namespace, most likely) names the same
+        // file. A wrong guess gives a verdict about the wrong file, so only the exec'd path is
+        // tried there, never /proc/PID/exe.
+        let parent_view = (shown.starts_with('/') && event.header.ppid != 0).then(|| {
+            self.options
+                .proc_root
+                .join(event.header.ppid.to_string())
+                .join("root")
+                .join(shown.trim_start_matches('/'))
+        });
+        let file = (held < FILES_HELD_PER_BATCH)
+            .then(|| {
+                std::fs::File::open(&path)
+                    .ok()
+                    .or_else(|| parent_view.and_then(|p| std::fs::File::open(p).ok()))
+            })
+            .flatten();
         self.tls_pending.push(TlsPending::Object {
             pid,
-            path: if path.starts_with('/') {
-                proc_dir.join("root").join(path.trim_start_matches('/'))
-            } else {
-                // A relative exec path: the kernel's view through /proc/PID/exe is authoritative.
-                proc_dir.join("exe")
-            },
-            shown: path.clone(),
+            path,
+            file,
+            shown,
             exec,
         });
     }
@@ -388,9 +421,22 @@ impl Collector {
                 TlsPending::Object {
                     pid,
                     path,
+                    file,
                     shown,
                     exec,
-                } => self.analyse(pid, &path, &shown, exec),
+                } => {
+                    // Through the descriptor opened when the event was read, if any: it
+                    // reaches the file even if the process has exited since.
+                    let path = match &file {
+                        Some(file) => {
+                            use std::os::fd::AsRawFd as _;
+                            PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+                        }
+                        None => path,
+                    };
+                    self.analyse(pid, &path, &shown, exec);
+                    drop(file);
+                }
                 TlsPending::Fork { parent, child } => self.process_tls.fork(parent, child),
                 TlsPending::Exit { pid } => self.process_tls.exit(pid),
                 TlsPending::Hello { pid, index } => {
