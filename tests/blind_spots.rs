@@ -92,7 +92,7 @@ fn start_coverage(dir: &std::path::Path, pids: &[String]) -> std::process::Child
     child
 }
 
-fn coverage_row<'a>(report: &'a Value, pid: u32) -> &'a Value {
+fn coverage_row(report: &Value, pid: u32) -> &Value {
     report["processes"]
         .as_array()
         .expect("processes")
