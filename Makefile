@@ -49,6 +49,7 @@ test-e2e: setup
 	time $(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test agent_key -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test blind_spots -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test capture_files -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test capture_outputs
 	time $(CARGO) test --locked -p agentscope --test serve_connect -- --test-threads=1

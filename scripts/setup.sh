@@ -21,7 +21,7 @@ BPF_LINKER_VERSION=0.13.0
 debs=(
   "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
   pkg-config openssl ca-certificates python3 nodejs tmux postgresql iproute2
-  redis-server redis-tools util-linux golang-go
+  redis-server redis-tools util-linux golang-go libmbedtls-dev
 )
 missing=()
 for p in "${debs[@]}"; do

@@ -30,6 +30,7 @@ mod socket_io;
 mod sockets;
 mod tcp_state;
 mod tls;
+mod tls_hello;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,7 +1,8 @@
 //! Payloads of plain sockets and tracked pipe ends: `read`, `write`, `sendto`, `recvfrom`.
 //! The buffer is stashed on entry and emitted on return, when the byte count is known. A
 //! socket whose first bytes are a TLS record is left to [`crate::tls`]; inside an `SSL_*` call
-//! the socket fd is only noted for the TLS record. Queries to port 53 go to [`crate::dns`],
+//! the socket fd is only noted for the TLS record. A ClientHello as a socket's first bytes goes
+//! to [`crate::tls_hello`]. Queries to port 53 go to [`crate::dns`],
 //! pipe ends to [`crate::pipe_payload`].
 
 use agentscope_common::{config, direction, source};
@@ -20,6 +21,7 @@ use crate::pipe_payload::pipe_io_exit;
 use crate::sockets::read_sockaddr;
 use crate::task::{config, current_ids, tp_arg, tp_ret, traced};
 use crate::tls::SSL_PENDING;
+use crate::tls_hello::emit_tls_hello;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -118,6 +120,9 @@ fn io_exit(ctx: &TracePointContext) {
             unsafe { bpf_probe_read_user(args.buf as *const [u8; 2]) }.unwrap_or([0; 2]);
         if ret >= 2 && head[0] == 0x16 && head[1] == 0x03 {
             state.flags |= SOCK_TLS;
+            if args.direction == direction::EGRESS {
+                emit_tls_hello(args.fd, dport, args.buf, ret as u64);
+            }
             return;
         }
     }

@@ -35,6 +35,10 @@ pub const CHUNK_LEN: usize = 16 * 1024;
 pub const MAX_CHUNKS: u32 = 96;
 /// Bytes of a DNS datagram kept.
 pub const DNS_LEN: usize = 512;
+/// Bytes kept of the first write on a socket that starts with a TLS handshake record: enough
+/// for a whole ClientHello with a post-quantum key share (about 1.3 KiB), so the server name
+/// and ALPN are there whatever order the client puts its extensions in.
+pub const TLS_HELLO_LEN: usize = 2048;
 
 /// Record kinds (`EventHeader::kind`).
 pub mod kind {
@@ -48,6 +52,8 @@ pub mod kind {
     pub const DNS: u32 = 8;
     pub const DATA: u32 = 9;
     pub const CLOSE: u32 = 10;
+    /// The first bytes of a socket that starts with a TLS ClientHello ([`TlsHelloEvent`]).
+    pub const TLS_HELLO: u32 = 11;
 }
 
 /// Flags on [`ExecEvent`].
@@ -346,6 +352,27 @@ pub struct CloseEvent {
     pub _pad: u32,
 }
 
+/// The first write on a socket whose bytes start with a TLS handshake record (`16 03`):
+/// emitted once per connection, whether or not the process's plaintext is captured, so a TLS
+/// peer is never invisible. Userspace parses the server name and ALPN out of `data`.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct TlsHelloEvent {
+    pub header: EventHeader,
+    pub fd: i32,
+    /// Destination port of the socket (host order).
+    pub dport: u16,
+    pub _pad: u16,
+    /// Bytes the write carried; `data` holds at most `TLS_HELLO_LEN` of them.
+    pub len: u32,
+    pub _pad2: u32,
+    pub data: [u8; TLS_HELLO_LEN],
+}
+
 /// What a payload record ([`DataEvent`]) holds before its bytes. Records of one call share
 /// `call_id`; `seq` numbers them from 0 and `offset` places them in the call's buffer, so
 /// userspace can reassemble and see gaps. A record is variable-size (only `data_len` bytes of
@@ -403,6 +430,7 @@ const _: () = {
     assert!(core::mem::size_of::<TcpStateEvent>() == 56 + 56);
     assert!(core::mem::size_of::<DnsEvent>() == 56 + 16 + DNS_LEN);
     assert!(core::mem::size_of::<CloseEvent>() == 56 + 8);
+    assert!(core::mem::size_of::<TlsHelloEvent>() == 56 + 16 + TLS_HELLO_LEN);
     assert!(DATA_PREFIX_LEN == 56 + 64);
     assert!(core::mem::offset_of!(DataEvent, data) == DATA_PREFIX_LEN);
     assert!(core::mem::size_of::<DataEvent>() == DATA_PREFIX_LEN + CHUNK_LEN);

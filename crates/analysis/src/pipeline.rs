@@ -157,6 +157,14 @@ impl Pipeline {
     /// attributed, preceded by earlier ones whose process just turned out to be an agent's.
     pub fn push(&mut self, event: &Event) -> Vec<AttributedObservation> {
         self.last_ts_ns = self.last_ts_ns.max(event.header.ts_ns);
+        if let crate::event::EventBody::Data {
+            source: crate::event::PayloadSource::Tls,
+            ..
+        } = &event.body
+        {
+            self.model
+                .note_tls_plaintext(event.header.pid, event.header.ts_ns);
+        }
         let gap_before = self.reconstructor.stats().gap_bytes;
         let observations = self.reconstructor.push(event);
         let observations = self.apply(observations);

@@ -78,6 +78,17 @@ pub fn print_event(
             )
         }
         EventBody::Close { fd } => format!("close fd={fd}"),
+        EventBody::TlsHello {
+            fd,
+            server_name,
+            alpn,
+            coverage,
+            ..
+        } => format!(
+            "tls_hello fd={fd} sni={} alpn={alpn:?} {}",
+            server_name.as_deref().unwrap_or("-"),
+            coverage.as_ref().map(|c| c.describe()).unwrap_or_default()
+        ),
     };
     // comm, paths, argv and addresses are the traced processes' choice: no raw controls.
     let line = format!("{:>7} {:>7} {:<15} {what}", h.pid, h.ppid, h.comm);

@@ -1,10 +1,11 @@
 //! The `agentscope` command: the live collector (`collect`), the investigation console
-//! (`tui`), headless replay and capture-file tools (`replay`, `cap`), baselines (`baseline`) and
+//! (`tui`), TLS coverage (`coverage`), headless replay and capture-file tools (`replay`, `cap`), baselines (`baseline`) and
 //! the prompt-injection scanner (`scan`).
 
 mod baseline_cmd;
 mod capture_cmd;
 mod collect;
+mod coverage;
 mod event_output;
 mod scan;
 mod stdout_pipe;
@@ -36,6 +37,9 @@ enum Command {
     /// Score JSON lines (`{"text": ..., "source": ...}`) on stdin for prompt injection.
     #[command(after_help = scan::EXIT_CODES)]
     Scan(scan::ScanArgs),
+    /// Per process talking TLS: its servers (SNI) and whether its plaintext is seen, how or
+    /// why not.
+    Coverage(coverage::CoverageArgs),
     /// Open the investigation console (docs/console.md).
     Tui(agentscope_console::command::TuiArgs),
 }
@@ -45,6 +49,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Collect(args) => collect::run(args).map(|()| true),
+        Command::Coverage(args) => coverage::run(args).map(|()| true),
         Command::Replay(args) => capture_cmd::run_replay(args).map(|()| true),
         Command::Cap(command) => capture_cmd::run_cap(command),
         // Reports its own errors: its exit codes say "differences found" too.

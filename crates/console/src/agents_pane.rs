@@ -139,10 +139,16 @@ impl AgentsPane {
                 Some(severity) => Span::styled("● ", styles.severity(severity)),
                 None => Span::raw("  "),
             };
-            let mut spans = vec![
-                marker,
-                Span::styled(visible(&agent.name), styles.node(NodeKind::Agent)),
-            ];
+            let mut spans = vec![marker];
+            if agent.plaintext_not_visible.is_some() {
+                // Known from its TLS server names only: marked before its name, where a
+                // narrow pane still shows it (the AI-BOM and the detail say why).
+                spans.push(Span::styled("⊘ ", styles.warning));
+            }
+            spans.push(Span::styled(
+                visible(&agent.name),
+                styles.node(NodeKind::Agent),
+            ));
             if let Some(container) = container {
                 spans.push(Span::styled(
                     format!(" [{}]", visible(container)),

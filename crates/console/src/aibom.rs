@@ -1,6 +1,6 @@
 //! The AI-BOM pane: what the selected agent is built from and talks to (providers and models,
 //! API dialects, MCP servers and their tools, tools offered to models, frameworks, retrieval
-//! sources), from [`Agent::aibom`].
+//! sources), from [`Agent::aibom`], headed by why the plaintext is not visible when it is not.
 
 use agentscope_analysis::model::{Agent, NodeKind};
 use ratatui::text::{Line, Span};
@@ -28,6 +28,13 @@ pub fn aibom_lines(agent: &Agent, styles: &Styles) -> Vec<Line<'static>> {
         lines.push(Line::from(spans));
     };
 
+    if let Some(why) = &agent.plaintext_not_visible {
+        // Everything below is what could be known without the plaintext: say so first.
+        lines.push(Line::styled(
+            one_line(why, DESCRIPTION_CHARS),
+            styles.warning,
+        ));
+    }
     heading(
         &mut lines,
         format!(
@@ -36,6 +43,15 @@ pub fn aibom_lines(agent: &Agent, styles: &Styles) -> Vec<Line<'static>> {
         ),
     );
     for (provider, models) in &bom.providers {
+        if models.is_empty() {
+            // A provider known from a TLS server name: its models were never seen.
+            item(
+                &mut lines,
+                NodeKind::Model,
+                provider.clone(),
+                "model not seen".into(),
+            );
+        }
         for model in models {
             item(&mut lines, NodeKind::Model, model.clone(), provider.clone());
         }

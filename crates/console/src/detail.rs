@@ -215,6 +215,33 @@ fn lineage_section(doc: &mut Doc, pipeline: &Pipeline, pid: u32) {
     }
 }
 
+/// The agent's processes that talked TLS: to whom, and whether their plaintext is seen.
+fn tls_section(doc: &mut Doc, agent: &Agent, pipeline: &Pipeline) {
+    if let Some(why) = &agent.plaintext_not_visible {
+        doc.field("plaintext", why.clone());
+    }
+    let processes: Vec<_> = pipeline
+        .model()
+        .tls_coverage()
+        .processes()
+        .into_iter()
+        .filter(|p| p.agent.as_deref() == Some(&agent.key) || agent.pids.contains(&p.pid))
+        .collect();
+    if processes.is_empty() {
+        return;
+    }
+    doc.heading("TLS coverage");
+    for process in processes {
+        let peers: Vec<&str> = process.peers.iter().map(String::as_str).collect();
+        doc.text(&format!(
+            "{} → {}: {}",
+            process.pid,
+            peers.join(", "),
+            process.describe()
+        ));
+    }
+}
+
 pub fn agent_detail(
     agent: &Agent,
     activity: Option<(u64, usize)>,
@@ -247,6 +274,7 @@ pub fn agent_detail(
             format!("{total} ({kept} kept for the timeline)"),
         );
     }
+    tls_section(&mut doc, agent, pipeline);
     identity_section(&mut doc, agent);
     if let Some(pid) = agent.pids.iter().next_back() {
         lineage_section(&mut doc, pipeline, *pid);

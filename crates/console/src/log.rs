@@ -329,6 +329,23 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
             format!("connect {}:{}", peer.addr, peer.port),
         ),
         ObservationKind::Dns { queries } => (EntryKind::Net, format!("dns {}", queries.join(", "))),
+        ObservationKind::TlsHello {
+            server_name,
+            peer,
+            coverage,
+            ..
+        } => {
+            let to = match (server_name, peer) {
+                (Some(name), _) => name.clone(),
+                (None, Some(peer)) => format!("{}:{}", peer.addr, peer.port),
+                (None, None) => "?".into(),
+            };
+            let mut text = format!("tls {to}");
+            if let Some(coverage) = coverage {
+                text.push_str(&format!(" · {}", coverage.describe()));
+            }
+            (EntryKind::Net, text)
+        }
         ObservationKind::Http { exchange, role } => {
             let request = &exchange.request;
             let host = exchange.host.as_deref().unwrap_or("?");

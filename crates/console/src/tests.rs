@@ -238,6 +238,35 @@ fn snapshot_graph_tool_with_its_calls_in_detail() {
     snapshot_both(&mut console, "graph_tool_read_file");
 }
 
+/// A client whose TLS stack cannot be read (tests/blind_spots.rs made this capture): an agent
+/// all the same, marked where it is listed, in its AI-BOM and in its detail.
+#[test]
+fn snapshot_blind_spot_agent_is_marked() {
+    let mut console = Console::open("capture/blind_spot.jsonl").play_to_end();
+    let key = console.app.current_agent().unwrap().to_string();
+    assert!(key.ends_with("mbedtls_client"), "{key}");
+    let screen = console.screen();
+    for text in ["⊘ mbedtls_client", "plaintext not visible"] {
+        assert!(screen.contains(text), "{text:?} not on screen:\n{screen}");
+    }
+    snapshot_both(&mut console, "overview_blind_spot");
+    let pipeline = console.source.pipeline();
+    let agent = pipeline.model().agent(&key).unwrap();
+    let options = app_options(ColorMode::TrueColor);
+    let styles = &options.styles;
+    let detail: Vec<String> = super::detail::agent_detail(agent, None, pipeline, styles, None)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let detail = detail.join("\n");
+    assert!(
+        detail.contains("plaintext not visible: TLS stack not recognised"),
+        "{detail}"
+    );
+    assert!(detail.contains("TLS coverage"), "{detail}");
+    assert!(detail.contains("api.openai.com"), "{detail}");
+}
+
 #[test]
 fn snapshot_streamed_node_agent() {
     let mut console = Console::open("capture/node_chat_stream.jsonl").play_to_end();

@@ -151,6 +151,26 @@ pub enum EventBody {
     Close {
         fd: i32,
     },
+    /// A socket's first write was a TLS ClientHello (once per connection).
+    TlsHello {
+        fd: i32,
+        /// Destination port (0 when unknown).
+        dport: u16,
+        /// Bytes the write carried; `data` holds at most `TLS_HELLO_LEN` of them.
+        len: u32,
+        /// The server name (SNI) asked for, lowercased.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server_name: Option<String>,
+        /// ALPN protocols offered.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        alpn: Vec<String>,
+        /// Whether the process's plaintext is seen, filled by the collector from what it
+        /// found in the process's binaries (`None` straight out of the decoder).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        coverage: Option<crate::tls_coverage::TlsCoverage>,
+        #[serde(serialize_with = "as_base64", rename = "data_b64")]
+        data: Vec<u8>,
+    },
 }
 
 fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -171,6 +191,7 @@ impl EventBody {
             EventBody::Dns { .. } => "dns",
             EventBody::Data { .. } => "data",
             EventBody::Close { .. } => "close",
+            EventBody::TlsHello { .. } => "tls_hello",
         }
     }
 }
@@ -395,6 +416,21 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
         raw::kind::CLOSE => {
             let e: raw::CloseEvent = read_record(record, "close record")?;
             EventBody::Close { fd: e.fd }
+        }
+        raw::kind::TLS_HELLO => {
+            let e: raw::TlsHelloEvent = read_record(record, "tls hello record")?;
+            let kept = (e.len as usize).min(raw::TLS_HELLO_LEN);
+            let data = e.data[..kept].to_vec();
+            let hello = crate::tls_hello::parse_client_hello(&data).unwrap_or_default();
+            EventBody::TlsHello {
+                fd: e.fd,
+                dport: e.dport,
+                len: e.len,
+                server_name: hello.server_name,
+                alpn: hello.alpn,
+                coverage: None,
+                data,
+            }
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };
@@ -703,6 +739,42 @@ mod tests {
             e.fd = 11
         }));
         assert_eq!(close, EventBody::Close { fd: 11 });
+
+        let hello = std::fs::read(format!(
+            "{}/tests/fixtures/client_hello/python.bin",
+            env!("AGENTSCOPE_REPO")
+        ))
+        .unwrap();
+        let tls_hello = |len: usize| {
+            body(fixed_record(
+                raw::kind::TLS_HELLO,
+                |e: &mut raw::TlsHelloEvent| {
+                    e.fd = 5;
+                    e.dport = 443;
+                    e.len = len as u32;
+                    e.data[..hello.len()].copy_from_slice(&hello);
+                },
+            ))
+        };
+        assert_eq!(
+            tls_hello(hello.len()),
+            EventBody::TlsHello {
+                fd: 5,
+                dport: 443,
+                len: hello.len() as u32,
+                server_name: Some("api.openai.com".into()),
+                alpn: vec!["h2".into(), "http/1.1".into()],
+                coverage: None,
+                data: hello.clone(),
+            }
+        );
+        // A write longer than what the kernel keeps: the kept bytes, and the written length.
+        match tls_hello(70_000) {
+            EventBody::TlsHello { len, data, .. } => {
+                assert_eq!((len, data.len()), (70_000, raw::TLS_HELLO_LEN))
+            }
+            other => panic!("wrong body {other:?}"),
+        }
     }
 
     #[test]

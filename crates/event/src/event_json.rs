@@ -197,6 +197,24 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             last: bool_field(value, "last"),
             data: bytes_field(value, "data_b64")?,
         },
+        "tls_hello" => EventBody::TlsHello {
+            fd: i32_field(value, "fd")?,
+            dport: u16_field(value, "dport")?,
+            len: u32_field(value, "len")?,
+            server_name: value
+                .get("server_name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            alpn: strings_field(value, "alpn"),
+            coverage: match value.get("coverage") {
+                None | Some(Value::Null) => None,
+                Some(coverage) => Some(
+                    serde_json::from_value(coverage.clone())
+                        .map_err(|e| err(format!("\"coverage\": {e}")))?,
+                ),
+            },
+            data: bytes_field(value, "data_b64")?,
+        },
         "close" => EventBody::Close {
             fd: i32_field(value, "fd")?,
         },
@@ -350,6 +368,26 @@ mod tests {
                 data: b"{\"jsonrpc\":\"2.0\"}".to_vec(),
             },
             EventBody::Close { fd: 3 },
+            EventBody::TlsHello {
+                fd: 7,
+                dport: 443,
+                len: 517,
+                server_name: Some("api.openai.com".into()),
+                alpn: vec!["h2".into()],
+                coverage: Some(crate::TlsCoverage::NotVisible {
+                    reason: crate::NotVisibleReason::StackNotRecognised,
+                }),
+                data: vec![0x16, 3, 1],
+            },
+            EventBody::TlsHello {
+                fd: 7,
+                dport: 0,
+                len: 3,
+                server_name: None,
+                alpn: vec![],
+                coverage: None,
+                data: vec![0x16, 3, 1],
+            },
         ];
         for body in bodies {
             let event = Event {

@@ -2,7 +2,8 @@
 //!
 //! The lowest userspace layer. [`event`] decodes ring-buffer records into [`Event`]s (untrusted
 //! bytes: a short or unknown record is a [`DecodeError`], never a panic), [`event_json`] reads
-//! their JSON-lines form back, [`procfs`] reads /proc, and [`process_table`] keeps what is known
+//! their JSON-lines form back, [`procfs`] reads /proc, [`tls_hello`] reads a ClientHello's server name, [`tls_coverage`] says
+//! whether a process's TLS plaintext is seen, and [`process_table`] keeps what is known
 //! about each process so later layers can enrich events. Everything above (redaction,
 //! reconstruction, analysis, capture, the console) consumes these types and never the raw ABI.
 
@@ -13,5 +14,8 @@ pub mod process_table;
 pub mod procfs;
 pub mod program;
 pub mod synthetic;
+pub mod tls_coverage;
+pub mod tls_hello;
 
 pub use event::{DecodeError, Event, EventBody};
+pub use tls_coverage::{NotVisibleReason, PlaintextMethod, TlsCoverage};

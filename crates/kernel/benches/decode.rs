@@ -1,5 +1,6 @@
 //! Userspace decoding throughput: how many ring-buffer records per second the collector can
-//! turn into events (open records, and 16 KiB TLS payload chunks with redaction).
+//! turn into events (open records, ClientHello records with their server name parsed, and
+//! 16 KiB TLS payload chunks with redaction).
 //! Run: `cargo bench -p agentscope-kernel --bench decode`.
 
 use agentscope_common as raw;
@@ -29,12 +30,31 @@ fn data_record() -> Vec<u8> {
     e.as_bytes().to_vec()
 }
 
+/// A real ClientHello (Python, system libssl), as the kernel emits it once per connection.
+fn tls_hello_record() -> Vec<u8> {
+    let hello = std::fs::read(format!(
+        "{}/tests/fixtures/client_hello/python.bin",
+        env!("AGENTSCOPE_REPO")
+    ))
+    .unwrap();
+    let mut e = Box::new(raw::TlsHelloEvent::new_zeroed());
+    e.header.kind = raw::kind::TLS_HELLO;
+    e.header.size = std::mem::size_of::<raw::TlsHelloEvent>() as u32;
+    e.len = hello.len() as u32;
+    e.data[..hello.len()].copy_from_slice(&hello);
+    e.as_bytes().to_vec()
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     let open = open_record();
     group.throughput(Throughput::Elements(1));
     group.bench_function("open_record", |b| {
         b.iter(|| agentscope_event::event::decode(&open, 0).unwrap())
+    });
+    let hello = tls_hello_record();
+    group.bench_function("tls_hello_record", |b| {
+        b.iter(|| agentscope_event::event::decode(&hello, 0).unwrap())
     });
     let data = data_record();
     group.throughput(Throughput::Bytes(data.len() as u64));

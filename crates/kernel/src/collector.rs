@@ -19,7 +19,9 @@ use crate::output_tracking::{self, OutputConsumer};
 use crate::process_table::ProcessTable;
 use crate::procfs;
 use crate::redact;
+use crate::tls_coverage::{AnalysedObject, ObjectTls, ProcessTlsTracker};
 use crate::tls_targets::{self, TlsTargetCache};
+use agentscope_event::PlaintextMethod;
 
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -67,6 +69,9 @@ pub struct Summary {
     /// Go executables that do TLS: how their plaintext is captured ("go crypto/tls
     /// (pclntab)") or why it is not.
     pub go_tls: Vec<GoTlsBinary>,
+    /// Executables and libraries analysed for a TLS stack (each file once, by device and
+    /// inode, however many processes run it).
+    pub binaries_analysed: u64,
     /// Processes that read the collector's output: their payloads are not captured (each also
     /// has a warning). See README, "The collector's own output".
     pub consumers: Vec<OutputConsumer>,
@@ -88,6 +93,8 @@ pub struct Collector {
     kernel: KernelCapture,
     tls: TlsTargetCache,
     go_tls: GoTlsTargetCache,
+    /// Which analysed files each process uses: the verdict stamped on its ClientHellos.
+    process_tls: ProcessTlsTracker,
     state: Enrichment,
     /// Files marked as collector output in the kernel, so each is marked once.
     outputs: BTreeSet<(u32, u64)>,
@@ -101,32 +108,111 @@ struct Enrichment {
     boot_time_ns: u64,
     summary: Summary,
     last_decode_error: Option<String>,
-    /// Files that may be TLS libraries, seen in this batch; probed once the batch is read.
-    tls_candidates: Vec<PathBuf>,
+    /// What this batch revealed about processes' TLS stacks, in event order; handled once the
+    /// batch is read (probing needs the kernel handle the read borrows).
+    tls_pending: Vec<TlsPending>,
     /// Per-stream redaction state (see [`redact::EventRedactor`]).
     redactor: redact::EventRedactor,
 }
 
+/// Files opened per batch for analysis; the rest are reached by path when the batch is handled.
+const FILES_HELD_PER_BATCH: usize = 256;
+
+/// An event that matters to a process's TLS coverage, kept in order until the batch is read.
+enum TlsPending {
+    /// A file to analyse (and probe): an executable the process exec'd (`exec`), or a TLS
+    /// library it opened.
+    Object {
+        pid: u32,
+        path: PathBuf,
+        /// The file, opened as soon as its event was read: a short-lived process may be gone
+        /// (and its /proc entry with it) by the time the batch is handled.
+        file: Option<std::fs::File>,
+        shown: String,
+        exec: bool,
+    },
+    Fork {
+        parent: u32,
+        child: u32,
+    },
+    Exit {
+        pid: u32,
+    },
+    /// A ClientHello: event `index` of the batch gets the process's verdict.
+    Hello {
+        pid: u32,
+        index: usize,
+    },
+}
+
 impl Enrichment {
-    /// Notes files revealed by an event that may need TLS probes: an exec of a binary that
-    /// embeds OpenSSL (Node), or a process opening a libssl (Python importing `ssl`).
-    fn note_tls_candidate(&mut self, event: &Event) {
+    /// Notes what an event says about TLS coverage: an exec of a binary (which may embed
+    /// OpenSSL, as Node does, or a TLS stack agentscope cannot read), a process opening a
+    /// libssl (Python importing `ssl`), forks and exits, and ClientHellos to stamp.
+    fn note_tls(&mut self, event: &Event, index: usize) {
         let pid = event.header.pid;
-        let path = match &event.body {
-            EventBody::Exec { filename, .. } => filename,
+        let (path, exec) = match &event.body {
+            EventBody::Exec { filename, .. } => (filename, true),
             EventBody::Open { path, ret, .. }
                 if *ret >= 0 && tls_targets::looks_like_tls_library(path) =>
             {
-                path
+                (path, false)
+            }
+            EventBody::Fork { child_pid, .. } => {
+                self.tls_pending.push(TlsPending::Fork {
+                    parent: pid,
+                    child: *child_pid,
+                });
+                return;
+            }
+            EventBody::Exit { .. } if event.header.tid == pid => {
+                self.tls_pending.push(TlsPending::Exit { pid });
+                return;
+            }
+            EventBody::TlsHello { .. } => {
+                self.tls_pending.push(TlsPending::Hello { pid, index });
+                return;
             }
             _ => return,
         };
+        let shown = path.clone();
         let proc_dir = self.options.proc_root.join(pid.to_string());
-        self.tls_candidates.push(if path.starts_with('/') {
+        let path = if path.starts_with('/') {
             proc_dir.join("root").join(path.trim_start_matches('/'))
         } else {
             // A relative exec path: the kernel's view through /proc/PID/exe is authoritative.
             proc_dir.join("exe")
+        };
+        let held = self
+            .tls_pending
+            .iter()
+            .filter(|p| matches!(p, TlsPending::Object { file: Some(_), .. }))
+            .count();
+        // Bounded, so a batch of execs cannot exhaust the collector's file descriptors.
+        // A process that has already exited has no /proc root to look through: its parent
+        // (alive, most likely, and in the same mount namespace, most likely) names the same
+        // file. A wrong guess gives a verdict about the wrong file, so only the exec'd path is
+        // tried there, never /proc/PID/exe.
+        let parent_view = (shown.starts_with('/') && event.header.ppid != 0).then(|| {
+            self.options
+                .proc_root
+                .join(event.header.ppid.to_string())
+                .join("root")
+                .join(shown.trim_start_matches('/'))
+        });
+        let file = (held < FILES_HELD_PER_BATCH)
+            .then(|| {
+                std::fs::File::open(&path)
+                    .ok()
+                    .or_else(|| parent_view.and_then(|p| std::fs::File::open(p).ok()))
+            })
+            .flatten();
+        self.tls_pending.push(TlsPending::Object {
+            pid,
+            path,
+            file,
+            shown,
+            exec,
         });
     }
 
@@ -139,7 +225,7 @@ impl Enrichment {
                     self.redactor.redact(&mut event);
                 }
                 self.processes.apply(&mut event);
-                self.note_tls_candidate(&event);
+                self.note_tls(&event, out.len());
                 *self
                     .summary
                     .events
@@ -243,13 +329,14 @@ impl Collector {
             outputs: BTreeSet::new(),
             tls: TlsTargetCache::default(),
             go_tls: GoTlsTargetCache::default(),
+            process_tls: ProcessTlsTracker::default(),
             state: Enrichment {
                 processes,
                 options,
                 boot_time_ns: boot_time_ns(),
                 summary: Summary::default(),
                 last_decode_error: None,
-                tls_candidates: Vec::new(),
+                tls_pending: Vec::new(),
                 redactor: redact::EventRedactor::default(),
             },
         };
@@ -309,17 +396,28 @@ impl Collector {
                         .join(process.pid.to_string())
                         .join("root")
                         .join(file.strip_prefix("/").unwrap_or(&file));
-                    self.try_probe(&in_namespace);
+                    self.analyse(process.pid, &in_namespace, &file.to_string_lossy(), false);
                 }
             }
         }
     }
 
-    fn try_probe(&mut self, path: &Path) {
-        if let Some(target) = self.tls.check(path) {
-            if let Err(err) = self.kernel.attach_tls(&target) {
-                self.state.summary.warnings.push(err.to_string());
-            }
+    /// Analyses (once per file) and probes a file `pid` runs or loaded, and notes that the
+    /// process uses it.
+    fn analyse(&mut self, pid: u32, path: &Path, shown: &str, exec: bool) {
+        let kernel = &mut self.kernel;
+        let warnings = &mut self.state.summary.warnings;
+        let object = self.tls.analyse(path, shown, |target| {
+            kernel.attach_tls(target).map(|_| ()).map_err(|err| {
+                warnings.push(err.to_string());
+                err.to_string()
+            })
+        });
+        match object {
+            Some(object) => self.process_tls.uses(pid, object, exec),
+            // Gone before it could be read: what the process ran is unknown.
+            None if exec => self.process_tls.exit(pid),
+            None => {}
         }
         if let Some(target) = self.go_tls.check(path) {
             let outcome = self.kernel.attach_go_tls(&target).map_err(|err| {
@@ -328,6 +426,35 @@ impl Collector {
             });
             self.go_tls.attached(&target, outcome);
         }
+        // A Go executable's own verdict (its stack is Go's crypto/tls, not an OpenSSL export).
+        if let Some(tls) = self.go_tls_verdict(path) {
+            let object = AnalysedObject {
+                path: shown.to_string(),
+                tls,
+            };
+            self.process_tls.uses(pid, object, false);
+        }
+    }
+
+    /// What the Go analysis found in the file at `path` (analysed before, once per file), as a
+    /// coverage verdict: probed, or why not. `None` for files that are not Go programs doing TLS.
+    fn go_tls_verdict(&self, path: &Path) -> Option<ObjectTls> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path).ok()?;
+        let binary = self
+            .go_tls
+            .binaries()
+            .iter()
+            .find(|b| b.dev == meta.dev() && b.ino == meta.ino())?;
+        match (&binary.method, &binary.blind_spot) {
+            (Some(_), _) => Some(ObjectTls::Probed(PlaintextMethod::GoCryptoTls)),
+            (None, Some(why)) if why.starts_with("attach failed") => {
+                Some(ObjectTls::AttachFailed(why.clone()))
+            }
+            // Located but not probeable here (an unsupported Go version or ABI): say why.
+            (None, Some(why)) => Some(ObjectTls::ValidationFailed(why.clone())),
+            (None, None) => None,
+        }
     }
 
     /// Go executables that do TLS seen so far: how their plaintext is captured, or why not.
@@ -335,10 +462,40 @@ impl Collector {
         self.go_tls.binaries()
     }
 
-    /// Probes the TLS candidates the last batch revealed.
-    fn probe_candidates(&mut self) {
-        for path in std::mem::take(&mut self.state.tls_candidates) {
-            self.try_probe(&path);
+    /// Handles, in event order, what the last batch revealed: files to analyse and probe,
+    /// forks and exits, and ClientHellos that get their process's verdict.
+    fn settle_tls(&mut self, batch: &mut [Event]) {
+        for pending in std::mem::take(&mut self.state.tls_pending) {
+            match pending {
+                TlsPending::Object {
+                    pid,
+                    path,
+                    file,
+                    shown,
+                    exec,
+                } => {
+                    // Through the descriptor opened when the event was read, if any: it
+                    // reaches the file even if the process has exited since.
+                    let path = match &file {
+                        Some(file) => {
+                            use std::os::fd::AsRawFd as _;
+                            PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+                        }
+                        None => path,
+                    };
+                    self.analyse(pid, &path, &shown, exec);
+                    drop(file);
+                }
+                TlsPending::Fork { parent, child } => self.process_tls.fork(parent, child),
+                TlsPending::Exit { pid } => self.process_tls.exit(pid),
+                TlsPending::Hello { pid, index } => {
+                    if let Some(EventBody::TlsHello { coverage, .. }) =
+                        batch.get_mut(index).map(|e| &mut e.body)
+                    {
+                        *coverage = Some(self.process_tls.verdict(pid));
+                    }
+                }
+            }
         }
     }
 
@@ -349,7 +506,7 @@ impl Collector {
         self.kernel
             .read_batch(max, BATCH_BUDGET, |bytes| state.accept(bytes, &mut out))
             .await?;
-        self.probe_candidates();
+        self.settle_tls(&mut out);
         Ok(out)
     }
 
@@ -368,6 +525,7 @@ impl Collector {
         let (_, emptied) = self
             .kernel
             .drain_now(max, until, |bytes| state.accept(bytes, &mut out));
+        self.settle_tls(&mut out);
         (out, emptied)
     }
 
@@ -400,6 +558,7 @@ impl Collector {
         summary.kernel = self.kernel.stats();
         summary.tls_targets = self.tls.probed_count();
         summary.go_tls = self.go_tls.binaries().to_vec();
+        summary.binaries_analysed = self.tls.analysed;
         summary.consumers = self.consumers();
         summary
             .warnings

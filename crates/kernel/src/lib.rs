@@ -14,6 +14,7 @@ pub mod go_tls_targets;
 pub mod kernel;
 mod kernel_btf;
 pub mod output_tracking;
+pub mod tls_coverage;
 pub mod tls_targets;
 
 pub use collector::{Collector, CollectorOptions, Summary};

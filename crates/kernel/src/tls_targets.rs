@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
+use crate::tls_coverage::{AnalysedObject, ObjectTls};
+use agentscope_event::PlaintextMethod;
+
 /// The OpenSSL functions agentscope probes.
 pub const SSL_FUNCTIONS: [&str; 4] = ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"];
 
@@ -63,31 +66,59 @@ pub fn inspect(path: &Path) -> std::io::Result<Option<TlsTarget>> {
     }))
 }
 
-/// Remembers which files were inspected (by device and inode, so one library reached through
-/// several paths or mount namespaces is probed once).
+/// Remembers which files were analysed and what came of it, by device and inode: one library
+/// reached through several paths or mount namespaces, or one executable run a thousand times,
+/// is analysed and probed once, and every later process that uses it gets the same answer.
 #[derive(Debug, Default)]
 pub struct TlsTargetCache {
-    seen: HashMap<(u64, u64), bool>,
+    seen: HashMap<(u64, u64), ObjectTls>,
+    /// Files analysed (each once).
+    pub analysed: u64,
 }
 
 impl TlsTargetCache {
-    /// A target to attach now, or `None` if the file was seen before or exports nothing.
-    pub fn check(&mut self, path: &Path) -> Option<TlsTarget> {
+    /// What the file at `path` (named `shown` in reports) holds: analysed on first sight,
+    /// when `attach` is called for a file with a TLS stack and its outcome remembered; from
+    /// the cache afterwards. `None` when the file cannot be read (gone, not a regular file).
+    pub fn analyse(
+        &mut self,
+        path: &Path,
+        shown: &str,
+        attach: impl FnOnce(&TlsTarget) -> Result<(), String>,
+    ) -> Option<AnalysedObject> {
         let meta = std::fs::metadata(path).ok()?;
         if !meta.is_file() {
             return None;
         }
         let key = (meta.dev(), meta.ino());
-        if self.seen.contains_key(&key) {
-            return None;
-        }
-        let target = inspect(path).ok().flatten();
-        self.seen.insert(key, target.is_some());
-        target
+        let tls = match self.seen.get(&key) {
+            Some(tls) => tls.clone(),
+            None => {
+                self.analysed += 1;
+                let tls = match inspect(path) {
+                    Ok(Some(target)) => match attach(&target) {
+                        Ok(()) => ObjectTls::Probed(PlaintextMethod::OpensslSymbols),
+                        Err(err) => ObjectTls::AttachFailed(err),
+                    },
+                    Ok(None) => ObjectTls::NoTlsStack,
+                    Err(_) => return None,
+                };
+                self.seen.insert(key, tls.clone());
+                tls
+            }
+        };
+        Some(AnalysedObject {
+            path: shown.to_string(),
+            tls,
+        })
     }
 
+    /// Files whose probes are attached.
     pub fn probed_count(&self) -> usize {
-        self.seen.values().filter(|v| **v).count()
+        self.seen
+            .values()
+            .filter(|tls| matches!(tls, ObjectTls::Probed(_)))
+            .count()
     }
 }
 
@@ -109,6 +140,52 @@ mod tests {
         assert!(looks_like_tls_library("libssl.so"));
         assert!(!looks_like_tls_library("/usr/lib/libcrypto.so.3"));
         assert!(!looks_like_tls_library("/home/libssl/notes.txt"));
+    }
+
+    #[test]
+    fn each_file_is_analysed_and_attached_once() {
+        let dir = std::env::temp_dir().join(format!("agentscope-tls-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let libssl = [
+            "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+            "/lib/x86_64-linux-gnu/libssl.so.3",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("the system libssl (make setup installs it)");
+        let link = dir.join("libssl-again.so");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(libssl, &link).unwrap();
+        let mut cache = TlsTargetCache::default();
+        let mut attaches = 0;
+        for path in [libssl, link.as_path(), libssl] {
+            let object = cache
+                .analyse(path, "libssl", |target| {
+                    attaches += 1;
+                    assert!(!target.functions.is_empty());
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(
+                object.tls,
+                ObjectTls::Probed(PlaintextMethod::OpensslSymbols)
+            );
+        }
+        assert_eq!((cache.analysed, attaches, cache.probed_count()), (1, 1, 1));
+        let plain = dir.join("plain");
+        std::fs::write(&plain, b"not an elf").unwrap();
+        for _ in 0..2 {
+            let object = cache
+                .analyse(&plain, "plain", |_| panic!("nothing to attach"))
+                .unwrap();
+            assert_eq!(object.tls, ObjectTls::NoTlsStack);
+        }
+        assert_eq!(cache.analysed, 2);
+        assert!(cache
+            .analyse(&dir.join("missing"), "missing", |_| Ok(()))
+            .is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -110,6 +110,17 @@ pub enum ObservationKind {
     Dns {
         queries: Vec<String>,
     },
+    /// A TLS connection began (its ClientHello): where it goes, and whether agentscope sees
+    /// the process's plaintext (the collector's verdict).
+    TlsHello {
+        server_name: Option<String>,
+        alpn: Vec<String>,
+        /// The socket's peer, when its connect was seen.
+        peer: Option<Peer>,
+        /// The LLM provider whose API host `server_name` is, if any.
+        provider: Option<String>,
+        coverage: Option<agentscope_event::TlsCoverage>,
+    },
     /// An HTTP exchange that no more specific interpreter claimed (an API call).
     Http {
         exchange: Box<HttpExchange>,

@@ -224,6 +224,21 @@ impl Reconstructor {
                     queries: queries.clone(),
                 }))
             }
+            EventBody::TlsHello {
+                fd,
+                server_name,
+                alpn,
+                coverage,
+                ..
+            } => out.push(simple(ObservationKind::TlsHello {
+                server_name: server_name.clone(),
+                alpn: alpn.clone(),
+                peer: self.peers.get(&(header.pid, *fd)).cloned(),
+                provider: server_name
+                    .as_deref()
+                    .and_then(crate::llm::provider::provider_of_host),
+                coverage: coverage.clone(),
+            })),
             EventBody::Data { .. } => {
                 self.push_data(event, index, &mut out);
                 self.enforce_budget(event.header.ts_ns, &mut out);

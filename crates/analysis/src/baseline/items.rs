@@ -115,6 +115,9 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
     let user = Item::User(observation.actor.uid);
     match &observation.kind {
         ObservationKind::Exit { .. } => return out,
+        // The connection's connect (and usually a DNS query) already stands for it; its server
+        // name as a baseline entry of its own is left for later.
+        ObservationKind::TlsHello { .. } => return out,
         ObservationKind::Exec { filename, argv } => {
             out.push(Item::Executable {
                 path: filename.clone(),

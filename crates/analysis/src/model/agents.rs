@@ -124,6 +124,11 @@ pub struct Agent {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub aibom: AiBom,
+    /// Set when the agent is known only from the server names of its TLS connections (an LLM
+    /// provider's API host) because agentscope cannot read its plaintext: why not
+    /// (`plaintext not visible: TLS stack not recognised`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext_not_visible: Option<String>,
 }
 
 /// Pids remembered per agent; older ones are dropped first.

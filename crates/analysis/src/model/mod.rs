@@ -11,6 +11,7 @@ pub mod agent_pids;
 pub mod agents;
 pub mod attribution;
 pub mod graph;
+pub mod tls_coverage;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,6 +25,7 @@ use crate::reconstruct::{EventRange, Observation, ObservationKind, ReconstructSt
 pub use agents::{ActorIdentity, Agent, AiBom, HostOnlyIdentity, IdentityAnswer, IdentityLookup};
 pub use attribution::{Action, Evidence, NewLink, ToolCallRecord};
 pub use graph::{EdgeKind, Graph, GraphSnapshot, NodeKind};
+pub use tls_coverage::{ProcessTlsCoverage, TlsCoverageTable};
 
 /// Version of the JSON written by [`Model::snapshot`]; bump on incompatible changes.
 pub const SCHEMA: &str = "agentscope.model/v1";
@@ -54,6 +56,8 @@ pub struct Model {
     llm_calls: u64,
     /// Links made since [`Model::take_new_links`] last ran.
     new_links: Vec<attribution::NewLink>,
+    /// Processes that talked TLS and whether their plaintext is seen.
+    tls_coverage: TlsCoverageTable,
 }
 
 /// Everything the model knows, ready to serialise.
@@ -67,6 +71,10 @@ pub struct ModelSnapshot {
     pub findings: Vec<crate::detect::Finding>,
     pub incidents: Vec<crate::detect::Incident>,
     pub stats: ModelStats,
+    /// Per process that talked TLS: its servers and whether its plaintext is seen
+    /// (`agentscope coverage`). Left out when no ClientHello was seen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls_coverage: Vec<ProcessTlsCoverage>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -96,6 +104,7 @@ impl Model {
             attribution: Default::default(),
             llm_calls: 0,
             new_links: Vec::new(),
+            tls_coverage: TlsCoverageTable::default(),
         }
     }
 
@@ -139,7 +148,32 @@ impl Model {
                 reconstruction: reconstruction.cloned(),
                 memory: None,
             },
+            tls_coverage: self
+                .tls_coverage
+                .processes()
+                .into_iter()
+                .map(|mut process| {
+                    // It may have become an agent's after its hello (its LLM call came later).
+                    if process.agent.is_none() {
+                        process.agent = self
+                            .agent_pids
+                            .key_at(process.pid, process.last_seen_ns)
+                            .map(str::to_string);
+                    }
+                    process
+                })
+                .collect(),
         }
+    }
+
+    /// Processes that talked TLS (see [`tls_coverage`]).
+    pub fn tls_coverage(&self) -> &TlsCoverageTable {
+        &self.tls_coverage
+    }
+
+    /// TLS plaintext from `pid` arrived (the pipeline calls this for every TLS payload record).
+    pub fn note_tls_plaintext(&mut self, pid: u32, ts_ns: u64) {
+        self.tls_coverage.plaintext(pid, ts_ns);
     }
 
     /// Running agent processes as (pid, agent key), sorted by pid.
@@ -209,6 +243,7 @@ impl Model {
             input_tokens: 0,
             output_tokens: 0,
             aibom: AiBom::default(),
+            plaintext_not_visible: None,
         });
         agent.add_pid(actor.pid);
         agent.identity = who.clone();
@@ -344,8 +379,107 @@ impl Model {
                 }
                 self.apply_action(observation, processes);
             }
+            ObservationKind::TlsHello {
+                server_name,
+                alpn,
+                peer,
+                provider,
+                coverage,
+            } => {
+                let info = processes.get(pid);
+                let program = agents::program_of(
+                    info.and_then(|p| p.exe.as_deref()),
+                    info.map(|p| p.argv.as_slice()).unwrap_or_default(),
+                    &observation.actor.comm,
+                );
+                let peer_name = server_name
+                    .clone()
+                    .or_else(|| peer.as_ref().map(|p| format!("{}:{}", p.addr, p.port)));
+                self.tls_coverage.hello(tls_coverage::HelloSeen {
+                    pid,
+                    program,
+                    ts_ns: observation.ts_ns,
+                    peer: peer_name,
+                    alpn,
+                    provider: provider.as_deref(),
+                    coverage: coverage.as_ref(),
+                });
+                let blind = match coverage {
+                    Some(agentscope_event::TlsCoverage::NotVisible { reason }) => Some(reason),
+                    _ => None,
+                };
+                // A process that talks TLS to an LLM provider's API host whose plaintext cannot
+                // be read is an agent all the same: the blind spot is reported, not hidden.
+                let key = match (provider, server_name, blind) {
+                    (Some(provider), Some(host), Some(reason)) => {
+                        let key = self.discover_agent(observation, processes, identity);
+                        self.apply_blind_llm(&key, observation, provider, host, peer, reason);
+                        Some(key)
+                    }
+                    _ => self
+                        .agent_pids
+                        .key_at(pid, observation.ts_ns)
+                        .map(str::to_string),
+                };
+                if let Some(key) = key {
+                    if let Some(entry) = self.tls_coverage.get_mut(pid) {
+                        entry.agent = Some(key);
+                    }
+                }
+            }
             _ => self.apply_action(observation, processes),
         }
+    }
+
+    /// An agent known from a TLS server name only: the provider in its AI-BOM, an edge to the
+    /// API host, and why its plaintext is not visible.
+    fn apply_blind_llm(
+        &mut self,
+        key: &str,
+        observation: &Observation,
+        provider: &str,
+        host: &str,
+        peer: &Option<crate::reconstruct::Peer>,
+        reason: &agentscope_event::NotVisibleReason,
+    ) {
+        let ts = observation.ts_ns;
+        let why = format!("plaintext not visible: {}", reason.describe());
+        if let Some(agent) = self.agents.get_mut(key) {
+            agent.last_seen_ns = agent.last_seen_ns.max(ts);
+            agent
+                .aibom
+                .providers
+                .entry(provider.to_string())
+                .or_default();
+            agent.plaintext_not_visible = Some(why.clone());
+        }
+        let agent_node = format!("agent:{key}");
+        self.graph
+            .set_attribute(&agent_node, "plaintext_not_visible", serde_json::json!(why));
+        let endpoint = match peer {
+            Some(peer) => format!("{host}:{}", peer.port),
+            None => host.to_string(),
+        };
+        let api_node = self.graph.node(
+            NodeKind::Api,
+            format!("api:tls:{endpoint}"),
+            &format!("{host} (TLS, plaintext not visible)"),
+            ts,
+        );
+        self.graph.set_attribute(
+            &api_node,
+            "gen_ai.provider.name",
+            serde_json::json!(provider),
+        );
+        self.graph
+            .set_attribute(&api_node, "tls.server_name", serde_json::json!(host));
+        self.graph.edge(
+            &agent_node,
+            &api_node,
+            EdgeKind::CallsApi,
+            ts,
+            &observation.events,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]

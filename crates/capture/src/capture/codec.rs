@@ -28,6 +28,7 @@ mod kind {
     pub const DNS: u8 = 8;
     pub const DATA: u8 = 9;
     pub const CLOSE: u8 = 10;
+    pub const TLS_HELLO: u8 = 11;
 }
 
 /// One decoded entry of an event chunk.
@@ -229,6 +230,32 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
                 put_bytes(out, data);
             }
             EventBody::Close { fd } => put_i32(out, *fd),
+            EventBody::TlsHello {
+                fd,
+                dport,
+                len,
+                server_name,
+                alpn,
+                coverage,
+                data,
+            } => {
+                put_i32(out, *fd);
+                put_u16(out, *dport);
+                put_u32(out, *len);
+                put_str(out, server_name.as_deref().unwrap_or_default());
+                put_u32(out, alpn.len() as u32);
+                for protocol in alpn {
+                    put_str(out, protocol);
+                }
+                // JSON, like identities: rare (one per connection) and its shape grows with the
+                // ways of reading TLS plaintext. Empty: not known.
+                let coverage = coverage
+                    .as_ref()
+                    .map(|c| serde_json::to_vec(c).unwrap_or_default())
+                    .unwrap_or_default();
+                put_bytes(out, &coverage);
+                put_bytes(out, data);
+            }
         }
     });
 }
@@ -245,6 +272,7 @@ fn kind_code(body: &EventBody) -> u8 {
         EventBody::Dns { .. } => kind::DNS,
         EventBody::Data { .. } => kind::DATA,
         EventBody::Close { .. } => kind::CLOSE,
+        EventBody::TlsHello { .. } => kind::TLS_HELLO,
     }
 }
 
@@ -514,6 +542,33 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             data: f.bytes("data")?.to_vec(),
         },
         kind::CLOSE => EventBody::Close { fd: f.i32("fd")? },
+        kind::TLS_HELLO => {
+            let fd = f.i32("fd")?;
+            let dport = f.u16("dport")?;
+            let len = f.u32("len")?;
+            let server_name = Some(f.string("server_name")?).filter(|s| !s.is_empty());
+            let count = f.count("alpn count", 4)?;
+            let mut alpn = Vec::with_capacity(count);
+            for _ in 0..count {
+                alpn.push(f.string("alpn protocol")?);
+            }
+            let coverage = match f.bytes("coverage")? {
+                [] => None,
+                json => Some(
+                    serde_json::from_slice(json)
+                        .map_err(|e| format!("coverage is not a TLS coverage verdict: {e}"))?,
+                ),
+            };
+            EventBody::TlsHello {
+                fd,
+                dport,
+                len,
+                server_name,
+                alpn,
+                coverage,
+                data: f.bytes("data")?.to_vec(),
+            }
+        }
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -663,7 +718,7 @@ pub(crate) mod tests {
                     any::<u64>(),
                     any::<bool>()
                 ),
-                bytes
+                bytes.clone()
             )
                 .prop_map(
                     |(
@@ -693,6 +748,33 @@ pub(crate) mod tests {
                     }
                 ),
             any::<i32>().prop_map(|fd| EventBody::Close { fd }),
+            (
+                (any::<i32>(), any::<u16>(), any::<u32>()),
+                proptest::option::of("[a-z.]{1,30}"),
+                proptest::collection::vec("[a-z0-9/.]{0,10}", 0..3),
+                0u8..3,
+                bytes
+            )
+                .prop_map(|((fd, dport, len), server_name, alpn, coverage, data)| {
+                    EventBody::TlsHello {
+                        fd,
+                        dport,
+                        len,
+                        server_name,
+                        alpn,
+                        coverage: match coverage {
+                            0 => None,
+                            1 => Some(agentscope_event::TlsCoverage::Seen {
+                                method: agentscope_event::PlaintextMethod::OpensslSymbols,
+                                object: "/usr/lib/libssl.so.3".into(),
+                            }),
+                            _ => Some(agentscope_event::TlsCoverage::NotVisible {
+                                reason: agentscope_event::NotVisibleReason::StackNotRecognised,
+                            }),
+                        },
+                        data,
+                    }
+                }),
         ]
     }
 

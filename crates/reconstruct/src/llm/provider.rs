@@ -36,6 +36,26 @@ const KNOWN_HOSTS: &[(&str, &str)] = &[
     ("api.cohere.ai", "cohere"),
 ];
 
+/// The provider whose API host `host` is (a TLS server name, say), when it is a known one:
+/// the hosts of rule 1 and the Azure, Vertex AI and Bedrock host patterns. Other hosts give
+/// `None`: unlike [`provider_name`], a host name alone does not make an LLM endpoint.
+pub fn provider_of_host(host: &str) -> Option<String> {
+    let (name, _) = split_host(host);
+    if let Some((_, provider)) = KNOWN_HOSTS.iter().find(|(known, _)| *known == name) {
+        return Some((*provider).to_string());
+    }
+    if name.ends_with(".openai.azure.com") {
+        return Some("azure.ai.openai".to_string());
+    }
+    if name.ends_with("-aiplatform.googleapis.com") {
+        return Some("gcp.vertex_ai".to_string());
+    }
+    if name.starts_with("bedrock-runtime.") && name.ends_with(".amazonaws.com") {
+        return Some("aws.bedrock".to_string());
+    }
+    None
+}
+
 /// `gen_ai.provider.name` for a call in dialect `api` sent to `host` (a Host header value or
 /// an address, port allowed) on `port`, with request path `path`.
 pub fn provider_name(api: LlmApi, host: Option<&str>, port: Option<u16>, path: &str) -> String {
@@ -140,6 +160,28 @@ mod tests {
             ),
             "aws.bedrock"
         );
+    }
+
+    #[test]
+    fn known_hosts_alone_name_their_provider() {
+        let of = |host: &str| provider_of_host(host);
+        assert_eq!(of("api.openai.com").as_deref(), Some("openai"));
+        assert_eq!(of("API.Anthropic.com").as_deref(), Some("anthropic"));
+        assert_eq!(
+            of("generativelanguage.googleapis.com").as_deref(),
+            Some("gcp.gemini")
+        );
+        assert_eq!(
+            of("contoso.openai.azure.com").as_deref(),
+            Some("azure.ai.openai")
+        );
+        assert_eq!(
+            of("bedrock-runtime.eu-west-1.amazonaws.com").as_deref(),
+            Some("aws.bedrock")
+        );
+        assert_eq!(of("api.openai.com.evil.test"), None);
+        assert_eq!(of("localhost"), None);
+        assert_eq!(of("example.com"), None);
     }
 
     #[test]

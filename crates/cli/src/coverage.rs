@@ -1,0 +1,196 @@
+//! `agentscope coverage`: per process that talks TLS, its servers (SNI) and whether agentscope
+//! sees its plaintext, how (which library, which method) or why not. Runs the live collector
+//! for `--duration` seconds, or reads a recording (`--replay FILE.cap`); either way the events
+//! go through the one pipeline, and the table is the model's (`tls_coverage` in the graph JSON).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agentscope_analysis::model::{ModelOptions, ProcessTlsCoverage};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::Replay;
+use agentscope_console::control_chars::escape_controls;
+use agentscope_identity::IdentityResolver;
+use agentscope_kernel::Collector;
+use agentscope_reconstruct::ReconstructOptions;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+#[derive(Args, Debug)]
+pub struct CoverageArgs {
+    #[command(flatten)]
+    pub capture: agentscope_session::CaptureArgs,
+    /// Collect for this many seconds, then report.
+    #[arg(long, value_name = "SECS", required_unless_present = "replay")]
+    duration: Option<f64>,
+    /// Report on a recording instead of collecting.
+    #[arg(long, value_name = "FILE.cap", conflicts_with = "duration")]
+    replay: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    /// Write a line to stderr once the probes are attached (tests and scripts wait for it).
+    #[arg(long)]
+    ready_message: bool,
+    #[command(flatten)]
+    pub memory: agentscope_session::memory_args::MemoryArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// The JSON document `coverage -o json` prints.
+#[derive(Serialize)]
+struct CoverageReport {
+    schema: &'static str,
+    processes: Vec<CoverageRow>,
+}
+
+#[derive(Serialize)]
+struct CoverageRow {
+    #[serde(flatten)]
+    process: ProcessTlsCoverage,
+    plaintext_seen: bool,
+    /// `seen via ...` or `plaintext not visible: <why>`.
+    verdict: String,
+}
+
+/// Events read from the ring buffer at a time.
+const BATCH_EVENTS: usize = 1024;
+
+pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
+    let rows = match &args.replay {
+        Some(path) => {
+            let mut replay = Replay::open(path)?;
+            if let Some(bytes) = args.memory.asked() {
+                replay = replay.with_memory_budget(bytes);
+            }
+            while replay.step().is_some() {}
+            rows_of(replay.pipeline())
+        }
+        None => rows_of(
+            &tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(collect(&args))?,
+        ),
+    };
+    let mut out = crate::stdout_pipe::StdoutPipe::new();
+    match args.output {
+        Format::Json => {
+            let report = CoverageReport {
+                schema: "agentscope.coverage/v1",
+                processes: rows,
+            };
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        Format::Text => print_table(&mut out, &rows)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn rows_of(pipeline: &Pipeline) -> Vec<CoverageRow> {
+    pipeline
+        .model()
+        .snapshot(None)
+        .tls_coverage
+        .into_iter()
+        .map(|process| CoverageRow {
+            plaintext_seen: process.plaintext_seen(),
+            verdict: process.describe(),
+            process,
+        })
+        .collect()
+}
+
+fn print_table(out: &mut impl std::io::Write, rows: &[CoverageRow]) -> std::io::Result<()> {
+    if rows.is_empty() {
+        return writeln!(out, "no TLS connection seen");
+    }
+    writeln!(
+        out,
+        "{:>7}  {:<32}  {:<32}  {:<9}  how / why not",
+        "PID", "PROGRAM", "TLS PEERS (SNI)", "PLAINTEXT"
+    )?;
+    for row in rows {
+        let p = &row.process;
+        let peers: Vec<&str> = p.peers.iter().map(String::as_str).collect();
+        // Programs and server names are the traced processes' choice: no raw controls.
+        let line = format!(
+            "{:>7}  {:<32}  {:<32}  {:<9}  {}",
+            p.pid,
+            p.program,
+            peers.join(","),
+            if row.plaintext_seen {
+                "seen"
+            } else {
+                "NOT SEEN"
+            },
+            row.verdict
+        );
+        writeln!(out, "{}", escape_controls(&line))?;
+    }
+    Ok(())
+}
+
+/// Runs the collector until `--duration` ends (or SIGINT/SIGTERM) and returns the pipeline
+/// every event went through.
+async fn collect(args: &CoverageArgs) -> anyhow::Result<Pipeline> {
+    let mut collector = Collector::start(args.capture.collector_options())?;
+    let mut identity = IdentityResolver::new(args.capture.identity_options());
+    identity.start().await?;
+    let mut pipeline = Pipeline::new(
+        ReconstructOptions {
+            redact_secrets: args.capture.redact_secrets(),
+            memory_budget: args.memory.bytes(),
+        },
+        ModelOptions::default(),
+        Box::new(identity),
+    )
+    .with_processes(collector.processes().clone());
+    if args.ready_message {
+        eprintln!("agentscope: collecting");
+    }
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs_f64(args.duration.unwrap_or(0.0).max(0.0));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            batch = collector.next_batch(BATCH_EVENTS) => {
+                for event in batch? {
+                    pipeline.push(&event);
+                }
+                // As in `collect`: let timers and signals be seen under a full ring buffer.
+                tokio::task::yield_now().await;
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    collector.stop_emitting();
+    let until = std::time::Instant::now() + Duration::from_millis(200);
+    loop {
+        let (events, emptied) = collector.drain_until(BATCH_EVENTS, until);
+        for event in events {
+            pipeline.push(&event);
+        }
+        if emptied || std::time::Instant::now() >= until {
+            break;
+        }
+    }
+    collector.discard_rest(Duration::from_millis(100));
+    pipeline.finish();
+    for warning in collector.summary().warnings {
+        eprintln!("agentscope: warning: {}", escape_controls(&warning));
+    }
+    collector.close();
+    Ok(pipeline)
+}
