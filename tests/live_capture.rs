@@ -526,3 +526,116 @@ fn missing_privileges_give_an_actionable_error() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
+
+/// Kernel drops reach detection through `collect`: the Python agent runs (and its baseline
+/// starts learning), then a flood overflows a small ring buffer while the baseline is still
+/// learning. The baseline `collect --baseline-out DIR` writes counts the lost events and is
+/// not `complete`; before the session accounted drops for every driver, `collect` never told
+/// detection, and the same run gave a baseline with no loss.
+#[test]
+fn kernel_drops_while_an_agent_learns_reach_its_baseline() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let llm = MockLlm::start(dir.path());
+    let echo = EchoService::start(dir.path());
+    let (script, port, cert, echo_port) = (
+        agents_dir().join("python_agent.py").display().to_string(),
+        llm.port.to_string(),
+        llm.cert.display().to_string(),
+        echo.port.to_string(),
+    );
+    let agent = Paused::agent(
+        dir.path(),
+        "python3",
+        &[
+            &script,
+            "--port",
+            &port,
+            "--ca",
+            &cert,
+            "--read-path",
+            "/etc/os-release",
+            "--service-port",
+            &echo_port,
+        ],
+        &[],
+    );
+    let target = dir.path().join("flood-target");
+    let flood = Paused::command(
+        dir.path(),
+        "/usr/bin/env",
+        &[
+            &python_interpreter(),
+            agents_dir().join("flood.py").to_str().unwrap(),
+            "--opens",
+            "200000",
+            "--path",
+            target.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let baselines = dir.path().join("baselines");
+    let (agent_pid, flood_pid) = (agent.pid().to_string(), flood.pid().to_string());
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &agent_pid,
+            "--pid",
+            &flood_pid,
+            "--ring-buffer-kib",
+            "64",
+            "--learning-period",
+            "3600",
+            "--quiet",
+            "--baseline-out",
+            baselines.to_str().unwrap(),
+        ],
+    );
+    // The agent first, whole: its events reach the pipeline and its baseline starts
+    // learning. Then the flood, which the collector cannot keep up with.
+    agent.release();
+    agent.finish();
+    flood.release();
+    flood.finish();
+    let captured = collect.stop();
+
+    let dropped = captured.summary["kernel"]["dropped"].as_u64().unwrap();
+    let undecodable = captured.summary["decode_errors"].as_u64().unwrap();
+    assert!(
+        dropped > 0,
+        "200000 opens into a 64 KiB ring buffer must overflow it: {}",
+        captured.summary
+    );
+    let files: Vec<_> = std::fs::read_dir(&baselines)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let documents: Vec<serde_norway::Value> = files
+        .iter()
+        .map(|f| serde_norway::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
+        .collect();
+    let python = documents
+        .iter()
+        .find(|d| {
+            d["metadata"]["agent"]
+                .as_str()
+                .is_some_and(|k| k.contains("python_agent.py"))
+        })
+        .unwrap_or_else(|| panic!("a baseline for the Python agent among {files:?}"));
+    let metadata = &python["metadata"];
+    let lost = metadata["loss"]["droppedEvents"].as_u64().unwrap_or(0);
+    assert!(
+        lost > 0,
+        "the drops while it learned reached its baseline: {metadata:?}"
+    );
+    assert!(
+        lost <= dropped + undecodable,
+        "no more than the collector lost: {lost} > {dropped} + {undecodable}"
+    );
+    assert_ne!(
+        metadata["status"].as_str(),
+        Some("complete"),
+        "a baseline learned during drops is never complete: {metadata:?}"
+    );
+}

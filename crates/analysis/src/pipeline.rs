@@ -243,6 +243,11 @@ impl Pipeline {
         out
     }
 
+    /// Event time of the latest event fed (0 before any).
+    pub fn last_event_ts(&self) -> u64 {
+        self.last_ts_ns
+    }
+
     /// Earlier observations not kept because [`EARLIER_KEPT`] were waiting for their agent.
     pub fn earlier_dropped(&self) -> u64 {
         self.earlier.dropped()

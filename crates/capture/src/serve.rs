@@ -318,6 +318,13 @@ impl StreamServer {
     /// Creates the socket (mode 0660) and starts accepting consoles. Turns on the logging of
     /// identity answers in `pipeline`: pass them to [`StreamServer::publish`].
     pub fn bind(options: ServeOptions, pipeline: &mut Pipeline) -> Result<Self, ServeError> {
+        pipeline.log_identity_answers(true);
+        Self::listen(options)
+    }
+
+    /// As [`StreamServer::bind`], for a caller that hands [`StreamServer::publish`] the
+    /// identity answers itself (a session logs them always and hands them out with each step).
+    pub fn listen(options: ServeOptions) -> Result<Self, ServeError> {
         let path = options.path.clone();
         let io = |source| ServeError::Io {
             path: path.clone(),
@@ -370,7 +377,6 @@ impl StreamServer {
             chunk_bytes: 128 << 10,
             ..WriterOptions::default()
         };
-        pipeline.log_identity_answers(true);
         Ok(Self {
             start: Arc::new(CaptureWriter::stream_start(&FileHeader::new(
                 options.metadata.clone(),

@@ -9,13 +9,17 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use agentscope_analysis::baseline::{
-    self, kubescape, learn_from_events, learn_from_feed, load_baseline_dir, AgentBaseline,
-    LearnerOptions, LossCounts, ReplayOptions, ReplayOutcome,
+    self, kubescape, learn_from_feed, load_baseline_dir, AgentBaseline, LearnerOptions, LossCounts,
+    ReplayOptions, ReplayOutcome,
 };
-use agentscope_capture::capture::{CaptureReader, Replay};
+use agentscope_analysis::model::HostOnlyIdentity;
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::{CaptureEvents, CaptureReader};
 use agentscope_event::event_json::{events_from_json_lines, json_lines_text};
 use agentscope_files::input_file;
 use agentscope_files::output_file::{self, Inputs};
+use agentscope_session::recorded::{capture_session, EventList, SessionReplay};
+use agentscope_session::Session;
 
 #[derive(Args)]
 pub struct BaselineArgs {
@@ -158,9 +162,10 @@ fn replay(source: &EventSource, approved: Vec<AgentBaseline>) -> Result<ReplayOu
         ..Default::default()
     };
     if let Some(path) = &source.input.capture {
-        let replay = Replay::open(path)?;
-        let loss = capture_loss(replay.reader());
-        let mut outcome = learn_from_feed(replay, options);
+        let mut entries = CaptureEvents::open(path)?;
+        let session = capture_session(&mut entries, None, None);
+        let loss = capture_loss(entries.reader());
+        let mut outcome = learn_from_feed(SessionReplay::new(entries, session), options);
         outcome.judge.note_loss(None, loss);
         return Ok(outcome);
     }
@@ -168,7 +173,14 @@ fn replay(source: &EventSource, approved: Vec<AgentBaseline>) -> Result<ReplayOu
     let text = read_input(path)?;
     let events = events_from_json_lines(&text)
         .with_context(|| format!("reading events from {}", path.display()))?;
-    let mut outcome = learn_from_events(events, options);
+    // Identity from the events alone: every process is on the host.
+    let session = Session::new(Pipeline::new(
+        options.reconstruct.clone(),
+        options.model.clone(),
+        Box::new(HostOnlyIdentity),
+    ));
+    let feed = SessionReplay::new(EventList(events.into_iter()), session);
+    let mut outcome = learn_from_feed(feed, options);
     outcome.judge.note_loss(None, kernel_loss(&text));
     Ok(outcome)
 }

@@ -5,8 +5,9 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use agentscope_capture::capture::{slice, CaptureReader, IndexSource, Replay};
+use agentscope_capture::capture::{slice, CaptureEvents, CaptureReader, IndexSource};
 use agentscope_files::output_file::Inputs;
+use agentscope_session::recorded::{capture_session, SessionReplay};
 use anyhow::{bail, Context as _};
 
 use agentscope_console::control_chars::escape_controls;
@@ -63,13 +64,16 @@ fn open(path: &Path) -> anyhow::Result<CaptureReader> {
 }
 
 pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let mut replay = Replay::open(&args.file)?.with_detection(args.detection.options()?);
-    if let Some(bytes) = args.memory.asked() {
-        replay = replay.with_memory_budget(bytes);
-    }
+    let mut entries = CaptureEvents::open(&args.file)?;
+    let session = capture_session(
+        &mut entries,
+        Some(&args.detection.options()?),
+        args.memory.asked(),
+    );
+    let mut replay = SessionReplay::new(entries, session);
     let mut out = crate::stdout_pipe::StdoutPipe::new();
     let mut events = 0u64;
-    while let Some((event, _)) = replay.step() {
+    while let Some((event, _)) = replay.next_step(&mut ())? {
         if let Some(event) = event {
             events += 1;
             if !args.quiet {
@@ -82,8 +86,9 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         }
     }
     out.flush()?;
+    let pipeline = replay.session().pipeline();
     if let Some(path) = &args.graph_json {
-        crate::event_output::write_graph(path, replay.pipeline(), &Inputs::new([&args.file]))?;
+        crate::event_output::write_graph(path, pipeline, &Inputs::new([&args.file]))?;
     }
     // The same counts as `cap info` and `cap verify`: events replayed, then every damaged
     // place (what opening found, then what reading the blocks found).
@@ -91,7 +96,7 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         "agentscope: replayed {events} events of {}",
         args.file.display()
     );
-    let reader = replay.reader();
+    let reader = replay.entries().reader();
     if reader.cut_short() {
         eprintln!(
             "agentscope: warning: {} was cut short (no index trailer); the events before the \
@@ -107,10 +112,10 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
             args.file.display()
         );
     }
-    for warning in replay.pipeline().identity_warnings() {
+    for warning in pipeline.identity_warnings() {
         eprintln!("agentscope: warning: {}", escape_controls(&warning));
     }
-    let mut damage = replay.damage().to_vec();
+    let mut damage = replay.entries().damage().to_vec();
     damage.sort_by_key(|d| d.offset);
     damage.dedup_by_key(|d| d.offset);
     for damage in damage {

@@ -2,20 +2,28 @@
 //! with `--json`, a short text line otherwise) and a final summary with counts and drops.
 //! Every event also goes through reconstruction and the model; `--graph-json` writes the
 //! resulting agents, tool calls and graph when the collector stops.
+//!
+//! Events read from the ring buffer go through one [`Session`] step each; the stream server,
+//! the recording, the printer and the baseline directory are its sinks (`CollectSinks`), and
+//! the kernel's drop counts reach detection through [`Session::note_losses_into`].
 
 use std::io::Write as _;
 use std::time::Duration;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use agentscope_analysis::model::ModelOptions;
 use agentscope_analysis::pipeline::Pipeline;
-use agentscope_capture::capture::{CollectorCounters, Recorder, RecorderOptions};
-use agentscope_capture::serve::{ServeOptions, StreamServer};
+use agentscope_capture::capture::{CollectorCounters, RecorderOptions};
+use agentscope_capture::serve::ServeOptions;
 use agentscope_event::Event;
 use agentscope_identity::IdentityResolver;
 use agentscope_kernel::{Collector, Summary};
 use agentscope_reconstruct::ReconstructOptions;
+use agentscope_session::baseline_sink::BaselineDirSink;
+use agentscope_session::recorder_sink::RecorderSink;
+use agentscope_session::server_sink::ServerSink;
+use agentscope_session::{Session, Sink, SourceLosses, Step};
 
 use crate::event_output::{print_event, write_graph};
 use crate::stdout_pipe::StdoutPipe;
@@ -70,6 +78,11 @@ pub struct CollectArgs {
     /// Consoles served at once on the --serve socket; more are refused and told why.
     #[arg(long, value_name = "N", default_value_t = agentscope_capture::serve::DEFAULT_MAX_CONSOLES, requires = "serve")]
     serve_max_consoles: usize,
+    /// When the collector stops, write every agent's baseline as detection learned it to DIR
+    /// (one YAML file per agent, as `agentscope baseline export` writes; events lost while an
+    /// agent learned make its baseline partial). Never the --baseline directory.
+    #[arg(long, value_name = "DIR")]
+    baseline_out: Option<PathBuf>,
     #[command(flatten)]
     pub memory: agentscope_session::memory_args::MemoryArgs,
 }
@@ -84,11 +97,100 @@ const STOP_BATCH_EVENTS: usize = 16;
 const STOP_DRAIN: Duration = Duration::from_millis(200);
 const STOP_DISCARD: Duration = Duration::from_millis(100);
 
+/// Everything `collect` hands each step to: the stream server, the recording, the event
+/// printer and the baseline directory, in that order.
+struct CollectSinks {
+    server: Option<ServerSink>,
+    recorder: Option<RecorderSink>,
+    printer: EventPrinter,
+    baselines: Option<BaselineDirSink>,
+}
+
+impl CollectSinks {
+    /// Says what the recording and the server have to say.
+    fn report(&mut self) {
+        let recorder = self.recorder.as_mut().map(RecorderSink::take_messages);
+        let server = self.server.as_mut().map(ServerSink::take_messages);
+        for message in recorder.into_iter().chain(server).flatten() {
+            eprintln!("agentscope: {message}");
+        }
+    }
+}
+
+impl Sink for CollectSinks {
+    fn step(
+        &mut self,
+        event: Option<&Event>,
+        step: &Step,
+        session: &Session,
+    ) -> std::io::Result<()> {
+        self.server.step(event, step, session)?;
+        self.recorder.step(event, step, session)?;
+        self.printer.step(event, step, session)?;
+        self.baselines.step(event, step, session)
+    }
+
+    fn tick(&mut self, now: std::time::Instant, session: &Session) -> std::io::Result<()> {
+        self.server.tick(now, session)?;
+        self.recorder.tick(now, session)?;
+        self.printer.tick(now, session)?;
+        self.baselines.tick(now, session)
+    }
+
+    fn finish(&mut self, step: &Step, session: &Session) -> std::io::Result<()> {
+        self.server.finish(step, session)?;
+        self.recorder.finish(step, session)?;
+        self.printer.finish(step, session)?;
+        self.baselines.finish(step, session)
+    }
+}
+
+/// The event printer: one line per event (JSON with `--json`), flushed after each batch.
+struct EventPrinter {
+    out: StdoutPipe,
+    json: bool,
+    quiet: bool,
+}
+
+impl Sink for EventPrinter {
+    fn step(&mut self, event: Option<&Event>, _: &Step, _: &Session) -> std::io::Result<()> {
+        match event {
+            Some(event) if !self.quiet => print_event(&mut self.out, event, self.json),
+            _ => Ok(()),
+        }
+    }
+
+    fn tick(&mut self, _: std::time::Instant, _: &Session) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Marks the current recording file as collector output (see `Collector::mark_output_file`).
-fn mark_recording(collector: &mut Collector, recorder: &Option<Recorder>) {
-    if let Some(path) = recorder.as_ref().and_then(|r| r.current_path()) {
+fn mark_recording(collector: &mut Collector, recorder: &Option<RecorderSink>) {
+    if let Some(path) = recorder.as_ref().and_then(RecorderSink::current_path) {
         collector.mark_output_file(path);
     }
+}
+
+/// Hands the collector's counters to the session: the sinks store them, and what was lost
+/// since the last time reaches detection (baselines learning then become partial).
+fn note_counters(
+    session: &mut Session,
+    collector: &Collector,
+    sinks: &mut CollectSinks,
+) -> std::io::Result<()> {
+    let summary = collector.summary();
+    session.set_collector_counters(counters(&summary));
+    session
+        .note_losses_into(
+            SourceLosses {
+                kernel_dropped: summary.kernel.dropped,
+                channel_dropped: 0,
+                decode_errors: summary.decode_errors,
+            },
+            sinks,
+        )
+        .map(|_| ())
 }
 
 pub fn run(args: CollectArgs) -> anyhow::Result<()> {
@@ -99,10 +201,28 @@ pub fn run(args: CollectArgs) -> anyhow::Result<()> {
 }
 
 async fn collect(args: CollectArgs) -> anyhow::Result<()> {
+    let baselines = match &args.baseline_out {
+        Some(dir) => {
+            if args.detection.baseline.as_deref().is_some_and(|approved| {
+                std::fs::canonicalize(approved).ok() == std::fs::canonicalize(dir).ok()
+            }) {
+                anyhow::bail!(
+                    "--baseline-out {} is the directory of approved baselines (--baseline): \
+                     learned baselines would replace them; write them elsewhere and review",
+                    dir.display()
+                );
+            }
+            Some(
+                BaselineDirSink::new(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?,
+            )
+        }
+        None => None,
+    };
     let mut collector = Collector::start(args.capture.collector_options())?;
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     identity.start().await?;
-    let mut pipeline = Pipeline::new(
+    let pipeline = Pipeline::new(
         ReconstructOptions {
             redact_secrets: args.capture.redact_secrets(),
             memory_budget: args.memory.bytes(),
@@ -112,45 +232,56 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     )
     .with_processes(collector.processes().clone())
     .with_detection(args.detection.options()?);
+    let mut session = Session::new(pipeline);
     let metadata = || {
         args.capture.recording_metadata(
             format!("agentscope {}", env!("CARGO_PKG_VERSION")),
             args.memory.bytes(),
         )
     };
-    let mut recorder = match &args.record {
+    let recorder = match &args.record {
         Some(path) => {
             let mut options = RecorderOptions::new(path.clone(), metadata());
             options.max_file_bytes = args.record_max_size;
             options.max_files = args.record_max_files;
-            let recorder = Recorder::start(options, &mut pipeline)
+            let recorder = RecorderSink::start(options, &session)
                 .with_context(|| format!("cannot record to {}", path.display()))?;
             Some(recorder)
         }
         None => None,
     };
     mark_recording(&mut collector, &recorder);
-    let mut server = match &args.serve {
+    let server = match &args.serve {
         Some(path) => {
             let mut options = ServeOptions::new(path.clone(), metadata());
             options.group = args.serve_group.clone();
             options.allow_uids = args.serve_allow_uids.clone();
             options.max_consoles = args.serve_max_consoles.max(1);
             options.queue_bytes = agentscope_capture::serve::console_queue_bytes(
-                pipeline.memory_budget(),
+                session.pipeline().memory_budget(),
                 options.max_consoles,
             );
-            Some(StreamServer::bind(options, &mut pipeline)?)
+            Some(ServerSink::listen(options)?)
         }
         None => None,
     };
-    // Consoles see events within this long.
-    let mut serve_timer = tokio::time::interval(Duration::from_millis(100));
-    let mut flush_timer = tokio::time::interval(Duration::from_millis(250));
+    let mut sinks = CollectSinks {
+        server,
+        recorder,
+        printer: EventPrinter {
+            out: StdoutPipe::new().on_close(stop_when_stdout_closes),
+            json: args.json,
+            quiet: args.quiet,
+        },
+        baselines,
+    };
+    // Consoles see events within this long; the recording flushes on the same beat.
+    let mut tick_timer = tokio::time::interval(Duration::from_millis(100));
+    let mut counters_timer = tokio::time::interval(Duration::from_millis(250));
     if args.ready_message {
         eprintln!("agentscope: collecting");
     }
-    if let Some(active) = &server {
+    if let Some(active) = &sinks.server {
         eprintln!(
             "agentscope: serving consoles on {}",
             active.path().display()
@@ -163,7 +294,6 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // processed is kept for the next poll (a listener made afresh each turn would miss it).
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut out = StdoutPipe::new().on_close(stop_when_stdout_closes);
     let mut consumers_told = std::collections::BTreeSet::new();
     loop {
         let sleep = async {
@@ -175,42 +305,28 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         tokio::select! {
             batch = collector.next_batch(BATCH_EVENTS) => {
                 for event in batch? {
-                    pipeline.push(&event);
-                    serve(&mut server, &mut recorder, &event, &mut pipeline);
-                    record(&mut recorder, &event, &mut pipeline);
-                    if !args.quiet {
-                        print_event(&mut out, &event, args.json)?;
-                    }
+                    session.feed_into(&event, &mut sinks)?;
                 }
-                out.flush()?;
+                sinks.printer.out.flush()?;
                 // While the ring buffer stays full every poll is ready at once, and tokio only
                 // looks at its timers and signals when the task yields (after a coop budget
                 // of ~128 batches: seconds). Yield after each batch so --duration, SIGINT and
                 // SIGTERM take effect at once.
                 tokio::task::yield_now().await;
             }
-            _ = flush_timer.tick() => {
+            _ = counters_timer.tick() => {
                 // A rotated recording is a new file to mark.
-                mark_recording(&mut collector, &recorder);
+                mark_recording(&mut collector, &sinks.recorder);
                 for consumer in collector.consumers() {
                     if consumers_told.insert(consumer.pid) {
                         eprintln!("agentscope: {}", consumer.warning());
                     }
                 }
-                if let Some(active) = recorder.as_mut() {
-                    active.set_collector_counters(counters(&collector.summary()));
-                    if let Err(err) = active.tick(std::time::Instant::now()) {
-                        stop_recording(&mut recorder, &err);
-                    }
-                }
+                note_counters(&mut session, &collector, &mut sinks)?;
             }
-            _ = serve_timer.tick(), if server.is_some() => {
-                if let Some(active) = server.as_mut() {
-                    active.tick(std::time::Instant::now(), &pipeline, counters(&collector.summary()));
-                    for message in active.take_messages() {
-                        eprintln!("agentscope: {message}");
-                    }
-                }
+            _ = tick_timer.tick() => {
+                session.tick(std::time::Instant::now(), &mut sinks)?;
+                sinks.report();
             }
             _ = sleep => break,
             _ = interrupt.recv() => break,
@@ -224,56 +340,31 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     loop {
         let (events, emptied) = collector.drain_until(STOP_BATCH_EVENTS, drain_until);
         for event in events {
-            pipeline.push(&event);
-            serve(&mut server, &mut recorder, &event, &mut pipeline);
-            record(&mut recorder, &event, &mut pipeline);
-            if !args.quiet {
-                print_event(&mut out, &event, args.json)?;
-            }
+            session.feed_into(&event, &mut sinks)?;
         }
         if emptied || std::time::Instant::now() >= drain_until {
             break;
         }
     }
     collector.discard_rest(STOP_DISCARD);
-    pipeline.finish();
-    if let Some(mut active) = server.take() {
-        let answers = pipeline.take_identity_answers();
-        if let Some(recording) = recorder.as_mut() {
-            if let Err(err) = recording.add_identity_answers(&answers) {
-                stop_recording(&mut recorder, &err);
-            }
-        }
-        for message in active.take_messages() {
-            eprintln!("agentscope: {message}");
-        }
-        active.finish(
-            &answers,
-            counters(&collector.summary()),
-            "the collector stopped",
+    // The last drops reach detection before the baselines are written.
+    note_counters(&mut session, &collector, &mut sinks)?;
+    session.finish_into(&mut sinks)?;
+    sinks.report();
+    if let Some(baselines) = &sinks.baselines {
+        eprintln!(
+            "agentscope: wrote {} learned baselines to {}",
+            baselines.written().len(),
+            args.baseline_out
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .display()
         );
     }
-    if let Some(mut active) = recorder.take() {
-        active.set_collector_counters(counters(&collector.summary()));
-        match active.finish(&mut pipeline) {
-            Ok(done) => {
-                let files: Vec<String> =
-                    done.files.iter().map(|f| f.display().to_string()).collect();
-                eprintln!(
-                    "agentscope: recorded {} events to {}",
-                    done.events,
-                    files.join(", ")
-                );
-            }
-            Err(err) => eprintln!(
-                "agentscope: finishing the recording failed ({err}); what was written before \
-                 still reads back (`agentscope cap verify` shows where it ends)"
-            ),
-        }
-    }
+    let pipeline = session.pipeline();
     if let Some(path) = &args.graph_json {
         let recording = agentscope_files::output_file::Inputs::new(args.record.iter());
-        write_graph(path, &pipeline, &recording)?;
+        write_graph(path, pipeline, &recording)?;
     }
     for incident in pipeline.detector().incidents() {
         eprintln!(
@@ -286,7 +377,8 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
     summary.memory = Some(pipeline.memory_budget().stats());
-    print_summary(&mut out, &summary, args.json)?;
+    let out = &mut sinks.printer.out;
+    print_summary(out, &summary, args.json)?;
     out.flush()?;
     if let Some(err) = collector.last_decode_error() {
         eprintln!(
@@ -296,50 +388,6 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     }
     collector.close();
     Ok(())
-}
-
-/// Sends an event the pipeline has just been fed to the consoles, with the identity answers
-/// feeding it produced; the recorder gets the same answers (taken once for both).
-fn serve(
-    server: &mut Option<StreamServer>,
-    recorder: &mut Option<Recorder>,
-    event: &Event,
-    pipeline: &mut Pipeline,
-) {
-    let Some(active) = server.as_mut() else {
-        return;
-    };
-    let answers = pipeline.take_identity_answers();
-    if let Some(recording) = recorder.as_mut() {
-        if let Err(err) = recording.add_identity_answers(&answers) {
-            stop_recording(recorder, &err);
-        }
-    }
-    active.publish(event, &answers);
-}
-
-/// Records an event the pipeline has just been fed. A failing disk ends the recording, not
-/// the collection: what was written stays readable.
-fn record(recorder: &mut Option<Recorder>, event: &Event, pipeline: &mut Pipeline) {
-    if let Some(active) = recorder.as_mut() {
-        if let Err(err) = active.record(event, pipeline) {
-            stop_recording(recorder, &err);
-        }
-    }
-}
-
-fn stop_recording(recorder: &mut Option<Recorder>, err: &std::io::Error) {
-    if let Some(active) = recorder.take() {
-        let path = active
-            .current_path()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        eprintln!(
-            "agentscope: recording to {path} stopped: {err}. Collection goes on; the file \
-             holds everything up to the last complete block (check it with `agentscope cap \
-             verify {path}`)"
-        );
-    }
 }
 
 fn counters(summary: &Summary) -> CollectorCounters {

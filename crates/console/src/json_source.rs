@@ -21,9 +21,11 @@ use agentscope_files::input_file;
 use agentscope_reconstruct::ReconstructOptions;
 use anyhow::Context as _;
 
+use agentscope_session::Session;
+
 use super::source::{
-    finish_pipeline, push_event, ControlError, ControlResult, RecordingState, ReplayStatus, Source,
-    SourceMode, SourceStatus, SourceUpdate, SourcedObservation, SpeedChange,
+    ControlError, ControlResult, RecordingState, ReplayStatus, Source, SourceMode, SourceStatus,
+    SourceUpdate, SourcedObservation, SpeedChange,
 };
 
 /// Monotonic time for pacing.
@@ -93,7 +95,8 @@ pub struct JsonEventsSource {
     events: Vec<Event>,
     /// Index of the next event to feed.
     next: usize,
-    pipeline: Pipeline,
+    /// The pipeline's session: every event goes through its step.
+    session: Session,
     identity: IdentityFactory,
     model_options: ModelOptions,
     /// Overrides `identity` and `model_options` (a capture's own pipeline).
@@ -174,7 +177,7 @@ impl JsonEventsSource {
         let contents = Rc::new(contents);
         let mut source = Self::ordered(label, events);
         source.factory = Some(Box::new(move || contents.new_pipeline()));
-        source.pipeline = source.make_pipeline();
+        source.session = source.make_session();
         Ok(source)
     }
 
@@ -193,14 +196,14 @@ impl JsonEventsSource {
         let last_ts = events.last().map_or(0, |e| e.header.ts_ns);
         let identity: IdentityFactory = Box::new(|| Box::new(HostOnlyIdentity));
         let model_options = ModelOptions::default();
-        let pipeline = new_pipeline(&identity, &model_options);
+        let session = Session::new(new_pipeline(&identity, &model_options));
         let clock: Box<dyn Clock> = Box::new(SystemClock::default());
         let now = clock.now();
         Self {
             label: label.into(),
             events,
             next: 0,
-            pipeline,
+            session,
             identity,
             model_options,
             factory: None,
@@ -243,14 +246,14 @@ impl JsonEventsSource {
         identity: impl Fn() -> Box<dyn IdentityLookup + Send> + 'static,
     ) -> Self {
         self.identity = Box::new(identity);
-        self.pipeline = self.make_pipeline();
+        self.session = self.make_session();
         self
     }
 
     #[allow(dead_code)]
     pub fn with_model_options(mut self, options: ModelOptions) -> Self {
         self.model_options = options;
-        self.pipeline = self.make_pipeline();
+        self.session = self.make_session();
         self
     }
 
@@ -273,22 +276,22 @@ impl JsonEventsSource {
         SPEEDS[self.speed]
     }
 
-    fn make_pipeline(&self) -> Pipeline {
+    fn make_session(&self) -> Session {
         let pipeline = match &self.factory {
             Some(factory) => factory(),
             None => new_pipeline(&self.identity, &self.model_options),
         };
-        match &self.detection {
+        Session::new(match &self.detection {
             Some(options) => pipeline.with_detection(options.clone()),
             None => pipeline,
-        }
+        })
     }
 
     /// Detection with these options (approved baselines from `--baseline DIR`, learning
     /// period), also after a seek rebuilds the pipeline.
     pub fn with_detection(mut self, options: DetectorOptions) -> Self {
         self.detection = Some(options);
-        self.pipeline = self.make_pipeline();
+        self.session = self.make_session();
         self
     }
 
@@ -324,7 +327,7 @@ impl JsonEventsSource {
             if !keep(event.header.ts_ns) {
                 break;
             }
-            push_event(&mut self.pipeline, event, observations);
+            observations.extend(self.session.feed(event).observations);
             self.playhead_ts = self.playhead_ts.max(event.header.ts_ns);
             self.next += 1;
             fed += 1;
@@ -430,7 +433,9 @@ impl Source for JsonEventsSource {
             }
         }
         if self.next >= self.events.len() && !self.finished && self.seek_target.is_none() {
-            finish_pipeline(&mut self.pipeline, &mut update.observations);
+            update
+                .observations
+                .extend(self.session.finish().observations);
             self.finished = true;
             self.playhead_ts = self.last_ts;
             update.message = Some("end of recording".into());
@@ -441,7 +446,7 @@ impl Source for JsonEventsSource {
     }
 
     fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+        self.session.pipeline()
     }
 
     fn pause(&mut self) -> ControlResult {
@@ -508,7 +513,7 @@ impl Source for JsonEventsSource {
             .map(|i| self.events[i].header.ts_ns);
         if done.is_some_and(|ts| target < ts) {
             // Reconstruction only runs forwards: start over and replay up to the target.
-            self.pipeline = self.make_pipeline();
+            self.session = self.make_session();
             self.next = 0;
             self.finished = false;
             self.reset_pending = true;

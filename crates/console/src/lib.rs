@@ -59,8 +59,8 @@ pub use json_source::JsonEventsSource;
 pub use live_source::LiveSource;
 #[allow(unused_imports)]
 pub use source::{
-    finish_pipeline, push_event, ControlError, ControlResult, RecordingState, ReplayStatus, Source,
-    SourceMode, SourceStatus, SourceUpdate, SourcedObservation, SpeedChange,
+    ControlError, ControlResult, RecordingState, ReplayStatus, Source, SourceMode, SourceStatus,
+    SourceUpdate, SourcedObservation, SpeedChange,
 };
 pub use theme::{ColorMode, Theme};
 

@@ -136,7 +136,7 @@ impl LiveRecording {
     /// wall time of the last event fed (the keyframe's time).
     pub fn start(
         options: &RecordingOptions,
-        pipeline: &mut Pipeline,
+        pipeline: &Pipeline,
         counters: CollectorCounters,
         last_time_unix_ns: u64,
     ) -> std::io::Result<Self> {
@@ -178,8 +178,6 @@ impl LiveRecording {
                 }
                 result
             })?;
-        // From here on, identity answers are kept for the recording (taken after each event).
-        pipeline.log_identity_answers(true);
         Ok(Self {
             entries,
             shared,
@@ -198,12 +196,14 @@ impl LiveRecording {
         self.collector = counters;
     }
 
-    /// Records `event`, which `pipeline` has just been fed, with the identity answers feeding
-    /// it produced. An error means the recording must end (call [`LiveRecording::stop`]).
+    /// Records `event`, which `pipeline` has just been fed, after `answers`, the identity
+    /// answers feeding it produced (its session step's). An error means the recording must
+    /// end (call [`LiveRecording::stop`]).
     pub fn record(
         &mut self,
         event: Event,
-        pipeline: &mut Pipeline,
+        answers: Vec<IdentityAnswer>,
+        pipeline: &Pipeline,
     ) -> Result<(), RecordingStopped> {
         if self.shared.failed.load(Ordering::Acquire) {
             return Err(RecordingStopped::WriterFailed);
@@ -214,7 +214,6 @@ impl LiveRecording {
                 queued_bytes: queued,
             });
         }
-        let answers = pipeline.take_identity_answers();
         let ts = event.header.ts_ns;
         self.last_time_unix_ns = event.header.time_unix_ns;
         let cost = EVENT_OVERHEAD_BYTES
@@ -274,9 +273,12 @@ impl LiveRecording {
 
     /// Ends the recording: the identity answers still pending, a final keyframe and the index
     /// are written by the writer thread, which is not waited for.
-    pub fn stop(self, pipeline: &mut Pipeline, counters: CollectorCounters) -> FinishingRecording {
-        let answers = pipeline.take_identity_answers();
-        pipeline.log_identity_answers(false);
+    pub fn stop(
+        self,
+        answers: Vec<IdentityAnswer>,
+        pipeline: &Pipeline,
+        counters: CollectorCounters,
+    ) -> FinishingRecording {
         let keyframe = Box::new(Keyframe {
             pipeline: pipeline.state(),
             collector: counters,

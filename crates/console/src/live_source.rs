@@ -16,6 +16,7 @@ use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::CaptureMetadata;
 use agentscope_event::Event;
 use agentscope_reconstruct::ReconstructOptions;
+use agentscope_session::{Session, SourceLosses};
 
 use super::format::format_bytes;
 use super::json_source::RateMeter;
@@ -24,8 +25,7 @@ use super::live_recording::{
     FinishingRecording, LiveRecording, Recorded, RecordingOptions, RecordingStopped,
 };
 use super::source::{
-    push_event, ControlError, ControlResult, RecordingState, Source, SourceMode, SourceStatus,
-    SourceUpdate,
+    ControlError, ControlResult, RecordingState, Source, SourceMode, SourceStatus, SourceUpdate,
 };
 
 /// Longest a poll feeds events (checked every [`BUDGET_CHECK_EVENTS`]): the pipeline takes
@@ -37,7 +37,8 @@ const BUDGET_CHECK_EVENTS: usize = 256;
 
 pub struct LiveSource {
     label: String,
-    pipeline: Pipeline,
+    /// Every event goes through the session's step; its losses come from `counters`.
+    session: Session,
     events: Receiver<Event>,
     counters: Arc<LiveCounters>,
     recording_options: RecordingOptions,
@@ -49,9 +50,6 @@ pub struct LiveSource {
     rate: RateMeter,
     /// Wall time of the last event fed (a recording's opening keyframe is stamped with it).
     last_time_unix_ns: u64,
-    /// Event time of the latest event fed, and the drops already told to detection.
-    last_ts_ns: u64,
-    drops_noted: u64,
     message: Option<String>,
     disconnected: bool,
     // Declared last: the collector thread stops after everything above is dropped.
@@ -112,7 +110,7 @@ impl LiveSource {
     /// Detection with these options (approved baselines from `--baseline DIR`) in the
     /// console's pipeline.
     pub fn with_detection(mut self, options: agentscope_analysis::detect::DetectorOptions) -> Self {
-        self.pipeline.set_detection(options);
+        self.session.set_detection(options);
         self
     }
 
@@ -128,7 +126,7 @@ impl LiveSource {
         let started = Instant::now();
         Self {
             label: label.into(),
-            pipeline,
+            session: Session::new(pipeline),
             events,
             counters,
             recording_options,
@@ -138,8 +136,6 @@ impl LiveSource {
             started,
             rate: RateMeter::new(started.elapsed()),
             last_time_unix_ns: 0,
-            last_ts_ns: 0,
-            drops_noted: 0,
             message: None,
             disconnected: false,
             collector: None,
@@ -149,8 +145,9 @@ impl LiveSource {
     fn stop_recording(&mut self) {
         if let Some(recording) = self.recording.take() {
             let counters = self.counters.collector_counters();
+            // The session hands each step's identity answers out with the step: none wait.
             self.finishing
-                .push(recording.stop(&mut self.pipeline, counters));
+                .push(recording.stop(Vec::new(), self.session.pipeline(), counters));
         }
     }
 
@@ -246,23 +243,29 @@ impl Source for LiveSource {
                 }
             };
             self.last_time_unix_ns = event.header.time_unix_ns;
-            self.last_ts_ns = self.last_ts_ns.max(event.header.ts_ns);
-            push_event(&mut self.pipeline, &event, &mut update.observations);
+            let step = self.session.feed(&event);
+            update.observations.extend(step.observations);
             fed += 1;
+            // The recording takes the event itself (it goes to the writer thread), so it is
+            // handed the step's answers here rather than as a borrowing sink.
             if let Some(recording) = self.recording.as_mut() {
-                if let Err(why) = recording.record(event, &mut self.pipeline) {
+                if let Err(why) =
+                    recording.record(event, step.identity_answers, self.session.pipeline())
+                {
                     self.recording_failed(why);
                 }
             }
         }
         self.fed += fed as u64;
         // Baselines learning while events were lost are partial, not complete.
-        let drops = self.counters.drops();
-        if drops > self.drops_noted {
-            self.pipeline
-                .note_dropped_events(drops - self.drops_noted, self.last_ts_ns);
-            self.drops_noted = drops;
-        }
+        let collector = self.counters.collector_counters();
+        self.session.set_collector_counters(collector);
+        let losses = self.session.note_losses(SourceLosses {
+            kernel_dropped: collector.kernel_dropped,
+            channel_dropped: self.counters.channel_dropped.load(Ordering::Relaxed),
+            decode_errors: collector.decode_errors,
+        });
+        update.observations.extend(losses.observations);
         if self
             .recording
             .as_ref()
@@ -283,7 +286,7 @@ impl Source for LiveSource {
     }
 
     fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+        self.session.pipeline()
     }
 
     fn pause(&mut self) -> ControlResult {
@@ -305,7 +308,7 @@ impl Source for LiveSource {
         }
         let recording = LiveRecording::start(
             &self.recording_options,
-            &mut self.pipeline,
+            self.session.pipeline(),
             self.counters.collector_counters(),
             self.last_time_unix_ns,
         )
@@ -352,7 +355,6 @@ mod tests {
         CaptureMetadata {
             created_by: "agentscope test".into(),
             secrets_redacted: true,
-            reconstruct_redact_secrets: true,
             model_max_nodes: ModelOptions::default().max_nodes,
             model_max_edges: ModelOptions::default().max_edges,
             ..CaptureMetadata::default()

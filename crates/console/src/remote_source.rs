@@ -22,10 +22,10 @@ use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::codec::Entry;
 use agentscope_capture::capture::{stream_pipeline, CollectorCounters, StreamDecoder, StreamItem};
 use agentscope_capture::serve::{attach, Attached};
+use agentscope_session::{Session, SourceLosses};
 
 use super::source::{
-    finish_pipeline, push_event, ControlError, ControlResult, RecordingState, Source, SourceMode,
-    SourceStatus, SourceUpdate,
+    ControlError, ControlResult, RecordingState, Source, SourceMode, SourceStatus, SourceUpdate,
 };
 
 /// Decoded blocks waiting for the console (each at most one chunk of events).
@@ -40,7 +40,9 @@ enum Incoming {
 
 pub struct RemoteSource {
     path: PathBuf,
-    pipeline: Pipeline,
+    /// Events from the stream go through the session's step; the collector's drops and the
+    /// ones it made for this console reach detection through it.
+    session: Session,
     incoming: Receiver<Incoming>,
     /// Entries of the chunk being fed.
     pending: VecDeque<Entry>,
@@ -69,7 +71,8 @@ impl RemoteSource {
             stream,
             decoder,
         } = attached;
-        let pipeline = stream_pipeline(&header, &keyframe);
+        let mut session = Session::new(stream_pipeline(&header, &keyframe));
+        session.set_collector_counters(keyframe.collector);
         let (sender, incoming) = sync_channel(CHANNEL_BLOCKS);
         // The thread ends when the stream does or when this source is dropped (its sends
         // fail); it is not joined, so dropping the source never waits on the socket.
@@ -78,7 +81,7 @@ impl RemoteSource {
             .spawn(move || read_loop(stream, decoder, &sender));
         Self {
             path: path.to_path_buf(),
-            pipeline,
+            session,
             incoming,
             pending: VecDeque::new(),
             events: 0,
@@ -94,7 +97,7 @@ impl RemoteSource {
     /// Detection with these options (approved baselines from `--baseline DIR`) in the
     /// console's own pipeline.
     pub fn with_detection(mut self, options: agentscope_analysis::detect::DetectorOptions) -> Self {
-        self.pipeline.set_detection(options);
+        self.session.set_detection(options);
         self
     }
 
@@ -109,7 +112,9 @@ impl RemoteSource {
         }
         // Exchanges still open will not be completed: show them, flagged, as a recording's
         // end does.
-        finish_pipeline(&mut self.pipeline, &mut update.observations);
+        update
+            .observations
+            .extend(self.session.finish().observations);
         update.message = Some(format!("collector disconnected: {why}"));
         self.disconnected = Some(why);
     }
@@ -121,7 +126,7 @@ impl RemoteSource {
                 // Sent after chunks were dropped for us: its identity answers make up for the
                 // ones those chunks held.
                 for answer in keyframe.pipeline.identities {
-                    self.pipeline.remember_identity(answer);
+                    self.session.remember_identity(answer);
                 }
                 self.collector = keyframe.collector;
             }
@@ -208,10 +213,12 @@ impl Source for RemoteSource {
         while fed < max_events {
             match self.pending.pop_front() {
                 Some(Entry::Event(event)) => {
-                    push_event(&mut self.pipeline, &event, &mut update.observations);
+                    update
+                        .observations
+                        .extend(self.session.feed(&event).observations);
                     fed += 1;
                 }
-                Some(Entry::Identity(answer)) => self.pipeline.remember_identity(answer),
+                Some(Entry::Identity(answer)) => self.session.remember_identity(answer),
                 Some(Entry::Unknown { .. }) => {}
                 None => match self.incoming.try_recv() {
                     Ok(incoming) => self.take(incoming, &mut update),
@@ -227,12 +234,21 @@ impl Source for RemoteSource {
         }
         self.events += fed as u64;
         self.count(fed as u64);
+        // What the collector lost, and what it dropped for this console, make baselines
+        // learning here partial, as they do on the collector's side.
+        self.session.set_collector_counters(self.collector);
+        let losses = self.session.note_losses(SourceLosses {
+            kernel_dropped: self.collector.kernel_dropped,
+            channel_dropped: self.dropped_for_us,
+            decode_errors: self.collector.decode_errors,
+        });
+        update.observations.extend(losses.observations);
         update.status = self.status();
         update
     }
 
     fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+        self.session.pipeline()
     }
 
     fn toggle_recording(&mut self) -> ControlResult {
@@ -276,12 +292,9 @@ pub fn run_headless(
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    if source.disconnected().is_none() {
-        let mut rest = Vec::new();
-        finish_pipeline(&mut source.pipeline, &mut rest);
-        observations += rest.iter().filter(|o| !o.earlier).count() as u64;
-    }
-    let json = serde_json::to_vec_pretty(&source.pipeline.snapshot())?;
+    let rest = source.session.finish();
+    observations += rest.observations.iter().filter(|o| !o.earlier).count() as u64;
+    let json = serde_json::to_vec_pretty(&source.session.pipeline().snapshot())?;
     agentscope_files::output_file::write_atomically(
         graph_json,
         &agentscope_files::output_file::Inputs::none(),
@@ -337,7 +350,6 @@ mod tests {
 
     fn metadata() -> CaptureMetadata {
         CaptureMetadata {
-            reconstruct_redact_secrets: true,
             model_max_nodes: ModelOptions::default().max_nodes,
             model_max_edges: ModelOptions::default().max_edges,
             ..Default::default()

@@ -12,7 +12,6 @@ use std::fmt;
 use std::path::PathBuf;
 
 use agentscope_analysis::pipeline::Pipeline;
-use agentscope_event::Event;
 
 use super::findings::FindingView;
 
@@ -85,7 +84,7 @@ pub struct SourceUpdate {
     pub reset: bool,
     /// Observations completed since the last poll, in the order the pipeline produced them,
     /// with the agent each belongs to. They are already applied to [`Source::pipeline`]'s
-    /// model. Fill it with [`push_event`] and [`finish_pipeline`].
+    /// model. Sources fill it from their session's steps (`agentscope_session::Session`).
     pub observations: Vec<SourcedObservation>,
     /// Incidents raised since the last poll (by the detection module, when there is one).
     pub findings: Vec<FindingView>,
@@ -98,16 +97,6 @@ pub struct SourceUpdate {
 /// attributes every observation (and hands out again, marked `earlier`, what a process did
 /// before it turned out to be an agent's), so the console never works it out itself.
 pub use agentscope_analysis::pipeline::AttributedObservation as SourcedObservation;
-
-/// Feeds one event to `pipeline` and appends what it completed.
-pub fn push_event(pipeline: &mut Pipeline, event: &Event, out: &mut Vec<SourcedObservation>) {
-    out.extend(pipeline.push(event));
-}
-
-/// Ends the capture: flushes what the pipeline still holds (exchanges cut short).
-pub fn finish_pipeline(pipeline: &mut Pipeline, out: &mut Vec<SourcedObservation>) {
-    out.extend(pipeline.finish());
-}
 
 /// Why a control request did nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]

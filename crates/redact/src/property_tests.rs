@@ -549,7 +549,6 @@ fn capture_metadata() -> CaptureMetadata {
     CaptureMetadata {
         created_by: "agentscope test".into(),
         secrets_redacted: true,
-        reconstruct_redact_secrets: true,
         model_max_nodes: ModelOptions::default().max_nodes,
         model_max_edges: ModelOptions::default().max_edges,
         ..Default::default()

@@ -125,7 +125,6 @@ impl CaptureArgs {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
             secrets_redacted: self.redact_secrets(),
-            reconstruct_redact_secrets: self.redact_secrets(),
             model_max_nodes: ModelOptions::default().max_nodes,
             model_max_edges: ModelOptions::default().max_edges,
             sequence: 0,

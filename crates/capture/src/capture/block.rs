@@ -148,10 +148,11 @@ pub struct CaptureMetadata {
     pub hostname: String,
     /// Wall-clock time the capture started, ns since the Unix epoch.
     pub started_unix_ns: u64,
-    /// Payload credentials were masked while recording (false with `--keep-secrets`).
+    /// Payload credentials were masked while recording (false with `--keep-secrets`), by the
+    /// pipeline's reconstruction: a replay redacts the same way. One switch for one choice;
+    /// files written before it was one also hold `reconstruct_redact_secrets`, always the
+    /// same value, which readers ignore.
     pub secrets_redacted: bool,
-    /// Options the pipeline ran with; a replay uses the same.
-    pub reconstruct_redact_secrets: bool,
     pub model_max_nodes: usize,
     pub model_max_edges: usize,
     /// Position in a rotated series (0 for the first or only file).

@@ -21,7 +21,7 @@ pub mod writer;
 pub use block::{CaptureMetadata, CaptureTotals, FileHeader};
 pub use reader::{CaptureError, CaptureReader, Damage, IndexSource};
 pub use recorder::{Recorder, RecorderOptions, RecordingSummary};
-pub use replay::{CaptureContents, Position, RecordedIdentity, Replay, Speed};
+pub use replay::{CaptureContents, CaptureEvents, Position, RecordedIdentity, Replay, Start};
 pub use stream::{stream_pipeline, StreamDecoder, StreamError, StreamItem, StreamStatus};
 pub use writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 

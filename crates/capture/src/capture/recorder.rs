@@ -83,8 +83,16 @@ pub fn rotated_path(path: &Path, sequence: u32) -> PathBuf {
 impl Recorder {
     /// Opens the first file and writes a keyframe of `pipeline` (the state recording starts
     /// from: the live collector's process table, or a replay's state for a slice).
-    pub fn start(mut options: RecorderOptions, pipeline: &mut Pipeline) -> std::io::Result<Self> {
+    /// Turns on the pipeline's identity log, which [`Recorder::record`] takes from; a
+    /// session (which logs them always and hands them out with each step) uses
+    /// [`Recorder::start_at`] and [`Recorder::record_after`].
+    pub fn start(options: RecorderOptions, pipeline: &mut Pipeline) -> std::io::Result<Self> {
         pipeline.log_identity_answers(true);
+        Self::start_at(options, pipeline)
+    }
+
+    /// Opens the first file and writes a keyframe of `pipeline` as it stands.
+    pub fn start_at(mut options: RecorderOptions, pipeline: &Pipeline) -> std::io::Result<Self> {
         if let Some(max) = options.max_file_bytes {
             // A file can only end at a block boundary: blocks of at most a quarter of the
             // size keep every file close to it (a 256 KiB chunk would overshoot a small size).
@@ -171,12 +179,23 @@ impl Recorder {
     /// Records `event`, which `pipeline` has just been fed, with the identity answers that
     /// feeding it produced (written first: a replay needs them before the event).
     pub fn record(&mut self, event: &Event, pipeline: &mut Pipeline) -> std::io::Result<()> {
+        let answers = pipeline.take_identity_answers();
+        self.record_after(event, &answers, pipeline)
+    }
+
+    /// Records `event`, which `pipeline` has just been fed, after `answers`, the identity
+    /// answers feeding it produced (a session's step carries them).
+    pub fn record_after(
+        &mut self,
+        event: &Event,
+        answers: &[IdentityAnswer],
+        pipeline: &Pipeline,
+    ) -> std::io::Result<()> {
         if let Some(state) = self.next_file.take() {
             self.open_file(state)?;
         }
-        let answers = pipeline.take_identity_answers();
         let writer = self.writer()?;
-        for answer in &answers {
+        for answer in answers {
             writer.write_identity(answer)?;
         }
         writer.write_event(event)?;
@@ -228,19 +247,14 @@ impl Recorder {
         self.writer()?.write_keyframe(&keyframe, time)
     }
 
-    fn rotate(&mut self, pipeline: &mut Pipeline) -> std::io::Result<()> {
+    fn rotate(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
         self.close_file(pipeline)?;
         self.sequence += 1;
         self.next_file = Some(pipeline.state());
         Ok(())
     }
 
-    fn close_file(&mut self, pipeline: &mut Pipeline) -> std::io::Result<CaptureTotals> {
-        let answers = pipeline.take_identity_answers();
-        let writer = self.writer()?;
-        for answer in &answers {
-            writer.write_identity(answer)?;
-        }
+    fn close_file(&mut self, pipeline: &Pipeline) -> std::io::Result<CaptureTotals> {
         self.keyframe(pipeline)?;
         let collector = self.collector;
         let writer = self
@@ -260,19 +274,27 @@ impl Recorder {
 
     /// Ends the recording: identity answers from `pipeline.finish()` (call it first), a final
     /// keyframe, the index trailer.
-    pub fn finish(mut self, pipeline: &mut Pipeline) -> std::io::Result<RecordingSummary> {
-        if self.writer.is_none() && pipeline.has_identity_answers() {
-            // Rotated just after the last event, and the final flush asked for identities: a
-            // replay of the series needs them, so they get a file of their own.
-            if let Some(state) = self.next_file.take() {
-                self.open_file(state)?;
-            }
-        }
-        let closed = match self.writer {
-            Some(_) => self.close_file(pipeline).map(|_| ()),
-            None => Ok(()),
+    pub fn finish(self, pipeline: &mut Pipeline) -> std::io::Result<RecordingSummary> {
+        let answers = pipeline.take_identity_answers();
+        self.finish_after(&answers, pipeline)
+    }
+
+    /// As [`Recorder::finish`], with `answers` the identity answers the pipeline's final
+    /// flush produced (a session's last step carries them).
+    pub fn finish_after(
+        mut self,
+        answers: &[IdentityAnswer],
+        pipeline: &Pipeline,
+    ) -> std::io::Result<RecordingSummary> {
+        let closed = if self.writer.is_none() && answers.is_empty() {
+            Ok(())
+        } else {
+            // Rotated just after the last event and the final flush asked for identities: a
+            // replay of the series needs them, so they get a file of their own
+            // (`add_identity_answers` opens it).
+            self.add_identity_answers(answers)
+                .and_then(|()| self.close_file(pipeline).map(|_| ()))
         };
-        pipeline.log_identity_answers(false);
         closed?;
         Ok(RecordingSummary {
             files: self.files.into_iter().collect(),

@@ -6,16 +6,16 @@
 //! event that asked for them. The same events and answers in the same order give the same
 //! model, so a replay shows what the live console showed.
 //!
-//! [`Replay`] also drives playback for the console: play and pause, speed as a fraction of
-//! real time or as fast as possible, single steps, and seeking by time. A seek backwards
-//! replays from the start up to the target, because the model is built from everything
-//! before it; that is exact, and fast enough (the pipeline does hundreds of thousands of
-//! events a second). [`Replay::open_from_keyframe`] starts at a keyframe instead, for very
-//! long captures.
+//! Reading is [`CaptureEvents`]' (entries in order from a keyframe); [`Replay`] feeds them to
+//! a pipeline of its own, one step at a time, and seeks by time (a seek backwards replays from
+//! the start up to the target, because the model is built from everything before it; that is
+//! exact, and fast enough). Paced playback (pause, speed, single steps) is the console's
+//! (`agentscope_console::JsonEventsSource`), the one implementation; drivers that hand each
+//! step to sinks read [`CaptureEvents`] through a session (`agentscope_session::recorded`).
+//! [`Replay::open_from_keyframe`] starts at a keyframe instead, for very long captures.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::time::Instant;
 
 use super::block::{BlockInfo, FileHeader};
 use super::codec::Entry;
@@ -77,36 +77,6 @@ impl IdentityLookup for RecordedIdentity {
     }
 }
 
-/// Playback speed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Speed {
-    /// A multiple of real time (1.0 is as recorded, 0.25 a quarter as fast).
-    RealTime(f64),
-    AsFastAsPossible,
-}
-
-/// Speeds the console steps through with `[` and `]`.
-pub const SPEED_STEPS: &[Speed] = &[
-    Speed::RealTime(0.1),
-    Speed::RealTime(0.25),
-    Speed::RealTime(0.5),
-    Speed::RealTime(1.0),
-    Speed::RealTime(2.0),
-    Speed::RealTime(5.0),
-    Speed::RealTime(10.0),
-    Speed::RealTime(100.0),
-    Speed::AsFastAsPossible,
-];
-
-impl std::fmt::Display for Speed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Speed::RealTime(factor) => write!(f, "{factor}x"),
-            Speed::AsFastAsPossible => write!(f, "max"),
-        }
-    }
-}
-
 /// Where playback is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Position {
@@ -121,46 +91,41 @@ pub struct Position {
     pub total_events: u64,
 }
 
-/// What one call to [`Replay::advance`] did.
-#[derive(Debug, Default)]
-pub struct Advance {
-    pub events: usize,
-    pub observations: Vec<AttributedObservation>,
-    /// The capture has ended (and in-flight exchanges were flushed).
-    pub finished: bool,
-}
-
-pub struct Replay {
+/// A capture's entries in order, from the keyframe playback starts at: recorded identity
+/// answers, each before the event that asked for it, and the events. What feeds them to a
+/// pipeline is the caller's: [`Replay`] here, a session above (`agentscope_session`), so
+/// reading a capture is written once whoever drives.
+pub struct CaptureEvents {
     reader: CaptureReader,
-    pipeline: Pipeline,
-    /// Detection options the pipeline is rebuilt with (a seek back replays from the start).
-    detection: Option<DetectorOptions>,
-    /// Memory budget instead of the one the capture was recorded with.
-    memory_budget: Option<usize>,
     /// Events blocks in order, and the keyframe playback started from.
     chunks: Vec<BlockInfo>,
     start: Option<BlockInfo>,
     next_chunk: usize,
     pending: VecDeque<Entry>,
     damage: Vec<Damage>,
-    paused: bool,
-    speed: Speed,
-    /// Real time and capture time that correspond, for paced playback.
-    anchor: Option<(Instant, u64)>,
-    position: Position,
-    finished: bool,
     /// Index of the first event to replay (that of the starting keyframe).
     skip_to_event: u64,
 }
 
-impl Replay {
+/// Where [`CaptureEvents::rewind`] left the capture: the pipeline state to start from and
+/// the keyframe's times.
+#[derive(Debug, Default)]
+pub struct Start {
+    pub state: Option<crate::pipeline::PipelineState>,
+    pub ts_ns: u64,
+    pub time_unix_ns: u64,
+    /// Index of the first event after the start.
+    pub event_index: u64,
+}
+
+impl CaptureEvents {
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         Ok(Self::new(CaptureReader::open(path)?))
     }
 
-    /// Plays from the start of the capture (its first keyframe). When the first keyframe is
-    /// damaged, plays every event from the first without the state it held, rather than
-    /// skipping to a later keyframe (the damage says so).
+    /// From the start of the capture (its first keyframe). When the first keyframe is
+    /// damaged, from the first event without the state it held, rather than from a later
+    /// keyframe (the damage says so).
     pub fn new(reader: CaptureReader) -> Self {
         let first_event = reader.event_blocks().next().map(|c| c.first_event_index);
         let start = reader
@@ -171,10 +136,8 @@ impl Replay {
         Self::starting_at(reader, start)
     }
 
-    /// Plays from the last keyframe at or before `ts_ns` (monotonic ns), skipping what came
-    /// before it: quicker on a long capture, but what was in flight at the keyframe and the
-    /// graph before it are not shown.
-    pub fn open_from_keyframe(reader: CaptureReader, ts_ns: u64) -> Self {
+    /// From the last keyframe at or before `ts_ns` (monotonic ns).
+    pub fn from_keyframe(reader: CaptureReader, ts_ns: u64) -> Self {
         let start = reader
             .keyframe_blocks()
             .rfind(|k| k.first_ts_ns <= ts_ns)
@@ -185,7 +148,124 @@ impl Replay {
 
     fn starting_at(reader: CaptureReader, start: Option<BlockInfo>) -> Self {
         let chunks: Vec<BlockInfo> = reader.event_blocks().copied().collect();
-        let position = Position {
+        Self {
+            reader,
+            chunks,
+            start,
+            next_chunk: 0,
+            pending: VecDeque::new(),
+            damage: Vec::new(),
+            skip_to_event: 0,
+        }
+    }
+
+    pub fn reader(&self) -> &CaptureReader {
+        &self.reader
+    }
+
+    /// Damage found opening the capture, then damage met reading it since the last rewind
+    /// (blocks that could not be read are skipped).
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
+    /// A pipeline with the options the capture was recorded with (or `memory_budget`),
+    /// detection with `detection`, and identity answered from the capture. Restore
+    /// [`Start::state`] into it.
+    pub fn new_pipeline(
+        &self,
+        detection: Option<&DetectorOptions>,
+        memory_budget: Option<usize>,
+    ) -> Pipeline {
+        new_pipeline(&self.reader, detection, memory_budget)
+    }
+
+    /// Back to the starting keyframe; returns what to start from.
+    pub fn rewind(&mut self) -> Start {
+        self.pending.clear();
+        // Damage found opening the file comes first; what reading blocks finds follows.
+        self.damage = self.reader.damage().to_vec();
+        let mut start = Start::default();
+        if let Some(block) = self.start {
+            match self.reader.read_keyframe(&block) {
+                Ok((header, Keyframe { pipeline, .. })) => {
+                    start.event_index = pipeline.next_event_index;
+                    start.ts_ns = header.ts_ns;
+                    start.time_unix_ns = header.time_unix_ns;
+                    start.state = Some(pipeline);
+                }
+                Err(damage) => self.damage.push(damage),
+            }
+        }
+        // The chunks holding events from the start on.
+        let first_event = start.event_index;
+        self.next_chunk = self
+            .chunks
+            .iter()
+            .position(|c| c.first_event_index + c.event_count as u64 > first_event)
+            .unwrap_or(self.chunks.len());
+        self.skip_to_event = first_event;
+        start
+    }
+
+    /// Loads the next chunk's entries; false at the end of the capture.
+    fn fill(&mut self) -> bool {
+        while self.pending.is_empty() {
+            let Some(chunk) = self.chunks.get(self.next_chunk).copied() else {
+                return false;
+            };
+            self.next_chunk += 1;
+            let (entries, damage) = self.reader.read_events_from(&chunk, self.skip_to_event);
+            self.damage.extend(damage);
+            self.pending.extend(entries);
+        }
+        true
+    }
+
+    /// The next entry (an identity answer or an event; entries of unknown types are skipped);
+    /// `None` at the end.
+    pub fn next_entry(&mut self) -> Option<Entry> {
+        loop {
+            if !self.fill() {
+                return None;
+            }
+            match self.pending.pop_front() {
+                Some(Entry::Unknown { .. }) => {}
+                entry => return entry,
+            }
+        }
+    }
+
+    /// Time of the next event, if any; the identity answers before it go to `answer`.
+    pub fn peek_event_ts(&mut self, mut answer: impl FnMut(IdentityAnswer)) -> Option<u64> {
+        loop {
+            if !self.fill() {
+                return None;
+            }
+            match self.pending.front() {
+                Some(Entry::Event(event)) => return Some(event.header.ts_ns),
+                Some(Entry::Identity(_)) | Some(Entry::Unknown { .. }) => {
+                    if let Some(Entry::Identity(found)) = self.pending.pop_front() {
+                        answer(found);
+                    }
+                }
+                None => return None,
+            }
+        }
+    }
+
+    /// Takes the next event, after [`CaptureEvents::peek_event_ts`] said there is one.
+    fn take_event(&mut self) -> Option<Event> {
+        match self.pending.pop_front() {
+            Some(Entry::Event(event)) => Some(event),
+            _ => None,
+        }
+    }
+
+    /// Where playback of the whole capture runs: first and last times, event count.
+    fn extent(&self) -> Position {
+        let chunks = &self.chunks;
+        Position {
             first_ts_ns: chunks.first().map_or(0, |c| c.first_ts_ns),
             last_ts_ns: chunks.iter().map(|c| c.last_ts_ns).max().unwrap_or(0),
             first_time_unix_ns: chunks.first().map_or(0, |c| c.first_time_unix_ns),
@@ -193,23 +273,63 @@ impl Replay {
                 .last()
                 .map_or(0, |c| c.first_event_index + c.event_count as u64),
             ..Default::default()
-        };
+        }
+    }
+
+    /// Reads event `index` (counting from the capture's first event) without moving: the
+    /// console shows the payloads behind an observation with it.
+    pub fn event(&self, index: u64) -> Option<Event> {
+        let chunk = self.chunks.iter().find(|c| {
+            (c.first_event_index..c.first_event_index + c.event_count as u64).contains(&index)
+        })?;
+        let (_, entries, _) = self.reader.read_events(chunk);
+        entries
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Event(event) => Some(event),
+                _ => None,
+            })
+            .nth((index - chunk.first_event_index) as usize)
+    }
+}
+
+pub struct Replay {
+    events: CaptureEvents,
+    pipeline: Pipeline,
+    /// Detection options the pipeline is rebuilt with (a seek back replays from the start).
+    detection: Option<DetectorOptions>,
+    /// Memory budget instead of the one the capture was recorded with.
+    memory_budget: Option<usize>,
+    position: Position,
+    finished: bool,
+}
+
+impl Replay {
+    pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        Ok(Self::new(CaptureReader::open(path)?))
+    }
+
+    /// Plays from the start of the capture (its first keyframe); see [`CaptureEvents::new`].
+    pub fn new(reader: CaptureReader) -> Self {
+        Self::over(CaptureEvents::new(reader))
+    }
+
+    /// Plays from the last keyframe at or before `ts_ns` (monotonic ns), skipping what came
+    /// before it: quicker on a long capture, but what was in flight at the keyframe and the
+    /// graph before it are not shown.
+    pub fn open_from_keyframe(reader: CaptureReader, ts_ns: u64) -> Self {
+        Self::over(CaptureEvents::from_keyframe(reader, ts_ns))
+    }
+
+    fn over(events: CaptureEvents) -> Self {
+        let position = events.extent();
         let mut replay = Self {
-            pipeline: new_pipeline(&reader, None, None),
+            pipeline: events.new_pipeline(None, None),
+            events,
             detection: None,
             memory_budget: None,
-            reader,
-            chunks,
-            start,
-            next_chunk: 0,
-            pending: VecDeque::new(),
-            damage: Vec::new(),
-            paused: false,
-            speed: Speed::AsFastAsPossible,
-            anchor: None,
             position,
             finished: false,
-            skip_to_event: 0,
         };
         replay.rewind();
         replay
@@ -217,39 +337,21 @@ impl Replay {
 
     /// Back to the starting keyframe with a new pipeline.
     fn rewind(&mut self) {
-        self.pipeline = new_pipeline(&self.reader, self.detection.as_ref(), self.memory_budget);
-        self.pending.clear();
-        // Damage found opening the file comes first; what reading blocks finds follows.
-        self.damage = self.reader.damage().to_vec();
-        self.finished = false;
-        self.position.ts_ns = 0;
-        self.position.time_unix_ns = 0;
-        self.position.event_index = 0;
-        let mut first_event = 0;
-        if let Some(start) = self.start {
-            match self.reader.read_keyframe(&start) {
-                Ok((header, Keyframe { pipeline, .. })) => {
-                    first_event = pipeline.next_event_index;
-                    self.pipeline.restore(pipeline);
-                    self.position.ts_ns = header.ts_ns;
-                    self.position.time_unix_ns = header.time_unix_ns;
-                    self.position.event_index = first_event;
-                }
-                Err(damage) => self.damage.push(damage),
-            }
+        self.pipeline = self
+            .events
+            .new_pipeline(self.detection.as_ref(), self.memory_budget);
+        let start = self.events.rewind();
+        if let Some(state) = start.state {
+            self.pipeline.restore(state);
         }
-        // The chunks holding events from the start on.
-        self.next_chunk = self
-            .chunks
-            .iter()
-            .position(|c| c.first_event_index + c.event_count as u64 > first_event)
-            .unwrap_or(self.chunks.len());
-        self.skip_to_event = first_event;
-        self.anchor = None;
+        self.finished = false;
+        self.position.ts_ns = start.ts_ns;
+        self.position.time_unix_ns = start.time_unix_ns;
+        self.position.event_index = start.event_index;
     }
 
     pub fn reader(&self) -> &CaptureReader {
-        &self.reader
+        self.events.reader()
     }
 
     /// Judges against approved baselines (or learns for another period) instead of the
@@ -280,7 +382,7 @@ impl Replay {
     /// Damage found opening the capture, then damage met while replaying (blocks that could
     /// not be read are skipped).
     pub fn damage(&self) -> &[Damage] {
-        &self.damage
+        self.events.damage()
     }
 
     pub fn position(&self) -> Position {
@@ -291,63 +393,15 @@ impl Replay {
         self.finished
     }
 
-    pub fn is_paused(&self) -> bool {
-        self.paused
-    }
-
-    pub fn speed(&self) -> Speed {
-        self.speed
-    }
-
-    pub fn pause(&mut self) {
-        self.paused = true;
-        self.anchor = None;
-    }
-
-    pub fn play(&mut self) {
-        self.paused = false;
-        self.anchor = None;
-    }
-
-    pub fn set_speed(&mut self, speed: Speed) {
-        self.speed = speed;
-        self.anchor = None;
-    }
-
-    /// Loads the next chunk's entries; false at the end of the capture.
-    fn fill(&mut self) -> bool {
-        while self.pending.is_empty() {
-            let Some(chunk) = self.chunks.get(self.next_chunk).copied() else {
-                return false;
-            };
-            self.next_chunk += 1;
-            let (entries, damage) = self.reader.read_events_from(&chunk, self.skip_to_event);
-            self.damage.extend(damage);
-            self.pending.extend(entries);
-        }
-        true
-    }
-
     /// Time of the next event, if any (recorded identity answers before it are passed on).
     pub fn next_event_ts(&mut self) -> Option<u64> {
         self.peek_ts()
     }
 
     fn peek_ts(&mut self) -> Option<u64> {
-        loop {
-            if !self.fill() {
-                return None;
-            }
-            match self.pending.front() {
-                Some(Entry::Event(event)) => return Some(event.header.ts_ns),
-                Some(Entry::Identity(_)) | Some(Entry::Unknown { .. }) => {
-                    if let Some(Entry::Identity(answer)) = self.pending.pop_front() {
-                        self.pipeline.remember_identity(answer);
-                    }
-                }
-                None => return None,
-            }
-        }
+        let pipeline = &mut self.pipeline;
+        self.events
+            .peek_event_ts(|answer| pipeline.remember_identity(answer))
     }
 
     /// Replays the next event; `None` at the end (the first time, in-flight exchanges are
@@ -361,9 +415,7 @@ impl Replay {
             let observations = self.pipeline.finish();
             return Some((None, observations));
         }
-        let Some(Entry::Event(event)) = self.pending.pop_front() else {
-            return None;
-        };
+        let event = self.events.take_event()?;
         // Identity answers given on the way are the recorded ones; a recorder writing a new
         // capture from this replay (a slice) takes them from the pipeline's log.
         let observations = self.pipeline.push(&event);
@@ -382,48 +434,6 @@ impl Replay {
         events
     }
 
-    /// Replays the events due by `now` at the current speed, at most `max_events` of them
-    /// (so a caller drawing frames stays responsive). Paused playback does nothing.
-    pub fn advance(&mut self, now: Instant, max_events: usize) -> Advance {
-        let mut out = Advance::default();
-        if self.paused || self.finished {
-            out.finished = self.finished;
-            return out;
-        }
-        let due = match self.speed {
-            Speed::AsFastAsPossible => u64::MAX,
-            Speed::RealTime(factor) => {
-                let Some(next) = self.peek_ts() else {
-                    return self.finish_into(out);
-                };
-                let (real, capture) = *self.anchor.get_or_insert((now, next));
-                let elapsed = now.saturating_duration_since(real).as_nanos() as f64;
-                capture.saturating_add((elapsed * factor.max(0.0)) as u64)
-            }
-        };
-        while out.events < max_events {
-            match self.peek_ts() {
-                Some(ts) if ts <= due => {
-                    if let Some((_, observations)) = self.step() {
-                        out.events += 1;
-                        out.observations.extend(observations);
-                    }
-                }
-                Some(_) => break,
-                None => return self.finish_into(out),
-            }
-        }
-        out
-    }
-
-    fn finish_into(&mut self, mut out: Advance) -> Advance {
-        if let Some((_, observations)) = self.step() {
-            out.observations.extend(observations);
-        }
-        out.finished = true;
-        out
-    }
-
     /// Moves playback to just after the last event at or before `ts_ns`. Backwards, this
     /// replays from the start (exact); observations replayed on the way are returned so a
     /// caller can rebuild its own views.
@@ -440,24 +450,13 @@ impl Replay {
                 out.extend(observations);
             }
         }
-        self.anchor = None;
         out
     }
 
     /// Reads event `index` (counting from the capture's first event) without moving
     /// playback: the console shows the payloads behind an observation with it.
     pub fn event(&self, index: u64) -> Option<Event> {
-        let chunk = self.chunks.iter().find(|c| {
-            (c.first_event_index..c.first_event_index + c.event_count as u64).contains(&index)
-        })?;
-        let (_, entries, _) = self.reader.read_events(chunk);
-        entries
-            .into_iter()
-            .filter_map(|e| match e {
-                Entry::Event(event) => Some(event),
-                _ => None,
-            })
-            .nth((index - chunk.first_event_index) as usize)
+        self.events.event(index)
     }
 }
 
@@ -569,7 +568,7 @@ pub fn pipeline_options_of(header: Option<&FileHeader>) -> (ReconstructOptions, 
             let m = &header.metadata;
             (
                 ReconstructOptions {
-                    redact_secrets: m.reconstruct_redact_secrets,
+                    redact_secrets: m.secrets_redacted,
                     memory_budget: if m.memory_budget_bytes > 0 {
                         m.memory_budget_bytes
                     } else {

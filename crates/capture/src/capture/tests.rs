@@ -9,7 +9,7 @@ use super::block::{block_type, CaptureMetadata};
 use super::codec::Entry;
 use super::reader::{CaptureReader, IndexSource};
 use super::recorder::{Recorder, RecorderOptions};
-use super::replay::{Replay, Speed};
+use super::replay::Replay;
 use super::writer::WriterOptions;
 use crate::event::Event;
 use crate::event_json::events_from_json_lines;
@@ -59,7 +59,6 @@ pub(crate) fn metadata() -> CaptureMetadata {
     CaptureMetadata {
         created_by: "agentscope test".into(),
         secrets_redacted: true,
-        reconstruct_redact_secrets: true,
         model_max_nodes: ModelOptions::default().max_nodes,
         model_max_edges: ModelOptions::default().max_edges,
         ..Default::default()
@@ -398,40 +397,6 @@ fn seeking_back_and_forth_gives_the_same_model_as_playing_through() {
         Some(events[3].clone()),
         "random access by index"
     );
-}
-
-#[test]
-fn paced_playback_follows_capture_time_and_pauses() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("paced.cap");
-    let events = fixture_events();
-    record(&events, small_blocks(path.clone()));
-    let mut replay = Replay::open(&path).unwrap();
-    replay.set_speed(Speed::RealTime(1.0));
-    let t0 = Instant::now();
-    let first = replay.advance(t0, usize::MAX);
-    // At t0 only the events at the first event's time are due.
-    let same_time = events
-        .iter()
-        .take_while(|e| e.header.ts_ns == events[0].header.ts_ns)
-        .count();
-    assert_eq!(first.events, same_time);
-    let span = events[10].header.ts_ns - events[0].header.ts_ns;
-    let later = replay.advance(t0 + Duration::from_nanos(span), usize::MAX);
-    assert!(
-        replay.position().event_index >= 11,
-        "events up to 10 are due after their span: {}",
-        later.events
-    );
-    replay.pause();
-    assert_eq!(
-        replay.advance(t0 + Duration::from_secs(3600), 100).events,
-        0
-    );
-    replay.play();
-    replay.set_speed(Speed::AsFastAsPossible);
-    let rest = replay.advance(Instant::now(), 25);
-    assert_eq!(rest.events, 25, "the budget bounds one call");
 }
 
 #[test]
