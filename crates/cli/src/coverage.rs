@@ -1,7 +1,8 @@
 //! `agentscope coverage`: per process that talks TLS, its servers (SNI) and whether agentscope
 //! sees its plaintext, how (which library, which method) or why not. Runs the live collector
 //! for `--duration` seconds, or reads a recording (`--replay FILE.cap`); either way the events
-//! go through the one pipeline, and the table is the model's (`tls_coverage` in the graph JSON).
+//! go through the one session step ([`Session`]), and the table is the model's (`tls_coverage`
+//! in the graph JSON).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -9,11 +10,13 @@ use std::time::Duration;
 
 use agentscope_analysis::model::{ModelOptions, ProcessTlsCoverage};
 use agentscope_analysis::pipeline::Pipeline;
-use agentscope_capture::capture::Replay;
+use agentscope_capture::capture::CaptureEvents;
 use agentscope_console::control_chars::escape_controls;
 use agentscope_identity::IdentityResolver;
 use agentscope_kernel::Collector;
 use agentscope_reconstruct::ReconstructOptions;
+use agentscope_session::recorded::{capture_session, SessionReplay};
+use agentscope_session::{Session, SourceLosses};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
@@ -65,18 +68,18 @@ const BATCH_EVENTS: usize = 1024;
 pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
     let rows = match &args.replay {
         Some(path) => {
-            let mut replay = Replay::open(path)?;
-            if let Some(bytes) = args.memory.asked() {
-                replay = replay.with_memory_budget(bytes);
-            }
-            while replay.step().is_some() {}
-            rows_of(replay.pipeline())
+            let mut entries = CaptureEvents::open(path)?;
+            let session = capture_session(&mut entries, None, args.memory.asked());
+            let mut replay = SessionReplay::new(entries, session);
+            while replay.next_step(&mut ())?.is_some() {}
+            rows_of(replay.session().pipeline())
         }
         None => rows_of(
-            &tokio::runtime::Builder::new_current_thread()
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(collect(&args))?,
+                .block_on(collect(&args))?
+                .pipeline(),
         ),
     };
     let mut out = crate::stdout_pipe::StdoutPipe::new();
@@ -139,13 +142,13 @@ fn print_table(out: &mut impl std::io::Write, rows: &[CoverageRow]) -> std::io::
     Ok(())
 }
 
-/// Runs the collector until `--duration` ends (or SIGINT/SIGTERM) and returns the pipeline
+/// Runs the collector until `--duration` ends (or SIGINT/SIGTERM) and returns the session
 /// every event went through.
-async fn collect(args: &CoverageArgs) -> anyhow::Result<Pipeline> {
+async fn collect(args: &CoverageArgs) -> anyhow::Result<Session> {
     let mut collector = Collector::start(args.capture.collector_options())?;
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     identity.start().await?;
-    let mut pipeline = Pipeline::new(
+    let pipeline = Pipeline::new(
         ReconstructOptions {
             redact_secrets: args.capture.redact_secrets(),
             memory_budget: args.memory.bytes(),
@@ -154,6 +157,7 @@ async fn collect(args: &CoverageArgs) -> anyhow::Result<Pipeline> {
         Box::new(identity),
     )
     .with_processes(collector.processes().clone());
+    let mut session = Session::new(pipeline);
     if args.ready_message {
         eprintln!("agentscope: collecting");
     }
@@ -165,7 +169,7 @@ async fn collect(args: &CoverageArgs) -> anyhow::Result<Pipeline> {
         tokio::select! {
             batch = collector.next_batch(BATCH_EVENTS) => {
                 for event in batch? {
-                    pipeline.push(&event);
+                    session.feed(&event);
                 }
                 // As in `collect`: let timers and signals be seen under a full ring buffer.
                 tokio::task::yield_now().await;
@@ -180,17 +184,23 @@ async fn collect(args: &CoverageArgs) -> anyhow::Result<Pipeline> {
     loop {
         let (events, emptied) = collector.drain_until(BATCH_EVENTS, until);
         for event in events {
-            pipeline.push(&event);
+            session.feed(&event);
         }
         if emptied || std::time::Instant::now() >= until {
             break;
         }
     }
     collector.discard_rest(Duration::from_millis(100));
-    pipeline.finish();
-    for warning in collector.summary().warnings {
+    let summary = collector.summary();
+    session.note_losses(SourceLosses {
+        kernel_dropped: summary.kernel.dropped,
+        channel_dropped: 0,
+        decode_errors: summary.decode_errors,
+    });
+    session.finish();
+    for warning in summary.warnings {
         eprintln!("agentscope: warning: {}", escape_controls(&warning));
     }
     collector.close();
-    Ok(pipeline)
+    Ok(session)
 }
