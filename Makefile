@@ -39,28 +39,33 @@ test-userspace-only: setup
 clippy: setup
 	time $(CARGO) clippy --locked --workspace --exclude agentscope-collector-ebpf --all-targets -- -D warnings
 
-# Privileged end-to-end tests against the real kernel and the test agents. One at a time:
+# Privileged end-to-end tests against the real kernel, the test agents and the real coding agents.
+# One cargo run for all of them (each `cargo test` costs seconds of resolving and fingerprinting
+# before it runs anything); each file's own time is its "finished in" line. One test at a time:
 # each runs its own collector, and two cores are better spent on the agents than on overlap.
+# --no-fail-fast: one failing file does not hide the others' results.
+E2E_TESTS := live_capture \
+	go_tls_capture \
+	collector_stop \
+	memory_budget \
+	mcp_capture \
+	agent_graph \
+	agent_key \
+	blind_spots \
+	capture_files \
+	capture_outputs \
+	serve_connect \
+	recordings \
+	detection_scenarios \
+	console_tmux \
+	closed_stdout \
+	scan_exit_codes \
+	hostile_text \
+	redaction \
+	hostile_node
+
 test-e2e: setup
-	time $(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test go_tls_capture -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test collector_stop -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test memory_budget -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test agent_graph -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test agent_key -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test blind_spots -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test capture_files -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test capture_outputs
-	time $(CARGO) test --locked -p agentscope --test serve_connect -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test recordings -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test detection_scenarios -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test console_tmux -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test closed_stdout -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test scan_exit_codes
-	time $(CARGO) test --locked -p agentscope --test hostile_text -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test redaction -- --test-threads=1
-	time $(CARGO) test --locked -p agentscope --test hostile_node -- --test-threads=1
+	time $(CARGO) test --locked --no-fail-fast -p agentscope $(E2E_TESTS:%=--test %) -- --test-threads=1
 	# --workspace, as in test-unit: `-p agentscope-kernel` alone unifies features differently and
 	# rebuilds kube and a dozen other crates (five minutes of CI).
 	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --test identity
