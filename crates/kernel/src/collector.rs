@@ -419,7 +419,7 @@ impl Collector {
             None if exec => self.process_tls.exit(pid),
             None => {}
         }
-        if let Some(target) = self.go_tls.check(path) {
+        if let Some(target) = self.go_tls.check(path, shown) {
             let outcome = self.kernel.attach_go_tls(&target).map_err(|err| {
                 self.state.summary.warnings.push(err.to_string());
                 err.to_string()

@@ -293,7 +293,9 @@ pub struct GoTlsTargetCache {
 impl GoTlsTargetCache {
     /// A target to attach now, or `None` if the file was seen before, is not a Go binary with
     /// `crypto/tls`, or cannot be probed (then [`GoTlsTargetCache::binaries`] says why).
-    pub fn check(&mut self, path: &Path) -> Option<GoTlsTarget> {
+    /// `path` is where to read it (possibly an opened descriptor under /proc), `shown` the
+    /// name the process knows it by, which is what reports show.
+    pub fn check(&mut self, path: &Path, shown: &str) -> Option<GoTlsTarget> {
         let meta = std::fs::metadata(path).ok()?;
         if !meta.is_file() {
             return None;
@@ -310,7 +312,7 @@ impl GoTlsTargetCache {
             }
             GoTlsAnalysis::Unsupported { go_version, reason } => (
                 GoTlsBinary {
-                    path: path.display().to_string(),
+                    path: shown.to_string(),
                     dev: key.0,
                     ino: key.1,
                     go_version,
@@ -323,7 +325,7 @@ impl GoTlsTargetCache {
             ),
             GoTlsAnalysis::Probeable(target) => (
                 GoTlsBinary {
-                    path: path.display().to_string(),
+                    path: shown.to_string(),
                     dev: key.0,
                     ino: key.1,
                     go_version: target.go_version.clone(),

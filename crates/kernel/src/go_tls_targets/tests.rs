@@ -149,8 +149,15 @@ fn go_agent_is_located_with_and_without_symbols() {
 
     // Cached per inode, and reported for the coverage view.
     let mut cache = GoTlsTargetCache::default();
-    let target = cache.check(&stripped).expect("a target the first time");
-    assert_eq!(cache.check(&stripped), None, "analysed once per binary");
+    let shown = stripped.display().to_string();
+    let target = cache
+        .check(&stripped, &shown)
+        .expect("a target the first time");
+    assert_eq!(
+        cache.check(&stripped, &shown),
+        None,
+        "analysed once per binary"
+    );
     cache.attached(&target, Ok(9));
     assert_eq!(cache.binaries().len(), 1);
     assert_eq!(cache.binaries()[0].method, Some(GO_TLS_METHOD));
@@ -169,7 +176,7 @@ fn other_files_are_not_go_tls() {
     std::fs::write(&junk, b"\x7fELF not really").unwrap();
     assert_eq!(analyse(&junk).unwrap(), GoTlsAnalysis::NotGo);
     let mut cache = GoTlsTargetCache::default();
-    assert_eq!(cache.check(Path::new("/bin/true")), None);
+    assert_eq!(cache.check(Path::new("/bin/true"), "/bin/true"), None);
     assert!(
         cache.binaries().is_empty(),
         "non-Go files are not TLS blind spots"
