@@ -148,13 +148,16 @@ impl Paused {
             args.len() + program.len(),
             rand_suffix()
         ));
-        // The shell blocks on a FIFO until released. (It used to poll for a file with
+        // The shell blocks opening a FIFO until released. (It used to poll for a file with
         // `sleep 0.02`: a fork, an exec and a dozen opens of the traced process 50 times a
-        // second, as many more events the longer the collector took to start.)
+        // second, as many more events the longer the collector took to start.) Nothing is
+        // written into the FIFO: data from the test, which reads the collector's output,
+        // would rightly make the workload a consumer of that output whose payloads are not
+        // captured.
         let path = std::ffi::CString::new(start_file.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
-        let mut script = format!("read _ < '{}'; exec '{}'", start_file.display(), program);
+        let mut script = format!(": < '{}'; exec '{}'", start_file.display(), program);
         for arg in args {
             script.push_str(&format!(" '{arg}'"));
         }
@@ -199,9 +202,8 @@ impl Paused {
     }
 
     pub fn release(&self) {
-        use std::io::Write as _;
-        use std::os::fd::AsRawFd as _;
         use std::os::unix::fs::FileTypeExt as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let is_fifo = std::fs::metadata(&self.start_file)
             .map(|m| m.file_type().is_fifo())
             .unwrap_or(false);
@@ -209,23 +211,23 @@ impl Paused {
             std::fs::write(&self.start_file, b"go").unwrap();
             return;
         }
-        // Opened read-write so the open never blocks. A FIFO's data vanishes with its last
-        // open end, so this end stays open until the workload has read the line.
-        let mut fifo = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.start_file)
-            .unwrap();
-        fifo.write_all(b"go\n").unwrap();
+        // Opening the write end (non-blocking: it fails with ENXIO until the shell is waiting
+        // in its open for reading) completes the shell's open; closing it again sends nothing.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let mut queued: libc::c_int = 0;
-            // SAFETY: FIONREAD writes one int.
-            let ok = unsafe { libc::ioctl(fifo.as_raw_fd(), libc::FIONREAD, &mut queued) } == 0;
-            if !ok || queued == 0 || Instant::now() >= deadline {
-                break;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&self.start_file)
+            {
+                Ok(_) => return,
+                Err(err)
+                    if err.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(err) => panic!("releasing the workload: {err}"),
             }
-            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
