@@ -42,6 +42,7 @@ clippy: setup
 # each runs its own collector, and two cores are better spent on the agents than on overlap.
 test-e2e: setup
 	time $(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test claude_code -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test collector_stop -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test memory_budget -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1

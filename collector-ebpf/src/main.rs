@@ -28,6 +28,7 @@ mod socket_io;
 mod sockets;
 mod tcp_state;
 mod tls;
+mod tls_located;
 
 #[cfg(not(test))]
 #[panic_handler]

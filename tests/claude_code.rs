@@ -1,0 +1,356 @@
+//! Claude Code's native binary (Bun, BoringSSL linked in, its `SSL_*` symbols stripped) under
+//! the real collector, at the two releases `make setup` installs seven months apart. The
+//! collector must locate `SSL_write`/`SSL_read` in the binary itself
+//! (`crates/kernel/src/tls_targets/boringssl.rs`) and capture the plaintext: the agent with its
+//! model, the Bash tool call linked to the exec and the file open it caused, request and
+//! response bodies byte for byte (a request of more than 512 KiB included), the API key
+//! nowhere in any output, and the agent's output unchanged by the probes.
+//!
+//! Claude Code runs non-interactively (`claude -p`, the prompt on stdin) against the mock LLM
+//! (`tests/agents/mock_llm_server.py`, Anthropic Messages with SSE streaming) over TLS, trusting
+//! its certificate through `NODE_EXTRA_CA_CERTS`, with a private HOME and non-essential traffic
+//! off, so nothing leaves the machine.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::*;
+
+const MODEL: &str = "claude-sonnet-4-5";
+const API_KEY: &str = "sk-ant-api03-agentscopeTestKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH";
+
+/// The Claude Code native binary of one installed release (a missing one fails: run setup).
+fn claude_binary(version: &str) -> PathBuf {
+    let agents = std::env::var_os("AGENTSCOPE_AGENTS_DIR").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/agentscope/agents"),
+        PathBuf::from,
+    );
+    let path = agents.join(format!(
+        "claude-code@{version}/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
+    ));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make setup` (it installs Claude Code {version})",
+        path.display()
+    );
+    path
+}
+
+/// A prompt of about 580 KiB, so Claude Code's first request body is larger than 512 KiB.
+fn big_prompt(path: &Path) {
+    let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+    let mut text = String::from("Read the plan file with the Bash tool. Notes follow.\n");
+    let mut state: u32 = 12345;
+    while text.len() < 580 * 1024 {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        text.push_str(words[(state >> 16) as usize % words.len()]);
+        text.push(' ');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+struct ClaudeRun {
+    pid: u32,
+    stdout: String,
+    dump: PathBuf,
+    secret_path: PathBuf,
+}
+
+/// Starts Claude Code held before its `exec` until the start file appears (so the collector
+/// can follow its pid from the start). `warm_up` first runs `claude --version` from the same
+/// shell: the collector sees that exec and locates and probes the binary once (probes are per
+/// file), so the measured run's first TLS call cannot race the analysis.
+fn paused_claude(
+    dir: &Path,
+    binary: &Path,
+    llm: &MockLlm,
+    warm_up: bool,
+) -> (std::process::Child, PathBuf, PathBuf) {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let prompt = dir.join("prompt.txt");
+    big_prompt(&prompt);
+    let start = dir.join("start");
+    let warmed = dir.join("warmed");
+    let warm = if warm_up {
+        format!(
+            "'{}' --version >/dev/null 2>&1; : > '{}'; ",
+            binary.display(),
+            warmed.display()
+        )
+    } else {
+        format!(": > '{}'; ", warmed.display())
+    };
+    let script = format!(
+        "while [ ! -e '{start}' ]; do sleep 0.02; done; {warm}\
+         while [ ! -e '{start}.run' ]; do sleep 0.02; done; \
+         exec '{bin}' -p --allowedTools Bash --model {MODEL} < '{prompt}'",
+        start = start.display(),
+        bin = binary.display(),
+        prompt = prompt.display(),
+    );
+    let child = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &home)
+        .env(
+            "ANTHROPIC_BASE_URL",
+            format!("https://127.0.0.1:{}", llm.port),
+        )
+        .env("ANTHROPIC_API_KEY", API_KEY)
+        .env("NODE_EXTRA_CA_CERTS", &llm.cert)
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start claude");
+    (child, start, warmed)
+}
+
+fn finish(child: std::process::Child) -> String {
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "claude failed: {}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The mock's script: Claude Code's own Bash tool reads the secret plan, then the answer.
+fn start_mock(dir: &Path, secret_path: &Path) -> (MockLlm, PathBuf) {
+    let scenario = dir.join("scenario.json");
+    let command = format!("cat {}", secret_path.display());
+    std::fs::write(
+        &scenario,
+        serde_json::json!({"turns": [
+            {"tool_calls": [{"name": "Bash",
+                             "arguments": {"command": command, "description": "Read the plan"}}]},
+            {"final_text": "The plan is read: {{result:Bash}}"}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let dump = dir.join("dump");
+    std::fs::create_dir_all(&dump).unwrap();
+    let llm = MockLlm::start_with(
+        dir,
+        &[
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--dump-dir",
+            dump.to_str().unwrap(),
+        ],
+    );
+    (llm, dump)
+}
+
+fn write_secret(dir: &Path) -> PathBuf {
+    let secret_path = dir.join("secret-plan.txt");
+    std::fs::write(&secret_path, "launch codename BLUE HERON on the 14th\n").unwrap();
+    secret_path
+}
+
+/// Claude Code alone: no collector.
+fn run_without_collector(version: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_path = write_secret(dir.path());
+    let (llm, _dump) = start_mock(dir.path(), &secret_path);
+    let (child, start, _) = paused_claude(dir.path(), &claude_binary(version), &llm, false);
+    std::fs::write(&start, b"go").unwrap();
+    std::fs::write(start.with_extension("run"), b"go").unwrap();
+    finish(child)
+}
+
+/// Claude Code under `agentscope collect --pid`, with the graph written.
+fn run_with_collector(version: &str, dir: &Path) -> (ClaudeRun, Captured, Value, String) {
+    let secret_path = write_secret(dir);
+    let (llm, dump) = start_mock(dir, &secret_path);
+    let (child, start, warmed) = paused_claude(dir, &claude_binary(version), &llm, true);
+    let pid = child.id();
+    let graph_path = dir.join("graph.json");
+    let collect = Collect::start(
+        dir,
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(&start, b"go").unwrap();
+    wait_for_file_exists(&warmed);
+    // The collector handles the warm-up's exec in its next batch; give it the analysis time.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::fs::write(start.with_extension("run"), b"go").unwrap();
+    let stdout = finish(child);
+    let stdout_path = collect.stdout_path.clone();
+    let captured = collect.stop();
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    let raw_output = std::fs::read_to_string(stdout_path).unwrap()
+        + &std::fs::read_to_string(&graph_path).unwrap();
+    (
+        ClaudeRun {
+            pid,
+            stdout,
+            dump,
+            secret_path,
+        },
+        captured,
+        graph,
+        raw_output,
+    )
+}
+
+fn wait_for_file_exists(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// All TLS bytes of `pid` in one direction, over every connection.
+fn tls_bytes(captured: &Captured, pid: u32, direction: &str) -> Vec<u8> {
+    captured
+        .streams()
+        .into_iter()
+        .filter(|((p, source, dir, _), _)| *p == pid as u64 && source == "tls" && dir == direction)
+        .flat_map(|(_, bytes)| bytes)
+        .collect()
+}
+
+fn check_release(version: &str) {
+    require_root();
+    let alone = run_without_collector(version);
+    let dir = tempfile::tempdir().unwrap();
+    let (run, captured, graph, raw_output) = run_with_collector(version, dir.path());
+
+    // The agent's output does not change under the probes.
+    assert!(
+        alone.contains("BLUE HERON"),
+        "Claude Code {version} did not run the tool: {alone}"
+    );
+    assert_eq!(
+        run.stdout, alone,
+        "Claude Code {version}: output changed under the collector"
+    );
+    assert_eq!(
+        captured.summary["kernel"]["tls_rejected"], 0,
+        "{:#}",
+        captured.summary
+    );
+    assert_eq!(captured.summary["kernel"]["dropped"], 0);
+
+    // Payloads byte for byte in both directions, the > 512 KiB request included.
+    let egress = tls_bytes(&captured, run.pid, "egress");
+    let ingress = dechunk_all(&tls_bytes(&captured, run.pid, "ingress"));
+    for n in [1, 2] {
+        let request = std::fs::read(run.dump.join(format!("request-{n}.body"))).unwrap();
+        if n == 1 {
+            assert!(request.len() > 512 * 1024, "{}", request.len());
+        }
+        assert!(
+            contains(&egress, &request),
+            "Claude Code {version}: request {n} ({} bytes) not captured verbatim ({} egress bytes)",
+            request.len(),
+            egress.len()
+        );
+        let response = std::fs::read(run.dump.join(format!("response-{n}.body"))).unwrap();
+        assert!(
+            contains(&ingress, &response),
+            "Claude Code {version}: response {n} ({} bytes) not captured verbatim",
+            response.len()
+        );
+    }
+    assert!(
+        egress.starts_with(b"POST /v1/messages"),
+        "{:?}",
+        &egress[..64.min(egress.len())]
+    );
+
+    // The API key appears nowhere: not in the events, the payloads, or the graph.
+    assert!(!raw_output.contains(API_KEY), "API key leaked");
+    assert!(
+        !contains(&egress, API_KEY.as_bytes()),
+        "API key in captured payload"
+    );
+    assert!(!contains(&egress, &API_KEY.as_bytes()[..40]));
+
+    // The agent, with its model.
+    let agents = graph["agents"].as_array().unwrap();
+    let agent = agents
+        .iter()
+        .find(|a| {
+            a["pids"]
+                .as_array()
+                .is_some_and(|p| p.contains(&serde_json::json!(run.pid)))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "Claude Code {version} is not an agent: {:#}",
+                graph["agents"]
+            )
+        });
+    assert_eq!(agent["llm_calls"], 2, "{agent:#}");
+    let models: Vec<&Value> = agent["aibom"]["providers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|m| m.as_array().unwrap())
+        .collect();
+    assert!(models.contains(&&serde_json::json!(MODEL)), "{agent:#}");
+
+    // The Bash tool call, with its id and arguments, linked to the exec and the file open.
+    let calls = graph["tool_calls"].as_array().unwrap();
+    let bash = calls
+        .iter()
+        .find(|c| c["gen_ai.tool.name"] == "Bash")
+        .unwrap_or_else(|| panic!("no Bash tool call: {calls:#?}"));
+    assert_eq!(bash["gen_ai.tool.call.id"], "toolu_mock_1");
+    assert_eq!(
+        bash["gen_ai.tool.call.arguments"]["command"],
+        format!("cat {}", run.secret_path.display())
+    );
+    let links = bash["links"].as_array().unwrap();
+    let exec = links
+        .iter()
+        .find(|l| l["kind"] == "exec")
+        .unwrap_or_else(|| panic!("no exec link: {links:#?}"));
+    assert!(
+        exec["summary"].as_str().unwrap_or("").contains("cat"),
+        "{exec:#}"
+    );
+    let file_node = format!("data:file:{}", run.secret_path.display());
+    assert!(
+        links
+            .iter()
+            .any(|l| l["kind"] == "file" && l["target"] == file_node.as_str()),
+        "no file link to {file_node}: {links:#?}"
+    );
+}
+
+#[test]
+fn claude_code_2_1_113_is_seen_through_located_boringssl() {
+    check_release("2.1.113");
+}
+
+#[test]
+fn claude_code_2_1_332_is_seen_through_located_boringssl() {
+    check_release("2.1.332");
+}
