@@ -60,33 +60,16 @@ struct ClaudeRun {
 }
 
 /// Starts Claude Code held before its `exec` until the start file appears (so the collector
-/// can follow its pid from the start). `warm_up` first runs `claude --version` from the same
-/// shell: the collector sees that exec and locates and probes the binary once (probes are per
-/// file), so the measured run's first TLS call cannot race the analysis.
-fn paused_claude(
-    dir: &Path,
-    binary: &Path,
-    llm: &MockLlm,
-    warm_up: bool,
-) -> (std::process::Child, PathBuf, PathBuf) {
+/// can follow its pid from the start). The collector sees the exec of a binary it has not
+/// analysed and must locate and probe BoringSSL before Claude Code's first TLS call.
+fn paused_claude(dir: &Path, binary: &Path, llm: &MockLlm) -> (std::process::Child, PathBuf) {
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let prompt = dir.join("prompt.txt");
     big_prompt(&prompt);
     let start = dir.join("start");
-    let warmed = dir.join("warmed");
-    let warm = if warm_up {
-        format!(
-            "'{}' --version >/dev/null 2>&1; : > '{}'; ",
-            binary.display(),
-            warmed.display()
-        )
-    } else {
-        format!(": > '{}'; ", warmed.display())
-    };
     let script = format!(
-        "while [ ! -e '{start}' ]; do sleep 0.02; done; {warm}\
-         while [ ! -e '{start}.run' ]; do sleep 0.02; done; \
+        "while [ ! -e '{start}' ]; do sleep 0.02; done; \
          exec '{bin}' -p --allowedTools Bash --model {MODEL} < '{prompt}'",
         start = start.display(),
         bin = binary.display(),
@@ -111,7 +94,7 @@ fn paused_claude(
         .stderr(Stdio::piped())
         .spawn()
         .expect("start claude");
-    (child, start, warmed)
+    (child, start)
 }
 
 fn finish(child: std::process::Child) -> String {
@@ -165,9 +148,8 @@ fn run_without_collector(version: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let secret_path = write_secret(dir.path());
     let (llm, _dump) = start_mock(dir.path(), &secret_path);
-    let (child, start, _) = paused_claude(dir.path(), &claude_binary(version), &llm, false);
+    let (child, start) = paused_claude(dir.path(), &claude_binary(version), &llm);
     std::fs::write(&start, b"go").unwrap();
-    std::fs::write(start.with_extension("run"), b"go").unwrap();
     finish(child)
 }
 
@@ -175,7 +157,7 @@ fn run_without_collector(version: &str) -> String {
 fn run_with_collector(version: &str, dir: &Path) -> (ClaudeRun, Captured, Value, String) {
     let secret_path = write_secret(dir);
     let (llm, dump) = start_mock(dir, &secret_path);
-    let (child, start, warmed) = paused_claude(dir, &claude_binary(version), &llm, true);
+    let (child, start) = paused_claude(dir, &claude_binary(version), &llm);
     let pid = child.id();
     let graph_path = dir.join("graph.json");
     let collect = Collect::start(
@@ -189,10 +171,6 @@ fn run_with_collector(version: &str, dir: &Path) -> (ClaudeRun, Captured, Value,
         ],
     );
     std::fs::write(&start, b"go").unwrap();
-    wait_for_file_exists(&warmed);
-    // The collector handles the warm-up's exec in its next batch; give it the analysis time.
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    std::fs::write(start.with_extension("run"), b"go").unwrap();
     let stdout = finish(child);
     let stdout_path = collect.stdout_path.clone();
     let captured = collect.stop();
@@ -211,18 +189,6 @@ fn run_with_collector(version: &str, dir: &Path) -> (ClaudeRun, Captured, Value,
         graph,
         raw_output,
     )
-}
-
-fn wait_for_file_exists(path: &Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {}",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 /// The TLS streams of `pid` in one direction, one per connection (`SSL*`).
