@@ -247,6 +247,22 @@ fn check_release(version: &str) {
         captured.summary
     );
     assert_eq!(captured.summary["kernel"]["dropped"], 0);
+    // The summary says how: BoringSSL located in the claude binary, with the evidence.
+    let libraries = captured.summary["tls_libraries"].as_array().unwrap();
+    let located = libraries
+        .iter()
+        .find(|l| {
+            l["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("claude-code-linux-x64/claude")
+        })
+        .unwrap_or_else(|| panic!("claude binary not in {libraries:#?}"));
+    assert_eq!(located["method"], "boringssl (located)", "{located:#}");
+    assert!(
+        located["anchors"].as_array().unwrap().len() >= 4,
+        "{located:#}"
+    );
 
     // Payloads byte for byte in both directions, the > 512 KiB request included.
     let egress_streams = tls_streams(&captured, run.pid, "egress");

@@ -17,7 +17,7 @@ use crate::output_tracking::{self, OutputConsumer};
 use crate::process_table::ProcessTable;
 use crate::procfs;
 use crate::redact;
-use crate::tls_targets::{self, TlsTargetCache};
+use crate::tls_targets::{self, TlsInspection, TlsMethod, TlsTargetCache};
 
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -62,6 +62,9 @@ pub struct Summary {
     pub kernel: KernelStats,
     /// TLS libraries and executables probed.
     pub tls_targets: usize,
+    /// Every file inspected that carries a TLS library: how its plaintext is captured (the
+    /// method and, for a located library, the evidence), or why it is not visible.
+    pub tls_libraries: Vec<TlsLibrary>,
     /// Processes that read the collector's output: their payloads are not captured (each also
     /// has a warning). See README, "The collector's own output".
     pub consumers: Vec<OutputConsumer>,
@@ -73,6 +76,21 @@ pub struct Summary {
     /// command that runs the pipeline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<crate::memory_budget::MemoryStats>,
+}
+
+/// One inspected TLS library or executable, for the summary and coverage reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsLibrary {
+    pub path: PathBuf,
+    /// "openssl (exported symbols)", "boringssl (located)", or absent when not visible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+    /// Why the locator believes it found the functions (located methods only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anchors: Vec<String>,
+    /// Why the plaintext is not visible (a blind spot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_visible: Option<String>,
 }
 
 /// Records read per batch, and how long one batch may take, so signals and timers are seen
@@ -380,6 +398,29 @@ impl Collector {
         let mut summary = self.state.summary.clone();
         summary.kernel = self.kernel.stats();
         summary.tls_targets = self.tls.probed_count();
+        summary.tls_libraries = self
+            .tls
+            .inspections()
+            .filter_map(|inspection| match inspection {
+                TlsInspection::Target(target) => Some(TlsLibrary {
+                    path: target.path.clone(),
+                    method: Some(target.method.name()),
+                    anchors: match &target.method {
+                        TlsMethod::BoringSslLocated { anchors } => anchors.clone(),
+                        TlsMethod::OpenSslExported => Vec::new(),
+                    },
+                    not_visible: None,
+                }),
+                TlsInspection::NotRecognised { path, why } => Some(TlsLibrary {
+                    path: path.clone(),
+                    method: None,
+                    anchors: Vec::new(),
+                    not_visible: Some(why.clone()),
+                }),
+                TlsInspection::Nothing => None,
+            })
+            .collect();
+        summary.tls_libraries.sort_by(|a, b| a.path.cmp(&b.path));
         summary.consumers = self.consumers();
         summary
             .warnings
