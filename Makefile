@@ -6,8 +6,9 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
-# Each test step prints its wall time (`[time] N s`), so a CI log shows where the time goes.
-export TIMEFORMAT := [time] %R s
+# Each test step prints its wall and CPU time (`[time] N s (cpu ...)`), so a CI log shows where the
+# time goes, and a run on a busy machine still shows what a step costs.
+export TIMEFORMAT := [time] %R s (cpu %U s user + %S s sys)
 
 .PHONY: setup build demo test test-unit test-userspace-only clippy test-e2e bench fuzz fmt-check
 
@@ -43,6 +44,7 @@ clippy: setup
 test-e2e: setup
 	time $(CARGO) test --locked -p agentscope --test live_capture -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test claude_code -- --test-threads=1
+	time $(CARGO) test --locked -p agentscope --test go_tls_capture -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test collector_stop -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test memory_budget -- --test-threads=1
 	time $(CARGO) test --locked -p agentscope --test mcp_capture -- --test-threads=1
@@ -73,6 +75,7 @@ fmt-check:
 # console frame time and memory, and live collector throughput (needs root).
 bench: setup
 	$(CARGO) bench --locked -p agentscope-kernel --bench decode
+	$(CARGO) bench --locked -p agentscope-kernel --bench go_tls_locate
 	$(CARGO) bench --locked -p agentscope-analysis --bench reconstruct
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench http_reassembly
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench llm_recognise
@@ -87,6 +90,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-console --bench console_render
 	$(CARGO) bench --locked -p agentscope-console --bench console_live
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
+	$(CARGO) bench --locked -p agentscope --bench tls_probe_overhead
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.
 fuzz: setup

@@ -3,8 +3,9 @@
 //! Only tracepoints, raw tracepoints and uprobes: kprobes are not compiled into the kernels we
 //! target and fentry/fexit/LSM loads are refused there. Syscall tracepoints stash their arguments
 //! per thread on entry and emit one record on exit, when the result is known. Payloads (TLS
-//! plaintext at the OpenSSL API, plain socket reads and writes, JSON over pipes) are split into
-//! `CHUNK_LEN` records; whatever cannot be delivered is counted, never silently cut.
+//! plaintext at the OpenSSL API and at Go's `crypto/tls`, plain socket reads and writes, JSON
+//! over pipes) are split into `CHUNK_LEN` records; whatever cannot be delivered is counted,
+//! never silently cut.
 //!
 //! One module per hook family; the programs and maps keep the names the collector looks them
 //! up by (`#[map]` and the program macros export them unmangled, whatever the module).
@@ -20,6 +21,7 @@ mod task;
 // The hook families.
 mod dns;
 mod files;
+mod go_tls;
 mod output_tracking;
 mod pipe_payload;
 mod pipes;

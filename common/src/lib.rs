@@ -81,6 +81,9 @@ pub mod source {
     /// Pipes and `AF_UNIX` socketpairs: the stdio of child processes (MCP over stdio). Only
     /// once the fd has carried a buffer that starts like JSON (see the kernel programs).
     pub const PIPE: u32 = 3;
+    /// Plaintext at Go's `crypto/tls` (`(*Conn).Write` and `(*Conn).Read`); the connection
+    /// identity (`conn_id`) is the `*tls.Conn`.
+    pub const TLS_GO: u32 = 4;
 }
 
 /// Direction of payload bytes, from the traced process's point of view.
@@ -363,7 +366,8 @@ pub struct DataPrefix {
     /// The socket fd, or -1 when it cannot be known (TLS over memory BIOs, as in Node).
     pub fd: i32,
     pub flags: u32,
-    /// Connection identity: the `SSL*` for TLS, 0 for plain sockets (use pid + fd).
+    /// Connection identity: the `SSL*` for OpenSSL, the `*tls.Conn` for Go, 0 for plain
+    /// sockets (use pid + fd).
     pub conn_id: u64,
     /// Unique per read/write call (boot-time ns of the call's return, with the tid mixed in).
     pub call_id: u64,

@@ -332,8 +332,11 @@ impl Captured {
     }
 }
 
+/// Whether `needle` occurs in `haystack`. memchr's `memmem` (built optimised, as every
+/// dependency): the tests search megabytes of captured output for many needles, which a
+/// `windows().any()` in this unoptimised test crate made take minutes.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Removes HTTP/1.1 chunked framing from every response in a captured stream, leaving headers
@@ -381,7 +384,7 @@ pub fn dechunk_all(stream: &[u8]) -> Vec<u8> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// The interpreter of the test venv that holds the MCP Python SDK (scripts/setup.sh creates it):

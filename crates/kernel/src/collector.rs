@@ -1,7 +1,8 @@
 //! The live collector: kernel capture plus the userspace state that enriches its events.
 //!
 //! It seeds the process table and the kernel's parent map from /proc, probes every TLS library
-//! already mapped, and while running attaches to new ones as processes exec or open them. It
+//! (and Go executable using `crypto/tls`) already mapped, and while running attaches to new
+//! ones as processes exec or open them. It
 //! hands out decoded, enriched events in batches and keeps the counts the summary reports.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,6 +13,7 @@ use serde::Serialize;
 
 use crate::error::CollectorError;
 use crate::event::{self, Event, EventBody};
+use crate::go_tls_targets::{GoTlsBinary, GoTlsTargetCache};
 use crate::kernel::{KernelCapture, KernelOptions, KernelStats};
 use crate::output_tracking::{self, OutputConsumer};
 use crate::process_table::ProcessTable;
@@ -65,6 +67,9 @@ pub struct Summary {
     /// Every file inspected that carries a TLS library: how its plaintext is captured (the
     /// method and, for a located library, the evidence), or why it is not visible.
     pub tls_libraries: Vec<TlsLibrary>,
+    /// Go executables that do TLS: how their plaintext is captured ("go crypto/tls
+    /// (pclntab)") or why it is not.
+    pub go_tls: Vec<GoTlsBinary>,
     /// Processes that read the collector's output: their payloads are not captured (each also
     /// has a warning). See README, "The collector's own output".
     pub consumers: Vec<OutputConsumer>,
@@ -100,6 +105,7 @@ const BATCH_BUDGET: Duration = Duration::from_millis(20);
 pub struct Collector {
     kernel: KernelCapture,
     tls: TlsTargetCache,
+    go_tls: GoTlsTargetCache,
     state: Enrichment,
     /// Files marked as collector output in the kernel, so each is marked once.
     outputs: BTreeSet<(u32, u64)>,
@@ -254,6 +260,7 @@ impl Collector {
             kernel,
             outputs: BTreeSet::new(),
             tls: TlsTargetCache::default(),
+            go_tls: GoTlsTargetCache::default(),
             state: Enrichment {
                 processes,
                 options,
@@ -332,6 +339,18 @@ impl Collector {
                 self.state.summary.warnings.push(err.to_string());
             }
         }
+        if let Some(target) = self.go_tls.check(path) {
+            let outcome = self.kernel.attach_go_tls(&target).map_err(|err| {
+                self.state.summary.warnings.push(err.to_string());
+                err.to_string()
+            });
+            self.go_tls.attached(&target, outcome);
+        }
+    }
+
+    /// Go executables that do TLS seen so far: how their plaintext is captured, or why not.
+    pub fn go_tls_binaries(&self) -> &[GoTlsBinary] {
+        self.go_tls.binaries()
     }
 
     /// Probes the TLS candidates the last batch revealed.
@@ -421,6 +440,7 @@ impl Collector {
             })
             .collect();
         summary.tls_libraries.sort_by(|a, b| a.path.cmp(&b.path));
+        summary.go_tls = self.go_tls.binaries().to_vec();
         summary.consumers = self.consumers();
         summary
             .warnings

@@ -15,6 +15,7 @@ use aya::{Ebpf, EbpfLoader};
 use tokio::io::unix::AsyncFd;
 
 use crate::error::CollectorError;
+use crate::go_tls_targets::GoTlsTarget;
 use crate::tls_targets::{TlsMethod, TlsTarget};
 
 #[cfg(not(agentscope_ebpf_skipped))]
@@ -142,6 +143,12 @@ const LOCATED_ENTRY_PROGRAMS: [(&str, &str); 2] = [
     ("SSL_read", "located_ssl_read_enter"),
 ];
 
+/// Go `crypto/tls` programs (collector-ebpf/src/go_tls.rs): entry of `(*Conn).Write`, entry
+/// of `(*Conn).Read`, and each `RET` of `(*Conn).Read`. Never a uretprobe on Go code.
+const GO_WRITE_ENTRY_PROGRAM: &str = "go_tls_write_enter";
+const GO_READ_ENTRY_PROGRAM: &str = "go_tls_read_enter";
+const GO_READ_RETURN_PROGRAM: &str = "go_tls_read_return";
+
 /// What the kernel programs counted, summed over CPUs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct KernelStats {
@@ -173,6 +180,7 @@ pub struct KernelCapture {
     ebpf: Ebpf,
     ring: AsyncFd<RingBuf<MapData>>,
     attached_tls: HashSet<(u64, u64)>,
+    attached_go_tls: HashSet<(u64, u64)>,
     pub warnings: Vec<String>,
 }
 
@@ -309,6 +317,7 @@ impl KernelCapture {
             ebpf,
             ring,
             attached_tls: HashSet::new(),
+            attached_go_tls: HashSet::new(),
             warnings: Vec::new(),
         };
         if let Some(err) = output_tracking_warning {
@@ -353,7 +362,12 @@ impl KernelCapture {
             .iter()
             .chain(LOCATED_ENTRY_PROGRAMS.iter())
             .map(|(_, p)| *p)
-            .chain([SSL_EXIT_PROGRAM])
+            .chain([
+                SSL_EXIT_PROGRAM,
+                GO_WRITE_ENTRY_PROGRAM,
+                GO_READ_ENTRY_PROGRAM,
+                GO_READ_RETURN_PROGRAM,
+            ])
         {
             let prog: &mut UProbe = program_mut(&mut self.ebpf, program)?;
             prog.load().map_err(|e| load_error(program, e))?;
@@ -387,6 +401,41 @@ impl KernelCapture {
                     })?;
                 attached += 1;
             }
+        }
+        Ok(attached)
+    }
+
+    /// Attaches the Go `crypto/tls` probes to an executable (once per file): uprobes at the
+    /// entries of `Write` and `Read` and at every `RET` of `Read`. Returns the probes attached.
+    /// On a failure the probes attached so far stay (each is harmless alone) and the error
+    /// says which one failed.
+    pub fn attach_go_tls(&mut self, target: &GoTlsTarget) -> Result<usize, CollectorError> {
+        if !self.attached_go_tls.insert((target.dev, target.ino)) {
+            return Ok(0);
+        }
+        let points = [
+            (GO_WRITE_ENTRY_PROGRAM, target.write_entry),
+            (GO_READ_ENTRY_PROGRAM, target.read_entry),
+        ]
+        .into_iter()
+        .chain(
+            target
+                .read_returns
+                .iter()
+                .map(|offset| (GO_READ_RETURN_PROGRAM, *offset)),
+        );
+        let mut attached = 0;
+        for (program, offset) in points {
+            let prog: &mut UProbe = program_mut(&mut self.ebpf, program)?;
+            prog.attach(offset, &target.path, UProbeScope::AllProcesses)
+                .map_err(|e| {
+                    CollectorError::AttachTls(format!(
+                        "uprobe {program} at offset {offset:#x} in {}: {}",
+                        target.path.display(),
+                        error_chain(&e)
+                    ))
+                })?;
+            attached += 1;
         }
         Ok(attached)
     }

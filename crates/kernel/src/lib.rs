@@ -1,13 +1,16 @@
 //! agentscope's kernel side, from userspace.
 //!
 //! Loads the kernel programs of `collector-ebpf`, attaches them (tracepoints for process, file
-//! and network activity; uprobes on OpenSSL wherever it is mapped), reads their ring buffer
-//! without blocking, and turns raw records into [`agentscope_event::Event`]s enriched with the
-//! process table. Later layers (reconstruction, recording, the console) consume those events and
-//! never touch the kernel themselves.
+//! and network activity; uprobes on OpenSSL wherever it is mapped and on Go's `crypto/tls` in
+//! Go executables), reads their ring buffer without blocking, and turns raw records into
+//! [`agentscope_event::Event`]s enriched with the process table. Later layers (reconstruction,
+//! recording, the console) consume those events and never touch the kernel themselves.
 
 pub mod collector;
 pub mod error;
+mod go_buildinfo;
+mod go_pclntab;
+pub mod go_tls_targets;
 pub mod kernel;
 mod kernel_btf;
 pub mod output_tracking;

@@ -1,0 +1,164 @@
+//! TLS plaintext at Go's `crypto/tls`: a uprobe on the entry of `(*Conn).Write` (the buffer is
+//! complete there), one on the entry of `(*Conn).Read` (stashing where the bytes will go) and
+//! one on every `RET` of `(*Conn).Read` (the byte count is known there). The collector finds
+//! the offsets in the binary's Go function table (`go_tls_targets` in the kernel crate).
+//!
+//! Never uretprobes: they overwrite the return address on the goroutine's stack, which the Go
+//! runtime moves and copies when it grows, and the program crashes. Go code runs with the
+//! register ABI (Go 1.17+ on x86-64): the receiver in `RAX`, the slice's pointer and length in
+//! `RBX` and `RCX`, the result `n` in `RAX` at return, and the current goroutine (`g`) always
+//! in `R14`. A goroutine can move to another thread between `Read`'s entry and its return, so
+//! the stash is keyed by (tgid, `g`), never by thread id.
+//!
+//! The connection identity is the `*tls.Conn`. Its socket fd is followed through
+//! `Conn.conn` (a `net.Conn` interface: its data word points at a `*net.TCPConn`, whose first
+//! word is the `*netFD`, whose `poll.FD` has `Sysfd` after the 16-byte `fdMutex`); layouts
+//! stable since Go 1.x. The result is only trusted if it names a socket of this process that
+//! carried a TLS ClientHello (`SOCKS` with `SOCK_TLS`); otherwise the fd is -1, as for Node.
+
+use agentscope_common::{direction, source};
+use aya_ebpf::{
+    bindings::pt_regs,
+    helpers::bpf_probe_read_user,
+    macros::{map, uprobe},
+    maps::LruHashMap,
+    programs::ProbeContext,
+};
+
+use crate::emit::emit_payload;
+use crate::maps::{SockKey, SOCKS, SOCK_TLS};
+use crate::task::{current_ids, traced};
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GoroutineKey {
+    tgid: u32,
+    _pad: u32,
+    /// The `g` pointer (`R14`).
+    goroutine: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GoReadArgs {
+    conn: u64,
+    buf: u64,
+    /// The slice's length: a reported count beyond it is not trusted.
+    len: u64,
+}
+
+/// `Read` calls in progress. LRU: a goroutine that never returns (its process died) is pushed
+/// out instead of filling the map.
+#[map]
+static GO_TLS_READS: LruHashMap<GoroutineKey, GoReadArgs> = LruHashMap::with_max_entries(16384, 0);
+
+#[inline(always)]
+fn regs(ctx: &ProbeContext) -> &pt_regs {
+    // SAFETY: a uprobe's context is the user registers; the verifier checks every field read.
+    unsafe { &*ctx.regs }
+}
+
+#[inline(always)]
+fn read_user_u64(addr: u64) -> Option<u64> {
+    if addr == 0 {
+        return None;
+    }
+    unsafe { bpf_probe_read_user(addr as *const u64) }.ok()
+}
+
+/// The socket fd behind a `*tls.Conn`, or -1 (see the module doc).
+#[inline(always)]
+fn conn_fd(tgid: u32, conn: u64) -> i32 {
+    let Some(tcp_conn) = read_user_u64(conn.wrapping_add(8)) else {
+        return -1;
+    };
+    let Some(net_fd) = read_user_u64(tcp_conn) else {
+        return -1;
+    };
+    let Some(sysfd) = read_user_u64(net_fd.wrapping_add(16)) else {
+        return -1;
+    };
+    if sysfd > i32::MAX as u64 {
+        return -1;
+    }
+    let fd = sysfd as i32;
+    match unsafe { SOCKS.get(&SockKey { tgid, fd }) } {
+        Some(state) if state.flags & SOCK_TLS != 0 => fd,
+        _ => -1,
+    }
+}
+
+#[uprobe]
+pub fn go_tls_write_enter(ctx: ProbeContext) -> u32 {
+    let (tgid, _) = current_ids();
+    if !traced(tgid) {
+        return 0;
+    }
+    let r = regs(&ctx);
+    let (conn, buf, len) = (r.rax, r.rbx, r.rcx);
+    // A Go length is a signed int: anything past i64::MAX is not a slice.
+    if conn == 0 || buf == 0 || len == 0 || len > i64::MAX as u64 {
+        return 0;
+    }
+    emit_payload(
+        source::TLS_GO,
+        direction::EGRESS,
+        conn_fd(tgid, conn),
+        conn,
+        buf,
+        len,
+    );
+    0
+}
+
+#[uprobe]
+pub fn go_tls_read_enter(ctx: ProbeContext) -> u32 {
+    let (tgid, _) = current_ids();
+    if !traced(tgid) {
+        return 0;
+    }
+    let r = regs(&ctx);
+    let key = GoroutineKey {
+        tgid,
+        _pad: 0,
+        goroutine: r.r14,
+    };
+    let args = GoReadArgs {
+        conn: r.rax,
+        buf: r.rbx,
+        len: r.rcx,
+    };
+    if args.conn == 0 || args.buf == 0 || args.len == 0 || key.goroutine == 0 {
+        return 0;
+    }
+    let _ = GO_TLS_READS.insert(&key, &args, 0);
+    0
+}
+
+#[uprobe]
+pub fn go_tls_read_return(ctx: ProbeContext) -> u32 {
+    let (tgid, _) = current_ids();
+    let r = regs(&ctx);
+    let key = GoroutineKey {
+        tgid,
+        _pad: 0,
+        goroutine: r.r14,
+    };
+    let Some(args) = (unsafe { GO_TLS_READS.get(&key) }).copied() else {
+        return 0;
+    };
+    let _ = GO_TLS_READS.remove(&key);
+    let n = r.rax as i64;
+    if n <= 0 || n as u64 > args.len {
+        return 0;
+    }
+    emit_payload(
+        source::TLS_GO,
+        direction::INGRESS,
+        conn_fd(tgid, args.conn),
+        args.conn,
+        args.buf,
+        n as u64,
+    );
+    0
+}

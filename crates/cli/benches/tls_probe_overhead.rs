@@ -1,0 +1,149 @@
+//! What the TLS probes cost per call: a 64-byte TLS echo round trip (two writes and two reads
+//! at the TLS API, client and server in one process) timed without the collector and while
+//! `agentscope collect --json --pid PID` follows the process, for Go `crypto/tls`
+//! (tests/agents/go_tls_loop, uprobes on `Write`, `Read` and `Read`'s `RET`s) and for OpenSSL
+//! (tests/agents/openssl_tls_loop.py with the system libssl: uprobes and a uretprobe on
+//! `SSL_write_ex`/`SSL_read_ex`). The probe cost per TLS call is (probed − unprobed) / 4.
+//! Each workload is one long-lived process that runs N round trips per line on its stdin, so
+//! the collector follows it by pid and sees nothing else. Both workloads run throughout: the
+//! unprobed times are taken before any collector starts (uprobes are attached to a file for
+//! every process that maps it, and `collect` detaches them in the background after it
+//! exits, so an unprobed time taken after a collector ran can still pay for its probes); then
+//! one collector follows both pids for both probed times. Needs root and `make setup`.
+//! Run: `cargo bench -p agentscope --bench tls_probe_overhead` (or `make bench`).
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+/// A workload process that runs round trips on request.
+struct Loop {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Loop {
+    fn start(command: &mut Command) -> Loop {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the TLS loop");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the TLS loop did not start");
+        Loop {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Runs `n` round trips; the time the loop itself measured.
+    fn run(&mut self, n: u64) -> Duration {
+        writeln!(self.stdin, "{n}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        Duration::from_nanos(line.trim().parse().expect("elapsed ns"))
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `agentscope collect` following some pids, its events discarded.
+struct Collector(Child);
+
+impl Collector {
+    fn follow(pids: &[u32]) -> Collector {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agentscope"));
+        command.args(["collect", "--json", "--ready-message", "--no-kubernetes"]);
+        for pid in pids {
+            command.args(["--pid", &pid.to_string()]);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start agentscope collect");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(
+            line.contains("collecting"),
+            "collector did not start: {line}"
+        );
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
+                rest.clear();
+            }
+        });
+        Collector(child)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn measure(c: &mut Criterion, name: &str, variant: &str, workload: &mut Loop) {
+    let mut group = c.benchmark_group(format!("tls_round_trip/{name}"));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function(variant, |b| b.iter_custom(|n| workload.run(n)));
+    group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "tls_probe_overhead loads eBPF programs: run as root"
+    );
+    let repo = Path::new(env!("AGENTSCOPE_REPO"));
+    let dir = tempfile::tempdir().unwrap();
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(dir.path().join("go_tls_loop"))
+        .arg(".")
+        .current_dir(repo.join("tests/agents/go_tls_loop"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .status()
+        .expect("go build (make setup installs golang-go)");
+    assert!(built.success(), "building go_tls_loop failed");
+
+    let mut go = Loop::start(&mut Command::new(dir.path().join("go_tls_loop")));
+    let mut openssl = Loop::start(
+        Command::new("python3")
+            .arg(repo.join("tests/agents/openssl_tls_loop.py"))
+            .arg("--cert-dir")
+            .arg(dir.path().join("cert")),
+    );
+    measure(c, "go_crypto_tls", "unprobed", &mut go);
+    measure(c, "openssl", "unprobed", &mut openssl);
+    let collector = Collector::follow(&[go.child.id(), openssl.child.id()]);
+    measure(c, "go_crypto_tls", "probed", &mut go);
+    measure(c, "openssl", "probed", &mut openssl);
+    drop(collector);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,3 @@
+module agentscope.test/go_agent
+
+go 1.19

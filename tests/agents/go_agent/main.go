@@ -1,0 +1,321 @@
+// Minimal tool-using "AI agent" in Go: it talks to the mock LLM (OpenAI Chat Completions)
+// with net/http over crypto/tls, so agentscope's Go TLS probes see real Go traffic, then
+// carries out the model's read_file tool call and sends the result back.
+//
+// HTTP/1.1 is forced (ForceAttemptHTTP2=false and an empty TLSNextProto): Go negotiates
+// HTTP/2 over TLS by default, which agentscope does not reconstruct yet (issue 15).
+//
+// With --dump-dir it writes what it wrote to and read from the *tls.Conn (egress.raw,
+// ingress.raw): the ground truth the end-to-end tests compare the capture with. Its stdout is
+// one JSON report that depends only on what the model said, so runs with and without the
+// collector can be compared.
+//
+// Build (tests/agents/go_agent/build.sh OUT_DIR builds both variants):
+//
+//	go build -o OUT_DIR/go_agent .
+//	go build -ldflags='-s -w' -o OUT_DIR/go_agent_stripped .
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+const model = "gpt-4o-mini"
+
+// recordingConn records the plaintext that crosses the *tls.Conn.
+type recordingConn struct {
+	*tls.Conn
+	mu              sync.Mutex
+	egress, ingress *os.File
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.record(c.egress, p[:n])
+	return n, err
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.record(c.ingress, p[:n])
+	return n, err
+}
+
+func (c *recordingConn) record(f *os.File, p []byte) {
+	if f == nil || len(p) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := f.Write(p); err != nil {
+		fail("recording: %v", err)
+	}
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "go_agent: error: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+type toolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type message struct {
+	Role       string     `json:"role"`
+	Content    *string    `json:"content"`
+	ToolCalls  []toolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+func text(s string) *string { return &s }
+
+func main() {
+	port := flag.Int("port", 0, "mock LLM port")
+	host := flag.String("host", "127.0.0.1", "mock LLM address")
+	ca := flag.String("ca", "", "CA certificate (PEM) that signed the server's certificate")
+	serverName := flag.String("server-name", "localhost", "TLS server name")
+	readPath := flag.String("read-path", "/etc/hostname", "file the model is asked to read")
+	bigKiB := flag.Int("big-kib", 0, "add a user message of this many KiB")
+	dumpDir := flag.String("dump-dir", "", "write egress.raw and ingress.raw here")
+	waitFile := flag.String("wait-before-start-file", "", "wait for this file before starting")
+	parallel := flag.Int("parallel", 0, "run this many more conversations at the same time")
+	flag.Parse()
+	apiKey := os.Getenv("AGENTSCOPE_TEST_API_KEY")
+	if apiKey == "" {
+		apiKey = "sk-agentscope-go-agent-0123456789abcdef"
+	}
+	if *waitFile != "" {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if _, err := os.Stat(*waitFile); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				fail("timed out waiting for %s", *waitFile)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	pem, err := os.ReadFile(*ca)
+	if err != nil {
+		fail("reading CA: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		fail("no certificate in %s", *ca)
+	}
+	s := settings{
+		tlsConfig: &tls.Config{RootCAs: roots, ServerName: *serverName, NextProtos: []string{"http/1.1"}},
+		url:       fmt.Sprintf("https://%s:%d/v1/chat/completions", *host, *port),
+		apiKey:    apiKey,
+		readPath:  *readPath,
+		bigKiB:    *bigKiB,
+	}
+	// --parallel N: N more conversations at the same time, each on its own connection (own
+	// transport), so several goroutines are inside (*tls.Conn).Read at once.
+	others := make(chan report, *parallel)
+	var wg sync.WaitGroup
+	for i := 0; i < *parallel; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			dir := ""
+			if *dumpDir != "" {
+				dir = filepath.Join(*dumpDir, fmt.Sprintf("parallel-%d", i))
+			}
+			others <- converse(s, dir)
+		}(i)
+	}
+	out := converse(s, *dumpDir)
+	wg.Wait()
+	close(others)
+	for other := range others {
+		if other.OK {
+			out.ParallelOK++
+		}
+	}
+	encoded, _ := json.Marshal(out)
+	fmt.Println(string(encoded))
+	if !out.OK || out.ParallelOK != *parallel {
+		os.Exit(2)
+	}
+}
+
+type settings struct {
+	tlsConfig *tls.Config
+	url       string
+	apiKey    string
+	readPath  string
+	bigKiB    int
+}
+
+type report struct {
+	OK           bool       `json:"ok"`
+	Model        string     `json:"model"`
+	ToolCalls    []toolCall `json:"tool_calls"`
+	ToolResults  []string   `json:"tool_results"`
+	Final        string     `json:"final"`
+	RequestBytes []int      `json:"request_bytes"`
+	ParallelOK   int        `json:"parallel_ok,omitempty"`
+}
+
+// converse runs one conversation on its own connection: the request with read_file offered,
+// the tool call carried out, the result sent back. With dumpDir, the plaintext crossing the
+// *tls.Conn goes to dumpDir/egress.raw and dumpDir/ingress.raw.
+func converse(s settings, dumpDir string) report {
+	var egress, ingress *os.File
+	if dumpDir != "" {
+		if err := os.MkdirAll(dumpDir, 0o755); err != nil {
+			fail("%v", err)
+		}
+		var err error
+		if egress, err = os.Create(filepath.Join(dumpDir, "egress.raw")); err != nil {
+			fail("%v", err)
+		}
+		if ingress, err = os.Create(filepath.Join(dumpDir, "ingress.raw")); err != nil {
+			fail("%v", err)
+		}
+	}
+	transport := &http.Transport{
+		ForceAttemptHTTP2: false,
+		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			conn := tls.Client(raw, s.tlsConfig)
+			if err := conn.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, err
+			}
+			return &recordingConn{Conn: conn, egress: egress, ingress: ingress}, nil
+		},
+	}
+	client := &http.Client{Transport: transport, Timeout: 60 * time.Second}
+
+	tools := []any{map[string]any{
+		"type": "function",
+		"function": map[string]any{
+			"name":        "read_file",
+			"description": "Read the first 4 KiB of a file.",
+			"parameters": map[string]any{
+				"type":       "object",
+				"properties": map[string]any{"path": map[string]any{"type": "string"}},
+				"required":   []string{"path"},
+			},
+		},
+	}}
+	messages := []message{
+		{Role: "system", Content: text("You are a Go test agent.")},
+		{Role: "user", Content: text("Read the file I care about.")},
+	}
+	if s.bigKiB > 0 {
+		messages = append(messages, message{Role: "user", Content: text(strings.Repeat("0123456789abcdef", s.bigKiB*64))})
+	}
+	var requestBytes []int
+	chat := func() message {
+		body, err := json.Marshal(map[string]any{
+			"model":    model,
+			"messages": messages,
+			"tools":    tools,
+			"metadata": map[string]string{"read_path": s.readPath},
+		})
+		if err != nil {
+			fail("%v", err)
+		}
+		requestBytes = append(requestBytes, len(body))
+		req, err := http.NewRequest("POST", s.url, bytes.NewReader(body))
+		if err != nil {
+			fail("%v", err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+s.apiKey)
+		resp, err := client.Do(req)
+		if err != nil {
+			fail("POST: %v", err)
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			fail("reading response: %v", err)
+		}
+		if resp.StatusCode != 200 {
+			fail("HTTP %d: %.200s", resp.StatusCode, raw)
+		}
+		if resp.ProtoMajor != 1 {
+			fail("expected HTTP/1.x, got %s", resp.Proto)
+		}
+		var parsed struct {
+			Choices []struct {
+				Message message `json:"message"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(raw, &parsed); err != nil || len(parsed.Choices) == 0 {
+			fail("bad response: %v %.200s", err, raw)
+		}
+		return parsed.Choices[0].Message
+	}
+
+	out := report{Model: model}
+	reply := chat()
+	for round := 0; len(reply.ToolCalls) > 0 && round < 4; round++ {
+		messages = append(messages, reply)
+		for _, call := range reply.ToolCalls {
+			out.ToolCalls = append(out.ToolCalls, call)
+			result := runTool(call)
+			out.ToolResults = append(out.ToolResults, result)
+			messages = append(messages, message{Role: "tool", ToolCallID: call.ID, Content: text(result)})
+		}
+		reply = chat()
+	}
+	if reply.Content != nil {
+		out.Final = *reply.Content
+	}
+	out.OK = len(out.ToolCalls) > 0 && out.Final != ""
+	out.RequestBytes = requestBytes
+	transport.CloseIdleConnections()
+	return out
+}
+
+// runTool carries out a tool call; failures become tool results, as in a real agent.
+func runTool(call toolCall) string {
+	if call.Function.Name != "read_file" {
+		return "error: unknown tool " + call.Function.Name
+	}
+	var args struct {
+		Path string `json:"path"`
+	}
+	if err := json.Unmarshal([]byte(call.Function.Arguments), &args); err != nil {
+		return "error: " + err.Error()
+	}
+	f, err := os.Open(args.Path)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	n, _ := io.ReadFull(f, buf)
+	return string(buf[:n])
+}

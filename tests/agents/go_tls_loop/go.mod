@@ -1,0 +1,3 @@
+module agentscope.test/go_tls_loop
+
+go 1.19
