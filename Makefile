@@ -45,6 +45,7 @@ clippy: setup
 # each runs its own collector, and two cores are better spent on the agents than on overlap.
 # --no-fail-fast: one failing file does not hide the others' results.
 E2E_TESTS := live_capture \
+	claude_code \
 	go_tls_capture \
 	collector_stop \
 	memory_budget \

@@ -31,6 +31,7 @@ mod sockets;
 mod tcp_state;
 mod tls;
 mod tls_hello;
+mod tls_located;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -26,6 +26,10 @@ pub(crate) struct SslArgs {
     /// Socket fd seen in a syscall nested in this call, -1 until then.
     pub(crate) fd: i32,
     pub(crate) direction: u32,
+    /// Non-zero for a function the collector located in a stripped binary (BoringSSL in
+    /// Bun) rather than found exported: its `SSL*` is checked before anything is emitted.
+    pub(crate) located: u32,
+    pub(crate) _pad: u32,
 }
 
 #[map]
@@ -37,8 +41,19 @@ static SSL_FDS: LruHashMap<u64, i32> = LruHashMap::with_max_entries(65536, 0);
 
 #[inline(always)]
 fn ssl_enter(ctx: &ProbeContext, dir: u32, extended: bool) {
+    ssl_enter_checked(ctx, dir, extended, false);
+}
+
+/// Stashes a call's arguments until it returns. For a located function, first checks that
+/// they look like `SSL_write`/`SSL_read`'s ([`crate::tls_located`]); a call that does not is
+/// counted and never emitted.
+#[inline(always)]
+pub(crate) fn ssl_enter_checked(ctx: &ProbeContext, dir: u32, extended: bool, located: bool) {
     let (tgid, tid) = current_ids();
     if !traced(tgid) {
+        return;
+    }
+    if located && !crate::tls_located::arguments_look_right(ctx) {
         return;
     }
     let args = SslArgs {
@@ -52,6 +67,8 @@ fn ssl_enter(ctx: &ProbeContext, dir: u32, extended: bool) {
         num: ctx.arg::<u64>(2).unwrap_or(0),
         fd: -1,
         direction: dir,
+        located: located as u32,
+        _pad: 0,
     };
     let _ = SSL_PENDING.insert(&tid, &args, 0);
 }

@@ -124,7 +124,10 @@ pub mod stat {
     pub const LOST_EGRESS_BYTES: u32 = 4;
     /// The part of `LOST_BYTES` the traced processes read (`direction::INGRESS`).
     pub const LOST_INGRESS_BYTES: u32 = 5;
-    pub const COUNT: u32 = 6;
+    /// Calls to a located (not exported) TLS function whose arguments or `SSL*` did not look
+    /// like a TLS read or write, so nothing was emitted: a misidentified function shows here.
+    pub const TLS_REJECTED: u32 = 6;
+    pub const COUNT: u32 = 7;
 }
 
 /// Indexes into the `CONFIG` array the collector fills before attaching.

@@ -27,6 +27,9 @@
 #                "{{result:NAME[A:B]}}" is the slice of characters A..B of it (a model
 #                sending what it read in small pieces).
 #                Tool-call ids continue across rounds (call_1, call_2, ...).
+# With --dump-dir DIR, the body of the Nth POST is written to DIR/request-N.body and the
+# response body it got (after gzip, without chunked framing) to DIR/response-N.body, so a test
+# can compare what an agent sent and received with what the collector captured.
 import argparse
 import gzip
 import itertools
@@ -48,9 +51,10 @@ GEMINI_PATH = re.compile(r"/models/([^/:]+):(generateContent|streamGenerateConte
 
 # Set from the command line in main().
 OPTIONS = argparse.Namespace(scenario=None, gzip=False, awkward_chunks=False,
-                             reuse_tool_index=False, fixed_clock=False)
+                             reuse_tool_index=False, fixed_clock=False, dump_dir=None)
 _ids = itertools.count(1)
 _ids_lock = threading.Lock()
+_dumps = itertools.count(1)
 
 
 def ensure_cert(cert_dir):
@@ -291,11 +295,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        self.dump("response", body)
+
+    def dump(self, what, data):
+        n = getattr(self, "_dump_n", None)
+        if OPTIONS.dump_dir and n is not None:
+            with open(os.path.join(OPTIONS.dump_dir, f"{what}-{n}.body"), "ab") as f:
+                f.write(data)
 
     def send_json(self, obj, code=200):
         self.send_body(code, "application/json", json.dumps(obj).encode())
 
     def do_GET(self):
+        self._dump_n = None
         if self.path == "/healthz":
             self.send_body(200, "text/plain", b"ok")
         else:
@@ -304,6 +316,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        if OPTIONS.dump_dir:
+            with _ids_lock:
+                self._dump_n = next(_dumps)
+            self.dump("request", raw)
         url = urlsplit(self.path)
         path = url.path
         gemini = GEMINI_PATH.search(path)
@@ -368,6 +384,7 @@ class Handler(BaseHTTPRequestHandler):
         # Hand-rolled chunked framing + a short sleep, so each piece lands in its own TLS record.
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
+        self.dump("response", data)
         time.sleep(0.005)
 
     # --- OpenAI Chat Completions ----------------------------------------------
@@ -631,6 +648,7 @@ def main():
                     help="number every streamed parallel tool call 0 (like some compatible servers)")
     ap.add_argument("--fixed-clock", action="store_true",
                     help="fixed timestamps and counter ids, so recorded fixtures are reproducible")
+    ap.add_argument("--dump-dir", help="write each request and response body to this directory")
     args = ap.parse_args()
     if not args.plain and not args.cert_dir:
         ap.error("--cert-dir is required unless --plain")
@@ -639,6 +657,7 @@ def main():
     OPTIONS.awkward_chunks = args.awkward_chunks
     OPTIONS.reuse_tool_index = args.reuse_tool_index
     OPTIONS.fixed_clock = args.fixed_clock
+    OPTIONS.dump_dir = args.dump_dir
     if args.scenario:
         with open(args.scenario) as f:
             OPTIONS.scenario = json.load(f)

@@ -20,7 +20,7 @@ use crate::process_table::ProcessTable;
 use crate::procfs;
 use crate::redact;
 use crate::tls_coverage::{AnalysedObject, ObjectTls, ProcessTlsTracker};
-use crate::tls_targets::{self, TlsTargetCache};
+use crate::tls_targets::{self, TlsInspection, TlsMethod, TlsTargetCache};
 use agentscope_event::PlaintextMethod;
 
 #[derive(Debug, Clone)]
@@ -66,6 +66,9 @@ pub struct Summary {
     pub kernel: KernelStats,
     /// TLS libraries and executables probed.
     pub tls_targets: usize,
+    /// Every file inspected that carries a TLS library: how its plaintext is captured (the
+    /// method and, for a located library, the evidence), or why it is not visible.
+    pub tls_libraries: Vec<TlsLibrary>,
     /// Go executables that do TLS: how their plaintext is captured ("go crypto/tls
     /// (pclntab)") or why it is not.
     pub go_tls: Vec<GoTlsBinary>,
@@ -83,6 +86,21 @@ pub struct Summary {
     /// command that runs the pipeline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<crate::memory_budget::MemoryStats>,
+}
+
+/// One inspected TLS library or executable, for the summary and coverage reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsLibrary {
+    pub path: PathBuf,
+    /// "openssl (exported symbols)", "boringssl (located)", or absent when not visible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+    /// Why the locator believes it found the functions (located methods only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anchors: Vec<String>,
+    /// Why the plaintext is not visible (a blind spot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_visible: Option<String>,
 }
 
 /// Records read per batch, and how long one batch may take, so signals and timers are seen
@@ -557,6 +575,29 @@ impl Collector {
         let mut summary = self.state.summary.clone();
         summary.kernel = self.kernel.stats();
         summary.tls_targets = self.tls.probed_count();
+        summary.tls_libraries = self
+            .tls
+            .inspections()
+            .filter_map(|library| match library.inspection {
+                TlsInspection::Target(target) => Some(TlsLibrary {
+                    path: library.shown.into(),
+                    method: Some(target.method.name()),
+                    anchors: match &target.method {
+                        TlsMethod::BoringSslLocated { anchors } => anchors.clone(),
+                        TlsMethod::OpenSslExported => Vec::new(),
+                    },
+                    not_visible: None,
+                }),
+                TlsInspection::NotRecognised { why, .. } => Some(TlsLibrary {
+                    path: library.shown.into(),
+                    method: None,
+                    anchors: Vec::new(),
+                    not_visible: Some(why.clone()),
+                }),
+                TlsInspection::Nothing => None,
+            })
+            .collect();
+        summary.tls_libraries.sort_by(|a, b| a.path.cmp(&b.path));
         summary.go_tls = self.go_tls.binaries().to_vec();
         summary.binaries_analysed = self.tls.analysed;
         summary.consumers = self.consumers();

@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::error::CollectorError;
 use crate::go_tls_targets::GoTlsTarget;
-use crate::tls_targets::TlsTarget;
+use crate::tls_targets::{TlsMethod, TlsTarget};
 
 #[cfg(not(agentscope_ebpf_skipped))]
 static EBPF_OBJECT: &[u8] =
@@ -136,6 +136,12 @@ const SSL_ENTRY_PROGRAMS: [(&str, &str); 4] = [
     ("SSL_read_ex", "ssl_read_ex_enter"),
 ];
 const SSL_EXIT_PROGRAM: &str = "ssl_exit_probe";
+/// Entry probes for functions located in stripped binaries (BoringSSL): they check each call
+/// before it can be emitted (`collector-ebpf/src/tls_located.rs`).
+const LOCATED_ENTRY_PROGRAMS: [(&str, &str); 2] = [
+    ("SSL_write", "located_ssl_write_enter"),
+    ("SSL_read", "located_ssl_read_enter"),
+];
 
 /// Go `crypto/tls` programs (collector-ebpf/src/go_tls.rs): entry of `(*Conn).Write`, entry
 /// of `(*Conn).Read`, and each `RET` of `(*Conn).Read`. Never a uretprobe on Go code.
@@ -156,6 +162,8 @@ pub struct KernelStats {
     /// Payload bytes of processes that read the collector's output, and of pipes that carry
     /// it, not captured on purpose.
     pub consumer_bytes: u64,
+    /// Calls to located BoringSSL functions rejected by the kernel programs' checks.
+    pub tls_rejected: u64,
     /// Records dropped on each CPU.
     pub dropped_per_cpu: Vec<u64>,
 }
@@ -350,12 +358,17 @@ impl KernelCapture {
     }
 
     fn load_uprobes(&mut self) -> Result<(), CollectorError> {
-        for program in SSL_ENTRY_PROGRAMS.iter().map(|(_, p)| *p).chain([
-            SSL_EXIT_PROGRAM,
-            GO_WRITE_ENTRY_PROGRAM,
-            GO_READ_ENTRY_PROGRAM,
-            GO_READ_RETURN_PROGRAM,
-        ]) {
+        for program in SSL_ENTRY_PROGRAMS
+            .iter()
+            .chain(LOCATED_ENTRY_PROGRAMS.iter())
+            .map(|(_, p)| *p)
+            .chain([
+                SSL_EXIT_PROGRAM,
+                GO_WRITE_ENTRY_PROGRAM,
+                GO_READ_ENTRY_PROGRAM,
+                GO_READ_RETURN_PROGRAM,
+            ])
+        {
             let prog: &mut UProbe = program_mut(&mut self.ebpf, program)?;
             prog.load().map_err(|e| load_error(program, e))?;
         }
@@ -368,13 +381,17 @@ impl KernelCapture {
             return Ok(0);
         }
         let mut attached = 0;
+        let entries: &[(&str, &str)] = match target.method {
+            TlsMethod::OpenSslExported => &SSL_ENTRY_PROGRAMS,
+            TlsMethod::BoringSslLocated { .. } => &LOCATED_ENTRY_PROGRAMS,
+        };
         for (function, offset) in &target.functions {
-            let Some((_, entry)) = SSL_ENTRY_PROGRAMS.iter().find(|(f, _)| f == function) else {
+            let Some((_, entry)) = entries.iter().find(|(f, _)| f == function) else {
                 continue;
             };
             for program in [*entry, SSL_EXIT_PROGRAM] {
                 let prog: &mut UProbe = program_mut(&mut self.ebpf, program)?;
-                prog.attach(*offset, &target.path, UProbeScope::AllProcesses)
+                prog.attach(*offset, target.attach_path(), UProbeScope::AllProcesses)
                     .map_err(|e| {
                         CollectorError::AttachTls(format!(
                             "uprobe {function} at offset {offset:#x} in {}: {}",
@@ -570,6 +587,7 @@ impl KernelCapture {
         out.lost_egress_bytes = sum(stat::LOST_EGRESS_BYTES);
         out.lost_ingress_bytes = sum(stat::LOST_INGRESS_BYTES);
         out.consumer_bytes = sum(stat::CONSUMER_BYTES);
+        out.tls_rejected = sum(stat::TLS_REJECTED);
         if let Ok(values) = stats.get(&stat::DROPPED, 0) {
             out.dropped_per_cpu = values.iter().copied().collect();
         }

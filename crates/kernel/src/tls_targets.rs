@@ -1,9 +1,15 @@
 //! Finding TLS libraries to probe: any ELF file (a shared libssl, or an executable such as
-//! Node that embeds OpenSSL) whose dynamic symbols export the OpenSSL read/write API.
+//! Node that embeds OpenSSL) whose dynamic symbols export the OpenSSL read/write API, and
+//! stripped executables with BoringSSL linked in (Bun, so Claude Code), whose `SSL_write` and
+//! `SSL_read` are located from the code itself ([`boringssl`]).
+
+pub mod boringssl;
 
 use std::collections::HashMap;
+use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
@@ -13,24 +19,77 @@ use agentscope_event::PlaintextMethod;
 /// The OpenSSL functions agentscope probes.
 pub const SSL_FUNCTIONS: [&str; 4] = ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"];
 
-/// A file to attach uprobes to, with each exported function's file offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the probed functions were found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum TlsMethod {
+    /// OpenSSL's API in the dynamic symbol table.
+    OpenSslExported,
+    /// BoringSSL's `SSL_write`/`SSL_read` located in a stripped binary; the anchors say why
+    /// the locator believes it. The kernel programs check every call before emitting.
+    BoringSslLocated { anchors: Vec<String> },
+}
+
+impl TlsMethod {
+    /// The method's name in reports ("openssl (exported symbols)", "boringssl (located)").
+    pub fn name(&self) -> &'static str {
+        match self {
+            TlsMethod::OpenSslExported => "openssl (exported symbols)",
+            TlsMethod::BoringSslLocated { .. } => "boringssl (located)",
+        }
+    }
+}
+
+/// A file to attach uprobes to, with each function's file offset.
+#[derive(Debug, Clone)]
 pub struct TlsTarget {
     pub path: PathBuf,
     pub dev: u64,
     pub ino: u64,
     pub functions: Vec<(&'static str, u64)>,
+    pub method: TlsMethod,
+    /// The file as inspected, kept open: probes attach through `/proc/self/fd/N`, which stays
+    /// valid after the process whose `/proc/PID/root/...` path led here has exited (a short
+    /// run that exits while a large binary is analysed).
+    pub file: Arc<std::fs::File>,
 }
 
-/// Inspects an ELF file; `Ok(None)` when it exports none of [`SSL_FUNCTIONS`].
+impl TlsTarget {
+    /// The path to attach probes through.
+    pub fn attach_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+}
+
+/// What inspecting one file found, kept per file for coverage reports.
+#[derive(Debug, Clone)]
+pub enum TlsInspection {
+    /// Probes can be attached.
+    Target(TlsTarget),
+    /// The file carries BoringSSL but its functions could not be located with confidence:
+    /// its TLS plaintext is not visible (a blind spot), for this reason.
+    NotRecognised { path: PathBuf, why: String },
+    /// No TLS library recognised in the file.
+    Nothing,
+}
+
+/// Inspects an ELF file; `Ok(None)` when it exports none of [`SSL_FUNCTIONS`] and carries no
+/// BoringSSL that can be located.
 pub fn inspect(path: &Path) -> std::io::Result<Option<TlsTarget>> {
+    Ok(match inspect_detailed(path)? {
+        TlsInspection::Target(target) => Some(target),
+        _ => None,
+    })
+}
+
+/// Inspects an ELF file: OpenSSL's exported API first, then BoringSSL located in the code.
+pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     // SAFETY: read-only mapping; a concurrent truncation could fault, which is why only
     // regular files that are mapped executable by a process are inspected.
     let map = unsafe { memmap2::Mmap::map(&file)? };
     let Ok(elf) = object::File::parse(&*map) else {
-        return Ok(None);
+        return Ok(TlsInspection::Nothing);
     };
     let mut functions = Vec::new();
     for symbol in elf.dynamic_symbols() {
@@ -55,15 +114,36 @@ pub fn inspect(path: &Path) -> std::io::Result<Option<TlsTarget>> {
         };
         functions.push((*wanted, symbol.address() - section.address() + file_offset));
     }
-    if functions.is_empty() {
-        return Ok(None);
+    if !functions.is_empty() {
+        return Ok(TlsInspection::Target(TlsTarget {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            functions,
+            method: TlsMethod::OpenSslExported,
+            file: Arc::new(file),
+        }));
     }
-    Ok(Some(TlsTarget {
-        path: path.to_path_buf(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-        functions,
-    }))
+    Ok(match boringssl::locate(&map) {
+        Ok(None) => TlsInspection::Nothing,
+        Ok(Some(found)) => TlsInspection::Target(TlsTarget {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            functions: vec![
+                ("SSL_write", found.ssl_write_offset),
+                ("SSL_read", found.ssl_read_offset),
+            ],
+            method: TlsMethod::BoringSslLocated {
+                anchors: found.anchors,
+            },
+            file: Arc::new(file),
+        }),
+        Err(not) => TlsInspection::NotRecognised {
+            path: path.to_path_buf(),
+            why: not.to_string(),
+        },
+    })
 }
 
 /// Remembers which files were analysed and what came of it, by device and inode: one library
@@ -71,9 +151,25 @@ pub fn inspect(path: &Path) -> std::io::Result<Option<TlsTarget>> {
 /// is analysed and probed once, and every later process that uses it gets the same answer.
 #[derive(Debug, Default)]
 pub struct TlsTargetCache {
-    seen: HashMap<(u64, u64), ObjectTls>,
+    seen: HashMap<(u64, u64), AnalysedFile>,
     /// Files analysed (each once).
     pub analysed: u64,
+}
+
+/// One analysed file: what inspecting it found (for the summary's `tls_libraries`), under the
+/// name its first user knew it by, and what that means for coverage (probed, or why not).
+#[derive(Debug)]
+struct AnalysedFile {
+    shown: String,
+    inspection: TlsInspection,
+    tls: ObjectTls,
+}
+
+/// A file with a TLS library, as the summary's `tls_libraries` lists it.
+pub struct InspectedLibrary<'a> {
+    /// The name its first user knew it by.
+    pub shown: &'a str,
+    pub inspection: &'a TlsInspection,
 }
 
 impl TlsTargetCache {
@@ -92,18 +188,33 @@ impl TlsTargetCache {
         }
         let key = (meta.dev(), meta.ino());
         let tls = match self.seen.get(&key) {
-            Some(tls) => tls.clone(),
+            Some(analysed) => analysed.tls.clone(),
             None => {
                 self.analysed += 1;
-                let tls = match inspect(path) {
-                    Ok(Some(target)) => match attach(&target) {
-                        Ok(()) => ObjectTls::Probed(PlaintextMethod::OpensslSymbols),
+                let inspection = inspect_detailed(path).ok()?;
+                let tls = match &inspection {
+                    TlsInspection::Target(target) => match attach(target) {
+                        Ok(()) => ObjectTls::Probed(match target.method {
+                            TlsMethod::OpenSslExported => PlaintextMethod::OpensslSymbols,
+                            TlsMethod::BoringSslLocated { .. } => PlaintextMethod::BoringsslLocated,
+                        }),
                         Err(err) => ObjectTls::AttachFailed(err),
                     },
-                    Ok(None) => ObjectTls::NoTlsStack,
-                    Err(_) => return None,
+                    // BoringSSL is there but its functions were not located with confidence:
+                    // nothing is probed rather than a guess.
+                    TlsInspection::NotRecognised { why, .. } => {
+                        ObjectTls::ValidationFailed(format!("BoringSSL not located: {why}"))
+                    }
+                    TlsInspection::Nothing => ObjectTls::NoTlsStack,
                 };
-                self.seen.insert(key, tls.clone());
+                self.seen.insert(
+                    key,
+                    AnalysedFile {
+                        shown: shown.to_string(),
+                        inspection,
+                        tls: tls.clone(),
+                    },
+                );
                 tls
             }
         };
@@ -117,8 +228,19 @@ impl TlsTargetCache {
     pub fn probed_count(&self) -> usize {
         self.seen
             .values()
-            .filter(|tls| matches!(tls, ObjectTls::Probed(_)))
+            .filter(|analysed| matches!(analysed.tls, ObjectTls::Probed(_)))
             .count()
+    }
+
+    /// Every file inspected that has a TLS library, probed or not (for coverage reports).
+    pub fn inspections(&self) -> impl Iterator<Item = InspectedLibrary<'_>> {
+        self.seen
+            .values()
+            .filter(|analysed| !matches!(analysed.inspection, TlsInspection::Nothing))
+            .map(|analysed| InspectedLibrary {
+                shown: &analysed.shown,
+                inspection: &analysed.inspection,
+            })
     }
 }
 
@@ -192,7 +314,7 @@ mod tests {
     fn non_elf_files_export_nothing() {
         let dir = std::env::temp_dir().join(format!("agentscope-tls-{}", std::process::id()));
         std::fs::write(&dir, b"not an elf").unwrap();
-        assert_eq!(inspect(&dir).unwrap(), None);
+        assert!(inspect(&dir).unwrap().is_none());
         std::fs::remove_file(&dir).unwrap();
     }
 }

@@ -1,0 +1,81 @@
+//! TLS plaintext at BoringSSL's `SSL_write` and `SSL_read` where the binary does not export
+//! them (Bun, so Claude Code): the collector locates them from the binary's own code
+//! (`crates/kernel/src/tls_targets/boringssl.rs`) and attaches these entry probes at the
+//! offsets found; returns go to the same `ssl_exit_probe` as OpenSSL's.
+//!
+//! A located function could be the wrong one, so nothing is emitted unless the call looks like
+//! a TLS write or read: the length is a non-negative C `int` below 1 GiB, the buffer is
+//! readable, and the `SSL*` points at readable memory whose method table (`method`, a static
+//! table) and handshake function (`do_handshake`) lie in the same binary as the probed function
+//! (within 1 GiB of it: the binary's images are smaller; a heap pointer or a small integer is not)
+//! and whose `s3` state is set. Every rejected call is counted in `stat::TLS_REJECTED`; the
+//! return must still report at most the bytes asked for. The field offsets are those of
+//! BoringSSL's `struct ssl_st` (`ssl/internal.h`): `method` at 0, `do_handshake` at 0x28, `s3`
+//! at 0x30 (the located `SSL_read` itself reads `s3` at 0x30). The `version` field at 0x10 is
+//! not used: Bun's BoringSSL leaves it 0 after the handshake.
+
+use agentscope_common::{direction, stat};
+use aya_ebpf::{helpers::bpf_probe_read_user, macros::uprobe, programs::ProbeContext};
+
+use crate::emit::bump;
+use crate::tls::ssl_enter_checked;
+
+const SSL_METHOD_OFFSET: u64 = 0;
+const SSL_DO_HANDSHAKE_OFFSET: u64 = 0x28;
+const SSL_S3_OFFSET: u64 = 0x30;
+/// Larger than any TLS write or read a client makes; a wrong function's third argument is
+/// often a pointer or a flag word.
+const MAX_LEN: i64 = 1 << 30;
+/// How far the binary's own code and static data can be from the probed function.
+const SAME_IMAGE: u64 = 1 << 30;
+
+#[inline(always)]
+fn near(address: u64, ip: u64) -> bool {
+    address != 0 && address.abs_diff(ip) < SAME_IMAGE
+}
+
+#[inline(always)]
+fn read_u64(address: u64) -> Option<u64> {
+    unsafe { bpf_probe_read_user(address as *const u64) }.ok()
+}
+
+#[inline(always)]
+fn reject() -> bool {
+    bump(stat::TLS_REJECTED, 1);
+    false
+}
+
+/// `SSL_write(SSL *ssl, const void *buf, int num)` / `SSL_read(SSL *ssl, void *buf, int num)`.
+#[inline(always)]
+pub(crate) fn arguments_look_right(ctx: &ProbeContext) -> bool {
+    let ssl = ctx.arg::<u64>(0).unwrap_or(0);
+    let buf = ctx.arg::<u64>(1).unwrap_or(0);
+    let num = ctx.arg::<u64>(2).unwrap_or(0) as u32 as i32 as i64;
+    if ssl == 0 || ssl % 8 != 0 || buf == 0 || !(0..MAX_LEN).contains(&num) {
+        return reject();
+    }
+    if num > 0 && unsafe { bpf_probe_read_user(buf as *const u8) }.is_err() {
+        return reject();
+    }
+    // SAFETY: a uprobe's context is the probed task's registers.
+    let ip = unsafe { (*ctx.regs).rip };
+    let method = read_u64(ssl + SSL_METHOD_OFFSET).unwrap_or(0);
+    let handshake = read_u64(ssl + SSL_DO_HANDSHAKE_OFFSET).unwrap_or(0);
+    let s3 = read_u64(ssl + SSL_S3_OFFSET).unwrap_or(0);
+    if !near(method, ip) || method % 8 != 0 || !near(handshake, ip) || s3 == 0 || s3 % 8 != 0 {
+        return reject();
+    }
+    true
+}
+
+#[uprobe]
+pub fn located_ssl_write_enter(ctx: ProbeContext) -> u32 {
+    ssl_enter_checked(&ctx, direction::EGRESS, false, true);
+    0
+}
+
+#[uprobe]
+pub fn located_ssl_read_enter(ctx: ProbeContext) -> u32 {
+    ssl_enter_checked(&ctx, direction::INGRESS, false, true);
+    0
+}
