@@ -39,11 +39,13 @@ test-userspace-only: setup
 clippy: setup
 	time $(CARGO) clippy --locked --workspace --exclude agentscope-collector-ebpf --all-targets -- -D warnings
 
-# Privileged end-to-end tests against the real kernel, the test agents and the real coding agents.
-# One cargo run for all of them (each `cargo test` costs seconds of resolving and fingerprinting
-# before it runs anything); each file's own time is its "finished in" line. One test at a time:
-# each runs its own collector, and two cores are better spent on the agents than on overlap.
-# --no-fail-fast: one failing file does not hide the others' results.
+# Privileged end-to-end tests against the real kernel, the test agents and the real coding agents,
+# and the identity tests against the Kubernetes API-server double. One cargo run for all of them
+# (each `cargo test` costs seconds of resolving and fingerprinting before it runs anything); each
+# file's own time is its "finished in" line. `--workspace`, as in test-unit: `-p agentscope`
+# unifies dependency features differently and rebuilt every workspace crate (two minutes of CI).
+# One test at a time: each runs its own collector, and two cores are better spent on the agents
+# than on overlap. --no-fail-fast: one failing file does not hide the others' results.
 E2E_TESTS := live_capture \
 	claude_code \
 	go_tls_capture \
@@ -63,13 +65,11 @@ E2E_TESTS := live_capture \
 	scan_exit_codes \
 	hostile_text \
 	redaction \
-	hostile_node
+	hostile_node \
+	identity
 
 test-e2e: setup
-	time $(CARGO) test --locked --no-fail-fast -p agentscope $(E2E_TESTS:%=--test %) -- --test-threads=1
-	# --workspace, as in test-unit: `-p agentscope-kernel` alone unifies features differently and
-	# rebuilds kube and a dozen other crates (five minutes of CI).
-	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --test identity
+	time $(CARGO) test --locked --no-fail-fast --workspace --exclude agentscope-collector-ebpf $(E2E_TESTS:%=--test %) -- --test-threads=1
 
 test: fmt-check test-userspace-only clippy test-unit test-e2e
 
