@@ -12,14 +12,11 @@ use std::time::Duration;
 
 use std::path::{Path, PathBuf};
 
-use agentscope_analysis::model::ModelOptions;
-use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::{CollectorCounters, RecorderOptions};
 use agentscope_capture::serve::ServeOptions;
 use agentscope_event::Event;
 use agentscope_identity::IdentityResolver;
 use agentscope_kernel::{Collector, Summary};
-use agentscope_reconstruct::ReconstructOptions;
 use agentscope_session::baseline_sink::BaselineDirSink;
 use agentscope_session::recorder_sink::RecorderSink;
 use agentscope_session::server_sink::ServerSink;
@@ -222,16 +219,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut collector = Collector::start(args.capture.collector_options())?;
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     identity.start().await?;
-    let pipeline = Pipeline::new(
-        ReconstructOptions {
-            redact_secrets: args.capture.redact_secrets(),
-            memory_budget: args.memory.bytes(),
-        },
-        ModelOptions::default(),
-        Box::new(identity),
-    )
-    .with_processes(collector.processes().clone())
-    .with_detection(args.detection.options()?);
+    let pipeline = args
+        .capture
+        .live_pipeline(args.memory.bytes(), identity, collector.processes().clone())
+        .with_detection(args.detection.options()?);
     let mut session = Session::new(pipeline);
     let metadata = || {
         args.capture.recording_metadata(

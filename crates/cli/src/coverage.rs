@@ -8,13 +8,12 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agentscope_analysis::model::{ModelOptions, ProcessTlsCoverage};
+use agentscope_analysis::model::ProcessTlsCoverage;
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::CaptureEvents;
 use agentscope_console::control_chars::escape_controls;
 use agentscope_identity::IdentityResolver;
 use agentscope_kernel::Collector;
-use agentscope_reconstruct::ReconstructOptions;
 use agentscope_session::recorded::{capture_session, SessionReplay};
 use agentscope_session::{Session, SourceLosses};
 use clap::{Args, ValueEnum};
@@ -148,15 +147,9 @@ async fn collect(args: &CoverageArgs) -> anyhow::Result<Session> {
     let mut collector = Collector::start(args.capture.collector_options())?;
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     identity.start().await?;
-    let pipeline = Pipeline::new(
-        ReconstructOptions {
-            redact_secrets: args.capture.redact_secrets(),
-            memory_budget: args.memory.bytes(),
-        },
-        ModelOptions::default(),
-        Box::new(identity),
-    )
-    .with_processes(collector.processes().clone());
+    let pipeline =
+        args.capture
+            .live_pipeline(args.memory.bytes(), identity, collector.processes().clone());
     let mut session = Session::new(pipeline);
     if args.ready_message {
         eprintln!("agentscope: collecting");

@@ -11,11 +11,9 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentscope_analysis::model::ModelOptions;
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::CaptureMetadata;
 use agentscope_event::Event;
-use agentscope_reconstruct::ReconstructOptions;
 use agentscope_session::{Session, SourceLosses};
 
 use super::format::format_bytes;
@@ -67,16 +65,9 @@ impl LiveSource {
             args.capture.identity_options(),
             DEFAULT_CHANNEL_EVENTS,
         )?;
-        let redact = args.capture.redact_secrets();
-        let pipeline = Pipeline::new(
-            ReconstructOptions {
-                redact_secrets: redact,
-                memory_budget,
-            },
-            ModelOptions::default(),
-            Box::new(start.identity),
-        )
-        .with_processes(start.processes);
+        let pipeline = args
+            .capture
+            .live_pipeline(memory_budget, start.identity, start.processes);
         let metadata = CaptureMetadata {
             // Set when a recording starts (`r`).
             started_unix_ns: 0,
@@ -335,9 +326,10 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
-    use agentscope_analysis::model::HostOnlyIdentity;
+    use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
     use agentscope_capture::capture::{CaptureReader, IndexSource};
     use agentscope_event::event_json::events_from_json_lines;
+    use agentscope_reconstruct::ReconstructOptions;
 
     use super::super::json_source::JsonEventsSource;
     use super::super::live_collector::EventSender;

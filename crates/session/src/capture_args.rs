@@ -6,8 +6,10 @@
 use std::path::PathBuf;
 
 use agentscope_analysis::model::ModelOptions;
+use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::CaptureMetadata;
-use agentscope_identity::{IdentityOptions, KubernetesSource};
+use agentscope_event::process_table::ProcessTable;
+use agentscope_identity::{IdentityOptions, IdentityResolver, KubernetesSource};
 use agentscope_kernel::CollectorOptions;
 use clap::Args;
 
@@ -77,6 +79,26 @@ impl CaptureArgs {
     /// `--keep-secrets`: one choice.
     pub fn redact_secrets(&self) -> bool {
         !self.keep_secrets
+    }
+
+    /// The pipeline a live capture feeds: these flags' redaction, `memory_budget` bytes,
+    /// identities from `identity` (started), starting from the collector's process table
+    /// (seeded from /proc).
+    pub fn live_pipeline(
+        &self,
+        memory_budget: usize,
+        identity: IdentityResolver,
+        processes: ProcessTable,
+    ) -> Pipeline {
+        Pipeline::new(
+            agentscope_reconstruct::ReconstructOptions {
+                redact_secrets: self.redact_secrets(),
+                memory_budget,
+            },
+            ModelOptions::default(),
+            Box::new(identity),
+        )
+        .with_processes(processes)
     }
 
     pub fn collector_options(&self) -> CollectorOptions {
