@@ -1,0 +1,513 @@
+//! The model against hand-made observations: attribution of actions to tool calls, agent
+//! keys across how a process was first seen, pid reuse.
+
+use super::*;
+use crate::event::{Event, EventBody, Header};
+use crate::reconstruct::http::{Completeness, HttpExchange, HttpRequest, HttpResponse};
+use crate::reconstruct::llm::{LlmApi, LlmCall, ToolCall, ToolResult, Usage};
+use crate::reconstruct::{Actor, EventRange};
+use serde_json::json;
+
+const AGENT: u32 = 100;
+const CHILD: u32 = 101;
+const STRANGER: u32 = 999;
+const SECOND: u64 = 1_000_000_000;
+
+fn processes() -> ProcessTable {
+    let mut table = ProcessTable::default();
+    let header = |pid| Header {
+        ts_ns: 0,
+        time_unix_ns: 0,
+        pid,
+        tid: pid,
+        ppid: 1,
+        uid: 0,
+        gid: 0,
+        cgroup_id: 1,
+        comm: "python3".into(),
+    };
+    table.learn(AGENT, 1, "python3");
+    table.update(&Event {
+        header: header(AGENT),
+        body: EventBody::Exec {
+            filename: "/usr/bin/python3".into(),
+            argv: vec!["python3".into(), "/app/agent.py".into()],
+            argv_truncated: false,
+            filename_truncated: false,
+        },
+    });
+    table.update(&Event {
+        header: header(AGENT),
+        body: EventBody::Fork {
+            child_pid: CHILD,
+            clone_flags: 0,
+        },
+    });
+    table.learn(STRANGER, 1, "cat");
+    table
+}
+
+fn observation(pid: u32, ts_ns: u64, index: u64, kind: ObservationKind) -> Observation {
+    Observation {
+        ts_ns,
+        time_unix_ns: ts_ns,
+        actor: Actor {
+            pid,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 1,
+            comm: "python3".into(),
+        },
+        events: vec![EventRange::single(index)],
+        kind,
+    }
+}
+
+fn llm(tool_calls: Vec<ToolCall>, tool_results: Vec<ToolResult>) -> ObservationKind {
+    ObservationKind::Llm {
+        call: Box::new(LlmCall {
+            api: LlmApi::OpenAiChatCompletions,
+            provider: "openai".into(),
+            operation: "chat".into(),
+            request_model: Some("gpt-4o-mini".into()),
+            response_model: Some("gpt-4o-mini-2024-07-18".into()),
+            response_id: None,
+            system_prompt: Some("be helpful".into()),
+            last_user_message: Some("summarise".into()),
+            tool_results,
+            tools_offered: vec![],
+            tool_calls,
+            output_text: None,
+            usage: Usage {
+                input_tokens: Some(10),
+                output_tokens: Some(5),
+                ..Default::default()
+            },
+            finish_reasons: vec![],
+            streamed: false,
+            partial: false,
+            error_type: None,
+        }),
+        host: Some("api.openai.com".into()),
+        port: Some(443),
+        user_agent: Some("OpenAI/Python 1.54.0".into()),
+        end_ts_ns: 0,
+    }
+}
+
+fn with_end(mut kind: ObservationKind, end: u64) -> ObservationKind {
+    if let ObservationKind::Llm { end_ts_ns, .. } = &mut kind {
+        *end_ts_ns = end;
+    }
+    kind
+}
+
+fn file(path: &str) -> ObservationKind {
+    ObservationKind::FileOpen {
+        path: path.into(),
+        class: crate::reconstruct::file_access::classify(path),
+        write: false,
+    }
+}
+
+fn http_get(url_path: &str) -> ObservationKind {
+    ObservationKind::Http {
+        exchange: Box::new(HttpExchange {
+            request: HttpRequest {
+                method: "GET".into(),
+                target: url_path.into(),
+                headers: vec![],
+                body: vec![],
+                body_len: 0,
+                completeness: Completeness::Complete,
+                over_budget: false,
+                ts_ns: 0,
+            },
+            response: Some(HttpResponse {
+                status: 200,
+                reason: "OK".into(),
+                headers: vec![],
+                body: vec![],
+                body_len: 0,
+                stream: None,
+                completeness: Completeness::Complete,
+                over_budget: false,
+                ts_ns: 0,
+                end_ts_ns: 0,
+            }),
+            host: Some("127.0.0.1".into()),
+            port: Some(8080),
+            tls: false,
+        }),
+        role: crate::reconstruct::Role::Client,
+    }
+}
+
+fn call(id: &str, name: &str, arguments: serde_json::Value) -> ToolCall {
+    ToolCall {
+        id: Some(id.into()),
+        name: name.into(),
+        arguments,
+    }
+}
+
+#[test]
+fn tool_calls_link_to_the_actions_that_carried_them_out() {
+    let table = processes();
+    let mut model = Model::new(ModelOptions::default());
+    let mut identity = HostOnlyIdentity;
+    let mut apply = |model: &mut Model, o: Observation| model.apply(&o, &table, &mut identity);
+
+    apply(
+        &mut model,
+        observation(
+            AGENT,
+            10 * SECOND,
+            1,
+            with_end(
+                llm(
+                    vec![
+                        call("c1", "read_file", json!({"path": "/srv/reports/q3.txt"})),
+                        call(
+                            "c2",
+                            "http_get",
+                            json!({"url": "http://127.0.0.1:8080/api/accounts/42/status"}),
+                        ),
+                    ],
+                    vec![],
+                ),
+                11 * SECOND,
+            ),
+        ),
+    );
+    // Before the model answered: not caused by it.
+    apply(
+        &mut model,
+        observation(CHILD, 10 * SECOND + 5, 2, file("/srv/reports/q3.txt")),
+    );
+    apply(
+        &mut model,
+        observation(CHILD, 12 * SECOND, 3, file("/srv/reports/q3.txt")),
+    );
+    apply(
+        &mut model,
+        observation(STRANGER, 12 * SECOND, 4, file("/srv/reports/q3.txt")),
+    );
+    apply(
+        &mut model,
+        observation(AGENT, 13 * SECOND, 5, http_get("/api/accounts/42/status")),
+    );
+    apply(
+        &mut model,
+        observation(
+            AGENT,
+            14 * SECOND,
+            6,
+            with_end(
+                llm(
+                    vec![],
+                    vec![
+                        ToolResult {
+                            call_id: Some("c1".into()),
+                            name: None,
+                            content: "revenue up".into(),
+                            is_error: false,
+                        },
+                        ToolResult {
+                            call_id: Some("c2".into()),
+                            name: None,
+                            content: "{\"status\":\"active\"}".into(),
+                            is_error: false,
+                        },
+                    ],
+                ),
+                15 * SECOND,
+            ),
+        ),
+    );
+    // After the results went back: the calls are closed.
+    apply(
+        &mut model,
+        observation(CHILD, 16 * SECOND, 7, file("/srv/reports/q3.txt")),
+    );
+
+    let calls: Vec<_> = model.tool_calls().collect();
+    assert_eq!(calls.len(), 2);
+    let read = calls.iter().find(|c| c.name == "read_file").unwrap();
+    assert_eq!(read.links.len(), 1, "{:#?}", read.links);
+    let link = &read.links[0];
+    assert_eq!((link.action.pid, link.action.kind), (CHILD, "file"));
+    assert_eq!(link.action.events, vec![EventRange::single(3)]);
+    assert!(link.evidence.contains(&Evidence::ArgumentMatch {
+        argument: "path".into(),
+        value: "/srv/reports/q3.txt".into()
+    }));
+    assert!(link
+        .evidence
+        .contains(&Evidence::ProcessLineage { agent_pid: AGENT }));
+    assert_eq!(read.result.as_ref().unwrap().content, "revenue up");
+    assert_eq!(
+        read.result_evidence,
+        Some(Evidence::ToolCallId { id: "c1".into() })
+    );
+    assert_eq!(read.closed_ns, Some(14 * SECOND));
+
+    let get = calls.iter().find(|c| c.name == "http_get").unwrap();
+    assert_eq!(get.links.len(), 1);
+    assert_eq!(
+        get.links[0].action.target,
+        "api:GET 127.0.0.1/api/accounts/{id}/status"
+    );
+
+    let snapshot = model.snapshot(None);
+    assert_eq!(snapshot.agents.len(), 1);
+    let agent = &snapshot.agents[0];
+    assert_eq!(agent.key, "host:python agent.py");
+    assert_eq!(agent.name, "agent.py");
+    assert_eq!(
+        (agent.llm_calls, agent.tool_calls, agent.input_tokens),
+        (2, 2, 20)
+    );
+    assert!(agent.aibom.frameworks.contains("openai-python"));
+    assert!(agent.aibom.providers["openai"].contains("gpt-4o-mini"));
+    let graph = model.graph();
+    let agent_node = format!("agent:{}", agent.key);
+    let tool_node = format!("tool:{}:read_file", agent.key);
+    assert_eq!(
+        graph
+            .get_edge(&agent_node, &tool_node, EdgeKind::CallsTool)
+            .unwrap()
+            .count,
+        1
+    );
+    let executed = graph
+        .get_edge(
+            &tool_node,
+            "data:file:/srv/reports/q3.txt",
+            EdgeKind::ExecutedVia,
+        )
+        .unwrap();
+    assert_eq!(executed.count, 1);
+    assert_eq!(
+        executed.attributes["evidence"],
+        json!(["argument_match", "process_lineage", "time_window"])
+    );
+    assert!(graph
+        .get_edge(
+            &agent_node,
+            "model:openai/gpt-4o-mini-2024-07-18",
+            EdgeKind::InvokesModel
+        )
+        .is_some_and(|e| e.count == 2 && e.attributes["gen_ai.usage.input_tokens"] == json!(20)));
+    assert!(graph
+        .get_edge(&agent_node, "identity:user:host:0", EdgeKind::RunsAs)
+        .is_some());
+    // The stranger's open of the same file is not the agent's.
+    assert!(graph.nodes().all(|n| n.id != "command:cat"));
+}
+
+#[test]
+fn a_program_seeded_from_proc_and_execd_later_is_one_agent() {
+    // The collector's table at start: /proc/PID/exe is the resolved interpreter.
+    const SEEDED: u32 = 200;
+    const EXECED: u32 = 300;
+    let mut table = ProcessTable::default();
+    table.seed(&[crate::procfs::ProcEntry {
+        pid: SEEDED,
+        ppid: 1,
+        uid: 0,
+        comm: "python3".into(),
+        exe: Some("/usr/bin/python3.11".into()),
+        argv: vec!["python3".into(), "/srv/app/agent.py".into()],
+    }]);
+    // The same program started again while collecting, through the python3 link and with
+    // the script named relatively.
+    table.update(&Event {
+        header: Header {
+            ts_ns: SECOND,
+            time_unix_ns: SECOND,
+            pid: EXECED,
+            tid: EXECED,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 1,
+            comm: "python3".into(),
+        },
+        body: EventBody::Exec {
+            filename: "/usr/bin/python3".into(),
+            argv: vec!["python3".into(), "agent.py".into()],
+            argv_truncated: false,
+            filename_truncated: false,
+        },
+    });
+    let mut model = Model::new(ModelOptions::default());
+    let mut identity = HostOnlyIdentity;
+    for (index, pid) in [SEEDED, EXECED].into_iter().enumerate() {
+        let ts = (index as u64 + 2) * SECOND;
+        model.apply(
+            &observation(pid, ts, index as u64, with_end(llm(vec![], vec![]), ts)),
+            &table,
+            &mut identity,
+        );
+    }
+    let agents: Vec<&Agent> = model.agents().collect();
+    assert_eq!(agents.len(), 1, "{agents:#?}");
+    assert_eq!(agents[0].key, "host:python agent.py");
+    assert_eq!(
+        agents[0].pids.iter().copied().collect::<Vec<_>>(),
+        [SEEDED, EXECED]
+    );
+    assert_eq!(agents[0].llm_calls, 2);
+}
+
+#[test]
+fn a_reused_pid_is_not_the_agent_that_exited() {
+    let table = processes();
+    let mut model = Model::new(ModelOptions::default());
+    let mut identity = HostOnlyIdentity;
+    model.apply(
+        &observation(
+            AGENT,
+            SECOND,
+            1,
+            with_end(
+                llm(
+                    vec![call(
+                        "a",
+                        "read_file",
+                        json!({"path": "/srv/reports/q3.txt"}),
+                    )],
+                    vec![],
+                ),
+                SECOND,
+            ),
+        ),
+        &table,
+        &mut identity,
+    );
+    model.apply(
+        &observation(
+            AGENT,
+            2 * SECOND,
+            2,
+            ObservationKind::Exit { exit_code: Some(0) },
+        ),
+        &table,
+        &mut identity,
+    );
+    // Another program got the same pid and opens the file the call named.
+    model.apply(
+        &observation(AGENT, 3 * SECOND, 3, file("/srv/reports/q3.txt")),
+        &table,
+        &mut identity,
+    );
+    assert!(model.tool_calls().all(|c| c.links.is_empty()));
+    assert!(model
+        .graph()
+        .get_node("data:file:/srv/reports/q3.txt")
+        .is_none());
+    assert_eq!(model.agents().count(), 1, "the agent keeps its history");
+}
+
+#[test]
+fn lineage_alone_links_only_when_one_call_is_open() {
+    let table = processes();
+    let mut model = Model::new(ModelOptions::default());
+    let mut identity = HostOnlyIdentity;
+    model.apply(
+        &observation(
+            AGENT,
+            SECOND,
+            1,
+            with_end(
+                llm(
+                    vec![
+                        call("a", "summarise", json!({"style": "brief"})),
+                        call("b", "translate", json!({"lang": "fr"})),
+                    ],
+                    vec![],
+                ),
+                SECOND,
+            ),
+        ),
+        &table,
+        &mut identity,
+    );
+    model.apply(
+        &observation(CHILD, 2 * SECOND, 2, file("/srv/unrelated.txt")),
+        &table,
+        &mut identity,
+    );
+    assert!(model.tool_calls().all(|c| c.links.is_empty()));
+
+    let mut model = Model::new(ModelOptions::default());
+    model.apply(
+        &observation(
+            AGENT,
+            SECOND,
+            1,
+            with_end(
+                llm(
+                    vec![call("a", "summarise", json!({"style": "brief"}))],
+                    vec![],
+                ),
+                SECOND,
+            ),
+        ),
+        &table,
+        &mut identity,
+    );
+    model.apply(
+        &observation(CHILD, 2 * SECOND, 2, file("/srv/unrelated.txt")),
+        &table,
+        &mut identity,
+    );
+    let only = model.tool_calls().next().unwrap();
+    assert_eq!(only.links.len(), 1);
+    assert_eq!(
+        only.links[0].evidence,
+        vec![
+            Evidence::ProcessLineage { agent_pid: AGENT },
+            Evidence::TimeWindow
+        ]
+    );
+}
+
+#[test]
+fn actions_seen_before_the_call_that_caused_them_are_linked_when_it_arrives() {
+    // A response that ends at connection close is reported after the actions it caused.
+    let table = processes();
+    let mut model = Model::new(ModelOptions::default());
+    let mut identity = HostOnlyIdentity;
+    model.apply(
+        &observation(AGENT, SECOND, 1, with_end(llm(vec![], vec![]), SECOND)),
+        &table,
+        &mut identity,
+    );
+    model.apply(
+        &observation(CHILD, 3 * SECOND, 2, file("/srv/late.txt")),
+        &table,
+        &mut identity,
+    );
+    model.apply(
+        &observation(
+            AGENT,
+            2 * SECOND,
+            3,
+            with_end(
+                llm(
+                    vec![call("x", "read_file", json!({"path": "/srv/late.txt"}))],
+                    vec![],
+                ),
+                2 * SECOND,
+            ),
+        ),
+        &table,
+        &mut identity,
+    );
+    let call = model.tool_calls().next().unwrap();
+    assert_eq!(call.links.len(), 1);
+    assert_eq!(call.links[0].action.ts_ns, 3 * SECOND);
+}
