@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod detect;
 pub mod model;
 pub mod pipeline;
+pub mod session;
 
 // The layers below, under the names this crate's modules use for them.
 pub(crate) use agentscope_event::{event, process_table, program};

@@ -8,7 +8,7 @@ pub mod capture;
 pub mod serve;
 
 // The layers below, under the names this crate's modules use for them.
-pub(crate) use agentscope_analysis::{baseline, detect, model, pipeline};
+pub(crate) use agentscope_analysis::{baseline, detect, model, pipeline, session};
 pub(crate) use agentscope_event::{event, event_json};
 pub(crate) use agentscope_files::{input_file, output_file};
 pub(crate) use agentscope_memory_budget as memory_budget;

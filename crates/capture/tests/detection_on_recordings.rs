@@ -153,7 +153,10 @@ fn an_injected_session_repeated_ten_times_is_one_bounded_incident_whose_figures_
     // One session alone: what each repeat adds.
     let mut single = contents.new_pipeline();
     single.set_detection(learning.clone());
-    for event in &contents.events {
+    for (index, event) in contents.events.iter().enumerate() {
+        for answer in contents.answers_before(index) {
+            single.remember_identity(answer.clone());
+        }
         single.push(event);
     }
     single.finish();
@@ -174,7 +177,10 @@ fn an_injected_session_repeated_ten_times_is_one_bounded_incident_whose_figures_
         })
         .collect();
     for repeat in 0..REPEATS {
-        for event in &contents.events {
+        for (index, event) in contents.events.iter().enumerate() {
+            for answer in contents.answers_before(index) {
+                pipeline.remember_identity(answer.clone());
+            }
             let seeded_exit = matches!(event.body, EventBody::Exit { .. })
                 && !started.contains(&event.header.pid);
             if seeded_exit && repeat + 1 < REPEATS {

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use agentscope_analysis::detect::DetectorOptions;
-use agentscope_analysis::model::{HostOnlyIdentity, IdentityLookup, ModelOptions};
+use agentscope_analysis::model::{HostOnlyIdentity, IdentityAnswer, IdentityLookup, ModelOptions};
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::{CaptureContents, CaptureReader};
 use agentscope_event::event_json::{events_from_json_lines, json_lines_text};
@@ -95,6 +95,11 @@ pub struct JsonEventsSource {
     events: Vec<Event>,
     /// Index of the next event to feed.
     next: usize,
+    /// A capture's recorded identity answers, each with the index of the event it was
+    /// recorded before: fed to the session in that place, as every replay does.
+    answers: Vec<(usize, IdentityAnswer)>,
+    /// Index of the next answer to feed.
+    next_answer: usize,
     /// The pipeline's session: every event goes through its step.
     session: Session,
     identity: IdentityFactory,
@@ -170,12 +175,14 @@ impl JsonEventsSource {
         let reader = CaptureReader::open(path)?;
         let mut contents = CaptureContents::load(&reader);
         let events = std::mem::take(&mut contents.events);
+        let answers = std::mem::take(&mut contents.answers);
         let mut label = label_of(path);
         if let Some(note) = damage_note(&reader, contents.damage.len()) {
             label.push_str(&format!(" ({note})"));
         }
         let contents = Rc::new(contents);
         let mut source = Self::ordered(label, events);
+        source.answers = answers;
         source.factory = Some(Box::new(move || contents.new_pipeline()));
         source.session = source.make_session();
         Ok(source)
@@ -203,6 +210,8 @@ impl JsonEventsSource {
             label: label.into(),
             events,
             next: 0,
+            answers: Vec::new(),
+            next_answer: 0,
             session,
             identity,
             model_options,
@@ -326,6 +335,14 @@ impl JsonEventsSource {
             };
             if !keep(event.header.ts_ns) {
                 break;
+            }
+            while let Some((_, answer)) = self
+                .answers
+                .get(self.next_answer)
+                .filter(|(at, _)| *at <= self.next)
+            {
+                self.session.remember_identity(answer.clone());
+                self.next_answer += 1;
             }
             observations.extend(self.session.feed(event).observations);
             self.playhead_ts = self.playhead_ts.max(event.header.ts_ns);
@@ -515,6 +532,7 @@ impl Source for JsonEventsSource {
             // Reconstruction only runs forwards: start over and replay up to the target.
             self.session = self.make_session();
             self.next = 0;
+            self.next_answer = 0;
             self.finished = false;
             self.reset_pending = true;
             self.playhead_ts = self.first_ts;

@@ -7,6 +7,7 @@
 //! about each process so later layers can enrich events. Everything above (redaction,
 //! reconstruction, analysis, capture, the console) consumes these types and never the raw ABI.
 
+pub mod collector_counters;
 pub mod dns;
 pub mod event;
 pub mod event_json;

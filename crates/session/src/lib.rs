@@ -1,5 +1,5 @@
-//! A capture session: the options every command that runs the pipeline shares, and the one
-//! step that drives the pipeline from a source to its sinks.
+//! What every command that runs the pipeline shares: the options (capture, detection, memory)
+//! flattened into each command, and the sinks a session's steps go to.
 //!
 //! `collect`, `replay` and `tui` take the same detection and memory options, and `collect` and
 //! the live console the same capture options; they are defined once here and flattened into
@@ -7,26 +7,25 @@
 //!
 //! Whatever the source, an event read goes through [`Session::feed`] (or
 //! [`Session::feed_into`] with a [`Sink`]), losses through [`Session::note_losses`], and the
-//! end through [`Session::finish`]: see the `session` module for what one step does, and
-//! `recorder_sink`, `server_sink` and `baseline_sink` for the sinks that live here.
+//! end through [`Session::finish`]: the session itself is the analysis layer's
+//! (`agentscope_analysis::session`, next to the pipeline it drives), recorded playback the
+//! capture layer's (`agentscope_capture::capture::SessionReplay`); `recorder_sink`,
+//! `server_sink` and `baseline_sink` are the sinks that live here.
 
 pub mod baseline_sink;
 pub mod capture_args;
 pub mod detection_args;
 pub mod memory_args;
-pub mod recorded;
 pub mod recorder_sink;
 pub mod server_sink;
-pub mod session;
 #[cfg(test)]
 mod session_tests;
-pub mod sink;
 pub mod size_arg;
-pub mod step;
 
+pub use agentscope_analysis::session::{self, sink, step};
+pub use agentscope_analysis::session::{Losses, Session, Sink, SourceLosses, Step};
+/// Recorded events through a session (moved to the capture layer; kept here for drivers).
+pub use agentscope_capture::capture::session_replay as recorded;
 pub use capture_args::CaptureArgs;
 pub use detection_args::DetectionArgs;
 pub use memory_args::MemoryArgs;
-pub use session::Session;
-pub use sink::Sink;
-pub use step::{Losses, SourceLosses, Step};

@@ -14,6 +14,7 @@ pub mod range_crc;
 pub mod reader;
 pub mod recorder;
 pub mod replay;
+pub mod session_replay;
 pub mod slice;
 pub mod stream;
 pub mod writer;
@@ -22,6 +23,7 @@ pub use block::{CaptureMetadata, CaptureTotals, FileHeader};
 pub use reader::{CaptureError, CaptureReader, Damage, IndexSource};
 pub use recorder::{Recorder, RecorderOptions, RecordingSummary};
 pub use replay::{CaptureContents, CaptureEvents, Position, RecordedIdentity, Replay, Start};
+pub use session_replay::{capture_session, EventList, RecordedEntries, SessionReplay};
 pub use stream::{stream_pipeline, StreamDecoder, StreamError, StreamItem, StreamStatus};
 pub use writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
 

@@ -6,12 +6,13 @@
 //! event that asked for them. The same events and answers in the same order give the same
 //! model, so a replay shows what the live console showed.
 //!
-//! Reading is [`CaptureEvents`]' (entries in order from a keyframe); [`Replay`] feeds them to
-//! a pipeline of its own, one step at a time, and seeks by time (a seek backwards replays from
-//! the start up to the target, because the model is built from everything before it; that is
-//! exact, and fast enough). Paced playback (pause, speed, single steps) is the console's
-//! (`agentscope_console::JsonEventsSource`), the one implementation; drivers that hand each
-//! step to sinks read [`CaptureEvents`] through a session (`agentscope_session::recorded`).
+//! Reading is [`CaptureEvents`]' (entries in order from a keyframe); a session takes them one
+//! step at a time ([`SessionReplay`], the step every driver takes, with its sinks); [`Replay`]
+//! is that with a position and seeking by time (a seek backwards replays from the start up to
+//! the target, because the model is built from everything before it; that is exact, and fast
+//! enough). Paced playback (pause, speed, single steps) is the console's
+//! (`agentscope_console::JsonEventsSource`, over [`CaptureContents`]), feeding the same
+//! session step with the recorded answers in their recorded places.
 //! [`Replay::open_from_keyframe`] starts at a keyframe instead, for very long captures.
 
 use std::collections::{HashMap, VecDeque};
@@ -20,12 +21,14 @@ use std::path::Path;
 use super::block::{BlockInfo, FileHeader};
 use super::codec::Entry;
 use super::reader::{CaptureError, CaptureReader, Damage};
+use super::session_replay::{start_session, SessionReplay};
 use super::writer::Keyframe;
 use crate::detect::DetectorOptions;
 use crate::event::Event;
 use crate::model::{ActorIdentity, IdentityAnswer, IdentityLookup, ModelOptions};
 use crate::pipeline::{AttributedObservation, Pipeline};
 use crate::reconstruct::ReconstructOptions;
+use crate::session::{Session, Sink, Step};
 
 /// Identity answers from a capture. A lookup the recording never made (a newer parser found
 /// an agent the recording did not know) is answered from another answer for the same cgroup,
@@ -92,9 +95,8 @@ pub struct Position {
 }
 
 /// A capture's entries in order, from the keyframe playback starts at: recorded identity
-/// answers, each before the event that asked for it, and the events. What feeds them to a
-/// pipeline is the caller's: [`Replay`] here, a session above (`agentscope_session`), so
-/// reading a capture is written once whoever drives.
+/// answers, each before the event that asked for it, and the events. A session feeds them to
+/// its pipeline ([`SessionReplay`]), so reading a capture is written once whoever drives.
 pub struct CaptureEvents {
     reader: CaptureReader,
     /// Events blocks in order, and the keyframe playback started from.
@@ -254,14 +256,6 @@ impl CaptureEvents {
         }
     }
 
-    /// Takes the next event, after [`CaptureEvents::peek_event_ts`] said there is one.
-    fn take_event(&mut self) -> Option<Event> {
-        match self.pending.pop_front() {
-            Some(Entry::Event(event)) => Some(event),
-            _ => None,
-        }
-    }
-
     /// Where playback of the whole capture runs: first and last times, event count.
     fn extent(&self) -> Position {
         let chunks = &self.chunks;
@@ -293,15 +287,16 @@ impl CaptureEvents {
     }
 }
 
+/// A capture played through a [`Session`] (the one step every driver takes), with a position
+/// and seeking: [`SessionReplay`] over [`CaptureEvents`], rebuilt from the starting keyframe
+/// when playback goes back.
 pub struct Replay {
-    events: CaptureEvents,
-    pipeline: Pipeline,
+    replay: SessionReplay<CaptureEvents>,
     /// Detection options the pipeline is rebuilt with (a seek back replays from the start).
     detection: Option<DetectorOptions>,
     /// Memory budget instead of the one the capture was recorded with.
     memory_budget: Option<usize>,
     position: Position,
-    finished: bool,
 }
 
 impl Replay {
@@ -321,37 +316,31 @@ impl Replay {
         Self::over(CaptureEvents::from_keyframe(reader, ts_ns))
     }
 
-    fn over(events: CaptureEvents) -> Self {
-        let position = events.extent();
-        let mut replay = Self {
-            pipeline: events.new_pipeline(None, None),
-            events,
+    fn over(mut events: CaptureEvents) -> Self {
+        let mut position = events.extent();
+        let (session, start) = start_session(&mut events, None, None);
+        position.start_at(&start);
+        Self {
+            replay: SessionReplay::new(events, session),
             detection: None,
             memory_budget: None,
             position,
-            finished: false,
-        };
-        replay.rewind();
-        replay
+        }
     }
 
-    /// Back to the starting keyframe with a new pipeline.
+    /// Back to the starting keyframe with a new session.
     fn rewind(&mut self) {
-        self.pipeline = self
-            .events
-            .new_pipeline(self.detection.as_ref(), self.memory_budget);
-        let start = self.events.rewind();
-        if let Some(state) = start.state {
-            self.pipeline.restore(state);
-        }
-        self.finished = false;
-        self.position.ts_ns = start.ts_ns;
-        self.position.time_unix_ns = start.time_unix_ns;
-        self.position.event_index = start.event_index;
+        let (session, start) = start_session(
+            self.replay.entries_mut(),
+            self.detection.as_ref(),
+            self.memory_budget,
+        );
+        self.replay.restart(session);
+        self.position.start_at(&start);
     }
 
     pub fn reader(&self) -> &CaptureReader {
-        self.events.reader()
+        self.replay.entries().reader()
     }
 
     /// Judges against approved baselines (or learns for another period) instead of the
@@ -371,18 +360,18 @@ impl Replay {
         self
     }
 
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+    pub fn session(&self) -> &Session {
+        self.replay.session()
     }
 
-    pub fn pipeline_mut(&mut self) -> &mut Pipeline {
-        &mut self.pipeline
+    pub fn pipeline(&self) -> &Pipeline {
+        self.replay.session().pipeline()
     }
 
     /// Damage found opening the capture, then damage met while replaying (blocks that could
     /// not be read are skipped).
     pub fn damage(&self) -> &[Damage] {
-        self.events.damage()
+        self.replay.entries().damage()
     }
 
     pub fn position(&self) -> Position {
@@ -390,39 +379,37 @@ impl Replay {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.replay.session().is_finished()
     }
 
     /// Time of the next event, if any (recorded identity answers before it are passed on).
     pub fn next_event_ts(&mut self) -> Option<u64> {
-        self.peek_ts()
+        self.replay.next_event_ts()
     }
 
-    fn peek_ts(&mut self) -> Option<u64> {
-        let pipeline = &mut self.pipeline;
-        self.events
-            .peek_event_ts(|answer| pipeline.remember_identity(answer))
-    }
-
-    /// Replays the next event; `None` at the end (the first time, in-flight exchanges are
-    /// flushed and returned as the last observations with an event of `None`).
-    pub fn step(&mut self) -> Option<(Option<Event>, Vec<AttributedObservation>)> {
-        if self.peek_ts().is_none() {
-            if self.finished {
-                return None;
-            }
-            self.finished = true;
-            let observations = self.pipeline.finish();
-            return Some((None, observations));
+    /// Replays the next event and hands the step to `sink`; `None` at the end (the first
+    /// time, in-flight exchanges are flushed and returned as the last step, with an event of
+    /// `None`).
+    pub fn step_into(
+        &mut self,
+        sink: &mut (impl Sink + ?Sized),
+    ) -> std::io::Result<Option<(Option<Event>, Step)>> {
+        let stepped = self.replay.next_step(sink)?;
+        if let Some((Some(event), _)) = &stepped {
+            self.position.ts_ns = event.header.ts_ns;
+            self.position.time_unix_ns = event.header.time_unix_ns;
+            self.position.event_index += 1;
         }
-        let event = self.events.take_event()?;
-        // Identity answers given on the way are the recorded ones; a recorder writing a new
-        // capture from this replay (a slice) takes them from the pipeline's log.
-        let observations = self.pipeline.push(&event);
-        self.position.ts_ns = event.header.ts_ns;
-        self.position.time_unix_ns = event.header.time_unix_ns;
-        self.position.event_index += 1;
-        Some((Some(event), observations))
+        Ok(stepped)
+    }
+
+    /// [`Replay::step_into`] without a sink: the event and the observations it completed.
+    pub fn step(&mut self) -> Option<(Option<Event>, Vec<AttributedObservation>)> {
+        // No sink: nothing can fail.
+        self.step_into(&mut ())
+            .ok()
+            .flatten()
+            .map(|(event, step)| (event, step.observations))
     }
 
     /// Replays everything left, as fast as possible; returns the number of events.
@@ -439,10 +426,10 @@ impl Replay {
     /// caller can rebuild its own views.
     pub fn seek(&mut self, ts_ns: u64) -> Vec<AttributedObservation> {
         let mut out = Vec::new();
-        if ts_ns < self.position.ts_ns || self.finished {
+        if ts_ns < self.position.ts_ns || self.is_finished() {
             self.rewind();
         }
-        while let Some(next) = self.peek_ts() {
+        while let Some(next) = self.next_event_ts() {
             if next > ts_ns {
                 break;
             }
@@ -456,27 +443,44 @@ impl Replay {
     /// Reads event `index` (counting from the capture's first event) without moving
     /// playback: the console shows the payloads behind an observation with it.
     pub fn event(&self, index: u64) -> Option<Event> {
-        self.events.event(index)
+        self.replay.entries().event(index)
     }
 }
 
-/// A whole capture in memory, for a caller that drives a pipeline itself (the console pages
-/// back and forth through the events): the events from the first keyframe on, and a
-/// pipeline factory that restores that keyframe and knows every recorded identity answer.
-///
-/// Answers are all known from the start, so a process whose identity changed during the
-/// recording (a pod the watcher learned late) gets its last answer throughout; [`Replay`]
-/// passes them in order and has no such difference.
+impl Position {
+    /// Playback at the keyframe it starts from.
+    fn start_at(&mut self, start: &Start) {
+        self.ts_ns = start.ts_ns;
+        self.time_unix_ns = start.time_unix_ns;
+        self.event_index = start.event_index;
+    }
+}
+
+/// A whole capture in memory, for a caller that drives a session itself (the console pages
+/// back and forth through the events at a pace): the events from the first keyframe on, the
+/// recorded identity answers with the place each was recorded at, and a pipeline factory that
+/// restores that keyframe. Whoever feeds the events passes each answer to the session just
+/// before the event it precedes, as [`SessionReplay`] does.
 pub struct CaptureContents {
     pub events: Vec<Event>,
+    /// Recorded identity answers, each with the index (in `events`) of the event it was
+    /// recorded before, in order.
+    pub answers: Vec<(usize, IdentityAnswer)>,
     pub damage: Vec<Damage>,
     start: Option<crate::pipeline::PipelineState>,
-    answers: Vec<IdentityAnswer>,
     reconstruct: ReconstructOptions,
     model: ModelOptions,
 }
 
 impl CaptureContents {
+    /// The recorded identity answers that come before event `index`, after those before
+    /// event `index - 1`.
+    pub fn answers_before(&self, index: usize) -> impl Iterator<Item = &IdentityAnswer> {
+        let from = self.answers.partition_point(|(at, _)| *at < index);
+        let to = self.answers.partition_point(|(at, _)| *at <= index);
+        self.answers[from..to].iter().map(|(_, answer)| answer)
+    }
+
     pub fn load(reader: &CaptureReader) -> Self {
         let mut damage = reader.damage().to_vec();
         let mut start = None;
@@ -505,7 +509,7 @@ impl CaptureContents {
             for entry in entries {
                 match entry {
                     Entry::Event(event) => events.push(event),
-                    Entry::Identity(answer) => answers.push(answer),
+                    Entry::Identity(answer) => answers.push((events.len(), answer)),
                     Entry::Unknown { .. } => {}
                 }
             }
@@ -513,24 +517,21 @@ impl CaptureContents {
         let (reconstruct, model) = pipeline_options(reader);
         Self {
             events,
+            answers,
             damage,
             start,
-            answers,
             reconstruct,
             model,
         }
     }
 
-    /// A pipeline at the start of the capture.
+    /// A pipeline at the start of the capture, answering identity from the recorded answers
+    /// it is given ([`Pipeline::remember_identity`]).
     pub fn new_pipeline(&self) -> Pipeline {
-        let mut identity = RecordedIdentity::default();
-        for answer in &self.answers {
-            identity.remember(answer.clone());
-        }
         let mut pipeline = Pipeline::new(
             self.reconstruct.clone(),
             self.model.clone(),
-            Box::new(identity),
+            Box::new(RecordedIdentity::default()),
         );
         if let Some(state) = &self.start {
             pipeline.restore(state.clone());
@@ -592,15 +593,4 @@ pub fn pipeline_options_of(header: Option<&FileHeader>) -> (ReconstructOptions, 
         None => defaults,
     };
     (reconstruct, model)
-}
-
-/// A capture replays with the identities it recorded and the options it was recorded with.
-impl crate::baseline::EventFeed for Replay {
-    fn next(&mut self) -> Option<(Option<Event>, Vec<crate::pipeline::AttributedObservation>)> {
-        self.step()
-    }
-
-    fn pipeline(&self) -> &Pipeline {
-        Replay::pipeline(self)
-    }
 }

@@ -7,7 +7,9 @@ use std::path::Path;
 use super::reader::{CaptureReader, Damage};
 use super::recorder::{Recorder, RecorderOptions, RecordingSummary};
 use super::replay::Replay;
+use crate::event::Event;
 use crate::output_file::{AtomicFile, Inputs};
+use crate::session::{Session, Sink, Step};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SliceSummary {
@@ -39,18 +41,18 @@ pub fn slice(
     let first_event_index = replay.position().event_index;
     let mut options = RecorderOptions::new(target.temporary_path().to_path_buf(), metadata);
     options.inputs = inputs.clone();
-    let mut recorder = Recorder::start(options, replay.pipeline_mut())?;
+    let mut slice = SliceWriter(Recorder::start_at(options, replay.pipeline())?);
     while let Some(ts) = replay.next_event_ts() {
         if ts > to_ts_ns {
             break;
         }
-        let Some((Some(event), _)) = replay.step() else {
+        // The slice ends with its last event: what was in flight then is not flushed into it.
+        if replay.step_into(&mut slice)?.is_none() {
             break;
-        };
-        recorder.record(&event, replay.pipeline_mut())?;
+        }
     }
     let damage = replay.damage().to_vec();
-    let mut recording = recorder.finish(replay.pipeline_mut())?;
+    let mut recording = slice.0.finish_after(&[], replay.pipeline())?;
     target.commit()?;
     recording.files = vec![out.to_path_buf()];
     Ok(SliceSummary {
@@ -58,4 +60,24 @@ pub fn slice(
         first_event_index,
         damage,
     })
+}
+
+/// The slice's file, written step by step; unlike a live recording, a failing write fails the
+/// slice (the file is all a slice is for).
+struct SliceWriter(Recorder);
+
+impl Sink for SliceWriter {
+    fn step(
+        &mut self,
+        event: Option<&Event>,
+        step: &Step,
+        session: &Session,
+    ) -> std::io::Result<()> {
+        match event {
+            Some(event) => self
+                .0
+                .record_after(event, &step.identity_answers, session.pipeline()),
+            None => self.0.add_identity_answers(&step.identity_answers),
+        }
+    }
 }

@@ -55,14 +55,7 @@ pub struct Keyframe {
     pub collector: CollectorCounters,
 }
 
-/// The collector's counters when a keyframe was written (cumulative since it started).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CollectorCounters {
-    pub received: u64,
-    pub kernel_dropped: u64,
-    pub kernel_lost_bytes: u64,
-    pub decode_errors: u64,
-}
+pub use agentscope_event::collector_counters::CollectorCounters;
 
 /// Where the blocks go.
 enum Output {

@@ -1,14 +1,14 @@
-//! What one step of a [`Session`](crate::Session) produced: the observations an event
+//! What one step of a [`Session`](super::Session) produced: the observations an event
 //! completed, the identity answers feeding it caused, what detection raised or changed, and
 //! what was lost since the step before. Sinks read steps; nothing else reaches them.
 
-use agentscope_analysis::detect::{Finding, Incident};
-use agentscope_analysis::model::IdentityAnswer;
-use agentscope_analysis::pipeline::AttributedObservation;
+use crate::detect::{Finding, Incident};
+use crate::model::IdentityAnswer;
+use crate::pipeline::AttributedObservation;
 
-/// Everything one call to [`Session::feed`](crate::Session::feed),
-/// [`Session::note_losses`](crate::Session::note_losses) or
-/// [`Session::finish`](crate::Session::finish) produced.
+/// Everything one call to [`Session::feed`](super::Session::feed),
+/// [`Session::note_losses`](super::Session::note_losses) or
+/// [`Session::finish`](super::Session::finish) produced.
 #[derive(Debug, Clone, Default)]
 pub struct Step {
     /// Observations completed, attributed, in the order the pipeline produced them (already
@@ -77,7 +77,7 @@ impl Losses {
 }
 
 /// What a source has lost so far, as running totals (a collector's summary, a served
-/// stream's status). [`Session::note_losses`](crate::Session::note_losses) turns them into
+/// stream's status). [`Session::note_losses`](super::Session::note_losses) turns them into
 /// [`Losses`] since the last call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SourceLosses {

@@ -18,14 +18,17 @@
 
 use std::time::Instant;
 
-use agentscope_analysis::detect::{DetectionCursor, DetectorOptions};
-use agentscope_analysis::model::IdentityAnswer;
-use agentscope_analysis::pipeline::{AttributedObservation, Pipeline};
-use agentscope_capture::capture::CollectorCounters;
+use crate::detect::{DetectionCursor, DetectorOptions};
+use crate::model::IdentityAnswer;
+use crate::pipeline::{AttributedObservation, Pipeline};
+use agentscope_event::collector_counters::CollectorCounters;
 use agentscope_event::Event;
 
-use crate::sink::Sink;
-use crate::step::{Losses, SourceLosses, Step};
+pub mod sink;
+pub mod step;
+
+pub use sink::Sink;
+pub use step::{Losses, SourceLosses, Step};
 
 pub struct Session {
     pipeline: Pipeline,

@@ -1,19 +1,17 @@
-//! Recorded events through a session, as fast as they can be read: `agentscope replay` and
-//! baseline learning from a capture or from JSON lines. The recorded identity answers go to
+//! Recorded events through a session, as fast as they can be read: `agentscope replay`,
+//! [`Replay`](super::Replay) (which seeks), capture slices and baseline learning from a capture
+//! or from JSON lines. The recorded identity answers go to
 //! the identity source in their recorded place, the events through [`Session::feed_into`],
 //! the end through [`Session::finish_into`], so a replay takes the same step as the live
 //! collector did.
 
-use agentscope_analysis::baseline::EventFeed;
-use agentscope_analysis::detect::DetectorOptions;
-use agentscope_analysis::pipeline::{AttributedObservation, Pipeline};
-use agentscope_capture::capture::codec::Entry;
-use agentscope_capture::capture::CaptureEvents;
-use agentscope_event::Event;
-
-use crate::session::Session;
-use crate::sink::Sink;
-use crate::step::Step;
+use super::codec::Entry;
+use super::replay::{CaptureEvents, Start};
+use crate::baseline::EventFeed;
+use crate::detect::DetectorOptions;
+use crate::event::Event;
+use crate::pipeline::{AttributedObservation, Pipeline};
+use crate::session::{Session, Sink, Step};
 
 /// Where recorded entries come from: a capture ([`CaptureEvents`]) or a list of events
 /// ([`EventList`]).
@@ -45,11 +43,21 @@ pub fn capture_session(
     detection: Option<&DetectorOptions>,
     memory_budget: Option<usize>,
 ) -> Session {
+    start_session(events, detection, memory_budget).0
+}
+
+/// [`capture_session`], and where the capture starts.
+pub(crate) fn start_session(
+    events: &mut CaptureEvents,
+    detection: Option<&DetectorOptions>,
+    memory_budget: Option<usize>,
+) -> (Session, Start) {
     let mut pipeline = events.new_pipeline(detection, memory_budget);
-    if let Some(state) = events.rewind().state {
+    let mut start = events.rewind();
+    if let Some(state) = start.state.take() {
         pipeline.restore(state);
     }
-    Session::new(pipeline)
+    (Session::new(pipeline), start)
 }
 
 pub struct SessionReplay<S> {
@@ -70,6 +78,15 @@ impl<S: RecordedEntries> SessionReplay<S> {
         &self.entries
     }
 
+    pub fn entries_mut(&mut self) -> &mut S {
+        &mut self.entries
+    }
+
+    /// Goes on with a new session (the entries rewound to match: a replay seeking back).
+    pub fn restart(&mut self, session: Session) {
+        self.session = session;
+    }
+
     /// Feeds the next event and hands the step to `sink`; at the end, once, the final flush
     /// (with an event of `None`); then `None`.
     pub fn next_step(
@@ -88,6 +105,16 @@ impl<S: RecordedEntries> SessionReplay<S> {
                 None => return Ok(Some((None, self.session.finish_into(sink)?))),
             }
         }
+    }
+}
+
+impl SessionReplay<CaptureEvents> {
+    /// Time of the next event, if any; recorded identity answers before it are passed to the
+    /// session on the way, as [`SessionReplay::next_step`] would.
+    pub fn next_event_ts(&mut self) -> Option<u64> {
+        let session = &mut self.session;
+        self.entries
+            .peek_event_ts(|answer| session.remember_identity(answer))
     }
 }
 

@@ -1,4 +1,4 @@
-//! What consumes a [`Session`](crate::Session)'s steps: a recording, a served stream, the
+//! What consumes a [`Session`](super::Session)'s steps: a recording, a served stream, the
 //! event printer, a baseline writer, the console. A sink sees every event after the pipeline
 //! has been fed it, with the [`Step`] it produced, and the session as it stands then.
 //!
@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use agentscope_event::Event;
 
-use crate::session::Session;
-use crate::step::Step;
+use super::step::Step;
+use super::Session;
 
 pub trait Sink {
     /// The session was fed `event` (`None`: the step had no event, e.g. losses only) and
