@@ -47,6 +47,56 @@ if [ ${#filtered[@]} -gt 0 ]; then
   if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
 fi
 
+# The test agents (the MCP SDK venv and the coding agents from npm) are downloads, while the
+# Rust toolchain steps below are mostly CPU (bpf-linker's build): the agents install in the
+# background meanwhile, into a log that is shown if they fail.
+install_test_agents() {
+  # MCP test agents (tests/agents/mcp_*.py): the official MCP Python SDK, pinned, in a venv of
+  # their own rather than system-wide. Tests run that venv's interpreter: $AGENTSCOPE_TEST_PYTHON,
+  # by default $HOME/.cache/agentscope/test-venv/bin/python.
+  MCP_SDK_VERSION=2.3.0
+  TEST_VENV="$HOME/.cache/agentscope/test-venv"
+  if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$MCP_SDK_VERSION')" 2>/dev/null; then
+    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+      echo "setup: installing python3-venv"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+    fi
+    echo "setup: installing the MCP Python SDK $MCP_SDK_VERSION into $TEST_VENV"
+    python3 -m venv "$TEST_VENV"
+    "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
+  fi
+
+  # Real coding agents from npm, at pinned releases, each in a prefix of its own under
+  # $AGENTSCOPE_AGENTS_DIR (default $HOME/.cache/agentscope/agents/NAME@VERSION; the executable
+  # is node_modules/.bin/NAME there). Two releases of Claude Code six months apart and of Codex
+  # CLI four months apart: their TLS stacks are located from the binaries themselves, and a
+  # locator that only works for one build is caught. Tests run them against a local TLS mock.
+  AGENTS_DIR="${AGENTSCOPE_AGENTS_DIR:-$HOME/.cache/agentscope/agents}"
+  npm_agents=(
+    "@anthropic-ai/claude-code@2.1.113"
+    "@anthropic-ai/claude-code@2.1.332"
+    "@openai/codex@0.101.0"
+    "@openai/codex@0.171.0"
+    "@google/gemini-cli@0.61.0"
+  )
+  for spec in "${npm_agents[@]}"; do
+    name="${spec%@*}"; version="${spec##*@}"
+    prefix="$AGENTS_DIR/${name#*/}@$version"
+    if [ ! -f "$prefix/.installed" ]; then
+      echo "setup: installing $spec into $prefix"
+      rm -rf "$prefix"; mkdir -p "$prefix"
+      npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "$spec" >/dev/null
+      touch "$prefix/.installed"
+    fi
+  done
+}
+agents_log="$(mktemp /tmp/agentscope-setup-agents.XXXXXX)"
+install_test_agents >"$agents_log" 2>&1 &
+agents_pid=$!
+# A failing step below ends the script: the background installs end with it.
+trap 'kill "$agents_pid" 2>/dev/null || true' EXIT
+
 # Rust toolchains: stable for userspace, nightly with rust-src for the BPF target (build-std).
 if ! rustup toolchain list | grep -q '^nightly'; then
   rustup toolchain install nightly --profile minimal
@@ -70,44 +120,16 @@ if [ ! -e /sys/kernel/tracing/events ]; then
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
 fi
 
-# MCP test agents (tests/agents/mcp_*.py): the official MCP Python SDK, pinned, in a venv of their
-# own rather than system-wide. Tests run that venv's interpreter: $AGENTSCOPE_TEST_PYTHON, by
-# default $HOME/.cache/agentscope/test-venv/bin/python.
-MCP_SDK_VERSION=2.3.0
-TEST_VENV="$HOME/.cache/agentscope/test-venv"
-if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$MCP_SDK_VERSION')" 2>/dev/null; then
-  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-    echo "setup: installing python3-venv"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
-  fi
-  echo "setup: installing the MCP Python SDK $MCP_SDK_VERSION into $TEST_VENV"
-  python3 -m venv "$TEST_VENV"
-  "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
+agents_status=0
+wait "$agents_pid" || agents_status=$?
+trap - EXIT
+if [ "$agents_status" -ne 0 ]; then
+  cat "$agents_log" >&2
+  rm -f "$agents_log"
+  echo "setup: installing the test agents failed (output above)" >&2
+  exit 1
 fi
-
-# Real coding agents from npm, at pinned releases, each in a prefix of its own under
-# $AGENTSCOPE_AGENTS_DIR (default $HOME/.cache/agentscope/agents/NAME@VERSION; the executable is
-# node_modules/.bin/NAME there). Two releases of Claude Code six months apart and of Codex CLI four
-# months apart: their TLS stacks are located from the binaries themselves, and a locator that only
-# works for one build is caught. Tests run them against a local TLS mock only.
-AGENTS_DIR="${AGENTSCOPE_AGENTS_DIR:-$HOME/.cache/agentscope/agents}"
-npm_agents=(
-  "@anthropic-ai/claude-code@2.1.113"
-  "@anthropic-ai/claude-code@2.1.332"
-  "@openai/codex@0.101.0"
-  "@openai/codex@0.171.0"
-  "@google/gemini-cli@0.61.0"
-)
-for spec in "${npm_agents[@]}"; do
-  name="${spec%@*}"; version="${spec##*@}"
-  prefix="$AGENTS_DIR/${name#*/}@$version"
-  if [ ! -f "$prefix/.installed" ]; then
-    echo "setup: installing $spec into $prefix"
-    rm -rf "$prefix"; mkdir -p "$prefix"
-    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "$spec" >/dev/null
-    touch "$prefix/.installed"
-  fi
-done
+cat "$agents_log"
+rm -f "$agents_log"
 
 echo "setup: ok"
