@@ -7,7 +7,10 @@
 
 #![allow(dead_code)]
 
+pub mod certificates;
 pub mod kubernetes;
+
+pub use certificates::make_ca_and_leaf;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
