@@ -799,6 +799,7 @@ pub fn graph_detail(
 fn evidence_text(evidence: &Evidence) -> String {
     match evidence {
         Evidence::ToolCallId { id } => format!("tool call id {id}"),
+        Evidence::AgentCallId { id } => format!("agent's call id {id} (by tool name)"),
         Evidence::ArgumentMatch { argument, value } => format!("argument {argument} = {value}"),
         Evidence::McpToolsCall { name } => format!("MCP tools/call {name}"),
         Evidence::McpServerProcess { pid } => format!("MCP server process {pid}"),

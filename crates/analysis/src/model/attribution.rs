@@ -33,6 +33,10 @@ const MAX_RESULT_TEXT: usize = 2048;
 pub enum Evidence {
     /// The tool result sent back to the model carried the call's id.
     ToolCallId { id: String },
+    /// The model gave the call no id (the Gemini API usually gives none); the agent named it
+    /// itself and sent the result back under that id (Gemini CLI does), and the result was
+    /// matched to the call by the tool's name.
+    AgentCallId { id: String },
     /// An argument value of the call appears in the action.
     ArgumentMatch { argument: String, value: String },
     /// An MCP `tools/call` for the same tool.
@@ -338,7 +342,10 @@ impl Attribution {
                 reported_ns: ts_ns,
             });
             call.closed_ns = Some(ts_ns);
-            call.result_evidence = call_id.map(|id| Evidence::ToolCallId { id: id.to_string() });
+            call.result_evidence = call_id.map(|id| match call.id {
+                Some(_) => Evidence::ToolCallId { id: id.to_string() },
+                None => Evidence::AgentCallId { id: id.to_string() },
+            });
         }
     }
 
@@ -510,5 +517,82 @@ impl Attribution {
             evidence,
             update: false,
         }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconstruct::llm::ToolCall;
+
+    const AGENT: &str = "host:node gemini";
+
+    fn open(attribution: &mut Attribution, id: Option<&str>, ts_ns: u64) {
+        let call = ToolCall {
+            id: id.map(str::to_string),
+            name: "run_shell_command".into(),
+            arguments: serde_json::json!({"command": "cat /tmp/plan.txt"}),
+        };
+        attribution.open_call(ToolCallRecord::new(
+            AGENT.into(),
+            42,
+            &call,
+            "127.0.0.1".into(),
+            Some("gemini-2.5-flash".into()),
+            ts_ns,
+            format!("tool:{AGENT}:run_shell_command"),
+        ));
+    }
+
+    /// How each result was tied to its call: by the model's id, by an id only the agent gave
+    /// (Gemini CLI names the calls the Gemini API sends without ids), or by name alone.
+    #[test]
+    fn result_evidence_says_whose_id_tied_the_result() {
+        let mut attribution = Attribution::default();
+        // The model gave no id; Gemini CLI sends the result back under its own.
+        open(&mut attribution, None, 10);
+        let agents_id = "run_shell_command_1796416004179_0";
+        attribution.close_call(
+            AGENT,
+            Some(agents_id),
+            Some("run_shell_command"),
+            "launch codename BLUE HERON",
+            false,
+            20,
+        );
+        // The model's own id, echoed with the result.
+        open(&mut attribution, Some("call_7"), 30);
+        attribution.close_call(AGENT, Some("call_7"), None, "again", false, 40);
+        // No id on either side: by name.
+        open(&mut attribution, None, 50);
+        attribution.close_call(AGENT, None, Some("run_shell_command"), "x", false, 60);
+
+        let evidence: Vec<Option<Evidence>> = attribution
+            .calls
+            .iter()
+            .map(|c| c.result_evidence.clone())
+            .collect();
+        assert_eq!(
+            evidence,
+            [
+                Some(Evidence::AgentCallId {
+                    id: agents_id.into()
+                }),
+                Some(Evidence::ToolCallId {
+                    id: "call_7".into()
+                }),
+                None,
+            ]
+        );
+        // The model's id stays what the model sent: none.
+        assert_eq!(attribution.calls[0].id, None);
+        assert_eq!(
+            attribution.calls[0].result.as_ref().unwrap().content,
+            "launch codename BLUE HERON"
+        );
+        assert_eq!(
+            serde_json::to_value(&attribution.calls[0].result_evidence).unwrap(),
+            serde_json::json!({"type": "agent_call_id", "id": agents_id})
+        );
     }
 }
