@@ -803,6 +803,7 @@ fn evidence_text(evidence: &Evidence) -> String {
         Evidence::ArgumentMatch { argument, value } => format!("argument {argument} = {value}"),
         Evidence::McpToolsCall { name } => format!("MCP tools/call {name}"),
         Evidence::McpServerProcess { pid } => format!("MCP server process {pid}"),
+        Evidence::CallProcess { pid } => format!("process {pid} started for the call"),
         Evidence::ProcessLineage { agent_pid } => format!("child of agent pid {agent_pid}"),
         Evidence::TimeWindow => "while the call was open".into(),
     }

@@ -4,9 +4,10 @@
 //! sends its result back (matched by tool-call id, else by the tool's name and the arguments
 //! the request repeats) or [`MAX_TOOL_WINDOW_NS`] passes. An action is linked to an open call
 //! of its agent when evidence supports it: an argument value of the call appears in the action
-//! (a path, SQL text, URL, argv), an MCP `tools/call` names the same tool, or the action's
-//! process is an MCP server handling that call. Process lineage and time alone link only when
-//! exactly one call is open. Actions and calls may be
+//! (a path, SQL text, URL, argv), an MCP `tools/call` names the same tool, the action's
+//! process is an MCP server handling that call, or it descends from an exec already linked to
+//! the call by such evidence (the shell running the call's command). Process lineage and time
+//! alone link only when exactly one call is open. Actions and calls may be
 //! observed out of order (an exchange is reported when its response ends), so matching runs
 //! both ways: new actions against open calls, new calls against recent actions.
 
@@ -28,6 +29,9 @@ pub const MAX_TOOL_CALLS: usize = 10_000;
 const MIN_MATCH_LEN: usize = 3;
 /// Tool results are kept up to this many bytes.
 const MAX_RESULT_TEXT: usize = 2048;
+/// Processes remembered as started for one call (a tool that forks more is still linked by
+/// its arguments and lineage; only this evidence stops growing).
+const MAX_CALL_WORKERS: usize = 32;
 
 /// Why an action was linked to a tool call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,6 +49,9 @@ pub enum Evidence {
     McpToolsCall { name: String },
     /// The action's process (or an ancestor) is the MCP server handling this call.
     McpServerProcess { pid: u32 },
+    /// The action's process (or an ancestor) was started for this call: its exec was linked to
+    /// the call by strong evidence (the file the call's shell command opens).
+    CallProcess { pid: u32 },
     /// The action's process descends from the agent's process.
     ProcessLineage { agent_pid: u32 },
     /// The action happened while the call was open.
@@ -115,6 +122,10 @@ pub struct ToolCallRecord {
     /// MCP server processes handling this call.
     #[serde(skip)]
     servers: Vec<u32>,
+    /// Processes started for this call: execs linked to it by strong evidence (the shell a
+    /// tool runs the call's command in). What they and their children do is the call's.
+    #[serde(skip)]
+    workers: Vec<u32>,
     /// What it was charged to the memory budget (an upper bound of its heap).
     #[serde(skip)]
     held_bytes: usize,
@@ -130,6 +141,7 @@ impl ToolCallRecord {
         FIXED
             + LINKS
             + MAX_RESULT_TEXT
+            + MAX_CALL_WORKERS * std::mem::size_of::<u32>()
             + self.agent.len()
             + self.name.len()
             + self.provider.len()
@@ -171,6 +183,7 @@ impl ToolCallRecord {
             tool_node,
             matchers,
             servers: Vec::new(),
+            workers: Vec::new(),
             held_bytes: 0,
         }
     }
@@ -457,6 +470,10 @@ impl Attribution {
                 evidence.push(Evidence::McpServerProcess { pid });
                 strong = true;
             }
+            if let Some(&pid) = call.workers.iter().find(|pid| action.lineage.contains(pid)) {
+                evidence.push(Evidence::CallProcess { pid });
+                strong = true;
+            }
             let agent_pid = call.pid;
             let lineage = action.pid != agent_pid && action.lineage.contains(&agent_pid);
             if lineage {
@@ -479,6 +496,16 @@ impl Attribution {
             return Vec::new();
         }
         let call = &mut self.calls[index];
+        // A process started for the call (never the agent itself): what it and its children
+        // do is the call's, whatever else is open.
+        if score >= 2
+            && action.kind == "exec"
+            && action.pid != call.pid
+            && call.workers.len() < MAX_CALL_WORKERS
+            && !call.workers.contains(&action.pid)
+        {
+            call.workers.push(action.pid);
+        }
         if let Some(existing) = call
             .links
             .iter_mut()
