@@ -30,7 +30,11 @@ const VERSION: &str = "0.61.0";
 const MODEL: &str = "gemini-2.5-flash";
 /// Shaped like a Gemini API key (`AIza` and 35 more characters).
 const API_KEY: &str = "AIzaSyAgentscopeTestKey0123456789abcdef";
+/// What the two plan files hold: the model asks for both at once (two parallel calls of the
+/// shell tool, which the Gemini API sends without ids), so each call must get its own result
+/// and links.
 const SECRET: &str = "launch codename BLUE HERON on the 14th";
+const FALLBACK: &str = "fallback codename GREY HERON on the 21st";
 const TOOL: &str = "run_shell_command";
 
 /// The installed Gemini CLI (a missing one fails: run setup).
@@ -52,6 +56,7 @@ fn gemini_binary() -> PathBuf {
 /// private HOME, and the mock with its dump directory.
 struct Run {
     secret_path: PathBuf,
+    fallback_path: PathBuf,
     workspace: PathBuf,
     home: PathBuf,
     llm: MockLlm,
@@ -64,6 +69,8 @@ fn prepare(dir: &Path) -> Run {
     std::fs::create_dir_all(&workspace).unwrap();
     let secret_path = workspace.join("secret-plan.txt");
     std::fs::write(&secret_path, format!("{SECRET}\n")).unwrap();
+    let fallback_path = workspace.join("fallback-plan.txt");
+    std::fs::write(&fallback_path, format!("{FALLBACK}\n")).unwrap();
     let home = dir.join("home");
     std::fs::create_dir_all(home.join(".gemini")).unwrap();
     std::fs::write(
@@ -78,17 +85,22 @@ fn prepare(dir: &Path) -> Run {
     )
     .unwrap();
     let ca = make_ca_and_leaf(&dir.join("cert"));
-    // The tool's result comes back to the model as `{"output": "<untrusted_context>\nOutput:
+    // A tool's result comes back to the model as `{"output": "<untrusted_context>\nOutput:
     // ...\nProcess Group PGID: N\n..."}` (JSON, so `\n` is two characters): characters
-    // 41..79 are the file's line. The answer copies only them, because the PGID differs from
-    // run to run and the two runs' outputs must be identical.
+    // 41..79 are the file's line. The answer copies only them from the latest result (the
+    // secret plan's), because the PGID differs from run to run and the two runs' outputs must
+    // be identical.
     let scenario = dir.join("scenario.json");
+    let read = |path: &Path, what: &str| {
+        serde_json::json!({"name": TOOL,
+                           "arguments": {"command": format!("cat {}", path.display()),
+                                         "description": what}})
+    };
     std::fs::write(
         &scenario,
         serde_json::json!({"turns": [
-            {"tool_calls": [{"name": TOOL,
-                             "arguments": {"command": format!("cat {}", secret_path.display()),
-                                           "description": "Read the plan"}}]},
+            {"tool_calls": [read(&fallback_path, "Read the fallback plan"),
+                            read(&secret_path, "Read the plan")]},
             {"final_text": format!("The plan says: {{{{result:{TOOL}[41:79]}}}}")}
         ]})
         .to_string(),
@@ -107,6 +119,7 @@ fn prepare(dir: &Path) -> Run {
     );
     Run {
         secret_path,
+        fallback_path,
         workspace,
         home,
         llm,
@@ -329,60 +342,72 @@ fn gemini_cli_is_seen_through_node_openssl_symbols() {
         agent["aibom"]["tools_offered"]
     );
 
-    // The shell tool call: its arguments as the model sent them; the model gave no id (the
-    // Gemini API usually does not), Gemini CLI named the call itself and sent the result back
-    // under that name, which is how the result is tied to it.
+    // The two shell tool calls, with their arguments as the model sent them. The model gave
+    // no ids (the Gemini API usually does not); Gemini CLI named each call itself and sent its
+    // result back under that id, with the call repeated: each result is tied to its call by
+    // the tool's name and those arguments, and the graph says which id the agent used.
     let calls = seen.graph["tool_calls"].as_array().unwrap();
-    assert_eq!(calls.len(), 1, "{calls:#?}");
-    let call = &calls[0];
-    assert_eq!(call["gen_ai.tool.name"], TOOL);
-    assert_eq!(call["pid"], agent_pid);
-    let command = format!("cat {}", seen.run.secret_path.display());
-    assert_eq!(
-        call["gen_ai.tool.call.arguments"]["command"],
-        command.as_str()
-    );
-    assert_eq!(call["gen_ai.request.model"], MODEL);
-    assert_eq!(call["gen_ai.tool.call.id"], Value::Null, "{call:#}");
-    let evidence = &call["result_evidence"];
-    assert_eq!(evidence["type"], "agent_call_id", "{call:#}");
-    assert!(
-        evidence["id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with(&format!("{TOOL}_"))),
-        "{call:#}"
-    );
+    assert_eq!(calls.len(), 2, "{calls:#?}");
     let request_2 = std::fs::read_to_string(seen.run.dump.join("request-2.body")).unwrap();
-    assert!(
-        request_2.contains(&format!("\"id\": \"{}\"", evidence["id"].as_str().unwrap()))
-            || request_2.contains(&format!("\"id\":\"{}\"", evidence["id"].as_str().unwrap())),
-        "the id is not the one Gemini CLI sent back"
-    );
-    assert!(
-        call["result"]["content"]
-            .as_str()
-            .is_some_and(|c| c.contains(SECRET)),
-        "{call:#}"
-    );
-    // Linked to the exec of `cat` and the open of the plan it caused.
-    let links = call["links"].as_array().unwrap();
-    assert!(
-        links.iter().any(|l| l["kind"] == "exec"
-            && l["summary"] == format!("exec {command}")
-            && l["evidence"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["type"] == "argument_match")),
-        "no exec link running the command: {links:#?}"
-    );
-    let file_node = format!("data:file:{}", seen.run.secret_path.display());
-    assert!(
-        links
+    let mut agent_ids = Vec::new();
+    for (path, text, other) in [
+        (&seen.run.fallback_path, FALLBACK, &seen.run.secret_path),
+        (&seen.run.secret_path, SECRET, &seen.run.fallback_path),
+    ] {
+        let command = format!("cat {}", path.display());
+        let call = calls
             .iter()
-            .any(|l| l["kind"] == "file" && l["target"] == file_node.as_str()),
-        "no file link to {file_node}: {links:#?}"
-    );
+            .find(|c| c["gen_ai.tool.call.arguments"]["command"] == command.as_str())
+            .unwrap_or_else(|| panic!("no call running {command}: {calls:#?}"));
+        assert_eq!(call["gen_ai.tool.name"], TOOL);
+        assert_eq!(call["pid"], agent_pid);
+        assert_eq!(call["gen_ai.request.model"], MODEL);
+        assert_eq!(call["gen_ai.tool.call.id"], Value::Null, "{call:#}");
+        // Its own result, not the other call's.
+        assert!(
+            call["result"]["content"]
+                .as_str()
+                .is_some_and(|c| c.contains(text)),
+            "{command} got another result: {call:#}"
+        );
+        let evidence = &call["result_evidence"];
+        assert_eq!(evidence["type"], "agent_call_id", "{call:#}");
+        let id = evidence["id"].as_str().unwrap();
+        assert!(id.starts_with(&format!("{TOOL}_")), "{call:#}");
+        // The id Gemini CLI sent back with the result (its request as it sent it).
+        assert!(
+            request_2.contains(&format!("\"id\":\"{id}\"")),
+            "{id} is not an id Gemini CLI sent back"
+        );
+        agent_ids.push(id.to_string());
+        // Linked to the exec of its `cat` and the open of its plan, and not to the other's.
+        let links = call["links"].as_array().unwrap();
+        assert!(
+            links.iter().any(|l| l["kind"] == "exec"
+                && l["summary"] == format!("exec {command}")
+                && l["evidence"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["type"] == "argument_match")),
+            "no exec link running {command}: {links:#?}"
+        );
+        let file_node = format!("data:file:{}", path.display());
+        assert!(
+            links
+                .iter()
+                .any(|l| l["kind"] == "file" && l["target"] == file_node.as_str()),
+            "no file link to {file_node}: {links:#?}"
+        );
+        let other = other.display().to_string();
+        assert!(
+            !links
+                .iter()
+                .any(|l| l["summary"].as_str().is_some_and(|s| s.contains(&other))),
+            "{command} linked to what the other call did: {links:#?}"
+        );
+    }
+    assert_ne!(agent_ids[0], agent_ids[1]);
 
     // Payloads byte for byte in both directions.
     let egress = tls_streams(captured, agent_pid, "egress");
