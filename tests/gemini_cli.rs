@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use support::certificates::make_ca_and_leaf;
 use support::*;
 
 const VERSION: &str = "0.61.0";

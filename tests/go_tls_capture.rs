@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::certificates::make_ca_and_leaf;
 use support::*;
 
 const API_KEY: &str = "sk-agentscope-go-secret-7f3a9c21b4";

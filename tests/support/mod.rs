@@ -10,8 +10,6 @@
 pub mod certificates;
 pub mod kubernetes;
 
-pub use certificates::make_ca_and_leaf;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
