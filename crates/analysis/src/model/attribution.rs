@@ -30,8 +30,9 @@ const MIN_MATCH_LEN: usize = 3;
 /// Tool results are kept up to this many bytes.
 const MAX_RESULT_TEXT: usize = 2048;
 /// Processes remembered as started for one call (a tool that forks more is still linked by
-/// its arguments and lineage; only this evidence stops growing).
-const MAX_CALL_WORKERS: usize = 32;
+/// its arguments and lineage; only this evidence stops growing). Kept inline in the record,
+/// so the record's heap estimate does not change.
+const MAX_CALL_WORKERS: usize = 8;
 
 /// Why an action was linked to a tool call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,7 +126,7 @@ pub struct ToolCallRecord {
     /// Processes started for this call: execs linked to it by strong evidence (the shell a
     /// tool runs the call's command in). What they and their children do is the call's.
     #[serde(skip)]
-    workers: Vec<u32>,
+    workers: CallWorkers,
     /// What it was charged to the memory budget (an upper bound of its heap).
     #[serde(skip)]
     held_bytes: usize,
@@ -141,7 +142,6 @@ impl ToolCallRecord {
         FIXED
             + LINKS
             + MAX_RESULT_TEXT
-            + MAX_CALL_WORKERS * std::mem::size_of::<u32>()
             + self.agent.len()
             + self.name.len()
             + self.provider.len()
@@ -183,7 +183,7 @@ impl ToolCallRecord {
             tool_node,
             matchers,
             servers: Vec::new(),
-            workers: Vec::new(),
+            workers: CallWorkers::default(),
             held_bytes: 0,
         }
     }
@@ -193,6 +193,27 @@ impl ToolCallRecord {
             .closed_ns
             .unwrap_or(self.requested_ns.saturating_add(MAX_TOOL_WINDOW_NS));
         ts_ns >= self.requested_ns && ts_ns <= end
+    }
+}
+
+/// The processes started for one call, at most [`MAX_CALL_WORKERS`] (inline: no heap).
+#[derive(Debug, Clone, Default)]
+struct CallWorkers {
+    pids: [u32; MAX_CALL_WORKERS],
+    len: usize,
+}
+
+impl CallWorkers {
+    fn pids(&self) -> impl Iterator<Item = &u32> {
+        self.pids[..self.len].iter()
+    }
+
+    /// Remembers `pid` unless it is known or the list is full.
+    fn add(&mut self, pid: u32) {
+        if self.len < MAX_CALL_WORKERS && !self.pids().any(|&p| p == pid) {
+            self.pids[self.len] = pid;
+            self.len += 1;
+        }
     }
 }
 
@@ -470,9 +491,13 @@ impl Attribution {
                 evidence.push(Evidence::McpServerProcess { pid });
                 strong = true;
             }
-            if let Some(&pid) = call.workers.iter().find(|pid| action.lineage.contains(pid)) {
-                evidence.push(Evidence::CallProcess { pid });
-                strong = true;
+            // Only where nothing stronger says so: the evidence that links what a call's own
+            // process does, not one more reason for links other evidence already makes.
+            if !strong {
+                if let Some(&pid) = call.workers.pids().find(|pid| action.lineage.contains(pid)) {
+                    evidence.push(Evidence::CallProcess { pid });
+                    strong = true;
+                }
             }
             let agent_pid = call.pid;
             let lineage = action.pid != agent_pid && action.lineage.contains(&agent_pid);
@@ -498,13 +523,8 @@ impl Attribution {
         let call = &mut self.calls[index];
         // A process started for the call (never the agent itself): what it and its children
         // do is the call's, whatever else is open.
-        if score >= 2
-            && action.kind == "exec"
-            && action.pid != call.pid
-            && call.workers.len() < MAX_CALL_WORKERS
-            && !call.workers.contains(&action.pid)
-        {
-            call.workers.push(action.pid);
+        if score >= 2 && action.kind == "exec" && action.pid != call.pid {
+            call.workers.add(action.pid);
         }
         if let Some(existing) = call
             .links
