@@ -1,10 +1,11 @@
 //! Gemini CLI (`@google/gemini-cli`, a Node program: TLS through Node's embedded OpenSSL, whose
 //! `SSL_*` symbols `/usr/bin/node` exports) under the real collector, at the release
 //! `make setup` installs. The collector must probe OpenSSL by its exported symbols and capture
-//! the plaintext: the agent with its model, the `run_shell_command` tool call linked to the
-//! exec and the file open it caused, request and response bodies byte for byte, the API key
-//! nowhere in any output (events, graph, recording, coverage), `agentscope coverage` naming the
-//! method, no connection leaving the machine, and the agent's output unchanged by the probes.
+//! the plaintext: the agent with its model, each `run_shell_command` tool call with its own
+//! result, linked to the exec and the file open it caused, request and response bodies byte
+//! for byte, the API key nowhere in any output (events, graph, recording, coverage),
+//! `agentscope coverage` naming the method, no connection leaving the machine, and the agent's
+//! output unchanged by the probes.
 //!
 //! Gemini CLI runs headless (`gemini -p PROMPT --yolo --skip-trust`: its shell tool runs
 //! without asking, in a workspace it has not been told to trust) with a private HOME whose
@@ -13,7 +14,8 @@
 //! (`tests/agents/mock_llm_server.py`, Gemini `:streamGenerateContent?alt=sse`) over TLS; the
 //! mock presents a leaf signed by a test CA that Gemini CLI trusts through
 //! `NODE_EXTRA_CA_CERTS`. The mock's first answer asks for Gemini CLI's own shell tool
-//! (`run_shell_command`) to `cat` a secret plan; its second copies what the tool returned.
+//! (`run_shell_command`) to `cat` two plan files at once (two calls without ids, as the Gemini
+//! API sends them); its second copies what the last one returned.
 //!
 //! Gemini CLI relaunches itself once (a child `node` with a larger heap) and the child does the
 //! work, so the agent is a child of the process the test starts.
@@ -53,7 +55,7 @@ fn gemini_binary() -> PathBuf {
     path
 }
 
-/// One run's files: the workspace Gemini CLI works in (holding only the secret plan), its
+/// One run's files: the workspace Gemini CLI works in (holding only the two plans), its
 /// private HOME, and the mock with its dump directory.
 struct Run {
     secret_path: PathBuf,
