@@ -799,9 +799,11 @@ pub fn graph_detail(
 fn evidence_text(evidence: &Evidence) -> String {
     match evidence {
         Evidence::ToolCallId { id } => format!("tool call id {id}"),
+        Evidence::AgentCallId { id } => format!("agent's call id {id} (by tool name)"),
         Evidence::ArgumentMatch { argument, value } => format!("argument {argument} = {value}"),
         Evidence::McpToolsCall { name } => format!("MCP tools/call {name}"),
         Evidence::McpServerProcess { pid } => format!("MCP server process {pid}"),
+        Evidence::CallProcess { pid } => format!("process {pid} started for the call"),
         Evidence::ProcessLineage { agent_pid } => format!("child of agent pid {agent_pid}"),
         Evidence::TimeWindow => "while the call was open".into(),
     }

@@ -47,6 +47,9 @@ pub fn redact_llm_call(call: &mut LlmCall) {
     }
     for result in &mut call.tool_results {
         redact_string(&mut result.content);
+        if let Some(arguments) = &mut result.arguments {
+            redact::redact_json(arguments);
+        }
     }
     for text in [
         &mut call.output_text,

@@ -189,6 +189,7 @@ fn an_agents_detection_state_stays_within_the_memory_budget() {
                         name: Some("read_ticket".into()),
                         content,
                         is_error: false,
+                        arguments: None,
                     }],
                     tools_offered: vec![],
                     tool_calls: vec![],

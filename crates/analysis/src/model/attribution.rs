@@ -1,11 +1,13 @@
 //! Linking the tool calls a model requested to the actions that carried them out.
 //!
 //! A tool call is open from the end of the model response that requested it until the agent
-//! sends its result back (matched by tool-call id) or [`MAX_TOOL_WINDOW_NS`] passes. An
-//! action is linked to an open call of its agent when evidence supports it: an argument value
-//! of the call appears in the action (a path, SQL text, URL, argv), an MCP `tools/call` names
-//! the same tool, or the action's process is an MCP server handling that call. Process
-//! lineage and time alone link only when exactly one call is open. Actions and calls may be
+//! sends its result back (matched by tool-call id, else by the tool's name and the arguments
+//! the request repeats) or [`MAX_TOOL_WINDOW_NS`] passes. An action is linked to an open call
+//! of its agent when evidence supports it: an argument value of the call appears in the action
+//! (a path, SQL text, URL, argv), an MCP `tools/call` names the same tool, the action's
+//! process is an MCP server handling that call, or it descends from an exec already linked to
+//! the call by such evidence (the shell running the call's command). Process lineage and time
+//! alone link only when exactly one call is open. Actions and calls may be
 //! observed out of order (an exchange is reported when its response ends), so matching runs
 //! both ways: new actions against open calls, new calls against recent actions.
 
@@ -14,6 +16,7 @@ use std::collections::VecDeque;
 use serde::Serialize;
 
 use crate::memory_budget::{MemoryBudget, Pressure};
+use crate::reconstruct::llm::ToolResult;
 use crate::reconstruct::EventRange;
 
 /// A tool call whose result never comes back stays open this long.
@@ -26,6 +29,10 @@ pub const MAX_TOOL_CALLS: usize = 10_000;
 const MIN_MATCH_LEN: usize = 3;
 /// Tool results are kept up to this many bytes.
 const MAX_RESULT_TEXT: usize = 2048;
+/// Processes remembered as started for one call (a tool that forks more is still linked by
+/// its arguments and lineage; only this evidence stops growing). Kept inline in the record,
+/// so the record's heap estimate does not change.
+const MAX_CALL_WORKERS: usize = 8;
 
 /// Why an action was linked to a tool call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,12 +40,19 @@ const MAX_RESULT_TEXT: usize = 2048;
 pub enum Evidence {
     /// The tool result sent back to the model carried the call's id.
     ToolCallId { id: String },
+    /// The model gave the call no id (the Gemini API usually gives none); the agent named it
+    /// itself and sent the result back under that id (Gemini CLI does), and the result was
+    /// matched to the call by the tool's name.
+    AgentCallId { id: String },
     /// An argument value of the call appears in the action.
     ArgumentMatch { argument: String, value: String },
     /// An MCP `tools/call` for the same tool.
     McpToolsCall { name: String },
     /// The action's process (or an ancestor) is the MCP server handling this call.
     McpServerProcess { pid: u32 },
+    /// The action's process (or an ancestor) was started for this call: its exec was linked to
+    /// the call by strong evidence (the file the call's shell command opens).
+    CallProcess { pid: u32 },
     /// The action's process descends from the agent's process.
     ProcessLineage { agent_pid: u32 },
     /// The action happened while the call was open.
@@ -109,6 +123,10 @@ pub struct ToolCallRecord {
     /// MCP server processes handling this call.
     #[serde(skip)]
     servers: Vec<u32>,
+    /// Processes started for this call: execs linked to it by strong evidence (the shell a
+    /// tool runs the call's command in). What they and their children do is the call's.
+    #[serde(skip)]
+    workers: CallWorkers,
     /// What it was charged to the memory budget (an upper bound of its heap).
     #[serde(skip)]
     held_bytes: usize,
@@ -165,6 +183,7 @@ impl ToolCallRecord {
             tool_node,
             matchers,
             servers: Vec::new(),
+            workers: CallWorkers::default(),
             held_bytes: 0,
         }
     }
@@ -174,6 +193,27 @@ impl ToolCallRecord {
             .closed_ns
             .unwrap_or(self.requested_ns.saturating_add(MAX_TOOL_WINDOW_NS));
         ts_ns >= self.requested_ns && ts_ns <= end
+    }
+}
+
+/// The processes started for one call, at most [`MAX_CALL_WORKERS`] (inline: no heap).
+#[derive(Debug, Clone, Default)]
+struct CallWorkers {
+    pids: [u32; MAX_CALL_WORKERS],
+    len: usize,
+}
+
+impl CallWorkers {
+    fn pids(&self) -> impl Iterator<Item = &u32> {
+        self.pids[..self.len].iter()
+    }
+
+    /// Remembers `pid` unless it is known or the list is full.
+    fn add(&mut self, pid: u32) {
+        if self.len < MAX_CALL_WORKERS && !self.pids().any(|&p| p == pid) {
+            self.pids[self.len] = pid;
+            self.len += 1;
+        }
     }
 }
 
@@ -304,27 +344,30 @@ impl Attribution {
         links
     }
 
-    /// The agent sent a tool result back: close the matching call.
-    pub fn close_call(
-        &mut self,
-        agent: &str,
-        call_id: Option<&str>,
-        name: Option<&str>,
-        content: &str,
-        is_error: bool,
-        ts_ns: u64,
-    ) {
-        let found = self.calls.iter_mut().rev().find(|c| {
+    /// The agent sent a tool result back: close the call it answers. Its id says which, when
+    /// both sides have one; else its tool's name, and the arguments of the call where the
+    /// request repeats it (Gemini), which pick among open calls of the same tool.
+    pub fn close_call(&mut self, agent: &str, result: &ToolResult, ts_ns: u64) {
+        let call_id = result.call_id.as_deref();
+        let answers = |c: &ToolCallRecord, by_arguments: bool| {
             c.agent == agent
                 && c.result.is_none()
                 && match (call_id, c.id.as_deref()) {
                     (Some(wanted), Some(id)) => wanted == id,
-                    // Dialects without ids (Gemini) answer by name.
-                    (None, _) | (_, None) => name.is_some_and(|n| n == c.name),
+                    // Dialects without ids (Gemini) answer by name, and by the arguments
+                    // where the request repeats the call (parallel calls of one tool).
+                    (None, _) | (_, None) => {
+                        result.name.as_deref() == Some(c.name.as_str())
+                            && (!by_arguments || result.arguments.as_ref() == Some(&c.arguments))
+                    }
                 }
-        });
-        if let Some(call) = found {
-            let mut text = content.to_string();
+        };
+        let found = match self.calls.iter().rposition(|c| answers(c, true)) {
+            Some(index) => Some(index),
+            None => self.calls.iter().rposition(|c| answers(c, false)),
+        };
+        if let Some(call) = found.and_then(|index| self.calls.get_mut(index)) {
+            let mut text = result.content.clone();
             if text.len() > MAX_RESULT_TEXT {
                 let mut cut = MAX_RESULT_TEXT;
                 while !text.is_char_boundary(cut) {
@@ -334,11 +377,14 @@ impl Attribution {
             }
             call.result = Some(ToolOutcome {
                 content: text,
-                is_error,
+                is_error: result.is_error,
                 reported_ns: ts_ns,
             });
             call.closed_ns = Some(ts_ns);
-            call.result_evidence = call_id.map(|id| Evidence::ToolCallId { id: id.to_string() });
+            call.result_evidence = call_id.map(|id| match call.id {
+                Some(_) => Evidence::ToolCallId { id: id.to_string() },
+                None => Evidence::AgentCallId { id: id.to_string() },
+            });
         }
     }
 
@@ -445,6 +491,14 @@ impl Attribution {
                 evidence.push(Evidence::McpServerProcess { pid });
                 strong = true;
             }
+            // Only where nothing stronger says so: the evidence that links what a call's own
+            // process does, not one more reason for links other evidence already makes.
+            if !strong {
+                if let Some(&pid) = call.workers.pids().find(|pid| action.lineage.contains(pid)) {
+                    evidence.push(Evidence::CallProcess { pid });
+                    strong = true;
+                }
+            }
             let agent_pid = call.pid;
             let lineage = action.pid != agent_pid && action.lineage.contains(&agent_pid);
             if lineage {
@@ -467,6 +521,11 @@ impl Attribution {
             return Vec::new();
         }
         let call = &mut self.calls[index];
+        // A process started for the call (never the agent itself): what it and its children
+        // do is the call's, whatever else is open.
+        if score >= 2 && action.kind == "exec" && action.pid != call.pid {
+            call.workers.add(action.pid);
+        }
         if let Some(existing) = call
             .links
             .iter_mut()
@@ -510,5 +569,123 @@ impl Attribution {
             evidence,
             update: false,
         }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconstruct::llm::ToolCall;
+
+    const AGENT: &str = "host:node gemini";
+    const SHELL: &str = "run_shell_command";
+
+    fn shell_arguments(file: &str) -> serde_json::Value {
+        serde_json::json!({"command": format!("cat {file}")})
+    }
+
+    fn open(attribution: &mut Attribution, id: Option<&str>, file: &str, ts_ns: u64) {
+        let call = ToolCall {
+            id: id.map(str::to_string),
+            name: SHELL.into(),
+            arguments: shell_arguments(file),
+        };
+        attribution.open_call(ToolCallRecord::new(
+            AGENT.into(),
+            42,
+            &call,
+            "127.0.0.1".into(),
+            Some("gemini-2.5-flash".into()),
+            ts_ns,
+            format!("tool:{AGENT}:{SHELL}"),
+        ));
+    }
+
+    fn result(id: Option<&str>, arguments: Option<serde_json::Value>, text: &str) -> ToolResult {
+        ToolResult {
+            call_id: id.map(str::to_string),
+            name: Some(SHELL.into()),
+            content: text.into(),
+            is_error: false,
+            arguments,
+        }
+    }
+
+    fn results(attribution: &Attribution) -> Vec<(Option<&str>, Option<Evidence>)> {
+        attribution
+            .calls
+            .iter()
+            .map(|c| {
+                (
+                    c.result.as_ref().map(|r| r.content.as_str()),
+                    c.result_evidence.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// How each result was tied to its call: by the model's id, by an id only the agent gave
+    /// (Gemini CLI names the calls the Gemini API sends without ids), or by name alone.
+    #[test]
+    fn result_evidence_says_whose_id_tied_the_result() {
+        let mut attribution = Attribution::default();
+        // The model gave no id; Gemini CLI sends the result back under its own.
+        open(&mut attribution, None, "/tmp/a.txt", 10);
+        let agents_id = "run_shell_command_1796416004179_0";
+        attribution.close_call(AGENT, &result(Some(agents_id), None, "plan A"), 20);
+        // The model's own id, echoed with the result.
+        open(&mut attribution, Some("call_7"), "/tmp/b.txt", 30);
+        attribution.close_call(AGENT, &result(Some("call_7"), None, "plan B"), 40);
+        // No id on either side: by name.
+        open(&mut attribution, None, "/tmp/c.txt", 50);
+        attribution.close_call(AGENT, &result(None, None, "plan C"), 60);
+
+        assert_eq!(
+            results(&attribution),
+            [
+                (
+                    Some("plan A"),
+                    Some(Evidence::AgentCallId {
+                        id: agents_id.into()
+                    })
+                ),
+                (
+                    Some("plan B"),
+                    Some(Evidence::ToolCallId {
+                        id: "call_7".into()
+                    })
+                ),
+                (Some("plan C"), None),
+            ]
+        );
+        // The model's id stays what the model sent: none.
+        assert_eq!(attribution.calls[0].id, None);
+        assert_eq!(
+            serde_json::to_value(&attribution.calls[0].result_evidence).unwrap(),
+            serde_json::json!({"type": "agent_call_id", "id": agents_id})
+        );
+    }
+
+    /// Two calls of one tool open at once, without ids from the model (Gemini runs tools in
+    /// parallel): each result goes to the call whose arguments the request repeats for it,
+    /// whatever the order; by name alone the first result went to the newest call.
+    #[test]
+    fn parallel_calls_of_one_tool_get_their_own_results() {
+        let mut attribution = Attribution::default();
+        open(&mut attribution, None, "/tmp/a.txt", 10);
+        open(&mut attribution, None, "/tmp/b.txt", 10);
+        let a = result(Some("x_0"), Some(shell_arguments("/tmp/a.txt")), "plan A");
+        let b = result(Some("x_1"), Some(shell_arguments("/tmp/b.txt")), "plan B");
+        attribution.close_call(AGENT, &a, 20);
+        attribution.close_call(AGENT, &b, 20);
+        let contents: Vec<Option<&str>> = results(&attribution).iter().map(|r| r.0).collect();
+        assert_eq!(contents, [Some("plan A"), Some("plan B")]);
+
+        // Arguments that match no open call (changed on the way) fall back to the name.
+        let mut attribution = Attribution::default();
+        open(&mut attribution, None, "/tmp/a.txt", 10);
+        let changed = result(None, Some(shell_arguments("/tmp/other.txt")), "plan A");
+        attribution.close_call(AGENT, &changed, 20);
+        assert_eq!(results(&attribution)[0].0, Some("plan A"));
     }
 }

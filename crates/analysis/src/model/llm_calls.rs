@@ -96,14 +96,7 @@ impl Model {
         }
         // Results flowing back close the calls they answer.
         for result in &call.tool_results {
-            self.attribution.close_call(
-                key,
-                result.call_id.as_deref(),
-                result.name.as_deref(),
-                &result.content,
-                result.is_error,
-                ts,
-            );
+            self.attribution.close_call(key, result, ts);
         }
         for tool_call in &call.tool_calls {
             let tool_node = self.graph.node(

@@ -213,12 +213,14 @@ fn tool_calls_link_to_the_actions_that_carried_them_out() {
                             name: None,
                             content: "revenue up".into(),
                             is_error: false,
+                            arguments: None,
                         },
                         ToolResult {
                             call_id: Some("c2".into()),
                             name: None,
                             content: "{\"status\":\"active\"}".into(),
                             is_error: false,
+                            arguments: None,
                         },
                     ],
                 ),
@@ -471,6 +473,110 @@ fn lineage_alone_links_only_when_one_call_is_open() {
         vec![
             Evidence::ProcessLineage { agent_pid: AGENT },
             Evidence::TimeWindow
+        ]
+    );
+}
+
+/// Two shell commands a model asked for at once (Gemini runs tools in parallel, without ids
+/// from the model): each shell's exec carries its command, so it links by argument; the file
+/// its `cat` opens names only the path, not the command, and with two calls open lineage
+/// alone links nothing. The exec linked by argument makes the shell's process the call's, so
+/// what it and its children do is the call's.
+#[test]
+fn what_a_call_s_own_shell_does_is_the_call_s_with_others_open() {
+    const SHELL_A: u32 = 201;
+    const SHELL_B: u32 = 202;
+    const CAT_A: u32 = 211;
+    const CAT_B: u32 = 212;
+    let mut table = processes();
+    let fork = |table: &mut ProcessTable, parent: u32, child: u32| {
+        table.update(&Event {
+            header: Header {
+                ts_ns: 0,
+                time_unix_ns: 0,
+                pid: parent,
+                tid: parent,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 1,
+                comm: "node".into(),
+            },
+            body: EventBody::Fork {
+                child_pid: child,
+                clone_flags: 0,
+            },
+        });
+    };
+    fork(&mut table, AGENT, SHELL_A);
+    fork(&mut table, AGENT, SHELL_B);
+    fork(&mut table, SHELL_A, CAT_A);
+    fork(&mut table, SHELL_B, CAT_B);
+    let mut model = Model::new(ModelOptions::default());
+    let mut identity = HostOnlyIdentity;
+    let shell = |file: &str| ToolCall {
+        id: None,
+        name: "run_shell_command".into(),
+        arguments: json!({"command": format!("cat {file}")}),
+    };
+    let exec = |file: &str| ObservationKind::Exec {
+        filename: "/usr/bin/bash".into(),
+        argv: vec!["bash".into(), "-c".into(), format!("cat {file}")],
+    };
+    let steps = [
+        observation(
+            AGENT,
+            SECOND,
+            1,
+            with_end(
+                llm(vec![shell("/srv/a.txt"), shell("/srv/b.txt")], vec![]),
+                SECOND,
+            ),
+        ),
+        observation(SHELL_A, 2 * SECOND, 2, exec("/srv/a.txt")),
+        observation(SHELL_B, 2 * SECOND, 3, exec("/srv/b.txt")),
+        observation(CAT_B, 3 * SECOND, 4, file("/srv/b.txt")),
+        observation(CAT_A, 3 * SECOND, 5, file("/srv/a.txt")),
+    ];
+    for step in &steps {
+        model.apply(step, &table, &mut identity);
+    }
+    let links: Vec<Vec<(u32, &str, Vec<Evidence>)>> = model
+        .tool_calls()
+        .map(|c| {
+            c.links
+                .iter()
+                .map(|l| {
+                    (
+                        l.action.pid,
+                        l.action.kind,
+                        l.evidence
+                            .iter()
+                            .filter(|e| {
+                                !matches!(e, Evidence::ProcessLineage { .. } | Evidence::TimeWindow)
+                            })
+                            .cloned()
+                            .collect(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let argument = |file: &str| Evidence::ArgumentMatch {
+        argument: "command".into(),
+        value: format!("cat {file}"),
+    };
+    assert_eq!(
+        links,
+        [
+            vec![
+                (SHELL_A, "exec", vec![argument("/srv/a.txt")]),
+                (CAT_A, "file", vec![Evidence::CallProcess { pid: SHELL_A }]),
+            ],
+            vec![
+                (SHELL_B, "exec", vec![argument("/srv/b.txt")]),
+                (CAT_B, "file", vec![Evidence::CallProcess { pid: SHELL_B }]),
+            ],
         ]
     );
 }

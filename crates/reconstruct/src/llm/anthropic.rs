@@ -108,6 +108,7 @@ fn read_request(body: &Value, call: &mut LlmCall) {
                 .get("is_error")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            arguments: None,
         });
     }
 
@@ -384,12 +385,14 @@ mod tests {
                     name: Some("read_file".into()),
                     content: "build-host-7".into(),
                     is_error: false,
+                    arguments: None,
                 },
                 ToolResult {
                     call_id: Some("toolu_mock_2".into()),
                     name: Some("run_command".into()),
                     content: "ls: permission denied".into(),
                     is_error: true,
+                    arguments: None,
                 },
             ]
         );

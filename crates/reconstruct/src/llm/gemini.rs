@@ -149,19 +149,33 @@ fn read_request(body: &Value, call: &mut LlmCall) {
         .iter()
         .rposition(|c| role(c) == "model")
         .map_or(0, |i| i + 1);
-    for part in contents
+    // The calls the results answer, as the request repeats the model's turn.
+    let asked: Vec<&Value> = after_model
+        .checked_sub(1)
+        .and_then(|model_turn| contents.get(model_turn))
+        .map(|turn| {
+            list(turn.get("parts"))
+                .iter()
+                .filter_map(|p| field(p, "functionCall", "function_call"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let responses = contents
         .get(after_model..)
         .unwrap_or_default()
         .iter()
         .flat_map(|c| list(c.get("parts")))
-    {
-        let Some(response) = field(part, "functionResponse", "function_response") else {
-            continue;
-        };
+        .filter_map(|part| field(part, "functionResponse", "function_response"));
+    for (place, response) in responses.enumerate() {
         let payload = response.get("response").unwrap_or(&Value::Null);
+        let call_id = string_field(response, "id");
+        let name = string_field(response, "name");
         call.tool_results.push(ToolResult {
-            call_id: string_field(response, "id"),
-            name: string_field(response, "name"),
+            arguments: answered_call(&asked, place, call_id.as_deref(), name.as_deref())
+                .and_then(|asked| asked.get("args"))
+                .cloned(),
+            call_id,
+            name,
             content: result_text(payload),
             is_error: payload.get("error").is_some_and(|e| !e.is_null()),
         });
@@ -192,6 +206,29 @@ fn read_request(body: &Value, call: &mut LlmCall) {
             }
         }
     }
+}
+
+/// The `functionCall` of the model's turn that the `place`-th `functionResponse` answers: the
+/// one with its id (Gemini CLI gives calls ids of its own and repeats them), else the one at
+/// the same place, if it names the same tool.
+fn answered_call<'a>(
+    asked: &[&'a Value],
+    place: usize,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Option<&'a Value> {
+    if let Some(id) = id {
+        if let Some(found) = asked
+            .iter()
+            .find(|c| c.get("id").and_then(Value::as_str) == Some(id))
+        {
+            return Some(found);
+        }
+    }
+    asked
+        .get(place)
+        .copied()
+        .filter(|c| c.get("name").and_then(Value::as_str) == name)
 }
 
 /// What the response chunks (one, or many when streamed) add up to.
@@ -322,6 +359,67 @@ mod tests {
         assert!(call.streamed && !call.partial);
     }
 
+    /// Gemini CLI's second request after two parallel calls of one tool that the model sent
+    /// without ids: it repeats the calls under ids of its own and answers them under the same
+    /// ids, in whatever order. Each result carries the arguments of the call it answers.
+    #[test]
+    fn results_carry_the_arguments_of_the_calls_they_answer() {
+        let shell = |n: usize, file: &str| {
+            json!({"functionCall": {"id": format!("run_shell_command_1796416852875_{n}"),
+                                    "name": "run_shell_command",
+                                    "args": {"command": format!("cat {file}")}},
+                   "thoughtSignature": "skip_thought_signature_validator"})
+        };
+        let answer = |n: usize, text: &str| {
+            json!({"functionResponse": {"id": format!("run_shell_command_1796416852875_{n}"),
+                                        "name": "run_shell_command",
+                                        "response": {"output": text}}})
+        };
+        let request = json!({"contents": [
+            {"role": "user", "parts": [{"text": "Read both plans."}]},
+            {"role": "model", "parts": [shell(0, "/tmp/a.txt"), shell(1, "/tmp/b.txt")]},
+            // Answered in the other order, and one without its id (answered by place).
+            {"role": "user", "parts": [answer(1, "plan B"), answer(0, "plan A"),
+                                       {"functionResponse": {"name": "run_shell_command",
+                                                             "response": {"output": "?"}}}]},
+        ]});
+        let ex = exchange(
+            "POST",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            request.to_string().as_bytes(),
+            None,
+        );
+        let call = recognise(&ex).unwrap();
+        let answered: Vec<(Option<&str>, &str, Option<&Value>)> = call
+            .tool_results
+            .iter()
+            .map(|r| {
+                (
+                    r.call_id.as_deref(),
+                    r.content.as_str(),
+                    r.arguments.as_ref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            answered,
+            [
+                (
+                    Some("run_shell_command_1796416852875_1"),
+                    r#"{"output":"plan B"}"#,
+                    Some(&json!({"command": "cat /tmp/b.txt"}))
+                ),
+                (
+                    Some("run_shell_command_1796416852875_0"),
+                    r#"{"output":"plan A"}"#,
+                    Some(&json!({"command": "cat /tmp/a.txt"}))
+                ),
+                // The third place has no call: nothing to tie it to.
+                (None, r#"{"output":"?"}"#, None),
+            ]
+        );
+    }
+
     #[test]
     fn function_responses_and_a_streamed_json_array() {
         let ex = fixture("gemini/results_stream_array");
@@ -333,17 +431,20 @@ mod tests {
         assert_eq!(
             call.tool_results,
             [
+                // No ids: each answers the call at its place in the model's turn.
                 ToolResult {
                     call_id: None,
                     name: Some("read_file".into()),
                     content: r#"{"content":"build-host-7"}"#.into(),
                     is_error: false,
+                    arguments: Some(json!({"path": "/etc/hostname"})),
                 },
                 ToolResult {
                     call_id: None,
                     name: Some("run_command".into()),
                     content: r#"{"error":"permission denied"}"#.into(),
                     is_error: true,
+                    arguments: Some(json!({"argv": ["ls"]})),
                 },
             ]
         );

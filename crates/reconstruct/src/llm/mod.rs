@@ -75,6 +75,12 @@ pub struct ToolResult {
     /// `gen_ai.tool.call.result`, as text.
     pub content: String,
     pub is_error: bool,
+    /// The arguments of the call this answers, as the request repeats that call (Gemini: the
+    /// model turn's `functionCall` with the same id, else at the same place). What ties a
+    /// result to its call when the model gave the call no id and several calls of the same
+    /// tool are open (parallel calls); `None` where ids do that (the other dialects).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

@@ -118,6 +118,7 @@ fn read_chat_request(body: &Value, call: &mut LlmCall) {
                 .and_then(content_text)
                 .unwrap_or_default(),
             is_error: false,
+            arguments: None,
         });
     }
     for tool in body
@@ -247,6 +248,7 @@ mod tests {
                 name: Some("read_file".into()),
                 content: "build-host-7".into(),
                 is_error: false,
+                arguments: None,
             }]
         );
         assert_eq!(

@@ -122,6 +122,7 @@ fn read_request(body: &Value, call: &mut LlmCall) {
                 .and_then(content_text)
                 .unwrap_or_default(),
             is_error: false,
+            arguments: None,
         });
     }
 
@@ -471,12 +472,14 @@ mod tests {
                     name: Some("read_file".into()),
                     content: "build-host-7\n".into(),
                     is_error: false,
+                    arguments: None,
                 },
                 ToolResult {
                     call_id: Some("call_2".into()),
                     name: Some("run_command".into()),
                     content: "total 0\ndrwxrwxrwt 2 root root 40 .".into(),
                     is_error: false,
+                    arguments: None,
                 },
             ]
         );

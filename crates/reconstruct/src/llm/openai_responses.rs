@@ -140,6 +140,7 @@ fn read_request(body: &Value, call: &mut LlmCall) {
                     name,
                     content: item.get("output").map(result_text).unwrap_or_default(),
                     is_error: false,
+                    arguments: None,
                 });
             }
             _ => {}
@@ -437,12 +438,14 @@ mod tests {
                     name: Some("read_file".into()),
                     content: "build-host-7".into(),
                     is_error: false,
+                    arguments: None,
                 },
                 ToolResult {
                     call_id: Some("call_2".into()),
                     name: Some("run_command".into()),
                     content: "total 0".into(),
                     is_error: false,
+                    arguments: None,
                 },
             ]
         );
