@@ -79,6 +79,9 @@ install_test_agents() {
     "@openai/codex@0.101.0"
     "@openai/codex@0.171.0"
     "@google/gemini-cli@0.61.0"
+    # Plain Bun (its BoringSSL linked in, SSL_* not exported), for the per-call cost of the
+    # located BoringSSL probes (crates/cli/benches/tls_probe_overhead.rs).
+    "@oven/bun-linux-x64@1.3.5"
   )
   for spec in "${npm_agents[@]}"; do
     name="${spec%@*}"; version="${spec##*@}"

@@ -3,7 +3,10 @@
 //! `agentscope collect --json --pid PID` follows the process, for Go `crypto/tls`
 //! (tests/agents/go_tls_loop, uprobes on `Write`, `Read` and `Read`'s `RET`s) and for OpenSSL
 //! (tests/agents/openssl_tls_loop.py with the system libssl: uprobes and a uretprobe on
-//! `SSL_write_ex`/`SSL_read_ex`). The probe cost per TLS call is (probed − unprobed) / 4.
+//! `SSL_write_ex`/`SSL_read_ex`), and for BoringSSL linked into Bun (tests/agents/
+//! bun_tls_loop.mjs run by the plain Bun `make setup` installs: `SSL_write`/`SSL_read` located
+//! in the stripped binary, probes at offsets with the kernel-side argument checks). The probe
+//! cost per TLS call is (probed − unprobed) / 4.
 //! Each workload is one long-lived process that runs N round trips per line on its stdin, so
 //! the collector follows it by pid and sees nothing else. Both workloads run throughout: the
 //! unprobed times are taken before any collector starts (uprobes are attached to a file for
@@ -110,6 +113,24 @@ fn measure(c: &mut Criterion, name: &str, variant: &str, workload: &mut Loop) {
     group.finish();
 }
 
+/// The plain Bun `make setup` installs from npm.
+fn bun_binary() -> std::path::PathBuf {
+    let agents = std::env::var_os("AGENTSCOPE_AGENTS_DIR").map_or_else(
+        || {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/agentscope/agents")
+        },
+        std::path::PathBuf::from,
+    );
+    let path = agents.join("bun-linux-x64@1.3.5/node_modules/@oven/bun-linux-x64/bin/bun");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make setup`",
+        path.display()
+    );
+    path
+}
+
 fn bench(c: &mut Criterion) {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
@@ -137,11 +158,19 @@ fn bench(c: &mut Criterion) {
             .arg("--cert-dir")
             .arg(dir.path().join("cert")),
     );
+    let mut bun = Loop::start(
+        Command::new(bun_binary())
+            .arg(repo.join("tests/agents/bun_tls_loop.mjs"))
+            .arg("--cert-dir")
+            .arg(dir.path().join("cert")),
+    );
     measure(c, "go_crypto_tls", "unprobed", &mut go);
     measure(c, "openssl", "unprobed", &mut openssl);
-    let collector = Collector::follow(&[go.child.id(), openssl.child.id()]);
+    measure(c, "boringssl_located_bun", "unprobed", &mut bun);
+    let collector = Collector::follow(&[go.child.id(), openssl.child.id(), bun.child.id()]);
     measure(c, "go_crypto_tls", "probed", &mut go);
     measure(c, "openssl", "probed", &mut openssl);
+    measure(c, "boringssl_located_bun", "probed", &mut bun);
     drop(collector);
 }
 
