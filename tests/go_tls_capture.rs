@@ -380,12 +380,34 @@ fn concurrent_goroutines_keep_their_connections_apart() {
             .iter()
             .position(|(_, truth)| truth == read)
             .unwrap_or_else(|| panic!("ingress of {conn:#x} matches no conversation"));
+        let got = egress.get(conn).map(Vec::as_slice).unwrap_or_default();
+        let sent = &dumps[index].0;
         assert!(
-            egress.get(conn) == Some(&dumps[index].0),
-            "egress of {conn:#x} is not what its conversation sent"
+            got == sent.as_slice(),
+            "egress of {conn:#x} is not what its conversation sent: {} bytes captured, {} sent, \
+             first difference at byte {:?}; captured around it: {:?}; sent: {:?}",
+            got.len(),
+            sent.len(),
+            first_difference(got, sent),
+            around(got, first_difference(got, sent)),
+            around(sent, first_difference(got, sent)),
         );
         matched.push(index);
     }
     matched.sort();
     assert_eq!(matched, vec![0, 1, 2, 3, 4], "every conversation seen once");
+}
+
+/// Where two byte strings first differ (the shorter one's end if one is a prefix).
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    (a.len() != b.len() || common < a.len()).then_some(common)
+}
+
+/// The bytes around `at`, as text, for a failure message.
+fn around(bytes: &[u8], at: Option<usize>) -> String {
+    let at = at.unwrap_or(0);
+    let from = at.saturating_sub(40);
+    let to = (at + 80).min(bytes.len());
+    String::from_utf8_lossy(bytes.get(from..to).unwrap_or_default()).into_owned()
 }
