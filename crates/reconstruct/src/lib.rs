@@ -10,6 +10,7 @@
 
 pub mod file_access;
 pub mod http;
+pub mod http2;
 pub mod http_interpreters;
 pub mod llm;
 pub mod mcp;

@@ -435,7 +435,7 @@ impl Reconstructor {
             let mut exchange = HttpExchange {
                 host: paired
                     .request
-                    .header("host")
+                    .authority()
                     .map(str::to_string)
                     .or_else(|| stream.peer.as_ref().map(|p| p.addr.clone())),
                 port: stream.peer.as_ref().map(|p| p.port),

@@ -83,7 +83,7 @@ pub fn recognise(exchange: &HttpExchange) -> Option<RetrievalCall> {
     let host = exchange
         .host
         .clone()
-        .or_else(|| request.header("host").map(str::to_string));
+        .or_else(|| request.authority().map(str::to_string));
     let host_name = host
         .as_deref()
         .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name))
