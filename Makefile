@@ -49,6 +49,7 @@ clippy: setup
 E2E_TESTS := live_capture \
 	claude_code \
 	go_tls_capture \
+	http2_capture \
 	collector_stop \
 	memory_budget \
 	mcp_capture \
