@@ -623,3 +623,91 @@ proptest! {
         prop_assert!(harness::exchanges(out).len() <= 3);
     }
 }
+
+/// A gRPC unary call over HTTP/2 (frames built here: no gRPC client's traffic can be
+/// captured on the test machine, see the module doc of `crate::grpc`): the vector database's
+/// search is named by its method, with the collection read from the request message.
+#[test]
+fn grpc_vector_searches_are_named_with_their_collections() {
+    fn message(fields: &[u8]) -> Vec<u8> {
+        let mut out = vec![0, 0, 0, 0, fields.len() as u8];
+        out.extend(fields);
+        out
+    }
+    let cases: [(&str, Vec<u8>, crate::vector_db::VectorSystem, Option<u64>); 3] = [
+        // SearchPoints { collection_name: "docs", vector: [1.0], limit: 3 }
+        (
+            "/qdrant.Points/Search",
+            message(&[
+                0x0a, 4, b'd', b'o', b'c', b's', 0x12, 4, 0, 0, 0x80, 0x3f, 0x20, 3,
+            ]),
+            crate::vector_db::VectorSystem::Qdrant,
+            Some(3),
+        ),
+        // SearchRequest { collection: "Article" }
+        (
+            "/weaviate.v1.Weaviate/Search",
+            message(&[0x0a, 7, b'A', b'r', b't', b'i', b'c', b'l', b'e']),
+            crate::vector_db::VectorSystem::Weaviate,
+            None,
+        ),
+        // SearchRequest { base: {}, db_name: "", collection_name: "docs" }
+        (
+            "/milvus.proto.milvus.MilvusService/Search",
+            message(&[0x0a, 0, 0x12, 0, 0x1a, 4, b'd', b'o', b'c', b's']),
+            crate::vector_db::VectorSystem::Milvus,
+            None,
+        ),
+    ];
+    for (path, body, system, top_k) in cases {
+        let mut client = client_start();
+        let head = block(&[
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "vectors:6334"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ]);
+        client.extend(frame_bytes(kind::HEADERS, flag::END_HEADERS, 1, &head));
+        client.extend(frame_bytes(kind::DATA, flag::END_STREAM, 1, &body));
+        let mut server = frame_bytes(kind::SETTINGS, 0, 0, &[]);
+        let head = block(&[(":status", "200"), ("content-type", "application/grpc")]);
+        server.extend(frame_bytes(kind::HEADERS, flag::END_HEADERS, 1, &head));
+        server.extend(frame_bytes(kind::DATA, 0, 1, &message(&[0x08, 1])));
+        let trailers = block(&[("grpc-status", "0")]);
+        server.extend(frame_bytes(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            1,
+            &trailers,
+        ));
+        let mut connection = Http2Connection::new();
+        let out = harness::feed(
+            &mut connection,
+            &[
+                (Direction::Egress, &client, 1),
+                (Direction::Ingress, &server, 2),
+            ],
+        );
+        let exchanges = harness::exchanges(out);
+        let exchange = exchange(&exchanges[0]);
+        let grpc = crate::grpc::recognise(&exchange).unwrap();
+        assert_eq!(
+            (grpc.status, grpc.requests.len(), grpc.responses.len()),
+            (Some(0), 1, 1)
+        );
+        let call = crate::vector_db::recognise(&exchange).unwrap();
+        assert_eq!(call.system, system, "{path}");
+        assert_eq!(call.operation, crate::vector_db::RetrievalOperation::Query);
+        assert_eq!(call.grpc_method.as_deref(), Some(&path[1..]));
+        let expected = if path.contains("weaviate") {
+            "Article"
+        } else {
+            "docs"
+        };
+        assert_eq!(call.collection.as_deref(), Some(expected), "{path}");
+        assert_eq!(call.top_k, top_k);
+        assert_eq!(call.host.as_deref(), Some("vectors:6334"));
+    }
+}
