@@ -87,6 +87,18 @@ pub enum FrameEvent<'a> {
     Error(String),
 }
 
+/// What lost bytes did to the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapEffect {
+    /// Nothing was lost (a zero-length gap).
+    None,
+    /// They fell inside a DATA frame of this stream (its payload or padding); the reader is
+    /// still in sync.
+    InData(u32),
+    /// Frame boundaries are lost: later bytes of the direction are ignored.
+    LostSync,
+}
+
 /// Where the reader stands within the direction's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -142,12 +154,11 @@ impl FrameReader {
 
     /// `lost` bytes never arrived. Inside a DATA payload whose remaining length covers them,
     /// the reader stays in sync (the caller flags the stream's body); anywhere else the frame
-    /// boundaries are lost. Returns the stream whose DATA lost bytes (still in sync), or
-    /// `Err` when sync is lost.
-    pub fn gap(&mut self, lost: u64) -> Result<Option<u32>, ()> {
+    /// boundaries are lost.
+    pub fn gap(&mut self, lost: u64) -> GapEffect {
         let lost = usize::try_from(lost).unwrap_or(usize::MAX);
         if lost == 0 {
-            return Ok(None);
+            return GapEffect::None;
         }
         if let State::Data {
             stream_id,
@@ -161,11 +172,11 @@ impl FrameReader {
                 let from_data = lost.min(*data_remaining);
                 *data_remaining -= from_data;
                 *pad_remaining -= lost - from_data;
-                return Ok(Some(*stream_id));
+                return GapEffect::InData(*stream_id);
             }
         }
         self.lose();
-        Err(())
+        GapEffect::LostSync
     }
 
     fn lose(&mut self) {
@@ -443,12 +454,12 @@ mod tests {
         let mut reader = FrameReader::new(false);
         let data = frame(kind::DATA, 0, 1, b"0123456789");
         events(&mut reader, &data[..12]);
-        assert_eq!(reader.gap(4), Ok(Some(1)));
+        assert_eq!(reader.gap(4), GapEffect::InData(1));
         let rest = events(&mut reader, &data[16..]);
         assert_eq!(rest.len(), 2, "{rest:?}");
         assert!(!reader.is_lost());
         events(&mut reader, &frame(kind::PING, 0, 0, b"12345678")[..5]);
-        assert_eq!(reader.gap(1), Err(()));
+        assert_eq!(reader.gap(1), GapEffect::LostSync);
         assert!(reader.is_lost());
         assert!(events(&mut reader, b"anything").is_empty());
     }

@@ -179,9 +179,9 @@ fn decode_without_table(block: &[u8]) -> DecodedBlock {
             static_entry(index).map(|(name, _)| Cow::Borrowed(name))
         };
         if !literal {
-            match static_entry(index) {
-                Some((name, value)) => keep(&mut out, &mut list_bytes, name, value),
-                None => {} // a dynamic-table entry: unknown
+            // An index past the static table names a dynamic-table entry: unknown, skipped.
+            if let Some((name, value)) = static_entry(index) {
+                keep(&mut out, &mut list_bytes, name, value);
             }
             continue;
         }

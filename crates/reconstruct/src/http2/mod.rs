@@ -32,7 +32,7 @@ use crate::http::{self, Completeness, MessageHead, PairedExchange, RawMessage};
 use crate::memory_budget::{MemoryBudget, Pressure};
 use crate::wire::{OverBudget, WireMessage, WireParser};
 
-use frame::{flag, kind, FrameEvent, FrameHeader, FrameReader};
+use frame::{flag, kind, FrameEvent, FrameHeader, FrameReader, GapEffect};
 use header_block::{BlockDecoder, DecodedBlock};
 
 /// Streams in flight per connection. Servers commonly allow 100 to 250 concurrent streams;
@@ -233,15 +233,15 @@ impl Http2Connection {
             return std::mem::take(&mut self.done);
         }
         match self.readers[side].gap(len) {
-            Ok(Some(stream_id)) => {
+            GapEffect::InData(stream_id) => {
                 if let Some(stream) = self.streams.get_mut(&stream_id) {
                     let message = &mut stream.messages[side];
                     message.flag(Completeness::Truncated);
                     message.end_ts_ns = ts_ns;
                 }
             }
-            Ok(None) => {}
-            Err(()) => {
+            GapEffect::None => {}
+            GapEffect::LostSync => {
                 let who = if side == CLIENT { "client" } else { "server" };
                 let reason = format!(
                     "{len} bytes from the {who} were lost outside a DATA payload: its frames and HPACK table are unknown from there on"
@@ -403,7 +403,7 @@ impl Http2Connection {
         }
         let stream_id = block.stream_id;
         if side == CLIENT && !self.streams.contains_key(&stream_id) {
-            if stream_id <= self.last_opened || stream_id % 2 == 0 {
+            if stream_id <= self.last_opened || stream_id.is_multiple_of(2) {
                 return;
             }
             self.last_opened = stream_id;
