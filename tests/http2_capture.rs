@@ -1,8 +1,10 @@
 //! End-to-end tests of HTTP/2 reconstruction: the Go test agent (tests/agents/go_agent,
 //! `net/http` over `crypto/tls`, ALPN h2) and curl (nghttp2 over system OpenSSL) talk HTTP/2
-//! to a real Go `net/http` server (tests/agents/go_h2_front) in front of the mock LLM, and the
-//! graph shows their LLM calls, models and tool calls as it does for HTTP/1.1. Needs root
-//! (eBPF) and `make setup` (golang-go, curl).
+//! to a real Go `net/http` server (tests/agents/go_h2_front) in front of the mock LLM, and a
+//! Python agent on the `h2` library talks h2c (no TLS) to a local inference server on the same
+//! library (tests/agents/h2c_*.py); the graph shows their LLM calls, models and tool calls as
+//! it does for HTTP/1.1. Needs root (eBPF) and `make setup` (golang-go, curl, the test venv
+//! with `h2`).
 
 mod support;
 
@@ -260,4 +262,77 @@ fn curl_http2_requests_on_one_connection_are_llm_calls() {
     );
     assert_eq!(agent["llm_calls"], 2, "{agent:#}");
     assert!(!graph_text.contains(API_KEY), "API key in the graph");
+}
+
+/// HTTP/2 without TLS (h2c, prior knowledge), as a local inference server speaks it: a Python
+/// agent on the `h2` library sends a streamed request on a plain socket, runs the tool call
+/// the answer asks for, and sends the result back on a second stream of the same connection.
+/// The preface is recognised on the plain socket like on TLS plaintext.
+#[test]
+fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = mcp_python();
+    let port_file = dir.path().join("h2c.port");
+    let _server = Background(
+        Command::new(&python)
+            .arg(agents_dir().join("h2c_llm_server.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .stderr(std::fs::File::create(dir.path().join("h2c.log")).unwrap())
+            .spawn()
+            .expect("start the h2c server"),
+    );
+    let port = wait_for_file(&port_file, "h2c server port");
+    let agent_path = agents_dir().join("h2c_agent.py");
+    let agent = Paused::agent(
+        dir.path(),
+        &python,
+        &[
+            agent_path.to_str().unwrap(),
+            "--port",
+            &port,
+            "--read-path",
+            READ_PATH,
+        ],
+        &[],
+    );
+    let pid = agent.pid();
+    let graph_path = dir.path().join("graph.json");
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    agent.release();
+    let output = agent.finish();
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["ok"], true, "{output}");
+    let captured = collect.stop();
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+    assert!(
+        captured
+            .of_kind("data")
+            .any(|e| e["pid"] == pid && e["source"] == "socket"),
+        "the h2c bytes were captured on the plain socket"
+    );
+    assert!(
+        captured
+            .of_kind("open")
+            .any(|e| e["pid"] == pid && e["path"] == READ_PATH && e["ret"].as_i64().unwrap() >= 0),
+        "read_file opened {READ_PATH}"
+    );
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    let agent = agent_of(&graph, pid);
+    assert!(
+        models(agent).contains(&&Value::from("qwen2.5-coder")),
+        "{agent:#}"
+    );
+    assert_eq!(agent["llm_calls"], 2, "{agent:#}");
+    assert_eq!(agent["tool_calls"], 1, "{agent:#}");
 }

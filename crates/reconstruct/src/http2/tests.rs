@@ -711,3 +711,20 @@ fn grpc_vector_searches_are_named_with_their_collections() {
         assert_eq!(call.host.as_deref(), Some("vectors:6334"));
     }
 }
+
+/// What an open, idle HTTP/2 connection costs: the captured Go connection after its six
+/// streams completed. The figure is in docs/graph.md; this keeps it honest.
+#[test]
+fn an_idle_connection_holds_its_two_hpack_tables_and_little_else() {
+    let chunks = go_fixture();
+    let mut connection = Http2Connection::new();
+    for (direction, bytes, ts) in &chunks {
+        connection.feed(*direction, bytes, *ts);
+    }
+    assert_eq!(connection.open_streams(), 0);
+    let held = connection.held();
+    let inline = std::mem::size_of::<Http2Connection>();
+    println!("idle HTTP/2 connection: {held} bytes held (charged) + {inline} inline");
+    assert_eq!(held, 2 * header_block::DEFAULT_TABLE_BYTES);
+    assert!(inline < 1024, "{inline}");
+}
