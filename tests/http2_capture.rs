@@ -273,16 +273,7 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let python = mcp_python();
-    let port_file = dir.path().join("h2c.port");
-    let _server = Background(
-        Command::new(&python)
-            .arg(agents_dir().join("h2c_llm_server.py"))
-            .args(["--port-file", port_file.to_str().unwrap()])
-            .stderr(std::fs::File::create(dir.path().join("h2c.log")).unwrap())
-            .spawn()
-            .expect("start the h2c server"),
-    );
-    let port = wait_for_file(&port_file, "h2c server port");
+    let (_server, port) = start_h2c_server(dir.path(), &python);
     let agent_path = agents_dir().join("h2c_agent.py");
     let agent = Paused::agent(
         dir.path(),
@@ -335,4 +326,78 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
     );
     assert_eq!(agent["llm_calls"], 2, "{agent:#}");
     assert_eq!(agent["tool_calls"], 1, "{agent:#}");
+}
+
+/// tests/agents/h2c_llm_server.py, listening; returns it and its port.
+fn start_h2c_server(dir: &Path, python: &str) -> (Background, String) {
+    let port_file = dir.join("h2c.port");
+    let server = Background(
+        Command::new(python)
+            .arg(agents_dir().join("h2c_llm_server.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .stderr(std::fs::File::create(dir.join("h2c.log")).unwrap())
+            .spawn()
+            .expect("start the h2c server"),
+    );
+    let port = wait_for_file(&port_file, "h2c server port");
+    (server, port)
+}
+
+/// The same h2c conversation captured at the server (started under the collector): the
+/// server's SETTINGS go out before it reads the client's preface, so its first captured bytes
+/// are a SETTINGS frame, which names it the server. Both streams are reconstructed; they are
+/// served, not the server's own LLM calls.
+#[test]
+fn h2c_server_is_read_from_its_first_settings_frame() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = mcp_python();
+    let port_file = dir.path().join("h2c.port");
+    let server_path = agents_dir().join("h2c_llm_server.py");
+    let server = Paused::command(
+        dir.path(),
+        &python,
+        &[
+            server_path.to_str().unwrap(),
+            "--port-file",
+            port_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let server_pid = server.pid();
+    let graph_path = dir.path().join("graph.json");
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &server_pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    server.release();
+    let _server = Background(server.child);
+    let port = wait_for_file(&port_file, "h2c server port");
+    let output = Command::new(&python)
+        .arg(agents_dir().join("h2c_agent.py"))
+        .args(["--port", &port, "--read-path", READ_PATH])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let captured = collect.stop();
+    let first = captured
+        .of_kind("data")
+        .find(|e| e["pid"] == server_pid)
+        .expect("the server's payloads");
+    assert_eq!(
+        first["direction"], "egress",
+        "the server spoke first: {first}"
+    );
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    let stats = &graph["stats"]["reconstruction"];
+    assert_eq!(stats["http_exchanges"], 2, "{stats:#}");
+    assert_eq!(stats["opaque_connections"], 0, "{stats:#}");
+    assert_eq!(stats["llm_calls"], 0, "{stats:#}");
 }

@@ -406,6 +406,13 @@ fn recognise_protocol(direction: Direction, bytes: &[u8], budget: &MemoryBudget)
     if http2::looks_like_preface(bytes) {
         return wire(Box::new(Http2Connection::with_budget(budget)), role(egress));
     }
+    // A server's SETTINGS, sent before it read the preface: the sender is the server.
+    if http2::looks_like_server_settings(bytes) {
+        return wire(
+            Box::new(Http2Connection::with_budget(budget)),
+            role(!egress),
+        );
+    }
     if http::looks_like_request(bytes) {
         return wire(Box::new(HttpConnection::with_budget(budget)), role(egress));
     }

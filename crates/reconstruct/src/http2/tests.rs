@@ -728,3 +728,36 @@ fn an_idle_connection_holds_its_two_hpack_tables_and_little_else() {
     assert_eq!(held, 2 * header_block::DEFAULT_TABLE_BYTES);
     assert!(inline < 1024, "{inline}");
 }
+
+#[test]
+fn a_servers_first_settings_frame_names_the_server() {
+    // The Go server's first bytes in the captured fixture.
+    let (_, server) = harness::directions(&go_fixture());
+    assert!(looks_like_server_settings(&server));
+    assert!(!looks_like_server_settings(frame::PREFACE));
+    assert!(!looks_like_server_settings(&frame_bytes(
+        kind::SETTINGS,
+        flag::ACK,
+        0,
+        &[]
+    )));
+    assert!(!looks_like_server_settings(&frame_bytes(
+        kind::SETTINGS,
+        0,
+        1,
+        &[0; 6]
+    )));
+    assert!(!looks_like_server_settings(&frame_bytes(
+        kind::SETTINGS,
+        0,
+        0,
+        &[0; 7]
+    )));
+    assert!(!looks_like_server_settings(&frame_bytes(
+        kind::DATA,
+        0,
+        0,
+        &[0; 6]
+    )));
+    assert!(!looks_like_server_settings(b"HTTP/1.1 200 OK\r\n"));
+}
