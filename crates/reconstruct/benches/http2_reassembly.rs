@@ -7,11 +7,15 @@
 //!   answer of 400 Server-Sent Events, framed as HTTP/1.1 (Content-Length request, chunked
 //!   response, one chunk per event) and as HTTP/2 (HPACK heads, one DATA frame per event),
 //!   fed in 16 KiB pieces; each run reconstructs the exchange and splits its events.
+//! - `hpack/go_first_request`: decoding the Go agent's first request header block (all
+//!   literals, Huffman-coded, nothing indexed yet) with a fresh decoder: the per-exchange
+//!   cost that dominates small exchanges.
 //!
 //! Run: `cargo bench -p agentscope-reconstruct --bench http2_reassembly` (or `make bench`).
 
 use agentscope_event::event::Direction;
 use agentscope_reconstruct::http::{HttpConnection, Side};
+use agentscope_reconstruct::http2::header_block::BlockDecoder;
 use agentscope_reconstruct::http2::Http2Connection;
 use base64::Engine;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -130,6 +134,31 @@ fn bench(c: &mut Criterion) {
             }
             assert_eq!(exchanges, 6);
             black_box(exchanges)
+        })
+    });
+
+    // The first HEADERS frame the Go agent sent, after the preface.
+    let egress: Vec<u8> = chunks
+        .iter()
+        .filter(|(d, _, _)| *d == Direction::Egress)
+        .flat_map(|(_, b, _)| b.clone())
+        .collect();
+    let mut at = 24;
+    let block = loop {
+        let len = (usize::from(egress[at]) << 16)
+            | (usize::from(egress[at + 1]) << 8)
+            | usize::from(egress[at + 2]);
+        if egress[at + 3] == 1 {
+            break egress[at + 9..at + 9 + len].to_vec();
+        }
+        at += 9 + len;
+    };
+    group.throughput(Throughput::Bytes(block.len() as u64));
+    group.bench_function("hpack/go_first_request", |b| {
+        b.iter(|| {
+            let decoded = BlockDecoder::new().decode(&block).unwrap();
+            assert!(decoded.fields.len() >= 6);
+            black_box(decoded)
         })
     });
 

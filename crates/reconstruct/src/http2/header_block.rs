@@ -1,5 +1,7 @@
 //! HPACK header blocks (RFC 7541) of one direction of an HTTP/2 connection, decoded with
-//! `loona-hpack` (the maintained successor of the `hpack` crate) and bounded.
+//! `loona-hpack` (the maintained successor of the `hpack` crate) and bounded. Its Huffman
+//! decoding is too slow to face a hostile peer (a table built per string), so Huffman literals
+//! are decoded by [`super::huffman`] first and the block handed on with plain literals.
 //!
 //! Each direction has its own decoder, never shared: the dynamic table a block refers to is
 //! the one its sender's earlier blocks built. The table is only known when every block of
@@ -113,6 +115,10 @@ impl BlockDecoder {
         }
         let mut out = DecodedBlock::default();
         let mut list_bytes = 0usize;
+        // Huffman literals become plain ones first (see `super::huffman` for why); a block that
+        // does not parse goes as it is, for the decoder to refuse.
+        let plain = without_huffman(block);
+        let block = plain.as_deref().unwrap_or(block);
         let result = self.decoder.decode_with_cb(block, |name, value| {
             keep(&mut out, &mut list_bytes, &name, &value);
         });
@@ -196,6 +202,65 @@ fn decode_without_table(block: &[u8]) -> DecodedBlock {
     out
 }
 
+/// The block with every Huffman-coded string literal replaced by its plain form; `None` when it
+/// has none or does not parse.
+fn without_huffman(block: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(block.len() + block.len() / 2);
+    let mut any = false;
+    let mut at = 0;
+    while at < block.len() {
+        let first = block[at];
+        let (prefix, literal) = if first & 0x80 != 0 {
+            (7, false)
+        } else if first & 0x40 != 0 {
+            (6, true)
+        } else if first & 0x20 != 0 {
+            (5, false)
+        } else {
+            (4, true)
+        };
+        let (index, used) = integer(&block[at..], prefix)?;
+        out.extend_from_slice(&block[at..at + used]);
+        at += used;
+        if !literal {
+            continue;
+        }
+        let strings = if index == 0 { 2 } else { 1 };
+        for _ in 0..strings {
+            let huffman = block.get(at)? & 0x80 != 0;
+            let (len, used) = integer(&block[at..], 7)?;
+            let raw = block.get(at + used..(at + used).checked_add(len)?)?;
+            if huffman {
+                let mut plain = Vec::with_capacity(len * 8 / 5 + 1);
+                super::huffman::decode(raw, &mut plain).ok()?;
+                push_integer(&mut out, 7, plain.len());
+                out.extend_from_slice(&plain);
+                any = true;
+            } else {
+                out.extend_from_slice(&block[at..at + used + len]);
+            }
+            at += used + len;
+        }
+    }
+    any.then_some(out)
+}
+
+/// Appends an HPACK integer with an N-bit prefix whose other bits are zero.
+fn push_integer(out: &mut Vec<u8>, prefix: u8, mut value: usize) {
+    let max = (1usize << prefix) - 1;
+    if value < max {
+        out.push(value as u8);
+        return;
+    }
+    out.push(max as u8);
+    value -= max;
+    while value >= 128 {
+        out.push((value % 128) as u8 | 0x80);
+        value /= 128;
+    }
+    out.push(value as u8);
+}
+
 /// An HPACK integer with an N-bit prefix (RFC 7541 §5.1): value and bytes used.
 fn integer(bytes: &[u8], prefix: u8) -> Option<(usize, usize)> {
     let mask = (1u16 << prefix) as usize - 1;
@@ -218,11 +283,9 @@ fn string(bytes: &[u8]) -> Option<(Cow<'_, [u8]>, usize)> {
     let (len, used) = integer(bytes, 7)?;
     let raw = bytes.get(used..used.checked_add(len)?)?;
     let value = if huffman {
-        Cow::Owned(
-            loona_hpack::huffman::HuffmanDecoder::new()
-                .decode(raw)
-                .ok()?,
-        )
+        let mut plain = Vec::new();
+        super::huffman::decode(raw, &mut plain).ok()?;
+        Cow::Owned(plain)
     } else {
         Cow::Borrowed(raw)
     };
@@ -348,6 +411,33 @@ mod tests {
             ]
             .map(|(n, v)| (n.to_string(), v.to_string()))
         );
+    }
+
+    #[test]
+    fn rfc7541_c4_huffman_coded_requests() {
+        let mut decoder = BlockDecoder::new();
+        decoder
+            .decode(&hex("828684418cf1e3c2e5f23a6ba0ab90f4ff"))
+            .unwrap();
+        decoder.decode(&hex("828684be5886a8eb10649cbf")).unwrap();
+        let third = decoder
+            .decode(&hex("828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"))
+            .unwrap();
+        assert_eq!(
+            names(&third),
+            [
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":path", "/index.html"),
+                (":authority", "www.example.com"),
+                ("custom-key", "custom-value"),
+            ]
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+        // A Huffman string with bad padding is refused, as `loona-hpack` refuses it.
+        assert!(BlockDecoder::new()
+            .decode(&[0x40, 0x81, 0x00, 0x01, b'v'])
+            .is_err());
     }
 
     #[test]

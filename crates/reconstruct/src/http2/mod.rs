@@ -24,6 +24,7 @@
 
 pub mod frame;
 pub mod header_block;
+pub mod huffman;
 
 use std::collections::BTreeMap;
 
