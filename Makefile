@@ -51,6 +51,7 @@ E2E_TESTS := live_capture \
 	claude_code \
 	gemini_cli \
 	go_tls_capture \
+	http2_capture \
 	collector_stop \
 	memory_budget \
 	mcp_capture \
@@ -91,6 +92,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-kernel --bench go_tls_locate
 	$(CARGO) bench --locked -p agentscope-analysis --bench reconstruct
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench http_reassembly
+	$(CARGO) bench --locked -p agentscope-reconstruct --bench http2_reassembly
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench llm_recognise
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-identity --bench identity

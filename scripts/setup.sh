@@ -67,6 +67,14 @@ install_test_agents() {
     "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
   fi
 
+  # The HTTP/2 protocol library (python-hyper's h2) for the h2c test agent and server
+  # (tests/agents/h2c_*.py), in the same venv.
+  H2_VERSION=4.3.0
+  if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('h2') != '$H2_VERSION')" 2>/dev/null; then
+    echo "setup: installing h2 $H2_VERSION into $TEST_VENV"
+    "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "h2==$H2_VERSION"
+  fi
+
   # Real coding agents from npm, at pinned releases, each in a prefix of its own under
   # $AGENTSCOPE_AGENTS_DIR (default $HOME/.cache/agentscope/agents/NAME@VERSION; the executable
   # is node_modules/.bin/NAME there). Two releases of Claude Code six months apart and of Codex

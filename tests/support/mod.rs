@@ -559,3 +559,71 @@ impl HttpApi {
         }
     }
 }
+
+/// A CA and a leaf for localhost/127.0.0.1 signed by it, where the mock LLM looks for its
+/// certificate (`--cert-dir`). Returns the CA certificate the agent trusts.
+pub fn make_ca_and_leaf(cert_dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(cert_dir).unwrap();
+    let p = |name: &str| cert_dir.join(name).display().to_string();
+    std::fs::write(
+        cert_dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let steps: [Vec<String>; 3] = [
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=agentscope test CA",
+            "-keyout",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([p("ca.key"), "-out".into(), p("ca.pem")])
+        .collect(),
+        [
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([p("key.pem"), "-out".into(), p("leaf.csr")])
+        .collect(),
+        ["x509", "-req", "-days", "1", "-CAcreateserial", "-in"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                p("leaf.csr"),
+                "-CA".into(),
+                p("ca.pem"),
+                "-CAkey".into(),
+                p("ca.key"),
+                "-extfile".into(),
+                p("leaf.ext"),
+                "-out".into(),
+                p("cert.pem"),
+            ])
+            .collect(),
+    ];
+    for args in steps {
+        let out = Command::new("openssl").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    cert_dir.join("ca.pem")
+}

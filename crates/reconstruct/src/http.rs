@@ -112,6 +112,11 @@ impl HttpRequest {
         header(&self.headers, name)
     }
 
+    /// The host the request names: its `Host` header, or HTTP/2's `:authority`.
+    pub fn authority(&self) -> Option<&str> {
+        self.header("host").or_else(|| self.header(":authority"))
+    }
+
     /// The path without query string.
     pub fn path(&self) -> &str {
         let target = self.target.as_str();
@@ -197,24 +202,26 @@ enum Framing {
     Resync,
 }
 
+/// A message head, whichever HTTP version framed it (HTTP/2 fills it from pseudo-headers).
 #[derive(Debug, Clone)]
-struct MessageHead {
-    method: String,
-    target: String,
-    status: u16,
-    reason: String,
-    headers: Vec<Header>,
+pub(crate) struct MessageHead {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    pub(crate) headers: Vec<Header>,
 }
 
-/// A message whose framing is done; content decoding happens in [`finish_message`].
+/// A message whose framing is done; content decoding happens in [`finish_request`] and
+/// [`finish_response`].
 #[derive(Debug, Clone)]
-struct RawMessage {
-    head: MessageHead,
-    body: Vec<u8>,
-    completeness: Completeness,
-    over_budget: bool,
-    ts_ns: u64,
-    end_ts_ns: u64,
+pub(crate) struct RawMessage {
+    pub(crate) head: MessageHead,
+    pub(crate) body: Vec<u8>,
+    pub(crate) completeness: Completeness,
+    pub(crate) over_budget: bool,
+    pub(crate) ts_ns: u64,
+    pub(crate) end_ts_ns: u64,
 }
 
 /// Frames one direction of a connection into HTTP messages.
@@ -238,7 +245,7 @@ struct MessageReader {
 
 impl MessageHead {
     /// Upper bound of the heap the head takes.
-    fn held_bytes(&self) -> usize {
+    pub(crate) fn held_bytes(&self) -> usize {
         128 + self.method.len()
             + self.target.len()
             + self.reason.len()
@@ -251,7 +258,7 @@ impl MessageHead {
 }
 
 impl RawMessage {
-    fn held_bytes(&self) -> usize {
+    pub(crate) fn held_bytes(&self) -> usize {
         self.head.held_bytes() + self.body.capacity()
     }
 }
@@ -751,7 +758,8 @@ fn content_encoding(headers: &[Header]) -> Option<&str> {
     header(headers, "content-encoding")
 }
 
-fn finish_request(message: RawMessage, max_body: usize) -> HttpRequest {
+/// Content decoding of a framed request (both HTTP versions).
+pub(crate) fn finish_request(message: RawMessage, max_body: usize) -> HttpRequest {
     let (body, decoded) = decode_content(
         message.body,
         content_encoding(&message.head.headers),
@@ -769,7 +777,8 @@ fn finish_request(message: RawMessage, max_body: usize) -> HttpRequest {
     }
 }
 
-fn finish_response(message: RawMessage, budget: &MemoryBudget) -> HttpResponse {
+/// Content decoding and event-stream splitting of a framed response (both HTTP versions).
+pub(crate) fn finish_response(message: RawMessage, budget: &MemoryBudget) -> HttpResponse {
     let max_body = budget.max_message_bytes();
     let (body, decoded) = decode_content(
         message.body,

@@ -1,15 +1,18 @@
 //! Reconstruction: from captured payload bytes to protocol records.
 //!
 //! Payload chunks are joined per connection and direction ([`stream`]), framed as HTTP/1.1
-//! ([`http`]) or another wire protocol recognised by its first bytes, and then interpreted:
-//! LLM API calls ([`llm`]), MCP JSON-RPC ([`mcp`]), SQL over the PostgreSQL wire protocol
-//! ([`postgres`]), Redis commands ([`redis`]), object-store requests ([`object_store`]),
-//! vector-database retrieval ([`vector_db`]). File opens are classified by [`file_access`].
+//! ([`http`]), HTTP/2 ([`http2`]) or another wire protocol recognised by its first bytes, and
+//! then interpreted: LLM API calls ([`llm`]), MCP JSON-RPC ([`mcp`]), SQL over the PostgreSQL
+//! wire protocol ([`postgres`]), Redis commands ([`redis`]), object-store requests
+//! ([`object_store`]), vector-database retrieval ([`vector_db`], over gRPC too: [`grpc`]).
+//! File opens are classified by [`file_access`].
 //! Every parser takes untrusted bytes: malformed or truncated input yields a record flagged as
 //! partial, never a panic.
 
 pub mod file_access;
+pub mod grpc;
 pub mod http;
+pub mod http2;
 pub mod http_interpreters;
 pub mod llm;
 pub mod mcp;

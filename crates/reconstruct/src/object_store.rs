@@ -102,7 +102,7 @@ pub fn recognise(exchange: &HttpExchange) -> Option<ObjectAccess> {
     let host_with_port = exchange
         .host
         .clone()
-        .or_else(|| exchange.request.header("host").map(str::to_string));
+        .or_else(|| exchange.request.authority().map(str::to_string));
     let host = host_with_port
         .as_deref()
         .map(strip_port)

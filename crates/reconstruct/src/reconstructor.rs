@@ -435,7 +435,7 @@ impl Reconstructor {
             let mut exchange = HttpExchange {
                 host: paired
                     .request
-                    .header("host")
+                    .authority()
                     .map(str::to_string)
                     .or_else(|| stream.peer.as_ref().map(|p| p.addr.clone())),
                 port: stream.peer.as_ref().map(|p| p.port),
@@ -586,6 +586,50 @@ mod tests {
             ObservationKind::Exec { filename, .. } if filename == "/bin/echo")));
         assert!(observations.iter().any(|o| matches!(&o.kind,
             ObservationKind::FileOpen { path, .. } if path == "/etc/hostname")));
+    }
+
+    /// Captured by the real collector: the Go agent's three streamed conversations on one
+    /// HTTP/2 connection (tests/fixtures/http2). The stream assembler picks HTTP/2 from the
+    /// preface; each stream is an LLM call, with the host from `:authority`.
+    #[test]
+    fn http2_capture_gives_an_llm_call_per_stream() {
+        let fixture = include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/http2/go_streaming_tool_calls.jsonl"
+        ));
+        let (observations, stats) = observations(fixture);
+        let calls = llm_calls(&observations);
+        assert_eq!(calls.len(), 6, "{observations:#?}");
+        assert_eq!(
+            (
+                stats.http_exchanges,
+                stats.partial_exchanges,
+                stats.opaque_connections
+            ),
+            (6, 0, 0)
+        );
+        assert_eq!(calls.iter().filter(|c| !c.tool_calls.is_empty()).count(), 3);
+        assert!(observations.iter().all(|o| match &o.kind {
+            ObservationKind::Llm { host, .. } =>
+                host.as_deref().is_some_and(|h| h.starts_with("127.0.0.1:")),
+            _ => true,
+        }));
+
+        // The same bytes seen from the server's end: the preface arrives, so the captured
+        // process serves; its exchanges are read, and they are not its own LLM calls.
+        let served = fixture
+            .replace("\"direction\":\"egress\"", "\"direction\":\"SWAP\"")
+            .replace("\"direction\":\"ingress\"", "\"direction\":\"egress\"")
+            .replace("\"direction\":\"SWAP\"", "\"direction\":\"ingress\"");
+        let (observations, stats) = self::observations(&served);
+        assert_eq!((stats.http_exchanges, stats.llm_calls), (6, 0));
+        assert!(observations.iter().any(|o| matches!(
+            &o.kind,
+            ObservationKind::Http {
+                role: Role::Server,
+                ..
+            }
+        )));
     }
 
     proptest::proptest! {

@@ -3,7 +3,7 @@
 //! It owns every stream's ordering and gaps (bytes the kernel announced but could not
 //! deliver are passed on to the parser as gaps rather than silently concatenated), its share
 //! of the memory budget, and the choice of its parser: the protocol is recognised once per
-//! stream, from its first bytes ([`recognise_protocol`]). Parsers are fed through the
+//! stream, from its first bytes ([`recognise_protocol`]; HTTP/2 by its client preface). Parsers are fed through the
 //! [`WireParser`] contract; pipes are handed to stdio MCP once their end is known
 //! ([`super::mcp::pipe_end`]), because one MCP session spans a server's two pipes.
 
@@ -14,6 +14,7 @@ use crate::event::{Direction, Event, EventBody, PayloadSource};
 use crate::memory_budget::{Charge, MemoryBudget, Pressure};
 
 use super::http::{self, HttpConnection};
+use super::http2::{self, Http2Connection};
 use super::mcp::pipe_end::PipeEnd;
 use super::mcp::stdio_sessions::ServerEndBytes;
 use super::observation::{Actor, EventRange, Peer, Role};
@@ -400,6 +401,18 @@ fn recognise_protocol(direction: Direction, bytes: &[u8], budget: &MemoryBudget)
     };
     let egress = matches!(direction, Direction::Egress);
     let wire = |parser: Box<dyn WireParser>, role: Role| Protocol::Wire { parser, role };
+    // HTTP/2 is chosen by its preface, never by port: the client sends it first, so whoever
+    // sent it is the client. (HTTP/1.1's parser would stop at it: `PRI` is no method it reads.)
+    if http2::looks_like_preface(bytes) {
+        return wire(Box::new(Http2Connection::with_budget(budget)), role(egress));
+    }
+    // A server's SETTINGS, sent before it read the preface: the sender is the server.
+    if http2::looks_like_server_settings(bytes) {
+        return wire(
+            Box::new(Http2Connection::with_budget(budget)),
+            role(!egress),
+        );
+    }
     if http::looks_like_request(bytes) {
         return wire(Box::new(HttpConnection::with_budget(budget)), role(egress));
     }

@@ -18,6 +18,11 @@
 //!   insert|upsert|delete` and v1 `/v1/vector/...`.
 //! - **Elasticsearch / OpenSearch**: `_search` (and `_knn_search`) requests with a `knn`
 //!   clause; a plain text `_search` is not vector retrieval and is not reported.
+//!
+//! And over gRPC (HTTP/2, [`super::grpc`]): Qdrant (`qdrant.Points/Search`, `Query`, ...),
+//! Weaviate v4 (`weaviate.v1.Weaviate/Search`), Milvus (`milvus.proto.milvus.MilvusService/
+//! Search`, ...), named by their method; the collection is read from the request message
+//! without the schema (Qdrant's and Weaviate's field 1, Milvus's field 3).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -69,6 +74,9 @@ pub struct RetrievalCall {
     pub query_text: Option<String>,
     pub host: Option<String>,
     pub status: Option<u16>,
+    /// The gRPC method (`qdrant.Points/Search`) when the call was made over gRPC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_method: Option<String>,
     /// Text of the documents a query returned (string values of 40 bytes or more, at most
     /// 64 KiB): what will be put in the prompt, for prompt-injection detection. Not serialised
     /// (payload, like bodies).
@@ -83,7 +91,7 @@ pub fn recognise(exchange: &HttpExchange) -> Option<RetrievalCall> {
     let host = exchange
         .host
         .clone()
-        .or_else(|| request.header("host").map(str::to_string));
+        .or_else(|| request.authority().map(str::to_string));
     let host_name = host
         .as_deref()
         .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name))
@@ -93,7 +101,9 @@ pub fn recognise(exchange: &HttpExchange) -> Option<RetrievalCall> {
     let response = exchange.response.as_ref().and_then(|r| r.json());
     let method = request.method.as_str();
 
-    let mut call = if host_name.ends_with(".pinecone.io") {
+    let mut call = if let Some(grpc) = super::grpc::recognise(exchange) {
+        grpc_call(&grpc)?
+    } else if host_name.ends_with(".pinecone.io") {
         pinecone(&host_name, method, path, body.as_ref(), response.as_ref())?
     } else if path.starts_with("/api/v1/") || path.starts_with("/api/v2/") {
         chroma(method, path, body.as_ref(), response.as_ref())?
@@ -150,8 +160,63 @@ fn call(system: VectorSystem, operation: RetrievalOperation) -> RetrievalCall {
         query_text: None,
         host: None,
         status: None,
+        grpc_method: None,
         retrieved_text: Vec::new(),
     }
+}
+
+/// A vector database's gRPC call, named by its method.
+fn grpc_call(grpc: &super::grpc::GrpcCall<'_>) -> Option<RetrievalCall> {
+    use RetrievalOperation::*;
+    use VectorSystem::*;
+    let (system, operation, collection_field) = match grpc.service {
+        "qdrant.Points" => (
+            Qdrant,
+            match grpc.method {
+                "Search" | "SearchBatch" | "SearchGroups" | "Query" | "QueryBatch"
+                | "QueryGroups" | "Recommend" | "RecommendBatch" | "RecommendGroups"
+                | "Discover" | "DiscoverBatch" => Query,
+                "Get" | "Scroll" | "Count" => Get,
+                "Upsert" | "UpdateVectors" | "SetPayload" | "OverwritePayload" => Upsert,
+                "Delete" | "DeleteVectors" | "DeletePayload" | "ClearPayload" => Delete,
+                _ => Admin,
+            },
+            Some(1),
+        ),
+        "qdrant.Collections" => (Qdrant, Admin, None),
+        "weaviate.v1.Weaviate" => match grpc.method {
+            "Search" => (Weaviate, Query, Some(1)),
+            "BatchObjects" => (Weaviate, Upsert, None),
+            "BatchDelete" => (Weaviate, Delete, Some(1)),
+            _ => (Weaviate, Admin, None),
+        },
+        "milvus.proto.milvus.MilvusService" => (
+            Milvus,
+            match grpc.method {
+                "Search" | "HybridSearch" => Query,
+                "Query" | "Get" => Get,
+                "Insert" | "Upsert" => Upsert,
+                "Delete" => Delete,
+                _ => Admin,
+            },
+            Some(3),
+        ),
+        _ => return None,
+    };
+    let request = grpc
+        .requests
+        .first()
+        .filter(|m| !m.compressed)
+        .map(|m| m.payload);
+    let mut out = call(system, operation);
+    out.collection = collection_field
+        .zip(request)
+        .and_then(|(field, message)| super::grpc::string_field(message, field));
+    if system == Qdrant && grpc.method == "Search" {
+        out.top_k = request.and_then(|m| super::grpc::varint_field(m, 4));
+    }
+    out.grpc_method = Some(format!("{}/{}", grpc.service, grpc.method));
+    Some(out)
 }
 
 fn u64_at(value: Option<&Value>, keys: &[&str]) -> Option<u64> {

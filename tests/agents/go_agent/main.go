@@ -2,8 +2,12 @@
 // with net/http over crypto/tls, so agentscope's Go TLS probes see real Go traffic, then
 // carries out the model's read_file tool call and sends the result back.
 //
-// HTTP/1.1 is forced (ForceAttemptHTTP2=false and an empty TLSNextProto): Go negotiates
-// HTTP/2 over TLS by default, which agentscope does not reconstruct yet (issue 15).
+// HTTP/1.1 is forced by default (ForceAttemptHTTP2=false and an empty TLSNextProto), so the
+// tests can compare the capture with what crossed the *tls.Conn byte for byte. With --http2
+// it negotiates HTTP/2 through ALPN, as Go does by default, over one connection shared by
+// every conversation (--parallel conversations become interleaved streams); the plaintext is
+// not dumped then (net/http takes HTTP/2 only on a bare *tls.Conn). With --stream it asks
+// for a streamed answer (Server-Sent Events) and reassembles the tool call from its deltas.
 //
 // With --dump-dir it writes what it wrote to and read from the *tls.Conn (egress.raw,
 // ingress.raw): the ground truth the end-to-end tests compare the capture with. Its stdout is
@@ -99,6 +103,8 @@ func main() {
 	dumpDir := flag.String("dump-dir", "", "write egress.raw and ingress.raw here")
 	waitFile := flag.String("wait-before-start-file", "", "wait for this file before starting")
 	parallel := flag.Int("parallel", 0, "run this many more conversations at the same time")
+	useHTTP2 := flag.Bool("http2", false, "negotiate HTTP/2 (ALPN h2), one connection for all conversations")
+	stream := flag.Bool("stream", false, "ask for streamed answers (Server-Sent Events)")
 	flag.Parse()
 	apiKey := os.Getenv("AGENTSCOPE_TEST_API_KEY")
 	if apiKey == "" {
@@ -131,6 +137,12 @@ func main() {
 		apiKey:    apiKey,
 		readPath:  *readPath,
 		bigKiB:    *bigKiB,
+		stream:    *stream,
+	}
+	if *useHTTP2 {
+		h2Config := s.tlsConfig.Clone()
+		h2Config.NextProtos = []string{"h2"}
+		s.shared = &http.Transport{TLSClientConfig: h2Config, ForceAttemptHTTP2: true}
 	}
 	// --parallel N: N more conversations at the same time, each on its own connection (own
 	// transport), so several goroutines are inside (*tls.Conn).Read at once.
@@ -168,6 +180,9 @@ type settings struct {
 	apiKey    string
 	readPath  string
 	bigKiB    int
+	stream    bool
+	// With --http2: the one transport (and connection) every conversation uses.
+	shared *http.Transport
 }
 
 type report struct {
@@ -197,6 +212,9 @@ func converse(s settings, dumpDir string) report {
 			fail("%v", err)
 		}
 	}
+	if s.shared != nil {
+		dumpDir = ""
+	}
 	transport := &http.Transport{
 		ForceAttemptHTTP2: false,
 		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
@@ -214,6 +232,11 @@ func converse(s settings, dumpDir string) report {
 		},
 	}
 	client := &http.Client{Transport: transport, Timeout: 60 * time.Second}
+	wantMajor := 1
+	if s.shared != nil {
+		client.Transport = s.shared
+		wantMajor = 2
+	}
 
 	tools := []any{map[string]any{
 		"type": "function",
@@ -241,6 +264,7 @@ func converse(s settings, dumpDir string) report {
 			"messages": messages,
 			"tools":    tools,
 			"metadata": map[string]string{"read_path": s.readPath},
+			"stream":   s.stream,
 		})
 		if err != nil {
 			fail("%v", err)
@@ -264,8 +288,11 @@ func converse(s settings, dumpDir string) report {
 		if resp.StatusCode != 200 {
 			fail("HTTP %d: %.200s", resp.StatusCode, raw)
 		}
-		if resp.ProtoMajor != 1 {
-			fail("expected HTTP/1.x, got %s", resp.Proto)
+		if resp.ProtoMajor != wantMajor {
+			fail("expected HTTP/%d, got %s", wantMajor, resp.Proto)
+		}
+		if s.stream {
+			return fromEvents(raw)
 		}
 		var parsed struct {
 			Choices []struct {
@@ -296,6 +323,62 @@ func converse(s settings, dumpDir string) report {
 	out.OK = len(out.ToolCalls) > 0 && out.Final != ""
 	out.RequestBytes = requestBytes
 	transport.CloseIdleConnections()
+	return out
+}
+
+// fromEvents reassembles a streamed Chat Completions answer: content pieces joined, each tool
+// call's name and id from its first delta and its arguments from all of them, by index.
+func fromEvents(raw []byte) message {
+	out := message{Role: "assistant"}
+	var content strings.Builder
+	hasContent := false
+	for _, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if !strings.HasPrefix(line, "data: ") || line == "data: [DONE]" {
+			continue
+		}
+		data := strings.TrimPrefix(line, "data: ")
+		var chunk struct {
+			Choices []struct {
+				Delta struct {
+					Content   *string `json:"content"`
+					ToolCalls []struct {
+						Index    int    `json:"index"`
+						ID       string `json:"id"`
+						Type     string `json:"type"`
+						Function struct {
+							Name      string `json:"name"`
+							Arguments string `json:"arguments"`
+						} `json:"function"`
+					} `json:"tool_calls"`
+				} `json:"delta"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(data), &chunk); err != nil {
+			fail("bad event %q: %v", data, err)
+		}
+		for _, choice := range chunk.Choices {
+			if choice.Delta.Content != nil && *choice.Delta.Content != "" {
+				content.WriteString(*choice.Delta.Content)
+				hasContent = true
+			}
+			for _, delta := range choice.Delta.ToolCalls {
+				for len(out.ToolCalls) <= delta.Index {
+					out.ToolCalls = append(out.ToolCalls, toolCall{})
+				}
+				call := &out.ToolCalls[delta.Index]
+				if delta.ID != "" {
+					call.ID = delta.ID
+					call.Type = delta.Type
+					call.Function.Name = delta.Function.Name
+				}
+				call.Function.Arguments += delta.Function.Arguments
+			}
+		}
+	}
+	if hasContent {
+		out.Content = text(content.String())
+	}
 	return out
 }
 

@@ -75,6 +75,7 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
             query_text: Some("refunds".into()),
             host: Some("localhost:8000".into()),
             status: Some(200),
+            grpc_method: None,
             retrieved_text: vec![document.into()],
         }),
     };

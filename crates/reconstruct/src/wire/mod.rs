@@ -11,8 +11,9 @@
 //! order they completed.
 //!
 //! Implemented by HTTP/1.1 ([`super::http::HttpConnection`]), PostgreSQL
-//! ([`super::postgres::PostgresConnection`]), Redis ([`super::redis::RedisConnection`]) and
-//! stdio MCP ([`super::mcp::StdioMcpConnection`]). HTTP/2 is meant to plug in the same way.
+//! ([`super::postgres::PostgresConnection`]), Redis ([`super::redis::RedisConnection`]),
+//! stdio MCP ([`super::mcp::StdioMcpConnection`]) and HTTP/2
+//! ([`super::http2::Http2Connection`]).
 
 use crate::event::Direction;
 

@@ -1,0 +1,3 @@
+module agentscope.test/go_h2_front
+
+go 1.19

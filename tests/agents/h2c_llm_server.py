@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+# A local inference server speaking HTTP/2 without TLS (h2c with prior knowledge, as vLLM or
+# Ollama behind an h2c proxy can), built on the `h2` protocol library (PyPI, installed in the
+# test venv by `make setup`). It answers OpenAI Chat Completions as a stream of Server-Sent
+# Events, one DATA frame per event: the first turn calls read_file on the path in the
+# request's metadata, a turn that carries tool results answers "Done: <result>".
+# Used by tests/http2_capture.rs. Writes its port to --port-file once listening.
+import argparse
+import json
+import os
+import socket
+import threading
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+def events_for(request):
+    messages = request.get("messages", [])
+    model = request.get("model", "mock-model")
+    base = {"id": "chatcmpl-h2c-1", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": model}
+    results = [m.get("content") or "" for m in messages if m.get("role") == "tool"]
+
+    def chunk(delta, finish=None):
+        return dict(base, choices=[{"index": 0, "delta": delta, "finish_reason": finish}])
+
+    out = [chunk({"role": "assistant", "content": None if not results else ""})]
+    if results:
+        out.append(chunk({"content": "Done: " + results[-1][:40]}))
+        out.append(chunk({}, "stop"))
+    else:
+        path = (request.get("metadata") or {}).get("read_path", "/etc/hostname")
+        arguments = json.dumps({"path": path})
+        out.append(chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                          "function": {"name": "read_file", "arguments": ""}}]}))
+        for i in range(0, len(arguments), 5):
+            out.append(chunk({"tool_calls": [{"index": 0,
+                                              "function": {"arguments": arguments[i:i + 5]}}]}))
+        out.append(chunk({}, "tool_calls"))
+    return [f"data: {json.dumps(e)}\n\n".encode() for e in out] + [b"data: [DONE]\n\n"]
+
+
+def serve(sock):
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    bodies, heads = {}, {}
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                heads[event.stream_id] = dict(event.headers)
+                bodies[event.stream_id] = b""
+            elif isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                request = json.loads(bodies.pop(event.stream_id) or b"{}")
+                conn.send_headers(event.stream_id, [(":status", "200"),
+                                                    ("content-type", "text/event-stream")])
+                for piece in events_for(request):
+                    conn.send_data(event.stream_id, piece)
+                    sock.sendall(conn.data_to_send())
+                conn.end_stream(event.stream_id)
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                sock.sendall(conn.data_to_send())
+                return
+        sock.sendall(conn.data_to_send())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port-file", required=True)
+    args = parser.parse_args()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(listener.getsockname()[1]))
+    os.replace(tmp, args.port_file)
+    while True:
+        sock, _ = listener.accept()
+        threading.Thread(target=lambda s=sock: (serve(s), s.close()), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,403 @@
+//! End-to-end tests of HTTP/2 reconstruction: the Go test agent (tests/agents/go_agent,
+//! `net/http` over `crypto/tls`, ALPN h2) and curl (nghttp2 over system OpenSSL) talk HTTP/2
+//! to a real Go `net/http` server (tests/agents/go_h2_front) in front of the mock LLM, and a
+//! Python agent on the `h2` library talks h2c (no TLS) to a local inference server on the same
+//! library (tests/agents/h2c_*.py); the graph shows their LLM calls, models and tool calls as
+//! it does for HTTP/1.1. Needs root (eBPF) and `make setup` (golang-go, curl, the test venv
+//! with `h2`).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::*;
+
+const API_KEY: &str = "sk-agentscope-h2-secret-5e8d1c";
+const READ_PATH: &str = "/etc/os-release";
+
+/// The HTTP/2 front, serving the leaf in `cert_dir` and passing requests to the mock LLM.
+struct H2Front {
+    port: u16,
+    _process: Background,
+}
+
+impl H2Front {
+    fn start(dir: &Path, binary: &Path, llm: &MockLlm, ca: &Path) -> H2Front {
+        let port_file = dir.join("front.port");
+        let cert_dir = dir.join("cert");
+        let process = Command::new(binary)
+            .args([
+                "--upstream",
+                &format!("https://127.0.0.1:{}", llm.port),
+                "--upstream-ca",
+                ca.to_str().unwrap(),
+                "--cert",
+                cert_dir.join("cert.pem").to_str().unwrap(),
+                "--key",
+                cert_dir.join("key.pem").to_str().unwrap(),
+                "--port-file",
+                port_file.to_str().unwrap(),
+            ])
+            .stderr(std::fs::File::create(dir.join("front.log")).unwrap())
+            .spawn()
+            .expect("start the HTTP/2 front");
+        let process = Background(process);
+        let port = wait_for_file(&port_file, "HTTP/2 front port")
+            .parse()
+            .unwrap();
+        H2Front {
+            port,
+            _process: process,
+        }
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    agent: PathBuf,
+    ca: PathBuf,
+    front: H2Front,
+    _llm: MockLlm,
+}
+
+fn setup() -> Setup {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    let output = Command::new(agents_dir().join("go_agent/build.sh"))
+        .arg(&bin)
+        .output()
+        .expect("run tests/agents/go_agent/build.sh (needs golang-go: make setup)");
+    assert!(
+        output.status.success(),
+        "building the Go agent failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = Command::new("go")
+        .args(["build", "-trimpath", "-o"])
+        .arg(bin.join("go_h2_front"))
+        .arg(".")
+        .current_dir(agents_dir().join("go_h2_front"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .output()
+        .expect("go build the HTTP/2 front (needs golang-go: make setup)");
+    assert!(
+        output.status.success(),
+        "building the HTTP/2 front failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ca = make_ca_and_leaf(&dir.path().join("cert"));
+    let llm = MockLlm::start(dir.path());
+    let front = H2Front::start(dir.path(), &bin.join("go_h2_front"), &llm, &ca);
+    Setup {
+        agent: bin.join("go_agent"),
+        dir,
+        ca,
+        front,
+        _llm: llm,
+    }
+}
+
+/// The agent of `pid` in the graph.
+fn agent_of(graph: &Value, pid: u32) -> &Value {
+    graph["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["pids"].as_array().unwrap().contains(&Value::from(pid)))
+        .unwrap_or_else(|| panic!("no agent for pid {pid}: {:#}", graph["agents"]))
+}
+
+fn models(agent: &Value) -> Vec<&Value> {
+    agent["aibom"]["providers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|m| m.as_array().unwrap())
+        .collect()
+}
+
+/// The Go agent runs three conversations at once over one HTTP/2 connection (interleaved
+/// streams), each a streamed `read_file` tool call and a streamed follow-up: six LLM calls,
+/// three tool calls, the file opened, the model named, the key in no output.
+#[test]
+fn go_agent_over_http2_shows_its_llm_calls_and_tool_calls() {
+    let setup = setup();
+    let args = [
+        "--port".to_string(),
+        setup.front.port.to_string(),
+        "--ca".into(),
+        setup.ca.display().to_string(),
+        "--read-path".into(),
+        READ_PATH.into(),
+        "--http2".into(),
+        "--stream".into(),
+        "--parallel".into(),
+        "2".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(
+        setup.dir.path(),
+        setup.agent.to_str().unwrap(),
+        &args,
+        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
+    );
+    let pid = agent.pid();
+    let graph_path = setup.dir.path().join("graph.json");
+    let collect = Collect::start(
+        setup.dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    agent.release();
+    let output = agent.finish();
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["ok"], true, "{output}");
+    assert_eq!(report["parallel_ok"], 2, "{output}");
+    let events_path = collect.stdout_path.clone();
+    let captured = collect.stop();
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+
+    // One connection, and it is HTTP/2: the client preface starts it.
+    let egress = captured.tls_stream(pid, "egress");
+    assert!(
+        egress.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        "the agent spoke HTTP/2"
+    );
+    assert!(
+        captured
+            .of_kind("open")
+            .any(|e| e["pid"] == pid && e["path"] == READ_PATH && e["ret"].as_i64().unwrap() >= 0),
+        "read_file opened {READ_PATH}"
+    );
+
+    let graph_text = std::fs::read_to_string(&graph_path).unwrap();
+    let graph: Value = serde_json::from_str(&graph_text).unwrap();
+    let agent = agent_of(&graph, pid);
+    assert!(
+        models(agent).contains(&&Value::from("gpt-4o-mini")),
+        "{agent:#}"
+    );
+    assert_eq!(agent["llm_calls"], 6, "{agent:#}");
+    assert_eq!(agent["tool_calls"], 3, "{agent:#}");
+
+    let events_text = std::fs::read_to_string(&events_path).unwrap();
+    assert!(!events_text.contains(API_KEY), "API key in the events");
+    assert!(!graph_text.contains(API_KEY), "API key in the graph");
+}
+
+/// curl over system OpenSSL (nghttp2's HPACK, which indexes the first request's fields and
+/// refers to them in the second): both requests on one connection are LLM calls in the graph,
+/// the streamed one with its tool call.
+#[test]
+fn curl_http2_requests_on_one_connection_are_llm_calls() {
+    let setup = setup();
+    let body_dir = setup.dir.path();
+    std::fs::write(
+        body_dir.join("first.json"),
+        r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Read it."}],"tools":[{"type":"function","function":{"name":"read_file","parameters":{"type":"object","properties":{"path":{"type":"string"}}}}}],"metadata":{"read_path":"/etc/hostname"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        body_dir.join("second.json"),
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}]}"#,
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}/v1/chat/completions", setup.front.port);
+    let auth = format!("Authorization: Bearer {API_KEY}");
+    let first = format!("@{}", body_dir.join("first.json").display());
+    let second = format!("@{}", body_dir.join("second.json").display());
+    let ca = setup.ca.display().to_string();
+    let mut args: Vec<&str> = vec!["-sS", "--http2", "--cacert", &ca, "-H", &auth];
+    args.extend([
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &first,
+        &url,
+    ]);
+    args.extend(["--next", "--http2", "--cacert", &ca, "-H", &auth]);
+    args.extend([
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &second,
+        &url,
+    ]);
+    let curl = Paused::command(setup.dir.path(), "curl", &args, &[]);
+    let pid = curl.pid();
+    let graph_path = setup.dir.path().join("graph.json");
+    let collect = Collect::start(
+        setup.dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    curl.release();
+    let output = curl.finish();
+    assert!(
+        output.contains("data: [DONE]") && output.contains(r#""object": "chat.completion""#),
+        "curl got a streamed answer and a JSON one: {output}"
+    );
+    let captured = collect.stop();
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+    let graph_text = std::fs::read_to_string(&graph_path).unwrap();
+    let graph: Value = serde_json::from_str(&graph_text).unwrap();
+    let agent = agent_of(&graph, pid);
+    assert!(
+        models(agent).contains(&&Value::from("gpt-4o-mini")),
+        "{agent:#}"
+    );
+    assert_eq!(agent["llm_calls"], 2, "{agent:#}");
+    assert!(!graph_text.contains(API_KEY), "API key in the graph");
+}
+
+/// HTTP/2 without TLS (h2c, prior knowledge), as a local inference server speaks it: a Python
+/// agent on the `h2` library sends a streamed request on a plain socket, runs the tool call
+/// the answer asks for, and sends the result back on a second stream of the same connection.
+/// The preface is recognised on the plain socket like on TLS plaintext.
+#[test]
+fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = mcp_python();
+    let (_server, port) = start_h2c_server(dir.path(), &python);
+    let agent_path = agents_dir().join("h2c_agent.py");
+    let agent = Paused::agent(
+        dir.path(),
+        &python,
+        &[
+            agent_path.to_str().unwrap(),
+            "--port",
+            &port,
+            "--read-path",
+            READ_PATH,
+        ],
+        &[],
+    );
+    let pid = agent.pid();
+    let graph_path = dir.path().join("graph.json");
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    agent.release();
+    let output = agent.finish();
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["ok"], true, "{output}");
+    let captured = collect.stop();
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+    assert!(
+        captured
+            .of_kind("data")
+            .any(|e| e["pid"] == pid && e["source"] == "socket"),
+        "the h2c bytes were captured on the plain socket"
+    );
+    assert!(
+        captured
+            .of_kind("open")
+            .any(|e| e["pid"] == pid && e["path"] == READ_PATH && e["ret"].as_i64().unwrap() >= 0),
+        "read_file opened {READ_PATH}"
+    );
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    let agent = agent_of(&graph, pid);
+    assert!(
+        models(agent).contains(&&Value::from("qwen2.5-coder")),
+        "{agent:#}"
+    );
+    assert_eq!(agent["llm_calls"], 2, "{agent:#}");
+    assert_eq!(agent["tool_calls"], 1, "{agent:#}");
+}
+
+/// tests/agents/h2c_llm_server.py, listening; returns it and its port.
+fn start_h2c_server(dir: &Path, python: &str) -> (Background, String) {
+    let port_file = dir.join("h2c.port");
+    let server = Background(
+        Command::new(python)
+            .arg(agents_dir().join("h2c_llm_server.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .stderr(std::fs::File::create(dir.join("h2c.log")).unwrap())
+            .spawn()
+            .expect("start the h2c server"),
+    );
+    let port = wait_for_file(&port_file, "h2c server port");
+    (server, port)
+}
+
+/// The same h2c conversation captured at the server (started under the collector): the
+/// server's SETTINGS go out before it reads the client's preface, so its first captured bytes
+/// are a SETTINGS frame, which names it the server. Both streams are reconstructed; they are
+/// served, not the server's own LLM calls.
+#[test]
+fn h2c_server_is_read_from_its_first_settings_frame() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = mcp_python();
+    let port_file = dir.path().join("h2c.port");
+    let server_path = agents_dir().join("h2c_llm_server.py");
+    let server = Paused::command(
+        dir.path(),
+        &python,
+        &[
+            server_path.to_str().unwrap(),
+            "--port-file",
+            port_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let server_pid = server.pid();
+    let graph_path = dir.path().join("graph.json");
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &server_pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    server.release();
+    let _server = Background(server.child);
+    let port = wait_for_file(&port_file, "h2c server port");
+    let output = Command::new(&python)
+        .arg(agents_dir().join("h2c_agent.py"))
+        .args(["--port", &port, "--read-path", READ_PATH])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let captured = collect.stop();
+    let first = captured
+        .of_kind("data")
+        .find(|e| e["pid"] == server_pid)
+        .expect("the server's payloads");
+    assert_eq!(
+        first["direction"], "egress",
+        "the server spoke first: {first}"
+    );
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    let stats = &graph["stats"]["reconstruction"];
+    assert_eq!(stats["http_exchanges"], 2, "{stats:#}");
+    assert_eq!(stats["opaque_connections"], 0, "{stats:#}");
+    assert_eq!(stats["llm_calls"], 0, "{stats:#}");
+}
