@@ -4,6 +4,7 @@
 //! `SSL_read` are located from the code itself ([`boringssl`]).
 
 pub mod boringssl;
+pub mod openssl3;
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd as _;

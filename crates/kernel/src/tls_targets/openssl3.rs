@@ -1,0 +1,414 @@
+//! Locating OpenSSL 3's `ssl_read_internal` and `ssl_write_internal` in a stripped static
+//! executable that links OpenSSL in without exporting it (Codex CLI: Rust, musl, the
+//! `openssl` crate with a vendored OpenSSL 3 behind `native-tls`), from the binary itself: no
+//! table of per-release offsets or hashes.
+//!
+//! OpenSSL 3 reports errors with `ERR_raise(ERR_LIB_SSL, reason)`, which expands to
+//! `ERR_new(); ERR_set_debug(OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC); ERR_set_error(...)`:
+//! every error site in `ssl/ssl_lib.c` passes the file name string (first argument), the line
+//! (an immediate, second argument) and the name of the function it is written in (`__func__`,
+//! third argument) to one call. The function names are therefore in `.rodata`, and each is
+//! loaded next to the file name in exactly the functions that hold its error sites. The
+//! locator:
+//!
+//! 1. finds the strings `.../ssl/ssl_lib.c`, `ssl_read_internal` and `ssl_write_internal` in
+//!    `.rodata` (BoringSSL's file is `ssl_lib.cc`, see [`super::boringssl`]);
+//! 2. finds the instructions that load the function names (RIP-relative `lea` in PIE code,
+//!    `mov r32, imm32` otherwise);
+//! 3. takes each load's function bounds from `.eh_frame` (through `.eh_frame_hdr`'s sorted
+//!    table, read with `gimli`): Rust binaries keep it for unwinding even when stripped;
+//! 4. decodes each such function with `iced-x86` from its first instruction and keeps the
+//!    calls made with the file name, a line and the function name in the first three argument
+//!    registers (`ERR_set_debug(file, line, func)`);
+//! 5. requires each name to be passed from exactly one function (a second one would be a copy
+//!    inlined into a caller, whose calls the probe would miss), and that function to be the
+//!    target of direct calls or jumps (an entry point, not a split-off cold block).
+//!
+//! Both internal functions are what every public entry point ends in: `SSL_read`,
+//! `SSL_read_ex` (what the `openssl` crate calls) → `ssl_read_internal(s, buf, num,
+//! readbytes)`; `SSL_write`, `SSL_write_ex`, `SSL_write_ex2` → `ssl_write_internal(s, buf,
+//! num, [flags,] written)`. The `flags` argument exists from OpenSSL 3.3 on (QUIC stream
+//! flags): the version text (`OPENSSL_VERSION_TEXT`, "OpenSSL 3.N.M ...") in `.rodata` says
+//! which, and must name one minor version. The kernel programs check every call's `SSL*`
+//! before emitting (see `collector-ebpf/src/tls_located.rs`).
+
+use std::collections::BTreeMap;
+
+use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindSection as _};
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+use object::{Object as _, ObjectSection as _};
+
+use super::boringssl::{string_loads, Code};
+
+/// The end of OpenSSL 3's `__FILE__` for `ssl/ssl_lib.c`, NUL-terminated in `.rodata`.
+const SSL_LIB_FILE: &[u8] = b"ssl/ssl_lib.c\0";
+const READ_NAME: &[u8] = b"ssl_read_internal\0";
+const WRITE_NAME: &[u8] = b"ssl_write_internal\0";
+const VERSION_PREFIX: &[u8] = b"OpenSSL 3.";
+/// The longest function decoded (OpenSSL's internal read/write functions are a few hundred
+/// bytes; `.eh_frame` gives the exact length).
+const MAX_FUNCTION_LEN: u64 = 64 * 1024;
+
+/// Where the two functions are, their shape, and why the locator believes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSsl3Functions {
+    /// Virtual address of `ssl_read_internal`'s first instruction.
+    pub read_internal: u64,
+    /// Virtual address of `ssl_write_internal`'s first instruction.
+    pub write_internal: u64,
+    /// The same, as offsets in the file (what a uprobe attaches at).
+    pub read_offset: u64,
+    pub write_offset: u64,
+    /// `ssl_write_internal(s, buf, num, flags, written)` (OpenSSL 3.3 and later) rather than
+    /// `(s, buf, num, written)`: where the byte count is stored.
+    pub write_has_flags: bool,
+    /// The evidence that matched, one line each, for the coverage report and logs.
+    pub anchors: Vec<String>,
+}
+
+/// Why a binary that carries OpenSSL 3's `ssl_lib.c` was not recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRecognised {
+    pub why: String,
+}
+
+impl std::fmt::Display for NotRecognised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpenSSL 3 found but not located: {}", self.why)
+    }
+}
+
+/// One `ERR_set_debug(file, line, func)` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ErrorSite {
+    line: u64,
+    /// Which function name: 0 read, 1 write.
+    name: usize,
+}
+
+/// Function bounds from `.eh_frame`.
+struct Unwind<'a> {
+    bases: BaseAddresses,
+    eh_frame: EhFrame<gimli::EndianSlice<'a, LittleEndian>>,
+    table: gimli::ParsedEhFrameHdr<gimli::EndianSlice<'a, LittleEndian>>,
+}
+
+impl<'a> Unwind<'a> {
+    fn new(elf: &object::File<'a>, text: u64) -> Option<Unwind<'a>> {
+        let hdr = elf.section_by_name(".eh_frame_hdr")?;
+        let frame = elf.section_by_name(".eh_frame")?;
+        let bases = BaseAddresses::default()
+            .set_eh_frame_hdr(hdr.address())
+            .set_eh_frame(frame.address())
+            .set_text(text);
+        let table = EhFrameHdr::new(hdr.data().ok()?, LittleEndian)
+            .parse(&bases, 8)
+            .ok()?;
+        table.table()?;
+        Some(Unwind {
+            bases,
+            eh_frame: EhFrame::new(frame.data().ok()?, LittleEndian),
+            table,
+        })
+    }
+
+    /// `[start, end)` of the function whose code holds `address`.
+    fn function(&self, address: u64) -> Option<(u64, u64)> {
+        let fde = self
+            .table
+            .table()?
+            .fde_for_address(
+                &self.eh_frame,
+                &self.bases,
+                address,
+                EhFrame::cie_from_offset,
+            )
+            .ok()?;
+        let start = fde.initial_address();
+        let end = start.checked_add(fde.len())?;
+        (start <= address && address < end).then_some((start, end))
+    }
+}
+
+/// Locates the functions in an ELF image. `Ok(None)`: the binary carries no OpenSSL 3
+/// `ssl_lib.c` error sites (nothing to do); `Err`: it does, but the functions could not be
+/// located with confidence (a blind spot to report).
+pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> {
+    let Ok(elf) = object::File::parse(image) else {
+        return Ok(None);
+    };
+    if elf.architecture() != object::Architecture::X86_64 {
+        return Ok(None);
+    }
+    let Some(rodata) = elf.section_by_name(".rodata") else {
+        return Ok(None);
+    };
+    let (Ok(rodata_bytes), rodata_address) = (rodata.data(), rodata.address()) else {
+        return Ok(None);
+    };
+    let files = file_name_strings(rodata_bytes, rodata_address);
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let not = |why: String| Err(NotRecognised { why });
+    let names: [Vec<u64>; 2] = [READ_NAME, WRITE_NAME]
+        .map(|name| suffix_strings(rodata_bytes, rodata_address, name));
+    let Some(text) = elf.section_by_name(".text") else {
+        return not("no .text section".into());
+    };
+    let (Ok(bytes), Some((file_offset, _))) = (text.data(), text.file_range()) else {
+        return not(".text has no bytes in the file".into());
+    };
+    let code = Code {
+        address: text.address(),
+        file_offset,
+        bytes,
+    };
+    let all_names: Vec<u64> = names.iter().flatten().copied().collect();
+    let loads = string_loads(&code, &all_names);
+    if loads.is_empty() {
+        // The file name alone (in a string table, or a program that mentions it) is not
+        // OpenSSL's code.
+        return Ok(None);
+    }
+    let Some(unwind) = Unwind::new(&elf, code.address) else {
+        return not("no usable .eh_frame_hdr search table (function bounds unknown)".into());
+    };
+    let mut bounds: BTreeMap<u64, u64> = BTreeMap::new();
+    for load in &loads {
+        if let Some((start, end)) = unwind.function(*load) {
+            bounds.insert(start, end);
+        }
+    }
+    let file_addresses: Vec<u64> = files.iter().map(|(a, _)| *a).collect();
+    let mut sites: BTreeMap<u64, Vec<ErrorSite>> = BTreeMap::new();
+    for (start, end) in &bounds {
+        let found = error_sites(&code, *start, *end, &file_addresses, &names);
+        if !found.is_empty() {
+            sites.insert(*start, found);
+        }
+    }
+    if sites.is_empty() {
+        return Ok(None);
+    }
+    let mut anchors = vec![format!(
+        "__FILE__ string {:?} at {:#x}",
+        String::from_utf8_lossy(files[0].1.strip_suffix(b"\0").unwrap_or(files[0].1)),
+        files[0].0
+    )];
+    let mut found = [0u64; 2];
+    for (index, label) in ["ssl_read_internal", "ssl_write_internal"].iter().enumerate() {
+        let holders: Vec<(&u64, Vec<u64>)> = sites
+            .iter()
+            .map(|(start, s)| {
+                (
+                    start,
+                    s.iter()
+                        .filter(|site| site.name == index)
+                        .map(|site| site.line)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, lines)| !lines.is_empty())
+            .collect();
+        let [(start, ref lines)] = holders[..] else {
+            return not(format!(
+                "{} functions pass __func__ {label:?} to ERR_set_debug, expected one",
+                holders.len()
+            ));
+        };
+        let entries = direct_references(&code, *start);
+        if entries == 0 {
+            return not(format!(
+                "{label} candidate at {start:#x} is never called or jumped to directly"
+            ));
+        }
+        anchors.push(format!(
+            "{label} at {start:#x} (.eh_frame bounds, {} bytes): ERR_set_debug(ssl_lib.c, line, {label:?}) at lines {lines:?}; {entries} direct calls or jumps to it",
+            bounds[start] - start
+        ));
+        found[index] = *start;
+    }
+    let versions = version_minors(rodata_bytes);
+    let [(minor, version)] = versions.iter().collect::<Vec<_>>()[..] else {
+        return not(format!(
+            "OpenSSL version texts name minor versions {:?}, expected one",
+            versions.keys().collect::<Vec<_>>()
+        ));
+    };
+    let write_has_flags = *minor >= 3;
+    anchors.push(format!(
+        "version text {version:?}: ssl_write_internal takes {}",
+        if write_has_flags {
+            "(s, buf, num, flags, written) (3.3 and later)"
+        } else {
+            "(s, buf, num, written) (before 3.3)"
+        }
+    ));
+    let offset = |address: u64| address - code.address + code.file_offset;
+    Ok(Some(OpenSsl3Functions {
+        read_internal: found[0],
+        write_internal: found[1],
+        read_offset: offset(found[0]),
+        write_offset: offset(found[1]),
+        write_has_flags,
+        anchors,
+    }))
+}
+
+/// Addresses and bytes (NUL included) of the `.rodata` strings that end in `ssl/ssl_lib.c`.
+fn file_name_strings(rodata: &[u8], address: u64) -> Vec<(u64, &[u8])> {
+    memchr::memmem::find_iter(rodata, SSL_LIB_FILE)
+        .filter_map(|end| {
+            let start = memchr::memrchr(0, &rodata[..end]).map_or(0, |nul| nul + 1);
+            let string = &rodata[start..end + SSL_LIB_FILE.len()];
+            (start == end || rodata[end - 1] == b'/').then_some((address + start as u64, string))
+        })
+        .collect()
+}
+
+/// Addresses of `name` (NUL-terminated) in `.rodata`, whole or as the tail of a longer string
+/// (a linker that merges string tails points `__func__` into the middle of another).
+fn suffix_strings(rodata: &[u8], address: u64, name: &[u8]) -> Vec<u64> {
+    memchr::memmem::find_iter(rodata, name)
+        .map(|at| address + at as u64)
+        .collect()
+}
+
+/// The minor versions named by "OpenSSL 3.N.M ..." texts in `.rodata`, each with its text.
+fn version_minors(rodata: &[u8]) -> BTreeMap<u32, String> {
+    memchr::memmem::find_iter(rodata, VERSION_PREFIX)
+        .filter_map(|at| {
+            let rest = &rodata[at + VERSION_PREFIX.len()..];
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            // "3.N.M " (a version text), not "3.N" inside some other message.
+            let after = rest.get(digits..)?;
+            let patch = after.strip_prefix(b".")?;
+            let patch_digits = patch.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0
+                || digits > 3
+                || patch_digits == 0
+                || patch.get(patch_digits) != Some(&b' ')
+            {
+                return None;
+            }
+            let minor = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+            let end = memchr::memchr(0, &rodata[at..]).map_or(rodata.len(), |n| at + n);
+            let text = String::from_utf8_lossy(&rodata[at..end.min(at + 64)]).into_owned();
+            Some((minor, text))
+        })
+        .collect()
+}
+
+/// Decodes the function `[start, end)` and returns its `ERR_set_debug(file, line, func)`
+/// calls for the wanted function names (`names[0]` read, `names[1]` write).
+fn error_sites(
+    code: &Code<'_>,
+    start: u64,
+    end: u64,
+    files: &[u64],
+    names: &[Vec<u64>; 2],
+) -> Vec<ErrorSite> {
+    let mut sites = Vec::new();
+    if !code.contains(start) || end - start > MAX_FUNCTION_LEN {
+        return sites;
+    }
+    let offset = (start - code.address) as usize;
+    let stop = ((end - code.address) as usize).min(code.bytes.len());
+    let mut decoder = Decoder::with_ip(
+        64,
+        &code.bytes[offset..stop],
+        start,
+        DecoderOptions::NONE,
+    );
+    let mut instruction = Instruction::default();
+    // Known constant value of each general-purpose register (by full register), reset at
+    // every call and branch target is not tracked: a value loaded before a call is only
+    // trusted for that call.
+    let mut values: BTreeMap<Register, u64> = BTreeMap::new();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut instruction);
+        if instruction.is_invalid() {
+            break;
+        }
+        match instruction.flow_control() {
+            FlowControl::Call => {
+                let file = values.get(&Register::RDI);
+                let line = values.get(&Register::RSI);
+                let func = values.get(&Register::RDX);
+                if let (Some(file), Some(line), Some(func)) = (file, line, func) {
+                    if files.contains(file) && *line < 1_000_000 {
+                        for (name, addresses) in names.iter().enumerate() {
+                            if addresses.contains(func) {
+                                sites.push(ErrorSite { line: *line, name });
+                            }
+                        }
+                    }
+                }
+                values.clear();
+                continue;
+            }
+            FlowControl::Return
+            | FlowControl::IndirectBranch
+            | FlowControl::UnconditionalBranch
+            | FlowControl::ConditionalBranch => {
+                values.clear();
+                continue;
+            }
+            _ => {}
+        }
+        let destination = (instruction.op_count() > 0
+            && instruction.op0_kind() == OpKind::Register)
+            .then(|| instruction.op0_register().full_register())
+            .filter(|r| r.is_gpr64());
+        let Some(destination) = destination else {
+            continue;
+        };
+        let constant = match instruction.mnemonic() {
+            Mnemonic::Mov
+                if matches!(
+                    instruction.op1_kind(),
+                    OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64
+                ) =>
+            {
+                Some(instruction.immediate(1))
+            }
+            Mnemonic::Lea if instruction.is_ip_rel_memory_operand() => {
+                Some(instruction.ip_rel_memory_address())
+            }
+            _ => None,
+        };
+        match constant {
+            Some(value) => {
+                values.insert(destination, value);
+            }
+            None => {
+                values.remove(&destination);
+            }
+        }
+    }
+    sites.sort();
+    sites
+}
+
+/// How many `call rel32` or `jmp rel32` instructions in `.text` target `target` (a byte scan:
+/// an `E8`/`E9` inside another instruction can add a false reference, never remove a real
+/// one; a tail call from `SSL_write_ex2` is a jump).
+fn direct_references(code: &Code<'_>, target: u64) -> usize {
+    let mut count = 0;
+    for opcode in [0xe8, 0xe9] {
+        for at in memchr::memchr_iter(opcode, code.bytes) {
+            let Some(rel) = code.bytes.get(at + 1..at + 5) else {
+                break;
+            };
+            let rel = i32::from_le_bytes(rel.try_into().unwrap_or([0; 4]));
+            if (code.address + at as u64 + 5).wrapping_add_signed(i64::from(rel)) == target {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests;

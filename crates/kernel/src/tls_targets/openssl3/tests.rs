@@ -1,0 +1,182 @@
+//! The locator against the two Codex CLI releases `make setup` installs, against binaries
+//! without OpenSSL 3, and against damaged copies.
+
+use super::*;
+
+/// The Codex CLI executable of one installed release (the npm package moved it between
+/// releases). Setup installs both; a missing one is a failure, not a skip.
+pub(crate) fn codex_binary(version: &str) -> std::path::PathBuf {
+    let agents = std::env::var_os("AGENTSCOPE_AGENTS_DIR").map_or_else(
+        || {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/agentscope/agents")
+        },
+        std::path::PathBuf::from,
+    );
+    let vendor = agents.join(format!(
+        "codex@{version}/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl"
+    ));
+    let path = ["codex/codex", "bin/codex"]
+        .iter()
+        .map(|p| vendor.join(p))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{}/{{codex/codex,bin/codex}} is missing: run `make setup` (it installs Codex CLI {version})",
+                vendor.display()
+            )
+        });
+    path
+}
+
+fn map(path: &std::path::Path) -> memmap2::Mmap {
+    let file = std::fs::File::open(path).unwrap();
+    // SAFETY: a read-only mapping of a file nothing writes while the test runs.
+    unsafe { memmap2::Mmap::map(&file).unwrap() }
+}
+
+/// Ground truth established by hand, independently of the locator: the instructions that
+/// load the `__func__` strings (`objdump -d` around the `lea` whose target is the string),
+/// and the `.eh_frame` entry holding them (`readelf --debug-dump=frames codex | grep FDE`).
+/// In 0.101.0 `SSL_read` (0x3f75470) and `SSL_read_ex` (0x3f754d0) visibly call the read
+/// function found. The locator knows none of these numbers.
+const GROUND_TRUTH: [(&str, u64, u64, &str); 2] = [
+    ("0.101.0", 0x3f7_50a0, 0x3f7_54f0, "OpenSSL 3.5.5 27 Jan 2026"),
+    ("0.171.0", 0x1222_e5d0, 0x1222_ebc0, "OpenSSL 3.6."),
+];
+
+#[test]
+fn locates_the_internal_read_and_write_in_both_codex_releases() {
+    for (version, read, write, openssl) in GROUND_TRUTH {
+        let image = map(&codex_binary(version));
+        let found = locate(&image)
+            .unwrap_or_else(|e| panic!("Codex {version}: {e}"))
+            .unwrap_or_else(|| panic!("Codex {version}: no OpenSSL 3 found"));
+        assert_eq!(
+            (found.read_internal, found.write_internal),
+            (read, write),
+            "Codex {version}: {found:#?}"
+        );
+        // Both releases carry OpenSSL 3.5 or later: the write function takes the QUIC flags.
+        assert!(found.write_has_flags, "{found:#?}");
+        // PIE executables whose text is mapped at its file offset plus a page-aligned bias.
+        for (address, offset) in [
+            (found.read_internal, found.read_offset),
+            (found.write_internal, found.write_offset),
+        ] {
+            assert_eq!(address % 4096, offset % 4096);
+        }
+        assert!(
+            found.anchors.iter().any(|a| a.contains("ssl/ssl_lib.c")),
+            "{:?}",
+            found.anchors
+        );
+        assert!(found
+            .anchors
+            .iter()
+            .any(|a| a.starts_with("ssl_read_internal at")));
+        assert!(found
+            .anchors
+            .iter()
+            .any(|a| a.starts_with("ssl_write_internal at")));
+        assert!(
+            found.anchors.iter().any(|a| a.contains(openssl)),
+            "{:#?}",
+            found.anchors
+        );
+    }
+}
+
+#[test]
+fn binaries_without_openssl3_are_not_openssl3() {
+    // The test binary itself mentions the strings (this module) but never passes them to
+    // ERR_set_debug; a system binary carries none.
+    let this = std::env::current_exe().unwrap();
+    assert_eq!(locate(&map(&this)), Ok(None));
+    assert_eq!(locate(&map(std::path::Path::new("/bin/sh"))), Ok(None));
+    assert_eq!(locate(b"not an elf"), Ok(None));
+    assert_eq!(locate(&[]), Ok(None));
+}
+
+#[test]
+fn the_system_libssl_is_located_like_a_static_copy() {
+    // Debian's libssl.so.3 exports SSL_read_ex, so it is never located in production; it is
+    // an independent build (GCC, not Codex's clang) whose exported symbols check the answer.
+    let path = ["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3"]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|p| p.exists())
+        .expect("the system libssl (make setup installs it)");
+    let image = map(path);
+    match locate(&image) {
+        Ok(Some(found)) => {
+            assert!(found.read_internal != found.write_internal, "{found:#?}");
+        }
+        // GCC may inline ssl_read_internal into SSL_read and SSL_read_ex: then the locator
+        // must say so rather than probe one copy.
+        Err(err) => assert!(err.why.contains("expected one"), "{err}"),
+        Ok(None) => panic!("{} carries OpenSSL 3's ssl_lib.c", path.display()),
+    }
+}
+
+#[test]
+fn a_damaged_binary_is_reported_not_guessed() {
+    let image = map(&codex_binary("0.101.0"));
+    let found = locate(&image).unwrap().unwrap();
+    // A second function passing "ssl_read_internal" to ERR_set_debug, as if the compiler had
+    // inlined a copy into a caller: the write function's name loads are pointed at the read
+    // name instead.
+    let mut damaged = image.to_vec();
+    let elf = object::File::parse(&*image).unwrap();
+    let rodata = elf.section_by_name(".rodata").unwrap();
+    let rodata_bytes = rodata.data().unwrap();
+    let read_name = rodata.address()
+        + memchr::memmem::find(rodata_bytes, READ_NAME).unwrap() as u64;
+    let write_name = rodata.address()
+        + memchr::memmem::find(rodata_bytes, WRITE_NAME).unwrap() as u64;
+    let text = elf.section_by_name(".text").unwrap();
+    let (text_offset, _) = text.file_range().unwrap();
+    let code = Code {
+        address: text.address(),
+        file_offset: text_offset,
+        bytes: text.data().unwrap(),
+    };
+    let mut patched = 0;
+    for load in string_loads(&code, &[write_name]) {
+        // lea r64, [rip + disp32]: the displacement is 3 bytes into the instruction.
+        let at = (load - code.address + code.file_offset) as usize;
+        let next = load + 7;
+        let disp = i32::try_from(read_name as i64 - next as i64).unwrap();
+        damaged[at + 3..at + 7].copy_from_slice(&disp.to_le_bytes());
+        patched += 1;
+    }
+    assert!(patched >= 1);
+    let err = locate(&damaged).unwrap_err();
+    assert!(
+        err.why.contains("ssl_read_internal") && err.why.contains("expected one"),
+        "{err}"
+    );
+    // Without a version text the write function's shape is unknown: not guessed either.
+    let mut unversioned = image.to_vec();
+    for at in memchr::memmem::find_iter(&image, VERSION_PREFIX).collect::<Vec<_>>() {
+        unversioned[at] = b'X';
+    }
+    let err = locate(&unversioned).unwrap_err();
+    assert!(err.why.contains("version"), "{err}");
+    assert_ne!(found.read_offset, 0);
+}
+
+#[test]
+fn version_texts() {
+    assert_eq!(
+        version_minors(b"\0OpenSSL 3.5.5 27 Jan 2026\0"),
+        BTreeMap::from([(5, "OpenSSL 3.5.5 27 Jan 2026".to_string())])
+    );
+    assert_eq!(
+        version_minors(b"OpenSSL 3.0.13 30 Jan 2024\0OpenSSL 3.0.13\0")
+            .keys()
+            .collect::<Vec<_>>(),
+        [&0]
+    );
+    assert!(version_minors(b"needs OpenSSL 3.x or later\0").is_empty());
+}
