@@ -19,6 +19,9 @@ pub enum PlaintextMethod {
     /// BoringSSL linked into a stripped binary (Bun, so Claude Code), its read/write functions
     /// located from the binary's own structure.
     BoringsslLocated,
+    /// OpenSSL 3 linked into a stripped static binary that does not export it (Codex CLI's
+    /// `native-tls`), its internal read/write functions located from the binary's own code.
+    OpensslLocated,
     /// rustls in a stripped static binary (Codex CLI).
     RustlsLocated,
     /// Go `crypto/tls` `(*Conn).Read`/`(*Conn).Write`, found through the binary's pclntab.
@@ -31,6 +34,7 @@ impl PlaintextMethod {
         match self {
             PlaintextMethod::OpensslSymbols => "OpenSSL symbols",
             PlaintextMethod::BoringsslLocated => "BoringSSL located",
+            PlaintextMethod::OpensslLocated => "OpenSSL located",
             PlaintextMethod::RustlsLocated => "rustls located",
             PlaintextMethod::GoCryptoTls => "Go crypto/tls",
         }

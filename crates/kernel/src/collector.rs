@@ -20,7 +20,7 @@ use crate::process_table::ProcessTable;
 use crate::procfs;
 use crate::redact;
 use crate::tls_coverage::{AnalysedObject, ObjectTls, ProcessTlsTracker};
-use crate::tls_targets::{self, TlsInspection, TlsMethod, TlsTargetCache};
+use crate::tls_targets::{self, TlsInspection, TlsTargetCache};
 use agentscope_event::PlaintextMethod;
 
 #[derive(Debug, Clone)]
@@ -582,10 +582,7 @@ impl Collector {
                 TlsInspection::Target(target) => Some(TlsLibrary {
                     path: library.shown.into(),
                     method: Some(target.method.name()),
-                    anchors: match &target.method {
-                        TlsMethod::BoringSslLocated { anchors } => anchors.clone(),
-                        TlsMethod::OpenSslExported => Vec::new(),
-                    },
+                    anchors: target.method.anchors().to_vec(),
                     not_visible: None,
                 }),
                 TlsInspection::NotRecognised { why, .. } => Some(TlsLibrary {

@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::error::CollectorError;
 use crate::go_tls_targets::GoTlsTarget;
-use crate::tls_targets::{TlsMethod, TlsTarget};
+use crate::tls_targets::{openssl3, TlsMethod, TlsTarget};
 
 #[cfg(not(agentscope_ebpf_skipped))]
 static EBPF_OBJECT: &[u8] =
@@ -141,6 +141,16 @@ const SSL_EXIT_PROGRAM: &str = "ssl_exit_probe";
 const LOCATED_ENTRY_PROGRAMS: [(&str, &str); 2] = [
     ("SSL_write", "located_ssl_write_enter"),
     ("SSL_read", "located_ssl_read_enter"),
+];
+/// Entry probes for OpenSSL 3's internal functions located in stripped static binaries
+/// (Codex CLI), checked like BoringSSL's; the write function's shape decides the program.
+const LOCATED_OPENSSL3_PROGRAMS: [(&str, &str); 3] = [
+    (openssl3::READ, "located_openssl3_read_enter"),
+    (openssl3::WRITE, "located_openssl3_write_enter"),
+    (
+        openssl3::WRITE_WITH_FLAGS,
+        "located_openssl3_write_flags_enter",
+    ),
 ];
 
 /// Go `crypto/tls` programs (collector-ebpf/src/go_tls.rs): entry of `(*Conn).Write`, entry
@@ -361,6 +371,7 @@ impl KernelCapture {
         for program in SSL_ENTRY_PROGRAMS
             .iter()
             .chain(LOCATED_ENTRY_PROGRAMS.iter())
+            .chain(LOCATED_OPENSSL3_PROGRAMS.iter())
             .map(|(_, p)| *p)
             .chain([
                 SSL_EXIT_PROGRAM,
@@ -384,6 +395,7 @@ impl KernelCapture {
         let entries: &[(&str, &str)] = match target.method {
             TlsMethod::OpenSslExported => &SSL_ENTRY_PROGRAMS,
             TlsMethod::BoringSslLocated { .. } => &LOCATED_ENTRY_PROGRAMS,
+            TlsMethod::OpenSsl3Located { .. } => &LOCATED_OPENSSL3_PROGRAMS,
         };
         for (function, offset) in &target.functions {
             let Some((_, entry)) = entries.iter().find(|(f, _)| f == function) else {

@@ -1,7 +1,8 @@
 //! Finding TLS libraries to probe: any ELF file (a shared libssl, or an executable such as
 //! Node that embeds OpenSSL) whose dynamic symbols export the OpenSSL read/write API, and
 //! stripped executables with BoringSSL linked in (Bun, so Claude Code), whose `SSL_write` and
-//! `SSL_read` are located from the code itself ([`boringssl`]).
+//! `SSL_read` are located from the code itself ([`boringssl`]), or with OpenSSL 3 linked in
+//! (Codex CLI), whose `ssl_write_internal` and `ssl_read_internal` are ([`openssl3`]).
 
 pub mod boringssl;
 pub mod openssl3;
@@ -28,6 +29,9 @@ pub enum TlsMethod {
     /// BoringSSL's `SSL_write`/`SSL_read` located in a stripped binary; the anchors say why
     /// the locator believes it. The kernel programs check every call before emitting.
     BoringSslLocated { anchors: Vec<String> },
+    /// OpenSSL 3's `ssl_write_internal`/`ssl_read_internal` located in a stripped static
+    /// binary (every public read/write entry point ends in them); checked like BoringSSL's.
+    OpenSsl3Located { anchors: Vec<String> },
 }
 
 impl TlsMethod {
@@ -36,6 +40,26 @@ impl TlsMethod {
         match self {
             TlsMethod::OpenSslExported => "openssl (exported symbols)",
             TlsMethod::BoringSslLocated { .. } => "boringssl (located)",
+            TlsMethod::OpenSsl3Located { .. } => "openssl (located)",
+        }
+    }
+
+    /// Why the locator believes it (empty for exported symbols).
+    pub fn anchors(&self) -> &[String] {
+        match self {
+            TlsMethod::OpenSslExported => &[],
+            TlsMethod::BoringSslLocated { anchors } | TlsMethod::OpenSsl3Located { anchors } => {
+                anchors
+            }
+        }
+    }
+
+    /// The coverage verdict's name for it.
+    pub fn plaintext_method(&self) -> PlaintextMethod {
+        match self {
+            TlsMethod::OpenSslExported => PlaintextMethod::OpensslSymbols,
+            TlsMethod::BoringSslLocated { .. } => PlaintextMethod::BoringsslLocated,
+            TlsMethod::OpenSsl3Located { .. } => PlaintextMethod::OpensslLocated,
         }
     }
 }
@@ -66,8 +90,9 @@ impl TlsTarget {
 pub enum TlsInspection {
     /// Probes can be attached.
     Target(TlsTarget),
-    /// The file carries BoringSSL but its functions could not be located with confidence:
-    /// its TLS plaintext is not visible (a blind spot), for this reason.
+    /// The file carries BoringSSL or OpenSSL 3 but its functions could not be located with
+    /// confidence: its TLS plaintext is not visible (a blind spot), for this reason (which
+    /// names the library).
     NotRecognised { path: PathBuf, why: String },
     /// No TLS library recognised in the file.
     Nothing,
@@ -82,7 +107,8 @@ pub fn inspect(path: &Path) -> std::io::Result<Option<TlsTarget>> {
     })
 }
 
-/// Inspects an ELF file: OpenSSL's exported API first, then BoringSSL located in the code.
+/// Inspects an ELF file: OpenSSL's exported API first, then BoringSSL located in the code,
+/// then OpenSSL 3 located in the code.
 pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
@@ -125,25 +151,54 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
             file: Arc::new(file),
         }));
     }
-    Ok(match boringssl::locate(&map) {
-        Ok(None) => TlsInspection::Nothing,
-        Ok(Some(found)) => TlsInspection::Target(TlsTarget {
+    let target = |functions, method| {
+        TlsInspection::Target(TlsTarget {
             path: path.to_path_buf(),
             dev: meta.dev(),
             ino: meta.ino(),
-            functions: vec![
-                ("SSL_write", found.ssl_write_offset),
-                ("SSL_read", found.ssl_read_offset),
+            functions,
+            method,
+            file: Arc::new(file),
+        })
+    };
+    let not_recognised = |why: String| TlsInspection::NotRecognised {
+        path: path.to_path_buf(),
+        why,
+    };
+    match boringssl::locate(&map) {
+        Ok(None) => {}
+        Ok(Some(found)) => {
+            return Ok(target(
+                vec![
+                    ("SSL_write", found.ssl_write_offset),
+                    ("SSL_read", found.ssl_read_offset),
+                ],
+                TlsMethod::BoringSslLocated {
+                    anchors: found.anchors,
+                },
+            ))
+        }
+        Err(not) => return Ok(not_recognised(not.to_string())),
+    }
+    Ok(match openssl3::locate(&map) {
+        Ok(None) => TlsInspection::Nothing,
+        Ok(Some(found)) => target(
+            vec![
+                (
+                    if found.write_has_flags {
+                        openssl3::WRITE_WITH_FLAGS
+                    } else {
+                        openssl3::WRITE
+                    },
+                    found.write_offset,
+                ),
+                (openssl3::READ, found.read_offset),
             ],
-            method: TlsMethod::BoringSslLocated {
+            TlsMethod::OpenSsl3Located {
                 anchors: found.anchors,
             },
-            file: Arc::new(file),
-        }),
-        Err(not) => TlsInspection::NotRecognised {
-            path: path.to_path_buf(),
-            why: not.to_string(),
-        },
+        ),
+        Err(not) => not_recognised(not.to_string()),
     })
 }
 
@@ -195,16 +250,13 @@ impl TlsTargetCache {
                 let inspection = inspect_detailed(path).ok()?;
                 let tls = match &inspection {
                     TlsInspection::Target(target) => match attach(target) {
-                        Ok(()) => ObjectTls::Probed(match target.method {
-                            TlsMethod::OpenSslExported => PlaintextMethod::OpensslSymbols,
-                            TlsMethod::BoringSslLocated { .. } => PlaintextMethod::BoringsslLocated,
-                        }),
+                        Ok(()) => ObjectTls::Probed(target.method.plaintext_method()),
                         Err(err) => ObjectTls::AttachFailed(err),
                     },
-                    // BoringSSL is there but its functions were not located with confidence:
-                    // nothing is probed rather than a guess.
+                    // BoringSSL or OpenSSL 3 is there but its functions were not located with
+                    // confidence: nothing is probed rather than a guess.
                     TlsInspection::NotRecognised { why, .. } => {
-                        ObjectTls::ValidationFailed(format!("BoringSSL not located: {why}"))
+                        ObjectTls::ValidationFailed(why.clone())
                     }
                     TlsInspection::Nothing => ObjectTls::NoTlsStack,
                 };

@@ -13,8 +13,8 @@
 //!
 //! 1. finds the strings `.../ssl/ssl_lib.c`, `ssl_read_internal` and `ssl_write_internal` in
 //!    `.rodata` (BoringSSL's file is `ssl_lib.cc`, see [`super::boringssl`]);
-//! 2. finds the instructions that load the function names (RIP-relative `lea` in PIE code,
-//!    `mov r32, imm32` otherwise);
+//! 2. finds the instructions that load the function names into `rdx`, the `func` argument
+//!    (`lea rdx, [rip + disp32]` in PIE code, `mov edx, imm32` otherwise);
 //! 3. takes each load's function bounds from `.eh_frame` (through `.eh_frame_hdr`'s sorted
 //!    table, read with `gimli`): Rust binaries keep it for unwinding even when stripped;
 //! 4. decodes each such function with `iced-x86` from its first instruction and keeps the
@@ -32,16 +32,25 @@
 //! which, and must name one minor version. The kernel programs check every call's `SSL*`
 //! before emitting (see `collector-ebpf/src/tls_located.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindSection as _};
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
 use object::{Object as _, ObjectSection as _};
 
-use super::boringssl::{string_loads, Code};
+use super::boringssl::Code;
+
+/// The names the located functions are attached under ([`super::TlsTarget::functions`]);
+/// the kernel program for each follows from it.
+pub const READ: &str = "ssl_read_internal";
+pub const WRITE: &str = "ssl_write_internal";
+/// `ssl_write_internal` with the QUIC `flags` argument (OpenSSL 3.3 and later).
+pub const WRITE_WITH_FLAGS: &str = "ssl_write_internal(flags)";
 
 /// The end of OpenSSL 3's `__FILE__` for `ssl/ssl_lib.c`, NUL-terminated in `.rodata`.
 const SSL_LIB_FILE: &[u8] = b"ssl/ssl_lib.c\0";
+/// The located functions' names: index 0 read, 1 write (as in [`ErrorSite::name`]).
+const LABELS: [&str; 2] = [READ, WRITE];
 const READ_NAME: &[u8] = b"ssl_read_internal\0";
 const WRITE_NAME: &[u8] = b"ssl_write_internal\0";
 const VERSION_PREFIX: &[u8] = b"OpenSSL 3.";
@@ -151,8 +160,8 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
         return Ok(None);
     }
     let not = |why: String| Err(NotRecognised { why });
-    let names: [Vec<u64>; 2] = [READ_NAME, WRITE_NAME]
-        .map(|name| suffix_strings(rodata_bytes, rodata_address, name));
+    let names: [Vec<u64>; 2] =
+        [READ_NAME, WRITE_NAME].map(|name| suffix_strings(rodata_bytes, rodata_address, name));
     let Some(text) = elf.section_by_name(".text") else {
         return not("no .text section".into());
     };
@@ -165,7 +174,10 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
         bytes,
     };
     let all_names: Vec<u64> = names.iter().flatten().copied().collect();
-    let loads = string_loads(&code, &all_names);
+    // Position-independent code (ET_DYN: a PIE or a shared library) never loads an address
+    // as an absolute immediate.
+    let absolute = elf.kind() != object::ObjectKind::Dynamic;
+    let loads = third_argument_loads(&code, &all_names, absolute);
     if loads.is_empty() {
         // The file name alone (in a string table, or a program that mentions it) is not
         // OpenSSL's code.
@@ -197,7 +209,8 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
         files[0].0
     )];
     let mut found = [0u64; 2];
-    for (index, label) in ["ssl_read_internal", "ssl_write_internal"].iter().enumerate() {
+    let mut site_lines: [Vec<u64>; 2] = Default::default();
+    for (index, label) in LABELS.iter().enumerate() {
         let holders: Vec<(&u64, Vec<u64>)> = sites
             .iter()
             .map(|(start, s)| {
@@ -217,17 +230,23 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
                 holders.len()
             ));
         };
-        let entries = direct_references(&code, *start);
+        found[index] = *start;
+        site_lines[index] = lines.clone();
+    }
+    let references = direct_references(&code, &found);
+    for (index, label) in LABELS.iter().enumerate() {
+        let start = found[index];
+        let entries = references[index];
         if entries == 0 {
             return not(format!(
                 "{label} candidate at {start:#x} is never called or jumped to directly"
             ));
         }
         anchors.push(format!(
-            "{label} at {start:#x} (.eh_frame bounds, {} bytes): ERR_set_debug(ssl_lib.c, line, {label:?}) at lines {lines:?}; {entries} direct calls or jumps to it",
-            bounds[start] - start
+            "{label} at {start:#x} (.eh_frame bounds, {} bytes): ERR_set_debug(ssl_lib.c, line, {label:?}) at lines {:?}; {entries} direct calls or jumps to it",
+            bounds[&start] - start,
+            site_lines[index]
         ));
-        found[index] = *start;
     }
     let versions = version_minors(rodata_bytes);
     let [(minor, version)] = versions.iter().collect::<Vec<_>>()[..] else {
@@ -315,12 +334,7 @@ fn error_sites(
     }
     let offset = (start - code.address) as usize;
     let stop = ((end - code.address) as usize).min(code.bytes.len());
-    let mut decoder = Decoder::with_ip(
-        64,
-        &code.bytes[offset..stop],
-        start,
-        DecoderOptions::NONE,
-    );
+    let mut decoder = Decoder::with_ip(64, &code.bytes[offset..stop], start, DecoderOptions::NONE);
     let mut instruction = Instruction::default();
     // Known constant value of each general-purpose register (by full register), reset at
     // every call and branch target is not tracked: a value loaded before a call is only
@@ -391,23 +405,72 @@ fn error_sites(
     sites
 }
 
-/// How many `call rel32` or `jmp rel32` instructions in `.text` target `target` (a byte scan:
-/// an `E8`/`E9` inside another instruction can add a false reference, never remove a real
-/// one; a tail call from `SSL_write_ex2` is a jump).
-fn direct_references(code: &Code<'_>, target: u64) -> usize {
-    let mut count = 0;
-    for opcode in [0xe8, 0xe9] {
-        for at in memchr::memchr_iter(opcode, code.bytes) {
-            let Some(rel) = code.bytes.get(at + 1..at + 5) else {
-                break;
-            };
-            let rel = i32::from_le_bytes(rel.try_into().unwrap_or([0; 4]));
-            if (code.address + at as u64 + 5).wrapping_add_signed(i64::from(rel)) == target {
-                count += 1;
+/// `lea rdx, [rip + disp32]`: how PIE code passes an address as the third argument.
+const LEA_RDX_RIP: [u8; 3] = [0x48, 0x8d, 0x15];
+/// `mov edx, imm32`: how non-PIE code does.
+const MOV_EDX_IMM32: u8 = 0xba;
+
+/// Addresses of instructions that load one of `targets` into `rdx`, the register of
+/// `ERR_set_debug`'s `func` argument: only these are sites the decode can confirm, and an
+/// exact byte pattern makes the search of a few hundred MB of `.text` a fast substring
+/// search rather than a walk over every `lea`. Candidates only: the function decode confirms
+/// each on an instruction boundary.
+fn third_argument_loads(code: &Code<'_>, targets: &[u64], absolute: bool) -> Vec<u64> {
+    let mut loads = BTreeSet::new();
+    for at in memchr::memmem::find_iter(code.bytes, &LEA_RDX_RIP) {
+        let Some(disp) = code.bytes.get(at + 3..at + 7) else {
+            break;
+        };
+        let disp = i32::from_le_bytes(disp.try_into().unwrap_or([0; 4]));
+        let next = code.address + at as u64 + 7;
+        if targets.contains(&next.wrapping_add_signed(i64::from(disp))) {
+            loads.insert(code.address + at as u64);
+        }
+    }
+    for target in targets.iter().filter(|_| absolute) {
+        let Ok(imm) = u32::try_from(*target) else {
+            continue;
+        };
+        let mut pattern = [MOV_EDX_IMM32, 0, 0, 0, 0];
+        pattern[1..].copy_from_slice(&imm.to_le_bytes());
+        for at in memchr::memmem::find_iter(code.bytes, &pattern) {
+            loads.insert(code.address + at as u64);
+        }
+    }
+    loads.into_iter().collect()
+}
+
+/// How far from a located function its direct callers are searched: `SSL_read`,
+/// `SSL_read_ex` and `SSL_write_ex2` are in the same source file (`ssl_lib.c`), so the
+/// compiler and linker place them next to it; searching all of a 300 MB `.text` for calls
+/// took most of the analysis time.
+const CALLER_WINDOW: u64 = 4 << 20;
+
+/// How many `call rel32` or `jmp rel32` instructions within [`CALLER_WINDOW`] of them target
+/// each of `targets` (a byte scan: an `E8`/`E9` inside another instruction can add a false
+/// reference, never remove a real one; a tail call from `SSL_write_ex2` is a jump).
+fn direct_references(code: &Code<'_>, targets: &[u64]) -> Vec<usize> {
+    let mut counts = vec![0; targets.len()];
+    let low = targets.iter().min().copied().unwrap_or(0);
+    let high = targets.iter().max().copied().unwrap_or(0);
+    let from = low.saturating_sub(CALLER_WINDOW).max(code.address) - code.address;
+    let to = (high.saturating_add(CALLER_WINDOW) - code.address).min(code.bytes.len() as u64);
+    let (from, to) = (from as usize, to as usize);
+    let window = code.bytes.get(from..to).unwrap_or_default();
+    let window_address = code.address + from as u64;
+    for at in memchr::memchr2_iter(0xe8, 0xe9, window) {
+        let Some(rel) = window.get(at + 1..at + 5) else {
+            break;
+        };
+        let rel = i32::from_le_bytes(rel.try_into().unwrap_or([0; 4]));
+        let target = (window_address + at as u64 + 5).wrapping_add_signed(i64::from(rel));
+        for (count, wanted) in counts.iter_mut().zip(targets) {
+            if target == *wanted {
+                *count += 1;
             }
         }
     }
-    count
+    counts
 }
 
 #[cfg(test)]
