@@ -48,6 +48,7 @@ clippy: setup
 # than on overlap. --no-fail-fast: one failing file does not hide the others' results.
 E2E_TESTS := live_capture \
 	claude_code \
+	codex_cli \
 	go_tls_capture \
 	collector_stop \
 	memory_budget \
