@@ -324,7 +324,10 @@ fn codex_0_101_0_is_seen_through_located_openssl() {
     assert_eq!(located["method"], "openssl (located)", "{located:#}");
     let anchors = located["anchors"].as_array().unwrap();
     assert!(
-        anchors.len() >= 4 && anchors.iter().any(|a| a.as_str().unwrap().contains("ssl_lib.c")),
+        anchors.len() >= 4
+            && anchors
+                .iter()
+                .any(|a| a.as_str().unwrap().contains("ssl_lib.c")),
         "{located:#}"
     );
 

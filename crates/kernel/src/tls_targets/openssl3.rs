@@ -73,6 +73,9 @@ pub struct OpenSsl3Functions {
     pub write_has_flags: bool,
     /// The evidence that matched, one line each, for the coverage report and logs.
     pub anchors: Vec<String>,
+    /// The version of rustls linked into the same binary, if any (its crate source paths in
+    /// `.rodata`): connections made through it are not seen by these probes.
+    pub rustls_beside: Option<String>,
 }
 
 /// Why a binary that carries OpenSSL 3's `ssl_lib.c` was not recognised.
@@ -264,6 +267,12 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
             "(s, buf, num, written) (before 3.3)"
         }
     ));
+    let rustls_beside = rustls_version(rodata_bytes);
+    if let Some(rustls) = &rustls_beside {
+        anchors.push(format!(
+            "rustls {rustls} is linked in too (its source paths in .rodata): not probed, the connections it makes are not visible"
+        ));
+    }
     let offset = |address: u64| address - code.address + code.file_offset;
     Ok(Some(OpenSsl3Functions {
         read_internal: found[0],
@@ -272,7 +281,24 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
         write_offset: offset(found[1]),
         write_has_flags,
         anchors,
+        rustls_beside,
     }))
+}
+
+/// The version in the first `.../rustls-X.Y.Z/src/...` path in `.rodata` (Rust keeps crate
+/// source paths for panic locations even in stripped binaries).
+fn rustls_version(rodata: &[u8]) -> Option<String> {
+    const CRATE: &[u8] = b"/rustls-";
+    memchr::memmem::find_iter(rodata, CRATE).find_map(|at| {
+        let rest = &rodata[at + CRATE.len()..];
+        let len = rest
+            .iter()
+            .take(32)
+            .take_while(|b| b.is_ascii_digit() || **b == b'.')
+            .count();
+        (len > 0 && rest.get(len..len + 5) == Some(b"/src/".as_slice()))
+            .then(|| String::from_utf8_lossy(&rest[..len]).into_owned())
+    })
 }
 
 /// Addresses and bytes (NUL included) of the `.rodata` strings that end in `ssl/ssl_lib.c`.

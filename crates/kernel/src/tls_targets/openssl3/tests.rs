@@ -40,19 +40,28 @@ fn map(path: &std::path::Path) -> memmap2::Mmap {
 /// and the `.eh_frame` entry holding them (`readelf --debug-dump=frames codex | grep FDE`).
 /// In 0.101.0 `SSL_read` (0x3f75470) and `SSL_read_ex` (0x3f754d0) visibly call the read
 /// function found. The locator knows none of these numbers.
-const GROUND_TRUTH: [(&str, u64, u64, &str); 2] = [
+/// Both also link rustls (`strings codex | grep /rustls-`): 0.171.0 makes its model calls
+/// through it (its ClientHello is rustls's), which these probes do not see.
+const GROUND_TRUTH: [(&str, u64, u64, &str, &str); 2] = [
     (
         "0.101.0",
         0x3f7_50a0,
         0x3f7_54f0,
         "OpenSSL 3.5.5 27 Jan 2026",
+        "0.23.36",
     ),
-    ("0.171.0", 0x1222_e5d0, 0x1222_ebc0, "OpenSSL 3.6."),
+    (
+        "0.171.0",
+        0x1222_e5d0,
+        0x1222_ebc0,
+        "OpenSSL 3.6.",
+        "0.23.46",
+    ),
 ];
 
 #[test]
 fn locates_the_internal_read_and_write_in_both_codex_releases() {
-    for (version, read, write, openssl) in GROUND_TRUTH {
+    for (version, read, write, openssl, rustls) in GROUND_TRUTH {
         let image = map(&codex_binary(version));
         let found = locate(&image)
             .unwrap_or_else(|e| panic!("Codex {version}: {e}"))
@@ -62,6 +71,11 @@ fn locates_the_internal_read_and_write_in_both_codex_releases() {
             (read, write),
             "Codex {version}: {found:#?}"
         );
+        assert_eq!(found.rustls_beside.as_deref(), Some(rustls));
+        assert!(found
+            .anchors
+            .iter()
+            .any(|a| a.contains("rustls") && a.contains("not probed")));
         // Both releases carry OpenSSL 3.5 or later: the write function takes the QUIC flags.
         assert!(found.write_has_flags, "{found:#?}");
         // PIE executables whose text is mapped at its file offset plus a page-aligned bias.
@@ -149,6 +163,7 @@ fn the_system_libssl_is_located_like_a_static_copy() {
     versioned[filler..filler + 24].copy_from_slice(b"OpenSSL 3.0.99 1 x 2099\0");
     let found = locate(&versioned).unwrap().unwrap();
     assert!(!found.write_has_flags);
+    assert_eq!(found.rustls_beside, None);
     let elf = object::File::parse(&*image).unwrap();
     let exported = |name: &str| {
         elf.dynamic_symbols()
