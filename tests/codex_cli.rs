@@ -431,22 +431,111 @@ fn codex_0_101_0_is_seen_through_located_openssl() {
         "no file link to {file_node}: {links:#?}"
     );
 
-    // `coverage`, replayed from the recording: seen, through located OpenSSL.
-    let report = Command::new(BIN)
-        .args(["coverage", "-o", "json", "--replay"])
-        .arg(dir.path().join("run.cap"))
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "coverage --replay failed");
-    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
-    let row = report["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|row| row["pid"] == run.pid)
-        .unwrap_or_else(|| panic!("no coverage row for Codex: {report:#}"));
+    // `coverage`, replayed from the recording: seen, through located OpenSSL (its
+    // ClientHellos were written inside the located handshake, though rustls is linked in too).
+    let row = replayed_coverage(dir.path(), run.pid);
     assert_eq!(row["coverage"]["plaintext"], "seen", "{row:#}");
     assert_eq!(row["coverage"]["method"], "openssl_located", "{row:#}");
     assert_eq!(row["plaintext_seen"], true, "{row:#}");
-    assert!(!String::from_utf8_lossy(&report.to_string().into_bytes()).contains(API_KEY));
+}
+
+/// The coverage row of `pid`, from `agentscope coverage -o json --replay` on the recording.
+fn replayed_coverage(dir: &Path, pid: u32) -> Value {
+    let report = Command::new(BIN)
+        .args(["coverage", "-o", "json", "--replay"])
+        .arg(dir.join("run.cap"))
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "coverage --replay failed");
+    assert!(!contains(&report.stdout, API_KEY.as_bytes()));
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["pid"] == pid)
+        .unwrap_or_else(|| panic!("no coverage row for Codex: {report:#}"))
+        .clone()
+}
+
+/// 0.171.0 makes its model calls through rustls, which is not probed: the OpenSSL linked into
+/// the same binary is located and probed, but its ClientHellos were not written inside the
+/// located `SSL_do_handshake`, so every connection is reported not visible, naming rustls,
+/// rather than "seen via OpenSSL". No plaintext is captured (nothing is passed off as data),
+/// no probe rejects a call, and Codex's output is unchanged.
+#[test]
+fn codex_0_171_0_rustls_connections_are_reported_not_visible() {
+    require_root();
+    let version = "0.171.0";
+    let alone = run_without_collector(version);
+    let dir = tempfile::tempdir().unwrap();
+    let (run, captured, _graph, raw_output) = run_with_collector(version, dir.path());
+    assert!(
+        alone.contains("The plan is read."),
+        "Codex {version}: {alone}"
+    );
+    assert_eq!(
+        run.stdout, alone,
+        "Codex {version}: output changed under the collector"
+    );
+    assert_eq!(
+        captured.summary["kernel"]["tls_rejected"], 0,
+        "{:#}",
+        captured.summary
+    );
+    assert!(!raw_output.contains(API_KEY), "API key leaked");
+    let libraries = captured.summary["tls_libraries"].as_array().unwrap();
+    let located = libraries
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().ends_with("bin/codex"))
+        .unwrap_or_else(|| panic!("codex binary not in {libraries:#?}"));
+    assert_eq!(located["method"], "openssl (located)", "{located:#}");
+    assert!(
+        located["anchors"].as_array().unwrap().iter().any(|a| a
+            .as_str()
+            .unwrap()
+            .contains("rustls 0.23.46 is linked in too")),
+        "{located:#}"
+    );
+    let hellos: Vec<&Value> = captured
+        .of_kind("tls_hello")
+        .filter(|e| e["pid"] == run.pid)
+        .collect();
+    assert!(!hellos.is_empty(), "no ClientHello from Codex");
+    for hello in &hellos {
+        assert_eq!(hello["coverage"]["plaintext"], "not_visible", "{hello:#}");
+        assert_eq!(
+            hello["coverage"]["why"], "other_stack_not_probed",
+            "{hello:#}"
+        );
+        // rustls offers h2 and http/1.1; the mock picks http/1.1.
+        assert_eq!(hello["alpn"], serde_json::json!(["h2", "http/1.1"]));
+    }
+    assert_eq!(
+        captured
+            .of_kind("data")
+            .filter(|e| e["pid"] == run.pid && e["source"] == "tls")
+            .count(),
+        0,
+        "TLS data captured from rustls connections"
+    );
+    // rustls (through tokio) writes its records with writev: its hello marks the socket TLS,
+    // so the ciphertext it then reads is not passed off as plain socket data either.
+    let tls_fds: Vec<&Value> = hellos.iter().map(|h| &h["fd"]).collect();
+    assert!(
+        !captured
+            .of_kind("data")
+            .any(|e| e["pid"] == run.pid && e["source"] == "socket" && tls_fds.contains(&&e["fd"])),
+        "ciphertext captured as socket data"
+    );
+    let row = replayed_coverage(dir.path(), run.pid);
+    assert_eq!(row["coverage"]["plaintext"], "not_visible", "{row:#}");
+    assert_eq!(row["coverage"]["why"], "other_stack_not_probed", "{row:#}");
+    assert!(
+        row["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("another TLS stack") && v.contains("rustls 0.23.46")),
+        "{row:#}"
+    );
+    assert_eq!(row["plaintext_seen"], false, "{row:#}");
 }

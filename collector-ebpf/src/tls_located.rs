@@ -17,9 +17,15 @@
 //! not used: Bun's BoringSSL leaves it 0 after the handshake.
 
 use agentscope_common::{direction, stat};
-use aya_ebpf::{helpers::bpf_probe_read_user, macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{
+    helpers::bpf_probe_read_user,
+    macros::{map, uprobe, uretprobe},
+    maps::HashMap,
+    programs::{ProbeContext, RetProbeContext},
+};
 
 use crate::emit::bump;
+use crate::task::{current_ids, traced};
 use crate::tls::{ssl_enter_checked, Found, LengthAt};
 
 const SSL_METHOD_OFFSET: u64 = 0;
@@ -170,5 +176,34 @@ pub fn located_openssl3_write_flags_enter(ctx: ProbeContext) -> u32 {
         LengthAt::Arg4,
         Found::OpenSsl3Located,
     );
+    0
+}
+
+/// Threads inside a located OpenSSL 3 `SSL_do_handshake` (tid → 1). A static binary can link
+/// OpenSSL and another TLS stack (Codex CLI: OpenSSL 3 and rustls): a ClientHello written
+/// inside the located handshake is evidence that the connection's plaintext goes through the
+/// probed functions ([`crate::tls_hello`] flags it); one written outside it is another stack's.
+#[map]
+static IN_HANDSHAKE: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+
+#[inline(always)]
+pub(crate) fn in_located_handshake() -> bool {
+    let (_, tid) = current_ids();
+    unsafe { IN_HANDSHAKE.get(&tid) }.is_some()
+}
+
+#[uprobe]
+pub fn located_openssl3_handshake_enter(_ctx: ProbeContext) -> u32 {
+    let (tgid, tid) = current_ids();
+    if traced(tgid) {
+        let _ = IN_HANDSHAKE.insert(&tid, &1, 0);
+    }
+    0
+}
+
+#[uretprobe]
+pub fn located_openssl3_handshake_exit(_ctx: RetProbeContext) -> u32 {
+    let (_, tid) = current_ids();
+    let _ = IN_HANDSHAKE.remove(&tid);
     0
 }

@@ -51,6 +51,9 @@ pub enum NotVisibleReason {
     ProbeFailedValidation { detail: String },
     /// A TLS stack was found but the uprobes could not be attached.
     AttachFailed { detail: String },
+    /// The binary links two TLS stacks, one probed, and this connection went through the
+    /// other (its ClientHello was not written inside the probed stack's handshake).
+    OtherStackNotProbed { detail: String },
     /// The process's executable could not be analysed (started before the collector and gone,
     /// or unreadable): nothing is known about its TLS stack.
     NotAnalysed,
@@ -64,6 +67,9 @@ impl NotVisibleReason {
                 format!("probe failed validation ({detail})")
             }
             NotVisibleReason::AttachFailed { detail } => format!("attach failed ({detail})"),
+            NotVisibleReason::OtherStackNotProbed { detail } => {
+                format!("another TLS stack in the binary, not probed ({detail})")
+            }
             NotVisibleReason::NotAnalysed => "binary not analysed".into(),
         }
     }

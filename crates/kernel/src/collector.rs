@@ -20,8 +20,8 @@ use crate::process_table::ProcessTable;
 use crate::procfs;
 use crate::redact;
 use crate::tls_coverage::{AnalysedObject, ObjectTls, ProcessTlsTracker};
-use crate::tls_targets::{self, TlsInspection, TlsTargetCache};
-use agentscope_event::PlaintextMethod;
+use crate::tls_targets::{self, TlsInspection, TlsMethod, TlsTargetCache};
+use agentscope_event::{NotVisibleReason, PlaintextMethod, TlsCoverage};
 
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -160,6 +160,8 @@ enum TlsPending {
     Hello {
         pid: u32,
         index: usize,
+        /// Written inside a located OpenSSL 3 handshake (see `tls_hello_flags`).
+        in_located_handshake: bool,
     },
 }
 
@@ -167,7 +169,7 @@ impl Enrichment {
     /// Notes what an event says about TLS coverage: an exec of a binary (which may embed
     /// OpenSSL, as Node does, or a TLS stack agentscope cannot read), a process opening a
     /// libssl (Python importing `ssl`), forks and exits, and ClientHellos to stamp.
-    fn note_tls(&mut self, event: &Event, index: usize) {
+    fn note_tls(&mut self, event: &Event, raw: &[u8], index: usize) {
         let pid = event.header.pid;
         let (path, exec) = match &event.body {
             EventBody::Exec { filename, .. } => (filename, true),
@@ -188,7 +190,17 @@ impl Enrichment {
                 return;
             }
             EventBody::TlsHello { .. } => {
-                self.tls_pending.push(TlsPending::Hello { pid, index });
+                let at = std::mem::offset_of!(agentscope_common::TlsHelloEvent, flags);
+                let flags = raw
+                    .get(at..at + 2)
+                    .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+                self.tls_pending.push(TlsPending::Hello {
+                    pid,
+                    index,
+                    in_located_handshake: flags
+                        & agentscope_common::tls_hello_flags::IN_LOCATED_HANDSHAKE
+                        != 0,
+                });
                 return;
             }
             _ => return,
@@ -243,7 +255,7 @@ impl Enrichment {
                     self.redactor.redact(&mut event);
                 }
                 self.processes.apply(&mut event);
-                self.note_tls(&event, out.len());
+                self.note_tls(&event, bytes, out.len());
                 *self
                     .summary
                     .events
@@ -454,6 +466,44 @@ impl Collector {
         }
     }
 
+    /// A connection of a binary that links a located OpenSSL 3 and rustls beside it is seen
+    /// only if its ClientHello was written inside the located `SSL_do_handshake`; otherwise
+    /// rustls made it, and its plaintext is not visible (Codex CLI 0.171.0's model calls).
+    fn other_stack(&self, verdict: TlsCoverage, in_located_handshake: bool) -> TlsCoverage {
+        let TlsCoverage::Seen {
+            method: PlaintextMethod::OpensslLocated,
+            object,
+        } = &verdict
+        else {
+            return verdict;
+        };
+        if in_located_handshake {
+            return verdict;
+        }
+        let rustls = self.tls.inspections().find_map(|library| {
+            match (library.shown == object.as_str(), library.inspection) {
+                (true, TlsInspection::Target(target)) => match &target.method {
+                    TlsMethod::OpenSsl3Located {
+                        rustls_beside: Some(rustls),
+                        ..
+                    } => Some(rustls.clone()),
+                    _ => None,
+                },
+                _ => None,
+            }
+        });
+        match rustls {
+            Some(rustls) => TlsCoverage::NotVisible {
+                reason: NotVisibleReason::OtherStackNotProbed {
+                    detail: format!(
+                        "{object}: this ClientHello was not written by its located OpenSSL; rustls {rustls} is linked in too"
+                    ),
+                },
+            },
+            None => verdict,
+        }
+    }
+
     /// What the Go analysis found in the file at `path` (analysed before, once per file), as a
     /// coverage verdict: probed, or why not. `None` for files that are not Go programs doing TLS.
     fn go_tls_verdict(&self, path: &Path) -> Option<ObjectTls> {
@@ -506,11 +556,16 @@ impl Collector {
                 }
                 TlsPending::Fork { parent, child } => self.process_tls.fork(parent, child),
                 TlsPending::Exit { pid } => self.process_tls.exit(pid),
-                TlsPending::Hello { pid, index } => {
+                TlsPending::Hello {
+                    pid,
+                    index,
+                    in_located_handshake,
+                } => {
                     if let Some(EventBody::TlsHello { coverage, .. }) =
                         batch.get_mut(index).map(|e| &mut e.body)
                     {
-                        *coverage = Some(self.process_tls.verdict(pid));
+                        let verdict = self.process_tls.verdict(pid);
+                        *coverage = Some(self.other_stack(verdict, in_located_handshake));
                     }
                 }
             }

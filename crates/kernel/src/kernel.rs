@@ -105,6 +105,8 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
     ("sys_enter_pread64", "syscalls", "sys_enter_pread64", false),
     ("sys_enter_preadv", "syscalls", "sys_enter_preadv", false),
     ("sys_enter_writev", "syscalls", "sys_enter_writev", false),
+    // A socket's first writev, for its ClientHello (rustls through tokio writes with writev).
+    ("sys_exit_writev", "syscalls", "sys_exit_writev", false),
     (
         "sys_enter_pwrite64",
         "syscalls",
@@ -144,14 +146,17 @@ const LOCATED_ENTRY_PROGRAMS: [(&str, &str); 2] = [
 ];
 /// Entry probes for OpenSSL 3's internal functions located in stripped static binaries
 /// (Codex CLI), checked like BoringSSL's; the write function's shape decides the program.
-const LOCATED_OPENSSL3_PROGRAMS: [(&str, &str); 3] = [
+/// `SSL_do_handshake` has its own return probe: it marks ClientHellos, it captures nothing.
+const LOCATED_OPENSSL3_PROGRAMS: [(&str, &str); 4] = [
     (openssl3::READ, "located_openssl3_read_enter"),
     (openssl3::WRITE, "located_openssl3_write_enter"),
     (
         openssl3::WRITE_WITH_FLAGS,
         "located_openssl3_write_flags_enter",
     ),
+    (openssl3::HANDSHAKE, "located_openssl3_handshake_enter"),
 ];
+const HANDSHAKE_EXIT_PROGRAM: &str = "located_openssl3_handshake_exit";
 
 /// Go `crypto/tls` programs (collector-ebpf/src/go_tls.rs): entry of `(*Conn).Write`, entry
 /// of `(*Conn).Read`, and each `RET` of `(*Conn).Read`. Never a uretprobe on Go code.
@@ -375,6 +380,7 @@ impl KernelCapture {
             .map(|(_, p)| *p)
             .chain([
                 SSL_EXIT_PROGRAM,
+                HANDSHAKE_EXIT_PROGRAM,
                 GO_WRITE_ENTRY_PROGRAM,
                 GO_READ_ENTRY_PROGRAM,
                 GO_READ_RETURN_PROGRAM,
@@ -401,7 +407,12 @@ impl KernelCapture {
             let Some((_, entry)) = entries.iter().find(|(f, _)| f == function) else {
                 continue;
             };
-            for program in [*entry, SSL_EXIT_PROGRAM] {
+            let exit = if *function == openssl3::HANDSHAKE {
+                HANDSHAKE_EXIT_PROGRAM
+            } else {
+                SSL_EXIT_PROGRAM
+            };
+            for program in [*entry, exit] {
                 let prog: &mut UProbe = program_mut(&mut self.ebpf, program)?;
                 prog.attach(*offset, target.attach_path(), UProbeScope::AllProcesses)
                     .map_err(|e| {

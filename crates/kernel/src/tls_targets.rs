@@ -31,7 +31,12 @@ pub enum TlsMethod {
     BoringSslLocated { anchors: Vec<String> },
     /// OpenSSL 3's `ssl_write_internal`/`ssl_read_internal` located in a stripped static
     /// binary (every public read/write entry point ends in them); checked like BoringSSL's.
-    OpenSsl3Located { anchors: Vec<String> },
+    OpenSsl3Located {
+        anchors: Vec<String>,
+        /// The version of rustls linked in beside it, not probed: a ClientHello the located
+        /// `SSL_do_handshake` did not write is its, and that connection is not visible.
+        rustls_beside: Option<String>,
+    },
 }
 
 impl TlsMethod {
@@ -48,9 +53,8 @@ impl TlsMethod {
     pub fn anchors(&self) -> &[String] {
         match self {
             TlsMethod::OpenSslExported => &[],
-            TlsMethod::BoringSslLocated { anchors } | TlsMethod::OpenSsl3Located { anchors } => {
-                anchors
-            }
+            TlsMethod::BoringSslLocated { anchors }
+            | TlsMethod::OpenSsl3Located { anchors, .. } => anchors,
         }
     }
 
@@ -193,9 +197,18 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
                     found.write_offset,
                 ),
                 (openssl3::READ, found.read_offset),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                found
+                    .handshake_offsets
+                    .iter()
+                    .map(|offset| (openssl3::HANDSHAKE, *offset)),
+            )
+            .collect(),
             TlsMethod::OpenSsl3Located {
                 anchors: found.anchors,
+                rustls_beside: found.rustls_beside,
             },
         ),
         Err(not) => not_recognised(not.to_string()),

@@ -46,6 +46,7 @@ pub const READ: &str = "ssl_read_internal";
 pub const WRITE: &str = "ssl_write_internal";
 /// `ssl_write_internal` with the QUIC `flags` argument (OpenSSL 3.3 and later).
 pub const WRITE_WITH_FLAGS: &str = "ssl_write_internal(flags)";
+pub const HANDSHAKE: &str = "SSL_do_handshake";
 
 /// The end of OpenSSL 3's `__FILE__` for `ssl/ssl_lib.c`, NUL-terminated in `.rodata`.
 const SSL_LIB_FILE: &[u8] = b"ssl/ssl_lib.c\0";
@@ -53,6 +54,7 @@ const SSL_LIB_FILE: &[u8] = b"ssl/ssl_lib.c\0";
 const LABELS: [&str; 2] = [READ, WRITE];
 const READ_NAME: &[u8] = b"ssl_read_internal\0";
 const WRITE_NAME: &[u8] = b"ssl_write_internal\0";
+const HANDSHAKE_NAME: &[u8] = b"SSL_do_handshake\0";
 const VERSION_PREFIX: &[u8] = b"OpenSSL 3.";
 /// The longest function decoded (OpenSSL's internal read/write functions are a few hundred
 /// bytes; `.eh_frame` gives the exact length).
@@ -76,6 +78,9 @@ pub struct OpenSsl3Functions {
     /// The version of rustls linked into the same binary, if any (its crate source paths in
     /// `.rodata`): connections made through it are not seen by these probes.
     pub rustls_beside: Option<String>,
+    /// File offsets of `SSL_do_handshake` (and of any copy inlined into a caller): entry and
+    /// return probes there mark the ClientHellos this OpenSSL writes.
+    pub handshake_offsets: Vec<u64>,
 }
 
 /// Why a binary that carries OpenSSL 3's `ssl_lib.c` was not recognised.
@@ -94,7 +99,7 @@ impl std::fmt::Display for NotRecognised {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct ErrorSite {
     line: u64,
-    /// Which function name: 0 read, 1 write.
+    /// Which function name: 0 read, 1 write, 2 handshake.
     name: usize,
 }
 
@@ -163,8 +168,8 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
         return Ok(None);
     }
     let not = |why: String| Err(NotRecognised { why });
-    let names: [Vec<u64>; 2] =
-        [READ_NAME, WRITE_NAME].map(|name| suffix_strings(rodata_bytes, rodata_address, name));
+    let names: [Vec<u64>; 3] = [READ_NAME, WRITE_NAME, HANDSHAKE_NAME]
+        .map(|name| suffix_strings(rodata_bytes, rodata_address, name));
     let Some(text) = elf.section_by_name(".text") else {
         return not("no .text section".into());
     };
@@ -273,6 +278,26 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
             "rustls {rustls} is linked in too (its source paths in .rodata): not probed, the connections it makes are not visible"
         ));
     }
+    // SSL_do_handshake, wherever it (or a copy inlined into SSL_connect or SSL_accept) passes
+    // its name: a ClientHello written inside it is this OpenSSL's. Only entry points (direct
+    // calls or jumps to them): a return probe anywhere else would corrupt the stack.
+    let candidates: Vec<u64> = sites
+        .iter()
+        .filter(|(_, s)| s.iter().any(|site| site.name == 2))
+        .map(|(start, _)| *start)
+        .collect();
+    let handshakes: Vec<u64> = candidates
+        .iter()
+        .zip(direct_references(&code, &candidates))
+        .filter(|(_, references)| *references > 0)
+        .map(|(start, _)| *start)
+        .collect();
+    if !handshakes.is_empty() {
+        anchors.push(format!(
+            "SSL_do_handshake (ERR_set_debug(ssl_lib.c, line, \"SSL_do_handshake\")) at {:x?}: a ClientHello written inside it is this OpenSSL's",
+            handshakes
+        ));
+    }
     let offset = |address: u64| address - code.address + code.file_offset;
     Ok(Some(OpenSsl3Functions {
         read_internal: found[0],
@@ -282,6 +307,7 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
         write_has_flags,
         anchors,
         rustls_beside,
+        handshake_offsets: handshakes.iter().map(|a| offset(*a)).collect(),
     }))
 }
 
@@ -346,13 +372,14 @@ fn version_minors(rodata: &[u8]) -> BTreeMap<u32, String> {
 }
 
 /// Decodes the function `[start, end)` and returns its `ERR_set_debug(file, line, func)`
-/// calls for the wanted function names (`names[0]` read, `names[1]` write).
+/// calls for the wanted function names (`names[0]` read, `names[1]` write, `names[2]`
+/// handshake).
 fn error_sites(
     code: &Code<'_>,
     start: u64,
     end: u64,
     files: &[u64],
-    names: &[Vec<u64>; 2],
+    names: &[Vec<u64>],
 ) -> Vec<ErrorSite> {
     let mut sites = Vec::new();
     if !code.contains(start) || end - start > MAX_FUNCTION_LEN {

@@ -72,6 +72,12 @@ fn locates_the_internal_read_and_write_in_both_codex_releases() {
             "Codex {version}: {found:#?}"
         );
         assert_eq!(found.rustls_beside.as_deref(), Some(rustls));
+        // SSL_do_handshake too: its ClientHellos tell OpenSSL's connections from rustls's.
+        assert!(!found.handshake_offsets.is_empty(), "{found:#?}");
+        assert!(found
+            .anchors
+            .iter()
+            .any(|a| a.starts_with("SSL_do_handshake")));
         assert!(found
             .anchors
             .iter()
@@ -115,6 +121,18 @@ fn binaries_without_openssl3_are_not_openssl3() {
     assert_eq!(locate(&map(std::path::Path::new("/bin/sh"))), Ok(None));
     assert_eq!(locate(b"not an elf"), Ok(None));
     assert_eq!(locate(&[]), Ok(None));
+}
+
+/// The file offset of an exported function (a shared library: its address).
+fn exported_offset(elf: &object::File<'_>, name: &str) -> u64 {
+    use object::ObjectSymbol as _;
+    let address = elf
+        .dynamic_symbols()
+        .find(|s| s.name() == Ok(name))
+        .unwrap_or_else(|| panic!("{name} exported"))
+        .address();
+    let text = elf.section_by_name(".text").unwrap();
+    address - text.address() + text.file_range().unwrap().0
 }
 
 /// The first direct call or jump in the function at `address` (exported, so named).
@@ -165,6 +183,15 @@ fn the_system_libssl_is_located_like_a_static_copy() {
     assert!(!found.write_has_flags);
     assert_eq!(found.rustls_beside, None);
     let elf = object::File::parse(&*image).unwrap();
+    // In a shared library SSL_connect calls the exported SSL_do_handshake through the PLT, so
+    // no direct call reaches it and it is not taken for an entry point: then no handshake is
+    // located (its hellos cannot be told from another stack's, see `Collector::other_stack`),
+    // but a wrong one never is.
+    assert!(
+        found.handshake_offsets.is_empty()
+            || found.handshake_offsets == [exported_offset(&elf, "SSL_do_handshake")],
+        "{found:#?}"
+    );
     let exported = |name: &str| {
         elf.dynamic_symbols()
             .find(|s| s.name() == Ok(name))
