@@ -12,9 +12,13 @@
 //! byte (a request of more than 512 KiB included), the API key nowhere in any output,
 //! `coverage` reporting "openssl_located", and Codex's output unchanged by the probes.
 //!
+//! 0.171.0: its connections are reported not visible (rustls, not probed), and it is still an
+//! agent, from the server name, marked so.
+//!
 //! Codex runs non-interactively (`codex exec`, the prompt on stdin) with a private
 //! `CODEX_HOME` whose `config.toml` points a custom provider at the mock LLM
-//! (`tests/agents/mock_llm_server.py`, OpenAI Responses with SSE) over TLS. The mock serves a
+//! (`tests/agents/mock_llm_server.py`, OpenAI Responses with SSE) over TLS, under the name
+//! `api.openai.com`, which resolves to 127.0.0.1 only in Codex's own mount namespace. The mock serves a
 //! certificate issued by its own CA (`--with-ca`; rustls refuses a self-signed CA certificate
 //! used as the server's), trusted through `SSL_CERT_FILE`, and offers only `http/1.1` in ALPN
 //! (`--alpn http/1.1`), so the test does not depend on HTTP/2 reconstruction whichever stack
@@ -29,6 +33,10 @@ use serde_json::Value;
 use support::*;
 
 const MODEL: &str = "gpt-5-codex";
+/// Codex reaches the mock under the OpenAI API's name, which resolves to 127.0.0.1 only in its
+/// own mount namespace (`unshare -m` and a bind-mounted hosts file): so a connection whose
+/// plaintext is not visible still names its provider by SNI.
+const API_HOST: &str = "api.openai.com";
 const API_KEY: &str = "sk-proj-agentscopeTestKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH";
 
 /// The Codex CLI executable of one installed release (the npm package moved it between
@@ -85,7 +93,7 @@ fn codex_home(dir: &Path, llm: &MockLlm) -> PathBuf {
              \n\
              [model_providers.mock]\n\
              name = \"mock\"\n\
-             base_url = \"https://127.0.0.1:{port}/v1\"\n\
+             base_url = \"https://{API_HOST}:{port}/v1\"\n\
              wire_api = \"responses\"\n\
              env_key = \"MOCK_API_KEY\"\n",
             port = llm.port
@@ -106,21 +114,29 @@ fn paused_codex(dir: &Path, binary: &Path, llm: &MockLlm) -> (std::process::Chil
     std::fs::create_dir_all(&work).unwrap();
     let prompt = dir.join("prompt.txt");
     big_prompt(&prompt);
+    let hosts = dir.join("hosts");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1 localhost\n127.0.0.1 {API_HOST}\n"),
+    )
+    .unwrap();
     let start = dir.join("start");
     let path = std::ffi::CString::new(start.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
     let script = format!(
-        ": < '{start}'; cd '{work}' && \
+        "mount --bind '{hosts}' /etc/hosts && : < '{start}'; cd '{work}' && \
          exec '{bin}' exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
          --color never - < '{prompt}'",
+        hosts = hosts.display(),
         start = start.display(),
         bin = binary.display(),
         work = work.display(),
         prompt = prompt.display(),
     );
-    let child = Command::new("/bin/sh")
-        .args(["-c", &script])
+    // unshare and the shell exec what follows: the pid stays Codex's.
+    let child = Command::new("unshare")
+        .args(["-m", "/bin/sh", "-c", &script])
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", &home)
@@ -332,6 +348,13 @@ fn codex_0_101_0_is_seen_through_located_openssl() {
     );
 
     // Payloads byte for byte in both directions, the > 512 KiB request included.
+    assert!(
+        captured
+            .of_kind("tls_hello")
+            .filter(|e| e["pid"] == run.pid)
+            .all(|e| e["server_name"] == API_HOST && e["coverage"]["plaintext"] == "seen"),
+        "Codex's ClientHellos"
+    );
     let egress_streams = tls_streams(&captured, run.pid, "egress");
     let ingress_streams: Vec<Vec<u8>> = tls_streams(&captured, run.pid, "ingress")
         .iter()
@@ -461,15 +484,16 @@ fn replayed_coverage(dir: &Path, pid: u32) -> Value {
 /// 0.171.0 makes its model calls through rustls, which is not probed: the OpenSSL linked into
 /// the same binary is located and probed, but its ClientHellos were not written inside the
 /// located `SSL_do_handshake`, so every connection is reported not visible, naming rustls,
-/// rather than "seen via OpenSSL". No plaintext is captured (nothing is passed off as data),
-/// no probe rejects a call, and Codex's output is unchanged.
+/// rather than "seen via OpenSSL". Codex is still an agent (OpenAI, from the server name),
+/// marked so. No plaintext is captured (nothing is passed off as data), no probe rejects a
+/// call, and Codex's output is unchanged.
 #[test]
 fn codex_0_171_0_rustls_connections_are_reported_not_visible() {
     require_root();
     let version = "0.171.0";
     let alone = run_without_collector(version);
     let dir = tempfile::tempdir().unwrap();
-    let (run, captured, _graph, raw_output) = run_with_collector(version, dir.path());
+    let (run, captured, graph, raw_output) = run_with_collector(version, dir.path());
     assert!(
         alone.contains("The plan is read."),
         "Codex {version}: {alone}"
@@ -510,6 +534,7 @@ fn codex_0_171_0_rustls_connections_are_reported_not_visible() {
         );
         // rustls offers h2 and http/1.1; the mock picks http/1.1.
         assert_eq!(hello["alpn"], serde_json::json!(["h2", "http/1.1"]));
+        assert_eq!(hello["server_name"], API_HOST);
     }
     assert_eq!(
         captured
@@ -538,4 +563,21 @@ fn codex_0_171_0_rustls_connections_are_reported_not_visible() {
         "{row:#}"
     );
     assert_eq!(row["plaintext_seen"], false, "{row:#}");
+    // Still an agent, from the server name: its provider known, marked not visible.
+    let agent = graph["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["pids"]
+                .as_array()
+                .is_some_and(|p| p.contains(&serde_json::json!(run.pid)))
+        })
+        .unwrap_or_else(|| panic!("Codex {version} is not an agent: {:#}", graph["agents"]));
+    assert_eq!(agent["plaintext_not_visible"], row["verdict"], "{agent:#}");
+    assert!(
+        agent["aibom"]["providers"].get("openai").is_some(),
+        "{agent:#}"
+    );
+    assert_eq!(agent["llm_calls"], 0, "{agent:#}");
 }

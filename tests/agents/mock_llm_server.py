@@ -74,7 +74,9 @@ def ensure_cert(cert_dir, with_ca=False):
 
 def ensure_ca_and_leaf(cert_dir, cert, key):
     """A CA (ca.pem, what the client trusts) and a server certificate it issued (cert.pem):
-    rustls and webpki refuse a self-signed CA certificate used as the server's own."""
+    rustls and webpki refuse a self-signed CA certificate used as the server's own. The
+    certificate also names api.openai.com, for clients pointed at the mock under that name
+    (a private /etc/hosts in a mount namespace of their own)."""
     ca, ca_key = os.path.join(cert_dir, "ca.pem"), os.path.join(cert_dir, "ca.key")
     if all(os.path.exists(p) for p in (ca, ca_key, cert, key)):
         return
@@ -90,7 +92,8 @@ def ensure_ca_and_leaf(cert_dir, cert, key):
                     "-keyout", key, "-out", csr], **quiet)
     ext = os.path.join(cert_dir, "leaf.ext")
     with open(ext, "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+        f.write("subjectAltName=DNS:localhost,DNS:api.openai.com,IP:127.0.0.1\n"
+                "basicConstraints=CA:FALSE\n"
                 "extendedKeyUsage=serverAuth\n")
     subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
                     "-CAcreateserial", "-days", "1", "-extfile", ext, "-out", cert], **quiet)
