@@ -380,6 +380,19 @@ fn codex_0_101_0_is_seen_through_located_openssl() {
             ))
             .collect::<Vec<_>>()
     );
+    // The warm-up's connections are OpenSSL's too: seen, or (when they began while the binary
+    // was being analysed) reported as such, never passed off as another stack's.
+    for hello in captured
+        .of_kind("tls_hello")
+        .filter(|e| e["pid"] != run.pid)
+    {
+        assert!(
+            hello["coverage"]["plaintext"] == "seen"
+                || hello["coverage"]["why"] == "probes_attached_late",
+            "{hello:#}"
+        );
+        eprintln!("warm-up ClientHello: {}", hello["coverage"]);
+    }
     let egress_streams = tls_streams(&captured, run.pid, "egress");
     let ingress_streams: Vec<Vec<u8>> = tls_streams(&captured, run.pid, "ingress")
         .iter()

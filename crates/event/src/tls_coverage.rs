@@ -54,6 +54,9 @@ pub enum NotVisibleReason {
     /// The binary links two TLS stacks, one probed, and this connection went through the
     /// other (its ClientHello was not written inside the probed stack's handshake).
     OtherStackNotProbed { detail: String },
+    /// The connection began before the probes were attached (the binary was being analysed
+    /// when its process connected): its first calls were not captured.
+    ProbesAttachedLate { detail: String },
     /// The process's executable could not be analysed (started before the collector and gone,
     /// or unreadable): nothing is known about its TLS stack.
     NotAnalysed,
@@ -69,6 +72,9 @@ impl NotVisibleReason {
             NotVisibleReason::AttachFailed { detail } => format!("attach failed ({detail})"),
             NotVisibleReason::OtherStackNotProbed { detail } => {
                 format!("another TLS stack in the binary, not probed ({detail})")
+            }
+            NotVisibleReason::ProbesAttachedLate { detail } => {
+                format!("probes attached after the connection began ({detail})")
             }
             NotVisibleReason::NotAnalysed => "binary not analysed".into(),
         }

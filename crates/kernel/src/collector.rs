@@ -299,7 +299,7 @@ fn existing_pipe_ends(proc_root: &Path, pids: &[u32]) -> Vec<(u32, i32)> {
     ends
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
+pub(crate) fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -468,8 +468,15 @@ impl Collector {
 
     /// A connection of a binary that links a located OpenSSL 3 and rustls beside it is seen
     /// only if its ClientHello was written inside the located `SSL_do_handshake`; otherwise
-    /// rustls made it, and its plaintext is not visible (Codex CLI 0.171.0's model calls).
-    fn other_stack(&self, verdict: TlsCoverage, in_located_handshake: bool) -> TlsCoverage {
+    /// rustls made it, and its plaintext is not visible (Codex CLI 0.171.0's model calls) —
+    /// unless the hello came before the probes were attached (a binary's first process can
+    /// connect while its analysis runs): then that is why.
+    fn other_stack(
+        &self,
+        verdict: TlsCoverage,
+        in_located_handshake: bool,
+        hello_ts_ns: u64,
+    ) -> TlsCoverage {
         let TlsCoverage::Seen {
             method: PlaintextMethod::OpensslLocated,
             object,
@@ -480,18 +487,36 @@ impl Collector {
         if in_located_handshake {
             return verdict;
         }
-        let rustls = self.tls.inspections().find_map(|library| {
-            match (library.shown == object.as_str(), library.inspection) {
-                (true, TlsInspection::Target(target)) => match &target.method {
-                    TlsMethod::OpenSsl3Located {
-                        rustls_beside: Some(rustls),
-                        ..
-                    } => Some(rustls.clone()),
-                    _ => None,
+        let Some(library) = self
+            .tls
+            .inspections()
+            .find(|library| library.shown == object.as_str())
+        else {
+            return verdict;
+        };
+        if library
+            .attached_at_ns
+            .is_some_and(|attached| hello_ts_ns < attached)
+        {
+            return TlsCoverage::NotVisible {
+                reason: NotVisibleReason::ProbesAttachedLate {
+                    detail: format!(
+                        "{object}: this ClientHello came {} ms before the probes were attached",
+                        (library.attached_at_ns.unwrap_or(0) - hello_ts_ns) / 1_000_000
+                    ),
                 },
+            };
+        }
+        let rustls = match library.inspection {
+            TlsInspection::Target(target) => match &target.method {
+                TlsMethod::OpenSsl3Located {
+                    rustls_beside: Some(rustls),
+                    ..
+                } => Some(rustls.clone()),
                 _ => None,
-            }
-        });
+            },
+            _ => None,
+        };
         match rustls {
             Some(rustls) => TlsCoverage::NotVisible {
                 reason: NotVisibleReason::OtherStackNotProbed {
@@ -561,11 +586,12 @@ impl Collector {
                     index,
                     in_located_handshake,
                 } => {
+                    let ts_ns = batch.get(index).map_or(0, |e| e.header.ts_ns);
                     if let Some(EventBody::TlsHello { coverage, .. }) =
                         batch.get_mut(index).map(|e| &mut e.body)
                     {
                         let verdict = self.process_tls.verdict(pid);
-                        *coverage = Some(self.other_stack(verdict, in_located_handshake));
+                        *coverage = Some(self.other_stack(verdict, in_located_handshake, ts_ns));
                     }
                 }
             }

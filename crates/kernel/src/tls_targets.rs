@@ -232,6 +232,8 @@ struct AnalysedFile {
     shown: String,
     inspection: TlsInspection,
     tls: ObjectTls,
+    /// When its probes were attached (CLOCK_BOOTTIME, the clock of event timestamps).
+    attached_at_ns: Option<u64>,
 }
 
 /// A file with a TLS library, as the summary's `tls_libraries` lists it.
@@ -239,6 +241,9 @@ pub struct InspectedLibrary<'a> {
     /// The name its first user knew it by.
     pub shown: &'a str,
     pub inspection: &'a TlsInspection,
+    /// When its probes were attached (CLOCK_BOOTTIME, the clock of event timestamps): a
+    /// connection that began before cannot have had its first calls captured.
+    pub attached_at_ns: Option<u64>,
 }
 
 impl TlsTargetCache {
@@ -261,9 +266,13 @@ impl TlsTargetCache {
             None => {
                 self.analysed += 1;
                 let inspection = inspect_detailed(path).ok()?;
+                let mut attached_at_ns = None;
                 let tls = match &inspection {
                     TlsInspection::Target(target) => match attach(target) {
-                        Ok(()) => ObjectTls::Probed(target.method.plaintext_method()),
+                        Ok(()) => {
+                            attached_at_ns = Some(crate::collector::clock_ns(libc::CLOCK_BOOTTIME));
+                            ObjectTls::Probed(target.method.plaintext_method())
+                        }
                         Err(err) => ObjectTls::AttachFailed(err),
                     },
                     // BoringSSL or OpenSSL 3 is there but its functions were not located with
@@ -279,6 +288,7 @@ impl TlsTargetCache {
                         shown: shown.to_string(),
                         inspection,
                         tls: tls.clone(),
+                        attached_at_ns,
                     },
                 );
                 tls
@@ -306,6 +316,7 @@ impl TlsTargetCache {
             .map(|analysed| InspectedLibrary {
                 shown: &analysed.shown,
                 inspection: &analysed.inspection,
+                attached_at_ns: analysed.attached_at_ns,
             })
     }
 }
