@@ -16,7 +16,8 @@
 //! 2. finds the instructions that load the function names into `rdx`, the `func` argument
 //!    (`lea rdx, [rip + disp32]` in PIE code, `mov edx, imm32` otherwise);
 //! 3. takes each load's function bounds from `.eh_frame` (through `.eh_frame_hdr`'s sorted
-//!    table, read with `gimli`): Rust binaries keep it for unwinding even when stripped;
+//!    table, or every entry when there is none, read with `gimli`): Rust binaries keep it for
+//!    unwinding even when stripped, and so do C programs built for x86-64;
 //! 4. decodes each such function with `iced-x86` from its first instruction and keeps the
 //!    calls made with the file name, a line and the function name in the first three argument
 //!    registers (`ERR_set_debug(file, line, func)`);
@@ -103,46 +104,88 @@ struct ErrorSite {
     name: usize,
 }
 
-/// Function bounds from `.eh_frame`.
+/// Function bounds from `.eh_frame`: through `.eh_frame_hdr`'s sorted search table when the
+/// linker wrote one, otherwise (a static executable linked without `--eh-frame-hdr`) from
+/// every entry of `.eh_frame`, read once and sorted.
 struct Unwind<'a> {
     bases: BaseAddresses,
     eh_frame: EhFrame<gimli::EndianSlice<'a, LittleEndian>>,
-    table: gimli::ParsedEhFrameHdr<gimli::EndianSlice<'a, LittleEndian>>,
+    table: Option<gimli::ParsedEhFrameHdr<gimli::EndianSlice<'a, LittleEndian>>>,
+    /// `(start, end)` of every function, sorted, when there is no search table.
+    sorted: Vec<(u64, u64)>,
 }
+
+/// The most `.eh_frame` entries read without a search table (Codex 0.171.0 has 335,000).
+const MAX_FRAME_ENTRIES: usize = 4_000_000;
 
 impl<'a> Unwind<'a> {
     fn new(elf: &object::File<'a>, text: u64) -> Option<Unwind<'a>> {
-        let hdr = elf.section_by_name(".eh_frame_hdr")?;
         let frame = elf.section_by_name(".eh_frame")?;
-        let bases = BaseAddresses::default()
-            .set_eh_frame_hdr(hdr.address())
+        let hdr = elf.section_by_name(".eh_frame_hdr");
+        let mut bases = BaseAddresses::default()
             .set_eh_frame(frame.address())
             .set_text(text);
-        let table = EhFrameHdr::new(hdr.data().ok()?, LittleEndian)
-            .parse(&bases, 8)
-            .ok()?;
-        table.table()?;
+        if let Some(hdr) = &hdr {
+            bases = bases.set_eh_frame_hdr(hdr.address());
+        }
+        let eh_frame = EhFrame::new(frame.data().ok()?, LittleEndian);
+        let table = hdr
+            .and_then(|hdr| {
+                EhFrameHdr::new(hdr.data().ok()?, LittleEndian)
+                    .parse(&bases, 8)
+                    .ok()
+            })
+            .filter(|parsed| parsed.table().is_some());
+        let mut sorted = Vec::new();
+        if table.is_none() {
+            let mut entries = eh_frame.entries(&bases);
+            while let Ok(Some(entry)) = entries.next() {
+                if sorted.len() >= MAX_FRAME_ENTRIES {
+                    return None;
+                }
+                if let gimli::CieOrFde::Fde(partial) = entry {
+                    if let Ok(fde) = partial.parse(EhFrame::cie_from_offset) {
+                        let start = fde.initial_address();
+                        if let Some(end) = start.checked_add(fde.len()) {
+                            sorted.push((start, end));
+                        }
+                    }
+                }
+            }
+            sorted.sort_unstable();
+            if sorted.is_empty() {
+                return None;
+            }
+        }
         Some(Unwind {
             bases,
-            eh_frame: EhFrame::new(frame.data().ok()?, LittleEndian),
+            eh_frame,
             table,
+            sorted,
         })
     }
 
     /// `[start, end)` of the function whose code holds `address`.
     fn function(&self, address: u64) -> Option<(u64, u64)> {
-        let fde = self
-            .table
-            .table()?
-            .fde_for_address(
-                &self.eh_frame,
-                &self.bases,
-                address,
-                EhFrame::cie_from_offset,
-            )
-            .ok()?;
-        let start = fde.initial_address();
-        let end = start.checked_add(fde.len())?;
+        let (start, end) = match &self.table {
+            Some(table) => {
+                let fde = table
+                    .table()?
+                    .fde_for_address(
+                        &self.eh_frame,
+                        &self.bases,
+                        address,
+                        EhFrame::cie_from_offset,
+                    )
+                    .ok()?;
+                let start = fde.initial_address();
+                (start, start.checked_add(fde.len())?)
+            }
+            None => {
+                let at = self.sorted.partition_point(|(start, _)| *start <= address);
+                *self.sorted.get(at.checked_sub(1)?)?
+            }
+        };
         (start <= address && address < end).then_some((start, end))
     }
 }
@@ -192,7 +235,7 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
         return Ok(None);
     }
     let Some(unwind) = Unwind::new(&elf, code.address) else {
-        return not("no usable .eh_frame_hdr search table (function bounds unknown)".into());
+        return not("no usable .eh_frame (function bounds unknown)".into());
     };
     let mut bounds: BTreeMap<u64, u64> = BTreeMap::new();
     for load in &loads {

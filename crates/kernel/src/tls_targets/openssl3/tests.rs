@@ -271,3 +271,52 @@ fn version_texts() {
     );
     assert!(version_minors(b"needs OpenSSL 3.x or later\0").is_empty());
 }
+
+/// A static C program over Debian's libssl.a (GCC, non-PIE, no `.eh_frame_hdr`):
+/// `tests/agents/openssl_static_loop.c`, the TLS loop of the probe-overhead benchmark. Built
+/// twice: with its symbol table (ground truth: `ssl_read_internal` and `ssl_write_internal`
+/// are global in libssl.a) and stripped (what is located).
+#[test]
+fn a_static_gcc_build_without_eh_frame_hdr_is_located() {
+    use object::ObjectSymbol as _;
+    let dir = tempfile::tempdir().unwrap();
+    let build = |name: &str, strip: bool| {
+        let binary = dir.path().join(name);
+        let output = std::process::Command::new("gcc")
+            .args(["-O2", "-static", "-pthread"])
+            .args(strip.then_some("-s"))
+            .arg("-o")
+            .arg(&binary)
+            .arg(format!(
+                "{}/tests/agents/openssl_static_loop.c",
+                env!("AGENTSCOPE_REPO")
+            ))
+            .args(["-lssl", "-lcrypto"])
+            .output()
+            .expect("gcc (make setup installs it, and libssl-dev)");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        map(&binary)
+    };
+    let (stripped, symbols) = (build("stripped", true), build("symbols", false));
+    let elf = object::File::parse(&*symbols).unwrap();
+    let symbol = |name: &str| {
+        elf.symbols()
+            .find(|s| s.name() == Ok(name))
+            .unwrap_or_else(|| panic!("{name} in the symbol table"))
+            .address()
+    };
+    assert!(elf.section_by_name(".eh_frame_hdr").is_none());
+    let found = locate(&stripped)
+        .unwrap()
+        .expect("OpenSSL 3 in the static loop");
+    assert!(!found.write_has_flags, "{found:#?}");
+    assert_eq!(
+        (found.read_internal, found.write_internal),
+        (symbol("ssl_read_internal"), symbol("ssl_write_internal")),
+        "{found:#?}"
+    );
+}
