@@ -161,8 +161,7 @@ fn bench(c: &mut Criterion) {
     measure(c, "go_crypto_tls", "unprobed", &mut go);
     measure(c, "openssl", "unprobed", &mut openssl);
     measure(c, "openssl_located", "unprobed", &mut located);
-    let collector =
-        Collector::follow(&[go.child.id(), openssl.child.id(), located.child.id()]);
+    let collector = Collector::follow(&[go.child.id(), openssl.child.id(), located.child.id()]);
     measure(c, "go_crypto_tls", "probed", &mut go);
     measure(c, "openssl", "probed", &mut openssl);
     measure(c, "openssl_located", "probed", &mut located);
