@@ -48,6 +48,8 @@ pub(crate) enum Found {
     BoringSslLocated,
     /// OpenSSL 3's `ssl_write_internal`/`ssl_read_internal`, located in a stripped binary.
     OpenSsl3Located,
+    /// The same in OpenSSL 3.0/3.1 (the old `struct ssl_st`).
+    OpenSsl30Located,
 }
 
 /// Where a function stores the byte count it wrote or read (the `_ex` forms and OpenSSL 3's
@@ -84,6 +86,7 @@ pub(crate) fn ssl_enter_checked(ctx: &ProbeContext, dir: u32, length: LengthAt, 
         Found::Exported => true,
         Found::BoringSslLocated => crate::tls_located::arguments_look_right(ctx),
         Found::OpenSsl3Located => crate::tls_located::openssl3_arguments_look_right(ctx),
+        Found::OpenSsl30Located => crate::tls_located::openssl30_arguments_look_right(ctx),
     };
     if !looks_right {
         return;

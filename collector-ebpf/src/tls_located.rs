@@ -98,7 +98,7 @@ pub fn located_ssl_read_enter(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// OpenSSL 3's `struct ssl_st` (`ssl/ssl_local.h`, 3.0 to 3.6): `int type` at 0
+/// OpenSSL 3's `struct ssl_st` (`ssl/ssl_local.h`, 3.2 to 3.6): `int type` at 0
 /// (`SSL_TYPE_SSL_CONNECTION` is 0; QUIC objects have the top bit of the low byte set),
 /// `SSL_CTX *ctx` at 8, `const SSL_METHOD *defltmeth` at 0x10, `const SSL_METHOD *method` at
 /// 0x18. In `SSL_METHOD`, `ssl_read` is at 0x50 and `ssl_write` at 0x60 (the located
@@ -142,6 +142,65 @@ pub(crate) fn openssl3_arguments_look_right(ctx: &ProbeContext) -> bool {
         return reject();
     }
     true
+}
+
+/// OpenSSL 3.0/3.1's `struct ssl_st`: `int version` at 0, `const SSL_METHOD *method` at 8;
+/// in that `SSL_METHOD`, `ssl_read` at 0x38 and `ssl_write` at 0x48 (the located functions
+/// call through exactly these).
+const OSSL30_METHOD_OFFSET: u64 = 0x8;
+const OSSL30_METHOD_READ_OFFSET: u64 = 0x38;
+const OSSL30_METHOD_WRITE_OFFSET: u64 = 0x48;
+
+/// As [`openssl3_arguments_look_right`] for OpenSSL 3.0/3.1: the `SSL*`'s version is a TLS
+/// or DTLS one (or `TLS_ANY_VERSION` before the handshake settles it), its method table and
+/// that table's read and write functions lie in the probed binary.
+#[inline(always)]
+pub(crate) fn openssl30_arguments_look_right(ctx: &ProbeContext) -> bool {
+    let ssl = ctx.arg::<u64>(0).unwrap_or(0);
+    let buf = ctx.arg::<u64>(1).unwrap_or(0);
+    let num = ctx.arg::<u64>(2).unwrap_or(u64::MAX);
+    if ssl == 0 || ssl % 8 != 0 || buf == 0 || num >= MAX_LEN as u64 {
+        return reject();
+    }
+    if num > 0 && unsafe { bpf_probe_read_user(buf as *const u8) }.is_err() {
+        return reject();
+    }
+    // SAFETY: a uprobe's context is the probed task's registers.
+    let ip = unsafe { (*ctx.regs).rip };
+    let version = unsafe { bpf_probe_read_user(ssl as *const u32) }.unwrap_or(0);
+    let known = matches!(version, 0x300..=0x304 | 0x10000 | 0x100 | 0xfeff | 0xfefd);
+    let method = read_u64(ssl + OSSL30_METHOD_OFFSET).unwrap_or(0);
+    if !known || !near(method, ip) || method % 8 != 0 {
+        return reject();
+    }
+    let read = read_u64(method + OSSL30_METHOD_READ_OFFSET).unwrap_or(0);
+    let write = read_u64(method + OSSL30_METHOD_WRITE_OFFSET).unwrap_or(0);
+    if !near(read, ip) || !near(write, ip) {
+        return reject();
+    }
+    true
+}
+
+#[uprobe]
+pub fn located_openssl30_read_enter(ctx: ProbeContext) -> u32 {
+    ssl_enter_checked(
+        &ctx,
+        direction::INGRESS,
+        LengthAt::Arg3,
+        Found::OpenSsl30Located,
+    );
+    0
+}
+
+#[uprobe]
+pub fn located_openssl30_write_enter(ctx: ProbeContext) -> u32 {
+    ssl_enter_checked(
+        &ctx,
+        direction::EGRESS,
+        LengthAt::Arg3,
+        Found::OpenSsl30Located,
+    );
+    0
 }
 
 #[uprobe]

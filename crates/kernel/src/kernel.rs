@@ -147,7 +147,9 @@ const LOCATED_ENTRY_PROGRAMS: [(&str, &str); 2] = [
 /// Entry probes for OpenSSL 3's internal functions located in stripped static binaries
 /// (Codex CLI), checked like BoringSSL's; the write function's shape decides the program.
 /// `SSL_do_handshake` has its own return probe: it marks ClientHellos, it captures nothing.
-const LOCATED_OPENSSL3_PROGRAMS: [(&str, &str); 4] = [
+const LOCATED_OPENSSL3_PROGRAMS: [(&str, &str); 6] = [
+    (openssl3::READ_LEGACY, "located_openssl30_read_enter"),
+    (openssl3::WRITE_LEGACY, "located_openssl30_write_enter"),
     (openssl3::READ, "located_openssl3_read_enter"),
     (openssl3::WRITE, "located_openssl3_write_enter"),
     (

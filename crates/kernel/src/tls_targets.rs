@@ -189,14 +189,21 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
         Ok(Some(found)) => target(
             vec![
                 (
-                    if found.write_has_flags {
-                        openssl3::WRITE_WITH_FLAGS
-                    } else {
-                        openssl3::WRITE
+                    match (found.legacy_ssl_st, found.write_has_flags) {
+                        (true, _) => openssl3::WRITE_LEGACY,
+                        (false, true) => openssl3::WRITE_WITH_FLAGS,
+                        (false, false) => openssl3::WRITE,
                     },
                     found.write_offset,
                 ),
-                (openssl3::READ, found.read_offset),
+                (
+                    if found.legacy_ssl_st {
+                        openssl3::READ_LEGACY
+                    } else {
+                        openssl3::READ
+                    },
+                    found.read_offset,
+                ),
             ]
             .into_iter()
             .chain(

@@ -48,6 +48,11 @@ pub const WRITE: &str = "ssl_write_internal";
 /// `ssl_write_internal` with the QUIC `flags` argument (OpenSSL 3.3 and later).
 pub const WRITE_WITH_FLAGS: &str = "ssl_write_internal(flags)";
 pub const HANDSHAKE: &str = "SSL_do_handshake";
+/// The same functions in OpenSSL 3.0 and 3.1, whose `struct ssl_st` starts with `version` and
+/// `method` (3.2 split it, putting `type`, `ctx`, `defltmeth` and `method` first): the kernel
+/// checks each call's `SSL*` against its own layout.
+pub const READ_LEGACY: &str = "ssl_read_internal(3.0)";
+pub const WRITE_LEGACY: &str = "ssl_write_internal(3.0)";
 
 /// The end of OpenSSL 3's `__FILE__` for `ssl/ssl_lib.c`, NUL-terminated in `.rodata`.
 const SSL_LIB_FILE: &[u8] = b"ssl/ssl_lib.c\0";
@@ -74,6 +79,8 @@ pub struct OpenSsl3Functions {
     /// `ssl_write_internal(s, buf, num, flags, written)` (OpenSSL 3.3 and later) rather than
     /// `(s, buf, num, written)`: where the byte count is stored.
     pub write_has_flags: bool,
+    /// OpenSSL 3.0 or 3.1: `struct ssl_st` in its old layout ([`READ_LEGACY`]).
+    pub legacy_ssl_st: bool,
     /// The evidence that matched, one line each, for the coverage report and logs.
     pub anchors: Vec<String>,
     /// The version of rustls linked into the same binary, if any (its crate source paths in
@@ -307,12 +314,18 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
         ));
     };
     let write_has_flags = *minor >= 3;
+    let legacy_ssl_st = *minor < 2;
     anchors.push(format!(
-        "version text {version:?}: ssl_write_internal takes {}",
+        "version text {version:?}: ssl_write_internal takes {}; struct ssl_st {}",
         if write_has_flags {
             "(s, buf, num, flags, written) (3.3 and later)"
         } else {
             "(s, buf, num, written) (before 3.3)"
+        },
+        if legacy_ssl_st {
+            "starts with version, method (3.0, 3.1)"
+        } else {
+            "starts with type, ctx, defltmeth, method (3.2 and later)"
         }
     ));
     let rustls_beside = rustls_version(rodata_bytes);
@@ -348,6 +361,7 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
         read_offset: offset(found[0]),
         write_offset: offset(found[1]),
         write_has_flags,
+        legacy_ssl_st,
         anchors,
         rustls_beside,
         handshake_offsets: handshakes.iter().map(|a| offset(*a)).collect(),

@@ -82,6 +82,7 @@ fn locates_the_internal_read_and_write_in_both_codex_releases() {
             .anchors
             .iter()
             .any(|a| a.contains("rustls") && a.contains("not probed")));
+        assert!(!found.legacy_ssl_st);
         // Both releases carry OpenSSL 3.5 or later: the write function takes the QUIC flags.
         assert!(found.write_has_flags, "{found:#?}");
         // PIE executables whose text is mapped at its file offset plus a page-aligned bias.
@@ -314,6 +315,10 @@ fn a_static_gcc_build_without_eh_frame_hdr_is_located() {
         .unwrap()
         .expect("OpenSSL 3 in the static loop");
     assert!(!found.write_has_flags, "{found:#?}");
+    assert!(
+        found.legacy_ssl_st,
+        "Debian 12's OpenSSL is 3.0: {found:#?}"
+    );
     assert_eq!(
         (found.read_internal, found.write_internal),
         (symbol("ssl_read_internal"), symbol("ssl_write_internal")),
