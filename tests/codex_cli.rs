@@ -640,3 +640,91 @@ fn codex_0_171_0_rustls_connections_are_reported_not_visible() {
     );
     assert_eq!(agent["llm_calls"], 0, "{agent:#}");
 }
+
+/// The same locator and probes on another build of OpenSSL 3: a stripped static C program over
+/// Debian's libssl.a (OpenSSL 3.0, GCC, non-PIE; `tests/agents/openssl_static_loop.c`, the
+/// loop of the probe-cost benchmark), already running when the collector starts. Its 3.0
+/// `struct ssl_st` is checked by programs of its own; every call passes, and the 64-byte
+/// messages come out byte for byte in both directions.
+#[test]
+fn a_static_openssl_3_0_program_is_seen_through_located_openssl() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("openssl_static_loop");
+    let built = Command::new("gcc")
+        .args(["-O2", "-s", "-static", "-pthread", "-o"])
+        .arg(&binary)
+        .arg(agents_dir().join("openssl_static_loop.c"))
+        .args(["-lssl", "-lcrypto"])
+        .output()
+        .expect("gcc (make setup installs it and libssl-dev)");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // Any certificate will do: the loop's client does not verify it.
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let mut child = Command::new(&binary)
+        .arg(&cert)
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let collect = Collect::start(
+        dir.path(),
+        &["--pid", &child.id().to_string(), "--no-kubernetes"],
+    );
+    writeln!(stdin, "3").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let captured = collect.stop();
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(captured.summary["kernel"]["tls_rejected"], 0);
+    let libraries = captured.summary["tls_libraries"].as_array().unwrap();
+    assert!(
+        libraries.iter().any(
+            |l| l["path"].as_str().unwrap().ends_with("openssl_static_loop")
+                && l["method"] == "openssl (located)"
+        ),
+        "{libraries:#?}"
+    );
+    // Three round trips: the client writes 64 x, the server reads and echoes them. The
+    // server was already waiting in its first read when the probes were attached: that call's
+    // entry was not seen, so its bytes are not captured (a call in progress at attach time is
+    // never half-captured); its two later reads are.
+    let pid = child.id();
+    let egress = tls_streams(&captured, pid, "egress");
+    assert_eq!(
+        egress,
+        [vec![b'x'; 3 * 64], vec![b'x'; 3 * 64]],
+        "client and server"
+    );
+    let mut ingress = tls_streams(&captured, pid, "ingress");
+    ingress.sort_by_key(Vec::len);
+    assert_eq!(
+        ingress,
+        [vec![b'x'; 2 * 64], vec![b'x'; 3 * 64]],
+        "server and client"
+    );
+}
