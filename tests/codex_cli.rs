@@ -110,10 +110,11 @@ const WARM_UP_REQUESTS: usize = 2;
 /// follow its pid from the start). Once released, Codex first runs once with a short prompt
 /// (a child of the shell, output discarded), then the measured run `exec`s in the shell's
 /// pid. The warm-up is there because the collector analyses a binary at its first exec and
-/// Codex makes its first connection about 130 ms after starting: the analysis takes 24 ms
+/// Codex makes its first connection about 130 ms after starting: the analysis takes 23 ms
 /// in the benchmark (`crates/kernel/benches/locate_openssl3.rs`) but several times that in
 /// this unoptimised test build, so a binary's very first process can have its first
-/// connection start before the probes are attached (seen in about one run in four here).
+/// connection start before the probes are attached (in most runs here, by up to 170 ms: the
+/// warm-up's hellos then say `probes_attached_late`).
 /// The measured run is the steady state of a node that has seen the binary before.
 fn paused_codex(dir: &Path, binary: &Path, llm: &MockLlm) -> (std::process::Child, PathBuf) {
     let home = codex_home(dir, llm);
