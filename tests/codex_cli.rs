@@ -22,7 +22,9 @@
 //! certificate issued by its own CA (`--with-ca`; rustls refuses a self-signed CA certificate
 //! used as the server's), trusted through `SSL_CERT_FILE`, and offers only `http/1.1` in ALPN
 //! (`--alpn http/1.1`), so the test does not depend on HTTP/2 reconstruction whichever stack
-//! a release uses. Nothing leaves the machine.
+//! a release uses. The model calls go only to the mock; Codex 0.171.0 also looks up
+//! `api.github.com` and `chatgpt.com` on its own (seen with strace; `check_for_update_on_startup
+//! = false` does not stop it), which this test neither needs nor checks.
 
 mod support;
 
