@@ -50,6 +50,7 @@ clippy: setup
 E2E_TESTS := live_capture \
 	claude_code \
 	gemini_cli \
+	codex_cli \
 	go_tls_capture \
 	http2_capture \
 	collector_stop \

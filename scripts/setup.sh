@@ -17,11 +17,12 @@ LLVM_MAJOR=22
 BPF_LINKER_VERSION=0.13.0
 
 # Debian packages: LLVM for bpf-linker, test servers and tools for the test agents (util-linux:
-# setpriv, which runs a console as another user in tests/serve_connect.rs).
+# setpriv, which runs a console as another user in tests/serve_connect.rs; gcc and libssl-dev:
+# the static OpenSSL 3 TLS loop, tests/agents/openssl_static_loop.c).
 debs=(
   "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
   pkg-config openssl ca-certificates python3 nodejs tmux postgresql iproute2
-  redis-server redis-tools util-linux golang-go libmbedtls-dev
+  redis-server redis-tools util-linux golang-go libmbedtls-dev gcc libssl-dev
 )
 missing=()
 for p in "${debs[@]}"; do

@@ -32,9 +32,17 @@ pub(crate) struct IoArgs {
     /// Destination port given to sendto(), 0 if none.
     pub(crate) dport: u16,
     pub(crate) _pad: u16,
-    /// Non-zero: the fd is a tracked pipe or socketpair, not an inet socket.
+    /// Non-zero: the fd is a tracked pipe or socketpair, not an inet socket
+    /// ([`WRITEV_FIRST_BYTES`]: a socket's first `writev`).
     pub(crate) pipe: u32,
+    /// For [`WRITEV_FIRST_BYTES`]: the length of the first iovec, which `buf` points into.
+    pub(crate) limit: u64,
 }
+
+/// [`IoArgs::pipe`] of a socket's first `writev` (rustls through tokio writes its records with
+/// `writev`): only its first iovec is looked at, for a ClientHello; `writev` payloads of plain
+/// sockets are not captured.
+const WRITEV_FIRST_BYTES: u32 = 2;
 
 #[map]
 static IO_PENDING: HashMap<u32, IoArgs> = HashMap::with_max_entries(16384, 0);
@@ -79,6 +87,36 @@ fn io_enter(fd: i32, buf: u64, dir: u32, dport: u16) {
         dport,
         _pad: 0,
         pipe,
+        limit: 0,
+    };
+    let _ = IO_PENDING.insert(&tid, &args, 0);
+}
+
+/// `writev(fd, iov, iovcnt)` on a socket that has carried nothing yet: stashes its first
+/// iovec, so the return can tell whether it starts with a ClientHello.
+#[inline(always)]
+pub(crate) fn writev_enter(fd: i32, iov: u64) {
+    let (tgid, tid) = current_ids();
+    if !traced(tgid) || SSL_PENDING.get_ptr(&tid).is_some() {
+        return;
+    }
+    let key = SockKey { tgid, fd };
+    match unsafe { SOCKS.get(&key) } {
+        Some(state) if state.flags & (SOCK_SEEN_PAYLOAD | SOCK_TLS) == 0 => {}
+        _ => return,
+    }
+    // struct iovec { void *iov_base; size_t iov_len; }
+    let Ok(first) = (unsafe { bpf_probe_read_user(iov as *const [u64; 2]) }) else {
+        return;
+    };
+    let args = IoArgs {
+        buf: first[0],
+        fd,
+        direction: direction::EGRESS,
+        dport: 0,
+        _pad: 0,
+        pipe: WRITEV_FIRST_BYTES,
+        limit: first[1],
     };
     let _ = IO_PENDING.insert(&tid, &args, 0);
 }
@@ -95,6 +133,13 @@ fn io_exit(ctx: &TracePointContext) {
         return;
     }
     let key = SockKey { tgid, fd: args.fd };
+    if args.pipe == WRITEV_FIRST_BYTES {
+        let ret = (ret as u64).min(args.limit) as i64;
+        if ret >= 2 {
+            writev_first_bytes(&key, &args, ret);
+        }
+        return;
+    }
     if args.pipe != 0 {
         pipe_io_exit(&key, &args, ret as u64);
         return;
@@ -189,6 +234,32 @@ pub fn sys_enter_recvfrom(ctx: TracePointContext) -> u32 {
 }
 
 /// DNS in a `struct msghdr` (sendmsg, and each message of sendmmsg): glibc's resolver sends
+
+/// The first bytes of a socket, written with `writev`: a ClientHello is emitted and the socket
+/// marked TLS, as for `write`; anything else only marks the socket as having carried data.
+#[inline(always)]
+fn writev_first_bytes(key: &SockKey, args: &IoArgs, ret: i64) {
+    let Some(state) = SOCKS.get_ptr_mut(key) else {
+        return;
+    };
+    let state = unsafe { &mut *state };
+    if state.flags & SOCK_SEEN_PAYLOAD != 0 {
+        return;
+    }
+    state.flags |= SOCK_SEEN_PAYLOAD;
+    let head: [u8; 2] =
+        unsafe { bpf_probe_read_user(args.buf as *const [u8; 2]) }.unwrap_or([0; 2]);
+    if head[0] == 0x16 && head[1] == 0x03 {
+        state.flags |= SOCK_TLS;
+        emit_tls_hello(args.fd, state.dport, args.buf, ret as u64);
+    }
+}
+
+#[tracepoint]
+pub fn sys_exit_writev(ctx: TracePointContext) -> u32 {
+    io_exit(&ctx);
+    0
+}
 
 #[tracepoint]
 pub fn sys_exit_write(ctx: TracePointContext) -> u32 {

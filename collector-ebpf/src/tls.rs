@@ -27,7 +27,7 @@ pub(crate) struct SslArgs {
     pub(crate) fd: i32,
     pub(crate) direction: u32,
     /// Non-zero for a function the collector located in a stripped binary (BoringSSL in
-    /// Bun) rather than found exported: its `SSL*` is checked before anything is emitted.
+    /// Bun, OpenSSL 3 in Codex CLI) rather than found exported: its `SSL*` was checked.
     pub(crate) located: u32,
     pub(crate) _pad: u32,
 }
@@ -39,35 +39,70 @@ pub(crate) static SSL_PENDING: HashMap<u32, SslArgs> = HashMap::with_max_entries
 #[map]
 static SSL_FDS: LruHashMap<u64, i32> = LruHashMap::with_max_entries(65536, 0);
 
+/// How a probed function was found, so what its arguments must be checked against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Exported under its OpenSSL name: trusted.
+    Exported,
+    /// BoringSSL's `SSL_write`/`SSL_read`, located in a stripped binary.
+    BoringSslLocated,
+    /// OpenSSL 3's `ssl_write_internal`/`ssl_read_internal`, located in a stripped binary.
+    OpenSsl3Located,
+    /// The same in OpenSSL 3.0/3.1 (the old `struct ssl_st`).
+    OpenSsl30Located,
+}
+
+/// Where a function stores the byte count it wrote or read (the `_ex` forms and OpenSSL 3's
+/// internal functions), or `None` when it returns it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LengthAt {
+    Returned,
+    /// Through the pointer in the fourth argument.
+    Arg3,
+    /// Through the pointer in the fifth argument (`ssl_write_internal` with QUIC flags).
+    Arg4,
+}
+
 #[inline(always)]
 fn ssl_enter(ctx: &ProbeContext, dir: u32, extended: bool) {
-    ssl_enter_checked(ctx, dir, extended, false);
+    let length = if extended {
+        LengthAt::Arg3
+    } else {
+        LengthAt::Returned
+    };
+    ssl_enter_checked(ctx, dir, length, Found::Exported);
 }
 
 /// Stashes a call's arguments until it returns. For a located function, first checks that
-/// they look like `SSL_write`/`SSL_read`'s ([`crate::tls_located`]); a call that does not is
+/// they look like a TLS write or read's ([`crate::tls_located`]); a call that does not is
 /// counted and never emitted.
 #[inline(always)]
-pub(crate) fn ssl_enter_checked(ctx: &ProbeContext, dir: u32, extended: bool, located: bool) {
+pub(crate) fn ssl_enter_checked(ctx: &ProbeContext, dir: u32, length: LengthAt, found: Found) {
     let (tgid, tid) = current_ids();
     if !traced(tgid) {
         return;
     }
-    if located && !crate::tls_located::arguments_look_right(ctx) {
+    let looks_right = match found {
+        Found::Exported => true,
+        Found::BoringSslLocated => crate::tls_located::arguments_look_right(ctx),
+        Found::OpenSsl3Located => crate::tls_located::openssl3_arguments_look_right(ctx),
+        Found::OpenSsl30Located => crate::tls_located::openssl30_arguments_look_right(ctx),
+    };
+    if !looks_right {
         return;
     }
     let args = SslArgs {
         ssl: ctx.arg::<u64>(0).unwrap_or(0),
         buf: ctx.arg::<u64>(1).unwrap_or(0),
-        len_ptr: if extended {
-            ctx.arg::<u64>(3).unwrap_or(0)
-        } else {
-            0
+        len_ptr: match length {
+            LengthAt::Returned => 0,
+            LengthAt::Arg3 => ctx.arg::<u64>(3).unwrap_or(0),
+            LengthAt::Arg4 => ctx.arg::<u64>(4).unwrap_or(0),
         },
         num: ctx.arg::<u64>(2).unwrap_or(0),
         fd: -1,
         direction: dir,
-        located: located as u32,
+        located: (found != Found::Exported) as u32,
         _pad: 0,
     };
     let _ = SSL_PENDING.insert(&tid, &args, 0);
@@ -80,7 +115,7 @@ fn ssl_exit(ctx: &RetProbeContext) {
         return;
     };
     let _ = SSL_PENDING.remove(&tid);
-    // All four functions return a C int: the upper half of the register is not sign-extended,
+    // All probed functions return a C int: the upper half of the register is not sign-extended,
     // so reading it as 64 bits would turn -1 (SSL_ERROR_WANT_READ) into 4 GiB.
     let ret = ctx.ret::<i32>() as i64;
     let len: u64 = if args.len_ptr != 0 {

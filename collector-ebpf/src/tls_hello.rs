@@ -4,7 +4,7 @@
 //! known, so a process whose TLS stack agentscope cannot read is reported, never invisible.
 //! At most `TLS_HELLO_LEN` bytes are kept; userspace parses them.
 
-use agentscope_common::{kind, TlsHelloEvent, TLS_HELLO_LEN};
+use agentscope_common::{kind, tls_hello_flags, TlsHelloEvent, TLS_HELLO_LEN};
 use aya_ebpf::{
     helpers::generated::bpf_probe_read_user as raw_read_user, macros::map, maps::PerCpuArray,
 };
@@ -29,6 +29,11 @@ pub(crate) fn emit_tls_hello(fd: i32, dport: u16, buf: u64, len: u64) {
     );
     event.fd = fd;
     event.dport = dport;
+    event.flags = if crate::tls_located::in_located_handshake() {
+        tls_hello_flags::IN_LOCATED_HANDSHAKE
+    } else {
+        0
+    };
     event.len = len as u32;
     let mut copy = len;
     if copy > TLS_HELLO_LEN as u64 {

@@ -64,6 +64,14 @@ pub mod exec_flags {
     pub const ARGV_MISSING: u32 = 4;
 }
 
+/// Flags on [`TlsHelloEvent`].
+pub mod tls_hello_flags {
+    /// The hello was written while the thread was inside a located OpenSSL 3 handshake
+    /// (`SSL_do_handshake`, probed in a static binary that also links another TLS stack):
+    /// evidence that this connection's plaintext goes through the probed functions.
+    pub const IN_LOCATED_HANDSHAKE: u16 = 1;
+}
+
 /// Flags on [`ExitEvent`].
 pub mod exit_flags {
     /// `exit_code` came from exit/exit_group; without it the process died another way
@@ -369,7 +377,8 @@ pub struct TlsHelloEvent {
     pub fd: i32,
     /// Destination port of the socket (host order).
     pub dport: u16,
-    pub _pad: u16,
+    /// [`tls_hello_flags`].
+    pub flags: u16,
     /// Bytes the write carried; `data` holds at most `TLS_HELLO_LEN` of them.
     pub len: u32,
     pub _pad2: u32,

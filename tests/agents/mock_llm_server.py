@@ -57,10 +57,12 @@ _ids_lock = threading.Lock()
 _dumps = itertools.count(1)
 
 
-def ensure_cert(cert_dir):
+def ensure_cert(cert_dir, with_ca=False):
     os.makedirs(cert_dir, exist_ok=True)
     cert, key = os.path.join(cert_dir, "cert.pem"), os.path.join(cert_dir, "key.pem")
-    if not (os.path.exists(cert) and os.path.exists(key)):
+    if with_ca:
+        ensure_ca_and_leaf(cert_dir, cert, key)
+    elif not (os.path.exists(cert) and os.path.exists(key)):
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
              "-subj", "/CN=localhost",
@@ -68,6 +70,33 @@ def ensure_cert(cert_dir):
              "-keyout", key, "-out", cert],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return cert, key
+
+
+def ensure_ca_and_leaf(cert_dir, cert, key):
+    """A CA (ca.pem, what the client trusts) and a server certificate it issued (cert.pem):
+    rustls and webpki refuse a self-signed CA certificate used as the server's own. The
+    certificate also names api.openai.com, for clients pointed at the mock under that name
+    (a private /etc/hosts in a mount namespace of their own)."""
+    ca, ca_key = os.path.join(cert_dir, "ca.pem"), os.path.join(cert_dir, "ca.key")
+    if all(os.path.exists(p) for p in (ca, ca_key, cert, key)):
+        return
+    quiet = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=agentscope mock CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+         "-keyout", ca_key, "-out", ca], **quiet)
+    csr = os.path.join(cert_dir, "leaf.csr")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-keyout", key, "-out", csr], **quiet)
+    ext = os.path.join(cert_dir, "leaf.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,DNS:api.openai.com,IP:127.0.0.1\n"
+                "basicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                    "-CAcreateserial", "-days", "1", "-extfile", ext, "-out", cert], **quiet)
 
 
 def write_atomic(path, text):
@@ -649,6 +678,11 @@ def main():
     ap.add_argument("--fixed-clock", action="store_true",
                     help="fixed timestamps and counter ids, so recorded fixtures are reproducible")
     ap.add_argument("--dump-dir", help="write each request and response body to this directory")
+    ap.add_argument("--with-ca", action="store_true",
+                    help="serve a certificate issued by a CA (CERT_DIR/ca.pem, for clients to "
+                         "trust) instead of a self-signed one")
+    ap.add_argument("--alpn", action="append",
+                    help="offer this ALPN protocol (repeatable); by default none is negotiated")
     args = ap.parse_args()
     if not args.plain and not args.cert_dir:
         ap.error("--cert-dir is required unless --plain")
@@ -665,9 +699,11 @@ def main():
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     scheme, cert = "http", None
     if not args.plain:
-        cert, key = ensure_cert(args.cert_dir)
+        cert, key = ensure_cert(args.cert_dir, with_ca=args.with_ca)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
+        if args.alpn:
+            ctx.set_alpn_protocols(args.alpn)
         # Lazy handshake: done in the per-connection thread, so a stuck client can't block accept().
         server.socket = ctx.wrap_socket(server.socket, server_side=True,
                                         do_handshake_on_connect=False)

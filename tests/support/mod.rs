@@ -80,6 +80,11 @@ pub struct MockLlm {
 }
 
 impl MockLlm {
+    /// The CA that issued the certificate, when started with `--with-ca`.
+    pub fn ca(&self) -> PathBuf {
+        self.cert.with_file_name("ca.pem")
+    }
+
     pub fn start(dir: &Path) -> MockLlm {
         Self::start_with(dir, &[])
     }

@@ -3,10 +3,13 @@
 //! `agentscope collect --json --pid PID` follows the process, for Go `crypto/tls`
 //! (tests/agents/go_tls_loop, uprobes on `Write`, `Read` and `Read`'s `RET`s) and for OpenSSL
 //! (tests/agents/openssl_tls_loop.py with the system libssl: uprobes and a uretprobe on
-//! `SSL_write_ex`/`SSL_read_ex`), and for BoringSSL linked into Bun (tests/agents/
-//! bun_tls_loop.mjs run by the plain Bun `make setup` installs: `SSL_write`/`SSL_read` located
-//! in the stripped binary, probes at offsets with the kernel-side argument checks). The probe
-//! cost per TLS call is (probed − unprobed) / 4.
+//! `SSL_write_ex`/`SSL_read_ex`), for OpenSSL 3 located in a stripped static binary
+//! (tests/agents/openssl_static_loop.c over Debian's libssl.a, built here: uprobes and a
+//! uretprobe on the located `ssl_write_internal`/`ssl_read_internal`, each call's `SSL*`
+//! checked in the kernel), and for BoringSSL linked into Bun (tests/agents/bun_tls_loop.mjs
+//! run by the plain Bun `make setup` installs: `SSL_write`/`SSL_read` located in the stripped
+//! binary, probes at offsets with the kernel-side argument checks). The probe cost per TLS
+//! call is (probed − unprobed) / 4.
 //! Each workload is one long-lived process that runs N round trips per line on its stdin, so
 //! the collector follows it by pid and sees nothing else. Both workloads run throughout: the
 //! unprobed times are taken before any collector starts (uprobes are attached to a file for
@@ -151,6 +154,17 @@ fn bench(c: &mut Criterion) {
         .expect("go build (make setup installs golang-go)");
     assert!(built.success(), "building go_tls_loop failed");
 
+    let static_loop = dir.path().join("openssl_static_loop");
+    let built = Command::new("gcc")
+        .args(["-O2", "-s", "-static", "-pthread", "-o"])
+        .arg(&static_loop)
+        .arg(repo.join("tests/agents/openssl_static_loop.c"))
+        .args(["-lssl", "-lcrypto"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("gcc (make setup installs it and libssl-dev)");
+    assert!(built.success(), "building openssl_static_loop failed");
+
     let mut go = Loop::start(&mut Command::new(dir.path().join("go_tls_loop")));
     let mut openssl = Loop::start(
         Command::new("python3")
@@ -158,18 +172,32 @@ fn bench(c: &mut Criterion) {
             .arg("--cert-dir")
             .arg(dir.path().join("cert")),
     );
+    // The loop makes its certificate with the Python loop's: start it once that exists.
+    let cert_dir = dir.path().join("cert");
+    let mut located = Loop::start(
+        Command::new(&static_loop)
+            .arg(cert_dir.join("cert.pem"))
+            .arg(cert_dir.join("key.pem")),
+    );
     let mut bun = Loop::start(
         Command::new(bun_binary())
             .arg(repo.join("tests/agents/bun_tls_loop.mjs"))
             .arg("--cert-dir")
-            .arg(dir.path().join("cert")),
+            .arg(&cert_dir),
     );
     measure(c, "go_crypto_tls", "unprobed", &mut go);
     measure(c, "openssl", "unprobed", &mut openssl);
+    measure(c, "openssl_located", "unprobed", &mut located);
     measure(c, "boringssl_located_bun", "unprobed", &mut bun);
-    let collector = Collector::follow(&[go.child.id(), openssl.child.id(), bun.child.id()]);
+    let collector = Collector::follow(&[
+        go.child.id(),
+        openssl.child.id(),
+        located.child.id(),
+        bun.child.id(),
+    ]);
     measure(c, "go_crypto_tls", "probed", &mut go);
     measure(c, "openssl", "probed", &mut openssl);
+    measure(c, "openssl_located", "probed", &mut located);
     measure(c, "boringssl_located_bun", "probed", &mut bun);
     drop(collector);
 }

@@ -19,6 +19,9 @@ pub enum PlaintextMethod {
     /// BoringSSL linked into a stripped binary (Bun, so Claude Code), its read/write functions
     /// located from the binary's own structure.
     BoringsslLocated,
+    /// OpenSSL 3 linked into a stripped static binary that does not export it (Codex CLI's
+    /// `native-tls`), its internal read/write functions located from the binary's own code.
+    OpensslLocated,
     /// rustls in a stripped static binary (Codex CLI).
     RustlsLocated,
     /// Go `crypto/tls` `(*Conn).Read`/`(*Conn).Write`, found through the binary's pclntab.
@@ -31,6 +34,7 @@ impl PlaintextMethod {
         match self {
             PlaintextMethod::OpensslSymbols => "OpenSSL symbols",
             PlaintextMethod::BoringsslLocated => "BoringSSL located",
+            PlaintextMethod::OpensslLocated => "OpenSSL located",
             PlaintextMethod::RustlsLocated => "rustls located",
             PlaintextMethod::GoCryptoTls => "Go crypto/tls",
         }
@@ -47,6 +51,12 @@ pub enum NotVisibleReason {
     ProbeFailedValidation { detail: String },
     /// A TLS stack was found but the uprobes could not be attached.
     AttachFailed { detail: String },
+    /// The binary links two TLS stacks, one probed, and this connection went through the
+    /// other (its ClientHello was not written inside the probed stack's handshake).
+    OtherStackNotProbed { detail: String },
+    /// The connection began before the probes were attached (the binary was being analysed
+    /// when its process connected): its first calls were not captured.
+    ProbesAttachedLate { detail: String },
     /// The process's executable could not be analysed (started before the collector and gone,
     /// or unreadable): nothing is known about its TLS stack.
     NotAnalysed,
@@ -60,6 +70,12 @@ impl NotVisibleReason {
                 format!("probe failed validation ({detail})")
             }
             NotVisibleReason::AttachFailed { detail } => format!("attach failed ({detail})"),
+            NotVisibleReason::OtherStackNotProbed { detail } => {
+                format!("another TLS stack in the binary, not probed ({detail})")
+            }
+            NotVisibleReason::ProbesAttachedLate { detail } => {
+                format!("probes attached after the connection began ({detail})")
+            }
             NotVisibleReason::NotAnalysed => "binary not analysed".into(),
         }
     }

@@ -21,7 +21,7 @@ use crate::procfs;
 use crate::redact;
 use crate::tls_coverage::{AnalysedObject, ObjectTls, ProcessTlsTracker};
 use crate::tls_targets::{self, TlsInspection, TlsMethod, TlsTargetCache};
-use agentscope_event::PlaintextMethod;
+use agentscope_event::{NotVisibleReason, PlaintextMethod, TlsCoverage};
 
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -160,6 +160,8 @@ enum TlsPending {
     Hello {
         pid: u32,
         index: usize,
+        /// Written inside a located OpenSSL 3 handshake (see `tls_hello_flags`).
+        in_located_handshake: bool,
     },
 }
 
@@ -167,7 +169,7 @@ impl Enrichment {
     /// Notes what an event says about TLS coverage: an exec of a binary (which may embed
     /// OpenSSL, as Node does, or a TLS stack agentscope cannot read), a process opening a
     /// libssl (Python importing `ssl`), forks and exits, and ClientHellos to stamp.
-    fn note_tls(&mut self, event: &Event, index: usize) {
+    fn note_tls(&mut self, event: &Event, raw: &[u8], index: usize) {
         let pid = event.header.pid;
         let (path, exec) = match &event.body {
             EventBody::Exec { filename, .. } => (filename, true),
@@ -188,7 +190,17 @@ impl Enrichment {
                 return;
             }
             EventBody::TlsHello { .. } => {
-                self.tls_pending.push(TlsPending::Hello { pid, index });
+                let at = std::mem::offset_of!(agentscope_common::TlsHelloEvent, flags);
+                let flags = raw
+                    .get(at..at + 2)
+                    .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+                self.tls_pending.push(TlsPending::Hello {
+                    pid,
+                    index,
+                    in_located_handshake: flags
+                        & agentscope_common::tls_hello_flags::IN_LOCATED_HANDSHAKE
+                        != 0,
+                });
                 return;
             }
             _ => return,
@@ -243,7 +255,7 @@ impl Enrichment {
                     self.redactor.redact(&mut event);
                 }
                 self.processes.apply(&mut event);
-                self.note_tls(&event, out.len());
+                self.note_tls(&event, bytes, out.len());
                 *self
                     .summary
                     .events
@@ -287,7 +299,7 @@ fn existing_pipe_ends(proc_root: &Path, pids: &[u32]) -> Vec<(u32, i32)> {
     ends
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
+pub(crate) fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -454,6 +466,69 @@ impl Collector {
         }
     }
 
+    /// A connection of a binary that links a located OpenSSL 3 and rustls beside it is seen
+    /// only if its ClientHello was written inside the located `SSL_do_handshake`; otherwise
+    /// rustls made it, and its plaintext is not visible (Codex CLI 0.171.0's model calls) —
+    /// unless the hello came before the probes were attached (a binary's first process can
+    /// connect while its analysis runs): then that is why.
+    fn other_stack(
+        &self,
+        verdict: TlsCoverage,
+        in_located_handshake: bool,
+        hello_ts_ns: u64,
+    ) -> TlsCoverage {
+        let TlsCoverage::Seen {
+            method: PlaintextMethod::OpensslLocated,
+            object,
+        } = &verdict
+        else {
+            return verdict;
+        };
+        if in_located_handshake {
+            return verdict;
+        }
+        let Some(library) = self
+            .tls
+            .inspections()
+            .find(|library| library.shown == object.as_str())
+        else {
+            return verdict;
+        };
+        if library
+            .attached_at_ns
+            .is_some_and(|attached| hello_ts_ns < attached)
+        {
+            return TlsCoverage::NotVisible {
+                reason: NotVisibleReason::ProbesAttachedLate {
+                    detail: format!(
+                        "{object}: this ClientHello came {} ms before the probes were attached",
+                        (library.attached_at_ns.unwrap_or(0) - hello_ts_ns) / 1_000_000
+                    ),
+                },
+            };
+        }
+        let rustls = match library.inspection {
+            TlsInspection::Target(target) => match &target.method {
+                TlsMethod::OpenSsl3Located {
+                    rustls_beside: Some(rustls),
+                    ..
+                } => Some(rustls.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        match rustls {
+            Some(rustls) => TlsCoverage::NotVisible {
+                reason: NotVisibleReason::OtherStackNotProbed {
+                    detail: format!(
+                        "{object}: this ClientHello was not written by its located OpenSSL; rustls {rustls} is linked in too"
+                    ),
+                },
+            },
+            None => verdict,
+        }
+    }
+
     /// What the Go analysis found in the file at `path` (analysed before, once per file), as a
     /// coverage verdict: probed, or why not. `None` for files that are not Go programs doing TLS.
     fn go_tls_verdict(&self, path: &Path) -> Option<ObjectTls> {
@@ -506,11 +581,17 @@ impl Collector {
                 }
                 TlsPending::Fork { parent, child } => self.process_tls.fork(parent, child),
                 TlsPending::Exit { pid } => self.process_tls.exit(pid),
-                TlsPending::Hello { pid, index } => {
+                TlsPending::Hello {
+                    pid,
+                    index,
+                    in_located_handshake,
+                } => {
+                    let ts_ns = batch.get(index).map_or(0, |e| e.header.ts_ns);
                     if let Some(EventBody::TlsHello { coverage, .. }) =
                         batch.get_mut(index).map(|e| &mut e.body)
                     {
-                        *coverage = Some(self.process_tls.verdict(pid));
+                        let verdict = self.process_tls.verdict(pid);
+                        *coverage = Some(self.other_stack(verdict, in_located_handshake, ts_ns));
                     }
                 }
             }
@@ -582,10 +663,7 @@ impl Collector {
                 TlsInspection::Target(target) => Some(TlsLibrary {
                     path: library.shown.into(),
                     method: Some(target.method.name()),
-                    anchors: match &target.method {
-                        TlsMethod::BoringSslLocated { anchors } => anchors.clone(),
-                        TlsMethod::OpenSslExported => Vec::new(),
-                    },
+                    anchors: target.method.anchors().to_vec(),
                     not_visible: None,
                 }),
                 TlsInspection::NotRecognised { why, .. } => Some(TlsLibrary {

@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::error::CollectorError;
 use crate::go_tls_targets::GoTlsTarget;
-use crate::tls_targets::{TlsMethod, TlsTarget};
+use crate::tls_targets::{openssl3, TlsMethod, TlsTarget};
 
 #[cfg(not(agentscope_ebpf_skipped))]
 static EBPF_OBJECT: &[u8] =
@@ -105,6 +105,8 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
     ("sys_enter_pread64", "syscalls", "sys_enter_pread64", false),
     ("sys_enter_preadv", "syscalls", "sys_enter_preadv", false),
     ("sys_enter_writev", "syscalls", "sys_enter_writev", false),
+    // A socket's first writev, for its ClientHello (rustls through tokio writes with writev).
+    ("sys_exit_writev", "syscalls", "sys_exit_writev", false),
     (
         "sys_enter_pwrite64",
         "syscalls",
@@ -142,6 +144,21 @@ const LOCATED_ENTRY_PROGRAMS: [(&str, &str); 2] = [
     ("SSL_write", "located_ssl_write_enter"),
     ("SSL_read", "located_ssl_read_enter"),
 ];
+/// Entry probes for OpenSSL 3's internal functions located in stripped static binaries
+/// (Codex CLI), checked like BoringSSL's; the write function's shape decides the program.
+/// `SSL_do_handshake` has its own return probe: it marks ClientHellos, it captures nothing.
+const LOCATED_OPENSSL3_PROGRAMS: [(&str, &str); 6] = [
+    (openssl3::READ_LEGACY, "located_openssl30_read_enter"),
+    (openssl3::WRITE_LEGACY, "located_openssl30_write_enter"),
+    (openssl3::READ, "located_openssl3_read_enter"),
+    (openssl3::WRITE, "located_openssl3_write_enter"),
+    (
+        openssl3::WRITE_WITH_FLAGS,
+        "located_openssl3_write_flags_enter",
+    ),
+    (openssl3::HANDSHAKE, "located_openssl3_handshake_enter"),
+];
+const HANDSHAKE_EXIT_PROGRAM: &str = "located_openssl3_handshake_exit";
 
 /// Go `crypto/tls` programs (collector-ebpf/src/go_tls.rs): entry of `(*Conn).Write`, entry
 /// of `(*Conn).Read`, and each `RET` of `(*Conn).Read`. Never a uretprobe on Go code.
@@ -361,9 +378,11 @@ impl KernelCapture {
         for program in SSL_ENTRY_PROGRAMS
             .iter()
             .chain(LOCATED_ENTRY_PROGRAMS.iter())
+            .chain(LOCATED_OPENSSL3_PROGRAMS.iter())
             .map(|(_, p)| *p)
             .chain([
                 SSL_EXIT_PROGRAM,
+                HANDSHAKE_EXIT_PROGRAM,
                 GO_WRITE_ENTRY_PROGRAM,
                 GO_READ_ENTRY_PROGRAM,
                 GO_READ_RETURN_PROGRAM,
@@ -384,12 +403,18 @@ impl KernelCapture {
         let entries: &[(&str, &str)] = match target.method {
             TlsMethod::OpenSslExported => &SSL_ENTRY_PROGRAMS,
             TlsMethod::BoringSslLocated { .. } => &LOCATED_ENTRY_PROGRAMS,
+            TlsMethod::OpenSsl3Located { .. } => &LOCATED_OPENSSL3_PROGRAMS,
         };
         for (function, offset) in &target.functions {
             let Some((_, entry)) = entries.iter().find(|(f, _)| f == function) else {
                 continue;
             };
-            for program in [*entry, SSL_EXIT_PROGRAM] {
+            let exit = if *function == openssl3::HANDSHAKE {
+                HANDSHAKE_EXIT_PROGRAM
+            } else {
+                SSL_EXIT_PROGRAM
+            };
+            for program in [*entry, exit] {
                 let prog: &mut UProbe = program_mut(&mut self.ebpf, program)?;
                 prog.attach(*offset, target.attach_path(), UProbeScope::AllProcesses)
                     .map_err(|e| {

@@ -1,9 +1,11 @@
 //! Finding TLS libraries to probe: any ELF file (a shared libssl, or an executable such as
 //! Node that embeds OpenSSL) whose dynamic symbols export the OpenSSL read/write API, and
 //! stripped executables with BoringSSL linked in (Bun, so Claude Code), whose `SSL_write` and
-//! `SSL_read` are located from the code itself ([`boringssl`]).
+//! `SSL_read` are located from the code itself ([`boringssl`]), or with OpenSSL 3 linked in
+//! (Codex CLI), whose `ssl_write_internal` and `ssl_read_internal` are ([`openssl3`]).
 
 pub mod boringssl;
+pub mod openssl3;
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd as _;
@@ -27,6 +29,14 @@ pub enum TlsMethod {
     /// BoringSSL's `SSL_write`/`SSL_read` located in a stripped binary; the anchors say why
     /// the locator believes it. The kernel programs check every call before emitting.
     BoringSslLocated { anchors: Vec<String> },
+    /// OpenSSL 3's `ssl_write_internal`/`ssl_read_internal` located in a stripped static
+    /// binary (every public read/write entry point ends in them); checked like BoringSSL's.
+    OpenSsl3Located {
+        anchors: Vec<String>,
+        /// The version of rustls linked in beside it, not probed: a ClientHello the located
+        /// `SSL_do_handshake` did not write is its, and that connection is not visible.
+        rustls_beside: Option<String>,
+    },
 }
 
 impl TlsMethod {
@@ -35,6 +45,25 @@ impl TlsMethod {
         match self {
             TlsMethod::OpenSslExported => "openssl (exported symbols)",
             TlsMethod::BoringSslLocated { .. } => "boringssl (located)",
+            TlsMethod::OpenSsl3Located { .. } => "openssl (located)",
+        }
+    }
+
+    /// Why the locator believes it (empty for exported symbols).
+    pub fn anchors(&self) -> &[String] {
+        match self {
+            TlsMethod::OpenSslExported => &[],
+            TlsMethod::BoringSslLocated { anchors }
+            | TlsMethod::OpenSsl3Located { anchors, .. } => anchors,
+        }
+    }
+
+    /// The coverage verdict's name for it.
+    pub fn plaintext_method(&self) -> PlaintextMethod {
+        match self {
+            TlsMethod::OpenSslExported => PlaintextMethod::OpensslSymbols,
+            TlsMethod::BoringSslLocated { .. } => PlaintextMethod::BoringsslLocated,
+            TlsMethod::OpenSsl3Located { .. } => PlaintextMethod::OpensslLocated,
         }
     }
 }
@@ -65,8 +94,9 @@ impl TlsTarget {
 pub enum TlsInspection {
     /// Probes can be attached.
     Target(TlsTarget),
-    /// The file carries BoringSSL but its functions could not be located with confidence:
-    /// its TLS plaintext is not visible (a blind spot), for this reason.
+    /// The file carries BoringSSL or OpenSSL 3 but its functions could not be located with
+    /// confidence: its TLS plaintext is not visible (a blind spot), for this reason (which
+    /// names the library).
     NotRecognised { path: PathBuf, why: String },
     /// No TLS library recognised in the file.
     Nothing,
@@ -81,7 +111,8 @@ pub fn inspect(path: &Path) -> std::io::Result<Option<TlsTarget>> {
     })
 }
 
-/// Inspects an ELF file: OpenSSL's exported API first, then BoringSSL located in the code.
+/// Inspects an ELF file: OpenSSL's exported API first, then BoringSSL located in the code,
+/// then OpenSSL 3 located in the code.
 pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
@@ -124,25 +155,70 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
             file: Arc::new(file),
         }));
     }
-    Ok(match boringssl::locate(&map) {
-        Ok(None) => TlsInspection::Nothing,
-        Ok(Some(found)) => TlsInspection::Target(TlsTarget {
+    let target = |functions, method| {
+        TlsInspection::Target(TlsTarget {
             path: path.to_path_buf(),
             dev: meta.dev(),
             ino: meta.ino(),
-            functions: vec![
-                ("SSL_write", found.ssl_write_offset),
-                ("SSL_read", found.ssl_read_offset),
-            ],
-            method: TlsMethod::BoringSslLocated {
-                anchors: found.anchors,
-            },
+            functions,
+            method,
             file: Arc::new(file),
-        }),
-        Err(not) => TlsInspection::NotRecognised {
-            path: path.to_path_buf(),
-            why: not.to_string(),
-        },
+        })
+    };
+    let not_recognised = |why: String| TlsInspection::NotRecognised {
+        path: path.to_path_buf(),
+        why,
+    };
+    match boringssl::locate(&map) {
+        Ok(None) => {}
+        Ok(Some(found)) => {
+            return Ok(target(
+                vec![
+                    ("SSL_write", found.ssl_write_offset),
+                    ("SSL_read", found.ssl_read_offset),
+                ],
+                TlsMethod::BoringSslLocated {
+                    anchors: found.anchors,
+                },
+            ))
+        }
+        Err(not) => return Ok(not_recognised(not.to_string())),
+    }
+    Ok(match openssl3::locate(&map) {
+        Ok(None) => TlsInspection::Nothing,
+        Ok(Some(found)) => target(
+            vec![
+                (
+                    match (found.legacy_ssl_st, found.write_has_flags) {
+                        (true, _) => openssl3::WRITE_LEGACY,
+                        (false, true) => openssl3::WRITE_WITH_FLAGS,
+                        (false, false) => openssl3::WRITE,
+                    },
+                    found.write_offset,
+                ),
+                (
+                    if found.legacy_ssl_st {
+                        openssl3::READ_LEGACY
+                    } else {
+                        openssl3::READ
+                    },
+                    found.read_offset,
+                ),
+            ]
+            .into_iter()
+            .chain(
+                found
+                    .handshake_offsets
+                    .iter()
+                    .map(|offset| (openssl3::HANDSHAKE, *offset)),
+            )
+            .collect(),
+            TlsMethod::OpenSsl3Located {
+                anchors: found.anchors,
+                rustls_beside: found.rustls_beside,
+            },
+        ),
+        Err(not) => not_recognised(not.to_string()),
     })
 }
 
@@ -163,6 +239,8 @@ struct AnalysedFile {
     shown: String,
     inspection: TlsInspection,
     tls: ObjectTls,
+    /// When its probes were attached (CLOCK_BOOTTIME, the clock of event timestamps).
+    attached_at_ns: Option<u64>,
 }
 
 /// A file with a TLS library, as the summary's `tls_libraries` lists it.
@@ -170,6 +248,9 @@ pub struct InspectedLibrary<'a> {
     /// The name its first user knew it by.
     pub shown: &'a str,
     pub inspection: &'a TlsInspection,
+    /// When its probes were attached (CLOCK_BOOTTIME, the clock of event timestamps): a
+    /// connection that began before cannot have had its first calls captured.
+    pub attached_at_ns: Option<u64>,
 }
 
 impl TlsTargetCache {
@@ -192,18 +273,19 @@ impl TlsTargetCache {
             None => {
                 self.analysed += 1;
                 let inspection = inspect_detailed(path).ok()?;
+                let mut attached_at_ns = None;
                 let tls = match &inspection {
                     TlsInspection::Target(target) => match attach(target) {
-                        Ok(()) => ObjectTls::Probed(match target.method {
-                            TlsMethod::OpenSslExported => PlaintextMethod::OpensslSymbols,
-                            TlsMethod::BoringSslLocated { .. } => PlaintextMethod::BoringsslLocated,
-                        }),
+                        Ok(()) => {
+                            attached_at_ns = Some(crate::collector::clock_ns(libc::CLOCK_BOOTTIME));
+                            ObjectTls::Probed(target.method.plaintext_method())
+                        }
                         Err(err) => ObjectTls::AttachFailed(err),
                     },
-                    // BoringSSL is there but its functions were not located with confidence:
-                    // nothing is probed rather than a guess.
+                    // BoringSSL or OpenSSL 3 is there but its functions were not located with
+                    // confidence: nothing is probed rather than a guess.
                     TlsInspection::NotRecognised { why, .. } => {
-                        ObjectTls::ValidationFailed(format!("BoringSSL not located: {why}"))
+                        ObjectTls::ValidationFailed(why.clone())
                     }
                     TlsInspection::Nothing => ObjectTls::NoTlsStack,
                 };
@@ -213,6 +295,7 @@ impl TlsTargetCache {
                         shown: shown.to_string(),
                         inspection,
                         tls: tls.clone(),
+                        attached_at_ns,
                     },
                 );
                 tls
@@ -240,6 +323,7 @@ impl TlsTargetCache {
             .map(|analysed| InspectedLibrary {
                 shown: &analysed.shown,
                 inspection: &analysed.inspection,
+                attached_at_ns: analysed.attached_at_ns,
             })
     }
 }

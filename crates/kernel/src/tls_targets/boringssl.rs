@@ -53,7 +53,7 @@ const MAX_FUNCTION_PREFIX: usize = 64 * 1024;
 const MAX_FUNCTION_LEN: usize = 64 * 1024;
 
 /// Argument registers of the System V x86-64 calling convention, in order.
-const ARGUMENT_REGISTERS: [Register; 6] = [
+pub(super) const ARGUMENT_REGISTERS: [Register; 6] = [
     Register::RDI,
     Register::RSI,
     Register::RDX,
@@ -106,14 +106,14 @@ struct FunctionFacts {
 }
 
 /// An executable section: where it is loaded and its bytes.
-struct Code<'a> {
-    address: u64,
-    file_offset: u64,
-    bytes: &'a [u8],
+pub(super) struct Code<'a> {
+    pub(super) address: u64,
+    pub(super) file_offset: u64,
+    pub(super) bytes: &'a [u8],
 }
 
 impl Code<'_> {
-    fn contains(&self, address: u64) -> bool {
+    pub(super) fn contains(&self, address: u64) -> bool {
         address >= self.address && address - self.address < self.bytes.len() as u64
     }
 }
@@ -154,7 +154,10 @@ pub fn locate(image: &[u8]) -> Result<Option<BoringSslFunctions>, NotRecognised>
     )];
 
     let string_addresses: Vec<u64> = strings.iter().map(|(a, _)| *a).collect();
-    let loads = string_loads(&code, &string_addresses);
+    // Position-independent code (ET_DYN: a PIE or a shared library) never loads an address
+    // as an absolute immediate.
+    let absolute = elf.kind() != object::ObjectKind::Dynamic;
+    let loads = string_loads(&code, &string_addresses, absolute);
     if loads.is_empty() {
         // The name alone (in a string table, or a program that mentions it, like this one)
         // is not BoringSSL's code.
@@ -318,11 +321,11 @@ fn file_name_strings(rodata: &[u8], address: u64) -> Vec<(u64, &[u8])> {
 }
 
 /// Addresses of instructions that load one of `targets` into a register: `mov r32, imm32`
-/// (non-PIE code) or a RIP-relative `lea` (PIE code). Candidates only: the function decode
-/// confirms each one on an instruction boundary.
-fn string_loads(code: &Code<'_>, targets: &[u64]) -> Vec<u64> {
+/// (non-PIE code, searched only when `absolute`) or a RIP-relative `lea` (PIE code).
+/// Candidates only: the function decode confirms each one on an instruction boundary.
+pub(super) fn string_loads(code: &Code<'_>, targets: &[u64], absolute: bool) -> Vec<u64> {
     let mut loads = BTreeSet::new();
-    for target in targets {
+    for target in targets.iter().filter(|_| absolute) {
         let Ok(imm) = u32::try_from(*target) else {
             continue;
         };

@@ -1,0 +1,733 @@
+//! Codex CLI (`@openai/codex`, a static musl Rust executable, stripped) under the real
+//! collector. Which TLS stack carries its model call depends on the release, as the
+//! ClientHellos show (`openssl s_server -trace`): 0.101.0 goes through `reqwest`'s
+//! `native-tls`, a vendored OpenSSL 3.5 (renegotiation_info extension, DHE and CBC suites, no
+//! ALPN); 0.171.0 through rustls 0.23 with aws-lc-rs (the renegotiation SCSV, nine suites,
+//! X25519MLKEM768, ALPN h2 and http/1.1). Both binaries carry both stacks.
+//!
+//! 0.101.0: the collector must locate OpenSSL 3's `ssl_write_internal`/`ssl_read_internal`
+//! in the binary itself (`crates/kernel/src/tls_targets/openssl3.rs`) and capture the
+//! plaintext: the agent with its model, the `exec_command` tool call (name, arguments, id)
+//! linked to the exec and the file open it caused, request and response bodies byte for
+//! byte (a request of more than 512 KiB included), the API key nowhere in any output,
+//! `coverage` reporting "openssl_located", and Codex's output unchanged by the probes.
+//!
+//! 0.171.0: its connections are reported not visible (rustls, not probed), and it is still an
+//! agent, from the server name, marked so.
+//!
+//! Codex runs non-interactively (`codex exec`, the prompt on stdin) with a private
+//! `CODEX_HOME` whose `config.toml` points a custom provider at the mock LLM
+//! (`tests/agents/mock_llm_server.py`, OpenAI Responses with SSE) over TLS, under the name
+//! `api.openai.com`, which resolves to 127.0.0.1 only in Codex's own mount namespace. The mock serves a
+//! certificate issued by its own CA (`--with-ca`; rustls refuses a self-signed CA certificate
+//! used as the server's), trusted through `SSL_CERT_FILE`, and offers only `http/1.1` in ALPN
+//! (`--alpn http/1.1`), so the test does not depend on HTTP/2 reconstruction whichever stack
+//! a release uses. The model calls go only to the mock; Codex 0.171.0 also looks up
+//! `api.github.com` and `chatgpt.com` on its own (seen with strace; `check_for_update_on_startup
+//! = false` does not stop it), which this test neither needs nor checks.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::*;
+
+const MODEL: &str = "gpt-5-codex";
+/// Codex reaches the mock under the OpenAI API's name, which resolves to 127.0.0.1 only in its
+/// own mount namespace (`unshare -m` and a bind-mounted hosts file): so a connection whose
+/// plaintext is not visible still names its provider by SNI.
+const API_HOST: &str = "api.openai.com";
+const API_KEY: &str = "sk-proj-agentscopeTestKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH";
+
+/// The Codex CLI executable of one installed release (the npm package moved it between
+/// releases); a missing one fails: run setup.
+fn codex_binary(version: &str) -> PathBuf {
+    let agents = std::env::var_os("AGENTSCOPE_AGENTS_DIR").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/agentscope/agents"),
+        PathBuf::from,
+    );
+    let vendor = agents.join(format!(
+        "codex@{version}/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl"
+    ));
+    ["codex/codex", "bin/codex"]
+        .iter()
+        .map(|p| vendor.join(p))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{}/{{codex/codex,bin/codex}} is missing: run `make setup` (it installs Codex CLI {version})",
+                vendor.display()
+            )
+        })
+}
+
+/// A prompt of about 580 KiB, so Codex's first request body is larger than 512 KiB.
+fn big_prompt(path: &Path) {
+    let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+    let mut text = String::from("Read the plan file with your shell tool. Notes follow.\n");
+    let mut state: u32 = 12345;
+    while text.len() < 580 * 1024 {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        text.push_str(words[(state >> 16) as usize % words.len()]);
+        text.push(' ');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+struct CodexRun {
+    pid: u32,
+    stdout: String,
+    dump: PathBuf,
+    secret_path: PathBuf,
+}
+
+/// Codex's private home: the mock as its only model provider.
+fn codex_home(dir: &Path, llm: &MockLlm) -> PathBuf {
+    let home = dir.join("codex-home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "model = \"{MODEL}\"\n\
+             model_provider = \"mock\"\n\
+             \n\
+             [model_providers.mock]\n\
+             name = \"mock\"\n\
+             base_url = \"https://{API_HOST}:{port}/v1\"\n\
+             wire_api = \"responses\"\n\
+             env_key = \"MOCK_API_KEY\"\n",
+            port = llm.port
+        ),
+    )
+    .unwrap();
+    home
+}
+
+/// Requests the warm-up run makes (a tool call round and the answer), before the measured ones.
+const WARM_UP_REQUESTS: usize = 2;
+
+/// Starts Codex held before its `exec` until the start FIFO is opened (so the collector can
+/// follow its pid from the start). Once released, Codex first runs once with a short prompt
+/// (a child of the shell, output discarded), then the measured run `exec`s in the shell's
+/// pid. The warm-up is there because the collector analyses a binary at its first exec and
+/// Codex makes its first connection about 130 ms after starting: the analysis takes 23 ms
+/// in the benchmark (`crates/kernel/benches/locate_openssl3.rs`) but several times that in
+/// this unoptimised test build, so a binary's very first process can have its first
+/// connection start before the probes are attached (in most runs here, by up to 170 ms: the
+/// warm-up's hellos then say `probes_attached_late`).
+/// The measured run is the steady state of a node that has seen the binary before.
+fn paused_codex(dir: &Path, binary: &Path, llm: &MockLlm) -> (std::process::Child, PathBuf) {
+    let home = codex_home(dir, llm);
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let prompt = dir.join("prompt.txt");
+    big_prompt(&prompt);
+    let warm_up = dir.join("warm-up.txt");
+    std::fs::write(&warm_up, "Read the plan file with your shell tool.\n").unwrap();
+    let hosts = dir.join("hosts");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1 localhost\n127.0.0.1 {API_HOST}\n"),
+    )
+    .unwrap();
+    let start = dir.join("start");
+    let path = std::ffi::CString::new(start.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let script = format!(
+        "mount --bind '{hosts}' /etc/hosts && : < '{start}'; cd '{work}' && \
+         '{bin}' exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
+         --color never - < '{warm_up}' > /dev/null 2>&1 && \
+         exec '{bin}' exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
+         --color never - < '{prompt}'",
+        hosts = hosts.display(),
+        start = start.display(),
+        bin = binary.display(),
+        work = work.display(),
+        prompt = prompt.display(),
+        warm_up = warm_up.display(),
+    );
+    // unshare and the shell exec what follows: the pid stays Codex's.
+    let child = Command::new("unshare")
+        .args(["-m", "/bin/sh", "-c", &script])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("CODEX_HOME", &home)
+        .env("SSL_CERT_FILE", llm.ca())
+        .env("MOCK_API_KEY", API_KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start codex");
+    (child, start)
+}
+
+fn release(start: &Path) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(start)
+        {
+            Ok(_) => return,
+            Err(err)
+                if err.raw_os_error() == Some(libc::ENXIO)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
+            Err(err) => panic!("releasing codex: {err}"),
+        }
+    }
+}
+
+fn finish(child: std::process::Child) -> String {
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "codex failed: {}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The mock's script: Codex's own shell tool reads the secret plan, then a fixed answer (the
+/// tool's output carries timings, so it is checked in the request that returns it).
+fn start_mock(dir: &Path, secret_path: &Path) -> (MockLlm, PathBuf) {
+    let scenario = dir.join("scenario.json");
+    std::fs::write(
+        &scenario,
+        serde_json::json!({"turns": [
+            {"tool_calls": [{"name": "exec_command",
+                             "arguments": {"cmd": format!("cat {}", secret_path.display())}}]},
+            {"final_text": "The plan is read."}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let dump = dir.join("dump");
+    std::fs::create_dir_all(&dump).unwrap();
+    let llm = MockLlm::start_with(
+        dir,
+        &[
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--dump-dir",
+            dump.to_str().unwrap(),
+            "--with-ca",
+            "--alpn",
+            "http/1.1",
+        ],
+    );
+    (llm, dump)
+}
+
+fn write_secret(dir: &Path) -> PathBuf {
+    let secret_path = dir.join("secret-plan.txt");
+    std::fs::write(&secret_path, "launch codename BLUE HERON on the 14th\n").unwrap();
+    secret_path
+}
+
+/// Codex alone: no collector.
+fn run_without_collector(version: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_path = write_secret(dir.path());
+    let (llm, dump) = start_mock(dir.path(), &secret_path);
+    let (child, start) = paused_codex(dir.path(), &codex_binary(version), &llm);
+    release(&start);
+    let stdout = finish(child);
+    let returned =
+        std::fs::read(dump.join(format!("request-{}.body", WARM_UP_REQUESTS + 2))).unwrap();
+    assert!(
+        contains(&returned, b"BLUE HERON"),
+        "Codex {version} did not run the tool"
+    );
+    stdout
+}
+
+/// Codex under `agentscope collect --pid`, recorded, with the graph written.
+fn run_with_collector(version: &str, dir: &Path) -> (CodexRun, Captured, Value, String) {
+    let secret_path = write_secret(dir);
+    let (llm, dump) = start_mock(dir, &secret_path);
+    let (child, start) = paused_codex(dir, &codex_binary(version), &llm);
+    let pid = child.id();
+    let graph_path = dir.join("graph.json");
+    let record_path = dir.join("run.cap");
+    let collect = Collect::start(
+        dir,
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+            "--record",
+            record_path.to_str().unwrap(),
+        ],
+    );
+    release(&start);
+    let stdout = finish(child);
+    let stdout_path = collect.stdout_path.clone();
+    let captured = collect.stop();
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    let raw_output = std::fs::read_to_string(stdout_path).unwrap()
+        + &std::fs::read_to_string(&graph_path).unwrap();
+    (
+        CodexRun {
+            pid,
+            stdout,
+            dump,
+            secret_path,
+        },
+        captured,
+        graph,
+        raw_output,
+    )
+}
+
+/// The TLS streams of `pid` in one direction, one per connection (`SSL*`).
+fn tls_streams(captured: &Captured, pid: u32, direction: &str) -> Vec<Vec<u8>> {
+    captured
+        .streams()
+        .into_iter()
+        .filter(|((p, source, dir, _), _)| *p == pid as u64 && source == "tls" && dir == direction)
+        .map(|(_, bytes)| bytes)
+        .collect()
+}
+
+/// Whether `needle` appears in `haystack` byte for byte, except bytes the collector's
+/// redaction replaced with `*` (secrets are masked by default; this run keeps the default so
+/// that the API key can be checked to appear nowhere). Returns how many bytes were masked.
+fn verbatim_but_redacted(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let anchor = &needle[..needle.len().min(256)];
+    // Requests of one conversation share a long prefix: try every place the anchor occurs.
+    memchr::memmem::find_iter(haystack, anchor).find_map(|start| {
+        let found = haystack.get(start..start + needle.len())?;
+        let mut masked = 0;
+        for (got, want) in found.iter().zip(needle) {
+            if got != want {
+                if *got != b'*' {
+                    return None;
+                }
+                masked += 1;
+            }
+        }
+        Some(masked)
+    })
+}
+
+#[test]
+fn codex_0_101_0_is_seen_through_located_openssl() {
+    require_root();
+    let version = "0.101.0";
+    let alone = run_without_collector(version);
+    let dir = tempfile::tempdir().unwrap();
+    let (run, captured, graph, raw_output) = run_with_collector(version, dir.path());
+
+    // The agent's output does not change under the probes.
+    assert!(
+        alone.contains("The plan is read."),
+        "Codex {version}: {alone}"
+    );
+    assert_eq!(
+        run.stdout, alone,
+        "Codex {version}: output changed under the collector"
+    );
+    assert_eq!(
+        captured.summary["kernel"]["tls_rejected"], 0,
+        "{:#}",
+        captured.summary
+    );
+    assert_eq!(captured.summary["kernel"]["dropped"], 0);
+    // The summary says how: OpenSSL located in the codex binary, with the evidence.
+    let libraries = captured.summary["tls_libraries"].as_array().unwrap();
+    let located = libraries
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().ends_with("codex/codex"))
+        .unwrap_or_else(|| panic!("codex binary not in {libraries:#?}"));
+    assert_eq!(located["method"], "openssl (located)", "{located:#}");
+    let anchors = located["anchors"].as_array().unwrap();
+    assert!(
+        anchors.len() >= 4
+            && anchors
+                .iter()
+                .any(|a| a.as_str().unwrap().contains("ssl_lib.c")),
+        "{located:#}"
+    );
+
+    // Payloads byte for byte in both directions, the > 512 KiB request included.
+    let hellos: Vec<&Value> = captured
+        .of_kind("tls_hello")
+        .filter(|e| e["pid"] == run.pid)
+        .collect();
+    assert!(
+        hellos
+            .iter()
+            .all(|e| e["server_name"] == API_HOST && e["coverage"]["plaintext"] == "seen"),
+        "Codex's ClientHellos: {:#?}",
+        hellos
+            .iter()
+            .map(|e| (
+                &e["ts_ns"],
+                &e["alpn"],
+                &e["len"],
+                &e["coverage"]["plaintext"]
+            ))
+            .collect::<Vec<_>>()
+    );
+    // The warm-up's connections are OpenSSL's too: seen, or (when they began while the binary
+    // was being analysed) reported as such, never passed off as another stack's.
+    for hello in captured
+        .of_kind("tls_hello")
+        .filter(|e| e["pid"] != run.pid)
+    {
+        assert!(
+            hello["coverage"]["plaintext"] == "seen"
+                || hello["coverage"]["why"] == "probes_attached_late",
+            "{hello:#}"
+        );
+        eprintln!("warm-up ClientHello: {}", hello["coverage"]);
+    }
+    let egress_streams = tls_streams(&captured, run.pid, "egress");
+    let ingress_streams: Vec<Vec<u8>> = tls_streams(&captured, run.pid, "ingress")
+        .iter()
+        .map(|s| dechunk_all(s))
+        .collect();
+    let egress: Vec<u8> = egress_streams.concat();
+    let requests = (1..)
+        .take_while(|n| run.dump.join(format!("request-{n}.body")).exists())
+        .count();
+    assert_eq!(
+        requests,
+        WARM_UP_REQUESTS + 2,
+        "a tool call round and the answer, after the warm-up's"
+    );
+    for n in WARM_UP_REQUESTS + 1..=requests {
+        let request = std::fs::read(run.dump.join(format!("request-{n}.body"))).unwrap();
+        if n == WARM_UP_REQUESTS + 1 {
+            assert!(request.len() > 512 * 1024, "{}", request.len());
+        }
+        let masked = egress_streams
+            .iter()
+            .find_map(|s| verbatim_but_redacted(s, &request))
+            .unwrap_or_else(|| {
+                panic!(
+                    "Codex {version}: request {n} ({} bytes) not captured verbatim ({} egress bytes)",
+                    request.len(),
+                    egress.len()
+                )
+            });
+        assert!(masked <= 64, "request {n}: {masked} bytes masked");
+        let response = std::fs::read(run.dump.join(format!("response-{n}.body"))).unwrap();
+        assert_eq!(
+            ingress_streams
+                .iter()
+                .find_map(|s| verbatim_but_redacted(s, &response)),
+            Some(0),
+            "Codex {version}: response {n} ({} bytes) not captured verbatim",
+            response.len()
+        );
+    }
+    assert!(
+        egress_streams
+            .iter()
+            .any(|s| s.starts_with(b"POST /v1/responses")),
+        "no connection starts with a Responses call"
+    );
+
+    // The API key appears nowhere: not in the events, the payloads, or the graph.
+    assert!(!raw_output.contains(API_KEY), "API key leaked");
+    assert!(
+        !contains(&egress, API_KEY.as_bytes()),
+        "API key in captured payload"
+    );
+    assert!(!contains(&egress, &API_KEY.as_bytes()[..40]));
+
+    // The agent, with its model and both calls.
+    let agents = graph["agents"].as_array().unwrap();
+    let agent = agents
+        .iter()
+        .find(|a| {
+            a["pids"]
+                .as_array()
+                .is_some_and(|p| p.contains(&serde_json::json!(run.pid)))
+        })
+        .unwrap_or_else(|| panic!("Codex {version} is not an agent: {:#}", graph["agents"]));
+    // The warm-up run is the same agent; its calls count when they were captured (its first
+    // connection can start before the probes are attached, see `paused_codex`).
+    let warm_up_seen = (1..=WARM_UP_REQUESTS)
+        .filter(|n| {
+            let request = std::fs::read(run.dump.join(format!("request-{n}.body"))).unwrap();
+            captured
+                .streams()
+                .into_iter()
+                .filter(|((p, source, dir, _), _)| {
+                    *p != u64::from(run.pid) && source == "tls" && dir == "egress"
+                })
+                .any(|(_, stream)| verbatim_but_redacted(&stream, &request).is_some())
+        })
+        .count();
+    assert_eq!(
+        agent["llm_calls"],
+        (requests - WARM_UP_REQUESTS + warm_up_seen) as u64,
+        "{agent:#}"
+    );
+    let models: Vec<&Value> = agent["aibom"]["providers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|m| m.as_array().unwrap())
+        .collect();
+    assert!(models.contains(&&serde_json::json!(MODEL)), "{agent:#}");
+
+    // The exec_command tool call, with its id and arguments, linked to the exec and the file
+    // open.
+    let calls = graph["tool_calls"].as_array().unwrap();
+    let exec = calls
+        .iter()
+        .find(|c| c["gen_ai.tool.name"] == "exec_command" && c["pid"] == run.pid)
+        .unwrap_or_else(|| panic!("no exec_command tool call: {calls:#?}"));
+    assert_eq!(exec["gen_ai.tool.call.id"], "call_1");
+    assert_eq!(
+        exec["gen_ai.tool.call.arguments"]["cmd"],
+        format!("cat {}", run.secret_path.display())
+    );
+    let links = exec["links"].as_array().unwrap();
+    assert!(
+        links.iter().any(|l| l["kind"] == "exec"
+            && l["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("cat") && s.contains("secret-plan.txt"))),
+        "no exec link running the command: {links:#?}"
+    );
+    let file_node = format!("data:file:{}", run.secret_path.display());
+    assert!(
+        links
+            .iter()
+            .any(|l| l["kind"] == "file" && l["target"] == file_node.as_str()),
+        "no file link to {file_node}: {links:#?}"
+    );
+
+    // `coverage`, replayed from the recording: seen, through located OpenSSL (its
+    // ClientHellos were written inside the located handshake, though rustls is linked in too).
+    let row = replayed_coverage(dir.path(), run.pid);
+    assert_eq!(row["coverage"]["plaintext"], "seen", "{row:#}");
+    assert_eq!(row["coverage"]["method"], "openssl_located", "{row:#}");
+    assert_eq!(row["plaintext_seen"], true, "{row:#}");
+}
+
+/// The coverage row of `pid`, from `agentscope coverage -o json --replay` on the recording.
+fn replayed_coverage(dir: &Path, pid: u32) -> Value {
+    let report = Command::new(BIN)
+        .args(["coverage", "-o", "json", "--replay"])
+        .arg(dir.join("run.cap"))
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "coverage --replay failed");
+    assert!(!contains(&report.stdout, API_KEY.as_bytes()));
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["pid"] == pid)
+        .unwrap_or_else(|| panic!("no coverage row for Codex: {report:#}"))
+        .clone()
+}
+
+/// 0.171.0 makes its model calls through rustls, which is not probed: the OpenSSL linked into
+/// the same binary is located and probed, but its ClientHellos were not written inside the
+/// located `SSL_do_handshake`, so every connection is reported not visible, naming rustls,
+/// rather than "seen via OpenSSL". Codex is still an agent (OpenAI, from the server name),
+/// marked so. No plaintext is captured (nothing is passed off as data), no probe rejects a
+/// call, and Codex's output is unchanged.
+#[test]
+fn codex_0_171_0_rustls_connections_are_reported_not_visible() {
+    require_root();
+    let version = "0.171.0";
+    let alone = run_without_collector(version);
+    let dir = tempfile::tempdir().unwrap();
+    let (run, captured, graph, raw_output) = run_with_collector(version, dir.path());
+    assert!(
+        alone.contains("The plan is read."),
+        "Codex {version}: {alone}"
+    );
+    assert_eq!(
+        run.stdout, alone,
+        "Codex {version}: output changed under the collector"
+    );
+    assert_eq!(
+        captured.summary["kernel"]["tls_rejected"], 0,
+        "{:#}",
+        captured.summary
+    );
+    assert!(!raw_output.contains(API_KEY), "API key leaked");
+    let libraries = captured.summary["tls_libraries"].as_array().unwrap();
+    let located = libraries
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().ends_with("bin/codex"))
+        .unwrap_or_else(|| panic!("codex binary not in {libraries:#?}"));
+    assert_eq!(located["method"], "openssl (located)", "{located:#}");
+    assert!(
+        located["anchors"].as_array().unwrap().iter().any(|a| a
+            .as_str()
+            .unwrap()
+            .contains("rustls 0.23.46 is linked in too")),
+        "{located:#}"
+    );
+    let hellos: Vec<&Value> = captured
+        .of_kind("tls_hello")
+        .filter(|e| e["pid"] == run.pid)
+        .collect();
+    assert!(!hellos.is_empty(), "no ClientHello from Codex");
+    for hello in &hellos {
+        assert_eq!(hello["coverage"]["plaintext"], "not_visible", "{hello:#}");
+        assert_eq!(
+            hello["coverage"]["why"], "other_stack_not_probed",
+            "{hello:#}"
+        );
+        // rustls offers h2 and http/1.1; the mock picks http/1.1.
+        assert_eq!(hello["alpn"], serde_json::json!(["h2", "http/1.1"]));
+        assert_eq!(hello["server_name"], API_HOST);
+    }
+    assert_eq!(
+        captured
+            .of_kind("data")
+            .filter(|e| e["pid"] == run.pid && e["source"] == "tls")
+            .count(),
+        0,
+        "TLS data captured from rustls connections"
+    );
+    // rustls (through tokio) writes its records with writev: its hello marks the socket TLS,
+    // so the ciphertext it then reads is not passed off as plain socket data either.
+    let tls_fds: Vec<&Value> = hellos.iter().map(|h| &h["fd"]).collect();
+    assert!(
+        !captured
+            .of_kind("data")
+            .any(|e| e["pid"] == run.pid && e["source"] == "socket" && tls_fds.contains(&&e["fd"])),
+        "ciphertext captured as socket data"
+    );
+    let row = replayed_coverage(dir.path(), run.pid);
+    assert_eq!(row["coverage"]["plaintext"], "not_visible", "{row:#}");
+    assert_eq!(row["coverage"]["why"], "other_stack_not_probed", "{row:#}");
+    assert!(
+        row["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("another TLS stack") && v.contains("rustls 0.23.46")),
+        "{row:#}"
+    );
+    assert_eq!(row["plaintext_seen"], false, "{row:#}");
+    // Still an agent, from the server name: its provider known, marked not visible.
+    let agent = graph["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["pids"]
+                .as_array()
+                .is_some_and(|p| p.contains(&serde_json::json!(run.pid)))
+        })
+        .unwrap_or_else(|| panic!("Codex {version} is not an agent: {:#}", graph["agents"]));
+    assert_eq!(agent["plaintext_not_visible"], row["verdict"], "{agent:#}");
+    assert!(
+        agent["aibom"]["providers"].get("openai").is_some(),
+        "{agent:#}"
+    );
+    assert_eq!(agent["llm_calls"], 0, "{agent:#}");
+}
+
+/// The same locator and probes on another build of OpenSSL 3: a stripped static C program over
+/// Debian's libssl.a (OpenSSL 3.0, GCC, non-PIE; `tests/agents/openssl_static_loop.c`, the
+/// loop of the probe-cost benchmark), already running when the collector starts. Its 3.0
+/// `struct ssl_st` is checked by programs of its own; every call passes, and the 64-byte
+/// messages come out byte for byte in both directions.
+#[test]
+fn a_static_openssl_3_0_program_is_seen_through_located_openssl() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("openssl_static_loop");
+    let built = Command::new("gcc")
+        .args(["-O2", "-s", "-static", "-pthread", "-o"])
+        .arg(&binary)
+        .arg(agents_dir().join("openssl_static_loop.c"))
+        .args(["-lssl", "-lcrypto"])
+        .output()
+        .expect("gcc (make setup installs it and libssl-dev)");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // Any certificate will do: the loop's client does not verify it.
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let mut child = Command::new(&binary)
+        .arg(&cert)
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let collect = Collect::start(
+        dir.path(),
+        &["--pid", &child.id().to_string(), "--no-kubernetes"],
+    );
+    writeln!(stdin, "3").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let captured = collect.stop();
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(captured.summary["kernel"]["tls_rejected"], 0);
+    let libraries = captured.summary["tls_libraries"].as_array().unwrap();
+    assert!(
+        libraries.iter().any(
+            |l| l["path"].as_str().unwrap().ends_with("openssl_static_loop")
+                && l["method"] == "openssl (located)"
+        ),
+        "{libraries:#?}"
+    );
+    // Three round trips: the client writes 64 x, the server reads and echoes them. The
+    // server was already waiting in its first read when the probes were attached: that call's
+    // entry was not seen, so its bytes are not captured (a call in progress at attach time is
+    // never half-captured); its two later reads are.
+    let pid = child.id();
+    let egress = tls_streams(&captured, pid, "egress");
+    assert_eq!(
+        egress,
+        [vec![b'x'; 3 * 64], vec![b'x'; 3 * 64]],
+        "client and server"
+    );
+    let mut ingress = tls_streams(&captured, pid, "ingress");
+    ingress.sort_by_key(Vec::len);
+    assert_eq!(
+        ingress,
+        [vec![b'x'; 2 * 64], vec![b'x'; 3 * 64]],
+        "server and client"
+    );
+}
