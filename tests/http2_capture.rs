@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use support::certificates::make_ca_and_leaf;
 use support::*;
 
 const API_KEY: &str = "sk-agentscope-h2-secret-5e8d1c";
