@@ -109,7 +109,11 @@ fn rotation_by_size_and_count_and_the_capture_tools_on_a_real_capture() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("rotated.cap");
-    let workload = steady_workload(dir.path(), 60);
+    // 60 rounds were about 4000 events, 75-85 KiB in the files (keyframes hold the node's
+    // process table, so the size varies with the node's processes): two 64 KiB files (the
+    // smallest size allowed) held it all on a quiet node and nothing was deleted. 150 rounds
+    // fill at least three.
+    let workload = steady_workload(dir.path(), 150);
     let pid = workload.pid().to_string();
     let Collect {
         child: mut collector,
