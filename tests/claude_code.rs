@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use support::payloads::verbatim_but_redacted;
 use support::*;
 
 const MODEL: &str = "claude-sonnet-4-5";
@@ -199,31 +200,6 @@ fn tls_streams(captured: &Captured, pid: u32, direction: &str) -> Vec<Vec<u8>> {
         .filter(|((p, source, dir, _), _)| *p == pid as u64 && source == "tls" && dir == direction)
         .map(|(_, bytes)| bytes)
         .collect()
-}
-
-/// Whether `needle` appears in `haystack` byte for byte, except bytes the collector's
-/// redaction replaced with `*` (secrets are masked by default; this run keeps the default so
-/// that the API key can be checked to appear nowhere). Returns how many bytes were masked.
-fn verbatim_but_redacted(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let anchor = &needle[..needle.len().min(256)];
-    // Requests of one conversation share a long prefix: try every place the anchor occurs.
-    haystack
-        .windows(anchor.len())
-        .enumerate()
-        .filter(|(_, w)| *w == anchor)
-        .find_map(|(start, _)| {
-            let found = haystack.get(start..start + needle.len())?;
-            let mut masked = 0;
-            for (got, want) in found.iter().zip(needle) {
-                if got != want {
-                    if *got != b'*' {
-                        return None;
-                    }
-                    masked += 1;
-                }
-            }
-            Some(masked)
-        })
 }
 
 fn check_release(version: &str) {

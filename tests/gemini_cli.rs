@@ -27,6 +27,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use support::certificates::make_ca_and_leaf;
+use support::payloads::verbatim_but_redacted;
 use support::*;
 
 const VERSION: &str = "0.61.0";
@@ -232,31 +233,6 @@ fn tls_streams(captured: &Captured, pid: u64, direction: &str) -> Vec<Vec<u8>> {
         .filter(|((p, source, dir, _), _)| *p == pid && source == "tls" && dir == direction)
         .map(|(_, bytes)| bytes)
         .collect()
-}
-
-/// Whether `needle` appears in `haystack` byte for byte, except bytes the collector's
-/// redaction replaced with `*` (the run keeps redaction on, so that the key can be checked to
-/// appear nowhere). Returns how many bytes were masked.
-fn verbatim_but_redacted(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let anchor = &needle[..needle.len().min(256)];
-    // Requests of one conversation share a long prefix: try every place the anchor occurs.
-    haystack
-        .windows(anchor.len())
-        .enumerate()
-        .filter(|(_, w)| *w == anchor)
-        .find_map(|(start, _)| {
-            let found = haystack.get(start..start + needle.len())?;
-            let mut masked = 0;
-            for (got, want) in found.iter().zip(needle) {
-                if got != want {
-                    if *got != b'*' {
-                        return None;
-                    }
-                    masked += 1;
-                }
-            }
-            Some(masked)
-        })
 }
 
 /// `body` with the value of every `"thoughtSignature":"..."` replaced by as many `*`.

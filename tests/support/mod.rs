@@ -9,6 +9,7 @@
 
 pub mod certificates;
 pub mod kubernetes;
+pub mod payloads;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
