@@ -6,7 +6,10 @@
 # clippy's check pass is CPU work that shares nothing with the test build (check-mode
 # artifacts). `cargo test` holds the target directory's lock until its last test ends, so
 # the test binaries are built first and then run directly (from crates/cli, the directory
-# `cargo test` runs them in), which leaves the lock to clippy.
+# `cargo test` runs them in), which leaves the lock to clippy. They run without the
+# environment `cargo test` adds at run time (LD_LIBRARY_PATH with the toolchain's libraries,
+# CARGO_*): the tests read their paths at compile time (`env!`), and a workload they trace
+# then makes fewer failed library opens (tests/capture_files.rs sizes its workload for both).
 #
 # Usage: scripts/e2e-beside-clippy.sh TEST_NAME...   (the Makefile passes $(E2E_TESTS))
 # Prints each file's result as `cargo test` would, then clippy's output; fails if any test
