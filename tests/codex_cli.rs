@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::payloads::verbatim_but_redacted;
+use support::payloads::{assert_bodies_captured, verbatim_but_redacted};
 use support::*;
 
 const MODEL: &str = "gpt-5-codex";
@@ -294,16 +294,6 @@ fn run_with_collector(version: &str, dir: &Path) -> (CodexRun, Captured, Value, 
     )
 }
 
-/// The TLS streams of `pid` in one direction, one per connection (`SSL*`).
-fn tls_streams(captured: &Captured, pid: u32, direction: &str) -> Vec<Vec<u8>> {
-    captured
-        .streams()
-        .into_iter()
-        .filter(|((p, source, dir, _), _)| *p == pid as u64 && source == "tls" && dir == direction)
-        .map(|(_, bytes)| bytes)
-        .collect()
-}
-
 #[test]
 fn codex_0_101_0_is_seen_through_located_openssl() {
     require_root();
@@ -376,8 +366,9 @@ fn codex_0_101_0_is_seen_through_located_openssl() {
         );
         eprintln!("warm-up ClientHello: {}", hello["coverage"]);
     }
-    let egress_streams = tls_streams(&captured, run.pid, "egress");
-    let ingress_streams: Vec<Vec<u8>> = tls_streams(&captured, run.pid, "ingress")
+    let egress_streams = captured.tls_streams(u64::from(run.pid), "egress");
+    let ingress_streams: Vec<Vec<u8>> = captured
+        .tls_streams(u64::from(run.pid), "ingress")
         .iter()
         .map(|s| dechunk_all(s))
         .collect();
@@ -390,32 +381,20 @@ fn codex_0_101_0_is_seen_through_located_openssl() {
         WARM_UP_REQUESTS + 2,
         "a tool call round and the answer, after the warm-up's"
     );
-    for n in WARM_UP_REQUESTS + 1..=requests {
-        let request = std::fs::read(run.dump.join(format!("request-{n}.body"))).unwrap();
-        if n == WARM_UP_REQUESTS + 1 {
-            assert!(request.len() > 512 * 1024, "{}", request.len());
-        }
-        let masked = egress_streams
-            .iter()
-            .find_map(|s| verbatim_but_redacted(s, &request))
-            .unwrap_or_else(|| {
-                panic!(
-                    "Codex {version}: request {n} ({} bytes) not captured verbatim ({} egress bytes)",
-                    request.len(),
-                    egress.len()
-                )
-            });
-        assert!(masked <= 64, "request {n}: {masked} bytes masked");
-        let response = std::fs::read(run.dump.join(format!("response-{n}.body"))).unwrap();
-        assert_eq!(
-            ingress_streams
-                .iter()
-                .find_map(|s| verbatim_but_redacted(s, &response)),
-            Some(0),
-            "Codex {version}: response {n} ({} bytes) not captured verbatim",
-            response.len()
-        );
-    }
+    let first = std::fs::read(
+        run.dump
+            .join(format!("request-{}.body", WARM_UP_REQUESTS + 1)),
+    )
+    .unwrap();
+    assert!(first.len() > 512 * 1024, "{}", first.len());
+    assert_bodies_captured(
+        &format!("Codex {version}"),
+        &run.dump,
+        WARM_UP_REQUESTS + 1..=requests,
+        &egress_streams,
+        &ingress_streams,
+        64,
+    );
     assert!(
         egress_streams
             .iter()
@@ -696,14 +675,14 @@ fn a_static_openssl_3_0_program_is_seen_through_located_openssl() {
     // server was already waiting in its first read when the probes were attached: that call's
     // entry was not seen, so its bytes are not captured (a call in progress at attach time is
     // never half-captured); its two later reads are.
-    let pid = child.id();
-    let egress = tls_streams(&captured, pid, "egress");
+    let pid = u64::from(child.id());
+    let egress = captured.tls_streams(pid, "egress");
     assert_eq!(
         egress,
         [vec![b'x'; 3 * 64], vec![b'x'; 3 * 64]],
         "client and server"
     );
-    let mut ingress = tls_streams(&captured, pid, "ingress");
+    let mut ingress = captured.tls_streams(pid, "ingress");
     ingress.sort_by_key(Vec::len);
     assert_eq!(
         ingress,

@@ -225,16 +225,6 @@ fn run_with_collector() -> Observed {
     }
 }
 
-/// The TLS streams of `pid` in one direction, one per connection (`SSL*`).
-fn tls_streams(captured: &Captured, pid: u64, direction: &str) -> Vec<Vec<u8>> {
-    captured
-        .streams()
-        .into_iter()
-        .filter(|((p, source, dir, _), _)| *p == pid && source == "tls" && dir == direction)
-        .map(|(_, bytes)| bytes)
-        .collect()
-}
-
 /// `body` with the value of every `"thoughtSignature":"..."` replaced by as many `*`.
 fn thought_signatures_masked(body: &[u8]) -> Vec<u8> {
     const FIELD: &[u8] = b"\"thoughtSignature\":\"";
@@ -389,8 +379,9 @@ fn gemini_cli_is_seen_through_node_openssl_symbols() {
     assert_ne!(agent_ids[0], agent_ids[1]);
 
     // Payloads byte for byte in both directions.
-    let egress = tls_streams(captured, agent_pid, "egress");
-    let ingress: Vec<Vec<u8>> = tls_streams(captured, agent_pid, "ingress")
+    let egress = captured.tls_streams(agent_pid, "egress");
+    let ingress: Vec<Vec<u8>> = captured
+        .tls_streams(agent_pid, "ingress")
         .iter()
         .map(|s| dechunk_all(s))
         .collect();

@@ -322,6 +322,15 @@ pub struct Captured {
 }
 
 impl Captured {
+    /// The TLS streams of `pid` in one direction, one per connection, in capture order.
+    pub fn tls_streams(&self, pid: u64, direction: &str) -> Vec<Vec<u8>> {
+        self.streams()
+            .into_iter()
+            .filter(|((p, source, dir, _), _)| *p == pid && source == "tls" && dir == direction)
+            .map(|(_, bytes)| bytes)
+            .collect()
+    }
+
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.events.iter().filter(move |e| e["kind"] == kind)
     }
