@@ -112,6 +112,24 @@ fn agent_of(graph: &Value, pid: u32) -> &Value {
         .unwrap_or_else(|| panic!("no agent for pid {pid}: {:#}", graph["agents"]))
 }
 
+/// The `protocol` attribute of the agent's edges to its models: which wire protocols carried
+/// its LLM calls.
+fn model_call_protocols(graph: &Value, agent: &Value) -> Vec<Value> {
+    let from = format!("agent:{}", agent["key"].as_str().unwrap());
+    graph["graph"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["from"] == from.as_str() && e["kind"] == "invokes_model")
+        .flat_map(|e| {
+            e["attributes"]["protocol"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 fn models(agent: &Value) -> Vec<&Value> {
     agent["aibom"]["providers"]
         .as_object()
@@ -189,6 +207,11 @@ fn go_agent_over_http2_shows_its_llm_calls_and_tool_calls() {
     );
     assert_eq!(agent["llm_calls"], 6, "{agent:#}");
     assert_eq!(agent["tool_calls"], 3, "{agent:#}");
+    assert_eq!(
+        model_call_protocols(&graph, agent),
+        [Value::from("h2")],
+        "HTTP/2 over TLS is named h2 in the graph"
+    );
 
     let events_text = std::fs::read_to_string(&events_path).unwrap();
     assert!(!events_text.contains(API_KEY), "API key in the events");
@@ -327,6 +350,11 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
     );
     assert_eq!(agent["llm_calls"], 2, "{agent:#}");
     assert_eq!(agent["tool_calls"], 1, "{agent:#}");
+    assert_eq!(
+        model_call_protocols(&graph, agent),
+        [Value::from("h2c")],
+        "HTTP/2 on a plain socket is named h2c in the graph"
+    );
 }
 
 /// tests/agents/h2c_llm_server.py, listening; returns it and its port.

@@ -312,6 +312,10 @@ pub fn observation_detail(
     }
     let events: Vec<String> = observation.events.iter().map(ToString::to_string).collect();
     doc.field("events", events.join(", "));
+    doc.opt(
+        "protocol",
+        observation.protocol.map(|p| p.as_str().to_string()),
+    );
     match &observation.kind {
         ObservationKind::Llm {
             call,

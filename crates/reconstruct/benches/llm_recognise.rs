@@ -45,6 +45,7 @@ fn exchange(method: &str, target: &str, request: Vec<u8>, response: Vec<u8>) -> 
         host: Some("localhost".to_string()),
         port: None,
         tls: true,
+        protocol: Default::default(),
     }
 }
 

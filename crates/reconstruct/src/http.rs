@@ -16,6 +16,46 @@ pub struct Header {
     pub value: String,
 }
 
+/// Which wire protocol carried an exchange. Reconstruction gives every version the same
+/// exchange shape, so the graph cannot tell them apart except by this (its `protocol`
+/// attribute). Names are the ALPN protocol ids (RFC 7301 registry), plus `websocket`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Default)]
+pub enum WireProtocol {
+    #[default]
+    #[serde(rename = "http/1.1")]
+    Http1,
+    /// HTTP/2 over TLS.
+    #[serde(rename = "h2")]
+    H2,
+    /// HTTP/2 over a plain socket (prior knowledge or an `Upgrade: h2c`).
+    #[serde(rename = "h2c")]
+    H2c,
+    /// Messages of a WebSocket (over HTTP/1.1 Upgrade or HTTP/2 extended CONNECT).
+    #[serde(rename = "websocket")]
+    WebSocket,
+}
+
+impl WireProtocol {
+    /// HTTP/2 over TLS is `h2`, over a plain socket `h2c`; other protocols are the same on both.
+    pub fn over(self, tls: bool) -> Self {
+        match (self, tls) {
+            (WireProtocol::H2 | WireProtocol::H2c, true) => WireProtocol::H2,
+            (WireProtocol::H2 | WireProtocol::H2c, false) => WireProtocol::H2c,
+            (other, _) => other,
+        }
+    }
+
+    /// The ALPN id (or `websocket`), as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireProtocol::Http1 => "http/1.1",
+            WireProtocol::H2 => "h2",
+            WireProtocol::H2c => "h2c",
+            WireProtocol::WebSocket => "websocket",
+        }
+    }
+}
+
 /// How complete a body is, so interpreters can say how far to trust what they extracted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -97,6 +137,8 @@ pub struct HttpExchange {
     pub port: Option<u16>,
     /// True when the bytes arrived through TLS (captured as plaintext from OpenSSL).
     pub tls: bool,
+    /// The wire protocol that carried the exchange.
+    pub protocol: WireProtocol,
 }
 
 /// Case-insensitive header lookup: the first value for `name`.
@@ -1024,6 +1066,7 @@ impl HttpConnection {
             out.push(PairedExchange {
                 request,
                 response: None,
+                protocol: WireProtocol::Http1,
             });
         }
         self.settle(ts_ns);
@@ -1052,6 +1095,7 @@ impl HttpConnection {
                 Some(request) => out.push(PairedExchange {
                     request,
                     response: Some(response),
+                    protocol: WireProtocol::Http1,
                 }),
                 // A response whose request was never captured (capture began mid-exchange).
                 None => out.push(PairedExchange {
@@ -1066,6 +1110,7 @@ impl HttpConnection {
                         ts_ns: response.ts_ns,
                     },
                     response: Some(response),
+                    protocol: WireProtocol::Http1,
                 }),
             }
         }
@@ -1079,6 +1124,9 @@ impl HttpConnection {
 pub struct PairedExchange {
     pub request: HttpRequest,
     pub response: Option<HttpResponse>,
+    /// What the parser read (HTTP/2 without knowing TLS: the reconstructor makes it `h2c`
+    /// on a plain socket, see [`WireProtocol::over`]).
+    pub protocol: WireProtocol,
 }
 
 /// HTTP/1.1 as a wire parser: the client's bytes are requests, the server's responses. It

@@ -122,6 +122,7 @@ fn a_million_tool_calls_in_one_response_stay_within_the_budget_and_are_flagged()
         host: Some("api.openai.com".into()),
         port: Some(443),
         tls: true,
+        protocol: Default::default(),
     };
     let call = llm::recognise(&exchange).expect("still recognised as an LLM call");
     assert!(call.partial);

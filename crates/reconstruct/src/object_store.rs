@@ -679,6 +679,7 @@ pub(crate) mod tests {
             host: Some(host.into()),
             port: None,
             tls: true,
+            protocol: Default::default(),
         }
     }
 

@@ -168,6 +168,10 @@ pub struct Observation {
     pub time_unix_ns: u64,
     pub actor: Actor,
     pub events: Vec<EventRange>,
+    /// The wire protocol that carried it, for what came out of an HTTP-family exchange (LLM,
+    /// MCP over HTTP, API, object-store and retrieval calls); `None` for everything else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<crate::http::WireProtocol>,
     #[serde(flatten)]
     pub kind: ObservationKind,
 }

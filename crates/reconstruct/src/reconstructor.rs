@@ -164,6 +164,7 @@ impl Reconstructor {
             time_unix_ns: header.time_unix_ns,
             actor: Actor::from(header),
             events: vec![EventRange::single(index)],
+            protocol: None,
             kind,
         };
         match &event.body {
@@ -440,6 +441,7 @@ impl Reconstructor {
                     .or_else(|| stream.peer.as_ref().map(|p| p.addr.clone())),
                 port: stream.peer.as_ref().map(|p| p.port),
                 tls: stream.tls,
+                protocol: paired.protocol.over(stream.tls),
                 request: paired.request,
                 response: paired.response,
             };
@@ -465,6 +467,7 @@ impl Reconstructor {
                 .iter_mut()
                 .find_map(|interpreter| interpreter.interpret(&exchange, &context));
             let ts_ns = exchange.request.ts_ns;
+            let exchange_protocol = exchange.protocol;
             // An exchange no interpreter claims stays a plain HTTP exchange.
             let kinds = interpreted.unwrap_or_else(|| {
                 vec![ObservationKind::Http {
@@ -483,6 +486,7 @@ impl Reconstructor {
                     time_unix_ns: ts_ns.saturating_add(stream.time_offset_ns),
                     actor: stream.actor.clone(),
                     events: events.clone(),
+                    protocol: Some(exchange_protocol),
                     kind,
                 });
             }
@@ -509,6 +513,7 @@ fn emit_records<T>(
             time_unix_ns: ts_ns.saturating_add(stream.time_offset_ns),
             actor: stream.actor.clone(),
             events: events.clone(),
+            protocol: None,
             kind,
         });
     }
@@ -612,6 +617,11 @@ mod tests {
         assert!(observations.iter().all(|o| match &o.kind {
             ObservationKind::Llm { host, .. } =>
                 host.as_deref().is_some_and(|h| h.starts_with("127.0.0.1:")),
+            _ => true,
+        }));
+        // Captured through TLS, so `h2`; every exchange-borne observation names its protocol.
+        assert!(observations.iter().all(|o| match &o.kind {
+            ObservationKind::Llm { .. } => o.protocol == Some(http::WireProtocol::H2),
             _ => true,
         }));
 

@@ -339,6 +339,7 @@ mod tests {
                 comm: "agent".into(),
             },
             events: vec![EventRange { first: 3, last: 5 }],
+            protocol: None,
             kind,
         }
     }

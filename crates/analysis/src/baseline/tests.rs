@@ -445,6 +445,7 @@ fn observation(pid: u32, ts_ns: u64, index: u64, kind: ObservationKind) -> Obser
             comm: "python3".into(),
         },
         events: vec![EventRange::single(index)],
+        protocol: None,
         kind,
     }
 }

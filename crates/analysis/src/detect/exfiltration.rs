@@ -575,6 +575,7 @@ mod tests {
             host: Some("203.0.113.9".into()),
             port: Some(80),
             tls: false,
+            protocol: Default::default(),
         }
     }
 

@@ -25,6 +25,7 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
             comm: "python3".into(),
         },
         events: vec![EventRange::single(index)],
+        protocol: None,
         kind,
     };
     let document =
@@ -175,6 +176,7 @@ fn an_agents_detection_state_stays_within_the_memory_budget() {
                 comm: "python3".into(),
             },
             events: vec![EventRange::single(index)],
+            protocol: None,
             kind: ObservationKind::Llm {
                 call: Box::new(LlmCall {
                     api: LlmApi::OpenAiChatCompletions,

@@ -71,17 +71,28 @@ impl Model {
             }
             _ => agent_node.clone(),
         };
+        let protocol = target.protocol.map(|p| p.as_str());
         if from != node {
-            self.graph
-                .edge(&from, &node, target.edge_kind, ts, &action.events);
+            if let (Some(edge), Some(protocol)) = (
+                self.graph
+                    .edge(&from, &node, target.edge_kind, ts, &action.events),
+                protocol,
+            ) {
+                edge.note_protocol(protocol);
+            }
         }
         for (id, label) in &target.more_nodes {
             let more = self.graph.node(target.node_kind, id.clone(), label, ts);
             for (key, value) in &target.attributes {
                 self.graph.set_attribute(&more, key, value.clone());
             }
-            self.graph
-                .edge(&from, &more, target.edge_kind, ts, &action.events);
+            if let (Some(edge), Some(protocol)) = (
+                self.graph
+                    .edge(&from, &more, target.edge_kind, ts, &action.events),
+                protocol,
+            ) {
+                edge.note_protocol(protocol);
+            }
         }
         if let Some(source) = &target.retrieval_source {
             if let Some(agent) = self.agents.get_mut(agent) {

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::process_table::ProcessTable;
 use crate::reconstruct::file_access::FileCategory;
-use crate::reconstruct::http::HttpExchange;
+use crate::reconstruct::http::{HttpExchange, WireProtocol};
 use crate::reconstruct::mcp::McpDetail;
 use crate::reconstruct::{Observation, ObservationKind, Role};
 
@@ -33,6 +33,9 @@ pub struct Target {
     pub more_nodes: Vec<(String, String)>,
     /// A retrieval (RAG) source for the agent's AI-BOM.
     pub retrieval_source: Option<String>,
+    /// The wire protocol that carried the action (HTTP-family calls), for the edge's
+    /// `protocol` attribute.
+    pub protocol: Option<WireProtocol>,
 }
 
 impl Target {
@@ -57,6 +60,7 @@ impl Target {
             attributes: Vec::new(),
             more_nodes: Vec::new(),
             retrieval_source: None,
+            protocol: None,
         }
     }
 }
@@ -360,6 +364,7 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
         _ => return None,
     };
     target.via_command = Some(command_of(processes, actor.pid, &actor.comm));
+    target.protocol = observation.protocol;
     Some(target)
 }
 

@@ -76,6 +76,23 @@ pub struct Edge {
     pub attributes: BTreeMap<String, serde_json::Value>,
 }
 
+impl Edge {
+    /// Notes the wire protocol of one more call behind this edge: the `protocol` attribute
+    /// lists each protocol seen, in first-seen order (ALPN ids: `http/1.1`, `h2`, `h2c`, and
+    /// `websocket`), so an agent that moved from HTTP/1.1 to HTTP/2 shows both.
+    pub fn note_protocol(&mut self, protocol: &str) {
+        let seen = self
+            .attributes
+            .entry("protocol".into())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let Some(list) = seen.as_array_mut() {
+            if !list.iter().any(|p| p == protocol) {
+                list.push(serde_json::json!(protocol));
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Limits {
     pub max_nodes: usize,

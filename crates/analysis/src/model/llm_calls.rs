@@ -65,6 +65,9 @@ impl Model {
             };
             tokens(edge, "gen_ai.usage.input_tokens", call.usage.input_tokens);
             tokens(edge, "gen_ai.usage.output_tokens", call.usage.output_tokens);
+            if let Some(protocol) = observation.protocol {
+                edge.note_protocol(protocol.as_str());
+            }
         }
         if let Some(agent) = self.agents.get_mut(key) {
             agent.last_seen_ns = agent.last_seen_ns.max(ts);

@@ -73,13 +73,18 @@ impl Model {
             self.graph
                 .set_attribute(&node, "version", serde_json::json!(version));
         }
-        self.graph.edge(
-            &agent_node,
-            &node,
-            EdgeKind::ConnectsMcp,
-            ts,
-            &observation.events,
-        );
+        if let (Some(edge), Some(protocol)) = (
+            self.graph.edge(
+                &agent_node,
+                &node,
+                EdgeKind::ConnectsMcp,
+                ts,
+                &observation.events,
+            ),
+            observation.protocol,
+        ) {
+            edge.note_protocol(protocol.as_str());
+        }
         if let McpDetail::ToolsList(list) = &exchange.detail {
             for tool in &list.tools {
                 let tool_node = self.graph.node(

@@ -60,6 +60,7 @@ fn observation(pid: u32, ts_ns: u64, index: u64, kind: ObservationKind) -> Obser
             comm: "python3".into(),
         },
         events: vec![EventRange::single(index)],
+        protocol: None,
         kind,
     }
 }
@@ -139,6 +140,7 @@ fn http_get(url_path: &str) -> ObservationKind {
             host: Some("127.0.0.1".into()),
             port: Some(8080),
             tls: false,
+            protocol: Default::default(),
         }),
         role: crate::reconstruct::Role::Client,
     }
@@ -616,4 +618,38 @@ fn actions_seen_before_the_call_that_caused_them_are_linked_when_it_arrives() {
     let call = model.tool_calls().next().unwrap();
     assert_eq!(call.links.len(), 1);
     assert_eq!(call.links[0].action.ts_ns, 3 * SECOND);
+}
+
+/// The wire protocol of each call is an attribute of the edge it counts on; an agent that
+/// called its model over HTTP/1.1 and then HTTP/2 shows both, in that order, once each.
+#[test]
+fn edges_list_the_wire_protocols_that_carried_their_calls() {
+    use crate::reconstruct::http::WireProtocol;
+    let table = processes();
+    let mut model = Model::new(ModelOptions::default());
+    let mut identity = HostOnlyIdentity;
+    let calls = [
+        (WireProtocol::Http1, llm(vec![], vec![])),
+        (WireProtocol::H2, llm(vec![], vec![])),
+        (WireProtocol::H2, llm(vec![], vec![])),
+        (WireProtocol::H2c, http_get("/api/accounts/42/status")),
+    ];
+    for (index, (protocol, kind)) in calls.into_iter().enumerate() {
+        let mut o = observation(AGENT, (10 + index as u64) * SECOND, index as u64, kind);
+        o.protocol = Some(protocol);
+        model.apply(&o, &table, &mut identity);
+    }
+    let protocols = |kind: EdgeKind| {
+        model
+            .graph()
+            .edges()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.attributes["protocol"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        protocols(EdgeKind::InvokesModel),
+        [json!(["http/1.1", "h2"])]
+    );
+    assert_eq!(protocols(EdgeKind::CallsApi), [json!(["h2c"])]);
 }

@@ -495,7 +495,11 @@ impl Http2Connection {
             .head
             .is_some()
             .then(|| http::finish_response(response.into_raw(), &self.budget));
-        self.done.push(PairedExchange { request, response });
+        self.done.push(PairedExchange {
+            request,
+            response,
+            protocol: http::WireProtocol::H2,
+        });
     }
 
     /// Broken framing or HPACK: the connection's state is dropped, what is in flight comes

@@ -29,6 +29,7 @@ fn exchange(paired: &PairedExchange) -> HttpExchange {
         host: paired.request.authority().map(str::to_string),
         port: None,
         tls: true,
+        protocol: paired.protocol,
     }
 }
 

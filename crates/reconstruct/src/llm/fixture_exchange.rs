@@ -104,6 +104,7 @@ pub fn exchange(
         host: Some("localhost".to_string()),
         port: None,
         tls: false,
+        protocol: Default::default(),
     }
 }
 

@@ -224,6 +224,7 @@ fn emit(
             time_unix_ns: ts_ns.saturating_add(session.time_offset_ns),
             actor: actor.clone(),
             events: events.clone(),
+            protocol: None,
             kind: ObservationKind::Mcp {
                 exchange: Box::new(exchange),
                 transport: McpTransport::Stdio,
