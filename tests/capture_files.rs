@@ -75,7 +75,7 @@ fn a_killed_collector_leaves_a_capture_that_reads_back_to_its_last_sync() {
     let (ok, report, _) = agentscope(&["cap", "verify", cap.to_str().unwrap()]);
     assert!(!ok, "a file without trailer is reported: {report}");
     assert!(report.contains("no index trailer"), "{report}");
-    let (ok, info, err) = agentscope(&["cap", "info", "--json", cap.to_str().unwrap()]);
+    let (ok, info, err) = agentscope(&["cap", "info", "-o", "json", cap.to_str().unwrap()]);
     assert!(ok, "{err}");
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["index"], "scan");
@@ -166,7 +166,7 @@ fn rotation_by_size_and_count_and_the_capture_tools_on_a_real_capture() {
 
     // Slice the first half of the newest file; the slice verifies and holds fewer events.
     let newest = files.last().unwrap();
-    let (_, info, _) = agentscope(&["cap", "info", "--json", newest.to_str().unwrap()]);
+    let (_, info, _) = agentscope(&["cap", "info", "-o", "json", newest.to_str().unwrap()]);
     let info: Value = serde_json::from_str(&info).unwrap();
     let events = info["events"].as_u64().unwrap();
     assert!(events > 0);
@@ -181,13 +181,13 @@ fn rotation_by_size_and_count_and_the_capture_tools_on_a_real_capture() {
         "+0s",
         "--to",
         &to,
-        "-o",
+        "-w",
         slice.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
     let (ok, report, _) = agentscope(&["cap", "verify", slice.to_str().unwrap()]);
     assert!(ok, "{report}");
-    let (_, sliced, _) = agentscope(&["cap", "info", "--json", slice.to_str().unwrap()]);
+    let (_, sliced, _) = agentscope(&["cap", "info", "-o", "json", slice.to_str().unwrap()]);
     let sliced: Value = serde_json::from_str(&sliced).unwrap();
     let kept = sliced["events"].as_u64().unwrap();
     assert!(kept > 0 && kept < events, "{kept} of {events}");

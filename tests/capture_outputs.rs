@@ -81,20 +81,20 @@ fn no_output_replaces_an_input_through_a_hard_link_or_a_symlink() {
     let soft = dir.path().join("soft.cap");
     std::os::unix::fs::symlink(&input, &soft).unwrap();
     for output in [&input, &hard, &soft] {
-        let run = agentscope(&["cap", "slice", s(&input), "-o", s(output)]);
+        let run = agentscope(&["cap", "slice", s(&input), "-w", s(output)]);
         assert!(!run.ok, "slice onto {}: {}", output.display(), run.stderr);
         assert!(run.stderr.contains("refusing"), "{}", run.stderr);
-        let run = agentscope(&["replay", "--quiet", s(&input), "--graph-json", s(output)]);
+        let run = agentscope(&["replay", s(&input), "--graph-json", s(output)]);
         assert!(!run.ok, "graph onto {}: {}", output.display(), run.stderr);
         assert!(run.stderr.contains("refusing"), "{}", run.stderr);
         let run = agentscope(&[
             "baseline",
             "export",
-            "--from",
+            "--capture",
             s(&input),
             "--agent",
             "x",
-            "-o",
+            "-w",
             s(output),
         ]);
         assert!(!run.ok);
@@ -128,7 +128,7 @@ fn a_symlink_planted_at_the_output_is_refused_not_followed() {
     assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
     let planted_cap = dir.path().join("slice.cap");
     std::os::unix::fs::symlink(&victim, &planted_cap).unwrap();
-    let run = agentscope(&["cap", "slice", s(&recording()), "-o", s(&planted_cap)]);
+    let run = agentscope(&["cap", "slice", s(&recording()), "-w", s(&planted_cap)]);
     assert!(!run.ok);
     assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
     assert_eq!(std::fs::read(&victim).unwrap(), b"not yours");
@@ -153,7 +153,7 @@ fn every_output_is_created_0600_and_replaces_an_old_file_whole() {
     assert!(value["agents"].is_array());
 
     let slice = dir.path().join("slice.cap");
-    let run = agentscope(&["cap", "slice", s(&recording()), "-o", s(&slice)]);
+    let run = agentscope(&["cap", "slice", s(&recording()), "-w", s(&slice)]);
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(mode(&slice), 0o600);
     assert!(agentscope(&["cap", "verify", s(&slice)]).ok);
@@ -163,11 +163,11 @@ fn every_output_is_created_0600_and_replaces_an_old_file_whole() {
     let run = agentscope(&[
         "baseline",
         "export",
-        "--from",
+        "--capture",
         s(&recording()),
         "--agent",
         &agent,
-        "-o",
+        "-w",
         s(&baseline),
     ]);
     assert!(run.ok, "{}", run.stderr);
@@ -191,10 +191,10 @@ fn a_fifo_or_a_directory_as_input_is_one_clear_line() {
         let commands: [Vec<&str>; 6] = [
             vec!["cap", "info", s(input)],
             vec!["cap", "verify", s(input)],
-            vec!["cap", "slice", s(input), "-o", s(&out)],
+            vec!["cap", "slice", s(input), "-w", s(&out)],
             vec!["replay", s(input)],
-            vec!["baseline", "export", "--from", s(input), "-o", s(&out)],
-            vec!["baseline", "export", "--events", s(input), "-o", s(&out)],
+            vec!["baseline", "export", "--capture", s(input), "-w", s(&out)],
+            vec!["baseline", "export", "--events", s(input), "-w", s(&out)],
         ];
         for args in commands {
             let run = agentscope(&args);
@@ -219,9 +219,9 @@ fn a_fifo_or_a_directory_as_input_is_one_clear_line() {
     assert!(!out.exists());
 }
 
-/// Events and damaged places as `cap info --json`, `cap verify` and `replay` report them.
+/// Events and damaged places as `cap info -o json`, `cap verify` and `replay` report them.
 fn three_reports(path: &Path) -> [(u64, usize); 3] {
-    let info = agentscope(&["cap", "info", "--json", s(path)]);
+    let info = agentscope(&["cap", "info", "-o", "json", s(path)]);
     assert!(info.ok, "{}", info.stderr);
     let info: Value = serde_json::from_str(&info.stdout).unwrap();
     let info = (
@@ -245,7 +245,7 @@ fn three_reports(path: &Path) -> [(u64, usize); 3] {
             rest.split(' ').next().unwrap().parse::<usize>().unwrap()
         });
     assert_eq!(places == 0, verify.ok, "{}", verify.stdout);
-    let replay = agentscope(&["replay", "--quiet", s(path)]);
+    let replay = agentscope(&["replay", s(path)]);
     assert!(replay.ok, "{}", replay.stderr);
     let replayed = replay
         .stderr
@@ -301,7 +301,7 @@ fn info_verify_and_replay_agree_on_damaged_files() {
     let cut = write("cut.cap", &bytes[..bytes.len() / 2]);
     let reports = three_reports(&cut);
     assert!(reports.iter().all(|r| *r == reports[0]), "{reports:?}");
-    let replay = agentscope(&["replay", "--quiet", s(&cut)]);
+    let replay = agentscope(&["replay", s(&cut)]);
     assert!(replay.stderr.contains("was cut short"), "{}", replay.stderr);
 }
 
@@ -319,7 +319,7 @@ fn a_file_of_fake_block_headers_is_scanned_not_hung_on() {
     }
     let path = dir.path().join("crafted.cap");
     std::fs::write(&path, &crafted).unwrap();
-    let info = agentscope(&["cap", "info", "--json", s(&path)]);
+    let info = agentscope(&["cap", "info", "-o", "json", s(&path)]);
     assert!(info.ok, "{}", info.stderr);
     let info: Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(info["events"], 0);

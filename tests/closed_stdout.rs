@@ -97,10 +97,11 @@ fn assert_quiet_success(what: &str, status: ExitStatus, stderr: &str) {
 fn commands_on_recordings_exit_quietly_when_nobody_reads() {
     let cap = recording("injected.cap");
     let commands: Vec<Vec<&str>> = vec![
-        vec!["cap", "info", &cap, "--json"],
+        vec!["cap", "info", &cap, "-o", "json"],
+        vec!["cap", "info", &cap, "-o", "yaml"],
         vec!["cap", "info", &cap],
         vec!["replay", &cap, "--json"],
-        vec!["replay", &cap],
+        vec!["replay", &cap, "--events"],
         vec!["cap", "verify", &cap],
     ];
     for args in &commands {
@@ -119,7 +120,7 @@ fn baseline_diff_keeps_its_verdict_when_nobody_reads() {
         let status = Command::new(BIN)
             .args(["baseline", "export", "--agent", "host:python", "--events"])
             .arg(fixtures.join(format!("{name}.jsonl")))
-            .arg("-o")
+            .arg("-w")
             .arg(&out)
             .stderr(Stdio::null())
             .status()
@@ -127,10 +128,10 @@ fn baseline_diff_keeps_its_verdict_when_nobody_reads() {
         assert!(status.success());
         baselines.push(out.display().to_string());
     }
-    // Different baselines: exit 1 ("differences") even though nobody read them.
+    // Different baselines: exit 3 ("differences found") even though nobody read them.
     let (status, stderr) =
         run_into_closed_pipe(&["baseline", "diff", &baselines[0], &baselines[1]]);
-    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(status.code(), Some(3), "stderr: {stderr}");
     assert!(stderr.is_empty(), "{stderr}");
     let (status, stderr) =
         run_into_closed_pipe(&["baseline", "diff", &baselines[0], &baselines[0]]);
@@ -142,7 +143,7 @@ fn replay_stops_quietly_after_head_reads_one_line() {
     let cap = recording("ordinary.cap");
     for args in [
         vec!["replay", cap.as_str(), "--json"],
-        vec!["replay", cap.as_str()],
+        vec!["replay", cap.as_str(), "--events"],
     ] {
         let (status, stderr, first) = run_into_head(&args);
         assert!(!first.is_empty(), "{args:?}: no first line");
@@ -170,7 +171,7 @@ fn scan_keeps_its_verdict_when_nobody_reads() {
         .unwrap();
     }
     let (status, stderr) = wait_with_stderr(child, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(status.code(), Some(3), "stderr: {stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
 

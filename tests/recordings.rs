@@ -587,7 +587,7 @@ fn replay(cap: &Path, dir: &Path) -> Vec<u8> {
         cap.file_stem().unwrap().to_str().unwrap()
     ));
     let output = Command::new(BIN)
-        .args(["replay", cap.to_str().unwrap(), "--quiet", "--graph-json"])
+        .args(["replay", cap.to_str().unwrap(), "--graph-json"])
         .arg(&out)
         .stdin(Stdio::null())
         .output()

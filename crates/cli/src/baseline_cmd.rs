@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
@@ -20,6 +19,9 @@ use agentscope_files::input_file;
 use agentscope_files::output_file::{self, Inputs};
 use agentscope_session::recorded::{capture_session, EventList, SessionReplay};
 use agentscope_session::Session;
+
+use crate::exit_status;
+use crate::output_format::OutputFormat;
 
 #[derive(Args)]
 pub struct BaselineArgs {
@@ -50,7 +52,7 @@ enum ExportFormat {
 #[group(required = true, multiple = false, id = "input")]
 struct EventInput {
     /// A capture (`agentscope collect --record`): replayed with the identities it recorded.
-    #[arg(long = "from", value_name = "FILE.cap")]
+    #[arg(long = "capture", alias = "from", value_name = "FILE.cap")]
     capture: Option<PathBuf>,
     /// Events as JSON lines (`agentscope collect --json` output); `-` reads standard input.
     #[arg(long, value_name = "FILE.jsonl")]
@@ -73,20 +75,29 @@ struct ExportArgs {
     agent: Option<String>,
     #[command(flatten)]
     source: EventSource,
-    /// Where to write; `-` is standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// Where to write (never over one of the inputs); `-` is standard output.
+    #[arg(short = 'w', long = "write", alias = "output", value_name = "FILE")]
     output: PathBuf,
+    /// Which document to write.
     #[arg(long, value_enum, default_value_t = ExportFormat::Agentscope)]
     format: ExportFormat,
 }
 
 #[derive(Args)]
 struct DiffArgs {
+    /// The baseline before (an AgentBaseline YAML file).
     old: PathBuf,
+    /// The baseline after.
     new: PathBuf,
-    /// Print the differences as JSON.
-    #[arg(long)]
-    json: bool,
+    /// Output format: text for people, json or yaml for programs (docs/cli.md).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    output: OutputFormat,
 }
 
 #[derive(Args)]
@@ -96,30 +107,25 @@ struct CheckArgs {
     baseline: PathBuf,
     #[command(flatten)]
     source: EventSource,
-    /// Print deviations as JSON lines.
-    #[arg(long)]
-    json: bool,
+    /// Output format: text for people; json is one JSON object per deviation (JSON lines),
+    /// yaml a list of them.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    output: OutputFormat,
 }
 
-/// Runs the subcommand; errors are reported here and exit with 2 (1 means "differences").
-pub fn run(args: BaselineArgs) -> ExitCode {
-    let result = match args.command {
+/// Runs the subcommand: its exit status (differences and deviations are
+/// [`exit_status::FOUND`]); errors go back to `main`, which reports them.
+pub fn run(args: BaselineArgs) -> Result<u8> {
+    match args.command {
         BaselineCommand::Export(args) => export(args),
         BaselineCommand::Diff(args) => diff(args),
         BaselineCommand::Check(args) => check(args),
-    };
-    match result {
-        Ok(code) => code,
-        // The reader of standard output went away (`| head`): not an error.
-        Err(err) if crate::stdout_pipe::is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) => {
-            let message = format!("{err:#}");
-            eprintln!(
-                "agentscope baseline: {}",
-                agentscope_console::control_chars::escape_controls_keeping_lines(&message)
-            );
-            ExitCode::from(2)
-        }
     }
 }
 
@@ -224,7 +230,7 @@ fn write_output(path: &Path, text: &str, inputs: &Inputs) -> Result<()> {
     }
 }
 
-fn export(args: ExportArgs) -> Result<ExitCode> {
+fn export(args: ExportArgs) -> Result<u8> {
     let outcome = replay(&args.source, Vec::new())?;
     let agents: Vec<&str> = outcome.learner().agents().collect();
     let Some(agent) = &args.agent else {
@@ -267,66 +273,71 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         baseline.metadata.observations,
         baseline.spec.len()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_status::OK)
 }
 
-fn diff(args: DiffArgs) -> Result<ExitCode> {
+fn diff(args: DiffArgs) -> Result<u8> {
     let old = AgentBaseline::read_from(&args.old)?;
     let new = AgentBaseline::read_from(&args.new)?;
     let diff = baseline::diff(&old, &new);
-    let text = if args.json {
-        format!("{}\n", diff.to_json())
-    } else {
+    let text = match args.output {
+        OutputFormat::Json => format!("{}\n", diff.to_json()),
+        OutputFormat::Yaml => serde_norway::to_string(&diff.to_json())?,
         // Entries name paths, hosts and tools the agents chose.
-        agentscope_console::control_chars::escape_controls_keeping_lines(&diff.to_text())
+        OutputFormat::Text => {
+            agentscope_console::control_chars::escape_controls_keeping_lines(&diff.to_text())
+        }
     };
     write_output(Path::new("-"), &text, &Inputs::none())?;
     Ok(if diff.is_empty() {
-        ExitCode::SUCCESS
+        exit_status::OK
     } else {
-        ExitCode::from(1)
+        exit_status::FOUND
     })
 }
 
-fn check(args: CheckArgs) -> Result<ExitCode> {
+fn check(args: CheckArgs) -> Result<u8> {
     let approved = load_baseline_dir(&args.baseline)?;
     if approved.is_empty() {
         bail!("no baselines in {}", args.baseline.display());
     }
     let outcome = replay(&args.source, approved.into_values().collect())?;
     let mut out = String::new();
-    for deviation in &outcome.deviations {
-        if args.json {
-            out.push_str(&serde_json::to_string(deviation).unwrap_or_default());
-        } else {
-            out.push_str(&format!(
-                "{} {}: {} [{}] events {}\n",
-                deviation.agent,
-                serde_json::to_value(deviation.category)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                deviation.item,
-                deviation
-                    .labels
-                    .iter()
-                    .map(|l| l.id)
-                    .collect::<Vec<_>>()
-                    .join(","),
-                deviation
-                    .events
-                    .iter()
-                    .map(|r| format!("{}-{}", r.first, r.last))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
-            continue;
+    match args.output {
+        OutputFormat::Json => {
+            for deviation in &outcome.deviations {
+                out.push_str(&serde_json::to_string(deviation)?);
+                out.push('\n');
+            }
         }
-        out.push('\n');
-    }
-    if !args.json {
-        // Deviations name paths, hosts and tools the agents chose.
-        out = agentscope_console::control_chars::escape_controls_keeping_lines(&out);
+        OutputFormat::Yaml => out = serde_norway::to_string(&outcome.deviations)?,
+        OutputFormat::Text => {
+            for deviation in &outcome.deviations {
+                out.push_str(&format!(
+                    "{} {}: {} [{}] events {}\n",
+                    deviation.agent,
+                    serde_json::to_value(deviation.category)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    deviation.item,
+                    deviation
+                        .labels
+                        .iter()
+                        .map(|l| l.id)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    deviation
+                        .events
+                        .iter()
+                        .map(|r| format!("{}-{}", r.first, r.last))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+            }
+            // Deviations name paths, hosts and tools the agents chose.
+            out = agentscope_console::control_chars::escape_controls_keeping_lines(&out);
+        }
     }
     write_output(Path::new("-"), &out, &Inputs::none())?;
     eprintln!(
@@ -335,9 +346,9 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
         outcome.events
     );
     Ok(if outcome.deviations.is_empty() {
-        ExitCode::SUCCESS
+        exit_status::OK
     } else {
-        ExitCode::from(1)
+        exit_status::FOUND
     })
 }
 
@@ -400,17 +411,17 @@ mod tests {
         let same = diff(DiffArgs {
             old: stdio.clone(),
             new: stdio.clone(),
-            json: false,
+            output: OutputFormat::Text,
         })
         .unwrap();
-        assert_eq!(same, ExitCode::SUCCESS);
+        assert_eq!(same, exit_status::OK);
         let changed = diff(DiffArgs {
             old: stdio.clone(),
             new: http.clone(),
-            json: true,
+            output: OutputFormat::Json,
         })
         .unwrap();
-        assert_eq!(changed, ExitCode::from(1));
+        assert_eq!(changed, exit_status::FOUND);
 
         let approved = dir.path().join("approved");
         std::fs::create_dir(&approved).unwrap();
@@ -422,17 +433,17 @@ mod tests {
         let quiet = check(CheckArgs {
             baseline: approved.clone(),
             source: source(fixture("mcp/stdio-pipe-events.jsonl")),
-            json: true,
+            output: OutputFormat::Json,
         })
         .unwrap();
-        assert_eq!(quiet, ExitCode::SUCCESS);
+        assert_eq!(quiet, exit_status::OK);
         let noisy = check(CheckArgs {
             baseline: approved,
             source: source(fixture("mcp/http-socket-events.jsonl")),
-            json: true,
+            output: OutputFormat::Json,
         })
         .unwrap();
-        assert_eq!(noisy, ExitCode::from(1));
+        assert_eq!(noisy, exit_status::FOUND);
 
         let profile = export_to(
             dir.path(),
@@ -496,10 +507,10 @@ mod tests {
         let same = diff(DiffArgs {
             old: from_events,
             new: from_capture,
-            json: false,
+            output: OutputFormat::Text,
         })
         .unwrap();
-        assert_eq!(same, ExitCode::SUCCESS);
+        assert_eq!(same, exit_status::OK);
     }
 
     #[test]

@@ -13,6 +13,9 @@ use anyhow::{bail, Context as _};
 use agentscope_console::control_chars::escape_controls;
 use clap::{Args, Subcommand};
 
+use crate::exit_status;
+use crate::output_format::{write_document, OutputFormat};
+
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
     /// The capture to replay.
@@ -25,11 +28,16 @@ pub struct ReplayArgs {
     /// document `agentscope collect --graph-json` writes).
     #[arg(long, value_name = "FILE")]
     graph_json: Option<PathBuf>,
+    /// Print events as text lines while replaying (as `agentscope collect` does). Without
+    /// it or --json, only the summary is printed (on stderr).
+    #[arg(long, conflicts_with = "json")]
+    events: bool,
     /// Print events as JSON lines (as `agentscope collect --json`) while replaying.
-    #[arg(long, conflicts_with = "quiet")]
-    json: bool,
-    /// Do not print events.
     #[arg(long)]
+    json: bool,
+    /// Events are not printed unless asked for (--events, --json): kept so scripts that
+    /// passed it still run.
+    #[arg(long, hide = true, conflicts_with_all = ["events", "json"])]
     quiet: bool,
 }
 
@@ -37,15 +45,26 @@ pub struct ReplayArgs {
 pub enum CapCommand {
     /// Time span, events, agents, blocks and any damage of a capture.
     Info {
+        /// The capture file.
         file: PathBuf,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
+        /// Output format: text for people, json or yaml for programs (docs/cli.md).
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "FORMAT",
+            value_enum,
+            default_value_t
+        )]
+        output: OutputFormat,
     },
-    /// Read every block; exit 1 and name each damaged offset if any is damaged.
-    Verify { file: PathBuf },
+    /// Read every block; exit 3 and name each damaged offset if any is damaged.
+    Verify {
+        /// The capture file.
+        file: PathBuf,
+    },
     /// Cut the events between two times into a new capture that replays on its own.
     Slice {
+        /// The capture to cut from.
         file: PathBuf,
         /// Start: an offset from the capture's start (`+90s`, `+2m30s`) or a UTC time
         /// (`2026-11-22T10:15:00Z`). Default: the start.
@@ -54,7 +73,8 @@ pub enum CapCommand {
         /// End, in the same forms. Default: the end.
         #[arg(long, value_name = "TIME")]
         to: Option<String>,
-        #[arg(short = 'o', long = "output", value_name = "OUT.cap")]
+        /// The new capture (never one of the inputs).
+        #[arg(short = 'w', long = "write", value_name = "OUT.cap")]
         output: PathBuf,
     },
 }
@@ -72,12 +92,14 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     );
     let mut replay = SessionReplay::new(entries, session);
     let mut out = crate::stdout_pipe::StdoutPipe::new();
+    let print = args.events || args.json;
+    let mut printer = crate::event_output::EventPrinter::new(args.json);
     let mut events = 0u64;
     while let Some((event, _)) = replay.next_step(&mut ())? {
         if let Some(event) = event {
             events += 1;
-            if !args.quiet {
-                crate::event_output::print_event(&mut out, &event, args.json)?;
+            if print {
+                printer.print(&mut out, &event)?;
             }
         }
         // The reader left (`replay --json | head`): stop, unless the graph JSON needs the rest.
@@ -92,9 +114,16 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     // The same counts as `cap info` and `cap verify`: events replayed, then every damaged
     // place (what opening found, then what reading the blocks found).
+    let snapshot = pipeline.snapshot();
     eprintln!(
-        "agentscope: replayed {events} events of {}",
-        args.file.display()
+        "agentscope: replayed {events} events of {} (agents {}, LLM calls {}, tool calls {}, \
+         findings {}, incidents {})",
+        args.file.display(),
+        snapshot.agents.len(),
+        snapshot.stats.llm_calls,
+        snapshot.stats.tool_calls,
+        snapshot.findings.len(),
+        snapshot.incidents.len()
     );
     let reader = replay.entries().reader();
     if reader.cut_short() {
@@ -127,18 +156,24 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run_cap(command: CapCommand) -> anyhow::Result<bool> {
+pub fn run_cap(command: CapCommand) -> anyhow::Result<u8> {
     match command {
-        CapCommand::Info { file, json } => {
-            info(&file, json, &mut std::io::stdout().lock()).map(|()| true)
+        CapCommand::Info { file, output } => {
+            info(&file, output, &mut std::io::stdout().lock()).map(|()| exit_status::OK)
         }
-        CapCommand::Verify { file } => verify(&file),
+        CapCommand::Verify { file } => verify(&file).map(|intact| {
+            if intact {
+                exit_status::OK
+            } else {
+                exit_status::FOUND
+            }
+        }),
         CapCommand::Slice {
             file,
             from,
             to,
             output,
-        } => cut(&file, from.as_deref(), to.as_deref(), &output).map(|()| true),
+        } => cut(&file, from.as_deref(), to.as_deref(), &output).map(|()| exit_status::OK),
     }
 }
 
@@ -150,7 +185,7 @@ fn format_time(unix_ns: u64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-fn info(path: &Path, json: bool, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+fn info(path: &Path, format: OutputFormat, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let reader = open(path)?;
     let damage = reader.verify();
     let events: Vec<_> = reader.event_blocks().collect();
@@ -201,9 +236,8 @@ fn info(path: &Path, json: bool, out: &mut impl std::io::Write) -> anyhow::Resul
         "collector": last_keyframe.as_ref().map(|(_, k)| k.collector),
         "damage": damage,
     });
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
-        return Ok(());
+    if format != OutputFormat::Text {
+        return write_document(out, format, &summary);
     }
     writeln!(
         out,
@@ -408,7 +442,7 @@ mod tests {
         let cap = dir.path().join("hostile\x1b[1m.cap");
         hostile_capture(&cap);
         let mut out = Vec::new();
-        info(&cap, false, &mut out).unwrap();
+        info(&cap, OutputFormat::Text, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
         assert!(text.contains("node\\x1b]0;pwned\\x07"), "{text}");
@@ -416,8 +450,15 @@ mod tests {
         assert!(text.contains("py\\x1b[2J"), "{text}");
         // JSON stays JSON: serde_json escapes the same characters its own way.
         let mut out = Vec::new();
-        info(&cap, true, &mut out).unwrap();
+        info(&cap, OutputFormat::Json, &mut out).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["metadata"]["hostname"], "node\x1b]0;pwned\x07");
+        // YAML too: the same document, its escapes, no raw control character on the terminal.
+        let mut out = Vec::new();
+        info(&cap, OutputFormat::Yaml, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        let yaml: serde_json::Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(yaml, value, "YAML and JSON are the same document");
     }
 }

@@ -22,7 +22,7 @@ use agentscope_session::recorder_sink::RecorderSink;
 use agentscope_session::server_sink::ServerSink;
 use agentscope_session::{Session, Sink, SourceLosses, Step};
 
-use crate::event_output::{print_event, write_graph};
+use crate::event_output::{write_graph, EventPrinter};
 use crate::stdout_pipe::StdoutPipe;
 use agentscope_console::control_chars::escape_controls;
 use anyhow::Context as _;
@@ -99,7 +99,7 @@ const STOP_DISCARD: Duration = Duration::from_millis(100);
 struct CollectSinks {
     server: Option<ServerSink>,
     recorder: Option<RecorderSink>,
-    printer: EventPrinter,
+    printer: PrinterSink,
     baselines: Option<BaselineDirSink>,
 }
 
@@ -143,16 +143,16 @@ impl Sink for CollectSinks {
 }
 
 /// The event printer: one line per event (JSON with `--json`), flushed after each batch.
-struct EventPrinter {
+struct PrinterSink {
     out: StdoutPipe,
-    json: bool,
+    printer: EventPrinter,
     quiet: bool,
 }
 
-impl Sink for EventPrinter {
+impl Sink for PrinterSink {
     fn step(&mut self, event: Option<&Event>, _: &Step, _: &Session) -> std::io::Result<()> {
         match event {
-            Some(event) if !self.quiet => print_event(&mut self.out, event, self.json),
+            Some(event) if !self.quiet => self.printer.print(&mut self.out, event),
             _ => Ok(()),
         }
     }
@@ -259,9 +259,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut sinks = CollectSinks {
         server,
         recorder,
-        printer: EventPrinter {
+        printer: PrinterSink {
             out: StdoutPipe::new().on_close(stop_when_stdout_closes),
-            json: args.json,
+            printer: EventPrinter::new(args.json),
             quiet: args.quiet,
         },
         baselines,

@@ -16,7 +16,9 @@ use agentscope_identity::IdentityResolver;
 use agentscope_kernel::Collector;
 use agentscope_session::recorded::{capture_session, SessionReplay};
 use agentscope_session::{Session, SourceLosses};
-use clap::{Args, ValueEnum};
+use clap::Args;
+
+use crate::output_format::{write_document, OutputFormat};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -29,20 +31,20 @@ pub struct CoverageArgs {
     /// Report on a recording instead of collecting.
     #[arg(long, value_name = "FILE.cap", conflicts_with = "duration")]
     replay: Option<PathBuf>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
-    output: Format,
+    /// Output format: text for people, json or yaml for programs (docs/cli.md).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    output: OutputFormat,
     /// Write a line to stderr once the probes are attached (tests and scripts wait for it).
     #[arg(long)]
     ready_message: bool,
     #[command(flatten)]
     pub memory: agentscope_session::memory_args::MemoryArgs,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 /// The JSON document `coverage -o json` prints.
@@ -83,15 +85,14 @@ pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
     };
     let mut out = crate::stdout_pipe::StdoutPipe::new();
     match args.output {
-        Format::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let report = CoverageReport {
                 schema: "agentscope.coverage/v1",
                 processes: rows,
             };
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
+            write_document(&mut out, args.output, &report)?;
         }
-        Format::Text => print_table(&mut out, &rows)?,
+        OutputFormat::Text => print_table(&mut out, &rows)?,
     }
     out.flush()?;
     Ok(())

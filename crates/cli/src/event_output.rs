@@ -1,10 +1,12 @@
-//! How events and the graph leave the CLI: one line per event on stdout (text, or JSON lines
-//! with `--json`), and the graph JSON file. `collect` and `replay` print the same way.
+//! How events and the graph leave the CLI: one line per event on stdout (text under a header,
+//! or JSON lines with `--json`), and the graph JSON file. `collect` and `replay` print the
+//! same way.
 
 use std::io::Write as _;
 
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_console::control_chars::escape_controls;
+use agentscope_event::event::{Direction, PayloadSource};
 use agentscope_event::{Event, EventBody};
 use anyhow::Context as _;
 
@@ -26,27 +28,100 @@ pub fn write_graph(
     write().with_context(|| format!("cannot write the graph to {}", path.display()))
 }
 
-pub fn print_event(
-    out: &mut impl std::io::Write,
-    event: &Event,
+/// Prints events as they come: JSON lines, or text lines under a header (time, pid, parent,
+/// command, what happened). Text holds no Rust debug notation and no raw control characters.
+pub struct EventPrinter {
     json: bool,
-) -> std::io::Result<()> {
-    if json {
-        serde_json::to_writer(&mut *out, event)?;
-        return writeln!(out);
+    header_written: bool,
+}
+
+/// The columns of a text line: time of day (UTC), pid, parent pid, command, what happened.
+fn columns(time: &str, pid: &str, ppid: &str, comm: &str, what: &str) -> String {
+    format!("{time:<12} {pid:>7} {ppid:>7} {comm:<15} {what}")
+}
+
+impl EventPrinter {
+    pub fn new(json: bool) -> Self {
+        Self {
+            json,
+            header_written: false,
+        }
     }
-    let h = &event.header;
-    let what = match &event.body {
-        EventBody::Exec { filename, argv, .. } => format!("exec {filename} {argv:?}"),
-        EventBody::Fork { child_pid, .. } => format!("fork child={child_pid}"),
-        EventBody::Exit { exit_code } => format!("exit code={exit_code:?}"),
-        EventBody::Open { path, ret, .. } => format!("open {path} -> {ret}"),
+
+    pub fn print(&mut self, out: &mut impl std::io::Write, event: &Event) -> std::io::Result<()> {
+        if self.json {
+            serde_json::to_writer(&mut *out, event)?;
+            return writeln!(out);
+        }
+        if !self.header_written {
+            self.header_written = true;
+            writeln!(
+                out,
+                "{}",
+                columns("TIME (UTC)", "PID", "PPID", "COMM", "EVENT")
+            )?;
+        }
+        writeln!(out, "{}", text_line(event))
+    }
+}
+
+/// `HH:MM:SS.mmm` of a wall-clock time, UTC.
+fn time_of_day(unix_ns: u64) -> String {
+    let ms = (unix_ns / 1_000_000) % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// A command line as a shell would take it back: words with spaces or shell syntax quoted.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
+            if plain {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What one event says, after the time and process columns.
+fn what_happened(body: &EventBody) -> String {
+    match body {
+        EventBody::Exec {
+            filename,
+            argv,
+            argv_truncated,
+            ..
+        } => format!(
+            "exec {filename}: {}{}",
+            shell_words(argv),
+            if *argv_truncated { " …" } else { "" }
+        ),
+        EventBody::Fork { child_pid, .. } => format!("fork child {child_pid}"),
+        EventBody::Exit {
+            exit_code: Some(code),
+        } => format!("exit {code}"),
+        EventBody::Exit { exit_code: None } => "exit (status not known)".into(),
+        EventBody::Open { path, ret, .. } if *ret < 0 => format!("open {path} failed ({ret})"),
+        EventBody::Open { path, ret, .. } => format!("open {path} fd {ret}"),
         EventBody::Connect {
             addr, port, ret, ..
-        } => format!("connect {addr}:{port} -> {ret}"),
+        } if *ret < 0 && *ret != -115 => format!("connect {addr}:{port} failed ({ret})"),
+        EventBody::Connect { addr, port, .. } => format!("connect {addr}:{port}"),
         EventBody::Accept {
             addr, port, ret, ..
-        } => format!("accept {addr}:{port} -> {ret}"),
+        } => format!("accept {addr}:{port} fd {ret}"),
         EventBody::TcpState {
             saddr,
             sport,
@@ -55,15 +130,12 @@ pub fn print_event(
             old_state,
             new_state,
             ..
-        } => {
-            format!("tcp {saddr}:{sport} -> {daddr}:{dport} {old_state} -> {new_state}")
-        }
-        EventBody::Dns { queries, .. } => format!("dns {queries:?}"),
+        } => format!("tcp {saddr}:{sport} → {daddr}:{dport} {old_state} → {new_state}"),
+        EventBody::Dns { queries, .. } => format!("dns {}", queries.join(", ")),
         EventBody::Data {
             source,
             direction,
             fd,
-            seq,
             total_len,
             data,
             ..
@@ -72,27 +144,57 @@ pub fn print_event(
                 .chars()
                 .map(|c| if c.is_control() { '.' } else { c })
                 .collect();
-            format!(
-                "{source:?} {direction:?} fd={fd} seq={seq} {}/{total_len} bytes {preview}",
-                data.len()
-            )
+            let source = match source {
+                PayloadSource::Tls => "tls",
+                PayloadSource::Socket => "socket",
+                PayloadSource::Pipe => "pipe",
+                PayloadSource::Unknown => "data",
+            };
+            let verb = match direction {
+                Direction::Egress => "sent",
+                Direction::Ingress => "received",
+                Direction::Unknown => "moved",
+            };
+            let size = if data.len() as u64 == *total_len {
+                format!("{total_len} bytes")
+            } else {
+                format!("{} of {total_len} bytes", data.len())
+            };
+            format!("{source} {verb} fd {fd}, {size}: {preview}")
         }
-        EventBody::Close { fd } => format!("close fd={fd}"),
+        EventBody::Close { fd } => format!("close fd {fd}"),
         EventBody::TlsHello {
-            fd,
             server_name,
             alpn,
             coverage,
             ..
-        } => format!(
-            "tls_hello fd={fd} sni={} alpn={alpn:?} {}",
-            server_name.as_deref().unwrap_or("-"),
-            coverage.as_ref().map(|c| c.describe()).unwrap_or_default()
-        ),
-    };
+        } => {
+            let mut text = format!(
+                "tls hello to {}",
+                server_name.as_deref().unwrap_or("(no SNI)")
+            );
+            if !alpn.is_empty() {
+                text.push_str(&format!(" (ALPN {})", alpn.join(", ")));
+            }
+            if let Some(coverage) = coverage {
+                text.push_str(&format!(": {}", coverage.describe()));
+            }
+            text
+        }
+    }
+}
+
+fn text_line(event: &Event) -> String {
+    let h = &event.header;
     // comm, paths, argv and addresses are the traced processes' choice: no raw controls.
-    let line = format!("{:>7} {:>7} {:<15} {what}", h.pid, h.ppid, h.comm);
-    writeln!(out, "{}", escape_controls(&line))
+    escape_controls(&columns(
+        &time_of_day(h.time_unix_ns),
+        &h.pid.to_string(),
+        &h.ppid.to_string(),
+        &h.comm,
+        &what_happened(&event.body),
+    ))
+    .into_owned()
 }
 
 #[cfg(test)]
@@ -147,12 +249,77 @@ pub(crate) mod tests {
             },
         ];
         for body in bodies {
-            let mut out = Vec::new();
-            print_event(&mut out, &event(body), false).unwrap();
-            let line = String::from_utf8(out).unwrap();
-            let line = line.strip_suffix('\n').unwrap();
+            let line = text_line(&event(body));
             assert!(!line.chars().any(char::is_control), "{line:?}");
             assert!(line.contains("\\x1b]0;pwned\\x07\\x1b[2J\\x9b"), "{line}");
         }
+    }
+
+    /// Every kind of event reads as words: no `Some(0)`, no enum names, no `[..]` lists.
+    #[test]
+    fn text_lines_use_words_not_debug_notation() {
+        let cases = [
+            (EventBody::Exit { exit_code: Some(0) }, "exit 0"),
+            (
+                EventBody::Exit { exit_code: None },
+                "exit (status not known)",
+            ),
+            (
+                EventBody::Exec {
+                    filename: "/usr/bin/psql".into(),
+                    argv: vec!["psql".into(), "-c".into(), "SELECT 1".into(), "it's".into()],
+                    argv_truncated: false,
+                    filename_truncated: false,
+                },
+                "exec /usr/bin/psql: psql -c 'SELECT 1' 'it'\\''s'",
+            ),
+            (
+                EventBody::Data {
+                    source: PayloadSource::Pipe,
+                    direction: Direction::Egress,
+                    fd: 1,
+                    conn_id: 0,
+                    call_id: 0,
+                    seq: 0,
+                    offset: 0,
+                    total_len: 3,
+                    lost_bytes: 0,
+                    last: true,
+                    data: b"ok\n".to_vec(),
+                },
+                "pipe sent fd 1, 3 bytes: ok.",
+            ),
+            (
+                EventBody::Dns {
+                    queries: vec!["api.openai.com".into(), "example.org".into()],
+                    fd: 3,
+                    dport: 53,
+                    len: 40,
+                    data: vec![],
+                },
+                "dns api.openai.com, example.org",
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(what_happened(&body), expected);
+        }
+        let mut printer = EventPrinter::new(false);
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let mut e = event(EventBody::Close { fd: 3 });
+            e.header.comm = "python3".into();
+            e.header.time_unix_ns = 1_764_890_684_714_000_000;
+            printer.print(&mut out, &e).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            3,
+            "one header, then one line per event: {text}"
+        );
+        assert!(lines[0].starts_with("TIME (UTC)"), "{text}");
+        assert!(lines[1].starts_with("23:24:44.714 "), "{text}");
+        assert!(lines[1].ends_with("python3         close fd 3"), "{text}");
     }
 }

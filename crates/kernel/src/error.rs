@@ -2,7 +2,7 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
-    #[error("agentscope needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) to load eBPF programs; run it with sudo, or as a privileged pod (kubectl debug node/NODE --profile=sysadmin)")]
+    #[error("loading the eBPF programs needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN); run agentscope with sudo, or as a privileged pod (kubectl debug node/NODE --profile=sysadmin)")]
     NotPrivileged,
     #[error("this agentscope was built without its kernel programs (AYA_BUILD_SKIP was set); rebuild without AYA_BUILD_SKIP after `make setup`")]
     BuiltWithoutKernelPrograms,

@@ -19,10 +19,10 @@ use crate::go_tls_targets::GoTlsTarget;
 use crate::tls_targets::{openssl3, TlsMethod, TlsTarget};
 
 #[cfg(not(agentscope_ebpf_skipped))]
-static EBPF_OBJECT: &[u8] =
+pub(crate) static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agentscope-collector-ebpf"));
 #[cfg(agentscope_ebpf_skipped)]
-static EBPF_OBJECT: &[u8] = &[];
+pub(crate) static EBPF_OBJECT: &[u8] = &[];
 
 /// (program, tracepoint category, tracepoint, required). Optional ones may be absent on some
 /// architectures (no legacy `open` on arm64) and are skipped with a warning.

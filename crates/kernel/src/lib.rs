@@ -13,6 +13,7 @@ mod go_pclntab;
 pub mod go_tls_targets;
 pub mod kernel;
 mod kernel_btf;
+pub mod kernel_features;
 pub mod output_tracking;
 pub mod tls_coverage;
 pub mod tls_targets;

@@ -1,0 +1,255 @@
+//! The command-line conventions of docs/cli.md, through the real binary: every command's help,
+//! shell completions and man pages generated from the same definitions, `-o json` and
+//! `-o yaml` parse and agree, the documented exit statuses (0 done, 1 error, 2 usage, 3 found),
+//! errors in one line with each cause once, `--version` with the build and kernel facts, and
+//! event text without Rust debug notation. No privileges needed: everything runs on the
+//! committed recordings and fixtures.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use support::BIN;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn recording(name: &str) -> String {
+    Path::new(env!("AGENTSCOPE_REPO"))
+        .join("recordings")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("AGENTSCOPE_REPO"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+const COMMANDS: &[&[&str]] = &[
+    &["collect"],
+    &["replay"],
+    &["cap"],
+    &["cap", "info"],
+    &["cap", "verify"],
+    &["cap", "slice"],
+    &["baseline"],
+    &["baseline", "export"],
+    &["baseline", "diff"],
+    &["baseline", "check"],
+    &["scan"],
+    &["coverage"],
+    &["tui"],
+    &["completions"],
+    &["man"],
+];
+
+/// Every command answers `--help` (that every argument has a description is checked on the
+/// definitions themselves: the `cli_definition` unit tests of the binary), and the commands
+/// with verdicts list the exit statuses.
+#[test]
+fn every_command_has_help() {
+    for command in COMMANDS {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let output = run(&args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        let help = stdout(&output);
+        assert!(help.contains("Usage: agentscope"), "{args:?}:\n{help}");
+        if matches!(command[0], "scan" | "baseline" | "cap") && command.len() == 1 {
+            assert!(help.contains("Exit status:"), "{args:?}:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = run(&["completions", shell]);
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let text = stdout(&output);
+        for command in ["collect", "replay", "coverage", "baseline", "tui"] {
+            assert!(text.contains(command), "{shell} completions lack {command}");
+        }
+    }
+    // bash reads its completion script without a syntax error.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("agentscope.bash");
+    std::fs::write(&script, run(&["completions", "bash"]).stdout).unwrap();
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+
+    let page = stdout(&run(&["man"]));
+    assert!(page.contains(".TH agentscope 1"), "{page}");
+    let pages = dir.path().join("man1");
+    let output = run(&["man", "--dir", pages.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for page in [
+        "agentscope.1",
+        "agentscope-collect.1",
+        "agentscope-cap-slice.1",
+    ] {
+        let text = std::fs::read_to_string(pages.join(page)).unwrap();
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}");
+    }
+}
+
+#[test]
+fn data_commands_print_the_same_document_as_json_and_yaml() {
+    let cap = recording("injected.cap");
+    let dir = tempfile::tempdir().unwrap();
+    let baselines: Vec<String> = ["stdio-pipe-events", "http-socket-events"]
+        .iter()
+        .map(|name| {
+            let out = dir.path().join(format!("{name}.yaml"));
+            let events = fixture(&format!("mcp/{name}.jsonl"));
+            let output = run(&[
+                "baseline",
+                "export",
+                "--agent",
+                "host:python",
+                "--events",
+                events.to_str().unwrap(),
+                "-w",
+                out.to_str().unwrap(),
+            ]);
+            assert!(output.status.success(), "{}", stderr(&output));
+            out.display().to_string()
+        })
+        .collect();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["cap", "info", &cap],
+        vec!["coverage", "--replay", &cap],
+        vec!["baseline", "diff", &baselines[0], &baselines[1]],
+    ];
+    for command in commands {
+        let as_format = |format: &str| {
+            let mut args = command.clone();
+            args.extend(["-o", format]);
+            run(&args)
+        };
+        let json = as_format("json");
+        let yaml = as_format("yaml");
+        let text = as_format("text");
+        for output in [&json, &yaml, &text] {
+            // `baseline diff` says "differences found" with 3, and that is not an error.
+            assert!(
+                matches!(output.status.code(), Some(0 | 3)),
+                "{command:?}: {}",
+                stderr(output)
+            );
+        }
+        let json: Value = serde_json::from_slice(&json.stdout)
+            .unwrap_or_else(|e| panic!("{command:?} -o json: {e}"));
+        let yaml: Value = serde_norway::from_slice(&yaml.stdout)
+            .unwrap_or_else(|e| panic!("{command:?} -o yaml: {e}"));
+        assert_eq!(json, yaml, "{command:?}: the same document");
+        assert!(
+            serde_json::from_slice::<Value>(&text.stdout).is_err(),
+            "{command:?}: text is for people"
+        );
+    }
+}
+
+#[test]
+fn exit_statuses_follow_the_convention() {
+    // 2: usage.
+    let output = run(&["cap", "info", "--no-such-option"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    // 1: could not do the job, in one line, each cause once.
+    let output = run(&["cap", "info", "/nonexistent/x.cap"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with("agentscope: cannot read /nonexistent/x.cap"),
+        "{message}"
+    );
+    let cause = "No such file or directory";
+    assert_eq!(message.matches(cause).count(), 1, "{message}");
+    // 0 and 3: cap verify on an intact file and on a damaged copy.
+    let intact = recording("ordinary.cap");
+    assert_eq!(run(&["cap", "verify", &intact]).status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = dir.path().join("damaged.cap");
+    let mut bytes = std::fs::read(&intact).unwrap();
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 64] {
+        *byte ^= 0xa5;
+    }
+    std::fs::write(&damaged, bytes).unwrap();
+    let output = run(&["cap", "verify", damaged.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3), "{}", stdout(&output));
+    assert!(stdout(&output).contains("DAMAGED"), "{}", stdout(&output));
+}
+
+#[test]
+fn version_names_the_build_and_the_kernel() {
+    let short = stdout(&run(&["-V"]));
+    assert_eq!(short.lines().count(), 1, "{short}");
+    let long = stdout(&run(&["--version"]));
+    for field in [
+        "commit ",
+        "built ",
+        "bpf object  sha256:",
+        "kernel ",
+        "btf ",
+        "cgroup v2 ",
+    ] {
+        assert!(long.contains(field), "no {field:?} in:\n{long}");
+    }
+}
+
+/// `replay --events` reads as words: no `Some(..)`, no enum variant names, and a header.
+#[test]
+fn event_text_has_a_header_and_no_debug_notation() {
+    let output = run(&["replay", &recording("injected.cap"), "--events"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("TIME (UTC)"),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    for debug in ["Some(", "None", "Egress", "Ingress", "Pipe ", "Tls ", "[\""] {
+        assert!(
+            !text.contains(debug),
+            "debug notation {debug:?} in the event text"
+        );
+    }
+    assert!(text.contains(" exit 0"), "exits read `exit 0`");
+    // Without --events or --json, a replay prints only its summary, on stderr.
+    let quiet = run(&["replay", &recording("injected.cap")]);
+    assert!(quiet.stdout.is_empty());
+    let info: Value = serde_json::from_slice(
+        &run(&["cap", "info", &recording("injected.cap"), "-o", "json"]).stdout,
+    )
+    .unwrap();
+    let replayed = format!("replayed {} events", info["events"]);
+    assert!(
+        stderr(&quiet).contains(&replayed),
+        "the count is the file's ({replayed}): {}",
+        stderr(&quiet)
+    );
+}
