@@ -16,8 +16,9 @@ use ratatui::Frame;
 use tui_tree_widget::{Tree, TreeItem, TreeState};
 
 use super::findings::FindingsPane;
-use super::format::{filter_terms, format_count, matches_terms};
+use super::format::format_count;
 use super::log::ObservationLogs;
+use super::search_query::SearchQuery;
 use super::text::visible;
 use super::theme::Styles;
 
@@ -99,7 +100,7 @@ impl AgentsPane {
         findings: &FindingsPane,
         styles: &Styles,
     ) {
-        let terms = filter_terms(&self.filter);
+        let query = SearchQuery::parse(&self.filter);
         let mut root = Group::default();
         let mut paths = BTreeMap::new();
         let mut count = 0;
@@ -114,7 +115,7 @@ impl AgentsPane {
                 agent.identity.pod.as_deref().unwrap_or(""),
                 container.unwrap_or(""),
             ];
-            if !matches_terms(&terms, &fields) {
+            if !query.matches(&fields[..]) {
                 continue;
             }
             let activity = logs.agent(&agent.key).map_or(0, |l| l.total);

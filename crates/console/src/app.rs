@@ -703,6 +703,10 @@ impl App {
                     .as_deref()
                     .and_then(|k| self.logs.agent(k));
                 self.timeline.set_filter(filter, log);
+                if let Some(error) = self.timeline.filter_error() {
+                    let error = error.to_string();
+                    self.set_message(&error, true);
+                }
             }
             PaneId::Findings => self.findings.set_filter(filter),
             PaneId::Detail | PaneId::AiBom => {}

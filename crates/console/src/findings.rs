@@ -86,16 +86,13 @@ impl FindingsPane {
     }
 
     fn refilter(&mut self) {
-        let terms = super::format::filter_terms(&self.filter);
+        let query = super::search_query::SearchQuery::parse(&self.filter);
         self.visible = self
             .findings
             .iter()
             .enumerate()
             .filter(|(_, f)| {
-                super::format::matches_terms(
-                    &terms,
-                    &[f.severity.name(), &f.title, &f.agent_key, &f.story],
-                )
+                query.matches(&[f.severity.name(), &f.title, &f.agent_key, &f.story][..])
             })
             .map(|(i, _)| i)
             .collect();

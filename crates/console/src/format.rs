@@ -93,25 +93,6 @@ pub fn one_line(text: &str, max: usize) -> String {
 
 /// A filter is whitespace-separated terms; an item matches when each term occurs (ignoring
 /// case) in one of its fields.
-pub fn filter_terms(filter: &str) -> Vec<String> {
-    filter.split_whitespace().map(str::to_lowercase).collect()
-}
-
-pub fn matches_terms(terms: &[String], fields: &[&str]) -> bool {
-    terms
-        .iter()
-        .all(|term| fields.iter().any(|field| contains_ignore_case(field, term)))
-}
-
-/// `needle` must already be lower case.
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    if haystack.is_ascii() && needle.is_ascii() {
-        let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-        return n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
-    }
-    haystack.to_lowercase().contains(needle)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,14 +117,5 @@ mod tests {
         assert_eq!(one_line("SELECT *\n  FROM t", 100), "SELECT * FROM t");
         assert_eq!(one_line("abcdef", 3), "abc…");
         assert_eq!(one_line("héllo", 5), "héllo");
-    }
-
-    #[test]
-    fn filters_need_every_term_in_some_field() {
-        let terms = filter_terms("SQL customers");
-        assert!(matches_terms(&terms, &["sql", "SELECT * FROM Customers"]));
-        assert!(!matches_terms(&terms, &["sql", "SELECT * FROM orders"]));
-        assert!(matches_terms(&filter_terms(""), &["anything"]));
-        assert!(matches_terms(&filter_terms("ÉTÉ"), &["un été"]));
     }
 }

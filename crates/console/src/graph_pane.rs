@@ -18,8 +18,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
-use super::format::{filter_terms, format_count, format_time, matches_terms};
+use super::format::{format_count, format_time};
 use super::list::{render_rows, ListCursor};
+use super::search_query::SearchQuery;
 use super::text::fit_columns;
 use super::theme::Styles;
 
@@ -231,7 +232,7 @@ impl GraphPane {
     fn flatten(&mut self) {
         let mut rows = Vec::new();
         if let Some(root) = &self.root {
-            let terms = filter_terms(&self.filter);
+            let query = SearchQuery::parse(&self.filter);
             let children = self.adjacency.get(root.as_str());
             for (kind, name) in GROUPS {
                 let edges: Vec<&Arc<EdgeView>> = children
@@ -256,14 +257,14 @@ impl GraphPane {
                 group.expanded = open_by_default(&group) != self.toggled.contains(&group.key);
                 let at = rows.len();
                 let key = group.key;
-                let open = group.expanded || !terms.is_empty();
+                let open = group.expanded || !query.is_empty();
                 rows.push(group);
                 let mut stack = vec![root.as_str()];
                 let mut any = false;
                 for edge in edges {
-                    any |= self.push_edge(&mut rows, edge, key, 1, open, &mut stack, &terms);
+                    any |= self.push_edge(&mut rows, edge, key, 1, open, &mut stack, &query);
                 }
-                if !terms.is_empty() && !any {
+                if !query.is_empty() && !any {
                     rows.truncate(at);
                 }
             }
@@ -290,7 +291,7 @@ impl GraphPane {
         depth: usize,
         visible: bool,
         stack: &mut Vec<&'a str>,
-        terms: &[String],
+        query: &SearchQuery,
     ) -> bool {
         let key = row_key(parent, &edge.to, edge.kind);
         let children: &[Arc<EdgeView>] = self
@@ -311,12 +312,9 @@ impl GraphPane {
             expanded: false,
         };
         row.expanded = expandable && (open_by_default(&row) != self.toggled.contains(&row.key));
-        let filtering = !terms.is_empty();
+        let filtering = !query.is_empty();
         let matched_self = filtering
-            && matches_terms(
-                terms,
-                &[&edge.label, &edge.to, node_kind_name(edge.node_kind)],
-            );
+            && query.matches(&[&edge.label, &edge.to, node_kind_name(edge.node_kind)][..]);
         let open = visible && (row.expanded || filtering);
         if !visible {
             return matched_self;
@@ -327,7 +325,7 @@ impl GraphPane {
         if open && expandable {
             stack.push(edge.to.as_str());
             for child in children {
-                matched_below |= self.push_edge(rows, child, key, depth + 1, true, stack, terms);
+                matched_below |= self.push_edge(rows, child, key, depth + 1, true, stack, query);
             }
             stack.pop();
         }

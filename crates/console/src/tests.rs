@@ -508,9 +508,9 @@ fn filter_narrows_the_timeline_and_esc_clears_it() {
     assert_eq!(console.app.timeline().filter, "llm");
     let screen = console.screen();
     assert!(screen.contains("[/llm]"), "{screen}");
-    // Terms must all match: no LLM call mentions "hostname".
+    // Terms must all match: no LLM call (summary or payload) mentions "zebra".
     console.keys("/");
-    console.keys(" hostname");
+    console.keys(" zebra");
     console.press(KeyCode::Enter);
     assert_eq!(
         console.app.timeline().len(console.app.logs().agent(&agent)),
@@ -520,7 +520,7 @@ fn filter_narrows_the_timeline_and_esc_clears_it() {
         .screen()
         .contains("No observation matches the filter."));
     console.press(KeyCode::Char('/'));
-    for _ in 0.." hostname".len() {
+    for _ in 0.." zebra".len() {
         console.press(KeyCode::Backspace);
     }
     console.press(KeyCode::Enter);
@@ -1189,4 +1189,75 @@ fn captured_control_characters_are_shown_escaped_never_sent_to_the_terminal() {
     for sequence in [&b"\x1b]"[..], b"\x07", b"\x1b[2J"] {
         assert!(!find(sequence), "{sequence:?} reached the terminal");
     }
+}
+
+/// `/` in the timeline searches what the observations carried, not only their summaries: on
+/// the injected recording `/Ada Lovelace` finds the SQL result and the exfiltration POST that
+/// carried the rows; `!`, regular expressions and field clauses narrow it; a bad regular
+/// expression is said, not silently matched.
+#[test]
+fn timeline_search_reads_payloads_with_regex_negation_and_fields() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    console.focus_pane(PaneId::Timeline);
+    let agent = console.app.current_agent().unwrap().to_string();
+    // The rows the pane shows after typing `query`: (tag, summary).
+    let search = |console: &mut Console, query: &str| -> Vec<(String, String)> {
+        console.press(KeyCode::Char('/'));
+        for _ in 0..80 {
+            console.press(KeyCode::Backspace);
+        }
+        console.keys(query);
+        console.press(KeyCode::Enter);
+        let log = console.app.logs().agent(&agent).unwrap();
+        console
+            .app
+            .timeline()
+            .shown_positions(log)
+            .filter_map(|p| log.get(p))
+            .map(|e| (e.kind.tag().to_string(), e.summary.clone()))
+            .collect()
+    };
+    let all = search(&mut console, "");
+    let found = search(&mut console, "Ada Lovelace");
+    assert!(!found.is_empty() && found.len() < all.len(), "{found:#?}");
+    let kinds: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        kinds.contains(&"HTTP"),
+        "the exfiltration POST body: {found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(k, s)| k == "HTTP" && s.contains("POST") && s.contains("127.0.0.2")),
+        "{found:#?}"
+    );
+    // None of the summaries says "Lovelace": the payloads do.
+    assert!(
+        found.iter().all(|(_, s)| !s.contains("Lovelace")),
+        "{found:#?}"
+    );
+
+    let http_only = search(&mut console, "Ada Lovelace kind:http");
+    assert!(http_only.iter().all(|(k, _)| k == "HTTP") && !http_only.is_empty());
+    let not_http = search(&mut console, "Ada Lovelace !kind:http");
+    assert_eq!(not_http.len() + http_only.len(), found.len());
+    let regex = search(&mut console, "/ignore (all|your) previous instructions/");
+    assert!(!regex.is_empty(), "the injected ticket's phrase");
+    let screen = console.screen();
+    assert!(!screen.contains("No observation matches"), "{screen}");
+
+    console.press(KeyCode::Char('/'));
+    for _ in 0..80 {
+        console.press(KeyCode::Backspace);
+    }
+    console.keys("/([/");
+    console.press(KeyCode::Enter);
+    assert!(
+        console.screen().contains("bad regular expression"),
+        "{}",
+        console.screen()
+    );
 }

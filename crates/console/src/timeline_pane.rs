@@ -11,9 +11,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::format::{filter_terms, format_time, matches_terms};
+use super::entry_search::SearchableEntry;
+use super::format::format_time;
 use super::list::{render_rows, ListCursor};
 use super::log::{AgentLog, LoggedObservation};
+use super::search_query::SearchQuery;
 use super::text::fit_columns;
 use super::theme::Styles;
 
@@ -21,7 +23,7 @@ use super::theme::Styles;
 pub struct TimelinePane {
     agent: Option<String>,
     pub filter: String,
-    terms: Vec<String>,
+    query: SearchQuery,
     /// With a filter: log positions of the matching entries, ascending.
     matches: Vec<u64>,
     /// Log position up to which entries were tested against the filter.
@@ -46,11 +48,16 @@ impl TimelinePane {
 
     pub fn set_filter(&mut self, filter: String, log: Option<&AgentLog>) {
         self.filter = filter;
-        self.terms = filter_terms(&self.filter);
+        self.query = SearchQuery::parse(&self.filter);
         self.matches.clear();
         self.scanned_to = 0;
         self.selected = None;
         self.sync(log);
+    }
+
+    /// What could not be parsed in the filter (a bad regular expression), to show.
+    pub fn filter_error(&self) -> Option<&str> {
+        self.query.error.as_deref()
     }
 
     pub fn following(&self) -> bool {
@@ -72,14 +79,14 @@ impl TimelinePane {
         if self.selected.is_some_and(|p| p < start) {
             self.selected = Some(start);
         }
-        if self.terms.is_empty() {
+        if self.query.is_empty() {
             return;
         }
         let dropped = self.matches.partition_point(|p| *p < start);
         self.matches.drain(..dropped);
         let from = self.scanned_to.max(start);
         for (position, entry) in log.iter_from(from) {
-            if entry_matches(&self.terms, entry) {
+            if self.query.matches(&SearchableEntry::new(entry)) {
                 self.matches.push(position);
             }
         }
@@ -89,13 +96,13 @@ impl TimelinePane {
     pub fn len(&self, log: Option<&AgentLog>) -> usize {
         match log {
             None => 0,
-            Some(_) if !self.terms.is_empty() => self.matches.len(),
+            Some(_) if !self.query.is_empty() => self.matches.len(),
             Some(log) => log.len(),
         }
     }
 
     fn position_at(&self, row: usize, log: &AgentLog) -> Option<u64> {
-        if self.terms.is_empty() {
+        if self.query.is_empty() {
             let position = log.start() + row as u64;
             (position < log.end()).then_some(position)
         } else {
@@ -104,7 +111,7 @@ impl TimelinePane {
     }
 
     fn row_of(&self, position: u64, log: &AgentLog) -> usize {
-        if self.terms.is_empty() {
+        if self.query.is_empty() {
             position.saturating_sub(log.start()) as usize
         } else {
             self.matches.partition_point(|p| *p < position)
@@ -117,6 +124,11 @@ impl TimelinePane {
             None => len.saturating_sub(1),
             Some(position) => self.row_of(position, log).min(len.saturating_sub(1)),
         }
+    }
+
+    /// The log positions of the rows shown, in order.
+    pub fn shown_positions<'a>(&'a self, log: &'a AgentLog) -> impl Iterator<Item = u64> + 'a {
+        (0..self.len(Some(log))).filter_map(move |row| self.position_at(row, log))
     }
 
     /// The selected entry's log position.
@@ -177,7 +189,7 @@ impl TimelinePane {
         let Some(log) = log.filter(|_| len > 0) else {
             let text = if self.agent.is_none() {
                 "Select an agent to see its timeline."
-            } else if !self.terms.is_empty() {
+            } else if !self.query.is_empty() {
                 "No observation matches the filter."
             } else {
                 "No observations for this agent yet."
@@ -219,10 +231,6 @@ impl TimelinePane {
         };
         format!("{row}/{len}{follow}")
     }
-}
-
-fn entry_matches(terms: &[String], entry: &LoggedObservation) -> bool {
-    matches_terms(terms, &[entry.kind.tag(), &entry.summary])
 }
 
 fn entry_line(
