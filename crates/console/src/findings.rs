@@ -173,7 +173,8 @@ impl FindingsPane {
                 let f = &self.findings[*index];
                 let line = Line::from(vec![
                     Span::styled(
-                        format!("{:<8}", f.severity.name()),
+                        // "critical" is 8 letters: the column is one wider than the longest.
+                        format!("{:<9}", f.severity.name()),
                         styles.severity(f.severity),
                     ),
                     Span::styled(

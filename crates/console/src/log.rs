@@ -1,5 +1,6 @@
 //! The console's memory of what each agent did: a bounded log of observations per agent, in
-//! the order the pipeline produced them, each with its one-line summary made once on arrival
+//! the order they happened (event time; the pipeline may produce them later, see
+//! [`AgentLog::push`]), each with its one-line summary made once on arrival
 //! (the timeline then never formats more than the rows on screen).
 //!
 //! Observations arrive attributed by the pipeline; what a process did before it was known as
@@ -140,10 +141,24 @@ impl AgentLog {
             .map(move |(i, e)| (self.base + i as u64, e))
     }
 
+    /// Appends an entry, or inserts it in time order when it started before the newest one: an
+    /// LLM call is reconstructed when its response ends but happened when its request went,
+    /// before the file opens and execs its tools caused.
     fn push(&mut self, entry: LoggedObservation, limits: &LogLimits) {
         self.total += 1;
         self.bytes += entry.size;
-        self.entries.push_back(entry);
+        let ts = entry.observation.ts_ns;
+        if self
+            .entries
+            .back()
+            .is_some_and(|last| last.observation.ts_ns > ts)
+        {
+            let at = self.entries.partition_point(|e| e.observation.ts_ns <= ts);
+            self.entries.insert(at, entry);
+            self.generation += 1;
+        } else {
+            self.entries.push_back(entry);
+        }
         self.trim(limits);
     }
 

@@ -173,11 +173,25 @@ impl Console {
 
     /// Screen row (0-based) whose text contains `needle`.
     fn row_of(&mut self, needle: &str) -> u16 {
+        self.row_with(&[needle])
+    }
+
+    /// Screen row (0-based) whose text contains each of `needles`, in that order.
+    fn row_with(&mut self, needles: &[&str]) -> u16 {
         let screen = self.screen();
         screen
             .lines()
-            .position(|line| line.contains(needle))
-            .unwrap_or_else(|| panic!("{needle:?} is not on screen:\n{screen}")) as u16
+            .position(|line| {
+                let mut rest = line;
+                needles.iter().all(|needle| match rest.find(needle) {
+                    Some(at) => {
+                        rest = &rest[at + needle.len()..];
+                        true
+                    }
+                    None => false,
+                })
+            })
+            .unwrap_or_else(|| panic!("{needles:?} is not on screen:\n{screen}")) as u16
     }
 }
 
@@ -757,7 +771,7 @@ fn baseline_needs_an_agent() {
 fn mouse_clicks_select_and_the_wheel_scrolls() {
     let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
     // Click the EXEC row of the timeline: focus moves there and the detail shows it.
-    let row = console.row_of("EXEC  /bin/echo");
+    let row = console.row_with(&["EXEC ", " /bin/echo"]);
     console.mouse(MouseEventKind::Down(MouseButton::Left), 60, row);
     assert_eq!(console.app.focus(), PaneId::Timeline);
     assert!(!console.app.timeline().following());
@@ -874,7 +888,7 @@ fn no_color_still_shows_selection_and_focus() {
     console.app = App::new(app_options(ColorMode::None));
     let mut console = console.play_to_end();
     console.select_entry("EXEC", 0);
-    let row = console.row_of("EXEC  /bin/echo");
+    let row = console.row_with(&["EXEC ", " /bin/echo"]);
     let buffer = console.terminal.backend().buffer().clone();
     let mut colours = 0;
     for y in 0..buffer.area.height {

@@ -250,6 +250,9 @@ fn entry_line(
                 styles.muted,
             ),
             Span::styled(format!("{:<5} ", entry.kind.tag()), tag_style),
+            // The process: concurrent sessions of one agent (its own process and the tools it
+            // started) tell apart by it.
+            Span::styled(format!("{:>7} ", entry.observation.actor.pid), styles.muted),
             Span::styled(entry.summary.clone(), styles.text),
         ],
         Vec::new(),
