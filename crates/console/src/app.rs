@@ -71,6 +71,36 @@ const PANES: [PaneId; 6] = [
     PaneId::Findings,
 ];
 
+/// Where the replay is, as `width` cells: played `━`, to come `─`, the playhead `●`, and a
+/// finding's moment `!` (so `}` has somewhere visible to go).
+fn position_bar<'a>(
+    replay: &crate::source::ReplayStatus,
+    finding_times: impl Iterator<Item = &'a u64>,
+    width: usize,
+) -> String {
+    let cell_of = |offset_ns: u64| -> usize {
+        if replay.duration_ns == 0 {
+            return width - 1;
+        }
+        ((u128::from(offset_ns.min(replay.duration_ns)) * (width as u128 - 1))
+            / u128::from(replay.duration_ns)) as usize
+    };
+    let head = cell_of(replay.position_ns);
+    let mut cells: Vec<char> = (0..width)
+        .map(|i| if i < head { '━' } else { '─' })
+        .collect();
+    for time in finding_times {
+        if let Some(offset) = time.checked_sub(replay.start_ts_ns) {
+            cells[cell_of(offset)] = '!';
+        }
+    }
+    cells[head] = '●';
+    cells.into_iter().collect()
+}
+
+/// How long a status message stays, in seconds (an error twice as long).
+const MESSAGE_SECONDS: u64 = 5;
+
 /// Below this width the screen has two columns and shows one of graph, timeline and AI-BOM.
 const WIDE: u16 = 100;
 
@@ -78,8 +108,9 @@ const WIDE: u16 = 100;
 pub struct AppOptions {
     pub keymap: KeyMap,
     pub styles: Styles,
-    /// How far `<` and `>` seek.
-    pub seek_ns: u64,
+    /// How far `<` and `>` seek; `None`: a twentieth of the capture (at least 100 ms), so a
+    /// 4-second capture and a 4-hour one both take twenty steps end to end.
+    pub seek_ns: Option<u64>,
     /// How long a new edge stays highlighted (event time).
     pub new_edge_ns: u64,
     /// Derived views are rebuilt at most once per this many frames.
@@ -120,6 +151,14 @@ pub struct App {
     logs: ObservationLogs,
     status: SourceStatus,
     message: Option<(String, bool)>,
+    /// Where the replay's playhead was (event time) when each finding first appeared, by id,
+    /// kept across seeks (a seek back rebuilds the findings pane from the start): where `{`,
+    /// `}` and the position bar go. The playhead, not the finding's own time: an incident
+    /// opens at its first evidence but is raised when that observation completes, so only the
+    /// playhead at which it appeared is sure to show it again.
+    finding_times: HashMap<String, u64>,
+    /// Frames the message has been shown; it goes after [`MESSAGE_SECONDS`].
+    message_ticks: u64,
     /// Latest event time seen: "now" for the new-edge highlight.
     now_ns: u64,
     /// Unix time minus boot time, learned from observations, to show wall-clock times.
@@ -160,6 +199,8 @@ impl App {
             logs,
             status: SourceStatus::default(),
             message: None,
+            message_ticks: 0,
+            finding_times: Default::default(),
             now_ns: 0,
             boot_offset: None,
             current_agent: None,
@@ -212,6 +253,7 @@ impl App {
 
     pub fn set_message(&mut self, text: impl Into<String>, error: bool) {
         self.message = Some((text.into(), error));
+        self.message_ticks = 0;
     }
 }
 
@@ -248,8 +290,16 @@ impl App {
             self.model_dirty = true;
         }
         self.status = update.status;
+        if let SourceMode::Replay(replay) = &self.status.mode {
+            let playhead = replay.start_ts_ns.saturating_add(replay.position_ns);
+            for id in self.findings.ids() {
+                if !self.finding_times.contains_key(id) {
+                    self.finding_times.insert(id.to_string(), playhead);
+                }
+            }
+        }
         if let Some(message) = update.message {
-            self.message = Some((message, false));
+            self.set_message(message, false);
         }
     }
 
@@ -263,6 +313,14 @@ impl App {
     /// Brings derived views up to date. Cheap when nothing changed.
     pub fn prepare(&mut self, pipeline: &Pipeline) {
         self.ticks_since_refresh = self.ticks_since_refresh.saturating_add(1);
+        // refresh_every_ticks is a quarter second of frames; errors stay twice as long.
+        self.message_ticks = self.message_ticks.saturating_add(1);
+        if let Some((_, error)) = &self.message {
+            let seconds = MESSAGE_SECONDS * if *error { 2 } else { 1 };
+            if self.message_ticks > seconds * 4 * self.options.refresh_every_ticks {
+                self.message = None;
+            }
+        }
         let interval = self.refresh_interval.max(self.options.refresh_every_ticks);
         let refresh = self.model_dirty && self.ticks_since_refresh >= interval;
         let started = (refresh && self.options.adaptive_refresh).then(std::time::Instant::now);
@@ -511,13 +569,16 @@ impl App {
             Action::Step => return vec![Effect::Step],
             Action::SeekBack => {
                 return vec![Effect::Seek {
-                    delta_ns: -(self.options.seek_ns.min(i64::MAX as u64) as i64),
+                    delta_ns: -(self.seek_step_ns().min(i64::MAX as u64) as i64),
                 }]
             }
             Action::SeekForward => {
                 return vec![Effect::Seek {
-                    delta_ns: self.options.seek_ns.min(i64::MAX as u64) as i64,
+                    delta_ns: self.seek_step_ns().min(i64::MAX as u64) as i64,
                 }]
+            }
+            Action::SeekPrevFinding | Action::SeekNextFinding => {
+                return self.seek_to_finding(action == Action::SeekNextFinding);
             }
             Action::Record => return vec![Effect::ToggleRecording],
             Action::Baseline => match &self.current_agent {
@@ -528,7 +589,8 @@ impl App {
                 }
                 None => self.set_message("select an agent first", true),
             },
-            Action::NextFinding => self.next_finding(),
+            Action::NextFinding => self.next_finding(true),
+            Action::PrevFinding => self.next_finding(false),
             Action::Back => self.back(),
             Action::DrillIn => self.drill_in(),
             Action::Up => self.navigate(-1),
@@ -669,8 +731,59 @@ impl App {
         }
     }
 
-    fn next_finding(&mut self) {
-        let Some(finding) = self.findings.select_next().cloned() else {
+    /// How far `<` and `>` move the replay (see [`AppOptions::seek_ns`]).
+    fn seek_step_ns(&self) -> u64 {
+        if let Some(step) = self.options.seek_ns {
+            return step;
+        }
+        match &self.status.mode {
+            SourceMode::Replay(replay) => (replay.duration_ns / 20).max(100_000_000),
+            SourceMode::Live => 10_000_000_000,
+        }
+    }
+
+    /// Moves the replay to where the next (or previous) finding appeared (see
+    /// [`App::finding_times`]): a finding the replay has not reached yet is not known.
+    fn seek_to_finding(&mut self, forward: bool) -> Vec<Effect> {
+        let SourceMode::Replay(replay) = &self.status.mode else {
+            self.set_message("seeking applies to replays only", true);
+            return Vec::new();
+        };
+        let now = replay.start_ts_ns.saturating_add(replay.position_ns);
+        let mut times: Vec<u64> = self.finding_times.values().copied().collect();
+        times.sort_unstable();
+        // A finding is "at" the playhead when the replay stopped right after it.
+        const JUST_AFTER: u64 = 1_000_000;
+        let target = if forward {
+            times.iter().find(|t| **t >= now + JUST_AFTER).copied()
+        } else {
+            times
+                .iter()
+                .rev()
+                .find(|t| **t + JUST_AFTER <= now)
+                .copied()
+        };
+        match target {
+            Some(target) => vec![Effect::Seek {
+                delta_ns: (i128::from(target) - i128::from(now))
+                    .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+                    as i64,
+            }],
+            None => {
+                let which = if forward { "after" } else { "before" };
+                self.set_message(format!("no finding {which} the playhead yet"), false);
+                Vec::new()
+            }
+        }
+    }
+
+    fn next_finding(&mut self, forward: bool) {
+        let found = if forward {
+            self.findings.select_next()
+        } else {
+            self.findings.select_prev()
+        };
+        let Some(finding) = found.cloned() else {
             self.set_message("no findings", false);
             return;
         };
@@ -1081,6 +1194,13 @@ impl App {
                     ),
                     styles.status,
                 ));
+                // A message or a filter being typed needs the room more than the bar does.
+                if self.message.is_none() && self.filter_edit.is_none() {
+                    left.push(Span::styled(
+                        format!("{} ", position_bar(replay, self.finding_times.values(), 12)),
+                        styles.status,
+                    ));
+                }
             }
         }
         if !status.label.is_empty() {
@@ -1165,7 +1285,16 @@ impl App {
                     Action::Record,
                 ],
             ),
-            ("Investigation", &[Action::NextFinding, Action::Baseline]),
+            (
+                "Investigation",
+                &[
+                    Action::NextFinding,
+                    Action::PrevFinding,
+                    Action::SeekPrevFinding,
+                    Action::SeekNextFinding,
+                    Action::Baseline,
+                ],
+            ),
             ("Console", &[Action::Help, Action::Quit]),
         ];
         let two_columns = area.width >= 70;

@@ -136,6 +136,26 @@ impl FindingsPane {
         self.selected()
     }
 
+    /// Moves to the previous finding (wrapping); returns it.
+    pub fn select_prev(&mut self) -> Option<&FindingView> {
+        if self.visible.is_empty() {
+            return None;
+        }
+        let len = self.visible.len();
+        let prev = if self.cursor.touched {
+            (self.cursor.selected + len - 1) % len
+        } else {
+            len - 1
+        };
+        self.cursor.select(prev, len);
+        self.selected()
+    }
+
+    /// The ids of the findings held.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.findings.iter().map(|f| f.id.as_str())
+    }
+
     pub fn render(
         &mut self,
         frame: &mut Frame,

@@ -361,6 +361,7 @@ impl JsonEventsSource {
                     .clamp(self.first_ts, self.last_ts)
                     .saturating_sub(self.first_ts),
                 duration_ns: self.last_ts.saturating_sub(self.first_ts),
+                start_ts_ns: self.first_ts,
                 speed: self.speed(),
                 paused: self.paused,
                 finished: self.finished,

@@ -126,7 +126,7 @@ impl ConsoleOptions {
         Ok(AppOptions {
             keymap,
             styles: Styles::new(&theme, mode),
-            seek_ns: seconds(config.seek_seconds, 10.0),
+            seek_ns: config.seek_seconds.map(|s| seconds(Some(s), 0.0)),
             new_edge_ns: seconds(config.new_edge_seconds, 5.0),
             // Rebuilding the agent tree and the graph rows four to five times a second is
             // enough to look live and keeps a large graph cheap.

@@ -28,6 +28,9 @@ pub struct ReplayStatus {
     pub position_ns: u64,
     /// Event time from the first to the last event.
     pub duration_ns: u64,
+    /// Event time (monotonic, as in events) of the first event: where `position_ns` counts
+    /// from, to place findings and other event times on the replay.
+    pub start_ts_ns: u64,
     /// Playback speed as a multiple of recorded time; `f64::INFINITY` = as fast as possible.
     pub speed: f64,
     pub paused: bool,

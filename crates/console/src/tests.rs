@@ -610,27 +610,28 @@ fn replay_keys_return_effects_and_drive_the_source() {
     let before = console.poll().status.events;
     console.apply(step, &mut exporter);
     assert_eq!(console.poll().status.events, before + 1);
+    // `<` and `>` move a twentieth of the capture (at least 100 ms): twenty steps end to end
+    // whatever its length.
+    let SourceMode::Replay(replay) = console.poll().status.mode else {
+        panic!("a replay")
+    };
+    let step = (replay.duration_ns / 20).max(100_000_000) as i64;
     let forward = console.press_with(KeyCode::Char('>'), KeyModifiers::SHIFT);
-    assert_eq!(
-        forward,
-        vec![Effect::Seek {
-            delta_ns: 10_000_000_000
-        }]
-    );
-    console.apply(forward, &mut exporter);
+    assert_eq!(forward, vec![Effect::Seek { delta_ns: step }]);
+    for _ in 0..21 {
+        console.apply(forward.clone(), &mut exporter);
+    }
     let update = console.poll();
     assert!(matches!(&update.status.mode, SourceMode::Replay(r) if r.finished));
     assert!(console.screen().contains("■ END"));
     let agent = console.app.current_agent().unwrap().to_string();
     let logged = console.app.logs().agent(&agent).unwrap().total;
-    let back = console.press_with(KeyCode::Char('<'), KeyModifiers::SHIFT);
-    assert_eq!(
-        back,
+    console.apply(
         vec![Effect::Seek {
-            delta_ns: -10_000_000_000
-        }]
+            delta_ns: -10_000_000_000,
+        }],
+        &mut exporter,
     );
-    console.apply(back, &mut exporter);
     // Back to the start: the logs are rebuilt from the replayed events, not doubled.
     let update = console.poll();
     assert!(update.reset);
@@ -1273,5 +1274,92 @@ fn timeline_search_reads_payloads_with_regex_negation_and_fields() {
         console.screen().contains("bad regular expression"),
         "{}",
         console.screen()
+    );
+}
+
+/// On the injected recording: `}` replays to where the next finding appeared (it is on
+/// screen again after the jump, even after a seek back emptied the pane), the position bar
+/// marks it, `{` goes back, and `N` selects the previous finding (wrapping) as `n` the next.
+#[test]
+fn replay_seeks_to_findings_and_n_goes_both_ways() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap")).unwrap();
+    let mut console = Console::with_source(source).play_to_end();
+    let mut exporter = no_exporter();
+    let seen = console.app.findings().len();
+    assert!(seen >= 1, "the incident");
+    // "end of recording" is said, then goes (five seconds of frames: 20 at one refresh a
+    // frame, as tests run), leaving the room to the position bar.
+    assert_eq!(console.app.message(), Some("end of recording"));
+    for _ in 0..21 {
+        console.draw();
+    }
+    assert_eq!(console.app.message(), None, "status messages expire");
+    let status_line = console.screen().lines().last().unwrap().to_string();
+    assert!(
+        status_line.contains('!') && status_line.contains('●'),
+        "findings marked on the position bar: {status_line}"
+    );
+    let SourceMode::Replay(replay) = console.poll().status.mode else {
+        panic!("a replay")
+    };
+    let start = replay.start_ts_ns;
+    let position = |console: &mut Console| match console.poll().status.mode {
+        SourceMode::Replay(replay) => replay.start_ts_ns + replay.position_ns,
+        SourceMode::Live => unreachable!(),
+    };
+    // Back to the start: the pane is rebuilt from there, so it is empty.
+    console.apply(
+        vec![Effect::Seek {
+            delta_ns: -(replay.duration_ns as i64) - 1,
+        }],
+        &mut exporter,
+    );
+    assert_eq!(position(&mut console), start);
+    assert_eq!(console.app.findings().len(), 0);
+    // Forward finding by finding: each jump shows one more.
+    let mut at = start;
+    let mut jumps = Vec::new();
+    for shown in 1..=seen {
+        let effects = console.press_with(KeyCode::Char('}'), KeyModifiers::SHIFT);
+        assert_eq!(effects.len(), 1, "a seek");
+        console.apply(effects, &mut exporter);
+        let now = position(&mut console);
+        assert!(now > at, "forward");
+        assert!(
+            console.app.findings().len() >= shown,
+            "the finding is there after the jump"
+        );
+        at = now;
+        jumps.push(now);
+    }
+    // After the last: nothing further, said so.
+    assert!(console
+        .press_with(KeyCode::Char('}'), KeyModifiers::SHIFT)
+        .is_empty());
+    assert_eq!(
+        console.app.message(),
+        Some("no finding after the playhead yet")
+    );
+    // `{` goes back to the one before, or says there is none.
+    let back = console.press_with(KeyCode::Char('{'), KeyModifiers::SHIFT);
+    if jumps.len() > 1 {
+        console.apply(back, &mut exporter);
+        assert_eq!(position(&mut console), jumps[jumps.len() - 2]);
+    } else {
+        assert!(back.is_empty());
+    }
+
+    // n and N walk the findings pane both ways.
+    console.press(KeyCode::Char('n'));
+    let first_selected = console.app.findings().selected().unwrap().title.clone();
+    console.press_with(KeyCode::Char('N'), KeyModifiers::SHIFT);
+    let previous = console.app.findings().selected().unwrap().title.clone();
+    if console.app.findings().len() > 1 {
+        assert_ne!(previous, first_selected, "N wraps to the last");
+    }
+    console.press(KeyCode::Char('n'));
+    assert_eq!(
+        console.app.findings().selected().unwrap().title,
+        first_selected
     );
 }
