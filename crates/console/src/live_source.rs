@@ -50,6 +50,10 @@ pub struct LiveSource {
     last_time_unix_ns: u64,
     message: Option<String>,
     disconnected: bool,
+    /// `--pid`: the processes followed (with what they start), and which of them have exited,
+    /// so the status line does not go on saying the traced process is live.
+    followed: Vec<u32>,
+    exited: Vec<u32>,
     // Declared last: the collector thread stops after everything above is dropped.
     collector: Option<LiveCollector>,
 }
@@ -95,6 +99,7 @@ impl LiveSource {
             RecordingOptions::new(dir, metadata),
         );
         source.collector = Some(collector);
+        source.followed = args.capture.pids.clone();
         Ok(source)
     }
 
@@ -129,6 +134,8 @@ impl LiveSource {
             last_time_unix_ns: 0,
             message: None,
             disconnected: false,
+            followed: Vec::new(),
+            exited: Vec::new(),
             collector: None,
         }
     }
@@ -166,15 +173,41 @@ impl LiveSource {
         }
     }
 
+    /// A followed process's own exit (its main thread's): said once, and kept in the label.
+    fn note_exit(&mut self, event: &Event) {
+        let header = &event.header;
+        let followed_exit = matches!(event.body, agentscope_event::EventBody::Exit { .. })
+            && header.pid == header.tid
+            && self.followed.contains(&header.pid)
+            && !self.exited.contains(&header.pid);
+        if followed_exit {
+            self.exited.push(header.pid);
+            self.message = Some(format!(
+                "pid {} exited; what it started is still followed",
+                header.pid
+            ));
+        }
+    }
+
     fn drops_label(&self) -> String {
+        let mut label = self.label.clone();
+        if !self.exited.is_empty() {
+            let all = self.exited.len() == self.followed.len();
+            let exited: Vec<String> = self.exited.iter().map(u32::to_string).collect();
+            label.push_str(&if all {
+                " (exited)".to_string()
+            } else {
+                format!(" ({} exited)", exited.join(","))
+            });
+        }
         let kernel = self.counters.kernel_dropped.load(Ordering::Relaxed);
         let channel = self.counters.channel_dropped.load(Ordering::Relaxed);
         if kernel == 0 && channel == 0 {
-            self.label.clone()
+            label
         } else {
             // Which side lost them tells the user what to do: a bigger ring buffer, or a
             // larger max_events_per_tick.
-            format!("{} (lost: kernel {kernel}, console {channel})", self.label)
+            format!("{label} (lost: kernel {kernel}, console {channel})")
         }
     }
 
@@ -234,6 +267,7 @@ impl Source for LiveSource {
                 }
             };
             self.last_time_unix_ns = event.header.time_unix_ns;
+            self.note_exit(&event);
             let step = self.session.feed(&event);
             update.observations.extend(step.observations);
             fed += 1;
@@ -425,6 +459,35 @@ mod tests {
         // The console gone, the collector thread learns it from the sender.
         drop(source);
         assert!(!sender.send(events[0].clone()));
+    }
+
+    /// `--pid N`: when N exits the status line says so (a label that stays, and a message
+    /// once), rather than going on showing a live process.
+    #[test]
+    fn a_followed_process_s_exit_shows_in_the_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = fixture_events();
+        let pid = events
+            .iter()
+            .find(|e| {
+                matches!(e.body, agentscope_event::EventBody::Exit { .. })
+                    && e.header.pid == e.header.tid
+            })
+            .map(|e| e.header.pid)
+            .expect("the fixture has a process exit");
+        let (mut source, sender, _) = live(dir.path(), events.len());
+        source.label = format!("live pid {pid}");
+        source.followed = vec![pid];
+        for event in events.iter().cloned() {
+            sender.send(event);
+        }
+        let update = source.poll(usize::MAX);
+        assert_eq!(update.status.label, format!("live pid {pid} (exited)"));
+        assert_eq!(
+            update.message.as_deref(),
+            Some(format!("pid {pid} exited; what it started is still followed").as_str())
+        );
+        assert_eq!(source.poll(usize::MAX).message, None, "said once");
     }
 
     #[test]
