@@ -271,7 +271,11 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
         !s.contains("export agent baseline")
     });
 
-    // The selected agent's baseline, written to the working directory.
+    // The selected agent's baseline, written to the working directory: this agent was
+    // attacked, so the first b warns that the attack would become its baseline, the second
+    // exports.
+    tmux.keys(&["b"]);
+    tmux.wait_for_text("b again exports anyway");
     tmux.keys(&["b"]);
     let screen = tmux.wait_for_text("baseline written to");
     let baselines = files_named(&work, "agentscope-baseline-", ".yaml");

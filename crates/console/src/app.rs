@@ -157,6 +157,8 @@ pub struct App {
     /// opens at its first evidence but is raised when that observation completes, so only the
     /// playhead at which it appeared is sure to show it again.
     finding_times: HashMap<String, u64>,
+    /// The agent whose baseline export waits for a second `b` (it has findings).
+    baseline_confirm: Option<String>,
     /// Frames the message has been shown; it goes after [`MESSAGE_SECONDS`].
     message_ticks: u64,
     /// Latest event time seen: "now" for the new-edge highlight.
@@ -200,6 +202,7 @@ impl App {
             status: SourceStatus::default(),
             message: None,
             message_ticks: 0,
+            baseline_confirm: None,
             finding_times: Default::default(),
             now_ns: 0,
             boot_offset: None,
@@ -581,12 +584,8 @@ impl App {
                 return self.seek_to_finding(action == Action::SeekNextFinding);
             }
             Action::Record => return vec![Effect::ToggleRecording],
-            Action::Baseline => match &self.current_agent {
-                Some(key) => {
-                    return vec![Effect::ExportBaseline {
-                        agent_key: key.clone(),
-                    }]
-                }
+            Action::Baseline => match self.current_agent.clone() {
+                Some(key) => return self.export_baseline(key),
                 None => self.set_message("select an agent first", true),
             },
             Action::NextFinding => self.next_finding(true),
@@ -729,6 +728,32 @@ impl App {
             }
             self.subject_from_focus();
         }
+    }
+
+    /// `b`: the agent's learned baseline is what it did, attacks included. An agent with a
+    /// high or critical finding is exported only on a second `b` while the warning shows, so an
+    /// exfiltration endpoint does not become approved egress by one key press.
+    fn export_baseline(&mut self, key: String) -> Vec<Effect> {
+        let attacked = self
+            .findings
+            .worst_for(&key)
+            .filter(|severity| *severity >= agentscope_analysis::detect::Severity::High);
+        let confirmed =
+            self.baseline_confirm.as_deref() == Some(key.as_str()) && self.message.is_some();
+        if let (Some(severity), false) = (attacked, confirmed) {
+            self.baseline_confirm = Some(key);
+            self.set_message(
+                format!(
+                    "this agent has a {} finding: its baseline would include the attack as normal \
+                     behaviour; b again exports anyway (review it before approving)",
+                    severity.name()
+                ),
+                true,
+            );
+            return Vec::new();
+        }
+        self.baseline_confirm = None;
+        vec![Effect::ExportBaseline { agent_key: key }]
     }
 
     /// How far `<` and `>` move the replay (see [`AppOptions::seek_ns`]).

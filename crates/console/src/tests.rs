@@ -1363,3 +1363,37 @@ fn replay_seeks_to_findings_and_n_goes_both_ways() {
         first_selected
     );
 }
+
+/// `b` on the attacked agent of the injected recording warns first: its learned behaviour
+/// holds the exfiltration. A second `b` while the warning shows exports; the ordinary
+/// recording's agent exports at once.
+#[test]
+fn baseline_of_an_attacked_agent_needs_a_second_key() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap")).unwrap();
+    let mut console = Console::with_source(source).play_to_end();
+    let dir = tempfile::tempdir().unwrap();
+    let mut exporter = baseline::yaml_exporter_at(dir.path().to_path_buf(), || 1_800_000_000);
+    assert!(
+        console.press(KeyCode::Char('b')).is_empty(),
+        "a warning first"
+    );
+    let warning = console.app.message().unwrap().to_string();
+    assert!(warning.contains("critical finding"), "{warning}");
+    assert!(warning.contains("b again exports anyway"), "{warning}");
+    let effects = console.press(KeyCode::Char('b'));
+    assert_eq!(effects.len(), 1, "exported on the second b");
+    console.apply(effects, &mut exporter);
+    assert!(console
+        .app
+        .message()
+        .unwrap()
+        .starts_with("baseline written to"));
+
+    let source = JsonEventsSource::open_capture(&recording("ordinary.cap")).unwrap();
+    let mut console = Console::with_source(source).play_to_end();
+    assert_eq!(
+        console.press(KeyCode::Char('b')).len(),
+        1,
+        "no finding: at once"
+    );
+}
