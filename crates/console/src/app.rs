@@ -744,8 +744,7 @@ impl App {
             self.baseline_confirm = Some(key);
             self.set_message(
                 format!(
-                    "this agent has a {} finding: its baseline would include the attack as normal \
-                     behaviour; b again exports anyway (review it before approving)",
+                    "{} finding: the attack would be baseline · b again exports anyway",
                     severity.name()
                 ),
                 true,
