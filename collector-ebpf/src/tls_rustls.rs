@@ -87,8 +87,7 @@ static RUSTLS_SEALED: LruHashMap<RecordKey, DataEvent> = LruHashMap::with_max_en
 static RUSTLS_SEAL_SCRATCH: PerCpuArray<DataEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// Processes that sealed or opened a TLS 1.3 record through the probed AEAD: only their
-/// `writev`s and TLS socket reads are looked at (a client opens the server's handshake
-/// records before it seals anything, so its reads are followed from then on).
+/// `writev`s are looked at.
 #[map]
 static RUSTLS_PROCESSES: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16384, 0);
 
@@ -320,10 +319,13 @@ unsafe extern "C" fn bind_iovec(index: u64, ctx: *mut core::ffi::c_void) -> i64 
 }
 
 /// A `read`/`recvfrom` on a socket marked TLS (called from the syscall's entry hook): the
-/// thread's next opens are bound to it.
+/// thread's next opens are bound to it. Noted for every traced process, not only those seen
+/// sealing or opening already: a process whose first records went by before the probes were
+/// attached (a binary's first run, analysed while it connects) still has its later records
+/// bound.
 #[inline(always)]
 pub(crate) fn tls_socket_read(tgid: u32, tid: u32, fd: i32, buf: u64) {
-    if unsafe { RUSTLS_PROCESSES.get(&tgid) }.is_none() {
+    if !traced(tgid) {
         return;
     }
     let _ = RUSTLS_LAST_READ.insert(&tid, &LastRead { tgid, fd, buf }, 0);
