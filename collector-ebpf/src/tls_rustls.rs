@@ -283,24 +283,33 @@ unsafe extern "C" fn bind_iovec(index: u64, ctx: *mut core::ffi::c_void) -> i64 
         return 0;
     };
     let record = unsafe { &mut *record };
+    bind_record(state, &key, record, entry[1]);
+    // Removed only once the record has been emitted from the map's own memory.
     let _ = RUSTLS_SEALED.remove(&key);
+    0
+}
+
+/// Emits `record`, sealed at `key.record`, as written on `state.fd`, if the iovec (of
+/// `iov_len` bytes) still starts with that record's header.
+#[inline(always)]
+fn bind_record(state: &WritevLoop, key: &RecordKey, record: &mut DataEvent, iov_len: u64) {
     let len = record.prefix.data_len as u64;
     let header: [u8; 5] =
-        unsafe { bpf_probe_read_user(entry[0] as *const [u8; 5]) }.unwrap_or([0; 5]);
+        unsafe { bpf_probe_read_user(key.record as *const [u8; 5]) }.unwrap_or([0; 5]);
     let record_len = (header[3] as u64) << 8 | header[4] as u64;
     // The bytes there must still be that record's header (the buffer was not reused for
     // something else since the seal).
-    if entry[1] < RECORD_HEADER_LEN
+    if iov_len < RECORD_HEADER_LEN
         || header[0] != APPLICATION_DATA
         || header[1] != 3
         || header[2] != 3
         || record_len != len + 1 + TAG_LEN
     {
-        return 0;
+        return;
     }
     if is_consumer(state.tgid) {
         bump(stat::CONSUMER_BYTES, len);
-        return 0;
+        return;
     }
     fill_header(&mut record.prefix.header, kind::DATA, DATA_PREFIX_LEN);
     record.prefix.fd = state.fd;
@@ -308,14 +317,13 @@ unsafe extern "C" fn bind_iovec(index: u64, ctx: *mut core::ffi::c_void) -> i64 
     record.prefix.call_id = record.prefix.header.ts_ns ^ ((record.prefix.header.tid as u64) << 40);
     let len = len as usize & (2 * CHUNK_LEN - 1);
     if len > CHUNK_LEN {
-        return 0;
+        return;
     }
     record.prefix.header.size = (DATA_PREFIX_LEN + len) as u32;
     if !submit(record as *const DataEvent, DATA_PREFIX_LEN + len) {
         bump(stat::LOST_BYTES, len as u64);
         bump(stat::LOST_EGRESS_BYTES, len as u64);
     }
-    0
 }
 
 /// A `read`/`recvfrom` on a socket marked TLS (called from the syscall's entry hook): the
