@@ -32,6 +32,7 @@ mod tcp_state;
 mod tls;
 mod tls_hello;
 mod tls_located;
+mod tls_rustls;
 
 #[cfg(not(test))]
 #[panic_handler]

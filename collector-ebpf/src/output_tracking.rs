@@ -131,6 +131,11 @@ pub fn sys_enter_preadv(ctx: TracePointContext) -> u32 {
 pub fn sys_enter_writev(ctx: TracePointContext) -> u32 {
     note_output_write(tp_arg::<i64>(&ctx, 0) as i32);
     crate::socket_io::writev_enter(tp_arg::<i64>(&ctx, 0) as i32, tp_arg(&ctx, 1));
+    crate::tls_rustls::records_written(
+        tp_arg::<i64>(&ctx, 0) as i32,
+        tp_arg(&ctx, 1),
+        tp_arg(&ctx, 2),
+    );
     0
 }
 

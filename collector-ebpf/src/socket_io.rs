@@ -66,6 +66,9 @@ fn io_enter(fd: i32, buf: u64, dir: u32, dport: u16) {
         match unsafe { SOCKS.get(&key) } {
             Some(state) => {
                 if state.flags & SOCK_TLS != 0 {
+                    if dir == direction::INGRESS {
+                        crate::tls_rustls::tls_socket_read(tgid, tid, fd, buf);
+                    }
                     return;
                 }
             }

@@ -98,6 +98,9 @@ pub mod source {
     /// Plaintext at Go's `crypto/tls` (`(*Conn).Write` and `(*Conn).Read`); the connection
     /// identity (`conn_id`) is the `*tls.Conn`.
     pub const TLS_GO: u32 = 4;
+    /// Plaintext of rustls (with aws-lc-rs) at aws-lc's AEAD seal and open, bound to its socket
+    /// by the syscall that carried the record; `conn_id` is `0x5255 << 48` with the socket fd.
+    pub const TLS_RUSTLS: u32 = 5;
 }
 
 /// Direction of payload bytes, from the traced process's point of view.
@@ -135,7 +138,10 @@ pub mod stat {
     /// Calls to a located (not exported) TLS function whose arguments or `SSL*` did not look
     /// like a TLS read or write, so nothing was emitted: a misidentified function shows here.
     pub const TLS_REJECTED: u32 = 6;
-    pub const COUNT: u32 = 7;
+    /// TLS application-data records decrypted by a located rustls AEAD whose connection could
+    /// not be proven (no read of a TLS socket just before, on the same thread): not emitted.
+    pub const TLS_UNBOUND: u32 = 7;
+    pub const COUNT: u32 = 8;
 }
 
 /// Indexes into the `CONFIG` array the collector fills before attaching.

@@ -391,8 +391,11 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
             };
             EventBody::Data {
                 source: match e.source {
-                    // Go's crypto/tls: the same TLS streams, keyed by the `*tls.Conn`.
-                    raw::source::TLS_OPENSSL | raw::source::TLS_GO => PayloadSource::Tls,
+                    // Go's crypto/tls and rustls: the same TLS streams, keyed by the
+                    // `*tls.Conn` and by rustls's socket.
+                    raw::source::TLS_OPENSSL | raw::source::TLS_GO | raw::source::TLS_RUSTLS => {
+                        PayloadSource::Tls
+                    }
                     raw::source::SOCKET => PayloadSource::Socket,
                     raw::source::PIPE => PayloadSource::Pipe,
                     _ => PayloadSource::Unknown,

@@ -1,11 +1,12 @@
 //! Time to locate OpenSSL 3's `ssl_read_internal`/`ssl_write_internal` in Codex CLI's static
 //! executables (Rust, musl: 86 MB for 0.101.0, 315 MB for 0.171.0), from a warm page cache,
-//! and the whole inspection the collector makes of a new executable (exported symbols,
-//! BoringSSL, then OpenSSL 3): what it spends once per binary (results are cached per device
-//! and inode). Both releases are installed by `make setup`.
+//! aws-lc's AEAD seal and open under rustls in 0.171.0 (`aws_lc`), and the whole inspection
+//! the collector makes of a new executable (exported symbols, BoringSSL, OpenSSL 3, then
+//! rustls's aws-lc): what it spends once per binary (results are cached per device and
+//! inode). Both releases are installed by `make setup`.
 //! Run: `cargo bench -p agentscope-kernel --bench locate_openssl3`.
 
-use agentscope_kernel::tls_targets::{inspect_detailed, openssl3::locate, TlsInspection};
+use agentscope_kernel::tls_targets::{aws_lc, inspect_detailed, openssl3::locate, TlsInspection};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn codex_binary(version: &str) -> std::path::PathBuf {
@@ -40,6 +41,17 @@ fn bench(c: &mut Criterion) {
                 std::hint::black_box(found)
             })
         });
+        if version == "0.171.0" {
+            group.bench_function(format!("aws-lc codex@{version}"), |b| {
+                b.iter(|| {
+                    let file = std::fs::File::open(&path).unwrap();
+                    // SAFETY: as above.
+                    let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
+                    let found = aws_lc::locate(&map).unwrap().unwrap();
+                    std::hint::black_box(found)
+                })
+            });
+        }
         group.bench_function(format!("inspect codex@{version}"), |b| {
             b.iter(|| {
                 let inspection = inspect_detailed(&path).unwrap();

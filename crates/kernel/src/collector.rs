@@ -466,11 +466,12 @@ impl Collector {
         }
     }
 
-    /// A connection of a binary that links a located OpenSSL 3 and rustls beside it is seen
-    /// only if its ClientHello was written inside the located `SSL_do_handshake`; otherwise
-    /// rustls made it, and its plaintext is not visible (Codex CLI 0.171.0's model calls) —
-    /// unless the hello came before the probes were attached (a binary's first process can
-    /// connect while its analysis runs): then that is why.
+    /// A connection of a binary that links a located OpenSSL 3 and rustls beside it is
+    /// OpenSSL's if its ClientHello was written inside the located `SSL_do_handshake`;
+    /// otherwise rustls made it (Codex CLI 0.171.0's model calls): seen through the located
+    /// aws-lc AEAD when that was located too, not visible (and why) when not — unless the
+    /// hello came before the probes were attached (a binary's first process can connect
+    /// while its analysis runs): then that is why.
     fn other_stack(
         &self,
         verdict: TlsCoverage,
@@ -478,13 +479,13 @@ impl Collector {
         hello_ts_ns: u64,
     ) -> TlsCoverage {
         let TlsCoverage::Seen {
-            method: PlaintextMethod::OpensslLocated,
+            method: method @ (PlaintextMethod::OpensslLocated | PlaintextMethod::RustlsLocated),
             object,
         } = &verdict
         else {
             return verdict;
         };
-        if in_located_handshake {
+        if in_located_handshake && *method == PlaintextMethod::OpensslLocated {
             return verdict;
         }
         let Some(library) = self
@@ -511,17 +512,22 @@ impl Collector {
             TlsInspection::Target(target) => match &target.method {
                 TlsMethod::OpenSsl3Located {
                     rustls_beside: Some(rustls),
+                    rustls_probed,
                     ..
-                } => Some(rustls.clone()),
+                } => Some((rustls.clone(), rustls_probed.clone())),
                 _ => None,
             },
             _ => None,
         };
         match rustls {
-            Some(rustls) => TlsCoverage::NotVisible {
+            Some((_, Ok(()))) => TlsCoverage::Seen {
+                method: PlaintextMethod::RustlsLocated,
+                object: object.clone(),
+            },
+            Some((rustls, Err(why))) => TlsCoverage::NotVisible {
                 reason: NotVisibleReason::OtherStackNotProbed {
                     detail: format!(
-                        "{object}: this ClientHello was not written by its located OpenSSL; rustls {rustls} is linked in too"
+                        "{object}: this ClientHello was not written by its located OpenSSL; rustls {rustls} is linked in too ({why})"
                     ),
                 },
             },

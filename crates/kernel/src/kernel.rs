@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::error::CollectorError;
 use crate::go_tls_targets::GoTlsTarget;
-use crate::tls_targets::{openssl3, TlsMethod, TlsTarget};
+use crate::tls_targets::{aws_lc, openssl3, TlsMethod, TlsTarget};
 
 #[cfg(not(agentscope_ebpf_skipped))]
 pub(crate) static EBPF_OBJECT: &[u8] =
@@ -159,6 +159,12 @@ const LOCATED_OPENSSL3_PROGRAMS: [(&str, &str); 6] = [
     (openssl3::HANDSHAKE, "located_openssl3_handshake_enter"),
 ];
 const HANDSHAKE_EXIT_PROGRAM: &str = "located_openssl3_handshake_exit";
+/// aws-lc's AEAD under rustls (`collector-ebpf/src/tls_rustls.rs`): an entry probe on the
+/// seal (the plaintext is copied before it is encrypted in place), entry and return probes
+/// on the open (the plaintext is there once it returns).
+const RUSTLS_SEAL_PROGRAM: &str = "rustls_seal_enter";
+const RUSTLS_OPEN_PROGRAM: &str = "rustls_open_enter";
+const RUSTLS_OPEN_EXIT_PROGRAM: &str = "rustls_open_exit";
 
 /// Go `crypto/tls` programs (collector-ebpf/src/go_tls.rs): entry of `(*Conn).Write`, entry
 /// of `(*Conn).Read`, and each `RET` of `(*Conn).Read`. Never a uretprobe on Go code.
@@ -179,8 +185,12 @@ pub struct KernelStats {
     /// Payload bytes of processes that read the collector's output, and of pipes that carry
     /// it, not captured on purpose.
     pub consumer_bytes: u64,
-    /// Calls to located BoringSSL functions rejected by the kernel programs' checks.
+    /// Calls to located TLS functions (BoringSSL, OpenSSL 3, aws-lc's AEAD under rustls)
+    /// rejected by the kernel programs' checks.
     pub tls_rejected: u64,
+    /// rustls application-data records decrypted whose connection could not be proven, so
+    /// not emitted (`collector-ebpf/src/tls_rustls.rs`).
+    pub tls_unbound: u64,
     /// Records dropped on each CPU.
     pub dropped_per_cpu: Vec<u64>,
 }
@@ -383,6 +393,9 @@ impl KernelCapture {
             .chain([
                 SSL_EXIT_PROGRAM,
                 HANDSHAKE_EXIT_PROGRAM,
+                RUSTLS_SEAL_PROGRAM,
+                RUSTLS_OPEN_PROGRAM,
+                RUSTLS_OPEN_EXIT_PROGRAM,
                 GO_WRITE_ENTRY_PROGRAM,
                 GO_READ_ENTRY_PROGRAM,
                 GO_READ_RETURN_PROGRAM,
@@ -404,17 +417,23 @@ impl KernelCapture {
             TlsMethod::OpenSslExported => &SSL_ENTRY_PROGRAMS,
             TlsMethod::BoringSslLocated { .. } => &LOCATED_ENTRY_PROGRAMS,
             TlsMethod::OpenSsl3Located { .. } => &LOCATED_OPENSSL3_PROGRAMS,
+            TlsMethod::RustlsLocated { .. } => &[],
         };
         for (function, offset) in &target.functions {
-            let Some((_, entry)) = entries.iter().find(|(f, _)| f == function) else {
+            let programs: &[&str] = if *function == aws_lc::SEAL {
+                &[RUSTLS_SEAL_PROGRAM]
+            } else if *function == aws_lc::OPEN {
+                &[RUSTLS_OPEN_PROGRAM, RUSTLS_OPEN_EXIT_PROGRAM]
+            } else if let Some((_, entry)) = entries.iter().find(|(f, _)| f == function) {
+                if *function == openssl3::HANDSHAKE {
+                    &[*entry, HANDSHAKE_EXIT_PROGRAM]
+                } else {
+                    &[*entry, SSL_EXIT_PROGRAM]
+                }
+            } else {
                 continue;
             };
-            let exit = if *function == openssl3::HANDSHAKE {
-                HANDSHAKE_EXIT_PROGRAM
-            } else {
-                SSL_EXIT_PROGRAM
-            };
-            for program in [*entry, exit] {
+            for program in programs {
                 let prog: &mut UProbe = program_mut(&mut self.ebpf, program)?;
                 prog.attach(*offset, target.attach_path(), UProbeScope::AllProcesses)
                     .map_err(|e| {
@@ -613,6 +632,7 @@ impl KernelCapture {
         out.lost_ingress_bytes = sum(stat::LOST_INGRESS_BYTES);
         out.consumer_bytes = sum(stat::CONSUMER_BYTES);
         out.tls_rejected = sum(stat::TLS_REJECTED);
+        out.tls_unbound = sum(stat::TLS_UNBOUND);
         if let Ok(values) = stats.get(&stat::DROPPED, 0) {
             out.dropped_per_cpu = values.iter().copied().collect();
         }

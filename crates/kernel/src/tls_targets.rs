@@ -2,8 +2,11 @@
 //! Node that embeds OpenSSL) whose dynamic symbols export the OpenSSL read/write API, and
 //! stripped executables with BoringSSL linked in (Bun, so Claude Code), whose `SSL_write` and
 //! `SSL_read` are located from the code itself ([`boringssl`]), or with OpenSSL 3 linked in
-//! (Codex CLI), whose `ssl_write_internal` and `ssl_read_internal` are ([`openssl3`]).
+//! (Codex CLI 0.101), whose `ssl_write_internal` and `ssl_read_internal` are ([`openssl3`]),
+//! or with rustls and aws-lc linked in (Codex CLI 0.171), whose AEAD seal and open are
+//! ([`aws_lc`]).
 
+pub mod aws_lc;
 pub mod boringssl;
 pub mod openssl3;
 
@@ -33,10 +36,16 @@ pub enum TlsMethod {
     /// binary (every public read/write entry point ends in them); checked like BoringSSL's.
     OpenSsl3Located {
         anchors: Vec<String>,
-        /// The version of rustls linked in beside it, not probed: a ClientHello the located
-        /// `SSL_do_handshake` did not write is its, and that connection is not visible.
+        /// The version of rustls linked in beside it: a ClientHello the located
+        /// `SSL_do_handshake` did not write is its.
         rustls_beside: Option<String>,
+        /// rustls's connections are probed too (aws-lc's AEAD located, [`aws_lc`]), or why
+        /// not (then they are not visible).
+        rustls_probed: Result<(), String>,
     },
+    /// rustls with aws-lc in a stripped static binary: aws-lc's `EVP_AEAD_CTX_seal`/`open`
+    /// located; the kernel checks every call and binds each record to its socket.
+    RustlsLocated { anchors: Vec<String> },
 }
 
 impl TlsMethod {
@@ -46,6 +55,7 @@ impl TlsMethod {
             TlsMethod::OpenSslExported => "openssl (exported symbols)",
             TlsMethod::BoringSslLocated { .. } => "boringssl (located)",
             TlsMethod::OpenSsl3Located { .. } => "openssl (located)",
+            TlsMethod::RustlsLocated { .. } => "rustls (aws-lc located)",
         }
     }
 
@@ -54,7 +64,8 @@ impl TlsMethod {
         match self {
             TlsMethod::OpenSslExported => &[],
             TlsMethod::BoringSslLocated { anchors }
-            | TlsMethod::OpenSsl3Located { anchors, .. } => anchors,
+            | TlsMethod::OpenSsl3Located { anchors, .. }
+            | TlsMethod::RustlsLocated { anchors } => anchors,
         }
     }
 
@@ -64,6 +75,7 @@ impl TlsMethod {
             TlsMethod::OpenSslExported => PlaintextMethod::OpensslSymbols,
             TlsMethod::BoringSslLocated { .. } => PlaintextMethod::BoringsslLocated,
             TlsMethod::OpenSsl3Located { .. } => PlaintextMethod::OpensslLocated,
+            TlsMethod::RustlsLocated { .. } => PlaintextMethod::RustlsLocated,
         }
     }
 }
@@ -184,10 +196,28 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
         }
         Err(not) => return Ok(not_recognised(not.to_string())),
     }
+    // rustls with aws-lc, alone or beside OpenSSL 3 (Codex CLI 0.171 links both).
+    let rustls = aws_lc::locate(&map);
+    let rustls_functions = |found: &aws_lc::AwsLcAead| {
+        [
+            (aws_lc::SEAL, found.seal_offset),
+            (aws_lc::OPEN, found.open_offset),
+        ]
+    };
     Ok(match openssl3::locate(&map) {
-        Ok(None) => TlsInspection::Nothing,
-        Ok(Some(found)) => target(
-            vec![
+        Ok(None) => match rustls {
+            Ok(None) => TlsInspection::Nothing,
+            Ok(Some(found)) => target(
+                rustls_functions(&found).to_vec(),
+                TlsMethod::RustlsLocated {
+                    anchors: found.anchors,
+                },
+            ),
+            Err(not) => not_recognised(not.to_string()),
+        },
+        Ok(Some(found)) => {
+            let mut anchors = found.anchors;
+            let mut functions: Vec<(&'static str, u64)> = vec![
                 (
                     match (found.legacy_ssl_st, found.write_has_flags) {
                         (true, _) => openssl3::WRITE_LEGACY,
@@ -204,20 +234,37 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
                     },
                     found.read_offset,
                 ),
-            ]
-            .into_iter()
-            .chain(
+            ];
+            functions.extend(
                 found
                     .handshake_offsets
                     .iter()
                     .map(|offset| (openssl3::HANDSHAKE, *offset)),
+            );
+            let rustls_probed = match (&found.rustls_beside, rustls) {
+                (_, Ok(Some(aead))) => {
+                    functions.extend(rustls_functions(&aead));
+                    anchors.extend(aead.anchors);
+                    Ok(())
+                }
+                (_, Err(not)) => Err(not.to_string()),
+                (Some(_), Ok(None)) => {
+                    Err("its crypto provider is not aws-lc (ring, or aws-lc not found)".to_string())
+                }
+                (None, Ok(None)) => Ok(()),
+            };
+            if let Err(why) = &rustls_probed {
+                anchors.push(format!("rustls not probed: {why}"));
+            }
+            target(
+                functions,
+                TlsMethod::OpenSsl3Located {
+                    anchors,
+                    rustls_beside: found.rustls_beside,
+                    rustls_probed,
+                },
             )
-            .collect(),
-            TlsMethod::OpenSsl3Located {
-                anchors: found.anchors,
-                rustls_beside: found.rustls_beside,
-            },
-        ),
+        }
         Err(not) => not_recognised(not.to_string()),
     })
 }

@@ -114,7 +114,7 @@ struct ErrorSite {
 /// Function bounds from `.eh_frame`: through `.eh_frame_hdr`'s sorted search table when the
 /// linker wrote one, otherwise (a static executable linked without `--eh-frame-hdr`) from
 /// every entry of `.eh_frame`, read once and sorted.
-struct Unwind<'a> {
+pub(super) struct Unwind<'a> {
     bases: BaseAddresses,
     eh_frame: EhFrame<gimli::EndianSlice<'a, LittleEndian>>,
     table: Option<gimli::ParsedEhFrameHdr<gimli::EndianSlice<'a, LittleEndian>>>,
@@ -126,7 +126,7 @@ struct Unwind<'a> {
 const MAX_FRAME_ENTRIES: usize = 4_000_000;
 
 impl<'a> Unwind<'a> {
-    fn new(elf: &object::File<'a>, text: u64) -> Option<Unwind<'a>> {
+    pub(super) fn new(elf: &object::File<'a>, text: u64) -> Option<Unwind<'a>> {
         let frame = elf.section_by_name(".eh_frame")?;
         let hdr = elf.section_by_name(".eh_frame_hdr");
         let mut bases = BaseAddresses::default()
@@ -173,7 +173,7 @@ impl<'a> Unwind<'a> {
     }
 
     /// `[start, end)` of the function whose code holds `address`.
-    fn function(&self, address: u64) -> Option<(u64, u64)> {
+    pub(super) fn function(&self, address: u64) -> Option<(u64, u64)> {
         let (start, end) = match &self.table {
             Some(table) => {
                 let fde = table
@@ -331,7 +331,7 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
     let rustls_beside = rustls_version(rodata_bytes);
     if let Some(rustls) = &rustls_beside {
         anchors.push(format!(
-            "rustls {rustls} is linked in too (its source paths in .rodata): not probed, the connections it makes are not visible"
+            "rustls {rustls} is linked in too (its source paths in .rodata): the connections it makes are told apart by their ClientHellos (not written inside SSL_do_handshake)"
         ));
     }
     // SSL_do_handshake, wherever it (or a copy inlined into SSL_connect or SSL_accept) passes
@@ -370,7 +370,7 @@ pub fn locate(image: &[u8]) -> Result<Option<OpenSsl3Functions>, NotRecognised> 
 
 /// The version in the first `.../rustls-X.Y.Z/src/...` path in `.rodata` (Rust keeps crate
 /// source paths for panic locations even in stripped binaries).
-fn rustls_version(rodata: &[u8]) -> Option<String> {
+pub(super) fn rustls_version(rodata: &[u8]) -> Option<String> {
     const CRATE: &[u8] = b"/rustls-";
     memchr::memmem::find_iter(rodata, CRATE).find_map(|at| {
         let rest = &rodata[at + CRATE.len()..];
@@ -559,7 +559,7 @@ const CALLER_WINDOW: u64 = 4 << 20;
 /// How many `call rel32` or `jmp rel32` instructions within [`CALLER_WINDOW`] of them target
 /// each of `targets` (a byte scan: an `E8`/`E9` inside another instruction can add a false
 /// reference, never remove a real one; a tail call from `SSL_write_ex2` is a jump).
-fn direct_references(code: &Code<'_>, targets: &[u64]) -> Vec<usize> {
+pub(super) fn direct_references(code: &Code<'_>, targets: &[u64]) -> Vec<usize> {
     let mut counts = vec![0; targets.len()];
     let low = targets.iter().min().copied().unwrap_or(0);
     let high = targets.iter().max().copied().unwrap_or(0);
@@ -584,4 +584,4 @@ fn direct_references(code: &Code<'_>, targets: &[u64]) -> Vec<usize> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

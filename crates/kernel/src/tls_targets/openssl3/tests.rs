@@ -81,7 +81,7 @@ fn locates_the_internal_read_and_write_in_both_codex_releases() {
         assert!(found
             .anchors
             .iter()
-            .any(|a| a.contains("rustls") && a.contains("not probed")));
+            .any(|a| a.contains("rustls") && a.contains("told apart")));
         assert!(!found.legacy_ssl_st);
         // Both releases carry OpenSSL 3.5 or later: the write function takes the QUIC flags.
         assert!(found.write_has_flags, "{found:#?}");
