@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::memory_budget::{Charge, MemoryBudget, Pressure};
+use crate::websocket::{self, Handshake, WebSocketExchanges};
 
 /// A header as captured. Names keep their case; look them up with [`header`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -279,6 +280,9 @@ struct MessageReader {
     pending_methods: std::collections::VecDeque<String>,
     /// Set once the stream switched to a protocol we do not parse (101, CONNECT, HTTP/2).
     switched: bool,
+    /// The bytes that followed the head that switched the stream (a WebSocket's first
+    /// frames may come in the same read as the `101`).
+    after_switch: Vec<u8>,
     /// What `buf` and the messages held here take, charged to the memory budget.
     charge: Charge,
     /// Bodies are cut here (the budget's largest message).
@@ -315,6 +319,7 @@ impl MessageReader {
             done: Vec::new(),
             pending_methods: Default::default(),
             switched: false,
+            after_switch: Vec::new(),
             charge: Charge::new(budget),
             max_body: budget.max_message_bytes(),
         }
@@ -666,6 +671,7 @@ impl MessageReader {
         if upgrade {
             self.complete_current(ts_ns);
             self.switched = true;
+            self.after_switch = self.buf[at + used..].to_vec();
             return Some(self.buf.len());
         }
         Some(at + used)
@@ -966,6 +972,10 @@ pub struct HttpConnection {
     /// What `unanswered` holds, charged to the memory budget.
     unanswered_charge: Charge,
     budget: MemoryBudget,
+    /// Set once a `101` switched the connection to WebSocket: every byte goes there.
+    websocket: Option<Box<WebSocketExchanges>>,
+    /// What `websocket` holds, charged to the memory budget.
+    websocket_charge: Charge,
 }
 
 impl Default for HttpConnection {
@@ -1002,6 +1012,8 @@ impl HttpConnection {
             unanswered: Default::default(),
             unanswered_charge: Charge::new(budget),
             budget: budget.clone(),
+            websocket: None,
+            websocket_charge: Charge::new(budget),
         }
     }
 
@@ -1010,10 +1022,16 @@ impl HttpConnection {
         self.requests.charge.bytes()
             + self.responses.charge.bytes()
             + self.unanswered_charge.bytes()
+            + self.websocket_charge.bytes()
     }
 
     /// Feeds request-side bytes; returns exchanges completed so far.
     pub fn feed(&mut self, side: Side, bytes: &[u8], ts_ns: u64) -> Vec<PairedExchange> {
+        if let Some(websocket) = self.websocket.as_mut() {
+            let out = websocket.feed(direction_of(side), bytes, ts_ns);
+            self.settle_websocket();
+            return out;
+        }
         match side {
             Side::Request => self.requests.feed(bytes, ts_ns),
             Side::Response => {
@@ -1028,6 +1046,11 @@ impl HttpConnection {
 
     /// Bytes lost in capture on one side.
     pub fn gap(&mut self, side: Side, lost: u64, ts_ns: u64) -> Vec<PairedExchange> {
+        if let Some(websocket) = self.websocket.as_mut() {
+            let out = websocket.gap(direction_of(side), lost, ts_ns);
+            self.settle_websocket();
+            return out;
+        }
         match side {
             Side::Request => self.requests.gap(lost, ts_ns),
             Side::Response => self.responses.gap(lost, ts_ns),
@@ -1058,6 +1081,12 @@ impl HttpConnection {
 
     /// The connection closed (or capture stopped): flush everything, partial records included.
     pub fn close(&mut self, ts_ns: u64) -> Vec<PairedExchange> {
+        if let Some(websocket) = self.websocket.as_mut() {
+            let out = websocket.finish(ts_ns);
+            self.websocket = None;
+            self.websocket_charge.force_set(0);
+            return out;
+        }
         self.requests.close(ts_ns);
         self.sync_methods();
         self.responses.close(ts_ns);
@@ -1091,6 +1120,23 @@ impl HttpConnection {
                 continue;
             }
             let response = finish_response(message, &self.budget);
+            if let Some(request) = self.unanswered.front() {
+                if websocket::is_websocket_handshake(
+                    &request.method,
+                    &request.headers,
+                    response.status,
+                ) {
+                    self.websocket = Some(Box::new(WebSocketExchanges::new(
+                        Handshake {
+                            target: request.target.clone(),
+                            request_headers: request.headers.clone(),
+                            response_headers: response.headers.clone(),
+                            ts_ns: response.ts_ns,
+                        },
+                        &self.budget,
+                    )));
+                }
+            }
             match self.unanswered.pop_front() {
                 Some(request) => out.push(PairedExchange {
                     request,
@@ -1115,7 +1161,29 @@ impl HttpConnection {
             }
         }
         self.settle(ts_ns);
+        if let Some(websocket) = self.websocket.as_mut() {
+            // The frames that came in the same reads as the handshake.
+            let client = std::mem::take(&mut self.requests.buf);
+            let server = std::mem::take(&mut self.responses.after_switch);
+            out.extend(websocket.feed(crate::event::Direction::Egress, &client, ts_ns));
+            out.extend(websocket.feed(crate::event::Direction::Ingress, &server, ts_ns));
+            self.requests.switched = true;
+            self.settle(ts_ns);
+            self.settle_websocket();
+        }
         out
+    }
+
+    /// Charges what the WebSocket holds; when it does not fit, what is in flight there is
+    /// given up (flagged).
+    fn settle_websocket(&mut self) {
+        let Some(websocket) = self.websocket.as_mut() else {
+            return;
+        };
+        if !self.websocket_charge.try_set(websocket.held_bytes()) {
+            websocket.shed();
+            self.websocket_charge.force_set(websocket.held_bytes());
+        }
     }
 }
 
@@ -1174,6 +1242,14 @@ impl super::wire::WireParser for HttpConnection {
     ) -> super::wire::OverBudget {
         // Never asked: HTTP refuses what does not fit as it reads (see `with_budget`).
         super::wire::OverBudget::Continue
+    }
+}
+
+/// The direction (client's view) that carries a side's messages.
+fn direction_of(side: Side) -> crate::event::Direction {
+    match side {
+        Side::Request => crate::event::Direction::Egress,
+        Side::Response => crate::event::Direction::Ingress,
     }
 }
 
