@@ -107,6 +107,27 @@ fn responses_over_websocket_show_the_llm_calls_and_the_tool_call_linked_to_exec_
     assert!(models.contains(&&Value::from(MODEL)), "{agent:#}");
     assert_eq!(agent["llm_calls"], 2, "{agent:#}");
     assert_eq!(agent["tool_calls"], 1, "{agent:#}");
+    // Only the protocol attribute tells the transport: the handshake is no API call.
+    let from = format!("agent:{}", agent["key"].as_str().unwrap());
+    let edges: Vec<&Value> = graph["graph"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["from"] == from.as_str())
+        .collect();
+    let model_edges: Vec<&&Value> = edges
+        .iter()
+        .filter(|e| e["kind"] == "invokes_model")
+        .collect();
+    assert_eq!(model_edges.len(), 1, "{edges:#?}");
+    assert_eq!(
+        model_edges[0]["attributes"]["protocol"],
+        serde_json::json!(["websocket"])
+    );
+    assert!(
+        !edges.iter().any(|e| e["kind"] == "calls_api"),
+        "the upgrade request is the transport's, not an API call: {edges:#?}"
+    );
 
     let calls = graph["tool_calls"].as_array().unwrap();
     let shell = calls

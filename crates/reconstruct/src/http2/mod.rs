@@ -551,6 +551,10 @@ impl Http2Connection {
                 .end_ts_ns
                 .max(stream.messages[0].end_ts_ns);
             self.done.extend(websocket.finish(end));
+            // The CONNECT is the WebSocket's handshake: its messages stand for it.
+            if websocket.produced_exchanges() {
+                return;
+            }
         }
         let [request, response] = stream.messages;
         let request_seen = request.head.is_some();

@@ -12,6 +12,13 @@
 //!   (messages, `function_call_output`), and by the model's own output items; a
 //!   `response.create` asks for a response, whose events end with `response.done`.
 //!
+//! Responses answer `response.create` messages in order, paired by their order in each
+//! direction, not by when they were read: a client that writes from one thread and reads on
+//! another (the `websockets` sync client does) may have its first events captured before the
+//! request that caused them. A request's body is built when it is read, so with that
+//! reordering a follow-up may miss the output items it continues (a tool result then has no
+//! tool name); what it says itself is kept.
+//!
 //! Each `response.create` becomes one exchange: its request is the body the call would have
 //! had over HTTP (for Realtime, the session's model, instructions and tools with the
 //! conversation so far as `input`; for a Responses follow-up, the output items of the response
@@ -30,7 +37,8 @@ use serde_json::{Map, Value};
 
 use crate::event::Direction;
 use crate::http::{
-    header, Completeness, Header, HttpRequest, HttpResponse, PairedExchange, SseEvent, StreamedBody,
+    header, Completeness, Header, HttpRequest, HttpResponse, PairedExchange, SseEvent,
+    StreamedBody, WireProtocol,
 };
 
 use super::{Handshake, MessageKind, WebSocketMessage};
@@ -58,7 +66,6 @@ struct PendingRequest {
 
 #[derive(Debug)]
 struct ResponseInProgress {
-    request: Option<PendingRequest>,
     events: Vec<SseEvent>,
     bytes: usize,
     completeness: Completeness,
@@ -77,8 +84,11 @@ pub struct EventConversation {
     conversation: VecDeque<Value>,
     /// Output items of earlier responses, by response id (Responses follow-ups).
     outputs: VecDeque<(String, Vec<Value>)>,
+    /// `response.create` messages not paired with a response yet.
     pending: VecDeque<PendingRequest>,
     current: Option<ResponseInProgress>,
+    /// Responses that ended before their `response.create` was read (see the module doc).
+    finished: VecDeque<ResponseInProgress>,
     limit: usize,
 }
 
@@ -98,6 +108,7 @@ impl EventConversation {
             outputs: VecDeque::new(),
             pending: VecDeque::new(),
             current: None,
+            finished: VecDeque::new(),
             limit,
         }
     }
@@ -108,9 +119,12 @@ impl EventConversation {
             .iter()
             .map(|p| 64 + p.body.capacity())
             .sum::<usize>()
-            + self.current.as_ref().map_or(0, |c| {
-                c.bytes + 64 * c.events.len() + c.request.as_ref().map_or(0, |r| r.body.capacity())
-            })
+            + self
+                .current
+                .iter()
+                .chain(&self.finished)
+                .map(|c| c.bytes + 64 * c.events.len())
+                .sum::<usize>()
             + self
                 .conversation
                 .iter()
@@ -121,10 +135,10 @@ impl EventConversation {
 
     /// The budget is short: the response in flight gives up its events (flagged).
     pub fn shed(&mut self) {
-        if let Some(current) = self.current.as_mut() {
-            current.events = Vec::new();
-            current.bytes = 0;
-            current.completeness = Completeness::Truncated;
+        for response in self.current.iter_mut().chain(self.finished.iter_mut()) {
+            response.events = Vec::new();
+            response.bytes = 0;
+            response.completeness = Completeness::Truncated;
         }
         self.outputs.clear();
     }
@@ -149,12 +163,18 @@ impl EventConversation {
             .to_string();
         let kind = kind.as_str();
         match message.direction {
-            Direction::Egress => self.on_client_event(kind, &event, &message),
+            Direction::Egress => self.on_client_event(kind, &event, &message, out),
             _ => self.on_server_event(kind, event, &message, out),
         }
     }
 
-    fn on_client_event(&mut self, kind: &str, event: &Value, message: &WebSocketMessage) {
+    fn on_client_event(
+        &mut self,
+        kind: &str,
+        event: &Value,
+        message: &WebSocketMessage,
+        out: &mut Vec<PairedExchange>,
+    ) {
         match kind {
             "session.update" => {
                 if let Some(session) = event.get("session").and_then(Value::as_object) {
@@ -173,14 +193,20 @@ impl EventConversation {
                     Api::Responses => self.responses_body(event),
                     Api::Realtime => self.realtime_body(event),
                 };
-                if self.pending.len() >= MAX_PENDING {
-                    self.pending.pop_front();
-                }
-                self.pending.push_back(PendingRequest {
+                let request = PendingRequest {
                     body: serde_json::to_vec(&body).unwrap_or_default(),
                     completeness: message.completeness,
                     ts_ns: message.ts_ns,
-                });
+                };
+                match self.finished.pop_front() {
+                    Some(response) => out.push(self.exchange(Some(request), Some(response))),
+                    None => {
+                        if self.pending.len() >= MAX_PENDING {
+                            self.pending.pop_front();
+                        }
+                        self.pending.push_back(request);
+                    }
+                }
             }
             _ => {}
         }
@@ -274,7 +300,6 @@ impl EventConversation {
                 return;
             }
             self.current = Some(ResponseInProgress {
-                request: self.pending.pop_front(),
                 events: Vec::new(),
                 bytes: 0,
                 completeness: Completeness::Complete,
@@ -305,7 +330,7 @@ impl EventConversation {
         }
         if terminal || error {
             if let Some(done) = self.current.take() {
-                out.push(self.exchange(done));
+                self.response_ended(done, out);
             }
         }
     }
@@ -334,11 +359,32 @@ impl EventConversation {
         }
     }
 
-    fn exchange(&self, done: ResponseInProgress) -> PairedExchange {
-        let (body, request_completeness, request_ts) = match done.request {
+    /// A response is whole: it answers the oldest `response.create` not answered yet, or
+    /// waits for it.
+    fn response_ended(&mut self, response: ResponseInProgress, out: &mut Vec<PairedExchange>) {
+        match self.pending.pop_front() {
+            Some(request) => out.push(self.exchange(Some(request), Some(response))),
+            None => {
+                if self.finished.len() >= MAX_PENDING {
+                    if let Some(oldest) = self.finished.pop_front() {
+                        out.push(self.exchange(None, Some(oldest)));
+                    }
+                }
+                self.finished.push_back(response);
+            }
+        }
+    }
+
+    fn exchange(
+        &self,
+        request: Option<PendingRequest>,
+        response: Option<ResponseInProgress>,
+    ) -> PairedExchange {
+        let ts_ns = response.as_ref().map_or(0, |r| r.ts_ns);
+        let (body, request_completeness, request_ts) = match request {
             Some(request) => (request.body, request.completeness, request.ts_ns),
             // The request was sent before capture began.
-            None => (Vec::new(), Completeness::Truncated, done.ts_ns),
+            None => (Vec::new(), Completeness::Truncated, ts_ns),
         };
         let request = HttpRequest {
             method: "POST".into(),
@@ -357,7 +403,7 @@ impl EventConversation {
                 value: "application/json".into(),
             });
         }
-        let response = HttpResponse {
+        let response = response.map(|done| HttpResponse {
             status: 200,
             reason: String::new(),
             headers,
@@ -368,10 +414,11 @@ impl EventConversation {
             over_budget: false,
             ts_ns: done.ts_ns,
             end_ts_ns: done.end_ts_ns,
-        };
+        });
         PairedExchange {
             request,
-            response: Some(response),
+            response,
+            protocol: WireProtocol::WebSocket,
         }
     }
 
@@ -380,19 +427,13 @@ impl EventConversation {
     pub fn finish(&mut self, out: &mut Vec<PairedExchange>) {
         if let Some(mut current) = self.current.take() {
             current.completeness = Completeness::Truncated;
-            out.push(self.exchange(current));
+            self.response_ended(current, out);
+        }
+        for response in std::mem::take(&mut self.finished) {
+            out.push(self.exchange(None, Some(response)));
         }
         while let Some(request) = self.pending.pop_front() {
-            let mut exchange = self.exchange(ResponseInProgress {
-                ts_ns: request.ts_ns,
-                end_ts_ns: request.ts_ns,
-                request: Some(request),
-                events: Vec::new(),
-                bytes: 0,
-                completeness: Completeness::Truncated,
-            });
-            exchange.response = None;
-            out.push(exchange);
+            out.push(self.exchange(Some(request), None));
         }
     }
 }

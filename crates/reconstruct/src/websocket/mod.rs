@@ -433,29 +433,49 @@ impl WebSocketSession {
     }
 }
 
+fn names_websocket(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        v.split(',')
+            .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// Whether an HTTP/1.1 request asks to switch to WebSocket (`Upgrade: websocket`).
+pub fn asks_for_websocket(method: &str, headers: &[Header]) -> bool {
+    method.eq_ignore_ascii_case("GET") && names_websocket(header(headers, "upgrade"))
+}
+
+/// Whether a `101`'s headers accept a switch to WebSocket (`Upgrade: websocket`, which
+/// RFC 6455 §4.2.2 requires of the server's answer).
+pub fn accepts_websocket(headers: &[Header]) -> bool {
+    names_websocket(header(headers, "upgrade"))
+}
+
 /// Whether an exchange switched its connection (HTTP/1.1: `101` to an `Upgrade: websocket`
 /// request) or its stream (HTTP/2: a 2xx to an extended CONNECT with `:protocol websocket`)
 /// to WebSocket.
 pub fn is_websocket_handshake(method: &str, request_headers: &[Header], status: u16) -> bool {
-    let names_websocket = |value: Option<&str>| {
-        value.is_some_and(|v| {
-            v.split(',')
-                .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
-        })
-    };
     if method.eq_ignore_ascii_case("CONNECT") {
         (200..300).contains(&status) && names_websocket(header(request_headers, ":protocol"))
     } else {
-        status == 101 && names_websocket(header(request_headers, "upgrade"))
+        status == 101 && asks_for_websocket(method, request_headers)
     }
 }
 
 /// A WebSocket connection (or HTTP/2 stream) read into exchanges: its messages
 /// ([`WebSocketSession`]) and the event conversation they carry ([`EventConversation`]).
+///
+/// The handshake exchange (the `101`, or HTTP/2's CONNECT) is the transport's, not a call:
+/// once the messages have become an exchange of their own, it is not reported, so an LLM call
+/// over WebSocket reads like one over HTTP (only its `protocol` differs). A WebSocket whose
+/// messages are not calls still shows as its handshake, when it ends.
 #[derive(Debug)]
 pub struct WebSocketExchanges {
     session: WebSocketSession,
     conversation: EventConversation,
+    /// The HTTP/1.1 handshake exchange, until the messages stand for it.
+    handshake_exchange: Option<PairedExchange>,
+    produced: bool,
 }
 
 impl WebSocketExchanges {
@@ -467,13 +487,38 @@ impl WebSocketExchanges {
         Self {
             conversation: EventConversation::new(handshake, budget.max_message_bytes()),
             session,
+            handshake_exchange: None,
+            produced: false,
         }
+    }
+
+    /// The WebSocket an HTTP/1.1 `101` exchange opened.
+    pub fn after_handshake(exchange: PairedExchange, budget: &MemoryBudget) -> Self {
+        let response = exchange.response.as_ref();
+        let handshake = Handshake {
+            target: exchange.request.target.clone(),
+            request_headers: exchange.request.headers.clone(),
+            response_headers: response.map(|r| r.headers.clone()).unwrap_or_default(),
+            ts_ns: response.map_or(exchange.request.ts_ns, |r| r.ts_ns),
+        };
+        let mut exchanges = Self::new(handshake, budget);
+        exchanges.handshake_exchange = Some(exchange);
+        exchanges
+    }
+
+    /// Whether the messages became exchanges (then the handshake is not one).
+    pub fn produced_exchanges(&self) -> bool {
+        self.produced
     }
 
     fn read(&mut self, messages: Vec<WebSocketMessage>) -> Vec<PairedExchange> {
         let mut out = Vec::new();
         for message in messages {
             self.conversation.on_message(message, &mut out);
+        }
+        if !out.is_empty() {
+            self.produced = true;
+            self.handshake_exchange = None;
         }
         out
     }
@@ -494,11 +539,22 @@ impl WebSocketExchanges {
         let messages = self.session.finish(ts_ns);
         let mut out = self.read(messages);
         self.conversation.finish(&mut out);
+        if out.is_empty() && !self.produced {
+            out.extend(self.handshake_exchange.take());
+        } else {
+            self.produced = true;
+        }
         out
     }
 
     pub fn held_bytes(&self) -> usize {
-        self.session.held_bytes() + self.conversation.held_bytes()
+        self.session.held_bytes()
+            + self.conversation.held_bytes()
+            + self.handshake_exchange.as_ref().map_or(0, |e| {
+                e.request.body.capacity()
+                    + e.response.as_ref().map_or(0, |r| r.body.capacity())
+                    + 64 * (e.request.headers.len() + 8)
+            })
     }
 
     /// The budget is short: what is in flight gives up its bytes (flagged).

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::frame::{encode, opcode};
 use super::*;
 use crate::event::Direction;
-use crate::http::{HttpConnection, HttpExchange, PairedExchange};
+use crate::http::{HttpConnection, HttpExchange, PairedExchange, WireProtocol};
 use crate::http2::Http2Connection;
 use crate::llm::{self, LlmApi, LlmCall, ToolCall};
 use crate::wire::test_harness::{self as harness, Chunk};
@@ -33,6 +33,7 @@ fn as_exchange(paired: &PairedExchange) -> HttpExchange {
         host: paired.request.authority().map(str::to_string),
         port: Some(443),
         tls: true,
+        protocol: paired.protocol,
     }
 }
 
@@ -72,11 +73,17 @@ fn shell_call(id: &str) -> ToolCall {
 
 /// The Responses conversation of the fixtures: a tool call, then its output in a follow-up.
 fn assert_responses_conversation(exchanges: &[PairedExchange]) {
-    // The handshake, then one exchange per response.create.
-    assert_eq!(exchanges.len(), 3, "{exchanges:#?}");
-    let handshake = &exchanges[0];
-    assert_eq!(handshake.request.method, "GET");
-    assert_eq!(handshake.response.as_ref().unwrap().status, 101);
+    // One exchange per response.create; the handshake is the transport's.
+    assert_eq!(exchanges.len(), 2, "{exchanges:#?}");
+    for exchange in exchanges {
+        assert_eq!(exchange.protocol, WireProtocol::WebSocket);
+        assert_eq!(exchange.request.method, "POST");
+        assert_eq!(exchange.request.target, "/v1/responses");
+        assert_eq!(
+            exchange.request.header("user-agent"),
+            Some("agentscope-fixture/1 websockets")
+        );
+    }
     let calls = llm_calls(exchanges);
     assert_eq!(calls.len(), 2, "{calls:#?}");
     let first = &calls[0];
@@ -129,6 +136,7 @@ fn responses_with_deflate_without_context_takeover_become_llm_calls() {
     let chunks = fixture("responses_deflate_no_context_takeover");
     let (messages, _) = harness::run(HttpConnection::new(), &chunks, u64::MAX);
     let exchanges = harness::exchanges(messages);
+    // The synthetic responses carry the handshake's answer's headers.
     let negotiated = Negotiated::from_response_header(
         exchanges[0]
             .response
@@ -191,7 +199,7 @@ fn assert_same_at_every_cut(name: &str) {
     let chunks = fixture(name);
     let (whole, _) = harness::run(HttpConnection::new(), &chunks, u64::MAX);
     let expected = summary(whole);
-    assert!(expected.len() >= 3);
+    assert!(expected.len() >= 2);
     for (i, (direction, bytes, ts)) in chunks.iter().enumerate() {
         for cut in 1..bytes.len() {
             let mut script = chunks.clone();
@@ -220,6 +228,37 @@ fn byte_by_byte_feeding_gives_the_same_exchanges() {
         u64::MAX,
     );
     assert_eq!(summary(bytewise), summary(whole));
+}
+
+/// A client that writes on one thread and reads on another may have the first events of a
+/// response captured before the request that caused them: pairing goes by order within each
+/// direction, so the calls are the same.
+#[test]
+fn events_captured_before_their_request_still_answer_it() {
+    let chunks = fixture("responses_deflate_context_takeover");
+    let (whole, _) = harness::run(HttpConnection::new(), &chunks, u64::MAX);
+    let expected = summary(whole);
+    let mut reordered = chunks.clone();
+    assert_eq!(reordered[2].0, Direction::Egress);
+    assert!(reordered[3..7].iter().all(|c| c.0 == Direction::Ingress));
+    // The first request after the first response's first events (the client's own later
+    // writes stay after it).
+    let request = reordered.remove(2);
+    reordered.insert(6, request);
+    let (got, _) = harness::run(HttpConnection::new(), &reordered, u64::MAX);
+    assert_eq!(summary(got), expected);
+
+    // The same for the handshake: the `101` (read on the reader thread) before the upgrade
+    // request, and the client's first frames before the `101` too.
+    let mut reordered = chunks.clone();
+    reordered.swap(0, 1);
+    let (got, _) = harness::run(HttpConnection::new(), &reordered, u64::MAX);
+    assert_eq!(summary(got), expected);
+    let mut reordered = chunks.clone();
+    let response = reordered.remove(1);
+    reordered.insert(2, response);
+    let (got, _) = harness::run(HttpConnection::new(), &reordered, u64::MAX);
+    assert_eq!(summary(got), expected);
 }
 
 #[test]
@@ -555,12 +594,47 @@ fn extended_connect_on_http2_carries_the_same_conversation() {
     assert_eq!(calls[0].request_model.as_deref(), Some("gpt-5-codex"));
     assert_eq!(calls[1].tool_results[0].name.as_deref(), Some("shell"));
     assert!(!calls[0].partial && !calls[1].partial);
-    // The CONNECT stream itself comes out when the connection ends, with no body.
-    let connect = exchanges
+    // The CONNECT stream is the WebSocket's handshake, not a call of its own.
+    assert!(exchanges.iter().all(|e| e.request.method == "POST"));
+    assert!(exchanges
         .iter()
-        .find(|e| e.request.method == "CONNECT")
-        .expect("the CONNECT exchange");
-    assert!(connect.request.body.is_empty());
+        .all(|e| e.protocol == WireProtocol::WebSocket));
+}
+
+/// A WebSocket whose messages are not LLM events still shows, as its handshake, when the
+/// connection ends.
+#[test]
+fn a_websocket_of_other_messages_shows_as_its_handshake() {
+    let mut connection = HttpConnection::new();
+    let request = b"GET /chat HTTP/1.1\r\nHost: example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let mut response =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+            .to_vec();
+    response.extend(encode(
+        true,
+        false,
+        opcode::TEXT,
+        None,
+        b"{\"hello\":\"world\"}",
+    ));
+    let mut out = Vec::new();
+    connection.on_bytes(Direction::Egress, 1, request, &mut out);
+    connection.on_bytes(Direction::Ingress, 2, &response, &mut out);
+    let chat = encode(
+        true,
+        false,
+        opcode::TEXT,
+        Some(MASK),
+        b"{\"type\":\"chat\"}",
+    );
+    connection.on_bytes(Direction::Egress, 3, &chat, &mut out);
+    assert!(out.is_empty());
+    connection.finish(4, &mut out);
+    let exchanges = harness::exchanges(out);
+    assert_eq!(exchanges.len(), 1);
+    assert_eq!(exchanges[0].request.target, "/chat");
+    assert_eq!(exchanges[0].response.as_ref().unwrap().status, 101);
+    assert_eq!(exchanges[0].protocol, WireProtocol::Http1);
 }
 
 #[test]
