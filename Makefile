@@ -111,6 +111,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-analysis --bench reconstruct
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench http_reassembly
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench http2_reassembly
+	$(CARGO) bench --locked -p agentscope-reconstruct --bench websocket_reassembly
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench llm_recognise
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-identity --bench identity

@@ -102,7 +102,10 @@ impl std::fmt::Debug for Inflater {
 /// The tail the sender stripped from each message (RFC 7692 §7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// The first output step; later ones double, capped at the limit.
+/// The first output buffer is four times the compressed size within these bounds; it then
+/// doubles, capped at the limit. (flate2 zeroes the spare capacity it is given on every call,
+/// so a large first buffer for a small message costs more than the inflation.)
+const MIN_STEP: usize = 256;
 const STEP: usize = 64 << 10;
 
 /// What an inflater holds besides its output: flate2's raw inflate state and 32 KiB window.
@@ -128,7 +131,13 @@ impl Inflater {
         if !self.takeover {
             self.decompress.reset(false);
         }
-        let mut out = Vec::with_capacity(payload.len().saturating_mul(4).min(limit).min(STEP));
+        let mut out = Vec::with_capacity(
+            payload
+                .len()
+                .saturating_mul(4)
+                .clamp(MIN_STEP, STEP)
+                .min(limit + 1),
+        );
         let result = self.run(payload, &mut out, limit);
         if result.is_err() {
             // The window no longer matches the sender's: start afresh (see the module doc).
@@ -154,7 +163,7 @@ impl Inflater {
                 }
                 if out.capacity() == out.len() {
                     // Doubling, never past one byte over the limit (that byte says "too large").
-                    let grow = out.len().max(STEP).min(limit + 1 - out.len()).max(1);
+                    let grow = out.len().max(MIN_STEP).min(limit + 1 - out.len()).max(1);
                     out.reserve_exact(grow);
                 }
                 let before_in = self.decompress.total_in();

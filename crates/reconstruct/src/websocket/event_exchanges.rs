@@ -50,6 +50,13 @@ const MAX_REMEMBERED_RESPONSES: usize = 16;
 /// `response.create` messages waiting for their response.
 const MAX_PENDING: usize = 64;
 
+/// A message's `type`, read without building the rest of its tree.
+#[derive(serde::Deserialize)]
+struct EventType<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Which API the conversation speaks, from the handshake's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Api {
@@ -147,24 +154,31 @@ impl EventConversation {
         if message.kind != MessageKind::Text {
             return;
         }
-        let Ok(event) = serde_json::from_slice::<Value>(&message.payload) else {
-            // A cut message of a response in flight still belongs to it.
-            if message.direction == Direction::Ingress {
+        if message.direction == Direction::Egress {
+            // The client's events are few and each is read whole (a request body).
+            if let Ok(event) = serde_json::from_slice::<Value>(&message.payload) {
+                let kind = event
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                self.on_client_event(&kind, &event, &message, out);
+            }
+            return;
+        }
+        // The server's are many (a delta per token): only their type is read here, the
+        // dialect reads the rest once the response is whole.
+        match serde_json::from_slice::<EventType<'_>>(&message.payload) {
+            Ok(event) => {
+                let kind = event.kind.unwrap_or_default().into_owned();
+                self.on_server_event(&kind, message, out);
+            }
+            Err(_) => {
+                // A cut message of a response in flight still belongs to it.
                 if let Some(current) = self.current.as_mut() {
                     current.completeness = Completeness::Truncated;
                 }
             }
-            return;
-        };
-        let kind = event
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let kind = kind.as_str();
-        match message.direction {
-            Direction::Egress => self.on_client_event(kind, &event, &message, out),
-            _ => self.on_server_event(kind, event, &message, out),
         }
     }
 
@@ -282,8 +296,7 @@ impl EventConversation {
     fn on_server_event(
         &mut self,
         kind: &str,
-        event: Value,
-        message: &WebSocketMessage,
+        message: WebSocketMessage,
         out: &mut Vec<PairedExchange>,
     ) {
         let terminal = matches!(
@@ -314,7 +327,16 @@ impl EventConversation {
             current.completeness = Completeness::Truncated;
         }
         current.end_ts_ns = message.end_ts_ns;
-        let text = String::from_utf8_lossy(&message.payload).into_owned();
+        if terminal {
+            if let Ok(event) = serde_json::from_slice::<Value>(&message.payload) {
+                self.remember_output(&event);
+            }
+        }
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        let text = String::from_utf8(message.payload)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         if current.bytes + text.len() > self.limit {
             current.completeness = Completeness::Truncated;
         } else {
@@ -324,9 +346,6 @@ impl EventConversation {
                 data: text,
                 id: None,
             });
-        }
-        if terminal {
-            self.remember_output(&event);
         }
         if terminal || error {
             if let Some(done) = self.current.take() {
