@@ -142,10 +142,6 @@ impl FrameReader {
                         remaining: remaining - take as u64,
                         key_at: (key_at + take) % 4,
                     };
-                    // Pieces stay small after a large one: the scratch buffer follows the input.
-                    if self.scratch.capacity() > 256 << 10 && take < self.scratch.capacity() / 4 {
-                        self.scratch.shrink_to(take);
-                    }
                     return Some(FrameEvent::Payload(&self.scratch));
                 }
                 State::Head => {
@@ -178,6 +174,13 @@ impl FrameReader {
                     }
                 }
             }
+        }
+    }
+
+    /// The input was used up: a large piece's unmasking buffer is not kept between feeds.
+    pub fn trim(&mut self) {
+        if self.scratch.capacity() > 16 << 10 {
+            self.scratch = Vec::new();
         }
     }
 

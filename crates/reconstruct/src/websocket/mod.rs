@@ -204,6 +204,7 @@ impl DirectionReader {
                 }
             }
         }
+        self.frames.trim();
     }
 
     /// The message's frames are all in: inflated if it was compressed.

@@ -647,6 +647,26 @@ fn an_idle_deflate_connection_holds_two_windows_and_little_else() {
     }
     let held = connection.held_bytes();
     assert!(held <= 2 * deflate::INFLATER_BYTES + (16 << 10), "{held}");
+
+    // Uncompressed, after a 1 MiB message: a few hundred bytes (no buffer kept from it).
+    let mut connection = HttpConnection::new();
+    let mut out = Vec::new();
+    connection.on_bytes(
+        Direction::Egress,
+        1,
+        b"GET /v1/realtime HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
+        &mut out,
+    );
+    connection.on_bytes(
+        Direction::Ingress,
+        2,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        &mut out,
+    );
+    let big = encode(true, false, opcode::TEXT, None, &vec![b' '; 1 << 20]);
+    connection.on_bytes(Direction::Ingress, 3, &big, &mut out);
+    let held = connection.held_bytes();
+    assert!(held < 4 << 10, "{held}");
 }
 
 proptest! {
