@@ -68,6 +68,7 @@ E2E_TESTS := live_capture \
 	codex_cli \
 	go_tls_capture \
 	http2_capture \
+	websocket_capture \
 	collector_stop \
 	memory_budget \
 	mcp_capture \
@@ -110,6 +111,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-analysis --bench reconstruct
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench http_reassembly
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench http2_reassembly
+	$(CARGO) bench --locked -p agentscope-reconstruct --bench websocket_reassembly
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench llm_recognise
 	$(CARGO) bench --locked -p agentscope-reconstruct --bench wire_protocols
 	$(CARGO) bench --locked -p agentscope-identity --bench identity

@@ -76,6 +76,15 @@ install_test_agents() {
     "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "h2==$H2_VERSION"
   fi
 
+  # The WebSocket library (websockets) for the wss test agent and server
+  # (tests/agents/websocket_*.py) and the WebSocket fixtures
+  # (scripts/regenerate-fixtures-websocket.py), in the same venv.
+  WEBSOCKETS_VERSION=17.4
+  if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('websockets') != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
+    echo "setup: installing websockets $WEBSOCKETS_VERSION into $TEST_VENV"
+    "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION"
+  fi
+
   # Real coding agents from npm, at pinned releases, each in a prefix of its own under
   # $AGENTSCOPE_AGENTS_DIR (default $HOME/.cache/agentscope/agents/NAME@VERSION; the executable
   # is node_modules/.bin/NAME there). Two releases of Claude Code six months apart and of Codex

@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::memory_budget::{Charge, MemoryBudget, Pressure};
+use crate::websocket::{self, WebSocketExchanges};
 
 /// A header as captured. Names keep their case; look them up with [`header`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -279,6 +280,14 @@ struct MessageReader {
     pending_methods: std::collections::VecDeque<String>,
     /// Set once the stream switched to a protocol we do not parse (101, CONNECT, HTTP/2).
     switched: bool,
+    /// After a switch to WebSocket, the bytes that followed the head, until the connection
+    /// knows both heads of the handshake (a WebSocket's first frames may come in the same read
+    /// as the `101`, and a client that reads on another thread may have its `101` captured
+    /// before its request). Cut at the largest message; what did not fit is counted.
+    after_switch: Vec<u8>,
+    after_switch_lost: u64,
+    /// The switch was to WebSocket: bytes after it are kept in `after_switch`.
+    keep_after_switch: bool,
     /// What `buf` and the messages held here take, charged to the memory budget.
     charge: Charge,
     /// Bodies are cut here (the budget's largest message).
@@ -315,6 +324,9 @@ impl MessageReader {
             done: Vec::new(),
             pending_methods: Default::default(),
             switched: false,
+            after_switch: Vec::new(),
+            after_switch_lost: 0,
+            keep_after_switch: false,
             charge: Charge::new(budget),
             max_body: budget.max_message_bytes(),
         }
@@ -323,6 +335,7 @@ impl MessageReader {
     /// Heap held by this reader: the unparsed bytes and the messages not handed on yet.
     fn held_bytes(&self) -> usize {
         self.buf.capacity()
+            + self.after_switch.capacity()
             + self.current.as_ref().map_or(0, RawMessage::held_bytes)
             + self.done.iter().map(RawMessage::held_bytes).sum::<usize>()
             + self
@@ -364,6 +377,13 @@ impl MessageReader {
 
     fn feed(&mut self, bytes: &[u8], ts_ns: u64) {
         if self.switched {
+            if self.keep_after_switch {
+                let room = self.max_body.saturating_sub(self.after_switch.len());
+                let take = bytes.len().min(room);
+                self.after_switch.extend_from_slice(&bytes[..take]);
+                self.after_switch_lost += (bytes.len() - take) as u64;
+                self.settle(ts_ns);
+            }
             return;
         }
         // `buf` grows here only for the length of this call (one event's bytes); what stays
@@ -646,10 +666,15 @@ impl MessageReader {
             return Some(at + 1);
         }
         let framing = self.body_framing(&head);
-        let upgrade = match self.side {
-            Side::Request => head.method.eq_ignore_ascii_case("CONNECT"),
-            Side::Response => head.status == 101,
+        let websocket = match self.side {
+            Side::Request => websocket::asks_for_websocket(&head.method, &head.headers),
+            Side::Response => head.status == 101 && websocket::accepts_websocket(&head.headers),
         };
+        let upgrade = websocket
+            || match self.side {
+                Side::Request => head.method.eq_ignore_ascii_case("CONNECT"),
+                Side::Response => head.status == 101,
+            };
         let message = RawMessage {
             head,
             body: Vec::new(),
@@ -666,6 +691,10 @@ impl MessageReader {
         if upgrade {
             self.complete_current(ts_ns);
             self.switched = true;
+            self.keep_after_switch = websocket;
+            if websocket {
+                self.after_switch = self.buf[at + used..].to_vec();
+            }
             return Some(self.buf.len());
         }
         Some(at + used)
@@ -966,6 +995,13 @@ pub struct HttpConnection {
     /// What `unanswered` holds, charged to the memory budget.
     unanswered_charge: Charge,
     budget: MemoryBudget,
+    /// Set once a `101` switched the connection to WebSocket: every byte goes there.
+    websocket: Option<Box<WebSocketExchanges>>,
+    /// A `101` accepting a WebSocket whose upgrade request was not framed yet (captured
+    /// after its answer: the client reads on another thread).
+    early_handshake: Option<HttpResponse>,
+    /// What `websocket` holds, charged to the memory budget.
+    websocket_charge: Charge,
 }
 
 impl Default for HttpConnection {
@@ -1002,6 +1038,9 @@ impl HttpConnection {
             unanswered: Default::default(),
             unanswered_charge: Charge::new(budget),
             budget: budget.clone(),
+            websocket: None,
+            early_handshake: None,
+            websocket_charge: Charge::new(budget),
         }
     }
 
@@ -1010,10 +1049,16 @@ impl HttpConnection {
         self.requests.charge.bytes()
             + self.responses.charge.bytes()
             + self.unanswered_charge.bytes()
+            + self.websocket_charge.bytes()
     }
 
     /// Feeds request-side bytes; returns exchanges completed so far.
     pub fn feed(&mut self, side: Side, bytes: &[u8], ts_ns: u64) -> Vec<PairedExchange> {
+        if let Some(websocket) = self.websocket.as_mut() {
+            let out = websocket.feed(direction_of(side), bytes, ts_ns);
+            self.settle_websocket();
+            return out;
+        }
         match side {
             Side::Request => self.requests.feed(bytes, ts_ns),
             Side::Response => {
@@ -1028,6 +1073,11 @@ impl HttpConnection {
 
     /// Bytes lost in capture on one side.
     pub fn gap(&mut self, side: Side, lost: u64, ts_ns: u64) -> Vec<PairedExchange> {
+        if let Some(websocket) = self.websocket.as_mut() {
+            let out = websocket.gap(direction_of(side), lost, ts_ns);
+            self.settle_websocket();
+            return out;
+        }
         match side {
             Side::Request => self.requests.gap(lost, ts_ns),
             Side::Response => self.responses.gap(lost, ts_ns),
@@ -1058,10 +1108,23 @@ impl HttpConnection {
 
     /// The connection closed (or capture stopped): flush everything, partial records included.
     pub fn close(&mut self, ts_ns: u64) -> Vec<PairedExchange> {
+        if let Some(websocket) = self.websocket.as_mut() {
+            let out = websocket.finish(ts_ns);
+            self.websocket = None;
+            self.websocket_charge.force_set(0);
+            return out;
+        }
         self.requests.close(ts_ns);
         self.sync_methods();
         self.responses.close(ts_ns);
         let mut out = self.take_completed(ts_ns);
+        if let Some(response) = self.early_handshake.take() {
+            // Its request never came: the handshake alone, as capture saw it.
+            self.pair(None, response, ts_ns, &mut out);
+            if let Some(websocket) = self.websocket.as_mut() {
+                out.extend(websocket.finish(ts_ns));
+            }
+        }
         for request in self.unanswered.drain(..) {
             out.push(PairedExchange {
                 request,
@@ -1086,36 +1149,101 @@ impl HttpConnection {
     fn take_completed(&mut self, ts_ns: u64) -> Vec<PairedExchange> {
         self.sync_methods();
         let mut out = Vec::new();
-        for message in self.responses.done.drain(..) {
+        let responses: Vec<RawMessage> = self.responses.done.drain(..).collect();
+        for message in responses {
             if (100..200).contains(&message.head.status) && message.head.status != 101 {
                 continue;
             }
             let response = finish_response(message, &self.budget);
-            match self.unanswered.pop_front() {
-                Some(request) => out.push(PairedExchange {
-                    request,
-                    response: Some(response),
-                    protocol: WireProtocol::Http1,
-                }),
-                // A response whose request was never captured (capture began mid-exchange).
-                None => out.push(PairedExchange {
-                    request: HttpRequest {
-                        method: String::new(),
-                        target: String::new(),
-                        headers: Vec::new(),
-                        body: Vec::new(),
-                        body_len: 0,
-                        completeness: Completeness::Truncated,
-                        over_budget: false,
-                        ts_ns: response.ts_ns,
-                    },
-                    response: Some(response),
-                    protocol: WireProtocol::Http1,
-                }),
+            if self.unanswered.is_empty()
+                && response.status == 101
+                && websocket::accepts_websocket(&response.headers)
+            {
+                self.early_handshake = Some(response);
+                continue;
+            }
+            let request = self.unanswered.pop_front();
+            self.pair(request, response, ts_ns, &mut out);
+        }
+        if !self.unanswered.is_empty() {
+            if let Some(response) = self.early_handshake.take() {
+                let request = self.unanswered.pop_front();
+                self.pair(request, response, ts_ns, &mut out);
             }
         }
         self.settle(ts_ns);
         out
+    }
+
+    /// A response with its request (`None`: capture began mid-exchange): an exchange, or the
+    /// handshake that switches the connection to WebSocket.
+    fn pair(
+        &mut self,
+        request: Option<HttpRequest>,
+        response: HttpResponse,
+        ts_ns: u64,
+        out: &mut Vec<PairedExchange>,
+    ) {
+        let request = request.unwrap_or_else(|| HttpRequest {
+            method: String::new(),
+            target: String::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            body_len: 0,
+            completeness: Completeness::Truncated,
+            over_budget: false,
+            ts_ns: response.ts_ns,
+        });
+        let asked = websocket::asks_for_websocket(&request.method, &request.headers);
+        let switches =
+            websocket::is_websocket_handshake(&request.method, &request.headers, response.status);
+        let paired = PairedExchange {
+            request,
+            response: Some(response),
+            protocol: WireProtocol::Http1,
+        };
+        if !switches {
+            if asked && self.requests.switched {
+                // The server did not switch: the client's bytes after its request are HTTP.
+                self.requests.switched = false;
+                self.requests.keep_after_switch = false;
+                let held = std::mem::take(&mut self.requests.after_switch);
+                self.requests.feed(&held, ts_ns);
+                self.sync_methods();
+            }
+            out.push(paired);
+            return;
+        }
+        // The connection is a WebSocket from here on; the handshake comes out only if its
+        // messages become no exchange of their own (see `WebSocketExchanges`).
+        let mut websocket = Box::new(WebSocketExchanges::after_handshake(paired, &self.budget));
+        for (direction, reader) in [
+            (crate::event::Direction::Egress, &mut self.requests),
+            (crate::event::Direction::Ingress, &mut self.responses),
+        ] {
+            reader.switched = true;
+            reader.keep_after_switch = false;
+            let held = std::mem::take(&mut reader.after_switch);
+            out.extend(websocket.feed(direction, &held, ts_ns));
+            let lost = std::mem::take(&mut reader.after_switch_lost);
+            if lost > 0 {
+                out.extend(websocket.gap(direction, lost, ts_ns));
+            }
+        }
+        self.websocket = Some(websocket);
+        self.settle_websocket();
+    }
+
+    /// Charges what the WebSocket holds; when it does not fit, what is in flight there is
+    /// given up (flagged).
+    fn settle_websocket(&mut self) {
+        let Some(websocket) = self.websocket.as_mut() else {
+            return;
+        };
+        if !self.websocket_charge.try_set(websocket.held_bytes()) {
+            websocket.shed();
+            self.websocket_charge.force_set(websocket.held_bytes());
+        }
     }
 }
 
@@ -1174,6 +1302,14 @@ impl super::wire::WireParser for HttpConnection {
     ) -> super::wire::OverBudget {
         // Never asked: HTTP refuses what does not fit as it reads (see `with_budget`).
         super::wire::OverBudget::Continue
+    }
+}
+
+/// The direction (client's view) that carries a side's messages.
+fn direction_of(side: Side) -> crate::event::Direction {
+    match side {
+        Side::Request => crate::event::Direction::Egress,
+        Side::Response => crate::event::Direction::Ingress,
     }
 }
 
@@ -1514,9 +1650,26 @@ mod tests {
             b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
             1,
         );
+        // WebSocket from here on (crate::websocket): the handshake comes out at the end, as
+        // its messages are no calls.
         let done = conn.feed(
             Side::Response,
             b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello",
+            2,
+        );
+        assert!(done.is_empty());
+        assert!(conn
+            .feed(Side::Response, b"HTTP/1.1 200 OK\r\n\r\n", 3)
+            .is_empty());
+        let done = conn.close(4);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].response.as_ref().unwrap().status, 101);
+        // Any other upgrade (h2c here) is not read further.
+        let mut conn = HttpConnection::new();
+        conn.feed(Side::Request, b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n", 1);
+        let done = conn.feed(
+            Side::Response,
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x00\x00",
             2,
         );
         assert_eq!(done.len(), 1);

@@ -24,6 +24,7 @@ pub mod redaction;
 pub mod redis;
 pub mod stream;
 pub mod vector_db;
+pub mod websocket;
 pub mod wire;
 
 pub use mcp::McpTransport;

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use crate::event::Direction;
 use crate::http::{self, Completeness, MessageHead, PairedExchange, RawMessage};
 use crate::memory_budget::{MemoryBudget, Pressure};
+use crate::websocket::{self, Handshake, WebSocketExchanges};
 use crate::wire::{OverBudget, WireMessage, WireParser};
 
 use frame::{flag, kind, FrameEvent, FrameHeader, FrameReader, GapEffect};
@@ -140,6 +141,9 @@ impl Message {
 #[derive(Debug)]
 struct Stream {
     messages: [Message; 2],
+    /// Set when the server accepted an extended CONNECT for WebSocket (RFC 8441): the
+    /// stream's DATA in both directions are WebSocket frames, read there.
+    websocket: Option<Box<WebSocketExchanges>>,
 }
 
 /// A header block waiting for its CONTINUATION frames.
@@ -214,7 +218,11 @@ impl Http2Connection {
     pub fn held(&self) -> usize {
         self.streams
             .values()
-            .map(|s| 64 + s.messages[0].held_bytes() + s.messages[1].held_bytes())
+            .map(|s| {
+                64 + s.messages[0].held_bytes()
+                    + s.messages[1].held_bytes()
+                    + s.websocket.as_ref().map_or(0, |w| w.held_bytes())
+            })
             .sum::<usize>()
             + self
                 .readers
@@ -255,7 +263,14 @@ impl Http2Connection {
         }
         match self.readers[side].gap(len) {
             GapEffect::InData(stream_id) => {
-                if let Some(stream) = self.streams.get_mut(&stream_id) {
+                if let Some(websocket) = self
+                    .streams
+                    .get_mut(&stream_id)
+                    .and_then(|s| s.websocket.as_mut())
+                {
+                    let exchanges = websocket.gap(direction, len, ts_ns);
+                    self.done.extend(exchanges);
+                } else if let Some(stream) = self.streams.get_mut(&stream_id) {
                     let message = &mut stream.messages[side];
                     message.flag(Completeness::Truncated);
                     message.end_ts_ns = ts_ns;
@@ -296,6 +311,16 @@ impl Http2Connection {
                     return self.fail("DATA inside a header block (CONTINUATION expected)");
                 }
                 if let Some(stream) = self.streams.get_mut(&stream_id) {
+                    if let Some(websocket) = stream.websocket.as_mut() {
+                        let direction = if side == CLIENT {
+                            Direction::Egress
+                        } else {
+                            Direction::Ingress
+                        };
+                        let exchanges = websocket.feed(direction, bytes, ts_ns);
+                        self.done.extend(exchanges);
+                        return;
+                    }
                     append_body(
                         &mut stream.messages[side],
                         bytes,
@@ -438,6 +463,7 @@ impl Http2Connection {
                 stream_id,
                 Stream {
                     messages: [Message::new(ts_ns), Message::new(ts_ns)],
+                    websocket: None,
                 },
             );
         }
@@ -463,9 +489,44 @@ impl Http2Connection {
             }
         }
         message.end_ts_ns = ts_ns;
+        if side == SERVER && stream.websocket.is_none() {
+            self.open_websocket(stream_id, ts_ns);
+        }
         if block.end_stream {
             self.end_message(side, stream_id, ts_ns);
         }
+    }
+
+    /// The server answered an extended CONNECT for WebSocket: the stream's DATA are frames
+    /// from here on (what the client sent before the answer too).
+    fn open_websocket(&mut self, stream_id: u32, ts_ns: u64) {
+        let Some(stream) = self.streams.get_mut(&stream_id) else {
+            return;
+        };
+        let [request, response] = &mut stream.messages;
+        let (Some(request_head), Some(response_head)) = (&request.head, &response.head) else {
+            return;
+        };
+        if !websocket::is_websocket_handshake(
+            &request_head.method,
+            &request_head.headers,
+            response_head.status,
+        ) {
+            return;
+        }
+        let handshake = Handshake {
+            target: http::header(&request_head.headers, ":path")
+                .unwrap_or_default()
+                .to_string(),
+            request_headers: request_head.headers.clone(),
+            response_headers: response_head.headers.clone(),
+            ts_ns,
+        };
+        let mut exchanges = WebSocketExchanges::new(handshake, &self.budget);
+        let early = std::mem::take(&mut request.body);
+        let done = exchanges.feed(Direction::Egress, &early, ts_ns);
+        stream.websocket = Some(Box::new(exchanges));
+        self.done.extend(done);
     }
 
     fn end_message(&mut self, side: usize, stream_id: u32, ts_ns: u64) {
@@ -482,9 +543,19 @@ impl Http2Connection {
 
     /// The stream is done (or given up): its exchange comes out.
     fn emit(&mut self, stream_id: u32) {
-        let Some(stream) = self.streams.remove(&stream_id) else {
+        let Some(mut stream) = self.streams.remove(&stream_id) else {
             return;
         };
+        if let Some(websocket) = stream.websocket.as_mut() {
+            let end = stream.messages[1]
+                .end_ts_ns
+                .max(stream.messages[0].end_ts_ns);
+            self.done.extend(websocket.finish(end));
+            // The CONNECT is the WebSocket's handshake: its messages stand for it.
+            if websocket.produced_exchanges() {
+                return;
+            }
+        }
         let [request, response] = stream.messages;
         let request_seen = request.head.is_some();
         let mut request = http::finish_request(request.into_raw(), self.max_body);
@@ -533,6 +604,9 @@ impl Http2Connection {
     /// sender's HPACK table, and each is bounded by `header_block::MAX_BLOCK_BYTES`.)
     fn shed_bodies(&mut self) {
         for stream in self.streams.values_mut() {
+            if let Some(websocket) = stream.websocket.as_mut() {
+                websocket.shed();
+            }
             for message in &mut stream.messages {
                 if !message.body.is_empty() || !message.ended {
                     message.body = Vec::new();

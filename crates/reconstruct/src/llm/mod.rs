@@ -6,7 +6,8 @@
 //! conventions where one exists.
 //!
 //! Dialects, one module each: `openai_chat` (Chat Completions, also Azure OpenAI and every
-//! OpenAI-compatible server), `openai_responses` (Responses), `anthropic` (Messages), `gemini`
+//! OpenAI-compatible server), `openai_responses` (Responses, over HTTP and WebSocket, and the
+//! Realtime API's WebSocket events, which share its items and events), `anthropic` (Messages), `gemini`
 //! (generateContent and streamGenerateContent, also Vertex AI) and `ollama` (`/api/chat`,
 //! `/api/generate`). Which provider a call went to is decided by [`provider`].
 //!
@@ -39,6 +40,9 @@ use super::http::{Completeness, HttpExchange};
 pub enum LlmApi {
     OpenAiChatCompletions,
     OpenAiResponses,
+    /// The Realtime API's conversation over WebSocket, read in the Responses shape
+    /// ([`crate::websocket::event_exchanges`]).
+    OpenAiRealtime,
     AnthropicMessages,
     GeminiGenerateContent,
     OllamaChat,
@@ -148,7 +152,9 @@ pub fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
     } else if path.ends_with("/v1/messages") {
         anthropic::recognise(exchange)
     } else if path.ends_with("/responses") {
-        openai_responses::recognise(exchange)
+        openai_responses::recognise(exchange, LlmApi::OpenAiResponses)
+    } else if path.ends_with("/realtime") {
+        openai_responses::recognise(exchange, LlmApi::OpenAiRealtime)
     } else if path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent") {
         gemini::recognise(exchange)
     } else if path.ends_with("/api/chat") {

@@ -11,6 +11,9 @@
 //! `response.completed`, `response.incomplete` or `response.failed` ends the stream with the
 //! final response (id, model, usage, status). There is no `[DONE]`.
 //!
+//! The Realtime API (over WebSocket, [`crate::websocket::event_exchanges`]) shares the items
+//! and most events; its stream ends with `response.done`.
+//!
 //! Finish reasons are the response `status` (`completed`, `failed`, `in_progress`), or the
 //! `incomplete_details.reason` of an incomplete one (`max_output_tokens`, `content_filter`).
 
@@ -26,20 +29,21 @@ use super::{
 };
 use crate::http::HttpExchange;
 
-pub(super) fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
+pub(super) fn recognise(exchange: &HttpExchange, api: LlmApi) -> Option<LlmCall> {
     let request = request_object(exchange);
     match &request {
         Some(body) if non_empty_str(body.get("model")).is_none() && body.get("input").is_none() => {
             return None
         }
-        None if !(exchange.request.path().ends_with("/v1/responses")
+        None if !((exchange.request.path().ends_with("/v1/responses")
+            || exchange.request.path().ends_with("/v1/realtime"))
             && unparsed_body_mentions(exchange, "\"input\"")) =>
         {
             return None
         }
         _ => {}
     }
-    let mut call = LlmCall::new(LlmApi::OpenAiResponses, "chat", exchange);
+    let mut call = LlmCall::new(api, "chat", exchange);
     if let Some(body) = &request {
         read_request(body, &mut call);
         call.streamed = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
@@ -280,7 +284,8 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
                     items.insert(index, item.clone());
                 }
             }
-            "response.output_text.delta" => {
+            // `response.text.delta`: the Realtime API's beta name for the same event.
+            "response.output_text.delta" | "response.text.delta" => {
                 let delta = event.get("delta").and_then(Value::as_str).unwrap_or("");
                 let item = items
                     .entry(index)
@@ -317,7 +322,8 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
                     set_field(item, field, whole.clone());
                 }
             }
-            "response.completed" | "response.incomplete" | "response.failed" => {
+            // `response.done`: the Realtime API's one terminal event, whatever the status.
+            "response.completed" | "response.incomplete" | "response.failed" | "response.done" => {
                 terminal = true;
                 if let Some(response) = event.get("response") {
                     final_has_output = response
