@@ -32,11 +32,22 @@ pub fn describe(err: &anyhow::Error) -> String {
 }
 
 fn hint(err: &anyhow::Error) -> Option<&'static str> {
+    // The collector's own errors name their fix; where the kernel refused something, what it
+    // offers is worth a look.
+    let kernel_refused = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<CollectorError>(),
+            Some(CollectorError::Load(_) | CollectorError::MissingFeature { .. })
+        )
+    });
+    if kernel_refused {
+        return Some("`agentscope --version` shows what this node's kernel offers the collector");
+    }
     if err
         .chain()
         .any(|c| c.downcast_ref::<CollectorError>().is_some())
     {
-        return Some("`agentscope --version` shows what this node's kernel offers the collector");
+        return None;
     }
     let io_kind = err
         .chain()
@@ -78,10 +89,18 @@ mod tests {
     }
 
     #[test]
-    fn the_collector_s_errors_carry_a_hint_and_no_double_prefix() {
-        let err = anyhow::Error::from(CollectorError::NotPrivileged);
-        let report = describe(&err);
+    fn the_collector_s_errors_say_their_fix_once_and_kernel_refusals_get_a_hint() {
+        let report = describe(&anyhow::Error::from(CollectorError::NotPrivileged));
         assert!(!report.contains("agentscope: agentscope"), "{report}");
-        assert!(report.contains("\n  hint: "), "{report}");
+        assert_eq!(
+            report.lines().count(),
+            1,
+            "its message holds the fix: {report}"
+        );
+        let report = describe(&anyhow::Error::from(CollectorError::Load("EPERM".into())));
+        assert!(
+            report.contains("\n  hint: `agentscope --version`"),
+            "{report}"
+        );
     }
 }
