@@ -68,6 +68,7 @@ E2E_TESTS := live_capture \
 	codex_cli \
 	go_tls_capture \
 	http2_capture \
+	vectored_capture \
 	collector_stop \
 	memory_budget \
 	mcp_capture \
