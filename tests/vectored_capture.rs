@@ -32,12 +32,64 @@ fn decode(text: &Value) -> Vec<u8> {
         .unwrap()
 }
 
+/// A `writev` past the per-call caps (`MAX_IOVECS` segments, `MAX_CHUNKS` chunks) of
+/// `request` (fd, length sent, length of its header segment): its `expected` first bytes are
+/// captured as at most 96 records of at most 16 KiB, like a `write`'s, the headers and then the
+/// segments in order, and the rest is reported lost on its last record. Returns the bytes lost.
+fn assert_capped(
+    captured: &Captured,
+    streams: &BTreeMap<(u64, String, String, u64), Vec<u8>>,
+    pid: u64,
+    request: &Value,
+    expected: usize,
+) -> u64 {
+    let fd = request["fd"].as_i64().unwrap();
+    let sent = request["sent_len"].as_u64().unwrap();
+    let head_len = request["head_len"].as_u64().unwrap() as usize;
+    let records: Vec<&Value> = captured
+        .of_kind("data")
+        .filter(|e| e["pid"] == pid && e["fd"] == fd && e["direction"] == "egress")
+        .collect();
+    assert!(
+        records.len() <= 96,
+        "{} records for one call",
+        records.len()
+    );
+    assert!(records
+        .iter()
+        .all(|r| r["total_len"] == sent && decode(&r["data_b64"]).len() <= 16384));
+    let last = records.last().unwrap();
+    assert_eq!(last["last"], true);
+    let lost = sent - expected as u64;
+    assert_eq!(last["lost_bytes"], lost, "{last}");
+    let bytes = &streams[&(pid, "socket".to_string(), "egress".to_string(), fd as u64)];
+    assert_eq!(
+        bytes.len(),
+        expected,
+        "bytes captured of the oversized writev"
+    );
+    assert!(bytes.starts_with(b"POST /v1/embeddings HTTP/1.1\r\n"));
+    // The segments follow in order: 4 KiB of one letter each, or 1 MiB of `x` then `y`.
+    for (i, &byte) in bytes[head_len..].iter().enumerate() {
+        let want = if sent < 2 << 20 {
+            b'A' + (i / 4096 % 26) as u8
+        } else if i < 1 << 20 {
+            b'x'
+        } else {
+            b'y'
+        };
+        assert_eq!(byte, want, "byte {i} of the body");
+    }
+    lost
+}
+
 /// One collector follows both clients (a shell runs one after the other). Per Python
 /// connection, the captured egress is the request byte for byte (but for the masked key) and
 /// the captured ingress is the answer; the three connections' captures are identical, so
 /// reassembly and redaction cannot tell how the bytes were written. Node's two requests (one
 /// `writev` of one buffer, one of three) are captured identically too. Each client is an agent
-/// with one LLM call per request, and the key appears nowhere.
+/// with one LLM call per request, and the key appears nowhere. Two oversized `writev`s are cut
+/// at the caps, and what they lost is all the summary reports lost.
 #[test]
 fn vectored_calls_reassemble_like_plain_ones() {
     require_root();
@@ -75,10 +127,25 @@ fn vectored_calls_reassemble_like_plain_ones() {
     assert_eq!(node["ok"], true, "{node}");
     let events_path = collect.stdout_path.clone();
     let captured = collect.stop();
-    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
     let streams = captured.streams();
-
     let python_pid = python["pid"].as_u64().unwrap();
+    let lost = assert_capped(
+        &captured,
+        &streams,
+        python_pid,
+        &python["many_segments"],
+        520_331,
+    ) + assert_capped(
+        &captured,
+        &streams,
+        python_pid,
+        &python["large_segments"],
+        1_572_864,
+    );
+    // Nothing else was lost: what the caps left out is all the summary counts.
+    assert_eq!(captured.summary["kernel"]["lost_egress_bytes"], lost);
+    assert_eq!(captured.summary["kernel"]["lost_ingress_bytes"], 0);
+
     let stream = |pid: u64, direction: &str, fd: u64| -> &Vec<u8> {
         streams
             .get(&(pid, "socket".to_string(), direction.to_string(), fd))

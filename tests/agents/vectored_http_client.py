@@ -3,7 +3,9 @@
 # connections, written and read three ways: `sendall`/`recv` (write/recvfrom), `sendmsg` with
 # the request in many pieces and `recvmsg_into` into several buffers, and `os.writev`/`os.readv`.
 # Prints, per connection, its fd and the exact bytes sent and received (base64), so a test can
-# compare them with what the collector captured.
+# compare them with what the collector captured. Then two requests past the collector's
+# per-call caps, both with `os.writev`: 300 segments of 4 KiB (past 128 segments) and two
+# segments of 1 MiB (past 1.5 MiB); for these only the fd and the length sent are printed.
 #
 # Usage: vectored_http_client.py --port PORT [--wait-before-start-file FILE]
 import argparse
@@ -74,6 +76,25 @@ def exchange(port, how):
             "received_b64": base64.b64encode(bytes(received)).decode()}
 
 
+def oversized(port, segments):
+    """POSTs a body made of `segments` with one writev; returns the fd and the bytes sent."""
+    body_len = sum(len(s) for s in segments)
+    head = (f"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {body_len}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    sock = socket.create_connection(("127.0.0.1", port))
+    sent = os.writev(sock.fileno(), [head] + segments)
+    if sent != len(head) + body_len:
+        sys.exit(f"vectored_http_client: short writev ({sent} of {len(head) + body_len})")
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass  # the mock answers 404 and may close before reading the whole body
+    OPEN.append(sock)
+    return {"fd": sock.fileno(), "sent_len": sent, "head_len": len(head)}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -86,9 +107,12 @@ def main():
                 sys.exit("vectored_http_client: timed out waiting for the start file")
             time.sleep(0.02)
     connections = [exchange(args.port, how) for how in ("write", "sendmsg", "writev")]
+    many = oversized(args.port, [bytes([65 + i % 26]) * 4096 for i in range(300)])
+    large = oversized(args.port, [b"x" * (1 << 20), b"y" * (1 << 20)])
     for sock in OPEN:
         sock.close()
-    print(json.dumps({"pid": os.getpid(), "connections": connections}), flush=True)
+    print(json.dumps({"pid": os.getpid(), "connections": connections,
+                      "many_segments": many, "large_segments": large}), flush=True)
 
 
 if __name__ == "__main__":
