@@ -15,9 +15,10 @@
 //! so the scratch record has `PIECE_LEN` bytes of slack after `CHUNK_LEN`, which keeps every
 //! copy inside the map value (a per-CPU value is limited to 32 KiB, so the slack cannot be a
 //! whole chunk). The walk runs in `bpf_loop`, so the verifier checks its body once; its state
-//! lives in a per-CPU map rather than on the stack, because the verifier follows stack values
-//! exactly and would verify the body again for every distinct offset and fill it could reach
-//! (the program was refused as too large), while a map value is simply unknown to it.
+//! lives in the same per-CPU map value as the record rather than on the stack, because the
+//! verifier follows stack values exactly and would verify the body again for every distinct
+//! offset and fill it could reach (the program was refused as too large), while a map value is
+//! simply unknown to it. One map lookup per step: the steps are most of a vectored call's cost.
 
 use agentscope_common::{data_flags, kind, DataPrefix, CHUNK_LEN, DATA_PREFIX_LEN, MAX_CHUNKS};
 use aya_ebpf::{
@@ -38,15 +39,20 @@ use agentscope_common::stat;
 /// handful; Node's corked `writev` and nginx's header-plus-body writes use a few more.
 pub(crate) const MAX_IOVECS: u64 = 128;
 
+/// iovecs read from user memory at once.
+const IOV_BATCH: usize = 8;
+
 /// Largest single copy into the record (see the module doc).
 const PIECE_LEN: usize = CHUNK_LEN / 2;
 
-/// A `DataEvent` with slack after its data. The first `DATA_PREFIX_LEN + CHUNK_LEN` bytes have
-/// `DataEvent`'s layout, and only `DATA_PREFIX_LEN + data_len` bytes are ever sent.
+/// A `DataEvent` with slack after its data, and the walk's state. The first
+/// `DATA_PREFIX_LEN + CHUNK_LEN` bytes have `DataEvent`'s layout, and only
+/// `DATA_PREFIX_LEN + data_len` bytes are ever sent.
 #[repr(C)]
 struct VectoredRecord {
     prefix: DataPrefix,
     data: [u8; CHUNK_LEN + PIECE_LEN],
+    walk: Walk,
 }
 
 const _: () = {
@@ -57,9 +63,6 @@ const _: () = {
 
 #[map]
 static VECTORED_SCRATCH: PerCpuArray<VectoredRecord> = PerCpuArray::with_max_entries(1, 0);
-
-#[map]
-static VECTORED_WALK: PerCpuArray<Walk> = PerCpuArray::with_max_entries(1, 0);
 
 /// The first segment of an iovec array, capped at the call's byte count: where the checks on a
 /// connection's first bytes (TLS record, JSON on a pipe, DNS) look.
@@ -73,12 +76,17 @@ pub(crate) fn first_segment(iov: u64, iovcnt: u64, ret: u64) -> Option<(u64, u64
     Some((first[0], first[1].min(ret)))
 }
 
-/// The state of one walk, shared with [`walk_step`] through `VECTORED_WALK`.
+/// The state of one walk, shared with [`walk_step`] through the scratch record.
 #[repr(C)]
 struct Walk {
     /// The next iovec to read, and how many may still be read.
     iov: u64,
     iovecs_left: u64,
+    /// iovecs read ahead ([`IOV_BATCH`] per read of user memory, which costs about as much
+    /// as a copy), and the next of them to use.
+    batch: [[u64; 2]; IOV_BATCH],
+    batch_len: u64,
+    batch_next: u64,
     /// The part of the current segment not yet copied.
     seg_base: u64,
     seg_left: u64,
@@ -125,14 +133,13 @@ pub(crate) fn emit_vectored(
     record.prefix.conn_id = 0;
     record.prefix.call_id = record.prefix.header.ts_ns ^ ((record.prefix.header.tid as u64) << 40);
     record.prefix.total_len = total_len;
-    let Some(walk) = VECTORED_WALK.get_ptr_mut(0) else {
-        return;
-    };
-    let walk = unsafe { &mut *walk };
     let capacity = CHUNK_LEN as u64 * MAX_CHUNKS as u64;
-    *walk = Walk {
+    record.walk = Walk {
         iov,
         iovecs_left: iovcnt.min(MAX_IOVECS),
+        batch: [[0; 2]; IOV_BATCH],
+        batch_len: 0,
+        batch_next: 0,
         seg_base: 0,
         seg_left: 0,
         remaining: total_len.min(capacity),
@@ -144,8 +151,9 @@ pub(crate) fn emit_vectored(
         total_len,
         dir: dir as u64,
     };
-    // Each step reads one iovec or makes one copy. Copies end a segment, a piece or a record,
-    // so a walk takes at most 2 * MAX_IOVECS + 3 * MAX_CHUNKS + 1 steps.
+    // Each step makes one copy, reading the next iovec first when the segment is done. A copy
+    // ends a segment, a piece or a record, so a walk takes at most
+    // 2 * MAX_IOVECS + 3 * MAX_CHUNKS + 1 steps (an empty segment takes a step too).
     unsafe {
         bpf_loop(
             (2 * MAX_IOVECS + 3 * MAX_CHUNKS as u64 + 1) as u32,
@@ -155,7 +163,7 @@ pub(crate) fn emit_vectored(
         )
     };
     // What the walk did not reach: beyond the byte or segment cap, or an unreadable iovec.
-    let beyond = total_len.saturating_sub(walk.placed);
+    let beyond = total_len.saturating_sub(record.walk.placed);
     if beyond > 0 {
         count_lost(dir as u64, beyond);
     }
@@ -163,66 +171,85 @@ pub(crate) fn emit_vectored(
 
 /// Sends the record built so far; `last` marks the call's final record.
 #[inline(always)]
-fn flush(walk: &mut Walk, record: &mut VectoredRecord, last: bool) {
-    let len = walk.fill as usize;
+fn flush(record: &mut VectoredRecord, last: bool) {
+    let len = record.walk.fill as usize;
     if len == 0 || len > CHUNK_LEN {
         return;
     }
     if last {
         record.prefix.flags = data_flags::LAST;
-        record.prefix.lost_bytes = walk.lost + walk.total_len.saturating_sub(walk.placed);
+        record.prefix.lost_bytes =
+            record.walk.lost + record.walk.total_len.saturating_sub(record.walk.placed);
     } else {
         record.prefix.flags = 0;
-        record.prefix.lost_bytes = walk.lost;
+        record.prefix.lost_bytes = record.walk.lost;
     }
     record.prefix.header.size = (DATA_PREFIX_LEN + len) as u32;
     record.prefix.header.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
-    record.prefix.offset = walk.record_start;
-    record.prefix.seq = walk.seq as u32;
+    record.prefix.offset = record.walk.record_start;
+    record.prefix.seq = record.walk.seq as u32;
     record.prefix.data_len = len as u32;
     if !submit(record as *const VectoredRecord, DATA_PREFIX_LEN + len) {
-        walk.lost += len as u64;
-        count_lost(walk.dir, len as u64);
+        record.walk.lost += len as u64;
+        count_lost(record.walk.dir, len as u64);
+        if stopping() {
+            // Nothing more is emitted: end the walk at its next step.
+            record.walk.seg_left = 0;
+            record.walk.remaining = 0;
+        }
     }
-    walk.seq += 1;
-    walk.record_start += len as u64;
-    walk.fill = 0;
+    record.walk.seq += 1;
+    record.walk.record_start += len as u64;
+    record.walk.fill = 0;
 }
 
 /// One step of [`emit_vectored`]'s walk; returns 1 to stop the loop.
 #[inline(never)]
 unsafe extern "C" fn walk_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
-    if stopping() {
-        return 1;
-    }
-    let Some(walk) = VECTORED_WALK.get_ptr_mut(0) else {
-        return 1;
-    };
-    let walk = unsafe { &mut *walk };
     let Some(record) = VECTORED_SCRATCH.get_ptr_mut(0) else {
         return 1;
     };
     let record = unsafe { &mut *record };
-    if walk.seg_left == 0 {
-        if walk.remaining == 0 || walk.iovecs_left == 0 {
-            flush(walk, record, true);
+    if record.walk.seg_left == 0 {
+        if record.walk.remaining == 0 || record.walk.iovecs_left == 0 {
+            flush(record, true);
             return 1;
         }
-        let Ok(segment) = (unsafe { bpf_probe_read_user(walk.iov as *const [u64; 2]) }) else {
-            flush(walk, record, true);
-            return 1;
-        };
-        walk.iov += 16;
-        walk.iovecs_left -= 1;
-        walk.seg_base = segment[0];
-        walk.seg_left = segment[1].min(walk.remaining);
-        return 0;
+        if record.walk.batch_next >= record.walk.batch_len {
+            let mut count = record.walk.iovecs_left.min(IOV_BATCH as u64);
+            count &= (2 * IOV_BATCH - 1) as u64;
+            if count == 0 || count > IOV_BATCH as u64 {
+                return 1;
+            }
+            let read = unsafe {
+                raw_read_user(
+                    record.walk.batch.as_mut_ptr() as *mut core::ffi::c_void,
+                    (count * 16) as u32,
+                    record.walk.iov as *const core::ffi::c_void,
+                )
+            };
+            if read != 0 {
+                flush(record, true);
+                return 1;
+            }
+            record.walk.iov += count * 16;
+            record.walk.batch_len = count;
+            record.walk.batch_next = 0;
+        }
+        let segment = record.walk.batch[record.walk.batch_next as usize & (IOV_BATCH - 1)];
+        record.walk.batch_next += 1;
+        record.walk.iovecs_left -= 1;
+        record.walk.seg_base = segment[0];
+        record.walk.seg_left = segment[1].min(record.walk.remaining);
+        if record.walk.seg_left == 0 {
+            return 0;
+        }
     }
-    let room = CHUNK_LEN as u64 - walk.fill;
-    let mut len = walk.seg_left.min(room).min(PIECE_LEN as u64);
+    let room = CHUNK_LEN as u64 - record.walk.fill;
+    let mut len = record.walk.seg_left.min(room).min(PIECE_LEN as u64);
     // Bounds the verifier can see: the copy starts inside the first CHUNK_LEN bytes of `data`
     // and is at most PIECE_LEN long, so it ends inside the slack.
-    let at = walk.fill as usize & (CHUNK_LEN - 1);
+    let at = record.walk.fill as usize & (CHUNK_LEN - 1);
     len &= (2 * PIECE_LEN - 1) as u64;
     if len == 0 || len > PIECE_LEN as u64 {
         return 1;
@@ -231,27 +258,29 @@ unsafe extern "C" fn walk_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64
         raw_read_user(
             record.data.as_mut_ptr().add(at) as *mut core::ffi::c_void,
             len as u32,
-            walk.seg_base as *const core::ffi::c_void,
+            record.walk.seg_base as *const core::ffi::c_void,
         )
     };
     if read == 0 {
-        walk.fill += len;
+        record.walk.fill += len;
     } else {
         // Unreadable (not resident) user memory: send what the record holds, and the next
         // record starts after the hole, which userspace sees as a gap.
-        flush(walk, record, false);
-        walk.record_start += len;
-        walk.lost += len;
-        count_lost(walk.dir, len);
+        flush(record, false);
+        record.walk.record_start += len;
+        record.walk.lost += len;
+        count_lost(record.walk.dir, len);
     }
+    let walk = &mut record.walk;
     walk.placed += len;
     walk.seg_base += len;
     walk.seg_left -= len;
     walk.remaining -= len;
-    if walk.fill >= CHUNK_LEN as u64 || walk.remaining == 0 {
-        flush(walk, record, walk.remaining == 0);
+    let done = walk.remaining == 0;
+    if walk.fill >= CHUNK_LEN as u64 || done {
+        flush(record, done);
     }
-    if walk.remaining == 0 {
+    if done {
         return 1;
     }
     0
