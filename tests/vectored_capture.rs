@@ -3,7 +3,8 @@
 //! reassembles to the same bytes and the same LLM calls. Real clients: Python's socket module
 //! (`sendall`/`recv`, `sendmsg`/`recvmsg_into`, `os.writev`/`os.readv`:
 //! tests/agents/vectored_http_client.py) and Node's `http` module, which writes every request
-//! with `writev` (tests/agents/node_writev_client.mjs), against the mock LLM on plain HTTP.
+//! with `writev` (tests/agents/node_writev_client.mjs), against the mock LLM on plain HTTP;
+//! and a pipe written with `writev` and read with `readv`.
 //! Needs root (eBPF).
 
 mod support;
@@ -89,7 +90,8 @@ fn assert_capped(
 /// reassembly and redaction cannot tell how the bytes were written. Node's two requests (one
 /// `writev` of one buffer, one of three) are captured identically too. Each client is an agent
 /// with one LLM call per request, and the key appears nowhere. Two oversized `writev`s are cut
-/// at the caps, and what they lost is all the summary reports lost.
+/// at the caps, and what they lost is all the summary reports lost. A JSON-RPC message written
+/// into a pipe with `writev` and read with `readv` is captured on both ends.
 #[test]
 fn vectored_calls_reassemble_like_plain_ones() {
     require_root();
@@ -184,6 +186,22 @@ fn vectored_calls_reassemble_like_plain_ones() {
     assert_eq!(
         captured_requests["writev"], captured_requests["write"],
         "writev captured like write"
+    );
+
+    // The JSON-RPC message through a pipe, written with writev and read with readv.
+    let pipe = &python["pipe"];
+    let message = decode(&pipe["message_b64"]);
+    let write_fd = pipe["write_fd"].as_i64().unwrap() as i32;
+    let read_fd = pipe["read_fd"].as_i64().unwrap() as i32;
+    assert_eq!(
+        captured.pipe_stream(python_pid as u32, "egress", write_fd),
+        message,
+        "the pipe's writev"
+    );
+    assert_eq!(
+        captured.pipe_stream(python_pid as u32, "ingress", read_fd),
+        message,
+        "the pipe's readv"
     );
 
     let node_pid = node["pid"].as_u64().unwrap();

@@ -6,6 +6,8 @@
 # compare them with what the collector captured. Then two requests past the collector's
 # per-call caps, both with `os.writev`: 300 segments of 4 KiB (past 128 segments) and two
 # segments of 1 MiB (past 1.5 MiB); for these only the fd and the length sent are printed.
+# Last, a JSON-RPC message through a pipe, written with `os.writev` in pieces and read back
+# with `os.readv` (MCP over stdio is captured on pipe ends like on sockets).
 #
 # Usage: vectored_http_client.py --port PORT [--wait-before-start-file FILE]
 import argparse
@@ -20,6 +22,7 @@ API_KEY = os.environ.get("AGENTSCOPE_TEST_API_KEY", "sk-agentscope-test-01234567
 
 
 OPEN = []
+OPEN_FDS = []
 
 
 def request_pieces(port):
@@ -95,6 +98,23 @@ def oversized(port, segments):
     return {"fd": sock.fileno(), "sent_len": sent, "head_len": len(head)}
 
 
+def pipe_message():
+    """Writes a JSON-RPC request into a pipe with writev and reads it back with readv."""
+    message = (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file",'
+               b'"arguments":{"path":"/etc/hostname"}}}\n')
+    read_end, write_end = os.pipe()
+    pieces = [message[:1], message[1:40], message[40:]]
+    if os.writev(write_end, pieces) != len(message):
+        sys.exit("vectored_http_client: short writev on the pipe")
+    buffers = [bytearray(7), bytearray(len(message))]
+    n = os.readv(read_end, buffers)
+    if b"".join(buffers)[:n] != message:
+        sys.exit("vectored_http_client: the pipe gave back other bytes")
+    OPEN_FDS.extend([read_end, write_end])
+    return {"read_fd": read_end, "write_fd": write_end,
+            "message_b64": base64.b64encode(message).decode()}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -109,10 +129,14 @@ def main():
     connections = [exchange(args.port, how) for how in ("write", "sendmsg", "writev")]
     many = oversized(args.port, [bytes([65 + i % 26]) * 4096 for i in range(300)])
     large = oversized(args.port, [b"x" * (1 << 20), b"y" * (1 << 20)])
+    pipe = pipe_message()
     for sock in OPEN:
         sock.close()
+    for fd in OPEN_FDS:
+        os.close(fd)
     print(json.dumps({"pid": os.getpid(), "connections": connections,
-                      "many_segments": many, "large_segments": large}), flush=True)
+                      "many_segments": many, "large_segments": large, "pipe": pipe}),
+          flush=True)
 
 
 if __name__ == "__main__":
