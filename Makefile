@@ -69,6 +69,7 @@ E2E_TESTS := live_capture \
 	go_tls_capture \
 	http2_capture \
 	websocket_capture \
+	vectored_capture \
 	collector_stop \
 	memory_budget \
 	mcp_capture \
@@ -125,6 +126,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope-console --bench console_live
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
 	$(CARGO) bench --locked -p agentscope --bench tls_probe_overhead
+	$(CARGO) bench --locked -p agentscope --bench socket_payload_overhead
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.
 fuzz: setup

@@ -85,6 +85,14 @@ install_test_agents() {
     "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION"
   fi
 
+  # A real gRPC stack (grpcio: gRPC C-core, which writes with sendmsg and reads with recvmsg)
+  # for the gRPC client and the vector-database-shaped server (tests/agents/grpc_*.py).
+  GRPCIO_VERSION=1.76.0
+  if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('grpcio') != '$GRPCIO_VERSION')" 2>/dev/null; then
+    echo "setup: installing grpcio $GRPCIO_VERSION into $TEST_VENV"
+    "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "grpcio==$GRPCIO_VERSION"
+  fi
+
   # Real coding agents from npm, at pinned releases, each in a prefix of its own under
   # $AGENTSCOPE_AGENTS_DIR (default $HOME/.cache/agentscope/agents/NAME@VERSION; the executable
   # is node_modules/.bin/NAME there). Two releases of Claude Code six months apart and of Codex

@@ -430,3 +430,114 @@ fn h2c_server_is_read_from_its_first_settings_frame() {
     assert_eq!(stats["opaque_connections"], 0, "{stats:#}");
     assert_eq!(stats["llm_calls"], 0, "{stats:#}");
 }
+
+/// A real gRPC client (Python `grpcio`, gRPC C-core: it writes with `sendmsg`, many small
+/// segments per frame, and reads with `recvmsg`) searches a Qdrant-shaped `grpcio` server
+/// (tests/agents/grpc_vector_server.py, `/qdrant.Points/Search`) over h2c, between two LLM
+/// calls (tests/agents/grpc_rag_agent.py). The channel is insecure on purpose: grpcio links
+/// its own BoringSSL, whose plaintext the collector does not read, so over TLS only the
+/// ClientHello would be seen. The graph names the collection as the agent's retrieval source
+/// with the method and grpc-status (0, and 5 for a collection that does not exist), and the
+/// searches are the agent's: its process is the one that wrote the requests.
+#[test]
+fn grpcio_client_search_is_a_retrieval_source_with_its_collection_and_status() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = mcp_python();
+    let port_file = dir.path().join("grpc.port");
+    let _server = Background(
+        Command::new(&python)
+            .arg(agents_dir().join("grpc_vector_server.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .stderr(std::fs::File::create(dir.path().join("grpc.log")).unwrap())
+            .spawn()
+            .expect("start the gRPC server (grpcio in the test venv: make setup)"),
+    );
+    let llm = MockLlm::start(dir.path());
+    let grpc_port = wait_for_file(&port_file, "gRPC server port");
+    let cert = llm.cert.display().to_string();
+    let llm_port = llm.port.to_string();
+    let agent_path = agents_dir().join("grpc_rag_agent.py");
+    let agent = Paused::agent(
+        dir.path(),
+        &python,
+        &[
+            agent_path.to_str().unwrap(),
+            "--grpc-port",
+            &grpc_port,
+            "--llm-port",
+            &llm_port,
+            "--ca",
+            &cert,
+        ],
+        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
+    );
+    let pid = agent.pid();
+    let graph_path = dir.path().join("graph.json");
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    agent.release();
+    let output = agent.finish();
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["ok"], true, "{output}");
+    assert_eq!(report["missing"], "NOT_FOUND", "{output}");
+    let captured = collect.stop();
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+    // The client preface, written by the agent's process with sendmsg.
+    let h2c = captured
+        .streams()
+        .into_iter()
+        .find(|((p, source, dir, _), bytes)| {
+            *p == pid as u64
+                && source == "socket"
+                && dir == "egress"
+                && bytes.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        })
+        .map(|(_, bytes)| bytes)
+        .expect("the agent's h2c connection, from its first bytes");
+    assert!(contains(&h2c, b"support-tickets"), "the search request");
+
+    let graph_text = std::fs::read_to_string(&graph_path).unwrap();
+    let graph: Value = serde_json::from_str(&graph_text).unwrap();
+    let agent = agent_of(&graph, pid);
+    assert_eq!(agent["llm_calls"], 2, "{agent:#}");
+    let sources = agent["aibom"]["retrieval_sources"].as_array().unwrap();
+    assert!(
+        sources.contains(&Value::from("qdrant:support-tickets")),
+        "{agent:#}"
+    );
+    let node = |id: &str| {
+        graph["graph"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap_or_else(|| panic!("no node {id}: {:#}", graph["graph"]["nodes"]))
+    };
+    let found = node("data:vector:qdrant/support-tickets");
+    assert_eq!(found["attributes"]["rpc.method"], "qdrant.Points/Search");
+    assert_eq!(found["attributes"]["rpc.grpc.status_code"], 0, "{found:#}");
+    let missing = node("data:vector:qdrant/missing-collection");
+    assert_eq!(
+        missing["attributes"]["rpc.grpc.status_code"], 5,
+        "{missing:#}"
+    );
+    // The searches hang off the agent itself (its own process wrote them).
+    let agent_node = format!("agent:{}", agent["key"].as_str().unwrap());
+    assert!(
+        graph["graph"]["edges"].as_array().unwrap().iter().any(|e| {
+            e["from"] == agent_node.as_str() && e["to"] == "data:vector:qdrant/support-tickets"
+        }),
+        "{:#}",
+        graph["graph"]["edges"]
+    );
+    assert!(!graph_text.contains(API_KEY), "API key in the graph");
+}

@@ -1,8 +1,9 @@
 //! DNS queries as sent: datagrams to port 53 through `sendto`/`write` (via
-//! [`crate::socket_io`]), `sendmsg` and `sendmmsg` (glibc's resolver sends its A and AAAA
+//! [`crate::socket_io`]), `sendmsg` (whose other messages are payloads for
+//! [`crate::socket_io`]) and `sendmmsg` (glibc's resolver sends its A and AAAA
 //! queries together with sendmmsg on a connected UDP socket). At most `DNS_LEN` bytes are kept.
 
-use agentscope_common::{kind, DnsEvent, DNS_LEN};
+use agentscope_common::{direction, kind, DnsEvent, DNS_LEN};
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, generated::bpf_probe_read_user as raw_read_user},
     macros::{map, tracepoint},
@@ -53,15 +54,17 @@ pub(crate) fn emit_dns(fd: i32, dport: u16, buf: u64, len: u64) {
     }
 }
 
-/// its A and AAAA queries together with sendmmsg on a connected UDP socket.
+/// DNS in a `struct msghdr` (sendmsg, and each message of sendmmsg): glibc's resolver sends
+/// its A and AAAA queries together with sendmmsg on a connected UDP socket. Returns whether
+/// the message goes to port 53 (and so is not a payload for [`crate::socket_io`]).
 #[inline(always)]
-fn dns_from_msghdr(tgid: u32, fd: i32, msg: u64) {
+fn dns_from_msghdr(tgid: u32, fd: i32, msg: u64) -> bool {
     // x86_64 struct msghdr: msg_name @0, msg_iov @16, msg_iovlen @24.
     let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64) }.unwrap_or(0);
     let iov: u64 = unsafe { bpf_probe_read_user((msg + 16) as *const u64) }.unwrap_or(0);
     let iovlen: u64 = unsafe { bpf_probe_read_user((msg + 24) as *const u64) }.unwrap_or(0);
     if iov == 0 || iovlen == 0 {
-        return;
+        return false;
     }
     let dport = match read_sockaddr(name) {
         Some((_, port, _)) => port,
@@ -70,7 +73,7 @@ fn dns_from_msghdr(tgid: u32, fd: i32, msg: u64) {
             .unwrap_or(0),
     };
     if dport != DNS_PORT {
-        return;
+        return false;
     }
     // A DNS query fits one iovec; struct iovec { base @0, len @8 }.
     let base: u64 = unsafe { bpf_probe_read_user(iov as *const u64) }.unwrap_or(0);
@@ -78,14 +81,19 @@ fn dns_from_msghdr(tgid: u32, fd: i32, msg: u64) {
     if base != 0 {
         emit_dns(fd, dport, base, len);
     }
+    true
 }
 
 #[tracepoint]
 pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
     let (tgid, _) = current_ids();
-    if traced(tgid) {
-        dns_from_msghdr(tgid, tp_arg::<i64>(&ctx, 0) as i32, tp_arg(&ctx, 1));
+    let fd = tp_arg::<i64>(&ctx, 0) as i32;
+    let msg: u64 = tp_arg(&ctx, 1);
+    if traced(tgid) && dns_from_msghdr(tgid, fd, msg) {
+        return 0;
     }
+    // Anything else is a payload, as for sendto.
+    crate::socket_io::msg_enter(fd, msg, direction::EGRESS);
     0
 }
 
@@ -106,7 +114,7 @@ pub fn sys_enter_sendmmsg(ctx: TracePointContext) -> u32 {
             break;
         }
         // struct mmsghdr { struct msghdr msg_hdr; unsigned msg_len; } is 64 bytes.
-        dns_from_msghdr(tgid, fd, msgs + 64 * i);
+        let _ = dns_from_msghdr(tgid, fd, msgs + 64 * i);
     }
     0
 }

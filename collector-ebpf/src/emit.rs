@@ -70,7 +70,7 @@ struct ChunkLoop {
 
 /// Counts payload bytes not delivered, in total and for their direction.
 #[inline(always)]
-fn count_lost(dir: u64, bytes: u64) {
+pub(crate) fn count_lost(dir: u64, bytes: u64) {
     bump(stat::LOST_BYTES, bytes);
     if dir == direction::EGRESS as u64 {
         bump(stat::LOST_EGRESS_BYTES, bytes);

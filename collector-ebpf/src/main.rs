@@ -33,6 +33,7 @@ mod tls;
 mod tls_hello;
 mod tls_located;
 mod tls_rustls;
+mod vectored_io;
 
 #[cfg(not(test))]
 #[panic_handler]

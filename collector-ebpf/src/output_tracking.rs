@@ -10,7 +10,8 @@
 //! to a socket or terminal is read by the other side, not from the same object.
 //!
 //! Hooks: the vectored, positioned and zero-copy reads and writes (`readv`, `pread64`,
-//! `splice`, `sendfile64`, ...); plain `read` and `write` call in from [`crate::socket_io`].
+//! `splice`, `sendfile64`, ...); plain `read` and `write` call in from [`crate::socket_io`],
+//! and `readv`/`writev` call on into it for their payloads.
 
 use agentscope_common::{config, Consumer, FileId};
 use aya_ebpf::{
@@ -112,6 +113,12 @@ pub(crate) fn note_output_write(fd: i32) {
 #[tracepoint]
 pub fn sys_enter_readv(ctx: TracePointContext) -> u32 {
     note_output_read(tp_arg::<i64>(&ctx, 0) as i32);
+    crate::socket_io::vectored_enter(
+        tp_arg::<i64>(&ctx, 0) as i32,
+        tp_arg(&ctx, 1),
+        tp_arg(&ctx, 2),
+        agentscope_common::direction::INGRESS,
+    );
     0
 }
 
@@ -130,7 +137,12 @@ pub fn sys_enter_preadv(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_enter_writev(ctx: TracePointContext) -> u32 {
     note_output_write(tp_arg::<i64>(&ctx, 0) as i32);
-    crate::socket_io::writev_enter(tp_arg::<i64>(&ctx, 0) as i32, tp_arg(&ctx, 1));
+    crate::socket_io::vectored_enter(
+        tp_arg::<i64>(&ctx, 0) as i32,
+        tp_arg(&ctx, 1),
+        tp_arg(&ctx, 2),
+        agentscope_common::direction::EGRESS,
+    );
     crate::tls_rustls::records_written(
         tp_arg::<i64>(&ctx, 0) as i32,
         tp_arg(&ctx, 1),

@@ -6,7 +6,7 @@
 use agentscope_common::{source, stat};
 use aya_ebpf::helpers::generated::bpf_probe_read_user as raw_read_user;
 
-use crate::emit::{bump, emit_payload};
+use crate::emit::bump;
 use crate::maps::{SockKey, PIPES, PIPE_JSON_SEEN};
 use crate::output_tracking::is_output;
 use crate::socket_io::IoArgs;
@@ -62,13 +62,13 @@ fn starts_like_json(buf: u64, len: u64) -> bool {
 }
 
 #[inline(always)]
-pub(crate) fn pipe_io_exit(key: &SockKey, args: &IoArgs, len: u64) {
+pub(crate) fn pipe_io_exit(key: &SockKey, args: &IoArgs, head: u64, head_len: u64, len: u64) {
     let Some(state) = PIPES.get_ptr_mut(key) else {
         return;
     };
     let state = unsafe { &mut *state };
     if state.flags & PIPE_JSON_SEEN == 0 {
-        if !starts_like_json(args.buf, len) {
+        if !starts_like_json(head, head_len) {
             return;
         }
         state.flags |= PIPE_JSON_SEEN;
@@ -77,5 +77,5 @@ pub(crate) fn pipe_io_exit(key: &SockKey, args: &IoArgs, len: u64) {
         bump(stat::CONSUMER_BYTES, len);
         return;
     }
-    emit_payload(source::PIPE, args.direction, args.fd, 0, args.buf, len);
+    args.emit(source::PIPE, len);
 }

@@ -1,9 +1,11 @@
-//! Payloads of plain sockets and tracked pipe ends: `read`, `write`, `sendto`, `recvfrom`.
+//! Payloads of plain sockets and tracked pipe ends: `read`, `write`, `sendto`, `recvfrom`, and
+//! the vectored `writev`, `readv`, `sendmsg`, `recvmsg` (walked by [`crate::vectored_io`]).
 //! The buffer is stashed on entry and emitted on return, when the byte count is known. A
 //! socket whose first bytes are a TLS record is left to [`crate::tls`]; inside an `SSL_*` call
 //! the socket fd is only noted for the TLS record. A ClientHello as a socket's first bytes goes
 //! to [`crate::tls_hello`]. Queries to port 53 go to [`crate::dns`],
-//! pipe ends to [`crate::pipe_payload`].
+//! pipe ends to [`crate::pipe_payload`]. Of a vectored call, the checks on first bytes look at
+//! its first segment (rustls through tokio writes a whole ClientHello record as one).
 
 use agentscope_common::{config, direction, source};
 use aya_ebpf::{
@@ -22,33 +24,58 @@ use crate::sockets::read_sockaddr;
 use crate::task::{config, current_ids, tp_arg, tp_ret, traced};
 use crate::tls::SSL_PENDING;
 use crate::tls_hello::emit_tls_hello;
+use crate::vectored_io::{emit_vectored, first_segment};
 
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct IoArgs {
+    /// The buffer; of a vectored call, its iovec array.
     pub(crate) buf: u64,
     pub(crate) fd: i32,
     pub(crate) direction: u32,
     /// Destination port given to sendto(), 0 if none.
     pub(crate) dport: u16,
     pub(crate) _pad: u16,
-    /// Non-zero: the fd is a tracked pipe or socketpair, not an inet socket
-    /// ([`WRITEV_FIRST_BYTES`]: a socket's first `writev`).
+    /// Non-zero: the fd is a tracked pipe or socketpair, not an inet socket.
     pub(crate) pipe: u32,
-    /// For [`WRITEV_FIRST_BYTES`]: the length of the first iovec, which `buf` points into.
-    pub(crate) limit: u64,
+    /// Segments in `buf` of a vectored call; 0 for a plain buffer.
+    pub(crate) iovcnt: u64,
 }
 
-/// [`IoArgs::pipe`] of a socket's first `writev` (rustls through tokio writes its records with
-/// `writev`): only its first iovec is looked at, for a ClientHello; `writev` payloads of plain
-/// sockets are not captured.
-const WRITEV_FIRST_BYTES: u32 = 2;
+impl IoArgs {
+    /// Where the call's first bytes are (`len` of them, at most `ret`): the buffer, or the
+    /// first segment of a vectored call.
+    #[inline(always)]
+    pub(crate) fn head(&self, ret: u64) -> Option<(u64, u64)> {
+        if self.iovcnt == 0 {
+            return Some((self.buf, ret));
+        }
+        first_segment(self.buf, self.iovcnt, ret)
+    }
+
+    /// Emits the `len` bytes the call transferred as one call's payload.
+    #[inline(always)]
+    pub(crate) fn emit(&self, source_kind: u32, len: u64) {
+        if self.iovcnt == 0 {
+            emit_payload(source_kind, self.direction, self.fd, 0, self.buf, len);
+        } else {
+            emit_vectored(
+                source_kind,
+                self.direction,
+                self.fd,
+                self.buf,
+                self.iovcnt,
+                len,
+            );
+        }
+    }
+}
 
 #[map]
 static IO_PENDING: HashMap<u32, IoArgs> = HashMap::with_max_entries(16384, 0);
 
 #[inline(always)]
-fn io_enter(fd: i32, buf: u64, dir: u32, dport: u16) {
+fn io_enter(fd: i32, buf: u64, iovcnt: u64, dir: u32, dport: u16) {
     let (tgid, tid) = current_ids();
     // Inside an SSL call the socket traffic is ciphertext: remember the fd for the TLS record
     // and mark the socket, rather than capturing it.
@@ -67,7 +94,13 @@ fn io_enter(fd: i32, buf: u64, dir: u32, dport: u16) {
             Some(state) => {
                 if state.flags & SOCK_TLS != 0 {
                     if dir == direction::INGRESS {
-                        crate::tls_rustls::tls_socket_read(tgid, tid, fd, buf);
+                        // A vectored read's buffer is its first segment.
+                        let read_buf = if iovcnt == 0 {
+                            buf
+                        } else {
+                            unsafe { bpf_probe_read_user(buf as *const u64) }.unwrap_or(0)
+                        };
+                        crate::tls_rustls::tls_socket_read(tgid, tid, fd, read_buf);
                     }
                     return;
                 }
@@ -90,38 +123,27 @@ fn io_enter(fd: i32, buf: u64, dir: u32, dport: u16) {
         dport,
         _pad: 0,
         pipe,
-        limit: 0,
+        iovcnt,
     };
     let _ = IO_PENDING.insert(&tid, &args, 0);
 }
 
-/// `writev(fd, iov, iovcnt)` on a socket that has carried nothing yet: stashes its first
-/// iovec, so the return can tell whether it starts with a ClientHello.
+/// `writev`/`readv(fd, iov, iovcnt)`: stashed like a `write`/`read` of the segments.
 #[inline(always)]
-pub(crate) fn writev_enter(fd: i32, iov: u64) {
-    let (tgid, tid) = current_ids();
-    if !traced(tgid) || SSL_PENDING.get_ptr(&tid).is_some() {
+pub(crate) fn vectored_enter(fd: i32, iov: u64, iovcnt: u64, dir: u32) {
+    if iov == 0 || iovcnt == 0 {
         return;
     }
-    let key = SockKey { tgid, fd };
-    match unsafe { SOCKS.get(&key) } {
-        Some(state) if state.flags & (SOCK_SEEN_PAYLOAD | SOCK_TLS) == 0 => {}
-        _ => return,
-    }
-    // struct iovec { void *iov_base; size_t iov_len; }
-    let Ok(first) = (unsafe { bpf_probe_read_user(iov as *const [u64; 2]) }) else {
-        return;
-    };
-    let args = IoArgs {
-        buf: first[0],
-        fd,
-        direction: direction::EGRESS,
-        dport: 0,
-        _pad: 0,
-        pipe: WRITEV_FIRST_BYTES,
-        limit: first[1],
-    };
-    let _ = IO_PENDING.insert(&tid, &args, 0);
+    io_enter(fd, iov, iovcnt, dir, 0);
+}
+
+/// `sendmsg`/`recvmsg(fd, msg, flags)`: the segments of the `struct msghdr`.
+#[inline(always)]
+pub(crate) fn msg_enter(fd: i32, msg: u64, dir: u32) {
+    // x86_64 struct msghdr: msg_iov @16, msg_iovlen @24.
+    let iov: u64 = unsafe { bpf_probe_read_user((msg + 16) as *const u64) }.unwrap_or(0);
+    let iovlen: u64 = unsafe { bpf_probe_read_user((msg + 24) as *const u64) }.unwrap_or(0);
+    vectored_enter(fd, iov, iovlen, dir);
 }
 
 #[inline(always)]
@@ -135,16 +157,13 @@ fn io_exit(ctx: &TracePointContext) {
     if ret <= 0 {
         return;
     }
-    let key = SockKey { tgid, fd: args.fd };
-    if args.pipe == WRITEV_FIRST_BYTES {
-        let ret = (ret as u64).min(args.limit) as i64;
-        if ret >= 2 {
-            writev_first_bytes(&key, &args, ret);
-        }
+    let ret = ret as u64;
+    let Some((head, head_len)) = args.head(ret) else {
         return;
-    }
+    };
+    let key = SockKey { tgid, fd: args.fd };
     if args.pipe != 0 {
-        pipe_io_exit(&key, &args, ret as u64);
+        pipe_io_exit(&key, &args, head, head_len, ret);
         return;
     }
     let state = SOCKS.get_ptr_mut(&key);
@@ -153,7 +172,7 @@ fn io_exit(ctx: &TracePointContext) {
         _ => args.dport,
     };
     if dport == DNS_PORT && args.direction == direction::EGRESS {
-        emit_dns(args.fd, dport, args.buf, ret as u64);
+        emit_dns(args.fd, dport, head, head_len);
         return;
     }
     let Some(state) = state else {
@@ -164,12 +183,12 @@ fn io_exit(ctx: &TracePointContext) {
         state.flags |= SOCK_SEEN_PAYLOAD;
         // A TLS record header (handshake, version 3.x) on a socket's first bytes: the plaintext
         // is captured at the TLS library instead, if at all.
-        let head: [u8; 2] =
-            unsafe { bpf_probe_read_user(args.buf as *const [u8; 2]) }.unwrap_or([0; 2]);
-        if ret >= 2 && head[0] == 0x16 && head[1] == 0x03 {
+        let head_bytes: [u8; 2] =
+            unsafe { bpf_probe_read_user(head as *const [u8; 2]) }.unwrap_or([0; 2]);
+        if head_len >= 2 && head_bytes[0] == 0x16 && head_bytes[1] == 0x03 {
             state.flags |= SOCK_TLS;
             if args.direction == direction::EGRESS {
-                emit_tls_hello(args.fd, dport, args.buf, ret as u64);
+                emit_tls_hello(args.fd, dport, head, head_len);
             }
             return;
         }
@@ -177,14 +196,7 @@ fn io_exit(ctx: &TracePointContext) {
     if config(config::CAPTURE_SOCKET_DATA) == 0 {
         return;
     }
-    emit_payload(
-        source::SOCKET,
-        args.direction,
-        args.fd,
-        0,
-        args.buf,
-        ret as u64,
-    );
+    args.emit(source::SOCKET, ret);
 }
 
 #[tracepoint]
@@ -193,6 +205,7 @@ pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
     io_enter(
         tp_arg::<i64>(&ctx, 0) as i32,
         tp_arg(&ctx, 1),
+        0,
         direction::EGRESS,
         0,
     );
@@ -205,6 +218,7 @@ pub fn sys_enter_read(ctx: TracePointContext) -> u32 {
     io_enter(
         tp_arg::<i64>(&ctx, 0) as i32,
         tp_arg(&ctx, 1),
+        0,
         direction::INGRESS,
         0,
     );
@@ -219,6 +233,7 @@ pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
     io_enter(
         tp_arg::<i64>(&ctx, 0) as i32,
         tp_arg(&ctx, 1),
+        0,
         direction::EGRESS,
         dport,
     );
@@ -230,32 +245,11 @@ pub fn sys_enter_recvfrom(ctx: TracePointContext) -> u32 {
     io_enter(
         tp_arg::<i64>(&ctx, 0) as i32,
         tp_arg(&ctx, 1),
+        0,
         direction::INGRESS,
         0,
     );
     0
-}
-
-/// DNS in a `struct msghdr` (sendmsg, and each message of sendmmsg): glibc's resolver sends
-
-/// The first bytes of a socket, written with `writev`: a ClientHello is emitted and the socket
-/// marked TLS, as for `write`; anything else only marks the socket as having carried data.
-#[inline(always)]
-fn writev_first_bytes(key: &SockKey, args: &IoArgs, ret: i64) {
-    let Some(state) = SOCKS.get_ptr_mut(key) else {
-        return;
-    };
-    let state = unsafe { &mut *state };
-    if state.flags & SOCK_SEEN_PAYLOAD != 0 {
-        return;
-    }
-    state.flags |= SOCK_SEEN_PAYLOAD;
-    let head: [u8; 2] =
-        unsafe { bpf_probe_read_user(args.buf as *const [u8; 2]) }.unwrap_or([0; 2]);
-    if head[0] == 0x16 && head[1] == 0x03 {
-        state.flags |= SOCK_TLS;
-        emit_tls_hello(args.fd, state.dport, args.buf, ret as u64);
-    }
 }
 
 #[tracepoint]
@@ -284,6 +278,34 @@ pub fn sys_exit_sendto(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_exit_recvfrom(ctx: TracePointContext) -> u32 {
+    io_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_readv(ctx: TracePointContext) -> u32 {
+    io_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_sendmsg(ctx: TracePointContext) -> u32 {
+    io_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_recvmsg(ctx: TracePointContext) -> u32 {
+    msg_enter(
+        tp_arg::<i64>(&ctx, 0) as i32,
+        tp_arg(&ctx, 1),
+        direction::INGRESS,
+    );
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_recvmsg(ctx: TracePointContext) -> u32 {
     io_exit(&ctx);
     0
 }

@@ -67,6 +67,9 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
     ("sys_exit_sendto", "syscalls", "sys_exit_sendto", true),
     ("sys_enter_recvfrom", "syscalls", "sys_enter_recvfrom", true),
     ("sys_enter_sendmsg", "syscalls", "sys_enter_sendmsg", true),
+    ("sys_exit_sendmsg", "syscalls", "sys_exit_sendmsg", true),
+    ("sys_enter_recvmsg", "syscalls", "sys_enter_recvmsg", true),
+    ("sys_exit_recvmsg", "syscalls", "sys_exit_recvmsg", true),
     ("sys_enter_sendmmsg", "syscalls", "sys_enter_sendmmsg", true),
     ("sys_exit_recvfrom", "syscalls", "sys_exit_recvfrom", true),
     // Pipe tracking. arm64 has neither pipe nor dup2 (only pipe2 and dup3).
@@ -100,13 +103,14 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
         "sys_enter_close_range",
         false,
     ),
-    // Reads and writes of the collector's output by other processes (see output_tracking).
-    ("sys_enter_readv", "syscalls", "sys_enter_readv", false),
+    // Reads and writes of the collector's output by other processes (see output_tracking);
+    // readv and writev also carry socket and pipe payloads (vectored_io).
+    ("sys_enter_readv", "syscalls", "sys_enter_readv", true),
+    ("sys_exit_readv", "syscalls", "sys_exit_readv", true),
     ("sys_enter_pread64", "syscalls", "sys_enter_pread64", false),
     ("sys_enter_preadv", "syscalls", "sys_enter_preadv", false),
-    ("sys_enter_writev", "syscalls", "sys_enter_writev", false),
-    // A socket's first writev, for its ClientHello (rustls through tokio writes with writev).
-    ("sys_exit_writev", "syscalls", "sys_exit_writev", false),
+    ("sys_enter_writev", "syscalls", "sys_enter_writev", true),
+    ("sys_exit_writev", "syscalls", "sys_exit_writev", true),
     (
         "sys_enter_pwrite64",
         "syscalls",

@@ -77,6 +77,9 @@ pub struct RetrievalCall {
     /// The gRPC method (`qdrant.Points/Search`) when the call was made over gRPC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_method: Option<String>,
+    /// The gRPC call's `grpc-status` (0 is OK), when its trailers were seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<u32>,
     /// Text of the documents a query returned (string values of 40 bytes or more, at most
     /// 64 KiB): what will be put in the prompt, for prompt-injection detection. Not serialised
     /// (payload, like bodies).
@@ -161,6 +164,7 @@ fn call(system: VectorSystem, operation: RetrievalOperation) -> RetrievalCall {
         host: None,
         status: None,
         grpc_method: None,
+        grpc_status: None,
         retrieved_text: Vec::new(),
     }
 }
@@ -216,6 +220,7 @@ fn grpc_call(grpc: &super::grpc::GrpcCall<'_>) -> Option<RetrievalCall> {
         out.top_k = request.and_then(|m| super::grpc::varint_field(m, 4));
     }
     out.grpc_method = Some(format!("{}/{}", grpc.service, grpc.method));
+    out.grpc_status = grpc.status;
     Some(out)
 }
 

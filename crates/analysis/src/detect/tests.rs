@@ -77,6 +77,7 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
             host: Some("localhost:8000".into()),
             status: Some(200),
             grpc_method: None,
+            grpc_status: None,
             retrieved_text: vec![document.into()],
         }),
     };

@@ -310,6 +310,14 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
                 ("data.kind".into(), json!("vector_collection")),
                 ("db.system.name".into(), json!(system)),
             ];
+            // Over gRPC: the method and the latest call's status (OpenTelemetry's names).
+            if let Some(method) = &call.grpc_method {
+                t.attributes.push(("rpc.method".into(), json!(method)));
+            }
+            if let Some(status) = call.grpc_status {
+                t.attributes
+                    .push(("rpc.grpc.status_code".into(), json!(status)));
+            }
             t.retrieval_source = Some(format!("{system}:{collection}"));
             t
         }

@@ -702,6 +702,7 @@ fn grpc_vector_searches_are_named_with_their_collections() {
         assert_eq!(call.system, system, "{path}");
         assert_eq!(call.operation, crate::vector_db::RetrievalOperation::Query);
         assert_eq!(call.grpc_method.as_deref(), Some(&path[1..]));
+        assert_eq!(call.grpc_status, Some(0));
         let expected = if path.contains("weaviate") {
             "Article"
         } else {
