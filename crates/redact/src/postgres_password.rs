@@ -5,6 +5,12 @@
 //! so this follows the frontend's message framing from the start of the stream, across chunks
 //! of any size, and masks the body of every `p` message. Hand-written: the framing is two
 //! length-prefixed layouts (startup, then type + length) and needs to resume mid-header.
+//!
+//! When the start of a connection was never seen (the kernel dropped events under load, or the
+//! collector attached mid-connection), the framing cannot be followed; a password message
+//! header is then looked for on its own: `p` and a big-endian length under
+//! [`MAX_UNFRAMED_PASSWORD`], whose high bytes are zero — five bytes that text protocols do not
+//! hold (three of them NUL) and that a PostgreSQL client sends before its password.
 
 /// Protocol 3.0 in a StartupMessage.
 const PROTOCOL_3: u32 = 196_608;
@@ -14,6 +20,9 @@ const SSL_REQUEST: u32 = 80_877_103;
 const GSSENC_REQUEST: u32 = 80_877_104;
 /// Longest StartupMessage accepted (the server's own limit is 10000).
 const MAX_STARTUP: u32 = 10_000;
+/// Longest password message recognised without the connection's start (a cleartext
+/// password, an MD5 hash or a SASL message are all far shorter).
+const MAX_UNFRAMED_PASSWORD: u32 = 4_096;
 
 /// Where a stream is in the frontend protocol.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,9 +74,9 @@ impl PostgresFrontend {
         let mut window = tail[..kept].to_vec();
         window.extend_from_slice(chunk);
         let code = PROTOCOL_3.to_be_bytes();
-        for at in memchr::memmem::find_iter(&window, &code) {
+        let startup = memchr::memmem::find_iter(&window, &code).find_map(|at| {
             if at < 4 || at + 4 <= kept {
-                continue;
+                return None;
             }
             let len = u32::from_be_bytes([
                 window[at - 4],
@@ -75,10 +84,33 @@ impl PostgresFrontend {
                 window[at - 2],
                 window[at - 1],
             ]);
-            if (8..=MAX_STARTUP).contains(&len) {
-                *self = PostgresFrontend::Startup { remaining: len - 8 };
-                return Some(at + 4 - kept);
+            (8..=MAX_STARTUP)
+                .contains(&len)
+                .then_some((at + 4, PostgresFrontend::Startup { remaining: len - 8 }))
+        });
+        // A password message whose connection start was not seen (see the module doc).
+        let password = memchr::memchr_iter(b'p', &window).find_map(|at| {
+            let header = window.get(at..at + 5)?;
+            if at + 5 <= kept {
+                return None;
             }
+            let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+            (header[1] == 0 && header[2] == 0 && (6..=MAX_UNFRAMED_PASSWORD).contains(&len))
+                .then_some((
+                    at + 5,
+                    PostgresFrontend::MessageBody {
+                        remaining: len - 4,
+                        mask: true,
+                    },
+                ))
+        });
+        let first = match (startup, password) {
+            (Some(s), Some(p)) => Some(if s.0 <= p.0 { s } else { p }),
+            (s, p) => s.or(p),
+        };
+        if let Some((end, state)) = first {
+            *self = state;
+            return Some(end - kept);
         }
         let keep = window.len().min(7);
         let mut new_tail = [0; 7];
@@ -276,6 +308,41 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(&out[at..at + 8], b"********");
+    }
+
+    /// The connection's start was lost (kernel drops under load): the password message is
+    /// still found by its header, byte by byte or whole.
+    #[test]
+    fn a_password_message_without_its_connection_start_is_masked() {
+        let mut stream = startup_message("app");
+        let password_message = message(b'p', b"PgWirePassS3cr3t12\0");
+        // The first 10 bytes of the startup message were never delivered.
+        stream.drain(..10);
+        let at = stream.len() + 5;
+        stream.extend(&password_message);
+        stream.extend(message(b'Q', b"SELECT 1\0"));
+        for one_byte_writes in [false, true] {
+            let mut state = PostgresFrontend::default();
+            let mut out = stream.clone();
+            if one_byte_writes {
+                for (i, byte) in stream.iter().enumerate() {
+                    for r in state.follow(std::slice::from_ref(byte)) {
+                        assert_eq!(r, 0..1);
+                        out[i] = b'*';
+                    }
+                }
+            } else {
+                for r in state.follow(&stream) {
+                    out[r].fill(b'*');
+                }
+            }
+            assert_eq!(
+                &out[at..at + 19],
+                b"*******************",
+                "{one_byte_writes}"
+            );
+            assert!(out.ends_with(b"SELECT 1\0"));
+        }
     }
 
     #[test]
