@@ -86,7 +86,7 @@ impl PostgresFrontend {
             ]);
             (8..=MAX_STARTUP)
                 .contains(&len)
-                .then_some((at + 4, PostgresFrontend::Startup { remaining: len - 8 }))
+                .then(|| (at + 4, PostgresFrontend::Startup { remaining: len - 8 }))
         });
         // A password message whose connection start was not seen (see the module doc).
         let password = memchr::memchr_iter(b'p', &window).find_map(|at| {
@@ -95,14 +95,17 @@ impl PostgresFrontend {
                 return None;
             }
             let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-            (header[1] == 0 && header[2] == 0 && (6..=MAX_UNFRAMED_PASSWORD).contains(&len))
-                .then_some((
-                    at + 5,
-                    PostgresFrontend::MessageBody {
-                        remaining: len - 4,
-                        mask: true,
-                    },
-                ))
+            (header[1] == 0 && header[2] == 0 && (6..=MAX_UNFRAMED_PASSWORD).contains(&len)).then(
+                || {
+                    (
+                        at + 5,
+                        PostgresFrontend::MessageBody {
+                            remaining: len - 4,
+                            mask: true,
+                        },
+                    )
+                },
+            )
         });
         let first = match (startup, password) {
             (Some(s), Some(p)) => Some(if s.0 <= p.0 { s } else { p }),
@@ -342,6 +345,36 @@ pub(crate) mod tests {
                 "{one_byte_writes}"
             );
             assert!(out.ends_with(b"SELECT 1\0"));
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes, in any pieces: no panic, and masks stay inside the piece they mask.
+        #[test]
+        fn arbitrary_streams_never_panic(
+            pieces in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0..32)
+        ) {
+            let mut state = PostgresFrontend::default();
+            for piece in &pieces {
+                for range in state.follow(piece) {
+                    proptest::prop_assert!(range.end <= piece.len());
+                }
+            }
+        }
+
+        /// Headers that look like a startup or a password message with lengths too small to
+        /// hold themselves (the subtraction that would underflow).
+        #[test]
+        fn short_lengths_in_look_alike_headers_never_panic(len in 0u32..16, junk in proptest::prelude::any::<u8>()) {
+            let mut state = PostgresFrontend::default();
+            state.follow(b"GET / HTTP/1.1\r\n\r\n");
+            let mut bytes = vec![junk];
+            bytes.extend(len.to_be_bytes());
+            bytes.extend(PROTOCOL_3.to_be_bytes());
+            bytes.push(b'p');
+            bytes.extend(len.to_be_bytes());
+            bytes.extend([0; 8]);
+            state.follow(&bytes);
         }
     }
 
