@@ -52,6 +52,35 @@ pub struct EdgeView {
     pub last_seen_ns: u64,
 }
 
+/// Siblings that would read the same but are different nodes (Debian's `/usr/bin/psql`
+/// wrapper and the `/usr/lib/postgresql/15/bin/psql` it runs are both "psql") are labelled
+/// with their node ids instead, without the kind prefix, so two rows never look like one.
+fn disambiguate_labels(views: &mut [Arc<EdgeView>]) {
+    let mut targets: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for view in views.iter() {
+        targets.entry(&view.label).or_default().insert(&view.to);
+    }
+    let ambiguous: HashSet<String> = targets
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(label, _)| label.to_string())
+        .collect();
+    if ambiguous.is_empty() {
+        return;
+    }
+    for view in views.iter_mut() {
+        if ambiguous.contains(&view.label) {
+            let id = view
+                .to
+                .split_once(':')
+                .map_or(view.to.as_str(), |(_, rest)| rest);
+            let mut relabelled = (**view).clone();
+            relabelled.label = id.to_string();
+            *view = Arc::new(relabelled);
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowContent {
     Group {
@@ -220,6 +249,7 @@ impl GraphPane {
                 }
             }
             for views in self.adjacency.values_mut() {
+                disambiguate_labels(views);
                 views.sort_unstable_by(|a, b| {
                     (&a.label, &a.to, a.kind).cmp(&(&b.label, &b.to, b.kind))
                 });

@@ -1397,3 +1397,32 @@ fn baseline_of_an_attacked_agent_needs_a_second_key() {
         "no finding: at once"
     );
 }
+
+/// The injected recording's query_database ran Debian's psql wrapper, which ran the real
+/// psql: two commands both named "psql". The graph shows them as two different rows.
+#[test]
+fn sibling_nodes_with_one_name_are_told_apart() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let console = Console::with_source(source).play_to_end();
+    let labels: Vec<String> = console
+        .app
+        .graph()
+        .rows()
+        .iter()
+        .filter_map(|r| match &r.content {
+            RowContent::Edge(e) if e.node_kind == agentscope_analysis::model::NodeKind::Command => {
+                Some(e.label.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        labels.iter().any(|l| l == "/usr/bin/psql")
+            && labels
+                .iter()
+                .any(|l| l.ends_with("/bin/psql") && l != "/usr/bin/psql"),
+        "{labels:#?}"
+    );
+}
