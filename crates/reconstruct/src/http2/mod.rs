@@ -24,7 +24,7 @@
 
 pub mod frame;
 pub mod header_block;
-pub mod huffman;
+pub use agentscope_http2_wire::huffman;
 
 use std::collections::BTreeMap;
 
@@ -41,32 +41,7 @@ use header_block::{BlockDecoder, DecodedBlock};
 /// beyond this the oldest is flushed (flagged truncated) to make room.
 pub const MAX_STREAMS: usize = 256;
 
-/// True when `bytes` start like the HTTP/2 client preface (a prefix of it is enough: the
-/// preface may arrive in several pieces).
-pub fn looks_like_preface(bytes: &[u8]) -> bool {
-    let n = bytes.len().min(frame::PREFACE.len());
-    n >= 4 && bytes[..n] == frame::PREFACE[..n]
-}
-
-/// True when `bytes` start with a server's first SETTINGS frame (stream 0, no ACK, a whole
-/// number of settings, at most the six RFC 9113 defines plus a few extensions): servers
-/// (Go's `net/http`, python-hyper's `h2`) send it as soon as the connection is accepted,
-/// often before they have read the client's preface, so a capture at the server may see it
-/// first.
-pub fn looks_like_server_settings(bytes: &[u8]) -> bool {
-    let Some(first) = bytes
-        .get(..frame::HEADER_LEN)
-        .and_then(|b| <&[u8; frame::HEADER_LEN]>::try_from(b).ok())
-    else {
-        return false;
-    };
-    let header = FrameHeader::parse(first);
-    header.kind == kind::SETTINGS
-        && header.flags == 0
-        && first[5..] == [0, 0, 0, 0]
-        && header.length.is_multiple_of(6)
-        && header.length <= 6 * 16
-}
+pub use agentscope_http2_wire::frame::{looks_like_preface, looks_like_server_settings};
 
 const CLIENT: usize = 0;
 const SERVER: usize = 1;
