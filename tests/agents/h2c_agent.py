@@ -5,6 +5,9 @@
 # stream 1 whose answer calls read_file, the file read, and the result sent back on stream 3.
 # Prints one JSON report. Used by tests/http2_capture.rs.
 #
+# With AGENTSCOPE_TEST_API_KEY set, each request carries `authorization: Bearer KEY` (the
+# `hpack` library Huffman-codes it, never indexed) for the redaction checks.
+#
 # Usage: h2c_agent.py --port PORT --read-path PATH [--wait-before-start-file FILE]
 import argparse
 import json
@@ -18,6 +21,8 @@ import h2.connection
 import h2.events
 
 MODEL = "qwen2.5-coder"
+AUTH = ([("authorization", "Bearer " + os.environ["AGENTSCOPE_TEST_API_KEY"])]
+        if os.environ.get("AGENTSCOPE_TEST_API_KEY") else [])
 TOOLS = [{"type": "function", "function": {
     "name": "read_file", "description": "Read the first 4 KiB of a file.",
     "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
@@ -30,7 +35,7 @@ def post(sock, conn, authority, body):
     conn.send_headers(stream_id, [(":method", "POST"), (":scheme", "http"), (":authority", authority),
                                   (":path", "/v1/chat/completions"),
                                   ("content-type", "application/json"),
-                                  ("user-agent", "agentscope-h2c-agent/1")])
+                                  ("user-agent", "agentscope-h2c-agent/1")] + AUTH)
     conn.send_data(stream_id, body, end_stream=True)
     sock.sendall(conn.data_to_send())
     received = b""
