@@ -150,13 +150,11 @@ fn keep(out: &mut DecodedBlock, list_bytes: &mut usize, name: &[u8], value: &[u8
 }
 
 /// What a block says by itself, with the dynamic table unknown: static-table references and
-/// literals, stopping at the first field that needs the table (its length is still known, so
-/// later fields of the block are read too). The table's state is never guessed.
-fn decode_without_table(block: &[u8]) -> DecodedBlock {
-    let mut out = DecodedBlock {
-        partial: true,
-        ..Default::default()
-    };
+/// literals; a field that needs the table is skipped (its length is still known, so later
+/// fields of the block are read too) and the block flagged partial. The table's state is never
+/// guessed.
+pub fn decode_without_table(block: &[u8]) -> DecodedBlock {
+    let mut out = DecodedBlock::default();
     let mut list_bytes = 0usize;
     let mut at = 0;
     while at < block.len() {
@@ -172,6 +170,7 @@ fn decode_without_table(block: &[u8]) -> DecodedBlock {
             (4, true, false)
         };
         let Some((index, used)) = integer(&block[at..], prefix) else {
+            out.partial = true;
             return out;
         };
         at += used;
@@ -180,6 +179,7 @@ fn decode_without_table(block: &[u8]) -> DecodedBlock {
         }
         let name: Option<Cow<'_, [u8]>> = if literal && index == 0 {
             let Some((name, used)) = string(&block[at..]) else {
+                out.partial = true;
                 return out;
             };
             at += used;
@@ -189,17 +189,20 @@ fn decode_without_table(block: &[u8]) -> DecodedBlock {
         };
         if !literal {
             // An index past the static table names a dynamic-table entry: unknown, skipped.
-            if let Some((name, value)) = static_entry(index) {
-                keep(&mut out, &mut list_bytes, name, value);
+            match static_entry(index) {
+                Some((name, value)) => keep(&mut out, &mut list_bytes, name, value),
+                None => out.partial = true,
             }
             continue;
         }
         let Some((value, used)) = string(&block[at..]) else {
+            out.partial = true;
             return out;
         };
         at += used;
-        if let Some(name) = name {
-            keep(&mut out, &mut list_bytes, &name, &value);
+        match name {
+            Some(name) => keep(&mut out, &mut list_bytes, &name, &value),
+            None => out.partial = true,
         }
     }
     out

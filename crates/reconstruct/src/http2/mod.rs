@@ -41,7 +41,42 @@ use header_block::{BlockDecoder, DecodedBlock};
 /// beyond this the oldest is flushed (flagged truncated) to make room.
 pub const MAX_STREAMS: usize = 256;
 
-pub use agentscope_http2_wire::frame::{looks_like_preface, looks_like_server_settings};
+pub use agentscope_http2_wire::frame::{
+    looks_like_frame_chain, looks_like_preface, looks_like_server_settings,
+};
+
+/// Who sent `bytes`, the first seen of a connection already under way that are a chain of
+/// frames ([`looks_like_frame_chain`]): the client when its first header block holds request
+/// pseudo-headers (`:method`, `:path`), the server when it holds `:status` (read without the
+/// dynamic table, which is unknown). `None` when the bytes hold no header block that says.
+pub fn attached_sender_is_client(bytes: &[u8]) -> Option<bool> {
+    let mut at = 0;
+    while let Some(raw) = bytes
+        .get(at..at + frame::HEADER_LEN)
+        .and_then(|b| <&[u8; frame::HEADER_LEN]>::try_from(b).ok())
+    {
+        let header = FrameHeader::parse(raw);
+        let payload_at = at + frame::HEADER_LEN;
+        at = payload_at + header.length;
+        if header.kind == kind::PUSH_PROMISE {
+            return Some(false);
+        }
+        if header.kind != kind::HEADERS {
+            continue;
+        }
+        let payload = bytes.get(payload_at..at.min(bytes.len()))?;
+        let range = frame::header_fragment(&header, payload).ok()?;
+        let decoded = header_block::decode_without_table(&payload[range]);
+        let has = |name: &str| decoded.fields.iter().any(|f| f.name == name);
+        if has(":method") || has(":path") {
+            return Some(true);
+        }
+        if has(":status") {
+            return Some(false);
+        }
+    }
+    None
+}
 
 const CLIENT: usize = 0;
 const SERVER: usize = 1;
@@ -148,6 +183,8 @@ pub struct Http2Connection {
     failed: Option<String>,
     /// Why part of the connection could not be followed (bytes lost).
     degraded: Option<String>,
+    /// Attached mid-connection ([`Self::attached`]).
+    attached: bool,
 }
 
 impl Default for Http2Connection {
@@ -175,7 +212,28 @@ impl Http2Connection {
             done: Vec::new(),
             failed: None,
             degraded: None,
+            attached: false,
         }
+    }
+
+    /// A connection already under way when capture began (no preface seen): both senders'
+    /// HPACK tables are unknown, so header blocks yield what they carry by themselves
+    /// (static-table references and literals); a request whose block referred to the unknown
+    /// table is flagged truncated; streams opened before are not followed (their late frames
+    /// are dropped), and a new stream is only taken from a block that names a request.
+    pub fn attached(budget: &MemoryBudget) -> Self {
+        let mut connection = Self::with_budget(budget);
+        connection.readers = [FrameReader::new(false), FrameReader::new(false)];
+        for decoder in &mut connection.decoders {
+            decoder.lose_table("attached mid-connection: the dynamic table is unknown");
+        }
+        connection.attached = true;
+        connection
+    }
+
+    /// Whether the connection was attached mid-way ([`Self::attached`]).
+    pub fn is_attached(&self) -> bool {
+        self.attached
     }
 
     /// Why the connection could not be followed whole, if it could not: its state dropped
@@ -427,6 +485,15 @@ impl Http2Connection {
             if stream_id <= self.last_opened || stream_id.is_multiple_of(2) {
                 return;
             }
+            // Attached mid-way, a client block on a stream not seen opening may be the
+            // trailers of a request sent before: only a block that names a request opens one.
+            let names_request = decoded
+                .fields
+                .iter()
+                .any(|f| f.name == ":method" || f.name == ":path");
+            if self.attached && !names_request {
+                return;
+            }
             self.last_opened = stream_id;
             if self.streams.len() >= MAX_STREAMS {
                 if let Some(oldest) = self.streams.keys().next().copied() {
@@ -673,6 +740,10 @@ impl WireParser for Http2Connection {
 
     fn held_bytes(&self) -> Option<usize> {
         Some(self.held())
+    }
+
+    fn attached_mid_connection(&self) -> bool {
+        self.attached
     }
 
     fn on_over_budget(
