@@ -59,6 +59,10 @@ pub fn integer(bytes: &[u8], prefix: u8) -> Option<(usize, usize)> {
     Some((reader.value(), used))
 }
 
+/// An integer ran past [`MAX_INTEGER_CONTINUATIONS`] continuation bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntegerTooLong;
+
 /// An HPACK integer read a byte at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntegerReader {
@@ -88,15 +92,15 @@ impl IntegerReader {
     }
 
     /// One continuation byte; `Err` when the integer runs too long.
-    pub fn push(&mut self, byte: u8) -> Result<(), ()> {
+    pub fn push(&mut self, byte: u8) -> Result<(), IntegerTooLong> {
         if self.continuations >= MAX_INTEGER_CONTINUATIONS {
-            return Err(());
+            return Err(IntegerTooLong);
         }
         self.value += usize::from(byte & 0x7f) << (7 * self.continuations);
         self.continuations += 1;
         self.done = byte & 0x80 == 0;
         if !self.done && self.continuations >= MAX_INTEGER_CONTINUATIONS {
-            return Err(());
+            return Err(IntegerTooLong);
         }
         Ok(())
     }

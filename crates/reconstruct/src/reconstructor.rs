@@ -686,6 +686,11 @@ mod tests {
         assert!(calls
             .iter()
             .all(|c| c.partial && c.request_model.as_deref() == Some("gpt-4o-mini")));
+        // Over TLS: `h2`, as from the preface.
+        assert!(observations
+            .iter()
+            .filter(|o| matches!(o.kind, ObservationKind::Llm { .. }))
+            .all(|o| o.protocol == Some(crate::http::WireProtocol::H2)));
         assert_eq!(stats.partial_exchanges, stats.http_exchanges, "{stats:?}");
         // Stream 1's late DATA and response are dropped, not paired with a made-up request.
         assert_eq!(stats.http_exchanges, 5, "{stats:?}");

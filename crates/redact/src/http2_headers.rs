@@ -267,7 +267,7 @@ impl Blocks {
                     i += 1;
                     match pushed {
                         Ok(()) => self.after_index(repr, int),
-                        Err(()) => self.broken(),
+                        Err(_) => self.broken(),
                     }
                 }
                 Field::Length { repr, name, int } => {
@@ -278,7 +278,7 @@ impl Blocks {
                         Some((huffman, mut int)) => (huffman, int.push(byte).map(|()| int)),
                     };
                     match int {
-                        Err(()) => self.broken(),
+                        Err(_) => self.broken(),
                         Ok(int) if !int.done() => Field::Length {
                             repr,
                             name,
