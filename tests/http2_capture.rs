@@ -486,6 +486,98 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
     );
 }
 
+/// The collector starts while the agent's HTTP/2 connection is open (Python's `h2` over
+/// system OpenSSL, ALPN h2): the agent's first request filled its HPACK table, the second
+/// refers to it. The collector recognises HTTP/2 from the frames, counts the connection as
+/// attached mid-connection, reads the second request from what its block carries alone (its
+/// `:path` is in the unknown table) and still names it an LLM call by its bodies, over `h2`;
+/// the first, never seen, is not made up; the key in `authorization` is masked. (Over a plain
+/// socket this cannot be shown: the collector does not capture payloads of sockets connected
+/// before it started.)
+#[test]
+fn http2_connection_open_before_the_collector_is_read_from_its_frames() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = mcp_python();
+    let ca = make_ca_and_leaf(&dir.path().join("cert"));
+    let port_file = dir.path().join("h2.port");
+    let _server = Background(
+        Command::new(&python)
+            .arg(agents_dir().join("h2c_llm_server.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .arg("--cert-dir")
+            .arg(dir.path().join("cert"))
+            .stderr(std::fs::File::create(dir.path().join("h2.log")).unwrap())
+            .spawn()
+            .expect("start the h2 server"),
+    );
+    let port = wait_for_file(&port_file, "h2 server port");
+    let pause = dir.path().join("second-request");
+    let agent = Command::new(&python)
+        .arg(agents_dir().join("h2c_agent.py"))
+        .args(["--port", &port, "--read-path", READ_PATH])
+        .arg("--pause-after-first-file")
+        .arg(&pause)
+        .arg("--ca")
+        .arg(&ca)
+        .env("AGENTSCOPE_TEST_API_KEY", API_KEY)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the h2 agent");
+    let pid = agent.id();
+    let mut agent = Background(agent);
+    wait_for_file(
+        &pause.with_extension("reached"),
+        "the agent's first request",
+    );
+    let graph_path = dir.path().join("graph.json");
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(&pause, "go").unwrap();
+    let mut output = String::new();
+    std::io::Read::read_to_string(&mut agent.0.stdout.take().unwrap(), &mut output).unwrap();
+    assert!(
+        agent.0.wait().unwrap().success(),
+        "the h2 agent failed: {output}"
+    );
+    let report: Value =
+        serde_json::from_str(output.trim()).unwrap_or_else(|e| panic!("{e}: {output}"));
+    assert_eq!(report["ok"], true, "{report}");
+    let captured = collect.stop();
+    let egress = captured.tls_stream(pid, "egress");
+    assert!(!egress.is_empty(), "the second request was captured");
+    assert!(
+        !egress.starts_with(b"PRI * HTTP/2.0"),
+        "attached after the preface"
+    );
+    for direction in ["egress", "ingress"] {
+        for stream in captured.tls_streams(u64::from(pid), direction) {
+            assert_no_secret(&format!("{direction} payload"), &stream, &[API_KEY]);
+        }
+    }
+    let graph_text = std::fs::read_to_string(&graph_path).unwrap();
+    let graph: Value = serde_json::from_str(&graph_text).unwrap();
+    let stats = &graph["stats"]["reconstruction"];
+    assert_eq!(stats["http2_attached_mid_connection"], 1, "{stats:#}");
+    assert_eq!(stats["http_exchanges"], 1, "{stats:#}");
+    let agent = agent_of(&graph, pid);
+    assert_eq!(agent["llm_calls"], 1, "{agent:#}");
+    assert!(
+        models(agent).contains(&&Value::from("qwen2.5-coder")),
+        "{agent:#}"
+    );
+    assert_eq!(model_call_protocols(&graph, agent), [Value::from("h2")]);
+    assert!(!graph_text.contains(API_KEY));
+}
+
 /// tests/agents/h2c_llm_server.py, listening; returns it and its port.
 fn start_h2c_server(dir: &Path, python: &str) -> (Background, String) {
     let port_file = dir.join("h2c.port");

@@ -4,11 +4,13 @@
 # test venv by `make setup`). It answers OpenAI Chat Completions as a stream of Server-Sent
 # Events, one DATA frame per event: the first turn calls read_file on the path in the
 # request's metadata, a turn that carries tool results answers "Done: <result>".
-# Used by tests/http2_capture.rs. Writes its port to --port-file once listening.
+# Used by tests/http2_capture.rs. Writes its port to --port-file once listening. With
+# --cert-dir DIR (cert.pem, key.pem) it serves HTTP/2 over TLS instead (ALPN h2).
 import argparse
 import json
 import os
 import socket
+import ssl
 import threading
 
 import h2.config
@@ -75,7 +77,14 @@ def serve(sock):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-file", required=True)
+    parser.add_argument("--cert-dir")
     args = parser.parse_args()
+    tls = None
+    if args.cert_dir:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(os.path.join(args.cert_dir, "cert.pem"),
+                            os.path.join(args.cert_dir, "key.pem"))
+        tls.set_alpn_protocols(["h2"])
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -86,6 +95,8 @@ def main():
     os.replace(tmp, args.port_file)
     while True:
         sock, _ = listener.accept()
+        if tls:
+            sock = tls.wrap_socket(sock, server_side=True)
         threading.Thread(target=lambda s=sock: (serve(s), s.close()), daemon=True).start()
 
 
