@@ -42,15 +42,16 @@ use agentscope_http2_wire::walker::{FrameWalker, Part, Step};
 
 use crate::secret_names::{is_secret_name, NameContext};
 
-/// Largest dynamic table modelled. A sender that announces more keeps the newest
-/// `MAX_TABLE_BYTES` worth; references past them are unknown names (masked).
-pub const MAX_TABLE_BYTES: usize = 64 << 10;
+/// Largest dynamic table modelled (4 KiB is what clients and servers use unless a peer
+/// allows more). Of a larger table the newest `MAX_TABLE_BYTES` worth is kept; references past
+/// them are unknown names (masked). Bounds the model at 512 entries of 12 bytes.
+pub const MAX_TABLE_BYTES: usize = 16 << 10;
 /// Names longer than the classifier reads (it judges at most 128 bytes) are not kept whole.
 const MAX_NAME_BYTES: usize = 129;
 /// Values under names that are not secret are read with the byte-level rules, each time a
-/// piece arrives, up to this many characters (header values are short; this bounds the cost
-/// of a value sent a byte at a time).
-const MAX_INSPECTED_VALUE: usize = 4 << 10;
+/// piece arrives, up to this many characters (header values are short; this bounds the
+/// memory, 8 KiB, and the cost of a value sent a byte at a time).
+const MAX_INSPECTED_VALUE: usize = 1 << 10;
 /// The longest scheme word kept (`AWS4-HMAC-SHA256` is 16), as in the byte-level rules.
 const MAX_SCHEME_WORD: usize = 24;
 
@@ -70,7 +71,7 @@ struct Name {
     /// An `Authorization`-like name: its scheme word may stay.
     keeps_scheme: bool,
     /// Its length (for the entry's size; never more than the sender's).
-    len: usize,
+    len: u32,
 }
 
 impl Name {
@@ -83,7 +84,7 @@ impl Name {
                 Secrecy::Plain
             },
             keeps_scheme: memchr::memmem::find(&lower, b"authoriz").is_some() || lower == b"auth",
-            len: name.len(),
+            len: u32::try_from(name.len()).unwrap_or(u32::MAX),
         }
     }
 
@@ -98,7 +99,7 @@ impl Name {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     name: Name,
-    size: usize,
+    size: u32,
 }
 
 /// A model of the sender's dynamic table.
@@ -136,14 +137,15 @@ impl Table {
     }
 
     fn insert(&mut self, entry: Entry) {
-        if entry.size > self.max {
+        let size = entry.size as usize;
+        if size > self.max {
             // RFC 7541 §4.4: an entry larger than the table empties it.
             self.entries.clear();
             self.size = 0;
             return;
         }
-        self.evict_to(self.max - entry.size);
-        self.size += entry.size;
+        self.evict_to(self.max - size);
+        self.size += size;
         self.entries.push_front(entry);
     }
 
@@ -160,7 +162,7 @@ impl Table {
             let Some(oldest) = self.entries.pop_back() else {
                 break;
             };
-            self.size -= oldest.size;
+            self.size -= oldest.size as usize;
             self.older_unknown = true;
         }
     }
@@ -181,7 +183,7 @@ enum Plan {
     MaskFrom(usize),
     /// A value under a name that is not secret, read with the byte-level rules as it
     /// arrives: its characters so far, each with the bit of the string it ends at.
-    Inspect(Vec<(u8, usize)>),
+    Inspect(Vec<(u8, u32)>),
 }
 
 /// Where the walk stands inside a header block.
@@ -331,7 +333,7 @@ impl Blocks {
                             Name::UNKNOWN
                         } else {
                             Name {
-                                len: decoded_len,
+                                len: u32::try_from(decoded_len).unwrap_or(u32::MAX),
                                 ..Name::of(&decoded)
                             }
                         };
@@ -373,7 +375,7 @@ impl Blocks {
                             decoded_len += 1;
                             if let Plan::Inspect(text) = &mut plan {
                                 if text.len() < MAX_INSPECTED_VALUE {
-                                    text.push((symbol, end));
+                                    text.push((symbol, u32::try_from(end).unwrap_or(u32::MAX)));
                                 }
                             }
                         };
@@ -509,9 +511,13 @@ impl Blocks {
 
     fn value_ends(&mut self, repr: Representation, name: Name, value_len: usize) {
         if repr == Representation::LiteralIndexed {
+            // Sizes are at most the sender's, never more (see the module doc).
+            let size = (name.len as usize)
+                .saturating_add(value_len)
+                .saturating_add(ENTRY_OVERHEAD);
             self.table.insert(Entry {
                 name,
-                size: name.len + value_len + ENTRY_OVERHEAD,
+                size: u32::try_from(size).unwrap_or(u32::MAX),
             });
         }
     }
@@ -548,7 +554,7 @@ fn decide(name: Name, huffman: bool, len: usize, visible: &[u8]) -> (Plan, Optio
 /// (a Bearer token, a JSON Web Token, `key=` in a path), or from the first character that
 /// starts in this piece when that one began in a byte already written out. Inspection stops
 /// (the rest is kept) past [`MAX_INSPECTED_VALUE`] characters.
-fn inspect(text: Vec<(u8, usize)>, piece_start_bit: usize) -> Plan {
+fn inspect(text: Vec<(u8, u32)>, piece_start_bit: usize) -> Plan {
     if text.len() >= MAX_INSPECTED_VALUE {
         return Plan::Keep;
     }
@@ -560,7 +566,7 @@ fn inspect(text: Vec<(u8, usize)>, piece_start_bit: usize) -> Plan {
     let Some(first) = plain.iter().zip(&masked).position(|(a, b)| a != b) else {
         return Plan::Inspect(text);
     };
-    let starts = std::iter::once(0).chain(text.iter().map(|&(_, end)| end));
+    let starts = std::iter::once(0).chain(text.iter().map(|&(_, end)| end as usize));
     match starts.skip(first).find(|&start| start >= piece_start_bit) {
         Some(start) => Plan::MaskFrom(start),
         None => Plan::Inspect(text),

@@ -502,3 +502,36 @@ proptest! {
         }
     }
 }
+
+/// The table model evicts as the sender does (after a size update): a name reference to an
+/// entry still in the table is judged by that entry's name, one past the entries the model
+/// holds is unknown and masked. Each entry costs 12 bytes.
+#[test]
+fn the_table_model_evicts_like_the_sender() {
+    assert!(std::mem::size_of::<super::Entry>() <= 12);
+    let mut first = Vec::new();
+    push_integer(&mut first, 5, 100); // size update: 100 bytes
+    first[0] |= 0x20;
+    literal(&mut first, 0x40, Err("x-api-key"), "k1-secret1", false); // 51 bytes
+    literal(&mut first, 0x40, Err("x-plain"), "v1", false); // 41 bytes
+    literal(&mut first, 0x40, Err("x-other"), "vv", false); // 41: evicts x-api-key
+    let mut second = Vec::new();
+    literal(&mut second, 0x00, Ok(62), "newest-plain", false); // x-other
+    literal(&mut second, 0x00, Ok(63), "older-plain", false); // x-plain
+    literal(&mut second, 0x00, Ok(64), "gone-entry", false); // evicted: unknown
+    let mut bytes = PREFACE.to_vec();
+    bytes.extend(encode_frame(kind::HEADERS, flag::END_HEADERS, 1, &first));
+    bytes.extend(encode_frame(kind::HEADERS, flag::END_HEADERS, 3, &second));
+    let out = masked_in_pieces(&bytes, &[]);
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("k1-secret1"), "{text}");
+    assert!(text.contains("x-plain") && text.contains("v1"), "{text}");
+    assert!(
+        text.contains("newest-plain") && text.contains("older-plain"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("gone-entry") && text.contains("**********"),
+        "{text}"
+    );
+}
