@@ -578,6 +578,73 @@ fn http2_connection_open_before_the_collector_is_read_from_its_frames() {
     assert!(!graph_text.contains(API_KEY));
 }
 
+/// `curl --http2 http://…` asks for HTTP/2 with `Upgrade: h2c`: its first request is sent in
+/// HTTP/1.1, the server answers `101` and goes on in HTTP/2, the upgraded request being
+/// stream 1; curl's second request is HTTP/2 on the same connection. Both are LLM calls in
+/// the graph, over `h2c`.
+#[test]
+fn curl_h2c_upgrade_continues_in_http2() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = mcp_python();
+    let (_server, port) = start_h2c_server(dir.path(), &python);
+    let body = dir.path().join("body.json");
+    std::fs::write(
+        &body,
+        r#"{"model":"qwen2.5-coder","stream":true,"messages":[{"role":"user","content":"Read it."}],"metadata":{"read_path":"/etc/hostname"}}"#,
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let data = format!("@{}", body.display());
+    let one = [
+        "--http2",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+    ];
+    let mut args: Vec<&str> = vec!["-sS"];
+    args.extend(one);
+    args.extend([data.as_str(), url.as_str(), "--next"]);
+    args.extend(one);
+    args.extend([data.as_str(), url.as_str()]);
+    let curl = Paused::command(dir.path(), "curl", &args, &[]);
+    let pid = curl.pid();
+    let graph_path = dir.path().join("graph.json");
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    curl.release();
+    let output = curl.finish();
+    assert_eq!(output.matches("data: [DONE]").count(), 2, "{output}");
+    let captured = collect.stop();
+    let upgraded = captured
+        .streams()
+        .into_iter()
+        .any(|((p, source, dir, _), bytes)| {
+            p == u64::from(pid)
+                && source == "socket"
+                && dir == "ingress"
+                && bytes.starts_with(b"HTTP/1.1 101 Switching Protocols")
+        });
+    assert!(upgraded, "curl asked for h2c and the server switched");
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    let agent = agent_of(&graph, pid);
+    assert_eq!(agent["llm_calls"], 2, "{agent:#}");
+    assert!(
+        models(agent).contains(&&Value::from("qwen2.5-coder")),
+        "{agent:#}"
+    );
+    assert_eq!(model_call_protocols(&graph, agent), [Value::from("h2c")]);
+}
+
 /// tests/agents/h2c_llm_server.py, listening; returns it and its port.
 fn start_h2c_server(dir: &Path, python: &str) -> (Background, String) {
     let port_file = dir.join("h2c.port");

@@ -185,6 +185,8 @@ pub struct Http2Connection {
     degraded: Option<String>,
     /// Attached mid-connection ([`Self::attached`]).
     attached: bool,
+    /// Stream 1's request, read in HTTP/1.1 before an h2c upgrade ([`Self::upgraded`]).
+    upgraded_request: Option<http::HttpRequest>,
 }
 
 impl Default for Http2Connection {
@@ -213,6 +215,7 @@ impl Http2Connection {
             failed: None,
             degraded: None,
             attached: false,
+            upgraded_request: None,
         }
     }
 
@@ -228,6 +231,21 @@ impl Http2Connection {
             decoder.lose_table("attached mid-connection: the dynamic table is unknown");
         }
         connection.attached = true;
+        connection
+    }
+
+    /// The connection an `Upgrade: h2c` switched to (RFC 7540 §3.2): `request`, read in
+    /// HTTP/1.1, is stream 1, whose response comes in HTTP/2; the client's preface follows.
+    pub fn upgraded(budget: &MemoryBudget, request: http::HttpRequest, ts_ns: u64) -> Self {
+        let mut connection = Self::with_budget(budget);
+        let mut stream = Stream {
+            messages: [Message::new(ts_ns), Message::new(ts_ns)],
+            websocket: None,
+        };
+        stream.messages[CLIENT].ended = true;
+        connection.streams.insert(1, stream);
+        connection.last_opened = 1;
+        connection.upgraded_request = Some(request);
         connection
     }
 
@@ -599,11 +617,17 @@ impl Http2Connection {
             }
         }
         let [request, response] = stream.messages;
-        let request_seen = request.head.is_some();
-        let mut request = http::finish_request(request.into_raw(), self.max_body);
-        if !request_seen {
-            request.completeness = Completeness::Truncated;
-        }
+        let request = match self.upgraded_request.take().filter(|_| stream_id == 1) {
+            Some(upgraded) => upgraded,
+            None => {
+                let request_seen = request.head.is_some();
+                let mut request = http::finish_request(request.into_raw(), self.max_body);
+                if !request_seen {
+                    request.completeness = Completeness::Truncated;
+                }
+                request
+            }
+        };
         let response = response
             .head
             .is_some()
