@@ -535,3 +535,17 @@ fn the_table_model_evicts_like_the_sender() {
         "{text}"
     );
 }
+
+/// A SETTINGS frame's `00 03 00 00` (MAX_CONCURRENT_STREAMS) after a short length is not a
+/// PostgreSQL StartupMessage, and reading it so must not panic (an eager `len - 8` did).
+#[test]
+fn settings_payloads_are_not_taken_for_postgres_startups() {
+    let mut server = encode_frame(kind::SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]);
+    server.extend(encode_frame(kind::SETTINGS, flag::ACK, 0, &[]));
+    let out = masked_in_pieces(&server, &[]);
+    assert_eq!(out, server);
+    let mut text = b"xx\0\0\0\x02\0\x03\0\0 and p\0\0\0\x03".to_vec();
+    let before = text.clone();
+    StreamRedactor::default().redact_chunk(key(), 3, &mut text);
+    assert_eq!(text, before);
+}
