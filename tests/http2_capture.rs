@@ -587,7 +587,7 @@ fn curl_h2c_upgrade_continues_in_http2() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let python = mcp_python();
-    let (_server, port) = start_h2c_server(dir.path(), &python);
+    let (_server, port) = start_h2c_server_with(dir.path(), &python, &["--accept-upgrade"]);
     let body = dir.path().join("body.json");
     std::fs::write(
         &body,
@@ -647,11 +647,17 @@ fn curl_h2c_upgrade_continues_in_http2() {
 
 /// tests/agents/h2c_llm_server.py, listening; returns it and its port.
 fn start_h2c_server(dir: &Path, python: &str) -> (Background, String) {
+    start_h2c_server_with(dir, python, &[])
+}
+
+/// [`start_h2c_server`] with more arguments.
+fn start_h2c_server_with(dir: &Path, python: &str, extra: &[&str]) -> (Background, String) {
     let port_file = dir.join("h2c.port");
     let server = Background(
         Command::new(python)
             .arg(agents_dir().join("h2c_llm_server.py"))
             .args(["--port-file", port_file.to_str().unwrap()])
+            .args(extra)
             .stderr(std::fs::File::create(dir.join("h2c.log")).unwrap())
             .spawn()
             .expect("start the h2c server"),

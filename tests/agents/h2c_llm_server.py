@@ -5,10 +5,11 @@
 # Events, one DATA frame per event: the first turn calls read_file on the path in the
 # request's metadata, a turn that carries tool results answers "Done: <result>".
 # Used by tests/http2_capture.rs. Writes its port to --port-file once listening. With
-# --cert-dir DIR (cert.pem, key.pem) it serves HTTP/2 over TLS instead (ALPN h2). A plain
-# connection that starts with an HTTP/1.1 request asking `Upgrade: h2c` (what `curl --http2
-# http://…` sends) is answered `101 Switching Protocols` and goes on in HTTP/2, the request
-# being stream 1 (RFC 7540 §3.2).
+# --cert-dir DIR (cert.pem, key.pem) it serves HTTP/2 over TLS instead (ALPN h2). With
+# --accept-upgrade, a plain connection that starts with an HTTP/1.1 request asking
+# `Upgrade: h2c` (what `curl --http2 http://…` sends) is answered `101 Switching Protocols` and
+# goes on in HTTP/2, the request being stream 1 (RFC 7540 §3.2); the server then reads before
+# it speaks. Without it, it sends its SETTINGS first, as it accepts.
 import argparse
 import json
 import os
@@ -85,9 +86,9 @@ def read_upgrade(sock):
     return (headers.get(b"http2-settings", b"").decode(), rest[:length]), rest[length:]
 
 
-def serve(sock, tls):
+def serve(sock, accept_upgrade):
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-    upgrade, early = (None, b"") if tls else read_upgrade(sock)
+    upgrade, early = read_upgrade(sock) if accept_upgrade else (None, b"")
     if upgrade:
         settings, body = upgrade
         sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
@@ -122,6 +123,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--cert-dir")
+    parser.add_argument("--accept-upgrade", action="store_true")
     args = parser.parse_args()
     tls = None
     if args.cert_dir:
@@ -141,7 +143,7 @@ def main():
         sock, _ = listener.accept()
         if tls:
             sock = tls.wrap_socket(sock, server_side=True)
-        threading.Thread(target=lambda s=sock: (serve(s, tls), s.close()), daemon=True).start()
+        threading.Thread(target=lambda s=sock: (serve(s, args.accept_upgrade and not tls), s.close()), daemon=True).start()
 
 
 if __name__ == "__main__":
