@@ -16,6 +16,66 @@ use support::certificates::make_ca_and_leaf;
 use support::*;
 
 const API_KEY: &str = "sk-agentscope-h2-secret-5e8d1c";
+/// Sent by curl as `x-api-key` and in a cookie, next to `Authorization`.
+const X_API_KEY: &str = "xk-agentscope-h2-second-9f27a4";
+const COOKIE_SECRET: &str = "ck-agentscope-h2-session-3b6e0f";
+
+/// Where `secret` is in `bytes`: as text, or Huffman-coded (HPACK) starting at any bit.
+fn secret_in(bytes: &[u8], secret: &str) -> Option<String> {
+    if memchr::memmem::find(bytes, secret.as_bytes()).is_some() {
+        return Some("as text".into());
+    }
+    // The code of each symbol does not depend on where it starts: look for the coded bits of
+    // everything but the last character at every bit offset.
+    let coded = agentscope_http2_wire::huffman::encode(&secret.as_bytes()[..secret.len() - 1]);
+    let pattern_bits = {
+        // Bits of the coded prefix without its padding: re-derive the exact bit length.
+        let mut bits = 0usize;
+        let mut reader = agentscope_http2_wire::huffman::Reader::default();
+        for &b in &coded {
+            reader.push(b, |_, end| bits = end).unwrap();
+        }
+        bits
+    };
+    let bit = |data: &[u8], i: usize| (data[i / 8] >> (7 - i % 8)) & 1;
+    let total = bytes.len() * 8;
+    (0..total.saturating_sub(pattern_bits))
+        .find(|&start| (0..pattern_bits).all(|i| bit(bytes, start + i) == bit(&coded, i)))
+        .map(|start| format!("Huffman-coded at bit {start}"))
+}
+
+/// The finder finds what it must: the fixture key, Huffman-coded by Go's hpack in a capture
+/// recorded before header values were masked (tests/fixtures/http2), and not what is absent.
+#[test]
+fn the_secret_finder_finds_huffman_coded_keys() {
+    let fixture = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/http2/go_streaming_tool_calls.jsonl",
+        env!("AGENTSCOPE_REPO")
+    ))
+    .unwrap();
+    let egress: Vec<u8> = fixture
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["direction"] == "egress")
+        .flat_map(|e| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(e["data_b64"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    let found = secret_in(&egress, "sk-fixture-not-a-secret-000").expect("the fixture key");
+    assert!(found.starts_with("Huffman-coded"), "{found}");
+    assert_eq!(secret_in(&egress, API_KEY), None);
+}
+
+fn assert_no_secret(what: &str, bytes: &[u8], secrets: &[&str]) {
+    for secret in secrets {
+        if let Some(how) = secret_in(bytes, secret) {
+            panic!("{what}: {secret} {how}");
+        }
+    }
+}
 const READ_PATH: &str = "/etc/os-release";
 
 /// The HTTP/2 front, serving the leaf in `cert_dir` and passing requests to the mock LLM.
@@ -216,6 +276,12 @@ fn go_agent_over_http2_shows_its_llm_calls_and_tool_calls() {
     let events_text = std::fs::read_to_string(&events_path).unwrap();
     assert!(!events_text.contains(API_KEY), "API key in the events");
     assert!(!graph_text.contains(API_KEY), "API key in the graph");
+    // Go's hpack Huffman-codes the key in `authorization`: no form of it is in the payloads.
+    for direction in ["egress", "ingress"] {
+        for stream in captured.tls_streams(u64::from(pid), direction) {
+            assert_no_secret(&format!("{direction} payload"), &stream, &[API_KEY]);
+        }
+    }
 }
 
 /// curl over system OpenSSL (nghttp2's HPACK, which indexes the first request's fields and
@@ -237,10 +303,13 @@ fn curl_http2_requests_on_one_connection_are_llm_calls() {
     .unwrap();
     let url = format!("https://localhost:{}/v1/chat/completions", setup.front.port);
     let auth = format!("Authorization: Bearer {API_KEY}");
+    let x_api_key = format!("x-api-key: {X_API_KEY}");
+    let cookie = format!("Cookie: session={COOKIE_SECRET}");
     let first = format!("@{}", body_dir.join("first.json").display());
     let second = format!("@{}", body_dir.join("second.json").display());
     let ca = setup.ca.display().to_string();
     let mut args: Vec<&str> = vec!["-sS", "--http2", "--cacert", &ca, "-H", &auth];
+    args.extend(["-H", &x_api_key, "-H", &cookie]);
     args.extend([
         "-H",
         "Content-Type: application/json",
@@ -249,6 +318,7 @@ fn curl_http2_requests_on_one_connection_are_llm_calls() {
         &url,
     ]);
     args.extend(["--next", "--http2", "--cacert", &ca, "-H", &auth]);
+    args.extend(["-H", &x_api_key, "-H", &cookie]);
     args.extend([
         "-H",
         "Content-Type: application/json",
@@ -259,6 +329,7 @@ fn curl_http2_requests_on_one_connection_are_llm_calls() {
     let curl = Paused::command(setup.dir.path(), "curl", &args, &[]);
     let pid = curl.pid();
     let graph_path = setup.dir.path().join("graph.json");
+    let record = setup.dir.path().join("curl.cap");
     let collect = Collect::start(
         setup.dir.path(),
         &[
@@ -267,6 +338,8 @@ fn curl_http2_requests_on_one_connection_are_llm_calls() {
             "--no-kubernetes",
             "--graph-json",
             graph_path.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
         ],
     );
     curl.release();
@@ -285,7 +358,57 @@ fn curl_http2_requests_on_one_connection_are_llm_calls() {
         "{agent:#}"
     );
     assert_eq!(agent["llm_calls"], 2, "{agent:#}");
-    assert!(!graph_text.contains(API_KEY), "API key in the graph");
+
+    // nghttp2 Huffman-codes the three values (the first request adds them to its dynamic
+    // table, the second refers to them): none leaves, in any form, in the `collect --json`
+    // payloads, the graph, or the recording (replayed as JSON lines).
+    let secrets = [API_KEY, X_API_KEY, COOKIE_SECRET];
+    for direction in ["egress", "ingress"] {
+        let streams = captured.tls_streams(u64::from(pid), direction);
+        assert!(!streams.is_empty() || direction == "ingress");
+        for stream in streams {
+            assert_no_secret(
+                &format!("collect --json {direction} payload"),
+                &stream,
+                &secrets,
+            );
+        }
+    }
+    assert_no_secret("--graph-json", graph_text.as_bytes(), &secrets);
+    let replay = Command::new(env!("CARGO_BIN_EXE_agentscope"))
+        .args(["replay", "--json"])
+        .arg(&record)
+        .output()
+        .expect("agentscope replay");
+    assert!(replay.status.success(), "replay failed: {replay:?}");
+    let replayed = Captured {
+        events: String::from_utf8_lossy(&replay.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["kind"] != "summary")
+            .collect(),
+        summary: Value::Null,
+    };
+    let replayed_egress = replayed.tls_streams(u64::from(pid), "egress");
+    assert!(
+        !replayed_egress.is_empty(),
+        "the recording holds the connection"
+    );
+    for stream in replayed_egress {
+        assert_no_secret("the recording's payloads", &stream, &secrets);
+    }
+    // The masked headers still decode: the graph holds both calls, read from the recording too.
+    let replayed_graph = setup.dir.path().join("replayed-graph.json");
+    let replay = Command::new(env!("CARGO_BIN_EXE_agentscope"))
+        .args(["replay", "--graph-json"])
+        .arg(&replayed_graph)
+        .arg(&record)
+        .output()
+        .expect("agentscope replay --graph-json");
+    assert!(replay.status.success(), "replay failed: {replay:?}");
+    let replayed_graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&replayed_graph).unwrap()).unwrap();
+    assert_eq!(agent_of(&replayed_graph, pid)["llm_calls"], 2);
 }
 
 /// HTTP/2 without TLS (h2c, prior knowledge), as a local inference server speaks it: a Python
@@ -309,7 +432,7 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
             "--read-path",
             READ_PATH,
         ],
-        &[],
+        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
     );
     let pid = agent.pid();
     let graph_path = dir.path().join("graph.json");
@@ -335,6 +458,12 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
             .any(|e| e["pid"] == pid && e["source"] == "socket"),
         "the h2c bytes were captured on the plain socket"
     );
+    // Python's `hpack` Huffman-codes `authorization` (never indexed): masked on the socket too.
+    for ((p, _, _, _), stream) in captured.streams() {
+        if p == u64::from(pid) {
+            assert_no_secret("h2c payload", &stream, &[API_KEY]);
+        }
+    }
     assert!(
         captured
             .of_kind("open")
@@ -357,13 +486,178 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
     );
 }
 
+/// The collector starts while the agent's HTTP/2 connection is open (Python's `h2` over
+/// system OpenSSL, ALPN h2): the agent's first request filled its HPACK table, the second
+/// refers to it. The collector recognises HTTP/2 from the frames, counts the connection as
+/// attached mid-connection, reads the second request from what its block carries alone (its
+/// `:path` is in the unknown table) and still names it an LLM call by its bodies, over `h2`;
+/// the first, never seen, is not made up; the key in `authorization` is masked. (Over a plain
+/// socket this cannot be shown: the collector does not capture payloads of sockets connected
+/// before it started.)
+#[test]
+fn http2_connection_open_before_the_collector_is_read_from_its_frames() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = mcp_python();
+    let ca = make_ca_and_leaf(&dir.path().join("cert"));
+    let port_file = dir.path().join("h2.port");
+    let _server = Background(
+        Command::new(&python)
+            .arg(agents_dir().join("h2c_llm_server.py"))
+            .args(["--port-file", port_file.to_str().unwrap()])
+            .arg("--cert-dir")
+            .arg(dir.path().join("cert"))
+            .stderr(std::fs::File::create(dir.path().join("h2.log")).unwrap())
+            .spawn()
+            .expect("start the h2 server"),
+    );
+    let port = wait_for_file(&port_file, "h2 server port");
+    let pause = dir.path().join("second-request");
+    let agent = Command::new(&python)
+        .arg(agents_dir().join("h2c_agent.py"))
+        .args(["--port", &port, "--read-path", READ_PATH])
+        .arg("--pause-after-first-file")
+        .arg(&pause)
+        .arg("--ca")
+        .arg(&ca)
+        .env("AGENTSCOPE_TEST_API_KEY", API_KEY)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the h2 agent");
+    let pid = agent.id();
+    let mut agent = Background(agent);
+    wait_for_file(
+        &pause.with_extension("reached"),
+        "the agent's first request",
+    );
+    let graph_path = dir.path().join("graph.json");
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(&pause, "go").unwrap();
+    let mut output = String::new();
+    std::io::Read::read_to_string(&mut agent.0.stdout.take().unwrap(), &mut output).unwrap();
+    assert!(
+        agent.0.wait().unwrap().success(),
+        "the h2 agent failed: {output}"
+    );
+    let report: Value =
+        serde_json::from_str(output.trim()).unwrap_or_else(|e| panic!("{e}: {output}"));
+    assert_eq!(report["ok"], true, "{report}");
+    let captured = collect.stop();
+    let egress = captured.tls_stream(pid, "egress");
+    assert!(!egress.is_empty(), "the second request was captured");
+    assert!(
+        !egress.starts_with(b"PRI * HTTP/2.0"),
+        "attached after the preface"
+    );
+    for direction in ["egress", "ingress"] {
+        for stream in captured.tls_streams(u64::from(pid), direction) {
+            assert_no_secret(&format!("{direction} payload"), &stream, &[API_KEY]);
+        }
+    }
+    let graph_text = std::fs::read_to_string(&graph_path).unwrap();
+    let graph: Value = serde_json::from_str(&graph_text).unwrap();
+    let stats = &graph["stats"]["reconstruction"];
+    assert_eq!(stats["http2_attached_mid_connection"], 1, "{stats:#}");
+    assert_eq!(stats["http_exchanges"], 1, "{stats:#}");
+    let agent = agent_of(&graph, pid);
+    assert_eq!(agent["llm_calls"], 1, "{agent:#}");
+    assert!(
+        models(agent).contains(&&Value::from("qwen2.5-coder")),
+        "{agent:#}"
+    );
+    assert_eq!(model_call_protocols(&graph, agent), [Value::from("h2")]);
+    assert!(!graph_text.contains(API_KEY));
+}
+
+/// `curl --http2 http://…` asks for HTTP/2 with `Upgrade: h2c`: its first request is sent in
+/// HTTP/1.1, the server answers `101` and goes on in HTTP/2, the upgraded request being
+/// stream 1; curl's second request is HTTP/2 on the same connection. Both are LLM calls in
+/// the graph, over `h2c`.
+#[test]
+fn curl_h2c_upgrade_continues_in_http2() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let python = mcp_python();
+    let (_server, port) = start_h2c_server_with(dir.path(), &python, &["--accept-upgrade"]);
+    let body = dir.path().join("body.json");
+    std::fs::write(
+        &body,
+        r#"{"model":"qwen2.5-coder","stream":true,"messages":[{"role":"user","content":"Read it."}],"metadata":{"read_path":"/etc/hostname"}}"#,
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let data = format!("@{}", body.display());
+    let one = [
+        "--http2",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+    ];
+    let mut args: Vec<&str> = vec!["-sS"];
+    args.extend(one);
+    args.extend([data.as_str(), url.as_str(), "--next"]);
+    args.extend(one);
+    args.extend([data.as_str(), url.as_str()]);
+    let curl = Paused::command(dir.path(), "curl", &args, &[]);
+    let pid = curl.pid();
+    let graph_path = dir.path().join("graph.json");
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--graph-json",
+            graph_path.to_str().unwrap(),
+        ],
+    );
+    curl.release();
+    let output = curl.finish();
+    assert_eq!(output.matches("data: [DONE]").count(), 2, "{output}");
+    let captured = collect.stop();
+    let upgraded = captured
+        .streams()
+        .into_iter()
+        .any(|((p, source, dir, _), bytes)| {
+            p == u64::from(pid)
+                && source == "socket"
+                && dir == "ingress"
+                && bytes.starts_with(b"HTTP/1.1 101 Switching Protocols")
+        });
+    assert!(upgraded, "curl asked for h2c and the server switched");
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    let agent = agent_of(&graph, pid);
+    assert_eq!(agent["llm_calls"], 2, "{agent:#}");
+    assert!(
+        models(agent).contains(&&Value::from("qwen2.5-coder")),
+        "{agent:#}"
+    );
+    assert_eq!(model_call_protocols(&graph, agent), [Value::from("h2c")]);
+}
+
 /// tests/agents/h2c_llm_server.py, listening; returns it and its port.
 fn start_h2c_server(dir: &Path, python: &str) -> (Background, String) {
+    start_h2c_server_with(dir, python, &[])
+}
+
+/// [`start_h2c_server`] with more arguments.
+fn start_h2c_server_with(dir: &Path, python: &str, extra: &[&str]) -> (Background, String) {
     let port_file = dir.join("h2c.port");
     let server = Background(
         Command::new(python)
             .arg(agents_dir().join("h2c_llm_server.py"))
             .args(["--port-file", port_file.to_str().unwrap()])
+            .args(extra)
             .stderr(std::fs::File::create(dir.join("h2c.log")).unwrap())
             .spawn()
             .expect("start the h2c server"),

@@ -4,11 +4,17 @@
 # test venv by `make setup`). It answers OpenAI Chat Completions as a stream of Server-Sent
 # Events, one DATA frame per event: the first turn calls read_file on the path in the
 # request's metadata, a turn that carries tool results answers "Done: <result>".
-# Used by tests/http2_capture.rs. Writes its port to --port-file once listening.
+# Used by tests/http2_capture.rs. Writes its port to --port-file once listening. With
+# --cert-dir DIR (cert.pem, key.pem) it serves HTTP/2 over TLS instead (ALPN h2). With
+# --accept-upgrade, a plain connection that starts with an HTTP/1.1 request asking
+# `Upgrade: h2c` (what `curl --http2 http://…` sends) is answered `101 Switching Protocols` and
+# goes on in HTTP/2, the request being stream 1 (RFC 7540 §3.2); the server then reads before
+# it speaks. Without it, it sends its SETTINGS first, as it accepts.
 import argparse
 import json
 import os
 import socket
+import ssl
 import threading
 
 import h2.config
@@ -42,13 +48,60 @@ def events_for(request):
     return [f"data: {json.dumps(e)}\n\n".encode() for e in out] + [b"data: [DONE]\n\n"]
 
 
-def serve(sock):
+def answer(conn, sock, stream_id, request):
+    conn.send_headers(stream_id, [(":status", "200"), ("content-type", "text/event-stream")])
+    for piece in events_for(request):
+        conn.send_data(stream_id, piece)
+        sock.sendall(conn.data_to_send())
+    conn.end_stream(stream_id)
+
+
+def read_upgrade(sock):
+    """An HTTP/1.1 request asking for h2c, read whole: (HTTP2-Settings value, JSON body), or
+    None when the connection starts with the HTTP/2 preface (prior knowledge). Bytes read past
+    the request are returned too."""
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < 65536:
+        if data.startswith(b"PRI ") or (len(data) >= 4 and not data[:4].isalpha()):
+            break
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    if data.startswith(b"PRI ") or b"\r\n\r\n" not in data:
+        return None, data
+    head, rest = data.split(b"\r\n\r\n", 1)
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get(b"content-length", b"0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    if headers.get(b"upgrade", b"").lower() != b"h2c":
+        return None, data
+    return (headers.get(b"http2-settings", b"").decode(), rest[:length]), rest[length:]
+
+
+def serve(sock, accept_upgrade):
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-    conn.initiate_connection()
-    sock.sendall(conn.data_to_send())
+    upgrade, early = read_upgrade(sock) if accept_upgrade else (None, b"")
+    if upgrade:
+        settings, body = upgrade
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: h2c\r\n\r\n")
+        conn.initiate_upgrade_connection(settings)
+        sock.sendall(conn.data_to_send())
+        answer(conn, sock, 1, json.loads(body or b"{}"))
+    else:
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
     bodies, heads = {}, {}
     while True:
-        data = sock.recv(65536)
+        data, early = early or sock.recv(65536), b""
         if not data:
             break
         for event in conn.receive_data(data):
@@ -58,14 +111,8 @@ def serve(sock):
             elif isinstance(event, h2.events.DataReceived):
                 bodies[event.stream_id] += event.data
                 conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            elif isinstance(event, h2.events.StreamEnded):
-                request = json.loads(bodies.pop(event.stream_id) or b"{}")
-                conn.send_headers(event.stream_id, [(":status", "200"),
-                                                    ("content-type", "text/event-stream")])
-                for piece in events_for(request):
-                    conn.send_data(event.stream_id, piece)
-                    sock.sendall(conn.data_to_send())
-                conn.end_stream(event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id in bodies:
+                answer(conn, sock, event.stream_id, json.loads(bodies.pop(event.stream_id) or b"{}"))
             elif isinstance(event, h2.events.ConnectionTerminated):
                 sock.sendall(conn.data_to_send())
                 return
@@ -75,7 +122,15 @@ def serve(sock):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-file", required=True)
+    parser.add_argument("--cert-dir")
+    parser.add_argument("--accept-upgrade", action="store_true")
     args = parser.parse_args()
+    tls = None
+    if args.cert_dir:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(os.path.join(args.cert_dir, "cert.pem"),
+                            os.path.join(args.cert_dir, "key.pem"))
+        tls.set_alpn_protocols(["h2"])
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -86,7 +141,9 @@ def main():
     os.replace(tmp, args.port_file)
     while True:
         sock, _ = listener.accept()
-        threading.Thread(target=lambda s=sock: (serve(s), s.close()), daemon=True).start()
+        if tls:
+            sock = tls.wrap_socket(sock, server_side=True)
+        threading.Thread(target=lambda s=sock: (serve(s, args.accept_upgrade and not tls), s.close()), daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -659,7 +659,10 @@ impl MessageReader {
         if used == 0 {
             // Not HTTP here: HTTP/2's preface, or garbage after a gap.
             if rest.starts_with(b"PRI * HTTP/2.0") {
+                // After an `Upgrade: h2c` (its `101` not read yet): kept for HTTP/2.
                 self.switched = true;
+                self.keep_after_switch = true;
+                self.after_switch = rest[..rest.len().min(self.max_body)].to_vec();
                 return Some(self.buf.len());
             }
             self.framing = Framing::Resync;
@@ -670,6 +673,7 @@ impl MessageReader {
             Side::Request => websocket::asks_for_websocket(&head.method, &head.headers),
             Side::Response => head.status == 101 && websocket::accepts_websocket(&head.headers),
         };
+        let to_h2c = self.side == Side::Response && switches_to_h2c(&head);
         let upgrade = websocket
             || match self.side {
                 Side::Request => head.method.eq_ignore_ascii_case("CONNECT"),
@@ -691,8 +695,8 @@ impl MessageReader {
         if upgrade {
             self.complete_current(ts_ns);
             self.switched = true;
-            self.keep_after_switch = websocket;
-            if websocket {
+            self.keep_after_switch = websocket || to_h2c;
+            if self.keep_after_switch {
                 self.after_switch = self.buf[at + used..].to_vec();
             }
             return Some(self.buf.len());
@@ -1002,6 +1006,9 @@ pub struct HttpConnection {
     early_handshake: Option<HttpResponse>,
     /// What `websocket` holds, charged to the memory budget.
     websocket_charge: Charge,
+    /// After a `101` to `Upgrade: h2c`: the connection goes on in HTTP/2, the upgraded
+    /// request being its stream 1 (RFC 7540 §3.2).
+    upgraded: Option<Box<crate::http2::Http2Connection>>,
 }
 
 impl Default for HttpConnection {
@@ -1041,6 +1048,7 @@ impl HttpConnection {
             websocket: None,
             early_handshake: None,
             websocket_charge: Charge::new(budget),
+            upgraded: None,
         }
     }
 
@@ -1054,6 +1062,9 @@ impl HttpConnection {
 
     /// Feeds request-side bytes; returns exchanges completed so far.
     pub fn feed(&mut self, side: Side, bytes: &[u8], ts_ns: u64) -> Vec<PairedExchange> {
+        if let Some(http2) = self.upgraded.as_mut() {
+            return http2.feed(direction_of(side), bytes, ts_ns);
+        }
         if let Some(websocket) = self.websocket.as_mut() {
             let out = websocket.feed(direction_of(side), bytes, ts_ns);
             self.settle_websocket();
@@ -1073,6 +1084,9 @@ impl HttpConnection {
 
     /// Bytes lost in capture on one side.
     pub fn gap(&mut self, side: Side, lost: u64, ts_ns: u64) -> Vec<PairedExchange> {
+        if let Some(http2) = self.upgraded.as_mut() {
+            return http2.gap(direction_of(side), lost, ts_ns);
+        }
         if let Some(websocket) = self.websocket.as_mut() {
             let out = websocket.gap(direction_of(side), lost, ts_ns);
             self.settle_websocket();
@@ -1108,6 +1122,9 @@ impl HttpConnection {
 
     /// The connection closed (or capture stopped): flush everything, partial records included.
     pub fn close(&mut self, ts_ns: u64) -> Vec<PairedExchange> {
+        if let Some(http2) = self.upgraded.as_mut() {
+            return http2.close(ts_ns);
+        }
         if let Some(websocket) = self.websocket.as_mut() {
             let out = websocket.finish(ts_ns);
             self.websocket = None;
@@ -1154,6 +1171,12 @@ impl HttpConnection {
             if (100..200).contains(&message.head.status) && message.head.status != 101 {
                 continue;
             }
+            if switches_to_h2c(&message.head) && self.upgraded.is_none() {
+                if let Some(request) = self.unanswered.pop_front() {
+                    out.extend(self.upgrade_to_h2c(request, ts_ns));
+                    continue;
+                }
+            }
             let response = finish_response(message, &self.budget);
             if self.unanswered.is_empty()
                 && response.status == 101
@@ -1172,6 +1195,37 @@ impl HttpConnection {
             }
         }
         self.settle(ts_ns);
+        out
+    }
+
+    /// The server switched to HTTP/2 (`101` to `Upgrade: h2c`): `request` becomes stream 1
+    /// of an HTTP/2 connection that reads what follows, starting with the bytes each side
+    /// sent after its HTTP/1.1 part.
+    fn upgrade_to_h2c(&mut self, request: HttpRequest, ts_ns: u64) -> Vec<PairedExchange> {
+        let mut http2 = Box::new(crate::http2::Http2Connection::upgraded(
+            &self.budget,
+            request,
+            ts_ns,
+        ));
+        let mut out = Vec::new();
+        // The client's preface, if already read (held since), or what it had begun.
+        if !self.requests.switched {
+            self.requests.switched = true;
+            self.requests.after_switch = std::mem::take(&mut self.requests.buf);
+        }
+        for (direction, reader) in [
+            (crate::event::Direction::Ingress, &mut self.responses),
+            (crate::event::Direction::Egress, &mut self.requests),
+        ] {
+            reader.keep_after_switch = false;
+            let held = std::mem::take(&mut reader.after_switch);
+            out.extend(http2.feed(direction, &held, ts_ns));
+            let lost = std::mem::take(&mut reader.after_switch_lost);
+            if lost > 0 {
+                out.extend(http2.gap(direction, lost, ts_ns));
+            }
+        }
+        self.upgraded = Some(http2);
         out
     }
 
@@ -1291,18 +1345,29 @@ impl super::wire::WireParser for HttpConnection {
     }
 
     fn held_bytes(&self) -> Option<usize> {
-        None
+        // HTTP/1.1 charges as it reads (see `with_budget`); after an h2c upgrade, HTTP/2
+        // reports what it holds, as on a connection that started with it.
+        self.upgraded.as_ref().map(|http2| http2.held())
     }
 
     fn on_over_budget(
         &mut self,
-        _direction: crate::event::Direction,
-        _ts_ns: u64,
-        _out: &mut Vec<super::wire::WireMessage>,
+        direction: crate::event::Direction,
+        ts_ns: u64,
+        out: &mut Vec<super::wire::WireMessage>,
     ) -> super::wire::OverBudget {
-        // Never asked: HTTP refuses what does not fit as it reads (see `with_budget`).
-        super::wire::OverBudget::Continue
+        match self.upgraded.as_mut() {
+            Some(http2) => http2.on_over_budget(direction, ts_ns, out),
+            // Never asked before: HTTP refuses what does not fit as it reads.
+            None => super::wire::OverBudget::Continue,
+        }
     }
+}
+
+/// A `101` switching to HTTP/2 without TLS (`Upgrade: h2c`).
+fn switches_to_h2c(head: &MessageHead) -> bool {
+    head.status == 101
+        && header(&head.headers, "upgrade").is_some_and(|u| u.trim().eq_ignore_ascii_case("h2c"))
 }
 
 /// The direction (client's view) that carries a side's messages.
@@ -1681,6 +1746,90 @@ mod tests {
             .feed(Side::Request, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 1)
             .is_empty());
         assert!(h2.close(2).is_empty());
+    }
+
+    /// `Upgrade: h2c` (RFC 7540 §3.2, as `curl --http2 http://…` asks): the request read in
+    /// HTTP/1.1 is stream 1, its answer comes in HTTP/2 after the `101`, the client's preface
+    /// follows and later streams are HTTP/2 exchanges; the same whatever the cuts.
+    #[test]
+    fn h2c_upgrade_continues_in_http2_with_the_request_as_stream_1() {
+        use agentscope_http2_wire::frame::{encode_frame, flag, kind, PREFACE};
+        let body =
+            br#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let mut request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        let mut client = PREFACE.to_vec();
+        client.extend(encode_frame(kind::SETTINGS, 0, 0, &[]));
+        client.extend(encode_frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            3,
+            &[0x82, 0x84],
+        ));
+        let mut server =
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                .to_vec();
+        server.extend(encode_frame(kind::SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]));
+        let mut head = vec![0x88, 0x0f, 0x10, 17];
+        head.extend_from_slice(b"text/event-stream");
+        server.extend(encode_frame(kind::HEADERS, flag::END_HEADERS, 1, &head));
+        server.extend(encode_frame(
+            kind::DATA,
+            0,
+            1,
+            b"data: {\"choices\":[]}\n\n",
+        ));
+        server.extend(encode_frame(
+            kind::DATA,
+            flag::END_STREAM,
+            1,
+            b"data: [DONE]\n\n",
+        ));
+        let later = encode_frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            3,
+            &[0x88],
+        );
+
+        let run = |cut: usize| {
+            let mut conn = HttpConnection::new();
+            let mut out = conn.feed(Side::Request, &request, 1);
+            out.extend(conn.feed(Side::Response, &server[..cut], 2));
+            out.extend(conn.feed(Side::Response, &server[cut..], 3));
+            out.extend(conn.feed(Side::Request, &client, 4));
+            out.extend(conn.feed(Side::Response, &later, 5));
+            out.extend(conn.close(6));
+            out
+        };
+        let exchanges = run(server.len());
+        assert_eq!(exchanges.len(), 2, "{exchanges:#?}");
+        let first = &exchanges[0];
+        assert_eq!(first.protocol, WireProtocol::H2);
+        assert_eq!(first.request.target, "/v1/chat/completions");
+        assert_eq!(first.request.body, body);
+        let response = first.response.as_ref().expect("stream 1's answer");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.completeness, Completeness::Complete);
+        assert!(String::from_utf8_lossy(&response.body).contains("[DONE]"));
+        assert_eq!(exchanges[1].request.target, "/");
+        assert_eq!(exchanges[1].response.as_ref().map(|r| r.status), Some(200));
+        for cut in 0..server.len() {
+            let cut_run = run(cut);
+            assert_eq!(cut_run.len(), 2, "cut at {cut}");
+            assert_eq!(
+                cut_run[0]
+                    .response
+                    .as_ref()
+                    .map(|r| (r.status, r.body.clone())),
+                first.response.as_ref().map(|r| (r.status, r.body.clone())),
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]

@@ -65,6 +65,15 @@ pub struct ReconstructStats {
     pub mcp_messages: u64,
     /// Connections whose bytes matched no protocol we parse.
     pub opaque_connections: u64,
+    /// HTTP/2 connections recognised from their frames, already under way when capture
+    /// began: their header blocks are read without the dynamic table (requests that referred
+    /// to it are flagged partial).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub http2_attached_mid_connection: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 pub struct Reconstructor {
@@ -640,6 +649,58 @@ mod tests {
                 ..
             }
         )));
+    }
+
+    /// The collector started while the Go agent's connection was open: the capture begins at
+    /// the write holding stream 3's headers, after the first request filled the client's HPACK
+    /// table (`:authority`, `:path` and the rest are references to it from then on). The
+    /// connection is recognised from its frames, counted, the requests are read from what the
+    /// blocks carry by themselves and flagged partial, the LLM calls are still recognised
+    /// (from the body's shape: the path is in the unknown table), and stream 1, opened before,
+    /// is not made up.
+    #[test]
+    fn http2_attached_mid_connection_reads_what_blocks_carry_alone() {
+        let fixture = include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/http2/go_streaming_tool_calls.jsonl"
+        ));
+        let lines: Vec<&str> = fixture.lines().collect();
+        let events = events_from_json_lines(fixture).unwrap();
+        let start = events
+            .iter()
+            .position(|e| match &e.body {
+                EventBody::Data {
+                    direction: Direction::Egress,
+                    data,
+                    ..
+                } => data.len() > 9 && data[3] == 1 && data[5..9] == [0, 0, 0, 3],
+                _ => false,
+            })
+            .expect("stream 3's headers");
+        let attached = lines[start..].join("\n");
+        let (observations, stats) = observations(&attached);
+        assert_eq!(stats.http2_attached_mid_connection, 1, "{stats:?}");
+        assert_eq!(stats.opaque_connections, 0);
+        let calls = llm_calls(&observations);
+        assert_eq!(calls.len(), 5, "streams 3 to 11: {observations:#?}");
+        assert!(calls
+            .iter()
+            .all(|c| c.partial && c.request_model.as_deref() == Some("gpt-4o-mini")));
+        // Over TLS: `h2`, as from the preface.
+        assert!(observations
+            .iter()
+            .filter(|o| matches!(o.kind, ObservationKind::Llm { .. }))
+            .all(|o| o.protocol == Some(crate::http::WireProtocol::H2)));
+        assert_eq!(stats.partial_exchanges, stats.http_exchanges, "{stats:?}");
+        // Stream 1's late DATA and response are dropped, not paired with a made-up request.
+        assert_eq!(stats.http_exchanges, 5, "{stats:?}");
+        let graph_json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(graph_json["http2_attached_mid_connection"], 1);
+        let whole = serde_json::to_value(self::observations(fixture).1).unwrap();
+        assert!(
+            whole.get("http2_attached_mid_connection").is_none(),
+            "{whole}"
+        );
     }
 
     proptest::proptest! {

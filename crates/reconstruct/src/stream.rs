@@ -302,9 +302,13 @@ impl StreamAssembler {
             stream.protocol = Protocol::Pipe(PipeEnd::new());
         }
         if matches!(stream.protocol, Protocol::Undecided) {
-            stream.protocol = recognise_protocol(*direction, data, &self.budget);
-            if matches!(stream.protocol, Protocol::Opaque) {
-                stats.opaque_connections += 1;
+            stream.protocol = recognise_protocol(*direction, data, *offset == 0, &self.budget);
+            match &stream.protocol {
+                Protocol::Opaque => stats.opaque_connections += 1,
+                Protocol::Wire { parser, .. } if parser.attached_mid_connection() => {
+                    stats.http2_attached_mid_connection += 1;
+                }
+                _ => {}
             }
         }
         let ts = header.ts_ns;
@@ -391,7 +395,13 @@ fn client_view(role: Role, direction: Direction) -> Direction {
 }
 
 /// Decides a connection's protocol from the first bytes seen in either direction.
-fn recognise_protocol(direction: Direction, bytes: &[u8], budget: &MemoryBudget) -> Protocol {
+/// `starts_call`: the bytes are the start of a write or read (where frames start).
+fn recognise_protocol(
+    direction: Direction,
+    bytes: &[u8],
+    starts_call: bool,
+    budget: &MemoryBudget,
+) -> Protocol {
     let role = |request_outgoing: bool| {
         if request_outgoing {
             Role::Client
@@ -412,6 +422,17 @@ fn recognise_protocol(direction: Direction, bytes: &[u8], budget: &MemoryBudget)
             Box::new(Http2Connection::with_budget(budget)),
             role(!egress),
         );
+    }
+    // Frames without a preface: a connection already under way when capture began. Its
+    // client is the side whose header block names a request; until a chunk says, wait.
+    if starts_call && http2::looks_like_frame_chain(bytes) {
+        return match http2::attached_sender_is_client(bytes) {
+            Some(sender_is_client) => wire(
+                Box::new(Http2Connection::attached(budget)),
+                role(egress == sender_is_client),
+            ),
+            None => Protocol::Undecided,
+        };
     }
     if http::looks_like_request(bytes) {
         return wire(Box::new(HttpConnection::with_budget(budget)), role(egress));

@@ -4,7 +4,8 @@
 //! - [`EventRedactor`] is applied by the collector to every event as it is decoded, before
 //!   anything else sees it: `data` payloads per reassembled stream ([`StreamRedactor`], so a
 //!   secret split across writes or 16 KiB chunks is masked in every chunk, and the PostgreSQL
-//!   password message is found by its framing), `exec` argv ([`redact_argv`]). JSON lines, the
+//!   password message is found by its framing, and HTTP/2 header values inside HPACK blocks
+//!   by the frames and representations around them), `exec` argv ([`redact_argv`]). JSON lines, the
 //!   `.cap` recording, served streams, the console and the graph all start from these events.
 //! - Reconstruction masks again what only it can see: bodies after de-chunking and
 //!   decompression, parsed headers and request targets, and tool-call arguments assembled from
@@ -15,6 +16,7 @@
 //! chunk sizes still line up.
 
 mod argv;
+mod http2_headers;
 mod postgres_password;
 mod scanner;
 pub mod secret_names;
@@ -24,7 +26,8 @@ mod stream;
 mod property_tests;
 
 pub use argv::redact_argv;
-pub use stream::{StreamKey, StreamRedactor, CARRY_BYTES, MAX_STREAMS};
+pub use http2_headers::MAX_TABLE_BYTES as MAX_HPACK_TABLE_BYTES;
+pub use stream::{ChunkPlace, StreamKey, StreamRedactor, CARRY_BYTES, MAX_STREAMS};
 
 // The layer below, under the name this crate's modules use for it.
 pub(crate) use agentscope_event::event;
@@ -96,6 +99,10 @@ impl EventRedactor {
                 fd,
                 conn_id,
                 data,
+                call_id,
+                seq,
+                lost_bytes,
+                last,
                 ..
             } => {
                 let connection = if *source == PayloadSource::Tls {
@@ -109,7 +116,13 @@ impl EventRedactor {
                     direction: *direction,
                     connection,
                 };
-                self.streams.redact_chunk(key, *fd, data)
+                let place = ChunkPlace {
+                    call_id: *call_id,
+                    seq: *seq,
+                    lost_bytes: *lost_bytes,
+                    last: *last,
+                };
+                self.streams.redact_chunk_at(key, *fd, Some(place), data)
             }
             EventBody::Exec { argv, .. } => redact_argv(argv),
             EventBody::Close { fd } => {

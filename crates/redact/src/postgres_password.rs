@@ -84,6 +84,7 @@ impl PostgresFrontend {
                 window[at - 2],
                 window[at - 1],
             ]);
+            // Lazily: `len - 8` only once the length is known to be at least 8.
             (8..=MAX_STARTUP)
                 .contains(&len)
                 .then(|| (at + 4, PostgresFrontend::Startup { remaining: len - 8 }))

@@ -7,12 +7,24 @@
 //! last [`CARRY_BYTES`] bytes (enough for a name, its separators and the start of its value),
 //! the value the stream is inside when a secret outlives that window, and the PostgreSQL
 //! frontend framing. A chunk is scanned as `carry ++ chunk`; what falls in the chunk is masked.
+//! A stream that is HTTP/2 (its first chunk is the client preface, a server's first SETTINGS,
+//! or a chain of frames) is also followed frame by frame ([`Http2Direction`]): secret values
+//! inside its HPACK header blocks are masked there, and the byte-level rules read only its
+//! DATA and control payloads (joined), never frame headers or header blocks, whose bytes they
+//! could break.
 //! State is bounded: at most [`MAX_STREAMS`] streams, the least recently used forgotten first;
 //! a forgotten stream that was inside a secret keeps that fact (a few bytes) so its next chunk
 //! is still masked up to the value's end.
 
 use std::collections::{HashMap, VecDeque};
 
+use std::ops::Range;
+
+use agentscope_http2_wire::frame::{
+    looks_like_frame_chain, looks_like_preface, looks_like_server_settings, HEADER_LEN, PREFACE,
+};
+
+use super::http2_headers::{Http2Direction, Http2Start};
 use super::postgres_password::PostgresFrontend;
 use super::scanner::{self, OpenValue};
 use crate::event::{Direction, PayloadSource};
@@ -47,6 +59,29 @@ struct StreamState {
     /// The fd the stream was last seen on (TLS streams too, when known), so closing it
     /// forgets the stream even when the key (an `SSL*`) is reused by the next connection.
     fd: i32,
+    /// Whether the stream is HTTP/2 was decided (from its first bytes).
+    decided: bool,
+    /// The first bytes, while they are too few to decide (a prefix of the preface, or of a
+    /// server's SETTINGS frame header).
+    undecided: Vec<u8>,
+    /// The last chunk's call, place in it and whether it ended the call, to notice a chunk
+    /// that never arrived.
+    last_chunk: Option<(u64, u32, bool)>,
+    http2: Option<Box<Http2Direction>>,
+}
+
+/// Where a chunk stands in its stream, when the caller knows (the collector's `data` events):
+/// a chunk that does not follow the previous one loses an HTTP/2 stream's framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkPlace {
+    /// The write or read call the chunk belongs to.
+    pub call_id: u64,
+    /// The chunk's index in its call.
+    pub seq: u32,
+    /// Bytes of the call not delivered so far.
+    pub lost_bytes: u64,
+    /// The call's final chunk.
+    pub last: bool,
 }
 
 /// Per-stream redaction state for every stream in flight.
@@ -62,6 +97,17 @@ impl StreamRedactor {
     /// Masks the secrets in `chunk`, the next bytes of stream `key`; returns how many values
     /// were masked.
     pub fn redact_chunk(&mut self, key: StreamKey, fd: i32, chunk: &mut [u8]) -> usize {
+        self.redact_chunk_at(key, fd, None, chunk)
+    }
+
+    /// [`Self::redact_chunk`], with where the chunk stands in its stream when that is known.
+    pub fn redact_chunk_at(
+        &mut self,
+        key: StreamKey,
+        fd: i32,
+        place: Option<ChunkPlace>,
+        chunk: &mut [u8],
+    ) -> usize {
         self.tick += 1;
         if !self.streams.contains_key(&key) {
             self.make_room();
@@ -77,55 +123,73 @@ impl StreamRedactor {
         let state = self.streams.get_mut(&key).expect("inserted above");
         state.last_used = self.tick;
         state.fd = fd;
-        let original = chunk.to_vec();
-        let mut count = 0;
-
-        for range in state.postgres.follow(&original) {
-            chunk[range].fill(b'*');
-            count += 1;
-        }
-
-        // A value that began before the window still runs on.
-        let mut open = None;
-        if let Some(value) = state.open {
-            let (len, still_open) = value.continue_in(&original);
-            if len > 0 {
-                chunk[..len].fill(b'*');
-                count += 1;
+        let follows = match (place, state.last_chunk) {
+            (Some(place), _) if place.lost_bytes > 0 => false,
+            (Some(place), Some((call, seq, _))) if place.seq > 0 => {
+                place.call_id == call && place.seq == seq.wrapping_add(1)
             }
-            state.open_bytes += len;
-            open = still_open.filter(|_| state.open_bytes < MAX_OPEN_VALUE_BYTES);
-        }
-
-        let mut window = Vec::with_capacity(state.carry.len() + original.len());
-        window.extend_from_slice(&state.carry);
-        window.extend_from_slice(&original);
-        let scan = scanner::scan(&mut window);
-        let masked_in_chunk = &window[state.carry.len()..];
-        let mut changed = false;
-        for ((out, &masked), &was) in chunk.iter_mut().zip(masked_in_chunk).zip(&original) {
-            if masked != was {
-                *out = b'*';
-                changed = true;
+            (Some(place), Some((_, _, ended))) => ended || place.seq > 0,
+            (Some(place), None) => place.seq == 0,
+            (None, _) => true,
+        };
+        state.last_chunk = place.map(|p| (p.call_id, p.seq, p.last));
+        let starts_call = place.is_none_or(|p| p.seq == 0);
+        if !follows {
+            if let Some(http2) = &mut state.http2 {
+                http2.lose();
             }
         }
-        count += usize::from(changed && scan.count > 0);
-        if scan.open.is_some() {
-            open = scan.open;
-            state.open_bytes = 0;
+        if !state.decided {
+            let mut joined = std::mem::take(&mut state.undecided);
+            joined.extend_from_slice(chunk);
+            match first_bytes(&joined, starts_call) {
+                FirstBytes::TooFew => {
+                    state.undecided = joined;
+                    return redact_text(state, chunk);
+                }
+                FirstBytes::Http2(start) => {
+                    let mut http2 = Box::new(Http2Direction::new(start));
+                    // The bytes held while undecided: a piece of the preface or of a frame
+                    // header, nothing to mask.
+                    let mut held = joined[..joined.len() - chunk.len()].to_vec();
+                    http2.redact(&mut held, &mut Vec::new());
+                    state.http2 = Some(http2);
+                }
+                FirstBytes::Other => {}
+            }
+            state.decided = true;
+        } else if state.http2.as_ref().is_some_and(|h| h.is_lost())
+            && starts_call
+            && follows
+            && looks_like_frame_chain(chunk)
+        {
+            // Back in step after lost bytes: a write that starts with frames.
+            state.http2 = Some(Box::new(Http2Direction::new(Http2Start::MidConnection)));
         }
-        state.open = open;
-
-        let keep_from = (state.carry.len() + original.len()).saturating_sub(CARRY_BYTES);
-        let carried = state.carry.len();
-        if keep_from >= carried {
-            state.carry.clear();
-            state
-                .carry
-                .extend_from_slice(&original[keep_from - carried..]);
-        } else {
-            state.carry.drain(..keep_from);
-            state.carry.extend_from_slice(&original);
+        let Some(mut http2) = state.http2.take() else {
+            return redact_text(state, chunk);
+        };
+        if http2.is_lost() {
+            state.http2 = Some(http2);
+            return redact_text(state, chunk);
+        }
+        let mut text_ranges: Vec<Range<usize>> = Vec::new();
+        let mut count = http2.redact(chunk, &mut text_ranges);
+        state.http2 = Some(http2);
+        if let [only] = text_ranges.as_slice() {
+            count += redact_text(state, &mut chunk[only.clone()]);
+        } else if !text_ranges.is_empty() {
+            let mut text: Vec<u8> = text_ranges
+                .iter()
+                .flat_map(|range| chunk[range.clone()].iter().copied())
+                .collect();
+            count += redact_text(state, &mut text);
+            let mut from = text.as_slice();
+            for range in text_ranges {
+                let (piece, rest) = from.split_at(range.len());
+                chunk[range].copy_from_slice(piece);
+                from = rest;
+            }
         }
         count
     }
@@ -165,4 +229,103 @@ impl StreamRedactor {
             self.forgotten_order.push_back(oldest);
         }
     }
+}
+
+/// What a stream's first bytes say.
+enum FirstBytes {
+    /// Too few to tell (a prefix of the preface or of a SETTINGS frame header).
+    TooFew,
+    Http2(Http2Start),
+    Other,
+}
+
+fn first_bytes(bytes: &[u8], starts_call: bool) -> FirstBytes {
+    if bytes.len() < 4 && PREFACE.starts_with(bytes) {
+        return FirstBytes::TooFew;
+    }
+    if looks_like_preface(bytes) {
+        return FirstBytes::Http2(Http2Start::ClientPreface);
+    }
+    // A SETTINGS frame header on stream 0: length (at most 96), type 4, no flags.
+    const SETTINGS_HEADER: [Option<u8>; HEADER_LEN] = [
+        Some(0),
+        Some(0),
+        None,
+        Some(4),
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(0),
+    ];
+    if bytes.len() < HEADER_LEN
+        && bytes
+            .iter()
+            .zip(SETTINGS_HEADER)
+            .all(|(&b, want)| want.is_none_or(|w| w == b))
+    {
+        return FirstBytes::TooFew;
+    }
+    if looks_like_server_settings(bytes) {
+        return FirstBytes::Http2(Http2Start::ServerSettings);
+    }
+    if starts_call && looks_like_frame_chain(bytes) {
+        return FirstBytes::Http2(Http2Start::MidConnection);
+    }
+    FirstBytes::Other
+}
+
+/// The byte-level rules over the stream's next bytes (`carry ++ chunk`).
+fn redact_text(state: &mut StreamState, chunk: &mut [u8]) -> usize {
+    let original = chunk.to_vec();
+    let mut count = 0;
+
+    for range in state.postgres.follow(&original) {
+        chunk[range].fill(b'*');
+        count += 1;
+    }
+
+    // A value that began before the window still runs on.
+    let mut open = None;
+    if let Some(value) = state.open {
+        let (len, still_open) = value.continue_in(&original);
+        if len > 0 {
+            chunk[..len].fill(b'*');
+            count += 1;
+        }
+        state.open_bytes += len;
+        open = still_open.filter(|_| state.open_bytes < MAX_OPEN_VALUE_BYTES);
+    }
+
+    let mut window = Vec::with_capacity(state.carry.len() + original.len());
+    window.extend_from_slice(&state.carry);
+    window.extend_from_slice(&original);
+    let scan = scanner::scan(&mut window);
+    let masked_in_chunk = &window[state.carry.len()..];
+    let mut changed = false;
+    for ((out, &masked), &was) in chunk.iter_mut().zip(masked_in_chunk).zip(&original) {
+        if masked != was {
+            *out = b'*';
+            changed = true;
+        }
+    }
+    count += usize::from(changed && scan.count > 0);
+    if scan.open.is_some() {
+        open = scan.open;
+        state.open_bytes = 0;
+    }
+    state.open = open;
+
+    let keep_from = (state.carry.len() + original.len()).saturating_sub(CARRY_BYTES);
+    let carried = state.carry.len();
+    if keep_from >= carried {
+        state.carry.clear();
+        state
+            .carry
+            .extend_from_slice(&original[keep_from - carried..]);
+    } else {
+        state.carry.drain(..keep_from);
+        state.carry.extend_from_slice(&original);
+    }
+    count
 }

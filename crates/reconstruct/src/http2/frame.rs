@@ -1,75 +1,22 @@
 //! The HTTP/2 frame layer (RFC 9113 §4, §6) of one direction, read passively from captured
-//! bytes fed in pieces of any size.
+//! bytes fed in pieces of any size: DATA payloads are handed on as they arrive (never
+//! buffered whole), every other frame's payload is collected up to a bound.
 //!
-//! Written here rather than taken from a crate: the maintained frame codecs (`h2`'s, the
-//! `loona`/`fluke` ones) are parts of endpoints: they own the socket, answer SETTINGS and
-//! PING, enforce flow control and refuse a peer's frames from their own side's point of
-//! view, and none can be told that bytes were lost. An observer needs the opposite: both
-//! directions read independently, never an answer, and a gap inside a DATA payload skipped
-//! while staying in sync. The layer itself is small (a 9-byte header, then a payload), so it
-//! is a state machine over the fed slices: DATA payloads are handed on as they arrive
-//! (never buffered whole), every other frame's payload is collected up to a bound.
-//! Header-block decoding (HPACK) is not done here but in [`super::header_block`].
+//! The walk itself (what each byte is, and lost bytes) is [`agentscope_http2_wire::walker`],
+//! shared with redaction, which masks header values in the same frames before they reach
+//! this layer; the reasons for not taking a crate's codec are given there. Header-block
+//! decoding (HPACK) is not done here but in [`super::header_block`].
 
-/// The client connection preface (RFC 9113 §3.4), the first bytes of every HTTP/2 connection
-/// the client opens.
-pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Frame header length.
-pub const HEADER_LEN: usize = 9;
+pub use agentscope_http2_wire::frame::{
+    flag, header_fragment, kind, FrameHeader, HEADER_LEN, PREFACE,
+};
+pub use agentscope_http2_wire::walker::GapEffect;
+use agentscope_http2_wire::walker::{FrameWalker, Part, Step};
 
 /// A frame other than DATA whose payload is longer than this is not collected: the
 /// connection is refused as hostile. A header block may span several frames; each frame is
 /// bounded here, the whole block by [`super::header_block::MAX_BLOCK_BYTES`].
 pub const MAX_CONTROL_PAYLOAD: usize = 256 << 10;
-
-pub mod kind {
-    pub const DATA: u8 = 0x0;
-    pub const HEADERS: u8 = 0x1;
-    pub const PRIORITY: u8 = 0x2;
-    pub const RST_STREAM: u8 = 0x3;
-    pub const SETTINGS: u8 = 0x4;
-    pub const PUSH_PROMISE: u8 = 0x5;
-    pub const PING: u8 = 0x6;
-    pub const GOAWAY: u8 = 0x7;
-    pub const WINDOW_UPDATE: u8 = 0x8;
-    pub const CONTINUATION: u8 = 0x9;
-}
-
-pub mod flag {
-    pub const END_STREAM: u8 = 0x1;
-    pub const ACK: u8 = 0x1;
-    pub const END_HEADERS: u8 = 0x4;
-    pub const PADDED: u8 = 0x8;
-    pub const PRIORITY: u8 = 0x20;
-}
-
-/// A frame's 9-byte header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameHeader {
-    pub length: usize,
-    pub kind: u8,
-    pub flags: u8,
-    pub stream_id: u32,
-}
-
-impl FrameHeader {
-    pub fn parse(bytes: &[u8; HEADER_LEN]) -> Self {
-        Self {
-            length: (usize::from(bytes[0]) << 16)
-                | (usize::from(bytes[1]) << 8)
-                | usize::from(bytes[2]),
-            kind: bytes[3],
-            flags: bytes[4],
-            // The reserved bit is ignored on receipt (RFC 9113 §4.1).
-            stream_id: u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff,
-        }
-    }
-
-    pub fn has(&self, flag: u8) -> bool {
-        self.flags & flag != 0
-    }
-}
 
 /// What the frame layer found in the fed bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -87,45 +34,11 @@ pub enum FrameEvent<'a> {
     Error(String),
 }
 
-/// What lost bytes did to the reader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GapEffect {
-    /// Nothing was lost (a zero-length gap).
-    None,
-    /// They fell inside a DATA frame of this stream (its payload or padding); the reader is
-    /// still in sync.
-    InData(u32),
-    /// Frame boundaries are lost: later bytes of the direction are ignored.
-    LostSync,
-}
-
-/// Where the reader stands within the direction's bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    /// Matching the client preface; `matched` bytes of it seen.
-    Preface { matched: usize },
-    /// Collecting a frame header.
-    Header,
-    /// Inside a DATA payload.
-    Data {
-        stream_id: u32,
-        /// The pad-length octet is still to come.
-        pad_length_pending: bool,
-        data_remaining: usize,
-        pad_remaining: usize,
-        end_stream: bool,
-    },
-    /// Collecting a frame's payload.
-    Payload { header: FrameHeader },
-    /// Frame boundaries are unknown (bytes were lost, or the framing was broken).
-    Lost,
-}
-
 /// One direction's frame reader.
 #[derive(Debug)]
 pub struct FrameReader {
-    state: State,
-    /// A frame header or a control frame's payload being collected.
+    walker: FrameWalker,
+    /// A control frame's payload being collected.
     collected: Vec<u8>,
 }
 
@@ -133,18 +46,14 @@ impl FrameReader {
     /// A reader that first expects the client preface (`preface`), or a frame header.
     pub fn new(preface: bool) -> Self {
         Self {
-            state: if preface {
-                State::Preface { matched: 0 }
-            } else {
-                State::Header
-            },
+            walker: FrameWalker::new(preface, MAX_CONTROL_PAYLOAD),
             collected: Vec::new(),
         }
     }
 
     /// True once frame boundaries are unknown: later bytes of this direction are ignored.
     pub fn is_lost(&self) -> bool {
-        self.state == State::Lost
+        self.walker.is_lost()
     }
 
     /// Heap the reader holds.
@@ -156,243 +65,79 @@ impl FrameReader {
     /// the reader stays in sync (the caller flags the stream's body); anywhere else the frame
     /// boundaries are lost.
     pub fn gap(&mut self, lost: u64) -> GapEffect {
-        let lost = usize::try_from(lost).unwrap_or(usize::MAX);
-        if lost == 0 {
-            return GapEffect::None;
+        let effect = self.walker.gap(lost);
+        if effect == GapEffect::LostSync {
+            self.collected = Vec::new();
         }
-        if let State::Data {
-            stream_id,
-            pad_length_pending: false,
-            data_remaining,
-            pad_remaining,
-            ..
-        } = &mut self.state
-        {
-            if lost < *data_remaining + *pad_remaining {
-                let from_data = lost.min(*data_remaining);
-                *data_remaining -= from_data;
-                *pad_remaining -= lost - from_data;
-                return GapEffect::InData(*stream_id);
-            }
-        }
-        self.lose();
-        GapEffect::LostSync
-    }
-
-    fn lose(&mut self) {
-        self.state = State::Lost;
-        self.collected = Vec::new();
+        effect
     }
 
     /// Reads the next event from `input`, consuming what it used; `None` when `input` is used
     /// up (or the direction is lost).
     pub fn next<'a>(&mut self, input: &mut &'a [u8]) -> Option<FrameEvent<'a>> {
-        loop {
-            if input.is_empty() && !self.ready_without_input() {
-                return None;
-            }
-            match &mut self.state {
-                State::Lost => {
-                    *input = &[];
-                    return None;
-                }
-                State::Preface { matched } => {
-                    let want = &PREFACE[*matched..];
-                    let take = want.len().min(input.len());
-                    if input[..take] != want[..take] {
-                        self.lose();
-                        return Some(FrameEvent::Error(
-                            "the client's bytes do not start with the HTTP/2 preface".into(),
-                        ));
-                    }
-                    *matched += take;
-                    *input = &input[take..];
-                    if *matched == PREFACE.len() {
-                        self.state = State::Header;
-                    }
-                }
-                State::Header => {
-                    let need = HEADER_LEN - self.collected.len();
-                    let take = need.min(input.len());
-                    let header_bytes: [u8; HEADER_LEN];
-                    if self.collected.is_empty() && input.len() >= HEADER_LEN {
-                        header_bytes = input[..HEADER_LEN].try_into().ok()?;
-                        *input = &input[HEADER_LEN..];
-                    } else {
-                        self.collected.extend_from_slice(&input[..take]);
-                        *input = &input[take..];
-                        if self.collected.len() < HEADER_LEN {
-                            return None;
-                        }
-                        header_bytes = self.collected[..HEADER_LEN].try_into().ok()?;
-                        self.collected.clear();
-                    }
-                    let header = FrameHeader::parse(&header_bytes);
-                    if let Some(event) = self.start_frame(header) {
-                        return Some(event);
-                    }
-                }
-                State::Data {
-                    stream_id,
-                    pad_length_pending,
-                    data_remaining,
-                    pad_remaining,
-                    end_stream,
+        let bytes: &'a [u8] = input;
+        let mut at = 0;
+        let event = loop {
+            let Some(step) = self.walker.next(bytes, &mut at) else {
+                break None;
+            };
+            match step {
+                Step::Bytes {
+                    part: Part::Data,
+                    range,
                 } => {
-                    let stream_id = *stream_id;
-                    if *pad_length_pending {
-                        let pad = usize::from(input[0]);
-                        *input = &input[1..];
-                        *pad_length_pending = false;
-                        if pad > *data_remaining {
-                            self.lose();
-                            return Some(FrameEvent::Error(format!(
-                                "DATA on stream {stream_id}: padding of {pad} bytes exceeds the frame"
-                            )));
-                        }
-                        *data_remaining -= pad;
-                        *pad_remaining = pad;
-                        continue;
-                    }
-                    if *data_remaining > 0 {
-                        let take = (*data_remaining).min(input.len());
-                        let bytes = &input[..take];
-                        *input = &input[take..];
-                        *data_remaining -= take;
-                        return Some(FrameEvent::Data { stream_id, bytes });
-                    }
-                    if *pad_remaining > 0 {
-                        let take = (*pad_remaining).min(input.len());
-                        *input = &input[take..];
-                        *pad_remaining -= take;
-                        if *pad_remaining > 0 {
-                            return None;
-                        }
-                    }
-                    let end_stream = *end_stream;
-                    self.state = State::Header;
-                    return Some(FrameEvent::DataEnd {
+                    let stream_id = self.walker.current().map_or(0, |h| h.stream_id);
+                    break Some(FrameEvent::Data {
                         stream_id,
-                        end_stream,
+                        bytes: &bytes[range],
                     });
                 }
-                State::Payload { header } => {
-                    let header = *header;
-                    let take = (header.length - self.collected.len()).min(input.len());
-                    if self.collected.is_empty() && take == header.length {
-                        // The whole payload is in this piece: one copy, no growth.
-                        let payload = input[..take].to_vec();
-                        *input = &input[take..];
-                        self.state = State::Header;
-                        return Some(FrameEvent::Frame { header, payload });
+                Step::Bytes {
+                    part: Part::Preface | Part::Header,
+                    ..
+                } => {}
+                Step::Bytes { range, .. } => {
+                    // A control frame's payload, as sent: fields and padding included.
+                    if self.walker.current().is_some_and(|h| h.kind != kind::DATA) {
+                        self.collected.extend_from_slice(&bytes[range]);
                     }
-                    self.collected.extend_from_slice(&input[..take]);
-                    *input = &input[take..];
-                    if self.collected.len() < header.length {
-                        return None;
+                }
+                Step::Start(header) => {
+                    if header.kind != kind::DATA {
+                        self.collected = Vec::with_capacity(header.length);
                     }
-                    let payload = std::mem::take(&mut self.collected);
-                    self.state = State::Header;
-                    return Some(FrameEvent::Frame { header, payload });
+                }
+                Step::End(header) if header.kind == kind::DATA => {
+                    break Some(FrameEvent::DataEnd {
+                        stream_id: header.stream_id,
+                        end_stream: header.has(flag::END_STREAM),
+                    });
+                }
+                Step::End(header) => {
+                    break Some(FrameEvent::Frame {
+                        header,
+                        payload: std::mem::take(&mut self.collected),
+                    });
+                }
+                Step::Error(reason) => {
+                    self.collected = Vec::new();
+                    break Some(FrameEvent::Error(reason));
                 }
             }
+        };
+        *input = &bytes[at..];
+        if self.walker.is_lost() {
+            *input = &[];
         }
+        event
     }
-
-    /// A state that completes without more bytes (an empty DATA frame's end, an empty
-    /// control frame).
-    fn ready_without_input(&self) -> bool {
-        match &self.state {
-            State::Data {
-                pad_length_pending,
-                data_remaining,
-                pad_remaining,
-                ..
-            } => !*pad_length_pending && *data_remaining == 0 && *pad_remaining == 0,
-            State::Payload { header } => header.length == self.collected.len(),
-            _ => false,
-        }
-    }
-
-    /// A frame header was read: what its payload is read as.
-    fn start_frame(&mut self, header: FrameHeader) -> Option<FrameEvent<'static>> {
-        if header.kind == kind::DATA {
-            if header.stream_id == 0 {
-                self.lose();
-                return Some(FrameEvent::Error("DATA on stream 0".into()));
-            }
-            let padded = header.has(flag::PADDED);
-            if padded && header.length == 0 {
-                self.lose();
-                return Some(FrameEvent::Error(format!(
-                    "padded DATA on stream {} without room for its pad length",
-                    header.stream_id
-                )));
-            }
-            self.state = State::Data {
-                stream_id: header.stream_id,
-                pad_length_pending: padded,
-                data_remaining: header.length - usize::from(padded),
-                pad_remaining: 0,
-                end_stream: header.has(flag::END_STREAM),
-            };
-            return None;
-        }
-        if header.length > MAX_CONTROL_PAYLOAD {
-            self.lose();
-            return Some(FrameEvent::Error(format!(
-                "frame of type {:#x} announces {} bytes, more than the {} a header or control frame may take here",
-                header.kind, header.length, MAX_CONTROL_PAYLOAD
-            )));
-        }
-        self.state = State::Payload { header };
-        None
-    }
-}
-
-/// Strips a HEADERS or PUSH_PROMISE frame's padding and priority (or promised stream id):
-/// the header-block fragment it carries. `Err` when the lengths do not fit the frame.
-pub fn header_fragment(
-    header: &FrameHeader,
-    payload: &[u8],
-) -> Result<std::ops::Range<usize>, String> {
-    let mut start = 0;
-    let mut end = payload.len();
-    if header.has(flag::PADDED) {
-        let pad = usize::from(
-            *payload
-                .first()
-                .ok_or("padded frame without its pad length")?,
-        );
-        start = 1;
-        end = end
-            .checked_sub(pad)
-            .filter(|&end| end >= start)
-            .ok_or_else(|| format!("padding of {pad} bytes exceeds the frame"))?;
-    }
-    let skip = match header.kind {
-        kind::HEADERS if header.has(flag::PRIORITY) => 5,
-        kind::PUSH_PROMISE => 4,
-        _ => 0,
-    };
-    start += skip;
-    if start > end {
-        return Err("frame too short for its priority or promised stream".into());
-    }
-    Ok(start..end)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let len = payload.len();
-        let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-        out.extend(stream.to_be_bytes());
-        out.extend(payload);
-        out
-    }
+    use agentscope_http2_wire::frame::encode_frame as frame;
 
     fn events(reader: &mut FrameReader, bytes: &[u8]) -> Vec<String> {
         let mut input = bytes;

@@ -2,6 +2,8 @@
 //! `loona-hpack` (the maintained successor of the `hpack` crate) and bounded. Its Huffman
 //! decoding is too slow to face a hostile peer (a table built per string), so Huffman literals
 //! are decoded by [`super::huffman`] first and the block handed on with plain literals.
+//! Representations, integers and the static table are [`agentscope_http2_wire::hpack`]'s,
+//! shared with redaction (which masks secret values in these blocks before they get here).
 //!
 //! Each direction has its own decoder, never shared: the dynamic table a block refers to is
 //! the one its sender's earlier blocks built. The table is only known when every block of
@@ -18,6 +20,8 @@
 
 use std::borrow::Cow;
 
+use agentscope_http2_wire::hpack::{integer, push_integer, static_entry};
+
 use crate::http::Header;
 
 /// Largest header block (HEADERS plus its CONTINUATION frames) decoded.
@@ -25,8 +29,7 @@ pub const MAX_BLOCK_BYTES: usize = 256 << 10;
 /// Largest dynamic table followed. Senders use 4 KiB unless the peer allows more; 64 KiB
 /// covers every common client and server.
 pub const MAX_TABLE_BYTES: usize = 64 << 10;
-/// The dynamic table's size until a sender changes it (RFC 9113 §6.5.2).
-pub const DEFAULT_TABLE_BYTES: usize = 4096;
+pub use agentscope_http2_wire::hpack::DEFAULT_TABLE_BYTES;
 /// Largest decoded header list kept (names and values, RFC 9113's 32 bytes each on top).
 pub const MAX_LIST_BYTES: usize = 256 << 10;
 /// Most fields kept from one block.
@@ -147,13 +150,11 @@ fn keep(out: &mut DecodedBlock, list_bytes: &mut usize, name: &[u8], value: &[u8
 }
 
 /// What a block says by itself, with the dynamic table unknown: static-table references and
-/// literals, stopping at the first field that needs the table (its length is still known, so
-/// later fields of the block are read too). The table's state is never guessed.
-fn decode_without_table(block: &[u8]) -> DecodedBlock {
-    let mut out = DecodedBlock {
-        partial: true,
-        ..Default::default()
-    };
+/// literals; a field that needs the table is skipped (its length is still known, so later
+/// fields of the block are read too) and the block flagged partial. The table's state is never
+/// guessed.
+pub fn decode_without_table(block: &[u8]) -> DecodedBlock {
+    let mut out = DecodedBlock::default();
     let mut list_bytes = 0usize;
     let mut at = 0;
     while at < block.len() {
@@ -169,6 +170,7 @@ fn decode_without_table(block: &[u8]) -> DecodedBlock {
             (4, true, false)
         };
         let Some((index, used)) = integer(&block[at..], prefix) else {
+            out.partial = true;
             return out;
         };
         at += used;
@@ -177,6 +179,7 @@ fn decode_without_table(block: &[u8]) -> DecodedBlock {
         }
         let name: Option<Cow<'_, [u8]>> = if literal && index == 0 {
             let Some((name, used)) = string(&block[at..]) else {
+                out.partial = true;
                 return out;
             };
             at += used;
@@ -186,17 +189,20 @@ fn decode_without_table(block: &[u8]) -> DecodedBlock {
         };
         if !literal {
             // An index past the static table names a dynamic-table entry: unknown, skipped.
-            if let Some((name, value)) = static_entry(index) {
-                keep(&mut out, &mut list_bytes, name, value);
+            match static_entry(index) {
+                Some((name, value)) => keep(&mut out, &mut list_bytes, name, value),
+                None => out.partial = true,
             }
             continue;
         }
         let Some((value, used)) = string(&block[at..]) else {
+            out.partial = true;
             return out;
         };
         at += used;
-        if let Some(name) = name {
-            keep(&mut out, &mut list_bytes, &name, &value);
+        match name {
+            Some(name) => keep(&mut out, &mut list_bytes, &name, &value),
+            None => out.partial = true,
         }
     }
     out
@@ -245,38 +251,6 @@ fn without_huffman(block: &[u8]) -> Option<Vec<u8>> {
     any.then_some(out)
 }
 
-/// Appends an HPACK integer with an N-bit prefix whose other bits are zero.
-fn push_integer(out: &mut Vec<u8>, prefix: u8, mut value: usize) {
-    let max = (1usize << prefix) - 1;
-    if value < max {
-        out.push(value as u8);
-        return;
-    }
-    out.push(max as u8);
-    value -= max;
-    while value >= 128 {
-        out.push((value % 128) as u8 | 0x80);
-        value /= 128;
-    }
-    out.push(value as u8);
-}
-
-/// An HPACK integer with an N-bit prefix (RFC 7541 §5.1): value and bytes used.
-fn integer(bytes: &[u8], prefix: u8) -> Option<(usize, usize)> {
-    let mask = (1u16 << prefix) as usize - 1;
-    let mut value = usize::from(*bytes.first()?) & mask;
-    if value < mask {
-        return Some((value, 1));
-    }
-    for (i, b) in bytes.iter().enumerate().skip(1).take(4) {
-        value += usize::from(b & 0x7f) << (7 * (i - 1));
-        if b & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
-}
-
 /// An HPACK string literal (RFC 7541 §5.2), Huffman-decoded when flagged.
 fn string(bytes: &[u8]) -> Option<(Cow<'_, [u8]>, usize)> {
     let huffman = bytes.first()? & 0x80 != 0;
@@ -291,76 +265,6 @@ fn string(bytes: &[u8]) -> Option<(Cow<'_, [u8]>, usize)> {
     };
     Some((value, used + len))
 }
-
-/// The static table (RFC 7541 Appendix A), 1-based. `loona-hpack` keeps its copy private;
-/// it is needed here only to read blocks whose dynamic table is unknown.
-fn static_entry(index: usize) -> Option<(&'static [u8], &'static [u8])> {
-    STATIC_TABLE.get(index.checked_sub(1)?).copied()
-}
-
-static STATIC_TABLE: &[(&[u8], &[u8])] = &[
-    (b":authority", b""),
-    (b":method", b"GET"),
-    (b":method", b"POST"),
-    (b":path", b"/"),
-    (b":path", b"/index.html"),
-    (b":scheme", b"http"),
-    (b":scheme", b"https"),
-    (b":status", b"200"),
-    (b":status", b"204"),
-    (b":status", b"206"),
-    (b":status", b"304"),
-    (b":status", b"400"),
-    (b":status", b"404"),
-    (b":status", b"500"),
-    (b"accept-charset", b""),
-    (b"accept-encoding", b"gzip, deflate"),
-    (b"accept-language", b""),
-    (b"accept-ranges", b""),
-    (b"accept", b""),
-    (b"access-control-allow-origin", b""),
-    (b"age", b""),
-    (b"allow", b""),
-    (b"authorization", b""),
-    (b"cache-control", b""),
-    (b"content-disposition", b""),
-    (b"content-encoding", b""),
-    (b"content-language", b""),
-    (b"content-length", b""),
-    (b"content-location", b""),
-    (b"content-range", b""),
-    (b"content-type", b""),
-    (b"cookie", b""),
-    (b"date", b""),
-    (b"etag", b""),
-    (b"expect", b""),
-    (b"expires", b""),
-    (b"from", b""),
-    (b"host", b""),
-    (b"if-match", b""),
-    (b"if-modified-since", b""),
-    (b"if-none-match", b""),
-    (b"if-range", b""),
-    (b"if-unmodified-since", b""),
-    (b"last-modified", b""),
-    (b"link", b""),
-    (b"location", b""),
-    (b"max-forwards", b""),
-    (b"proxy-authenticate", b""),
-    (b"proxy-authorization", b""),
-    (b"range", b""),
-    (b"referer", b""),
-    (b"refresh", b""),
-    (b"retry-after", b""),
-    (b"server", b""),
-    (b"set-cookie", b""),
-    (b"strict-transport-security", b""),
-    (b"transfer-encoding", b""),
-    (b"user-agent", b""),
-    (b"vary", b""),
-    (b"via", b""),
-    (b"www-authenticate", b""),
-];
 
 #[cfg(test)]
 mod tests {

@@ -24,7 +24,7 @@
 
 pub mod frame;
 pub mod header_block;
-pub mod huffman;
+pub use agentscope_http2_wire::huffman;
 
 use std::collections::BTreeMap;
 
@@ -41,31 +41,41 @@ use header_block::{BlockDecoder, DecodedBlock};
 /// beyond this the oldest is flushed (flagged truncated) to make room.
 pub const MAX_STREAMS: usize = 256;
 
-/// True when `bytes` start like the HTTP/2 client preface (a prefix of it is enough: the
-/// preface may arrive in several pieces).
-pub fn looks_like_preface(bytes: &[u8]) -> bool {
-    let n = bytes.len().min(frame::PREFACE.len());
-    n >= 4 && bytes[..n] == frame::PREFACE[..n]
-}
+pub use agentscope_http2_wire::frame::{
+    looks_like_frame_chain, looks_like_preface, looks_like_server_settings,
+};
 
-/// True when `bytes` start with a server's first SETTINGS frame (stream 0, no ACK, a whole
-/// number of settings, at most the six RFC 9113 defines plus a few extensions): servers
-/// (Go's `net/http`, python-hyper's `h2`) send it as soon as the connection is accepted,
-/// often before they have read the client's preface, so a capture at the server may see it
-/// first.
-pub fn looks_like_server_settings(bytes: &[u8]) -> bool {
-    let Some(first) = bytes
-        .get(..frame::HEADER_LEN)
+/// Who sent `bytes`, the first seen of a connection already under way that are a chain of
+/// frames ([`looks_like_frame_chain`]): the client when its first header block holds request
+/// pseudo-headers (`:method`, `:path`), the server when it holds `:status` (read without the
+/// dynamic table, which is unknown). `None` when the bytes hold no header block that says.
+pub fn attached_sender_is_client(bytes: &[u8]) -> Option<bool> {
+    let mut at = 0;
+    while let Some(raw) = bytes
+        .get(at..at + frame::HEADER_LEN)
         .and_then(|b| <&[u8; frame::HEADER_LEN]>::try_from(b).ok())
-    else {
-        return false;
-    };
-    let header = FrameHeader::parse(first);
-    header.kind == kind::SETTINGS
-        && header.flags == 0
-        && first[5..] == [0, 0, 0, 0]
-        && header.length.is_multiple_of(6)
-        && header.length <= 6 * 16
+    {
+        let header = FrameHeader::parse(raw);
+        let payload_at = at + frame::HEADER_LEN;
+        at = payload_at + header.length;
+        if header.kind == kind::PUSH_PROMISE {
+            return Some(false);
+        }
+        if header.kind != kind::HEADERS {
+            continue;
+        }
+        let payload = bytes.get(payload_at..at.min(bytes.len()))?;
+        let range = frame::header_fragment(&header, payload).ok()?;
+        let decoded = header_block::decode_without_table(&payload[range]);
+        let has = |name: &str| decoded.fields.iter().any(|f| f.name == name);
+        if has(":method") || has(":path") {
+            return Some(true);
+        }
+        if has(":status") {
+            return Some(false);
+        }
+    }
+    None
 }
 
 const CLIENT: usize = 0;
@@ -173,6 +183,10 @@ pub struct Http2Connection {
     failed: Option<String>,
     /// Why part of the connection could not be followed (bytes lost).
     degraded: Option<String>,
+    /// Attached mid-connection ([`Self::attached`]).
+    attached: bool,
+    /// Stream 1's request, read in HTTP/1.1 before an h2c upgrade ([`Self::upgraded`]).
+    upgraded_request: Option<http::HttpRequest>,
 }
 
 impl Default for Http2Connection {
@@ -200,7 +214,44 @@ impl Http2Connection {
             done: Vec::new(),
             failed: None,
             degraded: None,
+            attached: false,
+            upgraded_request: None,
         }
+    }
+
+    /// A connection already under way when capture began (no preface seen): both senders'
+    /// HPACK tables are unknown, so header blocks yield what they carry by themselves
+    /// (static-table references and literals); a request whose block referred to the unknown
+    /// table is flagged truncated; streams opened before are not followed (their late frames
+    /// are dropped), and a new stream is only taken from a block that names a request.
+    pub fn attached(budget: &MemoryBudget) -> Self {
+        let mut connection = Self::with_budget(budget);
+        connection.readers = [FrameReader::new(false), FrameReader::new(false)];
+        for decoder in &mut connection.decoders {
+            decoder.lose_table("attached mid-connection: the dynamic table is unknown");
+        }
+        connection.attached = true;
+        connection
+    }
+
+    /// The connection an `Upgrade: h2c` switched to (RFC 7540 §3.2): `request`, read in
+    /// HTTP/1.1, is stream 1, whose response comes in HTTP/2; the client's preface follows.
+    pub fn upgraded(budget: &MemoryBudget, request: http::HttpRequest, ts_ns: u64) -> Self {
+        let mut connection = Self::with_budget(budget);
+        let mut stream = Stream {
+            messages: [Message::new(ts_ns), Message::new(ts_ns)],
+            websocket: None,
+        };
+        stream.messages[CLIENT].ended = true;
+        connection.streams.insert(1, stream);
+        connection.last_opened = 1;
+        connection.upgraded_request = Some(request);
+        connection
+    }
+
+    /// Whether the connection was attached mid-way ([`Self::attached`]).
+    pub fn is_attached(&self) -> bool {
+        self.attached
     }
 
     /// Why the connection could not be followed whole, if it could not: its state dropped
@@ -452,6 +503,15 @@ impl Http2Connection {
             if stream_id <= self.last_opened || stream_id.is_multiple_of(2) {
                 return;
             }
+            // Attached mid-way, a client block on a stream not seen opening may be the
+            // trailers of a request sent before: only a block that names a request opens one.
+            let names_request = decoded
+                .fields
+                .iter()
+                .any(|f| f.name == ":method" || f.name == ":path");
+            if self.attached && !names_request {
+                return;
+            }
             self.last_opened = stream_id;
             if self.streams.len() >= MAX_STREAMS {
                 if let Some(oldest) = self.streams.keys().next().copied() {
@@ -557,11 +617,17 @@ impl Http2Connection {
             }
         }
         let [request, response] = stream.messages;
-        let request_seen = request.head.is_some();
-        let mut request = http::finish_request(request.into_raw(), self.max_body);
-        if !request_seen {
-            request.completeness = Completeness::Truncated;
-        }
+        let request = match self.upgraded_request.take().filter(|_| stream_id == 1) {
+            Some(upgraded) => upgraded,
+            None => {
+                let request_seen = request.head.is_some();
+                let mut request = http::finish_request(request.into_raw(), self.max_body);
+                if !request_seen {
+                    request.completeness = Completeness::Truncated;
+                }
+                request
+            }
+        };
         let response = response
             .head
             .is_some()
@@ -698,6 +764,10 @@ impl WireParser for Http2Connection {
 
     fn held_bytes(&self) -> Option<usize> {
         Some(self.held())
+    }
+
+    fn attached_mid_connection(&self) -> bool {
+        self.attached
     }
 
     fn on_over_budget(

@@ -161,6 +161,36 @@ pub fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
         ollama::recognise(exchange, LlmApi::OllamaChat)
     } else if path.ends_with("/api/generate") {
         ollama::recognise(exchange, LlmApi::OllamaGenerate)
+    } else if path.is_empty() && exchange.request.completeness != Completeness::Complete {
+        recognise_by_shape(exchange)
+    } else {
+        None
+    }
+}
+
+/// An exchange whose path is unknown — an HTTP/2 request attached mid-connection, its `:path`
+/// a reference into the HPACK table sent before capture began — recognised from its bodies
+/// alone, and only when request and response agree on one dialect (the request's fields and
+/// the response's object type); anything less is not taken for an LLM call.
+fn recognise_by_shape(exchange: &HttpExchange) -> Option<LlmCall> {
+    let request = request_object(exchange)?;
+    let response = &exchange.response.as_ref()?.body;
+    let has = |key: &str| request.get(key).is_some();
+    let says = |marker: &str| memchr::memmem::find(response, marker.as_bytes()).is_some();
+    if has("model") && has("messages") && says("\"chat.completion") {
+        openai_chat::recognise(exchange)
+    } else if has("model")
+        && has("messages")
+        && (says("message_start") || says("\"type\":\"message\""))
+    {
+        anthropic::recognise(exchange)
+    } else if has("model")
+        && has("input")
+        && (says("response.created") || says("\"object\":\"response\""))
+    {
+        openai_responses::recognise(exchange, LlmApi::OpenAiResponses)
+    } else if has("contents") && says("\"candidates\"") {
+        gemini::recognise(exchange)
     } else {
         None
     }
@@ -357,6 +387,29 @@ mod tests {
             let ex = exchange("POST", path, b"name=value&x=1", None);
             assert_eq!(recognise(&ex), None, "{path}");
         }
+    }
+
+    /// A path unknown (an HTTP/2 request read without its HPACK table): the call is
+    /// recognised only when request and response agree on a dialect, and only then.
+    #[test]
+    fn without_a_path_only_agreeing_bodies_make_a_call() {
+        let mut ex = fixture("openai_chat/tools_stream");
+        ex.request.target = String::new();
+        // A whole request with no path is not one of these.
+        assert_eq!(recognise(&ex), None);
+        ex.request.completeness = Completeness::Truncated;
+        let call = recognise(&ex).expect("recognised from the bodies");
+        assert_eq!(call.api, LlmApi::OpenAiChatCompletions);
+        assert!(call.partial);
+        // The same request answered by something else is not an LLM call.
+        let mut other = ex.clone();
+        if let Some(response) = other.response.as_mut() {
+            response.body = br#"{"status":"ok"}"#.to_vec();
+            response.stream = None;
+        }
+        assert_eq!(recognise(&other), None);
+        other.response = None;
+        assert_eq!(recognise(&other), None);
     }
 
     #[test]

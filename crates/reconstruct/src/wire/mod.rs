@@ -71,6 +71,12 @@ pub trait WireParser: Send {
     /// parser charges the budget itself, message by message (HTTP).
     fn held_bytes(&self) -> Option<usize>;
 
+    /// The protocol was recognised from a connection already under way (HTTP/2 frames
+    /// without the preface): counted in the reconstruction statistics.
+    fn attached_mid_connection(&self) -> bool {
+        false
+    }
+
     /// What [`WireParser::held_bytes`] reported did not fit the budget: the parser sheds
     /// what it holds and says whether the stream is parsed further.
     fn on_over_budget(

@@ -1,4 +1,5 @@
-//! HPACK's Huffman code (RFC 7541 §5.2, Appendix B), decoded canonically.
+//! HPACK's Huffman code (RFC 7541 §5.2, Appendix B): decoded canonically, also a byte at a
+//! time for strings that arrive in pieces, and encoded.
 //!
 //! `loona-hpack` decodes Huffman strings by building a table of hash maps for every string and
 //! looking bits up one at a time: the Go agent's first request header block (95 bytes) took
@@ -6,8 +7,13 @@
 //! milliseconds per kilobyte. The code is canonical (codes of one length are consecutive
 //! integers, ordered by symbol within a length), so a decoder needs only, per code length,
 //! the first code and where its symbols start in the symbol list: built once, then a few
-//! integer operations per bit, no allocation. [`super::header_block`] rewrites a block's
-//! Huffman literals as plain ones with it before the block reaches `loona-hpack`.
+//! integer operations per bit, no allocation. Reconstruction rewrites a block's Huffman
+//! literals as plain ones with it before the block reaches `loona-hpack`; redaction reads
+//! header names and counts value lengths with [`Reader`] as a block's bytes go past.
+//!
+//! The masked form of a coded value is also decided here ([`masked_byte`]): `*` is one of the
+//! few symbols whose code is exactly 8 bits (`0xf9`), so a value can be overwritten with `*`s
+//! byte for byte, from any symbol boundary on, and still decode.
 
 use std::sync::OnceLock;
 
@@ -15,6 +21,8 @@ use std::sync::OnceLock;
 const MAX_LEN: usize = 30;
 /// The end-of-string symbol: never valid inside a string.
 const EOS: u16 = 256;
+/// The code of `*`, exactly one byte long: the masked form of a coded value.
+pub const MASK_BYTE: u8 = 0xf9;
 
 /// Per code length: the first code, how many codes, and where their symbols start.
 struct Canonical {
@@ -57,35 +65,104 @@ pub enum HuffmanError {
     BadPadding,
 }
 
-/// Decodes one Huffman-coded string, appending to `out`.
-pub fn decode(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
-    let table = canonical();
-    let mut code: u32 = 0;
-    let mut len = 0usize;
-    for byte in bytes {
+/// A Huffman string decoded as its bytes arrive, one at a time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reader {
+    /// Bits of the symbol being read, and how many.
+    code: u32,
+    len: usize,
+    /// Bits read so far.
+    bits: usize,
+}
+
+impl Reader {
+    /// Reads one byte; `symbol(byte, end)` is called for each symbol it completes, with the
+    /// bit of the string the symbol ends at.
+    pub fn push(
+        &mut self,
+        byte: u8,
+        mut symbol: impl FnMut(u8, usize),
+    ) -> Result<(), HuffmanError> {
+        let table = canonical();
         for shift in (0..8).rev() {
-            code = (code << 1) | u32::from((byte >> shift) & 1);
-            len += 1;
-            let index = code.wrapping_sub(table.first[len]);
-            if table.count[len] > 0 && code >= table.first[len] && index < table.count[len] {
-                let symbol = table.symbols[(table.offset[len] + index) as usize];
-                if symbol == EOS {
+            self.code = (self.code << 1) | u32::from((byte >> shift) & 1);
+            self.len += 1;
+            self.bits += 1;
+            let len = self.len;
+            let index = self.code.wrapping_sub(table.first[len]);
+            if table.count[len] > 0 && self.code >= table.first[len] && index < table.count[len] {
+                let decoded = table.symbols[(table.offset[len] + index) as usize];
+                if decoded == EOS {
                     return Err(HuffmanError::EndOfStringInside);
                 }
-                out.push(symbol as u8);
-                code = 0;
-                len = 0;
+                symbol(decoded as u8, self.bits);
+                self.code = 0;
+                self.len = 0;
             } else if len == MAX_LEN {
                 // Every 30-bit sequence holds a complete code; only EOS is that long.
                 return Err(HuffmanError::EndOfStringInside);
             }
         }
+        Ok(())
     }
-    // What is left must be padding: at most 7 bits, all ones (EOS's first bits).
-    if len > 7 || code != (1u32 << len) - 1 {
-        return Err(HuffmanError::BadPadding);
+
+    /// The string ended: what is left must be padding, at most 7 bits, all ones (EOS's first
+    /// bits).
+    pub fn finish(&self) -> Result<(), HuffmanError> {
+        if self.len > 7 || self.code != (1u32 << self.len) - 1 {
+            return Err(HuffmanError::BadPadding);
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Decodes one Huffman-coded string, appending to `out`.
+pub fn decode(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
+    let mut reader = Reader::default();
+    for &byte in bytes {
+        reader.push(byte, |symbol, _| out.push(symbol))?;
+    }
+    reader.finish()
+}
+
+/// Huffman-codes `text`, padded with ones to a whole byte.
+pub fn encode(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u64, 0u32);
+    for &byte in text {
+        let (code, len) = CODES[usize::from(byte)];
+        acc = (acc << len) | u64::from(code);
+        bits += u32::from(len);
+        while bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    if bits > 0 {
+        out.push(((acc << (8 - bits)) | ((1 << (8 - bits)) - 1)) as u8);
+    }
+    out
+}
+
+/// Byte `index` of a coded string of `len` bytes masked from bit `keep_bits` on (a symbol
+/// boundary): the bits before it stay as sent (`sent` is the byte as sent), then as many `*`
+/// codes as fit, then padding. The masked string decodes to the kept symbols followed by
+/// `(8 * len - keep_bits) / 8` stars; from bit 0 it is `len` bytes of [`MASK_BYTE`].
+pub fn masked_byte(index: usize, len: usize, keep_bits: usize, sent: u8) -> u8 {
+    let stars_end = keep_bits + (8 * len).saturating_sub(keep_bits) / 8 * 8;
+    let mut out = 0u8;
+    for bit in 0..8 {
+        let at = 8 * index + bit;
+        let value = if at < keep_bits {
+            (sent >> (7 - bit)) & 1
+        } else if at < stars_end {
+            (MASK_BYTE >> (7 - (at - keep_bits) % 8)) & 1
+        } else {
+            1
+        };
+        out |= value << (7 - bit);
+    }
+    out
 }
 
 /// (code, length in bits) of each symbol, 0 to 255 and EOS (RFC 7541 Appendix B).
@@ -354,25 +431,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Huffman-codes `text` (for the tests: HPACK encoders are on the other side of the wire).
-    fn encode(text: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let (mut acc, mut bits) = (0u64, 0u32);
-        for &byte in text {
-            let (code, len) = CODES[usize::from(byte)];
-            acc = (acc << len) | u64::from(code);
-            bits += u32::from(len);
-            while bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-            }
-        }
-        if bits > 0 {
-            out.push(((acc << (8 - bits)) | ((1 << (8 - bits)) - 1)) as u8);
-        }
-        out
-    }
-
     #[test]
     fn rfc7541_examples_decode() {
         // C.4.1: "www.example.com"; C.4.2: "no-cache".
@@ -414,5 +472,40 @@ mod tests {
             let theirs = loona_hpack::huffman::HuffmanDecoder::new().decode(&bytes);
             prop_assert_eq!(ours.ok(), theirs.ok());
         }
+
+        /// Masked from any symbol boundary, a coded string keeps its length and decodes to the
+        /// symbols before the boundary followed by stars.
+        #[test]
+        fn masking_keeps_length_and_decodes(
+            text in proptest::collection::vec(any::<u8>(), 0..80),
+            keep in 0usize..80,
+        ) {
+            let coded = encode(&text);
+            let keep = keep.min(text.len());
+            let keep_bits: usize = text[..keep].iter().map(|&b| usize::from(CODES[usize::from(b)].1)).sum();
+            let masked: Vec<u8> = coded
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| masked_byte(i, coded.len(), keep_bits, b))
+                .collect();
+            prop_assert_eq!(masked.len(), coded.len());
+            let mut out = Vec::new();
+            decode(&masked, &mut out).unwrap();
+            prop_assert_eq!(&out[..keep], &text[..keep]);
+            prop_assert!(out[keep..].iter().all(|&b| b == b'*'));
+            prop_assert_eq!(out.len() - keep, (8 * coded.len() - keep_bits) / 8);
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_ends_on_a_byte_boundary() {
+        // So an `Authorization: Bearer …` value keeps its scheme byte for byte.
+        assert_eq!(encode(b"Bearer ").len(), 5);
+        let bits: usize = b"Bearer "
+            .iter()
+            .map(|&b| usize::from(CODES[usize::from(b)].1))
+            .sum();
+        assert_eq!(bits, 40);
+        assert_eq!(encode(b"*"), [MASK_BYTE]);
     }
 }
