@@ -300,6 +300,13 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     assert!(baseline.contains("query_database"), "{baseline}");
     assert!(baseline.contains("support-agent"), "{baseline}");
 
+    // From the incident to its evidence in two keys: n selects it, e opens the row that
+    // carried the injected ticket, Detail scrolled to the phrase detection matched.
+    tmux.keys(&["n", "e"]);
+    let screen = tmux.wait_for_text("evidence 1 of");
+    assert!(screen.contains("ignore your previous"), "{screen}");
+    assert!(screen.contains('◆'), "evidence rows marked: {screen}");
+
     tmux.keys(&["q"]);
     assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
 }

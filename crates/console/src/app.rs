@@ -98,6 +98,16 @@ fn position_bar<'a>(
     cells.into_iter().collect()
 }
 
+/// The finding whose evidence Enter and `e` walk through the timeline.
+#[derive(Debug, Clone)]
+struct EvidenceWalk {
+    finding: FindingView,
+    /// Which evidence row the next step selects.
+    next: usize,
+    /// A step waits for the frame that has the finding's agent's log.
+    pending: bool,
+}
+
 /// How long a status message stays, in seconds (an error twice as long).
 const MESSAGE_SECONDS: u64 = 5;
 
@@ -157,6 +167,10 @@ pub struct App {
     /// opens at its first evidence but is raised when that observation completes, so only the
     /// playhead at which it appeared is sure to show it again.
     finding_times: HashMap<String, u64>,
+    /// The finding whose evidence Enter and `e` walk, and the next step of the walk.
+    evidence_walk: Option<EvidenceWalk>,
+    /// What Detail highlights in an observation: the walked finding's matched text.
+    highlight: Vec<String>,
     /// The agent whose baseline export waits for a second `b` (it has findings).
     baseline_confirm: Option<String>,
     /// Frames the message has been shown; it goes after [`MESSAGE_SECONDS`].
@@ -203,6 +217,8 @@ impl App {
             message: None,
             message_ticks: 0,
             baseline_confirm: None,
+            evidence_walk: None,
+            highlight: Vec::new(),
             finding_times: Default::default(),
             now_ns: 0,
             boot_offset: None,
@@ -365,6 +381,7 @@ impl App {
             .as_deref()
             .and_then(|k| self.logs.agent(k));
         self.timeline.sync(log);
+        self.step_evidence();
         if refresh || agent_changed {
             let agent = self
                 .current_agent
@@ -394,6 +411,8 @@ impl App {
 
     fn build_detail(&mut self, pipeline: &Pipeline, keep_scroll: bool) {
         let styles = &self.options.styles;
+        // The first highlighted line, scrolled into view on a new subject.
+        let mut first_mark = None;
         let offset = self.boot_offset;
         let (title, lines) = match &self.subject {
             Subject::None => (String::new(), Vec::new()),
@@ -411,10 +430,24 @@ impl App {
                 match self.logs.agent(agent).and_then(|l| l.get(*position)) {
                     Some(entry) => {
                         let model_agent = pipeline.model().agents().find(|a| &a.key == agent);
-                        (
-                            entry.kind.tag().to_lowercase(),
-                            observation_detail(entry, model_agent, pipeline, styles, offset),
-                        )
+                        let mut lines =
+                            observation_detail(entry, model_agent, pipeline, styles, offset);
+                        // The walked finding's matched text, and what the timeline search
+                        // looked for.
+                        let mut terms: Vec<String> = self.highlight.clone();
+                        terms.extend(
+                            self.timeline
+                                .highlight_terms()
+                                .into_iter()
+                                .map(str::to_string),
+                        );
+                        if !terms.is_empty() {
+                            let (marked, first) =
+                                crate::text::highlight(lines, &terms, styles.selection);
+                            lines = marked;
+                            first_mark = first;
+                        }
+                        (entry.kind.tag().to_lowercase(), lines)
                     }
                     None => (String::new(), Vec::new()),
                 }
@@ -433,6 +466,9 @@ impl App {
         };
         self.detail_title = title;
         self.detail.set(lines, keep_scroll);
+        if let (Some(line), false) = (first_mark, keep_scroll) {
+            self.detail.scroll_to_line(line);
+        }
     }
 
     /// The detail follows the selection of the pane that has focus.
@@ -588,6 +624,13 @@ impl App {
                 Some(key) => return self.export_baseline(key),
                 None => self.set_message("select an agent first", true),
             },
+            Action::NextEvidence => match self.evidence_walk.as_mut() {
+                Some(walk) => walk.pending = true,
+                None => match self.findings.selected().cloned() {
+                    Some(finding) => self.walk_evidence(finding),
+                    None => self.set_message("select a finding first (n)", true),
+                },
+            },
             Action::NextFinding => self.next_finding(true),
             Action::PrevFinding => self.next_finding(false),
             Action::Back => self.back(),
@@ -698,16 +741,22 @@ impl App {
                     self.set_focus(PaneId::Detail);
                 }
             }
-            PaneId::Timeline | PaneId::Findings => {
-                if let PaneId::Findings = self.focus {
-                    if let Some(key) = self.findings.selected().map(|f| f.agent_key.clone()) {
-                        self.agents.select_agent(&key);
-                    }
+            // A finding: to its evidence in the timeline.
+            PaneId::Findings => match self.findings.selected().cloned() {
+                Some(finding) => self.walk_evidence(finding),
+                None => {}
+            },
+            PaneId::Detail => {
+                if let Subject::Finding(finding) = &self.subject {
+                    let finding = finding.clone();
+                    self.walk_evidence(finding);
                 }
+            }
+            PaneId::Timeline => {
                 self.subject_from_focus();
                 self.set_focus(PaneId::Detail);
             }
-            PaneId::Detail | PaneId::AiBom => {}
+            PaneId::AiBom => {}
         }
     }
 
@@ -753,6 +802,64 @@ impl App {
         }
         self.baseline_confirm = None;
         vec![Effect::ExportBaseline { agent_key: key }]
+    }
+
+    /// Starts walking `finding`'s evidence: its agent is selected, and the next frame (which
+    /// has the agent's log) selects the first timeline row holding one of its events.
+    fn walk_evidence(&mut self, finding: FindingView) {
+        self.agents.select_agent(&finding.agent_key);
+        self.timeline.evidence = finding.evidence.clone();
+        self.highlight = finding.matched.clone();
+        self.evidence_walk = Some(EvidenceWalk {
+            finding,
+            next: 0,
+            pending: true,
+        });
+    }
+
+    /// The pending step of the evidence walk, once the finding's agent is the current one:
+    /// the next row holding its events (wrapping), selected and shown in Detail.
+    fn step_evidence(&mut self) {
+        let Some(walk) = self.evidence_walk.as_mut().filter(|w| w.pending) else {
+            return;
+        };
+        if self.current_agent.as_deref() != Some(walk.finding.agent_key.as_str()) {
+            return;
+        }
+        walk.pending = false;
+        let agent = walk.finding.agent_key.clone();
+        let Some(log) = self.logs.agent(&agent) else {
+            return;
+        };
+        let rows: Vec<u64> = log
+            .iter_from(log.start())
+            .filter(|(_, e)| {
+                crate::timeline_pane::overlaps(&walk.finding.evidence, &e.observation.events)
+            })
+            .map(|(position, _)| position)
+            .collect();
+        if rows.is_empty() {
+            let id = walk.finding.id.clone();
+            self.set_message(
+                format!("{id}: its evidence is not in the timeline (older than the log keeps)"),
+                true,
+            );
+            return;
+        }
+        let step = walk.next % rows.len();
+        walk.next = step + 1;
+        let id = walk.finding.id.clone();
+        self.timeline.select_position(rows[step], Some(log));
+        self.set_focus(PaneId::Timeline);
+        self.subject = Subject::Observation {
+            agent,
+            position: rows[step],
+        };
+        self.subject_dirty = true;
+        self.set_message(
+            format!("{id} evidence {} of {} · e next", step + 1, rows.len()),
+            false,
+        );
     }
 
     /// How far `<` and `>` move the replay (see [`AppOptions::seek_ns`]).
@@ -1314,6 +1421,7 @@ impl App {
                 &[
                     Action::NextFinding,
                     Action::PrevFinding,
+                    Action::NextEvidence,
                     Action::SeekPrevFinding,
                     Action::SeekNextFinding,
                     Action::Baseline,

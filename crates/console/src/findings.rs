@@ -32,6 +32,11 @@ pub struct FindingView {
     pub story: String,
     /// Event time it was raised at (nanoseconds since boot, like every `ts_ns`).
     pub ts_ns: u64,
+    /// The raw events behind it: Enter on the finding walks the timeline rows that hold them.
+    pub evidence: Vec<agentscope_reconstruct::EventRange>,
+    /// What detection matched in the content (the injected phrase), highlighted in Detail
+    /// when the walk reaches the row that carried it.
+    pub matched: Vec<String>,
 }
 
 /// Findings kept; the oldest go first.
@@ -271,6 +276,12 @@ pub fn incident_view(incident: &detect::Incident, findings: &[detect::Finding]) 
     story.push(String::new());
     story.push(format!("Labels: {}", labels.join(", ")));
     story.push(format!("Evidence: {}", event_ranges(&incident.events)));
+    let matched = incident
+        .findings
+        .iter()
+        .filter_map(|id| findings.iter().find(|f| &f.id == id))
+        .flat_map(matched_phrases)
+        .collect();
     FindingView {
         id: incident.id.clone(),
         severity: incident.severity,
@@ -278,6 +289,20 @@ pub fn incident_view(incident: &detect::Incident, findings: &[detect::Finding]) 
         agent_key: incident.agent.clone(),
         story: story.join("\n"),
         ts_ns: incident.opened_ns,
+        evidence: incident.events.clone(),
+        matched,
+    }
+}
+
+/// What a finding matched in the content: the phrases a prompt-injection finding's rules
+/// matched, the pieces of read data an exfiltration carried.
+fn matched_phrases(finding: &detect::Finding) -> Vec<String> {
+    match &finding.detail {
+        detect::FindingDetail::PromptInjection { hits, .. } => {
+            hits.iter().map(|h| h.matched.clone()).collect()
+        }
+        detect::FindingDetail::Exfiltration { samples, .. } => samples.clone(),
+        _ => Vec::new(),
     }
 }
 
@@ -301,6 +326,8 @@ pub fn finding_view(finding: &detect::Finding) -> FindingView {
             event_ranges(&finding.events)
         ),
         ts_ns: finding.ts_ns,
+        evidence: finding.events.clone(),
+        matched: matched_phrases(finding),
     }
 }
 

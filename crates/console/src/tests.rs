@@ -810,6 +810,8 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
             agent_key: "host:python".into(),
             story: format!("{title} story"),
             ts_ns: 0,
+            evidence: Vec::new(),
+            matched: Vec::new(),
         });
     }
     console.press(KeyCode::Char('n'));
@@ -1425,4 +1427,92 @@ fn sibling_nodes_with_one_name_are_told_apart() {
                 .any(|l| l.ends_with("/bin/psql") && l != "/usr/bin/psql"),
         "{labels:#?}"
     );
+}
+
+/// From start to the evidence in two keys: `n` selects the incident, `e` jumps to the first
+/// timeline row holding its events with the injected phrase highlighted in Detail; `e` walks
+/// on, and within three more keys reaches the POST that carried the rows, highlighted too.
+/// Evidence rows are marked `◆` in the timeline. Enter on the finding does what `e` does.
+#[test]
+fn enter_on_a_finding_walks_its_evidence_with_the_matched_text_highlighted() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    // From start: n selects the incident, e goes to its first evidence row (Enter on the
+    // finding in the findings pane or on its story in Detail does the same).
+    console.press(KeyCode::Char('n'));
+    console.press(KeyCode::Char('e'));
+    console.draw();
+    assert_eq!(console.app.focus(), PaneId::Timeline);
+    let screen = console.screen();
+    assert!(screen.contains('◆'), "evidence rows are marked:\n{screen}");
+    assert!(
+        console.app.message().unwrap().contains("evidence 1 of"),
+        "{:?}",
+        console.app.message()
+    );
+    // The cells of the Detail pane drawn in the selection style, in reading order: a phrase
+    // wrapped over two rows reads whole.
+    let highlighted = |console: &mut Console, phrase: &str| -> bool {
+        let screen = console.screen();
+        let buffer = console.terminal.backend().buffer();
+        let selection = app_options(ColorMode::TrueColor).styles.selection;
+        let area = buffer.area;
+        let first_row = screen.lines().next().unwrap_or_default();
+        // The snapshot's rows are quoted: the column after the quote and Detail's border.
+        let Some(byte) = first_row.find("┌ Detail") else {
+            return false;
+        };
+        let left = first_row[..byte].chars().count() as u16;
+        let mut marked = String::new();
+        for y in 0..area.height {
+            for x in left..area.width {
+                let cell = &buffer[(x, y)];
+                if selection.bg.is_some() && cell.bg == selection.bg.unwrap() {
+                    marked.push_str(cell.symbol());
+                }
+            }
+        }
+        marked.to_lowercase().contains(phrase)
+    };
+    let mut keys = 2;
+    let phrase = "ignore your previous instructions";
+    while !highlighted(&mut console, phrase) {
+        assert!(
+            keys < 3,
+            "the injected phrase within three keys:\n{}",
+            console.screen()
+        );
+        console.press(KeyCode::Char('e'));
+        console.draw();
+        keys += 1;
+    }
+    // On to the exfiltration POST, its body's rows highlighted, within three more.
+    let mut more = 0;
+    while !(console.screen().contains("POST") && highlighted(&mut console, "ada lovelace")) {
+        assert!(
+            more < 3,
+            "the POST within three more keys:\n{}",
+            console.screen()
+        );
+        console.press(KeyCode::Char('e'));
+        console.draw();
+        more += 1;
+    }
+}
+
+/// Enter on a finding in the findings pane starts the same walk.
+#[test]
+fn enter_on_a_finding_in_its_pane_goes_to_its_evidence() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    console.focus_pane(PaneId::Findings);
+    console.press(KeyCode::Down);
+    console.press(KeyCode::Enter);
+    console.draw();
+    assert_eq!(console.app.focus(), PaneId::Timeline);
+    assert!(console.app.message().unwrap().contains("evidence 1 of"));
 }

@@ -18,6 +18,7 @@ use super::log::{AgentLog, LoggedObservation};
 use super::search_query::SearchQuery;
 use super::text::fit_columns;
 use super::theme::Styles;
+use agentscope_reconstruct::EventRange;
 
 #[derive(Default)]
 pub struct TimelinePane {
@@ -33,6 +34,9 @@ pub struct TimelinePane {
     selected: Option<u64>,
     cursor: ListCursor,
     pub last_area: Rect,
+    /// The raw events of the finding being walked (Enter on a finding): rows holding any of
+    /// them are marked.
+    pub evidence: Vec<EventRange>,
 }
 
 impl TimelinePane {
@@ -126,6 +130,23 @@ impl TimelinePane {
         }
     }
 
+    /// The words and phrases the filter looks for, to highlight in Detail.
+    pub fn highlight_terms(&self) -> Vec<&str> {
+        self.query.highlight_terms()
+    }
+
+    /// Selects the entry at log `position`, clearing a filter that hides it.
+    pub fn select_position(&mut self, position: u64, log: Option<&AgentLog>) {
+        let Some(log) = log else { return };
+        if !self.query.is_empty() && self.matches.binary_search(&position).is_err() {
+            self.set_filter(String::new(), Some(log));
+        }
+        let row = self.row_of(position, log);
+        self.select_row(row, Some(log));
+        // The last row means "follow"; an evidence row stays selected as entries arrive.
+        self.selected = Some(position);
+    }
+
     /// The log positions of the rows shown, in order.
     pub fn shown_positions<'a>(&'a self, log: &'a AgentLog) -> impl Iterator<Item = u64> + 'a {
         (0..self.len(Some(log))).filter_map(move |row| self.position_at(row, log))
@@ -206,7 +227,8 @@ impl TimelinePane {
         let width = inner.width as usize;
         let lines = (self.cursor.offset..len.min(self.cursor.offset + height)).filter_map(|row| {
             let entry = log.get(self.position_at(row, log)?)?;
-            Some(entry_line(entry, styles, width, boot_offset))
+            let evidence = overlaps(&self.evidence, &entry.observation.events);
+            Some(entry_line(entry, evidence, styles, width, boot_offset))
         });
         render_rows(
             frame,
@@ -233,8 +255,18 @@ impl TimelinePane {
     }
 }
 
+/// Whether any of `events` falls in one of `evidence`'s ranges.
+pub fn overlaps(evidence: &[EventRange], events: &[EventRange]) -> bool {
+    evidence.iter().any(|e| {
+        events
+            .iter()
+            .any(|o| o.first <= e.last && e.first <= o.last)
+    })
+}
+
 fn entry_line(
     entry: &LoggedObservation,
+    evidence: bool,
     styles: &Styles,
     width: usize,
     boot_offset: Option<i128>,
@@ -243,19 +275,21 @@ fn entry_line(
         .kind
         .colour_of()
         .map_or(styles.muted, |k| styles.node(k));
-    fit_columns(
-        vec![
-            Span::styled(
-                format!("{} ", format_time(entry.observation.ts_ns, boot_offset)),
-                styles.muted,
-            ),
-            Span::styled(format!("{:<5} ", entry.kind.tag()), tag_style),
-            // The process: concurrent sessions of one agent (its own process and the tools it
-            // started) tell apart by it.
-            Span::styled(format!("{:>7} ", entry.observation.actor.pid), styles.muted),
-            Span::styled(entry.summary.clone(), styles.text),
-        ],
-        Vec::new(),
-        width,
-    )
+    let mut spans = Vec::new();
+    if evidence {
+        // Evidence of the finding being walked: marked, not only coloured (NO_COLOR).
+        spans.push(Span::styled("◆", styles.error));
+    }
+    spans.extend([
+        Span::styled(
+            format!("{} ", format_time(entry.observation.ts_ns, boot_offset)),
+            styles.muted,
+        ),
+        Span::styled(format!("{:<5} ", entry.kind.tag()), tag_style),
+        // The process: concurrent sessions of one agent (its own process and the tools it
+        // started) tell apart by it.
+        Span::styled(format!("{:>7} ", entry.observation.actor.pid), styles.muted),
+        Span::styled(entry.summary.clone(), styles.text),
+    ]);
+    fit_columns(spans, Vec::new(), width)
 }
