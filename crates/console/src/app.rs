@@ -742,10 +742,11 @@ impl App {
                 }
             }
             // A finding: to its evidence in the timeline.
-            PaneId::Findings => match self.findings.selected().cloned() {
-                Some(finding) => self.walk_evidence(finding),
-                None => {}
-            },
+            PaneId::Findings => {
+                if let Some(finding) = self.findings.selected().cloned() {
+                    self.walk_evidence(finding);
+                }
+            }
             PaneId::Detail => {
                 if let Subject::Finding(finding) = &self.subject {
                     let finding = finding.clone();
