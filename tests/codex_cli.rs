@@ -21,8 +21,9 @@
 //! `api.openai.com`, which resolves to 127.0.0.1 only in Codex's own mount namespace. The mock serves a
 //! certificate issued by its own CA (`--with-ca`; rustls refuses a self-signed CA certificate
 //! used as the server's), trusted through `SSL_CERT_FILE`, and offers only `http/1.1` in ALPN
-//! (`--alpn http/1.1`), so the test does not depend on HTTP/2 reconstruction whichever stack
-//! a release uses. The model calls go only to the mock; Codex 0.171.0 also looks up
+//! (`--alpn http/1.1`), so these checks do not depend on HTTP/2 reconstruction whichever stack
+//! a release uses; one more test puts a real Go HTTP/2 server in front of the mock, which
+//! Codex 0.171.0 talks h2 to. The model calls go only to the mock; Codex 0.171.0 also looks up
 //! `api.github.com` and `chatgpt.com` on its own (seen with strace; `check_for_update_on_startup
 //! = false` does not stop it), which this test neither needs nor checks.
 
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use support::h2_front::{self, H2Front};
 use support::payloads::{assert_bodies_captured, verbatim_but_redacted};
 use support::*;
 
@@ -84,8 +86,9 @@ struct CodexRun {
     secret_path: PathBuf,
 }
 
-/// Codex's private home: the mock as its only model provider.
-fn codex_home(dir: &Path, llm: &MockLlm) -> PathBuf {
+/// Codex's private home: the mock (at `port`: its own, or an HTTP/2 front's) as its only
+/// model provider.
+fn codex_home(dir: &Path, port: u16) -> PathBuf {
     let home = dir.join("codex-home");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(
@@ -99,7 +102,6 @@ fn codex_home(dir: &Path, llm: &MockLlm) -> PathBuf {
              base_url = \"https://{API_HOST}:{port}/v1\"\n\
              wire_api = \"responses\"\n\
              env_key = \"MOCK_API_KEY\"\n",
-            port = llm.port
         ),
     )
     .unwrap();
@@ -119,8 +121,13 @@ const WARM_UP_REQUESTS: usize = 2;
 /// connection start before the probes are attached (in most runs here, by up to 170 ms: the
 /// warm-up's hellos then say `probes_attached_late`).
 /// The measured run is the steady state of a node that has seen the binary before.
-fn paused_codex(dir: &Path, binary: &Path, llm: &MockLlm) -> (std::process::Child, PathBuf) {
-    let home = codex_home(dir, llm);
+fn paused_codex(
+    dir: &Path,
+    binary: &Path,
+    llm: &MockLlm,
+    port: u16,
+) -> (std::process::Child, PathBuf) {
+    let home = codex_home(dir, port);
     let work = dir.join("work");
     std::fs::create_dir_all(&work).unwrap();
     let prompt = dir.join("prompt.txt");
@@ -241,7 +248,7 @@ fn run_without_collector(version: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let secret_path = write_secret(dir.path());
     let (llm, dump) = start_mock(dir.path(), &secret_path);
-    let (child, start) = paused_codex(dir.path(), &codex_binary(version), &llm);
+    let (child, start) = paused_codex(dir.path(), &codex_binary(version), &llm, llm.port);
     release(&start);
     let stdout = finish(child);
     let returned =
@@ -253,11 +260,21 @@ fn run_without_collector(version: &str) -> String {
     stdout
 }
 
-/// Codex under `agentscope collect --pid`, recorded, with the graph written.
-fn run_with_collector(version: &str, dir: &Path) -> (CodexRun, Captured, Value, String) {
+/// Codex under `agentscope collect --pid`, recorded, with the graph written; with `http2`,
+/// through the Go HTTP/2 front (serving the mock's certificate) instead of to the mock itself.
+fn run_with_collector(
+    version: &str,
+    dir: &Path,
+    http2: bool,
+) -> (CodexRun, Captured, Value, String) {
     let secret_path = write_secret(dir);
     let (llm, dump) = start_mock(dir, &secret_path);
-    let (child, start) = paused_codex(dir, &codex_binary(version), &llm);
+    let front = http2.then(|| {
+        let binary = h2_front::build(&dir.join("bin"));
+        H2Front::start(dir, &binary, &llm, &llm.ca())
+    });
+    let port = front.as_ref().map_or(llm.port, |f| f.port);
+    let (child, start) = paused_codex(dir, &codex_binary(version), &llm, port);
     let pid = child.id();
     let graph_path = dir.join("graph.json");
     let record_path = dir.join("run.cap");
@@ -317,12 +334,74 @@ fn codex_0_171_0_is_seen_through_located_rustls() {
     );
 }
 
+/// Codex 0.171.0 offers h2 in ALPN; a real Go `net/http` server in front of the mock
+/// (tests/agents/go_h2_front, serving the mock's certificate) accepts it. Its captured
+/// connections are HTTP/2 from their preface, and reconstruction gives the same graph as over
+/// HTTP/1.1: the agent with its model, the streamed `exec_command` call and its follow-up, the
+/// call linked to its exec and file open, the model edge's `protocol` `h2`, the key nowhere.
+#[test]
+fn codex_0_171_0_over_http2_shows_its_calls() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (run, captured, graph, raw_output) = run_with_collector("0.171.0", dir.path(), true);
+    assert!(run.stdout.contains("The plan is read."), "{}", run.stdout);
+    let egress = captured.tls_streams(u64::from(run.pid), "egress");
+    assert!(
+        !egress.is_empty()
+            && egress
+                .iter()
+                .all(|s| s.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")),
+        "Codex's connections are HTTP/2 from their preface"
+    );
+    assert!(!raw_output.contains(API_KEY), "API key leaked");
+    assert!(!contains(&egress.concat(), &API_KEY.as_bytes()[..40]));
+    let agent = graph["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["pids"]
+                .as_array()
+                .is_some_and(|p| p.contains(&serde_json::json!(run.pid)))
+        })
+        .unwrap_or_else(|| panic!("Codex over h2 is not an agent: {:#}", graph["agents"]));
+    // The measured run's tool call round and its answer, at least.
+    assert!(agent["llm_calls"].as_u64().unwrap() >= 2, "{agent:#}");
+    let calls = graph["tool_calls"].as_array().unwrap();
+    let exec = calls
+        .iter()
+        .find(|c| c["gen_ai.tool.name"] == "exec_command" && c["pid"] == run.pid)
+        .unwrap_or_else(|| panic!("no exec_command tool call: {calls:#?}"));
+    assert_eq!(
+        exec["gen_ai.tool.call.arguments"]["cmd"],
+        format!("cat {}", run.secret_path.display())
+    );
+    let links = exec["links"].as_array().unwrap();
+    let file_node = format!("data:file:{}", run.secret_path.display());
+    assert!(
+        links.iter().any(|l| l["kind"] == "exec")
+            && links
+                .iter()
+                .any(|l| l["kind"] == "file" && l["target"] == file_node.as_str()),
+        "{links:#?}"
+    );
+    let from = format!("agent:{}", agent["key"].as_str().unwrap());
+    let protocols: Vec<&Value> = graph["graph"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["from"] == from.as_str() && e["kind"] == "invokes_model")
+        .flat_map(|e| e["attributes"]["protocol"].as_array().unwrap())
+        .collect();
+    assert_eq!(protocols, [&serde_json::json!("h2")], "{protocols:?}");
+}
+
 /// Runs Codex `version` alone and under the collector, and checks that its model calls are
 /// seen through `method` (the coverage verdict's name).
 fn codex_is_seen(version: &str, method: &str) -> Captured {
     let alone = run_without_collector(version);
     let dir = tempfile::tempdir().unwrap();
-    let (run, captured, graph, raw_output) = run_with_collector(version, dir.path());
+    let (run, captured, graph, raw_output) = run_with_collector(version, dir.path(), false);
 
     // The agent's output does not change under the probes.
     assert!(

@@ -13,6 +13,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::certificates::make_ca_and_leaf;
+use support::h2_front::{self, H2Front};
 use support::*;
 
 const API_KEY: &str = "sk-agentscope-h2-secret-5e8d1c";
@@ -78,43 +79,6 @@ fn assert_no_secret(what: &str, bytes: &[u8], secrets: &[&str]) {
 }
 const READ_PATH: &str = "/etc/os-release";
 
-/// The HTTP/2 front, serving the leaf in `cert_dir` and passing requests to the mock LLM.
-struct H2Front {
-    port: u16,
-    _process: Background,
-}
-
-impl H2Front {
-    fn start(dir: &Path, binary: &Path, llm: &MockLlm, ca: &Path) -> H2Front {
-        let port_file = dir.join("front.port");
-        let cert_dir = dir.join("cert");
-        let process = Command::new(binary)
-            .args([
-                "--upstream",
-                &format!("https://127.0.0.1:{}", llm.port),
-                "--upstream-ca",
-                ca.to_str().unwrap(),
-                "--cert",
-                cert_dir.join("cert.pem").to_str().unwrap(),
-                "--key",
-                cert_dir.join("key.pem").to_str().unwrap(),
-                "--port-file",
-                port_file.to_str().unwrap(),
-            ])
-            .stderr(std::fs::File::create(dir.join("front.log")).unwrap())
-            .spawn()
-            .expect("start the HTTP/2 front");
-        let process = Background(process);
-        let port = wait_for_file(&port_file, "HTTP/2 front port")
-            .parse()
-            .unwrap();
-        H2Front {
-            port,
-            _process: process,
-        }
-    }
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     agent: PathBuf,
@@ -136,23 +100,10 @@ fn setup() -> Setup {
         "building the Go agent failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let output = Command::new("go")
-        .args(["build", "-trimpath", "-o"])
-        .arg(bin.join("go_h2_front"))
-        .arg(".")
-        .current_dir(agents_dir().join("go_h2_front"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOPROXY", "off")
-        .output()
-        .expect("go build the HTTP/2 front (needs golang-go: make setup)");
-    assert!(
-        output.status.success(),
-        "building the HTTP/2 front failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let front_binary = h2_front::build(&bin);
     let ca = make_ca_and_leaf(&dir.path().join("cert"));
     let llm = MockLlm::start(dir.path());
-    let front = H2Front::start(dir.path(), &bin.join("go_h2_front"), &llm, &ca);
+    let front = H2Front::start(dir.path(), &front_binary, &llm, &ca);
     Setup {
         agent: bin.join("go_agent"),
         dir,
