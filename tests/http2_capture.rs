@@ -385,23 +385,12 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
         ],
         &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
     );
-    let pid = agent.pid();
-    let graph_path = dir.path().join("graph.json");
-    let collect = Collect::start(
-        dir.path(),
-        &[
-            "--pid",
-            &pid.to_string(),
-            "--no-kubernetes",
-            "--graph-json",
-            graph_path.to_str().unwrap(),
-        ],
-    );
-    agent.release();
-    let output = agent.finish();
-    let report: Value = serde_json::from_str(output.trim()).unwrap();
-    assert_eq!(report["ok"], true, "{output}");
-    let captured = collect.stop();
+    let FollowedAgent {
+        pid,
+        captured,
+        graph,
+        ..
+    } = follow_agent(dir.path(), agent, &[]);
     assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
     assert!(
         captured
@@ -421,8 +410,6 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
             .any(|e| e["pid"] == pid && e["path"] == READ_PATH && e["ret"].as_i64().unwrap() >= 0),
         "read_file opened {READ_PATH}"
     );
-    let graph: Value =
-        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
     let agent = agent_of(&graph, pid);
     assert!(
         models(agent).contains(&&Value::from("qwen2.5-coder")),
@@ -717,24 +704,16 @@ fn grpcio_client_search_is_a_retrieval_source_with_its_collection_and_status() {
         ],
         &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
     );
-    let pid = agent.pid();
-    let graph_path = dir.path().join("graph.json");
-    let collect = Collect::start(
-        dir.path(),
-        &[
-            "--pid",
-            &pid.to_string(),
-            "--no-kubernetes",
-            "--graph-json",
-            graph_path.to_str().unwrap(),
-        ],
-    );
-    agent.release();
-    let output = agent.finish();
-    let report: Value = serde_json::from_str(output.trim()).unwrap();
-    assert_eq!(report["ok"], true, "{output}");
+    let FollowedAgent {
+        pid,
+        output,
+        report,
+        captured,
+        graph,
+        graph_path,
+        ..
+    } = follow_agent(dir.path(), agent, &[]);
     assert_eq!(report["missing"], "NOT_FOUND", "{output}");
-    let captured = collect.stop();
     assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
     // The client preface, written by the agent's process with sendmsg.
     let h2c = captured
@@ -751,7 +730,6 @@ fn grpcio_client_search_is_a_retrieval_source_with_its_collection_and_status() {
     assert!(contains(&h2c, b"support-tickets"), "the search request");
 
     let graph_text = std::fs::read_to_string(&graph_path).unwrap();
-    let graph: Value = serde_json::from_str(&graph_text).unwrap();
     let agent = agent_of(&graph, pid);
     assert_eq!(agent["llm_calls"], 2, "{agent:#}");
     let sources = agent["aibom"]["retrieval_sources"].as_array().unwrap();

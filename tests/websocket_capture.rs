@@ -57,30 +57,21 @@ fn responses_over_websocket_show_the_llm_calls_and_the_tool_call_linked_to_exec_
         ],
         &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
     );
-    let pid = agent.pid();
-    let graph_path = dir.path().join("graph.json");
-    let collect = Collect::start(
-        dir.path(),
-        &[
-            "--pid",
-            &pid.to_string(),
-            "--no-kubernetes",
-            "--graph-json",
-            graph_path.to_str().unwrap(),
-        ],
-    );
-    agent.release();
-    let output = agent.finish();
-    let report: Value = serde_json::from_str(output.trim()).unwrap();
-    assert_eq!(report["ok"], true, "{output}");
+    let FollowedAgent {
+        pid,
+        output,
+        report,
+        captured,
+        graph,
+        graph_path,
+        events_path,
+    } = follow_agent(dir.path(), agent, &[]);
     assert!(
         report["extensions"]
             .as_str()
             .is_some_and(|e| e.starts_with("permessage-deflate")),
         "compression was negotiated: {output}"
     );
-    let events_path = collect.stdout_path.clone();
-    let captured = collect.stop();
     assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
 
     // The upgrade went through TLS, and the frames after it are compressed: the JSON of the
@@ -91,7 +82,6 @@ fn responses_over_websocket_show_the_llm_calls_and_the_tool_call_linked_to_exec_
     assert!(!contains(&egress, b"function_call_output"));
 
     let graph_text = std::fs::read_to_string(&graph_path).unwrap();
-    let graph: Value = serde_json::from_str(&graph_text).unwrap();
     let agent = graph["agents"]
         .as_array()
         .unwrap()

@@ -260,6 +260,52 @@ fn rand_suffix() -> u64 {
         .subsec_nanos() as u64
 }
 
+/// What a paused agent did, run to its end under `agentscope collect --pid PID
+/// --no-kubernetes --graph-json FILE` (and `extra` options): its JSON report on stdout
+/// (`"ok": true` asserted), what was captured, and the graph.
+pub struct FollowedAgent {
+    pub pid: u32,
+    pub output: String,
+    pub report: serde_json::Value,
+    pub captured: Captured,
+    pub graph: serde_json::Value,
+    pub graph_path: PathBuf,
+    /// The collector's `--json` output.
+    pub events_path: PathBuf,
+}
+
+pub fn follow_agent(dir: &Path, agent: Paused, extra: &[&str]) -> FollowedAgent {
+    let pid = agent.pid();
+    let pid_arg = pid.to_string();
+    let graph_path = dir.join("graph.json");
+    let mut args = vec![
+        "--pid",
+        pid_arg.as_str(),
+        "--no-kubernetes",
+        "--graph-json",
+        graph_path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let collect = Collect::start(dir, &args);
+    agent.release();
+    let output = agent.finish();
+    let report: serde_json::Value = serde_json::from_str(output.trim())
+        .unwrap_or_else(|err| panic!("the agent's report is not JSON ({err}): {output}"));
+    assert_eq!(report["ok"], true, "{output}");
+    let events_path = collect.stdout_path.clone();
+    let captured = collect.stop();
+    let graph = serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    FollowedAgent {
+        pid,
+        output,
+        report,
+        captured,
+        graph,
+        graph_path,
+        events_path,
+    }
+}
+
 /// A running `agentscope collect --json`.
 pub struct Collect {
     pub child: Child,

@@ -7,95 +7,15 @@
 //! sees each connected. Needs root and gcc (`make setup`).
 //! Run: `cargo bench -p agentscope --bench socket_payload_overhead` (or `make bench`).
 
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-/// One loop process (one way of moving the bytes) that runs round trips on request.
-struct Loop {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Loop {
-    fn start(binary: &Path, mode: &str) -> Loop {
-        let mut child = Command::new(binary)
-            .arg(mode)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the socket loop");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the socket loop did not start");
-        Loop {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    /// Runs `n` round trips; the time the loop itself measured.
-    fn run(&mut self, n: u64) -> Duration {
-        writeln!(self.stdin, "{n}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        Duration::from_nanos(line.trim().parse().expect("elapsed ns"))
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `agentscope collect` following some pids, its events discarded.
-struct Collector(Child);
-
-impl Collector {
-    fn follow(pids: &[u32]) -> Collector {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agentscope"));
-        command.args(["collect", "--json", "--ready-message", "--no-kubernetes"]);
-        for pid in pids {
-            command.args(["--pid", &pid.to_string()]);
-        }
-        let mut child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start agentscope collect");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        assert!(
-            line.contains("collecting"),
-            "collector did not start: {line}"
-        );
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
-                rest.clear();
-            }
-        });
-        Collector(child)
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) on our child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{Collector, Loop};
 
 fn measure(c: &mut Criterion, mode: &str, variant: &str, workload: &mut Loop) {
     let mut group = c.benchmark_group(format!("socket_round_trip/{mode}"));
@@ -125,7 +45,10 @@ fn bench(c: &mut Criterion) {
         .status()
         .expect("gcc (make setup installs it)");
     assert!(built.success(), "building socket_io_loop failed");
-    let mut loops: Vec<Loop> = MODES.iter().map(|m| Loop::start(&binary, m)).collect();
+    let mut loops: Vec<Loop> = MODES
+        .iter()
+        .map(|m| Loop::start(Command::new(&binary).arg(m)))
+        .collect();
     for (mode, workload) in MODES.iter().zip(&mut loops) {
         measure(c, mode, "unprobed", workload);
     }
