@@ -624,13 +624,19 @@ impl App {
                 Some(key) => return self.export_baseline(key),
                 None => self.set_message("select an agent first", true),
             },
-            Action::NextEvidence => match self.evidence_walk.as_mut() {
-                Some(walk) => walk.pending = true,
-                None => match self.findings.selected().cloned() {
-                    Some(finding) => self.walk_evidence(finding),
-                    None => self.set_message("select a finding first (n)", true),
-                },
-            },
+            Action::NextEvidence => {
+                let selected = self.findings.selected().cloned();
+                match (self.evidence_walk.as_mut(), selected) {
+                    // The same finding: on to its next evidence row.
+                    (Some(walk), Some(finding)) if walk.finding.id == finding.id => {
+                        walk.pending = true
+                    }
+                    (Some(walk), None) => walk.pending = true,
+                    // Another finding was selected since (n, N): walk that one.
+                    (_, Some(finding)) => self.walk_evidence(finding),
+                    (None, None) => self.set_message("select a finding first (n)", true),
+                }
+            }
             Action::NextFinding => self.next_finding(true),
             Action::PrevFinding => self.next_finding(false),
             Action::Back => self.back(),
@@ -768,6 +774,14 @@ impl App {
         }
         if self.filter_of(self.focus).is_some_and(|f| !f.is_empty()) {
             self.apply_filter(self.focus, String::new());
+            return;
+        }
+        // The evidence walk's marks and highlights go with Esc in the timeline.
+        if self.focus == PaneId::Timeline && self.evidence_walk.is_some() {
+            self.evidence_walk = None;
+            self.timeline.evidence.clear();
+            self.highlight.clear();
+            self.subject_dirty = true;
             return;
         }
         let previous = self.history.pop().unwrap_or(PaneId::Agents);

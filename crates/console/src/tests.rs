@@ -1500,6 +1500,11 @@ fn enter_on_a_finding_walks_its_evidence_with_the_matched_text_highlighted() {
         console.draw();
         more += 1;
     }
+    // Esc in the timeline ends the walk: no marks, no highlight.
+    console.press(KeyCode::Esc);
+    console.draw();
+    assert!(!console.screen().contains('◆'), "{}", console.screen());
+    assert!(!highlighted(&mut console, "ada lovelace"));
 }
 
 /// Enter on a finding in the findings pane starts the same walk.
