@@ -113,6 +113,34 @@ fn setup() -> Setup {
     }
 }
 
+/// What an agent that read `READ_PATH` with its `read_file` tool shows: the file opened, the
+/// agent with `model`, its (LLM calls, tool calls), and `protocol` as the only wire protocol
+/// of its model calls (HTTP/2 over TLS is `h2`, on a plain socket `h2c`).
+fn assert_read_file_agent(
+    captured: &Captured,
+    graph: &Value,
+    pid: u32,
+    model: &str,
+    (llm_calls, tool_calls): (u64, u64),
+    protocol: &str,
+) {
+    assert!(
+        captured
+            .of_kind("open")
+            .any(|e| e["pid"] == pid && e["path"] == READ_PATH && e["ret"].as_i64().unwrap() >= 0),
+        "read_file opened {READ_PATH}"
+    );
+    let agent = agent_of(graph, pid);
+    assert!(models(agent).contains(&&Value::from(model)), "{agent:#}");
+    assert_eq!(agent["llm_calls"], llm_calls, "{agent:#}");
+    assert_eq!(agent["tool_calls"], tool_calls, "{agent:#}");
+    assert_eq!(
+        model_call_protocols(graph, agent),
+        [Value::from(protocol)],
+        "the graph names the wire protocol of the model calls"
+    );
+}
+
 /// The agent of `pid` in the graph.
 fn agent_of(graph: &Value, pid: u32) -> &Value {
     graph["agents"]
@@ -202,27 +230,9 @@ fn go_agent_over_http2_shows_its_llm_calls_and_tool_calls() {
         egress.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
         "the agent spoke HTTP/2"
     );
-    assert!(
-        captured
-            .of_kind("open")
-            .any(|e| e["pid"] == pid && e["path"] == READ_PATH && e["ret"].as_i64().unwrap() >= 0),
-        "read_file opened {READ_PATH}"
-    );
-
     let graph_text = std::fs::read_to_string(&graph_path).unwrap();
     let graph: Value = serde_json::from_str(&graph_text).unwrap();
-    let agent = agent_of(&graph, pid);
-    assert!(
-        models(agent).contains(&&Value::from("gpt-4o-mini")),
-        "{agent:#}"
-    );
-    assert_eq!(agent["llm_calls"], 6, "{agent:#}");
-    assert_eq!(agent["tool_calls"], 3, "{agent:#}");
-    assert_eq!(
-        model_call_protocols(&graph, agent),
-        [Value::from("h2")],
-        "HTTP/2 over TLS is named h2 in the graph"
-    );
+    assert_read_file_agent(&captured, &graph, pid, "gpt-4o-mini", (6, 3), "h2");
 
     let events_text = std::fs::read_to_string(&events_path).unwrap();
     assert!(!events_text.contains(API_KEY), "API key in the events");
@@ -404,24 +414,7 @@ fn h2c_agent_on_a_plain_socket_shows_its_llm_calls_and_tool_call() {
             assert_no_secret("h2c payload", &stream, &[API_KEY]);
         }
     }
-    assert!(
-        captured
-            .of_kind("open")
-            .any(|e| e["pid"] == pid && e["path"] == READ_PATH && e["ret"].as_i64().unwrap() >= 0),
-        "read_file opened {READ_PATH}"
-    );
-    let agent = agent_of(&graph, pid);
-    assert!(
-        models(agent).contains(&&Value::from("qwen2.5-coder")),
-        "{agent:#}"
-    );
-    assert_eq!(agent["llm_calls"], 2, "{agent:#}");
-    assert_eq!(agent["tool_calls"], 1, "{agent:#}");
-    assert_eq!(
-        model_call_protocols(&graph, agent),
-        [Value::from("h2c")],
-        "HTTP/2 on a plain socket is named h2c in the graph"
-    );
+    assert_read_file_agent(&captured, &graph, pid, "qwen2.5-coder", (2, 1), "h2c");
 }
 
 /// The collector starts while the agent's HTTP/2 connection is open (Python's `h2` over
