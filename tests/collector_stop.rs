@@ -23,8 +23,11 @@ use support::*;
 const OUTPUT_CAP: u64 = 256 << 20;
 
 /// Starts `agentscope collect` with `--ready-message` and waits for that line; stderr keeps
-/// being drained (and echoed) in the background.
-fn start_collector(args: &[&str], stdout: Stdio) -> (Child, Instant) {
+/// being drained (echoed, and kept in the returned text) in the background.
+fn start_collector(
+    args: &[&str],
+    stdout: Stdio,
+) -> (Child, Instant, std::sync::Arc<std::sync::Mutex<String>>) {
     let mut child = Command::new(BIN)
         .args(["collect", "--ready-message", "--no-kubernetes"])
         .args(args)
@@ -40,14 +43,17 @@ fn start_collector(args: &[&str], stdout: Stdio) -> (Child, Instant) {
         "collector did not start: {line}"
     );
     let ready = Instant::now();
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let text = kept.clone();
     std::thread::spawn(move || {
         let mut rest = String::new();
         while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
             eprint!("collector: {rest}");
+            text.lock().unwrap().push_str(&rest);
             rest.clear();
         }
     });
-    (child, ready)
+    (child, ready, kept)
 }
 
 /// Waits for `child` until `limit`, killing `others` and failing if a file in `watched`
@@ -135,7 +141,7 @@ fn output_read_by_cat_is_not_captured() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.jsonl");
-    let (mut collector, ready) = start_collector(&["--json", "--duration", "3"], Stdio::piped());
+    let (mut collector, ready, _) = start_collector(&["--json", "--duration", "3"], Stdio::piped());
     let mut cat = Command::new("cat")
         .stdin(Stdio::from(collector.stdout.take().unwrap()))
         .stdout(std::fs::File::create(&out_path).unwrap())
@@ -160,7 +166,7 @@ fn output_relayed_through_a_second_pipe_is_not_captured() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.jsonl");
-    let (mut collector, ready) = start_collector(&["--json", "--duration", "3"], Stdio::piped());
+    let (mut collector, ready, _) = start_collector(&["--json", "--duration", "3"], Stdio::piped());
     let mut relay = Command::new(python_interpreter())
         .args([
             "-c",
@@ -233,7 +239,7 @@ fn flood_and_stop(dir: &Path, stop: StopBy) -> FloodRun {
     if let StopBy::Duration = stop {
         args.extend(["--duration", "3"]);
     }
-    let (mut collector, ready) = start_collector(
+    let (mut collector, ready, _) = start_collector(
         &args,
         Stdio::from(std::fs::File::create(&stdout_path).unwrap()),
     );
@@ -320,6 +326,114 @@ fn assert_stopped_cleanly(stop: StopBy) {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// A reader of `--json` that takes nothing (a log shipper that hung): capture, detection and
+/// the recording go on at full speed, the lines it cannot take are dropped and counted, and
+/// SIGTERM still stops the collector within a second.
+#[test]
+fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let flood = Paused::agent(
+        dir,
+        &python_interpreter(),
+        &[
+            agents_dir().join("pipe_flood.py").to_str().unwrap(),
+            "--seconds",
+            "30",
+        ],
+        &[],
+    );
+    let pid = flood.pid().to_string();
+    let record = dir.join("stalled.cap");
+    let (mut collector, _, stderr) = start_collector(
+        &[
+            "--json",
+            "--pid",
+            &pid,
+            "--record",
+            record.to_str().unwrap(),
+        ],
+        Stdio::piped(),
+    );
+    // Held, never read: the pipe fills within the first few hundred lines.
+    let stalled_reader = collector.stdout.take().unwrap();
+    flood.release();
+    let mut flood_child = flood.child;
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(collector.id() as i32, libc::SIGTERM) };
+    let stop_sent = Instant::now();
+    wait_bounded(
+        &mut collector,
+        stop_sent + Duration::from_secs(5),
+        &[],
+        std::slice::from_mut(&mut flood_child),
+    );
+    let stop_latency = stop_sent.elapsed();
+    let _ = flood_child.kill();
+    let _ = flood_child.wait();
+    // What the pipe held: at most its 64 KiB, whole events but the last line, which the
+    // writer was in the middle of when the pipe filled.
+    let mut taken = String::new();
+    BufReader::new(stalled_reader)
+        .read_to_string(&mut taken)
+        .unwrap();
+    let taken_lines = taken.lines().count() as u64;
+    for line in taken.lines().take(taken.lines().count().saturating_sub(1)) {
+        let _: Value = serde_json::from_str(line).expect("whole JSON lines");
+    }
+    let (ok, info, err) = {
+        let out = Command::new(BIN)
+            .args(["cap", "info", "-o", "json"])
+            .arg(&record)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(ok, "cap info: {err}");
+    let recorded = serde_json::from_str::<Value>(&info).unwrap()["events"]
+        .as_u64()
+        .unwrap();
+    let stderr = stderr.lock().unwrap().clone();
+    eprintln!(
+        "stalled reader: stop took {stop_latency:?}; {taken_lines} lines reached the reader, \
+         {recorded} events recorded"
+    );
+    assert!(
+        stop_latency < Duration::from_secs(1),
+        "SIGTERM with a stalled reader took {stop_latency:?}"
+    );
+    // Before standard output had its own writer, capture stopped with the pipe full: the
+    // recording held what the pipe did. Now it holds the whole run.
+    assert!(
+        recorded > 10 * taken_lines.max(100),
+        "capture stalled with the reader: {recorded} events recorded, {taken_lines} printed"
+    );
+    let dropped: u64 = stderr
+        .lines()
+        .find_map(|l| {
+            l.split(" lines (")
+                .next()?
+                .strip_prefix("agentscope: ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("stderr does not count the dropped lines:\n{stderr}"));
+    assert!(
+        dropped + taken_lines >= recorded / 2,
+        "{dropped} lines dropped and {taken_lines} printed do not account for {recorded} events"
+    );
+    assert!(
+        stderr.contains("the summary was not written to it"),
+        "stderr does not say the summary could not be written:\n{stderr}"
+    );
 }
 
 #[test]

@@ -24,6 +24,7 @@ use agentscope_session::{Session, Sink, SourceLosses, Step};
 
 use crate::event_output::{write_graph, EventPrinter};
 use crate::stdout_pipe::StdoutPipe;
+use crate::stdout_queue::{StdoutDrops, StdoutQueue};
 use agentscope_console::control_chars::escape_controls;
 use anyhow::Context as _;
 use clap::Args;
@@ -84,15 +85,25 @@ pub struct CollectArgs {
     pub memory: agentscope_session::memory_args::MemoryArgs,
 }
 
-/// Events read from the ring buffer at a time: few enough that one batch is processed well
-/// within the stop deadline.
+/// Events read from the ring buffer at a time.
 const BATCH_EVENTS: usize = 1024;
+/// How long events are processed before the loop looks at its signals and timers again: a
+/// batch can take far longer than this on a busy node, and a stop must not wait for it.
+const PROCESS_SLICE: Duration = Duration::from_millis(20);
 /// Events processed at a time after a stop, between two looks at the deadline.
 const STOP_BATCH_EVENTS: usize = 16;
 /// After a stop, how long what the ring buffer holds is still processed, and then how long the
 /// rest may take to be counted. Together with writing the outputs, under one second.
 const STOP_DRAIN: Duration = Duration::from_millis(200);
 const STOP_DISCARD: Duration = Duration::from_millis(100);
+/// Standard output's reader gets what is left of the stop's time after the outputs are
+/// written (the recording and the graph must be complete, so they are not cut), up to these
+/// points after the stop began: until the first, the lines still queued for it; until the
+/// second, the summary. A busy node slows every step, so the points are fixed in time rather
+/// than lengths, and each step gets at least [`STOP_STDOUT_LEAST`].
+const STOP_STDOUT_UNTIL: Duration = Duration::from_millis(450);
+const STOP_SUMMARY_UNTIL: Duration = Duration::from_millis(600);
+const STOP_STDOUT_LEAST: Duration = Duration::from_millis(20);
 
 /// Everything `collect` hands each step to: the stream server, the recording, the event
 /// printer and the baseline directory, in that order.
@@ -144,7 +155,7 @@ impl Sink for CollectSinks {
 
 /// The event printer: one line per event (JSON with `--json`), flushed after each batch.
 struct PrinterSink {
-    out: StdoutPipe,
+    out: StdoutQueue,
     printer: EventPrinter,
     quiet: bool,
 }
@@ -260,7 +271,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         server,
         recorder,
         printer: PrinterSink {
-            out: StdoutPipe::new().on_close(stop_when_stdout_closes),
+            out: StdoutQueue::start(
+                || StdoutPipe::new().on_close(stop_when_stdout_closes),
+                crate::stdout_queue::QUEUE_BYTES,
+            )?,
             printer: EventPrinter::new(args.json),
             quiet: args.quiet,
         },
@@ -286,6 +300,8 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut consumers_told = std::collections::BTreeSet::new();
+    // Events read and not yet processed: a batch is processed a slice of time at a time.
+    let mut backlog = std::collections::VecDeque::new();
     loop {
         let sleep = async {
             match deadline {
@@ -294,17 +310,12 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            batch = collector.next_batch(BATCH_EVENTS) => {
-                for event in batch? {
-                    session.feed_into(&event, &mut sinks)?;
-                }
-                sinks.printer.out.flush()?;
-                // While the ring buffer stays full every poll is ready at once, and tokio only
-                // looks at its timers and signals when the task yields (after a coop budget
-                // of ~128 batches: seconds). Yield after each batch so --duration, SIGINT and
-                // SIGTERM take effect at once.
-                tokio::task::yield_now().await;
-            }
+            // A stop comes first whatever else is ready, then the timers (due only now and
+            // then), then events: with the ring buffer always full, events are always ready.
+            biased;
+            _ = sleep => break,
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
             _ = counters_timer.tick() => {
                 // A rotated recording is a new file to mark.
                 mark_recording(&mut collector, &sinks.recorder);
@@ -319,15 +330,35 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 session.tick(std::time::Instant::now(), &mut sinks)?;
                 sinks.report();
             }
-            _ = sleep => break,
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            batch = collector.next_batch(BATCH_EVENTS), if backlog.is_empty() => {
+                backlog.extend(batch?);
+                process_slice(&mut backlog, &mut session, &mut sinks)?;
+                // While the ring buffer stays full every poll is ready at once, and tokio only
+                // looks at its timers and signals when the task yields (after a coop budget
+                // of ~128 batches: seconds). Yield after each slice so --duration, SIGINT and
+                // SIGTERM take effect at once.
+                tokio::task::yield_now().await;
+            }
+            () = std::future::ready(()), if !backlog.is_empty() => {
+                process_slice(&mut backlog, &mut session, &mut sinks)?;
+                tokio::task::yield_now().await;
+            }
         }
     }
     // Stop within a second under any load: nothing more is emitted, what the ring buffer
     // holds is processed for a bounded time, the rest is counted, then everything is written.
+    let stop_began = std::time::Instant::now();
     collector.stop_emitting();
-    let drain_until = std::time::Instant::now() + STOP_DRAIN;
+    let drain_until = stop_began + STOP_DRAIN;
+    // What was read before the stop is older than what the ring buffer still holds.
+    while std::time::Instant::now() < drain_until {
+        let Some(event) = backlog.pop_front() else {
+            break;
+        };
+        session.feed_into(&event, &mut sinks)?;
+    }
+    collector.count_read_unprocessed(backlog.len() as u64);
+    backlog.clear();
     loop {
         let (events, emptied) = collector.drain_until(STOP_BATCH_EVENTS, drain_until);
         for event in events {
@@ -338,6 +369,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
     }
     collector.discard_rest(STOP_DISCARD);
+    let outputs_began = std::time::Instant::now();
     // The last drops reach detection before the baselines are written.
     note_counters(&mut session, &collector, &mut sinks)?;
     session.finish_into(&mut sinks)?;
@@ -368,16 +400,43 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
     summary.memory = Some(pipeline.memory_budget().stats());
-    let out = &mut sinks.printer.out;
-    print_summary(out, &summary, args.json)?;
-    out.flush()?;
+    let stdout_began = std::time::Instant::now();
+    let mut out = sinks.printer.out;
+    let stdout_until =
+        |point: Duration| (stop_began + point).max(std::time::Instant::now() + STOP_STDOUT_LEAST);
+    let dropped = out.settle(stdout_until(STOP_STDOUT_UNTIL))?;
+    if dropped.lines > 0 {
+        eprintln!(
+            "agentscope: {} lines ({} bytes) of standard output were dropped: its reader was \
+             behind",
+            dropped.lines, dropped.bytes
+        );
+    }
+    print_summary(&mut out, &summary, dropped, args.json)?;
+    if !out.finish(stdout_until(STOP_SUMMARY_UNTIL))? {
+        eprintln!("agentscope: standard output's reader took nothing in time: the summary was not written to it");
+    }
     if let Some(err) = collector.last_decode_error() {
         eprintln!(
             "agentscope: {} records did not decode; last: {err}",
             summary.decode_errors
         );
     }
+    // Where a stop's second went, for whoever finds one slow.
+    let ms = |from: std::time::Instant, to: std::time::Instant| (to - from).as_millis();
+    let now = std::time::Instant::now();
+    eprintln!(
+        "agentscope: stopped in {} ms: events {} ms, recording, graph and baselines {} ms, \
+         standard output {} ms",
+        ms(stop_began, now),
+        ms(stop_began, outputs_began),
+        ms(outputs_began, stdout_began),
+        ms(stdout_began, now)
+    );
     collector.close();
+    // The process ends here: freeing the pipeline's many small allocations one by one (tens
+    // of milliseconds on a busy node) is left to the kernel.
+    std::mem::forget(session);
     Ok(())
 }
 
@@ -402,23 +461,31 @@ fn stop_when_stdout_closes() {
 
 /// The summary goes to standard output, or to standard error once its reader has gone.
 fn print_summary(
-    out: &mut StdoutPipe<impl std::io::Write>,
+    out: &mut StdoutQueue,
     summary: &Summary,
+    stdout_dropped: StdoutDrops,
     json: bool,
 ) -> std::io::Result<()> {
     if out.is_closed() {
-        return write_summary(&mut std::io::stderr().lock(), summary, json);
+        return write_summary(&mut std::io::stderr().lock(), summary, stdout_dropped, json);
     }
-    write_summary(out, summary, json)
+    write_summary(out, summary, stdout_dropped, json)
 }
 
 fn write_summary(
     out: &mut impl std::io::Write,
     summary: &Summary,
+    stdout_dropped: StdoutDrops,
     json: bool,
 ) -> std::io::Result<()> {
     if json {
-        let value = serde_json::json!({ "kind": "summary", "summary": summary });
+        let mut value = serde_json::to_value(summary)?;
+        // Standard output is this command's, not the kernel collector's: its count is added
+        // here.
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert("stdout_lines_dropped".into(), stdout_dropped.lines.into());
+        }
+        let value = serde_json::json!({ "kind": "summary", "summary": value });
         serde_json::to_writer(&mut *out, &value)?;
         return writeln!(out);
     }
@@ -441,9 +508,34 @@ fn write_summary(
             memory.detection_state_shed
         )?;
     }
+    if stdout_dropped.lines > 0 {
+        writeln!(
+            out,
+            "standard output: {} lines dropped while its reader was behind",
+            stdout_dropped.lines
+        )?;
+    }
     for warning in &summary.warnings {
         writeln!(out, "warning: {}", escape_controls(warning))?;
     }
+    Ok(())
+}
+
+/// Processes events from the front of `backlog` for at most [`PROCESS_SLICE`], then hands
+/// the printed lines to standard output's queue.
+fn process_slice(
+    backlog: &mut std::collections::VecDeque<Event>,
+    session: &mut Session,
+    sinks: &mut CollectSinks,
+) -> anyhow::Result<()> {
+    let until = std::time::Instant::now() + PROCESS_SLICE;
+    while let Some(event) = backlog.pop_front() {
+        session.feed_into(&event, sinks)?;
+        if std::time::Instant::now() >= until {
+            break;
+        }
+    }
+    sinks.printer.out.flush()?;
     Ok(())
 }
 
@@ -460,7 +552,7 @@ mod tests {
             ..Summary::default()
         };
         let mut out = Vec::new();
-        write_summary(&mut out, &summary, false).unwrap();
+        write_summary(&mut out, &summary, StdoutDrops::default(), false).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("warning: cgroup \\x1b]0;pwned"), "{text}");
         assert!(!text.contains('\x1b'));

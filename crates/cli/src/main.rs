@@ -15,6 +15,7 @@ mod output_format;
 mod scan;
 mod shell_integration;
 mod stdout_pipe;
+mod stdout_queue;
 mod version;
 
 use clap::{Parser, Subcommand};

@@ -81,6 +81,9 @@ pub struct Summary {
     /// Records still in the ring buffer when the stop's time budget ran out: read and counted,
     /// not processed (the collector stops within a second however busy the machine is).
     pub unprocessed_at_stop: u64,
+    /// Records read before the stop (so in `received` and `events`) whose processing the
+    /// stop's time did not allow: not printed, recorded or analysed.
+    pub read_unprocessed_at_stop: u64,
     pub warnings: Vec<String>,
     /// The pipeline's memory budget: what it held at most and what it cut (set by the
     /// command that runs the pipeline).
@@ -642,6 +645,12 @@ impl Collector {
         self.kernel
             .drain_now(usize::MAX, Instant::now() + budget, |_| left += 1);
         self.state.summary.unprocessed_at_stop += left;
+    }
+
+    /// Counts events that were read before a stop but whose processing the stop's time did
+    /// not allow (`Summary::read_unprocessed_at_stop`).
+    pub fn count_read_unprocessed(&mut self, events: u64) {
+        self.state.summary.read_unprocessed_at_stop += events;
     }
 
     /// Ends capture for good at the end of the process, without waiting for the kernel to
