@@ -10,7 +10,7 @@ CARGO ?= cargo
 # time goes, and a run on a busy machine still shows what a step costs.
 export TIMEFORMAT := [time] %R s (cpu %U s user + %S s sys)
 
-.PHONY: setup build install-shell-integration demo test test-unit test-userspace-only clippy test-e2e test-e2e-beside-clippy bench fuzz fmt-check
+.PHONY: setup build install-shell-integration demo image test test-unit test-userspace-only clippy test-e2e test-e2e-beside-clippy bench fuzz fmt-check
 
 setup:
 	@bash scripts/setup.sh
@@ -36,6 +36,12 @@ install-shell-integration:
 
 demo: build
 	@bash scripts/demo.sh
+
+# The OCI image (podman, FROM scratch: the release binary and the libraries it loads), tagged
+# localhost/agentscope:release; deploy/ and README "Deploy on Kubernetes" say how to run it.
+image: setup
+	$(CARGO) build --release --locked
+	bash scripts/build-image.sh release
 
 # Unit tests and property tests of every crate.
 test-unit: setup
@@ -89,7 +95,8 @@ E2E_TESTS := live_capture \
 	hostile_text \
 	redaction \
 	hostile_node \
-	identity
+	identity \
+	node_container
 
 test-e2e: setup
 	time $(CARGO) test --locked --no-fail-fast --workspace --exclude agentscope-collector-ebpf $(E2E_TESTS:%=--test %) -- --test-threads=1

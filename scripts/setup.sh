@@ -23,6 +23,7 @@ debs=(
   "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
   pkg-config openssl ca-certificates python3 nodejs tmux postgresql iproute2
   redis-server redis-tools util-linux golang-go libmbedtls-dev gcc libssl-dev
+  podman runc
 )
 missing=()
 for p in "${debs[@]}"; do
@@ -91,6 +92,14 @@ install_test_agents() {
   if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('grpcio') != '$GRPCIO_VERSION')" 2>/dev/null; then
     echo "setup: installing grpcio $GRPCIO_VERSION into $TEST_VENV"
     "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "grpcio==$GRPCIO_VERSION"
+  fi
+
+  # Offline validation of deploy/'s manifests against the Kubernetes schemas
+  # (tests/node_container.rs), in the same venv.
+  KUBERNETES_VALIDATE_VERSION=1.37.0
+  if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
+    echo "setup: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $TEST_VENV"
+    "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
   fi
 
   # Real coding agents from npm, at pinned releases, each in a prefix of its own under

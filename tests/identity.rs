@@ -242,6 +242,12 @@ async fn api_identity_follows_the_pod_watch() {
             && r.contains(&format!("fieldSelector=spec.nodeName%3D{NODE}"))),
         "no watch of this node's pods among {requests:#?}"
     );
+    // What the collector asked for is what deploy/'s ClusterRole grants.
+    assert_eq!(
+        server.requests_the_deployed_role_forbids(),
+        Vec::<String>::new(),
+        "deploy/clusterrole.yaml does not grant what the collector uses"
+    );
 
     assert_eq!(
         identity.cgroup_path.as_deref(),

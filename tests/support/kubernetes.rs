@@ -147,6 +147,8 @@ pub struct ServerState {
     pub events: Vec<(u64, Value)>,
     pub watchers: Vec<(Option<String>, mpsc::UnboundedSender<Bytes>)>,
     pub requests: Vec<String>,
+    /// The method of each of `requests`.
+    pub methods: Vec<String>,
     pub forbid_pods: bool,
 }
 
@@ -266,6 +268,66 @@ impl ApiServer {
         self.lock().requests.clone()
     }
 
+    /// The requests that the ClusterRole in deploy/clusterrole.yaml does not allow, each as
+    /// "VERB group/resource (METHOD URI)": the manifests must grant what the collector uses.
+    pub fn requests_the_deployed_role_forbids(&self) -> Vec<String> {
+        let state = self.lock();
+        let role: serde_json::Value = serde_norway::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("AGENTSCOPE_REPO")).join("deploy/clusterrole.yaml"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let rules = role["rules"].as_array().unwrap();
+        let allows = |group: &str, resource: &str, verb: &str| {
+            rules.iter().any(|rule| {
+                let has = |field: &str, value: &str| {
+                    rule[field]
+                        .as_array()
+                        .is_some_and(|l| l.iter().any(|v| v == value || v == "*"))
+                };
+                has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+            })
+        };
+        let mut forbidden = Vec::new();
+        for (uri, method) in state.requests.iter().zip(&state.methods) {
+            let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+            let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+            // /api/v1/... is the core group; /apis/GROUP/VERSION/...
+            let (group, rest) = match parts.as_slice() {
+                ["api", _version, rest @ ..] => ("", rest),
+                ["apis", group, _version, rest @ ..] => (*group, rest),
+                _ => {
+                    forbidden.push(format!("unknown path ({method} {uri})"));
+                    continue;
+                }
+            };
+            let rest = match rest {
+                ["namespaces", _namespace, rest @ ..] if !rest.is_empty() => rest,
+                other => other,
+            };
+            let (resource, named) = match rest {
+                [resource] => (*resource, false),
+                [resource, _name] => (*resource, true),
+                _ => {
+                    forbidden.push(format!("unknown path ({method} {uri})"));
+                    continue;
+                }
+            };
+            let verb = match (method.as_str(), named) {
+                ("GET", true) => "get",
+                ("GET", false) if query.contains("watch=true") => "watch",
+                ("GET", false) => "list",
+                _ => "a write",
+            };
+            if !allows(group, resource, verb) {
+                forbidden.push(format!("{verb} {group}/{resource} ({method} {uri})"));
+            }
+        }
+        forbidden
+    }
+
     pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
         write_kubeconfig(dir, &format!("http://127.0.0.1:{}", self.port))
     }
@@ -308,6 +370,7 @@ current-context: test
 fn handle(state: &Mutex<ServerState>, request: &hyper::Request<hyper::body::Incoming>) -> Response {
     let mut state = state.lock().unwrap();
     state.requests.push(request.uri().to_string());
+    state.methods.push(request.method().to_string());
     let path = request.uri().path();
     let query: HashMap<String, String> =
         form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())

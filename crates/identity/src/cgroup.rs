@@ -33,23 +33,31 @@ pub struct Cgroup2Mount {
 }
 
 /// Finds the first cgroup2 mount in mountinfo content.
+pub fn find_cgroup2_mount(mountinfo: &str) -> Option<Cgroup2Mount> {
+    cgroup2_mounts(mountinfo).into_iter().next()
+}
+
+/// Every cgroup2 mount in mountinfo content, in order.
 ///
 /// Fields (proc(5)): id, parent id, major:minor, root, mount point, options, optional fields
 /// ending with `-`, then filesystem type, source and super options. Paths escape space, tab,
 /// newline and backslash as octal (`\040`).
-pub fn find_cgroup2_mount(mountinfo: &str) -> Option<Cgroup2Mount> {
-    mountinfo.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        // Six fixed fields come before the optional ones and the separator.
-        let separator = fields.iter().skip(6).position(|f| *f == "-")? + 6;
-        if fields.get(separator + 1) != Some(&"cgroup2") {
-            return None;
-        }
-        Some(Cgroup2Mount {
-            root: unescape_mountinfo(fields.get(3)?),
-            mount_point: PathBuf::from(unescape_mountinfo(fields.get(4)?)),
+pub fn cgroup2_mounts(mountinfo: &str) -> Vec<Cgroup2Mount> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            // Six fixed fields come before the optional ones and the separator.
+            let separator = fields.iter().skip(6).position(|f| *f == "-")? + 6;
+            if fields.get(separator + 1) != Some(&"cgroup2") {
+                return None;
+            }
+            Some(Cgroup2Mount {
+                root: unescape_mountinfo(fields.get(3)?),
+                mount_point: PathBuf::from(unescape_mountinfo(fields.get(4)?)),
+            })
         })
-    })
+        .collect()
 }
 
 fn unescape_mountinfo(field: &str) -> String {
@@ -109,9 +117,7 @@ impl CgroupIndex {
                 mount_point,
                 root: "/".to_string(),
             }),
-            None => std::fs::read_to_string(proc_root.join("self/mountinfo"))
-                .ok()
-                .and_then(|m| find_cgroup2_mount(&m)),
+            None => find_mount(proc_root),
         };
         CgroupIndex {
             mount,
@@ -165,6 +171,43 @@ impl CgroupIndex {
     }
 }
 
+/// The cgroup2 mount to read. A node container (host PID namespace) in a cgroup namespace of
+/// its own (Kubernetes' default with cgroup v2, `podman --cgroupns=private`) sees, at best,
+/// its own subtree in its own mount, and other processes' `/proc/PID/cgroup` climb out of it
+/// with `..`. The host's hierarchy, bound into the container (the DaemonSet mounts the host's
+/// /sys/fs/cgroup, see deploy/), shows in mountinfo with a root that climbs out too
+/// (`/../..`): that mount is used. Its root is the hierarchy's when it climbs exactly as far
+/// as our namespace's root is deep, which PID 1 tells: init lives at the top of the host's
+/// hierarchy (`/` or `/init.scope`), so the `..` its `/proc/1/cgroup` starts with, seen from
+/// our namespace, count our root's depth. Paths are then absolute, as on the host.
+fn find_mount(proc_root: &Path) -> Option<Cgroup2Mount> {
+    let mounts = std::fs::read_to_string(proc_root.join("self/mountinfo"))
+        .map(|m| cgroup2_mounts(&m))
+        .unwrap_or_default();
+    let climbs = |path: &str| {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .take_while(|s| *s == "..")
+            .count()
+    };
+    let Some(host) = mounts.iter().find(|m| climbs(&m.root) > 0) else {
+        return mounts.into_iter().next();
+    };
+    let mut host = host.clone();
+    let depth_of_our_root = std::fs::read_to_string(proc_root.join("1/cgroup"))
+        .ok()
+        .and_then(|content| unified_path_from_proc_cgroup(&content).map(climbs));
+    let only_climbs = host
+        .root
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .all(|s| s == "..");
+    if only_climbs && depth_of_our_root == Some(climbs(&host.root)) {
+        host.root = "/".into();
+    }
+    Some(host)
+}
+
 fn walk(mount: &Cgroup2Mount) -> HashMap<u64, String> {
     let mut paths = HashMap::new();
     let mut stack = vec![(mount.mount_point.clone(), String::new(), 0usize)];
@@ -199,6 +242,40 @@ mod tests {
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
+
+    /// A node container in a cgroup namespace of its own, with the host's hierarchy bound in:
+    /// that mount is used, and its root is the hierarchy's when it climbs as far as PID 1's
+    /// cgroup (init, at the top of the host's hierarchy) does.
+    #[test]
+    fn a_private_cgroup_namespace_uses_the_hosts_hierarchy_bound_in() {
+        let proc_root = tempfile::tempdir().unwrap();
+        let proc_root = proc_root.path();
+        for pid in ["self", "1"] {
+            std::fs::create_dir_all(proc_root.join(pid)).unwrap();
+        }
+        let mountinfo = "50 40 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
+                         51 40 0:38 /../.. /host/sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        std::fs::write(proc_root.join("self/mountinfo"), mountinfo).unwrap();
+        for init in ["0::/../../init.scope\n", "0::/../..\n"] {
+            std::fs::write(proc_root.join("1/cgroup"), init).unwrap();
+            let mount = find_mount(proc_root).unwrap();
+            assert_eq!(mount.mount_point, Path::new("/host/sys/fs/cgroup/unified"));
+            assert_eq!(mount.root, "/", "{init}");
+        }
+        // Our namespace's root is deeper than the mount's root climbs: kept as it is.
+        std::fs::write(proc_root.join("1/cgroup"), "0::/../../../init.scope\n").unwrap();
+        assert_eq!(find_mount(proc_root).unwrap().root, "/../..");
+        // Our own namespace's mount only: that one.
+        std::fs::write(
+            proc_root.join("self/mountinfo"),
+            "50 40 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        )
+        .unwrap();
+        assert_eq!(
+            find_mount(proc_root).unwrap().mount_point,
+            Path::new("/sys/fs/cgroup")
+        );
+    }
 
     #[test]
     fn finds_the_hybrid_cgroup2_mount() {

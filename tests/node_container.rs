@@ -1,0 +1,368 @@
+//! agentscope as a node container, the way the DaemonSet in deploy/ runs it: the image `make
+//! image` builds (here from the debug binary, through the same script), with exactly the
+//! capabilities, host PID namespace and host mounts the rendered DaemonSet asks for (read from
+//! `kubectl kustomize deploy/`, not repeated here), in a cgroup namespace of its own
+//! (Kubernetes' default with cgroup v2). A Python agent runs in a podman container of its own.
+//! The containerised collector must see the agent exactly as a collector on the host does: its
+//! container identity (runtime, id and the host's cgroup path), its model, tool calls and exec,
+//! with no probe failing to attach. The rendered manifests also validate against the
+//! Kubernetes schemas, offline.
+//!
+//! Privileged end-to-end test (run as root; `make test-e2e`); needs podman and
+//! kubernetes-validate (`make setup`).
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize as _;
+use serde_json::Value;
+use support::*;
+
+/// Every podman command of the test: rootful, runc (crun refuses this machine's hybrid
+/// cgroups), and limits runc can set here.
+fn podman() -> Command {
+    let mut command = Command::new("podman");
+    command.arg("--runtime").arg("runc");
+    command
+}
+
+fn podman_output(args: &[&str]) -> String {
+    let output = podman().args(args).output().expect("podman (make setup)");
+    assert!(
+        output.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+const RUN_LIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=20000:20000",
+    "--ulimit",
+    "nproc=4096:4096",
+];
+
+/// A container removed however the test ends.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman()
+            .args(["rm", "--force", "--time", "0", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `kubectl kustomize deploy/`, as documents.
+fn rendered_manifests() -> (String, Vec<Value>) {
+    let output = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(Path::new(env!("AGENTSCOPE_REPO")).join("deploy"))
+        .output()
+        .expect("kubectl on the PATH");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize deploy/: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let documents = serde_norway::Deserializer::from_str(&text)
+        .map(|document| Value::deserialize(document).unwrap())
+        .collect();
+    (text, documents)
+}
+
+fn daemonset(documents: &[Value]) -> &Value {
+    documents
+        .iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("deploy/ renders a DaemonSet")
+}
+
+/// The rendered manifests are valid Kubernetes objects (kubernetes-validate, strict: unknown
+/// fields are errors), and the DaemonSet asks for what the collector needs.
+#[test]
+fn the_manifests_validate_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, documents) = rendered_manifests();
+    let rendered = dir.path().join("rendered.yaml");
+    std::fs::write(&rendered, &text).unwrap();
+    // The test venv (scripts/setup.sh) holds it.
+    let validator = Path::new(&mcp_python()).with_file_name("kubernetes-validate");
+    let output = Command::new(&validator)
+        .args(["--strict", "--kubernetes-version", "1.34.0"])
+        .arg(&rendered)
+        .output()
+        .unwrap_or_else(|e| panic!("{} (make setup): {e}", validator.display()));
+    let report = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}");
+    let kinds: Vec<&str> = documents
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "DaemonSet",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing: {kinds:?}");
+        assert_eq!(
+            report
+                .matches(&format!("passed for resource {}/", kind.to_lowercase()))
+                .count(),
+            1,
+            "{report}"
+        );
+    }
+    let pod = &daemonset(&documents)["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], true);
+    let env = &pod["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "NODE_NAME"
+                && e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"),
+        "NODE_NAME from the downward API: {env:#}"
+    );
+}
+
+/// An image with nothing but the merged-/usr symlinks and /tmp: the agent's container mounts
+/// the host's /usr and /etc read-only, so it runs the host's Python in a cgroup of its own.
+fn agent_base_image(dir: &Path) -> String {
+    let rootfs = dir.join("agent-rootfs");
+    for sub in ["usr", "etc", "tmp", "work"] {
+        std::fs::create_dir_all(rootfs.join(sub)).unwrap();
+    }
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        std::os::unix::fs::symlink(target, rootfs.join(link)).unwrap();
+    }
+    let tar = dir.join("agent-rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let tag = "localhost/agentscope-test-agent-base:e2e";
+    podman_output(&["import", tar.to_str().unwrap(), tag]);
+    tag.to_string()
+}
+
+#[test]
+fn a_containerised_collector_sees_an_agent_in_another_container() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // The image of this build: scripts/build-image.sh with the debug binary the tests run.
+    let build = Command::new("bash")
+        .arg(Path::new(env!("AGENTSCOPE_REPO")).join("scripts/build-image.sh"))
+        .args(["debug", "localhost/agentscope:e2e"])
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "scripts/build-image.sh: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let base = agent_base_image(dir);
+    let llm = MockLlm::start(dir);
+
+    // The agent, in its own container, waits for a start file so the collector is attached
+    // first.
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::copy(&llm.cert, work.join("cert.pem")).unwrap();
+    let agent_id = podman_output(
+        &[
+            &["run", "--detach"][..],
+            &RUN_LIMITS,
+            &[
+                "--network=host",
+                "-v",
+                "/usr:/usr:ro",
+                "-v",
+                "/etc:/etc:ro",
+                "-v",
+                &format!("{}:/agents:ro", agents_dir().display()),
+                "-v",
+                &format!("{}:/work", work.display()),
+                &base,
+                "/usr/bin/python3",
+                "/agents/python_agent.py",
+                "--host",
+                "localhost",
+                "--port",
+                &llm.port.to_string(),
+                "--ca",
+                "/work/cert.pem",
+                "--read-path",
+                "/etc/os-release",
+                "--wait-before-start-file",
+                "/work/start",
+            ],
+        ]
+        .concat(),
+    );
+    let agent = Container(agent_id.clone());
+    let agent_pid = podman_output(&["inspect", "--format", "{{.State.Pid}}", &agent.0]);
+
+    // The collector's container as deploy/'s DaemonSet runs it: its capabilities (all others
+    // dropped), the host PID namespace, its host mounts, a read-only root and a private
+    // cgroup namespace. The directories it creates on the host (the served socket's, the
+    // recordings') are left out: the collector writes its graph into a directory bound at
+    // the same path instead.
+    let (_, documents) = rendered_manifests();
+    let pod = &daemonset(&documents)["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(pod["hostPID"], true);
+    let collector_name = format!("agentscope-e2e-{}", std::process::id());
+    let graph = dir.join("graph.json");
+    let mut run = podman();
+    run.args(["run", "--rm", "--name", &collector_name])
+        .args(RUN_LIMITS)
+        .args(["--pid=host", "--cgroupns=private", "--cap-drop=all"]);
+    let security = &container["securityContext"];
+    assert_eq!(security["privileged"], false);
+    for capability in security["capabilities"]["add"].as_array().unwrap() {
+        run.arg(format!("--cap-add={}", capability.as_str().unwrap()));
+    }
+    if security["readOnlyRootFilesystem"] == true {
+        run.arg("--read-only");
+    }
+    for mount in container["volumeMounts"].as_array().unwrap() {
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        let target = mount["mountPath"].as_str().unwrap();
+        if volume["emptyDir"].is_object() {
+            run.arg("--tmpfs").arg(target);
+            continue;
+        }
+        let host = &volume["hostPath"];
+        if host["type"] == "DirectoryOrCreate" {
+            continue;
+        }
+        let read_only = if mount["readOnly"] == true { ":ro" } else { "" };
+        run.arg("-v").arg(format!(
+            "{}:{target}{read_only}",
+            host["path"].as_str().unwrap()
+        ));
+    }
+    let mut collector = run
+        .arg("-v")
+        .arg(format!("{0}:{0}", dir.display()))
+        .arg("localhost/agentscope:e2e")
+        .args(["collect", "--ready-message", "--quiet", "--no-kubernetes"])
+        .args(["--pid", &agent_pid, "--graph-json", graph.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _collector_container = Container(collector_name.clone());
+    let mut stderr = BufReader::new(collector.stderr.take().unwrap());
+    let mut line = String::new();
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the containerised collector ended before collecting"
+        );
+        eprint!("collector: {line}");
+        if line.contains("collecting") {
+            break;
+        }
+        assert!(Instant::now() < ready_by, "the collector did not start");
+    }
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+            eprint!("collector: {line}");
+            text.push_str(&line);
+            line.clear();
+        }
+        text
+    });
+
+    std::fs::write(work.join("start"), "").unwrap();
+    let exit_code = podman_output(&["wait", &agent.0]);
+    let agent_output = podman_output(&["logs", &agent.0]);
+    assert_eq!(exit_code, "0", "the agent failed: {agent_output}");
+    podman_output(&["kill", "--signal", "TERM", &collector_name]);
+    let status = collector.wait().unwrap();
+    let stderr_text = rest.join().unwrap();
+    assert!(status.success(), "collector: {status}\n{stderr_text}");
+    assert!(
+        !stderr_text.contains("failed"),
+        "with the DaemonSet's capabilities and mounts something failed:\n{stderr_text}"
+    );
+
+    let graph: Value = serde_json::from_str(
+        &std::fs::read_to_string(&graph).expect("the collector wrote no graph"),
+    )
+    .unwrap();
+    let agents = graph["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{agents:#?}");
+    let found = &agents[0];
+    let identity = &found["identity"];
+    assert_eq!(identity["container_id"], agent_id.as_str(), "{identity:#}");
+    assert_eq!(
+        identity["details"]["container"]["runtime"], "podman",
+        "{identity:#}"
+    );
+    // The host's path, although the collector's own cgroup namespace hides the host's tree.
+    assert_eq!(
+        identity["details"]["cgroup_path"],
+        format!("/libpod_parent/libpod-{agent_id}").as_str(),
+        "{identity:#}"
+    );
+    assert_eq!(
+        found["key"],
+        format!("container:{agent_id}:python python_agent.py").as_str()
+    );
+    assert!(found["llm_calls"].as_u64().unwrap() >= 2, "{found:#}");
+    let tools: Vec<&str> = graph["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|call| call["gen_ai.tool.name"].as_str())
+        .collect();
+    for tool in ["run_command", "read_file", "fetch_url"] {
+        assert!(tools.contains(&tool), "{tool} missing from {tools:?}");
+    }
+    let edges = graph["graph"]["edges"].as_array().unwrap();
+    assert!(
+        edges.iter().any(
+            |e| e["kind"] == "executes" && e["to"].as_str().is_some_and(|t| t.contains("echo"))
+        ),
+        "the tool's exec of echo is missing: {edges:#?}"
+    );
+    assert!(
+        edges
+            .iter()
+            .any(|e| e["kind"] == "accesses" && e["to"] == "data:file:/etc/os-release"),
+        "the file read is missing"
+    );
+}
