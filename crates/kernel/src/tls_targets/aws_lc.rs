@@ -40,7 +40,7 @@
 use std::collections::BTreeMap;
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
-use object::{Object as _, ObjectSection as _};
+use object::{Object as _, ObjectSection as _, RelocationFlags};
 
 use super::boringssl::Code;
 use super::openssl3::{direct_references, rustls_version, Unwind};
@@ -227,20 +227,38 @@ pub fn locate(image: &[u8]) -> Result<Option<AwsLcAead>, NotRecognised> {
     }))
 }
 
-/// Whether each of `targets` is held by a `.got` entry: how Rust code in a static PIE calls a
-/// C function (aws-lc-rs calls aws-lc with `call [rip + disp32]` through its GOT entry,
-/// nowhere near it, so a search for direct calls finds none). Only an entry point has its
-/// address taken (a split-off cold block never does), and reading the GOT (170 KB in Codex
-/// 0.171.0) costs nothing next to a scan of 250 MB of `.text` for the calls.
+/// Whether each of `targets` is held by a `.got` entry: how Rust code in a PIE calls a C
+/// function (aws-lc-rs calls aws-lc with `call [rip + disp32]` through its GOT entry, nowhere
+/// near it, so a search for direct calls finds none). Only an entry point has its address
+/// taken (a split-off cold block never does). The entry's value is read where the linker put
+/// it: in the file's `.got` itself (Codex's static musl PIE), or only as the addend of the
+/// `R_X86_64_RELATIVE` relocation the dynamic loader applies to that entry (a glibc PIE, whose
+/// `.got` holds zeros in the file). Reading either (170 KB of GOT in Codex 0.171.0, a few
+/// thousand relocations in a small binary) costs nothing next to a scan of `.text` for calls.
 fn in_got(elf: &object::File<'_>, targets: &[u64]) -> Vec<bool> {
     let mut found = vec![false; targets.len()];
-    let Some(data) = elf.section_by_name(".got").and_then(|got| got.data().ok()) else {
+    let Some(got) = elf.section_by_name(".got") else {
         return found;
     };
-    for slot in data.chunks_exact(8) {
-        let value = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
+    let mut mark = |value: u64| {
         for (found, target) in found.iter_mut().zip(targets) {
             *found |= value == *target;
+        }
+    };
+    if let Ok(data) = got.data() {
+        for slot in data.chunks_exact(8) {
+            mark(u64::from_le_bytes(slot.try_into().unwrap_or([0; 8])));
+        }
+    }
+    let entries = got.address()..got.address() + got.size();
+    for (offset, relocation) in elf.dynamic_relocations().into_iter().flatten() {
+        if entries.contains(&offset)
+            && relocation.flags()
+                == (RelocationFlags::Elf {
+                    r_type: object::elf::R_X86_64_RELATIVE,
+                })
+        {
+            mark(relocation.addend() as u64);
         }
     }
     found
