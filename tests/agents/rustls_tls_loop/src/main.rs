@@ -2,13 +2,17 @@
 //! in one process over loopback TCP, for the tls_probe_overhead bench and the rustls capture
 //! tests (tests/rustls_capture.rs, the locator's unit tests). Built by `build.sh` beside it.
 //!
-//! `rustls_tls_loop CERT KEY [tls12]`: certificate and key in PEM (the bench's Python loop
-//! writes them); `tls12` restricts the client to TLS 1.2 (the server offers both). It prints
-//! `ready` once the handshake and one round trip are done, then for each line on stdin:
+//! `rustls_tls_loop CERT KEY [tls12] [wait-to-connect]`: certificate and key in PEM (the
+//! bench's Python loop writes them); `tls12` restricts the client to TLS 1.2 (the server offers
+//! both); `wait-to-connect` makes it print `listening` and connect only once a line comes on
+//! stdin (so a collector started in between sees the connection, its accept included, from
+//! its first byte). It
+//! prints `ready` once the handshake and one round trip are done, then for each line on stdin:
 //! - `N`: N round trips (the client writes 64 bytes `x`, the server echoes them, the client
 //!   reads them), then the nanoseconds they took;
 //! - `big N`: one round trip of N bytes of [`pattern`] (several TLS records when N > 16 KiB),
-//!   then `ok N` once the echo came back equal.
+//!   then `ok N VERSION SUITE` once the echo came back equal (the connection's protocol version
+//!   and cipher suite, as rustls names them).
 
 use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -78,10 +82,17 @@ fn main() {
             .with_single_cert(certs, key)
             .expect("server config"),
     );
-    let versions: &[&rustls::SupportedProtocolVersion] = match args.get(3).map(String::as_str) {
-        Some("tls12") => &[&rustls::version::TLS12],
-        None => rustls::DEFAULT_VERSIONS,
-        Some(other) => panic!("unknown option {other:?} (tls12 is the only one)"),
+    let options = &args[3..];
+    if let Some(other) = options
+        .iter()
+        .find(|o| !["tls12", "wait-to-connect"].contains(&o.as_str()))
+    {
+        panic!("unknown option {other:?} (tls12, wait-to-connect)");
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if options.iter().any(|o| o == "tls12") {
+        &[&rustls::version::TLS12]
+    } else {
+        rustls::DEFAULT_VERSIONS
     };
     let client_config = Arc::new(
         rustls::ClientConfig::builder_with_protocol_versions(versions)
@@ -92,6 +103,13 @@ fn main() {
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().unwrap().port();
+    let stdin = std::io::stdin();
+    if options.iter().any(|o| o == "wait-to-connect") {
+        println!("listening");
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).expect("stdin");
+    }
+    // Accepting only now: a collector started while the loop waited sees the accept too.
     std::thread::spawn(move || {
         let (socket, _) = listener.accept().expect("accept");
         socket.set_nodelay(true).ok();
@@ -117,7 +135,6 @@ fn main() {
     tls.write_all(&message).unwrap();
     tls.read_exact(&mut echo).unwrap();
     println!("ready");
-    let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let line = line.expect("stdin");
         if let Some(size) = line.trim().strip_prefix("big ") {
@@ -127,7 +144,12 @@ fn main() {
             tls.write_all(&message).unwrap();
             tls.read_exact(&mut echo).unwrap();
             assert!(echo == message, "the echo differs");
-            println!("ok {size}");
+            let connection = &tls.conn;
+            println!(
+                "ok {size} {:?} {:?}",
+                connection.protocol_version().expect("connected"),
+                connection.negotiated_cipher_suite().expect("connected").suite()
+            );
             std::io::stdout().flush().unwrap();
             continue;
         }

@@ -21,6 +21,9 @@ fn map(path: &std::path::Path) -> memmap2::Mmap {
 /// never do. The locator knows none of these numbers.
 const SEAL_0_171_0: u64 = 0x1262_9450;
 const OPEN_0_171_0: u64 = 0x1262_9690;
+/// `EVP_AEAD_CTX_seal_scatter` (error sites 115, 112 in `objdump -d`), which Codex's rustls
+/// uses only for TLS 1.2 AES-GCM.
+const SEAL_SCATTER_0_171_0: u64 = 0x1262_9570;
 
 #[test]
 fn locates_seal_and_open_in_codex_0_171_0() {
@@ -31,6 +34,11 @@ fn locates_seal_and_open_in_codex_0_171_0() {
     assert_eq!(
         (found.seal, found.open),
         (SEAL_0_171_0, OPEN_0_171_0),
+        "{found:#?}"
+    );
+    assert_eq!(
+        found.seal_scatter.map(|(address, _)| address),
+        Some(SEAL_SCATTER_0_171_0),
         "{found:#?}"
     );
     assert_eq!(found.rustls, "0.23.46");
@@ -94,7 +102,8 @@ fn locates_seal_and_open_in_a_glibc_pie() {
     // what the code calls (`ff 15 disp32`, call [rip + disp32]).
     let text = elf.section_by_name(".text").unwrap();
     let code = text.data().unwrap();
-    for function in [found.seal, found.open] {
+    let (seal_scatter, _) = found.seal_scatter.expect("seal_scatter located");
+    for function in [found.seal, found.open, seal_scatter] {
         let slot = elf
             .dynamic_relocations()
             .unwrap()
@@ -147,6 +156,7 @@ fn locates_seal_and_open_in_a_glibc_pie() {
     };
     assert_eq!(reasons(sites("EVP_AEAD_CTX_seal ")), [117, 103, 115]);
     assert_eq!(reasons(sites("EVP_AEAD_CTX_open ")), [115, 101, 103]);
+    assert_eq!(reasons(sites("EVP_AEAD_CTX_seal_scatter ")), [115, 112]);
 }
 
 /// 0.101.0 links rustls with ring, and OpenSSL 3: no aws-lc, nothing to locate here.

@@ -1,0 +1,227 @@
+//! rustls with aws-lc-rs in a program that is not Codex: the echo loop of the probe-cost bench
+//! (tests/agents/rustls_tls_loop: rustls 0.23, aws-lc-rs, glibc PIE, release, stripped), whose
+//! client and server talk TLS over loopback in one process. The collector locates aws-lc's
+//! AEAD in it (`crates/kernel/src/tls_targets/aws_lc.rs`: here every call goes through GOT
+//! entries that only relocations fill) and binds each record to its socket
+//! (`collector-ebpf/src/tls_rustls.rs`).
+//!
+//! One collector follows two loops: one negotiating TLS 1.3 (AES-256-GCM: `EVP_AEAD_CTX_seal`
+//! and `open`, a 5-byte AAD), one whose client allows only TLS 1.2 (ECDHE-ECDSA-AES256-GCM:
+//! `EVP_AEAD_CTX_seal_scatter` with the explicit nonce before the ciphertext, and `open`, a
+//! 13-byte AAD). Each loop is started before the collector and connects only once told to
+//! (`wait-to-connect`), so its connection is seen from its first byte. Its commands come from
+//! a shell held at a start FIFO until the collector is ready, not from this test: the test
+//! reads the collector's output, so what it writes would rightly be taken for collector output
+//! and the loop reading it for a consumer, whose payloads are not captured. In both, every byte
+//! written and read is captured, in both directions of both sockets, a 40 000-byte message
+//! (three records) included; nothing is rejected or left unbound; and the ClientHellos'
+//! coverage says `rustls_located`.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use support::*;
+
+/// The loop built by its build.sh (cached under $HOME/.cache/agentscope: `make setup` builds
+/// it once; afterwards this is cargo's no-op check).
+fn rustls_loop_binary() -> String {
+    let script = agents_dir().join("rustls_tls_loop/build.sh");
+    let output = Command::new(&script)
+        .env("CARGO", env!("CARGO"))
+        .output()
+        .expect("run tests/agents/rustls_tls_loop/build.sh");
+    assert!(
+        output.status.success(),
+        "building the rustls loop failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// The loop's `big N` message: byte `i` is `ALPHABET[(7 i + i / 1000) % 36]` (the same
+/// function as the loop's `pattern`).
+fn pattern(size: usize) -> Vec<u8> {
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..size)
+        .map(|i| ALPHABET[(7 * i + i / 1000) % 36])
+        .collect()
+}
+
+/// A loop waiting to connect, and the held shell that will give it its commands: connect,
+/// one 40 000-byte round trip, three 64-byte ones, end of input.
+struct Loop {
+    child: Child,
+    commands: Paused,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Loop {
+    fn start(binary: &str, dir: &Path, options: &[&str]) -> Loop {
+        let mut commands = Paused::command(dir, "printf", &["connect\\nbig 40000\\n3\\n"], &[]);
+        let mut child = Command::new(binary)
+            .arg(dir.join("cert.pem"))
+            .arg(dir.join("key.pem"))
+            .args(options)
+            .arg("wait-to-connect")
+            .stdin(commands.child.stdout.take().unwrap())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the rustls loop");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut started = Loop {
+            child,
+            commands,
+            stdout,
+        };
+        assert_eq!(started.line(), "listening");
+        started
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+
+    /// Releases the commands and waits for the loop to run them and exit; the protocol
+    /// version and cipher suite the connection used.
+    fn exchange(&mut self) -> String {
+        self.commands.release();
+        assert_eq!(self.line(), "ready");
+        let done = self.line();
+        let negotiated = done
+            .strip_prefix("ok 40000 ")
+            .unwrap_or_else(|| panic!("{done}"))
+            .to_string();
+        self.line().parse::<u64>().expect("elapsed ns");
+        assert!(self.child.wait().unwrap().success());
+        negotiated
+    }
+
+    fn pid(&self) -> u64 {
+        u64::from(self.child.id())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.commands.child.kill();
+        let _ = self.commands.child.wait();
+    }
+}
+
+#[test]
+fn rustls_over_aws_lc_is_captured_over_tls_1_3_and_tls_1_2() {
+    require_root();
+    let binary = rustls_loop_binary();
+    let dir = tempfile::tempdir().unwrap();
+    // Any certificate will do: the loop's client checks the handshake signatures only.
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let mut tls13 = Loop::start(&binary, dir.path(), &[]);
+    let mut tls12 = Loop::start(&binary, dir.path(), &["tls12"]);
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &tls13.pid().to_string(),
+            "--pid",
+            &tls12.pid().to_string(),
+            "--no-kubernetes",
+        ],
+    );
+    // The suites that make rustls call `seal` for TLS 1.3 and `seal_scatter` for TLS 1.2.
+    assert_eq!(tls13.exchange(), "TLSv1_3 TLS13_AES_256_GCM_SHA384");
+    assert_eq!(
+        tls12.exchange(),
+        "TLSv1_2 TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+    );
+    let captured = collect.stop();
+
+    let kernel = &captured.summary["kernel"];
+    assert_eq!(
+        (&kernel["tls_rejected"], &kernel["tls_unbound"]),
+        (&0.into(), &0.into()),
+        "{kernel:#}"
+    );
+    let libraries = captured.summary["tls_libraries"].as_array().unwrap();
+    let located = libraries
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().ends_with("rustls_tls_loop"))
+        .unwrap_or_else(|| panic!("the loop was not analysed: {libraries:#?}"));
+    assert_eq!(located["method"], "rustls (aws-lc located)", "{located:#}");
+    let anchors = located["anchors"].to_string();
+    for function in [
+        "EVP_AEAD_CTX_seal at",
+        "EVP_AEAD_CTX_open at",
+        "EVP_AEAD_CTX_seal_scatter at",
+    ] {
+        assert!(anchors.contains(function), "{function}: {located:#}");
+    }
+
+    // Every message the client wrote after the collector started, in order: the round trip
+    // before `ready`, the big one, the three small ones. The server echoes each, so all four
+    // streams (client and server socket, each direction) carry the same bytes.
+    let mut expected = vec![b'x'; 64];
+    expected.extend(pattern(40_000));
+    expected.extend([b'x'; 3 * 64]);
+    for (version, run) in [("TLS 1.3", &tls13), ("TLS 1.2", &tls12)] {
+        let hellos: Vec<&serde_json::Value> = captured
+            .of_kind("tls_hello")
+            .filter(|e| e["pid"] == run.pid())
+            .collect();
+        assert!(
+            hellos.len() == 1
+                && hellos[0]["coverage"]["plaintext"] == "seen"
+                && hellos[0]["coverage"]["method"] == "rustls_located",
+            "{version}: {hellos:#?}"
+        );
+        for direction in ["egress", "ingress"] {
+            let streams = captured.tls_streams(run.pid(), direction);
+            assert_eq!(streams.len(), 2, "{version} {direction}: client and server");
+            for stream in &streams {
+                assert!(
+                    *stream == expected,
+                    "{version} {direction}: {} bytes captured, {} expected; first difference at {:?}",
+                    stream.len(),
+                    expected.len(),
+                    stream.iter().zip(&expected).position(|(a, b)| a != b)
+                );
+            }
+        }
+        // One connection id per socket, the same for both directions.
+        let ids = |direction: &str| {
+            let mut ids: Vec<u64> = captured
+                .of_kind("data")
+                .filter(|e| {
+                    e["pid"] == run.pid() && e["source"] == "tls" && e["direction"] == direction
+                })
+                .map(|e| e["conn_id"].as_u64().unwrap())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        assert_eq!(ids("egress"), ids("ingress"), "{version}");
+        // The sockets' ciphertext is not captured as plain socket data.
+        assert!(
+            !captured
+                .of_kind("data")
+                .any(|e| e["pid"] == run.pid() && e["source"] == "socket"),
+            "{version}: ciphertext captured as socket data"
+        );
+    }
+}
