@@ -16,6 +16,11 @@
 //! written and read is captured, in both directions of both sockets, a 40 000-byte message
 //! (three records) included; nothing is rejected or left unbound; and the ClientHellos'
 //! coverage says `rustls_located`.
+//!
+//! A third loop is exec'd only once the collector runs, and connects at once: its binary is
+//! analysed after the exec is seen, so its connection may begin before the probes are
+//! attached. Whichever way the race goes, its coverage must say the truth: `seen`, and then
+//! its one round trip is captured whole, or `probes_attached_late`.
 
 mod support;
 
@@ -115,6 +120,30 @@ impl Drop for Loop {
     }
 }
 
+/// The loop at `binary`, held by a shell at a start FIFO until [`Paused::release`], then
+/// exec'd in the shell's pid with no input.
+fn held_loop(dir: &Path, binary: &Path, cert: &Path, key: &Path) -> Paused {
+    let start_file = dir.join("start-racing-loop");
+    let path = std::ffi::CString::new(start_file.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let script = format!(
+        ": < '{}'; exec '{}' '{}' '{}'",
+        start_file.display(),
+        binary.display(),
+        cert.display(),
+        key.display()
+    );
+    let child = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the racing loop");
+    Paused { child, start_file }
+}
+
 #[test]
 fn rustls_over_aws_lc_is_captured_over_tls_1_3_and_tls_1_2() {
     require_root();
@@ -133,6 +162,12 @@ fn rustls_over_aws_lc_is_captured_over_tls_1_3_and_tls_1_2() {
     assert!(made.status.success());
     let mut tls13 = Loop::start(&binary, dir.path(), &[]);
     let mut tls12 = Loop::start(&binary, dir.path(), &["tls12"]);
+    // A copy: a file the collector has not analysed yet (analyses are kept per inode).
+    let fresh = dir.path().join("rustls_tls_loop_fresh");
+    std::fs::copy(&binary, &fresh).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let racing = held_loop(dir.path(), &fresh, &cert, &key);
     let collect = Collect::start(
         dir.path(),
         &[
@@ -140,9 +175,16 @@ fn rustls_over_aws_lc_is_captured_over_tls_1_3_and_tls_1_2() {
             &tls13.pid().to_string(),
             "--pid",
             &tls12.pid().to_string(),
+            "--pid",
+            &racing.pid().to_string(),
             "--no-kubernetes",
         ],
     );
+    racing.release();
+    let racing_pid = u64::from(racing.pid());
+    // No commands (stdin is /dev/null): it connects, makes one round trip, prints `ready` and
+    // ends at end of input.
+    assert_eq!(racing.finish().trim(), "ready");
     // The suites that make rustls call `seal` for TLS 1.3 and `seal_scatter` for TLS 1.2.
     assert_eq!(tls13.exchange(), "TLSv1_3 TLS13_AES_256_GCM_SHA384");
     assert_eq!(
@@ -222,6 +264,35 @@ fn rustls_over_aws_lc_is_captured_over_tls_1_3_and_tls_1_2() {
                 .of_kind("data")
                 .any(|e| e["pid"] == run.pid() && e["source"] == "socket"),
             "{version}: ciphertext captured as socket data"
+        );
+    }
+
+    // The loop exec'd under the collector: seen (and then its one round trip captured in full,
+    // both ways on both sockets), or reported late; never seen with its first bytes missing.
+    let hellos: Vec<&serde_json::Value> = captured
+        .of_kind("tls_hello")
+        .filter(|e| e["pid"] == racing_pid)
+        .collect();
+    assert_eq!(hellos.len(), 1, "{hellos:#?}");
+    let coverage = &hellos[0]["coverage"];
+    eprintln!("the loop exec'd under the collector: {coverage}");
+    if coverage["plaintext"] == "seen" {
+        assert_eq!(coverage["method"], "rustls_located", "{coverage:#}");
+        for direction in ["egress", "ingress"] {
+            assert_eq!(
+                captured.tls_streams(racing_pid, direction),
+                [vec![b'x'; 64], vec![b'x'; 64]],
+                "{direction}"
+            );
+        }
+    } else {
+        assert_eq!(coverage["why"], "probes_attached_late", "{coverage:#}");
+        assert!(
+            coverage["detail"]
+                .as_str()
+                .unwrap()
+                .contains("before the probes were attached"),
+            "{coverage:#}"
         );
     }
 }
