@@ -5,10 +5,11 @@
 //! entries that only relocations fill) and binds each record to its socket
 //! (`collector-ebpf/src/tls_rustls.rs`).
 //!
-//! One collector follows two loops: one negotiating TLS 1.3 (AES-256-GCM: `EVP_AEAD_CTX_seal`
+//! One collector follows four loops: one negotiating TLS 1.3 (AES-256-GCM: `EVP_AEAD_CTX_seal`
 //! and `open`, a 5-byte AAD), one whose client allows only TLS 1.2 (ECDHE-ECDSA-AES256-GCM:
 //! `EVP_AEAD_CTX_seal_scatter` with the explicit nonce before the ciphertext, and `open`, a
-//! 13-byte AAD). Each loop is started before the collector and connects only once told to
+//! 13-byte AAD), and the same two limited to ChaCha20-Poly1305 (`seal` and `open` for both
+//! versions; no explicit nonce in TLS 1.2's records). Each loop is started before the collector and connects only once told to
 //! (`wait-to-connect`), so its connection is seen from its first byte. Its commands come from
 //! a shell held at a start FIFO until the collector is ready, not from this test: the test
 //! reads the collector's output, so what it writes would rightly be taken for collector output
@@ -160,37 +161,57 @@ fn rustls_over_aws_lc_is_captured_over_tls_1_3_and_tls_1_2() {
         .output()
         .unwrap();
     assert!(made.status.success());
-    let mut tls13 = Loop::start(&binary, dir.path(), &[]);
-    let mut tls12 = Loop::start(&binary, dir.path(), &["tls12"]);
+    // (name, loop options, what the loop reports it negotiated): the suites that make rustls
+    // call `seal` for TLS 1.3 and TLS 1.2 ChaCha20-Poly1305, `seal_scatter` for TLS 1.2
+    // AES-GCM, and `open` for all.
+    let variants: [(&str, &[&str], &str); 4] = [
+        ("TLS 1.3", &[], "TLSv1_3 TLS13_AES_256_GCM_SHA384"),
+        (
+            "TLS 1.2",
+            &["tls12"],
+            "TLSv1_2 TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        ),
+        (
+            "TLS 1.3 ChaCha20",
+            &["chacha20"],
+            "TLSv1_3 TLS13_CHACHA20_POLY1305_SHA256",
+        ),
+        (
+            "TLS 1.2 ChaCha20",
+            &["tls12", "chacha20"],
+            "TLSv1_2 TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        ),
+    ];
+    let mut loops: Vec<Loop> = variants
+        .iter()
+        .map(|(_, options, _)| Loop::start(&binary, dir.path(), options))
+        .collect();
     // A copy: a file the collector has not analysed yet (analyses are kept per inode).
     let fresh = dir.path().join("rustls_tls_loop_fresh");
     std::fs::copy(&binary, &fresh).unwrap();
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     let racing = held_loop(dir.path(), &fresh, &cert, &key);
-    let collect = Collect::start(
-        dir.path(),
-        &[
-            "--pid",
-            &tls13.pid().to_string(),
-            "--pid",
-            &tls12.pid().to_string(),
-            "--pid",
-            &racing.pid().to_string(),
-            "--no-kubernetes",
-        ],
-    );
+    let pids: Vec<String> = loops
+        .iter()
+        .map(Loop::pid)
+        .chain([u64::from(racing.pid())])
+        .map(|pid| pid.to_string())
+        .collect();
+    let mut args: Vec<&str> = pids
+        .iter()
+        .flat_map(|pid| ["--pid", pid.as_str()])
+        .collect();
+    args.push("--no-kubernetes");
+    let collect = Collect::start(dir.path(), &args);
     racing.release();
     let racing_pid = u64::from(racing.pid());
     // No commands (stdin is /dev/null): it connects, makes one round trip, prints `ready` and
     // ends at end of input.
     assert_eq!(racing.finish().trim(), "ready");
-    // The suites that make rustls call `seal` for TLS 1.3 and `seal_scatter` for TLS 1.2.
-    assert_eq!(tls13.exchange(), "TLSv1_3 TLS13_AES_256_GCM_SHA384");
-    assert_eq!(
-        tls12.exchange(),
-        "TLSv1_2 TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
-    );
+    for ((version, _, negotiated), run) in variants.iter().zip(&mut loops) {
+        assert_eq!(run.exchange(), *negotiated, "{version}");
+    }
     let captured = collect.stop();
 
     let kernel = &captured.summary["kernel"];
@@ -220,7 +241,7 @@ fn rustls_over_aws_lc_is_captured_over_tls_1_3_and_tls_1_2() {
     let mut expected = vec![b'x'; 64];
     expected.extend(pattern(40_000));
     expected.extend([b'x'; 3 * 64]);
-    for (version, run) in [("TLS 1.3", &tls13), ("TLS 1.2", &tls12)] {
+    for ((version, _, _), run) in variants.iter().zip(&loops) {
         let hellos: Vec<&serde_json::Value> = captured
             .of_kind("tls_hello")
             .filter(|e| e["pid"] == run.pid())

@@ -2,9 +2,10 @@
 //! in one process over loopback TCP, for the tls_probe_overhead bench and the rustls capture
 //! tests (tests/rustls_capture.rs, the locator's unit tests). Built by `build.sh` beside it.
 //!
-//! `rustls_tls_loop CERT KEY [tls12] [wait-to-connect]`: certificate and key in PEM (the
+//! `rustls_tls_loop CERT KEY [tls12] [chacha20] [wait-to-connect]`: certificate and key in PEM (the
 //! bench's Python loop writes them); `tls12` restricts the client to TLS 1.2 (the server offers
-//! both); `wait-to-connect` makes it print `listening` and connect only once a line comes on
+//! both); `chacha20` restricts it to the ChaCha20-Poly1305 suites (AES-GCM otherwise, as the
+//! server prefers); `wait-to-connect` makes it print `listening` and connect only once a line comes on
 //! stdin (so a collector started in between sees the connection, its accept included, from
 //! its first byte). It
 //! prints `ready` once the handshake and one round trip are done, then for each line on stdin:
@@ -85,17 +86,27 @@ fn main() {
     let options = &args[3..];
     if let Some(other) = options
         .iter()
-        .find(|o| !["tls12", "wait-to-connect"].contains(&o.as_str()))
+        .find(|o| !["tls12", "chacha20", "wait-to-connect"].contains(&o.as_str()))
     {
-        panic!("unknown option {other:?} (tls12, wait-to-connect)");
+        panic!("unknown option {other:?} (tls12, chacha20, wait-to-connect)");
     }
     let versions: &[&rustls::SupportedProtocolVersion] = if options.iter().any(|o| o == "tls12") {
         &[&rustls::version::TLS12]
     } else {
         rustls::DEFAULT_VERSIONS
     };
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if options.iter().any(|o| o == "chacha20") {
+        use rustls::crypto::aws_lc_rs::cipher_suite;
+        provider.cipher_suites = vec![
+            cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ];
+    }
     let client_config = Arc::new(
-        rustls::ClientConfig::builder_with_protocol_versions(versions)
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .expect("protocol versions")
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(TrustTheLoopsOwn))
             .with_no_client_auth(),
