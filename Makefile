@@ -73,6 +73,7 @@ E2E_TESTS := live_capture \
 	claude_code \
 	gemini_cli \
 	codex_cli \
+	rustls_capture \
 	go_tls_capture \
 	http2_capture \
 	websocket_capture \

@@ -153,6 +153,15 @@ if ! { command -v bpf-linker >/dev/null 2>&1 && bpf-linker --version 2>/dev/null
     --version "$BPF_LINKER_VERSION" --no-default-features --features "llvm-${LLVM_MAJOR}"
 fi
 
+# The rustls + aws-lc-rs TLS loop (tests/rustls_capture.rs, the aws-lc locator's unit tests, the
+# tls_probe_overhead bench): its own lockfile and target directory under $HOME/.cache, so
+# aws-lc's C build (about a minute of CPU) is paid once per machine; afterwards this is cargo's
+# no-op check.
+if ! "$(dirname "$0")/../tests/agents/rustls_tls_loop/build.sh" >/dev/null; then
+  echo "setup: building tests/agents/rustls_tls_loop failed" >&2
+  exit 1
+fi
+
 # tracefs: the collector mounts it too, but tests and bpftool-style debugging want it.
 if [ ! -e /sys/kernel/tracing/events ]; then
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true

@@ -1,15 +1,19 @@
 //! TLS plaintext of rustls with aws-lc-rs (Codex CLI 0.171 and later): rustls seals and opens
-//! each TLS 1.3 record with aws-lc's `EVP_AEAD_CTX_seal` and `EVP_AEAD_CTX_open`, located by
-//! the collector in the stripped binary (`crates/kernel/src/tls_targets/aws_lc.rs`). rustls
+//! each TLS 1.3 record with aws-lc's `EVP_AEAD_CTX_seal` and `EVP_AEAD_CTX_open`, and each
+//! TLS 1.2 record with `EVP_AEAD_CTX_open` and, to seal, `EVP_AEAD_CTX_seal_scatter` (AES-GCM,
+//! whose record carries an 8-byte explicit nonce before the ciphertext) or `EVP_AEAD_CTX_seal`
+//! (ChaCha20-Poly1305), located by the collector in the stripped binary
+//! (`crates/kernel/src/tls_targets/aws_lc.rs`). rustls
 //! has no read/write function that sees both the plaintext and the socket, so the plaintext is
 //! taken at the AEAD and bound to its connection at the socket syscall that carries the record:
 //!
 //! - **Egress.** `seal` encrypts in place, so the plaintext is copied at its entry into
 //!   `RUSTLS_SEALED`, keyed by (tgid, address of the record): rustls writes the 5-byte record
-//!   header just before the sealed bytes and hands that very buffer to `writev` (tokio). When
-//!   a `writev` of the process names that address in an iovec and the bytes there are the
-//!   record's header (`17 03 03` and its length), the record goes to that socket: the plaintext
-//!   is emitted then, with the `writev`'s fd. The binding is by the buffer's address and its
+//!   header just before the sealed bytes (and TLS 1.2 AES-GCM's explicit nonce between them)
+//!   and hands that very buffer to `writev` (tokio, or std's `write_vectored`). When a
+//!   `writev` of the process names that address in an iovec and the bytes there are the
+//!   record's header (`17 03 03` and the record's length), the record goes to that socket: the
+//!   plaintext is emitted then, with the `writev`'s fd. The binding is by the buffer's address and its
 //!   header, not by thread, so a record written later by another thread (tokio moves tasks) is
 //!   still bound exactly; a record never written is never emitted (the map is an LRU).
 //! - **Ingress.** `open` decrypts in place in rustls's receive buffer, which tokio-rustls fills
@@ -19,13 +23,14 @@
 //!   filled (within [`RECEIVE_WINDOW`]); otherwise it is not emitted and counted
 //!   (`stat::TLS_UNBOUND`). The plaintext is copied at the return.
 //!
-//! Only TLS 1.3 application data is emitted: the AAD must be exactly the record header
-//! `17 03 03 len` with `len` the ciphertext and 16-byte tag, and the inner content type (the
-//! last non-zero plaintext byte) must be 23; handshake and alert records are dropped. Each
-//! call's `EVP_AEAD_CTX` must point at an `EVP_AEAD` method table in the probed binary (within
-//! 1 GiB of the probed function, like the other located probes). Anything else (another AEAD
-//! user, QUIC, TLS 1.2, a misidentified function) is counted in `stat::TLS_REJECTED` and never
-//! emitted.
+//! Only application data is emitted, TLS 1.3's or TLS 1.2's, told apart by the AAD rustls
+//! passes: TLS 1.3's is exactly the record header `17 03 03 len` with `len` the ciphertext and
+//! 16-byte tag, and the inner content type (the last non-zero plaintext byte) must be 23;
+//! TLS 1.2's is 13 bytes, the record's sequence number, then `17 03 03` and the plaintext's
+//! length (RFC 5246 6.2.3.3). Handshake and alert records are dropped. Each call's
+//! `EVP_AEAD_CTX` must point at an `EVP_AEAD` method table in the probed binary (within 1 GiB
+//! of the probed function, like the other located probes). Anything else (another AEAD user,
+//! QUIC, a misidentified function) is counted in `stat::TLS_REJECTED` and never emitted.
 //!
 //! Connection identity: `conn_id` is [`CONN_TAG`] with the socket fd in the low 32 bits, the
 //! same for both directions; the fd is carried too, so a close ends the stream as for the
@@ -54,9 +59,13 @@ pub(crate) const CONN_TAG: u64 = 0x5255_0000_0000_0000;
 const TAG_LEN: u64 = 16;
 const RECORD_HEADER_LEN: u64 = 5;
 const APPLICATION_DATA: u8 = 23;
-/// TLS 1.3's largest plaintext (`CHUNK_LEN`: one record is one chunk), without the inner
-/// content type byte.
+/// The largest record plaintext (`CHUNK_LEN`: one record is one chunk), without TLS 1.3's
+/// inner content type byte.
 const MAX_PLAINTEXT: u64 = 16384;
+/// TLS 1.2's AAD: sequence number (8), type, version (2), plaintext length (2).
+const TLS12_AAD_LEN: u64 = 13;
+/// TLS 1.2 AES-GCM's explicit nonce, between the record header and the ciphertext.
+const GCM_EXPLICIT_NONCE_LEN: u64 = 8;
 /// The largest TLS 1.3 ciphertext (plaintext, content type, padding and tag).
 const MAX_CIPHERTEXT: u64 = 16384 + 256;
 /// How far from the buffer the thread's last read filled an opened record can lie: rustls
@@ -77,14 +86,21 @@ struct RecordKey {
     record: u64,
 }
 
+/// A sealed record: the length its header will carry, and its plaintext as the event to emit.
+#[repr(C)]
+struct Sealed {
+    record_len: u64,
+    event: DataEvent,
+}
+
 /// Sealed application-data records waiting for the `writev` that sends them: the prefix is
 /// filled at the seal (source, direction, lengths), the rest when the record is bound.
 #[map]
-static RUSTLS_SEALED: LruHashMap<RecordKey, DataEvent> = LruHashMap::with_max_entries(256, 0);
+static RUSTLS_SEALED: LruHashMap<RecordKey, Sealed> = LruHashMap::with_max_entries(256, 0);
 
 /// A record is built here before it goes into `RUSTLS_SEALED` (it does not fit the stack).
 #[map]
-static RUSTLS_SEAL_SCRATCH: PerCpuArray<DataEvent> = PerCpuArray::with_max_entries(1, 0);
+static RUSTLS_SEAL_SCRATCH: PerCpuArray<Sealed> = PerCpuArray::with_max_entries(1, 0);
 
 /// Processes that sealed or opened a TLS 1.3 record through the probed AEAD: only their
 /// `writev`s are looked at.
@@ -111,7 +127,8 @@ struct OpenArgs {
     plaintext_len: u64,
     /// The socket the record came from, or -1 when it could not be proven.
     fd: i32,
-    _pad: u32,
+    /// 1: a TLS 1.2 record (all of its plaintext is application data; no inner content type).
+    tls12: u32,
 }
 
 #[map]
@@ -136,34 +153,104 @@ fn stack_arg(ctx: &ProbeContext, n: u64) -> Option<u64> {
     read_u64(rsp + 8 + 8 * n)
 }
 
-/// The checks common to seal and open: the `EVP_AEAD_CTX`'s method table lies in the probed
-/// binary, and the AAD is a TLS 1.3 application-data record header whose length is
-/// `record_len`.
+/// Whether the `EVP_AEAD_CTX` points at an `EVP_AEAD` method table in the probed binary.
 #[inline(always)]
-fn tls13_record(ctx: &ProbeContext, aead_ctx: u64, ad: u64, ad_len: u64, record_len: u64) -> bool {
-    // SAFETY: as above.
+fn aead_in_image(ctx: &ProbeContext, aead_ctx: u64) -> bool {
+    // SAFETY: a uprobe's context is the probed task's registers.
     let ip = unsafe { (*ctx.regs).rip };
     if aead_ctx == 0 || aead_ctx % 8 != 0 {
         return false;
     }
     let method = read_u64(aead_ctx).unwrap_or(0);
-    if method == 0 || method % 8 != 0 || method.abs_diff(ip) >= SAME_IMAGE {
-        return false;
+    method != 0 && method % 8 == 0 && method.abs_diff(ip) < SAME_IMAGE
+}
+
+/// What a call's AAD says the record is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Aad {
+    /// TLS 1.3: the record header, `17 03 03 len` with `len == record_len`.
+    Tls13,
+    /// TLS 1.2: sequence number, then this content type, `03 03` and `len == plaintext_len`.
+    Tls12 { content_type: u8 },
+    /// Neither: not a TLS record rustls seals or opens.
+    Other,
+}
+
+/// Reads the AAD (`ad`, `ad_len`) of a record whose TLS 1.3 record length would be
+/// `record_len` and whose TLS 1.2 plaintext length would be `plaintext_len`.
+#[inline(always)]
+fn record_aad(ad: u64, ad_len: u64, record_len: u64, plaintext_len: u64) -> Aad {
+    if ad_len == RECORD_HEADER_LEN {
+        let Ok(h) = (unsafe { bpf_probe_read_user(ad as *const [u8; 5]) }) else {
+            return Aad::Other;
+        };
+        if h[0] == APPLICATION_DATA
+            && h[1] == 3
+            && h[2] == 3
+            && ((h[3] as u64) << 8 | h[4] as u64) == record_len
+        {
+            return Aad::Tls13;
+        }
+    } else if ad_len == TLS12_AAD_LEN {
+        let Ok(a) = (unsafe { bpf_probe_read_user((ad + 8) as *const [u8; 5]) }) else {
+            return Aad::Other;
+        };
+        // Change cipher spec (20) is never encrypted; alert, handshake and application data are.
+        if (21..=23).contains(&a[0])
+            && a[1] == 3
+            && a[2] == 3
+            && ((a[3] as u64) << 8 | a[4] as u64) == plaintext_len
+        {
+            return Aad::Tls12 { content_type: a[0] };
+        }
     }
-    if ad_len != RECORD_HEADER_LEN {
-        return false;
-    }
-    let Ok(header) = (unsafe { bpf_probe_read_user(ad as *const [u8; 5]) }) else {
-        return false;
+    Aad::Other
+}
+
+/// Copies `len` plaintext bytes at `input` into `RUSTLS_SEALED`, to be emitted when a
+/// `writev` sends the record at `record` (whose header will say `record_len`).
+#[inline(always)]
+fn stash_sealed(tgid: u32, input: u64, len: u64, record: u64, record_len: u64) {
+    let Some(sealed) = RUSTLS_SEAL_SCRATCH.get_ptr_mut(0) else {
+        return;
     };
-    header[0] == APPLICATION_DATA
-        && header[1] == 3
-        && header[2] == 3
-        && ((header[3] as u64) << 8 | header[4] as u64) == record_len
+    let sealed = unsafe { &mut *sealed };
+    let len = len as usize & (2 * CHUNK_LEN - 1);
+    if len > CHUNK_LEN {
+        return;
+    }
+    let read = unsafe {
+        raw_read_user(
+            sealed.event.data.as_mut_ptr() as *mut core::ffi::c_void,
+            len as u32,
+            input as *const core::ffi::c_void,
+        )
+    };
+    if read != 0 {
+        return;
+    }
+    sealed.record_len = record_len;
+    let prefix = &mut sealed.event.prefix;
+    prefix.source = source::TLS_RUSTLS;
+    prefix.direction = direction::EGRESS;
+    prefix.flags = data_flags::LAST;
+    prefix.total_len = len as u64;
+    prefix.offset = 0;
+    prefix.lost_bytes = 0;
+    prefix.seq = 0;
+    prefix.data_len = len as u32;
+    let key = RecordKey {
+        tgid,
+        _pad: 0,
+        record,
+    };
+    let _ = RUSTLS_SEALED.insert(&key, sealed, 0);
+    let _ = RUSTLS_PROCESSES.insert(&tgid, &1, 0);
 }
 
 /// `EVP_AEAD_CTX_seal(ctx, out, out_len, max_out_len, nonce, nonce_len, in, in_len, ad,
-/// ad_len)`: rustls seals `payload ‖ content type` in place and appends the tag.
+/// ad_len)`: rustls seals in place and appends the tag; TLS 1.3's `payload ‖ content type`,
+/// or TLS 1.2's payload (ChaCha20-Poly1305).
 #[uprobe]
 pub fn rustls_seal_enter(ctx: ProbeContext) -> u32 {
     let (tgid, _) = current_ids();
@@ -182,50 +269,83 @@ pub fn rustls_seal_enter(ctx: ProbeContext) -> u32 {
         || in_len == 0
         || in_len > MAX_PLAINTEXT + 1
         || max_out < in_len + TAG_LEN
-        || !tls13_record(&ctx, aead_ctx, ad, ad_len, in_len + TAG_LEN)
+        || !aead_in_image(&ctx, aead_ctx)
     {
         reject();
         return 0;
     }
-    let content_type =
-        unsafe { bpf_probe_read_user((input + in_len - 1) as *const u8) }.unwrap_or(0);
-    if content_type != APPLICATION_DATA {
+    match record_aad(ad, ad_len, in_len + TAG_LEN, in_len) {
+        Aad::Tls13 => {
+            let content_type =
+                unsafe { bpf_probe_read_user((input + in_len - 1) as *const u8) }.unwrap_or(0);
+            if content_type == APPLICATION_DATA {
+                stash_sealed(
+                    tgid,
+                    input,
+                    in_len - 1,
+                    out - RECORD_HEADER_LEN,
+                    in_len + TAG_LEN,
+                );
+            }
+        }
+        Aad::Tls12 { content_type } => {
+            if content_type == APPLICATION_DATA && in_len <= MAX_PLAINTEXT {
+                stash_sealed(
+                    tgid,
+                    input,
+                    in_len,
+                    out - RECORD_HEADER_LEN,
+                    in_len + TAG_LEN,
+                );
+            }
+        }
+        Aad::Other => reject(),
+    }
+    0
+}
+
+/// `EVP_AEAD_CTX_seal_scatter(ctx, out, out_tag, out_tag_len, max_out_tag_len, nonce,
+/// nonce_len, in, in_len, extra_in, extra_in_len, ad, ad_len)`: rustls seals a TLS 1.2
+/// AES-GCM record's payload in place (`in == out`, just after the explicit nonce) and appends
+/// the tag it returns. Nothing else is accepted (TLS 1.3 goes through `EVP_AEAD_CTX_seal`).
+#[uprobe]
+pub fn rustls_seal_scatter_enter(ctx: ProbeContext) -> u32 {
+    let (tgid, _) = current_ids();
+    if !traced(tgid) {
         return 0;
     }
-    let len = in_len - 1;
-    let Some(record) = RUSTLS_SEAL_SCRATCH.get_ptr_mut(0) else {
-        return 0;
-    };
-    let record = unsafe { &mut *record };
-    let len = len as usize & (2 * CHUNK_LEN - 1);
-    if len > CHUNK_LEN {
+    let aead_ctx = ctx.arg::<u64>(0).unwrap_or(0);
+    let out = ctx.arg::<u64>(1).unwrap_or(0);
+    let input = stack_arg(&ctx, 1).unwrap_or(0);
+    let in_len = stack_arg(&ctx, 2).unwrap_or(0);
+    let extra_in_len = stack_arg(&ctx, 4).unwrap_or(0);
+    let ad = stack_arg(&ctx, 5).unwrap_or(0);
+    let ad_len = stack_arg(&ctx, 6).unwrap_or(0);
+    let header_and_nonce = RECORD_HEADER_LEN + GCM_EXPLICIT_NONCE_LEN;
+    if input != out
+        || out < header_and_nonce
+        || in_len == 0
+        || in_len > MAX_PLAINTEXT
+        || extra_in_len != 0
+        || !aead_in_image(&ctx, aead_ctx)
+    {
+        reject();
         return 0;
     }
-    let read = unsafe {
-        raw_read_user(
-            record.data.as_mut_ptr() as *mut core::ffi::c_void,
-            len as u32,
-            input as *const core::ffi::c_void,
-        )
-    };
-    if read != 0 {
-        return 0;
+    match record_aad(ad, ad_len, 0, in_len) {
+        Aad::Tls12 { content_type } => {
+            if content_type == APPLICATION_DATA {
+                stash_sealed(
+                    tgid,
+                    input,
+                    in_len,
+                    out - header_and_nonce,
+                    GCM_EXPLICIT_NONCE_LEN + in_len + TAG_LEN,
+                );
+            }
+        }
+        _ => reject(),
     }
-    record.prefix.source = source::TLS_RUSTLS;
-    record.prefix.direction = direction::EGRESS;
-    record.prefix.flags = data_flags::LAST;
-    record.prefix.total_len = len as u64;
-    record.prefix.offset = 0;
-    record.prefix.lost_bytes = 0;
-    record.prefix.seq = 0;
-    record.prefix.data_len = len as u32;
-    let key = RecordKey {
-        tgid,
-        _pad: 0,
-        record: out - RECORD_HEADER_LEN,
-    };
-    let _ = RUSTLS_SEALED.insert(&key, record, 0);
-    let _ = RUSTLS_PROCESSES.insert(&tgid, &1, 0);
     0
 }
 
@@ -279,20 +399,21 @@ unsafe extern "C" fn bind_iovec(index: u64, ctx: *mut core::ffi::c_void) -> i64 
         _pad: 0,
         record: entry[0],
     };
-    let Some(record) = RUSTLS_SEALED.get_ptr_mut(&key) else {
+    let Some(sealed) = RUSTLS_SEALED.get_ptr_mut(&key) else {
         return 0;
     };
-    let record = unsafe { &mut *record };
-    bind_record(state, &key, record, entry[1]);
+    let sealed = unsafe { &mut *sealed };
+    bind_record(state, &key, sealed, entry[1]);
     // Removed only once the record has been emitted from the map's own memory.
     let _ = RUSTLS_SEALED.remove(&key);
     0
 }
 
-/// Emits `record`, sealed at `key.record`, as written on `state.fd`, if the iovec (of
-/// `iov_len` bytes) still starts with that record's header.
+/// Emits `sealed`'s plaintext, sealed at `key.record`, as written on `state.fd`, if the iovec
+/// (of `iov_len` bytes) still starts with that record's header.
 #[inline(always)]
-fn bind_record(state: &WritevLoop, key: &RecordKey, record: &mut DataEvent, iov_len: u64) {
+fn bind_record(state: &WritevLoop, key: &RecordKey, sealed: &mut Sealed, iov_len: u64) {
+    let record = &mut sealed.event;
     let len = record.prefix.data_len as u64;
     let header: [u8; 5] =
         unsafe { bpf_probe_read_user(key.record as *const [u8; 5]) }.unwrap_or([0; 5]);
@@ -303,7 +424,7 @@ fn bind_record(state: &WritevLoop, key: &RecordKey, record: &mut DataEvent, iov_
         || header[0] != APPLICATION_DATA
         || header[1] != 3
         || header[2] != 3
-        || record_len != len + 1 + TAG_LEN
+        || record_len != sealed.record_len
     {
         return;
     }
@@ -361,11 +482,21 @@ pub fn rustls_open_enter(ctx: ProbeContext) -> u32 {
         || in_len <= TAG_LEN
         || in_len > MAX_CIPHERTEXT
         || max_out < in_len - TAG_LEN
-        || !tls13_record(&ctx, aead_ctx, ad, ad_len, in_len)
+        || !aead_in_image(&ctx, aead_ctx)
     {
         reject();
         return 0;
     }
+    let tls12 = match record_aad(ad, ad_len, in_len, in_len - TAG_LEN) {
+        Aad::Tls13 => 0,
+        // TLS 1.2's content type is in the AAD: only application data is worth the return.
+        Aad::Tls12 { content_type } if content_type == APPLICATION_DATA => 1,
+        Aad::Tls12 { .. } => return 0,
+        Aad::Other => {
+            reject();
+            return 0;
+        }
+    };
     let _ = RUSTLS_PROCESSES.insert(&tgid, &1, 0);
     let fd = match unsafe { RUSTLS_LAST_READ.get(&tid) } {
         Some(read)
@@ -380,7 +511,7 @@ pub fn rustls_open_enter(ctx: ProbeContext) -> u32 {
         out_len_ptr,
         plaintext_len: in_len - TAG_LEN,
         fd,
-        _pad: 0,
+        tls12,
     };
     let _ = RUSTLS_OPEN_PENDING.insert(&tid, &args, 0);
     0
@@ -399,6 +530,21 @@ pub fn rustls_open_exit(ctx: RetProbeContext) -> u32 {
     }
     let out_len = unsafe { bpf_probe_read_user(args.out_len_ptr as *const u64) }.unwrap_or(0);
     if out_len != args.plaintext_len || out_len == 0 {
+        return 0;
+    }
+    if args.tls12 != 0 {
+        if args.fd < 0 {
+            bump(stat::TLS_UNBOUND, 1);
+            return 0;
+        }
+        emit_payload(
+            source::TLS_RUSTLS,
+            direction::INGRESS,
+            args.fd,
+            CONN_TAG | args.fd as u32 as u64,
+            args.out,
+            out_len,
+        );
         return 0;
     }
     // The inner content type: the last non-zero byte (TLS 1.3 allows zero padding after it).

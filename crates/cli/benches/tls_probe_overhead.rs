@@ -8,8 +8,14 @@
 //! uretprobe on the located `ssl_write_internal`/`ssl_read_internal`, each call's `SSL*`
 //! checked in the kernel), and for BoringSSL linked into Bun (tests/agents/bun_tls_loop.mjs
 //! run by the plain Bun `make setup` installs: `SSL_write`/`SSL_read` located in the stripped
-//! binary, probes at offsets with the kernel-side argument checks). The probe cost per TLS
-//! call is (probed − unprobed) / 4.
+//! binary, probes at offsets with the kernel-side argument checks), and for rustls with aws-lc
+//! (tests/agents/rustls_tls_loop, the stack of Codex CLI 0.171, built and cached by its
+//! build.sh: aws-lc's `EVP_AEAD_CTX_seal`/`open` located, the plaintext copied at seal entry
+//! and bound at the `writev` that sends the record, and at open's return bound to the
+//! thread's last socket read). The probe cost per TLS call is (probed − unprobed) / 4.
+//! The rustls programs bind records to sockets the collector saw connect, so its probed time
+//! is taken on a second rustls loop that connects after the collector started
+//! (`wait-to-connect`); its unprobed time on one connected before, like the others.
 //! Each workload is one long-lived process that runs N round trips per line on its stdin, so
 //! the collector follows it by pid and sees nothing else. Both workloads run throughout: the
 //! unprobed times are taken before any collector starts (uprobes are attached to a file for
@@ -86,6 +92,15 @@ fn bench(c: &mut Criterion) {
         .expect("gcc (make setup installs it and libssl-dev)");
     assert!(built.success(), "building openssl_static_loop failed");
 
+    // Built once per machine (make setup; aws-lc's C build), a no-op check here.
+    let built = Command::new(repo.join("tests/agents/rustls_tls_loop/build.sh"))
+        .env("CARGO", env!("CARGO"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("tests/agents/rustls_tls_loop/build.sh");
+    assert!(built.status.success(), "building rustls_tls_loop failed");
+    let rustls_loop = String::from_utf8(built.stdout).unwrap().trim().to_string();
+
     let mut go = Loop::start(&mut Command::new(dir.path().join("go_tls_loop")));
     let mut openssl = Loop::start(
         Command::new("python3")
@@ -106,20 +121,33 @@ fn bench(c: &mut Criterion) {
             .arg("--cert-dir")
             .arg(&cert_dir),
     );
+    let rustls_command = || {
+        let mut command = Command::new(&rustls_loop);
+        command
+            .arg(cert_dir.join("cert.pem"))
+            .arg(cert_dir.join("key.pem"));
+        command
+    };
+    let mut rustls = Loop::start(&mut rustls_command());
+    let mut rustls_followed = Loop::start_waiting(rustls_command().arg("wait-to-connect"));
     measure(c, "go_crypto_tls", "unprobed", &mut go);
     measure(c, "openssl", "unprobed", &mut openssl);
     measure(c, "openssl_located", "unprobed", &mut located);
     measure(c, "boringssl_located_bun", "unprobed", &mut bun);
+    measure(c, "rustls_located", "unprobed", &mut rustls);
     let collector = Collector::follow(&[
         go.child.id(),
         openssl.child.id(),
         located.child.id(),
         bun.child.id(),
+        rustls_followed.child.id(),
     ]);
+    rustls_followed.connect();
     measure(c, "go_crypto_tls", "probed", &mut go);
     measure(c, "openssl", "probed", &mut openssl);
     measure(c, "openssl_located", "probed", &mut located);
     measure(c, "boringssl_located_bun", "probed", &mut bun);
+    measure(c, "rustls_located", "probed", &mut rustls_followed);
     drop(collector);
 }
 

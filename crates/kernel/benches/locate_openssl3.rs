@@ -3,7 +3,9 @@
 //! aws-lc's AEAD seal and open under rustls in 0.171.0 (`aws_lc`), and the whole inspection
 //! the collector makes of a new executable (exported symbols, BoringSSL, OpenSSL 3, then
 //! rustls's aws-lc): what it spends once per binary (results are cached per device and
-//! inode). Both releases are installed by `make setup`.
+//! inode). Both releases are installed by `make setup`. Also the whole inspection of the
+//! rustls + aws-lc-rs echo loop (tests/agents/rustls_tls_loop, a 4 MB glibc PIE, built by its
+//! build.sh): what a small Rust program's first exec waits for before its probes are attached.
 //! Run: `cargo bench -p agentscope-kernel --bench locate_openssl3`.
 
 use agentscope_kernel::tls_targets::{aws_lc, inspect_detailed, openssl3::locate, TlsInspection};
@@ -60,6 +62,22 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let built = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/agents/rustls_tls_loop/build.sh"),
+    )
+    .env("CARGO", env!("CARGO"))
+    .output()
+    .expect("tests/agents/rustls_tls_loop/build.sh");
+    assert!(built.status.success(), "building the rustls loop failed");
+    let rustls_loop = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    group.bench_function("inspect rustls_tls_loop", |b| {
+        b.iter(|| {
+            let inspection = inspect_detailed(std::path::Path::new(&rustls_loop)).unwrap();
+            assert!(matches!(inspection, TlsInspection::Target(_)));
+            std::hint::black_box(inspection)
+        })
+    });
     group.finish();
 }
 

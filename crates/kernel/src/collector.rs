@@ -469,18 +469,52 @@ impl Collector {
         }
     }
 
-    /// A connection of a binary that links a located OpenSSL 3 and rustls beside it is
-    /// OpenSSL's if its ClientHello was written inside the located `SSL_do_handshake`;
-    /// otherwise rustls made it (Codex CLI 0.171.0's model calls): seen through the located
-    /// aws-lc AEAD when that was located too, not visible (and why) when not — unless the
-    /// hello came before the probes were attached (a binary's first process can connect
-    /// while its analysis runs): then that is why.
-    fn other_stack(
+    /// A connection whose ClientHello went out before the probes of the file that would have
+    /// seen it were attached (a binary's first process can connect while its analysis runs;
+    /// whichever the stack) had its first calls missed: not visible, and that is why. A hello
+    /// written inside a probed handshake (located OpenSSL 3) proves the probes were there.
+    fn attached_late(
         &self,
         verdict: TlsCoverage,
         in_located_handshake: bool,
         hello_ts_ns: u64,
     ) -> TlsCoverage {
+        let TlsCoverage::Seen { object, .. } = &verdict else {
+            return verdict;
+        };
+        if in_located_handshake {
+            return verdict;
+        }
+        let attached_at_ns = self
+            .tls
+            .inspections()
+            .find(|library| library.shown == object.as_str())
+            .and_then(|library| library.attached_at_ns)
+            .or_else(|| {
+                self.go_tls
+                    .binaries()
+                    .iter()
+                    .find(|binary| binary.path == *object)
+                    .and_then(|binary| binary.attached_at_ns)
+            });
+        match attached_at_ns {
+            Some(attached) if hello_ts_ns < attached => TlsCoverage::NotVisible {
+                reason: NotVisibleReason::ProbesAttachedLate {
+                    detail: format!(
+                        "{object}: this ClientHello came {} ms before the probes were attached",
+                        (attached - hello_ts_ns) / 1_000_000
+                    ),
+                },
+            },
+            _ => verdict,
+        }
+    }
+
+    /// A connection of a binary that links a located OpenSSL 3 and rustls beside it is
+    /// OpenSSL's if its ClientHello was written inside the located `SSL_do_handshake`;
+    /// otherwise rustls made it (Codex CLI 0.171.0's model calls): seen through the located
+    /// aws-lc AEAD when that was located too, not visible (and why) when not.
+    fn other_stack(&self, verdict: TlsCoverage, in_located_handshake: bool) -> TlsCoverage {
         let TlsCoverage::Seen {
             method: method @ (PlaintextMethod::OpensslLocated | PlaintextMethod::RustlsLocated),
             object,
@@ -498,19 +532,6 @@ impl Collector {
         else {
             return verdict;
         };
-        if library
-            .attached_at_ns
-            .is_some_and(|attached| hello_ts_ns < attached)
-        {
-            return TlsCoverage::NotVisible {
-                reason: NotVisibleReason::ProbesAttachedLate {
-                    detail: format!(
-                        "{object}: this ClientHello came {} ms before the probes were attached",
-                        (library.attached_at_ns.unwrap_or(0) - hello_ts_ns) / 1_000_000
-                    ),
-                },
-            };
-        }
         let rustls = match library.inspection {
             TlsInspection::Target(target) => match &target.method {
                 TlsMethod::OpenSsl3Located {
@@ -600,7 +621,8 @@ impl Collector {
                         batch.get_mut(index).map(|e| &mut e.body)
                     {
                         let verdict = self.process_tls.verdict(pid);
-                        *coverage = Some(self.other_stack(verdict, in_located_handshake, ts_ns));
+                        let verdict = self.attached_late(verdict, in_located_handshake, ts_ns);
+                        *coverage = Some(self.other_stack(verdict, in_located_handshake));
                     }
                 }
             }

@@ -79,6 +79,10 @@ pub struct GoTlsBinary {
     pub probes: usize,
     /// Why plaintext is not seen (unsupported build, attach failure), when it is not.
     pub blind_spot: Option<String>,
+    /// When its probes were attached (CLOCK_BOOTTIME, the clock of event timestamps): a
+    /// connection that began before had its first calls missed.
+    #[serde(skip)]
+    pub attached_at_ns: Option<u64>,
 }
 
 fn unsupported(go_version: &Option<String>, reason: impl Into<String>) -> GoTlsAnalysis {
@@ -320,6 +324,7 @@ impl GoTlsTargetCache {
                     has_symbols: false,
                     probes: 0,
                     blind_spot: Some(reason),
+                    attached_at_ns: None,
                 },
                 None,
             ),
@@ -333,6 +338,7 @@ impl GoTlsTargetCache {
                     has_symbols: target.has_symbols,
                     probes: 0,
                     blind_spot: None,
+                    attached_at_ns: None,
                 },
                 Some(target),
             ),
@@ -354,6 +360,7 @@ impl GoTlsTargetCache {
             Ok(probes) => {
                 binary.probes = probes;
                 binary.method = Some(GO_TLS_METHOD);
+                binary.attached_at_ns = Some(crate::collector::clock_ns(libc::CLOCK_BOOTTIME));
             }
             Err(err) => binary.blind_spot = Some(format!("attach failed: {err}")),
         }

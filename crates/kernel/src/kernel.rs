@@ -164,9 +164,11 @@ const LOCATED_OPENSSL3_PROGRAMS: [(&str, &str); 6] = [
 ];
 const HANDSHAKE_EXIT_PROGRAM: &str = "located_openssl3_handshake_exit";
 /// aws-lc's AEAD under rustls (`collector-ebpf/src/tls_rustls.rs`): an entry probe on the
-/// seal (the plaintext is copied before it is encrypted in place), entry and return probes
-/// on the open (the plaintext is there once it returns).
+/// seals (the plaintext is copied before it is encrypted in place; `seal_scatter` seals
+/// TLS 1.2's AES-GCM records), entry and return probes on the open (the plaintext is there
+/// once it returns).
 const RUSTLS_SEAL_PROGRAM: &str = "rustls_seal_enter";
+const RUSTLS_SEAL_SCATTER_PROGRAM: &str = "rustls_seal_scatter_enter";
 const RUSTLS_OPEN_PROGRAM: &str = "rustls_open_enter";
 const RUSTLS_OPEN_EXIT_PROGRAM: &str = "rustls_open_exit";
 
@@ -398,6 +400,7 @@ impl KernelCapture {
                 SSL_EXIT_PROGRAM,
                 HANDSHAKE_EXIT_PROGRAM,
                 RUSTLS_SEAL_PROGRAM,
+                RUSTLS_SEAL_SCATTER_PROGRAM,
                 RUSTLS_OPEN_PROGRAM,
                 RUSTLS_OPEN_EXIT_PROGRAM,
                 GO_WRITE_ENTRY_PROGRAM,
@@ -426,6 +429,8 @@ impl KernelCapture {
         for (function, offset) in &target.functions {
             let programs: &[&str] = if *function == aws_lc::SEAL {
                 &[RUSTLS_SEAL_PROGRAM]
+            } else if *function == aws_lc::SEAL_SCATTER {
+                &[RUSTLS_SEAL_SCATTER_PROGRAM]
             } else if *function == aws_lc::OPEN {
                 &[RUSTLS_OPEN_PROGRAM, RUSTLS_OPEN_EXIT_PROGRAM]
             } else if let Some((_, entry)) = entries.iter().find(|(f, _)| f == function) {

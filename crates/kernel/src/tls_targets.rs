@@ -203,12 +203,19 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
             (aws_lc::SEAL, found.seal_offset),
             (aws_lc::OPEN, found.open_offset),
         ]
+        .into_iter()
+        .chain(
+            found
+                .seal_scatter
+                .map(|(_, offset)| (aws_lc::SEAL_SCATTER, offset)),
+        )
+        .collect::<Vec<_>>()
     };
     Ok(match openssl3::locate(&map) {
         Ok(None) => match rustls {
             Ok(None) => TlsInspection::Nothing,
             Ok(Some(found)) => target(
-                rustls_functions(&found).to_vec(),
+                rustls_functions(&found),
                 TlsMethod::RustlsLocated {
                     anchors: found.anchors,
                 },

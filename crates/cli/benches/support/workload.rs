@@ -16,6 +16,29 @@ pub struct Loop {
 
 impl Loop {
     pub fn start(command: &mut Command) -> Loop {
+        Loop::start_expecting(command, "ready")
+    }
+
+    // Only tls_probe_overhead's rustls loop waits to connect; socket_payload_overhead
+    // includes this module too.
+    #[allow(dead_code)]
+    /// A loop that prints `listening` and connects when told ([`Loop::connect`]): the
+    /// rustls loop's `wait-to-connect`, so that a collector started in between sees its
+    /// connection (accept, handshake) from the first byte, as the rustls programs need to bind
+    /// records to sockets.
+    pub fn start_waiting(command: &mut Command) -> Loop {
+        Loop::start_expecting(command, "listening")
+    }
+
+    #[allow(dead_code)]
+    pub fn connect(&mut self) {
+        writeln!(self.stdin, "connect").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the workload loop did not connect");
+    }
+
+    fn start_expecting(command: &mut Command, first: &str) -> Loop {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -25,7 +48,7 @@ impl Loop {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the workload loop did not start");
+        assert_eq!(line.trim(), first, "the workload loop did not start");
         Loop {
             child,
             stdin,
@@ -50,10 +73,20 @@ impl Drop for Loop {
 }
 
 /// `agentscope collect` following some pids, its events discarded.
-pub struct Collector(Child);
+///
+/// The bench never reads the collector's output itself: a process that does is a consumer of
+/// it, whatever it writes next carries collector output (the loops' stdin, here), and a loop
+/// reading that becomes a consumer too, whose payloads the kernel programs no longer emit, so
+/// the probed times would leave out the emission. Its stderr goes to a file that `grep -q`
+/// (a consumer that writes nothing) watches for the ready message.
+pub struct Collector {
+    child: Child,
+    _stderr: tempfile::NamedTempFile,
+}
 
 impl Collector {
     pub fn follow(pids: &[u32]) -> Collector {
+        let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_agentscope"));
         command.args(["collect", "--json", "--ready-message", "--no-kubernetes"]);
         for pid in pids {
@@ -61,30 +94,35 @@ impl Collector {
         }
         let mut child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr.reopen().unwrap())
             .spawn()
             .expect("start agentscope collect");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        assert!(
-            line.contains("collecting"),
-            "collector did not start: {line}"
-        );
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
-                rest.clear();
-            }
-        });
-        Collector(child)
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !Command::new("grep")
+            .args(["-q", "agentscope: collecting"])
+            .arg(stderr.path())
+            .status()
+            .expect("grep")
+            .success()
+        {
+            assert!(
+                child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline,
+                "collector did not start (its stderr: {})",
+                stderr.path().display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Collector {
+            child,
+            _stderr: stderr,
+        }
     }
 }
 
 impl Drop for Collector {
     fn drop(&mut self) {
         // SAFETY: plain kill(2) on our child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
     }
 }

@@ -1,6 +1,7 @@
-//! Locating aws-lc's `EVP_AEAD_CTX_seal` and `EVP_AEAD_CTX_open` in a stripped static
-//! executable that links rustls with the aws-lc-rs provider (Codex CLI 0.171 and later), from
-//! the binary itself: no table of per-release offsets or hashes.
+//! Locating aws-lc's `EVP_AEAD_CTX_seal`, `EVP_AEAD_CTX_open` and `EVP_AEAD_CTX_seal_scatter`
+//! in a stripped executable that links rustls with the aws-lc-rs provider (Codex CLI 0.171
+//! and later, static musl; any glibc PIE built with rustls's default provider), from the
+//! binary itself: no table of per-release offsets or hashes.
 //!
 //! rustls has no function that sees both a connection's plaintext and its socket: it seals
 //! and opens each TLS 1.3 record through aws-lc-rs, which calls aws-lc's
@@ -30,17 +31,22 @@
 //!    be exactly one function (a second would be a copy inlined into a caller whose calls the
 //!    probes would miss), and a direct call or jump target or held by a GOT entry (Rust calls
 //!    C through the GOT): an entry point, not a split-off cold block;
+//!    `EVP_AEAD_CTX_seal_scatter` (OUTPUT_ALIASES_INPUT (115), INVALID_OPERATION (112)), with
+//!    which rustls seals TLS 1.2's AES-GCM records, is located the same way when it can be;
+//!    when not, only those records go uncaptured, and the anchors say so. Callers are found
+//!    either way the binary links them: a direct call, or a GOT entry (in the file's `.got`,
+//!    or as the addend of the `R_X86_64_RELATIVE` relocation that fills it in a glibc PIE);
 //! 6. requires rustls in the same binary (its crate source paths in `.rodata`): the binding
 //!    of records to sockets follows rustls's own record layout and tokio-rustls's order of
 //!    reads and decryptions, so aws-lc used by anything else is not a TLS stack read here.
 //!
 //! The kernel programs check every call (the `EVP_AEAD_CTX`'s method table in the binary, the
-//! AAD a TLS 1.3 record header whose length matches) before emitting.
+//! AAD a TLS 1.3 record header or a TLS 1.2 AAD whose length matches) before emitting.
 
 use std::collections::BTreeMap;
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
-use object::{Object as _, ObjectSection as _};
+use object::{Object as _, ObjectSection as _, RelocationFlags};
 
 use super::boringssl::Code;
 use super::openssl3::{direct_references, rustls_version, Unwind};
@@ -48,6 +54,9 @@ use super::openssl3::{direct_references, rustls_version, Unwind};
 /// The names the located functions are attached under ([`super::TlsTarget::functions`]).
 pub const SEAL: &str = "EVP_AEAD_CTX_seal";
 pub const OPEN: &str = "EVP_AEAD_CTX_open";
+/// rustls seals TLS 1.2's AES-GCM records with this one (the tag apart, the explicit nonce
+/// before the ciphertext).
+pub const SEAL_SCATTER: &str = "EVP_AEAD_CTX_seal_scatter";
 
 /// The end of aws-lc's (and BoringSSL's) `__FILE__` for the generic AEAD functions.
 const AEAD_FILE: &[u8] = b"crypto/fipsmodule/cipher/aead.c\0";
@@ -58,10 +67,13 @@ const TOO_LARGE: u64 = 117;
 const BUFFER_TOO_SMALL: u64 = 103;
 const BAD_DECRYPT: u64 = 101;
 const CTRL_NOT_IMPLEMENTED: u64 = 104;
+const INVALID_OPERATION: u64 = 112;
 /// Reasons of `EVP_AEAD_CTX_seal`'s error sites, in line order.
 const SEAL_REASONS: [u64; 3] = [TOO_LARGE, BUFFER_TOO_SMALL, OUTPUT_ALIASES_INPUT];
 /// Reasons of `EVP_AEAD_CTX_open`'s own error sites, in line order.
 const OPEN_REASONS: [u64; 3] = [OUTPUT_ALIASES_INPUT, BAD_DECRYPT, BUFFER_TOO_SMALL];
+/// `EVP_AEAD_CTX_seal_scatter`'s.
+const SEAL_SCATTER_REASONS: [u64; 2] = [OUTPUT_ALIASES_INPUT, INVALID_OPERATION];
 /// `EVP_AEAD_CTX_open_gather`'s, which may be inlined after them.
 const OPEN_GATHER_REASONS: [u64; 2] = [OUTPUT_ALIASES_INPUT, CTRL_NOT_IMPLEMENTED];
 /// The longest function decoded (aead.c's functions are a few hundred bytes).
@@ -76,6 +88,10 @@ pub struct AwsLcAead {
     /// The same, as offsets in the file (what a uprobe attaches at).
     pub seal_offset: u64,
     pub open_offset: u64,
+    /// `EVP_AEAD_CTX_seal_scatter`'s address and file offset, when located (with the same
+    /// evidence as the other two); without it, TLS 1.2 AES-GCM records sent are not captured
+    /// (the anchors say why).
+    pub seal_scatter: Option<(u64, u64)>,
     /// The rustls version linked in (its crate source paths).
     pub rustls: String,
     /// The evidence that matched, one line each.
@@ -193,8 +209,22 @@ pub fn locate(image: &[u8]) -> Result<Option<AwsLcAead>, NotRecognised> {
         String::from_utf8_lossy(files[0].1.strip_suffix(b"\0").unwrap_or(files[0].1)),
         files[0].0
     )];
-    let references = direct_references(&code, &[seal, open]);
-    let through_got = in_got(&elf, &[seal, open]);
+    let scatters: Vec<u64> = reasons
+        .iter()
+        .filter(|(_, sites)| in_order(sites) == SEAL_SCATTER_REASONS)
+        .map(|(start, _)| *start)
+        .collect();
+    let scatter_candidate = match scatters[..] {
+        [one] => Ok(one),
+        _ => Err(format!(
+            "{} functions have its error sites (reasons {SEAL_SCATTER_REASONS:?}), expected one",
+            scatters.len()
+        )),
+    };
+    let mut targets = vec![seal, open];
+    targets.extend(scatter_candidate.as_ref().ok());
+    let references = direct_references(&code, &targets);
+    let through_got = in_got(&elf, &targets);
     for (((label, start), direct), got) in [(SEAL, seal), (OPEN, open)]
         .iter()
         .zip(&references)
@@ -213,34 +243,77 @@ pub fn locate(image: &[u8]) -> Result<Option<AwsLcAead>, NotRecognised> {
             if *got { ", its address in the GOT (Rust calls it through that)" } else { "" }
         ));
     }
+    let offset = |address: u64| address - code.address + code.file_offset;
+    let seal_scatter = match scatter_candidate {
+        Ok(start) if references[2] > 0 || through_got[2] => {
+            anchors.push(format!(
+                "{SEAL_SCATTER} at {start:#x} (.eh_frame bounds, {} bytes): error sites (reason, line) {:?}; {} direct calls or jumps to it{}",
+                bounds[&start] - start,
+                reasons[&start].iter().map(|s| (s.reason, s.line)).collect::<Vec<_>>(),
+                references[2],
+                if through_got[2] { ", its address in the GOT" } else { "" }
+            ));
+            Some((start, offset(start)))
+        }
+        Ok(start) => {
+            anchors.push(format!(
+                "{SEAL_SCATTER} not probed (TLS 1.2 AES-GCM records sent are not captured): candidate at {start:#x} is neither called directly nor in the GOT"
+            ));
+            None
+        }
+        Err(why) => {
+            anchors.push(format!(
+                "{SEAL_SCATTER} not probed (TLS 1.2 AES-GCM records sent are not captured): {why}"
+            ));
+            None
+        }
+    };
     if let Some(version) = crate_version(rodata_bytes, b"/aws-lc-rs-") {
         anchors.push(format!("aws-lc-rs {version} (its source paths in .rodata)"));
     }
-    let offset = |address: u64| address - code.address + code.file_offset;
     Ok(Some(AwsLcAead {
         seal,
         open,
         seal_offset: offset(seal),
         open_offset: offset(open),
+        seal_scatter,
         rustls,
         anchors,
     }))
 }
 
-/// Whether each of `targets` is held by a `.got` entry: how Rust code in a static PIE calls a
-/// C function (aws-lc-rs calls aws-lc with `call [rip + disp32]` through its GOT entry,
-/// nowhere near it, so a search for direct calls finds none). Only an entry point has its
-/// address taken (a split-off cold block never does), and reading the GOT (170 KB in Codex
-/// 0.171.0) costs nothing next to a scan of 250 MB of `.text` for the calls.
+/// Whether each of `targets` is held by a `.got` entry: how Rust code in a PIE calls a C
+/// function (aws-lc-rs calls aws-lc with `call [rip + disp32]` through its GOT entry, nowhere
+/// near it, so a search for direct calls finds none). Only an entry point has its address
+/// taken (a split-off cold block never does). The entry's value is read where the linker put
+/// it: in the file's `.got` itself (Codex's static musl PIE), or only as the addend of the
+/// `R_X86_64_RELATIVE` relocation the dynamic loader applies to that entry (a glibc PIE, whose
+/// `.got` holds zeros in the file). Reading either (170 KB of GOT in Codex 0.171.0, a few
+/// thousand relocations in a small binary) costs nothing next to a scan of `.text` for calls.
 fn in_got(elf: &object::File<'_>, targets: &[u64]) -> Vec<bool> {
     let mut found = vec![false; targets.len()];
-    let Some(data) = elf.section_by_name(".got").and_then(|got| got.data().ok()) else {
+    let Some(got) = elf.section_by_name(".got") else {
         return found;
     };
-    for slot in data.chunks_exact(8) {
-        let value = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
+    let mut mark = |value: u64| {
         for (found, target) in found.iter_mut().zip(targets) {
             *found |= value == *target;
+        }
+    };
+    if let Ok(data) = got.data() {
+        for slot in data.chunks_exact(8) {
+            mark(u64::from_le_bytes(slot.try_into().unwrap_or([0; 8])));
+        }
+    }
+    let entries = got.address()..got.address() + got.size();
+    for (offset, relocation) in elf.dynamic_relocations().into_iter().flatten() {
+        if entries.contains(&offset)
+            && relocation.flags()
+                == (RelocationFlags::Elf {
+                    r_type: object::elf::R_X86_64_RELATIVE,
+                })
+        {
+            mark(relocation.addend() as u64);
         }
     }
     found

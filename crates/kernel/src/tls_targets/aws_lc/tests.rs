@@ -1,6 +1,7 @@
 //! The locator against the Codex CLI releases `make setup` installs (0.171.0 links rustls with
-//! aws-lc-rs; 0.101.0 links rustls with ring, and no aws-lc), against a binary without rustls,
-//! and against damaged copies.
+//! aws-lc-rs; 0.101.0 links rustls with ring, and no aws-lc), against a glibc PIE that links
+//! rustls with aws-lc-rs (tests/agents/rustls_tls_loop), against a binary without rustls, and
+//! against damaged copies.
 
 use super::*;
 use crate::tls_targets::openssl3::tests::codex_binary;
@@ -20,6 +21,9 @@ fn map(path: &std::path::Path) -> memmap2::Mmap {
 /// never do. The locator knows none of these numbers.
 const SEAL_0_171_0: u64 = 0x1262_9450;
 const OPEN_0_171_0: u64 = 0x1262_9690;
+/// `EVP_AEAD_CTX_seal_scatter` (error sites 115, 112 in `objdump -d`), which Codex's rustls
+/// uses only for TLS 1.2 AES-GCM.
+const SEAL_SCATTER_0_171_0: u64 = 0x1262_9570;
 
 #[test]
 fn locates_seal_and_open_in_codex_0_171_0() {
@@ -30,6 +34,11 @@ fn locates_seal_and_open_in_codex_0_171_0() {
     assert_eq!(
         (found.seal, found.open),
         (SEAL_0_171_0, OPEN_0_171_0),
+        "{found:#?}"
+    );
+    assert_eq!(
+        found.seal_scatter.map(|(address, _)| address),
+        Some(SEAL_SCATTER_0_171_0),
         "{found:#?}"
     );
     assert_eq!(found.rustls, "0.23.46");
@@ -51,6 +60,103 @@ fn locates_seal_and_open_in_codex_0_171_0() {
         anchors.contains("(115, 244), (101, 261), (103, 267), (115, 292), (104, 297)"),
         "{anchors}"
     );
+}
+
+/// The rustls + aws-lc-rs echo loop, built by its build.sh (cached, see there).
+pub(crate) fn rustls_loop_binary() -> std::path::PathBuf {
+    let script =
+        std::path::Path::new(env!("AGENTSCOPE_REPO")).join("tests/agents/rustls_tls_loop/build.sh");
+    let output = std::process::Command::new(&script)
+        .output()
+        .expect("run tests/agents/rustls_tls_loop/build.sh");
+    assert!(
+        output.status.success(),
+        "building the rustls loop failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+/// A glibc PIE (rustls 0.23.46, aws-lc-rs 1.18.1, built by rustc's default linker): its
+/// `.got` holds zeros in the file, each entry filled at load by an `R_X86_64_RELATIVE`
+/// relocation. The functions are those `objdump -d` shows with aead.c's error sites (seal:
+/// `mov edx, 0x75 / 0x67 / 0x73`; open: `0x73 / 0x65 / 0x67`, calling open_gather directly),
+/// each called only through a GOT slot whose relocation's addend is its address (`readelf
+/// -r`). The addresses change with every build of the loop, so they are checked against that
+/// evidence read independently here rather than written down.
+#[test]
+fn locates_seal_and_open_in_a_glibc_pie() {
+    let binary = rustls_loop_binary();
+    let image = map(&binary);
+    let found = locate(&image)
+        .unwrap_or_else(|e| panic!("rustls loop: {e}"))
+        .expect("rustls loop: no aws-lc found");
+    assert_eq!(found.rustls, "0.23.46");
+    let elf = object::File::parse(&*image).unwrap();
+    let got = elf.section_by_name(".got").unwrap();
+    assert!(
+        got.data().unwrap().iter().all(|b| *b == 0),
+        "the GOT is filled by relocations only"
+    );
+    // Each function is the addend of a RELATIVE relocation of a GOT slot, and that slot is
+    // what the code calls (`ff 15 disp32`, call [rip + disp32]).
+    let text = elf.section_by_name(".text").unwrap();
+    let code = text.data().unwrap();
+    let (seal_scatter, _) = found.seal_scatter.expect("seal_scatter located");
+    for function in [found.seal, found.open, seal_scatter] {
+        let slot = elf
+            .dynamic_relocations()
+            .unwrap()
+            .find(|(offset, r)| {
+                got.address() <= *offset
+                    && *offset < got.address() + got.size()
+                    && r.addend() as u64 == function
+            })
+            .map(|(offset, _)| offset)
+            .unwrap_or_else(|| panic!("{function:#x} in no GOT slot"));
+        let calls = memchr::memmem::find_iter(code, &[0xff, 0x15])
+            .filter(|at| {
+                let Some(disp) = code.get(at + 2..at + 6) else {
+                    return false;
+                };
+                let next = text.address() + *at as u64 + 6;
+                next.wrapping_add_signed(i64::from(i32::from_le_bytes(disp.try_into().unwrap())))
+                    == slot
+            })
+            .count();
+        assert!(calls > 0, "no call through {slot:#x}");
+    }
+    let anchors = found.anchors.join("\n");
+    assert!(anchors.contains("its address in the GOT"), "{anchors}");
+    assert!(anchors.contains("aws-lc-rs 1.18.1"), "{anchors}");
+    // seal's three sites; open's three, open_gather not inlined this time.
+    let sites = |label: &str| {
+        let line = found.anchors.iter().find(|a| a.starts_with(label)).unwrap();
+        line.split("(reason, line) ")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let reasons = |sites: String| {
+        sites
+            .split("), (")
+            .map(|pair| pair.trim_matches(|c| c == '[' || c == ']' || c == '(' || c == ')'))
+            .map(|pair| {
+                pair.split(',')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reasons(sites("EVP_AEAD_CTX_seal ")), [117, 103, 115]);
+    assert_eq!(reasons(sites("EVP_AEAD_CTX_open ")), [115, 101, 103]);
+    assert_eq!(reasons(sites("EVP_AEAD_CTX_seal_scatter ")), [115, 112]);
 }
 
 /// 0.101.0 links rustls with ring, and OpenSSL 3: no aws-lc, nothing to locate here.
