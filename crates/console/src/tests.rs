@@ -1994,3 +1994,114 @@ fn snapshot_navigation_states() {
     console.press(KeyCode::Char('s'));
     snapshot_both(&mut console, "graph_sorted_by_count");
 }
+
+/// Live, `:time` selects the current agent's first timeline entry at or after that time of
+/// day (there is nothing to seek), and `:-…` counts back from the latest event.
+#[test]
+fn colon_time_in_live_mode_selects_the_timeline_row() {
+    use std::sync::Arc;
+
+    use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_analysis::pipeline::Pipeline;
+    use agentscope_capture::capture::CaptureMetadata;
+    use agentscope_reconstruct::ReconstructOptions;
+
+    use super::live_collector::{EventSender, LiveCounters};
+    use super::live_recording::RecordingOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let events = agentscope_event::event_json::events_from_json_lines(
+        &std::fs::read_to_string(fixture("capture/python_chat.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let counters = Arc::new(LiveCounters::default());
+    let (sender, receiver) = EventSender::channel(events.len(), counters.clone());
+    let pipeline = Pipeline::new(
+        ReconstructOptions {
+            redact_secrets: true,
+            ..ReconstructOptions::default()
+        },
+        ModelOptions::default(),
+        Box::new(HostOnlyIdentity),
+    );
+    let mut source = LiveSource::from_channel(
+        "live",
+        pipeline,
+        receiver,
+        counters,
+        RecordingOptions::new(dir.path().to_path_buf(), CaptureMetadata::default()),
+    );
+    for event in events {
+        sender.send(event);
+    }
+    let mut app = App::new(app_options(ColorMode::TrueColor));
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut frame = |app: &mut App, source: &mut LiveSource| {
+        let update = source.poll(usize::MAX);
+        app.ingest(update, source.pipeline());
+        terminal.draw(|f| app.render(f, source.pipeline())).unwrap();
+        terminal.backend().to_string()
+    };
+    frame(&mut app, &mut source);
+    frame(&mut app, &mut source);
+    let press = |app: &mut App, c: char| {
+        app.handle_event(&Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )))
+    };
+    let agent = app.current_agent().unwrap().to_string();
+    let (position, ts) = {
+        let log = app.logs().agent(&agent).unwrap();
+        let (position, entry) = log
+            .iter_from(0)
+            .find(|(_, e)| e.kind.tag() == "LLM")
+            .unwrap();
+        (position, entry.observation.ts_ns)
+    };
+    let clock = app.event_time(ts);
+    for c in format!(":time {clock}").chars() {
+        assert!(press(&mut app, c).is_empty());
+    }
+    let effects = app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert!(effects.is_empty(), "live: no seek, {effects:?}");
+    assert_eq!(app.focus(), PaneId::Timeline);
+    // The printed time is cut to milliseconds: the first entry at or after it.
+    let selected = app
+        .timeline()
+        .selected_position(app.logs().agent(&agent))
+        .unwrap();
+    let log = app.logs().agent(&agent).unwrap();
+    let first_at = log
+        .iter_from(0)
+        .find(|(_, e)| app.event_time(e.observation.ts_ns) >= clock)
+        .map(|(p, _)| p)
+        .unwrap();
+    assert!(
+        selected <= position && selected == first_at,
+        "{selected} {position} {first_at}"
+    );
+    // Enter opens it.
+    app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    let screen = frame(&mut app, &mut source);
+    assert!(screen.contains("Detail · llm"), "{screen}");
+    // Relative: far back from the latest event lands on the first entry.
+    for c in ":-1h".chars() {
+        press(&mut app, c);
+    }
+    app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    let log = app.logs().agent(&agent).unwrap();
+    assert_eq!(
+        app.timeline().selected_position(Some(log)),
+        Some(log.start())
+    );
+}

@@ -155,6 +155,9 @@ pub struct ScrollText {
     pub last_area: Rect,
     /// Logical lines drawn (whole or in part) by the last render, for [`Self::position`].
     shown: usize,
+    /// [`Self::max_scroll`] for a pane size, kept until the text or the size changes: it is
+    /// asked several times a frame and wraps up to a screenful of lines each time.
+    max_scroll_cache: std::cell::Cell<Option<((u16, u16), usize)>>,
 }
 
 impl ScrollText {
@@ -163,6 +166,7 @@ impl ScrollText {
     /// Control characters in `lines` are made visible.
     pub fn set(&mut self, lines: Vec<Line<'static>>, keep_scroll: bool) {
         self.lines = lines.into_iter().map(visible_line).collect();
+        self.max_scroll_cache.set(None);
         if !keep_scroll {
             self.scroll = 0;
         }
@@ -194,19 +198,29 @@ impl ScrollText {
     /// The furthest scroll at which the pane (as last drawn) is still full: from there on
     /// the last line is on screen. Wraps only the lines that fit one screen from the end.
     pub fn max_scroll(&self) -> usize {
-        let width = self.last_area.width as usize;
-        let height = self.last_area.height as usize;
-        if width == 0 || height == 0 {
-            return self.lines.len().saturating_sub(1);
-        }
-        let mut rows = 0;
-        for (index, line) in self.lines.iter().enumerate().rev() {
-            rows += wrap_line(line, width).len();
-            if rows > height {
-                return index + 1;
+        let size = (self.last_area.width, self.last_area.height);
+        if let Some((cached_size, max)) = self.max_scroll_cache.get() {
+            if cached_size == size {
+                return max;
             }
         }
-        0
+        let (width, height) = (usize::from(size.0), usize::from(size.1));
+        let max = if width == 0 || height == 0 {
+            self.lines.len().saturating_sub(1)
+        } else {
+            let mut rows = 0;
+            let mut max = 0;
+            for (index, line) in self.lines.iter().enumerate().rev() {
+                rows += wrap_line(line, width).len();
+                if rows > height {
+                    max = index + 1;
+                    break;
+                }
+            }
+            max
+        };
+        self.max_scroll_cache.set(Some((size, max)));
+        max
     }
 
     /// The first logical line shown. `scroll` itself is kept as the user left it, so a pane
