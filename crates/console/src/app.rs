@@ -184,6 +184,9 @@ pub struct App {
     trail: Vec<String>,
     /// Every agent's key and display name, for `:agent`.
     agent_names: Vec<(String, String)>,
+    /// A timeline row to select once its agent is the current one (going back to another
+    /// agent's event: the timeline shows that agent's log from the next frame).
+    pending_row: Option<(String, u64)>,
     agents: AgentsPane,
     graph: GraphPane,
     timeline: crate::timeline_pane::TimelinePane,
@@ -242,6 +245,7 @@ impl App {
             back_history: SubjectHistory::default(),
             trail: Vec::new(),
             agent_names: Vec::new(),
+            pending_row: None,
             agents: AgentsPane::default(),
             graph: GraphPane::default(),
             timeline: Default::default(),
@@ -435,6 +439,12 @@ impl App {
             .as_deref()
             .and_then(|k| self.logs.agent(k));
         self.timeline.sync(log);
+        // The agent was selected with the row; it is the current one by now (or gone).
+        if let Some((agent, position)) = self.pending_row.take() {
+            if self.current_agent.as_deref() == Some(agent.as_str()) {
+                self.timeline.select_position(position, log);
+            }
+        }
         self.step_evidence();
         if refresh || agent_changed {
             let agent = self
@@ -621,6 +631,8 @@ impl App {
                 if self.current_agent.as_deref() == Some(agent.as_str()) {
                     let log = self.logs.agent(agent);
                     self.timeline.select_position(*position, log);
+                } else {
+                    self.pending_row = Some((agent.clone(), *position));
                 }
             }
             Subject::Graph(agent, _) => {

@@ -2105,3 +2105,38 @@ fn colon_time_in_live_mode_selects_the_timeline_row() {
         Some(log.start())
     );
 }
+
+/// Back to an event of another agent: that agent is selected again and its timeline row too.
+#[test]
+fn back_to_another_agents_event_selects_its_row() {
+    let mut console = Console::open("capture/blind_spot.jsonl").play_to_end();
+    let first = console.app.current_agent().unwrap().to_string();
+    console.select_entry("NET", 0);
+    let opened = console
+        .app
+        .timeline()
+        .selected_position(console.app.logs().agent(&first))
+        .unwrap();
+    let other = console
+        .source
+        .pipeline()
+        .model()
+        .agents()
+        .map(|a| a.key.clone())
+        .find(|k| *k != first)
+        .unwrap();
+    console.keys(&format!(":agent {other}"));
+    console.press(KeyCode::Enter);
+    assert_eq!(console.app.current_agent(), Some(other.as_str()));
+    console.press(KeyCode::Backspace);
+    console.draw();
+    assert_eq!(console.app.current_agent(), Some(first.as_str()));
+    assert_eq!(
+        console
+            .app
+            .timeline()
+            .selected_position(console.app.logs().agent(&first)),
+        Some(opened)
+    );
+    assert!(console.app.trail().last().unwrap().starts_with("net "));
+}
