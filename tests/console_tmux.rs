@@ -4,7 +4,7 @@
 //! deadline rather than fixed sleeps.
 //!
 //! - a replay of recordings/injected.cap (no privileges): agents, panes, filter, help, baseline
-//!   export, quit;
+//!   export; then at 80x24 every pane by its number key and the injected phrase; quit;
 //! - the live console (privileged: it fails, never skips, when eBPF cannot load): a Python test
 //!   agent talking to the mock LLM appears with its model and tool calls, and `r` records a
 //!   capture that verifies.
@@ -240,7 +240,7 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     // Down the agents tree to the agent, into its graph.
     tmux.keys(&["Down", "Down", "Down", "Enter"]);
     let screen = tmux.wait_for("the graph focused", Duration::from_secs(10), |s| {
-        s.lines().next().is_some_and(|l| l.contains("┏ Graph"))
+        s.lines().any(|l| l.contains("┏ Graph"))
     });
     assert!(screen.contains("Graph · incident_agent.py"), "{screen}");
 
@@ -300,12 +300,53 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     assert!(baseline.contains("query_database"), "{baseline}");
     assert!(baseline.contains("support-agent"), "{baseline}");
 
+    // At 80x24 graph, timeline and AI-BOM share one place: the header names the panes not
+    // on screen, and each pane's number key brings it up focused.
+    let resized = tmux.run(&["resize-window", "-t", "console", "-x", "80", "-y", "24"]);
+    assert!(resized.status.success(), "{resized:?}");
+    tmux.wait_for("the 80x24 layout", Duration::from_secs(10), |s| {
+        s.lines().next().is_some_and(|l| l.contains("more: "))
+            && s.lines().all(|l| l.chars().count() <= 80)
+    });
+    for (key, title) in [
+        ("1", "Agents ("),
+        ("2", "Graph ·"),
+        ("3", "Timeline ·"),
+        ("4", "Detail"),
+        ("5", "AI-BOM ·"),
+        ("6", "Findings ("),
+    ] {
+        tmux.keys(&[key]);
+        let focused = format!("┏ {title}");
+        let screen = tmux.wait_for(&focused, Duration::from_secs(10), |s| s.contains(&focused));
+        // The hint line above the status line: the focused pane's keys.
+        let hints = screen.lines().rev().filter(|l| !l.trim().is_empty()).nth(1);
+        assert!(
+            hints.is_some_and(|l| l.contains("1-6 pane")),
+            "hints for {title}:\n{screen}"
+        );
+    }
+
     // From the incident to its evidence in two keys: n selects it, e opens the row that
-    // carried the injected ticket, Detail scrolled to the phrase detection matched.
+    // carried the injected ticket, Detail scrolled to the phrase detection matched, and the
+    // breadcrumbs say where that is.
+    // (The status line is too narrow at 80 columns for "evidence 1 of 6".)
     tmux.keys(&["n", "e"]);
-    let screen = tmux.wait_for_text("evidence 1 of");
+    let screen = tmux.wait_for_text("incident_agent.py › inc-1 › mcp ");
     assert!(screen.contains("ignore your previous"), "{screen}");
     assert!(screen.contains('◆'), "evidence rows marked: {screen}");
+    // Backspace goes back to the finding.
+    tmux.keys(&["BSpace"]);
+    let screen = tmux.wait_for("back to the finding", Duration::from_secs(10), |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.trim_end().ends_with("inc-1") || l.contains("inc-1  "))
+            && s.contains("Detail · finding")
+    });
+    assert!(
+        !screen.lines().next().unwrap().contains("› mcp"),
+        "{screen}"
+    );
 
     tmux.keys(&["q"]);
     assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());

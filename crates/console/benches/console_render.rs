@@ -4,7 +4,9 @@
 //! The state is built the way the console builds it: the real capture
 //! `tests/fixtures/capture/python_chat.jsonl` (an agent calling a model that asks
 //! for tools) followed by 100,000 file opens of the agent process over 10,000 distinct files,
-//! fed through the pipeline by the JSON-lines source and ingested by the app.
+//! fed through the pipeline by the JSON-lines source and ingested by the app. Detail is
+//! measured over a 1 MiB payload of prose (word wrapping's worst case: every row breaks at a
+//! space), scrolled to its end.
 //!
 //! Reports, besides criterion's timings, the memory the pipeline and the console state hold
 //! (a counting allocator: bytes live after building minus before) and the peak RSS.
@@ -23,11 +25,14 @@ use console::app::PaneId;
 use console::graph_pane::GraphPane;
 use console::json_source::ManualClock;
 use console::log::LogLimits;
+use console::text::{text_lines, ScrollText};
 use console::timeline_pane::TimelinePane;
 use console::{App, ColorMode, ConsoleConfig, ConsoleOptions, JsonEventsSource, Source};
 use criterion::{black_box, Criterion};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::Terminal;
 
 const FILES: usize = 10_000;
@@ -209,6 +214,35 @@ fn main() {
     timeline.set_agent(Some(&agent));
     c.bench_function("timeline filter: 100k entries", |b| {
         b.iter(|| timeline.set_filter(black_box("part-0420".into()), log))
+    });
+
+    // Detail (the 120x40 layout's detail pane: 38x22 inside its border) over a 1 MiB payload,
+    // at its end. A frame wraps only the rows on screen; where the end is (a screenful wrapped
+    // from the last line) is remembered until the text or the pane size changes, so the
+    // second bench (the width changing every time) is its cost uncached.
+    let payload: String = (0..17_000)
+        .map(|i| format!("row {i}: the quick brown fox jumps over the lazy dog once more\n"))
+        .collect();
+    assert!(payload.len() >= 1 << 20, "{} bytes", payload.len());
+    let mut detail = ScrollText::default();
+    detail.set(text_lines(&payload, Style::new()), false);
+    let area = Rect::new(81, 1, 38, 22);
+    detail.last_area = area;
+    detail.scroll_to_end();
+    c.bench_function("frame: Detail at the end of 1 MiB", |b| {
+        b.iter(|| {
+            terminal
+                .draw(|f| detail.render(f, black_box(area)))
+                .unwrap();
+        })
+    });
+    let mut width = 38;
+    c.bench_function("Detail: where 1 MiB ends (uncached)", |b| {
+        b.iter(|| {
+            width = if width == 38 { 39 } else { 38 };
+            detail.last_area = Rect { width, ..area };
+            black_box(detail.max_scroll())
+        })
     });
     c.final_summary();
 }

@@ -7,6 +7,11 @@
 //! with [`App::apply_effect`]. Derived views (agent tree, graph rows, AI-BOM, detail) are
 //! rebuilt when their inputs changed, at most every `refresh_every_ticks` frames, never per
 //! frame over everything.
+//!
+//! Detail shows what was last *opened* (Enter, `e`, `n`/`N`, a `:` jump, a click), never
+//! what a selection merely moved to or what focus passed through: moving around the panes
+//! (Tab, the number keys) or selecting a finding's agent never replaces what you are reading.
+//! Opening keeps the previous subject on the breadcrumb history (Backspace goes back).
 
 use std::collections::HashMap;
 
@@ -23,12 +28,16 @@ use ratatui::Frame;
 use super::agents_pane::AgentsPane;
 use super::aibom::aibom_lines;
 use super::baseline::BaselineExporter;
+use super::breadcrumbs::{crumb_spans, SubjectHistory};
+use super::command_line::{self, Command};
 use super::detail::{agent_detail, finding_detail, graph_detail, observation_detail};
 use super::findings::{DetectionSync, FindingView, FindingsPane};
-use super::format::{format_bytes, format_count, format_position};
+use super::format::{format_bytes, format_count, format_position, format_time};
 use super::graph_pane::{GraphPane, RowContent};
+use super::key_hints::{first_key, hint_line, Editing};
 use super::keys::{Action, KeyMap};
 use super::log::{LogLimits, ObservationLogs};
+use super::pane_switcher::{spans_width, switcher_spans, PANE_ORDER};
 use super::source::{RecordingState, Source, SourceMode, SourceStatus, SourceUpdate, SpeedChange};
 use super::text::{fit_columns, visible, ScrollText};
 use super::theme::Styles;
@@ -61,15 +70,8 @@ pub enum PaneId {
     Findings,
 }
 
-/// Tab order.
-const PANES: [PaneId; 6] = [
-    PaneId::Agents,
-    PaneId::Graph,
-    PaneId::Timeline,
-    PaneId::Detail,
-    PaneId::AiBom,
-    PaneId::Findings,
-];
+/// Tab order, which is also the panes' numbers.
+const PANES: [PaneId; 6] = PANE_ORDER;
 
 /// Where the replay is, as `width` cells: played `━`, to come `─`, the playhead `●`, and a
 /// finding's moment `!` (so `}` has somewhere visible to go).
@@ -98,6 +100,26 @@ fn position_bar<'a>(
     cells.into_iter().collect()
 }
 
+/// A line of the help overlay: one action, two that read as a pair (`n N`), or the six
+/// pane-number keys.
+enum HelpEntry {
+    One(Action),
+    Pair(Action, Action, &'static str),
+    Panes,
+}
+
+/// The key action that focuses `pane`.
+fn pane_action(pane: PaneId) -> Action {
+    match pane {
+        PaneId::Agents => Action::PaneAgents,
+        PaneId::Graph => Action::PaneGraph,
+        PaneId::Timeline => Action::PaneTimeline,
+        PaneId::Detail => Action::PaneDetail,
+        PaneId::AiBom => Action::PaneAiBom,
+        PaneId::Findings => Action::PaneFindings,
+    }
+}
+
 /// The finding whose evidence Enter and `e` walk through the timeline.
 #[derive(Debug, Clone)]
 struct EvidenceWalk {
@@ -112,7 +134,7 @@ struct EvidenceWalk {
 const MESSAGE_SECONDS: u64 = 5;
 
 /// Below this width the screen has two columns and shows one of graph, timeline and AI-BOM.
-const WIDE: u16 = 100;
+pub const WIDE: u16 = 100;
 
 #[derive(Debug, Clone)]
 pub struct AppOptions {
@@ -136,8 +158,12 @@ pub struct AppOptions {
 enum Subject {
     None,
     Agent(String),
-    Observation { agent: String, position: u64 },
-    Graph(RowContent),
+    Observation {
+        agent: String,
+        position: u64,
+    },
+    /// A graph row of this agent's graph.
+    Graph(Option<String>, RowContent),
     Finding(FindingView),
 }
 
@@ -150,6 +176,17 @@ pub struct App {
     zoom: bool,
     help: bool,
     filter_edit: Option<(PaneId, String)>,
+    /// The `:` command being typed.
+    command_edit: Option<String>,
+    /// What Detail showed before, for the back key.
+    back_history: SubjectHistory<Subject>,
+    /// Where Detail is: `agent › finding › event`.
+    trail: Vec<String>,
+    /// Every agent's key and display name, for `:agent`.
+    agent_names: Vec<(String, String)>,
+    /// A timeline row to select once its agent is the current one (going back to another
+    /// agent's event: the timeline shows that agent's log from the next frame).
+    pending_row: Option<(String, u64)>,
     agents: AgentsPane,
     graph: GraphPane,
     timeline: crate::timeline_pane::TimelinePane,
@@ -204,6 +241,11 @@ impl App {
             zoom: false,
             help: false,
             filter_edit: None,
+            command_edit: None,
+            back_history: SubjectHistory::default(),
+            trail: Vec::new(),
+            agent_names: Vec::new(),
+            pending_row: None,
             agents: AgentsPane::default(),
             graph: GraphPane::default(),
             timeline: Default::default(),
@@ -268,6 +310,16 @@ impl App {
 
     pub fn findings(&self) -> &FindingsPane {
         &self.findings
+    }
+
+    /// An event time as the panes print it.
+    pub fn event_time(&self, ts_ns: u64) -> String {
+        format_time(ts_ns, self.boot_offset)
+    }
+
+    /// Where Detail is, as the breadcrumb line shows it.
+    pub fn trail(&self) -> &[String] {
+        &self.trail
     }
 
     pub fn set_message(&mut self, text: impl Into<String>, error: bool) {
@@ -347,6 +399,10 @@ impl App {
             self.model_dirty = false;
             self.ticks_since_refresh = 0;
             let model = pipeline.model();
+            self.agent_names = model
+                .agents()
+                .map(|a| (a.key.clone(), a.name.clone()))
+                .collect();
             self.agents.rebuild(
                 model.agents(),
                 &self.logs,
@@ -361,7 +417,9 @@ impl App {
             self.graph
                 .set_agent(self.current_agent.as_deref(), pipeline.model().graph());
             self.timeline.set_agent(self.current_agent.as_deref());
-            if self.focus == PaneId::Agents || self.subject == Subject::None {
+            // The first agent seen is shown until something is opened; after that a change of
+            // agent (n on another agent's finding, a walk) leaves Detail alone.
+            if self.subject == Subject::None {
                 self.subject = self
                     .current_agent
                     .clone()
@@ -381,6 +439,12 @@ impl App {
             .as_deref()
             .and_then(|k| self.logs.agent(k));
         self.timeline.sync(log);
+        // The agent was selected with the row; it is the current one by now (or gone).
+        if let Some((agent, position)) = self.pending_row.take() {
+            if self.current_agent.as_deref() == Some(agent.as_str()) {
+                self.timeline.select_position(position, log);
+            }
+        }
         self.step_evidence();
         if refresh || agent_changed {
             let agent = self
@@ -392,10 +456,6 @@ impl App {
                 .map(|agent| aibom_lines(agent, &self.options.styles))
                 .unwrap_or_default();
             self.aibom.set(lines, !agent_changed);
-            // A followed timeline moves its selection as entries arrive.
-            if self.focus == PaneId::Timeline && self.timeline.following() {
-                self.subject_from_focus();
-            }
         }
         if self.subject_dirty || (refresh && self.subject_is_live()) {
             let keep_scroll = !self.subject_dirty;
@@ -406,7 +466,7 @@ impl App {
 
     /// Agents and graph edges change as events arrive; an observation or finding does not.
     fn subject_is_live(&self) -> bool {
-        matches!(self.subject, Subject::Agent(_) | Subject::Graph(_))
+        matches!(self.subject, Subject::Agent(_) | Subject::Graph(..))
     }
 
     fn build_detail(&mut self, pipeline: &Pipeline, keep_scroll: bool) {
@@ -414,6 +474,48 @@ impl App {
         // The first highlighted line, scrolled into view on a new subject.
         let mut first_mark = None;
         let offset = self.boot_offset;
+        let name_of = |key: &str| {
+            pipeline
+                .model()
+                .agents()
+                .find(|a| a.key == key)
+                .map_or_else(|| key.to_string(), |a| a.name.clone())
+        };
+        self.trail = match &self.subject {
+            Subject::None => Vec::new(),
+            Subject::Agent(key) => vec![name_of(key)],
+            Subject::Finding(finding) => vec![name_of(&finding.agent_key), finding.id.clone()],
+            Subject::Observation { agent, position } => {
+                let mut trail = vec![name_of(agent)];
+                let entry = self.logs.agent(agent).and_then(|l| l.get(*position));
+                if let (Some(walk), Some(entry)) = (&self.evidence_walk, entry) {
+                    if walk.finding.agent_key == *agent
+                        && crate::timeline_pane::overlaps(
+                            &walk.finding.evidence,
+                            &entry.observation.events,
+                        )
+                    {
+                        trail.push(walk.finding.id.clone());
+                    }
+                }
+                if let Some(entry) = entry {
+                    trail.push(format!(
+                        "{} {}",
+                        entry.kind.tag().to_lowercase(),
+                        format_time(entry.observation.ts_ns, offset)
+                    ));
+                }
+                trail
+            }
+            Subject::Graph(agent, row) => {
+                let mut trail: Vec<String> = agent.as_deref().map(name_of).into_iter().collect();
+                trail.push(match row {
+                    RowContent::Group { name, .. } => name.to_string(),
+                    RowContent::Edge(edge) => edge.label.clone(),
+                });
+                trail
+            }
+        };
         let (title, lines) = match &self.subject {
             Subject::None => (String::new(), Vec::new()),
             Subject::Agent(key) => match pipeline.model().agents().find(|a| &a.key == key) {
@@ -452,7 +554,7 @@ impl App {
                     None => (String::new(), Vec::new()),
                 }
             }
-            Subject::Graph(row) => {
+            Subject::Graph(_, row) => {
                 let title = match row {
                     RowContent::Group { name, .. } => name.to_string(),
                     RowContent::Edge(edge) => edge.label.clone(),
@@ -471,37 +573,76 @@ impl App {
         }
     }
 
-    /// The detail follows the selection of the pane that has focus.
-    fn subject_from_focus(&mut self) {
-        let subject = match self.focus {
-            PaneId::Agents => match self.agents.selected_agent() {
-                Some(key) => Subject::Agent(key.to_string()),
-                None => return,
-            },
-            PaneId::Graph => match self.graph.selected() {
-                Some(row) => Subject::Graph(row.content.clone()),
-                None => return,
-            },
+    /// What the focused pane has selected, as Detail would show it.
+    fn selected_subject(&self) -> Option<Subject> {
+        Some(match self.focus {
+            PaneId::Agents => Subject::Agent(self.agents.selected_agent()?.to_string()),
+            PaneId::Graph => Subject::Graph(
+                self.current_agent.clone(),
+                self.graph.selected()?.content.clone(),
+            ),
             PaneId::Timeline => {
-                let Some(agent) = self.current_agent.clone() else {
-                    return;
-                };
-                let log = self.logs.agent(&agent);
-                match self.timeline.selected_position(log) {
-                    Some(position) => Subject::Observation { agent, position },
-                    None => return,
+                let agent = self.current_agent.clone()?;
+                let position = self.timeline.selected_position(self.logs.agent(&agent))?;
+                Subject::Observation { agent, position }
+            }
+            PaneId::Findings => Subject::Finding(self.findings.selected()?.clone()),
+            PaneId::Detail | PaneId::AiBom => return None,
+        })
+    }
+
+    /// Opens the focused pane's selection in Detail.
+    fn open_selected(&mut self) {
+        if let Some(subject) = self.selected_subject() {
+            self.open(subject);
+        }
+    }
+
+    /// Shows `subject` in Detail, keeping what it showed on the back history.
+    fn open(&mut self, subject: Subject) {
+        if subject == self.subject {
+            return;
+        }
+        let previous = std::mem::replace(&mut self.subject, subject);
+        if previous != Subject::None {
+            self.back_history.push(previous);
+        }
+        self.subject_dirty = true;
+    }
+
+    /// The back key: Detail shows what it showed before, and its agent (and finding) are
+    /// selected again.
+    fn open_previous(&mut self) {
+        let Some(subject) = self.back_history.pop() else {
+            self.set_message("nothing to go back to", false);
+            return;
+        };
+        match &subject {
+            Subject::None => {}
+            Subject::Agent(key) => {
+                self.agents.select_agent(key);
+            }
+            Subject::Finding(finding) => {
+                self.agents.select_agent(&finding.agent_key);
+                self.findings.select_id(&finding.id);
+            }
+            Subject::Observation { agent, position } => {
+                self.agents.select_agent(agent);
+                if self.current_agent.as_deref() == Some(agent.as_str()) {
+                    let log = self.logs.agent(agent);
+                    self.timeline.select_position(*position, log);
+                } else {
+                    self.pending_row = Some((agent.clone(), *position));
                 }
             }
-            PaneId::Findings => match self.findings.selected() {
-                Some(finding) => Subject::Finding(finding.clone()),
-                None => return,
-            },
-            PaneId::Detail | PaneId::AiBom => return,
-        };
-        if subject != self.subject {
-            self.subject = subject;
-            self.subject_dirty = true;
+            Subject::Graph(agent, _) => {
+                if let Some(agent) = agent {
+                    self.agents.select_agent(agent);
+                }
+            }
         }
+        self.subject = subject;
+        self.subject_dirty = true;
     }
 
     fn set_focus(&mut self, pane: PaneId) {
@@ -515,7 +656,6 @@ impl App {
         if matches!(pane, PaneId::Graph | PaneId::Timeline | PaneId::AiBom) {
             self.content_pane = pane;
         }
-        self.subject_from_focus();
     }
 
     fn cycle_focus(&mut self, forward: bool) {
@@ -541,6 +681,31 @@ impl App {
     }
 
     fn handle_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        if let Some(mut text) = self.command_edit.take() {
+            match key.code {
+                KeyCode::Enter => return self.run_command(&text),
+                KeyCode::Esc => {}
+                // Backspace on an empty line leaves command mode, as in vim.
+                KeyCode::Backspace => {
+                    if text.pop().is_some() {
+                        self.command_edit = Some(text);
+                    }
+                }
+                KeyCode::Char(c)
+                    if !key
+                        .modifiers
+                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+                {
+                    // A command is a word and an argument: a paste of a megabyte is cut.
+                    if text.len() < 256 {
+                        text.push(c);
+                    }
+                    self.command_edit = Some(text);
+                }
+                _ => self.command_edit = Some(text),
+            }
+            return Vec::new();
+        }
         if let Some((pane, mut text)) = self.filter_edit.take() {
             match key.code {
                 KeyCode::Enter => {}
@@ -639,6 +804,15 @@ impl App {
             }
             Action::NextFinding => self.next_finding(true),
             Action::PrevFinding => self.next_finding(false),
+            Action::PaneAgents => self.set_focus(PaneId::Agents),
+            Action::PaneGraph => self.set_focus(PaneId::Graph),
+            Action::PaneTimeline => self.set_focus(PaneId::Timeline),
+            Action::PaneDetail => self.set_focus(PaneId::Detail),
+            Action::PaneAiBom => self.set_focus(PaneId::AiBom),
+            Action::PaneFindings => self.set_focus(PaneId::Findings),
+            Action::PreviousSubject => self.open_previous(),
+            Action::Command => self.command_edit = Some(String::new()),
+            Action::Sort => self.sort_focused(),
             Action::Back => self.back(),
             Action::DrillIn => self.drill_in(),
             Action::Up => self.navigate(-1),
@@ -656,23 +830,15 @@ impl App {
             Action::Left => match self.focus {
                 PaneId::Agents => {
                     self.agents.state.key_left();
-                    self.subject_from_focus();
                 }
-                PaneId::Graph => {
-                    self.graph.collapse_or_parent();
-                    self.subject_from_focus();
-                }
+                PaneId::Graph => self.graph.collapse_or_parent(),
                 _ => {}
             },
             Action::Right => match self.focus {
                 PaneId::Agents => {
                     self.agents.state.key_right();
-                    self.subject_from_focus();
                 }
-                PaneId::Graph => {
-                    self.graph.expand_or_child();
-                    self.subject_from_focus();
-                }
+                PaneId::Graph => self.graph.expand_or_child(),
                 _ => {}
             },
         }
@@ -714,7 +880,6 @@ impl App {
             PaneId::Detail => self.scroll_text(PaneId::Detail, delta),
             PaneId::AiBom => self.scroll_text(PaneId::AiBom, delta),
         }
-        self.subject_from_focus();
     }
 
     fn scroll_text(&mut self, pane: PaneId, delta: isize) {
@@ -730,22 +895,30 @@ impl App {
         }
     }
 
+    /// Enter: opens the selection in Detail. An agent also leads on to its graph and a
+    /// finding to its evidence; a graph group opens or closes. Focus stays in lists
+    /// otherwise, so `j` Enter reads the next row.
     fn drill_in(&mut self) {
         match self.focus {
             PaneId::Agents => {
                 if self.agents.selected_agent().is_some() {
+                    self.open_selected();
                     self.set_focus(PaneId::Graph);
                 } else {
                     self.agents.state.toggle_selected();
                 }
             }
+            // A group opens or closes (its detail is a count); a node opens in Detail, and
+            // Right and Left unfold and fold it.
             PaneId::Graph => {
-                let expandable = self.graph.selected().is_some_and(|r| r.expandable);
-                if expandable {
+                if self
+                    .graph
+                    .selected()
+                    .is_some_and(|r| matches!(r.content, RowContent::Group { .. }))
+                {
                     self.graph.toggle();
-                } else if self.graph.selected().is_some() {
-                    self.set_focus(PaneId::Detail);
                 }
+                self.open_selected();
             }
             // A finding: to its evidence in the timeline.
             PaneId::Findings => {
@@ -759,11 +932,156 @@ impl App {
                     self.walk_evidence(finding);
                 }
             }
-            PaneId::Timeline => {
-                self.subject_from_focus();
-                self.set_focus(PaneId::Detail);
-            }
+            PaneId::Timeline => self.open_selected(),
             PaneId::AiBom => {}
+        }
+    }
+
+    /// `s`: the focused list's next sort order.
+    fn sort_focused(&mut self) {
+        match self.focus {
+            PaneId::Findings => {
+                let order = self.findings.order.next();
+                self.findings.set_order(order);
+                self.set_message(format!("findings by {}", order.name()), false);
+            }
+            PaneId::Graph => {
+                let order = self.graph.order.next();
+                self.graph.set_order(order);
+                self.set_message(format!("graph rows by {}", order.name()), false);
+            }
+            PaneId::Timeline => self.set_message("the timeline is in event order", false),
+            _ => self.set_message("s sorts the graph and the findings", false),
+        }
+    }
+
+    /// Runs a `:` command (see [`command_line`]).
+    fn run_command(&mut self, text: &str) -> Vec<Effect> {
+        let command = match command_line::parse(text) {
+            Ok(command) => command,
+            Err(error) => {
+                self.set_message(error, true);
+                return Vec::new();
+            }
+        };
+        match command {
+            Command::Agent(query) => match self.find_agent(&query) {
+                Ok(key) => {
+                    self.agents.select_agent(&key);
+                    self.open(Subject::Agent(key));
+                    self.set_focus(PaneId::Agents);
+                }
+                Err(error) => self.set_message(error, true),
+            },
+            Command::Finding(id) => {
+                let found = self
+                    .findings
+                    .all()
+                    .find(|f| command_line::same_id(&id, &f.id))
+                    .cloned();
+                let Some(finding) = found else {
+                    self.set_message(format!("no finding {id}"), true);
+                    return Vec::new();
+                };
+                if self.findings.select_id(&finding.id).is_none() {
+                    // Hidden by the pane's filter: the jump clears it.
+                    self.findings.set_filter(String::new());
+                    self.findings.select_id(&finding.id);
+                }
+                self.agents.select_agent(&finding.agent_key);
+                self.open(Subject::Finding(finding));
+                self.set_focus(PaneId::Findings);
+            }
+            Command::ClockTime(clock_ns) => {
+                let reference = self.playhead_ns().unwrap_or(self.now_ns);
+                let Some(target) = self
+                    .boot_offset
+                    .and_then(|o| command_line::clock_to_event_time(clock_ns, reference, o))
+                else {
+                    self.set_message("no wall-clock time known yet for this source", true);
+                    return Vec::new();
+                };
+                return self.go_to_time(target);
+            }
+            Command::Relative(delta) => {
+                let reference = self.playhead_ns().unwrap_or(self.now_ns);
+                let target = reference.saturating_add_signed(delta);
+                return self.go_to_time(target);
+            }
+        }
+        Vec::new()
+    }
+
+    /// Where a replay's playhead is, in event time.
+    fn playhead_ns(&self) -> Option<u64> {
+        match &self.status.mode {
+            SourceMode::Replay(replay) => {
+                Some(replay.start_ts_ns.saturating_add(replay.position_ns))
+            }
+            SourceMode::Live => None,
+        }
+    }
+
+    /// A replay seeks to `target` (the timeline follows up to it); live, the timeline
+    /// selects the current agent's first entry at or after it.
+    fn go_to_time(&mut self, target: u64) -> Vec<Effect> {
+        self.set_focus(PaneId::Timeline);
+        if let Some(playhead) = self.playhead_ns() {
+            let delta = (i128::from(target) - i128::from(playhead))
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+            // The timeline follows the replay up to the new playhead.
+            let log = self
+                .current_agent
+                .as_deref()
+                .and_then(|k| self.logs.agent(k));
+            self.timeline.move_by(isize::MAX / 2, log);
+            return vec![Effect::Seek { delta_ns: delta }];
+        }
+        let Some(log) = self
+            .current_agent
+            .as_deref()
+            .and_then(|k| self.logs.agent(k))
+        else {
+            self.set_message("select an agent first", true);
+            return Vec::new();
+        };
+        let position = log
+            .iter_from(log.start())
+            .find(|(_, e)| e.observation.ts_ns >= target)
+            .map_or(log.end().saturating_sub(1), |(p, _)| p);
+        self.timeline.select_position(position, Some(log));
+        self.set_message(
+            format!("at {}", format_time(target, self.boot_offset)),
+            false,
+        );
+        Vec::new()
+    }
+
+    /// The agent `query` names: its key, or the one agent whose key or name contains it.
+    fn find_agent(&self, query: &str) -> Result<String, String> {
+        if let Some((key, _)) = self.agent_names.iter().find(|(key, _)| key == query) {
+            return Ok(key.clone());
+        }
+        let lower = query.to_lowercase();
+        let matches: Vec<&(String, String)> = self
+            .agent_names
+            .iter()
+            .filter(|(key, name)| {
+                key.to_lowercase().contains(&lower) || name.to_lowercase().contains(&lower)
+            })
+            .collect();
+        match matches.as_slice() {
+            [] => Err(format!("no agent matches {query:?}")),
+            [(key, _)] => Ok(key.clone()),
+            several => {
+                let names: Vec<&str> = several.iter().take(3).map(|(_, n)| n.as_str()).collect();
+                Err(format!(
+                    "{} agents match {query:?}: {}{}",
+                    several.len(),
+                    names.join(", "),
+                    if several.len() > 3 { ", …" } else { "" }
+                ))
+            }
         }
     }
 
@@ -790,7 +1108,6 @@ impl App {
             if matches!(previous, PaneId::Graph | PaneId::Timeline | PaneId::AiBom) {
                 self.content_pane = previous;
             }
-            self.subject_from_focus();
         }
     }
 
@@ -823,6 +1140,8 @@ impl App {
     /// has the agent's log) selects the first timeline row holding one of its events.
     fn walk_evidence(&mut self, finding: FindingView) {
         self.agents.select_agent(&finding.agent_key);
+        // Back from the evidence goes to the finding.
+        self.open(Subject::Finding(finding.clone()));
         self.timeline.evidence = finding.evidence.clone();
         self.highlight = finding.matched.clone();
         self.evidence_walk = Some(EvidenceWalk {
@@ -861,16 +1180,24 @@ impl App {
             );
             return;
         }
+        let first_step = walk.next == 0;
         let step = walk.next % rows.len();
         walk.next = step + 1;
         let id = walk.finding.id.clone();
         self.timeline.select_position(rows[step], Some(log));
         self.set_focus(PaneId::Timeline);
-        self.subject = Subject::Observation {
+        let subject = Subject::Observation {
             agent,
             position: rows[step],
         };
-        self.subject_dirty = true;
+        if first_step {
+            self.open(subject);
+        } else {
+            // The walk's later steps replace its event: back goes to the finding, not
+            // through every evidence row.
+            self.subject = subject;
+            self.subject_dirty = true;
+        }
         self.set_message(
             format!("{id} evidence {} of {} · e next", step + 1, rows.len()),
             false,
@@ -933,9 +1260,11 @@ impl App {
             self.set_message("no findings", false);
             return;
         };
+        // Focus goes to the findings pane, where the next key (Enter for the evidence, n for
+        // the next finding) acts; Detail shows the finding even when its agent is another.
         self.agents.select_agent(&finding.agent_key);
-        self.subject = Subject::Finding(finding);
-        self.subject_dirty = true;
+        self.open(Subject::Finding(finding));
+        self.set_focus(PaneId::Findings);
     }
 
     fn filter_of(&self, pane: PaneId) -> Option<&str> {
@@ -969,9 +1298,6 @@ impl App {
             }
             PaneId::Findings => self.findings.set_filter(filter),
             PaneId::Detail | PaneId::AiBom => {}
-        }
-        if pane == self.focus {
-            self.subject_from_focus();
         }
     }
 
@@ -1042,7 +1368,8 @@ impl App {
                     }
                     PaneId::Detail | PaneId::AiBom => {}
                 }
-                self.subject_from_focus();
+                // A click on a row is deliberate: it opens the row.
+                self.open_selected();
             }
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
                 let delta: isize = if mouse.kind == MouseEventKind::ScrollDown {
@@ -1077,9 +1404,6 @@ impl App {
                         self.findings.cursor.scroll_by(delta, height, len);
                     }
                     PaneId::Detail | PaneId::AiBom => self.scroll_text(pane, delta),
-                }
-                if pane == self.focus {
-                    self.subject_from_focus();
                 }
             }
             _ => {}
@@ -1126,8 +1450,13 @@ impl App {
     pub fn render(&mut self, frame: &mut Frame, pipeline: &Pipeline) {
         self.prepare(pipeline);
         let area = frame.area();
-        let [main, status] =
-            Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+        let [header, main, hints, status] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(1),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
         self.areas.clear();
         if self.zoom {
             self.areas.insert(self.focus, main);
@@ -1177,10 +1506,69 @@ impl App {
                 self.render_pane(frame, pane, area);
             }
         }
+        self.render_header(frame, header);
+        self.render_hints(frame, hints);
         self.render_status(frame, status);
         if self.help {
-            self.render_help(frame, main);
+            // Over everything but the status line: the help is taller than the panes' area.
+            let above_status = Rect {
+                height: area.height.saturating_sub(1),
+                ..area
+            };
+            self.render_help(frame, above_status);
         }
+    }
+
+    /// Breadcrumbs on the left (where Detail is, and the back key), the pane switcher on the
+    /// right (the panes by number, or those not on screen when room is short).
+    fn render_header(&self, frame: &mut Frame, area: Rect) {
+        let styles = &self.options.styles;
+        let width = area.width as usize;
+        // The crumbs keep at least 40 columns; the switcher gets the rest.
+        let switcher = switcher_spans(
+            self.focus,
+            |pane| self.areas.contains_key(&pane),
+            width.saturating_sub(41),
+            styles,
+        );
+        let switcher_width = spans_width(&switcher);
+        let back_key = (!self.back_history.is_empty())
+            .then(|| first_key(&self.options.keymap, Action::PreviousSubject))
+            .flatten();
+        let crumbs = crumb_spans(
+            &self.trail,
+            back_key.as_deref(),
+            width.saturating_sub(switcher_width + 1),
+            styles,
+        );
+        let mut spans = crumbs;
+        let used = spans_width(&spans);
+        if switcher_width > 0 {
+            spans.push(Span::raw(
+                " ".repeat(width.saturating_sub(used + switcher_width + 1)),
+            ));
+            spans.extend(switcher);
+        }
+        frame.render_widget(Line::from(spans), area);
+    }
+
+    fn render_hints(&self, frame: &mut Frame, area: Rect) {
+        let editing = if self.command_edit.is_some() {
+            Editing::Command
+        } else if self.filter_edit.is_some() {
+            Editing::Filter
+        } else {
+            Editing::None
+        };
+        let line = hint_line(
+            self.focus,
+            editing,
+            matches!(self.subject, Subject::Finding(_)),
+            &self.options.keymap,
+            &self.options.styles,
+            area.width as usize,
+        );
+        frame.render_widget(line, area);
     }
 
     fn block(&self, pane: PaneId, title: String) -> Block<'static> {
@@ -1227,9 +1615,12 @@ impl App {
                 self.agents.render(frame, area, block, &self.options.styles);
             }
             PaneId::Graph => {
+                let order = self.graph.order;
                 let title = format!(
-                    "Graph · {name} · {} nodes {} edges",
-                    self.graph.reachable_nodes, self.graph.reachable_edges
+                    "Graph{} · {name} · {} nodes {} edges",
+                    crate::list_sort::title_suffix(order.name(), order == Default::default()),
+                    self.graph.reachable_nodes,
+                    self.graph.reachable_edges
                 );
                 let block = self.block(pane, title);
                 self.graph.render(
@@ -1260,6 +1651,10 @@ impl App {
             PaneId::Detail => {
                 let inner = Block::bordered().inner(area);
                 self.detail.last_area = inner;
+                // The text first: the title says which lines it drew.
+                if !self.detail.is_empty() {
+                    self.detail.render(frame, inner);
+                }
                 let title = if self.detail_title.is_empty() {
                     "Detail".to_string()
                 } else {
@@ -1270,14 +1665,12 @@ impl App {
                 if self.detail.is_empty() {
                     frame.render_widget(
                         Paragraph::new(Line::styled(
-                            "Select an agent, an edge, an event or a finding.",
+                            "Enter opens the selection here: an agent, an edge, an event, a finding.",
                             self.options.styles.muted,
                         ))
                         .wrap(ratatui::widgets::Wrap { trim: true }),
                         inner,
                     );
-                } else {
-                    self.detail.render(frame, inner);
                 }
             }
             PaneId::AiBom => {
@@ -1299,7 +1692,15 @@ impl App {
                 }
             }
             PaneId::Findings => {
-                let block = self.block(pane, format!("Findings ({})", self.findings.len()));
+                let order = self.findings.order;
+                let block = self.block(
+                    pane,
+                    format!(
+                        "Findings ({}){}",
+                        self.findings.len(),
+                        crate::list_sort::title_suffix(order.name(), order == Default::default())
+                    ),
+                );
                 self.findings
                     .render(frame, area, block, &self.options.styles, boot_offset);
             }
@@ -1341,7 +1742,10 @@ impl App {
                     styles.status,
                 ));
                 // A message or a filter being typed needs the room more than the bar does.
-                if self.message.is_none() && self.filter_edit.is_none() {
+                if self.message.is_none()
+                    && self.filter_edit.is_none()
+                    && self.command_edit.is_none()
+                {
                     left.push(Span::styled(
                         format!("{} ", position_bar(replay, self.finding_times.values(), 12)),
                         styles.status,
@@ -1376,7 +1780,12 @@ impl App {
                 styles.status.patch(styles.error),
             )),
         }
-        if let Some((pane, text)) = &self.filter_edit {
+        if let Some(text) = &self.command_edit {
+            left.push(Span::styled(
+                format!("│ :{text}▏ "),
+                styles.status.patch(styles.accent),
+            ));
+        } else if let Some((pane, text)) = &self.filter_edit {
             left.push(Span::styled(
                 format!("│ filter {pane:?}: /{text}▏ (Enter keep, Esc clear) "),
                 styles.status.patch(styles.accent),
@@ -1399,67 +1808,106 @@ impl App {
     fn render_help(&self, frame: &mut Frame, area: Rect) {
         let styles = &self.options.styles;
         let keymap = &self.options.keymap;
-        let sections: [(&str, &[Action]); 4] = [
+        use HelpEntry::{One, Pair, Panes};
+        let sections: [(&str, &[HelpEntry]); 4] = [
             (
                 "Navigation",
                 &[
-                    Action::Up,
-                    Action::Down,
-                    Action::Left,
-                    Action::Right,
-                    Action::PageUp,
-                    Action::PageDown,
-                    Action::Top,
-                    Action::Bottom,
-                    Action::NextPane,
-                    Action::PrevPane,
-                    Action::DrillIn,
-                    Action::Back,
-                    Action::Filter,
-                    Action::Zoom,
+                    One(Action::Up),
+                    One(Action::Down),
+                    One(Action::Left),
+                    One(Action::Right),
+                    One(Action::PageUp),
+                    One(Action::PageDown),
+                    One(Action::Top),
+                    One(Action::Bottom),
+                    One(Action::NextPane),
+                    One(Action::PrevPane),
+                    One(Action::DrillIn),
+                    One(Action::Back),
+                    One(Action::Filter),
+                    One(Action::Zoom),
+                    Panes,
+                    One(Action::PreviousSubject),
+                    One(Action::Command),
+                    One(Action::Sort),
                 ],
             ),
             (
                 "Replay and capture",
                 &[
-                    Action::Pause,
-                    Action::Slower,
-                    Action::Faster,
-                    Action::Step,
-                    Action::SeekBack,
-                    Action::SeekForward,
-                    Action::Record,
+                    One(Action::Pause),
+                    Pair(Action::Slower, Action::Faster, "replay slower / faster"),
+                    One(Action::Step),
+                    Pair(Action::SeekBack, Action::SeekForward, "seek back / forward"),
+                    One(Action::Record),
                 ],
             ),
             (
                 "Investigation",
                 &[
-                    Action::NextFinding,
-                    Action::PrevFinding,
-                    Action::NextEvidence,
-                    Action::SeekPrevFinding,
-                    Action::SeekNextFinding,
-                    Action::Baseline,
+                    Pair(
+                        Action::NextFinding,
+                        Action::PrevFinding,
+                        "next / previous finding",
+                    ),
+                    One(Action::NextEvidence),
+                    Pair(
+                        Action::SeekPrevFinding,
+                        Action::SeekNextFinding,
+                        "replay to prev/next finding",
+                    ),
+                    One(Action::Baseline),
                 ],
             ),
-            ("Console", &[Action::Help, Action::Quit]),
+            ("Console", &[One(Action::Help), One(Action::Quit)]),
         ];
         let two_columns = area.width >= 70;
         let column_width: usize = if two_columns { 38 } else { 40 };
-        let key_width = 16;
-        let section_lines = |sections: &[(&str, &[Action])]| {
+        let entry_text = |entry: &HelpEntry| -> (String, &'static str) {
+            match entry {
+                One(action) => (keymap.describe(*action), action.description()),
+                Pair(a, b, description) => (
+                    format!("{} {}", keymap.describe(*a), keymap.describe(*b)),
+                    description,
+                ),
+                // The six pane keys share a line.
+                Panes => {
+                    let keys: Vec<String> = PANES
+                        .iter()
+                        .map(|pane| {
+                            let action = pane_action(*pane);
+                            keymap
+                                .keys(action)
+                                .first()
+                                .map_or("-".into(), |k| k.to_string())
+                        })
+                        .collect();
+                    (keys.join(" "), "pane by number")
+                }
+            }
+        };
+        let section_lines = |sections: &[(&str, &[HelpEntry])]| {
+            // Keys as wide as the column's widest (at most 16), the rest for what they do.
+            let key_width = sections
+                .iter()
+                .flat_map(|(_, entries)| entries.iter())
+                .map(|e| crate::text::text_width(&entry_text(e).0))
+                .max()
+                .unwrap_or(0)
+                .min(16);
             let mut lines = Vec::new();
-            for (title, actions) in sections {
+            for (title, entries) in sections {
                 if !lines.is_empty() {
                     lines.push(Line::raw(""));
                 }
                 lines.push(Line::styled(title.to_string(), styles.accent));
-                for action in *actions {
-                    let keys = keymap.describe(*action);
+                for entry in *entries {
+                    let (keys, description) = entry_text(entry);
                     lines.push(fit_columns(
                         vec![
                             Span::styled(format!("{keys:<key_width$} "), styles.key),
-                            Span::styled(action.description().to_string(), styles.text),
+                            Span::styled(description.to_string(), styles.text),
                         ],
                         Vec::new(),
                         column_width,

@@ -47,8 +47,9 @@ pub struct FindingsPane {
     findings: VecDeque<FindingView>,
     pub cursor: ListCursor,
     pub filter: String,
-    /// Indices into `findings` that match the filter.
+    /// Indices into `findings` that match the filter, in `order`.
     visible: Vec<usize>,
+    pub order: super::list_sort::FindingOrder,
 }
 
 impl FindingsPane {
@@ -101,7 +102,36 @@ impl FindingsPane {
             })
             .map(|(i, _)| i)
             .collect();
+        let order = self.order;
+        let findings = &self.findings;
+        self.visible
+            .sort_by(|a, b| order.compare(&findings[*a], &findings[*b]));
         self.cursor.clamp(self.visible.len());
+    }
+
+    /// Shows the findings in `order`, the same finding staying selected.
+    pub fn set_order(&mut self, order: super::list_sort::FindingOrder) {
+        let selected = self.selected().map(|f| f.id.clone());
+        self.order = order;
+        self.refilter();
+        if let Some(id) = selected {
+            self.select_id(&id);
+        }
+    }
+
+    /// Selects the finding with this id, if it is shown; returns it.
+    pub fn select_id(&mut self, id: &str) -> Option<&FindingView> {
+        let row = self
+            .visible
+            .iter()
+            .position(|i| self.findings[*i].id == id)?;
+        self.cursor.select(row, self.visible.len());
+        self.selected()
+    }
+
+    /// Every finding held, as raised (filter and order aside).
+    pub fn all(&self) -> impl Iterator<Item = &FindingView> {
+        self.findings.iter()
     }
 
     pub fn len(&self) -> usize {

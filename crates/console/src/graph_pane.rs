@@ -134,6 +134,8 @@ pub struct GraphPane {
     pub reachable_edges: usize,
     /// Rows drawn in the last frame, for mouse hit tests.
     pub last_area: Rect,
+    /// How the edges under each node are ordered.
+    pub order: super::list_sort::EdgeOrder,
 }
 
 /// The edges reachable from `root` (following edges forwards, each once: one pass over the
@@ -250,11 +252,23 @@ impl GraphPane {
             }
             for views in self.adjacency.values_mut() {
                 disambiguate_labels(views);
-                views.sort_unstable_by(|a, b| {
-                    (&a.label, &a.to, a.kind).cmp(&(&b.label, &b.to, b.kind))
-                });
             }
+            self.sort_edges();
         }
+        self.flatten();
+    }
+
+    fn sort_edges(&mut self) {
+        let order = self.order;
+        for views in self.adjacency.values_mut() {
+            views.sort_unstable_by(|a, b| order.compare(a, b));
+        }
+    }
+
+    /// Orders the edges under each node by `order`, the same row staying selected.
+    pub fn set_order(&mut self, order: super::list_sort::EdgeOrder) {
+        self.order = order;
+        self.sort_edges();
         self.flatten();
     }
 

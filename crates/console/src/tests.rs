@@ -149,8 +149,8 @@ impl Console {
         panic!("{pane:?} is not in the tab order");
     }
 
-    /// Focuses the timeline and selects the `nth` entry whose summary starts with `prefix`
-    /// (after its tag: `127.0.0.1 gpt-4o-mini`, `tools/call`).
+    /// Focuses the timeline, selects the `nth` entry with tag `tag` and opens it in Detail
+    /// (Enter; focus stays in the timeline).
     fn select_entry(&mut self, tag: &str, nth: usize) {
         self.focus_pane(PaneId::Timeline);
         let agent = self.app.current_agent().unwrap().to_string();
@@ -169,6 +169,7 @@ impl Console {
         for _ in 0..row {
             self.press(KeyCode::Down);
         }
+        self.press(KeyCode::Enter);
     }
 
     /// Screen row (0-based) whose text contains `needle`.
@@ -249,6 +250,7 @@ fn snapshot_graph_tool_with_its_calls_in_detail() {
     for _ in 0..tool {
         console.press(KeyCode::Char('j'));
     }
+    console.press(KeyCode::Enter);
     snapshot_both(&mut console, "graph_tool_read_file");
 }
 
@@ -429,16 +431,15 @@ fn enter_drills_from_the_agent_to_its_graph_to_the_detail() {
     assert_eq!(console.app.graph().rows().len(), rows - 1);
     console.press(KeyCode::Enter);
     assert_eq!(console.app.graph().rows().len(), rows);
-    // The model row has no children: Enter shows it in the detail pane.
+    // The model row has no children: Enter shows it in the detail pane, and focus stays in
+    // the graph so that `j` Enter reads the next row.
     console.press(KeyCode::Char('j'));
     console.press(KeyCode::Enter);
-    assert_eq!(console.app.focus(), PaneId::Detail);
+    assert_eq!(console.app.focus(), PaneId::Graph);
     let screen = console.screen();
     assert!(screen.contains("MODEL gpt-4o-mini"), "{screen}");
     assert!(screen.contains("gen_ai.provider.name"), "{screen}");
     // Esc retraces the way back.
-    console.press(KeyCode::Esc);
-    assert_eq!(console.app.focus(), PaneId::Graph);
     console.press(KeyCode::Esc);
     assert_eq!(console.app.focus(), PaneId::Agents);
 }
@@ -779,10 +780,11 @@ fn mouse_clicks_select_and_the_wheel_scrolls() {
     let screen = console.screen();
     assert!(screen.contains("Detail · exec"), "{screen}");
     assert!(screen.contains("agentscope-tool-"), "{screen}");
-    // Wheel over the detail pane scrolls it without moving focus.
+    // Wheel over the detail pane scrolls it without moving focus, never past its end.
     let before = console.app.detail().scroll;
     console.mouse(MouseEventKind::ScrollDown, 100, 5);
-    assert_eq!(console.app.detail().scroll, before + 3);
+    let max = console.app.detail().max_scroll();
+    assert_eq!(console.app.detail().scroll, (before + 3).min(max));
     assert_eq!(console.app.focus(), PaneId::Timeline);
     // A click on a graph row selects it; a second click toggles it.
     let row = console.row_of("▾ Tools (3)");
@@ -839,8 +841,19 @@ fn configured_keys_replace_the_defaults() {
     console.press(KeyCode::F(1));
     assert!(console.app.help_open());
     let screen = console.screen();
-    assert!(screen.contains("x                quit"), "{screen}");
-    assert!(screen.contains("f1               this help"), "{screen}");
+    // A key, then (after the column's padding) what it does.
+    let listed = |key: &str, description: &str| {
+        regex::Regex::new(&format!(
+            "[║ ]{} +{}",
+            regex::escape(key),
+            regex::escape(description)
+        ))
+        .unwrap()
+        .is_match(&screen)
+    };
+    assert!(listed("x", "quit"), "{screen}");
+    assert!(listed("f1", "this help"), "{screen}");
+    assert!(!listed("q, ctrl-c", "quit"), "{screen}");
     console.press(KeyCode::Esc);
     assert!(!console.app.help_open());
     // A bad binding is refused before the console starts.
@@ -1453,15 +1466,17 @@ fn enter_on_a_finding_walks_its_evidence_with_the_matched_text_highlighted() {
         console.app.message()
     );
     // The cells of the Detail pane drawn in the selection style, in reading order: a phrase
-    // wrapped over two rows reads whole.
+    // wrapped over two rows reads whole (but for the space the row broke at).
     let highlighted = |console: &mut Console, phrase: &str| -> bool {
         let screen = console.screen();
         let buffer = console.terminal.backend().buffer();
         let selection = app_options(ColorMode::TrueColor).styles.selection;
         let area = buffer.area;
-        let first_row = screen.lines().next().unwrap_or_default();
         // The snapshot's rows are quoted: the column after the quote and Detail's border.
-        let Some(byte) = first_row.find("┌ Detail") else {
+        let Some((first_row, byte)) = screen
+            .lines()
+            .find_map(|row| Some((row, row.find("┌ Detail")?)))
+        else {
             return false;
         };
         let left = first_row[..byte].chars().count() as u16;
@@ -1474,7 +1489,9 @@ fn enter_on_a_finding_walks_its_evidence_with_the_matched_text_highlighted() {
                 }
             }
         }
-        marked.to_lowercase().contains(phrase)
+        // Word wrapping drops the space a row breaks at: compare without spaces.
+        let squeeze = |text: &str| text.to_lowercase().replace(' ', "");
+        squeeze(&marked).contains(&squeeze(phrase))
     };
     let mut keys = 2;
     let phrase = "ignore your previous instructions";
@@ -1520,4 +1537,606 @@ fn enter_on_a_finding_in_its_pane_goes_to_its_evidence() {
     console.draw();
     assert_eq!(console.app.focus(), PaneId::Timeline);
     assert!(console.app.message().unwrap().contains("evidence 1 of"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Navigation: focus after n/N, Detail's subject, breadcrumbs, pane numbers, `:`, sorting
+// ---------------------------------------------------------------------------------------------
+
+fn injected() -> Console {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    Console::with_source(source).play_to_end()
+}
+
+/// The screen row holding the top border of the pane titled `title`, and the rows below it
+/// down to its bottom border, as text (borders included).
+fn pane_text(screen: &str, title: &str) -> String {
+    let rows: Vec<&str> = screen.lines().collect();
+    let Some((top, column)) = rows.iter().enumerate().find_map(|(i, row)| {
+        let at = row
+            .find(&format!("┌ {title}"))
+            .or_else(|| row.find(&format!("┏ {title}")))?;
+        Some((i, row[..at].chars().count()))
+    }) else {
+        panic!("no {title} pane:\n{screen}")
+    };
+    let mut text = String::new();
+    for row in &rows[top..] {
+        let cells: String = row.chars().skip(column).collect();
+        text.push_str(&cells);
+        text.push('\n');
+        if row
+            .chars()
+            .nth(column)
+            .is_some_and(|c| c == '└' || c == '┗')
+        {
+            break;
+        }
+    }
+    text
+}
+
+/// `n` opens the next finding in Detail and puts focus on the findings pane (where Enter
+/// walks its evidence and `n` goes on). When the finding belongs to another agent, that
+/// agent is selected and Detail still shows the finding, not the agent. `N` goes back.
+#[test]
+fn n_focuses_the_findings_and_detail_shows_the_finding_of_another_agent() {
+    let mut console = Console::open("capture/blind_spot.jsonl").play_to_end();
+    let keys: Vec<String> = console
+        .source
+        .pipeline()
+        .model()
+        .agents()
+        .map(|a| a.key.clone())
+        .collect();
+    assert!(keys.len() >= 2, "two agents in the capture: {keys:?}");
+    let current = console.app.current_agent().unwrap().to_string();
+    let other = keys.iter().find(|k| **k != current).unwrap().clone();
+    for (id, agent) in [("f-1", &other), ("f-2", &current)] {
+        console.app.add_finding(FindingView {
+            id: id.into(),
+            severity: Severity::High,
+            title: format!("{id} finding of {agent}"),
+            agent_key: agent.clone(),
+            story: format!("story of {id}"),
+            ts_ns: 0,
+            evidence: Vec::new(),
+            matched: Vec::new(),
+        });
+    }
+    console.draw();
+    assert_eq!(console.app.focus(), PaneId::Agents);
+    console.press(KeyCode::Char('n'));
+    assert_eq!(console.app.focus(), PaneId::Findings);
+    assert_eq!(console.app.current_agent(), Some(other.as_str()));
+    // Another frame or two: the agent change must not take Detail over.
+    console.draw();
+    console.draw();
+    let detail = pane_text(&console.screen(), "Detail");
+    assert!(detail.contains("story of f-1"), "{detail}");
+    assert!(detail.contains("Detail · finding"), "{detail}");
+    console.press(KeyCode::Char('n'));
+    assert_eq!(console.app.current_agent(), Some(current.as_str()));
+    assert!(pane_text(&console.screen(), "Detail").contains("story of f-2"));
+    console.press_with(KeyCode::Char('N'), KeyModifiers::SHIFT);
+    assert_eq!(console.app.focus(), PaneId::Findings);
+    assert!(pane_text(&console.screen(), "Detail").contains("story of f-1"));
+}
+
+/// Detail keeps what was opened: Tab through every pane, moving selections in the timeline,
+/// the graph and the agents tree leave it alone; Enter opens the selection.
+#[test]
+fn detail_keeps_what_was_opened_until_something_else_is_opened() {
+    let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
+    console.select_entry("LLM", 0);
+    let opened = pane_text(&console.screen(), "Detail");
+    assert!(opened.contains("Detail · llm"), "{opened}");
+    for _ in 0..6 {
+        console.press(KeyCode::Tab);
+        console.press(KeyCode::Char('j'));
+        console.press(KeyCode::Char('j'));
+        let detail = pane_text(&console.screen(), "Detail");
+        assert!(
+            detail.lines().next().unwrap().contains("Detail · llm"),
+            "after Tab and j in {:?}:\n{detail}",
+            console.app.focus()
+        );
+    }
+    // Enter in the graph opens its row.
+    console.focus_pane(PaneId::Graph);
+    console.press(KeyCode::Home);
+    console.press(KeyCode::Char('j'));
+    console.press(KeyCode::Enter);
+    assert!(pane_text(&console.screen(), "Detail").contains("MODEL gpt-4o-mini"));
+}
+
+/// The breadcrumb line says where Detail is; Backspace and `-` go back through what was
+/// opened; the walk's later evidence rows replace each other rather than pile up.
+#[test]
+fn breadcrumbs_say_where_detail_is_and_backspace_goes_back() {
+    let mut console = injected();
+    let agent = "incident_agent.py".to_string();
+    assert_eq!(console.app.trail(), [agent.as_str()]);
+    console.press(KeyCode::Char('n'));
+    assert_eq!(console.app.trail(), [agent.clone(), "inc-1".into()]);
+    console.press(KeyCode::Char('e'));
+    console.draw();
+    let trail = console.app.trail().to_vec();
+    assert_eq!(trail.len(), 3, "{trail:?}");
+    assert_eq!(trail[..2], [agent.clone(), "inc-1".to_string()]);
+    assert!(trail[2].starts_with("mcp "), "{trail:?}");
+    let header = console.screen().lines().next().unwrap().to_string();
+    assert!(
+        header.contains(&format!("⌫ back · {agent} › inc-1 › mcp ")),
+        "{header}"
+    );
+    // Two more evidence rows: still three crumbs.
+    console.press(KeyCode::Char('e'));
+    console.draw();
+    console.press(KeyCode::Char('e'));
+    console.draw();
+    assert_eq!(console.app.trail().len(), 3);
+    assert_ne!(console.app.trail()[2], trail[2]);
+    console.press(KeyCode::Backspace);
+    console.draw();
+    assert_eq!(console.app.trail(), [agent.clone(), "inc-1".into()]);
+    assert_eq!(console.app.findings().selected().unwrap().id, "inc-1");
+    console.press(KeyCode::Char('-'));
+    console.draw();
+    assert_eq!(console.app.trail(), [agent.as_str()]);
+    console.press(KeyCode::Backspace);
+    assert_eq!(console.app.message(), Some("nothing to go back to"));
+    assert!(!console.screen().lines().next().unwrap().contains("back"));
+}
+
+/// At 80x24 graph, timeline and AI-BOM share one place: the number keys reach every pane, and
+/// the header names the panes not on screen.
+#[test]
+fn number_keys_reach_every_pane_at_80x24() {
+    let mut console = injected();
+    console.resize(80, 24);
+    for (key, pane, title) in [
+        ('1', PaneId::Agents, "Agents ("),
+        ('2', PaneId::Graph, "Graph ·"),
+        ('3', PaneId::Timeline, "Timeline ·"),
+        ('4', PaneId::Detail, "Detail ·"),
+        ('5', PaneId::AiBom, "AI-BOM ·"),
+        ('6', PaneId::Findings, "Findings ("),
+    ] {
+        console.press(KeyCode::Char(key));
+        assert_eq!(console.app.focus(), pane);
+        let screen = console.screen();
+        assert!(screen.contains(&format!("┏ {title}")), "{title}:\n{screen}");
+        let header = screen.lines().next().unwrap();
+        assert!(header.contains("more: "), "{header}");
+    }
+    // Timeline focused: the header points at the graph and the AI-BOM.
+    console.press(KeyCode::Char('3'));
+    let header = console.screen().lines().next().unwrap().to_string();
+    assert!(
+        header.contains("more: 2 Graph  5 AI-BOM"),
+        "the hidden panes: {header}"
+    );
+    // Zoomed, every other pane is listed.
+    console.press(KeyCode::Char('z'));
+    let header = console.screen().lines().next().unwrap().to_string();
+    assert!(header.contains("more: 1 Agents"), "{header}");
+}
+
+/// `:` jumps to a finding (its id typed loosely), an agent (part of its name), and a time of
+/// day or a relative time (a seek in a replay); mistakes are said in the status line.
+#[test]
+fn colon_commands_jump_to_a_finding_an_agent_and_a_time() {
+    let mut console = injected();
+    let mut exporter = no_exporter();
+    console.keys(":f INC1");
+    assert!(console.screen().contains(":f INC1▏"));
+    console.press(KeyCode::Enter);
+    assert_eq!(console.app.focus(), PaneId::Findings);
+    assert_eq!(
+        console.app.trail().last().map(String::as_str),
+        Some("inc-1")
+    );
+    console.keys(":agent incident_ag");
+    console.press(KeyCode::Enter);
+    assert_eq!(console.app.focus(), PaneId::Agents);
+    assert_eq!(console.app.trail(), ["incident_agent.py"]);
+    for (typed, error) in [
+        (":agent nobody", "no agent matches \"nobody\""),
+        (":finding f-99", "no finding f-99"),
+        (":jump", "unknown command \"jump\""),
+    ] {
+        console.keys(typed);
+        console.press(KeyCode::Enter);
+        let message = console.app.message().unwrap_or_default().to_string();
+        assert!(message.contains(error), "{typed}: {message}");
+    }
+    // Esc leaves command mode without running anything.
+    console.keys(":agent x");
+    console.press(KeyCode::Esc);
+    assert!(!console.screen().contains(":agent x"));
+
+    // A time of day: the first evidence row's, as the timeline prints it.
+    let agent = console.app.current_agent().unwrap().to_string();
+    let ts = {
+        let log = console.app.logs().agent(&agent).unwrap();
+        let (_, entry) = log
+            .iter_from(0)
+            .find(|(_, e)| e.kind.tag() == "MCP")
+            .unwrap();
+        entry.observation.ts_ns
+    };
+    // As the panes print it: HH:MM:SS.mmm.
+    let clock = console.app.event_time(ts);
+    assert_eq!(clock.len(), 12, "{clock}");
+    console.keys(&format!(":time {clock}"));
+    let effects = console.press(KeyCode::Enter);
+    assert_eq!(console.app.focus(), PaneId::Timeline);
+    let [Effect::Seek { delta_ns }] = effects.as_slice() else {
+        panic!("a seek: {effects:?}")
+    };
+    let SourceMode::Replay(replay) = console.poll().status.mode else {
+        panic!("a replay")
+    };
+    let playhead = replay.start_ts_ns + replay.position_ns;
+    // The printed time is cut to milliseconds.
+    let target = playhead as i128 + *delta_ns as i128;
+    assert!(
+        (ts as i128 - target) >= 0 && (ts as i128 - target) < 1_000_000,
+        "seek to {target}, the event is at {ts}"
+    );
+    console.apply(effects, &mut exporter);
+    // Relative: half a second back from the playhead.
+    console.keys(":-0.5s");
+    assert_eq!(
+        console.press(KeyCode::Enter),
+        vec![Effect::Seek {
+            delta_ns: -500_000_000
+        }]
+    );
+}
+
+/// `s` cycles the graph's order (name, count, last seen) and the findings' (time, severity,
+/// agent); the title says the order when it is not the default, and the selection stays on
+/// the same row.
+#[test]
+fn s_sorts_the_graph_rows_and_the_findings() {
+    let mut console = injected();
+    console.press(KeyCode::Char('2'));
+    console.press(KeyCode::Char('s'));
+    assert!(console.screen().contains("Graph ↓count ·"));
+    let siblings_sorted = |console: &Console, key: fn(&super::graph_pane::EdgeView) -> u64| {
+        let rows = console.app.graph().rows();
+        rows.windows(2)
+            .all(|pair| match (&pair[0].content, &pair[1].content) {
+                (RowContent::Edge(a), RowContent::Edge(b))
+                    if pair[0].depth == pair[1].depth && !pair[0].expanded =>
+                {
+                    key(a) >= key(b)
+                }
+                _ => true,
+            })
+    };
+    assert!(siblings_sorted(&console, |e| e.count));
+    let models = console.app.graph().rows()[1].clone();
+    assert!(
+        matches!(&models.content, RowContent::Edge(e) if e.label == "gpt-4o-mini"),
+        "{models:?}"
+    );
+    console.press(KeyCode::Char('s'));
+    assert!(console.screen().contains("Graph ↓last seen ·"));
+    assert!(siblings_sorted(&console, |e| e.last_seen_ns));
+    console.press(KeyCode::Char('s'));
+    assert!(console.screen().contains("Graph · "), "back to by name");
+
+    for (id, severity, agent) in [
+        ("f-7", Severity::Low, "b"),
+        ("f-8", Severity::Critical, "c"),
+        ("f-9", Severity::Medium, "a"),
+    ] {
+        console.app.add_finding(FindingView {
+            id: id.into(),
+            severity,
+            title: format!("{id} {}", severity.name()),
+            agent_key: agent.into(),
+            story: String::new(),
+            ts_ns: 0,
+            evidence: Vec::new(),
+            matched: Vec::new(),
+        });
+    }
+    console.press(KeyCode::Char('6'));
+    console.press(KeyCode::End);
+    assert_eq!(console.app.findings().selected().unwrap().id, "f-9");
+    let order = |console: &mut Console| -> Vec<String> {
+        let mut ids = Vec::new();
+        console.press(KeyCode::Home);
+        for _ in 0..console.app.findings().len() {
+            ids.push(console.app.findings().selected().unwrap().id.clone());
+            console.app.handle_event(&Event::Key(KeyEvent::new(
+                KeyCode::Down,
+                KeyModifiers::NONE,
+            )));
+        }
+        ids
+    };
+    console.press(KeyCode::Char('s'));
+    assert_eq!(console.app.findings().selected().unwrap().id, "f-9", "kept");
+    assert!(console.screen().contains("Findings (4) ↓severity"));
+    assert_eq!(order(&mut console), ["inc-1", "f-8", "f-9", "f-7"]);
+    console.press(KeyCode::Char('s'));
+    assert!(console.screen().contains("Findings (4) ↓agent"));
+    assert_eq!(order(&mut console), ["f-9", "f-7", "f-8", "inc-1"]);
+    console.press(KeyCode::Char('s'));
+    assert_eq!(order(&mut console), ["inc-1", "f-7", "f-8", "f-9"]);
+}
+
+/// Opens the exfiltration POST (a long body) in Detail and focuses Detail.
+fn open_the_post(console: &mut Console) {
+    let agent = console.app.current_agent().unwrap().to_string();
+    let posts = console
+        .app
+        .logs()
+        .agent(&agent)
+        .unwrap()
+        .iter_from(0)
+        .filter(|(_, e)| e.kind.tag() == "HTTP")
+        .count();
+    console.select_entry("HTTP", posts - 1);
+    console.press(KeyCode::Char('4'));
+}
+
+/// Detail stops with its last line at the bottom: End and further `j` go no further, at
+/// both sizes, and the title's range ends at the last line.
+#[test]
+fn detail_never_scrolls_past_its_end() {
+    let mut console = injected();
+    open_the_post(&mut console);
+    for (width, height) in SIZES {
+        console.resize(width, height);
+        console.draw();
+        console.press(KeyCode::End);
+        let end = console.app.detail().scroll;
+        assert!(end > 0, "the POST is longer than the pane");
+        assert_eq!(end, console.app.detail().max_scroll());
+        for _ in 0..5 {
+            console.press(KeyCode::Char('j'));
+        }
+        assert_eq!(console.app.detail().scroll, end);
+        let position = console.app.detail().position();
+        let (range, total) = position.split_once('/').unwrap();
+        assert_eq!(range.split_once('-').unwrap().1, total, "{position}");
+        // The pane is filled with the document's end, not one line and blank rows below it.
+        let detail = pane_text(&console.screen(), "Detail");
+        let rows: Vec<&str> = detail.lines().collect();
+        let inner = &rows[1..rows.len() - 1];
+        let with_text = inner
+            .iter()
+            .filter(|row| !row.trim_matches(['│', '┃', ' ', '"']).is_empty())
+            .count();
+        assert!(
+            with_text * 2 >= inner.len(),
+            "{with_text} of {} rows hold text:\n{detail}",
+            inner.len()
+        );
+        console.press(KeyCode::Home);
+    }
+}
+
+/// `z` and `z` again leave Detail where it was scrolled to.
+#[test]
+fn zoom_keeps_the_detail_scroll_offset() {
+    let mut console = injected();
+    console.resize(80, 24);
+    open_the_post(&mut console);
+    // The first row on screen, without borders: the start of logical line `top`.
+    let first_row = |console: &mut Console| {
+        let detail = pane_text(&console.screen(), "Detail");
+        detail
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim_matches(['│', '┃', '"'])
+            .trim_end()
+            .to_string()
+    };
+    // Down to a line with text on it, some way into the body.
+    for _ in 0..6 {
+        console.press(KeyCode::Char('j'));
+    }
+    for _ in 0..40 {
+        if !first_row(&mut console).is_empty() {
+            break;
+        }
+        console.press(KeyCode::Char('j'));
+    }
+    let top = console.app.detail().top();
+    assert!(top >= 6);
+    let before = first_row(&mut console);
+    console.press(KeyCode::Char('z'));
+    assert_eq!(console.app.detail().top(), top);
+    // Wider, the same line starts the pane (more of it fits on the row).
+    let zoomed = first_row(&mut console);
+    assert!(zoomed.starts_with(&before), "{before:?} then {zoomed:?}");
+    console.press(KeyCode::Char('z'));
+    assert_eq!(console.app.detail().top(), top);
+    assert_eq!(first_row(&mut console), before);
+}
+
+#[test]
+fn snapshot_navigation_states() {
+    let mut console = injected();
+    // The pane switcher: at 80x24 the timeline takes the graph's place, the header points at
+    // the panes not shown.
+    console.press(KeyCode::Char('3'));
+    snapshot_both(&mut console, "pane_switcher_timeline");
+    // Breadcrumbs after n → e.
+    console.press(KeyCode::Char('n'));
+    console.press(KeyCode::Char('e'));
+    console.draw();
+    snapshot_both(&mut console, "breadcrumbs_after_n_e");
+    // The hint line of Detail showing a finding (Enter walks its evidence).
+    console.press(KeyCode::Backspace);
+    console.press(KeyCode::Char('4'));
+    snapshot_both(&mut console, "hints_detail_with_a_finding");
+    // A wrapped Detail (the POST's body), scrolled to its end.
+    open_the_post(&mut console);
+    console.press(KeyCode::End);
+    snapshot_both(&mut console, "detail_wrapped_at_its_end");
+    // Command mode.
+    console.keys(":agent incid");
+    snapshot_both(&mut console, "command_mode");
+    console.press(KeyCode::Esc);
+    // A sorted list.
+    console.press(KeyCode::Char('2'));
+    console.press(KeyCode::Char('s'));
+    snapshot_both(&mut console, "graph_sorted_by_count");
+}
+
+/// Live, `:time` selects the current agent's first timeline entry at or after that time of
+/// day (there is nothing to seek), and `:-…` counts back from the latest event.
+#[test]
+fn colon_time_in_live_mode_selects_the_timeline_row() {
+    use std::sync::Arc;
+
+    use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_analysis::pipeline::Pipeline;
+    use agentscope_capture::capture::CaptureMetadata;
+    use agentscope_reconstruct::ReconstructOptions;
+
+    use super::live_collector::{EventSender, LiveCounters};
+    use super::live_recording::RecordingOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let events = agentscope_event::event_json::events_from_json_lines(
+        &std::fs::read_to_string(fixture("capture/python_chat.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let counters = Arc::new(LiveCounters::default());
+    let (sender, receiver) = EventSender::channel(events.len(), counters.clone());
+    let pipeline = Pipeline::new(
+        ReconstructOptions {
+            redact_secrets: true,
+            ..ReconstructOptions::default()
+        },
+        ModelOptions::default(),
+        Box::new(HostOnlyIdentity),
+    );
+    let mut source = LiveSource::from_channel(
+        "live",
+        pipeline,
+        receiver,
+        counters,
+        RecordingOptions::new(dir.path().to_path_buf(), CaptureMetadata::default()),
+    );
+    for event in events {
+        sender.send(event);
+    }
+    let mut app = App::new(app_options(ColorMode::TrueColor));
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut frame = |app: &mut App, source: &mut LiveSource| {
+        let update = source.poll(usize::MAX);
+        app.ingest(update, source.pipeline());
+        terminal.draw(|f| app.render(f, source.pipeline())).unwrap();
+        terminal.backend().to_string()
+    };
+    frame(&mut app, &mut source);
+    frame(&mut app, &mut source);
+    let press = |app: &mut App, c: char| {
+        app.handle_event(&Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )))
+    };
+    let agent = app.current_agent().unwrap().to_string();
+    let (position, ts) = {
+        let log = app.logs().agent(&agent).unwrap();
+        let (position, entry) = log
+            .iter_from(0)
+            .find(|(_, e)| e.kind.tag() == "LLM")
+            .unwrap();
+        (position, entry.observation.ts_ns)
+    };
+    let clock = app.event_time(ts);
+    for c in format!(":time {clock}").chars() {
+        assert!(press(&mut app, c).is_empty());
+    }
+    let effects = app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert!(effects.is_empty(), "live: no seek, {effects:?}");
+    assert_eq!(app.focus(), PaneId::Timeline);
+    // The printed time is cut to milliseconds: the first entry at or after it.
+    let selected = app
+        .timeline()
+        .selected_position(app.logs().agent(&agent))
+        .unwrap();
+    let log = app.logs().agent(&agent).unwrap();
+    let first_at = log
+        .iter_from(0)
+        .find(|(_, e)| app.event_time(e.observation.ts_ns) >= clock)
+        .map(|(p, _)| p)
+        .unwrap();
+    assert!(
+        selected <= position && selected == first_at,
+        "{selected} {position} {first_at}"
+    );
+    // Enter opens it.
+    app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    let screen = frame(&mut app, &mut source);
+    assert!(screen.contains("Detail · llm"), "{screen}");
+    // Relative: far back from the latest event lands on the first entry.
+    for c in ":-1h".chars() {
+        press(&mut app, c);
+    }
+    app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    let log = app.logs().agent(&agent).unwrap();
+    assert_eq!(
+        app.timeline().selected_position(Some(log)),
+        Some(log.start())
+    );
+}
+
+/// Back to an event of another agent: that agent is selected again and its timeline row too.
+#[test]
+fn back_to_another_agents_event_selects_its_row() {
+    let mut console = Console::open("capture/blind_spot.jsonl").play_to_end();
+    let first = console.app.current_agent().unwrap().to_string();
+    console.select_entry("NET", 0);
+    let opened = console
+        .app
+        .timeline()
+        .selected_position(console.app.logs().agent(&first))
+        .unwrap();
+    let other = console
+        .source
+        .pipeline()
+        .model()
+        .agents()
+        .map(|a| a.key.clone())
+        .find(|k| *k != first)
+        .unwrap();
+    console.keys(&format!(":agent {other}"));
+    console.press(KeyCode::Enter);
+    assert_eq!(console.app.current_agent(), Some(other.as_str()));
+    console.press(KeyCode::Backspace);
+    console.draw();
+    assert_eq!(console.app.current_agent(), Some(first.as_str()));
+    assert_eq!(
+        console
+            .app
+            .timeline()
+            .selected_position(console.app.logs().agent(&first)),
+        Some(opened)
+    );
+    assert!(console.app.trail().last().unwrap().starts_with("net "));
 }

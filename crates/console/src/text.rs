@@ -153,6 +153,11 @@ pub struct ScrollText {
     lines: Vec<Line<'static>>,
     pub scroll: usize,
     pub last_area: Rect,
+    /// Logical lines drawn (whole or in part) by the last render, for [`Self::position`].
+    shown: usize,
+    /// [`Self::max_scroll`] for a pane size, kept until the text or the size changes: it is
+    /// asked several times a frame and wraps up to a screenful of lines each time.
+    max_scroll_cache: std::cell::Cell<Option<((u16, u16), usize)>>,
 }
 
 impl ScrollText {
@@ -161,6 +166,7 @@ impl ScrollText {
     /// Control characters in `lines` are made visible.
     pub fn set(&mut self, lines: Vec<Line<'static>>, keep_scroll: bool) {
         self.lines = lines.into_iter().map(visible_line).collect();
+        self.max_scroll_cache.set(None);
         if !keep_scroll {
             self.scroll = 0;
         }
@@ -171,11 +177,11 @@ impl ScrollText {
         self.lines.is_empty()
     }
 
+    /// Scrolls by `delta` logical lines, never past the end: the last line stays at the
+    /// bottom of the pane, not the top.
     pub fn scroll_by(&mut self, delta: isize) {
-        self.scroll = self
-            .scroll
-            .saturating_add_signed(delta)
-            .min(self.lines.len().saturating_sub(1));
+        let max = self.max_scroll();
+        self.scroll = self.top().saturating_add_signed(delta).min(max);
     }
 
     /// Scrolls so that logical line `line` is on screen, a little below the top.
@@ -186,8 +192,45 @@ impl ScrollText {
     }
 
     pub fn scroll_to_end(&mut self) {
-        let height = self.last_area.height as usize;
-        self.scroll = self.lines.len().saturating_sub(height.max(1));
+        self.scroll = self.max_scroll();
+    }
+
+    /// The furthest scroll at which the pane (as last drawn) is still full: from there on
+    /// the last line is on screen. Wraps only the lines that fit one screen from the end.
+    pub fn max_scroll(&self) -> usize {
+        let size = (self.last_area.width, self.last_area.height);
+        if let Some((cached_size, max)) = self.max_scroll_cache.get() {
+            if cached_size == size {
+                return max;
+            }
+        }
+        let (width, height) = (usize::from(size.0), usize::from(size.1));
+        let max = if width == 0 || height == 0 {
+            self.lines.len().saturating_sub(1)
+        } else {
+            let mut rows = 0;
+            let mut max = 0;
+            for (index, line) in self.lines.iter().enumerate().rev() {
+                rows += wrap_line(line, width).len();
+                if rows > height {
+                    max = index + 1;
+                    break;
+                }
+            }
+            max
+        };
+        self.max_scroll_cache.set(Some((size, max)));
+        max
+    }
+
+    /// The first logical line shown. `scroll` itself is kept as the user left it, so a pane
+    /// that grows and shrinks again (`z`) comes back to the same place; only what is shown is
+    /// held within the end.
+    pub fn top(&self) -> usize {
+        if self.scroll == 0 {
+            return 0;
+        }
+        self.scroll.min(self.max_scroll())
     }
 
     /// `12-40/340`: which lines are on screen, for the pane title.
@@ -195,8 +238,15 @@ impl ScrollText {
         if self.lines.is_empty() {
             return String::new();
         }
-        let last = (self.scroll + self.last_area.height as usize).min(self.lines.len());
-        format!("{}-{}/{}", self.scroll + 1, last, self.lines.len())
+        let top = self.top();
+        // Before the first render, as many lines as rows.
+        let shown = if self.shown == 0 {
+            self.last_area.height as usize
+        } else {
+            self.shown
+        };
+        let last = (top + shown).min(self.lines.len()).max(top + 1);
+        format!("{}-{}/{}", top + 1, last, self.lines.len())
     }
 
     pub fn render(&mut self, frame: &mut Frame, area: Rect) {
@@ -207,7 +257,12 @@ impl ScrollText {
             return;
         }
         let mut row = 0;
-        for line in self.lines.iter().skip(self.scroll) {
+        self.shown = 0;
+        for line in self.lines.iter().skip(self.top()) {
+            if row == height {
+                return;
+            }
+            self.shown += 1;
             for piece in wrap_line(line, width) {
                 if row == height {
                     return;
@@ -224,31 +279,72 @@ impl ScrollText {
     }
 }
 
-/// One logical line as screen rows of at most `width` columns (character wrapping: payloads
-/// are JSON and SQL more than prose).
+/// One logical line as screen rows of at most `width` columns, broken after a space where
+/// the row has one (prose and SQL read whole words), mid-word only where a word is wider
+/// than the row (a minified JSON body, a long URL).
 pub fn wrap_line(line: &Line<'static>, width: usize) -> Vec<Line<'static>> {
-    let mut rows = Vec::new();
-    let mut current: Vec<Span<'static>> = Vec::new();
+    let chars: Vec<(char, usize, usize)> = line
+        .spans
+        .iter()
+        .enumerate()
+        .flat_map(|(span, s)| s.content.chars().map(move |c| (c, char_width(c), span)))
+        .collect();
+    let mut breaks = Vec::new();
+    let mut row_start = 0;
     let mut used = 0;
-    for span in &line.spans {
-        let mut text = String::new();
-        for c in span.content.chars() {
-            let w = char_width(c);
-            if used + w > width && used > 0 {
-                if !text.is_empty() {
-                    current.push(Span::styled(std::mem::take(&mut text), span.style));
-                }
-                rows.push(Line::from(std::mem::take(&mut current)).style(line.style));
+    // Index just after the last space of the row, if a word came before it.
+    let mut after_space: Option<usize> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let (c, w, _) = chars[i];
+        if used + w > width && used > 0 {
+            if c == ' ' {
+                // The space that overflows ends the row; it is not carried to the next.
+                breaks.push((i, i + 1));
+                row_start = i + 1;
                 used = 0;
+                after_space = None;
+                i += 1;
+                continue;
             }
-            text.push(c);
-            used += w;
+            let at = after_space
+                .filter(|at| *at > row_start && *at <= i)
+                .unwrap_or(i);
+            breaks.push((at, at));
+            row_start = at;
+            used = chars[at..i].iter().map(|(_, w, _)| w).sum();
+            after_space = None;
+            continue;
         }
-        if !text.is_empty() {
-            current.push(Span::styled(text, span.style));
+        used += w;
+        if c == ' ' && i > row_start {
+            after_space = Some(i + 1);
         }
+        i += 1;
     }
-    rows.push(Line::from(current).style(line.style));
+    breaks.push((chars.len(), chars.len()));
+    let mut rows = Vec::with_capacity(breaks.len());
+    let mut from = 0;
+    for (to, next) in breaks {
+        let mut spans: Vec<Span<'static>> = Vec::new();
+        let mut text = String::new();
+        let mut current_span = None;
+        for (c, _, span) in &chars[from..to] {
+            if current_span != Some(*span) {
+                if let Some(previous) = current_span {
+                    let style = line.spans[previous].style;
+                    spans.push(Span::styled(std::mem::take(&mut text), style));
+                }
+                current_span = Some(*span);
+            }
+            text.push(*c);
+        }
+        if let Some(previous) = current_span {
+            spans.push(Span::styled(text, line.spans[previous].style));
+        }
+        rows.push(Line::from(spans).style(line.style));
+        from = next;
+    }
     rows
 }
 
@@ -284,6 +380,20 @@ mod tests {
         let rows = wrap_line(&Line::raw("abcdefghij"), 4);
         let rows: Vec<String> = rows.iter().map(plain).collect();
         assert_eq!(rows, ["abcd", "efgh", "ij"]);
+        // Words are not cut where a space allows a break; a word wider than the row is.
+        let rows = wrap_line(
+            &Line::from(vec![
+                Span::raw("SELECT name, "),
+                Span::styled("email FROM", Style::new().bold()),
+                Span::raw(" customers_of_the_month"),
+            ]),
+            12,
+        );
+        let rows: Vec<String> = rows.iter().map(plain).collect();
+        assert_eq!(
+            rows,
+            ["SELECT name,", "email FROM ", "customers_of", "_the_month"]
+        );
         let lines = text_lines("a\tb\u{7}c\r\nd", Style::new());
         assert_eq!(
             lines.iter().map(plain).collect::<Vec<_>>(),
