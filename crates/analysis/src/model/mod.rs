@@ -219,6 +219,12 @@ impl Model {
         self.agent_pids.agent_at(lineage, ts_ns)
     }
 
+    /// The session (see [`agent_pids::AgentPids::session_at`]) of what `lineage` did at
+    /// `ts_ns`: the pid of its agent's outermost process in the lineage.
+    pub fn session_of(&self, lineage: &[u32], ts_ns: u64) -> Option<u32> {
+        self.agent_pids.session_at(lineage, ts_ns)
+    }
+
     /// Applies one observation. `processes` is the reconstructor's process table (lineage);
     /// `identity` says who processes run as.
     pub fn apply(
