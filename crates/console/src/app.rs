@@ -173,6 +173,8 @@ pub struct App {
     highlight: Vec<String>,
     /// The agent whose baseline export waits for a second `b` (it has findings).
     baseline_confirm: Option<String>,
+    /// Detail lists the environments handed to the lineage's processes (`v`), masked.
+    expand_environment: bool,
     /// Frames the message has been shown; it goes after [`MESSAGE_SECONDS`].
     message_ticks: u64,
     /// Latest event time seen: "now" for the new-edge highlight.
@@ -217,6 +219,7 @@ impl App {
             message: None,
             message_ticks: 0,
             baseline_confirm: None,
+            expand_environment: false,
             evidence_walk: None,
             highlight: Vec::new(),
             finding_times: Default::default(),
@@ -283,6 +286,7 @@ impl App {
             self.logs.clear();
             self.findings.clear();
             self.detections.clear();
+            self.graph.novelty.clear();
             self.now_ns = 0;
             self.model_dirty = true;
         }
@@ -306,6 +310,11 @@ impl App {
         }
         for finding in update.findings {
             self.findings.push(finding);
+            self.model_dirty = true;
+        }
+        // Live or replay decides what the graph marks (see `EdgeNovelty`).
+        if std::mem::discriminant(&self.status.mode) != std::mem::discriminant(&update.status.mode)
+        {
             self.model_dirty = true;
         }
         self.status = update.status;
@@ -356,6 +365,18 @@ impl App {
         }
         let selected = self.agents.selected_agent().map(str::to_string);
         let agent_changed = selected.is_some() && selected != self.current_agent;
+        if agent_changed {
+            self.graph.novelty.clear();
+        }
+        if refresh || agent_changed {
+            let live = self.status.mode == SourceMode::Live;
+            self.graph.novelty.update(
+                pipeline.detector(),
+                selected.as_deref().or(self.current_agent.as_deref()),
+                self.now_ns,
+                live,
+            );
+        }
         if agent_changed {
             self.current_agent = selected;
             self.graph
@@ -421,7 +442,14 @@ impl App {
                     let activity = self.logs.agent(key).map(|l| (l.total, l.len()));
                     (
                         agent.name.clone(),
-                        agent_detail(agent, activity, pipeline, styles, offset),
+                        agent_detail(
+                            agent,
+                            activity,
+                            pipeline,
+                            styles,
+                            offset,
+                            self.expand_environment,
+                        ),
                     )
                 }
                 None => (String::new(), Vec::new()),
@@ -430,8 +458,14 @@ impl App {
                 match self.logs.agent(agent).and_then(|l| l.get(*position)) {
                     Some(entry) => {
                         let model_agent = pipeline.model().agents().find(|a| &a.key == agent);
-                        let mut lines =
-                            observation_detail(entry, model_agent, pipeline, styles, offset);
+                        let mut lines = observation_detail(
+                            entry,
+                            model_agent,
+                            pipeline,
+                            styles,
+                            offset,
+                            self.expand_environment,
+                        );
                         // The walked finding's matched text, and what the timeline search
                         // looked for.
                         let mut terms: Vec<String> = self.highlight.clone();
@@ -636,6 +670,26 @@ impl App {
                     (_, Some(finding)) => self.walk_evidence(finding),
                     (None, None) => self.set_message("select a finding first (n)", true),
                 }
+            }
+            Action::GroupBySession => {
+                let log = self
+                    .current_agent
+                    .as_deref()
+                    .and_then(|k| self.logs.agent(k));
+                self.timeline.toggle_group_by_session(log);
+                self.set_message(
+                    if self.timeline.grouped_by_session() {
+                        "timeline grouped by session (S: back to time order)"
+                    } else {
+                        "timeline in time order"
+                    },
+                    false,
+                );
+                self.subject_from_focus();
+            }
+            Action::ShowEnvironment => {
+                self.expand_environment = !self.expand_environment;
+                self.subject_dirty = true;
             }
             Action::NextFinding => self.next_finding(true),
             Action::PrevFinding => self.next_finding(false),
@@ -1231,7 +1285,14 @@ impl App {
                     "Graph · {name} · {} nodes {} edges",
                     self.graph.reachable_nodes, self.graph.reachable_edges
                 );
-                let block = self.block(pane, title);
+                // What `new` is relative to, where the pane's title leaves room.
+                let block = self.block(pane, title).title_bottom(
+                    Line::styled(
+                        format!(" {} ", self.graph.novelty.describe()),
+                        self.options.styles.muted,
+                    )
+                    .right_aligned(),
+                );
                 self.graph.render(
                     frame,
                     area,
@@ -1417,6 +1478,8 @@ impl App {
                     Action::Back,
                     Action::Filter,
                     Action::Zoom,
+                    Action::GroupBySession,
+                    Action::ShowEnvironment,
                 ],
             ),
             (

@@ -37,6 +37,8 @@ pub enum Action {
     NextEvidence,
     Record,
     Baseline,
+    GroupBySession,
+    ShowEnvironment,
     Help,
     Quit,
 }
@@ -70,6 +72,8 @@ impl Action {
         Action::NextEvidence,
         Action::Record,
         Action::Baseline,
+        Action::GroupBySession,
+        Action::ShowEnvironment,
         Action::Help,
         Action::Quit,
     ];
@@ -103,6 +107,8 @@ impl Action {
             Action::NextEvidence => "next_evidence",
             Action::Record => "record",
             Action::Baseline => "baseline",
+            Action::GroupBySession => "group_by_session",
+            Action::ShowEnvironment => "show_environment",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -138,6 +144,8 @@ impl Action {
             Action::NextEvidence => "finding's next evidence row",
             Action::Record => "record on/off (live)",
             Action::Baseline => "export agent baseline",
+            Action::GroupBySession => "group by session",
+            Action::ShowEnvironment => "show environments",
             Action::Help => "this help",
             Action::Quit => "quit",
         }
@@ -176,6 +184,8 @@ impl Action {
             Action::NextEvidence => &["e"],
             Action::Record => &["r"],
             Action::Baseline => &["b"],
+            Action::GroupBySession => &["S"],
+            Action::ShowEnvironment => &["v"],
             Action::Help => &["?"],
             Action::Quit => &["q", "ctrl-c"],
         }

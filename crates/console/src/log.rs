@@ -70,6 +70,16 @@ impl EntryKind {
     }
 }
 
+/// The run of an agent an entry belongs to, as the pipeline decided it
+/// ([`agentscope_analysis::pipeline::AttributedObservation::session`]): the pid of the agent's
+/// outermost process, and the number the console gives it (1, 2, … per agent, in the order
+/// the sessions first appeared) so a column of `s1`/`s2` tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTag {
+    pub number: u32,
+    pub pid: u32,
+}
+
 /// One observation in an agent's log.
 #[derive(Debug, Clone)]
 pub struct LoggedObservation {
@@ -78,6 +88,8 @@ pub struct LoggedObservation {
     pub summary: String,
     /// Rough bytes held, for the per-agent budget.
     pub size: usize,
+    /// Numbered when the entry joins its agent's log.
+    pub session: Option<SessionTag>,
 }
 
 impl LoggedObservation {
@@ -90,6 +102,7 @@ impl LoggedObservation {
             kind,
             summary: one_line(&summary, SUMMARY_CHARS),
             size,
+            session: None,
         })
     }
 }
@@ -105,9 +118,31 @@ pub struct AgentLog {
     bytes: usize,
     /// Changes whenever entries are inserted other than at the end (positions shifted).
     pub generation: u64,
+    /// Session pids in the order they first appeared: session `n` is `sessions[n - 1]`.
+    sessions: Vec<u32>,
 }
 
 impl AgentLog {
+    /// The numbered session of `pid` (a session's pid), numbering it if it is new.
+    fn session_tag(&mut self, pid: u32) -> SessionTag {
+        let number = match self.sessions.iter().position(|p| *p == pid) {
+            Some(index) => index + 1,
+            None => {
+                self.sessions.push(pid);
+                self.sessions.len()
+            }
+        };
+        SessionTag {
+            number: number as u32,
+            pid,
+        }
+    }
+
+    /// How many sessions the agent has had (numbered so far).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     pub fn get(&self, position: u64) -> Option<&LoggedObservation> {
         let index = usize::try_from(position.checked_sub(self.base)?).ok()?;
         self.entries.get(index)
@@ -236,16 +271,18 @@ impl ObservationLogs {
             agent,
             observation,
             earlier,
+            session,
             ..
         } in observations
         {
             let Some(agent) = agent else {
                 continue;
             };
-            let Some(entry) = LoggedObservation::new(observation) else {
+            let Some(mut entry) = LoggedObservation::new(observation) else {
                 continue;
             };
             let log = self.agents.entry(agent).or_default();
+            entry.session = session.map(|pid| log.session_tag(pid));
             if earlier {
                 log.insert_earlier(std::iter::once(entry), &self.limits);
             } else {

@@ -21,6 +21,8 @@ use super::graph_pane::RowContent;
 use super::json_source::ManualClock;
 use super::*;
 
+mod console_data;
+
 const SIZES: [(u16, u16); 2] = [(120, 40), (80, 24)];
 
 fn fixture(name: &str) -> PathBuf {
@@ -268,10 +270,11 @@ fn snapshot_blind_spot_agent_is_marked() {
     let agent = pipeline.model().agent(&key).unwrap();
     let options = app_options(ColorMode::TrueColor);
     let styles = &options.styles;
-    let detail: Vec<String> = super::detail::agent_detail(agent, None, pipeline, styles, None)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let detail: Vec<String> =
+        super::detail::agent_detail(agent, None, pipeline, styles, None, false)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
     let detail = detail.join("\n");
     assert!(
         detail.contains("plaintext not visible: TLS stack not recognised"),
@@ -862,17 +865,48 @@ fn style_at(console: &mut Console, needle: &str) -> ratatui::style::Style {
     console.terminal.backend().buffer()[(column as u16, row)].style()
 }
 
+/// Without a baseline nothing is "new" (docs/console.md): a replay marks no edge, and live
+/// the edges of the last `new_edge_seconds` of event time are marked `recent`.
 #[test]
-fn new_edges_are_highlighted_by_event_time() {
+fn without_a_baseline_only_live_edges_of_the_last_seconds_are_marked_recent() {
     let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
     let theme = Theme::preset("dark").unwrap();
     let new_colour = theme.color("new_edge");
-    // The capture lasts 0.3 s: at its end every edge is recent.
+    // A replay: every edge appeared a moment ago, and none is marked.
+    assert_eq!(
+        style_at(&mut console, "gpt-4o-mini   ").fg,
+        Some(theme.color("model"))
+    );
+    let screen = console.screen();
+    assert!(!screen.contains(" new ×") && !screen.contains(" recent ×"));
+    assert!(
+        screen.contains("no baseline: nothing marked new"),
+        "{screen}"
+    );
+    // The same model seen live: recent edges are marked, for new_edge_seconds.
+    let live = |console: &mut Console| {
+        let status = SourceStatus {
+            mode: SourceMode::Live,
+            ..Default::default()
+        };
+        let update = SourceUpdate {
+            status,
+            ..Default::default()
+        };
+        console.app.ingest(update, console.source.pipeline());
+    };
+    live(&mut console);
     assert_eq!(
         style_at(&mut console, "gpt-4o-mini   ").fg,
         Some(new_colour)
     );
-    // With a window shorter than the edges' age, nothing is highlighted.
+    let screen = console.screen();
+    assert!(screen.contains(" recent ×"), "{screen}");
+    assert!(
+        screen.contains("no baseline: recent edges marked"),
+        "{screen}"
+    );
+    // With a window shorter than the edges' age, nothing is marked.
     let mut options = app_options(ColorMode::TrueColor);
     options.new_edge_ns = 1;
     console.app = App::new(options);
@@ -880,9 +914,10 @@ fn new_edges_are_highlighted_by_event_time() {
     console.poll();
     console.source.seek(1_000_000_000).unwrap();
     console.poll();
+    live(&mut console);
     let style = style_at(&mut console, "gpt-4o-mini   ");
     assert_eq!(style.fg, Some(theme.color("model")));
-    assert!(!console.screen().contains(" new ×"));
+    assert!(!console.screen().contains(" recent ×"));
 }
 
 #[test]
