@@ -48,6 +48,8 @@ pub enum Effect {
     ToggleRecording,
     ExportBaseline {
         agent_key: String,
+        /// Entries left out (`x` on an attacked agent: its incidents' evidence).
+        exclude: Option<agentscope_analysis::baseline::Exclusion>,
     },
 }
 
@@ -671,6 +673,7 @@ impl App {
                     (None, None) => self.set_message("select a finding first (n)", true),
                 }
             }
+            Action::ExcludeEvidence => return self.export_baseline_without_evidence(),
             Action::GroupBySession => {
                 let log = self
                     .current_agent
@@ -849,7 +852,8 @@ impl App {
     }
 
     /// `b`: the agent's learned baseline is what it did, attacks included. An agent with a
-    /// high or critical finding is exported only on a second `b` while the warning shows, so an
+    /// high or critical finding is exported only when asked again while the question shows:
+    /// `x` without what only its incidents' evidence stands for, `b` with everything, so an
     /// exfiltration endpoint does not become approved egress by one key press.
     fn export_baseline(&mut self, key: String) -> Vec<Effect> {
         let attacked = self
@@ -861,8 +865,9 @@ impl App {
         if let (Some(severity), false) = (attacked, confirmed) {
             self.baseline_confirm = Some(key);
             self.set_message(
+                // The choice first: it must fit the status line at 80 columns.
                 format!(
-                    "{} finding: the attack would be baseline · b again exports anyway",
+                    "x: export without the attack · b: export all ({} finding)",
                     severity.name()
                 ),
                 true,
@@ -870,7 +875,31 @@ impl App {
             return Vec::new();
         }
         self.baseline_confirm = None;
-        vec![Effect::ExportBaseline { agent_key: key }]
+        vec![Effect::ExportBaseline {
+            agent_key: key,
+            exclude: None,
+        }]
+    }
+
+    /// `x`, answering `b`'s question: the baseline without the incidents' evidence.
+    fn export_baseline_without_evidence(&mut self) -> Vec<Effect> {
+        let pending = self
+            .baseline_confirm
+            .take()
+            .filter(|_| self.message.is_some());
+        let Some(key) = pending else {
+            self.set_message(
+                "x answers b on an agent with a high or critical finding",
+                true,
+            );
+            return Vec::new();
+        };
+        let exclusion =
+            crate::baseline::incident_exclusion(&self.findings, self.logs.agent(&key), &key);
+        vec![Effect::ExportBaseline {
+            agent_key: key,
+            exclude: Some(exclusion),
+        }]
     }
 
     /// Starts walking `finding`'s evidence: its agent is selected, and the next frame (which
@@ -1158,10 +1187,15 @@ impl App {
                 format!("seek {sign}{}s", delta_ns.unsigned_abs() / 1_000_000_000)
             }),
             Effect::ToggleRecording => source.toggle_recording().map(|()| String::new()),
-            Effect::ExportBaseline { agent_key } => {
-                match exporter(source.pipeline(), agent_key) {
+            Effect::ExportBaseline { agent_key, exclude } => {
+                match exporter(source.pipeline(), agent_key, exclude.as_ref()) {
                     Ok(path) => {
-                        self.set_message(format!("baseline written to {}", path.display()), false);
+                        // The path first: it must fit.
+                        let what = match exclude {
+                            Some(_) => "baseline without the attack, see its header",
+                            None => "baseline",
+                        };
+                        self.set_message(format!("wrote {} ({what})", path.display()), false);
                     }
                     Err(err) => self.set_message(format!("baseline export failed: {err:#}"), true),
                 }
@@ -1413,22 +1447,26 @@ impl App {
         if !status.label.is_empty() {
             left.push(Span::styled(format!("{} ", status.label), styles.status));
         }
-        left.push(Span::styled(
-            format!(
-                "│ {} ev · {}/s · ",
-                format_count(status.events),
-                format_count(status.events_per_sec.round() as u64),
-            ),
-            styles.status,
-        ));
-        left.push(Span::styled(
-            format!("drops {} ", format_count(status.drops)),
-            if status.drops > 0 {
-                styles.status.patch(styles.warning)
-            } else {
-                styles.status
-            },
-        ));
+        // A message (a written file's whole path) needs the room more than the counters do,
+        // for the few seconds it shows.
+        if self.message.is_none() || self.filter_edit.is_some() {
+            left.push(Span::styled(
+                format!(
+                    "│ {} ev · {}/s · ",
+                    format_count(status.events),
+                    format_count(status.events_per_sec.round() as u64),
+                ),
+                styles.status,
+            ));
+            left.push(Span::styled(
+                format!("drops {} ", format_count(status.drops)),
+                if status.drops > 0 {
+                    styles.status.patch(styles.warning)
+                } else {
+                    styles.status
+                },
+            ));
+        }
         match &status.recording {
             RecordingState::Unavailable => {}
             RecordingState::Off => left.push(Span::styled("│ rec off ", styles.status)),
@@ -1503,6 +1541,7 @@ impl App {
                     Action::SeekPrevFinding,
                     Action::SeekNextFinding,
                     Action::Baseline,
+                    Action::ExcludeEvidence,
                 ],
             ),
             ("Console", &[Action::Help, Action::Quit]),

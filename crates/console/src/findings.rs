@@ -127,6 +127,13 @@ impl FindingsPane {
             .max()
     }
 
+    /// An agent's findings and incidents.
+    pub fn of_agent<'a>(&'a self, agent_key: &'a str) -> impl Iterator<Item = &'a FindingView> {
+        self.findings
+            .iter()
+            .filter(move |f| f.agent_key == agent_key)
+    }
+
     /// Moves to the next finding (wrapping); returns it.
     pub fn select_next(&mut self) -> Option<&FindingView> {
         if self.visible.is_empty() {

@@ -37,6 +37,7 @@ pub enum Action {
     NextEvidence,
     Record,
     Baseline,
+    ExcludeEvidence,
     GroupBySession,
     ShowEnvironment,
     Help,
@@ -72,6 +73,7 @@ impl Action {
         Action::NextEvidence,
         Action::Record,
         Action::Baseline,
+        Action::ExcludeEvidence,
         Action::GroupBySession,
         Action::ShowEnvironment,
         Action::Help,
@@ -107,6 +109,7 @@ impl Action {
             Action::NextEvidence => "next_evidence",
             Action::Record => "record",
             Action::Baseline => "baseline",
+            Action::ExcludeEvidence => "exclude_evidence",
             Action::GroupBySession => "group_by_session",
             Action::ShowEnvironment => "show_environment",
             Action::Help => "help",
@@ -144,6 +147,7 @@ impl Action {
             Action::NextEvidence => "finding's next evidence row",
             Action::Record => "record on/off (live)",
             Action::Baseline => "export agent baseline",
+            Action::ExcludeEvidence => "…without the attack",
             Action::GroupBySession => "group by session",
             Action::ShowEnvironment => "show environments",
             Action::Help => "this help",
@@ -184,6 +188,7 @@ impl Action {
             Action::NextEvidence => &["e"],
             Action::Record => &["r"],
             Action::Baseline => &["b"],
+            Action::ExcludeEvidence => &["x"],
             Action::GroupBySession => &["S"],
             Action::ShowEnvironment => &["v"],
             Action::Help => &["?"],
@@ -405,7 +410,7 @@ mod tests {
             map.action(&press(KeyCode::Char(' '), none)),
             Some(Action::Pause)
         );
-        assert_eq!(map.action(&press(KeyCode::Char('x'), none)), None);
+        assert_eq!(map.action(&press(KeyCode::Char('y'), none)), None);
         assert_eq!(map.describe(Action::Quit), "q, ctrl-c");
         assert_eq!(map.describe(Action::PrevPane), "shift-tab");
     }

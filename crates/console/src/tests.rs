@@ -202,7 +202,7 @@ fn is_tool_row(row: &super::graph_pane::GraphRow, name: &str) -> bool {
 }
 
 fn no_exporter() -> BaselineExporter {
-    Box::new(|_, _| anyhow::bail!("no exporter in this test"))
+    Box::new(|_, _, _| anyhow::bail!("no exporter in this test"))
 }
 
 /// Snapshots at both sizes.
@@ -680,16 +680,15 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     assert_eq!(
         effects,
         vec![Effect::ExportBaseline {
-            agent_key: "host:python".into()
+            agent_key: "host:python".into(),
+            exclude: None,
         }]
     );
     console.apply(effects, &mut exporter);
-    let path = dir
-        .path()
-        .join("agentscope-baseline-host-python-1800000000.yaml");
+    let path = dir.path().join("baseline-python3-20270115T080000Z.yaml");
     assert_eq!(
         console.app.message().unwrap(),
-        format!("baseline written to {}", path.display())
+        format!("wrote {} (baseline)", path.display())
     );
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.starts_with("# Baseline of one agent"));
@@ -751,7 +750,7 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     console.apply(effects, &mut exporter);
     assert!(dir
         .path()
-        .join("agentscope-baseline-host-python-1800000000-1.yaml")
+        .join("baseline-python3-20270115T080000Z-1.yaml")
         .exists());
     // A failing exporter is a message, not a crash.
     let effects = console.press(KeyCode::Char('b'));
@@ -831,18 +830,18 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
 
 #[test]
 fn configured_keys_replace_the_defaults() {
-    let config = ConsoleConfig::parse("[keys]\nquit = [\"x\"]\nhelp = [\"f1\"]\n").unwrap();
+    let config = ConsoleConfig::parse("[keys]\nquit = [\"y\"]\nhelp = [\"f1\"]\n").unwrap();
     let mut options = ConsoleOptions::new(config, None);
     options.color_mode = Some(ColorMode::None);
     let mut console = Console::open("capture/python_chat.jsonl");
     console.app = App::new(options.app_options().unwrap());
     console.poll();
     assert!(console.press(KeyCode::Char('q')).is_empty());
-    assert_eq!(console.press(KeyCode::Char('x')), vec![Effect::Quit]);
+    assert_eq!(console.press(KeyCode::Char('y')), vec![Effect::Quit]);
     console.press(KeyCode::F(1));
     assert!(console.app.help_open());
     let screen = console.screen();
-    assert!(screen.contains("x                quit"), "{screen}");
+    assert!(screen.contains("y                quit"), "{screen}");
     assert!(screen.contains("f1               this help"), "{screen}");
     console.press(KeyCode::Esc);
     assert!(!console.app.help_open());
@@ -1401,30 +1400,99 @@ fn replay_seeks_to_findings_and_n_goes_both_ways() {
     );
 }
 
-/// `b` on the attacked agent of the injected recording warns first: its learned behaviour
-/// holds the exfiltration. A second `b` while the warning shows exports; the ordinary
+/// `b` on the attacked agent of the injected recording asks first: its learned behaviour
+/// holds the exfiltration. `x` then exports without what only the incident's evidence stands
+/// for (and the file says what it left out), `b` exports everything; the ordinary
 /// recording's agent exports at once.
 #[test]
-fn baseline_of_an_attacked_agent_needs_a_second_key() {
+fn baseline_of_an_attacked_agent_asks_and_x_leaves_the_attack_out() {
     let source = JsonEventsSource::open_capture(&recording("injected.cap")).unwrap();
     let mut console = Console::with_source(source).play_to_end();
     let dir = tempfile::tempdir().unwrap();
     let mut exporter = baseline::yaml_exporter_at(dir.path().to_path_buf(), || 1_800_000_000);
     assert!(
         console.press(KeyCode::Char('b')).is_empty(),
-        "a warning first"
+        "a question first"
     );
     let warning = console.app.message().unwrap().to_string();
-    assert!(warning.starts_with("critical finding"), "{warning}");
-    assert!(warning.contains("b again exports anyway"), "{warning}");
-    let effects = console.press(KeyCode::Char('b'));
-    assert_eq!(effects.len(), 1, "exported on the second b");
+    assert_eq!(
+        warning,
+        "x: export without the attack · b: export all (critical finding)"
+    );
+    snapshot_both(&mut console, "baseline_question_on_an_attacked_agent");
+
+    // x: the baseline without the attack.
+    let effects = console.press(KeyCode::Char('x'));
+    assert_eq!(effects.len(), 1, "exported on x");
     console.apply(effects, &mut exporter);
-    assert!(console
-        .app
-        .message()
-        .unwrap()
-        .starts_with("baseline written to"));
+    let message = console.app.message().unwrap().to_string();
+    let path = dir
+        .path()
+        .join("baseline-incident_agent.py-20270115T080000Z.yaml");
+    assert!(
+        message.starts_with(&format!(
+            "wrote {} (baseline without the attack",
+            path.display()
+        )),
+        "{message}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (header, document) = text.split_at(text.find("apiVersion:").unwrap());
+    assert!(
+        header.contains("# Excluded: the evidence of critical (inc-1"),
+        "{header}"
+    );
+    for left_out in ["endpoints: POST", "127.0.0.2", "tools.called: http_post"] {
+        assert!(header.contains(left_out), "{left_out} not said:\n{header}");
+    }
+    let exported = AgentBaseline::from_yaml(document, "exported").unwrap();
+    let spec = &exported.spec;
+    assert!(
+        !spec
+            .endpoints
+            .iter()
+            .any(|e| e.host.starts_with("127.0.0.2")),
+        "{:?}",
+        spec.endpoints
+    );
+    assert!(
+        !spec
+            .egress
+            .addresses
+            .iter()
+            .any(|a| a.starts_with("127.0.0.2")),
+        "{:?}",
+        spec.egress.addresses
+    );
+    assert!(!spec.tools.called.contains_key("http_post"));
+    // What the agent did before the attack stays: its model, the playbook it read, the
+    // account API it called.
+    assert!(spec.models.values().any(|m| m.contains("gpt-4o-mini")));
+    assert!(spec.tools.called.contains_key("read_file"));
+    assert!(spec.tools.called.contains_key("http_get"));
+    assert!(spec.endpoints.iter().any(|e| e.method == "GET"));
+
+    // b after b: everything, the exfiltration endpoint included.
+    console.press(KeyCode::Char('b'));
+    let effects = console.press(KeyCode::Char('b'));
+    assert_eq!(
+        effects,
+        vec![Effect::ExportBaseline {
+            agent_key: console.app.current_agent().unwrap().to_string(),
+            exclude: None
+        }]
+    );
+    console.apply(effects, &mut exporter);
+    let all = std::fs::read_to_string(
+        dir.path()
+            .join("baseline-incident_agent.py-20270115T080000Z-1.yaml"),
+    )
+    .unwrap();
+    assert!(!all.contains("# Excluded"));
+    assert!(all.contains("127.0.0.2"), "{all}");
+    // x with no question pending does nothing but say what it is for.
+    assert!(console.press(KeyCode::Char('x')).is_empty());
+    assert!(console.app.message().unwrap().starts_with("x answers b"));
 
     let source = JsonEventsSource::open_capture(&recording("ordinary.cap")).unwrap();
     let mut console = Console::with_source(source).play_to_end();
