@@ -275,6 +275,11 @@ impl App {
         &self.findings
     }
 
+    /// Unix time minus boot time, as learned from observations (wall-clock times shown).
+    pub fn boot_offset(&self) -> Option<i128> {
+        self.boot_offset
+    }
+
     pub fn set_message(&mut self, text: impl Into<String>, error: bool) {
         self.message = Some((text.into(), error));
         self.message_ticks = 0;

@@ -37,6 +37,13 @@ pub struct FindingView {
     /// What detection matched in the content (the injected phrase), highlighted in Detail
     /// when the walk reaches the row that carried it.
     pub matched: Vec<String>,
+    /// Findings it holds (an incident grows as its chain goes on; 1 for a finding).
+    pub findings: usize,
+    /// How many times the chain happened (an incident's repeats; 1 for a finding).
+    pub occurrences: u32,
+    /// Event time of its latest finding or repeat: the row's time, so a row that grows
+    /// shows it.
+    pub last_seen_ns: u64,
 }
 
 /// Findings kept; the oldest go first.
@@ -209,10 +216,12 @@ impl FindingsPane {
                         format!("{:<9}", f.severity.name()),
                         styles.severity(f.severity),
                     ),
+                    // When it last grew: a live incident's row moves on as the attack does.
                     Span::styled(
-                        format!("{} ", format_time(f.ts_ns, boot_offset)),
+                        format!("{} ", format_time(f.last_seen_ns, boot_offset)),
                         styles.muted,
                     ),
+                    Span::styled(growth(f), styles.accent),
                     Span::styled(visible(&f.title), styles.text),
                 ]);
                 if row == self.cursor.selected {
@@ -223,6 +232,16 @@ impl FindingsPane {
             })
             .collect();
         frame.render_widget(Paragraph::new(lines), inner);
+    }
+}
+
+/// `[5] ` for an incident of five findings, `[5 ×3] ` when its chain happened three times;
+/// nothing for a lone finding.
+fn growth(f: &FindingView) -> String {
+    match (f.findings, f.occurrences) {
+        (0 | 1, 0 | 1) => String::new(),
+        (n, 0 | 1) => format!("[{n}] "),
+        (n, times) => format!("[{n} ×{times}] "),
     }
 }
 
@@ -298,6 +317,9 @@ pub fn incident_view(incident: &detect::Incident, findings: &[detect::Finding]) 
         ts_ns: incident.opened_ns,
         evidence: incident.events.clone(),
         matched,
+        findings: incident.findings.len(),
+        occurrences: incident.occurrences,
+        last_seen_ns: incident.last_seen_ns.max(incident.updated_ns),
     }
 }
 
@@ -335,6 +357,9 @@ pub fn finding_view(finding: &detect::Finding) -> FindingView {
         ts_ns: finding.ts_ns,
         evidence: finding.events.clone(),
         matched: matched_phrases(finding),
+        findings: 1,
+        occurrences: 1,
+        last_seen_ns: finding.ts_ns,
     }
 }
 

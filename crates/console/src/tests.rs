@@ -814,6 +814,9 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
             ts_ns: 0,
             evidence: Vec::new(),
             matched: Vec::new(),
+            findings: 1,
+            occurrences: 1,
+            last_seen_ns: 0,
         });
     }
     console.press(KeyCode::Char('n'));

@@ -229,3 +229,56 @@ fn new_edges_are_new_relative_to_the_baseline_and_a_replay_without_one_says_so()
         "recording_injected_graph_vs_ordinary_baseline",
     );
 }
+
+/// The incident of `injected.cap` opens at the injected ticket and grows as the model follows
+/// the instruction (the query, the POST): its row says how many findings it holds and when it
+/// last grew, frame by frame, not as it first appeared.
+#[test]
+fn an_incident_row_updates_its_count_and_last_seen_as_the_incident_grows() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap")).unwrap();
+    let mut console = Console::with_source(source);
+    let row = |console: &Console| {
+        console
+            .app
+            .findings()
+            .of_agent(console.app.current_agent().unwrap_or(""))
+            .find(|f| f.id.starts_with("inc-"))
+            .map(|f| (f.findings, f.last_seen_ns))
+    };
+    // First step: play until the incident appears.
+    let mut first = None;
+    for _ in 0..1000 {
+        console.clock.advance(std::time::Duration::from_millis(5));
+        console.poll();
+        console.draw();
+        if let Some(found) = row(&console) {
+            first = Some(found);
+            break;
+        }
+    }
+    let (first_count, first_seen) = first.expect("the incident appeared");
+    let screen = console.screen();
+    assert!(
+        screen.contains(&format!("[{first_count}] inc"))
+            || (first_count == 1 && screen.contains(" inc")),
+        "{screen}"
+    );
+    // Second step: the rest of the session.
+    let mut console = console.play_to_end();
+    let (count, last_seen) = row(&console).unwrap();
+    assert!(count > first_count, "{first_count} → {count}");
+    assert!(last_seen > first_seen, "{first_seen} → {last_seen}");
+    let screen = console.screen();
+    let line = screen
+        .lines()
+        .find(|l| l.contains(&format!("[{count}] inc")))
+        .unwrap_or_else(|| panic!("no grown row:\n{screen}"));
+    // Its time is the last growth, not the opening.
+    let shown = super::super::format::format_time(last_seen, console_boot_offset(&console));
+    assert!(line.contains(&shown), "{shown} not in {line}");
+}
+
+/// The boot offset the app learned (wall-clock times shown), as the findings pane uses it.
+fn console_boot_offset(console: &Console) -> Option<i128> {
+    console.app.boot_offset()
+}
