@@ -131,6 +131,9 @@ pub struct AppOptions {
     /// about a tenth of the frames' time at most. Off in tests: it reads the clock.
     pub adaptive_refresh: bool,
     pub log_limits: LogLimits,
+    /// The agents shown (`--namespace`, `--pod`, `--agent`): the agents tree and the
+    /// findings list only these.
+    pub selector: agentscope_analysis::model::agent_selector::AgentSelector,
 }
 
 /// What the detail pane shows.
@@ -311,6 +314,15 @@ impl App {
             let before = self.findings.len();
             self.detections
                 .sync(pipeline.detector(), &mut self.findings);
+            let selector = &self.options.selector;
+            if !selector.is_all() {
+                let model = pipeline.model();
+                self.findings.retain(|f| {
+                    model
+                        .agent(&f.agent_key)
+                        .is_some_and(|a| selector.matches(a))
+                });
+            }
             if self.findings.len() != before {
                 self.model_dirty = true;
             }
@@ -363,8 +375,9 @@ impl App {
             self.model_dirty = false;
             self.ticks_since_refresh = 0;
             let model = pipeline.model();
+            let selector = &self.options.selector;
             self.agents.rebuild(
-                model.agents(),
+                model.agents().filter(|a| selector.matches(a)),
                 &self.logs,
                 &self.findings,
                 &self.options.styles,

@@ -77,6 +77,15 @@ impl FindingsPane {
         self.refilter();
     }
 
+    /// Keeps only the views `keep` says to (the selected agents').
+    pub fn retain(&mut self, keep: impl Fn(&FindingView) -> bool) {
+        let before = self.findings.len();
+        self.findings.retain(|f| keep(f));
+        if self.findings.len() != before {
+            self.refilter();
+        }
+    }
+
     /// Drops the view with this id (a finding that joined an incident).
     pub fn remove(&mut self, id: &str) {
         let before = self.findings.len();

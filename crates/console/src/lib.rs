@@ -89,6 +89,8 @@ pub struct ConsoleOptions {
     pub exporter: BaselineExporter,
     /// Quit by itself after this long (`--duration`: demos and scripts).
     pub quit_after: Option<Duration>,
+    /// The agents shown (`--namespace`, `--pod`, `--agent`).
+    pub selector: agentscope_analysis::model::agent_selector::AgentSelector,
 }
 
 impl ConsoleOptions {
@@ -105,6 +107,7 @@ impl ConsoleOptions {
             color_mode: None,
             exporter: yaml_exporter(dir),
             quit_after: None,
+            selector: Default::default(),
         }
     }
 
@@ -138,6 +141,7 @@ impl ConsoleOptions {
                 entries: config.timeline_per_agent.unwrap_or(5000).max(1),
                 ..LogLimits::default()
             },
+            selector: self.selector.clone(),
         })
     }
 
@@ -226,4 +230,4 @@ pub fn run_console(mut source: Box<dyn Source>, mut options: ConsoleOptions) -> 
 }
 
 // The layers below, under the names this crate's modules use for them.
-pub(crate) use agentscope_session::{detection_args, memory_args};
+pub(crate) use agentscope_session::{detection_args, memory_args, selector_args};

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod agent_key;
 pub mod agent_pids;
+pub mod agent_selector;
 pub mod agents;
 pub mod attribution;
 pub mod graph;
