@@ -282,3 +282,103 @@ fn an_incident_row_updates_its_count_and_last_seen_as_the_incident_grows() {
 fn console_boot_offset(console: &Console) -> Option<i128> {
     console.app.boot_offset()
 }
+
+/// The lineage Detail shows for the injected recording's agent: its own process and the test
+/// harness that started it, up to (not past) the first infrastructure process, each with its
+/// command line and never a process's environment unless `v` asked for it.
+#[test]
+fn lineage_in_detail_stops_at_infrastructure_and_v_shows_environments() {
+    let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    let agent = console.app.current_agent().unwrap().to_string();
+    let pid = console
+        .source
+        .pipeline()
+        .model()
+        .agent(&agent)
+        .unwrap()
+        .pids
+        .iter()
+        .next_back()
+        .copied()
+        .unwrap();
+    let lines = crate::lineage::lineage(console.source.pipeline().processes(), pid, false);
+    assert!(lines.len() >= 2, "{lines:#?}");
+    assert_eq!(lines[0].pid, pid);
+    assert!(lines[0].command.contains("incident_agent.py"), "{lines:#?}");
+    for (i, line) in lines.iter().enumerate() {
+        if line.boundary {
+            assert_eq!(i + 1, lines.len(), "nothing above the boundary: {lines:#?}");
+            assert!(line.command.is_empty());
+        }
+        assert!(
+            line.pid != 1 || line.boundary,
+            "PID 1 is never shown with its command"
+        );
+    }
+    // The agent's Detail carries the same lines, with environments only when expanded (v).
+    let pipeline = console.source.pipeline();
+    let model_agent = pipeline.model().agent(&agent).unwrap();
+    let options = app_options(ColorMode::TrueColor);
+    let detail = |expand: bool| {
+        super::super::detail::agent_detail(
+            model_agent,
+            None,
+            pipeline,
+            &options.styles,
+            None,
+            expand,
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+    };
+    let text = detail(false);
+    assert!(text.contains("Process lineage"), "{text}");
+    assert!(text.contains(&format!("{pid} python")), "{text}");
+    assert!(!text.contains("sk-agentscope"), "no key anywhere: {text}");
+    assert!(!detail(true).contains("sk-agentscope"), "nor when expanded");
+    // v flips what Detail shows and says so in the help.
+    console.focus_pane(PaneId::Agents);
+    console.keys("v");
+    console.keys("?");
+    assert!(console.screen().contains("show environments"));
+}
+
+/// `tui --namespace/--pod/--agent`: the agents tree and the findings list only the selected
+/// agents (the injected recording's agent is in namespace `support`).
+#[test]
+fn the_console_shows_only_the_selected_agents_and_their_findings() {
+    let select = |selector: agentscope_analysis::model::agent_selector::AgentSelector| {
+        let source = JsonEventsSource::open_capture(&recording("injected.cap"))
+            .unwrap()
+            .at_speed(f64::INFINITY);
+        let mut console = Console::with_source(source);
+        let mut options = app_options(ColorMode::TrueColor);
+        options.selector = selector;
+        console.app = App::new(options);
+        let mut console = console.play_to_end();
+        let screen = console.screen();
+        (
+            console.app.current_agent().is_some(),
+            console.app.findings().len(),
+            screen,
+        )
+    };
+    let (agent, findings, screen) =
+        select(agentscope_analysis::model::agent_selector::AgentSelector {
+            namespace: Some("support".into()),
+            ..Default::default()
+        });
+    assert!(agent && findings > 0, "{screen}");
+    let (agent, findings, screen) =
+        select(agentscope_analysis::model::agent_selector::AgentSelector {
+            namespace: Some("default".into()),
+            ..Default::default()
+        });
+    assert!(!agent && findings == 0, "{screen}");
+    assert!(screen.contains("Agents (0)"), "{screen}");
+}
