@@ -1465,26 +1465,23 @@ impl App {
         if !status.label.is_empty() {
             left.push(Span::styled(format!("{} ", status.label), styles.status));
         }
-        // A message (a written file's whole path) needs the room more than the counters do,
-        // for the few seconds it shows.
-        if self.message.is_none() || self.filter_edit.is_some() {
-            left.push(Span::styled(
-                format!(
-                    "│ {} ev · {}/s · ",
-                    format_count(status.events),
-                    format_count(status.events_per_sec.round() as u64),
-                ),
-                styles.status,
-            ));
-            left.push(Span::styled(
-                format!("drops {} ", format_count(status.drops)),
-                if status.drops > 0 {
-                    styles.status.patch(styles.warning)
-                } else {
-                    styles.status
-                },
-            ));
-        }
+        let counters_at = left.len();
+        left.push(Span::styled(
+            format!(
+                "│ {} ev · {}/s · ",
+                format_count(status.events),
+                format_count(status.events_per_sec.round() as u64),
+            ),
+            styles.status,
+        ));
+        left.push(Span::styled(
+            format!("drops {} ", format_count(status.drops)),
+            if status.drops > 0 {
+                styles.status.patch(styles.warning)
+            } else {
+                styles.status
+            },
+        ));
         match &status.recording {
             RecordingState::Unavailable => {}
             RecordingState::Off => left.push(Span::styled("│ rec off ", styles.status)),
@@ -1510,6 +1507,20 @@ impl App {
         }
         let help = self.options.keymap.describe(Action::Help);
         let right = vec![Span::styled(format!("{help} help "), styles.status)];
+        // A message (a written file's whole path) needs the room more than the counters do,
+        // for the few seconds it shows.
+        let width = |spans: &[Span]| -> usize {
+            spans
+                .iter()
+                .map(|s| crate::text::text_width(&s.content))
+                .sum()
+        };
+        if self.message.is_some()
+            && self.filter_edit.is_none()
+            && width(&left) + width(&right) + 1 > area.width as usize
+        {
+            left.drain(counters_at..counters_at + 2);
+        }
         frame.render_widget(fit_columns(left, right, area.width as usize), area);
     }
 
