@@ -1507,8 +1507,8 @@ impl App {
         }
         let help = self.options.keymap.describe(Action::Help);
         let right = vec![Span::styled(format!("{help} help "), styles.status)];
-        // A message (a written file's whole path) needs the room more than the counters do,
-        // for the few seconds it shows.
+        // A message (a written file's whole path) needs the room more than the event counts
+        // do, for the few seconds it shows; drops stay (lost data is never hidden).
         let width = |spans: &[Span]| -> usize {
             spans
                 .iter()
@@ -1519,7 +1519,8 @@ impl App {
             && self.filter_edit.is_none()
             && width(&left) + width(&right) + 1 > area.width as usize
         {
-            left.drain(counters_at..counters_at + 2);
+            left.remove(counters_at);
+            left[counters_at].content = format!("│ {}", left[counters_at].content).into();
         }
         frame.render_widget(fit_columns(left, right, area.width as usize), area);
     }
