@@ -118,29 +118,34 @@ pub struct AgentLog {
     bytes: usize,
     /// Changes whenever entries are inserted other than at the end (positions shifted).
     pub generation: u64,
-    /// Session pids in the order they first appeared: session `n` is `sessions[n - 1]`.
-    sessions: Vec<u32>,
+    /// Session pid → its number (1, 2, … in the order they first appeared).
+    sessions: HashMap<u32, u32>,
+    /// Sessions numbered so far.
+    session_count: u32,
 }
+
+/// Session numbers remembered per agent; beyond it the map starts again (numbers keep
+/// growing, so an old session seen again gets a new number: bounded memory for an agent that
+/// is started again and again).
+const SESSIONS_KEPT: usize = 10_000;
 
 impl AgentLog {
     /// The numbered session of `pid` (a session's pid), numbering it if it is new.
     fn session_tag(&mut self, pid: u32) -> SessionTag {
-        let number = match self.sessions.iter().position(|p| *p == pid) {
-            Some(index) => index + 1,
-            None => {
-                self.sessions.push(pid);
-                self.sessions.len()
-            }
-        };
-        SessionTag {
-            number: number as u32,
-            pid,
+        if !self.sessions.contains_key(&pid) && self.sessions.len() >= SESSIONS_KEPT {
+            self.sessions.clear();
         }
+        let next = self.session_count + 1;
+        let number = *self.sessions.entry(pid).or_insert(next);
+        if number == next {
+            self.session_count = next;
+        }
+        SessionTag { number, pid }
     }
 
     /// How many sessions the agent has had (numbered so far).
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.session_count as usize
     }
 
     pub fn get(&self, position: u64) -> Option<&LoggedObservation> {
