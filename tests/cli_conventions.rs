@@ -253,3 +253,119 @@ fn event_text_has_a_header_and_no_debug_notation() {
         stderr(&quiet)
     );
 }
+
+/// `--namespace/-n`, `--pod` and `--agent` select the agents `replay` prints and writes, by
+/// the Kubernetes identity the recording holds (`injected.cap`: pod
+/// `support/support-agent-6c9d7f5b8d-q7k2m`, agent `incident_agent.py`); `collect` and `tui`
+/// take the same options. Short flags: `-g` (graph JSON), `-p` (pid), `-d`, `-q`.
+#[test]
+fn selectors_choose_the_agents_shown_and_written_by_identity() {
+    let capture = recording("injected.cap");
+    let dir = tempfile::tempdir().unwrap();
+    let key = "k8s:support/Deployment/support-agent/agent:python incident_agent.py";
+    // What each selection writes: (agents, findings, incidents, graph edges) and the summary.
+    let select = |selection: &[&str]| {
+        let graph = dir.path().join("graph.json");
+        let mut args = vec!["replay", capture.as_str(), "-g", graph.to_str().unwrap()];
+        args.extend_from_slice(selection);
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let document: Value =
+            serde_json::from_str(&std::fs::read_to_string(&graph).unwrap()).unwrap();
+        let count = |field: &str| document[field].as_array().unwrap().len();
+        (
+            (
+                count("agents"),
+                count("findings"),
+                count("incidents"),
+                document["graph"]["edges"].as_array().unwrap().len(),
+            ),
+            stderr(&output),
+        )
+    };
+    let (everything, summary) = select(&[]);
+    assert_eq!(everything.0, 1);
+    assert!(everything.1 > 0 && everything.2 == 1 && everything.3 > 0);
+    assert!(
+        summary.contains("(agents 1, LLM calls 6, tool calls 5,"),
+        "{summary}"
+    );
+    for selection in [
+        &["-n", "support"][..],
+        &["--namespace", "support"],
+        &["--pod", "support-agent-6c9d7f5b8d-q7k2m"],
+        &["--pod", "support/support-agent-6c9d7f5b8d-q7k2m"],
+        &["--agent", key],
+        &["--agent", "incident_agent.py"],
+        &["-n", "support", "--agent", "incident_agent.py"],
+    ] {
+        assert_eq!(select(selection).0, everything, "{selection:?}");
+    }
+    for selection in [
+        &["-n", "default"][..],
+        &["--pod", "support-agent"],
+        &["--pod", "other/support-agent-6c9d7f5b8d-q7k2m"],
+        &["--agent", "other.py"],
+        &["-n", "default", "--agent", "incident_agent.py"],
+    ] {
+        let (none, summary) = select(selection);
+        assert_eq!(none, (0, 0, 0, 0), "{selection:?}");
+        assert!(
+            summary.contains("(agents 0, LLM calls 0, tool calls 0, findings 0, incidents 0)"),
+            "{selection:?}: {summary}"
+        );
+    }
+
+    // Printed events: the selected agent's processes only; none for another namespace.
+    let events = |selection: &[&str]| {
+        let mut args = vec!["replay", capture.as_str(), "--json"];
+        args.extend_from_slice(selection);
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stdout(&output)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let all = events(&[]);
+    let selected = events(&["-n", "support"]);
+    assert!(!selected.is_empty() && selected.len() < all.len());
+    assert!(events(&["-n", "default"]).is_empty());
+    let pids: std::collections::BTreeSet<u64> = selected
+        .iter()
+        .map(|e| e["pid"].as_u64().unwrap())
+        .collect();
+    // The agent (python incident_agent.py) and what it ran; never the CRM server.
+    let comms: std::collections::BTreeSet<&str> = selected
+        .iter()
+        .map(|e| e["comm"].as_str().unwrap())
+        .collect();
+    assert!(comms.contains("python"), "{comms:?}");
+    assert!(
+        pids.len() >= 2,
+        "the agent and its MCP stdio server: {pids:?}"
+    );
+
+    // collect and tui take the same selectors (both need root or a terminal to run).
+    for command in ["collect", "tui", "replay"] {
+        let help = stdout(&run(&[command, "--help"]));
+        for option in ["-n, --namespace <NS>", "--pod <NAME>", "--agent <KEY|NAME>"] {
+            assert!(
+                help.contains(option),
+                "{command} --help lacks {option}:\n{help}"
+            );
+        }
+    }
+    let help = stdout(&run(&["collect", "--help"]));
+    for option in [
+        "-p, --pid <PID>",
+        "-d, --duration <SECS>",
+        "-g, --graph-json <FILE>",
+        "-q, --quiet",
+    ] {
+        assert!(
+            help.contains(option),
+            "collect --help lacks {option}:\n{help}"
+        );
+    }
+}

@@ -282,14 +282,16 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     });
 
     // The selected agent's baseline, written to the working directory: this agent was
-    // attacked, so the first b warns that the attack would become its baseline, the second
-    // exports.
+    // attacked, so the first b asks whether to leave the attack out; x does.
     tmux.keys(&["b"]);
-    tmux.wait_for_text("b again exports anyway");
-    tmux.keys(&["b"]);
-    let screen = tmux.wait_for_text("baseline written to");
-    let baselines = files_named(&work, "agentscope-baseline-", ".yaml");
+    tmux.wait_for_text("x: export without the attack · b: export all");
+    tmux.keys(&["x"]);
+    let screen = tmux.wait_for_text("(baseline without the attack");
+    let baselines = files_named(&work, "baseline-incident_agent.py-", ".yaml");
     assert_eq!(baselines.len(), 1, "{screen}");
+    // The whole path (the console's working directory is `work`) fits the status line.
+    let name = baselines[0].file_name().unwrap().to_string_lossy();
+    assert!(screen.contains(&format!("wrote ./{name}")), "{screen}");
     let baseline = std::fs::read_to_string(&baselines[0]).unwrap();
     assert!(
         baseline.contains("apiVersion: agentscope.dev/v1"),
@@ -299,6 +301,12 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     assert!(baseline.contains("incident_agent.py"), "{baseline}");
     assert!(baseline.contains("query_database"), "{baseline}");
     assert!(baseline.contains("support-agent"), "{baseline}");
+    assert!(
+        baseline.contains("# Excluded: the evidence of critical"),
+        "{baseline}"
+    );
+    let document = &baseline[baseline.find("apiVersion:").unwrap()..];
+    assert!(!document.contains("127.0.0.2"), "{document}");
 
     // At 80x24 graph, timeline and AI-BOM share one place: the header names the panes not
     // on screen, and each pane's number key brings it up focused.

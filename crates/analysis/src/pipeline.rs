@@ -211,22 +211,29 @@ impl Pipeline {
             let links = self.model.take_new_links();
             let lineage = processes.lineage(observation.actor.pid);
             // An MCP server outside the agent's process tree acts for the agent whose call
-            // it handles: the link says so.
-            let agent = self
-                .model
-                .agent_of(&lineage, observation.ts_ns)
-                .or_else(|| {
-                    links
-                        .iter()
-                        .find(|l| {
-                            l.action.pid == observation.actor.pid
-                                && l.action.ts_ns == observation.ts_ns
-                        })
-                        .map(|l| l.agent.clone())
-                });
-            let earlier =
+            // it handles (and in that call's session): the link says so.
+            let own_link = links.iter().find(|l| {
+                l.action.pid == observation.actor.pid && l.action.ts_ns == observation.ts_ns
+            });
+            let (agent, session) = match self.model.agent_of(&lineage, observation.ts_ns) {
+                Some(agent) => (
+                    Some(agent),
+                    self.model.session_of(&lineage, observation.ts_ns),
+                ),
+                None => match own_link {
+                    Some(link) => (
+                        Some(link.agent.clone()),
+                        self.model
+                            .session_of(&processes.lineage(link.call_pid), observation.ts_ns)
+                            .or(Some(link.call_pid)),
+                    ),
+                    None => (None, None),
+                },
+            };
+            let mut earlier =
                 self.earlier
                     .settle(&observation, agent.as_deref(), &self.model, processes);
+            earlier.extend(self.earlier.claim_linked(&links, &self.model, processes));
             for attributed in earlier {
                 self.detector.observe(&attributed, &self.model);
                 out.push(attributed);
@@ -234,6 +241,7 @@ impl Pipeline {
             let attributed = AttributedObservation {
                 observation,
                 agent,
+                session,
                 links,
                 earlier: false,
             };

@@ -254,3 +254,70 @@ fn destination_of_exfiltration(findings: &[agentscope_analysis::detect::Finding]
         })
         .unwrap()
 }
+
+/// What an MCP server outside the agent's process tree runs for the agent's tool call (the
+/// CRM server's `psql`) ends before the MCP exchange that links it does, and `psql` exits in
+/// between. The link still makes it the agent's and its session's, so the learned baseline
+/// holds the table and the executable (it said `tables: []` when such observations were
+/// forgotten at the process's exit).
+#[test]
+fn what_an_mcp_server_ran_for_the_agent_is_in_the_agents_baseline_and_session() {
+    for name in ["ordinary.cap", "injected.cap"] {
+        let path = PathBuf::from(env!("AGENTSCOPE_REPO"))
+            .join("recordings")
+            .join(name);
+        let mut replay = Replay::open(&path).unwrap();
+        let mut sql_sessions = Vec::new();
+        let mut agent_sessions = std::collections::BTreeSet::new();
+        let mut unclaimed_sql = 0;
+        while let Some((_, observations)) = replay.step() {
+            for o in observations {
+                if let Some(session) = o.session {
+                    agent_sessions.insert(session);
+                }
+                // Out first as nobody's, then again (`earlier`) once linked.
+                if let agentscope_reconstruct::ObservationKind::Sql { .. } = o.observation.kind {
+                    if o.earlier || o.agent.is_some() {
+                        sql_sessions.push((o.agent.clone(), o.session));
+                    } else {
+                        unclaimed_sql += 1;
+                    }
+                }
+            }
+        }
+        // One run of the agent: one session, and the SQL belongs to it.
+        assert_eq!(agent_sessions.len(), 1, "{name}: {agent_sessions:?}");
+        let session = agent_sessions.first().copied();
+        assert!(!sql_sessions.is_empty(), "{name}: no SQL observed");
+        assert_eq!(
+            sql_sessions.len(),
+            unclaimed_sql,
+            "{name}: every SQL claimed"
+        );
+        for (agent, sql_session) in &sql_sessions {
+            assert!(agent.is_some(), "{name}: SQL of no agent");
+            assert_eq!(*sql_session, session, "{name}");
+        }
+        let pipeline = replay.pipeline();
+        let key = pipeline.snapshot().agents[0].key.clone();
+        let baseline = pipeline
+            .detector()
+            .learner()
+            .baseline(&key)
+            .expect("a baseline");
+        assert!(
+            baseline.spec.data.tables.contains("crm.customers"),
+            "{name}: {:?}",
+            baseline.spec.data.tables
+        );
+        assert!(
+            baseline
+                .spec
+                .executables
+                .keys()
+                .any(|path| path.ends_with("/psql")),
+            "{name}: {:?}",
+            baseline.spec.executables.keys()
+        );
+    }
+}

@@ -24,9 +24,11 @@ pub struct ReplayArgs {
     detection: agentscope_session::detection_args::DetectionArgs,
     #[command(flatten)]
     memory: agentscope_session::memory_args::MemoryArgs,
+    #[command(flatten)]
+    select: agentscope_session::selector_args::SelectorArgs,
     /// Write the agents, tool calls and graph as JSON to FILE when the replay ends (the same
     /// document `agentscope collect --graph-json` writes).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'g', long, value_name = "FILE")]
     graph_json: Option<PathBuf>,
     /// Print events as text lines while replaying (as `agentscope collect` does). Without
     /// it or --json, only the summary is printed (on stderr).
@@ -94,11 +96,20 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut out = crate::stdout_pipe::StdoutPipe::new();
     let print = args.events || args.json;
     let mut printer = crate::event_output::EventPrinter::new(args.json);
+    let selector = args.select.selector();
     let mut events = 0u64;
     while let Some((event, _)) = replay.next_step(&mut ())? {
         if let Some(event) = event {
             events += 1;
-            if print {
+            let pipeline = replay.session().pipeline();
+            if print
+                && selector.selects_process(
+                    pipeline.model(),
+                    pipeline.processes(),
+                    event.header.pid,
+                    event.header.ts_ns,
+                )
+            {
                 printer.print(&mut out, &event)?;
             }
         }
@@ -110,18 +121,26 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     out.flush()?;
     let pipeline = replay.session().pipeline();
     if let Some(path) = &args.graph_json {
-        crate::event_output::write_graph(path, pipeline, &Inputs::new([&args.file]))?;
+        crate::event_output::write_graph(path, pipeline, &Inputs::new([&args.file]), &selector)?;
     }
     // The same counts as `cap info` and `cap verify`: events replayed, then every damaged
-    // place (what opening found, then what reading the blocks found).
-    let snapshot = pipeline.snapshot();
+    // place (what opening found, then what reading the blocks found); agents, calls,
+    // findings and incidents of the selected agents.
+    let snapshot = selector.apply(pipeline.snapshot());
+    let (llm_calls, tool_calls) = if selector.is_all() {
+        (snapshot.stats.llm_calls, snapshot.stats.tool_calls)
+    } else {
+        snapshot.agents.iter().fold((0, 0), |(llm, tools), agent| {
+            (llm + agent.llm_calls, tools + agent.tool_calls)
+        })
+    };
     eprintln!(
         "agentscope: replayed {events} events of {} (agents {}, LLM calls {}, tool calls {}, \
          findings {}, incidents {})",
         args.file.display(),
         snapshot.agents.len(),
-        snapshot.stats.llm_calls,
-        snapshot.stats.tool_calls,
+        llm_calls,
+        tool_calls,
         snapshot.findings.len(),
         snapshot.incidents.len()
     );

@@ -35,8 +35,10 @@ pub struct CollectArgs {
     pub capture: agentscope_session::CaptureArgs,
     #[command(flatten)]
     pub detection: agentscope_session::detection_args::DetectionArgs,
+    #[command(flatten)]
+    pub select: agentscope_session::selector_args::SelectorArgs,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
-    #[arg(long, value_name = "SECS")]
+    #[arg(short = 'd', long, value_name = "SECS")]
     duration: Option<f64>,
     /// One JSON object per event on stdout, then a summary object (see docs/events.md).
     #[arg(long)]
@@ -46,10 +48,10 @@ pub struct CollectArgs {
     ready_message: bool,
     /// When the collector stops, write the agents, their AI-BOMs, tool calls and the execution
     /// graph to FILE as JSON (schema: docs/graph.md).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'g', long, value_name = "FILE")]
     graph_json: Option<PathBuf>,
     /// Do not print events (useful with --graph-json).
-    #[arg(long)]
+    #[arg(short = 'q', long)]
     quiet: bool,
     /// Record everything to FILE.cap for offline replay (`agentscope replay`, `agentscope tui
     /// --replay`). Credentials are masked unless --keep-secrets; the file is mode 0600.
@@ -158,12 +160,25 @@ struct PrinterSink {
     out: StdoutQueue,
     printer: EventPrinter,
     quiet: bool,
+    /// Events of the selected agents' processes only (`--namespace`, `--pod`, `--agent`).
+    selector: agentscope_analysis::model::agent_selector::AgentSelector,
 }
 
 impl Sink for PrinterSink {
-    fn step(&mut self, event: Option<&Event>, _: &Step, _: &Session) -> std::io::Result<()> {
+    fn step(&mut self, event: Option<&Event>, _: &Step, session: &Session) -> std::io::Result<()> {
+        let pipeline = session.pipeline();
         match event {
-            Some(event) if !self.quiet => self.printer.print(&mut self.out, event),
+            Some(event)
+                if !self.quiet
+                    && self.selector.selects_process(
+                        pipeline.model(),
+                        pipeline.processes(),
+                        event.header.pid,
+                        event.header.ts_ns,
+                    ) =>
+            {
+                self.printer.print(&mut self.out, event)
+            }
             _ => Ok(()),
         }
     }
@@ -277,6 +292,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             )?,
             printer: EventPrinter::new(args.json),
             quiet: args.quiet,
+            selector: args.select.selector(),
         },
         baselines,
     };
@@ -387,7 +403,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let pipeline = session.pipeline();
     if let Some(path) = &args.graph_json {
         let recording = agentscope_files::output_file::Inputs::new(args.record.iter());
-        write_graph(path, pipeline, &recording)?;
+        write_graph(path, pipeline, &recording, &args.select.selector())?;
     }
     for incident in pipeline.detector().incidents() {
         eprintln!(

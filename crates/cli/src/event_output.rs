@@ -16,11 +16,12 @@ pub fn write_graph(
     path: &std::path::Path,
     pipeline: &Pipeline,
     inputs: &agentscope_files::output_file::Inputs,
+    selector: &agentscope_analysis::model::agent_selector::AgentSelector,
 ) -> anyhow::Result<()> {
     let write = || -> std::io::Result<()> {
         let mut file = agentscope_files::output_file::AtomicFile::create(path, inputs)?;
         let mut writer = std::io::BufWriter::new(&mut file);
-        serde_json::to_writer_pretty(&mut writer, &pipeline.snapshot())?;
+        serde_json::to_writer_pretty(&mut writer, &selector.apply(pipeline.snapshot()))?;
         writer.flush()?;
         drop(writer);
         file.commit()

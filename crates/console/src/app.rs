@@ -57,6 +57,8 @@ pub enum Effect {
     ToggleRecording,
     ExportBaseline {
         agent_key: String,
+        /// Entries left out (`x` on an attacked agent: its incidents' evidence).
+        exclude: Option<agentscope_analysis::baseline::Exclusion>,
     },
 }
 
@@ -151,6 +153,9 @@ pub struct AppOptions {
     /// about a tenth of the frames' time at most. Off in tests: it reads the clock.
     pub adaptive_refresh: bool,
     pub log_limits: LogLimits,
+    /// The agents shown (`--namespace`, `--pod`, `--agent`): the agents tree and the
+    /// findings list only these.
+    pub selector: agentscope_analysis::model::agent_selector::AgentSelector,
 }
 
 /// What the detail pane shows.
@@ -210,6 +215,8 @@ pub struct App {
     highlight: Vec<String>,
     /// The agent whose baseline export waits for a second `b` (it has findings).
     baseline_confirm: Option<String>,
+    /// Detail lists the environments handed to the lineage's processes (`v`), masked.
+    expand_environment: bool,
     /// Frames the message has been shown; it goes after [`MESSAGE_SECONDS`].
     message_ticks: u64,
     /// Latest event time seen: "now" for the new-edge highlight.
@@ -259,6 +266,7 @@ impl App {
             message: None,
             message_ticks: 0,
             baseline_confirm: None,
+            expand_environment: false,
             evidence_walk: None,
             highlight: Vec::new(),
             finding_times: Default::default(),
@@ -322,6 +330,11 @@ impl App {
         &self.trail
     }
 
+    /// Unix time minus boot time, as learned from observations (wall-clock times shown).
+    pub fn boot_offset(&self) -> Option<i128> {
+        self.boot_offset
+    }
+
     pub fn set_message(&mut self, text: impl Into<String>, error: bool) {
         self.message = Some((text.into(), error));
         self.message_ticks = 0;
@@ -335,6 +348,7 @@ impl App {
             self.logs.clear();
             self.findings.clear();
             self.detections.clear();
+            self.graph.novelty.clear();
             self.now_ns = 0;
             self.model_dirty = true;
         }
@@ -352,12 +366,26 @@ impl App {
             let before = self.findings.len();
             self.detections
                 .sync(pipeline.detector(), &mut self.findings);
+            let selector = &self.options.selector;
+            if !selector.is_all() {
+                let model = pipeline.model();
+                self.findings.retain(|f| {
+                    model
+                        .agent(&f.agent_key)
+                        .is_some_and(|a| selector.matches(a))
+                });
+            }
             if self.findings.len() != before {
                 self.model_dirty = true;
             }
         }
         for finding in update.findings {
             self.findings.push(finding);
+            self.model_dirty = true;
+        }
+        // Live or replay decides what the graph marks (see `EdgeNovelty`).
+        if std::mem::discriminant(&self.status.mode) != std::mem::discriminant(&update.status.mode)
+        {
             self.model_dirty = true;
         }
         self.status = update.status;
@@ -403,8 +431,9 @@ impl App {
                 .agents()
                 .map(|a| (a.key.clone(), a.name.clone()))
                 .collect();
+            let selector = &self.options.selector;
             self.agents.rebuild(
-                model.agents(),
+                model.agents().filter(|a| selector.matches(a)),
                 &self.logs,
                 &self.findings,
                 &self.options.styles,
@@ -412,6 +441,18 @@ impl App {
         }
         let selected = self.agents.selected_agent().map(str::to_string);
         let agent_changed = selected.is_some() && selected != self.current_agent;
+        if agent_changed {
+            self.graph.novelty.clear();
+        }
+        if refresh || agent_changed {
+            let live = self.status.mode == SourceMode::Live;
+            self.graph.novelty.update(
+                pipeline.detector(),
+                selected.as_deref().or(self.current_agent.as_deref()),
+                self.now_ns,
+                live,
+            );
+        }
         if agent_changed {
             self.current_agent = selected;
             self.graph
@@ -523,7 +564,14 @@ impl App {
                     let activity = self.logs.agent(key).map(|l| (l.total, l.len()));
                     (
                         agent.name.clone(),
-                        agent_detail(agent, activity, pipeline, styles, offset),
+                        agent_detail(
+                            agent,
+                            activity,
+                            pipeline,
+                            styles,
+                            offset,
+                            self.expand_environment,
+                        ),
                     )
                 }
                 None => (String::new(), Vec::new()),
@@ -532,8 +580,14 @@ impl App {
                 match self.logs.agent(agent).and_then(|l| l.get(*position)) {
                     Some(entry) => {
                         let model_agent = pipeline.model().agents().find(|a| &a.key == agent);
-                        let mut lines =
-                            observation_detail(entry, model_agent, pipeline, styles, offset);
+                        let mut lines = observation_detail(
+                            entry,
+                            model_agent,
+                            pipeline,
+                            styles,
+                            offset,
+                            self.expand_environment,
+                        );
                         // The walked finding's matched text, and what the timeline search
                         // looked for.
                         let mut terms: Vec<String> = self.highlight.clone();
@@ -801,6 +855,26 @@ impl App {
                     (_, Some(finding)) => self.walk_evidence(finding),
                     (None, None) => self.set_message("select a finding first (n)", true),
                 }
+            }
+            Action::ExcludeEvidence => return self.export_baseline_without_evidence(),
+            Action::GroupBySession => {
+                let log = self
+                    .current_agent
+                    .as_deref()
+                    .and_then(|k| self.logs.agent(k));
+                self.timeline.toggle_group_by_session(log);
+                self.set_message(
+                    if self.timeline.grouped_by_session() {
+                        "timeline grouped by session (S: back to time order)"
+                    } else {
+                        "timeline in time order"
+                    },
+                    false,
+                );
+            }
+            Action::ShowEnvironment => {
+                self.expand_environment = !self.expand_environment;
+                self.subject_dirty = true;
             }
             Action::NextFinding => self.next_finding(true),
             Action::PrevFinding => self.next_finding(false),
@@ -1112,7 +1186,8 @@ impl App {
     }
 
     /// `b`: the agent's learned baseline is what it did, attacks included. An agent with a
-    /// high or critical finding is exported only on a second `b` while the warning shows, so an
+    /// high or critical finding is exported only when asked again while the question shows:
+    /// `x` without what only its incidents' evidence stands for, `b` with everything, so an
     /// exfiltration endpoint does not become approved egress by one key press.
     fn export_baseline(&mut self, key: String) -> Vec<Effect> {
         let attacked = self
@@ -1124,8 +1199,9 @@ impl App {
         if let (Some(severity), false) = (attacked, confirmed) {
             self.baseline_confirm = Some(key);
             self.set_message(
+                // The choice first: it must fit the status line at 80 columns.
                 format!(
-                    "{} finding: the attack would be baseline · b again exports anyway",
+                    "x: export without the attack · b: export all ({} finding)",
                     severity.name()
                 ),
                 true,
@@ -1133,7 +1209,31 @@ impl App {
             return Vec::new();
         }
         self.baseline_confirm = None;
-        vec![Effect::ExportBaseline { agent_key: key }]
+        vec![Effect::ExportBaseline {
+            agent_key: key,
+            exclude: None,
+        }]
+    }
+
+    /// `x`, answering `b`'s question: the baseline without the incidents' evidence.
+    fn export_baseline_without_evidence(&mut self) -> Vec<Effect> {
+        let pending = self
+            .baseline_confirm
+            .take()
+            .filter(|_| self.message.is_some());
+        let Some(key) = pending else {
+            self.set_message(
+                "x answers b on an agent with a high or critical finding",
+                true,
+            );
+            return Vec::new();
+        };
+        let exclusion =
+            crate::baseline::incident_exclusion(&self.findings, self.logs.agent(&key), &key);
+        vec![Effect::ExportBaseline {
+            agent_key: key,
+            exclude: Some(exclusion),
+        }]
     }
 
     /// Starts walking `finding`'s evidence: its agent is selected, and the next frame (which
@@ -1428,10 +1528,15 @@ impl App {
                 format!("seek {sign}{}s", delta_ns.unsigned_abs() / 1_000_000_000)
             }),
             Effect::ToggleRecording => source.toggle_recording().map(|()| String::new()),
-            Effect::ExportBaseline { agent_key } => {
-                match exporter(source.pipeline(), agent_key) {
+            Effect::ExportBaseline { agent_key, exclude } => {
+                match exporter(source.pipeline(), agent_key, exclude.as_ref()) {
                     Ok(path) => {
-                        self.set_message(format!("baseline written to {}", path.display()), false);
+                        // The path first: it must fit.
+                        let what = match exclude {
+                            Some(_) => "baseline without the attack, see its header",
+                            None => "baseline",
+                        };
+                        self.set_message(format!("wrote {} ({what})", path.display()), false);
                     }
                     Err(err) => self.set_message(format!("baseline export failed: {err:#}"), true),
                 }
@@ -1622,7 +1727,14 @@ impl App {
                     self.graph.reachable_nodes,
                     self.graph.reachable_edges
                 );
-                let block = self.block(pane, title);
+                // What `new` is relative to, where the pane's title leaves room.
+                let block = self.block(pane, title).title_bottom(
+                    Line::styled(
+                        format!(" {} ", self.graph.novelty.describe()),
+                        self.options.styles.muted,
+                    )
+                    .right_aligned(),
+                );
                 self.graph.render(
                     frame,
                     area,
@@ -1756,6 +1868,7 @@ impl App {
         if !status.label.is_empty() {
             left.push(Span::styled(format!("{} ", status.label), styles.status));
         }
+        let counters_at = left.len();
         left.push(Span::styled(
             format!(
                 "│ {} ev · {}/s · ",
@@ -1802,6 +1915,21 @@ impl App {
         }
         let help = self.options.keymap.describe(Action::Help);
         let right = vec![Span::styled(format!("{help} help "), styles.status)];
+        // A message (a written file's whole path) needs the room more than the event counts
+        // do, for the few seconds it shows; drops stay (lost data is never hidden).
+        let width = |spans: &[Span]| -> usize {
+            spans
+                .iter()
+                .map(|s| crate::text::text_width(&s.content))
+                .sum()
+        };
+        if self.message.is_some()
+            && self.filter_edit.is_none()
+            && width(&left) + width(&right) + 1 > area.width as usize
+        {
+            left.remove(counters_at);
+            left[counters_at].content = format!("│ {}", left[counters_at].content).into();
+        }
         frame.render_widget(fit_columns(left, right, area.width as usize), area);
     }
 
@@ -1858,6 +1986,9 @@ impl App {
                         "replay to prev/next finding",
                     ),
                     One(Action::Baseline),
+                    One(Action::ExcludeEvidence),
+                    One(Action::GroupBySession),
+                    One(Action::ShowEnvironment),
                 ],
             ),
             ("Console", &[One(Action::Help), One(Action::Quit)]),

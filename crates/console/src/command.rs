@@ -17,6 +17,13 @@ use super::live_collector::LiveArgs;
 use super::remote_source::{self, RemoteSource};
 use super::{run_console, ConsoleConfig, ConsoleOptions, JsonEventsSource, LiveSource, Theme};
 
+/// Console options for these arguments (config, theme, agent selection).
+fn console_options(config: ConsoleConfig, args: &TuiArgs) -> ConsoleOptions {
+    let mut options = ConsoleOptions::new(config, args.theme.clone());
+    options.selector = args.select.selector();
+    options
+}
+
 #[derive(Args, Debug)]
 pub struct TuiArgs {
     /// Replay a capture written by `agentscope collect --record`.
@@ -54,6 +61,8 @@ pub struct TuiArgs {
     #[command(flatten)]
     pub memory: crate::memory_args::MemoryArgs,
     #[command(flatten)]
+    pub select: crate::selector_args::SelectorArgs,
+    #[command(flatten)]
     pub live: LiveArgs,
 }
 
@@ -89,13 +98,13 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
             )?;
             return Ok(());
         }
-        let mut options = ConsoleOptions::new(config, args.theme);
+        let mut options = console_options(config, &args);
         options.app_options()?;
         options.quit_after = duration;
         require_terminal()?;
         return run_console(Box::new(source), options);
     }
-    let mut options = ConsoleOptions::new(config, args.theme);
+    let mut options = console_options(config, &args);
     options.app_options()?;
     options.quit_after = duration;
     // Say so before loading eBPF programs or reading a file, not after.

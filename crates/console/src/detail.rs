@@ -194,24 +194,35 @@ fn identity_section(doc: &mut Doc, agent: &Agent) {
     doc.opt("container", who.container_id.clone());
 }
 
-fn lineage_section(doc: &mut Doc, pipeline: &Pipeline, pid: u32) {
+fn lineage_section(doc: &mut Doc, pipeline: &Pipeline, pid: u32, expand_environment: bool) {
     doc.heading("Process lineage");
-    let processes = pipeline.processes();
-    for (depth, ancestor) in processes.lineage(pid).into_iter().enumerate() {
+    let lines = crate::lineage::lineage(pipeline.processes(), pid, expand_environment);
+    let mut collapsed = false;
+    for (depth, line) in lines.iter().enumerate() {
         let prefix = if depth == 0 { "" } else { "↑ " };
-        let text = match processes.get(ancestor) {
-            Some(info) => {
-                let command = if info.argv.is_empty() {
-                    info.exe.clone().unwrap_or_else(|| info.comm.clone())
-                } else {
-                    info.argv.join(" ")
-                };
-                let exited = if info.exited { " (exited)" } else { "" };
-                format!("{prefix}{ancestor} {}{exited}: {command}", info.comm)
-            }
-            None => format!("{prefix}{ancestor} (not in the process table)"),
+        let exited = if line.exited { " (exited)" } else { "" };
+        let text = if line.unknown {
+            format!("{prefix}{} (not in the process table)", line.pid)
+        } else if line.boundary {
+            format!(
+                "{prefix}{} {}{exited} (infrastructure: lineage ends)",
+                line.pid, line.comm
+            )
+        } else {
+            collapsed |= line.command.contains("[environment: ") && !expand_environment;
+            format!(
+                "{prefix}{} {}{exited}: {}",
+                line.pid, line.comm, line.command
+            )
         };
-        doc.text(&text);
+        if line.boundary {
+            doc.note(&text);
+        } else {
+            doc.text(&text);
+        }
+    }
+    if collapsed {
+        doc.note("v shows the environment (secrets masked)");
     }
 }
 
@@ -248,6 +259,7 @@ pub fn agent_detail(
     pipeline: &Pipeline,
     styles: &Styles,
     boot_offset: Option<i128>,
+    expand_environment: bool,
 ) -> Vec<Line<'static>> {
     let mut doc = Doc::new(styles, boot_offset);
     doc.title(
@@ -277,7 +289,7 @@ pub fn agent_detail(
     tls_section(&mut doc, agent, pipeline);
     identity_section(&mut doc, agent);
     if let Some(pid) = agent.pids.iter().next_back() {
-        lineage_section(&mut doc, pipeline, *pid);
+        lineage_section(&mut doc, pipeline, *pid, expand_environment);
     }
     doc.lines
 }
@@ -288,6 +300,7 @@ pub fn observation_detail(
     pipeline: &Pipeline,
     styles: &Styles,
     boot_offset: Option<i128>,
+    expand_environment: bool,
 ) -> Vec<Line<'static>> {
     let mut doc = Doc::new(styles, boot_offset);
     let observation: &Observation = &entry.observation;
@@ -309,6 +322,12 @@ pub fn observation_detail(
     );
     if let Some(agent) = agent {
         doc.field("agent", agent.key.clone());
+    }
+    if let Some(session) = entry.session {
+        doc.field(
+            "session",
+            format!("s{} (agent process {})", session.number, session.pid),
+        );
     }
     let events: Vec<String> = observation.events.iter().map(ToString::to_string).collect();
     doc.field("events", events.join(", "));
@@ -538,7 +557,12 @@ pub fn observation_detail(
             }
         }
     }
-    lineage_section(&mut doc, pipeline, observation.actor.pid);
+    lineage_section(
+        &mut doc,
+        pipeline,
+        observation.actor.pid,
+        expand_environment,
+    );
     if let Some(agent) = agent {
         identity_section(&mut doc, agent);
     }

@@ -1,7 +1,8 @@
 //! What the timeline's search reads of an entry: its tag and summary, and the text of what the
 //! observation carried (prompts, tool arguments and results, HTTP bodies, SQL, command lines,
 //! paths), so `/Ada Lovelace` finds the exfiltrated rows inside a POST body. Fields (`kind:`,
-//! `tool:`, `pid:`, `host:`, `comm:`) come from the observation itself.
+//! `tool:`, `pid:`, `host:`, `comm:`) come from the observation itself, `session:` from the
+//! session the log numbered it in.
 
 use agentscope_reconstruct::mcp::McpDetail;
 use agentscope_reconstruct::ObservationKind;
@@ -78,6 +79,10 @@ impl Searchable for SearchableEntry<'_> {
                     .any(|p| p.to_string() == value)
             }
             Field::Comm => contains_ignore_case(&observation.actor.comm, value),
+            Field::Session => self.entry.session.is_some_and(|session| {
+                let number = value.strip_prefix('s').unwrap_or(value);
+                number == session.number.to_string() || value == session.pid.to_string()
+            }),
             Field::Tool => match &observation.kind {
                 ObservationKind::Llm { call, .. } => call
                     .tool_calls

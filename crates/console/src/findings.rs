@@ -37,6 +37,13 @@ pub struct FindingView {
     /// What detection matched in the content (the injected phrase), highlighted in Detail
     /// when the walk reaches the row that carried it.
     pub matched: Vec<String>,
+    /// Findings it holds (an incident grows as its chain goes on; 1 for a finding).
+    pub findings: usize,
+    /// How many times the chain happened (an incident's repeats; 1 for a finding).
+    pub occurrences: u32,
+    /// Event time of its latest finding or repeat: the row's time, so a row that grows
+    /// shows it.
+    pub last_seen_ns: u64,
 }
 
 /// Findings kept; the oldest go first.
@@ -69,6 +76,15 @@ impl FindingsPane {
         }
         self.findings.push_back(finding);
         self.refilter();
+    }
+
+    /// Keeps only the views `keep` says to (the selected agents').
+    pub fn retain(&mut self, keep: impl Fn(&FindingView) -> bool) {
+        let before = self.findings.len();
+        self.findings.retain(|f| keep(f));
+        if self.findings.len() != before {
+            self.refilter();
+        }
     }
 
     /// Drops the view with this id (a finding that joined an incident).
@@ -157,6 +173,13 @@ impl FindingsPane {
             .max()
     }
 
+    /// An agent's findings and incidents.
+    pub fn of_agent<'a>(&'a self, agent_key: &'a str) -> impl Iterator<Item = &'a FindingView> {
+        self.findings
+            .iter()
+            .filter(move |f| f.agent_key == agent_key)
+    }
+
     /// Moves to the next finding (wrapping); returns it.
     pub fn select_next(&mut self) -> Option<&FindingView> {
         if self.visible.is_empty() {
@@ -232,10 +255,12 @@ impl FindingsPane {
                         format!("{:<9}", f.severity.name()),
                         styles.severity(f.severity),
                     ),
+                    // When it last grew: a live incident's row moves on as the attack does.
                     Span::styled(
-                        format!("{} ", format_time(f.ts_ns, boot_offset)),
+                        format!("{} ", format_time(f.last_seen_ns, boot_offset)),
                         styles.muted,
                     ),
+                    Span::styled(growth(f), styles.accent),
                     Span::styled(visible(&f.title), styles.text),
                 ]);
                 if row == self.cursor.selected {
@@ -246,6 +271,16 @@ impl FindingsPane {
             })
             .collect();
         frame.render_widget(Paragraph::new(lines), inner);
+    }
+}
+
+/// `[5] ` for an incident of five findings, `[5 ×3] ` when its chain happened three times;
+/// nothing for a lone finding.
+fn growth(f: &FindingView) -> String {
+    match (f.findings, f.occurrences) {
+        (0 | 1, 0 | 1) => String::new(),
+        (n, 0 | 1) => format!("[{n}] "),
+        (n, times) => format!("[{n} ×{times}] "),
     }
 }
 
@@ -321,6 +356,9 @@ pub fn incident_view(incident: &detect::Incident, findings: &[detect::Finding]) 
         ts_ns: incident.opened_ns,
         evidence: incident.events.clone(),
         matched,
+        findings: incident.findings.len(),
+        occurrences: incident.occurrences,
+        last_seen_ns: incident.last_seen_ns.max(incident.updated_ns),
     }
 }
 
@@ -358,6 +396,9 @@ pub fn finding_view(finding: &detect::Finding) -> FindingView {
         ts_ns: finding.ts_ns,
         evidence: finding.events.clone(),
         matched: matched_phrases(finding),
+        findings: 1,
+        occurrences: 1,
+        last_seen_ns: finding.ts_ns,
     }
 }
 

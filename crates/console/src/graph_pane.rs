@@ -4,7 +4,7 @@
 //!
 //! The tree is flattened into rows when the graph or the expansion changes, not per frame,
 //! and only the rows on screen are drawn; a graph of 10,000 nodes renders as fast as one of
-//! ten. Edges that appeared recently (in event time) are highlighted.
+//! ten. Edges new relative to the agent's baseline are highlighted ([`EdgeNovelty`]).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -18,6 +18,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
+use super::edge_novelty::{EdgeMark, EdgeNovelty};
 use super::format::{format_count, format_time};
 use super::list::{render_rows, ListCursor};
 use super::search_query::SearchQuery;
@@ -50,6 +51,8 @@ pub struct EdgeView {
     pub count: u64,
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
+    /// The baseline does not hold it (see [`EdgeNovelty`]).
+    pub new: bool,
 }
 
 /// Siblings that would read the same but are different nodes (Debian's `/usr/bin/psql`
@@ -136,6 +139,8 @@ pub struct GraphPane {
     pub last_area: Rect,
     /// How the edges under each node are ordered.
     pub order: super::list_sort::EdgeOrder,
+    /// What "new" is relative to, for the shown agent.
+    pub novelty: EdgeNovelty,
 }
 
 /// The edges reachable from `root` (following edges forwards, each once: one pass over the
@@ -242,6 +247,7 @@ impl GraphPane {
                     count: edge.count,
                     first_seen_ns: edge.first_seen_ns,
                     last_seen_ns: edge.last_seen_ns,
+                    new: self.novelty.mark(edge, target.kind),
                 });
                 match self.adjacency.get_mut(edge.from.as_str()) {
                     Some(views) => views.push(view),
@@ -486,7 +492,16 @@ impl GraphPane {
         let lines = self.rows[self.cursor.offset..]
             .iter()
             .take(height)
-            .map(|row| row_line(row, styles, width, now_ns, new_edge_ns, boot_offset));
+            .map(|row| {
+                let mark = match &row.content {
+                    RowContent::Edge(edge) => {
+                        self.novelty
+                            .edge_mark(edge.new, edge.first_seen_ns, now_ns, new_edge_ns)
+                    }
+                    RowContent::Group { .. } => EdgeMark::Plain,
+                };
+                row_line(row, styles, width, mark, boot_offset)
+            });
         render_rows(
             frame,
             inner,
@@ -501,8 +516,7 @@ fn row_line(
     row: &GraphRow,
     styles: &Styles,
     width: usize,
-    now_ns: u64,
-    new_edge_ns: u64,
+    mark: EdgeMark,
     boot_offset: Option<i128>,
 ) -> Line<'static> {
     let marker = if !row.expandable {
@@ -529,16 +543,16 @@ fn row_line(
                     styles.muted,
                 ));
             }
-            let is_new = now_ns.saturating_sub(edge.first_seen_ns) <= new_edge_ns
-                && edge.first_seen_ns <= now_ns;
-            let label_style = if is_new {
-                styles.new_edge
-            } else {
+            let label_style = if mark == EdgeMark::Plain {
                 styles.node(edge.node_kind)
+            } else {
+                styles.new_edge
             };
             left.push(Span::styled(edge.label.clone(), label_style));
-            if is_new {
-                right.push(Span::styled("new ", styles.new_edge));
+            match mark {
+                EdgeMark::New => right.push(Span::styled("new ", styles.new_edge)),
+                EdgeMark::Recent => right.push(Span::styled("recent ", styles.new_edge)),
+                EdgeMark::Plain => {}
             }
             right.push(Span::styled(
                 format!("×{} ", format_count(edge.count)),

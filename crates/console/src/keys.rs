@@ -46,6 +46,9 @@ pub enum Action {
     NextEvidence,
     Record,
     Baseline,
+    ExcludeEvidence,
+    GroupBySession,
+    ShowEnvironment,
     Help,
     Quit,
 }
@@ -88,6 +91,9 @@ impl Action {
         Action::NextEvidence,
         Action::Record,
         Action::Baseline,
+        Action::ExcludeEvidence,
+        Action::GroupBySession,
+        Action::ShowEnvironment,
         Action::Help,
         Action::Quit,
     ];
@@ -130,6 +136,9 @@ impl Action {
             Action::NextEvidence => "next_evidence",
             Action::Record => "record",
             Action::Baseline => "baseline",
+            Action::ExcludeEvidence => "exclude_evidence",
+            Action::GroupBySession => "group_by_session",
+            Action::ShowEnvironment => "show_environment",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -174,6 +183,9 @@ impl Action {
             Action::NextEvidence => "finding's next evidence row",
             Action::Record => "record on/off (live)",
             Action::Baseline => "export agent baseline",
+            Action::ExcludeEvidence => "…without the attack",
+            Action::GroupBySession => "group by session",
+            Action::ShowEnvironment => "show environments",
             Action::Help => "this help",
             Action::Quit => "quit",
         }
@@ -221,6 +233,9 @@ impl Action {
             Action::NextEvidence => &["e"],
             Action::Record => &["r"],
             Action::Baseline => &["b"],
+            Action::ExcludeEvidence => &["x"],
+            Action::GroupBySession => &["S"],
+            Action::ShowEnvironment => &["v"],
             Action::Help => &["?"],
             Action::Quit => &["q", "ctrl-c"],
         }
@@ -440,7 +455,7 @@ mod tests {
             map.action(&press(KeyCode::Char(' '), none)),
             Some(Action::Pause)
         );
-        assert_eq!(map.action(&press(KeyCode::Char('x'), none)), None);
+        assert_eq!(map.action(&press(KeyCode::Char('y'), none)), None);
         assert_eq!(map.describe(Action::Quit), "q, ctrl-c");
         assert_eq!(map.describe(Action::PrevPane), "shift-tab");
     }

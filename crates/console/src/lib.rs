@@ -17,6 +17,7 @@ pub mod command_line;
 pub mod config;
 pub mod control_chars;
 pub mod detail;
+pub mod edge_novelty;
 pub mod entry_search;
 pub mod findings;
 pub mod format;
@@ -24,6 +25,7 @@ pub mod graph_pane;
 pub mod json_source;
 pub mod key_hints;
 pub mod keys;
+pub mod lineage;
 pub mod list;
 pub mod list_sort;
 pub mod live_collector;
@@ -92,6 +94,8 @@ pub struct ConsoleOptions {
     pub exporter: BaselineExporter,
     /// Quit by itself after this long (`--duration`: demos and scripts).
     pub quit_after: Option<Duration>,
+    /// The agents shown (`--namespace`, `--pod`, `--agent`).
+    pub selector: agentscope_analysis::model::agent_selector::AgentSelector,
 }
 
 impl ConsoleOptions {
@@ -108,6 +112,7 @@ impl ConsoleOptions {
             color_mode: None,
             exporter: yaml_exporter(dir),
             quit_after: None,
+            selector: Default::default(),
         }
     }
 
@@ -141,6 +146,7 @@ impl ConsoleOptions {
                 entries: config.timeline_per_agent.unwrap_or(5000).max(1),
                 ..LogLimits::default()
             },
+            selector: self.selector.clone(),
         })
     }
 
@@ -229,4 +235,4 @@ pub fn run_console(mut source: Box<dyn Source>, mut options: ConsoleOptions) -> 
 }
 
 // The layers below, under the names this crate's modules use for them.
-pub(crate) use agentscope_session::{detection_args, memory_args};
+pub(crate) use agentscope_session::{detection_args, memory_args, selector_args};

@@ -70,6 +70,16 @@ impl EntryKind {
     }
 }
 
+/// The run of an agent an entry belongs to, as the pipeline decided it
+/// ([`agentscope_analysis::pipeline::AttributedObservation::session`]): the pid of the agent's
+/// outermost process, and the number the console gives it (1, 2, … per agent, in the order
+/// the sessions first appeared) so a column of `s1`/`s2` tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTag {
+    pub number: u32,
+    pub pid: u32,
+}
+
 /// One observation in an agent's log.
 #[derive(Debug, Clone)]
 pub struct LoggedObservation {
@@ -78,6 +88,8 @@ pub struct LoggedObservation {
     pub summary: String,
     /// Rough bytes held, for the per-agent budget.
     pub size: usize,
+    /// Numbered when the entry joins its agent's log.
+    pub session: Option<SessionTag>,
 }
 
 impl LoggedObservation {
@@ -90,6 +102,7 @@ impl LoggedObservation {
             kind,
             summary: one_line(&summary, SUMMARY_CHARS),
             size,
+            session: None,
         })
     }
 }
@@ -105,9 +118,36 @@ pub struct AgentLog {
     bytes: usize,
     /// Changes whenever entries are inserted other than at the end (positions shifted).
     pub generation: u64,
+    /// Session pid → its number (1, 2, … in the order they first appeared).
+    sessions: HashMap<u32, u32>,
+    /// Sessions numbered so far.
+    session_count: u32,
 }
 
+/// Session numbers remembered per agent; beyond it the map starts again (numbers keep
+/// growing, so an old session seen again gets a new number: bounded memory for an agent that
+/// is started again and again).
+const SESSIONS_KEPT: usize = 10_000;
+
 impl AgentLog {
+    /// The numbered session of `pid` (a session's pid), numbering it if it is new.
+    fn session_tag(&mut self, pid: u32) -> SessionTag {
+        if !self.sessions.contains_key(&pid) && self.sessions.len() >= SESSIONS_KEPT {
+            self.sessions.clear();
+        }
+        let next = self.session_count + 1;
+        let number = *self.sessions.entry(pid).or_insert(next);
+        if number == next {
+            self.session_count = next;
+        }
+        SessionTag { number, pid }
+    }
+
+    /// How many sessions the agent has had (numbered so far).
+    pub fn session_count(&self) -> usize {
+        self.session_count as usize
+    }
+
     pub fn get(&self, position: u64) -> Option<&LoggedObservation> {
         let index = usize::try_from(position.checked_sub(self.base)?).ok()?;
         self.entries.get(index)
@@ -236,16 +276,18 @@ impl ObservationLogs {
             agent,
             observation,
             earlier,
+            session,
             ..
         } in observations
         {
             let Some(agent) = agent else {
                 continue;
             };
-            let Some(entry) = LoggedObservation::new(observation) else {
+            let Some(mut entry) = LoggedObservation::new(observation) else {
                 continue;
             };
             let log = self.agents.entry(agent).or_default();
+            entry.session = session.map(|pid| log.session_tag(pid));
             if earlier {
                 log.insert_earlier(std::iter::once(entry), &self.limits);
             } else {

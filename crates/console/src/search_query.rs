@@ -10,7 +10,9 @@
 //!   case-insensitive; bounded in size and time by that crate's linear-time engine).
 //! - `field:value` — on timeline entries: `kind:` (llm, mcp, exec, file, sql, http, …), `tool:`
 //!   (a tool the entry called or served), `pid:` (the process or its parent), `host:` (the
-//!   server it talked to), `comm:` (the process name). Elsewhere a field clause is plain text.
+//!   server it talked to), `comm:` (the process name), `session:` (the session's number as the
+//!   timeline shows it, `2` or `s2`, or its process id). Elsewhere a field clause is plain
+//!   text.
 //!
 //! The parser is small and hand-written: the clauses are shell-like words, and no crate offers
 //! this query shape without pulling in a query engine.
@@ -25,6 +27,7 @@ pub enum Field {
     Pid,
     Host,
     Comm,
+    Session,
 }
 
 impl Field {
@@ -35,6 +38,7 @@ impl Field {
             "pid" => Field::Pid,
             "host" => Field::Host,
             "comm" => Field::Comm,
+            "session" => Field::Session,
             _ => return None,
         })
     }
@@ -46,6 +50,7 @@ impl Field {
             Field::Pid => "pid",
             Field::Host => "host",
             Field::Comm => "comm",
+            Field::Session => "session",
         }
     }
 }

@@ -21,6 +21,8 @@ use super::graph_pane::RowContent;
 use super::json_source::ManualClock;
 use super::*;
 
+mod console_data;
+
 const SIZES: [(u16, u16); 2] = [(120, 40), (80, 24)];
 
 fn fixture(name: &str) -> PathBuf {
@@ -201,7 +203,7 @@ fn is_tool_row(row: &super::graph_pane::GraphRow, name: &str) -> bool {
 }
 
 fn no_exporter() -> BaselineExporter {
-    Box::new(|_, _| anyhow::bail!("no exporter in this test"))
+    Box::new(|_, _, _| anyhow::bail!("no exporter in this test"))
 }
 
 /// Snapshots at both sizes.
@@ -270,10 +272,11 @@ fn snapshot_blind_spot_agent_is_marked() {
     let agent = pipeline.model().agent(&key).unwrap();
     let options = app_options(ColorMode::TrueColor);
     let styles = &options.styles;
-    let detail: Vec<String> = super::detail::agent_detail(agent, None, pipeline, styles, None)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let detail: Vec<String> =
+        super::detail::agent_detail(agent, None, pipeline, styles, None, false)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
     let detail = detail.join("\n");
     assert!(
         detail.contains("plaintext not visible: TLS stack not recognised"),
@@ -678,16 +681,15 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     assert_eq!(
         effects,
         vec![Effect::ExportBaseline {
-            agent_key: "host:python".into()
+            agent_key: "host:python".into(),
+            exclude: None,
         }]
     );
     console.apply(effects, &mut exporter);
-    let path = dir
-        .path()
-        .join("agentscope-baseline-host-python-1800000000.yaml");
+    let path = dir.path().join("baseline-python3-20270115T080000Z.yaml");
     assert_eq!(
         console.app.message().unwrap(),
-        format!("baseline written to {}", path.display())
+        format!("wrote {} (baseline)", path.display())
     );
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.starts_with("# Baseline of one agent"));
@@ -749,7 +751,7 @@ fn baseline_key_writes_the_agents_baseline_and_it_round_trips() {
     console.apply(effects, &mut exporter);
     assert!(dir
         .path()
-        .join("agentscope-baseline-host-python-1800000000-1.yaml")
+        .join("baseline-python3-20270115T080000Z-1.yaml")
         .exists());
     // A failing exporter is a message, not a crash.
     let effects = console.press(KeyCode::Char('b'));
@@ -814,6 +816,9 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
             ts_ns: 0,
             evidence: Vec::new(),
             matched: Vec::new(),
+            findings: 1,
+            occurrences: 1,
+            last_seen_ns: 0,
         });
     }
     console.press(KeyCode::Char('n'));
@@ -830,14 +835,14 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
 
 #[test]
 fn configured_keys_replace_the_defaults() {
-    let config = ConsoleConfig::parse("[keys]\nquit = [\"x\"]\nhelp = [\"f1\"]\n").unwrap();
+    let config = ConsoleConfig::parse("[keys]\nquit = [\"y\"]\nhelp = [\"f1\"]\n").unwrap();
     let mut options = ConsoleOptions::new(config, None);
     options.color_mode = Some(ColorMode::None);
     let mut console = Console::open("capture/python_chat.jsonl");
     console.app = App::new(options.app_options().unwrap());
     console.poll();
     assert!(console.press(KeyCode::Char('q')).is_empty());
-    assert_eq!(console.press(KeyCode::Char('x')), vec![Effect::Quit]);
+    assert_eq!(console.press(KeyCode::Char('y')), vec![Effect::Quit]);
     console.press(KeyCode::F(1));
     assert!(console.app.help_open());
     let screen = console.screen();
@@ -851,7 +856,7 @@ fn configured_keys_replace_the_defaults() {
         .unwrap()
         .is_match(&screen)
     };
-    assert!(listed("x", "quit"), "{screen}");
+    assert!(listed("y", "quit"), "{screen}");
     assert!(listed("f1", "this help"), "{screen}");
     assert!(!listed("q, ctrl-c", "quit"), "{screen}");
     console.press(KeyCode::Esc);
@@ -875,17 +880,48 @@ fn style_at(console: &mut Console, needle: &str) -> ratatui::style::Style {
     console.terminal.backend().buffer()[(column as u16, row)].style()
 }
 
+/// Without a baseline nothing is "new" (docs/console.md): a replay marks no edge, and live
+/// the edges of the last `new_edge_seconds` of event time are marked `recent`.
 #[test]
-fn new_edges_are_highlighted_by_event_time() {
+fn without_a_baseline_only_live_edges_of_the_last_seconds_are_marked_recent() {
     let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
     let theme = Theme::preset("dark").unwrap();
     let new_colour = theme.color("new_edge");
-    // The capture lasts 0.3 s: at its end every edge is recent.
+    // A replay: every edge appeared a moment ago, and none is marked.
+    assert_eq!(
+        style_at(&mut console, "gpt-4o-mini   ").fg,
+        Some(theme.color("model"))
+    );
+    let screen = console.screen();
+    assert!(!screen.contains(" new ×") && !screen.contains(" recent ×"));
+    assert!(
+        screen.contains("no baseline: nothing marked new"),
+        "{screen}"
+    );
+    // The same model seen live: recent edges are marked, for new_edge_seconds.
+    let live = |console: &mut Console| {
+        let status = SourceStatus {
+            mode: SourceMode::Live,
+            ..Default::default()
+        };
+        let update = SourceUpdate {
+            status,
+            ..Default::default()
+        };
+        console.app.ingest(update, console.source.pipeline());
+    };
+    live(&mut console);
     assert_eq!(
         style_at(&mut console, "gpt-4o-mini   ").fg,
         Some(new_colour)
     );
-    // With a window shorter than the edges' age, nothing is highlighted.
+    let screen = console.screen();
+    assert!(screen.contains(" recent ×"), "{screen}");
+    assert!(
+        screen.contains("no baseline: recent edges marked"),
+        "{screen}"
+    );
+    // With a window shorter than the edges' age, nothing is marked.
     let mut options = app_options(ColorMode::TrueColor);
     options.new_edge_ns = 1;
     console.app = App::new(options);
@@ -893,9 +929,10 @@ fn new_edges_are_highlighted_by_event_time() {
     console.poll();
     console.source.seek(1_000_000_000).unwrap();
     console.poll();
+    live(&mut console);
     let style = style_at(&mut console, "gpt-4o-mini   ");
     assert_eq!(style.fg, Some(theme.color("model")));
-    assert!(!console.screen().contains(" new ×"));
+    assert!(!console.screen().contains(" recent ×"));
 }
 
 #[test]
@@ -1379,30 +1416,99 @@ fn replay_seeks_to_findings_and_n_goes_both_ways() {
     );
 }
 
-/// `b` on the attacked agent of the injected recording warns first: its learned behaviour
-/// holds the exfiltration. A second `b` while the warning shows exports; the ordinary
+/// `b` on the attacked agent of the injected recording asks first: its learned behaviour
+/// holds the exfiltration. `x` then exports without what only the incident's evidence stands
+/// for (and the file says what it left out), `b` exports everything; the ordinary
 /// recording's agent exports at once.
 #[test]
-fn baseline_of_an_attacked_agent_needs_a_second_key() {
+fn baseline_of_an_attacked_agent_asks_and_x_leaves_the_attack_out() {
     let source = JsonEventsSource::open_capture(&recording("injected.cap")).unwrap();
     let mut console = Console::with_source(source).play_to_end();
     let dir = tempfile::tempdir().unwrap();
     let mut exporter = baseline::yaml_exporter_at(dir.path().to_path_buf(), || 1_800_000_000);
     assert!(
         console.press(KeyCode::Char('b')).is_empty(),
-        "a warning first"
+        "a question first"
     );
     let warning = console.app.message().unwrap().to_string();
-    assert!(warning.starts_with("critical finding"), "{warning}");
-    assert!(warning.contains("b again exports anyway"), "{warning}");
-    let effects = console.press(KeyCode::Char('b'));
-    assert_eq!(effects.len(), 1, "exported on the second b");
+    assert_eq!(
+        warning,
+        "x: export without the attack · b: export all (critical finding)"
+    );
+    snapshot_both(&mut console, "baseline_question_on_an_attacked_agent");
+
+    // x: the baseline without the attack.
+    let effects = console.press(KeyCode::Char('x'));
+    assert_eq!(effects.len(), 1, "exported on x");
     console.apply(effects, &mut exporter);
-    assert!(console
-        .app
-        .message()
-        .unwrap()
-        .starts_with("baseline written to"));
+    let message = console.app.message().unwrap().to_string();
+    let path = dir
+        .path()
+        .join("baseline-incident_agent.py-20270115T080000Z.yaml");
+    assert!(
+        message.starts_with(&format!(
+            "wrote {} (baseline without the attack",
+            path.display()
+        )),
+        "{message}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (header, document) = text.split_at(text.find("apiVersion:").unwrap());
+    assert!(
+        header.contains("# Excluded: the evidence of critical (inc-1"),
+        "{header}"
+    );
+    for left_out in ["endpoints: POST", "127.0.0.2", "tools.called: http_post"] {
+        assert!(header.contains(left_out), "{left_out} not said:\n{header}");
+    }
+    let exported = AgentBaseline::from_yaml(document, "exported").unwrap();
+    let spec = &exported.spec;
+    assert!(
+        !spec
+            .endpoints
+            .iter()
+            .any(|e| e.host.starts_with("127.0.0.2")),
+        "{:?}",
+        spec.endpoints
+    );
+    assert!(
+        !spec
+            .egress
+            .addresses
+            .iter()
+            .any(|a| a.starts_with("127.0.0.2")),
+        "{:?}",
+        spec.egress.addresses
+    );
+    assert!(!spec.tools.called.contains_key("http_post"));
+    // What the agent did before the attack stays: its model, the playbook it read, the
+    // account API it called.
+    assert!(spec.models.values().any(|m| m.contains("gpt-4o-mini")));
+    assert!(spec.tools.called.contains_key("read_file"));
+    assert!(spec.tools.called.contains_key("http_get"));
+    assert!(spec.endpoints.iter().any(|e| e.method == "GET"));
+
+    // b after b: everything, the exfiltration endpoint included.
+    console.press(KeyCode::Char('b'));
+    let effects = console.press(KeyCode::Char('b'));
+    assert_eq!(
+        effects,
+        vec![Effect::ExportBaseline {
+            agent_key: console.app.current_agent().unwrap().to_string(),
+            exclude: None
+        }]
+    );
+    console.apply(effects, &mut exporter);
+    let all = std::fs::read_to_string(
+        dir.path()
+            .join("baseline-incident_agent.py-20270115T080000Z-1.yaml"),
+    )
+    .unwrap();
+    assert!(!all.contains("# Excluded"));
+    assert!(all.contains("127.0.0.2"), "{all}");
+    // x with no question pending does nothing but say what it is for.
+    assert!(console.press(KeyCode::Char('x')).is_empty());
+    assert!(console.app.message().unwrap().starts_with("x answers b"));
 
     let source = JsonEventsSource::open_capture(&recording("ordinary.cap")).unwrap();
     let mut console = Console::with_source(source).play_to_end();
@@ -1604,6 +1710,9 @@ fn n_focuses_the_findings_and_detail_shows_the_finding_of_another_agent() {
             ts_ns: 0,
             evidence: Vec::new(),
             matched: Vec::new(),
+            findings: 1,
+            occurrences: 1,
+            last_seen_ns: 0,
         });
     }
     console.draw();
@@ -1845,6 +1954,9 @@ fn s_sorts_the_graph_rows_and_the_findings() {
             ts_ns: 0,
             evidence: Vec::new(),
             matched: Vec::new(),
+            findings: 1,
+            occurrences: 1,
+            last_seen_ns: 0,
         });
     }
     console.press(KeyCode::Char('6'));

@@ -5,6 +5,10 @@
 //! the positions that match, extended as entries arrive (each entry is tested once) rather
 //! than recomputed. Only the rows on screen are formatted. With the selection on the last row
 //! the pane follows new entries, like `tail -f`.
+//!
+//! Grouped by session (`S`), the rows are the same entries ordered by session (the number the
+//! log gave each run of the agent), then by time within a session: a list of positions
+//! rebuilt when the log or the filter changed (at most the log's bounded length).
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -37,6 +41,11 @@ pub struct TimelinePane {
     /// The raw events of the finding being walked (Enter on a finding): rows holding any of
     /// them are marked.
     pub evidence: Vec<EventRange>,
+    /// Rows grouped by session: the shown positions in session order.
+    grouped: Option<Vec<u64>>,
+    /// What `grouped` was built from: the log's generation, start and end and the number of
+    /// filter matches (any change rebuilds it).
+    grouped_from: (u64, u64, u64, usize),
 }
 
 impl TimelinePane {
@@ -48,6 +57,24 @@ impl TimelinePane {
             self.matches.clear();
             self.scanned_to = 0;
         }
+    }
+
+    /// Groups the rows by session, or back to time order; the selected entry stays selected.
+    pub fn toggle_group_by_session(&mut self, log: Option<&AgentLog>) {
+        let keep = self.selected_position(log).filter(|_| !self.following());
+        self.grouped = match self.grouped {
+            Some(_) => None,
+            None => Some(Vec::new()),
+        };
+        self.grouped_from = (u64::MAX, 0, 0, 0);
+        self.sync(log);
+        if let Some(position) = keep {
+            self.selected = Some(position);
+        }
+    }
+
+    pub fn grouped_by_session(&self) -> bool {
+        self.grouped.is_some()
     }
 
     pub fn set_filter(&mut self, filter: String, log: Option<&AgentLog>) {
@@ -83,29 +110,57 @@ impl TimelinePane {
         if self.selected.is_some_and(|p| p < start) {
             self.selected = Some(start);
         }
-        if self.query.is_empty() {
+        if !self.query.is_empty() {
+            let dropped = self.matches.partition_point(|p| *p < start);
+            self.matches.drain(..dropped);
+            let from = self.scanned_to.max(start);
+            for (position, entry) in log.iter_from(from) {
+                if self.query.matches(&SearchableEntry::new(entry)) {
+                    self.matches.push(position);
+                }
+            }
+            self.scanned_to = log.end();
+        }
+        self.regroup(log);
+    }
+
+    /// Rebuilds the session order when grouped and the rows changed.
+    fn regroup(&mut self, log: &AgentLog) {
+        if self.grouped.is_none() {
             return;
         }
-        let dropped = self.matches.partition_point(|p| *p < start);
-        self.matches.drain(..dropped);
-        let from = self.scanned_to.max(start);
-        for (position, entry) in log.iter_from(from) {
-            if self.query.matches(&SearchableEntry::new(entry)) {
-                self.matches.push(position);
-            }
+        let from = (log.generation, log.start(), log.end(), self.matches.len());
+        if from == self.grouped_from {
+            return;
         }
-        self.scanned_to = log.end();
+        self.grouped_from = from;
+        let mut rows: Vec<u64> = if self.query.is_empty() {
+            (log.start()..log.end()).collect()
+        } else {
+            self.matches.clone()
+        };
+        // Stable: time order within a session; entries of no session last.
+        rows.sort_by_key(|p| {
+            log.get(*p)
+                .and_then(|e| e.session)
+                .map_or(u32::MAX, |s| s.number)
+        });
+        self.grouped = Some(rows);
     }
 
     pub fn len(&self, log: Option<&AgentLog>) -> usize {
         match log {
             None => 0,
+            Some(_) if self.grouped.is_some() => self.grouped.as_ref().map_or(0, Vec::len),
             Some(_) if !self.query.is_empty() => self.matches.len(),
             Some(log) => log.len(),
         }
     }
 
     fn position_at(&self, row: usize, log: &AgentLog) -> Option<u64> {
+        if let Some(grouped) = &self.grouped {
+            return grouped.get(row).copied();
+        }
         if self.query.is_empty() {
             let position = log.start() + row as u64;
             (position < log.end()).then_some(position)
@@ -115,6 +170,9 @@ impl TimelinePane {
     }
 
     fn row_of(&self, position: u64, log: &AgentLog) -> usize {
+        if let Some(grouped) = &self.grouped {
+            return grouped.iter().position(|p| *p == position).unwrap_or(0);
+        }
         if self.query.is_empty() {
             position.saturating_sub(log.start()) as usize
         } else {
@@ -251,7 +309,12 @@ impl TimelinePane {
         } else {
             ""
         };
-        format!("{row}/{len}{follow}")
+        let grouped = if self.grouped.is_some() {
+            " · by session"
+        } else {
+            ""
+        };
+        format!("{row}/{len}{follow}{grouped}")
     }
 }
 
@@ -286,9 +349,18 @@ fn entry_line(
             styles.muted,
         ),
         Span::styled(format!("{:<5} ", entry.kind.tag()), tag_style),
-        // The process: concurrent sessions of one agent (its own process and the tools it
-        // started) tell apart by it.
-        Span::styled(format!("{:>7} ", entry.observation.actor.pid), styles.muted),
+        // The session (one run of the agent: concurrent runs interleave in time) and the
+        // process within it (the agent or a tool it started).
+        Span::styled(
+            format!(
+                "{:<3} ",
+                entry
+                    .session
+                    .map_or_else(|| "-".to_string(), |s| format!("s{}", s.number))
+            ),
+            styles.accent,
+        ),
+        Span::styled(format!("{:<7} ", entry.observation.actor.pid), styles.muted),
         Span::styled(entry.summary.clone(), styles.text),
     ]);
     fit_columns(spans, Vec::new(), width)

@@ -19,7 +19,7 @@ pub const DEFAULT_RING_BUFFER_KIB: u32 = 65536;
 #[derive(Args, Debug, Clone)]
 pub struct CaptureArgs {
     /// Trace only this process and its descendants; repeat for several.
-    #[arg(long = "pid", value_name = "PID")]
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
     /// Keep credentials (Authorization headers, API keys) in captured payloads.
     #[arg(long)]

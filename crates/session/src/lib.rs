@@ -17,6 +17,7 @@ pub mod capture_args;
 pub mod detection_args;
 pub mod memory_args;
 pub mod recorder_sink;
+pub mod selector_args;
 pub mod server_sink;
 #[cfg(test)]
 mod session_tests;

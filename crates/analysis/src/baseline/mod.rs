@@ -13,6 +13,7 @@
 
 pub mod collapse;
 pub mod diff;
+pub mod exclusion;
 pub mod format;
 pub mod items;
 pub mod judge;
@@ -21,6 +22,7 @@ pub mod learner;
 pub mod replay;
 
 pub use diff::{diff, BaselineDiff, SectionDiff};
+pub use exclusion::Exclusion;
 pub use format::{
     file_name_for, load_baseline_dir, AgentBaseline, ApiEndpoint, BaselineError, BaselineMetadata,
     BaselineSpec, BaselineStatus, Category, FileAccess, Item, LossCounts, API_VERSION, KIND,

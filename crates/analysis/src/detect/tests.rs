@@ -102,6 +102,7 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
             &crate::pipeline::AttributedObservation {
                 observation,
                 agent,
+                session: None,
                 links,
                 earlier: false,
             },
@@ -217,6 +218,7 @@ fn an_agents_detection_state_stays_within_the_memory_budget() {
             &crate::pipeline::AttributedObservation {
                 observation,
                 agent,
+                session: None,
                 links,
                 earlier: false,
             },

@@ -73,6 +73,19 @@ impl AgentPids {
             .map(str::to_string)
     }
 
+    /// The session of what `lineage` (nearest first) did at `ts_ns`: the outermost process of
+    /// the lineage that acted then for the same agent as the nearest agent process. Two runs
+    /// of one agent started side by side (each its own process tree) are two sessions; the
+    /// tools and MCP servers an agent process starts are part of its session.
+    pub fn session_at(&self, lineage: &[u32], ts_ns: u64) -> Option<u32> {
+        let key = lineage.iter().find_map(|pid| self.key_at(*pid, ts_ns))?;
+        lineage
+            .iter()
+            .rev()
+            .find(|pid| self.key_at(**pid, ts_ns) == Some(key))
+            .copied()
+    }
+
     /// `pid` exited at `ts_ns`: it keeps its agent for what it did until then.
     pub fn exited(&mut self, pid: u32, ts_ns: u64) {
         if let Some(entry) = self.by_pid.get_mut(&pid) {
@@ -133,6 +146,24 @@ mod tests {
         );
         pids.insert(10, "host:node other.js".into());
         assert_eq!(pids.key_at(10, 200), Some("host:node other.js"));
+    }
+
+    #[test]
+    fn a_session_is_the_outermost_process_of_its_agent_in_the_lineage() {
+        let mut pids = AgentPids::default();
+        let agent = "host:python agent.py";
+        // Two runs of one agent under a driver (1) that is no agent: 10 and 20, and 10's MCP
+        // stdio server 11 (an agent process too once it talks MCP) and its child 12.
+        pids.insert(10, agent.into());
+        pids.insert(11, agent.into());
+        pids.insert(20, agent.into());
+        assert_eq!(pids.session_at(&[12, 11, 10, 1], 5), Some(10));
+        assert_eq!(pids.session_at(&[11, 10, 1], 5), Some(10));
+        assert_eq!(pids.session_at(&[20, 1], 5), Some(20));
+        assert_eq!(pids.session_at(&[30, 1], 5), None, "nobody's process");
+        // Another agent's process started inside this tree is its own session.
+        pids.insert(13, "host:node other.js".into());
+        assert_eq!(pids.session_at(&[14, 13, 11, 10, 1], 5), Some(13));
     }
 
     #[test]

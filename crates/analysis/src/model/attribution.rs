@@ -282,6 +282,9 @@ pub struct NewLink {
     pub call_id: Option<String>,
     pub call_name: String,
     pub call_requested_ns: u64,
+    /// The agent process that received the call from the model (whose session the action
+    /// belongs to).
+    pub call_pid: u32,
     pub action: Action,
     pub evidence: Vec<Evidence>,
     /// The action was linked before; this adds evidence learned since (an MCP server's side of
@@ -550,6 +553,7 @@ impl Attribution {
                 call_id: call.id.clone(),
                 call_name: call.name.clone(),
                 call_requested_ns: call.requested_ns,
+                call_pid: call.pid,
                 action: action.clone(),
                 evidence: existing.evidence.clone(),
                 update: true,
@@ -565,6 +569,7 @@ impl Attribution {
             call_id: call.id.clone(),
             call_name: call.name.clone(),
             call_requested_ns: call.requested_ns,
+            call_pid: call.pid,
             action: action.clone(),
             evidence,
             update: false,

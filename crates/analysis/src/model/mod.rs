@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod agent_key;
 pub mod agent_pids;
+pub mod agent_selector;
 pub mod agents;
 pub mod attribution;
 pub mod graph;
@@ -217,6 +218,12 @@ impl Model {
     /// their agent for what they did before they exited.
     pub fn agent_of(&self, lineage: &[u32], ts_ns: u64) -> Option<String> {
         self.agent_pids.agent_at(lineage, ts_ns)
+    }
+
+    /// The session (see [`agent_pids::AgentPids::session_at`]) of what `lineage` did at
+    /// `ts_ns`: the pid of its agent's outermost process in the lineage.
+    pub fn session_of(&self, lineage: &[u32], ts_ns: u64) -> Option<u32> {
+        self.agent_pids.session_at(lineage, ts_ns)
     }
 
     /// Applies one observation. `processes` is the reconstructor's process table (lineage);

@@ -17,6 +17,9 @@ use crate::reconstruct::{Observation, ObservationKind};
 
 /// Observations of processes not (yet) known as agents, kept in case they become one.
 pub const EARLIER_KEPT: usize = 4096;
+/// Observations of processes that exited as nobody's, kept for a tool-call link that may still
+/// claim them (the MCP exchange explaining a `psql` ends after `psql` exits).
+pub const EXITED_KEPT_FOR_LINKS: usize = 1024;
 
 /// An observation with its attribution.
 #[derive(Debug, Clone)]
@@ -26,6 +29,11 @@ pub struct AttributedObservation {
     /// it carried out (an MCP server outside the agent's process tree); `None` while the
     /// process is nobody's agent.
     pub agent: Option<String>,
+    /// The run of the agent it belongs to: the pid of the agent's outermost process in the
+    /// observation's lineage (the agent process a tool call went to, for an MCP server
+    /// outside the agent's tree). Concurrent runs of one agent (each its own process) are
+    /// told apart by it; `None` with `agent`.
+    pub session: Option<u32>,
     /// Tool-call links the observation made (new links only).
     pub links: Vec<NewLink>,
     /// The observation left the pipeline before without an agent; it comes again now that
@@ -52,6 +60,9 @@ struct Waiting {
 #[derive(Default)]
 pub struct EarlierObservations {
     waiting: VecDeque<Waiting>,
+    /// Observations of processes that exited while waiting: only a link (by pid and time,
+    /// so a reused pid cannot take them) hands them out now.
+    exited: VecDeque<Waiting>,
     /// Pids already seen acting for an agent.
     attributed: HashSet<u32>,
     dropped: u64,
@@ -75,9 +86,20 @@ impl EarlierObservations {
     ) -> Vec<AttributedObservation> {
         let pid = observation.actor.pid;
         if let ObservationKind::Exit { .. } = observation.kind {
-            // The pid may be reused by an unrelated process.
+            // The pid may be reused by an unrelated process: what this one did waits for a
+            // link only.
             self.attributed.remove(&pid);
-            self.waiting.retain(|w| w.observation.actor.pid != pid);
+            let (gone, kept): (VecDeque<Waiting>, VecDeque<Waiting>) = self
+                .waiting
+                .drain(..)
+                .partition(|w| w.observation.actor.pid == pid);
+            self.waiting = kept;
+            for waiting in gone {
+                if self.exited.len() >= EXITED_KEPT_FOR_LINKS {
+                    self.exited.pop_front();
+                }
+                self.exited.push_back(waiting);
+            }
             return Vec::new();
         }
         if agent.is_some() {
@@ -101,6 +123,45 @@ impl EarlierObservations {
         Vec::new()
     }
 
+    /// `links` (just made) tie actions to an agent's tool call. An action of a process outside
+    /// the agent's tree (the `psql` an MCP server runs for `query_database`) completes before
+    /// the call's MCP exchange that explains it, so it waits here as nobody's; the link makes
+    /// it the call's agent's (and session's), and it is handed out again like any earlier
+    /// observation: baselines learn the table it read.
+    pub fn claim_linked(
+        &mut self,
+        links: &[NewLink],
+        model: &Model,
+        processes: &ProcessTable,
+    ) -> Vec<AttributedObservation> {
+        let mut out = Vec::new();
+        for link in links {
+            let linked = |w: &Waiting| {
+                w.observation.actor.pid == link.action.pid
+                    && w.observation.ts_ns == link.action.ts_ns
+            };
+            let waiting = match self.waiting.iter().position(linked) {
+                Some(at) => self.waiting.remove(at),
+                None => match self.exited.iter().position(linked) {
+                    Some(at) => self.exited.remove(at),
+                    None => None,
+                },
+            };
+            let Some(waiting) = waiting else {
+                continue;
+            };
+            let session = model.session_of(&processes.lineage(link.call_pid), link.action.ts_ns);
+            out.push(AttributedObservation {
+                observation: waiting.observation,
+                agent: Some(link.agent.clone()),
+                session: session.or(Some(link.call_pid)),
+                links: Vec::new(),
+                earlier: true,
+            });
+        }
+        out
+    }
+
     /// Waiting observations whose process (or an ancestor, as it was then) is now an agent.
     fn release(&mut self, model: &Model) -> Vec<AttributedObservation> {
         let mut out = Vec::new();
@@ -108,6 +169,7 @@ impl EarlierObservations {
         for waiting in self.waiting.drain(..) {
             match model.agent_of(&waiting.lineage, waiting.observation.ts_ns) {
                 Some(agent) => out.push(AttributedObservation {
+                    session: model.session_of(&waiting.lineage, waiting.observation.ts_ns),
                     observation: waiting.observation,
                     agent: Some(agent),
                     links: Vec::new(),
