@@ -165,6 +165,15 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
+        // The server leaves its socket behind ($TMUX_TMPDIR or /tmp, then tmux-UID/NAME).
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        let _ = std::fs::remove_file(
+            Path::new(&dir)
+                .join(format!("tmux-{uid}"))
+                .join(&self.socket),
+        );
     }
 }
 
@@ -358,6 +367,82 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
 
     tmux.keys(&["q"]);
     assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
+}
+
+/// `make demo`, live: the console follows the demo's driver (its services, and the ordinary and
+/// injected sessions side by side); once the incident is raised, `n` `e` reach the injected
+/// phrase in the ticket, and at most three more `e` the POST carrying the customers' rows.
+#[test]
+fn live_demo_reaches_the_injected_phrase_and_the_exfiltrated_rows() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let driver_log = dir.path().join("driver.log");
+    let driver = Command::new(mcp_python())
+        .arg(agents_dir().join("run_incident_demo.py"))
+        .args([
+            "--seconds",
+            "60",
+            "--first-round-delay",
+            "2",
+            "--pause",
+            "30",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&driver_log).unwrap())
+        .spawn()
+        .expect("start the demo driver");
+    let driver = Background(driver);
+    let services_by = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&driver_log)
+        .unwrap_or_default()
+        .contains("services up")
+    {
+        assert!(
+            Instant::now() < services_by,
+            "the demo services did not start: {}",
+            std::fs::read_to_string(&driver_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = driver.0.id().to_string();
+    let tmux = Tmux::start(
+        dir.path(),
+        &work,
+        &["tui", "--pid", &pid, "--no-kubernetes"],
+    );
+    tmux.wait_for_text("● LIVE");
+    tmux.wait_for("the incident", Duration::from_secs(60), |s| {
+        s.contains("Findings (1)") && s.contains("critical")
+    });
+
+    tmux.keys(&["n", "e"]);
+    let screen = tmux.wait_for("the injected ticket", Duration::from_secs(10), |s| {
+        s.contains("› inc-1 › mcp ") && s.contains("ignore your previous")
+    });
+    assert!(screen.contains('◆'), "evidence rows marked: {screen}");
+    let mut presses = 0;
+    let screen = loop {
+        tmux.keys(&["e"]);
+        presses += 1;
+        let reached = tmux.wait_for("the next evidence", Duration::from_secs(10), |s| {
+            s.lines().next().is_some_and(|l| l.contains("› inc-1 ›"))
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let screen = tmux.screen();
+        if screen.contains("POST 127.0.0.2") && screen.contains("Ada Lovelace") {
+            break screen;
+        }
+        assert!(
+            presses < 3,
+            "the exfiltrated rows are not in the POST within three keys:\n{reached}"
+        );
+    };
+    assert!(screen.contains("alan@example.com"), "{screen}");
+    tmux.keys(&["q"]);
+    assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
+    drop(driver);
 }
 
 #[test]

@@ -194,6 +194,7 @@ fn run_with_collector() -> Observed {
     let pid = gemini.pid();
     let graph_path = dir.path().join("graph.json");
     let recording = dir.path().join("run.cap");
+    wait_for_earlier_unloads();
     let collect = Collect::start(
         dir.path(),
         &[

@@ -264,6 +264,7 @@ fn node_agent_plaintext_is_captured() {
         &[("NODE_EXTRA_CA_CERTS", &cert)],
     );
     let pid = node.pid();
+    wait_for_earlier_unloads();
     let collect = Collect::start(dir.path(), &["--pid", &pid.to_string(), "--keep-secrets"]);
     node.release();
     node.finish();

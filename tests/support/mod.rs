@@ -313,6 +313,32 @@ pub struct Collect {
     pub stdout_path: PathBuf,
 }
 
+/// Waits (at most 15 s) until no earlier collector's background unloader (`agentscope-unld`,
+/// see `KernelCapture::unload_in_background`) is still closing its probes. While one is, the
+/// kernel serialises the new collector's uprobe attaches behind its detaches: attaching a
+/// binary's TLS probes took 150-320 ms instead of 10-40 ms here, longer than a fresh Node
+/// process takes to send its ClientHello, so the first connection is reported
+/// `probes_attached_late` (correctly) and its plaintext is missing. Tests that check a fresh
+/// binary's capture byte for byte call this first: back-to-back collectors are an artefact
+/// of the test suite, not of a node.
+pub fn wait_for_earlier_unloads() {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let unloading = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                std::fs::read_to_string(entry.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim() == "agentscope-unld")
+            });
+        if !unloading {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Collect {
     pub fn start(dir: &Path, args: &[&str]) -> Collect {
         let stdout_path = dir.join(format!("collect-{}.jsonl", rand_suffix()));

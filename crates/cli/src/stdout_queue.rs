@@ -108,19 +108,9 @@ impl StdoutQueue {
     /// queued, so the summary written next is not stuck behind a slow reader.
     pub fn settle(&mut self, until: Instant) -> io::Result<StdoutDrops> {
         self.hand_over(true)?;
-        let mut state = self.shared.lock();
-        while (!state.chunks.is_empty() || state.writing) && !state.ended {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            state = self
-                .shared
-                .progress
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let (mut state, _) = self.shared.wait_until(until, |state| {
+            (state.chunks.is_empty() && !state.writing) || state.ended
+        });
         while let Some(chunk) = state.chunks.pop_front() {
             state.dropped.lines += lines_in(&chunk);
             state.dropped.bytes += chunk.len() as u64;
@@ -138,20 +128,11 @@ impl StdoutQueue {
         }
         let last = std::mem::take(&mut self.pending);
         self.push(last, true);
-        let mut state = self.shared.lock();
-        state.ending = true;
+        self.shared.lock().ending = true;
         self.shared.work.notify_one();
-        while !state.ended {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            state = self
-                .shared
-                .progress
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let (mut state, ended) = self.shared.wait_until(until, |state| state.ended);
+        if !ended {
+            return Ok(false);
         }
         if let Some(err) = state.error.take() {
             return Err(err);
@@ -221,6 +202,29 @@ impl Write for StdoutQueue {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for the writer's progress until `done` holds or `until` passes; says which.
+    fn wait_until(
+        &self,
+        until: Instant,
+        done: impl Fn(&State) -> bool,
+    ) -> (MutexGuard<'_, State>, bool) {
+        let mut state = self.lock();
+        loop {
+            if done(&state) {
+                return (state, true);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (state, false);
+            }
+            state = self
+                .progress
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 }
 
