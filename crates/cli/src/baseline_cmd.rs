@@ -1,5 +1,6 @@
 //! `agentscope baseline`: export an agent's learned baseline from recorded events, compare
-//! two baselines, and check recorded events against approved baselines (docs/baseline.md).
+//! two baselines, check recorded events against approved baselines, and promote an approved
+//! baseline to a policy the kernel enforces (docs/baseline.md, docs/enforcement.md).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,55 @@ enum BaselineCommand {
     /// Judge recorded events against approved baselines and print the deviations
     /// (exit 0 when there are none, 1 when there are).
     Check(CheckArgs),
+    /// Make a baseline a policy: set its enforcement modes (off, audit, enforce) per category,
+    /// deriving what is allowed from what it learned, and bump its revision. Refuses a baseline
+    /// that is partial or still learning, or that holds evidence of an incident.
+    Promote(PromoteArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Off,
+    Audit,
+    Enforce,
+}
+
+impl From<ModeArg> for baseline::EnforceMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Off => baseline::EnforceMode::Off,
+            ModeArg::Audit => baseline::EnforceMode::Audit,
+            ModeArg::Enforce => baseline::EnforceMode::Enforce,
+        }
+    }
+}
+
+#[derive(Args)]
+#[group(id = "promote_output", required = true, multiple = false)]
+struct PromoteOutput {
+    /// Where to write the promoted baseline (never over the input; `-` is standard output).
+    #[arg(short = 'w', long = "write", alias = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Replace FILE itself (atomically; the revision says it changed).
+    #[arg(long)]
+    in_place: bool,
+}
+
+#[derive(Args)]
+struct PromoteArgs {
+    /// The baseline (an AgentBaseline YAML file).
+    file: PathBuf,
+    /// Network connections and datagrams (connect, sendto/sendmsg).
+    #[arg(long, value_enum, value_name = "MODE")]
+    network: Option<ModeArg>,
+    /// Executables run (not enforced by the kernel yet: the mode is recorded).
+    #[arg(long, value_enum, value_name = "MODE")]
+    exec: Option<ModeArg>,
+    /// Sensitive files opened (not enforced by the kernel yet: the mode is recorded).
+    #[arg(long, value_enum, value_name = "MODE")]
+    files: Option<ModeArg>,
+    #[command(flatten)]
+    output: PromoteOutput,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,6 +176,7 @@ pub fn run(args: BaselineArgs) -> Result<u8> {
         BaselineCommand::Export(args) => export(args),
         BaselineCommand::Diff(args) => diff(args),
         BaselineCommand::Check(args) => check(args),
+        BaselineCommand::Promote(args) => promote(args),
     }
 }
 
@@ -350,6 +401,41 @@ fn check(args: CheckArgs) -> Result<u8> {
     } else {
         exit_status::FOUND
     })
+}
+
+fn promote(args: PromoteArgs) -> Result<u8> {
+    let before = AgentBaseline::read_from(&args.file)?;
+    let after = baseline::promote(
+        &before,
+        baseline::PromoteRequest {
+            network: args.network.map(Into::into),
+            exec: args.exec.map(Into::into),
+            files: args.files.map(Into::into),
+        },
+    )
+    .with_context(|| format!("cannot promote {}", args.file.display()))?;
+    let text = after.to_yaml();
+    match (&args.output.output, args.output.in_place) {
+        (_, true) => output_file::write_atomically(&args.file, &Inputs::none(), text.as_bytes())
+            .with_context(|| format!("cannot write {}", args.file.display()))?,
+        (Some(path), false) => write_output(path, &text, &Inputs::new([&args.file]))?,
+        // clap's group requires one of them.
+        (None, false) => bail!("say where to write: -w FILE or --in-place"),
+    }
+    if let Some(policy) = &after.enforcement {
+        eprintln!(
+            "agentscope baseline: {} rev {}: network {}, exec {}, files {} ({} destinations, {} executables, {} sensitive files allowed)",
+            agentscope_console::control_chars::escape_controls(&after.metadata.agent),
+            policy.revision,
+            policy.network.name(),
+            policy.exec.name(),
+            policy.files.name(),
+            policy.allow.network.len(),
+            policy.allow.executables.len(),
+            policy.allow.files.len(),
+        );
+    }
+    Ok(exit_status::OK)
 }
 
 #[cfg(test)]

@@ -218,6 +218,10 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
         "close" => EventBody::Close {
             fd: i32_field(value, "fd")?,
         },
+        "enforce" => EventBody::Enforce(
+            serde_json::from_value(value.clone())
+                .map_err(|e| err(format!("an enforce event: {e}")))?,
+        ),
         other => return Err(err(format!("unknown kind \"{other}\""))),
     };
     Ok(Event { header, body })
@@ -388,6 +392,18 @@ mod tests {
                 coverage: None,
                 data: vec![0x16, 3, 1],
             },
+            EventBody::Enforce(crate::enforcement::EnforceDecision {
+                agent_id: 1,
+                baseline: Some("host:python agent.py".into()),
+                revision: 3,
+                category: crate::enforcement::EnforceCategory::Network,
+                action: crate::enforcement::EnforceAction::Blocked,
+                hook: "connect4".into(),
+                protocol: "tcp".into(),
+                family: "inet".into(),
+                addr: "127.0.0.2".into(),
+                port: 8080,
+            }),
         ];
         for body in bodies {
             let event = Event {
