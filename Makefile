@@ -89,6 +89,7 @@ E2E_TESTS := live_capture \
 	serve_connect \
 	recordings \
 	detection_scenarios \
+	enforcement \
 	console_tmux \
 	closed_stdout \
 	scan_exit_codes \

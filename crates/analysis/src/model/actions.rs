@@ -369,6 +369,37 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             // The client is the agent itself: no command in between.
             return Some(t);
         }
+        ObservationKind::Enforce { decision } => {
+            // The destination as an API node of its own (`net:` rather than `api:`: no request
+            // was made), so the graph shows what the policy stopped and the tool call linked
+            // to it.
+            let destination = decision.destination();
+            let mut t = Target::new(
+                "enforce",
+                NodeKind::Api,
+                format!("net:{}:{destination}", decision.protocol),
+                destination.clone(),
+                EdgeKind::CallsApi,
+            );
+            t.summary = decision.describe();
+            // Matched against URL arguments' authority (attribution's `enforce` rule).
+            t.descriptors = vec![destination];
+            t.attributes = vec![
+                (
+                    "enforcement.action".into(),
+                    serde_json::to_value(decision.action).unwrap_or_default(),
+                ),
+                ("enforcement.hook".into(), json!(decision.hook)),
+                ("network.transport".into(), json!(decision.protocol)),
+            ];
+            if let Some(baseline) = &decision.baseline {
+                t.attributes
+                    .push(("enforcement.baseline".into(), json!(baseline)));
+            }
+            t.attributes
+                .push(("enforcement.revision".into(), json!(decision.revision)));
+            t
+        }
         _ => return None,
     };
     target.via_command = Some(command_of(processes, actor.pid, &actor.comm));
