@@ -223,12 +223,6 @@ fn tool_call<'a>(dump: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} call in {dump:#}"))
 }
 
-fn the_incident(graph: &Value) -> &Value {
-    let incidents = graph["incidents"].as_array().expect("incidents");
-    assert_eq!(incidents.len(), 1, "{:#}", graph["incidents"]);
-    &incidents[0]
-}
-
 #[test]
 fn injected_session_is_audited_then_blocked_while_its_twin_runs() {
     require_root();
@@ -332,118 +326,75 @@ fn injected_session_is_audited_then_blocked_while_its_twin_runs() {
     assert!(!policy.contains("127.0.0.2"), "{policy}");
     eprintln!("learned in {:.1} s", started.elapsed().as_secs_f64());
 
-    // Audit: everything runs; "would block" names the POST, its tool call and the incident.
+    // Three sessions at once: the injected one in audit mode (everything runs, "would block"
+    // names the POST, its tool call and the incident), the injected one in enforce mode (the
+    // POST fails with EPERM, the agent goes on, the incident records the block) and the
+    // ordinary twin in enforce mode (unaffected). Each runs from its own name for the script,
+    // so each is an agent of its own.
+    let named = |name: &str| {
+        let link = dir.join(name);
+        std::os::unix::fs::symlink(&script, &link).unwrap();
+        link
+    };
+    let (audit_script, twin_script) = (
+        named("incident_agent_audit.py"),
+        named("incident_agent_twin.py"),
+    );
     let audit_dump = dir.join("audit-dump.json");
-    let injected = services.agent(dir, &script, true, &audit_dump);
-    let injected_pid = injected.pid();
-    let pid_arg = injected_pid.to_string();
-    let audit_graph = dir.join("audit.graph.json");
-    let scope = format!("pid:{injected_pid}={}", audit.display());
-    let collect = Collect::start(
-        dir,
-        &[
-            "--no-kubernetes",
-            "--pid",
-            &pid_arg,
-            "--pid",
-            &crm_pid,
-            "--graph-json",
-            audit_graph.to_str().unwrap(),
-            "--enforce",
-            &scope,
-        ],
-    );
-    injected.release();
-    let output = injected.finish();
-    let audited = collect.stop();
-    assert!(output.contains("\"ok\": true"), "{output}");
-    assert_eq!(services.received(), 1, "audit mode lets the POST through");
-    let post = tool_call(&dump_of(&audit_dump), "http_post").clone();
-    assert_eq!(post["is_error"], false, "{post:#}");
-    let events = enforce_events(&audited);
-    assert!(!events.is_empty(), "no would-block event");
-    for event in &events {
-        assert_eq!(event["action"], "would_block", "{event}");
-        assert_eq!(event["pid"], injected_pid, "{event}");
-        assert_eq!(event["addr"], "127.0.0.2", "{event}");
-        assert_eq!(event["port"], services.drop_port, "{event}");
-        assert_eq!(event["baseline"], key.as_str(), "{event}");
-        assert_eq!(event["revision"], 1, "{event}");
-    }
-    let graph: Value =
-        serde_json::from_str(&std::fs::read_to_string(&audit_graph).unwrap()).unwrap();
-    let destination = format!("127.0.0.2:{}", services.drop_port);
-    let expected = format!(
-        "would block: http_post (url={}) → tcp connect to {destination} would be denied by baseline {key} rev 1",
-        services.drop_url
-    );
-    let incident = the_incident(&graph);
-    assert!(
-        incident["chain"]["enforcement"]
-            .as_array()
-            .is_some_and(|lines| lines.iter().any(|l| *l == expected.as_str())),
-        "expected {expected:?} in {:#}",
-        incident["chain"]
-    );
-    let post_call = graph["tool_calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["gen_ai.tool.name"] == "http_post")
-        .expect("the http_post call");
-    assert!(
-        post_call
-            .to_string()
-            .contains(&format!("net:tcp:{destination}")),
-        "the call is linked to what the policy stopped: {post_call:#}"
-    );
-    eprintln!("audited by {:.1} s", started.elapsed().as_secs_f64());
-
-    // Enforce: the injected session and its ordinary twin at once, both governed.
-    let twin_script = dir.join("incident_agent_twin.py");
-    std::os::unix::fs::symlink(&script, &twin_script).unwrap();
     let blocked_dump = dir.join("blocked-dump.json");
     let twin_dump = dir.join("twin-dump.json");
+    let audited = services.agent(dir, &audit_script, true, &audit_dump);
     let injected = services.agent(dir, &script, true, &blocked_dump);
     let twin = services.agent(dir, &twin_script, false, &twin_dump);
-    let (injected_pid, twin_pid) = (injected.pid(), twin.pid());
-    let (injected_arg, twin_arg) = (injected_pid.to_string(), twin_pid.to_string());
-    let enforce_graph = dir.join("enforce.graph.json");
-    let injected_scope = format!("pid:{injected_pid}={}", enforce.display());
-    let twin_scope = format!("pid:{twin_pid}={}", enforce.display());
+    let (audited_pid, injected_pid, twin_pid) = (audited.pid(), injected.pid(), twin.pid());
+    let pids: Vec<String> = [audited_pid, injected_pid, twin_pid]
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    let graph_path = dir.join("enforce.graph.json");
+    let scopes = [
+        format!("pid:{audited_pid}={}", audit.display()),
+        format!("pid:{injected_pid}={}", enforce.display()),
+        format!("pid:{twin_pid}={}", enforce.display()),
+    ];
     let collect = Collect::start(
         dir,
         &[
             "--no-kubernetes",
             "--pid",
-            &injected_arg,
+            &pids[0],
             "--pid",
-            &twin_arg,
+            &pids[1],
+            "--pid",
+            &pids[2],
             "--pid",
             &crm_pid,
             "--graph-json",
-            enforce_graph.to_str().unwrap(),
+            graph_path.to_str().unwrap(),
             "--enforce",
-            &injected_scope,
+            &scopes[0],
             "--enforce",
-            &twin_scope,
+            &scopes[1],
+            "--enforce",
+            &scopes[2],
         ],
     );
-    injected.release();
-    twin.release();
-    let injected_output = injected.finish();
-    let twin_output = twin.finish();
-    let enforced = collect.stop();
-    // The agent went on after its POST failed with EPERM, and answered.
-    assert!(
-        injected_output.contains("\"ok\": true"),
-        "{injected_output}"
-    );
+    for agent in [&audited, &injected, &twin] {
+        agent.release();
+    }
+    let outputs = [audited.finish(), injected.finish(), twin.finish()];
+    let captured = collect.stop();
+    for output in &outputs {
+        // Each agent answered: the blocked one went on after its POST failed.
+        assert!(output.contains("\"ok\": true"), "{output}");
+    }
     assert_eq!(
         services.received(),
         1,
-        "the blocked POST reached the drop box"
+        "only the audited session's POST reaches the drop box"
     );
+    let post = tool_call(&dump_of(&audit_dump), "http_post").clone();
+    assert_eq!(post["is_error"], false, "{post:#}");
     let post = tool_call(&dump_of(&blocked_dump), "http_post").clone();
     assert_eq!(post["is_error"], true, "{post:#}");
     assert!(
@@ -451,44 +402,81 @@ fn injected_session_is_audited_then_blocked_while_its_twin_runs() {
             .as_str()
             .unwrap()
             .contains("[Errno 1] Operation not permitted"),
-        "{post:#}"
+        "EPERM inside the agent: {post:#}"
     );
-    // The twin is unaffected: every call succeeded, nothing of it was decided against.
-    assert!(twin_output.contains("\"ok\": true"), "{twin_output}");
     let twin_calls = dump_of(&twin_dump);
+    assert_eq!(twin_calls["tool_calls"].as_array().unwrap().len(), 4);
     for call in twin_calls["tool_calls"].as_array().unwrap() {
-        assert_eq!(call["is_error"], false, "{call:#}");
+        assert_eq!(call["is_error"], false, "the twin is unaffected: {call:#}");
     }
-    let events = enforce_events(&enforced);
-    assert!(!events.is_empty(), "no blocked event");
-    for event in &events {
-        assert_eq!(event["action"], "blocked", "{event}");
-        assert_eq!(event["pid"], injected_pid, "{event}");
-        assert_eq!(event["hook"], "connect4", "{event}");
-        assert_eq!(event["addr"], "127.0.0.2", "{event}");
-        assert_eq!(event["revision"], 2, "{event}");
+
+    // The kernel's decisions: only the injected sessions' POSTs, each with its policy.
+    let events = enforce_events(&captured);
+    let destination = format!("127.0.0.2:{}", services.drop_port);
+    for (pid, action, revision) in [
+        (audited_pid, "would_block", 1),
+        (injected_pid, "blocked", 2),
+    ] {
+        let of_pid: Vec<&Value> = events.iter().filter(|e| e["pid"] == pid).collect();
+        assert!(!of_pid.is_empty(), "no {action} event: {events:#?}");
+        for event in of_pid {
+            assert_eq!(event["action"], action, "{event}");
+            assert_eq!(event["hook"], "connect4", "{event}");
+            assert_eq!(event["addr"], "127.0.0.2", "{event}");
+            assert_eq!(event["port"], services.drop_port, "{event}");
+            assert_eq!(event["baseline"], key.as_str(), "{event}");
+            assert_eq!(event["revision"], revision, "{event}");
+        }
     }
+    assert!(
+        events
+            .iter()
+            .all(|e| e["pid"] == audited_pid || e["pid"] == injected_pid),
+        "{events:#?}"
+    );
+
+    // Detection: each injected session's incident records what enforcement did, linked to
+    // the http_post call; the twin has no incident.
     let graph: Value =
-        serde_json::from_str(&std::fs::read_to_string(&enforce_graph).unwrap()).unwrap();
-    let expected = format!(
-        "blocked: http_post (url={}) → tcp connect to {destination} denied by baseline {key} rev 2",
-        services.drop_url
-    );
-    let incident = the_incident(&graph);
-    assert!(
-        incident["chain"]["enforcement"]
-            .as_array()
-            .is_some_and(|lines| lines.iter().any(|l| *l == expected.as_str())),
-        "expected {expected:?} in {:#}",
-        incident["chain"]
-    );
-    assert!(
-        incident["agent"]
-            .as_str()
-            .unwrap()
-            .ends_with("incident_agent.py"),
-        "the incident is the injected session's: {incident:#}"
-    );
+        serde_json::from_str(&std::fs::read_to_string(&graph_path).unwrap()).unwrap();
+    let incidents = graph["incidents"].as_array().expect("incidents");
+    assert_eq!(incidents.len(), 2, "{:#}", graph["incidents"]);
+    let url = &services.drop_url;
+    for (agent, line) in [
+        (
+            "incident_agent_audit.py",
+            format!("would block: http_post (url={url}) → tcp connect to {destination} would be denied by baseline {key} rev 1"),
+        ),
+        (
+            " incident_agent.py",
+            format!("blocked: http_post (url={url}) → tcp connect to {destination} denied by baseline {key} rev 2"),
+        ),
+    ] {
+        let incident = incidents
+            .iter()
+            .find(|i| i["agent"].as_str().unwrap().ends_with(agent))
+            .unwrap_or_else(|| panic!("no incident of {agent}: {incidents:#?}"));
+        assert!(
+            incident["chain"]["enforcement"]
+                .as_array()
+                .is_some_and(|lines| lines.iter().any(|l| *l == line.as_str())),
+            "expected {line:?} in {:#}",
+            incident["chain"]
+        );
+    }
+    let posts: Vec<&Value> = graph["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["gen_ai.tool.name"] == "http_post")
+        .collect();
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    for post in posts {
+        assert!(
+            post.to_string().contains(&format!("net:tcp:{destination}")),
+            "the call is linked to what the policy decided: {post:#}"
+        );
+    }
     eprintln!("enforced by {:.1} s", started.elapsed().as_secs_f64());
 }
 
