@@ -137,6 +137,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
 	$(CARGO) bench --locked -p agentscope --bench tls_probe_overhead
 	$(CARGO) bench --locked -p agentscope --bench socket_payload_overhead
+	$(CARGO) bench --locked -p agentscope --bench enforce_connect
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.
 fuzz: setup

@@ -644,6 +644,127 @@ mod tests {
         );
     }
 
+    fn promote_args(file: &Path, network: ModeArg, output: Option<PathBuf>) -> PromoteArgs {
+        PromoteArgs {
+            file: file.to_path_buf(),
+            network: Some(network),
+            exec: None,
+            files: None,
+            output: PromoteOutput {
+                in_place: output.is_none(),
+                output,
+            },
+        }
+    }
+
+    /// Exports the support agent's baseline from a committed recording, learning for one
+    /// second (the recordings' sessions are shorter, and the recording goes on).
+    fn export_recording(dir: &Path, name: &str) -> PathBuf {
+        let output = dir.join(format!("{name}.yaml"));
+        export(ExportArgs {
+            agent: Some(
+                "k8s:support/Deployment/support-agent/agent:python incident_agent.py".into(),
+            ),
+            source: EventSource {
+                input: EventInput {
+                    capture: Some(
+                        Path::new(env!("AGENTSCOPE_REPO")).join(format!("recordings/{name}.cap")),
+                    ),
+                    events: None,
+                },
+                learning_period: 1,
+            },
+            output: output.clone(),
+            format: ExportFormat::Agentscope,
+        })
+        .unwrap();
+        output
+    }
+
+    #[test]
+    fn promote_derives_a_policy_and_bumps_its_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let ordinary = export_recording(dir.path(), "ordinary");
+        let learned = AgentBaseline::read_from(&ordinary).unwrap();
+        assert_eq!(learned.metadata.status, baseline::BaselineStatus::Complete);
+        assert!(learned.metadata.incidents.is_empty());
+        assert!(learned.enforcement.is_none());
+
+        let audit = dir.path().join("audit.yaml");
+        promote(promote_args(&ordinary, ModeArg::Audit, Some(audit.clone()))).unwrap();
+        let policy = AgentBaseline::read_from(&audit).unwrap();
+        let enforcement = policy.enforcement.clone().unwrap();
+        assert_eq!(enforcement.revision, 1);
+        assert_eq!(enforcement.network, baseline::EnforceMode::Audit);
+        assert_eq!(enforcement.exec, baseline::EnforceMode::Off);
+        // Every learned IP destination is allowed, on its port, for TCP and UDP.
+        let destinations: Vec<String> = enforcement
+            .allow
+            .network
+            .iter()
+            .map(|rule| format!("{}:{}", rule.address, rule.port))
+            .collect();
+        let learned_addresses: Vec<String> = learned
+            .spec
+            .egress
+            .addresses
+            .iter()
+            .filter(|a| !a.starts_with("unix:"))
+            .cloned()
+            .collect();
+        assert!(!learned_addresses.is_empty());
+        assert_eq!(destinations, learned_addresses);
+        assert_eq!(
+            enforcement.allow.executables,
+            learned.spec.executables.keys().cloned().collect()
+        );
+        // The spec is unchanged; the input file too.
+        assert_eq!(policy.spec, learned.spec);
+        assert_eq!(AgentBaseline::read_from(&ordinary).unwrap(), learned);
+
+        // In place: revision 2, the allow-list kept, the new mode.
+        promote(promote_args(&audit, ModeArg::Enforce, None)).unwrap();
+        let again = AgentBaseline::read_from(&audit).unwrap().enforcement.unwrap();
+        assert_eq!(again.revision, 2);
+        assert_eq!(again.network, baseline::EnforceMode::Enforce);
+        assert_eq!(again.allow, enforcement.allow);
+
+        // Never over its input through -w.
+        let err = promote(promote_args(&audit, ModeArg::Audit, Some(audit.clone()))).unwrap_err();
+        assert!(format!("{err:#}").contains("refusing to overwrite an input"), "{err:#}");
+    }
+
+    #[test]
+    fn promote_refuses_incidents_partial_and_unfinished_baselines() {
+        let dir = tempfile::tempdir().unwrap();
+        // The injected session's baseline learned the attack: detection's incident is in it.
+        let injected = export_recording(dir.path(), "injected");
+        let learned = AgentBaseline::read_from(&injected).unwrap();
+        assert_eq!(learned.metadata.incidents.len(), 1, "{:?}", learned.metadata);
+        assert!(learned.metadata.incidents[0].starts_with("inc-1: prompt injection"));
+        let out = dir.path().join("policy.yaml");
+        let err = promote(promote_args(&injected, ModeArg::Enforce, Some(out.clone()))).unwrap_err();
+        assert!(format!("{err:#}").contains("evidence of an open incident (inc-1: "), "{err:#}");
+        assert!(!out.exists());
+
+        let ordinary = AgentBaseline::read_from(&export_recording(dir.path(), "ordinary")).unwrap();
+        let mut partial = ordinary.clone();
+        partial.metadata.status = baseline::BaselineStatus::Partial;
+        partial.metadata.loss.dropped_events = 7;
+        let mut learning = ordinary;
+        learning.metadata.status = baseline::BaselineStatus::Learning;
+        for (doc, reason) in [
+            (partial, "is partial: 7 events dropped while learning"),
+            (learning, "is still learning: its learning period has not ended"),
+        ] {
+            let file = dir.path().join("doc.yaml");
+            doc.write_to(&file).unwrap();
+            let err = promote(promote_args(&file, ModeArg::Audit, Some(out.clone()))).unwrap_err();
+            assert!(format!("{err:#}").contains(reason), "{err:#}");
+            assert!(!out.exists());
+        }
+    }
+
     #[test]
     fn summary_drops_count_as_loss() {
         let loss = kernel_loss("{\"kind\":\"summary\",\"summary\":{\"kernel\":{\"dropped\":3,\"lost_bytes\":10}}}\n{\"kind\":\"exit\"}");
