@@ -16,14 +16,14 @@
 
 use std::io::{BufRead as _, Write as _};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
 #[path = "support/workload.rs"]
 mod workload;
-use workload::Loop;
+use workload::{Collector, Loop};
 
 const LOOP_ENV: &str = "AGENTSCOPE_CONNECT_LOOP";
 
@@ -43,41 +43,6 @@ fn connect_loop(port: u16) {
         }
         writeln!(stdout, "{}", started.elapsed().as_nanos()).unwrap();
         stdout.flush().unwrap();
-    }
-}
-
-/// `agentscope collect` following `idle` only, with these extra arguments.
-struct Collector(Child);
-
-impl Collector {
-    fn start(idle: u32, extra: &[String]) -> Collector {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentscope"))
-            .args(["collect", "--json", "--ready-message", "--no-kubernetes"])
-            .args(["--pid", &idle.to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start agentscope collect");
-        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        assert!(line.contains("collecting"), "collector did not start: {line}");
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
-                rest.clear();
-            }
-        });
-        Collector(child)
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) on our child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
     }
 }
 
@@ -128,12 +93,16 @@ fn bench(c: &mut Criterion) {
         listener.local_addr().unwrap().port()
     };
     let mut idle = Command::new("sleep").arg("3600").spawn().unwrap();
-    let mut workload = Loop::start(
-        Command::new(std::env::current_exe().unwrap()).env(LOOP_ENV, port.to_string()),
-    );
+    let mut workload =
+        Loop::start(Command::new(std::env::current_exe().unwrap()).env(LOOP_ENV, port.to_string()));
     let loop_pid = workload.child.id();
     let allowing = policy(dir.path(), "allowing", port, "enforce");
-    let elsewhere = policy(dir.path(), "elsewhere", port.wrapping_add(1).max(1), "audit");
+    let elsewhere = policy(
+        dir.path(),
+        "elsewhere",
+        port.wrapping_add(1).max(1),
+        "audit",
+    );
     let runs: [(&str, Vec<String>); 4] = [
         ("no_policy", vec![]),
         (
@@ -150,7 +119,11 @@ fn bench(c: &mut Criterion) {
         ),
     ];
     for (variant, extra) in runs {
-        let collector = Collector::start(idle.id(), &extra);
+        let collector = if extra.is_empty() {
+            Collector::follow(&[idle.id()])
+        } else {
+            Collector::follow_with(&[idle.id()], &extra)
+        };
         measure(c, variant, &mut workload);
         drop(collector);
     }

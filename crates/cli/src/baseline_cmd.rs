@@ -724,14 +724,20 @@ mod tests {
 
         // In place: revision 2, the allow-list kept, the new mode.
         promote(promote_args(&audit, ModeArg::Enforce, None)).unwrap();
-        let again = AgentBaseline::read_from(&audit).unwrap().enforcement.unwrap();
+        let again = AgentBaseline::read_from(&audit)
+            .unwrap()
+            .enforcement
+            .unwrap();
         assert_eq!(again.revision, 2);
         assert_eq!(again.network, baseline::EnforceMode::Enforce);
         assert_eq!(again.allow, enforcement.allow);
 
         // Never over its input through -w.
         let err = promote(promote_args(&audit, ModeArg::Audit, Some(audit.clone()))).unwrap_err();
-        assert!(format!("{err:#}").contains("refusing to overwrite an input"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("refusing to overwrite an input"),
+            "{err:#}"
+        );
     }
 
     #[test]
@@ -740,11 +746,20 @@ mod tests {
         // The injected session's baseline learned the attack: detection's incident is in it.
         let injected = export_recording(dir.path(), "injected");
         let learned = AgentBaseline::read_from(&injected).unwrap();
-        assert_eq!(learned.metadata.incidents.len(), 1, "{:?}", learned.metadata);
+        assert_eq!(
+            learned.metadata.incidents.len(),
+            1,
+            "{:?}",
+            learned.metadata
+        );
         assert!(learned.metadata.incidents[0].starts_with("inc-1: prompt injection"));
         let out = dir.path().join("policy.yaml");
-        let err = promote(promote_args(&injected, ModeArg::Enforce, Some(out.clone()))).unwrap_err();
-        assert!(format!("{err:#}").contains("evidence of an open incident (inc-1: "), "{err:#}");
+        let err =
+            promote(promote_args(&injected, ModeArg::Enforce, Some(out.clone()))).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("evidence of an open incident (inc-1: "),
+            "{err:#}"
+        );
         assert!(!out.exists());
 
         let ordinary = AgentBaseline::read_from(&export_recording(dir.path(), "ordinary")).unwrap();
@@ -755,7 +770,10 @@ mod tests {
         learning.metadata.status = baseline::BaselineStatus::Learning;
         for (doc, reason) in [
             (partial, "is partial: 7 events dropped while learning"),
-            (learning, "is still learning: its learning period has not ended"),
+            (
+                learning,
+                "is still learning: its learning period has not ended",
+            ),
         ] {
             let file = dir.path().join("doc.yaml");
             doc.write_to(&file).unwrap();

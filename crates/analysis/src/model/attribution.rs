@@ -522,9 +522,8 @@ impl Attribution {
             // its destination (`http://127.0.0.2:8080/collect` → `127.0.0.2:8080`).
             if !strong && action.kind == "enforce" {
                 if let Some((argument, value)) = call.matchers.iter().find(|(_, value)| {
-                    url_authority(value).is_some_and(|authority| {
-                        action.detail.descriptors.iter().any(|d| *d == authority)
-                    })
+                    url_authority(value)
+                        .is_some_and(|authority| action.detail.descriptors.contains(&authority))
                 }) {
                     evidence.push(Evidence::ArgumentMatch {
                         argument: argument.clone(),
