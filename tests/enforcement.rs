@@ -10,8 +10,9 @@
 //!    the agent goes on, the ordinary twin (governed by the same policy, at the same time)
 //!    runs unaffected, and the incident records the block.
 //! 2. Network details with a probe (tests/agents/connect_probe.py): IPv4, IPv6, IPv4-mapped
-//!    IPv6, UDP `sendto`, a child process of the governed one, a process outside the governed
-//!    agent reaching the same destination (allowed), and audit mode beside enforce mode.
+//!    IPv6, UDP `sendto`, a child process of the governed one, a process governed by its cgroup
+//!    (a container's scope), a process outside the governed agents reaching the same
+//!    destination (allowed), and audit mode beside enforce mode.
 
 mod support;
 
@@ -494,10 +495,15 @@ fn closed_ports() -> (u16, u16) {
 }
 
 fn probe(dir: &Path, attempts: &[String]) -> Paused {
+    probe_with(dir, "python3", attempts)
+}
+
+/// The probe run by `interpreter` (an exec policy must allow the path the exec names).
+fn probe_with(dir: &Path, interpreter: &str, attempts: &[String]) -> Paused {
     let mut args = vec![agents_dir().join("connect_probe.py").display().to_string()];
     args.extend(attempts.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Paused::command(dir, "python3", &args, &[])
+    Paused::command(dir, interpreter, &args, &[])
 }
 
 fn errnos(output: &str) -> Vec<(String, i64)> {
@@ -509,14 +515,14 @@ fn errnos(output: &str) -> Vec<(String, i64)> {
         .map(|r| {
             (
                 r["attempt"].as_str().unwrap().to_string(),
-                r["errno"].as_i64().unwrap(),
+                r["result"].as_i64().unwrap(),
             )
         })
         .collect()
 }
 
 #[test]
-fn network_policy_covers_families_protocols_and_process_trees() {
+fn policies_cover_families_protocols_execs_process_trees_and_cgroups() {
     require_root();
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
@@ -563,38 +569,93 @@ fn network_policy_covers_families_protocols_and_process_trees() {
         format!("child:tcp4:{denied}"),
     ]
     .into();
+    // Exec: a policy that allows the probe's interpreter and /bin/true, enforced and audited.
+    let exec_baseline = dir.join("exec.yaml");
+    std::fs::write(
+        &exec_baseline,
+        "apiVersion: agentscope.dev/v1\nkind: AgentBaseline\nmetadata:\n  agent: host:python connect_probe.py\n  \
+         status: complete\n  learningPeriodSeconds: 600\nspec:\n  executables:\n    \
+         /usr/bin/python3:\n    - []\n    /bin/true:\n    - []\n",
+    )
+    .unwrap();
+    let exec_enforce = dir.join("exec-enforce.yaml");
+    let exec_audit = dir.join("exec-audit.yaml");
+    for (mode, path) in [("enforce", &exec_enforce), ("audit", &exec_audit)] {
+        agentscope_ok(&[
+            "baseline",
+            "promote",
+            exec_baseline.to_str().unwrap(),
+            "--exec",
+            mode,
+            "-w",
+            path.to_str().unwrap(),
+        ]);
+    }
+    let exec_attempts = ["exec:/bin/true".to_string(), "exec:/bin/echo".to_string()];
+    let exec_enforced = probe_with(dir, "/usr/bin/python3", &exec_attempts);
+    let exec_audited = probe_with(dir, "/usr/bin/python3", &exec_attempts);
+    // Governed as a container: every process of a cgroup (dropped last, after its process).
+    let container = support::kubernetes::PodCgroup::create(
+        "6f1c2d3e-0000-4000-8000-00000000e1f0",
+        &support::kubernetes::random_hex(64),
+    );
     let governed = probe(dir, &attempts);
     let audited = probe(dir, &[format!("tcp4:{denied}"), format!("udp4:{denied}")]);
     let outside = probe(dir, &[format!("tcp4:{denied}"), format!("udp4:{denied}")]);
-    let (governed_pid, audited_pid, outside_pid) = (governed.pid(), audited.pid(), outside.pid());
-    let pids: Vec<String> = [governed_pid, audited_pid, outside_pid]
-        .iter()
-        .map(u32::to_string)
-        .collect();
-    let enforce_scope = format!("pid:{governed_pid}={}", enforce.display());
-    let audit_scope = format!("pid:{audited_pid}={}", audit.display());
-    let collect = Collect::start(
+    let contained = probe(
         dir,
         &[
-            "--no-kubernetes",
-            "--pid",
-            &pids[0],
-            "--pid",
-            &pids[1],
-            "--pid",
-            &pids[2],
-            "--enforce",
-            &enforce_scope,
-            "--enforce",
-            &audit_scope,
+            format!("tcp4:127.0.0.1:{allowed}"),
+            format!("tcp4:{denied}"),
         ],
     );
-    for workload in [&governed, &audited, &outside] {
+    container.move_in(contained.pid());
+    let (governed_pid, audited_pid, outside_pid, contained_pid) = (
+        governed.pid(),
+        audited.pid(),
+        outside.pid(),
+        contained.pid(),
+    );
+    let (exec_enforced_pid, exec_audited_pid) = (exec_enforced.pid(), exec_audited.pid());
+    let scopes = [
+        format!("pid:{governed_pid}={}", enforce.display()),
+        format!("pid:{audited_pid}={}", audit.display()),
+        format!("cgroup:{}={}", container.leaf.display(), enforce.display()),
+        format!("pid:{exec_enforced_pid}={}", exec_enforce.display()),
+        format!("pid:{exec_audited_pid}={}", exec_audit.display()),
+    ];
+    let mut args: Vec<String> = vec!["--no-kubernetes".into()];
+    for pid in [
+        governed_pid,
+        audited_pid,
+        outside_pid,
+        contained_pid,
+        exec_enforced_pid,
+        exec_audited_pid,
+    ] {
+        args.extend(["--pid".into(), pid.to_string()]);
+    }
+    for scope in &scopes {
+        args.extend(["--enforce".into(), scope.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let collect = Collect::start(dir, &args);
+    for workload in [
+        &governed,
+        &audited,
+        &outside,
+        &contained,
+        &exec_enforced,
+        &exec_audited,
+    ] {
         workload.release();
     }
     let governed_out = errnos(&governed.finish());
     let audited_out = errnos(&audited.finish());
     let outside_out = errnos(&outside.finish());
+    let contained_out = errnos(&contained.finish());
+    let exec_enforced_out = errnos(&exec_enforced.finish());
+    let exec_audited_out = errnos(&exec_audited.finish());
     let captured = collect.stop();
 
     let expect = |out: &[(String, i64)], attempt: &str, errno: i64| {
@@ -623,8 +684,52 @@ fn network_policy_covers_families_protocols_and_process_trees() {
     // Not governed: the same destination is reachable.
     expect(&outside_out, &format!("tcp4:{denied}"), ECONNREFUSED);
     expect(&outside_out, &format!("udp4:{denied}"), 0);
+    // Governed by its cgroup.
+    expect(
+        &contained_out,
+        &format!("tcp4:127.0.0.1:{allowed}"),
+        ECONNREFUSED,
+    );
+    expect(&contained_out, &format!("tcp4:{denied}"), EPERM);
 
-    let events = enforce_events(&captured);
+    // Exec: the allowed program runs; the other is killed before it runs (enforce) or runs
+    // and is reported (audit).
+    expect(&exec_enforced_out, "exec:/bin/true", 0);
+    expect(&exec_enforced_out, "exec:/bin/echo", -9);
+    expect(&exec_audited_out, "exec:/bin/true", 0);
+    expect(&exec_audited_out, "exec:/bin/echo", 0);
+    let all_events = enforce_events(&captured);
+    let execs: Vec<(u64, String, String)> = all_events
+        .iter()
+        .filter(|e| e["category"] == "exec")
+        .map(|e| {
+            (
+                e["ppid"].as_u64().unwrap(),
+                e["action"].as_str().unwrap().to_string(),
+                e["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        execs.len(),
+        2,
+        "one decision per probe, on /bin/echo: {all_events:#?}"
+    );
+    assert!(execs.contains(&(
+        u64::from(exec_enforced_pid),
+        "blocked".into(),
+        "/bin/echo".into()
+    )));
+    assert!(execs.contains(&(
+        u64::from(exec_audited_pid),
+        "would_block".into(),
+        "/bin/echo".into()
+    )));
+
+    let events: Vec<Value> = all_events
+        .into_iter()
+        .filter(|e| e["category"] == "network")
+        .collect();
     let of = |pid: u32| -> Vec<&Value> { events.iter().filter(|e| e["pid"] == pid).collect() };
     assert!(of(outside_pid).is_empty(), "{events:#?}");
     let decided: Vec<(String, String, String, String, u64)> = events
@@ -671,6 +776,10 @@ fn network_policy_covers_families_protocols_and_process_trees() {
         .collect();
     assert_eq!(child.len(), 1, "{events:#?}");
     assert_eq!(child[0]["action"], "blocked");
+    let contained_events = of(contained_pid);
+    assert_eq!(contained_events.len(), 1, "{events:#?}");
+    assert_eq!(contained_events[0]["action"], "blocked");
+    assert_eq!(contained_events[0]["cgroup_id"], container.id);
     let audited_events = of(audited_pid);
     assert_eq!(audited_events.len(), 2, "{events:#?}");
     for event in audited_events {

@@ -39,7 +39,8 @@ pub(crate) static GOVERNED_TGIDS: HashMap<u32, u32> =
 
 /// Agent id → its modes and revision.
 #[map]
-static AGENT_POLICIES: HashMap<u32, AgentPolicy> = HashMap::with_max_entries(MAX_AGENTS, 0);
+pub(crate) static AGENT_POLICIES: HashMap<u32, AgentPolicy> =
+    HashMap::with_max_entries(MAX_AGENTS, 0);
 
 /// What governed agents may reach (see [`NetAllowKey`]).
 #[map]

@@ -21,6 +21,7 @@ mod task;
 // The hook families.
 mod dns;
 mod enforce;
+mod enforce_exec;
 mod files;
 mod go_tls;
 mod output_tracking;

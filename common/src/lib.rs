@@ -56,6 +56,8 @@ pub mod kind {
     pub const TLS_HELLO: u32 = 11;
     /// An enforcement decision against a governed agent's policy ([`EnforceEvent`]).
     pub const ENFORCE: u32 = 12;
+    /// An exec a governed agent's policy does not allow ([`EnforceExecEvent`]).
+    pub const ENFORCE_EXEC: u32 = 13;
 }
 
 /// Enforcement of a baseline's policy in the kernel (`collector-ebpf/src/enforce.rs`).
@@ -90,6 +92,10 @@ pub mod enforce {
     pub const MAX_NET_RULES: u32 = 65536;
     /// Processes governed by process tree at once.
     pub const MAX_GOVERNED_TGIDS: u32 = 65536;
+    /// Allowed executables over all agents.
+    pub const MAX_EXEC_RULES: u32 = 16384;
+    /// `SIGKILL`, sent to a process whose exec its policy does not allow.
+    pub const SIGKILL: u32 = 9;
 }
 
 /// Flags on [`ExecEvent`].
@@ -544,7 +550,43 @@ pub struct EnforceEvent {
     pub addr: [u8; 16],
 }
 
+/// A key of the kernel's `EXEC_ALLOW` map: an executable an agent may run, as the exec named
+/// it (the path given to `execve`, NUL-padded).
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecAllowKey {
+    pub agent: u32,
+    pub _pad: u32,
+    pub path: [u8; PATH_LEN],
+}
+
+/// An exec a governed agent's policy does not allow: killed (`SIGKILL` before the new image
+/// runs an instruction) in enforce mode, reported in audit mode.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct EnforceExecEvent {
+    pub header: EventHeader,
+    pub agent: u32,
+    pub revision: u32,
+    /// `enforce::ACTION_*`.
+    pub action: u16,
+    pub _pad: u16,
+    /// Bytes of `path` (NUL excluded).
+    pub path_len: u32,
+    pub path: [u8; PATH_LEN],
+}
+
 const _: () = {
+    assert!(core::mem::size_of::<ExecAllowKey>() == 8 + PATH_LEN);
+    assert!(core::mem::size_of::<EnforceExecEvent>() == 56 + 16 + PATH_LEN);
     assert!(core::mem::size_of::<AgentPolicy>() == 16);
     assert!(core::mem::size_of::<NetAllowKey>() == 24);
     assert!(enforce::NET_KEY_FIXED_BITS as usize == 8 * 8);
@@ -569,7 +611,7 @@ const _: () = {
 
 #[cfg(feature = "user")]
 mod pod {
-    use super::{AgentPolicy, Consumer, EventHeader, FileId, NetAllowKey};
+    use super::{AgentPolicy, Consumer, EventHeader, ExecAllowKey, FileId, NetAllowKey};
 
     // SAFETY: aya's `Pod` (map keys and values copied to and from the kernel) needs what the
     // zerocopy derives prove at compile time, checked just below: every bit pattern is a valid
@@ -579,6 +621,7 @@ mod pod {
     unsafe impl aya::Pod for Consumer {}
     unsafe impl aya::Pod for AgentPolicy {}
     unsafe impl aya::Pod for NetAllowKey {}
+    unsafe impl aya::Pod for ExecAllowKey {}
 
     const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
     const _: () = {
@@ -587,5 +630,6 @@ mod pod {
         plain_old_data::<Consumer>();
         plain_old_data::<AgentPolicy>();
         plain_old_data::<NetAllowKey>();
+        plain_old_data::<ExecAllowKey>();
     };
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Tries connections and datagrams and reports what each returned, for tests/enforcement.rs.
+"""Tries connections, datagrams and execs and reports what each returned, for
+tests/enforcement.rs.
 
 Each argument is one attempt, `KIND:ADDRESS:PORT`:
   tcp4, tcp6   connect() a TCP socket of that family (an IPv4-mapped address such as
@@ -7,9 +8,11 @@ Each argument is one attempt, `KIND:ADDRESS:PORT`:
   udp4, udp6   sendto() one datagram on an unconnected UDP socket
   child        `child:KIND:ADDRESS:PORT` runs the attempt in a child process (this script
                again), to show that a process tree is followed
-Prints one JSON object: {"results": [{"attempt", "errno"}...]}, errno 0 when the call
-succeeded (a TCP connect to a port nobody listens on gives ECONNREFUSED, 111, when it is let
-through; a policy's denial gives EPERM, 1).
+  exec         `exec:PATH` runs PATH (no arguments) in a child process
+Prints one JSON object: {"results": [{"attempt", "result"}...]}. For a connection or datagram
+the result is the errno, 0 when the call succeeded (a TCP connect to a port nobody listens on
+gives ECONNREFUSED, 111, when it is let through; a policy's denial gives EPERM, 1); for an exec
+it is the child's exit status, or minus the signal that ended it (-9: killed).
 """
 import json
 import socket
@@ -22,7 +25,9 @@ def attempt(spec):
     if kind == "child":
         out = subprocess.run([sys.executable, __file__, rest], capture_output=True, text=True,
                              check=True).stdout
-        return json.loads(out)["results"][0]["errno"]
+        return json.loads(out)["results"][0]["result"]
+    if kind == "exec":
+        return subprocess.run([rest], capture_output=True).returncode
     address, port = rest.rsplit(":", 1)
     family = socket.AF_INET6 if kind.endswith("6") else socket.AF_INET
     kind_of = socket.SOCK_STREAM if kind.startswith("tcp") else socket.SOCK_DGRAM
@@ -40,7 +45,7 @@ def attempt(spec):
 
 
 def main():
-    results = [{"attempt": spec, "errno": attempt(spec)} for spec in sys.argv[1:]]
+    results = [{"attempt": spec, "result": attempt(spec)} for spec in sys.argv[1:]]
     print(json.dumps({"results": results}), flush=True)
 
 

@@ -12,6 +12,10 @@
 //! - `governed_audited`: the loop is governed in audit mode and its destination is not allowed
 //!   (two trie lookups and an event to the ring buffer per connect).
 //!
+//! On a shared machine the wall-clock differences drown in noise, so the bench also prints the
+//! kernel's own accounting of the enforcement programs (`kernel.bpf_stats_enabled`, each
+//! program's `run_time_ns`/`run_cnt` from the collector's fds): the time they add per call.
+//!
 //! Needs root. Run: `cargo bench -p agentscope --bench enforce_connect`.
 
 use std::io::{BufRead as _, Write as _};
@@ -71,6 +75,36 @@ fn policy(dir: &Path, name: &str, port: u16, mode: &str) -> String {
     promoted.display().to_string()
 }
 
+/// `BPF_PROG_TYPE_CGROUP_SOCK_ADDR`: only the enforcement programs have it.
+const SOCK_ADDR_PROGRAM_TYPE: &str = "18";
+
+/// Runs and nanoseconds of the collector's socket-address programs (the kernel counts them
+/// while `kernel.bpf_stats_enabled` is 1), from its fds' fdinfo.
+fn enforcement_runs(collector: u32) -> (u64, u64) {
+    let (mut runs, mut ns) = (0, 0);
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{collector}/fdinfo")) else {
+        return (0, 0);
+    };
+    for fd in fds.flatten() {
+        let text = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        if field("prog_type:").as_deref() != Some(SOCK_ADDR_PROGRAM_TYPE) {
+            continue;
+        }
+        runs += field("run_cnt:")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        ns += field("run_time_ns:")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    (runs, ns)
+}
+
 fn measure(c: &mut Criterion, variant: &str, workload: &mut Loop) {
     let mut group = c.benchmark_group("connect_refused");
     group
@@ -118,6 +152,9 @@ fn bench(c: &mut Criterion) {
             vec!["--enforce".into(), format!("pid:{loop_pid}={elsewhere}")],
         ),
     ];
+    let stats = "/proc/sys/kernel/bpf_stats_enabled";
+    let stats_before = std::fs::read_to_string(stats).unwrap_or_default();
+    let _ = std::fs::write(stats, "1");
     for (variant, extra) in runs {
         let collector = if extra.is_empty() {
             Collector::follow(&[idle.id()])
@@ -125,8 +162,16 @@ fn bench(c: &mut Criterion) {
             Collector::follow_with(&[idle.id()], &extra)
         };
         measure(c, variant, &mut workload);
+        let (runs, ns) = enforcement_runs(collector.pid());
+        if runs > 0 {
+            println!(
+                "{variant}: the enforcement programs ran {runs} times, {:.0} ns per run (kernel accounting)",
+                ns as f64 / runs as f64
+            );
+        }
         drop(collector);
     }
+    let _ = std::fs::write(stats, stats_before.trim());
     let _ = idle.kill();
     let _ = idle.wait();
 }

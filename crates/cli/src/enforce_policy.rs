@@ -120,6 +120,7 @@ pub fn governed_agents(args: &[EnforceArg], proc_root: &Path) -> Result<Vec<Gove
             net_rules: net_rules(policy).with_context(|| {
                 format!("{}: enforcement.allow.network", arg.baseline.display())
             })?,
+            executables: policy.allow.executables.iter().cloned().collect(),
         });
     }
     Ok(agents)

@@ -58,6 +58,9 @@ pub struct EnforceDecision {
     pub family: String,
     pub addr: String,
     pub port: u16,
+    /// Exec decisions: the executable, as the exec named it (network ones: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl EnforceDecision {
@@ -104,6 +107,29 @@ impl EnforceDecision {
             family: family.into(),
             addr,
             port: e.port,
+            path: None,
+        }
+    }
+
+    /// Decodes an exec decision's fields (the header is decoded by the caller).
+    pub fn from_raw_exec(e: &raw::EnforceExecEvent) -> Self {
+        let kept = (e.path_len as usize).min(raw::PATH_LEN);
+        EnforceDecision {
+            agent_id: e.agent,
+            baseline: None,
+            revision: e.revision,
+            category: EnforceCategory::Exec,
+            action: match e.action {
+                raw::enforce::ACTION_WOULD_BLOCK => EnforceAction::WouldBlock,
+                raw::enforce::ACTION_BLOCKED => EnforceAction::Blocked,
+                _ => EnforceAction::Unknown,
+            },
+            hook: "sched_process_exec".into(),
+            protocol: String::new(),
+            family: String::new(),
+            addr: String::new(),
+            port: 0,
+            path: Some(crate::event::c_string(&e.path[..kept])),
         }
     }
 
@@ -119,14 +145,21 @@ impl EnforceDecision {
     /// One line for people: "blocked: tcp connect to 127.0.0.2:8080 denied by baseline KEY
     /// rev 3".
     pub fn describe(&self) -> String {
+        let by = match &self.baseline {
+            Some(key) => format!("baseline {key} rev {}", self.revision),
+            None => format!("policy {} rev {}", self.agent_id, self.revision),
+        };
+        if let Some(path) = &self.path {
+            let verdict = match self.action {
+                EnforceAction::WouldBlock => "would be killed",
+                _ => "killed",
+            };
+            return format!("{}: exec {path} {verdict} by {by}", self.action.words());
+        }
         let what = if self.hook.starts_with("sendmsg") {
             "send"
         } else {
             "connect"
-        };
-        let by = match &self.baseline {
-            Some(key) => format!("baseline {key} rev {}", self.revision),
-            None => format!("policy {} rev {}", self.agent_id, self.revision),
         };
         let verdict = match self.action {
             EnforceAction::WouldBlock => "would be denied",

@@ -442,6 +442,10 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
             let e: raw::EnforceEvent = read_record(record, "enforce record")?;
             EventBody::Enforce(crate::enforcement::EnforceDecision::from_raw(&e))
         }
+        raw::kind::ENFORCE_EXEC => {
+            let e: raw::EnforceExecEvent = read_record(record, "enforce exec record")?;
+            EventBody::Enforce(crate::enforcement::EnforceDecision::from_raw_exec(&e))
+        }
         other => return Err(DecodeError::UnknownKind(other)),
     };
     Ok(Event { header, body })

@@ -403,6 +403,20 @@ mod tests {
                 family: "inet".into(),
                 addr: "127.0.0.2".into(),
                 port: 8080,
+                path: None,
+            }),
+            EventBody::Enforce(crate::enforcement::EnforceDecision {
+                agent_id: 2,
+                baseline: None,
+                revision: 1,
+                category: crate::enforcement::EnforceCategory::Exec,
+                action: crate::enforcement::EnforceAction::WouldBlock,
+                hook: "sched_process_exec".into(),
+                protocol: String::new(),
+                family: String::new(),
+                addr: String::new(),
+                port: 0,
+                path: Some("/bin/sh".into()),
             }),
         ];
         for body in bodies {

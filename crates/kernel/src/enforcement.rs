@@ -1,7 +1,8 @@
 //! Enforcement in the kernel (issue 17), from userspace: which agents are governed (a cgroup v2
-//! id, or a process tree), their modes and what their network policy allows, written into the
-//! maps of `collector-ebpf/src/enforce.rs`, and that module's socket-address programs attached
-//! once at the cgroup v2 root. Nothing is attached unless an agent is governed, so a collector
+//! id, or a process tree), their modes and what their network and exec policies allow, written
+//! into the maps of `collector-ebpf/src/enforce.rs` and `enforce_exec.rs`, that module's
+//! socket-address programs attached once at the cgroup v2 root and the exec program at
+//! `sched_process_exec` when an agent's exec mode is on. Nothing is attached unless an agent is governed, so a collector
 //! that enforces nothing costs no socket anything.
 //!
 //! The links live as long as the collector's eBPF object: enforcement ends with the collector
@@ -10,14 +11,18 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use agentscope_common::{enforce, AgentPolicy, NetAllowKey};
+use agentscope_common::{enforce, AgentPolicy, ExecAllowKey, NetAllowKey, PATH_LEN};
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::HashMap as BpfHashMap;
-use aya::programs::{CgroupAttachMode, CgroupSockAddr};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, TracePoint};
 
 use crate::error::CollectorError;
 use crate::kernel::KernelCapture;
 use crate::procfs;
+
+/// The exec program (`collector-ebpf/src/enforce_exec.rs`), attached only when an agent's exec
+/// mode is not off.
+const EXEC_PROGRAM: &str = "enforce_sched_process_exec";
 
 /// The socket-address programs, each attached at the cgroup v2 root.
 const PROGRAMS: [&str; 4] = [
@@ -121,6 +126,8 @@ pub struct GovernedAgent {
     /// The baseline revision the policy came from.
     pub revision: u32,
     pub net_rules: Vec<NetRule>,
+    /// Executables the agent may run, as an exec names them.
+    pub executables: Vec<String>,
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on a unified host,
@@ -215,7 +222,48 @@ impl KernelCapture {
                 }
             }
         }
+        if agents.iter().any(|agent| agent.exec != Mode::Off) {
+            let mut allow: BpfHashMap<_, ExecAllowKey, u8> = BpfHashMap::try_from(
+                self.ebpf_mut()
+                    .map_mut("EXEC_ALLOW")
+                    .ok_or_else(|| map_error("EXEC_ALLOW", &"missing"))?,
+            )
+            .map_err(|e| map_error("EXEC_ALLOW", &e))?;
+            for agent in agents {
+                for path in &agent.executables {
+                    // A longer path than the kernel reads could never match: left out.
+                    if path.len() >= PATH_LEN {
+                        continue;
+                    }
+                    let mut key = ExecAllowKey {
+                        agent: agent.id,
+                        _pad: 0,
+                        path: [0; PATH_LEN],
+                    };
+                    key.path[..path.len()].copy_from_slice(path.as_bytes());
+                    allow
+                        .insert(key, 1, 0)
+                        .map_err(|e| map_error("EXEC_ALLOW", &e))?;
+                }
+            }
+        }
         self.govern_process_trees(agents, proc_root)?;
+        if agents.iter().any(|agent| agent.exec != Mode::Off) {
+            let program: &mut TracePoint =
+                crate::kernel::program_mut(self.ebpf_mut(), EXEC_PROGRAM)?;
+            program.load().map_err(|e| {
+                CollectorError::Enforcement(format!(
+                    "loading {EXEC_PROGRAM}: {}",
+                    crate::kernel::error_chain(&e)
+                ))
+            })?;
+            program.attach("sched", "sched_process_exec").map_err(|e| {
+                CollectorError::Enforcement(format!(
+                    "attaching {EXEC_PROGRAM}: {}",
+                    crate::kernel::error_chain(&e)
+                ))
+            })?;
+        }
         let root = cgroup2_root(proc_root).ok_or_else(|| CollectorError::MissingFeature {
             what: "cgroup v2".into(),
             detail: "no cgroup2 file system in /proc/self/mountinfo".into(),

@@ -369,6 +369,32 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             // The client is the agent itself: no command in between.
             return Some(t);
         }
+        ObservationKind::Enforce { decision } if decision.path.is_some() => {
+            // An exec the policy killed (or would have): the command it was to run.
+            let path = decision.path.clone().unwrap_or_default();
+            let mut t = Target::new(
+                "enforce",
+                NodeKind::Command,
+                format!("command:{path}"),
+                basename(&path).to_string(),
+                EdgeKind::Executes,
+            );
+            t.summary = decision.describe();
+            t.descriptors = vec![path];
+            t.attributes = vec![
+                (
+                    "enforcement.action".into(),
+                    serde_json::to_value(decision.action).unwrap_or_default(),
+                ),
+                ("enforcement.hook".into(), json!(decision.hook)),
+                (
+                    "enforcement.baseline".into(),
+                    json!(decision.baseline.clone().unwrap_or_default()),
+                ),
+                ("enforcement.revision".into(), json!(decision.revision)),
+            ];
+            t
+        }
         ObservationKind::Enforce { decision } => {
             // The destination as an API node of its own (`net:` rather than `api:`: no request
             // was made), so the graph shows what the policy stopped and the tool call linked

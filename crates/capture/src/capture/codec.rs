@@ -812,6 +812,7 @@ pub(crate) mod tests {
                         family: "inet".into(),
                         addr,
                         port,
+                        path: (!blocked).then(|| "/bin/sh".to_string()),
                     })
                 }),
         ]
