@@ -172,7 +172,8 @@ pub enum EventBody {
         data: Vec<u8>,
     },
     /// A governed agent did something its policy does not allow (audit or enforce mode).
-    Enforce(crate::enforcement::EnforceDecision),
+    /// Boxed: a decision is rare, and its fields would make every event larger.
+    Enforce(Box<crate::enforcement::EnforceDecision>),
 }
 
 fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -440,11 +441,13 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
         }
         raw::kind::ENFORCE => {
             let e: raw::EnforceEvent = read_record(record, "enforce record")?;
-            EventBody::Enforce(crate::enforcement::EnforceDecision::from_raw(&e))
+            EventBody::Enforce(Box::new(crate::enforcement::EnforceDecision::from_raw(&e)))
         }
         raw::kind::ENFORCE_EXEC => {
             let e: raw::EnforceExecEvent = read_record(record, "enforce exec record")?;
-            EventBody::Enforce(crate::enforcement::EnforceDecision::from_raw_exec(&e))
+            EventBody::Enforce(Box::new(
+                crate::enforcement::EnforceDecision::from_raw_exec(&e),
+            ))
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };

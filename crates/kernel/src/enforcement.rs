@@ -329,7 +329,17 @@ impl KernelCapture {
                 if !processes.iter().any(|p| p.pid == root) {
                     return Err(CollectorError::NoSuchProcess(root));
                 }
-                for pid in procfs::with_descendants(&processes, &[root]) {
+                let tree = procfs::with_descendants(&processes, &[root]);
+                // Governing a tree the collector is in (pid 1, a shell that started it) would
+                // govern the collector and everything else started from there.
+                if tree.contains(&std::process::id()) {
+                    return Err(CollectorError::Enforcement(format!(
+                        "process {root} is an ancestor of the collector: governing its tree \
+                         would govern the collector and every process started beside it; \
+                         name the agent's own process"
+                    )));
+                }
+                for pid in tree {
                     tgids.insert(pid, agent, 0).map_err(|e| {
                         CollectorError::Enforcement(format!("map GOVERNED_TGIDS: {e}"))
                     })?;

@@ -161,7 +161,7 @@ pub enum ObservationKind {
     /// A governed agent's action its baseline's policy does not allow: let through and
     /// reported ("would block", audit mode) or denied ("blocked", enforce mode).
     Enforce {
-        decision: agentscope_event::enforcement::EnforceDecision,
+        decision: Box<agentscope_event::enforcement::EnforceDecision>,
     },
 }
 

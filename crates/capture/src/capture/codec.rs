@@ -576,10 +576,10 @@ fn decode_event(body: &[u8]) -> Field<Event> {
                 data: f.bytes("data")?.to_vec(),
             }
         }
-        kind::ENFORCE => EventBody::Enforce(
+        kind::ENFORCE => EventBody::Enforce(Box::new(
             serde_json::from_slice(f.bytes("decision")?)
                 .map_err(|e| format!("not an enforcement decision: {e}"))?,
-        ),
+        )),
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -797,7 +797,7 @@ pub(crate) mod tests {
                     use agentscope_event::enforcement::{
                         EnforceAction, EnforceCategory, EnforceDecision,
                     };
-                    EventBody::Enforce(EnforceDecision {
+                    EventBody::Enforce(Box::new(EnforceDecision {
                         agent_id,
                         baseline: blocked.then(|| "host:python agent.py".to_string()),
                         revision,
@@ -813,7 +813,7 @@ pub(crate) mod tests {
                         addr,
                         port,
                         path: (!blocked).then(|| "/bin/sh".to_string()),
-                    })
+                    }))
                 }),
         ]
     }
