@@ -252,3 +252,150 @@ pub fn promote(
     });
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(address: &str) -> NetAllow {
+        NetAllow {
+            protocol: NetProtocol::Any,
+            address: address.into(),
+            port: 0,
+        }
+    }
+
+    #[test]
+    fn rules_read_addresses_and_prefixes_or_say_why_not() {
+        assert_eq!(
+            rule("127.0.0.1").prefix().unwrap(),
+            ("127.0.0.1".parse().unwrap(), 32)
+        );
+        assert_eq!(
+            rule("10.0.0.0/8").prefix().unwrap(),
+            ("10.0.0.0".parse().unwrap(), 8)
+        );
+        assert_eq!(
+            rule("[::1]").prefix().unwrap(),
+            ("::1".parse().unwrap(), 128)
+        );
+        assert_eq!(
+            rule("fd00::/8").prefix().unwrap(),
+            ("fd00::".parse().unwrap(), 8)
+        );
+        for bad in ["example.com", "10.0.0.0/33", "::/129", "1.2.3.4/x", ""] {
+            assert!(rule(bad).prefix().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn allow_lists_come_from_the_learned_entries() {
+        let mut spec = BaselineSpec::default();
+        for address in ["127.0.0.1:5432", "[::1]:8443", "unix:/run/x.sock"] {
+            spec.egress.addresses.insert(address.into());
+        }
+        spec.egress.names.insert("api.openai.com".into());
+        spec.executables
+            .insert("/usr/bin/psql".into(), BTreeSet::from([vec!["-c".into()]]));
+        for (path, class, access) in [
+            ("/home/a/.ssh/id_rsa", "secret/ssh_key", FileAccess::Read),
+            ("/etc/hosts", "system", FileAccess::Read),
+            ("/tmp/token", "secret/token", FileAccess::Write),
+        ] {
+            spec.data.files.insert(
+                path.into(),
+                super::super::format::FileBaseline {
+                    class: class.into(),
+                    sensitivity: "high".into(),
+                    access: BTreeSet::from([access]),
+                },
+            );
+        }
+        let allowed = derive_allowed(&spec);
+        let network: Vec<(String, u16)> = allowed
+            .network
+            .iter()
+            .map(|r| (r.address.clone(), r.port))
+            .collect();
+        assert_eq!(
+            network,
+            vec![("127.0.0.1".into(), 5432), ("::1".into(), 8443)]
+        );
+        assert!(allowed
+            .network
+            .iter()
+            .all(|r| r.protocol == NetProtocol::Any));
+        assert_eq!(
+            allowed.names,
+            BTreeSet::from(["api.openai.com".to_string()])
+        );
+        assert_eq!(
+            allowed.executables,
+            BTreeSet::from(["/usr/bin/psql".to_string()])
+        );
+        // Sensitive files read; not system files, not secrets only written.
+        assert_eq!(
+            allowed.files,
+            BTreeSet::from(["/home/a/.ssh/id_rsa".to_string()])
+        );
+    }
+
+    #[test]
+    fn promote_needs_a_mode_and_keeps_what_is_not_asked() {
+        let mut baseline = AgentBaseline::from_yaml(
+            "apiVersion: agentscope.dev/v1\nkind: AgentBaseline\nmetadata:\n  agent: host:a\n  \
+             status: complete\n  learningPeriodSeconds: 1\nspec: {}\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(
+            promote(&baseline, PromoteRequest::default()).unwrap_err(),
+            PromoteRefusal::NothingAsked
+        );
+        let first = promote(
+            &baseline,
+            PromoteRequest {
+                exec: Some(EnforceMode::Audit),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let policy = first.enforcement.clone().unwrap();
+        assert_eq!(
+            (policy.revision, policy.network, policy.exec, policy.files),
+            (1, EnforceMode::Off, EnforceMode::Audit, EnforceMode::Off)
+        );
+        let second = promote(
+            &first,
+            PromoteRequest {
+                network: Some(EnforceMode::Enforce),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .enforcement
+        .unwrap();
+        assert_eq!(
+            (second.revision, second.network, second.exec),
+            (2, EnforceMode::Enforce, EnforceMode::Audit)
+        );
+        // A rule edited by hand into something unreadable is refused, not half-applied.
+        baseline.enforcement = Some(Enforcement {
+            allow: Allowed {
+                network: BTreeSet::from([rule("not-an-address")]),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        assert!(matches!(
+            promote(
+                &baseline,
+                PromoteRequest {
+                    network: Some(EnforceMode::Audit),
+                    ..Default::default()
+                }
+            ),
+            Err(PromoteRefusal::BadRule(_))
+        ));
+    }
+}
