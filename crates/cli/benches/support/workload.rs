@@ -129,7 +129,7 @@ impl Collector {
     // Each bench compiles this file as its own module; only enforce_connect reads the pid.
     #[allow(dead_code)]
     pub fn pid(&self) -> u32 {
-        self.0.id()
+        self.child.id()
     }
 }
 
