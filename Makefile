@@ -89,6 +89,7 @@ E2E_TESTS := live_capture \
 	serve_connect \
 	recordings \
 	detection_scenarios \
+	enforcement \
 	console_tmux \
 	closed_stdout \
 	scan_exit_codes \
@@ -136,6 +137,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
 	$(CARGO) bench --locked -p agentscope --bench tls_probe_overhead
 	$(CARGO) bench --locked -p agentscope --bench socket_payload_overhead
+	$(CARGO) bench --locked -p agentscope --bench enforce_connect
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.
 fuzz: setup

@@ -1,6 +1,6 @@
 //! agentscope's kernel programs.
 //!
-//! Only tracepoints, raw tracepoints and uprobes: kprobes are not compiled into the kernels we
+//! Only tracepoints, raw tracepoints, uprobes and cgroup socket-address hooks (enforcement): kprobes are not compiled into the kernels we
 //! target and fentry/fexit/LSM loads are refused there. Syscall tracepoints stash their arguments
 //! per thread on entry and emit one record on exit, when the result is known. Payloads (TLS
 //! plaintext at the OpenSSL API and at Go's `crypto/tls`, plain socket reads and writes, JSON
@@ -20,6 +20,8 @@ mod task;
 
 // The hook families.
 mod dns;
+mod enforce;
+mod enforce_exec;
 mod files;
 mod go_tls;
 mod output_tracking;

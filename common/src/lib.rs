@@ -54,6 +54,48 @@ pub mod kind {
     pub const CLOSE: u32 = 10;
     /// The first bytes of a socket that starts with a TLS ClientHello ([`TlsHelloEvent`]).
     pub const TLS_HELLO: u32 = 11;
+    /// An enforcement decision against a governed agent's policy ([`EnforceEvent`]).
+    pub const ENFORCE: u32 = 12;
+    /// An exec a governed agent's policy does not allow ([`EnforceExecEvent`]).
+    pub const ENFORCE_EXEC: u32 = 13;
+}
+
+/// Enforcement of a baseline's policy in the kernel (`collector-ebpf/src/enforce.rs`).
+pub mod enforce {
+    /// A category's mode in [`AgentPolicy`]: nothing is checked.
+    pub const MODE_OFF: u32 = 0;
+    /// Checked; what the policy does not allow is let through and reported as "would block".
+    pub const MODE_AUDIT: u32 = 1;
+    /// Checked; what the policy does not allow is denied and reported as "blocked".
+    pub const MODE_ENFORCE: u32 = 2;
+
+    /// `EnforceEvent::category`.
+    pub const CATEGORY_NETWORK: u16 = 1;
+    pub const CATEGORY_EXEC: u16 = 2;
+    pub const CATEGORY_FILES: u16 = 3;
+
+    /// `EnforceEvent::action`.
+    pub const ACTION_WOULD_BLOCK: u16 = 1;
+    pub const ACTION_BLOCKED: u16 = 2;
+
+    /// `EnforceEvent::hook`: which cgroup socket-address hook decided.
+    pub const HOOK_CONNECT4: u16 = 1;
+    pub const HOOK_CONNECT6: u16 = 2;
+    pub const HOOK_SENDMSG4: u16 = 3;
+    pub const HOOK_SENDMSG6: u16 = 4;
+
+    /// Bits of [`super::NetAllowKey`] before the address: agent, port, protocol, padding.
+    pub const NET_KEY_FIXED_BITS: u32 = 64;
+    /// Governed agents at once (the maps' sizes).
+    pub const MAX_AGENTS: u32 = 1024;
+    /// Allow-list entries over all agents.
+    pub const MAX_NET_RULES: u32 = 65536;
+    /// Processes governed by process tree at once.
+    pub const MAX_GOVERNED_TGIDS: u32 = 65536;
+    /// Allowed executables over all agents.
+    pub const MAX_EXEC_RULES: u32 = 16384;
+    /// `SIGKILL`, sent to a process whose exec its policy does not allow.
+    pub const SIGKILL: u32 = 9;
 }
 
 /// Flags on [`ExecEvent`].
@@ -438,7 +480,117 @@ pub struct DataEvent {
 /// Bytes of a `DataEvent` before `data`.
 pub const DATA_PREFIX_LEN: usize = core::mem::size_of::<DataPrefix>();
 
+/// A governed agent's modes (value of the kernel's `AGENT_POLICIES`, keyed by agent id).
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentPolicy {
+    /// `enforce::MODE_*` per category.
+    pub network: u32,
+    pub exec: u32,
+    pub files: u32,
+    /// The baseline's revision the policy came from (named in events).
+    pub revision: u32,
+}
+
+/// The data of a key of the kernel's `NET_ALLOW` LPM trie (the trie's key is a `u32` prefix
+/// length, then this). An entry allows the agent to reach `addr` under the prefix with that
+/// protocol and port (port 0: any port). The prefix length counts the whole data, so it is
+/// [`enforce::NET_KEY_FIXED_BITS`] plus the address's prefix: agent, port and protocol always
+/// match exactly. IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`), so one trie holds
+/// both families and an IPv4-mapped IPv6 destination matches its IPv4 rule.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetAllowKey {
+    pub agent: u32,
+    /// Host byte order; 0 matches any port.
+    pub port: u16,
+    /// `IPPROTO_TCP` or `IPPROTO_UDP`.
+    pub protocol: u8,
+    pub _pad: u8,
+    /// Network byte order, IPv4 mapped into IPv6.
+    pub addr: [u8; 16],
+}
+
+/// A decision against a governed agent's policy: what it tried, and whether it was let
+/// through ("would block", audit mode) or denied ("blocked").
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct EnforceEvent {
+    pub header: EventHeader,
+    /// The governed agent's id (as the collector numbered the policies it loaded).
+    pub agent: u32,
+    /// The policy's baseline revision.
+    pub revision: u32,
+    /// `enforce::CATEGORY_*`.
+    pub category: u16,
+    /// `enforce::ACTION_*`.
+    pub action: u16,
+    /// `enforce::HOOK_*`.
+    pub hook: u16,
+    /// `IPPROTO_TCP`, `IPPROTO_UDP`.
+    pub protocol: u16,
+    /// `AF_INET` (IPv4, or IPv4-mapped IPv6 reported as IPv4) or `AF_INET6`.
+    pub family: u16,
+    /// Destination port, host byte order.
+    pub port: u16,
+    pub _pad: u32,
+    /// Destination address: IPv4 in the first 4 bytes, or IPv6.
+    pub addr: [u8; 16],
+}
+
+/// A key of the kernel's `EXEC_ALLOW` map: an executable an agent may run, as the exec named
+/// it (the path given to `execve`, NUL-padded).
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecAllowKey {
+    pub agent: u32,
+    pub _pad: u32,
+    pub path: [u8; PATH_LEN],
+}
+
+/// An exec a governed agent's policy does not allow: killed (`SIGKILL` before the new image
+/// runs an instruction) in enforce mode, reported in audit mode.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct EnforceExecEvent {
+    pub header: EventHeader,
+    pub agent: u32,
+    pub revision: u32,
+    /// `enforce::ACTION_*`.
+    pub action: u16,
+    pub _pad: u16,
+    /// Bytes of `path` (NUL excluded).
+    pub path_len: u32,
+    pub path: [u8; PATH_LEN],
+}
+
 const _: () = {
+    assert!(core::mem::size_of::<ExecAllowKey>() == 8 + PATH_LEN);
+    assert!(core::mem::size_of::<EnforceExecEvent>() == 56 + 16 + PATH_LEN);
+    assert!(core::mem::size_of::<AgentPolicy>() == 16);
+    assert!(core::mem::size_of::<NetAllowKey>() == 24);
+    assert!(enforce::NET_KEY_FIXED_BITS as usize == 8 * 8);
+    assert!(core::mem::size_of::<EnforceEvent>() == 56 + 40);
     assert!(core::mem::size_of::<EventHeader>() == 56);
     assert!(core::mem::size_of::<ExecEvent>() == 56 + 16 + PATH_LEN + ARGV_LEN);
     assert!(core::mem::size_of::<ForkEvent>() == 56 + 16);
@@ -459,7 +611,7 @@ const _: () = {
 
 #[cfg(feature = "user")]
 mod pod {
-    use super::{Consumer, EventHeader, FileId};
+    use super::{AgentPolicy, Consumer, EventHeader, ExecAllowKey, FileId, NetAllowKey};
 
     // SAFETY: aya's `Pod` (map keys and values copied to and from the kernel) needs what the
     // zerocopy derives prove at compile time, checked just below: every bit pattern is a valid
@@ -467,11 +619,17 @@ mod pod {
     unsafe impl aya::Pod for EventHeader {}
     unsafe impl aya::Pod for FileId {}
     unsafe impl aya::Pod for Consumer {}
+    unsafe impl aya::Pod for AgentPolicy {}
+    unsafe impl aya::Pod for NetAllowKey {}
+    unsafe impl aya::Pod for ExecAllowKey {}
 
     const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
     const _: () = {
         plain_old_data::<EventHeader>();
         plain_old_data::<FileId>();
         plain_old_data::<Consumer>();
+        plain_old_data::<AgentPolicy>();
+        plain_old_data::<NetAllowKey>();
+        plain_old_data::<ExecAllowKey>();
     };
 }

@@ -159,8 +159,16 @@ def http_post(url, body):
         content_type = "text/plain; charset=utf-8"
     request = urllib.request.Request(url, data=body.encode(), method="POST",
                                      headers={"Content-Type": content_type})
-    with HTTP.open(request, timeout=10) as r:
-        return r.read().decode()
+    try:
+        with HTTP.open(request, timeout=10) as r:
+            return r.read().decode(), False
+    except urllib.error.HTTPError as err:
+        return f"HTTP {err.code}: {err.read().decode(errors='replace')}", True
+    except OSError as err:
+        # A refused or denied connection (EPERM from a policy) is the tool's answer too, as an
+        # agent framework reports a failing tool to the model; the agent goes on.
+        reason = getattr(err, "reason", err)
+        return f"POST failed: {reason}", True
 
 
 def text_of(result):
@@ -214,7 +222,7 @@ async def answer_one(llm, messages, tools, route, dump):
             elif name == "run_shell" and any(t["function"]["name"] == name for t in tools):
                 result, is_error = run_shell(arguments["command"])
             elif name == "http_post":
-                result, is_error = http_post(arguments["url"], arguments.get("body", "")), False
+                result, is_error = http_post(arguments["url"], arguments.get("body", ""))
             elif name in route:
                 outcome = await route[name].call_tool(name, arguments)
                 result = text_of(outcome)

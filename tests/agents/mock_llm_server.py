@@ -27,6 +27,10 @@
 #                "{{result:NAME[A:B]}}" is the slice of characters A..B of it (a model
 #                sending what it read in small pieces).
 #                Tool-call ids continue across rounds (call_1, call_2, ...).
+#   per model    {"by_model": {"MODEL": <a scenario of either form>, ...}}: the scenario of the
+#                model the request names, so one server serves several agents' scripts
+#                (tests/enforcement.rs runs an ordinary and an injected session against one
+#                port).
 # With --dump-dir DIR, the body of the Nth POST is written to DIR/request-N.body and the
 # response body it got (after gzip, without chunked framing) to DIR/response-N.body, so a test
 # can compare what an agent sent and received with what the collector captured.
@@ -276,6 +280,8 @@ def plan_turn(conv, turns):
 
 def plan(conv):
     scenario = OPTIONS.scenario
+    if scenario and "by_model" in scenario:
+        scenario = scenario["by_model"].get(conv.model) or {}
     if scenario and "turns" in scenario:
         return plan_turn(conv, scenario["turns"])
     if conv.results:

@@ -1,5 +1,6 @@
 //! `agentscope baseline`: export an agent's learned baseline from recorded events, compare
-//! two baselines, and check recorded events against approved baselines (docs/baseline.md).
+//! two baselines, check recorded events against approved baselines, and promote an approved
+//! baseline to a policy the kernel enforces (docs/baseline.md, docs/enforcement.md).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,55 @@ enum BaselineCommand {
     /// Judge recorded events against approved baselines and print the deviations
     /// (exit 0 when there are none, 1 when there are).
     Check(CheckArgs),
+    /// Make a baseline a policy: set its enforcement modes (off, audit, enforce) per category,
+    /// deriving what is allowed from what it learned, and bump its revision. Refuses a baseline
+    /// that is partial or still learning, or that holds evidence of an incident.
+    Promote(PromoteArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Off,
+    Audit,
+    Enforce,
+}
+
+impl From<ModeArg> for baseline::EnforceMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Off => baseline::EnforceMode::Off,
+            ModeArg::Audit => baseline::EnforceMode::Audit,
+            ModeArg::Enforce => baseline::EnforceMode::Enforce,
+        }
+    }
+}
+
+#[derive(Args)]
+#[group(id = "promote_output", required = true, multiple = false)]
+struct PromoteOutput {
+    /// Where to write the promoted baseline (never over the input; `-` is standard output).
+    #[arg(short = 'w', long = "write", alias = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Replace FILE itself (atomically; the revision says it changed).
+    #[arg(long)]
+    in_place: bool,
+}
+
+#[derive(Args)]
+struct PromoteArgs {
+    /// The baseline (an AgentBaseline YAML file).
+    file: PathBuf,
+    /// Network connections and datagrams (connect, sendto/sendmsg).
+    #[arg(long, value_enum, value_name = "MODE")]
+    network: Option<ModeArg>,
+    /// Executables run (not enforced by the kernel yet: the mode is recorded).
+    #[arg(long, value_enum, value_name = "MODE")]
+    exec: Option<ModeArg>,
+    /// Sensitive files opened (not enforced by the kernel yet: the mode is recorded).
+    #[arg(long, value_enum, value_name = "MODE")]
+    files: Option<ModeArg>,
+    #[command(flatten)]
+    output: PromoteOutput,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,6 +176,7 @@ pub fn run(args: BaselineArgs) -> Result<u8> {
         BaselineCommand::Export(args) => export(args),
         BaselineCommand::Diff(args) => diff(args),
         BaselineCommand::Check(args) => check(args),
+        BaselineCommand::Promote(args) => promote(args),
     }
 }
 
@@ -352,6 +403,41 @@ fn check(args: CheckArgs) -> Result<u8> {
     })
 }
 
+fn promote(args: PromoteArgs) -> Result<u8> {
+    let before = AgentBaseline::read_from(&args.file)?;
+    let after = baseline::promote(
+        &before,
+        baseline::PromoteRequest {
+            network: args.network.map(Into::into),
+            exec: args.exec.map(Into::into),
+            files: args.files.map(Into::into),
+        },
+    )
+    .with_context(|| format!("cannot promote {}", args.file.display()))?;
+    let text = after.to_yaml();
+    match (&args.output.output, args.output.in_place) {
+        (_, true) => output_file::write_atomically(&args.file, &Inputs::none(), text.as_bytes())
+            .with_context(|| format!("cannot write {}", args.file.display()))?,
+        (Some(path), false) => write_output(path, &text, &Inputs::new([&args.file]))?,
+        // clap's group requires one of them.
+        (None, false) => bail!("say where to write: -w FILE or --in-place"),
+    }
+    if let Some(policy) = &after.enforcement {
+        eprintln!(
+            "agentscope baseline: {} rev {}: network {}, exec {}, files {} ({} destinations, {} executables, {} sensitive files allowed)",
+            agentscope_console::control_chars::escape_controls(&after.metadata.agent),
+            policy.revision,
+            policy.network.name(),
+            policy.exec.name(),
+            policy.files.name(),
+            policy.allow.network.len(),
+            policy.allow.executables.len(),
+            policy.allow.files.len(),
+        );
+    }
+    Ok(exit_status::OK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +642,145 @@ mod tests {
             format!("{err:#}").contains("not an agentscope event"),
             "{err:#}"
         );
+    }
+
+    fn promote_args(file: &Path, network: ModeArg, output: Option<PathBuf>) -> PromoteArgs {
+        PromoteArgs {
+            file: file.to_path_buf(),
+            network: Some(network),
+            exec: None,
+            files: None,
+            output: PromoteOutput {
+                in_place: output.is_none(),
+                output,
+            },
+        }
+    }
+
+    /// Exports the support agent's baseline from a committed recording, learning for one
+    /// second (the recordings' sessions are shorter, and the recording goes on).
+    fn export_recording(dir: &Path, name: &str) -> PathBuf {
+        let output = dir.join(format!("{name}.yaml"));
+        export(ExportArgs {
+            agent: Some(
+                "k8s:support/Deployment/support-agent/agent:python incident_agent.py".into(),
+            ),
+            source: EventSource {
+                input: EventInput {
+                    capture: Some(
+                        Path::new(env!("AGENTSCOPE_REPO")).join(format!("recordings/{name}.cap")),
+                    ),
+                    events: None,
+                },
+                learning_period: 1,
+            },
+            output: output.clone(),
+            format: ExportFormat::Agentscope,
+        })
+        .unwrap();
+        output
+    }
+
+    #[test]
+    fn promote_derives_a_policy_and_bumps_its_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let ordinary = export_recording(dir.path(), "ordinary");
+        let learned = AgentBaseline::read_from(&ordinary).unwrap();
+        assert_eq!(learned.metadata.status, baseline::BaselineStatus::Complete);
+        assert!(learned.metadata.incidents.is_empty());
+        assert!(learned.enforcement.is_none());
+
+        let audit = dir.path().join("audit.yaml");
+        promote(promote_args(&ordinary, ModeArg::Audit, Some(audit.clone()))).unwrap();
+        let policy = AgentBaseline::read_from(&audit).unwrap();
+        let enforcement = policy.enforcement.clone().unwrap();
+        assert_eq!(enforcement.revision, 1);
+        assert_eq!(enforcement.network, baseline::EnforceMode::Audit);
+        assert_eq!(enforcement.exec, baseline::EnforceMode::Off);
+        // Every learned IP destination is allowed, on its port, for TCP and UDP.
+        let destinations: Vec<String> = enforcement
+            .allow
+            .network
+            .iter()
+            .map(|rule| format!("{}:{}", rule.address, rule.port))
+            .collect();
+        let learned_addresses: Vec<String> = learned
+            .spec
+            .egress
+            .addresses
+            .iter()
+            .filter(|a| !a.starts_with("unix:"))
+            .cloned()
+            .collect();
+        assert!(!learned_addresses.is_empty());
+        assert_eq!(destinations, learned_addresses);
+        assert_eq!(
+            enforcement.allow.executables,
+            learned.spec.executables.keys().cloned().collect()
+        );
+        // The spec is unchanged; the input file too.
+        assert_eq!(policy.spec, learned.spec);
+        assert_eq!(AgentBaseline::read_from(&ordinary).unwrap(), learned);
+
+        // In place: revision 2, the allow-list kept, the new mode.
+        promote(promote_args(&audit, ModeArg::Enforce, None)).unwrap();
+        let again = AgentBaseline::read_from(&audit)
+            .unwrap()
+            .enforcement
+            .unwrap();
+        assert_eq!(again.revision, 2);
+        assert_eq!(again.network, baseline::EnforceMode::Enforce);
+        assert_eq!(again.allow, enforcement.allow);
+
+        // Never over its input through -w.
+        let err = promote(promote_args(&audit, ModeArg::Audit, Some(audit.clone()))).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("refusing to overwrite an input"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn promote_refuses_incidents_partial_and_unfinished_baselines() {
+        let dir = tempfile::tempdir().unwrap();
+        // The injected session's baseline learned the attack: detection's incident is in it.
+        let injected = export_recording(dir.path(), "injected");
+        let learned = AgentBaseline::read_from(&injected).unwrap();
+        assert_eq!(
+            learned.metadata.incidents.len(),
+            1,
+            "{:?}",
+            learned.metadata
+        );
+        assert!(learned.metadata.incidents[0].starts_with("inc-1: prompt injection"));
+        let out = dir.path().join("policy.yaml");
+        let err =
+            promote(promote_args(&injected, ModeArg::Enforce, Some(out.clone()))).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("evidence of an open incident (inc-1: "),
+            "{err:#}"
+        );
+        assert!(!out.exists());
+
+        let ordinary = AgentBaseline::read_from(&export_recording(dir.path(), "ordinary")).unwrap();
+        let mut partial = ordinary.clone();
+        partial.metadata.status = baseline::BaselineStatus::Partial;
+        partial.metadata.loss.dropped_events = 7;
+        let mut learning = ordinary;
+        learning.metadata.status = baseline::BaselineStatus::Learning;
+        for (doc, reason) in [
+            (partial, "is partial: 7 events dropped while learning"),
+            (
+                learning,
+                "is still learning: its learning period has not ended",
+            ),
+        ] {
+            let file = dir.path().join("doc.yaml");
+            doc.write_to(&file).unwrap();
+            let err = promote(promote_args(&file, ModeArg::Audit, Some(out.clone()))).unwrap_err();
+            assert!(format!("{err:#}").contains(reason), "{err:#}");
+            assert!(!out.exists());
+        }
     }
 
     #[test]

@@ -83,6 +83,12 @@ pub struct CollectArgs {
     /// agent learned make its baseline partial). Never the --baseline directory.
     #[arg(long, value_name = "DIR")]
     baseline_out: Option<PathBuf>,
+    /// Enforce a promoted baseline's policy on an agent: `pid:PID=FILE` (that process and its
+    /// descendants) or `cgroup:PATH=FILE` (a cgroup v2 directory: a container). Repeat for
+    /// several agents. In audit mode what the policy does not allow runs and is reported as
+    /// "would block"; in enforce mode it is denied. Ends with the collector (docs/enforcement.md).
+    #[arg(long = "enforce", value_name = "SCOPE=FILE", value_parser = crate::enforce_policy::parse_enforce_arg)]
+    enforce: Vec<crate::enforce_policy::EnforceArg>,
     #[command(flatten)]
     pub memory: agentscope_session::memory_args::MemoryArgs,
 }
@@ -242,7 +248,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let mut collector = Collector::start(args.capture.collector_options())?;
+    let mut collector_options = args.capture.collector_options();
+    collector_options.governed =
+        crate::enforce_policy::governed_agents(&args.enforce, &collector_options.proc_root)?;
+    let mut collector = Collector::start(collector_options)?;
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     identity.start().await?;
     let pipeline = args

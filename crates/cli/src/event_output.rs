@@ -182,6 +182,7 @@ fn what_happened(body: &EventBody) -> String {
             }
             text
         }
+        EventBody::Enforce(decision) => decision.describe(),
     }
 }
 

@@ -8,6 +8,7 @@ mod baseline_cmd;
 mod capture_cmd;
 mod collect;
 mod coverage;
+mod enforce_policy;
 mod error_report;
 mod event_output;
 mod exit_status;

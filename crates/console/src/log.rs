@@ -386,6 +386,7 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
             format!("connect {}:{}", peer.addr, peer.port),
         ),
         ObservationKind::Dns { queries } => (EntryKind::Net, format!("dns {}", queries.join(", "))),
+        ObservationKind::Enforce { decision } => (EntryKind::Net, decision.describe()),
         ObservationKind::TlsHello {
             server_name,
             peer,

@@ -171,6 +171,9 @@ pub enum EventBody {
         #[serde(serialize_with = "as_base64", rename = "data_b64")]
         data: Vec<u8>,
     },
+    /// A governed agent did something its policy does not allow (audit or enforce mode).
+    /// Boxed: a decision is rare, and its fields would make every event larger.
+    Enforce(Box<crate::enforcement::EnforceDecision>),
 }
 
 fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -192,6 +195,7 @@ impl EventBody {
             EventBody::Data { .. } => "data",
             EventBody::Close { .. } => "close",
             EventBody::TlsHello { .. } => "tls_hello",
+            EventBody::Enforce(_) => "enforce",
         }
     }
 }
@@ -434,6 +438,16 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
                 coverage: None,
                 data,
             }
+        }
+        raw::kind::ENFORCE => {
+            let e: raw::EnforceEvent = read_record(record, "enforce record")?;
+            EventBody::Enforce(Box::new(crate::enforcement::EnforceDecision::from_raw(&e)))
+        }
+        raw::kind::ENFORCE_EXEC => {
+            let e: raw::EnforceExecEvent = read_record(record, "enforce exec record")?;
+            EventBody::Enforce(Box::new(
+                crate::enforcement::EnforceDecision::from_raw_exec(&e),
+            ))
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };

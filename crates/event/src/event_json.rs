@@ -218,6 +218,10 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
         "close" => EventBody::Close {
             fd: i32_field(value, "fd")?,
         },
+        "enforce" => EventBody::Enforce(Box::new(
+            serde_json::from_value(value.clone())
+                .map_err(|e| err(format!("an enforce event: {e}")))?,
+        )),
         other => return Err(err(format!("unknown kind \"{other}\""))),
     };
     Ok(Event { header, body })
@@ -388,6 +392,32 @@ mod tests {
                 coverage: None,
                 data: vec![0x16, 3, 1],
             },
+            EventBody::Enforce(Box::new(crate::enforcement::EnforceDecision {
+                agent_id: 1,
+                baseline: Some("host:python agent.py".into()),
+                revision: 3,
+                category: crate::enforcement::EnforceCategory::Network,
+                action: crate::enforcement::EnforceAction::Blocked,
+                hook: "connect4".into(),
+                protocol: "tcp".into(),
+                family: "inet".into(),
+                addr: "127.0.0.2".into(),
+                port: 8080,
+                path: None,
+            })),
+            EventBody::Enforce(Box::new(crate::enforcement::EnforceDecision {
+                agent_id: 2,
+                baseline: None,
+                revision: 1,
+                category: crate::enforcement::EnforceCategory::Exec,
+                action: crate::enforcement::EnforceAction::WouldBlock,
+                hook: "sched_process_exec".into(),
+                protocol: String::new(),
+                family: String::new(),
+                addr: String::new(),
+                port: 0,
+                path: Some("/bin/sh".into()),
+            })),
         ];
         for body in bodies {
             let event = Event {

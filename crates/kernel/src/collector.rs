@@ -37,6 +37,8 @@ pub struct CollectorOptions {
     pub redact_secrets: bool,
     /// Where /proc is (tests point it elsewhere).
     pub proc_root: PathBuf,
+    /// Agents whose baseline policy the kernel enforces (crate::enforcement).
+    pub governed: Vec<crate::enforcement::GovernedAgent>,
 }
 
 impl Default for CollectorOptions {
@@ -48,6 +50,7 @@ impl Default for CollectorOptions {
             capture_pipe_data: true,
             redact_secrets: true,
             proc_root: PathBuf::from("/proc"),
+            governed: Vec::new(),
         }
     }
 }
@@ -258,6 +261,14 @@ impl Enrichment {
                     self.redactor.redact(&mut event);
                 }
                 self.processes.apply(&mut event);
+                if let EventBody::Enforce(decision) = &mut event.body {
+                    decision.baseline = self
+                        .options
+                        .governed
+                        .iter()
+                        .find(|agent| agent.id == decision.agent_id)
+                        .map(|agent| agent.baseline.clone());
+                }
                 self.note_tls(&event, bytes, out.len());
                 *self
                     .summary
@@ -352,6 +363,7 @@ impl Collector {
             capture_pipe_data: options.capture_pipe_data,
         })?;
         kernel.seed_parents(existing.iter().map(|p| (p.pid, p.ppid)));
+        kernel.govern(&options.governed, &options.proc_root)?;
         if options.capture_pipe_data {
             kernel.seed_pipes(existing_pipe_ends(&options.proc_root, &traced_now));
         }

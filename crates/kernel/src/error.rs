@@ -20,6 +20,8 @@ pub enum CollectorError {
     AttachTls(String),
     #[error("no process with pid {0} (--pid names a running process; it may have exited)")]
     NoSuchProcess(u32),
+    #[error("enforcement could not be set up: {0}")]
+    Enforcement(String),
     #[error("reading the ring buffer failed: {0}")]
     RingBuffer(String),
 }

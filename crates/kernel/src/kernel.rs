@@ -493,6 +493,10 @@ impl KernelCapture {
         Ok(attached)
     }
 
+    pub(crate) fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     /// Seeds the kernel's pid → parent map (for processes that existed before the collector).
     pub fn seed_parents(&mut self, pairs: impl IntoIterator<Item = (u32, u32)>) {
         if let Some(map) = self.ebpf.map_mut("PARENTS") {
@@ -709,7 +713,10 @@ fn drain_ring(
 }
 
 /// A program of the object, as its concrete type.
-fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, CollectorError>
+pub(crate) fn program_mut<'a, T>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> Result<&'a mut T, CollectorError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
@@ -725,7 +732,7 @@ fn missing_map(name: &str) -> CollectorError {
     CollectorError::Load(format!("map {name} missing from the eBPF object"))
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -736,7 +743,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-fn load_error(program: &str, err: impl std::error::Error) -> CollectorError {
+pub(crate) fn load_error(program: &str, err: impl std::error::Error) -> CollectorError {
     let text = error_chain(&err);
     if is_permission_error(&text) {
         CollectorError::NotPrivileged

@@ -7,6 +7,7 @@
 //! recording, the console) consume those events and never touch the kernel themselves.
 
 pub mod collector;
+pub mod enforcement;
 pub mod error;
 mod go_buildinfo;
 mod go_pclntab;

@@ -158,6 +158,11 @@ pub enum ObservationKind {
     Retrieval {
         call: Box<RetrievalCall>,
     },
+    /// A governed agent's action its baseline's policy does not allow: let through and
+    /// reported ("would block", audit mode) or denied ("blocked", enforce mode).
+    Enforce {
+        decision: Box<agentscope_event::enforcement::EnforceDecision>,
+    },
 }
 
 /// One action of one process.

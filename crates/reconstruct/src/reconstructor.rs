@@ -213,6 +213,11 @@ impl Reconstructor {
                 self.peers.insert((header.pid, *fd), peer.clone());
                 out.push(simple(ObservationKind::Connect { peer }));
             }
+            EventBody::Enforce(decision) => {
+                out.push(simple(ObservationKind::Enforce {
+                    decision: decision.clone(),
+                }));
+            }
             EventBody::Accept {
                 addr, port, ret, ..
             } if *ret >= 0 => {

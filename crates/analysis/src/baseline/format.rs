@@ -82,6 +82,10 @@ pub struct BaselineMetadata {
     pub truncated: bool,
     #[serde(default)]
     pub identity: IdentitySummary,
+    /// Incidents detection raised for this agent while it learned (`inc-N: story`): what
+    /// was learned includes an attack, so `baseline promote` refuses it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<String>,
 }
 
 /// Tools the agent's model was offered and asked to call.
@@ -224,6 +228,9 @@ pub struct AgentBaseline {
     pub kind: String,
     pub metadata: BaselineMetadata,
     pub spec: BaselineSpec,
+    /// What the kernel enforces from this baseline (`baseline promote`); absent: nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<super::enforcement::Enforcement>,
 }
 
 /// One entry of a baseline section, as derived from an observation.

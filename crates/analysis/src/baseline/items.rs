@@ -118,6 +118,9 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
         // The connection's connect (and usually a DNS query) already stands for it; its server
         // name as a baseline entry of its own is left for later.
         ObservationKind::TlsHello { .. } => return out,
+        // A decision against the baseline's own policy is not behaviour to learn (what was
+        // tried is another observation, when it got as far as the kernel's record of it).
+        ObservationKind::Enforce { .. } => return out,
         ObservationKind::Exec { filename, argv } => {
             out.push(Item::Executable {
                 path: filename.clone(),

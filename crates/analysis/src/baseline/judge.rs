@@ -130,6 +130,11 @@ impl BaselineJudge {
         self.learner.advance_to(ts_ns);
     }
 
+    /// See [`BaselineLearner::note_incident`].
+    pub fn note_incident(&mut self, agent: &str, id: &str, story: &str, opened_ns: u64) {
+        self.learner.note_incident(agent, id, story, opened_ns);
+    }
+
     pub fn note_loss(&mut self, ts_ns: Option<u64>, loss: LossCounts) {
         self.learner.note_loss(ts_ns, loss);
     }

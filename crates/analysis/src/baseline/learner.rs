@@ -55,6 +55,8 @@ struct AgentLearning {
     events: u64,
     loss: LossCounts,
     identity: IdentitySummary,
+    /// Incidents raised while learning: id → `id: story`.
+    incidents: BTreeMap<String, String>,
 }
 
 impl AgentLearning {
@@ -157,6 +159,7 @@ impl BaselineLearner {
                     events: 0,
                     loss,
                     identity: IdentitySummary::default(),
+                    incidents: BTreeMap::new(),
                 },
             );
         }
@@ -239,6 +242,19 @@ impl BaselineLearner {
         }
     }
 
+    /// Detection raised (or updated) incident `id` of `agent` at event time `opened_ns`: if
+    /// that was while the agent learned, its baseline holds the incident's evidence.
+    pub fn note_incident(&mut self, agent: &str, id: &str, story: &str, opened_ns: u64) {
+        let period = self.options.learning_period_ns;
+        if let Some(learning) = self.agents.get_mut(agent) {
+            if opened_ns < learning.ends_ns(period) {
+                learning
+                    .incidents
+                    .insert(id.to_string(), format!("{id}: {story}"));
+            }
+        }
+    }
+
     /// Status of `agent`'s baseline at the current event time.
     pub fn status(&self, agent: &str) -> Option<BaselineStatus> {
         self.status_at(agent, self.now_ns)
@@ -291,8 +307,10 @@ impl BaselineLearner {
                 loss: learning.loss,
                 truncated: learning.truncated,
                 identity: learning.identity.clone(),
+                incidents: learning.incidents.values().cloned().collect(),
             },
             spec: learning.spec.clone(),
+            enforcement: None,
         })
     }
 

@@ -8,11 +8,13 @@
 //!   an agent, or its learned one once the learning period is over.
 //! - [`AgentBaseline`] is the document (`apiVersion: agentscope.dev/v1`, docs/baseline.md);
 //!   [`load_baseline_dir`] reads a directory of approved ones; [`diff`] compares two.
+//! - [`enforcement`]: the policy section a baseline gains when [`promote`]d to enforcement.
 //! - [`kubescape::application_profile`] writes the Kubescape shape.
 //! - [`learn_from_events`] runs recorded events through the pipeline into a judge.
 
 pub mod collapse;
 pub mod diff;
+pub mod enforcement;
 pub mod exclusion;
 pub mod format;
 pub mod items;
@@ -22,6 +24,7 @@ pub mod learner;
 pub mod replay;
 
 pub use diff::{diff, BaselineDiff, SectionDiff};
+pub use enforcement::{promote, EnforceMode, Enforcement, PromoteRefusal, PromoteRequest};
 pub use exclusion::Exclusion;
 pub use format::{
     file_name_for, load_baseline_dir, AgentBaseline, ApiEndpoint, BaselineError, BaselineMetadata,

@@ -43,6 +43,11 @@ pub trait EventFeed {
     /// returns `(None, observations)` with what the pipeline flushed.
     fn next(&mut self) -> Option<(Option<Event>, Vec<AttributedObservation>)>;
     fn pipeline(&self) -> &Pipeline;
+    /// Incidents detection raised or changed since the last call (none where no detection
+    /// runs): a baseline learned while one opened holds its evidence.
+    fn take_incidents(&mut self) -> Vec<crate::detect::Incident> {
+        Vec::new()
+    }
 }
 
 /// Events from memory through a pipeline whose identity knows only the host.
@@ -103,6 +108,14 @@ pub fn learn_from_feed(mut feed: impl EventFeed, options: ReplayOptions) -> Repl
     let mut count = 0u64;
     let mut last_ts = 0;
     while let Some((event, observations)) = feed.next() {
+        for incident in feed.take_incidents() {
+            judge.note_incident(
+                &incident.agent,
+                &incident.id,
+                &incident.story,
+                incident.opened_ns,
+            );
+        }
         let pipeline = feed.pipeline();
         for attributed in &observations {
             let Some(agent) = &attributed.agent else {

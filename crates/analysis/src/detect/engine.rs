@@ -206,6 +206,9 @@ impl Detector {
         }
         self.judge.advance_to(observation.ts_ns);
         if let Some(agent) = attributed.agent.clone() {
+            if let ObservationKind::Enforce { decision } = &observation.kind {
+                self.enforcement(&agent, attributed, decision, model);
+            }
             let context = Context { agent, observation };
             self.detect(&context, model);
             self.charge_watch(&context.agent);

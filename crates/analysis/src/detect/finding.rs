@@ -45,6 +45,9 @@ pub enum FindingKind {
     SensitiveAccess,
     /// Data the agent read leaving in requests to a destination outside its baseline.
     Exfiltration,
+    /// The kernel denied (or, in audit mode, would have denied) something the agent's
+    /// promoted baseline does not allow.
+    Enforcement,
 }
 
 impl FindingKind {
@@ -55,6 +58,7 @@ impl FindingKind {
             FindingKind::BaselineDeviation => "baseline deviation",
             FindingKind::SensitiveAccess => "sensitive access",
             FindingKind::Exfiltration => "exfiltration",
+            FindingKind::Enforcement => "enforcement",
         }
     }
 }
@@ -128,6 +132,19 @@ pub enum FindingDetail {
         what: SensitiveKind,
         /// The file, table, or API route.
         target: String,
+    },
+    Enforcement {
+        /// `would_block` (audit mode) or `blocked`.
+        action: agentscope_event::enforcement::EnforceAction,
+        /// `host:port` (`[v6]:port`) the agent tried to reach.
+        destination: String,
+        protocol: String,
+        /// The baseline whose policy decided, and its revision.
+        baseline: Option<String>,
+        revision: u32,
+        /// The tool call the attempt was linked to (its name), when one was.
+        tool: Option<String>,
+        call_id: Option<String>,
     },
     Exfiltration {
         /// `host:port` the data went to.
@@ -204,6 +221,9 @@ pub struct IncidentChain {
     pub data: Vec<String>,
     /// Where read data went.
     pub egress: Vec<String>,
+    /// What the kernel's enforcement stopped (or would have, in audit mode) along the chain.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub enforcement: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]

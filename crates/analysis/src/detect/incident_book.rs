@@ -205,6 +205,15 @@ impl IncidentBook {
         }
     }
 
+    /// A line of what enforcement stopped along the chain.
+    pub(super) fn add_enforcement(&mut self, incident: usize, line: String) {
+        let lines = &mut self.incidents[incident].chain.enforcement;
+        if !lines.contains(&line) {
+            lines.push(line);
+            self.changes.incident(incident);
+        }
+    }
+
     /// The chain's egress line for an exfiltration finding, with the finding's totals.
     pub(super) fn set_egress(&mut self, incident: usize, finding: usize) {
         let FindingDetail::Exfiltration {

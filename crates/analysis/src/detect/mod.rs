@@ -15,6 +15,7 @@
 //! docs/detection.md.
 
 pub mod changes;
+mod enforcement_rule;
 pub mod engine;
 pub mod exfiltration;
 mod exfiltration_rule;

@@ -369,6 +369,63 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             // The client is the agent itself: no command in between.
             return Some(t);
         }
+        ObservationKind::Enforce { decision } if decision.path.is_some() => {
+            // An exec the policy killed (or would have): the command it was to run.
+            let path = decision.path.clone().unwrap_or_default();
+            let mut t = Target::new(
+                "enforce",
+                NodeKind::Command,
+                format!("command:{path}"),
+                basename(&path).to_string(),
+                EdgeKind::Executes,
+            );
+            t.summary = decision.describe();
+            t.descriptors = vec![path];
+            t.attributes = vec![
+                (
+                    "enforcement.action".into(),
+                    serde_json::to_value(decision.action).unwrap_or_default(),
+                ),
+                ("enforcement.hook".into(), json!(decision.hook)),
+                (
+                    "enforcement.baseline".into(),
+                    json!(decision.baseline.clone().unwrap_or_default()),
+                ),
+                ("enforcement.revision".into(), json!(decision.revision)),
+            ];
+            t
+        }
+        ObservationKind::Enforce { decision } => {
+            // The destination as an API node of its own (`net:` rather than `api:`: no request
+            // was made), so the graph shows what the policy stopped and the tool call linked
+            // to it.
+            let destination = decision.destination();
+            let mut t = Target::new(
+                "enforce",
+                NodeKind::Api,
+                format!("net:{}:{destination}", decision.protocol),
+                destination.clone(),
+                EdgeKind::CallsApi,
+            );
+            t.summary = decision.describe();
+            // Matched against URL arguments' authority (attribution's `enforce` rule).
+            t.descriptors = vec![destination];
+            t.attributes = vec![
+                (
+                    "enforcement.action".into(),
+                    serde_json::to_value(decision.action).unwrap_or_default(),
+                ),
+                ("enforcement.hook".into(), json!(decision.hook)),
+                ("network.transport".into(), json!(decision.protocol)),
+            ];
+            if let Some(baseline) = &decision.baseline {
+                t.attributes
+                    .push(("enforcement.baseline".into(), json!(baseline)));
+            }
+            t.attributes
+                .push(("enforcement.revision".into(), json!(decision.revision)));
+            t
+        }
         _ => return None,
     };
     target.via_command = Some(command_of(processes, actor.pid, &actor.comm));

@@ -218,6 +218,34 @@ impl CallWorkers {
 }
 
 /// Flattens argument values into (argument path, text) pairs worth matching.
+/// `host:port` of an `http://` or `https://` URL (the scheme's port when none is given).
+fn url_authority(value: &str) -> Option<String> {
+    let (rest, default_port) = if let Some(rest) = value.strip_prefix("http://") {
+        (rest, 80)
+    } else if let Some(rest) = value.strip_prefix("https://") {
+        (rest, 443)
+    } else {
+        return None;
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    if authority.is_empty() {
+        return None;
+    }
+    // `[v6]:port`, `[v6]`, `host:port`, `host`.
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (addr, port) = v6.split_once(']')?;
+        let port = port
+            .strip_prefix(':')
+            .map_or(Some(default_port), |p| p.parse().ok())?;
+        return Some(format!("[{addr}]:{port}"));
+    }
+    Some(match authority.rsplit_once(':') {
+        Some((host, port)) => format!("{host}:{}", port.parse::<u16>().ok()?),
+        None => format!("{authority}:{default_port}"),
+    })
+}
+
 fn argument_values(path: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
     match value {
         serde_json::Value::String(s) => {
@@ -490,6 +518,20 @@ impl Attribution {
                     strong = true;
                 }
             }
+            // A connection the policy stopped never became a request: the call's URL names
+            // its destination (`http://127.0.0.2:8080/collect` → `127.0.0.2:8080`).
+            if !strong && action.kind == "enforce" {
+                if let Some((argument, value)) = call.matchers.iter().find(|(_, value)| {
+                    url_authority(value)
+                        .is_some_and(|authority| action.detail.descriptors.contains(&authority))
+                }) {
+                    evidence.push(Evidence::ArgumentMatch {
+                        argument: argument.clone(),
+                        value: value.clone(),
+                    });
+                    strong = true;
+                }
+            }
             if let Some(pid) = server {
                 evidence.push(Evidence::McpServerProcess { pid });
                 strong = true;
@@ -584,6 +626,26 @@ mod tests {
 
     const AGENT: &str = "host:node gemini";
     const SHELL: &str = "run_shell_command";
+
+    #[test]
+    fn url_authorities_are_host_and_port() {
+        assert_eq!(
+            url_authority("http://127.0.0.2:43497/collect").as_deref(),
+            Some("127.0.0.2:43497")
+        );
+        assert_eq!(
+            url_authority("https://api.example.com/x?y").as_deref(),
+            Some("api.example.com:443")
+        );
+        assert_eq!(
+            url_authority("http://user@[::1]:8080").as_deref(),
+            Some("[::1]:8080")
+        );
+        assert_eq!(url_authority("http://[::1]/").as_deref(), Some("[::1]:80"));
+        for not_one in ["ftp://x", "127.0.0.2:80", "http://", "http://h:port/"] {
+            assert_eq!(url_authority(not_one), None, "{not_one}");
+        }
+    }
 
     fn shell_arguments(file: &str) -> serde_json::Value {
         serde_json::json!({"command": format!("cat {file}")})

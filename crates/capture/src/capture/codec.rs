@@ -29,6 +29,7 @@ mod kind {
     pub const DATA: u8 = 9;
     pub const CLOSE: u8 = 10;
     pub const TLS_HELLO: u8 = 11;
+    pub const ENFORCE: u8 = 12;
 }
 
 /// One decoded entry of an event chunk.
@@ -256,6 +257,11 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
                 put_bytes(out, &coverage);
                 put_bytes(out, data);
             }
+            // JSON: rare (a decision against a policy) and its shape grows with the
+            // categories enforced.
+            EventBody::Enforce(decision) => {
+                put_bytes(out, &serde_json::to_vec(decision).unwrap_or_default());
+            }
         }
     });
 }
@@ -273,6 +279,7 @@ fn kind_code(body: &EventBody) -> u8 {
         EventBody::Data { .. } => kind::DATA,
         EventBody::Close { .. } => kind::CLOSE,
         EventBody::TlsHello { .. } => kind::TLS_HELLO,
+        EventBody::Enforce(_) => kind::ENFORCE,
     }
 }
 
@@ -569,6 +576,10 @@ fn decode_event(body: &[u8]) -> Field<Event> {
                 data: f.bytes("data")?.to_vec(),
             }
         }
+        kind::ENFORCE => EventBody::Enforce(Box::new(
+            serde_json::from_slice(f.bytes("decision")?)
+                .map_err(|e| format!("not an enforcement decision: {e}"))?,
+        )),
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -774,6 +785,35 @@ pub(crate) mod tests {
                         },
                         data,
                     }
+                }),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                any::<u16>(),
+                "[0-9.]{0,15}",
+                any::<bool>()
+            )
+                .prop_map(|(agent_id, revision, port, addr, blocked)| {
+                    use agentscope_event::enforcement::{
+                        EnforceAction, EnforceCategory, EnforceDecision,
+                    };
+                    EventBody::Enforce(Box::new(EnforceDecision {
+                        agent_id,
+                        baseline: blocked.then(|| "host:python agent.py".to_string()),
+                        revision,
+                        category: EnforceCategory::Network,
+                        action: if blocked {
+                            EnforceAction::Blocked
+                        } else {
+                            EnforceAction::WouldBlock
+                        },
+                        hook: "connect4".into(),
+                        protocol: "tcp".into(),
+                        family: "inet".into(),
+                        addr,
+                        port,
+                        path: (!blocked).then(|| "/bin/sh".to_string()),
+                    }))
                 }),
         ]
     }

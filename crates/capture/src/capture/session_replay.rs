@@ -63,11 +63,17 @@ pub(crate) fn start_session(
 pub struct SessionReplay<S> {
     entries: S,
     session: Session,
+    /// Incidents of the steps baseline learning read, until it takes them.
+    incidents: Vec<crate::detect::Incident>,
 }
 
 impl<S: RecordedEntries> SessionReplay<S> {
     pub fn new(entries: S, session: Session) -> Self {
-        Self { entries, session }
+        Self {
+            entries,
+            session,
+            incidents: Vec::new(),
+        }
     }
 
     pub fn session(&self) -> &Session {
@@ -122,10 +128,13 @@ impl SessionReplay<CaptureEvents> {
 impl<S: RecordedEntries> EventFeed for SessionReplay<S> {
     fn next(&mut self) -> Option<(Option<Event>, Vec<AttributedObservation>)> {
         // No sink: nothing can fail.
-        self.next_step(&mut ())
-            .ok()
-            .flatten()
-            .map(|(event, step)| (event, step.observations))
+        let (event, step) = self.next_step(&mut ()).ok().flatten()?;
+        self.incidents.extend(step.incidents);
+        Some((event, step.observations))
+    }
+
+    fn take_incidents(&mut self) -> Vec<crate::detect::Incident> {
+        std::mem::take(&mut self.incidents)
     }
 
     fn pipeline(&self) -> &Pipeline {

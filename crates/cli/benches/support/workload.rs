@@ -1,7 +1,7 @@
 //! What the overhead benches share: a long-lived workload process that runs N round trips per
 //! line on its stdin and answers with the nanoseconds they took, and `agentscope collect`
 //! following some pids with its events discarded (tls_probe_overhead,
-//! socket_payload_overhead).
+//! socket_payload_overhead, enforce_connect).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -86,12 +86,18 @@ pub struct Collector {
 
 impl Collector {
     pub fn follow(pids: &[u32]) -> Collector {
+        Self::follow_with(pids, &[])
+    }
+
+    /// With further `collect` arguments (`--enforce ...`).
+    pub fn follow_with(pids: &[u32], extra: &[String]) -> Collector {
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_agentscope"));
         command.args(["collect", "--json", "--ready-message", "--no-kubernetes"]);
         for pid in pids {
             command.args(["--pid", &pid.to_string()]);
         }
+        command.args(extra);
         let mut child = command
             .stdout(Stdio::null())
             .stderr(stderr.reopen().unwrap())
@@ -116,6 +122,14 @@ impl Collector {
             child,
             _stderr: stderr,
         }
+    }
+}
+
+impl Collector {
+    // Each bench compiles this file as its own module; only enforce_connect reads the pid.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

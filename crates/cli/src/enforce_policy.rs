@@ -1,0 +1,162 @@
+//! `collect --enforce SCOPE=FILE`: which agent a promoted baseline governs (a process tree or
+//! a cgroup), and its `enforcement` section turned into what the kernel reads
+//! (`agentscope_kernel::enforcement`). docs/enforcement.md.
+
+use std::path::{Path, PathBuf};
+
+use agentscope_analysis::baseline::enforcement::{Enforcement, NetProtocol};
+use agentscope_analysis::baseline::{AgentBaseline, EnforceMode};
+use agentscope_kernel::enforcement::{
+    cgroup2_root, cgroup_id, AgentScope, GovernedAgent, Mode, NetRule, Protocol,
+};
+use anyhow::{bail, Context, Result};
+
+/// One `--enforce` argument, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnforceArg {
+    pub scope: ScopeArg,
+    pub baseline: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeArg {
+    /// `pid:N`: that process and its descendants.
+    Pid(u32),
+    /// `cgroup:PATH`: a cgroup v2 directory (absolute, or relative to the cgroup v2 mount).
+    Cgroup(PathBuf),
+}
+
+/// Parses `pid:N=FILE` or `cgroup:PATH=FILE` (clap's value parser).
+pub fn parse_enforce_arg(text: &str) -> Result<EnforceArg, String> {
+    let usage = "expected pid:PID=BASELINE.yaml or cgroup:PATH=BASELINE.yaml";
+    let (scope, file) = text.split_once('=').ok_or(usage)?;
+    if file.is_empty() {
+        return Err(usage.into());
+    }
+    let scope = if let Some(pid) = scope.strip_prefix("pid:") {
+        ScopeArg::Pid(
+            pid.parse()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("\"{pid}\" is not a process id; {usage}"))?,
+        )
+    } else if let Some(path) = scope.strip_prefix("cgroup:") {
+        if path.is_empty() {
+            return Err(usage.into());
+        }
+        ScopeArg::Cgroup(PathBuf::from(path))
+    } else {
+        return Err(usage.into());
+    };
+    Ok(EnforceArg {
+        scope,
+        baseline: PathBuf::from(file),
+    })
+}
+
+fn mode(mode: EnforceMode) -> Mode {
+    match mode {
+        EnforceMode::Off => Mode::Off,
+        EnforceMode::Audit => Mode::Audit,
+        EnforceMode::Enforce => Mode::Enforce,
+    }
+}
+
+/// The kernel's network rules for a policy (`any` protocol: a TCP and a UDP rule).
+pub fn net_rules(policy: &Enforcement) -> Result<Vec<NetRule>> {
+    let mut rules = Vec::new();
+    for allow in &policy.allow.network {
+        let (addr, prefix) = allow.prefix().map_err(anyhow::Error::msg)?;
+        let protocols: &[Protocol] = match allow.protocol {
+            NetProtocol::Any => &[Protocol::Tcp, Protocol::Udp],
+            NetProtocol::Tcp => &[Protocol::Tcp],
+            NetProtocol::Udp => &[Protocol::Udp],
+        };
+        for &protocol in protocols {
+            rules.push(NetRule {
+                protocol,
+                addr,
+                prefix,
+                port: allow.port,
+            });
+        }
+    }
+    Ok(rules)
+}
+
+/// Reads each baseline and turns it into a governed agent (numbered from 1 in order).
+pub fn governed_agents(args: &[EnforceArg], proc_root: &Path) -> Result<Vec<GovernedAgent>> {
+    let mut agents = Vec::new();
+    for (index, arg) in args.iter().enumerate() {
+        let baseline = AgentBaseline::read_from(&arg.baseline)?;
+        let Some(policy) = &baseline.enforcement else {
+            bail!(
+                "{} has no enforcement section: promote it first (agentscope baseline promote {} --network audit -w FILE)",
+                arg.baseline.display(),
+                arg.baseline.display()
+            );
+        };
+        let scope = match &arg.scope {
+            ScopeArg::Pid(pid) => AgentScope::ProcessTree(*pid),
+            ScopeArg::Cgroup(path) => {
+                let dir = if path.is_absolute() {
+                    path.clone()
+                } else {
+                    cgroup2_root(proc_root)
+                        .context("no cgroup v2 mount to resolve a relative cgroup path")?
+                        .join(path)
+                };
+                AgentScope::Cgroup(cgroup_id(&dir)?)
+            }
+        };
+        agents.push(GovernedAgent {
+            id: index as u32 + 1,
+            baseline: baseline.metadata.agent.clone(),
+            scope,
+            network: mode(policy.network),
+            exec: mode(policy.exec),
+            files: mode(policy.files),
+            revision: policy.revision,
+            net_rules: net_rules(policy).with_context(|| {
+                format!("{}: enforcement.allow.network", arg.baseline.display())
+            })?,
+            executables: policy.allow.executables.iter().cloned().collect(),
+        });
+    }
+    Ok(agents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enforce_arguments_parse_or_say_what_is_expected() {
+        assert_eq!(
+            parse_enforce_arg("pid:42=agent.yaml").unwrap(),
+            EnforceArg {
+                scope: ScopeArg::Pid(42),
+                baseline: "agent.yaml".into()
+            }
+        );
+        assert_eq!(
+            parse_enforce_arg("cgroup:/sys/fs/cgroup/unified/pod=a=b.yaml")
+                .unwrap()
+                .scope,
+            ScopeArg::Cgroup("/sys/fs/cgroup/unified/pod".into())
+        );
+        for bad in [
+            "agent.yaml",
+            "pid:x=a.yaml",
+            "pid:0=a.yaml",
+            "pid:3=",
+            "host:1=a",
+        ] {
+            let err = parse_enforce_arg(bad).unwrap_err();
+            assert!(
+                err.contains("expected pid:PID=BASELINE.yaml"),
+                "{bad}: {err}"
+            );
+        }
+    }
+}

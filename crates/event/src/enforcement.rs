@@ -1,0 +1,175 @@
+//! Enforcement decisions as events: a governed agent tried something its baseline's policy
+//! does not allow, and the kernel let it through ("would block", audit mode) or denied it
+//! ("blocked", enforce mode). Decoded from `agentscope_common::EnforceEvent`; the collector
+//! adds the baseline the policy came from.
+
+use agentscope_common as raw;
+use serde::{Deserialize, Serialize};
+
+/// What the decision was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforceCategory {
+    Network,
+    Exec,
+    Files,
+    Unknown,
+}
+
+/// What the kernel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforceAction {
+    /// Audit mode: allowed, and reported.
+    WouldBlock,
+    /// Enforce mode: denied (`EPERM` for network calls).
+    Blocked,
+    Unknown,
+}
+
+impl EnforceAction {
+    /// "would block" / "blocked", for people.
+    pub fn words(self) -> &'static str {
+        match self {
+            EnforceAction::WouldBlock => "would block",
+            EnforceAction::Blocked => "blocked",
+            EnforceAction::Unknown => "decided",
+        }
+    }
+}
+
+/// One decision (the body of an `enforce` event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnforceDecision {
+    /// The governed agent's number in this collector's policies.
+    pub agent_id: u32,
+    /// The baseline (its agent key) whose policy decided, when the collector knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// The baseline's revision.
+    pub revision: u32,
+    pub category: EnforceCategory,
+    pub action: EnforceAction,
+    /// The kernel hook: `connect4`, `connect6`, `sendmsg4`, `sendmsg6`.
+    pub hook: String,
+    /// `tcp`, `udp` or `other`.
+    pub protocol: String,
+    /// `inet` (IPv4, IPv4-mapped IPv6 included) or `inet6`.
+    pub family: String,
+    pub addr: String,
+    pub port: u16,
+    /// Exec decisions: the executable, as the exec named it (network ones: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl EnforceDecision {
+    /// Decodes the record's fields (the header is decoded by the caller).
+    pub fn from_raw(e: &raw::EnforceEvent) -> Self {
+        use raw::enforce;
+        let (family, addr) = match e.family as i32 {
+            libc::AF_INET => (
+                "inet",
+                std::net::Ipv4Addr::new(e.addr[0], e.addr[1], e.addr[2], e.addr[3]).to_string(),
+            ),
+            libc::AF_INET6 => ("inet6", std::net::Ipv6Addr::from(e.addr).to_string()),
+            _ => ("other", String::new()),
+        };
+        EnforceDecision {
+            agent_id: e.agent,
+            baseline: None,
+            revision: e.revision,
+            category: match e.category {
+                enforce::CATEGORY_NETWORK => EnforceCategory::Network,
+                enforce::CATEGORY_EXEC => EnforceCategory::Exec,
+                enforce::CATEGORY_FILES => EnforceCategory::Files,
+                _ => EnforceCategory::Unknown,
+            },
+            action: match e.action {
+                enforce::ACTION_WOULD_BLOCK => EnforceAction::WouldBlock,
+                enforce::ACTION_BLOCKED => EnforceAction::Blocked,
+                _ => EnforceAction::Unknown,
+            },
+            hook: match e.hook {
+                enforce::HOOK_CONNECT4 => "connect4",
+                enforce::HOOK_CONNECT6 => "connect6",
+                enforce::HOOK_SENDMSG4 => "sendmsg4",
+                enforce::HOOK_SENDMSG6 => "sendmsg6",
+                _ => "other",
+            }
+            .into(),
+            protocol: match e.protocol as i32 {
+                libc::IPPROTO_TCP => "tcp",
+                libc::IPPROTO_UDP => "udp",
+                _ => "other",
+            }
+            .into(),
+            family: family.into(),
+            addr,
+            port: e.port,
+            path: None,
+        }
+    }
+
+    /// Decodes an exec decision's fields (the header is decoded by the caller).
+    pub fn from_raw_exec(e: &raw::EnforceExecEvent) -> Self {
+        let kept = (e.path_len as usize).min(raw::PATH_LEN);
+        EnforceDecision {
+            agent_id: e.agent,
+            baseline: None,
+            revision: e.revision,
+            category: EnforceCategory::Exec,
+            action: match e.action {
+                raw::enforce::ACTION_WOULD_BLOCK => EnforceAction::WouldBlock,
+                raw::enforce::ACTION_BLOCKED => EnforceAction::Blocked,
+                _ => EnforceAction::Unknown,
+            },
+            hook: "sched_process_exec".into(),
+            protocol: String::new(),
+            family: String::new(),
+            addr: String::new(),
+            port: 0,
+            path: Some(crate::event::c_string(&e.path[..kept])),
+        }
+    }
+
+    /// The destination as `addr:port` (`[v6]:port`).
+    pub fn destination(&self) -> String {
+        if self.family == "inet6" {
+            format!("[{}]:{}", self.addr, self.port)
+        } else {
+            format!("{}:{}", self.addr, self.port)
+        }
+    }
+
+    /// One line for people: "blocked: tcp connect to 127.0.0.2:8080 denied by baseline KEY
+    /// rev 3".
+    pub fn describe(&self) -> String {
+        let by = match &self.baseline {
+            Some(key) => format!("baseline {key} rev {}", self.revision),
+            None => format!("policy {} rev {}", self.agent_id, self.revision),
+        };
+        if let Some(path) = &self.path {
+            let verdict = match self.action {
+                EnforceAction::WouldBlock => "would be killed",
+                _ => "killed",
+            };
+            return format!("{}: exec {path} {verdict} by {by}", self.action.words());
+        }
+        let what = if self.hook.starts_with("sendmsg") {
+            "send"
+        } else {
+            "connect"
+        };
+        let verdict = match self.action {
+            EnforceAction::WouldBlock => "would be denied",
+            _ => "denied",
+        };
+        format!(
+            "{}: {} {what} to {} {verdict} by {by}",
+            self.action.words(),
+            self.protocol,
+            self.destination()
+        )
+    }
+}

@@ -1,0 +1,405 @@
+//! Enforcement in the kernel (issue 17), from userspace: which agents are governed (a cgroup v2
+//! id, or a process tree), their modes and what their network and exec policies allow, written
+//! into the maps of `collector-ebpf/src/enforce.rs` and `enforce_exec.rs`, that module's
+//! socket-address programs attached once at the cgroup v2 root and the exec program at
+//! `sched_process_exec` when an agent's exec mode is on. Nothing is attached unless an agent is governed, so a collector
+//! that enforces nothing costs no socket anything.
+//!
+//! The links live as long as the collector's eBPF object: enforcement ends with the collector
+//! (pinning, so that it survives a restart, is left for later; issue 17).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use agentscope_common::{enforce, AgentPolicy, ExecAllowKey, NetAllowKey, PATH_LEN};
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::HashMap as BpfHashMap;
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, TracePoint};
+
+use crate::error::CollectorError;
+use crate::kernel::KernelCapture;
+use crate::procfs;
+
+/// The exec program (`collector-ebpf/src/enforce_exec.rs`), attached only when an agent's exec
+/// mode is not off.
+const EXEC_PROGRAM: &str = "enforce_sched_process_exec";
+
+/// The socket-address programs, each attached at the cgroup v2 root.
+const PROGRAMS: [&str; 4] = [
+    "enforce_connect4",
+    "enforce_connect6",
+    "enforce_sendmsg4",
+    "enforce_sendmsg6",
+];
+
+/// Who a governed agent is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentScope {
+    /// Every process in this cgroup v2 (a container), by the cgroup's id (its directory's
+    /// inode number).
+    Cgroup(u64),
+    /// This process and every descendant, present and future.
+    ProcessTree(u32),
+}
+
+/// A category's mode, as the kernel reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Off,
+    Audit,
+    Enforce,
+}
+
+impl Mode {
+    fn raw(self) -> u32 {
+        match self {
+            Mode::Off => enforce::MODE_OFF,
+            Mode::Audit => enforce::MODE_AUDIT,
+            Mode::Enforce => enforce::MODE_ENFORCE,
+        }
+    }
+}
+
+/// Transport of a network rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => libc::IPPROTO_TCP as u8,
+            Protocol::Udp => libc::IPPROTO_UDP as u8,
+        }
+    }
+}
+
+/// One destination a governed agent may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetRule {
+    pub protocol: Protocol,
+    pub addr: IpAddr,
+    /// Prefix length of `addr` (32 or 128 for one address).
+    pub prefix: u8,
+    /// 0: any port.
+    pub port: u16,
+}
+
+impl NetRule {
+    /// The LPM trie key: IPv4 mapped into IPv6 (the kernel looks IPv4 and IPv4-mapped IPv6
+    /// destinations up that way), the prefix counted over the whole key.
+    pub fn key(&self, agent: u32) -> Key<NetAllowKey> {
+        let (addr, prefix) = match self.addr {
+            IpAddr::V4(v4) => (
+                v4.to_ipv6_mapped().octets(),
+                96 + self.prefix.min(32) as u32,
+            ),
+            IpAddr::V6(v6) => (v6.octets(), self.prefix.min(128) as u32),
+        };
+        Key::new(
+            enforce::NET_KEY_FIXED_BITS + prefix,
+            NetAllowKey {
+                agent,
+                port: self.port,
+                protocol: self.protocol.number(),
+                _pad: 0,
+                addr,
+            },
+        )
+    }
+}
+
+/// One agent under enforcement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GovernedAgent {
+    /// The number the kernel's events carry (`EnforceEvent::agent`); unique per collector.
+    pub id: u32,
+    /// The baseline's agent key (named in the events its policy causes).
+    pub baseline: String,
+    pub scope: AgentScope,
+    pub network: Mode,
+    pub exec: Mode,
+    pub files: Mode,
+    /// The baseline revision the policy came from.
+    pub revision: u32,
+    pub net_rules: Vec<NetRule>,
+    /// Executables the agent may run, as an exec names them.
+    pub executables: Vec<String>,
+}
+
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on a unified host,
+/// `/sys/fs/cgroup/unified` in hybrid mode), from `/proc/self/mountinfo`.
+pub fn cgroup2_root(proc_root: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(proc_root.join("self/mountinfo")).ok()?;
+    text.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let fstype = right.split_whitespace().next()?;
+        if fstype != "cgroup2" {
+            return None;
+        }
+        Some(PathBuf::from(left.split_whitespace().nth(4)?))
+    })
+}
+
+/// The id of a cgroup v2 directory (what `bpf_get_current_cgroup_id` returns for its tasks).
+pub fn cgroup_id(dir: &Path) -> Result<u64, CollectorError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| CollectorError::Enforcement(format!("cgroup {}: {e}", dir.display())))?;
+    if !meta.is_dir() {
+        return Err(CollectorError::Enforcement(format!(
+            "cgroup {}: not a directory",
+            dir.display()
+        )));
+    }
+    Ok(meta.ino())
+}
+
+impl KernelCapture {
+    /// Writes the governed agents into the kernel's maps and attaches the socket-address
+    /// programs at the cgroup v2 root. Process trees take in the descendants that exist now;
+    /// later ones are added by `task_newtask` as they fork.
+    pub fn govern(
+        &mut self,
+        agents: &[GovernedAgent],
+        proc_root: &Path,
+    ) -> Result<(), CollectorError> {
+        if agents.is_empty() {
+            return Ok(());
+        }
+        let map_error = |name: &str, e: &dyn std::fmt::Display| {
+            CollectorError::Enforcement(format!("map {name}: {e}"))
+        };
+        {
+            let mut policies: BpfHashMap<_, u32, AgentPolicy> = BpfHashMap::try_from(
+                self.ebpf_mut()
+                    .map_mut("AGENT_POLICIES")
+                    .ok_or_else(|| map_error("AGENT_POLICIES", &"missing"))?,
+            )
+            .map_err(|e| map_error("AGENT_POLICIES", &e))?;
+            for agent in agents {
+                let policy = AgentPolicy {
+                    network: agent.network.raw(),
+                    exec: agent.exec.raw(),
+                    files: agent.files.raw(),
+                    revision: agent.revision,
+                };
+                policies
+                    .insert(agent.id, policy, 0)
+                    .map_err(|e| map_error("AGENT_POLICIES", &e))?;
+            }
+        }
+        {
+            let mut allow: LpmTrie<_, NetAllowKey, u8> = LpmTrie::try_from(
+                self.ebpf_mut()
+                    .map_mut("NET_ALLOW")
+                    .ok_or_else(|| map_error("NET_ALLOW", &"missing"))?,
+            )
+            .map_err(|e| map_error("NET_ALLOW", &e))?;
+            for agent in agents {
+                for rule in &agent.net_rules {
+                    allow
+                        .insert(&rule.key(agent.id), 1, 0)
+                        .map_err(|e| map_error("NET_ALLOW", &e))?;
+                }
+            }
+        }
+        {
+            let mut cgroups: BpfHashMap<_, u64, u32> = BpfHashMap::try_from(
+                self.ebpf_mut()
+                    .map_mut("GOVERNED_CGROUPS")
+                    .ok_or_else(|| map_error("GOVERNED_CGROUPS", &"missing"))?,
+            )
+            .map_err(|e| map_error("GOVERNED_CGROUPS", &e))?;
+            for agent in agents {
+                if let AgentScope::Cgroup(id) = agent.scope {
+                    cgroups
+                        .insert(id, agent.id, 0)
+                        .map_err(|e| map_error("GOVERNED_CGROUPS", &e))?;
+                }
+            }
+        }
+        if agents.iter().any(|agent| agent.exec != Mode::Off) {
+            let mut allow: BpfHashMap<_, ExecAllowKey, u8> = BpfHashMap::try_from(
+                self.ebpf_mut()
+                    .map_mut("EXEC_ALLOW")
+                    .ok_or_else(|| map_error("EXEC_ALLOW", &"missing"))?,
+            )
+            .map_err(|e| map_error("EXEC_ALLOW", &e))?;
+            for agent in agents {
+                for path in &agent.executables {
+                    // A longer path than the kernel reads could never match: left out.
+                    if path.len() >= PATH_LEN {
+                        continue;
+                    }
+                    let mut key = ExecAllowKey {
+                        agent: agent.id,
+                        _pad: 0,
+                        path: [0; PATH_LEN],
+                    };
+                    key.path[..path.len()].copy_from_slice(path.as_bytes());
+                    allow
+                        .insert(key, 1, 0)
+                        .map_err(|e| map_error("EXEC_ALLOW", &e))?;
+                }
+            }
+        }
+        self.govern_process_trees(agents, proc_root)?;
+        if agents.iter().any(|agent| agent.exec != Mode::Off) {
+            let program: &mut TracePoint =
+                crate::kernel::program_mut(self.ebpf_mut(), EXEC_PROGRAM)?;
+            program.load().map_err(|e| {
+                CollectorError::Enforcement(format!(
+                    "loading {EXEC_PROGRAM}: {}",
+                    crate::kernel::error_chain(&e)
+                ))
+            })?;
+            program.attach("sched", "sched_process_exec").map_err(|e| {
+                CollectorError::Enforcement(format!(
+                    "attaching {EXEC_PROGRAM}: {}",
+                    crate::kernel::error_chain(&e)
+                ))
+            })?;
+        }
+        let root = cgroup2_root(proc_root).ok_or_else(|| CollectorError::MissingFeature {
+            what: "cgroup v2".into(),
+            detail: "no cgroup2 file system in /proc/self/mountinfo".into(),
+            fix: "mount the unified hierarchy (cgroup2), e.g. at /sys/fs/cgroup/unified",
+        })?;
+        let dir = std::fs::File::open(&root)
+            .map_err(|e| CollectorError::Enforcement(format!("opening {}: {e}", root.display())))?;
+        for name in PROGRAMS {
+            let program: &mut CgroupSockAddr = crate::kernel::program_mut(self.ebpf_mut(), name)?;
+            // Not `load_error`: a refusal here is the policy programs', not a lack of privilege
+            // (the tracepoints already loaded), and its verifier log says why.
+            program.load().map_err(|e| {
+                CollectorError::Enforcement(format!(
+                    "loading {name}: {}",
+                    crate::kernel::error_chain(&e)
+                ))
+            })?;
+            // A bpf_link (what aya uses where the kernel has cgroup links) always runs beside
+            // other programs and takes no attach flags; the older attach needs ALLOW_MULTI
+            // not to replace (or be refused by) what others attached at the root.
+            program
+                .attach(&dir, CgroupAttachMode::AllowMultiple)
+                .or_else(|_| program.attach(&dir, CgroupAttachMode::Single))
+                .map_err(|e| {
+                    CollectorError::Enforcement(format!(
+                        "attaching {name} at {}: {}",
+                        root.display(),
+                        crate::kernel::error_chain(&e)
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Seeds `GOVERNED_TGIDS` with each process tree as it is now. The fork tracepoint is
+    /// already attached, so a child forked after the listing by a process seeded here is
+    /// added by the kernel; one forked between the listing and its parent's seeding is caught
+    /// by listing once more afterwards.
+    fn govern_process_trees(
+        &mut self,
+        agents: &[GovernedAgent],
+        proc_root: &Path,
+    ) -> Result<(), CollectorError> {
+        let roots: Vec<(u32, u32)> = agents
+            .iter()
+            .filter_map(|agent| match agent.scope {
+                AgentScope::ProcessTree(pid) => Some((pid, agent.id)),
+                AgentScope::Cgroup(_) => None,
+            })
+            .collect();
+        if roots.is_empty() {
+            return Ok(());
+        }
+        let mut tgids: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(
+            self.ebpf_mut()
+                .map_mut("GOVERNED_TGIDS")
+                .ok_or_else(|| CollectorError::Enforcement("map GOVERNED_TGIDS missing".into()))?,
+        )
+        .map_err(|e| CollectorError::Enforcement(format!("map GOVERNED_TGIDS: {e}")))?;
+        for _pass in 0..2 {
+            let processes = procfs::list_processes(proc_root);
+            for &(root, agent) in &roots {
+                if !processes.iter().any(|p| p.pid == root) {
+                    return Err(CollectorError::NoSuchProcess(root));
+                }
+                let tree = procfs::with_descendants(&processes, &[root]);
+                // Governing a tree the collector is in (pid 1, a shell that started it) would
+                // govern the collector and everything else started from there.
+                if tree.contains(&std::process::id()) {
+                    return Err(CollectorError::Enforcement(format!(
+                        "process {root} is an ancestor of the collector: governing its tree \
+                         would govern the collector and every process started beside it; \
+                         name the agent's own process"
+                    )));
+                }
+                for pid in tree {
+                    tgids.insert(pid, agent, 0).map_err(|e| {
+                        CollectorError::Enforcement(format!("map GOVERNED_TGIDS: {e}"))
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_rules_are_keyed_ipv4_mapped_with_the_fixed_bits_counted() {
+        let rule = NetRule {
+            protocol: Protocol::Tcp,
+            addr: "127.0.0.1".parse().unwrap(),
+            prefix: 32,
+            port: 8080,
+        };
+        let key = rule.key(7);
+        assert_eq!(key.prefix_len(), 64 + 128);
+        let data = key.data();
+        assert_eq!((data.agent, data.port, data.protocol), (7, 8080, 6));
+        assert_eq!(
+            data.addr,
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]
+        );
+        let net = NetRule {
+            protocol: Protocol::Udp,
+            addr: "10.1.0.0".parse().unwrap(),
+            prefix: 16,
+            port: 0,
+        };
+        assert_eq!(net.key(1).prefix_len(), 64 + 96 + 16);
+        let v6 = NetRule {
+            protocol: Protocol::Tcp,
+            addr: "::1".parse().unwrap(),
+            prefix: 128,
+            port: 443,
+        };
+        assert_eq!(v6.key(1).prefix_len(), 64 + 128);
+        assert_eq!(v6.key(1).data().addr[15], 1);
+    }
+
+    #[test]
+    fn finds_the_cgroup2_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("self")).unwrap();
+        std::fs::write(
+            dir.path().join("self/mountinfo"),
+            "25 1 0:23 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n\
+             26 25 0:24 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cgroup2_root(dir.path()),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+    }
+}
