@@ -58,26 +58,6 @@ fn enforce_events(captured: &Captured) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------------
 // 1. The injected session under its ordinary twin's baseline.
 
-/// Copies tests/agents/documents into `dir`, with the drop box's URL filled in (as
-/// tests/recordings.rs does).
-fn write_documents(dir: &Path, drop_url: &str) -> PathBuf {
-    let source = agents_dir().join("documents");
-    let target = dir.join("support-docs");
-    for sub in ["kb", "tickets"] {
-        std::fs::create_dir_all(target.join(sub)).unwrap();
-        for entry in std::fs::read_dir(source.join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(
-                target.join(sub).join(path.file_name().unwrap()),
-                text.replace("{{EXFIL_URL}}", drop_url),
-            )
-            .unwrap();
-        }
-    }
-    target
-}
-
 /// The two sessions' model scripts, one per model name (the mock serves both on one port, so
 /// the model's address is the same in the baseline and under enforcement).
 fn scripts(docs: &Path, api_port: u16, drop_url: &str) -> Value {

@@ -146,25 +146,6 @@ fn committed(session: Session) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Copies tests/agents/documents into `dir`, with the drop box's URL filled in.
-fn write_documents(dir: &Path, drop_url: &str) -> PathBuf {
-    let source = agents_dir().join("documents");
-    let target = dir.join("support-docs");
-    for sub in ["kb", "tickets"] {
-        std::fs::create_dir_all(target.join(sub)).unwrap();
-        for entry in std::fs::read_dir(source.join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(
-                target.join(sub).join(path.file_name().unwrap()),
-                text.replace("{{EXFIL_URL}}", drop_url),
-            )
-            .unwrap();
-        }
-    }
-    target
-}
-
 struct RunOptions {
     session: Session,
     /// Run the agent in the pod (else on the host, with `--no-kubernetes`).

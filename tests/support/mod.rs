@@ -306,6 +306,26 @@ pub fn follow_agent(dir: &Path, agent: Paused, extra: &[&str]) -> FollowedAgent 
     }
 }
 
+/// Copies tests/agents/documents (the support agent's knowledge base and tickets) into `dir`,
+/// with the drop box's URL filled in, for the demo's sessions (recordings, enforcement).
+pub fn write_documents(dir: &Path, drop_url: &str) -> PathBuf {
+    let source = agents_dir().join("documents");
+    let target = dir.join("support-docs");
+    for sub in ["kb", "tickets"] {
+        std::fs::create_dir_all(target.join(sub)).unwrap();
+        for entry in std::fs::read_dir(source.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(
+                target.join(sub).join(path.file_name().unwrap()),
+                text.replace("{{EXFIL_URL}}", drop_url),
+            )
+            .unwrap();
+        }
+    }
+    target
+}
+
 /// A running `agentscope collect --json`.
 pub struct Collect {
     pub child: Child,

@@ -153,7 +153,7 @@ impl StdoutQueue {
         let end = if all {
             self.pending.len()
         } else {
-            match memchr_last_newline(&self.pending) {
+            match last_newline(&self.pending) {
                 Some(at) => at + 1,
                 None => return Ok(()),
             }
@@ -266,7 +266,7 @@ fn lines_in(chunk: &[u8]) -> u64 {
     chunk.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
-fn memchr_last_newline(bytes: &[u8]) -> Option<usize> {
+fn last_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().rposition(|&b| b == b'\n')
 }
 
