@@ -34,6 +34,8 @@ pub fn write_graph(
 pub struct EventPrinter {
     json: bool,
     header_written: bool,
+    /// The JSON line being written, kept to reuse its allocation.
+    line: Vec<u8>,
 }
 
 /// The columns of a text line: time of day (UTC), pid, parent pid, command, what happened.
@@ -46,13 +48,15 @@ impl EventPrinter {
         Self {
             json,
             header_written: false,
+            line: Vec::new(),
         }
     }
 
     pub fn print(&mut self, out: &mut impl std::io::Write, event: &Event) -> std::io::Result<()> {
         if self.json {
-            serde_json::to_writer(&mut *out, event)?;
-            return writeln!(out);
+            self.line.clear();
+            agentscope_event::event_json::write_json_line(event, &mut self.line)?;
+            return out.write_all(&self.line);
         }
         if !self.header_written {
             self.header_written = true;
