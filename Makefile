@@ -63,50 +63,62 @@ clippy: setup
 	time AYA_BUILD_SKIP=1 $(CARGO) clippy --locked --workspace --exclude agentscope-collector-ebpf --all-targets -- -D warnings
 
 # Privileged end-to-end tests against the real kernel, the test agents and the real coding agents,
-# and the identity tests against the Kubernetes API-server double. One cargo run for all of them
-# (each `cargo test` costs seconds of resolving and fingerprinting before it runs anything); each
-# file's own time is its "finished in" line. `--workspace`, as in test-unit: `-p agentscope`
-# unifies dependency features differently and rebuilt every workspace crate (two minutes of CI).
-# One test at a time: each runs its own collector, and two cores are better spent on the agents
-# than on overlap. --no-fail-fast: one failing file does not hide the others' results.
-E2E_TESTS := live_capture \
-	claude_code \
-	gemini_cli \
-	codex_cli \
-	rustls_capture \
-	go_tls_capture \
-	http2_capture \
-	websocket_capture \
-	vectored_capture \
+# and the identity tests against the Kubernetes API-server double. Every end-to-end file is in
+# exactly one of two lists (scripts/check-e2e-lists.sh fails CI otherwise):
+#
+# E2E_ALONE: files that need the node to themselves: they flood it (hostile_node), measure the
+#   collector's stop time or memory (collector_stop, memory_budget), count the kernel's drops
+#   under a flood (live_capture), attach programs at the cgroup root (enforcement), or run the
+#   image with podman (node_container), or assert a served stream drops nothing (serve_connect).
+# E2E_SHARED: files whose collectors follow their own processes (the kernel filters by pid, so
+#   another file's workload costs them CPU, not events) and that assert no timing: run two at a
+#   time. Longest first, so the two lanes end close together.
+E2E_ALONE := hostile_node \
+	live_capture \
 	collector_stop \
-	memory_budget \
-	mcp_capture \
-	agent_graph \
-	agent_key \
-	blind_spots \
-	capture_files \
-	capture_outputs \
-	serve_connect \
-	recordings \
-	detection_scenarios \
 	enforcement \
-	console_tmux \
-	closed_stdout \
-	scan_exit_codes \
-	cli_conventions \
-	hostile_text \
-	redaction \
-	hostile_node \
-	identity \
-	node_container
+	memory_budget \
+	node_container \
+	serve_connect
 
+E2E_SHARED := detection_scenarios \
+	recordings \
+	capture_files \
+	http2_capture \
+	codex_cli \
+	mcp_capture \
+	claude_code \
+	go_tls_capture \
+	gemini_cli \
+	agent_graph \
+	redaction \
+	console_tmux \
+	identity \
+	blind_spots \
+	agent_key \
+	closed_stdout \
+	hostile_text \
+	websocket_capture \
+	capture_outputs \
+	vectored_capture \
+	rustls_capture \
+	cli_conventions \
+	scan_exit_codes
+
+E2E_TESTS := $(E2E_ALONE) $(E2E_SHARED)
+
+# `make test-e2e` runs every file one at a time in one cargo run (simple, slower); `make test`
+# runs them as scripts/e2e-beside-clippy.sh says. --no-fail-fast: one failing file does not
+# hide the others' results. `--workspace`, as in test-unit: `-p agentscope` unifies dependency
+# features differently and rebuilt every workspace crate.
 test-e2e: setup
 	time $(CARGO) test --locked --no-fail-fast --workspace --exclude agentscope-collector-ebpf $(E2E_TESTS:%=--test %) -- --test-threads=1
 
 # `make test` runs the end-to-end files and clippy together: the files keep about one core
 # busy, clippy's check pass takes the other (scripts/e2e-beside-clippy.sh says how).
 test-e2e-beside-clippy: setup
-	time bash scripts/e2e-beside-clippy.sh $(E2E_TESTS)
+	bash scripts/check-e2e-lists.sh $(E2E_TESTS)
+	time bash scripts/e2e-beside-clippy.sh --alone $(E2E_ALONE) --shared $(E2E_SHARED)
 
 test: fmt-check test-userspace-only test-unit test-e2e-beside-clippy
 

@@ -1,31 +1,54 @@
 #!/usr/bin/env bash
 # The privileged end-to-end tests, with clippy's check pass running beside them.
 #
-# Why: the end-to-end files run one at a time (each starts its own collector) and keep about
-# one of the machine's two cores busy, mostly waiting on agents, databases and the kernel;
-# clippy's check pass is CPU work that shares nothing with the test build (check-mode
-# artifacts). `cargo test` holds the target directory's lock until its last test ends, so
-# the test binaries are built first and then run directly (from crates/cli, the directory
-# `cargo test` runs them in), which leaves the lock to clippy. They run without the
-# environment `cargo test` adds at run time (LD_LIBRARY_PATH with the toolchain's libraries,
-# CARGO_*): the tests read their paths at compile time (`env!`), and a workload they trace
-# then makes fewer failed library opens (tests/capture_files.rs sizes its workload for both).
+# Why: the end-to-end files keep about one of the machine's two cores busy, mostly waiting on
+# agents, databases and the kernel; clippy's check pass is CPU work that shares nothing with the
+# test build (check-mode artifacts). `cargo test` holds the target directory's lock until its
+# last test ends, so the test binaries are built first and then run directly (from crates/cli,
+# the directory `cargo test` runs them in), which leaves the lock to clippy. They run without
+# the environment `cargo test` adds at run time (LD_LIBRARY_PATH with the toolchain's
+# libraries, CARGO_*): the tests read their paths at compile time (`env!`), and a workload they
+# trace then makes fewer failed library opens (tests/capture_files.rs sizes its workload for
+# both).
 #
-# Usage: scripts/e2e-beside-clippy.sh TEST_NAME...   (the Makefile passes $(E2E_TESTS))
-# Prints each file's result as `cargo test` would, then clippy's output; fails if any test
-# file or clippy failed (every file runs whatever happened to the others).
+# Two phases (the Makefile says which file is in which list, and why):
+# 1. the --alone files, one at a time, with clippy beside them;
+# 2. the --shared files, two at a time (two lanes taking the next file from one queue, in the
+#    order given: longest first). Each file's output is printed whole when it ends, so the log
+#    reads as `cargo test`'s would.
+#
+# Usage: scripts/e2e-beside-clippy.sh --alone TEST_NAME... --shared TEST_NAME...
+# Prints each file's result, then clippy's output; fails if any test file or clippy failed
+# (every file runs whatever happened to the others).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CARGO="${CARGO:-cargo}"
 TIMEFORMAT="${TIMEFORMAT:-[time] %R s}"
-[ $# -gt 0 ] || { echo "usage: $0 TEST_NAME..." >&2; exit 2; }
+alone=()
+shared=()
+list=
+for arg in "$@"; do
+  case "$arg" in
+    --alone) list=alone ;;
+    --shared) list=shared ;;
+    *)
+      case "$list" in
+        alone) alone+=("$arg") ;;
+        shared) shared+=("$arg") ;;
+        *) echo "usage: $0 --alone TEST_NAME... --shared TEST_NAME..." >&2; exit 2 ;;
+      esac
+      ;;
+  esac
+done
+all=("${alone[@]}" "${shared[@]}")
+[ ${#all[@]} -gt 0 ] || { echo "usage: $0 --alone TEST_NAME... --shared TEST_NAME..." >&2; exit 2; }
 
 target_dir=$("$CARGO" metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 work="$target_dir/e2e-beside-clippy"
 mkdir -p "$work"
 
 test_args=()
-for name in "$@"; do test_args+=(--test "$name"); done
+for name in "${all[@]}"; do test_args+=(--test "$name"); done
 
 echo "e2e: building the test binaries"
 time "$CARGO" test --locked --no-run --workspace --exclude agentscope-collector-ebpf \
@@ -34,7 +57,7 @@ time "$CARGO" test --locked --no-run --workspace --exclude agentscope-collector-
   exit 1
 }
 # The executable of each requested test target, in the order asked.
-mapfile -t binaries < <(python3 - "$work/build.json" "$@" <<'PY'
+mapfile -t binaries < <(python3 - "$work/build.json" "${all[@]}" <<'PY'
 import json, sys
 found = {}
 for line in open(sys.argv[1]):
@@ -51,7 +74,9 @@ for name in sys.argv[2:]:
     print(found[name])
 PY
 ) || exit 1
-[ ${#binaries[@]} -eq $# ] || { echo "e2e: expected $# test binaries, found ${#binaries[@]}" >&2; exit 1; }
+[ ${#binaries[@]} -eq ${#all[@]} ] || { echo "e2e: expected ${#all[@]} test binaries, found ${#binaries[@]}" >&2; exit 1; }
+declare -A binary_of
+for i in "${!all[@]}"; do binary_of[${all[$i]}]=${binaries[$i]}; done
 
 echo "e2e: clippy runs beside the tests (its output follows them)"
 # AYA_BUILD_SKIP: clippy's build-script run is its own (clippy's wrapper is part of its
@@ -64,16 +89,48 @@ clippy_pid=$!
 # Stop clippy if this script is interrupted.
 trap 'kill "$clippy_pid" 2>/dev/null' EXIT
 
-failed=()
+# One file: its output to its own log, printed whole (under a lock, so two lanes never
+# interleave) when it ends; a failure is recorded in $work/failed.
+run_file() {
+  local name=$1 log="$work/$1.log" status=0 began
+  began=$(date +%s)
+  (cd crates/cli && "${binary_of[$name]}" --test-threads=1) >"$log" 2>&1 || status=$?
+  {
+    flock 9
+    echo "     Running tests/$name.rs ($(($(date +%s) - began)) s wall)"
+    cat "$log"
+    if [ "$status" -ne 0 ]; then echo "$name" >>"$work/failed"; fi
+  } 9>"$work/print.lock"
+}
+
+# A lane: takes the next file of the shared queue until it is empty.
+run_lane() {
+  local next
+  while true; do
+    next=$({
+      flock 8
+      read -r index <"$work/queue.next"
+      echo $((index + 1)) >"$work/queue.next"
+      echo "$index"
+    } 8>"$work/queue.lock")
+    [ "$next" -lt ${#shared[@]} ] || return 0
+    run_file "${shared[$next]}"
+  done
+}
+
+: >"$work/failed"
 start=$(date +%s)
-for i in "${!binaries[@]}"; do
-  name="${@:$((i + 1)):1}"
-  echo "     Running tests/$name.rs"
-  if ! (cd crates/cli && "${binaries[$i]}" --test-threads=1); then
-    failed+=("$name")
-  fi
-done
+for name in "${alone[@]}"; do run_file "$name"; done
+alone_end=$(date +%s)
+echo "e2e: the files run alone took $((alone_end - start)) s"
+echo 0 >"$work/queue.next"
+run_lane &
+lane_pid=$!
+run_lane
+wait "$lane_pid"
+echo "e2e: the shared files took $(($(date +%s) - alone_end)) s in two lanes"
 echo "e2e: the test files took $(($(date +%s) - start)) s"
+mapfile -t failed <"$work/failed"
 
 clippy_status=0
 wait "$clippy_pid" || clippy_status=$?
