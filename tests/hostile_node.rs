@@ -143,6 +143,55 @@ fn adversary(dir: &Path, mode: &str, extra: &[&str]) -> Background {
     child
 }
 
+/// Runs the output scanner over `lines` and returns its report.
+fn scan_lines(dir: &Path, secrets_file: &Path, lines: &str) -> Value {
+    use std::io::Write as _;
+    let report = dir.join("self-check-report.json");
+    let mut scanner = Command::new(python_interpreter())
+        .arg(agents_dir().join("output_scanner.py"))
+        .args(["--secrets", secrets_file.to_str().unwrap()])
+        .args(["--report", report.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start the output scanner");
+    scanner
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(
+        scanner.wait().unwrap().success(),
+        "the output scanner failed"
+    );
+    serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+}
+
+/// The scanner is what makes "no secret in any output" an assertion that can fail: it must find
+/// a secret in a line's text and one split across two payload events of a stream.
+fn check_the_scanner_finds_planted_secrets(dir: &Path, secrets_file: &Path) {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let data = |text: &str| {
+        serde_json::json!({"kind": "data", "pid": 7, "source": "pipe", "direction": "egress",
+            "fd": 3, "data_b64": b64(text)})
+        .to_string()
+    };
+    let planted = format!(
+        "{}\n{}\n{}\n{}\n",
+        serde_json::json!({"kind": "exec", "argv": "x BearerTokS3cr3t02 y"}),
+        data("abc VaultTokS3"),
+        data("cr3t05 xyz"),
+        data("nothing here"),
+    );
+    let report = scan_lines(dir, secrets_file, &planted);
+    assert_eq!(
+        report["leaks"],
+        serde_json::json!(["BearerTokS3cr3t02", "VaultTokS3cr3t05"]),
+        "the output scanner misses planted secrets, so it could not catch a leak"
+    );
+}
+
 #[test]
 fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     require_root();
@@ -152,6 +201,7 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     std::fs::write(&secrets_file, serde_json::to_string(&secrets()).unwrap()).unwrap();
     let carriers_file = dir.join("carriers.json");
     std::fs::write(&carriers_file, serde_json::to_string(&carriers()).unwrap()).unwrap();
+    check_the_scanner_finds_planted_secrets(dir, &secrets_file);
     let capture = dir.join("hostile.cap");
     let graph = dir.join("hostile.graph.json");
     let report = dir.join("stdout-report.json");

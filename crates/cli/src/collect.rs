@@ -398,6 +398,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // The last drops reach detection before the baselines are written.
     note_counters(&mut session, &collector, &mut sinks)?;
     session.finish_into(&mut sinks)?;
+    let finished_at = std::time::Instant::now();
     sinks.report();
     if let Some(baselines) = &sinks.baselines {
         eprintln!(
@@ -451,11 +452,12 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let ms = |from: std::time::Instant, to: std::time::Instant| (to - from).as_millis();
     let now = std::time::Instant::now();
     eprintln!(
-        "agentscope: stopped in {} ms: events {} ms, recording, graph and baselines {} ms, \
-         standard output {} ms",
+        "agentscope: stopped in {} ms: events {} ms, recording and baselines {} ms, graph \
+         and summary {} ms, standard output {} ms",
         ms(stop_began, now),
         ms(stop_began, outputs_began),
-        ms(outputs_began, stdout_began),
+        ms(outputs_began, finished_at),
+        ms(finished_at, stdout_began),
         ms(stdout_began, now)
     );
     collector.close();
