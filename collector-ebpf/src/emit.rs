@@ -16,6 +16,7 @@ use aya_ebpf::{
 
 use crate::maps::{EVENTS, STATS};
 use crate::output_tracking::is_consumer;
+use crate::stream_gaps::{self, StreamKey};
 use crate::task::{current_ids, fill_header, stopping};
 
 #[map]
@@ -66,6 +67,12 @@ struct ChunkLoop {
     beyond: u64,
     /// `direction::*` of the call, for the loss counters.
     dir: u64,
+    /// Bytes lost (this call's, and the stream's before it) that no delivered record has
+    /// reported yet: what the stream's next call reports if this one ends with a loss.
+    unreported: u64,
+    /// The stream's bytes lost before this call, in `lost_bytes` until a record reports them
+    /// (later records count only the call's own losses, as before).
+    carried: u64,
 }
 
 /// Counts payload bytes not delivered, in total and for their direction.
@@ -113,12 +120,22 @@ pub(crate) fn emit_payload(
     event.prefix.conn_id = conn_id;
     event.prefix.call_id = event.prefix.header.ts_ns ^ ((event.prefix.header.tid as u64) << 40);
     event.prefix.total_len = total_len;
-    event.prefix.lost_bytes = 0;
+    let stream = StreamKey {
+        tgid,
+        fd,
+        conn_id,
+        source: source_kind,
+        direction: dir,
+    };
+    // The first record reports what the stream lost before this call.
+    event.prefix.lost_bytes = stream_gaps::take_lost(&stream);
     let mut state = ChunkLoop {
         buf,
         deliverable: total_len - beyond,
         beyond,
         dir: dir as u64,
+        unreported: event.prefix.lost_bytes,
+        carried: event.prefix.lost_bytes,
     };
     unsafe {
         bpf_loop(
@@ -131,12 +148,13 @@ pub(crate) fn emit_payload(
     if beyond > 0 {
         count_lost(dir as u64, beyond);
     }
+    stream_gaps::note_lost(&stream, state.unreported);
 }
 
 /// One chunk of [`emit_payload`]; returns 1 to stop the loop.
 #[inline(never)]
 unsafe extern "C" fn emit_chunk(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let state = unsafe { &*(ctx as *const ChunkLoop) };
+    let state = unsafe { &mut *(ctx as *mut ChunkLoop) };
     if stopping() {
         return 1;
     }
@@ -175,6 +193,14 @@ unsafe extern "C" fn emit_chunk(index: u64, ctx: *mut core::ffi::c_void) -> i64 
     if read != 0 || !submit(event as *const DataEvent, DATA_PREFIX_LEN + len) {
         event.prefix.lost_bytes += len as u64;
         count_lost(state.dir, len as u64);
+        state.unreported += len as u64;
+        if event.prefix.flags == data_flags::LAST {
+            state.unreported += state.beyond;
+        }
+    } else {
+        state.unreported = 0;
+        event.prefix.lost_bytes -= state.carried;
+        state.carried = 0;
     }
     0
 }

@@ -30,6 +30,7 @@ mod pipes;
 mod process;
 mod socket_io;
 mod sockets;
+mod stream_gaps;
 mod tcp_state;
 mod tls;
 mod tls_hello;

@@ -51,6 +51,7 @@ use aya_ebpf::{
 
 use crate::emit::{bump, emit_payload, submit};
 use crate::output_tracking::is_consumer;
+use crate::stream_gaps::{self, StreamKey};
 use crate::task::{current_ids, fill_header, traced};
 
 /// `conn_id` of a rustls connection: this tag (above any user-space address, so it never
@@ -441,9 +442,18 @@ fn bind_record(state: &WritevLoop, key: &RecordKey, sealed: &mut Sealed, iov_len
         return;
     }
     record.prefix.header.size = (DATA_PREFIX_LEN + len) as u32;
+    let stream = StreamKey {
+        tgid: state.tgid,
+        fd: record.prefix.fd,
+        conn_id: record.prefix.conn_id,
+        source: record.prefix.source,
+        direction: record.prefix.direction,
+    };
+    record.prefix.lost_bytes = stream_gaps::take_lost(&stream);
     if !submit(record as *const DataEvent, DATA_PREFIX_LEN + len) {
         bump(stat::LOST_BYTES, len as u64);
         bump(stat::LOST_EGRESS_BYTES, len as u64);
+        stream_gaps::note_lost(&stream, record.prefix.lost_bytes + len as u64);
     }
 }
 

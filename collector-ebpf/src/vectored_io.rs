@@ -32,6 +32,7 @@ use aya_ebpf::{
 
 use crate::emit::{bump, count_lost, submit};
 use crate::output_tracking::is_consumer;
+use crate::stream_gaps::{self, StreamKey};
 use crate::task::{current_ids, fill_header, stopping};
 use agentscope_common::stat;
 
@@ -102,6 +103,11 @@ struct Walk {
     lost: u64,
     total_len: u64,
     dir: u64,
+    /// The stream's bytes lost before this call, reported by the call's first delivered record
+    /// (stream_gaps.rs).
+    carried: u64,
+    /// Bytes lost that no delivered record has reported: the stream's next call reports them.
+    unreported: u64,
 }
 
 /// Emits the bytes an iovec call transferred (`total_len`, its return value) as one call.
@@ -150,7 +156,18 @@ pub(crate) fn emit_vectored(
         lost: 0,
         total_len,
         dir: dir as u64,
+        carried: 0,
+        unreported: 0,
     };
+    let stream = StreamKey {
+        tgid,
+        fd,
+        conn_id: 0,
+        source: source_kind,
+        direction: dir,
+    };
+    record.walk.carried = stream_gaps::take_lost(&stream);
+    record.walk.unreported = record.walk.carried;
     // Each step makes one copy, reading the next iovec first when the segment is done. A copy
     // ends a segment, a piece or a record, so a walk takes at most
     // 2 * MAX_IOVECS + 3 * MAX_CHUNKS + 1 steps (an empty segment takes a step too).
@@ -167,6 +184,7 @@ pub(crate) fn emit_vectored(
     if beyond > 0 {
         count_lost(dir as u64, beyond);
     }
+    stream_gaps::note_lost(&stream, record.walk.unreported);
 }
 
 /// Sends the record built so far; `last` marks the call's final record.
@@ -176,21 +194,24 @@ fn flush(record: &mut VectoredRecord, last: bool) {
     if len == 0 || len > CHUNK_LEN {
         return;
     }
-    if last {
-        record.prefix.flags = data_flags::LAST;
-        record.prefix.lost_bytes =
-            record.walk.lost + record.walk.total_len.saturating_sub(record.walk.placed);
+    let beyond = if last {
+        record.walk.total_len.saturating_sub(record.walk.placed)
     } else {
-        record.prefix.flags = 0;
-        record.prefix.lost_bytes = record.walk.lost;
-    }
+        0
+    };
+    record.prefix.flags = if last { data_flags::LAST } else { 0 };
+    record.prefix.lost_bytes = record.walk.lost + beyond + record.walk.carried;
     record.prefix.header.size = (DATA_PREFIX_LEN + len) as u32;
     record.prefix.header.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
     record.prefix.offset = record.walk.record_start;
     record.prefix.seq = record.walk.seq as u32;
     record.prefix.data_len = len as u32;
-    if !submit(record as *const VectoredRecord, DATA_PREFIX_LEN + len) {
+    if submit(record as *const VectoredRecord, DATA_PREFIX_LEN + len) {
+        record.walk.carried = 0;
+        record.walk.unreported = 0;
+    } else {
         record.walk.lost += len as u64;
+        record.walk.unreported += len as u64 + beyond;
         count_lost(record.walk.dir, len as u64);
         if stopping() {
             // Nothing more is emitted: end the walk at its next step.
@@ -269,6 +290,7 @@ unsafe extern "C" fn walk_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64
         flush(record, false);
         record.walk.record_start += len;
         record.walk.lost += len;
+        record.walk.unreported += len;
         count_lost(record.walk.dir, len);
     }
     let walk = &mut record.walk;

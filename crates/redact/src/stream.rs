@@ -64,9 +64,9 @@ struct StreamState {
     /// The first bytes, while they are too few to decide (a prefix of the preface, or of a
     /// server's SETTINGS frame header).
     undecided: Vec<u8>,
-    /// The last chunk's call, place in it and whether it ended the call, to notice a chunk
-    /// that never arrived.
-    last_chunk: Option<(u64, u32, bool)>,
+    /// The last chunk's call, place in it, whether it ended the call and the call's lost bytes
+    /// so far, to notice bytes that never arrived.
+    last_chunk: Option<(u64, u32, bool, u64)>,
     http2: Option<Box<Http2Direction>>,
 }
 
@@ -125,14 +125,33 @@ impl StreamRedactor {
         state.fd = fd;
         let follows = match (place, state.last_chunk) {
             (Some(place), _) if place.lost_bytes > 0 => false,
-            (Some(place), Some((call, seq, _))) if place.seq > 0 => {
+            (Some(place), Some((call, seq, _, _))) if place.seq > 0 => {
                 place.call_id == call && place.seq == seq.wrapping_add(1)
             }
-            (Some(place), Some((_, _, ended))) => ended || place.seq > 0,
+            (Some(place), Some((_, _, ended, _))) => ended || place.seq > 0,
             (Some(place), None) => place.seq == 0,
             (None, _) => true,
         };
-        state.last_chunk = place.map(|p| (p.call_id, p.seq, p.last));
+        // Bytes are missing right before this chunk: the stream lost them before this call
+        // (the kernel reports them on the call's first record), an earlier chunk of the call
+        // is missing, or the call lost more since its previous chunk.
+        let gap_before = match (place, state.last_chunk) {
+            (Some(place), _) if place.seq == 0 => place.lost_bytes > 0,
+            (Some(place), Some((call, seq, _, lost))) => {
+                place.call_id != call || place.seq != seq.wrapping_add(1) || place.lost_bytes > lost
+            }
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        state.last_chunk = place.map(|p| (p.call_id, p.seq, p.last, p.lost_bytes));
+        if gap_before && state.open.is_none() {
+            // What was lost may have been a secret's name (`X-Amz-Signature=`, `"password":"`)
+            // with its value arriving now: what starts the chunk is masked as a value whose name
+            // is unknown, up to the first byte that ends a bare value (whitespace, `&`, `;`, a
+            // quote). A value already open runs on as before.
+            state.open = Some(OpenValue::Bare);
+            state.open_bytes = 0;
+        }
         let starts_call = place.is_none_or(|p| p.seq == 0);
         if !follows {
             if let Some(http2) = &mut state.http2 {
@@ -328,4 +347,94 @@ fn redact_text(state: &mut StreamState, chunk: &mut [u8]) -> usize {
         state.carry.extend_from_slice(&original);
     }
     count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"AmzSigS3cr3t20";
+
+    fn key() -> StreamKey {
+        StreamKey {
+            pid: 7,
+            source: PayloadSource::Socket,
+            direction: Direction::Egress,
+            connection: 3,
+        }
+    }
+
+    /// Sends `bytes` one byte per call (as the hostile-node test's client does), the call
+    /// numbered `first_call` onwards; the first call reports `lost_before` bytes lost before it.
+    fn send_bytewise(
+        redactor: &mut StreamRedactor,
+        first_call: u64,
+        lost_before: u64,
+        bytes: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, &b) in bytes.iter().enumerate() {
+            let place = ChunkPlace {
+                call_id: first_call + i as u64,
+                seq: 0,
+                lost_bytes: if i == 0 { lost_before } else { 0 },
+                last: true,
+            };
+            let mut chunk = [b];
+            redactor.redact_chunk_at(key(), 3, Some(place), &mut chunk);
+            out.push(chunk[0]);
+        }
+        out
+    }
+
+    #[test]
+    fn a_value_whose_name_was_lost_in_a_gap_is_masked_to_its_end() {
+        // `Signature=` was never delivered: the kernel reports its 10 bytes on the next call.
+        let mut redactor = StreamRedactor::default();
+        send_bytewise(
+            &mut redactor,
+            0,
+            0,
+            b"GET /r.csv?X-Amz-Algorithm=AWS4&X-Amz-",
+        );
+        let after = send_bytewise(&mut redactor, 100, 10, b"AmzSigS3cr3t20 HTTP/1.1\r\n");
+        assert_eq!(after, b"************** HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn without_the_gap_report_the_same_bytes_pass_as_text() {
+        // The control: what the collector printed before the kernel reported gaps between
+        // calls. Without the report nothing says a name was lost, and the bytes pass.
+        let mut redactor = StreamRedactor::default();
+        send_bytewise(
+            &mut redactor,
+            0,
+            0,
+            b"GET /r.csv?X-Amz-Algorithm=AWS4&X-Amz-",
+        );
+        let after = send_bytewise(&mut redactor, 100, 0, SECRET);
+        assert_eq!(after, SECRET);
+    }
+
+    #[test]
+    fn a_gap_inside_a_call_masks_the_next_chunk_start_and_only_that() {
+        let mut redactor = StreamRedactor::default();
+        let mut place = |seq, lost_bytes, last| ChunkPlace {
+            call_id: 9,
+            seq,
+            lost_bytes,
+            last,
+        };
+        let mut first = *b"{\"note\":\"hello\",\"x\":";
+        redactor.redact_chunk_at(key(), 3, Some(place(0, 0, false)), &mut first);
+        assert_eq!(&first, b"{\"note\":\"hello\",\"x\":");
+        // Chunk 1 was lost: chunk 2 says so with the call's lost bytes.
+        let mut third = *b"hunter2 and the rest\"}";
+        redactor.redact_chunk_at(key(), 3, Some(place(2, 4096, false)), &mut third);
+        assert_eq!(&third, b"******* and the rest\"}");
+        // The next chunk follows: nothing more is masked.
+        let mut fourth = *b" plain words";
+        redactor.redact_chunk_at(key(), 3, Some(place(3, 4096, true)), &mut fourth);
+        assert_eq!(&fourth, b" plain words");
+    }
 }
