@@ -103,6 +103,8 @@ impl EventRedactor {
                 seq,
                 lost_bytes,
                 last,
+                offset,
+                total_len,
                 ..
             } => {
                 let connection = if *source == PayloadSource::Tls {
@@ -121,6 +123,8 @@ impl EventRedactor {
                     seq: *seq,
                     lost_bytes: *lost_bytes,
                     last: *last,
+                    offset: *offset,
+                    total_len: *total_len,
                 };
                 self.streams.redact_chunk_at(key, *fd, Some(place), data)
             }

@@ -64,8 +64,8 @@ struct StreamState {
     /// The first bytes, while they are too few to decide (a prefix of the preface, or of a
     /// server's SETTINGS frame header).
     undecided: Vec<u8>,
-    /// The last chunk's call, place in it, whether it ended the call and the call's lost bytes
-    /// so far, to notice bytes that never arrived.
+    /// The last chunk's call, place in it, whether it ended the call, and where the call's
+    /// next byte would start, to notice bytes that never arrived.
     last_chunk: Option<(u64, u32, bool, u64)>,
     http2: Option<Box<Http2Direction>>,
 }
@@ -78,10 +78,27 @@ pub struct ChunkPlace {
     pub call_id: u64,
     /// The chunk's index in its call.
     pub seq: u32,
-    /// Bytes of the call not delivered so far.
+    /// Bytes of the call not delivered so far (on a call's first delivered chunk, also what
+    /// the stream lost before the call; on its last, also what is beyond the per-call cap).
     pub lost_bytes: u64,
     /// The call's final chunk.
     pub last: bool,
+    /// Where the chunk starts in its call's bytes.
+    pub offset: u64,
+    /// Bytes the call transferred.
+    pub total_len: u64,
+}
+
+impl ChunkPlace {
+    /// Bytes the call transferred after this chunk that no chunk will bring: on the last
+    /// chunk, what is beyond the per-call cap.
+    fn lost_after(&self, len: usize) -> u64 {
+        if self.last {
+            self.total_len.saturating_sub(self.offset + len as u64)
+        } else {
+            0
+        }
+    }
 }
 
 /// Per-stream redaction state for every stream in flight.
@@ -133,17 +150,21 @@ impl StreamRedactor {
             (None, _) => true,
         };
         // Bytes are missing right before this chunk: the stream lost them before this call
-        // (the kernel reports them on the call's first record), an earlier chunk of the call
-        // is missing, or the call lost more since its previous chunk.
+        // (the kernel reports them on the call's first delivered record), or the call's bytes
+        // before this chunk did not all arrive (a record lost, or a hole in the call).
         let gap_before = match (place, state.last_chunk) {
-            (Some(place), _) if place.seq == 0 => place.lost_bytes > 0,
-            (Some(place), Some((call, seq, _, lost))) => {
-                place.call_id != call || place.seq != seq.wrapping_add(1) || place.lost_bytes > lost
+            (Some(place), _) if place.seq == 0 => {
+                place.offset > 0 || place.lost_bytes > place.lost_after(chunk.len())
+            }
+            (Some(place), Some((call, seq, _, next_offset))) => {
+                place.call_id != call
+                    || place.seq != seq.wrapping_add(1)
+                    || place.offset != next_offset
             }
             (Some(_), None) => true,
             (None, _) => false,
         };
-        state.last_chunk = place.map(|p| (p.call_id, p.seq, p.last, p.lost_bytes));
+        state.last_chunk = place.map(|p| (p.call_id, p.seq, p.last, p.offset + chunk.len() as u64));
         if gap_before && state.open.is_none() {
             // What was lost may have been a secret's name (`X-Amz-Signature=`, `"password":"`)
             // with its value arriving now: what starts the chunk is masked as a value whose name
@@ -379,6 +400,8 @@ mod tests {
                 seq: 0,
                 lost_bytes: if i == 0 { lost_before } else { 0 },
                 last: true,
+                offset: 0,
+                total_len: 1,
             };
             let mut chunk = [b];
             redactor.redact_chunk_at(key(), 3, Some(place), &mut chunk);
@@ -416,25 +439,51 @@ mod tests {
         assert_eq!(after, SECRET);
     }
 
-    #[test]
-    fn a_gap_inside_a_call_masks_the_next_chunk_start_and_only_that() {
-        let mut redactor = StreamRedactor::default();
-        let mut place = |seq, lost_bytes, last| ChunkPlace {
+    /// Chunk `seq` of a 100-byte call, at `offset`.
+    fn place(seq: u32, offset: u64, lost_bytes: u64, last: bool) -> ChunkPlace {
+        ChunkPlace {
             call_id: 9,
             seq,
             lost_bytes,
             last,
-        };
+            offset,
+            total_len: 100,
+        }
+    }
+
+    #[test]
+    fn a_gap_inside_a_call_masks_the_next_chunk_start_and_only_that() {
+        let mut redactor = StreamRedactor::default();
         let mut first = *b"{\"note\":\"hello\",\"x\":";
-        redactor.redact_chunk_at(key(), 3, Some(place(0, 0, false)), &mut first);
+        redactor.redact_chunk_at(key(), 3, Some(place(0, 0, 0, false)), &mut first);
         assert_eq!(&first, b"{\"note\":\"hello\",\"x\":");
-        // Chunk 1 was lost: chunk 2 says so with the call's lost bytes.
+        // Chunk 1 (20 bytes at 20) was lost: chunk 2 says so with the call's lost bytes.
         let mut third = *b"hunter2 and the rest\"}";
-        redactor.redact_chunk_at(key(), 3, Some(place(2, 4096, false)), &mut third);
+        redactor.redact_chunk_at(key(), 3, Some(place(2, 40, 20, false)), &mut third);
         assert_eq!(&third, b"******* and the rest\"}");
         // The next chunk follows: nothing more is masked.
         let mut fourth = *b" plain words";
-        redactor.redact_chunk_at(key(), 3, Some(place(3, 4096, true)), &mut fourth);
+        redactor.redact_chunk_at(key(), 3, Some(place(3, 62, 20, false)), &mut fourth);
         assert_eq!(&fourth, b" plain words");
+    }
+
+    #[test]
+    fn bytes_beyond_the_cap_after_the_last_chunk_are_no_gap_before_it() {
+        // A call cut at the per-call cap: its last chunk reports what is beyond it, which
+        // follows the chunk; nothing of the chunk is masked.
+        let mut redactor = StreamRedactor::default();
+        let mut first = *b"AAAAAAAAAA";
+        redactor.redact_chunk_at(key(), 3, Some(place(0, 0, 0, false)), &mut first);
+        let mut last = *b"BBBBBBBBBB";
+        redactor.redact_chunk_at(key(), 3, Some(place(1, 10, 80, true)), &mut last);
+        assert_eq!(&last, b"BBBBBBBBBB");
+        // A single-chunk call cut the same way.
+        let mut only = *b"CCCCCCCCCC";
+        let cut = ChunkPlace {
+            call_id: 10,
+            ..place(0, 0, 90, true)
+        };
+        redactor.redact_chunk_at(key(), 3, Some(cut), &mut only);
+        assert_eq!(&only, b"CCCCCCCCCC");
     }
 }
