@@ -166,6 +166,98 @@ fn agent_base_image(dir: &Path) -> String {
     tag.to_string()
 }
 
+/// The DaemonSet's health endpoint and probes.
+struct HealthProbes {
+    /// The `--health-address=…` argument the DaemonSet passes.
+    health_arg: String,
+    port: u16,
+    readiness_path: String,
+    liveness_path: String,
+}
+
+impl HealthProbes {
+    fn of(container: &Value) -> HealthProbes {
+        let health_arg = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|a| a.starts_with("--health-address="))
+            .expect("the DaemonSet passes --health-address")
+            .to_string();
+        let port_of = |probe: &str| {
+            let named = &container[probe]["httpGet"]["port"];
+            let port = container["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == *named)
+                .unwrap_or_else(|| panic!("{probe} names port {named}, which is not declared"));
+            port["containerPort"].as_u64().unwrap() as u16
+        };
+        let port = port_of("readinessProbe");
+        assert_eq!(port_of("livenessProbe"), port);
+        assert_eq!(port_of("startupProbe"), port);
+        assert!(
+            health_arg.ends_with(&format!(":{port}")),
+            "{health_arg} does not listen on the probes' port {port}"
+        );
+        HealthProbes {
+            health_arg,
+            port,
+            readiness_path: container["readinessProbe"]["httpGet"]["path"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            liveness_path: container["livenessProbe"]["httpGet"]["path"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        }
+    }
+
+    /// An HTTP GET as the kubelet makes it: status and body.
+    fn get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .unwrap_or_else(|e| panic!("connect to the health port {}: {e}", self.port));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body)
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, body) = self.get(&self.readiness_path);
+            if status == 200 {
+                assert_eq!(body, "ok\n");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} stayed {status}: {body}",
+                self.readiness_path
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 #[test]
 fn a_containerised_collector_sees_an_agent_in_another_container() {
     require_root();
@@ -269,11 +361,16 @@ fn a_containerised_collector_sees_an_agent_in_another_container() {
             host["path"].as_str().unwrap()
         ));
     }
+    // The probes, as the DaemonSet declares them: the collector listens where its
+    // `--health-address` says, on the port the probes name.
+    let probes = HealthProbes::of(container);
     let mut collector = run
+        .arg("--network=host")
         .arg("-v")
         .arg(format!("{0}:{0}", dir.display()))
         .arg("localhost/agentscope:e2e")
         .args(["collect", "--ready-message", "--quiet", "--no-kubernetes"])
+        .arg(&probes.health_arg)
         .args(["--pid", &agent_pid, "--graph-json", graph.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -305,6 +402,10 @@ fn a_containerised_collector_sees_an_agent_in_another_container() {
         }
         text
     });
+
+    // Collecting: the kubelet's probes would now find it ready and alive.
+    probes.wait_until_ready();
+    assert_eq!(probes.get(&probes.liveness_path).0, 200, "livez");
 
     std::fs::write(work.join("start"), "").unwrap();
     let exit_code = podman_output(&["wait", &agent.0]);

@@ -89,6 +89,11 @@ pub struct CollectArgs {
     /// "would block"; in enforce mode it is denied. Ends with the collector (docs/enforcement.md).
     #[arg(long = "enforce", value_name = "SCOPE=FILE", value_parser = crate::enforce_policy::parse_enforce_arg)]
     enforce: Vec<crate::enforce_policy::EnforceArg>,
+    /// Answer Kubernetes probes over HTTP on ADDR (e.g. `0.0.0.0:9810`): `/readyz` is 200
+    /// once the kernel programs are attached and while the event loop turns, `/livez` while it
+    /// turns (see deploy/daemonset.yaml).
+    #[arg(long, value_name = "ADDR")]
+    health_address: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub memory: agentscope_session::memory_args::MemoryArgs,
 }
@@ -248,6 +253,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let health = crate::health_endpoint::Health::default();
+    if let Some(address) = args.health_address {
+        crate::health_endpoint::serve(address, health.clone()).await?;
+    }
     let mut collector_options = args.capture.collector_options();
     collector_options.governed =
         crate::enforce_policy::governed_agents(&args.enforce, &collector_options.proc_root)?;
@@ -308,6 +317,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // Consoles see events within this long; the recording flushes on the same beat.
     let mut tick_timer = tokio::time::interval(Duration::from_millis(100));
     let mut counters_timer = tokio::time::interval(Duration::from_millis(250));
+    health.collecting();
     if args.ready_message {
         eprintln!("agentscope: collecting");
     }
@@ -352,6 +362,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 note_counters(&mut session, &collector, &mut sinks)?;
             }
             _ = tick_timer.tick() => {
+                health.beat();
                 session.tick(std::time::Instant::now(), &mut sinks)?;
                 sinks.report();
             }
@@ -373,6 +384,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // Stop within a second under any load: nothing more is emitted, what the ring buffer
     // holds is processed for a bounded time, the rest is counted, then everything is written.
     let stop_began = std::time::Instant::now();
+    health.stopping();
     collector.stop_emitting();
     let drain_until = stop_began + STOP_DRAIN;
     // What was read before the stop is older than what the ring buffer still holds.
