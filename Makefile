@@ -70,6 +70,7 @@ clippy: setup
 # One test at a time: each runs its own collector, and two cores are better spent on the agents
 # than on overlap. --no-fail-fast: one failing file does not hide the others' results.
 E2E_TESTS := live_capture \
+	otlp_export \
 	claude_code \
 	gemini_cli \
 	codex_cli \
