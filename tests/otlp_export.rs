@@ -361,10 +361,9 @@ fn live_run(dir: &Path, endpoint: &str, extra: &[&str], marker: &str) -> (u32, C
     let stopped_in = stop.elapsed();
     assert!(status.success(), "collector exited with {status}");
     let text = std::fs::read_to_string(&collect.stdout_path).unwrap();
-    let mut events: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    // The collector's own lines, its summary with the OTLP counts included, match the
+    // documented JSON-lines schema.
+    let mut events = support::events_schema::assert_lines_match_schema(&text);
     let summary = events.pop().unwrap();
     assert_eq!(summary["kind"], "summary");
     let captured = Captured {

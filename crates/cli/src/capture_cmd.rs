@@ -104,10 +104,13 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         .map(|header| header.metadata.hostname.clone())
         .filter(|name| !name.is_empty());
     // A replay never puts secrets into exported content, whatever the recording kept.
-    let mut otlp = args.otlp.sink(node, false)?;
-    if let Some(message) = args.otlp.describe() {
-        eprintln!("{message}");
-    }
+    let mut otlp = match args.otlp.sink(node, false)? {
+        Some((otlp, message)) => {
+            eprintln!("{message}");
+            Some(otlp)
+        }
+        None => None,
+    };
     let mut replay = SessionReplay::new(entries, session);
     let mut out = crate::stdout_pipe::StdoutPipe::new();
     let print = args.events || args.json;

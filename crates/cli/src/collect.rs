@@ -319,17 +319,23 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             selector: args.select.selector(),
         },
         baselines,
-        otlp: args
-            .otlp
-            .sink(Some(node_name), !args.capture.redact_secrets())?,
+        otlp: None,
     };
+    let mut otlp_message = None;
+    if let Some((otlp, message)) = args
+        .otlp
+        .sink(Some(node_name), !args.capture.redact_secrets())?
+    {
+        sinks.otlp = Some(otlp);
+        otlp_message = Some(message);
+    }
     // Consoles see events within this long; the recording flushes on the same beat.
     let mut tick_timer = tokio::time::interval(Duration::from_millis(100));
     let mut counters_timer = tokio::time::interval(Duration::from_millis(250));
     if args.ready_message {
         eprintln!("agentscope: collecting");
     }
-    if let Some(message) = args.otlp.describe() {
+    if let Some(message) = otlp_message {
         eprintln!("{message}");
     }
     if let Some(active) = &sinks.server {
@@ -558,8 +564,7 @@ fn write_summary(
             }
         }
         let value = serde_json::json!({ "kind": "summary", "summary": value });
-        serde_json::to_writer(&mut *out, &value)?;
-        return writeln!(out);
+        return crate::event_output::write_json_line(out, &value);
     }
     writeln!(
         out,

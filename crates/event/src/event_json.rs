@@ -78,6 +78,12 @@ fn known(
         .unwrap_or(fallback)
 }
 
+/// The version of the JSON-lines schema (docs/events.schema.json), carried by every line as
+/// `schema_version`: a log shipper that starts mid-stream (`kubectl logs --since`, Fluent
+/// Bit after a restart) reads it on whatever line comes first. Raised only when a field
+/// changes meaning or goes away; new fields and kinds keep the version.
+pub const SCHEMA_VERSION: u32 = 1;
+
 pub const FAMILIES: &[&str] = &["inet", "inet6", "unix", "none", "other"];
 pub const TCP_STATES: &[&str] = &[
     "ESTABLISHED",

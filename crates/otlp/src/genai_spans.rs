@@ -249,7 +249,7 @@ impl GenAiTranslator {
                     });
                     if let Some(index) = index {
                         let pending = run.pending.remove(index);
-                        let result_text = content.export.then(|| result.content.as_str());
+                        let result_text = content.export.then_some(result.content.as_str());
                         spans.push(tool_span(
                             run,
                             pending,
@@ -634,7 +634,7 @@ fn content_text(text: &str, policy: ContentPolicy) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let mut bytes = text[..end].as_bytes().to_vec();
+    let mut bytes = text.as_bytes()[..end].to_vec();
     if !policy.keep_secrets {
         agentscope_redact::redact_in_place(&mut bytes);
     }
@@ -926,4 +926,42 @@ pub fn attribute_map(span: &SpanData) -> BTreeMap<String, String> {
         .iter()
         .map(|kv| (kv.key.to_string(), kv.value.to_string()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REDACTED: ContentPolicy = ContentPolicy {
+        export: true,
+        keep_secrets: false,
+    };
+
+    #[test]
+    fn exported_content_is_redacted_and_bounded() {
+        let text = content_text(
+            "use Authorization: Bearer sk-live-0123456789abcdef now",
+            REDACTED,
+        );
+        assert!(text.starts_with("use Authorization: Bearer "), "{text}");
+        assert!(!text.contains("sk-live-0123456789abcdef"), "{text}");
+        let kept = content_text(
+            "Authorization: Bearer sk-live-0123456789abcdef",
+            ContentPolicy {
+                keep_secrets: true,
+                ..REDACTED
+            },
+        );
+        assert!(kept.contains("sk-live-0123456789abcdef"));
+        let arguments = serde_json::json!({"path": "/tmp/x", "api_key": "hunter2-secret-value"});
+        let json = content_json(&arguments, REDACTED);
+        assert!(
+            json.contains("/tmp/x") && !json.contains("hunter2-secret-value"),
+            "{json}"
+        );
+        // Cut at a character boundary, never inside one.
+        let long = "é".repeat(MAX_CONTENT_BYTES);
+        let cut = content_text(&long, REDACTED);
+        assert!(cut.len() <= MAX_CONTENT_BYTES && cut.chars().all(|c| c == 'é'));
+    }
 }
