@@ -138,9 +138,12 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         }
     }
     out.flush()?;
-    if let Some(otlp) = &otlp {
+    if let Some(otlp) = &mut otlp {
         // A replay is not in a hurry: what is queued gets the exporter's retries.
         let counts = otlp.settle(std::time::Instant::now() + OTLP_REPLAY_SETTLE);
+        if let Some(message) = otlp.take_message() {
+            eprintln!("agentscope: {message}");
+        }
         eprintln!(
             "agentscope: OTLP export: {} spans and {} log records exported, {} spans and {} \
              log records dropped",
