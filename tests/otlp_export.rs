@@ -330,7 +330,10 @@ fn a_refused_endpoint_costs_the_spans_counted_not_the_replay() {
         stderr.contains("0 spans and 0 log records exported, 21 spans and 15 log records dropped"),
         "{stderr}"
     );
-    assert!(stderr.contains("OTLP export failed"), "the user is told why: {stderr}");
+    assert!(
+        stderr.contains("OTLP export failed"),
+        "the user is told why: {stderr}"
+    );
 }
 
 /// The Python agent against the mock LLM, under `collect --otlp-endpoint ENDPOINT`: returns

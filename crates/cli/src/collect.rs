@@ -452,6 +452,23 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
     summary.memory = Some(pipeline.memory_budget().stats());
+    // OTLP export sends what is queued while standard output drains: neither waits on the
+    // other, and both are done by their points in the stop's second.
+    if let Some(otlp) = &sinks.otlp {
+        otlp.begin_settle();
+    }
+    let stdout_began = std::time::Instant::now();
+    let mut out = sinks.printer.out;
+    let stdout_until =
+        |point: Duration| (stop_began + point).max(std::time::Instant::now() + STOP_STDOUT_LEAST);
+    let dropped = out.settle(stdout_until(STOP_STDOUT_UNTIL))?;
+    if dropped.lines > 0 {
+        eprintln!(
+            "agentscope: {} lines ({} bytes) of standard output were dropped: its reader was \
+             behind",
+            dropped.lines, dropped.bytes
+        );
+    }
     let otlp = sinks.otlp.as_ref().map(|otlp| {
         let counts = otlp.settle(
             (stop_began + STOP_OTLP_UNTIL).max(std::time::Instant::now() + STOP_STDOUT_LEAST),
@@ -467,18 +484,6 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
         counts
     });
-    let stdout_began = std::time::Instant::now();
-    let mut out = sinks.printer.out;
-    let stdout_until =
-        |point: Duration| (stop_began + point).max(std::time::Instant::now() + STOP_STDOUT_LEAST);
-    let dropped = out.settle(stdout_until(STOP_STDOUT_UNTIL))?;
-    if dropped.lines > 0 {
-        eprintln!(
-            "agentscope: {} lines ({} bytes) of standard output were dropped: its reader was \
-             behind",
-            dropped.lines, dropped.bytes
-        );
-    }
     print_summary(&mut out, &summary, dropped, otlp, args.json)?;
     if !out.finish(stdout_until(STOP_SUMMARY_UNTIL))? {
         eprintln!("agentscope: standard output's reader took nothing in time: the summary was not written to it");
@@ -494,7 +499,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let now = std::time::Instant::now();
     eprintln!(
         "agentscope: stopped in {} ms: events {} ms, recording, graph and baselines {} ms, \
-         standard output {} ms",
+         standard output and OTLP export {} ms",
         ms(stop_began, now),
         ms(stop_began, outputs_began),
         ms(outputs_began, stdout_began),

@@ -160,6 +160,13 @@ impl ExportQueue {
         lock(&self.shared).last_error.take()
     }
 
+    /// Tells the thread to send what is queued now, without waiting for a full batch; the
+    /// caller goes on with its own stop and calls [`ExportQueue::finish`] later.
+    pub fn begin_finish(&self) {
+        lock(&self.shared).ending = true;
+        self.shared.work.notify_one();
+    }
+
     /// Lets the thread send what is queued until `deadline`; what is still queued or being
     /// sent then is counted as dropped. Returns the final counts.
     pub fn finish(&self, deadline: Instant) -> ExportCounts {

@@ -53,6 +53,12 @@ impl OtlpSink {
         ))
     }
 
+    /// Starts sending what is queued at once (a stop), while the caller finishes its other
+    /// outputs; [`OtlpSink::settle`] then waits for the rest.
+    pub fn begin_settle(&self) {
+        self.queue.begin_finish();
+    }
+
     /// Sends what is queued until `deadline`, then counts the rest as dropped.
     pub fn settle(&self, deadline: Instant) -> ExportCounts {
         self.queue.finish(deadline)
