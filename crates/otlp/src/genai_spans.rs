@@ -19,7 +19,7 @@
 //! observed ([`crate::trace_ids`]). Payload content (prompts, model output, tool arguments and
 //! results) is left out unless asked for, and is redacted unless secrets are kept.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,11 +131,6 @@ impl GenAiTranslator {
             logger: SdkLoggerProvider::builder().build().logger("agentscope"),
             spill: Vec::new(),
         }
-    }
-
-    /// Runs currently followed.
-    pub fn open_runs(&self) -> usize {
-        self.runs.len()
     }
 
     /// Spans and records for one step's observations, findings and incidents.
@@ -918,14 +913,6 @@ fn mcp_span(
         status,
         instrumentation_scope: scope.clone(),
     }
-}
-
-/// The attributes of a span, by key (for tests and for looking one up).
-pub fn attribute_map(span: &SpanData) -> BTreeMap<String, String> {
-    span.attributes
-        .iter()
-        .map(|kv| (kv.key.to_string(), kv.value.to_string()))
-        .collect()
 }
 
 #[cfg(test)]
