@@ -392,7 +392,13 @@ fn a_live_agent_is_exported_while_it_runs() {
     let receiver = Receiver::start(dir.path(), "live");
     let endpoint = format!("http://127.0.0.1:{}", receiver.http_port);
     let marker = "otlp-visible-marker Authorization: Bearer sk-otlp-test-4f9a2c71e6";
-    let (pid, captured, _) = live_run(dir.path(), &endpoint, &["--otlp-content"], marker);
+    let recording = dir.path().join("live.cap");
+    let (pid, captured, _) = live_run(
+        dir.path(),
+        &endpoint,
+        &["--otlp-content", "--record", recording.to_str().unwrap()],
+        marker,
+    );
     let received = receiver.received();
     let spans = spans(&received);
     let mine: Vec<&Value> = spans
@@ -425,8 +431,50 @@ fn a_live_agent_is_exported_while_it_runs() {
         "chat gpt-4o-mini"
     );
     assert!(tool["attributes"]["gen_ai.tool.call.arguments"].is_string());
-    assert!(mine.iter().any(|s| s["name"] == "invoke_agent python3"
-        || s["attributes"]["gen_ai.operation.name"] == "invoke_agent"));
+    let root = mine
+        .iter()
+        .find(|s| s["attributes"]["gen_ai.operation.name"] == "invoke_agent")
+        .expect("the run's span");
+    assert_eq!(root["parent_span_id"], "");
+    assert_eq!(chat["parent_span_id"], root["span_id"]);
+    assert_eq!(chat["trace_id"], root["trace_id"]);
+
+    // The recording of this run, replayed, exports the same spans with the same ids: a
+    // recording is one more source.
+    let replayed = Receiver::start(dir.path(), "replayed");
+    let output = Command::new(BIN)
+        .args(["replay", recording.to_str().unwrap(), "--otlp-content"])
+        .args([
+            "--otlp-endpoint",
+            &format!("http://127.0.0.1:{}", replayed.http_port),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let again = replayed.received();
+    let shape = |spans: &[&Value]| {
+        let mut shape: Vec<_> = spans
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].to_string(),
+                    s["trace_id"].to_string(),
+                    s["span_id"].to_string(),
+                    s["parent_span_id"].to_string(),
+                    s["attributes"].to_string(),
+                )
+            })
+            .collect();
+        shape.sort();
+        shape
+    };
+    let again: Vec<&Value> = again
+        .iter()
+        .filter(|s| {
+            s["signal"] == "span" && s["resource"]["process.pid"].as_u64() == Some(u64::from(pid))
+        })
+        .collect();
+    assert_eq!(shape(&again), shape(&mine));
     let otlp = &captured.summary["otlp"];
     assert_eq!(otlp["spans_dropped"], 0, "{otlp}");
     assert!(
