@@ -94,6 +94,14 @@ install_test_agents() {
     "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "grpcio==$GRPCIO_VERSION"
   fi
 
+  # The OTLP receiver of the export tests (tests/agents/otlp_receiver.py): the official
+  # OpenTelemetry protocol definitions (protobuf messages and gRPC services; grpcio above).
+  OTEL_PROTO_VERSION=1.45.2
+  if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('opentelemetry-proto') != '$OTEL_PROTO_VERSION')" 2>/dev/null; then
+    echo "setup: installing opentelemetry-proto $OTEL_PROTO_VERSION into $TEST_VENV"
+    "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "opentelemetry-proto==$OTEL_PROTO_VERSION"
+  fi
+
   # Offline validation of deploy/'s manifests against the Kubernetes schemas
   # (tests/node_container.rs), in the same venv.
   KUBERNETES_VALIDATE_VERSION=1.37.0

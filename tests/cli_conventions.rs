@@ -369,3 +369,24 @@ fn selectors_choose_the_agents_shown_and_written_by_identity() {
         );
     }
 }
+
+/// Every JSON line a replay writes carries the schema version and matches
+/// docs/events.schema.json (the collector's own lines, summary included, are checked live in
+/// tests/otlp_export.rs).
+#[test]
+fn json_lines_follow_their_documented_schema() {
+    for name in ["injected.cap", "ordinary.cap"] {
+        let output = run(&["replay", &recording(name), "--json"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let lines = support::events_schema::assert_lines_match_schema(&stdout(&output));
+        assert!(lines.len() > 100, "{name}: {} lines", lines.len());
+        assert!(lines.iter().all(|l| l["schema_version"] == 1));
+        // Every kind the recording holds was checked against its own fields.
+        let kinds: std::collections::BTreeSet<_> =
+            lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+        assert!(
+            kinds.contains("exec") && kinds.contains("data"),
+            "{kinds:?}"
+        );
+    }
+}

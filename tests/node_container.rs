@@ -135,6 +135,15 @@ fn the_manifests_validate_offline() {
                 && e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"),
         "NODE_NAME from the downward API: {env:#}"
     );
+    // Where OTLP export goes: the standard variable the collector reads when no
+    // --otlp-endpoint is given (empty: off, so the manifest works as it is).
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT" && e["value"] == ""),
+        "OTEL_EXPORTER_OTLP_ENDPOINT, empty by default: {env:#}"
+    );
 }
 
 /// An image with nothing but the merged-/usr symlinks and /tmp: the agent's container mounts

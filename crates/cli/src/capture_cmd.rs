@@ -41,6 +41,8 @@ pub struct ReplayArgs {
     /// passed it still run.
     #[arg(long, hide = true, conflicts_with_all = ["events", "json"])]
     quiet: bool,
+    #[command(flatten)]
+    otlp: crate::otlp_args::OtlpArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +87,9 @@ fn open(path: &Path) -> anyhow::Result<CaptureReader> {
     Ok(CaptureReader::open(path)?)
 }
 
+/// How long a replay's OTLP export may take to send what is queued once the replay ended.
+const OTLP_REPLAY_SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut entries = CaptureEvents::open(&args.file)?;
     let session = capture_session(
@@ -92,13 +97,27 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         Some(&args.detection.options()?),
         args.memory.asked(),
     );
+    // Named as the live run named it: the node the recording was made on.
+    let node = entries
+        .reader()
+        .header()
+        .map(|header| header.metadata.hostname.clone())
+        .filter(|name| !name.is_empty());
+    // A replay never puts secrets into exported content, whatever the recording kept.
+    let mut otlp = match args.otlp.sink(node, false)? {
+        Some((otlp, message)) => {
+            eprintln!("{message}");
+            Some(otlp)
+        }
+        None => None,
+    };
     let mut replay = SessionReplay::new(entries, session);
     let mut out = crate::stdout_pipe::StdoutPipe::new();
     let print = args.events || args.json;
     let mut printer = crate::event_output::EventPrinter::new(args.json);
     let selector = args.select.selector();
     let mut events = 0u64;
-    while let Some((event, _)) = replay.next_step(&mut ())? {
+    while let Some((event, _)) = replay.next_step(&mut otlp)? {
         if let Some(event) = event {
             events += 1;
             let pipeline = replay.session().pipeline();
@@ -119,6 +138,18 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         }
     }
     out.flush()?;
+    if let Some(otlp) = &mut otlp {
+        // A replay is not in a hurry: what is queued gets the exporter's retries.
+        let counts = otlp.settle(std::time::Instant::now() + OTLP_REPLAY_SETTLE);
+        if let Some(message) = otlp.take_message() {
+            eprintln!("agentscope: {message}");
+        }
+        eprintln!(
+            "agentscope: OTLP export: {} spans and {} log records exported, {} spans and {} \
+             log records dropped",
+            counts.spans_exported, counts.logs_exported, counts.spans_dropped, counts.logs_dropped
+        );
+    }
     let pipeline = replay.session().pipeline();
     if let Some(path) = &args.graph_json {
         crate::event_output::write_graph(path, pipeline, &Inputs::new([&args.file]), &selector)?;

@@ -17,6 +17,7 @@ use agentscope_capture::serve::ServeOptions;
 use agentscope_event::Event;
 use agentscope_identity::IdentityResolver;
 use agentscope_kernel::{Collector, Summary};
+use agentscope_otlp::{ExportCounts, OtlpSink};
 use agentscope_session::baseline_sink::BaselineDirSink;
 use agentscope_session::recorder_sink::RecorderSink;
 use agentscope_session::server_sink::ServerSink;
@@ -96,6 +97,8 @@ pub struct CollectArgs {
     health_address: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub memory: agentscope_session::memory_args::MemoryArgs,
+    #[command(flatten)]
+    pub otlp: crate::otlp_args::OtlpArgs,
 }
 
 /// Events read from the ring buffer at a time.
@@ -118,13 +121,18 @@ const STOP_STDOUT_UNTIL: Duration = Duration::from_millis(450);
 const STOP_SUMMARY_UNTIL: Duration = Duration::from_millis(600);
 const STOP_STDOUT_LEAST: Duration = Duration::from_millis(20);
 
+/// How long OTLP export may still send what is queued after a stop, from the stop's start
+/// (less when the endpoint answers: it ends as soon as the queue is empty).
+const STOP_OTLP_UNTIL: Duration = Duration::from_millis(400);
+
 /// Everything `collect` hands each step to: the stream server, the recording, the event
-/// printer and the baseline directory, in that order.
+/// printer, the baseline directory and OTLP export, in that order.
 struct CollectSinks {
     server: Option<ServerSink>,
     recorder: Option<RecorderSink>,
     printer: PrinterSink,
     baselines: Option<BaselineDirSink>,
+    otlp: Option<OtlpSink>,
 }
 
 impl CollectSinks {
@@ -133,6 +141,9 @@ impl CollectSinks {
         let recorder = self.recorder.as_mut().map(RecorderSink::take_messages);
         let server = self.server.as_mut().map(ServerSink::take_messages);
         for message in recorder.into_iter().chain(server).flatten() {
+            eprintln!("agentscope: {message}");
+        }
+        if let Some(message) = self.otlp.as_mut().and_then(OtlpSink::take_message) {
             eprintln!("agentscope: {message}");
         }
     }
@@ -148,21 +159,24 @@ impl Sink for CollectSinks {
         self.server.step(event, step, session)?;
         self.recorder.step(event, step, session)?;
         self.printer.step(event, step, session)?;
-        self.baselines.step(event, step, session)
+        self.baselines.step(event, step, session)?;
+        self.otlp.step(event, step, session)
     }
 
     fn tick(&mut self, now: std::time::Instant, session: &Session) -> std::io::Result<()> {
         self.server.tick(now, session)?;
         self.recorder.tick(now, session)?;
         self.printer.tick(now, session)?;
-        self.baselines.tick(now, session)
+        self.baselines.tick(now, session)?;
+        self.otlp.tick(now, session)
     }
 
     fn finish(&mut self, step: &Step, session: &Session) -> std::io::Result<()> {
         self.server.finish(step, session)?;
         self.recorder.finish(step, session)?;
         self.printer.finish(step, session)?;
-        self.baselines.finish(step, session)
+        self.baselines.finish(step, session)?;
+        self.otlp.finish(step, session)
     }
 }
 
@@ -262,6 +276,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         crate::enforce_policy::governed_agents(&args.enforce, &collector_options.proc_root)?;
     let mut collector = Collector::start(collector_options)?;
     let mut identity = IdentityResolver::new(args.capture.identity_options());
+    let node_name = identity.node_name();
     identity.start().await?;
     let pipeline = args
         .capture
@@ -313,13 +328,25 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             selector: args.select.selector(),
         },
         baselines,
+        otlp: None,
     };
+    let mut otlp_message = None;
+    if let Some((otlp, message)) = args
+        .otlp
+        .sink(Some(node_name), !args.capture.redact_secrets())?
+    {
+        sinks.otlp = Some(otlp);
+        otlp_message = Some(message);
+    }
     // Consoles see events within this long; the recording flushes on the same beat.
     let mut tick_timer = tokio::time::interval(Duration::from_millis(100));
     let mut counters_timer = tokio::time::interval(Duration::from_millis(250));
     health.collecting();
     if args.ready_message {
         eprintln!("agentscope: collecting");
+    }
+    if let Some(message) = otlp_message {
+        eprintln!("{message}");
     }
     if let Some(active) = &sinks.server {
         eprintln!(
@@ -438,6 +465,11 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
     summary.memory = Some(pipeline.memory_budget().stats());
+    // OTLP export sends what is queued while standard output drains: neither waits on the
+    // other, and both are done by their points in the stop's second.
+    if let Some(otlp) = &sinks.otlp {
+        otlp.begin_settle();
+    }
     let stdout_began = std::time::Instant::now();
     let mut out = sinks.printer.out;
     let stdout_until =
@@ -450,7 +482,22 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             dropped.lines, dropped.bytes
         );
     }
-    print_summary(&mut out, &summary, dropped, args.json)?;
+    let otlp = sinks.otlp.as_ref().map(|otlp| {
+        let counts = otlp.settle(
+            (stop_began + STOP_OTLP_UNTIL).max(std::time::Instant::now() + STOP_STDOUT_LEAST),
+        );
+        if counts.spans_dropped + counts.logs_dropped > 0 {
+            eprintln!(
+                "agentscope: OTLP export dropped {} spans and {} log records (exported {} and {})",
+                counts.spans_dropped,
+                counts.logs_dropped,
+                counts.spans_exported,
+                counts.logs_exported
+            );
+        }
+        counts
+    });
+    print_summary(&mut out, &summary, dropped, otlp, args.json)?;
     if !out.finish(stdout_until(STOP_SUMMARY_UNTIL))? {
         eprintln!("agentscope: standard output's reader took nothing in time: the summary was not written to it");
     }
@@ -465,7 +512,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let now = std::time::Instant::now();
     eprintln!(
         "agentscope: stopped in {} ms: events {} ms, recording and baselines {} ms, graph \
-         and summary {} ms, standard output {} ms",
+         and summary {} ms, standard output and OTLP export {} ms",
         ms(stop_began, now),
         ms(stop_began, outputs_began),
         ms(outputs_began, finished_at),
@@ -503,18 +550,26 @@ fn print_summary(
     out: &mut StdoutQueue,
     summary: &Summary,
     stdout_dropped: StdoutDrops,
+    otlp: Option<ExportCounts>,
     json: bool,
 ) -> std::io::Result<()> {
     if out.is_closed() {
-        return write_summary(&mut std::io::stderr().lock(), summary, stdout_dropped, json);
+        return write_summary(
+            &mut std::io::stderr().lock(),
+            summary,
+            stdout_dropped,
+            otlp,
+            json,
+        );
     }
-    write_summary(out, summary, stdout_dropped, json)
+    write_summary(out, summary, stdout_dropped, otlp, json)
 }
 
 fn write_summary(
     out: &mut impl std::io::Write,
     summary: &Summary,
     stdout_dropped: StdoutDrops,
+    otlp: Option<ExportCounts>,
     json: bool,
 ) -> std::io::Result<()> {
     if json {
@@ -523,10 +578,12 @@ fn write_summary(
         // here.
         if let Some(fields) = value.as_object_mut() {
             fields.insert("stdout_lines_dropped".into(), stdout_dropped.lines.into());
+            if let Some(otlp) = otlp {
+                fields.insert("otlp".into(), serde_json::to_value(otlp)?);
+            }
         }
         let value = serde_json::json!({ "kind": "summary", "summary": value });
-        serde_json::to_writer(&mut *out, &value)?;
-        return writeln!(out);
+        return crate::event_output::write_json_line(out, &value);
     }
     writeln!(
         out,
@@ -552,6 +609,13 @@ fn write_summary(
             out,
             "standard output: {} lines dropped while its reader was behind",
             stdout_dropped.lines
+        )?;
+    }
+    if let Some(otlp) = otlp {
+        writeln!(
+            out,
+            "otlp: {} spans and {} log records exported, {} spans and {} log records dropped, {} failed exports",
+            otlp.spans_exported, otlp.logs_exported, otlp.spans_dropped, otlp.logs_dropped, otlp.failed_exports
         )?;
     }
     for warning in &summary.warnings {
@@ -591,7 +655,7 @@ mod tests {
             ..Summary::default()
         };
         let mut out = Vec::new();
-        write_summary(&mut out, &summary, StdoutDrops::default(), false).unwrap();
+        write_summary(&mut out, &summary, StdoutDrops::default(), None, false).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("warning: cgroup \\x1b]0;pwned"), "{text}");
         assert!(!text.contains('\x1b'));

@@ -70,6 +70,27 @@ impl EventPrinter {
     }
 }
 
+/// One JSON line: `value` (an object) with `schema_version` as its first field.
+pub fn write_json_line(
+    out: &mut impl std::io::Write,
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    let object = serde_json::to_vec(value)?;
+    let fields = object
+        .strip_prefix(b"{")
+        .ok_or_else(|| std::io::Error::other("a JSON line must be an object"))?;
+    write!(
+        out,
+        "{{\"schema_version\":{}",
+        agentscope_event::event_json::SCHEMA_VERSION
+    )?;
+    if fields != b"}" {
+        out.write_all(b",")?;
+    }
+    out.write_all(fields)?;
+    writeln!(out)
+}
+
 /// `HH:MM:SS.mmm` of a wall-clock time, UTC.
 fn time_of_day(unix_ns: u64) -> String {
     let ms = (unix_ns / 1_000_000) % 86_400_000;
@@ -259,6 +280,28 @@ pub(crate) mod tests {
             assert!(!line.chars().any(char::is_control), "{line:?}");
             assert!(line.contains("\\x1b]0;pwned\\x07\\x1b[2J\\x9b"), "{line}");
         }
+    }
+
+    /// Every JSON line starts with the schema version, and the event after it is unchanged.
+    #[test]
+    fn json_lines_say_their_schema_version_first() {
+        let mut printer = EventPrinter::new(true);
+        let mut out = Vec::new();
+        let event = event(EventBody::Close { fd: 3 });
+        printer.print(&mut out, &event).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("{\"schema_version\":1,\"ts_ns\":1,"),
+            "{text}"
+        );
+        assert!(text.ends_with("}\n"), "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["kind"], "close");
+        let back = agentscope_event::event_json::event_from_json(&value).unwrap();
+        assert_eq!(back.header.pid, event.header.pid);
+        let mut empty = Vec::new();
+        write_json_line(&mut empty, &serde_json::json!({})).unwrap();
+        assert_eq!(empty, b"{\"schema_version\":1}\n");
     }
 
     /// Every kind of event reads as words: no `Some(0)`, no enum names, no `[..]` lists.

@@ -13,6 +13,7 @@ mod error_report;
 mod event_output;
 mod exit_status;
 mod health_endpoint;
+mod otlp_args;
 mod output_format;
 mod scan;
 mod shell_integration;

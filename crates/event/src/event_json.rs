@@ -15,7 +15,12 @@ use crate::event::{Direction, Event, EventBody, Header, PayloadSource};
 /// escaping a flood's payloads ran at about 45 MB/s and was nearly all of `replay --json`'s time;
 /// instantiated here it is compiled with this crate's optimisation.
 pub fn write_json_line(event: &Event, line: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let start = line.len();
     serde_json::to_writer(&mut *line, event)?;
+    // `schema_version` first, as on every line `collect --json` writes: the event's `{` becomes
+    // `{"schema_version":N,` (an event always has fields).
+    let version = format!("{{\"schema_version\":{SCHEMA_VERSION},");
+    line.splice(start..start + 1, version.into_bytes());
     line.push(b'\n');
     Ok(())
 }
@@ -90,6 +95,12 @@ fn known(
         .copied()
         .unwrap_or(fallback)
 }
+
+/// The version of the JSON-lines schema (docs/events.schema.json), carried by every line as
+/// `schema_version`: a log shipper that starts mid-stream (`kubectl logs --since`, Fluent
+/// Bit after a restart) reads it on whatever line comes first. Raised only when a field
+/// changes meaning or goes away; new fields and kinds keep the version.
+pub const SCHEMA_VERSION: u32 = 1;
 
 pub const FAMILIES: &[&str] = &["inet", "inet6", "unix", "none", "other"];
 pub const TCP_STATES: &[&str] = &[
