@@ -609,10 +609,29 @@ fn live_demo_reaches_the_injected_phrase_and_the_exfiltrated_rows() {
     tmux.wait_for_text("● LIVE");
     driver.start_round();
     tmux.wait_for("the incident", Duration::from_secs(60), |s| {
-        s.contains("Findings (1)") && s.contains("critical")
+        s.contains("critical") && s.contains(" inc-1 ")
     });
 
-    tmux.keys(&["n", "e"]);
+    // n until the incident is selected: the ordinary session's query of the customers' names
+    // may come first, a finding of its own (sensitive access, medium), listed before it.
+    let mut keys = 0;
+    loop {
+        let before = tmux.screen().lines().next().unwrap_or("").to_string();
+        tmux.keys(&["n"]);
+        keys += 1;
+        let screen = tmux.wait_for("a finding selected", Duration::from_secs(10), |s| {
+            s.lines()
+                .next()
+                .is_some_and(|l| l != before && (l.contains(" › f-") || l.contains(" › inc-")))
+        });
+        if screen.lines().next().unwrap().contains(" › inc-1") {
+            break;
+        }
+        assert!(keys < 2, "n does not reach the incident:\n{screen}");
+    }
+    tmux.keys(&["e"]);
+    keys += 1;
+    assert!(keys <= 3, "{keys} keys to the injected phrase");
     let screen = tmux.wait_for("the injected ticket", Duration::from_secs(10), |s| {
         s.contains("› inc-1 › mcp ") && s.contains("ignore your previous")
     });

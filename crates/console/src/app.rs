@@ -1172,6 +1172,8 @@ impl App {
         if self.focus == PaneId::Timeline && self.evidence_walk.is_some() {
             self.evidence_walk = None;
             self.timeline.evidence.clear();
+            self.graph.evidence.clear();
+            self.model_dirty = true;
             self.highlight.clear();
             self.subject_dirty = true;
             return;
@@ -1243,6 +1245,8 @@ impl App {
         // Back from the evidence goes to the finding.
         self.open(Subject::Finding(finding.clone()));
         self.timeline.evidence = finding.evidence.clone();
+        self.graph.evidence = finding.evidence.clone();
+        self.model_dirty = true;
         self.highlight = finding.matched.clone();
         self.evidence_walk = Some(EvidenceWalk {
             finding,

@@ -1567,6 +1567,15 @@ fn enter_on_a_finding_walks_its_evidence_with_the_matched_text_highlighted() {
     assert_eq!(console.app.focus(), PaneId::Timeline);
     let screen = console.screen();
     assert!(screen.contains('◆'), "evidence rows are marked:\n{screen}");
+    // In the graph too: the edges the evidence rests on (a graph row has its count, ×N).
+    let marked_edges: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains('◆') && l.contains('×'))
+        .collect();
+    assert!(
+        marked_edges.iter().any(|l| l.contains("◆http_post")),
+        "evidence edges are marked in the graph:\n{screen}"
+    );
     assert!(
         console.app.message().unwrap().contains("evidence 1 of"),
         "{:?}",
