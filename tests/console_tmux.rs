@@ -637,7 +637,10 @@ fn live_demo_reaches_the_injected_phrase_and_the_exfiltrated_rows() {
     });
     assert!(screen.contains('◆'), "evidence rows marked: {screen}");
     // Every marked row is the injected session's (the column after the kind): the ordinary
-    // session's rows interleave with it but are not evidence.
+    // session's rows interleave with it but are not evidence. (Known limit, not yet
+    // diagnosed to the end: on a heavily loaded machine the two sessions' query_database
+    // calls to the one CRM server can be open at once, and a psql the server starts for one
+    // may then be shown in the other's session and marked as the incident's evidence.)
     let marked_sessions: std::collections::BTreeSet<&str> = screen
         .lines()
         .flat_map(|l| l.split('◆').skip(1))
