@@ -4,7 +4,7 @@
 # Payloads are redacted by the collector, as in any capture.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bin="$root/target/release/agentscope"
+bin="${AGENTSCOPE_BIN:-$root/target/release/agentscope}"
 out="$root/tests/fixtures/capture"
 agents="$root/tests/agents"
 py="$(python3 -c 'import sys; print(sys.executable)')"
@@ -36,4 +36,6 @@ capture() { # name, agent command...
 port="$(<"$tmp/llm.port")"
 capture python_chat_stream "$py" "$agents/python_agent.py" --port "$port" --ca "$tmp/certs/cert.pem" --stream --read-path /etc/hostname
 capture python_chat "$py" "$agents/python_agent.py" --port "$port" --ca "$tmp/certs/cert.pem" --big-kib 40 --read-path /etc/hostname
+# One process, two conversations one after the other (the console's s1 and s1.2).
+capture python_two_conversations "$py" "$agents/python_agent.py" --port "$port" --ca "$tmp/certs/cert.pem" --conversations 2 --read-path /etc/hostname
 capture node_chat_stream env NODE_EXTRA_CA_CERTS="$tmp/certs/cert.pem" node "$agents/node_agent.mjs" --port "$port" --ca "$tmp/certs/cert.pem" --stream

@@ -4,10 +4,14 @@
 //! deadline rather than fixed sleeps.
 //!
 //! - a replay of recordings/injected.cap (no privileges): agents, panes, filter, help, baseline
-//!   export; then at 80x24 every pane by its number key and the injected phrase; quit;
+//!   export; then at 80x24 every pane by its number key, the injected phrase in two keys and
+//!   the exfiltrated rows in the POST body in three more; quit;
 //! - the live console (privileged: it fails, never skips, when eBPF cannot load): a Python test
 //!   agent talking to the mock LLM appears with its model and tool calls, and `r` records a
-//!   capture that verifies.
+//!   capture that verifies;
+//! - the live demo (privileged): `make demo`'s two sessions of one agent side by side; from
+//!   the incident to the injected phrase, then to the exfiltrated rows in the POST body, in
+//!   at most five keys, only the injected session's rows marked as evidence.
 
 mod support;
 
@@ -182,6 +186,31 @@ fn status_line(screen: &str) -> &str {
     screen.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("")
 }
 
+/// From the injected phrase, `e` until the POST that carried the customers' rows is open
+/// (its breadcrumb, and a row of its body on screen); fails past three keys. Returns that
+/// screen.
+fn walk_to_the_post(tmux: &Tmux) -> String {
+    let mut presses = 0;
+    loop {
+        let before = tmux.screen().lines().next().unwrap_or("").to_string();
+        tmux.keys(&["e"]);
+        presses += 1;
+        let screen = tmux.wait_for("the next evidence", Duration::from_secs(10), |s| {
+            s.lines()
+                .next()
+                .is_some_and(|l| l.contains("› inc-1 ›") && l != before)
+        });
+        let breadcrumbs = screen.lines().next().unwrap_or("");
+        if breadcrumbs.contains("› inc-1 › http ") && screen.contains("Ada Lovelace|ada@") {
+            return screen;
+        }
+        assert!(
+            presses < 3,
+            "the exfiltrated rows are not in the POST within three keys:\n{screen}"
+        );
+    }
+}
+
 fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -352,7 +381,10 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     let screen = tmux.wait_for_text("incident_agent.py › inc-1 › mcp ");
     assert!(screen.contains("ignore your previous"), "{screen}");
     assert!(screen.contains('◆'), "evidence rows marked: {screen}");
-    // Backspace goes back to the finding.
+    // Then the exfiltrated rows in the POST body, in at most three more.
+    let screen = walk_to_the_post(&tmux);
+    assert!(screen.contains("alan@example.com"), "{screen}");
+    // Backspace goes back to the finding (the walk's later steps replace its first).
     tmux.keys(&["BSpace"]);
     let screen = tmux.wait_for("back to the finding", Duration::from_secs(10), |s| {
         s.lines()
@@ -476,6 +508,154 @@ fn live_console_shows_an_agent_and_records_what_it_does() {
 
     tmux.keys(&["q"]);
     assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
+}
+
+/// The `make demo` driver (tests/agents/run_incident_demo.py): its services, then the ordinary
+/// and the injected session side by side. Dropped, it is sent SIGTERM, which it handles by
+/// stopping its agents and services (PostgreSQL, the APIs, the mock LLMs); a SIGKILL would
+/// orphan them.
+struct DemoDriver {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl DemoDriver {
+    /// Starts the driver and waits for its services; the first round waits for
+    /// [`DemoDriver::start_round`] (at most a minute).
+    fn start(dir: &Path) -> DemoDriver {
+        let log = dir.join("driver.log");
+        let child = Command::new(mcp_python())
+            .arg(agents_dir().join("run_incident_demo.py"))
+            .args([
+                "--seconds",
+                "90",
+                "--first-round-delay",
+                "60",
+                "--pause",
+                "60",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start the demo driver");
+        let mut driver = DemoDriver { child, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !driver.log().contains("services up") {
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                panic!("the demo driver exited ({status}): {}", driver.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo services did not start: {}",
+                driver.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ends the wait before the first round (SIGUSR1).
+    fn start_round(&self) {
+        // SAFETY: kill with a valid signal to our own child has no preconditions.
+        let sent = unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGUSR1) };
+        assert_eq!(sent, 0, "SIGUSR1 to the demo driver");
+    }
+}
+
+impl Drop for DemoDriver {
+    fn drop(&mut self) {
+        // SAFETY: as above; the child has not been reaped, so its pid is still ours.
+        unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!(
+            "the demo driver {} did not stop within 30 s of SIGTERM: {}",
+            self.pid(),
+            self.log()
+        );
+    }
+}
+
+/// `make demo`, live: the console follows the demo's driver (its services, and the ordinary and
+/// injected sessions side by side, one agent); once the incident is raised, `n` `e` reach the
+/// injected phrase in the ticket, and at most three more `e` the POST carrying the customers'
+/// rows, with no row of the ordinary session marked as evidence.
+#[test]
+fn live_demo_reaches_the_injected_phrase_and_the_exfiltrated_rows() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let driver = DemoDriver::start(dir.path());
+    let pid = driver.pid().to_string();
+    let tmux = Tmux::start(
+        dir.path(),
+        &work,
+        &["tui", "--pid", &pid, "--no-kubernetes"],
+    );
+    tmux.wait_for_text("● LIVE");
+    driver.start_round();
+    tmux.wait_for("the incident", Duration::from_secs(60), |s| {
+        s.contains("critical") && s.contains(" inc-1 ")
+    });
+
+    // n until the incident is selected: the ordinary session's query of the customers' names
+    // may come first, a finding of its own (sensitive access, medium), listed before it.
+    let mut keys = 0;
+    loop {
+        let before = tmux.screen().lines().next().unwrap_or("").to_string();
+        tmux.keys(&["n"]);
+        keys += 1;
+        let screen = tmux.wait_for("a finding selected", Duration::from_secs(10), |s| {
+            s.lines()
+                .next()
+                .is_some_and(|l| l != before && (l.contains(" › f-") || l.contains(" › inc-")))
+        });
+        if screen.lines().next().unwrap().contains(" › inc-1") {
+            break;
+        }
+        assert!(keys < 2, "n does not reach the incident:\n{screen}");
+    }
+    tmux.keys(&["e"]);
+    keys += 1;
+    assert!(keys <= 3, "{keys} keys to the injected phrase");
+    let screen = tmux.wait_for("the injected ticket", Duration::from_secs(10), |s| {
+        s.contains("› inc-1 › mcp ") && s.contains("ignore your previous")
+    });
+    assert!(screen.contains('◆'), "evidence rows marked: {screen}");
+    // Every marked row is the injected session's (the column after the kind): the ordinary
+    // session's rows interleave with it but are not evidence. (Known limit, not yet
+    // diagnosed to the end: on a heavily loaded machine the two sessions' query_database
+    // calls to the one CRM server can be open at once, and a psql the server starts for one
+    // may then be shown in the other's session and marked as the incident's evidence.)
+    let marked_sessions: std::collections::BTreeSet<&str> = screen
+        .lines()
+        .flat_map(|l| l.split('◆').skip(1))
+        // A timeline row: time, kind, session (the graph marks its rows too).
+        .filter(|row| row.starts_with(|c: char| c.is_ascii_digit()))
+        .filter_map(|row| row.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(marked_sessions.len(), 1, "{marked_sessions:?}:\n{screen}");
+    let screen = walk_to_the_post(&tmux);
+    assert!(screen.contains("POST 127.0.0.2"), "{screen}");
+    assert!(screen.contains("alan@example.com"), "{screen}");
+    tmux.keys(&["q"]);
+    assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
+    drop(tmux);
+    drop(driver);
 }
 
 #[test]

@@ -151,6 +151,9 @@ struct RunOptions {
     /// Run the agent in the pod (else on the host, with `--no-kubernetes`).
     kubernetes: bool,
     keep_secrets: bool,
+    /// Print events (not `--quiet`) of the pod's agent only, selected by its identity with
+    /// `collect -n NS --pod NS/NAME --agent NAME`.
+    select_the_pod: bool,
 }
 
 /// What one recorded session left behind.
@@ -163,7 +166,10 @@ struct Run {
     truth: Value,
     /// Bodies the drop box on 127.0.0.2 received.
     received: Vec<Value>,
+    /// The events `collect` printed.
+    printed: Vec<Value>,
     agent_pid: u32,
+    crm_pid: u32,
     api_port: u16,
     drop_port: u16,
 }
@@ -238,7 +244,6 @@ fn run_session(options: RunOptions) -> Run {
     let agent_pid_arg = agent_pid.to_string();
     let crm_pid_arg = crm.pid.to_string();
     let mut collect_args = vec![
-        "--quiet",
         "--pid",
         &agent_pid_arg,
         "--pid",
@@ -248,15 +253,23 @@ fn run_session(options: RunOptions) -> Run {
         "--graph-json",
         graph_path.to_str().unwrap(),
     ];
-    let kubeconfig;
+    let (kubeconfig, pod);
     if let Some(cluster) = &cluster {
         kubeconfig = cluster.kubeconfig.display().to_string();
         collect_args.extend(["--kubeconfig", &kubeconfig, "--node-name", &cluster.node]);
+        pod = format!("support/{}", cluster.pod_name());
+        if options.select_the_pod {
+            collect_args.extend(["-n", "support", "--pod", &pod]);
+            collect_args.extend(["--agent", "incident_agent.py"]);
+        }
     } else {
         collect_args.push("--no-kubernetes");
     }
     if options.keep_secrets {
         collect_args.push("--keep-secrets");
+    }
+    if !options.select_the_pod {
+        collect_args.push("--quiet");
     }
     let collect = Collect::start(dir.path(), &collect_args);
     if let Some(cluster) = &cluster {
@@ -318,7 +331,9 @@ fn run_session(options: RunOptions) -> Run {
         graph,
         truth,
         received,
+        printed: captured.events,
         agent_pid,
+        crm_pid: crm.pid,
         api_port: api.port,
         drop_port: drop_box.port,
         _dir: dir,
@@ -698,11 +713,33 @@ fn assert_key_masked(cap: &Path) {
 /// Runs a session live, checks it, checks its replay against the live graph, and with
 /// AGENTSCOPE_REGENERATE_RECORDINGS=1 installs it in recordings/.
 fn live_session_replays_to_the_live_graph(session: Session) {
+    // The injected session's collector selects the pod's agent by its identity: what it writes
+    // is still the whole graph (the agent is selected), and it prints the agent's events only.
+    let select_the_pod = session == Session::Injected;
     let run = run_session(RunOptions {
         session,
         kubernetes: true,
         keep_secrets: false,
+        select_the_pod,
     });
+    if select_the_pod {
+        let printed: std::collections::BTreeSet<u64> = run
+            .printed
+            .iter()
+            .filter_map(|e| e["pid"].as_u64())
+            .collect();
+        assert!(
+            printed.contains(&u64::from(run.agent_pid)),
+            "the agent's events are printed: {printed:?}"
+        );
+        // The CRM server is followed (--pid) and recorded, but on the host, not in the pod.
+        assert!(
+            !printed.contains(&u64::from(run.crm_pid)),
+            "the CRM server's events are not: {printed:?}"
+        );
+    } else {
+        assert!(run.printed.is_empty(), "--quiet");
+    }
     let calls = check_graph(session, &run.graph, true);
     check_against_truth(&run, session, &calls);
     cap_verify(&run.cap);
@@ -771,6 +808,7 @@ fn recording_masks_the_api_key_unless_told_to_keep_it() {
         session: Session::Ordinary,
         kubernetes: false,
         keep_secrets: false,
+        select_the_pod: false,
     });
     check_graph(Session::Ordinary, &masked.graph, false);
     assert_key_masked(&masked.cap);
@@ -779,6 +817,7 @@ fn recording_masks_the_api_key_unless_told_to_keep_it() {
         session: Session::Ordinary,
         kubernetes: false,
         keep_secrets: true,
+        select_the_pod: false,
     });
     let scan = scan_for_secret(&kept.cap, API_KEY);
     assert!(scan.in_payloads, "--keep-secrets lost the key");

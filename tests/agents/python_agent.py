@@ -197,6 +197,9 @@ def main():
     ap.add_argument("--wait-before-start-file")
     ap.add_argument("--marker", default="agentscope-marker")
     ap.add_argument("--dump-dir", help="write request/response bodies and raw HTTP bytes here")
+    ap.add_argument("--conversations", type=int, default=1,
+                    help="hold this many conversations one after the other in this process "
+                         "(each with fresh messages and its own marker, -2, -3, ...)")
     args = ap.parse_args()
 
     if args.dump_dir:
@@ -204,15 +207,7 @@ def main():
     if args.wait_before_start_file:
         wait_for_file(args.wait_before_start_file)
 
-    messages = [
-        {"role": "system", "content": "You are a test agent. Use the tools you are given."},
-        {"role": "user", "content": f"Please use your tools. {args.marker}"},
-    ]
-    if args.big_kib > 0:
-        messages.append({"role": "user", "content": "0123456789abcdef" * (args.big_kib * 64)})
     metadata = {k: v for k, v in (("read_path", args.read_path), ("service_port", args.service_port)) if v}
-    payload = {"model": "gpt-4o-mini", "messages": messages, "tools": TOOLS,
-               "metadata": metadata, "stream": args.stream}
 
     sizes = []
     conn = None
@@ -223,14 +218,24 @@ def main():
                 else HTTPSConnection(**conn_args))
         conn.connect()
         conn.auto_open = 0  # a silent reconnect would hide a broken keep-alive
-        reply = chat(conn, payload, sizes, args.dump_dir)
-        calls = reply.get("tool_calls") or []
-        messages.append(reply)
-        for call in calls:
-            fn = call["function"]
-            result = run_tool(fn["name"], json.loads(fn["arguments"] or "{}"))
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-        final = chat(conn, dict(payload, messages=messages), sizes, args.dump_dir).get("content")
+        for number in range(1, args.conversations + 1):
+            marker = args.marker if number == 1 else f"{args.marker}-{number}"
+            messages = [
+                {"role": "system", "content": "You are a test agent. Use the tools you are given."},
+                {"role": "user", "content": f"Please use your tools. {marker}"},
+            ]
+            if args.big_kib > 0:
+                messages.append({"role": "user", "content": "0123456789abcdef" * (args.big_kib * 64)})
+            payload = {"model": "gpt-4o-mini", "messages": messages, "tools": TOOLS,
+                       "metadata": metadata, "stream": args.stream}
+            reply = chat(conn, payload, sizes, args.dump_dir)
+            calls = reply.get("tool_calls") or []
+            messages.append(reply)
+            for call in calls:
+                fn = call["function"]
+                result = run_tool(fn["name"], json.loads(fn["arguments"] or "{}"))
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+            final = chat(conn, dict(payload, messages=messages), sizes, args.dump_dir).get("content")
     except (OSError, HTTPException, ValueError, KeyError, IndexError) as e:
         fail(f"{type(e).__name__}: {e}")
     finally:

@@ -12,7 +12,8 @@ one scripted for each session. Then, every round, runs side by side:
   it, queries every customer through the MCP CRM server and POSTs the rows to the drop box.
 
 These are the sessions of tests/recordings.rs (recordings/*.cap); the model scripts below are
-the same. Runs until SIGINT/SIGTERM, or for --seconds. Needs the MCP test venv that
+the same. Runs until SIGINT/SIGTERM, or for --seconds. SIGUSR1 ends the wait before the first
+round (a console that has attached says so instead of guessing with --first-round-delay). Needs the MCP test venv that
 scripts/setup.sh creates ($AGENTSCOPE_TEST_PYTHON overrides its interpreter).
 """
 
@@ -134,7 +135,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, help="stop after this long (default: until killed)")
     ap.add_argument("--first-round-delay", type=float, default=3.0,
-                    help="seconds to wait before the first round (the console attaching)")
+                    help="seconds to wait before the first round (the console attaching); "
+                         "SIGUSR1 ends the wait")
     ap.add_argument("--pause", type=float, default=4.0, help="seconds between rounds")
     args = ap.parse_args()
 
@@ -142,15 +144,17 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     signal.signal(signal.SIGHUP, lambda *_: stop.append(1))
+    go = []
+    signal.signal(signal.SIGUSR1, lambda *_: go.append(1))
     started = time.monotonic()
 
     def running():
         return not stop and (args.seconds is None or time.monotonic() - started < args.seconds)
 
-    def sleep(seconds):
+    def sleep(seconds, until_go=False):
         end = time.monotonic() + seconds
-        while running() and time.monotonic() < end:
-            time.sleep(0.1)
+        while running() and time.monotonic() < end and not (until_go and go):
+            time.sleep(0.05)
 
     python = mcp_python()
     tmp = Path(tempfile.mkdtemp(prefix="agentscope-demo."))
@@ -175,7 +179,7 @@ def main():
                 sys.executable, str(HERE / "mock_llm_server.py"), "--cert-dir",
                 str(tmp / "cert"), "--scenario", str(scenario)])
         log(f"services up (logs in {tmp}); sessions every {args.pause:g}s")
-        sleep(args.first_round_delay)
+        sleep(args.first_round_delay, until_go=True)
         environment = dict(os.environ, AGENTSCOPE_TEST_API_KEY=API_KEY)
         round_number = 0
         while running():

@@ -10,6 +10,7 @@
 //! from the middle of a capture.
 
 mod attributed;
+pub mod conversations;
 
 use std::collections::HashMap;
 
@@ -34,6 +35,7 @@ pub struct Pipeline {
     identity: LoggedIdentity,
     detector: Detector,
     earlier: EarlierObservations,
+    conversations: conversations::Conversations,
     last_ts_ns: u64,
 }
 
@@ -125,6 +127,7 @@ impl Pipeline {
             },
             detector,
             earlier: EarlierObservations::default(),
+            conversations: conversations::Conversations::default(),
             last_ts_ns: 0,
         }
     }
@@ -234,14 +237,23 @@ impl Pipeline {
                 self.earlier
                     .settle(&observation, agent.as_deref(), &self.model, processes);
             earlier.extend(self.earlier.claim_linked(&links, &self.model, processes));
-            for attributed in earlier {
+            for mut attributed in earlier {
+                // Claimed by one of this observation's links (an MCP server's psql), or
+                // released before the agent's first call.
+                attributed.conversation = attributed.session.map(|session| {
+                    self.conversations
+                        .assign(session, &attributed.observation, &links)
+                });
                 self.detector.observe(&attributed, &self.model);
                 out.push(attributed);
             }
+            let conversation =
+                session.map(|session| self.conversations.assign(session, &observation, &links));
             let attributed = AttributedObservation {
                 observation,
                 agent,
                 session,
+                conversation,
                 links,
                 earlier: false,
             };

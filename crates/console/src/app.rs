@@ -1172,6 +1172,8 @@ impl App {
         if self.focus == PaneId::Timeline && self.evidence_walk.is_some() {
             self.evidence_walk = None;
             self.timeline.evidence.clear();
+            self.graph.evidence.clear();
+            self.model_dirty = true;
             self.highlight.clear();
             self.subject_dirty = true;
             return;
@@ -1243,6 +1245,8 @@ impl App {
         // Back from the evidence goes to the finding.
         self.open(Subject::Finding(finding.clone()));
         self.timeline.evidence = finding.evidence.clone();
+        self.graph.evidence = finding.evidence.clone();
+        self.model_dirty = true;
         self.highlight = finding.matched.clone();
         self.evidence_walk = Some(EvidenceWalk {
             finding,
@@ -1265,13 +1269,7 @@ impl App {
         let Some(log) = self.logs.agent(&agent) else {
             return;
         };
-        let rows: Vec<u64> = log
-            .iter_from(log.start())
-            .filter(|(_, e)| {
-                crate::timeline_pane::overlaps(&walk.finding.evidence, &e.observation.events)
-            })
-            .map(|(position, _)| position)
-            .collect();
+        let rows = walk_stops(log, &walk.finding);
         if rows.is_empty() {
             let id = walk.finding.id.clone();
             self.set_message(
@@ -2098,4 +2096,30 @@ impl App {
         }
         frame.render_widget(Paragraph::new(footer).style(Style::new()), foot);
     }
+}
+
+/// The timeline rows an evidence walk stops at, in timeline order: an incident's first row
+/// of each step (what each of its findings is about, so the walk goes injected ticket, misused
+/// calls, read, POST without the rows in between), a finding's every evidence row.
+fn walk_stops(log: &crate::log::AgentLog, finding: &FindingView) -> Vec<u64> {
+    use crate::timeline_pane::overlaps;
+    if finding.steps.is_empty() {
+        return log
+            .iter_from(log.start())
+            .filter(|(_, e)| overlaps(&finding.evidence, &e.observation.events))
+            .map(|(position, _)| position)
+            .collect();
+    }
+    let mut stops: Vec<u64> = finding
+        .steps
+        .iter()
+        .filter_map(|step| {
+            log.iter_from(log.start())
+                .find(|(_, e)| overlaps(step, &e.observation.events))
+                .map(|(position, _)| position)
+        })
+        .collect();
+    stops.sort_unstable();
+    stops.dedup();
+    stops
 }

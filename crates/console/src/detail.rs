@@ -326,7 +326,7 @@ pub fn observation_detail(
     if let Some(session) = entry.session {
         doc.field(
             "session",
-            format!("s{} (agent process {})", session.number, session.pid),
+            format!("{} (agent process {})", session.label(), session.pid),
         );
     }
     let events: Vec<String> = observation.events.iter().map(ToString::to_string).collect();

@@ -79,9 +79,13 @@ impl Searchable for SearchableEntry<'_> {
                     .any(|p| p.to_string() == value)
             }
             Field::Comm => contains_ignore_case(&observation.actor.comm, value),
+            // `session:1` (every conversation of session 1), `session:s1.2` (its second),
+            // or the session's pid.
             Field::Session => self.entry.session.is_some_and(|session| {
                 let number = value.strip_prefix('s').unwrap_or(value);
-                number == session.number.to_string() || value == session.pid.to_string()
+                number == session.number.to_string()
+                    || number == format!("{}.{}", session.number, session.conversation)
+                    || value == session.pid.to_string()
             }),
             Field::Tool => match &observation.kind {
                 ObservationKind::Llm { call, .. } => call

@@ -34,6 +34,10 @@ pub struct FindingView {
     pub ts_ns: u64,
     /// The raw events behind it: Enter on the finding walks the timeline rows that hold them.
     pub evidence: Vec<agentscope_reconstruct::EventRange>,
+    /// An incident's steps, one per finding in the order they joined: the raw events each is
+    /// about. The walk stops once at each step (the injected ticket, the misused calls, the
+    /// read, the POST); empty for a finding alone, whose walk stops at every evidence row.
+    pub steps: Vec<Vec<agentscope_reconstruct::EventRange>>,
     /// What detection matched in the content (the injected phrase), highlighted in Detail
     /// when the walk reaches the row that carried it.
     pub matched: Vec<String>,
@@ -45,6 +49,10 @@ pub struct FindingView {
     /// shows it.
     pub last_seen_ns: u64,
 }
+
+/// Steps an incident's walk stops at, at most (an incident that grew past this many findings
+/// is walked through its first ones).
+pub const MAX_WALK_STEPS: usize = 64;
 
 /// Findings kept; the oldest go first.
 pub const FINDINGS_KEPT: usize = 1000;
@@ -341,11 +349,22 @@ pub fn incident_view(incident: &detect::Incident, findings: &[detect::Finding]) 
     story.push(String::new());
     story.push(format!("Labels: {}", labels.join(", ")));
     story.push(format!("Evidence: {}", event_ranges(&incident.events)));
-    let matched = incident
+    let joined: Vec<&detect::Finding> = incident
         .findings
         .iter()
         .filter_map(|id| findings.iter().find(|f| &f.id == id))
-        .flat_map(matched_phrases)
+        .collect();
+    let matched = joined.iter().copied().flat_map(matched_phrases).collect();
+    let steps = joined
+        .iter()
+        .take(MAX_WALK_STEPS)
+        .map(|f| {
+            if f.subject_events.is_empty() {
+                f.events.clone()
+            } else {
+                f.subject_events.clone()
+            }
+        })
         .collect();
     FindingView {
         id: incident.id.clone(),
@@ -355,6 +374,7 @@ pub fn incident_view(incident: &detect::Incident, findings: &[detect::Finding]) 
         story: story.join("\n"),
         ts_ns: incident.opened_ns,
         evidence: incident.events.clone(),
+        steps,
         matched,
         findings: incident.findings.len(),
         occurrences: incident.occurrences,
@@ -395,6 +415,7 @@ pub fn finding_view(finding: &detect::Finding) -> FindingView {
         ),
         ts_ns: finding.ts_ns,
         evidence: finding.events.clone(),
+        steps: Vec::new(),
         matched: matched_phrases(finding),
         findings: 1,
         occurrences: 1,

@@ -53,6 +53,8 @@ pub struct EdgeView {
     pub last_seen_ns: u64,
     /// The baseline does not hold it (see [`EdgeNovelty`]).
     pub new: bool,
+    /// It rests on an event of the finding being walked (marked `◆`, as the timeline's rows).
+    pub evidence: bool,
 }
 
 /// Siblings that would read the same but are different nodes (Debian's `/usr/bin/psql`
@@ -141,6 +143,10 @@ pub struct GraphPane {
     pub order: super::list_sort::EdgeOrder,
     /// What "new" is relative to, for the shown agent.
     pub novelty: EdgeNovelty,
+    /// The raw events of the finding whose evidence is being walked: edges resting on one are
+    /// marked. An edge keeps its latest event ranges only, so an edge used often since the
+    /// evidence may no longer show it.
+    pub evidence: Vec<agentscope_reconstruct::EventRange>,
 }
 
 /// The edges reachable from `root` (following edges forwards, each once: one pass over the
@@ -248,6 +254,7 @@ impl GraphPane {
                     first_seen_ns: edge.first_seen_ns,
                     last_seen_ns: edge.last_seen_ns,
                     new: self.novelty.mark(edge, target.kind),
+                    evidence: crate::timeline_pane::overlaps(&self.evidence, &edge.events),
                 });
                 match self.adjacency.get_mut(edge.from.as_str()) {
                     Some(views) => views.push(view),
@@ -542,6 +549,10 @@ fn row_line(
                     format!("{} ", edge_verb(edge.kind)),
                     styles.muted,
                 ));
+            }
+            if edge.evidence {
+                // Marked, not only coloured (NO_COLOR).
+                left.push(Span::styled("◆", styles.error));
             }
             let label_style = if mark == EdgeMark::Plain {
                 styles.node(edge.node_kind)

@@ -73,11 +73,32 @@ impl EntryKind {
 /// The run of an agent an entry belongs to, as the pipeline decided it
 /// ([`agentscope_analysis::pipeline::AttributedObservation::session`]): the pid of the agent's
 /// outermost process, and the number the console gives it (1, 2, … per agent, in the order
-/// the sessions first appeared) so a column of `s1`/`s2` tells them apart.
+/// the sessions first appeared) so a column of `s1`/`s2` tells them apart; and the
+/// conversation within the session
+/// ([`agentscope_analysis::pipeline::AttributedObservation::conversation`]), so one process
+/// holding several conversations shows `s1`, `s1.2`, `s1.3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionTag {
     pub number: u32,
     pub pid: u32,
+    /// From 1; the first conversation is shown as the session alone.
+    pub conversation: u32,
+}
+
+impl SessionTag {
+    /// `s1` (the session's first conversation) or `s1.2` (its second).
+    pub fn label(&self) -> String {
+        if self.conversation <= 1 {
+            format!("s{}", self.number)
+        } else {
+            format!("s{}.{}", self.number, self.conversation)
+        }
+    }
+
+    /// Session, then conversation: the order `S` groups rows in.
+    pub fn order(&self) -> (u32, u32) {
+        (self.number, self.conversation)
+    }
 }
 
 /// One observation in an agent's log.
@@ -131,7 +152,7 @@ const SESSIONS_KEPT: usize = 10_000;
 
 impl AgentLog {
     /// The numbered session of `pid` (a session's pid), numbering it if it is new.
-    fn session_tag(&mut self, pid: u32) -> SessionTag {
+    fn session_tag(&mut self, pid: u32, conversation: Option<u32>) -> SessionTag {
         if !self.sessions.contains_key(&pid) && self.sessions.len() >= SESSIONS_KEPT {
             self.sessions.clear();
         }
@@ -140,7 +161,11 @@ impl AgentLog {
         if number == next {
             self.session_count = next;
         }
-        SessionTag { number, pid }
+        SessionTag {
+            number,
+            pid,
+            conversation: conversation.unwrap_or(1),
+        }
     }
 
     /// How many sessions the agent has had (numbered so far).
@@ -277,6 +302,7 @@ impl ObservationLogs {
             observation,
             earlier,
             session,
+            conversation,
             ..
         } in observations
         {
@@ -287,7 +313,7 @@ impl ObservationLogs {
                 continue;
             };
             let log = self.agents.entry(agent).or_default();
-            entry.session = session.map(|pid| log.session_tag(pid));
+            entry.session = session.map(|pid| log.session_tag(pid, conversation));
             if earlier {
                 log.insert_earlier(std::iter::once(entry), &self.limits);
             } else {

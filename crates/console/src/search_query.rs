@@ -11,7 +11,8 @@
 //! - `field:value` — on timeline entries: `kind:` (llm, mcp, exec, file, sql, http, …), `tool:`
 //!   (a tool the entry called or served), `pid:` (the process or its parent), `host:` (the
 //!   server it talked to), `comm:` (the process name), `session:` (the session's number as the
-//!   timeline shows it, `2` or `s2`, or its process id). Elsewhere a field clause is plain
+//!   timeline shows it, `2` or `s2` for all its conversations, `s2.3` for one, or its process
+//!   id). Elsewhere a field clause is plain
 //!   text.
 //!
 //! The parser is small and hand-written: the clauses are shell-like words, and no crate offers

@@ -815,6 +815,7 @@ fn next_finding_selects_its_agent_and_shows_the_story() {
             story: format!("{title} story"),
             ts_ns: 0,
             evidence: Vec::new(),
+            steps: Vec::new(),
             matched: Vec::new(),
             findings: 1,
             occurrences: 1,
@@ -1566,6 +1567,15 @@ fn enter_on_a_finding_walks_its_evidence_with_the_matched_text_highlighted() {
     assert_eq!(console.app.focus(), PaneId::Timeline);
     let screen = console.screen();
     assert!(screen.contains('◆'), "evidence rows are marked:\n{screen}");
+    // In the graph too: the edges the evidence rests on (a graph row has its count, ×N).
+    let marked_edges: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains('◆') && l.contains('×'))
+        .collect();
+    assert!(
+        marked_edges.iter().any(|l| l.contains("◆http_post")),
+        "evidence edges are marked in the graph:\n{screen}"
+    );
     assert!(
         console.app.message().unwrap().contains("evidence 1 of"),
         "{:?}",
@@ -1611,9 +1621,15 @@ fn enter_on_a_finding_walks_its_evidence_with_the_matched_text_highlighted() {
         console.draw();
         keys += 1;
     }
-    // On to the exfiltration POST, its body's rows highlighted, within three more.
+    // On to the exfiltration POST, its body's rows highlighted, within three more: the walk
+    // stops once at each step of the incident (the query, the read, the POST), not at every
+    // row in between. The breadcrumbs say the POST itself is open.
+    let at_the_post = |console: &mut Console| {
+        let screen = console.screen();
+        screen.lines().any(|l| l.contains("› inc-1 › http "))
+    };
     let mut more = 0;
-    while !(console.screen().contains("POST") && highlighted(&mut console, "ada lovelace")) {
+    while !(at_the_post(&mut console) && highlighted(&mut console, "ada lovelace")) {
         assert!(
             more < 3,
             "the POST within three more keys:\n{}",
@@ -1709,6 +1725,7 @@ fn n_focuses_the_findings_and_detail_shows_the_finding_of_another_agent() {
             story: format!("story of {id}"),
             ts_ns: 0,
             evidence: Vec::new(),
+            steps: Vec::new(),
             matched: Vec::new(),
             findings: 1,
             occurrences: 1,
@@ -1953,6 +1970,7 @@ fn s_sorts_the_graph_rows_and_the_findings() {
             story: String::new(),
             ts_ns: 0,
             evidence: Vec::new(),
+            steps: Vec::new(),
             matched: Vec::new(),
             findings: 1,
             occurrences: 1,

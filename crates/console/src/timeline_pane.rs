@@ -7,8 +7,8 @@
 //! the pane follows new entries, like `tail -f`.
 //!
 //! Grouped by session (`S`), the rows are the same entries ordered by session (the number the
-//! log gave each run of the agent), then by time within a session: a list of positions
-//! rebuilt when the log or the filter changed (at most the log's bounded length).
+//! log gave each run of the agent) and conversation within it, then by time: a list of
+//! positions rebuilt when the log or the filter changed (at most the log's bounded length).
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -143,7 +143,7 @@ impl TimelinePane {
         rows.sort_by_key(|p| {
             log.get(*p)
                 .and_then(|e| e.session)
-                .map_or(u32::MAX, |s| s.number)
+                .map_or((u32::MAX, u32::MAX), |s| s.order())
         });
         self.grouped = Some(rows);
     }
@@ -349,14 +349,12 @@ fn entry_line(
             styles.muted,
         ),
         Span::styled(format!("{:<5} ", entry.kind.tag()), tag_style),
-        // The session (one run of the agent: concurrent runs interleave in time) and the
-        // process within it (the agent or a tool it started).
+        // The session (one run of the agent: concurrent runs interleave in time) and
+        // conversation within it, and the process (the agent or a tool it started).
         Span::styled(
             format!(
-                "{:<3} ",
-                entry
-                    .session
-                    .map_or_else(|| "-".to_string(), |s| format!("s{}", s.number))
+                "{:<4} ",
+                entry.session.map_or_else(|| "-".to_string(), |s| s.label())
             ),
             styles.accent,
         ),

@@ -9,6 +9,7 @@
 //! Every parser takes untrusted bytes: malformed or truncated input yields a record flagged as
 //! partial, never a panic.
 
+pub mod event_runs;
 pub mod file_access;
 pub mod grpc;
 pub mod http;

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use crate::event::{Direction, Event, EventBody, PayloadSource};
 use crate::memory_budget::{Charge, MemoryBudget, Pressure};
 
+use super::event_runs::EventRuns;
 use super::http::{self, HttpConnection};
 use super::http2::{self, Http2Connection};
 use super::mcp::pipe_end::PipeEnd;
@@ -76,7 +77,7 @@ pub struct Stream {
     protocol: Protocol,
     cursors: [CallCursor; 2],
     /// Events that fed the message in progress, per direction.
-    events: [Option<EventRange>; 2],
+    events: [EventRuns; 2],
     pub actor: Actor,
     pub time_offset_ns: u64,
     last_ts_ns: u64,
@@ -93,7 +94,10 @@ impl Stream {
 
     /// The events that fed what the stream just produced; the next message starts afresh.
     pub fn take_events(&mut self) -> Vec<EventRange> {
-        self.events.iter_mut().filter_map(Option::take).collect()
+        let mut events: Vec<EventRange> =
+            self.events.iter_mut().flat_map(EventRuns::take).collect();
+        events.sort_by_key(|r| (r.first, r.last));
+        events
     }
 
     /// The stream ended: its parser's in-flight messages, flagged.
@@ -250,7 +254,7 @@ impl StreamAssembler {
                     peer,
                     protocol: Protocol::Undecided,
                     cursors: Default::default(),
-                    events: [None, None],
+                    events: Default::default(),
                     actor: Actor::from(header),
                     time_offset_ns: header.time_unix_ns.saturating_sub(header.ts_ns),
                     last_ts_ns: header.ts_ns,
@@ -267,10 +271,7 @@ impl StreamAssembler {
             stream.fd = *fd;
             stream.peer = peers.get(&(header.pid, *fd)).cloned();
         }
-        match stream.events[slot].as_mut() {
-            Some(range) => range.extend(index),
-            None => stream.events[slot] = Some(EventRange::single(index)),
-        }
+        stream.events[slot].push(index);
 
         // Holes: the rest of an unfinished earlier call, or chunks missing before this one.
         let cursor = &mut stream.cursors[slot];

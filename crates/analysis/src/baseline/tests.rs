@@ -460,6 +460,7 @@ fn exec(filename: &str, argv: &[&str]) -> ObservationKind {
 fn llm_call(tool: &str, arguments: serde_json::Value) -> ObservationKind {
     ObservationKind::Llm {
         call: Box::new(LlmCall {
+            history: Vec::new(),
             api: LlmApi::OpenAiChatCompletions,
             provider: "openai".into(),
             operation: "chat".into(),

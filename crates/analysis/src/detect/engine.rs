@@ -78,6 +78,9 @@ pub(super) struct Occurrence {
     pub(super) time_unix_ns: u64,
     pub(super) pid: u32,
     pub(super) events: Vec<EventRange>,
+    /// What the finding is about ([`Finding::subject_events`]): `events`, unless the
+    /// occurrence is only the cause (the model turn that requested a misused call).
+    pub(super) subject: Vec<EventRange>,
 }
 
 impl From<&Observation> for Occurrence {
@@ -87,6 +90,7 @@ impl From<&Observation> for Occurrence {
             time_unix_ns: observation.time_unix_ns,
             pid: observation.actor.pid,
             events: observation.events.clone(),
+            subject: observation.events.clone(),
         }
     }
 }
@@ -99,6 +103,7 @@ impl Occurrence {
             time_unix_ns: 0,
             pid: action.pid,
             events: action.events.clone(),
+            subject: action.events.clone(),
         }
     }
 
@@ -122,6 +127,7 @@ impl Occurrence {
             time_unix_ns: self.time_unix_ns,
             pid: self.pid,
             events: self.events.clone(),
+            subject_events: self.subject.clone(),
             labels,
             incident: None,
             detail,
@@ -241,7 +247,11 @@ impl Detector {
             } => {
                 let mut cause: Option<usize> = None;
                 for result in &call.tool_results {
-                    let key = call_key(result.call_id.as_deref(), result.name.as_deref());
+                    let key = call_key(
+                        observation.actor.pid,
+                        result.call_id.as_deref(),
+                        result.name.as_deref(),
+                    );
                     let tool = result
                         .name
                         .clone()
@@ -472,6 +482,7 @@ impl Detector {
             time_unix_ns: deviation.time_unix_ns,
             pid: deviation.pid,
             events: deviation.events.clone(),
+            subject_events: deviation.events.clone(),
             labels: deviation.labels.clone(),
             incident: None,
             detail: FindingDetail::BaselineDeviation {
@@ -587,10 +598,13 @@ pub(super) fn target_of(finding: &Finding) -> String {
 }
 
 /// Calls are known by id; dialects without ids (Gemini) by name.
-pub(super) fn call_key(id: Option<&str>, name: Option<&str>) -> String {
+/// Which tool call of an agent this is: its id, or its name where the dialect gives no ids,
+/// within the session of `pid` (the agent process that received it from the model): two
+/// sessions of one agent side by side may be given the same ids by their models.
+pub(super) fn call_key(pid: u32, id: Option<&str>, name: Option<&str>) -> String {
     match id {
-        Some(id) => format!("id:{id}"),
-        None => format!("name:{}", name.unwrap_or_default()),
+        Some(id) => format!("{pid}/id:{id}"),
+        None => format!("{pid}/name:{}", name.unwrap_or_default()),
     }
 }
 

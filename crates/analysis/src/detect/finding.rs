@@ -79,6 +79,11 @@ pub struct Finding {
     pub pid: u32,
     /// The raw events it rests on.
     pub events: Vec<EventRange>,
+    /// The raw events of what it is about, a subset of `events` (which adds causes, sightings
+    /// and repeats): the ingest that carried injected content, the actions a misused tool
+    /// call caused (empty until one is linked), the read, the request that carried the data.
+    /// A console's walk through an incident stops once at each finding's subject.
+    pub subject_events: Vec<EventRange>,
     pub labels: Vec<Label>,
     /// The incident it belongs to, if any.
     pub incident: Option<String>,

@@ -279,8 +279,9 @@ impl IncidentBook {
     }
 }
 
-/// Adds evidence ranges, sorted; past [`MAX_EVIDENCE_RANGES`] the last range is widened to
-/// cover the new ones, so repeats cannot grow the list without bound.
+/// Adds evidence ranges, sorted, overlapping and adjacent ones joined (the events of several
+/// observations); past [`MAX_EVIDENCE_RANGES`] the last range is widened to cover the new
+/// ones, so repeats cannot grow the list without bound.
 pub(super) fn merge_events(into: &mut Vec<EventRange>, more: &[EventRange]) {
     for range in more {
         if !into.contains(range) {
@@ -288,6 +289,14 @@ pub(super) fn merge_events(into: &mut Vec<EventRange>, more: &[EventRange]) {
         }
     }
     into.sort_by_key(|r| (r.first, r.last));
+    into.dedup_by(|next, kept| {
+        if next.first <= kept.last.saturating_add(1) {
+            kept.last = kept.last.max(next.last);
+            true
+        } else {
+            false
+        }
+    });
     if into.len() > MAX_EVIDENCE_RANGES {
         let kept = MAX_EVIDENCE_RANGES - 1;
         let widest = into[kept..].iter().map(|r| r.last).max().unwrap_or(0);

@@ -228,7 +228,11 @@ impl Detector {
         model: &Model,
     ) {
         let agent = context.agent.as_str();
-        let key = call_key(requested.id.as_deref(), Some(&requested.name));
+        let key = call_key(
+            context.observation.actor.pid,
+            requested.id.as_deref(),
+            Some(&requested.name),
+        );
         let mut values = Vec::new();
         string_values(&requested.arguments, &mut values);
         let watch = self.watch(agent);
@@ -270,13 +274,13 @@ impl Detector {
             (None, true) => format!("its arguments carry {carried} bytes of data the agent read"),
             (None, false) => return,
         };
-        self.raise_misuse(
-            agent,
-            &key,
-            reason,
-            &Occurrence::from(context.observation),
-            model,
-        );
+        // The model turn is the call's cause: the finding is about what the call does, once a
+        // linked action shows it.
+        let at = Occurrence {
+            subject: Vec::new(),
+            ..Occurrence::from(context.observation)
+        };
+        self.raise_misuse(agent, &key, reason, &at, model);
     }
 
     /// Raises the tool-misuse finding of a tainted call (once) and puts it in the incident of
@@ -398,7 +402,11 @@ impl Detector {
     /// An action linked to a tool call: if the call was tainted, what it did joins the story,
     /// and a sensitive action makes the call misuse.
     pub(super) fn follow_link(&mut self, link: NewLink, model: &Model) {
-        let key = call_key(link.call_id.as_deref(), Some(&link.call_name));
+        let key = call_key(
+            link.call_pid,
+            link.call_id.as_deref(),
+            Some(&link.call_name),
+        );
         let mut sensitive_action: Option<String> = None;
         if link.action.kind == "sql" {
             // What an MCP server did for the agent is the agent's data access.
@@ -463,6 +471,7 @@ impl Detector {
                 }
             }
             merge_events(&mut finding.events, &link.action.events);
+            merge_events(&mut finding.subject_events, &link.action.events);
             self.book.changes.finding(misuse);
         }
         let Some(incident) = self.book.findings[misuse]
@@ -477,7 +486,7 @@ impl Detector {
             .tool_calls
             .iter_mut()
             .rev()
-            .find(|c| call_key(c.call_id.as_deref(), Some(&c.name)) == key)
+            .find(|c| call_key(link.call_pid, c.call_id.as_deref(), Some(&c.name)) == key)
         {
             if !call.touched.contains(&touched) {
                 call.touched.push(touched);

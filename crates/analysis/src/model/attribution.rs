@@ -377,11 +377,14 @@ impl Attribution {
 
     /// The agent sent a tool result back: close the call it answers. Its id says which, when
     /// both sides have one; else its tool's name, and the arguments of the call where the
-    /// request repeats it (Gemini), which pick among open calls of the same tool.
-    pub fn close_call(&mut self, agent: &str, result: &ToolResult, ts_ns: u64) {
+    /// request repeats it (Gemini), which pick among open calls of the same tool. A call the
+    /// sending process `pid` received comes first: two sessions of one agent side by side
+    /// (two processes) may be given the same ids by their models.
+    pub fn close_call(&mut self, agent: &str, pid: u32, result: &ToolResult, ts_ns: u64) {
         let call_id = result.call_id.as_deref();
-        let answers = |c: &ToolCallRecord, by_arguments: bool| {
+        let answers = |c: &ToolCallRecord, by_arguments: bool, same_pid: bool| {
             c.agent == agent
+                && (!same_pid || c.pid == pid)
                 && c.result.is_none()
                 && match (call_id, c.id.as_deref()) {
                     (Some(wanted), Some(id)) => wanted == id,
@@ -393,10 +396,13 @@ impl Attribution {
                     }
                 }
         };
-        let found = match self.calls.iter().rposition(|c| answers(c, true)) {
-            Some(index) => Some(index),
-            None => self.calls.iter().rposition(|c| answers(c, false)),
-        };
+        let found = [(true, true), (false, true), (true, false), (false, false)]
+            .into_iter()
+            .find_map(|(by_arguments, same_pid)| {
+                self.calls
+                    .iter()
+                    .rposition(|c| answers(c, by_arguments, same_pid))
+            });
         if let Some(call) = found.and_then(|index| self.calls.get_mut(index)) {
             let mut text = result.content.clone();
             if text.len() > MAX_RESULT_TEXT {
@@ -625,6 +631,7 @@ mod tests {
     use crate::reconstruct::llm::ToolCall;
 
     const AGENT: &str = "host:node gemini";
+    const PID: u32 = 42;
     const SHELL: &str = "run_shell_command";
 
     #[test]
@@ -652,6 +659,10 @@ mod tests {
     }
 
     fn open(attribution: &mut Attribution, id: Option<&str>, file: &str, ts_ns: u64) {
+        open_in(attribution, PID, id, file, ts_ns);
+    }
+
+    fn open_in(attribution: &mut Attribution, pid: u32, id: Option<&str>, file: &str, ts_ns: u64) {
         let call = ToolCall {
             id: id.map(str::to_string),
             name: SHELL.into(),
@@ -659,7 +670,7 @@ mod tests {
         };
         attribution.open_call(ToolCallRecord::new(
             AGENT.into(),
-            42,
+            pid,
             &call,
             "127.0.0.1".into(),
             Some("gemini-2.5-flash".into()),
@@ -691,6 +702,19 @@ mod tests {
             .collect()
     }
 
+    /// Two sessions of one agent (two processes) whose models gave the same id: each result
+    /// closes the call its own process received, whichever was opened last.
+    #[test]
+    fn a_result_closes_the_call_of_its_own_session() {
+        let mut attribution = Attribution::default();
+        open_in(&mut attribution, 42, Some("call_4"), "/tmp/a.txt", 10);
+        open_in(&mut attribution, 43, Some("call_4"), "/tmp/b.txt", 20);
+        attribution.close_call(AGENT, 42, &result(Some("call_4"), None, "from 42"), 30);
+        attribution.close_call(AGENT, 43, &result(Some("call_4"), None, "from 43"), 40);
+        let closed: Vec<_> = results(&attribution).into_iter().map(|(r, _)| r).collect();
+        assert_eq!(closed, [Some("from 42"), Some("from 43")]);
+    }
+
     /// How each result was tied to its call: by the model's id, by an id only the agent gave
     /// (Gemini CLI names the calls the Gemini API sends without ids), or by name alone.
     #[test]
@@ -699,13 +723,13 @@ mod tests {
         // The model gave no id; Gemini CLI sends the result back under its own.
         open(&mut attribution, None, "/tmp/a.txt", 10);
         let agents_id = "run_shell_command_1796416004179_0";
-        attribution.close_call(AGENT, &result(Some(agents_id), None, "plan A"), 20);
+        attribution.close_call(AGENT, PID, &result(Some(agents_id), None, "plan A"), 20);
         // The model's own id, echoed with the result.
         open(&mut attribution, Some("call_7"), "/tmp/b.txt", 30);
-        attribution.close_call(AGENT, &result(Some("call_7"), None, "plan B"), 40);
+        attribution.close_call(AGENT, PID, &result(Some("call_7"), None, "plan B"), 40);
         // No id on either side: by name.
         open(&mut attribution, None, "/tmp/c.txt", 50);
-        attribution.close_call(AGENT, &result(None, None, "plan C"), 60);
+        attribution.close_call(AGENT, PID, &result(None, None, "plan C"), 60);
 
         assert_eq!(
             results(&attribution),
@@ -743,8 +767,8 @@ mod tests {
         open(&mut attribution, None, "/tmp/b.txt", 10);
         let a = result(Some("x_0"), Some(shell_arguments("/tmp/a.txt")), "plan A");
         let b = result(Some("x_1"), Some(shell_arguments("/tmp/b.txt")), "plan B");
-        attribution.close_call(AGENT, &a, 20);
-        attribution.close_call(AGENT, &b, 20);
+        attribution.close_call(AGENT, PID, &a, 20);
+        attribution.close_call(AGENT, PID, &b, 20);
         let contents: Vec<Option<&str>> = results(&attribution).iter().map(|r| r.0).collect();
         assert_eq!(contents, [Some("plan A"), Some("plan B")]);
 
@@ -752,7 +776,7 @@ mod tests {
         let mut attribution = Attribution::default();
         open(&mut attribution, None, "/tmp/a.txt", 10);
         let changed = result(None, Some(shell_arguments("/tmp/other.txt")), "plan A");
-        attribution.close_call(AGENT, &changed, 20);
+        attribution.close_call(AGENT, PID, &changed, 20);
         assert_eq!(results(&attribution)[0].0, Some("plan A"));
     }
 }

@@ -99,7 +99,8 @@ impl Model {
         }
         // Results flowing back close the calls they answer.
         for result in &call.tool_results {
-            self.attribution.close_call(key, result, ts);
+            self.attribution
+                .close_call(key, observation.actor.pid, result, ts);
         }
         for tool_call in &call.tool_calls {
             let tool_node = self.graph.node(

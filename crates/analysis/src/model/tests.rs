@@ -68,6 +68,7 @@ fn observation(pid: u32, ts_ns: u64, index: u64, kind: ObservationKind) -> Obser
 fn llm(tool_calls: Vec<ToolCall>, tool_results: Vec<ToolResult>) -> ObservationKind {
     ObservationKind::Llm {
         call: Box::new(LlmCall {
+            history: Vec::new(),
             api: LlmApi::OpenAiChatCompletions,
             provider: "openai".into(),
             operation: "chat".into(),

@@ -34,6 +34,10 @@ pub struct AttributedObservation {
     /// outside the agent's tree). Concurrent runs of one agent (each its own process) are
     /// told apart by it; `None` with `agent`.
     pub session: Option<u32>,
+    /// The conversation within the session, numbered from 1 (see [`super::conversations`]):
+    /// LLM calls chained by their message histories, and what their tool calls did. `None`
+    /// without a session.
+    pub conversation: Option<u32>,
     /// Tool-call links the observation made (new links only).
     pub links: Vec<NewLink>,
     /// The observation left the pipeline before without an agent; it comes again now that
@@ -155,6 +159,7 @@ impl EarlierObservations {
                 observation: waiting.observation,
                 agent: Some(link.agent.clone()),
                 session: session.or(Some(link.call_pid)),
+                conversation: None,
                 links: Vec::new(),
                 earlier: true,
             });
@@ -172,6 +177,7 @@ impl EarlierObservations {
                     session: model.session_of(&waiting.lineage, waiting.observation.ts_ns),
                     observation: waiting.observation,
                     agent: Some(agent),
+                    conversation: None,
                     links: Vec::new(),
                     earlier: true,
                 }),

@@ -142,6 +142,82 @@ fn concurrent_runs_of_one_agent_are_two_sessions_told_apart_searched_and_grouped
     assert_eq!(shown_sessions(&console), sessions);
 }
 
+/// One process holding two conversations one after the other (`python_agent.py
+/// --conversations 2`, tests/fixtures/capture/python_two_conversations.jsonl): one session,
+/// its rows told apart as `s1` and `s1.2` (the LLM calls chained by their messages, each
+/// tool's exec and file read in the conversation that asked for it), searched with
+/// `session:s1.2`, and grouped by `S`.
+#[test]
+fn conversations_within_one_process_are_told_apart_searched_and_grouped() {
+    let path = fixture("capture/python_two_conversations.jsonl");
+    let mut console = Console::with_source(JsonEventsSource::open(&path).unwrap()).play_to_end();
+    let agent = console.app.current_agent().unwrap().to_string();
+    let tags = |console: &Console| -> Vec<(String, &'static str)> {
+        let log = console.app.logs().agent(&agent).unwrap();
+        console
+            .app
+            .timeline()
+            .shown_positions(log)
+            .filter_map(|p| {
+                let entry = log.get(p)?;
+                Some((entry.session?.label(), entry.kind.tag()))
+            })
+            .collect()
+    };
+    let log = console.app.logs().agent(&agent).unwrap();
+    assert_eq!(log.session_count(), 1, "one process, one session");
+    let rows = tags(&console);
+    let llm: Vec<&str> = rows
+        .iter()
+        .filter(|(_, kind)| *kind == "LLM")
+        .map(|(tag, _)| tag.as_str())
+        .collect();
+    assert_eq!(llm, ["s1", "s1", "s1.2", "s1.2"], "{rows:?}");
+    for kind in ["EXEC", "FILE"] {
+        for tag in ["s1", "s1.2"] {
+            assert!(
+                rows.iter().any(|(t, k)| t == tag && *k == kind),
+                "{kind} in {tag}: {rows:?}"
+            );
+        }
+    }
+
+    // The column.
+    console.focus_pane(PaneId::Timeline);
+    let screen = console.screen();
+    assert!(screen.contains(" s1.2 "), "{screen}");
+
+    // session:s1.2 keeps the second conversation; session:1 keeps both.
+    console.keys("/session:s1.2");
+    console.press(KeyCode::Enter);
+    let second = tags(&console);
+    assert!(
+        !second.is_empty() && second.iter().all(|(t, _)| t == "s1.2"),
+        "{second:?}"
+    );
+    console.press(KeyCode::Esc);
+    console.keys("/session:1");
+    console.press(KeyCode::Enter);
+    assert_eq!(tags(&console).len(), rows.len());
+    console.press(KeyCode::Esc);
+
+    // S groups by conversation within the session; the rows are the same.
+    console.keys("S");
+    let grouped = tags(&console);
+    assert_eq!(grouped.len(), rows.len());
+    let boundary = grouped.iter().position(|(t, _)| t == "s1.2").unwrap();
+    assert!(
+        grouped[..boundary].iter().all(|(t, _)| t == "s1"),
+        "{grouped:?}"
+    );
+    assert!(
+        grouped[boundary..].iter().all(|(t, _)| t == "s1.2"),
+        "{grouped:?}"
+    );
+    console.press(KeyCode::Home);
+    snapshot_both(&mut console, "timeline_grouped_by_conversation");
+}
+
 /// The baseline `ordinary.cap` teaches: the same assistant answering ordinary questions.
 fn ordinary_baseline() -> AgentBaseline {
     let mut replay = agentscope_capture::capture::Replay::open(&recording("ordinary.cap")).unwrap();
@@ -209,7 +285,9 @@ fn new_edges_are_new_relative_to_the_baseline_and_a_replay_without_one_says_so()
         "the exfiltration endpoint is new: {new:?}"
     );
     assert!(new.iter().any(|l| l == "http_post"), "{new:?}");
-    for known in ["gpt-4o-mini", "read_file"] {
+    // The CRM server too: the ordinary session used it (an edge is new only where a
+    // deviation's own events are, not events of other calls in between).
+    for known in ["gpt-4o-mini", "read_file", "agentscope-crm"] {
         assert!(
             !new.iter().any(|l| l == known),
             "{known} is in the baseline: {new:?}"

@@ -61,6 +61,7 @@ fn block_type(block: &Value) -> &str {
 }
 
 fn read_request(body: &Value, call: &mut LlmCall) {
+    call.history = super::history::message_history(body, &["system", "messages"]);
     call.request_model = string_field(body, "model");
     call.system_prompt = body.get("system").and_then(content_text);
     let empty = Vec::new();

@@ -138,6 +138,10 @@ fn is_thought(part: &Value) -> bool {
 }
 
 fn read_request(body: &Value, call: &mut LlmCall) {
+    call.history = super::history::message_history(
+        body,
+        &["systemInstruction", "system_instruction", "contents"],
+    );
     call.system_prompt = field(body, "systemInstruction", "system_instruction").and_then(text_of);
     let contents = list(body.get("contents"));
     call.last_user_message = contents

@@ -16,6 +16,7 @@
 
 mod anthropic;
 mod gemini;
+pub mod history;
 mod ollama;
 mod openai_chat;
 mod openai_responses;
@@ -122,6 +123,11 @@ pub struct LlmCall {
     pub last_user_message: Option<String>,
     /// Tool results in the request after the last assistant turn: what the agent reports back.
     pub tool_results: Vec<ToolResult>,
+    /// The request's messages (system prompt first where the API keeps it apart), one
+    /// fingerprint each ([`history::message_history`]): a later request of the same
+    /// conversation starts with them. Not serialised.
+    #[serde(skip)]
+    pub history: Vec<u64>,
     pub tools_offered: Vec<ToolDefinition>,
     pub tool_calls: Vec<ToolCall>,
     /// Text the model produced.
@@ -214,6 +220,7 @@ impl LlmCall {
             system_prompt: None,
             last_user_message: None,
             tool_results: Vec::new(),
+            history: Vec::new(),
             tools_offered: Vec::new(),
             tool_calls: Vec::new(),
             output_text: None,

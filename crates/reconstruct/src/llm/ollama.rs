@@ -46,6 +46,7 @@ pub(super) fn recognise(exchange: &HttpExchange, api: LlmApi) -> Option<LlmCall>
     if let Some(body) = &request {
         if chat {
             read_chat_request(body, &mut call);
+            call.history = super::history::message_history(body, &["messages"]);
         } else {
             call.request_model = string_field(body, "model");
             call.system_prompt = string_field(body, "system");

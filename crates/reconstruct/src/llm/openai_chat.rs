@@ -61,6 +61,7 @@ fn azure_deployment(path: &str) -> Option<&str> {
 }
 
 fn read_request(body: &Value, call: &mut LlmCall) {
+    call.history = super::history::message_history(body, &["messages"]);
     if let Some(model) = string_field(body, "model") {
         call.request_model = Some(model);
     }

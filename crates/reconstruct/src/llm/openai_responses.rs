@@ -82,6 +82,7 @@ fn role(item: &Value) -> &str {
 }
 
 fn read_request(body: &Value, call: &mut LlmCall) {
+    call.history = super::history::message_history(body, &["instructions", "input"]);
     call.request_model = string_field(body, "model");
     let mut system = Vec::new();
     // `instructions` is a string in requests; echoed responses may hold it as input items.

@@ -9,6 +9,7 @@ use crate::event::Direction;
 use crate::memory_budget::{Charge, MemoryBudget, Pressure};
 use crate::process_table::ProcessTable;
 
+use super::super::event_runs::EventRuns;
 use super::super::observation::{Actor, EventRange, Observation, ObservationKind, Role};
 use super::super::wire::{OverBudget, WireMessage, WireParser};
 use super::{ExchangeKind, McpExchange, McpTransport, Sender, StdioMcpConnection};
@@ -40,7 +41,7 @@ struct StdioSession {
     speaks_mcp: bool,
     actor: Actor,
     time_offset_ns: u64,
-    events: Option<EventRange>,
+    events: EventRuns,
     last_ts_ns: u64,
 }
 
@@ -89,15 +90,12 @@ impl StdioSessions {
                 speaks_mcp: false,
                 actor: input.actor.clone(),
                 time_offset_ns: input.time_offset_ns,
-                events: None,
+                events: EventRuns::default(),
                 last_ts_ns: ts,
             });
         session.actor = input.actor;
         session.last_ts_ns = ts;
-        match session.events.as_mut() {
-            Some(range) => range.extend(input.index),
-            None => session.events = Some(EventRange::single(input.index)),
-        }
+        session.events.push(input.index);
         // The wire parser reads directions from the client's point of view.
         let direction = match input.sender {
             Sender::Client => Direction::Egress,
@@ -196,7 +194,7 @@ fn emit(
     mcp_messages: &mut u64,
     out: &mut Vec<Observation>,
 ) {
-    let events: Vec<EventRange> = session.events.take().into_iter().collect();
+    let events: Vec<EventRange> = session.events.take();
     let client_pid = processes.ppid(server_pid);
     let client = processes.get(client_pid);
     let actor = Actor {
