@@ -94,6 +94,7 @@ E2E_SHARED := detection_scenarios \
 	redaction \
 	console_tmux \
 	identity \
+	baseline_store \
 	blind_spots \
 	agent_key \
 	closed_stdout \

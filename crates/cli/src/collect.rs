@@ -4,8 +4,9 @@
 //! resulting agents, tool calls and graph when the collector stops.
 //!
 //! Events read from the ring buffer go through one [`Session`] step each; the stream server,
-//! the recording, the printer and the baseline directory are its sinks (`CollectSinks`), and
-//! the kernel's drop counts reach detection through [`Session::note_losses_into`].
+//! the recording, the printer, the baseline directory and the Kubernetes baseline store are its
+//! sinks (`CollectSinks`), and the kernel's drop counts reach detection through
+//! [`Session::note_losses_into`].
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use agentscope_event::Event;
 use agentscope_identity::IdentityResolver;
 use agentscope_kernel::{Collector, Summary};
 use agentscope_session::baseline_sink::BaselineDirSink;
+use agentscope_session::kubernetes_baseline_store::KubernetesBaselineStore;
 use agentscope_session::recorder_sink::RecorderSink;
 use agentscope_session::server_sink::ServerSink;
 use agentscope_session::{Session, Sink, SourceLosses, Step};
@@ -83,6 +85,22 @@ pub struct CollectArgs {
     /// agent learned make its baseline partial). Never the --baseline directory.
     #[arg(long, value_name = "DIR")]
     baseline_out: Option<PathBuf>,
+    /// Share baselines across nodes through the Kubernetes API: what this node learns of each
+    /// Kubernetes agent is written to an AgentObservation (server-side apply, field manager
+    /// `agentscope/NODE`), and agents are judged against their approved AgentBaselines as soon
+    /// as they are approved (watched). Needs the API (--kubeconfig or in-cluster) and the
+    /// CRDs of deploy/crds/ (docs/baseline.md, "Across nodes").
+    #[arg(long, value_enum, value_name = "STORE")]
+    baseline_store: Option<BaselineStoreArg>,
+    /// With --baseline-store: seconds between two writes of this node's observations (they
+    /// are also written when the collector stops).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0,
+        requires = "baseline_store"
+    )]
+    baseline_sync_interval: f64,
     /// Enforce a promoted baseline's policy on an agent: `pid:PID=FILE` (that process and its
     /// descendants) or `cgroup:PATH=FILE` (a cgroup v2 directory: a container). Repeat for
     /// several agents. In audit mode what the policy does not allow runs and is reported as
@@ -92,6 +110,16 @@ pub struct CollectArgs {
     #[command(flatten)]
     pub memory: agentscope_session::memory_args::MemoryArgs,
 }
+
+/// Where baselines are shared across nodes.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BaselineStoreArg {
+    /// AgentObservation and AgentBaseline custom resources on the Kubernetes API.
+    Kubernetes,
+}
+
+/// How long a stop waits for the last observations to reach the API server.
+const STOP_STORE_FLUSH: Duration = Duration::from_millis(300);
 
 /// Events read from the ring buffer at a time.
 const BATCH_EVENTS: usize = 1024;
@@ -120,6 +148,7 @@ struct CollectSinks {
     recorder: Option<RecorderSink>,
     printer: PrinterSink,
     baselines: Option<BaselineDirSink>,
+    store: Option<KubernetesBaselineStore>,
 }
 
 impl CollectSinks {
@@ -143,21 +172,24 @@ impl Sink for CollectSinks {
         self.server.step(event, step, session)?;
         self.recorder.step(event, step, session)?;
         self.printer.step(event, step, session)?;
-        self.baselines.step(event, step, session)
+        self.baselines.step(event, step, session)?;
+        self.store.step(event, step, session)
     }
 
     fn tick(&mut self, now: std::time::Instant, session: &Session) -> std::io::Result<()> {
         self.server.tick(now, session)?;
         self.recorder.tick(now, session)?;
         self.printer.tick(now, session)?;
-        self.baselines.tick(now, session)
+        self.baselines.tick(now, session)?;
+        self.store.tick(now, session)
     }
 
     fn finish(&mut self, step: &Step, session: &Session) -> std::io::Result<()> {
         self.server.finish(step, session)?;
         self.recorder.finish(step, session)?;
         self.printer.finish(step, session)?;
-        self.baselines.finish(step, session)
+        self.baselines.finish(step, session)?;
+        self.store.finish(step, session)
     }
 }
 
@@ -254,6 +286,23 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut collector = Collector::start(collector_options)?;
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     identity.start().await?;
+    let store = match args.baseline_store {
+        Some(BaselineStoreArg::Kubernetes) => {
+            let Some(client) = identity.kube_client() else {
+                anyhow::bail!(
+                    "--baseline-store kubernetes needs the Kubernetes API: pass --kubeconfig PATH \
+                     or run in a pod with a service account (and without --no-kubernetes)"
+                );
+            };
+            let interval = Duration::from_secs_f64(args.baseline_sync_interval.max(0.1));
+            Some(KubernetesBaselineStore::start(
+                client,
+                identity.node_name(),
+                interval,
+            ))
+        }
+        None => None,
+    };
     let pipeline = args
         .capture
         .live_pipeline(args.memory.bytes(), identity, collector.processes().clone())
@@ -304,6 +353,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             selector: args.select.selector(),
         },
         baselines,
+        store,
     };
     // Consoles see events within this long; the recording flushes on the same beat.
     let mut tick_timer = tokio::time::interval(Duration::from_millis(100));
@@ -352,6 +402,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 note_counters(&mut session, &collector, &mut sinks)?;
             }
             _ = tick_timer.tick() => {
+                if let Some(store) = &mut sinks.store {
+                    store.apply_approved(&mut session);
+                }
                 session.tick(std::time::Instant::now(), &mut sinks)?;
                 sinks.report();
             }
@@ -410,6 +463,20 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 .display()
         );
     }
+    let mut store_warnings = Vec::new();
+    if let Some(store) = &sinks.store {
+        if !store.flush(STOP_STORE_FLUSH).await {
+            store_warnings.push(format!(
+                "the last AgentObservations did not reach the Kubernetes API within {} ms",
+                STOP_STORE_FLUSH.as_millis()
+            ));
+        }
+        store_warnings.extend(store.warnings());
+        eprintln!(
+            "agentscope: applied {} AgentObservations to the Kubernetes API",
+            store.writes()
+        );
+    }
     let pipeline = session.pipeline();
     if let Some(path) = &args.graph_json {
         let recording = agentscope_files::output_file::Inputs::new(args.record.iter());
@@ -425,6 +492,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     }
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
+    summary.warnings.extend(store_warnings);
     summary.memory = Some(pipeline.memory_budget().stats());
     let stdout_began = std::time::Instant::now();
     let mut out = sinks.printer.out;
