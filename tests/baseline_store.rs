@@ -295,10 +295,15 @@ fn pod_on(node: &str) -> (Value, PodCgroup) {
     (pod, cgroup)
 }
 
-/// A mock LLM whose model asks for `calls` (tool name and arguments) on its first turn.
-fn mock_llm(dir: &Path, name: &str, calls: Value) -> MockLlm {
+/// A mock LLM whose model asks for `calls` (tool name and arguments) on its first turn,
+/// serving the certificate of `certificate` (a directory with cert.pem and key.pem: made once,
+/// not by each mock).
+fn mock_llm(dir: &Path, name: &str, certificate: &Path, calls: Value) -> MockLlm {
     let dir = dir.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(dir.join("cert")).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(certificate.join(file), dir.join("cert").join(file)).unwrap();
+    }
     let scenario = dir.join("scenario.json");
     std::fs::write(
         &scenario,
@@ -310,9 +315,9 @@ fn mock_llm(dir: &Path, name: &str, calls: Value) -> MockLlm {
 
 /// tests/agents/python_agent.py against `llm`, held before it starts (see [`Paused`]); the
 /// interpreter has loaded its TLS library once the caller has waited a moment.
-fn paused_agent(dir: &Path, llm: &MockLlm) -> Paused {
+fn paused_agent(dir: &Path, python: &str, llm: &MockLlm) -> Paused {
     let start_file = dir.join(format!("start-{}", random_hex(8)));
-    let child = Command::new(python_interpreter())
+    let child = Command::new(python)
         .arg(agents_dir().join("python_agent.py"))
         .args(["--port", &llm.port.to_string(), "--ca"])
         .arg(&llm.cert)
@@ -439,25 +444,59 @@ fn observations_from_two_nodes_merge_into_one_approved_baseline_both_judge_again
     std::fs::create_dir(&runbooks).unwrap();
     let runbook = runbooks.join("account-service.txt");
     std::fs::write(&runbook, "restart the account service\n").unwrap();
-    let read_runbook = mock_llm(
-        dir.path(),
-        "llm-read",
-        json!([{"name": "read_file", "arguments": {"path": runbook}}]),
-    );
-    let run_echo = mock_llm(
-        dir.path(),
-        "llm-echo",
-        json!([{"name": "run_command", "arguments": {"argv": ["/bin/echo", "account ok"]}}]),
-    );
-    let run_id = mock_llm(
-        dir.path(),
-        "llm-id",
-        json!([{"name": "run_command", "arguments": {"argv": ["/usr/bin/id"]}}]),
-    );
-    let first_a = paused_agent(dir.path(), &read_runbook);
-    let second_a = paused_agent(dir.path(), &run_echo);
-    let first_b = paused_agent(dir.path(), &run_echo);
-    let second_b = paused_agent(dir.path(), &run_id);
+    // Three mock models with one certificate, started at once.
+    let certificate = dir.path().join("certificate");
+    std::fs::create_dir(&certificate).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-addext"])
+        .arg("subjectAltName=DNS:localhost,IP:127.0.0.1")
+        .arg("-keyout")
+        .arg(certificate.join("key.pem"))
+        .arg("-out")
+        .arg(certificate.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let certificate = certificate.as_path();
+    let (read_runbook, run_echo, run_id) = std::thread::scope(|scope| {
+        let read = scope.spawn(|| {
+            mock_llm(
+                dir.path(),
+                "llm-read",
+                certificate,
+                json!([{"name": "read_file", "arguments": {"path": runbook}}]),
+            )
+        });
+        let echo = scope.spawn(|| {
+            mock_llm(
+                dir.path(),
+                "llm-echo",
+                certificate,
+                json!([{"name": "run_command", "arguments": {"argv": ["/bin/echo", "account ok"]}}]),
+            )
+        });
+        let id = scope.spawn(|| {
+            mock_llm(
+                dir.path(),
+                "llm-id",
+                certificate,
+                json!([{"name": "run_command", "arguments": {"argv": ["/usr/bin/id"]}}]),
+            )
+        });
+        (
+            read.join().unwrap(),
+            echo.join().unwrap(),
+            id.join().unwrap(),
+        )
+    });
+    let python = python_interpreter();
+    let first_a = paused_agent(dir.path(), &python, &read_runbook);
+    let second_a = paused_agent(dir.path(), &python, &run_echo);
+    let first_b = paused_agent(dir.path(), &python, &run_echo);
+    let second_b = paused_agent(dir.path(), &python, &run_id);
     let _kill_agents = KillOnDrop(
         [&first_a, &second_a, &first_b, &second_b]
             .map(Paused::pid)
@@ -496,8 +535,14 @@ fn observations_from_two_nodes_merge_into_one_approved_baseline_both_judge_again
             ],
         )
     };
-    let collector_a = start_collector(NODES[0], [first_a.pid(), second_a.pid()], &graphs[0]);
-    let collector_b = start_collector(NODES[1], [first_b.pid(), second_b.pid()], &graphs[1]);
+    // Both nodes' collectors start at once.
+    let (collector_a, collector_b) = std::thread::scope(|scope| {
+        let a =
+            scope.spawn(|| start_collector(NODES[0], [first_a.pid(), second_a.pid()], &graphs[0]));
+        let b =
+            scope.spawn(|| start_collector(NODES[1], [first_b.pid(), second_b.pid()], &graphs[1]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
     // Both pod watches and both AgentBaseline watches are up.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -652,7 +697,11 @@ fn observations_from_two_nodes_merge_into_one_approved_baseline_both_judge_again
     wait_for_observation(&api, NODES[1], |o| {
         has_executable(&o["spec"]["baseline"], "id")
     });
-    let captured = [collector_a.stop(), collector_b.stop()];
+    let captured = std::thread::scope(|scope| {
+        let a = scope.spawn(|| collector_a.stop());
+        let b = scope.spawn(|| collector_b.stop());
+        [a.join().unwrap(), b.join().unwrap()]
+    });
     for captured in &captured {
         assert_eq!(
             captured.summary["kernel"]["dropped"], 0,

@@ -32,6 +32,9 @@ use crate::step::Step;
 
 /// Distinct warnings kept.
 const MAX_WARNINGS: usize = 32;
+/// Approved baselines judged against at once (the watch sees every namespace's); beyond it a
+/// newly approved agent is not loaded, and a warning says so.
+pub const MAX_APPROVED: usize = 4096;
 
 /// The field manager of a node's collector.
 pub fn field_manager(node: &str) -> String {
@@ -118,6 +121,14 @@ impl KubernetesBaselineStore {
             match change {
                 ApprovedChange::Set(resource) => {
                     let agent = resource.spec.agent.clone();
+                    if !self.revisions.contains_key(&agent) && self.revisions.len() >= MAX_APPROVED
+                    {
+                        self.shared.lock().unwrap().warn(format!(
+                            "more than {MAX_APPROVED} approved AgentBaselines: later ones are \
+                             not judged against"
+                        ));
+                        continue;
+                    }
                     if resource.spec.mode == BaselineMode::Detect {
                         session.set_approved_baseline(resource.to_document());
                         self.revisions.insert(agent, resource.spec.revision);
@@ -257,18 +268,28 @@ async fn write_observations(
     mut snapshots: tokio::sync::watch::Receiver<Snapshot>,
     shared: Arc<Mutex<Shared>>,
 ) {
+    // What was last applied without error, by object name: an unchanged observation is not
+    // sent again (each would be a request to the API server every interval, on every node).
+    let mut last_applied: BTreeMap<(String, String), AgentObservationSpec> = BTreeMap::new();
     while snapshots.changed().await.is_ok() {
         let (generation, objects) = snapshots.borrow_and_update().clone();
         for object in &objects {
             let namespace = object.metadata.namespace.as_deref().unwrap_or("default");
             let name = object.metadata.name.as_deref().unwrap_or_default();
+            let key = (namespace.to_string(), name.to_string());
+            if last_applied.get(&key) == Some(&object.spec) {
+                continue;
+            }
             let api: Api<AgentObservationResource> = Api::namespaced(client.clone(), namespace);
             let result = api
                 .patch(name, &PatchParams::apply(&manager), &Patch::Apply(object))
                 .await;
             let mut shared = shared.lock().unwrap();
             match result {
-                Ok(_) => shared.writes += 1,
+                Ok(_) => {
+                    shared.writes += 1;
+                    last_applied.insert(key, object.spec.clone());
+                }
                 Err(error) => shared.warn(describe(
                     &error,
                     &format!("applying AgentObservation {namespace}/{name}"),
