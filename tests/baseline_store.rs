@@ -266,6 +266,91 @@ async fn server_side_apply_in_the_double_follows_the_api() {
         .any(|f| f.starts_with("patch agentscope.dev/agentbaselines (PATCH")));
 }
 
+/// The console with `--baseline-store kubernetes` (watch only): an approval in the cluster
+/// becomes what its graph's "new" is relative to (the basis the graph pane shows), and a
+/// change to `mode: learn` takes it away again.
+#[test]
+fn the_console_judges_against_the_clusters_approvals() {
+    use agentscope_console::approved_watch::ApprovedWatch;
+    use agentscope_console::edge_novelty::{EdgeNovelty, NoveltyBasis};
+    use agentscope_console::live_collector::{EventSender, LiveCounters};
+    use agentscope_console::live_recording::RecordingOptions;
+    use agentscope_console::{LiveSource, Source as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = runtime.block_on(ApiServer::start(false));
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let counters = std::sync::Arc::new(LiveCounters::default());
+    let (_events, receiver) = EventSender::channel(16, counters.clone());
+    let pipeline = agentscope_analysis::pipeline::Pipeline::new(
+        Default::default(),
+        Default::default(),
+        Box::new(agentscope_analysis::model::HostOnlyIdentity),
+    );
+    let watch = ApprovedWatch::start(&agentscope_identity::KubernetesSource::Kubeconfig(
+        kubeconfig,
+    ))
+    .unwrap();
+    let mut source = LiveSource::from_channel(
+        "live",
+        pipeline,
+        receiver,
+        counters,
+        RecordingOptions::new(dir.path().to_path_buf(), Default::default()),
+    )
+    .with_approved_watch(watch);
+    let basis = |source: &LiveSource| {
+        let mut novelty = EdgeNovelty::default();
+        novelty.update(source.pipeline().detector(), Some(AGENT), 0, true);
+        novelty.basis()
+    };
+    let poll_until = |source: &mut LiveSource, wanted: NoveltyBasis| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while basis(source) != wanted {
+            assert!(
+                Instant::now() < deadline,
+                "the console's basis stayed {:?}",
+                basis(source)
+            );
+            source.poll(16);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    poll_until(&mut source, NoveltyBasis::None);
+    let client = {
+        let config = runtime
+            .block_on(kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::read_from(dir.path().join("kubeconfig")).unwrap(),
+                &Default::default(),
+            ))
+            .unwrap();
+        // The client's buffer task runs on the runtime.
+        let _context = runtime.enter();
+        kube::Client::try_from(config).unwrap()
+    };
+    let approve = |mode: BaselineMode, revision: u64| {
+        let api: Api<AgentBaselineResource> = Api::namespaced(client.clone(), "support");
+        runtime
+            .block_on(api.patch(
+                "b1",
+                &PatchParams::apply("agentscope/approve"),
+                &Patch::Apply(&baseline_resource("b1", mode, revision)),
+            ))
+            .unwrap();
+    };
+    approve(BaselineMode::Detect, 1);
+    poll_until(&mut source, NoveltyBasis::Approved);
+    approve(BaselineMode::Learn, 2);
+    poll_until(&mut source, NoveltyBasis::None);
+    drop(source);
+    drop(api);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Two nodes.
 

@@ -63,6 +63,7 @@ pub struct ApproveArgs {
     /// as needed) instead of merging the observations afresh.
     #[arg(long = "from", value_name = "FILE")]
     from: Option<PathBuf>,
+    /// How collectors use the approved baseline.
     #[arg(long, value_enum, default_value = "detect")]
     mode: ModeArg,
     /// Replace an approved baseline that is locked.

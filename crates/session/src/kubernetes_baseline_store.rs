@@ -78,7 +78,8 @@ pub struct KubernetesBaselineStore {
     interval: Duration,
     last_sync: Option<Instant>,
     generation: u64,
-    snapshots: tokio::sync::watch::Sender<Snapshot>,
+    /// To the writer task; `None` when only watching (the console).
+    snapshots: Option<tokio::sync::watch::Sender<Snapshot>>,
     approved: tokio::sync::mpsc::UnboundedReceiver<ApprovedChange>,
     /// Agent → revision of the approved baseline detection judges it against.
     revisions: BTreeMap<String, u64>,
@@ -107,12 +108,40 @@ impl KubernetesBaselineStore {
             interval,
             last_sync: None,
             generation: 0,
-            snapshots,
+            snapshots: Some(snapshots),
             approved,
             revisions: BTreeMap::new(),
             shared,
             tasks,
         }
+    }
+
+    /// Only the watch of approved AgentBaselines, writing nothing (the console: the node's
+    /// collector writes its observations, under the same field manager).
+    pub fn watch_only(client: Client) -> Self {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (approved_sender, approved) = tokio::sync::mpsc::unbounded_channel();
+        let tasks = vec![tokio::spawn(watch_approved(
+            client,
+            approved_sender,
+            shared.clone(),
+        ))];
+        Self {
+            node: String::new(),
+            interval: Duration::MAX,
+            last_sync: None,
+            generation: 0,
+            snapshots: None,
+            approved,
+            revisions: BTreeMap::new(),
+            shared,
+            tasks,
+        }
+    }
+
+    /// The revision of the approved baseline `agent` is judged against, if any.
+    pub fn approved_revision(&self, agent: &str) -> Option<u64> {
+        self.revisions.get(agent).copied()
     }
 
     /// Hands the approved baselines that arrived since the last call to detection.
@@ -159,6 +188,9 @@ impl KubernetesBaselineStore {
 
     /// The observations of every Kubernetes agent as learned so far, handed to the writer.
     fn snapshot(&mut self, session: &Session) {
+        if self.snapshots.is_none() {
+            return;
+        }
         let objects = session
             .pipeline()
             .detector()
@@ -184,7 +216,9 @@ impl KubernetesBaselineStore {
             })
             .collect();
         self.generation += 1;
-        self.snapshots.send_replace((self.generation, objects));
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.send_replace((self.generation, objects));
+        }
     }
 
     /// Waits (at most `timeout`) until the last snapshot was applied; false when it was not.
