@@ -195,18 +195,23 @@ fn status_name(status: BaselineStatus) -> &'static str {
 
 /// Reads reviewed candidates: a YAML stream of AgentBaseline documents.
 fn read_candidates(path: &PathBuf) -> Result<Vec<AgentBaseline>> {
+    use serde::Deserialize as _;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
-    for (index, document) in text.split("\n---").enumerate() {
-        let document = document.trim_start_matches("---").trim();
-        if document.is_empty() {
+    for (index, document) in serde_norway::Deserializer::from_str(&text).enumerate() {
+        let context = format!("{} (document {})", path.display(), index + 1);
+        let value = serde_norway::Value::deserialize(document)
+            .with_context(|| format!("{context}: not YAML"))?;
+        if value.is_null() {
             continue;
         }
-        out.push(AgentBaseline::from_yaml(
-            document,
-            &format!("{} (document {})", path.display(), index + 1),
-        )?);
+        // Through the document reader, which checks apiVersion and kind first.
+        let document = serde_norway::to_string(&value).unwrap_or_default();
+        out.push(AgentBaseline::from_yaml(&document, &context)?);
+    }
+    if out.is_empty() {
+        bail!("{}: no baseline document", path.display());
     }
     Ok(out)
 }
@@ -221,7 +226,15 @@ pub fn approve(args: ApproveArgs) -> Result<u8> {
 async fn approve_async(args: ApproveArgs) -> Result<u8> {
     let client = client(&args.cluster).await?;
     let (namespace, _, _) = workload_parts(&args.cluster.workload)?;
-    let merged = candidates(&client, &args.cluster).await?;
+    let merged = match (&args.from, candidates(&client, &args.cluster).await) {
+        (_, Ok(merged)) => merged,
+        // A reviewed file stands on its own; it just names no nodes.
+        (Some(_), Err(error)) => {
+            eprintln!("agentscope: {error:#}; the approved baselines name no nodes");
+            BTreeMap::new()
+        }
+        (None, Err(error)) => return Err(error),
+    };
     let chosen: Vec<(AgentBaseline, Vec<String>)> = match &args.from {
         Some(path) => read_candidates(path)?
             .into_iter()
