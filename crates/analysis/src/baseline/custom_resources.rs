@@ -440,6 +440,72 @@ mod tests {
         assert!(!committed.contains("uniqueItems"));
     }
 
+    /// Where `schema` (at `path`) breaks the API server's rules for a structural schema
+    /// (kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions,
+    /// "Specifying a structural schema"), which kubernetes-validate does not check: every node
+    /// has a type, `properties` and `additionalProperties` are not both set, no `uniqueItems:
+    /// true`, no `$ref`, and logical junctors (`anyOf`, `oneOf`, ...) carry no types.
+    fn structural_errors(schema: &serde_json::Value, path: &str, errors: &mut Vec<String>) {
+        let Some(node) = schema.as_object() else {
+            errors.push(format!("{path}: not an object"));
+            return;
+        };
+        if !node.contains_key("type") && !node.contains_key("x-kubernetes-preserve-unknown-fields")
+        {
+            errors.push(format!("{path}: no type"));
+        }
+        if node.contains_key("properties") && node.contains_key("additionalProperties") {
+            errors.push(format!("{path}: properties and additionalProperties"));
+        }
+        if node.get("uniqueItems") == Some(&serde_json::Value::Bool(true)) {
+            errors.push(format!("{path}: uniqueItems"));
+        }
+        if node.contains_key("$ref") {
+            errors.push(format!("{path}: $ref"));
+        }
+        for junctor in ["anyOf", "oneOf", "allOf", "not"] {
+            if node.contains_key(junctor) {
+                errors.push(format!("{path}: {junctor}"));
+            }
+        }
+        for (name, child) in node
+            .get("properties")
+            .and_then(serde_json::Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            structural_errors(child, &format!("{path}.{name}"), errors);
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(child) = node.get(key).filter(|c| c.is_object()) {
+                structural_errors(child, &format!("{path}[{key}]"), errors);
+            }
+        }
+    }
+
+    #[test]
+    fn the_schemas_are_structural() {
+        use kube::CustomResourceExt as _;
+        for crd in [
+            AgentBaselineResource::crd(),
+            AgentObservationResource::crd(),
+        ] {
+            let crd = serde_json::to_value(&crd).unwrap();
+            let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+            let mut errors = Vec::new();
+            structural_errors(schema, "", &mut errors);
+            assert_eq!(errors, Vec::<String>::new(), "{}", crd["metadata"]["name"]);
+        }
+        // The check finds what it looks for.
+        let mut errors = Vec::new();
+        structural_errors(
+            &serde_json::json!({"type": "object", "properties": {"a": {"uniqueItems": true}}}),
+            "",
+            &mut errors,
+        );
+        assert_eq!(errors, [".a: no type", ".a: uniqueItems"]);
+    }
+
     #[test]
     fn workload_comes_from_kubernetes_agent_keys_only() {
         let workload = WorkloadContainer::from_agent_key(AGENT).unwrap();
