@@ -451,18 +451,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // The last drops reach detection before the baselines are written.
     note_counters(&mut session, &collector, &mut sinks)?;
     session.finish_into(&mut sinks)?;
-    let finished_at = std::time::Instant::now();
-    sinks.report();
-    if let Some(baselines) = &sinks.baselines {
-        eprintln!(
-            "agentscope: wrote {} learned baselines to {}",
-            baselines.written().len(),
-            args.baseline_out
-                .as_deref()
-                .unwrap_or(Path::new(""))
-                .display()
-        );
-    }
+    // The baselines' last observations reach the API server (counted with the baselines).
     let mut store_warnings = Vec::new();
     if let Some(store) = &sinks.store {
         if !store.flush(STOP_STORE_FLUSH).await {
@@ -475,6 +464,18 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         eprintln!(
             "agentscope: applied {} AgentObservations to the Kubernetes API",
             store.writes()
+        );
+    }
+    let finished_at = std::time::Instant::now();
+    sinks.report();
+    if let Some(baselines) = &sinks.baselines {
+        eprintln!(
+            "agentscope: wrote {} learned baselines to {}",
+            baselines.written().len(),
+            args.baseline_out
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .display()
         );
     }
     let pipeline = session.pipeline();
