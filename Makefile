@@ -10,7 +10,7 @@ CARGO ?= cargo
 # time goes, and a run on a busy machine still shows what a step costs.
 export TIMEFORMAT := [time] %R s (cpu %U s user + %S s sys)
 
-.PHONY: setup build install-shell-integration demo image test test-unit test-userspace-only clippy test-e2e test-e2e-beside-clippy bench fuzz fmt-check
+.PHONY: setup build install-shell-integration demo image crds test test-unit test-userspace-only clippy test-e2e test-e2e-beside-clippy bench fuzz fmt-check
 
 setup:
 	@bash scripts/setup.sh
@@ -33,6 +33,12 @@ install-shell-integration:
 	$$bin completions fish > $(PREFIX)/share/fish/vendor_completions.d/agentscope.fish && \
 	$$bin man --dir $(PREFIX)/share/man/man1 && \
 	echo "installed completions and man pages under $(PREFIX)/share"
+
+# The CustomResourceDefinitions of deploy/crds/, from the kube-rs types (a unit test of
+# crates/analysis fails when the committed file differs: run this and commit the result).
+crds:
+	$(CARGO) run --quiet --locked --bin agentscope -- baseline crds > deploy/crds/crds.yaml.new
+	mv deploy/crds/crds.yaml.new deploy/crds/crds.yaml
 
 demo: build
 	@bash scripts/demo.sh
@@ -96,6 +102,7 @@ E2E_SHARED := detection_scenarios \
 	redaction \
 	console_tmux \
 	identity \
+	baseline_store \
 	blind_spots \
 	agent_key \
 	closed_stdout \

@@ -124,6 +124,20 @@ fn the_manifests_validate_offline() {
             "{report}"
         );
     }
+    // The CustomResourceDefinitions of deploy/crds/ (generated from the kube-rs types; the
+    // analysis crate's tests check they are current) validate as apiextensions.k8s.io/v1.
+    for crd in ["agentbaselines", "agentobservations"] {
+        assert!(
+            report.contains(&format!(
+                "passed for resource customresourcedefinition/{crd}.agentscope.dev"
+            )),
+            "{report}"
+        );
+    }
+    assert!(documents
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+        .all(|d| d["apiVersion"] == "apiextensions.k8s.io/v1"));
     let pod = &daemonset(&documents)["spec"]["template"]["spec"];
     assert_eq!(pod["hostPID"], true);
     let env = &pod["containers"][0]["env"];

@@ -1,7 +1,8 @@
 //! A Kubernetes node in miniature for privileged tests: a kubelet-shaped cgroup that processes
 //! are moved into ([`PodCgroup`]) and an API-server double that speaks the API's JSON
 //! ([`ApiServer`]: list and watch of pods with resourceVersions, GET of any other object by
-//! path, such as ReplicaSets and ServiceAccounts), and both put together as the support-agent
+//! path, such as ReplicaSets and ServiceAccounts, and agentscope's custom resources with
+//! server-side apply: see [`custom_resources`]), and both put together as the support-agent
 //! pod of tests/agents/kubernetes ([`SupportAgentCluster`]).
 //!
 //! Shared by `tests/identity.rs` (the resolver against it) and the agentscope
@@ -132,8 +133,10 @@ impl Drop for PodCgroup {
 // ---------------------------------------------------------------------------------------------
 // The API-server double.
 
-type Body = BoxBody<Bytes, Infallible>;
-type Response = hyper::Response<Body>;
+pub mod custom_resources;
+
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Response = hyper::Response<Body>;
 
 #[derive(Default)]
 pub struct ServerState {
@@ -149,6 +152,13 @@ pub struct ServerState {
     pub requests: Vec<String>,
     /// The method of each of `requests`.
     pub methods: Vec<String>,
+    /// The bearer token of each of `requests` (empty without one): who asked.
+    pub tokens: Vec<String>,
+    /// Requests (by index in `requests`) the API server also authorizes as `create`: a
+    /// server-side apply that created its object.
+    pub also_create: Vec<usize>,
+    /// agentscope's custom resources (AgentBaseline, AgentObservation).
+    pub custom: custom_resources::Store,
     pub forbid_pods: bool,
 }
 
@@ -163,7 +173,7 @@ fn pod_uid(pod: &Value) -> String {
         .to_string()
 }
 
-fn status_body(code: u16, reason: &str, message: &str) -> Response {
+pub(crate) fn status_body(code: u16, reason: &str, message: &str) -> Response {
     json_response(
         code,
         &json!({
@@ -173,7 +183,7 @@ fn status_body(code: u16, reason: &str, message: &str) -> Response {
     )
 }
 
-fn json_response(code: u16, value: &Value) -> Response {
+pub(crate) fn json_response(code: u16, value: &Value) -> Response {
     hyper::Response::builder()
         .status(code)
         .header("content-type", "application/json")
@@ -206,10 +216,19 @@ impl ApiServer {
                 };
                 let state = shared.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, &request)) }
-                    });
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let state = state.clone();
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let body = match body.collect().await {
+                                    Ok(collected) => collected.to_bytes(),
+                                    Err(_) => Bytes::new(),
+                                };
+                                Ok::<_, Infallible>(handle(&state, &parts, &body))
+                            }
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
@@ -263,12 +282,34 @@ impl ApiServer {
         state.events.push((version, event));
     }
 
+    /// A stored custom resource (`plural` is `agentbaselines` or `agentobservations`).
+    pub fn custom_object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.lock().custom.get(plural, namespace, name).cloned()
+    }
+
+    /// Every stored custom resource of `plural`, in name order.
+    pub fn custom_objects(&self, plural: &str) -> Vec<Value> {
+        self.lock().custom.all(plural)
+    }
+
+    /// Every request as "METHOD URI", in order.
+    pub fn requests_with_methods(&self) -> Vec<String> {
+        let state = self.lock();
+        state
+            .methods
+            .iter()
+            .zip(&state.requests)
+            .map(|(m, u)| format!("{m} {u}"))
+            .collect()
+    }
+
     /// Every request URI served so far (path and query), in order.
     pub fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()
     }
 
-    /// The requests that the ClusterRole in deploy/clusterrole.yaml does not allow, each as
+    /// The collector's requests (those with its kubeconfig's token, [`COLLECTOR_TOKEN`], or
+    /// none) that the ClusterRole in deploy/clusterrole.yaml does not allow, each as
     /// "VERB group/resource (METHOD URI)": the manifests must grant what the collector uses.
     pub fn requests_the_deployed_role_forbids(&self) -> Vec<String> {
         let state = self.lock();
@@ -291,7 +332,11 @@ impl ApiServer {
             })
         };
         let mut forbidden = Vec::new();
-        for (uri, method) in state.requests.iter().zip(&state.methods) {
+        for (index, (uri, method)) in state.requests.iter().zip(&state.methods).enumerate() {
+            let token = state.tokens.get(index).map_or("", String::as_str);
+            if !token.is_empty() && token != COLLECTOR_TOKEN {
+                continue;
+            }
             let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
             let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
             // /api/v1/... is the core group; /apis/GROUP/VERSION/...
@@ -319,10 +364,20 @@ impl ApiServer {
                 ("GET", true) => "get",
                 ("GET", false) if query.contains("watch=true") => "watch",
                 ("GET", false) => "list",
-                _ => "a write",
+                ("PATCH", true) => "patch",
+                ("PUT", true) => "update",
+                ("DELETE", true) => "delete",
+                ("POST", false) => "create",
+                _ => "an unknown verb",
             };
-            if !allows(group, resource, verb) {
-                forbidden.push(format!("{verb} {group}/{resource} ({method} {uri})"));
+            let mut verbs = vec![verb];
+            if state.also_create.contains(&index) {
+                verbs.push("create");
+            }
+            for verb in verbs {
+                if !allows(group, resource, verb) {
+                    forbidden.push(format!("{verb} {group}/{resource} ({method} {uri})"));
+                }
             }
         }
         forbidden
@@ -339,8 +394,18 @@ impl Drop for ApiServer {
     }
 }
 
+/// The bearer token of the collector's kubeconfig ([`write_kubeconfig`]).
+pub const COLLECTOR_TOKEN: &str = "agentscope-test-token";
+
+/// A kubeconfig for the collector: user `collector`, token [`COLLECTOR_TOKEN`].
 pub fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
-    let path = dir.join("kubeconfig");
+    write_kubeconfig_as(dir, server, "kubeconfig", COLLECTOR_TOKEN)
+}
+
+/// A kubeconfig in `dir/file` whose user presents `token` (someone other than the collector,
+/// such as the person who runs `baseline approve`).
+pub fn write_kubeconfig_as(dir: &Path, server: &str, file: &str, token: &str) -> PathBuf {
+    let path = dir.join(file);
     std::fs::write(
         &path,
         format!(
@@ -353,7 +418,7 @@ clusters:
 users:
 - name: collector
   user:
-    token: agentscope-test-token
+    token: {token}
 contexts:
 - name: test
   context:
@@ -367,15 +432,42 @@ current-context: test
     path
 }
 
-fn handle(state: &Mutex<ServerState>, request: &hyper::Request<hyper::body::Incoming>) -> Response {
+fn handle(
+    state: &Mutex<ServerState>,
+    request: &hyper::http::request::Parts,
+    body: &[u8],
+) -> Response {
     let mut state = state.lock().unwrap();
-    state.requests.push(request.uri().to_string());
-    state.methods.push(request.method().to_string());
-    let path = request.uri().path();
+    state.requests.push(request.uri.to_string());
+    state.methods.push(request.method.to_string());
+    let token = request
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    state.tokens.push(token);
+    let path = request.uri.path();
     let query: HashMap<String, String> =
-        form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+        form_urlencoded::parse(request.uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
+    if let Some(rest) = path.strip_prefix(custom_resources::PREFIX) {
+        let index = state.requests.len() - 1;
+        let answer = state.custom.handle(request, rest, &query, body);
+        if answer.created {
+            state.also_create.push(index);
+        }
+        return answer.response;
+    }
+    if request.method != hyper::Method::GET {
+        return status_body(
+            405,
+            "MethodNotAllowed",
+            &format!("the double serves only GET on {path}"),
+        );
+    }
     if path != "/api/v1/pods" {
         return match state.objects.get(path) {
             Some(object) => json_response(200, object),

@@ -371,6 +371,17 @@ impl Pipeline {
     pub fn detector(&self) -> &Detector {
         &self.detector
     }
+
+    /// An approved baseline arrived (or changed) while running: its agent is judged against
+    /// it from now on; what was raised so far stays.
+    pub fn set_approved_baseline(&mut self, baseline: crate::baseline::AgentBaseline) {
+        self.detector.set_approved(baseline);
+    }
+
+    /// The approved baseline of `agent` went away: it is judged as without one.
+    pub fn remove_approved_baseline(&mut self, agent: &str) {
+        self.detector.remove_approved(agent);
+    }
 }
 
 /// Live identity: cgroups, the Kubernetes API and /proc, through the identity resolver.

@@ -75,6 +75,17 @@ impl Session {
         self.detection = DetectionCursor::default();
     }
 
+    /// An approved baseline arrived or changed while running (see
+    /// [`Pipeline::set_approved_baseline`]).
+    pub fn set_approved_baseline(&mut self, baseline: crate::baseline::AgentBaseline) {
+        self.pipeline.set_approved_baseline(baseline);
+    }
+
+    /// See [`Pipeline::remove_approved_baseline`].
+    pub fn remove_approved_baseline(&mut self, agent: &str) {
+        self.pipeline.remove_approved_baseline(agent);
+    }
+
     /// A recorded identity answer, passed to the identity source (replays, served streams).
     pub fn remember_identity(&mut self, answer: IdentityAnswer) {
         self.pipeline.remember_identity(answer);

@@ -43,6 +43,16 @@ enum BaselineCommand {
     /// deriving what is allowed from what it learned, and bump its revision. Refuses a baseline
     /// that is partial or still learning, or that holds evidence of an incident.
     Promote(PromoteArgs),
+    /// Merge the AgentObservations every node wrote for a workload (`collect
+    /// --baseline-store kubernetes`) into a candidate baseline per agent, for review.
+    Candidate(crate::baseline_cluster_cmd::CandidateArgs),
+    /// Write a workload's candidate (merged afresh, or a reviewed file) as its agents'
+    /// AgentBaselines, locked: every collector with --baseline-store kubernetes judges the
+    /// agents against them from then on.
+    Approve(crate::baseline_cluster_cmd::ApproveArgs),
+    /// Print the CustomResourceDefinitions of AgentBaseline and AgentObservation
+    /// (deploy/crds/crds.yaml).
+    Crds,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -177,6 +187,9 @@ pub fn run(args: BaselineArgs) -> Result<u8> {
         BaselineCommand::Diff(args) => diff(args),
         BaselineCommand::Check(args) => check(args),
         BaselineCommand::Promote(args) => promote(args),
+        BaselineCommand::Candidate(args) => crate::baseline_cluster_cmd::candidate(args),
+        BaselineCommand::Approve(args) => crate::baseline_cluster_cmd::approve(args),
+        BaselineCommand::Crds => crate::baseline_cluster_cmd::crds(),
     }
 }
 

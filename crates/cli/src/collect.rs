@@ -4,8 +4,9 @@
 //! resulting agents, tool calls and graph when the collector stops.
 //!
 //! Events read from the ring buffer go through one [`Session`] step each; the stream server,
-//! the recording, the printer and the baseline directory are its sinks (`CollectSinks`), and
-//! the kernel's drop counts reach detection through [`Session::note_losses_into`].
+//! the recording, the printer, the baseline directory and the Kubernetes baseline store are its
+//! sinks (`CollectSinks`), and the kernel's drop counts reach detection through
+//! [`Session::note_losses_into`].
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use agentscope_identity::IdentityResolver;
 use agentscope_kernel::{Collector, Summary};
 use agentscope_otlp::{ExportCounts, OtlpSink};
 use agentscope_session::baseline_sink::BaselineDirSink;
+use agentscope_session::kubernetes_baseline_store::KubernetesBaselineStore;
 use agentscope_session::recorder_sink::RecorderSink;
 use agentscope_session::server_sink::ServerSink;
 use agentscope_session::{Session, Sink, SourceLosses, Step};
@@ -84,6 +86,22 @@ pub struct CollectArgs {
     /// agent learned make its baseline partial). Never the --baseline directory.
     #[arg(long, value_name = "DIR")]
     baseline_out: Option<PathBuf>,
+    /// Share baselines across nodes through the Kubernetes API: what this node learns of each
+    /// Kubernetes agent is written to an AgentObservation (server-side apply, field manager
+    /// `agentscope/NODE`), and agents are judged against their approved AgentBaselines as soon
+    /// as they are approved (watched). Needs the API (--kubeconfig or in-cluster) and the
+    /// CRDs of deploy/crds/ (docs/baseline.md, "Across nodes").
+    #[arg(long, value_enum, value_name = "STORE")]
+    baseline_store: Option<BaselineStoreArg>,
+    /// With --baseline-store: seconds between two writes of this node's observations (they
+    /// are also written when the collector stops).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0,
+        requires = "baseline_store"
+    )]
+    baseline_sync_interval: f64,
     /// Enforce a promoted baseline's policy on an agent: `pid:PID=FILE` (that process and its
     /// descendants) or `cgroup:PATH=FILE` (a cgroup v2 directory: a container). Repeat for
     /// several agents. In audit mode what the policy does not allow runs and is reported as
@@ -100,6 +118,16 @@ pub struct CollectArgs {
     #[command(flatten)]
     pub otlp: crate::otlp_args::OtlpArgs,
 }
+
+/// Where baselines are shared across nodes.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BaselineStoreArg {
+    /// AgentObservation and AgentBaseline custom resources on the Kubernetes API.
+    Kubernetes,
+}
+
+/// How long a stop waits for the last observations to reach the API server.
+const STOP_STORE_FLUSH: Duration = Duration::from_millis(300);
 
 /// Events read from the ring buffer at a time.
 const BATCH_EVENTS: usize = 1024;
@@ -133,6 +161,7 @@ struct CollectSinks {
     printer: PrinterSink,
     baselines: Option<BaselineDirSink>,
     otlp: Option<OtlpSink>,
+    store: Option<KubernetesBaselineStore>,
 }
 
 impl CollectSinks {
@@ -160,7 +189,8 @@ impl Sink for CollectSinks {
         self.recorder.step(event, step, session)?;
         self.printer.step(event, step, session)?;
         self.baselines.step(event, step, session)?;
-        self.otlp.step(event, step, session)
+        self.otlp.step(event, step, session)?;
+        self.store.step(event, step, session)
     }
 
     fn tick(&mut self, now: std::time::Instant, session: &Session) -> std::io::Result<()> {
@@ -168,7 +198,8 @@ impl Sink for CollectSinks {
         self.recorder.tick(now, session)?;
         self.printer.tick(now, session)?;
         self.baselines.tick(now, session)?;
-        self.otlp.tick(now, session)
+        self.otlp.tick(now, session)?;
+        self.store.tick(now, session)
     }
 
     fn finish(&mut self, step: &Step, session: &Session) -> std::io::Result<()> {
@@ -176,7 +207,8 @@ impl Sink for CollectSinks {
         self.recorder.finish(step, session)?;
         self.printer.finish(step, session)?;
         self.baselines.finish(step, session)?;
-        self.otlp.finish(step, session)
+        self.otlp.finish(step, session)?;
+        self.store.finish(step, session)
     }
 }
 
@@ -278,6 +310,23 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     let node_name = identity.node_name();
     identity.start().await?;
+    let store = match args.baseline_store {
+        Some(BaselineStoreArg::Kubernetes) => {
+            let Some(client) = identity.kube_client() else {
+                anyhow::bail!(
+                    "--baseline-store kubernetes needs the Kubernetes API: pass --kubeconfig PATH \
+                     or run in a pod with a service account (and without --no-kubernetes)"
+                );
+            };
+            let interval = Duration::from_secs_f64(args.baseline_sync_interval.max(0.1));
+            Some(KubernetesBaselineStore::start(
+                client,
+                identity.node_name(),
+                interval,
+            ))
+        }
+        None => None,
+    };
     let pipeline = args
         .capture
         .live_pipeline(args.memory.bytes(), identity, collector.processes().clone())
@@ -329,6 +378,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         },
         baselines,
         otlp: None,
+        store,
     };
     let mut otlp_message = None;
     if let Some((otlp, message)) = args
@@ -390,6 +440,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             }
             _ = tick_timer.tick() => {
                 health.beat();
+                if let Some(store) = &mut sinks.store {
+                    store.apply_approved(&mut session);
+                }
                 session.tick(std::time::Instant::now(), &mut sinks)?;
                 sinks.report();
             }
@@ -437,6 +490,21 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // The last drops reach detection before the baselines are written.
     note_counters(&mut session, &collector, &mut sinks)?;
     session.finish_into(&mut sinks)?;
+    // The baselines' last observations reach the API server (counted with the baselines).
+    let mut store_warnings = Vec::new();
+    if let Some(store) = &sinks.store {
+        if !store.flush(STOP_STORE_FLUSH).await {
+            store_warnings.push(format!(
+                "the last AgentObservations did not reach the Kubernetes API within {} ms",
+                STOP_STORE_FLUSH.as_millis()
+            ));
+        }
+        store_warnings.extend(store.warnings());
+        eprintln!(
+            "agentscope: applied {} AgentObservations to the Kubernetes API",
+            store.writes()
+        );
+    }
     let finished_at = std::time::Instant::now();
     sinks.report();
     if let Some(baselines) = &sinks.baselines {
@@ -464,6 +532,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     }
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
+    summary.warnings.extend(store_warnings);
     summary.memory = Some(pipeline.memory_budget().stats());
     // OTLP export sends what is queued while standard output drains: neither waits on the
     // other, and both are done by their points in the stop's second.

@@ -4,6 +4,7 @@
 //! completions and man pages. Conventions shared by every command (output formats, exit
 //! statuses, error messages) are in docs/cli.md.
 
+mod baseline_cluster_cmd;
 mod baseline_cmd;
 mod capture_cmd;
 mod collect;

@@ -57,6 +57,12 @@ pub struct TuiArgs {
     pub speed: f64,
     #[command(flatten)]
     pub detection: crate::detection_args::DetectionArgs,
+    /// Live or --connect: judge agents against the cluster's approved AgentBaselines as
+    /// they are approved (watched through the Kubernetes API: in a pod, --kubeconfig when
+    /// live, else $KUBECONFIG or ~/.kube/config), so "new" in the graph is relative to what
+    /// the cluster approved (docs/baseline.md, "Across nodes"). Writes nothing.
+    #[arg(long, value_enum, value_name = "STORE", conflicts_with_all = ["replay", "events"])]
+    pub baseline_store: Option<BaselineStoreArg>,
     /// The live console's memory budget (a replay uses the capture's).
     #[command(flatten)]
     pub memory: crate::memory_args::MemoryArgs,
@@ -64,6 +70,29 @@ pub struct TuiArgs {
     pub select: crate::selector_args::SelectorArgs,
     #[command(flatten)]
     pub live: LiveArgs,
+}
+
+/// Where approved baselines come from.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BaselineStoreArg {
+    /// AgentBaseline custom resources on the Kubernetes API.
+    Kubernetes,
+}
+
+/// The watch of approved AgentBaselines `--baseline-store` asks for, through `kubeconfig`
+/// (else in-cluster or the default kubeconfig).
+fn approved_watch(
+    store: Option<BaselineStoreArg>,
+    kubeconfig: Option<&std::path::Path>,
+) -> anyhow::Result<Option<crate::approved_watch::ApprovedWatch>> {
+    let Some(BaselineStoreArg::Kubernetes) = store else {
+        return Ok(None);
+    };
+    let source = match kubeconfig {
+        Some(path) => agentscope_identity::KubernetesSource::Kubeconfig(path.to_path_buf()),
+        None => agentscope_identity::KubernetesSource::Infer,
+    };
+    crate::approved_watch::ApprovedWatch::start(&source).map(Some)
 }
 
 pub fn run(args: TuiArgs) -> anyhow::Result<()> {
@@ -85,8 +114,11 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
                  only (without --connect, --replay or --events)"
             );
         }
-        let source = RemoteSource::connect(socket, Duration::from_secs(10))?
+        let mut source = RemoteSource::connect(socket, Duration::from_secs(10))?
             .with_detection(args.detection.options()?);
+        if let Some(watch) = approved_watch(args.baseline_store, None)? {
+            source = source.with_approved_watch(watch);
+        }
         if let Some(graph) = &args.headless_graph {
             // Scripts wait for this line before making the events they want to see.
             eprintln!("agentscope: attached to {}", socket.display());
@@ -123,8 +155,13 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
             if args.paused || args.speed != 1.0 {
                 bail!("--paused and --speed apply to replays (--replay or --events)");
             }
-            let source = LiveSource::start(&args.live, args.memory.bytes())?
+            let mut source = LiveSource::start(&args.live, args.memory.bytes())?
                 .with_detection(args.detection.options()?);
+            if let Some(watch) =
+                approved_watch(args.baseline_store, args.live.capture.kubeconfig.as_deref())?
+            {
+                source = source.with_approved_watch(watch);
+            }
             return run_console(Box::new(source), options);
         }
     }

@@ -10,6 +10,7 @@
 pub mod agents_pane;
 pub mod aibom;
 pub mod app;
+pub mod approved_watch;
 pub mod baseline;
 pub mod breadcrumbs;
 pub mod command;

@@ -54,6 +54,8 @@ pub struct LiveSource {
     /// so the status line does not go on saying the traced process is live.
     followed: Vec<u32>,
     exited: Vec<u32>,
+    /// `--baseline-store kubernetes`: approvals from the cluster reach the session.
+    approved_watch: Option<crate::approved_watch::ApprovedWatch>,
     // Declared last: the collector thread stops after everything above is dropped.
     collector: Option<LiveCollector>,
 }
@@ -110,6 +112,12 @@ impl LiveSource {
         self
     }
 
+    /// Judges agents against the cluster's approved AgentBaselines as they arrive.
+    pub fn with_approved_watch(mut self, watch: crate::approved_watch::ApprovedWatch) -> Self {
+        self.approved_watch = Some(watch);
+        self
+    }
+
     /// A live source over events arriving on `events` (the collector thread's channel; tests
     /// feed it themselves), counting losses in `counters`.
     pub fn from_channel(
@@ -136,6 +144,7 @@ impl LiveSource {
             disconnected: false,
             followed: Vec::new(),
             exited: Vec::new(),
+            approved_watch: None,
             collector: None,
         }
     }
@@ -243,6 +252,9 @@ fn describe_recorded(result: &Result<Recorded, String>) -> String {
 
 impl Source for LiveSource {
     fn poll(&mut self, max_events: usize) -> SourceUpdate {
+        if let Some(watch) = &mut self.approved_watch {
+            watch.apply(&mut self.session);
+        }
         let mut update = SourceUpdate::default();
         let mut fed = 0usize;
         if let Some(recording) = self.recording.as_mut() {

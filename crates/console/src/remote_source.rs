@@ -55,6 +55,8 @@ pub struct RemoteSource {
     rate_window: Instant,
     rate_count: u64,
     rate: f64,
+    /// `--baseline-store kubernetes`: approvals from the cluster reach the session.
+    approved_watch: Option<crate::approved_watch::ApprovedWatch>,
 }
 
 impl RemoteSource {
@@ -91,11 +93,18 @@ impl RemoteSource {
             rate_window: Instant::now(),
             rate_count: 0,
             rate: 0.0,
+            approved_watch: None,
         }
     }
 
     /// Detection with these options (approved baselines from `--baseline DIR`) in the
     /// console's own pipeline.
+    /// Judges agents against the cluster's approved AgentBaselines as they arrive.
+    pub fn with_approved_watch(mut self, watch: crate::approved_watch::ApprovedWatch) -> Self {
+        self.approved_watch = Some(watch);
+        self
+    }
+
     pub fn with_detection(mut self, options: agentscope_analysis::detect::DetectorOptions) -> Self {
         self.session.set_detection(options);
         self
@@ -208,6 +217,9 @@ fn read_loop(
 
 impl Source for RemoteSource {
     fn poll(&mut self, max_events: usize) -> SourceUpdate {
+        if let Some(watch) = &mut self.approved_watch {
+            watch.apply(&mut self.session);
+        }
         let mut update = SourceUpdate::default();
         let mut fed = 0;
         while fed < max_events {

@@ -215,6 +215,35 @@ pub enum IdentityError {
         "cannot build a Kubernetes client: {0}; check the kubeconfig, or pass --no-kubernetes"
     )]
     Client(String),
+    /// [`KubernetesSource::Infer`] found neither an in-cluster service account nor a
+    /// kubeconfig.
+    #[error("no Kubernetes configuration found (in-cluster service account or kubeconfig): {0}")]
+    NoConfiguration(String),
+}
+
+/// A client of the Kubernetes API as `source` says to reach it; `None` for
+/// [`KubernetesSource::Off`]. Must be called inside a tokio runtime.
+pub async fn kube_client(source: &KubernetesSource) -> Result<Option<kube::Client>, IdentityError> {
+    let config = match source {
+        KubernetesSource::Off => return Ok(None),
+        KubernetesSource::Infer => kube::Config::infer()
+            .await
+            .map_err(|e| IdentityError::NoConfiguration(e.to_string()))?,
+        KubernetesSource::Kubeconfig(path) => {
+            let error = |reason: String| IdentityError::Kubeconfig {
+                path: path.clone(),
+                reason,
+            };
+            let kubeconfig =
+                kube::config::Kubeconfig::read_from(path).map_err(|e| error(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .map_err(|e| error(e.to_string()))?
+        }
+    };
+    kube::Client::try_from(config)
+        .map(Some)
+        .map_err(|e| IdentityError::Client(e.to_string()))
 }
 
 /// Pod identity without the API, from the token claims (preferred) and the environment.
@@ -302,6 +331,7 @@ pub struct IdentityResolver {
     passwd: passwd::PasswdCache,
     shared: Arc<kubernetes::Shared>,
     watcher: Option<tokio::task::JoinHandle<()>>,
+    client: Option<kube::Client>,
     by_cgroup: HashMap<u64, CachedIdentity>,
     by_pid: HashMap<u32, CachedIdentity>,
 }
@@ -325,6 +355,7 @@ impl IdentityResolver {
             cgroups,
             shared,
             watcher: None,
+            client: None,
             by_cgroup: HashMap::new(),
             by_pid: HashMap::new(),
         }
@@ -353,34 +384,21 @@ impl IdentityResolver {
         if self.watcher.is_some() {
             return Ok(());
         }
-        let config = match &self.options.kubernetes {
-            KubernetesSource::Off => return Ok(()),
-            KubernetesSource::Infer => match kube::Config::infer().await {
-                Ok(config) => config,
-                Err(e) => {
-                    self.shared.warn(format!(
-                        "no Kubernetes configuration found (in-cluster service account or \
-                         kubeconfig): {e}; pod identity comes from service-account tokens and \
-                         process environments only (pass --kubeconfig PATH to use the API, or \
-                         --no-kubernetes to silence this)"
-                    ));
-                    return Ok(());
-                }
-            },
-            KubernetesSource::Kubeconfig(path) => {
-                let error = |reason: String| IdentityError::Kubeconfig {
-                    path: path.clone(),
-                    reason,
-                };
-                let kubeconfig =
-                    kube::config::Kubeconfig::read_from(path).map_err(|e| error(e.to_string()))?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                    .await
-                    .map_err(|e| error(e.to_string()))?
+        let client = match kube_client(&self.options.kubernetes).await {
+            Ok(Some(client)) => client,
+            Ok(None) => return Ok(()),
+            Err(IdentityError::NoConfiguration(e)) => {
+                self.shared.warn(format!(
+                    "no Kubernetes configuration found (in-cluster service account or \
+                     kubeconfig): {e}; pod identity comes from service-account tokens and \
+                     process environments only (pass --kubeconfig PATH to use the API, or \
+                     --no-kubernetes to silence this)"
+                ));
+                return Ok(());
             }
+            Err(e) => return Err(e),
         };
-        let client =
-            kube::Client::try_from(config).map_err(|e| IdentityError::Client(e.to_string()))?;
+        self.client = Some(client.clone());
         let node = self.node_name();
         if let Err(warning) = kubernetes::probe(&client, &node, PROBE_TIMEOUT).await {
             self.shared.warn(warning);
@@ -391,6 +409,12 @@ impl IdentityResolver {
             self.shared.clone(),
         )));
         Ok(())
+    }
+
+    /// The Kubernetes API client the watcher uses, once [`start`](Self::start)ed with one (the
+    /// baseline store shares it).
+    pub fn kube_client(&self) -> Option<kube::Client> {
+        self.client.clone()
     }
 
     /// Whether the watcher has received the node's pod list at least once.

@@ -10,11 +10,13 @@
 //! end through [`Session::finish`]: the session itself is the analysis layer's
 //! (`agentscope_analysis::session`, next to the pipeline it drives), recorded playback the
 //! capture layer's (`agentscope_capture::capture::SessionReplay`); `recorder_sink`,
-//! `server_sink` and `baseline_sink` are the sinks that live here.
+//! `server_sink` and `baseline_sink` are the sinks that live here, and
+//! `kubernetes_baseline_store` shares baselines across nodes through the Kubernetes API.
 
 pub mod baseline_sink;
 pub mod capture_args;
 pub mod detection_args;
+pub mod kubernetes_baseline_store;
 pub mod memory_args;
 pub mod recorder_sink;
 pub mod selector_args;

@@ -13,7 +13,7 @@ pub const API_VERSION: &str = "agentscope.dev/v1";
 pub const KIND: &str = "AgentBaseline";
 
 /// Where a baseline stands in its learning period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BaselineStatus {
     /// The learning period has not ended (in event time): entries are still being added.
@@ -26,7 +26,9 @@ pub enum BaselineStatus {
 }
 
 /// What was lost while the baseline learned.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LossCounts {
     /// Events the kernel dropped (ring buffer full) while this agent was learning.
@@ -89,7 +91,7 @@ pub struct BaselineMetadata {
 }
 
 /// Tools the agent's model was offered and asked to call.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ToolsBaseline {
     /// Tool names offered to the model in requests.
@@ -99,7 +101,7 @@ pub struct ToolsBaseline {
 }
 
 /// One MCP server the agent talks to (as a client).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct McpServerBaseline {
     /// The server's own name (`serverInfo.name`), when seen.
@@ -114,7 +116,9 @@ pub struct McpServerBaseline {
 
 /// An API the agent called: scheme, host (with port when not the scheme's default), method
 /// and route template.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct ApiEndpoint {
     /// `http` or `https` (TLS seen through the TLS library hooks).
     pub scheme: String,
@@ -134,7 +138,19 @@ impl std::fmt::Display for ApiEndpoint {
 }
 
 /// How a file was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FileAccess {
     Read,
@@ -151,7 +167,7 @@ impl FileAccess {
 }
 
 /// Files under one path pattern.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct FileBaseline {
     /// The file class of the first file seen under the pattern (`secret/ssh_key`, `system`,
@@ -162,7 +178,7 @@ pub struct FileBaseline {
 }
 
 /// Data objects: files, tables, keys, objects and collections.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DataBaseline {
     /// Path pattern → class and access modes.
@@ -180,7 +196,7 @@ pub struct DataBaseline {
 }
 
 /// Where the agent's connections and lookups went.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EgressBaseline {
     /// DNS names queried, and host names of HTTP requests and LLM calls.
@@ -190,7 +206,7 @@ pub struct EgressBaseline {
 }
 
 /// Identities the agent acted with.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct IdentityBaseline {
     /// Unix users of the agent's processes, as `uid:N`.
@@ -204,7 +220,7 @@ pub struct IdentityBaseline {
 }
 
 /// Everything the agent was seen doing during its learning period.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct BaselineSpec {
     /// `gen_ai.provider.name` → models requested or reported.

@@ -118,6 +118,21 @@ impl BaselineJudge {
         self
     }
 
+    /// Judges `baseline`'s agent against it from now on (an approval arrived while running);
+    /// what was reported against the baseline it replaces may be reported again.
+    pub fn set_approved(&mut self, baseline: AgentBaseline) {
+        let agent = baseline.metadata.agent.clone();
+        self.reported.remove(&agent);
+        self.approved.insert(agent, baseline);
+    }
+
+    /// Stops judging `agent` against an approved baseline (it was deleted or set to learn).
+    pub fn remove_approved(&mut self, agent: &str) {
+        if self.approved.remove(agent).is_some() {
+            self.reported.remove(agent);
+        }
+    }
+
     pub fn learner(&self) -> &BaselineLearner {
         &self.learner
     }

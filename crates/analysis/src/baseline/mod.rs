@@ -11,8 +11,11 @@
 //! - [`enforcement`]: the policy section a baseline gains when [`promote`]d to enforcement.
 //! - [`kubescape::application_profile`] writes the Kubescape shape.
 //! - [`learn_from_events`] runs recorded events through the pipeline into a judge.
+//! - [`custom_resources`]: the `AgentBaseline` and `AgentObservation` custom resources that
+//!   share baselines across nodes through the Kubernetes API, and merging observations.
 
 pub mod collapse;
+pub mod custom_resources;
 pub mod diff;
 pub mod enforcement;
 pub mod exclusion;

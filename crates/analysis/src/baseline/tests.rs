@@ -859,3 +859,47 @@ fn captured_database_sessions_learn_tables_key_patterns_and_users() {
 fn ids(labels: &[crate::detect::Label]) -> Vec<&'static str> {
     labels.iter().map(|l| l.id).collect()
 }
+
+/// An approved baseline that arrives while running (from the Kubernetes store's watch) judges
+/// the agent from then on, a replacement judges afresh, and removing it returns the agent to
+/// its learned baseline (still learning here: nothing reported).
+#[test]
+fn approvals_arriving_and_leaving_while_running_change_what_is_judged() {
+    let mut judge = BaselineJudge::new(BaselineLearner::new(LearnerOptions::default()));
+    let agent = "k8s:support/Deployment/support-agent/agent:/usr/bin/python3 /app/agent.py";
+    let psql = || exec("/usr/bin/psql", &["psql", "-c", "select 1"]);
+    let curl = || exec("/usr/bin/curl", &["curl", "-s", "https://example.com"]);
+    // Learning (ten minutes): nothing is reported.
+    assert!(judge
+        .observe(agent, None, &observation(10, SECOND, 0, psql()))
+        .is_empty());
+    // Approved with what was learned: psql is inside, curl is not.
+    let mut approved = judge.learner().baseline(agent).unwrap();
+    judge.set_approved(approved.clone());
+    assert!(judge
+        .observe(agent, None, &observation(10, 2 * SECOND, 1, psql()))
+        .is_empty());
+    let found = judge.observe(agent, None, &observation(10, 3 * SECOND, 2, curl()));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].baseline, BaselineSource::Approved);
+    assert!(found[0].item.contains("/usr/bin/curl"), "{found:#?}");
+    // Reported once...
+    assert!(judge
+        .observe(agent, None, &observation(10, 4 * SECOND, 3, curl()))
+        .is_empty());
+    // ...until a new approval, which is judged afresh (curl still outside it).
+    approved.metadata.name = "revision 2".into();
+    judge.set_approved(approved);
+    assert_eq!(
+        judge
+            .observe(agent, None, &observation(10, 5 * SECOND, 4, curl()))
+            .len(),
+        1
+    );
+    // Removed: the learned baseline (still learning) judges nothing.
+    judge.remove_approved(agent);
+    assert!(judge.approved(agent).is_none());
+    assert!(judge
+        .observe(agent, None, &observation(10, 6 * SECOND, 5, curl()))
+        .is_empty());
+}

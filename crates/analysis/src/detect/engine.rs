@@ -190,6 +190,16 @@ impl Detector {
         self.judge.learner()
     }
 
+    /// See [`BaselineJudge::set_approved`].
+    pub fn set_approved(&mut self, baseline: AgentBaseline) {
+        self.judge.set_approved(baseline);
+    }
+
+    /// See [`BaselineJudge::remove_approved`].
+    pub fn remove_approved(&mut self, agent: &str) {
+        self.judge.remove_approved(agent);
+    }
+
     /// Events or bytes were lost at `ts_ns`: baselines learning then are partial.
     pub fn note_loss(&mut self, ts_ns: u64, loss: crate::baseline::LossCounts) {
         self.judge.note_loss(Some(ts_ns), loss);
