@@ -12,6 +12,7 @@ mod enforce_policy;
 mod error_report;
 mod event_output;
 mod exit_status;
+mod governed_files;
 mod output_format;
 mod scan;
 mod shell_integration;
