@@ -23,39 +23,59 @@ pub fn inline_option(path: &str) -> Option<u8> {
     }
 }
 
-/// Script paths the learned executions of interpreters named: the first argument that is not
-/// an option, when it is an absolute path the baseline kept whole (not collapsed to a
-/// pattern).
+/// Index in `argv` of the script an interpreter is given: the first argument that is not an
+/// option (`-o VALUE` and `-O VALUE` skipped with their value, `--` ending the options);
+/// `None` for inline code (`-c CMD`, also in a cluster such as `-ec`), standard input, or a
+/// program that is not an interpreter. The kernel's exec check reads arguments the same way
+/// (collector-ebpf/src/enforce_exec.rs).
+pub fn script_index(argv: &[String]) -> Option<usize> {
+    let inline = inline_option(argv.first()?)?;
+    let mut i = 1;
+    while i < argv.len() {
+        let arg = &argv[i];
+        if arg == "--" {
+            return (i + 1 < argv.len()).then_some(i + 1);
+        }
+        if arg.len() > 1 && (arg.starts_with('-') || arg.starts_with('+')) {
+            if !arg.starts_with("--") && arg.as_bytes()[1..].contains(&inline) {
+                return None;
+            }
+            if matches!(arg.as_str(), "-o" | "+o" | "-O" | "+O") {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if arg == "-" || arg == "+" {
+            return None;
+        }
+        return Some(i);
+    }
+    None
+}
+
+/// Whether a script argument is kept whole in a baseline (and can be allowed): an absolute
+/// path. A relative one names a different file in every working directory.
+pub fn is_script_path(arg: &str) -> bool {
+    arg.starts_with('/') && !arg.contains(char::is_whitespace)
+}
+
+/// Script paths the learned executions of interpreters named (their argument patterns keep
+/// an absolute script path whole: `collapse::argument_pattern`).
 pub fn learned_scripts(executables: &BTreeMap<String, BTreeSet<Vec<String>>>) -> BTreeSet<String> {
     let mut scripts = BTreeSet::new();
     for (path, patterns) in executables {
-        let Some(inline) = inline_option(path) else {
+        if inline_option(path).is_none() {
             continue;
-        };
+        }
         for pattern in patterns {
-            let mut args = pattern.iter().skip(1);
-            let script = loop {
-                match args.next() {
-                    None => break None,
-                    Some(arg) if arg == "--" => break args.next(),
-                    Some(arg) if arg.starts_with('-') || arg.starts_with('+') => {
-                        // Inline code: no script.
-                        if !arg.starts_with("--") && arg.as_bytes().contains(&inline) {
-                            break None;
-                        }
-                        if matches!(arg.as_str(), "-o" | "+o" | "-O" | "+O") {
-                            args.next();
-                        }
-                    }
-                    Some(arg) => break Some(arg),
-                }
-            };
-            if let Some(script) = script {
-                let kept_whole = script.starts_with('/')
-                    && !script.contains(ANY_NAME)
-                    && !script.contains('{')
-                    && !script.contains(char::is_whitespace);
-                if kept_whole {
+            // The pattern's argv[0] is the program's name; judge it by the executable's.
+            let mut argv = pattern.clone();
+            if let Some(first) = argv.first_mut() {
+                *first = path.clone();
+            }
+            if let Some(script) = script_index(&argv).map(|i| &argv[i]) {
+                if is_script_path(script) && !script.contains(ANY_NAME) && !script.contains('{') {
                     scripts.insert(script.clone());
                 }
             }
@@ -101,6 +121,34 @@ mod tests {
                 "/opt/ops/check.sh".to_string(),
                 "/opt/ops/disk.sh".to_string()
             ])
+        );
+    }
+
+    #[test]
+    fn the_script_is_the_first_argument_that_is_not_an_option() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(script_index(&argv(&["/bin/sh", "/opt/a.sh", "x"])), Some(1));
+        assert_eq!(
+            script_index(&argv(&["sh", "-e", "-o", "pipefail", "/opt/a.sh"])),
+            Some(4)
+        );
+        assert_eq!(
+            script_index(&argv(&["bash", "--norc", "--", "-a.sh"])),
+            Some(3)
+        );
+        assert_eq!(script_index(&argv(&["sh", "-ec", "uptime"])), None);
+        assert_eq!(script_index(&argv(&["python3", "-c", "print(1)"])), None);
+        assert_eq!(script_index(&argv(&["sh"])), None);
+        assert_eq!(script_index(&argv(&["sh", "-"])), None);
+        assert_eq!(script_index(&argv(&["curl", "/x"])), None);
+        // Learned whole, so an exec policy can allow it; other paths still collapse.
+        assert_eq!(
+            super::super::collapse::argument_pattern(&argv(&[
+                "/usr/bin/python3",
+                "/srv/agent/mcp_files_server.py",
+                "/srv/data/q3.csv"
+            ])),
+            ["python3", "/srv/agent/mcp_files_server.py", "{path}"]
         );
     }
 }
