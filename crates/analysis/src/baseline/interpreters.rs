@@ -14,8 +14,9 @@ pub fn inline_option(path: &str) -> Option<u8> {
     let name = path.rsplit('/').next().unwrap_or(path);
     let name = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
     match name {
-        "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "ash" | "fish" | "busybox" | "python"
-        | "pypy" => Some(b'c'),
+        "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "ash" | "fish" | "python" | "pypy" => {
+            Some(b'c')
+        }
         "perl" | "ruby" | "node" | "nodejs" | "bun" | "deno" => Some(b'e'),
         "php" => Some(b'r'),
         "lua" | "luajit" => Some(b'e'),
