@@ -238,3 +238,46 @@ impl EnforceDecision {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(category: EnforceCategory, action: EnforceAction) -> EnforceDecision {
+        EnforceDecision {
+            agent_id: 1,
+            baseline: Some("host:python agent.py".into()),
+            revision: 2,
+            category,
+            action,
+            hook: String::new(),
+            protocol: String::new(),
+            family: String::new(),
+            addr: String::new(),
+            port: 0,
+            path: None,
+            reason: None,
+            inode: None,
+            rule: None,
+        }
+    }
+
+    #[test]
+    fn file_and_interpreter_decisions_say_what_was_killed_and_why() {
+        let mut file = decision(EnforceCategory::Files, EnforceAction::Blocked);
+        file.path = Some("/var/run/secrets/kubernetes.io/serviceaccount/token".into());
+        assert_eq!(
+            file.describe(),
+            "blocked: open of /var/run/secrets/kubernetes.io/serviceaccount/token killed by \
+             baseline host:python agent.py rev 2"
+        );
+        let mut exec = decision(EnforceCategory::Exec, EnforceAction::WouldBlock);
+        exec.path = Some("/bin/sh".into());
+        exec.reason = Some("program from standard input".into());
+        assert_eq!(
+            exec.describe(),
+            "would block: exec /bin/sh (program from standard input) would be killed by \
+             baseline host:python agent.py rev 2"
+        );
+    }
+}
