@@ -14,7 +14,7 @@ pub(crate) const S_IFIFO: u16 = 0o010000;
 const S_IFREG: u16 = 0o100000;
 
 #[inline(always)]
-fn kernel_read<T>(addr: u64) -> Option<T> {
+pub(crate) fn kernel_read<T>(addr: u64) -> Option<T> {
     unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
 }
 
@@ -34,8 +34,9 @@ pub(crate) fn fd_file_id(fd: i32) -> Option<FileId> {
     fd_file(fd).map(|file| file.id)
 }
 
+/// The `struct file` behind `fd` of the current process, from the kernel's own fd table.
 #[inline(always)]
-pub(crate) fn fd_file(fd: i32) -> Option<OpenFile> {
+pub(crate) fn fd_file_ptr(fd: i32) -> Option<u64> {
     if fd < 0 || config(config::OUTPUT_TRACKING) == 0 {
         return None;
     }
@@ -54,6 +55,12 @@ pub(crate) fn fd_file(fd: i32) -> Option<OpenFile> {
     if file == 0 {
         return None;
     }
+    Some(file)
+}
+
+#[inline(always)]
+pub(crate) fn fd_file(fd: i32) -> Option<OpenFile> {
+    let file = fd_file_ptr(fd)?;
     let inode: u64 = kernel_read(file + config(config::OFF_FILE_INODE))?;
     let mode: u16 = kernel_read(inode + config(config::OFF_INODE_MODE))?;
     let file_type = mode & S_IFMT;

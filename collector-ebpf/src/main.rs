@@ -22,6 +22,7 @@ mod task;
 mod dns;
 mod enforce;
 mod enforce_exec;
+mod enforce_file;
 mod files;
 mod go_tls;
 mod output_tracking;

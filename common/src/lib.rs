@@ -58,6 +58,9 @@ pub mod kind {
     pub const ENFORCE: u32 = 12;
     /// An exec a governed agent's policy does not allow ([`EnforceExecEvent`]).
     pub const ENFORCE_EXEC: u32 = 13;
+    /// An open of a governed sensitive file a governed agent's policy does not allow
+    /// ([`EnforceFileEvent`]).
+    pub const ENFORCE_FILE: u32 = 14;
 }
 
 /// Enforcement of a baseline's policy in the kernel (`collector-ebpf/src/enforce.rs`).
@@ -96,6 +99,50 @@ pub mod enforce {
     pub const MAX_EXEC_RULES: u32 = 16384;
     /// `SIGKILL`, sent to a process whose exec its policy does not allow.
     pub const SIGKILL: u32 = 9;
+    /// Governed-file rules over all agents (each of `FILE_INODE_RULES`, `FILE_NAME_RULES`).
+    pub const MAX_FILE_RULES: u32 = 16384;
+    /// Bytes of a file name in a [`super::FileNameRuleKey`] (NUL-padded; a longer name is
+    /// never governed by name).
+    pub const FILE_NAME_LEN: usize = 64;
+
+    /// Values of the kernel's `EXEC_ALLOW` map (low byte; the next byte of an interpreter's
+    /// value is its inline-code option letter, `c` for `sh -c`, `e` for `perl -e`).
+    /// An executable the agent may run.
+    pub const EXEC_ALLOW_PROGRAM: u32 = 1;
+    /// An interpreter the agent may run only with inline code (`sh -c CMD`) or with a script
+    /// path the policy allows; reading its program from standard input (`curl … | sh`) or
+    /// from another file is not allowed.
+    pub const EXEC_ALLOW_INTERPRETER: u32 = 2;
+    /// A script path an interpreter may be given (`sh /opt/ops/check.sh`).
+    pub const EXEC_ALLOW_SCRIPT: u32 = 3;
+
+    /// Indices of the kernel's `ENFORCE_OFFSETS` array: struct field offsets, from the
+    /// running kernel's BTF, that the file and interpreter checks follow.
+    /// `file.f_path` + `path.dentry`.
+    pub const OFF_FILE_DENTRY: u32 = 0;
+    /// `dentry.d_name` + `qstr.name`.
+    pub const OFF_DENTRY_NAME: u32 = 1;
+    /// `task_struct.mm`.
+    pub const OFF_TASK_MM: u32 = 2;
+    /// `mm_struct.arg_start`.
+    pub const OFF_MM_ARG_START: u32 = 3;
+    /// `mm_struct.arg_end`.
+    pub const OFF_MM_ARG_END: u32 = 4;
+    pub const OFFSETS_COUNT: u32 = 5;
+
+    /// `EnforceExecEvent::reason`: why an exec was not allowed.
+    /// The executable is not in the policy.
+    pub const EXEC_REASON_PROGRAM: u16 = 0;
+    /// An allowed interpreter given no inline code and no script: it reads its program from
+    /// standard input (`curl … | sh`).
+    pub const EXEC_REASON_STDIN_PROGRAM: u16 = 1;
+    /// An allowed interpreter given a script the policy does not list.
+    pub const EXEC_REASON_SCRIPT: u16 = 2;
+
+    /// `EnforceFileEvent::syscall`.
+    pub const FILE_SYSCALL_OPEN: u16 = 1;
+    pub const FILE_SYSCALL_OPENAT: u16 = 2;
+    pub const FILE_SYSCALL_OPENAT2: u16 = 3;
 }
 
 /// Flags on [`ExecEvent`].
@@ -578,13 +625,76 @@ pub struct EnforceExecEvent {
     pub revision: u32,
     /// `enforce::ACTION_*`.
     pub action: u16,
-    pub _pad: u16,
+    /// `enforce::EXEC_REASON_*`.
+    pub reason: u16,
     /// Bytes of `path` (NUL excluded).
     pub path_len: u32,
     pub path: [u8; PATH_LEN],
 }
 
+/// A key of the kernel's `FILE_INODE_RULES` map: a governed sensitive file, by the inode the
+/// collector resolved when enforcement began, that the agent may not open. The value is the
+/// rule's index in the collector's list of that agent's governed files.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileInodeRuleKey {
+    pub agent: u32,
+    /// The kernel's internal dev_t of the file's super block (as [`FileId::dev`]).
+    pub dev: u32,
+    pub ino: u64,
+}
+
+/// A key of the kernel's `FILE_NAME_RULES` map: a governed file in a volume the kubelet
+/// writes atomically (service-account tokens, projected secrets), by its file system and its
+/// name. Every rotation writes a new inode in a new `..<timestamp>` directory of the same
+/// file system under the same name, so the rule outlives the swap of the `..data` link.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileNameRuleKey {
+    pub agent: u32,
+    pub dev: u32,
+    /// The file's own name (its dentry's), NUL-padded.
+    pub name: [u8; enforce::FILE_NAME_LEN],
+}
+
+/// A successful open of a governed sensitive file its policy does not allow: the process
+/// was killed (`SIGKILL` at the syscall's exit, before it returns to user space) in enforce
+/// mode, reported in audit mode.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct EnforceFileEvent {
+    pub header: EventHeader,
+    pub agent: u32,
+    pub revision: u32,
+    /// `enforce::ACTION_*`.
+    pub action: u16,
+    /// `enforce::FILE_SYSCALL_*`.
+    pub syscall: u16,
+    /// The fd the open returned.
+    pub fd: i32,
+    /// Index of the matched rule in the collector's list of the agent's governed files.
+    pub rule: u32,
+    /// The opened file: its super block's dev_t and inode.
+    pub dev: u32,
+    pub ino: u64,
+}
+
 const _: () = {
+    assert!(core::mem::size_of::<FileInodeRuleKey>() == 16);
+    assert!(core::mem::size_of::<FileNameRuleKey>() == 8 + enforce::FILE_NAME_LEN);
+    assert!(core::mem::size_of::<EnforceFileEvent>() == 56 + 32);
     assert!(core::mem::size_of::<ExecAllowKey>() == 8 + PATH_LEN);
     assert!(core::mem::size_of::<EnforceExecEvent>() == 56 + 16 + PATH_LEN);
     assert!(core::mem::size_of::<AgentPolicy>() == 16);
@@ -611,7 +721,10 @@ const _: () = {
 
 #[cfg(feature = "user")]
 mod pod {
-    use super::{AgentPolicy, Consumer, EventHeader, ExecAllowKey, FileId, NetAllowKey};
+    use super::{
+        AgentPolicy, Consumer, EventHeader, ExecAllowKey, FileId, FileInodeRuleKey,
+        FileNameRuleKey, NetAllowKey,
+    };
 
     // SAFETY: aya's `Pod` (map keys and values copied to and from the kernel) needs what the
     // zerocopy derives prove at compile time, checked just below: every bit pattern is a valid
@@ -622,6 +735,8 @@ mod pod {
     unsafe impl aya::Pod for AgentPolicy {}
     unsafe impl aya::Pod for NetAllowKey {}
     unsafe impl aya::Pod for ExecAllowKey {}
+    unsafe impl aya::Pod for FileInodeRuleKey {}
+    unsafe impl aya::Pod for FileNameRuleKey {}
 
     const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
     const _: () = {
@@ -631,5 +746,7 @@ mod pod {
         plain_old_data::<AgentPolicy>();
         plain_old_data::<NetAllowKey>();
         plain_old_data::<ExecAllowKey>();
+        plain_old_data::<FileInodeRuleKey>();
+        plain_old_data::<FileNameRuleKey>();
     };
 }

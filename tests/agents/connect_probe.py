@@ -8,13 +8,17 @@ Each argument is one attempt, `KIND:ADDRESS:PORT`:
   udp4, udp6   sendto() one datagram on an unconnected UDP socket
   child        `child:KIND:ADDRESS:PORT` runs the attempt in a child process (this script
                again), to show that a process tree is followed
-  exec         `exec:PATH` runs PATH (no arguments) in a child process
+  exec         `exec:PATH ARG...` runs PATH with the arguments (split like a shell's words)
+               in a child process, its standard input empty
+  open         `open:PATH` opens PATH for reading and reads a byte
 Prints one JSON object: {"results": [{"attempt", "result"}...]}. For a connection or datagram
 the result is the errno, 0 when the call succeeded (a TCP connect to a port nobody listens on
 gives ECONNREFUSED, 111, when it is let through; a policy's denial gives EPERM, 1); for an exec
-it is the child's exit status, or minus the signal that ended it (-9: killed).
+it is the child's exit status, or minus the signal that ended it (-9: killed); for an open, the
+errno, 0 when it succeeded (an open killed by a file policy ends the probe: run it as a child).
 """
 import json
+import shlex
 import socket
 import subprocess
 import sys
@@ -23,11 +27,19 @@ import sys
 def attempt(spec):
     kind, rest = spec.split(":", 1)
     if kind == "child":
-        out = subprocess.run([sys.executable, __file__, rest], capture_output=True, text=True,
-                             check=True).stdout
-        return json.loads(out)["results"][0]["result"]
+        done = subprocess.run([sys.executable, __file__, rest], capture_output=True, text=True)
+        if done.returncode < 0:
+            return done.returncode
+        return json.loads(done.stdout)["results"][0]["result"]
     if kind == "exec":
-        return subprocess.run([rest], capture_output=True).returncode
+        return subprocess.run(shlex.split(rest), capture_output=True, input=b"").returncode
+    if kind == "open":
+        try:
+            with open(rest, "rb") as f:
+                f.read(1)
+            return 0
+        except OSError as err:
+            return err.errno
     address, port = rest.rsplit(":", 1)
     family = socket.AF_INET6 if kind.endswith("6") else socket.AF_INET
     kind_of = socket.SOCK_STREAM if kind.startswith("tcp") else socket.SOCK_DGRAM

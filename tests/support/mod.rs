@@ -12,6 +12,7 @@ pub mod events_schema;
 pub mod h2_front;
 pub mod kubernetes;
 pub mod payloads;
+pub mod scenarios;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -651,6 +652,17 @@ impl HttpApi {
     /// Another instance named `name` (for its port file and log), listening on `bind`, writing
     /// each POST body it receives to `received_log` as a JSON line.
     pub fn start_with(dir: &Path, name: &str, bind: &str, received_log: Option<&Path>) -> HttpApi {
+        Self::start_serving(dir, name, bind, received_log, None)
+    }
+
+    /// As [`HttpApi::start_with`], also serving the files of `serve_dir` on GET /files/NAME.
+    pub fn start_serving(
+        dir: &Path,
+        name: &str,
+        bind: &str,
+        received_log: Option<&Path>,
+        serve_dir: Option<&Path>,
+    ) -> HttpApi {
         let port_file = dir.join(format!("{name}.port"));
         let mut command = Command::new("python3");
         command
@@ -659,6 +671,9 @@ impl HttpApi {
             .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap());
         if let Some(log) = received_log {
             command.args(["--received-log", log.to_str().unwrap()]);
+        }
+        if let Some(serve_dir) = serve_dir {
+            command.args(["--serve-dir", serve_dir.to_str().unwrap()]);
         }
         let process = Background(command.spawn().expect("start HTTP API service"));
         let port = wait_for_file(&port_file, "HTTP API port").parse().unwrap();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use agentscope_analysis::baseline::enforcement::{Enforcement, NetProtocol};
-use agentscope_analysis::baseline::{AgentBaseline, EnforceMode};
+use agentscope_analysis::baseline::{interpreters, AgentBaseline, EnforceMode};
 use agentscope_kernel::enforcement::{
     cgroup2_root, cgroup_id, AgentScope, GovernedAgent, Mode, NetRule, Protocol,
 };
@@ -96,8 +96,9 @@ pub fn governed_agents(args: &[EnforceArg], proc_root: &Path) -> Result<Vec<Gove
                 arg.baseline.display()
             );
         };
-        let scope = match &arg.scope {
-            ScopeArg::Pid(pid) => AgentScope::ProcessTree(*pid),
+        // A process of the agent, whose root its files are resolved in.
+        let (scope, member) = match &arg.scope {
+            ScopeArg::Pid(pid) => (AgentScope::ProcessTree(*pid), Some(*pid)),
             ScopeArg::Cgroup(path) => {
                 let dir = if path.is_absolute() {
                     path.clone()
@@ -106,9 +107,33 @@ pub fn governed_agents(args: &[EnforceArg], proc_root: &Path) -> Result<Vec<Gove
                         .context("no cgroup v2 mount to resolve a relative cgroup path")?
                         .join(path)
                 };
-                AgentScope::Cgroup(cgroup_id(&dir)?)
+                let member = std::fs::read_to_string(dir.join("cgroup.procs"))
+                    .ok()
+                    .and_then(|procs| procs.lines().next()?.trim().parse().ok());
+                (AgentScope::Cgroup(cgroup_id(&dir)?), member)
             }
         };
+        let governed_files = if policy.files == EnforceMode::Off {
+            Vec::new()
+        } else {
+            let Some(pid) = member else {
+                bail!(
+                    "{}: files enforcement needs a process of the agent to find its files in; {:?} has none",
+                    arg.baseline.display(),
+                    arg.scope
+                );
+            };
+            crate::governed_files::governed_files(
+                &proc_root.join(pid.to_string()).join("root"),
+                &policy.allow.files,
+            )
+        };
+        let interpreters = policy
+            .allow
+            .executables
+            .iter()
+            .filter_map(|path| Some((path.clone(), interpreters::inline_option(path)?)))
+            .collect();
         agents.push(GovernedAgent {
             id: index as u32 + 1,
             baseline: baseline.metadata.agent.clone(),
@@ -121,6 +146,9 @@ pub fn governed_agents(args: &[EnforceArg], proc_root: &Path) -> Result<Vec<Gove
                 format!("{}: enforcement.allow.network", arg.baseline.display())
             })?,
             executables: policy.allow.executables.iter().cloned().collect(),
+            interpreters,
+            scripts: policy.allow.scripts.iter().cloned().collect(),
+            governed_files,
         });
     }
     Ok(agents)

@@ -13,6 +13,7 @@ mod enforce_policy;
 mod error_report;
 mod event_output;
 mod exit_status;
+mod governed_files;
 mod health_endpoint;
 mod otlp_args;
 mod output_format;

@@ -58,9 +58,22 @@ pub struct EnforceDecision {
     pub family: String,
     pub addr: String,
     pub port: u16,
-    /// Exec decisions: the executable, as the exec named it (network ones: absent).
+    /// Exec decisions: the executable, as the exec named it; file decisions: the governed
+    /// file, as the agent names it (network ones: absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Why an allowed interpreter's exec was not allowed (`program from standard input`,
+    /// `script not in the policy`); absent when the executable itself is not allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// File decisions: the opened file's super block dev_t and inode (`dev:ino`), read from
+    /// the kernel's `struct file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<String>,
+    /// File decisions: the matched rule's index in the collector's list of the agent's
+    /// governed files (the collector turns it into `path`); not kept in outputs.
+    #[serde(skip)]
+    pub rule: Option<u32>,
 }
 
 impl EnforceDecision {
@@ -108,6 +121,9 @@ impl EnforceDecision {
             addr,
             port: e.port,
             path: None,
+            reason: None,
+            inode: None,
+            rule: None,
         }
     }
 
@@ -130,6 +146,47 @@ impl EnforceDecision {
             addr: String::new(),
             port: 0,
             path: Some(crate::event::c_string(&e.path[..kept])),
+            reason: match e.reason {
+                raw::enforce::EXEC_REASON_STDIN_PROGRAM => {
+                    Some("program from standard input".into())
+                }
+                raw::enforce::EXEC_REASON_SCRIPT => Some("script not in the policy".into()),
+                _ => None,
+            },
+            inode: None,
+            rule: None,
+        }
+    }
+
+    /// Decodes a file decision's fields (the header is decoded by the caller). `path` is
+    /// filled by the collector from `rule`.
+    pub fn from_raw_file(e: &raw::EnforceFileEvent) -> Self {
+        use raw::enforce;
+        EnforceDecision {
+            agent_id: e.agent,
+            baseline: None,
+            revision: e.revision,
+            category: EnforceCategory::Files,
+            action: match e.action {
+                enforce::ACTION_WOULD_BLOCK => EnforceAction::WouldBlock,
+                enforce::ACTION_BLOCKED => EnforceAction::Blocked,
+                _ => EnforceAction::Unknown,
+            },
+            hook: match e.syscall {
+                enforce::FILE_SYSCALL_OPEN => "sys_exit_open",
+                enforce::FILE_SYSCALL_OPENAT => "sys_exit_openat",
+                enforce::FILE_SYSCALL_OPENAT2 => "sys_exit_openat2",
+                _ => "other",
+            }
+            .into(),
+            protocol: String::new(),
+            family: String::new(),
+            addr: String::new(),
+            port: 0,
+            path: None,
+            reason: None,
+            inode: Some(format!("{}:{}", e.dev, e.ino)),
+            rule: Some(e.rule),
         }
     }
 
@@ -149,12 +206,20 @@ impl EnforceDecision {
             Some(key) => format!("baseline {key} rev {}", self.revision),
             None => format!("policy {} rev {}", self.agent_id, self.revision),
         };
+        let killed = match self.action {
+            EnforceAction::WouldBlock => "would be killed",
+            _ => "killed",
+        };
+        if self.category == EnforceCategory::Files {
+            let path = self.path.as_deref().unwrap_or("a governed file");
+            return format!("{}: open of {path} {killed} by {by}", self.action.words());
+        }
         if let Some(path) = &self.path {
-            let verdict = match self.action {
-                EnforceAction::WouldBlock => "would be killed",
-                _ => "killed",
+            let why = match &self.reason {
+                Some(reason) => format!(" ({reason})"),
+                None => String::new(),
             };
-            return format!("{}: exec {path} {verdict} by {by}", self.action.words());
+            return format!("{}: exec {path}{why} {killed} by {by}", self.action.words());
         }
         let what = if self.hook.starts_with("sendmsg") {
             "send"
@@ -171,5 +236,48 @@ impl EnforceDecision {
             self.protocol,
             self.destination()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(category: EnforceCategory, action: EnforceAction) -> EnforceDecision {
+        EnforceDecision {
+            agent_id: 1,
+            baseline: Some("host:python agent.py".into()),
+            revision: 2,
+            category,
+            action,
+            hook: String::new(),
+            protocol: String::new(),
+            family: String::new(),
+            addr: String::new(),
+            port: 0,
+            path: None,
+            reason: None,
+            inode: None,
+            rule: None,
+        }
+    }
+
+    #[test]
+    fn file_and_interpreter_decisions_say_what_was_killed_and_why() {
+        let mut file = decision(EnforceCategory::Files, EnforceAction::Blocked);
+        file.path = Some("/var/run/secrets/kubernetes.io/serviceaccount/token".into());
+        assert_eq!(
+            file.describe(),
+            "blocked: open of /var/run/secrets/kubernetes.io/serviceaccount/token killed by \
+             baseline host:python agent.py rev 2"
+        );
+        let mut exec = decision(EnforceCategory::Exec, EnforceAction::WouldBlock);
+        exec.path = Some("/bin/sh".into());
+        exec.reason = Some("program from standard input".into());
+        assert_eq!(
+            exec.describe(),
+            "would block: exec /bin/sh (program from standard input) would be killed by \
+             baseline host:python agent.py rev 2"
+        );
     }
 }

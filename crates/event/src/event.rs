@@ -443,6 +443,12 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
             let e: raw::EnforceEvent = read_record(record, "enforce record")?;
             EventBody::Enforce(Box::new(crate::enforcement::EnforceDecision::from_raw(&e)))
         }
+        raw::kind::ENFORCE_FILE => {
+            let e: raw::EnforceFileEvent = read_record(record, "enforce file record")?;
+            EventBody::Enforce(Box::new(
+                crate::enforcement::EnforceDecision::from_raw_file(&e),
+            ))
+        }
         raw::kind::ENFORCE_EXEC => {
             let e: raw::EnforceExecEvent = read_record(record, "enforce exec record")?;
             EventBody::Enforce(Box::new(

@@ -262,12 +262,19 @@ impl Enrichment {
                 }
                 self.processes.apply(&mut event);
                 if let EventBody::Enforce(decision) = &mut event.body {
-                    decision.baseline = self
+                    let agent = self
                         .options
                         .governed
                         .iter()
-                        .find(|agent| agent.id == decision.agent_id)
-                        .map(|agent| agent.baseline.clone());
+                        .find(|agent| agent.id == decision.agent_id);
+                    decision.baseline = agent.map(|agent| agent.baseline.clone());
+                    // A file decision names its rule; the rule, the path the agent knows.
+                    if let (Some(agent), Some(rule)) = (agent, decision.rule) {
+                        decision.path = agent
+                            .governed_files
+                            .get(rule as usize)
+                            .map(|file| file.path.clone());
+                    }
                 }
                 self.note_tls(&event, bytes, out.len());
                 *self

@@ -2,7 +2,8 @@
 //! id, or a process tree), their modes and what their network and exec policies allow, written
 //! into the maps of `collector-ebpf/src/enforce.rs` and `enforce_exec.rs`, that module's
 //! socket-address programs attached once at the cgroup v2 root and the exec program at
-//! `sched_process_exec` when an agent's exec mode is on. Nothing is attached unless an agent is governed, so a collector
+//! `sched_process_exec` when an agent's exec mode is on (files: `crate::enforcement_files`).
+//! Nothing is attached unless an agent is governed, so a collector
 //! that enforces nothing costs no socket anything.
 //!
 //! The links live as long as the collector's eBPF object: enforcement ends with the collector
@@ -128,6 +129,14 @@ pub struct GovernedAgent {
     pub net_rules: Vec<NetRule>,
     /// Executables the agent may run, as an exec names them.
     pub executables: Vec<String>,
+    /// Those of `executables` that are interpreters, with their inline-code option letter
+    /// (`b'c'` for `sh -c`): allowed only with inline code or a script of `scripts`.
+    pub interpreters: Vec<(String, u8)>,
+    /// Scripts an interpreter may be given, as its argument names them.
+    pub scripts: Vec<String>,
+    /// Sensitive files the agent may not open (its files mode decides what happens);
+    /// a kernel event names one by its index here.
+    pub governed_files: Vec<crate::enforcement_files::GovernedFile>,
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on a unified host,
@@ -223,14 +232,38 @@ impl KernelCapture {
             }
         }
         if agents.iter().any(|agent| agent.exec != Mode::Off) {
-            let mut allow: BpfHashMap<_, ExecAllowKey, u8> = BpfHashMap::try_from(
+            let mut allow: BpfHashMap<_, ExecAllowKey, u32> = BpfHashMap::try_from(
                 self.ebpf_mut()
                     .map_mut("EXEC_ALLOW")
                     .ok_or_else(|| map_error("EXEC_ALLOW", &"missing"))?,
             )
             .map_err(|e| map_error("EXEC_ALLOW", &e))?;
             for agent in agents {
-                for path in &agent.executables {
+                let interpreter = |path: &str| {
+                    agent
+                        .interpreters
+                        .iter()
+                        .find(|(p, _)| p == path)
+                        .map(|(_, inline)| *inline)
+                };
+                let entries = agent
+                    .executables
+                    .iter()
+                    .map(|path| match interpreter(path) {
+                        Some(inline) => (
+                            path,
+                            enforce::EXEC_ALLOW_INTERPRETER | (u32::from(inline) << 8),
+                        ),
+                        None => (path, enforce::EXEC_ALLOW_PROGRAM),
+                    })
+                    .chain(
+                        agent
+                            .scripts
+                            .iter()
+                            .filter(|script| !agent.executables.contains(script))
+                            .map(|script| (script, enforce::EXEC_ALLOW_SCRIPT)),
+                    );
+                for (path, value) in entries {
                     // A longer path than the kernel reads could never match: left out.
                     if path.len() >= PATH_LEN {
                         continue;
@@ -242,11 +275,18 @@ impl KernelCapture {
                     };
                     key.path[..path.len()].copy_from_slice(path.as_bytes());
                     allow
-                        .insert(key, 1, 0)
+                        .insert(key, value, 0)
                         .map_err(|e| map_error("EXEC_ALLOW", &e))?;
                 }
             }
         }
+        if agents
+            .iter()
+            .any(|agent| agent.exec != Mode::Off || agent.files != Mode::Off)
+        {
+            self.write_enforce_offsets()?;
+        }
+        self.govern_files(agents)?;
         self.govern_process_trees(agents, proc_root)?;
         if agents.iter().any(|agent| agent.exec != Mode::Off) {
             let program: &mut TracePoint =

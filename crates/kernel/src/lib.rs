@@ -8,6 +8,7 @@
 
 pub mod collector;
 pub mod enforcement;
+pub mod enforcement_files;
 pub mod error;
 mod go_buildinfo;
 mod go_pclntab;

@@ -150,8 +150,12 @@ pub fn collapse_argument(argument: &str) -> String {
 }
 
 /// An executable's argument pattern: `argv[0]` by its file name, every other argument
-/// collapsed by [`collapse_argument`].
+/// collapsed by [`collapse_argument`], except an interpreter's script given by absolute path:
+/// that is the program being run, kept whole (an exec policy allows an interpreter only with
+/// the scripts it learned, `super::interpreters`).
 pub fn argument_pattern(argv: &[String]) -> Vec<String> {
+    let script = super::interpreters::script_index(argv)
+        .filter(|&i| super::interpreters::is_script_path(&argv[i]));
     let mut out: Vec<String> = argv
         .iter()
         .take(ARGS_KEPT)
@@ -159,6 +163,8 @@ pub fn argument_pattern(argv: &[String]) -> Vec<String> {
         .map(|(i, arg)| {
             if i == 0 {
                 crate::model::agents::basename(arg).to_string()
+            } else if Some(i) == script {
+                arg.clone()
             } else {
                 collapse_argument(arg)
             }

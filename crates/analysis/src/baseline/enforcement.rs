@@ -98,8 +98,12 @@ pub struct Allowed {
     /// DNS names whose answers the agent may reach (from `egress.names`). Not enforced yet:
     /// docs/enforcement.md says how they will be.
     pub names: BTreeSet<String>,
-    /// Executables the agent may run (from `executables`).
+    /// Executables the agent may run (from `executables`). Interpreters among them
+    /// (`super::interpreters`) only with inline code or a script of `scripts`.
     pub executables: BTreeSet<String>,
+    /// Scripts an interpreter may be given (from the learned arguments of interpreters).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub scripts: BTreeSet<String>,
     /// Sensitive files the agent may read (from `data.files` of a secret class).
     pub files: BTreeSet<String>,
 }
@@ -151,6 +155,7 @@ pub fn derive_allowed(spec: &BaselineSpec) -> Allowed {
         network,
         names: spec.egress.names.clone(),
         executables: spec.executables.keys().cloned().collect(),
+        scripts: super::interpreters::learned_scripts(&spec.executables),
         files,
     }
 }

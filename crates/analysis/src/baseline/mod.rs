@@ -20,6 +20,7 @@ pub mod diff;
 pub mod enforcement;
 pub mod exclusion;
 pub mod format;
+pub mod interpreters;
 pub mod items;
 pub mod judge;
 pub mod kubescape;

@@ -5,7 +5,7 @@
 //! (url=http://127.0.0.2:43497/collect) → tcp connect to 127.0.0.2:43497 denied by baseline
 //! … rev 3".
 
-use agentscope_event::enforcement::{EnforceAction, EnforceDecision};
+use agentscope_event::enforcement::{EnforceAction, EnforceCategory, EnforceDecision};
 
 use crate::model::{Evidence, Model};
 use crate::pipeline::AttributedObservation;
@@ -57,7 +57,10 @@ impl Detector {
             vec![labels::ASI02_TOOL_MISUSE],
             FindingDetail::Enforcement {
                 action: decision.action,
-                destination: decision.destination(),
+                destination: match decision.category {
+                    EnforceCategory::Network => decision.destination(),
+                    _ => decision.path.clone().unwrap_or_default(),
+                },
                 protocol: decision.protocol.clone(),
                 baseline: decision.baseline.clone(),
                 revision: decision.revision,

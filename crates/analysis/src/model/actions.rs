@@ -369,6 +369,36 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             // The client is the agent itself: no command in between.
             return Some(t);
         }
+        ObservationKind::Enforce { decision }
+            if decision.category == agentscope_event::enforcement::EnforceCategory::Files =>
+        {
+            // An open of a governed file the policy killed (or would have): the file, the
+            // same node as the agent's reads of it.
+            let path = decision.path.clone().unwrap_or_default();
+            let mut t = Target::new(
+                "enforce",
+                NodeKind::Data,
+                format!("data:file:{path}"),
+                path.clone(),
+                EdgeKind::Accesses,
+            );
+            t.summary = decision.describe();
+            t.descriptors = vec![path];
+            t.attributes = vec![
+                ("data.kind".into(), json!("file")),
+                (
+                    "enforcement.action".into(),
+                    serde_json::to_value(decision.action).unwrap_or_default(),
+                ),
+                ("enforcement.hook".into(), json!(decision.hook)),
+                (
+                    "enforcement.baseline".into(),
+                    json!(decision.baseline.clone().unwrap_or_default()),
+                ),
+                ("enforcement.revision".into(), json!(decision.revision)),
+            ];
+            t
+        }
         ObservationKind::Enforce { decision } if decision.path.is_some() => {
             // An exec the policy killed (or would have): the command it was to run.
             let path = decision.path.clone().unwrap_or_default();

@@ -813,6 +813,9 @@ pub(crate) mod tests {
                         addr,
                         port,
                         path: (!blocked).then(|| "/bin/sh".to_string()),
+                        reason: None,
+                        inode: blocked.then(|| "25:1234".to_string()),
+                        rule: None,
                     }))
                 }),
         ]

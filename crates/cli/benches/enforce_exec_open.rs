@@ -1,0 +1,192 @@
+//! What exec and file enforcement add per call: loop processes (this bench binary again,
+//! `AGENTSCOPE_EXEC_OPEN_LOOP=open|exec|interpreter`) open and close a file that is no
+//! governed secret (`/etc/hostname`), or spawn `/bin/true`, or `/bin/sh -c true`, N times per
+//! request. Timed with `agentscope collect` running in each of these ways (it follows only an
+//! idle process, so its tracepoints do not capture the loops; only the enforcement programs
+//! differ):
+//!
+//! - `no_policy`: no `--enforce`, so neither the open-exit programs nor the exec program is
+//!   attached;
+//! - `ungoverned`: a policy (files and exec enforced) governs the idle process: the programs
+//!   run on the loop's calls and return at once (two hash lookups);
+//! - `governed`: the loop is governed: an open is judged (the fd through the file table to
+//!   the file's inode, its dentry's name, two rule lookups), an exec is looked up in the
+//!   allow-list (`/bin/true`), an interpreter's arguments are read and scanned (`sh -c`).
+//!
+//! An exec costs a fork and a process (hundreds of microseconds), so the wall-clock
+//! differences drown; the bench prints the kernel's own accounting of the enforcement programs
+//! (`kernel.bpf_stats_enabled`, `run_time_ns`/`run_cnt` of this collector's programs): the
+//! time they add per call. The open-exit programs run on every open of the node while
+//! measured, so a governed figure mixes in the cheaper ungoverned calls of other processes.
+//!
+//! Needs root. Run: `cargo bench -p agentscope --bench enforce_exec_open`.
+
+use std::io::{BufRead as _, Write as _};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{Collector, Loop};
+
+const LOOP_ENV: &str = "AGENTSCOPE_EXEC_OPEN_LOOP";
+
+/// The loop process: one line per request (N), answered with the nanoseconds N calls took.
+fn call_loop(kind: &str) {
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "ready").unwrap();
+    stdout.flush().unwrap();
+    for line in stdin.lock().lines() {
+        let n: u64 = line.unwrap().trim().parse().unwrap();
+        let started = Instant::now();
+        for _ in 0..n {
+            match kind {
+                "open" => drop(std::fs::File::open("/etc/hostname").unwrap()),
+                "exec" => assert!(Command::new("/bin/true").status().unwrap().success()),
+                _ => assert!(Command::new("/bin/sh")
+                    .args(["-c", "true"])
+                    .status()
+                    .unwrap()
+                    .success()),
+            }
+        }
+        writeln!(stdout, "{}", started.elapsed().as_nanos()).unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+/// A promoted policy, files and exec enforced: `/bin/true` and `/bin/sh` (with inline code)
+/// may run; no sensitive file may be opened.
+fn policy(dir: &Path) -> String {
+    let baseline = dir.join("bench.yaml");
+    std::fs::write(
+        &baseline,
+        "apiVersion: agentscope.dev/v1\nkind: AgentBaseline\nmetadata:\n  agent: bench\n  \
+         status: complete\n  learningPeriodSeconds: 600\nspec:\n  executables:\n    \
+         /bin/true:\n    - []\n    /bin/sh:\n    - [sh, '-c', '{text}']\n",
+    )
+    .unwrap();
+    let promoted = dir.join("bench-policy.yaml");
+    let status = Command::new(env!("CARGO_BIN_EXE_agentscope"))
+        .args(["baseline", "promote"])
+        .arg(&baseline)
+        .args(["--exec", "enforce", "--files", "enforce", "-w"])
+        .arg(&promoted)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "promote failed");
+    promoted.display().to_string()
+}
+
+/// Program ids among a process's fds (from their fdinfo).
+fn program_ids(pid: u32) -> Vec<u32> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| {
+            let text = std::fs::read_to_string(fd.path()).ok()?;
+            text.lines()
+                .find_map(|l| l.strip_prefix("prog_id:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect()
+}
+
+/// Runs and nanoseconds so far of the collector's programs whose (kernel-truncated, 15 bytes)
+/// name starts with `prefix`.
+fn runs_of(collector: u32, prefix: &str) -> (u64, u64) {
+    let ids = program_ids(collector);
+    let (mut runs, mut ns) = (0, 0);
+    for info in aya::programs::loaded_programs().flatten() {
+        if !ids.contains(&info.id()) {
+            continue;
+        }
+        if info
+            .name_as_str()
+            .is_some_and(|name| name.starts_with(prefix))
+        {
+            runs += info.run_count();
+            ns += info.run_time().as_nanos() as u64;
+        }
+    }
+    (runs, ns)
+}
+
+fn measure(c: &mut Criterion, group: &str, variant: &str, workload: &mut Loop) {
+    let mut group = c.benchmark_group(group);
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function(variant, |b| b.iter_custom(|n| workload.run(n)));
+    group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "enforce_exec_open loads eBPF programs: run as root"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy(dir.path());
+    let mut idle = Command::new("sleep").arg("3600").spawn().unwrap();
+    let start = |kind: &str| {
+        Loop::start(Command::new(std::env::current_exe().unwrap()).env(LOOP_ENV, kind))
+    };
+    let stats = "/proc/sys/kernel/bpf_stats_enabled";
+    let stats_before = std::fs::read_to_string(stats).unwrap_or_default();
+    let _ = std::fs::write(stats, "1");
+    // (criterion group, loop kind, kernel program name prefix)
+    for (group, kind, programs) in [
+        ("open", "open", "enforce_sys_exi"),
+        ("exec", "exec", "enforce_sched_p"),
+        ("exec_interpreter", "interpreter", "enforce_sched_p"),
+    ] {
+        let mut workload = start(kind);
+        let loop_pid = workload.child.id();
+        for (variant, scope) in [
+            ("no_policy", None),
+            ("ungoverned", Some(idle.id())),
+            ("governed", Some(loop_pid)),
+        ] {
+            let collector = match scope {
+                None => Collector::follow(&[idle.id()]),
+                Some(pid) => Collector::follow_with(
+                    &[idle.id()],
+                    &["--enforce".into(), format!("pid:{pid}={policy}")],
+                ),
+            };
+            let before = runs_of(collector.pid(), programs);
+            measure(c, group, variant, &mut workload);
+            let after = runs_of(collector.pid(), programs);
+            let (runs, ns) = (after.0 - before.0, after.1 - before.1);
+            if runs > 0 {
+                println!(
+                    "{group}/{variant}: the enforcement programs ran {runs} times, {:.0} ns per run (kernel accounting)",
+                    ns as f64 / runs as f64
+                );
+            }
+            drop(collector);
+        }
+    }
+    let _ = std::fs::write(stats, stats_before.trim());
+    let _ = idle.kill();
+    let _ = idle.wait();
+}
+
+fn main() {
+    if let Ok(kind) = std::env::var(LOOP_ENV) {
+        call_loop(&kind);
+        return;
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    bench(&mut criterion);
+    criterion.final_summary();
+}
