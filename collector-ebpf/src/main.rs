@@ -22,6 +22,8 @@ mod task;
 mod dns;
 mod enforce;
 mod enforce_exec;
+mod enforce_labels;
+mod enforce_tree;
 mod files;
 mod go_tls;
 mod output_tracking;

@@ -633,3 +633,43 @@ mod pod {
         plain_old_data::<ExecAllowKey>();
     };
 }
+
+/// Bytes of a governed agent's name (its baseline's agent key) kept in [`AgentLabel`].
+pub const AGENT_LABEL_LEN: usize = 240;
+
+/// What userspace needs to know of a governed agent that the kernel's decisions do not carry:
+/// the value of `AGENT_LABELS` (keyed by agent id), pinned with the enforcement so that a
+/// collector adopting it after a restart names the baselines in its events, and so that
+/// `agentscope enforce status` can say who is governed. The kernel programs never read it.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct AgentLabel {
+    /// `enforce_scope::*`.
+    pub scope_kind: u32,
+    /// Bytes of `name` used.
+    pub name_len: u32,
+    /// The cgroup id, or the process tree's root pid.
+    pub scope: u64,
+    /// The baseline's agent key, UTF-8.
+    pub name: [u8; AGENT_LABEL_LEN],
+}
+
+/// `AgentLabel::scope_kind`.
+pub mod enforce_scope {
+    pub const CGROUP: u32 = 1;
+    pub const PROCESS_TREE: u32 = 2;
+}
+
+const _: () = assert!(core::mem::size_of::<AgentLabel>() == 16 + AGENT_LABEL_LEN);
+
+#[cfg(feature = "user")]
+mod label_pod {
+    // SAFETY: as in `pod` above (no padding, every bit pattern valid), proven just below.
+    unsafe impl aya::Pod for super::AgentLabel {}
+    const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
+    const _: () = plain_old_data::<super::AgentLabel>();
+}

@@ -86,9 +86,18 @@ pub struct CollectArgs {
     /// Enforce a promoted baseline's policy on an agent: `pid:PID=FILE` (that process and its
     /// descendants) or `cgroup:PATH=FILE` (a cgroup v2 directory: a container). Repeat for
     /// several agents. In audit mode what the policy does not allow runs and is reported as
-    /// "would block"; in enforce mode it is denied. Ends with the collector (docs/enforcement.md).
+    /// "would block"; in enforce mode it is denied. Pinned in --pin-dir, so it outlives the
+    /// collector until `agentscope enforce off` (docs/enforcement.md).
     #[arg(long = "enforce", value_name = "SCOPE=FILE", value_parser = crate::enforce_policy::parse_enforce_arg)]
     enforce: Vec<crate::enforce_policy::EnforceArg>,
+    /// The bpffs directory enforcement is pinned in. Without --enforce, a collector adopts the
+    /// enforcement a collector that has gone left there (its events then reach this one).
+    #[arg(long, value_name = "DIR", default_value = agentscope_kernel::enforcement_pins::DEFAULT_PIN_DIR)]
+    pin_dir: PathBuf,
+    /// An agent whose policy blocks more than N attempts in a minute is dropped back to audit,
+    /// with a finding (0: never).
+    #[arg(long, value_name = "N", default_value_t = agentscope_kernel::enforcement_disarm::DEFAULT_DISARM_AFTER)]
+    disarm_after: u32,
     #[command(flatten)]
     pub memory: agentscope_session::memory_args::MemoryArgs,
 }
@@ -251,6 +260,8 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut collector_options = args.capture.collector_options();
     collector_options.governed =
         crate::enforce_policy::governed_agents(&args.enforce, &collector_options.proc_root)?;
+    collector_options.pin_dir = args.pin_dir.clone();
+    collector_options.disarm_after = args.disarm_after;
     let mut collector = Collector::start(collector_options)?;
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     identity.start().await?;

@@ -24,6 +24,9 @@ pub enum EnforceAction {
     WouldBlock,
     /// Enforce mode: denied (`EPERM` for network calls).
     Blocked,
+    /// Not a kernel decision: the collector's disarmer dropped the agent from enforce back to
+    /// audit after too many blocks in a minute (`blocks_last_minute`).
+    Disarmed,
     Unknown,
 }
 
@@ -33,6 +36,7 @@ impl EnforceAction {
         match self {
             EnforceAction::WouldBlock => "would block",
             EnforceAction::Blocked => "blocked",
+            EnforceAction::Disarmed => "disarmed",
             EnforceAction::Unknown => "decided",
         }
     }
@@ -61,6 +65,9 @@ pub struct EnforceDecision {
     /// Exec decisions: the executable, as the exec named it (network ones: absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// `Disarmed`: the blocks counted in the minute before (more than the limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks_last_minute: Option<u32>,
 }
 
 impl EnforceDecision {
@@ -108,6 +115,7 @@ impl EnforceDecision {
             addr,
             port: e.port,
             path: None,
+            blocks_last_minute: None,
         }
     }
 
@@ -130,6 +138,18 @@ impl EnforceDecision {
             addr: String::new(),
             port: 0,
             path: Some(crate::event::c_string(&e.path[..kept])),
+            blocks_last_minute: None,
+        }
+    }
+
+    /// The disarmer's decision that follows `last_block` (the block that went over the limit):
+    /// the same agent and policy, every enforced category dropped to audit.
+    pub fn disarmed(last_block: &EnforceDecision, blocks_last_minute: u32) -> Self {
+        EnforceDecision {
+            action: EnforceAction::Disarmed,
+            hook: "disarmer".into(),
+            blocks_last_minute: Some(blocks_last_minute),
+            ..last_block.clone()
         }
     }
 
@@ -149,6 +169,12 @@ impl EnforceDecision {
             Some(key) => format!("baseline {key} rev {}", self.revision),
             None => format!("policy {} rev {}", self.agent_id, self.revision),
         };
+        if self.action == EnforceAction::Disarmed {
+            return format!(
+                "disarmed: {by} dropped from enforce to audit after {} blocks in a minute",
+                self.blocks_last_minute.unwrap_or(0)
+            );
+        }
         if let Some(path) = &self.path {
             let verdict = match self.action {
                 EnforceAction::WouldBlock => "would be killed",

@@ -417,6 +417,7 @@ mod tests {
                 addr: "127.0.0.2".into(),
                 port: 8080,
                 path: None,
+                blocks_last_minute: None,
             })),
             EventBody::Enforce(Box::new(crate::enforcement::EnforceDecision {
                 agent_id: 2,
@@ -430,6 +431,7 @@ mod tests {
                 addr: String::new(),
                 port: 0,
                 path: Some("/bin/sh".into()),
+                blocks_last_minute: None,
             })),
         ];
         for body in bodies {

@@ -5,8 +5,10 @@
 //! `sched_process_exec` when an agent's exec mode is on. Nothing is attached unless an agent is governed, so a collector
 //! that enforces nothing costs no socket anything.
 //!
-//! The links live as long as the collector's eBPF object: enforcement ends with the collector
-//! (pinning, so that it survives a restart, is left for later; issue 17).
+//! The links are taken from their programs so that `enforcement_pins` can pin them (with the
+//! maps) and enforcement outlives the collector; `task_newtask` and `sched_process_exit`
+//! programs of their own (`collector-ebpf/src/enforce_tree.rs`) keep the process trees current
+//! meanwhile.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use agentscope_common::{enforce, AgentPolicy, ExecAllowKey, NetAllowKey, PATH_LEN};
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::HashMap as BpfHashMap;
+use aya::programs::links::FdLink;
 use aya::programs::{CgroupAttachMode, CgroupSockAddr, TracePoint};
 
 use crate::error::CollectorError;
@@ -22,7 +25,14 @@ use crate::procfs;
 
 /// The exec program (`collector-ebpf/src/enforce_exec.rs`), attached only when an agent's exec
 /// mode is not off.
-const EXEC_PROGRAM: &str = "enforce_sched_process_exec";
+pub(crate) const EXEC_PROGRAM: &str = "enforce_sched_process_exec";
+
+/// The programs that keep process trees current (`collector-ebpf/src/enforce_tree.rs`):
+/// (program, tracepoint category, tracepoint).
+const TREE_PROGRAMS: [(&str, &str, &str); 2] = [
+    ("enforce_task_newtask", "task", "task_newtask"),
+    ("enforce_sched_process_exit", "sched", "sched_process_exit"),
+];
 
 /// The socket-address programs, each attached at the cgroup v2 root.
 const PROGRAMS: [&str; 4] = [
@@ -170,6 +180,19 @@ impl KernelCapture {
         if agents.is_empty() {
             return Ok(());
         }
+        self.write_policies(agents, proc_root)?;
+        self.attach_enforcement(
+            agents.iter().any(|agent| agent.exec != Mode::Off),
+            proc_root,
+        )
+    }
+
+    /// Writes the agents' policies, allow-lists, labels and scopes into the maps.
+    pub(crate) fn write_policies(
+        &mut self,
+        agents: &[GovernedAgent],
+        proc_root: &Path,
+    ) -> Result<(), CollectorError> {
         let map_error = |name: &str, e: &dyn std::fmt::Display| {
             CollectorError::Enforcement(format!("map {name}: {e}"))
         };
@@ -247,22 +270,35 @@ impl KernelCapture {
                 }
             }
         }
-        self.govern_process_trees(agents, proc_root)?;
-        if agents.iter().any(|agent| agent.exec != Mode::Off) {
-            let program: &mut TracePoint =
-                crate::kernel::program_mut(self.ebpf_mut(), EXEC_PROGRAM)?;
-            program.load().map_err(|e| {
-                CollectorError::Enforcement(format!(
-                    "loading {EXEC_PROGRAM}: {}",
-                    crate::kernel::error_chain(&e)
-                ))
-            })?;
-            program.attach("sched", "sched_process_exec").map_err(|e| {
-                CollectorError::Enforcement(format!(
-                    "attaching {EXEC_PROGRAM}: {}",
-                    crate::kernel::error_chain(&e)
-                ))
-            })?;
+        {
+            let mut labels: BpfHashMap<_, u32, agentscope_common::AgentLabel> =
+                BpfHashMap::try_from(
+                    self.ebpf_mut()
+                        .map_mut("AGENT_LABELS")
+                        .ok_or_else(|| map_error("AGENT_LABELS", &"missing"))?,
+                )
+                .map_err(|e| map_error("AGENT_LABELS", &e))?;
+            for agent in agents {
+                labels
+                    .insert(agent.id, crate::enforcement_pins::label(agent), 0)
+                    .map_err(|e| map_error("AGENT_LABELS", &e))?;
+            }
+        }
+        self.govern_process_trees(agents, proc_root)
+    }
+
+    /// Attaches the enforcement programs (the exec one when `exec`) and keeps their links for
+    /// pinning. The process-tree programs come first, so no child forked from here on escapes.
+    pub fn attach_enforcement(
+        &mut self,
+        exec: bool,
+        proc_root: &Path,
+    ) -> Result<(), CollectorError> {
+        for (name, category, tracepoint) in TREE_PROGRAMS {
+            self.attach_enforcement_tracepoint(name, category, tracepoint)?;
+        }
+        if exec {
+            self.attach_enforcement_tracepoint(EXEC_PROGRAM, "sched", "sched_process_exec")?;
         }
         let root = cgroup2_root(proc_root).ok_or_else(|| CollectorError::MissingFeature {
             what: "cgroup v2".into(),
@@ -284,7 +320,7 @@ impl KernelCapture {
             // A bpf_link (what aya uses where the kernel has cgroup links) always runs beside
             // other programs and takes no attach flags; the older attach needs ALLOW_MULTI
             // not to replace (or be refused by) what others attached at the root.
-            program
+            let id = program
                 .attach(&dir, CgroupAttachMode::AllowMultiple)
                 .or_else(|_| program.attach(&dir, CgroupAttachMode::Single))
                 .map_err(|e| {
@@ -294,7 +330,38 @@ impl KernelCapture {
                         crate::kernel::error_chain(&e)
                     ))
                 })?;
+            let link = program
+                .take_link(id)
+                .map_err(|e| CollectorError::Enforcement(format!("{name}'s link: {e}")))?;
+            let link = FdLink::try_from(link).map_err(|e| {
+                CollectorError::Enforcement(format!(
+                    "{name} is attached without a bpf_link, which cannot be pinned: {e}"
+                ))
+            })?;
+            self.enforcement_links.push((name, link));
         }
+        Ok(())
+    }
+
+    fn attach_enforcement_tracepoint(
+        &mut self,
+        name: &'static str,
+        category: &str,
+        tracepoint: &str,
+    ) -> Result<(), CollectorError> {
+        let program: &mut TracePoint = crate::kernel::program_mut(self.ebpf_mut(), name)?;
+        let failed = |what: &str, e: &dyn std::error::Error| {
+            CollectorError::Enforcement(format!("{what} {name}: {}", crate::kernel::error_chain(e)))
+        };
+        program.load().map_err(|e| failed("loading", &e))?;
+        let id = program
+            .attach(category, tracepoint)
+            .map_err(|e| failed("attaching", &e))?;
+        let link = program
+            .take_link(id)
+            .map_err(|e| failed("taking the link of", &e))?;
+        let link = FdLink::try_from(link).map_err(|e| failed("a bpf_link for", &e))?;
+        self.enforcement_links.push((name, link));
         Ok(())
     }
 

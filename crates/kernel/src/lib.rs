@@ -8,6 +8,8 @@
 
 pub mod collector;
 pub mod enforcement;
+pub mod enforcement_disarm;
+pub mod enforcement_pins;
 pub mod error;
 mod go_buildinfo;
 mod go_pclntab;

@@ -813,6 +813,7 @@ pub(crate) mod tests {
                         addr,
                         port,
                         path: (!blocked).then(|| "/bin/sh".to_string()),
+                        blocks_last_minute: None,
                     }))
                 }),
         ]
