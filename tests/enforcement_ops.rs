@@ -6,9 +6,12 @@
 //!    programs replace the pinned ones: no more programs than links, and the decisions, named
 //!    by the pinned baseline, reach it); after it stops cleanly the process is still denied;
 //!    `agentscope enforce off` lets it through and leaves nothing in bpffs.
-//! 2. The disarmer: an agent blocked more often than `--disarm-after` allows in a minute is
-//!    dropped back to audit (what it does next is let through and reported as "would block"),
-//!    with a `disarmed` decision and a high-severity finding.
+//! 2. DNS names: a name the policy lists, whose address changed since the baseline was
+//!    learned (tests/agents/dns_server.py answers the new one), allows the address the agent's
+//!    own query returned, from the connect right after the answer; another name allows
+//!    nothing. Then the disarmer: an agent blocked more often than `--disarm-after` allows in
+//!    a minute is dropped back to audit (what it does next is let through and reported as
+//!    "would block"), with a `disarmed` decision and a high-severity finding.
 //!
 //! The governed process is tests/agents/connect_session.py: one process that makes the
 //! attempts the test sends it, one at a time, across collectors.
@@ -78,7 +81,11 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// A promoted policy for connect_session.py that allows 127.0.0.1:`port` only.
+/// The name whose address changes between learning and enforcing.
+const NAME: &str = "api.agentscope.test";
+
+/// A promoted policy for connect_session.py, as learned: it reached 127.0.0.1:`port`, and
+/// [`NAME`], which then resolved to 127.0.0.3.
 fn policy(dir: &Path, port: u16) -> String {
     let baseline = dir.join("session.yaml");
     std::fs::write(
@@ -86,7 +93,7 @@ fn policy(dir: &Path, port: u16) -> String {
         format!(
             "apiVersion: agentscope.dev/v1\nkind: AgentBaseline\nmetadata:\n  agent: {AGENT}\n  \
              status: complete\n  learningPeriodSeconds: 600\nspec:\n  egress:\n    addresses:\n    \
-             - 127.0.0.1:{port}\n"
+             - 127.0.0.1:{port}\n    - 127.0.0.3:{port}\n    names:\n    - {NAME}\n"
         ),
     )
     .unwrap();
@@ -162,8 +169,9 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     let pinned = status(&pins);
     assert_eq!(pinned["owned_by_running_collector"], true, "{pinned:#}");
     let links = pinned["links"].as_array().unwrap().len();
-    // Four socket-address hooks and the two that follow process trees.
-    assert_eq!(links, 6, "{pinned:#}");
+    // Four socket-address hooks, the two that follow process trees, the two that read DNS
+    // answers.
+    assert_eq!(links, 8, "{pinned:#}");
     assert_eq!(pinned["programs_using_maps"], links, "{pinned:#}");
     assert_eq!(pinned["agents"][0]["baseline"], AGENT, "{pinned:#}");
     assert_eq!(
@@ -236,8 +244,42 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     );
 }
 
+/// tests/agents/dns_server.py on 127.0.0.153:53, answering `answers` (NAME=ADDRESS); stopped
+/// when dropped.
+struct DnsServer {
+    _process: Background,
+}
+
+impl DnsServer {
+    const ADDRESS: &str = "127.0.0.153";
+
+    fn start(answers: &[&str]) -> DnsServer {
+        let mut command = Command::new(mcp_python());
+        command
+            .arg(agents_dir().join("dns_server.py"))
+            .args(["--bind", Self::ADDRESS]);
+        for answer in answers {
+            command.args(["--answer", answer]);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start dns_server.py");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready", "dns_server.py did not start");
+        DnsServer {
+            _process: Background(child),
+        }
+    }
+}
+
+/// One collector run: DNS names first, then the disarmer (the blocks of the first part count
+/// towards its limit).
 #[test]
-fn an_agent_blocked_too_often_is_disarmed_with_a_finding() {
+fn dns_answers_allow_their_names_and_an_agent_blocked_too_often_is_disarmed() {
     require_root();
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
@@ -245,6 +287,11 @@ fn an_agent_blocked_too_often_is_disarmed_with_a_finding() {
     let allowed = closed_port();
     let policy = policy(dir, allowed);
     let pins = PinDir::new("disarm");
+    // Since the baseline was learned, the name has moved to 127.0.0.4.
+    let _dns = DnsServer::start(&[
+        &format!("{NAME}=127.0.0.4"),
+        "other.agentscope.test=127.0.0.5",
+    ]);
     let mut session = Session::start();
     let pid = session.pid().to_string();
     let denied = format!("tcp4:127.0.0.2:{allowed}");
@@ -263,11 +310,33 @@ fn an_agent_blocked_too_often_is_disarmed_with_a_finding() {
             "3",
             "--graph-json",
             graph.to_str().unwrap(),
+            "--resolver",
+            DnsServer::ADDRESS,
         ],
     );
-    // The kernel decides before the collector counts: the fourth block is the one over the
-    // limit, and is denied as well.
-    for _ in 0..4 {
+    // DNS: the name's new address is denied until the agent's own resolution of it returns
+    // that address (the connect right after it is let through: the kernel allowed the
+    // address before `recvfrom` returned), as an IPv4-mapped IPv6 address too; a name the
+    // policy does not list allows nothing; the resolver itself is always reachable.
+    let moved = format!("tcp4:127.0.0.4:{allowed}");
+    assert_eq!(session.ask(&moved), EPERM);
+    assert_eq!(
+        session.ask(&format!("dns:{NAME}@{}", DnsServer::ADDRESS)),
+        0
+    );
+    assert_eq!(session.ask(&moved), ECONNREFUSED);
+    assert_eq!(
+        session.ask(&format!("tcp6:::ffff:127.0.0.4:{allowed}")),
+        ECONNREFUSED
+    );
+    assert_eq!(
+        session.ask(&format!("dns:other.agentscope.test@{}", DnsServer::ADDRESS)),
+        0
+    );
+    assert_eq!(session.ask(&format!("tcp4:127.0.0.5:{allowed}")), EPERM);
+    // The disarmer: the kernel decides before the collector counts, so the fourth block is the
+    // one over the limit, and is denied as well.
+    for _ in 0..2 {
         assert_eq!(session.ask(&denied), EPERM);
     }
     let disarmed = wait_for_status(&pins, "the disarm", |s| {
@@ -277,26 +346,29 @@ fn an_agent_blocked_too_often_is_disarmed_with_a_finding() {
     // Audit from now on: let through, reported.
     assert_eq!(session.ask(&denied), ECONNREFUSED);
     let captured = collect.stop();
-    let decisions: Vec<(String, Option<u64>)> = captured
+    let decisions: Vec<(String, String, Option<u64>)> = captured
         .of_kind("enforce")
         .filter(|e| e["pid"] == session.pid())
         .map(|e| {
             (
                 e["action"].as_str().unwrap().to_string(),
+                e["addr"].as_str().unwrap().to_string(),
                 e["blocks_last_minute"].as_u64(),
             )
         })
         .collect();
-    let blocked = ("blocked".to_string(), None);
+    let decided = |action: &str, addr: &str, count: Option<u64>| {
+        (action.to_string(), addr.to_string(), count)
+    };
     assert_eq!(
         decisions,
         vec![
-            blocked.clone(),
-            blocked.clone(),
-            blocked.clone(),
-            blocked,
-            ("disarmed".to_string(), Some(4)),
-            ("would_block".to_string(), None),
+            decided("blocked", "127.0.0.4", None),
+            decided("blocked", "127.0.0.5", None),
+            decided("blocked", "127.0.0.2", None),
+            decided("blocked", "127.0.0.2", None),
+            decided("disarmed", "127.0.0.2", Some(4)),
+            decided("would_block", "127.0.0.2", None),
         ]
     );
     let graph: Value = serde_json::from_str(&std::fs::read_to_string(&graph).unwrap()).unwrap();
@@ -312,7 +384,7 @@ fn an_agent_blocked_too_often_is_disarmed_with_a_finding() {
         format!("disarmed: baseline {AGENT} rev 1 dropped from enforce to audit after 4 blocks in a minute"),
     );
     eprintln!(
-        "disarm scenario took {:.1} s",
+        "DNS and disarm scenario took {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }

@@ -21,6 +21,7 @@ mod task;
 // The hook families.
 mod dns;
 mod enforce;
+mod enforce_dns;
 mod enforce_exec;
 mod enforce_labels;
 mod enforce_tree;

@@ -98,6 +98,11 @@ pub struct CollectArgs {
     /// with a finding (0: never).
     #[arg(long, value_name = "N", default_value_t = agentscope_kernel::enforcement_disarm::DEFAULT_DISARM_AFTER)]
     disarm_after: u32,
+    /// A DNS resolver every governed agent may reach on port 53 (besides /etc/resolv.conf's
+    /// nameservers, always allowed): the answers it gives for a policy's names allow their
+    /// addresses. Repeatable.
+    #[arg(long, value_name = "ADDRESS")]
+    resolver: Vec<std::net::IpAddr>,
     #[command(flatten)]
     pub memory: agentscope_session::memory_args::MemoryArgs,
 }
@@ -258,8 +263,15 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut collector_options = args.capture.collector_options();
-    collector_options.governed =
-        crate::enforce_policy::governed_agents(&args.enforce, &collector_options.proc_root)?;
+    let mut resolvers = args.resolver.clone();
+    if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
+        resolvers.extend(crate::enforce_policy::resolv_conf_nameservers(&text));
+    }
+    collector_options.governed = crate::enforce_policy::governed_agents(
+        &args.enforce,
+        &collector_options.proc_root,
+        &resolvers,
+    )?;
     collector_options.pin_dir = args.pin_dir.clone();
     collector_options.disarm_after = args.disarm_after;
     let mut collector = Collector::start(collector_options)?;

@@ -132,7 +132,13 @@ pub struct Collector {
     outputs: BTreeSet<(u32, u64)>,
     /// The pinned enforcement this collector owns (its lock held while it runs).
     enforcement_pins: Option<crate::enforcement_pins::EnforcementPins>,
+    /// When expired DNS answers were last taken out.
+    dns_expired_at: Instant,
 }
+
+/// How often expired DNS answers are taken out of the allow-lists (the kernel already ignores
+/// them; this frees their places).
+const DNS_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Everything that turns a record into an enriched event. Kept apart from the kernel handle so
 /// records are decoded straight out of the ring buffer, without copying them first.
@@ -434,6 +440,7 @@ impl Collector {
                 options,
             },
             enforcement_pins: pins,
+            dns_expired_at: Instant::now(),
         };
         collector.probe_mapped_tls_libraries(&existing);
         // Whatever reads the collector's stdout or stderr must not be captured reading it.
@@ -691,12 +698,17 @@ impl Collector {
         }
     }
 
-    /// Drops the agents the disarmer tripped on to audit in the kernel.
+    /// Drops the agents the disarmer tripped on to audit in the kernel, and now and then
+    /// takes expired DNS answers out of the allow-lists.
     fn apply_disarms(&mut self) {
         for agent in std::mem::take(&mut self.state.to_disarm) {
             if let Err(err) = self.kernel.disarm(agent) {
                 self.state.summary.warnings.push(err.to_string());
             }
+        }
+        if self.enforcement_pins.is_some() && self.dns_expired_at.elapsed() >= DNS_EXPIRY_INTERVAL {
+            self.dns_expired_at = Instant::now();
+            self.kernel.expire_dns_answers();
         }
     }
 

@@ -27,11 +27,18 @@ use crate::procfs;
 /// mode is not off.
 pub(crate) const EXEC_PROGRAM: &str = "enforce_sched_process_exec";
 
-/// The programs that keep process trees current (`collector-ebpf/src/enforce_tree.rs`):
-/// (program, tracepoint category, tracepoint).
-const TREE_PROGRAMS: [(&str, &str, &str); 2] = [
+/// The tracepoint programs attached whenever anything is governed: those that keep process
+/// trees current (`collector-ebpf/src/enforce_tree.rs`) and those that read DNS answers
+/// (`enforce_dns.rs`). (program, tracepoint category, tracepoint).
+const TRACEPOINT_PROGRAMS: [(&str, &str, &str); 4] = [
     ("enforce_task_newtask", "task", "task_newtask"),
     ("enforce_sched_process_exit", "sched", "sched_process_exit"),
+    (
+        "enforce_dns_recvfrom_enter",
+        "syscalls",
+        "sys_enter_recvfrom",
+    ),
+    ("enforce_dns_recvfrom_exit", "syscalls", "sys_exit_recvfrom"),
 ];
 
 /// The socket-address programs, each attached at the cgroup v2 root.
@@ -138,6 +145,8 @@ pub struct GovernedAgent {
     pub net_rules: Vec<NetRule>,
     /// Executables the agent may run, as an exec names them.
     pub executables: Vec<String>,
+    /// DNS names whose answers (to this agent) it may reach (crate::enforcement_dns).
+    pub names: Vec<String>,
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on a unified host,
@@ -284,6 +293,7 @@ impl KernelCapture {
                     .map_err(|e| map_error("AGENT_LABELS", &e))?;
             }
         }
+        self.write_dns_names(agents)?;
         self.govern_process_trees(agents, proc_root)
     }
 
@@ -294,7 +304,7 @@ impl KernelCapture {
         exec: bool,
         proc_root: &Path,
     ) -> Result<(), CollectorError> {
-        for (name, category, tracepoint) in TREE_PROGRAMS {
+        for (name, category, tracepoint) in TRACEPOINT_PROGRAMS {
             self.attach_enforcement_tracepoint(name, category, tracepoint)?;
         }
         if exec {

@@ -21,7 +21,8 @@ use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 
 use agentscope_common::{
-    enforce, enforce_scope, AgentLabel, AgentPolicy, ExecAllowKey, NetAllowKey, AGENT_LABEL_LEN,
+    enforce, enforce_scope, AgentLabel, AgentPolicy, DnsAllowKey, DnsAllowValue, DnsNameKey,
+    DnsNameState, ExecAllowKey, NetAllowKey, AGENT_LABEL_LEN,
 };
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, MapInfo};
@@ -36,7 +37,7 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/agentscope";
 
 /// The maps pinned with the enforcement, with the key and value sizes this version expects
 /// (a map pinned by a version with other layouts is refused rather than misread).
-pub const PINNED_MAPS: [(&str, usize, usize); 6] = [
+pub const PINNED_MAPS: [(&str, usize, usize); 8] = [
     ("GOVERNED_CGROUPS", 8, 4),
     ("GOVERNED_TGIDS", 4, 4),
     ("AGENT_POLICIES", 4, std::mem::size_of::<AgentPolicy>()),
@@ -44,6 +45,16 @@ pub const PINNED_MAPS: [(&str, usize, usize); 6] = [
     ("NET_ALLOW", 4 + std::mem::size_of::<NetAllowKey>(), 1),
     ("EXEC_ALLOW", std::mem::size_of::<ExecAllowKey>(), 1),
     ("AGENT_LABELS", 4, std::mem::size_of::<AgentLabel>()),
+    (
+        "DNS_NAMES",
+        std::mem::size_of::<DnsNameKey>(),
+        std::mem::size_of::<DnsNameState>(),
+    ),
+    (
+        "DNS_ALLOW",
+        std::mem::size_of::<DnsAllowKey>(),
+        std::mem::size_of::<DnsAllowValue>(),
+    ),
 ];
 
 /// bpffs's `f_type` (`BPF_FS_MAGIC`).
@@ -313,6 +324,7 @@ pub fn pinned_agents(dir: &Path) -> Result<Vec<GovernedAgent>, CollectorError> {
             revision: policy.revision,
             net_rules: Vec::new(),
             executables: Vec::new(),
+            names: Vec::new(),
         });
     }
     agents.sort_by_key(|agent| agent.id);
@@ -424,6 +436,8 @@ fn clear_maps(dir: &Path) -> Result<(), CollectorError> {
     clear_hash::<u32, u32>(dir, "GOVERNED_TGIDS")?;
     clear_hash::<ExecAllowKey, u8>(dir, "EXEC_ALLOW")?;
     clear_hash::<u32, AgentLabel>(dir, "AGENT_LABELS")?;
+    clear_hash::<DnsNameKey, DnsNameState>(dir, "DNS_NAMES")?;
+    clear_hash::<DnsAllowKey, DnsAllowValue>(dir, "DNS_ALLOW")?;
     if dir.join("maps").join("NET_ALLOW").exists() {
         let mut trie: LpmTrie<_, NetAllowKey, u8> =
             LpmTrie::try_from(open_pinned(dir, "NET_ALLOW")?)
@@ -510,6 +524,7 @@ mod tests {
             revision: 2,
             net_rules: Vec::new(),
             executables: Vec::new(),
+            names: Vec::new(),
         };
         let short = label(&agent);
         assert_eq!(
