@@ -31,7 +31,7 @@ use aya_ebpf::{
         generated::{bpf_loop, bpf_probe_read_user},
     },
     macros::{map, tracepoint},
-    maps::{HashMap, PerCpuArray},
+    maps::{HashMap, LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
 
@@ -48,7 +48,8 @@ static DNS_NAMES: HashMap<DnsNameKey, DnsNameState> = HashMap::with_max_entries(
 pub(crate) static DNS_ALLOW: HashMap<DnsAllowKey, DnsAllowValue> =
     HashMap::with_max_entries(MAX_ADDRESSES, 0);
 
-/// A governed thread's `recvfrom` in progress: its buffer and source address pointers.
+/// A governed thread's `recvfrom` in progress: its buffer and source address pointers (LRU: a
+/// thread killed inside `recvfrom` never reaches the exit that removes its entry).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct PendingRecv {
@@ -57,7 +58,7 @@ struct PendingRecv {
 }
 
 #[map]
-static DNS_RECV: HashMap<u64, PendingRecv> = HashMap::with_max_entries(4096, 0);
+static DNS_RECV: LruHashMap<u64, PendingRecv> = LruHashMap::with_max_entries(4096, 0);
 
 #[map]
 static DNS_MESSAGE: PerCpuArray<[u8; MESSAGE_LEN]> = PerCpuArray::with_max_entries(1, 0);
