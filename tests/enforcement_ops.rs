@@ -186,7 +186,7 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     child.kill().unwrap();
     child.wait().unwrap();
     let orphaned = wait_for_status(&pins, "the dead collector's lock", |s| {
-        s["owned_by_running_collector"] == false
+        s["owned_by_running_collector"] == false && s["programs_using_maps"] == links
     });
     assert_eq!(orphaned["programs_using_maps"], links, "{orphaned:#}");
     assert_eq!(session.ask(&denied), EPERM);
@@ -199,7 +199,11 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
         dir,
         &["--no-kubernetes", "--pid", &pid, "--pin-dir", pins.arg()],
     );
-    let adopted = status(&pins);
+    // The replaced programs are freed by the kernel after a grace period: wait for that; a
+    // stacked set would never go.
+    let adopted = wait_for_status(&pins, "one program per link", |s| {
+        s["programs_using_maps"] == links
+    });
     assert_eq!(adopted["owned_by_running_collector"], true, "{adopted:#}");
     assert_eq!(
         adopted["links"].as_array().unwrap().len(),
