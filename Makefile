@@ -74,9 +74,9 @@ clippy: setup
 #
 # E2E_ALONE: files that need the node to themselves: they flood it (hostile_node), measure the
 #   collector's stop time or memory (collector_stop, memory_budget), count the kernel's drops
-#   under a flood (live_capture), attach programs at the cgroup root (enforcement), or run the
-#   image with podman (node_container), assert a served stream drops nothing (serve_connect), or
-#   time a stop with a black-holed OTLP endpoint (otlp_export).
+#   under a flood (live_capture), attach programs at the cgroup root (enforcement,
+#   enforcement_ops), run the image with podman (node_container), assert a served stream drops
+#   nothing (serve_connect), or time a stop with a black-holed OTLP endpoint (otlp_export).
 # E2E_SHARED: files whose collectors follow their own processes (the kernel filters by pid, so
 #   another file's workload costs them CPU, not events) and that assert no timing: run two at a
 #   time. Longest first, so the two lanes end close together.
@@ -85,6 +85,7 @@ E2E_ALONE := hostile_node \
 	otlp_export \
 	collector_stop \
 	enforcement \
+	enforcement_ops \
 	memory_budget \
 	node_container \
 	serve_connect

@@ -101,6 +101,13 @@ install_test_agents() {
     echo "setup: installing opentelemetry-proto $OTEL_PROTO_VERSION into $TEST_VENV"
     "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "opentelemetry-proto==$OTEL_PROTO_VERSION"
   fi
+  # A DNS server whose answers change (tests/agents/dns_server.py) for enforcement's DNS names
+  # (tests/enforcement_ops.rs), in the same venv.
+  DNSLIB_VERSION=0.9.26
+  if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('dnslib') != '$DNSLIB_VERSION')" 2>/dev/null; then
+    echo "setup: installing dnslib $DNSLIB_VERSION into $TEST_VENV"
+    "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "dnslib==$DNSLIB_VERSION"
+  fi
 
   # Offline validation of deploy/'s manifests against the Kubernetes schemas
   # (tests/node_container.rs), in the same venv.

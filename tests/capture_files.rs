@@ -55,6 +55,7 @@ fn a_killed_collector_leaves_a_capture_that_reads_back_to_its_last_sync() {
     let Collect {
         child: mut collector,
         stdout_path: stdout,
+        ..
     } = Collect::start(
         dir.path(),
         &["--pid", &pid, "--record", cap.to_str().unwrap()],

@@ -148,7 +148,8 @@ fn decide<const V6: bool>(ctx: &SockAddrContext, hook: u16) -> i32 {
     } else {
         return ALLOW;
     }
-    if allowed(agent, port, protocol as u8, addr) {
+    // An address an answer to one of the policy's DNS names gave the agent (enforce_dns.rs).
+    if allowed(agent, port, protocol as u8, addr) || crate::enforce_dns::dns_allowed(agent, addr) {
         return ALLOW;
     }
     let enforcing = mode == enforce::MODE_ENFORCE;

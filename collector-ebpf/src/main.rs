@@ -21,8 +21,11 @@ mod task;
 // The hook families.
 mod dns;
 mod enforce;
+mod enforce_dns;
 mod enforce_exec;
 mod enforce_file;
+mod enforce_labels;
+mod enforce_tree;
 mod files;
 mod go_tls;
 mod output_tracking;

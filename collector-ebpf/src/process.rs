@@ -1,8 +1,8 @@
 //! Process lifecycle: fork (`task_newtask`), exec (`execve`, `execveat`: argv is read on
 //! entry, the record sent on a successful return) and exit (`sched_process_exit`, with the code
 //! given to `exit`/`exit_group`). Keeps the `PARENTS` and `TARGETS` maps, so a pid filter
-//! follows descendants, and `GOVERNED_TGIDS` (enforcement's process trees, `enforce.rs`), and
-//! carries pipe-end state across fork and exec.
+//! follows descendants, and carries pipe-end state across fork and exec. (Enforcement's process
+//! trees are followed by programs of their own, pinned with it: `enforce_tree.rs`.)
 
 use agentscope_common::{
     config, exec_flags, exit_flags, kind, ExecEvent, ExitEvent, ForkEvent, ARGV_LEN, ARG_READ_LEN,
@@ -16,7 +16,6 @@ use aya_ebpf::{
 };
 
 use crate::emit::{submit, submit_value};
-use crate::enforce::GOVERNED_TGIDS;
 use crate::maps::{PARENTS, TARGETS};
 use crate::output_tracking::forget_consumer;
 use crate::pipes::{sweep_fds, FdSweep, INHERITED_FDS, SWEEP_EXEC, SWEEP_INHERIT};
@@ -49,10 +48,6 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
         tgid
     };
     let _ = PARENTS.insert(&child, &parent, 0);
-    // A governed process tree takes in the child before it can run (whoever traces it).
-    if let Some(agent) = unsafe { GOVERNED_TGIDS.get(&tgid) }.copied() {
-        let _ = GOVERNED_TGIDS.insert(&child, &agent, 0);
-    }
     if !traced(tgid) {
         return 0;
     }
@@ -223,7 +218,6 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let code = unsafe { EXIT_CODES.get(&tgid) }.copied();
     let _ = EXIT_CODES.remove(&tgid);
     let _ = PARENTS.remove(&tgid);
-    let _ = GOVERNED_TGIDS.remove(&tgid);
     forget_consumer(tgid);
     let was_traced = traced(tgid);
     let _ = TARGETS.remove(&tgid);

@@ -750,3 +750,142 @@ mod pod {
         plain_old_data::<FileNameRuleKey>();
     };
 }
+
+/// Bytes of a governed agent's name (its baseline's agent key) kept in [`AgentLabel`].
+pub const AGENT_LABEL_LEN: usize = 240;
+
+/// What userspace needs to know of a governed agent that the kernel's decisions do not carry:
+/// the value of `AGENT_LABELS` (keyed by agent id), pinned with the enforcement so that a
+/// collector adopting it after a restart names the baselines in its events, and so that
+/// `agentscope enforce status` can say who is governed. The kernel programs never read it.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct AgentLabel {
+    /// `enforce_scope::*`.
+    pub scope_kind: u32,
+    /// Bytes of `name` used.
+    pub name_len: u32,
+    /// The cgroup id, or the process tree's root pid.
+    pub scope: u64,
+    /// The baseline's agent key, UTF-8.
+    pub name: [u8; AGENT_LABEL_LEN],
+}
+
+/// `AgentLabel::scope_kind`.
+pub mod enforce_scope {
+    pub const CGROUP: u32 = 1;
+    pub const PROCESS_TREE: u32 = 2;
+}
+
+const _: () = assert!(core::mem::size_of::<AgentLabel>() == 16 + AGENT_LABEL_LEN);
+
+#[cfg(feature = "user")]
+mod label_pod {
+    // SAFETY: as in `pod` above (no padding, every bit pattern valid), proven just below.
+    unsafe impl aya::Pod for super::AgentLabel {}
+    const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
+    const _: () = plain_old_data::<super::AgentLabel>();
+}
+
+/// DNS names in enforcement (issue 17): the answers a governed agent reads for a name its
+/// policy lists allow it to reach the answered addresses (`collector-ebpf/src/enforce_dns.rs`).
+pub mod enforce_dns {
+    /// Bytes of a name in wire form (length-prefixed labels, lower case, zero-padded).
+    pub const NAME_LEN: usize = 128;
+    /// Bytes of an answer read (a UDP DNS message without EDNS is at most 512).
+    pub const MESSAGE_LEN: usize = 512;
+    /// Names over all agents.
+    pub const MAX_NAMES: u32 = 4096;
+    /// Answered addresses allowed at once, over all agents.
+    pub const MAX_ADDRESSES: u32 = 16384;
+    /// Addresses one name may allow at once (more answers are not allowed until some expire).
+    pub const ADDRESSES_PER_NAME: u32 = 16;
+    /// An answer's addresses stay allowed for its smallest TTL, at least this long (a TTL of 0
+    /// would expire before the application connects).
+    pub const MIN_TTL_SECONDS: u32 = 30;
+    /// Resource records of an answer looked at.
+    pub const MAX_ANSWERS: u32 = 8;
+}
+
+/// A key of `DNS_NAMES`: a name an agent's policy lists, in wire form.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct DnsNameKey {
+    pub agent: u32,
+    pub _pad: u32,
+    pub name: [u8; enforce_dns::NAME_LEN],
+}
+
+/// The value of `DNS_NAMES`.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DnsNameState {
+    /// Names the `DNS_ALLOW` entries it caused.
+    pub id: u32,
+    /// Addresses it allows now (kept under [`enforce_dns::ADDRESSES_PER_NAME`]).
+    pub addresses: u32,
+}
+
+/// A key of `DNS_ALLOW`: an address an agent was given in an answer to a listed name
+/// (IPv4 mapped into IPv6, as in [`NetAllowKey`]).
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DnsAllowKey {
+    pub agent: u32,
+    pub addr: [u8; 16],
+}
+
+/// The value of `DNS_ALLOW`.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DnsAllowValue {
+    /// Boot time (`bpf_ktime_get_boot_ns`) after which it no longer allows.
+    pub expires_ns: u64,
+    /// The name's `DnsNameState::id`.
+    pub name_id: u32,
+    pub _pad: u32,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<DnsNameKey>() == 8 + enforce_dns::NAME_LEN);
+    assert!(core::mem::size_of::<DnsNameState>() == 8);
+    assert!(core::mem::size_of::<DnsAllowKey>() == 20);
+    assert!(core::mem::size_of::<DnsAllowValue>() == 16);
+};
+
+#[cfg(feature = "user")]
+mod dns_pod {
+    use super::{DnsAllowKey, DnsAllowValue, DnsNameKey, DnsNameState};
+    // SAFETY: as in `pod` above (no padding, every bit pattern valid), proven just below.
+    unsafe impl aya::Pod for DnsNameKey {}
+    unsafe impl aya::Pod for DnsNameState {}
+    unsafe impl aya::Pod for DnsAllowKey {}
+    unsafe impl aya::Pod for DnsAllowValue {}
+    const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
+    const _: () = {
+        plain_old_data::<DnsNameKey>();
+        plain_old_data::<DnsNameState>();
+        plain_old_data::<DnsAllowKey>();
+        plain_old_data::<DnsAllowValue>();
+    };
+}

@@ -333,6 +333,63 @@ pub struct Collect {
     pub child: Child,
     /// Where its stdout (JSON lines) goes.
     pub stdout_path: PathBuf,
+    /// A collector given `--enforce` (and no `--pin-dir`) pins its enforcement in a directory
+    /// of its own, removed when this is dropped: tests running side by side never share (or
+    /// adopt) each other's, and none is left behind.
+    _pins: Option<PinDir>,
+}
+
+/// A pin directory for one test's enforcement, in a bpffs instance of its own (mounted on a
+/// temporary directory): unmounted when dropped, which releases whatever is still pinned in it
+/// (detaching the programs), so no test leaves pins behind or sees another's, and the host's
+/// /sys/fs/bpf is never touched.
+pub struct PinDir {
+    /// The pin directory (`collect --pin-dir`), inside the mount.
+    pub path: PathBuf,
+    mount: tempfile::TempDir,
+}
+
+impl PinDir {
+    pub fn new(what: &str) -> PinDir {
+        let mount = tempfile::Builder::new()
+            .prefix(&format!("agentscope-bpffs-{what}-"))
+            .tempdir()
+            .unwrap();
+        let target = std::ffi::CString::new(mount.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mount(2) with NUL-terminated strings.
+        let rc = unsafe {
+            libc::mount(
+                c"bpf".as_ptr(),
+                target.as_ptr(),
+                c"bpf".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "mounting a bpffs: {}",
+            std::io::Error::last_os_error()
+        );
+        PinDir {
+            path: mount.path().join("agentscope"),
+            mount,
+        }
+    }
+
+    pub fn arg(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let target =
+            std::ffi::CString::new(self.mount.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: umount2(2) of the mount made in `new`.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
 }
 
 /// Waits (at most 15 s) until no earlier collector's background unloader (`agentscope-unld`,
@@ -364,9 +421,15 @@ pub fn wait_for_earlier_unloads() {
 impl Collect {
     pub fn start(dir: &Path, args: &[&str]) -> Collect {
         let stdout_path = dir.join(format!("collect-{}.jsonl", rand_suffix()));
+        let pins = (args.contains(&"--enforce") && !args.contains(&"--pin-dir"))
+            .then(|| PinDir::new("collect"));
+        let pin_args = pins
+            .iter()
+            .flat_map(|pins| ["--pin-dir".to_string(), pins.arg().to_string()]);
         let mut child = Command::new(BIN)
             .args(["collect", "--json", "--ready-message"])
             .args(args)
+            .args(pin_args)
             .stdout(std::fs::File::create(&stdout_path).unwrap())
             .stderr(Stdio::piped())
             .spawn()
@@ -386,7 +449,11 @@ impl Collect {
                 rest.clear();
             }
         });
-        Collect { child, stdout_path }
+        Collect {
+            child,
+            stdout_path,
+            _pins: pins,
+        }
     }
 
     /// Stops the collector (SIGTERM) and returns its events and summary.

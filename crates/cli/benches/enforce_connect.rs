@@ -152,6 +152,9 @@ fn bench(c: &mut Criterion) {
             vec!["--enforce".into(), format!("pid:{loop_pid}={elsewhere}")],
         ),
     ];
+    // Enforcement is pinned and outlives its collector: each variant pins in a bpffs of the
+    // bench's own (never the host's /sys/fs/bpf), switched off before the next variant.
+    let pins = PrivateBpffs::mount(dir.path());
     let stats = "/proc/sys/kernel/bpf_stats_enabled";
     let stats_before = std::fs::read_to_string(stats).unwrap_or_default();
     let _ = std::fs::write(stats, "1");
@@ -159,6 +162,8 @@ fn bench(c: &mut Criterion) {
         let collector = if extra.is_empty() {
             Collector::follow(&[idle.id()])
         } else {
+            let mut extra = extra;
+            extra.extend(["--pin-dir".into(), pins.pin_dir()]);
             Collector::follow_with(&[idle.id()], &extra)
         };
         measure(c, variant, &mut workload);
@@ -170,10 +175,61 @@ fn bench(c: &mut Criterion) {
             );
         }
         drop(collector);
+        pins.switch_off();
     }
+    drop(pins);
     let _ = std::fs::write(stats, stats_before.trim());
     let _ = idle.kill();
     let _ = idle.wait();
+}
+
+/// A bpffs instance mounted on a directory of the bench's, unmounted (releasing whatever is
+/// still pinned) when dropped.
+struct PrivateBpffs(std::path::PathBuf);
+
+impl PrivateBpffs {
+    fn mount(dir: &std::path::Path) -> PrivateBpffs {
+        let path = dir.join("bpffs");
+        std::fs::create_dir_all(&path).unwrap();
+        let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mount(2) with NUL-terminated strings.
+        let rc = unsafe {
+            libc::mount(
+                c"bpf".as_ptr(),
+                target.as_ptr(),
+                c"bpf".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "mounting a bpffs: {}",
+            std::io::Error::last_os_error()
+        );
+        PrivateBpffs(path)
+    }
+
+    fn pin_dir(&self) -> String {
+        self.0.join("agentscope").display().to_string()
+    }
+
+    fn switch_off(&self) {
+        let status = Command::new(env!("CARGO_BIN_EXE_agentscope"))
+            .args(["enforce", "off", "--pin-dir", &self.pin_dir()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "agentscope enforce off");
+    }
+}
+
+impl Drop for PrivateBpffs {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: umount2(2) of the mount made in `mount`.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
 }
 
 fn main() {

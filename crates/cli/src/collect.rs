@@ -105,7 +105,8 @@ pub struct CollectArgs {
     /// Enforce a promoted baseline's policy on an agent: `pid:PID=FILE` (that process and its
     /// descendants) or `cgroup:PATH=FILE` (a cgroup v2 directory: a container). Repeat for
     /// several agents. In audit mode what the policy does not allow runs and is reported as
-    /// "would block"; in enforce mode it is denied. Ends with the collector (docs/enforcement.md).
+    /// "would block"; in enforce mode it is denied. Pinned in --pin-dir, so it outlives the
+    /// collector until `agentscope enforce off` (docs/enforcement.md).
     #[arg(long = "enforce", value_name = "SCOPE=FILE", value_parser = crate::enforce_policy::parse_enforce_arg)]
     enforce: Vec<crate::enforce_policy::EnforceArg>,
     /// Answer Kubernetes probes over HTTP on ADDR (e.g. `0.0.0.0:9810`): `/readyz` is 200
@@ -113,6 +114,19 @@ pub struct CollectArgs {
     /// turns (see deploy/daemonset.yaml).
     #[arg(long, value_name = "ADDR")]
     health_address: Option<std::net::SocketAddr>,
+    /// The bpffs directory enforcement is pinned in. Without --enforce, a collector adopts the
+    /// enforcement a collector that has gone left there (its events then reach this one).
+    #[arg(long, value_name = "DIR", default_value = agentscope_kernel::enforcement_pins::DEFAULT_PIN_DIR)]
+    pin_dir: PathBuf,
+    /// An agent whose policy blocks more than N attempts in a minute is dropped back to audit,
+    /// with a finding (0: never).
+    #[arg(long, value_name = "N", default_value_t = agentscope_kernel::enforcement_disarm::DEFAULT_DISARM_AFTER)]
+    disarm_after: u32,
+    /// A DNS resolver every governed agent may reach on port 53 (besides /etc/resolv.conf's
+    /// nameservers, always allowed): the answers it gives for a policy's names allow their
+    /// addresses. Repeatable.
+    #[arg(long, value_name = "ADDRESS")]
+    resolver: Vec<std::net::IpAddr>,
     #[command(flatten)]
     pub memory: agentscope_session::memory_args::MemoryArgs,
     #[command(flatten)]
@@ -304,8 +318,17 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         crate::health_endpoint::serve(address, health.clone()).await?;
     }
     let mut collector_options = args.capture.collector_options();
-    collector_options.governed =
-        crate::enforce_policy::governed_agents(&args.enforce, &collector_options.proc_root)?;
+    let mut resolvers = args.resolver.clone();
+    if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
+        resolvers.extend(crate::enforce_policy::resolv_conf_nameservers(&text));
+    }
+    collector_options.governed = crate::enforce_policy::governed_agents(
+        &args.enforce,
+        &collector_options.proc_root,
+        &resolvers,
+    )?;
+    collector_options.pin_dir = args.pin_dir.clone();
+    collector_options.disarm_after = args.disarm_after;
     let mut collector = Collector::start(collector_options)?;
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     let node_name = identity.node_name();

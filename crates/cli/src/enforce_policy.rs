@@ -2,6 +2,7 @@
 //! a cgroup), and its `enforcement` section turned into what the kernel reads
 //! (`agentscope_kernel::enforcement`). docs/enforcement.md.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use agentscope_analysis::baseline::enforcement::{Enforcement, NetProtocol};
@@ -84,8 +85,42 @@ pub fn net_rules(policy: &Enforcement) -> Result<Vec<NetRule>> {
     Ok(rules)
 }
 
-/// Reads each baseline and turns it into a governed agent (numbered from 1 in order).
-pub fn governed_agents(args: &[EnforceArg], proc_root: &Path) -> Result<Vec<GovernedAgent>> {
+/// The resolvers a governed agent may always reach, on port 53 over UDP and TCP (the DNS names
+/// of its policy are allowed by their answers, which come from them).
+fn resolver_rules(resolvers: &[IpAddr]) -> Vec<NetRule> {
+    resolvers
+        .iter()
+        .flat_map(|&addr| {
+            [Protocol::Udp, Protocol::Tcp].map(|protocol| NetRule {
+                protocol,
+                addr,
+                prefix: if addr.is_ipv4() { 32 } else { 128 },
+                port: 53,
+            })
+        })
+        .collect()
+}
+
+/// The `nameserver` addresses of a resolv.conf. Read by hand: one keyword's lines is all that
+/// is needed, and a line that does not parse is skipped as the C library's resolver does.
+pub fn resolv_conf_nameservers(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver"))
+                .then(|| words.next()?.split('%').next()?.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// Reads each baseline and turns it into a governed agent (numbered from 1 in order), each
+/// allowed to reach `resolvers`.
+pub fn governed_agents(
+    args: &[EnforceArg],
+    proc_root: &Path,
+    resolvers: &[IpAddr],
+) -> Result<Vec<GovernedAgent>> {
     let mut agents = Vec::new();
     for (index, arg) in args.iter().enumerate() {
         let baseline = AgentBaseline::read_from(&arg.baseline)?;
@@ -142,13 +177,16 @@ pub fn governed_agents(args: &[EnforceArg], proc_root: &Path) -> Result<Vec<Gove
             exec: mode(policy.exec),
             files: mode(policy.files),
             revision: policy.revision,
-            net_rules: net_rules(policy).with_context(|| {
-                format!("{}: enforcement.allow.network", arg.baseline.display())
-            })?,
+            net_rules: net_rules(policy)
+                .with_context(|| format!("{}: enforcement.allow.network", arg.baseline.display()))?
+                .into_iter()
+                .chain(resolver_rules(resolvers))
+                .collect(),
             executables: policy.allow.executables.iter().cloned().collect(),
             interpreters,
             scripts: policy.allow.scripts.iter().cloned().collect(),
             governed_files,
+            names: policy.allow.names.iter().cloned().collect(),
         });
     }
     Ok(agents)
@@ -157,6 +195,20 @@ pub fn governed_agents(args: &[EnforceArg], proc_root: &Path) -> Result<Vec<Gove
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nameservers_are_read_from_resolv_conf() {
+        let text =
+            "# comment\nsearch example.com\nnameserver 10.96.0.10\nnameserver fe80::1%eth0\n\
+                    nameserver not-an-address\noptions ndots:5\n";
+        assert_eq!(
+            resolv_conf_nameservers(text),
+            vec![
+                "10.96.0.10".parse::<IpAddr>().unwrap(),
+                "fe80::1".parse().unwrap()
+            ]
+        );
+    }
 
     #[test]
     fn enforce_arguments_parse_or_say_what_is_expected() {

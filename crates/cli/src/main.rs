@@ -9,6 +9,7 @@ mod baseline_cmd;
 mod capture_cmd;
 mod collect;
 mod coverage;
+mod enforce_cmd;
 mod enforce_policy;
 mod error_report;
 mod event_output;
@@ -53,6 +54,9 @@ enum Command {
     /// JSON line out per line in.
     #[command(after_help = exit_status::EXIT_STATUS_HELP)]
     Scan(scan::ScanArgs),
+    /// Pinned enforcement: who is governed, and switching it off (docs/enforcement.md).
+    #[command(subcommand)]
+    Enforce(enforce_cmd::EnforceCommand),
     /// Per process talking TLS: its servers (SNI) and whether its plaintext is seen, how or
     /// why not.
     Coverage(coverage::CoverageArgs),
@@ -75,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Command::Cap(command) => capture_cmd::run_cap(command),
         Command::Baseline(args) => baseline_cmd::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Enforce(command) => enforce_cmd::run(command).map(|()| exit_status::OK),
         Command::Tui(args) => agentscope_console::command::run(args).map(|()| exit_status::OK),
         Command::Completions(args) => {
             shell_integration::completions::<Cli>(args).map(|()| exit_status::OK)

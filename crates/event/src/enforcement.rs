@@ -24,6 +24,9 @@ pub enum EnforceAction {
     WouldBlock,
     /// Enforce mode: denied (`EPERM` for network calls).
     Blocked,
+    /// Not a kernel decision: the collector's disarmer dropped the agent from enforce back to
+    /// audit after too many blocks in a minute (`blocks_last_minute`).
+    Disarmed,
     Unknown,
 }
 
@@ -33,6 +36,7 @@ impl EnforceAction {
         match self {
             EnforceAction::WouldBlock => "would block",
             EnforceAction::Blocked => "blocked",
+            EnforceAction::Disarmed => "disarmed",
             EnforceAction::Unknown => "decided",
         }
     }
@@ -74,6 +78,9 @@ pub struct EnforceDecision {
     /// governed files (the collector turns it into `path`); not kept in outputs.
     #[serde(skip)]
     pub rule: Option<u32>,
+    /// `Disarmed`: the blocks counted in the minute before (more than the limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks_last_minute: Option<u32>,
 }
 
 impl EnforceDecision {
@@ -124,6 +131,7 @@ impl EnforceDecision {
             reason: None,
             inode: None,
             rule: None,
+            blocks_last_minute: None,
         }
     }
 
@@ -155,6 +163,7 @@ impl EnforceDecision {
             },
             inode: None,
             rule: None,
+            blocks_last_minute: None,
         }
     }
 
@@ -187,6 +196,18 @@ impl EnforceDecision {
             reason: None,
             inode: Some(format!("{}:{}", e.dev, e.ino)),
             rule: Some(e.rule),
+            blocks_last_minute: None,
+        }
+    }
+
+    /// The disarmer's decision that follows `last_block` (the block that went over the limit):
+    /// the same agent and policy, every enforced category dropped to audit.
+    pub fn disarmed(last_block: &EnforceDecision, blocks_last_minute: u32) -> Self {
+        EnforceDecision {
+            action: EnforceAction::Disarmed,
+            hook: "disarmer".into(),
+            blocks_last_minute: Some(blocks_last_minute),
+            ..last_block.clone()
         }
     }
 
@@ -206,6 +227,12 @@ impl EnforceDecision {
             Some(key) => format!("baseline {key} rev {}", self.revision),
             None => format!("policy {} rev {}", self.agent_id, self.revision),
         };
+        if self.action == EnforceAction::Disarmed {
+            return format!(
+                "disarmed: {by} dropped from enforce to audit after {} blocks in a minute",
+                self.blocks_last_minute.unwrap_or(0)
+            );
+        }
         let killed = match self.action {
             EnforceAction::WouldBlock => "would be killed",
             _ => "killed",
@@ -259,6 +286,7 @@ mod tests {
             reason: None,
             inode: None,
             rule: None,
+            blocks_last_minute: None,
         }
     }
 

@@ -431,6 +431,7 @@ mod tests {
                 reason: None,
                 inode: None,
                 rule: None,
+                blocks_last_minute: None,
             })),
             EventBody::Enforce(Box::new(crate::enforcement::EnforceDecision {
                 agent_id: 2,
@@ -447,6 +448,7 @@ mod tests {
                 reason: Some("program from standard input".into()),
                 inode: None,
                 rule: None,
+                blocks_last_minute: None,
             })),
             EventBody::Enforce(Box::new(crate::enforcement::EnforceDecision {
                 agent_id: 3,
@@ -463,6 +465,7 @@ mod tests {
                 reason: None,
                 inode: Some("25:1234".into()),
                 rule: None,
+                blocks_last_minute: None,
             })),
         ];
         for body in bodies {

@@ -39,6 +39,12 @@ pub struct CollectorOptions {
     pub proc_root: PathBuf,
     /// Agents whose baseline policy the kernel enforces (crate::enforcement).
     pub governed: Vec<crate::enforcement::GovernedAgent>,
+    /// Where enforcement is pinned (crate::enforcement_pins): a collector given `governed`
+    /// pins it there; one given none adopts what a collector that has gone left there.
+    pub pin_dir: PathBuf,
+    /// More blocks than this in a minute drop an agent back to audit; 0: never
+    /// (crate::enforcement_disarm).
+    pub disarm_after: u32,
 }
 
 impl Default for CollectorOptions {
@@ -51,6 +57,8 @@ impl Default for CollectorOptions {
             redact_secrets: true,
             proc_root: PathBuf::from("/proc"),
             governed: Vec::new(),
+            pin_dir: PathBuf::from(crate::enforcement_pins::DEFAULT_PIN_DIR),
+            disarm_after: crate::enforcement_disarm::DEFAULT_DISARM_AFTER,
         }
     }
 }
@@ -122,7 +130,15 @@ pub struct Collector {
     state: Enrichment,
     /// Files marked as collector output in the kernel, so each is marked once.
     outputs: BTreeSet<(u32, u64)>,
+    /// The pinned enforcement this collector owns (its lock held while it runs).
+    enforcement_pins: Option<crate::enforcement_pins::EnforcementPins>,
+    /// When expired DNS answers were last taken out.
+    dns_expired_at: Instant,
 }
+
+/// How often expired DNS answers are taken out of the allow-lists (the kernel already ignores
+/// them; this frees their places).
+const DNS_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Everything that turns a record into an enriched event. Kept apart from the kernel handle so
 /// records are decoded straight out of the ring buffer, without copying them first.
@@ -137,6 +153,9 @@ struct Enrichment {
     tls_pending: Vec<TlsPending>,
     /// Per-stream redaction state (see [`redact::EventRedactor`]).
     redactor: redact::EventRedactor,
+    disarmer: crate::enforcement_disarm::Disarmer,
+    /// Agents the disarmer tripped on in this batch, to drop to audit once it is read.
+    to_disarm: Vec<u32>,
 }
 
 /// Files opened per batch for analysis; the rest are reached by path when the batch is handled.
@@ -261,6 +280,7 @@ impl Enrichment {
                     self.redactor.redact(&mut event);
                 }
                 self.processes.apply(&mut event);
+                let mut disarmed = None;
                 if let EventBody::Enforce(decision) = &mut event.body {
                     let agent = self
                         .options
@@ -275,6 +295,22 @@ impl Enrichment {
                             .get(rule as usize)
                             .map(|file| file.path.clone());
                     }
+                    if decision.action == agentscope_event::enforcement::EnforceAction::Blocked {
+                        if let Some(count) = self
+                            .disarmer
+                            .note_block(decision.agent_id, event.header.ts_ns)
+                        {
+                            self.to_disarm.push(decision.agent_id);
+                            disarmed = Some(Event {
+                                header: event.header.clone(),
+                                body: EventBody::Enforce(Box::new(
+                                    agentscope_event::enforcement::EnforceDecision::disarmed(
+                                        decision, count,
+                                    ),
+                                )),
+                            });
+                        }
+                    }
                 }
                 self.note_tls(&event, bytes, out.len());
                 *self
@@ -283,6 +319,7 @@ impl Enrichment {
                     .entry(event.body.kind_name())
                     .or_default() += 1;
                 out.push(event);
+                out.extend(disarmed);
             }
             Err(err) => {
                 self.summary.decode_errors += 1;
@@ -338,7 +375,7 @@ pub fn boot_time_ns() -> u64 {
 impl Collector {
     /// Loads and attaches everything. Fails with an actionable error when privileges or kernel
     /// features are missing.
-    pub fn start(options: CollectorOptions) -> Result<Self, CollectorError> {
+    pub fn start(mut options: CollectorOptions) -> Result<Self, CollectorError> {
         let mut existing = procfs::list_processes(&options.proc_root);
         if let Some(&missing) = options
             .pids
@@ -362,15 +399,31 @@ impl Collector {
         } else {
             targets.clone()
         };
+        // Enforcement is always pinned; without agents to govern, what is pinned is adopted.
+        let pins = crate::enforcement_pins::EnforcementPins::claim(
+            &options.pin_dir,
+            !options.governed.is_empty(),
+        )?;
         let mut kernel = KernelCapture::load(&KernelOptions {
             ring_buffer_bytes: options.ring_buffer_bytes,
             self_tgid: std::process::id(),
             target_pids: targets,
             capture_socket_data: options.capture_socket_data,
             capture_pipe_data: options.capture_pipe_data,
+            pinned_maps: pins
+                .as_ref()
+                .map(|pins| pins.map_paths())
+                .unwrap_or_default(),
         })?;
         kernel.seed_parents(existing.iter().map(|p| (p.pid, p.ppid)));
-        kernel.govern(&options.governed, &options.proc_root)?;
+        if let Some(pins) = &pins {
+            crate::enforcement_pins::govern_pinned(
+                &mut kernel,
+                pins,
+                &mut options.governed,
+                &options.proc_root,
+            )?;
+        }
         if options.capture_pipe_data {
             kernel.seed_pipes(existing_pipe_ends(&options.proc_root, &traced_now));
         }
@@ -384,13 +437,17 @@ impl Collector {
             process_tls: ProcessTlsTracker::default(),
             state: Enrichment {
                 processes,
-                options,
                 boot_time_ns: boot_time_ns(),
                 summary: Summary::default(),
                 last_decode_error: None,
                 tls_pending: Vec::new(),
                 redactor: redact::EventRedactor::default(),
+                disarmer: crate::enforcement_disarm::Disarmer::new(options.disarm_after),
+                to_disarm: Vec::new(),
+                options,
             },
+            enforcement_pins: pins,
+            dns_expired_at: Instant::now(),
         };
         collector.probe_mapped_tls_libraries(&existing);
         // Whatever reads the collector's stdout or stderr must not be captured reading it.
@@ -648,6 +705,25 @@ impl Collector {
         }
     }
 
+    /// Drops the agents the disarmer tripped on to audit in the kernel, and now and then
+    /// takes expired DNS answers out of the allow-lists.
+    fn apply_disarms(&mut self) {
+        for agent in std::mem::take(&mut self.state.to_disarm) {
+            if let Err(err) = self.kernel.disarm(agent) {
+                self.state.summary.warnings.push(err.to_string());
+            }
+        }
+        if self.enforcement_pins.is_some() && self.dns_expired_at.elapsed() >= DNS_EXPIRY_INTERVAL {
+            self.dns_expired_at = Instant::now();
+            self.kernel.expire_dns_answers();
+        }
+    }
+
+    /// The pin directory this collector owns, when it governs (or adopted) enforcement.
+    pub fn enforcement_pin_dir(&self) -> Option<&Path> {
+        self.enforcement_pins.as_ref().map(|pins| pins.dir())
+    }
+
     /// Waits for events and returns the next batch (at most `max`).
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, CollectorError> {
         let mut out = Vec::new();
@@ -656,6 +732,7 @@ impl Collector {
             .read_batch(max, BATCH_BUDGET, |bytes| state.accept(bytes, &mut out))
             .await?;
         self.settle_tls(&mut out);
+        self.apply_disarms();
         Ok(out)
     }
 
@@ -675,6 +752,7 @@ impl Collector {
             .kernel
             .drain_now(max, until, |bytes| state.accept(bytes, &mut out));
         self.settle_tls(&mut out);
+        self.apply_disarms();
         (out, emptied)
     }
 

@@ -6,8 +6,10 @@
 //! Nothing is attached unless an agent is governed, so a collector
 //! that enforces nothing costs no socket anything.
 //!
-//! The links live as long as the collector's eBPF object: enforcement ends with the collector
-//! (pinning, so that it survives a restart, is left for later; issue 17).
+//! The links are taken from their programs so that `enforcement_pins` can pin them (with the
+//! maps) and enforcement outlives the collector; `task_newtask` and `sched_process_exit`
+//! programs of their own (`collector-ebpf/src/enforce_tree.rs`) keep the process trees current
+//! meanwhile.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use agentscope_common::{enforce, AgentPolicy, ExecAllowKey, NetAllowKey, PATH_LEN};
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::HashMap as BpfHashMap;
+use aya::programs::links::FdLink;
 use aya::programs::{CgroupAttachMode, CgroupSockAddr, TracePoint};
 
 use crate::error::CollectorError;
@@ -23,7 +26,21 @@ use crate::procfs;
 
 /// The exec program (`collector-ebpf/src/enforce_exec.rs`), attached only when an agent's exec
 /// mode is not off.
-const EXEC_PROGRAM: &str = "enforce_sched_process_exec";
+pub(crate) const EXEC_PROGRAM: &str = "enforce_sched_process_exec";
+
+/// The tracepoint programs attached whenever anything is governed: those that keep process
+/// trees current (`collector-ebpf/src/enforce_tree.rs`) and those that read DNS answers
+/// (`enforce_dns.rs`). (program, tracepoint category, tracepoint).
+const TRACEPOINT_PROGRAMS: [(&str, &str, &str); 4] = [
+    ("enforce_task_newtask", "task", "task_newtask"),
+    ("enforce_sched_process_exit", "sched", "sched_process_exit"),
+    (
+        "enforce_dns_recvfrom_enter",
+        "syscalls",
+        "sys_enter_recvfrom",
+    ),
+    ("enforce_dns_recvfrom_exit", "syscalls", "sys_exit_recvfrom"),
+];
 
 /// The socket-address programs, each attached at the cgroup v2 root.
 const PROGRAMS: [&str; 4] = [
@@ -137,6 +154,8 @@ pub struct GovernedAgent {
     /// Sensitive files the agent may not open (its files mode decides what happens);
     /// a kernel event names one by its index here.
     pub governed_files: Vec<crate::enforcement_files::GovernedFile>,
+    /// DNS names whose answers (to this agent) it may reach (crate::enforcement_dns).
+    pub names: Vec<String>,
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on a unified host,
@@ -179,6 +198,19 @@ impl KernelCapture {
         if agents.is_empty() {
             return Ok(());
         }
+        self.write_policies(agents, proc_root)?;
+        self.attach_enforcement(
+            agents.iter().any(|agent| agent.exec != Mode::Off),
+            proc_root,
+        )
+    }
+
+    /// Writes the agents' policies, allow-lists, labels and scopes into the maps.
+    pub(crate) fn write_policies(
+        &mut self,
+        agents: &[GovernedAgent],
+        proc_root: &Path,
+    ) -> Result<(), CollectorError> {
         let map_error = |name: &str, e: &dyn std::fmt::Display| {
             CollectorError::Enforcement(format!("map {name}: {e}"))
         };
@@ -280,29 +312,45 @@ impl KernelCapture {
                 }
             }
         }
-        if agents
-            .iter()
-            .any(|agent| agent.exec != Mode::Off || agent.files != Mode::Off)
         {
-            self.write_enforce_offsets()?;
+            let mut labels: BpfHashMap<_, u32, agentscope_common::AgentLabel> =
+                BpfHashMap::try_from(
+                    self.ebpf_mut()
+                        .map_mut("AGENT_LABELS")
+                        .ok_or_else(|| map_error("AGENT_LABELS", &"missing"))?,
+                )
+                .map_err(|e| map_error("AGENT_LABELS", &e))?;
+            for agent in agents {
+                labels
+                    .insert(agent.id, crate::enforcement_pins::label(agent), 0)
+                    .map_err(|e| map_error("AGENT_LABELS", &e))?;
+            }
         }
-        self.govern_files(agents)?;
-        self.govern_process_trees(agents, proc_root)?;
-        if agents.iter().any(|agent| agent.exec != Mode::Off) {
-            let program: &mut TracePoint =
-                crate::kernel::program_mut(self.ebpf_mut(), EXEC_PROGRAM)?;
-            program.load().map_err(|e| {
-                CollectorError::Enforcement(format!(
-                    "loading {EXEC_PROGRAM}: {}",
-                    crate::kernel::error_chain(&e)
-                ))
-            })?;
-            program.attach("sched", "sched_process_exec").map_err(|e| {
-                CollectorError::Enforcement(format!(
-                    "attaching {EXEC_PROGRAM}: {}",
-                    crate::kernel::error_chain(&e)
-                ))
-            })?;
+        self.write_dns_names(agents)?;
+        if agents.iter().any(|agent| agent.files != Mode::Off) {
+            // File rules and their programs are not pinned yet (docs/enforcement.md): they
+            // last as long as this collector.
+            self.write_enforce_offsets()?;
+            self.govern_files(agents)?;
+        }
+        self.govern_process_trees(agents, proc_root)
+    }
+
+    /// Attaches the enforcement programs (the exec one when `exec`) and keeps their links for
+    /// pinning. The process-tree programs come first, so no child forked from here on escapes.
+    pub fn attach_enforcement(
+        &mut self,
+        exec: bool,
+        proc_root: &Path,
+    ) -> Result<(), CollectorError> {
+        for (name, category, tracepoint) in TRACEPOINT_PROGRAMS {
+            self.attach_enforcement_tracepoint(name, category, tracepoint)?;
+        }
+        if exec {
+            // The exec program reads the new image's arguments through BTF offsets (its
+            // interpreters' rule); written again by a collector adopting pinned enforcement.
+            self.write_enforce_offsets()?;
+            self.attach_enforcement_tracepoint(EXEC_PROGRAM, "sched", "sched_process_exec")?;
         }
         let root = cgroup2_root(proc_root).ok_or_else(|| CollectorError::MissingFeature {
             what: "cgroup v2".into(),
@@ -324,7 +372,7 @@ impl KernelCapture {
             // A bpf_link (what aya uses where the kernel has cgroup links) always runs beside
             // other programs and takes no attach flags; the older attach needs ALLOW_MULTI
             // not to replace (or be refused by) what others attached at the root.
-            program
+            let id = program
                 .attach(&dir, CgroupAttachMode::AllowMultiple)
                 .or_else(|_| program.attach(&dir, CgroupAttachMode::Single))
                 .map_err(|e| {
@@ -334,7 +382,38 @@ impl KernelCapture {
                         crate::kernel::error_chain(&e)
                     ))
                 })?;
+            let link = program
+                .take_link(id)
+                .map_err(|e| CollectorError::Enforcement(format!("{name}'s link: {e}")))?;
+            let link = FdLink::try_from(link).map_err(|e| {
+                CollectorError::Enforcement(format!(
+                    "{name} is attached without a bpf_link, which cannot be pinned: {e}"
+                ))
+            })?;
+            self.enforcement_links.push((name, link));
         }
+        Ok(())
+    }
+
+    fn attach_enforcement_tracepoint(
+        &mut self,
+        name: &'static str,
+        category: &str,
+        tracepoint: &str,
+    ) -> Result<(), CollectorError> {
+        let program: &mut TracePoint = crate::kernel::program_mut(self.ebpf_mut(), name)?;
+        let failed = |what: &str, e: &dyn std::error::Error| {
+            CollectorError::Enforcement(format!("{what} {name}: {}", crate::kernel::error_chain(e)))
+        };
+        program.load().map_err(|e| failed("loading", &e))?;
+        let id = program
+            .attach(category, tracepoint)
+            .map_err(|e| failed("attaching", &e))?;
+        let link = program
+            .take_link(id)
+            .map_err(|e| failed("taking the link of", &e))?;
+        let link = FdLink::try_from(link).map_err(|e| failed("a bpf_link for", &e))?;
+        self.enforcement_links.push((name, link));
         Ok(())
     }
 

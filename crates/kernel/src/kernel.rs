@@ -207,6 +207,9 @@ pub struct KernelOptions {
     pub target_pids: Vec<u32>,
     pub capture_socket_data: bool,
     pub capture_pipe_data: bool,
+    /// Enforcement maps to share through bpffs (name, pin path): opened when pinned, created
+    /// and pinned otherwise (crate::enforcement_pins).
+    pub pinned_maps: Vec<(&'static str, std::path::PathBuf)>,
 }
 
 pub struct KernelCapture {
@@ -215,6 +218,9 @@ pub struct KernelCapture {
     attached_tls: HashSet<(u64, u64)>,
     attached_go_tls: HashSet<(u64, u64)>,
     pub warnings: Vec<String>,
+    /// The enforcement programs' links, taken from their programs to be pinned (or, when
+    /// nothing is pinned, detached with the collector).
+    pub(crate) enforcement_links: Vec<(&'static str, aya::programs::links::FdLink)>,
 }
 
 fn ensure_tracefs() -> Result<(), CollectorError> {
@@ -278,17 +284,19 @@ impl KernelCapture {
         raise_memlock_limit();
         let mut output_tracking_warning = None;
         let ring_bytes = options.ring_buffer_bytes.max(4096).next_power_of_two();
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries("EVENTS", ring_bytes)
-            .load(EBPF_OBJECT)
-            .map_err(|e| {
-                let text = format!("{e:#}");
-                if is_permission_error(&text) {
-                    CollectorError::NotPrivileged
-                } else {
-                    CollectorError::Load(text)
-                }
-            })?;
+        let mut loader = EbpfLoader::new();
+        loader.map_max_entries("EVENTS", ring_bytes);
+        for (name, path) in &options.pinned_maps {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(|e| {
+            let text = format!("{e:#}");
+            if is_permission_error(&text) {
+                CollectorError::NotPrivileged
+            } else {
+                CollectorError::Load(text)
+            }
+        })?;
 
         {
             let mut cfg: Array<_, u64> = Array::try_from(
@@ -352,6 +360,7 @@ impl KernelCapture {
             attached_tls: HashSet::new(),
             attached_go_tls: HashSet::new(),
             warnings: Vec::new(),
+            enforcement_links: Vec::new(),
         };
         if let Some(err) = output_tracking_warning {
             capture.warnings.push(format!(

@@ -8,7 +8,10 @@
 
 pub mod collector;
 pub mod enforcement;
+pub mod enforcement_disarm;
+pub mod enforcement_dns;
 pub mod enforcement_files;
+pub mod enforcement_pins;
 pub mod error;
 mod go_buildinfo;
 mod go_pclntab;

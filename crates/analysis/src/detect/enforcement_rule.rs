@@ -3,7 +3,9 @@
 //! the attempt was linked to, joins the agent's open chain (the incident an injection opened)
 //! and adds a line to that incident's `chain.enforcement`: "blocked: http_post
 //! (url=http://127.0.0.2:43497/collect) → tcp connect to 127.0.0.2:43497 denied by baseline
-//! … rev 3".
+//! … rev 3". The disarmer's decision (an agent dropped back to audit after too many blocks a
+//! minute) is a finding too, of high severity: enforcement is off for that agent until someone
+//! promotes it again.
 
 use agentscope_event::enforcement::{EnforceAction, EnforceCategory, EnforceDecision};
 
@@ -42,10 +44,13 @@ impl Detector {
         });
         let described = decision.describe();
         let line = match (&tool, described.split_once(": ")) {
+            _ if decision.action == EnforceAction::Disarmed => described.clone(),
             (Some(tool), Some((verdict, rest))) => format!("{verdict}: {tool} → {rest}"),
             _ => described.clone(),
         };
         let severity = match decision.action {
+            // The policy is off for this agent from now on: someone must look.
+            EnforceAction::Disarmed => Severity::High,
             EnforceAction::Blocked => Severity::Medium,
             _ => Severity::Low,
         };

@@ -21,6 +21,7 @@
 //! [`super::incident_book`], and told by [`super::story`]. Per-agent state is in
 //! [`super::watch`].
 
+use agentscope_event::enforcement::EnforceAction;
 use std::collections::BTreeMap;
 
 use crate::baseline::{
@@ -221,6 +222,16 @@ impl Detector {
             return;
         }
         self.judge.advance_to(observation.ts_ns);
+        // A disarm is raised even for a governed process the pipeline does not take for an
+        // agent (under its baseline's key): enforcement was switched off, someone must know.
+        if let (None, ObservationKind::Enforce { decision }) =
+            (&attributed.agent, &observation.kind)
+        {
+            if let (EnforceAction::Disarmed, Some(baseline)) = (decision.action, &decision.baseline)
+            {
+                self.enforcement(baseline, attributed, decision, model);
+            }
+        }
         if let Some(agent) = attributed.agent.clone() {
             if let ObservationKind::Enforce { decision } = &observation.kind {
                 self.enforcement(&agent, attributed, decision, model);

@@ -816,6 +816,7 @@ pub(crate) mod tests {
                         reason: None,
                         inode: blocked.then(|| "25:1234".to_string()),
                         rule: None,
+                        blocks_last_minute: None,
                     }))
                 }),
         ]

@@ -1,0 +1,394 @@
+//! End to end, privileged: running enforcement (issue 17, docs/enforcement.md).
+//!
+//! 1. Pinned enforcement outlives its collector: a process tree governed by one collector is
+//!    still denied after that collector is killed (SIGKILL: the crash case), a child it forks
+//!    while no collector runs is governed too; a new collector adopts the pinned state (its
+//!    programs replace the pinned ones: no more programs than links, and the decisions, named
+//!    by the pinned baseline, reach it); after it stops cleanly the process is still denied;
+//!    `agentscope enforce off` lets it through and leaves nothing in bpffs.
+//! 2. DNS names: a name the policy lists, whose address changed since the baseline was
+//!    learned (tests/agents/dns_server.py answers the new one), allows the address the agent's
+//!    own query returned, from the connect right after the answer; another name allows
+//!    nothing. Then the disarmer: an agent blocked more often than `--disarm-after` allows in
+//!    a minute is dropped back to audit (what it does next is let through and reported as
+//!    "would block"), with a `disarmed` decision and a high-severity finding.
+//!
+//! The governed process is tests/agents/connect_session.py: one process that makes the
+//! attempts the test sends it, one at a time, across collectors.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+const EPERM: i64 = 1;
+const ECONNREFUSED: i64 = 111;
+const AGENT: &str = "host:python connect_session.py";
+
+/// connect_session.py, answering one attempt at a time.
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Session {
+    fn start() -> Session {
+        let mut child = Command::new("python3")
+            .arg(agents_dir().join("connect_session.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start connect_session.py");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Session {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Makes one attempt; its errno (0: it went through).
+    fn ask(&mut self, attempt: &str) -> i64 {
+        writeln!(self.stdin, "{attempt}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let answer: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{attempt}: {e}: {line:?}"));
+        answer["result"].as_i64().unwrap()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The name whose address changes between learning and enforcing.
+const NAME: &str = "api.agentscope.test";
+
+/// A promoted policy for connect_session.py, as learned: it reached 127.0.0.1:`port`, and
+/// [`NAME`], which then resolved to 127.0.0.3.
+fn policy(dir: &Path, port: u16) -> String {
+    let baseline = dir.join("session.yaml");
+    std::fs::write(
+        &baseline,
+        format!(
+            "apiVersion: agentscope.dev/v1\nkind: AgentBaseline\nmetadata:\n  agent: {AGENT}\n  \
+             status: complete\n  learningPeriodSeconds: 600\nspec:\n  egress:\n    addresses:\n    \
+             - 127.0.0.1:{port}\n    - 127.0.0.3:{port}\n    names:\n    - {NAME}\n"
+        ),
+    )
+    .unwrap();
+    let policy = dir.join("session-enforce.yaml");
+    let output = Command::new(BIN)
+        .args(["baseline", "promote", baseline.to_str().unwrap()])
+        .args(["--network", "enforce", "-w", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    policy.to_str().unwrap().to_string()
+}
+
+fn enforce(command: &str, pins: &PinDir) -> std::process::Output {
+    let output = Command::new(BIN)
+        .args(["enforce", command, "--pin-dir", pins.arg(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "enforce {command}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn status(pins: &PinDir) -> Value {
+    serde_json::from_slice(&enforce("status", pins).stdout).unwrap()
+}
+
+/// Waits (at most 10 s) until the pinned status satisfies `done`.
+fn wait_for_status(pins: &PinDir, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = status(pins);
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status:#}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
+    require_root();
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let allowed = closed_port();
+    let policy = policy(dir, allowed);
+    let pins = PinDir::new("restart");
+    let mut session = Session::start();
+    let pid = session.pid().to_string();
+    let denied = format!("tcp4:127.0.0.2:{allowed}");
+    let let_through = format!("tcp4:127.0.0.1:{allowed}");
+
+    // 1. A collector enforces.
+    let first = Collect::start(
+        dir,
+        &[
+            "--no-kubernetes",
+            "--pid",
+            &pid,
+            "--enforce",
+            &format!("pid:{pid}={policy}"),
+            "--pin-dir",
+            pins.arg(),
+        ],
+    );
+    assert_eq!(session.ask(&denied), EPERM);
+    assert_eq!(session.ask(&let_through), ECONNREFUSED);
+    let pinned = status(&pins);
+    assert_eq!(pinned["owned_by_running_collector"], true, "{pinned:#}");
+    let links = pinned["links"].as_array().unwrap().len();
+    // Four socket-address hooks, the two that follow process trees, the two that read DNS
+    // answers.
+    assert_eq!(links, 8, "{pinned:#}");
+    assert_eq!(pinned["programs_using_maps"], links, "{pinned:#}");
+    assert_eq!(pinned["agents"][0]["baseline"], AGENT, "{pinned:#}");
+    assert_eq!(
+        pinned["agents"][0]["scope"],
+        format!("pid:{pid}"),
+        "{pinned:#}"
+    );
+    assert_eq!(pinned["agents"][0]["network"], "enforce", "{pinned:#}");
+
+    // 2. It crashes: still denied, and a child forked now is governed as well.
+    let Collect { mut child, .. } = first;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let orphaned = wait_for_status(&pins, "the dead collector's lock", |s| {
+        s["owned_by_running_collector"] == false && s["programs_using_maps"] == links
+    });
+    assert_eq!(orphaned["programs_using_maps"], links, "{orphaned:#}");
+    assert_eq!(session.ask(&denied), EPERM);
+    assert_eq!(session.ask(&format!("child:{denied}")), EPERM);
+    assert_eq!(session.ask(&let_through), ECONNREFUSED);
+
+    // 3. A new collector, told nothing of the policy, adopts it: its programs replace the
+    //    pinned ones (no stacking), and the decisions reach it, named.
+    let second = Collect::start(
+        dir,
+        &["--no-kubernetes", "--pid", &pid, "--pin-dir", pins.arg()],
+    );
+    // The replaced programs are freed by the kernel after a grace period: wait for that; a
+    // stacked set would never go.
+    let adopted = wait_for_status(&pins, "one program per link", |s| {
+        s["programs_using_maps"] == links
+    });
+    assert_eq!(adopted["owned_by_running_collector"], true, "{adopted:#}");
+    assert_eq!(
+        adopted["links"].as_array().unwrap().len(),
+        links,
+        "{adopted:#}"
+    );
+    assert_eq!(adopted["programs_using_maps"], links, "{adopted:#}");
+    assert_eq!(session.ask(&denied), EPERM);
+    let captured = second.stop();
+    let blocked: Vec<&Value> = captured
+        .of_kind("enforce")
+        .filter(|e| e["pid"] == session.pid())
+        .collect();
+    assert_eq!(blocked.len(), 1, "{blocked:#?}");
+    assert_eq!(blocked[0]["action"], "blocked");
+    assert_eq!(blocked[0]["baseline"], AGENT);
+    assert_eq!(blocked[0]["port"], allowed);
+
+    // 4. After a clean stop, still enforced.
+    assert_eq!(session.ask(&denied), EPERM);
+
+    // 5. Switched off: let through, nothing left in bpffs.
+    let output = enforce("off", &pins);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("enforcement off"),
+        "{output:?}"
+    );
+    assert!(!pins.path.exists(), "{} is left", pins.path.display());
+    // A fresh bpffs holds the kernel's own `maps.debug` and `progs.debug`; nothing else is left.
+    let left: Vec<String> = std::fs::read_dir(pins.path.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".debug"))
+        .collect();
+    assert!(left.is_empty(), "left in the bpffs: {left:?}");
+    assert_eq!(session.ask(&denied), ECONNREFUSED);
+    assert_eq!(session.ask(&format!("child:{denied}")), ECONNREFUSED);
+    assert_eq!(status(&pins), Value::Null);
+    eprintln!(
+        "restart scenario took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// tests/agents/dns_server.py on 127.0.0.153:53, answering `answers` (NAME=ADDRESS); stopped
+/// when dropped.
+struct DnsServer {
+    _process: Background,
+}
+
+impl DnsServer {
+    const ADDRESS: &str = "127.0.0.153";
+
+    fn start(answers: &[&str]) -> DnsServer {
+        let mut command = Command::new(mcp_python());
+        command
+            .arg(agents_dir().join("dns_server.py"))
+            .args(["--bind", Self::ADDRESS]);
+        for answer in answers {
+            command.args(["--answer", answer]);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start dns_server.py");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready", "dns_server.py did not start");
+        DnsServer {
+            _process: Background(child),
+        }
+    }
+}
+
+/// One collector run: DNS names first, then the disarmer (the blocks of the first part count
+/// towards its limit).
+#[test]
+fn dns_answers_allow_their_names_and_an_agent_blocked_too_often_is_disarmed() {
+    require_root();
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let allowed = closed_port();
+    let policy = policy(dir, allowed);
+    let pins = PinDir::new("disarm");
+    // Since the baseline was learned, the name has moved to 127.0.0.4.
+    let _dns = DnsServer::start(&[
+        &format!("{NAME}=127.0.0.4"),
+        "other.agentscope.test=127.0.0.5",
+    ]);
+    let mut session = Session::start();
+    let pid = session.pid().to_string();
+    let denied = format!("tcp4:127.0.0.2:{allowed}");
+    let graph = dir.join("graph.json");
+    let collect = Collect::start(
+        dir,
+        &[
+            "--no-kubernetes",
+            "--pid",
+            &pid,
+            "--enforce",
+            &format!("pid:{pid}={policy}"),
+            "--pin-dir",
+            pins.arg(),
+            "--disarm-after",
+            "3",
+            "--graph-json",
+            graph.to_str().unwrap(),
+            "--resolver",
+            DnsServer::ADDRESS,
+        ],
+    );
+    // DNS: the name's new address is denied until the agent's own resolution of it returns
+    // that address (the connect right after it is let through: the kernel allowed the
+    // address before `recvfrom` returned), as an IPv4-mapped IPv6 address too; a name the
+    // policy does not list allows nothing; the resolver itself is always reachable.
+    let moved = format!("tcp4:127.0.0.4:{allowed}");
+    assert_eq!(session.ask(&moved), EPERM);
+    assert_eq!(
+        session.ask(&format!("dns:{NAME}@{}", DnsServer::ADDRESS)),
+        0
+    );
+    assert_eq!(session.ask(&moved), ECONNREFUSED);
+    assert_eq!(
+        session.ask(&format!("tcp6:::ffff:127.0.0.4:{allowed}")),
+        ECONNREFUSED
+    );
+    assert_eq!(
+        session.ask(&format!("dns:other.agentscope.test@{}", DnsServer::ADDRESS)),
+        0
+    );
+    assert_eq!(session.ask(&format!("tcp4:127.0.0.5:{allowed}")), EPERM);
+    // The disarmer: the kernel decides before the collector counts, so the fourth block is the
+    // one over the limit, and is denied as well.
+    for _ in 0..2 {
+        assert_eq!(session.ask(&denied), EPERM);
+    }
+    let disarmed = wait_for_status(&pins, "the disarm", |s| {
+        s["agents"][0]["network"] == "audit"
+    });
+    assert_eq!(disarmed["agents"][0]["baseline"], AGENT, "{disarmed:#}");
+    // Audit from now on: let through, reported.
+    assert_eq!(session.ask(&denied), ECONNREFUSED);
+    let captured = collect.stop();
+    let decisions: Vec<(String, String, Option<u64>)> = captured
+        .of_kind("enforce")
+        .filter(|e| e["pid"] == session.pid())
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["addr"].as_str().unwrap().to_string(),
+                e["blocks_last_minute"].as_u64(),
+            )
+        })
+        .collect();
+    let decided = |action: &str, addr: &str, count: Option<u64>| {
+        (action.to_string(), addr.to_string(), count)
+    };
+    assert_eq!(
+        decisions,
+        vec![
+            decided("blocked", "127.0.0.4", None),
+            decided("blocked", "127.0.0.5", None),
+            decided("blocked", "127.0.0.2", None),
+            decided("blocked", "127.0.0.2", None),
+            decided("disarmed", "127.0.0.2", Some(4)),
+            decided("would_block", "127.0.0.2", None),
+        ]
+    );
+    let graph: Value = serde_json::from_str(&std::fs::read_to_string(&graph).unwrap()).unwrap();
+    let findings: Vec<&Value> = graph["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "enforcement" && f["severity"] == "high")
+        .collect();
+    assert_eq!(findings.len(), 1, "{:#}", graph["findings"]);
+    assert_eq!(
+        findings[0]["summary"],
+        format!("disarmed: baseline {AGENT} rev 1 dropped from enforce to audit after 4 blocks in a minute"),
+    );
+    eprintln!(
+        "DNS and disarm scenario took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
