@@ -5,8 +5,11 @@
 //! (Kubernetes' default with cgroup v2). A Python agent runs in a podman container of its own.
 //! The containerised collector must see the agent exactly as a collector on the host does: its
 //! container identity (runtime, id and the host's cgroup path), its model, tool calls and exec,
-//! with no probe failing to attach. The rendered manifests also validate against the
-//! Kubernetes schemas, offline.
+//! with no probe failing to attach, and answer the DaemonSet's readiness and liveness probes.
+//! A second collector beside it runs as `kubectl debug node --profile=sysadmin` would
+//! (privileged, host PID and network, the host's / at /host, its own cgroup namespace) and
+//! must see the same. The rendered manifests also validate against the Kubernetes schemas,
+//! offline.
 //!
 //! Privileged end-to-end test (run as root; `make test-e2e`); needs podman and
 //! kubernetes-validate (`make setup`).
@@ -387,44 +390,42 @@ fn a_containerised_collector_sees_an_agent_in_another_container() {
     // The probes, as the DaemonSet declares them: the collector listens where its
     // `--health-address` says, on the port the probes name.
     let probes = HealthProbes::of(container);
-    let mut collector = run
-        .arg("--network=host")
+    run.arg("--network=host")
         .arg("-v")
         .arg(format!("{0}:{0}", dir.display()))
         .arg("localhost/agentscope:e2e")
         .args(["collect", "--ready-message", "--quiet", "--no-kubernetes"])
         .arg(&probes.health_arg)
-        .args(["--pid", &agent_pid, "--graph-json", graph.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _collector_container = Container(collector_name.clone());
-    let mut stderr = BufReader::new(collector.stderr.take().unwrap());
-    let mut line = String::new();
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the containerised collector ended before collecting"
-        );
-        eprint!("collector: {line}");
-        if line.contains("collecting") {
-            break;
-        }
-        assert!(Instant::now() < ready_by, "the collector did not start");
-    }
-    let rest = std::thread::spawn(move || {
-        let mut text = String::new();
-        let mut line = String::new();
-        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-            eprint!("collector: {line}");
-            text.push_str(&line);
-            line.clear();
-        }
-        text
-    });
+        .args(["--pid", &agent_pid, "--graph-json", graph.to_str().unwrap()]);
+    let collector = RunningCollector::start(run, collector_name);
+
+    // Beside it, the collector as `kubectl debug node/NODE --profile=sysadmin` runs it: a
+    // privileged container in the host's PID and network namespaces with the host's / at
+    // /host, and (as any pod on cgroup v2) a cgroup namespace of its own.
+    let debug_graph = dir.join("debug-graph.json");
+    let debug_name = format!("agentscope-e2e-debug-{}", std::process::id());
+    let mut debug_run = podman();
+    debug_run
+        .args(["run", "--rm", "--name", &debug_name])
+        .args(RUN_LIMITS)
+        .args([
+            "--privileged",
+            "--pid=host",
+            "--network=host",
+            "--cgroupns=private",
+        ])
+        .args(["-v", "/:/host"])
+        .arg("-v")
+        .arg(format!("{0}:{0}", dir.display()))
+        .arg("localhost/agentscope:e2e")
+        .args(["collect", "--ready-message", "--quiet", "--no-kubernetes"])
+        .args([
+            "--pid",
+            &agent_pid,
+            "--graph-json",
+            debug_graph.to_str().unwrap(),
+        ]);
+    let debug_collector = RunningCollector::start(debug_run, debug_name);
 
     // Collecting: the kubelet's probes would now find it ready and alive.
     probes.wait_until_ready();
@@ -434,24 +435,93 @@ fn a_containerised_collector_sees_an_agent_in_another_container() {
     let exit_code = podman_output(&["wait", &agent.0]);
     let agent_output = podman_output(&["logs", &agent.0]);
     assert_eq!(exit_code, "0", "the agent failed: {agent_output}");
-    podman_output(&["kill", "--signal", "TERM", &collector_name]);
-    let status = collector.wait().unwrap();
-    let stderr_text = rest.join().unwrap();
-    assert!(status.success(), "collector: {status}\n{stderr_text}");
+    let stderr_text = collector.stop();
     assert!(
         !stderr_text.contains("failed"),
         "with the DaemonSet's capabilities and mounts something failed:\n{stderr_text}"
     );
+    let debug_stderr = debug_collector.stop();
+    assert!(
+        !debug_stderr.contains("failed"),
+        "in the kubectl debug container something failed:\n{debug_stderr}"
+    );
+    check_graph(&graph, &agent_id);
+    // The debug container sees the agent exactly as the DaemonSet's does.
+    check_graph(&debug_graph, &agent_id);
+}
 
+/// A containerised collector started with `run`, past its "collecting" line, its stderr
+/// echoed and kept.
+struct RunningCollector {
+    child: std::process::Child,
+    container: Container,
+    rest: std::thread::JoinHandle<String>,
+}
+
+impl RunningCollector {
+    fn start(mut run: Command, name: String) -> RunningCollector {
+        let mut child = run
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let container = Container(name);
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let ready_by = Instant::now() + Duration::from_secs(60);
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the containerised collector {} ended before collecting",
+                container.0
+            );
+            eprint!("{}: {line}", container.0);
+            if line.contains("collecting") {
+                break;
+            }
+            assert!(Instant::now() < ready_by, "the collector did not start");
+        }
+        let prefix = container.0.clone();
+        let rest = std::thread::spawn(move || {
+            let mut text = String::new();
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+                eprint!("{prefix}: {line}");
+                text.push_str(&line);
+                line.clear();
+            }
+            text
+        });
+        RunningCollector {
+            child,
+            container,
+            rest,
+        }
+    }
+
+    /// SIGTERM, as the kubelet stops a pod; what the collector said after "collecting".
+    fn stop(mut self) -> String {
+        podman_output(&["kill", "--signal", "TERM", &self.container.0]);
+        let status = self.child.wait().unwrap();
+        let text = self.rest.join().unwrap();
+        assert!(status.success(), "{}: {status}\n{text}", self.container.0);
+        text
+    }
+}
+
+/// The graph a containerised collector wrote: the agent with its container identity (the
+/// host's cgroup path), its model calls, tool calls, exec and file read.
+fn check_graph(graph: &Path, agent_id: &str) {
     let graph: Value = serde_json::from_str(
-        &std::fs::read_to_string(&graph).expect("the collector wrote no graph"),
+        &std::fs::read_to_string(graph).expect("the collector wrote no graph"),
     )
     .unwrap();
     let agents = graph["agents"].as_array().unwrap();
     assert_eq!(agents.len(), 1, "{agents:#?}");
     let found = &agents[0];
     let identity = &found["identity"];
-    assert_eq!(identity["container_id"], agent_id.as_str(), "{identity:#}");
+    assert_eq!(identity["container_id"], agent_id, "{identity:#}");
     assert_eq!(
         identity["details"]["container"]["runtime"], "podman",
         "{identity:#}"
