@@ -76,7 +76,9 @@ clippy: setup
 #   collector's stop time or memory (collector_stop, memory_budget), count the kernel's drops
 #   under a flood (live_capture), attach programs at the cgroup root (enforcement,
 #   enforcement_ops), run the image with podman (node_container), assert a served stream drops
-#   nothing (serve_connect), or time a stop with a black-holed OTLP endpoint (otlp_export).
+#   nothing (serve_connect), time a stop with a black-holed OTLP endpoint (otlp_export), or run
+#   the live demo's two concurrent sessions, whose telling apart is timing-sensitive on a
+#   loaded machine (console_tmux).
 # E2E_SHARED: files whose collectors follow their own processes (the kernel filters by pid, so
 #   another file's workload costs them CPU, not events) and that assert no timing: run two at a
 #   time. Longest first, so the two lanes end close together.
@@ -88,7 +90,8 @@ E2E_ALONE := hostile_node \
 	enforcement_ops \
 	memory_budget \
 	node_container \
-	serve_connect
+	serve_connect \
+	console_tmux
 
 E2E_SHARED := detection_scenarios \
 	recordings \
@@ -101,7 +104,6 @@ E2E_SHARED := detection_scenarios \
 	gemini_cli \
 	agent_graph \
 	redaction \
-	console_tmux \
 	identity \
 	baseline_store \
 	blind_spots \

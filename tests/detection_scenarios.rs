@@ -163,40 +163,8 @@ fn run(dir: &Path, setup: Setup) -> Run {
     std::fs::write(&scenario, json!({"turns": setup.turns}).to_string()).unwrap();
     let llm = MockLlm::start_with(dir, &["--scenario", scenario.to_str().unwrap()]);
     let dump = dir.join("agent-dump.json");
-    let script = agents_dir()
-        .canonicalize()
-        .unwrap()
-        .join("incident_agent.py");
-    let python = mcp_python();
-    let mut args: Vec<String> = Vec::new();
-    if let Some(run_dir) = &setup.run_dir {
-        // unshare and sh exec in place: the agent keeps the pid the collector is given.
-        args.extend(
-            [
-                "--mount",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                "mount --bind \"$0\" /run && exec \"$@\"",
-                run_dir.to_str().unwrap(),
-                &python,
-            ]
-            .map(String::from),
-        );
-    }
-    args.extend([
-        script.display().to_string(),
-        "--ops-tools".into(),
-        "--llm-port".into(),
-        llm.port.to_string(),
-        "--ca".into(),
-        llm.cert.display().to_string(),
-        "--mcp-url".into(),
-        crm.url(),
-        "--dump".into(),
-        dump.display().to_string(),
-    ]);
+    let (program, mut args) =
+        support::scenarios::ops_agent_command(&llm, &crm.url(), &dump, setup.run_dir.as_deref());
     for question in &setup.questions {
         args.extend(["--question".to_string(), question.clone()]);
     }
@@ -209,12 +177,7 @@ fn run(dir: &Path, setup: Setup) -> Run {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
-    let program = if setup.run_dir.is_some() {
-        "/usr/bin/unshare"
-    } else {
-        python.as_str()
-    };
-    let agent = Paused::agent(dir, program, &args, &env);
+    let agent = Paused::agent(dir, &program, &args, &env);
     let agent_pid = agent.pid();
     if let Some(cluster) = &setup.cluster {
         cluster.cgroup.move_in(agent_pid);

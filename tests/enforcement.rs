@@ -1015,41 +1015,10 @@ fn ops_session(
     run_dir: Option<&Path>,
     env: &[(&str, &str)],
 ) -> (Paused, PathBuf) {
-    let script = agents_dir()
-        .canonicalize()
-        .unwrap()
-        .join("incident_agent.py");
     let dump = dir.join(format!("{model}-{}-dump.json", rand_id()));
-    let python = mcp_python();
-    let mut args: Vec<String> = Vec::new();
-    if let Some(run_dir) = run_dir {
-        // unshare and sh exec in place: the agent keeps the pid the collector is given. A
-        // recursive bind, so the token volume's own mount comes along.
-        args.extend(
-            [
-                "--mount",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                "mount --rbind \"$0\" /run && exec \"$@\"",
-                run_dir.to_str().unwrap(),
-                &python,
-            ]
-            .map(String::from),
-        );
-    }
+    let (program, mut args) =
+        support::scenarios::ops_agent_command(llm, &crm.url(), &dump, run_dir);
     args.extend([
-        script.display().to_string(),
-        "--ops-tools".into(),
-        "--llm-port".into(),
-        llm.port.to_string(),
-        "--ca".into(),
-        llm.cert.display().to_string(),
-        "--mcp-url".into(),
-        crm.url(),
-        "--dump".into(),
-        dump.display().to_string(),
         "--model".into(),
         model.into(),
         "--question".into(),
@@ -1058,12 +1027,7 @@ fn ops_session(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut env = env.to_vec();
     env.push(("AGENTSCOPE_TEST_API_KEY", API_KEY));
-    let program = if run_dir.is_some() {
-        "/usr/bin/unshare"
-    } else {
-        python.as_str()
-    };
-    (Paused::agent(dir, program, &args, &env), dump)
+    (Paused::agent(dir, &program, &args, &env), dump)
 }
 
 /// A number for a file name no other session of the test uses.
