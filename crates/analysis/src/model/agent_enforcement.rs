@@ -143,3 +143,72 @@ impl AgentEnforcement {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(category: EnforceCategory, action: EnforceAction) -> EnforceDecision {
+        EnforceDecision {
+            agent_id: 1,
+            baseline: Some("host:python agent.py".into()),
+            revision: 2,
+            category,
+            action,
+            hook: "connect4".into(),
+            protocol: "tcp".into(),
+            family: "inet".into(),
+            addr: "127.0.0.2".into(),
+            port: 8080,
+            path: None,
+            reason: None,
+            inode: None,
+            rule: None,
+            blocks_last_minute: (action == EnforceAction::Disarmed).then_some(31),
+        }
+    }
+
+    #[test]
+    fn modes_follow_the_decisions_and_the_disarmer_drops_every_category_to_audit() {
+        let mut e = AgentEnforcement::default();
+        assert!(e.is_empty());
+        e.record(
+            &decision(EnforceCategory::Exec, EnforceAction::WouldBlock),
+            7,
+            1,
+        );
+        for ts in 2..40 {
+            e.record(
+                &decision(EnforceCategory::Network, EnforceAction::Blocked),
+                7,
+                ts,
+            );
+        }
+        assert_eq!(e.network.mode, Some(SeenMode::Enforce));
+        assert_eq!(e.exec.mode, Some(SeenMode::Audit));
+        assert_eq!(e.files.mode, None);
+        assert_eq!(e.network.blocked, 38);
+        // Counts go on; what is remembered is bounded, newest kept.
+        assert_eq!(e.network.recent.len(), RECENT_DECISIONS);
+        assert_eq!(e.network.recent.back().unwrap().ts_ns, 39);
+        assert_eq!(e.audited(), vec!["exec"]);
+        e.record(
+            &decision(EnforceCategory::Network, EnforceAction::Disarmed),
+            7,
+            40,
+        );
+        assert_eq!(e.network.disarmed, 1);
+        assert_eq!(e.network.mode, Some(SeenMode::Audit));
+        assert_eq!(e.audited(), vec!["network", "exec"]);
+        assert_eq!(e.baseline.as_deref(), Some("host:python agent.py"));
+        assert_eq!(e.revision, 2);
+        // An unknown category is not counted anywhere.
+        let mut other = AgentEnforcement::default();
+        other.record(
+            &decision(EnforceCategory::Unknown, EnforceAction::Blocked),
+            7,
+            1,
+        );
+        assert!(other.is_empty());
+    }
+}
