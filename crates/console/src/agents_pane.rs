@@ -72,6 +72,34 @@ fn container_of(identity: &ActorIdentity) -> Option<&str> {
     rest.splitn(4, '/').nth(3)
 }
 
+/// The agents list's compact enforcement column: per category with decisions, its name, the
+/// mode its decisions show (`A` audit, `E` enforce, `?` not known) and the would-block /
+/// blocked counts, e.g. `net A3/0 exec E0/2`. The agent's Detail spells it out.
+pub fn enforcement_column(
+    enforcement: &agentscope_analysis::model::agent_enforcement::AgentEnforcement,
+) -> Option<String> {
+    use agentscope_analysis::model::agent_enforcement::SeenMode;
+    let parts: Vec<String> = enforcement
+        .categories()
+        .into_iter()
+        .filter(|(_, c)| c.decisions() > 0)
+        .map(|(name, c)| {
+            let mode = match c.mode {
+                Some(SeenMode::Audit) => 'A',
+                Some(SeenMode::Enforce) => 'E',
+                None => '?',
+            };
+            let name = if name == "network" { "net" } else { name };
+            format!(
+                "{name} {mode}{}/{}",
+                format_count(c.would_block),
+                format_count(c.blocked)
+            )
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
 #[derive(Default)]
 struct Group {
     label: String,
@@ -160,6 +188,9 @@ impl AgentsPane {
                 format!("  {}", format_count(activity)),
                 styles.muted,
             ));
+            if let Some(column) = enforcement_column(&agent.enforcement) {
+                spans.push(Span::styled(format!("  {column}"), styles.warning));
+            }
             group.agents.push(TreeItem::new_leaf(id, Line::from(spans)));
         }
         self.agent_count = count;

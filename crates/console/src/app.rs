@@ -60,6 +60,12 @@ pub enum Effect {
         /// Entries left out (`x` on an attacked agent: its incidents' evidence).
         exclude: Option<agentscope_analysis::baseline::Exclusion>,
     },
+    /// `P`: prepare the promotion of this agent's baseline and ask.
+    PlanPromotion {
+        agent_key: String,
+    },
+    /// `y` answering `P`: write the promotion asked about.
+    Promote(Box<crate::promotion::PromotionPlan>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,6 +162,9 @@ pub struct AppOptions {
     /// The agents shown (`--namespace`, `--pod`, `--agent`): the agents tree and the
     /// findings list only these.
     pub selector: agentscope_analysis::model::agent_selector::AgentSelector,
+    /// Where `P` looks for the agent's baseline (`--baseline DIR`, then the config's
+    /// `baseline_dir`).
+    pub baseline_dirs: Vec<std::path::PathBuf>,
 }
 
 /// What the detail pane shows.
@@ -215,6 +224,8 @@ pub struct App {
     highlight: Vec<String>,
     /// The agent whose baseline export waits for a second `b` (it has findings).
     baseline_confirm: Option<String>,
+    /// The promotion `P` asked about, waiting for `y` or `n`.
+    promotion_confirm: Option<crate::promotion::PromotionPlan>,
     /// Detail lists the environments handed to the lineage's processes (`v`), masked.
     expand_environment: bool,
     /// Frames the message has been shown; it goes after [`MESSAGE_SECONDS`].
@@ -266,6 +277,7 @@ impl App {
             message: None,
             message_ticks: 0,
             baseline_confirm: None,
+            promotion_confirm: None,
             expand_environment: false,
             evidence_walk: None,
             highlight: Vec::new(),
@@ -784,6 +796,16 @@ impl App {
             }
             return Vec::new();
         }
+        if let Some(plan) = self.promotion_confirm.take() {
+            // The question takes the next key: `y` writes, anything else cancels.
+            return match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => vec![Effect::Promote(Box::new(plan))],
+                _ => {
+                    self.set_message("promotion cancelled: nothing written", false);
+                    Vec::new()
+                }
+            };
+        }
         let Some(action) = self.options.keymap.action(key) else {
             return Vec::new();
         };
@@ -857,6 +879,7 @@ impl App {
                 }
             }
             Action::ExcludeEvidence => return self.export_baseline_without_evidence(),
+            Action::Promote => return self.promote(),
             Action::GroupBySession => {
                 let log = self
                     .current_agent
@@ -1217,6 +1240,16 @@ impl App {
         }]
     }
 
+    /// `P`: the current agent's baseline, the one its enforcement decisions named (else its
+    /// own key), to be promoted from audit to enforce once confirmed.
+    fn promote(&mut self) -> Vec<Effect> {
+        let Some(key) = self.current_agent.clone() else {
+            self.set_message("select an agent first", true);
+            return Vec::new();
+        };
+        vec![Effect::PlanPromotion { agent_key: key }]
+    }
+
     /// `x`, answering `b`'s question: the baseline without the incidents' evidence.
     fn export_baseline_without_evidence(&mut self) -> Vec<Effect> {
         let pending = self
@@ -1526,6 +1559,39 @@ impl App {
                 format!("seek {sign}{}s", delta_ns.unsigned_abs() / 1_000_000_000)
             }),
             Effect::ToggleRecording => source.toggle_recording().map(|()| String::new()),
+            Effect::PlanPromotion { agent_key } => {
+                let baseline_key = source
+                    .pipeline()
+                    .model()
+                    .agents()
+                    .find(|a| &a.key == agent_key)
+                    .and_then(|a| a.enforcement.baseline.clone())
+                    .unwrap_or_else(|| agent_key.clone());
+                match crate::promotion::plan(&self.options.baseline_dirs, &baseline_key) {
+                    Ok(plan) => {
+                        self.set_message(plan.question(), true);
+                        self.promotion_confirm = Some(plan);
+                    }
+                    // Refusals (partial learning, incident evidence) are the answer: shown.
+                    Err(err) => self.set_message(format!("not promoted: {err:#}"), true),
+                }
+                return false;
+            }
+            Effect::Promote(plan) => {
+                match crate::promotion::write(plan) {
+                    Ok(path) => self.set_message(
+                        format!(
+                            "wrote {} (rev {}: {} enforce)",
+                            path.display(),
+                            plan.revision_after,
+                            plan.categories.join("+")
+                        ),
+                        false,
+                    ),
+                    Err(err) => self.set_message(format!("promotion failed: {err:#}"), true),
+                }
+                return false;
+            }
             Effect::ExportBaseline { agent_key, exclude } => {
                 match exporter(source.pipeline(), agent_key, exclude.as_ref()) {
                     Ok(path) => {
@@ -1983,8 +2049,13 @@ impl App {
                         Action::SeekNextFinding,
                         "replay to prev/next finding",
                     ),
-                    One(Action::Baseline),
-                    One(Action::ExcludeEvidence),
+                    // One line for the pair, so that `P` still fits 80x24.
+                    Pair(
+                        Action::Baseline,
+                        Action::ExcludeEvidence,
+                        "baseline / without attack",
+                    ),
+                    One(Action::Promote),
                     One(Action::GroupBySession),
                     One(Action::ShowEnvironment),
                 ],

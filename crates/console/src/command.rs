@@ -21,6 +21,10 @@ use super::{run_console, ConsoleConfig, ConsoleOptions, JsonEventsSource, LiveSo
 fn console_options(config: ConsoleConfig, args: &TuiArgs) -> ConsoleOptions {
     let mut options = ConsoleOptions::new(config, args.theme.clone());
     options.selector = args.select.selector();
+    if let Some(dir) = &args.detection.baseline {
+        // The approved baselines first: what `P` promotes is what the agent is judged by.
+        options.baseline_dirs.insert(0, dir.clone());
+    }
     options
 }
 

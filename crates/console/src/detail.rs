@@ -253,6 +253,38 @@ fn tls_section(doc: &mut Doc, agent: &Agent, pipeline: &Pipeline) {
     }
 }
 
+/// Kernel enforcement of the agent (issue 17): per category its mode, counts and last
+/// decisions, as the pipeline's model tallied them.
+fn enforcement_section(doc: &mut Doc, agent: &Agent) {
+    let enforcement = &agent.enforcement;
+    if enforcement.is_empty() {
+        return;
+    }
+    doc.heading("Enforcement");
+    let by = match &enforcement.baseline {
+        Some(key) => format!("baseline {key} rev {}", enforcement.revision),
+        None => format!("policy rev {}", enforcement.revision),
+    };
+    doc.field("policy", by);
+    for (name, category) in enforcement.categories() {
+        let mode = category.mode.map_or("mode unknown", |m| m.name());
+        doc.field(
+            name,
+            format!(
+                "{mode} · {} would block · {} blocked · {} disarmed",
+                category.would_block, category.blocked, category.disarmed
+            ),
+        );
+        for decision in &category.recent {
+            let time = format_time(decision.ts_ns, doc.boot_offset);
+            doc.text(&format!("{time} pid {} {}", decision.pid, decision.summary));
+        }
+    }
+    if !enforcement.audited().is_empty() {
+        doc.note("P promotes the audited categories to enforce (asks first)");
+    }
+}
+
 pub fn agent_detail(
     agent: &Agent,
     activity: Option<(u64, usize)>,
@@ -286,6 +318,7 @@ pub fn agent_detail(
             format!("{total} ({kept} kept for the timeline)"),
         );
     }
+    enforcement_section(&mut doc, agent);
     tls_section(&mut doc, agent, pipeline);
     identity_section(&mut doc, agent);
     if let Some(pid) = agent.pids.iter().next_back() {

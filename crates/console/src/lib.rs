@@ -34,6 +34,7 @@ pub mod live_recording;
 pub mod live_source;
 pub mod log;
 pub mod pane_switcher;
+pub mod promotion;
 pub mod remote_source;
 pub mod search_query;
 pub mod source;
@@ -97,6 +98,8 @@ pub struct ConsoleOptions {
     pub quit_after: Option<Duration>,
     /// The agents shown (`--namespace`, `--pod`, `--agent`).
     pub selector: agentscope_analysis::model::agent_selector::AgentSelector,
+    /// Where `P` looks for an agent's baseline to promote (`--baseline DIR` first).
+    pub baseline_dirs: Vec<PathBuf>,
 }
 
 impl ConsoleOptions {
@@ -111,9 +114,10 @@ impl ConsoleOptions {
             config,
             theme,
             color_mode: None,
-            exporter: yaml_exporter(dir),
+            exporter: yaml_exporter(dir.clone()),
             quit_after: None,
             selector: Default::default(),
+            baseline_dirs: vec![dir],
         }
     }
 
@@ -148,6 +152,7 @@ impl ConsoleOptions {
                 ..LogLimits::default()
             },
             selector: self.selector.clone(),
+            baseline_dirs: self.baseline_dirs.clone(),
         })
     }
 

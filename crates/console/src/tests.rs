@@ -22,6 +22,7 @@ use super::json_source::ManualClock;
 use super::*;
 
 mod console_data;
+mod enforcement_view;
 
 const SIZES: [(u16, u16); 2] = [(120, 40), (80, 24)];
 

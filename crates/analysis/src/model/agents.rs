@@ -129,6 +129,13 @@ pub struct Agent {
     /// (`plaintext not visible: TLS stack not recognised`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plaintext_not_visible: Option<String>,
+    /// What kernel enforcement decided for the agent's processes (issue 17); left out when
+    /// nothing was decided.
+    #[serde(
+        default,
+        skip_serializing_if = "super::agent_enforcement::AgentEnforcement::is_empty"
+    )]
+    pub enforcement: super::agent_enforcement::AgentEnforcement,
 }
 
 /// Pids remembered per agent; older ones are dropped first.

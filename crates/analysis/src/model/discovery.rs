@@ -43,6 +43,7 @@ impl Model {
             output_tokens: 0,
             aibom: AiBom::default(),
             plaintext_not_visible: None,
+            enforcement: Default::default(),
         });
         agent.add_pid(actor.pid);
         agent.identity = who.clone();

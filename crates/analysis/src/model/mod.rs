@@ -7,6 +7,7 @@
 //! docs/graph.md).
 
 pub mod actions;
+pub mod agent_enforcement;
 pub mod agent_key;
 pub mod agent_pids;
 pub mod agent_selector;
@@ -288,6 +289,18 @@ impl Model {
             }
             ObservationKind::TlsHello { .. } => {
                 self.apply_tls_hello(observation, processes, identity);
+            }
+            ObservationKind::Enforce { decision } => {
+                // Counted on the agent the process works for (a descendant's decision too),
+                // then drawn in the graph like any action.
+                let lineage = processes.lineage(pid);
+                if let Some(agent) = self
+                    .agent_of(&lineage, observation.ts_ns)
+                    .and_then(|key| self.agents.get_mut(&key))
+                {
+                    agent.enforcement.record(decision, pid, observation.ts_ns);
+                }
+                self.apply_action(observation, processes);
             }
             _ => self.apply_action(observation, processes),
         }
