@@ -445,6 +445,26 @@ fn injected_session_is_audited_then_blocked_while_its_twin_runs() {
             incident["chain"]
         );
     }
+    // The model counts each agent's decisions per category (what the console shows): the
+    // audited session's network in audit with its would-blocks, the enforced one's in enforce.
+    for (agent, mode, counted) in [
+        ("incident_agent_audit.py", "audit", "would_block"),
+        (" incident_agent.py", "enforce", "blocked"),
+    ] {
+        let found = graph["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"].as_str().unwrap().ends_with(agent))
+            .unwrap_or_else(|| panic!("no agent {agent}: {:#}", graph["agents"]));
+        let network = &found["enforcement"]["network"];
+        assert_eq!(network["mode"], mode, "{:#}", found["enforcement"]);
+        assert!(
+            network[counted].as_u64().unwrap_or(0) >= 1,
+            "{:#}",
+            found["enforcement"]
+        );
+    }
     let posts: Vec<&Value> = graph["tool_calls"]
         .as_array()
         .unwrap()
