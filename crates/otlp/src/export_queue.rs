@@ -13,6 +13,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use opentelemetry_otlp::{
     LogExporter, SpanExporter, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
 };
@@ -208,39 +210,67 @@ impl Exporters {
             .with_initial_delay(RETRY_FIRST_DELAY)
             .with_max_delay(RETRY_MAX_DELAY);
         let endpoint = &options.endpoint;
+        if !endpoint.tls && !options.tls.is_empty() {
+            return Err(format!(
+                "{}: certificates are for https:// endpoints only",
+                endpoint.base
+            ));
+        }
         let built = match options.protocol {
-            Protocol::Grpc => SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.base.clone())
-                .with_timeout(EXPORT_TIMEOUT)
-                .with_retry_policy(retry.clone())
-                .build()
-                .and_then(|spans| {
-                    LogExporter::builder()
-                        .with_tonic()
-                        .with_endpoint(endpoint.base.clone())
-                        .with_timeout(EXPORT_TIMEOUT)
-                        .with_retry_policy(retry)
+            Protocol::Grpc => {
+                let channel = if endpoint.tls {
+                    Some(grpc_tls_channel(options)?)
+                } else {
+                    None
+                };
+                let spans = SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.base.clone())
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .with_retry_policy(retry.clone());
+                let logs = LogExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.base.clone())
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .with_retry_policy(retry);
+                match channel {
+                    Some(channel) => {
+                        spans
+                            .with_channel(channel.clone())
+                            .build()
+                            .and_then(|spans| {
+                                logs.with_channel(channel)
+                                    .build()
+                                    .map(|logs| Self { spans, logs })
+                            })
+                    }
+                    None => spans
                         .build()
-                        .map(|logs| Self { spans, logs })
-                }),
-            Protocol::HttpProtobuf => SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(endpoint.signal_url("/v1/traces"))
-                .with_timeout(EXPORT_TIMEOUT)
-                .with_retry_policy(retry.clone())
-                .build()
-                .and_then(|spans| {
-                    LogExporter::builder()
-                        .with_http()
-                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                        .with_endpoint(endpoint.signal_url("/v1/logs"))
-                        .with_timeout(EXPORT_TIMEOUT)
-                        .with_retry_policy(retry)
-                        .build()
-                        .map(|logs| Self { spans, logs })
-                }),
+                        .and_then(|spans| logs.build().map(|logs| Self { spans, logs })),
+                }
+            }
+            Protocol::HttpProtobuf => {
+                let mut spans = SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(endpoint.signal_url("/v1/traces"))
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .with_retry_policy(retry.clone());
+                let mut logs = LogExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(endpoint.signal_url("/v1/logs"))
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .with_retry_policy(retry);
+                if endpoint.tls {
+                    let client = Arc::new(http_tls_client(options)?);
+                    spans = spans.with_shared_http_client(client.clone());
+                    logs = logs.with_shared_http_client(client);
+                }
+                spans
+                    .build()
+                    .and_then(|spans| logs.build().map(|logs| Self { spans, logs }))
+            }
         };
         built.map_err(|err| format!("cannot export to {}: {err}", endpoint.base))
     }
@@ -299,6 +329,48 @@ impl Exporters {
         }
         (failed_spans, failed_logs, error)
     }
+}
+
+/// The OTLP/HTTP client for an `https://` endpoint: hyper over rustls (HTTP/1.1, as the
+/// exporter's own hyper client speaks), verifying as [`crate::tls::TlsFiles`] says.
+fn http_tls_client(
+    options: &OtlpOptions,
+) -> Result<opentelemetry_http::hyper::HyperClient<HttpsConnector<HttpConnector>>, String> {
+    let config = options
+        .tls
+        .client_config(b"http/1.1")
+        .map_err(|err| format!("{}: {err}", options.endpoint.base))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build();
+    Ok(opentelemetry_http::hyper::HyperClient::new(
+        connector,
+        EXPORT_TIMEOUT,
+        None,
+    ))
+}
+
+/// The gRPC channel to an `https://` endpoint: tonic over a rustls connector offering `h2`,
+/// connected on first use (as the exporter's own channel is), each request bounded by the
+/// export timeout.
+fn grpc_tls_channel(options: &OtlpOptions) -> Result<tonic::transport::Channel, String> {
+    let base = &options.endpoint.base;
+    let config = options
+        .tls
+        .client_config(b"h2")
+        .map_err(|err| format!("{base}: {err}"))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http2()
+        .build();
+    let endpoint = tonic::transport::Endpoint::from_shared(base.clone())
+        .map_err(|err| format!("{base}: {err}"))?
+        .timeout(EXPORT_TIMEOUT)
+        .connect_timeout(EXPORT_TIMEOUT);
+    Ok(endpoint.connect_with_connector_lazy(connector))
 }
 
 fn set_resource(exporters: &mut Exporters, resource: &Resource) {
