@@ -22,6 +22,7 @@ use opentelemetry_sdk::logs::LogBatch;
 use opentelemetry_sdk::Resource;
 
 use crate::genai_spans::{Signal, Telemetry};
+use crate::http_failure_reason::{FailureReason, ReasonKeepingClient};
 use crate::options::{OtlpOptions, Protocol};
 
 /// Items sent in one export request at most.
@@ -201,6 +202,8 @@ impl ExportQueue {
 struct Exporters {
     spans: SpanExporter,
     logs: LogExporter,
+    /// Why the last OTLP/HTTP request failed (the exporter's own error does not say).
+    http_failure: FailureReason,
 }
 
 impl Exporters {
@@ -216,6 +219,7 @@ impl Exporters {
                 endpoint.base
             ));
         }
+        let http_failure = FailureReason::default();
         let built = match options.protocol {
             Protocol::Grpc => {
                 let channel = if endpoint.tls {
@@ -239,14 +243,12 @@ impl Exporters {
                             .with_channel(channel.clone())
                             .build()
                             .and_then(|spans| {
-                                logs.with_channel(channel)
-                                    .build()
-                                    .map(|logs| Self { spans, logs })
+                                logs.with_channel(channel).build().map(|logs| (spans, logs))
                             })
                     }
                     None => spans
                         .build()
-                        .and_then(|spans| logs.build().map(|logs| Self { spans, logs })),
+                        .and_then(|spans| logs.build().map(|logs| (spans, logs))),
                 }
             }
             Protocol::HttpProtobuf => {
@@ -262,17 +264,42 @@ impl Exporters {
                     .with_endpoint(endpoint.signal_url("/v1/logs"))
                     .with_timeout(EXPORT_TIMEOUT)
                     .with_retry_policy(retry);
-                if endpoint.tls {
-                    let client = Arc::new(http_tls_client(options)?);
-                    spans = spans.with_shared_http_client(client.clone());
-                    logs = logs.with_shared_http_client(client);
-                }
+                let client: Arc<dyn opentelemetry_http::HttpClient> = if endpoint.tls {
+                    Arc::new(ReasonKeepingClient::new(
+                        http_tls_client(options)?,
+                        http_failure.clone(),
+                    ))
+                } else {
+                    Arc::new(ReasonKeepingClient::new(
+                        opentelemetry_http::hyper::HyperClient::with_default_connector(
+                            EXPORT_TIMEOUT,
+                            None,
+                        ),
+                        http_failure.clone(),
+                    ))
+                };
+                spans = spans.with_shared_http_client(client.clone());
+                logs = logs.with_shared_http_client(client);
                 spans
                     .build()
-                    .and_then(|spans| logs.build().map(|logs| Self { spans, logs }))
+                    .and_then(|spans| logs.build().map(|logs| (spans, logs)))
             }
         };
-        built.map_err(|err| format!("cannot export to {}: {err}", endpoint.base))
+        built
+            .map(|(spans, logs)| Self {
+                spans,
+                logs,
+                http_failure,
+            })
+            .map_err(|err| format!("cannot export to {}: {err}", endpoint.base))
+    }
+
+    /// Why the last request failed, when the transport said more than the exporter does.
+    fn failure_reason(&self) -> String {
+        self.http_failure
+            .take()
+            .map(|reason| format!(" ({reason})"))
+            .unwrap_or_default()
     }
 
     /// Sends `batch` (items of one resource after another), returning the items that failed
@@ -313,7 +340,7 @@ impl Exporters {
                 let count = spans.len() as u64;
                 if let Err(err) = self.spans.export(spans).await {
                     failed_spans += count;
-                    error = Some(format!("spans: {err}"));
+                    error = Some(format!("spans: {err}{}", self.failure_reason()));
                 }
             }
             if !logs.is_empty() {
@@ -323,7 +350,7 @@ impl Exporters {
                 let pairs: Vec<_> = logs.iter().map(|record| (*record, &scope)).collect();
                 if let Err(err) = self.logs.export(LogBatch::new(&pairs)).await {
                     failed_logs += logs.len() as u64;
-                    error = Some(format!("logs: {err}"));
+                    error = Some(format!("logs: {err}{}", self.failure_reason()));
                 }
             }
         }
@@ -338,7 +365,7 @@ fn http_tls_client(
 ) -> Result<opentelemetry_http::hyper::HyperClient<HttpsConnector<HttpConnector>>, String> {
     let config = options
         .tls
-        .client_config(b"http/1.1")
+        .client_config()
         .map_err(|err| format!("{}: {err}", options.endpoint.base))?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
@@ -359,7 +386,7 @@ fn grpc_tls_channel(options: &OtlpOptions) -> Result<tonic::transport::Channel, 
     let base = &options.endpoint.base;
     let config = options
         .tls
-        .client_config(b"h2")
+        .client_config()
         .map_err(|err| format!("{base}: {err}"))?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)

@@ -10,6 +10,7 @@
 
 pub mod export_queue;
 pub mod genai_spans;
+pub mod http_failure_reason;
 pub mod options;
 pub mod resource;
 pub mod sink;

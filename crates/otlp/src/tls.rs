@@ -31,9 +31,9 @@ impl TlsFiles {
         self.ca.is_none() && self.client_cert.is_none() && self.client_key.is_none()
     }
 
-    /// The rustls client configuration, with `alpn` offered (`h2` for gRPC, `http/1.1` for
-    /// OTLP/HTTP).
-    pub fn client_config(&self, alpn: &[u8]) -> Result<rustls::ClientConfig, String> {
+    /// The rustls client configuration (without ALPN: the hyper-rustls connector offers `h2`
+    /// for gRPC and `http/1.1` for OTLP/HTTP, and refuses a configuration that already does).
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err(HALF_CLIENT_IDENTITY.to_string());
         }
@@ -70,7 +70,7 @@ impl TlsFiles {
         .with_safe_default_protocol_versions()
         .map_err(|err| format!("TLS: {err}"))?
         .with_root_certificates(roots);
-        let mut config = match (&self.client_cert, &self.client_key) {
+        let config = match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) => {
                 let chain = certificates(cert)?;
                 let key = PrivateKeyDer::from_pem_file(key)
@@ -82,7 +82,6 @@ impl TlsFiles {
             (None, None) => builder.with_no_client_auth(),
             _ => return Err(HALF_CLIENT_IDENTITY.to_string()),
         };
-        config.alpn_protocols = vec![alpn.to_vec()];
         Ok(config)
     }
 }
@@ -115,26 +114,20 @@ mod tests {
             ca: Some(dir.join("missing.pem")),
             ..TlsFiles::default()
         };
-        assert!(missing
-            .client_config(b"h2")
-            .unwrap_err()
-            .contains("missing.pem"));
+        assert!(missing.client_config().unwrap_err().contains("missing.pem"));
         let empty = TlsFiles {
             ca: Some(not_pem.clone()),
             ..TlsFiles::default()
         };
         assert!(empty
-            .client_config(b"h2")
+            .client_config()
             .unwrap_err()
             .contains("no PEM certificate"));
         let half = TlsFiles {
             client_cert: Some(not_pem),
             ..TlsFiles::default()
         };
-        assert!(half
-            .client_config(b"h2")
-            .unwrap_err()
-            .contains("needs its key"));
+        assert!(half.client_config().unwrap_err().contains("needs its key"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
