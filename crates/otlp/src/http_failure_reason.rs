@@ -71,11 +71,35 @@ fn causes(err: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    /// An error with a message and an optional source, as hyper's and rustls's nest.
+    #[derive(Debug)]
+    struct Nested(&'static str, Option<Box<Nested>>);
+
+    impl fmt::Display for Nested {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Nested {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
     #[test]
     fn every_cause_is_said_once() {
-        let io = std::io::Error::other("invalid peer certificate: UnknownIssuer");
-        let outer = std::io::Error::new(std::io::ErrorKind::Other, io);
-        // io::Error::new(kind, error) displays as its source does, and has it as source.
-        assert_eq!(causes(&outer), "invalid peer certificate: UnknownIssuer");
+        let rustls = Nested("invalid peer certificate: UnknownIssuer", None);
+        // An io::Error in between that repeats its source's message.
+        let io = Nested(
+            "invalid peer certificate: UnknownIssuer",
+            Some(Box::new(rustls)),
+        );
+        let hyper = Nested("client error (Connect)", Some(Box::new(io)));
+        assert_eq!(
+            causes(&hyper),
+            "client error (Connect): invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(causes(&Nested("refused", None)), "refused");
     }
 }
