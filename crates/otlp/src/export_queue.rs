@@ -363,17 +363,8 @@ impl Exporters {
 fn http_tls_client(
     options: &OtlpOptions,
 ) -> Result<opentelemetry_http::hyper::HyperClient<HttpsConnector<HttpConnector>>, String> {
-    let config = options
-        .tls
-        .client_config()
-        .map_err(|err| format!("{}: {err}", options.endpoint.base))?;
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .build();
     Ok(opentelemetry_http::hyper::HyperClient::new(
-        connector,
+        tls_connector(options, b"http/1.1")?,
         EXPORT_TIMEOUT,
         None,
     ))
@@ -384,20 +375,32 @@ fn http_tls_client(
 /// export timeout.
 fn grpc_tls_channel(options: &OtlpOptions) -> Result<tonic::transport::Channel, String> {
     let base = &options.endpoint.base;
-    let config = options
-        .tls
-        .client_config()
-        .map_err(|err| format!("{base}: {err}"))?;
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http2()
-        .build();
+    let connector = tls_connector(options, b"h2")?;
     let endpoint = tonic::transport::Endpoint::from_shared(base.clone())
         .map_err(|err| format!("{base}: {err}"))?
         .timeout(EXPORT_TIMEOUT)
         .connect_timeout(EXPORT_TIMEOUT);
     Ok(endpoint.connect_with_connector_lazy(connector))
+}
+
+/// A TCP connector that speaks TLS only, offering `alpn`. Built from its parts rather than with
+/// hyper-rustls's builder, whose HTTP/2 support is a crate feature that would rebuild the
+/// Kubernetes client (see crates/otlp/Cargo.toml); the ALPN is all gRPC needs of it.
+fn tls_connector(
+    options: &OtlpOptions,
+    alpn: &[u8],
+) -> Result<HttpsConnector<HttpConnector>, String> {
+    let mut config = options
+        .tls
+        .client_config()
+        .map_err(|err| format!("{}: {err}", options.endpoint.base))?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let mut tcp = HttpConnector::new();
+    // The URL says https, which the plain connector would refuse.
+    tcp.enforce_http(false);
+    let mut connector = HttpsConnector::from((tcp, config));
+    connector.enforce_https();
+    Ok(connector)
 }
 
 fn set_resource(exporters: &mut Exporters, resource: &Resource) {

@@ -31,8 +31,8 @@ impl TlsFiles {
         self.ca.is_none() && self.client_cert.is_none() && self.client_key.is_none()
     }
 
-    /// The rustls client configuration (without ALPN: the hyper-rustls connector offers `h2`
-    /// for gRPC and `http/1.1` for OTLP/HTTP, and refuses a configuration that already does).
+    /// The rustls client configuration, without ALPN (the connector sets what its transport
+    /// speaks: `h2` for gRPC, `http/1.1` for OTLP/HTTP).
     pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err(HALF_CLIENT_IDENTITY.to_string());
