@@ -7,6 +7,10 @@
 //!   inside the tool call), the run's resource, finding and incident log records in the run's
 //!   trace, no content by default; the same spans over gRPC as over HTTP.
 //! - A refused endpoint: the replay still ends well, every span and record counted as dropped.
+//! - `https://` endpoints (the receiver serving TLS with a leaf of a test CA): spans and records
+//!   arrive over HTTP with `--otlp-ca` and over gRPC with mutual TLS from the SDKs' variables;
+//!   without the CA the server is not trusted, and every span and record is dropped, counted,
+//!   with the reason on stderr.
 //! - Live (root): the Python agent's model turn and tool calls exported while it runs, content
 //!   only when asked and then redacted; and a black-holed endpoint (accepts, never answers)
 //!   costs spans, counted, never capture or the one-second stop.
@@ -20,6 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::certificates::{make_ca_and_leaf, make_client_cert};
 use support::*;
 
 /// The receiver, killed when dropped.
@@ -32,10 +37,16 @@ struct Receiver {
 
 impl Receiver {
     fn start(dir: &Path, name: &str) -> Receiver {
+        Receiver::start_with(dir, name, &[])
+    }
+
+    /// With more of the receiver's options (TLS).
+    fn start_with(dir: &Path, name: &str, args: &[&str]) -> Receiver {
         let out = dir.join(format!("{name}.jsonl"));
         let mut child = Command::new(mcp_python())
             .arg(agents_dir().join("otlp_receiver.py"))
             .args(["--out", out.to_str().unwrap()])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -333,6 +344,89 @@ fn a_refused_endpoint_costs_the_spans_counted_not_the_replay() {
     assert!(
         stderr.contains("OTLP export failed"),
         "the user is told why: {stderr}"
+    );
+}
+
+#[test]
+fn https_endpoints_verify_the_collector_and_an_untrusted_one_costs_counted_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("cert");
+    let ca = make_ca_and_leaf(&certs);
+    let (client_cert, client_key) = make_client_cert(&certs);
+    let path = |p: &Path| p.display().to_string();
+    let (ca, client_cert, client_key) = (path(&ca), path(&client_cert), path(&client_key));
+    let (leaf, leaf_key) = (path(&certs.join("cert.pem")), path(&certs.join("key.pem")));
+    let everything = "21 spans and 15 log records exported, 0 spans and 0 log records dropped";
+
+    // OTLP/HTTP over TLS, the private CA given by option.
+    let https = Receiver::start_with(
+        dir.path(),
+        "https",
+        &["--tls-cert", &leaf, "--tls-key", &leaf_key],
+    );
+    let endpoint = format!("https://127.0.0.1:{}", https.http_port);
+    // Without the CA the collector's certificate is not trusted (the system's roots do not
+    // know the test CA). Started first and waited for last: its retries take seconds that
+    // the other cases need not wait for.
+    let untrusting = Command::new(BIN)
+        .args(["replay", &recording(), "--otlp-endpoint", &endpoint])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, stderr) = replay(&["--otlp-endpoint", &endpoint, "--otlp-ca", &ca]);
+    assert!(ok && stderr.contains(everything), "{stderr}");
+    let received = https.wait_for("the export over https", |r| r.len() >= 36);
+    assert!(received.iter().all(|r| r["transport"] == "http"));
+    assert!(spans(&received)
+        .iter()
+        .any(|s| s["name"] == "invoke_agent incident_agent.py"));
+
+    // OTLP/gRPC over mutual TLS: a receiver that asks for a client certificate, the CA and
+    // the client's certificate given as a DaemonSet gives them, in the SDKs' variables.
+    let grpcs = Receiver::start_with(
+        dir.path(),
+        "grpcs",
+        &[
+            "--tls-cert",
+            &leaf,
+            "--tls-key",
+            &leaf_key,
+            "--tls-client-ca",
+            &ca,
+        ],
+    );
+    let endpoint = format!("https://127.0.0.1:{}", grpcs.grpc_port);
+    let (ok, stderr) = replay_with(
+        &["--otlp-endpoint", &endpoint, "--otlp-protocol", "grpc"],
+        &[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &client_cert),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &client_key),
+        ],
+    );
+    assert!(ok && stderr.contains(everything), "{stderr}");
+    let over_grpc = grpcs.wait_for("the export over gRPC with TLS", |r| r.len() >= 36);
+    assert!(over_grpc.iter().all(|r| r["transport"] == "grpc"));
+
+    // The untrusting replay: nothing sent, everything counted, and the user is told why.
+    let output = untrusting.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the replay itself goes on: {stderr}"
+    );
+    assert!(
+        stderr.contains("0 spans and 0 log records exported, 21 spans and 15 log records dropped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("OTLP export failed") && stderr.contains("UnknownIssuer"),
+        "the user is told why: {stderr}"
+    );
+    assert_eq!(
+        https.received().len(),
+        received.len(),
+        "only the trusting replay's"
     );
 }
 

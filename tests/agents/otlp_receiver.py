@@ -14,12 +14,18 @@ attributes and resources:
    "severity_number": int, "severity_text": "...", "body": ..., "trace_id": hex,
    "span_id": hex, "attributes": {...}}
 
+With `--tls-cert FILE --tls-key FILE` both serve TLS with that certificate (Python's ssl for
+HTTP, grpcio's ssl_server_credentials for gRPC), and with `--tls-client-ca FILE` too they ask
+for a client certificate signed by that CA (mutual TLS).
+
 Prints `listening http=PORT grpc=PORT` once both listen (port 0 picks a free one).
 Usage: otlp_receiver.py --out FILE [--http-port N] [--grpc-port N]
+                        [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 """
 
 import argparse
 import json
+import ssl
 import sys
 import threading
 from concurrent import futures
@@ -161,14 +167,43 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--http-port", type=int, default=0)
     parser.add_argument("--grpc-port", type=int, default=0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--tls-client-ca")
     args = parser.parse_args()
     output = Output(args.out)
     http = ThreadingHTTPServer(("127.0.0.1", args.http_port), http_handler(output))
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            context.load_verify_locations(args.tls_client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        # The handshake runs when the request's thread first reads, so a client that refuses
+        # the certificate costs that thread, not the server.
+        http.socket = context.wrap_socket(
+            http.socket, server_side=True, do_handshake_on_connect=False
+        )
+        # A refused handshake is what the tests make happen: not worth a traceback.
+        http.handle_error = lambda request, client_address: None
     threading.Thread(target=http.serve_forever, daemon=True).start()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(output), server)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(LogsService(output), server)
-    grpc_port = server.add_insecure_port(f"127.0.0.1:{args.grpc_port}")
+    if args.tls_cert:
+        def read(path):
+            with open(path, "rb") as file:
+                return file.read()
+
+        client_ca = read(args.tls_client_ca) if args.tls_client_ca else None
+        credentials = grpc.ssl_server_credentials(
+            [(read(args.tls_key), read(args.tls_cert))],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
+        grpc_port = server.add_secure_port(f"127.0.0.1:{args.grpc_port}", credentials)
+    else:
+        grpc_port = server.add_insecure_port(f"127.0.0.1:{args.grpc_port}")
     server.start()
     print(f"listening http={http.server_address[1]} grpc={grpc_port}", flush=True)
     # Until the test kills it (or closes stdin).

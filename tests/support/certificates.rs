@@ -74,3 +74,55 @@ pub fn make_ca_and_leaf(cert_dir: &Path) -> PathBuf {
     }
     cert_dir.join("ca.pem")
 }
+
+/// A client certificate signed by the CA [`make_ca_and_leaf`] made in `cert_dir`, for servers
+/// that ask for mutual TLS: returns the certificate and its key (`client.pem`, `client.key`).
+pub fn make_client_cert(cert_dir: &Path) -> (PathBuf, PathBuf) {
+    let p = |name: &str| cert_dir.join(name).display().to_string();
+    std::fs::write(
+        cert_dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let steps: [Vec<String>; 2] = [
+        vec![
+            "req".into(),
+            "-newkey".into(),
+            "rsa:2048".into(),
+            "-nodes".into(),
+            "-subj".into(),
+            "/CN=agentscope test client".into(),
+            "-keyout".into(),
+            p("client.key"),
+            "-out".into(),
+            p("client.csr"),
+        ],
+        vec![
+            "x509".into(),
+            "-req".into(),
+            "-days".into(),
+            "1".into(),
+            "-CAcreateserial".into(),
+            "-in".into(),
+            p("client.csr"),
+            "-CA".into(),
+            p("ca.pem"),
+            "-CAkey".into(),
+            p("ca.key"),
+            "-extfile".into(),
+            p("client.ext"),
+            "-out".into(),
+            p("client.pem"),
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (cert_dir.join("client.pem"), cert_dir.join("client.key"))
+}

@@ -41,7 +41,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the live collector (needs root).
-    Collect(collect::CollectArgs),
+    // Boxed: its options are many times the size of the other commands'.
+    Collect(Box<collect::CollectArgs>),
     /// Replay a capture through the same pipeline as live collection (no privileges needed).
     Replay(capture_cmd::ReplayArgs),
     /// Inspect, verify and slice capture files.
@@ -73,7 +74,7 @@ fn main() -> std::process::ExitCode {
     // `--version` describes the build and this node's kernel, computed when asked.
     let cli = Cli::from_arg_matches_or_exit();
     let result = match cli.command {
-        Command::Collect(args) => collect::run(args).map(|()| exit_status::OK),
+        Command::Collect(args) => collect::run(*args).map(|()| exit_status::OK),
         Command::Coverage(args) => coverage::run(args).map(|()| exit_status::OK),
         Command::Replay(args) => capture_cmd::run_replay(args).map(|()| exit_status::OK),
         Command::Cap(command) => capture_cmd::run_cap(command),

@@ -13,6 +13,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use opentelemetry_otlp::{
     LogExporter, SpanExporter, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
 };
@@ -20,6 +22,7 @@ use opentelemetry_sdk::logs::LogBatch;
 use opentelemetry_sdk::Resource;
 
 use crate::genai_spans::{Signal, Telemetry};
+use crate::http_failure_reason::{FailureReason, ReasonKeepingClient};
 use crate::options::{OtlpOptions, Protocol};
 
 /// Items sent in one export request at most.
@@ -199,6 +202,8 @@ impl ExportQueue {
 struct Exporters {
     spans: SpanExporter,
     logs: LogExporter,
+    /// Why the last OTLP/HTTP request failed (the exporter's own error does not say).
+    http_failure: FailureReason,
 }
 
 impl Exporters {
@@ -208,41 +213,93 @@ impl Exporters {
             .with_initial_delay(RETRY_FIRST_DELAY)
             .with_max_delay(RETRY_MAX_DELAY);
         let endpoint = &options.endpoint;
+        if !endpoint.tls && !options.tls.is_empty() {
+            return Err(format!(
+                "{}: certificates are for https:// endpoints only",
+                endpoint.base
+            ));
+        }
+        let http_failure = FailureReason::default();
         let built = match options.protocol {
-            Protocol::Grpc => SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.base.clone())
-                .with_timeout(EXPORT_TIMEOUT)
-                .with_retry_policy(retry.clone())
-                .build()
-                .and_then(|spans| {
-                    LogExporter::builder()
-                        .with_tonic()
-                        .with_endpoint(endpoint.base.clone())
-                        .with_timeout(EXPORT_TIMEOUT)
-                        .with_retry_policy(retry)
+            Protocol::Grpc => {
+                let channel = if endpoint.tls {
+                    Some(grpc_tls_channel(options)?)
+                } else {
+                    None
+                };
+                let spans = SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.base.clone())
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .with_retry_policy(retry.clone());
+                let logs = LogExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.base.clone())
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .with_retry_policy(retry);
+                match channel {
+                    Some(channel) => {
+                        spans
+                            .with_channel(channel.clone())
+                            .build()
+                            .and_then(|spans| {
+                                logs.with_channel(channel).build().map(|logs| (spans, logs))
+                            })
+                    }
+                    None => spans
                         .build()
-                        .map(|logs| Self { spans, logs })
-                }),
-            Protocol::HttpProtobuf => SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(endpoint.signal_url("/v1/traces"))
-                .with_timeout(EXPORT_TIMEOUT)
-                .with_retry_policy(retry.clone())
-                .build()
-                .and_then(|spans| {
-                    LogExporter::builder()
-                        .with_http()
-                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                        .with_endpoint(endpoint.signal_url("/v1/logs"))
-                        .with_timeout(EXPORT_TIMEOUT)
-                        .with_retry_policy(retry)
-                        .build()
-                        .map(|logs| Self { spans, logs })
-                }),
+                        .and_then(|spans| logs.build().map(|logs| (spans, logs))),
+                }
+            }
+            Protocol::HttpProtobuf => {
+                let mut spans = SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(endpoint.signal_url("/v1/traces"))
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .with_retry_policy(retry.clone());
+                let mut logs = LogExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(endpoint.signal_url("/v1/logs"))
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .with_retry_policy(retry);
+                let client: Arc<dyn opentelemetry_http::HttpClient> = if endpoint.tls {
+                    Arc::new(ReasonKeepingClient::new(
+                        http_tls_client(options)?,
+                        http_failure.clone(),
+                    ))
+                } else {
+                    Arc::new(ReasonKeepingClient::new(
+                        opentelemetry_http::hyper::HyperClient::with_default_connector(
+                            EXPORT_TIMEOUT,
+                            None,
+                        ),
+                        http_failure.clone(),
+                    ))
+                };
+                spans = spans.with_shared_http_client(client.clone());
+                logs = logs.with_shared_http_client(client);
+                spans
+                    .build()
+                    .and_then(|spans| logs.build().map(|logs| (spans, logs)))
+            }
         };
-        built.map_err(|err| format!("cannot export to {}: {err}", endpoint.base))
+        built
+            .map(|(spans, logs)| Self {
+                spans,
+                logs,
+                http_failure,
+            })
+            .map_err(|err| format!("cannot export to {}: {err}", endpoint.base))
+    }
+
+    /// Why the last request failed, when the transport said more than the exporter does.
+    fn failure_reason(&self) -> String {
+        self.http_failure
+            .take()
+            .map(|reason| format!(" ({reason})"))
+            .unwrap_or_default()
     }
 
     /// Sends `batch` (items of one resource after another), returning the items that failed
@@ -283,7 +340,7 @@ impl Exporters {
                 let count = spans.len() as u64;
                 if let Err(err) = self.spans.export(spans).await {
                     failed_spans += count;
-                    error = Some(format!("spans: {err}"));
+                    error = Some(format!("spans: {err}{}", self.failure_reason()));
                 }
             }
             if !logs.is_empty() {
@@ -293,12 +350,57 @@ impl Exporters {
                 let pairs: Vec<_> = logs.iter().map(|record| (*record, &scope)).collect();
                 if let Err(err) = self.logs.export(LogBatch::new(&pairs)).await {
                     failed_logs += logs.len() as u64;
-                    error = Some(format!("logs: {err}"));
+                    error = Some(format!("logs: {err}{}", self.failure_reason()));
                 }
             }
         }
         (failed_spans, failed_logs, error)
     }
+}
+
+/// The OTLP/HTTP client for an `https://` endpoint: hyper over rustls (HTTP/1.1, as the
+/// exporter's own hyper client speaks), verifying as [`crate::tls::TlsFiles`] says.
+fn http_tls_client(
+    options: &OtlpOptions,
+) -> Result<opentelemetry_http::hyper::HyperClient<HttpsConnector<HttpConnector>>, String> {
+    Ok(opentelemetry_http::hyper::HyperClient::new(
+        tls_connector(options, b"http/1.1")?,
+        EXPORT_TIMEOUT,
+        None,
+    ))
+}
+
+/// The gRPC channel to an `https://` endpoint: tonic over a rustls connector offering `h2`,
+/// connected on first use (as the exporter's own channel is), each request bounded by the
+/// export timeout.
+fn grpc_tls_channel(options: &OtlpOptions) -> Result<tonic::transport::Channel, String> {
+    let base = &options.endpoint.base;
+    let connector = tls_connector(options, b"h2")?;
+    let endpoint = tonic::transport::Endpoint::from_shared(base.clone())
+        .map_err(|err| format!("{base}: {err}"))?
+        .timeout(EXPORT_TIMEOUT)
+        .connect_timeout(EXPORT_TIMEOUT);
+    Ok(endpoint.connect_with_connector_lazy(connector))
+}
+
+/// A TCP connector that speaks TLS only, offering `alpn`. Built from its parts rather than with
+/// hyper-rustls's builder, whose HTTP/2 support is a crate feature that would rebuild the
+/// Kubernetes client (see crates/otlp/Cargo.toml); the ALPN is all gRPC needs of it.
+fn tls_connector(
+    options: &OtlpOptions,
+    alpn: &[u8],
+) -> Result<HttpsConnector<HttpConnector>, String> {
+    let mut config = options
+        .tls
+        .client_config()
+        .map_err(|err| format!("{}: {err}", options.endpoint.base))?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let mut tcp = HttpConnector::new();
+    // The URL says https, which the plain connector would refuse.
+    tcp.enforce_http(false);
+    let mut connector = HttpsConnector::from((tcp, config));
+    connector.enforce_https();
+    Ok(connector)
 }
 
 fn set_resource(exporters: &mut Exporters, resource: &Resource) {

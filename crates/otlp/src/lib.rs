@@ -10,11 +10,14 @@
 
 pub mod export_queue;
 pub mod genai_spans;
+pub mod http_failure_reason;
 pub mod options;
 pub mod resource;
 pub mod sink;
+pub mod tls;
 pub mod trace_ids;
 
 pub use export_queue::ExportCounts;
 pub use options::{Endpoint, OtlpOptions, Protocol};
 pub use sink::OtlpSink;
+pub use tls::TlsFiles;

@@ -1,7 +1,10 @@
 //! Where and how to export: the endpoint, the OTLP protocol (chosen from the port when not
-//! given), whether payload content goes too, and the node's name for the resource.
+//! given), the TLS files of an `https://` endpoint, whether payload content goes too, and the
+//! node's name for the resource.
 
 use std::fmt;
+
+use crate::tls::TlsFiles;
 
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,29 +54,28 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// A collector's base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` takes it: `http://HOST:PORT`,
-/// optionally with a path prefix that `/v1/traces` and `/v1/logs` are appended to.
+/// A collector's base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` takes it: `http://HOST:PORT` or
+/// `https://HOST:PORT`, optionally with a path prefix that `/v1/traces` and `/v1/logs` are
+/// appended to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// Without a trailing `/`.
     pub base: String,
     pub port: u16,
+    /// `https://`: the exporter speaks TLS and verifies the server.
+    pub tls: bool,
 }
 
 impl Endpoint {
-    /// Only `http://` for now: the exporter is built without a TLS stack (an in-cluster
-    /// OpenTelemetry Collector listens in plaintext by default; put one on the node or in the
-    /// cluster in front of a TLS endpoint).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let rest = match text.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => {
+        let (tls, rest) = match text.split_once("://") {
+            Some(("http", rest)) => (false, rest),
+            Some(("https", rest)) => (true, rest),
+            _ => {
                 return Err(format!(
-                    "{text}: https is not supported yet; export to an OpenTelemetry Collector \
-                     over http:// (in the cluster or on the node) and let it forward with TLS"
+                    "{text}: expected http://HOST:PORT or https://HOST:PORT"
                 ))
             }
-            _ => return Err(format!("{text}: expected http://HOST:PORT")),
         };
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.is_empty() {
@@ -83,11 +85,13 @@ impl Endpoint {
             Some((host, port)) if !host.is_empty() && !port.contains(']') => port
                 .parse::<u16>()
                 .map_err(|_| format!("{text}: bad port {port:?}"))?,
+            _ if tls => 443,
             _ => 80,
         };
         Ok(Self {
             base: text.trim_end_matches('/').to_string(),
             port,
+            tls,
         })
     }
 
@@ -107,6 +111,8 @@ pub struct OtlpOptions {
     pub content: bool,
     /// With `content`: leave secrets in (the capture was asked to keep them).
     pub keep_secrets: bool,
+    /// What to trust and present over TLS (`https://` endpoints only).
+    pub tls: TlsFiles,
     /// `k8s.node.name` on every resource.
     pub node_name: Option<String>,
     /// Items (spans and log records) waiting for the exporter; more are dropped and counted.
@@ -121,6 +127,7 @@ impl OtlpOptions {
             protocol,
             content: false,
             keep_secrets: false,
+            tls: TlsFiles::default(),
             node_name: None,
             queue_items: DEFAULT_QUEUE_ITEMS,
         }
@@ -152,9 +159,11 @@ mod tests {
             "http://gw:8080/otlp/v1/logs"
         );
         assert_eq!(Endpoint::parse("http://collector").unwrap().port, 80);
-        assert!(Endpoint::parse("https://collector:4318")
-            .unwrap_err()
-            .contains("not supported"));
+        let tls = Endpoint::parse("https://collector:4317").unwrap();
+        assert!(tls.tls && !grpc.tls);
+        assert_eq!(Protocol::for_endpoint(&tls), Protocol::Grpc);
+        assert_eq!(Endpoint::parse("https://collector/otlp").unwrap().port, 443);
+        assert!(Endpoint::parse("ftp://collector:4318").is_err());
         assert!(Endpoint::parse("collector:4318").is_err());
         assert!(Endpoint::parse("http://c:99999").is_err());
         assert_eq!("grpc".parse::<Protocol>(), Ok(Protocol::Grpc));
