@@ -1,8 +1,8 @@
 //! End-to-end tests of the identity resolver: real cgroups shaped like the kubelet's, real
 //! processes moved into them, a Kubernetes API-server double that speaks the API's JSON (list
 //! and watch of pods with resourceVersions, GET of ReplicaSets and ServiceAccounts), a pod's
-//! service-account token bind-mounted in a private mount namespace, and the kernel programs'
-//! own cgroup ids.
+//! service-account token bind-mounted in a private mount namespace, the kernel programs'
+//! own cgroup ids, and a real podman container resolved through its cgroup v1 lines.
 //!
 //! They need root (cgroup creation, mounts, eBPF): without it they fail, never skip.
 
@@ -580,4 +580,144 @@ async fn kernel_cgroup_id_is_the_cgroup_directory_inode() {
         Some(pod_uid.as_str())
     );
     drop(stdin);
+}
+
+/// A podman container (rootful, runc: crun refuses this machine's hybrid cgroups) running
+/// `sleep` from the host's /usr in an otherwise empty root directory; removed however the test
+/// ends.
+struct PodmanSleep {
+    id: String,
+    pid: u32,
+    _rootfs: tempfile::TempDir,
+}
+
+impl PodmanSleep {
+    fn start() -> PodmanSleep {
+        let rootfs = tempfile::tempdir().unwrap();
+        for sub in ["usr", "tmp"] {
+            std::fs::create_dir(rootfs.path().join(sub)).unwrap();
+        }
+        for (link, target) in [
+            ("bin", "usr/bin"),
+            ("lib", "usr/lib"),
+            ("lib64", "usr/lib64"),
+        ] {
+            std::os::unix::fs::symlink(target, rootfs.path().join(link)).unwrap();
+        }
+        let rootfs_arg = rootfs.path().to_str().unwrap().to_string();
+        let id = Self::podman(&[
+            "run",
+            "--detach",
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=4096:4096",
+            "-v",
+            "/usr:/usr:ro",
+            "--rootfs",
+            &rootfs_arg,
+            "/usr/bin/sleep",
+            "1000",
+        ]);
+        let mut container = PodmanSleep {
+            id,
+            pid: 0,
+            _rootfs: rootfs,
+        };
+        container.pid = Self::podman(&["inspect", "--format", "{{.State.Pid}}", &container.id])
+            .parse()
+            .expect("podman inspect gives the container's pid");
+        container
+    }
+
+    fn podman(args: &[&str]) -> String {
+        let output = Command::new("podman")
+            .args(["--runtime", "runc"])
+            .args(args)
+            .output()
+            .expect("podman (make setup)");
+        assert!(
+            output.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for PodmanSleep {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args([
+                "--runtime",
+                "runc",
+                "rm",
+                "--force",
+                "--time",
+                "0",
+                &self.id,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// On this hybrid host podman (runc) places a container in the v1 hierarchies and the unified
+/// one alike. Moved to the unified root (`0::/`, what a runtime that uses only the v1
+/// controllers leaves, and what a v1-only host's kernel reports: the root's id for everyone),
+/// the same process resolves to the same container through its v1 lines, with a note saying
+/// so.
+#[test]
+fn a_podman_container_resolves_the_same_through_cgroup_v1_as_through_v2() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let container = PodmanSleep::start();
+    let pid = container.pid;
+    let mut resolver = IdentityResolver::new(options(KubernetesSource::Off));
+    let unified = resolver
+        .cgroup_mount()
+        .expect("this hybrid host has a cgroup2 mount")
+        .to_path_buf();
+    let proc_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let v2_path = proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a unified line")
+        .to_string();
+    assert_eq!(
+        v2_path,
+        format!("/libpod_parent/libpod-{}", container.id),
+        "{proc_cgroup}"
+    );
+    let v2_id = std::fs::metadata(unified.join(v2_path.trim_start_matches('/')))
+        .unwrap()
+        .ino();
+    let through_v2 = resolver.resolve(pid, v2_id);
+    let expected = Some(agentscope_identity::ContainerIdentity {
+        id: container.id.clone(),
+        runtime: ContainerRuntime::Podman,
+    });
+    assert_eq!(through_v2.container, expected, "{through_v2:#?}");
+    assert_eq!(through_v2.cgroup_v1, None);
+
+    std::fs::write(unified.join("cgroup.procs"), pid.to_string())
+        .expect("move the container's process to the unified root");
+    let proc_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(proc_cgroup.lines().any(|l| l == "0::/"), "{proc_cgroup}");
+    let root_id = std::fs::metadata(&unified).unwrap().ino();
+    let mut resolver = IdentityResolver::new(options(KubernetesSource::Off));
+    let through_v1 = resolver.resolve(pid, root_id);
+    assert_eq!(
+        through_v1.container, through_v2.container,
+        "{through_v1:#?}"
+    );
+    assert_eq!(through_v1.pod, through_v2.pod);
+    assert_eq!(through_v1.cgroup_path.as_deref(), Some("/"));
+    let placement = through_v1
+        .cgroup_v1
+        .as_ref()
+        .expect("noted as read from v1");
+    assert_eq!(placement.hierarchy, "name=systemd");
+    assert_eq!(placement.path, v2_path);
 }

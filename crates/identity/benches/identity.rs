@@ -1,14 +1,15 @@
 //! Identity resolution cost per event: a cached resolve (every event after a container's first),
 //! a cold resolve of a pod process from its token and environment (a container's first event),
-//! and the pure parsers behind it. Uses a fake /proc and cgroup tree in a temporary directory.
+//! the same for a process whose container only its cgroup v1 lines name (v1-only and hybrid
+//! hosts: every process's first event), and the pure parsers behind them. Uses a fake /proc and cgroup tree in a temporary directory.
 //! Run: `cargo bench -p agentscope-identity --bench identity`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use agentscope_identity::{
-    container, service_account_token, IdentityOptions, IdentityResolver, KubernetesSource,
-    SERVICE_ACCOUNT_TOKEN_PATH,
+    cgroup_v1, container, service_account_token, IdentityOptions, IdentityResolver,
+    KubernetesSource, SERVICE_ACCOUNT_TOKEN_PATH,
 };
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -56,6 +57,25 @@ fn fake_node(root: &Path) -> (String, u64) {
     (format!("/{relative}"), id)
 }
 
+/// Pid 78: pid 77's pod and token, its container in the v1 hierarchies (kubelet's cgroupfs
+/// driver) and the unified root, as on a hybrid host whose runtime uses v1. Returns its
+/// `/proc/PID/cgroup` and the v2 root's id.
+fn fake_v1_process(root: &Path) -> (String, u64) {
+    let path = format!("/kubepods/burstable/pod{POD_UID}/{}", "cd".repeat(32));
+    let proc_cgroup = format!(
+        "12:pids:{path}\n11:cpu,cpuacct:{path}\n10:memory:{path}\n9:devices:{path}\n\
+         8:freezer:{path}\n4:net_cls,net_prio:{path}\n1:name=systemd:{path}\n0::/\n"
+    );
+    let pod_process = root.join("proc/77");
+    let process = root.join("proc/78");
+    std::fs::create_dir_all(&process).unwrap();
+    std::os::unix::fs::symlink(pod_process.join("root"), process.join("root")).unwrap();
+    std::fs::copy(pod_process.join("environ"), process.join("environ")).unwrap();
+    std::fs::write(process.join("cgroup"), &proc_cgroup).unwrap();
+    let root_id = std::fs::metadata(root.join("cgroup")).unwrap().ino();
+    (proc_cgroup, root_id)
+}
+
 fn resolver(root: &Path) -> IdentityResolver {
     IdentityResolver::new(IdentityOptions {
         proc_root: root.join("proc"),
@@ -81,6 +101,23 @@ fn bench(c: &mut Criterion) {
             |mut cold| cold.resolve(77, cgroup_id),
             BatchSize::SmallInput,
         )
+    });
+
+    let (proc_cgroup, root_id) = fake_v1_process(dir.path());
+    assert!(resolver(dir.path())
+        .resolve(78, root_id)
+        .cgroup_v1
+        .is_some());
+    group.bench_function("resolve_cold_cgroup_v1_token_and_environment", |b| {
+        b.iter_batched(
+            || resolver(dir.path()),
+            |mut cold| cold.resolve(78, root_id),
+            BatchSize::SmallInput,
+        )
+    });
+
+    group.bench_function("placement_from_proc_cgroup_v1", |b| {
+        b.iter(|| cgroup_v1::placement_from_proc_cgroup(&proc_cgroup))
     });
 
     group.bench_function("parse_cgroup_path", |b| {

@@ -2,9 +2,11 @@
 //!
 //! Events carry a pid, a uid and the cgroup v2 id of the acting task. [`IdentityResolver`]
 //! turns those into an [`Identity`]: the cgroup path, the container (id and runtime, read from
-//! the path), and for processes in Kubernetes pods the pod (namespace, name, UID, node,
-//! container name and image), its owning workload, its service account and the cloud roles
-//! that account or pod carries (AWS IRSA, GKE workload identity, Azure workload identity).
+//! the path; from the process's cgroup v1 hierarchies when the unified one names no container,
+//! see [`cgroup_v1`], noted in [`Identity::cgroup_v1`]), and for processes in Kubernetes pods
+//! the pod (namespace, name, UID, node, container name and image), its owning workload, its
+//! service account and the cloud roles that account or pod carries (AWS IRSA, GKE workload
+//! identity, Azure workload identity).
 //! [`IdentityResolver::user_name`] names a uid as the process's own `/etc/passwd` does.
 //!
 //! # Sources, in order of precedence
@@ -43,6 +45,7 @@
 //! store and resolution only reads it, plus a few small /proc files on a cache miss.
 
 pub mod cgroup;
+pub mod cgroup_v1;
 pub mod container;
 pub mod environment;
 pub mod kubernetes;
@@ -59,6 +62,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use cgroup_v1::CgroupV1Placement;
 pub use container::ContainerRuntime;
 pub use workload::Workload;
 
@@ -145,6 +149,12 @@ pub struct Identity {
     pub cgroup_path: Option<String>,
     pub container: Option<ContainerIdentity>,
     pub pod: Option<PodIdentity>,
+    /// Set when `container` and the pod UID were read from a cgroup v1 hierarchy, because the
+    /// unified (v2) one does not place the process in a container: a v1-only host, or a
+    /// hybrid one whose runtime uses the v1 controllers (`cgroup_path` is then `/` or none).
+    /// See [`cgroup_v1`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup_v1: Option<CgroupV1Placement>,
 }
 
 impl Identity {
@@ -344,8 +354,9 @@ impl IdentityResolver {
         let shared = Arc::new(kubernetes::Shared::default());
         if cgroups.mount().is_none() {
             shared.warn(format!(
-                "no cgroup2 mount in {}/self/mountinfo: cgroup paths, container ids and pod \
-                 matching are unavailable; mount cgroup2 or pass its path as cgroup_root",
+                "no cgroup2 mount in {}/self/mountinfo: cgroup v2 paths are unavailable, and \
+                 containers and pods are read from the cgroup v1 lines of /proc/PID/cgroup \
+                 while the process lives; mount cgroup2 or pass its path as cgroup_root",
                 options.proc_root.display()
             ));
         }
@@ -446,10 +457,21 @@ impl IdentityResolver {
         }
 
         let path = self.cgroups.path_of(cgroup_id, pid);
-        let clues = path
+        let mut clues = path
             .as_deref()
             .map(container::parse_cgroup_path)
             .unwrap_or_default();
+        // The unified hierarchy names no container: the v1 ones may (see cgroup_v1). Their
+        // answer belongs to this process, not to the cgroup id (the v2 root, shared by all).
+        let mut cgroup_v1 = None;
+        if clues.container.is_none() && clues.pod_uid.is_none() {
+            if let Some((v1_clues, placement)) =
+                cgroup_v1::placement_of_process(&self.options.proc_root, pid)
+            {
+                clues = v1_clues;
+                cgroup_v1 = Some(placement);
+            }
+        }
         let mut container = clues
             .container
             .clone()
@@ -473,6 +495,7 @@ impl IdentityResolver {
             cgroup_path: path,
             container,
             pod,
+            cgroup_v1,
         });
 
         // A path still unknown may be found by the next walk, and a vanished process may have
@@ -487,7 +510,8 @@ impl IdentityResolver {
                 cgroup_id,
                 identity: identity.clone(),
             };
-            if clues.container.is_some() || clues.pod_uid.is_some() {
+            let from_v2 = identity.cgroup_v1.is_none();
+            if from_v2 && (clues.container.is_some() || clues.pod_uid.is_some()) {
                 // Containers come and go (CronJobs); dropping all now and then is cheaper than
                 // tracking which cgroups were removed.
                 if self.by_cgroup.len() >= MAX_CGROUP_ENTRIES {
@@ -582,6 +606,7 @@ mod tests {
                 service_account: None,
                 cloud_roles: vec![],
             }),
+            cgroup_v1: None,
         }
     }
 
@@ -640,6 +665,7 @@ mod tests {
                 runtime: ContainerRuntime::Docker,
             }),
             pod: None,
+            cgroup_v1: None,
         };
         assert_eq!(
             in_docker.workload_key("/bin/agent"),
@@ -807,5 +833,237 @@ mod tests {
         let host = resolver.resolve(99, 123_456_789);
         assert_eq!(*host, Identity::default());
         assert!(resolver.by_pid.is_empty());
+    }
+
+    const V1_ID: &str = "4f2a9c1b7d3e4a5b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d";
+    const V1_POD: &str = "1234abcd-5678-4ef0-9abc-def012345678";
+
+    /// The v1 paths of each runtime and kubelet driver, as `/proc/PID/cgroup` shows them, with
+    /// the container's runtime and pod UID they give.
+    fn runtime_layouts() -> Vec<(String, ContainerRuntime, Option<&'static str>)> {
+        let pod = V1_POD.replace('-', "_");
+        vec![
+            // kubelet with the cgroupfs driver (containerd, CRI-O or Docker: no prefix).
+            (
+                format!("/kubepods/burstable/pod{V1_POD}/{V1_ID}"),
+                ContainerRuntime::Unknown,
+                Some(V1_POD),
+            ),
+            (
+                format!("/kubepods/pod{V1_POD}/{V1_ID}"),
+                ContainerRuntime::Unknown,
+                Some(V1_POD),
+            ),
+            // kubelet with the systemd driver.
+            (
+                format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{pod}.slice/cri-containerd-{V1_ID}.scope"),
+                ContainerRuntime::Containerd,
+                Some(V1_POD),
+            ),
+            (
+                format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{pod}.slice/crio-{V1_ID}.scope"),
+                ContainerRuntime::CriO,
+                Some(V1_POD),
+            ),
+            (
+                format!("/kubepods.slice/kubepods-pod{pod}.slice/docker-{V1_ID}.scope"),
+                ContainerRuntime::Docker,
+                Some(V1_POD),
+            ),
+            // Docker and podman outside Kubernetes, both drivers.
+            (format!("/docker/{V1_ID}"), ContainerRuntime::Docker, None),
+            (
+                format!("/system.slice/docker-{V1_ID}.scope"),
+                ContainerRuntime::Docker,
+                None,
+            ),
+            (
+                format!("/libpod_parent/libpod-{V1_ID}"),
+                ContainerRuntime::Podman,
+                None,
+            ),
+            (
+                format!("/machine.slice/libpod-{V1_ID}.scope"),
+                ContainerRuntime::Podman,
+                None,
+            ),
+        ]
+    }
+
+    /// `/proc/PID/cgroup` of a process at `path` in every v1 hierarchy, with the unified line
+    /// when the host has one (`0::/` on a hybrid host whose runtime uses v1 only).
+    fn proc_cgroup(path: &str, unified: Option<&str>) -> String {
+        let mut content = format!(
+            "12:pids:{path}\n11:cpu,cpuacct:{path}\n10:memory:{path}\n9:devices:{path}\n\
+             8:freezer:{path}\n4:net_cls,net_prio:{path}\n1:name=systemd:{path}\n"
+        );
+        if let Some(unified) = unified {
+            content.push_str(&format!("0::{unified}\n"));
+        }
+        content
+    }
+
+    /// A fake host: a cgroup2 tree (none for a v1-only host) and a /proc with `processes`.
+    struct FakeHost {
+        proc_root: tempfile::TempDir,
+        cgroups: Option<tempfile::TempDir>,
+    }
+
+    impl FakeHost {
+        fn new(unified: bool) -> FakeHost {
+            FakeHost {
+                proc_root: tempfile::tempdir().unwrap(),
+                cgroups: unified.then(|| tempfile::tempdir().unwrap()),
+            }
+        }
+
+        fn process(&self, pid: u32, proc_cgroup: &str) {
+            let process = self.proc_root.path().join(pid.to_string());
+            std::fs::create_dir_all(&process).unwrap();
+            std::fs::write(process.join("cgroup"), proc_cgroup).unwrap();
+        }
+
+        /// The v2 id of the unified root (what the kernel reports for every process of a
+        /// hybrid host with an empty unified hierarchy); 1 without one, as the kernel gives.
+        fn root_id(&self) -> u64 {
+            use std::os::unix::fs::MetadataExt;
+            self.cgroups
+                .as_ref()
+                .map_or(1, |dir| std::fs::metadata(dir.path()).unwrap().ino())
+        }
+
+        fn resolver(&self) -> IdentityResolver {
+            IdentityResolver::new(IdentityOptions {
+                proc_root: self.proc_root.path().into(),
+                cgroup_root: self.cgroups.as_ref().map(|d| d.path().into()),
+                kubernetes: KubernetesSource::Off,
+                node_name: None,
+            })
+        }
+    }
+
+    fn assert_container(
+        identity: &Identity,
+        runtime: ContainerRuntime,
+        pod_uid: Option<&str>,
+        what: &str,
+    ) {
+        let container = identity.container.as_ref().unwrap_or_else(|| {
+            panic!("{what}: no container in {identity:#?}");
+        });
+        assert_eq!(container.id, V1_ID, "{what}");
+        assert_eq!(container.runtime, runtime, "{what}");
+        assert_eq!(
+            identity.pod.as_ref().and_then(|p| p.uid.as_deref()),
+            pod_uid,
+            "{what}"
+        );
+    }
+
+    #[test]
+    fn every_runtime_layout_resolves_through_the_v1_hierarchies() {
+        for (mode, unified_mount, unified_line) in [
+            ("v1 only", false, None),
+            ("hybrid, empty unified", true, Some("/")),
+        ] {
+            for (path, runtime, pod_uid) in runtime_layouts() {
+                let host = FakeHost::new(unified_mount);
+                host.process(10, &proc_cgroup(&path, unified_line));
+                let mut resolver = host.resolver();
+                let identity = resolver.resolve(10, host.root_id());
+                let what = format!("{mode}: {path}");
+                assert_container(&identity, runtime, pod_uid, &what);
+                assert_eq!(
+                    identity.cgroup_path.as_deref(),
+                    unified_line,
+                    "{what}: the v2 path stays what v2 says"
+                );
+                let placement = identity.cgroup_v1.as_ref().expect(&what);
+                assert_eq!(placement.hierarchy, "name=systemd", "{what}");
+                assert_eq!(placement.path, path, "{what}");
+                let json = serde_json::to_value(identity.as_ref()).unwrap();
+                assert_eq!(json["cgroup_v1"]["hierarchy"], "name=systemd", "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_unified_hierarchy_wins_when_it_names_the_container() {
+        use std::os::unix::fs::MetadataExt;
+        for (path, runtime, pod_uid) in runtime_layouts() {
+            let host = FakeHost::new(true);
+            let cgroups = host.cgroups.as_ref().unwrap().path();
+            std::fs::create_dir_all(cgroups.join(path.trim_start_matches('/'))).unwrap();
+            let id = std::fs::metadata(cgroups.join(path.trim_start_matches('/')))
+                .unwrap()
+                .ino();
+            // v2 only (one line), and hybrid with the runtime in both.
+            for content in [format!("0::{path}\n"), proc_cgroup(&path, Some(&path))] {
+                host.process(20, &content);
+                let identity = host.resolver().resolve(20, id);
+                assert_container(&identity, runtime, pod_uid, &path);
+                assert_eq!(identity.cgroup_path.as_deref(), Some(path.as_str()));
+                assert_eq!(identity.cgroup_v1, None, "{path}");
+                let json = serde_json::to_value(identity.as_ref()).unwrap();
+                assert!(json.get("cgroup_v1").is_none(), "{json}");
+            }
+        }
+    }
+
+    /// Every process of an empty unified hierarchy carries the same cgroup id: identities read
+    /// from v1 are the process's, never shared through the cgroup id's cache.
+    #[test]
+    fn v1_identities_are_per_process_not_per_cgroup_id() {
+        let host = FakeHost::new(true);
+        let other = "9".repeat(64);
+        host.process(30, &proc_cgroup(&format!("/docker/{V1_ID}"), Some("/")));
+        host.process(31, &proc_cgroup(&format!("/docker/{other}"), Some("/")));
+        host.process(
+            32,
+            &proc_cgroup("/user.slice/user-0.slice/session-4.scope", Some("/")),
+        );
+        let mut resolver = host.resolver();
+        let root = host.root_id();
+        let first = resolver.resolve(30, root);
+        assert_eq!(first.container.as_ref().unwrap().id, V1_ID);
+        assert_eq!(
+            resolver.resolve(31, root).container.as_ref().unwrap().id,
+            other
+        );
+        let outside = resolver.resolve(32, root);
+        assert_eq!(outside.container, None);
+        assert_eq!(outside.pod, None);
+        assert_eq!(outside.cgroup_v1, None);
+        assert_eq!(outside.cgroup_path.as_deref(), Some("/"));
+        assert!(resolver.by_cgroup.is_empty());
+        // Cached for the process.
+        assert!(Arc::ptr_eq(&first, &resolver.resolve(30, root)));
+    }
+
+    #[test]
+    fn processes_outside_containers_and_malformed_files_name_nothing() {
+        for unified in [false, true] {
+            let host = FakeHost::new(unified);
+            let line = unified.then_some("/");
+            let samples = [
+                // A login session and a system service.
+                proc_cgroup("/user.slice/user-0.slice/session-4.scope", line),
+                proc_cgroup("/system.slice/containerd.service", line),
+                proc_cgroup("/", line),
+                // Malformed.
+                String::new(),
+                "garbage\n:::\n12:pids\nx:memory:/docker/abc\n-1:memory:/\n".into(),
+                format!("12:pids:docker/{V1_ID}\n"),
+                format!(":pids:/docker/{V1_ID}\n"),
+                "\u{0}\u{ff}:::::::\n".repeat(1000),
+            ];
+            for (pid, content) in (100..).zip(samples) {
+                host.process(pid, &content);
+                let identity = host.resolver().resolve(pid, host.root_id());
+                assert_eq!(identity.container, None, "{content:?}");
+                assert_eq!(identity.pod, None, "{content:?}");
+                assert_eq!(identity.cgroup_v1, None, "{content:?}");
+            }
+        }
     }
 }
