@@ -100,6 +100,7 @@ E2E_SHARED := detection_scenarios \
 	codex_cli \
 	mcp_capture \
 	claude_code \
+	aibom_cyclonedx \
 	go_tls_capture \
 	gemini_cli \
 	agent_graph \

@@ -117,6 +117,15 @@ install_test_agents() {
     "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
   fi
 
+  # The official CycloneDX JSON schemas (bom-1.6.schema.json and the SPDX and JSF schemas it
+  # refers to), as the CycloneDX Python library ships them: tests/aibom_cyclonedx.rs validates
+  # `agentscope aibom -o cyclonedx` against them. In the same venv.
+  CYCLONEDX_LIB_VERSION=11.12.0
+  if ! "$TEST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('cyclonedx-python-lib') != '$CYCLONEDX_LIB_VERSION')" 2>/dev/null; then
+    echo "setup: installing cyclonedx-python-lib $CYCLONEDX_LIB_VERSION into $TEST_VENV"
+    "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "cyclonedx-python-lib==$CYCLONEDX_LIB_VERSION"
+  fi
+
   # Real coding agents from npm, at pinned releases, each in a prefix of its own under
   # $AGENTSCOPE_AGENTS_DIR (default $HOME/.cache/agentscope/agents/NAME@VERSION; the executable
   # is node_modules/.bin/NAME there). Two releases of Claude Code six months apart and of Codex

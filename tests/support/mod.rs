@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod certificates;
+pub mod cyclonedx_schema;
 pub mod events_schema;
 pub mod h2_front;
 pub mod kubernetes;

@@ -2,10 +2,11 @@
 //!
 //! [`pipeline`] drives reconstructed observations through [`model`] (agents, their graph and
 //! AI-BOM), [`baseline`] (what each agent normally does) and [`detect`] (findings and
-//! incidents). It sits above reconstruction and identity and below capture, the console and
+//! incidents); [`cyclonedx`] writes agents' AI-BOMs as CycloneDX documents. It sits above reconstruction and identity and below capture, the console and
 //! the CLI, which only consume what it produces.
 
 pub mod baseline;
+pub mod cyclonedx;
 pub mod detect;
 pub mod model;
 pub mod pipeline;

@@ -1,21 +1,17 @@
 //! `agentscope coverage`: per process that talks TLS, its servers (SNI) and whether agentscope
 //! sees its plaintext, how (which library, which method) or why not. Runs the live collector
 //! for `--duration` seconds, or reads a recording (`--replay FILE.cap`); either way the events
-//! go through the one session step ([`Session`]), and the table is the model's (`tls_coverage`
+//! go through the one session step, and the table is the model's (`tls_coverage`
 //! in the graph JSON).
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use agentscope_analysis::model::ProcessTlsCoverage;
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::CaptureEvents;
 use agentscope_console::control_chars::escape_controls;
-use agentscope_identity::IdentityResolver;
-use agentscope_kernel::Collector;
 use agentscope_session::recorded::{capture_session, SessionReplay};
-use agentscope_session::{Session, SourceLosses};
 use clap::Args;
 
 use crate::output_format::{write_document, OutputFormat};
@@ -63,9 +59,6 @@ struct CoverageRow {
     verdict: String,
 }
 
-/// Events read from the ring buffer at a time.
-const BATCH_EVENTS: usize = 1024;
-
 pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
     let rows = match &args.replay {
         Some(path) => {
@@ -79,7 +72,12 @@ pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(collect(&args))?
+                .block_on(crate::live_session::collect(
+                    &args.capture,
+                    &args.memory,
+                    args.duration,
+                    args.ready_message,
+                ))?
                 .pipeline(),
         ),
     };
@@ -140,61 +138,4 @@ fn print_table(out: &mut impl std::io::Write, rows: &[CoverageRow]) -> std::io::
         writeln!(out, "{}", escape_controls(&line))?;
     }
     Ok(())
-}
-
-/// Runs the collector until `--duration` ends (or SIGINT/SIGTERM) and returns the session
-/// every event went through.
-async fn collect(args: &CoverageArgs) -> anyhow::Result<Session> {
-    let mut collector = Collector::start(args.capture.collector_options())?;
-    let mut identity = IdentityResolver::new(args.capture.identity_options());
-    identity.start().await?;
-    let pipeline =
-        args.capture
-            .live_pipeline(args.memory.bytes(), identity, collector.processes().clone());
-    let mut session = Session::new(pipeline);
-    if args.ready_message {
-        eprintln!("agentscope: collecting");
-    }
-    let deadline = tokio::time::Instant::now()
-        + Duration::from_secs_f64(args.duration.unwrap_or(0.0).max(0.0));
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    loop {
-        tokio::select! {
-            batch = collector.next_batch(BATCH_EVENTS) => {
-                for event in batch? {
-                    session.feed(&event);
-                }
-                // As in `collect`: let timers and signals be seen under a full ring buffer.
-                tokio::task::yield_now().await;
-            }
-            _ = tokio::time::sleep_until(deadline) => break,
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
-        }
-    }
-    collector.stop_emitting();
-    let until = std::time::Instant::now() + Duration::from_millis(200);
-    loop {
-        let (events, emptied) = collector.drain_until(BATCH_EVENTS, until);
-        for event in events {
-            session.feed(&event);
-        }
-        if emptied || std::time::Instant::now() >= until {
-            break;
-        }
-    }
-    collector.discard_rest(Duration::from_millis(100));
-    let summary = collector.summary();
-    session.note_losses(SourceLosses {
-        kernel_dropped: summary.kernel.dropped,
-        channel_dropped: 0,
-        decode_errors: summary.decode_errors,
-    });
-    session.finish();
-    for warning in summary.warnings {
-        eprintln!("agentscope: warning: {}", escape_controls(&warning));
-    }
-    collector.close();
-    Ok(session)
 }

@@ -208,6 +208,7 @@ fn what_happened(body: &EventBody) -> String {
             text
         }
         EventBody::Enforce(decision) => decision.describe(),
+        EventBody::Package(package) => format!("package {}", package.describe()),
     }
 }
 

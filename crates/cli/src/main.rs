@@ -4,6 +4,7 @@
 //! completions and man pages. Conventions shared by every command (output formats, exit
 //! statuses, error messages) are in docs/cli.md.
 
+mod aibom_cmd;
 mod baseline_cluster_cmd;
 mod baseline_cmd;
 mod capture_cmd;
@@ -16,6 +17,7 @@ mod event_output;
 mod exit_status;
 mod governed_files;
 mod health_endpoint;
+mod live_session;
 mod otlp_args;
 mod output_format;
 mod scan;
@@ -61,6 +63,9 @@ enum Command {
     /// Per process talking TLS: its servers (SNI) and whether its plaintext is seen, how or
     /// why not.
     Coverage(coverage::CoverageArgs),
+    /// Agents' AI bill of materials: models, MCP servers and tools, APIs, data stores,
+    /// frameworks and packages with their versions; as text, JSON, YAML or CycloneDX 1.6.
+    Aibom(aibom_cmd::AibomArgs),
     /// Open the investigation console (docs/console.md).
     Tui(agentscope_console::command::TuiArgs),
     /// Write shell completions (bash, zsh, fish, elvish, powershell) to standard output.
@@ -76,6 +81,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Collect(args) => collect::run(*args).map(|()| exit_status::OK),
         Command::Coverage(args) => coverage::run(args).map(|()| exit_status::OK),
+        Command::Aibom(args) => aibom_cmd::run(args).map(|()| exit_status::OK),
         Command::Replay(args) => capture_cmd::run_replay(args).map(|()| exit_status::OK),
         Command::Cap(command) => capture_cmd::run_cap(command),
         Command::Baseline(args) => baseline_cmd::run(args),

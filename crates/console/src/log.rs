@@ -413,6 +413,8 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
         ),
         ObservationKind::Dns { queries } => (EntryKind::Net, format!("dns {}", queries.join(", "))),
         ObservationKind::Enforce { decision } => (EntryKind::Net, decision.describe()),
+        // The package's file open is an entry already; its version is in the AI-BOM pane.
+        ObservationKind::Package { .. } => return None,
         ObservationKind::TlsHello {
             server_name,
             peer,

@@ -174,6 +174,9 @@ pub enum EventBody {
     /// A governed agent did something its policy does not allow (audit or enforce mode).
     /// Boxed: a decision is rare, and its fields would make every event larger.
     Enforce(Box<crate::enforcement::EnforceDecision>),
+    /// A package the process loaded, its version read from its metadata by the collector
+    /// (not a kernel record: see [`crate::package`]). Boxed like `Enforce`: rare.
+    Package(Box<crate::package::PackageFound>),
 }
 
 fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -196,6 +199,7 @@ impl EventBody {
             EventBody::Close { .. } => "close",
             EventBody::TlsHello { .. } => "tls_hello",
             EventBody::Enforce(_) => "enforce",
+            EventBody::Package(_) => "package",
         }
     }
 }

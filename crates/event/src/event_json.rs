@@ -246,6 +246,10 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             serde_json::from_value(value.clone())
                 .map_err(|e| err(format!("an enforce event: {e}")))?,
         )),
+        "package" => EventBody::Package(Box::new(
+            serde_json::from_value(value.clone())
+                .map_err(|e| err(format!("a package event: {e}")))?,
+        )),
         other => return Err(err(format!("unknown kind \"{other}\""))),
     };
     Ok(Event { header, body })
@@ -466,6 +470,24 @@ mod tests {
                 inode: Some("25:1234".into()),
                 rule: None,
                 blocks_last_minute: None,
+            })),
+            EventBody::Package(Box::new(crate::package::PackageFound {
+                ecosystem: crate::package::PackageEcosystem::Pypi,
+                name: "openai".into(),
+                version: Some("1.54.3".into()),
+                package_dir: "/app/lib/python3.11/site-packages/openai".into(),
+                metadata_path: Some(
+                    "/app/lib/python3.11/site-packages/openai-1.54.3.dist-info/METADATA".into(),
+                ),
+                error: None,
+            })),
+            EventBody::Package(Box::new(crate::package::PackageFound {
+                ecosystem: crate::package::PackageEcosystem::Npm,
+                name: "@scope/thing".into(),
+                version: None,
+                package_dir: "/app/node_modules/@scope/thing".into(),
+                metadata_path: None,
+                error: Some("package.json is not JSON".into()),
             })),
         ];
         for body in bodies {

@@ -50,7 +50,8 @@ pub mod container;
 pub mod environment;
 pub mod kubernetes;
 pub mod passwd;
-pub mod process_root;
+// Moved down to the event crate, which the collector can use; kept here under its old path.
+pub use agentscope_event::process_root;
 pub mod service_account_token;
 pub mod workload;
 

@@ -156,6 +156,8 @@ struct Enrichment {
     disarmer: crate::enforcement_disarm::Disarmer,
     /// Agents the disarmer tripped on in this batch, to drop to audit once it is read.
     to_disarm: Vec<u32>,
+    /// Packages processes load, read from their roots (`package` events).
+    packages: crate::package_inventory::PackageInventory,
 }
 
 /// Files opened per batch for analysis; the rest are reached by path when the batch is handled.
@@ -313,6 +315,21 @@ impl Enrichment {
                     }
                 }
                 self.note_tls(&event, bytes, out.len());
+                // Read now, while the process (and so its root) most likely still exists.
+                let package = match &event.body {
+                    EventBody::Open { path, ret, .. } if *ret >= 0 => {
+                        self.packages.opened(event.header.pid, path)
+                    }
+                    EventBody::Exit { .. } if event.header.tid == event.header.pid => {
+                        self.packages.exit(event.header.pid);
+                        None
+                    }
+                    _ => None,
+                };
+                let package = package.map(|package| Event {
+                    header: event.header.clone(),
+                    body: EventBody::Package(Box::new(package)),
+                });
                 *self
                     .summary
                     .events
@@ -320,6 +337,7 @@ impl Enrichment {
                     .or_default() += 1;
                 out.push(event);
                 out.extend(disarmed);
+                out.extend(package);
             }
             Err(err) => {
                 self.summary.decode_errors += 1;
@@ -444,6 +462,7 @@ impl Collector {
                 redactor: redact::EventRedactor::default(),
                 disarmer: crate::enforcement_disarm::Disarmer::new(options.disarm_after),
                 to_disarm: Vec::new(),
+                packages: crate::package_inventory::PackageInventory::new(&options.proc_root),
                 options,
             },
             enforcement_pins: pins,
@@ -728,6 +747,7 @@ impl Collector {
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, CollectorError> {
         let mut out = Vec::new();
         let state = &mut self.state;
+        state.packages.new_batch();
         self.kernel
             .read_batch(max, BATCH_BUDGET, |bytes| state.accept(bytes, &mut out))
             .await?;
@@ -748,6 +768,7 @@ impl Collector {
     pub fn drain_until(&mut self, max: usize, until: Instant) -> (Vec<Event>, bool) {
         let mut out = Vec::new();
         let state = &mut self.state;
+        state.packages.new_batch();
         let (_, emptied) = self
             .kernel
             .drain_now(max, until, |bytes| state.accept(bytes, &mut out));

@@ -3,7 +3,8 @@
 //! Loads the kernel programs of `collector-ebpf`, attaches them (tracepoints for process, file
 //! and network activity; uprobes on OpenSSL wherever it is mapped and on Go's `crypto/tls` in
 //! Go executables), reads their ring buffer without blocking, and turns raw records into
-//! [`agentscope_event::Event`]s enriched with the process table. Later layers (reconstruction,
+//! [`agentscope_event::Event`]s enriched with the process table, and adds what only it can see:
+//! the packages processes load, read from their own file systems ([`package_inventory`]). Later layers (reconstruction,
 //! recording, the console) consume those events and never touch the kernel themselves.
 
 pub mod collector;
@@ -20,6 +21,9 @@ pub mod kernel;
 mod kernel_btf;
 pub mod kernel_features;
 pub mod output_tracking;
+pub mod package_inventory;
+pub mod package_location;
+pub mod package_metadata;
 pub mod tls_coverage;
 pub mod tls_targets;
 

@@ -163,6 +163,11 @@ pub enum ObservationKind {
     Enforce {
         decision: Box<agentscope_event::enforcement::EnforceDecision>,
     },
+    /// A package the process loaded, with the version the collector read from its metadata
+    /// (`package` events): the AI-BOM's frameworks and libraries.
+    Package {
+        package: Box<agentscope_event::package::PackageFound>,
+    },
 }
 
 /// One action of one process.

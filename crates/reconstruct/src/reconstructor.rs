@@ -218,6 +218,11 @@ impl Reconstructor {
                     decision: decision.clone(),
                 }));
             }
+            EventBody::Package(package) => {
+                out.push(simple(ObservationKind::Package {
+                    package: package.clone(),
+                }));
+            }
             EventBody::Accept {
                 addr, port, ret, ..
             } if *ret >= 0 => {

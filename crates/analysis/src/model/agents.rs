@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::reconstruct::llm::LlmApi;
+use agentscope_event::package::PackageFound;
 
 /// Who a process runs as, as far as the identity sources could tell.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,6 +108,34 @@ pub struct AiBom {
     pub frameworks: BTreeSet<String>,
     /// Retrieval (RAG) sources: vector databases and pgvector tables.
     pub retrieval_sources: BTreeSet<String>,
+    /// Packages the agent's processes loaded, with the versions the collector read from their
+    /// metadata (`package` events), keyed `ecosystem:name@version`; at most
+    /// [`PACKAGES_PER_AGENT`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub packages: BTreeMap<String, PackageFound>,
+}
+
+/// Packages kept per agent; later ones are left out.
+pub const PACKAGES_PER_AGENT: usize = 1024;
+
+impl AiBom {
+    /// Adds a package the agent loaded (bounded: [`PACKAGES_PER_AGENT`]); an AI framework
+    /// among them is named in `frameworks` too.
+    pub fn add_package(&mut self, package: &PackageFound) {
+        let key = format!(
+            "{}:{}@{}",
+            package.ecosystem.purl_type(),
+            package.name,
+            package.version.as_deref().unwrap_or_default()
+        );
+        if self.packages.len() >= PACKAGES_PER_AGENT && !self.packages.contains_key(&key) {
+            return;
+        }
+        if let Some(framework) = framework_of_package(&package.name) {
+            self.frameworks.insert(framework.to_string());
+        }
+        self.packages.insert(key, package.clone());
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,6 +237,36 @@ pub fn frameworks_in_user_agent(user_agent: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// The AI framework a package is, by the name its metadata gives (`openai`, `mcp`,
+/// `@modelcontextprotocol/sdk`, `langchain-core`): `None` for other libraries.
+pub fn framework_of_package(name: &str) -> Option<&'static str> {
+    // Distribution names use `-` where module names use `_` (`langchain-core`, `llama_index`).
+    let name = name.to_ascii_lowercase().replace(['-', '.', '/'], "_");
+    MODULE_FRAMEWORKS
+        .iter()
+        .find(|(package, _)| package.replace(['-', '.', '/'], "_") == name)
+        .map(|(_, framework)| *framework)
+        .or_else(|| {
+            PACKAGE_FRAMEWORKS
+                .iter()
+                .find(|(package, _)| *package == name)
+                .map(|(_, framework)| *framework)
+        })
+}
+
+/// Distribution names of AI frameworks whose module names differ (after `-` → `_`).
+const PACKAGE_FRAMEWORKS: &[(&str, &str)] = &[
+    ("google_genai", "google-genai"),
+    ("llama_index_core", "llama-index"),
+    ("autogen_agentchat", "autogen"),
+    ("pyautogen", "autogen"),
+    ("haystack_ai", "haystack"),
+    ("semantic_kernel", "semantic-kernel"),
+    ("crewai", "crewai"),
+    ("@openai_agents", "openai-agents"),
+    ("openai_agents", "openai-agents"),
+];
+
 pub fn framework_in_module_path(path: &str) -> Option<&'static str> {
     let rest = path
         .split_once("/site-packages/")
@@ -251,5 +310,19 @@ mod tests {
             framework_in_module_path("/usr/lib/python3.11/json/__init__.py"),
             None
         );
+    }
+
+    #[test]
+    fn frameworks_from_package_names() {
+        assert_eq!(framework_of_package("openai"), Some("openai-sdk"));
+        assert_eq!(framework_of_package("langchain-core"), Some("langchain"));
+        assert_eq!(framework_of_package("mcp"), Some("mcp-sdk"));
+        assert_eq!(
+            framework_of_package("@modelcontextprotocol/sdk"),
+            Some("mcp-sdk")
+        );
+        assert_eq!(framework_of_package("google-genai"), Some("google-genai"));
+        assert_eq!(framework_of_package("pydantic"), None);
+        assert_eq!(framework_of_package("ai-thing"), None);
     }
 }

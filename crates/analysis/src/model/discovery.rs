@@ -7,6 +7,7 @@ use crate::reconstruct::{EventRange, Observation};
 use super::graph::{EdgeKind, NodeKind};
 use super::{
     agent_key, agents, ActorIdentity, Agent, AiBom, IdentityLookup, Model, MODULE_HINT_PIDS,
+    PACKAGE_HINTS_PER_PID,
 };
 
 impl Model {
@@ -52,6 +53,9 @@ impl Model {
                 .aibom
                 .frameworks
                 .extend(hints.iter().map(|s| s.to_string()));
+        }
+        for package in self.package_hints.remove(&actor.pid).unwrap_or_default() {
+            agent.aibom.add_package(&package);
         }
         let name = agent.name.clone();
         if info.is_some_and(|p| p.exited) {
@@ -117,6 +121,32 @@ impl Model {
                     }
                 }
                 None => {}
+            }
+        }
+    }
+
+    /// A package a process loaded: into the AI-BOM of the agent it works for (its own or an
+    /// ancestor's), or remembered for the pid until it becomes an agent (bounded like module
+    /// hints: most programs import their SDK before their first model call).
+    pub(super) fn note_package(
+        &mut self,
+        pid: u32,
+        package: &agentscope_event::package::PackageFound,
+        processes: &ProcessTable,
+        ts_ns: u64,
+    ) {
+        let lineage = processes.lineage(pid);
+        if let Some(agent) = self
+            .agent_of(&lineage, ts_ns)
+            .and_then(|key| self.agents.get_mut(&key))
+        {
+            agent.aibom.add_package(package);
+            return;
+        }
+        if self.package_hints.len() < MODULE_HINT_PIDS || self.package_hints.contains_key(&pid) {
+            let hints = self.package_hints.entry(pid).or_default();
+            if hints.len() < PACKAGE_HINTS_PER_PID && !hints.contains(package) {
+                hints.push(package.clone());
             }
         }
     }

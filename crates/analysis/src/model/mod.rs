@@ -62,6 +62,8 @@ pub struct Model {
     agent_pids: agent_pids::AgentPids,
     /// Frameworks seen in module loads, per pid, before the process is known as an agent.
     module_hints: HashMap<u32, Vec<&'static str>>,
+    /// Packages loaded (`package` events), per pid, before the process is known as an agent.
+    package_hints: HashMap<u32, Vec<agentscope_event::package::PackageFound>>,
     attribution: attribution::Attribution,
     llm_calls: u64,
     /// Links made since [`Model::take_new_links`] last ran.
@@ -103,6 +105,8 @@ pub struct ModelStats {
 
 /// Pids whose module loads are remembered before they are known as agents.
 const MODULE_HINT_PIDS: usize = 4096;
+/// Packages remembered per pid before it is known as an agent.
+const PACKAGE_HINTS_PER_PID: usize = 256;
 
 impl Model {
     pub fn new(options: ModelOptions) -> Self {
@@ -111,6 +115,7 @@ impl Model {
             agents: BTreeMap::new(),
             agent_pids: Default::default(),
             module_hints: HashMap::new(),
+            package_hints: HashMap::new(),
             attribution: Default::default(),
             llm_calls: 0,
             new_links: Vec::new(),
@@ -263,6 +268,7 @@ impl Model {
                 // The pid may be reused by an unrelated process: it stays the agent's for
                 // what it did until now only (and for as long as the process table keeps it).
                 self.module_hints.remove(&pid);
+                self.package_hints.remove(&pid);
                 self.agent_pids.exited(pid, observation.ts_ns);
                 identity.forget(pid);
             }
@@ -289,6 +295,9 @@ impl Model {
             }
             ObservationKind::TlsHello { .. } => {
                 self.apply_tls_hello(observation, processes, identity);
+            }
+            ObservationKind::Package { package } => {
+                self.note_package(pid, package, processes, observation.ts_ns);
             }
             ObservationKind::Enforce { decision } => {
                 // Counted on the agent the process works for (a descendant's decision too),

@@ -30,6 +30,7 @@ mod kind {
     pub const CLOSE: u8 = 10;
     pub const TLS_HELLO: u8 = 11;
     pub const ENFORCE: u8 = 12;
+    pub const PACKAGE: u8 = 13;
 }
 
 /// One decoded entry of an event chunk.
@@ -262,6 +263,11 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             EventBody::Enforce(decision) => {
                 put_bytes(out, &serde_json::to_vec(decision).unwrap_or_default());
             }
+            // JSON: rare (one per package a process loads), collector-made, and its shape may
+            // grow with the ecosystems read.
+            EventBody::Package(package) => {
+                put_bytes(out, &serde_json::to_vec(package).unwrap_or_default());
+            }
         }
     });
 }
@@ -280,6 +286,7 @@ fn kind_code(body: &EventBody) -> u8 {
         EventBody::Close { .. } => kind::CLOSE,
         EventBody::TlsHello { .. } => kind::TLS_HELLO,
         EventBody::Enforce(_) => kind::ENFORCE,
+        EventBody::Package(_) => kind::PACKAGE,
     }
 }
 
@@ -580,6 +587,10 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             serde_json::from_slice(f.bytes("decision")?)
                 .map_err(|e| format!("not an enforcement decision: {e}"))?,
         )),
+        kind::PACKAGE => EventBody::Package(Box::new(
+            serde_json::from_slice(f.bytes("package")?)
+                .map_err(|e| format!("not a package: {e}"))?,
+        )),
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -817,6 +828,28 @@ pub(crate) mod tests {
                         inode: blocked.then(|| "25:1234".to_string()),
                         rule: None,
                         blocks_last_minute: None,
+                    }))
+                }),
+            (
+                "[a-z@/_-]{1,20}",
+                proptest::option::of("[0-9.]{1,10}"),
+                any::<bool>()
+            )
+                .prop_map(|(name, version, npm)| {
+                    use agentscope_event::package::{PackageEcosystem, PackageFound};
+                    EventBody::Package(Box::new(PackageFound {
+                        ecosystem: if npm {
+                            PackageEcosystem::Npm
+                        } else {
+                            PackageEcosystem::Pypi
+                        },
+                        package_dir: format!("/app/node_modules/{name}"),
+                        metadata_path: version
+                            .is_some()
+                            .then(|| format!("/app/node_modules/{name}/package.json")),
+                        error: version.is_none().then(|| "package.json is not JSON".into()),
+                        name,
+                        version,
                     }))
                 }),
         ]

@@ -5,6 +5,8 @@
 //! file. `openat2(RESOLVE_IN_ROOT)` resolves every link inside the process's root instead. The
 //! file is opened non-blocking and must be a regular file, so a FIFO planted in its place
 //! cannot hang the collector. Kernels before 5.6 lack openat2; there the plain path is used.
+//! Directories are listed the same way ([`list_dir_in_root`]), for the collector's package
+//! inventory.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -20,7 +22,7 @@ pub fn open_in_root(root: &Path, path: &str) -> io::Result<(File, std::fs::Metad
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(root)?;
-    let file = match openat2_in_root(&root_dir, relative) {
+    let file = match openat2_in_root(&root_dir, relative, 0) {
         Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -44,6 +46,17 @@ pub fn read_in_root(root: &Path, path: &str, max: u64) -> io::Result<Vec<u8>> {
     read_limited(file, max)
 }
 
+/// The first `max` bytes of `path` inside `root` (all of it when shorter), and whether there
+/// was more: for files whose interesting part comes first (a Python `METADATA`'s headers).
+pub fn read_prefix_in_root(root: &Path, path: &str, max: u64) -> io::Result<(Vec<u8>, bool)> {
+    let (file, _) = open_in_root(root, path)?;
+    let mut content = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut content)?;
+    let more = content.len() as u64 > max;
+    content.truncate(max as usize);
+    Ok((content, more))
+}
+
 /// Reads at most `max` bytes of an open file (error if it holds more).
 pub fn read_limited(file: File, max: u64) -> io::Result<Vec<u8>> {
     let mut content = Vec::new();
@@ -57,13 +70,42 @@ pub fn read_limited(file: File, max: u64) -> io::Result<Vec<u8>> {
     Ok(content)
 }
 
-fn openat2_in_root(root_dir: &File, relative: &str) -> io::Result<File> {
+/// The names in directory `path` inside `root`, at most `max` of them (in the directory's
+/// order, which is the file system's), and whether there were more. `.` and `..` are left out;
+/// names that are not UTF-8 are skipped.
+pub fn list_dir_in_root(root: &Path, path: &str, max: usize) -> io::Result<(Vec<String>, bool)> {
+    let relative = path.trim_start_matches('/');
+    let root_dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root)?;
+    let dir = match openat2_in_root(&root_dir, relative, libc::O_DIRECTORY) {
+        Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(root.join(relative))?,
+        other => other?,
+    };
+    // Listed through the descriptor: the walk that found it stayed inside the root.
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
+        if names.len() == max {
+            return Ok((names, true));
+        }
+        if let Ok(name) = entry?.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok((names, false))
+}
+
+fn openat2_in_root(root_dir: &File, relative: &str, extra_flags: i32) -> io::Result<File> {
     let c_path = std::ffi::CString::new(relative)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
     // SAFETY: open_how is plain integers, for which all-zero is valid (and means "no
     // options" to the kernel); libc marks it non-exhaustive, so it cannot be built literally.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) as u64;
+    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | extra_flags) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: the directory fd is open for the whole call, the path is NUL-terminated, and
     // `how` is a valid open_how whose size is passed along.
@@ -114,9 +156,51 @@ mod tests {
             b"inside"
         );
         assert!(read_in_root(root.path(), "/etc/own", 3).is_err());
+        assert_eq!(
+            read_prefix_in_root(root.path(), "/etc/own", 3).unwrap(),
+            (b"ins".to_vec(), true)
+        );
+        assert_eq!(
+            read_prefix_in_root(root.path(), "/etc/link", 100).unwrap(),
+            (b"inside".to_vec(), false)
+        );
+        assert!(read_prefix_in_root(root.path(), "/etc/escape", 100).is_err());
         assert!(read_in_root(root.path(), "/etc", 100).is_err());
         assert!(read_in_root(root.path(), "/missing", 100).is_err());
         assert!(read_in_root(root.path(), "/etc/own\0x", 100).is_err());
+    }
+
+    #[test]
+    fn directories_are_listed_inside_the_root_and_bounded() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("host-only"), "").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("lib/pkgs")).unwrap();
+        for name in ["a", "b", "c"] {
+            std::fs::write(root.path().join("lib/pkgs").join(name), "").unwrap();
+        }
+        std::os::unix::fs::symlink(outside.path(), root.path().join("lib/escape")).unwrap();
+        std::os::unix::fs::symlink("/lib/pkgs", root.path().join("lib/inside")).unwrap();
+
+        let (mut names, more) = list_dir_in_root(root.path(), "/lib/pkgs", 10).unwrap();
+        names.sort();
+        assert_eq!(
+            (names, more),
+            (vec!["a".into(), "b".into(), "c".into()], false)
+        );
+        let (names, more) = list_dir_in_root(root.path(), "/lib/pkgs", 2).unwrap();
+        assert_eq!((names.len(), more), (2, true));
+        // An absolute link resolves inside the root: /lib/inside is the root's /lib/pkgs.
+        assert_eq!(
+            list_dir_in_root(root.path(), "/lib/inside", 10)
+                .unwrap()
+                .0
+                .len(),
+            3
+        );
+        // A link to a host directory names nothing inside the root.
+        assert!(list_dir_in_root(root.path(), "/lib/escape", 10).is_err());
+        assert!(list_dir_in_root(root.path(), "/lib/pkgs/a", 10).is_err());
     }
 
     #[test]

@@ -1,0 +1,73 @@
+//! A live run for the commands that report at its end (`coverage`, `aibom`): the collector
+//! and identity resolver started, every event through the one session step ([`Session`]),
+//! until `--duration` ends or SIGINT/SIGTERM, then the ring buffer drained.
+
+use std::time::Duration;
+
+use agentscope_console::control_chars::escape_controls;
+use agentscope_identity::IdentityResolver;
+use agentscope_kernel::Collector;
+use agentscope_session::{Session, SourceLosses};
+
+/// Events read from the ring buffer at a time.
+const BATCH_EVENTS: usize = 1024;
+
+/// Runs the collector until `--duration` ends (or SIGINT/SIGTERM) and returns the session
+/// every event went through.
+pub async fn collect(
+    capture: &agentscope_session::CaptureArgs,
+    memory: &agentscope_session::memory_args::MemoryArgs,
+    duration: Option<f64>,
+    ready_message: bool,
+) -> anyhow::Result<Session> {
+    let mut collector = Collector::start(capture.collector_options())?;
+    let mut identity = IdentityResolver::new(capture.identity_options());
+    identity.start().await?;
+    let pipeline = capture.live_pipeline(memory.bytes(), identity, collector.processes().clone());
+    let mut session = Session::new(pipeline);
+    if ready_message {
+        eprintln!("agentscope: collecting");
+    }
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs_f64(duration.unwrap_or(0.0).max(0.0));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            batch = collector.next_batch(BATCH_EVENTS) => {
+                for event in batch? {
+                    session.feed(&event);
+                }
+                // As in `collect`: let timers and signals be seen under a full ring buffer.
+                tokio::task::yield_now().await;
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    collector.stop_emitting();
+    let until = std::time::Instant::now() + Duration::from_millis(200);
+    loop {
+        let (events, emptied) = collector.drain_until(BATCH_EVENTS, until);
+        for event in events {
+            session.feed(&event);
+        }
+        if emptied || std::time::Instant::now() >= until {
+            break;
+        }
+    }
+    collector.discard_rest(Duration::from_millis(100));
+    let summary = collector.summary();
+    session.note_losses(SourceLosses {
+        kernel_dropped: summary.kernel.dropped,
+        channel_dropped: 0,
+        decode_errors: summary.decode_errors,
+    });
+    session.finish();
+    for warning in summary.warnings {
+        eprintln!("agentscope: warning: {}", escape_controls(&warning));
+    }
+    collector.close();
+    Ok(session)
+}
