@@ -171,30 +171,52 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
         .unwrap()
         .to_path_buf();
 
+    // The Python the venv was made from (a pyenv build on some machines), at its own path.
+    let base_prefix = {
+        let output = Command::new(mcp_python())
+            .args(["-c", "import sys; print(sys.base_prefix)"])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    };
+    let mut python_mount = Vec::new();
+    if !base_prefix.starts_with("/usr") {
+        python_mount = vec!["-v".to_string(), format!("{base_prefix}:{base_prefix}:ro")];
+    }
+
     // The agent waits for a start file before Python starts, so its imports happen while both
     // collectors watch.
     let script = "while [ ! -e /work/start ]; do sleep 0.05; done; \
                   exec /opt/venv/bin/python /agents/mcp_client_agent.py \
                   --read-path /etc/os-release --dump /work/dump.json --no-shell-pipeline";
-    let agent_id = podman_output(&[
-        "run",
-        "--detach",
-        "--network=none",
-        "-v",
-        "/usr:/usr:ro",
-        "-v",
-        "/etc:/etc:ro",
-        "-v",
-        &format!("{}:/opt/venv:ro", venv.display()),
-        "-v",
-        &format!("{}:/agents:ro", agents_dir().display()),
-        "-v",
-        &format!("{}:/work", work.display()),
-        &base,
-        "/bin/sh",
-        "-c",
-        script,
-    ]);
+    let python_mount: Vec<&str> = python_mount.iter().map(String::as_str).collect();
+    let agent_id = podman_output(
+        &[
+            &[
+                "run",
+                "--detach",
+                // Limits runc can set here (the defaults it would copy are refused).
+                "--ulimit",
+                "nofile=20000:20000",
+                "--ulimit",
+                "nproc=4096:4096",
+                "--network=none",
+                "-v",
+                "/usr:/usr:ro",
+                "-v",
+                "/etc:/etc:ro",
+                "-v",
+                &format!("{}:/opt/venv:ro", venv.display()),
+                "-v",
+                &format!("{}:/agents:ro", agents_dir().display()),
+                "-v",
+                &format!("{}:/work", work.display()),
+            ][..],
+            &python_mount,
+            &[&base, "/bin/sh", "-c", script],
+        ]
+        .concat(),
+    );
     let agent = Container(agent_id);
     let pid = podman_output(&["inspect", "--format", "{{.State.Pid}}", &agent.0]);
 
