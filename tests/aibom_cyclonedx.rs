@@ -248,6 +248,9 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
         .iter()
         .filter(|e| e["kind"] == "package")
         .collect();
+    // Package events match their documented schema (docs/events.schema.json).
+    let lines: Vec<String> = packages.iter().map(|e| e.to_string()).collect();
+    support::events_schema::assert_lines_match_schema(&lines.join("\n"));
     let sdk_event = packages
         .iter()
         .find(|e| e["name"] == "mcp")
@@ -396,9 +399,11 @@ fn a_recorded_incident_is_a_valid_cyclonedx_document_with_models_services_and_da
         .iter()
         .find(|s| s["name"] == "agentscope-crm")
         .expect("the CRM MCP server");
-    assert_eq!(
-        crm["endpoints"][0].as_str().unwrap_or("").ends_with("/mcp"),
-        true
+    assert!(
+        crm["endpoints"][0]
+            .as_str()
+            .is_some_and(|e| e.ends_with("/mcp")),
+        "{crm:#}"
     );
     let crm_tools: Vec<String> = crm["services"]
         .as_array()
