@@ -80,14 +80,15 @@ fn base_image(dir: &Path) -> String {
     tag.to_string()
 }
 
-/// `agentscope aibom --duration ... -o cyclonedx` running live, past its "collecting" line.
+/// `agentscope aibom --duration ... -o cyclonedx`, collecting live.
 struct LiveAibom {
     child: std::process::Child,
     stdout: std::path::PathBuf,
 }
 
 impl LiveAibom {
-    fn start(dir: &Path, pid: &str) -> LiveAibom {
+    /// Starts it; [`LiveAibom::wait_ready`] waits for its probes.
+    fn spawn(dir: &Path, pid: &str) -> (LiveAibom, BufReader<std::process::ChildStderr>) {
         let stdout = dir.join("live-aibom.json");
         let mut child = Command::new(BIN)
             .args(["aibom", "--ready-message", "--no-kubernetes", "--pid", pid])
@@ -96,7 +97,11 @@ impl LiveAibom {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start agentscope aibom");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        (LiveAibom { child, stdout }, stderr)
+    }
+
+    fn wait_ready(mut stderr: BufReader<std::process::ChildStderr>) {
         let mut line = String::new();
         stderr.read_line(&mut line).unwrap();
         assert!(line.contains("collecting"), "aibom did not start: {line}");
@@ -107,7 +112,6 @@ impl LiveAibom {
                 rest.clear();
             }
         });
-        LiveAibom { child, stdout }
     }
 
     /// SIGINT: the document of what it saw.
@@ -222,7 +226,8 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
 
     // The live document, and a recording made beside it.
     let recording = dir.join("aibom.cap");
-    let live = LiveAibom::start(dir, &pid);
+    // Both start at once: their kernel programs load side by side.
+    let (live, live_stderr) = LiveAibom::spawn(dir, &pid);
     let collect = Collect::start(
         dir,
         &[
@@ -233,6 +238,7 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
             recording.to_str().unwrap(),
         ],
     );
+    LiveAibom::wait_ready(live_stderr);
     std::fs::write(work.join("start"), "").unwrap();
     let exit_code = podman_output(&["wait", &agent.0]);
     let logs = podman_output(&["logs", &agent.0]);
