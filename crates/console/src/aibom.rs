@@ -1,6 +1,7 @@
 //! The AI-BOM pane: what the selected agent is built from and talks to (providers and models,
-//! API dialects, MCP servers and their tools, tools offered to models, frameworks, retrieval
-//! sources), from [`Agent::aibom`], headed by why the plaintext is not visible when it is not.
+//! API dialects, MCP servers and their tools, tools offered to models, frameworks, packages with
+//! the versions the collector read, retrieval sources), from [`Agent::aibom`], headed by why the
+//! plaintext is not visible when it is not.
 
 use agentscope_analysis::model::{Agent, NodeKind};
 use ratatui::text::{Line, Span};
@@ -116,6 +117,24 @@ pub fn aibom_lines(agent: &Agent, styles: &Styles) -> Vec<Line<'static>> {
         );
     }
 
+    if !bom.packages.is_empty() {
+        // Left out when none were read (recordings made before the collector read them).
+        heading(&mut lines, format!("Packages ({})", bom.packages.len()));
+        for package in bom.packages.values() {
+            let version = package.version.as_deref().unwrap_or("?");
+            let note = match &package.error {
+                Some(why) => one_line(why, DESCRIPTION_CHARS),
+                None => package.ecosystem.purl_type().to_string(),
+            };
+            item(
+                &mut lines,
+                NodeKind::Command,
+                format!("{} {version}", package.name),
+                note,
+            );
+        }
+    }
+
     heading(
         &mut lines,
         format!("Retrieval sources ({})", bom.retrieval_sources.len()),
@@ -124,4 +143,62 @@ pub fn aibom_lines(agent: &Agent, styles: &Styles) -> Vec<Line<'static>> {
         item(&mut lines, NodeKind::Data, source.clone(), String::new());
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::theme::{ColorMode, Theme};
+    use agentscope_event::package::{PackageEcosystem, PackageFound};
+
+    #[test]
+    fn packages_are_listed_with_their_versions_or_why_not() {
+        let mut agent = Agent {
+            key: "host:python agent.py".into(),
+            name: "agent.py".into(),
+            program: "/usr/bin/python3 agent.py".into(),
+            pids: Default::default(),
+            identity: Default::default(),
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+            llm_calls: 0,
+            tool_calls: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            aibom: Default::default(),
+            plaintext_not_visible: None,
+            enforcement: Default::default(),
+        };
+        let text = |agent: &Agent| {
+            aibom_lines(
+                agent,
+                &Styles::new(&Theme::preset("dark").unwrap(), ColorMode::None),
+            )
+            .iter()
+            .map(|line| line.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+        };
+        assert!(!text(&agent).contains("Packages"));
+        for (name, version, error) in [
+            ("mcp", Some("2.3.0"), None),
+            ("broken", None, Some("package.json is not JSON")),
+        ] {
+            agent.aibom.add_package(&PackageFound {
+                ecosystem: PackageEcosystem::Npm,
+                name: name.into(),
+                version: version.map(str::to_string),
+                package_dir: format!("/app/node_modules/{name}"),
+                metadata_path: None,
+                error: error.map(str::to_string),
+            });
+        }
+        let text = text(&agent);
+        assert!(text.contains("Packages (2)"), "{text}");
+        assert!(text.contains("mcp 2.3.0  npm"), "{text}");
+        assert!(
+            text.contains("broken ?  package.json is not JSON"),
+            "{text}"
+        );
+    }
 }
