@@ -311,6 +311,24 @@ fn gemini_cli_is_seen_through_node_openssl_symbols() {
         "{TOOL} not among the tools offered: {:#}",
         agent["aibom"]["tools_offered"]
     );
+    // The CLI's own npm package, its version read by the collector from its package.json
+    // (docs/aibom.md): the one the installed package.json says.
+    let manifest = gemini_binary()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("@google/gemini-cli/package.json");
+    let installed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let version = installed["version"].as_str().unwrap();
+    let package = &agent["aibom"]["packages"][format!("npm:@google/gemini-cli@{version}")];
+    assert_eq!(package["version"], version, "{:#}", agent["aibom"]);
+    assert!(
+        package["metadata_path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/node_modules/@google/gemini-cli/package.json")),
+        "{package:#}"
+    );
 
     // The two shell tool calls, with their arguments as the model sent them. The model gave
     // no ids (the Gemini API usually does not); Gemini CLI named each call itself and sent its
