@@ -194,11 +194,15 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
                   exec /opt/venv/bin/python /agents/mcp_client_agent.py \
                   --read-path /etc/os-release --dump /work/dump.json --no-shell-pipeline";
     let python_mount: Vec<&str> = python_mount.iter().map(String::as_str).collect();
+    // Named, and removed by name, so a container that failed to start is removed too.
+    let agent = Container(format!("agentscope-aibom-e2e-{}", std::process::id()));
     let agent_id = podman_output(
         &[
             &[
                 "run",
                 "--detach",
+                "--name",
+                &agent.0,
                 // Limits runc can set here (the defaults it would copy are refused).
                 "--ulimit",
                 "nofile=20000:20000",
@@ -221,7 +225,6 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
         ]
         .concat(),
     );
-    let agent = Container(agent_id);
     let pid = podman_output(&["inspect", "--format", "{{.State.Pid}}", &agent.0]);
 
     // The live document, and a recording made beside it.
@@ -283,7 +286,7 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
     assert_eq!(about["name"], "mcp_client_agent.py", "{about:#}");
     assert_eq!(
         property(about, "agentscope:identity.container_id"),
-        Some(agent.0.as_str()),
+        Some(agent_id.as_str()),
         "{about:#}"
     );
     let agent_ref = about["bom-ref"].as_str().unwrap();
