@@ -30,7 +30,7 @@ mod kind {
     pub const CLOSE: u8 = 10;
     pub const TLS_HELLO: u8 = 11;
     pub const ENFORCE: u8 = 12;
-    pub const PACKAGE: u8 = 13;
+    pub const PACKAGE: u8 = 16;
 }
 
 /// One decoded entry of an event chunk.
