@@ -112,8 +112,9 @@ fn bench(c: &mut Criterion) {
             extra.extend(["--pin-dir".into(), pins.pin_dir()]);
             Collector::follow_with(&[idle.id()], &extra)
         };
-        let sock_addr =
-            |info: &aya::programs::ProgramInfo| info.program_type() as u32 == SOCK_ADDR_PROGRAM_TYPE;
+        let sock_addr = |info: &aya::programs::ProgramInfo| {
+            info.program_type() as u32 == SOCK_ADDR_PROGRAM_TYPE
+        };
         let before = enforcement_programs::program_runs(collector.pid(), sock_addr);
         enforcement_programs::measure(c, "connect_refused", variant, &mut workload);
         let after = enforcement_programs::program_runs(collector.pid(), sock_addr);

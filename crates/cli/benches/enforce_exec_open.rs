@@ -65,7 +65,8 @@ fn call_loop(kind: &str) {
 /// A promoted policy, files and exec enforced: `/bin/true` and `/bin/sh` (with inline code)
 /// may run; no sensitive file may be opened.
 fn policy(dir: &Path) -> String {
-    let spec = "  executables:\n    /bin/true:\n    - []\n    /bin/sh:\n    - [sh, '-c', '{text}']\n";
+    let spec =
+        "  executables:\n    /bin/true:\n    - []\n    /bin/sh:\n    - [sh, '-c', '{text}']\n";
     enforcement_programs::promoted_policy(
         dir,
         "bench",
