@@ -413,6 +413,7 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
         ),
         ObservationKind::Dns { queries } => (EntryKind::Net, format!("dns {}", queries.join(", "))),
         ObservationKind::Enforce { decision } => (EntryKind::Net, decision.describe()),
+        ObservationKind::EscapeSyscall { call, .. } => (EntryKind::Exec, call.describe()),
         ObservationKind::TlsHello {
             server_name,
             peer,

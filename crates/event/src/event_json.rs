@@ -246,6 +246,10 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             serde_json::from_value(value.clone())
                 .map_err(|e| err(format!("an enforce event: {e}")))?,
         )),
+        "escape_syscall" => EventBody::EscapeSyscall(Box::new(
+            serde_json::from_value(value.clone())
+                .map_err(|e| err(format!("an escape_syscall event: {e}")))?,
+        )),
         other => return Err(err(format!("unknown kind \"{other}\""))),
     };
     Ok(Event { header, body })

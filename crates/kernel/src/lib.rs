@@ -13,6 +13,7 @@ pub mod enforcement_dns;
 pub mod enforcement_files;
 pub mod enforcement_pins;
 pub mod error;
+mod escape_syscalls;
 mod go_buildinfo;
 mod go_pclntab;
 pub mod go_tls_targets;

@@ -163,6 +163,15 @@ pub enum ObservationKind {
     Enforce {
         decision: Box<agentscope_event::enforcement::EnforceDecision>,
     },
+    /// A container-escape syscall: namespaces, mounts, root changes, kernel modules, ptrace
+    /// attach.
+    EscapeSyscall {
+        call: Box<agentscope_event::escape_syscall::EscapeSyscall>,
+        /// ptrace: the target and its ancestors as the process table knew them (nearest
+        /// first), so detection can tell a process of the agent's own tree from another.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        target_lineage: Vec<u32>,
+    },
 }
 
 /// One action of one process.

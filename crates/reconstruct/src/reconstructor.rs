@@ -218,6 +218,13 @@ impl Reconstructor {
                     decision: decision.clone(),
                 }));
             }
+            EventBody::EscapeSyscall(call) => out.push(simple(ObservationKind::EscapeSyscall {
+                target_lineage: call
+                    .target_pid
+                    .map(|pid| self.processes.lineage(pid))
+                    .unwrap_or_default(),
+                call: call.clone(),
+            })),
             EventBody::Accept {
                 addr, port, ret, ..
             } if *ret >= 0 => {

@@ -214,6 +214,15 @@ impl IncidentBook {
         }
     }
 
+    /// A line of the chain's `escape` (an agent-escape finding joined it).
+    pub(super) fn add_escape(&mut self, incident: usize, line: String) {
+        let lines = &mut self.incidents[incident].chain.escape;
+        if !lines.contains(&line) {
+            lines.push(line);
+            self.changes.incident(incident);
+        }
+    }
+
     /// The chain's egress line for an exfiltration finding, with the finding's totals.
     pub(super) fn set_egress(&mut self, incident: usize, finding: usize) {
         let FindingDetail::Exfiltration {
