@@ -94,6 +94,7 @@ E2E_ALONE := hostile_node \
 	console_tmux
 
 E2E_SHARED := detection_scenarios \
+	agent_escape \
 	recordings \
 	capture_files \
 	http2_capture \

@@ -177,6 +177,19 @@ pub enum EventBody {
     /// A container-escape syscall (namespaces, mounts, root changes, kernel modules, ptrace
     /// attach). Boxed, like `Enforce`: rare.
     EscapeSyscall(Box<crate::escape_syscall::EscapeSyscall>),
+    /// Not a kernel record: the collector found that the open just before (same process) wrote
+    /// under a host directory mounted into the process's container (its mount table, read
+    /// from /proc; see the kernel crate's `host_mounts`).
+    HostPathWrite {
+        /// The fd the open returned.
+        fd: i32,
+        /// The path as the process opened it.
+        path: String,
+        /// Where the host directory is mounted in the container.
+        mount_point: String,
+        /// The file's path on the host's file system.
+        host_path: String,
+    },
 }
 
 fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -200,6 +213,7 @@ impl EventBody {
             EventBody::TlsHello { .. } => "tls_hello",
             EventBody::Enforce(_) => "enforce",
             EventBody::EscapeSyscall(_) => "escape_syscall",
+            EventBody::HostPathWrite { .. } => "host_path_write",
         }
     }
 }

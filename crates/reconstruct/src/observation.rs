@@ -163,6 +163,13 @@ pub enum ObservationKind {
     Enforce {
         decision: Box<agentscope_event::enforcement::EnforceDecision>,
     },
+    /// A file opened for writing under a host directory mounted into the process's container
+    /// (the collector's finding from the process's mount table).
+    HostPathWrite {
+        path: String,
+        mount_point: String,
+        host_path: String,
+    },
     /// A container-escape syscall: namespaces, mounts, root changes, kernel modules, ptrace
     /// attach.
     EscapeSyscall {

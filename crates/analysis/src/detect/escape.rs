@@ -10,6 +10,8 @@
 //!   Podman, cri-dockerd, BuildKit, the kubelet's);
 //! - opening another pod's service-account token (under the kubelet's pod directories, or
 //!   through another process's root in `/proc/PID/root/`);
+//! - writing under a host directory mounted into the container (the collector reads the
+//!   process's mount table: the kernel crate's `host_mounts`);
 //! - asking the Kubernetes API to create pods or to exec, attach or port-forward into one, or
 //!   to add an ephemeral container ([`super::kubernetes_request`]).
 //!
@@ -56,6 +58,8 @@ pub enum EscapePrimitive {
     ForeignServiceAccountToken,
     /// Pods created, exec/attach/port-forward into a pod, an ephemeral container added.
     KubernetesPodControl,
+    /// A file written under a host directory mounted into the container.
+    HostPathWrite,
 }
 
 impl EscapePrimitive {
@@ -72,6 +76,7 @@ impl EscapePrimitive {
                 "read another pod's service-account token"
             }
             EscapePrimitive::KubernetesPodControl => "asked the Kubernetes API for a pod",
+            EscapePrimitive::HostPathWrite => "wrote under a host path",
         }
     }
 }
@@ -267,6 +272,15 @@ impl Detector {
                 })
             }
             ObservationKind::Http { exchange, .. } => http_sighting(exchange),
+            ObservationKind::HostPathWrite {
+                path,
+                mount_point,
+                host_path,
+            } => Some(Sighting {
+                primitive: EscapePrimitive::HostPathWrite,
+                target: format!("{path} (host {host_path}, mounted on {mount_point})"),
+                result: None,
+            }),
             _ => None,
         };
         if let Some(sighting) = sighting {
@@ -277,11 +291,21 @@ impl Detector {
     fn escape_finding(&mut self, context: &Context<'_>, sighting: Sighting, model: &Model) {
         let agent = context.agent.as_str();
         let observation = context.observation;
-        // One finding per primitive and process: `nsenter` and the `setns` it then calls are
-        // one attempt.
+        // A command and the syscalls it then makes are one attempt (`nsenter` and its
+        // `setns`): one finding per primitive and process. Sockets, tokens and API requests
+        // are one finding per target.
+        let per_process = matches!(
+            observation.kind,
+            crate::reconstruct::ObservationKind::Exec { .. }
+                | crate::reconstruct::ObservationKind::EscapeSyscall { .. }
+        );
         let key = (
             FindingKind::AgentEscape,
-            format!("{:?}/{}", sighting.primitive, observation.actor.pid),
+            if per_process {
+                format!("{:?}/pid {}", sighting.primitive, observation.actor.pid)
+            } else {
+                format!("{:?}/{}", sighting.primitive, sighting.target)
+            },
         );
         if self.watch(agent).reported.contains_key(&key) {
             return;
