@@ -6,8 +6,8 @@
 //! [`engine::Detector`] runs in the pipeline after the model and dispatches each observation
 //! to the rules: [`taint`] (prompt injection in ingested content, tool misuse),
 //! [`sensitive_access`] (with the classification in [`sensitive`]), [`exfiltration_rule`] (by
-//! content match, in [`exfiltration`]), [`escape`] (an agent reaching past its container, with
-//! Kubernetes API requests read by [`kubernetes_request`]), and baseline deviations. [`incident_book`] keeps the
+//! content match, in [`exfiltration`]), [`escape`] (an agent reaching past its container), and
+//! baseline deviations. [`incident_book`] keeps the
 //! findings ([`finding`]) and one incident per causal chain, counting repeats; [`story`] tells
 //! an incident in one line; [`changes`] is the feed consumers follow; [`watch`] is the
 //! per-agent state and its memory charge.
@@ -24,7 +24,6 @@ mod exfiltration_rule;
 pub mod finding;
 mod incident_book;
 pub mod injection;
-pub mod kubernetes_request;
 pub mod labels;
 pub mod sensitive;
 mod sensitive_access;
