@@ -328,7 +328,7 @@ fn escape_primitives_are_findings_and_their_twins_are_not() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let api_attempts = ["create pods in shop", "create pods/exec web-0 in shop"];
+    let api_attempts = ["create pods in shop", "get pods/exec web-0 in shop"];
     assert_eq!(
         found.len(),
         attempts.len() + api_attempts.len(),

@@ -13,7 +13,7 @@
 //! - writing under a host directory mounted into the container (the collector reads the
 //!   process's mount table: the kernel crate's `host_mounts`);
 //! - asking the Kubernetes API to create pods or to exec, attach or port-forward into one, or
-//!   to add an ephemeral container ([`super::kubernetes_request`]).
+//!   to add an ephemeral container (the request read by [`super::kubernetes_request`]).
 //!
 //! The kernel reports the syscalls (`collector-ebpf/src/escape.rs`) and the whole Unix socket
 //! path; what they mean is decided here, from the observation alone (and the ptrace target's
@@ -33,7 +33,7 @@ use crate::reconstruct::http::HttpExchange;
 
 use super::engine::{agent_name, Context, Detector, Occurrence, CHAIN_WINDOW_NS};
 use super::finding::{FindingDetail, FindingKind, Severity};
-use super::kubernetes_request::KubernetesRequest;
+use super::kubernetes_request::{KubernetesRequest, KubernetesVerb, ResourceRequest};
 use super::labels;
 
 /// What the agent used to reach past its container.
@@ -222,14 +222,26 @@ pub fn is_foreign_token(path: &str, own_pid: u32) -> bool {
     kubelet_volume || through_root
 }
 
-fn http_sighting(exchange: &HttpExchange) -> Option<Sighting> {
-    if !super::sensitive::is_kubernetes_api(exchange) {
-        return None;
+/// Whether a Kubernetes API request makes a pod or gets into one: pods created, exec,
+/// attach or port-forward (whatever the method: upgraded GETs or POSTs), an ephemeral
+/// container added.
+pub fn controls_pods(request: &ResourceRequest) -> bool {
+    if !request.group.is_empty() || request.resource != "pods" {
+        return false;
     }
-    let request = KubernetesRequest::classify(&exchange.request.method, exchange.request.path())?;
-    request.controls_pods().then(|| Sighting {
+    match request.subresource.as_deref() {
+        None => request.verb == KubernetesVerb::Create,
+        Some("exec" | "attach" | "portforward") => true,
+        Some("ephemeralcontainers") => request.verb.writes(),
+        Some(_) => false,
+    }
+}
+
+fn http_sighting(exchange: &HttpExchange) -> Option<Sighting> {
+    let request = KubernetesRequest::of_exchange(exchange)?;
+    controls_pods(request.resource()?).then(|| Sighting {
         primitive: EscapePrimitive::KubernetesPodControl,
-        target: request.describe(),
+        target: request.to_string(),
         result: exchange.response.as_ref().map(|r| i64::from(r.status)),
     })
 }
@@ -428,6 +440,22 @@ mod tests {
         ] {
             assert!(!is_runtime_socket(name), "{name}");
         }
+    }
+
+    #[test]
+    fn pods_created_or_entered_and_not_read() {
+        let controls = |method: &str, target: &str| {
+            controls_pods(KubernetesRequest::classify(method, target).resource().unwrap())
+        };
+        assert!(controls("POST", "/api/v1/namespaces/shop/pods"));
+        assert!(controls("GET", "/api/v1/namespaces/shop/pods/web-0/exec?command=sh"));
+        assert!(controls("POST", "/api/v1/namespaces/shop/pods/web-0/attach"));
+        assert!(controls("PATCH", "/api/v1/namespaces/shop/pods/web-0/ephemeralcontainers"));
+        assert!(!controls("GET", "/api/v1/namespaces/shop/pods"));
+        assert!(!controls("GET", "/api/v1/namespaces/shop/pods/web-0/log"));
+        assert!(!controls("GET", "/api/v1/namespaces/shop/pods/web-0/ephemeralcontainers"));
+        assert!(!controls("DELETE", "/api/v1/namespaces/shop/pods/web-0"));
+        assert!(!controls("POST", "/apis/apps/v1/namespaces/shop/deployments"));
     }
 
     #[test]
