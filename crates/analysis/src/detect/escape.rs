@@ -445,17 +445,36 @@ mod tests {
     #[test]
     fn pods_created_or_entered_and_not_read() {
         let controls = |method: &str, target: &str| {
-            controls_pods(KubernetesRequest::classify(method, target).resource().unwrap())
+            controls_pods(
+                KubernetesRequest::classify(method, target)
+                    .resource()
+                    .unwrap(),
+            )
         };
         assert!(controls("POST", "/api/v1/namespaces/shop/pods"));
-        assert!(controls("GET", "/api/v1/namespaces/shop/pods/web-0/exec?command=sh"));
-        assert!(controls("POST", "/api/v1/namespaces/shop/pods/web-0/attach"));
-        assert!(controls("PATCH", "/api/v1/namespaces/shop/pods/web-0/ephemeralcontainers"));
+        assert!(controls(
+            "GET",
+            "/api/v1/namespaces/shop/pods/web-0/exec?command=sh"
+        ));
+        assert!(controls(
+            "POST",
+            "/api/v1/namespaces/shop/pods/web-0/attach"
+        ));
+        assert!(controls(
+            "PATCH",
+            "/api/v1/namespaces/shop/pods/web-0/ephemeralcontainers"
+        ));
         assert!(!controls("GET", "/api/v1/namespaces/shop/pods"));
         assert!(!controls("GET", "/api/v1/namespaces/shop/pods/web-0/log"));
-        assert!(!controls("GET", "/api/v1/namespaces/shop/pods/web-0/ephemeralcontainers"));
+        assert!(!controls(
+            "GET",
+            "/api/v1/namespaces/shop/pods/web-0/ephemeralcontainers"
+        ));
         assert!(!controls("DELETE", "/api/v1/namespaces/shop/pods/web-0"));
-        assert!(!controls("POST", "/apis/apps/v1/namespaces/shop/deployments"));
+        assert!(!controls(
+            "POST",
+            "/apis/apps/v1/namespaces/shop/deployments"
+        ));
     }
 
     #[test]
