@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 /// Mount namespaces whose tables are kept; beyond it the cache starts again.
 const MAX_NAMESPACES: usize = 256;
+/// Mounts kept of one table (a pod has tens; a table beyond this is judged on its first ones).
+const MAX_MOUNTS: usize = 4096;
 
 /// File systems that are not a disk's: a mount of one is never a host directory.
 const VIRTUAL_FILE_SYSTEMS: [&str; 24] = [
@@ -114,6 +116,7 @@ fn unescape(field: &str) -> String {
 
 fn parse_mountinfo(text: &str) -> Vec<Mount> {
     text.lines()
+        .take(MAX_MOUNTS)
         .filter_map(|line| {
             let (before, after) = line.split_once(" - ")?;
             let fields: Vec<&str> = before.split(' ').collect();
