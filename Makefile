@@ -96,6 +96,7 @@ E2E_ALONE := hostile_node \
 
 E2E_SHARED := detection_scenarios \
 	enforcement \
+	agent_escape \
 	recordings \
 	capture_files \
 	http2_capture \

@@ -197,6 +197,13 @@ fn what_happened(body: &EventBody) -> String {
             text
         }
         EventBody::Enforce(decision) => decision.describe(),
+        EventBody::EscapeSyscall(call) => call.describe(),
+        EventBody::HostPathWrite {
+            path,
+            mount_point,
+            host_path,
+            ..
+        } => format!("write to {path}: host path {host_path} (mounted on {mount_point})"),
     }
 }
 

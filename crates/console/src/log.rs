@@ -413,6 +413,13 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
         ),
         ObservationKind::Dns { queries } => (EntryKind::Net, format!("dns {}", queries.join(", "))),
         ObservationKind::Enforce { decision } => (EntryKind::Net, decision.describe()),
+        ObservationKind::EscapeSyscall { call, .. } => (EntryKind::Exec, call.describe()),
+        ObservationKind::HostPathWrite {
+            path, host_path, ..
+        } => (
+            EntryKind::File,
+            format!("write {path} · host path {host_path}"),
+        ),
         ObservationKind::TlsHello {
             server_name,
             peer,

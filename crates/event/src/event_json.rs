@@ -258,6 +258,16 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             serde_json::from_value(value.clone())
                 .map_err(|e| err(format!("an enforce event: {e}")))?,
         )),
+        "host_path_write" => EventBody::HostPathWrite {
+            fd: i32_field(value, "fd")?,
+            path: str_field(value, "path")?,
+            mount_point: str_field(value, "mount_point")?,
+            host_path: str_field(value, "host_path")?,
+        },
+        "escape_syscall" => EventBody::EscapeSyscall(Box::new(
+            serde_json::from_value(value.clone())
+                .map_err(|e| err(format!("an escape_syscall event: {e}")))?,
+        )),
         other => return Err(err(format!("unknown kind \"{other}\""))),
     };
     Ok(Event { header, body })

@@ -156,6 +156,8 @@ struct Enrichment {
     disarmer: crate::enforcement_disarm::Disarmer,
     /// Agents the disarmer tripped on in this batch, to drop to audit once it is read.
     to_disarm: Vec<u32>,
+    /// Mount tables of the mount namespaces writes were seen in (host paths in containers).
+    host_mounts: crate::host_mounts::HostMounts,
 }
 
 /// Files opened per batch for analysis; the rest are reached by path when the batch is handled.
@@ -271,6 +273,32 @@ impl Enrichment {
         });
     }
 
+    /// A successful write-open under a host path mounted into the process's container: the
+    /// event that says so, to follow the open (see [`crate::host_mounts`]).
+    fn host_path_write(&mut self, event: &Event) -> Option<Event> {
+        let EventBody::Open {
+            path, flags, ret, ..
+        } = &event.body
+        else {
+            return None;
+        };
+        let write = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0;
+        if *ret < 0 || !write {
+            return None;
+        }
+        let lineage = self.processes.lineage(event.header.pid);
+        let found = self.host_mounts.host_path(&lineage, path)?;
+        Some(Event {
+            header: event.header.clone(),
+            body: EventBody::HostPathWrite {
+                fd: *ret,
+                path: path.clone(),
+                mount_point: found.mount_point,
+                host_path: found.host_path,
+            },
+        })
+    }
+
     fn accept(&mut self, bytes: &[u8], out: &mut Vec<Event>) {
         self.summary.received += 1;
         match event::decode(bytes, self.boot_time_ns) {
@@ -312,6 +340,7 @@ impl Enrichment {
                         }
                     }
                 }
+                let host_write = self.host_path_write(&event);
                 self.note_tls(&event, bytes, out.len());
                 *self
                     .summary
@@ -320,6 +349,7 @@ impl Enrichment {
                     .or_default() += 1;
                 out.push(event);
                 out.extend(disarmed);
+                out.extend(host_write);
             }
             Err(err) => {
                 self.summary.decode_errors += 1;
@@ -444,6 +474,7 @@ impl Collector {
                 redactor: redact::EventRedactor::default(),
                 disarmer: crate::enforcement_disarm::Disarmer::new(options.disarm_after),
                 to_disarm: Vec::new(),
+                host_mounts: crate::host_mounts::HostMounts::new(&options.proc_root),
                 options,
             },
             enforcement_pins: pins,

@@ -30,6 +30,8 @@ mod kind {
     pub const CLOSE: u8 = 10;
     pub const TLS_HELLO: u8 = 11;
     pub const ENFORCE: u8 = 12;
+    pub const ESCAPE_SYSCALL: u8 = 13;
+    pub const HOST_PATH_WRITE: u8 = 14;
 }
 
 /// One decoded entry of an event chunk.
@@ -262,6 +264,21 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             EventBody::Enforce(decision) => {
                 put_bytes(out, &serde_json::to_vec(decision).unwrap_or_default());
             }
+            // JSON too: rare, and its arguments differ per syscall.
+            EventBody::EscapeSyscall(call) => {
+                put_bytes(out, &serde_json::to_vec(call).unwrap_or_default());
+            }
+            EventBody::HostPathWrite {
+                fd,
+                path,
+                mount_point,
+                host_path,
+            } => {
+                put_i32(out, *fd);
+                put_str(out, path);
+                put_str(out, mount_point);
+                put_str(out, host_path);
+            }
         }
     });
 }
@@ -280,6 +297,8 @@ fn kind_code(body: &EventBody) -> u8 {
         EventBody::Close { .. } => kind::CLOSE,
         EventBody::TlsHello { .. } => kind::TLS_HELLO,
         EventBody::Enforce(_) => kind::ENFORCE,
+        EventBody::EscapeSyscall(_) => kind::ESCAPE_SYSCALL,
+        EventBody::HostPathWrite { .. } => kind::HOST_PATH_WRITE,
     }
 }
 
@@ -580,6 +599,16 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             serde_json::from_slice(f.bytes("decision")?)
                 .map_err(|e| format!("not an enforcement decision: {e}"))?,
         )),
+        kind::HOST_PATH_WRITE => EventBody::HostPathWrite {
+            fd: f.i32("fd")?,
+            path: f.string("path")?,
+            mount_point: f.string("mount_point")?,
+            host_path: f.string("host_path")?,
+        },
+        kind::ESCAPE_SYSCALL => EventBody::EscapeSyscall(Box::new(
+            serde_json::from_slice(f.bytes("escape syscall")?)
+                .map_err(|e| format!("not an escape syscall: {e}"))?,
+        )),
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -819,6 +848,36 @@ pub(crate) mod tests {
                         blocks_last_minute: None,
                     }))
                 }),
+            (any::<i32>(), ".{0,60}", ".{0,20}", ".{0,60}").prop_map(
+                |(fd, path, mount_point, host_path)| EventBody::HostPathWrite {
+                    fd,
+                    path,
+                    mount_point,
+                    host_path,
+                }
+            ),
+            (any::<i64>(), any::<u64>(), ".{0,60}", any::<Option<u32>>()).prop_map(
+                |(ret, flags, path, target_pid)| {
+                    use agentscope_event::escape_syscall::{EscapeSyscall, EscapeSyscallName};
+                    EventBody::EscapeSyscall(Box::new(EscapeSyscall {
+                        syscall: if target_pid.is_some() {
+                            EscapeSyscallName::Ptrace
+                        } else {
+                            EscapeSyscallName::Mount
+                        },
+                        ret,
+                        namespaces: vec!["mnt".into()],
+                        path: Some(path),
+                        path2: None,
+                        fstype: Some("proc".into()),
+                        flags,
+                        fd: None,
+                        target_pid,
+                        request: target_pid.map(|_| "seize".to_string()),
+                        path_truncated: false,
+                    }))
+                }
+            ),
         ]
     }
 
