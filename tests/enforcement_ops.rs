@@ -5,7 +5,10 @@
 //!    while no collector runs is governed too; a new collector adopts the pinned state (its
 //!    programs replace the pinned ones: no more programs than links, and the decisions, named
 //!    by the pinned baseline, reach it); after it stops cleanly the process is still denied;
-//!    `agentscope enforce off` lets it through and leaves nothing in bpffs.
+//!    `agentscope enforce off` lets it through and leaves nothing in bpffs. Its files are
+//!    enforced the same way: its reads of the service-account token (rotated while no
+//!    collector runs) and of /etc/shadow are killed throughout, the adopting collector names
+//!    the file, and after `off` they read.
 //! 2. DNS names: a name the policy lists, whose address changed since the baseline was
 //!    learned (tests/agents/dns_server.py answers the new one), allows the address the agent's
 //!    own query returned, from the connect right after the answer; another name allows
@@ -29,6 +32,7 @@ use support::*;
 const EPERM: i64 = 1;
 const ECONNREFUSED: i64 = 111;
 const AGENT: &str = "host:python connect_session.py";
+const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// connect_session.py, answering one attempt at a time.
 struct Session {
@@ -39,8 +43,25 @@ struct Session {
 
 impl Session {
     fn start() -> Session {
-        let mut child = Command::new("python3")
-            .arg(agents_dir().join("connect_session.py"))
+        Session::spawn(Command::new("python3").arg(agents_dir().join("connect_session.py")))
+    }
+
+    /// In a mount namespace of its own with `run_dir` on /run (what a pod sees under
+    /// /var/run/secrets; bound recursively, so a token volume's own mount comes along):
+    /// `unshare` and `sh` exec in place, so the session keeps the pid the collector is given.
+    fn start_with_run(run_dir: &Path) -> Session {
+        Session::spawn(
+            Command::new("/usr/bin/unshare")
+                .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+                .arg("mount --rbind \"$0\" /run && exec \"$@\"")
+                .arg(run_dir)
+                .arg("python3")
+                .arg(agents_dir().join("connect_session.py")),
+        )
+    }
+
+    fn spawn(command: &mut Command) -> Session {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -85,8 +106,9 @@ fn closed_port() -> u16 {
 const NAME: &str = "api.agentscope.test";
 
 /// A promoted policy for connect_session.py, as learned: it reached 127.0.0.1:`port`, and
-/// [`NAME`], which then resolved to 127.0.0.3.
-fn policy(dir: &Path, port: u16) -> String {
+/// [`NAME`], which then resolved to 127.0.0.3; network enforced, and with `files` its
+/// files too (it read no sensitive file: every one present is governed).
+fn policy(dir: &Path, port: u16, files: bool) -> String {
     let baseline = dir.join("session.yaml");
     std::fs::write(
         &baseline,
@@ -101,6 +123,11 @@ fn policy(dir: &Path, port: u16) -> String {
     let output = Command::new(BIN)
         .args(["baseline", "promote", baseline.to_str().unwrap()])
         .args(["--network", "enforce", "-w", policy.to_str().unwrap()])
+        .args(if files {
+            &["--files", "enforce"][..]
+        } else {
+            &[]
+        })
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -144,12 +171,23 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let allowed = closed_port();
-    let policy = policy(dir, allowed);
+    let policy = policy(dir, allowed, true);
     let pins = PinDir::new("restart");
-    let mut session = Session::start();
+    // The session sees a service-account token volume as a pod does; files are enforced,
+    // so its token (and /etc/shadow) is governed.
+    let run_dir = dir.join("run");
+    let mut volume = support::token_volume::TokenVolume::mount(
+        &run_dir.join("secrets/kubernetes.io/serviceaccount"),
+    );
+    volume.write("token-1");
+    let mut session = Session::start_with_run(&run_dir);
     let pid = session.pid().to_string();
     let denied = format!("tcp4:127.0.0.2:{allowed}");
     let let_through = format!("tcp4:127.0.0.1:{allowed}");
+    // Each open in a child: a governed open kills its process (-9).
+    let read_token = format!("child:open:{TOKEN_PATH}");
+    let read_shadow = "child:open:/etc/shadow";
+    const KILLED: i64 = -9;
 
     // 1. A collector enforces.
     let first = Collect::start(
@@ -166,12 +204,31 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     );
     assert_eq!(session.ask(&denied), EPERM);
     assert_eq!(session.ask(&let_through), ECONNREFUSED);
+    assert_eq!(session.ask(&read_token), KILLED);
     let pinned = status(&pins);
     assert_eq!(pinned["owned_by_running_collector"], true, "{pinned:#}");
     let links = pinned["links"].as_array().unwrap().len();
     // Four socket-address hooks, the two that follow process trees, the two that read DNS
-    // answers.
-    assert_eq!(links, 8, "{pinned:#}");
+    // answers, the three open exits of file enforcement.
+    assert_eq!(links, 11, "{pinned:#}");
+    for program in [
+        "enforce_sys_exit_open",
+        "enforce_sys_exit_openat",
+        "enforce_sys_exit_openat2",
+    ] {
+        assert!(
+            pinned["links"]
+                .as_array()
+                .unwrap()
+                .contains(&program.into()),
+            "{pinned:#}"
+        );
+    }
+    assert_eq!(pinned["agents"][0]["files"], "enforce", "{pinned:#}");
+    let governed_files = pinned["agents"][0]["governed_files"].as_array().unwrap();
+    for path in [TOKEN_PATH, "/etc/shadow"] {
+        assert!(governed_files.contains(&path.into()), "{pinned:#}");
+    }
     assert_eq!(pinned["programs_using_maps"], links, "{pinned:#}");
     assert_eq!(pinned["agents"][0]["baseline"], AGENT, "{pinned:#}");
     assert_eq!(
@@ -192,6 +249,11 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     assert_eq!(session.ask(&denied), EPERM);
     assert_eq!(session.ask(&format!("child:{denied}")), EPERM);
     assert_eq!(session.ask(&let_through), ECONNREFUSED);
+    // Files too: the token, rotated by the kubelet while no collector runs (a new inode,
+    // governed by its pinned name rule), and /etc/shadow (its pinned inode rule).
+    volume.write("token-2");
+    assert_eq!(session.ask(&read_token), KILLED);
+    assert_eq!(session.ask(read_shadow), KILLED);
 
     // 3. A new collector, told nothing of the policy, adopts it: its programs replace the
     //    pinned ones (no stacking), and the decisions reach it, named.
@@ -212,6 +274,7 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     );
     assert_eq!(adopted["programs_using_maps"], links, "{adopted:#}");
     assert_eq!(session.ask(&denied), EPERM);
+    assert_eq!(session.ask(&read_token), KILLED);
     let captured = second.stop();
     let blocked: Vec<&Value> = captured
         .of_kind("enforce")
@@ -221,9 +284,34 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     assert_eq!(blocked[0]["action"], "blocked");
     assert_eq!(blocked[0]["baseline"], AGENT);
     assert_eq!(blocked[0]["port"], allowed);
+    // It reported the policy it adopted (what the console shows before any decision).
+    let adopted_policy: Vec<&Value> = captured.of_kind("enforce_policy").collect();
+    assert_eq!(adopted_policy.len(), 1, "{adopted_policy:#?}");
+    assert_eq!(adopted_policy[0]["change"], "adopted");
+    assert_eq!(adopted_policy[0]["scope"], format!("pid:{pid}"));
+    assert_eq!(adopted_policy[0]["baseline"], AGENT);
+    assert_eq!(
+        (
+            &adopted_policy[0]["network"],
+            &adopted_policy[0]["exec"],
+            &adopted_policy[0]["files"]
+        ),
+        (&"enforce".into(), &"off".into(), &"enforce".into())
+    );
+    // The adopting collector's open-exit program killed the reader (the session's child),
+    // and named the file from the pinned rule paths.
+    let opened: Vec<&Value> = captured
+        .of_kind("enforce")
+        .filter(|e| e["ppid"] == session.pid() && e["category"] == "files")
+        .collect();
+    assert_eq!(opened.len(), 1, "{opened:#?}");
+    assert_eq!(opened[0]["action"], "blocked");
+    assert_eq!(opened[0]["path"], TOKEN_PATH);
+    assert_eq!(opened[0]["baseline"], AGENT);
 
     // 4. After a clean stop, still enforced.
     assert_eq!(session.ask(&denied), EPERM);
+    assert_eq!(session.ask(&read_token), KILLED);
 
     // 5. Switched off: let through, nothing left in bpffs.
     let output = enforce("off", &pins);
@@ -241,6 +329,8 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     assert!(left.is_empty(), "left in the bpffs: {left:?}");
     assert_eq!(session.ask(&denied), ECONNREFUSED);
     assert_eq!(session.ask(&format!("child:{denied}")), ECONNREFUSED);
+    assert_eq!(session.ask(&read_token), 0);
+    assert_eq!(session.ask(read_shadow), 0);
     assert_eq!(status(&pins), Value::Null);
     eprintln!(
         "restart scenario took {:.1} s",
@@ -289,7 +379,7 @@ fn dns_answers_allow_their_names_and_an_agent_blocked_too_often_is_disarmed() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let allowed = closed_port();
-    let policy = policy(dir, allowed);
+    let policy = policy(dir, allowed, false);
     let pins = PinDir::new("disarm");
     // Since the baseline was learned, the name has moved to 127.0.0.4.
     let _dns = DnsServer::start(&[

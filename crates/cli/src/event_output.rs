@@ -208,6 +208,7 @@ fn what_happened(body: &EventBody) -> String {
             text
         }
         EventBody::Enforce(decision) => decision.describe(),
+        EventBody::EnforcePolicy(policy) => policy.describe(),
     }
 }
 

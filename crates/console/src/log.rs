@@ -413,6 +413,8 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
         ),
         ObservationKind::Dns { queries } => (EntryKind::Net, format!("dns {}", queries.join(", "))),
         ObservationKind::Enforce { decision } => (EntryKind::Net, decision.describe()),
+        // The collector's report (pid 0): shown in the agents' modes, not as an agent's act.
+        ObservationKind::EnforcePolicy { policy } => (EntryKind::Net, policy.describe()),
         ObservationKind::TlsHello {
             server_name,
             peer,

@@ -174,6 +174,9 @@ pub enum EventBody {
     /// A governed agent did something its policy does not allow (audit or enforce mode).
     /// Boxed: a decision is rare, and its fields would make every event larger.
     Enforce(Box<crate::enforcement::EnforceDecision>),
+    /// A governed agent's policy as the kernel applies it, reported by the collector when
+    /// enforcement starts, is adopted, changes or is removed (no process did anything).
+    EnforcePolicy(Box<crate::enforcement::EnforcePolicy>),
 }
 
 fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -196,6 +199,7 @@ impl EventBody {
             EventBody::Close { .. } => "close",
             EventBody::TlsHello { .. } => "tls_hello",
             EventBody::Enforce(_) => "enforce",
+            EventBody::EnforcePolicy(_) => "enforce_policy",
         }
     }
 }

@@ -163,6 +163,11 @@ pub enum ObservationKind {
     Enforce {
         decision: Box<agentscope_event::enforcement::EnforceDecision>,
     },
+    /// A governed agent's policy as the kernel applies it (the collector's `enforce_policy`
+    /// event): which modes apply to whom, before or without any decision.
+    EnforcePolicy {
+        policy: Box<agentscope_event::enforcement::EnforcePolicy>,
+    },
 }
 
 /// One action of one process.

@@ -218,6 +218,11 @@ impl Reconstructor {
                     decision: decision.clone(),
                 }));
             }
+            EventBody::EnforcePolicy(policy) => {
+                out.push(simple(ObservationKind::EnforcePolicy {
+                    policy: policy.clone(),
+                }));
+            }
             EventBody::Accept {
                 addr, port, ret, ..
             } if *ret >= 0 => {

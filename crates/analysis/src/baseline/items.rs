@@ -120,7 +120,7 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
         ObservationKind::TlsHello { .. } => return out,
         // A decision against the baseline's own policy is not behaviour to learn (what was
         // tried is another observation, when it got as far as the kernel's record of it).
-        ObservationKind::Enforce { .. } => return out,
+        ObservationKind::Enforce { .. } | ObservationKind::EnforcePolicy { .. } => return out,
         ObservationKind::Exec { filename, argv } => {
             out.push(Item::Executable {
                 path: filename.clone(),

@@ -30,6 +30,7 @@ mod kind {
     pub const CLOSE: u8 = 10;
     pub const TLS_HELLO: u8 = 11;
     pub const ENFORCE: u8 = 12;
+    pub const ENFORCE_POLICY: u8 = 13;
 }
 
 /// One decoded entry of an event chunk.
@@ -262,6 +263,10 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             EventBody::Enforce(decision) => {
                 put_bytes(out, &serde_json::to_vec(decision).unwrap_or_default());
             }
+            // JSON too: one per governed agent and policy change.
+            EventBody::EnforcePolicy(policy) => {
+                put_bytes(out, &serde_json::to_vec(policy).unwrap_or_default());
+            }
         }
     });
 }
@@ -280,6 +285,7 @@ fn kind_code(body: &EventBody) -> u8 {
         EventBody::Close { .. } => kind::CLOSE,
         EventBody::TlsHello { .. } => kind::TLS_HELLO,
         EventBody::Enforce(_) => kind::ENFORCE,
+        EventBody::EnforcePolicy(_) => kind::ENFORCE_POLICY,
     }
 }
 
@@ -580,6 +586,10 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             serde_json::from_slice(f.bytes("decision")?)
                 .map_err(|e| format!("not an enforcement decision: {e}"))?,
         )),
+        kind::ENFORCE_POLICY => EventBody::EnforcePolicy(Box::new(
+            serde_json::from_slice(f.bytes("policy")?)
+                .map_err(|e| format!("not an enforcement policy: {e}"))?,
+        )),
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -819,6 +829,25 @@ pub(crate) mod tests {
                         blocks_last_minute: None,
                     }))
                 }),
+            (any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(agent_id, revision, tree)| {
+                use agentscope_event::enforcement::{EnforcePolicy, PolicyChange, PolicyMode};
+                EventBody::EnforcePolicy(Box::new(EnforcePolicy {
+                    agent_id,
+                    baseline: "host:python agent.py".into(),
+                    revision,
+                    scope: if tree { "pid:42" } else { "cgroup:7" }.into(),
+                    scope_pid: tree.then_some(42),
+                    scope_cgroup_id: (!tree).then_some(7),
+                    network: PolicyMode::Enforce,
+                    exec: PolicyMode::Audit,
+                    files: PolicyMode::Off,
+                    change: if tree {
+                        PolicyChange::Started
+                    } else {
+                        PolicyChange::Disarmed
+                    },
+                }))
+            }),
         ]
     }
 
