@@ -1320,7 +1320,6 @@ fn runbook_pipe_to_sh_and_token_reader_are_killed_while_their_twins_run() {
     cluster.cgroup.move_in(token_twin.pid());
     let sessions = [&runbook_injected, &runbook_twin, &token_reader, &token_twin];
     let graph_path = dir.join("enforce.graph.json");
-    let enforce_cap = dir.join("enforce.cap");
     let scopes = [
         format!("pid:{}={}", runbook_injected.pid(), exec_policy.display()),
         format!("pid:{}={}", runbook_twin.pid(), exec_policy.display()),

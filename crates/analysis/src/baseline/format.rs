@@ -904,7 +904,7 @@ pub fn load_baseline_dir_revisions(dir: &Path) -> Result<BaselineDir, BaselineEr
     let mut out = BaselineDir::default();
     for (agent, mut files) in found {
         // Highest revision first; a stable sort keeps the paths' order among equals.
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|file| std::cmp::Reverse(file.0));
         let mut files = files.into_iter();
         let Some((used_revision, used, baseline)) = files.next() else {
             continue;

@@ -218,6 +218,23 @@ impl Model {
         }
     }
 
+    /// The enforcement policies last reported, one per scope (for a keyframe).
+    pub fn enforcement_policies(&self) -> Vec<agentscope_event::enforcement::EnforcePolicy> {
+        self.enforcement_policies.values().cloned().collect()
+    }
+
+    /// Starts from the policies saved in a keyframe (agents restored with it keep their
+    /// modes; these reach the agents discovered after it).
+    pub fn restore_enforcement_policies(
+        &mut self,
+        policies: Vec<agentscope_event::enforcement::EnforcePolicy>,
+    ) {
+        for policy in policies {
+            self.enforcement_policies
+                .insert(policy.scope.clone(), policy);
+        }
+    }
+
     /// The agent a process acted for at `ts_ns`: its own, or its nearest agent ancestor's
     /// (`lineage` is the process and its ancestors, nearest first). Exited processes keep
     /// their agent for what they did before they exited.

@@ -150,7 +150,7 @@ fn snapshot_enforcement_in_the_agents_list_and_detail() {
 /// `capture/python_chat.jsonl` with the policy the collector reports for its agent's process
 /// when it starts enforcing (an `enforce_policy` event before the agent's first event, as
 /// `collect --enforce` writes it), and no decision at all.
-fn governed_console() -> (Console, tempfile::TempDir) {
+fn governed_events() -> Vec<Event> {
     use agentscope_event::enforcement::{EnforcePolicy, PolicyChange, PolicyMode};
     let text = std::fs::read_to_string(fixture("capture/python_chat.jsonl")).unwrap();
     let mut events: Vec<Event> = events_from_json_lines(&text).unwrap();
@@ -186,6 +186,11 @@ fn governed_console() -> (Console, tempfile::TempDir) {
             body: EventBody::EnforcePolicy(Box::new(policy)),
         },
     );
+    events
+}
+
+fn governed_console() -> (Console, tempfile::TempDir) {
+    let events = governed_events();
     let mut bytes = Vec::new();
     for event in &events {
         write_json_line(event, &mut bytes).unwrap();
@@ -251,6 +256,40 @@ fn snapshot_a_reported_policy_shows_its_modes_before_any_decision() {
     }
     assert!(screen.contains("(reported by the collector)"), "{screen}");
     snapshot_both(&mut console, "enforcement_policy_detail_zoomed");
+}
+
+/// A console attaching to a running collector (`--connect`) or seeking in a recording starts
+/// from a keyframe of the pipeline: the policies reported before it reach agents discovered
+/// after it.
+#[test]
+fn a_keyframe_carries_the_reported_policies_to_agents_found_later() {
+    use agentscope_analysis::model::agent_enforcement::KnownMode;
+    use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_analysis::pipeline::Pipeline;
+    let new_pipeline = || {
+        Pipeline::new(
+            Default::default(),
+            ModelOptions::default(),
+            Box::new(HostOnlyIdentity),
+        )
+    };
+    let events = governed_events();
+    let mut before = new_pipeline();
+    before.push(&events[0]);
+    assert_eq!(before.model().agents().count(), 0, "no agent yet");
+    let state = serde_json::to_value(before.state()).unwrap();
+    let mut after = new_pipeline();
+    after.restore(serde_json::from_value(state).unwrap());
+    for event in &events[1..] {
+        after.push(event);
+    }
+    let agent = after
+        .model()
+        .agents()
+        .find(|a| a.key == "host:python")
+        .unwrap();
+    assert_eq!(agent.enforcement.network.mode, Some(KnownMode::Enforce));
+    assert_eq!(agent.enforcement.files.mode, Some(KnownMode::Off));
 }
 
 /// A complete baseline of the support agent (learning one second of `ordinary.cap`, as
