@@ -6,9 +6,9 @@
 //!    programs replace the pinned ones: no more programs than links, and the decisions, named
 //!    by the pinned baseline, reach it); after it stops cleanly the process is still denied;
 //!    `agentscope enforce off` lets it through and leaves nothing in bpffs. Its files are
-//!    enforced the same way: its reads of the service-account token (rotated while no
-//!    collector runs) and of /etc/shadow are killed throughout, the adopting collector names
-//!    the file, and after `off` they read.
+//!    and execs enforced the same way: its reads of the service-account token (rotated while
+//!    no collector runs) and of /etc/shadow, and its exec of /bin/echo, are killed throughout,
+//!    the adopting collector names the file, and after `off` they run.
 //! 2. DNS names: a name the policy lists, whose address changed since the baseline was
 //!    learned (tests/agents/dns_server.py answers the new one), allows the address the agent's
 //!    own query returned, from the connect right after the answer; another name allows
@@ -55,7 +55,9 @@ impl Session {
                 .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
                 .arg("mount --rbind \"$0\" /run && exec \"$@\"")
                 .arg(run_dir)
-                .arg("python3")
+                // Named as its exec policy learned it: its `child:` attempts run
+                // `sys.executable` (a pyenv shim's python otherwise).
+                .arg("/usr/bin/python3")
                 .arg(agents_dir().join("connect_session.py")),
         )
     }
@@ -106,16 +108,30 @@ fn closed_port() -> u16 {
 const NAME: &str = "api.agentscope.test";
 
 /// A promoted policy for connect_session.py, as learned: it reached 127.0.0.1:`port`, and
-/// [`NAME`], which then resolved to 127.0.0.3; network enforced, and with `files` its
-/// files too (it read no sensitive file: every one present is governed).
-fn policy(dir: &Path, port: u16, files: bool) -> String {
+/// [`NAME`], which then resolved to 127.0.0.3; network enforced, and with `all` its exec
+/// (it ran connect_probe.py with python3, for its `child:` attempts, and nothing else) and
+/// files (it read no sensitive file: every one present is governed) too.
+fn policy(dir: &Path, port: u16, all: bool) -> String {
     let baseline = dir.join("session.yaml");
+    let executables = if all {
+        format!(
+            "  executables:\n    /usr/bin/python3:\n    - [python3, {}]\n",
+            // As the session names it (`os.path.abspath`, no `..`).
+            agents_dir()
+                .canonicalize()
+                .unwrap()
+                .join("connect_probe.py")
+                .display()
+        )
+    } else {
+        String::new()
+    };
     std::fs::write(
         &baseline,
         format!(
             "apiVersion: agentscope.dev/v1\nkind: AgentBaseline\nmetadata:\n  agent: {AGENT}\n  \
              status: complete\n  learningPeriodSeconds: 600\nspec:\n  egress:\n    addresses:\n    \
-             - 127.0.0.1:{port}\n    - 127.0.0.3:{port}\n    names:\n    - {NAME}\n"
+             - 127.0.0.1:{port}\n    - 127.0.0.3:{port}\n    names:\n    - {NAME}\n{executables}"
         ),
     )
     .unwrap();
@@ -123,8 +139,8 @@ fn policy(dir: &Path, port: u16, files: bool) -> String {
     let output = Command::new(BIN)
         .args(["baseline", "promote", baseline.to_str().unwrap()])
         .args(["--network", "enforce", "-w", policy.to_str().unwrap()])
-        .args(if files {
-            &["--files", "enforce"][..]
+        .args(if all {
+            &["--files", "enforce", "--exec", "enforce"][..]
         } else {
             &[]
         })
@@ -187,6 +203,8 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     // Each open in a child: a governed open kills its process (-9).
     let read_token = format!("child:open:{TOKEN_PATH}");
     let read_shadow = "child:open:/etc/shadow";
+    // An exec the policy does not allow is killed (-9) before it runs.
+    let run_echo = "exec:/bin/echo hi";
     const KILLED: i64 = -9;
 
     // 1. A collector enforces.
@@ -205,13 +223,15 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     assert_eq!(session.ask(&denied), EPERM);
     assert_eq!(session.ask(&let_through), ECONNREFUSED);
     assert_eq!(session.ask(&read_token), KILLED);
+    assert_eq!(session.ask(run_echo), KILLED);
     let pinned = status(&pins);
     assert_eq!(pinned["owned_by_running_collector"], true, "{pinned:#}");
     let links = pinned["links"].as_array().unwrap().len();
     // Four socket-address hooks, the two that follow process trees, the two that read DNS
-    // answers, the three open exits of file enforcement.
-    assert_eq!(links, 11, "{pinned:#}");
+    // answers, the exec check, the three open exits of file enforcement.
+    assert_eq!(links, 12, "{pinned:#}");
     for program in [
+        "enforce_sched_process_exec",
         "enforce_sys_exit_open",
         "enforce_sys_exit_openat",
         "enforce_sys_exit_openat2",
@@ -225,6 +245,7 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
         );
     }
     assert_eq!(pinned["agents"][0]["files"], "enforce", "{pinned:#}");
+    assert_eq!(pinned["agents"][0]["exec"], "enforce", "{pinned:#}");
     let governed_files = pinned["agents"][0]["governed_files"].as_array().unwrap();
     for path in [TOKEN_PATH, "/etc/shadow"] {
         assert!(governed_files.contains(&path.into()), "{pinned:#}");
@@ -254,6 +275,7 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     volume.write("token-2");
     assert_eq!(session.ask(&read_token), KILLED);
     assert_eq!(session.ask(read_shadow), KILLED);
+    assert_eq!(session.ask(run_echo), KILLED);
 
     // 3. A new collector, told nothing of the policy, adopts it: its programs replace the
     //    pinned ones (no stacking), and the decisions reach it, named.
@@ -275,10 +297,11 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     assert_eq!(adopted["programs_using_maps"], links, "{adopted:#}");
     assert_eq!(session.ask(&denied), EPERM);
     assert_eq!(session.ask(&read_token), KILLED);
+    assert_eq!(session.ask(run_echo), KILLED);
     let captured = second.stop();
     let blocked: Vec<&Value> = captured
         .of_kind("enforce")
-        .filter(|e| e["pid"] == session.pid())
+        .filter(|e| e["pid"] == session.pid() && e["category"] == "network")
         .collect();
     assert_eq!(blocked.len(), 1, "{blocked:#?}");
     assert_eq!(blocked[0]["action"], "blocked");
@@ -296,7 +319,7 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
             &adopted_policy[0]["exec"],
             &adopted_policy[0]["files"]
         ),
-        (&"enforce".into(), &"off".into(), &"enforce".into())
+        (&"enforce".into(), &"enforce".into(), &"enforce".into())
     );
     // The adopting collector's open-exit program killed the reader (the session's child),
     // and named the file from the pinned rule paths.
@@ -308,10 +331,19 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     assert_eq!(opened[0]["action"], "blocked");
     assert_eq!(opened[0]["path"], TOKEN_PATH);
     assert_eq!(opened[0]["baseline"], AGENT);
+    // And its exec program killed the echo (the new image is the session's child).
+    let killed: Vec<&Value> = captured
+        .of_kind("enforce")
+        .filter(|e| e["category"] == "exec" && e["path"] == "/bin/echo")
+        .filter(|e| e["ppid"] == session.pid() || e["pid"] == session.pid())
+        .collect();
+    assert_eq!(killed.len(), 1, "{killed:#?}");
+    assert_eq!(killed[0]["action"], "blocked");
 
     // 4. After a clean stop, still enforced.
     assert_eq!(session.ask(&denied), EPERM);
     assert_eq!(session.ask(&read_token), KILLED);
+    assert_eq!(session.ask(run_echo), KILLED);
 
     // 5. Switched off: let through, nothing left in bpffs.
     let output = enforce("off", &pins);
@@ -331,6 +363,7 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     assert_eq!(session.ask(&format!("child:{denied}")), ECONNREFUSED);
     assert_eq!(session.ask(&read_token), 0);
     assert_eq!(session.ask(read_shadow), 0);
+    assert_eq!(session.ask(run_echo), 0);
     assert_eq!(status(&pins), Value::Null);
     eprintln!(
         "restart scenario took {:.1} s",
