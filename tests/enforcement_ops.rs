@@ -498,6 +498,23 @@ fn dns_answers_allow_their_names_and_an_agent_blocked_too_often_is_disarmed() {
             decided("would_block", "127.0.0.2", None),
         ]
     );
+    // The policy reports: started enforced, then disarmed to audit (what the console shows).
+    let reports: Vec<(String, String)> = captured
+        .of_kind("enforce_policy")
+        .map(|p| {
+            (
+                p["change"].as_str().unwrap().to_string(),
+                p["network"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        vec![
+            ("started".to_string(), "enforce".to_string()),
+            ("disarmed".to_string(), "audit".to_string()),
+        ]
+    );
     let graph: Value = serde_json::from_str(&std::fs::read_to_string(&graph).unwrap()).unwrap();
     let findings: Vec<&Value> = graph["findings"]
         .as_array()
