@@ -870,6 +870,34 @@ mod label_pod {
     const _: () = plain_old_data::<super::AgentLabel>();
 }
 
+/// The value of `FILE_RULE_PATHS` (keyed by `agent << 32 | rule`): a governed file's path as
+/// the agent names it, pinned with the file rules so that a collector adopting the pinned
+/// enforcement names the files in its decisions (the kernel's decisions carry the rule's
+/// index only). The kernel programs never read it.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct FileRulePath {
+    /// Bytes of `path` used.
+    pub path_len: u32,
+    pub _pad: u32,
+    /// UTF-8.
+    pub path: [u8; PATH_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<FileRulePath>() == 8 + PATH_LEN);
+
+#[cfg(feature = "user")]
+mod file_rule_path_pod {
+    // SAFETY: as in `pod` above (no padding, every bit pattern valid), proven just below.
+    unsafe impl aya::Pod for super::FileRulePath {}
+    const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
+    const _: () = plain_old_data::<super::FileRulePath>();
+}
+
 /// DNS names in enforcement (issue 17): the answers a governed agent reads for a name its
 /// policy lists allow it to reach the answered addresses (`collector-ebpf/src/enforce_dns.rs`).
 pub mod enforce_dns {

@@ -204,6 +204,7 @@ fn what_happened(body: &EventBody) -> String {
             host_path,
             ..
         } => format!("write to {path}: host path {host_path} (mounted on {mount_point})"),
+        EventBody::EnforcePolicy(policy) => policy.describe(),
     }
 }
 

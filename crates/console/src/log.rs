@@ -420,6 +420,8 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
             EntryKind::File,
             format!("write {path} · host path {host_path}"),
         ),
+        // The collector's report (pid 0): shown in the agents' modes, not as an agent's act.
+        ObservationKind::EnforcePolicy { policy } => (EntryKind::Net, policy.describe()),
         ObservationKind::TlsHello {
             server_name,
             peer,

@@ -190,6 +190,9 @@ pub enum EventBody {
         /// The file's path on the host's file system.
         host_path: String,
     },
+    /// A governed agent's policy as the kernel applies it, reported by the collector when
+    /// enforcement starts, is adopted, changes or is removed (no process did anything).
+    EnforcePolicy(Box<crate::enforcement::EnforcePolicy>),
 }
 
 fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -214,6 +217,7 @@ impl EventBody {
             EventBody::Enforce(_) => "enforce",
             EventBody::EscapeSyscall(_) => "escape_syscall",
             EventBody::HostPathWrite { .. } => "host_path_write",
+            EventBody::EnforcePolicy(_) => "enforce_policy",
         }
     }
 }

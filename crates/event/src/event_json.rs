@@ -268,6 +268,10 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             serde_json::from_value(value.clone())
                 .map_err(|e| err(format!("an escape_syscall event: {e}")))?,
         )),
+        "enforce_policy" => EventBody::EnforcePolicy(Box::new(
+            serde_json::from_value(value.clone())
+                .map_err(|e| err(format!("an enforce_policy event: {e}")))?,
+        )),
         other => return Err(err(format!("unknown kind \"{other}\""))),
     };
     Ok(Event { header, body })

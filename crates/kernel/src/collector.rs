@@ -134,6 +134,8 @@ pub struct Collector {
     enforcement_pins: Option<crate::enforcement_pins::EnforcementPins>,
     /// When expired DNS answers were last taken out.
     dns_expired_at: Instant,
+    /// The governed agents' policies, reported as events (crate::enforcement_reports).
+    policy_reports: crate::enforcement_reports::PolicyReports,
 }
 
 /// How often expired DNS answers are taken out of the allow-lists (the kernel already ignores
@@ -446,13 +448,23 @@ impl Collector {
                 .unwrap_or_default(),
         })?;
         kernel.seed_parents(existing.iter().map(|p| (p.pid, p.ppid)));
+        let mut policy_reports = crate::enforcement_reports::PolicyReports::new(boot_time_ns());
         if let Some(pins) = &pins {
+            let adopting = options.governed.is_empty();
             crate::enforcement_pins::govern_pinned(
                 &mut kernel,
                 pins,
                 &mut options.governed,
                 &options.proc_root,
             )?;
+            policy_reports.governing(
+                &options.governed,
+                if adopting {
+                    agentscope_event::enforcement::PolicyChange::Adopted
+                } else {
+                    agentscope_event::enforcement::PolicyChange::Started
+                },
+            );
         }
         if options.capture_pipe_data {
             kernel.seed_pipes(existing_pipe_ends(&options.proc_root, &traced_now));
@@ -479,6 +491,7 @@ impl Collector {
             },
             enforcement_pins: pins,
             dns_expired_at: Instant::now(),
+            policy_reports,
         };
         collector.probe_mapped_tls_libraries(&existing);
         // Whatever reads the collector's stdout or stderr must not be captured reading it.
@@ -742,7 +755,15 @@ impl Collector {
         for agent in std::mem::take(&mut self.state.to_disarm) {
             if let Err(err) = self.kernel.disarm(agent) {
                 self.state.summary.warnings.push(err.to_string());
+            } else if let Some(governed) =
+                self.state.options.governed.iter().find(|g| g.id == agent)
+            {
+                self.policy_reports.disarmed(&mut self.kernel, governed);
             }
+        }
+        if self.enforcement_pins.is_some() {
+            self.policy_reports
+                .check(&mut self.kernel, &self.state.options.governed);
         }
         if self.enforcement_pins.is_some() && self.dns_expired_at.elapsed() >= DNS_EXPIRY_INTERVAL {
             self.dns_expired_at = Instant::now();
@@ -757,6 +778,11 @@ impl Collector {
 
     /// Waits for events and returns the next batch (at most `max`).
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, CollectorError> {
+        // Policies reported at start come out at once, not after the kernel's first events.
+        let reported = self.policy_reports.take();
+        if !reported.is_empty() {
+            return Ok(reported);
+        }
         let mut out = Vec::new();
         let state = &mut self.state;
         self.kernel
@@ -764,6 +790,7 @@ impl Collector {
             .await?;
         self.settle_tls(&mut out);
         self.apply_disarms();
+        out.extend(self.policy_reports.take());
         Ok(out)
     }
 
@@ -777,13 +804,14 @@ impl Collector {
     /// What the ring buffer holds, without waiting: at most `max` events, read until `until`.
     /// Also says whether the ring buffer was left empty.
     pub fn drain_until(&mut self, max: usize, until: Instant) -> (Vec<Event>, bool) {
-        let mut out = Vec::new();
+        let mut out = self.policy_reports.take();
         let state = &mut self.state;
         let (_, emptied) = self
             .kernel
             .drain_now(max, until, |bytes| state.accept(bytes, &mut out));
         self.settle_tls(&mut out);
         self.apply_disarms();
+        out.extend(self.policy_reports.take());
         (out, emptied)
     }
 

@@ -12,6 +12,7 @@ pub mod enforcement_disarm;
 pub mod enforcement_dns;
 pub mod enforcement_files;
 pub mod enforcement_pins;
+pub mod enforcement_reports;
 pub mod error;
 mod escape_syscalls;
 mod go_buildinfo;

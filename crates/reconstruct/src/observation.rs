@@ -179,6 +179,11 @@ pub enum ObservationKind {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         target_lineage: Vec<u32>,
     },
+    /// A governed agent's policy as the kernel applies it (the collector's `enforce_policy`
+    /// event): which modes apply to whom, before or without any decision.
+    EnforcePolicy {
+        policy: Box<agentscope_event::enforcement::EnforcePolicy>,
+    },
 }
 
 /// One action of one process.

@@ -235,6 +235,11 @@ impl Reconstructor {
                     .unwrap_or_default(),
                 call: call.clone(),
             })),
+            EventBody::EnforcePolicy(policy) => {
+                out.push(simple(ObservationKind::EnforcePolicy {
+                    policy: policy.clone(),
+                }));
+            }
             EventBody::Accept {
                 addr, port, ret, ..
             } if *ret >= 0 => {

@@ -121,6 +121,7 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
         // A decision against the baseline's own policy is not behaviour to learn (what was
         // tried is another observation, when it got as far as the kernel's record of it).
         ObservationKind::Enforce { .. }
+        | ObservationKind::EnforcePolicy { .. }
         | ObservationKind::EscapeSyscall { .. }
         | ObservationKind::HostPathWrite { .. } => return out,
         ObservationKind::Exec { filename, argv } => {

@@ -32,6 +32,7 @@ mod kind {
     pub const ENFORCE: u8 = 12;
     pub const ESCAPE_SYSCALL: u8 = 13;
     pub const HOST_PATH_WRITE: u8 = 14;
+    pub const ENFORCE_POLICY: u8 = 15;
 }
 
 /// One decoded entry of an event chunk.
@@ -279,6 +280,10 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
                 put_str(out, mount_point);
                 put_str(out, host_path);
             }
+            // JSON too: one per governed agent and policy change.
+            EventBody::EnforcePolicy(policy) => {
+                put_bytes(out, &serde_json::to_vec(policy).unwrap_or_default());
+            }
         }
     });
 }
@@ -299,6 +304,7 @@ fn kind_code(body: &EventBody) -> u8 {
         EventBody::Enforce(_) => kind::ENFORCE,
         EventBody::EscapeSyscall(_) => kind::ESCAPE_SYSCALL,
         EventBody::HostPathWrite { .. } => kind::HOST_PATH_WRITE,
+        EventBody::EnforcePolicy(_) => kind::ENFORCE_POLICY,
     }
 }
 
@@ -609,6 +615,10 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             serde_json::from_slice(f.bytes("escape syscall")?)
                 .map_err(|e| format!("not an escape syscall: {e}"))?,
         )),
+        kind::ENFORCE_POLICY => EventBody::EnforcePolicy(Box::new(
+            serde_json::from_slice(f.bytes("policy")?)
+                .map_err(|e| format!("not an enforcement policy: {e}"))?,
+        )),
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -878,6 +888,25 @@ pub(crate) mod tests {
                     }))
                 }
             ),
+            (any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(agent_id, revision, tree)| {
+                use agentscope_event::enforcement::{EnforcePolicy, PolicyChange, PolicyMode};
+                EventBody::EnforcePolicy(Box::new(EnforcePolicy {
+                    agent_id,
+                    baseline: "host:python agent.py".into(),
+                    revision,
+                    scope: if tree { "pid:42" } else { "cgroup:7" }.into(),
+                    scope_pid: tree.then_some(42),
+                    scope_cgroup_id: (!tree).then_some(7),
+                    network: PolicyMode::Enforce,
+                    exec: PolicyMode::Audit,
+                    files: PolicyMode::Off,
+                    change: if tree {
+                        PolicyChange::Started
+                    } else {
+                        PolicyChange::Disarmed
+                    },
+                }))
+            }),
         ]
     }
 
