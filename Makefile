@@ -54,12 +54,12 @@ test-unit: setup
 	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
 	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --test detection_on_recordings
 
-# Userspace must build and its non-privileged tests pass without the eBPF toolchain. Only
-# agentscope-kernel sees AYA_BUILD_SKIP (its build.rs embeds the kernel programs), so only it and
-# the crates above it (console, CLI) recompile; the layers below are the same artifacts as in
-# test-unit, and their tests only run a second time (seconds). The selection stays the whole
-# workspace: `-p kernel -p console -p agentscope` unifies dependency features differently and
-# recompiled every crate (5 minutes). It shares target/ with the other targets.
+# Userspace builds and its non-privileged tests pass without the eBPF toolchain (DEVELOPERS.md,
+# "Working on userspace only"). Not part of `make test`: the only code that differs under
+# AYA_BUILD_SKIP is the kernel crate's embedded object (`cfg(agentscope_ebpf_skipped)`: an empty
+# program list and a "built without kernel programs" error), no test depends on it, and
+# `make clippy`, which `make test` runs, already builds every target with AYA_BUILD_SKIP=1.
+# Running it in CI rebuilt the kernel, console and CLI crates' tests a second time (48 s).
 test-userspace-only: setup
 	time AYA_BUILD_SKIP=1 $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
 
@@ -74,19 +74,20 @@ clippy: setup
 #
 # E2E_ALONE: files that need the node to themselves: they flood it (hostile_node), measure the
 #   collector's stop time or memory (collector_stop, memory_budget), count the kernel's drops
-#   under a flood (live_capture), attach programs at the cgroup root (enforcement,
-#   enforcement_ops), run the image with podman (node_container), assert a served stream drops
+#   under a flood (live_capture), time a disarmer's kills per minute and a restart of pinned
+#   enforcement (enforcement_ops), run the image with podman (node_container), assert a served stream drops
 #   nothing (serve_connect), time a stop with a black-holed OTLP endpoint (otlp_export), or run
 #   the live demo's two concurrent sessions, whose telling apart is timing-sensitive on a
 #   loaded machine (console_tmux).
 # E2E_SHARED: files whose collectors follow their own processes (the kernel filters by pid, so
 #   another file's workload costs them CPU, not events) and that assert no timing: run two at a
-#   time. Longest first, so the two lanes end close together.
+#   time. Longest first, so the two lanes end close together. `enforcement` is here although its
+#   programs sit at the cgroup root: they let every ungoverned process through at once, and it
+#   governs only its own processes (it passed beside detection_scenarios at load 18).
 E2E_ALONE := hostile_node \
 	live_capture \
 	otlp_export \
 	collector_stop \
-	enforcement \
 	enforcement_ops \
 	memory_budget \
 	node_container \
@@ -94,6 +95,8 @@ E2E_ALONE := hostile_node \
 	console_tmux
 
 E2E_SHARED := detection_scenarios \
+	enforcement \
+	agent_escape \
 	recordings \
 	capture_files \
 	http2_capture \
@@ -133,7 +136,7 @@ test-e2e-beside-clippy: setup
 	bash scripts/check-e2e-lists.sh $(E2E_TESTS)
 	time bash scripts/e2e-beside-clippy.sh --alone $(E2E_ALONE) --shared $(E2E_SHARED)
 
-test: fmt-check test-userspace-only test-unit test-e2e-beside-clippy
+test: fmt-check test-unit test-e2e-beside-clippy
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

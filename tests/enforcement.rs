@@ -333,6 +333,7 @@ fn injected_session_is_audited_then_blocked_while_its_twin_runs() {
         .map(u32::to_string)
         .collect();
     let graph_path = dir.join("enforce.graph.json");
+    let enforce_cap = dir.join("enforce.cap");
     let scopes = [
         format!("pid:{audited_pid}={}", audit.display()),
         format!("pid:{injected_pid}={}", enforce.display()),
@@ -352,6 +353,8 @@ fn injected_session_is_audited_then_blocked_while_its_twin_runs() {
             &crm_pid,
             "--graph-json",
             graph_path.to_str().unwrap(),
+            "--record",
+            enforce_cap.to_str().unwrap(),
             "--enforce",
             &scopes[0],
             "--enforce",
@@ -463,6 +466,73 @@ fn injected_session_is_audited_then_blocked_while_its_twin_runs() {
             network[counted].as_u64().unwrap_or(0) >= 1,
             "{:#}",
             found["enforcement"]
+        );
+    }
+    // The twin's policy decided nothing, yet its modes are known: the collector reported the
+    // policy it governs each agent with (`enforce_policy`), one per scope.
+    let agent_named = |graph: &Value, name: &str| -> Value {
+        graph["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("no agent {name}: {:#}", graph["agents"]))
+            .clone()
+    };
+    let twin_enforcement = agent_named(&graph, "incident_agent_twin.py")["enforcement"].clone();
+    for (category, mode) in [("network", "enforce"), ("exec", "off"), ("files", "off")] {
+        assert_eq!(
+            twin_enforcement[category]["mode"], mode,
+            "{twin_enforcement:#}"
+        );
+        assert_eq!(
+            twin_enforcement[category]["blocked"].as_u64().unwrap()
+                + twin_enforcement[category]["would_block"].as_u64().unwrap(),
+            0,
+            "{twin_enforcement:#}"
+        );
+    }
+    assert_eq!(
+        twin_enforcement["policy"]["scope"],
+        format!("pid:{twin_pid}"),
+        "{twin_enforcement:#}"
+    );
+    assert_eq!(twin_enforcement["revision"], 2, "{twin_enforcement:#}");
+    let reported: Vec<&Value> = captured.of_kind("enforce_policy").collect();
+    assert_eq!(reported.len(), 3, "{reported:#?}");
+    for (pid, network) in [
+        (audited_pid, "audit"),
+        (injected_pid, "enforce"),
+        (twin_pid, "enforce"),
+    ] {
+        let policy = reported
+            .iter()
+            .find(|p| p["scope_pid"] == pid)
+            .unwrap_or_else(|| panic!("no policy of pid {pid}: {reported:#?}"));
+        assert_eq!(policy["change"], "started", "{policy}");
+        assert_eq!(policy["network"], network, "{policy}");
+        assert_eq!(policy["baseline"], key.as_str(), "{policy}");
+        assert_eq!(policy["pid"], 0, "{policy}");
+    }
+    // A replay of the recording shows every agent's enforcement as the live run did.
+    let replayed_path = dir.join("replayed.graph.json");
+    agentscope_ok(&[
+        "replay",
+        enforce_cap.to_str().unwrap(),
+        "--graph-json",
+        replayed_path.to_str().unwrap(),
+    ]);
+    let replayed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&replayed_path).unwrap()).unwrap();
+    for name in [
+        "incident_agent_audit.py",
+        " incident_agent.py",
+        "incident_agent_twin.py",
+    ] {
+        assert_eq!(
+            agent_named(&replayed, name)["enforcement"],
+            agent_named(&graph, name)["enforcement"],
+            "{name}"
         );
     }
     let posts: Vec<&Value> = graph["tool_calls"]
@@ -916,73 +986,6 @@ fn on_path(name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} is not on PATH"))
 }
 
-/// A service-account token volume as the kubelet writes one: a tmpfs of its own; each
-/// generation in a `..<timestamp>` directory; `..data` linking to the current one, swapped by
-/// a rename; `token` and `namespace` linking through `..data` (the kubelet's AtomicWriter).
-struct TokenVolume {
-    dir: PathBuf,
-    current: Option<PathBuf>,
-    generation: u32,
-}
-
-impl TokenVolume {
-    fn mount(dir: &Path) -> TokenVolume {
-        std::fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount tmpfs on {dir:?}");
-        TokenVolume {
-            dir: dir.to_path_buf(),
-            current: None,
-            generation: 0,
-        }
-    }
-
-    /// Writes a new generation, swaps `..data` to it and removes the previous one; returns the
-    /// new token's inode.
-    fn write(&mut self, token: &str) -> u64 {
-        use std::os::unix::fs::MetadataExt as _;
-        self.generation += 1;
-        let name = format!(
-            "..2026_12_05_06_00_{:02}.{}",
-            self.generation,
-            41 + self.generation
-        );
-        let generation = self.dir.join(&name);
-        std::fs::create_dir(&generation).unwrap();
-        std::fs::write(generation.join("token"), token).unwrap();
-        std::fs::write(
-            generation.join("namespace"),
-            support::kubernetes::SUPPORT_AGENT_NAMESPACE,
-        )
-        .unwrap();
-        let tmp = self.dir.join("..data_tmp");
-        std::os::unix::fs::symlink(&name, &tmp).unwrap();
-        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
-        for file in ["token", "namespace"] {
-            let link = self.dir.join(file);
-            if std::fs::symlink_metadata(&link).is_err() {
-                std::os::unix::fs::symlink(format!("..data/{file}"), &link).unwrap();
-            }
-        }
-        if let Some(previous) = self.current.replace(generation.clone()) {
-            std::fs::remove_dir_all(previous).unwrap();
-        }
-        std::fs::metadata(generation.join("token")).unwrap().ino()
-    }
-}
-
-impl Drop for TokenVolume {
-    fn drop(&mut self) {
-        let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path; a lazy unmount of the tmpfs this guard mounted.
-        unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
 /// The model's scripts of the four sessions, by model name.
 fn ops_scripts(
     runbook: &str,
@@ -1099,7 +1102,9 @@ fn runbook_pipe_to_sh_and_token_reader_are_killed_while_their_twins_run() {
         cluster.api.port
     );
     let run_dir = dir.join("run");
-    let mut volume = TokenVolume::mount(&run_dir.join("secrets/kubernetes.io/serviceaccount"));
+    let mut volume = support::token_volume::TokenVolume::mount(
+        &run_dir.join("secrets/kubernetes.io/serviceaccount"),
+    );
     let first_token = volume.write(&cluster.token());
     let crm = McpCrmServer::start(dir, None);
     let scenario = dir.join("scenario.json");

@@ -5,7 +5,10 @@
 //!    while no collector runs is governed too; a new collector adopts the pinned state (its
 //!    programs replace the pinned ones: no more programs than links, and the decisions, named
 //!    by the pinned baseline, reach it); after it stops cleanly the process is still denied;
-//!    `agentscope enforce off` lets it through and leaves nothing in bpffs.
+//!    `agentscope enforce off` lets it through and leaves nothing in bpffs. Its files are
+//!    and execs enforced the same way: its reads of the service-account token (rotated while
+//!    no collector runs) and of /etc/shadow, and its exec of /bin/echo, are killed throughout,
+//!    the adopting collector names the file, and after `off` they run.
 //! 2. DNS names: a name the policy lists, whose address changed since the baseline was
 //!    learned (tests/agents/dns_server.py answers the new one), allows the address the agent's
 //!    own query returned, from the connect right after the answer; another name allows
@@ -29,6 +32,7 @@ use support::*;
 const EPERM: i64 = 1;
 const ECONNREFUSED: i64 = 111;
 const AGENT: &str = "host:python connect_session.py";
+const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// connect_session.py, answering one attempt at a time.
 struct Session {
@@ -39,8 +43,27 @@ struct Session {
 
 impl Session {
     fn start() -> Session {
-        let mut child = Command::new("python3")
-            .arg(agents_dir().join("connect_session.py"))
+        Session::spawn(Command::new("python3").arg(agents_dir().join("connect_session.py")))
+    }
+
+    /// In a mount namespace of its own with `run_dir` on /run (what a pod sees under
+    /// /var/run/secrets; bound recursively, so a token volume's own mount comes along):
+    /// `unshare` and `sh` exec in place, so the session keeps the pid the collector is given.
+    fn start_with_run(run_dir: &Path) -> Session {
+        Session::spawn(
+            Command::new("/usr/bin/unshare")
+                .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+                .arg("mount --rbind \"$0\" /run && exec \"$@\"")
+                .arg(run_dir)
+                // Named as its exec policy learned it: its `child:` attempts run
+                // `sys.executable` (a pyenv shim's python otherwise).
+                .arg("/usr/bin/python3")
+                .arg(agents_dir().join("connect_session.py")),
+        )
+    }
+
+    fn spawn(command: &mut Command) -> Session {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -85,15 +108,30 @@ fn closed_port() -> u16 {
 const NAME: &str = "api.agentscope.test";
 
 /// A promoted policy for connect_session.py, as learned: it reached 127.0.0.1:`port`, and
-/// [`NAME`], which then resolved to 127.0.0.3.
-fn policy(dir: &Path, port: u16) -> String {
+/// [`NAME`], which then resolved to 127.0.0.3; network enforced, and with `all` its exec
+/// (it ran connect_probe.py with python3, for its `child:` attempts, and nothing else) and
+/// files (it read no sensitive file: every one present is governed) too.
+fn policy(dir: &Path, port: u16, all: bool) -> String {
     let baseline = dir.join("session.yaml");
+    let executables = if all {
+        format!(
+            "  executables:\n    /usr/bin/python3:\n    - [python3, {}]\n",
+            // As the session names it (`os.path.abspath`, no `..`).
+            agents_dir()
+                .canonicalize()
+                .unwrap()
+                .join("connect_probe.py")
+                .display()
+        )
+    } else {
+        String::new()
+    };
     std::fs::write(
         &baseline,
         format!(
             "apiVersion: agentscope.dev/v1\nkind: AgentBaseline\nmetadata:\n  agent: {AGENT}\n  \
              status: complete\n  learningPeriodSeconds: 600\nspec:\n  egress:\n    addresses:\n    \
-             - 127.0.0.1:{port}\n    - 127.0.0.3:{port}\n    names:\n    - {NAME}\n"
+             - 127.0.0.1:{port}\n    - 127.0.0.3:{port}\n    names:\n    - {NAME}\n{executables}"
         ),
     )
     .unwrap();
@@ -101,6 +139,11 @@ fn policy(dir: &Path, port: u16) -> String {
     let output = Command::new(BIN)
         .args(["baseline", "promote", baseline.to_str().unwrap()])
         .args(["--network", "enforce", "-w", policy.to_str().unwrap()])
+        .args(if all {
+            &["--files", "enforce", "--exec", "enforce"][..]
+        } else {
+            &[]
+        })
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -144,12 +187,25 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let allowed = closed_port();
-    let policy = policy(dir, allowed);
+    let policy = policy(dir, allowed, true);
     let pins = PinDir::new("restart");
-    let mut session = Session::start();
+    // The session sees a service-account token volume as a pod does; files are enforced,
+    // so its token (and /etc/shadow) is governed.
+    let run_dir = dir.join("run");
+    let mut volume = support::token_volume::TokenVolume::mount(
+        &run_dir.join("secrets/kubernetes.io/serviceaccount"),
+    );
+    volume.write("token-1");
+    let mut session = Session::start_with_run(&run_dir);
     let pid = session.pid().to_string();
     let denied = format!("tcp4:127.0.0.2:{allowed}");
     let let_through = format!("tcp4:127.0.0.1:{allowed}");
+    // Each open in a child: a governed open kills its process (-9).
+    let read_token = format!("child:open:{TOKEN_PATH}");
+    let read_shadow = "child:open:/etc/shadow";
+    // An exec the policy does not allow is killed (-9) before it runs.
+    let run_echo = "exec:/bin/echo hi";
+    const KILLED: i64 = -9;
 
     // 1. A collector enforces.
     let first = Collect::start(
@@ -166,12 +222,34 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     );
     assert_eq!(session.ask(&denied), EPERM);
     assert_eq!(session.ask(&let_through), ECONNREFUSED);
+    assert_eq!(session.ask(&read_token), KILLED);
+    assert_eq!(session.ask(run_echo), KILLED);
     let pinned = status(&pins);
     assert_eq!(pinned["owned_by_running_collector"], true, "{pinned:#}");
     let links = pinned["links"].as_array().unwrap().len();
     // Four socket-address hooks, the two that follow process trees, the two that read DNS
-    // answers.
-    assert_eq!(links, 8, "{pinned:#}");
+    // answers, the exec check, the three open exits of file enforcement.
+    assert_eq!(links, 12, "{pinned:#}");
+    for program in [
+        "enforce_sched_process_exec",
+        "enforce_sys_exit_open",
+        "enforce_sys_exit_openat",
+        "enforce_sys_exit_openat2",
+    ] {
+        assert!(
+            pinned["links"]
+                .as_array()
+                .unwrap()
+                .contains(&program.into()),
+            "{pinned:#}"
+        );
+    }
+    assert_eq!(pinned["agents"][0]["files"], "enforce", "{pinned:#}");
+    assert_eq!(pinned["agents"][0]["exec"], "enforce", "{pinned:#}");
+    let governed_files = pinned["agents"][0]["governed_files"].as_array().unwrap();
+    for path in [TOKEN_PATH, "/etc/shadow"] {
+        assert!(governed_files.contains(&path.into()), "{pinned:#}");
+    }
     assert_eq!(pinned["programs_using_maps"], links, "{pinned:#}");
     assert_eq!(pinned["agents"][0]["baseline"], AGENT, "{pinned:#}");
     assert_eq!(
@@ -192,6 +270,12 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     assert_eq!(session.ask(&denied), EPERM);
     assert_eq!(session.ask(&format!("child:{denied}")), EPERM);
     assert_eq!(session.ask(&let_through), ECONNREFUSED);
+    // Files too: the token, rotated by the kubelet while no collector runs (a new inode,
+    // governed by its pinned name rule), and /etc/shadow (its pinned inode rule).
+    volume.write("token-2");
+    assert_eq!(session.ask(&read_token), KILLED);
+    assert_eq!(session.ask(read_shadow), KILLED);
+    assert_eq!(session.ask(run_echo), KILLED);
 
     // 3. A new collector, told nothing of the policy, adopts it: its programs replace the
     //    pinned ones (no stacking), and the decisions reach it, named.
@@ -212,18 +296,54 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     );
     assert_eq!(adopted["programs_using_maps"], links, "{adopted:#}");
     assert_eq!(session.ask(&denied), EPERM);
+    assert_eq!(session.ask(&read_token), KILLED);
+    assert_eq!(session.ask(run_echo), KILLED);
     let captured = second.stop();
     let blocked: Vec<&Value> = captured
         .of_kind("enforce")
-        .filter(|e| e["pid"] == session.pid())
+        .filter(|e| e["pid"] == session.pid() && e["category"] == "network")
         .collect();
     assert_eq!(blocked.len(), 1, "{blocked:#?}");
     assert_eq!(blocked[0]["action"], "blocked");
     assert_eq!(blocked[0]["baseline"], AGENT);
     assert_eq!(blocked[0]["port"], allowed);
+    // It reported the policy it adopted (what the console shows before any decision).
+    let adopted_policy: Vec<&Value> = captured.of_kind("enforce_policy").collect();
+    assert_eq!(adopted_policy.len(), 1, "{adopted_policy:#?}");
+    assert_eq!(adopted_policy[0]["change"], "adopted");
+    assert_eq!(adopted_policy[0]["scope"], format!("pid:{pid}"));
+    assert_eq!(adopted_policy[0]["baseline"], AGENT);
+    assert_eq!(
+        (
+            &adopted_policy[0]["network"],
+            &adopted_policy[0]["exec"],
+            &adopted_policy[0]["files"]
+        ),
+        (&"enforce".into(), &"enforce".into(), &"enforce".into())
+    );
+    // The adopting collector's open-exit program killed the reader (the session's child),
+    // and named the file from the pinned rule paths.
+    let opened: Vec<&Value> = captured
+        .of_kind("enforce")
+        .filter(|e| e["ppid"] == session.pid() && e["category"] == "files")
+        .collect();
+    assert_eq!(opened.len(), 1, "{opened:#?}");
+    assert_eq!(opened[0]["action"], "blocked");
+    assert_eq!(opened[0]["path"], TOKEN_PATH);
+    assert_eq!(opened[0]["baseline"], AGENT);
+    // And its exec program killed the echo (the new image is the session's child).
+    let killed: Vec<&Value> = captured
+        .of_kind("enforce")
+        .filter(|e| e["category"] == "exec" && e["path"] == "/bin/echo")
+        .filter(|e| e["ppid"] == session.pid() || e["pid"] == session.pid())
+        .collect();
+    assert_eq!(killed.len(), 1, "{killed:#?}");
+    assert_eq!(killed[0]["action"], "blocked");
 
     // 4. After a clean stop, still enforced.
     assert_eq!(session.ask(&denied), EPERM);
+    assert_eq!(session.ask(&read_token), KILLED);
+    assert_eq!(session.ask(run_echo), KILLED);
 
     // 5. Switched off: let through, nothing left in bpffs.
     let output = enforce("off", &pins);
@@ -241,6 +361,9 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     assert!(left.is_empty(), "left in the bpffs: {left:?}");
     assert_eq!(session.ask(&denied), ECONNREFUSED);
     assert_eq!(session.ask(&format!("child:{denied}")), ECONNREFUSED);
+    assert_eq!(session.ask(&read_token), 0);
+    assert_eq!(session.ask(read_shadow), 0);
+    assert_eq!(session.ask(run_echo), 0);
     assert_eq!(status(&pins), Value::Null);
     eprintln!(
         "restart scenario took {:.1} s",
@@ -289,7 +412,7 @@ fn dns_answers_allow_their_names_and_an_agent_blocked_too_often_is_disarmed() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let allowed = closed_port();
-    let policy = policy(dir, allowed);
+    let policy = policy(dir, allowed, false);
     let pins = PinDir::new("disarm");
     // Since the baseline was learned, the name has moved to 127.0.0.4.
     let _dns = DnsServer::start(&[
@@ -373,6 +496,23 @@ fn dns_answers_allow_their_names_and_an_agent_blocked_too_often_is_disarmed() {
             decided("blocked", "127.0.0.2", None),
             decided("disarmed", "127.0.0.2", Some(4)),
             decided("would_block", "127.0.0.2", None),
+        ]
+    );
+    // The policy reports: started enforced, then disarmed to audit (what the console shows).
+    let reports: Vec<(String, String)> = captured
+        .of_kind("enforce_policy")
+        .map(|p| {
+            (
+                p["change"].as_str().unwrap().to_string(),
+                p["network"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        vec![
+            ("started".to_string(), "enforce".to_string()),
+            ("disarmed".to_string(), "audit".to_string()),
         ]
     );
     let graph: Value = serde_json::from_str(&std::fs::read_to_string(&graph).unwrap()).unwrap();

@@ -197,11 +197,20 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
+    // Where the test's time goes, printed as it goes (CI logs show it; DEVELOPERS.md).
+    let test_started = Instant::now();
+    let phase = |what: &str| {
+        eprintln!(
+            "hostile node: {what} at {:.1} s",
+            test_started.elapsed().as_secs_f64()
+        )
+    };
     let secrets_file = dir.join("secrets.json");
     std::fs::write(&secrets_file, serde_json::to_string(&secrets()).unwrap()).unwrap();
     let carriers_file = dir.join("carriers.json");
     std::fs::write(&carriers_file, serde_json::to_string(&carriers()).unwrap()).unwrap();
     check_the_scanner_finds_planted_secrets(dir, &secrets_file);
+    phase("scanner checked");
     let capture = dir.join("hostile.cap");
     let graph = dir.join("hostile.graph.json");
     let report = dir.join("stdout-report.json");
@@ -249,6 +258,7 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the collector did not start");
 
+    phase("collector ready");
     let started = Instant::now();
     let _flood = adversary(dir, "pipe-flood", &[]);
     let _bodies = adversary(dir, "incomplete-bodies", &["--connections", "64"]);
@@ -319,7 +329,9 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     );
 
     // The reader saw the stream end with the summary, and no secret.
+    phase("collector stopped");
     let reader_status = reader.0.wait().unwrap();
+    phase("output reader done");
     assert!(reader_status.success(), "the output reader failed");
     let seen: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let last: Value = serde_json::from_str(seen["last"].as_str().unwrap()).unwrap();
@@ -351,6 +363,7 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     }
 
     // The recording verifies, and replays without any secret.
+    phase("graph checked");
     let verify = Command::new(BIN)
         .args(["cap", "verify", capture.to_str().unwrap()])
         .output()
@@ -361,6 +374,7 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
+    phase("recording verified");
     let replay_report = dir.join("replay-report.json");
     let mut replay = Command::new(BIN)
         .args(["replay", capture.to_str().unwrap(), "--json"])
@@ -387,6 +401,7 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
         replayed["lines"].as_u64().unwrap() > 1000,
         "the recording holds almost nothing: {replayed}"
     );
+    phase("recording replayed through the scanner");
     let stderr_text = stderr_lines.lock().unwrap().join("\n");
     for secret in secrets() {
         assert!(!stderr_text.contains(secret), "{secret} reached stderr");

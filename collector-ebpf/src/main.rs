@@ -26,6 +26,7 @@ mod enforce_exec;
 mod enforce_file;
 mod enforce_labels;
 mod enforce_tree;
+mod escape;
 mod files;
 mod go_tls;
 mod output_tracking;
@@ -40,6 +41,7 @@ mod tls;
 mod tls_hello;
 mod tls_located;
 mod tls_rustls;
+mod unix_sockets;
 mod vectored_io;
 
 #[cfg(not(test))]

@@ -158,6 +158,15 @@ fn sock_exit(ctx: &TracePointContext) {
         };
         let _ = SOCKS.insert(&key, &state, 0);
     }
+    if event.family == AF_UNIX {
+        let addrlen = if args.kind == kind::CONNECT {
+            args.addrlen as i64
+        } else {
+            crate::unix_sockets::written_addrlen(args.addrlen_ptr)
+        };
+        crate::unix_sockets::emit_unix(&event, args.addr, addrlen);
+        return;
+    }
     submit_value(&event);
 }
 

@@ -61,7 +61,33 @@ pub mod kind {
     /// An open of a governed sensitive file a governed agent's policy does not allow
     /// ([`EnforceFileEvent`]).
     pub const ENFORCE_FILE: u32 = 14;
+    /// A tracked process called a syscall that can leave its container: namespaces, mounts,
+    /// root changes, kernel modules, ptrace attach ([`EscapeSyscallEvent`]). Numbered apart
+    /// from the kinds above so branches adding kinds side by side do not collide.
+    pub const ESCAPE_SYSCALL: u32 = 32;
 }
+
+/// Container-escape syscalls (`collector-ebpf/src/escape.rs`).
+pub mod escape {
+    /// `EscapeSyscallEvent::syscall`.
+    pub const SETNS: u32 = 1;
+    pub const UNSHARE: u32 = 2;
+    pub const MOUNT: u32 = 3;
+    pub const CHROOT: u32 = 4;
+    pub const PIVOT_ROOT: u32 = 5;
+    pub const INIT_MODULE: u32 = 6;
+    pub const FINIT_MODULE: u32 = 7;
+    pub const PTRACE: u32 = 8;
+    /// `ptrace` requests that make the caller a tracer of another process; the others
+    /// (peeks, pokes, continues) act on a process already traced and are not emitted.
+    pub const PTRACE_ATTACH: u64 = 16;
+    pub const PTRACE_SEIZE: u64 = 0x4206;
+    /// Bytes kept of a mount's file-system type.
+    pub const FSTYPE_LEN: usize = 32;
+}
+
+/// Bytes of `sun_path` in `struct sockaddr_un`.
+pub const UNIX_PATH_LEN: usize = 108;
 
 /// Enforcement of a baseline's policy in the kernel (`collector-ebpf/src/enforce.rs`).
 pub mod enforce {
@@ -410,6 +436,54 @@ pub struct SockAddrEvent {
     pub addr: [u8; 16],
 }
 
+/// A connect or accept of an `AF_UNIX` socket: the [`SockAddrEvent`] (whose `addr` holds the
+/// first 16 bytes of the path) and the whole `sun_path` after it. Other families' records stop
+/// after the `SockAddrEvent`; `header.size` says which one was sent.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct UnixSockAddrEvent {
+    pub sock: SockAddrEvent,
+    /// Bytes of `path` that are the name: up to the first NUL of a path name; for an abstract
+    /// name (`path[0] == 0`), what the address length passed to connect says (0 when unknown,
+    /// as for accept).
+    pub path_len: u32,
+    pub _pad: u32,
+    /// `sun_path` as given (an abstract name starts with a NUL byte), padded to 8 bytes.
+    pub path: [u8; UNIX_PATH_LEN + 4],
+}
+
+/// A call of a container-escape syscall by a traced process, emitted when it returns.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct EscapeSyscallEvent {
+    pub header: EventHeader,
+    /// `escape::*`.
+    pub syscall: u32,
+    pub _pad: u32,
+    /// The result: 0 (or a pid, an fd) or `-errno`.
+    pub ret: i64,
+    /// The first four arguments as passed (flags, fds and pids; pointers are meaningless to
+    /// userspace but kept so every syscall has one shape).
+    pub args: [u64; 4],
+    /// Bytes of `path` and `path2` read (NUL excluded; `PATH_LEN` means possibly cut).
+    pub path_len: u32,
+    pub path2_len: u32,
+    /// mount: the source; chroot: the new root; pivot_root: the new root.
+    pub path: [u8; PATH_LEN],
+    /// mount: the target; pivot_root: where the old root goes.
+    pub path2: [u8; PATH_LEN],
+    /// mount: the file-system type (NUL-terminated unless cut).
+    pub fstype: [u8; escape::FSTYPE_LEN],
+}
+
 #[repr(C)]
 #[cfg_attr(
     feature = "user",
@@ -707,6 +781,11 @@ const _: () = {
     assert!(core::mem::size_of::<ExitEvent>() == 56 + 8);
     assert!(core::mem::size_of::<OpenEvent>() == 56 + 24 + PATH_LEN);
     assert!(core::mem::size_of::<SockAddrEvent>() == 56 + 32);
+    assert!(core::mem::size_of::<UnixSockAddrEvent>() == 56 + 32 + 8 + UNIX_PATH_LEN + 4);
+    assert!(
+        core::mem::size_of::<EscapeSyscallEvent>()
+            == 56 + 16 + 32 + 8 + 2 * PATH_LEN + escape::FSTYPE_LEN
+    );
     assert!(core::mem::size_of::<TcpStateEvent>() == 56 + 56);
     assert!(core::mem::size_of::<DnsEvent>() == 56 + 16 + DNS_LEN);
     assert!(core::mem::size_of::<CloseEvent>() == 56 + 8);
@@ -789,6 +868,34 @@ mod label_pod {
     unsafe impl aya::Pod for super::AgentLabel {}
     const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
     const _: () = plain_old_data::<super::AgentLabel>();
+}
+
+/// The value of `FILE_RULE_PATHS` (keyed by `agent << 32 | rule`): a governed file's path as
+/// the agent names it, pinned with the file rules so that a collector adopting the pinned
+/// enforcement names the files in its decisions (the kernel's decisions carry the rule's
+/// index only). The kernel programs never read it.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy)]
+pub struct FileRulePath {
+    /// Bytes of `path` used.
+    pub path_len: u32,
+    pub _pad: u32,
+    /// UTF-8.
+    pub path: [u8; PATH_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<FileRulePath>() == 8 + PATH_LEN);
+
+#[cfg(feature = "user")]
+mod file_rule_path_pod {
+    // SAFETY: as in `pod` above (no padding, every bit pattern valid), proven just below.
+    unsafe impl aya::Pod for super::FileRulePath {}
+    const fn plain_old_data<T: zerocopy::FromBytes + zerocopy::IntoBytes>() {}
+    const _: () = plain_old_data::<super::FileRulePath>();
 }
 
 /// DNS names in enforcement (issue 17): the answers a governed agent reads for a name its

@@ -14,6 +14,7 @@ pub mod h2_front;
 pub mod kubernetes;
 pub mod payloads;
 pub mod scenarios;
+pub mod token_volume;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};

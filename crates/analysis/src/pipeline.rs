@@ -56,6 +56,10 @@ pub struct PipelineState {
     pub identities: Vec<IdentityAnswer>,
     pub agents: Vec<Agent>,
     pub agent_pids: Vec<(u32, String)>,
+    /// The enforcement policies the collector last reported, so a console that attaches
+    /// (`--connect`) or seeks later applies them to agents discovered after this state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enforcement_policies: Vec<agentscope_event::enforcement::EnforcePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -321,6 +325,7 @@ impl Pipeline {
             identities,
             agents: self.model.agents().cloned().collect(),
             agent_pids: self.model.agent_pids(),
+            enforcement_policies: self.model.enforcement_policies(),
         }
     }
 
@@ -338,6 +343,8 @@ impl Pipeline {
             self.identity.remember(answer);
         }
         self.model.restore_agents(state.agents, state.agent_pids);
+        self.model
+            .restore_enforcement_policies(state.enforcement_policies);
     }
 
     pub fn processes(&self) -> &ProcessTable {

@@ -20,13 +20,16 @@
 
 use std::io::{BufRead as _, Write as _};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use criterion::Criterion;
 
+#[path = "support/enforcement_programs.rs"]
+mod enforcement_programs;
 #[path = "support/workload.rs"]
 mod workload;
+use enforcement_programs::{KernelProgramStats, PrivateBpffs};
 use workload::{Collector, Loop};
 
 const LOOP_ENV: &str = "AGENTSCOPE_CONNECT_LOOP";
@@ -52,67 +55,12 @@ fn connect_loop(port: u16) {
 
 /// A promoted policy allowing `port` on 127.0.0.1 (or another port, for the audited case).
 fn policy(dir: &Path, name: &str, port: u16, mode: &str) -> String {
-    let baseline = dir.join(format!("{name}.yaml"));
-    std::fs::write(
-        &baseline,
-        format!(
-            "apiVersion: agentscope.dev/v1\nkind: AgentBaseline\nmetadata:\n  agent: bench\n  \
-             status: complete\n  learningPeriodSeconds: 600\nspec:\n  egress:\n    addresses:\n    \
-             - 127.0.0.1:{port}\n"
-        ),
-    )
-    .unwrap();
-    let promoted = dir.join(format!("{name}-policy.yaml"));
-    let status = Command::new(env!("CARGO_BIN_EXE_agentscope"))
-        .args(["baseline", "promote"])
-        .arg(&baseline)
-        .args(["--network", mode, "-w"])
-        .arg(&promoted)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "promote failed");
-    promoted.display().to_string()
+    let spec = format!("  egress:\n    addresses:\n    - 127.0.0.1:{port}\n");
+    enforcement_programs::promoted_policy(dir, name, &spec, &["--network", mode])
 }
 
 /// `BPF_PROG_TYPE_CGROUP_SOCK_ADDR`: only the enforcement programs have it.
-const SOCK_ADDR_PROGRAM_TYPE: &str = "18";
-
-/// Runs and nanoseconds of the collector's socket-address programs (the kernel counts them
-/// while `kernel.bpf_stats_enabled` is 1), from its fds' fdinfo.
-fn enforcement_runs(collector: u32) -> (u64, u64) {
-    let (mut runs, mut ns) = (0, 0);
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{collector}/fdinfo")) else {
-        return (0, 0);
-    };
-    for fd in fds.flatten() {
-        let text = std::fs::read_to_string(fd.path()).unwrap_or_default();
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-        };
-        if field("prog_type:").as_deref() != Some(SOCK_ADDR_PROGRAM_TYPE) {
-            continue;
-        }
-        runs += field("run_cnt:")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        ns += field("run_time_ns:")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    (runs, ns)
-}
-
-fn measure(c: &mut Criterion, variant: &str, workload: &mut Loop) {
-    let mut group = c.benchmark_group("connect_refused");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(5));
-    group.bench_function(variant, |b| b.iter_custom(|n| workload.run(n)));
-    group.finish();
-}
+const SOCK_ADDR_PROGRAM_TYPE: u32 = 18;
 
 fn bench(c: &mut Criterion) {
     // SAFETY: geteuid has no preconditions.
@@ -155,9 +103,7 @@ fn bench(c: &mut Criterion) {
     // Enforcement is pinned and outlives its collector: each variant pins in a bpffs of the
     // bench's own (never the host's /sys/fs/bpf), switched off before the next variant.
     let pins = PrivateBpffs::mount(dir.path());
-    let stats = "/proc/sys/kernel/bpf_stats_enabled";
-    let stats_before = std::fs::read_to_string(stats).unwrap_or_default();
-    let _ = std::fs::write(stats, "1");
+    let stats = KernelProgramStats::enable();
     for (variant, extra) in runs {
         let collector = if extra.is_empty() {
             Collector::follow(&[idle.id()])
@@ -166,70 +112,20 @@ fn bench(c: &mut Criterion) {
             extra.extend(["--pin-dir".into(), pins.pin_dir()]);
             Collector::follow_with(&[idle.id()], &extra)
         };
-        measure(c, variant, &mut workload);
-        let (runs, ns) = enforcement_runs(collector.pid());
-        if runs > 0 {
-            println!(
-                "{variant}: the enforcement programs ran {runs} times, {:.0} ns per run (kernel accounting)",
-                ns as f64 / runs as f64
-            );
-        }
+        let sock_addr = |info: &aya::programs::ProgramInfo| {
+            info.program_type() as u32 == SOCK_ADDR_PROGRAM_TYPE
+        };
+        let before = enforcement_programs::program_runs(collector.pid(), sock_addr);
+        enforcement_programs::measure(c, "connect_refused", variant, &mut workload);
+        let after = enforcement_programs::program_runs(collector.pid(), sock_addr);
+        enforcement_programs::print_program_cost(variant, before, after);
         drop(collector);
         pins.switch_off();
     }
     drop(pins);
-    let _ = std::fs::write(stats, stats_before.trim());
+    drop(stats);
     let _ = idle.kill();
     let _ = idle.wait();
-}
-
-/// A bpffs instance mounted on a directory of the bench's, unmounted (releasing whatever is
-/// still pinned) when dropped.
-struct PrivateBpffs(std::path::PathBuf);
-
-impl PrivateBpffs {
-    fn mount(dir: &std::path::Path) -> PrivateBpffs {
-        let path = dir.join("bpffs");
-        std::fs::create_dir_all(&path).unwrap();
-        let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: mount(2) with NUL-terminated strings.
-        let rc = unsafe {
-            libc::mount(
-                c"bpf".as_ptr(),
-                target.as_ptr(),
-                c"bpf".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(
-            rc,
-            0,
-            "mounting a bpffs: {}",
-            std::io::Error::last_os_error()
-        );
-        PrivateBpffs(path)
-    }
-
-    fn pin_dir(&self) -> String {
-        self.0.join("agentscope").display().to_string()
-    }
-
-    fn switch_off(&self) {
-        let status = Command::new(env!("CARGO_BIN_EXE_agentscope"))
-            .args(["enforce", "off", "--pin-dir", &self.pin_dir()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "agentscope enforce off");
-    }
-}
-
-impl Drop for PrivateBpffs {
-    fn drop(&mut self) {
-        let target = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: umount2(2) of the mount made in `mount`.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    }
 }
 
 fn main() {

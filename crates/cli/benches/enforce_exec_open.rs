@@ -23,13 +23,16 @@
 
 use std::io::{BufRead as _, Write as _};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use criterion::Criterion;
 
+#[path = "support/enforcement_programs.rs"]
+mod enforcement_programs;
 #[path = "support/workload.rs"]
 mod workload;
+use enforcement_programs::{KernelProgramStats, PrivateBpffs};
 use workload::{Collector, Loop};
 
 const LOOP_ENV: &str = "AGENTSCOPE_EXEC_OPEN_LOOP";
@@ -62,69 +65,14 @@ fn call_loop(kind: &str) {
 /// A promoted policy, files and exec enforced: `/bin/true` and `/bin/sh` (with inline code)
 /// may run; no sensitive file may be opened.
 fn policy(dir: &Path) -> String {
-    let baseline = dir.join("bench.yaml");
-    std::fs::write(
-        &baseline,
-        "apiVersion: agentscope.dev/v1\nkind: AgentBaseline\nmetadata:\n  agent: bench\n  \
-         status: complete\n  learningPeriodSeconds: 600\nspec:\n  executables:\n    \
-         /bin/true:\n    - []\n    /bin/sh:\n    - [sh, '-c', '{text}']\n",
+    let spec =
+        "  executables:\n    /bin/true:\n    - []\n    /bin/sh:\n    - [sh, '-c', '{text}']\n";
+    enforcement_programs::promoted_policy(
+        dir,
+        "bench",
+        spec,
+        &["--exec", "enforce", "--files", "enforce"],
     )
-    .unwrap();
-    let promoted = dir.join("bench-policy.yaml");
-    let status = Command::new(env!("CARGO_BIN_EXE_agentscope"))
-        .args(["baseline", "promote"])
-        .arg(&baseline)
-        .args(["--exec", "enforce", "--files", "enforce", "-w"])
-        .arg(&promoted)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "promote failed");
-    promoted.display().to_string()
-}
-
-/// Program ids among a process's fds (from their fdinfo).
-fn program_ids(pid: u32) -> Vec<u32> {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-        return Vec::new();
-    };
-    fds.flatten()
-        .filter_map(|fd| {
-            let text = std::fs::read_to_string(fd.path()).ok()?;
-            text.lines()
-                .find_map(|l| l.strip_prefix("prog_id:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .collect()
-}
-
-/// Runs and nanoseconds so far of the collector's programs whose (kernel-truncated, 15 bytes)
-/// name starts with `prefix`.
-fn runs_of(collector: u32, prefix: &str) -> (u64, u64) {
-    let ids = program_ids(collector);
-    let (mut runs, mut ns) = (0, 0);
-    for info in aya::programs::loaded_programs().flatten() {
-        if !ids.contains(&info.id()) {
-            continue;
-        }
-        if info
-            .name_as_str()
-            .is_some_and(|name| name.starts_with(prefix))
-        {
-            runs += info.run_count();
-            ns += info.run_time().as_nanos() as u64;
-        }
-    }
-    (runs, ns)
-}
-
-fn measure(c: &mut Criterion, group: &str, variant: &str, workload: &mut Loop) {
-    let mut group = c.benchmark_group(group);
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(5));
-    group.bench_function(variant, |b| b.iter_custom(|n| workload.run(n)));
-    group.finish();
 }
 
 fn bench(c: &mut Criterion) {
@@ -140,9 +88,10 @@ fn bench(c: &mut Criterion) {
     let start = |kind: &str| {
         Loop::start(Command::new(std::env::current_exe().unwrap()).env(LOOP_ENV, kind))
     };
-    let stats = "/proc/sys/kernel/bpf_stats_enabled";
-    let stats_before = std::fs::read_to_string(stats).unwrap_or_default();
-    let _ = std::fs::write(stats, "1");
+    // Enforcement is pinned and outlives its collector: each variant pins in a bpffs of the
+    // bench's own (never the host's /sys/fs/bpf), switched off before the next variant.
+    let pins = PrivateBpffs::mount(dir.path());
+    let stats = KernelProgramStats::enable();
     // (criterion group, loop kind, kernel program name prefix)
     for (group, kind, programs) in [
         ("open", "open", "enforce_sys_exi"),
@@ -160,23 +109,31 @@ fn bench(c: &mut Criterion) {
                 None => Collector::follow(&[idle.id()]),
                 Some(pid) => Collector::follow_with(
                     &[idle.id()],
-                    &["--enforce".into(), format!("pid:{pid}={policy}")],
+                    &[
+                        "--enforce".into(),
+                        format!("pid:{pid}={policy}"),
+                        "--pin-dir".into(),
+                        pins.pin_dir(),
+                    ],
                 ),
             };
-            let before = runs_of(collector.pid(), programs);
-            measure(c, group, variant, &mut workload);
-            let after = runs_of(collector.pid(), programs);
-            let (runs, ns) = (after.0 - before.0, after.1 - before.1);
-            if runs > 0 {
-                println!(
-                    "{group}/{variant}: the enforcement programs ran {runs} times, {:.0} ns per run (kernel accounting)",
-                    ns as f64 / runs as f64
-                );
-            }
+            // The programs' names as the kernel keeps them (15 bytes).
+            let named = |info: &aya::programs::ProgramInfo| {
+                info.name_as_str()
+                    .is_some_and(|name| name.starts_with(programs))
+            };
+            let before = enforcement_programs::program_runs(collector.pid(), named);
+            enforcement_programs::measure(c, group, variant, &mut workload);
+            let after = enforcement_programs::program_runs(collector.pid(), named);
+            enforcement_programs::print_program_cost(&format!("{group}/{variant}"), before, after);
             drop(collector);
+            if scope.is_some() {
+                pins.switch_off();
+            }
         }
     }
-    let _ = std::fs::write(stats, stats_before.trim());
+    drop(pins);
+    drop(stats);
     let _ = idle.kill();
     let _ = idle.wait();
 }

@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use agentscope_analysis::baseline::{
-    self, kubescape, learn_from_feed, load_baseline_dir, AgentBaseline, LearnerOptions, LossCounts,
-    ReplayOptions, ReplayOutcome,
+    self, kubescape, learn_from_feed, AgentBaseline, LearnerOptions, LossCounts, ReplayOptions,
+    ReplayOutcome,
 };
 use agentscope_analysis::model::HostOnlyIdentity;
 use agentscope_analysis::pipeline::Pipeline;
@@ -361,7 +361,11 @@ fn diff(args: DiffArgs) -> Result<u8> {
 }
 
 fn check(args: CheckArgs) -> Result<u8> {
-    let approved = load_baseline_dir(&args.baseline)?;
+    let loaded = baseline::load_baseline_dir_revisions(&args.baseline)?;
+    for set_aside in &loaded.set_aside {
+        eprintln!("agentscope: baseline {set_aside}");
+    }
+    let approved = loaded.baselines;
     if approved.is_empty() {
         bail!("no baselines in {}", args.baseline.display());
     }

@@ -62,6 +62,9 @@ pub fn run(command: EnforceCommand) -> Result<()> {
                     agent.exec,
                     agent.files
                 );
+                if !agent.governed_files.is_empty() {
+                    println!("    governed files: {}", agent.governed_files.join(", "));
+                }
             }
             Ok(())
         }

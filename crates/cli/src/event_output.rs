@@ -75,20 +75,9 @@ pub fn write_json_line(
     out: &mut impl std::io::Write,
     value: &impl serde::Serialize,
 ) -> std::io::Result<()> {
-    let object = serde_json::to_vec(value)?;
-    let fields = object
-        .strip_prefix(b"{")
-        .ok_or_else(|| std::io::Error::other("a JSON line must be an object"))?;
-    write!(
-        out,
-        "{{\"schema_version\":{}",
-        agentscope_event::event_json::SCHEMA_VERSION
-    )?;
-    if fields != b"}" {
-        out.write_all(b",")?;
-    }
-    out.write_all(fields)?;
-    writeln!(out)
+    let mut line = serde_json::to_vec(value)?;
+    agentscope_event::event_json::finish_json_line(&mut line, 0).map_err(std::io::Error::other)?;
+    out.write_all(&line)
 }
 
 /// `HH:MM:SS.mmm` of a wall-clock time, UTC.
@@ -209,6 +198,14 @@ fn what_happened(body: &EventBody) -> String {
         }
         EventBody::Enforce(decision) => decision.describe(),
         EventBody::Package(package) => format!("package {}", package.describe()),
+        EventBody::EscapeSyscall(call) => call.describe(),
+        EventBody::HostPathWrite {
+            path,
+            mount_point,
+            host_path,
+            ..
+        } => format!("write to {path}: host path {host_path} (mounted on {mount_point})"),
+        EventBody::EnforcePolicy(policy) => policy.describe(),
     }
 }
 
@@ -303,6 +300,8 @@ pub(crate) mod tests {
         let mut empty = Vec::new();
         write_json_line(&mut empty, &serde_json::json!({})).unwrap();
         assert_eq!(empty, b"{\"schema_version\":1}\n");
+        let not_an_object = write_json_line(&mut Vec::new(), &serde_json::json!([1]));
+        assert!(not_an_object.is_err());
     }
 
     /// Every kind of event reads as words: no `Some(0)`, no enum names, no `[..]` lists.

@@ -72,21 +72,25 @@ fn container_of(identity: &ActorIdentity) -> Option<&str> {
     rest.splitn(4, '/').nth(3)
 }
 
-/// The agents list's compact enforcement column: per category with decisions, its name, the
-/// mode its decisions show (`A` audit, `E` enforce, `?` not known) and the would-block /
-/// blocked counts, e.g. `net A3/0 exec E0/2`. The agent's Detail spells it out.
+/// The agents list's compact enforcement column: per category that is audited or enforced
+/// (by the policy the collector reported, or its decisions) or has decisions, its name, its
+/// mode (`A` audit, `E` enforce, `-` off, `?` not known) and the would-block / blocked
+/// counts, e.g. `net A3/0 exec E0/2`. The agent's Detail spells it out.
 pub fn enforcement_column(
     enforcement: &agentscope_analysis::model::agent_enforcement::AgentEnforcement,
 ) -> Option<String> {
-    use agentscope_analysis::model::agent_enforcement::SeenMode;
+    use agentscope_analysis::model::agent_enforcement::KnownMode;
     let parts: Vec<String> = enforcement
         .categories()
         .into_iter()
-        .filter(|(_, c)| c.decisions() > 0)
+        .filter(|(_, c)| {
+            c.decisions() > 0 || matches!(c.mode, Some(KnownMode::Audit | KnownMode::Enforce))
+        })
         .map(|(name, c)| {
             let mode = match c.mode {
-                Some(SeenMode::Audit) => 'A',
-                Some(SeenMode::Enforce) => 'E',
+                Some(KnownMode::Audit) => 'A',
+                Some(KnownMode::Enforce) => 'E',
+                Some(KnownMode::Off) => '-',
                 None => '?',
             };
             let name = if name == "network" { "net" } else { name };

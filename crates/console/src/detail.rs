@@ -265,7 +265,12 @@ fn enforcement_section(doc: &mut Doc, agent: &Agent) {
         Some(key) => format!("baseline {key} rev {}", enforcement.revision),
         None => format!("policy rev {}", enforcement.revision),
     };
-    doc.field("policy", by);
+    // Where the modes come from: the collector's report of the policy, or only decisions.
+    let from = match &enforcement.policy {
+        Some(policy) => format!(" on {} (reported by the collector)", policy.scope),
+        None => " (modes from its decisions)".to_string(),
+    };
+    doc.field("policy", format!("{by}{from}"));
     for (name, category) in enforcement.categories() {
         let mode = category.mode.map_or("mode unknown", |m| m.name());
         doc.field(

@@ -415,6 +415,15 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
         ObservationKind::Enforce { decision } => (EntryKind::Net, decision.describe()),
         // The package's file open is an entry already; its version is in the AI-BOM pane.
         ObservationKind::Package { .. } => return None,
+        ObservationKind::EscapeSyscall { call, .. } => (EntryKind::Exec, call.describe()),
+        ObservationKind::HostPathWrite {
+            path, host_path, ..
+        } => (
+            EntryKind::File,
+            format!("write {path} · host path {host_path}"),
+        ),
+        // The collector's report (pid 0): shown in the agents' modes, not as an agent's act.
+        ObservationKind::EnforcePolicy { policy } => (EntryKind::Net, policy.describe()),
         ObservationKind::TlsHello {
             server_name,
             peer,

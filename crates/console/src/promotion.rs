@@ -7,7 +7,10 @@
 //! are. Every category the file has in `audit` goes to `enforce`. [`plan`] does the promotion
 //! in memory, so a refusal (partial learning, evidence of an incident) is shown before
 //! anything is asked; [`write`] writes the result beside the input as
-//! `<input name>.rev<N>.yaml`, never over an existing file.
+//! `<input name>.rev<N>.yaml` (an input already named `.rev<M>` loses that suffix), never
+//! over an existing file. The input stays: a `--baseline DIR` holding both loads the higher
+//! revision and names the other as set aside
+//! ([`agentscope_analysis::baseline::load_baseline_dir_revisions`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -111,7 +114,10 @@ pub fn plan(dirs: &[PathBuf], baseline_key: &str) -> anyhow::Result<PromotionPla
     let stem = input
         .file_stem()
         .map_or_else(|| "baseline".into(), |s| s.to_string_lossy().into_owned());
-    let output = input.with_file_name(format!("{stem}.rev{revision_after}.yaml"));
+    let output = input.with_file_name(format!(
+        "{}.rev{revision_after}.yaml",
+        without_revision(&stem)
+    ));
     Ok(PromotionPlan {
         input,
         output,
@@ -122,6 +128,21 @@ pub fn plan(dirs: &[PathBuf], baseline_key: &str) -> anyhow::Result<PromotionPla
     })
 }
 
+/// `support.rev2` → `support`: a promoted file's name without its revision, so the next
+/// revision is `support.rev3.yaml`, not `support.rev2.rev3.yaml`.
+fn without_revision(stem: &str) -> &str {
+    match stem.rsplit_once(".rev") {
+        Some((base, number))
+            if !base.is_empty()
+                && !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
+        }
+        _ => stem,
+    }
+}
+
 /// Writes the promoted baseline (mode 0600, never over an existing file); returns its path.
 pub fn write(plan: &PromotionPlan) -> anyhow::Result<&Path> {
     let mut file = agentscope_files::output_file::create_new(&plan.output)
@@ -130,4 +151,19 @@ pub fn write(plan: &PromotionPlan) -> anyhow::Result<&Path> {
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", plan.output.display()))?;
     Ok(&plan.output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_revision;
+
+    #[test]
+    fn a_revision_suffix_is_replaced_not_stacked() {
+        assert_eq!(without_revision("support.rev2"), "support");
+        assert_eq!(without_revision("support.rev12"), "support");
+        assert_eq!(without_revision("support"), "support");
+        assert_eq!(without_revision("support.review"), "support.review");
+        assert_eq!(without_revision(".rev3"), ".rev3");
+        assert_eq!(without_revision("a.rev"), "a.rev");
+    }
 }

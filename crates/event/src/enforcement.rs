@@ -1,7 +1,9 @@
 //! Enforcement decisions as events: a governed agent tried something its baseline's policy
 //! does not allow, and the kernel let it through ("would block", audit mode) or denied it
 //! ("blocked", enforce mode). Decoded from `agentscope_common::EnforceEvent`; the collector
-//! adds the baseline the policy came from.
+//! adds the baseline the policy came from. And the policies themselves ([`EnforcePolicy`]):
+//! the collector reports each governed agent's modes when enforcement starts, is adopted,
+//! changes or is removed, so what is governed is known before any decision.
 
 use agentscope_common as raw;
 use serde::{Deserialize, Serialize};
@@ -262,6 +264,100 @@ impl EnforceDecision {
             self.action.words(),
             self.protocol,
             self.destination()
+        )
+    }
+}
+
+/// A category's mode in a policy the kernel applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyMode {
+    Off,
+    Audit,
+    Enforce,
+}
+
+impl PolicyMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyMode::Off => "off",
+            PolicyMode::Audit => "audit",
+            PolicyMode::Enforce => "enforce",
+        }
+    }
+}
+
+/// Why the collector reports a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyChange {
+    /// The collector was started with `--enforce` and wrote it into the kernel.
+    Started,
+    /// The collector found it pinned (left by a collector that has gone) and took it over.
+    Adopted,
+    /// The disarmer dropped its enforced categories to audit.
+    Disarmed,
+    /// The kernel's copy changed otherwise (another tool wrote the pinned maps).
+    Changed,
+    /// It is gone from the kernel (`agentscope enforce off`): every category is off.
+    Removed,
+}
+
+/// A governed agent's policy as the kernel applies it (the body of an `enforce_policy`
+/// event): an observation of the collector's, not of a process, so its header names no
+/// process (pid 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnforcePolicy {
+    /// The governed agent's number in this collector's policies (as decisions carry it).
+    pub agent_id: u32,
+    /// The baseline (its agent key) the policy came from.
+    pub baseline: String,
+    pub revision: u32,
+    /// Who is governed: `pid:PID` (a process tree, by its root) or `cgroup:ID`.
+    pub scope: String,
+    /// The process tree's root, for `pid:` scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_pid: Option<u32>,
+    /// The cgroup v2 id, for `cgroup:` scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_cgroup_id: Option<u64>,
+    pub network: PolicyMode,
+    pub exec: PolicyMode,
+    pub files: PolicyMode,
+    pub change: PolicyChange,
+}
+
+impl EnforcePolicy {
+    /// The three categories' modes, named, in a fixed order.
+    pub fn modes(&self) -> [(&'static str, PolicyMode); 3] {
+        [
+            ("network", self.network),
+            ("exec", self.exec),
+            ("files", self.files),
+        ]
+    }
+
+    /// One line for people: "policy started: baseline KEY rev 2 on pid:42: network enforce,
+    /// exec off, files audit".
+    pub fn describe(&self) -> String {
+        let change = match self.change {
+            PolicyChange::Started => "started",
+            PolicyChange::Adopted => "adopted",
+            PolicyChange::Disarmed => "disarmed",
+            PolicyChange::Changed => "changed",
+            PolicyChange::Removed => "removed",
+        };
+        let modes: Vec<String> = self
+            .modes()
+            .iter()
+            .map(|(name, mode)| format!("{name} {}", mode.name()))
+            .collect();
+        format!(
+            "policy {change}: baseline {} rev {} on {}: {}",
+            self.baseline,
+            self.revision,
+            self.scope,
+            modes.join(", ")
         )
     }
 }

@@ -177,6 +177,25 @@ pub enum EventBody {
     /// A package the process loaded, its version read from its metadata by the collector
     /// (not a kernel record: see [`crate::package`]). Boxed like `Enforce`: rare.
     Package(Box<crate::package::PackageFound>),
+    /// A container-escape syscall (namespaces, mounts, root changes, kernel modules, ptrace
+    /// attach). Boxed, like `Enforce`: rare.
+    EscapeSyscall(Box<crate::escape_syscall::EscapeSyscall>),
+    /// Not a kernel record: the collector found that the open just before (same process) wrote
+    /// under a host directory mounted into the process's container (its mount table, read
+    /// from /proc; see the kernel crate's `host_mounts`).
+    HostPathWrite {
+        /// The fd the open returned.
+        fd: i32,
+        /// The path as the process opened it.
+        path: String,
+        /// Where the host directory is mounted in the container.
+        mount_point: String,
+        /// The file's path on the host's file system.
+        host_path: String,
+    },
+    /// A governed agent's policy as the kernel applies it, reported by the collector when
+    /// enforcement starts, is adopted, changes or is removed (no process did anything).
+    EnforcePolicy(Box<crate::enforcement::EnforcePolicy>),
 }
 
 fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -200,6 +219,9 @@ impl EventBody {
             EventBody::TlsHello { .. } => "tls_hello",
             EventBody::Enforce(_) => "enforce",
             EventBody::Package(_) => "package",
+            EventBody::EscapeSyscall(_) => "escape_syscall",
+            EventBody::HostPathWrite { .. } => "host_path_write",
+            EventBody::EnforcePolicy(_) => "enforce_policy",
         }
     }
 }
@@ -236,6 +258,22 @@ fn format_addr(family: u16, addr: &[u8; 16]) -> String {
         libc::AF_INET6 => std::net::Ipv6Addr::from(*addr).to_string(),
         libc::AF_UNIX => c_string(addr),
         _ => String::new(),
+    }
+}
+
+/// A Unix socket's name: the path, or an abstract name as `@name` (its NUL bytes shown as
+/// `@` too, as `ss` and `/proc/net/unix` do).
+fn unix_path(path: &[u8], len: u32) -> String {
+    let len = (len as usize).min(path.len());
+    match path.first() {
+        Some(0) => path[..len]
+            .iter()
+            .map(|&b| if b == 0 { '@' } else { b as char })
+            .collect::<String>()
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect(),
+        _ => String::from_utf8_lossy(&path[..len]).into_owned(),
     }
 }
 
@@ -335,7 +373,15 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
         raw::kind::CONNECT | raw::kind::ACCEPT => {
             let e: raw::SockAddrEvent = read_record(record, "socket address record")?;
             let family = family_name(e.family);
-            let addr = format_addr(e.family, &e.addr);
+            let addr = match e.family as i32 {
+                // A Unix socket's record carries its whole path after the address (records
+                // of older collectors do not: their 16 bytes are all there is).
+                libc::AF_UNIX if declared >= std::mem::size_of::<raw::UnixSockAddrEvent>() => {
+                    let u: raw::UnixSockAddrEvent = read_record(record, "unix address record")?;
+                    unix_path(&u.path, u.path_len)
+                }
+                _ => format_addr(e.family, &e.addr),
+            };
             if h.kind == raw::kind::CONNECT {
                 EventBody::Connect {
                     fd: e.fd,
@@ -442,6 +488,10 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
                 coverage: None,
                 data,
             }
+        }
+        raw::kind::ESCAPE_SYSCALL => {
+            let e: raw::EscapeSyscallEvent = read_record(record, "escape syscall record")?;
+            EventBody::EscapeSyscall(Box::new(crate::escape_syscall::EscapeSyscall::from_raw(&e)))
         }
         raw::kind::ENFORCE => {
             let e: raw::EnforceEvent = read_record(record, "enforce record")?;

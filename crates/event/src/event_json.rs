@@ -17,9 +17,21 @@ use crate::event::{Direction, Event, EventBody, Header, PayloadSource};
 pub fn write_json_line(event: &Event, line: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     let start = line.len();
     serde_json::to_writer(&mut *line, event)?;
-    // `schema_version` first, as on every line `collect --json` writes: the event's `{` becomes
-    // `{"schema_version":N,` (an event always has fields).
-    let version = format!("{{\"schema_version\":{SCHEMA_VERSION},");
+    finish_json_line(line, start).map_err(serde::ser::Error::custom)
+}
+
+/// Makes the JSON object serialised at `line[start..]` a line as `collect --json` writes every
+/// line: `schema_version` as its first field, then a newline. The one place that decides the
+/// line's shape, for events ([`write_json_line`]) and for the other lines (the summary).
+pub fn finish_json_line(line: &mut Vec<u8>, start: usize) -> Result<(), &'static str> {
+    if line.get(start) != Some(&b'{') {
+        return Err("a JSON line must be an object");
+    }
+    let empty = line[start + 1..] == *b"}";
+    let mut version = format!("{{\"schema_version\":{SCHEMA_VERSION}");
+    if !empty {
+        version.push(',');
+    }
     line.splice(start..start + 1, version.into_bytes());
     line.push(b'\n');
     Ok(())
@@ -249,6 +261,20 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
         "package" => EventBody::Package(Box::new(
             serde_json::from_value(value.clone())
                 .map_err(|e| err(format!("a package event: {e}")))?,
+        )),
+        "host_path_write" => EventBody::HostPathWrite {
+            fd: i32_field(value, "fd")?,
+            path: str_field(value, "path")?,
+            mount_point: str_field(value, "mount_point")?,
+            host_path: str_field(value, "host_path")?,
+        },
+        "escape_syscall" => EventBody::EscapeSyscall(Box::new(
+            serde_json::from_value(value.clone())
+                .map_err(|e| err(format!("an escape_syscall event: {e}")))?,
+        )),
+        "enforce_policy" => EventBody::EnforcePolicy(Box::new(
+            serde_json::from_value(value.clone())
+                .map_err(|e| err(format!("an enforce_policy event: {e}")))?,
         )),
         other => return Err(err(format!("unknown kind \"{other}\""))),
     };

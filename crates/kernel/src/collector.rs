@@ -134,6 +134,8 @@ pub struct Collector {
     enforcement_pins: Option<crate::enforcement_pins::EnforcementPins>,
     /// When expired DNS answers were last taken out.
     dns_expired_at: Instant,
+    /// The governed agents' policies, reported as events (crate::enforcement_reports).
+    policy_reports: crate::enforcement_reports::PolicyReports,
 }
 
 /// How often expired DNS answers are taken out of the allow-lists (the kernel already ignores
@@ -158,6 +160,8 @@ struct Enrichment {
     to_disarm: Vec<u32>,
     /// Packages processes load, read from their roots (`package` events).
     packages: crate::package_inventory::PackageInventory,
+    /// Mount tables of the mount namespaces writes were seen in (host paths in containers).
+    host_mounts: crate::host_mounts::HostMounts,
 }
 
 /// Files opened per batch for analysis; the rest are reached by path when the batch is handled.
@@ -273,6 +277,32 @@ impl Enrichment {
         });
     }
 
+    /// A successful write-open under a host path mounted into the process's container: the
+    /// event that says so, to follow the open (see [`crate::host_mounts`]).
+    fn host_path_write(&mut self, event: &Event) -> Option<Event> {
+        let EventBody::Open {
+            path, flags, ret, ..
+        } = &event.body
+        else {
+            return None;
+        };
+        let write = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0;
+        if *ret < 0 || !write {
+            return None;
+        }
+        let lineage = self.processes.lineage(event.header.pid);
+        let found = self.host_mounts.host_path(&lineage, path)?;
+        Some(Event {
+            header: event.header.clone(),
+            body: EventBody::HostPathWrite {
+                fd: *ret,
+                path: path.clone(),
+                mount_point: found.mount_point,
+                host_path: found.host_path,
+            },
+        })
+    }
+
     fn accept(&mut self, bytes: &[u8], out: &mut Vec<Event>) {
         self.summary.received += 1;
         match event::decode(bytes, self.boot_time_ns) {
@@ -314,6 +344,7 @@ impl Enrichment {
                         }
                     }
                 }
+                let host_write = self.host_path_write(&event);
                 self.note_tls(&event, bytes, out.len());
                 // Read now, while the process (and so its root) most likely still exists.
                 let package = match &event.body {
@@ -338,6 +369,7 @@ impl Enrichment {
                 out.push(event);
                 out.extend(disarmed);
                 out.extend(package);
+                out.extend(host_write);
             }
             Err(err) => {
                 self.summary.decode_errors += 1;
@@ -434,13 +466,23 @@ impl Collector {
                 .unwrap_or_default(),
         })?;
         kernel.seed_parents(existing.iter().map(|p| (p.pid, p.ppid)));
+        let mut policy_reports = crate::enforcement_reports::PolicyReports::new(boot_time_ns());
         if let Some(pins) = &pins {
+            let adopting = options.governed.is_empty();
             crate::enforcement_pins::govern_pinned(
                 &mut kernel,
                 pins,
                 &mut options.governed,
                 &options.proc_root,
             )?;
+            policy_reports.governing(
+                &options.governed,
+                if adopting {
+                    agentscope_event::enforcement::PolicyChange::Adopted
+                } else {
+                    agentscope_event::enforcement::PolicyChange::Started
+                },
+            );
         }
         if options.capture_pipe_data {
             kernel.seed_pipes(existing_pipe_ends(&options.proc_root, &traced_now));
@@ -463,10 +505,12 @@ impl Collector {
                 disarmer: crate::enforcement_disarm::Disarmer::new(options.disarm_after),
                 to_disarm: Vec::new(),
                 packages: crate::package_inventory::PackageInventory::new(&options.proc_root),
+                host_mounts: crate::host_mounts::HostMounts::new(&options.proc_root),
                 options,
             },
             enforcement_pins: pins,
             dns_expired_at: Instant::now(),
+            policy_reports,
         };
         collector.probe_mapped_tls_libraries(&existing);
         // Whatever reads the collector's stdout or stderr must not be captured reading it.
@@ -730,7 +774,15 @@ impl Collector {
         for agent in std::mem::take(&mut self.state.to_disarm) {
             if let Err(err) = self.kernel.disarm(agent) {
                 self.state.summary.warnings.push(err.to_string());
+            } else if let Some(governed) =
+                self.state.options.governed.iter().find(|g| g.id == agent)
+            {
+                self.policy_reports.disarmed(&mut self.kernel, governed);
             }
+        }
+        if self.enforcement_pins.is_some() {
+            self.policy_reports
+                .check(&mut self.kernel, &self.state.options.governed);
         }
         if self.enforcement_pins.is_some() && self.dns_expired_at.elapsed() >= DNS_EXPIRY_INTERVAL {
             self.dns_expired_at = Instant::now();
@@ -745,6 +797,11 @@ impl Collector {
 
     /// Waits for events and returns the next batch (at most `max`).
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, CollectorError> {
+        // Policies reported at start come out at once, not after the kernel's first events.
+        let reported = self.policy_reports.take();
+        if !reported.is_empty() {
+            return Ok(reported);
+        }
         let mut out = Vec::new();
         let state = &mut self.state;
         state.packages.new_batch();
@@ -753,6 +810,7 @@ impl Collector {
             .await?;
         self.settle_tls(&mut out);
         self.apply_disarms();
+        out.extend(self.policy_reports.take());
         Ok(out)
     }
 
@@ -766,7 +824,7 @@ impl Collector {
     /// What the ring buffer holds, without waiting: at most `max` events, read until `until`.
     /// Also says whether the ring buffer was left empty.
     pub fn drain_until(&mut self, max: usize, until: Instant) -> (Vec<Event>, bool) {
-        let mut out = Vec::new();
+        let mut out = self.policy_reports.take();
         let state = &mut self.state;
         state.packages.new_batch();
         let (_, emptied) = self
@@ -774,6 +832,7 @@ impl Collector {
             .drain_now(max, until, |bytes| state.accept(bytes, &mut out));
         self.settle_tls(&mut out);
         self.apply_disarms();
+        out.extend(self.policy_reports.take());
         (out, emptied)
     }
 

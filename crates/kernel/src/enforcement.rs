@@ -2,7 +2,8 @@
 //! id, or a process tree), their modes and what their network and exec policies allow, written
 //! into the maps of `collector-ebpf/src/enforce.rs` and `enforce_exec.rs`, that module's
 //! socket-address programs attached once at the cgroup v2 root and the exec program at
-//! `sched_process_exec` when an agent's exec mode is on (files: `crate::enforcement_files`).
+//! `sched_process_exec` when an agent's exec mode is on (files: `crate::enforcement_files`,
+//! whose open-exit programs are attached here too).
 //! Nothing is attached unless an agent is governed, so a collector
 //! that enforces nothing costs no socket anything.
 //!
@@ -201,6 +202,7 @@ impl KernelCapture {
         self.write_policies(agents, proc_root)?;
         self.attach_enforcement(
             agents.iter().any(|agent| agent.exec != Mode::Off),
+            agents.iter().any(|agent| agent.files != Mode::Off),
             proc_root,
         )
     }
@@ -327,30 +329,34 @@ impl KernelCapture {
             }
         }
         self.write_dns_names(agents)?;
-        if agents.iter().any(|agent| agent.files != Mode::Off) {
-            // File rules and their programs are not pinned yet (docs/enforcement.md): they
-            // last as long as this collector.
-            self.write_enforce_offsets()?;
-            self.govern_files(agents)?;
-        }
+        self.write_file_rules(agents)?;
         self.govern_process_trees(agents, proc_root)
     }
 
-    /// Attaches the enforcement programs (the exec one when `exec`) and keeps their links for
-    /// pinning. The process-tree programs come first, so no child forked from here on escapes.
+    /// Attaches the enforcement programs (the exec one when `exec`, the open-exit ones when
+    /// `files`) and keeps their links for pinning. The process-tree programs come first, so no
+    /// child forked from here on escapes.
     pub fn attach_enforcement(
         &mut self,
         exec: bool,
+        files: bool,
         proc_root: &Path,
     ) -> Result<(), CollectorError> {
         for (name, category, tracepoint) in TRACEPOINT_PROGRAMS {
             self.attach_enforcement_tracepoint(name, category, tracepoint)?;
         }
-        if exec {
-            // The exec program reads the new image's arguments through BTF offsets (its
-            // interpreters' rule); written again by a collector adopting pinned enforcement.
+        if exec || files {
+            // The exec program reads the new image's arguments, the open-exit programs the
+            // opened file's dentry, through BTF offsets in this collector's own
+            // `ENFORCE_OFFSETS` (not pinned): written again by a collector adopting pinned
+            // enforcement, before its programs replace the pinned ones.
             self.write_enforce_offsets()?;
+        }
+        if exec {
             self.attach_enforcement_tracepoint(EXEC_PROGRAM, "sched", "sched_process_exec")?;
+        }
+        if files {
+            self.attach_file_programs()?;
         }
         let root = cgroup2_root(proc_root).ok_or_else(|| CollectorError::MissingFeature {
             what: "cgroup v2".into(),
@@ -395,7 +401,7 @@ impl KernelCapture {
         Ok(())
     }
 
-    fn attach_enforcement_tracepoint(
+    pub(crate) fn attach_enforcement_tracepoint(
         &mut self,
         name: &'static str,
         category: &str,

@@ -2,23 +2,26 @@
 //! sensitive files of each agent written into the kernel's rule maps of
 //! `collector-ebpf/src/enforce_file.rs` (by inode, and by file system and name for volumes the
 //! kubelet writes atomically), the open-exit programs attached when an agent's files mode is
-//! on, and the struct offsets (from the kernel's BTF) that the file check and the exec check's
+//! on (their links pinned like the other enforcement programs', so file enforcement outlives
+//! the collector), the paths of the rules (pinned, for an adopting collector's events), and
+//! the struct offsets (from the kernel's BTF) that the file check and the exec check's
 //! interpreter arguments follow.
 //!
 //! The collector resolves each governed path inside the agent's own root once, when
 //! enforcement begins (the caller does that: it knows the process roots); this module takes
 //! the resolved identities.
 
-use agentscope_common::{enforce, FileId, FileInodeRuleKey, FileNameRuleKey};
+use agentscope_common::{
+    enforce, FileId, FileInodeRuleKey, FileNameRuleKey, FileRulePath, PATH_LEN,
+};
 use aya::maps::{Array, HashMap as BpfHashMap};
-use aya::programs::TracePoint;
 
 use crate::enforcement::{GovernedAgent, Mode};
 use crate::error::CollectorError;
 use crate::kernel::KernelCapture;
 
 /// The open-exit programs, each on its syscall's exit tracepoint.
-const PROGRAMS: [(&str, &str); 3] = [
+pub(crate) const FILE_PROGRAMS: [(&str, &str); 3] = [
     ("enforce_sys_exit_open", "sys_exit_open"),
     ("enforce_sys_exit_openat", "sys_exit_openat"),
     ("enforce_sys_exit_openat2", "sys_exit_openat2"),
@@ -82,9 +85,13 @@ impl KernelCapture {
         Ok(())
     }
 
-    /// Writes every governed agent's file rules (only agents whose files mode is on) and
-    /// attaches the open-exit programs when there is one.
-    pub(crate) fn govern_files(&mut self, agents: &[GovernedAgent]) -> Result<(), CollectorError> {
+    /// Writes every governed agent's file rules (only agents whose files mode is on) and the
+    /// paths they name (`FILE_RULE_PATHS`, pinned, so that an adopting collector names them).
+    /// The open-exit programs are attached by [`KernelCapture::attach_file_programs`].
+    pub(crate) fn write_file_rules(
+        &mut self,
+        agents: &[GovernedAgent],
+    ) -> Result<(), CollectorError> {
         let governing: Vec<&GovernedAgent> =
             agents.iter().filter(|a| a.files != Mode::Off).collect();
         if governing.is_empty() {
@@ -137,24 +144,63 @@ impl KernelCapture {
                 }
             }
         }
-        for (program_name, tracepoint) in PROGRAMS {
-            let program: &mut TracePoint =
-                crate::kernel::program_mut(self.ebpf_mut(), program_name)?;
-            program.load().map_err(|e| {
-                CollectorError::Enforcement(format!(
-                    "loading {program_name}: {}",
-                    crate::kernel::error_chain(&e)
-                ))
-            })?;
-            program.attach("syscalls", tracepoint).map_err(|e| {
-                CollectorError::Enforcement(format!(
-                    "attaching {program_name}: {}",
-                    crate::kernel::error_chain(&e)
-                ))
-            })?;
+        {
+            let mut paths: BpfHashMap<_, u64, FileRulePath> = BpfHashMap::try_from(
+                self.ebpf_mut()
+                    .map_mut("FILE_RULE_PATHS")
+                    .ok_or_else(|| map_error("FILE_RULE_PATHS", &"missing"))?,
+            )
+            .map_err(|e| map_error("FILE_RULE_PATHS", &e))?;
+            for agent in &governing {
+                for (rule, file) in agent.governed_files.iter().enumerate() {
+                    paths
+                        .insert(
+                            rule_path_key(agent.id, rule as u32),
+                            rule_path(&file.path),
+                            0,
+                        )
+                        .map_err(|e| map_error("FILE_RULE_PATHS", &e))?;
+                }
+            }
         }
         Ok(())
     }
+
+    /// Attaches the open-exit programs, their links kept for pinning (as the other
+    /// enforcement programs': `crate::enforcement_pins`).
+    pub(crate) fn attach_file_programs(&mut self) -> Result<(), CollectorError> {
+        for (program_name, tracepoint) in FILE_PROGRAMS {
+            self.attach_enforcement_tracepoint(program_name, "syscalls", tracepoint)?;
+        }
+        Ok(())
+    }
+}
+
+/// The key of `FILE_RULE_PATHS` for an agent's rule.
+pub fn rule_path_key(agent: u32, rule: u32) -> u64 {
+    (u64::from(agent) << 32) | u64::from(rule)
+}
+
+/// A path as `FILE_RULE_PATHS` holds it (cut at a character boundary within `PATH_LEN`).
+fn rule_path(path: &str) -> FileRulePath {
+    let mut value = FileRulePath {
+        path_len: 0,
+        _pad: 0,
+        path: [0; PATH_LEN],
+    };
+    let mut len = path.len().min(PATH_LEN);
+    while !path.is_char_boundary(len) {
+        len -= 1;
+    }
+    value.path[..len].copy_from_slice(&path.as_bytes()[..len]);
+    value.path_len = len as u32;
+    value
+}
+
+/// The path a `FILE_RULE_PATHS` value holds.
+pub fn rule_path_text(value: &FileRulePath) -> String {
+    let len = (value.path_len as usize).min(PATH_LEN);
+    String::from_utf8_lossy(&value.path[..len]).into_owned()
 }
 
 #[cfg(test)]

@@ -22,13 +22,15 @@ use std::path::{Path, PathBuf};
 
 use agentscope_common::{
     enforce, enforce_scope, AgentLabel, AgentPolicy, DnsAllowKey, DnsAllowValue, DnsNameKey,
-    DnsNameState, ExecAllowKey, NetAllowKey, AGENT_LABEL_LEN,
+    DnsNameState, ExecAllowKey, FileId, FileInodeRuleKey, FileNameRuleKey, FileRulePath,
+    NetAllowKey, AGENT_LABEL_LEN,
 };
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, MapInfo};
 use aya::programs::links::FdLink;
 
 use crate::enforcement::{AgentScope, GovernedAgent, Mode};
+use crate::enforcement_files::{rule_path_text, GovernedFile, FILE_PROGRAMS};
 use crate::error::CollectorError;
 use crate::kernel::KernelCapture;
 
@@ -37,7 +39,7 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/agentscope";
 
 /// The maps pinned with the enforcement, with the key and value sizes this version expects
 /// (a map pinned by a version with other layouts is refused rather than misread).
-pub const PINNED_MAPS: [(&str, usize, usize); 8] = [
+pub const PINNED_MAPS: [(&str, usize, usize); 11] = [
     ("GOVERNED_CGROUPS", 8, 4),
     ("GOVERNED_TGIDS", 4, 4),
     ("AGENT_POLICIES", 4, std::mem::size_of::<AgentPolicy>()),
@@ -55,6 +57,13 @@ pub const PINNED_MAPS: [(&str, usize, usize); 8] = [
         std::mem::size_of::<DnsAllowKey>(),
         std::mem::size_of::<DnsAllowValue>(),
     ),
+    (
+        "FILE_INODE_RULES",
+        std::mem::size_of::<FileInodeRuleKey>(),
+        4,
+    ),
+    ("FILE_NAME_RULES", std::mem::size_of::<FileNameRuleKey>(), 4),
+    ("FILE_RULE_PATHS", 8, std::mem::size_of::<FileRulePath>()),
 ];
 
 /// bpffs's `f_type` (`BPF_FS_MAGIC`).
@@ -305,6 +314,7 @@ pub fn pinned_agents(dir: &Path) -> Result<Vec<GovernedAgent>, CollectorError> {
     let policies: BpfHashMap<_, u32, AgentPolicy> =
         BpfHashMap::try_from(open_pinned(dir, "AGENT_POLICIES")?)
             .map_err(|e| pin_error(format!("AGENT_POLICIES: {e}")))?;
+    let mut files = pinned_files(dir)?;
     let mut agents = Vec::new();
     for entry in labels.iter() {
         let (id, label) = entry.map_err(|e| pin_error(format!("AGENT_LABELS: {e}")))?;
@@ -325,14 +335,93 @@ pub fn pinned_agents(dir: &Path) -> Result<Vec<GovernedAgent>, CollectorError> {
             net_rules: Vec::new(),
             executables: Vec::new(),
             names: Vec::new(),
-            // File rules are not pinned: an adopting collector does not enforce files.
             interpreters: Vec::new(),
             scripts: Vec::new(),
-            governed_files: Vec::new(),
+            // The rules themselves stay in the kernel's maps; these name the decisions.
+            governed_files: files.remove(&id).unwrap_or_default(),
         });
     }
     agents.sort_by_key(|agent| agent.id);
     Ok(agents)
+}
+
+/// The governed files pinned in `dir`, per agent, indexed by rule (as the kernel's decisions
+/// name them): each one's path from `FILE_RULE_PATHS`, its inode and, for a file of an
+/// atomically written volume, its name, from the rule maps. A directory pinned before file
+/// enforcement was pinned has none.
+fn pinned_files(
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<u32, Vec<GovernedFile>>, CollectorError> {
+    let mut out: std::collections::BTreeMap<u32, Vec<GovernedFile>> = Default::default();
+    if !dir.join("maps").join("FILE_RULE_PATHS").exists() {
+        return Ok(out);
+    }
+    let paths: BpfHashMap<_, u64, FileRulePath> =
+        BpfHashMap::try_from(open_pinned(dir, "FILE_RULE_PATHS")?)
+            .map_err(|e| pin_error(format!("FILE_RULE_PATHS: {e}")))?;
+    let mut by_rule: std::collections::BTreeMap<(u32, u32), GovernedFile> = Default::default();
+    for entry in paths.iter() {
+        let (key, path) = entry.map_err(|e| pin_error(format!("FILE_RULE_PATHS: {e}")))?;
+        by_rule.insert(
+            ((key >> 32) as u32, key as u32),
+            GovernedFile {
+                path: rule_path_text(&path),
+                id: FileId {
+                    dev: 0,
+                    _pad: 0,
+                    ino: 0,
+                },
+                atomic_name: None,
+            },
+        );
+    }
+    if dir.join("maps").join("FILE_INODE_RULES").exists() {
+        let inodes: BpfHashMap<_, FileInodeRuleKey, u32> =
+            BpfHashMap::try_from(open_pinned(dir, "FILE_INODE_RULES")?)
+                .map_err(|e| pin_error(format!("FILE_INODE_RULES: {e}")))?;
+        for (key, rule) in inodes.iter().flatten() {
+            if let Some(file) = by_rule.get_mut(&(key.agent, rule)) {
+                file.id = FileId {
+                    dev: key.dev,
+                    _pad: 0,
+                    ino: key.ino,
+                };
+            }
+        }
+    }
+    if dir.join("maps").join("FILE_NAME_RULES").exists() {
+        let names: BpfHashMap<_, FileNameRuleKey, u32> =
+            BpfHashMap::try_from(open_pinned(dir, "FILE_NAME_RULES")?)
+                .map_err(|e| pin_error(format!("FILE_NAME_RULES: {e}")))?;
+        for (key, rule) in names.iter().flatten() {
+            if let Some(file) = by_rule.get_mut(&(key.agent, rule)) {
+                let len = key
+                    .name
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(key.name.len());
+                file.atomic_name = Some(String::from_utf8_lossy(&key.name[..len]).into_owned());
+            }
+        }
+    }
+    // Rules are numbered from 0 per agent; a gap (a rule whose path did not fit) keeps the
+    // numbering with an empty path.
+    for ((agent, rule), file) in by_rule {
+        let files = out.entry(agent).or_default();
+        while files.len() < rule as usize {
+            files.push(GovernedFile {
+                path: String::new(),
+                id: FileId {
+                    dev: 0,
+                    _pad: 0,
+                    ino: 0,
+                },
+                atomic_name: None,
+            });
+        }
+        files.push(file);
+    }
+    Ok(out)
 }
 
 /// What `agentscope enforce status` reports of a pin directory.
@@ -360,6 +449,8 @@ pub struct PinnedAgent {
     pub network: &'static str,
     pub exec: &'static str,
     pub files: &'static str,
+    /// The sensitive files its files mode governs (as the agent names them).
+    pub governed_files: Vec<String>,
 }
 
 fn mode_name(mode: Mode) -> &'static str {
@@ -389,6 +480,11 @@ pub fn status(dir: &Path) -> Result<Option<PinnedStatus>, CollectorError> {
             network: mode_name(agent.network),
             exec: mode_name(agent.exec),
             files: mode_name(agent.files),
+            governed_files: agent
+                .governed_files
+                .into_iter()
+                .map(|file| file.path)
+                .collect(),
         })
         .collect();
     let map_ids: Vec<u32> = PINNED_MAPS
@@ -442,6 +538,9 @@ fn clear_maps(dir: &Path) -> Result<(), CollectorError> {
     clear_hash::<u32, AgentLabel>(dir, "AGENT_LABELS")?;
     clear_hash::<DnsNameKey, DnsNameState>(dir, "DNS_NAMES")?;
     clear_hash::<DnsAllowKey, DnsAllowValue>(dir, "DNS_ALLOW")?;
+    clear_hash::<FileInodeRuleKey, u32>(dir, "FILE_INODE_RULES")?;
+    clear_hash::<FileNameRuleKey, u32>(dir, "FILE_NAME_RULES")?;
+    clear_hash::<u64, FileRulePath>(dir, "FILE_RULE_PATHS")?;
     if dir.join("maps").join("NET_ALLOW").exists() {
         let mut trie: LpmTrie<_, NetAllowKey, u8> =
             LpmTrie::try_from(open_pinned(dir, "NET_ALLOW")?)
@@ -478,18 +577,24 @@ pub fn govern_pinned(
     governed: &mut Vec<GovernedAgent>,
     proc_root: &Path,
 ) -> Result<(), CollectorError> {
-    let exec_pinned = pins
-        .pinned_links()
+    let links = pins.pinned_links();
+    let exec_pinned = links
         .iter()
         .any(|link| link == crate::enforcement::EXEC_PROGRAM);
+    let files_pinned = links
+        .iter()
+        .any(|link| FILE_PROGRAMS.iter().any(|(program, _)| link == program));
     if governed.is_empty() {
         *governed = pinned_agents(&pins.dir)?;
     } else {
         kernel.clear_pinned_enforcement(pins)?;
         kernel.write_policies(governed, proc_root)?;
     }
+    // A pinned program is replaced even when no agent needs it any more (its link would
+    // otherwise stay pinned, running a program of the old collector's).
     let exec = exec_pinned || governed.iter().any(|agent| agent.exec != Mode::Off);
-    kernel.attach_enforcement(exec, proc_root)?;
+    let files = files_pinned || governed.iter().any(|agent| agent.files != Mode::Off);
+    kernel.attach_enforcement(exec, files, proc_root)?;
     kernel.pin_enforcement(pins)
 }
 

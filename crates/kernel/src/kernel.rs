@@ -374,7 +374,10 @@ impl KernelCapture {
     }
 
     fn attach_tracepoints(&mut self) -> Result<(), CollectorError> {
-        for &(program, category, name, required) in TRACEPOINTS {
+        for &(program, category, name, required) in TRACEPOINTS
+            .iter()
+            .chain(crate::escape_syscalls::TRACEPOINTS)
+        {
             if !Path::new("/sys/kernel/tracing/events")
                 .join(category)
                 .join(name)

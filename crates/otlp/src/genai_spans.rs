@@ -526,6 +526,7 @@ impl GenAiTranslator {
             FindingDetail::SensitiveAccess { .. } => ("sensitive_data_access", None, None),
             FindingDetail::BaselineDeviation { .. } => ("baseline_deviation", None, None),
             FindingDetail::Enforcement { .. } => ("policy_violation", None, None),
+            FindingDetail::AgentEscape { .. } => ("agent_escape", None, None),
         };
         record.add_attribute("gen_ai.guardrail.security.risk.category", category);
         // Observed, not stopped: agentscope reports (enforcement findings say blocked or not

@@ -168,6 +168,27 @@ pub enum ObservationKind {
     Package {
         package: Box<agentscope_event::package::PackageFound>,
     },
+    /// A file opened for writing under a host directory mounted into the process's container
+    /// (the collector's finding from the process's mount table).
+    HostPathWrite {
+        path: String,
+        mount_point: String,
+        host_path: String,
+    },
+    /// A container-escape syscall: namespaces, mounts, root changes, kernel modules, ptrace
+    /// attach.
+    EscapeSyscall {
+        call: Box<agentscope_event::escape_syscall::EscapeSyscall>,
+        /// ptrace: the target and its ancestors as the process table knew them (nearest
+        /// first), so detection can tell a process of the agent's own tree from another.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        target_lineage: Vec<u32>,
+    },
+    /// A governed agent's policy as the kernel applies it (the collector's `enforce_policy`
+    /// event): which modes apply to whom, before or without any decision.
+    EnforcePolicy {
+        policy: Box<agentscope_event::enforcement::EnforcePolicy>,
+    },
 }
 
 /// One action of one process.

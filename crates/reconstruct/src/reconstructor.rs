@@ -223,6 +223,28 @@ impl Reconstructor {
                     package: package.clone(),
                 }));
             }
+            EventBody::HostPathWrite {
+                path,
+                mount_point,
+                host_path,
+                ..
+            } => out.push(simple(ObservationKind::HostPathWrite {
+                path: path.clone(),
+                mount_point: mount_point.clone(),
+                host_path: host_path.clone(),
+            })),
+            EventBody::EscapeSyscall(call) => out.push(simple(ObservationKind::EscapeSyscall {
+                target_lineage: call
+                    .target_pid
+                    .map(|pid| self.processes.lineage(pid))
+                    .unwrap_or_default(),
+                call: call.clone(),
+            })),
+            EventBody::EnforcePolicy(policy) => {
+                out.push(simple(ObservationKind::EnforcePolicy {
+                    policy: policy.clone(),
+                }));
+            }
             EventBody::Accept {
                 addr, port, ret, ..
             } if *ret >= 0 => {

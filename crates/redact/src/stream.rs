@@ -140,29 +140,28 @@ impl StreamRedactor {
         let state = self.streams.get_mut(&key).expect("inserted above");
         state.last_used = self.tick;
         state.fd = fd;
-        let follows = match (place, state.last_chunk) {
-            (Some(place), _) if place.lost_bytes > 0 => false,
-            (Some(place), Some((call, seq, _, _))) if place.seq > 0 => {
-                place.call_id == call && place.seq == seq.wrapping_add(1)
-            }
-            (Some(place), Some((_, _, ended, _))) => ended || place.seq > 0,
-            (Some(place), None) => place.seq == 0,
-            (None, _) => true,
-        };
-        // Bytes are missing right before this chunk: the stream lost them before this call
-        // (the kernel reports them on the call's first delivered record), or the call's bytes
-        // before this chunk did not all arrive (a record lost, or a hole in the call).
-        let gap_before = match (place, state.last_chunk) {
-            (Some(place), _) if place.seq == 0 => {
-                place.offset > 0 || place.lost_bytes > place.lost_after(chunk.len())
-            }
+        // One reading of where the chunk stands, two answers:
+        // - `follows`: nothing at all was lost since the stream's last chunk. HTTP/2's framing
+        //   is given up on any loss, wherever in the call it was (deliberately: a frame header
+        //   may have been in it).
+        // - `gap_before`: bytes are missing right before this chunk: the stream lost them
+        //   before this call (the kernel reports them on the call's first delivered record),
+        //   or the call's bytes before this chunk did not all arrive (a record lost, or a hole
+        //   in the call).
+        let (follows, gap_before) = match (place, state.last_chunk) {
+            (None, _) => (true, false),
+            (Some(place), last) if place.seq == 0 => (
+                place.lost_bytes == 0 && last.is_none_or(|(_, _, ended, _)| ended),
+                place.offset > 0 || place.lost_bytes > place.lost_after(chunk.len()),
+            ),
             (Some(place), Some((call, seq, _, next_offset))) => {
-                place.call_id != call
-                    || place.seq != seq.wrapping_add(1)
-                    || place.offset != next_offset
+                let in_step = place.call_id == call && place.seq == seq.wrapping_add(1);
+                (
+                    place.lost_bytes == 0 && in_step,
+                    !in_step || place.offset != next_offset,
+                )
             }
-            (Some(_), None) => true,
-            (None, _) => false,
+            (Some(_), None) => (false, true),
         };
         state.last_chunk = place.map(|p| (p.call_id, p.seq, p.last, p.offset + chunk.len() as u64));
         if gap_before && state.open.is_none() {

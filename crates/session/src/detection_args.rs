@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use agentscope_analysis::baseline::{load_baseline_dir, LearnerOptions};
+use agentscope_analysis::baseline::{load_baseline_dir_revisions, LearnerOptions};
 use agentscope_analysis::detect::DetectorOptions;
 use anyhow::Context as _;
 use clap::Args;
@@ -23,16 +23,20 @@ pub struct DetectionArgs {
 impl DetectionArgs {
     pub fn options(&self) -> anyhow::Result<DetectorOptions> {
         let approved = match &self.baseline {
-            Some(dir) => load_baseline_dir(dir)
-                .with_context(|| {
+            Some(dir) => {
+                let loaded = load_baseline_dir_revisions(dir).with_context(|| {
                     format!(
                         "loading approved baselines from {} (export them with `b` in the \
                          console or `agentscope baseline export`)",
                         dir.display()
                     )
-                })?
-                .into_values()
-                .collect(),
+                })?;
+                // Older revisions promotion left beside the newer: named, not judged against.
+                for set_aside in &loaded.set_aside {
+                    eprintln!("agentscope: baseline {set_aside}");
+                }
+                loaded.baselines.into_values().collect()
+            }
             None => Vec::new(),
         };
         Ok(DetectorOptions {

@@ -746,11 +746,15 @@ pub enum BaselineError {
         found: String,
         kind: String,
     },
-    #[error("{first} and {second} both hold a baseline for agent \"{agent}\"")]
+    #[error(
+        "{first} and {second} both hold revision {revision} of agent \"{agent}\"'s baseline \
+         (one of them was not approved: move it out of the directory)"
+    )]
     Duplicate {
         agent: String,
         first: PathBuf,
         second: PathBuf,
+        revision: u32,
     },
 }
 
@@ -819,9 +823,60 @@ pub fn file_name_for(agent: &str) -> String {
     format!("{encoded}.yaml")
 }
 
+/// A baseline file [`load_baseline_dir_revisions`] did not use: another file of the same agent
+/// holds a later revision of its policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    pub agent: String,
+    pub path: PathBuf,
+    /// Its `enforcement.revision` (0: no enforcement section).
+    pub revision: u32,
+    /// The file used instead, and its revision.
+    pub used: PathBuf,
+    pub used_revision: u32,
+}
+
+impl std::fmt::Display for SetAside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (rev {}) set aside for {} (rev {}) of agent \"{}\"",
+            self.path.display(),
+            self.revision,
+            self.used.display(),
+            self.used_revision,
+            self.agent
+        )
+    }
+}
+
+/// The approved baselines of a directory, one per agent, and the files set aside.
+#[derive(Debug, Clone, Default)]
+pub struct BaselineDir {
+    pub baselines: BTreeMap<String, AgentBaseline>,
+    pub set_aside: Vec<SetAside>,
+}
+
+/// A document's policy revision (0 before its first promotion).
+fn policy_revision(baseline: &AgentBaseline) -> u32 {
+    baseline.enforcement.as_ref().map_or(0, |e| e.revision)
+}
+
 /// Loads every `*.yaml` / `*.yml` baseline in `dir`, keyed by the agent key inside each
-/// document (the file name does not matter). Two files for one agent are an error.
+/// document (the file name does not matter); see [`load_baseline_dir_revisions`].
 pub fn load_baseline_dir(dir: &Path) -> Result<BTreeMap<String, AgentBaseline>, BaselineError> {
+    Ok(load_baseline_dir_revisions(dir)?.baselines)
+}
+
+/// Loads every `*.yaml` / `*.yml` baseline in `dir`, keyed by the agent key inside each
+/// document (the file name does not matter).
+///
+/// Several files of one agent are the revisions promotion leaves (`baseline promote -w`, the
+/// console's `P` writes `<name>.rev<N>.yaml` beside its input and never deletes the reviewed
+/// file): the one with the highest `enforcement.revision` is used, and the others are
+/// returned in `set_aside` for the caller to name. Two files of one agent with the same
+/// revision are an error: nothing says which one was approved.
+pub fn load_baseline_dir_revisions(dir: &Path) -> Result<BaselineDir, BaselineError> {
     let io = |source| BaselineError::Io {
         path: dir.to_path_buf(),
         source,
@@ -837,18 +892,41 @@ pub fn load_baseline_dir(dir: &Path) -> Result<BTreeMap<String, AgentBaseline>, 
         })
         .collect();
     paths.sort();
-    let mut out: BTreeMap<String, (PathBuf, AgentBaseline)> = BTreeMap::new();
+    // Per agent, every file and its revision.
+    let mut found: BTreeMap<String, Vec<(u32, PathBuf, AgentBaseline)>> = BTreeMap::new();
     for path in paths {
         let baseline = AgentBaseline::read_from(&path)?;
-        let agent = baseline.metadata.agent.clone();
-        if let Some((first, _)) = out.get(&agent) {
-            return Err(BaselineError::Duplicate {
-                agent,
-                first: first.clone(),
-                second: path,
+        found
+            .entry(baseline.metadata.agent.clone())
+            .or_default()
+            .push((policy_revision(&baseline), path, baseline));
+    }
+    let mut out = BaselineDir::default();
+    for (agent, mut files) in found {
+        // Highest revision first; a stable sort keeps the paths' order among equals.
+        files.sort_by_key(|file| std::cmp::Reverse(file.0));
+        let mut files = files.into_iter();
+        let Some((used_revision, used, baseline)) = files.next() else {
+            continue;
+        };
+        for (revision, path, _) in files {
+            if revision == used_revision {
+                return Err(BaselineError::Duplicate {
+                    agent,
+                    first: used,
+                    second: path,
+                    revision,
+                });
+            }
+            out.set_aside.push(SetAside {
+                agent: agent.clone(),
+                path,
+                revision,
+                used: used.clone(),
+                used_revision,
             });
         }
-        out.insert(agent, (path, baseline));
+        out.baselines.insert(agent, baseline);
     }
-    Ok(out.into_iter().map(|(k, (_, b))| (k, b)).collect())
+    Ok(out)
 }

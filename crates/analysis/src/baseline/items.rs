@@ -120,7 +120,10 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
         ObservationKind::TlsHello { .. } => return out,
         // A decision against the baseline's own policy is not behaviour to learn (what was
         // tried is another observation, when it got as far as the kernel's record of it).
-        ObservationKind::Enforce { .. } => return out,
+        ObservationKind::Enforce { .. }
+        | ObservationKind::EnforcePolicy { .. }
+        | ObservationKind::EscapeSyscall { .. }
+        | ObservationKind::HostPathWrite { .. } => return out,
         // What the agent is built from, not something it did.
         ObservationKind::Package { .. } => return out,
         ObservationKind::Exec { filename, argv } => {

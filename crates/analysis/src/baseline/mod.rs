@@ -7,7 +7,8 @@
 //! - [`BaselineJudge`] learns too, and reports [`Deviation`]s against the approved baseline of
 //!   an agent, or its learned one once the learning period is over.
 //! - [`AgentBaseline`] is the document (`apiVersion: agentscope.dev/v1`, docs/baseline.md);
-//!   [`load_baseline_dir`] reads a directory of approved ones; [`diff`] compares two.
+//!   [`load_baseline_dir`] reads a directory of approved ones (the latest revision of each
+//!   agent's); [`diff`] compares two.
 //! - [`enforcement`]: the policy section a baseline gains when [`promote`]d to enforcement.
 //! - [`kubescape::application_profile`] writes the Kubescape shape.
 //! - [`learn_from_events`] runs recorded events through the pipeline into a judge.
@@ -31,8 +32,9 @@ pub use diff::{diff, BaselineDiff, SectionDiff};
 pub use enforcement::{promote, EnforceMode, Enforcement, PromoteRefusal, PromoteRequest};
 pub use exclusion::Exclusion;
 pub use format::{
-    file_name_for, load_baseline_dir, AgentBaseline, ApiEndpoint, BaselineError, BaselineMetadata,
-    BaselineSpec, BaselineStatus, Category, FileAccess, Item, LossCounts, API_VERSION, KIND,
+    file_name_for, load_baseline_dir, load_baseline_dir_revisions, AgentBaseline, ApiEndpoint,
+    BaselineDir, BaselineError, BaselineMetadata, BaselineSpec, BaselineStatus, Category,
+    FileAccess, Item, LossCounts, SetAside, API_VERSION, KIND,
 };
 pub use judge::{BaselineJudge, BaselineSource, Deviation};
 pub use learner::{BaselineLearner, LearnerOptions};

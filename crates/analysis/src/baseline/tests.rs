@@ -337,6 +337,79 @@ fn loading_rejects_other_versions_and_duplicate_agents() {
     assert!(loaded.spec.tools.called.is_empty());
 }
 
+/// What promotion leaves in a `--baseline DIR` (the reviewed file and its revisions beside
+/// it) loads: the highest revision is used, the others named as set aside; two files of one
+/// agent at the same revision still say which.
+#[test]
+fn a_directory_of_revisions_loads_the_latest_and_names_the_others() {
+    let mut learned = only_baseline(&learn(MCP_STDIO));
+    learned.metadata.status = BaselineStatus::Complete;
+    learned.metadata.loss = LossCounts::default();
+    learned.metadata.truncated = false;
+    learned.metadata.incidents.clear();
+    let audit = promote(
+        &learned,
+        PromoteRequest {
+            network: Some(EnforceMode::Audit),
+            exec: None,
+            files: None,
+        },
+    )
+    .unwrap();
+    let enforced = promote(
+        &audit,
+        PromoteRequest {
+            network: Some(EnforceMode::Enforce),
+            exec: None,
+            files: None,
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    learned.write_to(&path("agent.yaml")).unwrap();
+    // Names do not decide: the newest revision sorts first here.
+    enforced.write_to(&path("agent-a.yaml")).unwrap();
+    audit.write_to(&path("agent.rev1.yaml")).unwrap();
+    let loaded = load_baseline_dir_revisions(dir.path()).unwrap();
+    let agent = &learned.metadata.agent;
+    assert_eq!(loaded.baselines.len(), 1);
+    assert_eq!(loaded.baselines[agent], enforced);
+    let set_aside: Vec<(std::path::PathBuf, u32, std::path::PathBuf, u32)> = loaded
+        .set_aside
+        .iter()
+        .map(|s| (s.path.clone(), s.revision, s.used.clone(), s.used_revision))
+        .collect();
+    assert_eq!(
+        set_aside,
+        vec![
+            (path("agent.rev1.yaml"), 1, path("agent-a.yaml"), 2),
+            (path("agent.yaml"), 0, path("agent-a.yaml"), 2),
+        ]
+    );
+    assert_eq!(
+        loaded.set_aside[1].to_string(),
+        format!(
+            "{} (rev 0) set aside for {} (rev 2) of agent \"{agent}\"",
+            path("agent.yaml").display(),
+            path("agent-a.yaml").display()
+        )
+    );
+    assert_eq!(load_baseline_dir(dir.path()).unwrap()[agent], enforced);
+    // A second file at the newest revision: ambiguous, refused with both names.
+    enforced.write_to(&path("agent-b.yaml")).unwrap();
+    let err = load_baseline_dir(dir.path()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, BaselineError::Duplicate { revision: 2, .. }),
+        "{err}"
+    );
+    assert!(
+        text.contains("agent-a.yaml") && text.contains("agent-b.yaml"),
+        "{text}"
+    );
+}
+
 fn schema_validator() -> jsonschema::Validator {
     let schema: serde_json::Value = serde_json::from_str(kubescape::SCHEMA).unwrap();
     jsonschema::validator_for(&schema).unwrap()

@@ -139,6 +139,8 @@ impl Occurrence {
 /// One observation as detection sees it: with the agent it acted for.
 pub(super) struct Context<'a> {
     pub(super) agent: String,
+    /// The agent's outermost process in the observation's lineage (its run).
+    pub(super) session: Option<u32>,
     pub(super) observation: &'a Observation,
 }
 
@@ -236,7 +238,12 @@ impl Detector {
             if let ObservationKind::Enforce { decision } = &observation.kind {
                 self.enforcement(&agent, attributed, decision, model);
             }
-            let context = Context { agent, observation };
+            let context = Context {
+                agent,
+                session: attributed.session,
+                observation,
+            };
+            self.agent_escape(&context, model);
             self.detect(&context, model);
             self.charge_watch(&context.agent);
         }

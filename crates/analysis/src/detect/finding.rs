@@ -48,6 +48,10 @@ pub enum FindingKind {
     /// The kernel denied (or, in audit mode, would have denied) something the agent's
     /// promoted baseline does not allow.
     Enforcement,
+    /// The agent, or something it started, reached past its container: namespaces, mounts,
+    /// root changes, kernel modules, ptrace outside its tree, a container runtime's socket,
+    /// another pod's token, pods created or entered through the Kubernetes API.
+    AgentEscape,
 }
 
 impl FindingKind {
@@ -59,6 +63,7 @@ impl FindingKind {
             FindingKind::SensitiveAccess => "sensitive access",
             FindingKind::Exfiltration => "exfiltration",
             FindingKind::Enforcement => "enforcement",
+            FindingKind::AgentEscape => "agent escape",
         }
     }
 }
@@ -151,6 +156,16 @@ pub enum FindingDetail {
         tool: Option<String>,
         call_id: Option<String>,
     },
+    AgentEscape {
+        primitive: super::escape::EscapePrimitive,
+        /// The command, syscall (`setns(fd 3, mnt) = 0`), socket, file or API request
+        /// (`create pods/exec web-0 in shop`).
+        target: String,
+        /// The syscall's result (negative: the kernel refused it) or the API's HTTP status.
+        result: Option<i64>,
+        /// The process that did it (its `comm`).
+        command: String,
+    },
     Exfiltration {
         /// `host:port` the data went to.
         destination: String,
@@ -229,6 +244,9 @@ pub struct IncidentChain {
     /// What the kernel's enforcement stopped (or would have, in audit mode) along the chain.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub enforcement: Vec<String>,
+    /// How the agent reached past its container along the chain (agent-escape findings).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub escape: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]

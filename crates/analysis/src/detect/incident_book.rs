@@ -19,6 +19,9 @@ use super::finding::{
 };
 use super::story;
 
+/// Escape lines an incident's chain keeps.
+pub(super) const MAX_ESCAPE_LINES: usize = 32;
+
 /// Findings kept; later ones are counted, not kept.
 const MAX_FINDINGS: usize = 100_000;
 /// Evidence ranges kept per finding and per incident; later ones are merged into the last.
@@ -209,6 +212,18 @@ impl IncidentBook {
     pub(super) fn add_enforcement(&mut self, incident: usize, line: String) {
         let lines = &mut self.incidents[incident].chain.enforcement;
         if !lines.contains(&line) {
+            lines.push(line);
+            self.changes.incident(incident);
+        }
+    }
+
+    /// A line of the chain's `escape` (an agent-escape finding joined it), up to
+    /// [`MAX_ESCAPE_LINES`].
+    pub(super) fn add_escape(&mut self, incident: usize, line: String) {
+        let lines = &mut self.incidents[incident].chain.escape;
+        // Bounded like the rest of the story: an agent writing to a thousand host paths has
+        // a thousand findings, its story names the first ones.
+        if lines.len() < MAX_ESCAPE_LINES && !lines.contains(&line) {
             lines.push(line);
             self.changes.incident(incident);
         }

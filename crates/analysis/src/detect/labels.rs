@@ -90,6 +90,8 @@ pub const ATLAS_LLM_PROMPT_INJECTION_DIRECT: Label =
 pub const ATLAS_LLM_PROMPT_INJECTION_INDIRECT: Label =
     atlas("AML.T0051.001", "LLM Prompt Injection: Indirect");
 
+pub const ATLAS_AI_AGENT_TOOL_INVOCATION: Label = atlas("AML.T0053", "AI Agent Tool Invocation");
+
 /// Every label, for look-ups by id (e.g. when reading findings back from JSON).
 pub const ALL: &[Label] = &[
     LLM01_PROMPT_INJECTION,
@@ -115,6 +117,7 @@ pub const ALL: &[Label] = &[
     ATLAS_LLM_PROMPT_INJECTION,
     ATLAS_LLM_PROMPT_INJECTION_DIRECT,
     ATLAS_LLM_PROMPT_INJECTION_INDIRECT,
+    ATLAS_AI_AGENT_TOOL_INVOCATION,
 ];
 
 /// The label with this id, if it is one of ours.

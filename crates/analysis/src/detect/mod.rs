@@ -6,22 +6,26 @@
 //! [`engine::Detector`] runs in the pipeline after the model and dispatches each observation
 //! to the rules: [`taint`] (prompt injection in ingested content, tool misuse),
 //! [`sensitive_access`] (with the classification in [`sensitive`]), [`exfiltration_rule`] (by
-//! content match, in [`exfiltration`]), and baseline deviations. [`incident_book`] keeps the
+//! content match, in [`exfiltration`]), [`escape`] (an agent reaching past its container), and
+//! baseline deviations. [`incident_book`] keeps the
 //! findings ([`finding`]) and one incident per causal chain, counting repeats; [`story`] tells
 //! an incident in one line; [`changes`] is the feed consumers follow; [`watch`] is the
 //! per-agent state and its memory charge.
 //! [`labels`] holds the OWASP LLM Top 10 2025, OWASP Agentic Top 10 2026 and MITRE ATLAS ids
-//! that every detector's findings carry. The rules and the scoring are documented in
+//! that every detector's findings carry. [`kubernetes_request`] reads what a Kubernetes API
+//! request asks for (verb, group, resource, namespace, name). The rules and the scoring are documented in
 //! docs/detection.md.
 
 pub mod changes;
 mod enforcement_rule;
 pub mod engine;
+pub mod escape;
 pub mod exfiltration;
 mod exfiltration_rule;
 pub mod finding;
 mod incident_book;
 pub mod injection;
+pub mod kubernetes_request;
 pub mod labels;
 pub mod sensitive;
 mod sensitive_access;

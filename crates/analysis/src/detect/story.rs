@@ -89,6 +89,14 @@ pub fn steps(incident: &Incident) -> Vec<String> {
     if !data.is_empty() {
         parts.push(format!("sensitive access: {}", data.join(", ")));
     }
+    let trigger = chain.trigger.as_str();
+    parts.extend(
+        chain
+            .escape
+            .iter()
+            .filter(|line| !trigger.contains(line.as_str()))
+            .map(|line| format!("agent escape: {line}")),
+    );
     parts.extend(chain.egress.iter().cloned());
     let identity = &incident.identity;
     let mut who = match (&identity.service_account, &identity.pod) {

@@ -255,3 +255,141 @@ fn an_agents_detection_state_stays_within_the_memory_budget() {
         .iter()
         .any(|f| f.kind == FindingKind::PromptInjection));
 }
+
+/// Agent escape through syscalls: a kernel module load (which the end-to-end test cannot make
+/// on a kernel without module support) and ptrace, judged against the agent's own tree.
+#[test]
+fn escape_syscalls_are_findings_of_one_incident_and_own_tree_ptrace_is_not() {
+    use crate::detect::escape::EscapePrimitive;
+    use crate::model::{HostOnlyIdentity, Model, ModelOptions};
+    use crate::process_table::ProcessTable;
+    use crate::reconstruct::llm::{LlmApi, LlmCall, Usage};
+    use crate::reconstruct::{Actor, EventRange, Observation, ObservationKind};
+    use agentscope_event::escape_syscall::{EscapeSyscall, EscapeSyscallName};
+
+    let observation = |index: u64, pid: u32, kind: ObservationKind| Observation {
+        ts_ns: 1_000 + index,
+        time_unix_ns: 0,
+        actor: Actor {
+            pid,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 1,
+            comm: "python3".into(),
+        },
+        events: vec![EventRange::single(index)],
+        protocol: None,
+        kind,
+    };
+    let llm = ObservationKind::Llm {
+        call: Box::new(LlmCall {
+            history: Vec::new(),
+            api: LlmApi::OpenAiChatCompletions,
+            provider: "openai".into(),
+            operation: "chat".into(),
+            request_model: Some("gpt-4o-mini".into()),
+            response_model: None,
+            response_id: None,
+            system_prompt: None,
+            last_user_message: Some("check the node".into()),
+            tool_results: vec![],
+            tools_offered: vec![],
+            tool_calls: vec![],
+            output_text: None,
+            usage: Usage::default(),
+            finish_reasons: vec![],
+            streamed: false,
+            partial: false,
+            error_type: None,
+        }),
+        host: Some("api.openai.com".into()),
+        port: Some(443),
+        user_agent: None,
+        end_ts_ns: 0,
+    };
+    let syscall = |name: EscapeSyscallName, ret: i64, target: Option<u32>, lineage: Vec<u32>| {
+        ObservationKind::EscapeSyscall {
+            call: Box::new(EscapeSyscall {
+                syscall: name,
+                ret,
+                namespaces: vec![],
+                path: None,
+                path2: None,
+                fstype: None,
+                flags: 0,
+                fd: Some(3),
+                target_pid: target,
+                request: target.map(|_| "seize".to_string()),
+                path_truncated: false,
+            }),
+            target_lineage: lineage,
+        }
+    };
+    let mut model = Model::new(ModelOptions::default());
+    let processes = ProcessTable::default();
+    let mut identity = HostOnlyIdentity;
+    let mut detector = crate::detect::Detector::default();
+    for (index, kind) in [
+        llm,
+        syscall(EscapeSyscallName::FinitModule, -38, None, vec![]),
+        // Its own child (the agent, pid 42, is an ancestor of the target): not an escape.
+        syscall(EscapeSyscallName::Ptrace, 0, Some(43), vec![43, 42, 1]),
+        syscall(EscapeSyscallName::Ptrace, 0, Some(777), vec![777, 1]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let observation = observation(index as u64, 42, kind);
+        model.apply(&observation, &processes, &mut identity);
+        let links = model.take_new_links();
+        let agent = model.agent_of(&processes.lineage(observation.actor.pid), observation.ts_ns);
+        assert!(agent.is_some() || index == 0);
+        detector.observe(
+            &crate::pipeline::AttributedObservation {
+                observation,
+                agent,
+                session: Some(42),
+                conversation: None,
+                links,
+                earlier: false,
+            },
+            &model,
+        );
+    }
+    let escapes: Vec<(EscapePrimitive, String)> = detector
+        .findings()
+        .iter()
+        .filter_map(|f| match &f.detail {
+            FindingDetail::AgentEscape {
+                primitive, target, ..
+            } => Some((*primitive, target.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        escapes,
+        [
+            (
+                EscapePrimitive::KernelModule,
+                "finit_module(fd 3) = -ENOSYS".to_string()
+            ),
+            (
+                EscapePrimitive::PtraceOutsideTree,
+                "ptrace(seize pid 777) = 0".to_string()
+            ),
+        ],
+        "{:#?}",
+        detector.findings()
+    );
+    assert_eq!(detector.incidents().len(), 1);
+    let story = &detector.incidents()[0].story;
+    assert!(
+        story.starts_with(
+            "agent escape (loaded a kernel module: finit_module(fd 3) = -ENOSYS (refused))"
+        ) && story.contains(
+            "agent escape: attached to a process outside its tree: ptrace(seize pid 777) = 0"
+        ),
+        "{story}"
+    );
+}

@@ -53,6 +53,8 @@ pub(super) struct AgentWatch {
     pub(super) reported: BTreeMap<(FindingKind, String), usize>,
     pub(super) token_read: Option<(usize, u64)>,
     pub(super) kubernetes_api: Option<(usize, u64)>,
+    /// The incident the agent's last escape finding went to, and until when later ones join it.
+    pub(super) escape_incident: Option<(usize, u64)>,
     /// Running estimates of the parts that are not self-measuring.
     injected_text_bytes: usize,
     tainted_bytes: usize,

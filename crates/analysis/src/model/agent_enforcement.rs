@@ -1,37 +1,62 @@
-//! What kernel enforcement (issue 17) did to one agent, as the pipeline saw it: per category
-//! (`network`, `exec`, `files`) the mode its decisions show, how many "would block",
-//! "blocked" and "disarmed" decisions there were, and the last few of them. Kept on the
-//! [`super::Agent`] so every front end (the console live or replaying, the graph JSON) counts
-//! the same way.
+//! What kernel enforcement (issue 17) does to one agent, as the pipeline saw it: per category
+//! (`network`, `exec`, `files`) its mode, how many "would block", "blocked" and "disarmed"
+//! decisions there were, and the last few of them. Kept on the [`super::Agent`] so every
+//! front end (the console live, `--connect` or replaying, the graph JSON) shows the same.
 //!
-//! The mode is what the decisions say, not the policy file: a "would block" decision means
-//! the category is audited, "blocked" that it is enforced, and "disarmed" (the collector's
-//! disarmer) drops every enforced category back to audit. A category with no decision yet
-//! has no known mode.
+//! The mode comes from what the collector reports, in event order, whichever came last: its
+//! `enforce_policy` events (the policy as the kernel applies it, reported when enforcement
+//! starts, is adopted, changes or is removed: so a category with no decision yet has its
+//! mode, `off` included) and the decisions themselves (a "would block" means the category is
+//! audited, "blocked" that it is enforced, "disarmed" drops every enforced category back to
+//! audit). Only a capture without policy events (taken before they existed) leaves a
+//! category with no decision without a known mode.
 
 use std::collections::VecDeque;
 
-use agentscope_event::enforcement::{EnforceAction, EnforceCategory, EnforceDecision};
+use agentscope_event::enforcement::{
+    EnforceAction, EnforceCategory, EnforceDecision, EnforcePolicy, PolicyChange, PolicyMode,
+};
 use serde::{Deserialize, Serialize};
 
 /// Decisions remembered per category (the counts go on).
 pub const RECENT_DECISIONS: usize = 5;
 
-/// The mode a category's decisions show.
+/// A category's mode as the pipeline knows it (from the policy reported, or the decisions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SeenMode {
+pub enum KnownMode {
+    Off,
     Audit,
     Enforce,
 }
 
-impl SeenMode {
+impl KnownMode {
     pub fn name(self) -> &'static str {
         match self {
-            SeenMode::Audit => "audit",
-            SeenMode::Enforce => "enforce",
+            KnownMode::Off => "off",
+            KnownMode::Audit => "audit",
+            KnownMode::Enforce => "enforce",
         }
     }
+}
+
+impl From<PolicyMode> for KnownMode {
+    fn from(mode: PolicyMode) -> Self {
+        match mode {
+            PolicyMode::Off => KnownMode::Off,
+            PolicyMode::Audit => KnownMode::Audit,
+            PolicyMode::Enforce => KnownMode::Enforce,
+        }
+    }
+}
+
+/// The policy the collector last reported for the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedPolicy {
+    /// `pid:PID` or `cgroup:ID`.
+    pub scope: String,
+    pub change: PolicyChange,
+    pub ts_ns: u64,
 }
 
 /// One decision, as remembered.
@@ -48,7 +73,7 @@ pub struct RecentDecision {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategoryEnforcement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<SeenMode>,
+    pub mode: Option<KnownMode>,
     pub would_block: u64,
     pub blocked: u64,
     pub disarmed: u64,
@@ -65,20 +90,38 @@ impl CategoryEnforcement {
 /// An agent's enforcement, per category.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentEnforcement {
-    /// The baseline (agent key) the last decision named, when the collector knew it.
+    /// The baseline (agent key) the last policy or decision named, when the collector knew
+    /// it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<String>,
-    /// The policy revision of the last decision.
+    /// The policy revision of the last policy or decision.
     pub revision: u32,
+    /// The policy the collector last reported for this agent, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<ReportedPolicy>,
     pub network: CategoryEnforcement,
     pub exec: CategoryEnforcement,
     pub files: CategoryEnforcement,
 }
 
 impl AgentEnforcement {
-    /// No decision seen (left out of the graph JSON).
+    /// No policy and no decision seen (left out of the graph JSON).
     pub fn is_empty(&self) -> bool {
-        self.categories().iter().all(|(_, c)| c.decisions() == 0)
+        self.policy.is_none() && self.categories().iter().all(|(_, c)| c.decisions() == 0)
+    }
+
+    /// Takes the modes of a policy the collector reported for this agent.
+    pub fn apply_policy(&mut self, policy: &EnforcePolicy, ts_ns: u64) {
+        self.baseline = Some(policy.baseline.clone());
+        self.revision = policy.revision;
+        self.policy = Some(ReportedPolicy {
+            scope: policy.scope.clone(),
+            change: policy.change,
+            ts_ns,
+        });
+        self.network.mode = Some(policy.network.into());
+        self.exec.mode = Some(policy.exec.into());
+        self.files.mode = Some(policy.files.into());
     }
 
     /// The three categories, named, in a fixed order.
@@ -106,11 +149,11 @@ impl AgentEnforcement {
         match decision.action {
             EnforceAction::WouldBlock => {
                 category.would_block += 1;
-                category.mode = Some(SeenMode::Audit);
+                category.mode = Some(KnownMode::Audit);
             }
             EnforceAction::Blocked => {
                 category.blocked += 1;
-                category.mode = Some(SeenMode::Enforce);
+                category.mode = Some(KnownMode::Enforce);
             }
             EnforceAction::Disarmed => category.disarmed += 1,
             EnforceAction::Unknown => {}
@@ -127,8 +170,8 @@ impl AgentEnforcement {
         if decision.action == EnforceAction::Disarmed {
             // The disarmer drops the whole policy to audit, not one category.
             for category in [&mut self.network, &mut self.exec, &mut self.files] {
-                if category.mode == Some(SeenMode::Enforce) {
-                    category.mode = Some(SeenMode::Audit);
+                if category.mode == Some(KnownMode::Enforce) {
+                    category.mode = Some(KnownMode::Audit);
                 }
             }
         }
@@ -138,7 +181,7 @@ impl AgentEnforcement {
     pub fn audited(&self) -> Vec<&'static str> {
         self.categories()
             .into_iter()
-            .filter(|(_, c)| c.mode == Some(SeenMode::Audit))
+            .filter(|(_, c)| c.mode == Some(KnownMode::Audit))
             .map(|(name, _)| name)
             .collect()
     }
@@ -184,8 +227,8 @@ mod tests {
                 ts,
             );
         }
-        assert_eq!(e.network.mode, Some(SeenMode::Enforce));
-        assert_eq!(e.exec.mode, Some(SeenMode::Audit));
+        assert_eq!(e.network.mode, Some(KnownMode::Enforce));
+        assert_eq!(e.exec.mode, Some(KnownMode::Audit));
         assert_eq!(e.files.mode, None);
         assert_eq!(e.network.blocked, 38);
         // Counts go on; what is remembered is bounded, newest kept.
@@ -198,10 +241,47 @@ mod tests {
             40,
         );
         assert_eq!(e.network.disarmed, 1);
-        assert_eq!(e.network.mode, Some(SeenMode::Audit));
+        assert_eq!(e.network.mode, Some(KnownMode::Audit));
         assert_eq!(e.audited(), vec!["network", "exec"]);
         assert_eq!(e.baseline.as_deref(), Some("host:python agent.py"));
         assert_eq!(e.revision, 2);
+        // A reported policy sets every category's mode, `off` included, with no decision;
+        // a later decision moves its category on.
+        let mut governed = AgentEnforcement::default();
+        let policy = EnforcePolicy {
+            agent_id: 3,
+            baseline: "host:python agent.py".into(),
+            revision: 4,
+            scope: "pid:42".into(),
+            scope_pid: Some(42),
+            scope_cgroup_id: None,
+            network: PolicyMode::Enforce,
+            exec: PolicyMode::Audit,
+            files: PolicyMode::Off,
+            change: PolicyChange::Started,
+        };
+        governed.apply_policy(&policy, 5);
+        assert!(!governed.is_empty());
+        assert_eq!(
+            (
+                governed.network.mode,
+                governed.exec.mode,
+                governed.files.mode
+            ),
+            (
+                Some(KnownMode::Enforce),
+                Some(KnownMode::Audit),
+                Some(KnownMode::Off)
+            )
+        );
+        assert_eq!(governed.revision, 4);
+        assert_eq!(governed.audited(), vec!["exec"]);
+        governed.record(
+            &decision(EnforceCategory::Network, EnforceAction::Disarmed),
+            42,
+            6,
+        );
+        assert_eq!(governed.network.mode, Some(KnownMode::Audit));
         // An unknown category is not counted anywhere.
         let mut other = AgentEnforcement::default();
         other.record(

@@ -71,6 +71,7 @@ impl Model {
         self.graph
             .set_attribute(&node, "program", serde_json::json!(program));
         self.link_identity(&node, &who, observation.ts_ns, &observation.events);
+        self.apply_known_policies(&key, actor, processes, observation.ts_ns);
         key
     }
 

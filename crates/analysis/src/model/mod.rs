@@ -70,6 +70,9 @@ pub struct Model {
     new_links: Vec<attribution::NewLink>,
     /// Processes that talked TLS and whether their plaintext is seen.
     tls_coverage: TlsCoverageTable,
+    /// The enforcement policies the collector last reported, by scope: applied to the agents
+    /// they govern, those discovered later included.
+    enforcement_policies: BTreeMap<String, agentscope_event::enforcement::EnforcePolicy>,
 }
 
 /// Everything the model knows, ready to serialise.
@@ -120,6 +123,7 @@ impl Model {
             llm_calls: 0,
             new_links: Vec::new(),
             tls_coverage: TlsCoverageTable::default(),
+            enforcement_policies: BTreeMap::new(),
         }
     }
 
@@ -219,6 +223,23 @@ impl Model {
         }
     }
 
+    /// The enforcement policies last reported, one per scope (for a keyframe).
+    pub fn enforcement_policies(&self) -> Vec<agentscope_event::enforcement::EnforcePolicy> {
+        self.enforcement_policies.values().cloned().collect()
+    }
+
+    /// Starts from the policies saved in a keyframe (agents restored with it keep their
+    /// modes; these reach the agents discovered after it).
+    pub fn restore_enforcement_policies(
+        &mut self,
+        policies: Vec<agentscope_event::enforcement::EnforcePolicy>,
+    ) {
+        for policy in policies {
+            self.enforcement_policies
+                .insert(policy.scope.clone(), policy);
+        }
+    }
+
     /// The agent a process acted for at `ts_ns`: its own, or its nearest agent ancestor's
     /// (`lineage` is the process and its ancestors, nearest first). Exited processes keep
     /// their agent for what they did before they exited.
@@ -311,7 +332,66 @@ impl Model {
                 }
                 self.apply_action(observation, processes);
             }
+            ObservationKind::EnforcePolicy { policy } => {
+                self.apply_enforcement_policy(policy, processes, observation.ts_ns);
+            }
             _ => self.apply_action(observation, processes),
+        }
+    }
+
+    /// A policy the collector reported: kept (agents discovered later take it), and applied
+    /// to the agents it governs now: those with a process in its process tree or cgroup,
+    /// and those it was applied to before (the same scope).
+    fn apply_enforcement_policy(
+        &mut self,
+        policy: &agentscope_event::enforcement::EnforcePolicy,
+        processes: &ProcessTable,
+        ts_ns: u64,
+    ) {
+        self.enforcement_policies
+            .insert(policy.scope.clone(), policy.clone());
+        for agent in self.agents.values_mut() {
+            let same_scope = agent
+                .enforcement
+                .policy
+                .as_ref()
+                .is_some_and(|reported| reported.scope == policy.scope);
+            let in_tree = policy.scope_pid.is_some_and(|root| {
+                agent
+                    .pids
+                    .iter()
+                    .any(|&pid| processes.lineage(pid).contains(&root))
+            });
+            if same_scope || in_tree {
+                agent.enforcement.apply_policy(policy, ts_ns);
+            }
+        }
+    }
+
+    /// Applies to a newly seen agent process the policies that govern it (its process tree
+    /// or its cgroup).
+    fn apply_known_policies(
+        &mut self,
+        key: &str,
+        actor: &crate::reconstruct::Actor,
+        processes: &ProcessTable,
+        ts_ns: u64,
+    ) {
+        if self.enforcement_policies.is_empty() {
+            return;
+        }
+        let lineage = processes.lineage(actor.pid);
+        let Some(agent) = self.agents.get_mut(key) else {
+            return;
+        };
+        for policy in self.enforcement_policies.values() {
+            let governs = policy.scope_pid.is_some_and(|root| lineage.contains(&root))
+                || policy
+                    .scope_cgroup_id
+                    .is_some_and(|id| id != 0 && id == actor.cgroup_id);
+            if governs {
+                agent.enforcement.apply_policy(policy, ts_ns);
+            }
         }
     }
 }

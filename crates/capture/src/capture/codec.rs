@@ -30,6 +30,9 @@ mod kind {
     pub const CLOSE: u8 = 10;
     pub const TLS_HELLO: u8 = 11;
     pub const ENFORCE: u8 = 12;
+    pub const ESCAPE_SYSCALL: u8 = 13;
+    pub const HOST_PATH_WRITE: u8 = 14;
+    pub const ENFORCE_POLICY: u8 = 15;
     pub const PACKAGE: u8 = 16;
 }
 
@@ -268,6 +271,25 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             EventBody::Package(package) => {
                 put_bytes(out, &serde_json::to_vec(package).unwrap_or_default());
             }
+            // JSON too: rare, and its arguments differ per syscall.
+            EventBody::EscapeSyscall(call) => {
+                put_bytes(out, &serde_json::to_vec(call).unwrap_or_default());
+            }
+            EventBody::HostPathWrite {
+                fd,
+                path,
+                mount_point,
+                host_path,
+            } => {
+                put_i32(out, *fd);
+                put_str(out, path);
+                put_str(out, mount_point);
+                put_str(out, host_path);
+            }
+            // JSON too: one per governed agent and policy change.
+            EventBody::EnforcePolicy(policy) => {
+                put_bytes(out, &serde_json::to_vec(policy).unwrap_or_default());
+            }
         }
     });
 }
@@ -287,6 +309,9 @@ fn kind_code(body: &EventBody) -> u8 {
         EventBody::TlsHello { .. } => kind::TLS_HELLO,
         EventBody::Enforce(_) => kind::ENFORCE,
         EventBody::Package(_) => kind::PACKAGE,
+        EventBody::EscapeSyscall(_) => kind::ESCAPE_SYSCALL,
+        EventBody::HostPathWrite { .. } => kind::HOST_PATH_WRITE,
+        EventBody::EnforcePolicy(_) => kind::ENFORCE_POLICY,
     }
 }
 
@@ -591,6 +616,20 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             serde_json::from_slice(f.bytes("package")?)
                 .map_err(|e| format!("not a package: {e}"))?,
         )),
+        kind::HOST_PATH_WRITE => EventBody::HostPathWrite {
+            fd: f.i32("fd")?,
+            path: f.string("path")?,
+            mount_point: f.string("mount_point")?,
+            host_path: f.string("host_path")?,
+        },
+        kind::ESCAPE_SYSCALL => EventBody::EscapeSyscall(Box::new(
+            serde_json::from_slice(f.bytes("escape syscall")?)
+                .map_err(|e| format!("not an escape syscall: {e}"))?,
+        )),
+        kind::ENFORCE_POLICY => EventBody::EnforcePolicy(Box::new(
+            serde_json::from_slice(f.bytes("policy")?)
+                .map_err(|e| format!("not an enforcement policy: {e}"))?,
+        )),
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -852,6 +891,55 @@ pub(crate) mod tests {
                         version,
                     }))
                 }),
+            (any::<i32>(), ".{0,60}", ".{0,20}", ".{0,60}").prop_map(
+                |(fd, path, mount_point, host_path)| EventBody::HostPathWrite {
+                    fd,
+                    path,
+                    mount_point,
+                    host_path,
+                }
+            ),
+            (any::<i64>(), any::<u64>(), ".{0,60}", any::<Option<u32>>()).prop_map(
+                |(ret, flags, path, target_pid)| {
+                    use agentscope_event::escape_syscall::{EscapeSyscall, EscapeSyscallName};
+                    EventBody::EscapeSyscall(Box::new(EscapeSyscall {
+                        syscall: if target_pid.is_some() {
+                            EscapeSyscallName::Ptrace
+                        } else {
+                            EscapeSyscallName::Mount
+                        },
+                        ret,
+                        namespaces: vec!["mnt".into()],
+                        path: Some(path),
+                        path2: None,
+                        fstype: Some("proc".into()),
+                        flags,
+                        fd: None,
+                        target_pid,
+                        request: target_pid.map(|_| "seize".to_string()),
+                        path_truncated: false,
+                    }))
+                }
+            ),
+            (any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(agent_id, revision, tree)| {
+                use agentscope_event::enforcement::{EnforcePolicy, PolicyChange, PolicyMode};
+                EventBody::EnforcePolicy(Box::new(EnforcePolicy {
+                    agent_id,
+                    baseline: "host:python agent.py".into(),
+                    revision,
+                    scope: if tree { "pid:42" } else { "cgroup:7" }.into(),
+                    scope_pid: tree.then_some(42),
+                    scope_cgroup_id: (!tree).then_some(7),
+                    network: PolicyMode::Enforce,
+                    exec: PolicyMode::Audit,
+                    files: PolicyMode::Off,
+                    change: if tree {
+                        PolicyChange::Started
+                    } else {
+                        PolicyChange::Disarmed
+                    },
+                }))
+            }),
         ]
     }
 

@@ -5,7 +5,8 @@
 //! from audit to enforce after `y`, with the code of `agentscope baseline promote`.
 //!
 //! No committed recording holds enforce events yet (the enforcement end-to-end tests run
-//! under a collector with `--enforce` but do not record), hence decisions made here.
+//! under a collector with `--enforce`; tests/enforcement.rs records one and replays it, but
+//! it is not committed), hence decisions and a policy report made here.
 
 use agentscope_analysis::baseline::{self, EnforceMode, LearnerOptions, PromoteRequest};
 use agentscope_analysis::detect::DetectorOptions;
@@ -146,6 +147,151 @@ fn snapshot_enforcement_in_the_agents_list_and_detail() {
     snapshot_both(&mut console, "enforcement_detail_zoomed");
 }
 
+/// `capture/python_chat.jsonl` with the policy the collector reports for its agent's process
+/// when it starts enforcing (an `enforce_policy` event before the agent's first event, as
+/// `collect --enforce` writes it), and no decision at all.
+fn governed_events() -> Vec<Event> {
+    use agentscope_event::enforcement::{EnforcePolicy, PolicyChange, PolicyMode};
+    let text = std::fs::read_to_string(fixture("capture/python_chat.jsonl")).unwrap();
+    let mut events: Vec<Event> = events_from_json_lines(&text).unwrap();
+    let first = events[0].header.clone();
+    let agent_pid = events
+        .iter()
+        .find(|e| matches!(e.body, EventBody::Data { .. }))
+        .expect("the agent's traffic")
+        .header
+        .pid;
+    let policy = EnforcePolicy {
+        agent_id: 1,
+        baseline: SUPPORT_AGENT.into(),
+        revision: 3,
+        scope: format!("pid:{agent_pid}"),
+        scope_pid: Some(agent_pid),
+        scope_cgroup_id: None,
+        network: PolicyMode::Enforce,
+        exec: PolicyMode::Audit,
+        files: PolicyMode::Off,
+        change: PolicyChange::Started,
+    };
+    let mut header = first;
+    header.ts_ns -= 1_000;
+    header.time_unix_ns -= 1_000;
+    (header.pid, header.tid, header.ppid, header.uid, header.gid) = (0, 0, 0, 0, 0);
+    header.cgroup_id = 0;
+    header.comm = String::new();
+    events.insert(
+        0,
+        Event {
+            header,
+            body: EventBody::EnforcePolicy(Box::new(policy)),
+        },
+    );
+    events
+}
+
+fn governed_console() -> (Console, tempfile::TempDir) {
+    let events = governed_events();
+    let mut bytes = Vec::new();
+    for event in &events {
+        write_json_line(event, &mut bytes).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("governed.jsonl");
+    std::fs::write(&path, bytes).unwrap();
+    let mut console = Console::with_source(JsonEventsSource::open(&path).unwrap());
+    console.app = App::new(app_options(ColorMode::TrueColor));
+    (console.play_to_end(), dir)
+}
+
+/// The modes come from the policy the collector reported: an agent whose policy decided
+/// nothing shows every category's mode, `off` included, in the model and on screen.
+#[test]
+fn snapshot_a_reported_policy_shows_its_modes_before_any_decision() {
+    let (mut console, _dir) = governed_console();
+    let agent = console
+        .source
+        .pipeline()
+        .model()
+        .agents()
+        .find(|a| a.key == "host:python")
+        .unwrap()
+        .clone();
+    let e = &agent.enforcement;
+    use agentscope_analysis::model::agent_enforcement::KnownMode;
+    assert_eq!(
+        (e.network.mode, e.exec.mode, e.files.mode),
+        (
+            Some(KnownMode::Enforce),
+            Some(KnownMode::Audit),
+            Some(KnownMode::Off)
+        )
+    );
+    assert_eq!(
+        e.categories().map(|(_, c)| c.decisions()),
+        [0, 0, 0],
+        "no decision"
+    );
+    assert_eq!(
+        (e.baseline.as_deref(), e.revision),
+        (Some(SUPPORT_AGENT), 3)
+    );
+    assert_eq!(
+        super::agents_pane::enforcement_column(e).as_deref(),
+        Some("net E0/0 exec A0/0")
+    );
+    let screen = console.screen();
+    assert!(screen.contains("net E0/0"), "{screen}");
+    snapshot_both(&mut console, "enforcement_policy_without_decisions");
+    // Detail alone, zoomed: every category's mode, off included, and where it comes from.
+    console.focus_pane(PaneId::Detail);
+    console.press(KeyCode::Char('z'));
+    console.resize(120, 40);
+    let screen = console.screen();
+    for line in [
+        "network        enforce · 0 would block · 0 blocked",
+        "exec           audit · 0 would block · 0 blocked",
+        "files          off · 0 would block · 0 blocked",
+    ] {
+        assert!(screen.contains(line), "{line}: {screen}");
+    }
+    assert!(screen.contains("(reported by the collector)"), "{screen}");
+    snapshot_both(&mut console, "enforcement_policy_detail_zoomed");
+}
+
+/// A console attaching to a running collector (`--connect`) or seeking in a recording starts
+/// from a keyframe of the pipeline: the policies reported before it reach agents discovered
+/// after it.
+#[test]
+fn a_keyframe_carries_the_reported_policies_to_agents_found_later() {
+    use agentscope_analysis::model::agent_enforcement::KnownMode;
+    use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+    use agentscope_analysis::pipeline::Pipeline;
+    let new_pipeline = || {
+        Pipeline::new(
+            Default::default(),
+            ModelOptions::default(),
+            Box::new(HostOnlyIdentity),
+        )
+    };
+    let events = governed_events();
+    let mut before = new_pipeline();
+    before.push(&events[0]);
+    assert_eq!(before.model().agents().count(), 0, "no agent yet");
+    let state = serde_json::to_value(before.state()).unwrap();
+    let mut after = new_pipeline();
+    after.restore(serde_json::from_value(state).unwrap());
+    for event in &events[1..] {
+        after.push(event);
+    }
+    let agent = after
+        .model()
+        .agents()
+        .find(|a| a.key == "host:python")
+        .unwrap();
+    assert_eq!(agent.enforcement.network.mode, Some(KnownMode::Enforce));
+    assert_eq!(agent.enforcement.files.mode, Some(KnownMode::Off));
+}
+
 /// A complete baseline of the support agent (learning one second of `ordinary.cap`, as
 /// `baseline export --learning-period 1` does), promoted to audit for network and exec as
 /// `agentscope baseline promote --network audit --exec audit` does, in `dir` as `name`.
@@ -238,6 +384,28 @@ fn promote_asks_then_writes_beside_the_input_or_cancels() {
     )
     .unwrap();
     assert_eq!(std::fs::read_to_string(&output).unwrap(), by_cli.to_yaml());
+    // The directory still loads as a `--baseline DIR`: the new revision is used, the reviewed
+    // one it came from named as set aside.
+    let loaded = baseline::load_baseline_dir_revisions(dir.path()).unwrap();
+    assert_eq!(loaded.baselines.len(), 1);
+    assert_eq!(
+        loaded.baselines[SUPPORT_AGENT]
+            .enforcement
+            .as_ref()
+            .unwrap()
+            .revision,
+        2
+    );
+    assert_eq!(loaded.set_aside.len(), 1);
+    assert_eq!(loaded.set_aside[0].path, input);
+    assert_eq!(
+        loaded.set_aside[0].to_string(),
+        format!(
+            "{} (rev 1) set aside for {} (rev 2) of agent \"{SUPPORT_AGENT}\"",
+            input.display(),
+            output.display()
+        )
+    );
 
     // Again: the newest revision (rev 2, now enforced) has nothing in audit: said, not done.
     let effects = console.press(KeyCode::Char('P'));
