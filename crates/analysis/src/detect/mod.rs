@@ -11,7 +11,8 @@
 //! an incident in one line; [`changes`] is the feed consumers follow; [`watch`] is the
 //! per-agent state and its memory charge.
 //! [`labels`] holds the OWASP LLM Top 10 2025, OWASP Agentic Top 10 2026 and MITRE ATLAS ids
-//! that every detector's findings carry. The rules and the scoring are documented in
+//! that every detector's findings carry. [`kubernetes_request`] reads what a Kubernetes API
+//! request asks for (verb, group, resource, namespace, name). The rules and the scoring are documented in
 //! docs/detection.md.
 
 pub mod changes;
@@ -22,6 +23,7 @@ mod exfiltration_rule;
 pub mod finding;
 mod incident_book;
 pub mod injection;
+pub mod kubernetes_request;
 pub mod labels;
 pub mod sensitive;
 mod sensitive_access;
