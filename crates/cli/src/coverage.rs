@@ -15,7 +15,7 @@ use agentscope_console::control_chars::escape_controls;
 use agentscope_identity::IdentityResolver;
 use agentscope_kernel::Collector;
 use agentscope_session::recorded::{capture_session, SessionReplay};
-use agentscope_session::{Session, SourceLosses};
+use agentscope_session::{Session, Sink, SourceLosses};
 use clap::Args;
 
 use crate::output_format::{write_document, OutputFormat};
@@ -79,7 +79,13 @@ pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(collect(&args))?
+                .block_on(collect_into(
+                    &args.capture,
+                    &args.memory,
+                    args.duration.unwrap_or(0.0),
+                    args.ready_message,
+                    &mut (),
+                ))?
                 .pipeline(),
         ),
     };
@@ -142,28 +148,32 @@ fn print_table(out: &mut impl std::io::Write, rows: &[CoverageRow]) -> std::io::
     Ok(())
 }
 
-/// Runs the collector until `--duration` ends (or SIGINT/SIGTERM) and returns the session
-/// every event went through.
-async fn collect(args: &CoverageArgs) -> anyhow::Result<Session> {
-    let mut collector = Collector::start(args.capture.collector_options())?;
-    let mut identity = IdentityResolver::new(args.capture.identity_options());
+/// Runs the collector for `duration` seconds (or until SIGINT/SIGTERM), hands every step to
+/// `sink`, and returns the session every event went through (`agentscope posture` collects the
+/// same way).
+pub(crate) async fn collect_into(
+    capture: &agentscope_session::CaptureArgs,
+    memory: &agentscope_session::memory_args::MemoryArgs,
+    duration: f64,
+    ready_message: bool,
+    sink: &mut impl Sink,
+) -> anyhow::Result<Session> {
+    let mut collector = Collector::start(capture.collector_options())?;
+    let mut identity = IdentityResolver::new(capture.identity_options());
     identity.start().await?;
-    let pipeline =
-        args.capture
-            .live_pipeline(args.memory.bytes(), identity, collector.processes().clone());
+    let pipeline = capture.live_pipeline(memory.bytes(), identity, collector.processes().clone());
     let mut session = Session::new(pipeline);
-    if args.ready_message {
+    if ready_message {
         eprintln!("agentscope: collecting");
     }
-    let deadline = tokio::time::Instant::now()
-        + Duration::from_secs_f64(args.duration.unwrap_or(0.0).max(0.0));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(duration.max(0.0));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         tokio::select! {
             batch = collector.next_batch(BATCH_EVENTS) => {
                 for event in batch? {
-                    session.feed(&event);
+                    session.feed_into(&event, sink)?;
                 }
                 // As in `collect`: let timers and signals be seen under a full ring buffer.
                 tokio::task::yield_now().await;
@@ -178,7 +188,7 @@ async fn collect(args: &CoverageArgs) -> anyhow::Result<Session> {
     loop {
         let (events, emptied) = collector.drain_until(BATCH_EVENTS, until);
         for event in events {
-            session.feed(&event);
+            session.feed_into(&event, sink)?;
         }
         if emptied || std::time::Instant::now() >= until {
             break;
@@ -186,12 +196,15 @@ async fn collect(args: &CoverageArgs) -> anyhow::Result<Session> {
     }
     collector.discard_rest(Duration::from_millis(100));
     let summary = collector.summary();
-    session.note_losses(SourceLosses {
-        kernel_dropped: summary.kernel.dropped,
-        channel_dropped: 0,
-        decode_errors: summary.decode_errors,
-    });
-    session.finish();
+    session.note_losses_into(
+        SourceLosses {
+            kernel_dropped: summary.kernel.dropped,
+            channel_dropped: 0,
+            decode_errors: summary.decode_errors,
+        },
+        sink,
+    )?;
+    session.finish_into(sink)?;
     for warning in summary.warnings {
         eprintln!("agentscope: warning: {}", escape_controls(&warning));
     }
