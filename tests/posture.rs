@@ -75,8 +75,9 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-/// Runs the agent as the pod under the collector; returns the recording.
-fn record_session(dir: &Path, host: &str) -> (PathBuf, u16) {
+/// Runs the agent as the pod under the collector; returns the cluster (its API server still
+/// serving), the recording and the account API's port.
+fn record_session(dir: &Path, host: &str) -> (SupportAgentCluster, PathBuf, u16) {
     let cluster = SupportAgentCluster::start(dir);
     let config_map_path = format!("/api/v1/namespaces/{NAMESPACE}/configmaps/agent-settings");
     cluster.add_object(
@@ -90,8 +91,10 @@ fn record_session(dir: &Path, host: &str) -> (PathBuf, u16) {
     let accounts = HttpService::start(dir, "accounts", host);
     let crm = McpCrmServer::start(dir, None);
     let turns = vec![
+        // With the pod's own token, as a client in the pod sends it.
         json!({"tool_calls": [{"name": "http_get", "arguments": {
-            "url": format!("http://127.0.0.1:{}{config_map_path}", cluster.api.port)}}]}),
+            "url": format!("http://127.0.0.1:{}{config_map_path}", cluster.api.port),
+            "headers": {"Authorization": format!("Bearer {}", cluster.token())}}}]}),
         json!({"tool_calls": [{"name": "http_get", "arguments": {
             "url": format!("http://{host}:{}/api/accounts/42/status", accounts.port)}}]}),
         json!({"final_text": "Account 42 is active."}),
@@ -151,7 +154,7 @@ fn record_session(dir: &Path, host: &str) -> (PathBuf, u16) {
             .any(|r| r.starts_with(&config_map_path)),
         "the agent did not read the ConfigMap"
     );
-    (record, accounts.port)
+    (cluster, record, accounts.port)
 }
 
 /// kubernetes-validate (strict) over a manifest file: the kinds it passed.
@@ -173,7 +176,7 @@ fn posture_of_a_pod_that_reads_one_config_map() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let host = host_address();
-    let (record, accounts_port) = record_session(dir.path(), &host);
+    let (cluster, record, accounts_port) = record_session(dir.path(), &host);
 
     // The cluster's objects, as `kubectl get -o json` lists them.
     let mut objects = fixture("posture.json");
@@ -365,4 +368,93 @@ fn posture_of_a_pod_that_reads_one_config_map() {
         "{text}"
     );
     assert!(text.contains("excess agency: tool run_shell"), "{text}");
+
+    // The same objects read from the API (`--cluster-from-api`): the double serves them as
+    // the lists the API server answers, and the reads stay within deploy/clusterrole.yaml.
+    serve_lists(&cluster, &objects);
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let from_api = Command::new(BIN)
+        .args(["posture", "--replay"])
+        .arg(&record)
+        .args([
+            "--cluster-from-api",
+            "--kubeconfig",
+            &kubeconfig,
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        from_api.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_api.stderr)
+    );
+    let from_api: Value = serde_json::from_slice(&from_api.stdout).unwrap();
+    assert_eq!(from_api["agents"][0]["gaps"], agent["gaps"]);
+    assert_eq!(from_api["agents"][0]["artifacts"], agent["artifacts"]);
+    assert_eq!(
+        cluster.api.requests_the_deployed_role_forbids(),
+        Vec::<String>::new()
+    );
+}
+
+/// Serves the objects of `list` (all but pods, which the double lists itself) on the paths
+/// the API server lists them at, all namespaces at once.
+fn serve_lists(cluster: &SupportAgentCluster, list: &Value) {
+    let kinds = [
+        ("Namespace", "/api/v1/namespaces"),
+        ("ServiceAccount", "/api/v1/serviceaccounts"),
+        ("Role", "/apis/rbac.authorization.k8s.io/v1/roles"),
+        (
+            "ClusterRole",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        ),
+        (
+            "RoleBinding",
+            "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+        ),
+        (
+            "ClusterRoleBinding",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        ),
+        (
+            "NetworkPolicy",
+            "/apis/networking.k8s.io/v1/networkpolicies",
+        ),
+    ];
+    for (kind, path) in kinds {
+        let mut api_version = "v1".to_string();
+        // List items carry no kind or apiVersion; the list does.
+        let items: Vec<Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|item| item["kind"] == kind)
+            .map(|item| {
+                api_version = item["apiVersion"].as_str().unwrap().to_string();
+                let mut item = item.clone();
+                let object = item.as_object_mut().unwrap();
+                object.remove("kind");
+                object.remove("apiVersion");
+                item
+            })
+            .collect();
+        if path.starts_with("/apis/") {
+            api_version = path
+                .split('/')
+                .skip(2)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("/");
+        }
+        cluster.add_object(
+            path,
+            json!({
+                "apiVersion": api_version, "kind": format!("{kind}List"),
+                "metadata": {"resourceVersion": "48300"},
+                "items": items
+            }),
+        );
+    }
 }

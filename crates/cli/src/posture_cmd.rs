@@ -36,6 +36,10 @@ pub struct PostureArgs {
     /// `kubectl get -o json` or `-o yaml` writes them (a List or YAML documents).
     #[arg(long, value_name = "FILE")]
     cluster: Option<PathBuf>,
+    /// Read the cluster objects from the Kubernetes API (in-cluster, --kubeconfig, or
+    /// KUBECONFIG), in addition to any --cluster file.
+    #[arg(long)]
+    cluster_from_api: bool,
     /// Only this agent (its key, as `agentscope tui` and the graph JSON show it).
     #[arg(long, value_name = "KEY")]
     agent: Option<String>,
@@ -60,7 +64,7 @@ pub struct PostureArgs {
 }
 
 pub fn run(args: PostureArgs) -> anyhow::Result<()> {
-    let cluster = match &args.cluster {
+    let mut cluster = match &args.cluster {
         Some(path) => {
             let bytes = input_file::read_regular(path, "cluster objects")?;
             let text = String::from_utf8(bytes)
@@ -72,6 +76,24 @@ pub fn run(args: PostureArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if args.cluster_from_api {
+        let source = args.capture.identity_options().kubernetes;
+        let objects = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(async {
+                let Some(client) = agentscope_identity::kube_client(&source).await? else {
+                    bail!("--cluster-from-api needs the Kubernetes API: drop --no-kubernetes");
+                };
+                Ok(agentscope_identity::declared_objects::read_declared_objects(&client).await?)
+            })?;
+        let state = cluster.get_or_insert_with(ClusterState::default);
+        for object in objects {
+            state
+                .add(object)
+                .context("reading cluster objects from the API")?;
+        }
+    }
     let mut usage = UsageBook::default();
     let report = match &args.replay {
         Some(path) => {

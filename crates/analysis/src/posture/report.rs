@@ -162,9 +162,8 @@ pub fn permission_risk(permission: &UnusedPermission) -> u8 {
         || base == "roles"
         || base == "clusterroles"
         || base.ends_with("bindings")
+        || (base == "pods" && verb == "create")
     {
-        risk += 2;
-    } else if base == "pods" && verb == "create" {
         risk += 2;
     }
     if permission.namespace.is_none() {
