@@ -59,6 +59,7 @@ const COMMANDS: &[&[&str]] = &[
     &["baseline", "crds"],
     &["scan"],
     &["coverage"],
+    &["posture"],
     &["tui"],
     &["completions"],
     &["man"],
@@ -144,6 +145,7 @@ fn data_commands_print_the_same_document_as_json_and_yaml() {
     let commands: Vec<Vec<&str>> = vec![
         vec!["cap", "info", &cap],
         vec!["coverage", "--replay", &cap],
+        vec!["posture", "--replay", &cap],
         vec!["baseline", "diff", &baselines[0], &baselines[1]],
     ];
     for command in commands {
