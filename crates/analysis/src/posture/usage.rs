@@ -22,8 +22,12 @@ use crate::session::{Session, Sink, Step};
 
 /// Entries kept per collection per agent.
 pub const MAX_ENTRIES: usize = 4096;
-/// Agents followed.
-pub const MAX_AGENTS: usize = 1024;
+/// Bytes of file paths kept per agent (paths are up to 4 KiB each: the entry count alone
+/// would not bound them).
+pub const MAX_PATH_BYTES: usize = 256 << 10;
+/// Agents followed. With the limits above an agent's usage stays under about 1 MiB, so the
+/// book stays under about 256 MiB in the worst case and a few KiB per agent in practice.
+pub const MAX_AGENTS: usize = 256;
 
 /// Ports databases listen on, for "connected to a database" without a query seen.
 const DATABASE_PORTS: &[(u16, &str)] = &[
@@ -61,6 +65,8 @@ pub struct Usage {
     pub databases: BTreeMap<String, BTreeSet<String>>,
     /// Entries not kept because a collection was full.
     pub dropped: u64,
+    /// Bytes of `files_read`.
+    path_bytes: usize,
 }
 
 fn insert_bounded<T: Ord>(set: &mut BTreeSet<T>, value: T, dropped: &mut u64) {
@@ -135,7 +141,20 @@ impl Usage {
             }
             ObservationKind::FileOpen {
                 path, write: false, ..
-            } => insert_bounded(&mut self.files_read, path.clone(), dropped),
+            } => {
+                if self.files_read.contains(path) {
+                    return;
+                }
+                if self.path_bytes + path.len() > MAX_PATH_BYTES {
+                    *dropped += 1;
+                    return;
+                }
+                let before = self.files_read.len();
+                insert_bounded(&mut self.files_read, path.clone(), dropped);
+                if self.files_read.len() > before {
+                    self.path_bytes += path.len();
+                }
+            }
             ObservationKind::Sql { statement, peer } => {
                 let key = match peer {
                     Some(peer) => format!("postgresql {}", socket(&peer.addr, peer.port)),
@@ -201,5 +220,49 @@ impl Sink for UsageBook {
 
     fn finish(&mut self, step: &Step, session: &Session) -> std::io::Result<()> {
         self.step(None, step, session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconstruct::file_access::classify;
+    use crate::reconstruct::Peer;
+
+    #[test]
+    fn every_collection_is_bounded_and_what_is_dropped_is_counted() {
+        let mut usage = Usage::default();
+        let long = "x".repeat(4000);
+        for i in 0..200 {
+            let path = format!("/data/{long}/{i}");
+            usage.observe(&ObservationKind::FileOpen {
+                class: classify(&path),
+                path,
+                write: false,
+            });
+        }
+        assert!(usage.files_read.len() < 200);
+        assert!(usage.files_read.iter().map(String::len).sum::<usize>() <= MAX_PATH_BYTES);
+        let kept = usage.files_read.len() as u64;
+        assert_eq!(usage.dropped, 200 - kept);
+        for port in 0..(MAX_ENTRIES as u16 + 10) {
+            usage.observe(&ObservationKind::Connect {
+                peer: Peer {
+                    addr: "10.0.0.1".into(),
+                    port,
+                },
+            });
+        }
+        assert_eq!(usage.destinations.len(), MAX_ENTRIES);
+        assert!(usage.dropped >= 10 + 200 - kept);
+        // A Unix socket is no destination.
+        let before = usage.destinations.len();
+        usage.observe(&ObservationKind::Connect {
+            peer: Peer {
+                addr: "/run/containerd/containerd.sock".into(),
+                port: 0,
+            },
+        });
+        assert_eq!(usage.destinations.len(), before);
     }
 }
