@@ -107,6 +107,7 @@ E2E_SHARED := detection_scenarios \
 	go_tls_capture \
 	gemini_cli \
 	agent_graph \
+	posture \
 	redaction \
 	identity \
 	baseline_store \

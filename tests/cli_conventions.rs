@@ -60,6 +60,7 @@ const COMMANDS: &[&[&str]] = &[
     &["scan"],
     &["coverage"],
     &["aibom"],
+    &["posture"],
     &["tui"],
     &["completions"],
     &["man"],
@@ -146,6 +147,7 @@ fn data_commands_print_the_same_document_as_json_and_yaml() {
         vec!["cap", "info", &cap],
         vec!["coverage", "--replay", &cap],
         vec!["aibom", "--replay", &cap],
+        vec!["posture", "--replay", &cap],
         vec!["baseline", "diff", &baselines[0], &baselines[1]],
     ];
     for command in commands {

@@ -2,7 +2,7 @@
 //!
 //! [`pipeline`] drives reconstructed observations through [`model`] (agents, their graph and
 //! AI-BOM), [`baseline`] (what each agent normally does) and [`detect`] (findings and
-//! incidents); [`cyclonedx`] writes agents' AI-BOMs as CycloneDX documents. It sits above reconstruction and identity and below capture, the console and
+//! incidents); [`cyclonedx`] writes agents' AI-BOMs as CycloneDX documents; [`posture`] compares what each agent may do with what it does. It sits above reconstruction and identity and below capture, the console and
 //! the CLI, which only consume what it produces.
 
 pub mod baseline;
@@ -10,6 +10,7 @@ pub mod cyclonedx;
 pub mod detect;
 pub mod model;
 pub mod pipeline;
+pub mod posture;
 pub mod session;
 
 // The layers below, under the names this crate's modules use for them.

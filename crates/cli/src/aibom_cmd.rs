@@ -94,6 +94,7 @@ pub fn run(args: AibomArgs) -> anyhow::Result<()> {
                 &args.memory,
                 args.duration,
                 args.ready_message,
+                &mut (),
             ))?
             .pipeline()
             .model()

@@ -77,6 +77,7 @@ pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
                     &args.memory,
                     args.duration,
                     args.ready_message,
+                    &mut (),
                 ))?
                 .pipeline(),
         ),

@@ -1,24 +1,26 @@
-//! A live run for the commands that report at its end (`coverage`, `aibom`): the collector
-//! and identity resolver started, every event through the one session step ([`Session`]),
-//! until `--duration` ends or SIGINT/SIGTERM, then the ring buffer drained.
+//! A live run for the commands that report at its end (`coverage`, `aibom`, `posture`): the
+//! collector and identity resolver started, every event through the one session step
+//! ([`Session`]) and into the command's sink, until `--duration` ends or SIGINT/SIGTERM, then
+//! the ring buffer drained.
 
 use std::time::Duration;
 
 use agentscope_console::control_chars::escape_controls;
 use agentscope_identity::IdentityResolver;
 use agentscope_kernel::Collector;
-use agentscope_session::{Session, SourceLosses};
+use agentscope_session::{Session, Sink, SourceLosses};
 
 /// Events read from the ring buffer at a time.
 const BATCH_EVENTS: usize = 1024;
 
-/// Runs the collector until `--duration` ends (or SIGINT/SIGTERM) and returns the session
-/// every event went through.
+/// Runs the collector until `--duration` ends (or SIGINT/SIGTERM), hands every step to `sink`
+/// (`()` for none), and returns the session every event went through.
 pub async fn collect(
     capture: &agentscope_session::CaptureArgs,
     memory: &agentscope_session::memory_args::MemoryArgs,
     duration: Option<f64>,
     ready_message: bool,
+    sink: &mut impl Sink,
 ) -> anyhow::Result<Session> {
     let mut collector = Collector::start(capture.collector_options())?;
     let mut identity = IdentityResolver::new(capture.identity_options());
@@ -36,7 +38,7 @@ pub async fn collect(
         tokio::select! {
             batch = collector.next_batch(BATCH_EVENTS) => {
                 for event in batch? {
-                    session.feed(&event);
+                    session.feed_into(&event, sink)?;
                 }
                 // As in `collect`: let timers and signals be seen under a full ring buffer.
                 tokio::task::yield_now().await;
@@ -51,7 +53,7 @@ pub async fn collect(
     loop {
         let (events, emptied) = collector.drain_until(BATCH_EVENTS, until);
         for event in events {
-            session.feed(&event);
+            session.feed_into(&event, sink)?;
         }
         if emptied || std::time::Instant::now() >= until {
             break;
@@ -59,12 +61,15 @@ pub async fn collect(
     }
     collector.discard_rest(Duration::from_millis(100));
     let summary = collector.summary();
-    session.note_losses(SourceLosses {
-        kernel_dropped: summary.kernel.dropped,
-        channel_dropped: 0,
-        decode_errors: summary.decode_errors,
-    });
-    session.finish();
+    session.note_losses_into(
+        SourceLosses {
+            kernel_dropped: summary.kernel.dropped,
+            channel_dropped: 0,
+            decode_errors: summary.decode_errors,
+        },
+        sink,
+    )?;
+    session.finish_into(sink)?;
     for warning in summary.warnings {
         eprintln!("agentscope: warning: {}", escape_controls(&warning));
     }

@@ -1,5 +1,5 @@
 //! The `agentscope` command: the live collector (`collect`), the investigation console
-//! (`tui`), TLS coverage (`coverage`), headless replay and capture-file tools (`replay`,
+//! (`tui`), TLS coverage (`coverage`), posture (`posture`), headless replay and capture-file tools (`replay`,
 //! `cap`), baselines (`baseline`), the prompt-injection scanner (`scan`), and its own shell
 //! completions and man pages. Conventions shared by every command (output formats, exit
 //! statuses, error messages) are in docs/cli.md.
@@ -20,6 +20,7 @@ mod health_endpoint;
 mod live_session;
 mod otlp_args;
 mod output_format;
+mod posture_cmd;
 mod scan;
 mod shell_integration;
 mod stdout_pipe;
@@ -66,6 +67,9 @@ enum Command {
     /// Agents' AI bill of materials: models, MCP servers and tools, APIs, data stores,
     /// frameworks and packages with their versions; as text, JSON, YAML or CycloneDX 1.6.
     Aibom(aibom_cmd::AibomArgs),
+    /// Per agent: what it may do (RBAC, tools, network policy, secrets) against what it was
+    /// seen doing, with risk scores and least-privilege artifacts (docs/posture.md).
+    Posture(Box<posture_cmd::PostureArgs>),
     /// Open the investigation console (docs/console.md).
     Tui(agentscope_console::command::TuiArgs),
     /// Write shell completions (bash, zsh, fish, elvish, powershell) to standard output.
@@ -82,6 +86,7 @@ fn main() -> std::process::ExitCode {
         Command::Collect(args) => collect::run(*args).map(|()| exit_status::OK),
         Command::Coverage(args) => coverage::run(args).map(|()| exit_status::OK),
         Command::Aibom(args) => aibom_cmd::run(args).map(|()| exit_status::OK),
+        Command::Posture(args) => posture_cmd::run(*args).map(|()| exit_status::OK),
         Command::Replay(args) => capture_cmd::run_replay(args).map(|()| exit_status::OK),
         Command::Cap(command) => capture_cmd::run_cap(command),
         Command::Baseline(args) => baseline_cmd::run(args),

@@ -38,6 +38,7 @@ use super::key_hints::{first_key, hint_line, Editing};
 use super::keys::{Action, KeyMap};
 use super::log::{LogLimits, ObservationLogs};
 use super::pane_switcher::{spans_width, switcher_spans, PANE_ORDER};
+use super::posture_lines::posture_lines;
 use super::source::{RecordingState, Source, SourceMode, SourceStatus, SourceUpdate, SpeedChange};
 use super::text::{fit_columns, visible, ScrollText};
 use super::theme::Styles;
@@ -207,6 +208,8 @@ pub struct App {
     detail: ScrollText,
     detail_title: String,
     aibom: ScrollText,
+    /// What each agent was seen doing, for the AI-BOM pane's posture section.
+    usage: agentscope_analysis::posture::UsageBook,
     findings: FindingsPane,
     detections: DetectionSync,
     logs: ObservationLogs,
@@ -270,6 +273,7 @@ impl App {
             detail: ScrollText::default(),
             detail_title: String::new(),
             aibom: ScrollText::default(),
+            usage: Default::default(),
             findings: FindingsPane::default(),
             detections: DetectionSync::default(),
             logs,
@@ -342,6 +346,11 @@ impl App {
         &self.trail
     }
 
+    /// What each agent was seen doing (the AI-BOM pane's posture section reads it).
+    pub fn posture_usage(&self) -> &agentscope_analysis::posture::UsageBook {
+        &self.usage
+    }
+
     /// Unix time minus boot time, as learned from observations (wall-clock times shown).
     pub fn boot_offset(&self) -> Option<i128> {
         self.boot_offset
@@ -361,11 +370,13 @@ impl App {
             self.findings.clear();
             self.detections.clear();
             self.graph.novelty.clear();
+            self.usage = Default::default();
             self.now_ns = 0;
             self.model_dirty = true;
         }
         if !update.observations.is_empty() {
             for sourced in &update.observations {
+                self.usage.observe(sourced);
                 let observation = &sourced.observation;
                 self.now_ns = self.now_ns.max(observation.ts_ns);
                 if self.boot_offset.is_none() && observation.time_unix_ns != 0 {
@@ -506,7 +517,15 @@ impl App {
                 .and_then(|key| pipeline.model().agents().find(|a| a.key == key));
             self.current_name = agent.map(|a| a.name.clone()).unwrap_or_default();
             let lines = agent
-                .map(|agent| aibom_lines(agent, &self.options.styles))
+                .map(|agent| {
+                    let mut lines = aibom_lines(agent, &self.options.styles);
+                    lines.extend(posture_lines(
+                        agent,
+                        self.usage.agent(&agent.key),
+                        &self.options.styles,
+                    ));
+                    lines
+                })
                 .unwrap_or_default();
             self.aibom.set(lines, !agent_changed);
         }

@@ -34,6 +34,7 @@ pub mod live_recording;
 pub mod live_source;
 pub mod log;
 pub mod pane_switcher;
+pub mod posture_lines;
 pub mod promotion;
 pub mod remote_source;
 pub mod search_query;

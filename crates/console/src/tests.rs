@@ -303,6 +303,47 @@ fn snapshot_mcp_stdio_server_in_the_aibom_and_graph() {
     snapshot_both(&mut console, "graph_mcp_stdio");
 }
 
+/// The AI-BOM pane ends with the agent's posture: in the ordinary recording the assistant is
+/// offered `echo` and `http_post` and never calls them; `http_post` can reach any host, so it
+/// is excess agency.
+#[test]
+fn snapshot_posture_section_in_the_aibom() {
+    let source = JsonEventsSource::open_capture(&recording("ordinary.cap"))
+        .unwrap()
+        .at_speed(f64::INFINITY);
+    let mut console = Console::with_source(source).play_to_end();
+    console.focus_pane(PaneId::AiBom);
+    console.press(KeyCode::End);
+    let key = console.app.current_agent().unwrap().to_string();
+    let agent = console.source.pipeline().model().agent(&key).unwrap();
+    let options = app_options(ColorMode::TrueColor);
+    let lines: Vec<String> = super::posture_lines::posture_lines(
+        agent,
+        console.app.posture_usage().agent(&key),
+        &options.styles,
+    )
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        lines[1..4],
+        [
+            "Posture: may do against does (2 gaps, score 6)",
+            "  risk  5 excess agency: tool http_post (HTTP to arbitrary hosts) offered, never called  LLM06",
+            "           offered to the model",
+        ],
+        "{lines:#?}"
+    );
+    assert!(
+        lines[4].contains("1 tools offered, never called"),
+        "{lines:#?}"
+    );
+    console.resize(120, 40);
+    let screen = console.screen();
+    assert!(screen.contains("excess agency: tool http_post"), "{screen}");
+    snapshot_both(&mut console, "aibom_posture_section");
+}
+
 #[test]
 fn snapshot_mcp_tool_call_over_http() {
     let mut console = Console::open("mcp/http-socket-events.jsonl").play_to_end();

@@ -41,12 +41,16 @@
 //! Identities are cached per cgroup and recomputed whenever the watcher sees a change, so a
 //! late API answer replaces a fallback identity on the next event.
 //!
+//! [`declared_objects`] reads, once, the objects that say what workloads may do (RBAC,
+//! NetworkPolicies, pod specs) for `agentscope posture`.
+//!
 //! [`IdentityResolver::resolve`] never waits on the network: the watcher task writes a shared
 //! store and resolution only reads it, plus a few small /proc files on a cache miss.
 
 pub mod cgroup;
 pub mod cgroup_v1;
 pub mod container;
+pub mod declared_objects;
 pub mod environment;
 pub mod kubernetes;
 pub mod passwd;

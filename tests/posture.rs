@@ -1,0 +1,460 @@
+//! `agentscope posture` end to end (issue 19): the ops edition of the account-health assistant
+//! (tests/agents/incident_agent.py, a real Python agent talking TLS to the mock model) runs as
+//! the support-agent pod of tests/agents/kubernetes while the collector records it; the pod's
+//! service account may get/list/create pods and secrets and get ConfigMaps
+//! (tests/agents/kubernetes/posture.json), and the agent only reads the ConfigMap
+//! `agent-settings` from the Kubernetes API-server double (tests/support/kubernetes.rs) and
+//! calls one account API on this machine's own (non-loopback) address. Its model is offered
+//! `run_shell` and never calls it. No NetworkPolicy restricts the pod's egress.
+//!
+//! `agentscope posture --replay` over the recording, with the pod, its ServiceAccount and
+//! posture.json as the cluster's objects, must list the unused pod and secret permissions,
+//! generate a Role allowing exactly the one `get` (checked with the same RBAC evaluation as
+//! `kubectl auth can-i`, and validated as a manifest with kubernetes-validate), flag
+//! `run_shell` as excess agency, and generate a NetworkPolicy for the one destination used.
+//! Needs root (the collector) and `make setup` (the test venv with kubernetes-validate).
+
+mod support;
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use agentscope_analysis::detect::kubernetes_request::KubernetesRequest;
+use agentscope_analysis::posture::rbac::{self, ServiceAccountRef};
+use agentscope_analysis::posture::ClusterState;
+use serde_json::{json, Value};
+use support::kubernetes::{SupportAgentCluster, SUPPORT_AGENT_NAMESPACE as NAMESPACE};
+use support::*;
+
+const API_KEY: &str = "sk-agentscope-posture-secret-3c81d2";
+
+/// This machine's address on its default route (a UDP "connect" sends nothing): a destination
+/// that is not loopback, as a pod's egress would be.
+fn host_address() -> String {
+    let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("192.0.2.1:9")
+        .expect("a default route (the test needs a non-loopback address)");
+    let address = socket.local_addr().unwrap().ip();
+    assert!(!address.is_loopback(), "{address}");
+    address.to_string()
+}
+
+/// tests/agents/http_api_service.py on `bind`.
+struct HttpService {
+    port: u16,
+    _process: Background,
+}
+
+impl HttpService {
+    fn start(dir: &Path, name: &str, bind: &str) -> HttpService {
+        let port_file = dir.join(format!("{name}.port"));
+        let process = Background(
+            Command::new("python3")
+                .arg(agents_dir().join("http_api_service.py"))
+                .args(["--port-file", port_file.to_str().unwrap(), "--bind", bind])
+                .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+                .spawn()
+                .expect("start HTTP service"),
+        );
+        let port = wait_for_file(&port_file, "HTTP service port")
+            .parse()
+            .unwrap();
+        HttpService {
+            port,
+            _process: process,
+        }
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("AGENTSCOPE_REPO"))
+        .join("tests/agents/kubernetes")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Runs the agent as the pod under the collector; returns the cluster (its API server still
+/// serving), the recording and the account API's port.
+fn record_session(dir: &Path, host: &str) -> (SupportAgentCluster, PathBuf, u16) {
+    let cluster = SupportAgentCluster::start(dir);
+    let config_map_path = format!("/api/v1/namespaces/{NAMESPACE}/configmaps/agent-settings");
+    cluster.add_object(
+        &config_map_path,
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "agent-settings", "namespace": NAMESPACE, "resourceVersion": "48230"},
+            "data": {"escalation_threshold": "3"}
+        }),
+    );
+    let accounts = HttpService::start(dir, "accounts", host);
+    let crm = McpCrmServer::start(dir, None);
+    let turns = vec![
+        // With the pod's own token, as a client in the pod sends it.
+        json!({"tool_calls": [{"name": "http_get", "arguments": {
+            "url": format!("http://127.0.0.1:{}{config_map_path}", cluster.api.port),
+            "headers": {"Authorization": format!("Bearer {}", cluster.token())}}}]}),
+        json!({"tool_calls": [{"name": "http_get", "arguments": {
+            "url": format!("http://{host}:{}/api/accounts/42/status", accounts.port)}}]}),
+        json!({"final_text": "Account 42 is active."}),
+    ];
+    let scenario = dir.join("scenario.json");
+    std::fs::write(&scenario, json!({ "turns": turns }).to_string()).unwrap();
+    let llm = MockLlm::start_with(dir, &["--scenario", scenario.to_str().unwrap()]);
+    let dump = dir.join("agent-dump.json");
+    let (program, mut args) = support::scenarios::ops_agent_command(&llm, &crm.url(), &dump, None);
+    args.extend(["--question".into(), "Is account 42 healthy?".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(
+        dir,
+        &program,
+        &args,
+        &[
+            ("AGENTSCOPE_TEST_API_KEY", API_KEY),
+            ("HOSTNAME", cluster.pod_name()),
+        ],
+    );
+    cluster.cgroup.move_in(agent.pid());
+    let record = dir.join("session.cap");
+    let agent_pid = agent.pid().to_string();
+    let crm_pid = crm.pid.to_string();
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let collect = Collect::start(
+        dir,
+        &[
+            "--quiet",
+            "--pid",
+            &agent_pid,
+            "--pid",
+            &crm_pid,
+            "--record",
+            record.to_str().unwrap(),
+            "--kubeconfig",
+            &kubeconfig,
+            "--node-name",
+            &cluster.node,
+        ],
+    );
+    cluster.wait_for_watch();
+    agent.release();
+    let output = agent.finish();
+    let captured = collect.stop();
+    assert!(output.contains("\"ok\": true"), "{output}");
+    assert_eq!(
+        captured.summary["kernel"]["dropped"], 0,
+        "{}",
+        captured.summary
+    );
+    assert!(
+        cluster
+            .api
+            .requests()
+            .iter()
+            .any(|r| r.starts_with(&config_map_path)),
+        "the agent did not read the ConfigMap"
+    );
+    (cluster, record, accounts.port)
+}
+
+/// kubernetes-validate (strict) over a manifest file: the kinds it passed.
+fn validate(manifest: &Path) -> String {
+    let validator = Path::new(&mcp_python()).with_file_name("kubernetes-validate");
+    let output = Command::new(&validator)
+        .args(["--strict", "--kubernetes-version", "1.34.0"])
+        .arg(manifest)
+        .output()
+        .unwrap_or_else(|e| panic!("{} (make setup): {e}", validator.display()));
+    let report = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {report}", manifest.display());
+    report
+}
+
+#[test]
+fn posture_of_a_pod_that_reads_one_config_map() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_address();
+    let (cluster, record, accounts_port) = record_session(dir.path(), &host);
+
+    // The cluster's objects, as `kubectl get -o json` lists them.
+    let mut objects = fixture("posture.json");
+    let items = objects["items"].as_array_mut().unwrap();
+    items.push(fixture("pod.json"));
+    items.push(fixture("serviceaccount.json"));
+    let objects_path = dir.path().join("objects.json");
+    std::fs::write(&objects_path, objects.to_string()).unwrap();
+
+    let artifacts = dir.path().join("artifacts");
+    let output = Command::new(BIN)
+        .args(["posture", "--replay"])
+        .arg(&record)
+        .arg("--cluster")
+        .arg(&objects_path)
+        .arg("--write-artifacts")
+        .arg(&artifacts)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["schema"], "agentscope.posture/v1");
+    let agents = report["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{report:#}");
+    let agent = &agents[0];
+    let key = agent["agent"].as_str().unwrap();
+    assert!(
+        key.starts_with(&format!("k8s:{NAMESPACE}/Deployment/support-agent/agent:")),
+        "{key}"
+    );
+    assert_eq!(agent["service_account"], "support/support-agent");
+
+    // RBAC: the one request seen, and what it leaves unused.
+    let requests: Vec<(&str, u64)> = agent["rbac"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["request"].as_str().unwrap(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        vec![("get configmaps agent-settings in support", 200)]
+    );
+    let gaps: Vec<(&str, &str, u64)> = agent["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["category"].as_str().unwrap(),
+                g["title"].as_str().unwrap(),
+                g["risk"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let rbac_gaps: Vec<&str> = gaps.iter().filter(|g| g.0 == "rbac").map(|g| g.1).collect();
+    assert_eq!(
+        rbac_gaps,
+        vec![
+            "unused permission: create, get, list secrets in support",
+            "unused permission: create, get, list pods in support",
+        ],
+        "{gaps:#?}"
+    );
+
+    // The generated Role allows exactly the request seen.
+    let rbac_file = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".rbac.yaml"))
+        .expect("an RBAC artifact");
+    let report_text = validate(&rbac_file);
+    assert!(
+        report_text.contains("passed for resource role/support-agent-least-privilege"),
+        "{report_text}"
+    );
+    assert!(
+        report_text.contains("passed for resource rolebinding/support-agent-least-privilege"),
+        "{report_text}"
+    );
+    let generated = ClusterState::parse(&std::fs::read_to_string(&rbac_file).unwrap()).unwrap();
+    assert_eq!(generated.rbac.roles.len(), 1);
+    let grants = rbac::effective_grants(
+        &generated.rbac,
+        &ServiceAccountRef::parse("support/support-agent").unwrap(),
+    );
+    let can = |method: &str, target: &str| {
+        rbac::can(&grants, &KubernetesRequest::classify(method, target))
+    };
+    assert!(can(
+        "GET",
+        "/api/v1/namespaces/support/configmaps/agent-settings"
+    ));
+    for (method, target) in [
+        ("GET", "/api/v1/namespaces/support/configmaps/other"),
+        ("GET", "/api/v1/namespaces/support/configmaps"),
+        ("GET", "/api/v1/namespaces/support/pods"),
+        ("POST", "/api/v1/namespaces/support/pods"),
+        ("GET", "/api/v1/namespaces/support/secrets/crm-database"),
+        ("GET", "/api/v1/namespaces/shop/configmaps/agent-settings"),
+    ] {
+        assert!(
+            !can(method, target),
+            "the generated Role allows {method} {target}"
+        );
+    }
+
+    // Tools: run_shell is offered to the model and never called.
+    assert!(
+        gaps.contains(&(
+            "tools",
+            "excess agency: tool run_shell (shell) offered, never called",
+            8
+        )),
+        "{gaps:#?}"
+    );
+    let called: Vec<&str> = agent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["calls"].as_u64().unwrap() > 0)
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(called, vec!["http_get"]);
+
+    // Network: no policy restricts egress; the generated one allows the account API only.
+    assert!(
+        gaps.iter()
+            .any(|g| g.1 == "unrestricted egress" && g.2 == 7),
+        "{gaps:#?}"
+    );
+    let destinations: Vec<String> = agent["network"]["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{}:{}", d["address"].as_str().unwrap(), d["port"]))
+        .collect();
+    assert_eq!(destinations, vec![format!("{host}:{accounts_port}")]);
+    let policy = &agent["artifacts"]["network_policy"];
+    assert_eq!(
+        policy["spec"]["egress"],
+        json!([{"to": [{"ipBlock": {"cidr": format!("{host}/32")}}],
+                "ports": [{"protocol": "TCP", "port": accounts_port}]}])
+    );
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        json!({"app": "support-agent"})
+    );
+    let policy_file = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".networkpolicy.yaml"))
+        .expect("a NetworkPolicy artifact");
+    let report_text = validate(&policy_file);
+    assert!(
+        report_text.contains("passed for resource networkpolicy/support-agent-egress"),
+        "{report_text}"
+    );
+    let enforcement = &agent["artifacts"]["enforcement"];
+    assert_eq!(enforcement["network"], "audit");
+    assert_eq!(
+        enforcement["allow"]["network"],
+        json!([{"protocol": "any", "address": host, "port": accounts_port}])
+    );
+
+    // The text report says the same for people.
+    let text = Command::new(BIN)
+        .args(["posture", "--replay"])
+        .arg(&record)
+        .arg("--cluster")
+        .arg(&objects_path)
+        .args(["--agent", key])
+        .output()
+        .unwrap();
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("unused permission: create, get, list secrets in support"),
+        "{text}"
+    );
+    assert!(text.contains("excess agency: tool run_shell"), "{text}");
+
+    // The same objects read from the API (`--cluster-from-api`): the double serves them as
+    // the lists the API server answers, and the reads stay within deploy/clusterrole.yaml.
+    serve_lists(&cluster, &objects);
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let from_api = Command::new(BIN)
+        .args(["posture", "--replay"])
+        .arg(&record)
+        .args([
+            "--cluster-from-api",
+            "--kubeconfig",
+            &kubeconfig,
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        from_api.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_api.stderr)
+    );
+    let from_api: Value = serde_json::from_slice(&from_api.stdout).unwrap();
+    assert_eq!(from_api["agents"][0]["gaps"], agent["gaps"]);
+    assert_eq!(from_api["agents"][0]["artifacts"], agent["artifacts"]);
+    assert_eq!(
+        cluster.api.requests_the_deployed_role_forbids(),
+        Vec::<String>::new()
+    );
+}
+
+/// Serves the objects of `list` (all but pods, which the double lists itself) on the paths
+/// the API server lists them at, all namespaces at once.
+fn serve_lists(cluster: &SupportAgentCluster, list: &Value) {
+    let kinds = [
+        ("Namespace", "/api/v1/namespaces"),
+        ("ServiceAccount", "/api/v1/serviceaccounts"),
+        ("Role", "/apis/rbac.authorization.k8s.io/v1/roles"),
+        (
+            "ClusterRole",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        ),
+        (
+            "RoleBinding",
+            "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+        ),
+        (
+            "ClusterRoleBinding",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        ),
+        (
+            "NetworkPolicy",
+            "/apis/networking.k8s.io/v1/networkpolicies",
+        ),
+    ];
+    for (kind, path) in kinds {
+        let mut api_version = "v1".to_string();
+        // List items carry no kind or apiVersion; the list does.
+        let items: Vec<Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|item| item["kind"] == kind)
+            .map(|item| {
+                api_version = item["apiVersion"].as_str().unwrap().to_string();
+                let mut item = item.clone();
+                let object = item.as_object_mut().unwrap();
+                object.remove("kind");
+                object.remove("apiVersion");
+                item
+            })
+            .collect();
+        if path.starts_with("/apis/") {
+            api_version = path
+                .split('/')
+                .skip(2)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("/");
+        }
+        cluster.add_object(
+            path,
+            json!({
+                "apiVersion": api_version, "kind": format!("{kind}List"),
+                "metadata": {"resourceVersion": "48300"},
+                "items": items
+            }),
+        );
+    }
+}
