@@ -920,6 +920,98 @@ mod tests {
         );
     }
 
+    const SERVER: u32 = 7;
+    const QUERY: &str = "query_database";
+
+    /// Opens a `query_database` call received by session process `pid`.
+    fn open_query(attribution: &mut Attribution, pid: u32, sql: &str, ts_ns: u64) {
+        let call = ToolCall {
+            id: Some("call_4".into()),
+            name: QUERY.into(),
+            arguments: serde_json::json!({ "sql": sql }),
+        };
+        attribution.open_call(ToolCallRecord::new(
+            AGENT.into(),
+            pid,
+            &call,
+            "127.0.0.1".into(),
+            None,
+            ts_ns,
+            format!("tool:{AGENT}:{QUERY}"),
+        ));
+    }
+
+    /// What a process the shared MCP server started did: `argv` of an exec.
+    fn server_child(pid: u32, argv: &str, ts_ns: u64) -> Action {
+        let target = super::super::actions::Target {
+            kind: "exec",
+            node_kind: super::super::graph::NodeKind::Command,
+            node_id: "command:/usr/bin/psql".into(),
+            label: "psql".into(),
+            edge_kind: super::super::graph::EdgeKind::Executes,
+            summary: format!("exec {argv}"),
+            descriptors: vec![argv.to_string()],
+            mcp_tool: None,
+            mcp_served: None,
+            via_command: None,
+            attributes: Vec::new(),
+            more_nodes: Vec::new(),
+            retrieval_source: None,
+            protocol: None,
+        };
+        Action {
+            kind: "exec",
+            target: target.node_id.clone(),
+            summary: target.summary.clone(),
+            pid,
+            ts_ns,
+            events: Vec::new(),
+            lineage: vec![pid, SERVER, 1],
+            // The server is nobody's agent.
+            agent: None,
+            detail: std::sync::Arc::new(target),
+        }
+    }
+
+    /// Two sessions (processes 42 and 43) query through one MCP server at once. A child of
+    /// the server goes to the call whose SQL it runs, whichever call the server was seen
+    /// handling first; one that repeats neither call's arguments is evidence of neither.
+    #[test]
+    fn a_shared_servers_child_goes_to_the_session_its_arguments_name() {
+        let mut attribution = Attribution::default();
+        open_query(&mut attribution, 42, "SELECT name FROM customers", 10);
+        open_query(&mut attribution, 43, "SELECT email FROM customers", 20);
+        let json = |sql: &str| serde_json::json!({ "sql": sql });
+        attribution.server_handles(SERVER, QUERY, &json("SELECT name FROM customers"), 30);
+        // Seen at the server only for 42's call so far: 43's psql still goes to 43.
+        let links =
+            attribution.observe(server_child(101, "psql -c SELECT email FROM customers", 40));
+        assert_eq!(links.iter().map(|l| l.call_pid).collect::<Vec<_>>(), [43]);
+        attribution.server_handles(SERVER, QUERY, &json("SELECT email FROM customers"), 50);
+        let links =
+            attribution.observe(server_child(102, "psql -c SELECT name FROM customers", 60));
+        assert_eq!(links.iter().map(|l| l.call_pid).collect::<Vec<_>>(), [42]);
+        // The server handles both; this child names neither call.
+        let links = attribution.observe(server_child(103, "psql -c SELECT 1", 70));
+        assert!(links.is_empty(), "{links:?}");
+        for call in &attribution.calls {
+            assert_eq!(
+                call.ambiguous
+                    .iter()
+                    .map(|l| l.action.pid)
+                    .collect::<Vec<_>>(),
+                [103]
+            );
+            // Nothing linked to the other session's psql.
+            let own = if call.pid == 42 { 102 } else { 101 };
+            assert!(
+                call.links.iter().all(|l| l.action.pid == own),
+                "{:?}",
+                call.links
+            );
+        }
+    }
+
     /// Two calls of one tool open at once, without ids from the model (Gemini runs tools in
     /// parallel): each result goes to the call whose arguments the request repeats for it,
     /// whatever the order; by name alone the first result went to the newest call.
