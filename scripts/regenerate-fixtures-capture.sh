@@ -2,6 +2,9 @@
 # Regenerates tests/fixtures/capture/*.jsonl: real `agentscope collect --json`
 # output of the test agents talking to the TLS mock LLM (run as root after `make build`).
 # Payloads are redacted by the collector, as in any capture.
+# And tests/fixtures/capture/demo_overlapping_queries.cap: a real `agentscope collect --record`
+# of one round of the demo (tests/agents/run_incident_demo.py), whose two sessions' query_database
+# calls to the one CRM server are held open at once (--crm-rendezvous 2).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${AGENTSCOPE_BIN:-$root/target/release/agentscope}"
@@ -39,3 +42,21 @@ capture python_chat "$py" "$agents/python_agent.py" --port "$port" --ca "$tmp/ce
 # One process, two conversations one after the other (the console's s1 and s1.2).
 capture python_two_conversations "$py" "$agents/python_agent.py" --port "$port" --ca "$tmp/certs/cert.pem" --conversations 2 --read-path /etc/hostname
 capture node_chat_stream env NODE_EXTRA_CA_CERTS="$tmp/certs/cert.pem" node "$agents/node_agent.mjs" --port "$port" --ca "$tmp/certs/cert.pem" --stream
+
+# One round of the demo, the two sessions' CRM queries overlapping at the shared MCP server.
+demo_log="$tmp/demo.log"
+"$py" "$agents/run_incident_demo.py" --first-round-delay 60 --rounds 1 --crm-rendezvous 2 \
+    2>"$demo_log" &
+demo=$!
+for _ in $(seq 600); do grep -q "services up" "$demo_log" 2>/dev/null && break; sleep 0.1; done
+"$bin" collect --pid "$demo" --no-kubernetes --ready-message --quiet \
+    --record "$tmp/demo_overlapping_queries.cap" >/dev/null 2>"$tmp/demo.err" &
+collector=$!
+for _ in $(seq 400); do grep -q collecting "$tmp/demo.err" 2>/dev/null && break; sleep 0.05; done
+kill -USR1 "$demo"
+wait "$demo"
+sleep 0.5
+kill -INT "$collector"
+wait "$collector" || true
+cp "$tmp/demo_overlapping_queries.cap" "$out/demo_overlapping_queries.cap"
+echo "demo_overlapping_queries: $(stat -c %s "$out/demo_overlapping_queries.cap") bytes"

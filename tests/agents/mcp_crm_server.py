@@ -5,6 +5,10 @@
 # Without a PostgreSQL port (--pg-port or $AGENTSCOPE_PG_PORT) query_database answers with
 # isError=true instead of failing the session. Tool echo(text) needs nothing.
 #
+# With --rendezvous N, query_database waits (at most 10 s) until N calls are running at once
+# before it starts psql: concurrent sessions' calls then overlap in every run, as they do now
+# and then by chance (tests/fixtures/capture/demo_overlapping_queries.jsonl is captured so).
+#
 # The listening port is chosen by the kernel and written to --port-file once the server accepts
 # connections. The endpoint is http://127.0.0.1:PORT/mcp.
 #
@@ -17,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
@@ -24,6 +29,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer(name="agentscope-crm", version="1.0.0", log_level="WARNING")
 PG_PORT = None
+# Set by --rendezvous: the calls that must be running at once before any starts psql.
+RENDEZVOUS = None
 
 
 @server.tool(
@@ -33,6 +40,13 @@ PG_PORT = None
 def query_database(sql: str) -> str:
     if PG_PORT is None:
         raise ToolError("PostgreSQL is not configured (no --pg-port / AGENTSCOPE_PG_PORT)")
+    if RENDEZVOUS is not None:
+        try:
+            # Sync tools run in the SDK's worker threads: the calls wait for each other there.
+            RENDEZVOUS.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            # The other call did not come: the barrier opens for every later call too.
+            pass
     psql = shutil.which("psql") or "/usr/bin/psql"
     result = subprocess.run(
         [psql, "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-d", "crm",
@@ -74,11 +88,15 @@ async def serve(port_file):
 
 
 def main():
-    global PG_PORT
+    global PG_PORT, RENDEZVOUS
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--pg-port", type=int, default=None)
+    ap.add_argument("--rendezvous", type=int, default=None,
+                    help="query_database waits until this many calls run at once")
     args = ap.parse_args()
+    if args.rendezvous:
+        RENDEZVOUS = threading.Barrier(args.rendezvous)
     PG_PORT = args.pg_port or (int(os.environ["AGENTSCOPE_PG_PORT"])
                                if os.environ.get("AGENTSCOPE_PG_PORT") else None)
     asyncio.run(serve(args.port_file))

@@ -138,6 +138,11 @@ def main():
                     help="seconds to wait before the first round (the console attaching); "
                          "SIGUSR1 ends the wait")
     ap.add_argument("--pause", type=float, default=4.0, help="seconds between rounds")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="stop after this many rounds (default: until killed or --seconds)")
+    ap.add_argument("--crm-rendezvous", type=int, default=None,
+                    help="the CRM server's query_database waits until this many calls run at "
+                         "once (2: the sessions' queries overlap in every round)")
     args = ap.parse_args()
 
     stop = []
@@ -167,8 +172,10 @@ def main():
             sys.executable, str(HERE / "http_api_service.py"), "--bind", "127.0.0.2",
             "--received-log", str(tmp / "drop-box.jsonl")])
         drop_url = f"http://127.0.0.2:{drop_port}/collect"
-        crm_port = services.start("mcp-crm", [python, str(HERE / "mcp_crm_server.py"),
-                                              "--pg-port", str(pg_port)])
+        crm_argv = [python, str(HERE / "mcp_crm_server.py"), "--pg-port", str(pg_port)]
+        if args.crm_rendezvous:
+            crm_argv += ["--rendezvous", str(args.crm_rendezvous)]
+        crm_port = services.start("mcp-crm", crm_argv)
         docs = write_documents(tmp, drop_url)
         llm_ports = {}
         for session in ("ordinary", "injected"):
@@ -182,7 +189,7 @@ def main():
         sleep(args.first_round_delay, until_go=True)
         environment = dict(os.environ, AGENTSCOPE_TEST_API_KEY=API_KEY)
         round_number = 0
-        while running():
+        while running() and (args.rounds is None or round_number < args.rounds):
             round_number += 1
             agents = []
             for session in ("ordinary", "injected"):
@@ -199,7 +206,8 @@ def main():
                 if agent.wait() != 0:
                     log(f"round {round_number}: the {session} session failed; see "
                         f"{tmp / ('agent-' + session + '.log')}")
-            sleep(args.pause)
+            if args.rounds is None or round_number < args.rounds:
+                sleep(args.pause)
     finally:
         services.stop()
         shutil.rmtree(tmp, ignore_errors=True)

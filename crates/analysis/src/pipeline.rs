@@ -215,7 +215,13 @@ impl Pipeline {
             let processes = self.reconstructor.processes();
             self.model
                 .apply(&observation, processes, &mut self.identity);
-            let links = self.model.take_new_links();
+            let mut links = self.model.take_new_links();
+            for link in &mut links {
+                link.session = self
+                    .model
+                    .session_of(&processes.lineage(link.call_pid), link.action.ts_ns)
+                    .or(Some(link.call_pid));
+            }
             let lineage = processes.lineage(observation.actor.pid);
             // An MCP server outside the agent's process tree acts for the agent whose call
             // it handles (and in that call's session): the link says so.

@@ -64,6 +64,11 @@ pub struct Detector {
     pub(super) book: IncidentBook,
     /// Per-agent state is charged here (see [`super::watch`]).
     budget: Option<crate::memory_budget::MemoryBudget>,
+    /// The session (see [`AttributedObservation::session`]) of what is being judged: an
+    /// observation's, or the session of the call a followed link belongs to. Concurrent
+    /// sessions of one agent share its watch, but an incident's chain is one session's: what
+    /// another session does never joins it, and its sensitive accesses are its own findings.
+    pub(super) session: Option<u32>,
 }
 
 impl Default for Detector {
@@ -136,6 +141,12 @@ impl Occurrence {
     }
 }
 
+/// Whether a chain of session `chain` may take what session `now` did: an unknown session on
+/// either side (a capture without sessions) does not keep them apart.
+pub(super) fn same_session(chain: Option<u32>, now: Option<u32>) -> bool {
+    chain.is_none() || now.is_none() || chain == now
+}
+
 /// One observation as detection sees it: with the agent it acted for.
 pub(super) struct Context<'a> {
     pub(super) agent: String,
@@ -152,6 +163,7 @@ impl Detector {
             agents: BTreeMap::new(),
             book: IncidentBook::default(),
             budget: None,
+            session: None,
         }
     }
 
@@ -224,6 +236,7 @@ impl Detector {
             return;
         }
         self.judge.advance_to(observation.ts_ns);
+        self.session = attributed.session;
         // A disarm is raised even for a governed process the pipeline does not take for an
         // agent (under its baseline's key): enforcement was switched off, someone must know.
         if let (None, ObservationKind::Enforce { decision }) =
@@ -248,6 +261,7 @@ impl Detector {
             self.charge_watch(&context.agent);
         }
         for link in attributed.links.iter().cloned() {
+            self.session = link.session;
             self.follow_link(link, model);
         }
     }
@@ -530,7 +544,8 @@ impl Detector {
     /// The incident of the agent's open chain at `ts_ns`, if any.
     pub(super) fn open_chain(&mut self, agent: &str, ts_ns: u64) -> Option<usize> {
         let chain = self.agents.get(agent)?.chain?;
-        (ts_ns <= chain.until_ns).then_some(chain.incident)
+        (ts_ns <= chain.until_ns && same_session(chain.session, self.session))
+            .then_some(chain.incident)
     }
 
     pub(super) fn join_open_chain(
@@ -564,8 +579,10 @@ impl Detector {
                 let trigger = self.book.findings[finding].summary.clone();
                 let incident = self.book.open_incident(agent, finding, ts_ns, trigger);
                 if starts_chain {
+                    let session = self.session;
                     self.watch(agent).chain = Some(Chain {
                         incident,
+                        session,
                         until_ns: ts_ns.saturating_add(CHAIN_WINDOW_NS),
                     });
                 }

@@ -50,7 +50,8 @@ impl Detector {
         );
     }
 
-    /// Raises a sensitive-access finding once per agent and target; returns it.
+    /// Raises a sensitive-access finding once per agent, target and session (a concurrent
+    /// session's access is its own, and joins only its own chain); returns it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn sensitive(
         &mut self,
@@ -62,7 +63,14 @@ impl Detector {
         summary: String,
         model: &Model,
     ) -> Option<usize> {
-        let key = (FindingKind::SensitiveAccess, target.clone());
+        let key = (
+            FindingKind::SensitiveAccess,
+            match self.session {
+                // Apart from the target by a character no target holds.
+                Some(session) => format!("{target}\u{0}session {session}"),
+                None => target.clone(),
+            },
+        );
         if let Some(&index) = self.watch(agent).reported.get(&key) {
             return Some(index);
         }

@@ -196,6 +196,7 @@ impl Detector {
             return;
         };
         let ts_ns = observation.ts_ns;
+        let session = self.session;
         let watch = self.watch(agent);
         if watch.chain.is_some_and(|c| ts_ns <= c.until_ns) {
             return;
@@ -203,6 +204,7 @@ impl Detector {
         watch.chain = Some(super::watch::Chain {
             incident,
             until_ns: ts_ns.saturating_add(CHAIN_WINDOW_NS),
+            session,
         });
         self.book.repeat(incident, ts_ns);
         merge_events(

@@ -88,6 +88,8 @@ impl TaintedCall {
 pub(super) struct Chain {
     pub(super) incident: usize,
     pub(super) until_ns: u64,
+    /// The session whose trigger opened it (see [`super::engine::same_session`]).
+    pub(super) session: Option<u32>,
 }
 
 impl AgentWatch {

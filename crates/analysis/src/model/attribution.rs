@@ -25,6 +25,9 @@ pub const MAX_TOOL_WINDOW_NS: u64 = 300 * 1_000_000_000;
 pub const RECENT_ACTIONS: usize = 4096;
 /// Tool calls kept in the model (oldest dropped first).
 pub const MAX_TOOL_CALLS: usize = 10_000;
+/// Ambiguous actions kept per call (see [`ToolCallRecord::ambiguous`]); counted in the call's
+/// heap estimate with its links.
+const MAX_AMBIGUOUS: usize = 16;
 /// Argument values shorter than this match too much to be evidence.
 const MIN_MATCH_LEN: usize = 3;
 /// Tool results are kept up to this many bytes.
@@ -116,6 +119,11 @@ pub struct ToolCallRecord {
     pub result: Option<ToolOutcome>,
     pub result_evidence: Option<Evidence>,
     pub links: Vec<ToolLink>,
+    /// Actions this call may have caused that another session's open call explains as well
+    /// (a shared MCP server working for both, with nothing of either call's own in the
+    /// action): evidence of neither, at most [`MAX_AMBIGUOUS`] kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ambiguous: Vec<ToolLink>,
     /// Graph node of the tool.
     pub tool_node: String,
     #[serde(skip)]
@@ -180,11 +188,27 @@ impl ToolCallRecord {
             result: None,
             result_evidence: None,
             links: Vec::new(),
+            ambiguous: Vec::new(),
             tool_node,
             matchers,
             servers: Vec::new(),
             workers: CallWorkers::default(),
             held_bytes: 0,
+        }
+    }
+
+    /// Notes an action another session's call explains as well (see [`Self::ambiguous`]).
+    fn note_ambiguous(&mut self, action: &Action) {
+        if self.ambiguous.len() < MAX_AMBIGUOUS
+            && !self
+                .ambiguous
+                .iter()
+                .any(|l| same_action(&l.action, action))
+        {
+            self.ambiguous.push(ToolLink {
+                action: action.clone(),
+                evidence: Vec::new(),
+            });
         }
     }
 
@@ -313,11 +337,54 @@ pub struct NewLink {
     /// The agent process that received the call from the model (whose session the action
     /// belongs to).
     pub call_pid: u32,
+    /// The call's session (see `AttributedObservation::session`), set by the pipeline, which
+    /// knows the process tree.
+    pub session: Option<u32>,
     pub action: Action,
     pub evidence: Vec<Evidence>,
     /// The action was linked before; this adds evidence learned since (an MCP server's side of
     /// the call arrives after what the server did), without counting the action again.
     pub update: bool,
+}
+
+/// What the evidence says about one action (see [`Attribution::decide`]).
+enum Decision {
+    /// No open call explains it.
+    None,
+    /// Call `index` did it.
+    Link {
+        index: usize,
+        strong: bool,
+        evidence: Vec<Evidence>,
+    },
+    /// Calls of more than one session explain it equally well: it is evidence of neither.
+    Ambiguous { calls: Vec<usize> },
+}
+
+/// One candidate call's evidence for an action.
+struct Weighed {
+    index: usize,
+    /// Evidence of this call alone: its arguments, its `tools/call`, a process started for it.
+    own: bool,
+    /// The process started for the call that the action descends from.
+    worker: Option<u32>,
+    /// An MCP server handling the call is in the action's lineage.
+    server: bool,
+    /// The action's process descends from the process that received the call.
+    lineage: bool,
+    /// The action's process is that process or descends from it.
+    in_tree: bool,
+    evidence: Vec<Evidence>,
+}
+
+impl Weighed {
+    fn strong(&self) -> bool {
+        self.own || self.server
+    }
+
+    fn rank(&self) -> (bool, bool, bool) {
+        (self.own, self.server, self.lineage)
+    }
 }
 
 fn same_action(a: &Action, b: &Action) -> bool {
@@ -457,50 +524,51 @@ impl Attribution {
         links
     }
 
-    /// Which agent's calls an action may belong to: its own agent, or the agent whose call an
-    /// MCP server in its lineage is handling.
-    fn match_action(&mut self, action: &Action, only: Option<usize>) -> Vec<NewLink> {
+    /// Which open call, if any, an action belongs to (see [`Decision`]).
+    ///
+    /// Candidates are the open calls of the action's agent, the calls an MCP server in its
+    /// lineage is handling, and the calls whose arguments the action repeats when it descends
+    /// from a known MCP server (the server's side of the call may not have been seen yet). An
+    /// action of one call's process tree belongs to that tree's calls only: two sessions of one
+    /// agent are two trees. Evidence ranks: what is this call's alone (its arguments in the
+    /// action, its MCP `tools/call`, a process started for it), then the MCP server handling
+    /// it, then lineage. A server shared by two sessions handles both sessions' calls at once:
+    /// its evidence alone cannot tell them apart, and equal evidence for calls of two
+    /// sessions is [`Decision::Ambiguous`], never a guess.
+    fn decide(&self, action: &Action) -> Decision {
         // Calls are kept in the order they were requested: walking back from the newest, the
         // first one too old to be open ends the search.
-        let candidates: Vec<usize> = match only {
-            Some(i) => vec![i],
-            None => (0..self.calls.len())
-                .rev()
-                .take_while(|&i| {
-                    self.calls[i]
-                        .requested_ns
-                        .saturating_add(MAX_TOOL_WINDOW_NS)
-                        >= action.ts_ns
-                })
-                .collect(),
-        };
-        let mut scored: Vec<(usize, u32, Vec<Evidence>)> = Vec::new();
-        let mut open_for_agent = 0;
+        let candidates: Vec<usize> = (0..self.calls.len())
+            .rev()
+            .take_while(|&i| {
+                self.calls[i]
+                    .requested_ns
+                    .saturating_add(MAX_TOOL_WINDOW_NS)
+                    >= action.ts_ns
+            })
+            .filter(|&i| self.calls[i].window_contains(action.ts_ns))
+            .collect();
+        let under_known_server = candidates.iter().any(|&i| {
+            self.calls[i]
+                .servers
+                .iter()
+                .any(|pid| action.lineage.contains(pid))
+        });
+        let mut weighed: Vec<Weighed> = Vec::new();
         for index in candidates {
             let call = &self.calls[index];
-            if !call.window_contains(action.ts_ns) {
-                continue;
-            }
-            let already_linked = call.links.iter().any(|l| same_action(&l.action, action));
-            if already_linked && only.is_none() {
-                continue;
-            }
             let server = call
                 .servers
                 .iter()
                 .find(|pid| action.lineage.contains(pid))
                 .copied();
             let same_agent = action.agent.as_deref() == Some(call.agent.as_str());
-            if !same_agent && server.is_none() {
-                continue;
-            }
-            open_for_agent += 1;
             let mut evidence = Vec::new();
-            let mut strong = false;
+            let mut own = false;
             if let Some((name, arguments)) = &action.detail.mcp_tool {
                 if *name == call.name {
                     evidence.push(Evidence::McpToolsCall { name: name.clone() });
-                    strong = true;
+                    own = true;
                     if *arguments == call.arguments {
                         evidence.push(Evidence::ArgumentMatch {
                             argument: "*".into(),
@@ -521,12 +589,12 @@ impl Attribution {
                         argument: argument.clone(),
                         value: value.clone(),
                     });
-                    strong = true;
+                    own = true;
                 }
             }
             // A connection the policy stopped never became a request: the call's URL names
             // its destination (`http://127.0.0.2:8080/collect` → `127.0.0.2:8080`).
-            if !strong && action.kind == "enforce" {
+            if !own && action.kind == "enforce" {
                 if let Some((argument, value)) = call.matchers.iter().find(|(_, value)| {
                     url_authority(value)
                         .is_some_and(|authority| action.detail.descriptors.contains(&authority))
@@ -535,19 +603,26 @@ impl Attribution {
                         argument: argument.clone(),
                         value: value.clone(),
                     });
-                    strong = true;
+                    own = true;
                 }
+            }
+            if !same_agent && server.is_none() && !(own && under_known_server) {
+                continue;
             }
             if let Some(pid) = server {
                 evidence.push(Evidence::McpServerProcess { pid });
-                strong = true;
             }
+            let worker = call
+                .workers
+                .pids()
+                .find(|pid| action.lineage.contains(pid))
+                .copied();
             // Only where nothing stronger says so: the evidence that links what a call's own
-            // process does, not one more reason for links other evidence already makes.
-            if !strong {
-                if let Some(&pid) = call.workers.pids().find(|pid| action.lineage.contains(pid)) {
+            // process does, not one more reason for links other evidence already makes (it
+            // is added below where it is what tells two calls apart).
+            if !own && server.is_none() {
+                if let Some(pid) = worker {
                     evidence.push(Evidence::CallProcess { pid });
-                    strong = true;
                 }
             }
             let agent_pid = call.pid;
@@ -556,25 +631,111 @@ impl Attribution {
                 evidence.push(Evidence::ProcessLineage { agent_pid });
             }
             evidence.push(Evidence::TimeWindow);
-            let score = u32::from(strong) * 2 + u32::from(lineage);
-            if score > 0 {
-                scored.push((index, score, evidence));
+            weighed.push(Weighed {
+                index,
+                own: own || worker.is_some(),
+                worker,
+                server: server.is_some(),
+                lineage,
+                in_tree: action.lineage.contains(&agent_pid),
+                evidence,
+            });
+        }
+        // An action of a session's own process tree is that session's.
+        if weighed.iter().any(|w| w.in_tree) {
+            weighed.retain(|w| w.in_tree);
+        }
+        let open_for_agent = weighed.len();
+        let strong_candidates = weighed.iter().filter(|w| w.strong()).count();
+        // Strongest evidence first; among equals, the newest call.
+        weighed.sort_by_key(|w| (std::cmp::Reverse(w.rank()), std::cmp::Reverse(w.index)));
+        let Some(best) = weighed.first() else {
+            return Decision::None;
+        };
+        // Strong evidence links to the best call; lineage alone only when the call is unique.
+        if !best.strong() && open_for_agent != 1 {
+            return Decision::None;
+        }
+        let best_pid = self.calls[best.index].pid;
+        let tied_sessions: Vec<usize> = weighed
+            .iter()
+            .take_while(|w| w.rank() == best.rank())
+            .filter(|w| self.calls[w.index].pid != best_pid)
+            .map(|w| w.index)
+            .collect();
+        if !tied_sessions.is_empty() {
+            let mut calls = vec![best.index];
+            calls.extend(tied_sessions);
+            return Decision::Ambiguous { calls };
+        }
+        // Only a server's evidence, and another session's open call of the same tool not yet
+        // seen at any server: the server may be working for that one.
+        if !best.own {
+            let call = &self.calls[best.index];
+            if let Some(other) = (0..self.calls.len()).rev().find(|&i| {
+                let other = &self.calls[i];
+                i != best.index
+                    && other.pid != call.pid
+                    && other.name == call.name
+                    && other.servers.is_empty()
+                    && other.window_contains(action.ts_ns)
+            }) {
+                return Decision::Ambiguous {
+                    calls: vec![best.index, other],
+                };
             }
         }
-        // Strong evidence links to the best call; lineage alone only when the call is unique.
-        scored.sort_by_key(|(index, score, _)| {
-            (std::cmp::Reverse(*score), std::cmp::Reverse(*index))
-        });
-        let Some((index, score, evidence)) = scored.into_iter().next() else {
-            return Vec::new();
+        let mut evidence = best.evidence.clone();
+        // A process started for the call told it apart from another call the same server
+        // handles: say so.
+        if let Some(pid) = best.worker {
+            let decided_by_worker = strong_candidates > 1
+                && !evidence.iter().any(|e| {
+                    matches!(
+                        e,
+                        Evidence::ArgumentMatch { .. }
+                            | Evidence::McpToolsCall { .. }
+                            | Evidence::CallProcess { .. }
+                    )
+                });
+            if decided_by_worker {
+                let at = evidence.len() - 1;
+                evidence.insert(at, Evidence::CallProcess { pid });
+            }
+        }
+        Decision::Link {
+            index: best.index,
+            strong: best.strong(),
+            evidence,
+        }
+    }
+
+    /// Links `action` to the call [`Attribution::decide`] picks, when that is `only` (if
+    /// given); an action that more than one session's call explains is noted on those calls.
+    fn match_action(&mut self, action: &Action, only: Option<usize>) -> Vec<NewLink> {
+        let (index, strong, evidence) = match self.decide(action) {
+            Decision::None => return Vec::new(),
+            Decision::Ambiguous { calls } => {
+                if only.is_none_or(|i| calls.contains(&i)) {
+                    for &i in &calls {
+                        self.calls[i].note_ambiguous(action);
+                    }
+                }
+                return Vec::new();
+            }
+            Decision::Link {
+                index,
+                strong,
+                evidence,
+            } => (index, strong, evidence),
         };
-        if score < 2 && open_for_agent != 1 {
+        if only.is_some_and(|i| i != index) {
             return Vec::new();
         }
         let call = &mut self.calls[index];
         // A process started for the call (never the agent itself): what it and its children
         // do is the call's, whatever else is open.
-        if score >= 2 && action.kind == "exec" && action.pid != call.pid {
+        if strong && action.kind == "exec" && action.pid != call.pid {
             call.workers.add(action.pid);
         }
         if let Some(existing) = call
@@ -602,6 +763,7 @@ impl Attribution {
                 call_name: call.name.clone(),
                 call_requested_ns: call.requested_ns,
                 call_pid: call.pid,
+                session: None,
                 action: action.clone(),
                 evidence: existing.evidence.clone(),
                 update: true,
@@ -618,6 +780,7 @@ impl Attribution {
             call_name: call.name.clone(),
             call_requested_ns: call.requested_ns,
             call_pid: call.pid,
+            session: None,
             action: action.clone(),
             evidence,
             update: false,
@@ -755,6 +918,98 @@ mod tests {
             serde_json::to_value(&attribution.calls[0].result_evidence).unwrap(),
             serde_json::json!({"type": "agent_call_id", "id": agents_id})
         );
+    }
+
+    const SERVER: u32 = 7;
+    const QUERY: &str = "query_database";
+
+    /// Opens a `query_database` call received by session process `pid`.
+    fn open_query(attribution: &mut Attribution, pid: u32, sql: &str, ts_ns: u64) {
+        let call = ToolCall {
+            id: Some("call_4".into()),
+            name: QUERY.into(),
+            arguments: serde_json::json!({ "sql": sql }),
+        };
+        attribution.open_call(ToolCallRecord::new(
+            AGENT.into(),
+            pid,
+            &call,
+            "127.0.0.1".into(),
+            None,
+            ts_ns,
+            format!("tool:{AGENT}:{QUERY}"),
+        ));
+    }
+
+    /// What a process the shared MCP server started did: `argv` of an exec.
+    fn server_child(pid: u32, argv: &str, ts_ns: u64) -> Action {
+        let target = super::super::actions::Target {
+            kind: "exec",
+            node_kind: super::super::graph::NodeKind::Command,
+            node_id: "command:/usr/bin/psql".into(),
+            label: "psql".into(),
+            edge_kind: super::super::graph::EdgeKind::Executes,
+            summary: format!("exec {argv}"),
+            descriptors: vec![argv.to_string()],
+            mcp_tool: None,
+            mcp_served: None,
+            via_command: None,
+            attributes: Vec::new(),
+            more_nodes: Vec::new(),
+            retrieval_source: None,
+            protocol: None,
+        };
+        Action {
+            kind: "exec",
+            target: target.node_id.clone(),
+            summary: target.summary.clone(),
+            pid,
+            ts_ns,
+            events: Vec::new(),
+            lineage: vec![pid, SERVER, 1],
+            // The server is nobody's agent.
+            agent: None,
+            detail: std::sync::Arc::new(target),
+        }
+    }
+
+    /// Two sessions (processes 42 and 43) query through one MCP server at once. A child of
+    /// the server goes to the call whose SQL it runs, whichever call the server was seen
+    /// handling first; one that repeats neither call's arguments is evidence of neither.
+    #[test]
+    fn a_shared_servers_child_goes_to_the_session_its_arguments_name() {
+        let mut attribution = Attribution::default();
+        open_query(&mut attribution, 42, "SELECT name FROM customers", 10);
+        open_query(&mut attribution, 43, "SELECT email FROM customers", 20);
+        let json = |sql: &str| serde_json::json!({ "sql": sql });
+        attribution.server_handles(SERVER, QUERY, &json("SELECT name FROM customers"), 30);
+        // Seen at the server only for 42's call so far: 43's psql still goes to 43.
+        let links =
+            attribution.observe(server_child(101, "psql -c SELECT email FROM customers", 40));
+        assert_eq!(links.iter().map(|l| l.call_pid).collect::<Vec<_>>(), [43]);
+        attribution.server_handles(SERVER, QUERY, &json("SELECT email FROM customers"), 50);
+        let links =
+            attribution.observe(server_child(102, "psql -c SELECT name FROM customers", 60));
+        assert_eq!(links.iter().map(|l| l.call_pid).collect::<Vec<_>>(), [42]);
+        // The server handles both; this child names neither call.
+        let links = attribution.observe(server_child(103, "psql -c SELECT 1", 70));
+        assert!(links.is_empty(), "{links:?}");
+        for call in &attribution.calls {
+            assert_eq!(
+                call.ambiguous
+                    .iter()
+                    .map(|l| l.action.pid)
+                    .collect::<Vec<_>>(),
+                [103]
+            );
+            // Nothing linked to the other session's psql.
+            let own = if call.pid == 42 { 102 } else { 101 };
+            assert!(
+                call.links.iter().all(|l| l.action.pid == own),
+                "{:?}",
+                call.links
+            );
+        }
     }
 
     /// Two calls of one tool open at once, without ids from the model (Gemini runs tools in
