@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fails if an end-to-end test file would not run in `make test`: every `[[test]]` of the CLI
 # package (crates/cli/Cargo.toml, the privileged end-to-end files) must be named exactly once
-# in the Makefile's end-to-end lists (E2E_ALONE and E2E_SHARED, passed here as arguments).
+# in the Makefile's end-to-end lists (E2E_ALONE and E2E_SHARED, passed here as arguments), and
+# every `[[test]]` of another crate must be named with `--test` in the Makefile (test-unit).
 #
 # Why: a file left out of the lists builds and passes clippy but never runs in CI, which looks
 # exactly like a green test.
@@ -27,4 +28,15 @@ if [ -n "$unknown" ]; then
   echo "check-e2e-lists: the Makefile lists files crates/cli/Cargo.toml does not declare:" $unknown >&2
   status=1
 fi
+# The other crates' integration tests (recordings replayed through the pipeline: no privilege)
+# run in `make test-unit`, each named there with `--test`.
+for manifest in crates/*/Cargo.toml; do
+  [ "$manifest" = crates/cli/Cargo.toml ] && continue
+  for name in $(sed -n '/^\[\[test\]\]/,/^name/{s/^name = "\(.*\)"/\1/p}' "$manifest"); do
+    if ! grep -Eq -- "--test $name( |$)" Makefile; then
+      echo "check-e2e-lists: $manifest declares test $name, which no Makefile target runs" >&2
+      status=1
+    fi
+  done
+done
 exit $status
