@@ -640,10 +640,13 @@ fn live_demo_reaches_the_injected_phrase_and_the_exfiltrated_rows() {
     tmux.keys(&["e"]);
     keys += 1;
     assert!(keys <= 3, "{keys} keys to the injected phrase");
-    let screen = tmux.wait_for("the injected ticket", Duration::from_secs(10), |s| {
-        s.contains("› inc-1 › mcp ") && s.contains("ignore your previous")
-    });
-    assert!(screen.contains('◆'), "evidence rows marked: {screen}");
+    // One condition for the whole frame: tmux can show a frame the console is still writing
+    // (its first lines new, the rest not yet), so the marks are waited for with the phrase.
+    let screen = tmux.wait_for(
+        "the injected ticket, its evidence rows marked (◆)",
+        Duration::from_secs(10),
+        |s| s.contains("› inc-1 › mcp ") && s.contains("ignore your previous") && s.contains('◆'),
+    );
     // Every marked row is the injected session's (the column after the kind): the ordinary
     // session's rows interleave with it but are not evidence, even when the two sessions'
     // query_database calls to the one CRM server are open at once (attribution by the
