@@ -18,67 +18,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use support::cyclonedx_schema::assert_valid_cyclonedx_1_6;
+use support::podman::{host_programs_image, podman, podman_output, Container, RUN_LIMITS};
 use support::*;
-
-/// Every podman command of the test: rootful, runc (crun refuses this machine's hybrid
-/// cgroups).
-fn podman() -> Command {
-    let mut command = Command::new("podman");
-    command.arg("--runtime").arg("runc");
-    command
-}
-
-fn podman_output(args: &[&str]) -> String {
-    let output = podman().args(args).output().expect("podman (make setup)");
-    assert!(
-        output.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-/// A container removed however the test ends.
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = podman()
-            .args(["rm", "--force", "--time", "0", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// An image with nothing but the merged-/usr symlinks and the mount points: the container
-/// mounts the host's /usr and /etc read-only, so it runs the host's Python.
-fn base_image(dir: &Path) -> String {
-    let rootfs = dir.join("rootfs");
-    for sub in ["usr", "etc", "tmp", "work", "agents", "opt/venv"] {
-        std::fs::create_dir_all(rootfs.join(sub)).unwrap();
-    }
-    for (link, target) in [
-        ("bin", "usr/bin"),
-        ("lib", "usr/lib"),
-        ("lib64", "usr/lib64"),
-    ] {
-        std::os::unix::fs::symlink(target, rootfs.join(link)).unwrap();
-    }
-    let tar = dir.join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let tag = "localhost/agentscope-test-aibom-base:e2e";
-    podman_output(&["import", tar.to_str().unwrap(), tag]);
-    tag.to_string()
-}
 
 /// `agentscope aibom --duration ... -o cyclonedx`, collecting live.
 struct LiveAibom {
@@ -165,7 +106,11 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let base = base_image(dir);
+    let base = host_programs_image(
+        dir,
+        "localhost/agentscope-test-aibom-base:e2e",
+        &["usr", "etc", "tmp", "work", "agents", "opt/venv"],
+    );
     let work = dir.join("work");
     std::fs::create_dir_all(&work).unwrap();
     // The venv directory itself (its interpreter is a link to the host's /usr/bin/python3).
@@ -198,16 +143,9 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
     let agent = Container(format!("agentscope-aibom-e2e-{}", std::process::id()));
     let agent_id = podman_output(
         &[
+            &["run", "--detach", "--name", &agent.0][..],
+            &RUN_LIMITS,
             &[
-                "run",
-                "--detach",
-                "--name",
-                &agent.0,
-                // Limits runc can set here (the defaults it would copy are refused).
-                "--ulimit",
-                "nofile=20000:20000",
-                "--ulimit",
-                "nproc=4096:4096",
                 "--network=none",
                 "-v",
                 "/usr:/usr:ro",

@@ -23,45 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize as _;
 use serde_json::Value;
+use support::podman::{host_programs_image, podman, podman_output, Container, RUN_LIMITS};
 use support::*;
-
-/// Every podman command of the test: rootful, runc (crun refuses this machine's hybrid
-/// cgroups), and limits runc can set here.
-fn podman() -> Command {
-    let mut command = Command::new("podman");
-    command.arg("--runtime").arg("runc");
-    command
-}
-
-fn podman_output(args: &[&str]) -> String {
-    let output = podman().args(args).output().expect("podman (make setup)");
-    assert!(
-        output.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-const RUN_LIMITS: [&str; 4] = [
-    "--ulimit",
-    "nofile=20000:20000",
-    "--ulimit",
-    "nproc=4096:4096",
-];
-
-/// A container removed however the test ends.
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = podman()
-            .args(["rm", "--force", "--time", "0", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 /// `kubectl kustomize deploy/`, as documents.
 fn rendered_manifests() -> (String, Vec<Value>) {
@@ -161,35 +124,6 @@ fn the_manifests_validate_offline() {
             .any(|e| e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT" && e["value"] == ""),
         "OTEL_EXPORTER_OTLP_ENDPOINT, empty by default: {env:#}"
     );
-}
-
-/// An image with nothing but the merged-/usr symlinks and /tmp: the agent's container mounts
-/// the host's /usr and /etc read-only, so it runs the host's Python in a cgroup of its own.
-fn agent_base_image(dir: &Path) -> String {
-    let rootfs = dir.join("agent-rootfs");
-    for sub in ["usr", "etc", "tmp", "work"] {
-        std::fs::create_dir_all(rootfs.join(sub)).unwrap();
-    }
-    for (link, target) in [
-        ("bin", "usr/bin"),
-        ("lib", "usr/lib"),
-        ("lib64", "usr/lib64"),
-    ] {
-        std::os::unix::fs::symlink(target, rootfs.join(link)).unwrap();
-    }
-    let tar = dir.join("agent-rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let tag = "localhost/agentscope-test-agent-base:e2e";
-    podman_output(&["import", tar.to_str().unwrap(), tag]);
-    tag.to_string()
 }
 
 /// The DaemonSet's health endpoint and probes.
@@ -300,7 +234,11 @@ fn a_containerised_collector_sees_an_agent_in_another_container() {
         "scripts/build-image.sh: {}",
         String::from_utf8_lossy(&build.stderr)
     );
-    let base = agent_base_image(dir);
+    let base = host_programs_image(
+        dir,
+        "localhost/agentscope-test-agent-base:e2e",
+        &["usr", "etc", "tmp", "work"],
+    );
     let llm = MockLlm::start(dir);
 
     // The agent, in its own container, waits for a start file so the collector is attached

@@ -13,6 +13,7 @@ pub mod events_schema;
 pub mod h2_front;
 pub mod kubernetes;
 pub mod payloads;
+pub mod podman;
 pub mod scenarios;
 pub mod token_volume;
 
