@@ -20,6 +20,7 @@ pub mod kernel;
 mod kernel_btf;
 pub mod kernel_features;
 pub mod output_tracking;
+pub mod ring_sizing;
 pub mod tls_coverage;
 pub mod tls_targets;
 
