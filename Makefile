@@ -10,7 +10,7 @@ CARGO ?= cargo
 # time goes, and a run on a busy machine still shows what a step costs.
 export TIMEFORMAT := [time] %R s (cpu %U s user + %S s sys)
 
-.PHONY: setup build install-shell-integration demo image crds test test-unit test-userspace-only clippy test-e2e test-e2e-beside-clippy bench fuzz fmt-check
+.PHONY: setup build install-shell-integration demo image crds test test-unit test-userspace-only clippy test-e2e test-e2e-beside-clippy bench bench-overhead fuzz fmt-check
 
 setup:
 	@bash scripts/setup.sh
@@ -167,6 +167,13 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope --bench tls_probe_overhead
 	$(CARGO) bench --locked -p agentscope --bench socket_payload_overhead
 	$(CARGO) bench --locked -p agentscope --bench enforce_connect
+	$(MAKE) bench-overhead
+
+# What watching costs the agents (needs root): alternating rounds with and without
+# `agentscope collect`; OVERHEAD_ROUNDS, OVERHEAD_SECONDS, OVERHEAD_AGENTS, AGENTSCOPE_BIN,
+# OVERHEAD_COLLECT_ARGS, OVERHEAD_NODE_WIDE (crates/cli/benches/agent_overhead.rs).
+bench-overhead: setup
+	$(CARGO) bench --locked -p agentscope --bench agent_overhead
 
 # Fuzz the capture reader (nightly, cargo-fuzz); FUZZ_SECONDS per target, default 300.
 fuzz: setup

@@ -27,7 +27,8 @@ use agentscope_event::{NotVisibleReason, PlaintextMethod, TlsCoverage};
 pub struct CollectorOptions {
     /// Trace only these processes and their descendants (all when empty).
     pub pids: Vec<u32>,
-    /// Ring buffer size in bytes (rounded up to a power of two).
+    /// Ring buffer size in bytes (rounded up to a power of two); by default sized by the
+    /// node's CPUs (crate::ring_sizing).
     pub ring_buffer_bytes: u32,
     /// Capture plain TCP socket payloads as well as TLS plaintext.
     pub capture_socket_data: bool,
@@ -51,7 +52,7 @@ impl Default for CollectorOptions {
     fn default() -> Self {
         CollectorOptions {
             pids: Vec::new(),
-            ring_buffer_bytes: 64 * 1024 * 1024,
+            ring_buffer_bytes: crate::ring_sizing::default_ring_bytes(),
             capture_socket_data: true,
             capture_pipe_data: true,
             redact_secrets: true,

@@ -27,6 +27,7 @@ pub mod output_tracking;
 pub mod package_inventory;
 pub mod package_location;
 pub mod package_metadata;
+pub mod ring_sizing;
 pub mod tls_coverage;
 pub mod tls_targets;
 

@@ -13,9 +13,6 @@ use agentscope_identity::{IdentityOptions, IdentityResolver, KubernetesSource};
 use agentscope_kernel::CollectorOptions;
 use clap::Args;
 
-/// The kernel ring buffer's default size, in KiB.
-pub const DEFAULT_RING_BUFFER_KIB: u32 = 65536;
-
 #[derive(Args, Debug, Clone)]
 pub struct CaptureArgs {
     /// Trace only this process and its descendants; repeat for several.
@@ -30,9 +27,11 @@ pub struct CaptureArgs {
     /// Do not capture JSON over pipes and socketpairs (MCP servers on stdio).
     #[arg(long)]
     pub no_pipe_data: bool,
-    /// Kernel ring buffer size in KiB (rounded up to a power of two).
-    #[arg(long, value_name = "KIB", default_value_t = DEFAULT_RING_BUFFER_KIB)]
-    pub ring_buffer_kib: u32,
+    /// Kernel ring buffer size in KiB, rounded up to a power of two (default: 4 MiB per online
+    /// CPU, at least 8 MiB and at most 64 MiB). Records it cannot take are counted in the
+    /// summary (`dropped by the kernel`).
+    #[arg(long, value_name = "KIB")]
+    pub ring_buffer_kib: Option<u32>,
     /// Do not use the Kubernetes API for pod identity (service-account tokens and process
     /// environments still identify pods).
     #[arg(long, conflicts_with = "kubeconfig")]
@@ -54,7 +53,7 @@ impl Default for CaptureArgs {
             keep_secrets: false,
             no_socket_data: false,
             no_pipe_data: false,
-            ring_buffer_kib: DEFAULT_RING_BUFFER_KIB,
+            ring_buffer_kib: None,
             no_kubernetes: false,
             kubeconfig: None,
             node_name: None,
@@ -69,7 +68,7 @@ impl CaptureArgs {
             || self.keep_secrets
             || self.no_socket_data
             || self.no_pipe_data
-            || self.ring_buffer_kib != DEFAULT_RING_BUFFER_KIB
+            || self.ring_buffer_kib.is_some()
             || self.no_kubernetes
             || self.kubeconfig.is_some()
             || self.node_name.is_some()
@@ -104,7 +103,11 @@ impl CaptureArgs {
     pub fn collector_options(&self) -> CollectorOptions {
         CollectorOptions {
             pids: self.pids.clone(),
-            ring_buffer_bytes: self.ring_buffer_kib.saturating_mul(1024),
+            ring_buffer_bytes: self
+                .ring_buffer_kib
+                .map_or_else(agentscope_kernel::ring_sizing::default_ring_bytes, |kib| {
+                    kib.saturating_mul(1024)
+                }),
             capture_socket_data: !self.no_socket_data,
             capture_pipe_data: !self.no_pipe_data,
             redact_secrets: self.redact_secrets(),

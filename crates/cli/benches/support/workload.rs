@@ -1,7 +1,7 @@
 //! What the overhead benches share: a long-lived workload process that runs N round trips per
 //! line on its stdin and answers with the nanoseconds they took, and `agentscope collect`
 //! following some pids with its events discarded (tls_probe_overhead,
-//! socket_payload_overhead, enforce_connect).
+//! socket_payload_overhead, enforce_connect, agent_overhead).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -82,24 +82,50 @@ impl Drop for Loop {
 pub struct Collector {
     child: Child,
     _stderr: tempfile::NamedTempFile,
+    /// Standard output of a `--quiet` collector (only its summary), else none (discarded).
+    summary: Option<tempfile::NamedTempFile>,
 }
 
 impl Collector {
+    // agent_overhead starts its collector with [`Collector::start`].
+    #[allow(dead_code)]
     pub fn follow(pids: &[u32]) -> Collector {
         Self::follow_with(pids, &[])
     }
 
     /// With further `collect` arguments (`--enforce ...`).
+    #[allow(dead_code)]
     pub fn follow_with(pids: &[u32], extra: &[String]) -> Collector {
-        let stderr = tempfile::NamedTempFile::new().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agentscope"));
-        command.args(["collect", "--json", "--ready-message", "--no-kubernetes"]);
+        let mut args: Vec<String> = ["collect", "--json", "--ready-message", "--no-kubernetes"]
+            .map(String::from)
+            .into();
         for pid in pids {
-            command.args(["--pid", &pid.to_string()]);
+            args.extend(["--pid".to_string(), pid.to_string()]);
         }
-        command.args(extra);
+        args.extend(extra.iter().cloned());
+        Self::start(
+            std::path::Path::new(env!("CARGO_BIN_EXE_agentscope")),
+            &args,
+        )
+    }
+
+    /// `program` (an agentscope binary) run with `args`, which must include `--ready-message`;
+    /// returns once it is collecting.
+    pub fn start(program: &std::path::Path, args: &[String]) -> Collector {
+        let stderr = tempfile::NamedTempFile::new().unwrap();
+        // A `--quiet` collector writes only its summary to stdout: kept in a file (not a
+        // process, so no consumer). Others write every event there: discarded.
+        let summary = args
+            .iter()
+            .any(|a| a == "--quiet")
+            .then(|| tempfile::NamedTempFile::new().unwrap());
+        let stdout = summary
+            .as_ref()
+            .map_or_else(Stdio::null, |file| file.reopen().unwrap().into());
+        let mut command = Command::new(program);
+        command.args(args);
         let mut child = command
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr.reopen().unwrap())
             .spawn()
             .expect("start agentscope collect");
@@ -121,22 +147,45 @@ impl Collector {
         Collector {
             child,
             _stderr: stderr,
+            summary,
         }
     }
 }
 
 impl Collector {
-    // Each bench compiles this file as its own module; only enforce_connect reads the pid.
+    // Each bench compiles this file as its own module; enforce_connect and agent_overhead
+    // read the pid.
     #[allow(dead_code)]
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 }
 
+impl Collector {
+    // Only agent_overhead reads the summary.
+    #[allow(dead_code)]
+    /// Stops a `--quiet` collector (SIGTERM) and returns what it wrote to stdout and stderr:
+    /// its summary and messages.
+    pub fn stop(mut self) -> String {
+        self.terminate();
+        let mut text = std::fs::read_to_string(self._stderr.path()).unwrap_or_default();
+        if let Some(summary) = &self.summary {
+            text += &std::fs::read_to_string(summary.path()).unwrap_or_default();
+        }
+        text
+    }
+
+    fn terminate(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: plain kill(2) on our child, not yet reaped.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        }
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Collector {
     fn drop(&mut self) {
-        // SAFETY: plain kill(2) on our child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        self.terminate();
     }
 }

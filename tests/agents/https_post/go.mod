@@ -1,0 +1,3 @@
+module agentscope.test/https_post
+
+go 1.19
