@@ -51,7 +51,10 @@ SOURCES = [
 SOURCE_OFFSETS = {"tool_description": -1.0, "user_message": -2.0}
 # Target false-positive rates on the validation split's benign texts.
 INJECTION_FPR = 0.02
-SUSPICIOUS_FPR = 0.05
+# The model speaks only at `injection`: at a 5 % rate its `suspicious` level flagged an ordinary
+# support ticket of the committed recording (recordings/ordinary.cap); `suspicious` comes from
+# the rules alone. Equal rates give equal thresholds, which the Rust mapping reads that way.
+SUSPICIOUS_FPR = INJECTION_FPR
 SEED = 20
 # Inverse regularisation strength of the logistic regression.
 C = float(__import__("os").environ.get("INJECTION_MODEL_C", "4.0"))

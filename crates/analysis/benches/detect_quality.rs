@@ -133,7 +133,7 @@ fn main() {
         let verdict = scan(text, source);
         let origin = field("origin").to_string();
         let rules_only = Verdict::from_score(verdict.rules_score);
-        let mut count = |both: &mut Both| {
+        let count = |both: &mut Both| {
             both.after.add(injection, verdict.verdict);
             both.before.add(injection, rules_only);
         };
