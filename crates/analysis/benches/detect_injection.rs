@@ -1,7 +1,8 @@
 //! Time per KiB of the prompt-injection detector: benign prose (the common case, where only
 //! the one-pass rule set runs), text with an injection (where hit positions are found too),
 //! text full of invisible characters and look-alike letters (the normaliser's slow path), a
-//! document with base64 runs (decoding), and an agent-sized 256 KiB tool result.
+//! document with base64 runs (decoding), and an agent-sized 256 KiB tool result; every scan
+//! runs the rules and the learned model, and `model_only_4k` times the model alone.
 //! Run: `cargo bench -p agentscope-analysis --bench detect_injection`.
 
 use agentscope_analysis::detect::{scan, IngestSource};
@@ -63,6 +64,16 @@ fn bench(c: &mut Criterion) {
             b.iter(|| scan(black_box(text), IngestSource::ToolResult))
         });
     }
+    // The learned model alone, on text already normalised (lower case prose): its share of a
+    // scan's time.
+    let model = agentscope_analysis::detect::injection::model::MODEL
+        .as_ref()
+        .expect("shipped model parses");
+    let normalised = repeat_to(PROSE, 4 * 1024).to_lowercase();
+    group.throughput(Throughput::Bytes(normalised.len() as u64));
+    group.bench_function("model_only_4k", |b| {
+        b.iter(|| model.score(black_box(&normalised), IngestSource::ToolResult))
+    });
     // Beyond the cap only head and tail are scanned: cost stays that of MAX_SCAN_BYTES.
     let huge = repeat_to(PROSE, 4 * 1024 * 1024);
     group.throughput(Throughput::Bytes(huge.len() as u64));

@@ -4,9 +4,12 @@
 //!
 //! The corpus is built by `scripts/prepare-detection-corpus.sh` (which `make bench` runs) at
 //! `$HOME/.cache/agentscope/detection-corpus.jsonl`, or `$AGENTSCOPE_DETECTION_CORPUS`.
-//! Reports, per split (`tune`: used to shape the rules; `test`: held out) and per origin,
-//! recall (injections flagged), false-positive rate (benign texts flagged) and precision, at
-//! both thresholds (verdict `injection`, and `suspicious` or above).
+//! Reports, per split (`tune`: used to shape the rules and to train the model; `test`: the
+//! model's validation split, where its thresholds are chosen; `heldout`: PyRIT, a whole source
+//! neither saw) and per origin, recall (injections flagged), false-positive rate (benign texts
+//! flagged) and precision, at both thresholds (verdict `injection`, and `suspicious` or above),
+//! for the verdict (rules and model: "after") and for the rules alone ("before"); then recall
+//! at `injection` per attack category, the model's size and the scan speed.
 //!
 //! Run: `cargo bench -p agentscope-analysis --bench detect_quality`
 //! (`-- --misses N [--origin PREFIX]` also prints N missed injections and N false positives of
@@ -16,6 +19,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use agentscope_analysis::detect::{scan, IngestSource, Verdict};
+
+/// Verdict figures for the verdict and for the rules alone.
+#[derive(Default, Clone, Copy)]
+struct Both {
+    after: Counts,
+    before: Counts,
+}
 
 #[derive(Default, Clone, Copy)]
 struct Counts {
@@ -103,8 +113,9 @@ fn main() {
         );
         std::process::exit(1);
     };
-    let mut by_split: BTreeMap<String, BTreeMap<String, Counts>> = BTreeMap::new();
-    let mut totals: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut by_split: BTreeMap<String, BTreeMap<String, Both>> = BTreeMap::new();
+    let mut totals: BTreeMap<String, Both> = BTreeMap::new();
+    let mut categories: BTreeMap<String, BTreeMap<String, Both>> = BTreeMap::new();
     let mut shown_misses = Vec::new();
     let mut shown_false = Vec::new();
     let mut bytes = 0usize;
@@ -121,16 +132,26 @@ fn main() {
         bytes += text.len();
         let verdict = scan(text, source);
         let origin = field("origin").to_string();
-        by_split
-            .entry(split.clone())
-            .or_default()
-            .entry(origin.clone())
-            .or_default()
-            .add(injection, verdict.verdict);
-        totals
-            .entry(split.clone())
-            .or_default()
-            .add(injection, verdict.verdict);
+        let rules_only = Verdict::from_score(verdict.rules_score);
+        let count = |both: &mut Both| {
+            both.after.add(injection, verdict.verdict);
+            both.before.add(injection, rules_only);
+        };
+        count(
+            by_split
+                .entry(split.clone())
+                .or_default()
+                .entry(origin.clone())
+                .or_default(),
+        );
+        count(totals.entry(split.clone()).or_default());
+        count(
+            categories
+                .entry(split.clone())
+                .or_default()
+                .entry(field("category").to_string())
+                .or_default(),
+        );
         let wanted = only_origin
             .as_ref()
             .is_none_or(|o| origin.starts_with(o.as_str()));
@@ -162,11 +183,36 @@ fn main() {
     let elapsed = started.elapsed();
     println!("corpus: {}", path.display());
     for (split, origins) in &by_split {
-        println!("\n== split {split}");
-        for (origin, counts) in origins {
-            println!("{}", counts.line(origin));
+        for (what, pick) in [
+            (
+                "after: rules + model",
+                (|b: &Both| b.after) as fn(&Both) -> Counts,
+            ),
+            ("before: rules alone", |b: &Both| b.before),
+        ] {
+            println!("\n== split {split} ({what})");
+            for (origin, counts) in origins {
+                println!("{}", pick(counts).line(origin));
+            }
+            println!("{}", pick(&totals[split]).line("ALL"));
         }
-        println!("{}", totals[split].line("ALL"));
+        println!("\n== split {split}: recall at verdict injection per category (after / before)");
+        for (category, both) in &categories[split] {
+            let recall = |c: &Counts| c.true_positive[1] as f64 / c.injections.max(1) as f64;
+            if both.after.injections > 0 {
+                println!(
+                    "{category:16} {:5} injections  recall {:5.1}% / {:5.1}%",
+                    both.after.injections,
+                    100.0 * recall(&both.after),
+                    100.0 * recall(&both.before)
+                );
+            }
+        }
+    }
+    let model_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/detect/injection");
+    for file in ["model.bin", "model.json"] {
+        let size = std::fs::metadata(format!("{model_dir}/{file}")).map_or(0, |m| m.len());
+        println!("\nmodel {file}: {size} bytes");
     }
     println!(
         "\nscanned {} KiB in {:.1} ms ({:.2} µs/KiB, unoptimised builds are slower)",

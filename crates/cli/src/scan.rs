@@ -193,6 +193,16 @@ fn verdict_json(line_number: usize, verdict: &InjectionVerdict) -> Value {
         "verdict": verdict.verdict,
         "source": verdict.source,
         "hits": hits,
+        "rules_score": round(verdict.rules_score),
+        "model": verdict.model.as_ref().map(|m| json!({
+            "probability": round(m.probability),
+            "score": round(m.score),
+            "top_features": m.top_features.iter().map(|f| json!({
+                "feature": f.feature,
+                "weight": round(f.weight),
+            })).collect::<Vec<Value>>(),
+            "ngram_contribution": round(m.ngram_contribution),
+        })),
         "labels": verdict.labels(),
         "input_bytes": verdict.input_bytes,
         "scanned_bytes": verdict.scanned_bytes,

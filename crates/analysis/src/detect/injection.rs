@@ -1,4 +1,5 @@
-//! Prompt-injection detection in content an agent ingests, on the node and without any model.
+//! Prompt-injection detection in content an agent ingests, on the node and without calling any
+//! LLM: documented rules beside a small learned model ([`model`]).
 //!
 //! [`scan`] normalises a text (compatibility folding, diacritics and invisible characters
 //! removed, lower case, whitespace collapsed, look-alike letters folded inside Latin words),
@@ -6,7 +7,9 @@
 //! combines the rules that fired into a score in 0..=1 with a noisy-OR:
 //! `score = 1 - Π (1 - weight(rule) × multiplier(source, category(rule)))`, each rule counted
 //! once. Every hit names the rule, the phrase it matched and its byte offset in the input, and
-//! carries OWASP LLM / Agentic / MITRE ATLAS labels. docs/detection.md lists every rule.
+//! carries OWASP LLM / Agentic / MITRE ATLAS labels. docs/detection.md lists every rule. The
+//! learned model scores the same normalised text; the verdict's score is the larger of the two
+//! and the verdict carries both explanations.
 //!
 //! Work is bounded: at most [`MAX_SCAN_BYTES`] of an input are looked at (its head and tail;
 //! the verdict says when an input was cut), at most [`MAX_ENCODED_CANDIDATES`] encoded runs are
@@ -19,6 +22,9 @@ use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Serialize;
 
 use super::labels::{self, Label};
+
+pub mod model;
+pub use model::{FeatureContribution, ModelScore};
 
 /// Inputs longer than this are scanned over their first [`HEAD_BYTES`] and their last
 /// `MAX_SCAN_BYTES - HEAD_BYTES` bytes: injected text sits at the start or the end of a
@@ -214,12 +220,17 @@ pub struct RuleHit {
 /// The detector's answer for one text.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InjectionVerdict {
-    /// 0 (nothing fired) to 1; see the module documentation for the formula.
+    /// 0 to 1: the larger of the rules' score (see the module documentation for the formula)
+    /// and the model's score on the verdict scale ([`ModelScore::score`]).
     pub score: f32,
     pub verdict: Verdict,
     pub source: IngestSource,
     /// Rules that fired, in order of offset.
     pub hits: Vec<RuleHit>,
+    /// What the rules alone scored (noisy-OR of the hits).
+    pub rules_score: f32,
+    /// What the learned model said ([`model`]); `None` only if the shipped model is damaged.
+    pub model: Option<ModelScore>,
     /// Length of the input in bytes.
     pub input_bytes: usize,
     /// Bytes actually scanned (equal to `input_bytes` unless the input was cut).
@@ -791,12 +802,22 @@ pub fn scan(text: &str, source: IngestSource) -> InjectionVerdict {
     encoded_hits(&window, source, &mut hits);
     hits.sort_by_key(|h| h.offset);
     hits.truncate(MAX_HITS);
-    let score = combine(&hits);
+    let rules_score = combine(&hits);
+    let model = model::MODEL
+        .as_ref()
+        .map(|m| m.score(&normalised.text, source));
+    // The rules and the model each judge the text; the stronger judgement decides, and the
+    // verdict keeps both explanations (the rules' hits, the model's top features).
+    let score = model
+        .as_ref()
+        .map_or(rules_score, |m| rules_score.max(m.score));
     InjectionVerdict {
         score,
         verdict: Verdict::from_score(score),
         source,
         hits,
+        rules_score,
+        model,
         input_bytes,
         scanned_bytes,
         truncated,
