@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use support::cyclonedx_schema::assert_valid_cyclonedx_1_6;
-use support::podman::{host_programs_image, podman, podman_output, Container, RUN_LIMITS};
+use support::podman::{host_programs_image, podman_output, Container, RUN_LIMITS};
 use support::*;
 
 /// `agentscope aibom --duration ... -o cyclonedx`, collecting live.
