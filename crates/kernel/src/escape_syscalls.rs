@@ -1,7 +1,8 @@
 //! The container-escape syscall tracepoints (`collector-ebpf/src/escape.rs`): entry and exit
 //! of `setns`, `unshare`, `mount`, `chroot`, `pivot_root`, `init_module`, `finit_module` and
 //! `ptrace`, attached with the others. None is required: a kernel without one of them (or a
-//! syscall an architecture lacks) loses that observation only, with a warning.
+//! syscall an architecture lacks) loses that observation only, with a warning, except the
+//! module-loading ones on a kernel built without module support (see [`absence_is_a_blind_spot`]).
 
 /// (program, tracepoint category, tracepoint, required), as `kernel.rs` lists its own.
 pub(crate) const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
@@ -52,3 +53,24 @@ pub(crate) const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
     ("sys_enter_ptrace", "syscalls", "sys_enter_ptrace", false),
     ("sys_exit_ptrace", "syscalls", "sys_exit_ptrace", false),
 ];
+
+/// Whether tracepoint `name` being absent hides something. On a kernel built without module
+/// support (`CONFIG_MODULES=n`: no /proc/modules) `init_module` and `finit_module` do not exist
+/// (the calls fail with ENOSYS) and neither do their tracepoints: no module can be loaded, so
+/// there is nothing to watch and nothing to warn about.
+pub(crate) fn absence_is_a_blind_spot(name: &str, proc_modules_exists: bool) -> bool {
+    !name.ends_with("init_module") || proc_modules_exists
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_tracepoints_are_missed_only_where_modules_can_be_loaded() {
+        assert!(!absence_is_a_blind_spot("sys_enter_finit_module", false));
+        assert!(!absence_is_a_blind_spot("sys_exit_init_module", false));
+        assert!(absence_is_a_blind_spot("sys_enter_init_module", true));
+        assert!(absence_is_a_blind_spot("sys_enter_setns", false));
+    }
+}

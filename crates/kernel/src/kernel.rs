@@ -390,8 +390,13 @@ impl KernelCapture {
                         fix: "use a kernel with CONFIG_FTRACE_SYSCALLS and tracepoints enabled",
                     });
                 }
-                self.warnings
-                    .push(format!("tracepoint {category}:{name} absent; skipped"));
+                if crate::escape_syscalls::absence_is_a_blind_spot(
+                    name,
+                    Path::new("/proc/modules").exists(),
+                ) {
+                    self.warnings
+                        .push(format!("tracepoint {category}:{name} absent; skipped"));
+                }
                 continue;
             }
             let prog: &mut TracePoint = program_mut(&mut self.ebpf, program)?;
