@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::BIN;
+use support::{process_state, BIN};
 
 fn recording(name: &str) -> String {
     Path::new(env!("AGENTSCOPE_REPO"))
@@ -48,8 +48,9 @@ fn wait_with_stderr(mut child: std::process::Child, limit: Duration) -> (ExitSta
             break status;
         }
         if Instant::now() > deadline {
+            let state = process_state::describe(child.id());
             let _ = child.kill();
-            panic!("agentscope did not exit within {limit:?} after its reader left");
+            panic!("agentscope did not exit within {limit:?} after its reader left; its state:\n{state}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -22,12 +22,26 @@ use support::*;
 /// Output bytes past which a run is a runaway (a regression reaches it within seconds).
 const OUTPUT_CAP: u64 = 256 << 20;
 
+/// The collector's standard error as it arrives: its text, and when its closing "stopped in"
+/// line came (so a slow stop says whether the time went before or after that line).
+#[derive(Default)]
+struct CollectorStderr {
+    text: std::sync::Mutex<String>,
+    stopped_line_at: std::sync::Mutex<Option<Instant>>,
+}
+
+impl CollectorStderr {
+    fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+}
+
 /// Starts `agentscope collect` with `--ready-message` and waits for that line; stderr keeps
-/// being drained (echoed, and kept in the returned text) in the background.
+/// being drained (echoed, and kept in the returned record) in the background.
 fn start_collector(
     args: &[&str],
     stdout: Stdio,
-) -> (Child, Instant, std::sync::Arc<std::sync::Mutex<String>>) {
+) -> (Child, Instant, std::sync::Arc<CollectorStderr>) {
     let mut child = Command::new(BIN)
         .args(["collect", "--ready-message", "--no-kubernetes"])
         .args(args)
@@ -43,22 +57,34 @@ fn start_collector(
         "collector did not start: {line}"
     );
     let ready = Instant::now();
-    let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let text = kept.clone();
+    let kept = std::sync::Arc::new(CollectorStderr::default());
+    let record = kept.clone();
     std::thread::spawn(move || {
         let mut rest = String::new();
         while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
+            if rest.starts_with("agentscope: stopped in ") {
+                *record.stopped_line_at.lock().unwrap() = Some(Instant::now());
+            }
             eprint!("collector: {rest}");
-            text.lock().unwrap().push_str(&rest);
+            record.text.lock().unwrap().push_str(&rest);
             rest.clear();
         }
     });
     (child, ready, kept)
 }
 
-/// Waits for `child` until `limit`, killing `others` and failing if a file in `watched`
-/// outgrows [`OUTPUT_CAP`] or the limit passes. Returns when the child exited.
-fn wait_bounded(child: &mut Child, limit: Instant, watched: &[&Path], others: &mut [Child]) {
+/// Waits for the collector to exit, killing it (and `others`) if it passes `limit` or one of
+/// `watched` outgrows [`OUTPUT_CAP`]. Returns when the child exited. A collector still there
+/// at `limit` fails the test with where the time went: when the stop (`stop_sent`) was asked
+/// for, when its "stopped in" line came, and what each of its threads was doing.
+fn wait_bounded(
+    child: &mut Child,
+    stop_sent: Instant,
+    limit: Instant,
+    stderr: &CollectorStderr,
+    watched: &[&Path],
+    others: &mut [Child],
+) {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "collector exited with {status}");
@@ -68,19 +94,30 @@ fn wait_bounded(child: &mut Child, limit: Instant, watched: &[&Path], others: &m
             .iter()
             .find(|p| std::fs::metadata(p).map_or(0, |m| m.len()) > OUTPUT_CAP);
         if runaway.is_some() || Instant::now() > limit {
+            // What the collector was doing, before it is killed.
+            let state = process_state::describe(child.id());
             let _ = child.kill();
             let _ = child.wait();
             for other in others.iter_mut() {
                 let _ = other.kill();
                 let _ = other.wait();
             }
-            match runaway {
-                Some(path) => panic!(
+            if let Some(path) = runaway {
+                panic!(
                     "the collector's output ran away: {} passed {OUTPUT_CAP} bytes",
                     path.display()
-                ),
-                None => panic!("the collector did not stop in time"),
+                );
             }
+            let line = match *stderr.stopped_line_at.lock().unwrap() {
+                Some(at) => format!(
+                    "its \"stopped in\" line came {:?} after the stop was asked for, and it \
+                     had not exited {:?} after that line",
+                    at.saturating_duration_since(stop_sent),
+                    limit.saturating_duration_since(at)
+                ),
+                None => "its \"stopped in\" line never came".to_string(),
+            };
+            panic!("the collector did not stop in time: {line}; its state:\n{state}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -141,15 +178,24 @@ fn output_read_by_cat_is_not_captured() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.jsonl");
-    let (mut collector, ready, _) = start_collector(&["--json", "--duration", "3"], Stdio::piped());
+    let (mut collector, ready, stderr) =
+        start_collector(&["--json", "--duration", "3"], Stdio::piped());
     let mut cat = Command::new("cat")
         .stdin(Stdio::from(collector.stdout.take().unwrap()))
         .stdout(std::fs::File::create(&out_path).unwrap())
         .spawn()
         .unwrap();
     let cat_pid = cat.id();
-    let limit = ready + Duration::from_secs(3) + Duration::from_millis(1500);
-    wait_bounded(&mut collector, limit, &[&out_path], &mut []);
+    let stop_due = ready + Duration::from_secs(3);
+    let limit = stop_due + Duration::from_millis(1500);
+    wait_bounded(
+        &mut collector,
+        stop_due,
+        limit,
+        &stderr,
+        &[&out_path],
+        &mut [],
+    );
     assert!(
         ready.elapsed() < Duration::from_millis(4000),
         "--duration 3 took {:?}",
@@ -166,7 +212,8 @@ fn output_relayed_through_a_second_pipe_is_not_captured() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.jsonl");
-    let (mut collector, ready, _) = start_collector(&["--json", "--duration", "3"], Stdio::piped());
+    let (mut collector, ready, stderr) =
+        start_collector(&["--json", "--duration", "3"], Stdio::piped());
     let mut relay = Command::new(python_interpreter())
         .args([
             "-c",
@@ -182,8 +229,16 @@ fn output_relayed_through_a_second_pipe_is_not_captured() {
         .spawn()
         .unwrap();
     let pids = [relay.id(), cat.id()];
-    let limit = ready + Duration::from_secs(3) + Duration::from_millis(1500);
-    wait_bounded(&mut collector, limit, &[&out_path], &mut []);
+    let stop_due = ready + Duration::from_secs(3);
+    let limit = stop_due + Duration::from_millis(1500);
+    wait_bounded(
+        &mut collector,
+        stop_due,
+        limit,
+        &stderr,
+        &[&out_path],
+        &mut [],
+    );
     assert!(relay.wait().unwrap().success());
     assert!(cat.wait().unwrap().success());
     assert_no_feedback(&json_lines(&out_path), &pids);
@@ -239,7 +294,7 @@ fn flood_and_stop(dir: &Path, stop: StopBy) -> FloodRun {
     if let StopBy::Duration = stop {
         args.extend(["--duration", "3"]);
     }
-    let (mut collector, ready, _) = start_collector(
+    let (mut collector, ready, stderr) = start_collector(
         &args,
         Stdio::from(std::fs::File::create(&stdout_path).unwrap()),
     );
@@ -262,7 +317,9 @@ fn flood_and_stop(dir: &Path, stop: StopBy) -> FloodRun {
     let limit = stop_sent + Duration::from_secs(5);
     wait_bounded(
         &mut collector,
+        stop_sent,
         limit,
+        &stderr,
         &[],
         std::slice::from_mut(&mut flood_child),
     );
@@ -368,7 +425,9 @@ fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
     let stop_sent = Instant::now();
     wait_bounded(
         &mut collector,
+        stop_sent,
         stop_sent + Duration::from_secs(5),
+        &stderr,
         &[],
         std::slice::from_mut(&mut flood_child),
     );
@@ -401,7 +460,7 @@ fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
     let recorded = serde_json::from_str::<Value>(&info).unwrap()["events"]
         .as_u64()
         .unwrap();
-    let stderr = stderr.lock().unwrap().clone();
+    let stderr = stderr.text();
     eprintln!(
         "stalled reader: stop took {stop_latency:?}; {taken_lines} lines reached the reader, \
          {recorded} events recorded"

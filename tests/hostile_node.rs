@@ -197,13 +197,17 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    // Where the test's time goes, printed as it goes (CI logs show it; DEVELOPERS.md).
+    // Where the test's time goes, printed as it goes (CI logs show it; DEVELOPERS.md). Written
+    // to the stderr handle itself: libtest captures `eprintln!` of a passing test, which left CI
+    // logs without these lines.
     let test_started = Instant::now();
     let phase = |what: &str| {
-        eprintln!(
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
             "hostile node: {what} at {:.1} s",
             test_started.elapsed().as_secs_f64()
-        )
+        );
     };
     let secrets_file = dir.join("secrets.json");
     std::fs::write(&secrets_file, serde_json::to_string(&secrets()).unwrap()).unwrap();

@@ -486,7 +486,11 @@ fn flood_drops_are_counted_exactly() {
     let from_the_ring = captured
         .events
         .iter()
-        .filter(|e| !matches!(e["kind"].as_str(), Some("package" | "host_path_write")))
+        .filter(|e| {
+            !e["kind"]
+                .as_str()
+                .is_some_and(|kind| agentscope_event::COLLECTOR_MADE_KINDS.contains(&kind))
+        })
         .count();
     assert_eq!(
         received as usize, from_the_ring,

@@ -14,6 +14,7 @@ pub mod h2_front;
 pub mod kubernetes;
 pub mod payloads;
 pub mod podman;
+pub mod process_state;
 pub mod scenarios;
 pub mod token_volume;
 

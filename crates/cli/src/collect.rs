@@ -26,6 +26,7 @@ use agentscope_session::server_sink::ServerSink;
 use agentscope_session::{Session, Sink, SourceLosses, Step};
 
 use crate::event_output::{write_graph, EventPrinter};
+use crate::loop_turns::{LoopTurns, TurnKind};
 use crate::stdout_pipe::StdoutPipe;
 use crate::stdout_queue::{StdoutDrops, StdoutQueue};
 use agentscope_console::control_chars::escape_controls;
@@ -437,6 +438,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut consumers_told = std::collections::BTreeSet::new();
     // Events read and not yet processed: a batch is processed a slice of time at a time.
     let mut backlog = std::collections::VecDeque::new();
+    let mut turns = LoopTurns::default();
     loop {
         let sleep = async {
             match deadline {
@@ -452,6 +454,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             _ = counters_timer.tick() => {
+                let began = std::time::Instant::now();
                 // A rotated recording is a new file to mark.
                 mark_recording(&mut collector, &sinks.recorder);
                 for consumer in collector.consumers() {
@@ -460,18 +463,23 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                     }
                 }
                 note_counters(&mut session, &collector, &mut sinks)?;
+                turns.ended(TurnKind::Counters, began);
             }
             _ = tick_timer.tick() => {
+                let began = std::time::Instant::now();
                 health.beat();
                 if let Some(store) = &mut sinks.store {
                     store.apply_approved(&mut session);
                 }
                 session.tick(std::time::Instant::now(), &mut sinks)?;
                 sinks.report();
+                turns.ended(TurnKind::Tick, began);
             }
             batch = collector.next_batch(BATCH_EVENTS), if backlog.is_empty() => {
+                let began = std::time::Instant::now();
                 backlog.extend(batch?);
                 process_slice(&mut backlog, &mut session, &mut sinks)?;
+                turns.ended(TurnKind::Batch, began);
                 // While the ring buffer stays full every poll is ready at once, and tokio only
                 // looks at its timers and signals when the task yields (after a coop budget
                 // of ~128 batches: seconds). Yield after each slice so --duration, SIGINT and
@@ -479,7 +487,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 tokio::task::yield_now().await;
             }
             () = std::future::ready(()), if !backlog.is_empty() => {
+                let began = std::time::Instant::now();
                 process_slice(&mut backlog, &mut session, &mut sinks)?;
+                turns.ended(TurnKind::Backlog, began);
                 tokio::task::yield_now().await;
             }
         }
@@ -604,12 +614,13 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let now = std::time::Instant::now();
     eprintln!(
         "agentscope: stopped in {} ms: events {} ms, recording and baselines {} ms, graph \
-         and summary {} ms, standard output and OTLP export {} ms",
+         and summary {} ms, standard output and OTLP export {} ms; {}",
         ms(stop_began, now),
         ms(stop_began, outputs_began),
         ms(outputs_began, finished_at),
         ms(finished_at, stdout_began),
-        ms(stdout_began, now)
+        ms(stdout_began, now),
+        turns.describe()
     );
     collector.close();
     // The process ends here: freeing the pipeline's many small allocations one by one (tens

@@ -18,6 +18,7 @@ mod exit_status;
 mod governed_files;
 mod health_endpoint;
 mod live_session;
+mod loop_turns;
 mod otlp_args;
 mod output_format;
 mod posture_cmd;

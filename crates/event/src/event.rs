@@ -202,6 +202,11 @@ fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error
     s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
+/// Kinds the collector makes itself, never read from the kernel's ring buffer: a package it
+/// read through a process's root, a write it found under a host path, the policy it applies.
+/// Counts of records read from the kernel leave them out.
+pub const COLLECTOR_MADE_KINDS: [&str; 3] = ["package", "host_path_write", "enforce_policy"];
+
 impl EventBody {
     /// The `kind` name used in JSON and in summaries.
     pub fn kind_name(&self) -> &'static str {

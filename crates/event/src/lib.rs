@@ -22,5 +22,5 @@ pub mod synthetic;
 pub mod tls_coverage;
 pub mod tls_hello;
 
-pub use event::{DecodeError, Event, EventBody};
+pub use event::{DecodeError, Event, EventBody, COLLECTOR_MADE_KINDS};
 pub use tls_coverage::{NotVisibleReason, PlaintextMethod, TlsCoverage};
