@@ -1,0 +1,227 @@
+//! Memory at many agents: the peak RSS of `agentscope replay` over a synthetic capture of
+//! about a thousand agents, next to what the pipeline's memory budget says it held and shed.
+//!
+//! The workload is events the real collector captured (tests/fixtures: LLM chats, MCP over
+//! HTTP and stdio, PostgreSQL sessions) repeated round after round as new processes of new
+//! programs (`agentscope_event::synthetic::repeat_as_new_agents`), so every round adds agents,
+//! connections and graph nodes. It is recorded once through the real recorder; then the real
+//! binary replays it `FOOTPRINT_RUNS` times (default 5), each a child process whose peak RSS
+//! (`VmHWM`) is read while it runs. A replay is the live collector's pipeline fed
+//! from a file (live and replay give the same results), so this is the pipeline's share of a
+//! collector watching that many agents; a live collector adds its fixed kernel-facing part
+//! (ring buffer, maps, probes: the idle RSS `make bench-overhead` reports).
+//!
+//! Printed: agents, graph nodes and edges, events, then RSS median and range over the runs,
+//! and the budget's peak held bytes and sheddings (evictions and truncations mean the budget,
+//! not the workload, set the figure).
+//!
+//! Environment: `FOOTPRINT_ROUNDS` (default 340: about a thousand agents, three a round), `FOOTPRINT_RUNS`,
+//! `FOOTPRINT_ARGS` (more `replay` arguments, split at spaces, e.g. `--memory-budget 256M`),
+//! `FOOTPRINT_CAPTURE` (write the synthetic capture there and keep it).
+//! Run: `cargo bench -p agentscope --bench footprint_at_scale` (release build).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_capture::capture::{CaptureMetadata, Recorder, RecorderOptions};
+use agentscope_event::event::Event;
+use agentscope_event::event_json::events_from_json_lines;
+use agentscope_event::synthetic::repeat_as_new_agents;
+use agentscope_reconstruct::ReconstructOptions;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentscope");
+
+const FIXTURES: &[&str] = &[
+    include_str!(concat!(
+        env!("AGENTSCOPE_REPO"),
+        "/tests/fixtures/capture/python_chat.jsonl"
+    )),
+    include_str!(concat!(
+        env!("AGENTSCOPE_REPO"),
+        "/tests/fixtures/capture/python_chat_stream.jsonl"
+    )),
+    include_str!(concat!(
+        env!("AGENTSCOPE_REPO"),
+        "/tests/fixtures/capture/node_chat_stream.jsonl"
+    )),
+    include_str!(concat!(
+        env!("AGENTSCOPE_REPO"),
+        "/tests/fixtures/mcp/http-socket-events.jsonl"
+    )),
+    include_str!(concat!(
+        env!("AGENTSCOPE_REPO"),
+        "/tests/fixtures/mcp/stdio-pipe-events.jsonl"
+    )),
+    include_str!(concat!(
+        env!("AGENTSCOPE_REPO"),
+        "/tests/fixtures/postgres/simple_query.jsonl"
+    )),
+    include_str!(concat!(
+        env!("AGENTSCOPE_REPO"),
+        "/tests/fixtures/postgres/extended_query.jsonl"
+    )),
+];
+
+fn env_number(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn record(events: &[Event], path: &Path) {
+    let mut pipeline = Pipeline::new(
+        ReconstructOptions::default(),
+        ModelOptions::default(),
+        Box::new(HostOnlyIdentity),
+    );
+    let metadata = CaptureMetadata {
+        created_by: "agentscope bench footprint_at_scale".into(),
+        ..Default::default()
+    };
+    let mut recorder = Recorder::start(
+        RecorderOptions::new(path.to_path_buf(), metadata),
+        &mut pipeline,
+    )
+    .expect("start the recording");
+    for event in events {
+        pipeline.push(event);
+        recorder
+            .record(event, &mut pipeline)
+            .expect("record an event");
+    }
+    pipeline.finish();
+    recorder
+        .finish(&mut pipeline)
+        .expect("finish the recording");
+}
+
+/// One replay: its peak RSS in KiB and the graph document it wrote.
+///
+/// The peak is the child's own `VmHWM`, read from /proc while it runs (every 5 ms; the mark
+/// only rises, and exec gave the child a new one). Not `wait4`'s `ru_maxrss`: that counts the
+/// pages the child shared with this large parent between fork and exec.
+fn replay(capture: &Path, graph: &Path, extra: &[String]) -> (u64, Value) {
+    let mut child = Command::new(BIN)
+        .arg("replay")
+        .arg(capture)
+        .arg("--graph-json")
+        .arg(graph)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start agentscope replay");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        // Read before asking whether it exited: a zombie has no memory left to report.
+        if let Some(kib) = std::fs::read_to_string(&status_path)
+            .ok()
+            .as_deref()
+            .and_then(high_water_kib)
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait for replay") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(status.success(), "replay failed: {status}");
+    let document = std::fs::read(graph).expect("graph JSON written");
+    let document = serde_json::from_slice(&document).expect("graph JSON parses");
+    (peak_kib, document)
+}
+
+/// `VmHWM` of a /proc/PID/status text, in KiB.
+fn high_water_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn median_and_range(values: &mut [u64]) -> (u64, u64, u64) {
+    values.sort_unstable();
+    (
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+    )
+}
+
+fn main() {
+    // `cargo test --benches` runs every bench target once with `--bench` absent: a smoke run
+    // of a few rounds keeps it quick while still going through every step.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let rounds = env_number("FOOTPRINT_ROUNDS", if smoke { 3 } else { 340 });
+    let runs = env_number("FOOTPRINT_RUNS", if smoke { 1 } else { 5 }).max(1);
+    let extra: Vec<String> = std::env::var("FOOTPRINT_ARGS")
+        .map(|a| a.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let parsed: Vec<Vec<Event>> = FIXTURES
+        .iter()
+        .map(|f| events_from_json_lines(f).expect("fixture parses"))
+        .collect();
+    let events = repeat_as_new_agents(&parsed, rounds);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // Kept where asked, to look at the same replay with other tools (heaptrack, /usr/bin/time).
+    let capture = std::env::var_os("FOOTPRINT_CAPTURE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("agents.cap"));
+    record(&events, &capture);
+    let event_count = events.len();
+    drop(events);
+    let graph = dir.path().join("graph.json");
+    let mut rss_kib = Vec::new();
+    let mut last = Value::Null;
+    for _ in 0..runs {
+        let (rss, document) = replay(&capture, &graph, &extra);
+        rss_kib.push(rss);
+        last = document;
+    }
+    let count = |pointer: &str| {
+        last.pointer(pointer)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    };
+    let memory = &last["stats"]["memory"];
+    let (median, low, high) = median_and_range(&mut rss_kib);
+    println!(
+        "footprint_at_scale: {} agents, {} graph nodes, {} graph edges, {event_count} events \
+         ({rounds} rounds)",
+        count("/agents"),
+        count("/graph/nodes"),
+        count("/graph/edges"),
+    );
+    println!(
+        "footprint_at_scale: replay peak RSS median {:.1} MiB (range {:.1}-{:.1}) over {runs} runs",
+        median as f64 / 1024.0,
+        low as f64 / 1024.0,
+        high as f64 / 1024.0
+    );
+    println!(
+        "footprint_at_scale: memory budget {} MiB, peak held {:.1} MiB; shed: {} bodies \
+         truncated, {} connections evicted, {} tool calls evicted, {} graph evictions, {} \
+         findings dropped, {} detection state sheddings",
+        memory["budget_bytes"].as_u64().unwrap_or(0) >> 20,
+        memory["peak_held_bytes"].as_u64().unwrap_or(0) as f64 / 1048576.0,
+        memory["bodies_truncated"],
+        memory["connections_evicted"],
+        memory["tool_calls_evicted"],
+        memory["graph_evictions"],
+        memory["findings_dropped"],
+        memory["detection_state_shed"],
+    );
+    assert!(
+        count("/agents") >= rounds as usize,
+        "every round adds agents"
+    );
+}
