@@ -12,6 +12,8 @@
 //! generate a Role allowing exactly the one `get` (checked with the same RBAC evaluation as
 //! `kubectl auth can-i`, and validated as a manifest with kubernetes-validate), flag
 //! `run_shell` as excess agency, and generate a NetworkPolicy for the one destination used.
+//! `agentscope posture --duration`, collecting live over the same session, must report the same
+//! agent, request, tool and destination.
 //! Needs root (the collector) and `make setup` (the test venv with kubernetes-validate).
 
 mod support;
@@ -77,7 +79,40 @@ fn fixture(name: &str) -> Value {
 
 /// Runs the agent as the pod under the collector; returns the cluster (its API server still
 /// serving), the recording and the account API's port.
+/// How the session is watched: recorded by `collect --record`, or reported on live by
+/// `posture --duration` (its JSON report).
+enum Watch<'a> {
+    Record,
+    LivePosture { objects: &'a Path },
+}
+
+/// What the watcher produced: the recording, or the live posture report.
+enum Watched {
+    Recording(PathBuf),
+    Report(Value),
+}
+
+/// The agent's session, recorded.
 fn record_session(dir: &Path, host: &str) -> (SupportAgentCluster, PathBuf, u16) {
+    let (cluster, watched, port) = run_session(dir, host, Watch::Record);
+    let Watched::Recording(record) = watched else {
+        unreachable!("a recording was asked for")
+    };
+    (cluster, record, port)
+}
+
+/// The cluster's objects, as `kubectl get -o json` lists them, written to a file.
+fn cluster_objects(dir: &Path) -> PathBuf {
+    let mut objects = fixture("posture.json");
+    let items = objects["items"].as_array_mut().unwrap();
+    items.push(fixture("pod.json"));
+    items.push(fixture("serviceaccount.json"));
+    let objects_path = dir.join("objects.json");
+    std::fs::write(&objects_path, objects.to_string()).unwrap();
+    objects_path
+}
+
+fn run_session(dir: &Path, host: &str, watch: Watch) -> (SupportAgentCluster, Watched, u16) {
     let cluster = SupportAgentCluster::start(dir);
     let config_map_path = format!("/api/v1/namespaces/{NAMESPACE}/configmaps/agent-settings");
     cluster.add_object(
@@ -120,32 +155,42 @@ fn record_session(dir: &Path, host: &str) -> (SupportAgentCluster, PathBuf, u16)
     let agent_pid = agent.pid().to_string();
     let crm_pid = crm.pid.to_string();
     let kubeconfig = cluster.kubeconfig.display().to_string();
-    let collect = Collect::start(
-        dir,
-        &[
-            "--quiet",
-            "--pid",
-            &agent_pid,
-            "--pid",
-            &crm_pid,
-            "--record",
-            record.to_str().unwrap(),
-            "--kubeconfig",
-            &kubeconfig,
-            "--node-name",
-            &cluster.node,
-        ],
-    );
-    cluster.wait_for_watch();
-    agent.release();
-    let output = agent.finish();
-    let captured = collect.stop();
-    assert!(output.contains("\"ok\": true"), "{output}");
-    assert_eq!(
-        captured.summary["kernel"]["dropped"], 0,
-        "{}",
-        captured.summary
-    );
+    let followed = [
+        "--pid",
+        &agent_pid,
+        "--pid",
+        &crm_pid,
+        "--kubeconfig",
+        &kubeconfig,
+        "--node-name",
+        &cluster.node,
+    ];
+    let watched = match watch {
+        Watch::Record => {
+            let mut args = vec!["--quiet", "--record", record.to_str().unwrap()];
+            args.extend(followed);
+            let collect = Collect::start(dir, &args);
+            cluster.wait_for_watch();
+            agent.release();
+            let output = agent.finish();
+            let captured = collect.stop();
+            assert!(output.contains("\"ok\": true"), "{output}");
+            assert_eq!(
+                captured.summary["kernel"]["dropped"], 0,
+                "{}",
+                captured.summary
+            );
+            Watched::Recording(record)
+        }
+        Watch::LivePosture { objects } => {
+            let posture = LivePosture::start(&followed, objects);
+            cluster.wait_for_watch();
+            agent.release();
+            let output = agent.finish();
+            assert!(output.contains("\"ok\": true"), "{output}");
+            Watched::Report(posture.stop())
+        }
+    };
     assert!(
         cluster
             .api
@@ -154,7 +199,60 @@ fn record_session(dir: &Path, host: &str) -> (SupportAgentCluster, PathBuf, u16)
             .any(|r| r.starts_with(&config_map_path)),
         "the agent did not read the ConfigMap"
     );
-    (cluster, record, accounts.port)
+    (cluster, watched, accounts.port)
+}
+
+/// `agentscope posture --duration` collecting live: started, ready, and stopped early with
+/// SIGINT (Ctrl-C), which ends the collection the way the duration's end does.
+struct LivePosture {
+    child: std::process::Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl LivePosture {
+    fn start(followed: &[&str], objects: &Path) -> LivePosture {
+        use std::io::BufRead as _;
+        let mut child = Command::new(BIN)
+            .args([
+                "posture",
+                "--duration",
+                "120",
+                "--ready-message",
+                "-o",
+                "json",
+            ])
+            .args(followed)
+            .arg("--cluster")
+            .arg(objects)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start agentscope posture");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.contains("collecting"), "posture did not start: {line}");
+        let stderr = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+            rest
+        });
+        LivePosture { child, stderr }
+    }
+
+    /// Stops the collection and returns the JSON report.
+    fn stop(mut self) -> Value {
+        // Let the last records reach the ring buffer reader.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let status = self.child.wait().unwrap();
+        let stderr = self.stderr.join().unwrap();
+        assert!(status.success(), "posture failed: {status}: {stderr}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+    }
 }
 
 /// kubernetes-validate (strict) over a manifest file: the kinds it passed.
@@ -177,14 +275,7 @@ fn posture_of_a_pod_that_reads_one_config_map() {
     let dir = tempfile::tempdir().unwrap();
     let host = host_address();
     let (cluster, record, accounts_port) = record_session(dir.path(), &host);
-
-    // The cluster's objects, as `kubectl get -o json` lists them.
-    let mut objects = fixture("posture.json");
-    let items = objects["items"].as_array_mut().unwrap();
-    items.push(fixture("pod.json"));
-    items.push(fixture("serviceaccount.json"));
-    let objects_path = dir.path().join("objects.json");
-    std::fs::write(&objects_path, objects.to_string()).unwrap();
+    let objects_path = cluster_objects(dir.path());
 
     let artifacts = dir.path().join("artifacts");
     let output = Command::new(BIN)
@@ -371,6 +462,8 @@ fn posture_of_a_pod_that_reads_one_config_map() {
 
     // The same objects read from the API (`--cluster-from-api`): the double serves them as
     // the lists the API server answers, and the reads stay within deploy/clusterrole.yaml.
+    let objects: Value =
+        serde_json::from_str(&std::fs::read_to_string(&objects_path).unwrap()).unwrap();
     serve_lists(&cluster, &objects);
     let kubeconfig = cluster.kubeconfig.display().to_string();
     let from_api = Command::new(BIN)
@@ -457,4 +550,59 @@ fn serve_lists(cluster: &SupportAgentCluster, list: &Value) {
             }),
         );
     }
+}
+
+/// `posture --duration` reports live what the recording's replay reports: the same agent,
+/// the one Kubernetes request, the one tool called and the one destination.
+#[test]
+fn live_posture_reports_what_the_agent_did() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_address();
+    let objects = cluster_objects(dir.path());
+    let (_cluster, watched, accounts_port) =
+        run_session(dir.path(), &host, Watch::LivePosture { objects: &objects });
+    let Watched::Report(report) = watched else {
+        unreachable!("a live report was asked for")
+    };
+    assert_eq!(report["schema"], "agentscope.posture/v1");
+    let agents = report["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{report:#}");
+    let agent = &agents[0];
+    let key = agent["agent"].as_str().unwrap();
+    assert!(
+        key.starts_with(&format!("k8s:{NAMESPACE}/Deployment/support-agent/agent:")),
+        "{key}"
+    );
+    assert_eq!(agent["service_account"], "support/support-agent");
+    let requests: Vec<(&str, u64)> = agent["rbac"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["request"].as_str().unwrap(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        vec![("get configmaps agent-settings in support", 200)]
+    );
+    let called: Vec<&str> = agent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["calls"].as_u64().unwrap() > 0)
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(called, vec!["http_get"]);
+    let destinations: Vec<String> = agent["network"]["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{}:{}", d["address"].as_str().unwrap(), d["port"]))
+        .collect();
+    assert_eq!(destinations, vec![format!("{host}:{accounts_port}")]);
 }
