@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use agentscope_event::package::{PackageEcosystem, PackageFound};
 
 use crate::package_location::{package_location, PackageLocation};
-use crate::package_metadata::{read_npm, DistInfoIndex};
+use crate::package_metadata::{read_npm, DistributionIndex};
 
 /// Packages whose metadata may be read per batch of events.
 pub const READS_PER_BATCH: usize = 64;
@@ -42,7 +42,7 @@ pub struct PackageInventory {
     proc_root: PathBuf,
     reported: HashMap<u32, HashSet<Reported>>,
     results: HashMap<(RootId, PackageEcosystem, String), PackageFound>,
-    indexes: HashMap<(RootId, String), Result<DistInfoIndex, String>>,
+    indexes: HashMap<(RootId, String), Result<DistributionIndex, String>>,
     reads_left: usize,
 }
 
@@ -127,18 +127,18 @@ impl PackageInventory {
                 let index = self
                     .indexes
                     .entry((root_id, location.packages_dir.clone()))
-                    .or_insert_with(|| DistInfoIndex::read(root, &location.packages_dir));
+                    .or_insert_with(|| DistributionIndex::read(root, &location.packages_dir));
                 match index {
                     Err(error) => Err(error.clone()),
                     Ok(index) => {
-                        match index.dist_info_of(
+                        match index.distribution_of(
                             root,
                             &location.name,
                             location.namespace_child.as_deref(),
                         ) {
-                            Some(dist_info) => index.read_metadata(root, &dist_info),
+                            Some(distribution) => index.read_metadata(root, &distribution),
                             None => Err(format!(
-                                "no *.dist-info in {} provides module {}",
+                                "no *.dist-info or *.egg-info in {} provides module {}",
                                 location.packages_dir, location.name
                             )),
                         }

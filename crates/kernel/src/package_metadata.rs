@@ -1,7 +1,8 @@
 //! A package's name and version, read from its own metadata inside a process's root
-//! (`/proc/PID/root`): a Python distribution's `*.dist-info/METADATA` (found through the
-//! `site-packages` directory's `*.dist-info` names, then their `top_level.txt`), a Node.js
-//! package's `package.json`.
+//! (`/proc/PID/root`): a Python distribution's `*.dist-info/METADATA`, or the `PKG-INFO` of a
+//! `*.egg-info` (a directory, or a single file from older distutils; Debian's `python3-*`
+//! packages and `setup.py` installs write these), found through the `site-packages` directory's
+//! names, then their `top_level.txt`; a Node.js package's `package.json`.
 //!
 //! The root belongs to a process that may be hostile: every path is resolved inside it
 //! (`openat2(RESOLVE_IN_ROOT)`, [`agentscope_event::process_root`]: a symbolic link cannot
@@ -11,7 +12,7 @@
 //! parse), [`DIR_ENTRIES_MAX`] names of a directory, [`TOP_LEVEL_READS_MAX`] `top_level.txt`
 //! files per directory. Bad content is an error saying what was wrong, never a panic.
 //!
-//! The `METADATA` headers are read by hand: they are RFC 822-style `Name: value` lines up to the
+//! The `METADATA` and `PKG-INFO` headers (one format) are read by hand: they are RFC 822-style `Name: value` lines up to the
 //! first blank line, and only `Name` and `Version` are wanted (a mail-parsing crate would bring
 //! a great deal more for two fields). `package.json` is JSON, read with serde_json.
 
@@ -41,7 +42,7 @@ pub struct PackageMetadata {
     pub path: String,
 }
 
-/// Python `*.dist-info` names: `PEP 503` normalisation (lower case, runs of `-_.` → `_`).
+/// Python distribution names: `PEP 503` normalisation (lower case, runs of `-_.` → `_`).
 fn normalise(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
@@ -91,41 +92,51 @@ pub fn read_npm(root: &Path, package_dir: &str) -> Result<PackageMetadata, Strin
     })
 }
 
-/// The `*.dist-info` directories of one `site-packages` directory, and which modules they
-/// provide.
+/// The installed distributions of one `site-packages` directory (their `*.dist-info` and
+/// `*.egg-info` names), and which modules they provide.
 #[derive(Debug, Default)]
-pub struct DistInfoIndex {
+pub struct DistributionIndex {
     packages_dir: String,
-    /// Normalised distribution name → `*.dist-info` directory name.
+    /// Normalised distribution name → its `*.dist-info` or `*.egg-info` name. A `*.dist-info`
+    /// wins over an `*.egg-info` of the same name (pip's metadata over a leftover).
     by_name: HashMap<String, String>,
-    /// Normalised top-level module → `*.dist-info` directory name, from `top_level.txt`;
+    /// Normalised top-level module → `*.dist-info` or `*.egg-info` name, from `top_level.txt`;
     /// filled on the first module no distribution is named after.
     by_module: Option<HashMap<String, String>>,
 }
 
-impl DistInfoIndex {
+impl DistributionIndex {
     /// Lists `packages_dir` inside `root`.
-    pub fn read(root: &Path, packages_dir: &str) -> Result<DistInfoIndex, String> {
+    pub fn read(root: &Path, packages_dir: &str) -> Result<DistributionIndex, String> {
         let (names, _more) = list_dir_in_root(root, packages_dir, DIR_ENTRIES_MAX)
             .map_err(|e| format!("listing {packages_dir}: {e}"))?;
         let mut by_name = HashMap::new();
-        for dir in names {
-            if let Some(stem) = dir.strip_suffix(".dist-info") {
+        let mut egg_infos = Vec::new();
+        for entry in names {
+            if let Some(stem) = entry.strip_suffix(".dist-info") {
                 // `name-version`; the name never holds a `-` (wheels write `_`).
                 let name = stem.split('-').next().unwrap_or(stem);
-                by_name.insert(normalise(name), dir.clone());
+                by_name.insert(normalise(name), entry.clone());
+            } else if let Some(stem) = entry.strip_suffix(".egg-info") {
+                // `name-version[-pyX.Y]`, or `name` alone (setuptools escapes a `-` in the
+                // name as `_` too).
+                let name = stem.split('-').next().unwrap_or(stem);
+                egg_infos.push((normalise(name), entry.clone()));
             }
         }
-        Ok(DistInfoIndex {
+        for (name, entry) in egg_infos {
+            by_name.entry(name).or_insert(entry);
+        }
+        Ok(DistributionIndex {
             packages_dir: packages_dir.to_string(),
             by_name,
             by_module: None,
         })
     }
 
-    /// The `*.dist-info` directory of the distribution that provides `module` (with
+    /// The `*.dist-info` or `*.egg-info` of the distribution that provides `module` (with
     /// `namespace_child` for a namespace package: `google` + `genai` is `google-genai`).
-    pub fn dist_info_of(
+    pub fn distribution_of(
         &mut self,
         root: &Path,
         module: &str,
@@ -163,11 +174,38 @@ impl DistInfoIndex {
         by_module.get(&normalise(module)).cloned()
     }
 
-    /// Reads the `METADATA` of `dist_info` (a directory [`Self::dist_info_of`] gave).
-    pub fn read_metadata(&self, root: &Path, dist_info: &str) -> Result<PackageMetadata, String> {
-        let path = format!("{}/{dist_info}/METADATA", self.packages_dir);
-        let (bytes, _more) = read_prefix_in_root(root, &path, METADATA_PREFIX_BYTES)
-            .map_err(|e| format!("{dist_info}/METADATA: {e}"))?;
+    /// Reads the metadata of `distribution` (a name [`Self::distribution_of`] gave): a
+    /// `*.dist-info`'s `METADATA`, an `*.egg-info` directory's `PKG-INFO`, or an `*.egg-info`
+    /// file itself.
+    pub fn read_metadata(
+        &self,
+        root: &Path,
+        distribution: &str,
+    ) -> Result<PackageMetadata, String> {
+        let dir = format!("{}/{distribution}", self.packages_dir);
+        let candidates = if distribution.ends_with(".egg-info") {
+            vec![format!("{dir}/PKG-INFO"), dir]
+        } else {
+            vec![format!("{dir}/METADATA")]
+        };
+        let mut last_error = String::new();
+        let mut read = None;
+        for path in candidates {
+            match read_prefix_in_root(root, &path, METADATA_PREFIX_BYTES) {
+                Ok((bytes, _more)) => {
+                    read = Some((path, bytes));
+                    break;
+                }
+                Err(e) => last_error = format!("{path}: {e}"),
+            }
+        }
+        let Some((path, bytes)) = read else {
+            return Err(last_error);
+        };
+        let file = path
+            .strip_prefix(&format!("{}/", self.packages_dir))
+            .unwrap_or(&path)
+            .to_string();
         let text = String::from_utf8_lossy(&bytes);
         let (mut name, mut version) = (None, None);
         for line in text.lines() {
@@ -183,7 +221,7 @@ impl DistInfoIndex {
             }
         }
         let missing = |what: &str| {
-            format!("{dist_info}/METADATA has no {what} header in its first {METADATA_PREFIX_BYTES} bytes")
+            format!("{file} has no {what} header in its first {METADATA_PREFIX_BYTES} bytes")
         };
         Ok(PackageMetadata {
             name: plausible(name.ok_or_else(|| missing("Name"))?, "name")?,
@@ -230,9 +268,9 @@ mod tests {
             &format!("{SP}/pyyaml-6.0.4.dist-info/top_level.txt"),
             b"_yaml\nyaml\n",
         );
-        let mut index = DistInfoIndex::read(root, SP).unwrap();
-        let read = |index: &mut DistInfoIndex, module: &str, child: Option<&str>| {
-            let dir = index.dist_info_of(root, module, child)?;
+        let mut index = DistributionIndex::read(root, SP).unwrap();
+        let read = |index: &mut DistributionIndex, module: &str, child: Option<&str>| {
+            let dir = index.distribution_of(root, module, child)?;
             Some(index.read_metadata(root, &dir))
         };
         assert_eq!(
@@ -295,9 +333,9 @@ mod tests {
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
 
-        let mut index = DistInfoIndex::read(root, SP).unwrap();
+        let mut index = DistributionIndex::read(root, SP).unwrap();
         let mut read = |module: &str| {
-            let dir = index.dist_info_of(root, module, None).unwrap();
+            let dir = index.distribution_of(root, module, None).unwrap();
             index.read_metadata(root, &dir)
         };
         let error =
@@ -312,7 +350,7 @@ mod tests {
         assert!(error("fifo", &mut read).contains("not a regular file"));
         // The site-packages directory itself a link out of the root: nothing listed.
         std::os::unix::fs::symlink(outside.path(), root.join("escaped")).unwrap();
-        assert!(DistInfoIndex::read(root, "/escaped").is_err());
+        assert!(DistributionIndex::read(root, "/escaped").is_err());
     }
 
     #[test]
@@ -326,11 +364,11 @@ mod tests {
                 format!("m{i}\n").as_bytes(),
             );
         }
-        let mut index = DistInfoIndex::read(root, SP).unwrap();
-        assert!(index.dist_info_of(root, "m0", None).is_some());
+        let mut index = DistributionIndex::read(root, SP).unwrap();
+        assert!(index.distribution_of(root, "m0", None).is_some());
         // Past the bound: not read, so not found (rather than read without end).
         assert_eq!(
-            index.dist_info_of(root, &format!("m{}", TOP_LEVEL_READS_MAX + 5), None),
+            index.distribution_of(root, &format!("m{}", TOP_LEVEL_READS_MAX + 5), None),
             None
         );
     }
@@ -399,5 +437,115 @@ mod tests {
         )
         .unwrap();
         assert!(read_npm(root, &format!("{nm}/link")).is_err());
+    }
+
+    #[test]
+    fn egg_info_directories_and_files() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        // Debian's python3-jwt: a directory named after the distribution, its module `jwt`.
+        write(
+            root,
+            &format!("{SP}/PyJWT-2.6.0.egg-info/PKG-INFO"),
+            b"Metadata-Version: 2.1\nName: PyJWT\nVersion: 2.6.0\n",
+        );
+        write(
+            root,
+            &format!("{SP}/PyJWT-2.6.0.egg-info/top_level.txt"),
+            b"jwt\n",
+        );
+        // distutils' single file, with the interpreter tag.
+        write(
+            root,
+            &format!("{SP}/crcmod-1.7-py3.11.egg-info"),
+            b"Metadata-Version: 1.1\nName: crcmod\nVersion: 1.7\n",
+        );
+        // Both for one name: pip's *.dist-info over a leftover *.egg-info.
+        write(
+            root,
+            &format!("{SP}/six-1.16.0.egg-info/PKG-INFO"),
+            b"Name: six\nVersion: 1.16.0\n",
+        );
+        write(
+            root,
+            &format!("{SP}/six-1.17.0.dist-info/METADATA"),
+            b"Name: six\nVersion: 1.17.0\n",
+        );
+        // No version in the name (Debian's python3-cryptography), and no PKG-INFO in it.
+        fs::create_dir_all(root.join(&SP[1..]).join("cryptography.egg-info")).unwrap();
+        let mut index = DistributionIndex::read(root, SP).unwrap();
+        let mut read = |module: &str| {
+            let found = index.distribution_of(root, module, None)?;
+            Some(index.read_metadata(root, &found))
+        };
+        assert_eq!(
+            read("jwt"),
+            Some(Ok(PackageMetadata {
+                name: "PyJWT".into(),
+                version: "2.6.0".into(),
+                path: format!("{SP}/PyJWT-2.6.0.egg-info/PKG-INFO"),
+            }))
+        );
+        assert_eq!(
+            read("crcmod"),
+            Some(Ok(PackageMetadata {
+                name: "crcmod".into(),
+                version: "1.7".into(),
+                path: format!("{SP}/crcmod-1.7-py3.11.egg-info"),
+            }))
+        );
+        let six = read("six").unwrap().unwrap();
+        assert_eq!(six.version, "1.17.0");
+        let error = read("cryptography").unwrap().unwrap_err();
+        assert!(error.contains("cryptography.egg-info"), "{error}");
+    }
+
+    /// An `*.egg-info` as setuptools itself writes it (`setup.py egg_info`, with the test
+    /// venv's setuptools: `make setup`), read as the collector reads it.
+    #[test]
+    fn an_egg_info_written_by_setuptools() {
+        let python = std::env::var("AGENTSCOPE_TEST_PYTHON").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/agentscope/test-venv/bin/python",
+                std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+            )
+        });
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let source = root.join("src/ticket_tools");
+        fs::create_dir_all(source.join("ticket_tools")).unwrap();
+        fs::write(source.join("ticket_tools/__init__.py"), "").unwrap();
+        fs::write(
+            source.join("setup.py"),
+            "from setuptools import setup\n\
+             setup(name='ticket-tools', version='0.4.2', packages=['ticket_tools'])\n",
+        )
+        .unwrap();
+        let site = root.join(&SP[1..]);
+        fs::create_dir_all(&site).unwrap();
+        let output = std::process::Command::new(&python)
+            .args(["setup.py", "-q", "egg_info", "--egg-base"])
+            .arg(&site)
+            .current_dir(&source)
+            .output()
+            .unwrap_or_else(|e| panic!("{python} (make setup): {e}"));
+        assert!(
+            output.status.success(),
+            "setup.py egg_info: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut index = DistributionIndex::read(root, SP).unwrap();
+        let found = index
+            .distribution_of(root, "ticket_tools", None)
+            .expect("the egg-info provides ticket_tools");
+        let metadata = index.read_metadata(root, &found).unwrap();
+        assert_eq!(
+            (metadata.name.as_str(), metadata.version.as_str()),
+            ("ticket-tools", "0.4.2")
+        );
+        assert!(
+            metadata.path.ends_with(".egg-info/PKG-INFO"),
+            "{metadata:?}"
+        );
     }
 }
