@@ -23,6 +23,8 @@ use serde::Serialize;
 
 use super::labels::{self, Label};
 
+pub mod decoded_text;
+pub mod hidden_comments;
 pub mod model;
 pub use model::{FeatureContribution, ModelScore};
 
@@ -33,7 +35,8 @@ pub use model::{FeatureContribution, ModelScore};
 pub const MAX_SCAN_BYTES: usize = 256 * 1024;
 /// The head part of the scanned window of a cut input.
 pub const HEAD_BYTES: usize = 192 * 1024;
-/// Encoded runs (base64, hex) decoded and scanned per input, at most.
+/// Encoded runs (base64, hex, URL encoding, rot13, spaced letters) decoded and scanned per
+/// input, at most.
 pub const MAX_ENCODED_CANDIDATES: usize = 16;
 /// Bytes of one encoded run that are decoded, at most.
 const MAX_ENCODED_RUN: usize = 16 * 1024;
@@ -127,7 +130,7 @@ pub enum Category {
     Secrecy,
     /// Requests to reveal the system prompt.
     PromptLeak,
-    /// Instructions hidden in base64 or hex.
+    /// Instructions hidden in an encoding (base64, hex, URL encoding, rot13, spaced letters).
     Encoding,
     /// Invisible characters and look-alike letters.
     Obfuscation,
@@ -669,9 +672,16 @@ const PATTERN_RULES: &[PatternRule] = &[
 /// Rules computed from character-level evidence rather than a pattern.
 const ENCODED_INSTRUCTIONS: RuleInfo = RuleInfo {
     id: "encoding.hidden_instructions",
-    description: "a base64 or hex run decodes to text in which other rules fire",
+    description: "an encoded run (base64, hex, URL encoding, rot13, letters spaced out) decodes to text in which other rules fire",
     category: Category::Encoding,
     weight: 0.75,
+    labels: &[LLM01, ASI01],
+};
+const HIDDEN_COMMENT: RuleInfo = RuleInfo {
+    id: "obfuscation.hidden_comment",
+    description: "instructions inside an HTML or Markdown comment, which a rendered page hides from its reader",
+    category: Category::Obfuscation,
+    weight: 0.5,
     labels: &[LLM01, ASI01],
 };
 const UNICODE_TAGS: RuleInfo = RuleInfo {
@@ -708,6 +718,7 @@ const COMPUTED_RULES: &[RuleInfo] = &[
     ZERO_WIDTH,
     BIDI_CONTROL,
     HOMOGLYPHS,
+    HIDDEN_COMMENT,
 ];
 
 /// Zero-width characters in words before an obfuscation hit is reported.
@@ -800,6 +811,7 @@ pub fn scan(text: &str, source: IngestSource) -> InjectionVerdict {
     pattern_hits(&normalised.text, &normalised.origin, source, &mut hits);
     obfuscation_hits(&normalised, source, &mut hits);
     encoded_hits(&window, source, &mut hits);
+    hidden_comment_hits(&window, source, &mut hits);
     hits.sort_by_key(|h| h.offset);
     hits.truncate(MAX_HITS);
     let rules_score = combine(&hits);
@@ -1201,6 +1213,44 @@ fn encoded_hits(window: &[(usize, &str)], source: IngestSource, hits: &mut Vec<R
             hits.extend(inner_hits);
         }
     }
+    for decoded in decoded_text::candidates(window, MAX_ENCODED_CANDIDATES - tried) {
+        let inner = normalise(&[(0, decoded.text.as_str())]);
+        let mut inner_hits = Vec::new();
+        pattern_hits_at(&inner.text, None, decoded.at, source, &mut inner_hits);
+        if inner_hits.is_empty() {
+            continue;
+        }
+        // What fired: the decoded phrase of the first hit (a rotated page would otherwise
+        // show its first, unrelated, words).
+        let shown = inner_hits[0].matched.clone();
+        hits.push(hit(&ENCODED_INSTRUCTIONS, source, shown, decoded.at));
+        hits.extend(inner_hits);
+    }
+}
+
+/// An `obfuscation.hidden_comment` hit for each comment (HTML, Markdown) inside which other
+/// rules fired: instructions a reader of the rendered page never sees.
+fn hidden_comment_hits(window: &[(usize, &str)], source: IngestSource, hits: &mut Vec<RuleHit>) {
+    let spans = hidden_comments::spans(window);
+    if spans.is_empty() {
+        return;
+    }
+    let mut found = Vec::new();
+    for span in spans {
+        let inside = hits
+            .iter()
+            .filter(|h| h.category != Category::Obfuscation)
+            .find(|h| span.contains(&h.offset));
+        if let Some(inside) = inside {
+            found.push(hit(
+                &HIDDEN_COMMENT,
+                source,
+                inside.matched.clone(),
+                span.start,
+            ));
+        }
+    }
+    hits.extend(found);
 }
 
 /// The run decoded as hex or base64, when that gives readable text.
