@@ -313,6 +313,7 @@ fn run_with_collector(
     collect.wait_probed(&binary, std::time::Duration::from_secs(120));
     release(&codex.measured);
     let stdout = finish(codex.child);
+    collect.wait_exit_printed(pid, std::time::Duration::from_secs(120));
     let stdout_path = collect.stdout_path.clone();
     let captured = collect.stop();
     let graph: Value =

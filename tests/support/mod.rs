@@ -486,6 +486,34 @@ impl Collect {
         }
     }
 
+    /// Waits until the collector has printed the exit of process `pid` (its last thread's), so
+    /// everything the process did before is processed: a collector short of CPU runs behind,
+    /// and a stop (which takes at most a second, whatever is left) would cut what it has not
+    /// read yet. Panics after `timeout`.
+    pub fn wait_exit_printed(&self, pid: u32, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
+            // Only whole lines: the last one may be half written.
+            let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+            if whole
+                .lines()
+                .filter(|line| line.contains("exit"))
+                .any(|line| {
+                    serde_json::from_str::<Value>(line)
+                        .is_ok_and(|e| e["kind"] == "exit" && e["pid"] == pid)
+                })
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the collector did not print the exit of pid {pid} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the collector (SIGTERM) and returns its events and summary.
     pub fn stop(mut self) -> Captured {
         // Let the last records reach the ring buffer reader.
