@@ -949,3 +949,28 @@ fn note_probed(probed: &mut Vec<ProbedFile>, path: &str, method: &'static str) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probed_files_are_kept_in_order_up_to_a_bound() {
+        let mut probed = Vec::new();
+        for i in 0..PROBED_KEPT + 10 {
+            note_probed(&mut probed, &format!("/opt/agent{i}"), "openssl (located)");
+        }
+        assert_eq!(probed.len(), PROBED_KEPT);
+        assert_eq!(
+            probed[0],
+            ProbedFile {
+                path: "/opt/agent0".into(),
+                method: "openssl (located)"
+            }
+        );
+        assert_eq!(
+            probed[PROBED_KEPT - 1].path,
+            format!("/opt/agent{}", PROBED_KEPT - 1)
+        );
+    }
+}
