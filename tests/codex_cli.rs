@@ -111,22 +111,28 @@ fn codex_home(dir: &Path, port: u16) -> PathBuf {
 /// Requests the warm-up run makes (a tool call round and the answer), before the measured ones.
 const WARM_UP_REQUESTS: usize = 2;
 
+/// Codex held at two points, each a FIFO the test opens to let it go on (see [`release`]).
+struct PausedCodex {
+    child: std::process::Child,
+    /// Before anything runs: the collector can follow the pid from the start.
+    start: PathBuf,
+    /// After the warm-up run, before the measured one is exec'd.
+    measured: PathBuf,
+}
+
 /// Starts Codex held before its `exec` until the start FIFO is opened (so the collector can
 /// follow its pid from the start). Once released, Codex first runs once with a short prompt
-/// (a child of the shell, output discarded), then the measured run `exec`s in the shell's
-/// pid. The warm-up is there because the collector analyses a binary at its first exec and
-/// Codex makes its first connection about 130 ms after starting: the analysis takes 23 ms
-/// in the benchmark (`crates/kernel/benches/locate_openssl3.rs`) but several times that in
-/// this unoptimised test build, so a binary's very first process can have its first
-/// connection start before the probes are attached (in most runs here, by up to 170 ms: the
-/// warm-up's hellos then say `probes_attached_late`).
-/// The measured run is the steady state of a node that has seen the binary before.
-fn paused_codex(
-    dir: &Path,
-    binary: &Path,
-    llm: &MockLlm,
-    port: u16,
-) -> (std::process::Child, PathBuf) {
+/// (a child of the shell, output discarded); then the shell waits on the second FIFO before the
+/// measured run `exec`s in its pid. The collector analyses a binary when it reads the binary's
+/// first exec and attaches the probes after: by design the first process of a binary runs
+/// unprobed meanwhile. Codex makes its first connection about 130 ms after starting; the
+/// analysis takes 23 ms in the benchmark (`crates/kernel/benches/locate_openssl3.rs`), several
+/// times that in this unoptimised test build, and a collector short of CPU reads the exec
+/// late: the warm-up's hellos can say `probes_attached_late`, and in CI the warm-up once ended
+/// before the probes were attached, so the measured run's first hello said so too. The measured
+/// run is the steady state of a node that has seen the binary before: it is released only once
+/// the collector says the binary is probed ([`Collect::wait_probed`]).
+fn paused_codex(dir: &Path, binary: &Path, llm: &MockLlm, port: u16) -> PausedCodex {
     let home = codex_home(dir, port);
     let work = dir.join("work");
     std::fs::create_dir_all(&work).unwrap();
@@ -140,18 +146,23 @@ fn paused_codex(
         format!("127.0.0.1 localhost\n127.0.0.1 {API_HOST}\n"),
     )
     .unwrap();
-    let start = dir.join("start");
-    let path = std::ffi::CString::new(start.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let fifo = |name: &str| {
+        let fifo = dir.join(name);
+        let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+        fifo
+    };
+    let (start, measured) = (fifo("start"), fifo("measured"));
     let script = format!(
         "mount --bind '{hosts}' /etc/hosts && : < '{start}'; cd '{work}' && \
          '{bin}' exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
-         --color never - < '{warm_up}' > /dev/null 2>&1 && \
+         --color never - < '{warm_up}' > /dev/null 2>&1 && : < '{measured}' && \
          exec '{bin}' exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
          --color never - < '{prompt}'",
         hosts = hosts.display(),
         start = start.display(),
+        measured = measured.display(),
         bin = binary.display(),
         work = work.display(),
         prompt = prompt.display(),
@@ -170,17 +181,23 @@ fn paused_codex(
         .stderr(Stdio::piped())
         .spawn()
         .expect("start codex");
-    (child, start)
+    PausedCodex {
+        child,
+        start,
+        measured,
+    }
 }
 
-fn release(start: &Path) {
+/// Lets Codex go on past `fifo`, once the shell waits there (the measured run's, after a
+/// warm-up run that takes seconds, longer on a loaded machine).
+fn release(fifo: &Path) {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         match std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK)
-            .open(start)
+            .open(fifo)
         {
             Ok(_) => return,
             Err(err)
@@ -248,9 +265,10 @@ fn run_without_collector(version: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let secret_path = write_secret(dir.path());
     let (llm, dump) = start_mock(dir.path(), &secret_path);
-    let (child, start) = paused_codex(dir.path(), &codex_binary(version), &llm, llm.port);
-    release(&start);
-    let stdout = finish(child);
+    let codex = paused_codex(dir.path(), &codex_binary(version), &llm, llm.port);
+    release(&codex.start);
+    release(&codex.measured);
+    let stdout = finish(codex.child);
     let returned =
         std::fs::read(dump.join(format!("request-{}.body", WARM_UP_REQUESTS + 2))).unwrap();
     assert!(
@@ -274,8 +292,9 @@ fn run_with_collector(
         H2Front::start(dir, &binary, &llm, &llm.ca())
     });
     let port = front.as_ref().map_or(llm.port, |f| f.port);
-    let (child, start) = paused_codex(dir, &codex_binary(version), &llm, port);
-    let pid = child.id();
+    let binary = codex_binary(version);
+    let codex = paused_codex(dir, &binary, &llm, port);
+    let pid = codex.child.id();
     let graph_path = dir.join("graph.json");
     let record_path = dir.join("run.cap");
     let collect = Collect::start(
@@ -290,8 +309,11 @@ fn run_with_collector(
             record_path.to_str().unwrap(),
         ],
     );
-    release(&start);
-    let stdout = finish(child);
+    release(&codex.start);
+    collect.wait_probed(&binary, std::time::Duration::from_secs(120));
+    release(&codex.measured);
+    let stdout = finish(codex.child);
+    collect.wait_exit_printed(pid, std::time::Duration::from_secs(120));
     let stdout_path = collect.stdout_path.clone();
     let captured = collect.stop();
     let graph: Value =
@@ -452,12 +474,7 @@ fn codex_is_seen(version: &str, method: &str) -> Captured {
         "Codex's ClientHellos: {:#?}",
         hellos
             .iter()
-            .map(|e| (
-                &e["ts_ns"],
-                &e["alpn"],
-                &e["len"],
-                &e["coverage"]["plaintext"]
-            ))
+            .map(|e| (&e["ts_ns"], &e["alpn"], &e["len"], &e["coverage"]))
             .collect::<Vec<_>>()
     );
     // The warm-up's connections go through the same stack: seen, or (when they began while the

@@ -341,6 +341,8 @@ pub struct Collect {
     /// of its own, removed when this is dropped: tests running side by side never share (or
     /// adopt) each other's, and none is left behind.
     _pins: Option<PinDir>,
+    /// Its stderr after the ready line, as it comes (see [`Collect::wait_probed`]).
+    stderr_lines: std::sync::Arc<(std::sync::Mutex<Vec<String>>, std::sync::Condvar)>,
 }
 
 /// A pin directory for one test's enforcement, in a bpffs instance of its own (mounted on a
@@ -446,17 +448,70 @@ impl Collect {
             "collector did not start: {line}"
         );
         // Keep draining stderr so the collector never blocks on it.
+        let stderr_lines =
+            std::sync::Arc::new((std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new()));
+        let lines = stderr_lines.clone();
         std::thread::spawn(move || {
             let mut rest = String::new();
             while stderr.read_line(&mut rest).unwrap_or(0) > 0 {
                 eprint!("collector: {rest}");
-                rest.clear();
+                let (kept, told) = &*lines;
+                kept.lock().unwrap().push(std::mem::take(&mut rest));
+                told.notify_all();
             }
         });
         Collect {
             child,
             stdout_path,
             _pins: pins,
+            stderr_lines,
+        }
+    }
+
+    /// Waits until the collector says it attached its TLS probes to `binary` (the line
+    /// `--ready-message` prints for each probed file, naming it as exec'd): every process that
+    /// runs it from then on is probed from its exec. Panics after `timeout`.
+    pub fn wait_probed(&self, binary: &Path, timeout: Duration) {
+        let wanted = format!("probes attached to {}: ", binary.display());
+        let deadline = Instant::now() + timeout;
+        let (kept, told) = &*self.stderr_lines;
+        let mut lines = kept.lock().unwrap();
+        while !lines.iter().any(|line| line.contains(&wanted)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the collector did not say it probed {} within {timeout:?}; it said: {lines:#?}",
+                binary.display()
+            );
+            lines = told.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    /// Waits until the collector has printed the exit of process `pid` (its last thread's), so
+    /// everything the process did before is processed: a collector short of CPU runs behind,
+    /// and a stop (which takes at most a second, whatever is left) would cut what it has not
+    /// read yet. Panics after `timeout`.
+    pub fn wait_exit_printed(&self, pid: u32, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
+            // Only whole lines: the last one may be half written.
+            let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+            if whole
+                .lines()
+                .filter(|line| line.contains("exit"))
+                .any(|line| {
+                    serde_json::from_str::<Value>(line)
+                        .is_ok_and(|e| e["kind"] == "exit" && e["pid"] == pid)
+                })
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the collector did not print the exit of pid {pid} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -47,7 +47,9 @@ pub struct CollectArgs {
     /// One JSON object per event on stdout, then a summary object (see docs/events.md).
     #[arg(long)]
     json: bool,
-    /// Write a line to stderr once the probes are attached (tests and scripts wait for it).
+    /// Write a line to stderr once the probes are attached (tests and scripts wait for it),
+    /// then one each time a TLS library or executable is probed ("agentscope: probes attached
+    /// to PATH: METHOD"): every later process that runs or loads it is probed from the start.
     #[arg(long)]
     ready_message: bool,
     /// When the collector stops, write the agents, their AI-BOMs, tool calls and the execution
@@ -260,6 +262,20 @@ impl Sink for PrinterSink {
     }
 }
 
+/// Says which files were just probed, with `--ready-message` (a script waits for the line of
+/// an agent's binary before starting the agent whose first connections it wants captured).
+fn report_probed(collector: &mut Collector, ready_message: bool) {
+    for probed in collector.take_probed() {
+        if ready_message {
+            eprintln!(
+                "agentscope: probes attached to {}: {}",
+                escape_controls(&probed.path),
+                probed.method
+            );
+        }
+    }
+}
+
 /// Marks the current recording file as collector output (see `Collector::mark_output_file`).
 fn mark_recording(collector: &mut Collector, recorder: &Option<RecorderSink>) {
     if let Some(path) = recorder.as_ref().and_then(RecorderSink::current_path) {
@@ -419,6 +435,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     if args.ready_message {
         eprintln!("agentscope: collecting");
     }
+    report_probed(&mut collector, args.ready_message);
     if let Some(message) = otlp_message {
         eprintln!("{message}");
     }
@@ -478,6 +495,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             batch = collector.next_batch(BATCH_EVENTS), if backlog.is_empty() => {
                 let began = std::time::Instant::now();
                 backlog.extend(batch?);
+                report_probed(&mut collector, args.ready_message);
                 process_slice(&mut backlog, &mut session, &mut sinks)?;
                 turns.ended(TurnKind::Batch, began);
                 // While the ring buffer stays full every poll is ready at once, and tokio only

@@ -118,6 +118,22 @@ pub struct TlsLibrary {
     pub not_visible: Option<String>,
 }
 
+/// A file whose TLS probes were attached, as [`Collector::take_probed`] hands it out: from then
+/// on every process that runs or loads it is probed from its exec or open, so a script can
+/// wait for it before starting an agent (a binary's first process can connect while its
+/// analysis runs, and those connections are reported `probes_attached_late`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbedFile {
+    /// The name its first user knew it by, as `tls_libraries` and `go_tls` report it.
+    pub path: String,
+    /// How its plaintext is captured, as the summary names it ("openssl (located)").
+    pub method: &'static str,
+}
+
+/// Probed files kept until taken: a collector whose user never takes them (the console, the
+/// coverage and AI-BOM commands) keeps no more than this.
+const PROBED_KEPT: usize = 1024;
+
 /// Records read per batch, and how long one batch may take, so signals and timers are seen
 /// promptly even when the ring buffer never empties.
 const BATCH_BUDGET: Duration = Duration::from_millis(20);
@@ -137,6 +153,8 @@ pub struct Collector {
     dns_expired_at: Instant,
     /// The governed agents' policies, reported as events (crate::enforcement_reports).
     policy_reports: crate::enforcement_reports::PolicyReports,
+    /// Files probed since [`Collector::take_probed`] was last called, in the order attached.
+    probed: Vec<ProbedFile>,
 }
 
 /// How often expired DNS answers are taken out of the allow-lists (the kernel already ignores
@@ -512,6 +530,7 @@ impl Collector {
             enforcement_pins: pins,
             dns_expired_at: Instant::now(),
             policy_reports,
+            probed: Vec::new(),
         };
         collector.probe_mapped_tls_libraries(&existing);
         // Whatever reads the collector's stdout or stderr must not be captured reading it.
@@ -580,11 +599,15 @@ impl Collector {
     fn analyse(&mut self, pid: u32, path: &Path, shown: &str, exec: bool) {
         let kernel = &mut self.kernel;
         let warnings = &mut self.state.summary.warnings;
+        let probed = &mut self.probed;
         let object = self.tls.analyse(path, shown, |target| {
-            kernel.attach_tls(target).map(|_| ()).map_err(|err| {
-                warnings.push(err.to_string());
-                err.to_string()
-            })
+            kernel
+                .attach_tls(target)
+                .map(|_| note_probed(probed, shown, target.method.name()))
+                .map_err(|err| {
+                    warnings.push(err.to_string());
+                    err.to_string()
+                })
         });
         match object {
             Some(object) => self.process_tls.uses(pid, object, exec),
@@ -597,6 +620,13 @@ impl Collector {
                 self.state.summary.warnings.push(err.to_string());
                 err.to_string()
             });
+            if outcome.is_ok() {
+                note_probed(
+                    &mut self.probed,
+                    shown,
+                    crate::go_tls_targets::GO_TLS_METHOD,
+                );
+            }
             self.go_tls.attached(&target, outcome);
         }
         // A Go executable's own verdict (its stack is Go's crypto/tls, not an OpenSSL export).
@@ -607,6 +637,12 @@ impl Collector {
             };
             self.process_tls.uses(pid, object, false);
         }
+    }
+
+    /// The files whose TLS probes were attached since the last call, in the order attached
+    /// (those found running at start first): each file once, when it is first analysed.
+    pub fn take_probed(&mut self) -> Vec<ProbedFile> {
+        std::mem::take(&mut self.probed)
     }
 
     /// A connection whose ClientHello went out before the probes of the file that would have
@@ -901,5 +937,40 @@ impl Collector {
             .warnings
             .extend(self.kernel.warnings.iter().cloned());
         summary
+    }
+}
+
+/// Keeps `path` for [`Collector::take_probed`], up to [`PROBED_KEPT`] untaken.
+fn note_probed(probed: &mut Vec<ProbedFile>, path: &str, method: &'static str) {
+    if probed.len() < PROBED_KEPT {
+        probed.push(ProbedFile {
+            path: path.to_string(),
+            method,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probed_files_are_kept_in_order_up_to_a_bound() {
+        let mut probed = Vec::new();
+        for i in 0..PROBED_KEPT + 10 {
+            note_probed(&mut probed, &format!("/opt/agent{i}"), "openssl (located)");
+        }
+        assert_eq!(probed.len(), PROBED_KEPT);
+        assert_eq!(
+            probed[0],
+            ProbedFile {
+                path: "/opt/agent0".into(),
+                method: "openssl (located)"
+            }
+        );
+        assert_eq!(
+            probed[PROBED_KEPT - 1].path,
+            format!("/opt/agent{}", PROBED_KEPT - 1)
+        );
     }
 }

@@ -31,7 +31,7 @@ pub mod ring_sizing;
 pub mod tls_coverage;
 pub mod tls_targets;
 
-pub use collector::{Collector, CollectorOptions, Summary};
+pub use collector::{Collector, CollectorOptions, ProbedFile, Summary};
 pub use error::CollectorError;
 
 // The layers below, under the names this crate's modules use for them.
