@@ -8,33 +8,17 @@
 use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_event::event::{Event, EventBody};
-use agentscope_event::event_json::events_from_json_lines;
 use agentscope_reconstruct::ReconstructOptions;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use agentscope_event::synthetic as fixture_rounds;
 
-const FIXTURES: &[&str] = &[
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/python_chat.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/python_chat_stream.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/node_chat_stream.jsonl"
-    )),
-];
+#[path = "../../../tests/fixtures/recorded_mix.rs"]
+mod recorded_mix;
 const ROUNDS: u32 = 50;
 
 fn workload() -> Vec<Event> {
-    let parsed: Vec<Vec<Event>> = FIXTURES
-        .iter()
-        .map(|f| events_from_json_lines(f).expect("fixture parses"))
-        .collect();
+    let parsed = recorded_mix::recorded_sets(recorded_mix::LLM_CHATS);
     fixture_rounds::repeat_as_new_processes(&parsed, ROUNDS)
 }
 

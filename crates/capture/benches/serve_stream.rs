@@ -22,49 +22,17 @@ use agentscope_capture::capture::codec::Entry;
 use agentscope_capture::capture::{CaptureMetadata, CollectorCounters, StreamItem};
 use agentscope_capture::serve::{attach, ServeOptions, StreamServer};
 use agentscope_event::event::Event;
-use agentscope_event::event_json::events_from_json_lines;
 use agentscope_reconstruct::ReconstructOptions;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use agentscope_event::synthetic as fixture_rounds;
 
-const FIXTURES: &[&str] = &[
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/python_chat.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/python_chat_stream.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/node_chat_stream.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/mcp/http-socket-events.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/mcp/stdio-pipe-events.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/postgres/simple_query.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/postgres/extended_query.jsonl"
-    )),
-];
+#[path = "../../../tests/fixtures/recorded_mix.rs"]
+mod recorded_mix;
 const ROUNDS: u32 = 50;
 
 fn workload() -> Vec<Event> {
-    let parsed: Vec<Vec<Event>> = FIXTURES
-        .iter()
-        .map(|f| events_from_json_lines(f).expect("fixture parses"))
-        .collect();
+    let parsed = recorded_mix::recorded_sets(recorded_mix::RECORDED_MIX.len());
     fixture_rounds::repeat_as_new_processes(&parsed, ROUNDS)
 }
 

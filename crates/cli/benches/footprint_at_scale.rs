@@ -27,43 +27,14 @@ use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::{CaptureMetadata, Recorder, RecorderOptions};
 use agentscope_event::event::Event;
-use agentscope_event::event_json::events_from_json_lines;
 use agentscope_event::synthetic::repeat_as_new_agents;
 use agentscope_reconstruct::ReconstructOptions;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_agentscope");
 
-const FIXTURES: &[&str] = &[
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/python_chat.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/python_chat_stream.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/node_chat_stream.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/mcp/http-socket-events.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/mcp/stdio-pipe-events.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/postgres/simple_query.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/postgres/extended_query.jsonl"
-    )),
-];
+#[path = "../../../tests/fixtures/recorded_mix.rs"]
+mod recorded_mix;
 
 fn env_number(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -166,10 +137,7 @@ fn main() {
     let extra: Vec<String> = std::env::var("FOOTPRINT_ARGS")
         .map(|a| a.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
-    let parsed: Vec<Vec<Event>> = FIXTURES
-        .iter()
-        .map(|f| events_from_json_lines(f).expect("fixture parses"))
-        .collect();
+    let parsed = recorded_mix::recorded_sets(recorded_mix::RECORDED_MIX.len());
     let events = repeat_as_new_agents(&parsed, rounds);
     let dir = tempfile::tempdir().expect("temporary directory");
     // Kept where asked, to look at the same replay with other tools (heaptrack, /usr/bin/time).

@@ -14,41 +14,17 @@ use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_analysis::session::{Session, Sink, Step};
 use agentscope_event::event::Event;
-use agentscope_event::event_json::events_from_json_lines;
 use agentscope_event::synthetic::repeat_as_new_processes;
 use agentscope_otlp::genai_spans::{ContentPolicy, GenAiTranslator, Telemetry};
 use agentscope_reconstruct::ReconstructOptions;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-const FIXTURES: &[&str] = &[
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/python_chat.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/python_chat_stream.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/capture/node_chat_stream.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/mcp/http-socket-events.jsonl"
-    )),
-    include_str!(concat!(
-        env!("AGENTSCOPE_REPO"),
-        "/tests/fixtures/mcp/stdio-pipe-events.jsonl"
-    )),
-];
+#[path = "../../../tests/fixtures/recorded_mix.rs"]
+mod recorded_mix;
 const ROUNDS: u32 = 50;
 
 fn workload() -> Vec<Event> {
-    let parsed: Vec<Vec<Event>> = FIXTURES
-        .iter()
-        .map(|f| events_from_json_lines(f).expect("fixture parses"))
-        .collect();
+    let parsed = recorded_mix::recorded_sets(recorded_mix::LLM_AND_MCP);
     repeat_as_new_processes(&parsed, ROUNDS)
 }
 
@@ -112,7 +88,7 @@ fn bench(c: &mut Criterion) {
         "{} events made {} spans and records ({} runs)",
         events.len(),
         once.made,
-        ROUNDS as usize * FIXTURES.len()
+        ROUNDS as usize * recorded_mix::LLM_AND_MCP
     );
     assert!(once.made > 0, "the workload exports something");
 
