@@ -1,9 +1,13 @@
-//! TCP state changes (`sock:inet_sock_set_state`). With a pid filter they are attributed by
-//! socket address and listening port rather than by the current task, because many of them
-//! happen in softirq context on behalf of no particular process.
+//! TCP state changes (`sock:inet_sock_set_state`). Many happen in softirq context, where the
+//! current task is whoever the interrupt found running (`ksoftirqd`, another process), so each
+//! change is attributed to the socket's owner: the process that last moved the socket through
+//! a state only a system call makes (connect, listen, close or shutdown), or that listens on
+//! its local port (accepted connections). The owner decides the pid filter's verdict and is
+//! what the record's header names; a socket with no known owner keeps the current task.
 
-use agentscope_common::{config, kind, TcpStateEvent};
+use agentscope_common::{config, kind, EventHeader, TcpStateEvent, COMM_LEN};
 use aya_ebpf::{
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid},
     macros::{map, tracepoint},
     maps::LruHashMap,
     programs::TracePointContext,
@@ -13,14 +17,27 @@ use crate::emit::submit_value;
 use crate::sockets::AF_INET6;
 use crate::task::{config, current_ids, fill_header, traced};
 
-/// With a pid filter: TCP sockets (by `struct sock` address) of the traced processes, so state
-/// changes made in softirq context (on behalf of no particular process) are still attributed.
-#[map]
-static TRACED_SOCKS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(65536, 0);
+/// Who a socket belongs to, as a record's header names a process.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SocketOwner {
+    tgid: u32,
+    tid: u32,
+    uid: u32,
+    gid: u32,
+    cgroup_id: u64,
+    comm: [u8; COMM_LEN],
+}
 
-/// With a pid filter: ports the traced processes listen on; sockets accepted on them are theirs.
+/// TCP sockets (by `struct sock` address) and their owners: with a pid filter only the traced
+/// processes' sockets, otherwise every socket a process moved through a system-call state.
 #[map]
-static TRACED_PORTS: LruHashMap<u16, u8> = LruHashMap::with_max_entries(4096, 0);
+static SOCKET_OWNERS: LruHashMap<u64, SocketOwner> = LruHashMap::with_max_entries(65536, 0);
+
+/// Ports processes listen on, and who listens (with a pid filter, only the traced
+/// processes'); sockets accepted on them are the listener's.
+#[map]
+static LISTENING_PORTS: LruHashMap<u16, SocketOwner> = LruHashMap::with_max_entries(4096, 0);
 
 #[tracepoint]
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
@@ -30,7 +47,8 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     }
     let skaddr = unsafe { ctx.read_at::<u64>(8) }.unwrap_or(0);
     let newstate = unsafe { ctx.read_at::<i32>(20) }.unwrap_or(0);
-    if config(config::FILTER_PIDS) != 0 && !traced_socket(tgid, &ctx, skaddr, newstate) {
+    let owner = socket_owner(tgid, &ctx, skaddr, newstate);
+    if config(config::FILTER_PIDS) != 0 && owner.is_none() {
         return 0;
     }
     let mut event: TcpStateEvent = unsafe { core::mem::zeroed() };
@@ -39,10 +57,13 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         kind::TCP_STATE,
         core::mem::size_of::<TcpStateEvent>(),
     );
+    if let Some(owner) = owner {
+        name_owner(&mut event.header, &owner);
+    }
     unsafe {
-        event.skaddr = ctx.read_at::<u64>(8).unwrap_or(0);
+        event.skaddr = skaddr;
         event.oldstate = ctx.read_at::<i32>(16).unwrap_or(0);
-        event.newstate = ctx.read_at::<i32>(20).unwrap_or(0);
+        event.newstate = newstate;
         event.sport = ctx.read_at::<u16>(24).unwrap_or(0);
         event.dport = ctx.read_at::<u16>(26).unwrap_or(0);
         event.family = ctx.read_at::<u16>(28).unwrap_or(0);
@@ -61,44 +82,81 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// The header names the owner when the change ran on someone else's time (softirq).
+#[inline(always)]
+fn name_owner(header: &mut EventHeader, owner: &SocketOwner) {
+    if header.pid == owner.tgid {
+        return;
+    }
+    header.pid = owner.tgid;
+    header.tid = owner.tid;
+    header.uid = owner.uid;
+    header.gid = owner.gid;
+    header.cgroup_id = owner.cgroup_id;
+    header.comm = owner.comm;
+}
+
+/// The current task, as a socket owner.
+#[inline(always)]
+fn current_owner() -> SocketOwner {
+    let (tgid, tid) = current_ids();
+    let uid_gid = bpf_get_current_uid_gid();
+    SocketOwner {
+        tgid,
+        tid,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+    }
+}
+
 const TCP_SYN_SENT: i32 = 2;
 const TCP_FIN_WAIT1: i32 = 4;
 const TCP_CLOSE: i32 = 7;
 const TCP_LAST_ACK: i32 = 9;
 const TCP_LISTEN: i32 = 10;
 
-/// With a pid filter, whether a TCP state change belongs to the traced tree. Many changes
-/// happen in softirq context, where the current task is whoever was interrupted, so sockets
-/// are attributed by address: a socket is the tree's once a traced process moves it into a
-/// state only a system call makes (connect: SYN_SENT, listen: LISTEN, close or shutdown:
-/// FIN_WAIT1 or LAST_ACK), or when its local port is one the tree listens on (accepted
-/// connections).
+/// The owner of the socket a state change is about, kept up to date: a process that moves
+/// the socket into a state only a system call makes (connect: SYN_SENT, listen: LISTEN, close
+/// or shutdown: FIN_WAIT1 or LAST_ACK) becomes its owner (with a pid filter, only a traced
+/// one); a socket whose local port someone listens on is the listener's (accepted
+/// connections). `None`: no owner known (with a pid filter: not the traced tree's).
 #[inline(always)]
-fn traced_socket(tgid: u32, ctx: &TracePointContext, skaddr: u64, newstate: i32) -> bool {
+fn socket_owner(
+    tgid: u32,
+    ctx: &TracePointContext,
+    skaddr: u64,
+    newstate: i32,
+) -> Option<SocketOwner> {
     let sport = unsafe { ctx.read_at::<u16>(24) }.unwrap_or(0);
-    let mut owned = unsafe { TRACED_SOCKS.get(&skaddr) }.is_some()
-        || unsafe { TRACED_PORTS.get(&sport) }.is_some();
     let by_syscall = newstate == TCP_SYN_SENT
         || newstate == TCP_LISTEN
         || newstate == TCP_FIN_WAIT1
         || newstate == TCP_LAST_ACK;
-    if !owned && by_syscall && traced(tgid) {
-        owned = true;
+    let mut owner = None;
+    if by_syscall && traced(tgid) {
+        let current = current_owner();
         if newstate == TCP_LISTEN {
-            let _ = TRACED_PORTS.insert(&sport, &1, 0);
+            let _ = LISTENING_PORTS.insert(&sport, &current, 0);
         }
+        owner = Some(current);
     }
-    if !owned {
-        return false;
+    if owner.is_none() {
+        owner = unsafe { SOCKET_OWNERS.get(&skaddr) }.copied();
     }
+    if owner.is_none() {
+        owner = unsafe { LISTENING_PORTS.get(&sport) }.copied();
+    }
+    let found = owner?;
     if newstate == TCP_CLOSE {
-        let _ = TRACED_SOCKS.remove(&skaddr);
+        let _ = SOCKET_OWNERS.remove(&skaddr);
         let oldstate = unsafe { ctx.read_at::<i32>(16) }.unwrap_or(0);
         if oldstate == TCP_LISTEN {
-            let _ = TRACED_PORTS.remove(&sport);
+            let _ = LISTENING_PORTS.remove(&sport);
         }
     } else {
-        let _ = TRACED_SOCKS.insert(&skaddr, &1, 0);
+        let _ = SOCKET_OWNERS.insert(&skaddr, &found, 0);
     }
-    true
+    Some(found)
 }

@@ -583,6 +583,15 @@ impl KernelCapture {
     /// The programs emit nothing once stopping, so a forked child that keeps only the eBPF
     /// fds (every other fd, the output pipes included, is closed first) unloads them after
     /// this process has gone. For the end of the process only.
+    ///
+    /// "Gone" means every thread of this process has exited, so that its references to the
+    /// programs were dropped first and the child's are the last (the slow release is the
+    /// child's). The child watches a pidfd of this process, which the kernel makes readable
+    /// only once the whole thread group has exited. Watching for its own re-parenting is not
+    /// enough: the child is re-parented when the thread that forked it exits, and if the
+    /// other threads are still exiting (a writer blocked on a full pipe) the child went first
+    /// and left the slow release to this process's last thread: seconds of a stop's exit
+    /// (seen in CI as a collector reaped 4 s after its "stopped in" line).
     pub fn unload_in_background(self) {
         let mut keep = Vec::new();
         let mut highest = 2;
@@ -608,10 +617,16 @@ impl KernelCapture {
                 keep.push(fd);
             }
         }
-        keep.sort_unstable();
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
-        // SAFETY: the child only makes async-signal-safe system calls (prctl, close,
+        // SAFETY: pidfd_open on our own pid; the result is an fd or -1.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) } as i32;
+        if pidfd >= 0 {
+            keep.push(pidfd);
+            highest = highest.max(pidfd);
+        }
+        keep.sort_unstable();
+        // SAFETY: the child only makes async-signal-safe system calls (prctl, close, poll,
         // getppid, nanosleep, _exit) and touches memory allocated before the fork.
         match unsafe { libc::fork() } {
             0 => unsafe {
@@ -621,16 +636,37 @@ impl KernelCapture {
                         libc::close(fd);
                     }
                 }
-                // Hold the last references: wait (at most a minute) for the collector to go.
-                let tick = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 10_000_000,
-                };
-                for _ in 0..6000 {
-                    if libc::getppid() != parent {
-                        break;
+                // Hold the last references: wait (at most a minute) for every thread of the
+                // collector to have exited.
+                if pidfd >= 0 {
+                    let mut watched = libc::pollfd {
+                        fd: pidfd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    for _ in 0..60 {
+                        if libc::poll(&mut watched, 1, 1000) != 0 {
+                            break;
+                        }
                     }
-                    libc::nanosleep(&tick, std::ptr::null_mut());
+                } else {
+                    // No pidfd (a kernel before 5.3): the collector's re-parenting, then a
+                    // moment for its last threads.
+                    let tick = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 10_000_000,
+                    };
+                    for _ in 0..6000 {
+                        if libc::getppid() != parent {
+                            break;
+                        }
+                        libc::nanosleep(&tick, std::ptr::null_mut());
+                    }
+                    let settle = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 200_000_000,
+                    };
+                    libc::nanosleep(&settle, std::ptr::null_mut());
                 }
                 libc::_exit(0)
             },
