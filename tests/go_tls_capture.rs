@@ -398,6 +398,60 @@ fn concurrent_goroutines_keep_their_connections_apart() {
     assert_eq!(matched, vec![0, 1, 2, 3, 4], "every conversation seen once");
 }
 
+/// Writes and reads from nearly exhausted goroutine stacks (the agent's `--deep-stack`: 256-byte
+/// pieces, each from a fresh goroutine after a recursion whose depth cycles past the starting
+/// stack). At some depths `(*tls.Conn).Write`'s prologue finds too little stack, calls
+/// morestack and runs again from its first instruction, every run; each call is still
+/// captured exactly once, so both directions come out byte for byte.
+#[test]
+fn writes_that_grow_the_goroutine_stack_are_captured_once() {
+    let setup = setup();
+    let mut args = setup.agent_args("dump");
+    args.push("--deep-stack".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(
+        setup.dir.path(),
+        setup.full.to_str().unwrap(),
+        &args,
+        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
+    );
+    let pid = agent.pid();
+    let collect = Collect::start(setup.dir.path(), &["--pid", &pid.to_string()]);
+    agent.release();
+    let output = agent.finish();
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["ok"], true, "{output}");
+    // The premise: the stack really was copied during Writes (at their entry or deeper).
+    assert!(
+        report["write_stack_growths"].as_u64().unwrap_or(0) > 0,
+        "no Write grew its stack: {output}"
+    );
+    let captured = collect.stop();
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+
+    let sent = masked(&setup.dump("dump", "egress.raw"));
+    let egress = captured.tls_stream(pid, "egress");
+    assert!(
+        egress == sent,
+        "egress: {} bytes captured, {} sent, first difference at byte {:?}; captured around \
+         it: {:?}; sent: {:?}",
+        egress.len(),
+        sent.len(),
+        first_difference(&egress, &sent),
+        around(&egress, first_difference(&egress, &sent)),
+        around(&sent, first_difference(&egress, &sent)),
+    );
+    let received = setup.dump("dump", "ingress.raw");
+    let ingress = captured.tls_stream(pid, "ingress");
+    assert!(
+        ingress == received,
+        "ingress: {} bytes captured, {} read, first difference at byte {:?}",
+        ingress.len(),
+        received.len(),
+        first_difference(&ingress, &received),
+    );
+}
+
 /// Where two byte strings first differ (the shorter one's end if one is a prefix).
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
     let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();

@@ -1,0 +1,91 @@
+// --deep-stack: every Write to and Read from the *tls.Conn is split into small pieces, each
+// done by a fresh goroutine (so a fresh, smallest-size stack) after recursing to a depth that
+// cycles past the whole starting stack. At some depths the caller still fits but
+// (*tls.Conn).Write's frame does not: Write's prologue calls morestack, which copies the
+// stack to a bigger one and runs Write again from its first instruction, so a uprobe placed
+// there fires twice for one call. Which depths do that is fixed for a given binary, so every
+// run makes it happen several times (the report's write_stack_growths counts the Writes
+// during which the stack was copied, at their entry or deeper).
+package main
+
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
+const (
+	// Each Write or Read moves at most this many bytes: a 512 KiB request makes about two
+	// thousand Writes, so the depths cycle many times.
+	deepStackPiece = 256
+	// Recursion depths cycle through 0..deepStackDepths-1. A level costs a few dozen bytes,
+	// so the deepest ones overflow the 8 KiB starting stack before Write is reached.
+	deepStackDepths = 320
+)
+
+var (
+	deepStackNext     atomic.Int64
+	writeStackGrowths atomic.Int64
+	readStackGrowths  atomic.Int64
+)
+
+// recurse calls f after depth nested calls of itself.
+//
+//go:noinline
+func recurse(depth int, f func()) {
+	if depth > 0 {
+		recurse(depth-1, f)
+		return
+	}
+	f()
+}
+
+// onDeepStack runs call on a fresh goroutine at the next depth and waits for it. call's
+// frame is the one that calls into crypto/tls; grew reports whether the goroutine's stack was
+// copied while call ran (a stack-allocated variable's address changed).
+func onDeepStack(call func()) (grew bool) {
+	depth := int(deepStackNext.Add(1) % deepStackDepths)
+	done := make(chan bool)
+	go func() {
+		recurse(depth, func() {
+			var marker byte
+			before := uintptr(unsafe.Pointer(&marker))
+			call()
+			done <- uintptr(unsafe.Pointer(&marker)) != before
+		})
+	}()
+	return <-done
+}
+
+func (c *recordingConn) writeFromDeepStacks(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		piece := p[written:]
+		if len(piece) > deepStackPiece {
+			piece = piece[:deepStackPiece]
+		}
+		var n int
+		var err error
+		if onDeepStack(func() { n, err = c.Conn.Write(piece) }) {
+			writeStackGrowths.Add(1)
+		}
+		c.record(c.egress, piece[:n])
+		written += n
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+func (c *recordingConn) readFromDeepStack(p []byte) (int, error) {
+	if len(p) > deepStackPiece {
+		p = p[:deepStackPiece]
+	}
+	var n int
+	var err error
+	if onDeepStack(func() { n, err = c.Conn.Read(p) }) {
+		readStackGrowths.Add(1)
+	}
+	c.record(c.ingress, p[:n])
+	return n, err
+}
