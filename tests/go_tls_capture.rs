@@ -402,7 +402,9 @@ fn concurrent_goroutines_keep_their_connections_apart() {
 /// pieces, each from a fresh goroutine after a recursion whose depth cycles past the starting
 /// stack). At some depths `(*tls.Conn).Write`'s prologue finds too little stack, calls
 /// morestack and runs again from its first instruction, every run; each call is still
-/// captured exactly once, so both directions come out byte for byte.
+/// captured exactly once. Reads go into a buffer on the goroutine's own stack, which moves
+/// when the stack grows inside `Read`; the bytes are still found where they landed. Both
+/// directions come out byte for byte.
 #[test]
 fn writes_that_grow_the_goroutine_stack_are_captured_once() {
     let setup = setup();
@@ -421,10 +423,15 @@ fn writes_that_grow_the_goroutine_stack_are_captured_once() {
     let output = agent.finish();
     let report: Value = serde_json::from_str(output.trim()).unwrap();
     assert_eq!(report["ok"], true, "{output}");
-    // The premise: the stack really was copied during Writes (at their entry or deeper).
+    // The premise: the stack really was copied during Writes (at their entry or deeper) and
+    // during Reads (whose buffer is on that stack).
     assert!(
         report["write_stack_growths"].as_u64().unwrap_or(0) > 0,
         "no Write grew its stack: {output}"
+    );
+    assert!(
+        report["read_stack_growths"].as_u64().unwrap_or(0) > 0,
+        "no Read grew its stack: {output}"
     );
     let captured = collect.stop();
     assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);

@@ -83,7 +83,13 @@ func (c *recordingConn) readFromDeepStack(p []byte) (int, error) {
 	}
 	var n int
 	var err error
-	if onDeepStack(func() { n, err = c.Conn.Read(p) }) {
+	if onDeepStack(func() {
+		// Into a buffer on this goroutine's stack ((*tls.Conn).Read does not let it escape):
+		// when the stack is copied during Read, the buffer moves with it.
+		var local [deepStackPiece]byte
+		n, err = c.Conn.Read(local[:len(p)])
+		copy(p, local[:n])
+	}) {
 		readStackGrowths.Add(1)
 	}
 	c.record(c.ingress, p[:n])
