@@ -113,6 +113,8 @@ fn check_capture(
     assert_eq!(entry["method"], "go crypto/tls (pclntab)", "{entry:#}");
     assert_eq!(entry["has_symbols"], has_symbols, "{entry:#}");
     assert_eq!(entry["blind_spot"], Value::Null, "{entry:#}");
+    // Write's stack-growth check was recognised: no entry probe that can fire twice.
+    assert_eq!(entry["warning"], Value::Null, "{entry:#}");
     assert!(entry["probes"].as_u64().unwrap() >= 3, "{entry:#}");
     assert!(entry["go_version"].as_str().unwrap().starts_with("go1."));
 
@@ -379,7 +381,28 @@ fn concurrent_goroutines_keep_their_connections_apart() {
         let index = dumps
             .iter()
             .position(|(_, truth)| truth == read)
-            .unwrap_or_else(|| panic!("ingress of {conn:#x} matches no conversation"));
+            .unwrap_or_else(|| {
+                // The conversation it agrees with longest, to show where it went wrong.
+                let (closest, common) = dumps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, truth))| (i, first_difference(read, truth).unwrap_or(0)))
+                    .max_by_key(|(_, common)| *common)
+                    .unwrap();
+                let truth = &dumps[closest].1;
+                panic!(
+                    "ingress of {conn:#x} matches no conversation: {} bytes captured; closest is \
+                     conversation {closest} ({} bytes read), first difference at byte {common}; \
+                     captured around it: {:?}; read: {:?}; records left unprocessed at stop: \
+                     {}, {}",
+                    read.len(),
+                    truth.len(),
+                    around(read, Some(common)),
+                    around(truth, Some(common)),
+                    captured.summary["unprocessed_at_stop"],
+                    captured.summary["read_unprocessed_at_stop"],
+                )
+            });
         let got = egress.get(conn).map(Vec::as_slice).unwrap_or_default();
         let sent = &dumps[index].0;
         assert!(
