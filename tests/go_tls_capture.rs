@@ -422,8 +422,8 @@ fn concurrent_goroutines_keep_their_connections_apart() {
 }
 
 /// Writes and reads from nearly exhausted goroutine stacks (the agent's `--deep-stack`: 256-byte
-/// pieces, each from a fresh goroutine after a recursion whose depth cycles past the starting
-/// stack). At some depths `(*tls.Conn).Write`'s prologue finds too little stack, calls
+/// Writes and 1-byte Reads, each from a fresh goroutine after a recursion whose depth cycles
+/// past the starting stack). At some depths `(*tls.Conn).Write`'s prologue finds too little stack, calls
 /// morestack and runs again from its first instruction, every run; each call is still
 /// captured exactly once. Reads go into a buffer on the goroutine's own stack, which moves
 /// when the stack grows inside `Read`; the bytes are still found where they landed. Both
