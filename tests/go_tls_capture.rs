@@ -113,6 +113,8 @@ fn check_capture(
     assert_eq!(entry["method"], "go crypto/tls (pclntab)", "{entry:#}");
     assert_eq!(entry["has_symbols"], has_symbols, "{entry:#}");
     assert_eq!(entry["blind_spot"], Value::Null, "{entry:#}");
+    // Write's stack-growth check was recognised: no entry probe that can fire twice.
+    assert_eq!(entry["warning"], Value::Null, "{entry:#}");
     assert!(entry["probes"].as_u64().unwrap() >= 3, "{entry:#}");
     assert!(entry["go_version"].as_str().unwrap().starts_with("go1."));
 
@@ -379,7 +381,28 @@ fn concurrent_goroutines_keep_their_connections_apart() {
         let index = dumps
             .iter()
             .position(|(_, truth)| truth == read)
-            .unwrap_or_else(|| panic!("ingress of {conn:#x} matches no conversation"));
+            .unwrap_or_else(|| {
+                // The conversation it agrees with longest, to show where it went wrong.
+                let (closest, common) = dumps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, truth))| (i, first_difference(read, truth).unwrap_or(0)))
+                    .max_by_key(|(_, common)| *common)
+                    .unwrap();
+                let truth = &dumps[closest].1;
+                panic!(
+                    "ingress of {conn:#x} matches no conversation: {} bytes captured; closest is \
+                     conversation {closest} ({} bytes read), first difference at byte {common}; \
+                     captured around it: {:?}; read: {:?}; records left unprocessed at stop: \
+                     {}, {}",
+                    read.len(),
+                    truth.len(),
+                    around(read, Some(common)),
+                    around(truth, Some(common)),
+                    captured.summary["unprocessed_at_stop"],
+                    captured.summary["read_unprocessed_at_stop"],
+                )
+            });
         let got = egress.get(conn).map(Vec::as_slice).unwrap_or_default();
         let sent = &dumps[index].0;
         assert!(
@@ -396,6 +419,67 @@ fn concurrent_goroutines_keep_their_connections_apart() {
     }
     matched.sort();
     assert_eq!(matched, vec![0, 1, 2, 3, 4], "every conversation seen once");
+}
+
+/// Writes and reads from nearly exhausted goroutine stacks (the agent's `--deep-stack`: 256-byte
+/// Writes and 1-byte Reads, each from a fresh goroutine after a recursion whose depth cycles
+/// past the starting stack). At some depths `(*tls.Conn).Write`'s prologue finds too little stack, calls
+/// morestack and runs again from its first instruction, every run; each call is still
+/// captured exactly once. Reads go into a buffer on the goroutine's own stack, which moves
+/// when the stack grows inside `Read`; the bytes are still found where they landed. Both
+/// directions come out byte for byte.
+#[test]
+fn writes_that_grow_the_goroutine_stack_are_captured_once() {
+    let setup = setup();
+    let mut args = setup.agent_args("dump");
+    args.push("--deep-stack".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(
+        setup.dir.path(),
+        setup.full.to_str().unwrap(),
+        &args,
+        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
+    );
+    let pid = agent.pid();
+    let collect = Collect::start(setup.dir.path(), &["--pid", &pid.to_string()]);
+    agent.release();
+    let output = agent.finish();
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["ok"], true, "{output}");
+    // The premise: the stack really was copied during Writes (at their entry or deeper) and
+    // during Reads (whose buffer is on that stack).
+    assert!(
+        report["write_stack_growths"].as_u64().unwrap_or(0) > 0,
+        "no Write grew its stack: {output}"
+    );
+    assert!(
+        report["read_stack_growths"].as_u64().unwrap_or(0) > 0,
+        "no Read grew its stack: {output}"
+    );
+    let captured = collect.stop();
+    assert_eq!(captured.summary["kernel"]["lost_bytes"], 0);
+
+    let sent = masked(&setup.dump("dump", "egress.raw"));
+    let egress = captured.tls_stream(pid, "egress");
+    assert!(
+        egress == sent,
+        "egress: {} bytes captured, {} sent, first difference at byte {:?}; captured around \
+         it: {:?}; sent: {:?}",
+        egress.len(),
+        sent.len(),
+        first_difference(&egress, &sent),
+        around(&egress, first_difference(&egress, &sent)),
+        around(&sent, first_difference(&egress, &sent)),
+    );
+    let received = setup.dump("dump", "ingress.raw");
+    let ingress = captured.tls_stream(pid, "ingress");
+    assert!(
+        ingress == received,
+        "ingress: {} bytes captured, {} read, first difference at byte {:?}",
+        ingress.len(),
+        received.len(),
+        first_difference(&ingress, &received),
+    );
 }
 
 /// Where two byte strings first differ (the shorter one's end if one is a prefix).

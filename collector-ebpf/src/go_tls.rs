@@ -1,7 +1,10 @@
-//! TLS plaintext at Go's `crypto/tls`: a uprobe on the entry of `(*Conn).Write` (the buffer is
-//! complete there), one on the entry of `(*Conn).Read` (stashing where the bytes will go) and
+//! TLS plaintext at Go's `crypto/tls`: a uprobe at the start of `(*Conn).Write` (the buffer is
+//! complete there), one at the start of `(*Conn).Read` (stashing where the bytes will go) and
 //! one on every `RET` of `(*Conn).Read` (the byte count is known there). The collector finds
-//! the offsets in the binary's Go function table (`go_tls_targets` in the kernel crate).
+//! the offsets in the binary's Go function table (`go_tls_targets` in the kernel crate);
+//! "start" is the instruction after the prologue's stack-growth check, which runs once per
+//! call (the first instruction runs again after morestack), so the registers still hold the
+//! arguments there.
 //!
 //! Never uretprobes: they overwrite the return address on the goroutine's stack, which the Go
 //! runtime moves and copies when it grows, and the program crashes. Go code runs with the
@@ -9,6 +12,12 @@
 //! `RBX` and `RCX`, the result `n` in `RAX` at return, and the current goroutine (`g`) always
 //! in `R14`. A goroutine can move to another thread between `Read`'s entry and its return, so
 //! the stash is keyed by (tgid, `g`), never by thread id.
+//!
+//! `Read`'s buffer can be on the reading goroutine's own stack (`Read` does not let it
+//! escape), and the runtime copies that stack elsewhere when it grows (or shrinks it during a
+//! garbage collection while `Read` waits for data), keeping every frame at the same distance
+//! from the stack's top (`g.stack.hi`). The stash keeps the stack's bounds at entry; at `RET`,
+//! a buffer that was inside them is moved by however far the top moved.
 //!
 //! The connection identity is the `*tls.Conn`. Its socket fd is followed through
 //! `Conn.conn` (a `net.Conn` interface: its data word points at a `*net.TCPConn`, whose first
@@ -45,7 +54,15 @@ struct GoReadArgs {
     buf: u64,
     /// The slice's length: a reported count beyond it is not trusted.
     len: u64,
+    /// The goroutine's stack at entry (`g.stack.lo`, `g.stack.hi`), 0 if unreadable.
+    stack_lo: u64,
+    stack_hi: u64,
 }
+
+/// Offsets in the runtime's `g` of `stack.lo` and `stack.hi` (its first field, a `stack`
+/// struct; unchanged since Go 1.4, the runtime's assembly depends on it).
+const G_STACK_LO: u64 = 0;
+const G_STACK_HI: u64 = 8;
 
 /// `Read` calls in progress. LRU: a goroutine that never returns (its process died) is pushed
 /// out instead of filling the map.
@@ -123,14 +140,16 @@ pub fn go_tls_read_enter(ctx: ProbeContext) -> u32 {
         _pad: 0,
         goroutine: r.r14,
     };
+    if r.rax == 0 || r.rbx == 0 || r.rcx == 0 || key.goroutine == 0 {
+        return 0;
+    }
     let args = GoReadArgs {
         conn: r.rax,
         buf: r.rbx,
         len: r.rcx,
+        stack_lo: read_user_u64(key.goroutine.wrapping_add(G_STACK_LO)).unwrap_or(0),
+        stack_hi: read_user_u64(key.goroutine.wrapping_add(G_STACK_HI)).unwrap_or(0),
     };
-    if args.conn == 0 || args.buf == 0 || args.len == 0 || key.goroutine == 0 {
-        return 0;
-    }
     let _ = GO_TLS_READS.insert(&key, &args, 0);
     0
 }
@@ -157,8 +176,21 @@ pub fn go_tls_read_return(ctx: ProbeContext) -> u32 {
         direction::INGRESS,
         conn_fd(tgid, args.conn),
         args.conn,
-        args.buf,
+        buffer_now(&args, key.goroutine),
         n as u64,
     );
     0
+}
+
+/// Where `Read`'s buffer is at its return: moved with the goroutine's stack if it was on it
+/// and the stack was copied meanwhile (see the module doc).
+#[inline(always)]
+fn buffer_now(args: &GoReadArgs, goroutine: u64) -> u64 {
+    if args.stack_lo == 0 || args.buf < args.stack_lo || args.buf >= args.stack_hi {
+        return args.buf;
+    }
+    match read_user_u64(goroutine.wrapping_add(G_STACK_HI)) {
+        Some(hi) if hi != 0 => args.buf.wrapping_add(hi.wrapping_sub(args.stack_hi)),
+        _ => args.buf,
+    }
 }

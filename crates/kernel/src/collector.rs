@@ -627,6 +627,12 @@ impl Collector {
                     crate::go_tls_targets::GO_TLS_METHOD,
                 );
             }
+            if let (Ok(_), Some(weakness)) = (&outcome, &target.write_probe_weakness) {
+                self.state
+                    .summary
+                    .warnings
+                    .push(format!("{shown}: {weakness}"));
+            }
             self.go_tls.attached(&target, outcome);
         }
         // A Go executable's own verdict (its stack is Go's crypto/tls, not an OpenSSL export).

@@ -1,5 +1,6 @@
-//! Finding Go `crypto/tls` in an executable: the file offsets of `(*Conn).Write`'s entry,
-//! `(*Conn).Read`'s entry and every `RET` in `(*Conn).Read`'s body, for uprobes.
+//! Finding Go `crypto/tls` in an executable: the file offsets where `(*Conn).Write` and
+//! `(*Conn).Read` start their work (just past the prologue's stack-growth check, see below)
+//! and of every `RET` in `(*Conn).Read`'s body, for uprobes.
 //!
 //! Functions are found through the Go function table (`pclntab`, see [`crate::go_pclntab`]),
 //! which stripped binaries (`-ldflags='-s -w'`) keep, so symbols are never needed. Return
@@ -11,12 +12,42 @@
 //! programs read the receiver, buffer and results from registers (`RAX`, `RBX`, `RCX`; the
 //! goroutine from `R14`). Anything else is reported as a [`GoTlsBinary`] that says why
 //! plaintext is not seen.
+//!
+//! ## Why not the first instruction
+//!
+//! A Go function's first instructions check that the goroutine's stack has room for its
+//! frame: `CMP RSP, [R14+16]` (`g.stackguard0`) for small frames, `LEA R12, [RSP-N]` then
+//! `CMP R12, [R14+16]` for bigger ones, `MOV R12, RSP; SUB R12, N; JB` first for huge ones;
+//! then `JBE` to a stub at the function's end that calls `runtime.morestack` and jumps back
+//! to the first instruction. So the first instruction runs twice for one call whenever the
+//! stack must grow, and also whenever the scheduler or the garbage collector asks the
+//! goroutine to stop (they set `stackguard0` to `stackPreempt`, from another thread, at any
+//! time). A probe there captured such a `Write` twice. The probe goes instead on the
+//! instruction after the `JBE`, which runs once per call: the check has been decided by then.
+//! The check only writes `R12` and the flags, so the argument registers are as at the entry,
+//! and after a stack growth they hold the moved stack's addresses (the stub spills them where
+//! the runtime adjusts them and reloads them).
+//!
+//! Checking in the probe instead (skip when `RSP - frame <= stackguard0`: the function is
+//! about to re-enter) was rejected: the frame size must be decoded from the same prologue
+//! anyway, and `stackguard0` is written by other threads, so it can change between the
+//! probe's read and the function's own `CMP` (the probe runs, then the displaced instruction
+//! is single-stepped): a preemption request landing there is a double capture again, or a
+//! missed one. Past the check there is nothing to race with.
+//!
+//! The check is recognised only in exactly those forms, with the `JBE` (and the huge form's
+//! `JB`) going to a stub in the function that calls and then jumps back to the entry, and
+//! with no branch in the function going to the chosen instruction. Otherwise `Write` is probed
+//! at its first instruction and the coverage report and the summary's warnings say so (a call
+//! that grows the stack there is then captured twice). `Read` falls back silently: its entry
+//! probe only stashes the arguments under the goroutine, and a second firing replaces them
+//! with the same call's (post-growth) arguments before the `RET` probe reads them.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
 use object::{Architecture, Object as _, ObjectSection as _, ObjectSymbol as _};
 use serde::Serialize;
 
@@ -31,6 +62,14 @@ pub const GO_READ: &str = "crypto/tls.(*Conn).Read";
 const MAX_RETURNS: usize = 64;
 /// Longest function body decoded.
 const MAX_FUNCTION_BYTES: u64 = 1 << 20;
+/// Go's stack-growth check takes at most this many instructions (the huge-frame form).
+const STACK_CHECK_INSTRUCTIONS: usize = 5;
+/// Instructions followed through the morestack stub (argument spills, the call, reloads, the
+/// jump back): a register-ABI function spills at most its 9 integer and 15 float registers
+/// twice.
+const MAX_STUB_INSTRUCTIONS: usize = 64;
+/// Offset of `stackguard0` in the runtime's `g`.
+const G_STACKGUARD0: u64 = 16;
 
 /// Where to attach in a Go executable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +80,15 @@ pub struct GoTlsTarget {
     pub go_version: Option<String>,
     /// Whether the binary still has its symbol table (not built with `-s`).
     pub has_symbols: bool,
-    /// File offset of `(*Conn).Write`'s first instruction.
-    pub write_entry: u64,
-    /// File offset of `(*Conn).Read`'s first instruction.
-    pub read_entry: u64,
+    /// File offset of the `(*Conn).Write` probe: the instruction after the stack-growth
+    /// check, or the first one if the check was not recognised (see the module doc).
+    pub write_probe: u64,
+    /// Why `write_probe` is `Write`'s first instruction, when it is: a call that grows the
+    /// stack there is captured twice.
+    pub write_probe_weakness: Option<String>,
+    /// File offset of the `(*Conn).Read` entry probe, placed as `write_probe` is (the first
+    /// instruction when the check is not recognised, which is harmless for `Read`).
+    pub read_probe: u64,
     /// File offsets of every `RET` in `(*Conn).Read`.
     pub read_returns: Vec<u64>,
 }
@@ -79,6 +123,10 @@ pub struct GoTlsBinary {
     pub probes: usize,
     /// Why plaintext is not seen (unsupported build, attach failure), when it is not.
     pub blind_spot: Option<String>,
+    /// What is captured imperfectly although it is captured: `Write` probed at its first
+    /// instruction (its stack-growth check was not recognised), so a call that grows the
+    /// goroutine's stack there is captured twice.
+    pub warning: Option<String>,
     /// When its probes were attached (CLOCK_BOOTTIME, the clock of event timestamps): a
     /// connection that began before had its first calls missed.
     #[serde(skip)]
@@ -169,18 +217,35 @@ fn analyse_bytes(data: &[u8], path: &Path, dev: u64, ino: u64) -> GoTlsAnalysis 
     let Some(read_entry) = file_offset(&elf, read.entry) else {
         return unsupported(&version, format!("{GO_READ} is not in the file"));
     };
-    let read_returns = match return_offsets(data, &elf, read) {
+    let (write_probe, write_probe_weakness) =
+        match DecodedFunction::decode(data, &elf, write).and_then(|f| f.after_stack_check()) {
+            Ok(offset) => (offset, None),
+            Err(why) => (
+                write_entry,
+                Some(format!(
+                    "{GO_WRITE} probed at its first instruction ({why}): a call that grows \
+                     its goroutine's stack or is preempted there is captured twice"
+                )),
+            ),
+        };
+    let read_code = match DecodedFunction::decode(data, &elf, read) {
+        Ok(code) => code,
+        Err(reason) => return unsupported(&version, reason),
+    };
+    let read_returns = match read_code.returns() {
         Ok(offsets) => offsets,
         Err(reason) => return unsupported(&version, reason),
     };
+    let read_probe = read_code.after_stack_check().unwrap_or(read_entry);
     GoTlsAnalysis::Probeable(GoTlsTarget {
         path: path.to_path_buf(),
         dev,
         ino,
         go_version: version,
         has_symbols: has_symbol(&elf, GO_READ),
-        write_entry,
-        read_entry,
+        write_probe,
+        write_probe_weakness,
+        read_probe,
         read_returns,
     })
 }
@@ -229,60 +294,214 @@ fn file_offset(elf: &object::File<'_>, address: u64) -> Option<u64> {
     })
 }
 
-/// File offsets of every `RET` in `function`, decoding its whole body. Go emits no data in
-/// its text, so a linear sweep sees every instruction; an undecodable byte before the padding
-/// after the last instruction means something else is there, and nothing is attached (a uprobe
-/// in the middle of an instruction would corrupt the program).
-fn return_offsets(
-    data: &[u8],
-    elf: &object::File<'_>,
-    function: &GoFunction,
-) -> Result<Vec<u64>, String> {
-    let len = function.end - function.entry;
-    if len > MAX_FUNCTION_BYTES {
-        return Err(format!(
-            "{} is implausibly long ({len} bytes)",
-            function.name
-        ));
-    }
-    let start = file_offset(elf, function.entry)
-        .ok_or_else(|| format!("{} is not in the file", function.name))?;
-    let code = usize::try_from(start)
-        .ok()
-        .and_then(|s| data.get(s..s.checked_add(len as usize)?))
-        .ok_or_else(|| format!("{} extends past the end of the file", function.name))?;
-    let mut decoder = Decoder::with_ip(64, code, function.entry, DecoderOptions::NONE);
-    let mut returns = Vec::new();
-    while decoder.can_decode() {
-        let position = decoder.position();
-        let instruction = decoder.decode();
-        if instruction.is_invalid() {
-            // INT3 padding between functions decodes fine; zero or other padding after the
-            // last instruction is tolerated only if nothing but padding follows.
-            if code[position..].iter().all(|&b| b == 0 || b == 0xcc) {
-                break;
-            }
+/// A function's machine code, decoded whole. Go emits no data in its text, so a linear sweep
+/// sees every instruction; an undecodable byte before the padding after the last instruction
+/// means something else is there, and the function is refused (a uprobe in the middle of an
+/// instruction would corrupt the program).
+struct DecodedFunction<'a> {
+    function: &'a GoFunction,
+    /// File offset of the first instruction.
+    file_start: u64,
+    instructions: Vec<Instruction>,
+}
+
+impl<'a> DecodedFunction<'a> {
+    fn decode(
+        data: &[u8],
+        elf: &object::File<'_>,
+        function: &'a GoFunction,
+    ) -> Result<Self, String> {
+        let len = function.end.saturating_sub(function.entry);
+        if len > MAX_FUNCTION_BYTES {
             return Err(format!(
-                "{} holds undecodable bytes at {:#x}",
-                function.name,
-                instruction.ip()
+                "{} is implausibly long ({len} bytes)",
+                function.name
             ));
         }
-        if instruction.mnemonic() == Mnemonic::Ret {
-            returns.push(start + position as u64);
+        let file_start = file_offset(elf, function.entry)
+            .ok_or_else(|| format!("{} is not in the file", function.name))?;
+        let code = usize::try_from(file_start)
+            .ok()
+            .and_then(|s| data.get(s..s.checked_add(len as usize)?))
+            .ok_or_else(|| format!("{} extends past the end of the file", function.name))?;
+        Self::from_code(function, file_start, code)
+    }
+
+    fn from_code(function: &'a GoFunction, file_start: u64, code: &[u8]) -> Result<Self, String> {
+        let mut decoder = Decoder::with_ip(64, code, function.entry, DecoderOptions::NONE);
+        let mut instructions = Vec::new();
+        while decoder.can_decode() {
+            let position = decoder.position();
+            let instruction = decoder.decode();
+            if instruction.is_invalid() {
+                // INT3 padding between functions decodes fine; zero or other padding after
+                // the last instruction is tolerated only if nothing but padding follows.
+                if code[position..].iter().all(|&b| b == 0 || b == 0xcc) {
+                    break;
+                }
+                return Err(format!(
+                    "{} holds undecodable bytes at {:#x}",
+                    function.name,
+                    instruction.ip()
+                ));
+            }
+            instructions.push(instruction);
         }
+        Ok(Self {
+            function,
+            file_start,
+            instructions,
+        })
     }
-    if returns.is_empty() {
-        return Err(format!("no RET found in {}", function.name));
+
+    fn file_offset_of(&self, ip: u64) -> u64 {
+        self.file_start + (ip - self.function.entry)
     }
-    if returns.len() > MAX_RETURNS {
-        return Err(format!(
-            "{} RETs found in {}: not trusted",
-            returns.len(),
-            function.name
-        ));
+
+    /// File offsets of every `RET`.
+    fn returns(&self) -> Result<Vec<u64>, String> {
+        let returns: Vec<u64> = self
+            .instructions
+            .iter()
+            .filter(|i| i.mnemonic() == Mnemonic::Ret)
+            .map(|i| self.file_offset_of(i.ip()))
+            .collect();
+        if returns.is_empty() {
+            return Err(format!("no RET found in {}", self.function.name));
+        }
+        if returns.len() > MAX_RETURNS {
+            return Err(format!(
+                "{} RETs found in {}: not trusted",
+                returns.len(),
+                self.function.name
+            ));
+        }
+        Ok(returns)
     }
-    Ok(returns)
+
+    /// File offset of the instruction after the prologue's stack-growth check, which runs
+    /// once per call (see the module doc), or why the check was not recognised.
+    fn after_stack_check(&self) -> Result<u64, String> {
+        let head = &self.instructions[..self.instructions.len().min(STACK_CHECK_INSTRUCTIONS)];
+        // Where the CMP with stackguard0 is, and the JB of the huge-frame form, if any.
+        let (compare, carry) = match head {
+            [cmp, ..] if compares_with_stack_guard(cmp, Register::RSP) => (0, None),
+            [lea, cmp, ..]
+                if is_r12_below_sp(lea) && compares_with_stack_guard(cmp, Register::R12) =>
+            {
+                (1, None)
+            }
+            [mov, sub, jb, cmp, ..]
+                if is_r12_from_sp(mov)
+                    && is_r12_minus_constant(sub)
+                    && jb.mnemonic() == Mnemonic::Jb
+                    && compares_with_stack_guard(cmp, Register::R12) =>
+            {
+                (3, Some(jb))
+            }
+            _ => return Err("no stack-growth check at its entry".into()),
+        };
+        let Some(jbe) = head
+            .get(compare + 1)
+            .filter(|i| i.mnemonic() == Mnemonic::Jbe)
+        else {
+            return Err("no JBE after its stack-growth check".into());
+        };
+        let stub = jbe.near_branch_target();
+        if carry.is_some_and(|jb| jb.near_branch_target() != stub) {
+            return Err("its stack-growth check branches to two places".into());
+        }
+        let probe = jbe.next_ip();
+        if stub <= probe || stub >= self.function.end {
+            return Err(format!(
+                "its stack-growth check branches to {stub:#x}, outside its body"
+            ));
+        }
+        if !self.restarts_after_call(stub) {
+            return Err(format!(
+                "the code at {stub:#x} does not call morestack and jump back to the entry"
+            ));
+        }
+        // The chosen instruction must run once per call: nothing else may jump there.
+        if self
+            .instructions
+            .iter()
+            .any(|i| i.near_branch_target() == probe)
+        {
+            return Err(format!("a branch in its body goes to {probe:#x}"));
+        }
+        Ok(self.file_offset_of(probe))
+    }
+
+    /// Whether the code at `stub` is Go's morestack stub: register spills, a call, reloads,
+    /// then a jump back to the function's first instruction.
+    fn restarts_after_call(&self, stub: u64) -> bool {
+        let Ok(start) = self
+            .instructions
+            .binary_search_by_key(&stub, Instruction::ip)
+        else {
+            return false;
+        };
+        let mut called = false;
+        for instruction in self.instructions[start..]
+            .iter()
+            .take(MAX_STUB_INSTRUCTIONS)
+        {
+            match instruction.flow_control() {
+                FlowControl::Next => {}
+                FlowControl::Call if !called => called = true,
+                FlowControl::UnconditionalBranch => {
+                    return called && instruction.near_branch_target() == self.function.entry;
+                }
+                _ => return false,
+            }
+        }
+        false
+    }
+}
+
+/// `CMP reg, [R14+16]`: `reg` against the goroutine's `stackguard0`.
+fn compares_with_stack_guard(instruction: &Instruction, reg: Register) -> bool {
+    instruction.mnemonic() == Mnemonic::Cmp
+        && instruction.op_count() == 2
+        && instruction.op0_kind() == OpKind::Register
+        && instruction.op0_register() == reg
+        && instruction.op1_kind() == OpKind::Memory
+        && instruction.memory_base() == Register::R14
+        && instruction.memory_index() == Register::None
+        && instruction.segment_prefix() == Register::None
+        && instruction.memory_displacement64() == G_STACKGUARD0
+}
+
+/// `LEA R12, [RSP-N]`.
+fn is_r12_below_sp(instruction: &Instruction) -> bool {
+    instruction.mnemonic() == Mnemonic::Lea
+        && instruction.op0_register() == Register::R12
+        && instruction.op1_kind() == OpKind::Memory
+        && instruction.memory_base() == Register::RSP
+        && instruction.memory_index() == Register::None
+}
+
+/// `MOV R12, RSP`.
+fn is_r12_from_sp(instruction: &Instruction) -> bool {
+    instruction.mnemonic() == Mnemonic::Mov
+        && instruction.op_count() == 2
+        && instruction.op0_kind() == OpKind::Register
+        && instruction.op0_register() == Register::R12
+        && instruction.op1_kind() == OpKind::Register
+        && instruction.op1_register() == Register::RSP
+}
+
+/// `SUB R12, imm`.
+fn is_r12_minus_constant(instruction: &Instruction) -> bool {
+    instruction.mnemonic() == Mnemonic::Sub
+        && instruction.op_count() == 2
+        && instruction.op0_kind() == OpKind::Register
+        && instruction.op0_register() == Register::R12
+        && matches!(
+            instruction.op1_kind(),
+            OpKind::Immediate32to64 | OpKind::Immediate8to64
+        )
 }
 
 /// Remembers which executables were inspected (by device and inode, so one binary reached
@@ -324,6 +543,7 @@ impl GoTlsTargetCache {
                     has_symbols: false,
                     probes: 0,
                     blind_spot: Some(reason),
+                    warning: None,
                     attached_at_ns: None,
                 },
                 None,
@@ -338,6 +558,7 @@ impl GoTlsTargetCache {
                     has_symbols: target.has_symbols,
                     probes: 0,
                     blind_spot: None,
+                    warning: target.write_probe_weakness.clone(),
                     attached_at_ns: None,
                 },
                 Some(target),

@@ -476,7 +476,8 @@ impl KernelCapture {
     }
 
     /// Attaches the Go `crypto/tls` probes to an executable (once per file): uprobes at the
-    /// entries of `Write` and `Read` and at every `RET` of `Read`. Returns the probes attached.
+    /// entries of `Write` and `Read` (past their stack-growth checks) and at every `RET` of
+    /// `Read`. Returns the probes attached.
     /// On a failure the probes attached so far stay (each is harmless alone) and the error
     /// says which one failed.
     pub fn attach_go_tls(&mut self, target: &GoTlsTarget) -> Result<usize, CollectorError> {
@@ -484,8 +485,8 @@ impl KernelCapture {
             return Ok(0);
         }
         let points = [
-            (GO_WRITE_ENTRY_PROGRAM, target.write_entry),
-            (GO_READ_ENTRY_PROGRAM, target.read_entry),
+            (GO_WRITE_ENTRY_PROGRAM, target.write_probe),
+            (GO_READ_ENTRY_PROGRAM, target.read_probe),
         ]
         .into_iter()
         .chain(

@@ -8,6 +8,8 @@
 // every conversation (--parallel conversations become interleaved streams); the plaintext is
 // not dumped then (net/http takes HTTP/2 only on a bare *tls.Conn). With --stream it asks
 // for a streamed answer (Server-Sent Events) and reassembles the tool call from its deltas.
+// With --deep-stack it writes and reads in small pieces from nearly exhausted goroutine
+// stacks, so some (*tls.Conn).Write calls grow the stack in their prologue (deep_stack.go).
 //
 // With --dump-dir it writes what it wrote to and read from the *tls.Conn (egress.raw,
 // ingress.raw): the ground truth the end-to-end tests compare the capture with. Its stdout is
@@ -45,15 +47,23 @@ type recordingConn struct {
 	*tls.Conn
 	mu              sync.Mutex
 	egress, ingress *os.File
+	// --deep-stack (deep_stack.go).
+	deepStack bool
 }
 
 func (c *recordingConn) Write(p []byte) (int, error) {
+	if c.deepStack {
+		return c.writeFromDeepStacks(p)
+	}
 	n, err := c.Conn.Write(p)
 	c.record(c.egress, p[:n])
 	return n, err
 }
 
 func (c *recordingConn) Read(p []byte) (int, error) {
+	if c.deepStack {
+		return c.readFromDeepStack(p)
+	}
 	n, err := c.Conn.Read(p)
 	c.record(c.ingress, p[:n])
 	return n, err
@@ -105,6 +115,7 @@ func main() {
 	parallel := flag.Int("parallel", 0, "run this many more conversations at the same time")
 	useHTTP2 := flag.Bool("http2", false, "negotiate HTTP/2 (ALPN h2), one connection for all conversations")
 	stream := flag.Bool("stream", false, "ask for streamed answers (Server-Sent Events)")
+	deepStack := flag.Bool("deep-stack", false, "write and read in small pieces from nearly exhausted goroutine stacks")
 	flag.Parse()
 	apiKey := os.Getenv("AGENTSCOPE_TEST_API_KEY")
 	if apiKey == "" {
@@ -138,6 +149,7 @@ func main() {
 		readPath:  *readPath,
 		bigKiB:    *bigKiB,
 		stream:    *stream,
+		deepStack: *deepStack,
 	}
 	if *useHTTP2 {
 		h2Config := s.tlsConfig.Clone()
@@ -167,6 +179,10 @@ func main() {
 			out.ParallelOK++
 		}
 	}
+	if *deepStack {
+		out.WriteStackGrowths = writeStackGrowths.Load()
+		out.ReadStackGrowths = readStackGrowths.Load()
+	}
 	encoded, _ := json.Marshal(out)
 	fmt.Println(string(encoded))
 	if !out.OK || out.ParallelOK != *parallel {
@@ -181,6 +197,7 @@ type settings struct {
 	readPath  string
 	bigKiB    int
 	stream    bool
+	deepStack bool
 	// With --http2: the one transport (and connection) every conversation uses.
 	shared *http.Transport
 }
@@ -193,6 +210,9 @@ type report struct {
 	Final        string     `json:"final"`
 	RequestBytes []int      `json:"request_bytes"`
 	ParallelOK   int        `json:"parallel_ok,omitempty"`
+	// With --deep-stack: Writes and Reads during which the goroutine's stack was copied.
+	WriteStackGrowths int64 `json:"write_stack_growths,omitempty"`
+	ReadStackGrowths  int64 `json:"read_stack_growths,omitempty"`
 }
 
 // converse runs one conversation on its own connection: the request with read_file offered,
@@ -228,7 +248,7 @@ func converse(s settings, dumpDir string) report {
 				raw.Close()
 				return nil, err
 			}
-			return &recordingConn{Conn: conn, egress: egress, ingress: ingress}, nil
+			return &recordingConn{Conn: conn, egress: egress, ingress: ingress, deepStack: s.deepStack}, nil
 		},
 	}
 	client := &http.Client{Transport: transport, Timeout: 60 * time.Second}

@@ -39,8 +39,8 @@ fn offset_of(path: &Path, address: u64) -> u64 {
     address - text.address() + text.file_range().unwrap().0
 }
 
-/// RET addresses of a function as `go tool objdump` lists them.
-fn objdump_returns(binary: &Path, function: &str) -> Vec<u64> {
+/// A function's instructions as `go tool objdump` lists them: (address, Go mnemonic).
+fn objdump(binary: &Path, function: &str) -> Vec<(u64, String)> {
     let pattern = format!(
         "^{}$",
         function
@@ -61,38 +61,38 @@ fn objdump_returns(binary: &Path, function: &str) -> Vec<u64> {
     String::from_utf8(output.stdout)
         .unwrap()
         .lines()
-        .filter(|line| line.split_whitespace().nth(3) == Some("RET"))
+        .skip(1) // TEXT name(SB) file
         .map(|line| {
-            let address = line.split_whitespace().nth(1).unwrap();
-            u64::from_str_radix(address.trim_start_matches("0x"), 16).unwrap()
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let address = u64::from_str_radix(fields[1].trim_start_matches("0x"), 16).unwrap();
+            (address, fields[3].to_string())
         })
         .collect()
 }
 
+/// RET addresses of a function as `go tool objdump` lists them.
+fn objdump_returns(binary: &Path, function: &str) -> Vec<u64> {
+    objdump(binary, function)
+        .into_iter()
+        .filter(|(_, mnemonic)| mnemonic == "RET")
+        .map(|(address, _)| address)
+        .collect()
+}
+
 fn objdump_entry(binary: &Path, function: &str) -> u64 {
-    let pattern = format!(
-        "^{}$",
-        function
-            .replace('(', r"\(")
-            .replace(')', r"\)")
-            .replace('*', r"\*")
-    );
-    let output = Command::new("go")
-        .args(["tool", "objdump", "-s", &pattern])
-        .arg(binary)
-        .output()
-        .expect("go tool objdump");
-    let text = String::from_utf8(output.stdout).unwrap();
-    let first = text.lines().nth(1).expect("an instruction after TEXT");
-    u64::from_str_radix(
-        first
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap()
+    objdump(binary, function)[0].0
+}
+
+/// The address of the instruction after the prologue's stack-growth check (its `JBE`) as
+/// `go tool objdump` lists it.
+fn objdump_after_stack_check(binary: &Path, function: &str) -> u64 {
+    let instructions = objdump(binary, function);
+    let jbe = instructions
+        .iter()
+        .position(|(_, mnemonic)| mnemonic == "JBE")
+        .expect("a JBE in the prologue");
+    assert!(jbe <= 4, "the stack check opens {function}");
+    instructions[jbe + 1].0
 }
 
 #[test]
@@ -109,15 +109,16 @@ fn go_agent_is_located_with_and_without_symbols() {
             .map(|v| v.starts_with("go1.")),
         Some(true)
     );
-    // The entries and every RET agree with what the Go toolchain's disassembler finds through
-    // the symbol table.
+    // The probes past the stack checks and every RET agree with what the Go toolchain's
+    // disassembler finds through the symbol table.
     assert_eq!(
-        with_symbols.write_entry,
-        offset_of(&full, objdump_entry(&full, GO_WRITE))
+        with_symbols.write_probe,
+        offset_of(&full, objdump_after_stack_check(&full, GO_WRITE))
     );
+    assert_eq!(with_symbols.write_probe_weakness, None);
     assert_eq!(
-        with_symbols.read_entry,
-        offset_of(&full, objdump_entry(&full, GO_READ))
+        with_symbols.read_probe,
+        offset_of(&full, objdump_after_stack_check(&full, GO_READ))
     );
     let expected: Vec<u64> = objdump_returns(&full, GO_READ)
         .into_iter()
@@ -134,16 +135,17 @@ fn go_agent_is_located_with_and_without_symbols() {
     let stripped_bytes = std::fs::read(&stripped).unwrap();
     let code = |bytes: &[u8], at: u64| bytes[at as usize..at as usize + 32].to_vec();
     assert_eq!(
-        code(&stripped_bytes, without.write_entry),
-        code(&full_bytes, with_symbols.write_entry)
+        code(&stripped_bytes, without.write_probe),
+        code(&full_bytes, with_symbols.write_probe)
     );
+    assert_eq!(without.write_probe_weakness, None);
     assert_eq!(
-        code(&stripped_bytes, without.read_entry),
-        code(&full_bytes, with_symbols.read_entry)
+        code(&stripped_bytes, without.read_probe),
+        code(&full_bytes, with_symbols.read_probe)
     );
     assert_eq!(without.read_returns.len(), with_symbols.read_returns.len());
     for (a, b) in without.read_returns.iter().zip(&with_symbols.read_returns) {
-        assert_eq!(a - without.read_entry, b - with_symbols.read_entry);
+        assert_eq!(a - without.read_probe, b - with_symbols.read_probe);
         assert_eq!(stripped_bytes[*a as usize], 0xc3, "a RET at {a:#x}");
     }
 
@@ -163,6 +165,7 @@ fn go_agent_is_located_with_and_without_symbols() {
     assert_eq!(cache.binaries()[0].method, Some(GO_TLS_METHOD));
     assert_eq!(cache.binaries()[0].probes, 9);
     assert_eq!(cache.binaries()[0].blind_spot, None);
+    assert_eq!(cache.binaries()[0].warning, None);
 }
 
 #[test]
@@ -198,12 +201,341 @@ fn damaged_go_binaries_are_refused_or_bounded() {
         damaged[at as usize] ^= 0xa5;
         let outcome = analyse_bytes(&damaged, &stripped, 0, 0);
         if let GoTlsAnalysis::Probeable(target) = outcome {
-            for offset in [target.write_entry, target.read_entry]
+            for offset in [target.write_probe, target.read_probe]
                 .iter()
                 .chain(&target.read_returns)
             {
                 assert!((*offset as usize) < damaged.len());
             }
         }
+    }
+}
+
+/// A Write whose stack check is not recognised (here: its CMP patched to read another field
+/// of `g`) is still probed, at its first instruction, and the coverage report says what that
+/// costs; an unrecognised check in Read falls back to its entry without a warning.
+#[test]
+fn an_unrecognised_stack_check_falls_back_to_the_entry_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (full, _) = build_go_agent(dir.path());
+    let original = std::fs::read(&full).unwrap();
+    let target = target_of(&full);
+    let mut patched = original.clone();
+    let mut unrecognised = 0;
+    for function in [GO_WRITE, GO_READ] {
+        let probe = offset_of(&full, objdump_after_stack_check(&full, function)) as usize;
+        // CMP reg, [R14+0x10] (its last byte the displacement) then JBE rel32 or rel8.
+        let displacement = [probe - 7, probe - 3]
+            .into_iter()
+            .find(|&at| original[at - 2..=at] == [0x3b, 0x66, 0x10])
+            .expect("the CMP before the JBE");
+        patched[displacement] = 0x18;
+        unrecognised += 1;
+    }
+    assert_eq!(unrecognised, 2);
+    let GoTlsAnalysis::Probeable(fallback) = analyse_bytes(&patched, &full, 0, 0) else {
+        panic!("still probeable");
+    };
+    let entry = |function: &str| offset_of(&full, objdump_entry(&full, function));
+    assert_eq!(fallback.write_probe, entry(GO_WRITE));
+    assert_eq!(fallback.read_probe, entry(GO_READ));
+    assert_ne!(fallback.write_probe, target.write_probe);
+    assert_eq!(fallback.read_returns, target.read_returns);
+    let weakness = fallback.write_probe_weakness.as_deref().unwrap();
+    assert!(
+        weakness.contains("first instruction") && weakness.contains("captured twice"),
+        "{weakness}"
+    );
+
+    // The coverage report carries it.
+    let patched_path = dir.path().join("go_agent_patched");
+    std::fs::write(&patched_path, &patched).unwrap();
+    let mut cache = GoTlsTargetCache::default();
+    let shown = patched_path.display().to_string();
+    let checked = cache.check(&patched_path, &shown).expect("a target");
+    cache.attached(&checked, Ok(3));
+    assert_eq!(cache.binaries()[0].blind_spot, None);
+    assert_eq!(cache.binaries()[0].warning.as_deref(), Some(weakness));
+}
+
+/// Hand-assembled prologues: each form of Go's stack check is recognised and the probe goes
+/// on the instruction after its JBE; anything that is not exactly that falls back.
+mod stack_check {
+    use super::*;
+
+    /// x86-64 machine code with rel32 branches to named places.
+    enum Part {
+        Raw(&'static [u8]),
+        Jbe(&'static str),
+        Jb(&'static str),
+        Jmp(&'static str),
+        Label(&'static str),
+    }
+    use Part::*;
+
+    const ENTRY: u64 = 0x40_1000;
+    const FILE_START: u64 = 0x1000;
+
+    fn assemble(parts: &[Part]) -> (Vec<u8>, HashMap<&'static str, u64>) {
+        let mut labels = HashMap::new();
+        let mut at = 0u64;
+        for part in parts {
+            match part {
+                Raw(bytes) => at += bytes.len() as u64,
+                Jbe(_) | Jb(_) => at += 6,
+                Jmp(_) => at += 5,
+                Label(name) => {
+                    labels.insert(*name, at);
+                }
+            }
+        }
+        let mut code = Vec::new();
+        let rel = |code: &Vec<u8>, size: usize, to: &str| -> [u8; 4] {
+            let next = (code.len() + size) as i64;
+            ((labels[to] as i64 - next) as i32).to_le_bytes()
+        };
+        for part in parts {
+            match part {
+                Raw(bytes) => code.extend_from_slice(bytes),
+                Jbe(to) => {
+                    let r = rel(&code, 6, to);
+                    code.extend_from_slice(&[0x0f, 0x86]);
+                    code.extend_from_slice(&r);
+                }
+                Jb(to) => {
+                    let r = rel(&code, 6, to);
+                    code.extend_from_slice(&[0x0f, 0x82]);
+                    code.extend_from_slice(&r);
+                }
+                Jmp(to) => {
+                    let r = rel(&code, 5, to);
+                    code.push(0xe9);
+                    code.extend_from_slice(&r);
+                }
+                Label(_) => {}
+            }
+        }
+        (code, labels)
+    }
+
+    const CMP_SP_GUARD: &[u8] = &[0x49, 0x3b, 0x66, 0x10]; // cmp rsp, [r14+0x10]
+    const LEA_R12: &[u8] = &[0x4c, 0x8d, 0x64, 0x24, 0x98]; // lea r12, [rsp-0x68]
+    const CMP_R12_GUARD: &[u8] = &[0x4d, 0x3b, 0x66, 0x10]; // cmp r12, [r14+0x10]
+    const MOV_R12_SP: &[u8] = &[0x49, 0x89, 0xe4]; // mov r12, rsp
+    const SUB_R12: &[u8] = &[0x49, 0x81, 0xec, 0xc0, 0x26, 0x00, 0x00]; // sub r12, 0x26c0
+                                                                        // sub rsp, 0x68; mov [rsp+0x60], rbp; add rsp, 0x68; ret
+    const BODY: &[u8] = &[
+        0x48, 0x83, 0xec, 0x68, 0x48, 0x89, 0x6c, 0x24, 0x60, 0x48, 0x83, 0xc4, 0x68, 0xc3,
+    ];
+    const SPILL: &[u8] = &[0x48, 0x89, 0x44, 0x24, 0x08]; // mov [rsp+8], rax
+    const CALL: &[u8] = &[0xe8, 0x00, 0x00, 0x00, 0x00]; // call (morestack)
+    const RELOAD: &[u8] = &[0x48, 0x8b, 0x44, 0x24, 0x08]; // mov rax, [rsp+8]
+
+    fn stub() -> [Part; 5] {
+        [
+            Label("stub"),
+            Raw(SPILL),
+            Raw(CALL),
+            Raw(RELOAD),
+            Jmp("entry"),
+        ]
+    }
+
+    /// The probe's file offset, or why there is none.
+    fn probe(parts: &[Part]) -> (Result<u64, String>, HashMap<&'static str, u64>) {
+        let (code, labels) = assemble(parts);
+        let function = GoFunction {
+            name: "test".into(),
+            entry: ENTRY,
+            end: ENTRY + code.len() as u64,
+        };
+        let decoded = DecodedFunction::from_code(&function, FILE_START, &code).unwrap();
+        (decoded.after_stack_check(), labels)
+    }
+
+    fn expect_probe(parts: &[Part]) {
+        let (found, labels) = probe(parts);
+        assert_eq!(found, Ok(FILE_START + labels["probe"]));
+    }
+
+    fn expect_none(parts: &[Part], why: &str) {
+        let (found, _) = probe(parts);
+        let err = found.expect_err("no probe");
+        assert!(err.contains(why), "{err}");
+    }
+
+    #[test]
+    fn small_big_and_huge_frames_are_recognised() {
+        let [s0, s1, s2, s3, s4] = stub();
+        expect_probe(&[
+            Label("entry"),
+            Raw(CMP_SP_GUARD),
+            Jbe("stub"),
+            Label("probe"),
+            Raw(BODY),
+            s0,
+            s1,
+            s2,
+            s3,
+            s4,
+        ]);
+        let [s0, s1, s2, s3, s4] = stub();
+        expect_probe(&[
+            Label("entry"),
+            Raw(LEA_R12),
+            Raw(CMP_R12_GUARD),
+            Jbe("stub"),
+            Label("probe"),
+            Raw(BODY),
+            s0,
+            s1,
+            s2,
+            s3,
+            s4,
+        ]);
+        let [s0, s1, s2, s3, s4] = stub();
+        expect_probe(&[
+            Label("entry"),
+            Raw(MOV_R12_SP),
+            Raw(SUB_R12),
+            Jb("stub"),
+            Raw(CMP_R12_GUARD),
+            Jbe("stub"),
+            Label("probe"),
+            Raw(BODY),
+            s0,
+            s1,
+            s2,
+            s3,
+            s4,
+        ]);
+    }
+
+    #[test]
+    fn anything_else_is_not_trusted() {
+        // No check (a NOSPLIT-like function).
+        let [s0, s1, s2, s3, s4] = stub();
+        expect_none(
+            &[Label("entry"), Raw(BODY), s0, s1, s2, s3, s4],
+            "no stack-growth check",
+        );
+        // Compared with another field of g.
+        let [s0, s1, s2, s3, s4] = stub();
+        expect_none(
+            &[
+                Label("entry"),
+                Raw(&[0x49, 0x3b, 0x66, 0x18]),
+                Jbe("stub"),
+                Raw(BODY),
+                s0,
+                s1,
+                s2,
+                s3,
+                s4,
+            ],
+            "no stack-growth check",
+        );
+        // An argument register changed before the check.
+        let [s0, s1, s2, s3, s4] = stub();
+        expect_none(
+            &[
+                Label("entry"),
+                Raw(&[0x4c, 0x8d, 0x63, 0x98]), // lea r12, [rbx-0x68]
+                Raw(CMP_R12_GUARD),
+                Jbe("stub"),
+                Raw(BODY),
+                s0,
+                s1,
+                s2,
+                s3,
+                s4,
+            ],
+            "no stack-growth check",
+        );
+        // The check is not followed by a JBE.
+        let [s0, s1, s2, s3, s4] = stub();
+        expect_none(
+            &[
+                Label("entry"),
+                Raw(CMP_SP_GUARD),
+                Jb("stub"),
+                Raw(BODY),
+                s0,
+                s1,
+                s2,
+                s3,
+                s4,
+            ],
+            "no JBE",
+        );
+        // The huge form's JB and JBE go to different places.
+        let [s0, s1, s2, s3, s4] = stub();
+        expect_none(
+            &[
+                Label("entry"),
+                Raw(MOV_R12_SP),
+                Raw(SUB_R12),
+                Jb("probe"),
+                Raw(CMP_R12_GUARD),
+                Jbe("stub"),
+                Label("probe"),
+                Raw(BODY),
+                s0,
+                s1,
+                s2,
+                s3,
+                s4,
+            ],
+            "two places",
+        );
+        // The stub returns instead of starting the function again.
+        expect_none(
+            &[
+                Label("entry"),
+                Raw(CMP_SP_GUARD),
+                Jbe("stub"),
+                Raw(BODY),
+                Label("stub"),
+                Raw(SPILL),
+                Raw(CALL),
+                Raw(&[0xc3]),
+            ],
+            "does not call morestack",
+        );
+        // The stub jumps back past the check.
+        expect_none(
+            &[
+                Label("entry"),
+                Raw(CMP_SP_GUARD),
+                Jbe("stub"),
+                Label("probe"),
+                Raw(BODY),
+                Label("stub"),
+                Raw(SPILL),
+                Raw(CALL),
+                Raw(RELOAD),
+                Jmp("probe"),
+            ],
+            "does not call morestack",
+        );
+        // A loop in the body comes back to the chosen instruction.
+        let [s0, s1, s2, s3, s4] = stub();
+        expect_none(
+            &[
+                Label("entry"),
+                Raw(CMP_SP_GUARD),
+                Jbe("stub"),
+                Label("probe"),
+                Raw(&[0x48, 0xff, 0xc8]), // dec rax
+                Jbe("probe"),
+                Raw(BODY),
+                s0,
+                s1,
+                s2,
+                s3,
+                s4,
+            ],
+            "a branch in its body",
+        );
     }
 }
