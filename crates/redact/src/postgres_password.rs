@@ -425,12 +425,16 @@ impl PostgresFrontend {
             let between_messages = lost
                 || matches!(
                     self.state,
-                    State::Other { .. } | State::MessageHeader { have: 0, .. }
+                    State::Other { .. }
+                        | State::MessageHeader { have: 0, .. }
+                        | State::StartHeader { .. }
                 );
             if between_messages && starts_like_startup(chunk) {
                 // A write that is a whole StartupMessage header starts a new connection, even
                 // on a stream key reused from an earlier one (an `SSL*` address, an fd whose
-                // close was lost).
+                // close was lost), and even after a gap: the kernel reports what a closed fd
+                // lost on the first record of the next connection on that fd, which a header
+                // cut short by that gap would then be misread with.
                 self.restart();
             } else if lost {
                 match call_start(chunk) {
@@ -836,6 +840,19 @@ pub(crate) mod tests {
         ]);
         assert!(out.ends_with(&[&ssl[..], &startup, &password[..5], b"**************"].concat()));
         assert_eq!(state.state, PostgresFrontend::message_header());
+    }
+
+    #[test]
+    fn a_connection_reported_with_the_previous_ones_loss_is_followed() {
+        // An fd closed after losing 3 bytes is reused; the kernel reports those 3 bytes on the
+        // new connection's first record.
+        let mut stream = startup_message("app");
+        let at = stream.len() + 5;
+        stream.extend(message(b'p', b"pg-Secret-123\0"));
+        stream.extend(message(b'Q', b"SELECT 1\0"));
+        let (out, _) = follow_pieces(&[(&stream, after(Gap::Exact(3)))]);
+        assert_eq!(&out[at..at + 14], b"**************");
+        assert!(out.ends_with(b"SELECT 1\0"));
     }
 
     /// The first 8 bytes with byte(s) `lost` missing, one byte per call.
