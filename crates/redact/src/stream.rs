@@ -14,7 +14,11 @@
 //! could break.
 //! State is bounded: at most [`MAX_STREAMS`] streams, the least recently used forgotten first;
 //! a forgotten stream that was inside a secret keeps that fact (a few bytes) so its next chunk
-//! is still masked up to the value's end.
+//! is still masked up to the value's end, and one inside PostgreSQL framing comes back with
+//! that framing lost (masked until a write starts with a message header).
+//! The PostgreSQL follower is told exactly how many bytes are missing around each chunk (from
+//! the chunk's place in its call and the `lost_bytes` the kernel reports), so a loss moves its
+//! framing on or loses it, never misreads it.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -25,7 +29,7 @@ use agentscope_http2_wire::frame::{
 };
 
 use super::http2_headers::{Http2Direction, Http2Start};
-use super::postgres_password::PostgresFrontend;
+use super::postgres_password::{ChunkEdges, Gap, PostgresFrontend};
 use super::scanner::{self, OpenValue};
 use crate::event::{Direction, PayloadSource};
 
@@ -33,8 +37,8 @@ use crate::event::{Direction, PayloadSource};
 pub const CARRY_BYTES: usize = 1024;
 /// Streams tracked at once (each holds at most `CARRY_BYTES` + a few dozen bytes).
 pub const MAX_STREAMS: usize = 1024;
-/// Forgotten streams whose open secret value is remembered.
-const MAX_FORGOTTEN_OPEN: usize = 4096;
+/// Forgotten streams whose open secret value or PostgreSQL framing is remembered.
+const MAX_FORGOTTEN: usize = 4096;
 /// A value still unterminated after this many bytes is taken to have ended (a runaway quote
 /// in binary data would otherwise mask the rest of a connection).
 const MAX_OPEN_VALUE_BYTES: usize = 256 * 1024;
@@ -99,15 +103,47 @@ impl ChunkPlace {
             0
         }
     }
+
+    /// How many bytes of the stream are missing right before this chunk of `len` bytes, the
+    /// stream's last chunk having been `last` (its call, and where that call's next byte
+    /// would start).
+    fn missing_before(&self, last: Option<(u64, u64)>, len: usize) -> Gap {
+        match last {
+            // The call's earlier chunks were seen: its own offsets say what is missing.
+            Some((call, next_offset)) if call == self.call_id => self
+                .offset
+                .checked_sub(next_offset)
+                .map_or(Gap::Unknown, Gap::bytes),
+            // The stream's first chunk seen starts inside a call: what came before, nothing
+            // says (a stream the redactor forgot, or one in flight when capture began).
+            None if self.seq != 0 => Gap::Unknown,
+            // The call's first delivered chunk: `lost_bytes` is what the stream lost before
+            // the call plus the call's bytes before this chunk (all of them, as none was
+            // delivered), plus on the last chunk what is beyond the cap.
+            _ => match self.lost_bytes.checked_sub(self.lost_after(len)) {
+                Some(before) if before >= self.offset => Gap::bytes(before),
+                _ => Gap::Unknown,
+            },
+        }
+    }
 }
 
 /// Per-stream redaction state for every stream in flight.
 #[derive(Debug, Default)]
 pub struct StreamRedactor {
     streams: HashMap<StreamKey, StreamState>,
-    forgotten_open: HashMap<StreamKey, OpenValue>,
+    forgotten: HashMap<StreamKey, Forgotten>,
     forgotten_order: VecDeque<StreamKey>,
     tick: u64,
+}
+
+/// What is remembered of a forgotten stream, so its next chunks still fail closed.
+#[derive(Debug)]
+struct Forgotten {
+    /// The secret value it was inside.
+    open: Option<OpenValue>,
+    /// Its PostgreSQL framing, lost with it ([`PostgresFrontend::forgotten`]).
+    postgres: Option<PostgresFrontend>,
 }
 
 impl StreamRedactor {
@@ -128,11 +164,13 @@ impl StreamRedactor {
         self.tick += 1;
         if !self.streams.contains_key(&key) {
             self.make_room();
-            let open = self.forgotten_open.remove(&key);
+            let forgotten = self.forgotten.remove(&key);
+            let (open, postgres) = forgotten.map_or((None, None), |f| (f.open, f.postgres));
             self.streams.insert(
                 key,
                 StreamState {
                     open,
+                    postgres: postgres.unwrap_or_default(),
                     ..StreamState::default()
                 },
             );
@@ -163,6 +201,16 @@ impl StreamRedactor {
             }
             (Some(_), None) => (false, true),
         };
+        // The PostgreSQL framing needs the sizes: how many bytes are missing before the chunk,
+        // and after it on a call cut at the cap.
+        let edges = place.map_or(ChunkEdges::CONTIGUOUS, |p| ChunkEdges {
+            before: p.missing_before(
+                state.last_chunk.map(|(call, _, _, next)| (call, next)),
+                chunk.len(),
+            ),
+            starts_call: p.seq == 0,
+            lost_after: p.lost_after(chunk.len()),
+        });
         state.last_chunk = place.map(|p| (p.call_id, p.seq, p.last, p.offset + chunk.len() as u64));
         if gap_before && state.open.is_none() {
             // What was lost may have been a secret's name (`X-Amz-Signature=`, `"password":"`)
@@ -184,7 +232,7 @@ impl StreamRedactor {
             match first_bytes(&joined, starts_call) {
                 FirstBytes::TooFew => {
                     state.undecided = joined;
-                    return redact_text(state, chunk);
+                    return redact_text(state, chunk, edges);
                 }
                 FirstBytes::Http2(start) => {
                     let mut http2 = Box::new(Http2Direction::new(start));
@@ -193,6 +241,9 @@ impl StreamRedactor {
                     let mut held = joined[..joined.len() - chunk.len()].to_vec();
                     http2.redact(&mut held, &mut Vec::new());
                     state.http2 = Some(http2);
+                    // Its DATA is read with no PostgreSQL framing (nor lost framing) from
+                    // before: only the look-alike headers are searched for.
+                    state.postgres = PostgresFrontend::not_postgres();
                 }
                 FirstBytes::Other => {}
             }
@@ -206,23 +257,25 @@ impl StreamRedactor {
             state.http2 = Some(Box::new(Http2Direction::new(Http2Start::MidConnection)));
         }
         let Some(mut http2) = state.http2.take() else {
-            return redact_text(state, chunk);
+            return redact_text(state, chunk, edges);
         };
+        // An HTTP/2 stream is no PostgreSQL frontend: its text is given no gaps to lose
+        // framing over (only look-alike headers are searched for in it).
         if http2.is_lost() {
             state.http2 = Some(http2);
-            return redact_text(state, chunk);
+            return redact_text(state, chunk, ChunkEdges::CONTIGUOUS);
         }
         let mut text_ranges: Vec<Range<usize>> = Vec::new();
         let mut count = http2.redact(chunk, &mut text_ranges);
         state.http2 = Some(http2);
         if let [only] = text_ranges.as_slice() {
-            count += redact_text(state, &mut chunk[only.clone()]);
+            count += redact_text(state, &mut chunk[only.clone()], ChunkEdges::CONTIGUOUS);
         } else if !text_ranges.is_empty() {
             let mut text: Vec<u8> = text_ranges
                 .iter()
                 .flat_map(|range| chunk[range.clone()].iter().copied())
                 .collect();
-            count += redact_text(state, &mut text);
+            count += redact_text(state, &mut text, ChunkEdges::CONTIGUOUS);
             let mut from = text.as_slice();
             for range in text_ranges {
                 let (piece, rest) = from.split_at(range.len());
@@ -258,14 +311,20 @@ impl StreamRedactor {
         let Some(state) = self.streams.remove(&oldest) else {
             return;
         };
-        if let Some(open) = state.open {
-            if self.forgotten_order.len() >= MAX_FORGOTTEN_OPEN {
+        let postgres = state.postgres.forgotten();
+        if state.open.is_some() || postgres.is_some() {
+            if self.forgotten_order.len() >= MAX_FORGOTTEN {
                 if let Some(old) = self.forgotten_order.pop_front() {
-                    self.forgotten_open.remove(&old);
+                    self.forgotten.remove(&old);
                 }
             }
-            self.forgotten_open.insert(oldest, open);
-            self.forgotten_order.push_back(oldest);
+            let forgotten = Forgotten {
+                open: state.open,
+                postgres,
+            };
+            if self.forgotten.insert(oldest, forgotten).is_none() {
+                self.forgotten_order.push_back(oldest);
+            }
         }
     }
 }
@@ -314,12 +373,13 @@ fn first_bytes(bytes: &[u8], starts_call: bool) -> FirstBytes {
     FirstBytes::Other
 }
 
-/// The byte-level rules over the stream's next bytes (`carry ++ chunk`).
-fn redact_text(state: &mut StreamState, chunk: &mut [u8]) -> usize {
+/// The byte-level rules over the stream's next bytes (`carry ++ chunk`), with what is known
+/// of the bytes missing around them.
+fn redact_text(state: &mut StreamState, chunk: &mut [u8], edges: ChunkEdges) -> usize {
     let original = chunk.to_vec();
     let mut count = 0;
 
-    for range in state.postgres.follow(&original) {
+    for range in state.postgres.follow_at(&original, edges) {
         chunk[range].fill(b'*');
         count += 1;
     }
@@ -484,5 +544,136 @@ mod tests {
         };
         redactor.redact_chunk_at(key(), 3, Some(cut), &mut only);
         assert_eq!(&only, b"CCCCCCCCCC");
+    }
+
+    /// The hostile-node test's PostgreSQL carrier: a StartupMessage (user=app, database=crm),
+    /// a cleartext password message, then a query; and where the password body is.
+    fn postgres_carrier() -> (Vec<u8>, Range<usize>) {
+        let params = b"user\0app\0database\0crm\0\0";
+        let mut stream = ((8 + params.len()) as u32).to_be_bytes().to_vec();
+        stream.extend(196_608u32.to_be_bytes());
+        stream.extend(params);
+        let password = b"PgWirePassS3cr3t12\0";
+        stream.push(b'p');
+        stream.extend(((4 + password.len()) as u32).to_be_bytes());
+        let at = stream.len();
+        stream.extend(password);
+        stream.push(b'Q');
+        stream.extend(13u32.to_be_bytes());
+        stream.extend(b"SELECT 1\0");
+        (stream, at..at + password.len())
+    }
+
+    /// Sends `bytes` one byte per call, the calls at `dropped` lost (reported on the next
+    /// delivered call, as the kernel does); returns each delivered byte as redacted, with its
+    /// place in `bytes`.
+    fn send_bytewise_dropping(bytes: &[u8], dropped: &[usize]) -> Vec<(usize, u8)> {
+        let mut redactor = StreamRedactor::default();
+        let mut out = Vec::new();
+        let mut missing = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if dropped.contains(&i) {
+                missing += 1;
+                continue;
+            }
+            let place = ChunkPlace {
+                call_id: i as u64,
+                seq: 0,
+                lost_bytes: missing,
+                last: true,
+                offset: 0,
+                total_len: 1,
+            };
+            missing = 0;
+            let mut chunk = [b];
+            redactor.redact_chunk_at(key(), 3, Some(place), &mut chunk);
+            out.push((i, chunk[0]));
+        }
+        out
+    }
+
+    fn assert_password_masked(out: &[(usize, u8)], password: &Range<usize>, dropped: &[usize]) {
+        for &(at, b) in out {
+            assert!(
+                !password.contains(&at) || b == b'*',
+                "password byte {at} passed with {dropped:?} dropped: {:?}",
+                String::from_utf8_lossy(&out.iter().map(|&(_, b)| b).collect::<Vec<_>>())
+            );
+        }
+    }
+
+    #[test]
+    fn the_hostile_postgres_carrier_with_any_byte_dropped_never_passes_its_password() {
+        let (stream, password) = postgres_carrier();
+        let query_at = password.end;
+        for i in 0..stream.len() {
+            let out = send_bytewise_dropping(&stream, &[i]);
+            assert_password_masked(&out, &password, &[i]);
+            // A byte lost inside the startup parameters or the password body moves the
+            // framing on exactly: the query after it is followed, not masked.
+            if (8..password.start - 5).contains(&i) || password.contains(&i) {
+                let query: Vec<u8> = out
+                    .iter()
+                    .filter(|&&(at, _)| at >= query_at)
+                    .map(|&(_, b)| b)
+                    .collect();
+                assert_eq!(&query[5..], b"SELECT 1\0", "byte {i} dropped");
+            }
+        }
+        // Without any loss, the same.
+        let out = send_bytewise_dropping(&stream, &[]);
+        assert_password_masked(&out, &password, &[]);
+        assert!(out.ends_with(&[(stream.len() - 1, 0)]));
+    }
+
+    #[test]
+    fn the_hostile_postgres_carrier_with_any_two_bytes_dropped_never_passes_its_password() {
+        let (stream, password) = postgres_carrier();
+        for i in 0..stream.len() {
+            for j in i + 1..stream.len() {
+                let out = send_bytewise_dropping(&stream, &[i, j]);
+                assert_password_masked(&out, &password, &[i, j]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_forgotten_postgres_stream_still_masks_its_password() {
+        // The StartupMessage is followed, then more streams than are tracked push it out;
+        // its password message comes after.
+        let mut redactor = StreamRedactor::default();
+        let (stream, password) = postgres_carrier();
+        let at_call = |call_id| ChunkPlace {
+            call_id,
+            seq: 0,
+            lost_bytes: 0,
+            last: true,
+            offset: 0,
+            total_len: 0,
+        };
+        let startup_end = password.start - 5;
+        let mut startup = stream[..startup_end].to_vec();
+        let place = ChunkPlace {
+            total_len: startup.len() as u64,
+            ..at_call(1)
+        };
+        redactor.redact_chunk_at(key(), 3, Some(place), &mut startup);
+        for pid in 0..MAX_STREAMS as u32 + 1 {
+            let other = StreamKey {
+                pid: 1000 + pid,
+                ..key()
+            };
+            redactor.redact_chunk(other, 3, &mut b"GET / HTTP/1.1\r\n\r\n".to_vec());
+        }
+        let mut rest = stream[startup_end..].to_vec();
+        let place = ChunkPlace {
+            total_len: rest.len() as u64,
+            ..at_call(2)
+        };
+        redactor.redact_chunk_at(key(), 3, Some(place), &mut rest);
+        assert_eq!(
+            &rest[5..5 + password.len()],
+            &vec![b'*'; password.len()][..]
+        );
     }
 }
