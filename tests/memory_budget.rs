@@ -80,12 +80,21 @@ fn sixty_four_incomplete_large_bodies_keep_the_collector_under_budget() {
         ],
     );
     let collector_pid = collect.child.id();
+    // Start-up's peak is not the budget's: the collector analyses every TLS binary the node
+    // runs (a 42 MB `cargo` beside these tests maps in whole while OpenSSL is located in it).
+    // It is reported, and the peak is measured again from here (writing 5 to clear_refs sets
+    // VmHWM back to the current RSS).
+    let start_up_kib = vm_kib(collector_pid, "VmHWM:");
+    std::fs::write(format!("/proc/{collector_pid}/clear_refs"), "5").unwrap();
     flood.release();
     assert_eq!(flood.finish().trim(), "sent");
     let peak_kib = vm_kib(collector_pid, "VmHWM:");
     let captured = collect.stop();
     let bound_kib = (BUDGET_MIB + 2 * RING_MIB + OVERHEAD_MIB) << 10;
-    eprintln!("collector peak RSS {peak_kib} KiB, bound {bound_kib} KiB");
+    eprintln!(
+        "collector peak RSS {peak_kib} KiB while flooded (start-up's {start_up_kib} KiB), bound \
+         {bound_kib} KiB"
+    );
     assert!(
         peak_kib < bound_kib,
         "collector peak RSS {peak_kib} KiB over budget + overhead {bound_kib} KiB"

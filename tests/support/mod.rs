@@ -426,6 +426,14 @@ pub fn wait_for_earlier_unloads() {
 
 impl Collect {
     pub fn start(dir: &Path, args: &[&str]) -> Collect {
+        // A known gap (issue 17, stop note of 2026-12-05): a collector that starts enforcing
+        // while an earlier collector's background unloader is still detaching its programs
+        // can let a governed file open through (2 in 20 runs of enforcement_ops under load;
+        // 0 in 14 when the unloads were waited for). Enforcement tests wait, so they test
+        // enforcement; the gap stays open until its cause is found.
+        if args.iter().any(|a| *a == "--enforce" || *a == "--pin-dir") {
+            wait_for_earlier_unloads();
+        }
         let stdout_path = dir.join(format!("collect-{}.jsonl", rand_suffix()));
         let pins = (args.contains(&"--enforce") && !args.contains(&"--pin-dir"))
             .then(|| PinDir::new("collect"));
