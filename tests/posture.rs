@@ -269,6 +269,63 @@ fn validate(manifest: &Path) -> String {
     report
 }
 
+/// The report's one agent: the support-agent pod's, with its service account.
+fn the_support_agent(report: &Value) -> &Value {
+    assert_eq!(report["schema"], "agentscope.posture/v1");
+    let agents = report["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{report:#}");
+    let agent = &agents[0];
+    let key = agent["agent"].as_str().unwrap();
+    assert!(
+        key.starts_with(&format!("k8s:{NAMESPACE}/Deployment/support-agent/agent:")),
+        "{key}"
+    );
+    assert_eq!(agent["service_account"], "support/support-agent");
+    agent
+}
+
+/// RBAC: the one request the agent made, the ConfigMap read.
+fn assert_one_config_map_read(agent: &Value) {
+    let requests: Vec<(&str, u64)> = agent["rbac"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["request"].as_str().unwrap(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        vec![("get configmaps agent-settings in support", 200)]
+    );
+}
+
+/// Tools: `http_get` is the only one called.
+fn assert_only_http_get_called(agent: &Value) {
+    let called: Vec<&str> = agent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["calls"].as_u64().unwrap() > 0)
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(called, vec!["http_get"]);
+}
+
+/// Network: the account API is the one destination.
+fn assert_one_destination(agent: &Value, host: &str, accounts_port: u16) {
+    let destinations: Vec<String> = agent["network"]["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{}:{}", d["address"].as_str().unwrap(), d["port"]))
+        .collect();
+    assert_eq!(destinations, vec![format!("{host}:{accounts_port}")]);
+}
+
 #[test]
 fn posture_of_a_pod_that_reads_one_config_map() {
     require_root();
@@ -294,33 +351,11 @@ fn posture_of_a_pod_that_reads_one_config_map() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["schema"], "agentscope.posture/v1");
-    let agents = report["agents"].as_array().unwrap();
-    assert_eq!(agents.len(), 1, "{report:#}");
-    let agent = &agents[0];
+    let agent = the_support_agent(&report);
     let key = agent["agent"].as_str().unwrap();
-    assert!(
-        key.starts_with(&format!("k8s:{NAMESPACE}/Deployment/support-agent/agent:")),
-        "{key}"
-    );
-    assert_eq!(agent["service_account"], "support/support-agent");
 
     // RBAC: the one request seen, and what it leaves unused.
-    let requests: Vec<(&str, u64)> = agent["rbac"]["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["request"].as_str().unwrap(),
-                r["status"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        requests,
-        vec![("get configmaps agent-settings in support", 200)]
-    );
+    assert_one_config_map_read(agent);
     let gaps: Vec<(&str, &str, u64)> = agent["gaps"]
         .as_array()
         .unwrap()
@@ -394,14 +429,7 @@ fn posture_of_a_pod_that_reads_one_config_map() {
         )),
         "{gaps:#?}"
     );
-    let called: Vec<&str> = agent["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["calls"].as_u64().unwrap() > 0)
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(called, vec!["http_get"]);
+    assert_only_http_get_called(agent);
 
     // Network: no policy restricts egress; the generated one allows the account API only.
     assert!(
@@ -409,13 +437,7 @@ fn posture_of_a_pod_that_reads_one_config_map() {
             .any(|g| g.1 == "unrestricted egress" && g.2 == 7),
         "{gaps:#?}"
     );
-    let destinations: Vec<String> = agent["network"]["destinations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| format!("{}:{}", d["address"].as_str().unwrap(), d["port"]))
-        .collect();
-    assert_eq!(destinations, vec![format!("{host}:{accounts_port}")]);
+    assert_one_destination(agent, &host, accounts_port);
     let policy = &agent["artifacts"]["network_policy"];
     assert_eq!(
         policy["spec"]["egress"],
@@ -565,44 +587,8 @@ fn live_posture_reports_what_the_agent_did() {
     let Watched::Report(report) = watched else {
         unreachable!("a live report was asked for")
     };
-    assert_eq!(report["schema"], "agentscope.posture/v1");
-    let agents = report["agents"].as_array().unwrap();
-    assert_eq!(agents.len(), 1, "{report:#}");
-    let agent = &agents[0];
-    let key = agent["agent"].as_str().unwrap();
-    assert!(
-        key.starts_with(&format!("k8s:{NAMESPACE}/Deployment/support-agent/agent:")),
-        "{key}"
-    );
-    assert_eq!(agent["service_account"], "support/support-agent");
-    let requests: Vec<(&str, u64)> = agent["rbac"]["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["request"].as_str().unwrap(),
-                r["status"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        requests,
-        vec![("get configmaps agent-settings in support", 200)]
-    );
-    let called: Vec<&str> = agent["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["calls"].as_u64().unwrap() > 0)
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(called, vec!["http_get"]);
-    let destinations: Vec<String> = agent["network"]["destinations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| format!("{}:{}", d["address"].as_str().unwrap(), d["port"]))
-        .collect();
-    assert_eq!(destinations, vec![format!("{host}:{accounts_port}")]);
+    let agent = the_support_agent(&report);
+    assert_one_config_map_read(agent);
+    assert_only_http_get_called(agent);
+    assert_one_destination(agent, &host, accounts_port);
 }
