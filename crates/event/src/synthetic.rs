@@ -34,37 +34,21 @@ pub fn repeat_as_new_processes(fixtures: &[Vec<Event>], rounds: u32) -> Vec<Even
 /// command name, executable and first argument get the round's number), so each round adds
 /// new agents rather than more runs of the same ones: the workload for memory at many agents.
 pub fn repeat_as_new_agents(fixtures: &[Vec<Event>], rounds: u32) -> Vec<Event> {
-    let mut events = Vec::new();
-    for round in 0..rounds {
-        let mut this_round = repeat_as_new_processes(fixtures, 1);
-        let shift = round * 100_000;
-        let later = u64::from(round) * 600 * 1_000_000_000;
-        for event in &mut this_round {
-            event.header.ts_ns += later;
-            event.header.time_unix_ns += later;
-            event.header.pid += shift;
-            event.header.tid += shift;
-            if event.header.ppid != 0 {
-                event.header.ppid += shift;
-            }
-            let suffix = format!("-{round}");
-            // The kernel's command name is at most 15 bytes.
-            let keep = event.header.comm.len().min(15 - suffix.len().min(15));
-            let mut comm: String = event.header.comm.chars().take(keep).collect();
-            comm.push_str(&suffix);
-            event.header.comm = comm;
-            match &mut event.body {
-                EventBody::Fork { child_pid, .. } => *child_pid += shift,
-                EventBody::Exec { filename, argv, .. } => {
-                    filename.push_str(&suffix);
-                    if let Some(first) = argv.first_mut() {
-                        first.push_str(&suffix);
-                    }
-                }
-                _ => {}
+    let per_round = fixtures.iter().map(Vec::len).sum::<usize>().max(1);
+    let mut events = repeat_as_new_processes(fixtures, rounds);
+    for (index, event) in events.iter_mut().enumerate() {
+        let suffix = format!("-{}", index / per_round);
+        // The kernel's command name is at most 15 bytes.
+        let keep = event.header.comm.len().min(15 - suffix.len().min(15));
+        let mut comm: String = event.header.comm.chars().take(keep).collect();
+        comm.push_str(&suffix);
+        event.header.comm = comm;
+        if let EventBody::Exec { filename, argv, .. } = &mut event.body {
+            filename.push_str(&suffix);
+            if let Some(first) = argv.first_mut() {
+                first.push_str(&suffix);
             }
         }
-        events.extend(this_round);
     }
     events
 }
