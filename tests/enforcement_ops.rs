@@ -31,6 +31,8 @@ use support::*;
 
 const EPERM: i64 = 1;
 const ECONNREFUSED: i64 = 111;
+const ENOENT: i64 = 2;
+const KILLED: i64 = -9;
 const AGENT: &str = "host:python connect_session.py";
 const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
@@ -69,7 +71,14 @@ impl Session {
             .spawn()
             .expect("start connect_session.py");
         let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        // Its first line comes once it runs, after what `command` set up before its exec (a
+        // mount namespace): a collector started later finds its files where it will use them.
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("connect_session.py did not start: {e}: {line:?}"));
+        assert_eq!(ready["ready"], child.id(), "{line}");
         Session {
             child,
             stdin,
@@ -205,7 +214,6 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     let read_shadow = "child:open:/etc/shadow";
     // An exec the policy does not allow is killed (-9) before it runs.
     let run_echo = "exec:/bin/echo hi";
-    const KILLED: i64 = -9;
 
     // 1. A collector enforces.
     let first = Collect::start(
@@ -369,6 +377,72 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
         "restart scenario took {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A governed secret that appears after enforcement began is governed once the collector
+/// finds it: the session's token volume is empty when enforcement begins (nothing to resolve,
+/// so no rule); the kubelet then writes the token; within its refresh interval the collector
+/// finds it, says so (`files_added`), and from then on a read of it is killed; a rotation
+/// (a new inode under the same name) stays governed.
+#[test]
+fn a_secret_written_after_enforcement_began_is_governed_once_found() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let policy = policy(dir, closed_port(), true);
+    let run_dir = dir.join("run");
+    let mut volume = support::token_volume::TokenVolume::mount(
+        &run_dir.join("secrets/kubernetes.io/serviceaccount"),
+    );
+    let mut session = Session::start_with_run(&run_dir);
+    let pid = session.pid().to_string();
+    let read_token = format!("child:open:{TOKEN_PATH}");
+    let collector = Collect::start(
+        dir,
+        &[
+            "--no-kubernetes",
+            "--pid",
+            &pid,
+            "--enforce",
+            &format!("pid:{pid}={policy}"),
+        ],
+    );
+    // Not written yet: the open fails by itself.
+    assert_eq!(session.ask(&read_token), ENOENT);
+    volume.write("token-1");
+    let added = collector.wait_printed(
+        "the token governed",
+        "files_added",
+        Duration::from_secs(15),
+        |e| e["kind"] == "enforce_policy" && e["change"] == "files_added",
+    );
+    assert_eq!(
+        added["files_added"],
+        serde_json::json!([TOKEN_PATH]),
+        "{added:#}"
+    );
+    assert_eq!(added["files"], "enforce", "{added:#}");
+    assert_eq!(session.ask(&read_token), KILLED);
+    volume.write("token-2");
+    assert_eq!(session.ask(&read_token), KILLED);
+    let captured = collector.stop();
+    let killed: Vec<&Value> = captured
+        .of_kind("enforce")
+        .filter(|e| e["category"] == "files" && e["ppid"] == session.pid())
+        .collect();
+    assert_eq!(killed.len(), 2, "{killed:#?}");
+    for decision in killed {
+        assert_eq!(decision["action"], "blocked");
+        assert_eq!(decision["path"], TOKEN_PATH);
+    }
+    // The policy events (the start, the file added) as docs/events.schema.json says.
+    let policies: String = captured
+        .of_kind("enforce_policy")
+        .map(|e| format!("{e}\n"))
+        .collect();
+    let checked = support::events_schema::assert_lines_match_schema(&policies);
+    let changes: Vec<&Value> = checked.iter().map(|e| &e["change"]).collect();
+    assert_eq!(changes, ["started", "files_added"], "{checked:#?}");
 }
 
 /// tests/agents/dns_server.py on 127.0.0.153:53, answering `answers` (NAME=ADDRESS); stopped

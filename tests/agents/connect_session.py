@@ -7,7 +7,7 @@ sendto/recvfrom as a stub resolver does) for NAME's A records: 0 when the answer
 -1 otherwise. It stays one process across the test's steps (the
 enforcement it is under outlives one collector and is adopted by the next), and its `child:`
 attempts fork new processes at each step (a process tree followed while no collector runs).
-Ends at end of input.
+Its first line, {"ready": PID}, says it runs. Ends at end of input.
 """
 import json
 import os
@@ -40,6 +40,9 @@ def resolve(spec):
 
 
 def main():
+    # Running: whatever set the process up before its exec (a mount namespace, a bind mount)
+    # is in place, so what the test starts next sees the process as it will stay.
+    print(json.dumps({"ready": os.getpid()}), flush=True)
     for line in sys.stdin:
         spec = line.strip()
         if not spec:

@@ -426,14 +426,6 @@ pub fn wait_for_earlier_unloads() {
 
 impl Collect {
     pub fn start(dir: &Path, args: &[&str]) -> Collect {
-        // A known gap (issue 17, stop note of 2026-12-05): a collector that starts enforcing
-        // while an earlier collector's background unloader is still detaching its programs
-        // can let a governed file open through (2 in 20 runs of enforcement_ops under load;
-        // 0 in 14 when the unloads were waited for). Enforcement tests wait, so they test
-        // enforcement; the gap stays open until its cause is found.
-        if args.iter().any(|a| *a == "--enforce" || *a == "--pin-dir") {
-            wait_for_earlier_unloads();
-        }
         let stdout_path = dir.join(format!("collect-{}.jsonl", rand_suffix()));
         let pins = (args.contains(&"--enforce") && !args.contains(&"--pin-dir"))
             .then(|| PinDir::new("collect"));
@@ -500,24 +492,37 @@ impl Collect {
     /// and a stop (which takes at most a second, whatever is left) would cut what it has not
     /// read yet. Panics after `timeout`.
     pub fn wait_exit_printed(&self, pid: u32, timeout: Duration) {
+        self.wait_printed(&format!("the exit of pid {pid}"), "exit", timeout, |e| {
+            e["kind"] == "exit" && e["pid"] == pid
+        });
+    }
+
+    /// Waits until the collector has printed an event that `wanted` accepts, and returns the
+    /// first such; only lines containing `needle` are parsed (the output can be large, and the
+    /// collector may be short of CPU). Panics after `timeout`, saying `what` it waited for.
+    pub fn wait_printed(
+        &self,
+        what: &str,
+        needle: &str,
+        timeout: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let text = std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
             // Only whole lines: the last one may be half written.
             let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
-            if whole
+            if let Some(event) = whole
                 .lines()
-                .filter(|line| line.contains("exit"))
-                .any(|line| {
-                    serde_json::from_str::<Value>(line)
-                        .is_ok_and(|e| e["kind"] == "exit" && e["pid"] == pid)
-                })
+                .filter(|line| line.contains(needle))
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|event| wanted(event))
             {
-                return;
+                return event;
             }
             assert!(
                 Instant::now() < deadline,
-                "the collector did not print the exit of pid {pid} within {timeout:?}"
+                "the collector did not print {what} within {timeout:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }

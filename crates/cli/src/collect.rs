@@ -339,11 +339,13 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
         resolvers.extend(crate::enforce_policy::resolv_conf_nameservers(&text));
     }
-    collector_options.governed = crate::enforce_policy::governed_agents(
+    let governed = crate::enforce_policy::governed_agents(
         &args.enforce,
         &collector_options.proc_root,
         &resolvers,
     )?;
+    collector_options.governed = governed.agents;
+    collector_options.governed_file_finder = governed.file_finder;
     collector_options.pin_dir = args.pin_dir.clone();
     collector_options.disarm_after = args.disarm_after;
     let mut collector = Collector::start(collector_options)?;
@@ -480,6 +482,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                     }
                 }
                 note_counters(&mut session, &collector, &mut sinks)?;
+                // A quiet governed agent makes no events: its enforcement's upkeep (files
+                // found again, disarms) runs here too.
+                backlog.extend(collector.keep_enforcement());
                 turns.ended(TurnKind::Counters, began);
             }
             _ = tick_timer.tick() => {

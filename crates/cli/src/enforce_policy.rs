@@ -2,6 +2,7 @@
 //! a cgroup), and its `enforcement` section turned into what the kernel reads
 //! (`agentscope_kernel::enforcement`). docs/enforcement.md.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use agentscope_analysis::baseline::{interpreters, AgentBaseline, EnforceMode};
 use agentscope_kernel::enforcement::{
     cgroup2_root, cgroup_id, AgentScope, GovernedAgent, Mode, NetRule, Protocol,
 };
+use agentscope_kernel::enforcement_file_refresh::GovernedFileFinder;
 use anyhow::{bail, Context, Result};
 
 /// One `--enforce` argument, as given.
@@ -114,14 +116,62 @@ pub fn resolv_conf_nameservers(text: &str) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The processes of a governed agent, as far as finding its files needs: its root is theirs.
+#[derive(Debug, Clone)]
+enum Members {
+    /// A process tree, by its root.
+    Tree(u32),
+    /// A cgroup v2 directory.
+    Cgroup(PathBuf),
+}
+
+impl Members {
+    /// A process of the agent now, if one is left.
+    fn any(&self, proc_root: &Path) -> Option<u32> {
+        match self {
+            Members::Tree(pid) => proc_root.join(pid.to_string()).exists().then_some(*pid),
+            Members::Cgroup(dir) => std::fs::read_to_string(dir.join("cgroup.procs"))
+                .ok()
+                .and_then(|procs| procs.lines().next()?.trim().parse().ok()),
+        }
+    }
+}
+
+/// The governed agents, and how to find their governed files again while enforcing (when any
+/// agent's files mode is on).
+#[derive(Debug)]
+pub struct Governed {
+    pub agents: Vec<GovernedAgent>,
+    pub file_finder: Option<GovernedFileFinder>,
+}
+
+/// Finds each files-governing agent's governed files in the root of one of its processes, as
+/// when enforcement began (crate::governed_files).
+fn file_finder(
+    agents: Vec<(u32, Members, BTreeSet<String>)>,
+    proc_root: &Path,
+) -> Option<GovernedFileFinder> {
+    if agents.is_empty() {
+        return None;
+    }
+    let proc_root = proc_root.to_path_buf();
+    Some(GovernedFileFinder(std::sync::Arc::new(move |id| {
+        let (_, members, allowed) = agents.iter().find(|(agent, _, _)| *agent == id)?;
+        let pid = members.any(&proc_root)?;
+        let root = proc_root.join(pid.to_string()).join("root");
+        Some(crate::governed_files::governed_files(&root, allowed))
+    })))
+}
+
 /// Reads each baseline and turns it into a governed agent (numbered from 1 in order), each
 /// allowed to reach `resolvers`.
 pub fn governed_agents(
     args: &[EnforceArg],
     proc_root: &Path,
     resolvers: &[IpAddr],
-) -> Result<Vec<GovernedAgent>> {
+) -> Result<Governed> {
     let mut agents = Vec::new();
+    let mut file_scopes = Vec::new();
     for (index, arg) in args.iter().enumerate() {
         let baseline = AgentBaseline::read_from(&arg.baseline)?;
         let Some(policy) = &baseline.enforcement else {
@@ -131,9 +181,9 @@ pub fn governed_agents(
                 arg.baseline.display()
             );
         };
-        // A process of the agent, whose root its files are resolved in.
-        let (scope, member) = match &arg.scope {
-            ScopeArg::Pid(pid) => (AgentScope::ProcessTree(*pid), Some(*pid)),
+        let id = index as u32 + 1;
+        let (scope, members) = match &arg.scope {
+            ScopeArg::Pid(pid) => (AgentScope::ProcessTree(*pid), Members::Tree(*pid)),
             ScopeArg::Cgroup(path) => {
                 let dir = if path.is_absolute() {
                     path.clone()
@@ -142,15 +192,15 @@ pub fn governed_agents(
                         .context("no cgroup v2 mount to resolve a relative cgroup path")?
                         .join(path)
                 };
-                let member = std::fs::read_to_string(dir.join("cgroup.procs"))
-                    .ok()
-                    .and_then(|procs| procs.lines().next()?.trim().parse().ok());
-                (AgentScope::Cgroup(cgroup_id(&dir)?), member)
+                (AgentScope::Cgroup(cgroup_id(&dir)?), Members::Cgroup(dir))
             }
         };
+        // A process of the agent, whose root its files are resolved in.
+        let member = members.any(proc_root);
         let governed_files = if policy.files == EnforceMode::Off {
             Vec::new()
         } else {
+            file_scopes.push((id, members, policy.allow.files.clone()));
             let Some(pid) = member else {
                 bail!(
                     "{}: files enforcement needs a process of the agent to find its files in; {:?} has none",
@@ -170,7 +220,7 @@ pub fn governed_agents(
             .filter_map(|path| Some((path.clone(), interpreters::inline_option(path)?)))
             .collect();
         agents.push(GovernedAgent {
-            id: index as u32 + 1,
+            id,
             baseline: baseline.metadata.agent.clone(),
             scope,
             network: mode(policy.network),
@@ -189,7 +239,10 @@ pub fn governed_agents(
             names: policy.allow.names.iter().cloned().collect(),
         });
     }
-    Ok(agents)
+    Ok(Governed {
+        agents,
+        file_finder: file_finder(file_scopes, proc_root),
+    })
 }
 
 #[cfg(test)]

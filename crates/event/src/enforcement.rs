@@ -301,6 +301,9 @@ pub enum PolicyChange {
     Changed,
     /// It is gone from the kernel (`agentscope enforce off`): every category is off.
     Removed,
+    /// Sensitive files that were not in the agent's root when enforcement began (or were
+    /// replaced by a new file since) are governed now (`files_added` names them).
+    FilesAdded,
 }
 
 /// A governed agent's policy as the kernel applies it (the body of an `enforce_policy`
@@ -325,6 +328,9 @@ pub struct EnforcePolicy {
     pub exec: PolicyMode,
     pub files: PolicyMode,
     pub change: PolicyChange,
+    /// For `files_added`: the paths (as the agent names them) governed from now on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_added: Vec<String>,
 }
 
 impl EnforcePolicy {
@@ -346,14 +352,20 @@ impl EnforcePolicy {
             PolicyChange::Disarmed => "disarmed",
             PolicyChange::Changed => "changed",
             PolicyChange::Removed => "removed",
+            PolicyChange::FilesAdded => "files added",
         };
         let modes: Vec<String> = self
             .modes()
             .iter()
             .map(|(name, mode)| format!("{name} {}", mode.name()))
             .collect();
+        let added = if self.files_added.is_empty() {
+            String::new()
+        } else {
+            format!("; now governs {}", self.files_added.join(", "))
+        };
         format!(
-            "policy {change}: baseline {} rev {} on {}: {}",
+            "policy {change}: baseline {} rev {} on {}: {}{added}",
             self.baseline,
             self.revision,
             self.scope,

@@ -46,6 +46,9 @@ pub struct CollectorOptions {
     /// More blocks than this in a minute drop an agent back to audit; 0: never
     /// (crate::enforcement_disarm).
     pub disarm_after: u32,
+    /// Finds the governed agents' files again while enforcing, so files that appear (or are
+    /// replaced) after enforcement began are governed too (crate::enforcement_file_refresh).
+    pub governed_file_finder: Option<crate::enforcement_file_refresh::GovernedFileFinder>,
 }
 
 impl Default for CollectorOptions {
@@ -60,6 +63,7 @@ impl Default for CollectorOptions {
             governed: Vec::new(),
             pin_dir: PathBuf::from(crate::enforcement_pins::DEFAULT_PIN_DIR),
             disarm_after: crate::enforcement_disarm::DEFAULT_DISARM_AFTER,
+            governed_file_finder: None,
         }
     }
 }
@@ -151,6 +155,8 @@ pub struct Collector {
     enforcement_pins: Option<crate::enforcement_pins::EnforcementPins>,
     /// When expired DNS answers were last taken out.
     dns_expired_at: Instant,
+    /// When the governed agents' files were last looked for again.
+    files_refreshed_at: Instant,
     /// The governed agents' policies, reported as events (crate::enforcement_reports).
     policy_reports: crate::enforcement_reports::PolicyReports,
     /// Files probed since [`Collector::take_probed`] was last called, in the order attached.
@@ -529,6 +535,7 @@ impl Collector {
             },
             enforcement_pins: pins,
             dns_expired_at: Instant::now(),
+            files_refreshed_at: Instant::now(),
             policy_reports,
             probed: Vec::new(),
         };
@@ -827,10 +834,77 @@ impl Collector {
             self.policy_reports
                 .check(&mut self.kernel, &self.state.options.governed);
         }
+        if self.enforcement_pins.is_some()
+            && self.files_refreshed_at.elapsed()
+                >= crate::enforcement_file_refresh::REFRESH_INTERVAL
+        {
+            self.files_refreshed_at = Instant::now();
+            self.refresh_governed_files();
+        }
         if self.enforcement_pins.is_some() && self.dns_expired_at.elapsed() >= DNS_EXPIRY_INTERVAL {
             self.dns_expired_at = Instant::now();
             self.kernel.expire_dns_answers();
         }
+    }
+
+    /// Governs the files that appeared in (or were replaced in) the governed agents' roots
+    /// since they were last looked for, each as a new rule numbered after the agent's others,
+    /// and reports them (crate::enforcement_file_refresh).
+    fn refresh_governed_files(&mut self) {
+        let Some(finder) = self.state.options.governed_file_finder.clone() else {
+            return;
+        };
+        let mut rules: usize = self
+            .state
+            .options
+            .governed
+            .iter()
+            .map(|agent| agent.governed_files.len())
+            .sum();
+        for index in 0..self.state.options.governed.len() {
+            let agent = &self.state.options.governed[index];
+            if agent.files == crate::enforcement::Mode::Off {
+                continue;
+            }
+            let Some(found) = (finder.0)(agent.id) else {
+                continue;
+            };
+            let mut new =
+                crate::enforcement_file_refresh::not_yet_governed(&agent.governed_files, found);
+            let room = (agentscope_common::enforce::MAX_FILE_RULES as usize).saturating_sub(rules);
+            if new.len() > room {
+                self.state.summary.warnings.push(format!(
+                    "baseline {}: {} more governed files than the kernel's {} file rules hold \
+                     are not governed",
+                    agent.baseline,
+                    new.len() - room,
+                    agentscope_common::enforce::MAX_FILE_RULES
+                ));
+                new.truncate(room);
+            }
+            if new.is_empty() {
+                continue;
+            }
+            let first = agent.governed_files.len() as u32;
+            if let Err(err) = self.kernel.write_agent_file_rules(agent.id, first, &new) {
+                self.state.summary.warnings.push(err.to_string());
+                continue;
+            }
+            rules += new.len();
+            let paths = new.iter().map(|file| file.path.clone()).collect();
+            let agent = &mut self.state.options.governed[index];
+            agent.governed_files.extend(new);
+            self.policy_reports.files_added(agent, paths);
+        }
+    }
+
+    /// Enforcement's upkeep (disarms, policy changes made behind the collector's back,
+    /// governed files found again, expired DNS answers), for a caller's timer: it also runs
+    /// after each batch of events, but a quiet governed agent makes none. Returns the policy
+    /// events it made.
+    pub fn keep_enforcement(&mut self) -> Vec<Event> {
+        self.apply_disarms();
+        self.policy_reports.take()
     }
 
     /// The pin directory this collector owns, when it governs (or adopted) enforcement.

@@ -92,11 +92,23 @@ impl KernelCapture {
         &mut self,
         agents: &[GovernedAgent],
     ) -> Result<(), CollectorError> {
-        let governing: Vec<&GovernedAgent> =
-            agents.iter().filter(|a| a.files != Mode::Off).collect();
-        if governing.is_empty() {
-            return Ok(());
+        for agent in agents.iter().filter(|a| a.files != Mode::Off) {
+            self.write_agent_file_rules(agent.id, 0, &agent.governed_files)?;
         }
+        Ok(())
+    }
+
+    /// Writes one agent's rules for `files`, numbered from `first_rule` (a rule's number is
+    /// its index in the agent's `governed_files`, which the kernel's decisions carry): by
+    /// inode, by file system and name for a file of an atomically written volume, and the
+    /// path each names.
+    pub(crate) fn write_agent_file_rules(
+        &mut self,
+        agent: u32,
+        first_rule: u32,
+        files: &[GovernedFile],
+    ) -> Result<(), CollectorError> {
+        let numbered = || (first_rule..).zip(files.iter());
         {
             let mut inodes: BpfHashMap<_, FileInodeRuleKey, u32> = BpfHashMap::try_from(
                 self.ebpf_mut()
@@ -104,17 +116,15 @@ impl KernelCapture {
                     .ok_or_else(|| map_error("FILE_INODE_RULES", &"missing"))?,
             )
             .map_err(|e| map_error("FILE_INODE_RULES", &e))?;
-            for agent in &governing {
-                for (rule, file) in agent.governed_files.iter().enumerate() {
-                    let key = FileInodeRuleKey {
-                        agent: agent.id,
-                        dev: file.id.dev,
-                        ino: file.id.ino,
-                    };
-                    inodes
-                        .insert(key, rule as u32, 0)
-                        .map_err(|e| map_error("FILE_INODE_RULES", &e))?;
-                }
+            for (rule, file) in numbered() {
+                let key = FileInodeRuleKey {
+                    agent,
+                    dev: file.id.dev,
+                    ino: file.id.ino,
+                };
+                inodes
+                    .insert(key, rule, 0)
+                    .map_err(|e| map_error("FILE_INODE_RULES", &e))?;
             }
         }
         {
@@ -124,24 +134,22 @@ impl KernelCapture {
                     .ok_or_else(|| map_error("FILE_NAME_RULES", &"missing"))?,
             )
             .map_err(|e| map_error("FILE_NAME_RULES", &e))?;
-            for agent in &governing {
-                for (rule, file) in agent.governed_files.iter().enumerate() {
-                    let Some(name) = &file.atomic_name else {
-                        continue;
-                    };
-                    if name.is_empty() || name.len() > MAX_RULE_NAME {
-                        continue;
-                    }
-                    let mut key = FileNameRuleKey {
-                        agent: agent.id,
-                        dev: file.id.dev,
-                        name: [0; enforce::FILE_NAME_LEN],
-                    };
-                    key.name[..name.len()].copy_from_slice(name.as_bytes());
-                    names
-                        .insert(key, rule as u32, 0)
-                        .map_err(|e| map_error("FILE_NAME_RULES", &e))?;
+            for (rule, file) in numbered() {
+                let Some(name) = &file.atomic_name else {
+                    continue;
+                };
+                if name.is_empty() || name.len() > MAX_RULE_NAME {
+                    continue;
                 }
+                let mut key = FileNameRuleKey {
+                    agent,
+                    dev: file.id.dev,
+                    name: [0; enforce::FILE_NAME_LEN],
+                };
+                key.name[..name.len()].copy_from_slice(name.as_bytes());
+                names
+                    .insert(key, rule, 0)
+                    .map_err(|e| map_error("FILE_NAME_RULES", &e))?;
             }
         }
         {
@@ -151,16 +159,10 @@ impl KernelCapture {
                     .ok_or_else(|| map_error("FILE_RULE_PATHS", &"missing"))?,
             )
             .map_err(|e| map_error("FILE_RULE_PATHS", &e))?;
-            for agent in &governing {
-                for (rule, file) in agent.governed_files.iter().enumerate() {
-                    paths
-                        .insert(
-                            rule_path_key(agent.id, rule as u32),
-                            rule_path(&file.path),
-                            0,
-                        )
-                        .map_err(|e| map_error("FILE_RULE_PATHS", &e))?;
-                }
+            for (rule, file) in numbered() {
+                paths
+                    .insert(rule_path_key(agent, rule), rule_path(&file.path), 0)
+                    .map_err(|e| map_error("FILE_RULE_PATHS", &e))?;
             }
         }
         Ok(())

@@ -78,6 +78,14 @@ impl PolicyReports {
         }
     }
 
+    /// Reports files `agent` governs from now on (found after enforcement began), with its
+    /// modes as last reported.
+    pub fn files_added(&mut self, agent: &GovernedAgent, paths: Vec<String>) {
+        let reported = self.reported.get(&agent.id).copied().flatten();
+        let event = self.event(agent, reported, PolicyChange::FilesAdded, paths);
+        self.pending.push(event);
+    }
+
     /// Reports `agent`'s policy as the kernel now holds it, when it differs from what was
     /// reported (`change` says why it changed).
     fn report(&mut self, agent: &GovernedAgent, now: Reported, change: PolicyChange) {
@@ -85,13 +93,31 @@ impl PolicyReports {
             return;
         }
         self.reported.insert(agent.id, now);
+        let change = if now.is_none() {
+            PolicyChange::Removed
+        } else {
+            change
+        };
+        let event = self.event(agent, now, change, Vec::new());
+        self.pending.push(event);
+    }
+
+    /// An `enforce_policy` event for `agent` in state `now` (`None`: removed, every category
+    /// off).
+    fn event(
+        &self,
+        agent: &GovernedAgent,
+        now: Reported,
+        change: PolicyChange,
+        files_added: Vec<String>,
+    ) -> Event {
         let (network, exec, files, revision) = now.unwrap_or((0, 0, 0, agent.revision));
         let (scope, scope_pid, scope_cgroup_id) = match agent.scope {
             AgentScope::ProcessTree(pid) => (format!("pid:{pid}"), Some(pid), None),
             AgentScope::Cgroup(id) => (format!("cgroup:{id}"), None, Some(id)),
         };
         let ts_ns = crate::collector::clock_ns(libc::CLOCK_BOOTTIME);
-        self.pending.push(Event {
+        Event {
             // The collector's observation, not a process's: no pid, no cgroup.
             header: Header {
                 ts_ns,
@@ -114,13 +140,10 @@ impl PolicyReports {
                 network: policy_mode(network),
                 exec: policy_mode(exec),
                 files: policy_mode(files),
-                change: if now.is_none() {
-                    PolicyChange::Removed
-                } else {
-                    change
-                },
+                change,
+                files_added,
             })),
-        });
+        }
     }
 
     /// After the disarmer dropped `agent` to audit in the kernel.

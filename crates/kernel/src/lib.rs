@@ -11,6 +11,7 @@ pub mod collector;
 pub mod enforcement;
 pub mod enforcement_disarm;
 pub mod enforcement_dns;
+pub mod enforcement_file_refresh;
 pub mod enforcement_files;
 pub mod enforcement_pins;
 pub mod enforcement_reports;

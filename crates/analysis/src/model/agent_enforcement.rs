@@ -259,6 +259,7 @@ mod tests {
             exec: PolicyMode::Audit,
             files: PolicyMode::Off,
             change: PolicyChange::Started,
+            files_added: Vec::new(),
         };
         governed.apply_policy(&policy, 5);
         assert!(!governed.is_empty());

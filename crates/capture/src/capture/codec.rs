@@ -921,25 +921,32 @@ pub(crate) mod tests {
                     }))
                 }
             ),
-            (any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(agent_id, revision, tree)| {
-                use agentscope_event::enforcement::{EnforcePolicy, PolicyChange, PolicyMode};
-                EventBody::EnforcePolicy(Box::new(EnforcePolicy {
-                    agent_id,
-                    baseline: "host:python agent.py".into(),
-                    revision,
-                    scope: if tree { "pid:42" } else { "cgroup:7" }.into(),
-                    scope_pid: tree.then_some(42),
-                    scope_cgroup_id: (!tree).then_some(7),
-                    network: PolicyMode::Enforce,
-                    exec: PolicyMode::Audit,
-                    files: PolicyMode::Off,
-                    change: if tree {
-                        PolicyChange::Started
-                    } else {
-                        PolicyChange::Disarmed
-                    },
-                }))
-            }),
+            (any::<u32>(), any::<u32>(), any::<bool>(), 0..3u8).prop_map(
+                |(agent_id, revision, tree, change)| {
+                    use agentscope_event::enforcement::{EnforcePolicy, PolicyChange, PolicyMode};
+                    EventBody::EnforcePolicy(Box::new(EnforcePolicy {
+                        agent_id,
+                        baseline: "host:python agent.py".into(),
+                        revision,
+                        scope: if tree { "pid:42" } else { "cgroup:7" }.into(),
+                        scope_pid: tree.then_some(42),
+                        scope_cgroup_id: (!tree).then_some(7),
+                        network: PolicyMode::Enforce,
+                        exec: PolicyMode::Audit,
+                        files: PolicyMode::Off,
+                        change: [
+                            PolicyChange::Started,
+                            PolicyChange::Disarmed,
+                            PolicyChange::FilesAdded,
+                        ][change as usize],
+                        files_added: if change == 2 {
+                            vec!["/etc/shadow".into()]
+                        } else {
+                            Vec::new()
+                        },
+                    }))
+                },
+            ),
         ]
     }
 

@@ -172,6 +172,7 @@ fn governed_events() -> Vec<Event> {
         exec: PolicyMode::Audit,
         files: PolicyMode::Off,
         change: PolicyChange::Started,
+        files_added: Vec::new(),
     };
     let mut header = first;
     header.ts_ns -= 1_000;
