@@ -189,6 +189,25 @@ fn wait_for_status(pins: &PinDir, what: &str, done: impl Fn(&Value) -> bool) -> 
     }
 }
 
+/// connect_session.py seeing a service-account token volume (empty until written) where a
+/// pod sees it.
+fn session_in_pod(dir: &Path) -> (support::token_volume::TokenVolume, Session) {
+    let run_dir = dir.join("run");
+    let volume = support::token_volume::TokenVolume::mount(
+        &run_dir.join("secrets/kubernetes.io/serviceaccount"),
+    );
+    (volume, Session::start_with_run(&run_dir))
+}
+
+/// A collector enforcing `policy` on `session`'s process tree (`extra`: more arguments).
+fn enforcing(dir: &Path, session: &Session, policy: &str, extra: &[&str]) -> Collect {
+    let pid = session.pid().to_string();
+    let scope = format!("pid:{pid}={policy}");
+    let mut args = vec!["--no-kubernetes", "--pid", &pid, "--enforce", &scope];
+    args.extend_from_slice(extra);
+    Collect::start(dir, &args)
+}
+
 #[test]
 fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     require_root();
@@ -200,12 +219,8 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     let pins = PinDir::new("restart");
     // The session sees a service-account token volume as a pod does; files are enforced,
     // so its token (and /etc/shadow) is governed.
-    let run_dir = dir.join("run");
-    let mut volume = support::token_volume::TokenVolume::mount(
-        &run_dir.join("secrets/kubernetes.io/serviceaccount"),
-    );
+    let (mut volume, mut session) = session_in_pod(dir);
     volume.write("token-1");
-    let mut session = Session::start_with_run(&run_dir);
     let pid = session.pid().to_string();
     let denied = format!("tcp4:127.0.0.2:{allowed}");
     let let_through = format!("tcp4:127.0.0.1:{allowed}");
@@ -216,18 +231,7 @@ fn pinned_enforcement_outlives_its_collector_is_adopted_and_switched_off() {
     let run_echo = "exec:/bin/echo hi";
 
     // 1. A collector enforces.
-    let first = Collect::start(
-        dir,
-        &[
-            "--no-kubernetes",
-            "--pid",
-            &pid,
-            "--enforce",
-            &format!("pid:{pid}={policy}"),
-            "--pin-dir",
-            pins.arg(),
-        ],
-    );
+    let first = enforcing(dir, &session, &policy, &["--pin-dir", pins.arg()]);
     assert_eq!(session.ask(&denied), EPERM);
     assert_eq!(session.ask(&let_through), ECONNREFUSED);
     assert_eq!(session.ask(&read_token), KILLED);
@@ -390,23 +394,9 @@ fn a_secret_written_after_enforcement_began_is_governed_once_found() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let policy = policy(dir, closed_port(), true);
-    let run_dir = dir.join("run");
-    let mut volume = support::token_volume::TokenVolume::mount(
-        &run_dir.join("secrets/kubernetes.io/serviceaccount"),
-    );
-    let mut session = Session::start_with_run(&run_dir);
-    let pid = session.pid().to_string();
+    let (mut volume, mut session) = session_in_pod(dir);
     let read_token = format!("child:open:{TOKEN_PATH}");
-    let collector = Collect::start(
-        dir,
-        &[
-            "--no-kubernetes",
-            "--pid",
-            &pid,
-            "--enforce",
-            &format!("pid:{pid}={policy}"),
-        ],
-    );
+    let collector = enforcing(dir, &session, &policy, &[]);
     // Not written yet: the open fails by itself.
     assert_eq!(session.ask(&read_token), ENOENT);
     volume.write("token-1");
