@@ -242,7 +242,13 @@ mod tests {
 
     fn run_on(input: &str) -> (Vec<Value>, ScanSummary) {
         let mut out = Vec::new();
-        let summary = scan_lines(input.as_bytes(), &mut out, IngestSource::Unknown, Thresholds::shipped()).unwrap();
+        let summary = scan_lines(
+            input.as_bytes(),
+            &mut out,
+            IngestSource::Unknown,
+            Thresholds::shipped(),
+        )
+        .unwrap();
         let lines = String::from_utf8(out)
             .unwrap()
             .lines()
@@ -319,7 +325,10 @@ mod tests {
         let never = Thresholds::new(0.5, 1.0).unwrap();
         let summary = scan_lines(input.as_bytes(), &mut out, IngestSource::Unknown, never).unwrap();
         let line: Value = serde_json::from_slice(out.trim_ascii_end()).unwrap();
-        assert_eq!(line["thresholds"], json!({"suspicious": 0.5, "injection": 1.0}));
+        assert_eq!(
+            line["thresholds"],
+            json!({"suspicious": 0.5, "injection": 1.0})
+        );
         assert_eq!(line["verdict"], "suspicious", "{line}");
         assert_eq!(summary.injections, 0);
         let (shipped, _) = run_on(input);
@@ -369,7 +378,13 @@ mod tests {
         input.extend_from_slice(&[0xff, 0xfe]);
         input.extend_from_slice(b"\"}\n{\"text\": \"ok\"}\n");
         let mut out = Vec::new();
-        let summary = scan_lines(&input[..], &mut out, IngestSource::Unknown, Thresholds::shipped()).unwrap();
+        let summary = scan_lines(
+            &input[..],
+            &mut out,
+            IngestSource::Unknown,
+            Thresholds::shipped(),
+        )
+        .unwrap();
         assert_eq!(summary.errors, 1);
         assert_eq!(summary.lines, 2);
         let text = String::from_utf8(out).unwrap();
@@ -401,7 +416,13 @@ mod tests {
             (injection.as_bytes(), false, exit_status::OK),
         ];
         for (input, fail_on_injection, status) in cases {
-            let summary = scan_lines(input, std::io::sink(), IngestSource::Unknown, Thresholds::shipped()).unwrap();
+            let summary = scan_lines(
+                input,
+                std::io::sink(),
+                IngestSource::Unknown,
+                Thresholds::shipped(),
+            )
+            .unwrap();
             assert_eq!(
                 summary.exit_status(fail_on_injection),
                 status,
@@ -425,7 +446,13 @@ mod tests {
             }
         }
         let input = std::io::BufReader::new(Failing(false));
-        let summary = scan_lines(input, std::io::sink(), IngestSource::Unknown, Thresholds::shipped()).unwrap();
+        let summary = scan_lines(
+            input,
+            std::io::sink(),
+            IngestSource::Unknown,
+            Thresholds::shipped(),
+        )
+        .unwrap();
         assert_eq!(summary.lines, 1);
         assert_eq!(summary.exit_status(true), exit_status::INCOMPLETE_INPUT);
         let mut report = Vec::new();
@@ -440,7 +467,13 @@ mod tests {
     #[test]
     fn errors_are_named_on_stderr_up_to_a_limit() {
         let input = "{bad\n".repeat(ERRORS_NAMED + 5);
-        let summary = scan_lines(input.as_bytes(), std::io::sink(), IngestSource::Unknown, Thresholds::shipped()).unwrap();
+        let summary = scan_lines(
+            input.as_bytes(),
+            std::io::sink(),
+            IngestSource::Unknown,
+            Thresholds::shipped(),
+        )
+        .unwrap();
         let mut report = Vec::new();
         summary.report_errors(&mut report).unwrap();
         let report = String::from_utf8(report).unwrap();

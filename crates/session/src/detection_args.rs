@@ -123,7 +123,13 @@ mod tests {
     fn bad_injection_thresholds_are_refused() {
         assert!(parse(&["--injection-threshold", "1.5"]).is_err());
         assert!(parse(&["--suspicious-threshold", "nan"]).is_err());
-        let cli = parse(&["--suspicious-threshold", "0.8", "--injection-threshold", "0.5"]).unwrap();
+        let cli = parse(&[
+            "--suspicious-threshold",
+            "0.8",
+            "--injection-threshold",
+            "0.5",
+        ])
+        .unwrap();
         let err = cli.detection.options().unwrap_err().to_string();
         assert!(err.contains("above the injection threshold"), "{err}");
     }

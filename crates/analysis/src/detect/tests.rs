@@ -134,7 +134,11 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
     else {
         unreachable!()
     };
-    assert_eq!(*thresholds, Thresholds::shipped(), "the finding names its thresholds");
+    assert_eq!(
+        *thresholds,
+        Thresholds::shipped(),
+        "the finding names its thresholds"
+    );
     assert_eq!(*source, crate::detect::IngestSource::RetrievedDocument);
     assert!(channel.contains("chroma collection kb"), "{channel}");
     assert_eq!(detector.incidents().len(), 1);

@@ -537,7 +537,10 @@ proptest! {
 fn thresholds_are_probabilities_in_order() {
     assert!(Thresholds::new(0.2, 0.3).is_ok());
     assert!(Thresholds::new(0.3, 0.3).is_ok());
-    assert!(Thresholds::new(0.5, 0.3).is_err(), "suspicious above injection");
+    assert!(
+        Thresholds::new(0.5, 0.3).is_err(),
+        "suspicious above injection"
+    );
     assert!(Thresholds::new(-0.1, 0.3).is_err());
     assert!(Thresholds::new(0.2, 1.5).is_err());
     assert!(Thresholds::new(f32::NAN, 0.3).is_err());
