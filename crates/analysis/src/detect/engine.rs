@@ -37,7 +37,7 @@ use super::finding::{
     Finding, FindingDetail, FindingKind, Incident, IncidentIdentity, SensitiveKind, Severity,
 };
 use super::incident_book::IncidentBook;
-use super::injection::IngestSource;
+use super::injection::{IngestSource, Thresholds};
 use super::labels;
 use super::sensitive;
 use super::taint::content_hash;
@@ -56,6 +56,9 @@ pub struct DetectorOptions {
     pub learner: LearnerOptions,
     /// Approved baselines (`--baseline DIR`): their agents are judged against them.
     pub approved: Vec<AgentBaseline>,
+    /// Calibrated scores from which ingested content is `suspicious` and an `injection`
+    /// (`--suspicious-threshold`, `--injection-threshold`; default: the shipped ones).
+    pub injection_thresholds: Thresholds,
 }
 
 pub struct Detector {
@@ -69,6 +72,8 @@ pub struct Detector {
     /// sessions of one agent share its watch, but an incident's chain is one session's: what
     /// another session does never joins it, and its sensitive accesses are its own findings.
     pub(super) session: Option<u32>,
+    /// What ingested content is judged against ([`DetectorOptions::injection_thresholds`]).
+    pub(super) injection_thresholds: Thresholds,
 }
 
 impl Default for Detector {
@@ -164,6 +169,7 @@ impl Detector {
             book: IncidentBook::default(),
             budget: None,
             session: None,
+            injection_thresholds: options.injection_thresholds,
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::baseline::{BaselineSource, BaselineStatus, Category};
 use crate::reconstruct::EventRange;
 
-use super::injection::{IngestSource, RuleHit, Verdict};
+use super::injection::{IngestSource, RuleHit, Thresholds, Verdict};
 use super::labels::Label;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -106,8 +106,11 @@ pub enum FindingDetail {
         channel: String,
         tool: Option<String>,
         call_id: Option<String>,
+        /// The calibrated probability of injection (docs/detection.md).
         score: f32,
         verdict: Verdict,
+        /// The thresholds the verdict was judged against (shipped or configured).
+        thresholds: Thresholds,
         /// Each rule that fired, with the phrase it matched.
         hits: Vec<RuleHit>,
         /// The start of the content (at most 240 bytes), for recognising it.

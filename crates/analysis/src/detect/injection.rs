@@ -8,8 +8,10 @@
 //! `score = 1 - Π (1 - weight(rule) × multiplier(source, category(rule)))`, each rule counted
 //! once. Every hit names the rule, the phrase it matched and its byte offset in the input, and
 //! carries OWASP LLM / Agentic / MITRE ATLAS labels. docs/detection.md lists every rule. The
-//! learned model scores the same normalised text; the verdict's score is the larger of the two
-//! and the verdict carries both explanations.
+//! learned model scores the same normalised text; the verdict's score is a probability that a
+//! calibration fitted on the validation split forms from both ([`model::Calibration`]), judged
+//! against [`Thresholds`] (the shipped ones, or configured), and the verdict carries both
+//! explanations and the thresholds it was judged against.
 //!
 //! Work is bounded: at most [`MAX_SCAN_BYTES`] of an input are looked at (its head and tail;
 //! the verdict says when an input was cut), at most [`MAX_ENCODED_CANDIDATES`] encoded runs are
@@ -26,7 +28,7 @@ use super::labels::{self, Label};
 pub mod decoded_text;
 pub mod hidden_comments;
 pub mod model;
-pub use model::{FeatureContribution, ModelScore};
+pub use model::{Calibration, FeatureContribution, ModelScore, Thresholds};
 
 /// Inputs longer than this are scanned over their first [`HEAD_BYTES`] and their last
 /// `MAX_SCAN_BYTES - HEAD_BYTES` bytes: injected text sits at the start or the end of a
@@ -46,10 +48,32 @@ pub const MAX_HITS_PER_RULE: usize = 4;
 pub const MAX_HITS: usize = 48;
 /// Length of the `matched` phrase of a hit, at most (bytes, cut on a character boundary).
 pub const MAX_MATCHED_BYTES: usize = 120;
-/// Score from which a text is reported as an injection.
-pub const INJECTION_THRESHOLD: f32 = 0.7;
-/// Score from which a text is reported as suspicious.
-pub const SUSPICIOUS_THRESHOLD: f32 = 0.4;
+/// The rules' own `injection` band: a rules score from which the rules alone call a text an
+/// injection (the verdict's thresholds are on the calibrated score, [`Thresholds`]; this is
+/// for judging the rules alone, and when the shipped model is damaged).
+pub const RULES_INJECTION_THRESHOLD: f32 = 0.7;
+/// The rules' own `suspicious` band (see [`RULES_INJECTION_THRESHOLD`]).
+pub const RULES_SUSPICIOUS_THRESHOLD: f32 = 0.4;
+
+impl Thresholds {
+    /// The thresholds shipped with the model (model.json: chosen on the validation split for
+    /// target false-positive rates); the rules' own bands if the model is damaged.
+    pub fn shipped() -> Thresholds {
+        model::MODEL.as_ref().map_or(
+            Thresholds {
+                suspicious: RULES_SUSPICIOUS_THRESHOLD,
+                injection: RULES_INJECTION_THRESHOLD,
+            },
+            |m| m.thresholds,
+        )
+    }
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds::shipped()
+    }
+}
 
 /// Where the scanned text came from. Data channels (tool results, documents, pages, files) are
 /// not supposed to address the model at all, so directives in them weigh fully; a user message
@@ -180,19 +204,19 @@ pub fn multiplier(source: IngestSource, category: Category) -> f32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Score below [`SUSPICIOUS_THRESHOLD`].
+    /// Score below the `suspicious` threshold.
     Benign,
-    /// Score from [`SUSPICIOUS_THRESHOLD`] to below [`INJECTION_THRESHOLD`].
+    /// Score from the `suspicious` threshold to below the `injection` threshold.
     Suspicious,
-    /// Score at or above [`INJECTION_THRESHOLD`].
+    /// Score at or above the `injection` threshold.
     Injection,
 }
 
 impl Verdict {
-    pub fn from_score(score: f32) -> Verdict {
-        if score >= INJECTION_THRESHOLD {
+    pub fn from_score(score: f32, thresholds: Thresholds) -> Verdict {
+        if score >= thresholds.injection {
             Verdict::Injection
-        } else if score >= SUSPICIOUS_THRESHOLD {
+        } else if score >= thresholds.suspicious {
             Verdict::Suspicious
         } else {
             Verdict::Benign
@@ -223,10 +247,13 @@ pub struct RuleHit {
 /// The detector's answer for one text.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InjectionVerdict {
-    /// 0 to 1: the larger of the rules' score (see the module documentation for the formula)
-    /// and the model's score on the verdict scale ([`ModelScore::score`]).
+    /// Estimated probability (0 to 1) that the text is an injection: the calibration of the
+    /// rules' score and the model's logit ([`model::Calibration`]). Without the model (a
+    /// damaged file), the rules' score.
     pub score: f32,
     pub verdict: Verdict,
+    /// The thresholds `verdict` was judged against (shipped or configured).
+    pub thresholds: Thresholds,
     pub source: IngestSource,
     /// Rules that fired, in order of offset.
     pub hits: Vec<RuleHit>,
@@ -801,8 +828,14 @@ static COMPILED: LazyLock<CompiledRules> = LazyLock::new(|| {
     }
 });
 
-/// Scores `text` for prompt injection. Never panics; cost is bounded by [`MAX_SCAN_BYTES`].
+/// Scores `text` for prompt injection against the shipped thresholds. Never panics; cost is
+/// bounded by [`MAX_SCAN_BYTES`].
 pub fn scan(text: &str, source: IngestSource) -> InjectionVerdict {
+    scan_with(text, source, Thresholds::shipped())
+}
+
+/// [`scan`] against `thresholds` (`--suspicious-threshold`, `--injection-threshold`).
+pub fn scan_with(text: &str, source: IngestSource, thresholds: Thresholds) -> InjectionVerdict {
     let input_bytes = text.len();
     let (window, truncated) = scan_window(text);
     let scanned_bytes = window.iter().map(|(_, s)| s.len()).sum();
@@ -818,14 +851,15 @@ pub fn scan(text: &str, source: IngestSource) -> InjectionVerdict {
     let model = model::MODEL
         .as_ref()
         .map(|m| m.score(&normalised.text, source));
-    // The rules and the model each judge the text; the stronger judgement decides, and the
+    // The calibration weighs the rules and the model together into one probability; the
     // verdict keeps both explanations (the rules' hits, the model's top features).
-    let score = model
-        .as_ref()
-        .map_or(rules_score, |m| rules_score.max(m.score));
+    let score = model::MODEL.as_ref().map_or(rules_score, |m| {
+        m.calibration.probability(rules_score, model.as_ref())
+    });
     InjectionVerdict {
         score,
-        verdict: Verdict::from_score(score),
+        verdict: Verdict::from_score(score, thresholds),
+        thresholds,
         source,
         hits,
         rules_score,

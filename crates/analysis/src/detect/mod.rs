@@ -40,7 +40,9 @@ pub use finding::{
     ChainToolCall, Finding, FindingDetail, FindingKind, Incident, IncidentChain, IncidentIdentity,
     SensitiveKind, Severity,
 };
-pub use injection::{scan, IngestSource, InjectionVerdict, RuleHit, Verdict};
+pub use injection::{
+    scan, scan_with, IngestSource, InjectionVerdict, RuleHit, Thresholds, Verdict,
+};
 pub use labels::Label;
 
 #[cfg(test)]

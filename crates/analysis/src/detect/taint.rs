@@ -10,7 +10,7 @@ use crate::reconstruct::Observation;
 use super::engine::{call_key, Context, Detector, Occurrence, CHAIN_WINDOW_NS};
 use super::finding::{ChainToolCall, FindingDetail, FindingKind, Severity};
 use super::incident_book::merge_events;
-use super::injection::{scan, IngestSource, InjectionVerdict, Verdict};
+use super::injection::{scan_with, IngestSource, InjectionVerdict, Verdict};
 use super::labels;
 use super::sensitive;
 use super::watch::{TaintedCall, MAX_INJECTED_TEXT, MAX_INJECTIONS_PER_AGENT};
@@ -49,7 +49,7 @@ impl Detector {
             self.seen_again(agent, index, context.observation, model);
             return Some(index);
         }
-        let verdict = scan(text, source);
+        let verdict = scan_with(text, source, self.injection_thresholds);
         // Suspicious content taints the turns that read it, but only becomes an incident
         // once the model acts on it (see `raise_misuse`).
         let severity = match verdict.verdict {
@@ -102,6 +102,7 @@ impl Detector {
                     call_id,
                     score: verdict.score,
                     verdict: verdict.verdict,
+                    thresholds: verdict.thresholds,
                     hits: verdict.hits,
                     excerpt: excerpt(text),
                     sightings: 1,

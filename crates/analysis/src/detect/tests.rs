@@ -1,12 +1,11 @@
 //! Detection's unit tests over observations built in the test (the recordings' end-to-end
 //! detection is tested in the capture crate, which can replay them).
 
-use crate::detect::{FindingDetail, FindingKind};
+use crate::detect::{Detector, DetectorOptions, FindingDetail, FindingKind, Thresholds};
 
-/// Retrieved documents reach the model in the prompt: an injection in them is found at the
-/// vector-database response, and the model turn whose prompt repeats it is tainted.
-#[test]
-fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
+/// A retrieved document with an injection, then a model turn that quotes it and calls
+/// `run_shell` with the command it asked for, through a detector made with `options`.
+fn observe_injected_retrieval(options: DetectorOptions) -> Detector {
     use crate::model::{HostOnlyIdentity, Model, ModelOptions};
     use crate::process_table::ProcessTable;
     use crate::reconstruct::llm::{LlmApi, LlmCall, ToolCall, Usage};
@@ -85,7 +84,7 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
     let mut model = Model::new(ModelOptions::default());
     let processes = ProcessTable::default();
     let mut identity = HostOnlyIdentity;
-    let mut detector = crate::detect::Detector::default();
+    let mut detector = Detector::new(options);
     let prompt = format!("Answer from these documents:\n{document}\nQuestion: refunds?");
     for (index, kind) in [
         llm("refunds?", None),
@@ -111,6 +110,14 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
             &model,
         );
     }
+    detector
+}
+
+/// Retrieved documents reach the model in the prompt: an injection in them is found at the
+/// vector-database response, and the model turn whose prompt repeats it is tainted.
+#[test]
+fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
+    let detector = observe_injected_retrieval(DetectorOptions::default());
     let kinds: Vec<FindingKind> = detector.findings().iter().map(|f| f.kind).collect();
     assert_eq!(
         kinds,
@@ -119,11 +126,19 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
         detector.findings()
     );
     let FindingDetail::PromptInjection {
-        source, channel, ..
+        source,
+        channel,
+        thresholds,
+        ..
     } = &detector.findings()[0].detail
     else {
         unreachable!()
     };
+    assert_eq!(
+        *thresholds,
+        Thresholds::shipped(),
+        "the finding names its thresholds"
+    );
     assert_eq!(*source, crate::detect::IngestSource::RetrievedDocument);
     assert!(channel.contains("chroma collection kb"), "{channel}");
     assert_eq!(detector.incidents().len(), 1);
@@ -132,6 +147,38 @@ fn an_injected_retrieved_document_taints_the_turn_that_quotes_it() {
         story.contains("run_shell") && story.contains("curl"),
         "{story}"
     );
+}
+
+/// The collector's `--suspicious-threshold` and `--injection-threshold` reach detection: the
+/// same injected document judged against thresholds no score reaches raises nothing, and
+/// against a lower `injection` threshold the finding names the configured thresholds.
+#[test]
+fn configured_injection_thresholds_decide_the_findings() {
+    let never = Thresholds::new(1.0, 1.0).unwrap();
+    let detector = observe_injected_retrieval(DetectorOptions {
+        injection_thresholds: never,
+        ..Default::default()
+    });
+    assert!(detector.findings().is_empty(), "{:#?}", detector.findings());
+    assert!(detector.incidents().is_empty());
+
+    let configured = Thresholds::new(0.5, 0.9).unwrap();
+    let detector = observe_injected_retrieval(DetectorOptions {
+        injection_thresholds: configured,
+        ..Default::default()
+    });
+    let FindingDetail::PromptInjection {
+        thresholds,
+        verdict,
+        score,
+        ..
+    } = &detector.findings()[0].detail
+    else {
+        unreachable!()
+    };
+    assert_eq!(*thresholds, configured);
+    assert!(*score >= 0.9, "{score}");
+    assert_eq!(*verdict, crate::detect::Verdict::Injection);
 }
 
 /// Detection's per-agent memory (read data, injected texts, destinations, tainted calls) is

@@ -12,6 +12,10 @@
 //! user messages and tool descriptions, where directives are expected; zero for data channels). The probability is `1 / (1 + e^-(bias + source + sum))`. One pass over the
 //! text, no allocation per feature besides the word list: a few microseconds per KiB.
 //!
+//! [`Calibration`] turns the rules' score and the model's logit into the verdict's score, a
+//! probability fitted on the validation split by the same script; the default
+//! [`Thresholds`] on that probability were chosen there for target false-positive rates.
+//!
 //! The model file is parsed once (checked: magic, version, size); a damaged file is a build
 //! defect caught by the unit tests, and `scan` then runs on the rules alone.
 
@@ -45,21 +49,92 @@ pub struct Model {
     /// Feature occurrences from which the model judges a text (about 150 bytes); shorter texts
     /// are left to the rules.
     judge_from: usize,
-    /// Probabilities from which the model alone says `suspicious` and `injection`, chosen on
-    /// the validation split for a target false-positive rate (model.json).
+    /// How the rules' score and the model's logit become the verdict's probability.
+    pub calibration: Calibration,
+    /// The shipped thresholds on the calibrated score, chosen on the validation split for
+    /// target false-positive rates (model.json `target_fpr`).
     pub thresholds: Thresholds,
 }
 
-/// The model's decision thresholds (probabilities).
+/// Scores (calibrated probabilities) from which a text is `suspicious` and an `injection`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 pub struct Thresholds {
     pub suspicious: f32,
     pub injection: f32,
 }
 
+impl Thresholds {
+    /// Checked thresholds: both in `0..=1`, `suspicious` not above `injection`.
+    pub fn new(suspicious: f32, injection: f32) -> Result<Thresholds, String> {
+        let valid = |t: f32| (0.0..=1.0).contains(&t);
+        if !valid(suspicious) || !valid(injection) {
+            return Err(format!(
+                "thresholds are probabilities from 0 to 1 (suspicious {suspicious}, injection {injection})"
+            ));
+        }
+        if suspicious > injection {
+            return Err(format!(
+                "the suspicious threshold ({suspicious}) is above the injection threshold ({injection})"
+            ));
+        }
+        Ok(Thresholds {
+            suspicious,
+            injection,
+        })
+    }
+}
+
+/// The calibration fitted on the validation split (model.json `calibration`): a logistic
+/// regression over the rules' evidence, the model's logit and whether the model judged the text.
+///
+/// `score = 1 / (1 + e^-(intercept + rules_evidence × r + model_logit × max(logit, floor) × j
+/// + model_judged × j))`, where `r = -ln(1 - rules_score)` (capped at `max_rules_evidence`) when
+/// `rules_score >= rules_from`, else 0, and `j` is 1 when the model judged the text; kept
+/// `score_margin` away from 0 and 1.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+pub struct Calibration {
+    pub intercept: f32,
+    pub rules_evidence: f32,
+    pub model_logit: f32,
+    pub model_judged: f32,
+    /// Below this the model's logit counts as this: a benign-looking text (padding included)
+    /// does not outvote the rules.
+    pub model_logit_floor: f32,
+    /// Rules scores below this (the rules' own `suspicious` band) add no evidence.
+    pub rules_from: f32,
+    pub max_rules_evidence: f32,
+    /// The score stays this far from 0 and 1: a few thousand validation texts cannot support
+    /// a probability closer to certainty.
+    pub score_margin: f32,
+}
+
+impl Calibration {
+    /// The calibrated probability of a text the rules scored `rules_score` and the model
+    /// `model` (`None`: not judged by the model).
+    pub fn probability(&self, rules_score: f32, model: Option<&ModelScore>) -> f32 {
+        let rules = if rules_score >= self.rules_from {
+            (-(1.0 - rules_score).max(0.0).ln()).min(self.max_rules_evidence)
+        } else {
+            0.0
+        };
+        let mut z = self.intercept + self.rules_evidence * rules;
+        if let Some(m) = model.filter(|m| m.judged) {
+            z += self.model_logit * m.logit.max(self.model_logit_floor) + self.model_judged;
+        }
+        let p = 1.0 / (1.0 + (-z).exp());
+        let margin = self.score_margin.clamp(0.0, 0.5);
+        if p.is_finite() {
+            p.clamp(margin, 1.0 - margin)
+        } else {
+            margin
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Header {
     thresholds: Thresholds,
+    calibration: Calibration,
     buckets: usize,
     min_count: usize,
     judge_from: usize,
@@ -68,13 +143,14 @@ struct Header {
 /// What the model said about one text.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelScore {
-    /// Estimated probability that the text is an injection (logistic regression output).
+    /// The model's own probability that the text is an injection (its logistic regression
+    /// output, before the calibration that combines it with the rules).
     pub probability: f32,
-    /// The probability mapped onto the verdict scale: the model's `suspicious` threshold maps
-    /// to the verdict's 0.4 and its `injection` threshold to 0.7, linearly in between. 0 for
-    /// texts too short for the model to judge (fewer feature occurrences than the model's
-    /// `judge_from`, about 150 bytes): the rules alone judge those.
-    pub score: f32,
+    /// The model's logit (bias, source offset and scaled feature sum).
+    pub logit: f32,
+    /// Whether the text was long enough for the model to judge (at least `judge_from` feature
+    /// occurrences, about 150 bytes); shorter texts are left to the rules.
+    pub judged: bool,
     /// Words and word pairs that pushed the score up most, with their contribution to the
     /// logit (byte n-grams are summed in `ngram_contribution`).
     pub top_features: Vec<FeatureContribution>,
@@ -118,7 +194,9 @@ impl Model {
             weights: floats[9..].to_vec(),
             min_count: header.min_count.max(1),
             judge_from: header.judge_from,
-            thresholds: header.thresholds,
+            calibration: header.calibration,
+            thresholds: Thresholds::new(header.thresholds.suspicious, header.thresholds.injection)
+                .ok()?,
         })
     }
 
@@ -151,36 +229,14 @@ impl Model {
         let probability = 1.0 / (1.0 + (-logit).exp());
         ModelScore {
             probability,
+            logit,
             // Short texts (fewer feature occurrences than `judge_from`, about 150 bytes) are
             // left to the rules: a sentence of ordinary second-person prose ("follow the
             // instructions in the previous section") is too little context for the model.
-            score: if count < self.judge_from {
-                0.0
-            } else {
-                self.verdict_scale(probability)
-            },
+            judged: count >= self.judge_from,
             top_features: top_features(&data, contributions, scale),
             ngram_contribution: ngram_sum * scale,
         }
-    }
-
-    /// Maps a probability onto the verdict scale (monotone, piecewise linear): the model's
-    /// thresholds land on the verdict thresholds so one set of verdict thresholds serves rules
-    /// and model.
-    fn verdict_scale(&self, p: f32) -> f32 {
-        let Thresholds {
-            suspicious: s,
-            injection: i,
-        } = self.thresholds;
-        let (sv, iv) = (super::SUSPICIOUS_THRESHOLD, super::INJECTION_THRESHOLD);
-        let y = if p < s {
-            p / s * sv
-        } else if p < i {
-            sv + (p - s) / (i - s).max(f32::EPSILON) * (iv - sv)
-        } else {
-            iv + (p - i) / (1.0 - i).max(f32::EPSILON) * (1.0 - iv)
-        };
-        y.clamp(0.0, 1.0)
     }
 }
 
