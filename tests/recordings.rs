@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use support::kubernetes::{
     SupportAgentCluster, SUPPORT_AGENT_NAMESPACE, SUPPORT_AGENT_SERVICE_ACCOUNT,
 };
+use support::recording_secrets::json_byte_strings;
 use support::*;
 
 /// The key the agent sends with every LLM request (Authorization: Bearer ...).
@@ -609,22 +610,6 @@ fn cap_verify(cap: &Path) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// Byte strings anywhere in a JSON value: strings, and arrays of byte values (how serde writes
-/// `Vec<u8>`).
-fn json_byte_strings(value: &Value, out: &mut Vec<Vec<u8>>) {
-    match value {
-        Value::String(s) => out.push(s.as_bytes().to_vec()),
-        Value::Array(items)
-            if !items.is_empty() && items.iter().all(|v| v.as_u64().is_some_and(|n| n < 256)) =>
-        {
-            out.push(items.iter().map(|v| v.as_u64().unwrap() as u8).collect());
-        }
-        Value::Array(items) => items.iter().for_each(|v| json_byte_strings(v, out)),
-        Value::Object(map) => map.values().for_each(|v| json_byte_strings(v, out)),
-        _ => {}
-    }
 }
 
 /// What a capture says about `secret`: whether the raw file or any decoded part of it (event

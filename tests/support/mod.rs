@@ -15,6 +15,7 @@ pub mod kubernetes;
 pub mod payloads;
 pub mod podman;
 pub mod process_state;
+pub mod recording_secrets;
 pub mod scenarios;
 pub mod token_volume;
 
