@@ -38,17 +38,20 @@ impl CollectorStderr {
 
 /// Starts `agentscope collect` with `--ready-message` and waits for that line; stderr keeps
 /// being drained (echoed, and kept in the returned record) in the background.
+/// The collector is stopped if the test panics first ([`StopOnDrop`]).
 fn start_collector(
     args: &[&str],
     stdout: Stdio,
-) -> (Child, Instant, std::sync::Arc<CollectorStderr>) {
-    let mut child = Command::new(BIN)
-        .args(["collect", "--ready-message", "--no-kubernetes"])
-        .args(args)
-        .stdout(stdout)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start agentscope collect");
+) -> (StopOnDrop, Instant, std::sync::Arc<CollectorStderr>) {
+    let mut child = StopOnDrop(
+        Command::new(BIN)
+            .args(["collect", "--ready-message", "--no-kubernetes"])
+            .args(args)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start agentscope collect"),
+    );
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
@@ -244,6 +247,49 @@ fn output_relayed_through_a_second_pipe_is_not_captured() {
     assert_no_feedback(&json_lines(&out_path), &pids);
 }
 
+/// Whether process `pid` is gone: no such process, not even a zombie waiting to be reaped.
+fn is_gone(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// A test that panics while its collector runs (a failed assertion between `Collect::start`
+/// and `Collect::stop`) leaves neither the collector nor its paused workload behind: dropping
+/// `Collect` stops the collector cleanly (SIGINT: it still ends its output with the summary)
+/// and reaps it, and dropping `Paused` kills and reaps the workload. Before, a collector left
+/// this way ran on (once for 53 minutes, enforcing) and confounded later tests.
+#[test]
+fn a_test_that_panics_leaves_no_collector_behind() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::sync::Mutex::new(None);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let workload = Paused::command(dir.path(), "sleep", &["600"], &[]);
+        let collect = Collect::start(
+            dir.path(),
+            &["--pid", &workload.pid().to_string(), "--no-kubernetes"],
+        );
+        *started.lock().unwrap() = Some((
+            collect.child.id(),
+            workload.pid(),
+            collect.stdout_path.clone(),
+        ));
+        panic!("deliberate: a failed assertion while the collector runs");
+    }));
+    assert!(outcome.is_err());
+    let (collector, workload, stdout_path) = started.lock().unwrap().take().unwrap();
+    assert!(
+        is_gone(collector),
+        "the collector (pid {collector}) still runs after its test panicked: {}",
+        process_state::describe(collector)
+    );
+    assert!(
+        is_gone(workload),
+        "the paused workload (pid {workload}) is still there after its test panicked"
+    );
+    let lines = json_lines(&stdout_path);
+    summary_of(&lines);
+}
+
 /// How the collector is told to stop in [`stops_within_a_second_under_a_full_ring_buffer`].
 #[derive(Debug, Clone, Copy)]
 enum StopBy {
@@ -299,7 +345,7 @@ fn flood_and_stop(dir: &Path, stop: StopBy) -> FloodRun {
         Stdio::from(std::fs::File::create(&stdout_path).unwrap()),
     );
     flood.release();
-    let mut flood_child = flood.child;
+    let mut flood_child = flood.into_child();
     let stop_sent = match stop {
         StopBy::Duration => ready + Duration::from_secs(3),
         StopBy::Sigterm | StopBy::Sigint => {
@@ -418,7 +464,7 @@ fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
     // Held, never read: the pipe fills within the first few hundred lines.
     let stalled_reader = collector.stdout.take().unwrap();
     flood.release();
-    let mut flood_child = flood.child;
+    let mut flood_child = flood.into_child();
     std::thread::sleep(Duration::from_secs(3));
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(collector.id() as i32, libc::SIGTERM) };
