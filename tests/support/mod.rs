@@ -276,7 +276,6 @@ impl Paused {
 
     pub fn release(&self) {
         use std::os::unix::fs::FileTypeExt as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
         let is_fifo = std::fs::metadata(&self.start_file)
             .map(|m| m.file_type().is_fifo())
             .unwrap_or(false);
@@ -284,24 +283,7 @@ impl Paused {
             std::fs::write(&self.start_file, b"go").unwrap();
             return;
         }
-        // Opening the write end (non-blocking: it fails with ENXIO until the shell is waiting
-        // in its open for reading) completes the shell's open; closing it again sends nothing.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&self.start_file)
-            {
-                Ok(_) => return,
-                Err(err)
-                    if err.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                Err(err) => panic!("releasing the workload: {err}"),
-            }
-        }
+        release_fifo(&self.start_file, Duration::from_secs(30));
     }
 
     /// The workload's process, no longer killed when this is dropped (its new owner ends it).
@@ -331,6 +313,36 @@ impl Paused {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+/// Makes a FIFO at `path`, for a shell to wait at (`: < PATH`) until [`release_fifo`].
+pub fn fifo(path: &Path) -> PathBuf {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    path.to_path_buf()
+}
+
+/// Lets a shell waiting at `fifo` (`: < FIFO`) go on, once it waits there (within `timeout`:
+/// a shell that first runs a warm-up gets there late on a loaded machine).
+pub fn release_fifo(fifo: &Path, timeout: Duration) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Opening the write end (non-blocking: it fails with ENXIO until the shell is waiting in
+    // its open for reading) completes the shell's open; closing it again sends nothing.
+    let deadline = Instant::now() + timeout;
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+        {
+            Ok(_) => return,
+            Err(err) if err.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(err) => panic!("releasing the workload at {}: {err}", fifo.display()),
+        }
     }
 }
 
