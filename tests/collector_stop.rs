@@ -480,16 +480,14 @@ fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
     let stop_latency = stop_sent.elapsed();
     let _ = flood_child.kill();
     let _ = flood_child.wait();
-    // What the pipe held: at most its 64 KiB, whole events but the last line, which the
-    // writer was in the middle of when the pipe filled.
+    // What the pipe held: at most its 64 KiB, of whole lines only: the writer puts a line into
+    // the pipe only when it fits whole, so the process's exit cuts none.
     let mut taken = String::new();
     BufReader::new(stalled_reader)
         .read_to_string(&mut taken)
         .unwrap();
     let taken_lines = taken.lines().count() as u64;
-    for line in taken.lines().take(taken.lines().count().saturating_sub(1)) {
-        let _: Value = serde_json::from_str(line).expect("whole JSON lines");
-    }
+    assert_whole_json_lines(&taken, "a reader that stopped reading");
     let (ok, info, err) = {
         let out = Command::new(BIN)
             .args(["cap", "info", "-o", "json"])
@@ -559,6 +557,93 @@ fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
     assert!(
         stderr.contains("the summary was not written to it"),
         "stderr does not say the summary could not be written:\n{stderr}"
+    );
+}
+
+/// Asserts that `taken` (what a reader of `--json` got) is whole JSON lines, the last one
+/// ended too.
+fn assert_whole_json_lines(taken: &str, reader: &str) {
+    assert!(
+        taken.is_empty() || taken.ends_with('\n'),
+        "{reader} got a cut last line: {:?}",
+        &taken[taken.len().saturating_sub(200)..]
+    );
+    for line in taken.lines() {
+        if let Err(err) = serde_json::from_str::<Value>(line) {
+            panic!(
+                "{reader} got a line that is not JSON ({err}): {:?}",
+                &line[line.len().saturating_sub(200)..]
+            );
+        }
+    }
+}
+
+/// A reader of `--json` that takes its input slowly (a log shipper on a loaded node) while a
+/// flood is captured: at SIGTERM the writer is in the middle of the lines queued for it, and
+/// the stop's time runs out before the reader catches up. The reader still gets whole lines
+/// to its end (the last one was cut when the writer thread was ended in the middle of a
+/// chunk), and the lines it could not take are counted on standard error.
+#[test]
+fn a_slow_reader_gets_whole_lines_to_the_end() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let flood = Paused::agent(
+        dir,
+        &python_interpreter(),
+        &[
+            agents_dir().join("pipe_flood.py").to_str().unwrap(),
+            "--seconds",
+            "30",
+        ],
+        &[],
+    );
+    let pid = flood.pid().to_string();
+    let (mut collector, _, stderr) = start_collector(&["--json", "--pid", &pid], Stdio::piped());
+    let mut output = collector.stdout.take().unwrap();
+    // 4 KiB every 50 ms: far behind the flood (megabytes a second), so the pipe stays full
+    // and the stop comes while the writer is in the middle of what was queued for it.
+    let reader = std::thread::spawn(move || {
+        let mut taken = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            match output.read(&mut buffer) {
+                Ok(0) | Err(_) => return taken,
+                Ok(n) => taken.extend_from_slice(&buffer[..n]),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    flood.release();
+    let mut flood_child = flood.into_child();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(collector.id() as i32, libc::SIGTERM) };
+    let stop_sent = Instant::now();
+    wait_bounded(
+        &mut collector,
+        stop_sent,
+        stop_sent + Duration::from_secs(5),
+        &stderr,
+        &[],
+        std::slice::from_mut(&mut flood_child),
+    );
+    let _ = flood_child.kill();
+    let _ = flood_child.wait();
+    let taken = String::from_utf8(reader.join().unwrap()).expect("UTF-8 output");
+    let stderr = stderr.text();
+    eprintln!(
+        "slow reader: {} lines, {} bytes reached it",
+        taken.lines().count(),
+        taken.len()
+    );
+    assert!(taken.lines().count() > 10, "the reader got almost nothing");
+    assert_whole_json_lines(&taken, "a slow reader");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("agentscope: ")
+            && l.contains(" lines (")
+            && l.contains("dropped")),
+        "stderr does not count the lines the reader could not take:\n{stderr}"
     );
 }
 

@@ -27,8 +27,7 @@ use agentscope_session::{Session, Sink, SourceLosses, Step};
 
 use crate::event_output::{write_graph, EventPrinter};
 use crate::loop_turns::{LoopTurns, TurnKind};
-use crate::stdout_pipe::StdoutPipe;
-use crate::stdout_queue::{StdoutDrops, StdoutQueue};
+use crate::stdout_queue::{Stdout, StdoutDrops, StdoutQueue};
 use agentscope_console::control_chars::escape_controls;
 use anyhow::Context as _;
 use clap::Args;
@@ -409,7 +408,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         recorder,
         printer: PrinterSink {
             out: StdoutQueue::start(
-                || StdoutPipe::new().on_close(stop_when_stdout_closes),
+                || Stdout::open(stop_when_stdout_closes),
                 crate::stdout_queue::QUEUE_BYTES,
             )?,
             printer: EventPrinter::new(args.json),
@@ -618,8 +617,23 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         counts
     });
     print_summary(&mut out, &summary, dropped, otlp, args.json)?;
-    if !out.finish(stdout_until(STOP_SUMMARY_UNTIL))? {
-        eprintln!("agentscope: standard output's reader took nothing in time: the summary was not written to it");
+    let finished = out.finish(stdout_until(STOP_SUMMARY_UNTIL))?;
+    if !finished.complete {
+        // Counted from the summary on: what came before it is in the line above and in the
+        // summary itself.
+        let lines = finished.dropped.lines.saturating_sub(dropped.lines);
+        let counted = if lines > 0 {
+            format!(
+                " ({lines} lines, {} bytes, dropped at the stop's end)",
+                finished.dropped.bytes.saturating_sub(dropped.bytes)
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "agentscope: standard output's reader took nothing in time: the summary was not \
+             written to it{counted}"
+        );
     }
     if let Some(err) = collector.last_decode_error() {
         eprintln!(
