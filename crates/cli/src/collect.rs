@@ -430,6 +430,13 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // Consoles see events within this long; the recording flushes on the same beat.
     let mut tick_timer = tokio::time::interval(Duration::from_millis(100));
     let mut counters_timer = tokio::time::interval(Duration::from_millis(250));
+    // Both listeners exist for the whole run: a signal that arrives while a batch is being
+    // processed is kept for the next poll (a listener made afresh each turn would miss it).
+    // They exist before the collector says it is collecting: a stop asked for as soon as it
+    // says so is a clean stop, not the default action's kill (no summary, no graph, a
+    // recording unfinished).
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     health.collecting();
     if args.ready_message {
         eprintln!("agentscope: collecting");
@@ -447,10 +454,6 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let deadline = args
         .duration
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
-    // Both listeners exist for the whole run: a signal that arrives while a batch is being
-    // processed is kept for the next poll (a listener made afresh each turn would miss it).
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut consumers_told = std::collections::BTreeSet::new();
     // Events read and not yet processed: a batch is processed a slice of time at a time.
     let mut backlog = std::collections::VecDeque::new();
