@@ -102,7 +102,7 @@ fn a_killed_collector_leaves_a_capture_that_reads_back_to_its_last_sync() {
     let mode = std::fs::metadata(&cap).unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(mode.permissions().mode() & 0o777, 0o600);
-    let _ = workload.child.wait_with_output();
+    let _ = workload.output();
 }
 
 #[test]

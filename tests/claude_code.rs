@@ -15,6 +15,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::payloads::assert_bodies_captured;
@@ -60,19 +61,32 @@ struct ClaudeRun {
     secret_path: PathBuf,
 }
 
-/// Starts Claude Code held before its `exec` until the start file appears (so the collector
-/// can follow its pid from the start). The collector sees the exec of a binary it has not
-/// analysed and must locate and probe BoringSSL before Claude Code's first TLS call.
-fn paused_claude(dir: &Path, binary: &Path, llm: &MockLlm) -> (std::process::Child, PathBuf) {
+/// Claude Code held by its shell twice: at the start FIFO (so the collector can follow its pid
+/// from the start), then, after a warm-up `claude --version` (a child of the shell, output
+/// discarded), at the measured FIFO before the measured run is exec'd in the shell's pid.
+/// The collector locates BoringSSL in a binary when it reads the binary's first exec and
+/// attaches the probes after: by design a binary's first process runs unprobed meanwhile, and
+/// a collector short of CPU reads the exec late, after Claude Code's first ClientHello. The
+/// measured run is the steady state of a node that has seen the binary before: it is released
+/// only once the collector says the binary is probed ([`Collect::wait_probed`]).
+struct PausedClaude {
+    paused: Paused,
+    /// Before the measured run is exec'd.
+    measured: PathBuf,
+}
+
+fn paused_claude(dir: &Path, binary: &Path, llm: &MockLlm) -> PausedClaude {
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let prompt = dir.join("prompt.txt");
     big_prompt(&prompt);
-    let start = dir.join("start");
+    let start = fifo(&dir.join("start"));
+    let measured = fifo(&dir.join("measured"));
     let script = format!(
-        "while [ ! -e '{start}' ]; do sleep 0.02; done; \
+        ": < '{start}'; '{bin}' --version > /dev/null 2>&1; : < '{measured}'; \
          exec '{bin}' -p --allowedTools Bash --model {MODEL} < '{prompt}'",
         start = start.display(),
+        measured = measured.display(),
         bin = binary.display(),
         prompt = prompt.display(),
     );
@@ -95,11 +109,21 @@ fn paused_claude(dir: &Path, binary: &Path, llm: &MockLlm) -> (std::process::Chi
         .stderr(Stdio::piped())
         .spawn()
         .expect("start claude");
-    (child, start)
+    PausedClaude {
+        paused: Paused {
+            child,
+            start_file: start,
+        },
+        measured,
+    }
 }
 
-fn finish(child: std::process::Child) -> String {
-    let output = child.wait_with_output().unwrap();
+/// How long the warm-up may take to reach the measured FIFO, and the collector to say it
+/// probed the binary, on a loaded machine.
+const WARM_UP_LIMIT: Duration = Duration::from_secs(120);
+
+fn finish(claude: Paused) -> String {
+    let output = claude.output();
     assert!(
         output.status.success(),
         "claude failed: {}\nstdout: {}\nstderr: {}",
@@ -149,17 +173,19 @@ fn run_without_collector(version: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let secret_path = write_secret(dir.path());
     let (llm, _dump) = start_mock(dir.path(), &secret_path);
-    let (child, start) = paused_claude(dir.path(), &claude_binary(version), &llm);
-    std::fs::write(&start, b"go").unwrap();
-    finish(child)
+    let claude = paused_claude(dir.path(), &claude_binary(version), &llm);
+    claude.paused.release();
+    release_fifo(&claude.measured, WARM_UP_LIMIT);
+    finish(claude.paused)
 }
 
 /// Claude Code under `agentscope collect --pid`, with the graph written.
 fn run_with_collector(version: &str, dir: &Path) -> (ClaudeRun, Captured, Value, String) {
     let secret_path = write_secret(dir);
     let (llm, dump) = start_mock(dir, &secret_path);
-    let (child, start) = paused_claude(dir, &claude_binary(version), &llm);
-    let pid = child.id();
+    let binary = claude_binary(version);
+    let claude = paused_claude(dir, &binary, &llm);
+    let pid = claude.paused.pid();
     let graph_path = dir.join("graph.json");
     let collect = Collect::start(
         dir,
@@ -171,8 +197,12 @@ fn run_with_collector(version: &str, dir: &Path) -> (ClaudeRun, Captured, Value,
             graph_path.to_str().unwrap(),
         ],
     );
-    std::fs::write(&start, b"go").unwrap();
-    let stdout = finish(child);
+    claude.paused.release();
+    collect.wait_probed(&binary, WARM_UP_LIMIT);
+    release_fifo(&claude.measured, WARM_UP_LIMIT);
+    let stdout = finish(claude.paused);
+    // A collector short of CPU runs behind: what it has not read at a stop would be cut.
+    collect.wait_exit_printed(pid, WARM_UP_LIMIT);
     let stdout_path = collect.stdout_path.clone();
     let captured = collect.stop();
     let graph: Value =

@@ -111,11 +111,12 @@ fn codex_home(dir: &Path, port: u16) -> PathBuf {
 /// Requests the warm-up run makes (a tool call round and the answer), before the measured ones.
 const WARM_UP_REQUESTS: usize = 2;
 
-/// Codex held at two points, each a FIFO the test opens to let it go on (see [`release`]).
+/// Codex held at two points, each a FIFO the test opens to let it go on (see [`release`]);
+/// killed if the test fails before it ends ([`Paused`]).
 struct PausedCodex {
-    child: std::process::Child,
-    /// Before anything runs: the collector can follow the pid from the start.
-    start: PathBuf,
+    /// Held before anything runs (`start_file`): the collector can follow the pid from the
+    /// start.
+    paused: Paused,
     /// After the warm-up run, before the measured one is exec'd.
     measured: PathBuf,
 }
@@ -146,14 +147,7 @@ fn paused_codex(dir: &Path, binary: &Path, llm: &MockLlm, port: u16) -> PausedCo
         format!("127.0.0.1 localhost\n127.0.0.1 {API_HOST}\n"),
     )
     .unwrap();
-    let fifo = |name: &str| {
-        let fifo = dir.join(name);
-        let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
-        fifo
-    };
-    let (start, measured) = (fifo("start"), fifo("measured"));
+    let (start, measured) = (fifo(&dir.join("start")), fifo(&dir.join("measured")));
     let script = format!(
         "mount --bind '{hosts}' /etc/hosts && : < '{start}'; cd '{work}' && \
          '{bin}' exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
@@ -182,8 +176,10 @@ fn paused_codex(dir: &Path, binary: &Path, llm: &MockLlm, port: u16) -> PausedCo
         .spawn()
         .expect("start codex");
     PausedCodex {
-        child,
-        start,
+        paused: Paused {
+            child,
+            start_file: start,
+        },
         measured,
     }
 }
@@ -191,24 +187,7 @@ fn paused_codex(dir: &Path, binary: &Path, llm: &MockLlm, port: u16) -> PausedCo
 /// Lets Codex go on past `fifo`, once the shell waits there (the measured run's, after a
 /// warm-up run that takes seconds, longer on a loaded machine).
 fn release(fifo: &Path) {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(fifo)
-        {
-            Ok(_) => return,
-            Err(err)
-                if err.raw_os_error() == Some(libc::ENXIO)
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(1))
-            }
-            Err(err) => panic!("releasing codex: {err}"),
-        }
-    }
+    release_fifo(fifo, std::time::Duration::from_secs(120));
 }
 
 fn finish(child: std::process::Child) -> String {
@@ -266,9 +245,9 @@ fn run_without_collector(version: &str) -> String {
     let secret_path = write_secret(dir.path());
     let (llm, dump) = start_mock(dir.path(), &secret_path);
     let codex = paused_codex(dir.path(), &codex_binary(version), &llm, llm.port);
-    release(&codex.start);
+    release(&codex.paused.start_file);
     release(&codex.measured);
-    let stdout = finish(codex.child);
+    let stdout = finish(codex.paused.into_child());
     let returned =
         std::fs::read(dump.join(format!("request-{}.body", WARM_UP_REQUESTS + 2))).unwrap();
     assert!(
@@ -294,7 +273,7 @@ fn run_with_collector(
     let port = front.as_ref().map_or(llm.port, |f| f.port);
     let binary = codex_binary(version);
     let codex = paused_codex(dir, &binary, &llm, port);
-    let pid = codex.child.id();
+    let pid = codex.paused.pid();
     let graph_path = dir.join("graph.json");
     let record_path = dir.join("run.cap");
     let collect = Collect::start(
@@ -309,10 +288,10 @@ fn run_with_collector(
             record_path.to_str().unwrap(),
         ],
     );
-    release(&codex.start);
+    release(&codex.paused.start_file);
     collect.wait_probed(&binary, std::time::Duration::from_secs(120));
     release(&codex.measured);
-    let stdout = finish(codex.child);
+    let stdout = finish(codex.paused.into_child());
     collect.wait_exit_printed(pid, std::time::Duration::from_secs(120));
     let stdout_path = collect.stdout_path.clone();
     let captured = collect.stop();

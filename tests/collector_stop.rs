@@ -38,17 +38,20 @@ impl CollectorStderr {
 
 /// Starts `agentscope collect` with `--ready-message` and waits for that line; stderr keeps
 /// being drained (echoed, and kept in the returned record) in the background.
+/// The collector is stopped if the test panics first ([`StopOnDrop`]).
 fn start_collector(
     args: &[&str],
     stdout: Stdio,
-) -> (Child, Instant, std::sync::Arc<CollectorStderr>) {
-    let mut child = Command::new(BIN)
-        .args(["collect", "--ready-message", "--no-kubernetes"])
-        .args(args)
-        .stdout(stdout)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start agentscope collect");
+) -> (StopOnDrop, Instant, std::sync::Arc<CollectorStderr>) {
+    let mut child = StopOnDrop(
+        Command::new(BIN)
+            .args(["collect", "--ready-message", "--no-kubernetes"])
+            .args(args)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start agentscope collect"),
+    );
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
@@ -244,6 +247,49 @@ fn output_relayed_through_a_second_pipe_is_not_captured() {
     assert_no_feedback(&json_lines(&out_path), &pids);
 }
 
+/// Whether process `pid` is gone: no such process, not even a zombie waiting to be reaped.
+fn is_gone(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// A test that panics while its collector runs (a failed assertion between `Collect::start`
+/// and `Collect::stop`) leaves neither the collector nor its paused workload behind: dropping
+/// `Collect` stops the collector cleanly (SIGINT: it still ends its output with the summary)
+/// and reaps it, and dropping `Paused` kills and reaps the workload. Before, a collector left
+/// this way ran on (once for 53 minutes, enforcing) and confounded later tests.
+#[test]
+fn a_test_that_panics_leaves_no_collector_behind() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::sync::Mutex::new(None);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let workload = Paused::command(dir.path(), "sleep", &["600"], &[]);
+        let collect = Collect::start(
+            dir.path(),
+            &["--pid", &workload.pid().to_string(), "--no-kubernetes"],
+        );
+        *started.lock().unwrap() = Some((
+            collect.child.id(),
+            workload.pid(),
+            collect.stdout_path.clone(),
+        ));
+        panic!("deliberate: a failed assertion while the collector runs");
+    }));
+    assert!(outcome.is_err());
+    let (collector, workload, stdout_path) = started.lock().unwrap().take().unwrap();
+    assert!(
+        is_gone(collector),
+        "the collector (pid {collector}) still runs after its test panicked: {}",
+        process_state::describe(collector)
+    );
+    assert!(
+        is_gone(workload),
+        "the paused workload (pid {workload}) is still there after its test panicked"
+    );
+    let lines = json_lines(&stdout_path);
+    summary_of(&lines);
+}
+
 /// How the collector is told to stop in [`stops_within_a_second_under_a_full_ring_buffer`].
 #[derive(Debug, Clone, Copy)]
 enum StopBy {
@@ -299,7 +345,7 @@ fn flood_and_stop(dir: &Path, stop: StopBy) -> FloodRun {
         Stdio::from(std::fs::File::create(&stdout_path).unwrap()),
     );
     flood.release();
-    let mut flood_child = flood.child;
+    let mut flood_child = flood.into_child();
     let stop_sent = match stop {
         StopBy::Duration => ready + Duration::from_secs(3),
         StopBy::Sigterm | StopBy::Sigint => {
@@ -418,7 +464,7 @@ fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
     // Held, never read: the pipe fills within the first few hundred lines.
     let stalled_reader = collector.stdout.take().unwrap();
     flood.release();
-    let mut flood_child = flood.child;
+    let mut flood_child = flood.into_child();
     std::thread::sleep(Duration::from_secs(3));
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(collector.id() as i32, libc::SIGTERM) };
@@ -434,16 +480,14 @@ fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
     let stop_latency = stop_sent.elapsed();
     let _ = flood_child.kill();
     let _ = flood_child.wait();
-    // What the pipe held: at most its 64 KiB, whole events but the last line, which the
-    // writer was in the middle of when the pipe filled.
+    // What the pipe held: at most its 64 KiB, of whole lines only: the writer puts a line into
+    // the pipe only when it fits whole, so the process's exit cuts none.
     let mut taken = String::new();
     BufReader::new(stalled_reader)
         .read_to_string(&mut taken)
         .unwrap();
     let taken_lines = taken.lines().count() as u64;
-    for line in taken.lines().take(taken.lines().count().saturating_sub(1)) {
-        let _: Value = serde_json::from_str(line).expect("whole JSON lines");
-    }
+    assert_whole_json_lines(&taken, "a reader that stopped reading");
     let (ok, info, err) = {
         let out = Command::new(BIN)
             .args(["cap", "info", "-o", "json"])
@@ -510,9 +554,102 @@ fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
         dropped + taken_lines >= recorded / 2,
         "{dropped} lines dropped and {taken_lines} printed do not account for {recorded} events"
     );
+    // The summary is the last line the reader got (the line the writer gave up at the stop's
+    // point left it room), or stderr says it was not written.
+    let summary_written = taken
+        .lines()
+        .last()
+        .is_some_and(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["kind"] == "summary"));
     assert!(
-        stderr.contains("the summary was not written to it"),
-        "stderr does not say the summary could not be written:\n{stderr}"
+        summary_written || stderr.contains("the summary was not written to it"),
+        "the summary is neither the reader's last line nor said to be missing:\n{stderr}"
+    );
+}
+
+/// Asserts that `taken` (what a reader of `--json` got) is whole JSON lines, the last one
+/// ended too.
+fn assert_whole_json_lines(taken: &str, reader: &str) {
+    assert!(
+        taken.is_empty() || taken.ends_with('\n'),
+        "{reader} got a cut last line: {:?}",
+        &taken[taken.len().saturating_sub(200)..]
+    );
+    for line in taken.lines() {
+        if let Err(err) = serde_json::from_str::<Value>(line) {
+            panic!(
+                "{reader} got a line that is not JSON ({err}): {:?}",
+                &line[line.len().saturating_sub(200)..]
+            );
+        }
+    }
+}
+
+/// A reader of `--json` that takes its input slowly (a log shipper on a loaded node) while a
+/// flood is captured: at SIGTERM the writer is in the middle of the lines queued for it, and
+/// the stop's time runs out before the reader catches up. The reader still gets whole lines
+/// to its end (the last one was cut when the writer thread was ended in the middle of a
+/// chunk), and the lines it could not take are counted on standard error.
+#[test]
+fn a_slow_reader_gets_whole_lines_to_the_end() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let flood = Paused::agent(
+        dir,
+        &python_interpreter(),
+        &[
+            agents_dir().join("pipe_flood.py").to_str().unwrap(),
+            "--seconds",
+            "30",
+        ],
+        &[],
+    );
+    let pid = flood.pid().to_string();
+    let (mut collector, _, stderr) = start_collector(&["--json", "--pid", &pid], Stdio::piped());
+    let mut output = collector.stdout.take().unwrap();
+    // 4 KiB every 50 ms: far behind the flood (megabytes a second), so the pipe stays full
+    // and the stop comes while the writer is in the middle of what was queued for it.
+    let reader = std::thread::spawn(move || {
+        let mut taken = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            match output.read(&mut buffer) {
+                Ok(0) | Err(_) => return taken,
+                Ok(n) => taken.extend_from_slice(&buffer[..n]),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    flood.release();
+    let mut flood_child = flood.into_child();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(collector.id() as i32, libc::SIGTERM) };
+    let stop_sent = Instant::now();
+    wait_bounded(
+        &mut collector,
+        stop_sent,
+        stop_sent + Duration::from_secs(5),
+        &stderr,
+        &[],
+        std::slice::from_mut(&mut flood_child),
+    );
+    let _ = flood_child.kill();
+    let _ = flood_child.wait();
+    let taken = String::from_utf8(reader.join().unwrap()).expect("UTF-8 output");
+    let stderr = stderr.text();
+    eprintln!(
+        "slow reader: {} lines, {} bytes reached it",
+        taken.lines().count(),
+        taken.len()
+    );
+    assert!(taken.lines().count() > 10, "the reader got almost nothing");
+    assert_whole_json_lines(&taken, "a slow reader");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("agentscope: ")
+            && l.contains(" lines (")
+            && l.contains("dropped")),
+        "stderr does not count the lines the reader could not take:\n{stderr}"
     );
 }
 

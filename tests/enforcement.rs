@@ -1359,7 +1359,7 @@ fn runbook_pipe_to_sh_and_token_reader_are_killed_while_their_twins_run() {
     let outputs: Vec<std::process::Output> =
         [runbook_injected, runbook_twin, token_reader, token_twin]
             .into_iter()
-            .map(|session| session.child.wait_with_output().unwrap())
+            .map(Paused::output)
             .collect();
     let captured = collect.stop();
     let ok = |output: &std::process::Output| {

@@ -24,6 +24,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::certificates::make_ca_and_leaf;
@@ -132,17 +133,31 @@ fn prepare(dir: &Path) -> Run {
     }
 }
 
-/// Starts Gemini CLI held before its `exec` (a shell opening a FIFO, as
-/// [`Paused::command`] does), in a clean environment: only what it needs, nothing inherited.
-fn paused_gemini(dir: &Path, run: &Run) -> Paused {
-    let start_file = dir.join("start");
-    let path = std::ffi::CString::new(start_file.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+/// Gemini CLI held by its shell twice (each a FIFO, as [`Paused::command`] uses), in a clean
+/// environment (only what it needs, nothing inherited): at the start FIFO, so the collector
+/// can follow its pid from the start; then, after a warm-up `node -e 0` (a child of the
+/// shell), at the measured FIFO before Gemini CLI is exec'd in the shell's pid. The collector
+/// probes Node's OpenSSL when it reads node's first exec, and attaches the probes after: by
+/// design a binary's first process runs unprobed meanwhile, and a collector short of CPU
+/// reads the exec late, after Gemini CLI's first ClientHello. The measured run is the steady
+/// state of a node that has run `node` before: it is released only once the collector says
+/// node is probed ([`Collect::wait_probed`]).
+struct PausedGemini {
+    paused: Paused,
+    /// Before Gemini CLI is exec'd.
+    measured: PathBuf,
+}
+
+fn paused_gemini(dir: &Path, run: &Run) -> PausedGemini {
+    let start = fifo(&dir.join("start"));
+    let measured = fifo(&dir.join("measured"));
     let script = format!(
-        ": < '{start}'; exec '{bin}' -p 'Read the plan file with the shell tool.' \
+        ": < '{start}'; '{node}' -e 0 > /dev/null 2>&1; : < '{measured}'; \
+         exec '{bin}' -p 'Read the plan file with the shell tool.' \
          --yolo --skip-trust --model {MODEL}",
-        start = start_file.display(),
+        start = start.display(),
+        measured = measured.display(),
+        node = which_node().display(),
         bin = gemini_binary().display(),
     );
     let child = Command::new("/bin/sh")
@@ -162,16 +177,27 @@ fn paused_gemini(dir: &Path, run: &Run) -> Paused {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start gemini");
-    Paused { child, start_file }
+    PausedGemini {
+        paused: Paused {
+            child,
+            start_file: start,
+        },
+        measured,
+    }
 }
+
+/// How long the warm-up may take to reach the measured FIFO, and the collector to say it
+/// probed node, on a loaded machine.
+const WARM_UP_LIMIT: Duration = Duration::from_secs(120);
 
 /// Gemini CLI alone: no collector. Returns its output.
 fn run_without_collector() -> String {
     let dir = tempfile::tempdir().unwrap();
     let run = prepare(dir.path());
     let gemini = paused_gemini(dir.path(), &run);
-    gemini.release();
-    gemini.finish()
+    gemini.paused.release();
+    release_fifo(&gemini.measured, WARM_UP_LIMIT);
+    gemini.paused.finish()
 }
 
 /// What one run under `agentscope collect --pid` left.
@@ -191,7 +217,7 @@ fn run_with_collector() -> Observed {
     let dir = tempfile::tempdir().unwrap();
     let run = prepare(dir.path());
     let gemini = paused_gemini(dir.path(), &run);
-    let pid = gemini.pid();
+    let pid = gemini.paused.pid();
     let graph_path = dir.path().join("graph.json");
     let recording = dir.path().join("run.cap");
     wait_for_earlier_unloads();
@@ -207,8 +233,12 @@ fn run_with_collector() -> Observed {
             recording.to_str().unwrap(),
         ],
     );
-    gemini.release();
-    let stdout = gemini.finish();
+    gemini.paused.release();
+    collect.wait_probed(&which_node(), WARM_UP_LIMIT);
+    release_fifo(&gemini.measured, WARM_UP_LIMIT);
+    let stdout = gemini.paused.finish();
+    // A collector short of CPU runs behind: what it has not read at a stop would be cut.
+    collect.wait_exit_printed(pid, WARM_UP_LIMIT);
     let stdout_path = collect.stdout_path.clone();
     let captured = collect.stop();
     let graph_text = std::fs::read_to_string(&graph_path).unwrap();

@@ -631,7 +631,7 @@ fn h2c_server_is_read_from_its_first_settings_frame() {
         ],
     );
     server.release();
-    let _server = Background(server.child);
+    let _server = Background(server.into_child());
     let port = wait_for_file(&port_file, "h2c server port");
     let output = Command::new(&python)
         .arg(agents_dir().join("h2c_agent.py"))

@@ -82,6 +82,54 @@ impl Drop for Background {
     }
 }
 
+/// How long a process asked to stop by [`StopOnDrop`] gets before it is killed: a collector's
+/// stop takes at most a second, more on a loaded machine.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A child process that is stopped when dropped unless it was already reaped: SIGINT (a
+/// collector's clean stop: it finishes its outputs and detaches its programs), up to
+/// [`STOP_GRACE`] to exit, then SIGKILL; reaped either way. A test that panics (a failed
+/// assertion) then leaves no collector running, enforcing or capturing, to confound the
+/// tests after it.
+pub struct StopOnDrop(pub Child);
+
+impl std::ops::Deref for StopOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for StopOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        // `try_wait` also answers for a child already waited for (its status is kept).
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        // SAFETY: plain kill(2) on our own, not yet reaped, child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "pid {} did not stop within {STOP_GRACE:?} of SIGINT: killed",
+            self.0.id()
+        );
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub struct MockLlm {
     pub port: u16,
     pub cert: PathBuf,
@@ -149,9 +197,20 @@ impl EchoService {
 }
 
 /// A workload held at its start until [`Paused::release`], so the collector can attach first.
+/// Killed and reaped when dropped unless it was already reaped: a test that fails before it
+/// releases its workload leaves no shell waiting on its FIFO for ever.
 pub struct Paused {
     pub child: Child,
     pub start_file: PathBuf,
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Paused {
@@ -218,7 +277,6 @@ impl Paused {
 
     pub fn release(&self) {
         use std::os::unix::fs::FileTypeExt as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
         let is_fifo = std::fs::metadata(&self.start_file)
             .map(|m| m.file_type().is_fifo())
             .unwrap_or(false);
@@ -226,29 +284,28 @@ impl Paused {
             std::fs::write(&self.start_file, b"go").unwrap();
             return;
         }
-        // Opening the write end (non-blocking: it fails with ENXIO until the shell is waiting
-        // in its open for reading) completes the shell's open; closing it again sends nothing.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&self.start_file)
-            {
-                Ok(_) => return,
-                Err(err)
-                    if err.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                Err(err) => panic!("releasing the workload: {err}"),
-            }
+        release_fifo(&self.start_file, Duration::from_secs(30));
+    }
+
+    /// The workload's process, no longer killed when this is dropped (its new owner ends it).
+    pub fn into_child(self) -> Child {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again: each field is read out once and
+        // dropped by its new owner (the start file's path here, the child by the caller).
+        unsafe {
+            drop(std::ptr::read(&this.start_file));
+            std::ptr::read(&this.child)
         }
+    }
+
+    /// Waits for the workload and returns what it wrote and its status.
+    pub fn output(self) -> std::process::Output {
+        self.into_child().wait_with_output().unwrap()
     }
 
     /// Waits for the workload and returns its stdout, asserting success.
     pub fn finish(self) -> String {
-        let output = self.child.wait_with_output().unwrap();
+        let output = self.output();
         assert!(
             output.status.success(),
             "workload failed: {}\nstdout: {}\nstderr: {}",
@@ -257,6 +314,36 @@ impl Paused {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+/// Makes a FIFO at `path`, for a shell to wait at (`: < PATH`) until [`release_fifo`].
+pub fn fifo(path: &Path) -> PathBuf {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    path.to_path_buf()
+}
+
+/// Lets a shell waiting at `fifo` (`: < FIFO`) go on, once it waits there (within `timeout`:
+/// a shell that first runs a warm-up gets there late on a loaded machine).
+pub fn release_fifo(fifo: &Path, timeout: Duration) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Opening the write end (non-blocking: it fails with ENXIO until the shell is waiting in
+    // its open for reading) completes the shell's open; closing it again sends nothing.
+    let deadline = Instant::now() + timeout;
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+        {
+            Ok(_) => return,
+            Err(err) if err.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(err) => panic!("releasing the workload at {}: {err}", fifo.display()),
+        }
     }
 }
 
@@ -333,9 +420,12 @@ pub fn write_documents(dir: &Path, drop_url: &str) -> PathBuf {
     target
 }
 
-/// A running `agentscope collect --json`.
+/// A running `agentscope collect --json`. Dropped without [`Collect::stop`] (a test that
+/// panicked), it stops its collector ([`StopOnDrop`]) before its pin directory is unmounted.
 pub struct Collect {
-    pub child: Child,
+    /// Declared before `_pins`: fields drop in order, so the collector has exited before its
+    /// pins are released.
+    pub child: StopOnDrop,
     /// Where its stdout (JSON lines) goes.
     pub stdout_path: PathBuf,
     /// A collector given `--enforce` (and no `--pin-dir`) pins its enforcement in a directory
@@ -433,14 +523,16 @@ impl Collect {
         let pin_args = pins
             .iter()
             .flat_map(|pins| ["--pin-dir".to_string(), pins.arg().to_string()]);
-        let mut child = Command::new(BIN)
-            .args(["collect", "--json", "--ready-message"])
-            .args(args)
-            .args(pin_args)
-            .stdout(std::fs::File::create(&stdout_path).unwrap())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start agentscope collect");
+        let mut child = StopOnDrop(
+            Command::new(BIN)
+                .args(["collect", "--json", "--ready-message"])
+                .args(args)
+                .args(pin_args)
+                .stdout(std::fs::File::create(&stdout_path).unwrap())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start agentscope collect"),
+        );
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
         stderr.read_line(&mut line).unwrap();

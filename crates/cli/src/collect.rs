@@ -27,8 +27,7 @@ use agentscope_session::{Session, Sink, SourceLosses, Step};
 
 use crate::event_output::{write_graph, EventPrinter};
 use crate::loop_turns::{LoopTurns, TurnKind};
-use crate::stdout_pipe::StdoutPipe;
-use crate::stdout_queue::{StdoutDrops, StdoutQueue};
+use crate::stdout_queue::{Stdout, StdoutDrops, StdoutQueue};
 use agentscope_console::control_chars::escape_controls;
 use anyhow::Context as _;
 use clap::Args;
@@ -411,7 +410,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         recorder,
         printer: PrinterSink {
             out: StdoutQueue::start(
-                || StdoutPipe::new().on_close(stop_when_stdout_closes),
+                || Stdout::open(stop_when_stdout_closes),
                 crate::stdout_queue::QUEUE_BYTES,
             )?,
             printer: EventPrinter::new(args.json),
@@ -433,6 +432,13 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // Consoles see events within this long; the recording flushes on the same beat.
     let mut tick_timer = tokio::time::interval(Duration::from_millis(100));
     let mut counters_timer = tokio::time::interval(Duration::from_millis(250));
+    // Both listeners exist for the whole run: a signal that arrives while a batch is being
+    // processed is kept for the next poll (a listener made afresh each turn would miss it).
+    // They exist before the collector says it is collecting: a stop asked for as soon as it
+    // says so is a clean stop, not the default action's kill (no summary, no graph, a
+    // recording unfinished).
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     health.collecting();
     if args.ready_message {
         eprintln!("agentscope: collecting");
@@ -450,10 +456,6 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let deadline = args
         .duration
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
-    // Both listeners exist for the whole run: a signal that arrives while a batch is being
-    // processed is kept for the next poll (a listener made afresh each turn would miss it).
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut consumers_told = std::collections::BTreeSet::new();
     // Events read and not yet processed: a batch is processed a slice of time at a time.
     let mut backlog = std::collections::VecDeque::new();
@@ -623,8 +625,23 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         counts
     });
     print_summary(&mut out, &summary, dropped, otlp, args.json)?;
-    if !out.finish(stdout_until(STOP_SUMMARY_UNTIL))? {
-        eprintln!("agentscope: standard output's reader took nothing in time: the summary was not written to it");
+    let finished = out.finish(stdout_until(STOP_SUMMARY_UNTIL))?;
+    if !finished.complete {
+        // Counted from the summary on: what came before it is in the line above and in the
+        // summary itself.
+        let lines = finished.dropped.lines.saturating_sub(dropped.lines);
+        let counted = if lines > 0 {
+            format!(
+                " ({lines} lines, {} bytes, dropped at the stop's end)",
+                finished.dropped.bytes.saturating_sub(dropped.bytes)
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "agentscope: standard output's reader took nothing in time: the summary was not \
+             written to it{counted}"
+        );
     }
     if let Some(err) = collector.last_decode_error() {
         eprintln!(

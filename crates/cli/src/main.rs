@@ -24,6 +24,7 @@ mod output_format;
 mod posture_cmd;
 mod scan;
 mod shell_integration;
+mod stdout_lines;
 mod stdout_pipe;
 mod stdout_queue;
 mod version;
