@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use agentscope_capture::capture::CollectorCounters;
 use agentscope_event::process_table::ProcessTable;
-use agentscope_event::Event;
+use agentscope_event::{Event, EventBody};
+use agentscope_identity::declared_objects::{DeclaredObjectsWatch, SNAPSHOT_INTERVAL};
 use agentscope_identity::{IdentityOptions, IdentityResolver};
+use agentscope_kernel::collector::collector_made_event;
 use agentscope_kernel::{Collector, CollectorOptions, Summary};
 use agentscope_session::CaptureArgs;
 use anyhow::Context as _;
@@ -263,6 +265,12 @@ fn run_collector_thread(
             let _ = started.send(Err(format!("pod identity: {err}")));
             return;
         }
+        // The declared side of posture for the posture section (and `r`'s recordings), as
+        // `agentscope collect` reads it.
+        let mut declared = identity.kube_client().map(|client| {
+            DeclaredObjectsWatch::start(client, Some(identity.node_name()), SNAPSHOT_INTERVAL)
+        });
+        let mut declared_warned = 0;
         let processes = collector.processes().clone();
         if started.send(Ok((processes, identity))).is_err() {
             return;
@@ -287,6 +295,12 @@ fn run_collector_thread(
                         return;
                     }
                 },
+                Some(objects) = DeclaredObjectsWatch::next_of(&mut declared) => {
+                    let event = collector_made_event(EventBody::ClusterObjects(Box::new(objects)));
+                    if !sender.send(event) {
+                        return;
+                    }
+                }
                 _ = publish.tick() => {
                     let summary = collector.summary();
                     counters.publish(&summary);
@@ -294,6 +308,12 @@ fn run_collector_thread(
                         notice(warning.clone());
                     }
                     warned = summary.warnings.len();
+                    let declared_warnings: Vec<String> =
+                        declared.iter().flat_map(DeclaredObjectsWatch::warnings).collect();
+                    for warning in declared_warnings.iter().skip(declared_warned) {
+                        notice(warning.clone());
+                    }
+                    declared_warned = declared_warnings.len();
                 }
                 _ = &mut stop => {
                     // Nothing more is emitted, and the kernel's slow unloading (seconds) is
