@@ -18,7 +18,8 @@ pub struct ClusterObjects {
     /// Objects carried, by kind.
     #[serde(default)]
     pub counts: BTreeMap<String, u64>,
-    /// Objects read but left out (the snapshot's size cap or the reader's object cap), by kind.
+    /// Objects left out by the snapshot's size cap, by kind, and past the reader's object cap
+    /// (there, the rest of the page that crossed it: a lower bound).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub omitted: BTreeMap<String, u64>,
     /// Some objects were left out: a posture over this snapshot may miss grants or policies.

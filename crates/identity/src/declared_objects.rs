@@ -177,6 +177,19 @@ const POD_SPEC_FIELDS: &[&str] = &[
     "hostIPC",
     "securityContext",
 ];
+/// Volume fields kept: the name and the sources that hold only references. Others go whole
+/// (CSI `volumeAttributes` and FlexVolume `options` can hold credentials, a `gitRepo` URL
+/// a token); every source is optional, so a volume of only its name still reads as one.
+const VOLUME_FIELDS: &[&str] = &[
+    "name",
+    "secret",
+    "projected",
+    "configMap",
+    "downwardAPI",
+    "emptyDir",
+    "hostPath",
+    "persistentVolumeClaim",
+];
 /// Pod status fields posture reads (addresses for NetworkPolicy peers).
 const POD_STATUS_FIELDS: &[&str] = &["podIP", "podIPs", "hostIP", "phase"];
 /// Metadata fields kept: annotations go (`kubectl.kubernetes.io/last-applied-configuration`
@@ -194,7 +207,7 @@ fn keep_only(value: &mut serde_json::Value, fields: &[&str]) {
 /// Cuts one object to what posture reads, so no secret leaves the process with it: metadata
 /// without annotations; for pods, containers without command lines, probes or lifecycle
 /// hooks, env entries without their `value` (names and `valueFrom` references stay), volumes
-/// without CSI attributes or FlexVolume options, and the status's addresses only.
+/// with their reference-only sources ([`VOLUME_FIELDS`]), and the status's addresses only.
 pub fn redact_object(object: &mut serde_json::Value) {
     if let Some(metadata) = object.get_mut("metadata") {
         keep_only(metadata, METADATA_FIELDS);
@@ -220,11 +233,7 @@ pub fn redact_object(object: &mut serde_json::Value) {
         }
         if let Some(volumes) = spec.get_mut("volumes").and_then(|v| v.as_array_mut()) {
             for volume in volumes {
-                for (source, field) in [("csi", "volumeAttributes"), ("flexVolume", "options")] {
-                    if let Some(map) = volume.get_mut(source).and_then(|s| s.as_object_mut()) {
-                        map.remove(field);
-                    }
-                }
+                keep_only(volume, VOLUME_FIELDS);
             }
         }
     }
@@ -431,7 +440,8 @@ mod tests {
                 }],
                 "volumes": [
                     {"name": "creds", "secret": {"secretName": "creds"}},
-                    {"name": "vault", "csi": {"driver": "vault", "volumeAttributes": {"token": "hunter2-in-csi"}}}
+                    {"name": "vault", "csi": {"driver": "vault", "volumeAttributes": {"token": "hunter2-in-csi"}}},
+                    {"name": "repo", "gitRepo": {"repository": "https://bot:hunter2-in-url@git.example/repo.git"}}
                 ]
             },
             "status": {"podIP": "10.0.0.7", "message": "hunter2-in-status", "phase": "Running"}
@@ -461,6 +471,7 @@ mod tests {
             "llm"
         );
         assert_eq!(pod["spec"]["volumes"][0]["secret"]["secretName"], "creds");
+        assert_eq!(pod["spec"]["volumes"][2], json!({"name": "repo"}));
         assert_eq!(pod["spec"]["serviceAccountName"], "support-agent");
         assert_eq!(pod["metadata"]["labels"]["app"], "agent");
         assert_eq!(pod["status"]["podIP"], "10.0.0.7");
