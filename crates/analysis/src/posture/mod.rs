@@ -6,8 +6,9 @@
 //! the destinations it reached ([`network_policy`]); the secrets and token its pod spec gives
 //! it against the files it read ([`secrets`]); the databases it reached against the tables it
 //! queried. [`usage`] gathers the observed side from a session's steps (and the declared
-//! objects the collector recorded in it), [`cluster`] reads the declared side, and [`report`] turns both into gaps with evidence and risk scores, and the
-//! artifacts that would close them (docs/posture.md).
+//! objects the collector recorded in it), [`cluster`] reads the declared side, and [`report`]
+//! turns both into gaps with evidence and risk scores, and the artifacts that would close them
+//! (docs/posture.md).
 
 pub mod cluster;
 pub mod network_policy;
