@@ -12,8 +12,11 @@
 //! generate a Role allowing exactly the one `get` (checked with the same RBAC evaluation as
 //! `kubectl auth can-i`, and validated as a manifest with kubernetes-validate), flag
 //! `run_shell` as excess agency, and generate a NetworkPolicy for the one destination used.
-//! `agentscope posture --duration`, collecting live over the same session, must report the same
-//! agent, request, tool and destination.
+//! The collector reads the same objects from the double's API while it records (with a pod of
+//! another node whose spec holds secrets): the recording carries them redacted, and
+//! `posture --replay` without `--cluster` reports the same gaps from them.
+//! `agentscope posture --duration`, collecting live over the same session without `--cluster`,
+//! must report the same agent, request, tool, destination and unused permissions.
 //! Needs root (the collector) and `make setup` (the test venv with kubernetes-validate).
 
 mod support;
@@ -81,9 +84,9 @@ fn fixture(name: &str) -> Value {
 /// serving), the recording and the account API's port.
 /// How the session is watched: recorded by `collect --record`, or reported on live by
 /// `posture --duration` (its JSON report).
-enum Watch<'a> {
+enum Watch {
     Record,
-    LivePosture { objects: &'a Path },
+    LivePosture,
 }
 
 /// What the watcher produced: the recording, or the live posture report.
@@ -101,19 +104,50 @@ fn record_session(dir: &Path, host: &str) -> (SupportAgentCluster, PathBuf, u16)
     (cluster, record, port)
 }
 
-/// The cluster's objects, as `kubectl get -o json` lists them, written to a file.
-fn cluster_objects(dir: &Path) -> PathBuf {
+/// The cluster's objects, as `kubectl get -o json` lists them.
+fn cluster_list() -> Value {
     let mut objects = fixture("posture.json");
     let items = objects["items"].as_array_mut().unwrap();
     items.push(fixture("pod.json"));
     items.push(fixture("serviceaccount.json"));
+    objects
+}
+
+/// The cluster's objects, as `kubectl get -o json` lists them, written to a file.
+fn cluster_objects(dir: &Path) -> PathBuf {
     let objects_path = dir.join("objects.json");
-    std::fs::write(&objects_path, objects.to_string()).unwrap();
+    std::fs::write(&objects_path, cluster_list().to_string()).unwrap();
     objects_path
+}
+
+/// A secret in another pod's env value, and in its `last-applied-configuration` annotation:
+/// the collector reads that pod with the rest, and neither may leave it.
+const DECOY_SECRET: &str = "decoy-db-password-71f3a9";
+const DECOY_ANNOTATED_SECRET: &str = "decoy-annotated-password-0be42c";
+
+/// A pod of another namespace on another node, whose spec holds secrets as `kubectl apply`
+/// leaves them: an env `value` and the last-applied annotation carrying the whole spec.
+fn decoy_pod() -> Value {
+    let mut pod = fixture("pod.json");
+    pod["metadata"]["name"] = json!("billing-worker-5f7d9c-x2m4p");
+    pod["metadata"]["namespace"] = json!("billing");
+    pod["metadata"]["uid"] = json!("0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f");
+    pod["spec"]["nodeName"] = json!("ip-10-0-3-9.eu-west-1.compute.internal");
+    pod["spec"]["containers"][0]["env"] = json!([{"name": "DB_PASSWORD", "value": DECOY_SECRET}]);
+    let applied = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "agent",
+        "env": [{"name": "DB_PASSWORD", "value": DECOY_ANNOTATED_SECRET}]}]}});
+    pod["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": applied.to_string()});
+    pod.as_object_mut().unwrap().remove("status");
+    pod
 }
 
 fn run_session(dir: &Path, host: &str, watch: Watch) -> (SupportAgentCluster, Watched, u16) {
     let cluster = SupportAgentCluster::start(dir);
+    // The objects the collector reads from the API, as `posture --cluster` reads them from a
+    // file, and a pod with secrets in its spec.
+    serve_lists(&cluster, &cluster_list());
+    cluster.api.add_pod(decoy_pod());
     let config_map_path = format!("/api/v1/namespaces/{NAMESPACE}/configmaps/agent-settings");
     cluster.add_object(
         &config_map_path,
@@ -182,8 +216,8 @@ fn run_session(dir: &Path, host: &str, watch: Watch) -> (SupportAgentCluster, Wa
             );
             Watched::Recording(record)
         }
-        Watch::LivePosture { objects } => {
-            let posture = LivePosture::start(&followed, objects);
+        Watch::LivePosture => {
+            let posture = LivePosture::start(&followed);
             cluster.wait_for_watch();
             agent.release();
             let output = agent.finish();
@@ -210,7 +244,8 @@ struct LivePosture {
 }
 
 impl LivePosture {
-    fn start(followed: &[&str], objects: &Path) -> LivePosture {
+    /// Without `--cluster`: the declared side is what the collector reads from the API.
+    fn start(followed: &[&str]) -> LivePosture {
         use std::io::BufRead as _;
         let mut child = Command::new(BIN)
             .args([
@@ -222,8 +257,6 @@ impl LivePosture {
                 "json",
             ])
             .args(followed)
-            .arg("--cluster")
-            .arg(objects)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -303,6 +336,23 @@ fn assert_one_config_map_read(agent: &Value) {
     );
 }
 
+/// What the support agent's service account may do and never did.
+const UNUSED_PERMISSIONS: [&str; 2] = [
+    "unused permission: create, get, list secrets in support",
+    "unused permission: create, get, list pods in support",
+];
+
+/// The titles of the agent's RBAC gaps.
+fn rbac_gaps(agent: &Value) -> Vec<&str> {
+    agent["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["category"] == "rbac")
+        .map(|g| g["title"].as_str().unwrap())
+        .collect()
+}
+
 /// Tools: `http_get` is the only one called.
 fn assert_only_http_get_called(agent: &Value) {
     let called: Vec<&str> = agent["tools"]
@@ -368,14 +418,10 @@ fn posture_of_a_pod_that_reads_one_config_map() {
             )
         })
         .collect();
-    let rbac_gaps: Vec<&str> = gaps.iter().filter(|g| g.0 == "rbac").map(|g| g.1).collect();
+    assert_eq!(rbac_gaps(agent), UNUSED_PERMISSIONS, "{gaps:#?}");
     assert_eq!(
-        rbac_gaps,
-        vec![
-            "unused permission: create, get, list secrets in support",
-            "unused permission: create, get, list pods in support",
-        ],
-        "{gaps:#?}"
+        report["declared"],
+        format!("--cluster {}", objects_path.display())
     );
 
     // The generated Role allows exactly the request seen.
@@ -483,10 +529,7 @@ fn posture_of_a_pod_that_reads_one_config_map() {
     assert!(text.contains("excess agency: tool run_shell"), "{text}");
 
     // The same objects read from the API (`--cluster-from-api`): the double serves them as
-    // the lists the API server answers, and the reads stay within deploy/clusterrole.yaml.
-    let objects: Value =
-        serde_json::from_str(&std::fs::read_to_string(&objects_path).unwrap()).unwrap();
-    serve_lists(&cluster, &objects);
+    // the lists the API server answers (run_session had it serve them).
     let kubeconfig = cluster.kubeconfig.display().to_string();
     let from_api = Command::new(BIN)
         .args(["posture", "--replay"])
@@ -508,6 +551,72 @@ fn posture_of_a_pod_that_reads_one_config_map() {
     let from_api: Value = serde_json::from_slice(&from_api.stdout).unwrap();
     assert_eq!(from_api["agents"][0]["gaps"], agent["gaps"]);
     assert_eq!(from_api["agents"][0]["artifacts"], agent["artifacts"]);
+
+    // The recording carries the objects the collector read from the API while recording,
+    // redacted: the decoy pod's secrets never reach it.
+    let replayed = Command::new(BIN)
+        .args(["replay", "--json"])
+        .arg(&record)
+        .output()
+        .unwrap();
+    assert!(replayed.status.success());
+    let replayed = String::from_utf8(replayed.stdout).unwrap();
+    assert!(
+        !replayed.contains(DECOY_SECRET),
+        "an env value was recorded"
+    );
+    assert!(
+        !replayed.contains(DECOY_ANNOTATED_SECRET) && !replayed.contains("last-applied"),
+        "the last-applied annotation was recorded"
+    );
+    let lines = support::events_schema::assert_lines_match_schema(&replayed);
+    let snapshot = lines
+        .iter()
+        .rev()
+        .find(|line| line["kind"] == "cluster_objects")
+        .expect("a cluster_objects event in the recording");
+    assert_eq!(snapshot["pid"], 0);
+    assert_eq!(snapshot["truncated"], false);
+    assert_eq!(snapshot["node_name"], cluster.node.as_str());
+    assert_eq!(snapshot["counts"]["Pod"], 2, "{:#}", snapshot["counts"]);
+    for kind in ["Role", "RoleBinding", "ServiceAccount"] {
+        assert!(snapshot["counts"][kind].as_u64() >= Some(1), "{kind}");
+    }
+    let recorded_pod = &snapshot["objects"][0];
+    assert_eq!(recorded_pod["metadata"]["name"], cluster.pod_name());
+    let env = &recorded_pod["spec"]["containers"][0]["env"];
+    assert_eq!(
+        env[0],
+        json!({"name": "AWS_STS_REGIONAL_ENDPOINTS"}),
+        "{env}"
+    );
+
+    // `posture --replay` without --cluster takes them from the recording: the same gaps and
+    // artifacts as with the objects given by hand.
+    let recorded = Command::new(BIN)
+        .args(["posture", "--replay"])
+        .arg(&record)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        recorded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    let recorded: Value = serde_json::from_slice(&recorded.stdout).unwrap();
+    assert_declared_by_the_collector(&recorded);
+    let recorded_agent = the_support_agent(&recorded);
+    assert_eq!(rbac_gaps(recorded_agent), UNUSED_PERMISSIONS);
+    assert_eq!(recorded_agent["gaps"], agent["gaps"]);
+    assert_eq!(recorded_agent["artifacts"], agent["artifacts"]);
+    // An explicit --cluster still wins (and says so).
+    assert!(report["declared"]
+        .as_str()
+        .unwrap()
+        .starts_with("--cluster "));
+
+    // The collector's reads, like posture's, stay within deploy/clusterrole.yaml.
     assert_eq!(
         cluster.api.requests_the_deployed_role_forbids(),
         Vec::<String>::new()
@@ -581,14 +690,24 @@ fn live_posture_reports_what_the_agent_did() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let host = host_address();
-    let objects = cluster_objects(dir.path());
-    let (_cluster, watched, accounts_port) =
-        run_session(dir.path(), &host, Watch::LivePosture { objects: &objects });
+    let (_cluster, watched, accounts_port) = run_session(dir.path(), &host, Watch::LivePosture);
     let Watched::Report(report) = watched else {
         unreachable!("a live report was asked for")
     };
+    // No --cluster: the collector's own read of the API is the declared side.
+    assert_declared_by_the_collector(&report);
     let agent = the_support_agent(&report);
     assert_one_config_map_read(agent);
     assert_only_http_get_called(agent);
     assert_one_destination(agent, &host, accounts_port);
+    assert_eq!(rbac_gaps(agent), UNUSED_PERMISSIONS, "{agent:#}");
+}
+
+/// The report says the declared side is the objects the collector read from the API.
+fn assert_declared_by_the_collector(report: &Value) {
+    let declared = report["declared"].as_str().unwrap();
+    assert!(
+        declared.starts_with("the cluster objects the collector read from the Kubernetes API at "),
+        "{declared}"
+    );
 }

@@ -162,6 +162,34 @@ pub struct ServerState {
     pub forbid_pods: bool,
 }
 
+/// The empty list the API server answers at `path`, for the cluster-wide lists of the kinds
+/// that declare what workloads may do (none added with [`ApiServer::add_object`]).
+fn empty_list(path: &str, resource_version: u64) -> Option<Value> {
+    let (api_version, kind) = match path {
+        "/api/v1/namespaces" => ("v1", "NamespaceList"),
+        "/api/v1/serviceaccounts" => ("v1", "ServiceAccountList"),
+        "/apis/rbac.authorization.k8s.io/v1/roles" => ("rbac.authorization.k8s.io/v1", "RoleList"),
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles" => {
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleList")
+        }
+        "/apis/rbac.authorization.k8s.io/v1/rolebindings" => {
+            ("rbac.authorization.k8s.io/v1", "RoleBindingList")
+        }
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings" => {
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList")
+        }
+        "/apis/networking.k8s.io/v1/networkpolicies" => {
+            ("networking.k8s.io/v1", "NetworkPolicyList")
+        }
+        _ => return None,
+    };
+    Some(json!({
+        "apiVersion": api_version, "kind": kind,
+        "metadata": {"resourceVersion": resource_version.to_string()},
+        "items": []
+    }))
+}
+
 fn pod_node(pod: &Value) -> Option<&str> {
     pod["spec"]["nodeName"].as_str()
 }
@@ -471,7 +499,12 @@ fn handle(
     if path != "/api/v1/pods" {
         return match state.objects.get(path) {
             Some(object) => json_response(200, object),
-            None => status_body(404, "NotFound", &format!("{path} not found")),
+            // An API server lists every kind it serves, if only as empty: the collector lists
+            // these for posture's declared side (crates/identity/src/declared_objects.rs).
+            None => match empty_list(path, state.resource_version) {
+                Some(list) => json_response(200, &list),
+                None => status_body(404, "NotFound", &format!("{path} not found")),
+            },
         };
     }
     if state.forbid_pods {

@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 
 use agentscope_capture::capture::{CollectorCounters, RecorderOptions};
 use agentscope_capture::serve::ServeOptions;
-use agentscope_event::Event;
+use agentscope_event::{Event, EventBody};
+use agentscope_identity::declared_objects::{DeclaredObjectsWatch, SNAPSHOT_INTERVAL};
 use agentscope_identity::IdentityResolver;
+use agentscope_kernel::collector::collector_made_event;
 use agentscope_kernel::{Collector, Summary};
 use agentscope_otlp::{ExportCounts, OtlpSink};
 use agentscope_session::baseline_sink::BaselineDirSink;
@@ -351,6 +353,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut identity = IdentityResolver::new(args.capture.identity_options());
     let node_name = identity.node_name();
     identity.start().await?;
+    // The declared side of posture, into the recording and to consoles (docs/posture.md).
+    let mut declared = identity.kube_client().map(|client| {
+        DeclaredObjectsWatch::start(client, Some(node_name.clone()), SNAPSHOT_INTERVAL)
+    });
     let store = match args.baseline_store {
         Some(BaselineStoreArg::Kubernetes) => {
             let Some(client) = identity.kube_client() else {
@@ -499,6 +505,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 sinks.report();
                 turns.ended(TurnKind::Tick, began);
             }
+            Some(objects) = DeclaredObjectsWatch::next_of(&mut declared) => {
+                let event = collector_made_event(EventBody::ClusterObjects(Box::new(objects)));
+                session.feed_into(&event, &mut sinks)?;
+            }
             batch = collector.next_batch(BATCH_EVENTS), if backlog.is_empty() => {
                 let began = std::time::Instant::now();
                 backlog.extend(batch?);
@@ -591,6 +601,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut summary = collector.summary();
     summary.warnings.extend(pipeline.identity_warnings());
     summary.warnings.extend(store_warnings);
+    summary
+        .warnings
+        .extend(declared.iter().flat_map(DeclaredObjectsWatch::warnings));
     summary.memory = Some(pipeline.memory_budget().stats());
     // OTLP export sends what is queued while standard output drains: neither waits on the
     // other, and both are done by their points in the stop's second.

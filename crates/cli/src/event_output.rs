@@ -206,6 +206,7 @@ fn what_happened(body: &EventBody) -> String {
             ..
         } => format!("write to {path}: host path {host_path} (mounted on {mount_point})"),
         EventBody::EnforcePolicy(policy) => policy.describe(),
+        EventBody::ClusterObjects(objects) => objects.describe(),
     }
 }
 

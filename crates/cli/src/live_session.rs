@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use agentscope_console::control_chars::escape_controls;
+use agentscope_event::EventBody;
+use agentscope_identity::declared_objects::{DeclaredObjectsWatch, SNAPSHOT_INTERVAL};
 use agentscope_identity::IdentityResolver;
+use agentscope_kernel::collector::collector_made_event;
 use agentscope_kernel::Collector;
 use agentscope_session::{Session, Sink, SourceLosses};
 
@@ -25,6 +28,10 @@ pub async fn collect(
     let mut collector = Collector::start(capture.collector_options())?;
     let mut identity = IdentityResolver::new(capture.identity_options());
     identity.start().await?;
+    // The declared side of posture, as `collect` reads it (docs/posture.md).
+    let mut declared = identity.kube_client().map(|client| {
+        DeclaredObjectsWatch::start(client, Some(identity.node_name()), SNAPSHOT_INTERVAL)
+    });
     let pipeline = capture.live_pipeline(memory.bytes(), identity, collector.processes().clone());
     let mut session = Session::new(pipeline);
     if ready_message {
@@ -42,6 +49,10 @@ pub async fn collect(
                 }
                 // As in `collect`: let timers and signals be seen under a full ring buffer.
                 tokio::task::yield_now().await;
+            }
+            Some(objects) = DeclaredObjectsWatch::next_of(&mut declared) => {
+                let event = collector_made_event(EventBody::ClusterObjects(Box::new(objects)));
+                session.feed_into(&event, sink)?;
             }
             _ = tokio::time::sleep_until(deadline) => break,
             _ = interrupt.recv() => break,
@@ -70,7 +81,8 @@ pub async fn collect(
         sink,
     )?;
     session.finish_into(sink)?;
-    for warning in summary.warnings {
+    let declared_warnings = declared.iter().flat_map(DeclaredObjectsWatch::warnings);
+    for warning in summary.warnings.into_iter().chain(declared_warnings) {
         eprintln!("agentscope: warning: {}", escape_controls(&warning));
     }
     collector.close();

@@ -1,7 +1,9 @@
 //! `agentscope posture`: per agent, what it may do against what it was seen doing (issue 19,
 //! docs/posture.md). The observed side comes from a recording (`--replay FILE.cap`) or from
 //! collecting live for `--duration` seconds, through the one session step; the declared side
-//! from Kubernetes objects (`--cluster FILE`: `kubectl get -o json|yaml` output). The gaps,
+//! from Kubernetes objects (`--cluster FILE`: `kubectl get -o json|yaml` output, or
+//! `--cluster-from-api`), else from the last snapshot of them the collector recorded in the
+//! session (its `cluster_objects` events). The gaps,
 //! their evidence and risk scores are computed by `agentscope_analysis::posture`;
 //! `--write-artifacts DIR` writes the least-privilege RBAC, the NetworkPolicy and the
 //! baseline enforcement section each agent would need.
@@ -94,6 +96,17 @@ pub fn run(args: PostureArgs) -> anyhow::Result<()> {
                 .context("reading cluster objects from the API")?;
         }
     }
+    let explicit = cluster.as_ref().map(|state| {
+        let mut from: Vec<String> = args
+            .cluster
+            .iter()
+            .map(|path| format!("--cluster {}", path.display()))
+            .collect();
+        if args.cluster_from_api {
+            from.push("the Kubernetes API now (--cluster-from-api)".to_string());
+        }
+        (state, from.join(" and "))
+    });
     let mut usage = UsageBook::default();
     let report = match &args.replay {
         Some(path) => {
@@ -104,7 +117,7 @@ pub fn run(args: PostureArgs) -> anyhow::Result<()> {
             build_report(
                 replay.session(),
                 &usage,
-                cluster.as_ref(),
+                explicit.clone(),
                 args.agent.as_deref(),
             )?
         }
@@ -119,7 +132,7 @@ pub fn run(args: PostureArgs) -> anyhow::Result<()> {
                     args.ready_message,
                     &mut usage,
                 ))?;
-            build_report(&session, &usage, cluster.as_ref(), args.agent.as_deref())?
+            build_report(&session, &usage, explicit.clone(), args.agent.as_deref())?
         }
     };
     if let Some(dir) = &args.write_artifacts {
@@ -140,13 +153,25 @@ pub fn run(args: PostureArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The posture of every agent the session knows (or of `only`).
+/// The posture of every agent the session knows (or of `only`). The declared side is the
+/// `explicit` one (`--cluster`, `--cluster-from-api`) when given, else the last snapshot of
+/// the cluster's objects the collector put in the session.
 fn build_report(
     session: &Session,
     usage: &UsageBook,
-    cluster: Option<&ClusterState>,
+    explicit: Option<(&ClusterState, String)>,
     only: Option<&str>,
 ) -> anyhow::Result<PostureReport> {
+    let (cluster, declared) = match (explicit, &usage.cluster) {
+        (Some((state, from)), _) => (Some(state), from),
+        (None, Some(recorded)) => (Some(&*recorded.state), recorded.describe()),
+        (None, None) => (
+            None,
+            "none (no --cluster or --cluster-from-api, and the session holds no cluster \
+             objects read by the collector): RBAC, network policy and secrets not compared"
+                .to_string(),
+        ),
+    };
     let model = session.pipeline().model();
     if let Some(key) = only {
         if model.agent(key).is_none() {
@@ -169,6 +194,7 @@ fn build_report(
         .collect();
     Ok(PostureReport {
         schema: report::SCHEMA,
+        declared,
         agents,
     })
 }

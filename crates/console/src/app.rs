@@ -522,6 +522,7 @@ impl App {
                     lines.extend(posture_lines(
                         agent,
                         self.usage.agent(&agent.key),
+                        self.usage.cluster.as_ref(),
                         &self.options.styles,
                     ));
                     lines

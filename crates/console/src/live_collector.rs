@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use agentscope_capture::capture::CollectorCounters;
 use agentscope_event::process_table::ProcessTable;
-use agentscope_event::Event;
+use agentscope_event::{Event, EventBody};
+use agentscope_identity::declared_objects::{DeclaredObjectsWatch, SNAPSHOT_INTERVAL};
 use agentscope_identity::{IdentityOptions, IdentityResolver};
+use agentscope_kernel::collector::collector_made_event;
 use agentscope_kernel::{Collector, CollectorOptions, Summary};
 use agentscope_session::CaptureArgs;
 use anyhow::Context as _;
@@ -117,6 +119,23 @@ impl EventSender {
                 self.counters
                     .channel_dropped
                     .fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Hands the `pending` event to the console, or leaves it there when the channel is full
+    /// (for an event sent once that a burst must not lose: the cluster's declared objects).
+    /// `false` once the console has gone.
+    pub fn send_or_keep(&self, pending: &mut Option<Event>) -> bool {
+        let Some(event) = pending.take() else {
+            return true;
+        };
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(event)) => {
+                *pending = Some(event);
                 true
             }
             Err(TrySendError::Disconnected(_)) => false,
@@ -263,6 +282,15 @@ fn run_collector_thread(
             let _ = started.send(Err(format!("pod identity: {err}")));
             return;
         }
+        // The declared side of posture for the posture section (and `r`'s recordings), as
+        // `agentscope collect` reads it.
+        let mut declared = identity.kube_client().map(|client| {
+            DeclaredObjectsWatch::start(client, Some(identity.node_name()), SNAPSHOT_INTERVAL)
+        });
+        let mut declared_warned = 0;
+        // A snapshot the channel had no room for, tried again on each publish tick (the
+        // watch sends a snapshot only once, when the objects changed).
+        let mut declared_pending: Option<Event> = None;
         let processes = collector.processes().clone();
         if started.send(Ok((processes, identity))).is_err() {
             return;
@@ -287,13 +315,30 @@ fn run_collector_thread(
                         return;
                     }
                 },
+                Some(objects) = DeclaredObjectsWatch::next_of(&mut declared) => {
+                    declared_pending = Some(collector_made_event(EventBody::ClusterObjects(
+                        Box::new(objects),
+                    )));
+                    if !sender.send_or_keep(&mut declared_pending) {
+                        return;
+                    }
+                }
                 _ = publish.tick() => {
+                    if !sender.send_or_keep(&mut declared_pending) {
+                        return;
+                    }
                     let summary = collector.summary();
                     counters.publish(&summary);
                     for warning in summary.warnings.iter().skip(warned) {
                         notice(warning.clone());
                     }
                     warned = summary.warnings.len();
+                    let declared_warnings: Vec<String> =
+                        declared.iter().flat_map(DeclaredObjectsWatch::warnings).collect();
+                    for warning in declared_warnings.iter().skip(declared_warned) {
+                        notice(warning.clone());
+                    }
+                    declared_warned = declared_warnings.len();
                 }
                 _ = &mut stop => {
                     // Nothing more is emitted, and the kernel's slow unloading (seconds) is
@@ -305,4 +350,36 @@ fn run_collector_thread(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentscope_event::event_json::events_from_json_lines;
+
+    fn event() -> Event {
+        let line = r#"{"schema_version":1,"ts_ns":1,"time_unix_ns":2,"pid":0,"tid":0,"ppid":0,"uid":0,"gid":0,"cgroup_id":0,"comm":"","kind":"cluster_objects","objects":[],"counts":{},"truncated":false,"bytes":2}"#;
+        events_from_json_lines(line).unwrap().remove(0)
+    }
+
+    #[test]
+    fn an_event_kept_when_the_channel_is_full_goes_once_there_is_room() {
+        let counters = Arc::new(LiveCounters::default());
+        let (sender, receiver) = EventSender::channel(1, counters.clone());
+        assert!(sender.send(event()));
+        let mut pending = Some(event());
+        assert!(sender.send_or_keep(&mut pending));
+        assert!(pending.is_some(), "the full channel took it");
+        assert_eq!(counters.channel_dropped.load(Ordering::Relaxed), 0);
+        receiver.recv().unwrap();
+        assert!(sender.send_or_keep(&mut pending));
+        assert!(pending.is_none());
+        assert!(matches!(
+            receiver.recv().unwrap().body,
+            EventBody::ClusterObjects(_)
+        ));
+        drop(receiver);
+        let mut pending = Some(event());
+        assert!(!sender.send_or_keep(&mut pending));
+    }
 }

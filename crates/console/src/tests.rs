@@ -320,6 +320,7 @@ fn snapshot_posture_section_in_the_aibom() {
     let lines: Vec<String> = super::posture_lines::posture_lines(
         agent,
         console.app.posture_usage().agent(&key),
+        console.app.posture_usage().cluster.as_ref(),
         &options.styles,
     )
     .iter()
@@ -384,6 +385,99 @@ fn snapshot_kubernetes_agents_tree() {
         .with_identity(|| Box::new(Pod));
     let mut console = Console::with_source(source).play_to_end();
     snapshot_both(&mut console, "agents_kubernetes");
+}
+
+/// With the collector's snapshot of the cluster's objects in the session (a `cluster_objects`
+/// event), the posture section compares RBAC too: the pod's service account may get and list
+/// secrets, and never does.
+#[test]
+fn posture_section_compares_rbac_when_the_session_holds_the_cluster_objects() {
+    use agentscope_event::cluster_objects::ClusterObjects;
+    use agentscope_event::event_json::{events_from_json_lines, json_lines_text};
+    struct Pod;
+    impl IdentityLookup for Pod {
+        fn lookup(&mut self, _pid: u32, _cgroup_id: u64, uid: u32) -> ActorIdentity {
+            ActorIdentity {
+                workload: "k8s:support/Deployment/ticket-agent/agent".into(),
+                uid,
+                pod: Some("support/ticket-agent-5d8c7b9f4-x2x7q".into()),
+                service_account: Some("support/ticket-agent".into()),
+                ..Default::default()
+            }
+        }
+    }
+    let bytes = std::fs::read(fixture("capture/python_chat.jsonl")).unwrap();
+    let mut events = events_from_json_lines(json_lines_text(&bytes).unwrap()).unwrap();
+    let objects = vec![
+        serde_json::json!({"kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": "secret-reader", "namespace": "support"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]}),
+        serde_json::json!({"kind": "RoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": "ticket-agent", "namespace": "support"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "secret-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "ticket-agent", "namespace": "support"}]}),
+    ];
+    let first = events[0].header.clone();
+    events.insert(
+        0,
+        agentscope_event::Event {
+            header: agentscope_event::event::Header {
+                pid: 0,
+                tid: 0,
+                ppid: 0,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 0,
+                comm: String::new(),
+                ..first
+            },
+            body: agentscope_event::EventBody::ClusterObjects(Box::new(ClusterObjects {
+                bytes: serde_json::to_vec(&objects).unwrap().len() as u64,
+                counts: [("Role".into(), 1), ("RoleBinding".into(), 1)].into(),
+                objects,
+                omitted: Default::default(),
+                truncated: false,
+                node_name: None,
+            })),
+        },
+    );
+    let source =
+        JsonEventsSource::from_events("python_chat.jsonl", events).with_identity(|| Box::new(Pod));
+    let console = Console::with_source(source).play_to_end();
+    let usage = console.app.posture_usage();
+    let cluster = usage.cluster.as_ref().expect("the snapshot was taken in");
+    let key = console.app.current_agent().unwrap().to_string();
+    let agent = console.source.pipeline().model().agent(&key).unwrap();
+    let options = app_options(ColorMode::TrueColor);
+    let lines: Vec<String> = super::posture_lines::posture_lines(
+        agent,
+        usage.agent(&key),
+        Some(cluster),
+        &options.styles,
+    )
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let text = lines.join("\n");
+    assert!(
+        text.contains("unused permission: get, list secrets in support"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "declared side: the cluster objects the collector read from the Kubernetes API at "
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("agentscope posture --cluster"), "{text}");
+    // Without the snapshot, the section says where RBAC is compared.
+    let without: Vec<String> =
+        super::posture_lines::posture_lines(agent, usage.agent(&key), None, &options.styles)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    assert!(!without.join("\n").contains("unused permission"));
+    assert!(without.join("\n").contains("agentscope posture --cluster"));
 }
 
 #[test]

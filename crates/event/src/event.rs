@@ -196,6 +196,10 @@ pub enum EventBody {
     /// A governed agent's policy as the kernel applies it, reported by the collector when
     /// enforcement starts, is adopted, changes or is removed (no process did anything).
     EnforcePolicy(Box<crate::enforcement::EnforcePolicy>),
+    /// The Kubernetes objects that declare what workloads may do (RBAC, NetworkPolicies, pod
+    /// specs), read from the API by the collector at start and when they change, redacted
+    /// (no process did anything). Boxed: rare and large.
+    ClusterObjects(Box<crate::cluster_objects::ClusterObjects>),
 }
 
 fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -203,9 +207,15 @@ fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error
 }
 
 /// Kinds the collector makes itself, never read from the kernel's ring buffer: a package it
-/// read through a process's root, a write it found under a host path, the policy it applies.
-/// Counts of records read from the kernel leave them out.
-pub const COLLECTOR_MADE_KINDS: [&str; 3] = ["package", "host_path_write", "enforce_policy"];
+/// read through a process's root, a write it found under a host path, the policy it applies,
+/// the cluster's declared objects it read from the API. Counts of records read from the kernel
+/// leave them out.
+pub const COLLECTOR_MADE_KINDS: [&str; 4] = [
+    "package",
+    "host_path_write",
+    "enforce_policy",
+    "cluster_objects",
+];
 
 impl EventBody {
     /// The `kind` name used in JSON and in summaries.
@@ -227,6 +237,7 @@ impl EventBody {
             EventBody::EscapeSyscall(_) => "escape_syscall",
             EventBody::HostPathWrite { .. } => "host_path_write",
             EventBody::EnforcePolicy(_) => "enforce_policy",
+            EventBody::ClusterObjects(_) => "cluster_objects",
         }
     }
 }

@@ -276,6 +276,10 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             serde_json::from_value(value.clone())
                 .map_err(|e| err(format!("an enforce_policy event: {e}")))?,
         )),
+        "cluster_objects" => EventBody::ClusterObjects(Box::new(
+            serde_json::from_value(value.clone())
+                .map_err(|e| err(format!("a cluster_objects event: {e}")))?,
+        )),
         other => return Err(err(format!("unknown kind \"{other}\""))),
     };
     Ok(Event { header, body })
@@ -514,6 +518,15 @@ mod tests {
                 package_dir: "/app/node_modules/@scope/thing".into(),
                 metadata_path: None,
                 error: Some("package.json is not JSON".into()),
+            })),
+            EventBody::ClusterObjects(Box::new(crate::cluster_objects::ClusterObjects {
+                objects: vec![serde_json::json!({"kind": "Namespace", "apiVersion": "v1",
+                    "metadata": {"name": "support", "labels": {"team": "ops"}}})],
+                counts: [("Namespace".to_string(), 1)].into(),
+                omitted: [("Pod".to_string(), 3)].into(),
+                truncated: true,
+                bytes: 77,
+                node_name: Some("node-a".into()),
             })),
         ];
         for body in bodies {

@@ -442,6 +442,26 @@ pub(crate) fn clock_ns(clock: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// An event the collector makes itself, stamped now: its observation, not a process's (no
+/// pid, no cgroup), as `enforce_policy` and `cluster_objects` events are.
+pub fn collector_made_event(body: EventBody) -> Event {
+    let ts_ns = clock_ns(libc::CLOCK_BOOTTIME);
+    Event {
+        header: event::Header {
+            ts_ns,
+            time_unix_ns: boot_time_ns().saturating_add(ts_ns),
+            pid: 0,
+            tid: 0,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 0,
+            comm: String::new(),
+        },
+        body,
+    }
+}
+
 /// Wall-clock time of boot, to turn the kernel's boot-relative timestamps into wall time.
 pub fn boot_time_ns() -> u64 {
     clock_ns(libc::CLOCK_REALTIME).saturating_sub(clock_ns(libc::CLOCK_BOOTTIME))

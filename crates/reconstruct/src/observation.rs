@@ -189,6 +189,11 @@ pub enum ObservationKind {
     EnforcePolicy {
         policy: Box<agentscope_event::enforcement::EnforcePolicy>,
     },
+    /// The cluster's declared objects as the collector read them from the API (its
+    /// `cluster_objects` event, redacted): the declared side of posture.
+    ClusterObjects {
+        objects: Box<agentscope_event::cluster_objects::ClusterObjects>,
+    },
 }
 
 /// One action of one process.

@@ -245,6 +245,11 @@ impl Reconstructor {
                     policy: policy.clone(),
                 }));
             }
+            EventBody::ClusterObjects(objects) => {
+                out.push(simple(ObservationKind::ClusterObjects {
+                    objects: objects.clone(),
+                }));
+            }
             EventBody::Accept {
                 addr, port, ret, ..
             } if *ret >= 0 => {

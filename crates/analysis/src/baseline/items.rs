@@ -126,6 +126,8 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
         | ObservationKind::HostPathWrite { .. } => return out,
         // What the agent is built from, not something it did.
         ObservationKind::Package { .. } => return out,
+        // What the cluster declares, read by the collector: no agent's act.
+        ObservationKind::ClusterObjects { .. } => return out,
         ObservationKind::Exec { filename, argv } => {
             out.push(Item::Executable {
                 path: filename.clone(),

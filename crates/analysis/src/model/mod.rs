@@ -335,6 +335,8 @@ impl Model {
             ObservationKind::EnforcePolicy { policy } => {
                 self.apply_enforcement_policy(policy, processes, observation.ts_ns);
             }
+            // The declared side of posture (posture::UsageBook keeps it): no process's act.
+            ObservationKind::ClusterObjects { .. } => {}
             _ => self.apply_action(observation, processes),
         }
     }

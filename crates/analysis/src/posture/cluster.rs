@@ -80,6 +80,22 @@ impl ClusterState {
         Ok(state)
     }
 
+    /// The objects the collector recorded (a `cluster_objects` event's), each added by its
+    /// kind; an object that does not read as its kind is skipped and counted (the second
+    /// value), so one odd object does not lose the rest.
+    pub fn from_objects<'a>(
+        objects: impl IntoIterator<Item = &'a serde_json::Value>,
+    ) -> (ClusterState, usize) {
+        let mut state = ClusterState::default();
+        let mut unreadable = 0;
+        for object in objects.into_iter().take(MAX_OBJECTS) {
+            if state.add(object.clone()).is_err() {
+                unreadable += 1;
+            }
+        }
+        (state, unreadable)
+    }
+
     /// Adds one object by its `kind`.
     pub fn add(&mut self, value: serde_json::Value) -> Result<(), ClusterError> {
         let kind = value["kind"].as_str().unwrap_or_default().to_string();

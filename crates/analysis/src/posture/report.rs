@@ -137,6 +137,9 @@ pub struct AgentPosture {
 #[derive(Debug, Clone, Serialize)]
 pub struct PostureReport {
     pub schema: &'static str,
+    /// Where the declared side came from: the `--cluster` file, the API, the objects the
+    /// collector recorded in the session, or none.
+    pub declared: String,
     pub agents: Vec<AgentPosture>,
 }
 
@@ -627,6 +630,7 @@ fn data_part(posture: &mut AgentPosture) {
 /// The report as text for people (the JSON is the [`Serialize`] form).
 pub fn text(report: &PostureReport) -> String {
     let mut out = String::new();
+    let _ = writeln!(out, "declared side: {}\n", report.declared);
     if report.agents.is_empty() {
         out.push_str("no agent seen\n");
     }

@@ -10,9 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use agentscope_event::Event;
 
+use super::cluster::ClusterState;
 use super::network_policy::Destination;
 use crate::detect::kubernetes_request::KubernetesRequest;
 use crate::pipeline::AttributedObservation;
@@ -181,17 +183,72 @@ fn socket(addr: &str, port: u16) -> String {
     }
 }
 
+/// The declared side the collector recorded: the session's last `cluster_objects` snapshot,
+/// read into a [`ClusterState`] once (a snapshot comes only when the objects changed).
+#[derive(Debug, Clone)]
+pub struct RecordedCluster {
+    pub state: Arc<ClusterState>,
+    /// When the collector read it (wall clock, nanoseconds since the Unix epoch).
+    pub time_unix_ns: u64,
+    /// Objects the snapshot carried.
+    pub objects: usize,
+    /// Objects the collector left out (its size cap), by kind.
+    pub omitted: BTreeMap<String, u64>,
+    /// Objects that did not read as their kind (skipped).
+    pub unreadable: usize,
+}
+
+impl RecordedCluster {
+    /// Where the declared side came from, for the report: "the cluster objects the collector
+    /// read from the Kubernetes API at 2026-12-05T15:22:14Z (42 objects)".
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "the cluster objects the collector read from the Kubernetes API at {} ({} objects",
+            jiff::Timestamp::from_nanosecond(i128::from(self.time_unix_ns))
+                .map_or_else(|_| "an unknown time".to_string(), |t| t.to_string()),
+            self.objects
+        );
+        if !self.omitted.is_empty() {
+            let omitted: Vec<String> = self
+                .omitted
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect();
+            text.push_str(&format!("; cut, left out: {}", omitted.join(", ")));
+        }
+        if self.unreadable > 0 {
+            text.push_str(&format!("; {} unreadable, skipped", self.unreadable));
+        }
+        text.push(')');
+        text
+    }
+}
+
 /// Usage per agent key.
 #[derive(Debug, Clone, Default)]
 pub struct UsageBook {
     agents: BTreeMap<String, Usage>,
     /// Observations of agents beyond [`MAX_AGENTS`].
     pub agents_dropped: u64,
+    /// The last declared objects the collector recorded in the session, if any.
+    pub cluster: Option<RecordedCluster>,
 }
 
 impl UsageBook {
-    /// Takes in an attributed observation (observations of no agent are ignored).
+    /// Takes in an attributed observation (observations of no agent are ignored, but for the
+    /// collector's snapshots of the cluster's objects).
     pub fn observe(&mut self, observation: &AttributedObservation) {
+        if let ObservationKind::ClusterObjects { objects } = &observation.kind {
+            let (state, unreadable) = ClusterState::from_objects(&objects.objects);
+            self.cluster = Some(RecordedCluster {
+                state: Arc::new(state),
+                time_unix_ns: observation.time_unix_ns,
+                objects: objects.objects.len(),
+                omitted: objects.omitted.clone(),
+                unreadable,
+            });
+            return;
+        }
         let Some(agent) = &observation.agent else {
             return;
         };

@@ -34,6 +34,7 @@ mod kind {
     pub const HOST_PATH_WRITE: u8 = 14;
     pub const ENFORCE_POLICY: u8 = 15;
     pub const PACKAGE: u8 = 16;
+    pub const CLUSTER_OBJECTS: u8 = 17;
 }
 
 /// One decoded entry of an event chunk.
@@ -290,6 +291,10 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             EventBody::EnforcePolicy(policy) => {
                 put_bytes(out, &serde_json::to_vec(policy).unwrap_or_default());
             }
+            // JSON too: the API's objects, redacted; one per change of the cluster's objects.
+            EventBody::ClusterObjects(objects) => {
+                put_bytes(out, &serde_json::to_vec(objects).unwrap_or_default());
+            }
         }
     });
 }
@@ -312,6 +317,7 @@ fn kind_code(body: &EventBody) -> u8 {
         EventBody::EscapeSyscall(_) => kind::ESCAPE_SYSCALL,
         EventBody::HostPathWrite { .. } => kind::HOST_PATH_WRITE,
         EventBody::EnforcePolicy(_) => kind::ENFORCE_POLICY,
+        EventBody::ClusterObjects(_) => kind::CLUSTER_OBJECTS,
     }
 }
 
@@ -630,6 +636,10 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             serde_json::from_slice(f.bytes("policy")?)
                 .map_err(|e| format!("not an enforcement policy: {e}"))?,
         )),
+        kind::CLUSTER_OBJECTS => EventBody::ClusterObjects(Box::new(
+            serde_json::from_slice(f.bytes("objects")?)
+                .map_err(|e| format!("not cluster objects: {e}"))?,
+        )),
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -946,6 +956,29 @@ pub(crate) mod tests {
                         },
                     }))
                 },
+            ),
+            (".{0,20}", "[a-z-]{1,20}", any::<u16>(), any::<bool>()).prop_map(
+                |(name, namespace, n, truncated)| {
+                    use agentscope_event::cluster_objects::ClusterObjects;
+                    let objects = vec![serde_json::json!({
+                        "kind": "Role",
+                        "apiVersion": "rbac.authorization.k8s.io/v1",
+                        "metadata": {"name": name, "namespace": namespace},
+                        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+                    })];
+                    EventBody::ClusterObjects(Box::new(ClusterObjects {
+                        bytes: serde_json::to_vec(&objects).map_or(0, |b| b.len() as u64),
+                        objects,
+                        counts: [("Role".to_string(), 1)].into(),
+                        omitted: if truncated {
+                            [("Pod".to_string(), u64::from(n))].into()
+                        } else {
+                            Default::default()
+                        },
+                        truncated,
+                        node_name: truncated.then(|| "node-1".into()),
+                    }))
+                }
             ),
         ]
     }
