@@ -292,16 +292,20 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     let graph = dir.join("hostile.graph.json");
     let report = dir.join("stdout-report.json");
 
-    let mut collector = Command::new(BIN)
-        .args(["collect", "--json", "--ready-message", "--no-kubernetes"])
-        .args(["--memory-budget", &format!("{BUDGET_MIB}M")])
-        .args(["--ring-buffer-kib", &(RING_MIB * 1024).to_string()])
-        .args(["--record", capture.to_str().unwrap()])
-        .args(["--graph-json", graph.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start agentscope collect");
+    // Stopped if the test fails before it does: a node-wide collector left running would
+    // capture every test after it.
+    let mut collector = StopOnDrop(
+        Command::new(BIN)
+            .args(["collect", "--json", "--ready-message", "--no-kubernetes"])
+            .args(["--memory-budget", &format!("{BUDGET_MIB}M")])
+            .args(["--ring-buffer-kib", &(RING_MIB * 1024).to_string()])
+            .args(["--record", capture.to_str().unwrap()])
+            .args(["--graph-json", graph.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start agentscope collect"),
+    );
     let collector_pid = collector.id();
     // The reader of the collector's stdout is a separate process, as a log shipper would be.
     let reader = Command::new(python_interpreter())
