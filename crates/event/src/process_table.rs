@@ -350,9 +350,15 @@ mod tests {
             handed_out.extend(table.take_forgotten());
             assert!(table.len() <= PROCESSES_KEPT);
         }
-        assert_eq!(table.len() as u64 + table.forgotten(), u64::from(offered) + 1);
+        assert_eq!(
+            table.len() as u64 + table.forgotten(),
+            u64::from(offered) + 1
+        );
         assert_eq!(handed_out.len() as u64, table.forgotten());
-        assert!(table.get(1).is_some(), "the process that keeps acting stays");
+        assert!(
+            table.get(1).is_some(),
+            "the process that keeps acting stays"
+        );
         assert!(table.get(1000).is_none(), "the oldest idle one went first");
         assert!(table.get(1000 + offered - 1).is_some());
         assert!(!handed_out.contains(&1));

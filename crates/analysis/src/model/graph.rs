@@ -331,6 +331,26 @@ impl Graph {
         self.release(freed);
     }
 
+    /// Removes node `id` and its edges (its owner forgot it: an evicted agent), counted as
+    /// evictions (the graph is then incomplete).
+    pub fn remove_node(&mut self, id: &str) {
+        let Some(node) = self.nodes.remove(id) else {
+            return;
+        };
+        let mut freed = node_bytes(&node);
+        self.limits.evicted_nodes += 1;
+        let before = self.edges.len();
+        self.edges.retain(|(from, to, _), edge| {
+            let keep = from != id && to != id;
+            if !keep {
+                freed += edge_bytes(edge);
+            }
+            keep
+        });
+        self.limits.evicted_edges += (before - self.edges.len()) as u64;
+        self.release(freed);
+    }
+
     /// Nodes and edges sorted by id, for stable output.
     pub fn snapshot(&self) -> GraphSnapshot {
         let mut nodes: Vec<Node> = self.nodes.values().cloned().collect();
