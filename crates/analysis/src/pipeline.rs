@@ -117,7 +117,7 @@ impl Pipeline {
     ) -> Self {
         let reconstructor = Reconstructor::new(reconstruct);
         let mut model = Model::new(model);
-        // What the model and detection keep may take half the share: the rest stays for
+        // What the model and detection keep may take 3/4 of the share: the rest stays for
         // bytes being reassembled, which make the records (see `MemoryBudget::records`).
         model.set_budget(&reconstructor.budget().records());
         let mut detector = Detector::default();

@@ -17,7 +17,7 @@
 //!   within a small multiple of that (see `agentscope_reconstruct::http`).
 //!
 //! Within the pipeline's share, what the model and detection keep (tool-call records, the
-//! graph, agents, findings, detection state: [`MemoryBudget::records`]) may take at most half
+//! graph, agents, findings, detection state: [`MemoryBudget::records`]) may take at most 3/4
 //! ([`MemoryBudget::records_limit`]). Those records shed their own oldest when they reach it;
 //! without the limit they could fill the share, and every later body would be cut before it
 //! could make a record that sheds them (a node that kept running new agents stopped seeing
@@ -163,9 +163,10 @@ impl MemoryBudget {
         }
     }
 
-    /// What records may hold together: half the pipeline's share.
+    /// What records may hold together: 3/4 of the pipeline's share (the rest is always there
+    /// for bytes being reassembled).
     pub fn records_limit(&self) -> usize {
-        self.inner.held_limit / 2
+        self.inner.held_limit / 4 * 3
     }
 
     /// Charged by records now.
@@ -428,24 +429,27 @@ mod tests {
     }
 
     #[test]
-    fn records_stop_at_half_the_share_and_leave_the_rest_to_bytes_in_flight() {
-        let budget = MemoryBudget::new(8 << 20);
+    fn records_stop_at_their_limit_and_leave_the_rest_to_bytes_in_flight() {
+        let budget = MemoryBudget::new(16 << 20);
         let records = budget.records();
-        assert_eq!(records.records_limit(), 3 << 20);
+        assert_eq!(
+            (budget.held_limit(), records.records_limit()),
+            (12 << 20, 9 << 20)
+        );
         let mut record = Charge::new(&records);
-        assert!(record.try_grow(3 << 20));
+        assert!(record.try_grow(9 << 20));
         assert!(
             !Charge::new(&records).try_grow(1),
             "records are at their limit"
         );
         let mut in_flight = Charge::new(&budget);
-        assert!(in_flight.try_grow(3 << 20), "the other half is left");
+        assert!(in_flight.try_grow(3 << 20), "the rest is left");
         assert!(!in_flight.try_grow(1));
         drop(record);
         assert_eq!((budget.used(), budget.records_used()), (3 << 20, 0));
         // A record that fits its limit but not the total is refused, and not counted.
-        assert!(in_flight.try_grow(2 << 20));
-        assert!(!Charge::new(&records).try_grow(2 << 20));
+        assert!(in_flight.try_grow(6 << 20));
+        assert!(!Charge::new(&records).try_grow(4 << 20));
         assert_eq!(budget.records_used(), 0);
     }
 
