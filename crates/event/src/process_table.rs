@@ -31,8 +31,10 @@ pub const EXITED_KEPT: usize = 4096;
 /// Processes kept at most, running and exited: past it the least recently seen tenth is
 /// forgotten. Far above what a node runs at once (a few thousand), so it is reached only when
 /// exits were lost or by a flood of short-lived processes whose exits have not arrived yet.
-/// Each entry costs about 160 bytes besides its command line (measured: 18,000 synthetic
-/// agent processes held 3.5 MiB), so the table stays within about 8 MiB plus command lines.
+/// Each entry costs about 160 bytes besides its command line (a heap profile: 22,000
+/// synthetic processes held 3.5 MiB), so the table stays within about 5 MiB plus command
+/// lines; what other tables keep per process (identity answers, agent pids) is forgotten with
+/// it.
 pub const PROCESSES_KEPT: usize = 32_768;
 
 /// Forgotten pids waiting for [`ProcessTable::take_forgotten`]; a table nobody drains (the

@@ -176,8 +176,9 @@ const ENTRY_BYTES: usize = 64;
 impl Agent {
     /// Upper-bound estimate of the heap the record takes, for the memory budget: a fixed part
     /// (the record, its pid set at [`PIDS_PER_AGENT`], enforcement decisions) and its strings
-    /// and AI-BOM entries. Measured: a synthetic agent with a model, three offered tools and
-    /// an MCP server takes about 4.5 KiB (debug build), estimated at 4.9 KiB.
+    /// and AI-BOM entries. A heap profile of the footprint bench's synthetic agents (a model
+    /// or an MCP server each, a few tools) put record and AI-BOM at about 4 KiB an agent; the
+    /// recorded incident agent (five tools, two MCP servers, pod identity) is charged 10 KiB.
     pub fn estimate_bytes(&self) -> usize {
         const FIXED: usize = 3072;
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
