@@ -511,7 +511,7 @@ impl Collector {
                 .unwrap_or_default(),
         })?;
         kernel.seed_parents(existing.iter().map(|p| (p.pid, p.ppid)));
-        let mut policy_reports = crate::enforcement_reports::PolicyReports::new(boot_time_ns());
+        let mut policy_reports = crate::enforcement_reports::PolicyReports::new();
         if let Some(pins) = &pins {
             let adopting = options.governed.is_empty();
             crate::enforcement_pins::govern_pinned(

@@ -1,12 +1,14 @@
 //! The policies the kernel applies, reported into the pipeline (issue 17): an
 //! `enforce_policy` event per governed agent when this collector starts enforcing or adopts
-//! pinned enforcement, when its disarmer drops an agent to audit, and when the kernel's copy
-//! changes otherwise (`agentscope enforce off` empties it: every category off). So the
+//! pinned enforcement, when its disarmer drops an agent to audit, when the kernel's copy
+//! changes otherwise (`agentscope enforce off` empties it: every category off), and when
+//! files found after enforcement began are governed (crate::enforcement_file_refresh). So the
 //! console, live, `--connect` or replaying a recording, knows each agent's modes before any
 //! decision, from the same events.
 //!
 //! Changes made behind the collector's back are found by reading `AGENT_POLICIES` again at
-//! most once a second, after a batch of events.
+//! most once a second, after a batch of events or on the collector's timer
+//! (`Collector::keep_enforcement`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,7 +19,7 @@ use aya::maps::HashMap as BpfHashMap;
 
 use crate::enforcement::{AgentScope, GovernedAgent, Mode};
 use crate::error::CollectorError;
-use crate::event::{Event, EventBody, Header};
+use crate::event::{Event, EventBody};
 use crate::kernel::KernelCapture;
 
 /// How often the kernel's policies are read again for changes the collector did not make.
@@ -52,16 +54,20 @@ pub struct PolicyReports {
     reported: BTreeMap<u32, Reported>,
     checked_at: Instant,
     pending: Vec<Event>,
-    boot_time_ns: u64,
+}
+
+impl Default for PolicyReports {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl PolicyReports {
-    pub fn new(boot_time_ns: u64) -> Self {
+    pub fn new() -> Self {
         PolicyReports {
             reported: BTreeMap::new(),
             checked_at: Instant::now(),
             pending: Vec::new(),
-            boot_time_ns,
         }
     }
 
@@ -116,34 +122,19 @@ impl PolicyReports {
             AgentScope::ProcessTree(pid) => (format!("pid:{pid}"), Some(pid), None),
             AgentScope::Cgroup(id) => (format!("cgroup:{id}"), None, Some(id)),
         };
-        let ts_ns = crate::collector::clock_ns(libc::CLOCK_BOOTTIME);
-        Event {
-            // The collector's observation, not a process's: no pid, no cgroup.
-            header: Header {
-                ts_ns,
-                time_unix_ns: self.boot_time_ns + ts_ns,
-                pid: 0,
-                tid: 0,
-                ppid: 0,
-                uid: 0,
-                gid: 0,
-                cgroup_id: 0,
-                comm: String::new(),
-            },
-            body: EventBody::EnforcePolicy(Box::new(EnforcePolicy {
-                agent_id: agent.id,
-                baseline: agent.baseline.clone(),
-                revision,
-                scope,
-                scope_pid,
-                scope_cgroup_id,
-                network: policy_mode(network),
-                exec: policy_mode(exec),
-                files: policy_mode(files),
-                change,
-                files_added,
-            })),
-        }
+        crate::collector::collector_made_event(EventBody::EnforcePolicy(Box::new(EnforcePolicy {
+            agent_id: agent.id,
+            baseline: agent.baseline.clone(),
+            revision,
+            scope,
+            scope_pid,
+            scope_cgroup_id,
+            network: policy_mode(network),
+            exec: policy_mode(exec),
+            files: policy_mode(files),
+            change,
+            files_added,
+        })))
     }
 
     /// After the disarmer dropped `agent` to audit in the kernel.
