@@ -117,11 +117,9 @@ impl Pipeline {
     ) -> Self {
         let reconstructor = Reconstructor::new(reconstruct);
         let mut model = Model::new(model);
-        // What the model and detection keep may take 3/4 of the share: the rest stays for
-        // bytes being reassembled, which make the records (see `MemoryBudget::records`).
-        model.set_budget(&reconstructor.budget().records());
+        model.set_budget(reconstructor.budget());
         let mut detector = Detector::default();
-        detector.set_budget(&reconstructor.budget().records());
+        detector.set_budget(reconstructor.budget());
         Self {
             reconstructor,
             model,
@@ -153,8 +151,7 @@ impl Pipeline {
     /// Restarts detection with these options (what it raised so far is dropped).
     pub fn set_detection(&mut self, options: DetectorOptions) {
         self.detector = Detector::new(options);
-        self.detector
-            .set_budget(&self.reconstructor.budget().records());
+        self.detector.set_budget(self.reconstructor.budget());
     }
 
     /// Starts from a known process table (live capture: the collector's, seeded from /proc).
@@ -177,12 +174,6 @@ impl Pipeline {
         }
         let gap_before = self.reconstructor.stats().gap_bytes;
         let observations = self.reconstructor.push(event);
-        for pid in self.reconstructor.take_forgotten_processes() {
-            // The process table was full: what is kept per process goes as at an exit.
-            self.model
-                .forget_process(pid, event.header.ts_ns, &mut self.identity);
-            self.earlier.forget_process(pid);
-        }
         let observations = self.apply(observations);
         let gap = self.reconstructor.stats().gap_bytes;
         if gap > gap_before {
@@ -224,9 +215,6 @@ impl Pipeline {
             let processes = self.reconstructor.processes();
             self.model
                 .apply(&observation, processes, &mut self.identity);
-            for agent in self.model.take_evicted_agents() {
-                self.detector.forget_agent(&agent);
-            }
             let mut links = self.model.take_new_links();
             for link in &mut links {
                 link.session = self
