@@ -262,6 +262,15 @@ fn check_the_scanner_finds_planted_secrets(dir: &Path, secrets_file: &Path) {
         serde_json::json!(["BearerTokS3cr3t02", "VaultTokS3cr3t05"]),
         "the output scanner misses planted secrets, so it could not catch a leak"
     );
+    // And it says where: the exec line's text, and the data line that completed the secret.
+    let evidence = &report["leak_evidence"];
+    assert_eq!(evidence["BearerTokS3cr3t02"]["line"], 1, "{evidence:#}");
+    assert_eq!(evidence["BearerTokS3cr3t02"]["found_in"], "line text");
+    assert_eq!(evidence["VaultTokS3cr3t05"]["line"], 3, "{evidence:#}");
+    assert_eq!(
+        evidence["VaultTokS3cr3t05"]["found_in"],
+        "stream joined across events"
+    );
 }
 
 #[test]
@@ -424,7 +433,8 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     assert_eq!(
         seen["leaks"],
         serde_json::json!([]),
-        "secrets reached --json output"
+        "secrets reached --json output; where first: {:#}",
+        seen["leak_evidence"]
     );
     let reader_pid = reader.0.id().to_string();
     assert!(

@@ -7,6 +7,9 @@ would, without storing it, and reports what it saw to --report as JSON:
   leaks                 every secret (from --secrets, a JSON list) found in a line's text or in
                         any reassembled payload stream: payloads are joined per stream before
                         searching, so a secret captured one byte per event is still found
+  leak_evidence         per secret found, where first: the line number, whether it was in the
+                        line's text or a joined stream, and that line (cut to 2 KiB), so a
+                        failing run says what leaked and how
   data_events_by_pid    payload events per pid (a consumer of the collector's own output must
                         not show up here)
 
@@ -46,12 +49,17 @@ def main():
     keep = max(len(s) for s in secrets)
     shared = shared_substring(secrets)
     leaks = set()
+    evidence = {}
+    where = {"line": 0, "raw": b""}
 
-    def find_leaks(text):
+    def find_leaks(text, how):
         if shared in text:
             for s in secrets:
                 if s in text:
                     leaks.add(s.decode())
+                    evidence.setdefault(s.decode(), {
+                        "line": where["line"], "found_in": how,
+                        "text": where["raw"][:2048].decode("utf-8", "replace")})
 
     tails = {}
     data_by_pid = {}
@@ -61,7 +69,8 @@ def main():
         total += len(raw)
         lines += 1
         last = raw
-        find_leaks(raw)
+        where["line"], where["raw"] = lines, raw
+        find_leaks(raw, "line text")
         try:
             event = json.loads(raw)
         except ValueError:
@@ -73,12 +82,13 @@ def main():
         key = (pid, event.get("source"), event.get("direction"),
                event.get("conn_id") if event.get("source") == "tls" else event.get("fd"))
         window = tails.get(key, b"") + base64.b64decode(event.get("data_b64", ""))
-        find_leaks(window)
+        find_leaks(window, "stream joined across events")
         tails[key] = window[-keep:]
     with open(args.report + ".tmp", "w") as f:
         json.dump({"bytes": total, "lines": lines,
                    "last": last.decode("utf-8", "replace"),
                    "leaks": sorted(leaks),
+                   "leak_evidence": evidence,
                    "data_events_by_pid": {str(k): v for k, v in data_by_pid.items()}}, f)
     os.rename(args.report + ".tmp", args.report)
 
