@@ -413,13 +413,14 @@ impl PostgresFrontend {
     /// around it, and returns the ranges to mask.
     #[cfg(test)]
     pub fn follow(&mut self, chunk: &[u8]) -> Vec<Range<usize>> {
-        self.follow_at(chunk, ChunkEdges::CONTIGUOUS)
+        self.follow_at(chunk, ChunkEdges::CONTIGUOUS).masks
     }
 
     /// Follows `chunk` (original bytes), with what is known of the bytes around it, and
-    /// returns the ranges to mask.
-    pub fn follow_at(&mut self, chunk: &[u8], edges: ChunkEdges) -> Vec<Range<usize>> {
+    /// returns the ranges to mask and where messages start.
+    pub fn follow_at(&mut self, chunk: &[u8], edges: ChunkEdges) -> Followed {
         self.lose(edges.before);
+        let mut message_starts = Vec::new();
         if edges.starts_call {
             let lost = self.state == State::Lost;
             let between_messages = lost
@@ -436,6 +437,7 @@ impl PostgresFrontend {
                 // lost on the first record of the next connection on that fd, which a header
                 // cut short by that gap would then be misread with.
                 self.restart();
+                message_starts.push(0);
             } else if lost {
                 match call_start(chunk) {
                     CallStart::Messages if edges.before == Gap::None => {
@@ -447,6 +449,10 @@ impl PostgresFrontend {
                     _ => {}
                 }
             }
+        }
+        // A gap that ended exactly at a message's end: the chunk starts the next one.
+        if self.known && self.state == Self::message_header() {
+            message_starts.push(0);
         }
         let mut masks = Vec::new();
         let mut i = 0;
@@ -486,6 +492,7 @@ impl PostgresFrontend {
                     *remaining -= take as u32;
                     if *remaining == 0 {
                         self.state = Self::message_header();
+                        message_starts.push(i);
                     }
                 }
                 State::MessageHeader { header, have } => {
@@ -495,7 +502,10 @@ impl PostgresFrontend {
                     if *have == 5 {
                         let password = header[0] == b'p';
                         self.state = match message_length(header) {
-                            Some(4) => Self::message_header(),
+                            Some(4) => {
+                                message_starts.push(i);
+                                Self::message_header()
+                            }
                             Some(len) => State::MessageBody {
                                 remaining: len - 4,
                                 mask: password,
@@ -522,13 +532,31 @@ impl PostgresFrontend {
                     *remaining -= take as u32;
                     if *remaining == 0 {
                         self.state = Self::message_header();
+                        message_starts.push(i);
                     }
                 }
             }
         }
         self.lose(Gap::bytes(edges.lost_after));
-        masks
+        if !self.known {
+            message_starts.clear();
+        }
+        Followed {
+            masks,
+            message_starts,
+        }
     }
+}
+
+/// What following a chunk found.
+#[derive(Debug, Default)]
+pub struct Followed {
+    /// Ranges of the chunk to mask (password message bodies, bytes of lost framing).
+    pub masks: Vec<Range<usize>>,
+    /// Offsets in the chunk (its length included: the next chunk) where a message of a stream
+    /// known to be PostgreSQL starts with its framing followed exactly: bytes from there on are
+    /// read in a known place, whatever was lost before.
+    pub message_starts: Vec<usize>,
 }
 
 /// The length a typed message header states, if it is one.

@@ -28,6 +28,12 @@ pub enum OpenValue {
     Pem,
     /// The password of `scheme://user:password@`: ends at `@` (or at `/`, when it was a port).
     UserInfo,
+    /// Bytes right after bytes the stream lost: the lost bytes may have held a secret's name
+    /// (`"pass` of `"password":"…"`, `Cook` of `Cookie:`), so whatever follows may be its
+    /// value, however it looks. Ends at a line feed: names and values of headers, query
+    /// strings, form and JSON fields stand on one line (see stream.rs for where a message
+    /// start ends it sooner).
+    AfterLoss,
 }
 
 impl OpenValue {
@@ -72,6 +78,7 @@ impl OpenValue {
             OpenValue::Token => until(&|b| !token_byte(b)),
             OpenValue::Pem => until(&|b| b == b'-'),
             OpenValue::UserInfo => until(&|b| b == b'@' || userinfo_ends(b)),
+            OpenValue::AfterLoss => until(&|b| b == b'\n'),
         }
     }
 }

@@ -16,6 +16,10 @@
 //! a forgotten stream that was inside a secret keeps that fact (a few bytes) so its next chunk
 //! is still masked up to the value's end, and one inside PostgreSQL framing comes back with
 //! that framing lost (masked until a write starts with a message header).
+//! Bytes lost before a chunk (a record the kernel dropped, a call cut at its cap) may have
+//! held a secret's name or part of it, so what follows is masked to the end of its line
+//! ([`OpenValue::AfterLoss`]), unless the chunk starts a call with an HTTP/1 message start or a
+//! followed PostgreSQL message starts sooner (docs/redaction.md, "Lost bytes").
 //! The PostgreSQL follower is told exactly how many bytes are missing around each chunk (from
 //! the chunk's place in its call and the `lost_bytes` the kernel reports), so a loss moves its
 //! framing on or loses it, never misreads it.
@@ -68,8 +72,9 @@ struct StreamState {
     /// The first bytes, while they are too few to decide (a prefix of the preface, or of a
     /// server's SETTINGS frame header).
     undecided: Vec<u8>,
-    /// The last chunk's call, place in it, whether it ended the call, and where the call's
-    /// next byte would start, to notice bytes that never arrived.
+    /// The last chunk's call, place in it, whether it ended the call with nothing of it lost
+    /// after it, and where the call's next byte would start, to notice bytes that never
+    /// arrived.
     last_chunk: Option<(u64, u32, bool, u64)>,
     http2: Option<Box<Http2Direction>>,
 }
@@ -188,10 +193,18 @@ impl StreamRedactor {
         //   in the call).
         let (follows, gap_before) = match (place, state.last_chunk) {
             (None, _) => (true, false),
-            (Some(place), last) if place.seq == 0 => (
-                place.lost_bytes == 0 && last.is_none_or(|(_, _, ended, _)| ended),
-                place.offset > 0 || place.lost_bytes > place.lost_after(chunk.len()),
-            ),
+            (Some(place), last) if place.seq == 0 => {
+                // The stream's last call never delivered its final chunk: what it lost is
+                // missing here even when no count says so (the kernel's per-stream gap counts
+                // are an LRU that forgets under the floods that drop records).
+                let last_call_cut = last.is_some_and(|(_, _, ended, _)| !ended);
+                (
+                    place.lost_bytes == 0 && !last_call_cut,
+                    place.offset > 0
+                        || place.lost_bytes > place.lost_after(chunk.len())
+                        || last_call_cut,
+                )
+            }
             (Some(place), Some((call, seq, _, next_offset))) => {
                 let in_step = place.call_id == call && place.seq == seq.wrapping_add(1);
                 (
@@ -211,16 +224,31 @@ impl StreamRedactor {
             starts_call: p.seq == 0,
             lost_after: p.lost_after(chunk.len()),
         });
-        state.last_chunk = place.map(|p| (p.call_id, p.seq, p.last, p.offset + chunk.len() as u64));
-        if gap_before && state.open.is_none() {
-            // What was lost may have been a secret's name (`X-Amz-Signature=`, `"password":"`)
-            // with its value arriving now: what starts the chunk is masked as a value whose name
-            // is unknown, up to the first byte that ends a bare value (whitespace, `&`, `;`, a
-            // quote). A value already open runs on as before.
-            state.open = Some(OpenValue::Bare);
-            state.open_bytes = 0;
-        }
+        // A call cut at the per-call cap did not end whole: its next call follows a gap.
+        state.last_chunk = place.map(|p| {
+            let whole_end = p.last && p.lost_after(chunk.len()) == 0;
+            (p.call_id, p.seq, whole_end, p.offset + chunk.len() as u64)
+        });
         let starts_call = place.is_none_or(|p| p.seq == 0);
+        if gap_before {
+            // What was lost may have held a secret's name, whole or in part (`X-Amz-Signature=`,
+            // `"pass` of `"password":"`, `Cook` of `Cookie:`), with its separator and value
+            // arriving now: the chunk is masked from its start to the end of the line
+            // ([`OpenValue::AfterLoss`]), or, on a PostgreSQL stream followed exactly, to the
+            // next message. A private key already open runs on to its end line. Only a call
+            // that starts with the start of an HTTP/1 message says the lost bytes were an
+            // earlier message's, so nothing of them can be pending. The bytes kept from
+            // before the gap are dropped: they do not join the bytes after it.
+            let message_start =
+                starts_call && place.is_none_or(|p| p.offset == 0) && starts_http1_message(chunk);
+            state.open = match state.open {
+                Some(OpenValue::Pem) => Some(OpenValue::Pem),
+                _ if message_start => None,
+                _ => Some(OpenValue::AfterLoss),
+            };
+            state.open_bytes = 0;
+            state.carry.clear();
+        }
         if !follows {
             if let Some(http2) = &mut state.http2 {
                 http2.lose();
@@ -329,6 +357,23 @@ impl StreamRedactor {
     }
 }
 
+/// Whether `chunk` begins like an HTTP/1 message: a request line's method and space, or a
+/// status line's version. Too few bytes to tell are no message start.
+fn starts_http1_message(chunk: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] = [
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"PATCH ",
+        b"DELETE ",
+        b"HEAD ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"TRACE ",
+    ];
+    chunk.starts_with(b"HTTP/1.") || METHODS.iter().any(|method| chunk.starts_with(method))
+}
+
 /// What a stream's first bytes say.
 enum FirstBytes {
     /// Too few to tell (a prefix of the preface or of a SETTINGS frame header).
@@ -379,7 +424,8 @@ fn redact_text(state: &mut StreamState, chunk: &mut [u8], edges: ChunkEdges) -> 
     let original = chunk.to_vec();
     let mut count = 0;
 
-    for range in state.postgres.follow_at(&original, edges) {
+    let followed = state.postgres.follow_at(&original, edges);
+    for range in followed.masks {
         chunk[range].fill(b'*');
         count += 1;
     }
@@ -387,7 +433,14 @@ fn redact_text(state: &mut StreamState, chunk: &mut [u8], edges: ChunkEdges) -> 
     // A value that began before the window still runs on.
     let mut open = None;
     if let Some(value) = state.open {
-        let (len, still_open) = value.continue_in(&original);
+        let (mut len, mut still_open) = value.continue_in(&original);
+        if value == OpenValue::AfterLoss {
+            // A PostgreSQL message starting at a known place ends what a loss left unknown.
+            if let Some(&start) = followed.message_starts.iter().find(|&&at| at <= len) {
+                len = start;
+                still_open = None;
+            }
+        }
         if len > 0 {
             chunk[..len].fill(b'*');
             count += 1;
@@ -480,7 +533,46 @@ mod tests {
             b"GET /r.csv?X-Amz-Algorithm=AWS4&X-Amz-",
         );
         let after = send_bytewise(&mut redactor, 100, 10, b"AmzSigS3cr3t20 HTTP/1.1\r\n");
-        assert_eq!(after, b"************** HTTP/1.1\r\n");
+        assert_eq!(after, b"************************\n");
+    }
+
+    #[test]
+    fn a_value_whose_name_was_lost_in_part_is_masked() {
+        // The hostile-node leak: `_KEY` of `OPENAI_API_KEY` lost, then the separator and the
+        // value arrive; nothing delivered says a name was there, only that bytes are missing.
+        let mut redactor = StreamRedactor::default();
+        send_bytewise(&mut redactor, 0, 0, br#"{"arguments":"{\"OPENAI_API"#);
+        let after = send_bytewise(
+            &mut redactor,
+            100,
+            4,
+            b"\\\":\\\"EnvApiKeyS3cr3t08\\\",\\\"n\\\":1}\"}\n{\"next\":1}",
+        );
+        let after = String::from_utf8(after).unwrap();
+        let (line, next) = after.split_once('\n').unwrap();
+        assert!(line.bytes().all(|b| b == b'*'), "{after}");
+        assert_eq!(next, r#"{"next":1}"#);
+    }
+
+    #[test]
+    fn a_loss_before_a_call_that_starts_a_message_masks_nothing_of_it() {
+        // A keep-alive connection lost the end of one request; the next request is written
+        // as one call that starts with its request line: nothing of it can be a lost name's.
+        let mut redactor = StreamRedactor::default();
+        let mut first = *b"POST /a HTTP/1.1\r\nContent-Length: 20\r\n\r\n{\"pass";
+        let whole = |call_id, lost_bytes, len| ChunkPlace {
+            call_id,
+            seq: 0,
+            lost_bytes,
+            last: true,
+            offset: 0,
+            total_len: len,
+        };
+        redactor.redact_chunk_at(key(), 3, Some(whole(1, 0, first.len() as u64)), &mut first);
+        let next = b"GET /b?q=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut second = *next;
+        redactor.redact_chunk_at(key(), 3, Some(whole(2, 14, next.len() as u64)), &mut second);
+        assert_eq!(&second, next);
     }
 
     #[test]
@@ -511,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_inside_a_call_masks_the_next_chunk_start_and_only_that() {
+    fn a_gap_inside_a_call_masks_the_rest_of_the_line_and_only_that() {
         let mut redactor = StreamRedactor::default();
         let mut first = *b"{\"note\":\"hello\",\"x\":";
         redactor.redact_chunk_at(key(), 3, Some(place(0, 0, 0, false)), &mut first);
@@ -519,11 +611,11 @@ mod tests {
         // Chunk 1 (20 bytes at 20) was lost: chunk 2 says so with the call's lost bytes.
         let mut third = *b"hunter2 and the rest\"}";
         redactor.redact_chunk_at(key(), 3, Some(place(2, 40, 20, false)), &mut third);
-        assert_eq!(&third, b"******* and the rest\"}");
-        // The next chunk follows: nothing more is masked.
-        let mut fourth = *b" plain words";
+        assert_eq!(&third, b"**********************");
+        // The next chunk follows: the line runs on masked, and the next line is read again.
+        let mut fourth = *b" plain\nwords";
         redactor.redact_chunk_at(key(), 3, Some(place(3, 62, 20, false)), &mut fourth);
-        assert_eq!(&fourth, b" plain words");
+        assert_eq!(&fourth, b"******\nwords");
     }
 
     #[test]
@@ -536,10 +628,19 @@ mod tests {
         let mut last = *b"BBBBBBBBBB";
         redactor.redact_chunk_at(key(), 3, Some(place(1, 10, 80, true)), &mut last);
         assert_eq!(&last, b"BBBBBBBBBB");
-        // A single-chunk call cut the same way.
+        // The next call follows the 80 bytes beyond the cap: a gap before it.
+        let mut next = *b"DDDD\nEEEE";
+        let after_cut = ChunkPlace {
+            call_id: 10,
+            ..place(0, 0, 0, true)
+        };
+        redactor.redact_chunk_at(key(), 3, Some(after_cut), &mut next);
+        assert_eq!(&next, b"****\nEEEE");
+        // A single-chunk call cut the same way, on a stream of its own.
+        let mut redactor = StreamRedactor::default();
         let mut only = *b"CCCCCCCCCC";
         let cut = ChunkPlace {
-            call_id: 10,
+            call_id: 11,
             ..place(0, 0, 90, true)
         };
         redactor.redact_chunk_at(key(), 3, Some(cut), &mut only);

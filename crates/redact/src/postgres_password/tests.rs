@@ -122,7 +122,7 @@ fn follow_pieces(pieces: &[(&[u8], ChunkEdges)]) -> (Vec<u8>, PostgresFrontend) 
     let mut out = Vec::new();
     for (bytes, edges) in pieces {
         let mut piece = bytes.to_vec();
-        for range in state.follow_at(bytes, *edges) {
+        for range in state.follow_at(bytes, *edges).masks {
             piece[range].fill(b'*');
         }
         out.extend(piece);
@@ -281,7 +281,10 @@ fn start_with_lost(stream: &[u8], lost: &[usize]) -> (Vec<u8>, PostgresFrontend)
             continue;
         }
         let mut piece = [byte];
-        for range in state.follow_at(&piece.clone(), after(Gap::bytes(missing))) {
+        for range in state
+            .follow_at(&piece.clone(), after(Gap::bytes(missing)))
+            .masks
+        {
             piece[range].fill(b'*');
         }
         missing = 0;
@@ -437,7 +440,7 @@ proptest::proptest! {
         let mut state = PostgresFrontend::default();
         for (piece, before, starts_call, lost_after) in &pieces {
             let edges = ChunkEdges { before: *before, starts_call: *starts_call, lost_after: *lost_after };
-            for range in state.follow_at(piece, edges) {
+            for range in state.follow_at(piece, edges).masks {
                 proptest::prop_assert!(range.end <= piece.len());
             }
         }
