@@ -199,7 +199,10 @@ async fn api_identity_follows_the_pod_watch() {
     let role_arn =
         account.metadata.annotations.as_ref().unwrap()["eks.amazonaws.com/role-arn"].clone();
 
-    let server = ApiServer::start(false).await;
+    // HTTPS with a CA-signed leaf, as a real API server: the resolver trusts the CA named in
+    // its kubeconfig.
+    let dir = tempfile::tempdir().unwrap();
+    let server = ApiServer::start_tls(false, &dir.path().join("api-cert")).await;
     server.add_pod(&pod);
     // Another node's pod, with the same container id: the field selector must keep it out.
     server.add_pod(fixture_pod(&random_pod_uid(), "other-node", &container_id));
@@ -217,8 +220,10 @@ async fn api_identity_follows_the_pod_watch() {
         ),
         serde_json::to_value(&account).unwrap(),
     );
-    let dir = tempfile::tempdir().unwrap();
     let kubeconfig = server.write_kubeconfig(dir.path());
+    assert!(std::fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .contains("server: https://"));
 
     let mut resolver = IdentityResolver::new(options(KubernetesSource::Kubeconfig(kubeconfig)));
     resolver.start().await.expect("start");

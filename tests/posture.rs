@@ -143,7 +143,10 @@ fn decoy_pod() -> Value {
 }
 
 fn run_session(dir: &Path, host: &str, watch: Watch) -> (SupportAgentCluster, Watched, u16) {
-    let cluster = SupportAgentCluster::start(dir);
+    // HTTPS, as a real API server: the collector reads it through its kubeconfig's CA, and the
+    // agent's own API call is read from its TLS library.
+    let cluster = SupportAgentCluster::start_tls(dir);
+    let api_ca = cluster.api.ca.clone().expect("an HTTPS API server");
     // The objects the collector reads from the API, as `posture --cluster` reads them from a
     // file, and a pod with secrets in its spec.
     serve_lists(&cluster, &cluster_list());
@@ -162,7 +165,7 @@ fn run_session(dir: &Path, host: &str, watch: Watch) -> (SupportAgentCluster, Wa
     let turns = vec![
         // With the pod's own token, as a client in the pod sends it.
         json!({"tool_calls": [{"name": "http_get", "arguments": {
-            "url": format!("http://127.0.0.1:{}{config_map_path}", cluster.api.port),
+            "url": format!("{}{config_map_path}", cluster.api.url()),
             "headers": {"Authorization": format!("Bearer {}", cluster.token())}}}]}),
         json!({"tool_calls": [{"name": "http_get", "arguments": {
             "url": format!("http://{host}:{}/api/accounts/42/status", accounts.port)}}]}),
@@ -182,6 +185,9 @@ fn run_session(dir: &Path, host: &str, watch: Watch) -> (SupportAgentCluster, Wa
         &[
             ("AGENTSCOPE_TEST_API_KEY", API_KEY),
             ("HOSTNAME", cluster.pod_name()),
+            // What the agent's HTTP client trusts (the API server's CA), as a pod trusts the
+            // CA mounted with its token.
+            ("SSL_CERT_FILE", api_ca.to_str().unwrap()),
         ],
     );
     cluster.cgroup.move_in(agent.pid());

@@ -220,15 +220,53 @@ pub(crate) fn json_response(code: u16, value: &Value) -> Response {
 }
 
 /// Serves on 127.0.0.1 from tasks of the tokio runtime it was started in; that runtime must
-/// keep running while the server is used.
+/// keep running while the server is used. Plain HTTP ([`ApiServer::start`]) or HTTPS with a
+/// leaf certificate under a test CA, as a real API server presents ([`ApiServer::start_tls`]).
 pub struct ApiServer {
     pub port: u16,
+    /// The CA a client must trust, when the server speaks TLS.
+    pub ca: Option<PathBuf>,
     state: Arc<Mutex<ServerState>>,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A rustls server configuration for the leaf [`super::certificates::make_ca_and_leaf`] made in
+/// `cert_dir`.
+fn tls_acceptor(cert_dir: &Path) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(cert_dir.join("cert.pem"))
+            .unwrap()
+            .map(|cert| cert.unwrap())
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(cert_dir.join("key.pem")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 impl ApiServer {
+    /// Plain HTTP.
     pub async fn start(forbid_pods: bool) -> ApiServer {
+        Self::start_with(forbid_pods, None).await
+    }
+
+    /// HTTPS, with a CA and a leaf for 127.0.0.1 made in `cert_dir` (the CA is [`Self::ca`]).
+    pub async fn start_tls(forbid_pods: bool, cert_dir: &Path) -> ApiServer {
+        let ca = super::certificates::make_ca_and_leaf(cert_dir);
+        let mut server = Self::start_with(forbid_pods, Some(tls_acceptor(cert_dir))).await;
+        server.ca = Some(ca);
+        server
+    }
+
+    async fn start_with(forbid_pods: bool, tls: Option<tokio_rustls::TlsAcceptor>) -> ApiServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(ServerState {
@@ -243,6 +281,7 @@ impl ApiServer {
                     return;
                 };
                 let state = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(
                         move |request: hyper::Request<hyper::body::Incoming>| {
@@ -257,13 +296,37 @@ impl ApiServer {
                             }
                         },
                     );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(tls) => {
+                            let Ok(stream) = tls.accept(stream).await else {
+                                return;
+                            };
+                            let _ = http
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
                 });
             }
         });
-        ApiServer { port, state, task }
+        ApiServer {
+            port,
+            ca: None,
+            state,
+            task,
+        }
+    }
+
+    /// Where clients reach it: `https://` when it speaks TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ServerState> {
@@ -411,8 +474,15 @@ impl ApiServer {
         forbidden
     }
 
+    /// A kubeconfig for the collector, trusting the server's CA when it speaks TLS.
     pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
-        write_kubeconfig(dir, &format!("http://127.0.0.1:{}", self.port))
+        write_kubeconfig_trusting(
+            dir,
+            &self.url(),
+            "kubeconfig",
+            COLLECTOR_TOKEN,
+            self.ca.as_deref(),
+        )
     }
 }
 
@@ -433,7 +503,21 @@ pub fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
 /// A kubeconfig in `dir/file` whose user presents `token` (someone other than the collector,
 /// such as the person who runs `baseline approve`).
 pub fn write_kubeconfig_as(dir: &Path, server: &str, file: &str, token: &str) -> PathBuf {
+    write_kubeconfig_trusting(dir, server, file, token, None)
+}
+
+/// [`write_kubeconfig_as`], trusting `ca` for an `https://` server.
+pub fn write_kubeconfig_trusting(
+    dir: &Path,
+    server: &str,
+    file: &str,
+    token: &str,
+    ca: Option<&Path>,
+) -> PathBuf {
     let path = dir.join(file);
+    let authority = ca.map_or(String::new(), |ca| {
+        format!("\n    certificate-authority: {}", ca.display())
+    });
     std::fs::write(
         &path,
         format!(
@@ -442,7 +526,7 @@ kind: Config
 clusters:
 - name: test
   cluster:
-    server: {server}
+    server: {server}{authority}
 users:
 - name: collector
   user:
@@ -596,14 +680,29 @@ pub struct SupportAgentCluster {
 }
 
 impl SupportAgentCluster {
-    /// Starts the API server, creates the pod's cgroup and writes a kubeconfig into `dir`.
+    /// Starts the API server (plain HTTP), creates the pod's cgroup and writes a kubeconfig
+    /// into `dir`.
     pub fn start(dir: &Path) -> SupportAgentCluster {
+        Self::start_with(dir, false)
+    }
+
+    /// [`Self::start`] with the API server on HTTPS, as a real cluster's is: its CA is in
+    /// `dir/api-cert/ca.pem` ([`ApiServer::ca`]) and in the kubeconfig.
+    pub fn start_tls(dir: &Path) -> SupportAgentCluster {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, tls: bool) -> SupportAgentCluster {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let api = runtime.block_on(ApiServer::start(false));
+        let api = if tls {
+            runtime.block_on(ApiServer::start_tls(false, &dir.join("api-cert")))
+        } else {
+            runtime.block_on(ApiServer::start(false))
+        };
         let pod = support_agent_fixture("pod.json");
         let replica_set = support_agent_fixture("replicaset.json");
         let account = support_agent_fixture("serviceaccount.json");
