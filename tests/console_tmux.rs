@@ -350,8 +350,8 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     let document = &baseline[baseline.find("apiVersion:").unwrap()..];
     assert!(!document.contains("127.0.0.2"), "{document}");
 
-    // At 80x24 graph, timeline and AI-BOM share one place: the header names the panes not
-    // on screen, and each pane's number key brings it up focused.
+    // At 80x24 graph, timeline, AI-BOM and posture share one place: the header names the
+    // panes not on screen, and each pane's number key brings it up focused.
     let resized = tmux.run(&["resize-window", "-t", "console", "-x", "80", "-y", "24"]);
     assert!(resized.status.success(), "{resized:?}");
     tmux.wait_for("the 80x24 layout", Duration::from_secs(10), |s| {
@@ -365,6 +365,7 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
         ("4", "Detail"),
         ("5", "AI-BOM ·"),
         ("6", "Findings ("),
+        ("7", "Posture ·"),
     ] {
         tmux.keys(&[key]);
         let focused = format!("┏ {title}");
@@ -372,7 +373,7 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
         // The hint line above the status line: the focused pane's keys.
         let hints = screen.lines().rev().filter(|l| !l.trim().is_empty()).nth(1);
         assert!(
-            hints.is_some_and(|l| l.contains("1-6 pane")),
+            hints.is_some_and(|l| l.contains("1-7 pane")),
             "hints for {title}:\n{screen}"
         );
     }

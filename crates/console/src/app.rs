@@ -77,10 +77,12 @@ pub enum PaneId {
     Detail,
     AiBom,
     Findings,
+    /// What the agent may do against what it did (docs/posture.md).
+    Posture,
 }
 
 /// Tab order, which is also the panes' numbers.
-const PANES: [PaneId; 6] = PANE_ORDER;
+const PANES: [PaneId; 7] = PANE_ORDER;
 
 /// Where the replay is, as `width` cells: played `━`, to come `─`, the playhead `●`, and a
 /// finding's moment `!` (so `}` has somewhere visible to go).
@@ -126,6 +128,7 @@ fn pane_action(pane: PaneId) -> Action {
         PaneId::Detail => Action::PaneDetail,
         PaneId::AiBom => Action::PaneAiBom,
         PaneId::Findings => Action::PaneFindings,
+        PaneId::Posture => Action::PanePosture,
     }
 }
 
@@ -186,8 +189,10 @@ pub struct App {
     options: AppOptions,
     focus: PaneId,
     history: Vec<PaneId>,
-    /// Of graph, timeline and AI-BOM, the one shown in the narrow layout.
+    /// Of graph, timeline, AI-BOM and posture, the one shown in the narrow layout.
     content_pane: PaneId,
+    /// Of AI-BOM and posture, the one shown under Detail in the wide layout.
+    inventory_pane: PaneId,
     zoom: bool,
     help: bool,
     filter_edit: Option<(PaneId, String)>,
@@ -208,7 +213,8 @@ pub struct App {
     detail: ScrollText,
     detail_title: String,
     aibom: ScrollText,
-    /// What each agent was seen doing, for the AI-BOM pane's posture section.
+    posture: ScrollText,
+    /// What each agent was seen doing, for the posture pane.
     usage: agentscope_analysis::posture::UsageBook,
     findings: FindingsPane,
     detections: DetectionSync,
@@ -259,6 +265,7 @@ impl App {
             focus: PaneId::Agents,
             history: Vec::new(),
             content_pane: PaneId::Graph,
+            inventory_pane: PaneId::AiBom,
             zoom: false,
             help: false,
             filter_edit: None,
@@ -273,6 +280,7 @@ impl App {
             detail: ScrollText::default(),
             detail_title: String::new(),
             aibom: ScrollText::default(),
+            posture: ScrollText::default(),
             usage: Default::default(),
             findings: FindingsPane::default(),
             detections: DetectionSync::default(),
@@ -346,7 +354,7 @@ impl App {
         &self.trail
     }
 
-    /// What each agent was seen doing (the AI-BOM pane's posture section reads it).
+    /// What each agent was seen doing (the posture pane reads it).
     pub fn posture_usage(&self) -> &agentscope_analysis::posture::UsageBook {
         &self.usage
     }
@@ -517,18 +525,20 @@ impl App {
                 .and_then(|key| pipeline.model().agents().find(|a| a.key == key));
             self.current_name = agent.map(|a| a.name.clone()).unwrap_or_default();
             let lines = agent
+                .map(|agent| aibom_lines(agent, &self.options.styles))
+                .unwrap_or_default();
+            self.aibom.set(lines, !agent_changed);
+            let lines = agent
                 .map(|agent| {
-                    let mut lines = aibom_lines(agent, &self.options.styles);
-                    lines.extend(posture_lines(
+                    posture_lines(
                         agent,
                         self.usage.agent(&agent.key),
                         self.usage.cluster.as_ref(),
                         &self.options.styles,
-                    ));
-                    lines
+                    )
                 })
                 .unwrap_or_default();
-            self.aibom.set(lines, !agent_changed);
+            self.posture.set(lines, !agent_changed);
         }
         if self.subject_dirty || (refresh && self.subject_is_live()) {
             let keep_scroll = !self.subject_dirty;
@@ -673,7 +683,7 @@ impl App {
                 Subject::Observation { agent, position }
             }
             PaneId::Findings => Subject::Finding(self.findings.selected()?.clone()),
-            PaneId::Detail | PaneId::AiBom => return None,
+            PaneId::Detail | PaneId::AiBom | PaneId::Posture => return None,
         })
     }
 
@@ -739,8 +749,14 @@ impl App {
             }
             self.focus = pane;
         }
-        if matches!(pane, PaneId::Graph | PaneId::Timeline | PaneId::AiBom) {
+        if matches!(
+            pane,
+            PaneId::Graph | PaneId::Timeline | PaneId::AiBom | PaneId::Posture
+        ) {
             self.content_pane = pane;
+        }
+        if matches!(pane, PaneId::AiBom | PaneId::Posture) {
+            self.inventory_pane = pane;
         }
     }
 
@@ -926,6 +942,7 @@ impl App {
             Action::PaneTimeline => self.set_focus(PaneId::Timeline),
             Action::PaneDetail => self.set_focus(PaneId::Detail),
             Action::PaneAiBom => self.set_focus(PaneId::AiBom),
+            Action::PanePosture => self.set_focus(PaneId::Posture),
             Action::PaneFindings => self.set_focus(PaneId::Findings),
             Action::PreviousSubject => self.open_previous(),
             Action::Command => self.command_edit = Some(String::new()),
@@ -995,13 +1012,15 @@ impl App {
                 self.findings.cursor.move_by(delta, len);
             }
             PaneId::Detail => self.scroll_text(PaneId::Detail, delta),
-            PaneId::AiBom => self.scroll_text(PaneId::AiBom, delta),
+            PaneId::AiBom | PaneId::Posture => self.scroll_text(self.focus, delta),
         }
     }
 
     fn scroll_text(&mut self, pane: PaneId, delta: isize) {
         let text = if pane == PaneId::Detail {
             &mut self.detail
+        } else if pane == PaneId::Posture {
+            &mut self.posture
         } else {
             &mut self.aibom
         };
@@ -1050,7 +1069,7 @@ impl App {
                 }
             }
             PaneId::Timeline => self.open_selected(),
-            PaneId::AiBom => {}
+            PaneId::AiBom | PaneId::Posture => {}
         }
     }
 
@@ -1224,8 +1243,14 @@ impl App {
         let previous = self.history.pop().unwrap_or(PaneId::Agents);
         if previous != self.focus {
             self.focus = previous;
-            if matches!(previous, PaneId::Graph | PaneId::Timeline | PaneId::AiBom) {
+            if matches!(
+                previous,
+                PaneId::Graph | PaneId::Timeline | PaneId::AiBom | PaneId::Posture
+            ) {
                 self.content_pane = previous;
+            }
+            if matches!(previous, PaneId::AiBom | PaneId::Posture) {
+                self.inventory_pane = previous;
             }
         }
     }
@@ -1424,7 +1449,7 @@ impl App {
             PaneId::Graph => Some(&self.graph.filter),
             PaneId::Timeline => Some(&self.timeline.filter),
             PaneId::Findings => Some(&self.findings.filter),
-            PaneId::Detail | PaneId::AiBom => None,
+            PaneId::Detail | PaneId::AiBom | PaneId::Posture => None,
         }
     }
 
@@ -1448,7 +1473,7 @@ impl App {
                 }
             }
             PaneId::Findings => self.findings.set_filter(filter),
-            PaneId::Detail | PaneId::AiBom => {}
+            PaneId::Detail | PaneId::AiBom | PaneId::Posture => {}
         }
     }
 
@@ -1517,7 +1542,7 @@ impl App {
                             self.findings.cursor.select(row, len);
                         }
                     }
-                    PaneId::Detail | PaneId::AiBom => {}
+                    PaneId::Detail | PaneId::AiBom | PaneId::Posture => {}
                 }
                 // A click on a row is deliberate: it opens the row.
                 self.open_selected();
@@ -1554,7 +1579,9 @@ impl App {
                         let len = self.findings.len();
                         self.findings.cursor.scroll_by(delta, height, len);
                     }
-                    PaneId::Detail | PaneId::AiBom => self.scroll_text(pane, delta),
+                    PaneId::Detail | PaneId::AiBom | PaneId::Posture => {
+                        self.scroll_text(pane, delta)
+                    }
                 }
             }
             _ => {}
@@ -1671,7 +1698,7 @@ impl App {
                 (PaneId::Graph, graph),
                 (PaneId::Timeline, timeline),
                 (PaneId::Detail, detail),
-                (PaneId::AiBom, aibom),
+                (self.inventory_pane, aibom),
             ]);
         } else {
             let [left, right] =
@@ -1713,21 +1740,33 @@ impl App {
     fn render_header(&self, frame: &mut Frame, area: Rect) {
         let styles = &self.options.styles;
         let width = area.width as usize;
-        // The crumbs keep at least 40 columns; the switcher gets the rest.
-        let switcher = switcher_spans(
-            self.focus,
-            |pane| self.areas.contains_key(&pane),
-            width.saturating_sub(41),
-            styles,
-        );
-        let switcher_width = spans_width(&switcher);
         let back_key = (!self.back_history.is_empty())
             .then(|| first_key(&self.options.keymap, Action::PreviousSubject))
             .flatten();
+        // The crumbs keep at least 40 columns, and all they need when the switcher's short
+        // form then still fits; otherwise the switcher gets all but 40 columns.
+        let whole_crumbs = spans_width(&crumb_spans(
+            &self.trail,
+            back_key.as_deref(),
+            usize::MAX,
+            styles,
+        ));
+        let shown = |pane| self.areas.contains_key(&pane);
+        let mut switcher = switcher_spans(
+            self.focus,
+            shown,
+            width.saturating_sub(whole_crumbs.max(40) + 2),
+            styles,
+        );
+        if switcher.is_empty() {
+            switcher = switcher_spans(self.focus, shown, width.saturating_sub(42), styles);
+        }
+        let switcher_width = spans_width(&switcher);
         let crumbs = crumb_spans(
             &self.trail,
             back_key.as_deref(),
-            width.saturating_sub(switcher_width + 1),
+            // A space between the crumbs and the switcher, and one after it.
+            width.saturating_sub(switcher_width + 2),
             styles,
         );
         let mut spans = crumbs;
@@ -1885,6 +1924,24 @@ impl App {
                     );
                 } else {
                     self.aibom.render(frame, inner);
+                }
+            }
+            PaneId::Posture => {
+                let inner = Block::bordered().inner(area);
+                self.posture.last_area = inner;
+                let block = self.block(pane, format!("Posture · {name}"));
+                frame.render_widget(block, area);
+                if self.posture.is_empty() {
+                    frame.render_widget(
+                        Paragraph::new(Line::styled(
+                            "Select an agent to compare what it may do with what it did.",
+                            self.options.styles.muted,
+                        ))
+                        .wrap(ratatui::widgets::Wrap { trim: true }),
+                        inner,
+                    );
+                } else {
+                    self.posture.render(frame, inner);
                 }
             }
             PaneId::Findings => {
@@ -2091,7 +2148,7 @@ impl App {
                     format!("{} {}", keymap.describe(*a), keymap.describe(*b)),
                     description,
                 ),
-                // The six pane keys share a line.
+                // The pane keys share a line.
                 Panes => {
                     let keys: Vec<String> = PANES
                         .iter()

@@ -62,7 +62,7 @@ fn pane_hints(pane: PaneId, detail_has_finding: bool) -> Vec<(Action, &'static s
             ]);
             hints
         }
-        PaneId::AiBom => vec![
+        PaneId::AiBom | PaneId::Posture => vec![
             (Down, "scroll"),
             (PageDown, "page"),
             (Zoom, "zoom"),
@@ -104,10 +104,10 @@ pub fn first_key(keymap: &KeyMap, action: Action) -> Option<String> {
         .map(|k| short_key(&k.to_string()))
 }
 
-/// The pane-number keys as one hint: `1-6` with the default bindings.
+/// The pane-number keys as one hint: `1-7` with the default bindings.
 fn pane_keys(keymap: &KeyMap) -> Option<String> {
     let first = first_key(keymap, Action::PaneAgents)?;
-    let last = first_key(keymap, Action::PaneFindings)?;
+    let last = first_key(keymap, Action::PanePosture)?;
     Some(format!("{first}-{last}"))
 }
 
@@ -188,7 +188,7 @@ mod tests {
         let text: String = findings.spans.iter().map(|s| s.content.as_ref()).collect();
         assert_eq!(
             text,
-            " ⏎ evidence  n next  N prev  s sort  / filter  ⌫ back  : jump  1-6 pane "
+            " ⏎ evidence  n next  N prev  s sort  / filter  ⌫ back  : jump  1-7 pane "
         );
     }
 }

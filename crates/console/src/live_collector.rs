@@ -282,7 +282,7 @@ fn run_collector_thread(
             let _ = started.send(Err(format!("pod identity: {err}")));
             return;
         }
-        // The declared side of posture for the posture section (and `r`'s recordings), as
+        // The declared side of posture for the posture pane (and `r`'s recordings), as
         // `agentscope collect` reads it.
         let mut declared = identity.kube_client().map(|client| {
             DeclaredObjectsWatch::start(client, Some(identity.node_name()), SNAPSHOT_INTERVAL)

@@ -424,7 +424,7 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
         ),
         // The collector's report (pid 0): shown in the agents' modes, not as an agent's act.
         ObservationKind::EnforcePolicy { policy } => (EntryKind::Net, policy.describe()),
-        // The collector's read of the cluster (pid 0): shown in the posture section.
+        // The collector's read of the cluster (pid 0): shown in the posture pane.
         ObservationKind::ClusterObjects { .. } => return None,
         ObservationKind::TlsHello {
             server_name,

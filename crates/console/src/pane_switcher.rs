@@ -1,8 +1,8 @@
 //! The pane switcher: every pane has a number (its place in the Tab order), a number key
-//! focuses it, and the header line lists the panes by number. When the terminal is too small
-//! to show them all (below [`crate::app::WIDE`] columns graph, timeline and AI-BOM share one
-//! place; `z` shows only one pane), the header lists the panes that are not on screen, so
-//! none vanishes without a hint.
+//! focuses it, and the header line lists the panes by number. When the terminal cannot show
+//! them all (AI-BOM and posture share one place; below [`crate::app::WIDE`] columns graph,
+//! timeline, AI-BOM and posture share one; `z` shows only one pane), the header lists the panes
+//! that are not on screen, so none vanishes without a hint.
 
 use ratatui::text::Span;
 
@@ -11,13 +11,14 @@ use crate::text::text_width;
 use crate::theme::Styles;
 
 /// The panes in Tab order; a pane's number is its place here plus one.
-pub const PANE_ORDER: [PaneId; 6] = [
+pub const PANE_ORDER: [PaneId; 7] = [
     PaneId::Agents,
     PaneId::Graph,
     PaneId::Timeline,
     PaneId::Detail,
     PaneId::AiBom,
     PaneId::Findings,
+    PaneId::Posture,
 ];
 
 pub fn pane_name(pane: PaneId) -> &'static str {
@@ -28,6 +29,7 @@ pub fn pane_name(pane: PaneId) -> &'static str {
         PaneId::Detail => "Detail",
         PaneId::AiBom => "AI-BOM",
         PaneId::Findings => "Findings",
+        PaneId::Posture => "Posture",
     }
 }
 
@@ -97,15 +99,16 @@ mod tests {
     #[test]
     fn all_panes_when_they_fit_else_the_hidden_ones() {
         let styles = Styles::new(&Theme::load("dark").unwrap(), ColorMode::None);
-        let narrow = |p: PaneId| !matches!(p, PaneId::Timeline | PaneId::AiBom);
+        let narrow = |p: PaneId| !matches!(p, PaneId::Timeline | PaneId::AiBom | PaneId::Posture);
         let full = switcher_spans(PaneId::Agents, narrow, 80, &styles);
         assert_eq!(
             text(&full),
-            "1 Agents  2 Graph  3 Timeline  4 Detail  5 AI-BOM  6 Findings"
+            "1 Agents  2 Graph  3 Timeline  4 Detail  5 AI-BOM  6 Findings  7 Posture"
         );
         let compact = switcher_spans(PaneId::Agents, narrow, 40, &styles);
-        assert_eq!(text(&compact), "more: 3 Timeline  5 AI-BOM");
+        assert_eq!(text(&compact), "more: 3 Timeline  5 AI-BOM  7 Posture");
         assert!(switcher_spans(PaneId::Agents, |_| true, 40, &styles).is_empty());
         assert_eq!(pane_number(PaneId::Findings), 6);
+        assert_eq!(pane_number(PaneId::Posture), 7);
     }
 }

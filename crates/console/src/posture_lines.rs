@@ -1,11 +1,11 @@
-//! The posture section of the AI-BOM pane: the selected agent's gaps between what it may do
-//! and what it was seen doing, each with its risk and first line of evidence, from
+//! The posture pane's lines: the selected agent's gaps between what it may do and what it was
+//! seen doing, each with its risk and first line of evidence, from
 //! `agentscope_analysis::posture` over the observations the console has taken in. The
 //! declared side is the last snapshot of the cluster's objects the collector put in the
 //! session (its `cluster_objects` events): with one, RBAC, NetworkPolicy and secrets gaps are
 //! shown too; without one (a collector without the Kubernetes API, an older recording), only
 //! the parts that need none (tools offered and never called, databases reached and never
-//! queried), and the section says where the rest is (`agentscope posture --cluster`,
+//! queried), and the pane says where the rest is (`agentscope posture --cluster`,
 //! docs/posture.md).
 
 use agentscope_analysis::model::Agent;
@@ -30,17 +30,14 @@ pub fn posture_lines(
         usage.unwrap_or(&empty),
         cluster.map(|cluster| &*cluster.state),
     );
-    let mut lines = vec![
-        Line::raw(""),
-        Line::styled(
-            format!(
-                "Posture: may do against does ({} gaps, score {})",
-                posture.gaps.len(),
-                posture.score
-            ),
-            styles.accent,
+    let mut lines = vec![Line::styled(
+        format!(
+            "May do against does: {} gaps, score {}",
+            posture.gaps.len(),
+            posture.score
         ),
-    ];
+        styles.accent,
+    )];
     if posture.gaps.is_empty() {
         let what = match cluster {
             Some(_) => "  no gap",

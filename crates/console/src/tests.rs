@@ -142,14 +142,12 @@ impl Console {
         quit
     }
 
+    /// Focuses `pane` with its number key (Tab would pass through the panes between, and
+    /// focusing one brings it into a place it shares).
     fn focus_pane(&mut self, pane: PaneId) {
-        for _ in 0..6 {
-            if self.app.focus() == pane {
-                return;
-            }
-            self.press(KeyCode::Tab);
-        }
-        panic!("{pane:?} is not in the tab order");
+        let number = super::pane_switcher::pane_number(pane);
+        self.press(KeyCode::Char(char::from_digit(number as u32, 10).unwrap()));
+        assert_eq!(self.app.focus(), pane, "key {number}");
     }
 
     /// Focuses the timeline, selects the `nth` entry with tag `tag` and opens it in Detail
@@ -303,17 +301,17 @@ fn snapshot_mcp_stdio_server_in_the_aibom_and_graph() {
     snapshot_both(&mut console, "graph_mcp_stdio");
 }
 
-/// The AI-BOM pane ends with the agent's posture: in the ordinary recording the assistant is
-/// offered `echo` and `http_post` and never calls them; `http_post` can reach any host, so it
-/// is excess agency.
+/// The posture pane (`7`): in the ordinary recording the assistant is offered `echo` and
+/// `http_post` and never calls them; `http_post` can reach any host, so it is excess agency.
+/// It takes the AI-BOM pane's place under Detail, and `5` brings the AI-BOM back.
 #[test]
-fn snapshot_posture_section_in_the_aibom() {
+fn snapshot_posture_pane() {
     let source = JsonEventsSource::open_capture(&recording("ordinary.cap"))
         .unwrap()
         .at_speed(f64::INFINITY);
     let mut console = Console::with_source(source).play_to_end();
-    console.focus_pane(PaneId::AiBom);
-    console.press(KeyCode::End);
+    console.press(KeyCode::Char('7'));
+    assert_eq!(console.app.focus(), PaneId::Posture);
     let key = console.app.current_agent().unwrap().to_string();
     let agent = console.source.pipeline().model().agent(&key).unwrap();
     let options = app_options(ColorMode::TrueColor);
@@ -327,22 +325,29 @@ fn snapshot_posture_section_in_the_aibom() {
     .map(ToString::to_string)
     .collect();
     assert_eq!(
-        lines[1..4],
+        lines[0..3],
         [
-            "Posture: may do against does (2 gaps, score 6)",
+            "May do against does: 2 gaps, score 6",
             "  risk  5 excess agency: tool http_post (HTTP to arbitrary hosts) offered, never called  LLM06",
             "           offered to the model",
         ],
         "{lines:#?}"
     );
     assert!(
-        lines[4].contains("1 tools offered, never called"),
+        lines[3].contains("1 tools offered, never called"),
         "{lines:#?}"
     );
     console.resize(120, 40);
     let screen = console.screen();
+    assert!(screen.contains("Posture · "), "{screen}");
     assert!(screen.contains("excess agency: tool http_post"), "{screen}");
-    snapshot_both(&mut console, "aibom_posture_section");
+    assert!(!screen.contains("AI-BOM · "), "{screen}");
+    snapshot_both(&mut console, "posture_pane");
+    // The AI-BOM is inventory only, and back in the place.
+    console.press(KeyCode::Char('5'));
+    let screen = console.screen();
+    assert!(screen.contains("AI-BOM · "), "{screen}");
+    assert!(!screen.contains("excess agency"), "{screen}");
 }
 
 #[test]
@@ -363,49 +368,47 @@ fn snapshot_mcp_tool_call_over_http() {
     snapshot_both(&mut console, "timeline_mcp_http_tools_call");
 }
 
+/// Every process of a capture as if it ran in the support agent's pod (workload, pod, service
+/// account; `with_user` adds a user name and an IRSA cloud role).
+struct SupportPod {
+    with_user: bool,
+}
+
+impl IdentityLookup for SupportPod {
+    fn lookup(&mut self, _pid: u32, _cgroup_id: u64, uid: u32) -> ActorIdentity {
+        ActorIdentity {
+            workload: "k8s:support/Deployment/ticket-agent/agent".into(),
+            uid,
+            user: self.with_user.then(|| "app".into()),
+            pod: Some("support/ticket-agent-5d8c7b9f4-x2x7q".into()),
+            service_account: Some("support/ticket-agent".into()),
+            cloud_roles: if self.with_user {
+                vec!["aws_irsa:arn:aws:iam::123456789012:role/ticket-agent".into()]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        }
+    }
+}
+
 #[test]
 fn snapshot_kubernetes_agents_tree() {
     // The capture's processes, as if they ran in a pod: the tree places agents by workload.
-    struct Pod;
-    impl IdentityLookup for Pod {
-        fn lookup(&mut self, _pid: u32, _cgroup_id: u64, uid: u32) -> ActorIdentity {
-            ActorIdentity {
-                workload: "k8s:support/Deployment/ticket-agent/agent".into(),
-                uid,
-                user: Some("app".into()),
-                pod: Some("support/ticket-agent-5d8c7b9f4-x2x7q".into()),
-                service_account: Some("support/ticket-agent".into()),
-                cloud_roles: vec!["aws_irsa:arn:aws:iam::123456789012:role/ticket-agent".into()],
-                ..Default::default()
-            }
-        }
-    }
     let source = JsonEventsSource::open(&fixture("capture/python_chat.jsonl"))
         .unwrap()
-        .with_identity(|| Box::new(Pod));
+        .with_identity(|| Box::new(SupportPod { with_user: true }));
     let mut console = Console::with_source(source).play_to_end();
     snapshot_both(&mut console, "agents_kubernetes");
 }
 
 /// With the collector's snapshot of the cluster's objects in the session (a `cluster_objects`
-/// event), the posture section compares RBAC too: the pod's service account may get and list
+/// event), the posture pane compares RBAC too: the pod's service account may get and list
 /// secrets, and never does.
 #[test]
-fn posture_section_compares_rbac_when_the_session_holds_the_cluster_objects() {
+fn posture_pane_compares_rbac_when_the_session_holds_the_cluster_objects() {
     use agentscope_event::cluster_objects::ClusterObjects;
     use agentscope_event::event_json::{events_from_json_lines, json_lines_text};
-    struct Pod;
-    impl IdentityLookup for Pod {
-        fn lookup(&mut self, _pid: u32, _cgroup_id: u64, uid: u32) -> ActorIdentity {
-            ActorIdentity {
-                workload: "k8s:support/Deployment/ticket-agent/agent".into(),
-                uid,
-                pod: Some("support/ticket-agent-5d8c7b9f4-x2x7q".into()),
-                service_account: Some("support/ticket-agent".into()),
-                ..Default::default()
-            }
-        }
-    }
     let bytes = std::fs::read(fixture("capture/python_chat.jsonl")).unwrap();
     let mut events = events_from_json_lines(json_lines_text(&bytes).unwrap()).unwrap();
     let objects = vec![
@@ -441,8 +444,8 @@ fn posture_section_compares_rbac_when_the_session_holds_the_cluster_objects() {
             })),
         },
     );
-    let source =
-        JsonEventsSource::from_events("python_chat.jsonl", events).with_identity(|| Box::new(Pod));
+    let source = JsonEventsSource::from_events("python_chat.jsonl", events)
+        .with_identity(|| Box::new(SupportPod { with_user: false }));
     let console = Console::with_source(source).play_to_end();
     let usage = console.app.posture_usage();
     let cluster = usage.cluster.as_ref().expect("the snapshot was taken in");
@@ -533,7 +536,7 @@ fn tab_cycles_the_panes_and_esc_goes_back() {
     let mut console = Console::open("capture/python_chat.jsonl").play_to_end();
     assert_eq!(console.app.focus(), PaneId::Agents);
     let mut seen = vec![console.app.focus()];
-    for _ in 0..5 {
+    for _ in 0..6 {
         console.press(KeyCode::Tab);
         seen.push(console.app.focus());
     }
@@ -545,13 +548,14 @@ fn tab_cycles_the_panes_and_esc_goes_back() {
             PaneId::Timeline,
             PaneId::Detail,
             PaneId::AiBom,
-            PaneId::Findings
+            PaneId::Findings,
+            PaneId::Posture
         ]
     );
     console.press(KeyCode::Tab);
     assert_eq!(console.app.focus(), PaneId::Agents);
     console.press_with(KeyCode::BackTab, KeyModifiers::SHIFT);
-    assert_eq!(console.app.focus(), PaneId::Findings);
+    assert_eq!(console.app.focus(), PaneId::Posture);
     console.press(KeyCode::Esc);
     assert_eq!(console.app.focus(), PaneId::Agents);
 }
@@ -1953,8 +1957,8 @@ fn breadcrumbs_say_where_detail_is_and_backspace_goes_back() {
     assert!(!console.screen().lines().next().unwrap().contains("back"));
 }
 
-/// At 80x24 graph, timeline and AI-BOM share one place: the number keys reach every pane, and
-/// the header names the panes not on screen.
+/// At 80x24 graph, timeline, AI-BOM and posture share one place: the number keys reach every
+/// pane, and the header names the panes not on screen.
 #[test]
 fn number_keys_reach_every_pane_at_80x24() {
     let mut console = injected();
@@ -1966,6 +1970,7 @@ fn number_keys_reach_every_pane_at_80x24() {
         ('4', PaneId::Detail, "Detail ·"),
         ('5', PaneId::AiBom, "AI-BOM ·"),
         ('6', PaneId::Findings, "Findings ("),
+        ('7', PaneId::Posture, "Posture ·"),
     ] {
         console.press(KeyCode::Char(key));
         assert_eq!(console.app.focus(), pane);
@@ -1974,11 +1979,11 @@ fn number_keys_reach_every_pane_at_80x24() {
         let header = screen.lines().next().unwrap();
         assert!(header.contains("more: "), "{header}");
     }
-    // Timeline focused: the header points at the graph and the AI-BOM.
+    // Timeline focused: the header points at the graph, the AI-BOM and the posture.
     console.press(KeyCode::Char('3'));
     let header = console.screen().lines().next().unwrap().to_string();
     assert!(
-        header.contains("more: 2 Graph  5 AI-BOM"),
+        header.contains("more: 2 Graph  5 AI-BOM  7 Posture"),
         "the hidden panes: {header}"
     );
     // Zoomed, every other pane is listed.
