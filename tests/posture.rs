@@ -717,3 +717,107 @@ fn assert_declared_by_the_collector(report: &Value) {
         "{declared}"
     );
 }
+
+/// Data: the agent lists the tables its database role can see (a catalogue query through its
+/// `query_database` tool, answered by a real PostgreSQL over its wire protocol) and queries
+/// one of them; the report names the tables it could reach and never queried.
+#[test]
+fn posture_names_the_tables_an_agent_listed_and_never_queried() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let postgres = PostgresServer::start(dir);
+    let crm = McpCrmServer::start(dir, Some(postgres.port));
+    let turns = vec![
+        json!({"tool_calls": [{"name": "query_database", "arguments": {"sql":
+            "SELECT table_schema, table_name FROM information_schema.tables \
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 2"}}]}),
+        json!({"tool_calls": [{"name": "query_database", "arguments": {"sql":
+            "SELECT plan FROM customers WHERE id = 2"}}]}),
+        json!({"final_text": "Alan Turing is on the pro plan."}),
+    ];
+    let scenario = dir.join("scenario.json");
+    std::fs::write(&scenario, json!({ "turns": turns }).to_string()).unwrap();
+    let llm = MockLlm::start_with(dir, &["--scenario", scenario.to_str().unwrap()]);
+    let dump = dir.join("agent-dump.json");
+    let (program, mut args) = support::scenarios::ops_agent_command(&llm, &crm.url(), &dump, None);
+    args.extend(["--question".into(), "Which plan is customer 2 on?".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(
+        dir,
+        &program,
+        &args,
+        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
+    );
+    let record = dir.join("session.cap");
+    let agent_pid = agent.pid().to_string();
+    let crm_pid = crm.pid.to_string();
+    let collect = Collect::start(
+        dir,
+        &[
+            "--quiet",
+            "--no-kubernetes",
+            "--record",
+            record.to_str().unwrap(),
+            "--pid",
+            &agent_pid,
+            "--pid",
+            &crm_pid,
+        ],
+    );
+    agent.release();
+    let output = agent.finish();
+    let captured = collect.stop();
+    assert!(output.contains("\"ok\": true"), "{output}");
+    assert_eq!(
+        captured.summary["kernel"]["dropped"], 0,
+        "{}",
+        captured.summary
+    );
+
+    let output = Command::new(BIN)
+        .args(["posture", "--replay"])
+        .arg(&record)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let agent = report["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["listed_tables"].is_object())
+        .unwrap_or_else(|| panic!("no agent listed tables: {report:#}"));
+    let database = format!("postgresql 127.0.0.1:{}", postgres.port);
+    assert_eq!(
+        agent["listed_tables"][&database],
+        json!([
+            "public.customers",
+            "public.invoices",
+            "public.staff_credentials"
+        ]),
+        "{agent:#}"
+    );
+    let gap = agent["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| {
+            g["category"] == "data" && g["title"].as_str().unwrap().starts_with("tables reachable")
+        })
+        .unwrap_or_else(|| panic!("no catalogue gap: {agent:#}"));
+    assert_eq!(
+        gap["title"],
+        format!("tables reachable, never queried: 2 of 3 in {database}")
+    );
+    assert_eq!(
+        gap["evidence"][0],
+        "the agent's catalogue query listed public.invoices, public.staff_credentials"
+    );
+    assert_eq!(gap["labels"], json!(["LLM06"]));
+}

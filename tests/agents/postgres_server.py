@@ -43,6 +43,16 @@ INSERT INTO customers (id, name, email, plan, balance) VALUES
     (1, 'Ada Lovelace',  'ada@example.com',   'enterprise', 1200.00),
     (2, 'Alan Turing',   'alan@example.com',  'pro',          99.50),
     (3, 'Grace Hopper',  'grace@example.com', 'free',          0.00);
+-- Tables the agents' role can see and the scenarios never query (posture's catalogue gap).
+CREATE TABLE invoices (
+    id          integer PRIMARY KEY,
+    customer_id integer NOT NULL,
+    amount      numeric(12, 2) NOT NULL
+);
+CREATE TABLE staff_credentials (
+    login         text PRIMARY KEY,
+    password_hash text NOT NULL
+);
 """
 
 START_TIMEOUT_S = 30.0

@@ -573,6 +573,7 @@ fn sql(text: &str, tables: &[&str]) -> ObservationKind {
             statement_name: None,
             operation: "SELECT".into(),
             tables: tables.iter().map(|s| s.to_string()).collect(),
+            listed_tables: Vec::new(),
             sql_parse_failed: false,
             user: Some("agent".into()),
             database: Some("crm".into()),

@@ -127,6 +127,10 @@ pub struct AgentPosture {
     pub secrets: Vec<SecretSeen>,
     /// Database → tables queried.
     pub databases: BTreeMap<String, BTreeSet<String>>,
+    /// Database → tables the agent listed from its catalogue (what its role can see), when it
+    /// did.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub listed_tables: BTreeMap<String, BTreeSet<String>>,
     pub artifacts: Artifacts,
     /// What limits the comparison (no pod spec, entries dropped).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -210,6 +214,7 @@ pub fn agent_posture(agent: &Agent, usage: &Usage, cluster: Option<&ClusterState
         network: None,
         secrets: Vec::new(),
         databases: usage.databases.clone(),
+        listed_tables: usage.listed_tables.clone(),
         artifacts: Artifacts::default(),
         notes: Vec::new(),
     };
@@ -610,7 +615,49 @@ fn secrets_part(
     }
 }
 
+/// Listed tables shown in a gap's evidence.
+const LISTED_SHOWN: usize = 8;
+
 fn data_part(posture: &mut AgentPosture) {
+    // Tables the catalogue showed the agent against those it queried: a query may name a table
+    // bare (`customers`) where the catalogue says `crm.customers`.
+    for (database, listed) in &posture.listed_tables {
+        let queried = posture.databases.get(database);
+        let was_queried = |table: &String| {
+            queried.is_some_and(|q| {
+                q.contains(table)
+                    || table
+                        .rsplit_once('.')
+                        .is_some_and(|(_, bare)| q.contains(bare))
+            })
+        };
+        let unused: Vec<&String> = listed.iter().filter(|t| !was_queried(t)).collect();
+        if unused.is_empty() {
+            continue;
+        }
+        let mut shown: Vec<String> = unused
+            .iter()
+            .take(LISTED_SHOWN)
+            .map(|t| t.to_string())
+            .collect();
+        if unused.len() > LISTED_SHOWN {
+            shown.push(format!("and {} more", unused.len() - LISTED_SHOWN));
+        }
+        posture.gaps.push(Gap {
+            category: GapCategory::Data,
+            title: format!(
+                "tables reachable, never queried: {} of {} in {database}",
+                unused.len(),
+                listed.len()
+            ),
+            evidence: vec![
+                format!("the agent's catalogue query listed {}", shown.join(", ")),
+                "grant the agent's database role only the tables it queries".into(),
+            ],
+            risk: if unused.len() >= 5 { 4 } else { 3 },
+            labels: vec!["LLM06"],
+        });
+    }
     for (database, tables) in &posture.databases {
         if tables.is_empty() {
             posture.gaps.push(Gap {

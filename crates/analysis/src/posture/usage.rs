@@ -65,6 +65,9 @@ pub struct Usage {
     pub mcp_calls: BTreeMap<String, u64>,
     /// Database (`address:port`, or the engine when the peer is unknown) → tables queried.
     pub databases: BTreeMap<String, BTreeSet<String>>,
+    /// Database → tables its catalogue answered the agent with (what the agent's database role
+    /// can see; only when the agent listed them).
+    pub listed_tables: BTreeMap<String, BTreeSet<String>>,
     /// Entries not kept because a collection was full.
     pub dropped: u64,
     /// Bytes of `files_read`.
@@ -165,6 +168,12 @@ impl Usage {
                 if !self.databases.contains_key(&key) && self.databases.len() >= MAX_ENTRIES {
                     *dropped += 1;
                     return;
+                }
+                if !statement.listed_tables.is_empty() {
+                    let listed = self.listed_tables.entry(key.clone()).or_default();
+                    for table in &statement.listed_tables {
+                        insert_bounded(listed, table.clone(), dropped);
+                    }
                 }
                 let tables = self.databases.entry(key).or_default();
                 for table in &statement.tables {

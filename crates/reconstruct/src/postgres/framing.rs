@@ -77,6 +77,9 @@ pub(super) struct Framer {
     /// (stream offset where a feed ended, its timestamp), for feeds not yet consumed.
     pub(super) feeds: VecDeque<(u64, u64)>,
     pub(super) body: Option<PartialBody>,
+    /// Bytes of each `DataRow` body kept (0: rows are counted and skipped); the session sets
+    /// it while the answer to a catalogue query runs ([`super::catalogue`]).
+    pub(super) keep_row_bytes: usize,
 }
 
 impl Framer {
@@ -96,6 +99,7 @@ impl Framer {
             base: 0,
             feeds: VecDeque::new(),
             body: None,
+            keep_row_bytes: 0,
         }
     }
 
@@ -207,7 +211,10 @@ impl Framer {
                         self.mode = Mode::Unsynced;
                         continue;
                     }
-                    let keep = keep_limit(self.side, tag);
+                    let keep = match (self.side, tag) {
+                        (Side::Backend, b'D') => self.keep_row_bytes,
+                        _ => keep_limit(self.side, tag),
+                    };
                     self.begin_body(FrameKind::Typed(tag), len.saturating_sub(4), keep);
                     self.consume(5, session, false);
                 }
@@ -326,8 +333,8 @@ pub(super) fn length_fits(side: Side, tag: u8, len: usize) -> bool {
     (min..=max).contains(&len)
 }
 
-/// Body bytes worth keeping for a message type: SQL text, names, tags, errors. Row data and
-/// bind parameters are skipped.
+/// Body bytes worth keeping for a message type: SQL text, names, tags, errors, an answer's
+/// column names. Row data and bind parameters are skipped.
 pub(super) fn keep_limit(side: Side, tag: u8) -> usize {
     match (side, tag) {
         (Side::Frontend, b'Q' | b'P') => SQL_TEXT_LIMIT,
@@ -337,6 +344,7 @@ pub(super) fn keep_limit(side: Side, tag: u8) -> usize {
         (Side::Backend, b'C' | b'R' | b'Z') => 256,
         (Side::Backend, b'S') => 1024,
         (Side::Backend, b'E' | b'N') => 4096,
+        (Side::Backend, b'T') => 4096,
         _ => 0,
     }
 }

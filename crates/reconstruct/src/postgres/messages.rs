@@ -31,6 +31,12 @@ pub struct SqlStatement {
     /// Tables the SQL reads or writes, as written (schema-qualified when it was), deduplicated
     /// in order of appearance. CTE names and table functions are not tables.
     pub tables: Vec<String>,
+    /// Tables the answer named, when the statement read the system catalogue
+    /// (`information_schema.tables`, `pg_tables`, psql's `\dt` over `pg_class`): what the
+    /// session's role can see, schema-qualified when the answer said the schema, PostgreSQL's
+    /// own left out, at most 1,000.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listed_tables: Vec<String>,
     /// The SQL text did not parse (`operation` then comes from its first keyword and `tables`
     /// is empty).
     pub sql_parse_failed: bool,

@@ -21,7 +21,9 @@
 //! The framing itself is a tag byte and a big-endian length; the few message bodies read here
 //! are NUL-terminated strings. It is done with checked arithmetic and bounded buffers: only
 //! the first [`SQL_TEXT_LIMIT`] bytes of a query are kept, row data is counted and skipped
-//! without being buffered, and bind parameter values are never kept (they may be secrets).
+//! without being buffered (except the first bytes of the rows answering a query of the system
+//! catalogue, whose table names are read: [`catalogue`]), and bind parameter values are never
+//! kept (they may be secrets).
 //!
 //! # Capture starting mid-connection
 //!
@@ -57,6 +59,7 @@ const SSL_REQUEST_CODE: u32 = 80_877_103;
 const GSSENC_REQUEST_CODE: u32 = 80_877_104;
 const CANCEL_REQUEST_CODE: u32 = 80_877_102;
 
+mod catalogue;
 mod framing;
 mod messages;
 mod session;

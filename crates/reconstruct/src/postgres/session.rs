@@ -54,6 +54,10 @@ pub(super) struct Pending {
     /// Operation and count of each `CommandComplete` (several for a multi-statement query).
     pub(super) completions: Vec<(String, Option<u64>)>,
     pub(super) data_rows: u64,
+    /// The answer's table-name columns, when it answers a catalogue query.
+    pub(super) catalogue: Option<super::catalogue::CatalogueColumns>,
+    /// Tables the catalogue answer named.
+    pub(super) listed_tables: std::collections::BTreeSet<String>,
     pub(super) error: Option<ServerError>,
     /// The server finished this execution (`CommandComplete`, `ErrorResponse`,
     /// `EmptyQueryResponse`, `PortalSuspended`); simple queries finish at `ReadyForQuery`.
@@ -394,6 +398,8 @@ impl PostgresConnection {
                 }
             }
             FrameKind::Typed(b'C') => {
+                // The answer's rows ended: no more row bytes are kept.
+                self.backend.keep_row_bytes = 0;
                 let tag = BodyReader::new(&frame.body).cstr().unwrap_or_default();
                 let entry = self.current_entry(ts);
                 entry.completions.push(parse_command_tag(&tag));
@@ -409,10 +415,28 @@ impl PostgresConnection {
                     entry.done = true;
                 }
             }
+            FrameKind::Typed(b'T') => {
+                let entry = self.current_entry(ts);
+                entry.catalogue =
+                    super::catalogue::catalogue_columns(&entry.prepared.text, &frame.body);
+                let reads_catalogue = entry.catalogue.is_some();
+                self.backend.keep_row_bytes = if reads_catalogue {
+                    super::catalogue::CATALOGUE_ROW_BYTES
+                } else {
+                    0
+                };
+            }
             FrameKind::Typed(b'D') => {
                 let entry = self.current_entry(ts);
                 entry.data_rows = entry.data_rows.saturating_add(1);
                 entry.end_ts_ns = ts;
+                if let Some(columns) = entry.catalogue {
+                    super::catalogue::add_listed_table(
+                        columns,
+                        &frame.body,
+                        &mut entry.listed_tables,
+                    );
+                }
             }
             FrameKind::Typed(b'E') => {
                 let error = parse_error_fields(&frame.body);
@@ -440,6 +464,7 @@ impl PostgresConnection {
                 }
             }
             FrameKind::Typed(b'Z') => {
+                self.backend.keep_row_bytes = 0;
                 self.ready_seen = true;
                 if std::mem::replace(&mut self.startup_pending, false) {
                     return;
@@ -529,6 +554,7 @@ impl PostgresConnection {
             statement_name: entry.prepared.name,
             operation,
             tables: analysis.tables,
+            listed_tables: entry.listed_tables.into_iter().collect(),
             sql_parse_failed: analysis.parse_failed,
             user: self.session.user.clone(),
             database: self.session.database.clone(),
@@ -553,6 +579,8 @@ impl Pending {
             end_ts_ns: ts_ns,
             completions: Vec::new(),
             data_rows: 0,
+            catalogue: None,
+            listed_tables: Default::default(),
             error: None,
             done: false,
             orphan: false,
