@@ -107,10 +107,10 @@ fn calls(code: &[u8], function: &Exported, target: u64) -> bool {
 /// Whether the instruction at `offset` is one the kernel's uprobes emulate rather than
 /// single-step: `push` of a register (with or without a REX.B prefix), `call rel32`, `jmp`.
 fn emulated(code: &[u8], offset: u64) -> bool {
-    match bytes(code, offset, 2) {
-        Some([0x50..=0x57, _] | [0x41, 0x50..=0x57] | [0xe8 | 0xe9 | 0xeb, _]) => true,
-        _ => false,
-    }
+    matches!(
+        bytes(code, offset, 2),
+        Some([0x50..=0x57, _] | [0x41, 0x50..=0x57] | [0xe8 | 0xe9 | 0xeb, _])
+    )
 }
 
 fn skip_endbr64(code: &[u8], offset: u64) -> u64 {
