@@ -9,6 +9,7 @@
 pub mod aws_lc;
 pub mod boringssl;
 pub mod openssl3;
+mod probe_points;
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd as _;
@@ -86,6 +87,9 @@ pub struct TlsTarget {
     pub path: PathBuf,
     pub dev: u64,
     pub ino: u64,
+    /// Each function's programs and the file offset they attach at: for exported OpenSSL, the
+    /// function's, past an `endbr64`, or the internal function it hands its arguments to
+    /// ([`probe_points`]).
     pub functions: Vec<(&'static str, u64)>,
     pub method: TlsMethod,
     /// The file as inspected, kept open: probes attach through `/proc/self/fd/N`, which stays
@@ -134,7 +138,7 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
     let Ok(elf) = object::File::parse(&*map) else {
         return Ok(TlsInspection::Nothing);
     };
-    let mut functions = Vec::new();
+    let mut exported: Vec<probe_points::Exported> = Vec::new();
     for symbol in elf.dynamic_symbols() {
         let Ok(name) = symbol.name() else { continue };
         let Some(wanted) = SSL_FUNCTIONS.iter().find(|f| **f == name) else {
@@ -142,7 +146,7 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
         };
         if symbol.is_undefined()
             || symbol.address() == 0
-            || functions.iter().any(|(f, _)| f == wanted)
+            || exported.iter().any(|f| f.name == *wanted)
         {
             continue;
         }
@@ -152,17 +156,22 @@ pub fn inspect_detailed(path: &Path) -> std::io::Result<TlsInspection> {
         let Ok(section) = elf.section_by_index(index) else {
             continue;
         };
-        let Some((file_offset, _)) = section.file_range() else {
+        let Some((file_offset, file_len)) = section.file_range() else {
             continue;
         };
-        functions.push((*wanted, symbol.address() - section.address() + file_offset));
+        exported.push(probe_points::Exported {
+            name: wanted,
+            offset: symbol.address() - section.address() + file_offset,
+            size: symbol.size(),
+            section: (file_offset, file_offset + file_len),
+        });
     }
-    if !functions.is_empty() {
+    if !exported.is_empty() {
         return Ok(TlsInspection::Target(TlsTarget {
             path: path.to_path_buf(),
             dev: meta.dev(),
             ino: meta.ino(),
-            functions,
+            functions: probe_points::place(&map, &exported),
             method: TlsMethod::OpenSslExported,
             file: Arc::new(file),
         }));
