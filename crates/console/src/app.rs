@@ -84,6 +84,29 @@ pub enum PaneId {
 /// Tab order, which is also the panes' numbers.
 const PANES: [PaneId; 7] = PANE_ORDER;
 
+/// A pane of scrolled text (AI-BOM, posture) in `block`, or `empty_hint` while it has none.
+fn render_scroll_text(
+    frame: &mut Frame,
+    area: Rect,
+    block: Block<'static>,
+    text: &mut ScrollText,
+    empty_hint: &'static str,
+    muted: ratatui::style::Style,
+) {
+    let inner = Block::bordered().inner(area);
+    text.last_area = inner;
+    frame.render_widget(block, area);
+    if text.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::styled(empty_hint, muted))
+                .wrap(ratatui::widgets::Wrap { trim: true }),
+            inner,
+        );
+    } else {
+        text.render(frame, inner);
+    }
+}
+
 /// Where the replay is, as `width` cells: played `━`, to come `─`, the playhead `●`, and a
 /// finding's moment `!` (so `}` has somewhere visible to go).
 fn position_bar<'a>(
@@ -1909,40 +1932,26 @@ impl App {
                 }
             }
             PaneId::AiBom => {
-                let inner = Block::bordered().inner(area);
-                self.aibom.last_area = inner;
                 let block = self.block(pane, format!("AI-BOM · {name}"));
-                frame.render_widget(block, area);
-                if self.aibom.is_empty() {
-                    frame.render_widget(
-                        Paragraph::new(Line::styled(
-                            "Select an agent to see its models, MCP servers, tools and frameworks.",
-                            self.options.styles.muted,
-                        ))
-                        .wrap(ratatui::widgets::Wrap { trim: true }),
-                        inner,
-                    );
-                } else {
-                    self.aibom.render(frame, inner);
-                }
+                render_scroll_text(
+                    frame,
+                    area,
+                    block,
+                    &mut self.aibom,
+                    "Select an agent to see its models, MCP servers, tools and frameworks.",
+                    self.options.styles.muted,
+                );
             }
             PaneId::Posture => {
-                let inner = Block::bordered().inner(area);
-                self.posture.last_area = inner;
                 let block = self.block(pane, format!("Posture · {name}"));
-                frame.render_widget(block, area);
-                if self.posture.is_empty() {
-                    frame.render_widget(
-                        Paragraph::new(Line::styled(
-                            "Select an agent to compare what it may do with what it did.",
-                            self.options.styles.muted,
-                        ))
-                        .wrap(ratatui::widgets::Wrap { trim: true }),
-                        inner,
-                    );
-                } else {
-                    self.posture.render(frame, inner);
-                }
+                render_scroll_text(
+                    frame,
+                    area,
+                    block,
+                    &mut self.posture,
+                    "Select an agent to compare what it may do with what it did.",
+                    self.options.styles.muted,
+                );
             }
             PaneId::Findings => {
                 let order = self.findings.order;
