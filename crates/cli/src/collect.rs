@@ -27,7 +27,7 @@ use agentscope_session::recorder_sink::RecorderSink;
 use agentscope_session::server_sink::ServerSink;
 use agentscope_session::{Session, Sink, SourceLosses, Step};
 
-use crate::event_output::{write_graph, EventPrinter};
+use crate::event_output::{start_graph, EventPrinter};
 use crate::loop_turns::{LoopTurns, TurnKind};
 use crate::stdout_queue::{Stdout, StdoutDrops, StdoutQueue};
 use agentscope_console::control_chars::escape_controls;
@@ -170,6 +170,13 @@ const STOP_STDOUT_LEAST: Duration = Duration::from_millis(20);
 /// How long OTLP export may still send what is queued after a stop, from the stop's start
 /// (less when the endpoint answers: it ends as soon as the queue is empty).
 const STOP_OTLP_UNTIL: Duration = Duration::from_millis(400);
+
+/// Until when, from the stop's start, the last syncs of the recording and the graph are
+/// waited for. They run in helper processes from the moment each file is written, beside the
+/// rest of the stop; one not done by then finishes after the collector has exited (the data
+/// is written: only a machine failure in the next seconds could lose it). Behind another
+/// program's writeback one sync took 780 ms, which waited for made the stop miss its second.
+const STOP_DISK_UNTIL: Duration = Duration::from_millis(750);
 
 /// Everything `collect` hands each step to: the stream server, the recording, the event
 /// printer, the baseline directory and OTLP export, in that order.
@@ -585,11 +592,19 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 .display()
         );
     }
+    // The recording is complete in the page cache; its last sync is under way.
+    let recording_on_disk = sinks.recorder.as_mut().and_then(RecorderSink::take_on_disk);
     let pipeline = session.pipeline();
-    if let Some(path) = &args.graph_json {
-        let recording = agentscope_files::output_file::Inputs::new(args.record.iter());
-        write_graph(path, pipeline, &recording, &args.select.selector())?;
-    }
+    let graph = match &args.graph_json {
+        Some(path) => {
+            let recording = agentscope_files::output_file::Inputs::new(args.record.iter());
+            Some((
+                path,
+                start_graph(path, pipeline, &recording, &args.select.selector())?,
+            ))
+        }
+        None => None,
+    };
     for incident in pipeline.detector().incidents() {
         eprintln!(
             "agentscope: {} {}: {}",
@@ -662,20 +677,61 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             summary.decode_errors
         );
     }
+    // The graph is renamed into place once on disk, or at the deadline all the same.
+    let disk_began = std::time::Instant::now();
+    let disk_until = stop_began + STOP_DISK_UNTIL;
+    let mut not_on_disk = Vec::new();
+    let mut graph_failed = None;
+    if let Some((path, graph)) = graph {
+        match graph.finish_by(Some(disk_until)) {
+            Ok(true) => {}
+            Ok(false) => not_on_disk.push(format!("the graph {}", path.display())),
+            Err(err) => {
+                graph_failed = Some(
+                    anyhow::Error::new(err)
+                        .context(format!("cannot write the graph to {}", path.display())),
+                );
+            }
+        }
+    }
+    if let Some(mut on_disk) = recording_on_disk {
+        match on_disk.wait_until(Some(disk_until)) {
+            Ok(true) => {}
+            Ok(false) => not_on_disk.push("the recording".to_string()),
+            Err(err) => eprintln!(
+                "agentscope: syncing the recording to disk failed ({err}): it reads back now, \
+                 but a machine failure could lose its end"
+            ),
+        }
+    }
+    if !not_on_disk.is_empty() {
+        eprintln!(
+            "agentscope: {} not yet confirmed on disk {} ms after the stop: written, and the \
+             kernel finishes the sync after the collector has exited (only a machine failure \
+             in the next seconds could lose the end)",
+            not_on_disk.join(" and "),
+            STOP_DISK_UNTIL.as_millis()
+        );
+    }
     // Where a stop's second went, for whoever finds one slow.
     let ms = |from: std::time::Instant, to: std::time::Instant| (to - from).as_millis();
     let now = std::time::Instant::now();
     eprintln!(
         "agentscope: stopped in {} ms: events {} ms, recording and baselines {} ms, graph \
-         and summary {} ms, standard output and OTLP export {} ms; {}",
+         and summary {} ms, standard output and OTLP export {} ms, waiting for the disk {} ms; \
+         {}",
         ms(stop_began, now),
         ms(stop_began, outputs_began),
         ms(outputs_began, finished_at),
         ms(finished_at, stdout_began),
-        ms(stdout_began, now),
+        ms(stdout_began, disk_began),
+        ms(disk_began, now),
         turns.describe()
     );
     collector.close();
+    if let Some(err) = graph_failed {
+        return Err(err);
+    }
     // The process ends here: freeing the pipeline's many small allocations one by one (tens
     // of milliseconds on a busy node) is left to the kernel.
     std::mem::forget(session);
