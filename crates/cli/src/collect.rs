@@ -30,6 +30,7 @@ use agentscope_session::{Session, Sink, SourceLosses, Step};
 use crate::event_output::{start_graph, EventPrinter};
 use crate::loop_turns::{LoopTurns, TurnKind};
 use crate::stdout_queue::{Stdout, StdoutDrops, StdoutQueue};
+use crate::thread_time::ThreadTime;
 use agentscope_console::control_chars::escape_controls;
 use anyhow::Context as _;
 use clap::Args;
@@ -176,7 +177,9 @@ const STOP_OTLP_UNTIL: Duration = Duration::from_millis(400);
 /// rest of the stop; one not done by then finishes after the collector has exited (the data
 /// is written: only a machine failure in the next seconds could lose it). Behind another
 /// program's writeback one sync took 780 ms, which waited for made the stop miss its second.
-const STOP_DISK_UNTIL: Duration = Duration::from_millis(750);
+/// The same point as the summary's: the stop's second also holds the time the loop takes to
+/// see the signal (a turn, up to ~150 ms under load) and the process's exit.
+const STOP_DISK_UNTIL: Duration = STOP_SUMMARY_UNTIL;
 
 /// Everything `collect` hands each step to: the stream server, the recording, the event
 /// printer, the baseline directory and OTLP export, in that order.
@@ -538,7 +541,8 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     }
     // Stop within a second under any load: nothing more is emitted, what the ring buffer
     // holds is processed for a bounded time, the rest is counted, then everything is written.
-    let stop_began = std::time::Instant::now();
+    let stop_time = ThreadTime::now();
+    let stop_began = stop_time.at;
     health.stopping();
     collector.stop_emitting();
     let drain_until = stop_began + STOP_DRAIN;
@@ -561,7 +565,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         }
     }
     collector.discard_rest(STOP_DISCARD);
-    let outputs_began = std::time::Instant::now();
+    let outputs_time = ThreadTime::now();
     // The last drops reach detection before the baselines are written.
     note_counters(&mut session, &collector, &mut sinks)?;
     session.finish_into(&mut sinks)?;
@@ -580,7 +584,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             store.writes()
         );
     }
-    let finished_at = std::time::Instant::now();
+    let finished_time = ThreadTime::now();
     sinks.report();
     if let Some(baselines) = &sinks.baselines {
         eprintln!(
@@ -625,7 +629,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     if let Some(otlp) = &sinks.otlp {
         otlp.begin_settle();
     }
-    let stdout_began = std::time::Instant::now();
+    let stdout_time = ThreadTime::now();
     let mut out = sinks.printer.out;
     let stdout_until =
         |point: Duration| (stop_began + point).max(std::time::Instant::now() + STOP_STDOUT_LEAST);
@@ -678,7 +682,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         );
     }
     // The graph is renamed into place once on disk, or at the deadline all the same.
-    let disk_began = std::time::Instant::now();
+    let disk_time = ThreadTime::now();
     let disk_until = stop_began + STOP_DISK_UNTIL;
     let mut not_on_disk = Vec::new();
     let mut graph_failed = None;
@@ -713,19 +717,19 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             STOP_DISK_UNTIL.as_millis()
         );
     }
-    // Where a stop's second went, for whoever finds one slow.
-    let ms = |from: std::time::Instant, to: std::time::Instant| (to - from).as_millis();
-    let now = std::time::Instant::now();
+    // Where a stop's second went, for whoever finds one slow: each phase's wall-clock time,
+    // and of it the time on a CPU and waiting for one (the rest, the kernel held the thread:
+    // the disk, memory reclaim).
+    let now = ThreadTime::now();
     eprintln!(
-        "agentscope: stopped in {} ms: events {} ms, recording and baselines {} ms, graph \
-         and summary {} ms, standard output and OTLP export {} ms, waiting for the disk {} ms; \
-         {}",
-        ms(stop_began, now),
-        ms(stop_began, outputs_began),
-        ms(outputs_began, finished_at),
-        ms(finished_at, stdout_began),
-        ms(stdout_began, disk_began),
-        ms(disk_began, now),
+        "agentscope: stopped in {} ms: events {}, recording and baselines {}, graph and \
+         summary {}, standard output and OTLP export {}, waiting for the disk {}; {}",
+        now.at.saturating_duration_since(stop_began).as_millis(),
+        stop_time.describe_until(&outputs_time),
+        outputs_time.describe_until(&finished_time),
+        finished_time.describe_until(&stdout_time),
+        stdout_time.describe_until(&disk_time),
+        disk_time.describe_until(&now),
         turns.describe()
     );
     collector.close();
