@@ -543,6 +543,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // holds is processed for a bounded time, the rest is counted, then everything is written.
     let stop_time = ThreadTime::now();
     let stop_began = stop_time.at;
+    let priority = raise_priority_for_the_stop();
     health.stopping();
     collector.stop_emitting();
     let drain_until = stop_began + STOP_DRAIN;
@@ -732,6 +733,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         disk_time.describe_until(&now),
         turns.describe()
     );
+    if let Err(err) = priority {
+        eprintln!("agentscope: the stop ran at the collector's usual priority: {err}");
+    }
     collector.close();
     if let Some(err) = graph_failed {
         return Err(err);
@@ -739,6 +743,28 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     // The process ends here: freeing the pipeline's many small allocations one by one (tens
     // of milliseconds on a busy node) is left to the kernel.
     std::mem::forget(session);
+    Ok(())
+}
+
+/// The stop's scheduling priority (nice) against whatever else runs on the node: the
+/// highest. At -10, under a build at load 19 on 2 CPUs, a stop still waited 1086 of its
+/// recording phase's 1478 ms for a CPU.
+const STOP_NICE: libc::c_int = -20;
+
+/// Raises the priority of the thread that runs the stop (this one) to [`STOP_NICE`]. Under a
+/// build beside the collector (load 10-19 on 2 CPUs) a stop's thread spent 1731 of the
+/// recording phase's 2193 ms runnable but waiting for a CPU: at the usual priority it gets a
+/// tenth of the machine, and the stop's second is gone. The stop is short and bounded, so
+/// taking the CPU for it costs others little. Needs CAP_SYS_NICE (root has it); without it
+/// the stop runs as before, and its report says so.
+fn raise_priority_for_the_stop() -> std::io::Result<()> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority on this thread (PRIO_PROCESS with a thread id applies to that
+    // thread alone on Linux).
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, STOP_NICE) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(())
 }
 
