@@ -8,6 +8,7 @@ use agentscope_analysis::pipeline::Pipeline;
 use agentscope_console::control_chars::escape_controls;
 use agentscope_event::event::{Direction, PayloadSource};
 use agentscope_event::{Event, EventBody};
+use agentscope_files::output_file::PendingCommit;
 use anyhow::Context as _;
 
 /// Writes the graph JSON (mode 0600, beside the target then renamed; never over one of
@@ -18,13 +19,27 @@ pub fn write_graph(
     inputs: &agentscope_files::output_file::Inputs,
     selector: &agentscope_analysis::model::agent_selector::AgentSelector,
 ) -> anyhow::Result<()> {
-    let write = || -> std::io::Result<()> {
+    start_graph(path, pipeline, inputs, selector)?
+        .finish_by(None)
+        .with_context(|| format!("cannot write the graph to {}", path.display()))?;
+    Ok(())
+}
+
+/// As [`write_graph`], returning with the file written and its sync under way: the rename
+/// comes with [`PendingCommit::finish_by`], so that a stop need not wait for the disk.
+pub fn start_graph(
+    path: &std::path::Path,
+    pipeline: &Pipeline,
+    inputs: &agentscope_files::output_file::Inputs,
+    selector: &agentscope_analysis::model::agent_selector::AgentSelector,
+) -> anyhow::Result<PendingCommit> {
+    let write = || -> std::io::Result<PendingCommit> {
         let mut file = agentscope_files::output_file::AtomicFile::create(path, inputs)?;
         let mut writer = std::io::BufWriter::new(&mut file);
         serde_json::to_writer_pretty(&mut writer, &selector.apply(pipeline.snapshot()))?;
         writer.flush()?;
         drop(writer);
-        file.commit()
+        file.start_commit()
     };
     write().with_context(|| format!("cannot write the graph to {}", path.display()))
 }

@@ -27,6 +27,7 @@ mod shell_integration;
 mod stdout_lines;
 mod stdout_pipe;
 mod stdout_queue;
+mod thread_time;
 mod version;
 
 use clap::{Parser, Subcommand};

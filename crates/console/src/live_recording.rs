@@ -2,11 +2,12 @@
 //!
 //! The console's pipeline lives on the UI thread, and a recording needs it: the identity
 //! answers each event produced are stored before the event, and keyframes hold the pipeline's
-//! state. `capture::Recorder` does both, but it writes and `fdatasync`s its file from the
-//! thread that calls it, and a sync can take hundreds of milliseconds on a busy disk: the UI
-//! would freeze. So the UI thread does what needs the pipeline (take the identity answers,
-//! take the state for a keyframe, on the Recorder's schedule) and hands entries to a writer
-//! thread that owns the [`CaptureWriter`]: compression, writes and syncs happen there. The
+//! state. `capture::Recorder` does both, but it compresses and writes its file from the
+//! thread that calls it (only its `fdatasync`s run in a helper process), and a write can wait
+//! on a busy disk too: the UI would freeze. So the UI thread does what needs the pipeline
+//! (take the identity answers, take the state for a keyframe, on the Recorder's schedule) and
+//! hands entries to a writer thread that owns the [`CaptureWriter`]: compression and writes
+//! happen there, and the requests for syncs (`agentscope_files::disk_sync`). The
 //! queue between them is bounded in bytes; a disk that falls that far behind ends the
 //! recording (cleanly: the file is finished and verifies) rather than eat memory or stall the
 //! console.

@@ -14,7 +14,11 @@
 //! - **Whole or absent.** Files written in one go ([`AtomicFile`]) are written to a temporary
 //!   file with a random name in the target's directory, created with `O_EXCL` (the `tempfile`
 //!   crate), synced, and renamed over the target, so a reader never sees half a file and a
-//!   crash leaves the old file intact.
+//!   crash leaves the old file intact. A command that must end on time (`collect`'s stop)
+//!   syncs in a helper process and renames at its deadline even if the disk has not answered
+//!   yet ([`AtomicFile::start_commit`]): a reader still never sees half a file, and only a
+//!   machine failure in the next seconds could leave a short one (ext4, by default, writes the
+//!   data of a file renamed over another before the rename).
 //! - Files written continuously (recordings, [`create_streaming`]) cannot be renamed into
 //!   place; they get the first three rules.
 
@@ -22,6 +26,9 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::disk_sync::DiskSync;
 
 /// A file's identity on this machine: what "the same file" means, whatever the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +164,48 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Starts the sync in a helper process ([`crate::disk_sync`]) and returns at once; the
+    /// rename waits for [`PendingCommit::finish_by`]. Dropped, the temporary file is removed.
+    pub fn start_commit(self) -> io::Result<PendingCommit> {
+        let sync = match DiskSync::start(self.temp.as_file()) {
+            Ok(mut sync) => {
+                sync.request()?;
+                Some(sync)
+            }
+            // No helper process: sync here.
+            Err(_) => {
+                self.temp.as_file().sync_all()?;
+                None
+            }
+        };
+        Ok(PendingCommit { file: self, sync })
+    }
+}
+
+/// An [`AtomicFile`] written in full, its sync under way.
+pub struct PendingCommit {
+    file: AtomicFile,
+    sync: Option<DiskSync>,
+}
+
+impl PendingCommit {
+    /// Waits for the sync until `deadline` (`None`: as long as it takes), then renames the
+    /// file over its target (checked again). `Ok(true)`: it was on disk before the rename;
+    /// `Ok(false)`: the deadline came first, and the sync ends after the rename, on its own.
+    /// A failed sync renames nothing.
+    pub fn finish_by(mut self, deadline: Option<Instant>) -> io::Result<bool> {
+        let on_disk = match &mut self.sync {
+            Some(sync) => sync.wait_until(deadline)?,
+            None => true,
+        };
+        let file = self.file;
+        check_target(&file.target, &file.inputs)?;
+        file.temp.persist(&file.target).map_err(|err| err.error)?;
+        Ok(on_disk)
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.temp.write(buf)
@@ -285,6 +334,37 @@ mod tests {
         create_new(&new).unwrap();
         assert_eq!(mode(&new), 0o600);
         assert!(create_new(&new).is_err());
+    }
+
+    #[test]
+    fn a_commit_started_renames_at_its_finish_whether_or_not_the_disk_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("graph.json");
+        std::fs::write(&out, b"old").unwrap();
+        let mut file = AtomicFile::create(&out, &Inputs::none()).unwrap();
+        file.write_all(b"new").unwrap();
+        let pending = file.start_commit().unwrap();
+        // Until the finish the target is the old file.
+        assert_eq!(std::fs::read(&out).unwrap(), b"old");
+        assert!(pending.finish_by(None).unwrap());
+        assert_eq!(std::fs::read(&out).unwrap(), b"new");
+        assert_eq!(mode(&out), 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        // A deadline already past: renamed all the same, whole.
+        let mut file = AtomicFile::create(&out, &Inputs::none()).unwrap();
+        file.write_all(b"newer").unwrap();
+        let pending = file.start_commit().unwrap();
+        pending.finish_by(Some(Instant::now())).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"newer");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        // Dropped unfinished: the target is untouched, the temporary file gone.
+        let mut file = AtomicFile::create(&out, &Inputs::none()).unwrap();
+        file.write_all(b"dropped").unwrap();
+        drop(file.start_commit().unwrap());
+        assert_eq!(std::fs::read(&out).unwrap(), b"newer");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

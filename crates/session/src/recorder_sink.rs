@@ -1,12 +1,14 @@
 //! The recording sink: a [`Recorder`] fed by a session's steps. Each event is written after
 //! the identity answers its step carries; keyframes hold the collector's counters as the
 //! session last had them. A failing disk ends the recording, not the run: the sink stops
-//! recording, says why in a message, and what was written stays readable.
+//! recording, says why in a message, and what was written stays readable. Finishing does not
+//! wait for the disk: the caller takes the last syncs ([`RecorderSink::take_on_disk`]) and
+//! decides how long to wait for them.
 
 use std::path::Path;
 use std::time::Instant;
 
-use agentscope_capture::capture::{Recorder, RecorderOptions, RecordingSummary};
+use agentscope_capture::capture::{OnDisk, Recorder, RecorderOptions, RecordingSummary};
 use agentscope_event::Event;
 
 use crate::session::Session;
@@ -16,6 +18,8 @@ use crate::step::Step;
 pub struct RecorderSink {
     recorder: Option<Recorder>,
     messages: Vec<String>,
+    /// The finished recording's last syncs, until taken.
+    on_disk: Option<OnDisk>,
 }
 
 impl RecorderSink {
@@ -26,6 +30,7 @@ impl RecorderSink {
         Ok(Self {
             recorder: Some(recorder),
             messages: Vec::new(),
+            on_disk: None,
         })
     }
 
@@ -38,6 +43,11 @@ impl RecorderSink {
     /// finished recording wrote.
     pub fn take_messages(&mut self) -> Vec<String> {
         std::mem::take(&mut self.messages)
+    }
+
+    /// The finished recording's syncs still under way (once, after the session finished).
+    pub fn take_on_disk(&mut self) -> Option<OnDisk> {
+        self.on_disk.take()
     }
 
     fn stop(&mut self, err: &std::io::Error) {
@@ -102,7 +112,11 @@ impl Sink for RecorderSink {
     fn finish(&mut self, step: &Step, session: &Session) -> std::io::Result<()> {
         if let Some(mut recorder) = self.recorder.take() {
             recorder.set_collector_counters(session.collector_counters());
-            let result = recorder.finish_after(&step.identity_answers, session.pipeline());
+            let result = recorder.finish_after_unsynced(&step.identity_answers, session.pipeline());
+            let result = result.map(|(summary, on_disk)| {
+                self.on_disk = Some(on_disk);
+                summary
+            });
             self.describe(result);
         }
         Ok(())

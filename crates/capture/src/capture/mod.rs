@@ -25,7 +25,7 @@ pub use recorder::{Recorder, RecorderOptions, RecordingSummary};
 pub use replay::{CaptureContents, CaptureEvents, Position, RecordedIdentity, Replay, Start};
 pub use session_replay::{capture_session, EventList, RecordedEntries, SessionReplay};
 pub use stream::{stream_pipeline, StreamDecoder, StreamError, StreamItem, StreamStatus};
-pub use writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
+pub use writer::{CaptureWriter, CollectorCounters, Keyframe, OnDisk, WriterOptions};
 
 #[cfg(test)]
 pub(crate) mod tests;

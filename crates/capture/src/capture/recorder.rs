@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::block::{CaptureMetadata, CaptureTotals, FileHeader};
-use super::writer::{CaptureWriter, CollectorCounters, Keyframe, WriterOptions};
+use super::writer::{CaptureWriter, CollectorCounters, Keyframe, OnDisk, WriterOptions};
 use crate::event::Event;
 use crate::model::IdentityAnswer;
 use crate::output_file::Inputs;
@@ -69,6 +69,8 @@ pub struct Recorder {
     last_time_unix_ns: u64,
     collector: CollectorCounters,
     events: u64,
+    /// The last syncs of files closed by rotation, still under way.
+    closed: OnDisk,
 }
 
 /// `dir/name.cap` → `dir/name.000003.cap` for file 3 of a rotated series.
@@ -110,6 +112,7 @@ impl Recorder {
             last_time_unix_ns: 0,
             collector: CollectorCounters::default(),
             events: 0,
+            closed: OnDisk::default(),
         };
         recorder.open_file(pipeline.state())?;
         Ok(recorder)
@@ -254,6 +257,7 @@ impl Recorder {
         Ok(())
     }
 
+    /// Ends the file being written; its last sync goes on (kept in `closed`).
     fn close_file(&mut self, pipeline: &Pipeline) -> std::io::Result<CaptureTotals> {
         self.keyframe(pipeline)?;
         let collector = self.collector;
@@ -261,11 +265,15 @@ impl Recorder {
             .writer
             .take()
             .ok_or_else(|| std::io::Error::other("recording already finished"))?;
-        writer.finish(collector)
+        let (totals, on_disk) = writer.finish_unsynced(collector)?;
+        self.closed.extend(on_disk);
+        Ok(totals)
     }
 
-    /// Writes the open chunk and syncs when due (see [`CaptureWriter::tick`]).
+    /// Writes the open chunk and asks for a sync when due (see [`CaptureWriter::tick`]);
+    /// reports a failed sync, also of a file closed by rotation.
     pub fn tick(&mut self, now: Instant) -> std::io::Result<()> {
+        self.closed.poll()?;
         match self.writer.as_mut() {
             Some(writer) => writer.tick(now),
             None => Ok(()),
@@ -280,12 +288,25 @@ impl Recorder {
     }
 
     /// As [`Recorder::finish`], with `answers` the identity answers the pipeline's final
-    /// flush produced (a session's last step carries them).
+    /// flush produced (a session's last step carries them). Returns once every file is on
+    /// disk.
     pub fn finish_after(
-        mut self,
+        self,
         answers: &[IdentityAnswer],
         pipeline: &Pipeline,
     ) -> std::io::Result<RecordingSummary> {
+        let (summary, mut on_disk) = self.finish_after_unsynced(answers, pipeline)?;
+        on_disk.wait_until(None)?;
+        Ok(summary)
+    }
+
+    /// As [`Recorder::finish_after`], without waiting for the disk: the files are complete
+    /// for every reader; [`OnDisk`] says when they are safe from a machine failure too.
+    pub fn finish_after_unsynced(
+        mut self,
+        answers: &[IdentityAnswer],
+        pipeline: &Pipeline,
+    ) -> std::io::Result<(RecordingSummary, OnDisk)> {
         let closed = if self.writer.is_none() && answers.is_empty() {
             Ok(())
         } else {
@@ -296,10 +317,13 @@ impl Recorder {
                 .and_then(|()| self.close_file(pipeline).map(|_| ()))
         };
         closed?;
-        Ok(RecordingSummary {
-            files: self.files.into_iter().collect(),
-            events: self.events,
-            deleted: self.deleted,
-        })
+        Ok((
+            RecordingSummary {
+                files: self.files.into_iter().collect(),
+                events: self.events,
+                deleted: self.deleted,
+            },
+            self.closed,
+        ))
     }
 }

@@ -651,3 +651,33 @@ fn rotation_bounds_each_file_on_disk_to_the_size_asked_within_one_block() {
     }
     assert!(std::fs::metadata(last).unwrap().len() <= SIZE + one_block);
 }
+
+#[test]
+fn a_recording_finished_without_waiting_for_the_disk_reads_back_whole_at_once() {
+    // What `collect` does at its stop: the files are complete for every reader as soon as
+    // the recorder returns; only their last syncs may still be under way.
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("stop.cap");
+    let mut options = small_blocks(base);
+    options.max_file_bytes = Some(6 << 10);
+    let events = fixture_events();
+    let mut pipeline = pipeline();
+    let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
+    for event in &events {
+        pipeline.push(event);
+        recorder.record(event, &mut pipeline).unwrap();
+    }
+    pipeline.finish();
+    let answers = pipeline.take_identity_answers();
+    let (summary, mut on_disk) = recorder.finish_after_unsynced(&answers, &pipeline).unwrap();
+    assert!(summary.files.len() > 1, "{summary:?}");
+    let mut read_back = Vec::new();
+    for file in &summary.files {
+        let reader = CaptureReader::open(file).unwrap();
+        assert_eq!(reader.index_source(), IndexSource::Trailer, "{file:?}");
+        read_back.extend(events_in(&reader));
+    }
+    assert_eq!(read_back, events);
+    assert!(on_disk.wait_until(None).unwrap());
+    assert!(on_disk.is_empty());
+}

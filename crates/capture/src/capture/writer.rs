@@ -1,10 +1,13 @@
 //! Writing one capture file: the header, event chunks, keyframes and the index trailer.
 //!
 //! Entries are gathered into a chunk that is compressed and written as one block when it is
-//! full or when [`CaptureWriter::tick`] finds it older than the sync interval; the file is
-//! synced at that interval too. A crash (kill -9, power loss) therefore loses at most the
-//! last interval, and everything before it reads back: blocks are self-checking and the
-//! reader indexes a file without a trailer by scanning it.
+//! full or when [`CaptureWriter::tick`] finds it older than the sync interval; a sync of the
+//! file is asked for at that interval too. The syncs run in a helper process
+//! ([`agentscope_files::disk_sync`]), so the caller (the collector's event loop) never waits
+//! for the disk: behind another program's writeback one sync took 780 ms. A `kill -9` loses
+//! nothing written (it is in the page cache); a power loss loses at most the last interval
+//! plus the time the disk takes to answer, and everything before it reads back: blocks are
+//! self-checking and the reader indexes a file without a trailer by scanning it.
 //!
 //! The same writer also encodes a live stream ([`CaptureWriter::in_memory`]): blocks are
 //! gathered in memory for the caller to send (`agentscope collect --serve`), nothing is
@@ -26,12 +29,14 @@ use crate::event::{Event, EventBody};
 use crate::model::IdentityAnswer;
 use crate::output_file::{self, Inputs};
 use crate::pipeline::PipelineState;
+use agentscope_files::disk_sync::DiskSync;
 
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// Uncompressed bytes gathered before a chunk is written.
     pub chunk_bytes: usize,
-    /// Longest time written data waits before it is in a block and synced to disk.
+    /// Longest time written data waits before it is in a block and a sync to disk is asked
+    /// for.
     pub sync_interval: Duration,
     pub zstd_level: i32,
 }
@@ -59,7 +64,9 @@ pub use agentscope_event::collector_counters::CollectorCounters;
 
 /// Where the blocks go.
 enum Output {
-    File(File),
+    /// The file, and what syncs it (`None` if no helper process could be started: then the
+    /// writer syncs it itself, waiting).
+    File(File, Option<DiskSync>),
     /// Encoded bytes not yet taken by [`CaptureWriter::take_bytes`].
     Memory(Vec<u8>),
 }
@@ -95,7 +102,8 @@ impl CaptureWriter {
         options: WriterOptions,
     ) -> std::io::Result<Self> {
         let file = output_file::create_streaming(path, inputs)?;
-        let mut writer = Self::with_output(Output::File(file), path, options)?;
+        let sync = DiskSync::start(&file).ok();
+        let mut writer = Self::with_output(Output::File(file, sync), path, options)?;
         writer.write_raw(&block::MAGIC)?;
         writer.write_block(block_type::HEADER, &header.encode(), BlockInfo::default())?;
         writer.sync()?;
@@ -120,7 +128,7 @@ impl CaptureWriter {
     pub fn take_bytes(&mut self) -> Vec<u8> {
         match &mut self.file {
             Output::Memory(bytes) => std::mem::take(bytes),
-            Output::File(_) => Vec::new(),
+            Output::File(..) => Vec::new(),
         }
     }
 
@@ -261,8 +269,10 @@ impl CaptureWriter {
         }
     }
 
-    /// Writes the open chunk and syncs when the sync interval has passed. Call it often
-    /// (the collector does after every batch and on a timer).
+    /// Writes the open chunk and asks for a sync when the sync interval has passed; reports
+    /// a sync that failed since. Call it often (the collector does after every batch and on
+    /// a timer). It does not wait for the disk, and asks for no sync while one is under way
+    /// (the next covers what was written meanwhile).
     pub fn tick(&mut self, now: Instant) -> std::io::Result<()> {
         let interval = self.options.sync_interval;
         if self
@@ -271,15 +281,34 @@ impl CaptureWriter {
         {
             self.flush_chunk()?;
         }
+        if let Output::File(_, Some(sync)) = &mut self.file {
+            if let Some(err) = sync.take_error() {
+                return Err(err);
+            }
+            if !sync.is_idle() {
+                return Ok(());
+            }
+        }
         if self.unsynced && now.duration_since(self.last_sync) >= interval {
             self.sync()?;
         }
         Ok(())
     }
 
-    /// Writes everything, the index trailer, and syncs. `loss` holds what the collector
-    /// reported losing.
-    pub fn finish(mut self, loss: CollectorCounters) -> std::io::Result<CaptureTotals> {
+    /// Writes everything, the index trailer, and syncs, waiting for the disk. `loss` holds
+    /// what the collector reported losing.
+    pub fn finish(self, loss: CollectorCounters) -> std::io::Result<CaptureTotals> {
+        let (totals, mut on_disk) = self.finish_unsynced(loss)?;
+        on_disk.wait_until(None)?;
+        Ok(totals)
+    }
+
+    /// Writes everything and the index trailer, and asks for the last sync without waiting
+    /// for it: [`OnDisk`] says when it is done. The file is complete for any reader at once.
+    pub fn finish_unsynced(
+        mut self,
+        loss: CollectorCounters,
+    ) -> std::io::Result<(CaptureTotals, OnDisk)> {
         self.flush_chunk()?;
         self.totals.kernel_dropped = loss.kernel_dropped;
         self.totals.kernel_lost_bytes = loss.kernel_lost_bytes;
@@ -287,7 +316,16 @@ impl CaptureWriter {
         let body = block::encode_index(&self.blocks, &self.totals);
         self.write_block(block_type::INDEX, &body, BlockInfo::default())?;
         self.sync()?;
-        Ok(self.totals)
+        let sync = match self.file {
+            Output::File(_, sync) => sync,
+            Output::Memory(_) => None,
+        };
+        Ok((
+            self.totals,
+            OnDisk {
+                syncs: sync.into_iter().collect(),
+            },
+        ))
     }
 
     fn flush_chunk(&mut self) -> std::io::Result<()> {
@@ -325,7 +363,7 @@ impl CaptureWriter {
         info.kind = kind;
         info.len = framed.len() as u32;
         self.write_raw(&framed)?;
-        let indexed = matches!(self.file, Output::File(_));
+        let indexed = matches!(self.file, Output::File(..));
         if indexed && kind != block_type::INDEX && kind != block_type::HEADER {
             self.blocks.push(info);
             if kind == block_type::KEYFRAME {
@@ -344,7 +382,7 @@ impl CaptureWriter {
 
     fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match &mut self.file {
-            Output::File(file) => file.write_all(bytes)?,
+            Output::File(file, _) => file.write_all(bytes)?,
             Output::Memory(buffer) => buffer.extend_from_slice(bytes),
         }
         self.offset += bytes.len() as u64;
@@ -352,12 +390,60 @@ impl CaptureWriter {
         Ok(())
     }
 
+    /// Asks for a sync of what was written so far (or makes it, without a helper process).
     fn sync(&mut self) -> std::io::Result<()> {
-        if let Output::File(file) = &self.file {
-            file.sync_data()?;
+        match &mut self.file {
+            Output::File(_, Some(sync)) => sync.request()?,
+            Output::File(file, None) => file.sync_data()?,
+            Output::Memory(_) => {}
         }
         self.last_sync = Instant::now();
         self.unsynced = false;
         Ok(())
+    }
+}
+
+/// The last syncs of finished files, still under way: everything is written (in the page
+/// cache, where every reader sees it); these say when it is on disk too, safe from a machine
+/// failure. Dropped, the syncs finish on their own in their helper processes.
+#[derive(Default)]
+pub struct OnDisk {
+    syncs: Vec<DiskSync>,
+}
+
+impl OnDisk {
+    /// Adds the syncs of `other`.
+    pub fn extend(&mut self, other: OnDisk) {
+        self.syncs.extend(other.syncs);
+    }
+
+    /// Forgets the syncs that are done; reports the first that failed.
+    pub fn poll(&mut self) -> std::io::Result<()> {
+        let mut failed = None;
+        self.syncs.retain_mut(|sync| match sync.take_error() {
+            Some(err) => {
+                failed.get_or_insert(err);
+                false
+            }
+            None => !sync.is_idle(),
+        });
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Whether no sync is under way.
+    pub fn is_empty(&self) -> bool {
+        self.syncs.is_empty()
+    }
+
+    /// Waits until every file is on disk (`Ok(true)`) or until `deadline` (`Ok(false)`; `None`
+    /// waits as long as it takes).
+    pub fn wait_until(&mut self, deadline: Option<Instant>) -> std::io::Result<bool> {
+        for sync in &mut self.syncs {
+            if !sync.wait_until(deadline)? {
+                return Ok(false);
+            }
+        }
+        self.syncs.clear();
+        Ok(true)
     }
 }
