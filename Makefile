@@ -52,7 +52,7 @@ image: setup
 # Unit tests and property tests of every crate.
 test-unit: setup
 	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
-	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --test detection_on_recordings --test concurrent_sessions
+	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --test detection_on_recordings --test concurrent_sessions --test memory_at_scale
 
 # Userspace builds and its non-privileged tests pass without the eBPF toolchain (DEVELOPERS.md,
 # "Working on userspace only"). Not part of `make test`: the only code that differs under

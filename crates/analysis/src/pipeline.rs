@@ -117,9 +117,11 @@ impl Pipeline {
     ) -> Self {
         let reconstructor = Reconstructor::new(reconstruct);
         let mut model = Model::new(model);
-        model.set_budget(reconstructor.budget());
+        // What the model and detection keep may take 3/4 of the share: the rest stays for
+        // bytes being reassembled, which make the records (see `MemoryBudget::records`).
+        model.set_budget(&reconstructor.budget().records());
         let mut detector = Detector::default();
-        detector.set_budget(reconstructor.budget());
+        detector.set_budget(&reconstructor.budget().records());
         Self {
             reconstructor,
             model,
@@ -151,7 +153,8 @@ impl Pipeline {
     /// Restarts detection with these options (what it raised so far is dropped).
     pub fn set_detection(&mut self, options: DetectorOptions) {
         self.detector = Detector::new(options);
-        self.detector.set_budget(self.reconstructor.budget());
+        self.detector
+            .set_budget(&self.reconstructor.budget().records());
     }
 
     /// Starts from a known process table (live capture: the collector's, seeded from /proc).
@@ -174,6 +177,12 @@ impl Pipeline {
         }
         let gap_before = self.reconstructor.stats().gap_bytes;
         let observations = self.reconstructor.push(event);
+        for pid in self.reconstructor.take_forgotten_processes() {
+            // The process table was full: what is kept per process goes as at an exit.
+            self.model
+                .forget_process(pid, event.header.ts_ns, &mut self.identity);
+            self.earlier.forget_process(pid);
+        }
         let observations = self.apply(observations);
         let gap = self.reconstructor.stats().gap_bytes;
         if gap > gap_before {
@@ -215,6 +224,9 @@ impl Pipeline {
             let processes = self.reconstructor.processes();
             self.model
                 .apply(&observation, processes, &mut self.identity);
+            for agent in self.model.take_evicted_agents() {
+                self.detector.forget_agent(&agent);
+            }
             let mut links = self.model.take_new_links();
             for link in &mut links {
                 link.session = self

@@ -11,8 +11,9 @@
 //! collector watching that many agents; a live collector adds its fixed kernel-facing part
 //! (ring buffer, maps, probes: the idle RSS `make bench-overhead` reports).
 //!
-//! Printed: agents, graph nodes and edges, events, then RSS median and range over the runs,
-//! and the budget's peak held bytes and sheddings (evictions and truncations mean the budget,
+//! Printed: agents, graph nodes and edges, events, then RSS median and range over the runs
+//! (and of it the anonymous part: the capture file is mapped and counts in RSS), and the
+//! budget's peak held bytes and sheddings (evictions and truncations mean the budget,
 //! not the workload, set the figure).
 //!
 //! Environment: `FOOTPRINT_ROUNDS` (default 340: about a thousand agents, three a round), `FOOTPRINT_RUNS`,
@@ -70,12 +71,15 @@ fn record(events: &[Event], path: &Path) {
         .expect("finish the recording");
 }
 
-/// One replay: its peak RSS in KiB and the graph document it wrote.
+/// One replay: its peak RSS and peak anonymous RSS in KiB, and the graph document it wrote.
 ///
 /// The peak is the child's own `VmHWM`, read from /proc while it runs (every 5 ms; the mark
 /// only rises, and exec gave the child a new one). Not `wait4`'s `ru_maxrss`: that counts the
-/// pages the child shared with this large parent between fork and exec.
-fn replay(capture: &Path, graph: &Path, extra: &[String]) -> (u64, Value) {
+/// pages the child shared with this large parent between fork and exec. `VmHWM` includes the
+/// capture file, which the replay maps and reads whole (file pages, `RssFile`): a live
+/// collector has no such file, so the anonymous part (`RssAnon`, the highest sample) is the
+/// pipeline's own.
+fn replay(capture: &Path, graph: &Path, extra: &[String]) -> (u64, u64, Value) {
     let mut child = Command::new(BIN)
         .arg("replay")
         .arg(capture)
@@ -87,15 +91,12 @@ fn replay(capture: &Path, graph: &Path, extra: &[String]) -> (u64, Value) {
         .spawn()
         .expect("start agentscope replay");
     let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0;
+    let (mut peak_kib, mut anon_kib) = (0, 0);
     let status = loop {
         // Read before asking whether it exited: a zombie has no memory left to report.
-        if let Some(kib) = std::fs::read_to_string(&status_path)
-            .ok()
-            .as_deref()
-            .and_then(high_water_kib)
-        {
-            peak_kib = peak_kib.max(kib);
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            peak_kib = peak_kib.max(status_kib(&text, "VmHWM:").unwrap_or(0));
+            anon_kib = anon_kib.max(status_kib(&text, "RssAnon:").unwrap_or(0));
         }
         if let Some(status) = child.try_wait().expect("wait for replay") {
             break status;
@@ -105,14 +106,14 @@ fn replay(capture: &Path, graph: &Path, extra: &[String]) -> (u64, Value) {
     assert!(status.success(), "replay failed: {status}");
     let document = std::fs::read(graph).expect("graph JSON written");
     let document = serde_json::from_slice(&document).expect("graph JSON parses");
-    (peak_kib, document)
+    (peak_kib, anon_kib, document)
 }
 
-/// `VmHWM` of a /proc/PID/status text, in KiB.
-fn high_water_kib(status: &str) -> Option<u64> {
+/// The `field` (`VmHWM:`, `RssAnon:`) of a /proc/PID/status text, in KiB.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .find_map(|line| line.strip_prefix(field))?
         .split_whitespace()
         .next()?
         .parse()
@@ -148,11 +149,12 @@ fn main() {
     let event_count = events.len();
     drop(events);
     let graph = dir.path().join("graph.json");
-    let mut rss_kib = Vec::new();
+    let (mut rss_kib, mut anon_kib) = (Vec::new(), Vec::new());
     let mut last = Value::Null;
     for _ in 0..runs {
-        let (rss, document) = replay(&capture, &graph, &extra);
+        let (rss, anon, document) = replay(&capture, &graph, &extra);
         rss_kib.push(rss);
+        anon_kib.push(anon);
         last = document;
     }
     let count = |pointer: &str| {
@@ -162,6 +164,7 @@ fn main() {
     };
     let memory = &last["stats"]["memory"];
     let (median, low, high) = median_and_range(&mut rss_kib);
+    let (anon_median, anon_low, anon_high) = median_and_range(&mut anon_kib);
     println!(
         "footprint_at_scale: {} agents, {} graph nodes, {} graph edges, {event_count} events \
          ({rounds} rounds)",
@@ -176,9 +179,17 @@ fn main() {
         high as f64 / 1024.0
     );
     println!(
+        "footprint_at_scale: of which anonymous (the pipeline's heap; the rest is the mapped \
+         capture and the program) median {:.1} MiB (range {:.1}-{:.1})",
+        anon_median as f64 / 1024.0,
+        anon_low as f64 / 1024.0,
+        anon_high as f64 / 1024.0
+    );
+    println!(
         "footprint_at_scale: memory budget {} MiB, peak held {:.1} MiB; shed: {} bodies \
          truncated, {} connections evicted, {} tool calls evicted, {} graph evictions, {} \
-         findings dropped, {} detection state sheddings",
+         findings dropped, {} detection state sheddings, {} agents evicted, {} processes \
+         forgotten",
         memory["budget_bytes"].as_u64().unwrap_or(0) >> 20,
         memory["peak_held_bytes"].as_u64().unwrap_or(0) as f64 / 1048576.0,
         memory["bodies_truncated"],
@@ -187,9 +198,25 @@ fn main() {
         memory["graph_evictions"],
         memory["findings_dropped"],
         memory["detection_state_shed"],
+        memory["agents_evicted"],
+        memory["processes_forgotten"],
     );
-    assert!(
-        count("/agents") >= rounds as usize,
-        "every round adds agents"
-    );
+    // Every round offers new agents: each is in the graph JSON or was evicted (counted) to
+    // stay within the budget. Unless bodies were cut: an LLM call read from a cut body may
+    // not make its agent, so the claim is not checked then, and that is said.
+    let kept = count("/agents") as u64;
+    let evicted = memory["agents_evicted"].as_u64().unwrap_or(0);
+    let bodies_truncated = memory["bodies_truncated"].as_u64().unwrap_or(0);
+    if bodies_truncated == 0 {
+        assert!(
+            kept + evicted >= u64::from(rounds),
+            "every round adds agents: {kept} kept and {evicted} evicted over {rounds} rounds"
+        );
+    } else {
+        println!(
+            "footprint_at_scale: {bodies_truncated} bodies were cut by the budget, so some \
+             agents may never have been seen: not checking that every round added agents \
+             ({kept} kept, {evicted} evicted over {rounds} rounds)"
+        );
+    }
 }

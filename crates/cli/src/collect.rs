@@ -835,7 +835,7 @@ fn write_summary(
     if let Some(memory) = &summary.memory {
         writeln!(
             out,
-            "memory: {} KiB held at most of a {} KiB budget; over budget: {} bodies truncated, {} connections evicted, {} tool calls evicted, {} graph evictions, {} findings dropped, {} detection state sheddings",
+            "memory: {} KiB held at most of a {} KiB budget; over budget: {} bodies truncated, {} connections evicted, {} tool calls evicted, {} graph evictions, {} findings dropped, {} detection state sheddings, {} agents evicted; {} processes forgotten (process table full)",
             memory.peak_held_bytes >> 10,
             memory.budget_bytes >> 10,
             memory.bodies_truncated,
@@ -843,7 +843,9 @@ fn write_summary(
             memory.tool_calls_evicted,
             memory.graph_evictions,
             memory.findings_dropped,
-            memory.detection_state_shed
+            memory.detection_state_shed,
+            memory.agents_evicted,
+            memory.processes_forgotten
         )?;
     }
     if stdout_dropped.lines > 0 {

@@ -1,6 +1,12 @@
 //! The collector's process table: seeded from /proc at start, kept current by fork, exec and
 //! exit events, so every event can be placed in its process lineage, including events from
 //! processes that started before the collector.
+//!
+//! The table is bounded ([`PROCESSES_KEPT`]): a node whose exits are lost (a full ring
+//! buffer) or that runs more processes than that would otherwise grow it without end. Past
+//! the bound the least recently seen tenth is forgotten, counted ([`ProcessTable::forgotten`]),
+//! and handed to whoever keeps per-process state ([`ProcessTable::take_forgotten`]), so their
+//! tables follow.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -22,52 +28,101 @@ pub struct ProcessInfo {
 /// Exited processes kept for lineage lookups of late events; the oldest go first.
 pub const EXITED_KEPT: usize = 4096;
 
+/// Processes kept at most, running and exited: past it the least recently seen tenth is
+/// forgotten. Far above what a node runs at once (a few thousand), so it is reached only when
+/// exits were lost or by a flood of short-lived processes whose exits have not arrived yet.
+/// Each entry costs about 160 bytes besides its command line (a heap profile: 22,000
+/// synthetic processes held 3.5 MiB), so the table stays within about 5 MiB plus command
+/// lines; what other tables keep per process (identity answers, agent pids) is forgotten with
+/// it.
+pub const PROCESSES_KEPT: usize = 32_768;
+
+/// Forgotten pids waiting for [`ProcessTable::take_forgotten`]; a table nobody drains (the
+/// collector's own) keeps only the latest ones.
+const FORGOTTEN_PENDING: usize = PROCESSES_KEPT / 5;
+
+/// A process and when it was last seen.
+#[derive(Debug, Clone)]
+struct Tracked {
+    info: ProcessInfo,
+    /// [`ProcessTable::clock`] at its latest event.
+    seen: u64,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct ProcessTable {
-    processes: HashMap<u32, ProcessInfo>,
+    processes: HashMap<u32, Tracked>,
     exited: VecDeque<u32>,
+    /// Events seen: the time of least-recently-seen eviction, which then depends only on the
+    /// events in order (a replay forgets what the live run forgot).
+    clock: u64,
+    /// Processes forgotten to stay within [`PROCESSES_KEPT`].
+    forgotten: u64,
+    forgotten_pending: VecDeque<u32>,
 }
 
 impl ProcessTable {
     pub fn seed(&mut self, entries: &[ProcEntry]) {
         for e in entries {
-            self.processes.insert(
-                e.pid,
-                ProcessInfo {
-                    pid: e.pid,
-                    ppid: e.ppid,
-                    comm: e.comm.clone(),
-                    exe: e.exe.as_ref().map(|p| p.display().to_string()),
-                    argv: e.argv.clone(),
-                    seeded: true,
-                    exited: false,
-                },
-            );
+            self.insert(ProcessInfo {
+                pid: e.pid,
+                ppid: e.ppid,
+                comm: e.comm.clone(),
+                exe: e.exe.as_ref().map(|p| p.display().to_string()),
+                argv: e.argv.clone(),
+                seeded: true,
+                exited: false,
+            });
         }
     }
 
     /// Every process, sorted by pid, and the exited ones in the order they exited: what a
     /// capture's keyframe stores so a replay can start from the middle.
     pub fn export(&self) -> (Vec<ProcessInfo>, Vec<u32>) {
-        let mut processes: Vec<ProcessInfo> = self.processes.values().cloned().collect();
+        let mut processes: Vec<ProcessInfo> =
+            self.processes.values().map(|p| p.info.clone()).collect();
         processes.sort_unstable_by_key(|p| p.pid);
         (processes, self.exited.iter().copied().collect())
     }
 
     /// The inverse of [`ProcessTable::export`].
     pub fn import(processes: Vec<ProcessInfo>, exited: Vec<u32>) -> Self {
-        Self {
-            processes: processes.into_iter().map(|p| (p.pid, p)).collect(),
+        let mut table = Self {
             exited: exited.into(),
+            ..Default::default()
+        };
+        for info in processes {
+            table.insert(info);
         }
+        table
     }
 
     pub fn get(&self, pid: u32) -> Option<&ProcessInfo> {
-        self.processes.get(&pid)
+        self.processes.get(&pid).map(|p| &p.info)
     }
 
     pub fn ppid(&self, pid: u32) -> u32 {
-        self.processes.get(&pid).map_or(0, |p| p.ppid)
+        self.processes.get(&pid).map_or(0, |p| p.info.ppid)
+    }
+
+    /// Processes known (running, and exited ones kept for late lookups).
+    pub fn len(&self) -> usize {
+        self.processes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.processes.is_empty()
+    }
+
+    /// Processes forgotten so far to stay within [`PROCESSES_KEPT`].
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten
+    }
+
+    /// The pids forgotten since the last call (at most the latest [`PROCESSES_KEPT`] / 5), for
+    /// whoever keeps per-process state: it forgets them too, as if they had exited.
+    pub fn take_forgotten(&mut self) -> Vec<u32> {
+        self.forgotten_pending.drain(..).collect()
     }
 
     /// pid, its parent, grandparent, ... as far as known (at most 64 steps, guarding against
@@ -98,63 +153,92 @@ impl ProcessTable {
         if pid == 0 || self.processes.contains_key(&pid) {
             return;
         }
-        self.processes.insert(
+        self.insert(ProcessInfo {
             pid,
-            ProcessInfo {
-                pid,
-                ppid,
-                comm: comm.to_string(),
-                exe: None,
-                argv: Vec::new(),
-                seeded: false,
-                exited: false,
-            },
-        );
+            ppid,
+            comm: comm.to_string(),
+            exe: None,
+            argv: Vec::new(),
+            seeded: false,
+            exited: false,
+        });
+    }
+
+    /// Adds or replaces a process, seen now, making room first when the table is full.
+    fn insert(&mut self, info: ProcessInfo) {
+        if !self.processes.contains_key(&info.pid) && self.processes.len() >= PROCESSES_KEPT {
+            self.forget_least_recently_seen();
+        }
+        let seen = self.clock;
+        self.processes.insert(info.pid, Tracked { info, seen });
+    }
+
+    /// Forgets the least recently seen tenth in one pass (amortised, as the graph evicts).
+    fn forget_least_recently_seen(&mut self) {
+        let mut by_age: Vec<(u64, u32)> = self
+            .processes
+            .iter()
+            .map(|(pid, p)| (p.seen, *pid))
+            .collect();
+        by_age.sort_unstable();
+        for (_, pid) in by_age.into_iter().take(PROCESSES_KEPT / 10) {
+            self.processes.remove(&pid);
+            self.forgotten += 1;
+            if self.forgotten_pending.len() >= FORGOTTEN_PENDING {
+                self.forgotten_pending.pop_front();
+            }
+            self.forgotten_pending.push_back(pid);
+        }
     }
 
     /// Updates the table from an event (fork, exec and exit change it).
     pub fn update(&mut self, event: &Event) {
         let pid = event.header.pid;
+        self.clock += 1;
+        if let Some(p) = self.processes.get_mut(&pid) {
+            p.seen = self.clock;
+        }
         match &event.body {
             EventBody::Fork { child_pid, .. } => {
-                let parent = self.processes.get(&pid).cloned();
-                self.processes.insert(
-                    *child_pid,
-                    ProcessInfo {
-                        pid: *child_pid,
-                        ppid: pid,
-                        comm: event.header.comm.clone(),
-                        exe: parent.as_ref().and_then(|p| p.exe.clone()),
-                        argv: parent.map(|p| p.argv).unwrap_or_default(),
-                        seeded: false,
-                        exited: false,
-                    },
-                );
-            }
-            EventBody::Exec { filename, argv, .. } => {
-                let entry = self.processes.entry(pid).or_insert_with(|| ProcessInfo {
-                    pid,
-                    ppid: 0,
-                    comm: String::new(),
-                    exe: None,
-                    argv: Vec::new(),
+                let parent = self.get(pid).cloned();
+                self.insert(ProcessInfo {
+                    pid: *child_pid,
+                    ppid: pid,
+                    comm: event.header.comm.clone(),
+                    exe: parent.as_ref().and_then(|p| p.exe.clone()),
+                    argv: parent.map(|p| p.argv).unwrap_or_default(),
                     seeded: false,
                     exited: false,
                 });
-                entry.comm = event.header.comm.clone();
-                entry.exe = Some(filename.clone());
-                entry.argv = argv.clone();
+            }
+            EventBody::Exec { filename, argv, .. } => {
+                if !self.processes.contains_key(&pid) {
+                    self.insert(ProcessInfo {
+                        pid,
+                        ppid: 0,
+                        comm: String::new(),
+                        exe: None,
+                        argv: Vec::new(),
+                        seeded: false,
+                        exited: false,
+                    });
+                }
+                if let Some(entry) = self.processes.get_mut(&pid) {
+                    entry.info.comm = event.header.comm.clone();
+                    entry.info.exe = Some(filename.clone());
+                    entry.info.argv = argv.clone();
+                }
             }
             EventBody::Exit { .. } => {
                 if let Some(p) = self.processes.get_mut(&pid) {
-                    if !p.exited {
-                        p.exited = true;
+                    if !p.info.exited {
+                        p.info.exited = true;
                         self.exited.push_back(pid);
                     }
                 }
                 while self.exited.len() > EXITED_KEPT {
                     if let Some(old) = self.exited.pop_front() {
-                        if self.processes.get(&old).is_some_and(|p| p.exited) {
+                        if self.processes.get(&old).is_some_and(|p| p.info.exited) {
                             self.processes.remove(&old);
                         }
                     }
@@ -239,5 +323,46 @@ mod tests {
         };
         table.seed(&[entry(7, 8), entry(8, 7)]);
         assert_eq!(table.lineage(7), vec![7, 8]);
+    }
+
+    /// Processes whose exits never arrive (lost, or not yet) cannot grow the table past its
+    /// bound: the least recently seen are forgotten, counted and handed out; one that keeps
+    /// acting stays, whenever it started.
+    #[test]
+    fn the_least_recently_seen_are_forgotten_past_the_bound() {
+        let mut table = ProcessTable::default();
+        table.seed(&[ProcEntry {
+            pid: 1,
+            ppid: 0,
+            uid: 0,
+            comm: "init".into(),
+            exe: None,
+            argv: vec![],
+        }]);
+        let offered = PROCESSES_KEPT as u32 * 3;
+        let mut handed_out = Vec::new();
+        for n in 0..offered {
+            // The long-lived process acts now and then; every other process acts once.
+            if n % 1000 == 0 {
+                table.update(&event(1, EventBody::Close { fd: 3 }));
+            }
+            let pid = 1000 + n;
+            table.learn(pid, 1, "worker");
+            table.update(&event(pid, EventBody::Close { fd: 3 }));
+            handed_out.extend(table.take_forgotten());
+            assert!(table.len() <= PROCESSES_KEPT);
+        }
+        assert_eq!(
+            table.len() as u64 + table.forgotten(),
+            u64::from(offered) + 1
+        );
+        assert_eq!(handed_out.len() as u64, table.forgotten());
+        assert!(
+            table.get(1).is_some(),
+            "the process that keeps acting stays"
+        );
+        assert!(table.get(1000).is_none(), "the oldest idle one went first");
+        assert!(table.get(1000 + offered - 1).is_some());
+        assert!(!handed_out.contains(&1));
     }
 }

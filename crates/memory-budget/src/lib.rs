@@ -1,8 +1,8 @@
 //! One memory budget for everything the pipeline keeps between events.
 //!
 //! Whatever an observed process controls the size of — HTTP bodies and buffers being
-//! reassembled, other protocols' buffers, tool-call records, graph nodes and edges, detection
-//! findings — is charged here by the holder that keeps it and released when it lets go. Each
+//! reassembled, other protocols' buffers, tool-call records, graph nodes and edges, agents
+//! and their AI-BOMs, detection findings — is charged here by the holder that keeps it and released when it lets go. Each
 //! holder charges an upper-bound estimate of its heap use (capacities, not lengths, for byte
 //! buffers; a per-item overhead plus string lengths for records). When a charge is refused the
 //! holder truncates or evicts and flags what it cut ([`Pressure`] counts it), so the total
@@ -15,6 +15,13 @@
 //! - 1/8 of `B` as working room for the one message being interpreted: bodies are cut at
 //!   [`MemoryBudget::max_message_bytes`] (`B/32`) and parsed only when their parsed form stays
 //!   within a small multiple of that (see `agentscope_reconstruct::http`).
+//!
+//! Within the pipeline's share, what the model and detection keep (tool-call records, the
+//! graph, agents, findings, detection state: [`MemoryBudget::records`]) may take at most 3/4
+//! ([`MemoryBudget::records_limit`]). Those records shed their own oldest when they reach it;
+//! without the limit they could fill the share, and every later body would be cut before it
+//! could make a record that sheds them (a node that kept running new agents stopped seeing
+//! their model calls).
 //!
 //! Accounting is deterministic: it depends only on the events in order, never on the
 //! allocator or on time, so eviction happens at the same event in a live run and its replay.
@@ -52,15 +59,24 @@ pub enum Pressure {
     /// Detection forgot the oldest of an agent's remembered state (read data, destinations,
     /// injected contents, tainted calls) to make room.
     DetectionStateShed,
+    /// The least recently seen agent was forgotten (its AI-BOM, graph node and detection state)
+    /// to make room for the agents seen since.
+    AgentEvicted,
+    /// A process was forgotten because the process table was full (see
+    /// `agentscope_event::process_table::PROCESSES_KEPT`): what it does later is not placed in
+    /// its lineage.
+    ProcessForgotten,
 }
 
-const PRESSURE_KINDS: usize = 6;
+const PRESSURE_KINDS: usize = 8;
 
 #[derive(Debug)]
 struct Inner {
     budget: usize,
     held_limit: usize,
     used: AtomicUsize,
+    /// Of `used`, what records hold (see [`MemoryBudget::records`]).
+    records_used: AtomicUsize,
     peak: AtomicUsize,
     pressure: [AtomicU64; PRESSURE_KINDS],
 }
@@ -69,6 +85,8 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct MemoryBudget {
     inner: Arc<Inner>,
+    /// This handle charges records: also within [`MemoryBudget::records_limit`].
+    records: bool,
 }
 
 /// What the budget did, for the summary line and `--graph-json` (`stats.memory`).
@@ -89,6 +107,12 @@ pub struct MemoryStats {
     /// Times detection shed an agent's oldest remembered state.
     #[serde(default)]
     pub detection_state_shed: u64,
+    /// Agents forgotten (least recently seen first) to make room.
+    #[serde(default)]
+    pub agents_evicted: u64,
+    /// Processes forgotten because the process table was full.
+    #[serde(default)]
+    pub processes_forgotten: u64,
 }
 
 impl MemoryStats {
@@ -100,6 +124,8 @@ impl MemoryStats {
             + self.graph_evictions
             + self.findings_dropped
             + self.detection_state_shed
+            + self.agents_evicted
+            + self.processes_forgotten
             > 0
     }
 }
@@ -119,10 +145,33 @@ impl MemoryBudget {
                 budget,
                 held_limit: budget / 4 * 3,
                 used: AtomicUsize::new(0),
+                records_used: AtomicUsize::new(0),
                 peak: AtomicUsize::new(0),
                 pressure: Default::default(),
             }),
+            records: false,
         }
+    }
+
+    /// A handle on the same budget for what the model and detection keep (records of what
+    /// happened, as opposed to bytes being reassembled): its charges also count against
+    /// [`MemoryBudget::records_limit`].
+    pub fn records(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            records: true,
+        }
+    }
+
+    /// What records may hold together: 3/4 of the pipeline's share (the rest is always there
+    /// for bytes being reassembled).
+    pub fn records_limit(&self) -> usize {
+        self.inner.held_limit / 4 * 3
+    }
+
+    /// Charged by records now.
+    pub fn records_used(&self) -> usize {
+        self.inner.records_used.load(Ordering::Relaxed)
     }
 
     pub fn budget(&self) -> usize {
@@ -154,6 +203,34 @@ impl MemoryBudget {
 
     /// Charges `bytes` if they fit; false (nothing charged) if they do not.
     pub fn try_charge(&self, bytes: usize) -> bool {
+        if !self.records {
+            return self.try_charge_total(bytes);
+        }
+        let limit = self.records_limit();
+        let fits = self
+            .inner
+            .records_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|&n| n <= limit)
+            })
+            .is_ok();
+        if fits && !self.try_charge_total(bytes) {
+            self.release_records(bytes);
+            return false;
+        }
+        fits
+    }
+
+    fn release_records(&self, bytes: usize) {
+        let _ = self
+            .inner
+            .records_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(bytes))
+            });
+    }
+
+    fn try_charge_total(&self, bytes: usize) -> bool {
         let limit = self.held_limit();
         let mut used = self.used();
         loop {
@@ -179,11 +256,17 @@ impl MemoryBudget {
     /// record whose growth is checked); the total may pass the limit by that much until the
     /// holder evicts.
     pub fn force_charge(&self, bytes: usize) {
+        if self.records {
+            self.inner.records_used.fetch_add(bytes, Ordering::Relaxed);
+        }
         let next = self.inner.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.inner.peak.fetch_max(next, Ordering::Relaxed);
     }
 
     pub fn release(&self, bytes: usize) {
+        if self.records {
+            self.release_records(bytes);
+        }
         let _ = self
             .inner
             .used
@@ -214,6 +297,8 @@ impl MemoryBudget {
             graph_evictions: count(Pressure::GraphEvicted),
             findings_dropped: count(Pressure::FindingDropped),
             detection_state_shed: count(Pressure::DetectionStateShed),
+            agents_evicted: count(Pressure::AgentEvicted),
+            processes_forgotten: count(Pressure::ProcessForgotten),
         }
     }
 }
@@ -341,6 +426,31 @@ mod tests {
         assert!(b.try_set(0));
         assert_eq!(budget.used(), 0);
         assert_eq!(budget.stats().peak_held_bytes, 6 << 20);
+    }
+
+    #[test]
+    fn records_stop_at_their_limit_and_leave_the_rest_to_bytes_in_flight() {
+        let budget = MemoryBudget::new(16 << 20);
+        let records = budget.records();
+        assert_eq!(
+            (budget.held_limit(), records.records_limit()),
+            (12 << 20, 9 << 20)
+        );
+        let mut record = Charge::new(&records);
+        assert!(record.try_grow(9 << 20));
+        assert!(
+            !Charge::new(&records).try_grow(1),
+            "records are at their limit"
+        );
+        let mut in_flight = Charge::new(&budget);
+        assert!(in_flight.try_grow(3 << 20), "the rest is left");
+        assert!(!in_flight.try_grow(1));
+        drop(record);
+        assert_eq!((budget.used(), budget.records_used()), (3 << 20, 0));
+        // A record that fits its limit but not the total is refused, and not counted.
+        assert!(in_flight.try_grow(6 << 20));
+        assert!(!Charge::new(&records).try_grow(4 << 20));
+        assert_eq!(budget.records_used(), 0);
     }
 
     #[test]

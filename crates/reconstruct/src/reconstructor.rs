@@ -89,6 +89,8 @@ pub struct Reconstructor {
     stdio_sessions: StdioSessions,
     /// Tried in order on every HTTP exchange (see [`super::http_interpreters`]).
     interpreters: Vec<Box<dyn HttpInterpreter>>,
+    /// Processes the full process table forgot, not yet taken by the pipeline.
+    forgotten: Vec<u32>,
 }
 
 impl Reconstructor {
@@ -104,7 +106,15 @@ impl Reconstructor {
             next_index: 0,
             stats: ReconstructStats::default(),
             interpreters: http_interpreters::interpreters(),
+            forgotten: Vec::new(),
         }
+    }
+
+    /// Processes forgotten since the last call because the process table was full (see
+    /// [`crate::process_table::PROCESSES_KEPT`]): whoever keeps state per process forgets
+    /// them too. Their socket peers are forgotten here.
+    pub fn take_forgotten_processes(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.forgotten)
     }
 
     /// The memory budget everything downstream of this reconstructor charges.
@@ -167,6 +177,18 @@ impl Reconstructor {
         self.processes
             .learn(header.pid, header.ppid, header.comm.as_str());
         self.processes.update(event);
+        let forgotten = self.processes.take_forgotten();
+        if !forgotten.is_empty() {
+            self.budget
+                .note_many(Pressure::ProcessForgotten, forgotten.len() as u64);
+            let gone: std::collections::HashSet<u32> = forgotten.iter().copied().collect();
+            self.peers.retain(|(pid, _), _| !gone.contains(pid));
+            // Bounded like the table: a pipeline that never takes them keeps the latest.
+            if self.forgotten.len() > crate::process_table::PROCESSES_KEPT {
+                self.forgotten.clear();
+            }
+            self.forgotten.extend(forgotten);
+        }
         let mut out = Vec::new();
         let simple = |kind: ObservationKind| Observation {
             ts_ns: header.ts_ns,

@@ -137,6 +137,14 @@ impl BaselineJudge {
         &self.learner
     }
 
+    /// The model evicted `agent` to stay within the memory budget: its baseline being learned
+    /// and what was reported against it go (an approved baseline stays: the user gave it). If
+    /// it acts again it learns anew.
+    pub fn forget(&mut self, agent: &str) {
+        self.learner.forget(agent);
+        self.reported.remove(agent);
+    }
+
     pub fn approved(&self, agent: &str) -> Option<&AgentBaseline> {
         self.approved.get(agent)
     }

@@ -283,6 +283,11 @@ impl BaselineLearner {
         self.agents.keys().map(String::as_str)
     }
 
+    /// Forgets what `agent` learned (see [`super::BaselineJudge::forget`]).
+    pub fn forget(&mut self, agent: &str) {
+        self.agents.remove(agent);
+    }
+
     /// Agents not learned because `max_agents` were already learning.
     pub fn agents_dropped(&self) -> u64 {
         self.agents_dropped

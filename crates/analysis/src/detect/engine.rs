@@ -272,6 +272,14 @@ impl Detector {
         }
     }
 
+    /// The model evicted `agent` to stay within the budget: its detection state and the
+    /// baseline it was learning go too (releasing their charge). Findings and incidents
+    /// already raised stay.
+    pub fn forget_agent(&mut self, agent: &str) {
+        self.agents.remove(agent);
+        self.judge.forget(agent);
+    }
+
     /// Charges what the agent's state holds now, shedding its oldest state at the budget.
     fn charge_watch(&mut self, agent: &str) {
         if let Some(watch) = self.agents.get_mut(agent) {

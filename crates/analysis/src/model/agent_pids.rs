@@ -86,6 +86,12 @@ impl AgentPids {
             .copied()
     }
 
+    /// Agent `key` was evicted: no process is its any more (one that acts again makes it
+    /// anew).
+    pub fn forget_agent(&mut self, key: &str) {
+        self.by_pid.retain(|_, entry| entry.key != key);
+    }
+
     /// `pid` exited at `ts_ns`: it keeps its agent for what it did until then.
     pub fn exited(&mut self, pid: u32, ts_ns: u64) {
         if let Some(entry) = self.by_pid.get_mut(&pid) {

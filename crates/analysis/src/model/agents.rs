@@ -170,7 +170,87 @@ pub struct Agent {
 /// Pids remembered per agent; older ones are dropped first.
 pub const PIDS_PER_AGENT: usize = 64;
 
+/// Heap estimate of a small map entry or set item besides its strings.
+const ENTRY_BYTES: usize = 64;
+
 impl Agent {
+    /// Upper-bound estimate of the heap the record takes, for the memory budget: a fixed part
+    /// (the record, its pid set at [`PIDS_PER_AGENT`], enforcement decisions) and its strings
+    /// and AI-BOM entries. A heap profile of the footprint bench's synthetic agents (a model
+    /// or an MCP server each, a few tools) put record and AI-BOM at about 4 KiB an agent; the
+    /// recorded incident agent (five tools, two MCP servers, pod identity) is charged 10 KiB.
+    pub fn estimate_bytes(&self) -> usize {
+        const FIXED: usize = 3072;
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let described = |tools: &BTreeMap<String, Option<String>>| {
+            tools
+                .iter()
+                .map(|(name, description)| ENTRY_BYTES + name.len() + text(description))
+                .sum::<usize>()
+        };
+        let identity = &self.identity;
+        let aibom = &self.aibom;
+        FIXED
+            + 2 * self.key.len()
+            + self.name.len()
+            + self.program.len()
+            + self.plaintext_not_visible.as_ref().map_or(0, String::len)
+            + identity.workload.len()
+            + text(&identity.user)
+            + text(&identity.container_id)
+            + text(&identity.pod)
+            + text(&identity.service_account)
+            + identity
+                .cloud_roles
+                .iter()
+                .map(|r| ENTRY_BYTES + r.len())
+                .sum::<usize>()
+            + crate::memory_budget::json_value_bytes(&identity.details)
+            + aibom
+                .providers
+                .iter()
+                .map(|(provider, models)| {
+                    ENTRY_BYTES
+                        + provider.len()
+                        + models.iter().map(|m| ENTRY_BYTES + m.len()).sum::<usize>()
+                })
+                .sum::<usize>()
+            + ENTRY_BYTES * aibom.apis.len()
+            + aibom
+                .mcp_servers
+                .iter()
+                .map(|(key, server)| {
+                    2 * ENTRY_BYTES
+                        + key.len()
+                        + server.name.len()
+                        + text(&server.version)
+                        + server.transport.len()
+                        + text(&server.endpoint)
+                        + described(&server.tools)
+                })
+                .sum::<usize>()
+            + described(&aibom.tools_offered)
+            + aibom
+                .frameworks
+                .iter()
+                .chain(&aibom.retrieval_sources)
+                .map(|s| ENTRY_BYTES + s.len())
+                .sum::<usize>()
+            + aibom
+                .packages
+                .iter()
+                .map(|(key, package)| {
+                    2 * ENTRY_BYTES
+                        + key.len()
+                        + package.name.len()
+                        + text(&package.version)
+                        + package.package_dir.len()
+                        + text(&package.metadata_path)
+                        + text(&package.error)
+                })
+                .sum::<usize>()
+    }
+
     pub fn add_pid(&mut self, pid: u32) {
         self.pids.insert(pid);
         while self.pids.len() > PIDS_PER_AGENT {

@@ -2,7 +2,8 @@
 //! joined by counted, timestamped edges that point back at the events behind them.
 //!
 //! The graph is bounded. When a limit is reached, the least recently seen tenth of the edges
-//! (or of the nodes, with their edges) is evicted in one pass and counted in [`Limits`]: on a
+//! (or of the nodes, with their edges) is evicted in one pass (a tenth of what the graph holds
+//! when the memory budget asks) and counted in [`Limits`]: on a
 //! long-running node recent behaviour matters more than the oldest, and evicting in batches
 //! keeps the cost amortised instead of scanning on every insert.
 
@@ -290,7 +291,9 @@ impl Graph {
             .map(|(key, edge)| (edge.last_seen_ns, key.clone()))
             .collect();
         by_age.sort_unstable();
-        let batch = (self.limits.max_edges / 10).max(1);
+        // A tenth of what is there: at the count limit that is a tenth of the limit; when the
+        // budget asks, a tenth of a smaller graph (not all of it).
+        let batch = (self.edges.len().min(self.limits.max_edges) / 10).max(1);
         for (_, key) in by_age.into_iter().take(batch) {
             if let Some(edge) = self.edges.remove(&key) {
                 self.release(edge_bytes(&edge));
@@ -308,7 +311,7 @@ impl Graph {
             .map(|node| (node.last_seen_ns, node.id.clone()))
             .collect();
         by_age.sort_unstable();
-        let batch = (self.limits.max_nodes / 10).max(1);
+        let batch = (self.nodes.len().min(self.limits.max_nodes) / 10).max(1);
         let evicted: std::collections::HashSet<String> =
             by_age.into_iter().take(batch).map(|(_, id)| id).collect();
         let mut freed = 0;
@@ -322,6 +325,26 @@ impl Graph {
         let before = self.edges.len();
         self.edges.retain(|(from, to, _), edge| {
             let keep = !evicted.contains(from) && !evicted.contains(to);
+            if !keep {
+                freed += edge_bytes(edge);
+            }
+            keep
+        });
+        self.limits.evicted_edges += (before - self.edges.len()) as u64;
+        self.release(freed);
+    }
+
+    /// Removes node `id` and its edges (its owner forgot it: an evicted agent), counted as
+    /// evictions (the graph is then incomplete).
+    pub fn remove_node(&mut self, id: &str) {
+        let Some(node) = self.nodes.remove(id) else {
+            return;
+        };
+        let mut freed = node_bytes(&node);
+        self.limits.evicted_nodes += 1;
+        let before = self.edges.len();
+        self.edges.retain(|(from, to, _), edge| {
+            let keep = from != id && to != id;
             if !keep {
                 freed += edge_bytes(edge);
             }

@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::memory_budget::{Charge, MemoryBudget, Pressure};
 use crate::process_table::ProcessTable;
 use crate::reconstruct::mcp::McpDetail;
 use crate::reconstruct::{Observation, ObservationKind, ReconstructStats, Role};
@@ -73,7 +74,18 @@ pub struct Model {
     /// The enforcement policies the collector last reported, by scope: applied to the agents
     /// they govern, those discovered later included.
     enforcement_policies: BTreeMap<String, agentscope_event::enforcement::EnforcePolicy>,
+    /// Agents are charged to this budget (see [`Model::charge_agent`]).
+    budget: Option<MemoryBudget>,
+    /// Per agent: its charge and when it last acted (event time), for evicting the least
+    /// recently active first.
+    agent_charges: HashMap<String, (Charge, u64)>,
+    /// Agents evicted since [`Model::take_evicted_agents`] last ran.
+    evicted_agents: Vec<String>,
 }
+
+/// Agents a charge that does not fit may evict before it is forced (bounded work per charge,
+/// as the graph tries a few times).
+const AGENT_EVICTIONS_PER_CHARGE: usize = 4;
 
 /// Everything the model knows, ready to serialise.
 #[derive(Debug, Clone, Serialize)]
@@ -124,13 +136,81 @@ impl Model {
             new_links: Vec::new(),
             tls_coverage: TlsCoverageTable::default(),
             enforcement_policies: BTreeMap::new(),
+            budget: None,
+            agent_charges: HashMap::new(),
+            evicted_agents: Vec::new(),
         }
     }
 
-    /// Tool calls and the graph are charged to `budget` from now on.
-    pub fn set_budget(&mut self, budget: &crate::memory_budget::MemoryBudget) {
+    /// Tool calls, agents and the graph are charged to `budget` from now on.
+    pub fn set_budget(&mut self, budget: &MemoryBudget) {
         self.graph.set_budget(budget);
         self.attribution.set_budget(budget);
+        self.budget = Some(budget.clone());
+        let keys: Vec<String> = self.agents.keys().cloned().collect();
+        for key in keys {
+            self.charge_agent(&key, 0);
+        }
+    }
+
+    /// Charges what agent `key` (and its AI-BOM) holds now, active at `ts_ns`. When the budget
+    /// refuses, the least recently active other agents are evicted (at most
+    /// [`AGENT_EVICTIONS_PER_CHARGE`], then the charge is forced as other holders force theirs):
+    /// a node that runs ever new agents keeps the recent ones, not every agent it ever saw.
+    fn charge_agent(&mut self, key: &str, ts_ns: u64) {
+        let Some(budget) = self.budget.clone() else {
+            return;
+        };
+        let Some(bytes) = self.agents.get(key).map(Agent::estimate_bytes) else {
+            return;
+        };
+        let (mut charge, active_ns) = self
+            .agent_charges
+            .remove(key)
+            .unwrap_or_else(|| (Charge::new(&budget), ts_ns));
+        let mut evicted = 0;
+        while !charge.try_set(bytes) {
+            let oldest = self
+                .agent_charges
+                .iter()
+                .min_by(|a, b| (a.1 .1, a.0).cmp(&(b.1 .1, b.0)))
+                .map(|(key, _)| key.clone());
+            match oldest {
+                Some(oldest) if evicted < AGENT_EVICTIONS_PER_CHARGE => {
+                    self.evict_agent(&oldest);
+                    budget.note(Pressure::AgentEvicted);
+                    evicted += 1;
+                }
+                _ => {
+                    charge.force_set(bytes);
+                    break;
+                }
+            }
+        }
+        self.agent_charges
+            .insert(key.to_string(), (charge, active_ns.max(ts_ns)));
+    }
+
+    /// Forgets agent `key`: its record and AI-BOM, its graph node (with its edges), which
+    /// processes were its. Detection forgets it when the pipeline takes
+    /// [`Model::take_evicted_agents`]. If it acts again it is discovered anew.
+    fn evict_agent(&mut self, key: &str) {
+        self.agents.remove(key);
+        self.agent_charges.remove(key);
+        self.agent_pids.forget_agent(key);
+        self.graph.remove_node(&format!("agent:{key}"));
+        self.evicted_agents.push(key.to_string());
+    }
+
+    /// Agents evicted to stay within the budget since the last call.
+    pub fn take_evicted_agents(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.evicted_agents)
+    }
+
+    /// Agents evicted so far are counted in the budget's `agents_evicted`; this is how many
+    /// agents the model holds now.
+    pub fn agent_count(&self) -> usize {
+        self.agents.len()
     }
 
     pub fn agents(&self) -> impl Iterator<Item = &Agent> {
@@ -185,6 +265,15 @@ impl Model {
         }
     }
 
+    /// `pid` exited at `ts_ns`, or the process table forgot it: what is kept for it goes
+    /// (its agent stays its own for what it did until then).
+    pub fn forget_process(&mut self, pid: u32, ts_ns: u64, identity: &mut dyn IdentityLookup) {
+        self.module_hints.remove(&pid);
+        self.package_hints.remove(&pid);
+        self.agent_pids.exited(pid, ts_ns);
+        identity.forget(pid);
+    }
+
     /// Processes that talked TLS (see [`tls_coverage`]).
     pub fn tls_coverage(&self) -> &TlsCoverageTable {
         &self.tls_coverage
@@ -214,7 +303,9 @@ impl Model {
                 .set_attribute(&node, "program", serde_json::json!(agent.program));
             let identity = agent.identity.clone();
             self.link_identity(&node, &identity, agent.last_seen_ns, &[]);
-            self.agents.insert(agent.key.clone(), agent);
+            let (key, last_seen_ns) = (agent.key.clone(), agent.last_seen_ns);
+            self.agents.insert(key.clone(), agent);
+            self.charge_agent(&key, last_seen_ns);
         }
         for (pid, key) in agent_pids {
             if self.agents.contains_key(&key) {
@@ -288,10 +379,7 @@ impl Model {
             ObservationKind::Exit { .. } => {
                 // The pid may be reused by an unrelated process: it stays the agent's for
                 // what it did until now only (and for as long as the process table keeps it).
-                self.module_hints.remove(&pid);
-                self.package_hints.remove(&pid);
-                self.agent_pids.exited(pid, observation.ts_ns);
-                identity.forget(pid);
+                self.forget_process(pid, observation.ts_ns, identity);
             }
             ObservationKind::Mcp {
                 exchange,
@@ -338,6 +426,20 @@ impl Model {
             // The declared side of posture (posture::UsageBook keeps it): no process's act.
             ObservationKind::ClusterObjects { .. } => {}
             _ => self.apply_action(observation, processes),
+        }
+        // What may have grown an agent's record or AI-BOM is charged (file opens and other
+        // actions add at most a framework name, within the record's fixed part).
+        if matches!(
+            observation.kind,
+            ObservationKind::Llm { .. }
+                | ObservationKind::Mcp { .. }
+                | ObservationKind::TlsHello { .. }
+                | ObservationKind::Package { .. }
+                | ObservationKind::Enforce { .. }
+        ) {
+            if let Some(key) = self.agent_of(&processes.lineage(pid), observation.ts_ns) {
+                self.charge_agent(&key, observation.ts_ns);
+            }
         }
     }
 

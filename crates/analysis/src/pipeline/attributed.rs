@@ -78,6 +78,12 @@ impl EarlierObservations {
         self.dropped
     }
 
+    /// The process table forgot `pid`: it is no longer known as an agent's (what it did
+    /// and still waits stays, bounded by [`EARLIER_KEPT`]).
+    pub fn forget_process(&mut self, pid: u32) {
+        self.attributed.remove(&pid);
+    }
+
     /// `observation` (already applied to `model`) was attributed to `agent`: returns earlier
     /// observations that now turn out to be an agent's, or keeps `observation` when it is
     /// nobody's yet.

@@ -1,0 +1,193 @@
+//! Memory at many agents and processes: the pipeline's live heap stops growing once what it
+//! keeps per agent and per process is at its bound, however many more agents and processes
+//! come. Measured with a counting allocator (the heap the pipeline really holds, not the
+//! budget's estimates), between two points of one run, so what was allocated before (the
+//! fixture, lazily built tables) does not count.
+//!
+//! The workload is a recorded agent session (tests/fixtures) repeated as new agents in new
+//! processes (`repeat_as_new_agents`), and a flood of processes whose exits never arrive.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_analysis::pipeline::Pipeline;
+use agentscope_event::event::{Event, EventBody, Header};
+use agentscope_event::event_json::events_from_json_lines;
+use agentscope_event::process_table::PROCESSES_KEPT;
+use agentscope_event::synthetic::repeat_as_new_agents;
+use agentscope_reconstruct::ReconstructOptions;
+
+/// Bytes allocated and not yet freed, by anyone in this test binary.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+struct Counting;
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The heap is one counter for the whole binary: its tests take turns.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn pipeline(budget: usize) -> Pipeline {
+    Pipeline::new(
+        ReconstructOptions {
+            memory_budget: budget,
+            ..Default::default()
+        },
+        ModelOptions::default(),
+        Box::new(HostOnlyIdentity),
+    )
+}
+
+/// Ends the recorded session with the exits the recording stopped before: each round's
+/// processes then go, and what is kept per process with them (bounded on its own, see the
+/// next test), so what remains is what is kept per agent.
+fn exit_every_process(events: &mut Vec<Event>) {
+    let exited: std::collections::BTreeSet<u32> = events
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::Exit { .. }))
+        .map(|e| e.header.pid)
+        .collect();
+    let mut last_of: std::collections::BTreeMap<u32, Event> = std::collections::BTreeMap::new();
+    for event in events.iter() {
+        if !exited.contains(&event.header.pid) {
+            last_of.insert(event.header.pid, event.clone());
+        }
+    }
+    let end = events.iter().map(|e| e.header.ts_ns).max().unwrap_or(0);
+    for (pid, mut exit) in last_of {
+        exit.header.tid = pid;
+        exit.header.ts_ns = end + 1;
+        exit.body = EventBody::Exit { exit_code: Some(0) };
+        events.push(exit);
+    }
+}
+
+/// 2,400 agents, one a round, each with its LLM calls, tool calls and processes, through a
+/// 4 MiB budget: after the first 1,500 every bound is reached, and the next 900 agents must
+/// not grow the heap (without a bound, each agent's record, AI-BOM, baseline and detection
+/// state stay: about 10 KiB each, 9 MiB here).
+#[test]
+fn many_agents_do_not_grow_the_heap_past_the_budget() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fixture = events_from_json_lines(include_str!(concat!(
+        env!("AGENTSCOPE_REPO"),
+        "/tests/fixtures/capture/python_chat.jsonl"
+    )))
+    .unwrap();
+    exit_every_process(&mut fixture);
+    // Past every count bound (1,024 conversation sessions, 4,096 exited processes kept).
+    let (warm, rounds) = (1500, 2400);
+    let events = repeat_as_new_agents(std::slice::from_ref(&fixture), rounds);
+    let per_round = fixture.len();
+    let mut pipeline = pipeline(4 << 20);
+    let mut after_warm = 0;
+    for (index, event) in events.iter().enumerate() {
+        pipeline.push(event);
+        if index + 1 == warm as usize * per_round {
+            after_warm = LIVE.load(Ordering::Relaxed);
+        }
+    }
+    let at_end = LIVE.load(Ordering::Relaxed);
+    let memory = pipeline.memory_budget().stats();
+    let kept = pipeline.model().agent_count() as u64;
+    // Every round's agent was discovered: kept, or evicted and counted.
+    assert!(
+        kept + memory.agents_evicted >= u64::from(rounds),
+        "{kept} agents kept, {memory:?}"
+    );
+    assert!(kept < u64::from(rounds) / 2, "{kept} agents kept");
+    let growth = at_end.saturating_sub(after_warm) as f64 / MIB;
+    eprintln!(
+        "heap {:.1} MiB at agent {warm}, {:.1} MiB at agent {rounds}; {kept} agents kept, \
+         {} evicted",
+        after_warm as f64 / MIB,
+        at_end as f64 / MIB,
+        memory.agents_evicted
+    );
+    assert!(
+        growth < 1.0,
+        "the heap grew {growth:.1} MiB over the last {} agents ({:.1} MiB at agent {warm}, \
+         {kept} agents kept, {memory:?})",
+        rounds - warm,
+        after_warm as f64 / MIB,
+    );
+}
+
+fn fork(parent: u32, child: u32, ts_ns: u64) -> Event {
+    Event {
+        header: Header {
+            ts_ns,
+            time_unix_ns: ts_ns,
+            pid: parent,
+            tid: parent,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 0,
+            comm: "spawner".into(),
+        },
+        body: EventBody::Fork {
+            child_pid: child,
+            clone_flags: 0,
+        },
+    }
+}
+
+/// Processes whose exits never arrive (lost in a full ring buffer): the process table keeps
+/// at most [`PROCESSES_KEPT`], forgets the least recently seen, and counts them; the heap stops
+/// growing with it.
+#[test]
+fn processes_whose_exits_are_lost_do_not_grow_the_heap() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pipeline = pipeline(64 << 20);
+    let offered = 4 * PROCESSES_KEPT as u32;
+    let mut at_bound = 0;
+    for n in 0..offered {
+        pipeline.push(&fork(1, 1000 + n, u64::from(n)));
+        assert!(pipeline.processes().len() <= PROCESSES_KEPT);
+        if n + 1 == 2 * PROCESSES_KEPT as u32 {
+            at_bound = LIVE.load(Ordering::Relaxed);
+        }
+    }
+    let at_end = LIVE.load(Ordering::Relaxed);
+    let memory = pipeline.memory_budget().stats();
+    assert_eq!(
+        memory.processes_forgotten + pipeline.processes().len() as u64,
+        u64::from(offered) + 1,
+        "every process is kept or counted as forgotten"
+    );
+    assert!(
+        pipeline.processes().get(1).is_some(),
+        "the parent that keeps forking is recent"
+    );
+    let growth = at_end.saturating_sub(at_bound) as f64 / MIB;
+    assert!(
+        growth < 1.0,
+        "the heap grew {growth:.1} MiB over the last {} processes",
+        2 * PROCESSES_KEPT
+    );
+}
