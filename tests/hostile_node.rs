@@ -34,10 +34,31 @@ const RSS_LIMIT_MIB: u64 = BUDGET_MIB + 2 * RING_MIB + 48;
 /// How long the adversaries run.
 const ADVERSARY_SECONDS: u64 = 50;
 
+/// This run's mark in every secret: the collector watches the whole node, where other processes
+/// may handle the secrets' fixed names (this file's text on a pipe, a commit message quoting a
+/// leak), and only bytes the test's own carriers sent hold the mark.
+fn run_mark() -> &'static str {
+    static MARK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MARK.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let mixed = u64::from(nanos) ^ (u64::from(std::process::id()) << 32);
+        // Letters and digits only: a mark changes no secret's shape.
+        format!("{mixed:x}").chars().rev().take(8).collect()
+    })
+}
+
+/// `text` with this run's mark after every `S3cr3t`.
+fn marked(text: &str) -> String {
+    text.replace("S3cr3t", &format!("S3cr3t{}", run_mark()))
+}
+
 /// One secret per family the redaction policy covers (docs/redaction.md), each unique so a leak
-/// names its family.
-fn secrets() -> Vec<&'static str> {
-    vec![
+/// names its family, and marked with this run's mark.
+fn secrets() -> Vec<String> {
+    [
         "QryApiKeyS3cr3t01",
         "BearerTokS3cr3t02",
         "CookieSessS3cr3t03",
@@ -62,34 +83,41 @@ fn secrets() -> Vec<&'static str> {
         "MysqlArgvS3cr3t22",
         "EnvArgvS3cr3t23",
     ]
+    .into_iter()
+    .map(marked)
+    .collect()
 }
 
 /// Requests that carry the secrets above, sent byte by byte to a sink.
 fn carriers() -> Vec<String> {
-    let json_body = r#"{"model":"gpt-4o","messages":[{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"deploy","arguments":"{\"OPENAI_API_KEY\":\"EnvApiKeyS3cr3t08\",\"passwd\":\"PasswdJsonS3cr3t09\"}"}}]}],"aws_secret_access_key":"AwsSecretS3cr3t10","dsn":"postgresql://app:DsnPassS3cr3t11@db.internal:5432/crm","cache":"redis://:RedisDsnS3cr3t21@cache:6379/0"}"#;
-    let form = "user=ada&password=FormPassS3cr3t06&client_secret=ClientSecS3cr3t07";
-    let sql = "ALTER USER app WITH PASSWORD 'AlterUserS3cr3t13';";
+    let json_body = &marked(
+        r#"{"model":"gpt-4o","messages":[{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"deploy","arguments":"{\"OPENAI_API_KEY\":\"EnvApiKeyS3cr3t08\",\"passwd\":\"PasswdJsonS3cr3t09\"}"}}]}],"aws_secret_access_key":"AwsSecretS3cr3t10","dsn":"postgresql://app:DsnPassS3cr3t11@db.internal:5432/crm","cache":"redis://:RedisDsnS3cr3t21@cache:6379/0"}"#,
+    );
+    let form = &marked("user=ada&password=FormPassS3cr3t06&client_secret=ClientSecS3cr3t07");
+    let sql = &marked("ALTER USER app WITH PASSWORD 'AlterUserS3cr3t13';");
     // A PostgreSQL StartupMessage (protocol 3.0, user=app) then a cleartext PasswordMessage.
     let startup_params = "user\0app\0database\0crm\0\0";
     let mut startup = Vec::new();
     startup.extend_from_slice(&((8 + startup_params.len()) as u32).to_be_bytes());
     startup.extend_from_slice(&196608u32.to_be_bytes());
     startup.extend_from_slice(startup_params.as_bytes());
-    let password = "PgWirePassS3cr3t12\0";
+    let password = &marked("PgWirePassS3cr3t12\0");
     startup.push(b'p');
     startup.extend_from_slice(&((4 + password.len()) as u32).to_be_bytes());
     startup.extend_from_slice(password.as_bytes());
     let pg: String = startup.iter().map(|&b| b as char).collect();
     vec![
-        "GET /v1/models?api_key=QryApiKeyS3cr3t01&limit=5 HTTP/1.1\r\nHost: api.internal\r\n\
+        marked(
+            "GET /v1/models?api_key=QryApiKeyS3cr3t01&limit=5 HTTP/1.1\r\nHost: api.internal\r\n\
          Authorization: Bearer BearerTokS3cr3t02\r\nCookie: theme=dark; session=CookieSessS3cr3t03\r\n\
          X-Amz-Security-Token: AmzSecTokS3cr3t04\r\nX-Vault-Token: VaultTokS3cr3t05\r\n\
          X-Auth-Token: XAuthTokS3cr3t17\r\nPrivate-Token: PrivTokS3cr3t18\r\n\
-         Ocp-Apim-Subscription-Key: SubKeyS3cr3t19\r\n\r\n"
-            .to_string(),
-        "GET /bucket/report.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=AmzSigS3cr3t20 \
-         HTTP/1.1\r\nHost: s3.internal\r\n\r\n"
-            .to_string(),
+         Ocp-Apim-Subscription-Key: SubKeyS3cr3t19\r\n\r\n",
+        ),
+        marked(
+            "GET /bucket/report.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=AmzSigS3cr3t20 \
+         HTTP/1.1\r\nHost: s3.internal\r\n\r\n",
+        ),
         format!(
             "POST /oauth/token HTTP/1.1\r\nHost: api.internal\r\n\
              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
@@ -204,7 +232,8 @@ fn check_the_recording_search_finds_planted_secrets(dir: &Path) {
             data: data.to_vec(),
         },
     };
-    let [split, in_field] = [secrets()[0], secrets()[1]];
+    let secrets = secrets();
+    let [split, in_field] = [secrets[0].as_str(), secrets[1].as_str()];
     let mut events: Vec<Event> = Vec::new();
     for (i, b) in split.bytes().enumerate() {
         events.push(byte(100, 1_000 + 2 * i as u64, &[b]));
@@ -231,7 +260,7 @@ fn check_the_recording_search_finds_planted_secrets(dir: &Path) {
     }
     pipeline.finish();
     recorder.finish(&mut pipeline).unwrap();
-    let found = support::recording_secrets::find_secrets(&cap, &secrets()).found;
+    let found = support::recording_secrets::find_secrets(&cap, &secrets).found;
     assert_eq!(
         found,
         [split, in_field].iter().map(|s| s.to_string()).collect(),
@@ -362,16 +391,19 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     // assignment.
     for _ in 0..3 {
         let status = Command::new("/bin/sh")
-            .args([
-                "-c",
-                ": mysql -h db.internal -pMysqlArgvS3cr3t22 -e 'select 1'",
-                "sh",
-                "--password=ArgvPassS3cr3t14",
-                "postgresql://app:ArgvDsnS3cr3t15@db.internal/crm",
-                "-H",
-                "Authorization: Bearer ArgvCurlS3cr3t16",
-                "OPENAI_API_KEY=EnvArgvS3cr3t23",
-            ])
+            .args(
+                [
+                    "-c",
+                    ": mysql -h db.internal -pMysqlArgvS3cr3t22 -e 'select 1'",
+                    "sh",
+                    "--password=ArgvPassS3cr3t14",
+                    "postgresql://app:ArgvDsnS3cr3t15@db.internal/crm",
+                    "-H",
+                    "Authorization: Bearer ArgvCurlS3cr3t16",
+                    "OPENAI_API_KEY=EnvArgvS3cr3t23",
+                ]
+                .map(marked),
+            )
             .status()
             .unwrap();
         assert!(status.success());
@@ -446,9 +478,9 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     // The graph JSON was written, parses, and holds no secret.
     let graph_text = std::fs::read_to_string(&graph).expect("--graph-json was not written");
     let _: Value = serde_json::from_str(&graph_text).expect("graph JSON parses");
-    for secret in secrets() {
+    for secret in &secrets() {
         assert!(
-            !graph_text.contains(secret),
+            !graph_text.contains(secret.as_str()),
             "{secret} reached the graph JSON"
         );
     }
@@ -480,7 +512,10 @@ fn a_hostile_node_cannot_make_the_collector_run_away_grow_or_leak() {
     );
     phase("recording searched for the secrets");
     let stderr_text = stderr_lines.lock().unwrap().join("\n");
-    for secret in secrets() {
-        assert!(!stderr_text.contains(secret), "{secret} reached stderr");
+    for secret in &secrets() {
+        assert!(
+            !stderr_text.contains(secret.as_str()),
+            "{secret} reached stderr"
+        );
     }
 }

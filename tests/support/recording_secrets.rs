@@ -44,7 +44,9 @@ pub fn json_byte_strings(value: &Value, out: &mut Vec<Vec<u8>>) {
 }
 
 /// Looks for each of `secrets` in the recording at `cap` (which must be undamaged).
-pub fn find_secrets(cap: &Path, secrets: &[&str]) -> RecordingSecrets {
+pub fn find_secrets(cap: &Path, secrets: &[impl AsRef<str>]) -> RecordingSecrets {
+    let secrets: Vec<&str> = secrets.iter().map(AsRef::as_ref).collect();
+    let secrets = secrets.as_slice();
     let mut scan = RecordingSecrets::default();
     let look = |bytes: &[u8], found: &mut BTreeSet<String>| {
         for secret in secrets {
