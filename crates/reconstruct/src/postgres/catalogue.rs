@@ -13,8 +13,9 @@ use std::collections::BTreeSet;
 
 /// Names kept per statement (a catalogue of a huge schema is cut here).
 pub const MAX_LISTED_TABLES: usize = 1000;
-/// Bytes of a listed name kept (PostgreSQL's own limit is 63).
-const MAX_NAME_BYTES: usize = 256;
+/// PostgreSQL's longest identifier (NAMEDATALEN - 1): a longer value is no table name, and is
+/// not kept (row data of an ordinary table must never pass for one).
+const MAX_NAME_BYTES: usize = 63;
 /// Row bytes the framer keeps while a catalogue answer runs: its name columns come first in
 /// every catalogue query this reads, and a row holding more is cut, never misread.
 pub const CATALOGUE_ROW_BYTES: usize = 2048;
@@ -27,10 +28,10 @@ const CATALOGUE_RELATIONS: [&str; 5] = [
     "pg_class",
     "pg_stat_user_tables",
 ];
-/// Columns holding a table's name in those relations (psql's `\dt` calls it `Name`).
-const NAME_COLUMNS: [&str; 4] = ["table_name", "tablename", "relname", "name"];
+/// Columns holding a table's name in those relations.
+const NAME_COLUMNS: [&str; 3] = ["table_name", "tablename", "relname"];
 /// Columns holding its schema.
-const SCHEMA_COLUMNS: [&str; 4] = ["table_schema", "schemaname", "nspname", "schema"];
+const SCHEMA_COLUMNS: [&str; 3] = ["table_schema", "schemaname", "nspname"];
 /// Schemas of PostgreSQL itself: their tables are the catalogue, not data.
 const SYSTEM_SCHEMAS: [&str; 3] = ["pg_catalog", "information_schema", "pg_toast"];
 
@@ -54,9 +55,20 @@ pub fn catalogue_columns(sql: &str, row_description: &[u8]) -> Option<CatalogueC
             .iter()
             .find_map(|w| names.iter().position(|n| n.eq_ignore_ascii_case(w)))
     };
+    if let Some(name) = position(&NAME_COLUMNS) {
+        return Some(CatalogueColumns {
+            name,
+            schema: position(&SCHEMA_COLUMNS),
+        });
+    }
+    // psql's `\dt` answers with `Schema`, `Name`, `Type` (and `Owner`), spelled so. `Name`
+    // alone would be any table's column (a customer's name) in a message that also reads the
+    // catalogue, so all three must be there.
+    let exact = |wanted: &str| names.iter().position(|n| n == wanted);
+    exact("Type")?;
     Some(CatalogueColumns {
-        name: position(&NAME_COLUMNS)?,
-        schema: position(&SCHEMA_COLUMNS),
+        name: exact("Name")?,
+        schema: Some(exact("Schema")?),
     })
 }
 
@@ -113,8 +125,7 @@ pub fn add_listed_table(columns: CatalogueColumns, data_row: &[u8], listed: &mut
     let fields = fields(data_row);
     let text = |index: usize| -> Option<String> {
         let value = (*fields.get(index)?)?;
-        let value = &value[..value.len().min(MAX_NAME_BYTES)];
-        Some(String::from_utf8_lossy(value).into_owned())
+        (value.len() <= MAX_NAME_BYTES).then(|| String::from_utf8_lossy(value).into_owned())
     };
     let Some(name) = text(columns.name).filter(|n| !n.is_empty()) else {
         return;
@@ -198,8 +209,23 @@ mod tests {
             catalogue_columns("SELECT name, email FROM customers", &names),
             None
         );
-        let columns = catalogue_columns("SELECT * FROM pg_tables", &names).unwrap();
+        // A customer table's `name` column in a message that also reads the catalogue (two
+        // statements in one query): not psql's listing, so its rows are never read.
+        assert_eq!(
+            catalogue_columns(
+                "SELECT * FROM pg_tables; SELECT name, email FROM customers",
+                &names
+            ),
+            None
+        );
+        let columns = catalogue_columns(
+            "SELECT tablename FROM pg_tables",
+            &row_description(&["tablename"]),
+        )
+        .unwrap();
         let mut listed = BTreeSet::new();
+        // No table name is longer than 63 bytes: such a value is not kept.
+        add_listed_table(columns, &data_row(&[Some(&"x".repeat(64))]), &mut listed);
         for damaged in [
             vec![],
             vec![0, 2],
