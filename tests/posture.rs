@@ -142,6 +142,27 @@ fn decoy_pod() -> Value {
     pod
 }
 
+/// The ops agent (tests/agents/incident_agent.py with its ops tools) asked `question`, paused
+/// before it starts, its model a mock LLM that plays `turns`, its MCP tools from `crm_url`. The
+/// mock is returned too: it must outlive the agent.
+fn paused_ops_agent(
+    dir: &Path,
+    turns: &[Value],
+    crm_url: &str,
+    question: &str,
+    env: &[(&str, &str)],
+) -> (MockLlm, Paused) {
+    let scenario = dir.join("scenario.json");
+    std::fs::write(&scenario, json!({ "turns": turns }).to_string()).unwrap();
+    let llm = MockLlm::start_with(dir, &["--scenario", scenario.to_str().unwrap()]);
+    let dump = dir.join("agent-dump.json");
+    let (program, mut args) = support::scenarios::ops_agent_command(&llm, crm_url, &dump, None);
+    args.extend(["--question".into(), question.into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(dir, &program, &args, env);
+    (llm, agent)
+}
+
 fn run_session(dir: &Path, host: &str, watch: Watch) -> (SupportAgentCluster, Watched, u16) {
     // HTTPS, as a real API server: the collector reads it through its kubeconfig's CA, and the
     // agent's own API call is read from its TLS library.
@@ -171,17 +192,11 @@ fn run_session(dir: &Path, host: &str, watch: Watch) -> (SupportAgentCluster, Wa
             "url": format!("http://{host}:{}/api/accounts/42/status", accounts.port)}}]}),
         json!({"final_text": "Account 42 is active."}),
     ];
-    let scenario = dir.join("scenario.json");
-    std::fs::write(&scenario, json!({ "turns": turns }).to_string()).unwrap();
-    let llm = MockLlm::start_with(dir, &["--scenario", scenario.to_str().unwrap()]);
-    let dump = dir.join("agent-dump.json");
-    let (program, mut args) = support::scenarios::ops_agent_command(&llm, &crm.url(), &dump, None);
-    args.extend(["--question".into(), "Is account 42 healthy?".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Paused::agent(
+    let (_llm, agent) = paused_ops_agent(
         dir,
-        &program,
-        &args,
+        &turns,
+        &crm.url(),
+        "Is account 42 healthy?",
         &[
             ("AGENTSCOPE_TEST_API_KEY", API_KEY),
             ("HOSTNAME", cluster.pod_name()),
@@ -736,17 +751,11 @@ fn posture_names_the_tables_an_agent_listed_and_never_queried() {
             "SELECT plan FROM customers WHERE id = 2"}}]}),
         json!({"final_text": "Alan Turing is on the pro plan."}),
     ];
-    let scenario = dir.join("scenario.json");
-    std::fs::write(&scenario, json!({ "turns": turns }).to_string()).unwrap();
-    let llm = MockLlm::start_with(dir, &["--scenario", scenario.to_str().unwrap()]);
-    let dump = dir.join("agent-dump.json");
-    let (program, mut args) = support::scenarios::ops_agent_command(&llm, &crm.url(), &dump, None);
-    args.extend(["--question".into(), "Which plan is customer 2 on?".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Paused::agent(
+    let (_llm, agent) = paused_ops_agent(
         dir,
-        &program,
-        &args,
+        &turns,
+        &crm.url(),
+        "Which plan is customer 2 on?",
         &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
     );
     let record = dir.join("session.cap");
