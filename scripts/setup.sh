@@ -18,12 +18,13 @@ BPF_LINKER_VERSION=0.13.0
 
 # Debian packages: LLVM for bpf-linker, test servers and tools for the test agents (util-linux:
 # setpriv, which runs a console as another user in tests/serve_connect.rs; gcc and libssl-dev:
-# the static OpenSSL 3 TLS loop, tests/agents/openssl_static_loop.c).
+# the static OpenSSL 3 TLS loop, tests/agents/openssl_static_loop.c; kmod: the `insmod` and
+# `modprobe` the agent runs in tests/agent_escape.rs, attempts this module-less kernel refuses).
 debs=(
   "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
   pkg-config openssl ca-certificates python3 nodejs tmux postgresql iproute2
   redis-server redis-tools util-linux golang-go libmbedtls-dev gcc libssl-dev
-  podman runc
+  podman runc kmod
 )
 missing=()
 for p in "${debs[@]}"; do

@@ -20,6 +20,7 @@
 //! | token | `cat /proc/PID/root/run/secrets/…/token` of the other pod | `cat` of its own token |
 //! | host path | `echo … > /run/…` (the host directory on /run) | a write under the container's root (`/tmp/…`) |
 //! | Kubernetes API | `POST …/pods`, `GET …/pods/web-0/exec` | `GET …/pods` |
+//! | kernel module | `insmod /tmp/….ko`, `modprobe -q …` | `modprobe -nv …` (dry run), `lsmod` |
 //!
 //! Then: exactly one agent-escape finding per attempt (with its labels and target), none for
 //! a twin (whose activity is checked to be in the capture: the full socket paths, the own
@@ -27,9 +28,11 @@
 //! same findings from `agentscope replay` of the recording; the new events' JSON lines match
 //! docs/events.schema.json.
 //!
-//! Kernel modules: this kernel has no module support (no `init_module`/`finit_module`
-//! tracepoints, `ENOSYS`), so the attempt is not part of the run; the collector attaches those
-//! tracepoints where they exist, and the rule is covered by the analysis crate's unit tests.
+//! Kernel modules: the attempts are the programs (`insmod`, `modprobe` from Debian's kmod), seen
+//! at their exec. This kernel has no module support (no /proc/modules: `init_module` and
+//! `finit_module` fail with `ENOSYS` and have no tracepoints), so both attempts fail and the
+//! syscall itself cannot be shown here; the collector attaches those tracepoints where they
+//! exist, and the syscall rule is covered by the analysis crate's unit tests.
 
 mod support;
 
@@ -210,6 +213,16 @@ fn escape_primitives_are_findings_and_their_twins_are_not() {
             primitive: "foreign_service_account_token",
             target: other_token.clone(),
         },
+        Attempt {
+            command: "insmod /tmp/agentscope-escape.ko".into(),
+            primitive: "kernel_module",
+            target: "insmod /tmp/agentscope-escape.ko".into(),
+        },
+        Attempt {
+            command: "modprobe -q agentscope_escape".into(),
+            primitive: "kernel_module",
+            target: "modprobe -q agentscope_escape".into(),
+        },
     ];
     let benign_write = dir.join("agentscope-benign-write.txt");
     let twins = [
@@ -219,6 +232,8 @@ fn escape_primitives_are_findings_and_their_twins_are_not() {
         py(&format!("connect-unix {BENIGN_SOCKET}")),
         py(&format!("connect-unix {BENIGN_ABSTRACT}")),
         format!("cat /var/run/{TOKEN_DIR}/token"),
+        "modprobe -nv agentscope_escape".to_string(),
+        "lsmod".to_string(),
     ];
     let shell = |command: &String| json!({"name": "run_shell", "arguments": {"command": command}});
     let mut first: Vec<Value> = twins.iter().map(shell).collect();
@@ -318,6 +333,15 @@ fn escape_primitives_are_findings_and_their_twins_are_not() {
             .any(|e| e["argv"] == json!(["mount"])),
         "the listing mount did not run"
     );
+    for twin in [
+        json!(["modprobe", "-nv", "agentscope_escape"]),
+        json!(["lsmod"]),
+    ] {
+        assert!(
+            captured.of_kind("exec").any(|e| e["argv"] == twin),
+            "{twin} did not run"
+        );
+    }
     assert_eq!(std::fs::read_to_string(&benign_write).unwrap(), "fine\n");
     assert_eq!(
         std::fs::read_to_string(run_dir.join("agentscope-host-write.txt")).unwrap(),

@@ -118,14 +118,8 @@ fn exec_sighting(filename: &str, argv: &[String]) -> Option<Sighting> {
         // Only into another process's root: chroot into a build tree is ordinary.
         "chroot" if args.iter().any(|a| in_process_root(a)) => EscapePrimitive::RootChange,
         "mount" if mount_mounts(args) => EscapePrimitive::Mount,
-        "insmod" => EscapePrimitive::KernelModule,
-        "modprobe"
-            if !args
-                .iter()
-                .any(|a| a == "-r" || a == "--remove" || a == "-n") =>
-        {
-            EscapePrimitive::KernelModule
-        }
+        "insmod" if insmod_loads(args) => EscapePrimitive::KernelModule,
+        "modprobe" if modprobe_loads(args) => EscapePrimitive::KernelModule,
         _ => return None,
     };
     Some(Sighting {
@@ -154,6 +148,88 @@ fn mount_mounts(args: &[String]) -> bool {
         }
     }
     positional > 0
+}
+
+/// Whether `insmod ARGS` loads a module: it names a file. `insmod` alone, `--help` and
+/// `--version` only print.
+fn insmod_loads(args: &[String]) -> bool {
+    let mut options_end = false;
+    for arg in args {
+        match arg.as_str() {
+            "--" if !options_end => options_end = true,
+            "-h" | "--help" | "-V" | "--version" if !options_end => return false,
+            a if a.starts_with('-') && !options_end => {}
+            _ => return true,
+        }
+    }
+    false
+}
+
+/// kmod's `modprobe` options that make it do something other than load: remove, dry run,
+/// show configuration, dependencies or versions, resolve an alias, print help or version.
+const MODPROBE_LONG_NOT_LOADING: &[&str] = &[
+    "--remove",
+    "--remove-dependencies",
+    "--dry-run",
+    "--show",
+    "--showconfig",
+    "--show-config",
+    "--show-depends",
+    "--show-modversions",
+    "--show-exports",
+    "--dump-modversions",
+    "--resolve-alias",
+    "--version",
+    "--help",
+];
+/// The short forms of [`MODPROBE_LONG_NOT_LOADING`].
+const MODPROBE_SHORT_NOT_LOADING: &[char] = &['r', 'n', 'c', 'D', 'R', 'V', 'h'];
+/// Short options of `modprobe` that take a value (the rest of the word, or the next word).
+const MODPROBE_SHORT_WITH_VALUE: &[char] = &['C', 'd', 'S'];
+/// Long options of `modprobe` that take a value (`--config=F` or `--config F`).
+const MODPROBE_LONG_WITH_VALUE: &[&str] = &["--config", "--dirname", "--set-version"];
+
+/// Whether `modprobe ARGS` loads a module: it names one, and no option turns it into a
+/// removal, a dry run or a listing. Short options may be bundled (`-nv`, `-rq`), and `-C`,
+/// `-d`, `-S` take a value, so reading each word whole would both miss `-nv`'s dry run and
+/// take `-C /etc/x` for a module name.
+fn modprobe_loads(args: &[String]) -> bool {
+    let mut names_a_module = false;
+    let mut options_end = false;
+    let mut skip_value = false;
+    for arg in args {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        if options_end || !arg.starts_with('-') || arg == "-" {
+            names_a_module = true;
+            continue;
+        }
+        if arg == "--" {
+            options_end = true;
+            continue;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let name = format!("--{}", long.split('=').next().unwrap_or_default());
+            if MODPROBE_LONG_NOT_LOADING.contains(&name.as_str()) {
+                return false;
+            }
+            skip_value = MODPROBE_LONG_WITH_VALUE.contains(&name.as_str()) && !long.contains('=');
+            continue;
+        }
+        let flags: Vec<char> = arg.chars().skip(1).collect();
+        for (i, flag) in flags.iter().enumerate() {
+            if MODPROBE_SHORT_NOT_LOADING.contains(flag) {
+                return false;
+            }
+            if MODPROBE_SHORT_WITH_VALUE.contains(flag) {
+                skip_value = i + 1 == flags.len();
+                break;
+            }
+        }
+    }
+    names_a_module
 }
 
 /// A syscall record that is an escape primitive. `outside_tree` says, for ptrace, whether the
@@ -408,6 +484,57 @@ mod tests {
         ] {
             let s = exec_sighting("/usr/bin/mount", &argv(mounting)).expect(mounting);
             assert_eq!(s.primitive, EscapePrimitive::Mount);
+        }
+    }
+
+    #[test]
+    fn module_loading_is_told_from_listing_removal_and_dry_runs() {
+        for loads in [
+            "insmod /tmp/rootkit.ko",
+            "insmod -f ./x.ko param=1",
+            "modprobe rootkit",
+            "modprobe -v rootkit",
+            "modprobe -a one two",
+            "modprobe -C /etc/other.conf rootkit",
+            "modprobe -C/etc/other.conf rootkit",
+            "modprobe --config /etc/other.conf rootkit",
+            "modprobe --config=/etc/other.conf -q rootkit",
+            "modprobe -S 6.18.0 rootkit",
+            "modprobe -- -oddly-named",
+        ] {
+            let sighting = exec_sighting("/usr/sbin/x", &argv(loads));
+            assert_eq!(
+                sighting.map(|s| s.primitive),
+                Some(EscapePrimitive::KernelModule),
+                "{loads}"
+            );
+        }
+        for not_loading in [
+            "insmod",
+            "insmod --help",
+            "insmod -V",
+            "modprobe",
+            "modprobe -r rootkit",
+            "modprobe --remove rootkit",
+            "modprobe -n rootkit",
+            "modprobe -nv rootkit",
+            "modprobe -vn rootkit",
+            "modprobe --dry-run rootkit",
+            "modprobe --show rootkit",
+            "modprobe -c",
+            "modprobe --showconfig",
+            "modprobe -D rootkit",
+            "modprobe --show-depends rootkit",
+            "modprobe -R rootkit",
+            "modprobe --version",
+            "modprobe -C /etc/x.conf",
+            "modprobe --config /etc/x.conf",
+            "lsmod",
+        ] {
+            assert!(
+                exec_sighting("/usr/sbin/x", &argv(not_loading)).is_none(),
+                "{not_loading}"
+            );
         }
     }
 
