@@ -12,8 +12,16 @@
 //! cut to what posture reads ([`redact_object`]: no env value, annotation, command line, probe
 //! or status message), and a snapshot is bounded ([`MAX_SNAPSHOT_BYTES`], and
 //! [`MAX_DECLARED_OBJECTS`] read): what does not fit is left out, counted, and warned about.
+//!
+//! Memory: the watch redacts and cuts while it reads ([`SnapshotBuilder`]), so a read holds one
+//! page of the API's answer and at most one snapshot's objects, and between reads it keeps only
+//! a hash of the last snapshot. The snapshot handed to the pipeline is an event like any other:
+//! the pipeline's holders of it (the console's posture view) keep what they derive from it.
+
+mod bounded_snapshot;
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +33,8 @@ use kube::api::ListParams;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+pub use bounded_snapshot::{snapshot, SnapshotBuilder};
 
 /// Objects read at most, over all kinds (a cluster larger than this is cut, with an error).
 pub const MAX_DECLARED_OBJECTS: usize = 200_000;
@@ -50,12 +60,33 @@ pub const MAX_SNAPSHOT_BYTES: usize = 4 << 20;
 /// Distinct warnings kept (the same failure every minute is one warning).
 const MAX_WARNINGS: usize = 16;
 
-/// Lists every `K` into `out`, page by page, until `out` holds `cap` objects; returns how many
-/// were left out past it (at most one page's worth is counted: the rest is not read).
+/// Where listed objects go: all of them (`posture --cluster-from-api`), or a snapshot that keeps
+/// only what it will carry (the collector's watch).
+trait ObjectSink {
+    fn take(&mut self, object: serde_json::Value);
+}
+
+impl ObjectSink for Vec<serde_json::Value> {
+    fn take(&mut self, object: serde_json::Value) {
+        self.push(object);
+    }
+}
+
+impl ObjectSink for SnapshotBuilder {
+    fn take(&mut self, object: serde_json::Value) {
+        self.add(object);
+    }
+}
+
+/// Lists every `K` into `out`, page by page, until `read` (objects taken so far, over all
+/// kinds) reaches `cap`; returns how many were left out past it (at most one page's worth is
+/// counted: the rest is not read). One page (`PAGE` objects as the API sent them) is held at a
+/// time.
 async fn list_all<K>(
     client: &Client,
     what: &'static str,
-    out: &mut Vec<serde_json::Value>,
+    out: &mut impl ObjectSink,
+    read: &mut usize,
     cap: usize,
 ) -> Result<u64, DeclaredObjectsError>
 where
@@ -76,13 +107,14 @@ where
         })?;
         let mut omitted = 0;
         for item in page.items {
-            if out.len() >= cap {
+            if *read >= cap {
                 omitted += 1;
                 continue;
             }
+            *read += 1;
             // k8s-openapi writes `kind` and `apiVersion` for typed objects.
             if let Ok(value) = serde_json::to_value(&item) {
-                out.push(value);
+                out.take(value);
             }
         }
         if omitted > 0 {
@@ -99,52 +131,55 @@ where
 /// objects left out past `cap` (over all kinds) by kind.
 async fn read_by_kind(
     client: &Client,
+    out: &mut impl ObjectSink,
     cap: usize,
-) -> Result<(Vec<serde_json::Value>, BTreeMap<String, u64>), DeclaredObjectsError> {
-    let mut out = Vec::new();
+) -> Result<BTreeMap<String, u64>, DeclaredObjectsError> {
     let mut omitted = BTreeMap::new();
+    let mut read = 0;
     let mut note = |kind: &str, n: u64| {
         if n > 0 {
             omitted.insert(kind.to_string(), n);
         }
     };
-    note("Pod", list_all::<Pod>(client, "pods", &mut out, cap).await?);
+    let r = &mut read;
+    note("Pod", list_all::<Pod>(client, "pods", out, r, cap).await?);
     note(
         "Namespace",
-        list_all::<Namespace>(client, "namespaces", &mut out, cap).await?,
+        list_all::<Namespace>(client, "namespaces", out, r, cap).await?,
     );
     note(
         "ServiceAccount",
-        list_all::<ServiceAccount>(client, "serviceaccounts", &mut out, cap).await?,
+        list_all::<ServiceAccount>(client, "serviceaccounts", out, r, cap).await?,
     );
     note(
         "Role",
-        list_all::<Role>(client, "roles", &mut out, cap).await?,
+        list_all::<Role>(client, "roles", out, r, cap).await?,
     );
     note(
         "ClusterRole",
-        list_all::<ClusterRole>(client, "clusterroles", &mut out, cap).await?,
+        list_all::<ClusterRole>(client, "clusterroles", out, r, cap).await?,
     );
     note(
         "RoleBinding",
-        list_all::<RoleBinding>(client, "rolebindings", &mut out, cap).await?,
+        list_all::<RoleBinding>(client, "rolebindings", out, r, cap).await?,
     );
     note(
         "ClusterRoleBinding",
-        list_all::<ClusterRoleBinding>(client, "clusterrolebindings", &mut out, cap).await?,
+        list_all::<ClusterRoleBinding>(client, "clusterrolebindings", out, r, cap).await?,
     );
     note(
         "NetworkPolicy",
-        list_all::<NetworkPolicy>(client, "networkpolicies", &mut out, cap).await?,
+        list_all::<NetworkPolicy>(client, "networkpolicies", out, r, cap).await?,
     );
-    Ok((out, omitted))
+    Ok(omitted)
 }
 
 /// Every object posture compares against, from the API `client` reaches.
 pub async fn read_declared_objects(
     client: &Client,
 ) -> Result<Vec<serde_json::Value>, DeclaredObjectsError> {
-    let (out, omitted) = read_by_kind(client, MAX_DECLARED_OBJECTS).await?;
+    let mut out = Vec::new();
+    let omitted = read_by_kind(client, &mut out, MAX_DECLARED_OBJECTS).await?;
     if !omitted.is_empty() {
         return Err(DeclaredObjectsError::TooMany);
     }
@@ -242,56 +277,6 @@ pub fn redact_object(object: &mut serde_json::Value) {
     }
 }
 
-/// Whether `object` is a pod scheduled on `node`.
-fn on_node(object: &serde_json::Value, node: &str) -> bool {
-    object["kind"] == "Pod" && object["spec"]["nodeName"].as_str() == Some(node)
-}
-
-/// One snapshot of `objects` (read by kind, `omitted` past the reader's object cap): each
-/// redacted, the node's pods first, then everything but pods, then the other pods (the
-/// agents on this node are its pods; other pods only matter as NetworkPolicy peers), cut at
-/// `max_bytes` of JSON.
-pub fn snapshot(
-    objects: Vec<serde_json::Value>,
-    mut omitted: BTreeMap<String, u64>,
-    node_name: Option<&str>,
-    max_bytes: usize,
-) -> ClusterObjects {
-    let rank = |object: &serde_json::Value| match node_name {
-        Some(node) if on_node(object, node) => 0,
-        _ if object["kind"] != "Pod" => 1,
-        _ => 2,
-    };
-    let mut objects = objects;
-    // Stable: within a rank, the API's order.
-    objects.sort_by_key(|object| rank(object));
-    let mut kept = Vec::new();
-    let mut counts = BTreeMap::new();
-    // `[` and `]`, and a comma between objects.
-    let mut bytes = 2;
-    for mut object in objects {
-        redact_object(&mut object);
-        let kind = object["kind"].as_str().unwrap_or("?").to_string();
-        let len = serde_json::to_vec(&object).map_or(usize::MAX, |b| b.len());
-        let with_comma = len.saturating_add(usize::from(!kept.is_empty()));
-        if bytes + with_comma > max_bytes {
-            *omitted.entry(kind).or_insert(0) += 1;
-            continue;
-        }
-        bytes += with_comma;
-        *counts.entry(kind).or_insert(0) += 1;
-        kept.push(object);
-    }
-    ClusterObjects {
-        objects: kept,
-        counts,
-        truncated: !omitted.is_empty(),
-        omitted,
-        bytes: bytes as u64,
-        node_name: node_name.map(str::to_string),
-    }
-}
-
 /// The collector's periodic read of the declared objects: a task that reads them at start and
 /// every `interval`, and hands over each snapshot that differs from the one before.
 pub struct DeclaredObjectsWatch {
@@ -363,15 +348,21 @@ async fn watch(
     sender: tokio::sync::mpsc::Sender<ClusterObjects>,
     warnings: Arc<Mutex<Vec<String>>>,
 ) {
-    let mut last: Option<ClusterObjects> = None;
+    // The last snapshot handed over, as a keyed hash of its JSON: holding the snapshot itself
+    // to compare would keep up to `MAX_SNAPSHOT_BYTES` of objects (several times that as
+    // parsed JSON) between reads, outside the memory budget. The key is random per collector,
+    // so objects cannot be chosen to collide with the last snapshot and hide a change.
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut last: Option<u64> = None;
     let mut timer = tokio::time::interval(interval.max(Duration::from_millis(100)));
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         timer.tick().await;
         // A read that fails is no snapshot: posture over a snapshot missing its
         // NetworkPolicies would call every pod's egress unrestricted.
-        let (objects, omitted) = match read_by_kind(&client, MAX_DECLARED_OBJECTS).await {
-            Ok(read) => read,
+        let mut builder = SnapshotBuilder::new(node_name.as_deref(), MAX_SNAPSHOT_BYTES);
+        let omitted = match read_by_kind(&client, &mut builder, MAX_DECLARED_OBJECTS).await {
+            Ok(omitted) => omitted,
             Err(e) => {
                 warn(
                     &warnings,
@@ -380,8 +371,10 @@ async fn watch(
                 continue;
             }
         };
-        let snapshot = snapshot(objects, omitted, node_name.as_deref(), MAX_SNAPSHOT_BYTES);
-        if last.as_ref().is_some_and(|last| last == &snapshot) {
+        builder.note_omitted(&omitted);
+        let snapshot = builder.finish();
+        let digest = snapshot_digest(&hasher, &snapshot);
+        if last == Some(digest) {
             continue;
         }
         if snapshot.truncated {
@@ -400,11 +393,31 @@ async fn watch(
                 ),
             );
         }
-        last = Some(snapshot.clone());
+        last = Some(digest);
         if sender.send(snapshot).await.is_err() {
             return;
         }
     }
+}
+
+/// A keyed hash of `snapshot`'s JSON (what the watch compares reads by).
+fn snapshot_digest(hasher: &impl BuildHasher, snapshot: &ClusterObjects) -> u64 {
+    struct HashWriter<H>(H);
+    impl<H: Hasher> std::io::Write for HashWriter<H> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut writer = HashWriter(hasher.build_hasher());
+    // Streamed into the hasher: no second copy of the snapshot's JSON.
+    if serde_json::to_writer(&mut writer, snapshot).is_err() {
+        return 0;
+    }
+    writer.0.finish()
 }
 
 #[cfg(test)]
@@ -538,5 +551,12 @@ mod tests {
         relabelled["metadata"]["labels"]["app"] = json!("other");
         let third = snapshot(vec![relabelled], BTreeMap::new(), None, MAX_SNAPSHOT_BYTES);
         assert_ne!(first, third);
+        // The watch compares reads by their digest under its own key.
+        let key = std::collections::hash_map::RandomState::new();
+        assert_eq!(
+            snapshot_digest(&key, &first),
+            snapshot_digest(&key, &second)
+        );
+        assert_ne!(snapshot_digest(&key, &first), snapshot_digest(&key, &third));
     }
 }
