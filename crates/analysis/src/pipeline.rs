@@ -11,6 +11,7 @@
 
 mod attributed;
 pub mod conversations;
+mod last_cluster_objects;
 
 use std::collections::HashMap;
 
@@ -28,6 +29,7 @@ use crate::process_table::{ProcessInfo, ProcessTable};
 use crate::reconstruct::{Observation, Peer, ReconstructOptions, ReconstructStats, Reconstructor};
 
 pub use attributed::{AttributedObservation, EarlierObservations, EARLIER_KEPT};
+pub use last_cluster_objects::TimedClusterObjects;
 
 pub struct Pipeline {
     reconstructor: Reconstructor,
@@ -37,6 +39,7 @@ pub struct Pipeline {
     earlier: EarlierObservations,
     conversations: conversations::Conversations,
     last_ts_ns: u64,
+    last_cluster_objects: last_cluster_objects::LastClusterObjects,
 }
 
 /// The state a replay needs to start after event `next_event_index` instead of at the start.
@@ -60,6 +63,10 @@ pub struct PipelineState {
     /// (`--connect`) or seeks later applies them to agents discovered after this state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub enforcement_policies: Vec<agentscope_event::enforcement::EnforcePolicy>,
+    /// The last snapshot of the cluster's declared objects, so posture after this state has
+    /// its declared side (see `last_cluster_objects`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_objects: Option<TimedClusterObjects>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +142,7 @@ impl Pipeline {
             earlier: EarlierObservations::default(),
             conversations: conversations::Conversations::default(),
             last_ts_ns: 0,
+            last_cluster_objects: Default::default(),
         }
     }
 
@@ -174,6 +182,13 @@ impl Pipeline {
         {
             self.model
                 .note_tls_plaintext(event.header.pid, event.header.ts_ns);
+        }
+        if let crate::event::EventBody::ClusterObjects(objects) = &event.body {
+            self.last_cluster_objects.keep(
+                self.reconstructor.budget(),
+                event.header.time_unix_ns,
+                objects,
+            );
         }
         let gap_before = self.reconstructor.stats().gap_bytes;
         let observations = self.reconstructor.push(event);
@@ -344,7 +359,14 @@ impl Pipeline {
             agents: self.model.agents().cloned().collect(),
             agent_pids: self.model.agent_pids(),
             enforcement_policies: self.model.enforcement_policies(),
+            cluster_objects: self.last_cluster_objects.get().cloned(),
         }
+    }
+
+    /// The last snapshot of the cluster's declared objects seen (or restored from a keyframe)
+    /// and kept.
+    pub fn last_cluster_objects(&self) -> Option<&TimedClusterObjects> {
+        self.last_cluster_objects.get()
     }
 
     /// Starts from a saved state (a replay from the middle of a capture). Call on a new
@@ -363,6 +385,13 @@ impl Pipeline {
         self.model.restore_agents(state.agents, state.agent_pids);
         self.model
             .restore_enforcement_policies(state.enforcement_policies);
+        if let Some(last) = state.cluster_objects {
+            self.last_cluster_objects.keep(
+                self.reconstructor.budget(),
+                last.time_unix_ns,
+                &last.objects,
+            );
+        }
     }
 
     pub fn processes(&self) -> &ProcessTable {

@@ -114,6 +114,7 @@ pub fn run(args: PostureArgs) -> anyhow::Result<()> {
             let session = capture_session(&mut entries, None, args.memory.asked());
             let mut replay = SessionReplay::new(entries, session);
             while replay.next_step(&mut usage)?.is_some() {}
+            usage.or_pipeline_cluster(replay.session().pipeline());
             build_report(
                 replay.session(),
                 &usage,
@@ -132,6 +133,7 @@ pub fn run(args: PostureArgs) -> anyhow::Result<()> {
                     args.ready_message,
                     &mut usage,
                 ))?;
+            usage.or_pipeline_cluster(session.pipeline());
             build_report(&session, &usage, explicit.clone(), args.agent.as_deref())?
         }
     };

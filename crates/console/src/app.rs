@@ -417,6 +417,10 @@ impl App {
             }
             self.logs.ingest(update.observations);
             self.model_dirty = true;
+            // A start from a keyframe (a console that attached, a seek, a rotated recording's
+            // later file) saw no `cluster_objects` event: the keyframe's snapshot is the
+            // declared side until a newer one comes.
+            self.usage.or_pipeline_cluster(pipeline);
             let before = self.findings.len();
             self.detections
                 .sync(pipeline.detector(), &mut self.findings);

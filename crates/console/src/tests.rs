@@ -402,11 +402,9 @@ fn snapshot_kubernetes_agents_tree() {
     snapshot_both(&mut console, "agents_kubernetes");
 }
 
-/// With the collector's snapshot of the cluster's objects in the session (a `cluster_objects`
-/// event), the posture pane compares RBAC too: the pod's service account may get and list
-/// secrets, and never does.
-#[test]
-fn posture_pane_compares_rbac_when_the_session_holds_the_cluster_objects() {
+/// The python chat fixture after a `cluster_objects` event whose Role lets the pod's service
+/// account get and list secrets.
+fn python_chat_with_cluster_objects() -> Vec<agentscope_event::Event> {
     use agentscope_event::cluster_objects::ClusterObjects;
     use agentscope_event::event_json::{events_from_json_lines, json_lines_text};
     let bytes = std::fs::read(fixture("capture/python_chat.jsonl")).unwrap();
@@ -444,6 +442,56 @@ fn posture_pane_compares_rbac_when_the_session_holds_the_cluster_objects() {
             })),
         },
     );
+    events
+}
+
+/// A rotated recording's later file starts from a keyframe, long after the `cluster_objects`
+/// event: the posture pane still has the declared side, from the keyframe.
+#[test]
+fn posture_pane_takes_the_cluster_objects_a_keyframe_carried() {
+    use agentscope_capture::capture::{CaptureMetadata, Recorder, RecorderOptions};
+    let events = python_chat_with_cluster_objects();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = RecorderOptions::new(
+        dir.path().join("rotated.cap"),
+        CaptureMetadata {
+            created_by: "agentscope test".into(),
+            secrets_redacted: true,
+            ..Default::default()
+        },
+    );
+    options.writer.chunk_bytes = 4096;
+    options.keyframe_interval_ns = 1;
+    options.max_file_bytes = Some(8 << 10);
+    let mut pipeline = agentscope_analysis::pipeline::Pipeline::new(
+        Default::default(),
+        Default::default(),
+        Box::new(SupportPod { with_user: false }),
+    );
+    let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
+    for event in &events {
+        pipeline.push(event);
+        recorder.record(event, &mut pipeline).unwrap();
+    }
+    pipeline.finish();
+    let files = recorder.finish(&mut pipeline).unwrap().files;
+    assert!(files.len() > 1, "{files:?}");
+    let source = JsonEventsSource::open_capture(files.last().unwrap()).unwrap();
+    let console = Console::with_source(source).play_to_end();
+    let cluster = console.app.posture_usage().cluster.as_ref();
+    assert_eq!(
+        cluster.map(|c| c.objects),
+        Some(2),
+        "the keyframe's snapshot is the declared side"
+    );
+}
+
+/// With the collector's snapshot of the cluster's objects in the session (a `cluster_objects`
+/// event), the posture pane compares RBAC too: the pod's service account may get and list
+/// secrets, and never does.
+#[test]
+fn posture_pane_compares_rbac_when_the_session_holds_the_cluster_objects() {
+    let events = python_chat_with_cluster_objects();
     let source = JsonEventsSource::from_events("python_chat.jsonl", events)
         .with_identity(|| Box::new(SupportPod { with_user: false }));
     let console = Console::with_source(source).play_to_end();

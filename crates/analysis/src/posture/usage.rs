@@ -248,14 +248,7 @@ impl UsageBook {
     /// collector's snapshots of the cluster's objects).
     pub fn observe(&mut self, observation: &AttributedObservation) {
         if let ObservationKind::ClusterObjects { objects } = &observation.kind {
-            let (state, unreadable) = ClusterState::from_objects(&objects.objects);
-            self.cluster = Some(RecordedCluster {
-                state: Arc::new(state),
-                time_unix_ns: observation.time_unix_ns,
-                objects: objects.objects.len(),
-                omitted: objects.omitted.clone(),
-                unreadable,
-            });
+            self.observe_cluster(observation.time_unix_ns, objects);
             return;
         }
         let Some(agent) = &observation.agent else {
@@ -269,6 +262,35 @@ impl UsageBook {
             .entry(agent.clone())
             .or_default()
             .observe(&observation.kind);
+    }
+
+    /// Takes a snapshot of the declared objects read at `time_unix_ns` as the declared side: a
+    /// `cluster_objects` observation, or the one a keyframe carried
+    /// ([`crate::pipeline::Pipeline::last_cluster_objects`] after a start from the middle).
+    pub fn observe_cluster(
+        &mut self,
+        time_unix_ns: u64,
+        objects: &agentscope_event::cluster_objects::ClusterObjects,
+    ) {
+        let (state, unreadable) = ClusterState::from_objects(&objects.objects);
+        self.cluster = Some(RecordedCluster {
+            state: Arc::new(state),
+            time_unix_ns,
+            objects: objects.objects.len(),
+            omitted: objects.omitted.clone(),
+            unreadable,
+        });
+    }
+
+    /// Without a snapshot observed, takes the one `pipeline` kept: a session that started from
+    /// a keyframe (a rotated recording's later file, a console that attached or sought) saw
+    /// no `cluster_objects` event, but the keyframe carried the last one.
+    pub fn or_pipeline_cluster(&mut self, pipeline: &crate::pipeline::Pipeline) {
+        if self.cluster.is_none() {
+            if let Some(last) = pipeline.last_cluster_objects() {
+                self.observe_cluster(last.time_unix_ns, &last.objects);
+            }
+        }
     }
 
     pub fn agent(&self, key: &str) -> Option<&Usage> {

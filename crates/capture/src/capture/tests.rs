@@ -368,6 +368,65 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
     );
 }
 
+/// A `cluster_objects` event as the collector makes it, at the first event's time.
+fn cluster_objects_event(events: &[Event]) -> Event {
+    use agentscope_event::cluster_objects::ClusterObjects;
+    let objects = vec![serde_json::json!({
+        "kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1",
+        "metadata": {"name": "support-agent", "namespace": "shop"},
+        "rules": [{"apiGroups": [""], "resources": ["pods", "secrets"], "verbs": ["get", "list"]}],
+    })];
+    let mut event = events[0].clone();
+    event.body = crate::event::EventBody::ClusterObjects(Box::new(ClusterObjects {
+        bytes: serde_json::to_vec(&objects).unwrap().len() as u64,
+        objects,
+        counts: [("Role".to_string(), 1)].into(),
+        omitted: Default::default(),
+        truncated: false,
+        node_name: Some("node-1".into()),
+    }));
+    event
+}
+
+#[test]
+fn a_rotated_file_and_a_seek_carry_the_last_cluster_objects_in_their_keyframe() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("declared.cap");
+    let mut options = small_blocks(base.clone());
+    options.max_file_bytes = Some(6 << 10);
+    options.max_files = Some(3);
+    let mut events = fixture_events();
+    let declared = cluster_objects_event(&events);
+    events.insert(0, declared.clone());
+    let crate::event::EventBody::ClusterObjects(objects) = &declared.body else {
+        unreachable!()
+    };
+    let mut pipeline = pipeline();
+    let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
+    for event in &events {
+        pipeline.push(event);
+        recorder.record(event, &mut pipeline).unwrap();
+    }
+    pipeline.finish();
+    let kept = pipeline.last_cluster_objects().cloned().unwrap();
+    assert_eq!(&kept.objects, &**objects);
+    assert_eq!(kept.time_unix_ns, declared.header.time_unix_ns);
+    let summary = recorder.finish(&mut pipeline).unwrap();
+    // The newest file starts long after the event: its keyframe carries the snapshot.
+    let last = CaptureReader::open(summary.files.last().unwrap()).unwrap();
+    assert!(last.event_blocks().next().unwrap().first_event_index > 1);
+    let mut replay = Replay::new(last);
+    replay.run_to_end();
+    assert_eq!(replay.pipeline().last_cluster_objects(), Some(&kept));
+    // A replay of the whole first file that seeks past the event has it too.
+    let first = CaptureReader::open(&summary.files[0]).unwrap();
+    let mut replay = Replay::new(first);
+    replay.run_to_end();
+    let end = replay.position().ts_ns;
+    replay.seek(end);
+    assert_eq!(replay.pipeline().last_cluster_objects(), Some(&kept));
+}
+
 #[test]
 fn seeking_back_and_forth_gives_the_same_model_as_playing_through() {
     let dir = tempfile::tempdir().unwrap();
