@@ -363,6 +363,23 @@ impl Pipeline {
         }
     }
 
+    /// Takes the snapshot a keyframe sent after dropped chunks carried (a console served by a
+    /// collector), if it is newer than the one kept: the chunk that held its event may be one
+    /// of those dropped.
+    pub fn remember_cluster_objects(&mut self, last: TimedClusterObjects) {
+        let newer = self
+            .last_cluster_objects
+            .get()
+            .is_none_or(|kept| kept.time_unix_ns < last.time_unix_ns);
+        if newer {
+            self.last_cluster_objects.keep(
+                self.reconstructor.budget(),
+                last.time_unix_ns,
+                &last.objects,
+            );
+        }
+    }
+
     /// The last snapshot of the cluster's declared objects seen (or restored from a keyframe)
     /// and kept.
     pub fn last_cluster_objects(&self) -> Option<&TimedClusterObjects> {

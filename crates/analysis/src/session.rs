@@ -91,6 +91,11 @@ impl Session {
         self.pipeline.remember_identity(answer);
     }
 
+    /// See [`Pipeline::remember_cluster_objects`].
+    pub fn remember_cluster_objects(&mut self, last: crate::pipeline::TimedClusterObjects) {
+        self.pipeline.remember_cluster_objects(last);
+    }
+
     /// Events fed so far.
     pub fn events(&self) -> u64 {
         self.events

@@ -137,6 +137,10 @@ impl RemoteSource {
                 for answer in keyframe.pipeline.identities {
                     self.session.remember_identity(answer);
                 }
+                // And its declared objects for the ones a dropped `cluster_objects` held.
+                if let Some(last) = keyframe.pipeline.cluster_objects {
+                    self.session.remember_cluster_objects(last);
+                }
                 self.collector = keyframe.collector;
             }
             Incoming::Item(StreamItem::Status(status)) => {

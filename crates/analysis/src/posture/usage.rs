@@ -282,14 +282,20 @@ impl UsageBook {
         });
     }
 
-    /// Without a snapshot observed, takes the one `pipeline` kept: a session that started from
-    /// a keyframe (a rotated recording's later file, a console that attached or sought) saw
-    /// no `cluster_objects` event, but the keyframe carried the last one.
+    /// Takes the snapshot `pipeline` kept when none was observed or the one observed is
+    /// older: a session that started from a keyframe (a rotated recording's later file, a
+    /// console that attached or sought) saw no `cluster_objects` event, and a served console
+    /// whose chunk holding one was dropped gets it from the keyframe that follows.
     pub fn or_pipeline_cluster(&mut self, pipeline: &crate::pipeline::Pipeline) {
-        if self.cluster.is_none() {
-            if let Some(last) = pipeline.last_cluster_objects() {
-                self.observe_cluster(last.time_unix_ns, &last.objects);
-            }
+        let Some(last) = pipeline.last_cluster_objects() else {
+            return;
+        };
+        if self
+            .cluster
+            .as_ref()
+            .is_none_or(|seen| seen.time_unix_ns < last.time_unix_ns)
+        {
+            self.observe_cluster(last.time_unix_ns, &last.objects);
         }
     }
 

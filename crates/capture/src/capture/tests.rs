@@ -369,7 +369,7 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
 }
 
 /// A `cluster_objects` event as the collector makes it, at the first event's time.
-fn cluster_objects_event(events: &[Event]) -> Event {
+pub(crate) fn cluster_objects_event(events: &[Event]) -> Event {
     use agentscope_event::cluster_objects::ClusterObjects;
     let objects = vec![serde_json::json!({
         "kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1",

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use super::*;
 use crate::capture::codec::Entry;
 use crate::capture::stream_pipeline;
-use crate::capture::tests::{fixture_events, metadata, pipeline};
+use crate::capture::tests::{cluster_objects_event, fixture_events, metadata, pipeline};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -40,6 +40,8 @@ struct Watched {
     events: usize,
     statuses: Vec<StreamStatus>,
     keyframes_after_start: usize,
+    /// The declared objects the console's pipeline holds at the end.
+    cluster_objects: Option<crate::pipeline::TimedClusterObjects>,
 }
 
 /// Attaches and reads the stream the way the console does, until it ends.
@@ -56,6 +58,7 @@ fn watch(path: PathBuf) -> Watched {
         events: 0,
         statuses: Vec::new(),
         keyframes_after_start: 0,
+        cluster_objects: None,
     };
     let mut buf = vec![0u8; 4096];
     'read: loop {
@@ -78,6 +81,9 @@ fn watch(path: PathBuf) -> Watched {
                     for answer in keyframe.pipeline.identities {
                         pipeline.remember_identity(answer);
                     }
+                    if let Some(last) = keyframe.pipeline.cluster_objects {
+                        pipeline.remember_cluster_objects(last);
+                    }
                 }
                 StreamItem::Status(status) => {
                     let closing = status.closing.is_some();
@@ -97,6 +103,7 @@ fn watch(path: PathBuf) -> Watched {
     }
     pipeline.finish();
     watched.model = serde_json::to_string_pretty(&pipeline.snapshot()).unwrap();
+    watched.cluster_objects = pipeline.last_cluster_objects().cloned();
     watched
 }
 
@@ -134,7 +141,9 @@ fn finish(mut server: StreamServer, live: &mut Pipeline) {
 fn a_console_attaching_midway_rebuilds_the_model_from_the_stream_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("collector.sock");
-    let events = fixture_events();
+    let mut events = fixture_events();
+    // The collector read the cluster's objects before the console attached.
+    events.insert(0, cluster_objects_event(&events));
     let (before, after) = events.split_at(events.len() / 3);
     let mut live = pipeline();
     for event in before {
@@ -183,6 +192,14 @@ fn a_console_attaching_midway_rebuilds_the_model_from_the_stream_alone() {
     assert_eq!(last.collector.kernel_dropped, 7);
     assert_eq!(last.dropped_events, 0);
     assert_eq!(watched.keyframes_after_start, 0);
+    assert!(
+        watched.cluster_objects.is_some(),
+        "from the attach keyframe"
+    );
+    assert_eq!(
+        watched.cluster_objects.as_ref(),
+        live.last_cluster_objects()
+    );
 }
 
 #[test]
@@ -194,6 +211,11 @@ fn a_console_that_stops_reading_loses_chunks_while_the_collector_and_others_go_o
     for _ in 0..80 {
         volume.extend_from_slice(&events);
     }
+    // Read from the cluster halfway, while the stalled console's queue is full: the chunk
+    // holding it is dropped for that console, and the keyframe after makes up for it.
+    let mut declared = cluster_objects_event(&volume[volume.len() / 2..]);
+    declared.header.time_unix_ns += 1;
+    volume.insert(volume.len() / 2, declared);
     let total = volume.len();
     let (done_tx, done_rx) = mpsc::channel();
     let (read_tx, read_rx) = mpsc::channel::<()>();
@@ -221,6 +243,7 @@ fn a_console_that_stops_reading_loses_chunks_while_the_collector_and_others_go_o
                     let mut attached = handshake(stream, "stalled", DEADLINE).unwrap();
                     let mut max_dropped = 0;
                     let mut keyframes = 0;
+                    let mut declared_in_keyframe = false;
                     let mut buf = vec![0u8; 65536];
                     'read: loop {
                         while let Some(item) = attached.decoder.next_item().unwrap() {
@@ -231,7 +254,11 @@ fn a_console_that_stops_reading_loses_chunks_while_the_collector_and_others_go_o
                                         break 'read;
                                     }
                                 }
-                                StreamItem::Keyframe { .. } => keyframes += 1,
+                                StreamItem::Keyframe { keyframe, .. } => {
+                                    keyframes += 1;
+                                    declared_in_keyframe |=
+                                        keyframe.pipeline.cluster_objects.is_some();
+                                }
                                 _ => {}
                             }
                         }
@@ -241,7 +268,9 @@ fn a_console_that_stops_reading_loses_chunks_while_the_collector_and_others_go_o
                         }
                         attached.decoder.push(&buf[..n]);
                     }
-                    stalled_tx.send((max_dropped, keyframes)).unwrap();
+                    stalled_tx
+                        .send((max_dropped, keyframes, declared_in_keyframe))
+                        .unwrap();
                 })
             };
             tick_until(&mut server, &live, |s| s.clients().len() == 2);
@@ -276,7 +305,7 @@ fn a_console_that_stops_reading_loses_chunks_while_the_collector_and_others_go_o
         .recv_timeout(Duration::from_secs(120))
         .expect("the server blocked on a console that does not read");
     collector.join().unwrap();
-    let (stalled_dropped, stalled_keyframes) = stalled_rx.recv().unwrap();
+    let (stalled_dropped, stalled_keyframes, declared_in_keyframe) = stalled_rx.recv().unwrap();
     assert_eq!(kept_up_events, total, "the reading console lost nothing");
     assert!(dropped.contains(&0), "{dropped:?}");
     let lost = dropped.iter().copied().max().unwrap();
@@ -288,6 +317,10 @@ fn a_console_that_stops_reading_loses_chunks_while_the_collector_and_others_go_o
     assert!(
         stalled_keyframes >= 1,
         "with a keyframe to make up identities"
+    );
+    assert!(
+        declared_in_keyframe,
+        "and the cluster objects a dropped chunk held"
     );
 }
 
