@@ -321,22 +321,27 @@ fn a_crash_loses_at_most_what_was_not_synced() {
     assert_eq!(events_in(&reader), events[..half].to_vec());
 }
 
-#[test]
-fn rotation_keeps_the_newest_files_and_each_replays_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("long.cap");
-    let mut options = small_blocks(base.clone());
+/// Records `events` into files of 6 KiB under `base`, keeping the newest three.
+fn record_rotated(base: &Path, events: &[Event]) -> (Pipeline, super::recorder::RecordingSummary) {
+    let mut options = small_blocks(base.to_path_buf());
     options.max_file_bytes = Some(6 << 10);
     options.max_files = Some(3);
-    let events = fixture_events();
     let mut pipeline = pipeline();
     let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
-    for event in &events {
+    for event in events {
         pipeline.push(event);
         recorder.record(event, &mut pipeline).unwrap();
     }
     pipeline.finish();
     let summary = recorder.finish(&mut pipeline).unwrap();
+    (pipeline, summary)
+}
+
+#[test]
+fn rotation_keeps_the_newest_files_and_each_replays_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = fixture_events();
+    let (_, summary) = record_rotated(&dir.path().join("long.cap"), &events);
     assert_eq!(summary.files.len(), 3, "{summary:?}");
     assert!(summary.deleted > 0);
     for file in &summary.files {
@@ -391,27 +396,16 @@ pub(crate) fn cluster_objects_event(events: &[Event]) -> Event {
 #[test]
 fn a_rotated_file_and_a_seek_carry_the_last_cluster_objects_in_their_keyframe() {
     let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("declared.cap");
-    let mut options = small_blocks(base.clone());
-    options.max_file_bytes = Some(6 << 10);
-    options.max_files = Some(3);
     let mut events = fixture_events();
     let declared = cluster_objects_event(&events);
     events.insert(0, declared.clone());
     let crate::event::EventBody::ClusterObjects(objects) = &declared.body else {
         unreachable!()
     };
-    let mut pipeline = pipeline();
-    let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
-    for event in &events {
-        pipeline.push(event);
-        recorder.record(event, &mut pipeline).unwrap();
-    }
-    pipeline.finish();
+    let (pipeline, summary) = record_rotated(&dir.path().join("declared.cap"), &events);
     let kept = pipeline.last_cluster_objects().cloned().unwrap();
     assert_eq!(&kept.objects, &**objects);
     assert_eq!(kept.time_unix_ns, declared.header.time_unix_ns);
-    let summary = recorder.finish(&mut pipeline).unwrap();
     // The newest file starts long after the event: its keyframe carries the snapshot.
     let last = CaptureReader::open(summary.files.last().unwrap()).unwrap();
     assert!(last.event_blocks().next().unwrap().first_event_index > 1);
