@@ -226,7 +226,7 @@ impl Model {
         &self.graph
     }
 
-    pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCallRecord> {
+    pub fn tool_calls(&self) -> impl DoubleEndedIterator<Item = &ToolCallRecord> {
         self.attribution.calls.iter()
     }
 
