@@ -671,7 +671,7 @@ pub(super) fn tool_name_of(model: &Model, agent: &str, call_id: Option<&str>) ->
     let call_id = call_id?;
     model
         .tool_calls()
-        .filter(|c| c.agent == agent && c.id.as_deref() == Some(call_id))
-        .last()
+        .rev()
+        .find(|c| c.agent == agent && c.id.as_deref() == Some(call_id))
         .map(|c| c.name.clone())
 }

@@ -77,8 +77,8 @@ pub(super) fn channel_of_result(
     let arguments = call_id.and_then(|id| {
         model
             .tool_calls()
-            .filter(|c| c.agent == agent && c.id.as_deref() == Some(id))
-            .last()
+            .rev()
+            .find(|c| c.agent == agent && c.id.as_deref() == Some(id))
             .map(|c| c.arguments.clone())
     });
     format!(

@@ -24,17 +24,26 @@ impl PidAgent {
     }
 }
 
+/// How many of the latest pids made agents' [`AgentPids::made_agents_since`] remembers.
+const RECENT_KEPT: usize = 64;
+
 /// pid → agent history (see the module doc).
 #[derive(Debug, Default, Clone)]
 pub struct AgentPids {
     by_pid: HashMap<u32, PidAgent>,
     /// Exited agent pids, oldest exit first.
     exited: VecDeque<u32>,
+    /// Pids made agents' ([`AgentPids::insert`], [`AgentPids::insert_exited`]) so far: the
+    /// only way a pid starts covering a time it did not cover before.
+    made: u64,
+    /// The latest [`RECENT_KEPT`] of them, oldest first.
+    recent: VecDeque<u32>,
 }
 
 impl AgentPids {
     /// `pid` acts for `key` from now on (a running process, or one whose pid was reused).
     pub fn insert(&mut self, pid: u32, key: String) {
+        self.note_made(pid);
         self.by_pid.insert(
             pid,
             PidAgent {
@@ -46,6 +55,7 @@ impl AgentPids {
 
     /// `pid` acted for `key` until `exit_ns` (it is known to have exited already).
     pub fn insert_exited(&mut self, pid: u32, key: String, exit_ns: u64) {
+        self.note_made(pid);
         self.by_pid.insert(
             pid,
             PidAgent {
@@ -54,6 +64,29 @@ impl AgentPids {
             },
         );
         self.remember_exit(pid);
+    }
+
+    fn note_made(&mut self, pid: u32) {
+        self.made += 1;
+        if self.recent.len() == RECENT_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(pid);
+    }
+
+    /// How many pids were made agents' so far: a mark for [`AgentPids::made_agents_since`].
+    pub fn made_count(&self) -> u64 {
+        self.made
+    }
+
+    /// The pids made agents' since `mark` (an earlier [`AgentPids::made_count`]), or `None`
+    /// when more were than are remembered. A lineage that had no agent at a time when the
+    /// count was `mark` can have one now only through one of these: exits, evictions and
+    /// forgetting only take coverage away.
+    pub fn made_agents_since(&self, mark: u64) -> Option<impl Iterator<Item = u32> + '_> {
+        let count = usize::try_from(self.made.checked_sub(mark)?).ok()?;
+        (count <= self.recent.len())
+            .then(|| self.recent.iter().skip(self.recent.len() - count).copied())
     }
 
     /// The agent `pid` acted for at `ts_ns`, if it was an agent's then.
@@ -71,6 +104,12 @@ impl AgentPids {
             .iter()
             .find_map(|pid| self.key_at(*pid, ts_ns))
             .map(str::to_string)
+    }
+
+    /// Whether some process of `lineage` acted for an agent at `ts_ns`
+    /// ([`AgentPids::agent_at`] without copying the key).
+    pub fn is_agent_at(&self, lineage: &[u32], ts_ns: u64) -> bool {
+        lineage.iter().any(|pid| self.key_at(*pid, ts_ns).is_some())
     }
 
     /// The session of what `lineage` (nearest first) did at `ts_ns`: the outermost process of
@@ -170,6 +209,33 @@ mod tests {
         // Another agent's process started inside this tree is its own session.
         pids.insert(13, "host:node other.js".into());
         assert_eq!(pids.session_at(&[14, 13, 11, 10, 1], 5), Some(13));
+    }
+
+    #[test]
+    fn the_pids_made_agents_since_a_mark_are_listed_while_remembered() {
+        let mut pids = AgentPids::default();
+        pids.insert(10, "a".into());
+        let mark = pids.made_count();
+        assert_eq!(pids.made_agents_since(mark).unwrap().count(), 0);
+        pids.insert(11, "a".into());
+        pids.exited(11, 5);
+        pids.insert_exited(12, "b".into(), 7);
+        pids.forget_agent("b");
+        let since: Vec<u32> = pids.made_agents_since(mark).unwrap().collect();
+        assert_eq!(since, [11, 12], "exits and forgetting list nothing");
+        for pid in 100..100 + RECENT_KEPT as u32 {
+            pids.insert(pid, "c".into());
+        }
+        assert!(
+            pids.made_agents_since(mark).is_none(),
+            "more than are remembered: the caller must look at everything"
+        );
+        assert_eq!(
+            pids.made_agents_since(pids.made_count() - 1)
+                .unwrap()
+                .collect::<Vec<_>>(),
+            [100 + RECENT_KEPT as u32 - 1]
+        );
     }
 
     #[test]

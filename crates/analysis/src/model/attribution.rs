@@ -434,11 +434,14 @@ impl Attribution {
 
     /// Matches the recent actions that pass `filter` against call `index`.
     fn match_recent(&mut self, index: usize, filter: impl Fn(&Action) -> bool) -> Vec<NewLink> {
-        let recent: Vec<Action> = self.recent.iter().filter(|a| filter(a)).cloned().collect();
+        // Taken out for the walk instead of copied (up to RECENT_ACTIONS actions, at every
+        // call): matching reads and changes the calls, never the recent actions.
+        let recent = std::mem::take(&mut self.recent);
         let mut links = Vec::new();
-        for action in recent {
-            links.extend(self.match_action(&action, Some(index)));
+        for action in recent.iter().filter(|a| filter(a)) {
+            links.extend(self.match_action(action, Some(index)));
         }
+        self.recent = recent;
         links
     }
 

@@ -226,7 +226,7 @@ impl Model {
         &self.graph
     }
 
-    pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCallRecord> {
+    pub fn tool_calls(&self) -> impl DoubleEndedIterator<Item = &ToolCallRecord> {
         self.attribution.calls.iter()
     }
 
@@ -336,6 +336,22 @@ impl Model {
     /// their agent for what they did before they exited.
     pub fn agent_of(&self, lineage: &[u32], ts_ns: u64) -> Option<String> {
         self.agent_pids.agent_at(lineage, ts_ns)
+    }
+
+    /// Whether [`Model::agent_of`] has an answer, without copying the agent's key.
+    pub fn is_agent_at(&self, lineage: &[u32], ts_ns: u64) -> bool {
+        self.agent_pids.is_agent_at(lineage, ts_ns)
+    }
+
+    /// A mark of which processes are agents' now, for [`Model::made_agents_since`].
+    pub fn agents_mark(&self) -> u64 {
+        self.agent_pids.made_count()
+    }
+
+    /// The pids that became agent processes since `mark` (see
+    /// [`agent_pids::AgentPids::made_agents_since`]); `None` when too many did to say.
+    pub fn made_agents_since(&self, mark: u64) -> Option<Vec<u32>> {
+        Some(self.agent_pids.made_agents_since(mark)?.collect())
     }
 
     /// The session (see [`agent_pids::AgentPids::session_at`]) of what `lineage` did at

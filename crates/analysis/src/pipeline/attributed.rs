@@ -69,6 +69,9 @@ pub struct EarlierObservations {
     exited: VecDeque<Waiting>,
     /// Pids already seen acting for an agent.
     attributed: HashSet<u32>,
+    /// [`Model::agents_mark`] when every waiting observation was last known to have no agent:
+    /// at the last release, or earlier (one pushed since had none when it came).
+    agents_mark: u64,
     dropped: u64,
 }
 
@@ -99,12 +102,20 @@ impl EarlierObservations {
             // The pid may be reused by an unrelated process: what this one did waits for a
             // link only.
             self.attributed.remove(&pid);
-            let (gone, kept): (VecDeque<Waiting>, VecDeque<Waiting>) = self
+            // Most exits are of processes with nothing waiting: the queue (up to
+            // EARLIER_KEPT observations) is only rebuilt from the first one of this pid.
+            let Some(first) = self
                 .waiting
-                .drain(..)
-                .partition(|w| w.observation.actor.pid == pid);
-            self.waiting = kept;
-            for waiting in gone {
+                .iter()
+                .position(|w| w.observation.actor.pid == pid)
+            else {
+                return Vec::new();
+            };
+            for waiting in self.waiting.split_off(first) {
+                if waiting.observation.actor.pid != pid {
+                    self.waiting.push_back(waiting);
+                    continue;
+                }
                 if self.exited.len() >= EXITED_KEPT_FOR_LINKS {
                     self.exited.pop_front();
                 }
@@ -175,9 +186,27 @@ impl EarlierObservations {
 
     /// Waiting observations whose process (or an ancestor, as it was then) is now an agent.
     fn release(&mut self, model: &Model) -> Vec<AttributedObservation> {
+        // Only a lineage holding a pid made an agent's since the mark can have an agent now:
+        // the others are not looked up (up to EARLIER_KEPT of them, at every new agent
+        // process). Without the list (too many new agent pids), every one is.
+        let made = model.made_agents_since(self.agents_mark);
+        self.agents_mark = model.agents_mark();
+        let may_have_agent = |w: &Waiting| {
+            made.as_ref()
+                .is_none_or(|pids| w.lineage.iter().any(|pid| pids.contains(pid)))
+                && model.is_agent_at(&w.lineage, w.observation.ts_ns)
+        };
+        // Most new agent processes release nothing (what waits is other processes'): the
+        // queue is only rebuilt from the first one released.
+        let Some(first) = self.waiting.iter().position(may_have_agent) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
-        let mut kept = VecDeque::with_capacity(self.waiting.len());
-        for waiting in self.waiting.drain(..) {
+        for waiting in self.waiting.split_off(first) {
+            if !may_have_agent(&waiting) {
+                self.waiting.push_back(waiting);
+                continue;
+            }
             match model.agent_of(&waiting.lineage, waiting.observation.ts_ns) {
                 Some(agent) => out.push(AttributedObservation {
                     session: model.session_of(&waiting.lineage, waiting.observation.ts_ns),
@@ -187,10 +216,9 @@ impl EarlierObservations {
                     links: Vec::new(),
                     earlier: true,
                 }),
-                None => kept.push_back(waiting),
+                None => self.waiting.push_back(waiting),
             }
         }
-        self.waiting = kept;
         out
     }
 }
