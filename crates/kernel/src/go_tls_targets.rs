@@ -520,12 +520,7 @@ impl<'a> DecodedFunction<'a> {
         };
         // `76 rel8` or `0F 86 rel32`, no prefix: the encodings the kernel emulates (it refuses
         // an operand-size prefix, and anything else would be single-stepped).
-        let emulated = match self.bytes_of(jbe) {
-            [0x76, _] => true,
-            [0x0f, 0x86, _, _, _, _] => true,
-            _ => false,
-        };
-        if !emulated {
+        if !matches!(self.bytes_of(jbe), [0x76, _] | [0x0f, 0x86, _, _, _, _]) {
             return Err("its JBE has an unusual encoding".into());
         }
         let stub = jbe.near_branch_target();
