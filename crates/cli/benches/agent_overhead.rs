@@ -10,7 +10,7 @@
 //! - `node`: tests/agents/https_post_client.mjs under Debian's node, OpenSSL linked in and
 //!   exported;
 //! - `go_static`: tests/agents/https_post in client mode, a static Go binary (crypto/tls probed
-//!   at `Write`, `Read` and `Read`'s returns).
+//!   at `Write`'s and `Read`'s stack checks and at `Read`'s copy into the caller's buffer).
 //!
 //! Each round measures every agent without a collector, then starts one collector following the
 //! agents (`collect --quiet --no-kubernetes --pid ...`: the whole pipeline runs, nothing is

@@ -1,7 +1,8 @@
 //! What the TLS probes cost per call: a 64-byte TLS echo round trip (two writes and two reads
 //! at the TLS API, client and server in one process) timed without the collector and while
 //! `agentscope collect --json --pid PID` follows the process, for Go `crypto/tls`
-//! (tests/agents/go_tls_loop, uprobes on `Write`, `Read` and `Read`'s `RET`s) and for OpenSSL
+//! (tests/agents/go_tls_loop, uprobes on `Write`'s and `Read`'s stack checks and `Read`'s copy
+//! into the caller's buffer, see crates/kernel/src/go_tls_targets.rs) and for OpenSSL
 //! (tests/agents/openssl_tls_loop.py with the system libssl: uprobes and a uretprobe on
 //! `SSL_write_ex`/`SSL_read_ex`), for OpenSSL 3 located in a stripped static binary
 //! (tests/agents/openssl_static_loop.c over Debian's libssl.a, built here: uprobes and a

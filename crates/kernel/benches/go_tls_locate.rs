@@ -55,7 +55,10 @@ fn bench(c: &mut Criterion) {
         let size = std::fs::metadata(path).unwrap().len();
         let outcome = analyse(path).unwrap();
         let kind = match &outcome {
-            GoTlsAnalysis::Probeable(t) => format!("probeable, {} RETs", t.read_returns.len()),
+            GoTlsAnalysis::Probeable(t) => format!(
+                "probeable: Write {:?}, Read {:?}, Read's result {:?}",
+                t.write_probe, t.read_probe, t.read_result
+            ),
             other => format!("{other:?}"),
         };
         println!("{name}: {} ({size} bytes): {kind}", path.display());

@@ -1,47 +1,76 @@
-//! Finding Go `crypto/tls` in an executable: the file offsets where `(*Conn).Write` and
-//! `(*Conn).Read` start their work (just past the prologue's stack-growth check, see below)
-//! and of every `RET` in `(*Conn).Read`'s body, for uprobes.
+//! Finding Go `crypto/tls` in an executable: the file offsets of the uprobes on
+//! `(*Conn).Write` and `(*Conn).Read`, placed on instructions the kernel emulates rather than
+//! single-steps wherever the code is recognised exactly (see below).
 //!
 //! Functions are found through the Go function table (`pclntab`, see [`crate::go_pclntab`]),
-//! which stripped binaries (`-ldflags='-s -w'`) keep, so symbols are never needed. Return
-//! values are read at the `RET` instructions, found by decoding the function's machine code
-//! with `iced-x86`: uretprobes must never be used on Go code, because they replace the return
-//! address on the goroutine's stack, and the Go runtime moves and copies goroutine stacks.
+//! which stripped binaries (`-ldflags='-s -w'`) keep, so symbols are never needed. The code
+//! is decoded with `iced-x86`. Uretprobes must never be used on Go code: they replace the
+//! return address on the goroutine's stack, and the Go runtime moves and copies goroutine
+//! stacks.
 //!
 //! Only x86-64 binaries built with the register ABI (Go 1.17 and later) are probed: the kernel
 //! programs read the receiver, buffer and results from registers (`RAX`, `RBX`, `RCX`; the
 //! goroutine from `R14`). Anything else is reported as a [`GoTlsBinary`] that says why
 //! plaintext is not seen.
 //!
-//! ## Why not the first instruction
+//! ## Why the placement matters: single-stepping
+//!
+//! A uprobe replaces an instruction with `INT3`; after the kernel program ran, the kernel
+//! either emulates the displaced instruction (on x86: `jmp`, `jcc`, `call rel32`, `nop`,
+//! `push reg`) or copies it out of line and single-steps it, which costs a second exception,
+//! a debug trap that in a virtual machine exits to the hypervisor (arch/x86/kernel/uprobes.c;
+//! `ret`, `sub`, `mov` are single-stepped). On the benches' VM the single-stepped probes
+//! roughly doubled a Go agent's CPU per request. So each probe goes on an emulated
+//! instruction where the code has exactly the expected shape, and on the former placement
+//! otherwise.
+//!
+//! ## Entries: on the stack-growth check's `JBE`
 //!
 //! A Go function's first instructions check that the goroutine's stack has room for its
 //! frame: `CMP RSP, [R14+16]` (`g.stackguard0`) for small frames, `LEA R12, [RSP-N]` then
 //! `CMP R12, [R14+16]` for bigger ones, `MOV R12, RSP; SUB R12, N; JB` first for huge ones;
 //! then `JBE` to a stub at the function's end that calls `runtime.morestack` and jumps back
-//! to the first instruction. So the first instruction runs twice for one call whenever the
-//! stack must grow, and also whenever the scheduler or the garbage collector asks the
-//! goroutine to stop (they set `stackguard0` to `stackPreempt`, from another thread, at any
-//! time). A probe there captured such a `Write` twice. The probe goes instead on the
-//! instruction after the `JBE`, which runs once per call: the check has been decided by then.
-//! The check only writes `R12` and the flags, so the argument registers are as at the entry,
-//! and after a stack growth they hold the moved stack's addresses (the stub spills them where
-//! the runtime adjusts them and reloads them).
+//! to the first instruction. So the prologue runs twice for one call whenever the stack must
+//! grow, and also whenever the scheduler or the garbage collector asks the goroutine to stop
+//! (they set `stackguard0` to `stackPreempt`, from another thread, at any time). A probe on the
+//! first instruction captured such a `Write` twice.
 //!
-//! Checking in the probe instead (skip when `RSP - frame <= stackguard0`: the function is
-//! about to re-enter) was rejected: the frame size must be decoded from the same prologue
-//! anyway, and `stackguard0` is written by other threads, so it can change between the
-//! probe's read and the function's own `CMP` (the probe runs, then the displaced instruction
-//! is single-stepped): a preemption request landing there is a double capture again, or a
-//! missed one. Past the check there is nothing to race with.
+//! The probe goes on the `JBE` itself, a conditional jump the kernel emulates, and the kernel
+//! program reads the flags the `CMP` left: with `CF` or `ZF` set the branch goes to the stub
+//! and the function starts over, so that firing is skipped and the next run's is the real
+//! one. Exactly one run per call falls through the `JBE`. The flags are decided before the
+//! probe fires and the kernel branches on the same saved flags after it, so nothing can
+//! change the outcome in between (`stackguard0`, which other threads write, was read by the
+//! `CMP` already). The check only writes `R12` and the flags, so the argument registers are
+//! as at the entry, and after a stack growth they hold the moved stack's addresses (the stub
+//! spills them where the runtime adjusts them and reloads them).
 //!
-//! The check is recognised only in exactly those forms, with the `JBE` (and the huge form's
-//! `JB`) going to a stub in the function that calls and then jumps back to the entry, and
-//! with no branch in the function going to the chosen instruction. Otherwise `Write` is probed
-//! at its first instruction and the coverage report and the summary's warnings say so (a call
-//! that grows the stack there is then captured twice). `Read` falls back silently: its entry
-//! probe only stashes the arguments under the goroutine, and a second firing replaces them
-//! with the same call's (post-growth) arguments before the `RET` probe reads them.
+//! (A former version probed the instruction after the `JBE`, which runs once per call but is
+//! the frame's `SUB RSP`, single-stepped; checking `RSP - frame <= stackguard0` in the program
+//! at the first instruction was rejected because `stackguard0` can change between the
+//! program's read and the function's own `CMP`.)
+//!
+//! The check is recognised only in exactly those forms, with the `JBE` encoded as the kernel
+//! emulates it, the `JBE` (and the huge form's `JB`) going to a stub in the function that
+//! calls and then jumps back to the entry, and no other branch in the function going back
+//! into the check. Otherwise `Write` is probed at its first instruction and the coverage
+//! report and the summary's warnings say so (a call that grows the stack there is then
+//! captured twice). `Read` falls back silently: its entry probe only stashes the arguments
+//! under the goroutine, and a second firing replaces them with the same call's (post-growth)
+//! arguments before they are used.
+//!
+//! ## `Read`'s result: at the copy into the caller's buffer
+//!
+//! `Read` returns `n` bytes copied by `c.input.Read(b)`, `bytes.(*Reader).Read` inlined into
+//! it: one `CALL runtime.memmove` (to in `RAX`, from in `RBX`, count in `RCX`) whose source is
+//! the decrypted record in the connection's buffer and whose count is `n`. A `call rel32` is
+//! emulated, so one probe there replaces a probe on every `RET` (each single-stepped, and
+//! Go's epilogues, `MOV`, `ADD RSP`, `RET`, hold nothing the kernel emulates). The kernel
+//! program only trusts it when the destination is the buffer `Read` was given (moved with the
+//! stack if it was on it), which rules out any other copy; it emits the source's bytes. When
+//! `Read` does not hold exactly one such call (a build with inlining off, a future
+//! `crypto/tls`), its `RET`s are probed as before: `n` in `RAX`, the bytes in the stashed
+//! buffer.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt as _;
@@ -58,6 +87,8 @@ use crate::go_pclntab::{GoFunction, Pclntab, MAGIC_GO116};
 pub const GO_TLS_METHOD: &str = "go crypto/tls (pclntab)";
 pub const GO_WRITE: &str = "crypto/tls.(*Conn).Write";
 pub const GO_READ: &str = "crypto/tls.(*Conn).Read";
+/// The runtime's copy, called by `Read` to fill the caller's buffer (see the module doc).
+const GO_MEMMOVE: &str = "runtime.memmove";
 /// More `RET`s than this in `Read` means the decoding went wrong: nothing is attached.
 const MAX_RETURNS: usize = 64;
 /// Longest function body decoded.
@@ -71,6 +102,45 @@ const MAX_STUB_INSTRUCTIONS: usize = 64;
 /// Offset of `stackguard0` in the runtime's `g`.
 const G_STACKGUARD0: u64 = 16;
 
+/// Where an entry probe sits (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryProbe {
+    /// File offset of the prologue's stack-check `JBE`: it fires on every run of the
+    /// prologue, and the kernel program skips the runs that branch to morestack.
+    StackCheck(u64),
+    /// File offset of the function's first instruction (its stack check was not recognised):
+    /// every run of the prologue counts.
+    FirstInstruction(u64),
+}
+
+impl EntryProbe {
+    pub fn offset(self) -> u64 {
+        match self {
+            EntryProbe::StackCheck(offset) | EntryProbe::FirstInstruction(offset) => offset,
+        }
+    }
+}
+
+/// Where `(*Conn).Read`'s result is taken (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadResultProbe {
+    /// File offset of the `CALL runtime.memmove` that copies the plaintext into the caller's
+    /// buffer.
+    Copy(u64),
+    /// File offsets of every `RET`.
+    Returns(Vec<u64>),
+}
+
+impl ReadResultProbe {
+    /// The file offsets to attach to.
+    pub fn offsets(&self) -> &[u64] {
+        match self {
+            ReadResultProbe::Copy(offset) => std::slice::from_ref(offset),
+            ReadResultProbe::Returns(offsets) => offsets,
+        }
+    }
+}
+
 /// Where to attach in a Go executable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoTlsTarget {
@@ -80,17 +150,16 @@ pub struct GoTlsTarget {
     pub go_version: Option<String>,
     /// Whether the binary still has its symbol table (not built with `-s`).
     pub has_symbols: bool,
-    /// File offset of the `(*Conn).Write` probe: the instruction after the stack-growth
-    /// check, or the first one if the check was not recognised (see the module doc).
-    pub write_probe: u64,
+    /// The `(*Conn).Write` probe, where the buffer is complete.
+    pub write_probe: EntryProbe,
     /// Why `write_probe` is `Write`'s first instruction, when it is: a call that grows the
     /// stack there is captured twice.
     pub write_probe_weakness: Option<String>,
-    /// File offset of the `(*Conn).Read` entry probe, placed as `write_probe` is (the first
+    /// The `(*Conn).Read` entry probe, which stashes the receiver and the buffer (the first
     /// instruction when the check is not recognised, which is harmless for `Read`).
-    pub read_probe: u64,
-    /// File offsets of every `RET` in `(*Conn).Read`.
-    pub read_returns: Vec<u64>,
+    pub read_probe: EntryProbe,
+    /// Where `Read`'s bytes are taken once their count is known.
+    pub read_result: ReadResultProbe,
 }
 
 /// What inspecting a file found.
@@ -176,7 +245,7 @@ fn analyse_bytes(data: &[u8], path: &Path, dev: u64, ino: u64) -> GoTlsAnalysis 
         );
     }
     let text_address = elf.section_by_name(".text").map_or(0, |s| s.address());
-    let wanted = [GO_WRITE, GO_READ];
+    let wanted = [GO_WRITE, GO_READ, GO_MEMMOVE];
     let found = match pclntab_section {
         Some(section) => {
             let Ok(table) = section.data() else {
@@ -218,10 +287,10 @@ fn analyse_bytes(data: &[u8], path: &Path, dev: u64, ino: u64) -> GoTlsAnalysis 
         return unsupported(&version, format!("{GO_READ} is not in the file"));
     };
     let (write_probe, write_probe_weakness) =
-        match DecodedFunction::decode(data, &elf, write).and_then(|f| f.after_stack_check()) {
-            Ok(offset) => (offset, None),
+        match DecodedFunction::decode(data, &elf, write).and_then(|f| f.stack_check_branch()) {
+            Ok(offset) => (EntryProbe::StackCheck(offset), None),
             Err(why) => (
-                write_entry,
+                EntryProbe::FirstInstruction(write_entry),
                 Some(format!(
                     "{GO_WRITE} probed at its first instruction ({why}): a call that grows \
                      its goroutine's stack or is preempted there is captured twice"
@@ -232,11 +301,18 @@ fn analyse_bytes(data: &[u8], path: &Path, dev: u64, ino: u64) -> GoTlsAnalysis 
         Ok(code) => code,
         Err(reason) => return unsupported(&version, reason),
     };
-    let read_returns = match read_code.returns() {
-        Ok(offsets) => offsets,
-        Err(reason) => return unsupported(&version, reason),
+    let memmove = functions.iter().find(|f| f.name == GO_MEMMOVE);
+    let read_result = match memmove.map(|m| read_code.copy_call(m.entry)) {
+        Some(Ok(offset)) => ReadResultProbe::Copy(offset),
+        None | Some(Err(_)) => match read_code.returns() {
+            Ok(offsets) => ReadResultProbe::Returns(offsets),
+            Err(reason) => return unsupported(&version, reason),
+        },
     };
-    let read_probe = read_code.after_stack_check().unwrap_or(read_entry);
+    let read_probe = read_code.stack_check_branch().map_or(
+        EntryProbe::FirstInstruction(read_entry),
+        EntryProbe::StackCheck,
+    );
     GoTlsAnalysis::Probeable(GoTlsTarget {
         path: path.to_path_buf(),
         dev,
@@ -246,7 +322,7 @@ fn analyse_bytes(data: &[u8], path: &Path, dev: u64, ino: u64) -> GoTlsAnalysis 
         write_probe,
         write_probe_weakness,
         read_probe,
-        read_returns,
+        read_result,
     })
 }
 
@@ -302,12 +378,13 @@ struct DecodedFunction<'a> {
     function: &'a GoFunction,
     /// File offset of the first instruction.
     file_start: u64,
+    code: &'a [u8],
     instructions: Vec<Instruction>,
 }
 
 impl<'a> DecodedFunction<'a> {
     fn decode(
-        data: &[u8],
+        data: &'a [u8],
         elf: &object::File<'_>,
         function: &'a GoFunction,
     ) -> Result<Self, String> {
@@ -327,7 +404,11 @@ impl<'a> DecodedFunction<'a> {
         Self::from_code(function, file_start, code)
     }
 
-    fn from_code(function: &'a GoFunction, file_start: u64, code: &[u8]) -> Result<Self, String> {
+    fn from_code(
+        function: &'a GoFunction,
+        file_start: u64,
+        code: &'a [u8],
+    ) -> Result<Self, String> {
         let mut decoder = Decoder::with_ip(64, code, function.entry, DecoderOptions::NONE);
         let mut instructions = Vec::new();
         while decoder.can_decode() {
@@ -350,12 +431,19 @@ impl<'a> DecodedFunction<'a> {
         Ok(Self {
             function,
             file_start,
+            code,
             instructions,
         })
     }
 
     fn file_offset_of(&self, ip: u64) -> u64 {
         self.file_start + (ip - self.function.entry)
+    }
+
+    /// An instruction's bytes (decoded from `code`, so always inside it).
+    fn bytes_of(&self, instruction: &Instruction) -> &[u8] {
+        let start = (instruction.ip() - self.function.entry) as usize;
+        &self.code[start..start + instruction.len()]
     }
 
     /// File offsets of every `RET`.
@@ -379,9 +467,32 @@ impl<'a> DecodedFunction<'a> {
         Ok(returns)
     }
 
-    /// File offset of the instruction after the prologue's stack-growth check, which runs
-    /// once per call (see the module doc), or why the check was not recognised.
-    fn after_stack_check(&self) -> Result<u64, String> {
+    /// File offset of the one `CALL rel32` to `memmove` (the function at `memmove`), or why
+    /// there is not exactly one.
+    fn copy_call(&self, memmove: u64) -> Result<u64, String> {
+        let mut calls = self
+            .instructions
+            .iter()
+            .filter(|i| i.flow_control() == FlowControl::Call && i.near_branch_target() == memmove);
+        let (Some(call), None) = (calls.next(), calls.next()) else {
+            return Err(format!(
+                "not exactly one call to {GO_MEMMOVE} in {}",
+                self.function.name
+            ));
+        };
+        // `E8 rel32` with no prefix is what the kernel emulates.
+        if self.bytes_of(call).first() != Some(&0xe8) || call.len() != 5 {
+            return Err(format!(
+                "the call to {GO_MEMMOVE} is not a plain CALL rel32"
+            ));
+        }
+        Ok(self.file_offset_of(call.ip()))
+    }
+
+    /// File offset of the prologue's stack-growth check's `JBE`, on which the kernel program
+    /// can tell the run that goes on into the body (see the module doc), or why the check
+    /// was not recognised.
+    fn stack_check_branch(&self) -> Result<u64, String> {
         let head = &self.instructions[..self.instructions.len().min(STACK_CHECK_INSTRUCTIONS)];
         // Where the CMP with stackguard0 is, and the JB of the huge-frame form, if any.
         let (compare, carry) = match head {
@@ -407,41 +518,46 @@ impl<'a> DecodedFunction<'a> {
         else {
             return Err("no JBE after its stack-growth check".into());
         };
+        // `76 rel8` or `0F 86 rel32`, no prefix: the encodings the kernel emulates (it refuses
+        // an operand-size prefix, and anything else would be single-stepped).
+        if !matches!(self.bytes_of(jbe), [0x76, _] | [0x0f, 0x86, _, _, _, _]) {
+            return Err("its JBE has an unusual encoding".into());
+        }
         let stub = jbe.near_branch_target();
         if carry.is_some_and(|jb| jb.near_branch_target() != stub) {
             return Err("its stack-growth check branches to two places".into());
         }
-        let probe = jbe.next_ip();
-        if stub <= probe || stub >= self.function.end {
+        if stub <= jbe.ip() || stub >= self.function.end {
             return Err(format!(
                 "its stack-growth check branches to {stub:#x}, outside its body"
             ));
         }
-        if !self.restarts_after_call(stub) {
+        let Some(restart) = self.restart_after_call(stub) else {
             return Err(format!(
                 "the code at {stub:#x} does not call morestack and jump back to the entry"
             ));
+        };
+        // The check must run once per run of the prologue: nothing but the stub's jump back
+        // may branch into it.
+        if let Some(branch) = self.instructions.iter().find(|i| {
+            let target = i.near_branch_target();
+            target >= self.function.entry && target <= jbe.ip() && i.ip() != restart
+        }) {
+            return Err(format!(
+                "a branch at {:#x} goes back into its stack-growth check",
+                branch.ip()
+            ));
         }
-        // The chosen instruction must run once per call: nothing else may jump there.
-        if self
-            .instructions
-            .iter()
-            .any(|i| i.near_branch_target() == probe)
-        {
-            return Err(format!("a branch in its body goes to {probe:#x}"));
-        }
-        Ok(self.file_offset_of(probe))
+        Ok(self.file_offset_of(jbe.ip()))
     }
 
-    /// Whether the code at `stub` is Go's morestack stub: register spills, a call, reloads,
-    /// then a jump back to the function's first instruction.
-    fn restarts_after_call(&self, stub: u64) -> bool {
-        let Ok(start) = self
+    /// If the code at `stub` is Go's morestack stub (register spills, a call, reloads, then a
+    /// jump back to the function's first instruction), the address of that jump.
+    fn restart_after_call(&self, stub: u64) -> Option<u64> {
+        let start = self
             .instructions
             .binary_search_by_key(&stub, Instruction::ip)
-        else {
-            return false;
-        };
+            .ok()?;
         let mut called = false;
         for instruction in self.instructions[start..]
             .iter()
@@ -451,12 +567,13 @@ impl<'a> DecodedFunction<'a> {
                 FlowControl::Next => {}
                 FlowControl::Call if !called => called = true,
                 FlowControl::UnconditionalBranch => {
-                    return called && instruction.near_branch_target() == self.function.entry;
+                    return (called && instruction.near_branch_target() == self.function.entry)
+                        .then_some(instruction.ip());
                 }
-                _ => return false,
+                _ => return None,
             }
         }
-        false
+        None
     }
 }
 

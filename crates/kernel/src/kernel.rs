@@ -15,7 +15,7 @@ use aya::{Ebpf, EbpfLoader};
 use tokio::io::unix::AsyncFd;
 
 use crate::error::CollectorError;
-use crate::go_tls_targets::GoTlsTarget;
+use crate::go_tls_targets::{EntryProbe, GoTlsTarget, ReadResultProbe};
 use crate::tls_targets::{aws_lc, openssl3, TlsMethod, TlsTarget};
 
 #[cfg(not(agentscope_ebpf_skipped))]
@@ -172,10 +172,15 @@ const RUSTLS_SEAL_SCATTER_PROGRAM: &str = "rustls_seal_scatter_enter";
 const RUSTLS_OPEN_PROGRAM: &str = "rustls_open_enter";
 const RUSTLS_OPEN_EXIT_PROGRAM: &str = "rustls_open_exit";
 
-/// Go `crypto/tls` programs (collector-ebpf/src/go_tls.rs): entry of `(*Conn).Write`, entry
-/// of `(*Conn).Read`, and each `RET` of `(*Conn).Read`. Never a uretprobe on Go code.
+/// Go `crypto/tls` programs (collector-ebpf/src/go_tls.rs): entries of `(*Conn).Write` and
+/// `(*Conn).Read` on their stack checks' `JBE` (or, unrecognised, their first instruction), and
+/// `(*Conn).Read`'s copy into the caller's buffer (or each of its `RET`s). Never a uretprobe on
+/// Go code.
+const GO_WRITE_CHECK_PROGRAM: &str = "go_tls_write_check";
 const GO_WRITE_ENTRY_PROGRAM: &str = "go_tls_write_enter";
+const GO_READ_CHECK_PROGRAM: &str = "go_tls_read_check";
 const GO_READ_ENTRY_PROGRAM: &str = "go_tls_read_enter";
+const GO_READ_COPY_PROGRAM: &str = "go_tls_read_copy";
 const GO_READ_RETURN_PROGRAM: &str = "go_tls_read_return";
 
 /// What the kernel programs counted, summed over CPUs.
@@ -420,8 +425,11 @@ impl KernelCapture {
                 RUSTLS_SEAL_SCATTER_PROGRAM,
                 RUSTLS_OPEN_PROGRAM,
                 RUSTLS_OPEN_EXIT_PROGRAM,
+                GO_WRITE_CHECK_PROGRAM,
                 GO_WRITE_ENTRY_PROGRAM,
+                GO_READ_CHECK_PROGRAM,
                 GO_READ_ENTRY_PROGRAM,
+                GO_READ_COPY_PROGRAM,
                 GO_READ_RETURN_PROGRAM,
             ])
         {
@@ -476,24 +484,42 @@ impl KernelCapture {
     }
 
     /// Attaches the Go `crypto/tls` probes to an executable (once per file): uprobes at the
-    /// entries of `Write` and `Read` (past their stack-growth checks) and at every `RET` of
-    /// `Read`. Returns the probes attached.
+    /// entries of `Write` and `Read` and where `Read`'s result is known (see
+    /// [`crate::go_tls_targets`] for the placements). Returns the probes attached.
     /// On a failure the probes attached so far stay (each is harmless alone) and the error
     /// says which one failed.
     pub fn attach_go_tls(&mut self, target: &GoTlsTarget) -> Result<usize, CollectorError> {
         if !self.attached_go_tls.insert((target.dev, target.ino)) {
             return Ok(0);
         }
+        let entry = |probe: EntryProbe, on_check: &'static str, on_first: &'static str| match probe
+        {
+            EntryProbe::StackCheck(offset) => (on_check, offset),
+            EntryProbe::FirstInstruction(offset) => (on_first, offset),
+        };
+        let result_program = match target.read_result {
+            ReadResultProbe::Copy(_) => GO_READ_COPY_PROGRAM,
+            ReadResultProbe::Returns(_) => GO_READ_RETURN_PROGRAM,
+        };
         let points = [
-            (GO_WRITE_ENTRY_PROGRAM, target.write_probe),
-            (GO_READ_ENTRY_PROGRAM, target.read_probe),
+            entry(
+                target.write_probe,
+                GO_WRITE_CHECK_PROGRAM,
+                GO_WRITE_ENTRY_PROGRAM,
+            ),
+            entry(
+                target.read_probe,
+                GO_READ_CHECK_PROGRAM,
+                GO_READ_ENTRY_PROGRAM,
+            ),
         ]
         .into_iter()
         .chain(
             target
-                .read_returns
+                .read_result
+                .offsets()
                 .iter()
-                .map(|offset| (GO_READ_RETURN_PROGRAM, *offset)),
+                .map(|offset| (result_program, *offset)),
         );
         let mut attached = 0;
         for (program, offset) in points {

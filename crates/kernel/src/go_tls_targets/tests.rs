@@ -39,8 +39,8 @@ fn offset_of(path: &Path, address: u64) -> u64 {
     address - text.address() + text.file_range().unwrap().0
 }
 
-/// A function's instructions as `go tool objdump` lists them: (address, Go mnemonic).
-fn objdump(binary: &Path, function: &str) -> Vec<(u64, String)> {
+/// A function's instructions as `go tool objdump` lists them: (address, Go mnemonic, operands).
+fn objdump(binary: &Path, function: &str) -> Vec<(u64, String, String)> {
     let pattern = format!(
         "^{}$",
         function
@@ -65,7 +65,7 @@ fn objdump(binary: &Path, function: &str) -> Vec<(u64, String)> {
         .map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let address = u64::from_str_radix(fields[1].trim_start_matches("0x"), 16).unwrap();
-            (address, fields[3].to_string())
+            (address, fields[3].to_string(), fields[4..].join(" "))
         })
         .collect()
 }
@@ -74,8 +74,8 @@ fn objdump(binary: &Path, function: &str) -> Vec<(u64, String)> {
 fn objdump_returns(binary: &Path, function: &str) -> Vec<u64> {
     objdump(binary, function)
         .into_iter()
-        .filter(|(_, mnemonic)| mnemonic == "RET")
-        .map(|(address, _)| address)
+        .filter(|(_, mnemonic, _)| mnemonic == "RET")
+        .map(|(address, _, _)| address)
         .collect()
 }
 
@@ -83,16 +83,24 @@ fn objdump_entry(binary: &Path, function: &str) -> u64 {
     objdump(binary, function)[0].0
 }
 
-/// The address of the instruction after the prologue's stack-growth check (its `JBE`) as
-/// `go tool objdump` lists it.
-fn objdump_after_stack_check(binary: &Path, function: &str) -> u64 {
+/// The address of the prologue's stack-growth check's `JBE` as `go tool objdump` lists it.
+fn objdump_stack_check_branch(binary: &Path, function: &str) -> u64 {
     let instructions = objdump(binary, function);
     let jbe = instructions
         .iter()
-        .position(|(_, mnemonic)| mnemonic == "JBE")
+        .position(|(_, mnemonic, _)| mnemonic == "JBE")
         .expect("a JBE in the prologue");
     assert!(jbe <= 4, "the stack check opens {function}");
-    instructions[jbe + 1].0
+    instructions[jbe].0
+}
+
+/// The addresses of a function's calls to `runtime.memmove` as `go tool objdump` lists them.
+fn objdump_memmove_calls(binary: &Path, function: &str) -> Vec<u64> {
+    objdump(binary, function)
+        .into_iter()
+        .filter(|(_, mnemonic, operands)| mnemonic == "CALL" && operands == "runtime.memmove(SB)")
+        .map(|(address, _, _)| address)
+        .collect()
 }
 
 #[test]
@@ -109,45 +117,65 @@ fn go_agent_is_located_with_and_without_symbols() {
             .map(|v| v.starts_with("go1.")),
         Some(true)
     );
-    // The probes past the stack checks and every RET agree with what the Go toolchain's
-    // disassembler finds through the symbol table.
+    // The entry probes on the stack checks' JBEs and the result probe on Read's one copy
+    // agree with what the Go toolchain's disassembler finds through the symbol table.
     assert_eq!(
         with_symbols.write_probe,
-        offset_of(&full, objdump_after_stack_check(&full, GO_WRITE))
+        EntryProbe::StackCheck(offset_of(
+            &full,
+            objdump_stack_check_branch(&full, GO_WRITE)
+        ))
     );
     assert_eq!(with_symbols.write_probe_weakness, None);
     assert_eq!(
         with_symbols.read_probe,
-        offset_of(&full, objdump_after_stack_check(&full, GO_READ))
+        EntryProbe::StackCheck(offset_of(&full, objdump_stack_check_branch(&full, GO_READ)))
     );
-    let expected: Vec<u64> = objdump_returns(&full, GO_READ)
-        .into_iter()
-        .map(|address| offset_of(&full, address))
-        .collect();
-    assert!(!expected.is_empty());
-    assert_eq!(with_symbols.read_returns, expected);
+    let copies = objdump_memmove_calls(&full, GO_READ);
+    assert_eq!(copies.len(), 1, "Read copies into the caller's buffer once");
+    assert_eq!(
+        with_symbols.read_result,
+        ReadResultProbe::Copy(offset_of(&full, copies[0]))
+    );
+    let full_bytes = std::fs::read(&full).unwrap();
+    let byte_at = |bytes: &[u8], probe: u64| bytes[probe as usize];
+    // What the kernel emulates: a JBE (rel32 here) and a CALL rel32.
+    assert_eq!(
+        full_bytes[with_symbols.write_probe.offset() as usize..][..2],
+        [0x0f, 0x86]
+    );
+    assert_eq!(
+        byte_at(&full_bytes, with_symbols.read_result.offsets()[0]),
+        0xe8
+    );
 
     // Without symbols: found through the function table alone, at the same code.
     let without = target_of(&stripped);
     assert!(!without.has_symbols, "-s removes the symbol table");
     assert_eq!(without.go_version, with_symbols.go_version);
-    let full_bytes = std::fs::read(&full).unwrap();
     let stripped_bytes = std::fs::read(&stripped).unwrap();
     let code = |bytes: &[u8], at: u64| bytes[at as usize..at as usize + 32].to_vec();
+    assert!(matches!(without.write_probe, EntryProbe::StackCheck(_)));
     assert_eq!(
-        code(&stripped_bytes, without.write_probe),
-        code(&full_bytes, with_symbols.write_probe)
+        code(&stripped_bytes, without.write_probe.offset()),
+        code(&full_bytes, with_symbols.write_probe.offset())
     );
     assert_eq!(without.write_probe_weakness, None);
+    assert!(matches!(without.read_probe, EntryProbe::StackCheck(_)));
     assert_eq!(
-        code(&stripped_bytes, without.read_probe),
-        code(&full_bytes, with_symbols.read_probe)
+        code(&stripped_bytes, without.read_probe.offset()),
+        code(&full_bytes, with_symbols.read_probe.offset())
     );
-    assert_eq!(without.read_returns.len(), with_symbols.read_returns.len());
-    for (a, b) in without.read_returns.iter().zip(&with_symbols.read_returns) {
-        assert_eq!(a - without.read_probe, b - with_symbols.read_probe);
-        assert_eq!(stripped_bytes[*a as usize], 0xc3, "a RET at {a:#x}");
-    }
+    let ReadResultProbe::Copy(copy) = without.read_result else {
+        panic!("{:?}", without.read_result);
+    };
+    // The call's target differs between the builds (memmove moves), the distance from Read's
+    // start does not.
+    assert_eq!(
+        copy - without.read_probe.offset(),
+        with_symbols.read_result.offsets()[0] - with_symbols.read_probe.offset()
+    );
+    assert_eq!(byte_at(&stripped_bytes, copy), 0xe8);
 
     // Cached per inode, and reported for the coverage view.
     let mut cache = GoTlsTargetCache::default();
@@ -201,9 +229,9 @@ fn damaged_go_binaries_are_refused_or_bounded() {
         damaged[at as usize] ^= 0xa5;
         let outcome = analyse_bytes(&damaged, &stripped, 0, 0);
         if let GoTlsAnalysis::Probeable(target) = outcome {
-            for offset in [target.write_probe, target.read_probe]
+            for offset in [target.write_probe.offset(), target.read_probe.offset()]
                 .iter()
-                .chain(&target.read_returns)
+                .chain(target.read_result.offsets())
             {
                 assert!((*offset as usize) < damaged.len());
             }
@@ -223,12 +251,13 @@ fn an_unrecognised_stack_check_falls_back_to_the_entry_with_a_warning() {
     let mut patched = original.clone();
     let mut unrecognised = 0;
     for function in [GO_WRITE, GO_READ] {
-        let probe = offset_of(&full, objdump_after_stack_check(&full, function)) as usize;
-        // CMP reg, [R14+0x10] (its last byte the displacement) then JBE rel32 or rel8.
-        let displacement = [probe - 7, probe - 3]
-            .into_iter()
-            .find(|&at| original[at - 2..=at] == [0x3b, 0x66, 0x10])
-            .expect("the CMP before the JBE");
+        let jbe = offset_of(&full, objdump_stack_check_branch(&full, function)) as usize;
+        // CMP reg, [R14+0x10] (its last byte the displacement) right before the JBE.
+        let displacement = jbe - 1;
+        assert_eq!(
+            original[displacement - 2..=displacement],
+            [0x3b, 0x66, 0x10]
+        );
         patched[displacement] = 0x18;
         unrecognised += 1;
     }
@@ -237,10 +266,15 @@ fn an_unrecognised_stack_check_falls_back_to_the_entry_with_a_warning() {
         panic!("still probeable");
     };
     let entry = |function: &str| offset_of(&full, objdump_entry(&full, function));
-    assert_eq!(fallback.write_probe, entry(GO_WRITE));
-    assert_eq!(fallback.read_probe, entry(GO_READ));
-    assert_ne!(fallback.write_probe, target.write_probe);
-    assert_eq!(fallback.read_returns, target.read_returns);
+    assert_eq!(
+        fallback.write_probe,
+        EntryProbe::FirstInstruction(entry(GO_WRITE))
+    );
+    assert_eq!(
+        fallback.read_probe,
+        EntryProbe::FirstInstruction(entry(GO_READ))
+    );
+    assert_eq!(fallback.read_result, target.read_result);
     let weakness = fallback.write_probe_weakness.as_deref().unwrap();
     assert!(
         weakness.contains("first instruction") && weakness.contains("captured twice"),
@@ -258,8 +292,43 @@ fn an_unrecognised_stack_check_falls_back_to_the_entry_with_a_warning() {
     assert_eq!(cache.binaries()[0].warning.as_deref(), Some(weakness));
 }
 
+/// A Read without its one copy into the caller's buffer (here: the call patched to go
+/// elsewhere, as in a build where `bytes.(*Reader).Read` is not inlined) is probed at every
+/// `RET` instead, each found where the Go disassembler lists them.
+#[test]
+fn a_read_without_its_copy_is_probed_at_its_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (full, _) = build_go_agent(dir.path());
+    let mut patched = std::fs::read(&full).unwrap();
+    let copies = objdump_memmove_calls(&full, GO_READ);
+    assert_eq!(copies.len(), 1);
+    let call = offset_of(&full, copies[0]) as usize;
+    assert_eq!(patched[call], 0xe8);
+    // CALL rel32 to 16 bytes further on: no longer runtime.memmove.
+    patched[call + 1..call + 5].copy_from_slice(&16i32.to_le_bytes());
+    let GoTlsAnalysis::Probeable(fallback) = analyse_bytes(&patched, &full, 0, 0) else {
+        panic!("still probeable");
+    };
+    let expected: Vec<u64> = objdump_returns(&full, GO_READ)
+        .into_iter()
+        .map(|address| offset_of(&full, address))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        fallback.read_result,
+        ReadResultProbe::Returns(expected.clone())
+    );
+    for ret in &expected {
+        assert_eq!(patched[*ret as usize], 0xc3, "a RET at {ret:#x}");
+    }
+    // The rest is placed as before.
+    let target = target_of(&full);
+    assert_eq!(fallback.write_probe, target.write_probe);
+    assert_eq!(fallback.read_probe, target.read_probe);
+}
+
 /// Hand-assembled prologues: each form of Go's stack check is recognised and the probe goes
-/// on the instruction after its JBE; anything that is not exactly that falls back.
+/// on its JBE; anything that is not exactly that falls back. And the one copy in a body.
 mod stack_check {
     use super::*;
 
@@ -267,8 +336,14 @@ mod stack_check {
     enum Part {
         Raw(&'static [u8]),
         Jbe(&'static str),
+        /// `76 rel8`.
+        JbeShort(&'static str),
+        /// `3E 0F 86 rel32`: a branch hint prefix the kernel would not refuse, but not the
+        /// exact form.
+        JbeHinted(&'static str),
         Jb(&'static str),
         Jmp(&'static str),
+        Call(&'static str),
         Label(&'static str),
     }
     use Part::*;
@@ -282,8 +357,10 @@ mod stack_check {
         for part in parts {
             match part {
                 Raw(bytes) => at += bytes.len() as u64,
+                JbeShort(_) => at += 2,
+                JbeHinted(_) => at += 7,
                 Jbe(_) | Jb(_) => at += 6,
-                Jmp(_) => at += 5,
+                Jmp(_) | Call(_) => at += 5,
                 Label(name) => {
                     labels.insert(*name, at);
                 }
@@ -302,9 +379,26 @@ mod stack_check {
                     code.extend_from_slice(&[0x0f, 0x86]);
                     code.extend_from_slice(&r);
                 }
+                JbeShort(to) => {
+                    let r = rel(&code, 2, to);
+                    code.extend_from_slice(&[
+                        0x76,
+                        i8::try_from(i32::from_le_bytes(r)).unwrap() as u8,
+                    ]);
+                }
+                JbeHinted(to) => {
+                    let r = rel(&code, 7, to);
+                    code.extend_from_slice(&[0x3e, 0x0f, 0x86]);
+                    code.extend_from_slice(&r);
+                }
                 Jb(to) => {
                     let r = rel(&code, 6, to);
                     code.extend_from_slice(&[0x0f, 0x82]);
+                    code.extend_from_slice(&r);
+                }
+                Call(to) => {
+                    let r = rel(&code, 5, to);
+                    code.push(0xe8);
                     code.extend_from_slice(&r);
                 }
                 Jmp(to) => {
@@ -350,7 +444,20 @@ mod stack_check {
             end: ENTRY + code.len() as u64,
         };
         let decoded = DecodedFunction::from_code(&function, FILE_START, &code).unwrap();
-        (decoded.after_stack_check(), labels)
+        (decoded.stack_check_branch(), labels)
+    }
+
+    /// The copy call's file offset in the code, with memmove at the label `memmove`, or why
+    /// there is none.
+    fn copy(parts: &[Part]) -> (Result<u64, String>, HashMap<&'static str, u64>) {
+        let (code, labels) = assemble(parts);
+        let function = GoFunction {
+            name: "test".into(),
+            entry: ENTRY,
+            end: ENTRY + code.len() as u64,
+        };
+        let decoded = DecodedFunction::from_code(&function, FILE_START, &code).unwrap();
+        (decoded.copy_call(ENTRY + labels["memmove"]), labels)
     }
 
     fn expect_probe(parts: &[Part]) {
@@ -370,8 +477,8 @@ mod stack_check {
         expect_probe(&[
             Label("entry"),
             Raw(CMP_SP_GUARD),
-            Jbe("stub"),
             Label("probe"),
+            Jbe("stub"),
             Raw(BODY),
             s0,
             s1,
@@ -384,8 +491,8 @@ mod stack_check {
             Label("entry"),
             Raw(LEA_R12),
             Raw(CMP_R12_GUARD),
-            Jbe("stub"),
             Label("probe"),
+            Jbe("stub"),
             Raw(BODY),
             s0,
             s1,
@@ -400,14 +507,27 @@ mod stack_check {
             Raw(SUB_R12),
             Jb("stub"),
             Raw(CMP_R12_GUARD),
-            Jbe("stub"),
             Label("probe"),
+            Jbe("stub"),
             Raw(BODY),
             s0,
             s1,
             s2,
             s3,
             s4,
+        ]);
+        // The short JBE, as a function whose stub is near emits it.
+        expect_probe(&[
+            Label("entry"),
+            Raw(CMP_SP_GUARD),
+            Label("probe"),
+            JbeShort("stub"),
+            Raw(BODY),
+            Label("stub"),
+            Raw(SPILL),
+            Raw(CALL),
+            Raw(RELOAD),
+            Jmp("entry"),
         ]);
     }
 
@@ -518,16 +638,35 @@ mod stack_check {
             ],
             "does not call morestack",
         );
-        // A loop in the body comes back to the chosen instruction.
+        // A loop in the body comes back to the check.
+        for back_to in ["entry", "jbe"] {
+            let [s0, s1, s2, s3, s4] = stub();
+            expect_none(
+                &[
+                    Label("entry"),
+                    Raw(CMP_SP_GUARD),
+                    Label("jbe"),
+                    Jbe("stub"),
+                    Label("body"),
+                    Raw(&[0x48, 0xff, 0xc8]), // dec rax
+                    Jbe(back_to),
+                    Raw(BODY),
+                    s0,
+                    s1,
+                    s2,
+                    s3,
+                    s4,
+                ],
+                "goes back into its stack-growth check",
+            );
+        }
+        // A JBE in a form other than the kernel emulates exactly.
         let [s0, s1, s2, s3, s4] = stub();
         expect_none(
             &[
                 Label("entry"),
                 Raw(CMP_SP_GUARD),
-                Jbe("stub"),
-                Label("probe"),
-                Raw(&[0x48, 0xff, 0xc8]), // dec rax
-                Jbe("probe"),
+                JbeHinted("stub"),
                 Raw(BODY),
                 s0,
                 s1,
@@ -535,7 +674,40 @@ mod stack_check {
                 s3,
                 s4,
             ],
-            "a branch in its body",
+            "unusual encoding",
         );
+    }
+
+    /// `Read`'s result probe: its one direct `CALL` to memmove, never an indirect call, and
+    /// nothing when there are two.
+    #[test]
+    fn the_one_copy_is_found() {
+        let (found, labels) = copy(&[
+            Raw(BODY),
+            Raw(&[0xff, 0xd0]), // call rax: not counted
+            Label("copy"),
+            Call("memmove"),
+            Raw(&[0xc3]),
+            Label("memmove"),
+            Raw(&[0xc3]),
+        ]);
+        assert_eq!(found, Ok(FILE_START + labels["copy"]));
+        for parts in [
+            vec![Raw(BODY), Label("memmove"), Raw(&[0xc3])],
+            vec![
+                Call("memmove"),
+                Call("memmove"),
+                Raw(&[0xc3]),
+                Label("memmove"),
+                Raw(&[0xc3]),
+            ],
+        ] {
+            let (found, _) = copy(&parts);
+            let err = found.expect_err("no copy");
+            assert!(
+                err.contains("not exactly one call to runtime.memmove"),
+                "{err}"
+            );
+        }
     }
 }
