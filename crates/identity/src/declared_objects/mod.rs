@@ -16,7 +16,8 @@
 //! Memory: the watch redacts and cuts while it reads ([`SnapshotBuilder`]), so a read holds one
 //! page of the API's answer and at most one snapshot's objects, and between reads it keeps only
 //! a hash of the last snapshot. The snapshot handed to the pipeline is an event like any other:
-//! the pipeline's holders of it (the console's posture view) keep what they derive from it.
+//! the pipeline keeps the last one for its keyframes, charged to its memory budget, and the
+//! console's posture view what it derives from it.
 
 mod bounded_snapshot;
 
