@@ -225,14 +225,7 @@ pub fn go_tls_read_copy(ctx: ProbeContext) -> u32 {
         bump(stat::TLS_REJECTED, 1);
         return 0;
     }
-    emit_payload(
-        source::TLS_GO,
-        direction::INGRESS,
-        conn_fd(tgid, args.conn),
-        args.conn,
-        r.rbx,
-        n,
-    );
+    emit_read(tgid, &args, r.rbx, n);
     0
 }
 
@@ -247,15 +240,21 @@ pub fn go_tls_read_return(ctx: ProbeContext) -> u32 {
     if n <= 0 || n as u64 > args.len {
         return 0;
     }
+    emit_read(tgid, &args, buffer_now(&args, r.r14), n as u64);
+    0
+}
+
+/// Sends `n` bytes `Read` returned, from `bytes` (its copy's source, or the caller's buffer).
+#[inline(always)]
+fn emit_read(tgid: u32, args: &GoReadArgs, bytes: u64, n: u64) {
     emit_payload(
         source::TLS_GO,
         direction::INGRESS,
         conn_fd(tgid, args.conn),
         args.conn,
-        buffer_now(&args, r.r14),
-        n as u64,
+        bytes,
+        n,
     );
-    0
 }
 
 /// Where `Read`'s buffer is now (at its copy or return): moved with the goroutine's stack if it was on it

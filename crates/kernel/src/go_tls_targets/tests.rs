@@ -435,8 +435,12 @@ mod stack_check {
         ]
     }
 
-    /// The probe's file offset, or why there is none.
-    fn probe(parts: &[Part]) -> (Result<u64, String>, HashMap<&'static str, u64>) {
+    /// What `find` finds in `parts` assembled and decoded as a function at `ENTRY` (given the
+    /// labels' offsets), with the labels' offsets.
+    fn find_in(
+        parts: &[Part],
+        find: impl FnOnce(&DecodedFunction, &HashMap<&'static str, u64>) -> Result<u64, String>,
+    ) -> (Result<u64, String>, HashMap<&'static str, u64>) {
         let (code, labels) = assemble(parts);
         let function = GoFunction {
             name: "test".into(),
@@ -444,20 +448,20 @@ mod stack_check {
             end: ENTRY + code.len() as u64,
         };
         let decoded = DecodedFunction::from_code(&function, FILE_START, &code).unwrap();
-        (decoded.stack_check_branch(), labels)
+        (find(&decoded, &labels), labels)
+    }
+
+    /// The probe's file offset, or why there is none.
+    fn probe(parts: &[Part]) -> (Result<u64, String>, HashMap<&'static str, u64>) {
+        find_in(parts, |decoded, _| decoded.stack_check_branch())
     }
 
     /// The copy call's file offset in the code, with memmove at the label `memmove`, or why
     /// there is none.
     fn copy(parts: &[Part]) -> (Result<u64, String>, HashMap<&'static str, u64>) {
-        let (code, labels) = assemble(parts);
-        let function = GoFunction {
-            name: "test".into(),
-            entry: ENTRY,
-            end: ENTRY + code.len() as u64,
-        };
-        let decoded = DecodedFunction::from_code(&function, FILE_START, &code).unwrap();
-        (decoded.copy_call(ENTRY + labels["memmove"]), labels)
+        find_in(parts, |decoded, labels| {
+            decoded.copy_call(ENTRY + labels["memmove"])
+        })
     }
 
     fn expect_probe(parts: &[Part]) {
