@@ -28,9 +28,8 @@ pub struct SnapshotBuilder {
     max_bytes: usize,
     /// Per rank, the objects kept with their JSON length.
     kept: [Vec<(serde_json::Value, usize)>; RANKS],
-    /// Sum of the kept objects' JSON lengths.
-    kept_bytes: usize,
-    kept_count: usize,
+    /// Per rank, the sum of the kept objects' JSON lengths.
+    kept_bytes: [usize; RANKS],
     omitted: BTreeMap<String, u64>,
 }
 
@@ -41,8 +40,7 @@ impl SnapshotBuilder {
             node_name: node_name.map(str::to_string),
             max_bytes,
             kept: Default::default(),
-            kept_bytes: 0,
-            kept_count: 0,
+            kept_bytes: [0; RANKS],
             omitted: BTreeMap::new(),
         }
     }
@@ -75,6 +73,20 @@ impl SnapshotBuilder {
         *self.omitted.entry(kind).or_insert(0) += 1;
     }
 
+    /// Objects kept of rank `from` or less preferred, and their JSON bytes.
+    fn kept_from(&self, from: usize) -> (usize, usize) {
+        (from..RANKS).fold((0, 0), |(n, b), r| {
+            (n + self.kept[r].len(), b + self.kept_bytes[r])
+        })
+    }
+
+    /// The snapshot's JSON size as kept so far.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        let (count, bytes) = self.kept_from(0);
+        Self::json_size(count, bytes)
+    }
+
     /// Takes in one object as the API returned it.
     pub fn add(&mut self, mut object: serde_json::Value) {
         redact_object(&mut object);
@@ -84,47 +96,45 @@ impl SnapshotBuilder {
         };
         let rank = self.rank(&object);
         let max_bytes = self.max_bytes;
-        let fits = |count: usize, bytes: usize| {
+        // Whether the object fits beside `kept` (objects, JSON bytes).
+        let fits = |(count, bytes): (usize, usize)| {
             Self::json_size(count + 1, bytes.saturating_add(len)) <= max_bytes
         };
-        if !fits(self.kept_count, self.kept_bytes) {
+        if !fits(self.kept_from(0)) {
             // Would leaving out every less preferred object make room?
-            let (less_count, less_bytes) = self.kept[rank + 1..]
-                .iter()
-                .flatten()
-                .fold((0, 0), |(n, b), (_, l)| (n + 1, b + l));
-            if !fits(self.kept_count - less_count, self.kept_bytes - less_bytes) {
+            let (count, bytes) = self.kept_from(0);
+            let (less_count, less_bytes) = self.kept_from(rank + 1);
+            if !fits((count - less_count, bytes - less_bytes)) {
                 self.omit(&object);
                 return;
             }
             // Then leave out the newest of the least preferred until it fits.
-            while !fits(self.kept_count, self.kept_bytes) {
-                let Some((evicted, evicted_len)) =
-                    self.kept[rank + 1..].iter_mut().rev().find_map(Vec::pop)
-                else {
-                    break;
-                };
-                self.kept_count -= 1;
-                self.kept_bytes -= evicted_len;
-                self.omit(&evicted);
+            for less in (rank + 1..RANKS).rev() {
+                while !fits(self.kept_from(0)) {
+                    let Some((evicted, evicted_len)) = self.kept[less].pop() else {
+                        break;
+                    };
+                    self.kept_bytes[less] -= evicted_len;
+                    self.omit(&evicted);
+                }
             }
         }
-        self.kept_count += 1;
-        self.kept_bytes += len;
+        self.kept_bytes[rank] += len;
         self.kept[rank].push((object, len));
     }
 
     /// The snapshot: the kept objects, most preferred first.
     pub fn finish(self) -> ClusterObjects {
         let mut counts = BTreeMap::new();
-        let mut objects = Vec::with_capacity(self.kept_count);
+        let (count, bytes) = self.kept_from(0);
+        let mut objects = Vec::with_capacity(count);
         for (object, _) in self.kept.into_iter().flatten() {
             let kind = object["kind"].as_str().unwrap_or("?").to_string();
             *counts.entry(kind).or_insert(0) += 1;
             objects.push(object);
         }
         ClusterObjects {
-            bytes: Self::json_size(objects.len(), self.kept_bytes) as u64,
+            bytes: Self::json_size(objects.len(), bytes) as u64,
             objects,
             counts,
             truncated: !self.omitted.is_empty(),
@@ -181,7 +191,7 @@ mod tests {
         for i in 0..20_000 {
             let node = if i % 1000 == 0 { "node-a" } else { "node-b" };
             builder.add(pod(&format!("p{i}"), node, 200));
-            let held = SnapshotBuilder::json_size(builder.kept_count, builder.kept_bytes);
+            let held = builder.held();
             assert!(held <= cap, "{held} held after {i}");
         }
         for i in 0..50 {
