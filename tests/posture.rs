@@ -323,6 +323,23 @@ fn validate(manifest: &Path) -> String {
     report
 }
 
+/// `agentscope posture --replay RECORD ARGS -o json`, which must succeed: its report.
+fn posture_json(record: &Path, args: &[&str]) -> Value {
+    let output = Command::new(BIN)
+        .args(["posture", "--replay"])
+        .arg(record)
+        .args(args)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// The report's one agent: the support-agent pod's, with its service account.
 fn the_support_agent(report: &Value) -> &Value {
     assert_eq!(report["schema"], "agentscope.posture/v1");
@@ -406,22 +423,15 @@ fn posture_of_a_pod_that_reads_one_config_map() {
     let objects_path = cluster_objects(dir.path());
 
     let artifacts = dir.path().join("artifacts");
-    let output = Command::new(BIN)
-        .args(["posture", "--replay"])
-        .arg(&record)
-        .arg("--cluster")
-        .arg(&objects_path)
-        .arg("--write-artifacts")
-        .arg(&artifacts)
-        .args(["-o", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let report = posture_json(
+        &record,
+        &[
+            "--cluster",
+            objects_path.to_str().unwrap(),
+            "--write-artifacts",
+            artifacts.to_str().unwrap(),
+        ],
     );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     let agent = the_support_agent(&report);
     let key = agent["agent"].as_str().unwrap();
 
@@ -552,24 +562,10 @@ fn posture_of_a_pod_that_reads_one_config_map() {
     // The same objects read from the API (`--cluster-from-api`): the double serves them as
     // the lists the API server answers (run_session had it serve them).
     let kubeconfig = cluster.kubeconfig.display().to_string();
-    let from_api = Command::new(BIN)
-        .args(["posture", "--replay"])
-        .arg(&record)
-        .args([
-            "--cluster-from-api",
-            "--kubeconfig",
-            &kubeconfig,
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        from_api.status.success(),
-        "{}",
-        String::from_utf8_lossy(&from_api.stderr)
+    let from_api = posture_json(
+        &record,
+        &["--cluster-from-api", "--kubeconfig", &kubeconfig],
     );
-    let from_api: Value = serde_json::from_slice(&from_api.stdout).unwrap();
     assert_eq!(from_api["agents"][0]["gaps"], agent["gaps"]);
     assert_eq!(from_api["agents"][0]["artifacts"], agent["artifacts"]);
 
@@ -614,18 +610,7 @@ fn posture_of_a_pod_that_reads_one_config_map() {
 
     // `posture --replay` without --cluster takes them from the recording: the same gaps and
     // artifacts as with the objects given by hand.
-    let recorded = Command::new(BIN)
-        .args(["posture", "--replay"])
-        .arg(&record)
-        .args(["-o", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        recorded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&recorded.stderr)
-    );
-    let recorded: Value = serde_json::from_slice(&recorded.stdout).unwrap();
+    let recorded = posture_json(&record, &[]);
     assert_declared_by_the_collector(&recorded);
     let recorded_agent = the_support_agent(&recorded);
     assert_eq!(rbac_gaps(recorded_agent), UNUSED_PERMISSIONS);
@@ -784,18 +769,7 @@ fn posture_names_the_tables_an_agent_listed_and_never_queried() {
         captured.summary
     );
 
-    let output = Command::new(BIN)
-        .args(["posture", "--replay"])
-        .arg(&record)
-        .args(["-o", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = posture_json(&record, &[]);
     let agent = report["agents"]
         .as_array()
         .unwrap()
