@@ -285,15 +285,7 @@ fn escape_primitives_are_findings_and_their_twins_are_not() {
             record.to_str().unwrap(),
         ],
     );
-    agent.release();
-    let output = agent.finish();
-    let captured = collect.stop();
-    assert!(output.contains("\"ok\": true"), "{output}");
-    assert_eq!(
-        captured.summary["kernel"]["dropped"], 0,
-        "{}",
-        captured.summary
-    );
+    let captured = run_session_to_end(agent, collect);
     let session = started.elapsed();
 
     // The twins happened, and the capture shows them whole.

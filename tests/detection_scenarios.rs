@@ -220,15 +220,7 @@ fn run(dir: &Path, setup: Setup) -> Run {
     if let Some(cluster) = &setup.cluster {
         cluster.wait_for_watch();
     }
-    agent.release();
-    let output = agent.finish();
-    let captured = collect.stop();
-    assert!(output.contains("\"ok\": true"), "{output}");
-    assert_eq!(
-        captured.summary["kernel"]["dropped"], 0,
-        "{}",
-        captured.summary
-    );
+    run_session_to_end(agent, collect);
     drop(setup.cluster);
     let truth: Value = serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     let graph_text = std::fs::read_to_string(&graph_path).unwrap();

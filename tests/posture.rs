@@ -226,15 +226,7 @@ fn run_session(dir: &Path, host: &str, watch: Watch) -> (SupportAgentCluster, Wa
             args.extend(followed);
             let collect = Collect::start(dir, &args);
             cluster.wait_for_watch();
-            agent.release();
-            let output = agent.finish();
-            let captured = collect.stop();
-            assert!(output.contains("\"ok\": true"), "{output}");
-            assert_eq!(
-                captured.summary["kernel"]["dropped"], 0,
-                "{}",
-                captured.summary
-            );
+            run_session_to_end(agent, collect);
             Watched::Recording(record)
         }
         Watch::LivePosture => {
@@ -759,15 +751,7 @@ fn posture_names_the_tables_an_agent_listed_and_never_queried() {
             &crm_pid,
         ],
     );
-    agent.release();
-    let output = agent.finish();
-    let captured = collect.stop();
-    assert!(output.contains("\"ok\": true"), "{output}");
-    assert_eq!(
-        captured.summary["kernel"]["dropped"], 0,
-        "{}",
-        captured.summary
-    );
+    run_session_to_end(agent, collect);
 
     let report = posture_json(&record, &[]);
     let agent = report["agents"]

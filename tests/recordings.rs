@@ -276,15 +276,7 @@ fn run_session(options: RunOptions) -> Run {
     if let Some(cluster) = &cluster {
         cluster.wait_for_watch();
     }
-    agent.release();
-    let output = agent.finish();
-    let captured = collect.stop();
-    assert!(output.contains("\"ok\": true"), "{output}");
-    assert_eq!(
-        captured.summary["kernel"]["dropped"], 0,
-        "{}",
-        captured.summary
-    );
+    let captured = run_session_to_end(agent, collect);
     if cluster.is_some() {
         // A consumer of the collector's output is reported whoever it is: this test process
         // (it reads the collector's stderr), and anything on the node that reads what such a

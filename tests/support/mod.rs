@@ -643,6 +643,23 @@ impl Collect {
     }
 }
 
+/// Ends a watched agent session: lets the paused agent run, waits for it, stops the collector,
+/// and checks that the agent reported `"ok": true` and the kernel dropped nothing. These
+/// scenarios are small, so a drop would mean every later assertion is about a partial capture.
+/// Returns what the collector captured.
+pub fn run_session_to_end(agent: Paused, collect: Collect) -> Captured {
+    agent.release();
+    let output = agent.finish();
+    let captured = collect.stop();
+    assert!(output.contains("\"ok\": true"), "{output}");
+    assert_eq!(
+        captured.summary["kernel"]["dropped"], 0,
+        "{}",
+        captured.summary
+    );
+    captured
+}
+
 pub struct Captured {
     pub events: Vec<Value>,
     pub summary: Value,
