@@ -946,23 +946,12 @@ proptest! {
         seeds in proptest::collection::vec(any::<bool>(), 4),
     ) {
         let (stream, starts, password) = postgres_connection(&secret, filler);
-        let mut bounds: Vec<usize> = match writes {
+        let bounds: Vec<usize> = match writes {
             0 => (0..stream.len()).collect(),
             1 => starts.clone(),
             _ => starts.iter().zip(&seeds).filter(|(_, &cut)| cut).map(|(&at, _)| at).collect(),
         };
-        bounds.push(0);
-        bounds.push(stream.len());
-        bounds.sort_unstable();
-        bounds.dedup();
-        let calls: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
-        let (chunk, max_chunks) = [(CHUNK, 96), (5, 3), (2, 4)][chunking as usize];
-        let mut k = 0;
-        let records = kernel_records(&calls, chunk, max_chunks, || {
-            k += 1;
-            drops[k % drops.len()] < rate
-        });
-        let checked = check_lossy_delivery(&stream, &calls, chunk, records, password);
+        let checked = deliver_with_drops(&stream, bounds, chunking, rate, &drops, password);
         prop_assert!(checked.is_ok(), "{}", checked.unwrap_err());
     }
 }
@@ -979,6 +968,33 @@ const TEXT_FAMILIES: &[Family] = &[
     Family::ConnectionString,
     Family::BearerInText,
 ];
+
+/// The loss proptests' common step: the client writes `stream` in calls that start at `bounds`
+/// (the stream's start and end are added), the kernel cuts them into records by one of three
+/// chunkings (16 KiB up to 96 chunks, or a few bytes up to a cap, so calls span many records and
+/// run beyond the cap) and drops a record when the next of `drops` is under `rate`; the records
+/// left are checked by [`check_lossy_delivery`].
+fn deliver_with_drops(
+    stream: &[u8],
+    mut bounds: Vec<usize>,
+    chunking: u8,
+    rate: u32,
+    drops: &[u32],
+    secret: std::ops::Range<usize>,
+) -> Result<(), String> {
+    bounds.push(0);
+    bounds.push(stream.len());
+    bounds.sort_unstable();
+    bounds.dedup();
+    let calls: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
+    let (chunk, max_chunks) = [(CHUNK, 96), (5, 3), (2, 4)][chunking as usize];
+    let mut k = 0;
+    let records = kernel_records(&calls, chunk, max_chunks, || {
+        k += 1;
+        drops[k % drops.len()] < rate
+    });
+    check_lossy_delivery(stream, &calls, chunk, records, secret)
+}
 
 /// Delivers `stream`'s `records` (as [`kernel_records`] made them for `calls`) through one
 /// redactor; fails if a delivered byte of `secret_at..secret_at + secret_len` is not masked.
@@ -1082,23 +1098,13 @@ proptest! {
             let Some(at) = memchr::memmem::find(stream, secret.as_bytes()) else {
                 continue;
             };
-            let mut bounds: Vec<usize> = match writes {
+            let bounds: Vec<usize> = match writes {
                 0 => (0..stream.len()).collect(),
                 1 => vec![],
                 _ => cuts.iter().map(|cut| cut.index(stream.len())).collect(),
             };
-            bounds.push(0);
-            bounds.push(stream.len());
-            bounds.sort_unstable();
-            bounds.dedup();
-            let calls: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
-            let (chunk, max_chunks) = [(CHUNK, 96), (5, 3), (2, 4)][chunking as usize];
-            let mut k = 0;
-            let records = kernel_records(&calls, chunk, max_chunks, || {
-                k += 1;
-                drops[k % drops.len()] < rate
-            });
-            let checked = check_lossy_delivery(stream, &calls, chunk, records, at..at + secret.len());
+            let secret_at = at..at + secret.len();
+            let checked = deliver_with_drops(stream, bounds, chunking, rate, &drops, secret_at);
             prop_assert!(checked.is_ok(), "{:?}: {}", family, checked.unwrap_err());
         }
     }
