@@ -7,8 +7,6 @@
 //! The workload is a recorded agent session (tests/fixtures) repeated as new agents in new
 //! processes (`repeat_as_new_agents`), and a flood of processes whose exits never arrive.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
@@ -17,34 +15,11 @@ use agentscope_event::event::{Event, EventBody, Header};
 use agentscope_event::event_json::events_from_json_lines;
 use agentscope_event::process_table::PROCESSES_KEPT;
 use agentscope_event::synthetic::repeat_as_new_agents;
+use agentscope_memory_budget::heap_counter::HeapCounter;
 use agentscope_reconstruct::ReconstructOptions;
 
-/// Bytes allocated and not yet freed, by anyone in this test binary.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-struct Counting;
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: HeapCounter = HeapCounter;
 
 /// The heap is one counter for the whole binary: its tests take turns.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -108,10 +83,10 @@ fn many_agents_do_not_grow_the_heap_past_the_budget() {
     for (index, event) in events.iter().enumerate() {
         pipeline.push(event);
         if index + 1 == warm as usize * per_round {
-            after_warm = LIVE.load(Ordering::Relaxed);
+            after_warm = HeapCounter::live_bytes();
         }
     }
-    let at_end = LIVE.load(Ordering::Relaxed);
+    let at_end = HeapCounter::live_bytes();
     let memory = pipeline.memory_budget().stats();
     let kept = pipeline.model().agent_count() as u64;
     // Every round's agent was discovered: kept, or evicted and counted.
@@ -170,10 +145,10 @@ fn processes_whose_exits_are_lost_do_not_grow_the_heap() {
         pipeline.push(&fork(1, 1000 + n, u64::from(n)));
         assert!(pipeline.processes().len() <= PROCESSES_KEPT);
         if n + 1 == 2 * PROCESSES_KEPT as u32 {
-            at_bound = LIVE.load(Ordering::Relaxed);
+            at_bound = HeapCounter::live_bytes();
         }
     }
-    let at_end = LIVE.load(Ordering::Relaxed);
+    let at_end = HeapCounter::live_bytes();
     let memory = pipeline.memory_budget().stats();
     assert_eq!(
         memory.processes_forgotten + pipeline.processes().len() as u64,

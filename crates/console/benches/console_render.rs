@@ -14,13 +14,12 @@
 
 use agentscope_console as console;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use agentscope_analysis::model::ModelOptions;
 use agentscope_event::event::{Event, EventBody};
 use agentscope_event::event_json::events_from_json_lines;
+use agentscope_memory_budget::heap_counter::HeapCounter;
 use console::app::PaneId;
 use console::graph_pane::GraphPane;
 use console::json_source::ManualClock;
@@ -38,34 +37,8 @@ use ratatui::Terminal;
 const FILES: usize = 10_000;
 const OPENS: usize = 100_000;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed);
-        } else {
-            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: HeapCounter = HeapCounter;
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -126,7 +99,7 @@ fn key(app: &mut App, code: KeyCode) {
 
 fn main() {
     let rss_before = peak_rss_kib();
-    let live_before = LIVE.load(Ordering::Relaxed);
+    let live_before = HeapCounter::live_bytes();
     let events = events();
     let options = {
         let mut options = ConsoleOptions::new(ConsoleConfig::default(), None);
@@ -146,7 +119,7 @@ fn main() {
         .with_clock(Box::new(clock.clone()))
         .with_model_options(ModelOptions::default())
         .at_speed(f64::INFINITY);
-    let live_events = LIVE.load(Ordering::Relaxed);
+    let live_events = HeapCounter::live_bytes();
     let mut app = App::new(options);
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
     loop {
@@ -158,7 +131,7 @@ fn main() {
         }
     }
     terminal.draw(|f| app.render(f, source.pipeline())).unwrap();
-    let live_after = LIVE.load(Ordering::Relaxed);
+    let live_after = HeapCounter::live_bytes();
     let agent = app.current_agent().unwrap().to_string();
     let log_len = app.logs().agent(&agent).unwrap().len();
     let nodes = source.pipeline().model().graph().nodes().count();

@@ -26,6 +26,8 @@
 //! Accounting is deterministic: it depends only on the events in order, never on the
 //! allocator or on time, so eviction happens at the same event in a live run and its replay.
 
+pub mod heap_counter;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
