@@ -63,6 +63,7 @@ pub enum EscapePrimitive {
 }
 
 impl EscapePrimitive {
+    /// What the agent did, when the observation shows it was done.
     pub fn words(self) -> &'static str {
         match self {
             EscapePrimitive::NamespaceEntry => "entered other namespaces",
@@ -79,6 +80,24 @@ impl EscapePrimitive {
             EscapePrimitive::HostPathWrite => "wrote under a host path",
         }
     }
+
+    /// The act itself, for an attempt whose outcome is refused or not known.
+    pub fn verb(self) -> &'static str {
+        match self {
+            EscapePrimitive::NamespaceEntry => "enter other namespaces",
+            EscapePrimitive::NamespaceCreation => "make new namespaces",
+            EscapePrimitive::Mount => "mount a file system",
+            EscapePrimitive::RootChange => "change its root",
+            EscapePrimitive::KernelModule => "load a kernel module",
+            EscapePrimitive::PtraceOutsideTree => "attach to a process outside its tree",
+            EscapePrimitive::RuntimeSocket => "connect to a container runtime socket",
+            EscapePrimitive::ForeignServiceAccountToken => {
+                "read another pod's service-account token"
+            }
+            EscapePrimitive::KubernetesPodControl => "ask the Kubernetes API for a pod",
+            EscapePrimitive::HostPathWrite => "write under a host path",
+        }
+    }
 }
 
 /// What one observation shows, if it is an escape: the primitive and what it was aimed at.
@@ -88,6 +107,31 @@ struct Sighting {
     target: String,
     /// The syscall's result, when the primitive is a syscall (`-EPERM`: refused).
     result: Option<i64>,
+    /// Seen as a command run (`insmod`, `nsenter`, `mount`…): the exec tells what was asked,
+    /// not whether it succeeded, so the finding says the command ran, not that it was done.
+    from_command: bool,
+}
+
+impl Sighting {
+    /// The finding's line: done, refused (a syscall's negative result), or asked by a command.
+    fn line(&self) -> String {
+        let refused = self.result.is_some_and(|r| r < 0);
+        if refused {
+            format!(
+                "tried to {}: {} (refused)",
+                self.primitive.verb(),
+                self.target
+            )
+        } else if self.from_command {
+            format!(
+                "ran a command to {}: {}",
+                self.primitive.verb(),
+                self.target
+            )
+        } else {
+            format!("{}: {}", self.primitive.words(), self.target)
+        }
+    }
 }
 
 fn base_name(path: &str) -> &str {
@@ -126,6 +170,7 @@ fn exec_sighting(filename: &str, argv: &[String]) -> Option<Sighting> {
         primitive,
         target: argv.join(" "),
         result: None,
+        from_command: true,
     })
 }
 
@@ -250,6 +295,7 @@ fn syscall_sighting(call: &EscapeSyscall, outside_tree: bool) -> Option<Sighting
         primitive,
         target: call.describe(),
         result: Some(call.ret),
+        from_command: false,
     })
 }
 
@@ -319,6 +365,7 @@ fn http_sighting(exchange: &HttpExchange) -> Option<Sighting> {
         primitive: EscapePrimitive::KubernetesPodControl,
         target: request.to_string(),
         result: exchange.response.as_ref().map(|r| i64::from(r.status)),
+        from_command: false,
     })
 }
 
@@ -348,6 +395,7 @@ impl Detector {
                     primitive: EscapePrimitive::RuntimeSocket,
                     target: peer.addr.clone(),
                     result: None,
+                    from_command: false,
                 })
             }
             ObservationKind::FileOpen { path, .. }
@@ -357,6 +405,7 @@ impl Detector {
                     primitive: EscapePrimitive::ForeignServiceAccountToken,
                     target: path.clone(),
                     result: None,
+                    from_command: false,
                 })
             }
             ObservationKind::Http { exchange, .. } => http_sighting(exchange),
@@ -368,6 +417,7 @@ impl Detector {
                 primitive: EscapePrimitive::HostPathWrite,
                 target: format!("{path} (host {host_path}, mounted on {mount_point})"),
                 result: None,
+                from_command: false,
             }),
             _ => None,
         };
@@ -398,13 +448,7 @@ impl Detector {
         if self.watch(agent).reported.contains_key(&key) {
             return;
         }
-        let refused = sighting.result.is_some_and(|r| r < 0);
-        let line = format!(
-            "{}: {}{}",
-            sighting.primitive.words(),
-            sighting.target,
-            if refused { " (refused)" } else { "" }
-        );
+        let line = sighting.line();
         let summary = format!("{} {line}", agent_name(model, agent));
         let mut labels = match sighting.primitive {
             EscapePrimitive::ForeignServiceAccountToken | EscapePrimitive::KubernetesPodControl => {
@@ -466,6 +510,45 @@ mod tests {
 
     fn argv(text: &str) -> Vec<String> {
         text.split(' ').map(str::to_string).collect()
+    }
+
+    /// An exec shows what was asked, a syscall's result whether it was done: the line says
+    /// which, so a refused or merely attempted load never reads as a loaded module.
+    #[test]
+    fn the_line_says_whether_it_was_done_refused_or_only_asked_for() {
+        use agentscope_event::escape_syscall::{EscapeSyscall, EscapeSyscallName};
+        let command = exec_sighting("/usr/sbin/insmod", &argv("insmod /tmp/x.ko")).unwrap();
+        assert_eq!(
+            command.line(),
+            "ran a command to load a kernel module: insmod /tmp/x.ko"
+        );
+        let syscall = |ret: i64| {
+            syscall_sighting(
+                &EscapeSyscall {
+                    syscall: EscapeSyscallName::FinitModule,
+                    ret,
+                    namespaces: vec![],
+                    path: None,
+                    path2: None,
+                    fstype: None,
+                    flags: 0,
+                    fd: Some(3),
+                    target_pid: None,
+                    request: None,
+                    path_truncated: false,
+                },
+                false,
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            syscall(0).line(),
+            "loaded a kernel module: finit_module(fd 3) = 0"
+        );
+        assert_eq!(
+            syscall(-1).line(),
+            "tried to load a kernel module: finit_module(fd 3) = -EPERM (refused)"
+        );
     }
 
     #[test]

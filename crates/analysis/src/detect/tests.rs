@@ -433,7 +433,7 @@ fn escape_syscalls_are_findings_of_one_incident_and_own_tree_ptrace_is_not() {
     let story = &detector.incidents()[0].story;
     assert!(
         story.starts_with(
-            "agent escape (loaded a kernel module: finit_module(fd 3) = -ENOSYS (refused))"
+            "agent escape (tried to load a kernel module: finit_module(fd 3) = -ENOSYS (refused))"
         ) && story.contains(
             "agent escape: attached to a process outside its tree: ptrace(seize pid 777) = 0"
         ),
