@@ -80,8 +80,9 @@ clippy: setup
 #   the live demo's two concurrent sessions, whose telling apart is timing-sensitive on a
 #   loaded machine (console_tmux).
 # E2E_SHARED: files whose collectors follow their own processes (the kernel filters by pid, so
-#   another file's workload costs them CPU, not events) and that assert no timing: run two at a
-#   time. Longest first, so the two lanes end close together. `enforcement` is here although its
+#   another file's workload costs them CPU, not events) and that assert no timing: run three at
+#   a time (E2E_SHARED_LANES; they wait on agents and the kernel much of the time). Longest
+#   first, so the lanes end close together. `enforcement` is here although its
 #   programs sit at the cgroup root: they let every ungoverned process through at once, and it
 #   governs only its own processes (it passed beside detection_scenarios at load 18).
 E2E_ALONE := hostile_node \
