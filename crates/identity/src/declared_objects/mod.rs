@@ -67,9 +67,15 @@ trait ObjectSink {
     fn take(&mut self, object: serde_json::Value);
 }
 
-impl ObjectSink for Vec<serde_json::Value> {
-    fn take(&mut self, object: serde_json::Value) {
-        self.push(object);
+/// The one-shot read's sink ([`read_declared_objects`]): each object is cut to what posture
+/// reads as it arrives, so a large cluster's env values, annotations and command lines are
+/// never held (up to [`MAX_DECLARED_OBJECTS`] of them, whole) and never reach posture.
+struct RedactedObjects(Vec<serde_json::Value>);
+
+impl ObjectSink for RedactedObjects {
+    fn take(&mut self, mut object: serde_json::Value) {
+        redact_object(&mut object);
+        self.0.push(object);
     }
 }
 
@@ -175,16 +181,17 @@ async fn read_by_kind(
     Ok(omitted)
 }
 
-/// Every object posture compares against, from the API `client` reaches.
+/// Every object posture compares against, from the API `client` reaches, each cut to what
+/// posture reads ([`redact_object`]) as it arrives.
 pub async fn read_declared_objects(
     client: &Client,
 ) -> Result<Vec<serde_json::Value>, DeclaredObjectsError> {
-    let mut out = Vec::new();
+    let mut out = RedactedObjects(Vec::new());
     let omitted = read_by_kind(client, &mut out, MAX_DECLARED_OBJECTS).await?;
     if !omitted.is_empty() {
         return Err(DeclaredObjectsError::TooMany);
     }
-    Ok(out)
+    Ok(out.0)
 }
 
 /// Container fields posture reads; everything else (command, args, probes, lifecycle hooks,
@@ -460,6 +467,20 @@ mod tests {
             },
             "status": {"podIP": "10.0.0.7", "message": "hunter2-in-status", "phase": "Running"}
         })
+    }
+
+    /// `posture --cluster-from-api`'s read keeps objects cut as they arrive, like the watch.
+    #[test]
+    fn the_one_shot_read_keeps_objects_redacted() {
+        let mut objects = RedactedObjects(Vec::new());
+        objects.take(pod("agent-1", "node-a"));
+        let text = serde_json::to_string(&objects.0).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("last-applied-configuration"), "{text}");
+        assert_eq!(
+            objects.0[0]["spec"]["containers"][0]["env"][0],
+            json!({"name": "DB_PASSWORD"})
+        );
     }
 
     #[test]
