@@ -63,11 +63,16 @@ SOURCES = [
 # in data channels (tool and MCP results, documents, pages, files) it is not.
 SOURCE_OFFSETS = {"tool_description": -1.0, "user_message": -2.0}
 # Target false-positive rates of the calibrated score on the validation split's benign texts.
-INJECTION_FPR = float(os.environ.get("INJECTION_MODEL_INJECTION_FPR", "0.02"))
+# 1 %, not the 2 % the detector may spend: benign text by authors the model never saw scores
+# higher than the validation split's (whose packages also train it): leave-one-author-out
+# validation (scripts/select-injection-model.py) flags far more of a left-out author's benign
+# documents than of the validation split's, and at 2 % the held-out benchmarks' benign
+# documents reached 4-5 % (docs/detection.md, "Held-out indirect injection").
+INJECTION_FPR = float(os.environ.get("INJECTION_MODEL_INJECTION_FPR", "0.01"))
 # Kept close to INJECTION_FPR: at 5 % the model's `suspicious` level flagged the ordinary
 # support ticket of the committed recording (recordings/ordinary.cap, SUP-4702), which would
 # open an incident there once the agent reads customer data.
-SUSPICIOUS_FPR = float(os.environ.get("INJECTION_MODEL_SUSPICIOUS_FPR", "0.025"))
+SUSPICIOUS_FPR = float(os.environ.get("INJECTION_MODEL_SUSPICIOUS_FPR", "0.0125"))
 # Rules scores below the rules' own `suspicious` band (one weak rule: a send-to-URL phrase, a
 # `user:` line) add no evidence to the calibration. The validation split holds almost no benign
 # text that fires them (of 51 texts with such hits, 40 are injections), too few to calibrate;
@@ -76,13 +81,15 @@ RULES_FROM = 0.4
 # Rules evidence is capped where the rules score rounds to 1.
 MAX_RULES_EVIDENCE = -math.log(1e-4)
 SEED = 20
-# Inverse regularisation strength of the logistic regression.
-C = float(__import__("os").environ.get("INJECTION_MODEL_C", "4.0"))
+# Inverse regularisation strength of the logistic regression, and MIN_COUNT below: chosen by
+# leave-one-author-out recall (scripts/select-injection-model.py; C 64 scored a little higher
+# there but made the ordinary recording's ticket SUP-4702 an injection).
+C = float(__import__("os").environ.get("INJECTION_MODEL_C", "16.0"))
 # Occurrence count below which a text is scaled as if it had this many: a handful of features
 # is too little evidence for a confident score.
 # Texts with fewer feature occurrences (about 150 bytes) are left to the rules.
 JUDGE_FROM = int(__import__("os").environ.get("INJECTION_MODEL_JUDGE_FROM", "600"))
-MIN_COUNT = int(__import__("os").environ.get("INJECTION_MODEL_MIN_COUNT", "1000"))
+MIN_COUNT = int(__import__("os").environ.get("INJECTION_MODEL_MIN_COUNT", "300"))
 # What the shipped model trains on: "tune+test" (both splits; the validation figures, the
 # calibration and the thresholds come from a model of the same settings trained on `tune` alone)
 # or "tune".
