@@ -499,6 +499,129 @@ def heldout_indirect():
         add(item.get("injected"), label, origin, source, group=item.get("id"), split="heldout")
 
 
+# --- indirect injection for training: more authors of the same kind ------------------------------
+def bastioncorpus():
+    """bastioncorpus's labelled corpus (one JSON line per text, `label` malicious or benign, the
+    `channel` it arrives by). Its benign texts (support questions, encoded data, "ignore" and
+    "act as" in ordinary requests) are hard negatives. Every text is put in a data channel: the
+    model learns what the text says, not where the package meant it to arrive."""
+    channels = {"tool_output": "tool_result", "memory": "retrieved_document"}
+    for item in jsonl(SITE / "bastioncorpus" / "corpus" / "injections.jsonl"):
+        label = {"malicious": "injection", "benign": "benign"}.get(item.get("label"))
+        if label is None:
+            continue
+        source = channels.get(item.get("channel"), "retrieved_document")
+        origin = "bastioncorpus" if label == "injection" else "bastioncorpus-benign"
+        add(item.get("text"), label, origin, source, group=item.get("id") if label == "injection" else None)
+
+
+def rag_redteam():
+    """rag-redteam's injection grammar (framing x override x instruction, fuzz.py) and its probes'
+    fixed templates, each planted among the probe's benign documents as its `place` does
+    (prepended, appended or between them), with a canary of the package's shape. Grouped by
+    framing (or template) so one framing never lands on both sides of the split. The benign
+    documents together, without the planted one, are benign. Its obfuscations are code, not
+    data, and are not applied."""
+    # A generator of its own: the draws of the sources built after it stay as they were.
+    rng = random.Random(20261205)
+    root = SITE / "rag_redteam"
+    if not root.exists():
+        return
+    # fuzz.py annotates its axes (`FRAMINGS: list[...] = [...]`): read them as literals.
+    fuzz = {}
+    for node in parse(root / "fuzz.py").body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            try:
+                fuzz[node.target.id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    probes = {name: LiteralEvaluator(parse(root / "probes" / f"{name}.py")).module_names
+              for name in ("prompt_injection", "tool_use_injection", "cross_document")}
+    benign_docs = probes["prompt_injection"]["BENIGN_DOCS"]
+    add("\n\n".join(benign_docs), "benign", "rag-redteam-benign", "retrieved_document")
+    add("\n\n".join(probes["tool_use_injection"]["BENIGN_DOCS"]), "benign", "rag-redteam-benign", "retrieved_document")
+
+    def planted(payload, docs, group):
+        delivery = rng.choice(fuzz["DELIVERIES"])
+        if delivery == "prepend":
+            parts = [payload, *docs]
+        elif delivery == "append":
+            parts = [*docs, payload]
+        else:
+            parts = [*docs[: len(docs) // 2], payload, *docs[len(docs) // 2 :]]
+        add("\n\n".join(parts), "injection", "rag-redteam", "retrieved_document", group=group)
+
+    def canary():
+        return f"RAGREDTEAM-{rng.randrange(16**8):08X}-CONFIRMED"
+
+    for framing_name, framing in fuzz["FRAMINGS"]:
+        for override in fuzz["OVERRIDES"]:
+            for instruction in fuzz["INSTRUCTIONS"]:
+                body = (override + " " + instruction.format(canary=canary())).strip()
+                planted(framing.format(body=body), benign_docs, f"framing/{framing_name}")
+    for i, template in enumerate(probes["prompt_injection"]["INJECTION_TEMPLATES"]):
+        planted(template.format(canary=canary()), benign_docs, f"template/{i}")
+    for i, template in enumerate(probes["tool_use_injection"]["TEMPLATES"]):
+        for tool in probes["tool_use_injection"]["TOOLS"]:
+            planted(template.format(tool=tool, canary=canary()), probes["tool_use_injection"]["BENIGN_DOCS"], f"tool/{i}")
+
+
+def agentprobe():
+    """agentprobe-injection's carriers (an e-mail footer, a fake system notice, a signature, a
+    quoted thread, a footnote, a table cell, alt text, a meta tag, comments: carriers.py), each
+    wrapping every instruction the package plants: its two canary instructions and its intents
+    (attacks/registry.py), as the carrier's `wrap` lambda composes them. Grouped by carrier. Its
+    benign tasks' e-mails (injection/benign_tasks.py) are benign."""
+    root = SITE / "agentprobe"
+    if not root.exists():
+        return
+    module = parse(root / "injection" / "carriers.py")
+    ev = LiteralEvaluator(module)
+    payloads = []
+    for node in ast.walk(module):
+        if isinstance(node, ast.Dict):
+            payloads += [k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+    for node in ast.walk(parse(root / "attacks" / "registry.py")):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Intent":
+            payloads += [kw.value.value for kw in node.keywords if kw.arg == "text" and isinstance(kw.value, ast.Constant)]
+    for node in module.body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", None) == "Carrier"):
+            continue
+        name, wrap = node.value.args[0].value, node.value.args[3]
+        for payload in payloads:
+            try:
+                text = ev.eval(wrap.body, {"p": payload})
+            except ValueError:
+                continue
+            add(text, "injection", "agentprobe", "tool_result", group=name)
+    for node in ast.walk(parse(root / "injection" / "benign_tasks.py")):
+        if isinstance(node, ast.keyword) and node.arg == "email_content":
+            try:
+                add(ev.eval(node.value, {}), "benign", "agentprobe-benign", "tool_result")
+            except ValueError:
+                pass
+
+
+# --- benign hard negatives: ordinary developer tools' documentation ------------------------------
+# READMEs and docstrings of packages that tell a developer to run commands, export keys and
+# tokens, install packages, add hooks, configure servers and send requests: the shape of the
+# indirect injections that pose as setup steps, written with no one to fool.
+DEVELOPER_DOCS = [
+    ("pre_commit", "pre-commit"), ("dotenv", "python-dotenv"), ("tox", "tox"), ("virtualenv", "virtualenv"),
+    ("twine", "twine"), ("sentry_sdk", "sentry-sdk"), ("docker", "docker"), ("httpie", "httpie"),
+    ("fabric", "fabric"), ("invoke", "invoke"),
+]
+
+
+def developer_docs():
+    for package, dist in DEVELOPER_DOCS:
+        if not (SITE / package).exists():
+            continue
+        docstrings(package, f"devdocs-{dist}-docstrings", "file_content")
+        package_readme(f"{dist.replace('-', '_')}-*.dist-info/METADATA", f"devdocs-{dist}-readme")
+
+
+
 # --- benign documentation: requests and click -----------------------------------------------------
 def docstrings(package, origin, source):
     for path in sorted((SITE / package).rglob("*.py")):
@@ -544,6 +667,10 @@ docstrings("garak", "garak-docstrings", "file_content")
 docstrings("deepteam", "deepteam-docstrings", "file_content")
 package_readme("llm_guard-*.dist-info/METADATA", "llm-guard-readme")
 promptinject()
+bastioncorpus()
+rag_redteam()
+agentprobe()
+developer_docs()
 pyrit_heldout()
 heldout_indirect()
 
@@ -619,7 +746,7 @@ class _LeetCue:
 DELIMITER_CUES = re.compile(r"<\|[a-z_]+\|>|\[/?inst\]|<<sys>>|\.-\.-\.-|={8,}|-{8,}|\*{6,}|#{3,} ?(?:system|end|new)|\[end|</?(?:system|instructions?)>|\{\{", re.I)
 EXFILTRATION_CUES = re.compile(r"\b(?:send|post|upload|forward|email|e-mail|exfiltrat\w*|transmit)\b[^.\n]{0,80}(?:https?://|www\.|@[a-z0-9-]+\.[a-z]|webhook|server|endpoint)", re.I)
 OVERRIDE_CUES = re.compile(r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}\b(?:instructions?|rules|guidelines|prompts?|directions)\b", re.I)
-DOCUMENT_ORIGINS = ("agentdojo", "garak-latentinjection", "spikee", "promptinject", "inspect-", "raginject", "agent-injection-bench")
+DOCUMENT_ORIGINS = ("agentdojo", "garak-latentinjection", "spikee", "promptinject", "rag-redteam", "agentprobe", "inspect-", "raginject", "agent-injection-bench")
 
 
 def category(r):

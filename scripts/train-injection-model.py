@@ -63,11 +63,16 @@ SOURCES = [
 # in data channels (tool and MCP results, documents, pages, files) it is not.
 SOURCE_OFFSETS = {"tool_description": -1.0, "user_message": -2.0}
 # Target false-positive rates of the calibrated score on the validation split's benign texts.
-INJECTION_FPR = 0.02
+# 1 %, not the 2 % the detector may spend: benign text by authors the model never saw scores
+# higher than the validation split's (whose packages also train it): leave-one-author-out
+# validation (scripts/select-injection-model.py) flags far more of a left-out author's benign
+# documents than of the validation split's, and at 2 % the held-out benchmarks' benign
+# documents reached 4-5 % (docs/detection.md, "Held-out indirect injection").
+INJECTION_FPR = float(os.environ.get("INJECTION_MODEL_INJECTION_FPR", "0.01"))
 # Kept close to INJECTION_FPR: at 5 % the model's `suspicious` level flagged the ordinary
 # support ticket of the committed recording (recordings/ordinary.cap, SUP-4702), which would
 # open an incident there once the agent reads customer data.
-SUSPICIOUS_FPR = 0.025
+SUSPICIOUS_FPR = float(os.environ.get("INJECTION_MODEL_SUSPICIOUS_FPR", "0.0125"))
 # Rules scores below the rules' own `suspicious` band (one weak rule: a send-to-URL phrase, a
 # `user:` line) add no evidence to the calibration. The validation split holds almost no benign
 # text that fires them (of 51 texts with such hits, 40 are injections), too few to calibrate;
@@ -76,13 +81,19 @@ RULES_FROM = 0.4
 # Rules evidence is capped where the rules score rounds to 1.
 MAX_RULES_EVIDENCE = -math.log(1e-4)
 SEED = 20
-# Inverse regularisation strength of the logistic regression.
-C = float(__import__("os").environ.get("INJECTION_MODEL_C", "4.0"))
+# Inverse regularisation strength of the logistic regression, and MIN_COUNT below: chosen by
+# leave-one-author-out recall (scripts/select-injection-model.py; C 64 scored a little higher
+# there but made the ordinary recording's ticket SUP-4702 an injection).
+C = float(__import__("os").environ.get("INJECTION_MODEL_C", "16.0"))
 # Occurrence count below which a text is scaled as if it had this many: a handful of features
 # is too little evidence for a confident score.
 # Texts with fewer feature occurrences (about 150 bytes) are left to the rules.
 JUDGE_FROM = int(__import__("os").environ.get("INJECTION_MODEL_JUDGE_FROM", "600"))
-MIN_COUNT = int(__import__("os").environ.get("INJECTION_MODEL_MIN_COUNT", "1000"))
+MIN_COUNT = int(__import__("os").environ.get("INJECTION_MODEL_MIN_COUNT", "300"))
+# What the shipped model trains on: "tune+test" (both splits; the validation figures, the
+# calibration and the thresholds come from a model of the same settings trained on `tune` alone)
+# or "tune".
+TRAIN_ON = os.environ.get("INJECTION_MODEL_TRAIN_ON", "tune+test")
 MAX_BYTES = 256 * 1024
 # Inverse regularisation of the calibration's logistic regression: almost none (four parameters
 # fitted on thousands of texts).
@@ -316,18 +327,38 @@ def main():
     split = {s: [r for r in records if r["split"] == s] for s in ("tune", "test", "heldout")}
     # Benign training texts also count paragraph by paragraph: short ordinary text (one e-mail
     # paragraph, one instruction step) must read as benign on its own, not only inside a page.
-    paragraphs = []
-    for r in split["tune"]:
-        if r["label"] == "benign":
-            parts = [p.strip() for p in r["text"].split("\n\n")]
-            paragraphs += [dict(r, text=p) for p in parts if len(p) >= 40 and p != r["text"].strip()]
-    split["tune"] = split["tune"] + paragraphs
+    def benign_paragraphs(rs):
+        out = []
+        for r in rs:
+            if r["label"] == "benign":
+                parts = [p.strip() for p in r["text"].split("\n\n")]
+                out += [dict(r, text=p) for p in parts if len(p) >= 40 and p != r["text"].strip()]
+        return out
+
+    split["tune"] = split["tune"] + benign_paragraphs(split["tune"])
     built = {s: matrix(rs) for s, rs in split.items()}
     xs = {s: b[0] for s, b in built.items()}
     judged = {s: b[1] for s, b in built.items()}
     ys = {s: np.array([1 if r["label"] == "injection" else 0 for r in rs]) for s, rs in split.items()}
-    model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=SEED)
-    model.fit(xs["tune"], ys["tune"])
+    # The validation model trains on `tune` only: its logits on `test` are what the calibration
+    # is fitted on and the thresholds are chosen on, and the validation figures it reports are
+    # for texts it never saw.
+    validation_model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=SEED)
+    validation_model.fit(xs["tune"], ys["tune"])
+    c_shipped = C
+    if TRAIN_ON == "tune+test":
+        # The shipped model trains on both splits (twice the authors' templates and documents)
+        # with the regularisation per text of the validation model (liblinear's loss is a sum
+        # over texts: C scaled by the share of texts), so its logits keep the validation
+        # model's scale and the calibration fitted on the latter applies to it.
+        para_test, _ = matrix(benign_paragraphs(split["test"]))
+        x_all = sp.vstack([xs["tune"], xs["test"], para_test]).tocsr()
+        y_all = np.r_[ys["tune"], ys["test"], np.zeros(para_test.shape[0], dtype=int)]
+        c_shipped = C * xs["tune"].shape[0] / x_all.shape[0]
+        model = LogisticRegression(C=c_shipped, solver="liblinear", max_iter=1000, random_state=SEED)
+        model.fit(x_all, y_all)
+    else:
+        model = validation_model
     coef = model.coef_[0].astype(np.float32)
     bias = np.float32(model.intercept_[0])
 
@@ -341,6 +372,11 @@ def main():
         return 1.0 / (1.0 + np.exp(-logit_of(x, sources)))
 
     logits = {s: logit_of(xs[s], [r["source"] for r in split[s]]) for s in xs}
+    # The validation split is judged by the model that never saw it (the same one when the
+    # shipped model trains on `tune` alone).
+    z_test = xs["test"].astype(np.float32) @ validation_model.coef_[0].astype(np.float32)
+    z_test += np.float32(validation_model.intercept_[0]) + offsets[[SOURCES.index(r["source"]) for r in split["test"]]]
+    logits["test"] = z_test.astype(np.float64)
     rules = {s: np.array([r["rules"] for r in split[s]], dtype=np.float64) for s in xs}
     # Calibration on the validation split. Below the floor (the median logit of the split's
     # benign texts the model judges) the model's logit counts as the floor: a benign-looking
@@ -410,6 +446,9 @@ def main():
         "corpus_sha256": hashlib.sha256(corpus.read_bytes()).hexdigest(),
         "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "scikit-learn": sklearn.__version__},
         "seed": SEED,
+        "c": C,
+        "c_shipped": round(c_shipped, 6),
+        "trained_on": TRAIN_ON,
         "source_offsets": SOURCE_OFFSETS,
     }
     (out_dir / "model.json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n")

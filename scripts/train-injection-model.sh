@@ -9,7 +9,7 @@
 # of its own with pinned numpy, SciPy and scikit-learn
 # ($HOME/.cache/agentscope/detector-train-venv). Deterministic: the same corpus and versions give
 # the same bytes (model.json records the hashes). Needs python3 with venv and PyPI access; takes
-# about two minutes on two cores once the binary is built.
+# about seven minutes on a loaded two-core machine once the binary is built.
 set -euo pipefail
 
 CACHE="$HOME/.cache/agentscope"

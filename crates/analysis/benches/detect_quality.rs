@@ -5,7 +5,10 @@
 //! The corpus is built by `scripts/prepare-detection-corpus.sh` (which `make bench` runs) at
 //! `$HOME/.cache/agentscope/detection-corpus.jsonl`, or `$AGENTSCOPE_DETECTION_CORPUS`.
 //! Reports, per split (`tune`: used to shape the rules and to train the model; `test`: the
-//! model's validation split, where its thresholds are chosen; `heldout`: PyRIT's jailbreaks and
+//! validation split, where the calibration is fitted and the thresholds are chosen on the
+//! logits of a validation model trained on `tune` alone; the shipped model scored here also
+//! trains on it, so its `test` figures are not validation figures: those are in `model.json`;
+//! `heldout`: PyRIT's jailbreaks and
 //! indirect injections from inspect-evals, raginject and agent-injection-bench, whole sources
 //! neither saw) and per origin, recall (injections flagged), false-positive rate (benign texts
 //! flagged) and precision, at both thresholds (verdict `injection`, and `suspicious` or above),
