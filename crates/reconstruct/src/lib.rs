@@ -23,6 +23,7 @@ pub mod postgres;
 pub mod reconstructor;
 pub mod redaction;
 pub mod redis;
+pub mod request_json;
 pub mod stream;
 pub mod vector_db;
 pub mod websocket;

@@ -21,6 +21,7 @@ use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer};
 use super::postgres::SqlStatement;
 use super::redaction;
 use super::redis::RedisCommand;
+use super::request_json::RequestJson;
 use super::stream::{Delivery, Stream, StreamAssembler, StreamKey};
 use super::wire::WireMessage;
 
@@ -530,10 +531,13 @@ impl Reconstructor {
                 role,
                 redact_secrets: self.options.redact_secrets,
             };
+            let request_json = RequestJson::new(&exchange.request);
             let interpreted = self
                 .interpreters
                 .iter_mut()
-                .find_map(|interpreter| interpreter.interpret(&exchange, &context));
+                .find_map(|interpreter| interpreter.interpret(&exchange, &request_json, &context));
+            // The parse borrows the body, and the exchange moves into an observation below.
+            drop(request_json);
             let ts_ns = exchange.request.ts_ns;
             let exchange_protocol = exchange.protocol;
             // An exchange no interpreter claims stays a plain HTTP exchange.
