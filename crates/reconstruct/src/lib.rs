@@ -11,6 +11,7 @@
 
 pub mod event_runs;
 pub mod file_access;
+pub mod file_classes;
 pub mod grpc;
 pub mod http;
 pub mod http2;

@@ -13,7 +13,7 @@ use crate::event::{Event, EventBody};
 use crate::memory_budget::{self, MemoryBudget, Pressure};
 use crate::process_table::ProcessTable;
 
-use super::file_access;
+use super::file_classes::FileClasses;
 use super::http::{self, HttpExchange, PairedExchange};
 use super::http_interpreters::{self, ExchangeContext, HttpInterpreter};
 use super::mcp::stdio_sessions::StdioSessions;
@@ -92,6 +92,8 @@ pub struct Reconstructor {
     interpreters: Vec<Box<dyn HttpInterpreter>>,
     /// Processes the full process table forgot, not yet taken by the pipeline.
     forgotten: Vec<u32>,
+    /// Classes of the paths opened so far (a bounded table).
+    file_classes: FileClasses,
 }
 
 impl Reconstructor {
@@ -108,6 +110,7 @@ impl Reconstructor {
             stats: ReconstructStats::default(),
             interpreters: http_interpreters::interpreters(),
             forgotten: Vec::new(),
+            file_classes: FileClasses::default(),
         }
     }
 
@@ -217,7 +220,7 @@ impl Reconstructor {
                 let write = (flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT)) != 0;
                 out.push(simple(ObservationKind::FileOpen {
                     path: path.clone(),
-                    class: file_access::classify(path),
+                    class: self.file_classes.classify(path),
                     write,
                 }));
             }
