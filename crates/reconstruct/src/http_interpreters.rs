@@ -16,6 +16,7 @@ use super::llm;
 use super::object_store;
 use super::observation::{ObservationKind, Role};
 use super::redaction;
+use super::request_json::RequestJson;
 use super::vector_db;
 
 /// What an interpreter may know about the exchange beyond its bytes.
@@ -34,10 +35,12 @@ pub struct ExchangeContext {
 /// builds its sources on one).
 pub trait HttpInterpreter: Send {
     /// `None` when the exchange is not of this kind; otherwise the observations it becomes
-    /// (possibly none: an MCP exchange may complete no record yet).
+    /// (possibly none: an MCP exchange may complete no record yet). `request_json` is the
+    /// exchange's request body as JSON, parsed once for all the interpreters.
     fn interpret(
         &mut self,
         exchange: &HttpExchange,
+        request_json: &RequestJson<'_>,
         context: &ExchangeContext,
     ) -> Option<Vec<ObservationKind>>;
 }
@@ -59,12 +62,13 @@ impl HttpInterpreter for LlmApis {
     fn interpret(
         &mut self,
         exchange: &HttpExchange,
+        request_json: &RequestJson<'_>,
         context: &ExchangeContext,
     ) -> Option<Vec<ObservationKind>> {
         if context.role != Role::Client {
             return None;
         }
-        let mut call = llm::recognise(exchange)?;
+        let mut call = llm::recognise_with_request(exchange, request_json)?;
         if context.redact_secrets {
             redaction::redact_llm_call(&mut call);
         }
@@ -89,6 +93,7 @@ impl HttpInterpreter for ObjectStores {
     fn interpret(
         &mut self,
         exchange: &HttpExchange,
+        _request_json: &RequestJson<'_>,
         context: &ExchangeContext,
     ) -> Option<Vec<ObservationKind>> {
         if context.role != Role::Client {
@@ -108,12 +113,13 @@ impl HttpInterpreter for VectorDatabases {
     fn interpret(
         &mut self,
         exchange: &HttpExchange,
+        request_json: &RequestJson<'_>,
         context: &ExchangeContext,
     ) -> Option<Vec<ObservationKind>> {
         if context.role != Role::Client {
             return None;
         }
-        let call = vector_db::recognise(exchange)?;
+        let call = vector_db::recognise_with_request(exchange, request_json)?;
         Some(vec![ObservationKind::Retrieval {
             call: Box::new(call),
         }])

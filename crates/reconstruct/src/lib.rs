@@ -11,6 +11,7 @@
 
 pub mod event_runs;
 pub mod file_access;
+pub mod file_classes;
 pub mod grpc;
 pub mod http;
 pub mod http2;
@@ -23,6 +24,7 @@ pub mod postgres;
 pub mod reconstructor;
 pub mod redaction;
 pub mod redis;
+pub mod request_json;
 pub mod stream;
 pub mod vector_db;
 pub mod websocket;

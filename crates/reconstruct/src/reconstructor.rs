@@ -13,7 +13,7 @@ use crate::event::{Event, EventBody};
 use crate::memory_budget::{self, MemoryBudget, Pressure};
 use crate::process_table::ProcessTable;
 
-use super::file_access;
+use super::file_classes::FileClasses;
 use super::http::{self, HttpExchange, PairedExchange};
 use super::http_interpreters::{self, ExchangeContext, HttpInterpreter};
 use super::mcp::stdio_sessions::StdioSessions;
@@ -21,6 +21,7 @@ use super::observation::{Actor, EventRange, Observation, ObservationKind, Peer};
 use super::postgres::SqlStatement;
 use super::redaction;
 use super::redis::RedisCommand;
+use super::request_json::RequestJson;
 use super::stream::{Delivery, Stream, StreamAssembler, StreamKey};
 use super::wire::WireMessage;
 
@@ -91,6 +92,8 @@ pub struct Reconstructor {
     interpreters: Vec<Box<dyn HttpInterpreter>>,
     /// Processes the full process table forgot, not yet taken by the pipeline.
     forgotten: Vec<u32>,
+    /// Classes of the paths opened so far (a bounded table).
+    file_classes: FileClasses,
 }
 
 impl Reconstructor {
@@ -107,6 +110,7 @@ impl Reconstructor {
             stats: ReconstructStats::default(),
             interpreters: http_interpreters::interpreters(),
             forgotten: Vec::new(),
+            file_classes: FileClasses::default(),
         }
     }
 
@@ -216,7 +220,7 @@ impl Reconstructor {
                 let write = (flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT)) != 0;
                 out.push(simple(ObservationKind::FileOpen {
                     path: path.clone(),
-                    class: file_access::classify(path),
+                    class: self.file_classes.classify(path),
                     write,
                 }));
             }
@@ -530,10 +534,13 @@ impl Reconstructor {
                 role,
                 redact_secrets: self.options.redact_secrets,
             };
+            let request_json = RequestJson::new(&exchange.request);
             let interpreted = self
                 .interpreters
                 .iter_mut()
-                .find_map(|interpreter| interpreter.interpret(&exchange, &context));
+                .find_map(|interpreter| interpreter.interpret(&exchange, &request_json, &context));
+            // The parse borrows the body, and the exchange moves into an observation below.
+            drop(request_json);
             let ts_ns = exchange.request.ts_ns;
             let exchange_protocol = exchange.protocol;
             // An exchange no interpreter claims stays a plain HTTP exchange.

@@ -24,10 +24,13 @@
 //! Search`, ...), named by their method; the collection is read from the request message
 //! without the schema (Qdrant's and Weaviate's field 1, Milvus's field 3).
 
+use std::cell::OnceCell;
+
 use serde::Serialize;
 use serde_json::Value;
 
 use super::http::HttpExchange;
+use super::request_json::RequestJson;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +92,16 @@ pub struct RetrievalCall {
 
 /// The vector-database call `exchange` is, if it is one.
 pub fn recognise(exchange: &HttpExchange) -> Option<RetrievalCall> {
+    recognise_with_request(exchange, &RequestJson::new(&exchange.request))
+}
+
+/// [`recognise`] with the request body parsed by whoever read it first
+/// ([`crate::request_json`]). Bodies are parsed only once the host or path names a system
+/// (most exchanges that reach this interpreter are no vector database).
+pub fn recognise_with_request(
+    exchange: &HttpExchange,
+    request_json: &RequestJson<'_>,
+) -> Option<RetrievalCall> {
     let request = &exchange.request;
     let path = request.path();
     let host = exchange
@@ -100,34 +113,39 @@ pub fn recognise(exchange: &HttpExchange) -> Option<RetrievalCall> {
         .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name))
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let body = request.json();
-    let response = exchange.response.as_ref().and_then(|r| r.json());
+    let body = || request_json.get();
+    let parsed_response = OnceCell::new();
+    let response = || {
+        parsed_response
+            .get_or_init(|| exchange.response.as_ref().and_then(|r| r.json()))
+            .as_ref()
+    };
     let method = request.method.as_str();
 
     let mut call = if let Some(grpc) = super::grpc::recognise(exchange) {
         grpc_call(&grpc)?
     } else if host_name.ends_with(".pinecone.io") {
-        pinecone(&host_name, method, path, body.as_ref(), response.as_ref())?
+        pinecone(&host_name, method, path, body(), response())?
     } else if path.starts_with("/api/v1/") || path.starts_with("/api/v2/") {
-        chroma(method, path, body.as_ref(), response.as_ref())?
+        chroma(method, path, body(), response())?
     } else if path.starts_with("/collections") {
-        qdrant(method, path, body.as_ref(), response.as_ref())?
+        qdrant(method, path, body(), response())?
     } else if path.starts_with("/v1/graphql")
         || path.starts_with("/v1/objects")
         || path.starts_with("/v1/batch/objects")
     {
-        weaviate(method, path, request, body.as_ref(), response.as_ref())?
+        weaviate(method, path, request, body(), response())?
     } else if path.starts_with("/v2/vectordb/") || path.starts_with("/v1/vector/") {
-        milvus(path, body.as_ref(), response.as_ref())?
+        milvus(path, body(), response())?
     } else if path.ends_with("/_search") || path.ends_with("/_knn_search") || path == "/_search" {
-        elasticsearch(path, body.as_ref(), response.as_ref())?
+        elasticsearch(path, body(), response())?
     } else {
         return None;
     };
     call.host = host;
     call.status = exchange.response.as_ref().map(|r| r.status);
     if call.operation == RetrievalOperation::Query {
-        if let Some(response) = &response {
+        if let Some(response) = response() {
             collect_documents(response, &mut call.retrieved_text, &mut 0);
         }
     }

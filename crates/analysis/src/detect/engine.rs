@@ -32,6 +32,7 @@ use crate::pipeline::AttributedObservation;
 use crate::reconstruct::mcp::McpDetail;
 use crate::reconstruct::{EventRange, Observation, ObservationKind, Role};
 
+use super::benign_descriptions::BenignDescriptions;
 use super::changes::{DetectionChanges, DetectionCursor};
 use super::finding::{
     Finding, FindingDetail, FindingKind, Incident, IncidentIdentity, SensitiveKind, Severity,
@@ -74,6 +75,8 @@ pub struct Detector {
     pub(super) session: Option<u32>,
     /// What ingested content is judged against ([`DetectorOptions::injection_thresholds`]).
     pub(super) injection_thresholds: Thresholds,
+    /// Tool descriptions scanned before and found benign (not scanned again).
+    pub(super) benign_descriptions: BenignDescriptions,
 }
 
 impl Default for Detector {
@@ -170,6 +173,7 @@ impl Detector {
             budget: None,
             session: None,
             injection_thresholds: options.injection_thresholds,
+            benign_descriptions: BenignDescriptions::default(),
         }
     }
 

@@ -16,6 +16,7 @@
 //! request asks for (verb, group, resource, namespace, name). The rules and the scoring are documented in
 //! docs/detection.md.
 
+mod benign_descriptions;
 pub mod changes;
 mod enforcement_rule;
 pub mod engine;

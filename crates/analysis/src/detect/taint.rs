@@ -49,13 +49,22 @@ impl Detector {
             self.seen_again(agent, index, context.observation, model);
             return Some(index);
         }
+        let description = source == IngestSource::ToolDescription;
+        if description && self.benign_descriptions.contains(text) {
+            return None;
+        }
         let verdict = scan_with(text, source, self.injection_thresholds);
         // Suspicious content taints the turns that read it, but only becomes an incident
         // once the model acts on it (see `raise_misuse`).
         let severity = match verdict.verdict {
             Verdict::Injection => Severity::High,
             Verdict::Suspicious => Severity::Medium,
-            Verdict::Benign => return None,
+            Verdict::Benign => {
+                if description {
+                    self.benign_descriptions.remember(text);
+                }
+                return None;
+            }
         };
         let signature = signature(&verdict);
         // The same instructions reach the agent twice: as a tool's result, then inside the

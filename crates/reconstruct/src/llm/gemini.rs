@@ -20,15 +20,13 @@ use serde_json::Value;
 
 use super::response_body::{self, json_array_prefix, ResponseBody};
 use super::{
-    as_count, content_text, error_type_of, join_texts, request_object, result_text, string_field,
-    succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall, ToolDefinition, ToolResult,
-    Usage,
+    as_count, content_text, error_type_of, join_texts, result_text, string_field, succeeded,
+    unparsed_body_mentions, LlmApi, LlmCall, ToolCall, ToolDefinition, ToolResult, Usage,
 };
 use crate::http::HttpExchange;
 
-pub(super) fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
+pub(super) fn recognise(exchange: &HttpExchange, request: Option<&Value>) -> Option<LlmCall> {
     let path = exchange.request.path();
-    let request = request_object(exchange);
     match &request {
         Some(body) if field(body, "contents", "contents").is_none() => return None,
         None if !unparsed_body_mentions(exchange, "\"contents\"") => return None,

@@ -32,6 +32,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{Completeness, HttpExchange};
+use super::request_json::RequestJson;
 
 /// Which wire dialect the call used.
 #[derive(
@@ -149,26 +150,37 @@ pub struct LlmCall {
 
 /// Recognises an LLM API call in an exchange; `None` when the exchange is not one.
 pub fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
+    recognise_with_request(exchange, &RequestJson::new(&exchange.request))
+}
+
+/// [`recognise`] with the request body parsed by whoever read it first
+/// ([`crate::request_json`]); it is parsed here only once the path says which dialect it is.
+pub fn recognise_with_request(
+    exchange: &HttpExchange,
+    request_json: &RequestJson<'_>,
+) -> Option<LlmCall> {
     if !exchange.request.method.eq_ignore_ascii_case("POST") {
         return None;
     }
+    // The request body as a JSON object; `None` when it is not one.
+    let request = || request_json.get().filter(|body| body.is_object());
     let path = exchange.request.path();
     if path.ends_with("/chat/completions") {
-        openai_chat::recognise(exchange)
+        openai_chat::recognise(exchange, request())
     } else if path.ends_with("/v1/messages") {
-        anthropic::recognise(exchange)
+        anthropic::recognise(exchange, request())
     } else if path.ends_with("/responses") {
-        openai_responses::recognise(exchange, LlmApi::OpenAiResponses)
+        openai_responses::recognise(exchange, request(), LlmApi::OpenAiResponses)
     } else if path.ends_with("/realtime") {
-        openai_responses::recognise(exchange, LlmApi::OpenAiRealtime)
+        openai_responses::recognise(exchange, request(), LlmApi::OpenAiRealtime)
     } else if path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent") {
-        gemini::recognise(exchange)
+        gemini::recognise(exchange, request())
     } else if path.ends_with("/api/chat") {
-        ollama::recognise(exchange, LlmApi::OllamaChat)
+        ollama::recognise(exchange, request(), LlmApi::OllamaChat)
     } else if path.ends_with("/api/generate") {
-        ollama::recognise(exchange, LlmApi::OllamaGenerate)
+        ollama::recognise(exchange, request(), LlmApi::OllamaGenerate)
     } else if path.is_empty() && exchange.request.completeness != Completeness::Complete {
-        recognise_by_shape(exchange)
+        recognise_by_shape(exchange, request())
     } else {
         None
     }
@@ -178,25 +190,25 @@ pub fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
 /// a reference into the HPACK table sent before capture began — recognised from its bodies
 /// alone, and only when request and response agree on one dialect (the request's fields and
 /// the response's object type); anything less is not taken for an LLM call.
-fn recognise_by_shape(exchange: &HttpExchange) -> Option<LlmCall> {
-    let request = request_object(exchange)?;
+fn recognise_by_shape(exchange: &HttpExchange, request: Option<&Value>) -> Option<LlmCall> {
+    let request = request?;
     let response = &exchange.response.as_ref()?.body;
     let has = |key: &str| request.get(key).is_some();
     let says = |marker: &str| memchr::memmem::find(response, marker.as_bytes()).is_some();
     if has("model") && has("messages") && says("\"chat.completion") {
-        openai_chat::recognise(exchange)
+        openai_chat::recognise(exchange, Some(request))
     } else if has("model")
         && has("messages")
         && (says("message_start") || says("\"type\":\"message\""))
     {
-        anthropic::recognise(exchange)
+        anthropic::recognise(exchange, Some(request))
     } else if has("model")
         && has("input")
         && (says("response.created") || says("\"object\":\"response\""))
     {
-        openai_responses::recognise(exchange, LlmApi::OpenAiResponses)
+        openai_responses::recognise(exchange, Some(request), LlmApi::OpenAiResponses)
     } else if has("contents") && says("\"candidates\"") {
-        gemini::recognise(exchange)
+        gemini::recognise(exchange, Some(request))
     } else {
         None
     }
@@ -259,11 +271,6 @@ fn succeeded(exchange: &HttpExchange) -> bool {
         .response
         .as_ref()
         .is_some_and(|r| (200..300).contains(&r.status))
-}
-
-/// The request body as a JSON object; `None` when it is not one.
-fn request_object(exchange: &HttpExchange) -> Option<Value> {
-    exchange.request.json().filter(Value::is_object)
 }
 
 /// Whether a request body that did not parse still looks like this dialect: it holds `key`

@@ -12,15 +12,18 @@ use serde_json::Value;
 
 use super::response_body::{self, ResponseBody};
 use super::{
-    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments,
-    request_object, role, string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall,
-    ToolCall, ToolDefinition, ToolResult,
+    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments, role,
+    string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall, ToolDefinition,
+    ToolResult,
 };
 use crate::http::HttpExchange;
 
-pub(super) fn recognise(exchange: &HttpExchange, api: LlmApi) -> Option<LlmCall> {
+pub(super) fn recognise(
+    exchange: &HttpExchange,
+    request: Option<&Value>,
+    api: LlmApi,
+) -> Option<LlmCall> {
     let chat = api == LlmApi::OllamaChat;
-    let request = request_object(exchange);
     match &request {
         Some(body) => {
             let shaped = if chat {

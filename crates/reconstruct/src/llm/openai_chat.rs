@@ -15,14 +15,13 @@ use serde_json::Value;
 
 use super::response_body::{self, ResponseBody, StreamMessage};
 use super::{
-    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments,
-    request_object, role, string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall,
-    ToolCall, ToolDefinition, ToolResult, Usage,
+    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments, role,
+    string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall, ToolDefinition,
+    ToolResult, Usage,
 };
 use crate::http::HttpExchange;
 
-pub(super) fn recognise(exchange: &HttpExchange) -> Option<LlmCall> {
-    let request = request_object(exchange);
+pub(super) fn recognise(exchange: &HttpExchange, request: Option<&Value>) -> Option<LlmCall> {
     match &request {
         Some(body) if !body.get("messages").is_some_and(Value::is_array) => return None,
         None if !unparsed_body_mentions(exchange, "\"messages\"") => return None,

@@ -23,14 +23,17 @@ use serde_json::Value;
 
 use super::response_body::{self, ResponseBody, StreamMessage};
 use super::{
-    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments,
-    request_object, result_text, string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall,
-    ToolCall, ToolDefinition, ToolResult, Usage,
+    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments, result_text,
+    string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall, ToolDefinition,
+    ToolResult, Usage,
 };
 use crate::http::HttpExchange;
 
-pub(super) fn recognise(exchange: &HttpExchange, api: LlmApi) -> Option<LlmCall> {
-    let request = request_object(exchange);
+pub(super) fn recognise(
+    exchange: &HttpExchange,
+    request: Option<&Value>,
+    api: LlmApi,
+) -> Option<LlmCall> {
     match &request {
         Some(body) if non_empty_str(body.get("model")).is_none() && body.get("input").is_none() => {
             return None

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use super::super::http::{HttpExchange, StreamedBody};
 use super::super::http_interpreters::{ExchangeContext, HttpInterpreter};
 use super::super::observation::{ObservationKind, Role};
+use super::super::request_json::RequestJson;
 use super::stdio_sessions::MAX_MCP_SESSIONS;
 use super::{McpExchange, McpSession, McpTransport, Sender};
 
@@ -30,13 +31,14 @@ impl McpOverHttp {
         pid: u32,
         role: Role,
         exchange: &HttpExchange,
+        request_json: &RequestJson<'_>,
     ) -> Option<Vec<McpExchange>> {
         let is_rpc = |v: &serde_json::Value| {
             v.get("jsonrpc").is_some()
                 || v.as_array()
                     .is_some_and(|a| a.iter().any(|m| m.get("jsonrpc").is_some()))
         };
-        let request = exchange.request.json().filter(is_rpc);
+        let request = request_json.get().filter(|v| is_rpc(v));
         // GET (the server's message stream) and DELETE (session end) carry no JSON-RPC
         // request but belong to the session named by their Mcp-Session-Id.
         if request.is_none() && exchange.request.header("mcp-session-id").is_none() {
@@ -98,9 +100,10 @@ impl HttpInterpreter for McpOverHttp {
     fn interpret(
         &mut self,
         exchange: &HttpExchange,
+        request_json: &RequestJson<'_>,
         context: &ExchangeContext,
     ) -> Option<Vec<ObservationKind>> {
-        let records = self.records(context.pid, context.role, exchange)?;
+        let records = self.records(context.pid, context.role, exchange, request_json)?;
         let endpoint = endpoint_url(exchange);
         Some(
             records

@@ -64,6 +64,7 @@ mod framing;
 mod messages;
 mod session;
 mod sql;
+mod sql_analyses;
 #[cfg(test)]
 mod tests;
 

@@ -522,7 +522,7 @@ impl PostgresConnection {
     }
 
     pub(super) fn statement(&self, entry: Pending, partial: bool) -> SqlStatement {
-        let analysis = analyse_sql(&entry.prepared.text);
+        let analysis = sql_analyses::analysis_of(&entry.prepared.text);
         let tag_operation = entry
             .completions
             .iter()

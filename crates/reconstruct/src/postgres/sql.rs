@@ -4,6 +4,7 @@
 #[allow(unused_imports)]
 use super::*;
 
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SqlAnalysis {
     pub(super) operation: String,
     pub(super) tables: Vec<String>,
