@@ -40,6 +40,8 @@ pub const DNS_LEN: usize = 512;
 /// and ALPN are there whatever order the client puts its extensions in.
 pub const TLS_HELLO_LEN: usize = 2048;
 
+pub mod noise_paths;
+
 /// Record kinds (`EventHeader::kind`).
 pub mod kind {
     pub const EXEC: u32 = 1;
