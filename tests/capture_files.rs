@@ -271,6 +271,7 @@ fn a_recording_is_never_written_through_a_planted_link_and_is_private() {
 /// them), and sends the rest: the secret, the application file, the package and libssl opens
 /// (the AI-BOM and the TLS probes need them), the read-write open.
 #[test]
+#[ignore = "the kernel side of the noise filter failed verification (sys_exit_open, EACCES on 6.18) and is taken out until it is fixed"]
 fn runtime_noise_is_left_out_in_the_kernel_and_counted() {
     use agentscope_common::noise_paths::is_droppable;
     require_root();

@@ -1,19 +1,15 @@
 //! File access: `open`, `openat` and `openat2`. Arguments are stashed per thread on entry and
-//! one record is sent on return, with the new fd or `-errno`. Read-only opens of runtime noise
-//! (`agentscope_common::noise_paths`) are counted in `STATS` instead of sent.
+//! one record is sent on return, with the new fd or `-errno`.
 
-use agentscope_common::{kind, noise_paths::NoiseScan, open_syscall, stat, OpenEvent, PATH_LEN};
+use agentscope_common::{kind, open_syscall, OpenEvent, PATH_LEN};
 use aya_ebpf::{
-    helpers::{
-        bpf_probe_read_user,
-        generated::{bpf_loop, bpf_probe_read_user_str},
-    },
+    helpers::{bpf_probe_read_user, generated::bpf_probe_read_user_str},
     macros::{map, tracepoint},
     maps::{HashMap, PerCpuArray},
     programs::TracePointContext,
 };
 
-use crate::emit::{bump, submit};
+use crate::emit::submit;
 use crate::pipes::forget_pipe;
 use crate::task::{current_ids, fill_header, tp_arg, tp_ret, traced};
 
@@ -116,52 +112,7 @@ fn open_exit(ctx: &TracePointContext) {
     if n >= PATH_LEN as i64 {
         event.path_len = PATH_LEN as u32;
     }
-    if is_runtime_noise(event) {
-        bump(stat::NOISE_OPENS_FILTERED, 1);
-        return;
-    }
     submit(event as *const OpenEvent, core::mem::size_of::<OpenEvent>());
-}
-
-/// Flags that make an open a write: never left out.
-const WRITE_FLAGS: i32 = 0o3 /* O_ACCMODE */ | 0o100 /* O_CREAT */ | 0o1000 /* O_TRUNC */;
-const ENOENT: i32 = 2;
-
-/// A read-only open of a runtime-noise path that succeeded or found nothing: what userspace
-/// hides anyway (`noise_paths` says which paths). Other failures (`EACCES`, `EPERM`: a
-/// sandbox or a policy said no) are always sent.
-#[inline(always)]
-fn is_runtime_noise(event: &OpenEvent) -> bool {
-    if event.flags & WRITE_FLAGS != 0 || (event.ret < 0 && event.ret != -ENOENT) {
-        return false;
-    }
-    let len = event.path_len;
-    if len == 0 || len as usize >= PATH_LEN {
-        return false;
-    }
-    let mut scan = NoiseScan::new(len);
-    // One callback per byte: the verifier checks the scan once, not once per position.
-    unsafe {
-        bpf_loop(
-            len,
-            noise_step as *mut core::ffi::c_void,
-            &mut scan as *mut NoiseScan as *mut core::ffi::c_void,
-            0,
-        )
-    };
-    scan.droppable(&event.path)
-}
-
-/// One byte of [`is_runtime_noise`]'s scan of `OPEN_SCRATCH`'s path.
-#[inline(never)]
-unsafe extern "C" fn noise_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let scan = unsafe { &mut *(ctx as *mut NoiseScan) };
-    let Some(event) = OPEN_SCRATCH.get_ptr_mut(0) else {
-        return 1;
-    };
-    let event = unsafe { &*event };
-    scan.step(&event.path, index as usize);
-    0
 }
 
 #[tracepoint]
