@@ -1,14 +1,19 @@
 //! Writing records to the ring buffer: fixed-size records, and payloads split into
 //! `CHUNK_LEN` chunks. Every outcome is counted in `STATS` (emitted, dropped, bytes lost per
-//! direction), so nothing is silently cut.
+//! direction), so nothing is silently cut. Records wake the reader only when the ring is
+//! filling up or the record is urgent (`agentscope_common::ring_wakeup` says why).
 
 use agentscope_common::{
-    data_flags, direction, kind, stat, DataEvent, CHUNK_LEN, DATA_PREFIX_LEN, MAX_CHUNKS,
+    data_flags, direction, kind, ring_wakeup, stat, DataEvent, CHUNK_LEN, DATA_PREFIX_LEN,
+    MAX_CHUNKS,
 };
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     helpers::{
         bpf_ktime_get_boot_ns,
-        generated::{bpf_loop, bpf_probe_read_user as raw_read_user, bpf_ringbuf_output},
+        generated::{
+            bpf_loop, bpf_probe_read_user as raw_read_user, bpf_ringbuf_output, bpf_ringbuf_query,
+        },
     },
     macros::map,
     maps::PerCpuArray,
@@ -30,9 +35,43 @@ pub(crate) fn bump(index: u32, by: u64) {
     }
 }
 
-/// Writes `size` bytes at `record` to the ring buffer, counting the outcome.
+/// Whether a record may wait for the reader's next look at the ring buffer: not when the ring
+/// holds more than `1 / 2^AVAIL_SHIFT` of its size, where the reader must catch up before it
+/// fills (the kernel's default, waking only a reader that has read everything, never wakes
+/// one that is behind).
+#[inline(always)]
+fn wake_flags() -> u64 {
+    let ring = core::ptr::addr_of!(EVENTS) as *mut core::ffi::c_void;
+    let (avail, size) = unsafe {
+        (
+            bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA as u64),
+            bpf_ringbuf_query(ring, BPF_RB_RING_SIZE as u64),
+        )
+    };
+    if avail > size >> ring_wakeup::AVAIL_SHIFT {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+/// Writes `size` bytes at `record` to the ring buffer, counting the outcome. The reader is
+/// woken only when the ring is filling up: otherwise it reads the record at its next look
+/// (within `ring_wakeup::READER_POLL_MS`).
 #[inline(always)]
 pub(crate) fn submit<T>(record: *const T, size: usize) -> bool {
+    output(record, size, wake_flags())
+}
+
+/// Writes a record the collector must act on at once (an exec, an enforcement verdict),
+/// waking the reader.
+#[inline(always)]
+pub(crate) fn submit_urgent<T>(record: *const T, size: usize) -> bool {
+    output(record, size, BPF_RB_FORCE_WAKEUP as u64)
+}
+
+#[inline(always)]
+fn output<T>(record: *const T, size: usize, flags: u64) -> bool {
     if stopping() {
         return false;
     }
@@ -41,7 +80,7 @@ pub(crate) fn submit<T>(record: *const T, size: usize) -> bool {
             core::ptr::addr_of!(EVENTS) as *mut core::ffi::c_void,
             record as *mut core::ffi::c_void,
             size as u64,
-            0,
+            flags,
         )
     };
     if ret == 0 {
@@ -57,6 +96,12 @@ pub(crate) fn submit<T>(record: *const T, size: usize) -> bool {
 #[inline(always)]
 pub(crate) fn submit_value<T>(record: &T) -> bool {
     submit(record as *const T, core::mem::size_of::<T>())
+}
+
+/// Emits a fixed-size urgent record built on the stack (see [`submit_urgent`]).
+#[inline(always)]
+pub(crate) fn submit_value_urgent<T>(record: &T) -> bool {
+    submit_urgent(record as *const T, core::mem::size_of::<T>())
 }
 
 /// State shared with [`emit_chunk`] through `bpf_loop`.

@@ -24,7 +24,7 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 
-use crate::emit::submit_value;
+use crate::emit::submit_value_urgent;
 use crate::task::fill_header;
 
 /// Cgroup v2 id (a container's cgroup) → agent id.
@@ -180,7 +180,7 @@ fn decide<const V6: bool>(ctx: &SockAddrContext, hook: u16) -> i32 {
         kind::ENFORCE,
         core::mem::size_of::<EnforceEvent>(),
     );
-    submit_value(&event);
+    submit_value_urgent(&event);
     if enforcing {
         DENY
     } else {

@@ -31,7 +31,7 @@ use aya_ebpf::{
     EbpfContext as _,
 };
 
-use crate::emit::submit_value;
+use crate::emit::submit_value_urgent;
 use crate::enforce::{governed_agent, AGENT_POLICIES};
 use crate::enforce_file::offset;
 use crate::fd_file::kernel_read;
@@ -124,7 +124,7 @@ pub fn enforce_sched_process_exec(ctx: TracePointContext) -> u32 {
             // SAFETY: both are PATH_LEN bytes, 8-byte aligned in their map values.
             unsafe { core::ptr::write_volatile(to.add(i), core::ptr::read_volatile(from.add(i))) };
         }
-        submit_value(event);
+        submit_value_urgent(event);
     }
     if enforcing {
         // SAFETY: a helper call; it signals the current task (the new image).

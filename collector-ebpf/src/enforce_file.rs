@@ -27,7 +27,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 
-use crate::emit::submit_value;
+use crate::emit::submit_value_urgent;
 use crate::enforce::{governed_agent, AGENT_POLICIES};
 use crate::fd_file::{fd_file_ptr, kernel_read};
 use crate::task::{config, fill_header, tp_ret};
@@ -143,7 +143,7 @@ fn judge_open(ctx: &TracePointContext, syscall: u16) -> Option<()> {
         kind::ENFORCE_FILE,
         core::mem::size_of::<EnforceFileEvent>(),
     );
-    submit_value(&event);
+    submit_value_urgent(&event);
     if enforcing {
         // SAFETY: a helper call; it signals the current process, which has not returned
         // from the open yet.

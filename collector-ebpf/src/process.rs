@@ -15,7 +15,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 
-use crate::emit::{submit, submit_value};
+use crate::emit::{submit_urgent, submit_value};
 use crate::maps::{PARENTS, TARGETS};
 use crate::output_tracking::forget_consumer;
 use crate::pipes::{sweep_fds, FdSweep, INHERITED_FDS, SWEEP_EXEC, SWEEP_INHERIT};
@@ -165,7 +165,8 @@ fn exec_exit(ctx: &TracePointContext) {
             core::mem::size_of::<ExecEvent>(),
         );
         event.ppid = unsafe { PARENTS.get(&tgid) }.copied().unwrap_or(0);
-        submit(event as *const ExecEvent, core::mem::size_of::<ExecEvent>());
+        // Urgent: the collector looks at the new binary for TLS libraries before it talks.
+        submit_urgent(event as *const ExecEvent, core::mem::size_of::<ExecEvent>());
         sweep_fds(&mut FdSweep {
             tgid,
             parent: 0,

@@ -40,6 +40,8 @@ pub const DNS_LEN: usize = 512;
 /// and ALPN are there whatever order the client puts its extensions in.
 pub const TLS_HELLO_LEN: usize = 2048;
 
+pub mod noise_paths;
+
 /// Record kinds (`EventHeader::kind`).
 pub mod kind {
     pub const EXEC: u32 = 1;
@@ -256,7 +258,28 @@ pub mod stat {
     /// TLS application-data records decrypted by a located rustls AEAD whose connection could
     /// not be proven (no read of a TLS socket just before, on the same thread): not emitted.
     pub const TLS_UNBOUND: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// Successful read-only opens of runtime noise (`noise_paths`) the kernel left out: what
+    /// userspace would have hidden anyway, counted so the summary says how many.
+    pub const NOISE_OPENS_FILTERED: u32 = 8;
+    pub const COUNT: u32 = 9;
+}
+
+/// When a record wakes the collector's reader (collector-ebpf `emit.rs`), and how often the
+/// reader looks at the ring buffer without being woken (crates/kernel `read_batch`).
+///
+/// A wake-up per record costs the writing process an irq_work and the reader a trip through
+/// epoll for every record it reads while it keeps up (thousands a second for a busy agent).
+/// Records are written without waking the reader unless the ring holds more than
+/// `1 / 2^AVAIL_SHIFT` of its size (then the reader must hurry, or the ring fills and records
+/// are dropped), or the record is urgent (an exec, whose binary the collector must look at for
+/// TLS libraries before it talks; an enforcement verdict, which the disarmer acts on). The
+/// reader reads the ring at least every `READER_POLL_MS`, so no record waits longer than that
+/// (plus the time to read the records before it).
+pub mod ring_wakeup {
+    /// Wake the reader when the ring holds more than `size >> AVAIL_SHIFT` bytes (1/8).
+    pub const AVAIL_SHIFT: u32 = 3;
+    /// The reader reads the ring at least this often, woken or not.
+    pub const READER_POLL_MS: u64 = 10;
 }
 
 /// Indexes into the `CONFIG` array the collector fills before attaching.

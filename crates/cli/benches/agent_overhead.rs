@@ -12,6 +12,11 @@
 //! - `go_static`: tests/agents/https_post in client mode, a static Go binary (crypto/tls probed
 //!   at `Write`'s and `Read`'s stack checks and at `Read`'s copy into the caller's buffer).
 //!
+//! Not in the default set: `python_imports` (tests/agents/python_import_loop.py), whose request
+//! forgets and imports again a set of standard-library modules, as an agent starting up does:
+//! hundreds of file opens a request and no network (the cost of the file hooks and of runtime
+//! noise; the summary's runtime-noise opens left out by the kernel are printed per round).
+//!
 //! Each round measures every agent without a collector, then starts one collector following the
 //! agents (`collect --quiet --no-kubernetes --pid ...`: the whole pipeline runs, nothing is
 //! printed), measures every agent again, stops it and waits for the kernel to unload its
@@ -97,11 +102,11 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Events received and dropped by the kernel, from the summary line `collect` writes to stderr
-/// when it stops (0, 0 if there is none).
-fn kernel_counts(stderr: &str) -> (u64, u64) {
+/// Events received, dropped by the kernel and runtime-noise opens left out by the kernel, from
+/// the summary line `collect` writes to stderr when it stops (0 for what it does not say).
+fn kernel_counts(stderr: &str) -> (u64, u64, u64) {
     let Some(line) = stderr.lines().find_map(|l| l.strip_prefix("summary: ")) else {
-        return (0, 0);
+        return (0, 0, 0);
     };
     let number_before = |marker: &str| -> u64 {
         line.split(marker)
@@ -113,6 +118,7 @@ fn kernel_counts(stderr: &str) -> (u64, u64) {
     (
         number_before(" events received"),
         number_before(" dropped by the kernel"),
+        number_before(" runtime-noise opens left out"),
     )
 }
 
@@ -334,7 +340,7 @@ fn main() {
     const SIZE: &str = "8192";
 
     let mut agents: Vec<Agent> = Vec::new();
-    for name in ["python_openssl", "node", "go_static"] {
+    for name in ["python_openssl", "node", "go_static", "python_imports"] {
         if !wanted.iter().any(|w| w == name) {
             continue;
         }
@@ -342,6 +348,11 @@ fn main() {
             "python_openssl" => {
                 let mut c = Command::new("python3");
                 c.arg(repo.join("tests/agents/https_post_client.py"));
+                c
+            }
+            "python_imports" => {
+                let mut c = Command::new("python3");
+                c.arg(repo.join("tests/agents/python_import_loop.py"));
                 c
             }
             "node" => {
@@ -401,6 +412,7 @@ fn main() {
     let mut hwm_kib = Vec::new();
     let mut events_received = Vec::new();
     let mut events_dropped = Vec::new();
+    let mut noise_left_out = Vec::new();
     for round in 1..=rounds {
         for (i, agent) in agents.iter_mut().enumerate() {
             without[i].push(measure(agent, None));
@@ -414,13 +426,15 @@ fn main() {
         rss_kib.push(status_kib(collector_pid, "VmRSS") as f64);
         hwm_kib.push(status_kib(collector_pid, "VmHWM") as f64);
         let summary = collector.stop();
-        let (received, dropped) = kernel_counts(&summary);
+        let (received, dropped, noise) = kernel_counts(&summary);
         events_received.push(received as f64);
         events_dropped.push(dropped as f64);
+        noise_left_out.push(noise as f64);
         let unload = wait_for_unload(programs_before);
         println!(
             "round {round} collector: {received} events received, {dropped} dropped by the \
-             kernel; probes gone after {:.1} s",
+             kernel, {noise} runtime-noise opens left out by the kernel; probes gone after \
+             {:.1} s",
             unload.as_secs_f64()
         );
         for (i, agent) in agents.iter().enumerate() {
@@ -506,8 +520,10 @@ fn main() {
         show(&hwm_kib, 1024.0, 1),
     );
     println!(
-        "collector events per round: {} received, {} dropped by the kernel",
+        "collector events per round: {} received, {} dropped by the kernel, {} runtime-noise \
+         opens left out by the kernel",
         show(&events_received, 1.0, 0),
         show(&events_dropped, 1.0, 0),
+        show(&noise_left_out, 1.0, 0),
     );
 }

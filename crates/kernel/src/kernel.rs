@@ -202,6 +202,9 @@ pub struct KernelStats {
     /// rustls application-data records decrypted whose connection could not be proven, so
     /// not emitted (`collector-ebpf/src/tls_rustls.rs`).
     pub tls_unbound: u64,
+    /// Successful read-only opens of runtime noise left out by the kernel programs
+    /// (`agentscope_common::noise_paths`): userspace would have hidden them anyway.
+    pub noise_opens_filtered: u64,
     /// Records dropped on each CPU.
     pub dropped_per_cpu: Vec<u64>,
 }
@@ -726,6 +729,7 @@ impl KernelCapture {
         out.consumer_bytes = sum(stat::CONSUMER_BYTES);
         out.tls_rejected = sum(stat::TLS_REJECTED);
         out.tls_unbound = sum(stat::TLS_UNBOUND);
+        out.noise_opens_filtered = sum(stat::NOISE_OPENS_FILTERED);
         if let Ok(values) = stats.get(&stat::DROPPED, 0) {
             out.dropped_per_cpu = values.iter().copied().collect();
         }
@@ -735,6 +739,9 @@ impl KernelCapture {
     /// Waits until records are available, then passes up to `max` of them to `sink`, for at
     /// most `budget` (so a full ring buffer cannot hold the caller away from its signals).
     /// Returns how many were passed.
+    ///
+    /// Most records do not wake the reader (`agentscope_common::ring_wakeup`): it also reads
+    /// the ring every `READER_POLL_MS` without being woken, so a record waits at most that long.
     pub async fn read_batch(
         &mut self,
         max: usize,
@@ -742,16 +749,20 @@ impl KernelCapture {
         mut sink: impl FnMut(&[u8]),
     ) -> Result<usize, CollectorError> {
         loop {
-            let mut guard = self
-                .ring
-                .readable_mut()
-                .await
-                .map_err(|e| CollectorError::RingBuffer(e.to_string()))?;
+            let woken = tokio::time::timeout(READER_POLL, self.ring.readable_mut()).await;
             let until = Instant::now() + budget;
-            let (count, emptied) = drain_ring(guard.get_inner_mut(), max, until, &mut sink);
-            if emptied {
-                guard.clear_ready();
-            }
+            let count = match woken {
+                Ok(guard) => {
+                    let mut guard = guard.map_err(|e| CollectorError::RingBuffer(e.to_string()))?;
+                    let (count, emptied) = drain_ring(guard.get_inner_mut(), max, until, &mut sink);
+                    if emptied {
+                        guard.clear_ready();
+                    }
+                    count
+                }
+                // Not woken: what was written without a wake-up.
+                Err(_) => drain_ring(self.ring.get_mut(), max, until, &mut sink).0,
+            };
             if count > 0 {
                 return Ok(count);
             }
@@ -769,6 +780,9 @@ impl KernelCapture {
         drain_ring(self.ring.get_mut(), max, until, &mut sink)
     }
 }
+
+/// How often [`KernelCapture::read_batch`] reads the ring without being woken.
+const READER_POLL: Duration = Duration::from_millis(agentscope_common::ring_wakeup::READER_POLL_MS);
 
 fn drain_ring(
     ring: &mut RingBuf<MapData>,

@@ -219,4 +219,79 @@ mod tests {
             assert_eq!(located(not_a_package), None, "{not_a_package}");
         }
     }
+
+    /// Every file under `root` (symbolic links not followed below it), at most `limit`.
+    fn files_under(root: &std::path::Path, limit: usize, found: &mut Vec<String>) {
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if found.len() >= limit {
+                    return;
+                }
+                let path = entry.path();
+                if let Some(text) = path.to_str() {
+                    found.push(text.to_string());
+                }
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push(path);
+                }
+            }
+        }
+    }
+
+    /// The kernel leaves out no open this collector reads packages (the AI-BOM) or TLS
+    /// libraries from (nor agent frameworks, which analysis finds under the same package
+    /// directories): on the installed Python packages and libraries of this machine and on
+    /// adversarial names under every droppable prefix.
+    #[test]
+    fn the_kernel_noise_filter_keeps_packages_and_tls_libraries() {
+        use agentscope_common::noise_paths;
+        let mut paths = Vec::new();
+        for root in [
+            "/usr/lib/python3",
+            "/usr/local/lib",
+            "/usr/lib/x86_64-linux-gnu",
+        ] {
+            files_under(std::path::Path::new(root), paths.len() + 50_000, &mut paths);
+        }
+        if let Ok(home) = std::env::var("HOME") {
+            let pyenv = std::path::Path::new(&home).join(".pyenv/versions");
+            files_under(&pyenv, paths.len() + 100_000, &mut paths);
+        }
+        let real_packages = paths
+            .iter()
+            .filter(|p| package_location(p).is_some())
+            .count();
+        for prefix in noise_paths::DROPPABLE_PREFIXES {
+            let prefix = std::str::from_utf8(prefix).unwrap();
+            for tail in noise_paths::ADVERSARIAL_TAILS {
+                paths.push(format!("{prefix}{tail}"));
+            }
+        }
+        for path in &paths {
+            if noise_paths::is_droppable(path.as_bytes()) {
+                assert!(
+                    package_location(path).is_none(),
+                    "the kernel would leave out {path}, a package's file"
+                );
+                assert!(
+                    !crate::tls_targets::looks_like_tls_library(path),
+                    "the kernel would leave out {path}, a TLS library"
+                );
+            }
+        }
+        assert!(
+            paths
+                .iter()
+                .any(|p| crate::tls_targets::looks_like_tls_library(p)),
+            "no libssl found to check"
+        );
+        assert!(
+            real_packages > 100,
+            "only {real_packages} package files found to check"
+        );
+    }
 }

@@ -7,9 +7,13 @@
 //! Kubernetes service-account tokens, `.env` files, private keys, password databases, ...);
 //! runtime noise is what every process reads just to run (shared libraries, interpreter
 //! standard libraries and packages, `/proc`, `/sys`, `/dev`, locale and time-zone data, name
-//! resolution settings), so a view can hide it.
+//! resolution settings), so a view can hide it. The part of runtime noise the kernel programs
+//! leave out is decided once, by `agentscope_common::noise_paths`: those paths are noise here
+//! without further checks (a test below proves none of them is a secret or anything else).
 
 use std::borrow::Cow;
+
+use agentscope_common::noise_paths;
 
 use serde::Serialize;
 
@@ -113,6 +117,15 @@ fn class(category: FileCategory, sensitivity: Sensitivity, label: &'static str) 
 pub fn classify(path: &str) -> FileClass {
     let normalized = normalize(path);
     let path = normalized.as_ref();
+    if noise_paths::is_droppable(path.as_bytes()) {
+        // What the kernel leaves out when it is opened read-only: never a secret by the rules
+        // below (tests::kernel_noise_filter_agrees_with_the_classifier).
+        return noise_class(path).unwrap_or(class(
+            FileCategory::RuntimeNoise,
+            Sensitivity::None,
+            "runtime noise",
+        ));
+    }
     secret_class(path)
         .or_else(|| noise_class(path))
         .or_else(|| system_class(path))
@@ -772,5 +785,91 @@ mod tests {
         ] {
             let _ = classify(path);
         }
+    }
+
+    /// Real files of this machine under the droppable prefixes (and a pyenv's interpreters),
+    /// at most `limit`, symbolic links not followed below the roots.
+    pub(crate) fn files_under_droppable_prefixes(limit: usize) -> Vec<String> {
+        let mut roots: Vec<std::path::PathBuf> = noise_paths::DROPPABLE_PREFIXES
+            .iter()
+            .map(|p| std::path::PathBuf::from(std::str::from_utf8(p).unwrap()))
+            .collect();
+        roots.push("/etc".into());
+        if let Ok(home) = std::env::var("HOME") {
+            roots.push(std::path::Path::new(&home).join(".pyenv/versions"));
+        }
+        let mut found = Vec::new();
+        let mut pending = roots;
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if found.len() >= limit {
+                    return found;
+                }
+                let path = entry.path();
+                let Some(text) = path.to_str() else { continue };
+                found.push(text.to_string());
+                if entry.file_type().is_ok_and(|t| t.is_dir())
+                    && dir != std::path::Path::new("/etc")
+                {
+                    pending.push(path);
+                }
+            }
+        }
+        found
+    }
+
+    /// What the kernel leaves out is a subset of what the rest of this classifier calls
+    /// runtime noise and never a secret: on this machine's real files under the droppable
+    /// prefixes, and on adversarial names (secrets by name, hidden directories, `..`) under
+    /// every prefix.
+    #[test]
+    fn kernel_noise_filter_agrees_with_the_classifier() {
+        let mut paths = files_under_droppable_prefixes(200_000);
+        let real = paths.len();
+        let stdlib_roots = [
+            "/usr/lib/python3.11/",
+            "/root/.pyenv/versions/3.11.7/lib/python3.11/",
+            "/home/u/.pyenv/versions/3.12.1/lib/python3.12/",
+        ];
+        for prefix in noise_paths::DROPPABLE_PREFIXES
+            .iter()
+            .map(|p| std::str::from_utf8(p).unwrap())
+            .chain(stdlib_roots)
+        {
+            for tail in noise_paths::ADVERSARIAL_TAILS {
+                paths.push(format!("{prefix}{tail}"));
+                paths.push(format!("{prefix}x86_64-linux-gnu/{tail}"));
+            }
+        }
+        let mut dropped = 0;
+        for path in &paths {
+            if !noise_paths::is_droppable(path.as_bytes()) {
+                continue;
+            }
+            dropped += 1;
+            let normalized = normalize(path);
+            assert_eq!(
+                secret_class(&normalized),
+                None,
+                "the kernel would leave out the secret {path}"
+            );
+            assert!(
+                noise_class(&normalized).is_some(),
+                "the kernel would leave out {path}, which is not runtime noise"
+            );
+        }
+        // The test looked at something: real libraries and the adversarial names' noise.
+        assert!(
+            real > 1000,
+            "only {real} files found under the droppable prefixes"
+        );
+        assert!(
+            dropped > 1000,
+            "only {dropped} of {} paths droppable",
+            paths.len()
+        );
     }
 }
