@@ -2,6 +2,9 @@
 //! reads just to run (shared libraries, the interpreter's standard library, locale and time
 //! zone data, the dynamic linker's cache, `/sys`), decided here once for both sides.
 //!
+//! Only userspace uses it today: the kernel hook that would drop these opens failed
+//! verification on 6.18 and is not in the programs (DEVELOPERS.md, "Runtime noise").
+//!
 //! The userspace classifier (`crates/reconstruct/src/file_access.rs`) hides every such path as
 //! runtime noise, and its prefixes for libraries, locale and time-zone data are these
 //! constants; what the kernel drops must be a subset of what userspace would hide anyway and

@@ -15,7 +15,7 @@
 //! Not in the default set: `python_imports` (tests/agents/python_import_loop.py), whose request
 //! forgets and imports again a set of standard-library modules, as an agent starting up does:
 //! hundreds of file opens a request and no network (the cost of the file hooks and of runtime
-//! noise; the summary's runtime-noise opens left out by the kernel are printed per round).
+//! noise).
 //!
 //! Each round measures every agent without a collector, then starts one collector following the
 //! agents (`collect --quiet --no-kubernetes --pid ...`: the whole pipeline runs, nothing is
@@ -102,11 +102,11 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Events received, dropped by the kernel and runtime-noise opens left out by the kernel, from
-/// the summary line `collect` writes to stderr when it stops (0 for what it does not say).
-fn kernel_counts(stderr: &str) -> (u64, u64, u64) {
+/// Events received and dropped by the kernel, from the summary line `collect` writes to stderr
+/// when it stops (0 for what it does not say).
+fn kernel_counts(stderr: &str) -> (u64, u64) {
     let Some(line) = stderr.lines().find_map(|l| l.strip_prefix("summary: ")) else {
-        return (0, 0, 0);
+        return (0, 0);
     };
     let number_before = |marker: &str| -> u64 {
         line.split(marker)
@@ -118,7 +118,6 @@ fn kernel_counts(stderr: &str) -> (u64, u64, u64) {
     (
         number_before(" events received"),
         number_before(" dropped by the kernel"),
-        number_before(" runtime-noise opens left out"),
     )
 }
 
@@ -412,7 +411,6 @@ fn main() {
     let mut hwm_kib = Vec::new();
     let mut events_received = Vec::new();
     let mut events_dropped = Vec::new();
-    let mut noise_left_out = Vec::new();
     for round in 1..=rounds {
         for (i, agent) in agents.iter_mut().enumerate() {
             without[i].push(measure(agent, None));
@@ -426,15 +424,13 @@ fn main() {
         rss_kib.push(status_kib(collector_pid, "VmRSS") as f64);
         hwm_kib.push(status_kib(collector_pid, "VmHWM") as f64);
         let summary = collector.stop();
-        let (received, dropped, noise) = kernel_counts(&summary);
+        let (received, dropped) = kernel_counts(&summary);
         events_received.push(received as f64);
         events_dropped.push(dropped as f64);
-        noise_left_out.push(noise as f64);
         let unload = wait_for_unload(programs_before);
         println!(
             "round {round} collector: {received} events received, {dropped} dropped by the \
-             kernel, {noise} runtime-noise opens left out by the kernel; probes gone after \
-             {:.1} s",
+             kernel; probes gone after {:.1} s",
             unload.as_secs_f64()
         );
         for (i, agent) in agents.iter().enumerate() {
@@ -520,10 +516,8 @@ fn main() {
         show(&hwm_kib, 1024.0, 1),
     );
     println!(
-        "collector events per round: {} received, {} dropped by the kernel, {} runtime-noise \
-         opens left out by the kernel",
+        "collector events per round: {} received, {} dropped by the kernel",
         show(&events_received, 1.0, 0),
         show(&events_dropped, 1.0, 0),
-        show(&noise_left_out, 1.0, 0),
     );
 }

@@ -202,9 +202,6 @@ pub struct KernelStats {
     /// rustls application-data records decrypted whose connection could not be proven, so
     /// not emitted (`collector-ebpf/src/tls_rustls.rs`).
     pub tls_unbound: u64,
-    /// Successful read-only opens of runtime noise left out by the kernel programs
-    /// (`agentscope_common::noise_paths`): userspace would have hidden them anyway.
-    pub noise_opens_filtered: u64,
     /// Records dropped on each CPU.
     pub dropped_per_cpu: Vec<u64>,
 }
@@ -729,7 +726,6 @@ impl KernelCapture {
         out.consumer_bytes = sum(stat::CONSUMER_BYTES);
         out.tls_rejected = sum(stat::TLS_REJECTED);
         out.tls_unbound = sum(stat::TLS_UNBOUND);
-        out.noise_opens_filtered = sum(stat::NOISE_OPENS_FILTERED);
         if let Ok(values) = stats.get(&stat::DROPPED, 0) {
             out.dropped_per_cpu = values.iter().copied().collect();
         }
