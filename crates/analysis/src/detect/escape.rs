@@ -504,6 +504,28 @@ impl Detector {
     }
 }
 
+/// A syscall record on fd 3 for tests; a ptrace of `target` seizes it.
+#[cfg(test)]
+pub(crate) fn test_syscall(
+    syscall: agentscope_event::escape_syscall::EscapeSyscallName,
+    ret: i64,
+    target: Option<u32>,
+) -> agentscope_event::escape_syscall::EscapeSyscall {
+    agentscope_event::escape_syscall::EscapeSyscall {
+        syscall,
+        ret,
+        namespaces: vec![],
+        path: None,
+        path2: None,
+        fstype: None,
+        flags: 0,
+        fd: Some(3),
+        target_pid: target,
+        request: target.map(|_| "seize".to_string()),
+        path_truncated: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,7 +538,7 @@ mod tests {
     /// which, so a refused or merely attempted load never reads as a loaded module.
     #[test]
     fn the_line_says_whether_it_was_done_refused_or_only_asked_for() {
-        use agentscope_event::escape_syscall::{EscapeSyscall, EscapeSyscallName};
+        use agentscope_event::escape_syscall::EscapeSyscallName;
         let command = exec_sighting("/usr/sbin/insmod", &argv("insmod /tmp/x.ko")).unwrap();
         assert_eq!(
             command.line(),
@@ -524,19 +546,7 @@ mod tests {
         );
         let syscall = |ret: i64| {
             syscall_sighting(
-                &EscapeSyscall {
-                    syscall: EscapeSyscallName::FinitModule,
-                    ret,
-                    namespaces: vec![],
-                    path: None,
-                    path2: None,
-                    fstype: None,
-                    flags: 0,
-                    fd: Some(3),
-                    target_pid: None,
-                    request: None,
-                    path_truncated: false,
-                },
+                &test_syscall(EscapeSyscallName::FinitModule, ret, None),
                 false,
             )
             .unwrap()

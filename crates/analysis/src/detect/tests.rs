@@ -312,7 +312,7 @@ fn escape_syscalls_are_findings_of_one_incident_and_own_tree_ptrace_is_not() {
     use crate::process_table::ProcessTable;
     use crate::reconstruct::llm::{LlmApi, LlmCall, Usage};
     use crate::reconstruct::{Actor, EventRange, Observation, ObservationKind};
-    use agentscope_event::escape_syscall::{EscapeSyscall, EscapeSyscallName};
+    use agentscope_event::escape_syscall::EscapeSyscallName;
 
     let observation = |index: u64, pid: u32, kind: ObservationKind| Observation {
         ts_ns: 1_000 + index,
@@ -357,19 +357,7 @@ fn escape_syscalls_are_findings_of_one_incident_and_own_tree_ptrace_is_not() {
     };
     let syscall = |name: EscapeSyscallName, ret: i64, target: Option<u32>, lineage: Vec<u32>| {
         ObservationKind::EscapeSyscall {
-            call: Box::new(EscapeSyscall {
-                syscall: name,
-                ret,
-                namespaces: vec![],
-                path: None,
-                path2: None,
-                fstype: None,
-                flags: 0,
-                fd: Some(3),
-                target_pid: target,
-                request: target.map(|_| "seize".to_string()),
-                path_truncated: false,
-            }),
+            call: Box::new(crate::detect::escape::test_syscall(name, ret, target)),
             target_lineage: lineage,
         }
     };
