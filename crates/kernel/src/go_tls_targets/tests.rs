@@ -435,6 +435,12 @@ mod stack_check {
         ]
     }
 
+    /// `body` followed by the morestack stub it branches to.
+    fn with_stub(mut body: Vec<Part>) -> Vec<Part> {
+        body.extend(stub());
+        body
+    }
+
     /// What `find` finds in `parts` assembled and decoded as a function at `ENTRY` (given the
     /// labels' offsets), with the labels' offsets.
     fn find_in(
@@ -477,35 +483,22 @@ mod stack_check {
 
     #[test]
     fn small_big_and_huge_frames_are_recognised() {
-        let [s0, s1, s2, s3, s4] = stub();
-        expect_probe(&[
+        expect_probe(&with_stub(vec![
             Label("entry"),
             Raw(CMP_SP_GUARD),
             Label("probe"),
             Jbe("stub"),
             Raw(BODY),
-            s0,
-            s1,
-            s2,
-            s3,
-            s4,
-        ]);
-        let [s0, s1, s2, s3, s4] = stub();
-        expect_probe(&[
+        ]));
+        expect_probe(&with_stub(vec![
             Label("entry"),
             Raw(LEA_R12),
             Raw(CMP_R12_GUARD),
             Label("probe"),
             Jbe("stub"),
             Raw(BODY),
-            s0,
-            s1,
-            s2,
-            s3,
-            s4,
-        ]);
-        let [s0, s1, s2, s3, s4] = stub();
-        expect_probe(&[
+        ]));
+        expect_probe(&with_stub(vec![
             Label("entry"),
             Raw(MOV_R12_SP),
             Raw(SUB_R12),
@@ -514,12 +507,7 @@ mod stack_check {
             Label("probe"),
             Jbe("stub"),
             Raw(BODY),
-            s0,
-            s1,
-            s2,
-            s3,
-            s4,
-        ]);
+        ]));
         // The short JBE, as a function whose stub is near emits it.
         expect_probe(&[
             Label("entry"),
@@ -538,64 +526,44 @@ mod stack_check {
     #[test]
     fn anything_else_is_not_trusted() {
         // No check (a NOSPLIT-like function).
-        let [s0, s1, s2, s3, s4] = stub();
         expect_none(
-            &[Label("entry"), Raw(BODY), s0, s1, s2, s3, s4],
+            &with_stub(vec![Label("entry"), Raw(BODY)]),
             "no stack-growth check",
         );
         // Compared with another field of g.
-        let [s0, s1, s2, s3, s4] = stub();
         expect_none(
-            &[
+            &with_stub(vec![
                 Label("entry"),
                 Raw(&[0x49, 0x3b, 0x66, 0x18]),
                 Jbe("stub"),
                 Raw(BODY),
-                s0,
-                s1,
-                s2,
-                s3,
-                s4,
-            ],
+            ]),
             "no stack-growth check",
         );
         // An argument register changed before the check.
-        let [s0, s1, s2, s3, s4] = stub();
         expect_none(
-            &[
+            &with_stub(vec![
                 Label("entry"),
                 Raw(&[0x4c, 0x8d, 0x63, 0x98]), // lea r12, [rbx-0x68]
                 Raw(CMP_R12_GUARD),
                 Jbe("stub"),
                 Raw(BODY),
-                s0,
-                s1,
-                s2,
-                s3,
-                s4,
-            ],
+            ]),
             "no stack-growth check",
         );
         // The check is not followed by a JBE.
-        let [s0, s1, s2, s3, s4] = stub();
         expect_none(
-            &[
+            &with_stub(vec![
                 Label("entry"),
                 Raw(CMP_SP_GUARD),
                 Jb("stub"),
                 Raw(BODY),
-                s0,
-                s1,
-                s2,
-                s3,
-                s4,
-            ],
+            ]),
             "no JBE",
         );
         // The huge form's JB and JBE go to different places.
-        let [s0, s1, s2, s3, s4] = stub();
         expect_none(
-            &[
+            &with_stub(vec![
                 Label("entry"),
                 Raw(MOV_R12_SP),
                 Raw(SUB_R12),
@@ -604,12 +572,7 @@ mod stack_check {
                 Jbe("stub"),
                 Label("probe"),
                 Raw(BODY),
-                s0,
-                s1,
-                s2,
-                s3,
-                s4,
-            ],
+            ]),
             "two places",
         );
         // The stub returns instead of starting the function again.
@@ -644,9 +607,8 @@ mod stack_check {
         );
         // A loop in the body comes back to the check.
         for back_to in ["entry", "jbe"] {
-            let [s0, s1, s2, s3, s4] = stub();
             expect_none(
-                &[
+                &with_stub(vec![
                     Label("entry"),
                     Raw(CMP_SP_GUARD),
                     Label("jbe"),
@@ -655,29 +617,18 @@ mod stack_check {
                     Raw(&[0x48, 0xff, 0xc8]), // dec rax
                     Jbe(back_to),
                     Raw(BODY),
-                    s0,
-                    s1,
-                    s2,
-                    s3,
-                    s4,
-                ],
+                ]),
                 "goes back into its stack-growth check",
             );
         }
         // A JBE in a form other than the kernel emulates exactly.
-        let [s0, s1, s2, s3, s4] = stub();
         expect_none(
-            &[
+            &with_stub(vec![
                 Label("entry"),
                 Raw(CMP_SP_GUARD),
                 JbeHinted("stub"),
                 Raw(BODY),
-                s0,
-                s1,
-                s2,
-                s3,
-                s4,
-            ],
+            ]),
             "unusual encoding",
         );
     }
