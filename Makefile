@@ -49,10 +49,14 @@ image: setup
 	$(CARGO) build --release --locked
 	bash scripts/build-image.sh release
 
-# Unit tests and property tests of every crate.
+# The other crates' integration tests: recordings replayed through the pipeline, no privilege.
+UNPRIVILEGED_TESTS := detection_on_recordings concurrent_sessions memory_at_scale
+
+# Unit tests and property tests of every crate, then the unprivileged integration tests.
+# (`make test` builds and runs the same tests in scripts/e2e-beside-clippy.sh instead.)
 test-unit: setup
 	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --lib --bins
-	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --test detection_on_recordings --test concurrent_sessions --test memory_at_scale
+	time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf $(UNPRIVILEGED_TESTS:%=--test %)
 
 # Userspace builds and its non-privileged tests pass without the eBPF toolchain (DEVELOPERS.md,
 # "Working on userspace only"). Not part of `make test`: the only code that differs under
@@ -132,13 +136,15 @@ E2E_TESTS := $(E2E_ALONE) $(E2E_SHARED)
 test-e2e: setup
 	time $(CARGO) test --locked --no-fail-fast --workspace --exclude agentscope-collector-ebpf $(E2E_TESTS:%=--test %) -- --test-threads=1
 
-# `make test` runs the end-to-end files and clippy together: the files keep about one core
-# busy, clippy's check pass takes the other (scripts/e2e-beside-clippy.sh says how).
+# `make test` builds every test in one cargo run, then runs the end-to-end files while clippy,
+# then the unit tests and the unprivileged integration tests, run beside them: the files keep
+# about one core busy, clippy's check pass takes the other, and clippy ends before the files
+# do (scripts/e2e-beside-clippy.sh says how).
 test-e2e-beside-clippy: setup
-	bash scripts/check-e2e-lists.sh $(E2E_TESTS)
-	time bash scripts/e2e-beside-clippy.sh --alone $(E2E_ALONE) --shared $(E2E_SHARED)
+	bash scripts/check-e2e-lists.sh $(E2E_TESTS) --unprivileged $(UNPRIVILEGED_TESTS)
+	time bash scripts/e2e-beside-clippy.sh --unit --beside $(UNPRIVILEGED_TESTS) --alone $(E2E_ALONE) --shared $(E2E_SHARED)
 
-test: fmt-check test-unit test-e2e-beside-clippy
+test: fmt-check test-e2e-beside-clippy
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

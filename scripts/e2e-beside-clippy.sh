@@ -21,9 +21,19 @@
 #    two cores busy on average), their collectors follow their own processes only, and they
 #    assert no timing.
 #
-# Usage: scripts/e2e-beside-clippy.sh --alone TEST_NAME... --shared TEST_NAME...
-# Prints each file's result, then clippy's output; fails if any test file or clippy failed
-# (every file runs whatever happened to the others).
+# 3. Beside both phases, after clippy: with --unit, the unit tests of every crate (`--lib
+#    --bins`), then the --beside files (other crates' integration tests: recordings replayed
+#    through the pipeline, no privilege). They are built in the same `cargo test --no-run` as
+#    the end-to-end files (one build keeps both cores busy to its end, where two builds in a
+#    row each idled one core at their tail) and run where clippy leaves a core free: clippy
+#    ends before the alone files do. Each runs from its package's directory with
+#    INSTA_WORKSPACE_ROOT set (insta otherwise asks `cargo metadata` at run time), so they see
+#    what `cargo test` would show them.
+#
+# Usage: scripts/e2e-beside-clippy.sh [--unit] [--beside TEST_NAME...] --alone TEST_NAME...
+#        --shared TEST_NAME...
+# Prints each file's result, then what ran beside (clippy's output, the unit tests'); fails if
+# any test file, unit test or clippy failed (everything runs whatever happened to the others).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CARGO="${CARGO:-cargo}"
@@ -32,38 +42,76 @@ lanes="${E2E_SHARED_LANES:-3}"
 case "$lanes" in
   '' | *[!0-9]* | 0) echo "E2E_SHARED_LANES must be a positive number, not '$lanes'" >&2; exit 2 ;;
 esac
+usage="usage: $0 [--unit] [--beside TEST_NAME...] --alone TEST_NAME... --shared TEST_NAME..."
 alone=()
 shared=()
+beside=()
+unit=0
 list=
 for arg in "$@"; do
   case "$arg" in
     --alone) list=alone ;;
     --shared) list=shared ;;
+    --beside) list=beside ;;
+    --unit) unit=1; list= ;;
     *)
       case "$list" in
         alone) alone+=("$arg") ;;
         shared) shared+=("$arg") ;;
-        *) echo "usage: $0 --alone TEST_NAME... --shared TEST_NAME..." >&2; exit 2 ;;
+        beside) beside+=("$arg") ;;
+        *) echo "$usage" >&2; exit 2 ;;
       esac
       ;;
   esac
 done
 all=("${alone[@]}" "${shared[@]}")
-[ ${#all[@]} -gt 0 ] || { echo "usage: $0 --alone TEST_NAME... --shared TEST_NAME..." >&2; exit 2; }
+[ ${#all[@]} -gt 0 ] || { echo "$usage" >&2; exit 2; }
+repo=$(pwd)
 
 target_dir=$("$CARGO" metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 work="$target_dir/e2e-beside-clippy"
 mkdir -p "$work"
 
 test_args=()
-for name in "${all[@]}"; do test_args+=(--test "$name"); done
+for name in "${all[@]}" "${beside[@]}"; do test_args+=(--test "$name"); done
+[ "$unit" -eq 0 ] || test_args+=(--lib --bins)
 
 echo "e2e: building the test binaries"
 time "$CARGO" test --locked --no-run --workspace --exclude agentscope-collector-ebpf \
   "${test_args[@]}" --message-format=json-render-diagnostics >"$work/build.json" || {
-  echo "e2e: building the end-to-end tests failed" >&2
+  echo "e2e: building the tests failed" >&2
   exit 1
 }
+# What runs beside, after clippy: each unit-test binary (a crate's lib or bin built as a test),
+# then each --beside file, as "DIRECTORY<TAB>EXECUTABLE" (the directory of its package, where
+# `cargo test` runs it).
+python3 - "$work/build.json" "$unit" "${beside[@]}" >"$work/beside.list" <<'PY' || exit 1
+import json, os, sys
+path, unit, names = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
+units, files = [], {}
+for line in open(path):
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if msg.get("reason") != "compiler-artifact" or not msg.get("executable") \
+            or not msg["profile"]["test"]:
+        continue
+    directory = os.path.dirname(msg["manifest_path"])
+    kinds = msg["target"]["kind"]
+    if "test" in kinds:
+        files[msg["target"]["name"]] = (directory, msg["executable"])
+    elif unit:
+        units.append((directory, msg["executable"]))
+if unit and not units:
+    sys.exit("e2e: --unit, but the build made no unit-test binary")
+for directory, executable in sorted(units, key=lambda u: u[1]):
+    print(f"{directory}\t{executable}")
+for name in names:
+    if name not in files:
+        sys.exit(f"e2e: no test binary for {name}")
+    print("\t".join(files[name]))
+PY
 # The executable of each requested test target, in the order asked.
 mapfile -t binaries < <(python3 - "$work/build.json" "${all[@]}" <<'PY'
 import json, sys
@@ -86,16 +134,36 @@ PY
 declare -A binary_of
 for i in "${!all[@]}"; do binary_of[${all[$i]}]=${binaries[$i]}; done
 
-echo "e2e: clippy runs beside the tests (its output follows them)"
-# AYA_BUILD_SKIP: clippy's build-script run is its own (clippy's wrapper is part of its
-# fingerprint), so without it the kernel programs would be built a second time for a pass that
-# only reads Rust source; the kernel programs' crate is not linted by this pass either way.
+echo "e2e: clippy runs beside the tests, then the unit tests (their output follows the tests')"
+# One lane beside the test files: clippy, then the unit tests and the --beside files, each
+# printed whole into one log; clippy's exit status goes to $work/clippy.status, the names of
+# the unit-test binaries and files that failed to $work/beside.failed.
+: >"$work/beside.failed"
 (
-  time AYA_BUILD_SKIP=1 "$CARGO" clippy --locked --workspace --exclude agentscope-collector-ebpf --all-targets -- -D warnings
-) >"$work/clippy.log" 2>&1 &
-clippy_pid=$!
-# Stop clippy if this script is interrupted.
-trap 'kill "$clippy_pid" 2>/dev/null' EXIT
+  # AYA_BUILD_SKIP: clippy's build-script run is its own (clippy's wrapper is part of its
+  # fingerprint), so without it the kernel programs would be built a second time for a pass
+  # that only reads Rust source; the kernel programs' crate is not linted by this pass either
+  # way.
+  status=0
+  (
+    time AYA_BUILD_SKIP=1 "$CARGO" clippy --locked --workspace --exclude agentscope-collector-ebpf --all-targets -- -D warnings
+  ) >"$work/clippy.log" 2>&1 || status=$?
+  echo "$status" >"$work/clippy.status"
+  began=$(date +%s)
+  while IFS=$'\t' read -r directory executable; do
+    [ -n "$executable" ] || continue
+    one_began=$(date +%s)
+    status=0
+    (cd "$directory" && INSTA_WORKSPACE_ROOT="$repo" "$executable") >"$work/beside.one.log" 2>&1 || status=$?
+    echo "     Running ${executable#"$target_dir"/} in ${directory#"$repo"/} ($(($(date +%s) - one_began)) s wall)"
+    cat "$work/beside.one.log"
+    if [ "$status" -ne 0 ]; then echo "${executable##*/}" >>"$work/beside.failed"; fi
+  done <"$work/beside.list"
+  echo "e2e: the unit tests and the --beside files took $(($(date +%s) - began)) s after clippy"
+) >"$work/beside.log" 2>&1 &
+beside_pid=$!
+# Stop clippy and what follows it if this script is interrupted.
+trap 'kill "$beside_pid" 2>/dev/null' EXIT
 
 # One file: its output to its own log, printed whole (under a lock, so two lanes never
 # interleave) when it ends; a failure is recorded in $work/failed.
@@ -143,18 +211,27 @@ echo "e2e: the shared files took $(($(date +%s) - alone_end)) s in $lanes lanes"
 echo "e2e: the test files took $(($(date +%s) - start)) s"
 mapfile -t failed <"$work/failed"
 
-clippy_status=0
-wait "$clippy_pid" || clippy_status=$?
+wait "$beside_pid"
 trap - EXIT
+clippy_status=$(cat "$work/clippy.status" 2>/dev/null || echo "no status")
 echo "e2e: clippy's output:"
 cat "$work/clippy.log"
+if [ -s "$work/beside.list" ]; then
+  echo "e2e: the unit tests' and the --beside files' output:"
+  cat "$work/beside.log"
+fi
+mapfile -t beside_failed <"$work/beside.failed"
 
 status=0
 if [ ${#failed[@]} -gt 0 ]; then
   echo "e2e: FAILED test files: ${failed[*]}" >&2
   status=1
 fi
-if [ "$clippy_status" -ne 0 ]; then
+if [ ${#beside_failed[@]} -gt 0 ]; then
+  echo "e2e: FAILED beside the end-to-end files: ${beside_failed[*]}" >&2
+  status=1
+fi
+if [ "$clippy_status" != 0 ]; then
   echo "e2e: clippy FAILED (exit $clippy_status)" >&2
   status=1
 fi
