@@ -82,12 +82,15 @@ time "$CARGO" test --locked --no-run --workspace --exclude agentscope-collector-
   echo "e2e: building the tests failed" >&2
   exit 1
 }
-# What runs beside, after clippy: each unit-test binary (a crate's lib or bin built as a test),
-# then each --beside file, as "DIRECTORY<TAB>EXECUTABLE" (the directory of its package, where
-# `cargo test` runs it).
-python3 - "$work/build.json" "$unit" "${beside[@]}" >"$work/beside.list" <<'PY' || exit 1
+# One pass over the build's messages: the executable of each end-to-end file asked (printed,
+# in the order asked), and what runs beside, after clippy (written to beside.list as
+# "DIRECTORY<TAB>EXECUTABLE", the directory of its package, where `cargo test` runs it): each
+# unit-test binary (a crate's lib or bin built as a test), then each --beside file.
+mapfile -t binaries < <(python3 - "$work/build.json" "$work/beside.list" "$unit" "${#beside[@]}" \
+  "${beside[@]}" "${all[@]}" <<'PY'
 import json, os, sys
-path, unit, names = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
+path, beside_list, unit, count = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+beside, e2e = sys.argv[5:5 + count], sys.argv[5 + count:]
 units, files = [], {}
 for line in open(path):
     try:
@@ -97,37 +100,21 @@ for line in open(path):
     if msg.get("reason") != "compiler-artifact" or not msg.get("executable") \
             or not msg["profile"]["test"]:
         continue
-    directory = os.path.dirname(msg["manifest_path"])
-    kinds = msg["target"]["kind"]
-    if "test" in kinds:
-        files[msg["target"]["name"]] = (directory, msg["executable"])
+    entry = (os.path.dirname(msg["manifest_path"]), msg["executable"])
+    if "test" in msg["target"]["kind"]:
+        files[msg["target"]["name"]] = entry
     elif unit:
-        units.append((directory, msg["executable"]))
+        units.append(entry)
 if unit and not units:
     sys.exit("e2e: --unit, but the build made no unit-test binary")
-for directory, executable in sorted(units, key=lambda u: u[1]):
-    print(f"{directory}\t{executable}")
-for name in names:
-    if name not in files:
-        sys.exit(f"e2e: no test binary for {name}")
-    print("\t".join(files[name]))
-PY
-# The executable of each requested test target, in the order asked.
-mapfile -t binaries < <(python3 - "$work/build.json" "${all[@]}" <<'PY'
-import json, sys
-found = {}
-for line in open(sys.argv[1]):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        continue
-    if msg.get("reason") == "compiler-artifact" and msg.get("executable") \
-            and "test" in msg["target"]["kind"]:
-        found[msg["target"]["name"]] = msg["executable"]
-for name in sys.argv[2:]:
-    if name not in found:
-        sys.exit(f"e2e: no test binary for {name}")
-    print(found[name])
+missing = [name for name in beside + e2e if name not in files]
+if missing:
+    sys.exit(f"e2e: no test binary for {' '.join(missing)}")
+with open(beside_list, "w") as out:
+    for directory, executable in sorted(units, key=lambda entry: entry[1]) + [files[n] for n in beside]:
+        out.write(f"{directory}\t{executable}\n")
+for name in e2e:
+    print(files[name][1])
 PY
 ) || exit 1
 [ ${#binaries[@]} -eq ${#all[@]} ] || { echo "e2e: expected ${#all[@]} test binaries, found ${#binaries[@]}" >&2; exit 1; }
