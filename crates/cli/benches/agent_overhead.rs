@@ -331,7 +331,7 @@ fn floor_probe_points(agents: &[Agent]) -> Vec<ProbePoint> {
             "floor probes for {}: {}",
             agent.name,
             if found.is_empty() {
-                "none (no OpenSSL or located TLS stack mapped; Go's are not placed)".to_string()
+                "none (no TLS stack the collector probes is mapped)".to_string()
             } else {
                 found
                     .iter()

@@ -2,8 +2,9 @@
 //! charges a probed process before any of the collector's code runs.
 //!
 //! Uprobes (`p:`) and uretprobes (`r:`) are registered through tracefs (`uprobe_events`) at the
-//! file offsets the collector would probe (`agentscope_kernel::tls_targets::inspect`, the same
-//! placement as `collect`), and the collector's tracepoints are enabled too if asked. A probe
+//! file offsets the collector would probe (`agentscope_kernel::tls_targets::inspect` and
+//! `go_tls_targets::analyse`, the same placement as `collect`), and the collector's
+//! tracepoints are enabled too if asked. A probe
 //! is only inserted while an event is enabled somewhere, so they are enabled in a tracing
 //! instance of their own whose ring buffer is switched off: a hit then costs the trap and the
 //! event's dispatch, which finds the buffer off and records nothing. Events are named after the
@@ -228,9 +229,11 @@ impl Drop for BareProbes {
 }
 
 /// The points the collector would probe in the files process `pid` maps (OpenSSL's API
-/// exported by a shared libssl or an executable, and the stacks it locates): entry probes on
-/// each, return probes where the collector has them (not on aws-lc's seals).
+/// exported by a shared libssl or an executable, the stacks it locates, Go's crypto/tls):
+/// entry probes on each, return probes where the collector has them (not on aws-lc's seals,
+/// never on Go code).
 pub fn collector_probe_points(pid: u32) -> Vec<ProbePoint> {
+    use agentscope_kernel::go_tls_targets::{self, GoTlsAnalysis};
     use agentscope_kernel::tls_targets::{self, aws_lc};
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
     let mut files: Vec<PathBuf> = maps
@@ -244,6 +247,28 @@ pub fn collector_probe_points(pid: u32) -> Vec<ProbePoint> {
     let mut points = Vec::new();
     for path in files {
         let Ok(Some(target)) = tls_targets::inspect(&path) else {
+            if let Ok(GoTlsAnalysis::Probeable(go)) = go_tls_targets::analyse(&path) {
+                // Go's crypto/tls: entry probes only, never a uretprobe (as `attach_go_tls`).
+                let go_points = [
+                    ("(*Conn).Write", go.write_probe.offset()),
+                    ("(*Conn).Read", go.read_probe.offset()),
+                ]
+                .into_iter()
+                .chain(
+                    go.read_result
+                        .offsets()
+                        .iter()
+                        .map(|offset| ("(*Conn).Read result", *offset)),
+                );
+                for (function, offset) in go_points {
+                    points.push(ProbePoint {
+                        path: path.clone(),
+                        offset,
+                        returns: false,
+                        function,
+                    });
+                }
+            }
             continue;
         };
         for (function, offset) in &target.functions {
@@ -251,7 +276,7 @@ pub fn collector_probe_points(pid: u32) -> Vec<ProbePoint> {
                 path: path.clone(),
                 offset: *offset,
                 returns: *function != aws_lc::SEAL && *function != aws_lc::SEAL_SCATTER,
-                function: *function,
+                function,
             });
         }
     }
