@@ -178,7 +178,8 @@ bench: setup
 
 # What watching costs the agents (needs root): alternating rounds with and without
 # `agentscope collect`; OVERHEAD_ROUNDS, OVERHEAD_SECONDS, OVERHEAD_AGENTS, AGENTSCOPE_BIN,
-# OVERHEAD_COLLECT_ARGS, OVERHEAD_NODE_WIDE (crates/cli/benches/agent_overhead.rs).
+# OVERHEAD_COLLECT_ARGS, OVERHEAD_NODE_WIDE, OVERHEAD_FLOOR (windows with probes that run no
+# program), OVERHEAD_BPF_STATS (the kernel's time per program) (crates/cli/benches/agent_overhead.rs).
 bench-overhead: setup
 	$(CARGO) bench --locked -p agentscope --bench agent_overhead
 

@@ -40,13 +40,34 @@
 //! does; every other process's events then count in its CPU). Needs root, go, node and openssl
 //! (`make setup`). Run: `make bench-overhead`, or
 //! `cargo bench -p agentscope --bench agent_overhead`.
+//!
+//! `OVERHEAD_FLOOR=1` splits the overhead into what the kernel charges for the hooks alone and
+//! what the collector's programs and the collector add: each round then also measures every
+//! agent in three floor windows between the one without and the one with the collector,
+//! with probes that run no program (support/bare_probes.rs: tracefs uprobe events at the
+//! offsets the collector would probe in the files the agents map, enabled in a tracing
+//! instance whose buffer is off): entry uprobes only; uprobes and uretprobes; both and every
+//! tracepoint the collector attaches to. The summary gives each floor's overhead beside the
+//! collector's.
+//!
+//! `OVERHEAD_BPF_STATS=1` switches `kernel.bpf_stats_enabled` on for the run (back to what it
+//! was at the end; the accounting itself costs each program run two clock reads, so the
+//! with-collector figures then include it) and prints, for each agent's collector window, the
+//! collector's programs that ran, their runs and their kernel time per agent request (every
+//! process's syscalls run the tracepoint programs, so other processes' count too).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/bare_probes.rs"]
+mod bare_probes;
+#[path = "support/program_stats.rs"]
+mod program_stats;
 #[path = "support/workload.rs"]
 mod workload;
+use bare_probes::{BareProbes, Floor, ProbePoint};
+use program_stats::{runs_by_program, KernelProgramStats};
 use workload::{Collector, Loop};
 
 /// The kernel's CPU clock of a whole process: user and system time of all its threads, in
@@ -301,6 +322,80 @@ fn wait_for_unload(before: usize) -> Duration {
     start.elapsed()
 }
 
+/// The points the collector would probe for the agents (each file once), printed.
+fn floor_probe_points(agents: &[Agent]) -> Vec<ProbePoint> {
+    let mut points: Vec<ProbePoint> = Vec::new();
+    for agent in agents {
+        let found = bare_probes::collector_probe_points(agent.workload.child.id());
+        println!(
+            "floor probes for {}: {}",
+            agent.name,
+            if found.is_empty() {
+                "none (no TLS stack the collector probes is mapped)".to_string()
+            } else {
+                found
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} {}:{:#x}{}",
+                            p.function,
+                            p.path.display(),
+                            p.offset,
+                            if p.returns { " +return" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        for point in found {
+            if !points
+                .iter()
+                .any(|p| p.path == point.path && p.offset == point.offset)
+            {
+                points.push(point);
+            }
+        }
+    }
+    points
+}
+
+/// Prints the collector's programs that ran between two readings, per request of `agent`,
+/// costliest first; their total kernel time per request.
+fn print_program_runs(
+    round: usize,
+    agent: &Agent,
+    before: &std::collections::BTreeMap<String, (u64, u64)>,
+    after: &std::collections::BTreeMap<String, (u64, u64)>,
+) -> f64 {
+    let n = agent.requests as f64;
+    let mut ran: Vec<(&str, f64, f64)> = after
+        .iter()
+        .filter_map(|(name, &(runs, ns))| {
+            let (runs_before, ns_before) = before.get(name).copied().unwrap_or((0, 0));
+            (runs > runs_before).then(|| {
+                (
+                    name.as_str(),
+                    (runs - runs_before) as f64 / n,
+                    (ns - ns_before) as f64 / n,
+                )
+            })
+        })
+        .collect();
+    ran.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let total: f64 = ran.iter().map(|r| r.2).sum();
+    println!(
+        "round {round} {:<15} kernel programs {:.1} us per request: {}",
+        agent.name,
+        total / 1e3,
+        ran.iter()
+            .map(|(name, runs, ns)| format!("{name} {runs:.1}x {:.2} us", ns / 1e3))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    total
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; this harness takes no arguments.
     // SAFETY: geteuid has no preconditions.
@@ -321,6 +416,14 @@ fn main() {
         PathBuf::from,
     );
     let node_wide = std::env::var("OVERHEAD_NODE_WIDE").is_ok_and(|v| v == "1");
+    let floors: &[Floor] = if std::env::var("OVERHEAD_FLOOR").is_ok_and(|v| v == "1") {
+        &Floor::ALL
+    } else {
+        &[]
+    };
+    let kernel_stats = std::env::var("OVERHEAD_BPF_STATS")
+        .is_ok_and(|v| v == "1")
+        .then(KernelProgramStats::enable);
     let extra: Vec<String> = std::env::var("OVERHEAD_COLLECT_ARGS")
         .unwrap_or_default()
         .split_whitespace()
@@ -378,6 +481,11 @@ fn main() {
         });
     }
     assert!(!agents.is_empty(), "OVERHEAD_AGENTS named no known agent");
+    let probe_points = if floors.is_empty() {
+        Vec::new()
+    } else {
+        floor_probe_points(&agents)
+    };
 
     let mut collect_args: Vec<String> =
         ["collect", "--quiet", "--no-kubernetes", "--ready-message"]
@@ -406,6 +514,10 @@ fn main() {
     );
 
     let mut without: Vec<Vec<Window>> = vec![Vec::new(); agents.len()];
+    // [floor][agent][round]
+    let mut floored: Vec<Vec<Vec<Window>>> = vec![vec![Vec::new(); agents.len()]; floors.len()];
+    // Kernel time of the collector's programs per agent request, [agent][round].
+    let mut program_ns: Vec<Vec<f64>> = vec![Vec::new(); agents.len()];
     let mut with: Vec<Vec<Window>> = vec![Vec::new(); agents.len()];
     let mut rss_kib = Vec::new();
     let mut hwm_kib = Vec::new();
@@ -415,11 +527,26 @@ fn main() {
         for (i, agent) in agents.iter_mut().enumerate() {
             without[i].push(measure(agent, None));
         }
+        for (f, floor) in floors.iter().enumerate() {
+            let probes = BareProbes::register(&probe_points, *floor)
+                .unwrap_or_else(|e| panic!("registering the {} probes: {e}", floor.label()));
+            for (i, agent) in agents.iter_mut().enumerate() {
+                floored[f][i].push(measure(agent, None));
+            }
+            drop(probes);
+        }
         let programs_before = loaded_bpf_programs();
         let collector = Collector::start(&collector_binary, &collect_args);
         let collector_pid = collector.pid();
         for (i, agent) in agents.iter_mut().enumerate() {
+            let runs_before = kernel_stats
+                .as_ref()
+                .map(|_| runs_by_program(collector_pid));
             with[i].push(measure(agent, Some(collector_pid)));
+            if let Some(before) = runs_before {
+                let ns = print_program_runs(round, agent, &before, &runs_by_program(collector_pid));
+                program_ns[i].push(ns);
+            }
         }
         rss_kib.push(status_kib(collector_pid, "VmRSS") as f64);
         hwm_kib.push(status_kib(collector_pid, "VmHWM") as f64);
@@ -451,6 +578,19 @@ fn main() {
                 a.load,
                 b.load,
             );
+            for (f, floor) in floors.iter().enumerate() {
+                let w = floored[f][i][round - 1];
+                println!(
+                    "round {round} {:<15} {:<20} agent CPU/request {:>7.1} us ({:+.1}%), \
+                     wall {:>6.1} us, load {:.2}",
+                    agent.name,
+                    floor.label(),
+                    w.agent_ns / 1e3,
+                    (w.agent_ns / a.agent_ns - 1.0) * 100.0,
+                    w.wall_ns / 1e3,
+                    w.load,
+                );
+            }
         }
     }
 
@@ -481,6 +621,25 @@ fn main() {
             show(&pick(&with[i], |w| w.agent_ns), 1e3, 1),
             show(&overhead, 1.0, 1),
         );
+        for (f, floor) in floors.iter().enumerate() {
+            let overhead: Vec<f64> = without[i]
+                .iter()
+                .zip(&floored[f][i])
+                .map(|(a, b)| (b.agent_ns / a.agent_ns - 1.0) * 100.0)
+                .collect();
+            println!(
+                "  {:<20}  with {} us: overhead {} %",
+                floor.label(),
+                show(&pick(&floored[f][i], |w| w.agent_ns), 1e3, 1),
+                show(&overhead, 1.0, 1),
+            );
+        }
+        if !program_ns[i].is_empty() {
+            println!(
+                "  kernel programs {} us per request (bpf_stats, every process's runs)",
+                show(&program_ns[i], 1e3, 1),
+            );
+        }
         println!(
             "  collector CPU   {} us per agent request ({} % of the agent's own CPU)",
             show(&pick(&with[i], |w| w.collector_ns), 1e3, 1),

@@ -27,9 +27,12 @@ use criterion::Criterion;
 
 #[path = "support/enforcement_programs.rs"]
 mod enforcement_programs;
+#[path = "support/program_stats.rs"]
+mod program_stats;
 #[path = "support/workload.rs"]
 mod workload;
-use enforcement_programs::{KernelProgramStats, PrivateBpffs};
+use enforcement_programs::PrivateBpffs;
+use program_stats::KernelProgramStats;
 use workload::{Collector, Loop};
 
 const LOOP_ENV: &str = "AGENTSCOPE_CONNECT_LOOP";
@@ -115,9 +118,9 @@ fn bench(c: &mut Criterion) {
         let sock_addr = |info: &aya::programs::ProgramInfo| {
             info.program_type() as u32 == SOCK_ADDR_PROGRAM_TYPE
         };
-        let before = enforcement_programs::program_runs(collector.pid(), sock_addr);
+        let before = program_stats::program_runs(collector.pid(), sock_addr);
         enforcement_programs::measure(c, "connect_refused", variant, &mut workload);
-        let after = enforcement_programs::program_runs(collector.pid(), sock_addr);
+        let after = program_stats::program_runs(collector.pid(), sock_addr);
         enforcement_programs::print_program_cost(variant, before, after);
         drop(collector);
         pins.switch_off();

@@ -30,9 +30,12 @@ use criterion::Criterion;
 
 #[path = "support/enforcement_programs.rs"]
 mod enforcement_programs;
+#[path = "support/program_stats.rs"]
+mod program_stats;
 #[path = "support/workload.rs"]
 mod workload;
-use enforcement_programs::{KernelProgramStats, PrivateBpffs};
+use enforcement_programs::PrivateBpffs;
+use program_stats::KernelProgramStats;
 use workload::{Collector, Loop};
 
 const LOOP_ENV: &str = "AGENTSCOPE_EXEC_OPEN_LOOP";
@@ -122,9 +125,9 @@ fn bench(c: &mut Criterion) {
                 info.name_as_str()
                     .is_some_and(|name| name.starts_with(programs))
             };
-            let before = enforcement_programs::program_runs(collector.pid(), named);
+            let before = program_stats::program_runs(collector.pid(), named);
             enforcement_programs::measure(c, group, variant, &mut workload);
-            let after = enforcement_programs::program_runs(collector.pid(), named);
+            let after = program_stats::program_runs(collector.pid(), named);
             enforcement_programs::print_program_cost(&format!("{group}/{variant}"), before, after);
             drop(collector);
             if scope.is_some() {

@@ -134,6 +134,16 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
     ("sys_enter_tee", "syscalls", "sys_enter_tee", false),
 ];
 
+/// Every tracepoint the collector attaches a program to, as (category, name), whether or not
+/// this kernel has it: what `agent_overhead`'s floor windows enable without a program, to
+/// measure what hooking these syscalls costs before any program runs.
+pub fn attached_tracepoints() -> impl Iterator<Item = (&'static str, &'static str)> {
+    TRACEPOINTS
+        .iter()
+        .chain(crate::escape_syscalls::TRACEPOINTS)
+        .map(|&(_, category, name, _)| (category, name))
+}
+
 /// Entry probe per OpenSSL function; every return goes to `ssl_exit_probe`.
 const SSL_ENTRY_PROGRAMS: [(&str, &str); 4] = [
     ("SSL_write", "ssl_write_enter"),

@@ -1,7 +1,8 @@
 //! What the enforcement benches share (enforce_connect, enforce_exec_open): a baseline promoted
 //! to a policy, a bpffs of the bench's own for the pins (enforcement outlives its collector,
-//! and a bench must never leave it in the host's /sys/fs/bpf), the kernel's own accounting of
-//! the collector's programs (`kernel.bpf_stats_enabled`), and one criterion group per variant.
+//! and a bench must never leave it in the host's /sys/fs/bpf), the cost per run of the
+//! enforcement programs (read with support/program_stats.rs), and one criterion group per
+//! variant.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -49,56 +50,7 @@ pub fn measure(c: &mut Criterion, group: &str, variant: &str, workload: &mut Loo
     group.finish();
 }
 
-/// `kernel.bpf_stats_enabled` on while this lives (the kernel counts programs' runs and time
-/// only then), set back to what it was when dropped.
-pub struct KernelProgramStats {
-    before: String,
-}
-
-const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
-
-impl KernelProgramStats {
-    pub fn enable() -> KernelProgramStats {
-        let before = std::fs::read_to_string(BPF_STATS).unwrap_or_default();
-        let _ = std::fs::write(BPF_STATS, "1");
-        KernelProgramStats { before }
-    }
-}
-
-impl Drop for KernelProgramStats {
-    fn drop(&mut self) {
-        let _ = std::fs::write(BPF_STATS, self.before.trim());
-    }
-}
-
-/// Runs and nanoseconds so far of the programs process `collector` holds that `wanted`
-/// accepts (the collector's fds name its programs; the kernel's info counts them).
-pub fn program_runs(
-    collector: u32,
-    wanted: impl Fn(&aya::programs::ProgramInfo) -> bool,
-) -> (u64, u64) {
-    let ids: Vec<u32> = std::fs::read_dir(format!("/proc/{collector}/fdinfo"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|fd| {
-            let text = std::fs::read_to_string(fd.path()).ok()?;
-            text.lines()
-                .find_map(|l| l.strip_prefix("prog_id:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .collect();
-    let (mut runs, mut ns) = (0, 0);
-    for info in aya::programs::loaded_programs().flatten() {
-        if ids.contains(&info.id()) && wanted(&info) {
-            runs += info.run_count();
-            ns += info.run_time().as_nanos() as u64;
-        }
-    }
-    (runs, ns)
-}
-
-/// Prints what the kernel counted between two [`program_runs`] readings.
+/// Prints what the kernel counted between two `program_stats::program_runs` readings.
 pub fn print_program_cost(label: &str, before: (u64, u64), after: (u64, u64)) {
     let (runs, ns) = (after.0 - before.0, after.1 - before.1);
     if runs > 0 {
