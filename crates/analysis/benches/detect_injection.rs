@@ -186,7 +186,7 @@ fn bench_cases<M: Measurement>(group: &mut BenchmarkGroup<'_, M>, cases: &[(&str
 fn spread(values: &mut [f64]) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    let median = if values.len() % 2 == 0 {
+    let median = if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]
