@@ -42,7 +42,9 @@ pub struct Model {
     bias: f32,
     /// One logit offset per [`IngestSource`], in [`IngestSource::ALL`] order.
     source: [f32; 8],
-    weights: Vec<f32>,
+    /// A fixed-size array: a bucket index is masked to `BUCKETS - 1`, so lookups need no
+    /// bounds check.
+    weights: Box<[f32; BUCKETS]>,
     /// Feature occurrences below which a text is scaled as if it had this many: a handful of
     /// features is too little evidence for a confident score (the script's `MIN_COUNT`).
     min_count: usize,
@@ -183,15 +185,18 @@ impl Model {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        if floats.len() != 1 + 8 + BUCKETS {
+        // Finite numbers only: a NaN would make every score NaN.
+        if floats.len() != 1 + 8 + BUCKETS || !floats.iter().all(|w| w.is_finite()) {
             return None;
         }
         let mut source = [0.0; 8];
         source.copy_from_slice(&floats[1..9]);
+        let weights: Box<[f32; BUCKETS]> =
+            floats[9..].to_vec().into_boxed_slice().try_into().ok()?;
         Some(Model {
             bias: floats[0],
             source,
-            weights: floats[9..].to_vec(),
+            weights,
             min_count: header.min_count.max(1),
             judge_from: header.judge_from,
             calibration: header.calibration,
@@ -210,16 +215,18 @@ impl Model {
 
     /// Scores normalised text from `source`.
     pub fn score(&self, normalised: &str, source: IngestSource) -> ModelScore {
-        let mut contributions: Vec<(f32, usize, usize)> = Vec::new();
+        let mut top = TopFeatures::default();
         let mut ngram_sum = 0.0f32;
         let mut word_sum = 0.0f32;
         let data = model_bytes(normalised);
+        // The sums run in the script's feature order, one addition after another, so the
+        // logit is the same float whatever else changes here.
         let count = for_each_feature(&data, |index, span| {
-            let w = self.weights[index];
+            let w = self.weights[index & (BUCKETS - 1)];
             match span {
                 Some((start, end)) => {
                     word_sum += w;
-                    contributions.push((w, start, end));
+                    top.offer(&data, w, start, end);
                 }
                 None => ngram_sum += w,
             }
@@ -234,33 +241,61 @@ impl Model {
             // left to the rules: a sentence of ordinary second-person prose ("follow the
             // instructions in the previous section") is too little context for the model.
             judged: count >= self.judge_from,
-            top_features: top_features(&data, contributions, scale),
+            top_features: top.into_contributions(scale),
             ngram_contribution: ngram_sum * scale,
         }
     }
 }
 
-fn top_features(
-    data: &[u8],
-    mut c: Vec<(f32, usize, usize)>,
-    scale: f32,
-) -> Vec<FeatureContribution> {
-    c.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut out: Vec<FeatureContribution> = Vec::new();
-    for (w, start, end) in c {
-        if w <= 0.0 || out.len() >= TOP_FEATURES {
-            break;
+/// The [`TOP_FEATURES`] words and word pairs with the largest positive weights, each text
+/// once (at its first occurrence), largest first and, among equal weights, first in the text:
+/// kept while the features stream by, instead of collecting every word and sorting them (that
+/// sort was a fifth of a scan).
+#[derive(Default)]
+struct TopFeatures {
+    /// (weight, feature text), ranked.
+    best: Vec<(f32, String)>,
+}
+
+impl TopFeatures {
+    fn offer(&mut self, data: &[u8], w: f32, start: usize, end: usize) {
+        // Weights are finite (checked when the model is parsed).
+        if w <= 0.0 {
+            return;
         }
-        let feature = String::from_utf8_lossy(&data[start..end]).into_owned();
-        if out.iter().any(|f| f.feature == feature) {
-            continue;
+        // A later feature ranks below an earlier one of the same weight.
+        if self.best.len() >= TOP_FEATURES && self.best.last().is_some_and(|(l, _)| w <= *l) {
+            return;
         }
-        out.push(FeatureContribution {
-            feature,
-            weight: w * scale,
-        });
+        let Some(bytes) = data.get(start..end) else {
+            return;
+        };
+        let feature = String::from_utf8_lossy(bytes);
+        if let Some(i) = self.best.iter().position(|(_, f)| *f == feature) {
+            // The same text again: it ranks once, at its best occurrence.
+            if w <= self.best[i].0 {
+                return;
+            }
+            self.best.remove(i);
+        }
+        let at = self
+            .best
+            .iter()
+            .position(|(b, _)| w > *b)
+            .unwrap_or(self.best.len());
+        self.best.insert(at, (w, feature.into_owned()));
+        self.best.truncate(TOP_FEATURES);
     }
-    out
+
+    fn into_contributions(self, scale: f32) -> Vec<FeatureContribution> {
+        self.best
+            .into_iter()
+            .map(|(w, feature)| FeatureContribution {
+                feature,
+                weight: w * scale,
+            })
+            .collect()
+    }
 }
 
 fn fnv1a(data: &[u8], mut h: u32) -> u32 {
@@ -288,15 +323,18 @@ fn leet(b: u8) -> u8 {
 fn collapse_runs(data: &[u8]) -> Vec<u8> {
     let mut out: Vec<u8> = Vec::with_capacity(data.len());
     let mut run = 0usize;
+    // The byte before (pushed or cut: a cut byte equals the last one pushed).
+    let mut previous: Option<u8> = None;
     for &b in data {
         let punct = b < 0x80
             && !b.is_ascii_alphanumeric()
             && !matches!(b, b' ' | b'\t' | b'\n' | 0x0C | b'\r');
-        run = if punct && out.last() == Some(&b) {
+        run = if punct && previous == Some(b) {
             run + 1
         } else {
             1
         };
+        previous = Some(b);
         if run <= 3 {
             out.push(b);
         }
@@ -374,16 +412,27 @@ pub fn for_each_feature(data: &[u8], mut f: impl FnMut(usize, Option<(usize, usi
         f((h & mask) as usize, Some((a_start, b_end)));
         count += 1;
     }
-    for n in 3..=5usize {
-        let seed = fnv1a(&[b'c', b'0' + n as u8], FNV_OFFSET);
-        if end < n {
-            continue;
-        }
-        for start in 0..=end - n {
-            let h = fnv1a(&data[start..start + n], seed);
-            f((h & mask) as usize, None);
-            count += 1;
-        }
+    count += byte_ngrams::<3>(data, &mut f);
+    count += byte_ngrams::<4>(data, &mut f);
+    count += byte_ngrams::<5>(data, &mut f);
+    count
+}
+
+/// Calls `f(bucket, None)` for every byte `N`-gram of `data`, in order; returns how many.
+/// One function per `N` so each hash is a fixed, unrolled run of `N` steps.
+fn byte_ngrams<const N: usize>(
+    data: &[u8],
+    f: &mut impl FnMut(usize, Option<(usize, usize)>),
+) -> usize {
+    let seed = fnv1a(&[b'c', b'0' + N as u8], FNV_OFFSET);
+    let mask = (BUCKETS - 1) as u32;
+    let mut count = 0;
+    for window in data.windows(N) {
+        let h = window
+            .iter()
+            .fold(seed, |h, &b| (h ^ u32::from(b)).wrapping_mul(FNV_PRIME));
+        f((h & mask) as usize, None);
+        count += 1;
     }
     count
 }
