@@ -1,24 +1,35 @@
-//! Memory at many agents: the peak RSS of `agentscope replay` over a synthetic capture of
-//! about a thousand agents, next to what the pipeline's memory budget says it held and shed.
+//! Memory at many agents and many graph edges: the peak RSS of `agentscope replay` over
+//! synthetic captures of about a thousand agents, then of at least 100,000 graph edges, next
+//! to what the pipeline's memory budget says it held and shed.
 //!
 //! The workload is events the real collector captured (tests/fixtures: LLM chats, MCP over
 //! HTTP and stdio, PostgreSQL sessions) repeated round after round as new processes of new
 //! programs (`agentscope_event::synthetic::repeat_as_new_agents`), so every round adds agents,
-//! connections and graph nodes. It is recorded once through the real recorder; then the real
-//! binary replays it `FOOTPRINT_RUNS` times (default 5), each a child process whose peak RSS
-//! (`VmHWM`) is read while it runs. A replay is the live collector's pipeline fed
-//! from a file (live and replay give the same results), so this is the pipeline's share of a
-//! collector watching that many agents; a live collector adds its fixed kernel-facing part
-//! (ring buffer, maps, probes: the idle RSS `make bench-overhead` reports).
+//! connections and graph nodes and edges. Two scenarios, each recorded once through the real
+//! recorder, then replayed by the real binary `FOOTPRINT_RUNS` times (default 5), each run a
+//! child process whose peak RSS (`VmHWM`) is read while it runs:
+//! - agents: `FOOTPRINT_ROUNDS` rounds (default 340: about a thousand agents, three a round);
+//! - edges, when asked for (`FOOTPRINT_EDGES`, `FOOTPRINT_EDGE_ROUNDS` or
+//!   `FOOTPRINT_ONLY=edges`; always in the smoke run, small): as many rounds as it takes to
+//!   offer `FOOTPRINT_EDGES` graph edges (default 100,000), worked out from the edges the
+//!   first scenario's rounds made (`FOOTPRINT_EDGE_ROUNDS` sets the rounds instead). Over ten
+//!   thousand agents then: the budget, not the workload, bounds what is kept, and the figures
+//!   say what it shed.
 //!
-//! Printed: agents, graph nodes and edges, events, then RSS median and range over the runs
-//! (and of it the anonymous part: the capture file is mapped and counts in RSS), and the
-//! budget's peak held bytes and sheddings (evictions and truncations mean the budget,
-//! not the workload, set the figure).
+//! A replay is the live collector's pipeline fed from a file (live and replay give the same
+//! results), so this is the pipeline's share of a collector watching that many agents; a live
+//! collector adds its fixed kernel-facing part (ring buffer, maps, probes: the idle RSS
+//! `make bench-overhead` reports).
 //!
-//! Environment: `FOOTPRINT_ROUNDS` (default 340: about a thousand agents, three a round), `FOOTPRINT_RUNS`,
-//! `FOOTPRINT_ARGS` (more `replay` arguments, split at spaces, e.g. `--memory-budget 256M`),
-//! `FOOTPRINT_CAPTURE` (write the synthetic capture there and keep it).
+//! Printed for each: agents, graph nodes and edges, events, then RSS median and range over the
+//! runs (and of it the anonymous part: the capture file is mapped and counts in RSS), and the
+//! budget's peak held bytes and sheddings (evictions and truncations mean the budget, not the
+//! workload, set the figure).
+//!
+//! Environment: `FOOTPRINT_ROUNDS`, `FOOTPRINT_EDGES`, `FOOTPRINT_EDGE_ROUNDS`,
+//! `FOOTPRINT_RUNS`, `FOOTPRINT_ARGS` (more `replay` arguments, split at spaces, e.g.
+//! `--memory-budget 256M`), `FOOTPRINT_CAPTURE` (write the first scenario's capture there and
+//! keep it), `FOOTPRINT_ONLY` (`agents` or `edges`: run that scenario alone).
 //! Run: `cargo bench -p agentscope --bench footprint_at_scale` (release build).
 
 use std::path::Path;
@@ -129,30 +140,26 @@ fn median_and_range(values: &mut [u64]) -> (u64, u64, u64) {
     )
 }
 
-fn main() {
-    // `cargo test --benches` runs every bench target once with `--bench` absent: a smoke run
-    // of a few rounds keeps it quick while still going through every step.
-    let smoke = !std::env::args().any(|a| a == "--bench");
-    let rounds = env_number("FOOTPRINT_ROUNDS", if smoke { 3 } else { 340 });
-    let runs = env_number("FOOTPRINT_RUNS", if smoke { 1 } else { 5 }).max(1);
-    let extra: Vec<String> = std::env::var("FOOTPRINT_ARGS")
-        .map(|a| a.split_whitespace().map(String::from).collect())
-        .unwrap_or_default();
+/// What one scenario's replays wrote and measured.
+struct Scenario {
+    rounds: u32,
+    edges: u64,
+}
+
+/// Records `rounds` rounds of the mix as new agents to `capture`, replays it `runs` times and
+/// prints what it found, headed by `name`.
+fn scenario(name: &str, rounds: u32, runs: u32, extra: &[String], capture: &Path) -> Scenario {
     let parsed = recorded_mix::recorded_sets(recorded_mix::RECORDED_MIX.len());
     let events = repeat_as_new_agents(&parsed, rounds);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    // Kept where asked, to look at the same replay with other tools (heaptrack, /usr/bin/time).
-    let capture = std::env::var_os("FOOTPRINT_CAPTURE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dir.path().join("agents.cap"));
-    record(&events, &capture);
+    record(&events, capture);
     let event_count = events.len();
     drop(events);
+    let dir = tempfile::tempdir().expect("temporary directory");
     let graph = dir.path().join("graph.json");
     let (mut rss_kib, mut anon_kib) = (Vec::new(), Vec::new());
     let mut last = Value::Null;
     for _ in 0..runs {
-        let (rss, anon, document) = replay(&capture, &graph, &extra);
+        let (rss, anon, document) = replay(capture, &graph, extra);
         rss_kib.push(rss);
         anon_kib.push(anon);
         last = document;
@@ -165,28 +172,29 @@ fn main() {
     let memory = &last["stats"]["memory"];
     let (median, low, high) = median_and_range(&mut rss_kib);
     let (anon_median, anon_low, anon_high) = median_and_range(&mut anon_kib);
+    let edges = count("/graph/edges") as u64;
     println!(
-        "footprint_at_scale: {} agents, {} graph nodes, {} graph edges, {event_count} events \
-         ({rounds} rounds)",
+        "footprint_at_scale[{name}]: {} agents, {} graph nodes, {edges} graph edges, \
+         {event_count} events ({rounds} rounds)",
         count("/agents"),
         count("/graph/nodes"),
-        count("/graph/edges"),
     );
     println!(
-        "footprint_at_scale: replay peak RSS median {:.1} MiB (range {:.1}-{:.1}) over {runs} runs",
+        "footprint_at_scale[{name}]: replay peak RSS median {:.1} MiB (range {:.1}-{:.1}) over \
+         {runs} runs",
         median as f64 / 1024.0,
         low as f64 / 1024.0,
         high as f64 / 1024.0
     );
     println!(
-        "footprint_at_scale: of which anonymous (the pipeline's heap; the rest is the mapped \
-         capture and the program) median {:.1} MiB (range {:.1}-{:.1})",
+        "footprint_at_scale[{name}]: of which anonymous (the pipeline's heap; the rest is the \
+         mapped capture and the program) median {:.1} MiB (range {:.1}-{:.1})",
         anon_median as f64 / 1024.0,
         anon_low as f64 / 1024.0,
         anon_high as f64 / 1024.0
     );
     println!(
-        "footprint_at_scale: memory budget {} MiB, peak held {:.1} MiB; shed: {} bodies \
+        "footprint_at_scale[{name}]: memory budget {} MiB, peak held {:.1} MiB; shed: {} bodies \
          truncated, {} connections evicted, {} tool calls evicted, {} graph evictions, {} \
          findings dropped, {} detection state sheddings, {} agents evicted, {} processes \
          forgotten",
@@ -214,9 +222,57 @@ fn main() {
         );
     } else {
         println!(
-            "footprint_at_scale: {bodies_truncated} bodies were cut by the budget, so some \
-             agents may never have been seen: not checking that every round added agents \
+            "footprint_at_scale[{name}]: {bodies_truncated} bodies were cut by the budget, so \
+             some agents may never have been seen: not checking that every round added agents \
              ({kept} kept, {evicted} evicted over {rounds} rounds)"
         );
     }
+    Scenario { rounds, edges }
+}
+
+fn main() {
+    // `cargo test --benches` runs every bench target once with `--bench` absent: a smoke run
+    // of a few rounds keeps it quick while still going through every step.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let rounds = env_number("FOOTPRINT_ROUNDS", if smoke { 3 } else { 340 });
+    let edges_wanted = env_number("FOOTPRINT_EDGES", if smoke { 100 } else { 100_000 });
+    let runs = env_number("FOOTPRINT_RUNS", if smoke { 1 } else { 5 }).max(1);
+    let only = std::env::var("FOOTPRINT_ONLY").unwrap_or_default();
+    let extra: Vec<String> = std::env::var("FOOTPRINT_ARGS")
+        .map(|a| a.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // Kept where asked, to look at the same replay with other tools (heaptrack, /usr/bin/time).
+    let capture = std::env::var_os("FOOTPRINT_CAPTURE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("agents.cap"));
+    let agents = (only != "edges").then(|| scenario("agents", rounds, runs, &extra, &capture));
+    // The edges scenario is asked for (`FOOTPRINT_EDGES`, `FOOTPRINT_EDGE_ROUNDS` or
+    // `FOOTPRINT_ONLY=edges`), and always in the smoke run: recording its ~4,200 rounds in
+    // this process was stopped after 11 minutes on the shared VM, its capture past 600 MB.
+    let asked = ["FOOTPRINT_EDGES", "FOOTPRINT_EDGE_ROUNDS"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some());
+    if only == "agents" || !(smoke || asked || only == "edges") {
+        return;
+    }
+    // The rounds that offer the edges wanted, at the rate the agents scenario made them (a
+    // few rounds measured first when it did not run), with 5% to spare.
+    let edge_rounds = std::env::var("FOOTPRINT_EDGE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            let sample = agents.unwrap_or_else(|| {
+                scenario("sample", 20, 1, &extra, &dir.path().join("sample.cap"))
+            });
+            let per_round = (sample.edges as f64 / f64::from(sample.rounds.max(1))).max(1.0);
+            (f64::from(edges_wanted) / per_round * 1.05).ceil() as u32
+        });
+    scenario(
+        "edges",
+        edge_rounds,
+        runs,
+        &extra,
+        &dir.path().join("edges.cap"),
+    );
 }

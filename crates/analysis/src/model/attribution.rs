@@ -452,10 +452,12 @@ impl Attribution {
     /// (two processes) may be given the same ids by their models.
     pub fn close_call(&mut self, agent: &str, pid: u32, result: &ToolResult, ts_ns: u64) {
         let call_id = result.call_id.as_deref();
+        // The cheap tests first: most of the calls kept (up to MAX_TOOL_CALLS, walked up to
+        // four times per result) are answered already or another process's.
         let answers = |c: &ToolCallRecord, by_arguments: bool, same_pid: bool| {
-            c.agent == agent
+            c.result.is_none()
                 && (!same_pid || c.pid == pid)
-                && c.result.is_none()
+                && c.agent == agent
                 && match (call_id, c.id.as_deref()) {
                     (Some(wanted), Some(id)) => wanted == id,
                     // Dialects without ids (Gemini) answer by name, and by the arguments

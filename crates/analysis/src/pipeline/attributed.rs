@@ -9,7 +9,7 @@
 //! attributed and marked [`AttributedObservation::earlier`]. Observations of processes that
 //! exit without becoming one are forgotten at their exit.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::model::{Model, NewLink};
 use crate::process_table::ProcessTable;
@@ -64,6 +64,10 @@ struct Waiting {
 #[derive(Default)]
 pub struct EarlierObservations {
     waiting: VecDeque<Waiting>,
+    /// How many of `waiting` have each pid in their lineage: a new agent pid or an exit
+    /// that no waiting lineage holds has nothing to release or move, so the queue (up to
+    /// [`EARLIER_KEPT`] observations, full of other processes' start-ups) is not walked.
+    waiting_pids: HashMap<u32, u32>,
     /// Observations of processes that exited while waiting: only a link (by pid and time,
     /// so a reused pid cannot take them) hands them out now.
     exited: VecDeque<Waiting>,
@@ -102,8 +106,12 @@ impl EarlierObservations {
             // The pid may be reused by an unrelated process: what this one did waits for a
             // link only.
             self.attributed.remove(&pid);
-            // Most exits are of processes with nothing waiting: the queue (up to
-            // EARLIER_KEPT observations) is only rebuilt from the first one of this pid.
+            // Most exits are of processes with nothing waiting (a waiting observation's
+            // lineage starts with its own pid): the queue is only walked when one waits, and
+            // only rebuilt from the first one of this pid.
+            if !self.waiting_pids.contains_key(&pid) {
+                return Vec::new();
+            }
             let Some(first) = self
                 .waiting
                 .iter()
@@ -116,6 +124,7 @@ impl EarlierObservations {
                     self.waiting.push_back(waiting);
                     continue;
                 }
+                self.forget_lineage(&waiting.lineage);
                 if self.exited.len() >= EXITED_KEPT_FOR_LINKS {
                     self.exited.pop_front();
                 }
@@ -134,14 +143,32 @@ impl EarlierObservations {
             return Vec::new();
         }
         if self.waiting.len() >= EARLIER_KEPT {
-            self.waiting.pop_front();
+            if let Some(oldest) = self.waiting.pop_front() {
+                self.forget_lineage(&oldest.lineage);
+            }
             self.dropped += 1;
         }
+        let lineage = processes.lineage(pid);
+        for pid in &lineage {
+            *self.waiting_pids.entry(*pid).or_default() += 1;
+        }
         self.waiting.push_back(Waiting {
-            lineage: processes.lineage(pid),
+            lineage,
             observation: observation.clone(),
         });
         Vec::new()
+    }
+
+    /// A waiting observation with this lineage left `waiting`.
+    fn forget_lineage(&mut self, lineage: &[u32]) {
+        for pid in lineage {
+            if let Some(count) = self.waiting_pids.get_mut(pid) {
+                *count -= 1;
+                if *count == 0 {
+                    self.waiting_pids.remove(pid);
+                }
+            }
+        }
     }
 
     /// `links` (just made) tie actions to an agent's tool call. An action of a process outside
@@ -162,7 +189,13 @@ impl EarlierObservations {
                     && w.observation.ts_ns == link.action.ts_ns
             };
             let waiting = match self.waiting.iter().position(linked) {
-                Some(at) => self.waiting.remove(at),
+                Some(at) => {
+                    let waiting = self.waiting.remove(at);
+                    if let Some(waiting) = &waiting {
+                        self.forget_lineage(&waiting.lineage);
+                    }
+                    waiting
+                }
                 None => match self.exited.iter().position(linked) {
                     Some(at) => self.exited.remove(at),
                     None => None,
@@ -191,6 +224,12 @@ impl EarlierObservations {
         // process). Without the list (too many new agent pids), every one is.
         let made = model.made_agents_since(self.agents_mark);
         self.agents_mark = model.agents_mark();
+        if made
+            .as_ref()
+            .is_some_and(|pids| !pids.iter().any(|pid| self.waiting_pids.contains_key(pid)))
+        {
+            return Vec::new();
+        }
         let may_have_agent = |w: &Waiting| {
             made.as_ref()
                 .is_none_or(|pids| w.lineage.iter().any(|pid| pids.contains(pid)))
@@ -208,14 +247,17 @@ impl EarlierObservations {
                 continue;
             }
             match model.agent_of(&waiting.lineage, waiting.observation.ts_ns) {
-                Some(agent) => out.push(AttributedObservation {
-                    session: model.session_of(&waiting.lineage, waiting.observation.ts_ns),
-                    observation: waiting.observation,
-                    agent: Some(agent),
-                    conversation: None,
-                    links: Vec::new(),
-                    earlier: true,
-                }),
+                Some(agent) => {
+                    self.forget_lineage(&waiting.lineage);
+                    out.push(AttributedObservation {
+                        session: model.session_of(&waiting.lineage, waiting.observation.ts_ns),
+                        observation: waiting.observation,
+                        agent: Some(agent),
+                        conversation: None,
+                        links: Vec::new(),
+                        earlier: true,
+                    })
+                }
                 None => self.waiting.push_back(waiting),
             }
         }

@@ -4,9 +4,16 @@
 //! so a request that continues a conversation holds the earlier request's messages, in order,
 //! then more. The analysis layer chains calls by that (`agentscope_analysis`'s conversations).
 //!
-//! A fingerprint is FNV-1a (64 bits) over the message's compact JSON: deterministic across
-//! runs and builds (a live run and its replay chain the same calls), and kept instead of the
-//! messages themselves, so a long history costs 8 bytes a message.
+//! A fingerprint is a 64-bit hash of the message's JSON value, walked in place: every
+//! string, number and literal with a tag for its kind, arrays and objects with their lengths,
+//! object keys in order (sorted: `serde_json`'s maps keep them so), so two messages have the
+//! same fingerprint when they are the same JSON value (however the client spaced or ordered
+//! it) and, but for a 2^-64 chance, only then. Deterministic across runs and builds (a live
+//! run and its replay chain the same calls), and kept instead of the messages themselves, so
+//! a long history costs 8 bytes a message. It used to be FNV-1a over the message's compact
+//! JSON, serialised for the purpose: a byte at a time, 5% of a replay of the recorded mix;
+//! here whole words are mixed and nothing is serialised. Fingerprints live only in memory
+//! (conversations are not saved in keyframes), so changing the function changes no output.
 
 use serde_json::Value;
 
@@ -30,25 +37,83 @@ pub fn message_history(body: &Value, keys: &[&str]) -> Vec<u64> {
     history
 }
 
-/// FNV-1a over the message's compact JSON, written straight into the hash.
+/// The message's fingerprint (see the module doc).
 fn fingerprint(message: &Value) -> u64 {
-    struct Fnv(u64);
-    impl std::io::Write for Fnv {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            for &byte in bytes {
-                self.0 ^= u64::from(byte);
-                self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            Ok(bytes.len())
+    let mut hash = WordHash(0x243f_6a88_85a3_08d3);
+    hash.value(message);
+    hash.0
+}
+
+/// A hash fed whole 64-bit words, each folded in with a full 64x64->128-bit multiply (the
+/// mixing step of wyhash and foldhash): every input bit reaches every output bit.
+struct WordHash(u64);
+
+impl WordHash {
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn word(&mut self, word: u64) {
+        let product = u128::from(self.0 ^ word) * u128::from(Self::MULTIPLIER);
+        // The high and low halves folded together (truncations intended).
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+
+    /// A byte string, its length first (so the end of one string is never the start of
+    /// the next), then eight bytes at a time, the last word zero-padded.
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.word(bytes.len() as u64);
+        let mut words = bytes.chunks_exact(8);
+        for chunk in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.word(u64::from_le_bytes(word));
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let mut word = [0u8; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.word(u64::from_le_bytes(word));
         }
     }
-    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-    // Writing into memory cannot fail.
-    let _ = serde_json::to_writer(&mut hash, message);
-    hash.0
+
+    /// A JSON value: a tag for its kind, then its content.
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.word(0),
+            Value::Bool(false) => self.word(1),
+            Value::Bool(true) => self.word(2),
+            Value::Number(number) => {
+                if let Some(n) = number.as_u64() {
+                    self.word(3);
+                    self.word(n);
+                } else if let Some(n) = number.as_i64() {
+                    self.word(4);
+                    self.word(n as u64);
+                } else {
+                    self.word(5);
+                    self.word(number.as_f64().map_or(0, f64::to_bits));
+                }
+            }
+            Value::String(text) => {
+                self.word(6);
+                self.bytes(text.as_bytes());
+            }
+            Value::Array(items) => {
+                self.word(7);
+                self.word(items.len() as u64);
+                for item in items {
+                    self.value(item);
+                }
+            }
+            Value::Object(fields) => {
+                self.word(8);
+                self.word(fields.len() as u64);
+                for (key, field) in fields {
+                    self.bytes(key.as_bytes());
+                    self.value(field);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
