@@ -264,3 +264,6 @@ impl EarlierObservations {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;
