@@ -12,6 +12,8 @@ pub mod model;
 pub mod pipeline;
 pub mod posture;
 pub mod session;
+#[cfg(test)]
+mod test_observations;
 
 // The layers below, under the names this crate's modules use for them.
 pub(crate) use agentscope_event::{event, process_table, program};

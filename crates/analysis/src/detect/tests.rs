@@ -311,23 +311,11 @@ fn escape_syscalls_are_findings_of_one_incident_and_own_tree_ptrace_is_not() {
     use crate::model::{HostOnlyIdentity, Model, ModelOptions};
     use crate::process_table::ProcessTable;
     use crate::reconstruct::llm::{LlmApi, LlmCall, Usage};
-    use crate::reconstruct::{Actor, EventRange, Observation, ObservationKind};
+    use crate::reconstruct::ObservationKind;
     use agentscope_event::escape_syscall::EscapeSyscallName;
 
-    let observation = |index: u64, pid: u32, kind: ObservationKind| Observation {
-        ts_ns: 1_000 + index,
-        time_unix_ns: 0,
-        actor: Actor {
-            pid,
-            ppid: 1,
-            uid: 0,
-            gid: 0,
-            cgroup_id: 1,
-            comm: "python3".into(),
-        },
-        events: vec![EventRange::single(index)],
-        protocol: None,
-        kind,
+    let observation = |index: u64, pid: u32, kind: ObservationKind| {
+        crate::test_observations::observation(pid, 1_000 + index, index, kind)
     };
     let llm = ObservationKind::Llm {
         call: Box::new(LlmCall {

@@ -5,7 +5,8 @@ use super::*;
 use crate::event::{Event, EventBody, Header};
 use crate::reconstruct::http::{Completeness, HttpExchange, HttpRequest, HttpResponse};
 use crate::reconstruct::llm::{LlmApi, LlmCall, ToolCall, ToolResult, Usage};
-use crate::reconstruct::{Actor, EventRange};
+use crate::reconstruct::EventRange;
+use crate::test_observations::observation;
 use serde_json::json;
 
 const AGENT: u32 = 100;
@@ -45,24 +46,6 @@ fn processes() -> ProcessTable {
     });
     table.learn(STRANGER, 1, "cat");
     table
-}
-
-fn observation(pid: u32, ts_ns: u64, index: u64, kind: ObservationKind) -> Observation {
-    Observation {
-        ts_ns,
-        time_unix_ns: ts_ns,
-        actor: Actor {
-            pid,
-            ppid: 1,
-            uid: 0,
-            gid: 0,
-            cgroup_id: 1,
-            comm: "python3".into(),
-        },
-        events: vec![EventRange::single(index)],
-        protocol: None,
-        kind,
-    }
 }
 
 fn llm(tool_calls: Vec<ToolCall>, tool_results: Vec<ToolResult>) -> ObservationKind {

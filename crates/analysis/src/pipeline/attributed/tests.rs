@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use super::*;
 use crate::model::ModelOptions;
 use crate::reconstruct::file_access::classify;
-use crate::reconstruct::Actor;
-use crate::reconstruct::EventRange;
+use crate::test_observations::observation;
 
 const SHELL: u32 = 10;
 const PSQL: u32 = 11;
@@ -25,28 +24,11 @@ fn processes() -> ProcessTable {
     table
 }
 
-fn observation(pid: u32, ts_ns: u64, kind: ObservationKind) -> Observation {
-    Observation {
-        ts_ns,
-        time_unix_ns: ts_ns,
-        actor: Actor {
-            pid,
-            ppid: 1,
-            uid: 0,
-            gid: 0,
-            cgroup_id: 1,
-            comm: "sh".into(),
-        },
-        events: vec![EventRange::single(ts_ns)],
-        protocol: None,
-        kind,
-    }
-}
-
 fn file_open(pid: u32, ts_ns: u64) -> Observation {
     let path = "/srv/app/data/orders.csv";
     observation(
         pid,
+        ts_ns,
         ts_ns,
         ObservationKind::FileOpen {
             path: path.into(),
@@ -57,7 +39,12 @@ fn file_open(pid: u32, ts_ns: u64) -> Observation {
 }
 
 fn exit(pid: u32, ts_ns: u64) -> Observation {
-    observation(pid, ts_ns, ObservationKind::Exit { exit_code: Some(0) })
+    observation(
+        pid,
+        ts_ns,
+        ts_ns,
+        ObservationKind::Exit { exit_code: Some(0) },
+    )
 }
 
 /// The index as it should be: every waiting lineage's pids, counted.
