@@ -14,8 +14,10 @@
 //!
 //! The file is what `agentscope collect --record` writes without rotation: a keyframe of the
 //! pipeline at the start (so it replays on its own although the console was running before),
-//! events with their identity answers, a keyframe every 30 s of event time and at the end, and
-//! the index trailer.
+//! events with their identity answers, keyframes on the recorder's schedule
+//! (`KeyframeSchedule`: every 30 s of event time, spaced by size) and at the end, and the index
+//! trailer. The schedule runs on the UI thread (it takes the state); the sizes it needs come
+//! from the writer thread, a keyframe late at most.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,7 +29,8 @@ use std::time::{Duration, Instant};
 use agentscope_analysis::model::IdentityAnswer;
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::{
-    CaptureMetadata, CaptureWriter, CollectorCounters, FileHeader, Keyframe, WriterOptions,
+    CaptureMetadata, CaptureWriter, CollectorCounters, FileHeader, Keyframe, KeyframeSchedule,
+    WriterOptions,
 };
 use agentscope_event::{Event, EventBody};
 use agentscope_files::output_file::Inputs;
@@ -44,7 +47,7 @@ pub struct RecordingOptions {
     pub dir: PathBuf,
     /// The header's metadata (`started_unix_ns` is set when a recording starts).
     pub metadata: CaptureMetadata,
-    /// Event time between keyframes (as `agentscope collect --record`).
+    /// Event time between keyframes, at least (as `agentscope collect --record`).
     pub keyframe_interval_ns: u64,
     pub writer: WriterOptions,
     /// Bytes of events waiting for the writer thread before the recording is ended.
@@ -94,6 +97,12 @@ struct WriterShared {
     /// The file, once created (the name may get a suffix if the first choice existed).
     path: Mutex<Option<PathBuf>>,
     bytes: AtomicU64,
+    /// Blocks written (as stored), and the last keyframe's length: what the keyframe schedule
+    /// reads.
+    written: AtomicU64,
+    last_keyframe_len: AtomicU64,
+    /// Keyframes written since the last time the UI thread read this (it tells the schedule).
+    keyframes_written: AtomicU64,
     queued_bytes: AtomicU64,
     failed: AtomicBool,
 }
@@ -104,9 +113,11 @@ pub struct LiveRecording {
     shared: Arc<WriterShared>,
     thread: JoinHandle<Result<Recorded, String>>,
     intended_path: PathBuf,
-    keyframe_interval_ns: u64,
     max_queued_bytes: u64,
-    last_keyframe_ts: u64,
+    keyframes: KeyframeSchedule,
+    /// Event times of the keyframes sent to the writer thread whose lengths the schedule has
+    /// not been told yet, oldest first.
+    keyframes_sent: std::collections::VecDeque<u64>,
     last_time_unix_ns: u64,
     /// The collector's counters for the next keyframe.
     collector: CollectorCounters,
@@ -147,7 +158,8 @@ impl LiveRecording {
         metadata.started_unix_ns = u64::try_from(now.timestamp().as_nanosecond()).unwrap_or(0);
         metadata.sequence = 0;
         let state = pipeline.state();
-        let last_keyframe_ts = state.last_ts_ns;
+        let mut keyframes_sent = std::collections::VecDeque::new();
+        keyframes_sent.push_back(state.last_ts_ns);
         let first = Keyframe {
             pipeline: state,
             collector: counters,
@@ -184,9 +196,9 @@ impl LiveRecording {
             shared,
             thread,
             intended_path,
-            keyframe_interval_ns: options.keyframe_interval_ns,
             max_queued_bytes: options.max_queued_bytes,
-            last_keyframe_ts,
+            keyframes: KeyframeSchedule::new(options.keyframe_interval_ns),
+            keyframes_sent,
             last_time_unix_ns,
             collector: counters,
         })
@@ -228,13 +240,12 @@ impl LiveRecording {
             event,
             cost,
         })?;
-        if self.last_keyframe_ts == 0 {
-            // The opening keyframe came before any event: the interval runs from the first.
-            self.last_keyframe_ts = ts;
-        }
-        if ts.saturating_sub(self.last_keyframe_ts) >= self.keyframe_interval_ns {
+        self.note_keyframes_written();
+        let written = self.shared.written.load(Ordering::Relaxed);
+        // One keyframe at a time: the next waits until the writer says how long this one was.
+        if self.keyframes_sent.is_empty() && self.keyframes.due(ts, written) {
             let state = pipeline.state();
-            self.last_keyframe_ts = state.last_ts_ns;
+            self.keyframes_sent.push_back(state.last_ts_ns);
             self.send(WriterEntry::Keyframe {
                 keyframe: Box::new(Keyframe {
                     pipeline: state,
@@ -244,6 +255,17 @@ impl LiveRecording {
             })?;
         }
         Ok(())
+    }
+
+    /// Tells the schedule about the keyframes the writer thread has written since last asked.
+    fn note_keyframes_written(&mut self) {
+        let done = self.shared.keyframes_written.swap(0, Ordering::AcqRel);
+        for _ in 0..done {
+            if let Some(ts) = self.keyframes_sent.pop_front() {
+                let len = self.shared.last_keyframe_len.load(Ordering::Relaxed);
+                self.keyframes.written(ts, len);
+            }
+        }
     }
 
     fn send(&self, entry: WriterEntry) -> Result<(), RecordingStopped> {
@@ -260,6 +282,15 @@ impl LiveRecording {
             .ok()
             .and_then(|p| p.clone())
             .unwrap_or_else(|| self.intended_path.clone())
+    }
+
+    /// The writer thread has written every entry sent so far (tests wait for it, so the
+    /// keyframe schedule sees what was written).
+    #[cfg(test)]
+    pub(crate) fn writer_caught_up(&self) -> bool {
+        self.shared.queued_bytes.load(Ordering::Acquire) == 0
+            && (self.keyframes_sent.is_empty()
+                || self.shared.keyframes_written.load(Ordering::Acquire) > 0)
     }
 
     /// The writer thread gave up (it says why when the recording is stopped and joined).
@@ -368,6 +399,7 @@ fn write_recording(
     writer
         .write_keyframe(&first, first_time_unix_ns)
         .map_err(failed)?;
+    note_keyframe(&writer, shared);
     shared.bytes.store(writer.size(), Ordering::Relaxed);
     let mut events = 0u64;
     let write_answers = |writer: &mut CaptureWriter, answers: &[IdentityAnswer]| {
@@ -395,6 +427,7 @@ fn write_recording(
                 writer
                     .write_keyframe(&keyframe, time_unix_ns)
                     .map_err(failed)?;
+                note_keyframe(&writer, shared);
             }
             Ok(WriterEntry::Finish {
                 answers,
@@ -417,7 +450,21 @@ fn write_recording(
         }
         writer.tick(Instant::now()).map_err(failed)?;
         shared.bytes.store(writer.size(), Ordering::Relaxed);
+        shared
+            .written
+            .store(writer.bytes_written(), Ordering::Relaxed);
     }
+}
+
+/// Tells the UI thread's keyframe schedule that a keyframe was written, and how long it was.
+fn note_keyframe(writer: &CaptureWriter, shared: &WriterShared) {
+    shared
+        .last_keyframe_len
+        .store(writer.last_keyframe_len(), Ordering::Relaxed);
+    shared
+        .written
+        .store(writer.bytes_written(), Ordering::Relaxed);
+    shared.keyframes_written.fetch_add(1, Ordering::AcqRel);
 }
 
 fn finish(

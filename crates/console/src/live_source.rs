@@ -661,6 +661,47 @@ mod tests {
     }
 
     #[test]
+    fn keyframes_of_a_growing_state_stay_a_bounded_share_of_a_recording() {
+        // Rounds of the session as new agents, ten minutes of event time apart: on event time
+        // alone every round ended with a keyframe of the whole state, growing with each round.
+        let dir = tempfile::tempdir().unwrap();
+        let session = fixture_events();
+        let rounds =
+            agentscope_event::synthetic::repeat_as_new_agents(std::slice::from_ref(&session), 120);
+        let (mut source, sender, _) = live(dir.path(), session.len());
+        source.toggle_recording().unwrap();
+        for round in rounds.chunks(session.len()) {
+            for event in round.iter().cloned() {
+                sender.send(event);
+            }
+            source.poll(usize::MAX);
+            // Let the writer thread catch up, so the schedule knows what it wrote.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !source.recording.as_ref().unwrap().writer_caught_up() {
+                assert!(Instant::now() < deadline, "the writer never caught up");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        source.toggle_recording().unwrap();
+        wait_for_recorded(&mut source);
+        let files = recordings_in(dir.path());
+        let reader = CaptureReader::open(&files[0]).unwrap();
+        assert!(reader.verify().is_empty(), "{:?}", reader.verify());
+        let keyframes: Vec<u64> = reader.keyframe_blocks().map(|b| u64::from(b.len)).collect();
+        let file = std::fs::metadata(&files[0]).unwrap().len();
+        let share = keyframes.iter().sum::<u64>() as f64 / file as f64;
+        assert!(
+            share <= 0.3,
+            "{} keyframes ({keyframes:?}) are {share:.3} of {file} bytes",
+            keyframes.len()
+        );
+        assert!(
+            keyframes.len() >= 4,
+            "still keyframes in the middle: {keyframes:?}"
+        );
+    }
+
+    #[test]
     fn a_recording_never_replaces_a_file() {
         let dir = tempfile::tempdir().unwrap();
         // Every name the next seconds would get is taken.

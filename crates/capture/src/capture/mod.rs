@@ -10,6 +10,7 @@
 
 pub mod block;
 pub mod codec;
+pub mod keyframe_schedule;
 pub mod range_crc;
 pub mod reader;
 pub mod recorder;
@@ -20,6 +21,7 @@ pub mod stream;
 pub mod writer;
 
 pub use block::{CaptureMetadata, CaptureTotals, FileHeader};
+pub use keyframe_schedule::KeyframeSchedule;
 pub use reader::{CaptureError, CaptureReader, Damage, IndexSource};
 pub use recorder::{Recorder, RecorderOptions, RecordingSummary};
 pub use replay::{CaptureContents, CaptureEvents, Position, RecordedIdentity, Replay, Start};

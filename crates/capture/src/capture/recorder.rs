@@ -1,5 +1,6 @@
 //! The recording sink: writes what the pipeline was fed, with the identity answers it got,
-//! keyframes at an interval of event time, and rotation by size and count.
+//! keyframes on the schedule of [`KeyframeSchedule`] (an interval of event time, spaced by
+//! size), and rotation by size and count.
 //!
 //! Every file starts with a keyframe of the pipeline's state, so each file of a rotated
 //! series (and each slice) replays on its own.
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::block::{CaptureMetadata, CaptureTotals, FileHeader};
+use super::keyframe_schedule::KeyframeSchedule;
 use super::writer::{CaptureWriter, CollectorCounters, Keyframe, OnDisk, WriterOptions};
 use crate::event::Event;
 use crate::model::IdentityAnswer;
@@ -24,7 +26,7 @@ pub struct RecorderOptions {
     pub max_file_bytes: Option<u64>,
     /// With rotation, keep at most this many files (the oldest are deleted).
     pub max_files: Option<usize>,
-    /// Event time between keyframes.
+    /// Event time between keyframes, at least (see [`KeyframeSchedule`]).
     pub keyframe_interval_ns: u64,
     pub writer: WriterOptions,
     pub metadata: CaptureMetadata,
@@ -65,7 +67,7 @@ pub struct Recorder {
     sequence: u32,
     files: VecDeque<PathBuf>,
     deleted: u64,
-    last_keyframe_ts: u64,
+    keyframes: KeyframeSchedule,
     last_time_unix_ns: u64,
     collector: CollectorCounters,
     events: u64,
@@ -101,6 +103,7 @@ impl Recorder {
             let quarter = usize::try_from(max / 4).unwrap_or(usize::MAX).max(4 << 10);
             options.writer.chunk_bytes = options.writer.chunk_bytes.min(quarter);
         }
+        let keyframes = KeyframeSchedule::new(options.keyframe_interval_ns);
         let mut recorder = Self {
             options,
             writer: None,
@@ -108,7 +111,7 @@ impl Recorder {
             sequence: 0,
             files: VecDeque::new(),
             deleted: 0,
-            last_keyframe_ts: 0,
+            keyframes,
             last_time_unix_ns: 0,
             collector: CollectorCounters::default(),
             events: 0,
@@ -133,7 +136,7 @@ impl Recorder {
             self.options.writer.clone(),
         )?;
         writer.set_next_event_index(state.next_event_index);
-        self.last_keyframe_ts = state.last_ts_ns;
+        let ts = state.last_ts_ns;
         writer.write_keyframe(
             &Keyframe {
                 pipeline: state,
@@ -141,6 +144,8 @@ impl Recorder {
             },
             self.last_time_unix_ns,
         )?;
+        self.keyframes = KeyframeSchedule::new(self.options.keyframe_interval_ns);
+        self.keyframes.written(ts, writer.last_keyframe_len());
         self.writer = Some(writer);
         self.files.push_back(path);
         if let Some(max) = self
@@ -205,15 +210,11 @@ impl Recorder {
         // What the file would measure if closed now: bytes on disk (compressed blocks), the
         // open chunk is small (the decision is made after each event, so it is at most one
         // event past a block that crossed the line), the closing keyframe and trailer.
-        let size = writer.bytes_written() + writer.closing_bytes();
+        let written = writer.bytes_written();
+        let size = written + writer.closing_bytes();
         self.events += 1;
         self.last_time_unix_ns = event.header.time_unix_ns;
-        let ts = event.header.ts_ns;
-        if self.last_keyframe_ts == 0 {
-            // The opening keyframe came before any event: the interval runs from the first.
-            self.last_keyframe_ts = ts;
-        }
-        if ts.saturating_sub(self.last_keyframe_ts) >= self.options.keyframe_interval_ns {
+        if self.keyframes.due(event.header.ts_ns, written) {
             self.keyframe(pipeline)?;
         }
         if self.options.max_file_bytes.is_some_and(|max| size >= max) {
@@ -241,13 +242,17 @@ impl Recorder {
 
     fn keyframe(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
         let state = pipeline.state();
-        self.last_keyframe_ts = state.last_ts_ns;
+        let ts = state.last_ts_ns;
         let keyframe = Keyframe {
             pipeline: state,
             collector: self.collector,
         };
         let time = self.last_time_unix_ns;
-        self.writer()?.write_keyframe(&keyframe, time)
+        let writer = self.writer()?;
+        writer.write_keyframe(&keyframe, time)?;
+        let len = writer.last_keyframe_len();
+        self.keyframes.written(ts, len);
+        Ok(())
     }
 
     fn rotate(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {

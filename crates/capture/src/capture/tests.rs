@@ -321,10 +321,10 @@ fn a_crash_loses_at_most_what_was_not_synced() {
     assert_eq!(events_in(&reader), events[..half].to_vec());
 }
 
-/// Records `events` into files of 6 KiB under `base`, keeping the newest three.
+/// Records `events` into files of 4 KiB under `base`, keeping the newest three.
 fn record_rotated(base: &Path, events: &[Event]) -> (Pipeline, super::recorder::RecordingSummary) {
     let mut options = small_blocks(base.to_path_buf());
-    options.max_file_bytes = Some(6 << 10);
+    options.max_file_bytes = Some(4 << 10);
     options.max_files = Some(3);
     let mut pipeline = pipeline();
     let mut recorder = Recorder::start(options, &mut pipeline).unwrap();
@@ -343,7 +343,7 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
     let events = fixture_events();
     let (_, summary) = record_rotated(&dir.path().join("long.cap"), &events);
     assert_eq!(summary.files.len(), 3, "{summary:?}");
-    assert!(summary.deleted > 0);
+    assert!(summary.deleted > 0, "{summary:?}");
     for file in &summary.files {
         assert!(file.to_string_lossy().ends_with(".cap"));
         assert!(file.exists());
@@ -371,6 +371,32 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
         !snapshot.agents.is_empty(),
         "agents come from the keyframe that opens the file"
     );
+}
+
+#[test]
+fn keyframes_of_a_growing_state_stay_a_bounded_share_of_the_file() {
+    // Rounds of the recorded sessions as new agents, ten minutes of event time apart: on event
+    // time alone every round ended with a keyframe of the whole state, which grows with every
+    // round's agents (a synthetic capture of 12,600 agents passed 630 MB that way).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many-agents.cap");
+    let events = agentscope_event::synthetic::repeat_as_new_agents(&[fixture_events()], 80);
+    let live = record(&events, RecorderOptions::new(path.clone(), metadata()));
+    let reader = CaptureReader::open(&path).unwrap();
+    assert!(reader.verify().is_empty(), "{:?}", reader.verify());
+    let keyframes: Vec<u64> = reader.keyframe_blocks().map(|b| u64::from(b.len)).collect();
+    let file = std::fs::metadata(&path).unwrap().len();
+    let share = keyframes.iter().sum::<u64>() as f64 / file as f64;
+    assert!(
+        share <= 0.3,
+        "{} keyframes ({keyframes:?}) are {share:.3} of {file} bytes",
+        keyframes.len()
+    );
+    assert!(
+        keyframes.len() >= 4,
+        "still keyframes in the middle: {keyframes:?}"
+    );
+    assert_eq!(replay_json(reader), live, "the replay is the live model");
 }
 
 /// A `cluster_objects` event as the collector makes it, at the first event's time.

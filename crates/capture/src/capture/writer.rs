@@ -185,6 +185,11 @@ impl CaptureWriter {
         self.last_keyframe_len + self.index_len + 2 * block::INDEX_ENTRY_LEN as u64
     }
 
+    /// Bytes of the last keyframe written, as stored (0 before the first).
+    pub fn last_keyframe_len(&self) -> u64 {
+        self.last_keyframe_len
+    }
+
     pub fn totals(&self) -> &CaptureTotals {
         &self.totals
     }
@@ -363,12 +368,12 @@ impl CaptureWriter {
         info.kind = kind;
         info.len = framed.len() as u32;
         self.write_raw(&framed)?;
+        if kind == block_type::KEYFRAME {
+            self.last_keyframe_len = framed.len() as u64;
+        }
         let indexed = matches!(self.file, Output::File(..));
         if indexed && kind != block_type::INDEX && kind != block_type::HEADER {
             self.blocks.push(info);
-            if kind == block_type::KEYFRAME {
-                self.last_keyframe_len = framed.len() as u64;
-            }
             // Once per block, not per event: the totals' JSON is what varies.
             let totals = serde_json::to_vec(&self.totals).map_or(0, |j| j.len());
             self.index_len = (block::BLOCK_OVERHEAD
