@@ -303,7 +303,8 @@ impl Graph {
     }
 
     fn evict_nodes(&mut self) {
-        // Agents are few and are what the console lists: never evict them.
+        // Agent nodes are the model's to evict (with the agent: `Model::evict_agent`), never
+        // the graph's: the console lists them.
         let mut by_age: Vec<_> = self
             .nodes
             .values()
@@ -311,7 +312,10 @@ impl Graph {
             .map(|node| (node.last_seen_ns, node.id.clone()))
             .collect();
         by_age.sort_unstable();
-        let batch = (self.nodes.len().min(self.limits.max_nodes) / 10).max(1);
+        // A tenth of the nodes that may go, oldest first. Not a tenth of all nodes: where
+        // agents are most of them (thousands of agents on a node), that took every other node
+        // at once, the newest agents' tools and data too, and left agents without edges.
+        let batch = (by_age.len().min(self.limits.max_nodes) / 10).max(1);
         let evicted: std::collections::HashSet<String> =
             by_age.into_iter().take(batch).map(|(_, id)| id).collect();
         let mut freed = 0;
@@ -427,5 +431,42 @@ mod tests {
         assert!(graph
             .get_edge("agent:a", "data:file:/f199", EdgeKind::Accesses)
             .is_some());
+    }
+
+    #[test]
+    fn many_agents_keep_the_newest_tools_and_data_when_nodes_are_evicted() {
+        let mut graph = Graph::new(105, 1_000);
+        let agents: Vec<String> = (0..100u64)
+            .map(|i| graph.node(NodeKind::Agent, format!("agent:a{i}"), "a", i))
+            .collect();
+        for i in 0..200u64 {
+            let agent = &agents[(i % 100) as usize];
+            let id = graph.node(NodeKind::Data, format!("data:file:/f{i}"), "f", 100 + i);
+            graph.edge(agent, &id, EdgeKind::Accesses, 100 + i, &[]);
+            if i > 0 {
+                // What the agent before touched is still there: an eviction takes the oldest
+                // few, not every node that is not an agent.
+                let before = &agents[((i - 1) % 100) as usize];
+                let previous = format!("data:file:/f{}", i - 1);
+                assert!(
+                    graph
+                        .get_edge(before, &previous, EdgeKind::Accesses)
+                        .is_some(),
+                    "{previous} evicted right after it was touched"
+                );
+            }
+        }
+        let snapshot = graph.snapshot();
+        assert!(snapshot.nodes.len() <= 105);
+        assert_eq!(
+            snapshot
+                .nodes
+                .iter()
+                .filter(|n| n.kind == NodeKind::Agent)
+                .count(),
+            100
+        );
+        assert!(snapshot.edges.len() >= 4, "{} edges", snapshot.edges.len());
+        assert!(graph.get_node("data:file:/f0").is_none());
     }
 }
