@@ -19,6 +19,7 @@ Usage: detection-corpus.py SITE_PACKAGES OUTPUT.jsonl
 import ast
 import hashlib
 import json
+import os
 import pathlib
 import random
 import re
@@ -29,6 +30,12 @@ import yaml
 SITE = pathlib.Path(sys.argv[1])
 OUT = pathlib.Path(sys.argv[2])
 RNG = random.Random(20250601)
+# sentinelprobe, tripwire-eval and garak-multilingual: held-out authors by default (more
+# indirect injection by other authors to judge the shipped model on); with
+# DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS=1 they go to `tune`/`test` by the group rule like
+# the training authors, for the leave-one-author-out experiment (docs/detection.md says what
+# training on them measured and why the shipped model does not).
+EXTRA_AUTHORS_SPLIT = None if os.environ.get("DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS") == "1" else "heldout"
 records = []
 
 
@@ -620,9 +627,9 @@ def sentinelprobe():
                 if not isinstance(text, str):
                     continue
                 if any(m and m in text.lower() for m in marks):
-                    add(text, "injection", "sentinelprobe", source, group=case["id"])
+                    add(text, "injection", "sentinelprobe", source, group=case["id"], split=EXTRA_AUTHORS_SPLIT)
                 else:
-                    add(text, "benign", "sentinelprobe-clean", source)
+                    add(text, "benign", "sentinelprobe-clean", source, split=EXTRA_AUTHORS_SPLIT)
 
 
 def tripwire():
@@ -659,9 +666,9 @@ def tripwire():
                     except ValueError:
                         pass
     for content in contents:
-        add(content, "benign", "tripwire-benign", "tool_result")
+        add(content, "benign", "tripwire-benign", "tool_result", split=EXTRA_AUTHORS_SPLIT)
         for name, payload in payloads:
-            add(f"{content}\n\n{payload}", "injection", "tripwire", "tool_result", group=name)
+            add(f"{content}\n\n{payload}", "injection", "tripwire", "tool_result", group=name, split=EXTRA_AUTHORS_SPLIT)
 
 
 def garak_multilingual():
@@ -682,7 +689,7 @@ def garak_multilingual():
                 continue
             for i, item in enumerate(items):
                 if isinstance(item, dict):
-                    add(item.get("prompt"), "injection", "garak-multilingual", "retrieved_document", group=f"{name}/{i}")
+                    add(item.get("prompt"), "injection", "garak-multilingual", "retrieved_document", group=f"{name}/{i}", split=EXTRA_AUTHORS_SPLIT)
 
 
 # --- benign hard negatives: ordinary developer tools' documentation ------------------------------

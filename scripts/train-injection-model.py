@@ -46,7 +46,8 @@ import scipy.sparse as sp
 import sklearn
 from sklearn.linear_model import LogisticRegression
 
-BUCKETS = 1 << 18
+# Buckets of the hashed feature space (a power of two; the Rust side's `BUCKETS` must match).
+BUCKETS = 1 << int(os.environ.get("INJECTION_MODEL_BUCKET_BITS", "18"))
 SOURCES = [
     "tool_result",
     "mcp_tool_result",
