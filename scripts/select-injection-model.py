@@ -93,7 +93,7 @@ def directive_cues(data, source):
     word of its second class, or (for addresses) an e-mail address); zero outside data channels."""
     if source in CUE_SOURCES:
         return [0.0] * len(CUES)
-    ws = words_with_spans(data)
+    ws = train.word_spans(data)
     out = []
     for _, first, second, window in CUES:
         n = 0
@@ -105,22 +105,6 @@ def directive_cues(data, source):
                     n += 1
                     break
         out.append(math.log1p(n))
-    return out
-
-
-def words_with_spans(data):
-    out = []
-    start = None
-    for i, byte in enumerate(data + b" "):
-        inside = byte >= 0x80 or chr(byte).isalnum() and byte < 0x80
-        if inside and start is None:
-            start = i
-        elif not inside and start is not None:
-            w = data[start:i]
-            if any(chr(x).isalpha() for x in w if x < 0x80) and any(chr(x).isdigit() for x in w if x < 0x80):
-                w = bytes(train.LEET.get(x, x) for x in w)
-            out.append((w, start, i))
-            start = None
     return out
 
 

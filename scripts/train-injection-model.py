@@ -192,9 +192,9 @@ def fnv1a(data, h=0x811C9DC5):
     return h
 
 
-def words(data):
-    """Runs of ASCII letters and digits or non-ASCII bytes; digits inside a word with letters
-    are read as leetspeak."""
+def word_spans(data):
+    """Runs of ASCII letters and digits or non-ASCII bytes, each with its byte range; digits
+    inside a word with letters are read as leetspeak."""
     out = []
     start = None
     for i, byte in enumerate(data + b" "):
@@ -205,9 +205,14 @@ def words(data):
             w = data[start:i]
             if any(chr(x).isalpha() for x in w if x < 0x80) and any(chr(x).isdigit() for x in w if x < 0x80):
                 w = bytes(LEET.get(x, x) for x in w)
-            out.append(w)
+            out.append((w, start, i))
             start = None
     return out
+
+
+def words(data):
+    """The words of `data` (word_spans without their ranges)."""
+    return [w for w, _, _ in word_spans(data)]
 
 
 def collapse_runs(data):
