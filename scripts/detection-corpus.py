@@ -19,6 +19,7 @@ Usage: detection-corpus.py SITE_PACKAGES OUTPUT.jsonl
 import ast
 import hashlib
 import json
+import os
 import pathlib
 import random
 import re
@@ -29,6 +30,12 @@ import yaml
 SITE = pathlib.Path(sys.argv[1])
 OUT = pathlib.Path(sys.argv[2])
 RNG = random.Random(20250601)
+# sentinelprobe, tripwire-eval and garak-multilingual: held-out authors by default (more
+# indirect injection by other authors to judge the shipped model on); with
+# DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS=1 they go to `tune`/`test` by the group rule like
+# the training authors, for the leave-one-author-out experiment (docs/detection.md says what
+# training on them measured and why the shipped model does not).
+EXTRA_AUTHORS_SPLIT = None if os.environ.get("DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS") == "1" else "heldout"
 records = []
 
 
@@ -602,6 +609,89 @@ def agentprobe():
                 pass
 
 
+def sentinelprobe():
+    """sentinelprobe's test cases (prompt_injection_harness/cases/*.yaml): the retrieved
+    documents and repository files (README, developer notes, config values, scripts) an agent
+    reads for a task, one of which carries the injected instruction. A document or file holding
+    one of the case's `warning_patterns` or `forbidden_patterns` (the text the package marks as
+    the injection or the output it must not cause) is an injection, grouped by case; the case's
+    other documents and files are benign. Its direct prompts (user messages) are left out."""
+    root = SITE / "prompt_injection_harness" / "cases"
+    for path in sorted(root.glob("*.yaml")):
+        for case in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("cases", []):
+            expect = case.get("expectations") or {}
+            marks = [str(m).lower() for m in (expect.get("warning_patterns") or []) + (expect.get("forbidden_patterns") or [])]
+            items = [(d.get("content"), "retrieved_document") for d in case.get("documents") or []]
+            items += [(f.get("content"), "file_content") for f in case.get("files") or []]
+            for text, source in items:
+                if not isinstance(text, str):
+                    continue
+                if any(m and m in text.lower() for m in marks):
+                    add(text, "injection", "sentinelprobe", source, group=case["id"], split=EXTRA_AUTHORS_SPLIT)
+                else:
+                    add(text, "benign", "sentinelprobe-clean", source, split=EXTRA_AUTHORS_SPLIT)
+
+
+def tripwire():
+    """tripwire-eval's fixed injections (tripwire/attacks/fixed_injection.py: each class's
+    `render` returns one payload, mostly exfiltration phrased as a mundane IT, billing or mail
+    server notice that never says "ignore"), appended to each scenario's benign tool output
+    (tripwire/scenarios.py) as its `build_spec` does; grouped by payload. The benign outputs
+    alone (e-mails and tickets that ask to forward a total to an address) are benign."""
+    root = SITE / "tripwire"
+    if not root.exists():
+        return
+    attacks = parse(root / "attacks" / "fixed_injection.py")
+    ev = LiteralEvaluator(attacks)
+    payloads = []
+    for cls in attacks.body:
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        for node in cls.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "render":
+                for ret in ast.walk(node):
+                    if isinstance(ret, ast.Return) and ret.value is not None:
+                        try:
+                            payloads.append((cls.name, ev.eval(ret.value, ev.module_names)))
+                        except ValueError:
+                            pass
+    scenarios = LiteralEvaluator(parse(root / "scenarios.py"))
+    contents = []
+    for node in ast.walk(parse(root / "scenarios.py")):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Scenario":
+            for kw in node.keywords:
+                if kw.arg == "benign_content":
+                    try:
+                        contents.append(scenarios.eval(kw.value, scenarios.module_names))
+                    except ValueError:
+                        pass
+    for content in contents:
+        add(content, "benign", "tripwire-benign", "tool_result", split=EXTRA_AUTHORS_SPLIT)
+        for name, payload in payloads:
+            add(f"{content}\n\n{payload}", "injection", "tripwire", "tool_result", group=name, split=EXTRA_AUTHORS_SPLIT)
+
+
+def garak_multilingual():
+    """garak-multilingual's payloads (garak_multilingual/payloads.py, literal lists of
+    {"prompt": ...}): instruction overrides, system-prompt extraction and jailbreaks written in
+    Turkish, German, Spanish, Russian, Arabic, Chinese, French and Persian, some with Turkish
+    case-folding tricks. Direct payloads of another author, in the languages the other sources
+    barely have; each its own group."""
+    path = SITE / "garak_multilingual" / "payloads.py"
+    if not path.exists():
+        return
+    for node in parse(path).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.List):
+            name = getattr(node.targets[0], "id", "")
+            try:
+                items = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            for i, item in enumerate(items):
+                if isinstance(item, dict):
+                    add(item.get("prompt"), "injection", "garak-multilingual", "retrieved_document", group=f"{name}/{i}", split=EXTRA_AUTHORS_SPLIT)
+
+
 # --- benign hard negatives: ordinary developer tools' documentation ------------------------------
 # READMEs and docstrings of packages that tell a developer to run commands, export keys and
 # tokens, install packages, add hooks, configure servers and send requests: the shape of the
@@ -670,6 +760,9 @@ promptinject()
 bastioncorpus()
 rag_redteam()
 agentprobe()
+sentinelprobe()
+tripwire()
+garak_multilingual()
 developer_docs()
 pyrit_heldout()
 heldout_indirect()
@@ -746,7 +839,7 @@ class _LeetCue:
 DELIMITER_CUES = re.compile(r"<\|[a-z_]+\|>|\[/?inst\]|<<sys>>|\.-\.-\.-|={8,}|-{8,}|\*{6,}|#{3,} ?(?:system|end|new)|\[end|</?(?:system|instructions?)>|\{\{", re.I)
 EXFILTRATION_CUES = re.compile(r"\b(?:send|post|upload|forward|email|e-mail|exfiltrat\w*|transmit)\b[^.\n]{0,80}(?:https?://|www\.|@[a-z0-9-]+\.[a-z]|webhook|server|endpoint)", re.I)
 OVERRIDE_CUES = re.compile(r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}\b(?:instructions?|rules|guidelines|prompts?|directions)\b", re.I)
-DOCUMENT_ORIGINS = ("agentdojo", "garak-latentinjection", "spikee", "promptinject", "rag-redteam", "agentprobe", "inspect-", "raginject", "agent-injection-bench")
+DOCUMENT_ORIGINS = ("agentdojo", "garak-latentinjection", "spikee", "promptinject", "rag-redteam", "agentprobe", "sentinelprobe", "tripwire", "inspect-", "raginject", "agent-injection-bench")
 
 
 def category(r):

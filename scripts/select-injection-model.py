@@ -14,12 +14,15 @@ worst recall over the folds and its false positives on the left-out authors' ben
 `heldout` split is never read.
 
 Usage: select-injection-model.py CORPUS.jsonl [C,...] [MIN_COUNT,...]
+(INJECTION_MODEL_BUCKET_BITS=16 sets the hashed feature space as in the training script;
+INJECTION_MODEL_CUES=1 adds the directive cues below, an experiment)
 (run in the training venv: scripts/train-injection-model.sh prepares it)
 """
 
 import importlib.util
 import json
 import math
+import os
 import pathlib
 import sys
 
@@ -43,16 +46,76 @@ FOLDS = {
     "bastioncorpus": ("bastioncorpus", "bastioncorpus-benign"),
     "rag-redteam": ("rag-redteam", "rag-redteam-benign"),
     "agentprobe": ("agentprobe", "agentprobe-benign"),
+    "sentinelprobe": ("sentinelprobe", "sentinelprobe-clean"),
+    "tripwire": ("tripwire", "tripwire-benign"),
 }
 FAMILIES = ("word", "bigram", "byte3", "byte4", "byte5")
+# Directive cues (directive_cues below) as extra, unscaled features: INJECTION_MODEL_CUES=1,
+# scaled by INJECTION_MODEL_CUE_SCALE. Measured, not shipped (docs/detection.md).
+USE_CUES = os.environ.get("INJECTION_MODEL_CUES") == "1"
+CUE_SCALE = float(os.environ.get("INJECTION_MODEL_CUE_SCALE", "1.0"))
+
+
+# --- directive cues: an experiment, not in the shipped model (docs/detection.md) -------------
+# Word classes over the model's words (leetspeak folded). A cue counts a word of one class
+# followed, within a few words, by a word of another: a request to send data to a destination,
+# to read or reveal a secret, to run a command or call a tool, and a directive addressed to
+# the assistant. Counted only in data channels: the same request in a user's own message or a
+# tool's description is expected there.
+ADDRESSEE = {b"assistant", b"assistants", b"ai", b"agent", b"agents", b"llm", b"llms", b"chatbot", b"copilot",
+             b"claude", b"chatgpt", b"gpt", b"model", b"models", b"bot"}
+DIRECTIVE = {b"ignore", b"disregard", b"forget", b"override", b"must", b"should", b"always", b"never", b"do",
+             b"please", b"instead", b"immediately", b"first", b"before", b"also"}
+EXFIL_VERB = {b"send", b"post", b"upload", b"email", b"forward", b"transmit", b"exfiltrate", b"submit", b"share",
+              b"mail", b"mirror", b"cc", b"bcc", b"beacon", b"report"}
+DESTINATION = {b"http", b"https", b"www", b"webhook", b"endpoint", b"url", b"server", b"ftp", b"address", b"inbox"}
+SECRET = {b"env", b"secret", b"secrets", b"token", b"tokens", b"password", b"passwords", b"passwd", b"credential",
+          b"credentials", b"apikey", b"key", b"keys", b"ssh", b"rsa", b"private", b"aws", b"bearer", b"cookie",
+          b"cookies", b"session", b"id"}
+READ_VERB = {b"read", b"cat", b"print", b"echo", b"output", b"reveal", b"show", b"dump", b"display", b"include",
+             b"list", b"printenv", b"copy", b"paste", b"share", b"send", b"post", b"upload", b"email", b"forward"}
+EXEC_VERB = {b"run", b"execute", b"exec", b"call", b"invoke", b"install", b"add", b"curl", b"wget", b"sudo",
+             b"pip", b"npm", b"chmod", b"bash", b"sh", b"download", b"visit", b"open", b"navigate", b"click"}
+TOOLISH = {b"pip", b"npm", b"curl", b"wget", b"bash", b"sh", b"sudo", b"rm", b"chmod", b"git", b"command",
+           b"commands", b"script", b"tool", b"function", b"hook", b"hooks", b"package", b"cron", b"crontab",
+           b"subprocess", b"shell", b"terminal", b"link", b"url", b"http", b"https"}
+CUES = (
+    ("addressed", ADDRESSEE, DIRECTIVE | EXFIL_VERB | READ_VERB | EXEC_VERB, 6),
+    ("exfiltration", EXFIL_VERB, DESTINATION, 12),
+    ("secret", READ_VERB, SECRET, 6),
+    ("command", EXEC_VERB, TOOLISH, 4),
+)
+CUE_SOURCES = {"tool_description", "user_message"}
+
+
+def directive_cues(data, source):
+    """Per cue, log(1 + how often a word of its first class is followed within its window by a
+    word of its second class, or (for addresses) an e-mail address); zero outside data channels."""
+    if source in CUE_SOURCES:
+        return [0.0] * len(CUES)
+    ws = train.word_spans(data)
+    out = []
+    for _, first, second, window in CUES:
+        n = 0
+        for i, (w, start, _) in enumerate(ws):
+            if w not in first:
+                continue
+            for v, s, _ in ws[i + 1 : i + 1 + window]:
+                if v in second or (second is DESTINATION and s > 0 and data[s - 1] == 0x40):
+                    n += 1
+                    break
+        out.append(math.log1p(n))
+    return out
 
 
 def family_counts(records):
     """Per feature family, the unscaled count matrix; and each text's occurrence count."""
     rows = {f: ([], []) for f in FAMILIES}
     totals = []
+    cues = []
     for r, rec in enumerate(records):
         data = train.collapse_runs(train.normalise(rec["text"]).encode("utf-8")[: train.MAX_BYTES])
+        cues.append(directive_cues(data, rec["source"]) if USE_CUES else [])
         ws = train.words(data)
         fam = {
             "word": [train.fnv1a(w, train.fnv1a(b"w")) & (train.BUCKETS - 1) for w in ws],
@@ -73,6 +136,7 @@ def family_counts(records):
         m = sp.csr_matrix((np.ones(len(rr)), (rr, cc)), shape=(len(records), train.BUCKETS))
         m.sum_duplicates()
         mats[f] = m
+    mats["cues"] = sp.csr_matrix(np.array(cues, dtype=np.float64)) if USE_CUES else None
     return mats, totals
 
 
@@ -80,7 +144,12 @@ def build(mats, totals, families, min_count):
     x = sum(mats[f] for f in families)
     n = np.array([sum(t[f] for f in families) for t in totals], dtype=np.float64)
     scale = 1.0 / np.sqrt(np.maximum(n, min_count))
-    return sp.diags(scale) @ x, n
+    x = sp.diags(scale) @ x
+    # The directive cues are not scaled by the text's length: one request in a long file is
+    # as much a request as in a short one.
+    if mats.get("cues") is not None:
+        x = sp.hstack([x, mats["cues"] * CUE_SCALE]).tocsr()
+    return x, n
 
 
 def main():

@@ -46,7 +46,8 @@ import scipy.sparse as sp
 import sklearn
 from sklearn.linear_model import LogisticRegression
 
-BUCKETS = 1 << 18
+# Buckets of the hashed feature space (a power of two; the Rust side's `BUCKETS` must match).
+BUCKETS = 1 << int(os.environ.get("INJECTION_MODEL_BUCKET_BITS", "18"))
 SOURCES = [
     "tool_result",
     "mcp_tool_result",
@@ -191,9 +192,9 @@ def fnv1a(data, h=0x811C9DC5):
     return h
 
 
-def words(data):
-    """Runs of ASCII letters and digits or non-ASCII bytes; digits inside a word with letters
-    are read as leetspeak."""
+def word_spans(data):
+    """Runs of ASCII letters and digits or non-ASCII bytes, each with its byte range; digits
+    inside a word with letters are read as leetspeak."""
     out = []
     start = None
     for i, byte in enumerate(data + b" "):
@@ -204,9 +205,14 @@ def words(data):
             w = data[start:i]
             if any(chr(x).isalpha() for x in w if x < 0x80) and any(chr(x).isdigit() for x in w if x < 0x80):
                 w = bytes(LEET.get(x, x) for x in w)
-            out.append(w)
+            out.append((w, start, i))
             start = None
     return out
+
+
+def words(data):
+    """The words of `data` (word_spans without their ranges)."""
+    return [w for w, _, _ in word_spans(data)]
 
 
 def collapse_runs(data):
