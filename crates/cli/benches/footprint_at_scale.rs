@@ -21,8 +21,9 @@
 //! collector adds its fixed kernel-facing part (ring buffer, maps, probes: the idle RSS
 //! `make bench-overhead` reports).
 //!
-//! Printed for each: agents, graph nodes and edges, events, then RSS median and range over the
-//! runs (and of it the anonymous part: the capture file is mapped and counts in RSS), and the
+//! Printed for each: the capture's size and its keyframes' share, agents, graph nodes and
+//! edges, events, then RSS median and range over the runs (and of it the anonymous part: the
+//! capture file is mapped and counts in RSS), and the
 //! budget's peak held bytes and sheddings (evictions and truncations mean the budget, not the
 //! workload, set the figure).
 //!
@@ -37,7 +38,7 @@ use std::process::{Command, Stdio};
 
 use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
 use agentscope_analysis::pipeline::Pipeline;
-use agentscope_capture::capture::{CaptureMetadata, Recorder, RecorderOptions};
+use agentscope_capture::capture::{CaptureMetadata, CaptureReader, Recorder, RecorderOptions};
 use agentscope_event::event::Event;
 use agentscope_event::synthetic::repeat_as_new_agents;
 use agentscope_reconstruct::ReconstructOptions;
@@ -154,6 +155,20 @@ fn scenario(name: &str, rounds: u32, runs: u32, extra: &[String], capture: &Path
     record(&events, capture);
     let event_count = events.len();
     drop(events);
+    // The capture's size and its keyframes' share: keyframes hold the whole state, which
+    // grows with the agents (`KeyframeSchedule` keeps them a bounded share of the file).
+    let reader = CaptureReader::open(capture).expect("read the capture back");
+    let keyframe_bytes: u64 = reader.keyframe_blocks().map(|b| u64::from(b.len)).sum();
+    let keyframes = reader.keyframe_blocks().count();
+    drop(reader);
+    let capture_bytes = std::fs::metadata(capture).map_or(0, |m| m.len());
+    println!(
+        "footprint_at_scale[{name}]: capture {:.1} MiB, of it {keyframes} keyframes {:.1} MiB \
+         ({:.1} %)",
+        capture_bytes as f64 / 1048576.0,
+        keyframe_bytes as f64 / 1048576.0,
+        100.0 * keyframe_bytes as f64 / capture_bytes.max(1) as f64
+    );
     let dir = tempfile::tempdir().expect("temporary directory");
     let graph = dir.path().join("graph.json");
     let (mut rss_kib, mut anon_kib) = (Vec::new(), Vec::new());
@@ -248,8 +263,9 @@ fn main() {
         .unwrap_or_else(|| dir.path().join("agents.cap"));
     let agents = (only != "edges").then(|| scenario("agents", rounds, runs, &extra, &capture));
     // The edges scenario is asked for (`FOOTPRINT_EDGES`, `FOOTPRINT_EDGE_ROUNDS` or
-    // `FOOTPRINT_ONLY=edges`), and always in the smoke run: recording its ~4,200 rounds in
-    // this process was stopped after 11 minutes on the shared VM, its capture past 600 MB.
+    // `FOOTPRINT_ONLY=edges`), and always in the smoke run: its ~4,200 rounds take a few
+    // minutes to record and replay (before keyframes were spaced by size, the recording alone
+    // was stopped after 11 minutes, its capture past 600 MB).
     let asked = ["FOOTPRINT_EDGES", "FOOTPRINT_EDGE_ROUNDS"]
         .iter()
         .any(|name| std::env::var_os(name).is_some());
