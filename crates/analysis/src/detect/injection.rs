@@ -973,12 +973,27 @@ struct Builder {
 
 impl Builder {
     fn push(&mut self, c: char, at: usize) {
+        self.flush_space();
+        self.push_raw(c, at);
+    }
+
+    /// Appends printable ASCII (no spaces, no controls) lower-cased, byte `k` from input
+    /// offset `at + k`: what `push` would do for each character, without decoding them.
+    fn push_ascii_run(&mut self, run: &str, at: usize) {
+        self.flush_space();
+        let start = self.text.len();
+        self.text.push_str(run);
+        self.text[start..].make_ascii_lowercase();
+        self.origin.extend(at..at + run.len());
+    }
+
+    /// Writes the pending run of whitespace, if any, as one space or newline (none at the start).
+    fn flush_space(&mut self) {
         if let Some((ws_at, newline)) = self.pending_space.take() {
             if !self.text.is_empty() {
                 self.push_raw(if newline { '\n' } else { ' ' }, ws_at);
             }
         }
-        self.push_raw(c, at);
     }
 
     fn push_raw(&mut self, c: char, at: usize) {
@@ -1021,25 +1036,43 @@ fn normalise(window: &[(usize, &str)]) -> Normalised {
         if part_index > 0 {
             out.space(true, *base);
         }
-        let mut chars = part.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            let at = base + i;
-            let next = chars.peek().map(|&(_, n)| n);
-            if c.is_ascii() {
+        let bytes = part.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii() {
                 in_tag_run = false;
-                if c.is_ascii_whitespace() {
-                    out.space(c == '\n', at);
-                } else if !c.is_ascii_control() {
-                    out.push(c.to_ascii_lowercase(), at);
+                // Fast path: a run of printable, non-space ASCII is lower-cased and copied
+                // whole, each byte keeping its own input offset, as the per-character path
+                // below would.
+                let run = bytes[i..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_graphic())
+                    .count();
+                if run > 0 {
+                    out.push_ascii_run(&part[i..i + run], base + i);
+                    i += run;
+                } else {
+                    // ASCII whitespace becomes a space; other ASCII controls are dropped.
+                    if bytes[i].is_ascii_whitespace() {
+                        out.space(bytes[i] == b'\n', base + i);
+                    }
+                    i += 1;
                 }
                 continue;
             }
+            let start = i;
+            let Some(c) = part[start..].chars().next() else {
+                break;
+            };
+            i += c.len_utf8();
+            let at = base + start;
+            let next = part[i..].chars().next();
             if ('\u{E0000}'..='\u{E007F}').contains(&c) {
                 let ascii = (c as u32 - 0xE0000) as u8;
                 if (0x20..0x7F).contains(&ascii) {
                     if !in_tag_run {
                         // Flag emoji spell a region code in tags after a black flag: not text.
-                        let flag = part[..i].ends_with('\u{1F3F4}');
+                        let flag = part[..start].ends_with('\u{1F3F4}');
                         tag_text.push((at, String::new(), flag));
                         in_tag_run = true;
                     }
