@@ -139,7 +139,7 @@ impl EarlierObservations {
             return Vec::new();
         }
         // Only what a baseline learns from is worth keeping for later.
-        if crate::baseline::items::items_of(observation).is_empty() {
+        if !crate::baseline::items::has_items(observation) {
             return Vec::new();
         }
         if self.waiting.len() >= EARLIER_KEPT {
