@@ -23,11 +23,6 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use agentscope_event::synthetic as fixture_rounds;
 
-/// The `agentscope` binary's allocator (crates/cli/src/main.rs), so the figures are the
-/// binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[path = "../../../tests/fixtures/recorded_mix.rs"]
 mod recorded_mix;
 const ROUNDS: u32 = 200;

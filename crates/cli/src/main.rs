@@ -81,11 +81,6 @@ enum Command {
     Man(shell_integration::ManArgs),
 }
 
-/// mimalloc rather than glibc's malloc: the pipeline allocates and frees many small objects
-/// per event (why and what it gained: the workspace Cargo.toml and DEVELOPERS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     agentscope_memory_budget::return_large_frees_to_the_system();
     // `--version` describes the build and this node's kernel, computed when asked.
