@@ -151,14 +151,6 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
     }
     let user = Item::User(observation.actor.uid);
     match &observation.kind {
-        ObservationKind::Exit { .. }
-        | ObservationKind::TlsHello { .. }
-        | ObservationKind::Enforce { .. }
-        | ObservationKind::EnforcePolicy { .. }
-        | ObservationKind::EscapeSyscall { .. }
-        | ObservationKind::HostPathWrite { .. }
-        | ObservationKind::Package { .. }
-        | ObservationKind::ClusterObjects { .. } => return out,
         ObservationKind::Exec { filename, argv } => {
             out.push(Item::Executable {
                 path: filename.clone(),
@@ -316,6 +308,9 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
                 out.extend(host_name(host).map(Item::EgressName));
             }
         }
+        // The kinds `has_items` already turned away (it names every kind, so a new one is
+        // decided there).
+        _ => return out,
     }
     out.push(user);
     out
