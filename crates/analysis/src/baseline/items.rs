@@ -108,26 +108,49 @@ pub fn identity_items(identity: &ActorIdentity) -> Vec<Item> {
     out
 }
 
-/// The baseline entries `observation` stands for (none for observations that are not
-/// actions of the agent: exits, served requests, runtime-noise files).
-pub fn items_of(observation: &Observation) -> Vec<Item> {
-    let mut out = Vec::new();
-    let user = Item::User(observation.actor.uid);
+/// Whether [`items_of`] has any entry for `observation`, without building them: the pipeline
+/// asks it of every observation not yet attributed (to keep only what a baseline can learn
+/// from), most of which are never learned.
+pub fn has_items(observation: &Observation) -> bool {
     match &observation.kind {
-        ObservationKind::Exit { .. } => return out,
-        // The connection's connect (and usually a DNS query) already stands for it; its server
-        // name as a baseline entry of its own is left for later.
-        ObservationKind::TlsHello { .. } => return out,
+        // The connection's connect (and usually a DNS query) already stands for a TLS hello;
+        // its server name as a baseline entry of its own is left for later.
+        ObservationKind::Exit { .. } | ObservationKind::TlsHello { .. } => false,
         // A decision against the baseline's own policy is not behaviour to learn (what was
         // tried is another observation, when it got as far as the kernel's record of it).
         ObservationKind::Enforce { .. }
         | ObservationKind::EnforcePolicy { .. }
         | ObservationKind::EscapeSyscall { .. }
-        | ObservationKind::HostPathWrite { .. } => return out,
+        | ObservationKind::HostPathWrite { .. } => false,
         // What the agent is built from, not something it did.
-        ObservationKind::Package { .. } => return out,
+        ObservationKind::Package { .. } => false,
         // What the cluster declares, read by the collector: no agent's act.
-        ObservationKind::ClusterObjects { .. } => return out,
+        ObservationKind::ClusterObjects { .. } => false,
+        // Runtime-noise files and served requests are not behaviour (the graph's rule).
+        ObservationKind::FileOpen { .. } | ObservationKind::Http { .. } => {
+            !actions::never_an_action(&observation.kind)
+        }
+        ObservationKind::Mcp { role, .. } => *role == Role::Client,
+        ObservationKind::Exec { .. }
+        | ObservationKind::Connect { .. }
+        | ObservationKind::Dns { .. }
+        | ObservationKind::Llm { .. }
+        | ObservationKind::Sql { .. }
+        | ObservationKind::Redis { .. }
+        | ObservationKind::ObjectStore { .. }
+        | ObservationKind::Retrieval { .. } => true,
+    }
+}
+
+/// The baseline entries `observation` stands for (none for observations that are not
+/// actions of the agent: exits, served requests, runtime-noise files; see [`has_items`]).
+pub fn items_of(observation: &Observation) -> Vec<Item> {
+    let mut out = Vec::new();
+    if !has_items(observation) {
+        return out;
+    }
+    let user = Item::User(observation.actor.uid);
+    match &observation.kind {
         ObservationKind::Exec { filename, argv } => {
             out.push(Item::Executable {
                 path: filename.clone(),
@@ -135,10 +158,6 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
             });
         }
         ObservationKind::FileOpen { path, class, write } => {
-            // Runtime noise (libraries, locale, /proc/self) is not behaviour.
-            if actions::describe(observation, no_processes()).is_none() {
-                return out;
-            }
             let (class_name, sensitivity) = file_class_name(class);
             out.push(Item::File {
                 path: collapse::file_pattern(
@@ -165,10 +184,7 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
                     .map(Item::EgressName),
             );
         }
-        ObservationKind::Http { exchange, role } => {
-            if *role == Role::Server || actions::describe(observation, no_processes()).is_none() {
-                return out;
-            }
+        ObservationKind::Http { exchange, .. } => {
             let host = exchange.host.clone().unwrap_or_else(|| "unknown".into());
             let host = host_with_port(&host, exchange.port, exchange.tls);
             out.extend(host_name(&host).map(Item::EgressName));
@@ -241,21 +257,12 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
         }
         ObservationKind::Mcp { .. } => return out,
         ObservationKind::Sql { statement, peer } => {
-            let Some(target) = actions::describe(observation, no_processes()) else {
-                return out;
-            };
             if statement.tables.is_empty() {
                 let database = statement.database.as_deref().unwrap_or("postgres");
                 out.push(Item::Database(database.to_string()));
             } else {
                 // The graph's table labels: `database.table`.
-                out.push(Item::Table(target.label.clone()));
-                out.extend(
-                    target
-                        .more_nodes
-                        .iter()
-                        .map(|(_, label)| Item::Table(label.clone())),
-                );
+                out.extend(actions::table_labels(statement).map(Item::Table));
             }
             if let Some(db_user) = &statement.user {
                 let database = statement.database.as_deref().unwrap_or("postgres");
@@ -301,6 +308,9 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
                 out.extend(host_name(host).map(Item::EgressName));
             }
         }
+        // The kinds `has_items` already turned away (it names every kind, so a new one is
+        // decided there).
+        _ => return out,
     }
     out.push(user);
     out

@@ -977,3 +977,68 @@ fn approvals_arriving_and_leaving_while_running_change_what_is_judged() {
         .observe(agent, None, &observation(10, 6 * SECOND, 5, curl()))
         .is_empty());
 }
+
+/// `has_items` (what the pipeline asks of every observation not yet attributed, to keep only
+/// what a baseline can learn from) says yes exactly when `items_of` has entries, for every
+/// observation of every capture fixture: exits, runtime-noise opens, TLS hellos, served and
+/// client HTTP, LLM and MCP calls, SQL and Redis commands.
+#[test]
+fn has_items_is_whether_items_of_has_any() {
+    let dirs = [
+        "capture",
+        "mcp",
+        "postgres",
+        "redis",
+        "object_store",
+        "vector_db",
+    ];
+    let mut seen_with = 0;
+    let mut seen_without = 0;
+    for dir in dirs {
+        let dir = std::path::Path::new(env!("AGENTSCOPE_REPO"))
+            .join("tests/fixtures")
+            .join(dir);
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let Ok(events) = events_from_json_lines(&text) else {
+                continue;
+            };
+            let mut pipeline = crate::pipeline::Pipeline::new(
+                crate::reconstruct::ReconstructOptions::default(),
+                crate::model::ModelOptions::default(),
+                Box::new(crate::model::HostOnlyIdentity),
+            );
+            let mut observations = Vec::new();
+            for event in &events {
+                observations.extend(pipeline.push(event));
+            }
+            observations.extend(pipeline.finish());
+            for attributed in &observations {
+                let has = items::has_items(&attributed.observation);
+                let items = items::items_of(&attributed.observation);
+                assert_eq!(
+                    has,
+                    !items.is_empty(),
+                    "{}: {:?} -> {items:?}",
+                    path.display(),
+                    attributed.observation.kind
+                );
+                if has {
+                    seen_with += 1;
+                } else {
+                    seen_without += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        seen_with > 50 && seen_without > 10,
+        "{seen_with} {seen_without}"
+    );
+}

@@ -7,6 +7,7 @@ use crate::process_table::ProcessTable;
 use crate::reconstruct::file_access::FileCategory;
 use crate::reconstruct::http::{HttpExchange, WireProtocol};
 use crate::reconstruct::mcp::McpDetail;
+use crate::reconstruct::postgres::SqlStatement;
 use crate::reconstruct::{Observation, ObservationKind, Role};
 
 use super::agents::basename;
@@ -115,6 +116,30 @@ fn body_text(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(8192)]).into_owned()
 }
 
+/// File opens of runtime noise (libraries, locale, /proc/self) and served HTTP requests (the
+/// peer's actions; the server side matters for MCP): never actions, whatever else they hold.
+/// [`describe`] returns `None` for them; the baseline asks this of every observation not yet
+/// attributed, without building a target.
+pub fn never_an_action(kind: &ObservationKind) -> bool {
+    match kind {
+        ObservationKind::FileOpen { class, .. } => {
+            matches!(class.category, FileCategory::RuntimeNoise)
+        }
+        ObservationKind::Http { role, .. } => *role == Role::Server,
+        _ => false,
+    }
+}
+
+/// The graph's labels of the tables a statement names: `database.table` (the database
+/// `postgres` when the session did not say).
+pub fn table_labels(statement: &SqlStatement) -> impl Iterator<Item = String> + '_ {
+    let database = statement.database.as_deref().unwrap_or("postgres");
+    statement
+        .tables
+        .iter()
+        .map(move |table| format!("{database}.{table}"))
+}
+
 /// The graph side of an observation; `None` for observations that are not actions.
 pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<Target> {
     let actor = &observation.actor;
@@ -136,7 +161,7 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             return Some(t);
         }
         ObservationKind::FileOpen { path, class, write } => {
-            if matches!(class.category, FileCategory::RuntimeNoise) {
+            if never_an_action(&observation.kind) {
                 return None;
             }
             let mut t = Target::new(
@@ -157,9 +182,8 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             ];
             t
         }
-        ObservationKind::Http { exchange, role } => {
-            if *role == Role::Server {
-                // Served requests are the peer's actions; the server side matters for MCP.
+        ObservationKind::Http { exchange, .. } => {
+            if never_an_action(&observation.kind) {
                 return None;
             }
             let route = route_template(exchange.request.path());
@@ -196,15 +220,8 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             let server = peer
                 .as_ref()
                 .map_or("unknown".into(), |p| format!("{}:{}", p.addr, p.port));
-            let mut nodes: Vec<(String, String)> = statement
-                .tables
-                .iter()
-                .map(|table| {
-                    (
-                        format!("data:table:{database}.{table}"),
-                        format!("{database}.{table}"),
-                    )
-                })
+            let mut nodes: Vec<(String, String)> = table_labels(statement)
+                .map(|label| (format!("data:table:{label}"), label))
                 .collect();
             if nodes.is_empty() {
                 nodes.push((

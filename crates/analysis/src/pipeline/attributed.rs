@@ -9,11 +9,15 @@
 //! attributed and marked [`AttributedObservation::earlier`]. Observations of processes that
 //! exit without becoming one are forgotten at their exit.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod waiting_queue;
+
+use std::collections::{HashSet, VecDeque};
 
 use crate::model::{Model, NewLink};
 use crate::process_table::ProcessTable;
 use crate::reconstruct::{Observation, ObservationKind};
+
+use waiting_queue::{Waiting, WaitingQueue};
 
 /// Observations of processes not (yet) known as agents, kept in case they become one.
 pub const EARLIER_KEPT: usize = 4096;
@@ -55,19 +59,13 @@ impl std::ops::Deref for AttributedObservation {
     }
 }
 
-struct Waiting {
-    lineage: Vec<u32>,
-    observation: Observation,
-}
-
 /// Observations waiting for their process to become an agent's (see the module doc).
 #[derive(Default)]
 pub struct EarlierObservations {
-    waiting: VecDeque<Waiting>,
-    /// How many of `waiting` have each pid in their lineage: a new agent pid or an exit
-    /// that no waiting lineage holds has nothing to release or move, so the queue (up to
-    /// [`EARLIER_KEPT`] observations, full of other processes' start-ups) is not walked.
-    waiting_pids: HashMap<u32, u32>,
+    /// Indexed by the pids of their lineages: a new agent pid, an exit or a link looks at
+    /// the observations that hold its pid, not at the whole queue (up to [`EARLIER_KEPT`]
+    /// observations, full of other processes' start-ups).
+    waiting: WaitingQueue,
     /// Observations of processes that exited while waiting: only a link (by pid and time,
     /// so a reused pid cannot take them) hands them out now.
     exited: VecDeque<Waiting>,
@@ -106,25 +104,19 @@ impl EarlierObservations {
             // The pid may be reused by an unrelated process: what this one did waits for a
             // link only.
             self.attributed.remove(&pid);
-            // Most exits are of processes with nothing waiting (a waiting observation's
-            // lineage starts with its own pid): the queue is only walked when one waits, and
-            // only rebuilt from the first one of this pid.
-            if !self.waiting_pids.contains_key(&pid) {
-                return Vec::new();
-            }
-            let Some(first) = self
-                .waiting
-                .iter()
-                .position(|w| w.observation.actor.pid == pid)
-            else {
-                return Vec::new();
-            };
-            for waiting in self.waiting.split_off(first) {
-                if waiting.observation.actor.pid != pid {
-                    self.waiting.push_back(waiting);
+            // A waiting observation's lineage starts with its own pid: what this process did
+            // is among those holding its pid (the others are its descendants').
+            for number in self.waiting.holding([pid]) {
+                if self
+                    .waiting
+                    .get(number)
+                    .is_none_or(|w| w.observation.actor.pid != pid)
+                {
                     continue;
                 }
-                self.forget_lineage(&waiting.lineage);
+                let Some(waiting) = self.waiting.remove(number) else {
+                    continue;
+                };
                 if self.exited.len() >= EXITED_KEPT_FOR_LINKS {
                     self.exited.pop_front();
                 }
@@ -139,36 +131,18 @@ impl EarlierObservations {
             return Vec::new();
         }
         // Only what a baseline learns from is worth keeping for later.
-        if crate::baseline::items::items_of(observation).is_empty() {
+        if !crate::baseline::items::has_items(observation) {
             return Vec::new();
         }
         if self.waiting.len() >= EARLIER_KEPT {
-            if let Some(oldest) = self.waiting.pop_front() {
-                self.forget_lineage(&oldest.lineage);
-            }
+            self.waiting.pop_oldest();
             self.dropped += 1;
         }
-        let lineage = processes.lineage(pid);
-        for pid in &lineage {
-            *self.waiting_pids.entry(*pid).or_default() += 1;
-        }
-        self.waiting.push_back(Waiting {
-            lineage,
+        self.waiting.push(Waiting {
+            lineage: processes.lineage(pid),
             observation: observation.clone(),
         });
         Vec::new()
-    }
-
-    /// A waiting observation with this lineage left `waiting`.
-    fn forget_lineage(&mut self, lineage: &[u32]) {
-        for pid in lineage {
-            if let Some(count) = self.waiting_pids.get_mut(pid) {
-                *count -= 1;
-                if *count == 0 {
-                    self.waiting_pids.remove(pid);
-                }
-            }
-        }
     }
 
     /// `links` (just made) tie actions to an agent's tool call. An action of a process outside
@@ -188,14 +162,14 @@ impl EarlierObservations {
                 w.observation.actor.pid == link.action.pid
                     && w.observation.ts_ns == link.action.ts_ns
             };
-            let waiting = match self.waiting.iter().position(linked) {
-                Some(at) => {
-                    let waiting = self.waiting.remove(at);
-                    if let Some(waiting) = &waiting {
-                        self.forget_lineage(&waiting.lineage);
-                    }
-                    waiting
-                }
+            // The oldest waiting one of the action's pid (its lineage holds that pid).
+            let waiting = self
+                .waiting
+                .holding([link.action.pid])
+                .into_iter()
+                .find(|number| self.waiting.get(*number).is_some_and(linked));
+            let waiting = match waiting {
+                Some(number) => self.waiting.remove(number),
                 None => match self.exited.iter().position(linked) {
                     Some(at) => self.exited.remove(at),
                     None => None,
@@ -224,42 +198,32 @@ impl EarlierObservations {
         // process). Without the list (too many new agent pids), every one is.
         let made = model.made_agents_since(self.agents_mark);
         self.agents_mark = model.agents_mark();
-        if made
-            .as_ref()
-            .is_some_and(|pids| !pids.iter().any(|pid| self.waiting_pids.contains_key(pid)))
-        {
-            return Vec::new();
-        }
-        let may_have_agent = |w: &Waiting| {
-            made.as_ref()
-                .is_none_or(|pids| w.lineage.iter().any(|pid| pids.contains(pid)))
-                && model.is_agent_at(&w.lineage, w.observation.ts_ns)
-        };
-        // Most new agent processes release nothing (what waits is other processes'): the
-        // queue is only rebuilt from the first one released.
-        let Some(first) = self.waiting.iter().position(may_have_agent) else {
-            return Vec::new();
+        let candidates = match &made {
+            Some(pids) => self.waiting.holding(pids.iter().copied()),
+            None => self.waiting.all(),
         };
         let mut out = Vec::new();
-        for waiting in self.waiting.split_off(first) {
-            if !may_have_agent(&waiting) {
-                self.waiting.push_back(waiting);
+        for number in candidates {
+            let Some(waiting) = self.waiting.get(number) else {
+                continue;
+            };
+            if !model.is_agent_at(&waiting.lineage, waiting.observation.ts_ns) {
                 continue;
             }
-            match model.agent_of(&waiting.lineage, waiting.observation.ts_ns) {
-                Some(agent) => {
-                    self.forget_lineage(&waiting.lineage);
-                    out.push(AttributedObservation {
-                        session: model.session_of(&waiting.lineage, waiting.observation.ts_ns),
-                        observation: waiting.observation,
-                        agent: Some(agent),
-                        conversation: None,
-                        links: Vec::new(),
-                        earlier: true,
-                    })
-                }
-                None => self.waiting.push_back(waiting),
-            }
+            let Some(agent) = model.agent_of(&waiting.lineage, waiting.observation.ts_ns) else {
+                continue;
+            };
+            let Some(waiting) = self.waiting.remove(number) else {
+                continue;
+            };
+            out.push(AttributedObservation {
+                session: model.session_of(&waiting.lineage, waiting.observation.ts_ns),
+                observation: waiting.observation,
+                agent: Some(agent),
+                conversation: None,
+                links: Vec::new(),
+                earlier: true,
+            });
         }
         out
     }

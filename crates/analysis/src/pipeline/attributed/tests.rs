@@ -1,8 +1,8 @@
 //! The waiting queue's pid index against the queue itself: after every step (observations
 //! kept, the oldest dropped at the bound, exits of a waiting process, of an ancestor of one
-//! and of a stranger), each pid's count is the number of waiting lineages that hold it, so the
-//! shortcuts it allows (an exit or a new agent pid that no lineage holds) skip only what the
-//! walk would have found nothing in.
+//! and of a stranger), each pid is indexed once for every waiting lineage that holds it, so
+//! what an exit, a new agent pid or a link looks up through the index is what a walk of the
+//! queue would have found.
 
 use std::collections::HashMap;
 
@@ -50,12 +50,12 @@ fn exit(pid: u32, ts_ns: u64) -> Observation {
 /// The index as it should be: every waiting lineage's pids, counted.
 fn assert_index_matches_queue(earlier: &EarlierObservations) {
     let mut expected: HashMap<u32, u32> = HashMap::new();
-    for waiting in &earlier.waiting {
+    for waiting in earlier.waiting.iter() {
         for pid in &waiting.lineage {
             *expected.entry(*pid).or_default() += 1;
         }
     }
-    assert_eq!(earlier.waiting_pids, expected);
+    assert_eq!(earlier.waiting.pid_counts(), expected);
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn the_pid_index_counts_exactly_the_waiting_lineages() {
     settle(&mut earlier, file_open(CAT, next(&mut ts)));
     assert_eq!(earlier.waiting.len(), 2);
     assert_eq!(
-        earlier.waiting_pids.get(&SHELL),
+        earlier.waiting.pid_counts().get(&SHELL),
         Some(&1),
         "psql's lineage holds its shell"
     );
@@ -90,8 +90,8 @@ fn the_pid_index_counts_exactly_the_waiting_lineages() {
     settle(&mut earlier, exit(PSQL, next(&mut ts)));
     assert_eq!(earlier.waiting.len(), 1);
     assert_eq!(earlier.exited.len(), 1);
-    assert!(!earlier.waiting_pids.contains_key(&PSQL));
-    assert!(!earlier.waiting_pids.contains_key(&SHELL));
+    assert!(!earlier.waiting.holds(PSQL));
+    assert!(!earlier.waiting.holds(SHELL));
 
     // At the bound the oldest are dropped, and their lineages leave the index with them.
     for _ in 0..EARLIER_KEPT + 5 {
@@ -99,11 +99,14 @@ fn the_pid_index_counts_exactly_the_waiting_lineages() {
     }
     assert_eq!(earlier.waiting.len(), EARLIER_KEPT);
     assert_eq!(earlier.dropped(), 6);
-    assert_eq!(earlier.waiting_pids.get(&CAT), Some(&(EARLIER_KEPT as u32)));
+    assert_eq!(
+        earlier.waiting.pid_counts().get(&CAT),
+        Some(&(EARLIER_KEPT as u32))
+    );
 
     settle(&mut earlier, exit(CAT, next(&mut ts)));
     assert!(earlier.waiting.is_empty());
-    assert!(earlier.waiting_pids.is_empty());
+    assert!(earlier.waiting.pid_counts().is_empty());
     assert_eq!(earlier.exited.len(), EXITED_KEPT_FOR_LINKS);
 }
 
