@@ -1,19 +1,18 @@
 //! Writing records to the ring buffer: fixed-size records, and payloads split into
-//! `CHUNK_LEN` chunks. Every outcome is counted in `STATS` (emitted, dropped, bytes lost per
+//! `CHUNK_LEN` chunks, each read from user memory straight into its ring reservation
+//! (`payload_reserve.rs`). Every outcome is counted in `STATS` (emitted, dropped, bytes lost per
 //! direction), so nothing is silently cut. Records wake the reader only when the ring is
 //! filling up or the record is urgent (`agentscope_common::ring_wakeup` says why).
 
 use agentscope_common::{
-    data_flags, direction, kind, ring_wakeup, stat, DataEvent, CHUNK_LEN, DATA_PREFIX_LEN,
+    data_flags, direction, kind, ring_wakeup, stat, DataPrefix, CHUNK_LEN, DATA_PREFIX_LEN,
     MAX_CHUNKS,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     helpers::{
         bpf_ktime_get_boot_ns,
-        generated::{
-            bpf_loop, bpf_probe_read_user as raw_read_user, bpf_ringbuf_output, bpf_ringbuf_query,
-        },
+        generated::{bpf_loop, bpf_ringbuf_output, bpf_ringbuf_query},
     },
     macros::map,
     maps::PerCpuArray,
@@ -21,11 +20,25 @@ use aya_ebpf::{
 
 use crate::maps::{EVENTS, STATS};
 use crate::output_tracking::is_consumer;
+use crate::payload_reserve::emit_user_chunk;
 use crate::stream_gaps::{self, StreamKey};
 use crate::task::{current_ids, fill_header, stopping};
 
+/// A payload call being emitted: the prefix of its records (filled once, updated per chunk;
+/// the chunks themselves are read into their ring reservations, `payload_reserve.rs`) and the
+/// chunk loop's state.
+#[repr(C)]
+struct PayloadScratch {
+    prefix: DataPrefix,
+    /// In the map value rather than on the stack: the verifier does not track its values, so
+    /// the loop's callback converges at once. On the stack, each chunk's size class (a range
+    /// of lengths added to `unreported`) made another state, and the callback exceeded the
+    /// million-instruction limit.
+    chunks: ChunkLoop,
+}
+
 #[map]
-static DATA_SCRATCH: PerCpuArray<DataEvent> = PerCpuArray::with_max_entries(1, 0);
+static DATA_SCRATCH: PerCpuArray<PayloadScratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 pub(crate) fn bump(index: u32, by: u64) {
@@ -40,7 +53,7 @@ pub(crate) fn bump(index: u32, by: u64) {
 /// fills (the kernel's default, waking only a reader that has read everything, never wakes
 /// one that is behind).
 #[inline(always)]
-fn wake_flags() -> u64 {
+pub(crate) fn wake_flags() -> u64 {
     let ring = core::ptr::addr_of!(EVENTS) as *mut core::ffi::c_void;
     let (avail, size) = unsafe {
         (
@@ -104,7 +117,7 @@ pub(crate) fn submit_value_urgent<T>(record: &T) -> bool {
     submit_urgent(record as *const T, core::mem::size_of::<T>())
 }
 
-/// State shared with [`emit_chunk`] through `bpf_loop`.
+/// The state of [`emit_chunk`]'s loop over a call's chunks.
 #[repr(C)]
 struct ChunkLoop {
     buf: u64,
@@ -152,19 +165,20 @@ pub(crate) fn emit_payload(
         bump(stat::CONSUMER_BYTES, total_len);
         return;
     }
-    let Some(event) = DATA_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {
         return;
     };
-    let event = unsafe { &mut *event };
+    let scratch = unsafe { &mut *scratch };
+    let prefix = &mut scratch.prefix;
     let capacity = CHUNK_LEN as u64 * MAX_CHUNKS as u64;
     let beyond = total_len.saturating_sub(capacity);
-    fill_header(&mut event.prefix.header, kind::DATA, DATA_PREFIX_LEN);
-    event.prefix.source = source_kind;
-    event.prefix.direction = dir;
-    event.prefix.fd = fd;
-    event.prefix.conn_id = conn_id;
-    event.prefix.call_id = event.prefix.header.ts_ns ^ ((event.prefix.header.tid as u64) << 40);
-    event.prefix.total_len = total_len;
+    fill_header(&mut prefix.header, kind::DATA, DATA_PREFIX_LEN);
+    prefix.source = source_kind;
+    prefix.direction = dir;
+    prefix.fd = fd;
+    prefix.conn_id = conn_id;
+    prefix.call_id = prefix.header.ts_ns ^ ((prefix.header.tid as u64) << 40);
+    prefix.total_len = total_len;
     let stream = StreamKey {
         tgid,
         fd,
@@ -173,40 +187,40 @@ pub(crate) fn emit_payload(
         direction: dir,
     };
     // The first record reports what the stream lost before this call.
-    event.prefix.lost_bytes = stream_gaps::take_lost(&stream);
-    let mut state = ChunkLoop {
+    prefix.lost_bytes = stream_gaps::take_lost(&stream);
+    scratch.chunks = ChunkLoop {
         buf,
         deliverable: total_len - beyond,
         beyond,
         dir: dir as u64,
-        unreported: event.prefix.lost_bytes,
-        carried: event.prefix.lost_bytes,
+        unreported: prefix.lost_bytes,
+        carried: prefix.lost_bytes,
     };
     unsafe {
         bpf_loop(
             MAX_CHUNKS,
             emit_chunk as *mut core::ffi::c_void,
-            &mut state as *mut ChunkLoop as *mut core::ffi::c_void,
+            core::ptr::null_mut(),
             0,
         )
     };
     if beyond > 0 {
         count_lost(dir as u64, beyond);
     }
-    stream_gaps::note_lost(&stream, state.unreported);
+    stream_gaps::note_lost(&stream, scratch.chunks.unreported);
 }
 
 /// One chunk of [`emit_payload`]; returns 1 to stop the loop.
 #[inline(never)]
-unsafe extern "C" fn emit_chunk(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let state = unsafe { &mut *(ctx as *mut ChunkLoop) };
+unsafe extern "C" fn emit_chunk(index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
     if stopping() {
         return 1;
     }
-    let Some(event) = DATA_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {
         return 1;
     };
-    let event = unsafe { &mut *event };
+    let scratch = unsafe { &mut *scratch };
+    let (prefix, state) = (&mut scratch.prefix, &mut scratch.chunks);
     let offset = index * CHUNK_LEN as u64;
     if offset >= state.deliverable {
         return 1;
@@ -214,37 +228,30 @@ unsafe extern "C" fn emit_chunk(index: u64, ctx: *mut core::ffi::c_void) -> i64 
     let mut len = state.deliverable - offset;
     if len > CHUNK_LEN as u64 {
         len = CHUNK_LEN as u64;
-        event.prefix.flags = 0;
+        prefix.flags = 0;
     } else {
-        event.prefix.flags = data_flags::LAST;
-        event.prefix.lost_bytes += state.beyond;
+        prefix.flags = data_flags::LAST;
+        prefix.lost_bytes += state.beyond;
     }
     let len = len as usize & (2 * CHUNK_LEN - 1);
     if len > CHUNK_LEN {
         return 1;
     }
-    event.prefix.header.size = (DATA_PREFIX_LEN + len) as u32;
-    event.prefix.header.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
-    event.prefix.offset = offset;
-    event.prefix.seq = index as u32;
-    event.prefix.data_len = len as u32;
-    let read = unsafe {
-        raw_read_user(
-            event.data.as_mut_ptr() as *mut core::ffi::c_void,
-            len as u32,
-            (state.buf + offset) as *const core::ffi::c_void,
-        )
-    };
-    if read != 0 || !submit(event as *const DataEvent, DATA_PREFIX_LEN + len) {
-        event.prefix.lost_bytes += len as u64;
+    prefix.header.size = (DATA_PREFIX_LEN + len) as u32;
+    prefix.header.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
+    prefix.offset = offset;
+    prefix.seq = index as u32;
+    prefix.data_len = len as u32;
+    if emit_user_chunk(prefix, state.buf + offset, len).is_err() {
+        prefix.lost_bytes += len as u64;
         count_lost(state.dir, len as u64);
         state.unreported += len as u64;
-        if event.prefix.flags == data_flags::LAST {
+        if prefix.flags == data_flags::LAST {
             state.unreported += state.beyond;
         }
     } else {
         state.unreported = 0;
-        event.prefix.lost_bytes -= state.carried;
+        prefix.lost_bytes -= state.carried;
         state.carried = 0;
     }
     0

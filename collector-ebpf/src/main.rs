@@ -16,6 +16,7 @@
 mod emit;
 mod fd_file;
 mod maps;
+mod payload_reserve;
 mod task;
 
 // The hook families.
