@@ -158,17 +158,13 @@ fn scenario(name: &str, rounds: u32, runs: u32, extra: &[String], capture: &Path
     // The capture's size and its keyframes' share: keyframes hold the whole state, which
     // grows with the agents (`KeyframeSchedule` keeps them a bounded share of the file).
     let reader = CaptureReader::open(capture).expect("read the capture back");
-    let keyframe_bytes: u64 = reader.keyframe_blocks().map(|b| u64::from(b.len)).sum();
-    let keyframes = reader.keyframe_blocks().count();
-    drop(reader);
-    let capture_bytes = std::fs::metadata(capture).map_or(0, |m| m.len());
     println!(
-        "footprint_at_scale[{name}]: capture {:.1} MiB, of it {keyframes} keyframes {:.1} MiB \
-         ({:.1} %)",
-        capture_bytes as f64 / 1048576.0,
-        keyframe_bytes as f64 / 1048576.0,
-        100.0 * keyframe_bytes as f64 / capture_bytes.max(1) as f64
+        "footprint_at_scale[{name}]: capture {:.1} MiB, {} keyframes, {:.1} % of it",
+        reader.file_len() as f64 / 1048576.0,
+        reader.keyframe_blocks().count(),
+        100.0 * reader.keyframe_share()
     );
+    drop(reader);
     let dir = tempfile::tempdir().expect("temporary directory");
     let graph = dir.path().join("graph.json");
     let (mut rss_kib, mut anon_kib) = (Vec::new(), Vec::new());

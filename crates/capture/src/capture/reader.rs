@@ -336,6 +336,13 @@ impl CaptureReader {
             .filter(|b| b.kind == block_type::KEYFRAME)
     }
 
+    /// The share of the file its keyframes take (`KeyframeSchedule` bounds it), from the
+    /// index: 0 for an empty file.
+    pub fn keyframe_share(&self) -> f64 {
+        let bytes: u64 = self.keyframe_blocks().map(|b| u64::from(b.len)).sum();
+        bytes as f64 / self.file_len().max(1) as f64
+    }
+
     fn block_body(&self, info: &BlockInfo) -> Result<(u32, &[u8]), Damage> {
         let data = self.bytes.as_slice();
         let at = usize::try_from(info.offset).unwrap_or(usize::MAX);
