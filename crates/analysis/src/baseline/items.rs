@@ -255,7 +255,6 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
                 });
             }
         }
-        ObservationKind::Mcp { .. } => return out,
         ObservationKind::Sql { statement, peer } => {
             if statement.tables.is_empty() {
                 let database = statement.database.as_deref().unwrap_or("postgres");
@@ -308,8 +307,8 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
                 out.extend(host_name(host).map(Item::EgressName));
             }
         }
-        // The kinds `has_items` already turned away (it names every kind, so a new one is
-        // decided there).
+        // The kinds `has_items` already turned away, and MCP servers' side (it names every
+        // kind, so a new one is decided there).
         _ => return out,
     }
     out.push(user);
