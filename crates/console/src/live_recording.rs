@@ -101,8 +101,8 @@ struct WriterShared {
     /// reads.
     written: AtomicU64,
     last_keyframe_len: AtomicU64,
-    /// Keyframes written since the last time the UI thread read this (it tells the schedule).
-    keyframes_written: AtomicU64,
+    /// A keyframe was written since the UI thread last looked (it tells the schedule).
+    keyframe_written: AtomicBool,
     queued_bytes: AtomicU64,
     failed: AtomicBool,
 }
@@ -115,9 +115,9 @@ pub struct LiveRecording {
     intended_path: PathBuf,
     max_queued_bytes: u64,
     keyframes: KeyframeSchedule,
-    /// Event times of the keyframes sent to the writer thread whose lengths the schedule has
-    /// not been told yet, oldest first.
-    keyframes_sent: std::collections::VecDeque<u64>,
+    /// Event time of the keyframe sent to the writer thread whose length the schedule has not
+    /// been told yet (one at a time: the next waits for it).
+    keyframe_in_writer: Option<u64>,
     last_time_unix_ns: u64,
     /// The collector's counters for the next keyframe.
     collector: CollectorCounters,
@@ -158,8 +158,7 @@ impl LiveRecording {
         metadata.started_unix_ns = u64::try_from(now.timestamp().as_nanosecond()).unwrap_or(0);
         metadata.sequence = 0;
         let state = pipeline.state();
-        let mut keyframes_sent = std::collections::VecDeque::new();
-        keyframes_sent.push_back(state.last_ts_ns);
+        let keyframe_in_writer = Some(state.last_ts_ns);
         let first = Keyframe {
             pipeline: state,
             collector: counters,
@@ -198,7 +197,7 @@ impl LiveRecording {
             intended_path,
             max_queued_bytes: options.max_queued_bytes,
             keyframes: KeyframeSchedule::new(options.keyframe_interval_ns),
-            keyframes_sent,
+            keyframe_in_writer,
             last_time_unix_ns,
             collector: counters,
         })
@@ -240,12 +239,12 @@ impl LiveRecording {
             event,
             cost,
         })?;
-        self.note_keyframes_written();
+        self.note_keyframe_written();
         let written = self.shared.written.load(Ordering::Relaxed);
         // One keyframe at a time: the next waits until the writer says how long this one was.
-        if self.keyframes_sent.is_empty() && self.keyframes.due(ts, written) {
+        if self.keyframe_in_writer.is_none() && self.keyframes.due(ts, written) {
             let state = pipeline.state();
-            self.keyframes_sent.push_back(state.last_ts_ns);
+            self.keyframe_in_writer = Some(state.last_ts_ns);
             self.send(WriterEntry::Keyframe {
                 keyframe: Box::new(Keyframe {
                     pipeline: state,
@@ -257,14 +256,14 @@ impl LiveRecording {
         Ok(())
     }
 
-    /// Tells the schedule about the keyframes the writer thread has written since last asked.
-    fn note_keyframes_written(&mut self) {
-        let done = self.shared.keyframes_written.swap(0, Ordering::AcqRel);
-        for _ in 0..done {
-            if let Some(ts) = self.keyframes_sent.pop_front() {
-                let len = self.shared.last_keyframe_len.load(Ordering::Relaxed);
-                self.keyframes.written(ts, len);
-            }
+    /// Tells the schedule about the keyframe the writer thread has written, if it has.
+    fn note_keyframe_written(&mut self) {
+        if !self.shared.keyframe_written.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(ts) = self.keyframe_in_writer.take() {
+            let len = self.shared.last_keyframe_len.load(Ordering::Relaxed);
+            self.keyframes.written(ts, len);
         }
     }
 
@@ -289,8 +288,8 @@ impl LiveRecording {
     #[cfg(test)]
     pub(crate) fn writer_caught_up(&self) -> bool {
         self.shared.queued_bytes.load(Ordering::Acquire) == 0
-            && (self.keyframes_sent.is_empty()
-                || self.shared.keyframes_written.load(Ordering::Acquire) > 0)
+            && (self.keyframe_in_writer.is_none()
+                || self.shared.keyframe_written.load(Ordering::Acquire))
     }
 
     /// The writer thread gave up (it says why when the recording is stopped and joined).
@@ -464,7 +463,7 @@ fn note_keyframe(writer: &CaptureWriter, shared: &WriterShared) {
     shared
         .written
         .store(writer.bytes_written(), Ordering::Relaxed);
-    shared.keyframes_written.fetch_add(1, Ordering::AcqRel);
+    shared.keyframe_written.store(true, Ordering::Release);
 }
 
 fn finish(
