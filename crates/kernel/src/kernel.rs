@@ -60,18 +60,18 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
     ("sys_enter_close", "syscalls", "sys_enter_close", true),
     ("inet_sock_set_state", "sock", "inet_sock_set_state", true),
     ("sys_enter_write", "syscalls", "sys_enter_write", true),
-    ("sys_exit_write", "syscalls", "sys_exit_write", true),
+    ("sys_exit_io", "syscalls", "sys_exit_write", true),
     ("sys_enter_read", "syscalls", "sys_enter_read", true),
-    ("sys_exit_read", "syscalls", "sys_exit_read", true),
+    ("sys_exit_io", "syscalls", "sys_exit_read", true),
     ("sys_enter_sendto", "syscalls", "sys_enter_sendto", true),
-    ("sys_exit_sendto", "syscalls", "sys_exit_sendto", true),
+    ("sys_exit_io", "syscalls", "sys_exit_sendto", true),
     ("sys_enter_recvfrom", "syscalls", "sys_enter_recvfrom", true),
     ("sys_enter_sendmsg", "syscalls", "sys_enter_sendmsg", true),
-    ("sys_exit_sendmsg", "syscalls", "sys_exit_sendmsg", true),
+    ("sys_exit_io", "syscalls", "sys_exit_sendmsg", true),
     ("sys_enter_recvmsg", "syscalls", "sys_enter_recvmsg", true),
-    ("sys_exit_recvmsg", "syscalls", "sys_exit_recvmsg", true),
+    ("sys_exit_io", "syscalls", "sys_exit_recvmsg", true),
     ("sys_enter_sendmmsg", "syscalls", "sys_enter_sendmmsg", true),
-    ("sys_exit_recvfrom", "syscalls", "sys_exit_recvfrom", true),
+    ("sys_exit_io", "syscalls", "sys_exit_recvfrom", true),
     // Pipe tracking. arm64 has neither pipe nor dup2 (only pipe2 and dup3).
     ("sys_enter_pipe", "syscalls", "sys_enter_pipe", false),
     ("sys_exit_pipe", "syscalls", "sys_exit_pipe", false),
@@ -106,11 +106,11 @@ const TRACEPOINTS: &[(&str, &str, &str, bool)] = &[
     // Reads and writes of the collector's output by other processes (see output_tracking);
     // readv and writev also carry socket and pipe payloads (vectored_io).
     ("sys_enter_readv", "syscalls", "sys_enter_readv", true),
-    ("sys_exit_readv", "syscalls", "sys_exit_readv", true),
+    ("sys_exit_io", "syscalls", "sys_exit_readv", true),
     ("sys_enter_pread64", "syscalls", "sys_enter_pread64", false),
     ("sys_enter_preadv", "syscalls", "sys_enter_preadv", false),
     ("sys_enter_writev", "syscalls", "sys_enter_writev", true),
-    ("sys_exit_writev", "syscalls", "sys_exit_writev", true),
+    ("sys_exit_io", "syscalls", "sys_exit_writev", true),
     (
         "sys_enter_pwrite64",
         "syscalls",
@@ -415,7 +415,11 @@ impl KernelCapture {
                 continue;
             }
             let prog: &mut TracePoint = program_mut(&mut self.ebpf, program)?;
-            prog.load().map_err(|e| load_error(program, e))?;
+            // One program may serve several tracepoints (`sys_exit_io`): loaded (and verified)
+            // once, attached to each.
+            if prog.fd().is_err() {
+                prog.load().map_err(|e| load_error(program, e))?;
+            }
             prog.attach(category, name)
                 .map_err(|e| load_error(program, e))?;
         }
