@@ -258,7 +258,10 @@ pub mod stat {
     /// TLS application-data records decrypted by a located rustls AEAD whose connection could
     /// not be proven (no read of a TLS socket just before, on the same thread): not emitted.
     pub const TLS_UNBOUND: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// Read-only opens of runtime noise (`noise_paths`) the kernel left out: what userspace
+    /// would have hidden anyway, counted so the summary says how many.
+    pub const NOISE_OPENS_FILTERED: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 /// When a record wakes the collector's reader (collector-ebpf `emit.rs`), and how often the
