@@ -1,8 +1,11 @@
 //! File access: `open`, `openat` and `openat2`. Arguments are stashed per thread on entry and
 //! one record is sent on return, with the new fd or `-errno`. Read-only opens of runtime noise
-//! (`agentscope_common::noise_paths`) are counted in `STATS` instead of sent.
+//! (`agentscope_common::noise_paths`) are counted in `STATS` instead of sent, unless the
+//! collector keeps them (`config::KEEP_RUNTIME_NOISE`, `collect --keep-runtime-noise`).
 
-use agentscope_common::{kind, noise_paths::NoiseScan, open_syscall, stat, OpenEvent, PATH_LEN};
+use agentscope_common::{
+    config, kind, noise_paths::NoiseScan, open_syscall, stat, OpenEvent, PATH_LEN,
+};
 use aya_ebpf::{
     helpers::{
         bpf_probe_read_user,
@@ -15,7 +18,7 @@ use aya_ebpf::{
 
 use crate::emit::{bump, submit};
 use crate::pipes::forget_pipe;
-use crate::task::{current_ids, fill_header, tp_arg, tp_ret, traced};
+use crate::task::{config, current_ids, fill_header, tp_arg, tp_ret, traced};
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -142,10 +145,14 @@ const ENOENT: i32 = 2;
 
 /// A read-only open of a runtime-noise path that succeeded or found nothing: what userspace
 /// hides anyway (`noise_paths` says which paths). Other failures (`EACCES`, `EPERM`: a
-/// sandbox or a policy said no) are always sent.
+/// sandbox or a policy said no) are always sent, and so is everything when the collector
+/// keeps runtime noise.
 #[inline(always)]
 fn is_runtime_noise(event: &OpenEvent) -> bool {
     if event.flags & WRITE_FLAGS != 0 || (event.ret < 0 && event.ret != -ENOENT) {
+        return false;
+    }
+    if config(config::KEEP_RUNTIME_NOISE) != 0 {
         return false;
     }
     let len = event.path_len;

@@ -259,7 +259,8 @@ pub mod stat {
     /// not be proven (no read of a TLS socket just before, on the same thread): not emitted.
     pub const TLS_UNBOUND: u32 = 7;
     /// Read-only opens of runtime noise (`noise_paths`) the kernel left out: what userspace
-    /// would have hidden anyway, counted so the summary says how many.
+    /// would have hidden anyway, counted so the summary says how many (none when
+    /// `config::KEEP_RUNTIME_NOISE` is set).
     pub const NOISE_OPENS_FILTERED: u32 = 8;
     pub const COUNT: u32 = 9;
 }
@@ -319,7 +320,11 @@ pub mod config {
     pub const OFF_SB_DEV: u32 = 14;
     /// `file.f_flags` (u32).
     pub const OFF_FILE_FLAGS: u32 = 15;
-    pub const COUNT: u32 = 16;
+    /// Non-zero: send every open, runtime noise too (`collect --keep-runtime-noise`); zero:
+    /// read-only opens of runtime noise (`noise_paths`) are counted in
+    /// `stat::NOISE_OPENS_FILTERED` instead of sent.
+    pub const KEEP_RUNTIME_NOISE: u32 = 16;
+    pub const COUNT: u32 = 17;
 }
 
 /// A file object (pipe, regular file) by device and inode, as the kernel's `OUTPUTS` map keys
