@@ -2,7 +2,8 @@
 //! unprivileged capture tools on what it wrote. A collector killed with SIGKILL leaves a file
 //! that reads back up to its last sync; rotation keeps the newest files, each replayable on
 //! its own; `cap info`, `cap verify` and `cap slice` work on real captures. Read-only opens of
-//! runtime noise are left out in the kernel and counted, and nothing else is.
+//! runtime noise are left out in the kernel and counted, and nothing else is; with
+//! `--keep-runtime-noise` every open is sent.
 
 mod support;
 
@@ -263,4 +264,166 @@ fn a_recording_is_never_written_through_a_planted_link_and_is_private() {
             assert_eq!(mode & 0o777, 0o600, "{}", path.display());
         }
     }
+}
+
+/// An open as `collect --json` printed it: path, whether it was cut, flags, return value.
+type PrintedOpen = (String, bool, i64, i64);
+
+/// Every open the collector printed, in order.
+fn printed_opens(captured: &Captured) -> Vec<PrintedOpen> {
+    captured
+        .of_kind("open")
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["path_truncated"].as_bool().unwrap(),
+                e["flags"].as_i64().unwrap(),
+                e["ret"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// What the kernel programs leave out (collector-ebpf `files.rs`): a read-only open that
+/// succeeded or found nothing, of a whole (not cut) path `noise_paths` calls runtime noise.
+fn is_runtime_noise((path, truncated, flags, ret): &PrintedOpen) -> bool {
+    let read_only = flags & (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC) as i64 == 0;
+    let found_or_missing = *ret >= 0 || *ret == -(libc::ENOENT as i64);
+    read_only
+        && found_or_missing
+        && !truncated
+        && agentscope_common::noise_paths::is_droppable(path.as_bytes())
+}
+
+/// A Python program importing much of its standard library (as an agent starting does) and a
+/// package, reading a secret, its own file and a time zone, opening a time zone read-write and a
+/// missing locale file, watched by two collectors at once: one as it runs by default, one with
+/// `--keep-runtime-noise`. The second sends every open and counts none left out. The first
+/// sends exactly the second's opens but the read-only opens of runtime noise, in the same
+/// order, and counts exactly as many left out as the second sent: the secret, the application
+/// file, the package and libssl opens (the AI-BOM and the TLS probes need them) and the
+/// read-write open arrive, the time zone's read and the missing locale do not.
+#[test]
+fn runtime_noise_is_left_out_in_the_kernel_and_counted_unless_kept() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join(".env");
+    std::fs::write(&secret, "OPENAI_API_KEY=sk-test\n").unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "the application's own data\n").unwrap();
+    let missing_locale = "/usr/lib/locale/agentscope-no-such-locale";
+    let script = format!(
+        r#"
+import os, sys
+import json, email.mime.multipart, http.client, asyncio, decimal, ssl, xml.dom.minidom, logging.handlers
+import pip
+open({secret:?}).read()
+open({notes:?}).read()
+open("/usr/share/zoneinfo/UTC", "rb").read()
+os.close(os.open("/usr/share/zoneinfo/UTC", os.O_RDWR))
+try:
+    open({missing_locale:?}, "rb")
+except FileNotFoundError:
+    pass
+print(pip.__file__)
+"#
+    );
+    let python = python_interpreter();
+    let workload = Paused::command(dir.path(), &python, &["-c", &script], &[]);
+    let pid = workload.pid();
+    let filtering = Collect::start(dir.path(), &["--pid", &pid.to_string()]);
+    let keeping = Collect::start(
+        dir.path(),
+        &["--pid", &pid.to_string(), "--keep-runtime-noise"],
+    );
+    workload.release();
+    let pip_file = workload.finish();
+    filtering.wait_exit_printed(pid, Duration::from_secs(60));
+    keeping.wait_exit_printed(pid, Duration::from_secs(60));
+    let filtered_run = filtering.stop();
+    let kept_run = keeping.stop();
+    for run in [&filtered_run, &kept_run] {
+        // A record lost to a full ring would make the comparison below say nothing.
+        assert_eq!(run.summary["kernel"]["dropped"], 0, "{}", run.summary);
+    }
+    let counted = |run: &Captured| run.summary["kernel"]["noise_opens_filtered"].as_u64();
+
+    // Switched off: every open arrives, the noise too, and none is counted.
+    let kept = printed_opens(&kept_run);
+    assert_eq!(counted(&kept_run), Some(0), "{}", kept_run.summary);
+    let noise: Vec<&PrintedOpen> = kept.iter().filter(|o| is_runtime_noise(o)).collect();
+    // The standard library's modules and the interpreter's libraries: hundreds of opens.
+    assert!(
+        noise.len() > 100,
+        "only {} noise opens with --keep-runtime-noise: {kept:#?}",
+        noise.len()
+    );
+    let opened = |opens: &[PrintedOpen], path: &str| -> Vec<PrintedOpen> {
+        opens.iter().filter(|o| o.0 == path).cloned().collect()
+    };
+    assert_eq!(
+        opened(&kept, "/usr/share/zoneinfo/UTC").len(),
+        2,
+        "{kept:#?}"
+    );
+    assert_eq!(opened(&kept, missing_locale).len(), 1, "{kept:#?}");
+
+    // By default: exactly the noise is left out, and counted.
+    let sent = printed_opens(&filtered_run);
+    let expected: Vec<PrintedOpen> = kept
+        .iter()
+        .filter(|o| !is_runtime_noise(o))
+        .cloned()
+        .collect();
+    if sent != expected {
+        let at = sent
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(sent.len().min(expected.len()));
+        panic!(
+            "the default collector sends every open but the runtime noise: {} sent, {} \
+             expected; first difference at {at}: sent {:?}, expected {:?}",
+            sent.len(),
+            expected.len(),
+            sent.get(at),
+            expected.get(at)
+        );
+    }
+    assert_eq!(
+        counted(&filtered_run),
+        Some(noise.len() as u64),
+        "every open left out is counted, and nothing else: {}",
+        filtered_run.summary
+    );
+    let sent_path = |path: &str| !opened(&sent, path).is_empty();
+    assert!(
+        sent_path(secret.to_str().unwrap()),
+        "the secret's open is sent"
+    );
+    assert!(
+        sent_path(notes.to_str().unwrap()),
+        "the application file's open is sent"
+    );
+    let package_dir = pip_file.trim().trim_end_matches("__init__.py");
+    assert!(
+        sent.iter().any(|(p, ..)| p.starts_with(package_dir)),
+        "the package's opens (under {package_dir}) are sent: {sent:#?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|(p, _, _, ret)| p.contains("libssl") && *ret >= 0),
+        "libssl's open is sent (TLS probes): {sent:#?}"
+    );
+    let zone = opened(&sent, "/usr/share/zoneinfo/UTC");
+    assert_eq!(
+        zone.len(),
+        1,
+        "only the read-write open of UTC is sent: {zone:?}"
+    );
+    assert_eq!(zone[0].2 & libc::O_ACCMODE as i64, libc::O_RDWR as i64);
+    assert!(
+        !sent_path(missing_locale),
+        "the missing locale file is noise"
+    );
 }

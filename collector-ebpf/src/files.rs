@@ -1,17 +1,24 @@
 //! File access: `open`, `openat` and `openat2`. Arguments are stashed per thread on entry and
-//! one record is sent on return, with the new fd or `-errno`.
+//! one record is sent on return, with the new fd or `-errno`. Read-only opens of runtime noise
+//! (`agentscope_common::noise_paths`) are counted in `STATS` instead of sent, unless the
+//! collector keeps them (`config::KEEP_RUNTIME_NOISE`, `collect --keep-runtime-noise`).
 
-use agentscope_common::{kind, open_syscall, OpenEvent, PATH_LEN};
+use agentscope_common::{
+    config, kind, noise_paths::NoiseScan, open_syscall, stat, OpenEvent, PATH_LEN,
+};
 use aya_ebpf::{
-    helpers::{bpf_probe_read_user, generated::bpf_probe_read_user_str},
+    helpers::{
+        bpf_probe_read_user,
+        generated::{bpf_loop, bpf_probe_read_user_str},
+    },
     macros::{map, tracepoint},
     maps::{HashMap, PerCpuArray},
     programs::TracePointContext,
 };
 
-use crate::emit::submit;
+use crate::emit::{bump, submit};
 use crate::pipes::forget_pipe;
-use crate::task::{current_ids, fill_header, tp_arg, tp_ret, traced};
+use crate::task::{config, current_ids, fill_header, tp_arg, tp_ret, traced};
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -26,8 +33,21 @@ struct OpenArgs {
 #[map]
 static OPEN_PENDING: HashMap<u32, OpenArgs> = HashMap::with_max_entries(16384, 0);
 
+/// The open record being built, and the runtime-noise scan of its path.
+#[repr(C)]
+struct OpenScratch {
+    event: OpenEvent,
+    /// Room for the scan's reads past the path: the compiler may check a read's bounds on one
+    /// copy of the position and load through another, which the verifier then only knows as
+    /// below `PATH_LEN` (the longest literal the scan compares is 15 bytes).
+    slack: [u8; 32],
+    /// In the map value rather than on the stack: the verifier does not track its values, so
+    /// the `bpf_loop` callback is verified once, not once per combination of flags.
+    scan: NoiseScan,
+}
+
 #[map]
-static OPEN_SCRATCH: PerCpuArray<OpenEvent> = PerCpuArray::with_max_entries(1, 0);
+static OPEN_SCRATCH: PerCpuArray<OpenScratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn open_enter(args: OpenArgs) {
@@ -84,10 +104,10 @@ fn open_exit(ctx: &TracePointContext) {
         return;
     };
     let _ = OPEN_PENDING.remove(&tid);
-    let Some(event) = OPEN_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = OPEN_SCRATCH.get_ptr_mut(0) else {
         return;
     };
-    let event = unsafe { &mut *event };
+    let event = unsafe { &mut (*scratch).event };
     fill_header(
         &mut event.header,
         kind::OPEN,
@@ -112,7 +132,59 @@ fn open_exit(ctx: &TracePointContext) {
     if n >= PATH_LEN as i64 {
         event.path_len = PATH_LEN as u32;
     }
+    if is_runtime_noise(event) {
+        bump(stat::NOISE_OPENS_FILTERED, 1);
+        return;
+    }
     submit(event as *const OpenEvent, core::mem::size_of::<OpenEvent>());
+}
+
+/// Flags that make an open a write: never left out.
+const WRITE_FLAGS: i32 = 0o3 /* O_ACCMODE */ | 0o100 /* O_CREAT */ | 0o1000 /* O_TRUNC */;
+const ENOENT: i32 = 2;
+
+/// A read-only open of a runtime-noise path that succeeded or found nothing: what userspace
+/// hides anyway (`noise_paths` says which paths). Other failures (`EACCES`, `EPERM`: a
+/// sandbox or a policy said no) are always sent, and so is everything when the collector
+/// keeps runtime noise.
+#[inline(always)]
+fn is_runtime_noise(event: &OpenEvent) -> bool {
+    if event.flags & WRITE_FLAGS != 0 || (event.ret < 0 && event.ret != -ENOENT) {
+        return false;
+    }
+    if config(config::KEEP_RUNTIME_NOISE) != 0 {
+        return false;
+    }
+    let len = event.path_len;
+    if len == 0 || len as usize >= PATH_LEN {
+        return false;
+    }
+    let Some(scratch) = OPEN_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    unsafe { (*scratch).scan = NoiseScan::new(len) };
+    // One callback per byte: the verifier checks the scan once, not once per position.
+    unsafe {
+        bpf_loop(
+            len,
+            noise_step as *mut core::ffi::c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+    let scratch = unsafe { &*scratch };
+    scratch.scan.droppable(&scratch.event.path)
+}
+
+/// One byte of [`is_runtime_noise`]'s scan of `OPEN_SCRATCH`'s path.
+#[inline(never)]
+unsafe extern "C" fn noise_step(index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
+    let Some(scratch) = OPEN_SCRATCH.get_ptr_mut(0) else {
+        return 1;
+    };
+    let scratch = unsafe { &mut *scratch };
+    scratch.scan.step(&scratch.event.path, index as usize);
+    0
 }
 
 #[tracepoint]

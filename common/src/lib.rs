@@ -258,7 +258,11 @@ pub mod stat {
     /// TLS application-data records decrypted by a located rustls AEAD whose connection could
     /// not be proven (no read of a TLS socket just before, on the same thread): not emitted.
     pub const TLS_UNBOUND: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// Read-only opens of runtime noise (`noise_paths`) the kernel left out: what userspace
+    /// would have hidden anyway, counted so the summary says how many (none when
+    /// `config::KEEP_RUNTIME_NOISE` is set).
+    pub const NOISE_OPENS_FILTERED: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 /// When a record wakes the collector's reader (collector-ebpf `emit.rs`), and how often the
@@ -316,7 +320,11 @@ pub mod config {
     pub const OFF_SB_DEV: u32 = 14;
     /// `file.f_flags` (u32).
     pub const OFF_FILE_FLAGS: u32 = 15;
-    pub const COUNT: u32 = 16;
+    /// Non-zero: send every open, runtime noise too (`collect --keep-runtime-noise`); zero:
+    /// read-only opens of runtime noise (`noise_paths`) are counted in
+    /// `stat::NOISE_OPENS_FILTERED` instead of sent.
+    pub const KEEP_RUNTIME_NOISE: u32 = 16;
+    pub const COUNT: u32 = 17;
 }
 
 /// A file object (pipe, regular file) by device and inode, as the kernel's `OUTPUTS` map keys

@@ -2,8 +2,9 @@
 //! reads just to run (shared libraries, the interpreter's standard library, locale and time
 //! zone data, the dynamic linker's cache, `/sys`), decided here once for both sides.
 //!
-//! Only userspace uses it today: the kernel hook that would drop these opens failed
-//! verification on 6.18 and is not in the programs (DEVELOPERS.md, "Runtime noise").
+//! The kernel programs run it at the exit of `open`/`openat`/`openat2` (collector-ebpf
+//! `files.rs`, from `bpf_loop`) and count what they leave out (`stat::NOISE_OPENS_FILTERED`),
+//! unless the collector keeps runtime noise (`config::KEEP_RUNTIME_NOISE`).
 //!
 //! The userspace classifier (`crates/reconstruct/src/file_access.rs`) hides every such path as
 //! runtime noise, and its prefixes for libraries, locale and time-zone data are these

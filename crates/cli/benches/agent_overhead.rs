@@ -28,9 +28,11 @@
 //! over its own without-collector CPU per request, so a slower or faster round on a shared
 //! machine pairs with itself; the summary gives the median and the range over rounds, and the
 //! load average while measuring (the node-wide figure includes every other process on the
-//! node: on a shared machine read it next to the load), and the events the collector received
+//! node: on a shared machine read it next to the load), the events the collector received
 //! and the kernel dropped (a collector that falls behind drops events, which also lowers its
-//! CPU: read its CPU next to its drops).
+//! CPU: read its CPU next to its drops), and the runtime-noise opens the kernel left out
+//! (counted, not sent: `OVERHEAD_COLLECT_ARGS=--keep-runtime-noise` measures without that
+//! filter).
 //!
 //! Environment: `OVERHEAD_ROUNDS` (default 5), `OVERHEAD_SECONDS` per window (default 3),
 //! `OVERHEAD_AGENTS` (comma-separated subset of the names above), `AGENTSCOPE_BIN` (the
@@ -123,11 +125,12 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Events received and dropped by the kernel, from the summary line `collect` writes to stderr
-/// when it stops (0 for what it does not say).
-fn kernel_counts(stderr: &str) -> (u64, u64) {
+/// Events received, dropped by the kernel, and runtime-noise opens the kernel left out (counted,
+/// not sent), from the summary line `collect` writes to stderr when it stops (0 for what it
+/// does not say).
+fn kernel_counts(stderr: &str) -> (u64, u64, u64) {
     let Some(line) = stderr.lines().find_map(|l| l.strip_prefix("summary: ")) else {
-        return (0, 0);
+        return (0, 0, 0);
     };
     let number_before = |marker: &str| -> u64 {
         line.split(marker)
@@ -139,6 +142,7 @@ fn kernel_counts(stderr: &str) -> (u64, u64) {
     (
         number_before(" events received"),
         number_before(" dropped by the kernel"),
+        number_before(" runtime-noise opens left out"),
     )
 }
 
@@ -523,6 +527,7 @@ fn main() {
     let mut hwm_kib = Vec::new();
     let mut events_received = Vec::new();
     let mut events_dropped = Vec::new();
+    let mut noise_filtered = Vec::new();
     for round in 1..=rounds {
         for (i, agent) in agents.iter_mut().enumerate() {
             without[i].push(measure(agent, None));
@@ -551,13 +556,15 @@ fn main() {
         rss_kib.push(status_kib(collector_pid, "VmRSS") as f64);
         hwm_kib.push(status_kib(collector_pid, "VmHWM") as f64);
         let summary = collector.stop();
-        let (received, dropped) = kernel_counts(&summary);
+        let (received, dropped, filtered) = kernel_counts(&summary);
         events_received.push(received as f64);
         events_dropped.push(dropped as f64);
+        noise_filtered.push(filtered as f64);
         let unload = wait_for_unload(programs_before);
         println!(
             "round {round} collector: {received} events received, {dropped} dropped by the \
-             kernel; probes gone after {:.1} s",
+             kernel, {filtered} runtime-noise opens left out by the kernel; probes gone after \
+             {:.1} s",
             unload.as_secs_f64()
         );
         for (i, agent) in agents.iter().enumerate() {
@@ -675,8 +682,10 @@ fn main() {
         show(&hwm_kib, 1024.0, 1),
     );
     println!(
-        "collector events per round: {} received, {} dropped by the kernel",
+        "collector events per round: {} received, {} dropped by the kernel, {} runtime-noise \
+         opens left out by the kernel",
         show(&events_received, 1.0, 0),
         show(&events_dropped, 1.0, 0),
+        show(&noise_filtered, 1.0, 0),
     );
 }

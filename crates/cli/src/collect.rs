@@ -829,8 +829,8 @@ fn write_summary(
     }
     writeln!(
         out,
-        "summary: {} events received, {} dropped by the kernel ({} payload bytes lost), {} undecodable, {} TLS targets probed",
-        summary.received, summary.kernel.dropped, summary.kernel.lost_bytes, summary.decode_errors, summary.tls_targets
+        "summary: {} events received, {} dropped by the kernel ({} payload bytes lost), {} runtime-noise opens left out by the kernel, {} undecodable, {} TLS targets probed",
+        summary.received, summary.kernel.dropped, summary.kernel.lost_bytes, summary.kernel.noise_opens_filtered, summary.decode_errors, summary.tls_targets
     )?;
     if let Some(memory) = &summary.memory {
         writeln!(

@@ -34,6 +34,10 @@ pub struct CollectorOptions {
     pub capture_socket_data: bool,
     /// Capture JSON exchanged over pipes and socketpairs (MCP over stdio).
     pub capture_pipe_data: bool,
+    /// Send every file open, runtime noise too: read-only opens of interpreter modules,
+    /// shared libraries, locale and time-zone data, which the kernel otherwise counts
+    /// (`KernelStats::noise_opens_filtered`) instead of sending (`agentscope_common::noise_paths`).
+    pub keep_runtime_noise: bool,
     /// Overwrite credentials in payloads (on by default).
     pub redact_secrets: bool,
     /// Where /proc is (tests point it elsewhere).
@@ -58,6 +62,7 @@ impl Default for CollectorOptions {
             ring_buffer_bytes: crate::ring_sizing::default_ring_bytes(),
             capture_socket_data: true,
             capture_pipe_data: true,
+            keep_runtime_noise: false,
             redact_secrets: true,
             proc_root: PathBuf::from("/proc"),
             governed: Vec::new(),
@@ -505,6 +510,7 @@ impl Collector {
             target_pids: targets,
             capture_socket_data: options.capture_socket_data,
             capture_pipe_data: options.capture_pipe_data,
+            keep_runtime_noise: options.keep_runtime_noise,
             pinned_maps: pins
                 .as_ref()
                 .map(|pins| pins.map_paths())

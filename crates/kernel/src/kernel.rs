@@ -212,6 +212,10 @@ pub struct KernelStats {
     /// rustls application-data records decrypted whose connection could not be proven, so
     /// not emitted (`collector-ebpf/src/tls_rustls.rs`).
     pub tls_unbound: u64,
+    /// Read-only opens of runtime noise (interpreter modules, shared libraries, locale and
+    /// time-zone data: `agentscope_common::noise_paths`) left out by the kernel programs
+    /// rather than sent; 0 when the collector keeps runtime noise.
+    pub noise_opens_filtered: u64,
     /// Records dropped on each CPU.
     pub dropped_per_cpu: Vec<u64>,
 }
@@ -222,6 +226,8 @@ pub struct KernelOptions {
     pub target_pids: Vec<u32>,
     pub capture_socket_data: bool,
     pub capture_pipe_data: bool,
+    /// Send every open, runtime noise too (`config::KEEP_RUNTIME_NOISE`).
+    pub keep_runtime_noise: bool,
     /// Enforcement maps to share through bpffs (name, pin path): opened when pinned, created
     /// and pinned otherwise (crate::enforcement_pins).
     pub pinned_maps: Vec<(&'static str, std::path::PathBuf)>,
@@ -338,6 +344,11 @@ impl KernelCapture {
                 &mut cfg,
                 config::CAPTURE_PIPE_DATA,
                 options.capture_pipe_data as u64,
+            )?;
+            set(
+                &mut cfg,
+                config::KEEP_RUNTIME_NOISE,
+                options.keep_runtime_noise as u64,
             )?;
             match crate::output_tracking::kernel_offsets() {
                 Ok(offsets) => {
@@ -740,6 +751,7 @@ impl KernelCapture {
         out.consumer_bytes = sum(stat::CONSUMER_BYTES);
         out.tls_rejected = sum(stat::TLS_REJECTED);
         out.tls_unbound = sum(stat::TLS_UNBOUND);
+        out.noise_opens_filtered = sum(stat::NOISE_OPENS_FILTERED);
         if let Ok(values) = stats.get(&stat::DROPPED, 0) {
             out.dropped_per_cpu = values.iter().copied().collect();
         }

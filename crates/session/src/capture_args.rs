@@ -27,6 +27,12 @@ pub struct CaptureArgs {
     /// Do not capture JSON over pipes and socketpairs (MCP servers on stdio).
     #[arg(long)]
     pub no_pipe_data: bool,
+    /// Send every file open from the kernel, runtime noise too: read-only opens of interpreter
+    /// modules, shared libraries, locale and time-zone data are otherwise left out in the
+    /// kernel and only counted (the summary's `kernel.noise_opens_filtered`). For investigating
+    /// what an interpreter loads; costs a record per open.
+    #[arg(long)]
+    pub keep_runtime_noise: bool,
     /// Kernel ring buffer size in KiB, rounded up to a power of two (default: 4 MiB per online
     /// CPU, at least 8 MiB and at most 64 MiB). Records it cannot take are counted in the
     /// summary (`dropped by the kernel`).
@@ -53,6 +59,7 @@ impl Default for CaptureArgs {
             keep_secrets: false,
             no_socket_data: false,
             no_pipe_data: false,
+            keep_runtime_noise: false,
             ring_buffer_kib: None,
             no_kubernetes: false,
             kubeconfig: None,
@@ -68,6 +75,7 @@ impl CaptureArgs {
             || self.keep_secrets
             || self.no_socket_data
             || self.no_pipe_data
+            || self.keep_runtime_noise
             || self.ring_buffer_kib.is_some()
             || self.no_kubernetes
             || self.kubeconfig.is_some()
@@ -110,6 +118,7 @@ impl CaptureArgs {
                 }),
             capture_socket_data: !self.no_socket_data,
             capture_pipe_data: !self.no_pipe_data,
+            keep_runtime_noise: self.keep_runtime_noise,
             redact_secrets: self.redact_secrets(),
             ..CollectorOptions::default()
         }
@@ -133,6 +142,7 @@ impl CaptureArgs {
             "pids": self.pids,
             "socket_data": !self.no_socket_data,
             "pipe_data": !self.no_pipe_data,
+            "runtime_noise": self.keep_runtime_noise,
         })
     }
 
@@ -197,6 +207,7 @@ mod tests {
             "9",
             "--keep-secrets",
             "--no-pipe-data",
+            "--keep-runtime-noise",
             "--ring-buffer-kib",
             "1024",
             "--node-name",
@@ -209,10 +220,16 @@ mod tests {
         assert_eq!(collector.ring_buffer_bytes, 1024 * 1024);
         assert!(!collector.redact_secrets && !collector.capture_pipe_data);
         assert!(collector.capture_socket_data);
+        assert!(collector.keep_runtime_noise);
         assert_eq!(parsed.identity_options().node_name.as_deref(), Some("n1"));
         assert_eq!(
             parsed.capture_filter(),
-            serde_json::json!({"pids": [7, 9], "socket_data": true, "pipe_data": false})
+            serde_json::json!({
+                "pids": [7, 9],
+                "socket_data": true,
+                "pipe_data": false,
+                "runtime_noise": true,
+            })
         );
     }
 }
