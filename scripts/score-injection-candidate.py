@@ -7,7 +7,10 @@ rules' score from `agentscope scan` ($AGENTSCOPE_BIN; the rules do not depend on
 weights), the candidate's logit (with the source's offset), the candidate's calibrated score,
 its verdict against the candidate's thresholds, and how far the score stands under the
 `suspicious` threshold. The training script's own features and calibration inputs are used,
-which the golden test (`model-golden.json`) holds equal to the Rust side's.
+which the golden test (`model-golden.json`) holds equal to the Rust side's. One difference, the
+training script's too: `scan` prints the rules' score with three decimals, so a lone rule of
+weight 0.4 (0.39999998 in the detector's f32 sum, under the calibration's RULES_FROM) reads as
+0.4 here and counts as rules evidence where the detector counts none.
 
 The texts are JSON lines ({"text", "source", "name"}) or the graphs of the committed recordings
 (recordings/*.graph.json): their tool results (read as `tool_result`, scored the same as
