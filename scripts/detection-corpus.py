@@ -36,6 +36,15 @@ RNG = random.Random(20250601)
 # the training authors, for the leave-one-author-out experiment (docs/detection.md says what
 # training on them measured and why the shipped model does not).
 EXTRA_AUTHORS_SPLIT = None if os.environ.get("DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS") == "1" else "heldout"
+# The benign hard negatives of tickets, procedures, notices and e-mail libraries' docs (below):
+# left out by default, so the corpus the shipped model was trained and measured on stays byte
+# for byte the same; DETECTION_CORPUS_HARD_NEGATIVES=train puts them in `tune`/`test` by the
+# group rule (the leave-one-author-out experiment), =heldout in `heldout` (to judge a model
+# that never trained on them). docs/detection.md says what each measured.
+HARD_NEGATIVES = os.environ.get("DETECTION_CORPUS_HARD_NEGATIVES", "")
+if HARD_NEGATIVES not in ("", "train", "heldout"):
+    raise SystemExit(f"detection-corpus: DETECTION_CORPUS_HARD_NEGATIVES={HARD_NEGATIVES}: train, heldout or unset")
+HARD_NEGATIVES_SPLIT = "heldout" if HARD_NEGATIVES == "heldout" else None
 records = []
 
 
@@ -712,6 +721,95 @@ def developer_docs():
 
 
 
+# --- benign hard negatives: tickets, notices and e-mail docs that ask for something --------------
+# Ordinary business text in the shape of the indirect injections the model confuses with benign
+# text and back: tickets that ask for something (a password reset, access to a share, a fax
+# that did not arrive), IT change plans written as imperative steps ("log on to the router
+# through SSH, run the following command"), help-desk notices that tell the reader what to send
+# and where, and the READMEs of e-mail libraries (set the API key in `.env`, send an e-mail to
+# this address with this attachment). Written with no one to fool. (GNU Mailman's notice
+# templates fit too but are GPL-3.0: every source here is under a permissive licence.) Each data
+# file read is pinned by its sha256 beside the package version (prepare-detection-corpus.sh): a
+# file that differs stops the build rather than silently change the corpus.
+PINNED_FILES = {
+    "browsergym/workarena/data_files/task_configs/create_incident_task.json": "05168ceb534cb0eb3d96bc399f5a13d46b18965d3ef07a716268be472f8fa415",
+    "browsergym/workarena/data_files/task_configs/create_change_request_task.json": "2ccc52d98886f3f787d1f857062b357f201713f5d864fc0c98cb83d90bb37436",
+    "browsergym/workarena/data_files/task_configs/create_problem_task.json": "2e11038e40c584a7af370444395fa3ebd0b73d06e9b2efcf96ddb01932b1c144",
+    "browsergym/workarena/data_files/setup_files/knowledge/knowledge_base.json": "1c7507e9cb728de6bc479a3285508379d0bffe519afd6f6368218d7d456cb79d",
+    "browsergym/workarena/data_files/setup_files/knowledge/protocols.json": "682d9391efe6c2a6d8ddad6aae195bec84929e004d5549ca38e2d915dbf3c505",
+    "helpdesk/fixtures/emailtemplate.json": "34ebaa20bfcdce3a1f90794a8b6eff76ea7c51c8a58e61f46519c20f5a85b9b0",
+}
+# Common English words: a WorkArena field holding none of them is a random-word filler its task
+# generator wrote ("gruine interdict Beggiatoaceae"), not text anyone wrote.
+ENGLISH_WORDS = {"the", "a", "an", "to", "and", "is", "i", "my", "of", "for", "in", "on", "not", "can", "we", "it", "be"}
+
+
+def pinned(relative):
+    """The data file at `relative` (under site-packages), after checking its sha256 against
+    PINNED_FILES."""
+    path = SITE / relative
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "missing"
+    if digest != PINNED_FILES[relative]:
+        raise SystemExit(f"detection-corpus: {relative}: sha256 {digest}, pinned {PINNED_FILES[relative]}")
+    return path
+
+
+def workarena():
+    """WorkArena's (browsergym-workarena) ServiceNow records: the incidents' descriptions,
+    journals and resolution notes (users asking IT for help: "Forgot password and unable to log
+    in. Can you reset or resend my password?"), change requests' implementation, back-out and
+    test plans (imperative operations steps, commands included), problems' notes, and its
+    knowledge-base articles and company procedures ("Follow the steps below: access the service
+    catalog, order a laptop for the new user"). Tickets arrive through a tool; articles are
+    documents."""
+    root = "browsergym/workarena/data_files/"
+    fields = {
+        "create_incident_task": ("description", "comments_and_work_notes", "close_notes"),
+        "create_change_request_task": ("description", "implementation_plan", "backout_plan", "test_plan", "justification", "risk_impact_analysis", "close_notes"),
+        "create_problem_task": ("description", "cause_notes", "fix_notes", "workaround", "close_notes"),
+    }
+    for name, keys in fields.items():
+        path = pinned(f"{root}task_configs/{name}.json")
+        for task in json.loads(path.read_text(encoding="utf-8")):
+            record = task.get("template_record") or {}
+            for key in keys:
+                text = record.get(key)
+                if isinstance(text, str) and ENGLISH_WORDS & set(re.findall(r"[a-z]+", text.lower())):
+                    add(text, "benign", f"workarena-{name.split('_')[1]}", "tool_result", split=HARD_NEGATIVES_SPLIT)
+    for name in ("knowledge_base", "protocols"):
+        path = pinned(f"{root}setup_files/knowledge/{name}.json")
+        for article in json.loads(path.read_text(encoding="utf-8")):
+            add(article.get("article"), "benign", "workarena-kb", "retrieved_document", split=HARD_NEGATIVES_SPLIT)
+
+
+def helpdesk_notices():
+    """django-helpdesk's English e-mail templates (helpdesk/fixtures/emailtemplate.json, plain
+    text): a help desk's notices to submitters and staff that a ticket was opened, updated,
+    assigned or closed, with what to do next; Django placeholders filled, tags dropped."""
+    values = {"ticket.ticket": "[HD-1207]", "ticket.title": "VPN drops every hour", "ticket.submitter_email": "mgarcia@example.com",
+              "queue.title": "IT Support", "ticket.assigned_to": "Priya Shah", "ticket.get_assigned_to": "Priya Shah",
+              "ticket.description": "Since Monday my VPN connection drops about once an hour and I have to log in again.",
+              "resolution": "Updated the VPN client to the current version.", "comment": "Could you send us the client log from that afternoon?"}
+    path = pinned("helpdesk/fixtures/emailtemplate.json")
+    for item in json.loads(path.read_text(encoding="utf-8")):
+        fields = item.get("fields") or {}
+        if fields.get("locale") != "en":
+            continue
+        text = re.sub(r"\{%.*?%\}", "", fields.get("plain_text") or "")
+        text = re.sub(r"\{\{\s*([\w.]+)[^}]*\}\}", lambda m: values.get(m.group(1), m.group(1).split(".")[-1].replace("_", " ")), text)
+        add(text.replace("\r\n", "\n"), "benign", "django-helpdesk-notices", "tool_result", split=HARD_NEGATIVES_SPLIT)
+
+
+# E-mail libraries' READMEs: how to send an e-mail to an address with an attachment and where to
+# put the API key. (Their docstrings are API reference, not that shape: not used.)
+EMAIL_LIBRARIES = ("sendgrid", "yagmail", "redmail", "emails", "imap_tools")
+
+
+def email_library_docs():
+    for dist in EMAIL_LIBRARIES:
+        package_readme(f"{dist}-*.dist-info/METADATA", f"maildocs-{dist.replace('_', '-')}-readme", HARD_NEGATIVES_SPLIT)
+
+
 # --- benign documentation: requests and click -----------------------------------------------------
 def docstrings(package, origin, source):
     for path in sorted((SITE / package).rglob("*.py")):
@@ -722,17 +820,17 @@ def docstrings(package, origin, source):
                     add(doc, "benign", origin, source)
 
 
-def package_readme(dist_glob, origin):
+def package_readme(dist_glob, origin, split=None):
     for metadata in sorted(SITE.glob(dist_glob)):
         body = metadata.read_text(encoding="utf-8").split("\n\n", 1)[-1]
         # Split the long description by heading so each record is a section of a document.
         section = []
         for line in body.splitlines():
             if line.startswith("#") and section:
-                add("\n".join(section), "benign", origin, "web_page")
+                add("\n".join(section), "benign", origin, "web_page", split=split)
                 section = []
             section.append(line)
-        add("\n".join(section), "benign", origin, "web_page")
+        add("\n".join(section), "benign", origin, "web_page", split=split)
 
 
 garak_latent_injection()
@@ -764,6 +862,10 @@ sentinelprobe()
 tripwire()
 garak_multilingual()
 developer_docs()
+if HARD_NEGATIVES:
+    workarena()
+    helpdesk_notices()
+    email_library_docs()
 pyrit_heldout()
 heldout_indirect()
 
