@@ -48,7 +48,7 @@ fn processes() -> ProcessTable {
     table
 }
 
-fn llm(tool_calls: Vec<ToolCall>, tool_results: Vec<ToolResult>) -> ObservationKind {
+pub(super) fn llm(tool_calls: Vec<ToolCall>, tool_results: Vec<ToolResult>) -> ObservationKind {
     ObservationKind::Llm {
         call: Box::new(LlmCall {
             history: Vec::new(),
@@ -81,14 +81,14 @@ fn llm(tool_calls: Vec<ToolCall>, tool_results: Vec<ToolResult>) -> ObservationK
     }
 }
 
-fn with_end(mut kind: ObservationKind, end: u64) -> ObservationKind {
+pub(super) fn with_end(mut kind: ObservationKind, end: u64) -> ObservationKind {
     if let ObservationKind::Llm { end_ts_ns, .. } = &mut kind {
         *end_ts_ns = end;
     }
     kind
 }
 
-fn file(path: &str) -> ObservationKind {
+pub(super) fn file(path: &str) -> ObservationKind {
     ObservationKind::FileOpen {
         path: path.into(),
         class: crate::reconstruct::file_access::classify(path),
@@ -97,6 +97,11 @@ fn file(path: &str) -> ObservationKind {
 }
 
 fn http_get(url_path: &str) -> ObservationKind {
+    http_get_at("127.0.0.1", url_path)
+}
+
+/// A GET of `url_path` on `host` (port 8080), answered 200.
+pub(super) fn http_get_at(host: &str, url_path: &str) -> ObservationKind {
     ObservationKind::Http {
         exchange: Box::new(HttpExchange {
             request: HttpRequest {
@@ -121,7 +126,7 @@ fn http_get(url_path: &str) -> ObservationKind {
                 ts_ns: 0,
                 end_ts_ns: 0,
             }),
-            host: Some("127.0.0.1".into()),
+            host: Some(host.into()),
             port: Some(8080),
             tls: false,
             protocol: Default::default(),
@@ -130,7 +135,7 @@ fn http_get(url_path: &str) -> ObservationKind {
     }
 }
 
-fn call(id: &str, name: &str, arguments: serde_json::Value) -> ToolCall {
+pub(super) fn call(id: &str, name: &str, arguments: serde_json::Value) -> ToolCall {
     ToolCall {
         id: Some(id.into()),
         name: name.into(),
