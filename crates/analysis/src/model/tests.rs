@@ -14,9 +14,9 @@ const CHILD: u32 = 101;
 const STRANGER: u32 = 999;
 const SECOND: u64 = 1_000_000_000;
 
-fn processes() -> ProcessTable {
-    let mut table = ProcessTable::default();
-    let header = |pid| Header {
+/// The header of an event of `pid` (a `python3` child of pid 1) at time 0.
+fn header(pid: u32) -> Header {
+    Header {
         ts_ns: 0,
         time_unix_ns: 0,
         pid,
@@ -26,17 +26,31 @@ fn processes() -> ProcessTable {
         gid: 0,
         cgroup_id: 1,
         comm: "python3".into(),
-    };
-    table.learn(AGENT, 1, "python3");
+    }
+}
+
+/// `pid`, a child of pid 1, runs `filename` with `argv`.
+pub(super) fn exec(table: &mut ProcessTable, pid: u32, filename: &str, argv: &[&str]) {
+    table.learn(pid, 1, "python3");
     table.update(&Event {
-        header: header(AGENT),
+        header: header(pid),
         body: EventBody::Exec {
-            filename: "/usr/bin/python3".into(),
-            argv: vec!["python3".into(), "/app/agent.py".into()],
+            filename: filename.into(),
+            argv: argv.iter().map(|arg| arg.to_string()).collect(),
             argv_truncated: false,
             filename_truncated: false,
         },
     });
+}
+
+fn processes() -> ProcessTable {
+    let mut table = ProcessTable::default();
+    exec(
+        &mut table,
+        AGENT,
+        "/usr/bin/python3",
+        &["python3", "/app/agent.py"],
+    );
     table.update(&Event {
         header: header(AGENT),
         body: EventBody::Fork {

@@ -6,9 +6,8 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::super::tests::{call, file, http_get_at, llm, with_end};
+use super::super::tests::{call, exec, file, http_get_at, llm, with_end};
 use super::super::*;
-use crate::event::{Event, EventBody, Header};
 use crate::reconstruct::llm::ToolResult;
 use crate::test_observations::observation;
 
@@ -30,27 +29,13 @@ fn key(i: u32) -> String {
 fn processes(count: u32) -> ProcessTable {
     let mut table = ProcessTable::default();
     for i in 0..count {
-        let pid = FIRST_PID + i;
-        table.learn(pid, 1, "python3");
-        table.update(&Event {
-            header: Header {
-                ts_ns: 0,
-                time_unix_ns: 0,
-                pid,
-                tid: pid,
-                ppid: 1,
-                uid: 0,
-                gid: 0,
-                cgroup_id: 1,
-                comm: "python3".into(),
-            },
-            body: EventBody::Exec {
-                filename: format!("/opt/agents/{}", name(i)),
-                argv: vec![name(i)],
-                argv_truncated: false,
-                filename_truncated: false,
-            },
-        });
+        let program = name(i);
+        exec(
+            &mut table,
+            FIRST_PID + i,
+            &format!("/opt/agents/{program}"),
+            &[&program],
+        );
     }
     table
 }
