@@ -260,6 +260,7 @@ fn main() {
         .clone()
         .unwrap_or_else(|| dir.path().join("agents.cap"));
     let agents = (only != "edges").then(|| scenario("agents", rounds, runs, &extra, &capture));
+    let agents_ran = agents.is_some();
     // The edges scenario is asked for (`FOOTPRINT_EDGES`, `FOOTPRINT_EDGE_ROUNDS` or
     // `FOOTPRINT_ONLY=edges`), and always in the smoke run: its ~4,200 rounds take a few
     // minutes to record and replay (before keyframes were spaced by size, the recording alone
@@ -284,7 +285,7 @@ fn main() {
         });
     // The first scenario's capture is the one kept: this one's when it ran alone.
     let capture = match kept {
-        Some(path) if agents.is_none() => path,
+        Some(path) if !agents_ran => path,
         _ => dir.path().join("edges.cap"),
     };
     scenario("edges", edge_rounds, runs, &extra, &capture);
