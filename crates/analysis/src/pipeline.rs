@@ -239,6 +239,8 @@ impl Pipeline {
             let processes = self.reconstructor.processes();
             self.model
                 .apply(&observation, processes, &mut self.identity);
+            // Agents the model shed to make room (see `model::memory_pressure`): their
+            // detection state and the baseline they were learning go too.
             for agent in self.model.take_evicted_agents() {
                 self.detector.forget_agent(&agent);
             }
@@ -296,6 +298,10 @@ impl Pipeline {
             };
             self.detector.observe(&attributed, &self.model);
             out.push(attributed);
+            // Agents detection raised findings for are the last the model sheds.
+            for agent in self.detector.take_flagged_agents() {
+                self.model.note_detection(&agent);
+            }
         }
         out
     }

@@ -9,7 +9,7 @@
 
 use std::sync::Mutex;
 
-use agentscope_analysis::model::{HostOnlyIdentity, ModelOptions};
+use agentscope_analysis::model::{EdgeKind, HostOnlyIdentity, ModelOptions};
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_event::event::{Event, EventBody, Header};
 use agentscope_event::event_json::events_from_json_lines;
@@ -109,6 +109,78 @@ fn many_agents_do_not_grow_the_heap_past_the_budget() {
          {kept} agents kept, {memory:?})",
         rounds - warm,
         after_warm as f64 / MIB,
+    );
+}
+
+/// Under memory pressure, an agent detection raised a finding for is shed after quiet ones:
+/// the recorded session repeated as 600 new agents through a 4 MiB budget, the first of
+/// them also opening an SSH key before it exits (a sensitive access: a finding, from the real
+/// rule). The first agent keeps its record and its graph node while the quiet agents after it
+/// were shed, and what it did is still in the graph.
+#[test]
+fn an_agent_with_a_finding_is_shed_after_quiet_ones() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let fixture = events_from_json_lines(include_str!(concat!(
+        env!("AGENTSCOPE_REPO"),
+        "/tests/fixtures/capture/python_chat.jsonl"
+    )))
+    .unwrap();
+    let rounds = 600;
+    let mut events = repeat_as_new_agents(std::slice::from_ref(&fixture), rounds);
+    // The first round's agent (the process that talks to the model) reads a key just before
+    // it exits, once it is known as an agent.
+    let agent_pid = fixture
+        .iter()
+        .find(|e| matches!(e.body, EventBody::Data { .. }))
+        .map(|e| e.header.pid)
+        .expect("the session talks to its model");
+    let exit = events[..fixture.len()]
+        .iter()
+        .position(|e| e.header.pid == agent_pid && matches!(e.body, EventBody::Exit { .. }))
+        .expect("the agent exits");
+    let mut read_key = events[exit].clone();
+    read_key.header.ts_ns -= 1;
+    read_key.body = EventBody::Open {
+        syscall: "openat",
+        path: "/root/.ssh/id_rsa".into(),
+        path_truncated: false,
+        dfd: -100,
+        flags: 0,
+        mode: 0,
+        ret: 5,
+    };
+    events.insert(exit, read_key);
+    let mut pipeline = pipeline(4 << 20);
+    for event in &events {
+        pipeline.push(event);
+    }
+    let flagged = pipeline
+        .detector()
+        .findings()
+        .iter()
+        .find(|f| f.summary.contains("/root/.ssh/id_rsa"))
+        .map(|f| f.agent.clone())
+        .expect("the key read is a finding");
+    let memory = pipeline.memory_budget().stats();
+    let model = pipeline.model();
+    assert!(memory.agents_evicted > 0, "{memory:?}");
+    assert!(
+        model.agent(&flagged).is_some(),
+        "{flagged} was shed ({} agents kept, {memory:?})",
+        model.agent_count()
+    );
+    // The agent of the next round, quiet, was shed before it.
+    let next = flagged.replace("-0", "-1");
+    assert_ne!(next, flagged);
+    assert!(model.agent(&next).is_none(), "{next} is still kept");
+    let node = format!("agent:{flagged}");
+    assert!(model.graph().get_node(&node).is_some());
+    assert!(
+        model
+            .graph()
+            .get_edge(&node, "data:file:/root/.ssh/id_rsa", EdgeKind::Accesses)
+            .is_some(),
+        "what it did is in the graph"
     );
 }
 

@@ -30,7 +30,7 @@
 //! Environment: `FOOTPRINT_ROUNDS`, `FOOTPRINT_EDGES`, `FOOTPRINT_EDGE_ROUNDS`,
 //! `FOOTPRINT_RUNS`, `FOOTPRINT_ARGS` (more `replay` arguments, split at spaces, e.g.
 //! `--memory-budget 256M`), `FOOTPRINT_CAPTURE` (write the first scenario's capture there and
-//! keep it), `FOOTPRINT_ONLY` (`agents` or `edges`: run that scenario alone).
+//! keep it: the edges scenario's with `FOOTPRINT_ONLY=edges`), `FOOTPRINT_ONLY` (`agents` or `edges`: run that scenario alone).
 //! Run: `cargo bench -p agentscope --bench footprint_at_scale` (release build).
 
 use std::path::Path;
@@ -253,11 +253,14 @@ fn main() {
         .map(|a| a.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
     let dir = tempfile::tempdir().expect("temporary directory");
-    // Kept where asked, to look at the same replay with other tools (heaptrack, /usr/bin/time).
-    let capture = std::env::var_os("FOOTPRINT_CAPTURE")
-        .map(std::path::PathBuf::from)
+    // Kept where asked, to look at the same replay with other tools (heaptrack, /usr/bin/time,
+    // another build's binary).
+    let kept = std::env::var_os("FOOTPRINT_CAPTURE").map(std::path::PathBuf::from);
+    let capture = kept
+        .clone()
         .unwrap_or_else(|| dir.path().join("agents.cap"));
     let agents = (only != "edges").then(|| scenario("agents", rounds, runs, &extra, &capture));
+    let agents_ran = agents.is_some();
     // The edges scenario is asked for (`FOOTPRINT_EDGES`, `FOOTPRINT_EDGE_ROUNDS` or
     // `FOOTPRINT_ONLY=edges`), and always in the smoke run: its ~4,200 rounds take a few
     // minutes to record and replay (before keyframes were spaced by size, the recording alone
@@ -280,11 +283,10 @@ fn main() {
             let per_round = (sample.edges as f64 / f64::from(sample.rounds.max(1))).max(1.0);
             (f64::from(edges_wanted) / per_round * 1.05).ceil() as u32
         });
-    scenario(
-        "edges",
-        edge_rounds,
-        runs,
-        &extra,
-        &dir.path().join("edges.cap"),
-    );
+    // The first scenario's capture is the one kept: this one's when it ran alone.
+    let capture = match kept {
+        Some(path) if !agents_ran => path,
+        _ => dir.path().join("edges.cap"),
+    };
+    scenario("edges", edge_rounds, runs, &extra, &capture);
 }

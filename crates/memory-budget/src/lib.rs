@@ -61,8 +61,9 @@ pub enum Pressure {
     /// Detection forgot the oldest of an agent's remembered state (read data, destinations,
     /// injected contents, tainted calls) to make room.
     DetectionStateShed,
-    /// The least recently seen agent was forgotten (its AI-BOM, graph node and detection state)
-    /// to make room for the agents seen since.
+    /// An agent was forgotten to make room, the least recently active first (those detection
+    /// raised findings for after quiet ones): its AI-BOM, its graph node with what only it
+    /// reached, its tool calls and its detection state.
     AgentEvicted,
     /// A process was forgotten because the process table was full (see
     /// `agentscope_event::process_table::PROCESSES_KEPT`): what it does later is not placed in
@@ -109,7 +110,8 @@ pub struct MemoryStats {
     /// Times detection shed an agent's oldest remembered state.
     #[serde(default)]
     pub detection_state_shed: u64,
-    /// Agents forgotten (least recently seen first) to make room.
+    /// Agents forgotten (least recently active first, with their graph chains and tool calls)
+    /// to make room.
     #[serde(default)]
     pub agents_evicted: u64,
     /// Processes forgotten because the process table was full.

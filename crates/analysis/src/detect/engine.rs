@@ -206,6 +206,12 @@ impl Detector {
         self.book.findings_dropped()
     }
 
+    /// Agents a finding was raised for (kept, or dropped at a bound) since the last call, each
+    /// once: the pipeline tells the model ([`Model::note_detection`]).
+    pub fn take_flagged_agents(&mut self) -> Vec<String> {
+        self.book.take_flagged_agents()
+    }
+
     /// The baselines being learned and the approved ones.
     pub fn judge(&self) -> &BaselineJudge {
         &self.judge

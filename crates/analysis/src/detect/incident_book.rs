@@ -36,7 +36,15 @@ pub(super) struct IncidentBook {
     /// Findings are charged here (an upper bound: twice their JSON size); they are never
     /// evicted (incidents point at them), so at the budget new ones are dropped and counted.
     budget: Option<Charge>,
+    /// Agents a finding was raised for (kept or dropped) since
+    /// [`IncidentBook::take_flagged_agents`] last ran, each once: the model sheds them after
+    /// quiet agents under memory pressure.
+    flagged: Vec<String>,
 }
+
+/// Agents [`IncidentBook::flagged`] holds at most: the pipeline takes them after every
+/// observation, so this bounds only a detector nobody asks.
+const FLAGGED_KEPT: usize = 256;
 
 impl IncidentBook {
     pub(super) fn set_budget(&mut self, budget: &MemoryBudget) {
@@ -47,12 +55,20 @@ impl IncidentBook {
         self.findings_dropped
     }
 
+    /// Agents a finding was raised for since the last call.
+    pub(super) fn take_flagged_agents(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.flagged)
+    }
+
     pub(super) fn changes_since(&self, cursor: DetectionCursor) -> DetectionChanges<'_> {
         self.changes.since(cursor, &self.findings, &self.incidents)
     }
 
     /// Keeps a finding (numbering it); `None` when it was dropped for the limits.
     pub(super) fn push_finding(&mut self, mut finding: Finding) -> Option<usize> {
+        if self.flagged.len() < FLAGGED_KEPT && !self.flagged.contains(&finding.agent) {
+            self.flagged.push(finding.agent.clone());
+        }
         if self.findings.len() >= MAX_FINDINGS {
             self.findings_dropped += 1;
             return None;

@@ -46,6 +46,7 @@ impl Model {
     /// Edges from the agent (or the command that acted for it) to what an action touched.
     pub(super) fn add_action_edges(&mut self, agent: &str, action: &Action) {
         let ts = action.ts_ns;
+        self.note_activity(agent, ts);
         let target = &action.detail;
         let agent_node = format!("agent:{agent}");
         let node = self

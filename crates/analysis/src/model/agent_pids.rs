@@ -7,7 +7,7 @@
 //! closes, at exit), and a pid can be reused: an exited agent's pid covers observations up to
 //! its exit, never a later process that got the same number.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::process_table::EXITED_KEPT;
 
@@ -125,10 +125,10 @@ impl AgentPids {
             .copied()
     }
 
-    /// Agent `key` was evicted: no process is its any more (one that acts again makes it
-    /// anew).
-    pub fn forget_agent(&mut self, key: &str) {
-        self.by_pid.retain(|_, entry| entry.key != key);
+    /// The agents `keys` were shed: no process is theirs any more (one that acts again makes
+    /// its agent anew). One pass for the whole batch.
+    pub fn forget_agents(&mut self, keys: &HashSet<String>) {
+        self.by_pid.retain(|_, entry| !keys.contains(&entry.key));
     }
 
     /// `pid` exited at `ts_ns`: it keeps its agent for what it did until then.
@@ -220,7 +220,7 @@ mod tests {
         pids.insert(11, "a".into());
         pids.exited(11, 5);
         pids.insert_exited(12, "b".into(), 7);
-        pids.forget_agent("b");
+        pids.forget_agents(&HashSet::from(["b".to_string()]));
         let since: Vec<u32> = pids.made_agents_since(mark).unwrap().collect();
         assert_eq!(since, [11, 12], "exits and forgetting list nothing");
         for pid in 100..100 + RECENT_KEPT as u32 {

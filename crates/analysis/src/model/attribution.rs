@@ -11,7 +11,7 @@
 //! observed out of order (an exchange is reported when its response ends), so matching runs
 //! both ways: new actions against open calls, new calls against recent actions.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 
@@ -405,6 +405,38 @@ impl Attribution {
                 self.charged -= old.held_bytes;
             }
         }
+    }
+
+    /// The agents `agents` were shed to make room: their tool calls go with them, counted as
+    /// evicted to stay within the budget (a call of an agent no longer kept links nothing more:
+    /// its processes are no longer known as the agent's).
+    pub fn forget_agents(&mut self, agents: &HashSet<String>) {
+        let before = self.calls.len();
+        let mut freed = 0;
+        self.calls.retain(|call| {
+            let keep = !agents.contains(&call.agent);
+            if !keep {
+                freed += call.held_bytes;
+            }
+            keep
+        });
+        let gone = (before - self.calls.len()) as u64;
+        self.dropped_calls += gone;
+        self.evicted_calls += gone;
+        if let Some(budget) = &self.budget {
+            budget.release(freed);
+            self.charged -= freed;
+            budget.note_many(Pressure::ToolCallEvicted, gone);
+        }
+    }
+
+    /// What each agent's tool calls are charged, for choosing how many agents to shed.
+    pub fn held_bytes_by_agent(&self) -> HashMap<&str, usize> {
+        let mut held: HashMap<&str, usize> = HashMap::new();
+        for call in &self.calls {
+            *held.entry(call.agent.as_str()).or_default() += call.held_bytes;
+        }
+        held
     }
 
     /// A model requested a tool call: open it and match actions already seen after it.

@@ -2,12 +2,14 @@
 //! joined by counted, timestamped edges that point back at the events behind them.
 //!
 //! The graph is bounded. When a limit is reached, the least recently seen tenth of the edges
-//! (or of the nodes, with their edges) is evicted in one pass (a tenth of what the graph holds
-//! when the memory budget asks) and counted in [`Limits`]: on a
+//! (or of the nodes other than agents, with their edges) is evicted in one pass (a tenth of
+//! what the graph holds when the memory budget asks) and counted in [`Limits`]: on a
 //! long-running node recent behaviour matters more than the oldest, and evicting in batches
-//! keeps the cost amortised instead of scanning on every insert.
+//! keeps the cost amortised instead of scanning on every insert. Under memory pressure the
+//! model sheds whole agents first (`model::memory_pressure`): their nodes go with what only
+//! they reached ([`Graph::remove_agents`]), so the graph's own eviction is the fallback.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -284,6 +286,11 @@ impl Graph {
         self.limits
     }
 
+    /// What nodes and edges are charged to the budget now.
+    pub fn charged_bytes(&self) -> usize {
+        self.charged
+    }
+
     fn evict_edges(&mut self) {
         let mut by_age: Vec<_> = self
             .edges
@@ -303,8 +310,8 @@ impl Graph {
     }
 
     fn evict_nodes(&mut self) {
-        // Agent nodes are the model's to evict (with the agent: `Model::evict_agent`), never
-        // the graph's: the console lists them.
+        // Agent nodes are the model's to shed (with the agent: `model::memory_pressure`),
+        // never the graph's: the console lists them.
         let mut by_age: Vec<_> = self
             .nodes
             .values()
@@ -316,8 +323,7 @@ impl Graph {
         // agents are most of them (thousands of agents on a node), that took every other node
         // at once, the newest agents' tools and data too, and left agents without edges.
         let batch = (by_age.len().min(self.limits.max_nodes) / 10).max(1);
-        let evicted: std::collections::HashSet<String> =
-            by_age.into_iter().take(batch).map(|(_, id)| id).collect();
+        let evicted: HashSet<String> = by_age.into_iter().take(batch).map(|(_, id)| id).collect();
         let mut freed = 0;
         for id in &evicted {
             if let Some(node) = self.nodes.remove(id) {
@@ -338,17 +344,35 @@ impl Graph {
         self.release(freed);
     }
 
-    /// Removes node `id` and its edges (its owner forgot it: an evicted agent), counted as
-    /// evictions (the graph is then incomplete).
-    pub fn remove_node(&mut self, id: &str) {
-        let Some(node) = self.nodes.remove(id) else {
-            return;
-        };
-        let mut freed = node_bytes(&node);
-        self.limits.evicted_nodes += 1;
+    /// Removes the agent nodes `agents` (the model shed those agents to make room) with what
+    /// only they reached: every other node that no agent left in the graph reaches any more,
+    /// following edges forward (its tools and what carried them out, the APIs and data only it
+    /// touched, commands only it ran), and the edges of all of them. Nodes an agent that stays
+    /// still reaches (a model, an API or a table several agents use) stay. Counted as
+    /// evictions (the graph is then incomplete). One pass over the graph for the whole batch.
+    pub fn remove_agents(&mut self, agents: &HashSet<String>) {
+        let mut freed = 0;
+        let mut removed = 0u64;
+        for id in agents {
+            if let Some(node) = self.nodes.remove(id) {
+                freed += node_bytes(&node);
+                removed += 1;
+            }
+        }
+        let unreached = self.unreached_from_agents();
+        for id in &unreached {
+            if let Some(node) = self.nodes.remove(id) {
+                freed += node_bytes(&node);
+                removed += 1;
+            }
+        }
+        self.limits.evicted_nodes += removed;
         let before = self.edges.len();
         self.edges.retain(|(from, to, _), edge| {
-            let keep = from != id && to != id;
+            let keep = !(agents.contains(from)
+                || agents.contains(to)
+                || unreached.contains(from)
+                || unreached.contains(to));
             if !keep {
                 freed += edge_bytes(edge);
             }
@@ -356,6 +380,34 @@ impl Graph {
         });
         self.limits.evicted_edges += (before - self.edges.len()) as u64;
         self.release(freed);
+    }
+
+    /// The nodes no agent node reaches by following edges forward (agent → tool → what
+    /// carried it out, agent → command → data): every node an agent's chain holds is reached.
+    fn unreached_from_agents(&self) -> HashSet<String> {
+        let mut forward: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (from, to, _) in self.edges.keys() {
+            forward.entry(from.as_str()).or_default().push(to.as_str());
+        }
+        let mut reached: HashSet<&str> = HashSet::with_capacity(self.nodes.len());
+        let mut next: Vec<&str> = self
+            .nodes
+            .values()
+            .filter(|node| node.kind == NodeKind::Agent)
+            .map(|node| node.id.as_str())
+            .collect();
+        while let Some(id) = next.pop() {
+            if reached.insert(id) {
+                if let Some(targets) = forward.get(id) {
+                    next.extend(targets.iter().copied().filter(|to| !reached.contains(to)));
+                }
+            }
+        }
+        self.nodes
+            .keys()
+            .filter(|id| !reached.contains(id.as_str()))
+            .cloned()
+            .collect()
     }
 
     /// Nodes and edges sorted by id, for stable output.

@@ -21,6 +21,7 @@ mod blind_agents;
 mod discovery;
 mod llm_calls;
 mod mcp_clients;
+mod memory_pressure;
 #[cfg(test)]
 mod tests;
 
@@ -28,7 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::memory_budget::{Charge, MemoryBudget, Pressure};
+use crate::memory_budget::MemoryBudget;
 use crate::process_table::ProcessTable;
 use crate::reconstruct::mcp::McpDetail;
 use crate::reconstruct::{Observation, ObservationKind, ReconstructStats, Role};
@@ -74,18 +75,14 @@ pub struct Model {
     /// The enforcement policies the collector last reported, by scope: applied to the agents
     /// they govern, those discovered later included.
     enforcement_policies: BTreeMap<String, agentscope_event::enforcement::EnforcePolicy>,
-    /// Agents are charged to this budget (see [`Model::charge_agent`]).
+    /// Agents are charged to this budget (see `memory_pressure`).
     budget: Option<MemoryBudget>,
-    /// Per agent: its charge and when it last acted (event time), for evicting the least
-    /// recently active first.
-    agent_charges: HashMap<String, (Charge, u64)>,
-    /// Agents evicted since [`Model::take_evicted_agents`] last ran.
+    /// Per agent: its charge, when it last acted and whether detection raised a finding for
+    /// it: what decides which agents are shed first under memory pressure.
+    agent_holds: HashMap<String, memory_pressure::AgentHold>,
+    /// Agents shed since [`Model::take_evicted_agents`] last ran.
     evicted_agents: Vec<String>,
 }
-
-/// Agents a charge that does not fit may evict before it is forced (bounded work per charge,
-/// as the graph tries a few times).
-const AGENT_EVICTIONS_PER_CHARGE: usize = 4;
 
 /// Everything the model knows, ready to serialise.
 #[derive(Debug, Clone, Serialize)]
@@ -137,7 +134,7 @@ impl Model {
             tls_coverage: TlsCoverageTable::default(),
             enforcement_policies: BTreeMap::new(),
             budget: None,
-            agent_charges: HashMap::new(),
+            agent_holds: HashMap::new(),
             evicted_agents: Vec::new(),
         }
     }
@@ -153,56 +150,7 @@ impl Model {
         }
     }
 
-    /// Charges what agent `key` (and its AI-BOM) holds now, active at `ts_ns`. When the budget
-    /// refuses, the least recently active other agents are evicted (at most
-    /// [`AGENT_EVICTIONS_PER_CHARGE`], then the charge is forced as other holders force theirs):
-    /// a node that runs ever new agents keeps the recent ones, not every agent it ever saw.
-    fn charge_agent(&mut self, key: &str, ts_ns: u64) {
-        let Some(budget) = self.budget.clone() else {
-            return;
-        };
-        let Some(bytes) = self.agents.get(key).map(Agent::estimate_bytes) else {
-            return;
-        };
-        let (mut charge, active_ns) = self
-            .agent_charges
-            .remove(key)
-            .unwrap_or_else(|| (Charge::new(&budget), ts_ns));
-        let mut evicted = 0;
-        while !charge.try_set(bytes) {
-            let oldest = self
-                .agent_charges
-                .iter()
-                .min_by(|a, b| (a.1 .1, a.0).cmp(&(b.1 .1, b.0)))
-                .map(|(key, _)| key.clone());
-            match oldest {
-                Some(oldest) if evicted < AGENT_EVICTIONS_PER_CHARGE => {
-                    self.evict_agent(&oldest);
-                    budget.note(Pressure::AgentEvicted);
-                    evicted += 1;
-                }
-                _ => {
-                    charge.force_set(bytes);
-                    break;
-                }
-            }
-        }
-        self.agent_charges
-            .insert(key.to_string(), (charge, active_ns.max(ts_ns)));
-    }
-
-    /// Forgets agent `key`: its record and AI-BOM, its graph node (with its edges), which
-    /// processes were its. Detection forgets it when the pipeline takes
-    /// [`Model::take_evicted_agents`]. If it acts again it is discovered anew.
-    fn evict_agent(&mut self, key: &str) {
-        self.agents.remove(key);
-        self.agent_charges.remove(key);
-        self.agent_pids.forget_agent(key);
-        self.graph.remove_node(&format!("agent:{key}"));
-        self.evicted_agents.push(key.to_string());
-    }
-
-    /// Agents evicted to stay within the budget since the last call.
+    /// Agents shed to stay within the budget since the last call (see `memory_pressure`).
     pub fn take_evicted_agents(&mut self) -> Vec<String> {
         std::mem::take(&mut self.evicted_agents)
     }
@@ -368,6 +316,9 @@ impl Model {
         processes: &ProcessTable,
         identity: &mut dyn IdentityLookup,
     ) {
+        // Before the observation changes anything: what it adds then fits whole, and the
+        // agents shed to make room are quiet ones, never the one acting.
+        self.make_room(observation, processes);
         let pid = observation.actor.pid;
         match &observation.kind {
             ObservationKind::Llm {

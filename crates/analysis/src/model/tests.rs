@@ -14,9 +14,9 @@ const CHILD: u32 = 101;
 const STRANGER: u32 = 999;
 const SECOND: u64 = 1_000_000_000;
 
-fn processes() -> ProcessTable {
-    let mut table = ProcessTable::default();
-    let header = |pid| Header {
+/// The header of an event of `pid` (a `python3` child of pid 1) at time 0.
+fn header(pid: u32) -> Header {
+    Header {
         ts_ns: 0,
         time_unix_ns: 0,
         pid,
@@ -26,17 +26,31 @@ fn processes() -> ProcessTable {
         gid: 0,
         cgroup_id: 1,
         comm: "python3".into(),
-    };
-    table.learn(AGENT, 1, "python3");
+    }
+}
+
+/// `pid`, a child of pid 1, runs `filename` with `argv`.
+pub(super) fn exec(table: &mut ProcessTable, pid: u32, filename: &str, argv: &[&str]) {
+    table.learn(pid, 1, "python3");
     table.update(&Event {
-        header: header(AGENT),
+        header: header(pid),
         body: EventBody::Exec {
-            filename: "/usr/bin/python3".into(),
-            argv: vec!["python3".into(), "/app/agent.py".into()],
+            filename: filename.into(),
+            argv: argv.iter().map(|arg| arg.to_string()).collect(),
             argv_truncated: false,
             filename_truncated: false,
         },
     });
+}
+
+fn processes() -> ProcessTable {
+    let mut table = ProcessTable::default();
+    exec(
+        &mut table,
+        AGENT,
+        "/usr/bin/python3",
+        &["python3", "/app/agent.py"],
+    );
     table.update(&Event {
         header: header(AGENT),
         body: EventBody::Fork {
@@ -48,7 +62,7 @@ fn processes() -> ProcessTable {
     table
 }
 
-fn llm(tool_calls: Vec<ToolCall>, tool_results: Vec<ToolResult>) -> ObservationKind {
+pub(super) fn llm(tool_calls: Vec<ToolCall>, tool_results: Vec<ToolResult>) -> ObservationKind {
     ObservationKind::Llm {
         call: Box::new(LlmCall {
             history: Vec::new(),
@@ -81,14 +95,14 @@ fn llm(tool_calls: Vec<ToolCall>, tool_results: Vec<ToolResult>) -> ObservationK
     }
 }
 
-fn with_end(mut kind: ObservationKind, end: u64) -> ObservationKind {
+pub(super) fn with_end(mut kind: ObservationKind, end: u64) -> ObservationKind {
     if let ObservationKind::Llm { end_ts_ns, .. } = &mut kind {
         *end_ts_ns = end;
     }
     kind
 }
 
-fn file(path: &str) -> ObservationKind {
+pub(super) fn file(path: &str) -> ObservationKind {
     ObservationKind::FileOpen {
         path: path.into(),
         class: crate::reconstruct::file_access::classify(path),
@@ -97,6 +111,11 @@ fn file(path: &str) -> ObservationKind {
 }
 
 fn http_get(url_path: &str) -> ObservationKind {
+    http_get_at("127.0.0.1", url_path)
+}
+
+/// A GET of `url_path` on `host` (port 8080), answered 200.
+pub(super) fn http_get_at(host: &str, url_path: &str) -> ObservationKind {
     ObservationKind::Http {
         exchange: Box::new(HttpExchange {
             request: HttpRequest {
@@ -121,7 +140,7 @@ fn http_get(url_path: &str) -> ObservationKind {
                 ts_ns: 0,
                 end_ts_ns: 0,
             }),
-            host: Some("127.0.0.1".into()),
+            host: Some(host.into()),
             port: Some(8080),
             tls: false,
             protocol: Default::default(),
@@ -130,7 +149,7 @@ fn http_get(url_path: &str) -> ObservationKind {
     }
 }
 
-fn call(id: &str, name: &str, arguments: serde_json::Value) -> ToolCall {
+pub(super) fn call(id: &str, name: &str, arguments: serde_json::Value) -> ToolCall {
     ToolCall {
         id: Some(id.into()),
         name: name.into(),
