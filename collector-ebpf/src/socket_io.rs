@@ -77,16 +77,30 @@ static IO_PENDING: HashMap<u32, IoArgs> = HashMap::with_max_entries(16384, 0);
 #[inline(always)]
 fn io_enter(fd: i32, buf: u64, iovcnt: u64, dir: u32, dport: u16) {
     let (tgid, tid) = current_ids();
-    // Inside an SSL call the socket traffic is ciphertext: remember the fd for the TLS record
-    // and mark the socket, rather than capturing it.
-    if let Some(ssl) = SSL_PENDING.get_ptr_mut(&tid) {
-        unsafe { (*ssl).fd = fd };
-        let key = SockKey { tgid, fd };
-        if let Some(state) = SOCKS.get_ptr_mut(&key) {
-            unsafe { (*state).flags |= SOCK_TLS };
-        }
+    if note_tls_transport(tgid, tid, fd) {
         return;
     }
+    io_enter_plain(tgid, tid, fd, buf, iovcnt, dir, dport);
+}
+
+/// Inside an SSL call the socket traffic is ciphertext: remembers the fd for the TLS record
+/// and marks the socket, rather than capturing it. Whether the thread is inside one.
+#[inline(always)]
+fn note_tls_transport(tgid: u32, tid: u32, fd: i32) -> bool {
+    let Some(ssl) = SSL_PENDING.get_ptr_mut(&tid) else {
+        return false;
+    };
+    unsafe { (*ssl).fd = fd };
+    let key = SockKey { tgid, fd };
+    if let Some(state) = SOCKS.get_ptr_mut(&key) {
+        unsafe { (*state).flags |= SOCK_TLS };
+    }
+    true
+}
+
+/// A call outside any SSL call: stashed for its exit if its fd is a socket or tracked pipe.
+#[inline(always)]
+fn io_enter_plain(tgid: u32, tid: u32, fd: i32, buf: u64, iovcnt: u64, dir: u32, dport: u16) {
     let mut pipe = 0;
     if dport != DNS_PORT {
         let key = SockKey { tgid, fd };
@@ -201,27 +215,28 @@ fn io_exit(ctx: &TracePointContext) {
 
 #[tracepoint]
 pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
-    note_output_write(tp_arg::<i64>(&ctx, 0) as i32);
-    io_enter(
-        tp_arg::<i64>(&ctx, 0) as i32,
-        tp_arg(&ctx, 1),
-        0,
-        direction::EGRESS,
-        0,
-    );
+    let fd = tp_arg::<i64>(&ctx, 0) as i32;
+    let (tgid, tid) = current_ids();
+    // The fd an SSL call writes to is its transport socket, never collector output: the
+    // output check's walk of the fd table (about ten kernel reads) is left out there.
+    if note_tls_transport(tgid, tid, fd) {
+        return 0;
+    }
+    note_output_write(fd);
+    io_enter_plain(tgid, tid, fd, tp_arg(&ctx, 1), 0, direction::EGRESS, 0);
     0
 }
 
 #[tracepoint]
 pub fn sys_enter_read(ctx: TracePointContext) -> u32 {
-    note_output_read(tp_arg::<i64>(&ctx, 0) as i32);
-    io_enter(
-        tp_arg::<i64>(&ctx, 0) as i32,
-        tp_arg(&ctx, 1),
-        0,
-        direction::INGRESS,
-        0,
-    );
+    let fd = tp_arg::<i64>(&ctx, 0) as i32;
+    let (tgid, tid) = current_ids();
+    // As for `write`: inside an SSL call the fd is the TLS transport.
+    if note_tls_transport(tgid, tid, fd) {
+        return 0;
+    }
+    note_output_read(fd);
+    io_enter_plain(tgid, tid, fd, tp_arg(&ctx, 1), 0, direction::INGRESS, 0);
     0
 }
 
