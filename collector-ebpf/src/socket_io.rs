@@ -213,30 +213,34 @@ fn io_exit(ctx: &TracePointContext) {
     args.emit(source::SOCKET, ret);
 }
 
+/// `read`/`write(fd, buf, count)`: besides their payloads, what makes a process a consumer of
+/// the collector's output ([`crate::output_tracking`]). The fd an SSL call reads or writes is
+/// its transport socket, never collector output: the output check's walk of the fd table
+/// (about ten kernel reads) is left out there.
+#[inline(always)]
+fn read_write_enter(ctx: &TracePointContext, dir: u32) {
+    let fd = tp_arg::<i64>(ctx, 0) as i32;
+    let (tgid, tid) = current_ids();
+    if note_tls_transport(tgid, tid, fd) {
+        return;
+    }
+    if dir == direction::EGRESS {
+        note_output_write(fd);
+    } else {
+        note_output_read(fd);
+    }
+    io_enter_plain(tgid, tid, fd, tp_arg(ctx, 1), 0, dir, 0);
+}
+
 #[tracepoint]
 pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
-    let fd = tp_arg::<i64>(&ctx, 0) as i32;
-    let (tgid, tid) = current_ids();
-    // The fd an SSL call writes to is its transport socket, never collector output: the
-    // output check's walk of the fd table (about ten kernel reads) is left out there.
-    if note_tls_transport(tgid, tid, fd) {
-        return 0;
-    }
-    note_output_write(fd);
-    io_enter_plain(tgid, tid, fd, tp_arg(&ctx, 1), 0, direction::EGRESS, 0);
+    read_write_enter(&ctx, direction::EGRESS);
     0
 }
 
 #[tracepoint]
 pub fn sys_enter_read(ctx: TracePointContext) -> u32 {
-    let fd = tp_arg::<i64>(&ctx, 0) as i32;
-    let (tgid, tid) = current_ids();
-    // As for `write`: inside an SSL call the fd is the TLS transport.
-    if note_tls_transport(tgid, tid, fd) {
-        return 0;
-    }
-    note_output_read(fd);
-    io_enter_plain(tgid, tid, fd, tp_arg(&ctx, 1), 0, direction::INGRESS, 0);
+    read_write_enter(&ctx, direction::INGRESS);
     0
 }
 
