@@ -187,20 +187,11 @@ unsafe extern "C" fn noise_step(index: u64, _ctx: *mut core::ffi::c_void) -> i64
     0
 }
 
+/// The return of `open`, `openat` and `openat2`: one program attached to each of their exit
+/// tracepoints (one layout), so the path scan is verified once, not three times (see
+/// `sys_exit_io` in [`crate::socket_io`]).
 #[tracepoint]
-pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
-    open_exit(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
-    open_exit(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
+pub fn sys_exit_opens(ctx: TracePointContext) -> u32 {
     open_exit(&ctx);
     0
 }
