@@ -599,9 +599,14 @@ struct PodmanSleep {
 impl PodmanSleep {
     fn start() -> PodmanSleep {
         let rootfs = tempfile::tempdir().unwrap();
-        for sub in ["usr", "tmp"] {
+        for sub in ["usr", "tmp", "etc"] {
             std::fs::create_dir(rootfs.path().join(sub)).unwrap();
         }
+        std::fs::write(
+            rootfs.path().join("etc/passwd"),
+            "sandbox:x:0:0::/:/bin/sh\n",
+        )
+        .unwrap();
         for (link, target) in [
             ("bin", "usr/bin"),
             ("lib", "usr/lib"),
@@ -725,4 +730,43 @@ fn a_podman_container_resolves_the_same_through_cgroup_v1_as_through_v2() {
         .expect("noted as read from v1");
     assert_eq!(placement.hierarchy, "name=systemd");
     assert_eq!(placement.path, v2_path);
+}
+
+/// The collector looks a process up when its events make it an agent, which on a loaded node
+/// is well behind the kernel: a short-lived agent may be gone by then, its container removed,
+/// cgroup and all. What was read at its exec (`note_running`, which the collector calls for
+/// every exec) still answers: the container and the user its own /etc/passwd names.
+#[test]
+fn a_container_removed_before_its_lookup_is_answered_as_it_ran() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let container = PodmanSleep::start();
+    let pid = container.pid;
+    let mut resolver = IdentityResolver::new(options(KubernetesSource::Off));
+    let unified = resolver
+        .cgroup_mount()
+        .expect("this hybrid host has a cgroup2 mount")
+        .to_path_buf();
+    let cgroup_dir = unified.join(format!("libpod_parent/libpod-{}", container.id));
+    let cgroup_id = std::fs::metadata(&cgroup_dir).unwrap().ino();
+    resolver.note_running(pid, cgroup_id, 0);
+
+    let id = container.id.clone();
+    drop(container);
+    assert!(
+        !cgroup_dir.exists(),
+        "podman rm removes the container's cgroup"
+    );
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    let expected = Some(agentscope_identity::ContainerIdentity {
+        id,
+        runtime: ContainerRuntime::Podman,
+    });
+    let identity = resolver.resolve(pid, cgroup_id);
+    assert_eq!(identity.container, expected, "{identity:#?}");
+    assert_eq!(resolver.user_name(pid, 0).as_deref(), Some("sandbox"));
+    // What a resolver that never saw it running can say now: nothing.
+    let mut late = IdentityResolver::new(options(KubernetesSource::Off));
+    assert_eq!(late.resolve(pid, cgroup_id).container, None);
+    assert_eq!(late.user_name(pid, 0), None);
 }

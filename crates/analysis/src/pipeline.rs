@@ -102,6 +102,11 @@ impl IdentityLookup for LoggedIdentity {
         identity
     }
 
+    fn process_started(&mut self, pid: u32, cgroup_id: u64, uid: u32) {
+        // No answer to log: a lookup made later logs what it returns.
+        self.inner.process_started(pid, cgroup_id, uid);
+    }
+
     fn forget(&mut self, pid: u32) {
         self.inner.forget(pid);
         self.by_pid.remove(&pid);
@@ -182,6 +187,11 @@ impl Pipeline {
         {
             self.model
                 .note_tls_plaintext(event.header.pid, event.header.ts_ns);
+        }
+        if let crate::event::EventBody::Exec { .. } = &event.body {
+            let header = &event.header;
+            self.identity
+                .process_started(header.pid, header.cgroup_id, header.uid);
         }
         if let crate::event::EventBody::ClusterObjects(objects) = &event.body {
             self.last_cluster_objects.keep(
@@ -494,11 +504,90 @@ impl IdentityLookup for IdentityResolver {
         }
     }
 
+    fn process_started(&mut self, pid: u32, cgroup_id: u64, uid: u32) {
+        self.note_running(pid, cgroup_id, uid);
+    }
+
     fn forget(&mut self, pid: u32) {
         self.forget_pid(pid);
     }
 
     fn warnings(&self) -> Vec<String> {
         IdentityResolver::warnings(self)
+    }
+}
+
+#[cfg(test)]
+mod process_started_tests {
+    use std::sync::{Arc, Mutex};
+
+    use crate::event::EventBody;
+    use crate::event_json::events_from_json_lines;
+    use crate::model::{ActorIdentity, IdentityLookup, ModelOptions};
+    use crate::pipeline::Pipeline;
+    use crate::reconstruct::ReconstructOptions;
+
+    #[derive(Debug, PartialEq)]
+    enum Call {
+        Started(u32, u64, u32),
+        Lookup(u32),
+    }
+
+    /// Says everyone is on the host, and tells what it was asked, in order.
+    struct Told(Arc<Mutex<Vec<Call>>>);
+
+    impl IdentityLookup for Told {
+        fn lookup(&mut self, pid: u32, _cgroup_id: u64, uid: u32) -> ActorIdentity {
+            self.0.lock().unwrap().push(Call::Lookup(pid));
+            ActorIdentity {
+                workload: "host".into(),
+                uid,
+                ..Default::default()
+            }
+        }
+
+        fn process_started(&mut self, pid: u32, cgroup_id: u64, uid: u32) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(Call::Started(pid, cgroup_id, uid));
+        }
+    }
+
+    /// Every exec reaches the identity source as it is fed (a lookup comes later, when its
+    /// process turns out to be an agent's, and by then it may be gone), and logs no answer:
+    /// a recording holds the lookups' answers only, so its replay asks the same.
+    #[test]
+    fn every_exec_is_told_to_the_identity_source_as_it_is_fed_and_logs_nothing() {
+        let path = std::path::Path::new(env!("AGENTSCOPE_REPO"))
+            .join("tests/fixtures/capture/python_two_conversations.jsonl");
+        let events = events_from_json_lines(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let mut pipeline = Pipeline::new(
+            ReconstructOptions::default(),
+            ModelOptions::default(),
+            Box::new(Told(calls.clone())),
+        );
+        pipeline.log_identity_answers(true);
+        let mut execs = 0;
+        for event in &events {
+            pipeline.push(event);
+            if matches!(event.body, EventBody::Exec { .. }) {
+                execs += 1;
+                let header = &event.header;
+                let told = Call::Started(header.pid, header.cgroup_id, header.uid);
+                assert_eq!(calls.lock().unwrap().last(), Some(&told));
+            }
+        }
+        pipeline.finish();
+        let calls = calls.lock().unwrap();
+        let started = calls
+            .iter()
+            .filter(|c| matches!(c, Call::Started(..)))
+            .count();
+        assert_eq!((started, execs > 0), (execs, true));
+        let lookups = calls.len() - started;
+        assert!(lookups > 0, "the agent is looked up: {calls:?}");
+        assert_eq!(pipeline.take_identity_answers().len(), lookups);
     }
 }

@@ -1,7 +1,9 @@
 //! Identity resolution cost per event: a cached resolve (every event after a container's first),
 //! a cold resolve of a pod process from its token and environment (a container's first event),
 //! the same for a process whose container only its cgroup v1 lines name (v1-only and hybrid
-//! hosts: every process's first event), and the pure parsers behind them. Uses a fake /proc and cgroup tree in a temporary directory.
+//! hosts: every process's first event), what the collector does at every exec (`note_running`
+//! of a process in a container already resolved: the cached resolve plus its /etc/passwd),
+//! and the pure parsers behind them. Uses a fake /proc and cgroup tree in a temporary directory.
 //! Run: `cargo bench -p agentscope-identity --bench identity`.
 
 use std::os::unix::fs::MetadataExt;
@@ -49,6 +51,12 @@ fn fake_node(root: &Path) -> (String, u64) {
     std::fs::create_dir_all(token_path.parent().unwrap()).unwrap();
     std::fs::write(&token_path, token()).unwrap();
     std::fs::write(process.join("cgroup"), format!("0::/{relative}\n")).unwrap();
+    std::fs::create_dir_all(process.join("root/etc")).unwrap();
+    std::fs::write(
+        process.join("root/etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n",
+    )
+    .unwrap();
     std::fs::write(
         process.join("environ"),
         "PATH=/usr/bin\0HOSTNAME=research-7d9f8b6c5d-x2x4z\0KUBERNETES_SERVICE_HOST=10.0.0.1\0AWS_ROLE_ARN=arn:aws:iam::1:role/r\0",
@@ -94,6 +102,10 @@ fn bench(c: &mut Criterion) {
     let mut warm = resolver(dir.path());
     assert!(warm.resolve(77, cgroup_id).pod.is_some());
     group.bench_function("resolve_cached", |b| b.iter(|| warm.resolve(77, cgroup_id)));
+
+    group.bench_function("note_running_in_a_resolved_container", |b| {
+        b.iter(|| warm.note_running(77, cgroup_id, 1000))
+    });
 
     group.bench_function("resolve_cold_token_and_environment", |b| {
         b.iter_batched(

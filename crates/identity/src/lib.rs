@@ -54,6 +54,7 @@ pub mod declared_objects;
 pub mod environment;
 pub mod kubernetes;
 pub mod passwd;
+mod remembered_processes;
 // Moved down to the event crate, which the collector can use; kept here under its old path.
 pub use agentscope_event::process_root;
 pub mod service_account_token;
@@ -349,6 +350,8 @@ pub struct IdentityResolver {
     client: Option<kube::Client>,
     by_cgroup: HashMap<u64, CachedIdentity>,
     by_pid: HashMap<u32, CachedIdentity>,
+    /// For processes gone by the time they are looked up (see [`remembered_processes`]).
+    remembered: remembered_processes::RememberedProcesses,
 }
 
 impl IdentityResolver {
@@ -374,6 +377,7 @@ impl IdentityResolver {
             client: None,
             by_cgroup: HashMap::new(),
             by_pid: HashMap::new(),
+            remembered: Default::default(),
         }
     }
 
@@ -451,7 +455,9 @@ impl IdentityResolver {
             .get(&cgroup_id)
             .filter(|c| c.generation == generation)
         {
-            return hit.identity.clone();
+            let identity = hit.identity.clone();
+            self.remembered.note(pid, cgroup_id, &identity);
+            return identity;
         }
         if let Some(hit) = self
             .by_pid
@@ -459,6 +465,12 @@ impl IdentityResolver {
             .filter(|c| c.generation == generation && c.cgroup_id == cgroup_id)
         {
             return hit.identity.clone();
+        }
+        let process_dir = self.options.proc_root.join(pid.to_string());
+        if !process_dir.exists() {
+            if let Some(known) = self.remembered.get(pid, cgroup_id) {
+                return self.as_known_now(known.clone());
+            }
         }
 
         let path = self.cgroups.path_of(cgroup_id, pid);
@@ -507,8 +519,11 @@ impl IdentityResolver {
         // hidden its token: neither result is worth keeping.
         let path_settled =
             identity.cgroup_path.is_some() || cgroup_id == 0 || self.cgroups.mount().is_none();
-        let process_seen =
-            identity.pod.is_some() || self.options.proc_root.join(pid.to_string()).exists();
+        let process_running = process_dir.exists();
+        if process_running {
+            self.remembered.note(pid, cgroup_id, &identity);
+        }
+        let process_seen = identity.pod.is_some() || process_running;
         if path_settled && process_seen {
             let entry = CachedIdentity {
                 generation,
@@ -536,6 +551,37 @@ impl IdentityResolver {
     /// Drops what is cached for a process that exited (its pid may be reused).
     pub fn forget_pid(&mut self, pid: u32) {
         self.by_pid.remove(&pid);
+        self.remembered.forget(pid);
+        self.passwd.forget(pid);
+    }
+
+    /// A process is running: what /proc says of it now is read, so a lookup made after it
+    /// exits still finds its container, pod and user (see [`remembered_processes`]). The
+    /// collector calls this at every exec.
+    pub fn note_running(&mut self, pid: u32, cgroup_id: u64, uid: u32) {
+        self.resolve(pid, cgroup_id);
+        self.passwd.user_name(pid, uid);
+    }
+
+    /// `known`, what a process that is gone was resolved to while it ran, with what the API
+    /// says now of its container or pod (the pod may have been listed since, or changed).
+    fn as_known_now(&self, known: Arc<Identity>) -> Arc<Identity> {
+        let container_id = known.container.as_ref().map(|c| c.id.as_str());
+        let pod_uid = known.pod.as_ref().and_then(|p| p.uid.as_deref());
+        let Some((pod, status_runtime)) = self.shared.read().lookup(container_id, pod_uid) else {
+            return known;
+        };
+        let mut now = Identity::clone(&known);
+        if let (Some(c), Some(runtime)) = (now.container.as_mut(), status_runtime) {
+            if c.runtime == ContainerRuntime::Unknown {
+                c.runtime = runtime;
+            }
+        }
+        now.pod = Some(pod);
+        if now == *known {
+            return known;
+        }
+        Arc::new(now)
     }
 
     fn fallback(&self, pid: u32, cgroup_pod_uid: Option<&str>) -> Option<PodIdentity> {
@@ -1043,6 +1089,52 @@ mod tests {
         assert!(resolver.by_cgroup.is_empty());
         // Cached for the process.
         assert!(Arc::ptr_eq(&first, &resolver.resolve(30, root)));
+    }
+
+    /// The collector runs behind the kernel: a short-lived agent may have exited, and its
+    /// container's cgroup been removed, by the time its first exchange makes it look it up.
+    #[test]
+    fn a_process_gone_before_its_lookup_is_answered_as_it_ran() {
+        use std::os::unix::fs::MetadataExt;
+        let host = FakeHost::new(true);
+        let cgroups = host.cgroups.as_ref().unwrap().path().to_path_buf();
+        let v2_path = format!("/system.slice/docker-{V1_ID}.scope");
+        std::fs::create_dir_all(cgroups.join(v2_path.trim_start_matches('/'))).unwrap();
+        let v2_id = std::fs::metadata(cgroups.join(v2_path.trim_start_matches('/')))
+            .unwrap()
+            .ino();
+        // One container named by the unified hierarchy, one by the v1 ones only (hybrid).
+        host.process(40, &proc_cgroup(&v2_path, Some(&v2_path)));
+        host.process(41, &proc_cgroup(&format!("/docker/{V1_ID}"), Some("/")));
+        let etc = host.proc_root.path().join("41/root/etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("passwd"), "agent:x:1000:1000::/:/bin/sh\n").unwrap();
+        let root = host.root_id();
+        let mut resolver = host.resolver();
+        resolver.note_running(40, v2_id, 0);
+        resolver.note_running(41, root, 1000);
+
+        // Both exit, the first container is removed, and the API's view changes, so nothing
+        // cached for now answers: only what was read while they ran.
+        std::fs::remove_dir_all(host.proc_root.path().join("40")).unwrap();
+        std::fs::remove_dir_all(host.proc_root.path().join("41")).unwrap();
+        std::fs::remove_dir(cgroups.join(v2_path.trim_start_matches('/'))).unwrap();
+        resolver.shared.generation.fetch_add(1, Ordering::AcqRel);
+        let first = resolver.resolve(40, v2_id);
+        assert_container(&first, ContainerRuntime::Docker, None, "unified");
+        let second = resolver.resolve(41, root);
+        assert_container(&second, ContainerRuntime::Docker, None, "v1");
+        assert_eq!(resolver.user_name(41, 1000).as_deref(), Some("agent"));
+
+        // A process never seen running, gone as well: nothing to say.
+        assert_eq!(resolver.resolve(42, root).container, None);
+        // A pid in another cgroup than it ran in is another process.
+        assert_eq!(resolver.resolve(41, v2_id + 1).container, None);
+        // Once its exit is processed, the pid is free for another process.
+        resolver.forget_pid(41);
+        assert_eq!(resolver.resolve(41, root).container, None);
+        assert_eq!(resolver.user_name(41, 1000), None);
+        assert_eq!(resolver.remembered.len(), 1);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! A uid means whatever the process's own `/etc/passwd` says, and containers ship their own,
 //! so the file is read through `/proc/PID/root` (links resolved inside that root). Parsed files are cached by (device, inode,
 //! modification time): all processes of one container image share one parse, and an edited
-//! file is read again.
+//! file is read again. Which file a running process reads is remembered until its exit, so a
+//! lookup made after the process is gone (the collector runs behind the kernel on a loaded
+//! node) still names its users.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -16,6 +18,9 @@ const MAX_PASSWD_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Cached passwd files beyond this many are dropped all at once (one per image in practice).
 const MAX_CACHED_FILES: usize = 1024;
+
+/// Processes whose file is remembered beyond this many are forgotten all at once.
+const MAX_PROCESSES: usize = 65_536;
 
 /// uid to name from passwd(5) content. Malformed lines are skipped; the first entry of a uid
 /// wins, as with getpwuid.
@@ -54,6 +59,8 @@ struct FileVersion {
 pub struct PasswdCache {
     proc_root: PathBuf,
     files: HashMap<FileVersion, HashMap<u32, String>>,
+    /// The file each process read while it ran, until [`PasswdCache::forget`].
+    file_of_process: HashMap<u32, FileVersion>,
 }
 
 impl PasswdCache {
@@ -61,14 +68,29 @@ impl PasswdCache {
         PasswdCache {
             proc_root: proc_root.to_path_buf(),
             files: HashMap::new(),
+            file_of_process: HashMap::new(),
         }
     }
 
-    /// The name of `uid` in `pid`'s /etc/passwd; `None` if the process is gone, has no passwd
-    /// file, or the uid is not in it.
+    /// `pid` exited: its pid may be reused by a process with another root.
+    pub fn forget(&mut self, pid: u32) {
+        self.file_of_process.remove(&pid);
+    }
+
+    /// The name of `uid` in `pid`'s /etc/passwd; `None` if it has no passwd file or the uid is
+    /// not in it, or the process is gone and was never looked up while it ran.
     pub fn user_name(&mut self, pid: u32, uid: u32) -> Option<String> {
-        let root = self.proc_root.join(pid.to_string()).join("root");
-        let (file, meta) = process_root::open_in_root(&root, "/etc/passwd").ok()?;
+        let process = self.proc_root.join(pid.to_string());
+        let opened = process_root::open_in_root(&process.join("root"), "/etc/passwd");
+        let (file, meta) = match opened {
+            Ok(opened) => opened,
+            Err(_) if !process.exists() => {
+                // Gone: the file it read while it ran, if that parse is still cached.
+                let version = self.file_of_process.get(&pid)?;
+                return self.files.get(version)?.get(&uid).cloned();
+            }
+            Err(_) => return None,
+        };
         let version = FileVersion {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -83,6 +105,11 @@ impl PasswdCache {
             self.files
                 .insert(version, parse_passwd(&String::from_utf8_lossy(&content)));
         }
+        if self.file_of_process.len() >= MAX_PROCESSES && !self.file_of_process.contains_key(&pid) {
+            // Exits were lost (each clears its entry): start over rather than grow.
+            self.file_of_process.clear();
+        }
+        self.file_of_process.insert(pid, version);
         self.files.get(&version)?.get(&uid).cloned()
     }
 }
@@ -118,6 +145,26 @@ mod tests {
         std::fs::write(etc.join("passwd.new"), "renamed:x:1000:1000::/:/bin/sh\n").unwrap();
         std::fs::rename(etc.join("passwd.new"), etc.join("passwd")).unwrap();
         assert_eq!(cache.user_name(7, 1000).as_deref(), Some("renamed"));
+    }
+
+    #[test]
+    fn a_process_gone_keeps_the_names_it_had_until_its_exit_is_told() {
+        let proc_root = tempfile::tempdir().unwrap();
+        let etc = proc_root.path().join("7/root/etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("passwd"), "agent:x:1000:1000::/:/bin/sh\n").unwrap();
+        let mut cache = PasswdCache::new(proc_root.path());
+        assert_eq!(cache.user_name(7, 1000).as_deref(), Some("agent"));
+        // Exited and reaped (its /proc entry, root and all, is gone) before the lookup.
+        std::fs::remove_dir_all(proc_root.path().join("7")).unwrap();
+        assert_eq!(cache.user_name(7, 1000).as_deref(), Some("agent"));
+        assert_eq!(cache.user_name(7, 0), None);
+        // Its exit came through: the pid is free for another process.
+        cache.forget(7);
+        assert_eq!(cache.user_name(7, 1000), None);
+        // A running process without a passwd file is not answered from another's.
+        std::fs::create_dir_all(proc_root.path().join("7/root")).unwrap();
+        assert_eq!(cache.user_name(7, 1000), None);
     }
 
     proptest::proptest! {

@@ -53,6 +53,11 @@ pub struct IdentityAnswer {
 pub trait IdentityLookup {
     fn lookup(&mut self, pid: u32, cgroup_id: u64, uid: u32) -> ActorIdentity;
 
+    /// A process started a program (exec): a live source reads what it needs of it now,
+    /// while it runs, so a lookup made after it exited (events are processed behind the
+    /// kernel) still finds where it ran. Answers nothing, and a replay ignores it.
+    fn process_started(&mut self, _pid: u32, _cgroup_id: u64, _uid: u32) {}
+
     /// The process exited: per-pid state can go.
     fn forget(&mut self, _pid: u32) {}
 
