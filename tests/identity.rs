@@ -673,6 +673,17 @@ impl Drop for PodmanSleep {
     }
 }
 
+/// A podman container, a resolver without the API, and the unified hierarchy's mount point.
+fn podman_sleep_and_resolver() -> (PodmanSleep, IdentityResolver, PathBuf) {
+    let container = PodmanSleep::start();
+    let resolver = IdentityResolver::new(options(KubernetesSource::Off));
+    let unified = resolver
+        .cgroup_mount()
+        .expect("this hybrid host has a cgroup2 mount")
+        .to_path_buf();
+    (container, resolver, unified)
+}
+
 /// On this hybrid host podman (runc) places a container in the v1 hierarchies and the unified
 /// one alike. Moved to the unified root (`0::/`, what a runtime that uses only the v1
 /// controllers leaves, and what a v1-only host's kernel reports: the root's id for everyone),
@@ -682,13 +693,8 @@ impl Drop for PodmanSleep {
 fn a_podman_container_resolves_the_same_through_cgroup_v1_as_through_v2() {
     use std::os::unix::fs::MetadataExt;
     require_root();
-    let container = PodmanSleep::start();
+    let (container, mut resolver, unified) = podman_sleep_and_resolver();
     let pid = container.pid;
-    let mut resolver = IdentityResolver::new(options(KubernetesSource::Off));
-    let unified = resolver
-        .cgroup_mount()
-        .expect("this hybrid host has a cgroup2 mount")
-        .to_path_buf();
     let proc_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let v2_path = proc_cgroup
         .lines()
@@ -740,13 +746,8 @@ fn a_podman_container_resolves_the_same_through_cgroup_v1_as_through_v2() {
 fn a_container_removed_before_its_lookup_is_answered_as_it_ran() {
     use std::os::unix::fs::MetadataExt;
     require_root();
-    let container = PodmanSleep::start();
+    let (container, mut resolver, unified) = podman_sleep_and_resolver();
     let pid = container.pid;
-    let mut resolver = IdentityResolver::new(options(KubernetesSource::Off));
-    let unified = resolver
-        .cgroup_mount()
-        .expect("this hybrid host has a cgroup2 mount")
-        .to_path_buf();
     let cgroup_dir = unified.join(format!("libpod_parent/libpod-{}", container.id));
     let cgroup_id = std::fs::metadata(&cgroup_dir).unwrap().ino();
     resolver.note_running(pid, cgroup_id, 0);

@@ -131,13 +131,20 @@ mod tests {
         assert_eq!(users.len(), 3);
     }
 
-    #[test]
-    fn reads_through_the_process_root_and_notices_edits() {
+    /// A /proc with process 7, whose root's /etc/passwd names uid 1000 `agent`.
+    fn process_7_with_an_agent_user() -> (tempfile::TempDir, PasswdCache) {
         let proc_root = tempfile::tempdir().unwrap();
         let etc = proc_root.path().join("7/root/etc");
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("passwd"), "agent:x:1000:1000::/:/bin/sh\n").unwrap();
-        let mut cache = PasswdCache::new(proc_root.path());
+        let cache = PasswdCache::new(proc_root.path());
+        (proc_root, cache)
+    }
+
+    #[test]
+    fn reads_through_the_process_root_and_notices_edits() {
+        let (proc_root, mut cache) = process_7_with_an_agent_user();
+        let etc = proc_root.path().join("7/root/etc");
         assert_eq!(cache.user_name(7, 1000).as_deref(), Some("agent"));
         assert_eq!(cache.user_name(7, 1001), None);
         assert_eq!(cache.user_name(8, 1000), None);
@@ -149,11 +156,7 @@ mod tests {
 
     #[test]
     fn a_process_gone_keeps_the_names_it_had_until_its_exit_is_told() {
-        let proc_root = tempfile::tempdir().unwrap();
-        let etc = proc_root.path().join("7/root/etc");
-        std::fs::create_dir_all(&etc).unwrap();
-        std::fs::write(etc.join("passwd"), "agent:x:1000:1000::/:/bin/sh\n").unwrap();
-        let mut cache = PasswdCache::new(proc_root.path());
+        let (proc_root, mut cache) = process_7_with_an_agent_user();
         assert_eq!(cache.user_name(7, 1000).as_deref(), Some("agent"));
         // Exited and reaped (its /proc entry, root and all, is gone) before the lookup.
         std::fs::remove_dir_all(proc_root.path().join("7")).unwrap();
