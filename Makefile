@@ -123,6 +123,7 @@ E2E_SHARED := detection_scenarios \
 	websocket_capture \
 	capture_outputs \
 	vectored_capture \
+	opaque_sockets \
 	rustls_capture \
 	cli_conventions \
 	scan_exit_codes

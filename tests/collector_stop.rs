@@ -780,7 +780,9 @@ fn pid_that_does_not_exist_is_an_error() {
 /// A tiny ring buffer and many concurrent connections force drops. The traced process both
 /// sends and receives every byte (its sink is in the same process), so each byte is captured
 /// twice and can be lost on either side: per direction, what was delivered plus what the
-/// summary counts lost equals what was moved, exactly, and the total is their sum.
+/// summary counts lost equals what was moved, exactly, and the total is their sum. Its bytes
+/// are no protocol agentscope reads: `--copy-opaque-payloads` keeps the kernel copying them
+/// (tests/opaque_sockets.rs covers leaving them out).
 #[test]
 fn lost_bytes_are_exact_with_many_concurrent_connections() {
     require_root();
@@ -803,7 +805,13 @@ fn lost_bytes_are_exact_with_many_concurrent_connections() {
     let pid = senders.pid();
     let collect = Collect::start(
         dir.path(),
-        &["--pid", &pid.to_string(), "--ring-buffer-kib", "64"],
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--ring-buffer-kib",
+            "64",
+            "--copy-opaque-payloads",
+        ],
     );
     senders.release();
     let report_line = senders.finish();

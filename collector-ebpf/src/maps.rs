@@ -37,6 +37,8 @@ pub(crate) struct SockKey {
 /// Socket flags kept in `SOCKS`.
 pub(crate) const SOCK_TLS: u32 = 1;
 pub(crate) const SOCK_SEEN_PAYLOAD: u32 = 2;
+/// The collector asked for this socket's payloads to be left out (`MUTED_SOCKETS`).
+pub(crate) const SOCK_MUTED: u32 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -44,12 +46,21 @@ pub(crate) struct SockState {
     pub(crate) flags: u32,
     pub(crate) dport: u16,
     pub(crate) family: u16,
+    /// Boot-time ns of the connect or accept: the socket's id in its payloads' `conn_id`.
+    pub(crate) id: u64,
 }
 
 /// Sockets whose payloads are captured: those connected or accepted while tracing (and any the
 /// collector seeds from /proc).
 #[map]
 pub(crate) static SOCKS: LruHashMap<SockKey, SockState> = LruHashMap::with_max_entries(65536, 0);
+
+/// Sockets whose payloads the collector asked to leave out, with the id of the socket meant
+/// ([`agentscope_common::MutedSocketKey`]); an entry goes once its socket is marked
+/// [`SOCK_MUTED`], and one for a socket already closed is pushed out by newer ones.
+#[map]
+pub(crate) static MUTED_SOCKETS: LruHashMap<agentscope_common::MutedSocketKey, u64> =
+    LruHashMap::with_max_entries(4096, 0);
 
 /// Pipe flags kept in `PIPES`.
 /// The fd has carried a buffer that starts like JSON: its reads and writes are captured.

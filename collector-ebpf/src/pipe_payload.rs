@@ -77,5 +77,5 @@ pub(crate) fn pipe_io_exit(key: &SockKey, args: &IoArgs, head: u64, head_len: u6
         bump(stat::CONSUMER_BYTES, len);
         return;
     }
-    args.emit(source::PIPE, len);
+    args.emit(source::PIPE, len, 0);
 }

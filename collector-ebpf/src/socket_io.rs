@@ -7,7 +7,7 @@
 //! pipe ends to [`crate::pipe_payload`]. Of a vectored call, the checks on first bytes look at
 //! its first segment (rustls through tokio writes a whole ClientHello record as one).
 
-use agentscope_common::{config, direction, source};
+use agentscope_common::{config, direction, source, stat, MutedSocketKey};
 use aya_ebpf::{
     helpers::bpf_probe_read_user,
     macros::{map, tracepoint},
@@ -16,8 +16,10 @@ use aya_ebpf::{
 };
 
 use crate::dns::{emit_dns, DNS_PORT};
-use crate::emit::emit_payload;
-use crate::maps::{SockKey, PIPES, SOCKS, SOCK_SEEN_PAYLOAD, SOCK_TLS};
+use crate::emit::{bump, emit_payload};
+use crate::maps::{
+    SockKey, SockState, MUTED_SOCKETS, PIPES, SOCKS, SOCK_MUTED, SOCK_SEEN_PAYLOAD, SOCK_TLS,
+};
 use crate::output_tracking::{note_output_read, note_output_write};
 use crate::pipe_payload::pipe_io_exit;
 use crate::sockets::read_sockaddr;
@@ -53,11 +55,12 @@ impl IoArgs {
         first_segment(self.buf, self.iovcnt, ret)
     }
 
-    /// Emits the `len` bytes the call transferred as one call's payload.
+    /// Emits the `len` bytes the call transferred as one call's payload, of connection
+    /// `conn_id` (a socket's id, 0 for a pipe).
     #[inline(always)]
-    pub(crate) fn emit(&self, source_kind: u32, len: u64) {
+    pub(crate) fn emit(&self, source_kind: u32, len: u64, conn_id: u64) {
         if self.iovcnt == 0 {
-            emit_payload(source_kind, self.direction, self.fd, 0, self.buf, len);
+            emit_payload(source_kind, self.direction, self.fd, conn_id, self.buf, len);
         } else {
             emit_vectored(
                 source_kind,
@@ -66,6 +69,7 @@ impl IoArgs {
                 self.buf,
                 self.iovcnt,
                 len,
+                conn_id,
             );
         }
     }
@@ -210,7 +214,33 @@ fn io_exit(ctx: &TracePointContext) {
     if config(config::CAPTURE_SOCKET_DATA) == 0 {
         return;
     }
-    args.emit(source::SOCKET, ret);
+    if muted(&key, state) {
+        bump(stat::OPAQUE_SOCKET_BYTES, ret);
+        return;
+    }
+    args.emit(source::SOCKET, ret, state.id);
+}
+
+/// Whether the collector asked to leave this socket's payloads out: marked on the socket once
+/// a request in `MUTED_SOCKETS` names its id (a request for an earlier socket on the same fd
+/// never matches a later one).
+#[inline(always)]
+fn muted(key: &SockKey, state: &mut SockState) -> bool {
+    if state.flags & SOCK_MUTED != 0 {
+        return true;
+    }
+    let request = MutedSocketKey {
+        tgid: key.tgid,
+        fd: key.fd,
+    };
+    match unsafe { MUTED_SOCKETS.get(&request) } {
+        Some(id) if *id == state.id && state.id != 0 => {
+            state.flags |= SOCK_MUTED;
+            let _ = MUTED_SOCKETS.remove(&request);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// `read`/`write(fd, buf, count)`: besides their payloads, what makes a process a consumer of

@@ -155,6 +155,8 @@ fn sock_exit(ctx: &TracePointContext) {
             flags: 0,
             dport: event.port,
             family: event.family,
+            // Never 0 (0 is "no id"): successive sockets on one fd differ by their times.
+            id: event.header.ts_ns | 1,
         };
         let _ = SOCKS.insert(&key, &state, 0);
     }

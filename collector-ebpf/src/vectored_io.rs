@@ -119,6 +119,7 @@ pub(crate) fn emit_vectored(
     iov: u64,
     iovcnt: u64,
     total_len: u64,
+    conn_id: u64,
 ) {
     if stopping() {
         return;
@@ -136,7 +137,7 @@ pub(crate) fn emit_vectored(
     record.prefix.source = source_kind;
     record.prefix.direction = dir;
     record.prefix.fd = fd;
-    record.prefix.conn_id = 0;
+    record.prefix.conn_id = conn_id;
     record.prefix.call_id = record.prefix.header.ts_ns ^ ((record.prefix.header.tid as u64) << 40);
     record.prefix.total_len = total_len;
     let capacity = CHUNK_LEN as u64 * MAX_CHUNKS as u64;
@@ -162,7 +163,7 @@ pub(crate) fn emit_vectored(
     let stream = StreamKey {
         tgid,
         fd,
-        conn_id: 0,
+        conn_id,
         source: source_kind,
         direction: dir,
     };

@@ -262,7 +262,10 @@ pub mod stat {
     /// would have hidden anyway, counted so the summary says how many (none when
     /// `config::KEEP_RUNTIME_NOISE` is set).
     pub const NOISE_OPENS_FILTERED: u32 = 8;
-    pub const COUNT: u32 = 9;
+    /// Payload bytes of plain sockets the collector found to carry no protocol it reads
+    /// (`MutedSocketKey`): moved by the traced processes, neither copied nor sent.
+    pub const OPAQUE_SOCKET_BYTES: u32 = 9;
+    pub const COUNT: u32 = 10;
 }
 
 /// When a record wakes the collector's reader (collector-ebpf `emit.rs`), and how often the
@@ -599,8 +602,10 @@ pub struct DataPrefix {
     /// The socket fd, or -1 when it cannot be known (TLS over memory BIOs, as in Node).
     pub fd: i32,
     pub flags: u32,
-    /// Connection identity: the `SSL*` for OpenSSL, the `*tls.Conn` for Go, 0 for plain
-    /// sockets (use pid + fd).
+    /// Connection identity: the `SSL*` for OpenSSL, the `*tls.Conn` for Go; for a plain
+    /// socket the kernel's id of it (boot-time ns of its connect or accept: it tells a socket
+    /// from the next one on the same fd, see [`MutedSocketKey`]), 0 for one seen before
+    /// tracing or for pipes.
     pub conn_id: u64,
     /// Unique per read/write call (boot-time ns of the call's return, with the tid mixed in).
     pub call_id: u64,
@@ -628,6 +633,22 @@ pub struct DataEvent {
 
 /// Bytes of a `DataEvent` before `data`.
 pub const DATA_PREFIX_LEN: usize = core::mem::size_of::<DataPrefix>();
+
+/// A plain socket whose payloads the kernel stops copying (key of its `MUTED_SOCKETS`, written
+/// by the collector; the value is the socket's id, a [`DataPrefix::conn_id`]): reconstruction
+/// found its first bytes to be no protocol it reads, so whatever follows would be read and
+/// dropped. The id makes the request apply to that socket only, never to a later one the
+/// process opens on the same fd number before the request arrives.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MutedSocketKey {
+    pub tgid: u32,
+    pub fd: i32,
+}
 
 /// A governed agent's modes (value of the kernel's `AGENT_POLICIES`, keyed by agent id).
 #[repr(C)]
@@ -795,6 +816,7 @@ pub struct EnforceFileEvent {
 
 const _: () = {
     assert!(core::mem::size_of::<FileInodeRuleKey>() == 16);
+    assert!(core::mem::size_of::<MutedSocketKey>() == 8);
     assert!(core::mem::size_of::<FileNameRuleKey>() == 8 + enforce::FILE_NAME_LEN);
     assert!(core::mem::size_of::<EnforceFileEvent>() == 56 + 32);
     assert!(core::mem::size_of::<ExecAllowKey>() == 8 + PATH_LEN);
@@ -830,7 +852,7 @@ const _: () = {
 mod pod {
     use super::{
         AgentPolicy, Consumer, EventHeader, ExecAllowKey, FileId, FileInodeRuleKey,
-        FileNameRuleKey, NetAllowKey,
+        FileNameRuleKey, MutedSocketKey, NetAllowKey,
     };
 
     // SAFETY: aya's `Pod` (map keys and values copied to and from the kernel) needs what the
@@ -841,6 +863,7 @@ mod pod {
     unsafe impl aya::Pod for Consumer {}
     unsafe impl aya::Pod for AgentPolicy {}
     unsafe impl aya::Pod for NetAllowKey {}
+    unsafe impl aya::Pod for MutedSocketKey {}
     unsafe impl aya::Pod for ExecAllowKey {}
     unsafe impl aya::Pod for FileInodeRuleKey {}
     unsafe impl aya::Pod for FileNameRuleKey {}
@@ -852,6 +875,7 @@ mod pod {
         plain_old_data::<Consumer>();
         plain_old_data::<AgentPolicy>();
         plain_old_data::<NetAllowKey>();
+        plain_old_data::<MutedSocketKey>();
         plain_old_data::<ExecAllowKey>();
         plain_old_data::<FileInodeRuleKey>();
         plain_old_data::<FileNameRuleKey>();

@@ -427,6 +427,19 @@ impl Pipeline {
         }
     }
 
+    /// Keeps the plain sockets that turn opaque from now on (live collection only: a replay
+    /// has nothing to tell the kernel), see [`Pipeline::take_opaque_sockets`].
+    pub fn report_opaque_sockets(&mut self) {
+        self.reconstructor.report_opaque_sockets();
+    }
+
+    /// Plain sockets whose first bytes were no protocol reconstruction reads (or whose parser
+    /// gave up over the memory budget) since the last call, as (pid, fd, socket id): the live
+    /// collector asks the kernel to stop copying them.
+    pub fn take_opaque_sockets(&mut self) -> Vec<(u32, i32, u64)> {
+        self.reconstructor.take_opaque_sockets()
+    }
+
     pub fn processes(&self) -> &ProcessTable {
         self.reconstructor.processes()
     }

@@ -69,6 +69,16 @@ impl Session {
         &self.pipeline
     }
 
+    /// See [`Pipeline::report_opaque_sockets`].
+    pub fn report_opaque_sockets(&mut self) {
+        self.pipeline.report_opaque_sockets();
+    }
+
+    /// See [`Pipeline::take_opaque_sockets`].
+    pub fn take_opaque_sockets(&mut self) -> Vec<(u32, i32, u64)> {
+        self.pipeline.take_opaque_sockets()
+    }
+
     /// Restarts detection with these options (approved baselines, another learning period).
     pub fn set_detection(&mut self, options: DetectorOptions) {
         self.pipeline.set_detection(options);

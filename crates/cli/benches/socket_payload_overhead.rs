@@ -4,7 +4,11 @@
 //! `writev`/`readv` of 8 segments, or with `sendmsg`/`recvmsg` of 8 segments, timed without
 //! the collector and while `agentscope collect --json --pid PID` follows the loops. The cost
 //! per captured call is (probed − unprobed) / 2. A fresh connection per batch, so the collector
-//! sees each connected. Needs root and gcc (`make setup`).
+//! sees each connected. The loops' bytes are no protocol agentscope reads: `probed` runs the
+//! collector with `--copy-opaque-payloads` (every call copied, the cost of capturing), `muted`
+//! without (the kernel stops copying a connection once the collector has read its first
+//! call: the cost of a call left out, plus the first calls of each batch's connection).
+//! Needs root and gcc (`make setup`).
 //! Run: `cargo bench -p agentscope --bench socket_payload_overhead` (or `make bench`).
 
 use std::path::Path;
@@ -53,9 +57,14 @@ fn bench(c: &mut Criterion) {
         measure(c, mode, "unprobed", workload);
     }
     let pids: Vec<u32> = loops.iter().map(|l| l.child.id()).collect();
-    let collector = Collector::follow(&pids);
+    let collector = Collector::follow_with(&pids, &["--copy-opaque-payloads".to_string()]);
     for (mode, workload) in MODES.iter().zip(&mut loops) {
         measure(c, mode, "probed", workload);
+    }
+    drop(collector);
+    let collector = Collector::follow(&pids);
+    for (mode, workload) in MODES.iter().zip(&mut loops) {
+        measure(c, mode, "muted", workload);
     }
     drop(collector);
 }

@@ -389,6 +389,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         .live_pipeline(args.memory.bytes(), identity, collector.processes().clone())
         .with_detection(args.detection.options()?);
     let mut session = Session::new(pipeline);
+    if args.capture.mutes_opaque_sockets() {
+        session.report_opaque_sockets();
+    }
     let metadata = || {
         args.capture.recording_metadata(
             format!("agentscope {}", env!("CARGO_PKG_VERSION")),
@@ -524,6 +527,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
                 backlog.extend(batch?);
                 report_probed(&mut collector, args.ready_message);
                 process_slice(&mut backlog, &mut session, &mut sinks)?;
+                collector.mute_sockets(session.take_opaque_sockets());
                 turns.ended(TurnKind::Batch, began);
                 // While the ring buffer stays full every poll is ready at once, and tokio only
                 // looks at its timers and signals when the task yields (after a coop budget
@@ -534,6 +538,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             () = std::future::ready(()), if !backlog.is_empty() => {
                 let began = std::time::Instant::now();
                 process_slice(&mut backlog, &mut session, &mut sinks)?;
+                collector.mute_sockets(session.take_opaque_sockets());
                 turns.ended(TurnKind::Backlog, began);
                 tokio::task::yield_now().await;
             }
@@ -829,8 +834,8 @@ fn write_summary(
     }
     writeln!(
         out,
-        "summary: {} events received, {} dropped by the kernel ({} payload bytes lost), {} runtime-noise opens left out by the kernel, {} undecodable, {} TLS targets probed",
-        summary.received, summary.kernel.dropped, summary.kernel.lost_bytes, summary.kernel.noise_opens_filtered, summary.decode_errors, summary.tls_targets
+        "summary: {} events received, {} dropped by the kernel ({} payload bytes lost), {} runtime-noise opens left out by the kernel, {} payload bytes of opaque sockets not copied, {} undecodable, {} TLS targets probed",
+        summary.received, summary.kernel.dropped, summary.kernel.lost_bytes, summary.kernel.noise_opens_filtered, summary.kernel.opaque_socket_bytes, summary.decode_errors, summary.tls_targets
     )?;
     if let Some(memory) = &summary.memory {
         writeln!(

@@ -34,6 +34,9 @@ pub async fn collect(
     });
     let pipeline = capture.live_pipeline(memory.bytes(), identity, collector.processes().clone());
     let mut session = Session::new(pipeline);
+    if capture.mutes_opaque_sockets() {
+        session.report_opaque_sockets();
+    }
     if ready_message {
         eprintln!("agentscope: collecting");
     }
@@ -47,6 +50,7 @@ pub async fn collect(
                 for event in batch? {
                     session.feed_into(&event, sink)?;
                 }
+                collector.mute_sockets(session.take_opaque_sockets());
                 // As in `collect`: let timers and signals be seen under a full ring buffer.
                 tokio::task::yield_now().await;
             }

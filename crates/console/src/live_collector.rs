@@ -160,7 +160,21 @@ pub struct LiveCollector {
     /// Why the thread stopped on its own, and the collector's warnings (TLS probes that
     /// failed, ...), for the status line.
     notices: Arc<Mutex<Vec<String>>>,
+    /// Opaque sockets the console's pipeline found, for the thread to tell the kernel
+    /// (`Collector::mute_sockets`).
+    mutes: Arc<Mutex<Vec<(u32, i32, u64)>>>,
 }
+
+/// What the console and the collector thread leave each other besides events and counters.
+struct Mailboxes {
+    /// From the thread: why it stopped, the collector's warnings.
+    notices: Arc<Mutex<Vec<String>>>,
+    /// To the thread: opaque sockets to mute.
+    mutes: Arc<Mutex<Vec<(u32, i32, u64)>>>,
+}
+
+/// Opaque sockets waiting for the collector thread at most; more are not muted (copied on).
+const MAX_PENDING_MUTES: usize = 4096;
 
 impl LiveCollector {
     /// Loads the programs and starts reading. Waits until the probes are attached (or failed
@@ -172,11 +186,15 @@ impl LiveCollector {
     ) -> anyhow::Result<(Self, CollectorStart)> {
         let counters = Arc::new(LiveCounters::default());
         let notices = Arc::new(Mutex::new(Vec::new()));
+        let mutes = Arc::new(Mutex::new(Vec::new()));
         let (sender, events) = EventSender::channel(channel_events, counters.clone());
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let thread_counters = counters.clone();
-        let thread_notices = notices.clone();
+        let mailboxes = Mailboxes {
+            notices: notices.clone(),
+            mutes: mutes.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("agentscope-collector".into())
             .spawn(move || {
@@ -187,7 +205,7 @@ impl LiveCollector {
                     started_tx,
                     stop_rx,
                     thread_counters,
-                    thread_notices,
+                    mailboxes,
                 )
             })
             .context("cannot start the collector thread")?;
@@ -201,6 +219,7 @@ impl LiveCollector {
                     thread: Some(thread),
                     counters,
                     notices,
+                    mutes,
                 },
                 CollectorStart {
                     processes,
@@ -217,6 +236,18 @@ impl LiveCollector {
 
     pub fn counters(&self) -> Arc<LiveCounters> {
         self.counters.clone()
+    }
+
+    /// Asks the collector thread to stop the kernel copying these opaque sockets, as (pid,
+    /// fd, socket id) (`Session::take_opaque_sockets`).
+    pub fn mute_sockets(&self, sockets: Vec<(u32, i32, u64)>) {
+        if sockets.is_empty() {
+            return;
+        }
+        if let Ok(mut pending) = self.mutes.lock() {
+            let room = MAX_PENDING_MUTES.saturating_sub(pending.len());
+            pending.extend(sockets.into_iter().take(room));
+        }
     }
 
     /// Notices from the collector thread since the last call.
@@ -248,8 +279,15 @@ fn run_collector_thread(
     started: SyncSender<Started>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
     counters: Arc<LiveCounters>,
-    notices: Arc<Mutex<Vec<String>>>,
+    mailboxes: Mailboxes,
 ) {
+    let Mailboxes { notices, mutes } = mailboxes;
+    let take_mutes = || {
+        mutes
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -306,6 +344,7 @@ fn run_collector_thread(
                                 return;
                             }
                         }
+                        collector.mute_sockets(take_mutes());
                         // Let tokio see the stop request and timers even when the ring buffer
                         // never empties (it only does when the task yields).
                         tokio::task::yield_now().await;
@@ -327,6 +366,7 @@ fn run_collector_thread(
                     if !sender.send_or_keep(&mut declared_pending) {
                         return;
                     }
+                    collector.mute_sockets(take_mutes());
                     let summary = collector.summary();
                     counters.publish(&summary);
                     for warning in summary.warnings.iter().skip(warned) {

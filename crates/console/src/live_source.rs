@@ -102,6 +102,9 @@ impl LiveSource {
         );
         source.collector = Some(collector);
         source.followed = args.capture.pids.clone();
+        if args.capture.mutes_opaque_sockets() {
+            source.session.report_opaque_sockets();
+        }
         Ok(source)
     }
 
@@ -294,6 +297,9 @@ impl Source for LiveSource {
             }
         }
         self.fed += fed as u64;
+        if let Some(collector) = &self.collector {
+            collector.mute_sockets(self.session.take_opaque_sockets());
+        }
         // Baselines learning while events were lost are partial, not complete.
         let collector = self.counters.collector_counters();
         self.session.set_collector_counters(collector);

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agentscope_common::{config, stat, Consumer, FileId};
+use agentscope_common::{config, stat, Consumer, FileId, MutedSocketKey};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::uprobe::UProbeScope;
 use aya::programs::{TracePoint, UProbe};
@@ -216,6 +216,9 @@ pub struct KernelStats {
     /// time-zone data: `agentscope_common::noise_paths`) left out by the kernel programs
     /// rather than sent; 0 when the collector keeps runtime noise.
     pub noise_opens_filtered: u64,
+    /// Payload bytes of plain sockets the collector asked to leave out (reconstruction found
+    /// no protocol it reads in their first bytes): moved, neither copied nor sent.
+    pub opaque_socket_bytes: u64,
     /// Records dropped on each CPU.
     pub dropped_per_cpu: Vec<u64>,
 }
@@ -592,6 +595,16 @@ impl KernelCapture {
         }
     }
 
+    /// Asks the kernel programs to stop copying the payloads of socket `id` (a plain socket's
+    /// `conn_id`), held by `pid` as `fd` (see [`agentscope_common::MutedSocketKey`]).
+    pub fn mute_socket(&mut self, pid: u32, fd: i32, id: u64) {
+        if let Some(map) = self.ebpf.map_mut("MUTED_SOCKETS") {
+            if let Ok(mut muted) = BpfHashMap::<_, MutedSocketKey, u64>::try_from(map) {
+                let _ = muted.insert(MutedSocketKey { tgid: pid, fd }, id, 0);
+            }
+        }
+    }
+
     /// Tells the kernel programs that `file` carries the collector's output: whoever reads
     /// it becomes a consumer.
     pub fn mark_output(&mut self, file: FileId) {
@@ -752,6 +765,7 @@ impl KernelCapture {
         out.tls_rejected = sum(stat::TLS_REJECTED);
         out.tls_unbound = sum(stat::TLS_UNBOUND);
         out.noise_opens_filtered = sum(stat::NOISE_OPENS_FILTERED);
+        out.opaque_socket_bytes = sum(stat::OPAQUE_SOCKET_BYTES);
         if let Ok(values) = stats.get(&stat::DROPPED, 0) {
             out.dropped_per_cpu = values.iter().copied().collect();
         }

@@ -121,6 +121,17 @@ impl Reconstructor {
         std::mem::take(&mut self.forgotten)
     }
 
+    /// Keeps the plain sockets that turn opaque from now on, for the live collector to stop
+    /// the kernel copying them (see [`StreamAssembler::report_opaque_sockets`]).
+    pub fn report_opaque_sockets(&mut self) {
+        self.streams.report_opaque_sockets();
+    }
+
+    /// Plain sockets that turned opaque since the last call, as (pid, fd, socket id).
+    pub fn take_opaque_sockets(&mut self) -> Vec<(u32, i32, u64)> {
+        self.streams.take_opaque_sockets()
+    }
+
     /// The memory budget everything downstream of this reconstructor charges.
     pub fn budget(&self) -> &MemoryBudget {
         &self.budget
@@ -715,6 +726,66 @@ mod tests {
                 ..
             }
         )));
+    }
+
+    /// Plain sockets whose first bytes are no protocol this reads are reported once, by
+    /// (pid, fd, socket id), only when asked for; not sockets without an id (connected before
+    /// tracing), not pipes, TLS or recognised protocols.
+    #[test]
+    fn opaque_plain_sockets_are_reported_once_when_asked_for() {
+        let base: Event = events_from_json_lines(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/capture/python_chat_stream.jsonl"
+        )))
+        .unwrap()
+        .into_iter()
+        .find(|e| matches!(e.body, EventBody::Data { .. }))
+        .unwrap();
+        let chunk = |source, fd, conn_id, call_id, data: &[u8]| {
+            let mut event = base.clone();
+            event.body = EventBody::Data {
+                source,
+                direction: Direction::Egress,
+                fd,
+                conn_id,
+                call_id,
+                seq: 0,
+                offset: 0,
+                total_len: data.len() as u64,
+                lost_bytes: 0,
+                last: true,
+                data: data.to_vec(),
+            };
+            event
+        };
+        let binary: &[u8] = b"\x00\x01\x02\x03 replication stream";
+        let pid = base.header.pid;
+        let events = [
+            chunk(PayloadSource::Socket, 5, 41, 1, binary),
+            chunk(PayloadSource::Socket, 5, 41, 2, binary),
+            chunk(PayloadSource::Socket, 6, 0, 3, binary),
+            chunk(
+                PayloadSource::Socket,
+                7,
+                43,
+                4,
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            ),
+            chunk(PayloadSource::Pipe, 8, 0, 5, binary),
+            chunk(PayloadSource::Tls, 9, 45, 6, binary),
+        ];
+        let mut silent = Reconstructor::new(ReconstructOptions::default());
+        let mut reporting = Reconstructor::new(ReconstructOptions::default());
+        reporting.report_opaque_sockets();
+        for event in &events {
+            silent.push(event);
+            reporting.push(event);
+        }
+        assert_eq!(silent.take_opaque_sockets(), []);
+        assert_eq!(reporting.take_opaque_sockets(), [(pid, 5, 41)]);
+        assert_eq!(reporting.take_opaque_sockets(), []);
+        // What is reconstructed does not depend on it: a replay never reports.
+        assert_eq!(silent.stats(), reporting.stats());
     }
 
     /// The collector started while the Go agent's connection was open: the capture begins at

@@ -126,6 +126,30 @@ pub enum Delivery<'a> {
 pub struct StreamAssembler {
     budget: MemoryBudget,
     streams: HashMap<StreamKey, Stream>,
+    /// Plain sockets whose stream turned opaque since last taken, as (pid, fd, socket id),
+    /// when the live collector asked for them ([`StreamAssembler::report_opaque_sockets`]).
+    opaque_sockets: Option<Vec<(u32, i32, u64)>>,
+}
+
+/// Opaque sockets kept for [`StreamAssembler::take_opaque_sockets`] at most; beyond, the
+/// newest are not reported (the kernel then copies them on, as without reporting).
+const MAX_OPAQUE_REPORTED: usize = 4096;
+
+/// Keeps a stream that just turned opaque for [`StreamAssembler::take_opaque_sockets`] if it
+/// is a plain socket's and reporting is on.
+fn note_opaque(
+    reported: &mut Option<Vec<(u32, i32, u64)>>,
+    source: PayloadSource,
+    pid: u32,
+    fd: i32,
+    conn_id: u64,
+) {
+    if let (PayloadSource::Socket, Some(sockets)) = (source, reported.as_mut()) {
+        // 0: a socket the kernel saw no connect or accept of; it has no id to name it by.
+        if conn_id != 0 && sockets.len() < MAX_OPAQUE_REPORTED {
+            sockets.push((pid, fd, conn_id));
+        }
+    }
 }
 
 fn direction_slot(direction: Direction) -> usize {
@@ -140,7 +164,24 @@ impl StreamAssembler {
         Self {
             budget: budget.clone(),
             streams: HashMap::new(),
+            opaque_sockets: None,
         }
+    }
+
+    /// From now on, keeps each plain socket whose stream turns opaque (its first bytes are no
+    /// protocol this reads, or its parser gave up over the memory budget), for the live
+    /// collector to stop the kernel copying what follows on it: that would be read and dropped.
+    pub fn report_opaque_sockets(&mut self) {
+        self.opaque_sockets.get_or_insert_with(Vec::new);
+    }
+
+    /// The plain sockets that turned opaque since the last call, as (pid, fd, socket id: the
+    /// payloads' `conn_id`); none unless [`StreamAssembler::report_opaque_sockets`] was called.
+    pub fn take_opaque_sockets(&mut self) -> Vec<(u32, i32, u64)> {
+        self.opaque_sockets
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -305,7 +346,10 @@ impl StreamAssembler {
         if matches!(stream.protocol, Protocol::Undecided) {
             stream.protocol = recognise_protocol(*direction, data, *offset == 0, &self.budget);
             match &stream.protocol {
-                Protocol::Opaque => stats.opaque_connections += 1,
+                Protocol::Opaque => {
+                    stats.opaque_connections += 1;
+                    note_opaque(&mut self.opaque_sockets, *source, header.pid, *fd, *conn_id);
+                }
                 Protocol::Wire { parser, .. } if parser.attached_mid_connection() => {
                     stats.http2_attached_mid_connection += 1;
                 }
@@ -331,6 +375,13 @@ impl StreamAssembler {
                             OverBudget::StopParsing => {
                                 stream.protocol = Protocol::Opaque;
                                 stream.charge.force_set(0);
+                                note_opaque(
+                                    &mut self.opaque_sockets,
+                                    *source,
+                                    header.pid,
+                                    *fd,
+                                    *conn_id,
+                                );
                             }
                             OverBudget::Continue => {
                                 stream.charge.force_set(parser.held_bytes().unwrap_or(0));

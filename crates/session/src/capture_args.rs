@@ -33,6 +33,12 @@ pub struct CaptureArgs {
     /// what an interpreter loads; costs a record per open.
     #[arg(long)]
     pub keep_runtime_noise: bool,
+    /// Keep copying the payloads of plain sockets whose first bytes are no protocol agentscope
+    /// reads (HTTP/1 and 2, PostgreSQL, Redis): otherwise, once reconstruction has seen such a
+    /// socket's start, the kernel stops copying it and only counts its bytes (the summary's
+    /// `kernel.opaque_socket_bytes`). For recording raw traffic a later version may read.
+    #[arg(long)]
+    pub copy_opaque_payloads: bool,
     /// Kernel ring buffer size in KiB, rounded up to a power of two (default: 4 MiB per online
     /// CPU, at least 8 MiB and at most 64 MiB). Records it cannot take are counted in the
     /// summary (`dropped by the kernel`).
@@ -60,6 +66,7 @@ impl Default for CaptureArgs {
             no_socket_data: false,
             no_pipe_data: false,
             keep_runtime_noise: false,
+            copy_opaque_payloads: false,
             ring_buffer_kib: None,
             no_kubernetes: false,
             kubeconfig: None,
@@ -76,6 +83,7 @@ impl CaptureArgs {
             || self.no_socket_data
             || self.no_pipe_data
             || self.keep_runtime_noise
+            || self.copy_opaque_payloads
             || self.ring_buffer_kib.is_some()
             || self.no_kubernetes
             || self.kubeconfig.is_some()
@@ -143,7 +151,15 @@ impl CaptureArgs {
             "socket_data": !self.no_socket_data,
             "pipe_data": !self.no_pipe_data,
             "runtime_noise": self.keep_runtime_noise,
+            "opaque_socket_payloads": self.copy_opaque_payloads,
         })
+    }
+
+    /// Whether a live session tells the kernel to stop copying plain sockets reconstruction
+    /// found opaque (`Session::take_opaque_sockets`, `Collector::mute_sockets`): unless
+    /// `--copy-opaque-payloads`.
+    pub fn mutes_opaque_sockets(&self) -> bool {
+        !self.copy_opaque_payloads && !self.no_socket_data
     }
 
     /// The header of a recording of this capture: who wrote it, on which node, with which
@@ -208,6 +224,7 @@ mod tests {
             "--keep-secrets",
             "--no-pipe-data",
             "--keep-runtime-noise",
+            "--copy-opaque-payloads",
             "--ring-buffer-kib",
             "1024",
             "--node-name",
@@ -229,7 +246,16 @@ mod tests {
                 "socket_data": true,
                 "pipe_data": false,
                 "runtime_noise": true,
+                "opaque_socket_payloads": true,
             })
         );
+        assert!(!parsed.mutes_opaque_sockets());
+        assert!(Command::parse_from(["agentscope"])
+            .capture
+            .mutes_opaque_sockets());
+        // Without socket payloads there is nothing to stop copying.
+        assert!(!Command::parse_from(["agentscope", "--no-socket-data"])
+            .capture
+            .mutes_opaque_sockets());
     }
 }

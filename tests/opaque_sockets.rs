@@ -1,0 +1,180 @@
+//! End-to-end test of leaving opaque sockets out in the kernel: a process
+//! (tests/agents/opaque_socket_client.py) streams binary data to a sink over a plain socket
+//! while it talks HTTP on another. Reconstruction reads no protocol in the sink connection's
+//! first bytes, the collector asks the kernel to stop copying that socket, and the kernel
+//! counts its bytes instead (`kernel.opaque_socket_bytes`): what was copied plus what was
+//! counted is exactly what the process sent. The HTTP connection kept open across, and a new
+//! one that takes the closed sink socket's fd number, are captured whole, their requests
+//! reconstructed. With `--copy-opaque-payloads` every byte is copied and none counted.
+//! Needs root (eBPF).
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use serde_json::Value;
+use support::*;
+
+const CHUNKS: usize = 600;
+const MARKER: &[u8] = b"agentscope-opaque-marker-after-reuse";
+
+struct Run {
+    pid: u64,
+    report: Value,
+    captured: Captured,
+    graph: Value,
+}
+
+fn run(extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let script = agents_dir().join("opaque_socket_client.py");
+    let port_file = dir.path().join("ports");
+    let _servers = Background(
+        Command::new(python_interpreter())
+            .arg(&script)
+            .args(["--serve", port_file.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the sink and HTTP servers"),
+    );
+    let ports = wait_for_file(&port_file, "server ports");
+    let (sink, http) = ports.trim().split_once(' ').unwrap();
+    let chunks = CHUNKS.to_string();
+    let client = Paused::agent(
+        dir.path(),
+        &python_interpreter(),
+        &[
+            script.to_str().unwrap(),
+            "--sink",
+            sink,
+            "--http",
+            http,
+            "--chunks",
+            &chunks,
+        ],
+        &[],
+    );
+    let followed = follow_agent(dir.path(), client, extra);
+    assert_eq!(
+        followed.captured.summary["kernel"]["dropped"], 0,
+        "{}",
+        followed.captured.summary
+    );
+    Run {
+        pid: u64::from(followed.pid),
+        report: followed.report,
+        captured: followed.captured,
+        graph: followed.graph,
+    }
+}
+
+/// Per (fd, socket id) of `pid`'s egress plain-socket data: the bytes the calls moved (each
+/// call's `total_len` once) and the bytes delivered.
+fn egress_by_socket(captured: &Captured, pid: u64) -> Vec<(i64, u64, u64, Vec<u8>)> {
+    let mut out: Vec<(i64, u64, u64, Vec<u8>)> = Vec::new();
+    for e in captured.of_kind("data") {
+        if e["pid"].as_u64() != Some(pid) || e["source"] != "socket" || e["direction"] != "egress" {
+            continue;
+        }
+        let fd = e["fd"].as_i64().unwrap();
+        let id = e["conn_id"].as_u64().unwrap();
+        let at = match out.iter().position(|(f, i, _, _)| *f == fd && *i == id) {
+            Some(at) => at,
+            None => {
+                out.push((fd, id, 0, Vec::new()));
+                out.len() - 1
+            }
+        };
+        if e["seq"] == 0 {
+            out[at].2 += e["total_len"].as_u64().unwrap();
+        }
+        out[at].3.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(e["data_b64"].as_str().unwrap())
+                .unwrap(),
+        );
+    }
+    out
+}
+
+#[test]
+fn an_opaque_socket_is_left_out_in_the_kernel_and_counted_and_its_fd_reused_is_captured() {
+    require_root();
+    let Run {
+        pid,
+        report,
+        captured,
+        graph,
+    } = run(&[]);
+    let sink_fd = report["sink_fd"].as_i64().unwrap();
+    let sink_bytes = report["sink_bytes"].as_u64().unwrap();
+    assert_eq!(sink_bytes, (CHUNKS * 8192) as u64);
+    assert_eq!(
+        report["reused_fd"], report["sink_fd"],
+        "the new HTTP connection took the sink's fd number: {report}"
+    );
+
+    let sockets = egress_by_socket(&captured, pid);
+    let sink = sockets
+        .iter()
+        .find(|(fd, _, _, bytes)| *fd == sink_fd && bytes.starts_with(&[0, 1, 0, 0, 0, 0]))
+        .unwrap_or_else(|| panic!("the sink connection's first chunk was copied: {sockets:?}"));
+    let (_, sink_id, copied, _) = sink;
+    assert_ne!(*sink_id, 0, "a socket connected while tracing has an id");
+    let counted = captured.summary["kernel"]["opaque_socket_bytes"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        copied + counted,
+        sink_bytes,
+        "copied {copied} + counted {counted}: {}",
+        captured.summary
+    );
+    assert!(
+        counted >= sink_bytes / 2,
+        "most of the sink's bytes were left out, not copied: copied {copied}, counted {counted}"
+    );
+
+    // The connection that took the sink's fd number is another socket, captured whole.
+    let reused = sockets
+        .iter()
+        .find(|(fd, id, _, _)| *fd == sink_fd && id != sink_id)
+        .unwrap_or_else(|| panic!("no second socket on fd {sink_fd}: {sockets:?}"));
+    assert!(reused.3.starts_with(b"POST /after HTTP/1.1\r\n"));
+    assert!(reused.3.ends_with(MARKER), "the whole request was copied");
+    // The HTTP connection kept open across: both requests, the one sent after the sink was
+    // left out too.
+    let kept_fd = report["kept_fd"].as_i64().unwrap();
+    let kept = sockets
+        .iter()
+        .find(|(fd, _, _, _)| *fd == kept_fd)
+        .unwrap_or_else(|| panic!("no data on the kept connection: {sockets:?}"));
+    assert!(kept.3.starts_with(b"POST /before HTTP/1.1\r\n"));
+    assert!(contains(&kept.3, b"POST /during HTTP/1.1\r\n"));
+    assert!(kept.3.ends_with(b"second request on the kept connection"));
+    // Reconstruction read the three requests as HTTP exchanges, and only the sink as opaque.
+    let stats = &graph["stats"]["reconstruction"];
+    assert_eq!(stats["http_exchanges"], 3, "{stats:#}");
+    assert_eq!(stats["opaque_connections"], 1, "{stats:#}");
+}
+
+#[test]
+fn with_copy_opaque_payloads_every_byte_is_copied() {
+    require_root();
+    let Run {
+        pid,
+        report,
+        captured,
+        ..
+    } = run(&["--copy-opaque-payloads"]);
+    let sink_fd = report["sink_fd"].as_i64().unwrap();
+    let copied: u64 = egress_by_socket(&captured, pid)
+        .iter()
+        .filter(|(fd, _, _, bytes)| *fd == sink_fd && bytes.starts_with(&[0, 1]))
+        .map(|(_, _, moved, _)| moved)
+        .sum();
+    assert_eq!(copied, report["sink_bytes"].as_u64().unwrap());
+    assert_eq!(captured.summary["kernel"]["opaque_socket_bytes"], 0);
+}
