@@ -218,19 +218,14 @@ fn check_the_recording_search_finds_planted_secrets(dir: &Path) {
     };
     let byte = |pid: u32, ts_ns: u64, data: &[u8]| Event {
         header: header(pid, ts_ns, "python3"),
-        body: EventBody::Data {
-            source: PayloadSource::Socket,
-            direction: Direction::Egress,
-            fd: 5,
-            conn_id: 0,
-            call_id: ts_ns,
-            seq: 0,
-            offset: 0,
-            total_len: data.len() as u64,
-            lost_bytes: 0,
-            last: true,
-            data: data.to_vec(),
-        },
+        body: EventBody::whole_call(
+            PayloadSource::Socket,
+            Direction::Egress,
+            5,
+            0,
+            ts_ns,
+            data.to_vec(),
+        ),
     };
     let secrets = secrets();
     let [split, in_field] = [secrets[0].as_str(), secrets[1].as_str()];

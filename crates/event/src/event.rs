@@ -218,6 +218,31 @@ pub const COLLECTOR_MADE_KINDS: [&str; 4] = [
 ];
 
 impl EventBody {
+    /// The payload of one whole call in one record: `data` is everything the call moved,
+    /// nothing lost (what a call of at most one chunk's size gives).
+    pub fn whole_call(
+        source: PayloadSource,
+        direction: Direction,
+        fd: i32,
+        conn_id: u64,
+        call_id: u64,
+        data: Vec<u8>,
+    ) -> EventBody {
+        EventBody::Data {
+            source,
+            direction,
+            fd,
+            conn_id,
+            call_id,
+            seq: 0,
+            offset: 0,
+            total_len: data.len() as u64,
+            lost_bytes: 0,
+            last: true,
+            data,
+        }
+    }
+
     /// The `kind` name used in JSON and in summaries.
     pub fn kind_name(&self) -> &'static str {
         match self {

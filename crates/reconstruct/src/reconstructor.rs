@@ -743,19 +743,14 @@ mod tests {
         .unwrap();
         let chunk = |source, fd, conn_id, call_id, data: &[u8]| {
             let mut event = base.clone();
-            event.body = EventBody::Data {
+            event.body = EventBody::whole_call(
                 source,
-                direction: Direction::Egress,
+                Direction::Egress,
                 fd,
                 conn_id,
                 call_id,
-                seq: 0,
-                offset: 0,
-                total_len: data.len() as u64,
-                lost_bytes: 0,
-                last: true,
-                data: data.to_vec(),
-            };
+                data.to_vec(),
+            );
             event
         };
         let binary: &[u8] = b"\x00\x01\x02\x03 replication stream";

@@ -21,19 +21,14 @@ fn flood_then_session() -> Vec<crate::event::Event> {
         let mut event = template.clone();
         event.header.ts_ns = start_ts + events.len() as u64;
         call_id += 1;
-        event.body = EventBody::Data {
-            source: PayloadSource::Socket,
-            direction: Direction::Egress,
+        event.body = EventBody::whole_call(
+            PayloadSource::Socket,
+            Direction::Egress,
             fd,
-            conn_id: 0,
+            0,
             call_id,
-            seq: 0,
-            offset: 0,
-            total_len: data.len() as u64,
-            lost_bytes: 0,
-            last: true,
             data,
-        };
+        );
         events.push(event);
     };
     for fd in 1000..1016 {
