@@ -347,3 +347,95 @@ fn a_tls_stack_that_cannot_be_read_is_a_reported_blind_spot() {
         "{text}"
     );
 }
+
+/// With `--pid`, only what the followed processes map is probed: uprobes belong to a file and
+/// trap in every process that maps it, so probing an unrelated process's TLS library would cost
+/// it a trap per call for plaintext nobody asked for. A copy of libssl that only an unrelated
+/// process has loaded is left alone, while the system libssl the followed process has loaded is
+/// probed at start; once the followed process loads the copy too, it is probed.
+#[test]
+fn with_pid_only_the_followed_processes_tls_libraries_are_probed() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let libssl = std::fs::read_dir("/lib/x86_64-linux-gnu")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libssl.so."))
+        })
+        .expect("Debian's libssl");
+    let copy = dir.path().join("libssl.so.3");
+    std::fs::copy(&libssl, &copy).unwrap();
+    let copy = copy.to_str().unwrap().to_string();
+    // The unrelated process: loads the copy and waits.
+    let mut unrelated = StopOnDrop(
+        Command::new(python_interpreter())
+            .args([
+                "-c",
+                &format!(
+                    "import ctypes, time; ctypes.CDLL('{copy}'); print('loaded', flush=True); \
+                     time.sleep(60)"
+                ),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut said = [0u8; 7];
+    let stdout = unrelated.0.stdout.as_mut().unwrap();
+    stdout.read_exact(&mut said).unwrap();
+    assert_eq!(&said, b"loaded\n");
+    // The followed process: the system libssl loaded (Python's ssl module), the copy only once
+    // the start file appears.
+    let start = dir.path().join("start");
+    let mut followed = StopOnDrop(
+        Command::new(python_interpreter())
+            .args([
+                "-c",
+                &format!(
+                    "import ssl, ctypes, os, time\n\
+                     while not os.path.exists('{}'): time.sleep(0.02)\n\
+                     ctypes.CDLL('{copy}')\n\
+                     time.sleep(1)",
+                    start.display()
+                ),
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let collect = Collect::start(
+        dir.path(),
+        &["--pid", &followed.0.id().to_string(), "--no-kubernetes"],
+    );
+    // The files probed at start are reported together: once the system libssl is, the copy
+    // would have been too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let probed = |lines: &[String], copy_too: bool| {
+        lines.iter().any(|l| {
+            l.contains("probes attached to ")
+                && l.contains("libssl.so")
+                && (l.contains(&copy) == copy_too)
+        })
+    };
+    while !probed(&collect.stderr_so_far(), false) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the followed process's libssl was not probed: {:#?}",
+            collect.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !probed(&collect.stderr_so_far(), true),
+        "the unrelated process's library was probed: {:#?}",
+        collect.stderr_so_far()
+    );
+    std::fs::write(&start, "").unwrap();
+    collect.wait_probed(std::path::Path::new(&copy), Duration::from_secs(30));
+    assert!(followed.0.wait().unwrap().success());
+    drop(unrelated);
+    collect.stop();
+}
