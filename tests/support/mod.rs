@@ -580,11 +580,6 @@ impl Collect {
         }
     }
 
-    /// What the collector wrote to stderr so far, line by line.
-    pub fn stderr_so_far(&self) -> Vec<String> {
-        self.stderr_lines.0.lock().unwrap().clone()
-    }
-
     /// Waits until the collector has printed the exit of process `pid` (its last thread's), so
     /// everything the process did before is processed: a collector short of CPU runs behind,
     /// and a stop (which takes at most a second, whatever is left) would cut what it has not

@@ -1,9 +1,8 @@
 //! The live collector: kernel capture plus the userspace state that enriches its events.
 //!
 //! It seeds the process table and the kernel's parent map from /proc, probes every TLS library
-//! (and Go executable using `crypto/tls`) the traced processes have already mapped (every
-//! process's without `--pid`), and while running attaches to new ones as they exec or open
-//! them. It
+//! (and Go executable using `crypto/tls`) already mapped, and while running attaches to new
+//! ones as processes exec or open them. It
 //! hands out decoded, enriched events in batches and keeps the counts the summary reports.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -566,15 +565,7 @@ impl Collector {
             policy_reports,
             probed: Vec::new(),
         };
-        // With `--pid`, only what the followed processes have mapped: a file's uprobes trap in
-        // every process that maps it, and the others' TLS is not captured anyway. What the
-        // followed processes map later is probed as they exec or open it.
-        let followed: BTreeSet<u32> = traced_now.iter().copied().collect();
-        let to_probe: Vec<&procfs::ProcEntry> = existing
-            .iter()
-            .filter(|p| followed.contains(&p.pid))
-            .collect();
-        collector.probe_mapped_tls_libraries(&to_probe);
+        collector.probe_mapped_tls_libraries(&existing);
         // Whatever reads the collector's stdout or stderr must not be captured reading it.
         for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
             collector.mark_output_fd(fd);
@@ -629,7 +620,7 @@ impl Collector {
         by_pid.into_values().collect()
     }
 
-    fn probe_mapped_tls_libraries(&mut self, existing: &[&procfs::ProcEntry]) {
+    fn probe_mapped_tls_libraries(&mut self, existing: &[procfs::ProcEntry]) {
         let proc_root = self.state.options.proc_root.clone();
         for process in existing {
             if process.pid == std::process::id() {
