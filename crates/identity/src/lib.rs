@@ -350,8 +350,9 @@ pub struct IdentityResolver {
     client: Option<kube::Client>,
     by_cgroup: HashMap<u64, CachedIdentity>,
     by_pid: HashMap<u32, CachedIdentity>,
-    /// For processes gone by the time they are looked up (see [`remembered_processes`]).
-    remembered: remembered_processes::RememberedProcesses,
+    /// For processes gone by the time they are looked up, what each was resolved to while it
+    /// ran, in which cgroup (see [`remembered_processes`]).
+    remembered: remembered_processes::RememberedProcesses<(u64, Arc<Identity>)>,
 }
 
 impl IdentityResolver {
@@ -456,7 +457,7 @@ impl IdentityResolver {
             .filter(|c| c.generation == generation)
         {
             let identity = hit.identity.clone();
-            self.remembered.note(pid, cgroup_id, &identity);
+            self.remembered.note(pid, (cgroup_id, identity.clone()));
             return identity;
         }
         if let Some(hit) = self
@@ -468,7 +469,8 @@ impl IdentityResolver {
         }
         let process_dir = self.options.proc_root.join(pid.to_string());
         if !process_dir.exists() {
-            if let Some(known) = self.remembered.get(pid, cgroup_id) {
+            // A pid seen in another cgroup is another process, or one that moved.
+            if let Some((_, known)) = self.remembered.get(pid).filter(|(c, _)| *c == cgroup_id) {
                 return self.as_known_now(known.clone());
             }
         }
@@ -493,19 +495,8 @@ impl IdentityResolver {
             .container
             .clone()
             .map(|(id, runtime)| ContainerIdentity { id, runtime });
-        let from_api = self.shared.read().lookup(
-            container.as_ref().map(|c| c.id.as_str()),
-            clues.pod_uid.as_deref(),
-        );
-        let pod = match from_api {
-            Some((pod, status_runtime)) => {
-                if let (Some(c), Some(runtime)) = (container.as_mut(), status_runtime) {
-                    if c.runtime == ContainerRuntime::Unknown {
-                        c.runtime = runtime;
-                    }
-                }
-                Some(pod)
-            }
+        let pod = match self.pod_from_api(container.as_mut(), clues.pod_uid.as_deref()) {
+            Some(pod) => Some(pod),
             None => self.fallback(pid, clues.pod_uid.as_deref()),
         };
         let identity = Arc::new(Identity {
@@ -521,7 +512,7 @@ impl IdentityResolver {
             identity.cgroup_path.is_some() || cgroup_id == 0 || self.cgroups.mount().is_none();
         let process_running = process_dir.exists();
         if process_running {
-            self.remembered.note(pid, cgroup_id, &identity);
+            self.remembered.note(pid, (cgroup_id, identity.clone()));
         }
         let process_seen = identity.pod.is_some() || process_running;
         if path_settled && process_seen {
@@ -563,20 +554,33 @@ impl IdentityResolver {
         self.passwd.user_name(pid, uid);
     }
 
-    /// `known`, what a process that is gone was resolved to while it ran, with what the API
-    /// says now of its container or pod (the pod may have been listed since, or changed).
-    fn as_known_now(&self, known: Arc<Identity>) -> Arc<Identity> {
-        let container_id = known.container.as_ref().map(|c| c.id.as_str());
-        let pod_uid = known.pod.as_ref().and_then(|p| p.uid.as_deref());
-        let Some((pod, status_runtime)) = self.shared.read().lookup(container_id, pod_uid) else {
-            return known;
-        };
-        let mut now = Identity::clone(&known);
-        if let (Some(c), Some(runtime)) = (now.container.as_mut(), status_runtime) {
+    /// The pod the API knows for `container` (by its id) or `pod_uid`; the container's runtime,
+    /// when its cgroup path did not tell, is taken from the pod's status.
+    fn pod_from_api(
+        &self,
+        container: Option<&mut ContainerIdentity>,
+        pod_uid: Option<&str>,
+    ) -> Option<PodIdentity> {
+        let (pod, status_runtime) = self
+            .shared
+            .read()
+            .lookup(container.as_deref().map(|c| c.id.as_str()), pod_uid)?;
+        if let (Some(c), Some(runtime)) = (container, status_runtime) {
             if c.runtime == ContainerRuntime::Unknown {
                 c.runtime = runtime;
             }
         }
+        Some(pod)
+    }
+
+    /// `known`, what a process that is gone was resolved to while it ran, with what the API
+    /// says now of its container or pod (the pod may have been listed since, or changed).
+    fn as_known_now(&self, known: Arc<Identity>) -> Arc<Identity> {
+        let mut now = Identity::clone(&known);
+        let pod_uid = known.pod.as_ref().and_then(|p| p.uid.as_deref());
+        let Some(pod) = self.pod_from_api(now.container.as_mut(), pod_uid) else {
+            return known;
+        };
         now.pod = Some(pod);
         if now == *known {
             return known;

@@ -12,15 +12,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::process_root;
+use crate::remembered_processes::RememberedProcesses;
 
 /// Files larger than this are not read (a passwd file with ten thousand users is ~1 MiB).
 const MAX_PASSWD_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Cached passwd files beyond this many are dropped all at once (one per image in practice).
 const MAX_CACHED_FILES: usize = 1024;
-
-/// Processes whose file is remembered beyond this many are forgotten all at once.
-const MAX_PROCESSES: usize = 65_536;
 
 /// uid to name from passwd(5) content. Malformed lines are skipped; the first entry of a uid
 /// wins, as with getpwuid.
@@ -60,7 +58,7 @@ pub struct PasswdCache {
     proc_root: PathBuf,
     files: HashMap<FileVersion, HashMap<u32, String>>,
     /// The file each process read while it ran, until [`PasswdCache::forget`].
-    file_of_process: HashMap<u32, FileVersion>,
+    file_of_process: RememberedProcesses<FileVersion>,
 }
 
 impl PasswdCache {
@@ -68,13 +66,13 @@ impl PasswdCache {
         PasswdCache {
             proc_root: proc_root.to_path_buf(),
             files: HashMap::new(),
-            file_of_process: HashMap::new(),
+            file_of_process: RememberedProcesses::default(),
         }
     }
 
     /// `pid` exited: its pid may be reused by a process with another root.
     pub fn forget(&mut self, pid: u32) {
-        self.file_of_process.remove(&pid);
+        self.file_of_process.forget(pid);
     }
 
     /// The name of `uid` in `pid`'s /etc/passwd; `None` if it has no passwd file or the uid is
@@ -86,7 +84,7 @@ impl PasswdCache {
             Ok(opened) => opened,
             Err(_) if !process.exists() => {
                 // Gone: the file it read while it ran, if that parse is still cached.
-                let version = self.file_of_process.get(&pid)?;
+                let version = self.file_of_process.get(pid)?;
                 return self.files.get(version)?.get(&uid).cloned();
             }
             Err(_) => return None,
@@ -105,11 +103,7 @@ impl PasswdCache {
             self.files
                 .insert(version, parse_passwd(&String::from_utf8_lossy(&content)));
         }
-        if self.file_of_process.len() >= MAX_PROCESSES && !self.file_of_process.contains_key(&pid) {
-            // Exits were lost (each clears its entry): start over rather than grow.
-            self.file_of_process.clear();
-        }
-        self.file_of_process.insert(pid, version);
+        self.file_of_process.note(pid, version);
         self.files.get(&version)?.get(&uid).cloned()
     }
 }
