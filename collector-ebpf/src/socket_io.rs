@@ -223,7 +223,7 @@ fn io_exit(ctx: &TracePointContext) {
 
 /// Whether the collector asked to leave this socket's payloads out: marked on the socket once
 /// a request in `MUTED_SOCKETS` names its id (a request for an earlier socket on the same fd
-/// never matches a later one).
+/// never matches a later one; ids are odd, so a request for id 0 matches none).
 #[inline(always)]
 fn muted(key: &SockKey, state: &mut SockState) -> bool {
     if state.flags & SOCK_MUTED != 0 {
@@ -234,7 +234,7 @@ fn muted(key: &SockKey, state: &mut SockState) -> bool {
         fd: key.fd,
     };
     match unsafe { MUTED_SOCKETS.get(&request) } {
-        Some(id) if *id == state.id && state.id != 0 => {
+        Some(id) if *id == state.id => {
             state.flags |= SOCK_MUTED;
             let _ = MUTED_SOCKETS.remove(&request);
             true

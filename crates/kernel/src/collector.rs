@@ -596,13 +596,11 @@ impl Collector {
 
     /// Stops the kernel copying the payloads of plain sockets reconstruction found to carry
     /// no protocol it reads, as (pid, fd, socket id): what follows on them would be read and
-    /// dropped. Their bytes are counted instead (`KernelStats::opaque_socket_bytes`). Sockets
-    /// with id 0 (seen before tracing) are left as they are.
+    /// dropped. Their bytes are counted instead (`KernelStats::opaque_socket_bytes`). An id
+    /// the kernel never gave (0: a socket seen before tracing) matches no socket.
     pub fn mute_sockets(&mut self, sockets: impl IntoIterator<Item = (u32, i32, u64)>) {
         for (pid, fd, id) in sockets {
-            if id != 0 {
-                self.kernel.mute_socket(pid, fd, id);
-            }
+            self.kernel.mute_socket(pid, fd, id);
         }
     }
 
