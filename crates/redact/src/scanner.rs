@@ -8,7 +8,44 @@
 //! lengths; a value that runs into the end of the buffer is masked to the end (failing closed
 //! where a secret is only recognised later, such as the password of `scheme://user:pw@`).
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 use super::secret_names::{is_secret_name, NameContext};
+
+/// The fixed strings the detectors look for, each searcher built once: a scan runs for every
+/// payload chunk and every parsed header value, and building a `memmem::Finder` costs more
+/// than searching a header line with it.
+struct Needles {
+    escaped_newline: Finder<'static>,
+    authoriz: Finder<'static>,
+    scheme_end: Finder<'static>,
+    password: Finder<'static>,
+    identified: Finder<'static>,
+    by: Finder<'static>,
+    bearer: Finder<'static>,
+    jwt: Finder<'static>,
+    pem_begin: Finder<'static>,
+    pem_dashes: Finder<'static>,
+    private_key: Finder<'static>,
+    pem_end: Finder<'static>,
+}
+
+static NEEDLES: LazyLock<Needles> = LazyLock::new(|| Needles {
+    escaped_newline: Finder::new(b"\\n"),
+    authoriz: Finder::new(b"authoriz"),
+    scheme_end: Finder::new(b"://"),
+    password: Finder::new(b"password"),
+    identified: Finder::new(b"identified"),
+    by: Finder::new(b" by "),
+    bearer: Finder::new(b"bearer "),
+    jwt: Finder::new(b"eyJ"),
+    pem_begin: Finder::new(b"-----BEGIN "),
+    pem_dashes: Finder::new(b"-----"),
+    private_key: Finder::new(b"PRIVATE KEY"),
+    pem_end: Finder::new(b"-----END "),
+});
 
 /// A secret value the buffer ended inside: how to find its end in the next bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +221,12 @@ impl Masker<'_> {
         let n = self.len();
         let mut starts: Vec<(usize, bool)> = vec![(0, false)];
         starts.extend(memchr::memchr_iter(b'\n', self.original).map(|p| (p + 1, false)));
-        starts.extend(memchr::memmem::find_iter(self.original, b"\\n").map(|p| (p + 2, true)));
+        starts.extend(
+            NEEDLES
+                .escaped_newline
+                .find_iter(self.original)
+                .map(|p| (p + 2, true)),
+        );
         for (start, escaped) in starts {
             let mut i = start;
             while i < n && i - start < 16 && matches!(self.original[i], b' ' | b'\t') {
@@ -216,8 +258,7 @@ impl Masker<'_> {
                 .iter()
                 .position(|&b| b == b'\r' || b == b'\n' || (escaped && b == b'\\'))
                 .map_or(n, |p| value + p);
-            let keeps_scheme = memchr::memmem::find(&self.lower[name_start..i], b"authoriz")
-                .is_some()
+            let keeps_scheme = NEEDLES.authoriz.find(&self.lower[name_start..i]).is_some()
                 || self.lower[name_start..i].eq_ignore_ascii_case(b"auth");
             if keeps_scheme {
                 // `Bearer `, `Basic `, `AWS4-HMAC-SHA256 ` stay so a reader sees the kind.
@@ -407,7 +448,7 @@ impl Masker<'_> {
     /// `scheme://user:password@host` (PostgreSQL, MySQL, Redis, MongoDB, AMQP, HTTP…).
     fn userinfo(&mut self) {
         let n = self.len();
-        let found: Vec<usize> = memchr::memmem::find_iter(self.original, b"://").collect();
+        let found: Vec<usize> = NEEDLES.scheme_end.find_iter(self.original).collect();
         for at in found {
             let from = at + 3;
             let mut colon = None;
@@ -437,12 +478,12 @@ impl Masker<'_> {
     /// `SET PASSWORD = 'x'`.
     fn sql_passwords(&mut self) {
         let mut value_starts = Vec::new();
-        for at in memchr::memmem::find_iter(self.lower, b"password") {
+        for at in NEEDLES.password.find_iter(self.lower) {
             value_starts.push(at + b"password".len());
         }
-        for at in memchr::memmem::find_iter(self.lower, b"identified") {
+        for at in NEEDLES.identified.find_iter(self.lower) {
             let end = (at + 96).min(self.len());
-            if let Some(by) = memchr::memmem::find(&self.lower[at..end], b" by ") {
+            if let Some(by) = NEEDLES.by.find(&self.lower[at..end]) {
                 value_starts.push(at + by + 3);
             }
         }
@@ -502,7 +543,7 @@ impl Masker<'_> {
     /// `Bearer <token>` anywhere (a tool result that printed a header, a shell command line):
     /// the token goes, the scheme stays.
     fn bearer_tokens(&mut self) {
-        let found: Vec<usize> = memchr::memmem::find_iter(self.lower, b"bearer ").collect();
+        let found: Vec<usize> = NEEDLES.bearer.find_iter(self.lower).collect();
         for at in found {
             let start = at + b"bearer ".len();
             let end = start
@@ -528,7 +569,7 @@ impl Masker<'_> {
                 .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
                 .count()
         };
-        let starts: Vec<usize> = memchr::memmem::find_iter(self.original, b"eyJ").collect();
+        let starts: Vec<usize> = NEEDLES.jwt.find_iter(self.original).collect();
         let mut done = 0;
         let mut masks = Vec::new();
         for at in starts {
@@ -567,7 +608,7 @@ impl Masker<'_> {
     /// lines goes, up to the end line or the end of the buffer.
     fn private_keys(&mut self) {
         let n = self.len();
-        let starts: Vec<usize> = memchr::memmem::find_iter(self.original, b"-----BEGIN ").collect();
+        let starts: Vec<usize> = NEEDLES.pem_begin.find_iter(self.original).collect();
         let mut done = 0;
         for at in starts {
             if at < done {
@@ -575,16 +616,20 @@ impl Masker<'_> {
             }
             let label_from = at + b"-----BEGIN ".len();
             let label_to = (at + 80).min(n);
-            let Some(close) = memchr::memmem::find(&self.original[label_from..label_to], b"-----")
+            let Some(close) = NEEDLES
+                .pem_dashes
+                .find(&self.original[label_from..label_to])
             else {
                 continue;
             };
             let label = &self.original[label_from..label_from + close];
-            if memchr::memmem::find(label, b"PRIVATE KEY").is_none() {
+            if NEEDLES.private_key.find(label).is_none() {
                 continue;
             }
             let start = label_from + close + 5;
-            let end = memchr::memmem::find(&self.original[start..], b"-----END ")
+            let end = NEEDLES
+                .pem_end
+                .find(&self.original[start..])
                 .map_or(n, |p| start + p);
             done = end;
             self.mask(start, end, Some(OpenValue::Pem));

@@ -10,6 +10,10 @@
 //! A bare `key` is a secret only where names are short by convention (headers, query strings,
 //! flags), not as a JSON key, where it usually names an object or a map entry.
 
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+
 /// Where a name was seen; it decides whether a bare `key` counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameContext {
@@ -154,81 +158,151 @@ const DESCRIPTIVE_LAST_WORDS: &[&str] = &[
     "timeout",
 ];
 
+/// The longest name judged; longer ones are not names (a value, a sentence).
+const MAX_NAME: usize = 128;
+
+/// [`HINTS`], found in one pass over a name in any case.
+static HINT_SEARCH: LazyLock<AhoCorasick> = LazyLock::new(|| search_for(HINTS, true));
+
+/// [`SECRET_SUBSTRINGS`], found in one pass over a name's glued lower-case words.
+static SECRET_SUBSTRING_SEARCH: LazyLock<AhoCorasick> =
+    LazyLock::new(|| search_for(SECRET_SUBSTRINGS, false));
+
+fn search_for(patterns: &[&str], any_case: bool) -> AhoCorasick {
+    // Names are short: a DFA answers in one table step a byte, where the default automaton
+    // and a prefilter cost more to start than the name takes to read.
+    AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::DFA))
+        .prefilter(false)
+        .ascii_case_insensitive(any_case)
+        .build(patterns)
+        // A handful of short constant patterns: far below every limit of the builder.
+        .expect("the name classifier's patterns build")
+}
+
 /// Whether a value named `name` is a credential. `name` is as written (any case, separators,
 /// leading dashes of a flag).
+///
+/// Asked for every name next to a value in every payload (a JSON body's keys, each header), so
+/// it allocates nothing: most names are turned away by one pass of [`HINT_SEARCH`], and the
+/// words of the others are split into a buffer on the stack.
 pub fn is_secret_name(name: &[u8], context: NameContext) -> bool {
-    if name.is_empty() || name.len() > 128 {
+    if name.is_empty() || name.len() > MAX_NAME {
         return false;
     }
     // Most names hold none of these: answer without splitting them.
-    let lower = name.to_ascii_lowercase();
-    if !HINTS
-        .iter()
-        .any(|hint| memchr::memmem::find(&lower, hint.as_bytes()).is_some())
-    {
+    if !HINT_SEARCH.is_match(name) {
         return false;
     }
-    let words = words_of(name);
+    let words = Words::of(name);
     let Some(last) = words.last() else {
         return false;
     };
+    let glued = words.glued();
     // A session id is a credential (whoever holds it is the session); other ids are not.
-    let glued: String = words.concat();
-    if DESCRIPTIVE_LAST_WORDS.contains(&last.as_str())
-        && !(last == "id" && glued.contains("session"))
+    if DESCRIPTIVE_LAST_WORDS.iter().any(|w| w.as_bytes() == last)
+        && !(last == b"id" && contains(glued, b"session"))
     {
         return false;
     }
-    if words.iter().any(|w| SECRET_WORDS.contains(&w.as_str())) {
-        return true;
-    }
-    if SECRET_SUBSTRINGS.iter().any(|s| glued.contains(s)) {
-        return true;
-    }
-    // `authToken`-style prefixes, but not `author`.
     if words
         .iter()
-        .any(|w| w.starts_with("authoriz") || w.starts_with("authoris") || w.starts_with("authent"))
+        .any(|word| SECRET_WORDS.iter().any(|w| w.as_bytes() == word))
     {
         return true;
     }
-    for (i, w) in words.iter().enumerate() {
-        if w == "key" || w == "keys" {
+    if SECRET_SUBSTRING_SEARCH.is_match(glued) {
+        return true;
+    }
+    // `authToken`-style prefixes, but not `author`.
+    if words.iter().any(|w| {
+        w.starts_with(b"authoriz") || w.starts_with(b"authoris") || w.starts_with(b"authent")
+    }) {
+        return true;
+    }
+    let mut previous: Option<&[u8]> = None;
+    for word in words.iter() {
+        if word == b"key" || word == b"keys" {
             if context != NameContext::Field {
                 return true;
             }
-            if i > 0 && KEY_QUALIFIERS.contains(&words[i - 1].as_str()) {
+            if previous.is_some_and(|p| KEY_QUALIFIERS.iter().any(|q| q.as_bytes() == p)) {
                 return true;
             }
         }
+        previous = Some(word);
     }
     false
 }
 
-/// Lower-case words of a name: split at anything not a letter or digit and where a lower-case
-/// letter meets an upper-case one (`clientSecret`).
-fn words_of(name: &[u8]) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut previous_lower = false;
-    for &b in name {
-        if !b.is_ascii_alphanumeric() {
-            if !current.is_empty() {
-                words.push(std::mem::take(&mut current));
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The lower-case words of a name: split at anything not a letter or digit and where a
+/// lower-case letter meets an upper-case one (`clientSecret`). The words are kept glued
+/// together (`clientsecret`), each word a range of that, so the name's words and its glued
+/// form come from one buffer.
+struct Words {
+    glued: [u8; MAX_NAME],
+    glued_len: usize,
+    /// Where each word ends in `glued`; a word starts where the one before ended.
+    ends: [u8; MAX_NAME],
+    count: usize,
+}
+
+impl Words {
+    fn of(name: &[u8]) -> Words {
+        let mut words = Words {
+            glued: [0; MAX_NAME],
+            glued_len: 0,
+            ends: [0; MAX_NAME],
+            count: 0,
+        };
+        let mut word_start = 0;
+        let mut previous_lower = false;
+        for &b in name.iter().take(MAX_NAME) {
+            if !b.is_ascii_alphanumeric() {
+                words.end_word(&mut word_start);
+                previous_lower = false;
+                continue;
             }
-            previous_lower = false;
-            continue;
+            if b.is_ascii_uppercase() && previous_lower {
+                words.end_word(&mut word_start);
+            }
+            previous_lower = b.is_ascii_lowercase() || b.is_ascii_digit();
+            words.glued[words.glued_len] = b.to_ascii_lowercase();
+            words.glued_len += 1;
         }
-        if b.is_ascii_uppercase() && previous_lower && !current.is_empty() {
-            words.push(std::mem::take(&mut current));
+        words.end_word(&mut word_start);
+        words
+    }
+
+    /// Ends the word begun at `word_start`, if it has a letter.
+    fn end_word(&mut self, word_start: &mut usize) {
+        if self.glued_len > *word_start {
+            // At most one word per byte of a name of at most `MAX_NAME` (128) bytes.
+            self.ends[self.count] = self.glued_len as u8;
+            self.count += 1;
+            *word_start = self.glued_len;
         }
-        previous_lower = b.is_ascii_lowercase() || b.is_ascii_digit();
-        current.push(b.to_ascii_lowercase() as char);
     }
-    if !current.is_empty() {
-        words.push(current);
+
+    fn glued(&self) -> &[u8] {
+        &self.glued[..self.glued_len]
     }
-    words
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let ends = &self.ends[..self.count];
+        ends.iter().enumerate().map(move |(i, &end)| {
+            let start = if i == 0 { 0 } else { usize::from(ends[i - 1]) };
+            &self.glued[start..usize::from(end)]
+        })
+    }
+
+    fn last(&self) -> Option<&[u8]> {
+        self.iter().last()
+    }
 }
 
 #[cfg(test)]

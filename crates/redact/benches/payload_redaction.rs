@@ -1,0 +1,181 @@
+//! What redaction costs per LLM exchange, the collector's largest userspace cost per agent
+//! request (a perf profile of `collect` under `agent_overhead`'s Python agent put a third of
+//! its CPU in the byte-level scanner). Input: the recorded LLM exchanges of
+//! tests/fixtures/llm (real requests and responses of the mock LLM server, every dialect),
+//! laid out as an HTTP/1.1 client writes and reads them.
+//!
+//! - `events`: the collector's pass ([`EventRedactor`]) over each exchange as two `data`
+//!   events, the request (head and body) and the response (head and body), one stream each way.
+//! - `exchange`: reconstruction's pass over the same exchange ([`redact_header_value`] on every
+//!   header, [`redact_in_place`] on both bodies), what `reconstruct::redaction` does.
+//!
+//! Run: `cargo bench -p agentscope-redact --bench payload_redaction`.
+
+use agentscope_event::event::{Direction, Event, EventBody, Header, PayloadSource};
+use agentscope_redact::{redact_header_value, redact_in_place, EventRedactor};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde_json::Value;
+
+/// One recorded exchange: its headers each way and the bytes each way.
+struct Exchange {
+    headers: Vec<(String, String)>,
+    request_body: Vec<u8>,
+    response_body: Vec<u8>,
+    request: Vec<u8>,
+    response: Vec<u8>,
+}
+
+fn header_pairs(message: &Value) -> Vec<(String, String)> {
+    message["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap_or_default().to_string(),
+                pair[1].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn head(first_line: &str, headers: &[(String, String)]) -> Vec<u8> {
+    let mut head = format!("{first_line}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+fn exchanges() -> Vec<Exchange> {
+    let root = format!("{}/tests/fixtures/llm", env!("AGENTSCOPE_REPO"));
+    let mut cases: Vec<_> = walk(&root).collect();
+    cases.sort();
+    cases
+        .into_iter()
+        .map(|dir| {
+            let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap();
+            let request: Value = serde_json::from_slice(&read("request.json")).unwrap();
+            let response: Value = serde_json::from_slice(&read("response.json")).unwrap();
+            let (request_headers, response_headers) =
+                (header_pairs(&request), header_pairs(&response));
+            let (request_body, response_body) = (read("request.body"), read("response.body"));
+            let mut request_bytes = head(
+                &format!(
+                    "{} {} HTTP/1.1",
+                    request["method"].as_str().unwrap(),
+                    request["target"].as_str().unwrap()
+                ),
+                &request_headers,
+            );
+            request_bytes.extend_from_slice(&request_body);
+            let mut response_bytes = head(
+                &format!(
+                    "HTTP/1.1 {} {}",
+                    response["status"],
+                    response["reason"].as_str().unwrap_or("OK")
+                ),
+                &response_headers,
+            );
+            response_bytes.extend_from_slice(&response_body);
+            Exchange {
+                headers: request_headers
+                    .into_iter()
+                    .chain(response_headers)
+                    .collect(),
+                request_body,
+                response_body,
+                request: request_bytes,
+                response: response_bytes,
+            }
+        })
+        .collect()
+}
+
+/// Every `<dialect>/<case>` directory holding a request.
+fn walk(root: &str) -> impl Iterator<Item = String> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .filter(|dialect| dialect.path().is_dir())
+        .flat_map(|dialect| std::fs::read_dir(dialect.path()).unwrap().flatten())
+        .map(|case| case.path().display().to_string())
+        .filter(|case| std::path::Path::new(&format!("{case}/request.body")).exists())
+}
+
+fn data_event(fd: i32, direction: Direction, data: &[u8]) -> Event {
+    Event {
+        header: Header {
+            ts_ns: 1,
+            time_unix_ns: 1,
+            pid: 4242,
+            tid: 4242,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 1,
+            comm: "python3".into(),
+        },
+        body: EventBody::whole_call(
+            PayloadSource::Tls,
+            direction,
+            fd,
+            0,
+            fd as u64,
+            data.to_vec(),
+        ),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let exchanges = exchanges();
+    assert!(exchanges.len() >= 20, "the recorded exchanges are found");
+    let events: Vec<Event> = exchanges
+        .iter()
+        .enumerate()
+        .flat_map(|(i, exchange)| {
+            let fd = 3 + i as i32;
+            [
+                data_event(fd, Direction::Egress, &exchange.request),
+                data_event(fd, Direction::Ingress, &exchange.response),
+            ]
+        })
+        .collect();
+    let bytes: usize = exchanges
+        .iter()
+        .map(|e| e.request.len() + e.response.len())
+        .sum();
+    let mut group = c.benchmark_group("payload_redaction");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("events", |b| {
+        b.iter(|| {
+            let mut redactor = EventRedactor::default();
+            events
+                .iter()
+                .map(|event| redactor.redact(&mut event.clone()))
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("exchange", |b| {
+        b.iter(|| {
+            exchanges
+                .iter()
+                .map(|exchange| {
+                    let headers = exchange
+                        .headers
+                        .iter()
+                        .map(|(name, value)| redact_header_value(name, value).len())
+                        .sum::<usize>();
+                    let mut request = exchange.request_body.clone();
+                    let mut response = exchange.response_body.clone();
+                    headers + redact_in_place(&mut request) + redact_in_place(&mut response)
+                })
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
