@@ -65,9 +65,21 @@
 //!   comes back `Lost` ([`PostgresFrontend::forgotten`]): what it sent meanwhile is unknown.
 
 use std::ops::Range;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 /// Protocol 3.0 in a StartupMessage.
 const PROTOCOL_3: u32 = 196_608;
+/// Searchers built once: every chunk of every stream not known to be PostgreSQL is searched for
+/// a connection's start and an unframed password message.
+static STARTUP_CODE: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(&PROTOCOL_3_CODE).into_owned());
+const PROTOCOL_3_CODE: [u8; 4] = PROTOCOL_3.to_be_bytes();
+/// A password message's type and the high bytes of its length (at most
+/// `MAX_UNFRAMED_PASSWORD`), which a `p` in text is not followed by.
+static PASSWORD_START: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"p\0\0"));
+
 /// SSLRequest and GSSENCRequest: the client waits for one byte, then (when refused) sends its
 /// StartupMessage on the same stream.
 const SSL_REQUEST: u32 = 80_877_103;
@@ -248,8 +260,7 @@ impl PostgresFrontend {
         let kept = usize::from(*have);
         let mut window = tail[..kept].to_vec();
         window.extend_from_slice(chunk);
-        let code = PROTOCOL_3.to_be_bytes();
-        let startup = memchr::memmem::find_iter(&window, &code).find_map(|at| {
+        let startup = STARTUP_CODE.find_iter(&window).find_map(|at| {
             if at < 4 || at + 4 <= kept {
                 return None;
             }
@@ -265,7 +276,7 @@ impl PostgresFrontend {
                 .then(|| (at + 4, State::Startup { remaining: len - 8 }))
         });
         // A password message whose connection start was not seen (see the module doc).
-        let password = memchr::memchr_iter(b'p', &window).find_map(|at| {
+        let password = PASSWORD_START.find_iter(&window).find_map(|at| {
             let header = window.get(at..at + 5)?;
             if at + 5 <= kept {
                 return None;
