@@ -9,6 +9,10 @@
 //! - `exchange`: reconstruction's pass over the same exchange ([`redact_header_value`] on every
 //!   header, [`redact_in_place`] on both bodies), what `reconstruct::redaction` does.
 //!
+//! - `long_prompt_request`: the collector's pass over one request whose user message is 8 KiB
+//!   of prose (this repository's README), the shape of `agent_overhead`'s requests: an agent
+//!   sending a long document or conversation.
+//!
 //! Run: `cargo bench -p agentscope-redact --bench payload_redaction`.
 
 use agentscope_event::event::{Direction, Event, EventBody, Header, PayloadSource};
@@ -175,6 +179,41 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    let request = long_prompt_request();
+    let mut group = c.benchmark_group("payload_redaction");
+    group.throughput(Throughput::Bytes(request.len() as u64));
+    let event = data_event(3, Direction::Egress, &request);
+    group.bench_function("long_prompt_request", |b| {
+        b.iter(|| EventRedactor::default().redact(&mut event.clone()))
+    });
+    group.finish();
+}
+
+/// A chat-completion request (headers as Python's http.client sends them) whose user message
+/// is the first 8 KiB of the README.
+fn long_prompt_request() -> Vec<u8> {
+    let readme = std::fs::read_to_string(format!("{}/README.md", env!("AGENTSCOPE_REPO"))).unwrap();
+    let prose: String = readme.chars().take(8192).collect();
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You are a careful coding agent."},
+            {"role": "user", "content": prose},
+        ],
+    })
+    .to_string();
+    let mut request = head(
+        "POST /v1/chat/completions HTTP/1.1",
+        &[
+            ("Host".into(), "127.0.0.1:8443".into()),
+            ("Accept-Encoding".into(), "identity".into()),
+            ("Content-Length".into(), body.len().to_string()),
+            ("Content-Type".into(), "application/json".into()),
+        ],
+    );
+    request.extend_from_slice(body.as_bytes());
+    request
 }
 
 criterion_group!(benches, bench);
