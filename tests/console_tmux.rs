@@ -9,6 +9,10 @@
 //! - the live console (privileged: it fails, never skips, when eBPF cannot load): a Python test
 //!   agent talking to the mock LLM appears with its model and tool calls, and `r` records a
 //!   capture that verifies;
+//! - the live console leaves an opaque socket out in the kernel (privileged): its collector
+//!   thread is told, over the console's back channel, which sockets reconstruction found no
+//!   protocol in, and the recording `r` makes holds a few of the sink connection's bytes while
+//!   every request sent after it is whole;
 //! - the live demo (privileged): `make demo`'s two sessions of one agent side by side; from
 //!   the incident to the injected phrase, then to the exfiltrated rows in the POST body, in
 //!   at most five keys, only the injected session's rows marked as evidence.
@@ -513,6 +517,100 @@ fn live_console_shows_an_agent_and_records_what_it_does() {
 
     tmux.keys(&["q"]);
     assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
+}
+
+#[test]
+fn live_console_leaves_an_opaque_socket_out_in_the_kernel() {
+    require_root();
+    const CHUNKS: usize = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let script = agents_dir().join("opaque_socket_client.py");
+    let port_file = dir.path().join("ports");
+    let _servers = Background(
+        Command::new(python_interpreter())
+            .arg(&script)
+            .args(["--serve", port_file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the sink and HTTP servers"),
+    );
+    let ports = wait_for_file(&port_file, "server ports");
+    let (sink, http) = ports.trim().split_once(' ').unwrap();
+    let chunks = CHUNKS.to_string();
+    let agent = Paused::agent(
+        dir.path(),
+        &python_interpreter(),
+        &[
+            script.to_str().unwrap(),
+            "--sink",
+            sink,
+            "--http",
+            http,
+            "--chunks",
+            &chunks,
+        ],
+        &[],
+    );
+    let pid = agent.pid().to_string();
+    let tmux = Tmux::start(
+        dir.path(),
+        &work,
+        &["tui", "--pid", &pid, "--no-kubernetes"],
+    );
+    tmux.wait_for_text("● LIVE");
+    tmux.keys(&["r"]);
+    tmux.wait_for_text("● REC");
+    agent.release();
+    let report: serde_json::Value = serde_json::from_str(agent.finish().trim()).unwrap();
+    let sink_fd = report["sink_fd"].as_i64().unwrap();
+    let sink_bytes = report["sink_bytes"].as_u64().unwrap();
+    assert_eq!(sink_bytes, (CHUNKS * 8192) as u64);
+    // The process's exit has reached the console, and with it every event before: the last
+    // request, sent after the sink's connection closed, among them.
+    tmux.wait_for("the agent's exit", Duration::from_secs(30), |s| {
+        status_line(s).contains(&format!("live pid {pid} (exited)"))
+    });
+    tmux.keys(&["r"]);
+    tmux.wait_for_text("recorded ");
+    tmux.keys(&["q"]);
+    assert_eq!(tmux.wait_for_exit(), 0, "stderr: {}", tmux.stderr());
+
+    let recordings = files_named(&work, "agentscope-", ".cap");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let replay = Command::new(BIN)
+        .args(["replay", recordings[0].to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{replay:?}");
+    let captured = Captured {
+        events: String::from_utf8_lossy(&replay.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect(),
+        summary: serde_json::Value::Null,
+    };
+    let sockets = captured.socket_egress_by_connection(pid.parse().unwrap());
+    let (_, sink_id, copied, _) = sockets
+        .iter()
+        .find(|(fd, _, _, bytes)| *fd == sink_fd && bytes.starts_with(&[0, 1, 0, 0, 0, 0]))
+        .unwrap_or_else(|| panic!("the sink connection's first chunk was recorded: {sockets:?}"));
+    assert!(
+        *copied < sink_bytes / 2,
+        "most of the sink's {sink_bytes} bytes were left out in the kernel, {copied} copied"
+    );
+    // Everything after it is whole: the request on the connection that took the sink's fd.
+    let reused = sockets
+        .iter()
+        .find(|(fd, id, _, _)| *fd == sink_fd && id != sink_id)
+        .unwrap_or_else(|| panic!("no second socket on fd {sink_fd}: {sockets:?}"));
+    assert!(reused.3.starts_with(b"POST /after HTTP/1.1\r\n"));
+    assert!(
+        reused.3.ends_with(b"agentscope-opaque-marker-after-reuse"),
+        "the whole request was recorded"
+    );
 }
 
 /// The `make demo` driver (tests/agents/run_incident_demo.py): its services, then the ordinary

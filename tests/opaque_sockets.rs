@@ -12,7 +12,6 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use base64::Engine as _;
 use serde_json::Value;
 use support::*;
 
@@ -70,35 +69,6 @@ fn run(extra: &[&str]) -> Run {
     }
 }
 
-/// Per (fd, socket id) of `pid`'s egress plain-socket data: the bytes the calls moved (each
-/// call's `total_len` once) and the bytes delivered.
-fn egress_by_socket(captured: &Captured, pid: u64) -> Vec<(i64, u64, u64, Vec<u8>)> {
-    let mut out: Vec<(i64, u64, u64, Vec<u8>)> = Vec::new();
-    for e in captured.of_kind("data") {
-        if e["pid"].as_u64() != Some(pid) || e["source"] != "socket" || e["direction"] != "egress" {
-            continue;
-        }
-        let fd = e["fd"].as_i64().unwrap();
-        let id = e["conn_id"].as_u64().unwrap();
-        let at = match out.iter().position(|(f, i, _, _)| *f == fd && *i == id) {
-            Some(at) => at,
-            None => {
-                out.push((fd, id, 0, Vec::new()));
-                out.len() - 1
-            }
-        };
-        if e["seq"] == 0 {
-            out[at].2 += e["total_len"].as_u64().unwrap();
-        }
-        out[at].3.extend(
-            base64::engine::general_purpose::STANDARD
-                .decode(e["data_b64"].as_str().unwrap())
-                .unwrap(),
-        );
-    }
-    out
-}
-
 #[test]
 fn an_opaque_socket_is_left_out_in_the_kernel_and_counted_and_its_fd_reused_is_captured() {
     require_root();
@@ -116,7 +86,7 @@ fn an_opaque_socket_is_left_out_in_the_kernel_and_counted_and_its_fd_reused_is_c
         "the new HTTP connection took the sink's fd number: {report}"
     );
 
-    let sockets = egress_by_socket(&captured, pid);
+    let sockets = captured.socket_egress_by_connection(pid);
     let sink = sockets
         .iter()
         .find(|(fd, _, _, bytes)| *fd == sink_fd && bytes.starts_with(&[0, 1, 0, 0, 0, 0]))
@@ -170,7 +140,8 @@ fn with_copy_opaque_payloads_every_byte_is_copied() {
         ..
     } = run(&["--copy-opaque-payloads"]);
     let sink_fd = report["sink_fd"].as_i64().unwrap();
-    let copied: u64 = egress_by_socket(&captured, pid)
+    let copied: u64 = captured
+        .socket_egress_by_connection(pid)
         .iter()
         .filter(|(fd, _, _, bytes)| *fd == sink_fd && bytes.starts_with(&[0, 1]))
         .map(|(_, _, moved, _)| moved)

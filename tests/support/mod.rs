@@ -703,6 +703,38 @@ impl Captured {
         out
     }
 
+    /// Per (fd, socket id) of `pid`'s egress plain-socket data: the bytes the calls moved (each
+    /// call's `total_len` once) and the bytes delivered.
+    pub fn socket_egress_by_connection(&self, pid: u64) -> Vec<(i64, u64, u64, Vec<u8>)> {
+        let mut out: Vec<(i64, u64, u64, Vec<u8>)> = Vec::new();
+        for e in self.of_kind("data") {
+            if e["pid"].as_u64() != Some(pid)
+                || e["source"] != "socket"
+                || e["direction"] != "egress"
+            {
+                continue;
+            }
+            let fd = e["fd"].as_i64().unwrap();
+            let id = e["conn_id"].as_u64().unwrap();
+            let at = match out.iter().position(|(f, i, _, _)| *f == fd && *i == id) {
+                Some(at) => at,
+                None => {
+                    out.push((fd, id, 0, Vec::new()));
+                    out.len() - 1
+                }
+            };
+            if e["seq"] == 0 {
+                out[at].2 += e["total_len"].as_u64().unwrap();
+            }
+            out[at].3.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(e["data_b64"].as_str().unwrap())
+                    .unwrap(),
+            );
+        }
+        out
+    }
+
     /// The one TLS stream of `pid` in `direction` (panics if there is not exactly one).
     pub fn tls_stream(&self, pid: u32, direction: &str) -> Vec<u8> {
         let streams: Vec<Vec<u8>> = self
