@@ -124,6 +124,7 @@ E2E_SHARED := detection_scenarios \
 	capture_outputs \
 	vectored_capture \
 	opaque_sockets \
+	payload_switch \
 	rustls_capture \
 	cli_conventions \
 	scan_exit_codes

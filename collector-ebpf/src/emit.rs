@@ -21,6 +21,7 @@ use aya_ebpf::{
 use crate::maps::{EVENTS, STATS};
 use crate::output_tracking::is_consumer;
 use crate::payload_reserve::emit_user_chunk;
+use crate::payload_switch;
 use crate::stream_gaps::{self, StreamKey};
 use crate::task::{current_ids, fill_header, stopping};
 
@@ -163,6 +164,9 @@ pub(crate) fn emit_payload(
     let (tgid, _) = current_ids();
     if is_consumer(tgid) {
         bump(stat::CONSUMER_BYTES, total_len);
+        return;
+    }
+    if payload_switch::left_out(tgid, total_len) {
         return;
     }
     let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {

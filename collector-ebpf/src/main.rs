@@ -17,6 +17,7 @@ mod emit;
 mod fd_file;
 mod maps;
 mod payload_reserve;
+mod payload_switch;
 mod task;
 
 // The hook families.

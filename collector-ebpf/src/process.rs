@@ -48,6 +48,7 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
         tgid
     };
     let _ = PARENTS.insert(&child, &parent, 0);
+    crate::payload_switch::inherit(tgid, child);
     if !traced(tgid) {
         return 0;
     }
@@ -220,6 +221,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let _ = EXIT_CODES.remove(&tgid);
     let _ = PARENTS.remove(&tgid);
     forget_consumer(tgid);
+    crate::payload_switch::forget(tgid);
     let was_traced = traced(tgid);
     let _ = TARGETS.remove(&tgid);
     if !was_traced {

@@ -433,6 +433,9 @@ fn bind_record(state: &WritevLoop, key: &RecordKey, sealed: &mut Sealed, iov_len
         bump(stat::CONSUMER_BYTES, len);
         return;
     }
+    if crate::payload_switch::left_out(state.tgid, len) {
+        return;
+    }
     fill_header(&mut record.prefix.header, kind::DATA, DATA_PREFIX_LEN);
     record.prefix.fd = state.fd;
     record.prefix.conn_id = CONN_TAG | state.fd as u32 as u64;

@@ -129,6 +129,9 @@ pub(crate) fn emit_vectored(
         bump(stat::CONSUMER_BYTES, total_len);
         return;
     }
+    if crate::payload_switch::left_out(tgid, total_len) {
+        return;
+    }
     let Some(record) = VECTORED_SCRATCH.get_ptr_mut(0) else {
         return;
     };

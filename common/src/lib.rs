@@ -265,7 +265,11 @@ pub mod stat {
     /// Payload bytes of plain sockets the collector found to carry no protocol it reads
     /// (`MutedSocketKey`): moved by the traced processes, neither copied nor sent.
     pub const OPAQUE_SOCKET_BYTES: u32 = 9;
-    pub const COUNT: u32 = 10;
+    /// Payload bytes of processes whose payloads the collector was told to leave out
+    /// (`collect --no-payloads-of PID`, and their children started later): moved, neither
+    /// copied nor sent.
+    pub const PAYLOADS_OFF_BYTES: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// When a record wakes the collector's reader (collector-ebpf `emit.rs`), and how often the

@@ -837,6 +837,13 @@ fn write_summary(
         "summary: {} events received, {} dropped by the kernel ({} payload bytes lost), {} runtime-noise opens left out by the kernel, {} payload bytes of opaque sockets not copied, {} undecodable, {} TLS targets probed",
         summary.received, summary.kernel.dropped, summary.kernel.lost_bytes, summary.kernel.noise_opens_filtered, summary.kernel.opaque_socket_bytes, summary.decode_errors, summary.tls_targets
     )?;
+    if summary.kernel.payloads_off_bytes > 0 {
+        writeln!(
+            out,
+            "payloads left out on request (--no-payloads-of): {} bytes",
+            summary.kernel.payloads_off_bytes
+        )?;
+    }
     if let Some(memory) = &summary.memory {
         writeln!(
             out,

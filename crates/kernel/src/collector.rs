@@ -27,6 +27,9 @@ use agentscope_event::{NotVisibleReason, PlaintextMethod, TlsCoverage};
 pub struct CollectorOptions {
     /// Trace only these processes and their descendants (all when empty).
     pub pids: Vec<u32>,
+    /// Copy no payload of these processes and their descendants (counted in
+    /// `KernelStats::payloads_off_bytes` instead); their other events are still sent.
+    pub payloads_off: Vec<u32>,
     /// Ring buffer size in bytes (rounded up to a power of two); by default sized by the
     /// node's CPUs (crate::ring_sizing).
     pub ring_buffer_bytes: u32,
@@ -59,6 +62,7 @@ impl Default for CollectorOptions {
     fn default() -> Self {
         CollectorOptions {
             pids: Vec::new(),
+            payloads_off: Vec::new(),
             ring_buffer_bytes: crate::ring_sizing::default_ring_bytes(),
             capture_socket_data: true,
             capture_pipe_data: true,
@@ -508,6 +512,13 @@ impl Collector {
             ring_buffer_bytes: options.ring_buffer_bytes,
             self_tgid: std::process::id(),
             target_pids: targets,
+            // The processes named and their descendants already running; the kernel passes
+            // the switch on to children started later.
+            payloads_off_pids: if options.payloads_off.is_empty() {
+                Vec::new()
+            } else {
+                procfs::with_descendants(&existing, &options.payloads_off)
+            },
             capture_socket_data: options.capture_socket_data,
             capture_pipe_data: options.capture_pipe_data,
             keep_runtime_noise: options.keep_runtime_noise,

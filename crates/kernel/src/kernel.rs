@@ -219,6 +219,10 @@ pub struct KernelStats {
     /// Payload bytes of plain sockets the collector asked to leave out (reconstruction found
     /// no protocol it reads in their first bytes): moved, neither copied nor sent.
     pub opaque_socket_bytes: u64,
+    /// Payload bytes of processes whose payloads the collector was told to leave out
+    /// (`CollectorOptions::payloads_off`, their later children too): moved, neither copied
+    /// nor sent.
+    pub payloads_off_bytes: u64,
     /// Records dropped on each CPU.
     pub dropped_per_cpu: Vec<u64>,
 }
@@ -227,6 +231,8 @@ pub struct KernelOptions {
     pub ring_buffer_bytes: u32,
     pub self_tgid: u32,
     pub target_pids: Vec<u32>,
+    /// Processes whose payloads the programs leave out and count (`PAYLOADS_OFF`).
+    pub payloads_off_pids: Vec<u32>,
     pub capture_socket_data: bool,
     pub capture_pipe_data: bool,
     /// Send every open, runtime noise too (`config::KEEP_RUNTIME_NOISE`).
@@ -371,6 +377,18 @@ impl KernelCapture {
             .map_err(|e| CollectorError::Load(e.to_string()))?;
             for pid in &options.target_pids {
                 let _ = targets.insert(pid, 1, 0);
+            }
+        }
+        if !options.payloads_off_pids.is_empty() {
+            let mut off: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
+                ebpf.map_mut("PAYLOADS_OFF")
+                    .ok_or_else(|| missing_map("PAYLOADS_OFF"))?,
+            )
+            .map_err(|e| CollectorError::Load(e.to_string()))?;
+            for pid in &options.payloads_off_pids {
+                off.insert(pid, 1, 0).map_err(|e| {
+                    CollectorError::Load(format!("cannot leave out the payloads of {pid}: {e}"))
+                })?;
             }
         }
 
@@ -766,6 +784,7 @@ impl KernelCapture {
         out.tls_unbound = sum(stat::TLS_UNBOUND);
         out.noise_opens_filtered = sum(stat::NOISE_OPENS_FILTERED);
         out.opaque_socket_bytes = sum(stat::OPAQUE_SOCKET_BYTES);
+        out.payloads_off_bytes = sum(stat::PAYLOADS_OFF_BYTES);
         if let Ok(values) = stats.get(&stat::DROPPED, 0) {
             out.dropped_per_cpu = values.iter().copied().collect();
         }

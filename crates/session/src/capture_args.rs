@@ -18,6 +18,13 @@ pub struct CaptureArgs {
     /// Trace only this process and its descendants; repeat for several.
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
+    /// Copy no payload (TLS plaintext, socket and pipe bytes) of this process and of the
+    /// children it starts; repeat for several. Its other events (exec, connect, opens, DNS)
+    /// are still captured and its payload bytes counted (the summary's
+    /// `kernel.payloads_off_bytes`). For a trusted process that moves much data: what it
+    /// says and receives is then not seen, analysed nor recorded.
+    #[arg(long = "no-payloads-of", value_name = "PID")]
+    pub payloads_off: Vec<u32>,
     /// Keep credentials (Authorization headers, API keys) in captured payloads.
     #[arg(long)]
     pub keep_secrets: bool,
@@ -62,6 +69,7 @@ impl Default for CaptureArgs {
     fn default() -> Self {
         Self {
             pids: Vec::new(),
+            payloads_off: Vec::new(),
             keep_secrets: false,
             no_socket_data: false,
             no_pipe_data: false,
@@ -79,6 +87,7 @@ impl CaptureArgs {
     /// Whether any capture flag differs from its default.
     pub fn any_given(&self) -> bool {
         !self.pids.is_empty()
+            || !self.payloads_off.is_empty()
             || self.keep_secrets
             || self.no_socket_data
             || self.no_pipe_data
@@ -119,6 +128,7 @@ impl CaptureArgs {
     pub fn collector_options(&self) -> CollectorOptions {
         CollectorOptions {
             pids: self.pids.clone(),
+            payloads_off: self.payloads_off.clone(),
             ring_buffer_bytes: self
                 .ring_buffer_kib
                 .map_or_else(agentscope_kernel::ring_sizing::default_ring_bytes, |kib| {
@@ -152,6 +162,7 @@ impl CaptureArgs {
             "pipe_data": !self.no_pipe_data,
             "runtime_noise": self.keep_runtime_noise,
             "opaque_socket_payloads": self.copy_opaque_payloads,
+            "payloads_off": self.payloads_off,
         })
     }
 
@@ -221,6 +232,8 @@ mod tests {
             "7",
             "--pid",
             "9",
+            "--no-payloads-of",
+            "9",
             "--keep-secrets",
             "--no-pipe-data",
             "--keep-runtime-noise",
@@ -234,6 +247,7 @@ mod tests {
         assert!(parsed.any_given());
         let collector = parsed.collector_options();
         assert_eq!(collector.pids, vec![7, 9]);
+        assert_eq!(collector.payloads_off, vec![9]);
         assert_eq!(collector.ring_buffer_bytes, 1024 * 1024);
         assert!(!collector.redact_secrets && !collector.capture_pipe_data);
         assert!(collector.capture_socket_data);
@@ -247,12 +261,16 @@ mod tests {
                 "pipe_data": false,
                 "runtime_noise": true,
                 "opaque_socket_payloads": true,
+                "payloads_off": [9],
             })
         );
         assert!(!parsed.mutes_opaque_sockets());
         assert!(Command::parse_from(["agentscope"])
             .capture
             .mutes_opaque_sockets());
+        assert!(Command::parse_from(["agentscope", "--no-payloads-of", "3"])
+            .capture
+            .any_given());
         // Without socket payloads there is nothing to stop copying.
         assert!(!Command::parse_from(["agentscope", "--no-socket-data"])
             .capture
