@@ -418,23 +418,8 @@ fn live_console_shows_an_agent_and_records_what_it_does() {
     std::fs::create_dir(&work).unwrap();
     let llm = MockLlm::start(dir.path());
     let echo = EchoService::start(dir.path());
-    let (script, port, cert, echo_port) = (
-        agents_dir().join("python_agent.py").display().to_string(),
-        llm.port.to_string(),
-        llm.cert.display().to_string(),
-        echo.port.to_string(),
-    );
-    let agent_args = [
-        script.as_str(),
-        "--port",
-        &port,
-        "--ca",
-        &cert,
-        "--read-path",
-        "/etc/os-release",
-        "--service-port",
-        &echo_port,
-    ];
+    let agent_args = python_agent_args(&llm, &echo);
+    let agent_args: Vec<&str> = agent_args.iter().map(String::as_str).collect();
     let agent = Paused::agent(dir.path(), &python_interpreter(), &agent_args, &[]);
     let pid = agent.pid().to_string();
     let tmux = Tmux::start(
@@ -526,34 +511,8 @@ fn live_console_leaves_an_opaque_socket_out_in_the_kernel() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
-    let script = agents_dir().join("opaque_socket_client.py");
-    let port_file = dir.path().join("ports");
-    let _servers = Background(
-        Command::new(python_interpreter())
-            .arg(&script)
-            .args(["--serve", port_file.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the sink and HTTP servers"),
-    );
-    let ports = wait_for_file(&port_file, "server ports");
-    let (sink, http) = ports.trim().split_once(' ').unwrap();
-    let chunks = CHUNKS.to_string();
-    let agent = Paused::agent(
-        dir.path(),
-        &python_interpreter(),
-        &[
-            script.to_str().unwrap(),
-            "--sink",
-            sink,
-            "--http",
-            http,
-            "--chunks",
-            &chunks,
-        ],
-        &[],
-    );
+    let opaque = OpaqueSocketClient::start(dir.path(), CHUNKS);
+    let agent = opaque.client;
     let pid = agent.pid().to_string();
     let tmux = Tmux::start(
         dir.path(),

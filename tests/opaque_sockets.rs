@@ -10,8 +10,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 use support::*;
 
@@ -27,35 +25,8 @@ struct Run {
 
 fn run(extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let script = agents_dir().join("opaque_socket_client.py");
-    let port_file = dir.path().join("ports");
-    let _servers = Background(
-        Command::new(python_interpreter())
-            .arg(&script)
-            .args(["--serve", port_file.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the sink and HTTP servers"),
-    );
-    let ports = wait_for_file(&port_file, "server ports");
-    let (sink, http) = ports.trim().split_once(' ').unwrap();
-    let chunks = CHUNKS.to_string();
-    let client = Paused::agent(
-        dir.path(),
-        &python_interpreter(),
-        &[
-            script.to_str().unwrap(),
-            "--sink",
-            sink,
-            "--http",
-            http,
-            "--chunks",
-            &chunks,
-        ],
-        &[],
-    );
-    let followed = follow_agent(dir.path(), client, extra);
+    let opaque = OpaqueSocketClient::start(dir.path(), CHUNKS);
+    let followed = follow_agent(dir.path(), opaque.client, extra);
     assert_eq!(
         followed.captured.summary["kernel"]["dropped"], 0,
         "{}",

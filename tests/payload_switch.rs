@@ -41,23 +41,8 @@ fn a_process_given_to_no_payloads_of_is_seen_acting_but_its_payloads_are_only_co
     let dir = tempfile::tempdir().unwrap();
     let llm = MockLlm::start(dir.path());
     let echo = EchoService::start(dir.path());
-    let (script, port, cert, echo_port) = (
-        agents_dir().join("python_agent.py").display().to_string(),
-        llm.port.to_string(),
-        llm.cert.display().to_string(),
-        echo.port.to_string(),
-    );
-    let agent_args = [
-        script.as_str(),
-        "--port",
-        &port,
-        "--ca",
-        &cert,
-        "--read-path",
-        "/etc/os-release",
-        "--service-port",
-        &echo_port,
-    ];
+    let agent_args = python_agent_args(&llm, &echo);
+    let agent_args: Vec<&str> = agent_args.iter().map(String::as_str).collect();
     let quiet = Paused::agent(dir.path(), &python_interpreter(), &agent_args, &[]);
     let seen = Paused::agent(dir.path(), &python_interpreter(), &agent_args, &[]);
     let (quiet_pid, seen_pid) = (quiet.pid().to_string(), seen.pid().to_string());
@@ -101,9 +86,9 @@ fn a_process_given_to_no_payloads_of_is_seen_acting_but_its_payloads_are_only_co
         .filter(|e| e["pid"].as_u64() == Some(quiet_pid_num))
         .collect();
     let ports: HashSet<u64> = connects.iter().filter_map(|e| e["port"].as_u64()).collect();
-    for wanted in [&llm.port.to_string(), &echo_port] {
+    for wanted in [llm.port, echo.port] {
         assert!(
-            ports.contains(&wanted.parse().unwrap()),
+            ports.contains(&u64::from(wanted)),
             "a connect to {wanted}: {connects:?}"
         );
     }

@@ -196,6 +196,69 @@ impl EchoService {
     }
 }
 
+/// The arguments of tests/agents/python_agent.py against `llm` and `echo`: a model turn over
+/// TLS (the system libssl), then its three tools: a command, a read of /etc/os-release, a call
+/// to the echo service.
+pub fn python_agent_args(llm: &MockLlm, echo: &EchoService) -> Vec<String> {
+    [
+        agents_dir().join("python_agent.py").display().to_string(),
+        "--port".into(),
+        llm.port.to_string(),
+        "--ca".into(),
+        llm.cert.display().to_string(),
+        "--read-path".into(),
+        "/etc/os-release".into(),
+        "--service-port".into(),
+        echo.port.to_string(),
+    ]
+    .into()
+}
+
+/// tests/agents/opaque_socket_client.py: its sink and HTTP servers running, and a client held
+/// at its start that sends `chunks` chunks of 8 KiB to the sink beside its HTTP requests (the
+/// script says in which order) and prints a JSON report.
+pub struct OpaqueSocketClient {
+    pub client: Paused,
+    _servers: Background,
+}
+
+impl OpaqueSocketClient {
+    pub fn start(dir: &Path, chunks: usize) -> OpaqueSocketClient {
+        let script = agents_dir().join("opaque_socket_client.py");
+        let port_file = dir.join("ports");
+        let servers = Background(
+            Command::new(python_interpreter())
+                .arg(&script)
+                .args(["--serve", port_file.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the sink and HTTP servers"),
+        );
+        let ports = wait_for_file(&port_file, "server ports");
+        let (sink, http) = ports.trim().split_once(' ').unwrap();
+        let chunks = chunks.to_string();
+        let client = Paused::agent(
+            dir,
+            &python_interpreter(),
+            &[
+                script.to_str().unwrap(),
+                "--sink",
+                sink,
+                "--http",
+                http,
+                "--chunks",
+                &chunks,
+            ],
+            &[],
+        );
+        OpaqueSocketClient {
+            client,
+            _servers: servers,
+        }
+    }
+}
+
 /// A workload held at its start until [`Paused::release`], so the collector can attach first.
 /// Killed and reaped when dropped unless it was already reaped: a test that fails before it
 /// releases its workload leaves no shell waiting on its FIFO for ever.
