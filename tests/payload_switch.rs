@@ -5,8 +5,8 @@
 //! (its command's too, a child started later) are counted, none copied, while its connects
 //! and its command's exec still arrive; the second one, doing the same work, is captured
 //! whole, and the bytes counted for the first are what the second moved. Taking the switch
-//! out of the kernel's payload path fails it (5,107 bytes of the first agent copied).
-//! Needs root (eBPF).
+//! out of the kernel's payload path fails it (5,107 bytes of the first agent copied). A pid
+//! that is not running is refused. Needs root (eBPF).
 
 mod support;
 
@@ -124,4 +124,26 @@ fn a_process_given_to_no_payloads_of_is_seen_acting_but_its_payloads_are_only_co
         "counted {counted} bytes for the first agent, the second moved {seen_moved}: {}",
         captured.summary
     );
+}
+
+/// A pid not running now would name whichever process takes it later, one nobody asked to
+/// leave out: refused before anything is loaded.
+#[test]
+fn a_pid_that_is_not_running_is_refused() {
+    require_root();
+    let output = std::process::Command::new(BIN)
+        .args([
+            "collect",
+            "--no-kubernetes",
+            "--no-payloads-of",
+            "999999",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no process with pid 999999"), "{stderr}");
+    assert!(stderr.contains("--no-payloads-of"), "{stderr}");
 }

@@ -481,9 +481,12 @@ impl Collector {
     /// features are missing.
     pub fn start(mut options: CollectorOptions) -> Result<Self, CollectorError> {
         let mut existing = procfs::list_processes(&options.proc_root);
+        // A pid not running now would name whichever process takes it later: for the payload
+        // switch, a process left out that nobody asked to leave out.
         if let Some(&missing) = options
             .pids
             .iter()
+            .chain(&options.payloads_off)
             .find(|&&pid| !existing.iter().any(|p| p.pid == pid))
         {
             return Err(CollectorError::NoSuchProcess(missing));

@@ -18,7 +18,7 @@ pub enum CollectorError {
     },
     #[error("attaching TLS probes failed: {0}; TLS plaintext of that program will be missing (other capture continues)")]
     AttachTls(String),
-    #[error("no process with pid {0} (--pid names a running process; it may have exited)")]
+    #[error("no process with pid {0} (--pid and --no-payloads-of name running processes; it may have exited)")]
     NoSuchProcess(u32),
     #[error("enforcement could not be set up: {0}")]
     Enforcement(String),
