@@ -3,7 +3,8 @@
 //! libssl, a command it runs, a plain TCP service it calls) run under one collector following
 //! both, which is told to leave out the first one's payloads. The first one's payload bytes
 //! (its command's too, a child started later) are counted, none copied, while its connects
-//! and its command's exec still arrive; the second one, doing the same work, is captured
+//! and its command's exec still arrive, and its ClientHello is stamped not visible because
+//! its payloads are left out; the second one, doing the same work, is captured
 //! whole, and the bytes counted for the first are what the second moved. Taking the switch
 //! out of the kernel's payload path fails it (5,107 bytes of the first agent copied). A pid
 //! that is not running is refused. Needs root (eBPF).
@@ -98,6 +99,26 @@ fn a_process_given_to_no_payloads_of_is_seen_acting_but_its_payloads_are_only_co
             pid != quiet_pid_num && quiet_family.contains(&pid)
         }),
         "its command's exec"
+    );
+
+    // Its TLS connection to the model is said not visible, and why; the other copy's is seen.
+    let coverage_of = |family: &HashSet<u64>| -> Vec<Value> {
+        captured
+            .of_kind("tls_hello")
+            .filter(|e| family.contains(&e["pid"].as_u64().unwrap()))
+            .map(|e| e["coverage"].clone())
+            .collect()
+    };
+    let quiet_coverage = coverage_of(&quiet_family);
+    assert!(!quiet_coverage.is_empty(), "its ClientHello");
+    for coverage in &quiet_coverage {
+        assert_eq!(coverage["plaintext"], "not_visible", "{coverage}");
+        assert_eq!(coverage["why"], "payloads_left_out", "{coverage}");
+    }
+    let seen_coverage = coverage_of(&seen_family);
+    assert!(
+        !seen_coverage.is_empty() && seen_coverage.iter().all(|c| c["plaintext"] == "seen"),
+        "{seen_coverage:?}"
     );
 
     // None of its payloads, its command's included, was copied; they were counted.

@@ -60,6 +60,9 @@ pub enum NotVisibleReason {
     /// The process's executable could not be analysed (started before the collector and gone,
     /// or unreadable): nothing is known about its TLS stack.
     NotAnalysed,
+    /// The collector was told to leave out this process's payloads (`--no-payloads-of`, or a
+    /// process started by one given to it): whatever its TLS stack, nothing of it is copied.
+    PayloadsLeftOut,
 }
 
 impl NotVisibleReason {
@@ -77,6 +80,9 @@ impl NotVisibleReason {
                 format!("probes attached after the connection began ({detail})")
             }
             NotVisibleReason::NotAnalysed => "binary not analysed".into(),
+            NotVisibleReason::PayloadsLeftOut => {
+                "payloads left out on request (--no-payloads-of)".into()
+            }
         }
     }
 }

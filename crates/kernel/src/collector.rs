@@ -5,7 +5,7 @@
 //! ones as processes exec or open them. It
 //! hands out decoded, enriched events in batches and keeps the counts the summary reports.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -157,6 +157,10 @@ pub struct Collector {
     go_tls: GoTlsTargetCache,
     /// Which analysed files each process uses: the verdict stamped on its ClientHellos.
     process_tls: ProcessTlsTracker,
+    /// The processes whose payloads the kernel leaves out on request, followed through the
+    /// same forks and exits as the kernel's `PAYLOADS_OFF`: their ClientHellos are stamped
+    /// not visible, and why, whatever probes their TLS stack has.
+    payloads_off: HashSet<u32>,
     state: Enrichment,
     /// Files marked as collector output in the kernel, so each is marked once.
     outputs: BTreeSet<(u32, u64)>,
@@ -511,17 +515,18 @@ impl Collector {
             &options.pin_dir,
             !options.governed.is_empty(),
         )?;
+        // The processes named and their descendants already running; the kernel passes the
+        // switch on to children started later.
+        let payloads_off = if options.payloads_off.is_empty() {
+            Vec::new()
+        } else {
+            procfs::with_descendants(&existing, &options.payloads_off)
+        };
         let mut kernel = KernelCapture::load(&KernelOptions {
             ring_buffer_bytes: options.ring_buffer_bytes,
             self_tgid: std::process::id(),
             target_pids: targets,
-            // The processes named and their descendants already running; the kernel passes
-            // the switch on to children started later.
-            payloads_off_pids: if options.payloads_off.is_empty() {
-                Vec::new()
-            } else {
-                procfs::with_descendants(&existing, &options.payloads_off)
-            },
+            payloads_off_pids: payloads_off.clone(),
             capture_socket_data: options.capture_socket_data,
             capture_pipe_data: options.capture_pipe_data,
             keep_runtime_noise: options.keep_runtime_noise,
@@ -560,6 +565,7 @@ impl Collector {
             tls: TlsTargetCache::default(),
             go_tls: GoTlsTargetCache::default(),
             process_tls: ProcessTlsTracker::default(),
+            payloads_off: payloads_off.into_iter().collect(),
             state: Enrichment {
                 processes,
                 boot_time_ns: boot_time_ns(),
@@ -848,8 +854,16 @@ impl Collector {
                     self.analyse(pid, &path, &shown, exec);
                     drop(file);
                 }
-                TlsPending::Fork { parent, child } => self.process_tls.fork(parent, child),
-                TlsPending::Exit { pid } => self.process_tls.exit(pid),
+                TlsPending::Fork { parent, child } => {
+                    self.process_tls.fork(parent, child);
+                    if self.payloads_off.contains(&parent) {
+                        self.payloads_off.insert(child);
+                    }
+                }
+                TlsPending::Exit { pid } => {
+                    self.process_tls.exit(pid);
+                    self.payloads_off.remove(&pid);
+                }
                 TlsPending::Hello {
                     pid,
                     index,
@@ -859,9 +873,15 @@ impl Collector {
                     if let Some(EventBody::TlsHello { coverage, .. }) =
                         batch.get_mut(index).map(|e| &mut e.body)
                     {
-                        let verdict = self.process_tls.verdict(pid);
-                        let verdict = self.attached_late(verdict, in_located_handshake, ts_ns);
-                        *coverage = Some(self.other_stack(verdict, in_located_handshake));
+                        *coverage = Some(if self.payloads_off.contains(&pid) {
+                            TlsCoverage::NotVisible {
+                                reason: NotVisibleReason::PayloadsLeftOut,
+                            }
+                        } else {
+                            let verdict = self.process_tls.verdict(pid);
+                            let verdict = self.attached_late(verdict, in_located_handshake, ts_ns);
+                            self.other_stack(verdict, in_located_handshake)
+                        });
                     }
                 }
             }
