@@ -5,7 +5,10 @@
 //! `mcp-*.dist-info/METADATA` through `/proc/PID/root`. The live document names the agent,
 //! the SDK as a framework with its exact version (the one the venv's own `importlib.metadata`
 //! reports) and the MCP server with its tools; it validates against the official CycloneDX 1.6
-//! JSON schema; and `aibom --replay` of the recording made beside it gives the same document.
+//! JSON schema; and `aibom --replay` of the recording it made (`--record`) gives the same
+//! document. (The replay of a second collector's recording need not: whether a short-lived
+//! child's packages are read depends on whether it still runs when that collector gets to its
+//! opens.) A `collect` beside it records the package events, checked against their schema.
 //!
 //! Privileged end-to-end test (run as root; `make test-e2e`); needs podman and the test venv
 //! with cyclonedx-python-lib (`make setup`).
@@ -28,11 +31,16 @@ struct LiveAibom {
 }
 
 impl LiveAibom {
-    /// Starts it; [`LiveAibom::wait_ready`] waits for its probes.
-    fn spawn(dir: &Path, pid: &str) -> (LiveAibom, BufReader<std::process::ChildStderr>) {
+    /// Starts it, recording to `recording`; [`LiveAibom::wait_ready`] waits for its probes.
+    fn spawn(
+        dir: &Path,
+        pid: &str,
+        recording: &Path,
+    ) -> (LiveAibom, BufReader<std::process::ChildStderr>) {
         let stdout = dir.join("live-aibom.json");
         let mut child = Command::new(BIN)
             .args(["aibom", "--ready-message", "--no-kubernetes", "--pid", pid])
+            .args(["--record", recording.to_str().unwrap()])
             .args(["--duration", "300", "-o", "cyclonedx"])
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(Stdio::piped())
@@ -165,20 +173,12 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
     );
     let pid = podman_output(&["inspect", "--format", "{{.State.Pid}}", &agent.0]);
 
-    // The live document, and a recording made beside it.
+    // The live document and the recording it was made from; beside it, `collect` for the
+    // package events.
     let recording = dir.join("aibom.cap");
     // Both start at once: their kernel programs load side by side.
-    let (live, live_stderr) = LiveAibom::spawn(dir, &pid);
-    let collect = Collect::start(
-        dir,
-        &[
-            "--no-kubernetes",
-            "--pid",
-            &pid,
-            "--record",
-            recording.to_str().unwrap(),
-        ],
-    );
+    let (live, live_stderr) = LiveAibom::spawn(dir, &pid, &recording);
+    let collect = Collect::start(dir, &["--no-kubernetes", "--pid", &pid]);
     LiveAibom::wait_ready(live_stderr);
     std::fs::write(work.join("start"), "").unwrap();
     let exit_code = podman_output(&["wait", &agent.0]);
@@ -279,7 +279,7 @@ fn an_agent_in_a_container_gets_a_valid_cyclonedx_aibom_with_sdk_versions_live_a
         );
     }
 
-    // The recording gives the same document, selected by the agent's name too.
+    // Its recording gives the same document, selected by the agent's name too.
     let replayed: Value = serde_json::from_str(&aibom_replay(
         &recording,
         &["--agent", "mcp_client_agent.py", "-o", "cyclonedx"],

@@ -44,6 +44,11 @@ pub struct AibomArgs {
     /// Report on a recording instead of collecting.
     #[arg(long, value_name = "FILE.cap", conflicts_with = "duration")]
     replay: Option<PathBuf>,
+    /// Also record what was collected to FILE.cap: `aibom --replay` of it gives the same
+    /// report, and it holds the evidence (the package events, the identities) it was made
+    /// from.
+    #[arg(long, value_name = "FILE.cap", conflicts_with = "replay")]
+    record: Option<PathBuf>,
     /// Output format: text for people, json or yaml for programs (docs/cli.md), cyclonedx for
     /// a CycloneDX 1.6 JSON document (docs/aibom.md).
     #[arg(
@@ -95,6 +100,7 @@ pub fn run(args: AibomArgs) -> anyhow::Result<()> {
                 args.duration,
                 args.ready_message,
                 &mut (),
+                args.record.as_deref(),
             ))?
             .pipeline()
             .model()

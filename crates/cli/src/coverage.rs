@@ -78,6 +78,7 @@ pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
                     args.duration,
                     args.ready_message,
                     &mut (),
+                    None,
                 ))?
                 .pipeline(),
         ),

@@ -132,6 +132,7 @@ pub fn run(args: PostureArgs) -> anyhow::Result<()> {
                     args.duration,
                     args.ready_message,
                     &mut usage,
+                    None,
                 ))?;
             usage.or_pipeline_cluster(session.pipeline());
             build_report(&session, &usage, explicit.clone(), args.agent.as_deref())?
