@@ -69,11 +69,6 @@ impl Session {
         &self.pipeline
     }
 
-    /// See [`Pipeline::report_opaque_sockets`].
-    pub fn report_opaque_sockets(&mut self) {
-        self.pipeline.report_opaque_sockets();
-    }
-
     /// See [`Pipeline::take_opaque_sockets`].
     pub fn take_opaque_sockets(&mut self) -> Vec<(u32, i32, u64)> {
         self.pipeline.take_opaque_sockets()

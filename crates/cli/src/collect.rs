@@ -389,9 +389,6 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         .live_pipeline(args.memory.bytes(), identity, collector.processes().clone())
         .with_detection(args.detection.options()?);
     let mut session = Session::new(pipeline);
-    if args.capture.mutes_opaque_sockets() {
-        session.report_opaque_sockets();
-    }
     let metadata = || {
         args.capture.recording_metadata(
             format!("agentscope {}", env!("CARGO_PKG_VERSION")),

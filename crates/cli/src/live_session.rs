@@ -40,9 +40,6 @@ pub async fn collect(
     });
     let pipeline = capture.live_pipeline(memory.bytes(), identity, collector.processes().clone());
     let mut session = Session::new(pipeline);
-    if capture.mutes_opaque_sockets() {
-        session.report_opaque_sockets();
-    }
     // The recording of this run (`--record`): the same events and identity answers the
     // report is made from, so a replay of it gives the same report.
     let mut recorder = match record {

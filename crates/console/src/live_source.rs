@@ -102,9 +102,6 @@ impl LiveSource {
         );
         source.collector = Some(collector);
         source.followed = args.capture.pids.clone();
-        if args.capture.mutes_opaque_sockets() {
-            source.session.report_opaque_sockets();
-        }
         Ok(source)
     }
 

@@ -107,14 +107,15 @@ impl CaptureArgs {
 
     /// The pipeline a live capture feeds: these flags' redaction, `memory_budget` bytes,
     /// identities from `identity` (started), starting from the collector's process table
-    /// (seeded from /proc).
+    /// (seeded from /proc); reporting the opaque sockets the kernel is to stop copying unless
+    /// `--copy-opaque-payloads` ([`CaptureArgs::mutes_opaque_sockets`]).
     pub fn live_pipeline(
         &self,
         memory_budget: usize,
         identity: IdentityResolver,
         processes: ProcessTable,
     ) -> Pipeline {
-        Pipeline::new(
+        let mut pipeline = Pipeline::new(
             agentscope_reconstruct::ReconstructOptions {
                 redact_secrets: self.redact_secrets(),
                 memory_budget,
@@ -122,7 +123,11 @@ impl CaptureArgs {
             ModelOptions::default(),
             Box::new(identity),
         )
-        .with_processes(processes)
+        .with_processes(processes);
+        if self.mutes_opaque_sockets() {
+            pipeline.report_opaque_sockets();
+        }
+        pipeline
     }
 
     pub fn collector_options(&self) -> CollectorOptions {
