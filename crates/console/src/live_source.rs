@@ -182,11 +182,11 @@ impl LiveSource {
         }
     }
 
-    /// A followed process's own exit (its main thread's): said once, and kept in the label.
+    /// A followed process's exit (the kernel sends one per process, when its last thread
+    /// ends): said once, and kept in the label.
     fn note_exit(&mut self, event: &Event) {
         let header = &event.header;
         let followed_exit = matches!(event.body, agentscope_event::EventBody::Exit { .. })
-            && header.pid == header.tid
             && self.followed.contains(&header.pid)
             && !self.exited.contains(&header.pid);
         if followed_exit {
@@ -484,10 +484,7 @@ mod tests {
         let events = fixture_events();
         let pid = events
             .iter()
-            .find(|e| {
-                matches!(e.body, agentscope_event::EventBody::Exit { .. })
-                    && e.header.pid == e.header.tid
-            })
+            .find(|e| matches!(e.body, agentscope_event::EventBody::Exit { .. }))
             .map(|e| e.header.pid)
             .expect("the fixture has a process exit");
         let (mut source, sender, _) = live(dir.path(), events.len());

@@ -254,7 +254,8 @@ impl Enrichment {
                 });
                 return;
             }
-            EventBody::Exit { .. } if event.header.tid == pid => {
+            // A process's, whichever of its threads ended last (docs/events.md, `exit`).
+            EventBody::Exit { .. } => {
                 self.tls_pending.push(TlsPending::Exit { pid });
                 return;
             }
@@ -389,7 +390,7 @@ impl Enrichment {
                     EventBody::Open { path, ret, .. } if *ret >= 0 => {
                         self.packages.opened(event.header.pid, path)
                     }
-                    EventBody::Exit { .. } if event.header.tid == event.header.pid => {
+                    EventBody::Exit { .. } => {
                         self.packages.exit(event.header.pid);
                         None
                     }

@@ -95,7 +95,7 @@ pub enum ObservationKind {
         filename: String,
         argv: Vec<String>,
     },
-    /// The process ended (its main thread exited).
+    /// The process ended (its last thread exited, whichever it was).
     Exit {
         exit_code: Option<i32>,
     },
