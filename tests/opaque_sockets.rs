@@ -5,8 +5,10 @@
 //! counts its bytes instead (`kernel.opaque_socket_bytes`): what was copied plus what was
 //! counted is exactly what the process sent. The HTTP connection kept open across, and a new
 //! one that takes the closed sink socket's fd number, are captured whole, their requests
-//! reconstructed. With `--copy-opaque-payloads` every byte is copied and none counted.
-//! Needs root (eBPF).
+//! reconstructed. With `--copy-opaque-payloads` every byte is copied and none counted. The
+//! bytes left out are reported by process (`payloads_left_out` events): the client's when it
+//! exits, the sink server's, still running, when capture stops; the graph and
+//! `coverage --replay` of the recording list both. Needs root (eBPF).
 
 mod support;
 
@@ -99,6 +101,129 @@ fn an_opaque_socket_is_left_out_in_the_kernel_and_counted_and_its_fd_reused_is_c
     let stats = &graph["stats"]["reconstruction"];
     assert_eq!(stats["http_exchanges"], 3, "{stats:#}");
     assert_eq!(stats["opaque_connections"], 1, "{stats:#}");
+
+    // Whose bytes they were: one report, made as the client exited, just before its exit.
+    let of_client: Vec<(usize, &Value)> = captured
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["kind"] == "payloads_left_out" && e["pid"].as_u64() == Some(pid))
+        .collect();
+    assert_eq!(of_client.len(), 1, "{of_client:?}");
+    let (at, left_out) = of_client[0];
+    assert_eq!(left_out["opaque_socket_bytes"].as_u64(), Some(counted));
+    assert_eq!(left_out["on_request_bytes"], 0);
+    assert_eq!(left_out["running"], false);
+    let next = &captured.events[at + 1];
+    assert!(
+        next["kind"] == "exit" && next["pid"].as_u64() == Some(pid),
+        "the report comes just before the exit: {next}"
+    );
+    let rows = graph["payloads_left_out"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["pid"].as_u64(), Some(pid));
+    assert_eq!(rows[0]["opaque_socket_bytes"].as_u64(), Some(counted));
+    assert!(
+        rows[0]["program"]
+            .as_str()
+            .unwrap()
+            .contains("opaque_socket_client.py"),
+        "{}",
+        rows[0]
+    );
+}
+
+/// The sink server, followed too, receives the opaque bytes and is still running when capture
+/// stops: its report says so, and every byte the kernel left out (client's and server's) is
+/// in a report. `coverage --replay` of the recording lists both processes with those bytes.
+#[test]
+fn what_was_left_out_is_reported_by_process_and_replayed_into_coverage() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let opaque = OpaqueSocketClient::start(dir.path(), CHUNKS);
+    let server = opaque.servers_pid().to_string();
+    let recording = dir.path().join("left-out.cap");
+    let followed = follow_agent(
+        dir.path(),
+        opaque.client,
+        &["--pid", &server, "--record", recording.to_str().unwrap()],
+    );
+    let captured = &followed.captured;
+    // The reports are what docs/events.schema.json says an event is.
+    support::events_schema::assert_lines_match_schema(
+        &std::fs::read_to_string(&followed.events_path).unwrap(),
+    );
+    assert_eq!(
+        captured.summary["kernel"]["dropped"], 0,
+        "{}",
+        captured.summary
+    );
+    let counted = captured.summary["kernel"]["opaque_socket_bytes"]
+        .as_u64()
+        .unwrap();
+    let reports: Vec<&Value> = captured.of_kind("payloads_left_out").collect();
+    let reported: u64 = reports
+        .iter()
+        .map(|e| e["opaque_socket_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        reported, counted,
+        "every byte left out is someone's: {reports:?}"
+    );
+    let report_of = |pid: u64| {
+        reports
+            .iter()
+            .find(|e| e["pid"].as_u64() == Some(pid))
+            .unwrap_or_else(|| panic!("no report of {pid}: {reports:?}"))
+    };
+    let client = report_of(u64::from(followed.pid));
+    assert_eq!(client["running"], false, "{client}");
+    let server_pid: u64 = server.parse().unwrap();
+    let server_report = report_of(server_pid);
+    assert_eq!(server_report["running"], true, "{server_report}");
+    assert!(
+        server_report["opaque_socket_bytes"].as_u64().unwrap() >= (CHUNKS * 8192) as u64 / 2,
+        "most of what the sink received was left out: {server_report}"
+    );
+
+    let output = std::process::Command::new(BIN)
+        .args([
+            "coverage",
+            "--replay",
+            recording.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let coverage: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = coverage["payloads_left_out"].as_array().unwrap();
+    let row_of = |pid: u64| {
+        rows.iter()
+            .find(|row| row["pid"].as_u64() == Some(pid))
+            .unwrap_or_else(|| panic!("no row of {pid}: {rows:?}"))
+    };
+    for (pid, report) in [
+        (u64::from(followed.pid), client),
+        (server_pid, server_report),
+    ] {
+        let row = row_of(pid);
+        assert_eq!(
+            row["opaque_socket_bytes"], report["opaque_socket_bytes"],
+            "{row}"
+        );
+        assert_eq!(row["running"], report["running"], "{row}");
+    }
+    let text = std::process::Command::new(BIN)
+        .args(["coverage", "--replay", recording.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("payloads the kernel left out") && text.contains("capture stopped"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! (its command's too, a child started later) are counted, none copied, while its connects
 //! and its command's exec still arrive, and its ClientHello is stamped not visible because
 //! its payloads are left out; the second one, doing the same work, is captured
-//! whole, and the bytes counted for the first are what the second moved. Taking the switch
+//! whole, and the bytes counted for the first are what the second moved, and are reported as
+//! the first one's and its command's (`payloads_left_out` events). Taking the switch
 //! out of the kernel's payload path fails it (5,107 bytes of the first agent copied). A pid
 //! that is not running is refused. Needs root (eBPF).
 
@@ -145,6 +146,22 @@ fn a_process_given_to_no_payloads_of_is_seen_acting_but_its_payloads_are_only_co
         "counted {counted} bytes for the first agent, the second moved {seen_moved}: {}",
         captured.summary
     );
+    // Whose they were: the first agent's family only, every counted byte reported, each as
+    // its process exited.
+    let reports: Vec<&Value> = captured.of_kind("payloads_left_out").collect();
+    assert!(
+        reports
+            .iter()
+            .all(|e| quiet_family.contains(&e["pid"].as_u64().unwrap())
+                && e["running"] == false
+                && e["opaque_socket_bytes"] == 0),
+        "{reports:?}"
+    );
+    let reported: u64 = reports
+        .iter()
+        .map(|e| e["on_request_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reported, counted, "{reports:?}");
 }
 
 /// A pid not running now would name whichever process takes it later, one nobody asked to

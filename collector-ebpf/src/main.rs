@@ -15,6 +15,7 @@
 // What every family builds on.
 mod emit;
 mod fd_file;
+mod left_out;
 mod maps;
 mod payload_reserve;
 mod payload_switch;

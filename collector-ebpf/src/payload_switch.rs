@@ -1,9 +1,9 @@
 //! Processes whose payloads are left out on request (`collect --no-payloads-of PID`): a
 //! trusted process that moves much data (a batch job, a proxy) costs the node a copy of every
 //! byte otherwise. Its other events (exec, connect, opens, DNS) are still sent; its payload
-//! bytes are counted in `stat::PAYLOADS_OFF_BYTES`. Children started later inherit the switch
-//! (a process's work is often done by what it spawns); the collector seeds `PAYLOADS_OFF`, the
-//! fork and exit hooks keep it.
+//! bytes are counted in `stat::PAYLOADS_OFF_BYTES` and by process (`left_out.rs`). Children
+//! started later inherit the switch (a process's work is often done by what it spawns); the
+//! collector seeds `PAYLOADS_OFF`, the fork and exit hooks keep it.
 
 use agentscope_common::stat;
 use aya_ebpf::{macros::map, maps::HashMap};
@@ -23,6 +23,7 @@ pub(crate) fn left_out(tgid: u32, len: u64) -> bool {
         return false;
     }
     bump(stat::PAYLOADS_OFF_BYTES, len);
+    crate::left_out::on_request(tgid, len);
     true
 }
 

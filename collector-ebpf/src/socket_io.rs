@@ -216,6 +216,7 @@ fn io_exit(ctx: &TracePointContext) {
     }
     if muted(&key, state) {
         bump(stat::OPAQUE_SOCKET_BYTES, ret);
+        crate::left_out::opaque_socket(tgid, ret);
         return;
     }
     args.emit(source::SOCKET, ret, state.id);

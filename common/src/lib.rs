@@ -654,6 +654,23 @@ pub struct MutedSocketKey {
     pub fd: i32,
 }
 
+/// What the kernel left out of one process's payloads (value of `LEFT_OUT_BY_PROCESS`, a
+/// per-CPU map keyed by tgid, summed over CPUs by the collector): the same bytes as the
+/// node-wide `stat::OPAQUE_SOCKET_BYTES` and `stat::PAYLOADS_OFF_BYTES`, by process, so a
+/// coverage report can say whose traffic is not in the capture.
+#[repr(C)]
+#[cfg_attr(
+    feature = "user",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)
+)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeftOutBytes {
+    /// Bytes of its plain sockets the collector found to carry no protocol it reads.
+    pub opaque_socket: u64,
+    /// Bytes of its payloads left out on request (`--no-payloads-of`).
+    pub on_request: u64,
+}
+
 /// A governed agent's modes (value of the kernel's `AGENT_POLICIES`, keyed by agent id).
 #[repr(C)]
 #[cfg_attr(
@@ -821,6 +838,7 @@ pub struct EnforceFileEvent {
 const _: () = {
     assert!(core::mem::size_of::<FileInodeRuleKey>() == 16);
     assert!(core::mem::size_of::<MutedSocketKey>() == 8);
+    assert!(core::mem::size_of::<LeftOutBytes>() == 16);
     assert!(core::mem::size_of::<FileNameRuleKey>() == 8 + enforce::FILE_NAME_LEN);
     assert!(core::mem::size_of::<EnforceFileEvent>() == 56 + 32);
     assert!(core::mem::size_of::<ExecAllowKey>() == 8 + PATH_LEN);
@@ -856,7 +874,7 @@ const _: () = {
 mod pod {
     use super::{
         AgentPolicy, Consumer, EventHeader, ExecAllowKey, FileId, FileInodeRuleKey,
-        FileNameRuleKey, MutedSocketKey, NetAllowKey,
+        FileNameRuleKey, LeftOutBytes, MutedSocketKey, NetAllowKey,
     };
 
     // SAFETY: aya's `Pod` (map keys and values copied to and from the kernel) needs what the
@@ -868,6 +886,7 @@ mod pod {
     unsafe impl aya::Pod for AgentPolicy {}
     unsafe impl aya::Pod for NetAllowKey {}
     unsafe impl aya::Pod for MutedSocketKey {}
+    unsafe impl aya::Pod for LeftOutBytes {}
     unsafe impl aya::Pod for ExecAllowKey {}
     unsafe impl aya::Pod for FileInodeRuleKey {}
     unsafe impl aya::Pod for FileNameRuleKey {}
@@ -880,6 +899,7 @@ mod pod {
         plain_old_data::<AgentPolicy>();
         plain_old_data::<NetAllowKey>();
         plain_old_data::<MutedSocketKey>();
+        plain_old_data::<LeftOutBytes>();
         plain_old_data::<ExecAllowKey>();
         plain_old_data::<FileInodeRuleKey>();
         plain_old_data::<FileNameRuleKey>();

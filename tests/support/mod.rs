@@ -223,6 +223,11 @@ pub struct OpaqueSocketClient {
 }
 
 impl OpaqueSocketClient {
+    /// The process serving the sink and the HTTP endpoint (it receives the opaque bytes).
+    pub fn servers_pid(&self) -> u32 {
+        self._servers.0.id()
+    }
+
     pub fn start(dir: &Path, chunks: usize) -> OpaqueSocketClient {
         let script = agents_dir().join("opaque_socket_client.py");
         let port_file = dir.join("ports");

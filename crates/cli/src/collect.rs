@@ -567,6 +567,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             break;
         }
     }
+    // Whose payloads the kernel left out, for the processes still running.
+    for event in collector.left_out_at_stop() {
+        session.feed_into(&event, &mut sinks)?;
+    }
     collector.discard_rest(STOP_DISCARD);
     let outputs_time = ThreadTime::now();
     // The last drops reach detection before the baselines are written.

@@ -1,13 +1,15 @@
 //! `agentscope coverage`: per process that talks TLS, its servers (SNI) and whether agentscope
-//! sees its plaintext, how (which library, which method) or why not. Runs the live collector
-//! for `--duration` seconds, or reads a recording (`--replay FILE.cap`); either way the events
-//! go through the one session step, and the table is the model's (`tls_coverage`
-//! in the graph JSON).
+//! sees its plaintext, how (which library, which method) or why not; then per process whose
+//! payloads the kernel left out (plain sockets of no protocol agentscope reads,
+//! `--no-payloads-of`), how many bytes. Runs the live collector for `--duration` seconds, or
+//! reads a recording (`--replay FILE.cap`); either way the events go through the one session
+//! step, and the tables are the model's (`tls_coverage` and `payloads_left_out` in the graph
+//! JSON).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use agentscope_analysis::model::ProcessTlsCoverage;
+use agentscope_analysis::model::{ProcessPayloadsLeftOut, ProcessTlsCoverage};
 use agentscope_analysis::pipeline::Pipeline;
 use agentscope_capture::capture::CaptureEvents;
 use agentscope_console::control_chars::escape_controls;
@@ -48,6 +50,9 @@ pub struct CoverageArgs {
 struct CoverageReport {
     schema: &'static str,
     processes: Vec<CoverageRow>,
+    /// Processes whose payloads the kernel left out, most bytes first; left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    payloads_left_out: Vec<ProcessPayloadsLeftOut>,
 }
 
 #[derive(Serialize)]
@@ -60,15 +65,15 @@ struct CoverageRow {
 }
 
 pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
-    let rows = match &args.replay {
+    let report = match &args.replay {
         Some(path) => {
             let mut entries = CaptureEvents::open(path)?;
             let session = capture_session(&mut entries, None, args.memory.asked());
             let mut replay = SessionReplay::new(entries, session);
             while replay.next_step(&mut ())?.is_some() {}
-            rows_of(replay.session().pipeline())
+            report_of(replay.session().pipeline())
         }
-        None => rows_of(
+        None => report_of(
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
@@ -85,31 +90,77 @@ pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
     };
     let mut out = crate::stdout_pipe::StdoutPipe::new();
     match args.output {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            let report = CoverageReport {
-                schema: "agentscope.coverage/v1",
-                processes: rows,
-            };
-            write_document(&mut out, args.output, &report)?;
+        OutputFormat::Json | OutputFormat::Yaml => write_document(&mut out, args.output, &report)?,
+        OutputFormat::Text => {
+            print_table(&mut out, &report.processes)?;
+            print_left_out(&mut out, &report.payloads_left_out)?;
         }
-        OutputFormat::Text => print_table(&mut out, &rows)?,
     }
     out.flush()?;
     Ok(())
 }
 
-fn rows_of(pipeline: &Pipeline) -> Vec<CoverageRow> {
-    pipeline
-        .model()
-        .snapshot(None)
-        .tls_coverage
-        .into_iter()
-        .map(|process| CoverageRow {
-            plaintext_seen: process.plaintext_seen(),
-            verdict: process.describe(),
-            process,
-        })
-        .collect()
+fn report_of(pipeline: &Pipeline) -> CoverageReport {
+    let snapshot = pipeline.model().snapshot(None);
+    CoverageReport {
+        schema: "agentscope.coverage/v1",
+        processes: snapshot
+            .tls_coverage
+            .into_iter()
+            .map(|process| CoverageRow {
+                plaintext_seen: process.plaintext_seen(),
+                verdict: process.describe(),
+                process,
+            })
+            .collect(),
+        payloads_left_out: snapshot.payloads_left_out,
+    }
+}
+
+/// The processes whose payloads the kernel counted instead of copying, after the TLS table;
+/// the program last, as it is the one column of any length.
+fn print_left_out(
+    out: &mut impl std::io::Write,
+    processes: &[ProcessPayloadsLeftOut],
+) -> std::io::Result<()> {
+    if processes.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\npayloads the kernel left out (counted, not copied: not in this capture)"
+    )?;
+    writeln!(
+        out,
+        "{:>7}  {:>14}  {:>14}  {:<15}  PROGRAM",
+        "PID", "OPAQUE SOCKETS", "ON REQUEST", "UNTIL"
+    )?;
+    for process in processes {
+        // Programs are the traced processes' choice: no raw controls.
+        let line = format!(
+            "{:>7}  {:>14}  {:>14}  {:<15}  {}",
+            process.pid,
+            bytes(process.opaque_socket_bytes),
+            bytes(process.on_request_bytes),
+            if process.running {
+                "capture stopped"
+            } else {
+                "it exited"
+            },
+            process.program,
+        );
+        writeln!(out, "{}", escape_controls(&line))?;
+    }
+    Ok(())
+}
+
+/// `N bytes`, or `-` for none.
+fn bytes(count: u64) -> String {
+    if count == 0 {
+        "-".to_string()
+    } else {
+        format!("{count} bytes")
+    }
 }
 
 fn print_table(out: &mut impl std::io::Write, rows: &[CoverageRow]) -> std::io::Result<()> {

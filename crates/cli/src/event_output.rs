@@ -222,6 +222,15 @@ fn what_happened(body: &EventBody) -> String {
         } => format!("write to {path}: host path {host_path} (mounted on {mount_point})"),
         EventBody::EnforcePolicy(policy) => policy.describe(),
         EventBody::ClusterObjects(objects) => objects.describe(),
+        EventBody::PayloadsLeftOut {
+            opaque_socket_bytes,
+            on_request_bytes,
+            running,
+        } => format!(
+            "payloads left out by the kernel{}: {opaque_socket_bytes} bytes of sockets of no \
+             protocol agentscope reads, {on_request_bytes} bytes on request",
+            if *running { " (still running)" } else { "" }
+        ),
     }
 }
 

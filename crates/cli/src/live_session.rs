@@ -96,6 +96,10 @@ pub async fn collect(
             break;
         }
     }
+    // Whose payloads the kernel left out, for the processes still running.
+    for event in collector.left_out_at_stop() {
+        session.feed_into(&event, &mut sink)?;
+    }
     collector.discard_rest(Duration::from_millis(100));
     let summary = collector.summary();
     session.note_losses_into(

@@ -426,6 +426,18 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
         ObservationKind::EnforcePolicy { policy } => (EntryKind::Net, policy.describe()),
         // The collector's read of the cluster (pid 0): shown in the posture pane.
         ObservationKind::ClusterObjects { .. } => return None,
+        // What the kernel left out of the process (bytes it did not copy): not an act.
+        ObservationKind::PayloadsLeftOut {
+            opaque_socket_bytes,
+            on_request_bytes,
+            ..
+        } => (
+            EntryKind::Net,
+            format!(
+                "payloads left out · {opaque_socket_bytes} B of opaque sockets · \
+                 {on_request_bytes} B on request"
+            ),
+        ),
         ObservationKind::TlsHello {
             server_name,
             peer,

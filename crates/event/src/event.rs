@@ -193,6 +193,18 @@ pub enum EventBody {
         /// The file's path on the host's file system.
         host_path: String,
     },
+    /// Not a kernel record: what the kernel left out of the process's payloads (bytes it moved
+    /// that were counted, not copied), read by the collector from the kernel's per-process
+    /// counts when the process exits, or when capture stops while it still runs. Counts since
+    /// capture started; a later report of the same process replaces an earlier one.
+    PayloadsLeftOut {
+        /// Bytes of plain sockets found to carry no protocol agentscope reads.
+        opaque_socket_bytes: u64,
+        /// Bytes left out on request (`--no-payloads-of`, and the children it covers).
+        on_request_bytes: u64,
+        /// The process was still running when capture stopped (it had not exited).
+        running: bool,
+    },
     /// A governed agent's policy as the kernel applies it, reported by the collector when
     /// enforcement starts, is adopted, changes or is removed (no process did anything).
     EnforcePolicy(Box<crate::enforcement::EnforcePolicy>),
@@ -208,13 +220,14 @@ fn as_base64<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error
 
 /// Kinds the collector makes itself, never read from the kernel's ring buffer: a package it
 /// read through a process's root, a write it found under a host path, the policy it applies,
-/// the cluster's declared objects it read from the API. Counts of records read from the kernel
-/// leave them out.
-pub const COLLECTOR_MADE_KINDS: [&str; 4] = [
+/// the cluster's declared objects it read from the API, the bytes the kernel left out of a
+/// process. Counts of records read from the kernel leave them out.
+pub const COLLECTOR_MADE_KINDS: [&str; 5] = [
     "package",
     "host_path_write",
     "enforce_policy",
     "cluster_objects",
+    "payloads_left_out",
 ];
 
 impl EventBody {
@@ -263,6 +276,7 @@ impl EventBody {
             EventBody::HostPathWrite { .. } => "host_path_write",
             EventBody::EnforcePolicy(_) => "enforce_policy",
             EventBody::ClusterObjects(_) => "cluster_objects",
+            EventBody::PayloadsLeftOut { .. } => "payloads_left_out",
         }
     }
 }

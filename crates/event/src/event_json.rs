@@ -280,6 +280,11 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             serde_json::from_value(value.clone())
                 .map_err(|e| err(format!("a cluster_objects event: {e}")))?,
         )),
+        "payloads_left_out" => EventBody::PayloadsLeftOut {
+            opaque_socket_bytes: u64_field(value, "opaque_socket_bytes")?,
+            on_request_bytes: u64_field(value, "on_request_bytes")?,
+            running: bool_field(value, "running"),
+        },
         other => return Err(err(format!("unknown kind \"{other}\""))),
     };
     Ok(Event { header, body })
@@ -528,6 +533,11 @@ mod tests {
                 bytes: 77,
                 node_name: Some("node-a".into()),
             })),
+            EventBody::PayloadsLeftOut {
+                opaque_socket_bytes: 4_915_200,
+                on_request_bytes: 5_107,
+                running: true,
+            },
         ];
         for body in bodies {
             let event = Event {

@@ -997,6 +997,7 @@ impl Collector {
             .read_batch(max, BATCH_BUDGET, |bytes| state.accept(bytes, &mut out))
             .await?;
         self.settle_tls(&mut out);
+        crate::left_out_reports::before_exits(&mut self.kernel, &mut out);
         self.apply_disarms();
         out.extend(self.policy_reports.take());
         Ok(out)
@@ -1019,9 +1020,23 @@ impl Collector {
             .kernel
             .drain_now(max, until, |bytes| state.accept(bytes, &mut out));
         self.settle_tls(&mut out);
+        crate::left_out_reports::before_exits(&mut self.kernel, &mut out);
         self.apply_disarms();
         out.extend(self.policy_reports.take());
         (out, emptied)
+    }
+
+    /// After the stop's drain: what the kernel left out of each process not seen to exit
+    /// (`payloads_left_out` events with `running` set; exited processes were reported before
+    /// their exits). Call once, before [`Collector::discard_rest`].
+    pub fn left_out_at_stop(&mut self) -> Vec<Event> {
+        let ts_ns = clock_ns(libc::CLOCK_BOOTTIME);
+        crate::left_out_reports::at_stop(
+            &mut self.kernel,
+            &self.state.processes,
+            ts_ns,
+            boot_time_ns().saturating_add(ts_ns),
+        )
     }
 
     /// Reads and counts, without processing, what is left in the ring buffer after a stop's

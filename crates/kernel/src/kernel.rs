@@ -7,8 +7,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agentscope_common::{config, stat, Consumer, FileId, MutedSocketKey};
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use agentscope_common::{config, stat, Consumer, FileId, LeftOutBytes, MutedSocketKey};
+use aya::maps::{
+    Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf,
+};
 use aya::programs::uprobe::UProbeScope;
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
@@ -623,6 +625,38 @@ impl KernelCapture {
         }
     }
 
+    /// What the kernel left out of `pid`'s payloads so far (`LEFT_OUT_BY_PROCESS`, summed
+    /// over CPUs), taking its entry out: called once the process has exited, so its pid's next
+    /// owner starts from nothing. `None` when nothing was left out.
+    pub fn take_left_out(&mut self, pid: u32) -> Option<LeftOutBytes> {
+        let map = self.ebpf.map_mut("LEFT_OUT_BY_PROCESS")?;
+        let mut counts = PerCpuHashMap::<_, u32, LeftOutBytes>::try_from(map).ok()?;
+        let values = counts.get(&pid, 0).ok()?;
+        let _ = counts.remove(&pid);
+        Some(sum_left_out(&values))
+    }
+
+    /// Every process's entry of `LEFT_OUT_BY_PROCESS`, taken out (capture is stopping: the
+    /// processes still running report what was left out of them so far).
+    pub fn take_all_left_out(&mut self) -> Vec<(u32, LeftOutBytes)> {
+        let Some(map) = self.ebpf.map_mut("LEFT_OUT_BY_PROCESS") else {
+            return Vec::new();
+        };
+        let Ok(mut counts) = PerCpuHashMap::<_, u32, LeftOutBytes>::try_from(map) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(u32, LeftOutBytes)> = counts
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(pid, values)| (pid, sum_left_out(&values)))
+            .collect();
+        for (pid, _) in &out {
+            let _ = counts.remove(pid);
+        }
+        out.sort_by_key(|(pid, _)| *pid);
+        out
+    }
+
     /// Tells the kernel programs that `file` carries the collector's output: whoever reads
     /// it becomes a consumer.
     pub fn mark_output(&mut self, file: FileId) {
@@ -899,4 +933,14 @@ pub(crate) fn load_error(program: &str, err: impl std::error::Error) -> Collecto
     } else {
         CollectorError::Load(format!("{program}: {text}"))
     }
+}
+
+/// One process's left-out bytes, summed over the CPUs' slots.
+fn sum_left_out(values: &PerCpuValues<LeftOutBytes>) -> LeftOutBytes {
+    values
+        .iter()
+        .fold(LeftOutBytes::default(), |sum, cpu| LeftOutBytes {
+            opaque_socket: sum.opaque_socket.saturating_add(cpu.opaque_socket),
+            on_request: sum.on_request.saturating_add(cpu.on_request),
+        })
 }

@@ -24,6 +24,7 @@ mod host_mounts;
 pub mod kernel;
 mod kernel_btf;
 pub mod kernel_features;
+mod left_out_reports;
 pub mod output_tracking;
 pub mod package_inventory;
 pub mod package_location;

@@ -194,6 +194,14 @@ pub enum ObservationKind {
     ClusterObjects {
         objects: Box<agentscope_event::cluster_objects::ClusterObjects>,
     },
+    /// What the kernel left out of the process's payloads (the collector's
+    /// `payloads_left_out` event): bytes it moved that no observation can show.
+    PayloadsLeftOut {
+        opaque_socket_bytes: u64,
+        on_request_bytes: u64,
+        /// Reported when capture stopped, the process still running.
+        running: bool,
+    },
 }
 
 /// One action of one process.

@@ -288,6 +288,15 @@ impl Reconstructor {
                     objects: objects.clone(),
                 }));
             }
+            EventBody::PayloadsLeftOut {
+                opaque_socket_bytes,
+                on_request_bytes,
+                running,
+            } => out.push(simple(ObservationKind::PayloadsLeftOut {
+                opaque_socket_bytes: *opaque_socket_bytes,
+                on_request_bytes: *on_request_bytes,
+                running: *running,
+            })),
             EventBody::Accept {
                 addr, port, ret, ..
             } if *ret >= 0 => {

@@ -126,6 +126,8 @@ pub fn has_items(observation: &Observation) -> bool {
         ObservationKind::Package { .. } => false,
         // What the cluster declares, read by the collector: no agent's act.
         ObservationKind::ClusterObjects { .. } => false,
+        // What the kernel did not copy: the capture's coverage, not behaviour.
+        ObservationKind::PayloadsLeftOut { .. } => false,
         // Runtime-noise files and served requests are not behaviour (the graph's rule).
         ObservationKind::FileOpen { .. } | ObservationKind::Http { .. } => {
             !actions::never_an_action(&observation.kind)

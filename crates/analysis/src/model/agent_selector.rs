@@ -84,7 +84,7 @@ impl AgentSelector {
     }
 
     /// `snapshot` with only the selected agents: their tool calls, findings, incidents, TLS
-    /// coverage, and the part of the graph reachable from them. The counters (`stats`) stay
+    /// coverage, payloads left out, and the part of the graph reachable from them. The counters (`stats`) stay
     /// those of the whole run.
     pub fn apply(&self, mut snapshot: ModelSnapshot) -> ModelSnapshot {
         if self.is_all() {
@@ -97,6 +97,9 @@ impl AgentSelector {
         snapshot.incidents.retain(|i| keys.contains(&i.agent));
         snapshot
             .tls_coverage
+            .retain(|p| p.agent.as_ref().is_some_and(|a| keys.contains(a)));
+        snapshot
+            .payloads_left_out
             .retain(|p| p.agent.as_ref().is_some_and(|a| keys.contains(a)));
         let mut reached: HashSet<String> = keys.iter().map(|k| format!("agent:{k}")).collect();
         loop {

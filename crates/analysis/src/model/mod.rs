@@ -14,6 +14,7 @@ pub mod agent_selector;
 pub mod agents;
 pub mod attribution;
 pub mod graph;
+pub mod payloads_left_out;
 pub mod tls_coverage;
 
 mod action_edges;
@@ -37,6 +38,7 @@ use crate::reconstruct::{Observation, ObservationKind, ReconstructStats, Role};
 pub use agents::{ActorIdentity, Agent, AiBom, HostOnlyIdentity, IdentityAnswer, IdentityLookup};
 pub use attribution::{Action, Evidence, NewLink, ToolCallRecord};
 pub use graph::{EdgeKind, Graph, GraphSnapshot, NodeKind};
+pub use payloads_left_out::{PayloadsLeftOutTable, ProcessPayloadsLeftOut};
 pub use tls_coverage::{ProcessTlsCoverage, TlsCoverageTable};
 
 /// Version of the JSON written by [`Model::snapshot`]; bump on incompatible changes.
@@ -72,6 +74,8 @@ pub struct Model {
     new_links: Vec<attribution::NewLink>,
     /// Processes that talked TLS and whether their plaintext is seen.
     tls_coverage: TlsCoverageTable,
+    /// What the kernel left out of each process's payloads.
+    payloads_left_out: PayloadsLeftOutTable,
     /// The enforcement policies the collector last reported, by scope: applied to the agents
     /// they govern, those discovered later included.
     enforcement_policies: BTreeMap<String, agentscope_event::enforcement::EnforcePolicy>,
@@ -99,6 +103,10 @@ pub struct ModelSnapshot {
     /// (`agentscope coverage`). Left out when no ClientHello was seen.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tls_coverage: Vec<ProcessTlsCoverage>,
+    /// Per process whose payloads the kernel left out (plain sockets of no protocol agentscope
+    /// reads, `--no-payloads-of`): how many bytes (`agentscope coverage`). Left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub payloads_left_out: Vec<ProcessPayloadsLeftOut>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -132,6 +140,7 @@ impl Model {
             llm_calls: 0,
             new_links: Vec::new(),
             tls_coverage: TlsCoverageTable::default(),
+            payloads_left_out: PayloadsLeftOutTable::default(),
             enforcement_policies: BTreeMap::new(),
             budget: None,
             agent_holds: HashMap::new(),
@@ -210,6 +219,7 @@ impl Model {
                     process
                 })
                 .collect(),
+            payloads_left_out: self.payloads_left_out.processes(),
         }
     }
 
@@ -225,6 +235,11 @@ impl Model {
     /// Processes that talked TLS (see [`tls_coverage`]).
     pub fn tls_coverage(&self) -> &TlsCoverageTable {
         &self.tls_coverage
+    }
+
+    /// Processes whose payloads the kernel left out (see [`payloads_left_out`]).
+    pub fn payloads_left_out(&self) -> &PayloadsLeftOutTable {
+        &self.payloads_left_out
     }
 
     /// TLS plaintext from `pid` arrived (the pipeline calls this for every TLS payload record).
@@ -392,6 +407,29 @@ impl Model {
             }
             // The declared side of posture (posture::UsageBook keeps it): no process's act.
             ObservationKind::ClusterObjects { .. } => {}
+            ObservationKind::PayloadsLeftOut {
+                opaque_socket_bytes,
+                on_request_bytes,
+                running,
+            } => {
+                let info = processes.get(pid);
+                self.payloads_left_out.report(ProcessPayloadsLeftOut {
+                    pid,
+                    program: agents::program_of(
+                        info.and_then(|p| p.exe.as_deref()),
+                        info.map(|p| p.argv.as_slice()).unwrap_or_default(),
+                        &observation.actor.comm,
+                    ),
+                    agent: self
+                        .agent_pids
+                        .key_at(pid, observation.ts_ns)
+                        .map(str::to_string),
+                    opaque_socket_bytes: *opaque_socket_bytes,
+                    on_request_bytes: *on_request_bytes,
+                    running: *running,
+                    reported_ns: observation.ts_ns,
+                });
+            }
             _ => self.apply_action(observation, processes),
         }
         // What may have grown an agent's record or AI-BOM is charged (file opens and other

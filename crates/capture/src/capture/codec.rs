@@ -35,6 +35,7 @@ mod kind {
     pub const ENFORCE_POLICY: u8 = 15;
     pub const PACKAGE: u8 = 16;
     pub const CLUSTER_OBJECTS: u8 = 17;
+    pub const PAYLOADS_LEFT_OUT: u8 = 18;
 }
 
 /// One decoded entry of an event chunk.
@@ -295,6 +296,15 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             EventBody::ClusterObjects(objects) => {
                 put_bytes(out, &serde_json::to_vec(objects).unwrap_or_default());
             }
+            EventBody::PayloadsLeftOut {
+                opaque_socket_bytes,
+                on_request_bytes,
+                running,
+            } => {
+                put_u64(out, *opaque_socket_bytes);
+                put_u64(out, *on_request_bytes);
+                out.push(*running as u8);
+            }
         }
     });
 }
@@ -318,6 +328,7 @@ fn kind_code(body: &EventBody) -> u8 {
         EventBody::HostPathWrite { .. } => kind::HOST_PATH_WRITE,
         EventBody::EnforcePolicy(_) => kind::ENFORCE_POLICY,
         EventBody::ClusterObjects(_) => kind::CLUSTER_OBJECTS,
+        EventBody::PayloadsLeftOut { .. } => kind::PAYLOADS_LEFT_OUT,
     }
 }
 
@@ -640,6 +651,11 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             serde_json::from_slice(f.bytes("objects")?)
                 .map_err(|e| format!("not cluster objects: {e}"))?,
         )),
+        kind::PAYLOADS_LEFT_OUT => EventBody::PayloadsLeftOut {
+            opaque_socket_bytes: f.u64("opaque_socket_bytes")?,
+            on_request_bytes: f.u64("on_request_bytes")?,
+            running: f.bool("running")?,
+        },
         other => return Err(format!("unknown event kind {other}")),
     };
     // Bytes left over are fields appended by a newer writer: ignored on purpose.
@@ -907,6 +923,13 @@ pub(crate) mod tests {
                     path,
                     mount_point,
                     host_path,
+                }
+            ),
+            (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
+                |(opaque_socket_bytes, on_request_bytes, running)| EventBody::PayloadsLeftOut {
+                    opaque_socket_bytes,
+                    on_request_bytes,
+                    running,
                 }
             ),
             (any::<i64>(), any::<u64>(), ".{0,60}", any::<Option<u32>>()).prop_map(
