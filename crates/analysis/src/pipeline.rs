@@ -434,9 +434,9 @@ impl Pipeline {
     }
 
     /// Plain sockets whose first bytes were no protocol reconstruction reads (or whose parser
-    /// gave up over the memory budget) since the last call, as (pid, fd, socket id): the live
-    /// collector asks the kernel to stop copying them.
-    pub fn take_opaque_sockets(&mut self) -> Vec<(u32, i32, u64)> {
+    /// gave up over the memory budget) since the last call: the live collector asks the
+    /// kernel to stop copying them.
+    pub fn take_opaque_sockets(&mut self) -> Vec<agentscope_event::SocketRef> {
         self.reconstructor.take_opaque_sockets()
     }
 

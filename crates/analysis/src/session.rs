@@ -70,7 +70,7 @@ impl Session {
     }
 
     /// See [`Pipeline::take_opaque_sockets`].
-    pub fn take_opaque_sockets(&mut self) -> Vec<(u32, i32, u64)> {
+    pub fn take_opaque_sockets(&mut self) -> Vec<agentscope_event::SocketRef> {
         self.pipeline.take_opaque_sockets()
     }
 

@@ -162,7 +162,7 @@ pub struct LiveCollector {
     notices: Arc<Mutex<Vec<String>>>,
     /// Opaque sockets the console's pipeline found, for the thread to tell the kernel
     /// (`Collector::mute_sockets`).
-    mutes: Arc<Mutex<Vec<(u32, i32, u64)>>>,
+    mutes: Arc<Mutex<Vec<agentscope_event::SocketRef>>>,
 }
 
 /// What the console and the collector thread leave each other besides events and counters.
@@ -170,7 +170,7 @@ struct Mailboxes {
     /// From the thread: why it stopped, the collector's warnings.
     notices: Arc<Mutex<Vec<String>>>,
     /// To the thread: opaque sockets to mute.
-    mutes: Arc<Mutex<Vec<(u32, i32, u64)>>>,
+    mutes: Arc<Mutex<Vec<agentscope_event::SocketRef>>>,
 }
 
 /// Opaque sockets waiting for the collector thread at most; more are not muted (copied on).
@@ -238,9 +238,9 @@ impl LiveCollector {
         self.counters.clone()
     }
 
-    /// Asks the collector thread to stop the kernel copying these opaque sockets, as (pid,
-    /// fd, socket id) (`Session::take_opaque_sockets`).
-    pub fn mute_sockets(&self, sockets: Vec<(u32, i32, u64)>) {
+    /// Asks the collector thread to stop the kernel copying these opaque sockets
+    /// (`Session::take_opaque_sockets`).
+    pub fn mute_sockets(&self, sockets: Vec<agentscope_event::SocketRef>) {
         if sockets.is_empty() {
             return;
         }

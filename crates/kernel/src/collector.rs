@@ -21,7 +21,7 @@ use crate::procfs;
 use crate::redact;
 use crate::tls_coverage::{AnalysedObject, ObjectTls, ProcessTlsTracker};
 use crate::tls_targets::{self, TlsInspection, TlsMethod, TlsTargetCache};
-use agentscope_event::{NotVisibleReason, PlaintextMethod, TlsCoverage};
+use agentscope_event::{NotVisibleReason, PlaintextMethod, SocketRef, TlsCoverage};
 
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -616,12 +616,12 @@ impl Collector {
     }
 
     /// Stops the kernel copying the payloads of plain sockets reconstruction found to carry
-    /// no protocol it reads, as (pid, fd, socket id): what follows on them would be read and
-    /// dropped. Their bytes are counted instead (`KernelStats::opaque_socket_bytes`). An id
-    /// the kernel never gave (0: a socket seen before tracing) matches no socket.
-    pub fn mute_sockets(&mut self, sockets: impl IntoIterator<Item = (u32, i32, u64)>) {
-        for (pid, fd, id) in sockets {
-            self.kernel.mute_socket(pid, fd, id);
+    /// no protocol it reads: what follows on them would be read and dropped. Their bytes are
+    /// counted instead (`KernelStats::opaque_socket_bytes`). An id the kernel never gave (0: a
+    /// socket seen before tracing) matches no socket.
+    pub fn mute_sockets(&mut self, sockets: impl IntoIterator<Item = SocketRef>) {
+        for socket in sockets {
+            self.kernel.mute_socket(socket);
         }
     }
 

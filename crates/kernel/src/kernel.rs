@@ -615,12 +615,16 @@ impl KernelCapture {
         }
     }
 
-    /// Asks the kernel programs to stop copying the payloads of socket `id` (a plain socket's
-    /// `conn_id`), held by `pid` as `fd` (see [`agentscope_common::MutedSocketKey`]).
-    pub fn mute_socket(&mut self, pid: u32, fd: i32, id: u64) {
+    /// Asks the kernel programs to stop copying the payloads of `socket` (see
+    /// [`agentscope_common::MutedSocketKey`]).
+    pub fn mute_socket(&mut self, socket: agentscope_event::SocketRef) {
         if let Some(map) = self.ebpf.map_mut("MUTED_SOCKETS") {
             if let Ok(mut muted) = BpfHashMap::<_, MutedSocketKey, u64>::try_from(map) {
-                let _ = muted.insert(MutedSocketKey { tgid: pid, fd }, id, 0);
+                let key = MutedSocketKey {
+                    tgid: socket.pid,
+                    fd: socket.fd,
+                };
+                let _ = muted.insert(key, socket.id, 0);
             }
         }
     }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use crate::event::{Event, EventBody};
 use crate::memory_budget::{self, MemoryBudget, Pressure};
 use crate::process_table::ProcessTable;
+use agentscope_event::SocketRef;
 
 use super::file_classes::FileClasses;
 use super::http::{self, HttpExchange, PairedExchange};
@@ -127,8 +128,8 @@ impl Reconstructor {
         self.streams.report_opaque_sockets();
     }
 
-    /// Plain sockets that turned opaque since the last call, as (pid, fd, socket id).
-    pub fn take_opaque_sockets(&mut self) -> Vec<(u32, i32, u64)> {
+    /// Plain sockets that turned opaque since the last call.
+    pub fn take_opaque_sockets(&mut self) -> Vec<SocketRef> {
         self.streams.take_opaque_sockets()
     }
 
@@ -738,8 +739,8 @@ mod tests {
         )));
     }
 
-    /// Plain sockets whose first bytes are no protocol this reads are reported once, by
-    /// (pid, fd, socket id), only when asked for; not sockets without an id (connected before
+    /// Plain sockets whose first bytes are no protocol this reads are reported once, by pid,
+    /// fd and socket id, only when asked for; not sockets without an id (connected before
     /// tracing), not pipes, TLS or recognised protocols.
     #[test]
     fn opaque_plain_sockets_are_reported_once_when_asked_for() {
@@ -787,7 +788,10 @@ mod tests {
             reporting.push(event);
         }
         assert_eq!(silent.take_opaque_sockets(), []);
-        assert_eq!(reporting.take_opaque_sockets(), [(pid, 5, 41)]);
+        assert_eq!(
+            reporting.take_opaque_sockets(),
+            [SocketRef { pid, fd: 5, id: 41 }]
+        );
         assert_eq!(reporting.take_opaque_sockets(), []);
         // What is reconstructed does not depend on it: a replay never reports.
         assert_eq!(silent.stats(), reporting.stats());

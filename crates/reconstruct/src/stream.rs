@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use crate::event::{Direction, Event, EventBody, PayloadSource};
 use crate::memory_budget::{Charge, MemoryBudget, Pressure};
+use agentscope_event::SocketRef;
 
 use super::event_runs::EventRuns;
 use super::http::{self, HttpConnection};
@@ -126,9 +127,9 @@ pub enum Delivery<'a> {
 pub struct StreamAssembler {
     budget: MemoryBudget,
     streams: HashMap<StreamKey, Stream>,
-    /// Plain sockets whose stream turned opaque since last taken, as (pid, fd, socket id),
-    /// when the live collector asked for them ([`StreamAssembler::report_opaque_sockets`]).
-    opaque_sockets: Option<Vec<(u32, i32, u64)>>,
+    /// Plain sockets whose stream turned opaque since last taken, when the live collector
+    /// asked for them ([`StreamAssembler::report_opaque_sockets`]).
+    opaque_sockets: Option<Vec<SocketRef>>,
 }
 
 /// Opaque sockets kept for [`StreamAssembler::take_opaque_sockets`] at most; beyond, the
@@ -138,7 +139,7 @@ const MAX_OPAQUE_REPORTED: usize = 4096;
 /// Keeps a stream that just turned opaque for [`StreamAssembler::take_opaque_sockets`] if it
 /// is a plain socket's and reporting is on.
 fn note_opaque(
-    reported: &mut Option<Vec<(u32, i32, u64)>>,
+    reported: &mut Option<Vec<SocketRef>>,
     source: PayloadSource,
     pid: u32,
     fd: i32,
@@ -147,7 +148,11 @@ fn note_opaque(
     if let (PayloadSource::Socket, Some(sockets)) = (source, reported.as_mut()) {
         // 0: a socket the kernel saw no connect or accept of; it has no id to name it by.
         if conn_id != 0 && sockets.len() < MAX_OPAQUE_REPORTED {
-            sockets.push((pid, fd, conn_id));
+            sockets.push(SocketRef {
+                pid,
+                fd,
+                id: conn_id,
+            });
         }
     }
 }
@@ -175,9 +180,9 @@ impl StreamAssembler {
         self.opaque_sockets.get_or_insert_with(Vec::new);
     }
 
-    /// The plain sockets that turned opaque since the last call, as (pid, fd, socket id: the
-    /// payloads' `conn_id`); none unless [`StreamAssembler::report_opaque_sockets`] was called.
-    pub fn take_opaque_sockets(&mut self) -> Vec<(u32, i32, u64)> {
+    /// The plain sockets that turned opaque since the last call; none unless
+    /// [`StreamAssembler::report_opaque_sockets`] was called.
+    pub fn take_opaque_sockets(&mut self) -> Vec<SocketRef> {
         self.opaque_sockets
             .as_mut()
             .map(std::mem::take)
