@@ -253,6 +253,34 @@ fn tls_section(doc: &mut Doc, agent: &Agent, pipeline: &Pipeline) {
     }
 }
 
+/// The agent's processes whose payloads the kernel counted instead of copying (opaque
+/// sockets, `--no-payloads-of`): what of the agent the capture does not hold.
+fn left_out_section(doc: &mut Doc, agent: &Agent, pipeline: &Pipeline) {
+    let processes: Vec<_> = pipeline
+        .model()
+        .payloads_left_out()
+        .processes()
+        .into_iter()
+        .filter(|p| p.agent.as_deref() == Some(&agent.key) || agent.pids.contains(&p.pid))
+        .collect();
+    if processes.is_empty() {
+        return;
+    }
+    doc.heading("Payloads left out");
+    for process in processes {
+        let until = if process.running {
+            "until capture stopped"
+        } else {
+            "until it exited"
+        };
+        doc.text(&format!(
+            "{}: {} ({until})",
+            process.pid,
+            process.describe()
+        ));
+    }
+}
+
 /// Kernel enforcement of the agent (issue 17): per category its mode, counts and last
 /// decisions, as the pipeline's model tallied them.
 fn enforcement_section(doc: &mut Doc, agent: &Agent) {
@@ -325,6 +353,7 @@ pub fn agent_detail(
     }
     enforcement_section(&mut doc, agent);
     tls_section(&mut doc, agent, pipeline);
+    left_out_section(&mut doc, agent, pipeline);
     identity_section(&mut doc, agent);
     if let Some(pid) = agent.pids.iter().next_back() {
         lineage_section(&mut doc, pipeline, *pid, expand_environment);

@@ -285,6 +285,47 @@ fn snapshot_blind_spot_agent_is_marked() {
     assert!(detail.contains("api.openai.com"), "{detail}");
 }
 
+/// An agent whose payloads the kernel partly left out (the collector's `payloads_left_out`
+/// report, placed before its exit as the collector places it, in the recorded Node agent's
+/// events): its detail says how much, and until when.
+#[test]
+fn the_agent_detail_says_what_the_kernel_left_out_of_it() {
+    let text = std::fs::read_to_string(fixture("capture/node_chat_stream.jsonl")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let exit = lines
+        .iter()
+        .position(|line| line.contains("\"kind\":\"exit\"") && line.contains("\"pid\":18649"))
+        .expect("the agent's exit");
+    let mut report: serde_json::Value = serde_json::from_str(&lines[exit]).unwrap();
+    let report_fields = report.as_object_mut().unwrap();
+    report_fields.remove("exit_code");
+    report_fields.insert("kind".into(), "payloads_left_out".into());
+    report_fields.insert("opaque_socket_bytes".into(), 4_902_912.into());
+    report_fields.insert("on_request_bytes".into(), 0.into());
+    report_fields.insert("running".into(), false.into());
+    lines.insert(exit, report.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("left-out.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let console = Console::with_source(JsonEventsSource::open(&path).unwrap()).play_to_end();
+    let pipeline = console.source.pipeline();
+    let agent = pipeline.model().agents().next().expect("the Node agent");
+    let options = app_options(ColorMode::TrueColor);
+    let detail: Vec<String> =
+        super::detail::agent_detail(agent, None, pipeline, &options.styles, None, false)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    let detail = detail.join("\n");
+    assert!(detail.contains("Payloads left out"), "{detail}");
+    assert!(
+        detail.contains(
+            "18649: 4902912 bytes of sockets of no protocol agentscope reads (until it exited)"
+        ),
+        "{detail}"
+    );
+}
+
 #[test]
 fn snapshot_streamed_node_agent() {
     let mut console = Console::open("capture/node_chat_stream.jsonl").play_to_end();
