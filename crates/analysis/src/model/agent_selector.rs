@@ -84,8 +84,8 @@ impl AgentSelector {
     }
 
     /// `snapshot` with only the selected agents: their tool calls, findings, incidents, TLS
-    /// coverage, payloads left out, and the part of the graph reachable from them. The counters (`stats`) stay
-    /// those of the whole run.
+    /// coverage, payloads left out, and the part of the graph reachable from them. The
+    /// counters (`stats`) stay those of the whole run.
     pub fn apply(&self, mut snapshot: ModelSnapshot) -> ModelSnapshot {
         if self.is_all() {
             return snapshot;

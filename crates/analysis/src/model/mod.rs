@@ -118,9 +118,17 @@ pub struct ModelStats {
     pub tool_calls_evicted: u64,
     /// Findings detection raised but could not keep.
     pub findings_dropped: u64,
+    /// Reports of payloads left out that the model could not keep (past
+    /// [`payloads_left_out::MAX_PROCESSES`], the oldest go). Left out when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub payloads_left_out_dropped: u64,
     pub reconstruction: Option<ReconstructStats>,
     /// What the memory budget held and what it cut (filled by the pipeline).
     pub memory: Option<crate::memory_budget::MemoryStats>,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// Pids whose module loads are remembered before they are known as agents.
@@ -201,6 +209,7 @@ impl Model {
                 tool_calls_dropped: self.attribution.dropped_calls,
                 tool_calls_evicted: self.attribution.evicted_calls,
                 findings_dropped: 0,
+                payloads_left_out_dropped: self.payloads_left_out.dropped(),
                 reconstruction: reconstruction.cloned(),
                 memory: None,
             },
