@@ -226,6 +226,12 @@ fn lineage_section(doc: &mut Doc, pipeline: &Pipeline, pid: u32, expand_environm
     }
 }
 
+/// Whether process `pid`, which the model says acts for `acts_for_key`, is `agent`'s: it
+/// acts for it, or it is one of its processes.
+fn acts_for(agent: &Agent, pid: u32, acts_for_key: Option<&str>) -> bool {
+    acts_for_key == Some(agent.key.as_str()) || agent.pids.contains(&pid)
+}
+
 /// The agent's processes that talked TLS: to whom, and whether their plaintext is seen.
 fn tls_section(doc: &mut Doc, agent: &Agent, pipeline: &Pipeline) {
     if let Some(why) = &agent.plaintext_not_visible {
@@ -236,7 +242,7 @@ fn tls_section(doc: &mut Doc, agent: &Agent, pipeline: &Pipeline) {
         .tls_coverage()
         .processes()
         .into_iter()
-        .filter(|p| p.agent.as_deref() == Some(&agent.key) || agent.pids.contains(&p.pid))
+        .filter(|p| acts_for(agent, p.pid, p.agent.as_deref()))
         .collect();
     if processes.is_empty() {
         return;
@@ -261,7 +267,7 @@ fn left_out_section(doc: &mut Doc, agent: &Agent, pipeline: &Pipeline) {
         .payloads_left_out()
         .processes()
         .into_iter()
-        .filter(|p| p.agent.as_deref() == Some(&agent.key) || agent.pids.contains(&p.pid))
+        .filter(|p| acts_for(agent, p.pid, p.agent.as_deref()))
         .collect();
     if processes.is_empty() {
         return;
