@@ -191,8 +191,8 @@ fn status_line(screen: &str) -> &str {
 }
 
 /// From the injected phrase, `e` until the POST that carried the customers' rows is open
-/// (its breadcrumb, and a row of its body on screen); fails past three keys. Returns that
-/// screen.
+/// (its breadcrumb, then a row of its body on screen); fails past three keys, or when the
+/// POST's detail does not show the row. Returns that screen.
 fn walk_to_the_post(tmux: &Tmux) -> String {
     let mut presses = 0;
     loop {
@@ -205,8 +205,12 @@ fn walk_to_the_post(tmux: &Tmux) -> String {
                 .is_some_and(|l| l.contains("› inc-1 ›") && l != before)
         });
         let breadcrumbs = screen.lines().next().unwrap_or("");
-        if breadcrumbs.contains("› inc-1 › http ") && screen.contains("Ada Lovelace|ada@") {
-            return screen;
+        if breadcrumbs.contains("› inc-1 › http ") {
+            // The breadcrumb is drawn first: a capture can catch the frame before the detail
+            // pane (a CI run under clippy's load caught the SQL row's detail still there).
+            return tmux.wait_for("the POST's body", Duration::from_secs(10), |s| {
+                s.contains("Ada Lovelace|ada@")
+            });
         }
         assert!(
             presses < 3,
