@@ -996,11 +996,17 @@ impl Collector {
         self.kernel
             .read_batch(max, BATCH_BUDGET, |bytes| state.accept(bytes, &mut out))
             .await?;
-        self.settle_tls(&mut out);
-        crate::left_out_reports::before_exits(&mut self.kernel, &mut out);
+        self.complete_batch(&mut out);
+        Ok(out)
+    }
+
+    /// What a batch gets once its records are read, live or draining: ClientHellos stamped,
+    /// left-out reports put before exits, disarms applied, policy reports appended.
+    fn complete_batch(&mut self, out: &mut Vec<Event>) {
+        self.settle_tls(out);
+        crate::left_out_reports::before_exits(&mut self.kernel, out);
         self.apply_disarms();
         out.extend(self.policy_reports.take());
-        Ok(out)
     }
 
     /// Stops capture: the kernel programs emit nothing more, so the ring buffer only empties
@@ -1019,10 +1025,7 @@ impl Collector {
         let (_, emptied) = self
             .kernel
             .drain_now(max, until, |bytes| state.accept(bytes, &mut out));
-        self.settle_tls(&mut out);
-        crate::left_out_reports::before_exits(&mut self.kernel, &mut out);
-        self.apply_disarms();
-        out.extend(self.policy_reports.take());
+        self.complete_batch(&mut out);
         (out, emptied)
     }
 
