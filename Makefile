@@ -125,6 +125,7 @@ E2E_SHARED := detection_scenarios \
 	vectored_capture \
 	opaque_sockets \
 	payload_switch \
+	connection_sampling \
 	rustls_capture \
 	cli_conventions \
 	scan_exit_codes

@@ -5,7 +5,7 @@
 //! filling up or the record is urgent (`agentscope_common::ring_wakeup` says why).
 
 use agentscope_common::{
-    data_flags, direction, kind, ring_wakeup, stat, DataPrefix, CHUNK_LEN, DATA_PREFIX_LEN,
+    data_flags, direction, kind, ring_wakeup, source, stat, DataPrefix, CHUNK_LEN, DATA_PREFIX_LEN,
     MAX_CHUNKS,
 };
 use aya_ebpf::{
@@ -167,6 +167,12 @@ pub(crate) fn emit_payload(
         return;
     }
     if payload_switch::left_out(tgid, total_len) {
+        return;
+    }
+    // A plain socket's choice was applied before its call got here (`socket_io.rs`).
+    if source_kind != source::SOCKET
+        && crate::connection_sampling::tls_sampled_out(tgid, fd, total_len)
+    {
         return;
     }
     let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {

@@ -13,6 +13,7 @@
 #![no_main]
 
 // What every family builds on.
+mod connection_sampling;
 mod emit;
 mod fd_file;
 mod left_out;

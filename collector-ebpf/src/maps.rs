@@ -39,6 +39,8 @@ pub(crate) const SOCK_TLS: u32 = 1;
 pub(crate) const SOCK_SEEN_PAYLOAD: u32 = 2;
 /// The collector asked for this socket's payloads to be left out (`MUTED_SOCKETS`).
 pub(crate) const SOCK_MUTED: u32 = 4;
+/// The connection was sampled out at its connect or accept (`connection_sampling.rs`).
+pub(crate) const SOCK_SAMPLED_OUT: u32 = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -18,7 +18,8 @@ use aya_ebpf::{
 use crate::dns::{emit_dns, DNS_PORT};
 use crate::emit::{bump, emit_payload};
 use crate::maps::{
-    SockKey, SockState, MUTED_SOCKETS, PIPES, SOCKS, SOCK_MUTED, SOCK_SEEN_PAYLOAD, SOCK_TLS,
+    SockKey, SockState, MUTED_SOCKETS, PIPES, SOCKS, SOCK_MUTED, SOCK_SAMPLED_OUT,
+    SOCK_SEEN_PAYLOAD, SOCK_TLS,
 };
 use crate::output_tracking::{note_output_read, note_output_write};
 use crate::pipe_payload::pipe_io_exit;
@@ -212,6 +213,10 @@ fn io_exit(ctx: &TracePointContext) {
         }
     }
     if config(config::CAPTURE_SOCKET_DATA) == 0 {
+        return;
+    }
+    if state.flags & SOCK_SAMPLED_OUT != 0 {
+        crate::connection_sampling::count(tgid, ret);
         return;
     }
     if muted(&key, state) {

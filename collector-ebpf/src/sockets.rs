@@ -3,7 +3,7 @@
 //! payloads captured ([`crate::socket_io`]); `close` ends it, and the stream of a pipe end
 //! that carried JSON.
 
-use agentscope_common::{kind, CloseEvent, SockAddrEvent};
+use agentscope_common::{kind, sock_flags, CloseEvent, SockAddrEvent};
 use aya_ebpf::{
     helpers::bpf_probe_read_user,
     macros::{map, tracepoint},
@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 
 use crate::emit::submit_value;
-use crate::maps::{SockKey, SockState, PIPES, PIPE_JSON_SEEN, SOCKS};
+use crate::maps::{SockKey, SockState, PIPES, PIPE_JSON_SEEN, SOCKS, SOCK_SAMPLED_OUT};
 use crate::pipes::forget_pipe;
 use crate::task::{current_ids, fill_header, tp_arg, tp_ret, traced};
 
@@ -151,12 +151,18 @@ fn sock_exit(ctx: &TracePointContext) {
             ret as i32
         };
         let key = SockKey { tgid, fd };
+        // Never 0 (0 is "no id"): successive sockets on one fd differ by their times.
+        let id = event.header.ts_ns | 1;
+        let mut flags = 0;
+        if crate::connection_sampling::choose(id) {
+            flags |= SOCK_SAMPLED_OUT;
+            event.flags |= sock_flags::PAYLOADS_SAMPLED_OUT;
+        }
         let state = SockState {
-            flags: 0,
+            flags,
             dport: event.port,
             family: event.family,
-            // Never 0 (0 is "no id"): successive sockets on one fd differ by their times.
-            id: event.header.ts_ns | 1,
+            id,
         };
         let _ = SOCKS.insert(&key, &state, 0);
     }

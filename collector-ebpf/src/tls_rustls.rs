@@ -436,6 +436,9 @@ fn bind_record(state: &WritevLoop, key: &RecordKey, sealed: &mut Sealed, iov_len
     if crate::payload_switch::left_out(state.tgid, len) {
         return;
     }
+    if crate::connection_sampling::tls_sampled_out(state.tgid, state.fd, len) {
+        return;
+    }
     fill_header(&mut record.prefix.header, kind::DATA, DATA_PREFIX_LEN);
     record.prefix.fd = state.fd;
     record.prefix.conn_id = CONN_TAG | state.fd as u32 as u64;

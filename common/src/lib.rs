@@ -269,7 +269,10 @@ pub mod stat {
     /// (`collect --no-payloads-of PID`, and their children started later): moved, neither
     /// copied nor sent.
     pub const PAYLOADS_OFF_BYTES: u32 = 10;
-    pub const COUNT: u32 = 11;
+    /// Payload bytes of connections sampled out (`collect --sample-connections N`: one
+    /// connection in N keeps its payloads), counted instead of copied.
+    pub const SAMPLED_OUT_BYTES: u32 = 11;
+    pub const COUNT: u32 = 12;
 }
 
 /// When a record wakes the collector's reader (collector-ebpf `emit.rs`), and how often the
@@ -331,7 +334,14 @@ pub mod config {
     /// read-only opens of runtime noise (`noise_paths`) are counted in
     /// `stat::NOISE_OPENS_FILTERED` instead of sent.
     pub const KEEP_RUNTIME_NOISE: u32 = 16;
-    pub const COUNT: u32 = 17;
+    /// N > 1: one inet connection in N keeps its payloads (plain and TLS), decided at its
+    /// connect or accept from its id and [`SAMPLE_SEED`]; the others' are counted in
+    /// `stat::SAMPLED_OUT_BYTES`. 0 or 1: every connection keeps them.
+    pub const SAMPLE_CONNECTIONS: u32 = 17;
+    /// Mixed into each connection's id before the sampling choice, so that a run's choices
+    /// are not the previous run's (set by the collector at start).
+    pub const SAMPLE_SEED: u32 = 18;
+    pub const COUNT: u32 = 19;
 }
 
 /// A file object (pipe, regular file) by device and inode, as the kernel's `OUTPUTS` map keys
@@ -449,6 +459,14 @@ pub struct OpenEvent {
     pub path: [u8; PATH_LEN],
 }
 
+/// Flags of a [`SockAddrEvent`].
+pub mod sock_flags {
+    /// The connection was sampled out (`config::SAMPLE_CONNECTIONS`): its payloads are
+    /// counted, never copied. Sent on the connect or accept itself, so a reader (and a replay)
+    /// knows which connections it will see no bytes of, and why.
+    pub const PAYLOADS_SAMPLED_OUT: u32 = 1;
+}
+
 /// connect() and accept()/accept4().
 #[repr(C)]
 #[cfg_attr(
@@ -466,7 +484,8 @@ pub struct SockAddrEvent {
     pub family: u16,
     /// Port in host byte order.
     pub port: u16,
-    pub _pad: u32,
+    /// [`sock_flags`]: what the kernel decided for the connection.
+    pub flags: u32,
     /// IPv4 in the first 4 bytes, or IPv6; for `AF_UNIX` the first bytes of the path.
     pub addr: [u8; 16],
 }
@@ -656,8 +675,9 @@ pub struct MutedSocketKey {
 
 /// What the kernel left out of one process's payloads (value of `LEFT_OUT_BY_PROCESS`, a
 /// per-CPU map keyed by tgid, summed over CPUs by the collector): the same bytes as the
-/// node-wide `stat::OPAQUE_SOCKET_BYTES` and `stat::PAYLOADS_OFF_BYTES`, by process, so a
-/// coverage report can say whose traffic is not in the capture.
+/// node-wide `stat::OPAQUE_SOCKET_BYTES`, `stat::PAYLOADS_OFF_BYTES` and
+/// `stat::SAMPLED_OUT_BYTES`, by process, so a coverage report can say whose traffic is not in
+/// the capture.
 #[repr(C)]
 #[cfg_attr(
     feature = "user",
@@ -669,6 +689,8 @@ pub struct LeftOutBytes {
     pub opaque_socket: u64,
     /// Bytes of its payloads left out on request (`--no-payloads-of`).
     pub on_request: u64,
+    /// Payload bytes of its connections sampled out (`--sample-connections`).
+    pub sampled_out: u64,
 }
 
 /// A governed agent's modes (value of the kernel's `AGENT_POLICIES`, keyed by agent id).
@@ -838,7 +860,7 @@ pub struct EnforceFileEvent {
 const _: () = {
     assert!(core::mem::size_of::<FileInodeRuleKey>() == 16);
     assert!(core::mem::size_of::<MutedSocketKey>() == 8);
-    assert!(core::mem::size_of::<LeftOutBytes>() == 16);
+    assert!(core::mem::size_of::<LeftOutBytes>() == 24);
     assert!(core::mem::size_of::<FileNameRuleKey>() == 8 + enforce::FILE_NAME_LEN);
     assert!(core::mem::size_of::<EnforceFileEvent>() == 56 + 32);
     assert!(core::mem::size_of::<ExecAllowKey>() == 8 + PATH_LEN);

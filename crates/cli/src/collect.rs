@@ -845,6 +845,13 @@ fn write_summary(
             summary.kernel.payloads_off_bytes
         )?;
     }
+    if summary.kernel.sampled_out_bytes > 0 {
+        writeln!(
+            out,
+            "payloads of sampled-out connections (--sample-connections): {} bytes",
+            summary.kernel.sampled_out_bytes
+        )?;
+    }
     if let Some(memory) = &summary.memory {
         writeln!(
             out,

@@ -1,7 +1,8 @@
 //! `agentscope coverage`: per process that talks TLS, its servers (SNI) and whether agentscope
 //! sees its plaintext, how (which library, which method) or why not; then per process whose
 //! payloads the kernel left out (plain sockets of no protocol agentscope reads,
-//! `--no-payloads-of`), how many bytes. Runs the live collector for `--duration` seconds, or
+//! `--no-payloads-of`, connections sampled out by `--sample-connections`), how many bytes.
+//! Runs the live collector for `--duration` seconds, or
 //! reads a recording (`--replay FILE.cap`); either way the events go through the one session
 //! step, and the tables are the model's (`tls_coverage` and `payloads_left_out` in the graph
 //! JSON).
@@ -53,6 +54,14 @@ struct CoverageReport {
     /// Processes whose payloads the kernel left out, most bytes first; left out when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     payloads_left_out: Vec<ProcessPayloadsLeftOut>,
+    /// Connections whose connect or accept said the kernel sampled them out; left out when
+    /// none.
+    #[serde(skip_serializing_if = "is_zero")]
+    connections_sampled_out: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 #[derive(Serialize)]
@@ -94,6 +103,14 @@ pub fn run(args: CoverageArgs) -> anyhow::Result<()> {
         OutputFormat::Text => {
             print_table(&mut out, &report.processes)?;
             print_left_out(&mut out, &report.payloads_left_out)?;
+            if report.connections_sampled_out > 0 {
+                writeln!(
+                    out,
+                    "\n{} connections sampled out (--sample-connections): their connects are in \
+                     this capture, their payloads are not",
+                    report.connections_sampled_out
+                )?;
+            }
         }
     }
     out.flush()?;
@@ -114,6 +131,7 @@ fn report_of(pipeline: &Pipeline) -> CoverageReport {
             })
             .collect(),
         payloads_left_out: snapshot.payloads_left_out,
+        connections_sampled_out: pipeline.reconstruct_stats().connections_sampled_out,
     }
 }
 
@@ -132,16 +150,17 @@ fn print_left_out(
     )?;
     writeln!(
         out,
-        "{:>7}  {:>14}  {:>14}  {:<15}  PROGRAM",
-        "PID", "OPAQUE SOCKETS", "ON REQUEST", "UNTIL"
+        "{:>7}  {:>14}  {:>14}  {:>14}  {:<15}  PROGRAM",
+        "PID", "OPAQUE SOCKETS", "ON REQUEST", "SAMPLED OUT", "UNTIL"
     )?;
     for process in processes {
         // Programs are the traced processes' choice: no raw controls.
         let line = format!(
-            "{:>7}  {:>14}  {:>14}  {:<15}  {}",
+            "{:>7}  {:>14}  {:>14}  {:>14}  {:<15}  {}",
             process.pid,
             bytes(process.opaque_socket_bytes),
             bytes(process.on_request_bytes),
+            bytes(process.sampled_out_bytes),
             if process.running {
                 "capture stopped"
             } else {

@@ -148,10 +148,25 @@ fn what_happened(body: &EventBody) -> String {
         EventBody::Connect {
             addr, port, ret, ..
         } if *ret < 0 && *ret != -115 => format!("connect {addr}:{port} failed ({ret})"),
-        EventBody::Connect { addr, port, .. } => format!("connect {addr}:{port}"),
+        EventBody::Connect {
+            addr,
+            port,
+            payloads_sampled_out,
+            ..
+        } => format!(
+            "connect {addr}:{port}{}",
+            sampled_out_note(*payloads_sampled_out)
+        ),
         EventBody::Accept {
-            addr, port, ret, ..
-        } => format!("accept {addr}:{port} fd {ret}"),
+            addr,
+            port,
+            ret,
+            payloads_sampled_out,
+            ..
+        } => format!(
+            "accept {addr}:{port} fd {ret}{}",
+            sampled_out_note(*payloads_sampled_out)
+        ),
         EventBody::TcpState {
             saddr,
             sport,
@@ -225,12 +240,23 @@ fn what_happened(body: &EventBody) -> String {
         EventBody::PayloadsLeftOut {
             opaque_socket_bytes,
             on_request_bytes,
+            sampled_out_bytes,
             running,
         } => format!(
             "payloads left out by the kernel{}: {opaque_socket_bytes} bytes of sockets of no \
-             protocol agentscope reads, {on_request_bytes} bytes on request",
+             protocol agentscope reads, {on_request_bytes} bytes on request, \
+             {sampled_out_bytes} bytes of sampled-out connections",
             if *running { " (still running)" } else { "" }
         ),
+    }
+}
+
+/// What a connect or accept line adds when the kernel sampled the connection out.
+fn sampled_out_note(sampled_out: bool) -> &'static str {
+    if sampled_out {
+        " (payloads sampled out)"
+    } else {
+        ""
     }
 }
 
@@ -296,6 +322,7 @@ pub(crate) mod tests {
                 addr: format!("/run/{HOSTILE}"),
                 port: 0,
                 ret: 0,
+                payloads_sampled_out: false,
             },
         ];
         for body in bodies {

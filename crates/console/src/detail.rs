@@ -260,7 +260,8 @@ fn tls_section(doc: &mut Doc, agent: &Agent, pipeline: &Pipeline) {
 }
 
 /// The agent's processes whose payloads the kernel counted instead of copying (opaque
-/// sockets, `--no-payloads-of`): what of the agent the capture does not hold.
+/// sockets, `--no-payloads-of`, `--sample-connections`): what of the agent the capture does not
+/// hold.
 fn left_out_section(doc: &mut Doc, agent: &Agent, pipeline: &Pipeline) {
     let processes: Vec<_> = pipeline
         .model()

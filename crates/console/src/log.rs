@@ -430,12 +430,18 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
         ObservationKind::PayloadsLeftOut {
             opaque_socket_bytes,
             on_request_bytes,
+            sampled_out_bytes,
             ..
         } => (
             EntryKind::Net,
             format!(
                 "payloads left out · {opaque_socket_bytes} B of opaque sockets · \
-                 {on_request_bytes} B on request"
+                 {on_request_bytes} B on request{}",
+                if *sampled_out_bytes > 0 {
+                    format!(" · {sampled_out_bytes} B of sampled-out connections")
+                } else {
+                    String::new()
+                }
             ),
         ),
         ObservationKind::TlsHello {

@@ -106,6 +106,11 @@ pub enum EventBody {
         port: u16,
         /// 0 or -errno (-115, EINPROGRESS, for non-blocking sockets).
         ret: i32,
+        /// The kernel sampled this connection out (`--sample-connections`): none of its
+        /// payloads will follow; their bytes are counted in `PayloadsLeftOut`. Written only
+        /// when true.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        payloads_sampled_out: bool,
     },
     Accept {
         listen_fd: i32,
@@ -114,6 +119,9 @@ pub enum EventBody {
         port: u16,
         /// The new fd, or -errno.
         ret: i32,
+        /// As for `Connect`: the accepted connection's payloads are not copied.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        payloads_sampled_out: bool,
     },
     TcpState {
         skaddr: u64,
@@ -202,6 +210,8 @@ pub enum EventBody {
         opaque_socket_bytes: u64,
         /// Bytes left out on request (`--no-payloads-of`, and the children it covers).
         on_request_bytes: u64,
+        /// Bytes of its connections sampled out (`--sample-connections`).
+        sampled_out_bytes: u64,
         /// The process was still running when capture stopped (it had not exited).
         running: bool,
     },
@@ -437,6 +447,7 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
                 }
                 _ => format_addr(e.family, &e.addr),
             };
+            let payloads_sampled_out = e.flags & raw::sock_flags::PAYLOADS_SAMPLED_OUT != 0;
             if h.kind == raw::kind::CONNECT {
                 EventBody::Connect {
                     fd: e.fd,
@@ -444,6 +455,7 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
                     addr,
                     port: e.port,
                     ret: e.ret,
+                    payloads_sampled_out,
                 }
             } else {
                 EventBody::Accept {
@@ -452,6 +464,7 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
                     addr,
                     port: e.port,
                     ret: e.ret,
+                    payloads_sampled_out,
                 }
             }
         }
@@ -774,6 +787,7 @@ mod tests {
                 e.ret = -115;
                 e.family = libc::AF_INET as u16;
                 e.port = 443;
+                e.flags = raw::sock_flags::PAYLOADS_SAMPLED_OUT;
                 e.addr[..4].copy_from_slice(&[10, 0, 0, 7]);
             },
         ));
@@ -785,6 +799,7 @@ mod tests {
                 addr: "10.0.0.7".into(),
                 port: 443,
                 ret: -115,
+                payloads_sampled_out: true,
             }
         );
         let accept = body(fixed_record(
@@ -805,6 +820,7 @@ mod tests {
                 addr: "::1".into(),
                 port: 8080,
                 ret: 9,
+                payloads_sampled_out: false,
             }
         );
 

@@ -186,6 +186,7 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             addr: str_field(value, "addr")?,
             port: u16_field(value, "port")?,
             ret: i32_field(value, "ret")?,
+            payloads_sampled_out: bool_field(value, "payloads_sampled_out"),
         },
         "accept" => EventBody::Accept {
             listen_fd: i32_field(value, "listen_fd")?,
@@ -193,6 +194,7 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
             addr: str_field(value, "addr")?,
             port: u16_field(value, "port")?,
             ret: i32_field(value, "ret")?,
+            payloads_sampled_out: bool_field(value, "payloads_sampled_out"),
         },
         "tcp_state" => EventBody::TcpState {
             skaddr: u64_field(value, "skaddr")?,
@@ -283,6 +285,10 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
         "payloads_left_out" => EventBody::PayloadsLeftOut {
             opaque_socket_bytes: u64_field(value, "opaque_socket_bytes")?,
             on_request_bytes: u64_field(value, "on_request_bytes")?,
+            // Absent from the lines of versions before connection sampling.
+            sampled_out_bytes: value
+                .get("sampled_out_bytes")
+                .map_or(Ok(0), |_| u64_field(value, "sampled_out_bytes"))?,
             running: bool_field(value, "running"),
         },
         other => return Err(err(format!("unknown kind \"{other}\""))),
@@ -396,6 +402,7 @@ mod tests {
                 addr: "::1".into(),
                 port: 443,
                 ret: -115,
+                payloads_sampled_out: true,
             },
             EventBody::Accept {
                 listen_fd: 3,
@@ -403,6 +410,7 @@ mod tests {
                 addr: "127.0.0.1".into(),
                 port: 5555,
                 ret: 7,
+                payloads_sampled_out: false,
             },
             EventBody::TcpState {
                 skaddr: u64::MAX,
@@ -536,6 +544,7 @@ mod tests {
             EventBody::PayloadsLeftOut {
                 opaque_socket_bytes: 4_915_200,
                 on_request_bytes: 5_107,
+                sampled_out_bytes: 81_920,
                 running: true,
             },
         ];

@@ -41,6 +41,11 @@ pub struct CollectorOptions {
     /// shared libraries, locale and time-zone data, which the kernel otherwise counts
     /// (`KernelStats::noise_opens_filtered`) instead of sending (`agentscope_common::noise_paths`).
     pub keep_runtime_noise: bool,
+    /// One inet connection in this many keeps its payloads, chosen at its connect or accept;
+    /// the others' are counted (`KernelStats::sampled_out_bytes`, by process in
+    /// `payloads_left_out` events) and their connect and accept events say so. 0 and 1 keep
+    /// every connection's.
+    pub sample_connections: u32,
     /// Overwrite credentials in payloads (on by default).
     pub redact_secrets: bool,
     /// Where /proc is (tests point it elsewhere).
@@ -67,6 +72,7 @@ impl Default for CollectorOptions {
             capture_socket_data: true,
             capture_pipe_data: true,
             keep_runtime_noise: false,
+            sample_connections: 1,
             redact_secrets: true,
             proc_root: PathBuf::from("/proc"),
             governed: Vec::new(),
@@ -531,6 +537,7 @@ impl Collector {
             capture_socket_data: options.capture_socket_data,
             capture_pipe_data: options.capture_pipe_data,
             keep_runtime_noise: options.keep_runtime_noise,
+            sample_connections: options.sample_connections,
             pinned_maps: pins
                 .as_ref()
                 .map(|pins| pins.map_paths())

@@ -225,6 +225,9 @@ pub struct KernelStats {
     /// (`CollectorOptions::payloads_off`, their later children too): moved, neither copied
     /// nor sent.
     pub payloads_off_bytes: u64,
+    /// Payload bytes of connections sampled out (`KernelOptions::sample_connections`): moved,
+    /// neither copied nor sent.
+    pub sampled_out_bytes: u64,
     /// Records dropped on each CPU.
     pub dropped_per_cpu: Vec<u64>,
 }
@@ -239,6 +242,9 @@ pub struct KernelOptions {
     pub capture_pipe_data: bool,
     /// Send every open, runtime noise too (`config::KEEP_RUNTIME_NOISE`).
     pub keep_runtime_noise: bool,
+    /// One inet connection in this many keeps its payloads (`config::SAMPLE_CONNECTIONS`); 0
+    /// and 1 keep every connection's.
+    pub sample_connections: u32,
     /// Enforcement maps to share through bpffs (name, pin path): opened when pinned, created
     /// and pinned otherwise (crate::enforcement_pins).
     pub pinned_maps: Vec<(&'static str, std::path::PathBuf)>,
@@ -253,6 +259,16 @@ pub struct KernelCapture {
     /// The enforcement programs' links, taken from their programs to be pinned (or, when
     /// nothing is pinned, detached with the collector).
     pub(crate) enforcement_links: Vec<(&'static str, aya::programs::links::FdLink)>,
+}
+
+/// A seed for the kernel's sampling choices that differs from run to run: the standard
+/// library's per-process random hasher keys (from the OS's random source), so no crate is
+/// needed for one number.
+fn sampling_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 fn ensure_tracefs() -> Result<(), CollectorError> {
@@ -361,6 +377,12 @@ impl KernelCapture {
                 config::KEEP_RUNTIME_NOISE,
                 options.keep_runtime_noise as u64,
             )?;
+            set(
+                &mut cfg,
+                config::SAMPLE_CONNECTIONS,
+                options.sample_connections as u64,
+            )?;
+            set(&mut cfg, config::SAMPLE_SEED, sampling_seed())?;
             match crate::output_tracking::kernel_offsets() {
                 Ok(offsets) => {
                     for (index, offset) in offsets {
@@ -823,6 +845,7 @@ impl KernelCapture {
         out.noise_opens_filtered = sum(stat::NOISE_OPENS_FILTERED);
         out.opaque_socket_bytes = sum(stat::OPAQUE_SOCKET_BYTES);
         out.payloads_off_bytes = sum(stat::PAYLOADS_OFF_BYTES);
+        out.sampled_out_bytes = sum(stat::SAMPLED_OUT_BYTES);
         if let Ok(values) = stats.get(&stat::DROPPED, 0) {
             out.dropped_per_cpu = values.iter().copied().collect();
         }
@@ -946,5 +969,6 @@ fn sum_left_out(values: &PerCpuValues<LeftOutBytes>) -> LeftOutBytes {
         .fold(LeftOutBytes::default(), |sum, cpu| LeftOutBytes {
             opaque_socket: sum.opaque_socket.saturating_add(cpu.opaque_socket),
             on_request: sum.on_request.saturating_add(cpu.on_request),
+            sampled_out: sum.sampled_out.saturating_add(cpu.sampled_out),
         })
 }

@@ -76,6 +76,7 @@ fn report(header: Header, counts: LeftOutBytes, running: bool) -> Event {
         body: EventBody::PayloadsLeftOut {
             opaque_socket_bytes: counts.opaque_socket,
             on_request_bytes: counts.on_request,
+            sampled_out_bytes: counts.sampled_out,
             running,
         },
     }

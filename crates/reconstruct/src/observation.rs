@@ -199,6 +199,8 @@ pub enum ObservationKind {
     PayloadsLeftOut {
         opaque_socket_bytes: u64,
         on_request_bytes: u64,
+        /// Bytes of its connections sampled out (`--sample-connections`).
+        sampled_out_bytes: u64,
         /// Reported when capture stopped, the process still running.
         running: bool,
     },

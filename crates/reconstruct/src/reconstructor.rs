@@ -67,6 +67,10 @@ pub struct ReconstructStats {
     pub mcp_messages: u64,
     /// Connections whose bytes matched no protocol we parse.
     pub opaque_connections: u64,
+    /// Connections the kernel sampled out (`--sample-connections`): their connect or accept
+    /// is seen, none of their payloads.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub connections_sampled_out: u64,
     /// HTTP/2 connections recognised from their frames, already under way when capture
     /// began: their header blocks are read without the dynamic table (requests that referred
     /// to it are flagged partial).
@@ -242,8 +246,10 @@ impl Reconstructor {
                 addr,
                 port,
                 ret,
+                payloads_sampled_out,
                 ..
             } if *ret == 0 || *ret == -libc::EINPROGRESS => {
+                self.stats.connections_sampled_out += u64::from(*payloads_sampled_out);
                 let peer = Peer {
                     addr: addr.clone(),
                     port: *port,
@@ -292,15 +298,22 @@ impl Reconstructor {
             EventBody::PayloadsLeftOut {
                 opaque_socket_bytes,
                 on_request_bytes,
+                sampled_out_bytes,
                 running,
             } => out.push(simple(ObservationKind::PayloadsLeftOut {
                 opaque_socket_bytes: *opaque_socket_bytes,
                 on_request_bytes: *on_request_bytes,
+                sampled_out_bytes: *sampled_out_bytes,
                 running: *running,
             })),
             EventBody::Accept {
-                addr, port, ret, ..
+                addr,
+                port,
+                ret,
+                payloads_sampled_out,
+                ..
             } if *ret >= 0 => {
+                self.stats.connections_sampled_out += u64::from(*payloads_sampled_out);
                 self.reset_socket(header.pid, *ret, header.ts_ns, &mut out);
                 self.peers.insert(
                     (header.pid, *ret),

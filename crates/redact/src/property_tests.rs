@@ -330,6 +330,7 @@ pub(crate) fn events_of(
             addr: "10.0.0.9".into(),
             port: carrier.port,
             ret: 0,
+            payloads_sampled_out: false,
         },
     }];
     let mut call_id = 1;

@@ -46,6 +46,15 @@ pub struct CaptureArgs {
     /// `kernel.opaque_socket_bytes`). For recording raw traffic a later version may read.
     #[arg(long)]
     pub copy_opaque_payloads: bool,
+    /// Keep the payloads (plain and TLS) of one inet connection in N, chosen at random when
+    /// it connects or is accepted; count the others' bytes instead of copying them (the
+    /// summary's `kernel.sampled_out_bytes`, by process in `agentscope coverage`). Their
+    /// connects, DNS, TLS ClientHellos and closes are still captured, and their connect or
+    /// accept event says `payloads_sampled_out`. For nodes whose traffic costs too much to copy
+    /// whole: what a sampled-out connection carries (an injection, an exfiltration) is not
+    /// seen. TLS connections whose socket the probes cannot name (Node) are always kept.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample_connections: u32,
     /// Kernel ring buffer size in KiB, rounded up to a power of two (default: 4 MiB per online
     /// CPU, at least 8 MiB and at most 64 MiB). Records it cannot take are counted in the
     /// summary (`dropped by the kernel`).
@@ -75,6 +84,7 @@ impl Default for CaptureArgs {
             no_pipe_data: false,
             keep_runtime_noise: false,
             copy_opaque_payloads: false,
+            sample_connections: 1,
             ring_buffer_kib: None,
             no_kubernetes: false,
             kubeconfig: None,
@@ -93,6 +103,7 @@ impl CaptureArgs {
             || self.no_pipe_data
             || self.keep_runtime_noise
             || self.copy_opaque_payloads
+            || self.sample_connections != 1
             || self.ring_buffer_kib.is_some()
             || self.no_kubernetes
             || self.kubeconfig.is_some()
@@ -142,6 +153,7 @@ impl CaptureArgs {
             capture_socket_data: !self.no_socket_data,
             capture_pipe_data: !self.no_pipe_data,
             keep_runtime_noise: self.keep_runtime_noise,
+            sample_connections: self.sample_connections,
             redact_secrets: self.redact_secrets(),
             ..CollectorOptions::default()
         }
@@ -168,6 +180,7 @@ impl CaptureArgs {
             "runtime_noise": self.keep_runtime_noise,
             "opaque_socket_payloads": self.copy_opaque_payloads,
             "payloads_off": self.payloads_off,
+            "sample_connections": self.sample_connections,
         })
     }
 
@@ -243,6 +256,8 @@ mod tests {
             "--no-pipe-data",
             "--keep-runtime-noise",
             "--copy-opaque-payloads",
+            "--sample-connections",
+            "10",
             "--ring-buffer-kib",
             "1024",
             "--node-name",
@@ -257,6 +272,7 @@ mod tests {
         assert!(!collector.redact_secrets && !collector.capture_pipe_data);
         assert!(collector.capture_socket_data);
         assert!(collector.keep_runtime_noise);
+        assert_eq!(collector.sample_connections, 10);
         assert_eq!(parsed.identity_options().node_name.as_deref(), Some("n1"));
         assert_eq!(
             parsed.capture_filter(),
@@ -267,6 +283,7 @@ mod tests {
                 "runtime_noise": true,
                 "opaque_socket_payloads": true,
                 "payloads_off": [9],
+                "sample_connections": 10,
             })
         );
         assert!(!parsed.mutes_opaque_sockets());
@@ -276,6 +293,13 @@ mod tests {
         assert!(Command::parse_from(["agentscope", "--no-payloads-of", "3"])
             .capture
             .any_given());
+        assert!(
+            Command::parse_from(["agentscope", "--sample-connections", "2"])
+                .capture
+                .any_given()
+        );
+        // One in zero is no sampling rate.
+        assert!(Command::try_parse_from(["agentscope", "--sample-connections", "0"]).is_err());
         // Without socket payloads there is nothing to stop copying.
         assert!(!Command::parse_from(["agentscope", "--no-socket-data"])
             .capture

@@ -419,6 +419,7 @@ impl Model {
             ObservationKind::PayloadsLeftOut {
                 opaque_socket_bytes,
                 on_request_bytes,
+                sampled_out_bytes,
                 running,
             } => {
                 let info = processes.get(pid);
@@ -435,6 +436,7 @@ impl Model {
                         .map(str::to_string),
                     opaque_socket_bytes: *opaque_socket_bytes,
                     on_request_bytes: *on_request_bytes,
+                    sampled_out_bytes: *sampled_out_bytes,
                     running: *running,
                     reported_ns: observation.ts_ns,
                 });

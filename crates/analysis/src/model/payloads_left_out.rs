@@ -1,6 +1,6 @@
 //! What the kernel left out of each process's payloads (the collector's `payloads_left_out`
-//! events): the bytes of plain sockets of no protocol agentscope reads and of processes left
-//! out on request, by process. `agentscope coverage` and the graph JSON (`payloads_left_out`)
+//! events): the bytes of plain sockets of no protocol agentscope reads, of processes left
+//! out on request and of connections sampled out, by process. `agentscope coverage` and the graph JSON (`payloads_left_out`)
 //! read this table, so a report says whose traffic the capture does not hold, not only that
 //! some is missing (the collector's summary has the node-wide totals).
 //!
@@ -25,14 +25,16 @@ pub struct ProcessPayloadsLeftOut {
     pub opaque_socket_bytes: u64,
     /// Bytes left out on request (`--no-payloads-of`).
     pub on_request_bytes: u64,
+    /// Bytes of its connections sampled out (`--sample-connections`).
+    pub sampled_out_bytes: u64,
     /// Counted until capture stopped, the process still running (otherwise until it exited).
     pub running: bool,
     pub reported_ns: u64,
 }
 
 impl ProcessPayloadsLeftOut {
-    /// `N bytes of sockets of no protocol agentscope reads, M bytes on request`, leaving out
-    /// a kind with no bytes.
+    /// `N bytes of sockets of no protocol agentscope reads, M bytes on request, K bytes of
+    /// sampled-out connections`, leaving out a kind with no bytes.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if self.opaque_socket_bytes > 0 {
@@ -43,6 +45,12 @@ impl ProcessPayloadsLeftOut {
         }
         if self.on_request_bytes > 0 {
             parts.push(format!("{} bytes on request", self.on_request_bytes));
+        }
+        if self.sampled_out_bytes > 0 {
+            parts.push(format!(
+                "{} bytes of sampled-out connections",
+                self.sampled_out_bytes
+            ));
         }
         if parts.is_empty() {
             parts.push("nothing".to_string());
@@ -85,7 +93,9 @@ impl PayloadsLeftOutTable {
         let mut out: Vec<ProcessPayloadsLeftOut> = self.reports.iter().cloned().collect();
         out.sort_by(|a, b| {
             let total = |r: &ProcessPayloadsLeftOut| {
-                r.opaque_socket_bytes.saturating_add(r.on_request_bytes)
+                r.opaque_socket_bytes
+                    .saturating_add(r.on_request_bytes)
+                    .saturating_add(r.sampled_out_bytes)
             };
             total(b).cmp(&total(a)).then(a.pid.cmp(&b.pid))
         });
@@ -109,6 +119,7 @@ mod tests {
             agent: None,
             opaque_socket_bytes: opaque,
             on_request_bytes: on_request,
+            sampled_out_bytes: 0,
             running,
             reported_ns: 1,
         }
@@ -152,5 +163,21 @@ mod tests {
         assert_eq!(table.processes().len(), MAX_PROCESSES);
         assert_eq!(table.dropped(), 10);
         assert!(table.processes().iter().all(|r| r.pid >= 10));
+    }
+
+    #[test]
+    fn sampled_out_bytes_count_in_the_order_and_the_description() {
+        let mut table = PayloadsLeftOutTable::default();
+        table.report(report(3, 100, 0, false));
+        table.report(ProcessPayloadsLeftOut {
+            sampled_out_bytes: 150,
+            ..report(4, 0, 0, false)
+        });
+        let processes = table.processes();
+        assert_eq!(processes[0].pid, 4);
+        assert_eq!(
+            processes[0].describe(),
+            "150 bytes of sampled-out connections"
+        );
     }
 }

@@ -153,6 +153,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
                 addr,
                 port,
                 ret,
+                payloads_sampled_out,
             }
             | EventBody::Accept {
                 listen_fd: fd,
@@ -160,12 +161,15 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
                 addr,
                 port,
                 ret,
+                payloads_sampled_out,
             } => {
                 put_i32(out, *fd);
                 put_str(out, family);
                 put_str(out, addr);
                 put_u16(out, *port);
                 put_i32(out, *ret);
+                // Appended with connection sampling (format 1.0 readers skip it).
+                out.push(*payloads_sampled_out as u8);
             }
             EventBody::TcpState {
                 skaddr,
@@ -299,11 +303,14 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             EventBody::PayloadsLeftOut {
                 opaque_socket_bytes,
                 on_request_bytes,
+                sampled_out_bytes,
                 running,
             } => {
                 put_u64(out, *opaque_socket_bytes);
                 put_u64(out, *on_request_bytes);
                 out.push(*running as u8);
+                // Appended with connection sampling.
+                put_u64(out, *sampled_out_bytes);
             }
         }
     });
@@ -375,6 +382,21 @@ impl<'a> Fields<'a> {
     }
     fn bool(&mut self, what: &str) -> Field<bool> {
         Ok(self.u8(what)? != 0)
+    }
+    /// A field appended after the first version of its entry: false in older files, which end
+    /// before it.
+    fn appended_bool(&mut self, what: &str) -> Field<bool> {
+        if self.pos == self.buf.len() {
+            return Ok(false);
+        }
+        self.bool(what)
+    }
+    /// As [`Fields::appended_bool`]: 0 in older files.
+    fn appended_u64(&mut self, what: &str) -> Field<u64> {
+        if self.pos == self.buf.len() {
+            return Ok(0);
+        }
+        self.u64(what)
     }
     fn u16(&mut self, what: &str) -> Field<u16> {
         Ok(u16::from_le_bytes(self.array(what)?))
@@ -531,6 +553,7 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             let addr = f.string("addr")?;
             let port = f.u16("port")?;
             let ret = f.i32("ret")?;
+            let payloads_sampled_out = f.appended_bool("payloads_sampled_out")?;
             if code == kind::CONNECT {
                 EventBody::Connect {
                     fd,
@@ -538,6 +561,7 @@ fn decode_event(body: &[u8]) -> Field<Event> {
                     addr,
                     port,
                     ret,
+                    payloads_sampled_out,
                 }
             } else {
                 EventBody::Accept {
@@ -546,6 +570,7 @@ fn decode_event(body: &[u8]) -> Field<Event> {
                     addr,
                     port,
                     ret,
+                    payloads_sampled_out,
                 }
             }
         }
@@ -655,6 +680,7 @@ fn decode_event(body: &[u8]) -> Field<Event> {
             opaque_socket_bytes: f.u64("opaque_socket_bytes")?,
             on_request_bytes: f.u64("on_request_bytes")?,
             running: f.bool("running")?,
+            sampled_out_bytes: f.appended_u64("sampled_out_bytes")?,
         },
         other => return Err(format!("unknown event kind {other}")),
     };
@@ -743,25 +769,30 @@ pub(crate) mod tests {
                 ".{0,20}",
                 any::<u16>(),
                 any::<i32>(),
+                any::<bool>(),
                 any::<bool>()
             )
-                .prop_map(|(fd, family, addr, port, ret, accept)| if accept {
-                    EventBody::Accept {
-                        listen_fd: fd,
-                        family,
-                        addr,
-                        port,
-                        ret,
+                .prop_map(
+                    |(fd, family, addr, port, ret, accept, payloads_sampled_out)| if accept {
+                        EventBody::Accept {
+                            listen_fd: fd,
+                            family,
+                            addr,
+                            port,
+                            ret,
+                            payloads_sampled_out,
+                        }
+                    } else {
+                        EventBody::Connect {
+                            fd,
+                            family,
+                            addr,
+                            port,
+                            ret,
+                            payloads_sampled_out,
+                        }
                     }
-                } else {
-                    EventBody::Connect {
-                        fd,
-                        family,
-                        addr,
-                        port,
-                        ret,
-                    }
-                }),
+                ),
             (
                 any::<u64>(),
                 one_of(FAMILIES),
@@ -925,11 +956,14 @@ pub(crate) mod tests {
                     host_path,
                 }
             ),
-            (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
-                |(opaque_socket_bytes, on_request_bytes, running)| EventBody::PayloadsLeftOut {
-                    opaque_socket_bytes,
-                    on_request_bytes,
-                    running,
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
+                |(opaque_socket_bytes, on_request_bytes, sampled_out_bytes, running)| {
+                    EventBody::PayloadsLeftOut {
+                        opaque_socket_bytes,
+                        on_request_bytes,
+                        sampled_out_bytes,
+                        running,
+                    }
                 }
             ),
             (any::<i64>(), any::<u64>(), ".{0,60}", any::<Option<u32>>()).prop_map(
@@ -1069,6 +1103,81 @@ pub(crate) mod tests {
             entries,
             vec![Entry::Unknown { tag: 99 }, Entry::Event(event)]
         );
+    }
+
+    /// Entries written before connection sampling end before its fields: they read as a
+    /// connection kept and no bytes sampled out, and a cut inside an appended field is an
+    /// error, not a guess.
+    #[test]
+    fn entries_of_files_before_connection_sampling_read_as_nothing_sampled_out() {
+        let header = Header {
+            ts_ns: 1,
+            time_unix_ns: 2,
+            pid: 3,
+            tid: 3,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 9,
+            comm: "sh".into(),
+        };
+        let older = |body: EventBody, appended: usize| {
+            let mut inner = Vec::new();
+            encode_event(
+                &Event {
+                    header: header.clone(),
+                    body,
+                },
+                &mut inner,
+            );
+            let mut buf = Vec::new();
+            put_entry(&mut buf, TAG_EVENT, |out| {
+                out.extend_from_slice(&inner[5..inner.len() - appended])
+            });
+            decode_entries(&buf)
+        };
+        let connect = EventBody::Connect {
+            fd: 5,
+            family: "inet",
+            addr: "10.0.0.7".into(),
+            port: 443,
+            ret: 0,
+            payloads_sampled_out: true,
+        };
+        let (entries, err) = older(connect.clone(), 1);
+        assert_eq!(err, None);
+        let Entry::Event(event) = &entries[0] else {
+            panic!("{entries:?}")
+        };
+        assert!(matches!(
+            event.body,
+            EventBody::Connect {
+                payloads_sampled_out: false,
+                ..
+            }
+        ));
+        let left_out = EventBody::PayloadsLeftOut {
+            opaque_socket_bytes: 7,
+            on_request_bytes: 8,
+            sampled_out_bytes: 9,
+            running: true,
+        };
+        let (entries, err) = older(left_out.clone(), 8);
+        assert_eq!(err, None);
+        assert_eq!(
+            entries,
+            vec![Entry::Event(Event {
+                header: header.clone(),
+                body: EventBody::PayloadsLeftOut {
+                    opaque_socket_bytes: 7,
+                    on_request_bytes: 8,
+                    sampled_out_bytes: 0,
+                    running: true,
+                },
+            })]
+        );
+        let (entries, err) = older(left_out, 3);
+        assert!(entries.is_empty() && err.is_some(), "{entries:?} {err:?}");
     }
 
     #[test]
