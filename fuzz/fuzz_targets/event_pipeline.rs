@@ -32,8 +32,8 @@ fuzz_target!(|data: &[u8]| {
     )
     .with_detection(detection);
     for event in &script.events {
-        pipeline.push(event);
-        let _ = pipeline.take_detections();
+        // Detections come back with the observations.
+        let _ = pipeline.push(event);
     }
     pipeline.finish();
     let snapshot = pipeline.snapshot();

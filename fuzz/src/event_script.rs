@@ -217,6 +217,7 @@ pub fn decode(bytes: &[u8]) -> Script {
                 addr: input.string(),
                 port: input.varint() as u16,
                 ret: input.i32(),
+                payloads_sampled_out: input.u8() & 1 != 0,
             },
             5 => EventBody::Accept {
                 listen_fd: input.i32(),
@@ -224,6 +225,7 @@ pub fn decode(bytes: &[u8]) -> Script {
                 addr: input.string(),
                 port: input.varint() as u16,
                 ret: input.i32(),
+                payloads_sampled_out: input.u8() & 1 != 0,
             },
             6 => EventBody::TcpState {
                 skaddr: input.varint(),
@@ -358,10 +360,6 @@ impl Encoder {
     }
 
     pub fn push(&mut self, event: &Event) {
-        // The language has no ClientHello events (they came after it): seeds skip them.
-        if matches!(event.body, EventBody::TlsHello { .. }) {
-            return;
-        }
         let h = &event.header;
         let kind: u8 = match &event.body {
             EventBody::Exec { .. } => 0,
@@ -374,7 +372,10 @@ impl Encoder {
             EventBody::Dns { .. } => 7,
             EventBody::Data { .. } => 8,
             EventBody::Close { .. } => 9,
-            EventBody::TlsHello { .. } => return,
+            // The language has no kind for events that came after it (ClientHellos,
+            // enforcement, packages, escapes, policies, cluster objects, left-out reports):
+            // seeds skip them.
+            _ => return,
         };
         let with_tid = h.tid != h.pid;
         let with_ids = h.uid != 0 || h.ppid != 0 || h.cgroup_id != 1;
@@ -451,6 +452,7 @@ impl Encoder {
                 addr,
                 port,
                 ret,
+                payloads_sampled_out,
             }
             | EventBody::Accept {
                 listen_fd: fd,
@@ -458,12 +460,14 @@ impl Encoder {
                 addr,
                 port,
                 ret,
+                payloads_sampled_out,
             } => {
                 self.zigzag(i64::from(*fd));
                 self.u8(index_of(&FAMILIES, family) as u8);
                 self.bytes(addr.as_bytes());
                 self.varint(u64::from(*port));
                 self.zigzag(i64::from(*ret));
+                self.u8(u8::from(*payloads_sampled_out));
             }
             EventBody::TcpState {
                 skaddr,
@@ -539,7 +543,8 @@ impl Encoder {
                 self.bytes(data);
             }
             EventBody::Close { fd } => self.zigzag(i64::from(*fd)),
-            EventBody::TlsHello { .. } => {}
+            // Skipped above.
+            _ => {}
         }
     }
 }
