@@ -3,8 +3,10 @@
 # request over the system libssl (http.client, one connection). Usage:
 #   https_post_client.py URL CA SIZE
 # It sends one request, prints "ready", then for every line N on stdin sends N requests of
-# about SIZE bytes and prints the time they took in nanoseconds. The server is
-# tests/agents/https_post (serve mode).
+# about SIZE bytes and prints the time they took in nanoseconds; for a line "reconnect" it
+# closes its connection, sends one request over a new one and prints "ready" (so a collector
+# started since sees the connection from its connect). The server is tests/agents/https_post
+# (serve mode).
 import http.client
 import ssl
 import sys
@@ -38,6 +40,12 @@ def main():
     post()
     print("ready", flush=True)
     for line in sys.stdin:
+        if line.strip() == "reconnect":
+            conn.close()
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=context)
+            post()
+            print("ready", flush=True)
+            continue
         n = int(line)
         start = time.perf_counter_ns()
         for _ in range(n):

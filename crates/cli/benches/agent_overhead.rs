@@ -52,6 +52,12 @@
 //! tracepoint the collector attaches to. The summary gives each floor's overhead beside the
 //! collector's.
 //!
+//! `OVERHEAD_RECONNECT=1` has the Python agent open a new connection before each window, so
+//! the collector sees it connect (the others keep theirs): what connection-level choices
+//! cost or save, such as `OVERHEAD_COLLECT_ARGS="--sample-connections 1000000"` (its
+//! connection's payloads then almost surely sampled out), which apply to connections the
+//! collector saw made.
+//!
 //! `OVERHEAD_BPF_STATS=1` switches `kernel.bpf_stats_enabled` on for the run (back to what it
 //! was at the end; the accounting itself costs each program run two clock reads, so the
 //! with-collector figures then include it) and prints, for each agent's collector window, the
@@ -155,6 +161,8 @@ struct Agent {
     name: &'static str,
     workload: Loop,
     requests: u64,
+    /// Opens a new connection before each window (`OVERHEAD_RECONNECT=1`, Python only).
+    reconnect: bool,
 }
 
 /// What one window measured, per request.
@@ -168,6 +176,9 @@ struct Window {
 }
 
 fn measure(agent: &mut Agent, collector: Option<u32>) -> Window {
+    if agent.reconnect {
+        agent.workload.reconnect();
+    }
     let pid = agent.workload.child.id();
     let agent_before = process_cpu_ns(pid);
     let node_before = node_cpu_ns();
@@ -428,6 +439,7 @@ fn main() {
     let kernel_stats = std::env::var("OVERHEAD_BPF_STATS")
         .is_ok_and(|v| v == "1")
         .then(KernelProgramStats::enable);
+    let reconnect = std::env::var("OVERHEAD_RECONNECT").is_ok_and(|v| v == "1");
     let extra: Vec<String> = std::env::var("OVERHEAD_COLLECT_ARGS")
         .unwrap_or_default()
         .split_whitespace()
@@ -482,6 +494,7 @@ fn main() {
             name,
             workload,
             requests,
+            reconnect: reconnect && name == "python_openssl",
         });
     }
     assert!(!agents.is_empty(), "OVERHEAD_AGENTS named no known agent");

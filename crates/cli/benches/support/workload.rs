@@ -56,6 +56,16 @@ impl Loop {
         }
     }
 
+    /// Makes the loop drop its connection and open a new one (tests/agents/https_post_client.py
+    /// `reconnect`), so that a collector started since sees it from its connect.
+    #[allow(dead_code)]
+    pub fn reconnect(&mut self) {
+        writeln!(self.stdin, "reconnect").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the workload loop did not reconnect");
+    }
+
     /// Runs `n` round trips; the time the loop itself measured.
     pub fn run(&mut self, n: u64) -> Duration {
         writeln!(self.stdin, "{n}").unwrap();
