@@ -78,6 +78,11 @@ pub fn candidates(window: &[(usize, &str)], limit: usize) -> Vec<Decoded> {
 }
 
 fn percent_runs(base: usize, part: &str, limit: usize, out: &mut Vec<Decoded>) {
+    // A run needs that many escapes, so a part with fewer `%` has none. The pattern starts
+    // with no literal, so without this the regex would walk every byte of ordinary text.
+    if part.bytes().filter(|&b| b == b'%').count() < MIN_PERCENT_ESCAPES {
+        return;
+    }
     for m in PERCENT_RUN.find_iter(part.as_bytes()) {
         if out.len() >= limit {
             return;
@@ -123,7 +128,10 @@ fn spaced_runs(base: usize, part: &str, limit: usize, out: &mut Vec<Decoded>) {
         }
         let separator = bytes[i + 1];
         let start = i;
-        let mut words = vec![String::from(bytes[i] as char)];
+        // The run joined into words, one space between them. Written from the second letter
+        // on: most starts are a word such as "a" before an ordinary word, which end the run
+        // at once and should cost no allocation.
+        let mut text = String::new();
         let mut letters = 1;
         let mut j = i + 1;
         loop {
@@ -144,21 +152,20 @@ fn spaced_runs(base: usize, part: &str, limit: usize, out: &mut Vec<Decoded>) {
             if gap.is_empty() || gap.len() > 3 || !alone {
                 break;
             }
-            if gap == [separator] {
-                words
-                    .last_mut()
-                    .expect("one word at least")
-                    .push(next as char);
-            } else {
-                words.push(String::from(next as char));
+            if text.is_empty() {
+                text.push(bytes[start] as char);
             }
+            if gap != [separator] {
+                text.push(' ');
+            }
+            text.push(next as char);
             letters += 1;
             j = gap_end + 1;
         }
         if letters >= MIN_SPACED_LETTERS {
             out.push(Decoded {
                 at: base + start,
-                text: words.join(" "),
+                text,
             });
         }
         i = j.max(i + 1);

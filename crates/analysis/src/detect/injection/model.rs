@@ -19,6 +19,7 @@
 //! The model file is parsed once (checked: magic, version, size); a damaged file is a build
 //! defect caught by the unit tests, and `scan` then runs on the rules alone.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
@@ -318,6 +319,22 @@ fn leet(b: u8) -> u8 {
     }
 }
 
+/// ASCII punctuation: the bytes [`collapse_runs`] shortens runs of (whitespace and word bytes
+/// are left as they are).
+fn is_collapsed(b: u8) -> bool {
+    b < 0x80 && !b.is_ascii_alphanumeric() && !matches!(b, b' ' | b'\t' | b'\n' | 0x0C | b'\r')
+}
+
+/// Where the first byte [`collapse_runs`] cuts is: the fourth of a run of one punctuation
+/// byte. Ordinary text has none, and the model then reads it as it is, uncopied.
+fn first_collapsed(data: &[u8]) -> Option<usize> {
+    // The comparisons first (a byte rarely repeats four times), the class last.
+    (3..data.len()).find(|&i| {
+        let b = data[i];
+        b == data[i - 1] && b == data[i - 2] && b == data[i - 3] && is_collapsed(b)
+    })
+}
+
 /// Runs of one ASCII punctuation byte longer than three cut to three: rulers, tables and
 /// padding (`-----`, `=====`) read the same whatever their length.
 fn collapse_runs(data: &[u8]) -> Vec<u8> {
@@ -326,9 +343,7 @@ fn collapse_runs(data: &[u8]) -> Vec<u8> {
     // The byte before (pushed or cut: a cut byte equals the last one pushed).
     let mut previous: Option<u8> = None;
     for &b in data {
-        let punct = b < 0x80
-            && !b.is_ascii_alphanumeric()
-            && !matches!(b, b' ' | b'\t' | b'\n' | 0x0C | b'\r');
+        let punct = is_collapsed(b);
         run = if punct && previous == Some(b) {
             run + 1
         } else {
@@ -349,8 +364,19 @@ fn is_word_byte(b: u8) -> bool {
 /// The bytes the model reads from normalised text: at most [`MAX_MODEL_BYTES`] (cut where the
 /// training script cuts; a UTF-8 sequence may be split, both sides hash bytes), long
 /// punctuation runs cut ([`collapse_runs`]).
-pub fn model_bytes(normalised: &str) -> Vec<u8> {
-    collapse_runs(&normalised.as_bytes()[..normalised.len().min(MAX_MODEL_BYTES)])
+pub fn model_bytes(normalised: &str) -> Cow<'_, [u8]> {
+    let data = &normalised.as_bytes()[..normalised.len().min(MAX_MODEL_BYTES)];
+    match first_collapsed(data) {
+        None => Cow::Borrowed(data),
+        // Everything before the run that reaches four is as it was; from the run's start,
+        // collapsing sees the same bytes it would have seen from the beginning (a run is
+        // one byte repeated, and the byte before it differs).
+        Some(at) => {
+            let mut out = data[..at - 3].to_vec();
+            out.extend_from_slice(&collapse_runs(&data[at - 3..]));
+            Cow::Owned(out)
+        }
+    }
 }
 
 /// Calls `f(bucket, span)` for every feature occurrence of `data` ([`model_bytes`]) in the

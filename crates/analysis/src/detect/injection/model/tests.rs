@@ -4,6 +4,8 @@
 use sha2::{Digest, Sha256};
 
 use super::super::{normalise, scan, IngestSource, Verdict};
+use std::borrow::Cow;
+
 use super::{for_each_feature, model_bytes, MODEL};
 
 const GOLDEN: &str = include_str!("../model-golden.json");
@@ -117,6 +119,30 @@ fn leetspeak_reads_as_words() {
     assert_eq!(plain, leet, "word and bigram features fold leetspeak");
 }
 
+/// The uncopied path reads exactly what cutting every run from the start gives: every string
+/// of up to eight bytes over punctuation, a letter, a space and a newline.
+#[test]
+fn model_bytes_cut_what_collapsing_the_whole_text_cuts() {
+    const ALPHABET: &[u8] = b"-=a \n";
+    for len in 0..=8u32 {
+        for n in 0..ALPHABET.len().pow(len) {
+            let mut rest = n;
+            let text: String = (0..len)
+                .map(|_| {
+                    let b = ALPHABET[rest % ALPHABET.len()];
+                    rest /= ALPHABET.len();
+                    b as char
+                })
+                .collect();
+            assert_eq!(
+                &*model_bytes(&text),
+                &super::collapse_runs(text.as_bytes())[..],
+                "{text:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn hostile_input_is_bounded() {
     let huge = "x".repeat(super::MAX_MODEL_BYTES * 2);
@@ -129,6 +155,11 @@ fn hostile_input_is_bounded() {
     let wide = "é".repeat(super::MAX_MODEL_BYTES);
     assert!(for_each_feature(&model_bytes(&wide), |_, _| {}) > 0);
     // Rulers and padding of any length read as three bytes.
-    assert_eq!(model_bytes(&"-".repeat(10_000)), b"---");
-    assert_eq!(model_bytes("a====b--c"), b"a===b--c");
+    assert_eq!(&*model_bytes(&"-".repeat(10_000)), b"---");
+    assert_eq!(&*model_bytes("a====b--c"), b"a===b--c");
+    // Text with no run to cut is read as it is; a cut after a shorter run of the same byte,
+    // and runs of letters or spaces, are left alone.
+    assert!(matches!(model_bytes("a === b"), Cow::Borrowed(_)));
+    assert_eq!(&*model_bytes("x--y-----z    aaaa"), b"x--y---z    aaaa");
+    assert_eq!(&*model_bytes("====\n===="), b"===\n===");
 }
