@@ -2,10 +2,9 @@
 //! sees its plaintext, how (which library, which method) or why not; then per process whose
 //! payloads the kernel left out (plain sockets of no protocol agentscope reads,
 //! `--no-payloads-of`, connections sampled out by `--sample-connections`), how many bytes.
-//! Runs the live collector for `--duration` seconds, or
-//! reads a recording (`--replay FILE.cap`); either way the events go through the one session
-//! step, and the tables are the model's (`tls_coverage` and `payloads_left_out` in the graph
-//! JSON).
+//! Runs the live collector for `--duration` seconds, or reads a recording (`--replay
+//! FILE.cap`); either way the events go through the one session step, and the tables are the
+//! model's (`tls_coverage` and `payloads_left_out` in the graph JSON).
 
 use std::io::Write as _;
 use std::path::PathBuf;
