@@ -311,13 +311,7 @@ fn a_tls_stack_that_cannot_be_read_is_a_reported_blind_spot() {
     )
     .expect("coverage -o json");
     assert_coverage(&live, blind_pid, python_pid, "live coverage");
-    let replayed = Command::new(BIN)
-        .args(["coverage", "-o", "json", "--replay"])
-        .arg(&record_path)
-        .output()
-        .unwrap();
-    assert!(replayed.status.success(), "coverage --replay failed");
-    let replayed: Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    let (replayed, text) = replayed_coverage(&record_path);
     assert_coverage(&replayed, blind_pid, python_pid, "replayed coverage");
     // The graph JSON carries the same table.
     let in_graph = serde_json::json!({
@@ -329,12 +323,6 @@ fn a_tls_stack_that_cannot_be_read_is_a_reported_blind_spot() {
     assert_eq!(blind_row["agent"], key);
 
     // The text form names both.
-    let text = Command::new(BIN)
-        .args(["coverage", "--replay"])
-        .arg(&record_path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.lines().any(|l| l.contains("api.openai.com")
             && l.contains("NOT SEEN")

@@ -180,18 +180,7 @@ fn one_connection_in_two_keeps_its_payloads_and_the_rest_are_counted_and_reporte
     );
 
     // A replay of the recording says the same.
-    let output = std::process::Command::new(BIN)
-        .args([
-            "coverage",
-            "--replay",
-            run.recording.to_str().unwrap(),
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let coverage: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (coverage, text) = replayed_coverage(&run.recording);
     assert_eq!(
         coverage["connections_sampled_out"].as_u64(),
         Some(sampled_out as u64),
@@ -204,11 +193,6 @@ fn one_connection_in_two_keeps_its_payloads_and_the_rest_are_counted_and_reporte
         .find(|row| row["pid"].as_u64() == Some(pid))
         .unwrap_or_else(|| panic!("no row of the client: {coverage:#}"));
     assert_eq!(row["sampled_out_bytes"].as_u64(), Some(counted), "{row}");
-    let text = std::process::Command::new(BIN)
-        .args(["coverage", "--replay", run.recording.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("SAMPLED OUT")
             && text.contains(&format!("{counted} bytes"))

@@ -186,18 +186,7 @@ fn what_was_left_out_is_reported_by_process_and_replayed_into_coverage() {
         "most of what the sink received was left out: {server_report}"
     );
 
-    let output = std::process::Command::new(BIN)
-        .args([
-            "coverage",
-            "--replay",
-            recording.to_str().unwrap(),
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let coverage: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (coverage, text) = replayed_coverage(&recording);
     let rows = coverage["payloads_left_out"].as_array().unwrap();
     let row_of = |pid: u64| {
         rows.iter()
@@ -215,11 +204,6 @@ fn what_was_left_out_is_reported_by_process_and_replayed_into_coverage() {
         );
         assert_eq!(row["running"], report["running"], "{row}");
     }
-    let text = std::process::Command::new(BIN)
-        .args(["coverage", "--replay", recording.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("payloads the kernel left out") && text.contains("capture stopped"),
         "{text}"

@@ -1032,3 +1032,24 @@ impl HttpApi {
         }
     }
 }
+
+/// `agentscope coverage --replay RECORDING`, as JSON (`-o json`, success asserted) and as the
+/// text table.
+pub fn replayed_coverage(recording: &Path) -> (Value, String) {
+    let json = Command::new(BIN)
+        .args(["coverage", "-o", "json", "--replay"])
+        .arg(recording)
+        .output()
+        .unwrap();
+    assert!(json.status.success(), "coverage --replay: {json:?}");
+    let text = Command::new(BIN)
+        .args(["coverage", "--replay"])
+        .arg(recording)
+        .output()
+        .unwrap();
+    assert!(text.status.success(), "coverage --replay: {text:?}");
+    (
+        serde_json::from_slice(&json.stdout).expect("coverage -o json"),
+        String::from_utf8_lossy(&text.stdout).into_owned(),
+    )
+}

@@ -1072,23 +1072,27 @@ pub(crate) mod tests {
         assert_eq!(entries, vec![Entry::Identity(answer)]);
     }
 
+    fn sh_header() -> Header {
+        Header {
+            ts_ns: 1,
+            time_unix_ns: 2,
+            pid: 3,
+            tid: 3,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 9,
+            comm: "sh".into(),
+        }
+    }
+
     #[test]
     fn unknown_tags_and_appended_fields_are_skipped() {
         let mut buf = Vec::new();
         // A newer writer's entry type, then an event with two extra trailing bytes.
         put_entry(&mut buf, 99, |out| out.extend_from_slice(b"future"));
         let event = Event {
-            header: Header {
-                ts_ns: 1,
-                time_unix_ns: 2,
-                pid: 3,
-                tid: 3,
-                ppid: 1,
-                uid: 0,
-                gid: 0,
-                cgroup_id: 9,
-                comm: "sh".into(),
-            },
+            header: sh_header(),
             body: EventBody::Close { fd: 4 },
         };
         put_entry(&mut buf, TAG_EVENT, |out| {
@@ -1110,17 +1114,7 @@ pub(crate) mod tests {
     /// error, not a guess.
     #[test]
     fn entries_of_files_before_connection_sampling_read_as_nothing_sampled_out() {
-        let header = Header {
-            ts_ns: 1,
-            time_unix_ns: 2,
-            pid: 3,
-            tid: 3,
-            ppid: 1,
-            uid: 0,
-            gid: 0,
-            cgroup_id: 9,
-            comm: "sh".into(),
-        };
+        let header = sh_header();
         let older = |body: EventBody, appended: usize| {
             let mut inner = Vec::new();
             encode_event(
