@@ -592,9 +592,18 @@ pub fn observation_detail(
                 ),
             );
         }
-        ObservationKind::Connect { peer } => {
+        ObservationKind::Connect {
+            peer,
+            payloads_sampled_out,
+        } => {
             doc.heading("Connection");
             doc.field("peer", format!("{}:{}", peer.addr, peer.port));
+            if *payloads_sampled_out {
+                doc.field(
+                    "payloads",
+                    "sampled out (--sample-connections): what it carried is not in the capture",
+                );
+            }
         }
         ObservationKind::Exec { filename, argv } => {
             doc.heading("Exec");

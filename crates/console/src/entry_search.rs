@@ -107,7 +107,7 @@ impl Searchable for SearchableEntry<'_> {
                 let host = match &observation.kind {
                     ObservationKind::Llm { host, .. } => host.clone(),
                     ObservationKind::Http { exchange, .. } => exchange.host.clone(),
-                    ObservationKind::Connect { peer } => Some(peer.addr.clone()),
+                    ObservationKind::Connect { peer, .. } => Some(peer.addr.clone()),
                     ObservationKind::TlsHello { server_name, .. } => server_name.clone(),
                     ObservationKind::Mcp { endpoint, .. } => endpoint.clone(),
                     ObservationKind::Sql { peer, .. } | ObservationKind::Redis { peer, .. } => {

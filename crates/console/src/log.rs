@@ -407,9 +407,22 @@ fn summarise(observation: &Observation) -> Option<(EntryKind, String)> {
             }
             (EntryKind::File, text)
         }
-        ObservationKind::Connect { peer } => (
+        ObservationKind::Connect {
+            peer,
+            payloads_sampled_out,
+        } => (
             EntryKind::Net,
-            format!("connect {}:{}", peer.addr, peer.port),
+            format!(
+                "connect {}:{}{}",
+                peer.addr,
+                peer.port,
+                // No exchange on it is then no evidence of none: say so where it shows.
+                if *payloads_sampled_out {
+                    " · payloads sampled out"
+                } else {
+                    ""
+                }
+            ),
         ),
         ObservationKind::Dns { queries } => (EntryKind::Net, format!("dns {}", queries.join(", "))),
         ObservationKind::Enforce { decision } => (EntryKind::Net, decision.describe()),

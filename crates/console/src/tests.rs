@@ -326,6 +326,49 @@ fn the_agent_detail_says_what_the_kernel_left_out_of_it() {
     );
 }
 
+/// A connection the kernel sampled out says so in the agent's timeline: no exchange on it is
+/// then no evidence that none happened.
+#[test]
+fn a_sampled_out_connection_is_marked_in_the_timeline() {
+    let text = std::fs::read_to_string(fixture("capture/node_chat_stream.jsonl")).unwrap();
+    let mut marked = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.contains("\"kind\":\"connect\"") && line.contains("\"pid\":18649") {
+                marked += 1;
+                let mut event: serde_json::Value = serde_json::from_str(line).unwrap();
+                event["payloads_sampled_out"] = true.into();
+                event.to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert!(marked > 0, "the agent's connects");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sampled.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let console = Console::with_source(JsonEventsSource::open(&path).unwrap()).play_to_end();
+    let log = console
+        .app
+        .logs()
+        .agent(console.app.current_agent().unwrap())
+        .unwrap();
+    let connects: Vec<&str> = log
+        .iter_from(0)
+        .map(|(_, e)| e.summary.as_str())
+        .filter(|summary| summary.starts_with("connect "))
+        .collect();
+    assert!(!connects.is_empty());
+    assert!(
+        connects
+            .iter()
+            .all(|summary| summary.ends_with(" · payloads sampled out")),
+        "{connects:?}"
+    );
+}
+
 #[test]
 fn snapshot_streamed_node_agent() {
     let mut console = Console::open("capture/node_chat_stream.jsonl").play_to_end();

@@ -106,6 +106,10 @@ pub enum ObservationKind {
     },
     Connect {
         peer: Peer,
+        /// The kernel sampled the connection out (`--sample-connections`): what it carried
+        /// is not in the capture, so no exchange on it is not evidence of none.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        payloads_sampled_out: bool,
     },
     Dns {
         queries: Vec<String>,

@@ -256,7 +256,10 @@ impl Reconstructor {
                 };
                 self.reset_socket(header.pid, *fd, header.ts_ns, &mut out);
                 self.peers.insert((header.pid, *fd), peer.clone());
-                out.push(simple(ObservationKind::Connect { peer }));
+                out.push(simple(ObservationKind::Connect {
+                    peer,
+                    payloads_sampled_out: *payloads_sampled_out,
+                }));
             }
             EventBody::Enforce(decision) => {
                 out.push(simple(ObservationKind::Enforce {

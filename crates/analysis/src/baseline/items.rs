@@ -175,7 +175,7 @@ pub fn items_of(observation: &Observation) -> Vec<Item> {
                 sensitivity,
             });
         }
-        ObservationKind::Connect { peer } => {
+        ObservationKind::Connect { peer, .. } => {
             out.extend(peer_address(&peer.addr, peer.port).map(Item::EgressAddress));
         }
         ObservationKind::Dns { queries } => {

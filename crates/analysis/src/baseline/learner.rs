@@ -373,6 +373,7 @@ mod tests {
                 addr: addr.into(),
                 port,
             },
+            payloads_sampled_out: false,
         }
     }
 

@@ -474,7 +474,7 @@ impl Detector {
                     model,
                 );
             }
-            ObservationKind::Connect { peer } => {
+            ObservationKind::Connect { peer, .. } => {
                 let destination = format!("{}:{}", peer.addr, peer.port);
                 self.watch(agent).contacted(destination, observation.ts_ns);
             }

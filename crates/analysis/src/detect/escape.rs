@@ -388,7 +388,7 @@ impl Detector {
                 };
                 syscall_sighting(call, outside)
             }
-            ObservationKind::Connect { peer }
+            ObservationKind::Connect { peer, .. }
                 if peer.port == 0 && is_runtime_socket(&peer.addr) =>
             {
                 Some(Sighting {

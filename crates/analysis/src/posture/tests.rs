@@ -96,6 +96,7 @@ fn connect(addr: &str, port: u16) -> ObservationKind {
             addr: addr.into(),
             port,
         },
+        payloads_sampled_out: false,
     }
 }
 

@@ -109,7 +109,7 @@ impl Usage {
                     count_bounded(&mut self.kubernetes, observed, dropped);
                 }
             }
-            ObservationKind::Connect { peer } => {
+            ObservationKind::Connect { peer, .. } => {
                 let Ok(address) = peer.addr.parse::<IpAddr>() else {
                     return; // a Unix socket
                 };
@@ -345,6 +345,7 @@ mod tests {
                     addr: "10.0.0.1".into(),
                     port,
                 },
+                payloads_sampled_out: false,
             });
         }
         assert_eq!(usage.destinations.len(), MAX_ENTRIES);
@@ -356,6 +357,7 @@ mod tests {
                 addr: "/run/containerd/containerd.sock".into(),
                 port: 0,
             },
+            payloads_sampled_out: false,
         });
         assert_eq!(usage.destinations.len(), before);
     }
