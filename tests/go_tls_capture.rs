@@ -240,6 +240,66 @@ fn go_agent_with_symbols_is_captured_from_proc() {
     );
 }
 
+/// With every connection sampled out (`--sample-connections 1000000`: one in a million
+/// kept), the Go agent's TLS plaintext follows its socket's choice: its connects say so, no
+/// plaintext is copied, and its bytes (the 512 KiB request among them) are counted and
+/// reported as the agent's.
+#[test]
+fn go_agents_sampled_out_connections_leave_no_plaintext_and_are_counted() {
+    let setup = setup();
+    let args = setup.agent_args("dump-sampled");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(
+        setup.dir.path(),
+        setup.full.to_str().unwrap(),
+        &args,
+        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
+    );
+    let pid = agent.pid();
+    let collect = Collect::start(
+        setup.dir.path(),
+        &[
+            "--pid",
+            &pid.to_string(),
+            "--no-kubernetes",
+            "--sample-connections",
+            "1000000",
+        ],
+    );
+    agent.release();
+    let output = agent.finish();
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["ok"], true, "{output}");
+    let captured = collect.stop();
+    let pid = u64::from(pid);
+    let connects: Vec<&Value> = captured
+        .of_kind("connect")
+        .filter(|e| {
+            e["pid"].as_u64() == Some(pid) && e["port"].as_u64() == Some(u64::from(setup.llm.port))
+        })
+        .collect();
+    assert!(!connects.is_empty(), "the agent's connects to the mock LLM");
+    assert!(
+        connects.iter().all(|c| c["payloads_sampled_out"] == true),
+        "{connects:?}"
+    );
+    let tls: Vec<&Value> = captured
+        .of_kind("data")
+        .filter(|e| e["pid"].as_u64() == Some(pid) && e["source"] == "tls")
+        .collect();
+    assert!(tls.is_empty(), "{} TLS data events of the agent", tls.len());
+    let counted = captured.summary["kernel"]["sampled_out_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(counted > 512 * 1024, "{}", captured.summary);
+    let reported: u64 = captured
+        .of_kind("payloads_left_out")
+        .filter(|e| e["pid"].as_u64() == Some(pid))
+        .map(|e| e["sampled_out_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reported, counted);
+}
+
 /// The stripped agent (`-s -w`), exec'd while the collector runs: analysed on exec, found
 /// through the function table alone. Its output is the same with and without the collector.
 #[test]

@@ -145,22 +145,82 @@ fn held_loop(dir: &Path, binary: &Path, cert: &Path, key: &Path) -> Paused {
     Paused { child, start_file }
 }
 
+/// `cert.pem` and `key.pem` in `dir`. Any certificate will do: the loop's client checks the
+/// handshake signatures only.
+fn make_certificate(dir: &Path) {
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+}
+
+/// With every connection sampled out (`--sample-connections 1000000`: one in a million
+/// kept), rustls's plaintext follows its socket's choice: the loop's client and server
+/// connections (its connect and its accept) say so, nothing of theirs is copied, and the
+/// 40 000-byte round trip is among the bytes counted as the loop's.
+#[test]
+fn rustls_connections_sampled_out_leave_no_plaintext_and_are_counted() {
+    require_root();
+    let binary = rustls_loop_binary();
+    let dir = tempfile::tempdir().unwrap();
+    make_certificate(dir.path());
+    let mut run = Loop::start(&binary, dir.path(), &[]);
+    let pid = run.pid().to_string();
+    let collect = Collect::start(
+        dir.path(),
+        &[
+            "--pid",
+            &pid,
+            "--no-kubernetes",
+            "--sample-connections",
+            "1000000",
+        ],
+    );
+    run.exchange();
+    let captured = collect.stop();
+    let pid = run.pid();
+    let marked: Vec<&serde_json::Value> = captured
+        .of_kind("connect")
+        .chain(captured.of_kind("accept"))
+        .filter(|e| e["pid"] == pid && e["family"] != "unix")
+        .collect();
+    assert_eq!(marked.len(), 2, "its connect and its accept: {marked:?}");
+    assert!(
+        marked.iter().all(|e| e["payloads_sampled_out"] == true),
+        "{marked:?}"
+    );
+    assert_eq!(
+        captured
+            .of_kind("data")
+            .filter(|e| e["pid"] == pid && e["source"] == "tls")
+            .count(),
+        0
+    );
+    let counted = captured.summary["kernel"]["sampled_out_bytes"]
+        .as_u64()
+        .unwrap();
+    // Client and server each write and read the big message.
+    assert!(counted >= 4 * 40_000, "{}", captured.summary);
+    let reported: u64 = captured
+        .of_kind("payloads_left_out")
+        .filter(|e| e["pid"] == pid)
+        .map(|e| e["sampled_out_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reported, counted);
+}
+
 #[test]
 fn rustls_over_aws_lc_is_captured_over_tls_1_3_and_tls_1_2() {
     require_root();
     let binary = rustls_loop_binary();
     let dir = tempfile::tempdir().unwrap();
-    // Any certificate will do: the loop's client checks the handshake signatures only.
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(dir.path().join("key.pem"))
-        .arg("-out")
-        .arg(dir.path().join("cert.pem"))
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    make_certificate(dir.path());
     // (name, loop options, what the loop reports it negotiated): the suites that make rustls
     // call `seal` for TLS 1.3 and TLS 1.2 ChaCha20-Poly1305, `seal_scatter` for TLS 1.2
     // AES-GCM, and `open` for all.
