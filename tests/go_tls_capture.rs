@@ -71,6 +71,18 @@ impl Setup {
         ]
     }
 
+    /// The agent with its symbol table, held at its start, dumping what it sends into `dump`.
+    fn paused_full_agent(&self, dump: &str) -> Paused {
+        let args = self.agent_args(dump);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Paused::agent(
+            self.dir.path(),
+            self.full.to_str().unwrap(),
+            &args,
+            &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
+        )
+    }
+
     fn dump(&self, dump: &str, file: &str) -> Vec<u8> {
         std::fs::read(self.dir.path().join(dump).join(file)).unwrap()
     }
@@ -201,14 +213,7 @@ fn check_capture(
 #[test]
 fn go_agent_with_symbols_is_captured_from_proc() {
     let setup = setup();
-    let args = setup.agent_args("dump");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Paused::agent(
-        setup.dir.path(),
-        setup.full.to_str().unwrap(),
-        &args,
-        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
-    );
+    let agent = setup.paused_full_agent("dump");
     let pid = agent.pid();
     let graph = setup.dir.path().join("graph.json");
     let collect = Collect::start(
@@ -247,14 +252,7 @@ fn go_agent_with_symbols_is_captured_from_proc() {
 #[test]
 fn go_agents_sampled_out_connections_leave_no_plaintext_and_are_counted() {
     let setup = setup();
-    let args = setup.agent_args("dump-sampled");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Paused::agent(
-        setup.dir.path(),
-        setup.full.to_str().unwrap(),
-        &args,
-        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
-    );
+    let agent = setup.paused_full_agent("dump-sampled");
     let pid = agent.pid();
     let collect = Collect::start(
         setup.dir.path(),
