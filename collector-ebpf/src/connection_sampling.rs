@@ -6,11 +6,10 @@
 //! the run's seed, kept on the socket (`SOCK_SAMPLED_OUT`) and sent on the connect or accept
 //! record (`sock_flags::PAYLOADS_SAMPLED_OUT`), so that readers, and replays of a recording,
 //! know which connections they will see no bytes of. Everything else about a sampled-out
-//! connection (its connect, DNS, TLS ClientHello, close) is still sent: the graph keeps the
-//! edge, without the exchanges on it. TLS plaintext follows its transport socket's choice when
-//! the library call names the socket's fd (OpenSSL and BoringSSL on sockets, Go, rustls); a
-//! TLS connection whose fd the probes cannot see (Node's memory BIOs) is never sampled out, so
-//! sampling never hides what it cannot account for.
+//! connection (its connect, DNS, TLS ClientHello, close) is still sent. TLS plaintext follows
+//! its transport socket's choice when the library call names the socket's fd (OpenSSL and
+//! BoringSSL on sockets, Go, rustls); a TLS connection whose fd the probes cannot see (Node's
+//! memory BIOs) is never sampled out, so sampling never hides what it cannot account for.
 
 use agentscope_common::{config, stat};
 

@@ -1,8 +1,9 @@
 //! Bytes the kernel left out, by process (`LEFT_OUT_BY_PROCESS`): the node-wide counters
 //! (`stat::OPAQUE_SOCKET_BYTES`, `stat::PAYLOADS_OFF_BYTES`, `stat::SAMPLED_OUT_BYTES`) say
-//! how much was not copied, this map says whose. The collector reads a process's entry when it exits (and every entry when
-//! capture stops), reports it as a `payloads_left_out` event and deletes it; the kernel never
-//! deletes one, so the counts outlive the process until the collector has read them.
+//! how much was not copied, this map says whose. The collector reads a process's entry when it
+//! exits (and every entry when capture stops), reports it as a `payloads_left_out` event and
+//! deletes it; the kernel never deletes one, so the counts outlive the process until the
+//! collector has read them.
 
 use agentscope_common::LeftOutBytes;
 use aya_ebpf::{macros::map, maps::LruPerCpuHashMap};

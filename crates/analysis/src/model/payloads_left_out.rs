@@ -1,8 +1,9 @@
 //! What the kernel left out of each process's payloads (the collector's `payloads_left_out`
 //! events): the bytes of plain sockets of no protocol agentscope reads, of processes left
-//! out on request and of connections sampled out, by process. `agentscope coverage` and the graph JSON (`payloads_left_out`)
-//! read this table, so a report says whose traffic the capture does not hold, not only that
-//! some is missing (the collector's summary has the node-wide totals).
+//! out on request and of connections sampled out, by process. `agentscope coverage` and the
+//! graph JSON (`payloads_left_out`) read this table, so a report says whose traffic the capture
+//! does not hold, not only that some is missing (the collector's summary has the node-wide
+//! totals).
 //!
 //! Bounded: at most [`MAX_PROCESSES`] reports; past it the oldest go, counted.
 
