@@ -55,12 +55,8 @@ struct CoverageReport {
     payloads_left_out: Vec<ProcessPayloadsLeftOut>,
     /// Connections whose connect or accept said the kernel sampled them out; left out when
     /// none.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "agentscope_reconstruct::reconstructor::is_zero")]
     connections_sampled_out: u64,
-}
-
-fn is_zero(count: &u64) -> bool {
-    *count == 0
 }
 
 #[derive(Serialize)]

@@ -1,9 +1,10 @@
 //! What the kernel left out of each process's payloads, reported as `payloads_left_out`
 //! events: the kernel counts, by process, the bytes it moved without copying them (plain
-//! sockets of no protocol agentscope reads, processes left out on request); the collector reads
-//! a process's counts when its exit comes through, and every remaining process's when capture
-//! stops. So a coverage report can say whose traffic is missing from the capture, in a live run
-//! and in its recording alike (the events are recorded like any other).
+//! sockets of no protocol agentscope reads, processes left out on request, connections sampled
+//! out); the collector reads a process's counts when its exit comes through, and every
+//! remaining process's when capture stops. So a coverage report can say whose traffic is
+//! missing from the capture, in a live run and in its recording alike (the events are recorded
+//! like any other).
 //!
 //! The report of an exited process comes just before its exit event, while the process table
 //! still holds the process as running (its program is still named).

@@ -78,7 +78,9 @@ pub struct ReconstructStats {
     pub http2_attached_mid_connection: u64,
 }
 
-fn is_zero(value: &u64) -> bool {
+/// serde's test for a counter written only once something was counted (here, in the model's
+/// stats and in `agentscope coverage`'s report).
+pub fn is_zero(value: &u64) -> bool {
     *value == 0
 }
 

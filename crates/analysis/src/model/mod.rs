@@ -104,7 +104,8 @@ pub struct ModelSnapshot {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tls_coverage: Vec<ProcessTlsCoverage>,
     /// Per process whose payloads the kernel left out (plain sockets of no protocol agentscope
-    /// reads, `--no-payloads-of`): how many bytes (`agentscope coverage`). Left out when none.
+    /// reads, `--no-payloads-of`, `--sample-connections`): how many bytes (`agentscope
+    /// coverage`). Left out when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub payloads_left_out: Vec<ProcessPayloadsLeftOut>,
 }
@@ -120,15 +121,11 @@ pub struct ModelStats {
     pub findings_dropped: u64,
     /// Reports of payloads left out that the model could not keep (past
     /// [`payloads_left_out::MAX_PROCESSES`], the oldest go). Left out when none.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::reconstruct::reconstructor::is_zero")]
     pub payloads_left_out_dropped: u64,
     pub reconstruction: Option<ReconstructStats>,
     /// What the memory budget held and what it cut (filled by the pipeline).
     pub memory: Option<crate::memory_budget::MemoryStats>,
-}
-
-fn is_zero(count: &u64) -> bool {
-    *count == 0
 }
 
 /// Pids whose module loads are remembered before they are known as agents.
