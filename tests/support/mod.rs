@@ -585,6 +585,12 @@ pub fn wait_for_earlier_unloads() {
 
 impl Collect {
     pub fn start(dir: &Path, args: &[&str]) -> Collect {
+        Collect::start_binary(BIN, dir, args)
+    }
+
+    /// [`Collect::start`] with another build of `agentscope` (a benchmark-like test measuring
+    /// the release binary, say).
+    pub fn start_binary(binary: &str, dir: &Path, args: &[&str]) -> Collect {
         let stdout_path = dir.join(format!("collect-{}.jsonl", rand_suffix()));
         let pins = (args.contains(&"--enforce") && !args.contains(&"--pin-dir"))
             .then(|| PinDir::new("collect"));
@@ -592,7 +598,7 @@ impl Collect {
             .iter()
             .flat_map(|pins| ["--pin-dir".to_string(), pins.arg().to_string()]);
         let mut child = StopOnDrop(
-            Command::new(BIN)
+            Command::new(binary)
                 .args(["collect", "--json", "--ready-message"])
                 .args(args)
                 .args(pin_args)
