@@ -594,7 +594,10 @@ impl Collector {
             probed: Vec::new(),
         };
         collector.probe_mapped_tls_libraries(&existing);
-        release_start_up_heap();
+        // Loading the programs parses the kernel's BTF and the programs' line info (27 MiB at
+        // start-up's peak, heaptrack), and analysing the node's TLS binaries allocates as it
+        // goes; all of it is freed by now and would otherwise stay in RSS for the whole run.
+        crate::memory_budget::return_freed_heap_to_the_system();
         // Whatever reads the collector's stdout or stderr must not be captured reading it.
         for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
             collector.mark_output_fd(fd);
@@ -1124,22 +1127,6 @@ fn note_probed(probed: &mut Vec<ProbedFile>, path: &str, method: &'static str) {
             path: path.to_string(),
             method,
         });
-    }
-}
-
-/// Hands the heap that start-up used and freed back to the kernel. Loading the programs parses
-/// the kernel's BTF and the programs' line info (over 20 MiB at the peak, heaptrack), and
-/// analysing the node's TLS binaries allocates as it goes; all of it is freed once the probes
-/// are attached, but glibc keeps freed pages of its main heap mapped, so they stayed in the
-/// collector's RSS for its whole life (14 MiB of `[heap]` in an idle collector). Trimming once
-/// here costs a walk of the free lists; later growth is the pipeline's, which the memory budget
-/// bounds.
-fn release_start_up_heap() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the kernel;
-    // nothing live is touched.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
