@@ -749,6 +749,24 @@ impl Captured {
             .collect()
     }
 
+    /// The payload bytes the kernel counted as sampled out (`--sample-connections`), node-wide,
+    /// after checking that `pid`'s `payloads_left_out` reports account for all of them.
+    pub fn sampled_out_bytes_all_of(&self, pid: u64) -> u64 {
+        let counted = self.summary["kernel"]["sampled_out_bytes"]
+            .as_u64()
+            .unwrap();
+        let reported: u64 = self
+            .of_kind("payloads_left_out")
+            .filter(|e| e["pid"].as_u64() == Some(pid))
+            .map(|e| e["sampled_out_bytes"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            reported, counted,
+            "pid {pid}'s reports against the summary's count"
+        );
+        counted
+    }
+
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.events.iter().filter(move |e| e["kind"] == kind)
     }
