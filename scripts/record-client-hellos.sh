@@ -8,7 +8,9 @@
 # (so every client fails its handshake, which is expected). Every client asks for the server
 # name api.openai.com; openssl, python and node offer ALPN h2,http/1.1, curl what it offers by
 # default. Clients: openssl s_client, Python's ssl module (system libssl), Node's tls module
-# (embedded OpenSSL), curl.
+# (embedded OpenSSL), curl; and rustls (agentscope's own OTLP exporter, rustls 0.23 with
+# ring, replaying a recording to an https:// endpoint: it asks for localhost, as the exporter
+# resolves the name itself; the script builds it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=tests/fixtures/client_hello
@@ -59,3 +61,6 @@ const s = tls.connect({host: \"127.0.0.1\", port: +process.env.PORT, servername:
 s.on(\"error\", () => {});
 "'
 record curl sh -c 'curl -sS --max-time 5 --resolve api.openai.com:$PORT:127.0.0.1 https://api.openai.com:$PORT/'
+cargo build --offline --quiet --bin agentscope
+record rustls sh -c 'target/debug/agentscope replay tests/fixtures/capture/demo_overlapping_queries.cap \
+    --otlp-endpoint https://localhost:$PORT --otlp-protocol http/protobuf'

@@ -1,4 +1,4 @@
-//! The server name (SNI) and ALPN protocols of a TLS ClientHello, from the first bytes the
+//! The server name (SNI), ALPN protocols and cipher suites of a TLS ClientHello, from the first bytes the
 //! kernel programs kept of a socket that starts with a handshake record. Parsed with
 //! `tls-parser` (rusticata's passive TLS parser); the input is at most `TLS_HELLO_LEN` bytes
 //! and whatever does not parse yields nothing, never a panic.
@@ -18,6 +18,10 @@ pub struct ClientHello {
     pub server_name: Option<String>,
     /// Application protocols offered, in the client's order (`h2`, `http/1.1`).
     pub alpn: Vec<String>,
+    /// Cipher suites offered, in the client's order (signalling values such as
+    /// `TLS_EMPTY_RENEGOTIATION_INFO_SCSV` included): what tells one TLS stack's hello from
+    /// another's. Bounded by the record, which is at most `TLS_HELLO_LEN` bytes.
+    pub cipher_suites: Vec<u16>,
 }
 
 /// Parses a ClientHello at the start of `bytes` (a TLS record); `None` when it is not one or
@@ -28,7 +32,10 @@ pub fn parse_client_hello(bytes: &[u8]) -> Option<ClientHello> {
         TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello)) => Some(hello),
         _ => None,
     })?;
-    let mut out = ClientHello::default();
+    let mut out = ClientHello {
+        cipher_suites: hello.ciphers.iter().map(|suite| suite.0).collect(),
+        ..ClientHello::default()
+    };
     let Some(extensions) = hello.ext else {
         return Some(out);
     };

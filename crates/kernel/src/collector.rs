@@ -768,10 +768,17 @@ impl Collector {
     }
 
     /// A connection of a binary that links a located OpenSSL 3 and rustls beside it is
-    /// OpenSSL's if its ClientHello was written inside the located `SSL_do_handshake`;
-    /// otherwise rustls made it (Codex CLI 0.171.0's model calls): seen through the located
-    /// aws-lc AEAD when that was located too, not visible (and why) when not.
-    fn other_stack(&self, verdict: TlsCoverage, in_located_handshake: bool) -> TlsCoverage {
+    /// OpenSSL's if its ClientHello was written inside the located `SSL_do_handshake`, or
+    /// offers a cipher suite rustls never offers (its handshake began before the probes were
+    /// attached: [`crate::hello_stack`]); otherwise rustls made it (Codex CLI 0.171.0's model
+    /// calls): seen through the located aws-lc AEAD when that was located too, not visible
+    /// (and why) when not.
+    fn other_stack(
+        &self,
+        verdict: TlsCoverage,
+        in_located_handshake: bool,
+        hello: &[u8],
+    ) -> TlsCoverage {
         let TlsCoverage::Seen {
             method: method @ (PlaintextMethod::OpensslLocated | PlaintextMethod::RustlsLocated),
             object,
@@ -779,7 +786,10 @@ impl Collector {
         else {
             return verdict;
         };
-        if in_located_handshake && *method == PlaintextMethod::OpensslLocated {
+        if *method == PlaintextMethod::OpensslLocated
+            && (in_located_handshake
+                || crate::hello_stack::suite_rustls_never_offers(hello).is_some())
+        {
             return verdict;
         }
         let Some(library) = self
@@ -882,7 +892,7 @@ impl Collector {
                     in_located_handshake,
                 } => {
                     let ts_ns = batch.get(index).map_or(0, |e| e.header.ts_ns);
-                    if let Some(EventBody::TlsHello { coverage, .. }) =
+                    if let Some(EventBody::TlsHello { coverage, data, .. }) =
                         batch.get_mut(index).map(|e| &mut e.body)
                     {
                         *coverage = Some(if self.payloads_off.contains(&pid) {
@@ -892,7 +902,7 @@ impl Collector {
                         } else {
                             let verdict = self.process_tls.verdict(pid);
                             let verdict = self.attached_late(verdict, in_located_handshake, ts_ns);
-                            self.other_stack(verdict, in_located_handshake)
+                            self.other_stack(verdict, in_located_handshake, data)
                         });
                     }
                 }
