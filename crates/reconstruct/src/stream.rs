@@ -8,7 +8,7 @@
 //! ([`super::mcp::pipe_end`]), because one MCP session spans a server's two pipes.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::event::{Direction, Event, EventBody, PayloadSource};
 use crate::memory_budget::{Charge, MemoryBudget, Pressure};
@@ -44,6 +44,11 @@ enum SourceKey {
     Tls,
     Socket,
     Pipe,
+}
+
+impl SourceKey {
+    /// The least in the order (a process's streams start at it).
+    const FIRST: SourceKey = SourceKey::Tls;
 }
 
 /// Where the next chunk of a direction should start, to detect holes.
@@ -126,7 +131,9 @@ pub enum Delivery<'a> {
 /// Every stream open, bounded by [`MAX_CONNECTIONS`] and the memory budget.
 pub struct StreamAssembler {
     budget: MemoryBudget,
-    streams: HashMap<StreamKey, Stream>,
+    /// Ordered by key: per-process lookups are ranges, and work over several streams
+    /// happens in the same order in every run.
+    streams: BTreeMap<StreamKey, Stream>,
     /// Plain sockets whose stream turned opaque since last taken, when the live collector
     /// asked for them ([`StreamAssembler::report_opaque_sockets`]).
     opaque_sockets: Option<Vec<SocketRef>>,
@@ -168,7 +175,7 @@ impl StreamAssembler {
     pub fn new(budget: &MemoryBudget) -> Self {
         Self {
             budget: budget.clone(),
-            streams: HashMap::new(),
+            streams: BTreeMap::new(),
             opaque_sockets: None,
         }
     }
@@ -195,33 +202,36 @@ impl StreamAssembler {
 
     /// Every stream's key, sorted.
     pub fn keys(&self) -> Vec<StreamKey> {
-        let mut keys: Vec<_> = self.streams.keys().copied().collect();
-        keys.sort_unstable();
-        keys
+        self.streams.keys().copied().collect()
     }
 
     /// The streams of one socket of a process, sorted.
     pub fn keys_of_socket(&self, pid: u32, fd: i32) -> Vec<StreamKey> {
-        let mut keys: Vec<_> = self
-            .streams
-            .iter()
-            .filter(|(key, stream)| key.pid == pid && stream.fd == fd && fd >= 0)
+        if fd < 0 {
+            return Vec::new();
+        }
+        self.streams_of(pid)
+            .filter(|(_, stream)| stream.fd == fd)
             .map(|(key, _)| *key)
-            .collect();
-        keys.sort_unstable();
-        keys
+            .collect()
     }
 
     /// The streams of a process, sorted.
     pub fn keys_of_process(&self, pid: u32) -> Vec<StreamKey> {
-        let mut keys: Vec<_> = self
-            .streams
-            .keys()
-            .filter(|key| key.pid == pid)
-            .copied()
-            .collect();
-        keys.sort_unstable();
-        keys
+        self.streams_of(pid).map(|(key, _)| *key).collect()
+    }
+
+    /// A process's streams: keys sort by pid first, so they are one range of the map (a
+    /// socket's close looks at its process's few streams, not at every stream open).
+    fn streams_of(&self, pid: u32) -> impl Iterator<Item = (&StreamKey, &Stream)> {
+        let first = StreamKey {
+            pid,
+            source: SourceKey::FIRST,
+            id: 0,
+        };
+        self.streams
+            .range(first..)
+            .take_while(move |(key, _)| key.pid == pid)
     }
 
     /// Takes a stream out (to close it, or to emit what it produced and put it back).

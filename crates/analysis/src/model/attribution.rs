@@ -308,6 +308,12 @@ fn argument_values(path: &str, value: &serde_json::Value, out: &mut Vec<(String,
 pub struct Attribution {
     pub calls: VecDeque<ToolCallRecord>,
     recent: VecDeque<Action>,
+    /// Beside each recent action, the newest time of it and every action kept before it
+    /// (evicted ones included, so never under the true figure): nondecreasing, so a new call
+    /// skips, by binary search, the actions all older than it instead of walking
+    /// [`RECENT_ACTIONS`] of them, and still sees every newer one in the order kept (actions
+    /// arrive nearly, not strictly, in time order).
+    recent_newest_so_far: VecDeque<u64>,
     /// Calls dropped because [`MAX_TOOL_CALLS`] were kept, or to stay within the budget.
     pub dropped_calls: u64,
     /// Of those, the calls dropped because the memory budget was reached.
@@ -461,16 +467,23 @@ impl Attribution {
         self.calls.push_back(record);
         let index = self.calls.len() - 1;
         let since = self.calls[index].requested_ns;
-        self.match_recent(index, |a| a.ts_ns >= since)
+        let first = self.recent_newest_so_far.partition_point(|&ts| ts < since);
+        self.match_recent(index, first, |a| a.ts_ns >= since)
     }
 
-    /// Matches the recent actions that pass `filter` against call `index`.
-    fn match_recent(&mut self, index: usize, filter: impl Fn(&Action) -> bool) -> Vec<NewLink> {
+    /// Matches the recent actions from the `first` kept on that pass `filter` against call
+    /// `index`.
+    fn match_recent(
+        &mut self,
+        index: usize,
+        first: usize,
+        filter: impl Fn(&Action) -> bool,
+    ) -> Vec<NewLink> {
         // Taken out for the walk instead of copied (up to RECENT_ACTIONS actions, at every
         // call): matching reads and changes the calls, never the recent actions.
         let recent = std::mem::take(&mut self.recent);
         let mut links = Vec::new();
-        for action in recent.iter().filter(|a| filter(a)) {
+        for action in recent.range(first..).filter(|a| filter(a)) {
             links.extend(self.match_action(action, Some(index)));
         }
         self.recent = recent;
@@ -548,7 +561,7 @@ impl Attribution {
         if !self.calls[index].servers.contains(&server_pid) {
             self.calls[index].servers.push(server_pid);
         }
-        self.match_recent(index, |a| a.lineage.contains(&server_pid))
+        self.match_recent(index, 0, |a| a.lineage.contains(&server_pid))
     }
 
     /// A new action: link it to open calls it matches, and keep it for calls seen later.
@@ -556,7 +569,13 @@ impl Attribution {
         let links = self.match_action(&action, None);
         if self.recent.len() >= RECENT_ACTIONS {
             self.recent.pop_front();
+            self.recent_newest_so_far.pop_front();
         }
+        let newest = self
+            .recent_newest_so_far
+            .back()
+            .map_or(action.ts_ns, |&before| before.max(action.ts_ns));
+        self.recent_newest_so_far.push_back(newest);
         self.recent.push_back(action);
         links
     }
@@ -1070,5 +1089,51 @@ mod tests {
         let changed = result(None, Some(shell_arguments("/tmp/other.txt")), "plan A");
         attribution.close_call(AGENT, PID, &changed, 20);
         assert_eq!(results(&attribution)[0].0, Some("plan A"));
+    }
+
+    /// What a child of the agent's process ran: `argv` of an exec.
+    fn agent_child(pid: u32, argv: &str, ts_ns: u64) -> Action {
+        Action {
+            lineage: vec![pid, PID, 1],
+            agent: Some(AGENT.into()),
+            ..server_child(pid, argv, ts_ns)
+        }
+    }
+
+    /// A call is often reconstructed after the actions it caused (its response is complete
+    /// only later): the call links every kept action from its request on, and only those,
+    /// though actions arrive nearly, not strictly, in time order; many older ones are kept.
+    #[test]
+    fn a_call_opened_late_links_the_newer_actions_kept_whatever_their_order() {
+        let mut attribution = Attribution::default();
+        for n in 0..1000 {
+            attribution.observe(agent_child(
+                1000 + n,
+                "cat /tmp/plan.txt",
+                10 + u64::from(n),
+            ));
+        }
+        // Newer than the call, kept before an older one arrives.
+        attribution.observe(agent_child(200, "cat /tmp/plan.txt", 5_000));
+        attribution.observe(agent_child(201, "cat /tmp/plan.txt", 900));
+        attribution.observe(agent_child(202, "cat /tmp/plan.txt", 4_000));
+        attribution.observe(agent_child(203, "cat /tmp/plan.txt", 3_000));
+        let links = attribution.open_call(ToolCallRecord::new(
+            AGENT.into(),
+            PID,
+            &ToolCall {
+                id: Some("call_1".into()),
+                name: SHELL.into(),
+                arguments: shell_arguments("/tmp/plan.txt"),
+            },
+            "127.0.0.1".into(),
+            None,
+            3_000,
+            format!("tool:{AGENT}:{SHELL}"),
+        ));
+        assert_eq!(
+            links.iter().map(|l| l.action.pid).collect::<Vec<_>>(),
+            [200, 202, 203]
+        );
     }
 }
