@@ -128,7 +128,10 @@ impl ProcessTable {
     /// pid, its parent, grandparent, ... as far as known (at most 64 steps, guarding against
     /// cycles from pid reuse).
     pub fn lineage(&self, pid: u32) -> Vec<u32> {
-        let mut chain = vec![pid];
+        // Room for a usual depth (a shell or a runtime, a container's init, the host's): a
+        // chain grown from one element reallocated three times.
+        let mut chain = Vec::with_capacity(8);
+        chain.push(pid);
         let mut current = pid;
         while chain.len() < 64 {
             let parent = self.ppid(current);

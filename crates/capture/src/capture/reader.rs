@@ -422,17 +422,15 @@ impl CaptureReader {
         info: &BlockInfo,
         first_event: u64,
     ) -> (Vec<Entry>, Option<Damage>) {
-        let (_, entries, damage) = self.read_events(info);
+        let (_, mut entries, damage) = self.read_events(info);
+        // In place: a block replayed whole (every block but a keyframe's) is not copied.
         let mut index = info.first_event_index;
-        let mut kept = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let is_event = matches!(entry, Entry::Event(_));
-            if index >= first_event {
-                kept.push(entry);
-            }
-            index += is_event as u64;
-        }
-        (kept, damage)
+        entries.retain(|entry| {
+            let keep = index >= first_event;
+            index += matches!(entry, Entry::Event(_)) as u64;
+            keep
+        });
+        (entries, damage)
     }
 
     /// Reads every block and reports all damage: what opening found, blocks that fail their

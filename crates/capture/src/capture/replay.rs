@@ -219,7 +219,8 @@ impl CaptureEvents {
             self.next_chunk += 1;
             let (entries, damage) = self.reader.read_events_from(&chunk, self.skip_to_event);
             self.damage.extend(damage);
-            self.pending.extend(entries);
+            // `pending` is empty here: the block's vector becomes the queue without a copy.
+            self.pending = entries.into();
         }
         true
     }
