@@ -352,12 +352,20 @@ const PACKAGE_FRAMEWORKS: &[(&str, &str)] = &[
     ("openai_agents", "openai-agents"),
 ];
 
+/// Where packages are installed, in the order asked: each file an interpreter opens is looked
+/// up, so the searchers are built once (`str::split_once` built one per call and marker).
+static PACKAGE_DIRECTORIES: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 3]> =
+    std::sync::LazyLock::new(|| {
+        ["/site-packages/", "/dist-packages/", "/node_modules/"]
+            .map(|marker| memchr::memmem::Finder::new(marker).into_owned())
+    });
+
 pub fn framework_in_module_path(path: &str) -> Option<&'static str> {
-    let rest = path
-        .split_once("/site-packages/")
-        .or_else(|| path.split_once("/dist-packages/"))
-        .or_else(|| path.split_once("/node_modules/"))?
-        .1;
+    let rest = PACKAGE_DIRECTORIES.iter().find_map(|marker| {
+        let at = marker.find(path.as_bytes())?;
+        // The marker is ASCII, so the byte after it starts a character.
+        path.get(at + marker.needle().len()..)
+    })?;
     MODULE_FRAMEWORKS
         .iter()
         .find(|(package, _)| {
