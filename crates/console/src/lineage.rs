@@ -89,13 +89,13 @@ pub fn lineage(processes: &ProcessTable, pid: u32, expand_environment: bool) -> 
         let command = if boundary {
             String::new()
         } else if info.argv.is_empty() {
-            info.exe.clone().unwrap_or_else(|| info.comm.clone())
+            info.exe.clone().unwrap_or_else(|| info.comm.to_string())
         } else {
             command_line(&info.argv, expand_environment)
         };
         out.push(LineageLine {
             pid: ancestor,
-            comm: info.comm.clone(),
+            comm: info.comm.to_string(),
             command,
             exited: info.exited,
             boundary,

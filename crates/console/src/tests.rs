@@ -524,7 +524,7 @@ fn python_chat_with_cluster_objects() -> Vec<agentscope_event::Event> {
                 uid: 0,
                 gid: 0,
                 cgroup_id: 0,
-                comm: String::new(),
+                comm: Default::default(),
                 ..first
             },
             body: agentscope_event::EventBody::ClusterObjects(Box::new(ClusterObjects {

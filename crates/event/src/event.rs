@@ -44,8 +44,13 @@ pub struct Header {
     pub uid: u32,
     pub gid: u32,
     pub cgroup_id: u64,
-    pub comm: String,
+    pub comm: Comm,
 }
+
+/// A task's command name: the kernel keeps at most 15 bytes (`TASK_COMM_LEN`), so it is
+/// held inline (up to 24 bytes) and copied, never allocated, as every event and every
+/// observation taken from one carries it.
+pub type Comm = compact_str::CompactString;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
@@ -302,6 +307,12 @@ fn read_record<T: FromBytes>(record: &[u8], what: &'static str) -> Result<T, Dec
         })
 }
 
+/// A task's command name from the kernel's NUL-padded bytes, without allocating.
+pub fn comm_of(bytes: &[u8]) -> Comm {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    Comm::from_utf8_lossy(&bytes[..end])
+}
+
 pub fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
@@ -385,7 +396,7 @@ pub fn decode(bytes: &[u8], boot_time_ns: u64) -> Result<Event, DecodeError> {
         uid: h.uid,
         gid: h.gid,
         cgroup_id: h.cgroup_id,
-        comm: c_string(&h.comm),
+        comm: comm_of(&h.comm),
     };
     let body = match h.kind {
         raw::kind::EXEC => {

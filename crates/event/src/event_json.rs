@@ -148,7 +148,7 @@ pub fn event_from_json(value: &Value) -> Result<Event, JsonEventError> {
         uid: u32_field(value, "uid")?,
         gid: u32_field(value, "gid")?,
         cgroup_id: u64_field(value, "cgroup_id")?,
-        comm: str_field(value, "comm")?,
+        comm: str_field(value, "comm")?.into(),
     };
     let kind = value
         .get("kind")

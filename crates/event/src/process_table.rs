@@ -17,7 +17,7 @@ use crate::procfs::ProcEntry;
 pub struct ProcessInfo {
     pub pid: u32,
     pub ppid: u32,
-    pub comm: String,
+    pub comm: crate::event::Comm,
     pub exe: Option<String>,
     pub argv: Vec<String>,
     /// True when first seen in /proc rather than born while collecting.
@@ -67,7 +67,7 @@ impl ProcessTable {
             self.insert(ProcessInfo {
                 pid: e.pid,
                 ppid: e.ppid,
-                comm: e.comm.clone(),
+                comm: e.comm.as_str().into(),
                 exe: e.exe.as_ref().map(|p| p.display().to_string()),
                 argv: e.argv.clone(),
                 seeded: true,
@@ -159,7 +159,7 @@ impl ProcessTable {
         self.insert(ProcessInfo {
             pid,
             ppid,
-            comm: comm.to_string(),
+            comm: comm.into(),
             exe: None,
             argv: Vec::new(),
             seeded: false,
@@ -219,7 +219,7 @@ impl ProcessTable {
                     self.insert(ProcessInfo {
                         pid,
                         ppid: 0,
-                        comm: String::new(),
+                        comm: Default::default(),
                         exe: None,
                         argv: Vec::new(),
                         seeded: false,
@@ -320,7 +320,7 @@ mod tests {
             pid,
             ppid,
             uid: 0,
-            comm: String::new(),
+            comm: Default::default(),
             exe: None,
             argv: vec![],
         };

@@ -42,7 +42,7 @@ pub fn repeat_as_new_agents(fixtures: &[Vec<Event>], rounds: u32) -> Vec<Event> 
         let keep = event.header.comm.len().min(15 - suffix.len().min(15));
         let mut comm: String = event.header.comm.chars().take(keep).collect();
         comm.push_str(&suffix);
-        event.header.comm = comm;
+        event.header.comm = comm.into();
         if let EventBody::Exec { filename, argv, .. } = &mut event.body {
             filename.push_str(&suffix);
             if let Some(first) = argv.first_mut() {

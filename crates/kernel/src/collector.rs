@@ -476,7 +476,7 @@ pub fn collector_made_event(body: EventBody) -> Event {
             uid: 0,
             gid: 0,
             cgroup_id: 0,
-            comm: String::new(),
+            comm: Default::default(),
         },
         body,
     }

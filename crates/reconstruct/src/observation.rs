@@ -22,7 +22,7 @@ pub struct Actor {
     pub uid: u32,
     pub gid: u32,
     pub cgroup_id: u64,
-    pub comm: String,
+    pub comm: crate::event::Comm,
 }
 
 impl From<&Header> for Actor {

@@ -477,7 +477,7 @@ impl Detector {
                     primitive: sighting.primitive,
                     target: sighting.target,
                     result: sighting.result,
-                    command: observation.actor.comm.clone(),
+                    command: observation.actor.comm.to_string(),
                 },
             ))
         else {

@@ -420,6 +420,13 @@ impl<'a> Fields<'a> {
             .map(str::to_string)
             .map_err(|_| format!("{what} is not UTF-8"))
     }
+    /// A command name: held inline, not allocated ([`agentscope_event::event::Comm`]).
+    fn comm(&mut self, what: &str) -> Field<agentscope_event::event::Comm> {
+        let bytes = self.bytes(what)?;
+        std::str::from_utf8(bytes)
+            .map(Into::into)
+            .map_err(|_| format!("{what} is not UTF-8"))
+    }
     /// A string from a fixed vocabulary (the event fields are `&'static str`).
     fn known(
         &mut self,
@@ -523,7 +530,7 @@ fn decode_event(body: &[u8]) -> Field<Event> {
         uid: f.u32("uid")?,
         gid: f.u32("gid")?,
         cgroup_id: f.u64("cgroup_id")?,
-        comm: f.string("comm")?,
+        comm: f.comm("comm")?,
     };
     let body = match code {
         kind::EXEC => {
@@ -727,7 +734,7 @@ pub(crate) mod tests {
                     uid,
                     gid: uid ^ 1,
                     cgroup_id,
-                    comm,
+                    comm: comm.into(),
                 },
             )
     }

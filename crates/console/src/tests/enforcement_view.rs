@@ -179,7 +179,7 @@ fn governed_events() -> Vec<Event> {
     header.time_unix_ns -= 1_000;
     (header.pid, header.tid, header.ppid, header.uid, header.gid) = (0, 0, 0, 0, 0);
     header.cgroup_id = 0;
-    header.comm = String::new();
+    header.comm = Default::default();
     events.insert(
         0,
         Event {

@@ -200,7 +200,7 @@ fn emit(
     let actor = Actor {
         pid: client_pid,
         ppid: processes.ppid(client_pid),
-        comm: client.map_or_else(String::new, |p| p.comm.clone()),
+        comm: client.map_or_else(Default::default, |p| p.comm.clone()),
         ..session.actor.clone()
     };
     let server = processes.get(server_pid);
