@@ -427,7 +427,20 @@ pub fn json_text_tree_bytes(text: &[u8]) -> usize {
             }) as usize
         })
         .sum();
-    structural * 80 + 80 + text.len()
+    structural * JSON_VALUE_BYTES + JSON_VALUE_BYTES + text.len()
+}
+
+/// What [`json_text_tree_bytes`] counts per value a structural byte can open.
+const JSON_VALUE_BYTES: usize = 80;
+
+/// Whether [`json_text_tree_bytes`] of `text` is within `room`, without counting when even a
+/// text of nothing but structural bytes would be (nearly every body, under any budget).
+pub fn json_text_tree_fits(text: &[u8], room: usize) -> bool {
+    let most = text
+        .len()
+        .saturating_mul(JSON_VALUE_BYTES + 1)
+        .saturating_add(JSON_VALUE_BYTES);
+    most <= room || json_text_tree_bytes(text) <= room
 }
 
 #[cfg(test)]
@@ -455,6 +468,39 @@ mod tests {
             assert_eq!(json_text_tree_bytes(text), naive(text), "{text:?}");
         }
         assert_eq!(json_text_tree_bytes(&[b':'; 600]), 600 * 80 + 80 + 600);
+    }
+
+    /// The shortcut answers as the count would, rooms around both texts' figures and the
+    /// all-structural bound included.
+    #[test]
+    fn a_tree_fits_exactly_when_its_estimate_does() {
+        let dense = [b'['; 300];
+        let sparse: Vec<u8> = b"{\"text\": \"a long string value\"} "
+            .iter()
+            .cycle()
+            .take(3000)
+            .copied()
+            .collect();
+        for text in [&dense[..], &sparse[..], b""] {
+            let estimate = json_text_tree_bytes(text);
+            let bound = text.len() * 81 + 80;
+            for room in [
+                0,
+                estimate - 1,
+                estimate,
+                estimate + 1,
+                bound - 1,
+                bound,
+                usize::MAX,
+            ] {
+                assert_eq!(
+                    json_text_tree_fits(text, room),
+                    estimate <= room,
+                    "{} bytes, room {room}",
+                    text.len()
+                );
+            }
+        }
     }
 
     #[test]

@@ -510,7 +510,7 @@ impl Reconstructor {
     /// flagged, its length kept.
     fn limit_parse_cost(&self, exchange: &mut HttpExchange) {
         let room = self.budget.budget() / 8;
-        if memory_budget::json_text_tree_bytes(&exchange.request.body) > room {
+        if !memory_budget::json_text_tree_fits(&exchange.request.body, room) {
             exchange.request.body = Vec::new();
             exchange.request.completeness = http::Completeness::Truncated;
             if !exchange.request.over_budget {
@@ -519,7 +519,7 @@ impl Reconstructor {
             }
         }
         if let Some(response) = exchange.response.as_mut() {
-            if memory_budget::json_text_tree_bytes(&response.body) > room {
+            if !memory_budget::json_text_tree_fits(&response.body, room) {
                 response.body = Vec::new();
                 response.completeness = http::Completeness::Truncated;
                 if !response.over_budget {
