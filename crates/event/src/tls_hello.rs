@@ -24,6 +24,38 @@ pub struct ClientHello {
     pub cipher_suites: Vec<u16>,
 }
 
+/// The suites rustls's own providers (ring and aws-lc-rs, rustls 0.23) offer, the signalling
+/// value it adds when it offers TLS 1.2 (`rustls/src/client/hs.rs`), and TLS 1.3's two CCM
+/// suites (which other rustls providers may offer; no OpenSSL default list has them, so
+/// counting them costs nothing). OpenSSL's default lists offer CBC and DHE suites too.
+const RUSTLS_MAY_OFFER: [u16; 12] = [
+    0x1301, // TLS13_AES_128_GCM_SHA256
+    0x1302, // TLS13_AES_256_GCM_SHA384
+    0x1303, // TLS13_CHACHA20_POLY1305_SHA256
+    0x1304, // TLS13_AES_128_CCM_SHA256
+    0x1305, // TLS13_AES_128_CCM_8_SHA256
+    0xc02b, // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    0xc02c, // TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    0xc030, // TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+    0xcca8, // TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+    0xcca9, // TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+    0x00ff, // TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+];
+
+impl ClientHello {
+    /// A suite this hello offers that rustls never offers, if any: evidence that another
+    /// stack wrote it (the collector's coverage verdict, for a binary that links rustls beside
+    /// a located OpenSSL). `None` proves nothing: an OpenSSL client limited to modern suites
+    /// offers only these too.
+    pub fn suite_rustls_never_offers(&self) -> Option<u16> {
+        self.cipher_suites
+            .iter()
+            .copied()
+            .find(|suite| !RUSTLS_MAY_OFFER.contains(suite))
+    }
+}
+
 /// Parses a ClientHello at the start of `bytes` (a TLS record); `None` when it is not one or
 /// it is cut before its extensions end.
 pub fn parse_client_hello(bytes: &[u8]) -> Option<ClientHello> {
@@ -86,6 +118,29 @@ mod tests {
     }
 
     const CLIENTS: [&str; 4] = ["openssl", "python", "node", "curl"];
+
+    #[test]
+    fn openssl_hellos_offer_suites_rustls_never_offers() {
+        // openssl s_client and Python's ssl (the system's OpenSSL 3), Node (its own OpenSSL 3)
+        // and curl (OpenSSL 3 on Debian), each with its default list.
+        for client in CLIENTS {
+            let hello = parse_client_hello(&fixture(client)).unwrap();
+            assert!(hello.suite_rustls_never_offers().is_some(), "{client}");
+        }
+    }
+
+    #[test]
+    fn a_rustls_hello_offers_nothing_else() {
+        let hello = parse_client_hello(&fixture("rustls")).unwrap();
+        // It offers TLS 1.2 too (the signalling value), so the whole list is checked.
+        assert!(
+            hello.cipher_suites.len() >= 9 && hello.cipher_suites.contains(&0x00ff),
+            "{:04x?}",
+            hello.cipher_suites
+        );
+        assert_eq!(hello.suite_rustls_never_offers(), None);
+        assert_eq!(ClientHello::default().suite_rustls_never_offers(), None);
+    }
 
     #[test]
     fn real_client_hellos_give_server_name_and_alpn() {

@@ -769,10 +769,12 @@ impl Collector {
 
     /// A connection of a binary that links a located OpenSSL 3 and rustls beside it is
     /// OpenSSL's if its ClientHello was written inside the located `SSL_do_handshake`, or
-    /// offers a cipher suite rustls never offers (its handshake began before the probes were
-    /// attached: [`crate::hello_stack`]); otherwise rustls made it (Codex CLI 0.171.0's model
-    /// calls): seen through the located aws-lc AEAD when that was located too, not visible
-    /// (and why) when not.
+    /// offers a cipher suite rustls never offers; otherwise rustls made it (Codex CLI
+    /// 0.171.0's model calls): seen through the located aws-lc AEAD when that was located too,
+    /// not visible (and why) when not. The flag alone is not enough: a process that connects
+    /// while its binary is analysed can enter the handshake just before the probes are
+    /// attached and write its hello just after, unflagged (a slow CI host saw an OpenSSL hello
+    /// of Codex 0.101.0 blamed on rustls so); its suites settle most of those cases.
     fn other_stack(
         &self,
         verdict: TlsCoverage,
@@ -788,7 +790,9 @@ impl Collector {
         };
         if *method == PlaintextMethod::OpensslLocated
             && (in_located_handshake
-                || crate::hello_stack::suite_rustls_never_offers(hello).is_some())
+                || agentscope_event::tls_hello::parse_client_hello(hello)
+                    .and_then(|hello| hello.suite_rustls_never_offers())
+                    .is_some())
         {
             return verdict;
         }

@@ -20,7 +20,6 @@ mod escape_syscalls;
 mod go_buildinfo;
 mod go_pclntab;
 pub mod go_tls_targets;
-mod hello_stack;
 mod host_mounts;
 pub mod kernel;
 mod kernel_btf;
