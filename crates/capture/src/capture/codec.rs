@@ -458,8 +458,10 @@ const SYSCALLS: &[&str] = &["open", "openat", "openat2"];
 /// broken (the rest of the chunk cannot be located), returning what was read and the error.
 pub fn decode_entries(chunk: &[u8]) -> (Vec<Entry>, Option<EntryError>) {
     // Sized first (a walk over the frames' lengths): an entry is a few hundred bytes, and a
-    // vector grown by doubling moved each of a chunk's hundreds of entries about twice.
-    let mut entries = Vec::with_capacity(count_entries(chunk));
+    // vector grown by doubling moved each of a chunk's hundreds of entries about twice. At
+    // most RESERVED_ENTRIES up front: a damaged chunk's frames can promise entries whose
+    // bodies do not decode.
+    let mut entries = Vec::with_capacity(count_entries(chunk).min(RESERVED_ENTRIES));
     let mut pos = 0;
     while pos < chunk.len() {
         match next_entry(chunk, pos) {
@@ -472,6 +474,10 @@ pub fn decode_entries(chunk: &[u8]) -> (Vec<Entry>, Option<EntryError>) {
     }
     (entries, None)
 }
+
+/// Entries a chunk's vector is sized for before decoding (a recorder's chunk of 256 KiB
+/// holds a few thousand).
+const RESERVED_ENTRIES: usize = 16_384;
 
 /// How many whole entry frames (tag and length-prefixed body) `chunk` holds, up to the first
 /// that runs past its end.
