@@ -15,6 +15,7 @@ pub mod kubernetes;
 pub mod payloads;
 pub mod podman;
 pub mod process_state;
+pub mod quiescence;
 pub mod recording_secrets;
 pub mod scenarios;
 pub mod token_volume;
@@ -697,8 +698,13 @@ impl Collect {
 
     /// Stops the collector (SIGTERM) and returns its events and summary.
     pub fn stop(mut self) -> Captured {
-        // Let the last records reach the ring buffer reader.
-        std::thread::sleep(Duration::from_millis(500));
+        // Let the last records reach the ring buffer reader, and the collector work through
+        // them (its stop leaves it only 200 ms).
+        quiescence::wait_until_quiet(
+            self.child.id(),
+            Duration::from_millis(300),
+            Duration::from_secs(10),
+        );
         // SAFETY: plain kill(2) on our child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
