@@ -700,10 +700,17 @@ impl Collect {
     pub fn stop(mut self) -> Captured {
         // Let the last records reach the ring buffer reader, and the collector work through
         // them (its stop leaves it only 200 ms).
+        // Quiet: two 200 ms looks adding less than 30 ms of CPU (an idle debug collector takes
+        // about 10 ms per 250 ms for its periodic work; a working one all it gets).
         quiescence::wait_until_quiet(
             self.child.id(),
-            Duration::from_millis(300),
-            Duration::from_secs(10),
+            &quiescence::Quiet {
+                at_least: Duration::from_millis(300),
+                look: Duration::from_millis(200),
+                less_cpu_than: Duration::from_millis(30),
+                looks_in_a_row: 2,
+                at_most: Duration::from_secs(10),
+            },
         );
         // SAFETY: plain kill(2) on our child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };

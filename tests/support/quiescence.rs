@@ -1,45 +1,63 @@
-//! When a process has gone quiet: its CPU time (user and system, from /proc) has stopped
-//! growing. A test that stops the collector waits for this first, so what the agent did last
-//! has been processed: the collector's stop leaves it 200 ms, and a debug build on a loaded
-//! host (three test lanes and clippy beside) was once more than 700 ms behind and printed a
-//! conversation without its last response.
+//! When a process has gone quiet: its CPU clock (user and system time of all its threads,
+//! from the kernel) has stopped moving. A test that stops the collector waits for this first,
+//! so what the agent did last has been processed: the collector's stop leaves it 200 ms, and a
+//! debug build on a loaded host (three test lanes and clippy beside) was once more than 700 ms
+//! behind and printed a conversation without its last response. The `agent_overhead` bench
+//! (`crates/cli/benches/agent_overhead.rs`, which includes this file) waits for it before
+//! reading the collector's CPU of a window, and reads every process's CPU with
+//! [`process_cpu_ns`].
 
 use std::time::{Duration, Instant};
 
-/// How long a look at the CPU time spans.
-const WINDOW: Duration = Duration::from_millis(200);
-/// Clock ticks (10 ms each) a look may add and still count as quiet: an idle debug collector
-/// takes about one per 250 ms (its periodic work), a working one one per 10 ms it runs.
-const QUIET_TICKS: u64 = 3;
-
-/// User and system CPU time of `pid` in clock ticks; `None` once it is gone.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the parenthesised name, which may itself hold spaces or ')':
-    // state is the first, utime the 12th and stime the 13th.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+/// The kernel's CPU clock of a whole process: user and system time of all its threads, in
+/// nanoseconds; `None` once it is gone.
+pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: clock_getcpuclockid writes one clockid_t to a valid pointer.
+    if unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) } != 0 {
+        return None;
+    }
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
+        return None;
+    }
+    Some(now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
 }
 
-/// Waits at least `at_least`, then until two looks in a row find `pid` quiet, or `at_most`
-/// has passed (a process that never goes quiet is stopped anyway; the test then judges what
-/// was captured), or the process is gone.
-pub fn wait_until_quiet(pid: u32, at_least: Duration, at_most: Duration) {
+/// What counts as quiet.
+pub struct Quiet {
+    /// Waited before the first look.
+    pub at_least: Duration,
+    /// How long a look at the CPU clock spans.
+    pub look: Duration,
+    /// A look that adds less CPU time than this is quiet.
+    pub less_cpu_than: Duration,
+    /// Quiet looks in a row that end the wait.
+    pub looks_in_a_row: u32,
+    /// The wait ends by then whatever the process does (counted from the start).
+    pub at_most: Duration,
+}
+
+/// Waits until `pid` is [`Quiet`], or `at_most` has passed (a process that never goes quiet
+/// is measured or stopped anyway), or the process is gone.
+pub fn wait_until_quiet(pid: u32, quiet: &Quiet) {
     let start = Instant::now();
-    std::thread::sleep(at_least);
+    std::thread::sleep(quiet.at_least);
+    let less_cpu_than = quiet.less_cpu_than.as_nanos() as u64;
     let mut quiet_looks = 0;
-    let Some(mut before) = cpu_ticks(pid) else {
+    let Some(mut before) = process_cpu_ns(pid) else {
         return;
     };
-    while quiet_looks < 2 && start.elapsed() < at_most {
-        std::thread::sleep(WINDOW);
-        let Some(now) = cpu_ticks(pid) else {
+    while quiet_looks < quiet.looks_in_a_row && start.elapsed() < quiet.at_most {
+        std::thread::sleep(quiet.look);
+        let Some(now) = process_cpu_ns(pid) else {
             return;
         };
-        quiet_looks = if now - before <= QUIET_TICKS {
+        quiet_looks = if now - before < less_cpu_than {
             quiet_looks + 1
         } else {
             0

@@ -72,27 +72,18 @@ use std::time::{Duration, Instant};
 mod bare_probes;
 #[path = "support/program_stats.rs"]
 mod program_stats;
+#[path = "../../../tests/support/quiescence.rs"]
+mod quiescence;
 #[path = "support/workload.rs"]
 mod workload;
 use bare_probes::{BareProbes, Floor, ProbePoint};
 use program_stats::{runs_by_program, KernelProgramStats};
 use workload::{Collector, Loop};
 
-/// The kernel's CPU clock of a whole process: user and system time of all its threads, in
+/// The kernel's CPU clock of a whole process (user and system time of all its threads), in
 /// nanoseconds.
 fn process_cpu_ns(pid: u32) -> u64 {
-    let mut clock: libc::clockid_t = 0;
-    // SAFETY: clock_getcpuclockid writes one clockid_t to a valid pointer.
-    let rc = unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) };
-    assert_eq!(rc, 0, "clock_getcpuclockid({pid}) failed: {rc}");
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec to a valid pointer.
-    let rc = unsafe { libc::clock_gettime(clock, &mut now) };
-    assert_eq!(rc, 0, "clock_gettime of {pid}'s CPU clock failed");
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+    quiescence::process_cpu_ns(pid).unwrap_or_else(|| panic!("{pid}'s CPU clock is unreadable"))
 }
 
 /// CPU the whole node spent (every CPU, everything but idle and I/O wait), in nanoseconds.
@@ -206,16 +197,16 @@ fn measure(agent: &mut Agent, collector: Option<u32>) -> Window {
 
 /// Waits until `pid` uses less than 2% of a CPU over 200 ms (at most 60 s).
 fn wait_until_idle(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = process_cpu_ns(pid);
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        let now = process_cpu_ns(pid);
-        if now - last < 4_000_000 {
-            return;
-        }
-        last = now;
-    }
+    quiescence::wait_until_quiet(
+        pid,
+        &quiescence::Quiet {
+            at_least: Duration::ZERO,
+            look: Duration::from_millis(200),
+            less_cpu_than: Duration::from_millis(4),
+            looks_in_a_row: 1,
+            at_most: Duration::from_secs(60),
+        },
+    );
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
