@@ -309,13 +309,17 @@ fn read_record<T: FromBytes>(record: &[u8], what: &'static str) -> Result<T, Dec
 
 /// A task's command name from the kernel's NUL-padded bytes, without allocating.
 pub fn comm_of(bytes: &[u8]) -> Comm {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    Comm::from_utf8_lossy(&bytes[..end])
+    Comm::from_utf8_lossy(until_nul(bytes))
 }
 
 pub fn c_string(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(until_nul(bytes)).into_owned()
+}
+
+/// The bytes of a NUL-terminated (or NUL-padded) field before its first NUL.
+fn until_nul(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    &bytes[..end]
 }
 
 fn family_name(family: u16) -> &'static str {
