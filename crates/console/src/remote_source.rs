@@ -235,7 +235,6 @@ impl Source for RemoteSource {
                     fed += 1;
                 }
                 Some(Entry::Identity(answer)) => self.session.remember_identity(answer),
-                Some(Entry::Unknown { .. }) => {}
                 None => match self.incoming.try_recv() {
                     Ok(incoming) => self.take(incoming, &mut update),
                     Err(TryRecvError::Empty) => break,

@@ -43,10 +43,6 @@ mod kind {
 pub enum Entry {
     Event(Event),
     Identity(IdentityAnswer),
-    /// A tag this reader does not know (written by a newer version); skipped.
-    Unknown {
-        tag: u8,
-    },
 }
 
 /// Why an entry did not decode. `offset` is within the chunk's uncompressed bytes.
@@ -466,7 +462,7 @@ pub fn decode_entries(chunk: &[u8]) -> (Vec<Entry>, Option<EntryError>) {
     while pos < chunk.len() {
         match next_entry(chunk, pos) {
             Ok((entry, next)) => {
-                entries.push(entry);
+                entries.extend(entry);
                 pos = next;
             }
             Err(err) => return (entries, Some(err)),
@@ -490,8 +486,12 @@ fn count_entries(chunk: &[u8]) -> usize {
     count
 }
 
-/// Decodes the entry at `pos`; returns it and where the next one starts.
-pub fn next_entry(chunk: &[u8], pos: usize) -> Result<(Entry, usize), EntryError> {
+/// Decodes the entry at `pos`; returns it and where the next one starts. An entry of a tag
+/// this reader does not know (written by a newer version) is skipped: `None`, and nothing is
+/// held for it. (It was once kept as a placeholder every reader then skipped; a damaged chunk
+/// of 5-byte frames of an unknown tag made a placeholder of a few hundred bytes from each, up
+/// to gigabytes for one block.)
+pub fn next_entry(chunk: &[u8], pos: usize) -> Result<(Option<Entry>, usize), EntryError> {
     let fail = |reason: String| EntryError {
         offset: pos,
         reason,
@@ -501,9 +501,9 @@ pub fn next_entry(chunk: &[u8], pos: usize) -> Result<(Entry, usize), EntryError
     let body = frame.bytes("entry").map_err(fail)?;
     let next = frame.pos;
     let entry = match tag {
-        TAG_EVENT => Entry::Event(decode_event(body).map_err(fail)?),
-        TAG_IDENTITY => Entry::Identity(decode_identity(body).map_err(fail)?),
-        tag => Entry::Unknown { tag },
+        TAG_EVENT => Some(Entry::Event(decode_event(body).map_err(fail)?)),
+        TAG_IDENTITY => Some(Entry::Identity(decode_identity(body).map_err(fail)?)),
+        _ => None,
     };
     Ok((entry, next))
 }
@@ -1129,9 +1129,30 @@ pub(crate) mod tests {
         });
         let (entries, err) = decode_entries(&buf);
         assert_eq!(err, None);
-        assert_eq!(
-            entries,
-            vec![Entry::Unknown { tag: 99 }, Entry::Event(event)]
+        assert_eq!(entries, vec![Entry::Event(event)]);
+    }
+
+    /// A chunk of a million empty frames of an unknown tag (a damaged block, 5 MB) decodes to
+    /// nothing held for them: the event after them is the only entry, and the vector kept
+    /// no more room than it reserved up front.
+    #[test]
+    fn a_flood_of_unknown_frames_holds_nothing() {
+        let mut buf = Vec::new();
+        for _ in 0..1_000_000 {
+            put_entry(&mut buf, 0xEE, |_| {});
+        }
+        let event = Event {
+            header: sh_header(),
+            body: EventBody::Close { fd: 4 },
+        };
+        encode_event(&event, &mut buf);
+        let (entries, err) = decode_entries(&buf);
+        assert_eq!(err, None);
+        assert_eq!(entries, vec![Entry::Event(event)]);
+        assert!(
+            entries.capacity() <= RESERVED_ENTRIES,
+            "{}",
+            entries.capacity()
         );
     }
 

@@ -25,8 +25,16 @@ use super::codec::{self, Entry};
 use super::range_crc::{CrcWork, RangeCrc};
 use super::writer::Keyframe;
 
-/// Decompressed chunk and keyframe sizes beyond this are damage, never an allocation.
+/// Decompressed keyframe sizes beyond this are damage, never an allocation.
 const MAX_UNCOMPRESSED: usize = 256 << 20;
+
+/// An events block's entries (uncompressed) beyond this are damage. A writer ends a chunk once
+/// it holds `chunk_bytes` (256 KiB for a recording, 128 KiB for a served stream), so a block
+/// holds that plus the entries that completed it: the largest event is a cluster snapshot (at
+/// most 4 MiB of objects), the others a few KiB. Decoded, entries take up to six times their
+/// encoded bytes (an empty argument is 4 bytes on disk and a 24-byte `String`), so a damaged
+/// block's entries stay near 100 MiB, where the 256 MiB that a block may be allowed 1.5 GiB.
+pub const MAX_EVENTS_BLOCK_ENTRIES: usize = 16 << 20;
 
 /// Errors that prevent reading a capture at all.
 #[derive(Debug, thiserror::Error)]
@@ -471,7 +479,11 @@ pub fn decode_events_body(body: &[u8]) -> (ChunkHeader, Vec<Entry>, Option<Strin
     let decompressed;
     let entries_bytes = match header.compression {
         compression::NONE => payload,
-        compression::ZSTD => match decompress(payload, header.uncompressed_len as usize) {
+        compression::ZSTD => match decompress(
+            payload,
+            header.uncompressed_len as usize,
+            MAX_EVENTS_BLOCK_ENTRIES,
+        ) {
             Ok(bytes) => {
                 decompressed = bytes;
                 &decompressed[..]
@@ -486,6 +498,16 @@ pub fn decode_events_body(body: &[u8]) -> (ChunkHeader, Vec<Entry>, Option<Strin
             )
         }
     };
+    if entries_bytes.len() > MAX_EVENTS_BLOCK_ENTRIES {
+        return (
+            header,
+            Vec::new(),
+            Some(format!(
+                "events block of {} bytes of entries is impossible (at most {MAX_EVENTS_BLOCK_ENTRIES})",
+                entries_bytes.len()
+            )),
+        );
+    }
     let (entries, error) = codec::decode_entries(entries_bytes);
     (
         header,
@@ -500,7 +522,9 @@ pub fn decode_keyframe_body(body: &[u8]) -> Result<(KeyframeHeader, Keyframe), S
     let payload = &body[payload_at..];
     let json = match header.compression {
         compression::NONE => payload.to_vec(),
-        compression::ZSTD => decompress(payload, header.uncompressed_len as usize)?,
+        compression::ZSTD => {
+            decompress(payload, header.uncompressed_len as usize, MAX_UNCOMPRESSED)?
+        }
         other => return Err(format!("unknown compression {other}")),
     };
     let keyframe =
@@ -518,9 +542,12 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn decompress(payload: &[u8], declared: usize) -> Result<Vec<u8>, String> {
-    if declared > MAX_UNCOMPRESSED {
-        return Err(format!("declared size {declared} is impossible"));
+/// `payload` decompressed to the `declared` size, which is damage above `most`.
+fn decompress(payload: &[u8], declared: usize, most: usize) -> Result<Vec<u8>, String> {
+    if declared > most {
+        return Err(format!(
+            "declared size {declared} is impossible (at most {most})"
+        ));
     }
     let bytes = DECOMPRESSOR
         .with(|cell| {

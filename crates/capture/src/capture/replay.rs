@@ -225,18 +225,13 @@ impl CaptureEvents {
         true
     }
 
-    /// The next entry (an identity answer or an event; entries of unknown types are skipped);
-    /// `None` at the end.
+    /// The next entry (an identity answer or an event; entries of unknown types were skipped
+    /// when their block was decoded); `None` at the end.
     pub fn next_entry(&mut self) -> Option<Entry> {
-        loop {
-            if !self.fill() {
-                return None;
-            }
-            match self.pending.pop_front() {
-                Some(Entry::Unknown { .. }) => {}
-                entry => return entry,
-            }
+        if !self.fill() {
+            return None;
         }
+        self.pending.pop_front()
     }
 
     /// Time of the next event, if any; the identity answers before it go to `answer`.
@@ -247,7 +242,7 @@ impl CaptureEvents {
             }
             match self.pending.front() {
                 Some(Entry::Event(event)) => return Some(event.header.ts_ns),
-                Some(Entry::Identity(_)) | Some(Entry::Unknown { .. }) => {
+                Some(Entry::Identity(_)) => {
                     if let Some(Entry::Identity(found)) = self.pending.pop_front() {
                         answer(found);
                     }
@@ -511,7 +506,6 @@ impl CaptureContents {
                 match entry {
                     Entry::Event(event) => events.push(event),
                     Entry::Identity(answer) => answers.push((events.len(), answer)),
-                    Entry::Unknown { .. } => {}
                 }
             }
         }

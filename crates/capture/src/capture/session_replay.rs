@@ -106,7 +106,6 @@ impl<S: RecordedEntries> SessionReplay<S> {
                     let step = self.session.feed_into(&event, sink)?;
                     return Ok(Some((Some(event), step)));
                 }
-                Some(Entry::Unknown { .. }) => {}
                 None if self.session.is_finished() => return Ok(None),
                 None => return Ok(Some((None, self.session.finish_into(sink)?))),
             }

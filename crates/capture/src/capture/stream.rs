@@ -295,7 +295,6 @@ mod tests {
                                 events.push(event);
                             }
                             Entry::Identity(answer) => pipeline.remember_identity(answer),
-                            Entry::Unknown { .. } => {}
                         }
                     }
                 }

@@ -292,6 +292,64 @@ fn a_damaged_block_does_not_stop_replay() {
     assert_eq!(replay.damage()[0].offset, victim.offset);
 }
 
+/// An events block whose body is one entry of an unknown tag filling `len` bytes of entries,
+/// stored as `compression`.
+fn events_block_of(len: usize, compression: u8) -> Vec<u8> {
+    use super::block::{frame, ChunkHeader};
+    let mut entries = vec![0xEE];
+    entries.extend_from_slice(&((len - 5) as u32).to_le_bytes());
+    entries.resize(len, 0);
+    let header = ChunkHeader {
+        entry_count: 1,
+        compression,
+        uncompressed_len: len as u32,
+        ..ChunkHeader::default()
+    };
+    let mut body = Vec::new();
+    header.encode(&mut body);
+    match compression {
+        super::block::compression::ZSTD => {
+            body.extend_from_slice(&zstd::bulk::compress(&entries, 1).unwrap())
+        }
+        _ => body.extend_from_slice(&entries),
+    }
+    frame(block_type::EVENTS, &body)
+}
+
+/// Entries beyond what any writer puts in one events block (decoded, they could take six
+/// times their bytes) are damage, stored or compressed, named, with nothing decoded from the
+/// block; the recording's blocks around it still read whole. At the limit, the block reads.
+#[test]
+fn an_events_block_larger_than_any_writer_makes_is_damage() {
+    use super::block::compression;
+    use super::reader::MAX_EVENTS_BLOCK_ENTRIES;
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, blocks, total) = damaged_fixture(dir.path());
+    let at = blocks[3].offset as usize;
+    for (len, stored_as, damaged) in [
+        (MAX_EVENTS_BLOCK_ENTRIES + 1, compression::NONE, true),
+        (MAX_EVENTS_BLOCK_ENTRIES + 1, compression::ZSTD, true),
+        (MAX_EVENTS_BLOCK_ENTRIES, compression::ZSTD, false),
+    ] {
+        let mut spliced = bytes[..at].to_vec();
+        spliced.extend(events_block_of(len, stored_as));
+        spliced.extend_from_slice(&bytes[at..]);
+        let reader = CaptureReader::from_bytes("big.cap", spliced).unwrap();
+        assert_eq!(event_count(&reader), total, "{len} bytes as {stored_as}");
+        let damage: Vec<_> = reader
+            .verify()
+            .into_iter()
+            .filter(|d| d.offset == at as u64)
+            .collect();
+        if damaged {
+            assert_eq!(damage.len(), 1, "{damage:?}");
+            assert!(damage[0].what.contains("impossible"), "{damage:?}");
+        } else {
+            assert!(damage.is_empty(), "{damage:?}");
+        }
+    }
+}
+
 #[test]
 fn a_crash_loses_at_most_what_was_not_synced() {
     let dir = tempfile::tempdir().unwrap();

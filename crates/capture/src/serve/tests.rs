@@ -72,7 +72,6 @@ fn watch(path: PathBuf) -> Watched {
                                 watched.events += 1;
                             }
                             Entry::Identity(answer) => pipeline.remember_identity(answer),
-                            Entry::Unknown { .. } => {}
                         }
                     }
                 }
