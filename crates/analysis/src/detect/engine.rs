@@ -157,7 +157,7 @@ pub(super) fn same_session(chain: Option<u32>, now: Option<u32>) -> bool {
 
 /// One observation as detection sees it: with the agent it acted for.
 pub(super) struct Context<'a> {
-    pub(super) agent: String,
+    pub(super) agent: &'a str,
     /// The agent's outermost process in the observation's lineage (its run).
     pub(super) session: Option<u32>,
     pub(super) observation: &'a Observation,
@@ -242,8 +242,8 @@ impl Detector {
     pub fn observe(&mut self, attributed: &AttributedObservation, model: &Model) {
         let observation = &attributed.observation;
         if let Some(agent) = &attributed.agent {
-            let identity = model.agent(agent).map(|a| a.identity.clone());
-            let deviations = self.judge.observe(agent, identity.as_ref(), observation);
+            let identity = model.agent(agent).map(|a| &a.identity);
+            let deviations = self.judge.observe(agent, identity, observation);
             for deviation in deviations {
                 self.deviation(deviation, model);
             }
@@ -263,9 +263,9 @@ impl Detector {
                 self.enforcement(baseline, attributed, decision, model);
             }
         }
-        if let Some(agent) = attributed.agent.clone() {
+        if let Some(agent) = attributed.agent.as_deref() {
             if let ObservationKind::Enforce { decision } = &observation.kind {
-                self.enforcement(&agent, attributed, decision, model);
+                self.enforcement(agent, attributed, decision, model);
             }
             let context = Context {
                 agent,
@@ -274,7 +274,7 @@ impl Detector {
             };
             self.agent_escape(&context, model);
             self.detect(&context, model);
-            self.charge_watch(&context.agent);
+            self.charge_watch(context.agent);
         }
         for link in attributed.links.iter().cloned() {
             self.session = link.session;
@@ -306,7 +306,7 @@ impl Detector {
 
     fn detect(&mut self, context: &Context<'_>, model: &Model) {
         let observation = context.observation;
-        let agent = context.agent.as_str();
+        let agent = context.agent;
         match &observation.kind {
             ObservationKind::Llm {
                 call, end_ts_ns, ..

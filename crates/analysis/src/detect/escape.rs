@@ -427,7 +427,7 @@ impl Detector {
     }
 
     fn escape_finding(&mut self, context: &Context<'_>, sighting: Sighting, model: &Model) {
-        let agent = context.agent.as_str();
+        let agent = context.agent;
         let observation = context.observation;
         // A command and the syscalls it then makes are one attempt (`nsenter` and its
         // `setns`): one finding per primitive and process. Sockets, tokens and API requests

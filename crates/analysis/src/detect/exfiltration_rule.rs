@@ -21,7 +21,7 @@ impl Detector {
         destination: &str,
         model: &Model,
     ) {
-        let agent = context.agent.as_str();
+        let agent = context.agent;
         let observation = context.observation;
         let fields = sent_fields(exchange);
         let watch = self.watch(agent);

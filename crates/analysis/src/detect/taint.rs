@@ -37,7 +37,7 @@ impl Detector {
         call_id: Option<String>,
         model: &Model,
     ) -> Option<usize> {
-        let agent = context.agent.as_str();
+        let agent = context.agent;
         let hash = content_hash(text);
         if let Some(index) = self
             .watch(agent)
@@ -145,7 +145,7 @@ impl Detector {
             None,
             model,
         )?;
-        self.watch(&context.agent)
+        self.watch(context.agent)
             .poisoned_descriptions
             .insert(content_hash(description), finding);
         Some(finding)
@@ -239,7 +239,7 @@ impl Detector {
         end_ts_ns: u64,
         model: &Model,
     ) {
-        let agent = context.agent.as_str();
+        let agent = context.agent;
         let key = call_key(
             context.observation.actor.pid,
             requested.id.as_deref(),
