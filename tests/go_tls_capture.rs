@@ -245,14 +245,24 @@ fn go_agent_with_symbols_is_captured_from_proc() {
     );
 }
 
-/// With every connection sampled out (`--sample-connections 1000000`: one in a million
-/// kept), the Go agent's TLS plaintext follows its socket's choice: its connects say so, no
-/// plaintext is copied, and its bytes (the 512 KiB request among them) are counted and
-/// reported as the agent's.
+/// With one connection in a million kept (`--sample-connections 1000000`), the Go agent's TLS
+/// plaintext follows its socket's choice: of its four conversations at once, each on its own
+/// connection to the mock LLM, the first connect is kept (sampling never hides a destination;
+/// goroutines connecting at the same instant may have one more kept) and the others are sampled
+/// out; plaintext is copied for the kept connections' fds only, and the others' bytes (their
+/// 512 KiB requests among them) are counted and reported as the agent's.
 #[test]
-fn go_agents_sampled_out_connections_leave_no_plaintext_and_are_counted() {
+fn go_agents_plaintext_follows_its_connections_sampling() {
     let setup = setup();
-    let agent = setup.paused_full_agent("dump-sampled");
+    let mut args = setup.agent_args("dump-sampled");
+    args.extend(["--parallel".into(), "3".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(
+        setup.dir.path(),
+        setup.full.to_str().unwrap(),
+        &args,
+        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
+    );
     let pid = agent.pid();
     let collect = Collect::start(
         setup.dir.path(),
@@ -268,6 +278,7 @@ fn go_agents_sampled_out_connections_leave_no_plaintext_and_are_counted() {
     let output = agent.finish();
     let report: Value = serde_json::from_str(output.trim()).unwrap();
     assert_eq!(report["ok"], true, "{output}");
+    assert_eq!(report["parallel_ok"], 3, "{output}");
     let captured = collect.stop();
     let pid = u64::from(pid);
     let connects: Vec<&Value> = captured
@@ -276,18 +287,26 @@ fn go_agents_sampled_out_connections_leave_no_plaintext_and_are_counted() {
             e["pid"].as_u64() == Some(pid) && e["port"].as_u64() == Some(u64::from(setup.llm.port))
         })
         .collect();
-    assert!(!connects.is_empty(), "the agent's connects to the mock LLM");
-    assert!(
-        connects.iter().all(|c| c["payloads_sampled_out"] == true),
-        "{connects:?}"
-    );
-    let tls: Vec<&Value> = captured
+    assert_eq!(connects.len(), 4, "one per conversation: {connects:?}");
+    let (sampled_out, kept): (Vec<&Value>, Vec<&Value>) = connects
+        .iter()
+        .partition(|c| c["payloads_sampled_out"] == true);
+    assert!(!kept.is_empty() && sampled_out.len() >= 2, "{connects:?}");
+    // The conversations run at once, so their connections hold distinct fds.
+    let kept_fds: std::collections::BTreeSet<i64> =
+        kept.iter().map(|c| c["fd"].as_i64().unwrap()).collect();
+    let tls_fds: std::collections::BTreeSet<i64> = captured
         .of_kind("data")
         .filter(|e| e["pid"].as_u64() == Some(pid) && e["source"] == "tls")
+        .map(|e| e["fd"].as_i64().unwrap())
         .collect();
-    assert!(tls.is_empty(), "{} TLS data events of the agent", tls.len());
+    assert_eq!(tls_fds, kept_fds, "{connects:?}");
     let counted = captured.sampled_out_bytes_all_of(pid);
-    assert!(counted > 512 * 1024, "{}", captured.summary);
+    assert!(
+        counted > sampled_out.len() as u64 * 512 * 1024,
+        "{}",
+        captured.summary
+    );
 }
 
 /// The stripped agent (`-s -w`), exec'd while the collector runs: analysed on exec, found

@@ -222,6 +222,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let _ = PARENTS.remove(&tgid);
     forget_consumer(tgid);
     crate::payload_switch::forget(tgid);
+    crate::connection_sampling::forget(tgid);
     let was_traced = traced(tgid);
     let _ = TARGETS.remove(&tgid);
     if !was_traced {

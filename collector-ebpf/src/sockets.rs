@@ -154,7 +154,18 @@ fn sock_exit(ctx: &TracePointContext) {
         // Never 0 (0 is "no id"): successive sockets on one fd differ by their times.
         let id = event.header.ts_ns | 1;
         let mut flags = 0;
-        if crate::connection_sampling::choose(id) {
+        let sampled_out = if args.kind == kind::CONNECT {
+            crate::connection_sampling::choose_connect(
+                tgid,
+                id,
+                event.family,
+                event.port,
+                &event.addr,
+            )
+        } else {
+            crate::connection_sampling::choose(id)
+        };
+        if sampled_out {
             flags |= SOCK_SAMPLED_OUT;
             event.flags |= sock_flags::PAYLOADS_SAMPLED_OUT;
         }
