@@ -13,9 +13,9 @@
 //!
 //! Nor does it hide a destination: a process's first connect to each address and port (of its
 //! first `KEPT_DESTINATIONS`) is kept whatever the draw says (`SAMPLING_DESTINATIONS`). An
-//! agent is recognised from its model calls, so with one connection in N kept, an agent that
-//! makes a few connections to its provider would otherwise go unseen N-1 times in N; now its
-//! first connection to the provider, and to each database and tool server, shows it. Accepts
+//! agent is recognised from its model calls, so with one connection in N kept, an agent whose
+//! one connection to its provider was drawn out (N-1 times in N) would go unseen; now its first
+//! connection to the provider, and to each database and tool server, shows it. Accepts
 //! are drawn as before (a server's peers are clients, each a new address and port).
 
 use agentscope_common::{config, stat};
@@ -37,8 +37,8 @@ struct Destinations {
 }
 
 /// By tgid; removed when the process exits (`forget`). An LRU: a node with more connecting
-/// processes than entries forgets the oldest ones' destinations, whose next connections are
-/// then drawn like any other.
+/// processes than entries forgets the oldest ones' destinations, and their next connect to
+/// each is kept again (a connection more, never one less).
 #[map]
 static SAMPLING_DESTINATIONS: LruHashMap<u32, Destinations> =
     LruHashMap::with_max_entries(16384, 0);
