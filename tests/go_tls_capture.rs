@@ -72,8 +72,10 @@ impl Setup {
     }
 
     /// The agent with its symbol table, held at its start, dumping what it sends into `dump`.
-    fn paused_full_agent(&self, dump: &str) -> Paused {
-        let args = self.agent_args(dump);
+    /// The full agent, paused before it starts, dumping into `dump`, with `extra` arguments.
+    fn paused_full_agent(&self, dump: &str, extra: &[&str]) -> Paused {
+        let mut args = self.agent_args(dump);
+        args.extend(extra.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Paused::agent(
             self.dir.path(),
@@ -213,7 +215,7 @@ fn check_capture(
 #[test]
 fn go_agent_with_symbols_is_captured_from_proc() {
     let setup = setup();
-    let agent = setup.paused_full_agent("dump");
+    let agent = setup.paused_full_agent("dump", &[]);
     let pid = agent.pid();
     let graph = setup.dir.path().join("graph.json");
     let collect = Collect::start(
@@ -254,15 +256,7 @@ fn go_agent_with_symbols_is_captured_from_proc() {
 #[test]
 fn go_agents_plaintext_follows_its_connections_sampling() {
     let setup = setup();
-    let mut args = setup.agent_args("dump-sampled");
-    args.extend(["--parallel".into(), "3".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Paused::agent(
-        setup.dir.path(),
-        setup.full.to_str().unwrap(),
-        &args,
-        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
-    );
+    let agent = setup.paused_full_agent("dump-sampled", &["--parallel", "3"]);
     let pid = agent.pid();
     let collect = Collect::start(
         setup.dir.path(),
@@ -401,15 +395,7 @@ fn stripped_go_agent_execd_later_is_captured_and_unchanged() {
 #[test]
 fn concurrent_goroutines_keep_their_connections_apart() {
     let setup = setup();
-    let mut args = setup.agent_args("dump");
-    args.extend(["--parallel".into(), "4".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Paused::agent(
-        setup.dir.path(),
-        setup.full.to_str().unwrap(),
-        &args,
-        &[("AGENTSCOPE_TEST_API_KEY", API_KEY)],
-    );
+    let agent = setup.paused_full_agent("dump", &["--parallel", "4"]);
     let pid = agent.pid();
     let collect = Collect::start(setup.dir.path(), &["--pid", &pid.to_string()]);
     agent.release();
