@@ -3,9 +3,9 @@
 //! connection to the mock LLM (system libssl) and one over a new plain connection to the HTTP
 //! API, each body naming its round. Every connect arrives and says whether the kernel sampled
 //! the connection out; the first connection to each of the two servers is kept (sampling
-//! never hides a destination); exactly the kept connections' bodies are captured (TLS plaintext and
-//! plain bytes), none of the sampled-out ones'; their bytes are counted node-wide and reported
-//! as the client's; reconstruction reads one LLM call per kept TLS connection; and
+//! never hides a destination); exactly the kept connections' bodies are captured (TLS
+//! plaintext and plain bytes), none of the sampled-out ones'; their bytes are counted node-wide
+//! and reported as the client's; reconstruction reads one LLM call per kept TLS connection; and
 //! `coverage --replay` of the recording says the same. Without the kernel's choice (the
 //! default, one in one) nothing is sampled out. Needs root (eBPF).
 

@@ -71,8 +71,8 @@ impl Setup {
         ]
     }
 
-    /// The agent with its symbol table, held at its start, dumping what it sends into `dump`.
-    /// The full agent, paused before it starts, dumping into `dump`, with `extra` arguments.
+    /// The agent with its symbol table, held at its start, dumping what it sends into `dump`,
+    /// with `extra` arguments.
     fn paused_full_agent(&self, dump: &str, extra: &[&str]) -> Paused {
         let mut args = self.agent_args(dump);
         args.extend(extra.iter().map(|a| a.to_string()));
