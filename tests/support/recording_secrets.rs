@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+use agentscope_capture::capture::block::BlockInfo;
 use agentscope_capture::capture::codec::Entry;
 use agentscope_capture::capture::CaptureReader;
 use agentscope_event::event::PayloadSource;
@@ -67,15 +68,7 @@ pub fn find_secrets(cap: &Path, secrets: &[impl AsRef<str>]) -> RecordingSecrets
         strings.iter().for_each(|s| look(s, found));
     };
     for info in reader.event_blocks() {
-        let (header, entries, damage) = reader.read_events(info);
-        assert!(damage.is_none(), "{damage:?}");
-        // The reader skips entries of tags it does not know: every entry of the block must be
-        // one it decoded, or the search would miss what they hold.
-        assert_eq!(
-            entries.len(),
-            header.entry_count as usize,
-            "an entry of an unknown tag in {cap:?}"
-        );
+        let entries = undamaged_entries(&reader, info, cap);
         for entry in entries {
             match entry {
                 Entry::Event(event) => {
@@ -122,4 +115,18 @@ pub fn find_secrets(cap: &Path, secrets: &[impl AsRef<str>]) -> RecordingSecrets
         look_in_strings(serde_json::to_value(&keyframe).unwrap(), &mut scan.found);
     }
     scan
+}
+
+/// Every entry of events block `info` of the recording at `cap`, which must be undamaged and
+/// hold no entry of a tag the reader does not know (it skips those, and a search would miss
+/// what they hold).
+pub fn undamaged_entries(reader: &CaptureReader, info: &BlockInfo, cap: &Path) -> Vec<Entry> {
+    let (header, entries, damage) = reader.read_events(info);
+    assert!(damage.is_none(), "{damage:?}");
+    assert_eq!(
+        entries.len(),
+        header.entry_count as usize,
+        "an entry of an unknown tag in {cap:?}"
+    );
+    entries
 }
