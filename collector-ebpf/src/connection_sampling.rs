@@ -58,18 +58,22 @@ fn mix(mut x: u64) -> u64 {
 #[inline(always)]
 pub(crate) fn choose(id: u64) -> bool {
     let every = config_value(config::SAMPLE_CONNECTIONS);
-    if every <= 1 {
-        return false;
-    }
+    every > 1 && drawn_out(id, every)
+}
+
+/// The draw for one connection in `every` (more than 1) kept.
+#[inline(always)]
+fn drawn_out(id: u64, every: u64) -> bool {
     mix(id ^ config_value(config::SAMPLE_SEED)) % every != 0
 }
 
 /// Whether `tgid`'s connect, whose socket id is `id`, to `addr` and `port` (of `family`) is
 /// sampled out: never its first connect to a destination (of its first `KEPT_DESTINATIONS`),
-/// otherwise as [`choose`] draws.
+/// otherwise drawn as [`choose`] draws.
 #[inline(always)]
 pub(crate) fn choose_connect(tgid: u32, id: u64, family: u16, port: u16, addr: &[u8; 16]) -> bool {
-    if config_value(config::SAMPLE_CONNECTIONS) <= 1 {
+    let every = config_value(config::SAMPLE_CONNECTIONS);
+    if every <= 1 {
         return false;
     }
     let low = u64::from_le_bytes([
@@ -79,10 +83,7 @@ pub(crate) fn choose_connect(tgid: u32, id: u64, family: u16, port: u16, addr: &
         addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
     ]);
     let destination = mix(mix(low ^ (u64::from(family) << 16 | u64::from(port))) ^ high) | 1;
-    if first_connect_to(tgid, destination) {
-        return false;
-    }
-    choose(id)
+    !first_connect_to(tgid, destination) && drawn_out(id, every)
 }
 
 /// Whether `tgid` connects to `destination` for the first time (remembering it if there is
