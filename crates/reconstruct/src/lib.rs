@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod http;
 pub mod http2;
 pub mod http_interpreters;
+mod json_read;
 pub mod llm;
 pub mod mcp;
 pub mod object_store;

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::response_body::{self, ResponseBody, StreamMessage};
 use super::{
-    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments, role,
+    as_count, content_text, error_type_of, join_texts, non_empty_text, parse_arguments, role,
     string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall, ToolDefinition,
     ToolResult, Usage,
 };
@@ -71,15 +71,15 @@ fn read_request(body: &Value, call: &mut LlmCall) {
     call.last_user_message = messages
         .iter()
         .rev()
-        .filter(|m| role(m) == "user")
+        .filter(|m| role(*m) == "user")
         .find_map(|m| m.get("content").and_then(content_text));
 
     let names: BTreeMap<&str, &str> = messages
         .iter()
-        .filter(|m| role(m) == "assistant")
+        .filter(|m| role(*m) == "assistant")
         .flat_map(blocks)
         .filter(|b| matches!(block_type(b), "tool_use" | "server_tool_use"))
-        .filter_map(|b| Some((non_empty_str(b.get("id"))?, non_empty_str(b.get("name"))?)))
+        .filter_map(|b| Some((non_empty_text(b.get("id"))?, non_empty_text(b.get("name"))?)))
         .collect();
     let after_assistant = messages
         .iter()
@@ -89,7 +89,7 @@ fn read_request(body: &Value, call: &mut LlmCall) {
         .get(after_assistant..)
         .unwrap_or_default()
         .iter()
-        .filter(|m| role(m) == "user")
+        .filter(|m| role(*m) == "user")
         .flat_map(blocks)
         .filter(|b| block_type(b) == "tool_result")
     {

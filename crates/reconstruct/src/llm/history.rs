@@ -14,8 +14,9 @@
 //! JSON, serialised for the purpose: a byte at a time, 5% of a replay of the recorded mix;
 //! here whole words are mixed and nothing is serialised. Fingerprints live only in memory
 //! (conversations are not saved in keyframes), so changing the function changes no output.
+//! Either tree a dialect reads ([`crate::json_read`]) gives a message the same fingerprint.
 
-use serde_json::Value;
+use crate::json_read::{JsonRead, Shape};
 
 /// Messages fingerprinted per request, at most: the first ones are what tells conversations
 /// apart, and a history longer than this continues whichever conversation its first
@@ -24,13 +25,16 @@ pub const MAX_MESSAGES: usize = 512;
 
 /// The fingerprints of `body`'s messages: the fields named in `keys`, in order, each a
 /// message (an object or string: a system prompt, an `input` string) or an array of them.
-pub fn message_history(body: &Value, keys: &[&str]) -> Vec<u64> {
+pub(crate) fn message_history<J: JsonRead>(body: &J, keys: &[&str]) -> Vec<u64> {
     let mut history = Vec::new();
     for key in keys {
-        match body.get(*key) {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(messages)) => history.extend(messages.iter().map(fingerprint)),
-            Some(message) => history.push(fingerprint(message)),
+        let Some(value) = body.field(key) else {
+            continue;
+        };
+        match value.shape() {
+            Shape::Null => {}
+            Shape::Array(messages) => history.extend(messages.iter().map(fingerprint)),
+            _ => history.push(fingerprint(value)),
         }
     }
     history.truncate(MAX_MESSAGES);
@@ -38,7 +42,7 @@ pub fn message_history(body: &Value, keys: &[&str]) -> Vec<u64> {
 }
 
 /// The message's fingerprint (see the module doc).
-fn fingerprint(message: &Value) -> u64 {
+fn fingerprint<J: JsonRead>(message: &J) -> u64 {
     let mut hash = WordHash(0x243f_6a88_85a3_08d3);
     hash.value(message);
     hash.0
@@ -76,35 +80,36 @@ impl WordHash {
     }
 
     /// A JSON value: a tag for its kind, then its content.
-    fn value(&mut self, value: &Value) {
-        match value {
-            Value::Null => self.word(0),
-            Value::Bool(false) => self.word(1),
-            Value::Bool(true) => self.word(2),
-            Value::Number(number) => {
-                if let Some(n) = number.as_u64() {
-                    self.word(3);
-                    self.word(n);
-                } else if let Some(n) = number.as_i64() {
-                    self.word(4);
-                    self.word(n as u64);
-                } else {
-                    self.word(5);
-                    self.word(number.as_f64().map_or(0, f64::to_bits));
-                }
+    fn value<J: JsonRead>(&mut self, value: &J) {
+        match value.shape() {
+            Shape::Null => self.word(0),
+            Shape::Bool(false) => self.word(1),
+            Shape::Bool(true) => self.word(2),
+            Shape::Unsigned(n) => {
+                self.word(3);
+                self.word(n);
             }
-            Value::String(text) => {
+            Shape::Signed(n) => {
+                self.word(4);
+                self.word(n as u64);
+            }
+            Shape::Float(n) => {
+                self.word(5);
+                self.word(n.to_bits());
+            }
+            Shape::Text(text) => {
                 self.word(6);
                 self.bytes(text.as_bytes());
             }
-            Value::Array(items) => {
+            Shape::Array(items) => {
                 self.word(7);
                 self.word(items.len() as u64);
                 for item in items {
                     self.value(item);
                 }
             }
-            Value::Object(fields) => {
+            Shape::Object => {
+                let fields = value.fields_by_key();
                 self.word(8);
                 self.word(fields.len() as u64);
                 for (key, field) in fields {
@@ -119,7 +124,7 @@ impl WordHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn a_continued_conversation_starts_with_the_earlier_requests_messages() {
@@ -146,6 +151,29 @@ mod tests {
         assert!(second.starts_with(&first));
         assert_eq!(other[0], first[0], "the same system prompt");
         assert!(!other.starts_with(&first));
+    }
+
+    /// The fingerprint of a message is the same from either tree, however its keys are
+    /// ordered, with duplicate keys read as serde_json reads them (the last counts).
+    #[test]
+    fn both_trees_give_a_message_the_same_fingerprint() {
+        use crate::json_read::BorrowedJson;
+        let text = r#"{"messages":[
+            {"role":"user","content":[{"type":"text","text":"a\u00e9"}],"n":-1,"f":0.5,"b":true,"z":null,"u":7},
+            {"content":"x","role":"assistant","role":"tool"}]}"#;
+        let owned: Value = serde_json::from_str(text).unwrap();
+        let borrowed: BorrowedJson = serde_json::from_str(text).unwrap();
+        let history = message_history(&owned, &["messages"]);
+        assert_eq!(history.len(), 2);
+        assert_eq!(message_history(&borrowed, &["messages"]), history);
+        let reordered = r#"{"messages":[
+            {"u":7,"b":true,"z":null,"f":0.5,"n":-1,"content":[{"text":"a\u00e9","type":"text"}],"role":"user"},
+            {"role":"tool","content":"x"}]}"#;
+        let reordered: BorrowedJson = serde_json::from_str(reordered).unwrap();
+        assert_eq!(message_history(&reordered, &["messages"]), history);
+        let other: BorrowedJson =
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":"a"}]}"#).unwrap();
+        assert_ne!(message_history(&other, &["messages"])[0], history[0]);
     }
 
     #[test]

@@ -32,6 +32,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{Completeness, HttpExchange};
+use super::json_read::{non_empty_text, JsonRead};
 use super::request_json::RequestJson;
 
 /// Which wire dialect the call used.
@@ -166,7 +167,8 @@ pub fn recognise_with_request(
     let request = || request_json.get().filter(|body| body.is_object());
     let path = exchange.request.path();
     if path.ends_with("/chat/completions") {
-        openai_chat::recognise(exchange, request())
+        let request = request_json.borrowed().filter(|body| body.is_object());
+        openai_chat::recognise(exchange, request)
     } else if path.ends_with("/v1/messages") {
         anthropic::recognise(exchange, request())
     } else if path.ends_with("/responses") {
@@ -180,7 +182,7 @@ pub fn recognise_with_request(
     } else if path.ends_with("/api/generate") {
         ollama::recognise(exchange, request(), LlmApi::OllamaGenerate)
     } else if path.is_empty() && exchange.request.completeness != Completeness::Complete {
-        recognise_by_shape(exchange, request())
+        recognise_by_shape(exchange, request_json)
     } else {
         None
     }
@@ -190,25 +192,27 @@ pub fn recognise_with_request(
 /// a reference into the HPACK table sent before capture began — recognised from its bodies
 /// alone, and only when request and response agree on one dialect (the request's fields and
 /// the response's object type); anything less is not taken for an LLM call.
-fn recognise_by_shape(exchange: &HttpExchange, request: Option<&Value>) -> Option<LlmCall> {
-    let request = request?;
+fn recognise_by_shape(exchange: &HttpExchange, request_json: &RequestJson<'_>) -> Option<LlmCall> {
+    let request = request_json.borrowed().filter(|body| body.is_object())?;
     let response = &exchange.response.as_ref()?.body;
-    let has = |key: &str| request.get(key).is_some();
+    let has = |key: &str| request.field(key).is_some();
     let says = |marker: &str| memchr::memmem::find(response, marker.as_bytes()).is_some();
+    // The dialects not yet reading the tree in place get it as a `serde_json::Value`.
+    let owned = || request_json.get();
     if has("model") && has("messages") && says("\"chat.completion") {
         openai_chat::recognise(exchange, Some(request))
     } else if has("model")
         && has("messages")
         && (says("message_start") || says("\"type\":\"message\""))
     {
-        anthropic::recognise(exchange, Some(request))
+        anthropic::recognise(exchange, owned())
     } else if has("model")
         && has("input")
         && (says("response.created") || says("\"object\":\"response\""))
     {
-        openai_responses::recognise(exchange, Some(request), LlmApi::OpenAiResponses)
+        openai_responses::recognise(exchange, owned(), LlmApi::OpenAiResponses)
     } else if has("contents") && says("\"candidates\"") {
-        gemini::recognise(exchange, Some(request))
+        gemini::recognise(exchange, owned())
     } else {
         None
     }
@@ -280,45 +284,31 @@ fn unparsed_body_mentions(exchange: &HttpExchange, key: &str) -> bool {
 }
 
 /// A message's `role`, empty when it has none.
-fn role(message: &Value) -> &str {
-    message.get("role").and_then(Value::as_str).unwrap_or("")
+fn role<J: JsonRead>(message: &J) -> &str {
+    message.field("role").and_then(J::text).unwrap_or("")
 }
 
-/// `value` as a string slice when it is a non-empty string.
-fn non_empty_str(value: Option<&Value>) -> Option<&str> {
-    value.and_then(Value::as_str).filter(|s| !s.is_empty())
-}
-
-fn string_field(value: &Value, key: &str) -> Option<String> {
-    non_empty_str(value.get(key)).map(str::to_string)
+fn string_field<J: JsonRead>(value: &J, key: &str) -> Option<String> {
+    non_empty_text(value.field(key)).map(str::to_string)
 }
 
 /// Text of a message content in the shapes providers use: a string, an array of parts (each a
 /// string or an object with a string `text`), or one such part object. Parts without text
 /// (images, tool blocks) are skipped; text parts are joined with newlines.
-fn content_text(content: &Value) -> Option<String> {
+fn content_text<J: JsonRead>(content: &J) -> Option<String> {
     let mut texts: Vec<&str> = Vec::new();
-    match content {
-        Value::String(s) => texts.push(s),
-        Value::Array(parts) => {
-            for part in parts {
-                match part {
-                    Value::String(s) => texts.push(s),
-                    Value::Object(_) => {
-                        if let Some(text) = part.get("text").and_then(Value::as_str) {
-                            texts.push(text);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Value::Object(_) => {
-            if let Some(text) = content.get("text").and_then(Value::as_str) {
+    if let Some(s) = content.text() {
+        texts.push(s);
+    } else if let Some(parts) = content.items() {
+        for part in parts {
+            if let Some(s) = part.text() {
+                texts.push(s);
+            } else if let Some(text) = part.field("text").and_then(J::text) {
                 texts.push(text);
             }
         }
-        _ => {}
+    } else if let Some(text) = content.field("text").and_then(J::text) {
+        texts.push(text);
     }
     let joined = texts.join("\n");
     (!joined.is_empty()).then_some(joined)
@@ -367,8 +357,8 @@ fn error_type_of(body: &Value) -> Option<String> {
         .or_else(|| Some("error".to_string()))
 }
 
-fn as_count(value: Option<&Value>) -> Option<u64> {
-    value.and_then(Value::as_u64)
+fn as_count<J: JsonRead>(value: Option<&J>) -> Option<u64> {
+    value.and_then(J::count)
 }
 
 #[cfg(test)]

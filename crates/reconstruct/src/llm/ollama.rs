@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::response_body::{self, ResponseBody};
 use super::{
-    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments, role,
+    as_count, content_text, error_type_of, join_texts, non_empty_text, parse_arguments, role,
     string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall, ToolDefinition,
     ToolResult,
 };
@@ -31,7 +31,7 @@ pub(super) fn recognise(
             } else {
                 body.get("prompt").is_some_and(Value::is_string)
             };
-            if non_empty_str(body.get("model")).is_none() || !shaped {
+            if non_empty_text(body.get("model")).is_none() || !shaped {
                 return None;
             }
         }
@@ -49,11 +49,11 @@ pub(super) fn recognise(
     if let Some(body) = &request {
         if chat {
             read_chat_request(body, &mut call);
-            call.history = super::history::message_history(body, &["messages"]);
+            call.history = super::history::message_history(*body, &["messages"]);
         } else {
-            call.request_model = string_field(body, "model");
-            call.system_prompt = string_field(body, "system");
-            call.last_user_message = string_field(body, "prompt");
+            call.request_model = string_field(*body, "model");
+            call.system_prompt = string_field(*body, "system");
+            call.last_user_message = string_field(*body, "prompt");
         }
     }
     // Ollama streams unless told not to.
@@ -97,14 +97,14 @@ fn read_chat_request(body: &Value, call: &mut LlmCall) {
         .unwrap_or(&empty);
     let system: Vec<String> = messages
         .iter()
-        .filter(|m| role(m) == "system")
+        .filter(|m| role(*m) == "system")
         .filter_map(|m| m.get("content").and_then(content_text))
         .collect();
     call.system_prompt = join_texts(&system, "\n");
     call.last_user_message = messages
         .iter()
         .rev()
-        .filter(|m| role(m) == "user")
+        .filter(|m| role(*m) == "user")
         .find_map(|m| m.get("content").and_then(content_text));
     let after_assistant = messages
         .iter()

@@ -15,27 +15,32 @@ use serde_json::Value;
 
 use super::response_body::{self, ResponseBody, StreamMessage};
 use super::{
-    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments, role,
+    as_count, content_text, error_type_of, join_texts, non_empty_text, parse_arguments, role,
     string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall, ToolDefinition,
     ToolResult, Usage,
 };
 use crate::http::HttpExchange;
+use crate::json_read::{BorrowedJson, JsonRead};
 
-pub(super) fn recognise(exchange: &HttpExchange, request: Option<&Value>) -> Option<LlmCall> {
+/// `request` is the body read in place (most requests on a node are this dialect's) or, for
+/// an exchange recognised by its shape, either tree.
+pub(super) fn recognise<J: JsonRead>(
+    exchange: &HttpExchange,
+    request: Option<&J>,
+) -> Option<LlmCall> {
     match &request {
-        Some(body) if !body.get("messages").is_some_and(Value::is_array) => return None,
+        Some(body) if body.field("messages").and_then(J::items).is_none() => return None,
         None if !unparsed_body_mentions(exchange, "\"messages\"") => return None,
         _ => {}
     }
     let mut call = LlmCall::new(LlmApi::OpenAiChatCompletions, "chat", exchange);
     call.request_model = azure_deployment(exchange.request.path()).map(str::to_string);
     if let Some(body) = &request {
-        read_request(body, &mut call);
+        read_request(*body, &mut call);
     }
     call.streamed = request
-        .as_ref()
-        .and_then(|b| b.get("stream"))
-        .and_then(Value::as_bool)
+        .and_then(|b| b.field("stream"))
+        .and_then(J::flag)
         .unwrap_or(false);
     match response_body::read(exchange.response.as_ref()) {
         ResponseBody::Missing => {}
@@ -59,40 +64,39 @@ fn azure_deployment(path: &str) -> Option<&str> {
     rest.split('/').next().filter(|d| !d.is_empty())
 }
 
-fn read_request(body: &Value, call: &mut LlmCall) {
+fn read_request<J: JsonRead>(body: &J, call: &mut LlmCall) {
     call.history = super::history::message_history(body, &["messages"]);
     if let Some(model) = string_field(body, "model") {
         call.request_model = Some(model);
     }
-    let empty = Vec::new();
     let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+        .field("messages")
+        .and_then(J::items)
+        .unwrap_or_default();
 
     let system: Vec<String> = messages
         .iter()
-        .filter(|m| matches!(role(m), "system" | "developer"))
-        .filter_map(|m| m.get("content").and_then(content_text))
+        .filter(|m| matches!(role(*m), "system" | "developer"))
+        .filter_map(|m| m.field("content").and_then(content_text))
         .collect();
     call.system_prompt = join_texts(&system, "\n");
     call.last_user_message = messages
         .iter()
         .rev()
-        .filter(|m| role(m) == "user")
-        .find_map(|m| m.get("content").and_then(content_text));
+        .filter(|m| role(*m) == "user")
+        .find_map(|m| m.field("content").and_then(content_text));
 
     // Names of the calls the assistant made, so results can say which tool they answer.
     let mut names: BTreeMap<&str, &str> = BTreeMap::new();
-    for message in messages.iter().filter(|m| role(m) == "assistant") {
+    for message in messages.iter().filter(|m| role(*m) == "assistant") {
         for tool_call in message
-            .get("tool_calls")
-            .and_then(Value::as_array)
+            .field("tool_calls")
+            .and_then(J::items)
             .into_iter()
             .flatten()
         {
-            let id = non_empty_str(tool_call.get("id"));
-            let name = non_empty_str(tool_call.get("function").and_then(|f| f.get("name")));
+            let id = non_empty_text(tool_call.field("id"));
+            let name = non_empty_text(tool_call.field("function").and_then(|f| f.field("name")));
             if let (Some(id), Some(name)) = (id, name) {
                 names.insert(id, name);
             }
@@ -118,7 +122,7 @@ fn read_request(body: &Value, call: &mut LlmCall) {
             call_id,
             name,
             content: message
-                .get("content")
+                .field("content")
                 .and_then(content_text)
                 .unwrap_or_default(),
             is_error: false,
@@ -126,14 +130,14 @@ fn read_request(body: &Value, call: &mut LlmCall) {
         });
     }
 
-    let tools = body.get("tools").and_then(Value::as_array);
-    let functions = body.get("functions").and_then(Value::as_array);
+    let tools = body.field("tools").and_then(J::items);
+    let functions = body.field("functions").and_then(J::items);
     for tool in tools.into_iter().chain(functions).flatten() {
         // {"type":"function","function":{...}}, {"type":"custom","custom":{...}}, or legacy
         // `functions[]` entries that are the definition itself.
         let definition = tool
-            .get("function")
-            .or_else(|| tool.get("custom"))
+            .field("function")
+            .or_else(|| tool.field("custom"))
             .unwrap_or(tool);
         if let Some(name) = string_field(definition, "name") {
             call.tools_offered.push(ToolDefinition {
@@ -237,51 +241,63 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
             done = true;
             break;
         }
-        let Some(chunk) = message.json() else {
+        // Read in place: chunks are many and small (see `crate::json_read`).
+        let Some(chunk) = message.borrowed_json() else {
             // A corrupt chunk: what follows may still be read, but the result is incomplete.
             call.partial = true;
             continue;
         };
-        if let Some(error) = error_type_of(&chunk) {
-            call.error_type = Some(error);
+        if chunk.field("error").is_some_and(|e| !e.is_null()) {
+            // Rare: read by the dialects' one reader of error bodies.
+            call.error_type = error_type_of(&Value::from(&chunk));
             continue;
         }
         if call.response_id.is_none() {
-            call.response_id = string_field(&chunk, "id");
+            call.response_id = non_empty_text(chunk.field("id")).map(str::to_string);
         }
-        if let Some(model) = string_field(&chunk, "model") {
-            call.response_model = Some(model);
+        if let Some(model) = non_empty_text(chunk.field("model")) {
+            if call.response_model.as_deref() != Some(model) {
+                call.response_model = Some(model.to_string());
+            }
         }
-        if let Some(usage) = chunk.get("usage") {
-            read_usage(usage, call);
+        if let Some(usage) = chunk.field("usage").filter(|u| u.is_object()) {
+            // Once a stream, in its last chunk.
+            read_usage(&Value::from(usage), call);
         }
-        for (position, choice) in chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let choice_index = as_count(choice.get("index")).unwrap_or(position as u64);
-            let delta = choice.get("delta").unwrap_or(&Value::Null);
-            if let Some(text) = delta.get("content").and_then(Value::as_str) {
+        let choices = chunk.field("choices").and_then(BorrowedJson::as_array);
+        for (position, choice) in choices.into_iter().flatten().enumerate() {
+            let choice_index = choice
+                .field("index")
+                .and_then(BorrowedJson::as_u64)
+                .unwrap_or(position as u64);
+            let delta = choice.field("delta");
+            if let Some(text) = delta
+                .and_then(|d| d.field("content"))
+                .and_then(BorrowedJson::as_str)
+            {
                 texts.entry(choice_index).or_default().push_str(text);
             }
-            for fragment in delta
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            let fragments = delta
+                .and_then(|d| d.field("tool_calls"))
+                .and_then(BorrowedJson::as_array);
+            for fragment in fragments.into_iter().flatten() {
+                add_fragment(
+                    &mut calls,
+                    choice_index,
+                    fragment.field("index").and_then(BorrowedJson::as_u64),
+                    non_empty_text(fragment.field("id")),
+                    fragment.field("function"),
+                );
+            }
+            if let Some(function) = delta
+                .and_then(|d| d.field("function_call"))
+                .filter(|f| f.is_object())
             {
-                add_fragment(&mut calls, choice_index, fragment);
-            }
-            if let Some(function) = delta.get("function_call").filter(|f| f.is_object()) {
                 // Legacy streamed function_call: one call per choice, no index, no id.
-                let fragment = serde_json::json!({ "index": 0, "function": function });
-                add_fragment(&mut calls, choice_index, &fragment);
+                add_fragment(&mut calls, choice_index, Some(0), None, Some(function));
             }
-            if let Some(reason) = string_field(choice, "finish_reason") {
-                finish.insert(choice_index, reason);
+            if let Some(reason) = non_empty_text(choice.field("finish_reason")) {
+                finish.insert(choice_index, reason.to_string());
             }
         }
     }
@@ -301,9 +317,14 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
         .collect();
 }
 
-fn add_fragment(calls: &mut Vec<FragmentedCall>, choice: u64, fragment: &Value) {
-    let index = as_count(fragment.get("index"));
-    let id = non_empty_str(fragment.get("id"));
+/// Joins a tool-call fragment (its `index`, `id` and `function`) to the call it continues.
+fn add_fragment(
+    calls: &mut Vec<FragmentedCall>,
+    choice: u64,
+    index: Option<u64>,
+    id: Option<&str>,
+    function: Option<&BorrowedJson<'_>>,
+) {
     let existing = match id {
         Some(id) => calls
             .iter()
@@ -328,17 +349,22 @@ fn add_fragment(calls: &mut Vec<FragmentedCall>, choice: u64, fragment: &Value) 
     let Some(entry) = calls.get_mut(slot) else {
         return;
     };
-    let function = fragment.get("function").unwrap_or(&Value::Null);
-    if let Some(name) = non_empty_str(function.get("name")) {
+    let Some(function) = function else {
+        return;
+    };
+    if let Some(name) = non_empty_text(function.field("name")) {
         // Servers that repeat the name on every fragment must not make it "readread".
         if entry.name.is_empty() {
             entry.name = name.to_string();
         }
     }
-    match function.get("arguments") {
-        Some(Value::String(piece)) => entry.arguments.push_str(piece),
-        // Some servers send arguments as an object in one fragment.
-        Some(object @ Value::Object(_)) => entry.arguments = object.to_string(),
+    match function.field("arguments") {
+        Some(BorrowedJson::Str(piece)) => entry.arguments.push_str(piece),
+        // Some servers send arguments as an object in one fragment (written as serde_json
+        // writes it, keys sorted).
+        Some(object @ BorrowedJson::Object(_)) => {
+            entry.arguments = Value::from(object).to_string();
+        }
         _ => {}
     }
 }

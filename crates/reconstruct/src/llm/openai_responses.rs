@@ -23,9 +23,9 @@ use serde_json::Value;
 
 use super::response_body::{self, ResponseBody, StreamMessage};
 use super::{
-    as_count, content_text, error_type_of, join_texts, non_empty_str, parse_arguments, result_text,
-    string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall, ToolDefinition,
-    ToolResult, Usage,
+    as_count, content_text, error_type_of, join_texts, non_empty_text, parse_arguments,
+    result_text, string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall,
+    ToolDefinition, ToolResult, Usage,
 };
 use crate::http::HttpExchange;
 
@@ -35,7 +35,9 @@ pub(super) fn recognise(
     api: LlmApi,
 ) -> Option<LlmCall> {
     match &request {
-        Some(body) if non_empty_str(body.get("model")).is_none() && body.get("input").is_none() => {
+        Some(body)
+            if non_empty_text(body.get("model")).is_none() && body.get("input").is_none() =>
+        {
             return None
         }
         None if !((exchange.request.path().ends_with("/v1/responses")
@@ -127,8 +129,8 @@ fn read_request(body: &Value, call: &mut LlmCall) {
         .filter(|i| matches!(item_type(i), "function_call" | "custom_tool_call"))
         .filter_map(|i| {
             Some((
-                non_empty_str(i.get("call_id"))?,
-                non_empty_str(i.get("name"))?,
+                non_empty_text(i.get("call_id"))?,
+                non_empty_text(i.get("name"))?,
             ))
         })
         .collect();
@@ -269,10 +271,10 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
             .unwrap_or("");
         let index = as_count(event.get("output_index")).unwrap_or_else(|| {
             // Without an index, find the item by id, else append.
-            let item_id = non_empty_str(event.get("item_id"));
+            let item_id = non_empty_text(event.get("item_id"));
             items
                 .iter()
-                .find(|(_, item)| item_id.is_some() && non_empty_str(item.get("id")) == item_id)
+                .find(|(_, item)| item_id.is_some() && non_empty_text(item.get("id")) == item_id)
                 .map(|(i, _)| *i)
                 .unwrap_or_else(|| items.keys().next_back().map_or(0, |k| k + 1))
         });

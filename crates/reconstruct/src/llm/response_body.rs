@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::http::{HttpResponse, StreamedBody};
+use crate::json_read::BorrowedJson;
 
 /// One message of a streamed response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,8 +15,13 @@ pub(super) struct StreamMessage<'a> {
     pub data: &'a str,
 }
 
-impl StreamMessage<'_> {
+impl<'a> StreamMessage<'a> {
     pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(self.data).ok()
+    }
+
+    /// The message read in place ([`crate::json_read`]), `None` when it is not JSON.
+    pub fn borrowed_json(&self) -> Option<BorrowedJson<'a>> {
         serde_json::from_str(self.data).ok()
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::super::http::{HttpExchange, StreamedBody};
 use super::super::http_interpreters::{ExchangeContext, HttpInterpreter};
+use super::super::json_read::JsonRead;
 use super::super::observation::{ObservationKind, Role};
 use super::super::request_json::RequestJson;
 use super::stdio_sessions::MAX_MCP_SESSIONS;
@@ -33,12 +34,14 @@ impl McpOverHttp {
         exchange: &HttpExchange,
         request_json: &RequestJson<'_>,
     ) -> Option<Vec<McpExchange>> {
-        let is_rpc = |v: &serde_json::Value| {
-            v.get("jsonrpc").is_some()
-                || v.as_array()
-                    .is_some_and(|a| a.iter().any(|m| m.get("jsonrpc").is_some()))
-        };
-        let request = request_json.get().filter(|v| is_rpc(v));
+        // Asked of the body read in place: most bodies are not JSON-RPC (LLM requests), and
+        // only those that are become a `serde_json::Value` for the session.
+        let is_rpc = request_json.borrowed().is_some_and(|v| {
+            v.field("jsonrpc").is_some()
+                || v.items()
+                    .is_some_and(|a| a.iter().any(|m| m.field("jsonrpc").is_some()))
+        });
+        let request = if is_rpc { request_json.get() } else { None };
         // GET (the server's message stream) and DELETE (session end) carry no JSON-RPC
         // request but belong to the session named by their Mcp-Session-Id.
         if request.is_none() && exchange.request.header("mcp-session-id").is_none() {
