@@ -32,43 +32,52 @@ pub(crate) enum Shape<'v, J> {
     Object,
 }
 
-/// What the readers of JSON bodies ask of a parsed value.
+/// What the readers of JSON bodies ask of a parsed value. A tree answers [`JsonRead::field`],
+/// [`JsonRead::shape`] and [`JsonRead::fields_by_key`]; the rest follows from its shape.
 pub(crate) trait JsonRead: Sized {
     /// The field `key` of an object (the last, of duplicates); `None` for anything else.
     fn field(&self, key: &str) -> Option<&Self>;
-    /// The value as a string slice when it is a string.
-    fn text(&self) -> Option<&str>;
-    /// The elements of an array.
-    fn items(&self) -> Option<&[Self]>;
-    /// The value when it is a non-negative integer.
-    fn count(&self) -> Option<u64>;
-    /// The value when it is `true` or `false`.
-    fn flag(&self) -> Option<bool>;
     fn shape(&self) -> Shape<'_, Self>;
     /// An object's fields sorted by key, one per key (the last, of duplicates); empty for
     /// anything else.
     fn fields_by_key(&self) -> Vec<(&str, &Self)>;
+
+    /// The value as a string slice when it is a string.
+    fn text(&self) -> Option<&str> {
+        match self.shape() {
+            Shape::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array.
+    fn items(&self) -> Option<&[Self]> {
+        match self.shape() {
+            Shape::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The value when it is a non-negative integer.
+    fn count(&self) -> Option<u64> {
+        match self.shape() {
+            Shape::Unsigned(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The value when it is `true` or `false`.
+    fn flag(&self) -> Option<bool> {
+        match self.shape() {
+            Shape::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 impl JsonRead for Value {
     fn field(&self, key: &str) -> Option<&Self> {
         self.get(key)
-    }
-
-    fn text(&self) -> Option<&str> {
-        self.as_str()
-    }
-
-    fn items(&self) -> Option<&[Self]> {
-        self.as_array().map(Vec::as_slice)
-    }
-
-    fn count(&self) -> Option<u64> {
-        self.as_u64()
-    }
-
-    fn flag(&self) -> Option<bool> {
-        self.as_bool()
     }
 
     fn shape(&self) -> Shape<'_, Self> {
@@ -97,22 +106,6 @@ impl JsonRead for BorrowedJson<'_> {
             .iter()
             .rev()
             .find_map(|(name, field)| (&**name == key).then_some(field))
-    }
-
-    fn text(&self) -> Option<&str> {
-        self.as_str()
-    }
-
-    fn items(&self) -> Option<&[Self]> {
-        self.as_array()
-    }
-
-    fn count(&self) -> Option<u64> {
-        self.as_u64()
-    }
-
-    fn flag(&self) -> Option<bool> {
-        self.as_bool()
     }
 
     fn shape(&self) -> Shape<'_, Self> {
