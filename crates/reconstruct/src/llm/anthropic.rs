@@ -20,17 +20,22 @@ use super::{
     ToolResult, Usage,
 };
 use crate::http::HttpExchange;
+use crate::json_read::JsonRead;
 
-pub(super) fn recognise(exchange: &HttpExchange, request: Option<&Value>) -> Option<LlmCall> {
+/// `request` is the body read in place, or either tree for an exchange recognised by its shape.
+pub(super) fn recognise<J: JsonRead>(
+    exchange: &HttpExchange,
+    request: Option<&J>,
+) -> Option<LlmCall> {
     match &request {
-        Some(body) if !body.get("messages").is_some_and(Value::is_array) => return None,
+        Some(body) if body.field("messages").and_then(J::items).is_none() => return None,
         None if !unparsed_body_mentions(exchange, "\"messages\"") => return None,
         _ => {}
     }
     let mut call = LlmCall::new(LlmApi::AnthropicMessages, "chat", exchange);
     if let Some(body) = &request {
-        read_request(body, &mut call);
-        call.streamed = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        read_request(*body, &mut call);
+        call.streamed = body.field("stream").and_then(J::flag).unwrap_or(false);
     }
     match response_body::read(exchange.response.as_ref()) {
         ResponseBody::Missing => {}
@@ -48,38 +53,42 @@ pub(super) fn recognise(exchange: &HttpExchange, request: Option<&Value>) -> Opt
     Some(call)
 }
 
-fn blocks(message: &Value) -> &[Value] {
+fn blocks<J: JsonRead>(message: &J) -> &[J] {
     message
-        .get("content")
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+        .field("content")
+        .and_then(J::items)
+        .unwrap_or_default()
 }
 
-fn block_type(block: &Value) -> &str {
-    block.get("type").and_then(Value::as_str).unwrap_or("")
+fn block_type<J: JsonRead>(block: &J) -> &str {
+    block.field("type").and_then(J::text).unwrap_or("")
 }
 
-fn read_request(body: &Value, call: &mut LlmCall) {
+fn read_request<J: JsonRead>(body: &J, call: &mut LlmCall) {
     call.history = super::history::message_history(body, &["system", "messages"]);
     call.request_model = string_field(body, "model");
-    call.system_prompt = body.get("system").and_then(content_text);
-    let empty = Vec::new();
+    call.system_prompt = body.field("system").and_then(content_text);
     let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+        .field("messages")
+        .and_then(J::items)
+        .unwrap_or_default();
     call.last_user_message = messages
         .iter()
         .rev()
         .filter(|m| role(*m) == "user")
-        .find_map(|m| m.get("content").and_then(content_text));
+        .find_map(|m| m.field("content").and_then(content_text));
 
     let names: BTreeMap<&str, &str> = messages
         .iter()
         .filter(|m| role(*m) == "assistant")
         .flat_map(blocks)
-        .filter(|b| matches!(block_type(b), "tool_use" | "server_tool_use"))
-        .filter_map(|b| Some((non_empty_text(b.get("id"))?, non_empty_text(b.get("name"))?)))
+        .filter(|b| matches!(block_type(*b), "tool_use" | "server_tool_use"))
+        .filter_map(|b| {
+            Some((
+                non_empty_text(b.field("id"))?,
+                non_empty_text(b.field("name"))?,
+            ))
+        })
         .collect();
     let after_assistant = messages
         .iter()
@@ -91,7 +100,7 @@ fn read_request(body: &Value, call: &mut LlmCall) {
         .iter()
         .filter(|m| role(*m) == "user")
         .flat_map(blocks)
-        .filter(|b| block_type(b) == "tool_result")
+        .filter(|b| block_type(*b) == "tool_result")
     {
         let call_id = string_field(block, "tool_use_id");
         call.tool_results.push(ToolResult {
@@ -101,23 +110,15 @@ fn read_request(body: &Value, call: &mut LlmCall) {
                 .map(|n| n.to_string()),
             call_id,
             content: block
-                .get("content")
+                .field("content")
                 .and_then(content_text)
                 .unwrap_or_default(),
-            is_error: block
-                .get("is_error")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            is_error: block.field("is_error").and_then(J::flag).unwrap_or(false),
             arguments: None,
         });
     }
 
-    for tool in body
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for tool in body.field("tools").and_then(J::items).into_iter().flatten() {
         // Server tools (web_search, code_execution) have a name and a versioned type.
         if let Some(name) = string_field(tool, "name").or_else(|| string_field(tool, "type")) {
             call.tools_offered.push(ToolDefinition {

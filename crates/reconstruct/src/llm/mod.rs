@@ -163,14 +163,15 @@ pub fn recognise_with_request(
     if !exchange.request.method.eq_ignore_ascii_case("POST") {
         return None;
     }
-    // The request body as a JSON object; `None` when it is not one.
+    // The request body as a JSON object; `None` when it is not one. Read in place by the
+    // dialects that have moved to that tree ([`crate::json_read`]), else as a `Value`.
+    let borrowed = || request_json.borrowed().filter(|body| body.is_object());
     let request = || request_json.get().filter(|body| body.is_object());
     let path = exchange.request.path();
     if path.ends_with("/chat/completions") {
-        let request = request_json.borrowed().filter(|body| body.is_object());
-        openai_chat::recognise(exchange, request)
+        openai_chat::recognise(exchange, borrowed())
     } else if path.ends_with("/v1/messages") {
-        anthropic::recognise(exchange, request())
+        anthropic::recognise(exchange, borrowed())
     } else if path.ends_with("/responses") {
         openai_responses::recognise(exchange, request(), LlmApi::OpenAiResponses)
     } else if path.ends_with("/realtime") {
@@ -205,7 +206,7 @@ fn recognise_by_shape(exchange: &HttpExchange, request_json: &RequestJson<'_>) -
         && has("messages")
         && (says("message_start") || says("\"type\":\"message\""))
     {
-        anthropic::recognise(exchange, owned())
+        anthropic::recognise(exchange, Some(request))
     } else if has("model")
         && has("input")
         && (says("response.created") || says("\"object\":\"response\""))
