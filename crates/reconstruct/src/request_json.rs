@@ -8,10 +8,9 @@
 //! what recognising a call costs. Here the first reader parses it and the others borrow that.
 //!
 //! The body is parsed once, in place ([`RequestJson::borrowed`]: strings borrowed from the
-//! body, objects as vectors; see [`crate::json_read`]). Readers that have moved to that
-//! tree (MCP's test for JSON-RPC, the OpenAI chat and Anthropic dialects: most requests on a
-//! node) build
-//! nothing more; the others get a `serde_json::Value` converted from it once
+//! body, objects as vectors; see [`crate::json_read`]). Readers that have moved to that tree
+//! (MCP's test for JSON-RPC, the OpenAI chat and Anthropic dialects: most requests on a node)
+//! build nothing more; the others get a `serde_json::Value` converted from it once
 //! ([`RequestJson::get`]), equal to what parsing the body into one gives. For those both
 //! trees are held while the exchange is interpreted: the working room the reconstructor
 //! checks a body against (`memory_budget::json_text_tree_fits`, 80 bytes a structural byte)
@@ -21,9 +20,8 @@ use std::cell::OnceCell;
 
 use serde_json::Value;
 
-use crate::json_read::BorrowedJson;
-
 use crate::http::HttpRequest;
+use crate::json_read::BorrowedJson;
 
 /// The request body of one exchange, parsed on first use.
 pub struct RequestJson<'a> {
