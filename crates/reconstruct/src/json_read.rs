@@ -92,10 +92,14 @@ impl JsonRead for Value {
     }
 
     fn fields_by_key(&self) -> Vec<(&str, &Self)> {
-        // A serde_json map (without `preserve_order`) is already sorted and has one per key.
-        self.as_object()
+        let mut fields: Vec<(&str, &Self)> = self
+            .as_object()
             .map(|map| map.iter().map(|(k, v)| (k.as_str(), v)).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // A serde_json map has one value per key and is sorted already, unless some crate
+        // in the build turns on its `preserve_order` feature (then in the text's order).
+        fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        fields
     }
 }
 

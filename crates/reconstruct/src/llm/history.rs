@@ -6,7 +6,7 @@
 //!
 //! A fingerprint is a 64-bit hash of the message's JSON value, walked in place: every
 //! string, number and literal with a tag for its kind, arrays and objects with their lengths,
-//! object keys in order (sorted: `serde_json`'s maps keep them so), so two messages have the
+//! object keys sorted (one per key, as `serde_json` reads them), so two messages have the
 //! same fingerprint when they are the same JSON value (however the client spaced or ordered
 //! it) and, but for a 2^-64 chance, only then. Deterministic across runs and builds (a live
 //! run and its replay chain the same calls), and kept instead of the messages themselves, so
