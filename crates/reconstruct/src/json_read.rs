@@ -41,6 +41,9 @@ pub(crate) trait JsonRead: Sized {
     /// An object's fields sorted by key, one per key (the last, of duplicates); empty for
     /// anything else.
     fn fields_by_key(&self) -> Vec<(&str, &Self)>;
+    /// The value written as compact JSON, as `serde_json` writes the `Value` of the same text
+    /// (object keys sorted, one per key).
+    fn compact_json(&self) -> String;
 
     /// The value as a string slice when it is a string.
     fn text(&self) -> Option<&str> {
@@ -101,6 +104,10 @@ impl JsonRead for Value {
         fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
         fields
     }
+
+    fn compact_json(&self) -> String {
+        self.to_string()
+    }
 }
 
 impl JsonRead for BorrowedJson<'_> {
@@ -140,6 +147,11 @@ impl JsonRead for BorrowedJson<'_> {
         }
         kept
     }
+
+    fn compact_json(&self) -> String {
+        // Through the `Value`, for its key order: this tree keeps the text's.
+        Value::from(self).to_string()
+    }
 }
 
 /// A number's shape as `serde_json` tells them apart.
@@ -167,7 +179,7 @@ mod tests {
     /// The same text read into both trees answers alike, duplicates and escapes included.
     #[test]
     fn both_trees_read_alike() {
-        let text = r#"{"id":"a","id":"b","n":7,"m":-3,"f":2.5,"s":"tab\tand \u00e9","o":{"k":[1,"x"]},"e":""}"#;
+        let text = r#"{"id":"a","id":"b","n":7,"m":-3,"f":2.5,"s":"tab\tand \u00e9","o":{"z":1,"k":[1,"x"],"z":2},"e":""}"#;
         let borrowed: BorrowedJson = serde_json::from_str(text).unwrap();
         let owned: Value = serde_json::from_str(text).unwrap();
         for key in ["id", "n", "m", "f", "s", "o", "e", "missing"] {
@@ -206,5 +218,10 @@ mod tests {
         );
         assert_eq!(borrowed_fields.first().map(|(k, _)| *k), Some("e"));
         assert_eq!(Value::from(&borrowed), owned);
+        assert_eq!(borrowed.compact_json(), owned.compact_json());
+        assert_eq!(
+            borrowed.field("o").map(JsonRead::compact_json).as_deref(),
+            Some(r#"{"k":[1,"x"],"z":2}"#)
+        );
     }
 }

@@ -9,8 +9,8 @@
 //!
 //! The body is parsed once, in place ([`RequestJson::borrowed`]: strings borrowed from the
 //! body, objects as vectors; see [`crate::json_read`]). Readers that have moved to that tree
-//! (MCP's test for JSON-RPC, the OpenAI chat and Anthropic dialects: most requests on a node)
-//! build nothing more; the others get a `serde_json::Value` converted from it once
+//! (MCP's test for JSON-RPC, the OpenAI chat, Responses and Anthropic dialects: most requests
+//! on a node) build nothing more; the others get a `serde_json::Value` converted from it once
 //! ([`RequestJson::get`]), equal to what parsing the body into one gives. For those both
 //! trees are held while the exchange is interpreted: the working room the reconstructor
 //! checks a body against (`memory_budget::json_text_tree_fits`, 80 bytes a structural byte)

@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{Completeness, HttpExchange};
-use super::json_read::{non_empty_text, JsonRead};
+use super::json_read::{non_empty_text, JsonRead, Shape};
 use super::request_json::RequestJson;
 
 /// Which wire dialect the call used.
@@ -173,9 +173,9 @@ pub fn recognise_with_request(
     } else if path.ends_with("/v1/messages") {
         anthropic::recognise(exchange, borrowed())
     } else if path.ends_with("/responses") {
-        openai_responses::recognise(exchange, request(), LlmApi::OpenAiResponses)
+        openai_responses::recognise(exchange, borrowed(), LlmApi::OpenAiResponses)
     } else if path.ends_with("/realtime") {
-        openai_responses::recognise(exchange, request(), LlmApi::OpenAiRealtime)
+        openai_responses::recognise(exchange, borrowed(), LlmApi::OpenAiRealtime)
     } else if path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent") {
         gemini::recognise(exchange, request())
     } else if path.ends_with("/api/chat") {
@@ -211,7 +211,7 @@ fn recognise_by_shape(exchange: &HttpExchange, request_json: &RequestJson<'_>) -
         && has("input")
         && (says("response.created") || says("\"object\":\"response\""))
     {
-        openai_responses::recognise(exchange, owned(), LlmApi::OpenAiResponses)
+        openai_responses::recognise(exchange, Some(request), LlmApi::OpenAiResponses)
     } else if has("contents") && says("\"candidates\"") {
         gemini::recognise(exchange, owned())
     } else {
@@ -332,12 +332,12 @@ fn join_texts<S: AsRef<str>>(texts: &[S], separator: &str) -> Option<String> {
 }
 
 /// A tool's result as text: strings as they are, anything else as compact JSON.
-fn result_text(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(_) => content_text(value).unwrap_or_else(|| value.to_string()),
-        _ => value.to_string(),
+fn result_text<J: JsonRead>(value: &J) -> String {
+    match value.shape() {
+        Shape::Null => String::new(),
+        Shape::Text(s) => s.to_string(),
+        Shape::Array(_) => content_text(value).unwrap_or_else(|| value.compact_json()),
+        _ => value.compact_json(),
     }
 }
 

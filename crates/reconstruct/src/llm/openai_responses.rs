@@ -24,19 +24,21 @@ use serde_json::Value;
 use super::response_body::{self, ResponseBody, StreamMessage};
 use super::{
     as_count, content_text, error_type_of, join_texts, non_empty_text, parse_arguments,
-    result_text, string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall,
+    result_text, role, string_field, succeeded, unparsed_body_mentions, LlmApi, LlmCall, ToolCall,
     ToolDefinition, ToolResult, Usage,
 };
 use crate::http::HttpExchange;
+use crate::json_read::JsonRead;
 
-pub(super) fn recognise(
+/// `request` is the body read in place, or either tree for an exchange recognised by its shape.
+pub(super) fn recognise<J: JsonRead>(
     exchange: &HttpExchange,
-    request: Option<&Value>,
+    request: Option<&J>,
     api: LlmApi,
 ) -> Option<LlmCall> {
     match &request {
         Some(body)
-            if non_empty_text(body.get("model")).is_none() && body.get("input").is_none() =>
+            if non_empty_text(body.field("model")).is_none() && body.field("input").is_none() =>
         {
             return None
         }
@@ -50,8 +52,8 @@ pub(super) fn recognise(
     }
     let mut call = LlmCall::new(api, "chat", exchange);
     if let Some(body) = &request {
-        read_request(body, &mut call);
-        call.streamed = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        read_request(*body, &mut call);
+        call.streamed = body.field("stream").and_then(J::flag).unwrap_or(false);
     }
     match response_body::read(exchange.response.as_ref()) {
         ResponseBody::Missing => {}
@@ -73,64 +75,57 @@ pub(super) fn recognise(
     Some(call)
 }
 
-fn item_type(item: &Value) -> &str {
-    match item.get("type").and_then(Value::as_str) {
+fn item_type<J: JsonRead>(item: &J) -> &str {
+    match item.field("type").and_then(J::text) {
         Some(kind) => kind,
         // Easy-input messages omit the type: `{"role": "user", "content": "..."}`.
-        None if item.get("role").is_some() => "message",
+        None if item.field("role").is_some() => "message",
         None => "",
     }
 }
 
-fn role(item: &Value) -> &str {
-    item.get("role").and_then(Value::as_str).unwrap_or("")
-}
-
-fn read_request(body: &Value, call: &mut LlmCall) {
+fn read_request<J: JsonRead>(body: &J, call: &mut LlmCall) {
     call.history = super::history::message_history(body, &["instructions", "input"]);
     call.request_model = string_field(body, "model");
     let mut system = Vec::new();
     // `instructions` is a string in requests; echoed responses may hold it as input items.
-    match body.get("instructions") {
-        Some(Value::Array(items)) => system.extend(
-            items
-                .iter()
-                .filter_map(|i| i.get("content").and_then(content_text)),
-        ),
-        Some(other) => system.extend(content_text(other)),
-        None => {}
-    }
-    let empty = Vec::new();
-    let items = match body.get("input") {
-        Some(Value::String(text)) => {
-            call.last_user_message = (!text.is_empty()).then(|| text.clone());
-            &empty
+    if let Some(instructions) = body.field("instructions") {
+        match instructions.items() {
+            Some(items) => system.extend(
+                items
+                    .iter()
+                    .filter_map(|i| i.field("content").and_then(content_text)),
+            ),
+            None => system.extend(content_text(instructions)),
         }
-        Some(Value::Array(items)) => items,
-        _ => &empty,
-    };
+    }
+    let input = body.field("input");
+    if let Some(text) = input.and_then(J::text) {
+        call.last_user_message = (!text.is_empty()).then(|| text.to_string());
+    }
+    let items = input.and_then(J::items).unwrap_or_default();
     system.extend(
         items
             .iter()
-            .filter(|i| item_type(i) == "message" && matches!(role(i), "system" | "developer"))
-            .filter_map(|i| i.get("content").and_then(content_text)),
+            .filter(|i| item_type(*i) == "message" && matches!(role(*i), "system" | "developer"))
+            .filter_map(|i| i.field("content").and_then(content_text)),
     );
     call.system_prompt = join_texts(&system, "\n");
     if call.last_user_message.is_none() {
         call.last_user_message = items
             .iter()
             .rev()
-            .filter(|i| item_type(i) == "message" && role(i) == "user")
-            .find_map(|i| i.get("content").and_then(content_text));
+            .filter(|i| item_type(*i) == "message" && role(*i) == "user")
+            .find_map(|i| i.field("content").and_then(content_text));
     }
 
     let names: BTreeMap<&str, &str> = items
         .iter()
-        .filter(|i| matches!(item_type(i), "function_call" | "custom_tool_call"))
+        .filter(|i| matches!(item_type(*i), "function_call" | "custom_tool_call"))
         .filter_map(|i| {
             Some((
-                non_empty_text(i.get("call_id"))?,
-                non_empty_text(i.get("name"))?,
+                non_empty_text(i.field("call_id"))?,
+                non_empty_text(i.field("name"))?,
             ))
         })
         .collect();
@@ -148,7 +143,7 @@ fn read_request(body: &Value, call: &mut LlmCall) {
                 call.tool_results.push(ToolResult {
                     call_id,
                     name,
-                    content: item.get("output").map(result_text).unwrap_or_default(),
+                    content: item.field("output").map(result_text).unwrap_or_default(),
                     is_error: false,
                     arguments: None,
                 });
@@ -158,12 +153,7 @@ fn read_request(body: &Value, call: &mut LlmCall) {
     }
     call.tool_results.reverse();
 
-    for tool in body
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for tool in body.field("tools").and_then(J::items).into_iter().flatten() {
         // Function and custom tools have a name; hosted tools (web_search, file_search, mcp)
         // are named by their MCP server label or their type.
         let name = string_field(tool, "name")
