@@ -198,8 +198,6 @@ fn recognise_by_shape(exchange: &HttpExchange, request_json: &RequestJson<'_>) -
     let response = &exchange.response.as_ref()?.body;
     let has = |key: &str| request.field(key).is_some();
     let says = |marker: &str| memchr::memmem::find(response, marker.as_bytes()).is_some();
-    // The dialects not yet reading the tree in place get it as a `serde_json::Value`.
-    let owned = || request_json.get();
     if has("model") && has("messages") && says("\"chat.completion") {
         openai_chat::recognise(exchange, Some(request))
     } else if has("model")
@@ -213,7 +211,8 @@ fn recognise_by_shape(exchange: &HttpExchange, request_json: &RequestJson<'_>) -
     {
         openai_responses::recognise(exchange, Some(request), LlmApi::OpenAiResponses)
     } else if has("contents") && says("\"candidates\"") {
-        gemini::recognise(exchange, owned())
+        // Gemini does not read the tree in place yet: a `serde_json::Value` of the same body.
+        gemini::recognise(exchange, request_json.get())
     } else {
         None
     }

@@ -20,7 +20,7 @@ use super::{
     ToolResult, Usage,
 };
 use crate::http::HttpExchange;
-use crate::json_read::{BorrowedJson, JsonRead};
+use crate::json_read::{BorrowedJson, JsonRead, Shape};
 
 /// `request` is the body read in place (most requests on a node are this dialect's) or, for
 /// an exchange recognised by its shape, either tree.
@@ -148,17 +148,17 @@ fn read_request<J: JsonRead>(body: &J, call: &mut LlmCall) {
     }
 }
 
-fn read_usage(usage: &Value, call: &mut LlmCall) {
-    if !usage.is_object() {
+fn read_usage<J: JsonRead>(usage: &J, call: &mut LlmCall) {
+    if !matches!(usage.shape(), Shape::Object) {
         return;
     }
     call.usage = Usage {
-        input_tokens: as_count(usage.get("prompt_tokens")),
-        output_tokens: as_count(usage.get("completion_tokens")),
+        input_tokens: as_count(usage.field("prompt_tokens")),
+        output_tokens: as_count(usage.field("completion_tokens")),
         cache_read_input_tokens: as_count(
             usage
-                .get("prompt_tokens_details")
-                .and_then(|d| d.get("cached_tokens")),
+                .field("prompt_tokens_details")
+                .and_then(|d| d.field("cached_tokens")),
         ),
         cache_creation_input_tokens: None,
     };
@@ -253,38 +253,34 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
             continue;
         }
         if call.response_id.is_none() {
-            call.response_id = non_empty_text(chunk.field("id")).map(str::to_string);
+            call.response_id = string_field(&chunk, "id");
         }
         if let Some(model) = non_empty_text(chunk.field("model")) {
             if call.response_model.as_deref() != Some(model) {
                 call.response_model = Some(model.to_string());
             }
         }
-        if let Some(usage) = chunk.field("usage").filter(|u| u.is_object()) {
-            // Once a stream, in its last chunk.
-            read_usage(&Value::from(usage), call);
+        if let Some(usage) = chunk.field("usage") {
+            read_usage(usage, call);
         }
-        let choices = chunk.field("choices").and_then(BorrowedJson::as_array);
+        let choices = chunk.field("choices").and_then(JsonRead::items);
         for (position, choice) in choices.into_iter().flatten().enumerate() {
-            let choice_index = choice
-                .field("index")
-                .and_then(BorrowedJson::as_u64)
-                .unwrap_or(position as u64);
+            let choice_index = as_count(choice.field("index")).unwrap_or(position as u64);
             let delta = choice.field("delta");
             if let Some(text) = delta
                 .and_then(|d| d.field("content"))
-                .and_then(BorrowedJson::as_str)
+                .and_then(JsonRead::text)
             {
                 texts.entry(choice_index).or_default().push_str(text);
             }
             let fragments = delta
                 .and_then(|d| d.field("tool_calls"))
-                .and_then(BorrowedJson::as_array);
+                .and_then(JsonRead::items);
             for fragment in fragments.into_iter().flatten() {
                 add_fragment(
                     &mut calls,
                     choice_index,
-                    fragment.field("index").and_then(BorrowedJson::as_u64),
+                    as_count(fragment.field("index")),
                     non_empty_text(fragment.field("id")),
                     fragment.field("function"),
                 );
@@ -296,8 +292,8 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
                 // Legacy streamed function_call: one call per choice, no index, no id.
                 add_fragment(&mut calls, choice_index, Some(0), None, Some(function));
             }
-            if let Some(reason) = non_empty_text(choice.field("finish_reason")) {
-                finish.insert(choice_index, reason.to_string());
+            if let Some(reason) = string_field(choice, "finish_reason") {
+                finish.insert(choice_index, reason);
             }
         }
     }
