@@ -78,6 +78,10 @@ struct PausedClaude {
 fn paused_claude(dir: &Path, binary: &Path, llm: &MockLlm) -> PausedClaude {
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
+    // Claude Code keeps its working files (`claude-UID/<cwd>`, the `cc-socks` socket directory)
+    // under the system temporary directory: here the test's own, removed with it.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let prompt = dir.join("prompt.txt");
     big_prompt(&prompt);
     let start = fifo(&dir.join("start"));
@@ -95,6 +99,7 @@ fn paused_claude(dir: &Path, binary: &Path, llm: &MockLlm) -> PausedClaude {
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", &home)
+        .env("TMPDIR", &tmp)
         .env(
             "ANTHROPIC_BASE_URL",
             format!("https://127.0.0.1:{}", llm.port),

@@ -30,7 +30,9 @@ const HEIGHT: u16 = 45;
 
 /// A tmux server of our own with one session running one command.
 struct Tmux {
-    socket: String,
+    /// The server's socket, in the test's directory (`-S`): nothing is left under
+    /// `/tmp/tmux-UID` when the test's directory goes.
+    socket: PathBuf,
     exit_file: PathBuf,
     stderr_file: PathBuf,
 }
@@ -43,11 +45,7 @@ impl Tmux {
 
     /// The same, the binary run by `wrapper` (e.g. `setpriv` to drop privileges).
     fn start_wrapped(dir: &Path, cwd: &Path, wrapper: &[&str], args: &[&str]) -> Tmux {
-        let socket = format!(
-            "agentscope-test-{}-{}",
-            std::process::id(),
-            dir.file_name().unwrap().to_string_lossy()
-        );
+        let socket = dir.join("tmux.sock");
         let exit_file = dir.join("exit-code");
         let stderr_file = dir.join("stderr");
         let mut command = format!(
@@ -90,7 +88,9 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
             .args(args)
             .output()
             .expect("tmux is installed (scripts/setup.sh)")
@@ -173,15 +173,8 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
-        // The server leaves its socket behind ($TMUX_TMPDIR or /tmp, then tmux-UID/NAME).
-        // SAFETY: getuid has no preconditions.
-        let uid = unsafe { libc::getuid() };
-        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
-        let _ = std::fs::remove_file(
-            Path::new(&dir)
-                .join(format!("tmux-{uid}"))
-                .join(&self.socket),
-        );
+        // The server leaves its socket behind.
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
