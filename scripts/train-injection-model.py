@@ -230,7 +230,11 @@ def collapse_runs(data):
 
 def features(normalised):
     """Bucket indexes of every feature occurrence, in order (words, bigrams, byte n-grams)."""
-    data = collapse_runs(normalised.encode("utf-8")[:MAX_BYTES])
+    return features_of_bytes(collapse_runs(normalised.encode("utf-8")[:MAX_BYTES]))
+
+
+def features_of_bytes(data):
+    """`features` of normalised text already cut to MAX_BYTES and with its runs collapsed."""
     idx = []
     ws = words(data)
     for w in ws:
