@@ -271,6 +271,8 @@ pub(crate) struct RawMessage {
 #[derive(Debug)]
 struct MessageReader {
     side: Side,
+    /// Bytes not parsed yet, kept for the next feed: a head, chunk line or trailer cut by
+    /// the read, or what resynchronisation looks at after a gap.
     buf: Vec<u8>,
     framing: Framing,
     current: Option<RawMessage>,
@@ -386,20 +388,33 @@ impl MessageReader {
             }
             return;
         }
-        // `buf` grows here only for the length of this call (one event's bytes); what stays
-        // after it is charged in `settle`.
-        self.buf.extend_from_slice(bytes);
+        // With nothing left over from the last feed (a body going on, a head arriving whole:
+        // most feeds) the bytes are parsed where they are, so a body byte is copied once, into
+        // its message, and only what stays unparsed goes into `buf`; otherwise they are
+        // appended to the leftover first. `buf` grows here only for the length of this call
+        // (one event's bytes); what stays after it is charged in `settle`.
+        let mut buf = std::mem::take(&mut self.buf);
+        let in_place = buf.is_empty();
+        if !in_place {
+            buf.extend_from_slice(bytes);
+        }
+        let data: &[u8] = if in_place { bytes } else { &buf };
         let mut at = 0;
-        while at < self.buf.len() && !self.switched {
-            match self.step(at, ts_ns) {
+        while at < data.len() && !self.switched {
+            match self.step(data, at, ts_ns) {
                 Some(next) => at = next,
                 None => break,
             }
         }
-        self.buf.drain(..at);
-        if self.buf.capacity() > 64 << 10 && self.buf.len() < self.buf.capacity() / 4 {
-            self.buf.shrink_to_fit();
+        if in_place {
+            buf.extend_from_slice(&bytes[at..]);
+        } else {
+            buf.drain(..at);
         }
+        if buf.capacity() > 64 << 10 && buf.len() < buf.capacity() / 4 {
+            buf.shrink_to_fit();
+        }
+        self.buf = buf;
         self.settle(ts_ns);
     }
 
@@ -454,20 +469,18 @@ impl MessageReader {
         self.framing = Framing::Head;
     }
 
-    /// Appends `buf[range]` to the body in progress, straight from the buffer (every body byte
-    /// passes here, so no intermediate copy).
+    /// Appends `bytes` (from the bytes being parsed) to the body in progress: every body byte
+    /// passes here, and is copied here only.
     ///
     /// Growth is charged to the memory budget before it happens: a body is cut at the
     /// budget's largest message, or where the budget runs out, and flagged.
-    fn append_body(&mut self, range: std::ops::Range<usize>, ts_ns: u64) {
+    fn append_body(&mut self, bytes: &[u8], ts_ns: u64) {
         let Self {
-            buf,
             current,
             charge,
             max_body,
             ..
         } = self;
-        let bytes = &buf[range];
         if let Some(message) = current.as_mut() {
             let room = max_body.saturating_sub(message.body.len());
             let mut take = bytes.len().min(room);
@@ -511,15 +524,16 @@ impl MessageReader {
         }
     }
 
-    /// Consumes what it can from `buf[at..]`; returns the new position, or `None` when more
-    /// bytes are needed.
-    fn step(&mut self, at: usize, ts_ns: u64) -> Option<usize> {
-        let available = self.buf.len() - at;
+    /// Consumes what it can from `data[at..]` (the bytes being parsed: the leftover and this
+    /// feed's, or this feed's alone); returns the new position, or `None` when more bytes are
+    /// needed.
+    fn step(&mut self, data: &[u8], at: usize, ts_ns: u64) -> Option<usize> {
+        let available = data.len() - at;
         match self.framing.clone() {
-            Framing::Head => self.parse_head(at, ts_ns),
+            Framing::Head => self.parse_head(data, at, ts_ns),
             Framing::Fixed { remaining } => {
                 let take = remaining.min(available);
-                self.append_body(at..at + take, ts_ns);
+                self.append_body(&data[at..at + take], ts_ns);
                 if take == remaining {
                     self.complete_current(ts_ns);
                 } else {
@@ -530,10 +544,10 @@ impl MessageReader {
                 Some(at + take)
             }
             Framing::UntilClose => {
-                self.append_body(at..self.buf.len(), ts_ns);
-                Some(self.buf.len())
+                self.append_body(&data[at..], ts_ns);
+                Some(data.len())
             }
-            Framing::ChunkSize => match httparse::parse_chunk_size(&self.buf[at..]) {
+            Framing::ChunkSize => match httparse::parse_chunk_size(&data[at..]) {
                 Ok(httparse::Status::Complete((used, 0))) => {
                     self.framing = Framing::Trailers;
                     Some(at + used)
@@ -554,7 +568,7 @@ impl MessageReader {
             },
             Framing::ChunkData { remaining } => {
                 let take = remaining.min(available);
-                self.append_body(at..at + take, ts_ns);
+                self.append_body(&data[at..at + take], ts_ns);
                 self.framing = if take == remaining {
                     Framing::ChunkDataEnd
                 } else {
@@ -568,7 +582,7 @@ impl MessageReader {
                 if available < 2 {
                     return None;
                 }
-                if &self.buf[at..at + 2] != b"\r\n" {
+                if &data[at..at + 2] != b"\r\n" {
                     self.mark_corrupt();
                 }
                 self.framing = Framing::ChunkSize;
@@ -576,7 +590,7 @@ impl MessageReader {
             }
             Framing::Trailers => {
                 // Trailer section: header lines ending with an empty line.
-                let rest = &self.buf[at..];
+                let rest = &data[at..];
                 if rest.starts_with(b"\r\n") {
                     self.complete_current(ts_ns);
                     return Some(at + 2);
@@ -586,7 +600,7 @@ impl MessageReader {
                 Some(at + end + 4)
             }
             Framing::Resync => {
-                let rest = &self.buf[at..];
+                let rest = &data[at..];
                 let found = (0..rest.len()).find(|&i| {
                     (i == 0 || rest[i - 1] == b'\n')
                         && match self.side {
@@ -606,8 +620,8 @@ impl MessageReader {
         }
     }
 
-    fn parse_head(&mut self, at: usize, ts_ns: u64) -> Option<usize> {
-        let rest = &self.buf[at..];
+    fn parse_head(&mut self, data: &[u8], at: usize, ts_ns: u64) -> Option<usize> {
+        let rest = &data[at..];
         // Tolerate stray CRLFs between messages (RFC 9112 §2.2).
         if rest.starts_with(b"\r\n") {
             return Some(at + 2);
@@ -663,7 +677,7 @@ impl MessageReader {
                 self.switched = true;
                 self.keep_after_switch = true;
                 self.after_switch = rest[..rest.len().min(self.max_body)].to_vec();
-                return Some(self.buf.len());
+                return Some(data.len());
             }
             self.framing = Framing::Resync;
             return Some(at + 1);
@@ -697,9 +711,9 @@ impl MessageReader {
             self.switched = true;
             self.keep_after_switch = websocket || to_h2c;
             if self.keep_after_switch {
-                self.after_switch = self.buf[at + used..].to_vec();
+                self.after_switch = data[at + used..].to_vec();
             }
-            return Some(self.buf.len());
+            return Some(data.len());
         }
         Some(at + used)
     }
