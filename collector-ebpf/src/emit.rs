@@ -11,7 +11,7 @@ use agentscope_common::{
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     helpers::{
-        bpf_ktime_get_boot_ns,
+        bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
         generated::{bpf_loop, bpf_ringbuf_output, bpf_ringbuf_query},
     },
     macros::map,
@@ -104,6 +104,16 @@ fn output<T>(record: *const T, size: usize, flags: u64) -> bool {
         bump(stat::DROPPED, 1);
         false
     }
+}
+
+/// `value`, as a number the verifier knows nothing about (copied by a helper, whose output it
+/// does not track). Paths that reach an emission with lengths the verifier can tell apart (a
+/// loop that breaks at each position) are each checked through the whole emission again; an
+/// untracked length makes them one state, checked once. The emission bounds every length
+/// itself, so nothing it relied on is lost.
+#[inline(always)]
+pub(crate) fn untracked(value: u64) -> u64 {
+    unsafe { bpf_probe_read_kernel(&value as *const u64) }.unwrap_or(0)
 }
 
 /// Emits a fixed-size record built on the stack.

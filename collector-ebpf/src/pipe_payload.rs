@@ -3,7 +3,7 @@
 //! after optional whitespace), which that end remembers; never what carries the collector's
 //! own output.
 
-use agentscope_common::{source, stat};
+use agentscope_common::stat;
 use aya_ebpf::helpers::generated::bpf_probe_read_user as raw_read_user;
 
 use crate::emit::bump;
@@ -61,21 +61,29 @@ fn starts_like_json(buf: u64, len: u64) -> bool {
     first != 0
 }
 
+/// Whether the `len` bytes a call on a pipe end transferred (the first `head_len` at `head`)
+/// are captured; the caller emits them.
 #[inline(always)]
-pub(crate) fn pipe_io_exit(key: &SockKey, args: &IoArgs, head: u64, head_len: u64, len: u64) {
+pub(crate) fn pipe_payload_wanted(
+    key: &SockKey,
+    args: &IoArgs,
+    head: u64,
+    head_len: u64,
+    len: u64,
+) -> bool {
     let Some(state) = PIPES.get_ptr_mut(key) else {
-        return;
+        return false;
     };
     let state = unsafe { &mut *state };
     if state.flags & PIPE_JSON_SEEN == 0 {
         if !starts_like_json(head, head_len) {
-            return;
+            return false;
         }
         state.flags |= PIPE_JSON_SEEN;
     }
     if is_output(args.fd) {
         bump(stat::CONSUMER_BYTES, len);
-        return;
+        return false;
     }
-    args.emit(source::PIPE, len, 0);
+    true
 }
