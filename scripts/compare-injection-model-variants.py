@@ -159,25 +159,13 @@ def best_window(z_windows, record, count):
 def main():
     corpus = pathlib.Path(sys.argv[1])
     wanted = sys.argv[2].split(",") if len(sys.argv) > 2 else list(VARIANTS)
-    records = [json.loads(line) for line in corpus.read_text(encoding="utf-8").split("\n") if line.strip()]
-    tune = [r for r in records if r["split"] == "tune"]
-    test = [r for r in records if r["split"] == "test"]
-    paragraphs = []
-    for r in tune:
-        if r["label"] == "benign":
-            parts = [p.strip() for p in r["text"].split("\n\n")]
-            paragraphs += [dict(r, text=p) for p in parts if len(p) >= 40 and p != r["text"].strip()]
-    tune = tune + paragraphs
+    tune, test = select.training_splits(corpus)
     mats_tune, totals_tune = select.family_counts(tune)
     mats_test, totals_test = select.family_counts(test)
     _, n_tune = select.build(mats_tune, totals_tune, select.FAMILIES, MIN_COUNT)
     _, n_test = select.build(mats_test, totals_test, select.FAMILIES, MIN_COUNT)
-    y_tune = np.array([r["label"] == "injection" for r in tune], dtype=int)
-    y_test = np.array([r["label"] == "injection" for r in test], dtype=int)
-    origin_tune = np.array([r["origin"] for r in tune])
-    origin_test = np.array([r["origin"] for r in test])
-    offsets_tune = np.array([train.SOURCE_OFFSETS.get(r["source"], 0.0) for r in tune])
-    offsets_test = np.array([train.SOURCE_OFFSETS.get(r["source"], 0.0) for r in test])
+    y_tune, origin_tune, offsets_tune = select.labels_origins_offsets(tune)
+    y_test, origin_test, offsets_test = select.labels_origins_offsets(test)
     judged_tune, judged_test = n_tune >= train.JUDGE_FROM, n_test >= train.JUDGE_FROM
     # Windows and embeddings: computed once, for the variants that use them.
     derived = {}

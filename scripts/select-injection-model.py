@@ -152,30 +152,35 @@ def build(mats, totals, families, min_count):
     return x, n
 
 
+def training_splits(corpus):
+    """The corpus's `tune` texts (with their benign texts' paragraphs, as the training script
+    trains on them) and its `test` texts; `heldout` is not read."""
+    records = [json.loads(line) for line in corpus.read_text(encoding="utf-8").split("\n") if line.strip()]
+    tune = [r for r in records if r["split"] == "tune"]
+    test = [r for r in records if r["split"] == "test"]
+    return tune + train.benign_paragraphs(tune), test
+
+
+def labels_origins_offsets(records):
+    """Per record: 1 for an injection (else 0), its origin, and its source's logit offset."""
+    return (
+        np.array([r["label"] == "injection" for r in records], dtype=int),
+        np.array([r["origin"] for r in records]),
+        np.array([train.SOURCE_OFFSETS.get(r["source"], 0.0) for r in records]),
+    )
+
+
 def main():
     corpus = pathlib.Path(sys.argv[1])
     cs = [float(c) for c in (sys.argv[2] if len(sys.argv) > 2 else "1,4,16").split(",")]
     min_counts = [int(m) for m in (sys.argv[3] if len(sys.argv) > 3 else "1000").split(",")]
     family_sets = [FAMILIES]
-    records = [json.loads(line) for line in corpus.read_text(encoding="utf-8").split("\n") if line.strip()]
-    tune = [r for r in records if r["split"] == "tune"]
-    test = [r for r in records if r["split"] == "test"]
-    # As the training script: benign training texts also count paragraph by paragraph.
-    paragraphs = []
-    for r in tune:
-        if r["label"] == "benign":
-            parts = [p.strip() for p in r["text"].split("\n\n")]
-            paragraphs += [dict(r, text=p) for p in parts if len(p) >= 40 and p != r["text"].strip()]
-    tune = tune + paragraphs
+    tune, test = training_splits(corpus)
     print(f"features of {len(tune)} training and {len(test)} validation texts", file=sys.stderr)
     mats_tune, tot_tune = family_counts(tune)
     mats_test, tot_test = family_counts(test)
-    y_tune = np.array([r["label"] == "injection" for r in tune], dtype=int)
-    y_test = np.array([r["label"] == "injection" for r in test], dtype=int)
-    origin_tune = np.array([r["origin"] for r in tune])
-    origin_test = np.array([r["origin"] for r in test])
-    offsets_tune = np.array([train.SOURCE_OFFSETS.get(r["source"], 0.0) for r in tune])
-    offsets_test = np.array([train.SOURCE_OFFSETS.get(r["source"], 0.0) for r in test])
+    y_tune, origin_tune, offsets_tune = labels_origins_offsets(tune)
+    y_test, origin_test, offsets_test = labels_origins_offsets(test)
     for families in family_sets:
         for min_count in min_counts:
             x_tune, n_tune = build(mats_tune, tot_tune, families, min_count)

@@ -327,6 +327,19 @@ def rates(p, y, t):
     return recall, fpr
 
 
+def benign_paragraphs(records):
+    """The paragraphs (40 bytes or more) of the benign texts of `records` that have several, as
+    texts of their own. Benign training texts also count paragraph by paragraph: short ordinary
+    text (one e-mail paragraph, one instruction step) must read as benign on its own, not only
+    inside a page."""
+    out = []
+    for r in records:
+        if r["label"] == "benign":
+            parts = [p.strip() for p in r["text"].split("\n\n")]
+            out += [dict(r, text=p) for p in parts if len(p) >= 40 and p != r["text"].strip()]
+    return out
+
+
 def main():
     corpus, out_dir = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
     scores = rules_scores(corpus.read_bytes())
@@ -335,16 +348,6 @@ def main():
         if line.strip():
             records.append(dict(json.loads(line), rules=scores[number]))
     split = {s: [r for r in records if r["split"] == s] for s in ("tune", "test", "heldout")}
-    # Benign training texts also count paragraph by paragraph: short ordinary text (one e-mail
-    # paragraph, one instruction step) must read as benign on its own, not only inside a page.
-    def benign_paragraphs(rs):
-        out = []
-        for r in rs:
-            if r["label"] == "benign":
-                parts = [p.strip() for p in r["text"].split("\n\n")]
-                out += [dict(r, text=p) for p in parts if len(p) >= 40 and p != r["text"].strip()]
-        return out
-
     split["tune"] = split["tune"] + benign_paragraphs(split["tune"])
     built = {s: matrix(rs) for s, rs in split.items()}
     xs = {s: b[0] for s, b in built.items()}
