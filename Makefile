@@ -177,6 +177,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope --bench tls_probe_overhead
 	$(CARGO) bench --locked -p agentscope --bench socket_payload_overhead
 	$(CARGO) bench --locked -p agentscope --bench enforce_connect
+	$(CARGO) bench --locked -p agentscope --bench collector_start
 	$(MAKE) bench-overhead
 
 # What watching costs the agents (needs root): alternating rounds with and without
