@@ -15,8 +15,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+// Only its reading of a process's CPU clock is used here.
+#[allow(dead_code)]
 #[path = "../../../tests/support/quiescence.rs"]
 mod quiescence;
+// Only its collector is used here, not the loops.
+#[allow(dead_code)]
 #[path = "support/workload.rs"]
 mod workload;
 use workload::Collector;
