@@ -358,9 +358,7 @@ fn add_fragment(
         Some(BorrowedJson::Str(piece)) => entry.arguments.push_str(piece),
         // Some servers send arguments as an object in one fragment (written as serde_json
         // writes it, keys sorted).
-        Some(object @ BorrowedJson::Object(_)) => {
-            entry.arguments = Value::from(object).to_string();
-        }
+        Some(object @ BorrowedJson::Object(_)) => entry.arguments = object.compact_json(),
         _ => {}
     }
 }
