@@ -12,6 +12,11 @@
 //! - `long_prompt_request`: the collector's pass over one request whose user message is 8 KiB
 //!   of prose (this repository's README), the shape of `agent_overhead`'s requests: an agent
 //!   sending a long document or conversation.
+//! - `python_agent_exchange`: the collector's pass over one exchange of `agent_overhead`'s Python
+//!   agent exactly as the kernel delivers it (the request's head and its 8 KiB body as two
+//!   writes, the Go server's response as one read), on a redactor that has seen the exchanges
+//!   before (the streams' carried bytes in place): what the live collector spends per request
+//!   of that benchmark.
 //!
 //! Run: `cargo bench -p agentscope-redact --bench payload_redaction`.
 
@@ -188,6 +193,63 @@ fn bench(c: &mut Criterion) {
         b.iter(|| EventRedactor::default().redact(&mut event.clone()))
     });
     group.finish();
+
+    let exchange = python_agent_exchange();
+    let mut group = c.benchmark_group("payload_redaction");
+    group.throughput(Throughput::Bytes(
+        exchange.iter().map(|(_, bytes)| bytes.len() as u64).sum(),
+    ));
+    let exchange: Vec<Event> = exchange
+        .iter()
+        .map(|(direction, bytes)| data_event(3, *direction, bytes))
+        .collect();
+    let mut redactor = EventRedactor::default();
+    for event in &exchange {
+        redactor.redact(&mut event.clone());
+    }
+    group.bench_function("python_agent_exchange", |b| {
+        b.iter(|| {
+            exchange
+                .iter()
+                .map(|event| redactor.redact(&mut event.clone()))
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+/// One exchange of crates/cli/benches/agent_overhead.rs's Python agent
+/// (tests/agents/https_post_client.py, 8 KiB requests) with its server (tests/agents/https_post),
+/// as the collector receives it: http.client writes the head and the body separately, and the
+/// response arrives in one read.
+fn python_agent_exchange() -> Vec<(Direction, Vec<u8>)> {
+    const SIZE: usize = 8192;
+    let (open, close) = (
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a careful coding agent."},{"role":"user","content":""#,
+        r#""}]}"#,
+    );
+    let filler = "Summarise the build log and list the failing tests. ".repeat(SIZE / 52 + 1);
+    let body = format!(
+        "{open}{}{close}",
+        &filler[..SIZE - open.len() - close.len()]
+    );
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost:33041\r\n\
+         Accept-Encoding: identity\r\nContent-Length: {}\r\n\
+         Content-Type: application/json\r\n\r\n",
+        body.len()
+    );
+    let answer = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1764892800,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"The report is ready: three files changed, all tests pass, nothing else to do."},"finish_reason":"stop"}],"usage":{"prompt_tokens":2048,"completion_tokens":19,"total_tokens":2067}}"#;
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+         Date: Mon, 07 Dec 2026 11:07:44 GMT\r\nContent-Length: {}\r\n\r\n{answer}",
+        answer.len()
+    );
+    vec![
+        (Direction::Egress, head.into_bytes()),
+        (Direction::Egress, body.into_bytes()),
+        (Direction::Ingress, response.into_bytes()),
+    ]
 }
 
 /// A chat-completion request (headers as Python's http.client sends them) whose user message
