@@ -8,6 +8,7 @@
 //! lengths; a value that runs into the end of the buffer is masked to the end (failing closed
 //! where a secret is only recognised later, such as the password of `scheme://user:pw@`).
 
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use aho_corasick::packed;
@@ -207,15 +208,56 @@ pub struct Scan {
 
 /// Masks every secret found in `buf`.
 pub fn scan(buf: &mut [u8]) -> Scan {
-    let original = buf.to_vec();
-    let lower = buf.to_ascii_lowercase();
-    let marks = Landmarks::find(&original, &lower);
+    let found = find(buf, &mut Vec::new());
+    Scan {
+        count: found.mask_from(0, buf),
+        open: found.open,
+    }
+}
+
+/// What the detectors found in a buffer: the values to mask, in the order found, and the value
+/// the buffer ends inside. Found first and written after, so the detectors read the buffer as
+/// it came (one detector's masking never hides a pattern from another) without a copy of it.
+pub(crate) struct Found {
+    masks: Vec<Range<usize>>,
+    /// The value the buffer ends inside, if any.
+    pub open: Option<OpenValue>,
+}
+
+impl Found {
+    /// Writes `*` over the masked bytes at or after `from` in the buffer they were found in,
+    /// whose bytes from `from` on are `tail` (the whole buffer when `from` is 0); returns how
+    /// many values had a byte there not already `*`.
+    pub fn mask_from(&self, from: usize, tail: &mut [u8]) -> usize {
+        let mut count = 0;
+        for range in &self.masks {
+            let (start, end) = (range.start.max(from) - from, range.end.saturating_sub(from));
+            if start < end {
+                let masked = &mut tail[start..end];
+                if masked.iter().any(|&b| b != b'*') {
+                    masked.fill(b'*');
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+}
+
+/// Finds the secrets in `buf`; `lower` is room for its lower-case copy (reused by a caller
+/// that scans often, so the copy allocates nothing).
+pub(crate) fn find(buf: &[u8], lower: &mut Vec<u8>) -> Found {
+    lower.clear();
+    lower.extend(buf.iter().map(u8::to_ascii_lowercase));
+    let marks = Landmarks::find(buf, lower);
     let mut masker = Masker {
-        original: &original,
-        lower: &lower,
+        original: buf,
+        lower,
         marks,
-        out: buf,
-        scan: Scan::default(),
+        found: Found {
+            masks: Vec::new(),
+            open: None,
+        },
     };
     masker.header_lines();
     masker.quoted_fields();
@@ -225,18 +267,16 @@ pub fn scan(buf: &mut [u8]) -> Scan {
     masker.bearer_tokens();
     masker.jwts();
     masker.private_keys();
-    masker.scan
+    masker.found
 }
 
 struct Masker<'a> {
-    /// The bytes as they came: detectors read these, so one detector's masking never hides a
-    /// pattern from another.
+    /// The bytes as they came (nothing is written to them while the detectors run).
     original: &'a [u8],
     lower: &'a [u8],
     /// Where the whole-buffer detectors start; each takes its own list.
     marks: Landmarks,
-    out: &'a mut [u8],
-    scan: Scan,
+    found: Found,
 }
 
 fn is_space(b: u8) -> bool {
@@ -277,14 +317,10 @@ impl Masker<'_> {
     fn mask(&mut self, start: usize, end: usize, open: Option<OpenValue>) {
         let end = end.min(self.len());
         if start < end {
-            let range = &mut self.out[start..end];
-            if range.iter().any(|&b| b != b'*') {
-                range.fill(b'*');
-                self.scan.count += 1;
-            }
+            self.found.masks.push(start..end);
         }
         if end == self.len() && start <= end && open.is_some() {
-            self.scan.open = open;
+            self.found.open = open;
         }
     }
 
@@ -292,7 +328,7 @@ impl Masker<'_> {
     fn mask_value(&mut self, start: usize, end: usize, open: Option<OpenValue>) {
         self.mask(start, end, None);
         if open.is_some() {
-            self.scan.open = open;
+            self.found.open = open;
         }
     }
 

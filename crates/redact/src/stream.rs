@@ -140,6 +140,7 @@ pub struct StreamRedactor {
     forgotten: HashMap<StreamKey, Forgotten>,
     forgotten_order: VecDeque<StreamKey>,
     tick: u64,
+    room: ScanRoom,
 }
 
 /// What is remembered of a forgotten stream, so its next chunks still fail closed.
@@ -260,7 +261,7 @@ impl StreamRedactor {
             match first_bytes(&joined, starts_call) {
                 FirstBytes::TooFew => {
                     state.undecided = joined;
-                    return redact_text(state, chunk, edges);
+                    return redact_text(state, &mut self.room, chunk, edges);
                 }
                 FirstBytes::Http2(start) => {
                     let mut http2 = Box::new(Http2Direction::new(start));
@@ -285,25 +286,30 @@ impl StreamRedactor {
             state.http2 = Some(Box::new(Http2Direction::new(Http2Start::MidConnection)));
         }
         let Some(mut http2) = state.http2.take() else {
-            return redact_text(state, chunk, edges);
+            return redact_text(state, &mut self.room, chunk, edges);
         };
         // An HTTP/2 stream is no PostgreSQL frontend: its text is given no gaps to lose
         // framing over (only look-alike headers are searched for in it).
         if http2.is_lost() {
             state.http2 = Some(http2);
-            return redact_text(state, chunk, ChunkEdges::CONTIGUOUS);
+            return redact_text(state, &mut self.room, chunk, ChunkEdges::CONTIGUOUS);
         }
         let mut text_ranges: Vec<Range<usize>> = Vec::new();
         let mut count = http2.redact(chunk, &mut text_ranges);
         state.http2 = Some(http2);
         if let [only] = text_ranges.as_slice() {
-            count += redact_text(state, &mut chunk[only.clone()], ChunkEdges::CONTIGUOUS);
+            count += redact_text(
+                state,
+                &mut self.room,
+                &mut chunk[only.clone()],
+                ChunkEdges::CONTIGUOUS,
+            );
         } else if !text_ranges.is_empty() {
             let mut text: Vec<u8> = text_ranges
                 .iter()
                 .flat_map(|range| chunk[range.clone()].iter().copied())
                 .collect();
-            count += redact_text(state, &mut text, ChunkEdges::CONTIGUOUS);
+            count += redact_text(state, &mut self.room, &mut text, ChunkEdges::CONTIGUOUS);
             let mut from = text.as_slice();
             for range in text_ranges {
                 let (piece, rest) = from.split_at(range.len());
@@ -418,22 +424,44 @@ fn first_bytes(bytes: &[u8], starts_call: bool) -> FirstBytes {
     FirstBytes::Other
 }
 
-/// The byte-level rules over the stream's next bytes (`carry ++ chunk`), with what is known
-/// of the bytes missing around them.
-fn redact_text(state: &mut StreamState, chunk: &mut [u8], edges: ChunkEdges) -> usize {
-    let original = chunk.to_vec();
-    let mut count = 0;
+/// Buffers the byte-level rules reuse from chunk to chunk (every stream's), so scanning a chunk
+/// allocates nothing: the window (`carry ++ chunk`) and its lower-case copy. The collector's
+/// chunks are at most 16 KiB; a caller's larger buffer is scanned in room made for it alone.
+#[derive(Debug, Default)]
+struct ScanRoom {
+    window: Vec<u8>,
+    lower: Vec<u8>,
+}
 
-    let followed = state.postgres.follow_at(&original, edges);
-    for range in followed.masks {
-        chunk[range].fill(b'*');
-        count += 1;
+/// The room [`ScanRoom`] keeps between chunks: a window of `CARRY_BYTES` and a 16 KiB chunk.
+const ROOM_KEPT: usize = CARRY_BYTES + 16 * 1024;
+
+impl ScanRoom {
+    /// Gives back what one larger buffer made it take.
+    fn trim(&mut self) {
+        if self.window.capacity() > ROOM_KEPT {
+            self.window = Vec::new();
+            self.lower = Vec::new();
+        }
     }
+}
+
+/// The byte-level rules over the stream's next bytes (`carry ++ chunk`), with what is known
+/// of the bytes missing around them. Every rule reads the chunk as it came; the masks are
+/// written after.
+fn redact_text(
+    state: &mut StreamState,
+    room: &mut ScanRoom,
+    chunk: &mut [u8],
+    edges: ChunkEdges,
+) -> usize {
+    let followed = state.postgres.follow_at(chunk, edges);
 
     // A value that began before the window still runs on.
     let mut open = None;
+    let mut open_len = 0;
     if let Some(value) = state.open {
-        let (mut len, mut still_open) = value.continue_in(&original);
+        let (mut len, mut still_open) = value.continue_in(chunk);
         if value == OpenValue::AfterLoss {
             // A PostgreSQL message starting at a known place ends what a loss left unknown.
             if let Some(&start) = followed.message_starts.iter().find(|&&at| at <= len) {
@@ -441,47 +469,37 @@ fn redact_text(state: &mut StreamState, chunk: &mut [u8], edges: ChunkEdges) -> 
                 still_open = None;
             }
         }
-        if len > 0 {
-            chunk[..len].fill(b'*');
-            count += 1;
-        }
+        open_len = len;
         state.open_bytes += len;
         open = still_open.filter(|_| state.open_bytes < MAX_OPEN_VALUE_BYTES);
     }
 
-    let mut window = Vec::with_capacity(state.carry.len() + original.len());
-    window.extend_from_slice(&state.carry);
-    window.extend_from_slice(&original);
-    let scan = scanner::scan(&mut window);
-    let masked_in_chunk = &window[state.carry.len()..];
-    // Most chunks hold no secret: one comparison says so, and only a chunk that does is
-    // walked byte by byte.
-    let changed = masked_in_chunk != original.as_slice();
-    if changed {
-        for ((out, &masked), &was) in chunk.iter_mut().zip(masked_in_chunk).zip(&original) {
-            if masked != was {
-                *out = b'*';
-            }
-        }
+    let carried = state.carry.len();
+    room.window.clear();
+    room.window.extend_from_slice(&state.carry);
+    room.window.extend_from_slice(chunk);
+    let found = scanner::find(&room.window, &mut room.lower);
+    let keep_from = room.window.len().saturating_sub(CARRY_BYTES);
+    state.carry.clear();
+    state.carry.extend_from_slice(&room.window[keep_from..]);
+    room.trim();
+
+    // The scan's masks first, while the chunk is as it came: one counts when it changes a
+    // byte of the chunk (most chunks hold no secret, and then nothing is written).
+    let mut count = usize::from(found.mask_from(carried, chunk) > 0);
+    for range in followed.masks {
+        chunk[range].fill(b'*');
+        count += 1;
     }
-    count += usize::from(changed && scan.count > 0);
-    if scan.open.is_some() {
-        open = scan.open;
+    if open_len > 0 {
+        chunk[..open_len].fill(b'*');
+        count += 1;
+    }
+    if found.open.is_some() {
+        open = found.open;
         state.open_bytes = 0;
     }
     state.open = open;
-
-    let keep_from = (state.carry.len() + original.len()).saturating_sub(CARRY_BYTES);
-    let carried = state.carry.len();
-    if keep_from >= carried {
-        state.carry.clear();
-        state
-            .carry
-            .extend_from_slice(&original[keep_from - carried..]);
-    } else {
-        state.carry.drain(..keep_from);
-        state.carry.extend_from_slice(&original);
-    }
     count
 }
 
