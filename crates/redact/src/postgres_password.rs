@@ -80,6 +80,38 @@ const PROTOCOL_3_CODE: [u8; 4] = PROTOCOL_3.to_be_bytes();
 /// `MAX_UNFRAMED_PASSWORD`), which a `p` in text is not followed by.
 static PASSWORD_START: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"p\0\0"));
 
+/// Where `needle` starts in `tail ++ chunk`, in order, as positions in those bytes joined,
+/// without joining them: a start in `tail` is found in the tail and the chunk's first bytes.
+fn starts_in_joined<'a>(
+    needle: &'a Finder<'static>,
+    tail: &[u8],
+    chunk: &'a [u8],
+) -> impl Iterator<Item = usize> + 'a {
+    let kept = tail.len();
+    let mut edge = [0u8; 16];
+    let from_chunk = chunk
+        .len()
+        .min(needle.needle().len().saturating_sub(1))
+        .min(edge.len() - kept);
+    edge[..kept].copy_from_slice(tail);
+    edge[kept..kept + from_chunk].copy_from_slice(&chunk[..from_chunk]);
+    // At most a few: the needles are 3 and 4 bytes and the tail 7.
+    let in_tail: Vec<usize> = needle
+        .find_iter(&edge[..kept + from_chunk])
+        .filter(|&at| at < kept)
+        .collect();
+    // Then on from where the last of them ends, as one search of the joined bytes goes on
+    // (it reports no two overlapping starts).
+    let resume = in_tail
+        .last()
+        .map_or(0, |&at| (at + needle.needle().len()).saturating_sub(kept));
+    in_tail.into_iter().chain(
+        needle
+            .find_iter(&chunk[resume..])
+            .map(move |at| at + resume + kept),
+    )
+}
+
 /// SSLRequest and GSSENCRequest: the client waits for one byte, then (when refused) sends its
 /// StartupMessage on the same stream.
 const SSL_REQUEST: u32 = 80_877_103;
@@ -254,45 +286,51 @@ impl PostgresFrontend {
     /// connection's framing (an fd or `SSL*` reused after a close the collector did not see).
     /// Returns where in `chunk` the framing resumes, if it does.
     fn find_startup(&mut self, chunk: &[u8]) -> Option<usize> {
-        let State::Other { tail, have } = &self.state else {
+        let State::Other { tail, have } = self.state else {
             return None;
         };
-        let kept = usize::from(*have);
-        let mut window = tail[..kept].to_vec();
-        window.extend_from_slice(chunk);
-        let startup = STARTUP_CODE.find_iter(&window).find_map(|at| {
+        // Searched as `tail ++ chunk` (positions below are in those bytes), without joining
+        // them: a chunk is up to 16 KiB and the tail at most 7 bytes.
+        let kept = usize::from(have);
+        let tail = &tail[..kept];
+        let len = kept + chunk.len();
+        let byte = |at: usize| {
+            if at < kept {
+                tail[at]
+            } else {
+                chunk[at - kept]
+            }
+        };
+        let be_u32 =
+            |at: usize| u32::from_be_bytes([byte(at), byte(at + 1), byte(at + 2), byte(at + 3)]);
+        let startup = starts_in_joined(&STARTUP_CODE, tail, chunk).find_map(|at| {
             if at < 4 || at + 4 <= kept {
                 return None;
             }
-            let len = u32::from_be_bytes([
-                window[at - 4],
-                window[at - 3],
-                window[at - 2],
-                window[at - 1],
-            ]);
+            let len = be_u32(at - 4);
             // Lazily: `len - 8` only once the length is known to be at least 8.
             (8..=MAX_STARTUP)
                 .contains(&len)
                 .then(|| (at + 4, State::Startup { remaining: len - 8 }))
         });
         // A password message whose connection start was not seen (see the module doc).
-        let password = PASSWORD_START.find_iter(&window).find_map(|at| {
-            let header = window.get(at..at + 5)?;
-            if at + 5 <= kept {
+        let password = starts_in_joined(&PASSWORD_START, tail, chunk).find_map(|at| {
+            if at + 5 > len || at + 5 <= kept {
                 return None;
             }
-            let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-            (header[1] == 0 && header[2] == 0 && (6..=MAX_UNFRAMED_PASSWORD).contains(&len)).then(
-                || {
-                    (
-                        at + 5,
-                        State::MessageBody {
-                            remaining: len - 4,
-                            mask: true,
-                        },
-                    )
-                },
-            )
+            let message_len = be_u32(at + 1);
+            (byte(at + 1) == 0
+                && byte(at + 2) == 0
+                && (6..=MAX_UNFRAMED_PASSWORD).contains(&message_len))
+            .then(|| {
+                (
+                    at + 5,
+                    State::MessageBody {
+                        remaining: message_len - 4,
+                        mask: true,
+                    },
+                )
+            })
         });
         let first = match (startup, password) {
             (Some(s), Some(p)) => Some(if s.0 <= p.0 { s } else { p }),
@@ -302,9 +340,11 @@ impl PostgresFrontend {
             self.state = state;
             return Some(end - kept);
         }
-        let keep = window.len().min(7);
+        let keep = len.min(7);
         let mut new_tail = [0; 7];
-        new_tail[..keep].copy_from_slice(&window[window.len() - keep..]);
+        for (i, at) in (len - keep..len).enumerate() {
+            new_tail[i] = byte(at);
+        }
         self.state = State::Other {
             tail: new_tail,
             have: keep as u8,

@@ -446,6 +446,23 @@ proptest::proptest! {
         }
     }
 
+    /// The search of a stream not (yet) PostgreSQL reads its kept tail and the chunk apart;
+    /// it reports the starts one search of them joined does, overlapping needles included
+    /// (`\0\x03\0\0` can overlap itself by a byte, `p\0\0` cannot).
+    #[test]
+    fn the_tail_and_the_chunk_are_searched_as_one(
+        tail in proptest::collection::vec(proptest::sample::select(vec![0u8, 3, b'p', b'x']), 0..=7),
+        chunk in proptest::collection::vec(proptest::sample::select(vec![0u8, 3, b'p', b'x']), 0..24),
+    ) {
+        let mut joined = tail.clone();
+        joined.extend_from_slice(&chunk);
+        for needle in [&*STARTUP_CODE, &*PASSWORD_START] {
+            let split: Vec<usize> = starts_in_joined(needle, &tail, &chunk).collect();
+            let one: Vec<usize> = needle.find_iter(&joined).collect();
+            proptest::prop_assert_eq!(split, one);
+        }
+    }
+
     /// Headers that look like a startup or a password message with lengths too small to
     /// hold themselves (the subtraction that would underflow).
     #[test]
