@@ -12,7 +12,7 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use aho_corasick::{automaton::Automaton as _, dfa::DFA, Anchored};
 
 /// Where a name was seen; it decides whether a bare `key` counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,37 +161,56 @@ const DESCRIPTIVE_LAST_WORDS: &[&str] = &[
 /// The longest name judged; longer ones are not names (a value, a sentence).
 const MAX_NAME: usize = 128;
 
-/// [`HINTS`], found in one pass over a name in any case.
-static HINT_SEARCH: LazyLock<AhoCorasick> = LazyLock::new(|| search_for(HINTS, true));
+/// [`HINTS`], in any case.
+static HINT_AUTOMATON: LazyLock<DFA> = LazyLock::new(|| automaton_of(HINTS, true));
 
-/// [`SECRET_SUBSTRINGS`], found in one pass over a name's glued lower-case words.
-static SECRET_SUBSTRING_SEARCH: LazyLock<AhoCorasick> =
-    LazyLock::new(|| search_for(SECRET_SUBSTRINGS, false));
+/// [`SECRET_SUBSTRINGS`], in a name's glued lower-case words.
+static SECRET_SUBSTRING_AUTOMATON: LazyLock<DFA> =
+    LazyLock::new(|| automaton_of(SECRET_SUBSTRINGS, false));
 
-fn search_for(patterns: &[&str], any_case: bool) -> AhoCorasick {
-    // Names are short: a DFA answers in one table step a byte, where the default automaton
-    // and a prefilter cost more to start than the name takes to read.
-    AhoCorasick::builder()
-        .kind(Some(AhoCorasickKind::DFA))
-        .prefilter(false)
+fn automaton_of(patterns: &[&str], any_case: bool) -> DFA {
+    DFA::builder()
         .ascii_case_insensitive(any_case)
         .build(patterns)
         // A handful of short constant patterns: far below every limit of the builder.
         .expect("the name classifier's patterns build")
 }
 
+/// Whether `name` holds one of [`HINTS`], in any case (most names of a JSON body, `model`,
+/// `content`, `role`, stop here).
+fn holds_a_hint(name: &[u8]) -> bool {
+    holds(&HINT_AUTOMATON, name)
+}
+
+/// Whether `bytes` hold one of `automaton`'s patterns. The automaton is walked byte by byte
+/// rather than through the search API: a name is a few bytes, and the search's setup for
+/// each call cost more than its walk (about 350 instructions a name, against a few a byte).
+fn holds(automaton: &DFA, bytes: &[u8]) -> bool {
+    let Ok(mut state) = automaton.start_state(Anchored::No) else {
+        // Built unanchored, so never; a name then counts as holding a pattern (fail closed).
+        return true;
+    };
+    for &byte in bytes {
+        state = automaton.next_state(Anchored::No, state, byte);
+        if automaton.is_match(state) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether a value named `name` is a credential. `name` is as written (any case, separators,
 /// leading dashes of a flag).
 ///
 /// Asked for every name next to a value in every payload (a JSON body's keys, each header), so
-/// it allocates nothing: most names are turned away by one pass of [`HINT_SEARCH`], and the
-/// words of the others are split into a buffer on the stack.
+/// it allocates nothing: most names are turned away by [`holds_a_hint`], and the words of the
+/// others are split into a buffer on the stack.
 pub fn is_secret_name(name: &[u8], context: NameContext) -> bool {
     if name.is_empty() || name.len() > MAX_NAME {
         return false;
     }
     // Most names hold none of these: answer without splitting them.
-    if !HINT_SEARCH.is_match(name) {
+    if !holds_a_hint(name) {
         return false;
     }
     let words = Words::of(name);
@@ -211,7 +230,7 @@ pub fn is_secret_name(name: &[u8], context: NameContext) -> bool {
     {
         return true;
     }
-    if SECRET_SUBSTRING_SEARCH.is_match(glued) {
+    if holds(&SECRET_SUBSTRING_AUTOMATON, glued) {
         return true;
     }
     // `authToken`-style prefixes, but not `author`.
@@ -308,6 +327,49 @@ impl Words {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hint walk finds each hint in any case wherever it stands, and nothing in the field
+    /// names of an ordinary chat request.
+    #[test]
+    fn hints_are_found_in_any_case_anywhere_in_a_name() {
+        for hint in HINTS {
+            for name in [
+                hint.to_string(),
+                hint.to_uppercase(),
+                format!("x-{hint}"),
+                format!("My{}Value", hint.to_uppercase()),
+            ] {
+                assert!(holds_a_hint(name.as_bytes()), "{name}");
+            }
+        }
+        for name in [
+            "model",
+            "messages",
+            "role",
+            "content",
+            "Content-Type",
+            "Host",
+            "id",
+        ] {
+            assert!(!holds_a_hint(name.as_bytes()), "{name}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_hint_walk_finds_what_a_substring_search_does(
+            name in proptest::collection::vec(
+                proptest::sample::select(b"tokTOKsecpaswdPWDrecoCigenuthjwbrkyx-_.".to_vec()),
+                0..24,
+            ),
+        ) {
+            let lower = name.to_ascii_lowercase();
+            let holds = HINTS
+                .iter()
+                .any(|hint| lower.windows(hint.len()).any(|run| run == hint.as_bytes()));
+            proptest::prop_assert_eq!(holds_a_hint(&name), holds);
+        }
+    }
 
     fn secret(name: &str, context: NameContext) -> bool {
         is_secret_name(name.as_bytes(), context)
