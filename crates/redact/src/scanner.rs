@@ -335,15 +335,18 @@ impl Masker<'_> {
     /// `Name: value` lines (HTTP headers, YAML, a header printed inside a JSON string).
     fn header_lines(&mut self) {
         let n = self.len();
-        let mut starts: Vec<(usize, bool)> = vec![(0, false)];
-        starts.extend(memchr::memchr_iter(b'\n', self.original).map(|p| (p + 1, false)));
-        // `\n` (a line end inside a JSON string), found by its backslash: rarer than any
-        // letter, and one byte is searched faster than two.
-        starts.extend(
-            memchr::memchr_iter(b'\\', self.original)
-                .filter(|&p| self.original.get(p + 1) == Some(&b'n'))
-                .map(|p| (p + 2, true)),
-        );
+        // Read through a copy of the reference, so the searches run alongside the masking
+        // (nothing is collected first: this runs for every header value and payload chunk).
+        let original = self.original;
+        let starts = std::iter::once((0, false))
+            .chain(memchr::memchr_iter(b'\n', original).map(|p| (p + 1, false)))
+            // `\n` (a line end inside a JSON string), found by its backslash: rarer than any
+            // letter, and one byte is searched faster than two.
+            .chain(
+                memchr::memchr_iter(b'\\', original)
+                    .filter(|&p| original.get(p + 1) == Some(&b'n'))
+                    .map(|p| (p + 2, true)),
+            );
         for (start, escaped) in starts {
             let mut i = start;
             while i < n && i - start < 16 && matches!(self.original[i], b' ' | b'\t') {
@@ -399,7 +402,7 @@ impl Masker<'_> {
     /// is a secret name.
     fn quoted_fields(&mut self) {
         let n = self.len();
-        let colons: Vec<usize> = memchr::memchr_iter(b':', self.original).collect();
+        let colons = memchr::memchr_iter(b':', self.original);
         let mut value_named_secret_until = 0;
         // Values already scanned: a colon inside one is not a key's (and rescanning from each
         // would be quadratic on hostile input).
@@ -496,7 +499,7 @@ impl Masker<'_> {
     /// keyword connection strings, `--flag=value`.
     fn assignments(&mut self) {
         let n = self.len();
-        let equals: Vec<usize> = memchr::memchr_iter(b'=', self.original).collect();
+        let equals = memchr::memchr_iter(b'=', self.original);
         let mut done = 0;
         for eq in equals {
             if eq < done {
