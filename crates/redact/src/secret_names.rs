@@ -357,17 +357,30 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn the_hint_walk_finds_what_a_substring_search_does(
-            name in proptest::collection::vec(
-                proptest::sample::select(b"tokTOKsecpaswdPWDrecoCigenuthjwbrkyx-_.".to_vec()),
-                0..24,
+        fn the_walks_find_what_a_substring_search_does(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "tok", "TOKEN", "token", "secre", "secret", "Secret", "pass", "passw",
+                    "password", "cred", "credential", "cookie", "sig", "signature", "sess",
+                    "session", "auth", "authorization", "jwt", "bearer", "otp", "key", "apikey",
+                    "dsn", "private", "access", "to", "ke", "n", "x", "_", "-", ".", "id",
+                ]),
+                0..6,
             ),
         ) {
+            let name = pieces.concat().into_bytes();
             let lower = name.to_ascii_lowercase();
-            let holds = HINTS
-                .iter()
-                .any(|hint| lower.windows(hint.len()).any(|run| run == hint.as_bytes()));
-            proptest::prop_assert_eq!(holds_a_hint(&name), holds);
+            let holds_any = |patterns: &[&str], bytes: &[u8]| {
+                patterns
+                    .iter()
+                    .any(|pattern| bytes.windows(pattern.len()).any(|run| run == pattern.as_bytes()))
+            };
+            proptest::prop_assert_eq!(holds_a_hint(&name), holds_any(HINTS, &lower));
+            // The substrings' automaton reads glued lower-case words, in their case only.
+            proptest::prop_assert_eq!(
+                holds(&SECRET_SUBSTRING_AUTOMATON, &name),
+                holds_any(SECRET_SUBSTRINGS, &name)
+            );
         }
     }
 
