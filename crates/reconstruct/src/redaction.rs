@@ -2,6 +2,8 @@
 //! exchanges, and text an LLM call streamed in fragments. Chunk-level redaction in the
 //! collector cannot see secrets split across chunks or inside compressed bodies; this pass can.
 
+use std::borrow::Cow;
+
 use crate::redact;
 
 use super::http::{HttpExchange, StreamedBody};
@@ -16,7 +18,13 @@ pub fn redact_exchange(exchange: &mut HttpExchange) {
             .flat_map(|r| r.headers.iter_mut()),
     );
     for header in headers {
-        header.value = redact::redact_header_value(&header.name, &header.value);
+        let masked = match redact::redact_header_value(&header.name, &header.value) {
+            Cow::Owned(masked) => Some(masked),
+            Cow::Borrowed(_) => None,
+        };
+        if let Some(masked) = masked {
+            header.value = masked;
+        }
     }
     redact_string(&mut exchange.request.target);
     redact::redact_in_place(&mut exchange.request.body);

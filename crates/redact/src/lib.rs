@@ -32,6 +32,8 @@ pub use stream::{ChunkPlace, StreamKey, StreamRedactor, CARRY_BYTES, MAX_STREAMS
 // The layer below, under the name this crate's modules use for it.
 pub(crate) use agentscope_event::event;
 
+use std::borrow::Cow;
+
 use crate::event::{Event, EventBody, PayloadSource};
 use secret_names::{is_secret_name, NameContext};
 
@@ -41,13 +43,18 @@ pub fn redact_in_place(buf: &mut [u8]) -> usize {
     scanner::scan(buf).count
 }
 
-/// The value of one parsed header with any credential masked (same rules as for raw bytes).
-pub fn redact_header_value(name: &str, value: &str) -> String {
-    let mut line = format!("{name}: {value}").into_bytes();
+/// The value of one parsed header with any credential masked (same rules as for raw bytes):
+/// borrowed when nothing was masked, as for most headers (reconstruction asks for every header
+/// of every exchange).
+pub fn redact_header_value<'v>(name: &str, value: &'v str) -> Cow<'v, str> {
+    let mut line = Vec::with_capacity(name.len() + 2 + value.len());
+    line.extend_from_slice(name.as_bytes());
+    line.extend_from_slice(b": ");
+    line.extend_from_slice(value.as_bytes());
     if redact_in_place(&mut line) == 0 {
-        return value.to_string();
+        return Cow::Borrowed(value);
     }
-    String::from_utf8_lossy(&line[name.len() + 2..]).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&line[name.len() + 2..]).into_owned())
 }
 
 /// Masks secrets inside a parsed JSON value (a tool call's arguments assembled from streamed
