@@ -664,6 +664,39 @@ mod tests {
             .collect()
     }
 
+    /// A capture that begins while a keep-alive connection is mid-request sees the request's
+    /// body before any head (http.client writes the head and the body apart). The connection
+    /// is still read from its next message on: here the Python agent's capture without the
+    /// first request's head, whose second chat completion must come out whole.
+    #[test]
+    fn a_capture_begun_inside_a_request_body_reads_the_next_requests() {
+        let fixture = include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/capture/python_chat_stream.jsonl"
+        ));
+        let first_head = fixture
+            .lines()
+            .position(|line| {
+                line.contains(r#""direction":"egress""#) && line.contains(r#""kind":"data""#)
+            })
+            .expect("the fixture's first request head");
+        let begun_inside: String = fixture
+            .lines()
+            .enumerate()
+            .filter(|(i, _)| *i != first_head)
+            .map(|(_, line)| format!("{line}\n"))
+            .collect();
+        let (observations, stats) = observations(&begun_inside);
+        assert_eq!(stats.opaque_connections, 0, "{stats:?}");
+        let calls = llm_calls(&observations);
+        let whole = calls
+            .iter()
+            .find(|call| call.tool_results.len() == 3)
+            .unwrap_or_else(|| panic!("the second call is read: {observations:#?}"));
+        assert_eq!(whole.request_model.as_deref(), Some("gpt-4o-mini"));
+        assert!(!whole.partial);
+    }
+
     /// Captured by the real collector: the Python agent (system libssl) streaming two chat
     /// completions with tool calls between them.
     #[test]

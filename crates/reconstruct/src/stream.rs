@@ -87,6 +87,27 @@ pub struct Stream {
     pub actor: Actor,
     pub time_offset_ns: u64,
     last_ts_ns: u64,
+    /// Chunks that began like the inside of a message (a JSON document, or a piece of a call
+    /// after its start) while the stream was still undecided: see
+    /// [`MAX_CALLS_INSIDE_A_MESSAGE`].
+    calls_inside_a_message: u8,
+}
+
+/// How many calls that begin like the inside of a message (a JSON document: the body of a
+/// request or response written on its own, as Python's http.client writes an 8 KiB body after
+/// its head) a stream may show before one that names its protocol. A capture that begins while
+/// a keep-alive connection is mid-request sees the body first; deciding on it alone made such a
+/// connection opaque for good, however many requests followed (a third of the starts beside a
+/// busy agent). Past this many, the stream is opaque as before.
+const MAX_CALLS_INSIDE_A_MESSAGE: u8 = 8;
+
+/// Whether `bytes` begin like a JSON document (after blanks): what a body written on its own
+/// starts with.
+fn begins_like_a_json_document(bytes: &[u8]) -> bool {
+    matches!(
+        bytes.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
 }
 
 impl Stream {
@@ -314,6 +335,7 @@ impl StreamAssembler {
                     actor: Actor::from(header),
                     time_offset_ns: header.time_unix_ns.saturating_sub(header.ts_ns),
                     last_ts_ns: header.ts_ns,
+                    calls_inside_a_message: 0,
                 },
             );
         }
@@ -360,6 +382,15 @@ impl StreamAssembler {
         }
         if matches!(stream.protocol, Protocol::Undecided) {
             stream.protocol = recognise_protocol(*direction, data, *offset == 0, &self.budget);
+            if matches!(stream.protocol, Protocol::Opaque)
+                && stream.calls_inside_a_message < MAX_CALLS_INSIDE_A_MESSAGE
+                && (*offset != 0 || begins_like_a_json_document(data))
+            {
+                // Perhaps a body whose head came before the capture (or a later piece of a
+                // call begun before it): wait for a call that starts a message.
+                stream.calls_inside_a_message += 1;
+                stream.protocol = Protocol::Undecided;
+            }
             match &stream.protocol {
                 Protocol::Opaque => {
                     stats.opaque_connections += 1;
