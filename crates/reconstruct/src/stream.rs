@@ -89,17 +89,18 @@ pub struct Stream {
     last_ts_ns: u64,
     /// Chunks that began like the inside of a message (a JSON document, or a piece of a call
     /// after its start) while the stream was still undecided: see
-    /// [`MAX_CALLS_INSIDE_A_MESSAGE`].
-    calls_inside_a_message: u8,
+    /// [`MAX_CHUNKS_INSIDE_A_MESSAGE`].
+    chunks_inside_a_message: u8,
 }
 
-/// How many calls that begin like the inside of a message (a JSON document: the body of a
+/// How many chunks that begin like the inside of a message (a JSON document: the body of a
 /// request or response written on its own, as Python's http.client writes an 8 KiB body after
-/// its head) a stream may show before one that names its protocol. A capture that begins while
-/// a keep-alive connection is mid-request sees the body first; deciding on it alone made such a
-/// connection opaque for good, however many requests followed (a third of the starts beside a
-/// busy agent). Past this many, the stream is opaque as before.
-const MAX_CALLS_INSIDE_A_MESSAGE: u8 = 8;
+/// its head; or a piece of a call after its start) a stream may show before one that names its
+/// protocol. A capture that begins while a keep-alive connection is mid-request sees the body
+/// first; deciding on it alone made such a connection opaque for good, however many requests
+/// followed (a third of the starts beside a busy agent). Past this many, the stream is opaque
+/// as before.
+const MAX_CHUNKS_INSIDE_A_MESSAGE: u8 = 8;
 
 /// Whether `bytes` begin like a JSON document (after blanks): what a body written on its own
 /// starts with.
@@ -335,7 +336,7 @@ impl StreamAssembler {
                     actor: Actor::from(header),
                     time_offset_ns: header.time_unix_ns.saturating_sub(header.ts_ns),
                     last_ts_ns: header.ts_ns,
-                    calls_inside_a_message: 0,
+                    chunks_inside_a_message: 0,
                 },
             );
         }
@@ -383,12 +384,12 @@ impl StreamAssembler {
         if matches!(stream.protocol, Protocol::Undecided) {
             stream.protocol = recognise_protocol(*direction, data, *offset == 0, &self.budget);
             if matches!(stream.protocol, Protocol::Opaque)
-                && stream.calls_inside_a_message < MAX_CALLS_INSIDE_A_MESSAGE
+                && stream.chunks_inside_a_message < MAX_CHUNKS_INSIDE_A_MESSAGE
                 && (*offset != 0 || begins_like_a_json_document(data))
             {
                 // Perhaps a body whose head came before the capture (or a later piece of a
                 // call begun before it): wait for a call that starts a message.
-                stream.calls_inside_a_message += 1;
+                stream.chunks_inside_a_message += 1;
                 stream.protocol = Protocol::Undecided;
             }
             match &stream.protocol {
