@@ -191,6 +191,10 @@ impl HttpResponse {
 /// Decoded bodies are capped so a hostile or broken stream cannot exhaust memory; a body cut
 /// at the cap is marked truncated.
 pub const MAX_BODY_BYTES: usize = crate::memory_budget::LARGEST_MESSAGE_BYTES;
+/// The most of a body's declared length reserved at its first bytes: LLM requests and MCP
+/// messages are a few KiB to tens of KiB, and a declaration above this is met by doubling
+/// (`MessageReader::append_body`).
+const DECLARED_RESERVE_AT_ONCE: usize = 64 * 1024;
 /// Bytes of body per stream message (SSE event, NDJSON line) a stream may average before the
 /// budget caps its message count.
 const STREAM_MESSAGE_COST: usize = 32;
@@ -474,7 +478,14 @@ impl MessageReader {
     ///
     /// Growth is charged to the memory budget before it happens: a body is cut at the
     /// budget's largest message, or where the budget runs out, and flagged.
-    fn append_body(&mut self, bytes: &[u8], ts_ns: u64) {
+    ///
+    /// `declared_left` is what the head's `Content-Length` says is still to come, these bytes
+    /// included: the body's end is known, so growth stops there instead of doubling past it,
+    /// and a body of up to [`DECLARED_RESERVE_AT_ONCE`] is reserved whole at its first bytes
+    /// (an 8 KiB prompt sent in two writes was copied again when the second one grew it).
+    /// Beyond that the declaration is not trusted up front: a peer may declare a gigabyte and
+    /// send a byte.
+    fn append_body(&mut self, bytes: &[u8], declared_left: Option<usize>, ts_ns: u64) {
         let Self {
             current,
             charge,
@@ -489,7 +500,17 @@ impl MessageReader {
                 let capacity = message.body.capacity();
                 // Amortised growth when the budget allows it, else exactly what is needed,
                 // else what is left.
-                let doubled = need.max(capacity * 2).min(*max_body);
+                let grown = need.max(capacity * 2);
+                let grown = match declared_left {
+                    Some(left) => {
+                        let end = message.body.len().saturating_add(left);
+                        grown
+                            .max(end.min(DECLARED_RESERVE_AT_ONCE))
+                            .min(end.max(need))
+                    }
+                    None => grown,
+                };
+                let doubled = grown.min(*max_body);
                 let extra = if charge.try_grow(doubled - capacity) {
                     doubled - capacity
                 } else if charge.try_grow(need - capacity) {
@@ -533,7 +554,7 @@ impl MessageReader {
             Framing::Head => self.parse_head(data, at, ts_ns),
             Framing::Fixed { remaining } => {
                 let take = remaining.min(available);
-                self.append_body(&data[at..at + take], ts_ns);
+                self.append_body(&data[at..at + take], Some(remaining), ts_ns);
                 if take == remaining {
                     self.complete_current(ts_ns);
                 } else {
@@ -544,7 +565,7 @@ impl MessageReader {
                 Some(at + take)
             }
             Framing::UntilClose => {
-                self.append_body(&data[at..], ts_ns);
+                self.append_body(&data[at..], None, ts_ns);
                 Some(data.len())
             }
             Framing::ChunkSize => match httparse::parse_chunk_size(&data[at..]) {
@@ -568,7 +589,9 @@ impl MessageReader {
             },
             Framing::ChunkData { remaining } => {
                 let take = remaining.min(available);
-                self.append_body(&data[at..at + take], ts_ns);
+                // A chunk's end is not the body's: growth capped there would reallocate at
+                // every chunk.
+                self.append_body(&data[at..at + take], None, ts_ns);
                 self.framing = if take == remaining {
                     Framing::ChunkDataEnd
                 } else {
@@ -1672,6 +1695,40 @@ mod tests {
             (got.body.as_slice(), got.completeness),
             (&b"hello world"[..], Completeness::Complete)
         );
+    }
+
+    #[test]
+    fn a_declared_body_is_reserved_once_and_a_large_declaration_is_not_trusted_up_front() {
+        // 8,192 bytes in three writes: reserved whole at the first, never grown (doubling
+        // from the first write's 3,000 bytes ended at 12,000, having copied the body twice).
+        let mut conn = HttpConnection::new();
+        conn.feed(
+            Side::Request,
+            b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 8192\r\n\r\n",
+            1,
+        );
+        for (i, len) in [3000, 3000, 2192].into_iter().enumerate() {
+            conn.feed(Side::Request, &vec![b'a'; len], 2 + i as u64);
+        }
+        let done = conn.feed(
+            Side::Response,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            5,
+        );
+        assert_eq!(done[0].request.body.len(), 8192);
+        assert_eq!(done[0].request.body.capacity(), 8192);
+
+        // A gigabyte declared and ten bytes sent: what is held is bounded by the reservation
+        // made at once, not by the declaration.
+        let mut conn = HttpConnection::new();
+        conn.feed(
+            Side::Request,
+            b"POST /upload HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n0123456789",
+            1,
+        );
+        let held = conn.held_bytes();
+        assert!(held >= DECLARED_RESERVE_AT_ONCE, "{held}");
+        assert!(held < DECLARED_RESERVE_AT_ONCE + 4096, "{held}");
     }
 
     #[test]
