@@ -191,6 +191,17 @@ impl Services {
     }
 }
 
+/// For sessions released at `released` and finished now: a learning period (whole seconds, as
+/// the CLI takes it) longer than they ran, returned once it has passed for every agent. It
+/// starts at an agent's first observation, which a loaded machine may delay well past the
+/// release (a Python agent starting up: CI saw 0.3 s of slack run out), but never past the
+/// session's end: so the wait is a period from now, not from the release.
+fn wait_out_a_learning_period(released: Instant) -> u64 {
+    let period = released.elapsed().as_secs() + 1;
+    std::thread::sleep(Duration::from_millis(period * 1000 + 300));
+    period
+}
+
 fn dump_of(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -243,11 +254,7 @@ fn injected_session_is_audited_then_blocked_while_its_twin_runs() {
     ordinary.release();
     let output = ordinary.finish();
     assert!(output.contains("\"ok\": true"), "{output}");
-    let period = released.elapsed().as_secs() + 1;
-    std::thread::sleep(
-        (released + Duration::from_millis(period * 1000 + 300))
-            .saturating_duration_since(Instant::now()),
-    );
+    let period = wait_out_a_learning_period(released);
     services.poke_crm();
     let learned = collect.stop();
     assert_eq!(
@@ -1185,11 +1192,7 @@ fn runbook_pipe_to_sh_and_token_reader_are_killed_while_their_twins_run() {
     for output in [runbook_twin.finish(), token_twin.finish()] {
         assert!(output.contains("\"ok\": true"), "{output}");
     }
-    let period = released.elapsed().as_secs() + 1;
-    std::thread::sleep(
-        (released + Duration::from_millis(period * 1000 + 300))
-            .saturating_duration_since(Instant::now()),
-    );
+    let period = wait_out_a_learning_period(released);
     let mut poke = std::net::TcpStream::connect(("127.0.0.1", crm.port)).unwrap();
     poke.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
