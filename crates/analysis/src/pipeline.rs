@@ -13,7 +13,7 @@ mod attributed;
 pub mod conversations;
 mod last_cluster_objects;
 
-use std::collections::HashMap;
+use agentscope_event::pid_keyed::PidMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +83,7 @@ struct LoggedIdentity {
     /// Only while a recorder takes them; otherwise they would pile up.
     log_new: bool,
     new_answers: Vec<IdentityAnswer>,
-    by_pid: HashMap<u32, IdentityAnswer>,
+    by_pid: PidMap<u32, IdentityAnswer>,
 }
 
 impl IdentityLookup for LoggedIdentity {
@@ -141,7 +141,7 @@ impl Pipeline {
                 inner: identity,
                 log_new: false,
                 new_answers: Vec::new(),
-                by_pid: HashMap::new(),
+                by_pid: PidMap::default(),
             },
             detector,
             earlier: EarlierObservations::default(),

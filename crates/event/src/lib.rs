@@ -15,6 +15,7 @@ pub mod escape_syscall;
 pub mod event;
 pub mod event_json;
 pub mod package;
+pub mod pid_keyed;
 pub mod process_root;
 pub mod process_table;
 pub mod procfs;

@@ -8,7 +8,9 @@
 //! and handed to whoever keeps per-process state ([`ProcessTable::take_forgotten`]), so their
 //! tables follow.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::pid_keyed::PidMap;
 
 use crate::event::{Event, EventBody};
 use crate::procfs::ProcEntry;
@@ -51,7 +53,7 @@ struct Tracked {
 
 #[derive(Debug, Default, Clone)]
 pub struct ProcessTable {
-    processes: HashMap<u32, Tracked>,
+    processes: PidMap<u32, Tracked>,
     exited: VecDeque<u32>,
     /// Events seen: the time of least-recently-seen eviction, which then depends only on the
     /// events in order (a replay forgets what the live run forgot).

@@ -7,7 +7,7 @@
 //! (HTTP exchanges through the ordered interpreters of [`super::http_interpreters`]); pipe
 //! bytes of MCP servers go to the stdio MCP sessions ([`super::mcp::stdio_sessions`]).
 
-use std::collections::HashMap;
+use agentscope_event::pid_keyed::PidMap;
 
 use crate::event::{Event, EventBody};
 use crate::memory_budget::{self, MemoryBudget, Pressure};
@@ -91,7 +91,7 @@ pub struct Reconstructor {
     processes: ProcessTable,
     streams: StreamAssembler,
     /// Peers of sockets by (pid, fd), from connect and accept.
-    peers: HashMap<(u32, i32), Peer>,
+    peers: PidMap<(u32, i32), Peer>,
     next_index: u64,
     stats: ReconstructStats,
     stdio_sessions: StdioSessions,
@@ -112,7 +112,7 @@ impl Reconstructor {
             budget,
             options,
             processes: ProcessTable::default(),
-            peers: HashMap::new(),
+            peers: PidMap::default(),
             next_index: 0,
             stats: ReconstructStats::default(),
             interpreters: http_interpreters::interpreters(),

@@ -8,7 +8,9 @@
 //! ([`super::mcp::pipe_end`]), because one MCP session spans a server's two pipes.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use agentscope_event::pid_keyed::PidMap;
 
 use crate::event::{Direction, Event, EventBody, PayloadSource};
 use crate::memory_budget::{Charge, MemoryBudget, Pressure};
@@ -282,7 +284,7 @@ impl StreamAssembler {
         &mut self,
         event: &'a Event,
         index: u64,
-        peers: &HashMap<(u32, i32), Peer>,
+        peers: &PidMap<(u32, i32), Peer>,
         stats: &mut ReconstructStats,
         evicted: &mut Option<Stream>,
     ) -> Delivery<'a> {

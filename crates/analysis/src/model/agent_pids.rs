@@ -7,7 +7,9 @@
 //! closes, at exit), and a pid can be reused: an exited agent's pid covers observations up to
 //! its exit, never a later process that got the same number.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+
+use agentscope_event::pid_keyed::PidMap;
 
 use crate::process_table::EXITED_KEPT;
 
@@ -30,7 +32,7 @@ const RECENT_KEPT: usize = 64;
 /// pid → agent history (see the module doc).
 #[derive(Debug, Default, Clone)]
 pub struct AgentPids {
-    by_pid: HashMap<u32, PidAgent>,
+    by_pid: PidMap<u32, PidAgent>,
     /// Exited agent pids, oldest exit first.
     exited: VecDeque<u32>,
     /// Pids made agents' ([`AgentPids::insert`], [`AgentPids::insert_exited`]) so far: the

@@ -28,6 +28,8 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 
+use agentscope_event::pid_keyed::PidMap;
+
 use serde::Serialize;
 
 use crate::memory_budget::MemoryBudget;
@@ -65,9 +67,9 @@ pub struct Model {
     /// Agent processes: pid → agent key, kept after exit (see [`agent_pids`]).
     agent_pids: agent_pids::AgentPids,
     /// Frameworks seen in module loads, per pid, before the process is known as an agent.
-    module_hints: HashMap<u32, Vec<&'static str>>,
+    module_hints: PidMap<u32, Vec<&'static str>>,
     /// Packages loaded (`package` events), per pid, before the process is known as an agent.
-    package_hints: HashMap<u32, Vec<agentscope_event::package::PackageFound>>,
+    package_hints: PidMap<u32, Vec<agentscope_event::package::PackageFound>>,
     attribution: attribution::Attribution,
     llm_calls: u64,
     /// Links made since [`Model::take_new_links`] last ran.
@@ -139,8 +141,8 @@ impl Model {
             graph: Graph::new(options.max_nodes, options.max_edges),
             agents: BTreeMap::new(),
             agent_pids: Default::default(),
-            module_hints: HashMap::new(),
-            package_hints: HashMap::new(),
+            module_hints: PidMap::default(),
+            package_hints: PidMap::default(),
             attribution: Default::default(),
             llm_calls: 0,
             new_links: Vec::new(),

@@ -6,7 +6,9 @@
 //! Bounded: at most [`MAX_PROCESSES`] processes (the least recently active is forgotten) and
 //! [`MAX_PEERS`] servers per process.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use agentscope_event::pid_keyed::PidMap;
 
 use serde::Serialize;
 
@@ -60,7 +62,7 @@ impl ProcessTlsCoverage {
 /// The table (see the module doc).
 #[derive(Debug, Default, Clone)]
 pub struct TlsCoverageTable {
-    by_pid: HashMap<u32, ProcessTlsCoverage>,
+    by_pid: PidMap<u32, ProcessTlsCoverage>,
     /// Processes forgotten to stay within [`MAX_PROCESSES`].
     pub forgotten: u64,
 }

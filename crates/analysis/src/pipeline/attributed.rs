@@ -11,7 +11,9 @@
 
 mod waiting_queue;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use agentscope_event::pid_keyed::PidSet;
 
 use crate::model::{Model, NewLink};
 use crate::process_table::ProcessTable;
@@ -70,7 +72,7 @@ pub struct EarlierObservations {
     /// so a reused pid cannot take them) hands them out now.
     exited: VecDeque<Waiting>,
     /// Pids already seen acting for an agent.
-    attributed: HashSet<u32>,
+    attributed: PidSet<u32>,
     /// [`Model::agents_mark`] when every waiting observation was last known to have no agent:
     /// at the last release, or earlier (one pushed since had none when it came).
     agents_mark: u64,

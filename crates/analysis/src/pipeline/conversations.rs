@@ -17,7 +17,9 @@
 //! replay started from a later keyframe numbers conversations from there, as the console
 //! numbers sessions.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use agentscope_event::pid_keyed::PidMap;
 
 use crate::model::NewLink;
 use crate::reconstruct::{Observation, ObservationKind};
@@ -28,7 +30,7 @@ pub const CALLS_TRACKED: usize = 256;
 
 #[derive(Default)]
 pub struct Conversations {
-    sessions: HashMap<u32, SessionConversations>,
+    sessions: PidMap<u32, SessionConversations>,
     /// A counter for least-recently-used eviction.
     clock: u64,
 }

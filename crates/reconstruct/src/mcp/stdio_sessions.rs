@@ -3,7 +3,7 @@
 //! here rather than with either stream. Records are reported as the client's (the agent that
 //! spawned the server, the one a model directs), with the server as peer.
 
-use std::collections::HashMap;
+use agentscope_event::pid_keyed::PidMap;
 
 use crate::event::Direction;
 use crate::memory_budget::{Charge, MemoryBudget, Pressure};
@@ -48,14 +48,14 @@ struct StdioSession {
 /// Every stdio MCP session open, bounded by [`MAX_MCP_SESSIONS`] and the memory budget.
 pub struct StdioSessions {
     budget: MemoryBudget,
-    sessions: HashMap<u32, StdioSession>,
+    sessions: PidMap<u32, StdioSession>,
 }
 
 impl StdioSessions {
     pub fn new(budget: &MemoryBudget) -> Self {
         Self {
             budget: budget.clone(),
-            sessions: HashMap::new(),
+            sessions: PidMap::default(),
         }
     }
 

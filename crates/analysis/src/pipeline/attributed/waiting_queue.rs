@@ -7,7 +7,9 @@
 //! The index answers which waiting observations hold a pid without walking the queue; every
 //! answer comes oldest first, so what is handed out keeps the queue's order.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use agentscope_event::pid_keyed::PidMap;
 
 use crate::reconstruct::Observation;
 
@@ -24,7 +26,7 @@ pub(super) struct WaitingQueue {
     next_number: u64,
     /// For every pid in a waiting lineage, the numbers of the waiting observations holding
     /// it, ascending (a number is pushed once per occurrence of the pid in the lineage).
-    by_pid: HashMap<u32, VecDeque<u64>>,
+    by_pid: PidMap<u32, VecDeque<u64>>,
 }
 
 impl WaitingQueue {
@@ -108,7 +110,7 @@ impl WaitingQueue {
 
     /// How many waiting lineages the index says hold each pid.
     #[cfg(test)]
-    pub fn pid_counts(&self) -> HashMap<u32, u32> {
+    pub fn pid_counts(&self) -> std::collections::HashMap<u32, u32> {
         self.by_pid
             .iter()
             .map(|(pid, numbers)| (*pid, numbers.len() as u32))
