@@ -10,7 +10,10 @@
 //! hands pids out in order in the initial pid namespace, whose numbers the kernel programs
 //! report, and choosing one there (`clone3`'s `set_tid`) takes `CAP_SYS_ADMIN` over the host; a
 //! container's own pid namespace has its own numbers, never seen here. foldhash is still seeded
-//! per map, so a set of pids that collides in one map does not in the next.
+//! per map, so a set of pids that collides in one map does not in the next; and a recording
+//! (or a served stream) whose pids were chosen by whoever crafted it cannot aim at seeds drawn
+//! when it is read: foldhash resists attackers who cannot watch the table, which a file's
+//! author cannot.
 
 use std::collections::{HashMap, HashSet};
 
