@@ -1,5 +1,5 @@
-//! Maps and sets keyed by process ids (alone or with an fd or a cgroup): the tables every event
-//! looks itself up in, several times (the process table, the agents' pids, the sessions, the
+//! Maps and sets keyed by process ids (alone or with an fd): the tables every event looks
+//! itself up in, several times (the process table, the agents' pids, the sessions, the
 //! observations waiting for their agent), walked once per process of a lineage.
 //!
 //! They hash with foldhash's fast hasher instead of the standard library's SipHash: a `u32`
