@@ -535,9 +535,12 @@ fn a_reader_that_stops_reading_holds_neither_capture_nor_the_stop() {
         "SIGTERM with a stalled reader took {stop_latency:?}"
     );
     // Before standard output had its own writer, capture stopped with the pipe full: the
-    // recording held what the pipe did. Now it holds the whole run.
+    // recording held what the pipe did. Now it holds the whole run. The floor is ten times what
+    // the pipe held, and at least 100 events: the flood's pace is the machine's (a loaded CI run
+    // on two cores recorded 752 events of 22 KB in the 3 s, under a floor of 1,000), while a
+    // capture stalled with the reader records about what the pipe held (4 lines there).
     assert!(
-        recorded > 10 * taken_lines.max(100),
+        recorded > 10 * taken_lines.max(10),
         "capture stalled with the reader: {recorded} events recorded, {taken_lines} printed"
     );
     let dropped: u64 = stderr
