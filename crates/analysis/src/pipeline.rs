@@ -239,7 +239,16 @@ impl Pipeline {
 
     /// Capture ended: flushes connections still open (their exchanges come out flagged).
     pub fn finish(&mut self) -> Vec<AttributedObservation> {
-        let observations = self.reconstructor.finish(self.last_ts_ns);
+        self.finish_while(&mut || true)
+    }
+
+    /// As [`Pipeline::finish`], flushing connections only while `keep_going` says so (see
+    /// [`Reconstructor::finish_while`]): a live stop's deadline.
+    pub fn finish_while(
+        &mut self,
+        keep_going: &mut dyn FnMut() -> bool,
+    ) -> Vec<AttributedObservation> {
+        let observations = self.reconstructor.finish_while(self.last_ts_ns, keep_going);
         self.apply(observations)
     }
 

@@ -184,17 +184,32 @@ impl Session {
     /// The source ended (or the driver stops): flushes what the pipeline still holds
     /// (exchanges cut short come out flagged). Only the first call does anything.
     pub fn finish(&mut self) -> Step {
+        self.finish_while(&mut || true)
+    }
+
+    /// As [`Session::finish`], flushing connections only while `keep_going` says so (see
+    /// [`Pipeline::finish_while`]): a live stop's deadline.
+    pub fn finish_while(&mut self, keep_going: &mut dyn FnMut() -> bool) -> Step {
         if self.finished {
             return Step::default();
         }
         self.finished = true;
-        let observations = self.pipeline.finish();
+        let observations = self.pipeline.finish_while(keep_going);
         self.step_from(observations)
     }
 
     /// As [`Session::finish`], then tells `sink` the run ended.
     pub fn finish_into(&mut self, sink: &mut (impl Sink + ?Sized)) -> std::io::Result<Step> {
-        let step = self.finish();
+        self.finish_into_while(sink, &mut || true)
+    }
+
+    /// As [`Session::finish_while`], then tells `sink` the run ended.
+    pub fn finish_into_while(
+        &mut self,
+        sink: &mut (impl Sink + ?Sized),
+        keep_going: &mut dyn FnMut() -> bool,
+    ) -> std::io::Result<Step> {
+        let step = self.finish_while(keep_going);
         sink.finish(&step, self)?;
         Ok(step)
     }

@@ -115,11 +115,20 @@ pub struct Summary {
     /// Records read before the stop (so in `received` and `events`) whose processing the
     /// stop's time did not allow: not printed, recorded or analysed.
     pub read_unprocessed_at_stop: u64,
+    /// Connections still open at the stop that its time did not allow to be flushed: their
+    /// exchanges in flight were not parsed (set by the command that runs the pipeline).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub connections_unflushed_at_stop: u64,
     pub warnings: Vec<String>,
     /// The pipeline's memory budget: what it held at most and what it cut (set by the
     /// command that runs the pipeline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<crate::memory_budget::MemoryStats>,
+}
+
+/// serde's test for a summary counter written only once something was counted.
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// One inspected TLS library or executable, for the summary and coverage reports.

@@ -76,6 +76,10 @@ pub struct ReconstructStats {
     /// to it are flagged partial).
     #[serde(skip_serializing_if = "is_zero")]
     pub http2_attached_mid_connection: u64,
+    /// Connections still open when capture stopped that were dropped unparsed because the
+    /// stop's time ran out ([`Reconstructor::finish_while`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub connections_unflushed_at_stop: u64,
 }
 
 /// serde's test for a counter written only once something was counted (here, in the model's
@@ -363,9 +367,30 @@ impl Reconstructor {
 
     /// Flushes every connection (capture stopped): in-flight exchanges come out flagged.
     pub fn finish(&mut self, ts_ns: u64) -> Vec<Observation> {
+        self.finish_while(ts_ns, &mut || true)
+    }
+
+    /// As [`Reconstructor::finish`], asking `keep_going` before each connection: once it says
+    /// no, the connections left are dropped without parsing what they hold (their memory goes
+    /// back to the budget) and counted in [`ReconstructStats::connections_unflushed_at_stop`].
+    /// A live stop has a second; flushing parses and redacts every half-sent body, which a
+    /// node with many open uploads makes long, so the collector stops asking at its deadline
+    /// (a recording still holds those connections' bytes). Stdio MCP sessions are always
+    /// finished: their messages are small and bounded, and they carry the tool calls.
+    pub fn finish_while(
+        &mut self,
+        ts_ns: u64,
+        keep_going: &mut dyn FnMut() -> bool,
+    ) -> Vec<Observation> {
         let mut out = Vec::new();
+        let mut flushing = true;
         for key in self.streams.keys() {
-            self.close_stream(key, ts_ns, &mut out);
+            flushing = flushing && keep_going();
+            if flushing {
+                self.close_stream(key, ts_ns, &mut out);
+            } else if self.streams.remove(key).is_some() {
+                self.stats.connections_unflushed_at_stop += 1;
+            }
         }
         self.stdio_sessions.finish_all(
             ts_ns,
@@ -1228,5 +1253,83 @@ mod tests {
         assert!(statements
             .iter()
             .all(|(s, _)| s.database.as_deref() == Some("crm")));
+    }
+
+    /// A live stop flushes open connections only while it has time: those left are dropped
+    /// unparsed, counted, and give their memory back; the ones flushed come out as a plain
+    /// finish gives them.
+    #[test]
+    fn a_finish_that_runs_out_of_time_counts_the_connections_it_left_unparsed() {
+        let base = events_from_json_lines(include_str!(concat!(
+            env!("AGENTSCOPE_REPO"),
+            "/tests/fixtures/capture/python_chat_stream.jsonl"
+        )))
+        .unwrap()
+        .into_iter()
+        .find(|e| {
+            matches!(
+                e.body,
+                EventBody::Data {
+                    direction: Direction::Egress,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+        // Four uploads to an LLM API, each cut after its body's first bytes.
+        let half_sent = |connection: u64| {
+            let mut event = base.clone();
+            if let EventBody::Data {
+                fd,
+                conn_id,
+                call_id,
+                data,
+                total_len,
+                offset,
+                seq,
+                last,
+                ..
+            } = &mut event.body
+            {
+                *fd = 100 + connection as i32;
+                *conn_id = 0x1000 + connection;
+                *call_id = connection + 1;
+                *data = b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n\
+                    Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n\
+                    {\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi"
+                    .to_vec();
+                *total_len = data.len() as u64;
+                *offset = 0;
+                *seq = 0;
+                *last = true;
+            }
+            event
+        };
+        let run = |keep_going: &mut dyn FnMut() -> bool| {
+            let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
+            for connection in 0..4 {
+                assert!(reconstructor.push(&half_sent(connection)).is_empty());
+            }
+            assert!(reconstructor.budget().used() > 0);
+            let out = reconstructor.finish_while(base.header.ts_ns, keep_going);
+            let used = reconstructor.budget().used();
+            (out, reconstructor.stats().clone(), used)
+        };
+        let (all, all_stats, _) = run(&mut || true);
+        assert_eq!(all.len(), 4, "{all:#?}");
+        assert_eq!(all_stats.connections_unflushed_at_stop, 0);
+        let mut asked = 0;
+        let (some, stats, used) = run(&mut || {
+            asked += 1;
+            asked <= 2
+        });
+        assert_eq!(some.len(), 2, "{some:#?}");
+        assert_eq!(stats.connections_unflushed_at_stop, 2, "{stats:?}");
+        // Asked once more, then never again.
+        assert_eq!(asked, 3);
+        assert_eq!(used, 0, "the connections left unparsed still hold memory");
+        for (flushed, whole) in some.iter().zip(&all) {
+            assert_eq!(format!("{:?}", flushed.kind), format!("{:?}", whole.kind));
+        }
     }
 }
