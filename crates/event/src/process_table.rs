@@ -39,6 +39,12 @@ pub const EXITED_KEPT: usize = 4096;
 /// it.
 pub const PROCESSES_KEPT: usize = 32_768;
 
+/// The room (entries plus free slots) below which the table is rebuilt to clear its
+/// tombstones (see [`ProcessTable::forget_least_recently_seen`]): at the bound the hash table
+/// has 65,536 slots and room for 57,344 entries, so 24,576 spare, and tombstones may take half
+/// of that (a rebuild of the ~30,000 entries every few hundred thousand processes).
+const REBUILD_BELOW_ROOM: usize = PROCESSES_KEPT + PROCESSES_KEPT * 3 / 8;
+
 /// Forgotten pids waiting for [`ProcessTable::take_forgotten`]; a table nobody drains (the
 /// collector's own) keeps only the latest ones.
 const FORGOTTEN_PENDING: usize = PROCESSES_KEPT / 5;
@@ -193,6 +199,13 @@ impl ProcessTable {
                 self.forgotten_pending.pop_front();
             }
             self.forgotten_pending.push_back(pid);
+        }
+        // A removal leaves a tombstone where a lookup may have probed past an entry, and the
+        // room it takes is not given back; a table kept at its bound collects them until the
+        // hash table, out of room, doubles (after about 15 bounds' worth of processes: 8 MB
+        // more at a moment nobody chose). Rebuilt before that, it keeps its size.
+        if self.processes.capacity() < REBUILD_BELOW_ROOM {
+            self.processes = std::mem::take(&mut self.processes).into_iter().collect();
         }
     }
 
@@ -369,5 +382,29 @@ mod tests {
         assert!(table.get(1000).is_none(), "the oldest idle one went first");
         assert!(table.get(1000 + offered - 1).is_some());
         assert!(!handed_out.contains(&1));
+    }
+
+    /// A node whose exits are lost keeps the table at its bound for good, forgetting a tenth
+    /// at a time. Removals leave tombstones where a lookup may have probed past; they used to
+    /// pile up until, after about 15 bounds' worth of processes, the hash table found no room
+    /// and doubled (8 MB more, at a moment nobody chose). The table keeps its size.
+    #[test]
+    fn a_table_churning_at_its_bound_never_grows() {
+        let mut table = ProcessTable::default();
+        for n in 0..PROCESSES_KEPT as u32 {
+            table.learn(1000 + n, 1, "worker");
+        }
+        let full = table.processes.capacity();
+        for n in PROCESSES_KEPT as u32..20 * PROCESSES_KEPT as u32 {
+            table.learn(1000 + n, 1, "worker");
+            table.take_forgotten();
+        }
+        assert!(table.len() <= PROCESSES_KEPT);
+        // `capacity` counts entries plus room left: a doubled table would hold about twice.
+        assert!(
+            table.processes.capacity() <= full,
+            "the table grew from room for {full} to {}",
+            table.processes.capacity()
+        );
     }
 }
