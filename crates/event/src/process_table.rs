@@ -10,6 +10,8 @@
 
 use std::collections::VecDeque;
 
+use agentscope_memory_budget::tombstone_sweep::TombstoneSweep;
+
 use crate::pid_keyed::PidMap;
 
 use crate::event::{Event, EventBody};
@@ -39,12 +41,6 @@ pub const EXITED_KEPT: usize = 4096;
 /// it.
 pub const PROCESSES_KEPT: usize = 32_768;
 
-/// The room (entries plus free slots) below which the table is rebuilt to clear its
-/// tombstones (see [`ProcessTable::forget_least_recently_seen`]): at the bound the hash table
-/// has 65,536 slots and room for 57,344 entries, so 24,576 spare, and tombstones may take half
-/// of that (a rebuild of the ~30,000 entries every few hundred thousand processes).
-const REBUILD_BELOW_ROOM: usize = PROCESSES_KEPT + PROCESSES_KEPT * 3 / 8;
-
 /// Forgotten pids waiting for [`ProcessTable::take_forgotten`]; a table nobody drains (the
 /// collector's own) keeps only the latest ones.
 const FORGOTTEN_PENDING: usize = PROCESSES_KEPT / 5;
@@ -67,6 +63,8 @@ pub struct ProcessTable {
     /// Processes forgotten to stay within [`PROCESSES_KEPT`].
     forgotten: u64,
     forgotten_pending: VecDeque<u32>,
+    /// Clears the tombstones of the forgotten (see [`TombstoneSweep`]).
+    sweep: TombstoneSweep,
 }
 
 impl ProcessTable {
@@ -200,13 +198,9 @@ impl ProcessTable {
             }
             self.forgotten_pending.push_back(pid);
         }
-        // A removal leaves a tombstone where a lookup may have probed past an entry, and the
-        // room it takes is not given back; a table kept at its bound collects them until the
-        // hash table, out of room, doubles (after about 15 bounds' worth of processes: 8 MB
-        // more at a moment nobody chose). Rebuilt before that, it keeps its size.
-        if self.processes.capacity() < REBUILD_BELOW_ROOM {
-            self.processes = std::mem::take(&mut self.processes).into_iter().collect();
-        }
+        // Kept at its bound, the table would otherwise double after about 15 bounds' worth
+        // of processes (see the sweep's module doc).
+        self.sweep.after_removals(&mut self.processes);
     }
 
     /// Updates the table from an event (fork, exec and exit change it).

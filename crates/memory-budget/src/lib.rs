@@ -27,6 +27,7 @@
 //! allocator or on time, so eviction happens at the same event in a live run and its replay.
 
 pub mod heap_counter;
+pub mod tombstone_sweep;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
+use crate::memory_budget::tombstone_sweep::TombstoneSweep;
 use crate::memory_budget::{MemoryBudget, Pressure};
 use crate::reconstruct::EventRange;
 
@@ -115,6 +116,10 @@ pub struct Graph {
     budget: Option<MemoryBudget>,
     /// Bytes nodes and edges are charged to `budget`.
     charged: usize,
+    /// Clear the tombstones evictions leave, so a graph kept at its limits does not double
+    /// its tables (see [`TombstoneSweep`]).
+    node_sweep: TombstoneSweep,
+    edge_sweep: TombstoneSweep,
 }
 
 /// Upper bound of a node's heap: its strings (the id twice, as key and field), map slots and
@@ -142,7 +147,15 @@ impl Graph {
             },
             budget: None,
             charged: 0,
+            node_sweep: TombstoneSweep::default(),
+            edge_sweep: TombstoneSweep::default(),
         }
+    }
+
+    /// After evictions or removals: see [`TombstoneSweep`].
+    fn sweep_tombstones(&mut self) {
+        self.node_sweep.after_removals(&mut self.nodes);
+        self.edge_sweep.after_removals(&mut self.edges);
     }
 
     /// Nodes and edges are charged to `budget` from now on.
@@ -307,6 +320,7 @@ impl Graph {
             }
             self.limits.evicted_edges += 1;
         }
+        self.sweep_tombstones();
     }
 
     fn evict_nodes(&mut self) {
@@ -342,6 +356,7 @@ impl Graph {
         });
         self.limits.evicted_edges += (before - self.edges.len()) as u64;
         self.release(freed);
+        self.sweep_tombstones();
     }
 
     /// Removes the agent nodes `agents` (the model shed those agents to make room) with what
@@ -380,6 +395,7 @@ impl Graph {
         });
         self.limits.evicted_edges += (before - self.edges.len()) as u64;
         self.release(freed);
+        self.sweep_tombstones();
     }
 
     /// The nodes no agent node reaches by following edges forward (agent → tool → what
@@ -462,6 +478,35 @@ mod tests {
         assert!(graph
             .edge(&a, "missing", EdgeKind::Accesses, 1, &[])
             .is_none());
+    }
+
+    /// A graph kept at its limits by evicting, for far longer than its limits: its tables
+    /// keep their room (without the sweep, the node table doubled here).
+    #[test]
+    fn a_graph_churning_at_its_limits_keeps_its_tables_size() {
+        let mut graph = Graph::new(1_024, 1_024);
+        let agent = graph.node(NodeKind::Agent, "agent:a".into(), "a", 0);
+        let mut room = None;
+        for i in 0..40 * 1_024u64 {
+            let id = graph.node(NodeKind::Data, format!("data:file:/f{i}"), "f", i);
+            graph.edge(&agent, &id, EdgeKind::Accesses, i, &[]);
+            // Just short of the limits, before any eviction: the tables as a clean growth
+            // left them.
+            if i == 1_000 {
+                room = Some((graph.nodes.capacity(), graph.edges.capacity()));
+            }
+        }
+        let (nodes, edges) = room.unwrap();
+        assert!(
+            graph.nodes.capacity() <= nodes,
+            "{nodes} -> {}",
+            graph.nodes.capacity()
+        );
+        assert!(
+            graph.edges.capacity() <= edges,
+            "{edges} -> {}",
+            graph.edges.capacity()
+        );
     }
 
     #[test]
