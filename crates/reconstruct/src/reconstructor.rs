@@ -679,6 +679,46 @@ mod tests {
         (out, reconstructor.stats().clone())
     }
 
+    /// The first data event going `direction` in `fixture` (its JSON lines) that `also`
+    /// accepts.
+    fn first_data_event(
+        fixture: &str,
+        direction: Direction,
+        also: impl Fn(&Event) -> bool,
+    ) -> Event {
+        events_from_json_lines(fixture)
+            .unwrap()
+            .into_iter()
+            .find(|e| {
+                matches!(&e.body, EventBody::Data { direction: d, .. } if *d == direction)
+                    && also(e)
+            })
+            .unwrap()
+    }
+
+    /// `base` (a data event) carrying `bytes` as one whole call of its own, `call_id`.
+    fn one_whole_call(base: &Event, call_id: u64, bytes: &[u8]) -> Event {
+        let mut event = base.clone();
+        if let EventBody::Data {
+            call_id: id,
+            data,
+            total_len,
+            offset,
+            seq,
+            last,
+            ..
+        } = &mut event.body
+        {
+            *id = call_id;
+            *data = bytes.to_vec();
+            *total_len = bytes.len() as u64;
+            *offset = 0;
+            *seq = 0;
+            *last = true;
+        }
+        event
+    }
+
     fn llm_calls(observations: &[Observation]) -> Vec<&crate::llm::LlmCall> {
         observations
             .iter()
@@ -978,22 +1018,14 @@ mod tests {
     /// first request: each is counted once, so the end is still recognised.
     #[test]
     fn pipe_end_is_decided_after_many_undecided_lines_in_separate_chunks() {
-        let base: Event = events_from_json_lines(include_str!(concat!(
-            env!("AGENTSCOPE_REPO"),
-            "/tests/fixtures/mcp/stdio-pipe-events.jsonl"
-        )))
-        .unwrap()
-        .into_iter()
-        .find(|e| {
-            matches!(
-                e.body,
-                EventBody::Data {
-                    direction: Direction::Ingress,
-                    ..
-                }
-            ) && e.header.pid == 18206
-        })
-        .unwrap();
+        let base = first_data_event(
+            include_str!(concat!(
+                env!("AGENTSCOPE_REPO"),
+                "/tests/fixtures/mcp/stdio-pipe-events.jsonl"
+            )),
+            Direction::Ingress,
+            |e| e.header.pid == 18206,
+        );
         let mut lines: Vec<String> = (0..10)
             .map(|id| format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n"))
             .collect();
@@ -1003,25 +1035,7 @@ mod tests {
         let mut reconstructor = Reconstructor::new(ReconstructOptions::default());
         let mut out = Vec::new();
         for (i, line) in lines.iter().enumerate() {
-            let mut event = base.clone();
-            if let EventBody::Data {
-                call_id,
-                data,
-                total_len,
-                offset,
-                seq,
-                last,
-                ..
-            } = &mut event.body
-            {
-                *call_id = i as u64 + 1;
-                *data = line.as_bytes().to_vec();
-                *total_len = data.len() as u64;
-                *offset = 0;
-                *seq = 0;
-                *last = true;
-            }
-            out.extend(reconstructor.push(&event));
+            out.extend(reconstructor.push(&one_whole_call(&base, i as u64 + 1, line.as_bytes())));
         }
         out.extend(reconstructor.finish(u64::MAX));
         let methods: Vec<_> = mcp_records(&out).into_iter().map(|r| r.3).collect();
@@ -1260,48 +1274,26 @@ mod tests {
     /// finish gives them.
     #[test]
     fn a_finish_that_runs_out_of_time_counts_the_connections_it_left_unparsed() {
-        let base = events_from_json_lines(include_str!(concat!(
-            env!("AGENTSCOPE_REPO"),
-            "/tests/fixtures/capture/python_chat_stream.jsonl"
-        )))
-        .unwrap()
-        .into_iter()
-        .find(|e| {
-            matches!(
-                e.body,
-                EventBody::Data {
-                    direction: Direction::Egress,
-                    ..
-                }
-            )
-        })
-        .unwrap();
+        let base = first_data_event(
+            include_str!(concat!(
+                env!("AGENTSCOPE_REPO"),
+                "/tests/fixtures/capture/python_chat_stream.jsonl"
+            )),
+            Direction::Egress,
+            |_| true,
+        );
         // Four uploads to an LLM API, each cut after its body's first bytes.
         let half_sent = |connection: u64| {
-            let mut event = base.clone();
-            if let EventBody::Data {
-                fd,
-                conn_id,
-                call_id,
-                data,
-                total_len,
-                offset,
-                seq,
-                last,
-                ..
-            } = &mut event.body
-            {
+            let mut event = one_whole_call(
+                &base,
+                connection + 1,
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n\
+                Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n\
+                {\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi",
+            );
+            if let EventBody::Data { fd, conn_id, .. } = &mut event.body {
                 *fd = 100 + connection as i32;
                 *conn_id = 0x1000 + connection;
-                *call_id = connection + 1;
-                *data = b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n\
-                    Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n\
-                    {\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi"
-                    .to_vec();
-                *total_len = data.len() as u64;
-                *offset = 0;
-                *seq = 0;
-                *last = true;
             }
             event
         };
