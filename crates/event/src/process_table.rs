@@ -252,6 +252,8 @@ impl ProcessTable {
                     if let Some(old) = self.exited.pop_front() {
                         if self.processes.get(&old).is_some_and(|p| p.info.exited) {
                             self.processes.remove(&old);
+                            // A busy node's exits churn the table as the bound does.
+                            self.sweep.after_removals(&mut self.processes);
                         }
                     }
                 }

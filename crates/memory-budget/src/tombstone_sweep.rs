@@ -6,7 +6,8 @@
 //! it has room for, it then doubles instead of cleaning up. That is memory no budget charged,
 //! at a moment nobody chose: the process table, at its bound of 32,768 on a node whose exits
 //! are lost, doubled after 14-15 bounds' worth of processes (about 8 MB more). Rebuilding a
-//! table once tombstones have taken half the free room a clean one would have keeps its size,
+//! table once tombstones have taken half the free room a clean one would have (and at least a
+//! sixteenth of its room, so a rebuild costs at most 16 moves per tombstone) keeps its size,
 //! for a pass over its entries every several batches of evictions.
 //!
 //! The tombstones are counted from what `HashMap::capacity` reports (entries plus the room
@@ -36,7 +37,9 @@ impl TombstoneSweep {
         }
         let tombstones = self.clean_room - room;
         let clean_free = self.clean_room.saturating_sub(map.len());
-        if tombstones * 2 < clean_free {
+        // Half the free room, and a sixteenth of the table at least: a table nearly full of
+        // entries would otherwise be rebuilt at every removal (it grows instead, as it must).
+        if tombstones * 2 < clean_free || tombstones * 16 < self.clean_room {
             return false;
         }
         *map = std::mem::take(map).into_iter().collect();
@@ -88,5 +91,32 @@ mod tests {
         assert!(rebuilds > 0);
         // Rebuilt every several batches of evictions, not after each.
         assert!(rebuilds < 40 * 10 / 3, "{rebuilds} rebuilds");
+    }
+
+    /// A table nearly full of entries, churning one at a time, is not rebuilt at every
+    /// removal: a rebuild waits for tombstones worth a sixteenth of its room.
+    #[test]
+    fn a_nearly_full_table_is_not_rebuilt_at_every_removal() {
+        let mut map: HashMap<u64, u64> = HashMap::with_capacity(4_000);
+        let mut key = 0;
+        while map.len() < map.capacity() {
+            map.insert(key, key);
+            key += 1;
+        }
+        let room = map.capacity() as u64;
+        let mut sweep = TombstoneSweep::default();
+        sweep.after_removals(&mut map);
+        let mut rebuilds = 0;
+        const CHURN: u64 = 10_000;
+        for _ in 0..CHURN {
+            map.remove(&(key - room));
+            rebuilds += u64::from(sweep.after_removals(&mut map));
+            map.insert(key, key);
+            key += 1;
+        }
+        assert!(
+            rebuilds <= CHURN * 16 / room + 1,
+            "{rebuilds} rebuilds of a table of {room}"
+        );
     }
 }
