@@ -26,14 +26,15 @@ impl McpOverHttp {
         Self::default()
     }
 
-    /// The records a JSON-RPC exchange completes, or `None` when it is not MCP.
+    /// The records a JSON-RPC exchange completes and the session's endpoint
+    /// ([`endpoint_url`]), or `None` when it is not MCP.
     fn records(
         &mut self,
         pid: u32,
         role: Role,
         exchange: &HttpExchange,
         request_json: &RequestJson<'_>,
-    ) -> Option<Vec<McpExchange>> {
+    ) -> Option<(Vec<McpExchange>, String)> {
         // Asked of the body read in place: most bodies are not JSON-RPC (LLM requests), and
         // only those that are become a `serde_json::Value` for the session.
         let is_rpc = request_json.borrowed().is_some_and(|v| {
@@ -47,8 +48,7 @@ impl McpOverHttp {
         if request.is_none() && exchange.request.header("mcp-session-id").is_none() {
             return None;
         }
-        let endpoint = endpoint_url(exchange);
-        let key = (pid, role, endpoint);
+        let key = (pid, role, endpoint_url(exchange));
         if !self.sessions.contains_key(&key) && self.sessions.len() >= MAX_MCP_SESSIONS {
             if let Some(oldest) = self
                 .sessions
@@ -60,6 +60,7 @@ impl McpOverHttp {
             }
         }
         let ts = exchange.request.ts_ns;
+        let endpoint = key.2.clone();
         let (session, used) = self
             .sessions
             .entry(key)
@@ -95,7 +96,7 @@ impl McpOverHttp {
                 }
             }
         }
-        Some(records)
+        Some((records, endpoint))
     }
 }
 
@@ -106,8 +107,8 @@ impl HttpInterpreter for McpOverHttp {
         request_json: &RequestJson<'_>,
         context: &ExchangeContext,
     ) -> Option<Vec<ObservationKind>> {
-        let records = self.records(context.pid, context.role, exchange, request_json)?;
-        let endpoint = endpoint_url(exchange);
+        let (records, endpoint) =
+            self.records(context.pid, context.role, exchange, request_json)?;
         Some(
             records
                 .into_iter()
