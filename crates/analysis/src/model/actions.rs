@@ -232,7 +232,12 @@ pub fn describe(observation: &Observation, processes: &ProcessTable) -> Option<T
             let (id, label) = nodes.remove(0);
             let mut t = Target::new("sql", NodeKind::Data, id, label, EdgeKind::Accesses);
             t.more_nodes = nodes;
-            let text: String = statement.text.chars().take(200).collect();
+            // The first 200 characters, sliced rather than collected one `char` at a time.
+            let text = statement
+                .text
+                .char_indices()
+                .nth(200)
+                .map_or(statement.text.as_str(), |(end, _)| &statement.text[..end]);
             t.summary = match &statement.error {
                 Some(error) => format!("{text} → {error}"),
                 None => format!(

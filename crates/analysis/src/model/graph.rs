@@ -195,30 +195,36 @@ impl Graph {
 
     /// Adds a node or refreshes its last-seen time; returns its id.
     pub fn node(&mut self, kind: NodeKind, id: String, label: &str, ts_ns: u64) -> String {
-        if !self.nodes.contains_key(&id) && self.nodes.len() >= self.limits.max_nodes {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.first_seen_ns = node.first_seen_ns.min(ts_ns);
+            node.last_seen_ns = node.last_seen_ns.max(ts_ns);
+            return id;
+        }
+        if self.nodes.len() >= self.limits.max_nodes {
             self.evict_nodes();
         }
-        if !self.nodes.contains_key(&id) {
-            let node = Node {
-                id: id.clone(),
-                kind,
-                label: label.to_string(),
-                attributes: BTreeMap::new(),
-                first_seen_ns: ts_ns,
-                last_seen_ns: ts_ns,
-            };
-            self.charge(node_bytes(&node));
-            self.nodes.insert(id.clone(), node);
-        }
-        let node = self.nodes.get_mut(&id).expect("inserted");
-        node.first_seen_ns = node.first_seen_ns.min(ts_ns);
-        node.last_seen_ns = node.last_seen_ns.max(ts_ns);
+        let node = Node {
+            id: id.clone(),
+            kind,
+            label: label.to_string(),
+            attributes: BTreeMap::new(),
+            first_seen_ns: ts_ns,
+            last_seen_ns: ts_ns,
+        };
+        self.charge(node_bytes(&node));
+        self.nodes.insert(id.clone(), node);
         id
     }
 
     pub fn set_attribute(&mut self, id: &str, key: &str, value: serde_json::Value) {
         if let Some(node) = self.nodes.get_mut(id) {
-            node.attributes.insert(key.to_string(), value);
+            // Most calls repeat what the node already has: no new key is allocated for those.
+            match node.attributes.get_mut(key) {
+                Some(held) => *held = value,
+                None => {
+                    node.attributes.insert(key.to_string(), value);
+                }
+            }
         }
     }
 
@@ -235,10 +241,12 @@ impl Graph {
             return None;
         }
         let key = (from.to_string(), to.to_string(), kind);
-        if !self.edges.contains_key(&key) && self.edges.len() >= self.limits.max_edges {
-            self.evict_edges();
-        }
-        if !self.edges.contains_key(&key) {
+        let edge = if self.edges.contains_key(&key) {
+            self.edges.get_mut(&key).expect("present")
+        } else {
+            if self.edges.len() >= self.limits.max_edges {
+                self.evict_edges();
+            }
             let edge = Edge {
                 from: from.to_string(),
                 to: to.to_string(),
@@ -255,9 +263,8 @@ impl Graph {
                 self.release(edge_bytes(&edge));
                 return None;
             }
-            self.edges.insert(key.clone(), edge);
-        }
-        let edge = self.edges.get_mut(&key).expect("inserted");
+            self.edges.entry(key).or_insert(edge)
+        };
         edge.count += 1;
         edge.first_seen_ns = edge.first_seen_ns.min(ts_ns);
         edge.last_seen_ns = edge.last_seen_ns.max(ts_ns);
