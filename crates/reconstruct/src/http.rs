@@ -174,7 +174,7 @@ impl HttpRequest {
 
     /// The body parsed as JSON, when it is JSON.
     pub fn json(&self) -> Option<serde_json::Value> {
-        serde_json::from_slice(&self.body).ok()
+        crate::json_read::parse(&self.body)
     }
 }
 
@@ -184,7 +184,7 @@ impl HttpResponse {
     }
 
     pub fn json(&self) -> Option<serde_json::Value> {
-        serde_json::from_slice(&self.body).ok()
+        crate::json_read::parse(&self.body)
     }
 }
 

@@ -43,7 +43,7 @@ impl<'a> RequestJson<'a> {
     /// The body read in place, `None` when it is not JSON.
     pub(crate) fn borrowed(&self) -> Option<&BorrowedJson<'a>> {
         self.borrowed
-            .get_or_init(|| serde_json::from_slice(self.body).ok())
+            .get_or_init(|| crate::json_read::parse(self.body))
             .as_ref()
     }
 

@@ -60,7 +60,7 @@ pub(super) fn read(response: Option<&HttpResponse>) -> ResponseBody<'_> {
             ResponseBody::Stream(ndjson(lines.iter().map(String::as_str)))
         }
         None => {
-            if let Ok(document) = serde_json::from_slice(&response.body) {
+            if let Some(document) = crate::json_read::parse(&response.body) {
                 return ResponseBody::Document(document);
             }
             let Ok(text) = std::str::from_utf8(&response.body) else {

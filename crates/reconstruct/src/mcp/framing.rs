@@ -163,6 +163,10 @@ pub(super) fn parse_line(line: &[u8]) -> Option<StdioFrame> {
     if text.is_empty() {
         return None;
     }
+    if let Some(value) = crate::json_read::parse::<Value>(text) {
+        return Some(StdioFrame::Message(value));
+    }
+    // Parsed again only to say why it is not JSON.
     Some(match serde_json::from_slice::<Value>(text) {
         Ok(value) => StdioFrame::Message(value),
         Err(err) => StdioFrame::Malformed {

@@ -51,7 +51,7 @@ impl PipeEnd {
             if *lines >= PIPE_DECIDE_LINES {
                 return Some(PipeEnd::Ignored);
             }
-            let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else {
+            let Some(message) = crate::json_read::parse::<serde_json::Value>(line) else {
                 continue;
             };
             *lines += 1;
