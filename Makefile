@@ -176,6 +176,7 @@ bench: setup
 	$(CARGO) bench --locked -p agentscope --bench live_throughput
 	$(CARGO) bench --locked -p agentscope --bench tls_probe_overhead
 	$(CARGO) bench --locked -p agentscope --bench socket_payload_overhead
+	$(CARGO) bench --locked -p agentscope --bench node_io_overhead
 	$(CARGO) bench --locked -p agentscope --bench enforce_connect
 	$(CARGO) bench --locked -p agentscope --bench collector_start
 	$(MAKE) bench-overhead
