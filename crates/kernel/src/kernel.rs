@@ -954,8 +954,31 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 pub(crate) fn load_error(program: &str, err: impl std::error::Error) -> CollectorError {
-    let text = error_chain(&err);
-    if is_permission_error(&text) {
+    load_error_of(program, &error_chain(&err))
+}
+
+/// Lines of a verifier log a refusal shows: its last ones say why.
+const VERIFIER_LOG_LINES_SHOWN: usize = 12;
+
+/// What `text`, the error loading or attaching `program`, tells the user. The verifier refuses a
+/// program with EACCES, the error a missing privilege gives too, but with its log: that is the
+/// kernel judging the program (the caller is root by then), so the message is the log's end,
+/// not advice to run as root.
+fn load_error_of(program: &str, text: &str) -> CollectorError {
+    if let Some((call, log)) = text.split_once("Verifier output:") {
+        let lines: Vec<&str> = log
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect();
+        let end = &lines[lines.len().saturating_sub(VERIFIER_LOG_LINES_SHOWN)..];
+        return CollectorError::Load(format!(
+            "{program}: the kernel's verifier refused it ({}); the end of its log:\n  {}",
+            call.trim().trim_end_matches('.'),
+            end.join("\n  ")
+        ));
+    }
+    if is_permission_error(text) {
         CollectorError::NotPrivileged
     } else {
         CollectorError::Load(format!("{program}: {text}"))
@@ -971,4 +994,60 @@ fn sum_left_out(values: &PerCpuValues<LeftOutBytes>) -> LeftOutBytes {
             on_request: sum.on_request.saturating_add(cpu.on_request),
             sampled_out: sum.sampled_out.saturating_add(cpu.sampled_out),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// aya's text for a program the verifier refused (`ProgramError::LoadError` and its
+    /// source, as `error_chain` joins them), from a real refusal of `sys_enter_read` on 6.18,
+    /// its log shortened.
+    const REFUSED: &str = "the BPF_PROG_LOAD syscall returned Permission denied (os error 13). \
+        Verifier output: 0: R1=ctx() R10=fp0\n\
+        1: (bf) r6 = r1                       ; R1=ctx() R6=ctx()\n\
+        2: (85) call bpf_get_current_pid_tgid#14      ; R0=scalar()\n\
+        3: (bf) r7 = r0                       ; R0=scalar(id=1) R7=scalar(id=1)\n\
+        4: (77) r7 >>= 32                     ; R7=scalar(smin=0,smax=umax=0xffffffff)\n\
+        5: (63) *(u32 *)(r10 -4) = r0         ; R0=scalar(id=1) R10=fp0\n\
+        6: (bf) r2 = r10                      ; R2=fp0 R10=fp0\n\
+        ; let mode: u16 = kernel_read(inode + config(config::OFF_INODE_MODE))?; @ fd_file.rs:90\n\
+        358: (63) *(u32 *)(r10 -8) = r2\n\
+        R2 !read_ok\n\
+        verification time 3029 usec\n\
+        stack depth 168+0\n\
+        processed 1396 insns (limit 1000000) max_states_per_insn 2 total_states 103\n\
+        : Permission denied (os error 13)";
+
+    #[test]
+    fn a_refusal_by_the_verifier_is_reported_with_its_log_not_as_missing_privilege() {
+        let CollectorError::Load(message) = load_error_of("sys_enter_read", REFUSED) else {
+            panic!("a verifier refusal was reported as something else");
+        };
+        assert!(message.starts_with("sys_enter_read: the kernel's verifier refused it"));
+        assert!(message.contains("R2 !read_ok"), "{message}");
+        assert!(
+            !message.contains("R1=ctx()"),
+            "only the log's end: {message}"
+        );
+        let lines = message.lines().count();
+        assert_eq!(lines, 1 + VERIFIER_LOG_LINES_SHOWN, "{message}");
+    }
+
+    #[test]
+    fn a_refusal_for_want_of_privilege_still_says_so() {
+        for text in [
+            "the BPF_PROG_LOAD syscall returned Operation not permitted (os error 1)",
+            "`perf_event_open` failed: Permission denied (os error 13)",
+        ] {
+            assert!(matches!(
+                load_error_of("sys_enter_read", text),
+                CollectorError::NotPrivileged
+            ));
+        }
+        assert!(matches!(
+            load_error_of("sys_enter_read", "No such file or directory (os error 2)"),
+            CollectorError::Load(_)
+        ));
+    }
 }
