@@ -404,12 +404,7 @@ fn print_program_runs(
 
 fn main() {
     // `cargo bench` passes `--bench`; this harness takes no arguments.
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "agent_overhead loads eBPF programs: run as root"
-    );
+    workload::require_root("agent_overhead");
     let rounds = env_number("OVERHEAD_ROUNDS", 5).max(1) as usize;
     let seconds = env_number("OVERHEAD_SECONDS", 3).max(1);
     let wanted: Vec<String> = std::env::var("OVERHEAD_AGENTS")

@@ -36,6 +36,7 @@ fn median_and_range(values: &mut [f64]) -> String {
 }
 
 fn main() {
+    workload::require_root("collector_start");
     // `cargo test --benches` runs this without `--bench`: one round, as a smoke test.
     let smoke = !std::env::args().any(|a| a == "--bench");
     let rounds: usize = if smoke {

@@ -66,12 +66,7 @@ fn policy(dir: &Path, name: &str, port: u16, mode: &str) -> String {
 const SOCK_ADDR_PROGRAM_TYPE: u32 = 18;
 
 fn bench(c: &mut Criterion) {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "enforce_connect loads eBPF programs: run as root"
-    );
+    workload::require_root("enforce_connect");
     let dir = tempfile::tempdir().unwrap();
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

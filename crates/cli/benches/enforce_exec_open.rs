@@ -79,12 +79,7 @@ fn policy(dir: &Path) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "enforce_exec_open loads eBPF programs: run as root"
-    );
+    workload::require_root("enforce_exec_open");
     let dir = tempfile::tempdir().unwrap();
     let policy = policy(dir.path());
     let mut idle = Command::new("sleep").arg("3600").spawn().unwrap();

@@ -15,10 +15,11 @@
 //! kernel's own accounting follows criterion's samples: one batch of `PROGRAM_BATCH` calls with
 //! `kernel.bpf_stats_enabled` on (only for that batch: the accounting itself costs each run
 //! two clock reads), and the programs that ran for them, with their runs and nanoseconds a
-//! call (every process's runs count: the hooks are global, so read it on a quiet machine). Needs root and gcc (`make setup`). Run:
-//! `cargo bench -p agentscope --bench node_io_overhead` (or `make bench`).
+//! call (every process's runs count: the hooks are global, so read it on a quiet machine).
+//!
+//! Needs root and gcc (`make setup`). Run: `cargo bench -p agentscope --bench
+//! node_io_overhead` (or `make bench`).
 
-use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -57,11 +58,11 @@ fn print_program_cost(collector: &Collector, setting: &str, call: &str, workload
     let mut parts = Vec::new();
     for (name, (runs, ns)) in &after {
         let (runs_before, ns_before) = before.get(name).copied().unwrap_or_default();
-        let runs = (runs - runs_before) as f64 / PROGRAM_BATCH as f64;
+        let runs = runs.saturating_sub(runs_before) as f64 / PROGRAM_BATCH as f64;
         if runs < 0.5 {
             continue;
         }
-        let ns = (ns - ns_before) as f64 / PROGRAM_BATCH as f64;
+        let ns = ns.saturating_sub(ns_before) as f64 / PROGRAM_BATCH as f64;
         total += ns;
         parts.push(format!("{name} {runs:.2}x {ns:.0} ns"));
     }
@@ -82,22 +83,9 @@ impl Drop for Sleeper {
 }
 
 fn bench(c: &mut Criterion) {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "node_io_overhead loads eBPF programs: run as root"
-    );
-    let repo = Path::new(env!("AGENTSCOPE_REPO"));
+    workload::require_root("node_io_overhead");
     let dir = tempfile::tempdir().unwrap();
-    let binary = dir.path().join("syscall_io_loop");
-    let built = Command::new("gcc")
-        .args(["-O2", "-o"])
-        .arg(&binary)
-        .arg(repo.join("tests/agents/syscall_io_loop.c"))
-        .status()
-        .expect("gcc (make setup installs it)");
-    assert!(built.success(), "building syscall_io_loop failed");
+    let binary = workload::build_c_loop("syscall_io_loop", dir.path());
     let mut loops: Vec<Loop> = CALLS
         .iter()
         .map(|call| Loop::start(Command::new(&binary).arg(call)))

@@ -11,7 +11,6 @@
 //! Needs root and gcc (`make setup`).
 //! Run: `cargo bench -p agentscope --bench socket_payload_overhead` (or `make bench`).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -33,22 +32,9 @@ fn measure(c: &mut Criterion, mode: &str, variant: &str, workload: &mut Loop) {
 const MODES: [&str; 3] = ["write", "writev", "sendmsg"];
 
 fn bench(c: &mut Criterion) {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "socket_payload_overhead loads eBPF programs: run as root"
-    );
-    let repo = Path::new(env!("AGENTSCOPE_REPO"));
+    workload::require_root("socket_payload_overhead");
     let dir = tempfile::tempdir().unwrap();
-    let binary = dir.path().join("socket_io_loop");
-    let built = Command::new("gcc")
-        .args(["-O2", "-o"])
-        .arg(&binary)
-        .arg(repo.join("tests/agents/socket_io_loop.c"))
-        .status()
-        .expect("gcc (make setup installs it)");
-    assert!(built.success(), "building socket_io_loop failed");
+    let binary = workload::build_c_loop("socket_io_loop", dir.path());
     let mut loops: Vec<Loop> = MODES
         .iter()
         .map(|m| Loop::start(Command::new(&binary).arg(m)))

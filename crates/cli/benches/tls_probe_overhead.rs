@@ -63,12 +63,7 @@ fn bun_binary() -> std::path::PathBuf {
 }
 
 fn bench(c: &mut Criterion) {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "tls_probe_overhead loads eBPF programs: run as root"
-    );
+    workload::require_root("tls_probe_overhead");
     let repo = Path::new(env!("AGENTSCOPE_REPO"));
     let dir = tempfile::tempdir().unwrap();
     let built = Command::new("go")

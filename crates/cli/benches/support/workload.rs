@@ -4,8 +4,36 @@
 //! socket_payload_overhead, enforce_connect, agent_overhead).
 
 use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
+
+/// Stops the bench unless it runs as root: it loads the collector's kernel programs.
+pub fn require_root(bench: &str) {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "{bench} loads eBPF programs: run as root"
+    );
+}
+
+/// Builds the C workload `tests/agents/{name}.c` (gcc -O2) into `dir`; returns its path.
+// socket_payload_overhead and node_io_overhead run C loops; the other benches include this
+// module too.
+#[allow(dead_code)]
+pub fn build_c_loop(name: &str, dir: &Path) -> PathBuf {
+    let binary = dir.join(name);
+    let source = Path::new(env!("AGENTSCOPE_REPO")).join(format!("tests/agents/{name}.c"));
+    let built = Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .expect("gcc (make setup installs it)");
+    assert!(built.success(), "building {} failed", source.display());
+    binary
+}
 
 /// A workload process that runs round trips on request.
 pub struct Loop {
