@@ -286,8 +286,7 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
                 let item = items
                     .entry(index)
                     .or_insert_with(|| serde_json::json!({"type": "message"}));
-                let text = format!("{}{delta}", content_text_of(item));
-                set_text(item, text);
+                append_text(item, delta);
             }
             "response.output_text.done" => {
                 if let Some(text) = event.get("text").and_then(Value::as_str) {
@@ -303,11 +302,7 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
                     .entry(index)
                     .or_insert_with(|| serde_json::json!({"type": "function_call"}));
                 let field = arguments_field(item);
-                let grown = format!(
-                    "{}{delta}",
-                    item.get(field).and_then(Value::as_str).unwrap_or("")
-                );
-                set_field(item, field, Value::String(grown));
+                append_field(item, field, delta);
             }
             "response.function_call_arguments.done" | "response.custom_tool_call_input.done" => {
                 let item = items
@@ -362,6 +357,35 @@ fn content_text_of(item: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// Adds a delta to an item's text. Written in place once the item's content is the one text
+/// part deltas leave: rebuilding the whole text for each delta was quadratic in its length (a
+/// long answer streams thousands of deltas; a hostile one, a 32 MiB body of one-byte deltas).
+fn append_text(item: &mut Value, delta: &str) {
+    if let Some(Value::String(text)) = item
+        .get_mut("content")
+        .and_then(Value::as_array_mut)
+        .filter(|parts| parts.len() == 1)
+        .and_then(|parts| parts.first_mut())
+        .filter(|part| part.get("type").and_then(Value::as_str) == Some("output_text"))
+        .and_then(|part| part.get_mut("text"))
+    {
+        text.push_str(delta);
+        return;
+    }
+    let text = format!("{}{delta}", content_text_of(item));
+    set_text(item, text);
+}
+
+/// Adds a delta to an item's string `field` in place; a field that is not a string yet
+/// becomes the delta (as the arguments of an item announced without them).
+fn append_field(item: &mut Value, field: &str, delta: &str) {
+    if let Some(Value::String(grown)) = item.get_mut(field) {
+        grown.push_str(delta);
+        return;
+    }
+    set_field(item, field, Value::String(delta.to_string()));
+}
+
 fn set_text(item: &mut Value, text: String) {
     set_field(
         item,
@@ -380,7 +404,9 @@ fn set_field(item: &mut Value, field: &str, value: Value) {
 mod tests {
     use serde_json::json;
 
-    use super::super::fixture_exchange::{exchange, fixture, stream_len, truncate_stream};
+    use super::super::fixture_exchange::{
+        exchange, fixture, set_response_body, stream_len, truncate_stream,
+    };
     use super::super::recognise;
     use super::*;
 
@@ -513,6 +539,72 @@ mod tests {
         );
         assert_eq!(call.response_id.as_deref(), Some("resp_1234xyz"));
         assert!(call.streamed && !call.partial);
+    }
+
+    /// Deltas are joined in order into the item they name, however many: a message's text
+    /// announced with an empty part (and the part's other fields), a function call's arguments.
+    #[test]
+    fn thousands_of_deltas_join_into_their_items() {
+        let mut body = String::new();
+        let mut event = |kind: &str, data: serde_json::Value| {
+            body.push_str(&format!("event: {kind}\ndata: {data}\n\n"));
+        };
+        event(
+            "response.created",
+            json!({"type":"response.created","response":{"id":"resp_d","model":"gpt-4.1","output":[]}}),
+        );
+        event(
+            "response.output_item.added",
+            json!({"type":"response.output_item.added","output_index":0,
+            "item":{"type":"message","id":"msg_1","content":[{"type":"output_text","text":"","annotations":[]}]}}),
+        );
+        let mut text = String::new();
+        for i in 0..2000 {
+            let delta = format!("w{i} ");
+            text.push_str(&delta);
+            event(
+                "response.output_text.delta",
+                json!({"type":"response.output_text.delta","output_index":0,"delta":delta}),
+            );
+        }
+        event(
+            "response.output_item.added",
+            json!({"type":"response.output_item.added","output_index":1,
+            "item":{"type":"function_call","id":"fc_1","call_id":"call_1","name":"read_file","arguments":""}}),
+        );
+        let mut arguments = String::from("{\"paths\": [");
+        event(
+            "response.function_call_arguments.delta",
+            json!({"type":"response.function_call_arguments.delta","output_index":1,"delta":arguments.clone()}),
+        );
+        for i in 0..2000 {
+            let delta = format!("{}\"/f{i}\"", if i == 0 { "" } else { "," });
+            arguments.push_str(&delta);
+            event(
+                "response.function_call_arguments.delta",
+                json!({"type":"response.function_call_arguments.delta","output_index":1,"delta":delta}),
+            );
+        }
+        arguments.push_str("]}");
+        event(
+            "response.function_call_arguments.delta",
+            json!({"type":"response.function_call_arguments.delta","output_index":1,"delta":"]}"}),
+        );
+        event(
+            "response.completed",
+            json!({"type":"response.completed","response":{"id":"resp_d","model":"gpt-4.1","status":"completed","output":[]}}),
+        );
+        let mut ex = fixture("openai_responses/tools_stream");
+        set_response_body(&mut ex, body.as_bytes());
+        let call = recognise(&ex).unwrap();
+        assert_eq!(call.output_text.as_deref(), Some(text.as_str()));
+        assert_eq!(call.tool_calls.len(), 1);
+        assert_eq!(call.tool_calls[0].id.as_deref(), Some("call_1"));
+        assert_eq!(
+            call.tool_calls[0].arguments,
+            serde_json::from_str::<serde_json::Value>(&arguments).unwrap()
+        );
+        assert!(!call.partial);
     }
 
     #[test]
