@@ -1,5 +1,9 @@
 //! Cost of LLM call recognition per HTTP exchange: non-LLM traffic (which must stay cheap),
-//! recorded streamed tool-call exchanges, and an agent-sized request (256 KiB conversation).
+//! recorded streamed tool-call exchanges, an agent-sized request (256 KiB conversation), and a
+//! hostile stream of one tool call per chunk (tests/agents/hostile.py `huge-tool-call`, as many
+//! as a 2 MiB body holds: the largest message a 64 MiB budget lets through), and a Responses API
+//! answer streamed in 20,000 small text deltas (a long answer; each delta once rebuilt the
+//! whole text).
 //! Run: `cargo bench -p agentscope-reconstruct --bench llm_recognise`.
 
 use std::path::PathBuf;
@@ -95,6 +99,80 @@ fn big_conversation() -> HttpExchange {
     )
 }
 
+/// A streamed chat completion of `calls` tool calls, one a chunk, each with its own index and
+/// id (the shape of tests/agents/hostile.py `huge-tool-call`).
+fn many_tool_calls(calls: usize) -> HttpExchange {
+    let mut events: Vec<SseEvent> = (0..calls)
+        .map(|i| SseEvent {
+            event: None,
+            data: serde_json::json!({
+                "id": "chatcmpl-huge", "object": "chat.completion.chunk", "model": "gpt-4o",
+                "choices": [{"index": 0, "delta": {"tool_calls": [{
+                    "index": i, "id": format!("call_{i}"), "type": "function",
+                    "function": {"name": format!("tool_{}", i % 97), "arguments": "{}"}}]}}]
+            })
+            .to_string(),
+            id: None,
+        })
+        .collect();
+    events.push(SseEvent {
+        event: None,
+        data: "[DONE]".to_string(),
+        id: None,
+    });
+    let request = serde_json::json!({"model": "gpt-4o", "stream": true,
+        "messages": [{"role": "user", "content": "call every tool"}]})
+    .to_string();
+    let mut ex = exchange(
+        "POST",
+        "/v1/chat/completions",
+        request.into_bytes(),
+        Vec::new(),
+    );
+    ex.response.as_mut().unwrap().stream = Some(StreamedBody::Sse(events));
+    ex
+}
+
+/// A Responses API stream of one message whose text comes in `deltas` deltas of a word each.
+fn many_text_deltas(deltas: usize) -> HttpExchange {
+    let event = |kind: &str, data: serde_json::Value| SseEvent {
+        event: Some(kind.to_string()),
+        data: data.to_string(),
+        id: None,
+    };
+    let mut events = vec![
+        event(
+            "response.created",
+            serde_json::json!({"type": "response.created",
+                "response": {"id": "resp_long", "model": "gpt-4.1", "output": []}}),
+        ),
+        event(
+            "response.output_item.added",
+            serde_json::json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "message", "id": "msg_1",
+                    "content": [{"type": "output_text", "text": "", "annotations": []}]}}),
+        ),
+    ];
+    for i in 0..deltas {
+        events.push(event(
+            "response.output_text.delta",
+            serde_json::json!({"type": "response.output_text.delta", "output_index": 0,
+                "delta": format!("word{i} ")}),
+        ));
+    }
+    events.push(event(
+        "response.completed",
+        serde_json::json!({"type": "response.completed",
+            "response": {"id": "resp_long", "model": "gpt-4.1", "status": "completed", "output": []}}),
+    ));
+    let request =
+        serde_json::json!({"model": "gpt-4.1", "stream": true, "input": "write at length"})
+            .to_string();
+    let mut ex = exchange("POST", "/v1/responses", request.into_bytes(), Vec::new());
+    ex.response.as_mut().unwrap().stream = Some(StreamedBody::Sse(events));
+    ex
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("llm_recognise");
     group.throughput(Throughput::Elements(1));
@@ -126,6 +204,16 @@ fn bench(c: &mut Criterion) {
     let responses = sse_fixture("openai_responses/tools_stream", "/v1/responses");
     group.bench_function("openai_responses_stream_function_calls", |b| {
         b.iter(|| recognise(black_box(&responses)))
+    });
+
+    let hostile = many_tool_calls(9_000);
+    group.bench_function("openai_chat_stream_9000_tool_calls", |b| {
+        b.iter(|| recognise(black_box(&hostile)))
+    });
+
+    let long_answer = many_text_deltas(20_000);
+    group.bench_function("openai_responses_stream_20000_text_deltas", |b| {
+        b.iter(|| recognise(black_box(&long_answer)))
     });
 
     let big = big_conversation();
