@@ -407,6 +407,19 @@ mod tests {
     const SYSTEM: &str = "You are a careful test agent. Use the tools you are given.";
     const USER: &str = "Read /etc/hostname and list /tmp, please.";
 
+    /// The recorded tool-call exchange with its response replaced by a stream of `chunks`
+    /// (then `[DONE]`), recognised.
+    fn recognise_chunks(chunks: &[serde_json::Value]) -> LlmCall {
+        let mut body = String::new();
+        for chunk in chunks {
+            body.push_str(&format!("data: {chunk}\n\n"));
+        }
+        body.push_str("data: [DONE]\n\n");
+        let mut ex = fixture("openai_chat/tools_stream");
+        set_response_body(&mut ex, body.as_bytes());
+        recognise(&ex).unwrap()
+    }
+
     fn offered_names(call: &LlmCall) -> Vec<&str> {
         call.tools_offered.iter().map(|t| t.name.as_str()).collect()
     }
@@ -482,14 +495,7 @@ mod tests {
             json!({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"2]"}}]}}]}),
             json!({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}),
         ];
-        let mut body = String::new();
-        for chunk in &chunks {
-            body.push_str(&format!("data: {chunk}\n\n"));
-        }
-        body.push_str("data: [DONE]\n\n");
-        let mut ex = fixture("openai_chat/tools_stream");
-        set_response_body(&mut ex, body.as_bytes());
-        let call = recognise(&ex).unwrap();
+        let call = recognise_chunks(&chunks);
         assert_eq!(
             call.tool_calls,
             [
@@ -531,14 +537,7 @@ mod tests {
             ),
             fragment(0, json!({"index":5,"id":"b","function":{"arguments":"]"}})),
         ];
-        let mut body = String::new();
-        for chunk in &chunks {
-            body.push_str(&format!("data: {chunk}\n\n"));
-        }
-        body.push_str("data: [DONE]\n\n");
-        let mut ex = fixture("openai_chat/tools_stream");
-        set_response_body(&mut ex, body.as_bytes());
-        let call = recognise(&ex).unwrap();
+        let call = recognise_chunks(&chunks);
         let calls: Vec<(Option<&str>, &str, &serde_json::Value)> = call
             .tool_calls
             .iter()
@@ -558,16 +557,13 @@ mod tests {
     /// call is its own, in order (what this costs: the `llm_recognise` bench).
     #[test]
     fn thousands_of_calls_one_a_chunk_are_each_kept_in_order() {
-        let mut body = String::new();
-        for i in 0..3000 {
-            let chunk = json!({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[
-                {"index":i,"id":format!("call_{i}"),"function":{"name":format!("tool_{}", i % 97),"arguments":"{}"}}]}}]});
-            body.push_str(&format!("data: {chunk}\n\n"));
-        }
-        body.push_str("data: [DONE]\n\n");
-        let mut ex = fixture("openai_chat/tools_stream");
-        set_response_body(&mut ex, body.as_bytes());
-        let call = recognise(&ex).unwrap();
+        let chunks: Vec<serde_json::Value> = (0..3000)
+            .map(|i| {
+                json!({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[
+                    {"index":i,"id":format!("call_{i}"),"function":{"name":format!("tool_{}", i % 97),"arguments":"{}"}}]}}]})
+            })
+            .collect();
+        let call = recognise_chunks(&chunks);
         assert_eq!(call.tool_calls.len(), 3000);
         for (i, tool) in call.tool_calls.iter().enumerate() {
             assert_eq!(tool.id.as_deref(), Some(format!("call_{i}").as_str()));
