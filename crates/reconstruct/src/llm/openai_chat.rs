@@ -237,8 +237,9 @@ struct FragmentedCall {
 #[derive(Default)]
 struct FragmentedCalls {
     calls: Vec<FragmentedCall>,
-    /// By id: for each choice, the first call that began with it.
-    by_id: HashMap<String, Vec<(u64, usize)>>,
+    /// By choice, then id: the first call that began with them (choice first, so a fragment is
+    /// looked up by its id without a key built for it).
+    by_id: HashMap<u64, HashMap<String, usize>>,
     /// By choice and index: the last call that began with them.
     by_index: HashMap<(u64, Option<u64>), usize>,
 }
@@ -248,12 +249,7 @@ impl FragmentedCalls {
     /// else the last of its choice with its index.
     fn find(&self, choice: u64, index: Option<u64>, id: Option<&str>) -> Option<usize> {
         match id {
-            Some(id) => self
-                .by_id
-                .get(id)?
-                .iter()
-                .find(|(c, _)| *c == choice)
-                .map(|(_, slot)| *slot),
+            Some(id) => self.by_id.get(&choice)?.get(id).copied(),
             None => self.by_index.get(&(choice, index)).copied(),
         }
     }
@@ -268,10 +264,11 @@ impl FragmentedCalls {
         });
         self.by_index.insert((choice, index), slot);
         if let Some(id) = id {
-            let firsts = self.by_id.entry(id.to_string()).or_default();
-            if !firsts.iter().any(|(c, _)| *c == choice) {
-                firsts.push((choice, slot));
-            }
+            self.by_id
+                .entry(choice)
+                .or_default()
+                .entry(id.to_string())
+                .or_insert(slot);
         }
         slot
     }
