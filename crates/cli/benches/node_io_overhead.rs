@@ -21,7 +21,6 @@
 //! node_io_overhead` (or `make bench`).
 
 use std::process::{Child, Command};
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -38,12 +37,7 @@ const CALLS: [&str; 2] = ["read", "write"];
 const PROGRAM_BATCH: u64 = 1_000_000;
 
 fn measure(c: &mut Criterion, setting: &str, call: &str, workload: &mut Loop) {
-    let mut group = c.benchmark_group(format!("node_io/{call}"));
-    group
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(5));
-    group.bench_function(setting, |b| b.iter_custom(|n| workload.run(n)));
-    group.finish();
+    workload.measure(c, &format!("node_io/{call}"), setting, 30, 5);
 }
 
 /// Prints which of `collector`'s programs ran for a batch of the loop's calls, and their

@@ -12,7 +12,6 @@
 //! Run: `cargo bench -p agentscope --bench socket_payload_overhead` (or `make bench`).
 
 use std::process::Command;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -21,12 +20,7 @@ mod workload;
 use workload::{Collector, Loop};
 
 fn measure(c: &mut Criterion, mode: &str, variant: &str, workload: &mut Loop) {
-    let mut group = c.benchmark_group(format!("socket_round_trip/{mode}"));
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(6));
-    group.bench_function(variant, |b| b.iter_custom(|n| workload.run(n)));
-    group.finish();
+    workload.measure(c, &format!("socket_round_trip/{mode}"), variant, 20, 6);
 }
 
 const MODES: [&str; 3] = ["write", "writev", "sendmsg"];

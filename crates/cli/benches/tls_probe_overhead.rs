@@ -27,7 +27,6 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -36,12 +35,7 @@ mod workload;
 use workload::{Collector, Loop};
 
 fn measure(c: &mut Criterion, name: &str, variant: &str, workload: &mut Loop) {
-    let mut group = c.benchmark_group(format!("tls_round_trip/{name}"));
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(8));
-    group.bench_function(variant, |b| b.iter_custom(|n| workload.run(n)));
-    group.finish();
+    workload.measure(c, &format!("tls_round_trip/{name}"), variant, 20, 8);
 }
 
 /// The plain Bun `make setup` installs from npm.

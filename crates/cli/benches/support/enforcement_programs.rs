@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use criterion::Criterion;
 
@@ -42,12 +41,7 @@ pub fn promoted_policy(dir: &Path, name: &str, spec: &str, modes: &[&str]) -> St
 /// One criterion group `group`, one function `variant`: `workload`'s round trips, timed by the
 /// workload itself.
 pub fn measure(c: &mut Criterion, group: &str, variant: &str, workload: &mut Loop) {
-    let mut group = c.benchmark_group(group);
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(5));
-    group.bench_function(variant, |b| b.iter_custom(|n| workload.run(n)));
-    group.finish();
+    workload.measure(c, group, variant, 20, 5);
 }
 
 /// Prints what the kernel counted between two `program_stats::program_runs` readings.

@@ -94,6 +94,26 @@ impl Loop {
         assert_eq!(line.trim(), "ready", "the workload loop did not reconnect");
     }
 
+    /// One criterion function `variant` in group `group`: the loop's round trips, timed by
+    /// the loop itself, `samples` samples over about `seconds`.
+    // agent_overhead and collector_start time their own windows.
+    #[allow(dead_code)]
+    pub fn measure(
+        &mut self,
+        c: &mut criterion::Criterion,
+        group: &str,
+        variant: &str,
+        samples: usize,
+        seconds: u64,
+    ) {
+        let mut group = c.benchmark_group(group);
+        group
+            .sample_size(samples)
+            .measurement_time(Duration::from_secs(seconds));
+        group.bench_function(variant, |b| b.iter_custom(|n| self.run(n)));
+        group.finish();
+    }
+
     /// Runs `n` round trips; the time the loop itself measured.
     pub fn run(&mut self, n: u64) -> Duration {
         writeln!(self.stdin, "{n}").unwrap();
