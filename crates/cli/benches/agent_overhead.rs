@@ -374,20 +374,7 @@ fn print_program_runs(
     before: &std::collections::BTreeMap<String, (u64, u64)>,
     after: &std::collections::BTreeMap<String, (u64, u64)>,
 ) -> f64 {
-    let n = agent.requests as f64;
-    let mut ran: Vec<(&str, f64, f64)> = after
-        .iter()
-        .filter_map(|(name, &(runs, ns))| {
-            let (runs_before, ns_before) = before.get(name).copied().unwrap_or((0, 0));
-            (runs > runs_before).then(|| {
-                (
-                    name.as_str(),
-                    (runs - runs_before) as f64 / n,
-                    (ns - ns_before) as f64 / n,
-                )
-            })
-        })
-        .collect();
+    let mut ran = program_stats::per_call(before, after, agent.requests);
     ran.sort_by(|a, b| b.2.total_cmp(&a.2));
     let total: f64 = ran.iter().map(|r| r.2).sum();
     println!(

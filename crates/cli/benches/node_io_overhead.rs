@@ -50,13 +50,10 @@ fn print_program_cost(collector: &Collector, setting: &str, call: &str, workload
     drop(stats);
     let mut total = 0.0;
     let mut parts = Vec::new();
-    for (name, (runs, ns)) in &after {
-        let (runs_before, ns_before) = before.get(name).copied().unwrap_or_default();
-        let runs = runs.saturating_sub(runs_before) as f64 / PROGRAM_BATCH as f64;
+    for (name, runs, ns) in program_stats::per_call(&before, &after, PROGRAM_BATCH) {
         if runs < 0.5 {
             continue;
         }
-        let ns = ns.saturating_sub(ns_before) as f64 / PROGRAM_BATCH as f64;
         total += ns;
         parts.push(format!("{name} {runs:.2}x {ns:.0} ns"));
     }

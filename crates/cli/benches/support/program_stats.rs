@@ -77,3 +77,28 @@ pub fn runs_by_program(collector: u32) -> BTreeMap<String, (u64, u64)> {
     }
     by_name
 }
+
+/// Each program that ran between two [`runs_by_program`] readings, by name: its runs and
+/// nanoseconds per `calls` (a request, a syscall: whatever the bench counted).
+// The enforcement benches sum the programs they are about ([`program_runs`]).
+#[allow(dead_code)]
+pub fn per_call(
+    before: &BTreeMap<String, (u64, u64)>,
+    after: &BTreeMap<String, (u64, u64)>,
+    calls: u64,
+) -> Vec<(String, f64, f64)> {
+    let calls = calls as f64;
+    after
+        .iter()
+        .filter_map(|(name, &(runs, ns))| {
+            let (runs_before, ns_before) = before.get(name).copied().unwrap_or_default();
+            (runs > runs_before).then(|| {
+                (
+                    name.clone(),
+                    (runs - runs_before) as f64 / calls,
+                    ns.saturating_sub(ns_before) as f64 / calls,
+                )
+            })
+        })
+        .collect()
+}
