@@ -73,8 +73,10 @@ clippy: setup
 	time AYA_BUILD_SKIP=1 $(CARGO) clippy --locked --workspace --exclude agentscope-collector-ebpf --all-targets -- -D warnings
 
 # Privileged end-to-end tests against the real kernel, the test agents and the real coding agents,
-# and the identity tests against the Kubernetes API-server double. Every end-to-end file is in
-# exactly one of two lists (scripts/check-e2e-lists.sh fails CI otherwise):
+# and the identity tests against the Kubernetes API-server double. The files of tests/ are the
+# modules of one test binary, `e2e` (tests/e2e.rs says why), each run in a process of its own by
+# its module filter. Every end-to-end file is in exactly one of two lists
+# (scripts/check-e2e-lists.sh fails CI otherwise):
 #
 # E2E_ALONE: files that need the node to themselves: they flood it (hostile_node), measure the
 #   collector's stop time or memory (collector_stop, memory_budget), count the kernel's drops
@@ -132,12 +134,15 @@ E2E_SHARED := detection_scenarios \
 
 E2E_TESTS := $(E2E_ALONE) $(E2E_SHARED)
 
-# `make test-e2e` runs every file one at a time in one cargo run (simple, slower); `make test`
-# runs them as scripts/e2e-beside-clippy.sh says. --no-fail-fast: one failing file does not
-# hide the others' results. `--workspace`, as in test-unit: `-p agentscope` unifies dependency
-# features differently and rebuilt every workspace crate.
+# `make test-e2e` runs every file one at a time, each in a cargo run of its own (simple, slower);
+# `make test` runs them as scripts/e2e-beside-clippy.sh says. One failing file does not stop the
+# others. `--workspace`, as in test-unit: `-p agentscope` unifies dependency features
+# differently and rebuilt every workspace crate.
 test-e2e: setup
-	time $(CARGO) test --locked --no-fail-fast --workspace --exclude agentscope-collector-ebpf $(E2E_TESTS:%=--test %) -- --test-threads=1
+	@status=0; for name in $(E2E_TESTS); do \
+		echo "test-e2e: $$name"; \
+		time $(CARGO) test --locked --workspace --exclude agentscope-collector-ebpf --test e2e -- --test-threads=1 "$$name::" || { status=1; echo "test-e2e: $$name FAILED"; }; \
+	done; exit $$status
 
 # `make test` builds every test in one cargo run, then runs the end-to-end files while clippy,
 # then the unit tests and the unprivileged integration tests, run beside them: the files keep

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # The privileged end-to-end tests, with clippy's check pass running beside them.
 #
+# The end-to-end files are the modules of one test binary (tests/e2e.rs says why); each runs in a
+# process of its own, selected by its module filter (`e2e --test-threads=1 NAME::`). Before any
+# runs, the binary's test list is checked: each filter must select at least one test and only
+# tests of its own module (a filter `x::` also matches `y::x::z`), so no file runs nothing or
+# another file's tests.
+#
 # Why: the end-to-end files keep about one of the machine's two cores busy, mostly waiting on
 # agents, databases and the kernel; clippy's check pass is CPU work that shares nothing with the
 # test build (check-mode artifacts). `cargo test` holds the target directory's lock until its
@@ -72,8 +78,8 @@ target_dir=$("$CARGO" metadata --format-version 1 --no-deps | python3 -c 'import
 work="$target_dir/e2e-beside-clippy"
 mkdir -p "$work"
 
-test_args=()
-for name in "${all[@]}" "${beside[@]}"; do test_args+=(--test "$name"); done
+test_args=(--test e2e)
+for name in "${beside[@]}"; do test_args+=(--test "$name"); done
 [ "$unit" -eq 0 ] || test_args+=(--lib --bins)
 
 echo "e2e: building the test binaries"
@@ -82,15 +88,13 @@ time "$CARGO" test --locked --no-run --workspace --exclude agentscope-collector-
   echo "e2e: building the tests failed" >&2
   exit 1
 }
-# One pass over the build's messages: the executable of each end-to-end file asked (printed,
-# in the order asked), and what runs beside, after clippy (written to beside.list as
+# One pass over the build's messages: the executable of the end-to-end tests (printed), and
+# what runs beside, after clippy (written to beside.list as
 # "DIRECTORY<TAB>EXECUTABLE", the directory of its package, where `cargo test` runs it): each
 # unit-test binary (a crate's lib or bin built as a test), then each --beside file.
-mapfile -t binaries < <(python3 - "$work/build.json" "$work/beside.list" "$unit" "${#beside[@]}" \
-  "${beside[@]}" "${all[@]}" <<'PY'
+e2e_binary=$(python3 - "$work/build.json" "$work/beside.list" "$unit" "${beside[@]}" <<'PY'
 import json, os, sys
-path, beside_list, unit, count = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
-beside, e2e = sys.argv[5:5 + count], sys.argv[5 + count:]
+path, beside_list, unit, beside = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4:]
 units, files = [], {}
 for line in open(path):
     try:
@@ -107,19 +111,29 @@ for line in open(path):
         units.append(entry)
 if unit and not units:
     sys.exit("e2e: --unit, but the build made no unit-test binary")
-missing = [name for name in beside + e2e if name not in files]
+missing = [name for name in beside + ["e2e"] if name not in files]
 if missing:
     sys.exit(f"e2e: no test binary for {' '.join(missing)}")
 with open(beside_list, "w") as out:
     for directory, executable in sorted(units, key=lambda entry: entry[1]) + [files[n] for n in beside]:
         out.write(f"{directory}\t{executable}\n")
-for name in e2e:
-    print(files[name][1])
+print(files["e2e"][1])
 PY
 ) || exit 1
-[ ${#binaries[@]} -eq ${#all[@]} ] || { echo "e2e: expected ${#all[@]} test binaries, found ${#binaries[@]}" >&2; exit 1; }
-declare -A binary_of
-for i in "${!all[@]}"; do binary_of[${all[$i]}]=${binaries[$i]}; done
+# Each file's filter selects its own module's tests, and at least one.
+"$e2e_binary" --list >"$work/e2e.list" 2>/dev/null || { echo "e2e: listing the end-to-end tests failed" >&2; exit 1; }
+python3 - "$work/e2e.list" "${all[@]}" <<'PY' || exit 1
+import sys
+tests = [line[:-len(": test")] for line in open(sys.argv[1]).read().splitlines() if line.endswith(": test")]
+wrong = []
+for name in sys.argv[2:]:
+    selected = [t for t in tests if f"{name}::" in t]
+    if not selected:
+        wrong.append(f"{name}:: selects no test")
+    wrong += [f"{name}:: also selects {t}" for t in selected if not t.startswith(f"{name}::")]
+if wrong:
+    sys.exit("e2e: " + "; ".join(wrong))
+PY
 
 echo "e2e: clippy runs beside the tests, then the unit tests (their output follows the tests')"
 # One lane beside the test files: clippy, then the unit tests and the --beside files, each
@@ -157,7 +171,7 @@ trap 'kill "$beside_pid" 2>/dev/null' EXIT
 run_file() {
   local name=$1 log="$work/$1.log" status=0 began
   began=$(date +%s)
-  (cd crates/cli && "${binary_of[$name]}" --test-threads=1) >"$log" 2>&1 || status=$?
+  (cd crates/cli && "$e2e_binary" --test-threads=1 "$name::") >"$log" 2>&1 || status=$?
   {
     flock 9
     echo "     Running tests/$name.rs ($(($(date +%s) - began)) s wall)"

@@ -9,5 +9,5 @@ out="$PWD/tests/fixtures/mcp"
 rm -rf "$out"
 mkdir -p "$out"
 AGENTSCOPE_WRITE_MCP_FIXTURES="$out" ${CARGO:-cargo} test --locked "$@" -p agentscope \
-  --test mcp_capture -- --exact stdio_mcp_is_captured_on_both_ends
+  --test e2e -- --exact mcp_capture::stdio_mcp_is_captured_on_both_ends
 ls -l "$out"

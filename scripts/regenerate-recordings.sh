@@ -18,8 +18,8 @@ if [[ "$(id -u)" != 0 ]]; then
     exit 1
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
-AGENTSCOPE_REGENERATE_RECORDINGS=1 cargo test --locked -p agentscope --test recordings -- \
-    --test-threads=1 --exact ordinary_session_replays_to_the_live_graph \
-    injected_session_replays_to_the_live_graph
-cargo test --locked -p agentscope --test recordings -- --test-threads=1
+AGENTSCOPE_REGENERATE_RECORDINGS=1 cargo test --locked -p agentscope --test e2e -- \
+    --test-threads=1 --exact recordings::ordinary_session_replays_to_the_live_graph \
+    recordings::injected_session_replays_to_the_live_graph
+cargo test --locked -p agentscope --test e2e -- --test-threads=1 recordings::
 ls -l recordings/*.cap recordings/*.graph.json

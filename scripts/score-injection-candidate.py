@@ -16,7 +16,7 @@ The texts are JSON lines ({"text", "source", "name"}) or the graphs of the commi
 (recordings/*.graph.json): their tool results (read as `tool_result`, scored the same as
 `mcp_tool_result`) and the descriptions of the tools offered (`tool_description`). Used to
 check that a candidate keeps the ordinary recording's texts benign with a margin
-(docs/detection.md); once a candidate ships, `cargo test --test recordings` is the check.
+(docs/detection.md); once a candidate ships, `cargo test --test e2e -- recordings::` is the check.
 
 Usage: score-injection-candidate.py CANDIDATE_DIR FILE... (in the training venv)
 """

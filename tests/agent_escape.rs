@@ -34,7 +34,7 @@
 //! syscall itself cannot be shown here; the collector attaches those tracepoints where they
 //! exist, and the syscall rule is covered by the analysis crate's unit tests.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! with its arguments and result, linked to the file, the psql exec, the SQL table and the
 //! endpoint it caused, and the identity the agent ran under.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::*;

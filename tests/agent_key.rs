@@ -5,7 +5,7 @@
 //! virtualenv-style `python3` symbolic link and with the script named relatively. Both must
 //! land on one agent, whose key holds no directory. Needs root (eBPF).
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 

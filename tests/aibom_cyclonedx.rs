@@ -13,7 +13,7 @@
 //! Privileged end-to-end test (run as root; `make test-e2e`); needs podman and the test venv
 //! with cyclonedx-python-lib (`make setup`).
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;

@@ -11,7 +11,7 @@
 //!
 //! Privileged (the acceptance test loads the eBPF programs and makes cgroups); run as root.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -14,9 +14,9 @@
 //! `AGENTSCOPE_BLINDSPOT_FIXTURE=FILE` keeps the run's events (`collect --json`) in FILE: the
 //! console's snapshot fixture `tests/fixtures/capture/blind_spot.jsonl` is made so
 //! (`AGENTSCOPE_BLINDSPOT_FIXTURE=$PWD/tests/fixtures/capture/blind_spot.jsonl cargo test -p
-//! agentscope --test blind_spots`, as root).
+//! agentscope --test e2e -- blind_spots::`, as root).
 
-mod support;
+use crate::support;
 
 use std::io::Read as _;
 use std::process::{Command, Stdio};

@@ -5,7 +5,7 @@
 //! runtime noise are left out in the kernel and counted, and nothing else is; with
 //! `--keep-runtime-noise` every open is sent.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! on; `cap info`, `cap verify` and `replay` report the same counts on the same damaged file.
 //! Works on the committed recordings (recordings/), so it needs no root.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@
 //! its certificate through `NODE_EXTRA_CA_CERTS`, with a private HOME and non-essential traffic
 //! off, so nothing leaves the machine.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -5,7 +5,7 @@
 //! event text without Rust debug notation. No privileges needed: everything runs on the
 //! committed recordings and fixtures.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -6,7 +6,7 @@
 //! closed: deterministic, the first write fails), and after one line (as `head -n 1`). The
 //! commands on recordings need no privileges; `collect` does (it traces one shell of ours).
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::fd::{FromRawFd as _, OwnedFd};

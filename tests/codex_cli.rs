@@ -27,7 +27,7 @@
 //! `api.github.com` and `chatgpt.com` on its own (seen with strace; `check_for_update_on_startup
 //! = false` does not stop it), which this test neither needs nor checks.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -7,7 +7,7 @@
 //! --duration and by a cap on what its output may grow to, so a regression fails the test
 //! instead of filling the disk.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader, Read as _};

@@ -9,7 +9,7 @@
 //! `coverage --replay` of the recording says the same. Without the kernel's choice (the
 //! default, one in one) nothing is sampled out. Needs root (eBPF).
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::*;

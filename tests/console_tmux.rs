@@ -17,7 +17,7 @@
 //!   the incident to the injected phrase, then to the exfiltrated rows in the POST body, in
 //!   at most five keys, only the injected session's rows marked as evidence.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -26,7 +26,7 @@
 //! malicious run with the expected finding kinds and a story naming what happened; none, and
 //! no finding of a high-severity kind, for the twin.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -14,7 +14,7 @@
 //!    (a container's scope), a process outside the governed agents reaching the same
 //!    destination (allowed), and audit mode beside enforce mode.
 
-mod support;
+use crate::support;
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};

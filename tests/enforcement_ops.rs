@@ -19,7 +19,7 @@
 //! The governed process is tests/agents/connect_session.py: one process that makes the
 //! attempts the test sends it, one at a time, across collectors.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;

@@ -20,7 +20,7 @@
 //! Gemini CLI relaunches itself once (a child `node` with a larger heap) and the child does the
 //! work, so the agent is a child of the process the test starts.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

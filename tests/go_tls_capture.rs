@@ -4,7 +4,7 @@
 //! it) and carries out the model's `read_file` call. Needs root (eBPF) and `make setup`
 //! (golang-go).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

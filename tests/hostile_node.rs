@@ -14,7 +14,7 @@
 //! second with the summary printed, that the recording verifies, and that no secret appears in
 //! any output.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -2,7 +2,7 @@
 //! its children's argv with terminal escape sequences cannot drive the terminal of whoever
 //! reads `agentscope collect`'s text output: the sequences come out escaped and visible.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! it does for HTTP/1.1. Needs root (eBPF) and `make setup` (golang-go, curl, the test venv
 //! with `h2`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

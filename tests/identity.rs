@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use serde_json::{json, Value};
 
 // The cgroup and API-server doubles, shared with the agentscope end-to-end tests.
-mod support;
+use crate::support;
 use kubernetes::{random_hex, write_kubeconfig, ApiServer, PodCgroup};
 use support::kubernetes;
 

@@ -2,7 +2,7 @@
 //! Node with its embedded OpenSSL) talking to a local TLS mock LLM. They load eBPF programs and
 //! so need root; without it they fail with a message saying so.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -7,7 +7,7 @@
 //! With `AGENTSCOPE_WRITE_MCP_FIXTURES=DIR` the stdio test also saves what it captured as the
 //! fixtures of the `reconstruct::mcp` unit tests (scripts/regenerate-fixtures-mcp.sh).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -11,14 +11,14 @@
 //! release build about 17 MiB, and both grow with the code (the debug build's growth alone once
 //! took this test's whole margin). They are reported beside the peak. The README's figure for
 //! the whole RSS is the release build's, measured by this test:
-//! `MEMORY_BUDGET_BIN=target/release/agentscope cargo test --test memory_budget -- --nocapture`.
+//! `MEMORY_BUDGET_BIN=target/release/agentscope cargo test --test e2e -- --nocapture memory_budget::`.
 //!
 //! The clients pace their writes so that the collector (a debug build in tests) keeps up and
 //! the bytes really reach reconstruction instead of being dropped in the kernel ring buffer;
 //! `--keep-secrets` skips chunk redaction, the slowest step of an unoptimised build. The
 //! summary's `kernel.lost_bytes` is checked to be small for the same reason.
 
-mod support;
+use crate::support;
 
 use support::{require_root, Collect, Paused, BIN};
 

@@ -14,7 +14,7 @@
 //! Privileged end-to-end test (run as root; `make test-e2e`); needs podman and
 //! kubernetes-validate (`make setup`).
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;

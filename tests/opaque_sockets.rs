@@ -10,7 +10,7 @@
 //! exits, the sink server's, still running, when capture stops; the graph and
 //! `coverage --replay` of the recording list both. Needs root (eBPF).
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::*;

@@ -15,7 +15,7 @@
 //!   only when asked and then redacted; and a black-holed endpoint (accepts, never answers)
 //!   costs spans, counted, never capture or the one-second stop.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};

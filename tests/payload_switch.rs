@@ -10,7 +10,7 @@
 //! out of the kernel's payload path fails it (5,107 bytes of the first agent copied). A pid
 //! that is not running is refused. Needs root (eBPF).
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 

@@ -19,7 +19,7 @@
 //! must report the same agent, request, tool, destination and unused permissions.
 //! Needs root (the collector) and `make setup` (the test venv with kubernetes-validate).
 
-mod support;
+use crate::support;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

@@ -18,7 +18,7 @@
 //! API key. With `AGENTSCOPE_REGENERATE_RECORDINGS=1` the live sessions replace the committed
 //! files (scripts/regenerate-recordings.sh).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -5,7 +5,7 @@
 //! `.cap` recording (raw, and replayed with `agentscope replay --json`), or in `--graph-json`.
 //! Loads eBPF programs, so needs root.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -23,7 +23,7 @@
 //! attached. Whichever way the race goes, its coverage must say the truth: `seen`, and then
 //! its one round trip is captured whole, or `probes_attached_late`.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! fails closed with its own exit status (4), distinct from "injection found" (3), and each
 //! unscanned line is named on standard error. No privileges needed.
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};

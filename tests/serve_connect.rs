@@ -5,7 +5,7 @@
 //! kept out by the file mode, and by the collector's peer check when the mode is bypassed. A
 //! recording made while serving replays to the same model.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};

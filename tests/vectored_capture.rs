@@ -7,7 +7,7 @@
 //! and a pipe written with `writev` and read with `readv`.
 //! Needs root (eBPF).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

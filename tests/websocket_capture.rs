@@ -9,7 +9,7 @@
 //! the upgrade request carried in its Authorization header is in no output. Needs root (eBPF)
 //! and `make setup` (the test venv with `websockets`).
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 
