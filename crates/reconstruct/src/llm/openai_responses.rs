@@ -17,7 +17,7 @@
 //! Finish reasons are the response `status` (`completed`, `failed`, `in_progress`), or the
 //! `incomplete_details.reason` of an incomplete one (`max_output_tokens`, `content_filter`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
@@ -247,6 +247,10 @@ fn arguments_of(value: Option<&Value>) -> Value {
 fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
     // Output items by output_index, each kept as a (partial) item object.
     let mut items: BTreeMap<u64, Value> = BTreeMap::new();
+    // The output_index of the item last stored with each id, for events that name their item
+    // by id only: walking the items for each such event was quadratic in a hostile stream's
+    // length (every delta without an index adds an item).
+    let mut index_of_id: HashMap<String, u64> = HashMap::new();
     let mut terminal = false;
     let mut final_has_output = false;
     for message in messages {
@@ -260,12 +264,16 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
             .or(message.event)
             .unwrap_or("");
         let index = as_count(event.get("output_index")).unwrap_or_else(|| {
-            // Without an index, find the item by id, else append.
-            let item_id = non_empty_text(event.get("item_id"));
-            items
-                .iter()
-                .find(|(_, item)| item_id.is_some() && non_empty_text(item.get("id")) == item_id)
-                .map(|(i, _)| *i)
+            // Without an index, the item with that id (if it still has it), else a new one.
+            non_empty_text(event.get("item_id"))
+                .and_then(|id| {
+                    index_of_id.get(id).copied().filter(|index| {
+                        items
+                            .get(index)
+                            .and_then(|item| non_empty_text(item.get("id")))
+                            == Some(id)
+                    })
+                })
                 .unwrap_or_else(|| items.keys().next_back().map_or(0, |k| k + 1))
         });
         match kind {
@@ -277,6 +285,9 @@ fn read_stream(messages: &[StreamMessage<'_>], call: &mut LlmCall) {
             }
             "response.output_item.added" | "response.output_item.done" => {
                 if let Some(item) = event.get("item").filter(|i| i.is_object()) {
+                    if let Some(id) = non_empty_text(item.get("id")) {
+                        index_of_id.insert(id.to_string(), index);
+                    }
                     items.insert(index, item.clone());
                 }
             }
@@ -604,6 +615,62 @@ mod tests {
             call.tool_calls[0].arguments,
             serde_json::from_str::<serde_json::Value>(&arguments).unwrap()
         );
+        assert!(!call.partial);
+    }
+
+    /// Events without an `output_index` find their item by `item_id` (interleaved across two
+    /// calls here); one naming no known item starts a new one; an id the item at its place no
+    /// longer has (the item was replaced) finds nothing there.
+    #[test]
+    fn events_without_an_index_find_their_item_by_id() {
+        let mut body = String::new();
+        let mut event = |data: serde_json::Value| {
+            body.push_str(&format!(
+                "event: {}\ndata: {data}\n\n",
+                data["type"].as_str().unwrap()
+            ));
+        };
+        for (id, call_id, name) in [
+            ("fc_1", "call_1", "read_file"),
+            ("fc_2", "call_2", "list_dir"),
+        ] {
+            event(json!({"type":"response.output_item.added",
+                "item":{"type":"function_call","id":id,"call_id":call_id,"name":name,"arguments":""}}));
+        }
+        for (id, delta) in [
+            ("fc_2", "{\"path\""),
+            ("fc_1", "{\"path\": \"/etc/hostname\"}"),
+            ("fc_2", ": \"/tmp\"}"),
+        ] {
+            event(
+                json!({"type":"response.function_call_arguments.delta","item_id":id,"delta":delta}),
+            );
+        }
+        // An unknown id: a new (message) item of its own.
+        event(json!({"type":"response.output_text.delta","item_id":"msg_9","delta":"done"}));
+        // The first item replaced at its place by one without its id: fc_1 is gone.
+        event(json!({"type":"response.output_item.done","output_index":0,
+            "item":{"type":"function_call","id":"fc_3","call_id":"call_3","name":"read_file","arguments":"{}"}}));
+        event(json!({"type":"response.output_text.delta","item_id":"fc_1","delta":" twice"}));
+        event(
+            json!({"type":"response.completed","response":{"id":"resp_i","status":"completed","output":[]}}),
+        );
+        let mut ex = fixture("openai_responses/tools_stream");
+        set_response_body(&mut ex, body.as_bytes());
+        let call = recognise(&ex).unwrap();
+        let calls: Vec<(Option<&str>, &str, &serde_json::Value)> = call
+            .tool_calls
+            .iter()
+            .map(|c| (c.id.as_deref(), c.name.as_str(), &c.arguments))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (Some("call_3"), "read_file", &json!({})),
+                (Some("call_2"), "list_dir", &json!({"path": "/tmp"})),
+            ]
+        );
+        assert_eq!(call.output_text.as_deref(), Some("done\n twice"));
         assert!(!call.partial);
     }
 
