@@ -3,7 +3,9 @@
 //! hostile stream of one tool call per chunk (tests/agents/hostile.py `huge-tool-call`, as many
 //! as a 2 MiB body holds: the largest message a 64 MiB budget lets through), and a Responses API
 //! answer streamed in 20,000 small text deltas (a long answer; each delta once rebuilt the
-//! whole text).
+//! whole text), the same number of deltas naming their items by id only (each once walked the
+//! items), and a Gemini request answering 9,000 function calls (each answer once walked the
+//! calls).
 //! Run: `cargo bench -p agentscope-reconstruct --bench llm_recognise`.
 
 use std::path::PathBuf;
@@ -173,6 +175,61 @@ fn many_text_deltas(deltas: usize) -> HttpExchange {
     ex
 }
 
+/// A Responses API stream of `deltas` text deltas without an `output_index`, each naming an
+/// item by an id no item has (so each starts an item of its own): every such event once walked
+/// every item before it.
+fn many_unindexed_deltas(deltas: usize) -> HttpExchange {
+    let event = |data: serde_json::Value| SseEvent {
+        event: Some(data["type"].as_str().unwrap().to_string()),
+        data: data.to_string(),
+        id: None,
+    };
+    let mut events: Vec<SseEvent> = (0..deltas)
+        .map(|i| {
+            event(serde_json::json!({"type": "response.output_text.delta",
+                "item_id": format!("msg_{i}"), "delta": "x"}))
+        })
+        .collect();
+    events.push(event(serde_json::json!({"type": "response.completed",
+        "response": {"id": "resp_u", "model": "gpt-4.1", "status": "completed", "output": []}})));
+    let request =
+        serde_json::json!({"model": "gpt-4.1", "stream": true, "input": "hi"}).to_string();
+    let mut ex = exchange("POST", "/v1/responses", request.into_bytes(), Vec::new());
+    ex.response.as_mut().unwrap().stream = Some(StreamedBody::Sse(events));
+    ex
+}
+
+/// A Gemini request whose last model turn asked `calls` function calls, each with an id, and
+/// whose user turn answers each with a `functionResponse` naming an id no call has (about
+/// 1.5 MiB at 9,000): each response once walked every call.
+fn many_function_responses(calls: usize) -> HttpExchange {
+    let asked: Vec<serde_json::Value> = (0..calls)
+        .map(|i| {
+            serde_json::json!({"functionCall": {"id": format!("call_{i}"),
+                "name": format!("tool_{}", i % 97), "args": {"n": i}}})
+        })
+        .collect();
+    let answers: Vec<serde_json::Value> = (0..calls)
+        .map(|i| {
+            serde_json::json!({"functionResponse": {"id": format!("other_{i}"),
+                "name": format!("tool_{}", i % 97), "response": {"ok": true}}})
+        })
+        .collect();
+    let request = serde_json::json!({"contents": [
+        {"role": "user", "parts": [{"text": "call every tool"}]},
+        {"role": "model", "parts": asked},
+        {"role": "user", "parts": answers},
+    ]})
+    .to_string();
+    exchange(
+        "POST",
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        request.into_bytes(),
+        br#"{"candidates": [{"content": {"role": "model", "parts": [{"text": "done"}]}, "finishReason": "STOP"}]}"#
+            .to_vec(),
+    )
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("llm_recognise");
     group.throughput(Throughput::Elements(1));
@@ -214,6 +271,16 @@ fn bench(c: &mut Criterion) {
     let long_answer = many_text_deltas(20_000);
     group.bench_function("openai_responses_stream_20000_text_deltas", |b| {
         b.iter(|| recognise(black_box(&long_answer)))
+    });
+
+    let unindexed = many_unindexed_deltas(20_000);
+    group.bench_function("openai_responses_stream_20000_unindexed_deltas", |b| {
+        b.iter(|| recognise(black_box(&unindexed)))
+    });
+
+    let gemini_results = many_function_responses(9_000);
+    group.bench_function("gemini_request_9000_function_responses", |b| {
+        b.iter(|| recognise(black_box(&gemini_results)))
     });
 
     let big = big_conversation();

@@ -14,7 +14,7 @@
 //! `alt=sse` the stream is one JSON array that grows element by element, so a cut array still
 //! yields its whole elements. A stream is complete once a chunk carries a `finishReason`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
@@ -168,12 +168,14 @@ fn read_request(body: &Value, call: &mut LlmCall) {
         .iter()
         .flat_map(|c| list(c.get("parts")))
         .filter_map(|part| field(part, "functionResponse", "function_response"));
+    let asked = AskedCalls::new(asked);
     for (place, response) in responses.enumerate() {
         let payload = response.get("response").unwrap_or(&Value::Null);
         let call_id = string_field(response, "id");
         let name = string_field(response, "name");
         call.tool_results.push(ToolResult {
-            arguments: answered_call(&asked, place, call_id.as_deref(), name.as_deref())
+            arguments: asked
+                .answered(place, call_id.as_deref(), name.as_deref())
                 .and_then(|asked| asked.get("args"))
                 .cloned(),
             call_id,
@@ -210,27 +212,38 @@ fn read_request(body: &Value, call: &mut LlmCall) {
     }
 }
 
-/// The `functionCall` of the model's turn that the `place`-th `functionResponse` answers: the
-/// one with its id (Gemini CLI gives calls ids of its own and repeats them), else the one at
-/// the same place, if it names the same tool.
-fn answered_call<'a>(
-    asked: &[&'a Value],
-    place: usize,
-    id: Option<&str>,
-    name: Option<&str>,
-) -> Option<&'a Value> {
-    if let Some(id) = id {
-        if let Some(found) = asked
-            .iter()
-            .find(|c| c.get("id").and_then(Value::as_str) == Some(id))
-        {
+/// The `functionCall`s of the model's turn that the request's `functionResponse`s answer, with
+/// their ids looked up in a table: walking the calls for each response was quadratic in a
+/// hostile request's size (a body of many calls and as many responses naming unknown ids).
+struct AskedCalls<'a> {
+    in_order: Vec<&'a Value>,
+    /// Each id's first call.
+    by_id: HashMap<&'a str, &'a Value>,
+}
+
+impl<'a> AskedCalls<'a> {
+    fn new(in_order: Vec<&'a Value>) -> Self {
+        let mut by_id = HashMap::new();
+        for &call in &in_order {
+            if let Some(id) = call.get("id").and_then(Value::as_str) {
+                by_id.entry(id).or_insert(call);
+            }
+        }
+        AskedCalls { in_order, by_id }
+    }
+
+    /// The call the `place`-th `functionResponse` answers: the one with its id (Gemini CLI
+    /// gives calls ids of its own and repeats them), else the one at the same place, if it
+    /// names the same tool.
+    fn answered(&self, place: usize, id: Option<&str>, name: Option<&str>) -> Option<&'a Value> {
+        if let Some(found) = id.and_then(|id| self.by_id.get(id)) {
             return Some(found);
         }
+        self.in_order
+            .get(place)
+            .copied()
+            .filter(|c| c.get("name").and_then(Value::as_str) == name)
     }
-    asked
-        .get(place)
-        .copied()
-        .filter(|c| c.get("name").and_then(Value::as_str) == name)
 }
 
 /// What the response chunks (one, or many when streamed) add up to.
