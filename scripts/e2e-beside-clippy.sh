@@ -153,10 +153,12 @@ echo "e2e: clippy runs beside the tests, then the unit tests (their output follo
   began=$(date +%s)
   while IFS=$'\t' read -r directory executable; do
     [ -n "$executable" ] || continue
-    one_began=$(date +%s)
-    status=0
-    (cd "$directory" && INSTA_WORKSPACE_ROOT="$repo" "$executable") >"$work/beside.one.log" 2>&1 || status=$?
-    echo "     Running ${executable#"$target_dir"/} in ${directory#"$repo"/} ($(($(date +%s) - one_began)) s wall)"
+    echo 0 >"$work/beside.one.status"
+    cost=$( { TIMEFORMAT='%R s wall, cpu %U s user + %S s sys'
+              time { (cd "$directory" && INSTA_WORKSPACE_ROOT="$repo" "$executable") >"$work/beside.one.log" 2>&1 ||
+                       echo $? >"$work/beside.one.status"; }; } 2>&1 )
+    status=$(cat "$work/beside.one.status")
+    echo "     Running ${executable#"$target_dir"/} in ${directory#"$repo"/} ($cost)"
     cat "$work/beside.one.log"
     if [ "$status" -ne 0 ]; then echo "${executable##*/}" >>"$work/beside.failed"; fi
   done <"$work/beside.list"
@@ -168,13 +170,20 @@ trap 'kill "$beside_pid" 2>/dev/null' EXIT
 
 # One file: its output to its own log, printed whole (under a lock, so two lanes never
 # interleave) when it ends; a failure is recorded in $work/failed.
+# With its wall time, the CPU time of the file's processes (the test process and what it
+# started and waited for: collectors, agents, mock servers; not podman's containers, which are
+# the children of its monitor): CI's test phase keeps both cores busy, so what a file costs is
+# its CPU time more than its wall time.
 run_file() {
-  local name=$1 log="$work/$1.log" status=0 began
-  began=$(date +%s)
-  (cd crates/cli && "$e2e_binary" --test-threads=1 "$name::") >"$log" 2>&1 || status=$?
+  local name=$1 log="$work/$1.log" status cost
+  echo 0 >"$work/$name.status"
+  cost=$( { TIMEFORMAT='%R s wall, cpu %U s user + %S s sys'
+            time { (cd crates/cli && "$e2e_binary" --test-threads=1 "$name::") >"$log" 2>&1 ||
+                     echo $? >"$work/$name.status"; }; } 2>&1 )
+  status=$(cat "$work/$name.status")
   {
     flock 9
-    echo "     Running tests/$name.rs ($(($(date +%s) - began)) s wall)"
+    echo "     Running tests/$name.rs ($cost)"
     cat "$log"
     if [ "$status" -ne 0 ]; then echo "$name" >>"$work/failed"; fi
   } 9>"$work/print.lock"
