@@ -189,3 +189,11 @@ pub fn set_response_body(ex: &mut HttpExchange, body: &[u8]) {
     response.body_len = body.len();
     response.stream = split_stream(response);
 }
+
+/// A call's tool calls as (id, name, arguments), for comparing with a literal list.
+pub fn tool_call_summary(call: &super::LlmCall) -> Vec<(Option<&str>, &str, &Value)> {
+    call.tool_calls
+        .iter()
+        .map(|c| (c.id.as_deref(), c.name.as_str(), &c.arguments))
+        .collect()
+}

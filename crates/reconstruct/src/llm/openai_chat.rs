@@ -395,7 +395,8 @@ mod tests {
     use serde_json::json;
 
     use super::super::fixture_exchange::{
-        exchange, fixture, set_response_body, stream_len, truncate_body, truncate_stream,
+        exchange, fixture, set_response_body, stream_len, tool_call_summary, truncate_body,
+        truncate_stream,
     };
     use super::super::recognise;
     use super::*;
@@ -535,13 +536,8 @@ mod tests {
             fragment(0, json!({"index":5,"id":"b","function":{"arguments":"]"}})),
         ];
         let call = recognise_chunks(&chunks);
-        let calls: Vec<(Option<&str>, &str, &serde_json::Value)> = call
-            .tool_calls
-            .iter()
-            .map(|c| (c.id.as_deref(), c.name.as_str(), &c.arguments))
-            .collect();
         assert_eq!(
-            calls,
+            tool_call_summary(&call),
             [
                 (Some("a"), "one", &json!({"x": 1})),
                 (Some("b"), "two", &json!([2])),

@@ -416,7 +416,7 @@ mod tests {
     use serde_json::json;
 
     use super::super::fixture_exchange::{
-        exchange, fixture, set_response_body, stream_len, truncate_stream,
+        exchange, fixture, set_response_body, stream_len, tool_call_summary, truncate_stream,
     };
     use super::super::recognise;
     use super::*;
@@ -658,13 +658,8 @@ mod tests {
         let mut ex = fixture("openai_responses/tools_stream");
         set_response_body(&mut ex, body.as_bytes());
         let call = recognise(&ex).unwrap();
-        let calls: Vec<(Option<&str>, &str, &serde_json::Value)> = call
-            .tool_calls
-            .iter()
-            .map(|c| (c.id.as_deref(), c.name.as_str(), &c.arguments))
-            .collect();
         assert_eq!(
-            calls,
+            tool_call_summary(&call),
             [
                 (Some("call_3"), "read_file", &json!({})),
                 (Some("call_2"), "list_dir", &json!({"path": "/tmp"})),
