@@ -80,7 +80,7 @@ clippy: setup
 #
 # E2E_ALONE: files that need the node to themselves: they flood it (hostile_node), measure the
 #   collector's stop time or memory (collector_stop, memory_budget), count the kernel's drops
-#   under a flood (live_capture), time a disarmer's kills per minute and a restart of pinned
+#   under a flood (kernel_drops), time a disarmer's kills per minute and a restart of pinned
 #   enforcement (enforcement_ops), run the image with podman (node_container), assert a served stream drops
 #   nothing (serve_connect), time a stop with a black-holed OTLP endpoint (otlp_export), or run
 #   the live demo's two concurrent sessions, whose telling apart is timing-sensitive on a
@@ -92,7 +92,7 @@ clippy: setup
 #   programs sit at the cgroup root: they let every ungoverned process through at once, and it
 #   governs only its own processes (it passed beside detection_scenarios at load 18).
 E2E_ALONE := hostile_node \
-	live_capture \
+	kernel_drops \
 	otlp_export \
 	collector_stop \
 	enforcement_ops \
@@ -109,6 +109,7 @@ E2E_SHARED := detection_scenarios \
 	http2_capture \
 	codex_cli \
 	mcp_capture \
+	live_capture \
 	claude_code \
 	aibom_cyclonedx \
 	go_tls_capture \

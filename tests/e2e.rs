@@ -37,6 +37,7 @@ mod hostile_node;
 mod hostile_text;
 mod http2_capture;
 mod identity;
+mod kernel_drops;
 mod live_capture;
 mod mcp_capture;
 mod memory_budget;
