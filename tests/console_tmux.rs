@@ -383,9 +383,15 @@ fn replay_console_navigates_filters_exports_a_baseline_and_quits() {
     // carried the injected ticket, Detail scrolled to the phrase detection matched, and the
     // breadcrumbs say where that is.
     // (The status line is too narrow at 80 columns for "evidence 1 of 6".)
+    // Waits for the whole answer, breadcrumbs and Detail: tmux can show a frame drawn before
+    // the console has handled both keys (one CI run captured the breadcrumbs with Detail still
+    // on the agent), and a wait that ends at the first sign would assert on that frame.
     tmux.keys(&["n", "e"]);
-    let screen = tmux.wait_for_text("incident_agent.py › inc-1 › mcp ");
-    assert!(screen.contains("ignore your previous"), "{screen}");
+    let screen = tmux.wait_for(
+        "the incident's evidence with the injected phrase in Detail",
+        Duration::from_secs(30),
+        |s| s.contains("incident_agent.py › inc-1 › mcp ") && s.contains("ignore your previous"),
+    );
     assert!(screen.contains('◆'), "evidence rows marked: {screen}");
     // Then the exfiltrated rows in the POST body, in at most three more.
     let screen = walk_to_the_post(&tmux);
