@@ -166,33 +166,12 @@ fn a_tls_stack_that_cannot_be_read_is_a_reported_blind_spot() {
         llm.port
     );
     let blind = Paused::command(dir.path(), "unshare", &["-m", "sh", "-c", &script], &[]);
-    let (agent_script, port, cert, echo_port, dump) = (
-        agents_dir().join("python_agent.py").display().to_string(),
-        llm.port.to_string(),
-        llm.cert.display().to_string(),
-        echo.port.to_string(),
-        dir.path().join("dump"),
-    );
-    let python = Paused::agent(
-        dir.path(),
-        "python3",
-        &[
-            &agent_script,
-            "--host",
-            "localhost",
-            "--port",
-            &port,
-            "--ca",
-            &cert,
-            "--read-path",
-            "/etc/os-release",
-            "--service-port",
-            &echo_port,
-            "--dump-dir",
-            dump.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let dump = dir.path().join("dump");
+    let mut agent_args = python_agent_args(&llm, &echo);
+    agent_args
+        .extend(["--host", "localhost", "--dump-dir", dump.to_str().unwrap()].map(String::from));
+    let agent_args: Vec<&str> = agent_args.iter().map(String::as_str).collect();
+    let python = Paused::agent(dir.path(), "python3", &agent_args, &[]);
     let (blind_pid, python_pid) = (blind.pid(), python.pid());
     let pids = [blind_pid.to_string(), python_pid.to_string()];
     let graph_path = dir.path().join("graph.json");

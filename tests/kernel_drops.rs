@@ -94,28 +94,9 @@ fn kernel_drops_while_an_agent_learns_reach_its_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let llm = MockLlm::start(dir.path());
     let echo = EchoService::start(dir.path());
-    let (script, port, cert, echo_port) = (
-        agents_dir().join("python_agent.py").display().to_string(),
-        llm.port.to_string(),
-        llm.cert.display().to_string(),
-        echo.port.to_string(),
-    );
-    let agent = Paused::agent(
-        dir.path(),
-        "python3",
-        &[
-            &script,
-            "--port",
-            &port,
-            "--ca",
-            &cert,
-            "--read-path",
-            "/etc/os-release",
-            "--service-port",
-            &echo_port,
-        ],
-        &[],
-    );
+    let args = python_agent_args(&llm, &echo);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Paused::agent(dir.path(), "python3", &args, &[]);
     let target = dir.path().join("flood-target");
     let flood = Paused::command(
         dir.path(),

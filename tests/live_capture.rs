@@ -27,26 +27,10 @@ fn run_python_agent(agent_args: &[&str], env: &[(&str, &str)], collect_args: &[&
     let llm = MockLlm::start(dir.path());
     let echo = EchoService::start(dir.path());
     let dump = dir.path().join("dump");
-    let (script, port, cert, echo_port) = (
-        agents_dir().join("python_agent.py").display().to_string(),
-        llm.port.to_string(),
-        llm.cert.display().to_string(),
-        echo.port.to_string(),
-    );
-    let mut args = vec![
-        script.as_str(),
-        "--port",
-        &port,
-        "--ca",
-        &cert,
-        "--read-path",
-        "/etc/os-release",
-        "--service-port",
-        &echo_port,
-        "--dump-dir",
-        dump.to_str().unwrap(),
-    ];
-    args.extend_from_slice(agent_args);
+    let mut args = python_agent_args(&llm, &echo);
+    args.extend(["--dump-dir".into(), dump.display().to_string()]);
+    args.extend(agent_args.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let agent = Paused::agent(dir.path(), "python3", &args, env);
     let pid = agent.pid();
     let pid_arg = pid.to_string();
