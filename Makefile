@@ -127,6 +127,8 @@ E2E_SHARED := detection_scenarios \
 	capture_outputs \
 	vectored_capture \
 	opaque_sockets \
+	payload_loss \
+	pid_filter \
 	payload_switch \
 	connection_sampling \
 	rustls_capture \

@@ -1,7 +1,8 @@
 //! The collector never runs away and always stops: it does not capture what its own output
 //! produces however that output is consumed, it stops within a second of --duration, SIGINT or
 //! SIGTERM while the ring buffer is kept full (and still writes its summary, graph and
-//! recording), --pid isolates every event kind, and lost payload bytes are counted exactly.
+//! recording). Runs alone (the Makefile's `E2E_ALONE`): it times stops. What `--pid` leaves out
+//! is tests/pid_filter.rs, lost payload bytes counted exactly tests/payload_loss.rs.
 //!
 //! Privileged end-to-end tests (run as root; `make test-e2e`). Every run is bounded by
 //! --duration and by a cap on what its output may grow to, so a regression fails the test
@@ -15,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::Value;
 use support::*;
 
@@ -669,191 +669,4 @@ fn sigint_stops_within_a_second_under_a_full_ring_buffer() {
 #[test]
 fn duration_stops_within_a_second_under_a_full_ring_buffer() {
     assert_stopped_cleanly(StopBy::Duration);
-}
-
-/// Pids of `root` and every process a fork event says descends from it.
-fn tree_of(root: u32, events: &[Value]) -> BTreeSet<u64> {
-    let mut tree = BTreeSet::from([root as u64]);
-    loop {
-        let before = tree.len();
-        for e in events.iter().filter(|e| e["kind"] == "fork") {
-            if tree.contains(&e["pid"].as_u64().unwrap()) {
-                tree.insert(e["child_pid"].as_u64().unwrap());
-            }
-        }
-        if tree.len() == before {
-            return tree;
-        }
-    }
-}
-
-/// Runs `many_senders.py` with these arguments, released at once, not traced.
-fn untraced_senders(connections: &str) -> Child {
-    Command::new(python_interpreter())
-        .arg(agents_dir().join("many_senders.py"))
-        .args([
-            "--connections",
-            connections,
-            "--bytes-per-connection",
-            "65536",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-#[test]
-fn pid_filter_isolates_every_event_kind() {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let python = python_interpreter();
-    let traced = Paused::agent(
-        dir.path(),
-        &python,
-        &[
-            agents_dir().join("many_senders.py").to_str().unwrap(),
-            "--connections",
-            "4",
-            "--bytes-per-connection",
-            "65536",
-        ],
-        &[],
-    );
-    let traced_pid = traced.pid();
-    let collect = Collect::start(dir.path(), &["--pid", &traced_pid.to_string()]);
-    // Other processes make TCP connections and send a DNS query while the traced one works.
-    let mut others = vec![untraced_senders("16")];
-    others.push(
-        Command::new(&python)
-            .args([
-                "-c",
-                "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-                 q = b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x05other\\x04test\\x00\\x00\\x01\\x00\\x01'\n\
-                 for _ in range(5): s.sendto(q, ('127.0.0.77', 53))\n",
-            ])
-            .spawn()
-            .unwrap(),
-    );
-    traced.release();
-    traced.finish();
-    for other in &mut others {
-        assert!(other.wait().unwrap().success());
-    }
-    let captured = collect.stop();
-    let tree = tree_of(traced_pid, &captured.events);
-    let outside: Vec<&Value> = captured
-        .events
-        .iter()
-        .filter(|e| !tree.contains(&e["pid"].as_u64().unwrap()))
-        .collect();
-    assert!(
-        outside.is_empty(),
-        "{} events from outside the traced tree {tree:?}, first: {}",
-        outside.len(),
-        outside[0]
-    );
-    assert!(
-        captured.of_kind("tcp_state").count() > 0,
-        "the traced process's own TCP state changes are missing"
-    );
-    assert!(captured.of_kind("data").count() > 0);
-}
-
-#[test]
-fn pid_that_does_not_exist_is_an_error() {
-    require_root();
-    let output = Command::new(BIN)
-        .args(["collect", "--json", "--duration", "1", "--pid", "999999"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "exited {}", output.status);
-    assert!(
-        stderr.contains("no process with pid 999999"),
-        "unclear error: {stderr}"
-    );
-    assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
-    assert!(output.stdout.is_empty(), "printed events: {:?}", {
-        let mut s = String::new();
-        let _ = output.stdout.as_slice().read_to_string(&mut s);
-        s
-    });
-}
-
-/// A tiny ring buffer and many concurrent connections force drops. The traced process both
-/// sends and receives every byte (its sink is in the same process), so each byte is captured
-/// twice and can be lost on either side: per direction, what was delivered plus what the
-/// summary counts lost equals what was moved, exactly, and the total is their sum. Its bytes
-/// are no protocol agentscope reads: `--copy-opaque-payloads` keeps the kernel copying them
-/// (tests/opaque_sockets.rs covers leaving them out).
-#[test]
-fn lost_bytes_are_exact_with_many_concurrent_connections() {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let python = python_interpreter();
-    let senders = Paused::agent(
-        dir.path(),
-        &python,
-        &[
-            agents_dir().join("many_senders.py").to_str().unwrap(),
-            "--connections",
-            "48",
-            "--bytes-per-connection",
-            "262144",
-            "--write-size",
-            "20000",
-        ],
-        &[],
-    );
-    let pid = senders.pid();
-    let collect = Collect::start(
-        dir.path(),
-        &[
-            "--pid",
-            &pid.to_string(),
-            "--ring-buffer-kib",
-            "64",
-            "--copy-opaque-payloads",
-        ],
-    );
-    senders.release();
-    let report_line = senders.finish();
-    let report: Value = serde_json::from_str(report_line.trim()).unwrap();
-    let sent = report["sent"].as_u64().unwrap();
-    assert_eq!(report["received"].as_u64().unwrap(), sent);
-    let captured = collect.stop();
-    let delivered = |direction: &str| -> u64 {
-        captured
-            .of_kind("data")
-            .filter(|e| e["pid"] == pid && e["direction"] == direction)
-            .map(|e| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(e["data_b64"].as_str().unwrap())
-                    .unwrap()
-                    .len() as u64
-            })
-            .sum()
-    };
-    let kernel = &captured.summary["kernel"];
-    let lost = kernel["lost_bytes"].as_u64().unwrap();
-    let lost_egress = kernel["lost_egress_bytes"]
-        .as_u64()
-        .expect("the summary counts lost bytes per direction");
-    let lost_ingress = kernel["lost_ingress_bytes"].as_u64().unwrap();
-    assert!(lost > 0, "the tiny ring buffer forced no drops");
-    assert_eq!(lost, lost_egress + lost_ingress);
-    // Egress also holds the JSON report the process printed to its stdout pipe.
-    let moved_out = sent + report_line.len() as u64;
-    assert_eq!(
-        delivered("egress") + lost_egress,
-        moved_out,
-        "egress: delivered {} + lost {lost_egress} != written {moved_out}",
-        delivered("egress")
-    );
-    assert_eq!(
-        delivered("ingress") + lost_ingress,
-        sent,
-        "ingress: delivered {} + lost {lost_ingress} != read {sent}",
-        delivered("ingress")
-    );
 }
