@@ -82,7 +82,7 @@ clippy: setup
 #   collector's stop time or memory (collector_stop, memory_budget), count the kernel's drops
 #   under a flood (kernel_drops), time a disarmer's kills per minute and a restart of pinned
 #   enforcement (enforcement_ops), run the image with podman (node_container), assert a served stream drops
-#   nothing (serve_connect), time a stop with a black-holed OTLP endpoint (otlp_export), or run
+#   nothing (serve_connect), time a stop with a black-holed OTLP endpoint (otlp_stop), or run
 #   the live demo's two concurrent sessions, whose telling apart is timing-sensitive on a
 #   loaded machine (console_tmux).
 # E2E_SHARED: files whose collectors follow their own processes (the kernel filters by pid, so
@@ -93,7 +93,7 @@ clippy: setup
 #   governs only its own processes (it passed beside detection_scenarios at load 18).
 E2E_ALONE := hostile_node \
 	kernel_drops \
-	otlp_export \
+	otlp_stop \
 	collector_stop \
 	enforcement_ops \
 	memory_budget \
@@ -106,6 +106,7 @@ E2E_SHARED := detection_scenarios \
 	agent_escape \
 	recordings \
 	capture_files \
+	otlp_export \
 	http2_capture \
 	codex_cli \
 	mcp_capture \

@@ -44,6 +44,7 @@ mod memory_budget;
 mod node_container;
 mod opaque_sockets;
 mod otlp_export;
+mod otlp_stop;
 mod payload_loss;
 mod payload_switch;
 mod pid_filter;

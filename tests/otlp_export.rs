@@ -12,8 +12,9 @@
 //!   without the CA the server is not trusted, and every span and record is dropped, counted,
 //!   with the reason on stderr.
 //! - Live (root): the Python agent's model turn and tool calls exported while it runs, content
-//!   only when asked and then redacted; and a black-holed endpoint (accepts, never answers)
-//!   costs spans, counted, never capture or the one-second stop.
+//!   only when asked and then redacted. A black-holed endpoint, which must cost spans and never
+//!   capture or the one-second stop, is tests/otlp_stop.rs: it times a stop, so it runs alone;
+//!   this file shares the node (the Makefile's `E2E_SHARED`).
 
 use crate::support;
 
@@ -432,54 +433,6 @@ fn https_endpoints_verify_the_collector_and_an_untrusted_one_costs_counted_spans
 
 /// The Python agent against the mock LLM, under `collect --otlp-endpoint ENDPOINT`: returns
 /// the agent's pid, what was captured, and how long the stop took.
-fn live_run(dir: &Path, endpoint: &str, extra: &[&str], marker: &str) -> (u32, Captured, Duration) {
-    require_root();
-    let llm = MockLlm::start(dir);
-    let (script, port, cert) = (
-        agents_dir().join("python_agent.py").display().to_string(),
-        llm.port.to_string(),
-        llm.cert.display().to_string(),
-    );
-    let agent = Paused::agent(
-        dir,
-        &python_interpreter(),
-        &[&script, "--port", &port, "--ca", &cert, "--marker", marker],
-        &[],
-    );
-    let pid = agent.pid();
-    let pid_arg = pid.to_string();
-    let mut args = vec![
-        "--pid",
-        &pid_arg,
-        "--no-kubernetes",
-        "--otlp-endpoint",
-        endpoint,
-    ];
-    args.extend_from_slice(extra);
-    let mut collect = Collect::start(dir, &args);
-    agent.release();
-    agent.finish();
-    // Let the last records reach the ring buffer reader, then time the stop alone.
-    std::thread::sleep(Duration::from_millis(300));
-    let stop = Instant::now();
-    // SAFETY: plain kill(2) on our child.
-    unsafe { libc::kill(collect.child.id() as i32, libc::SIGTERM) };
-    let status = collect.child.wait().unwrap();
-    let stopped_in = stop.elapsed();
-    assert!(status.success(), "collector exited with {status}");
-    let text = std::fs::read_to_string(&collect.stdout_path).unwrap();
-    // The collector's own lines, its summary with the OTLP counts included, match the
-    // documented JSON-lines schema.
-    let mut events = support::events_schema::assert_lines_match_schema(&text);
-    let summary = events.pop().unwrap();
-    assert_eq!(summary["kind"], "summary");
-    let captured = Captured {
-        events,
-        summary: summary["summary"].clone(),
-    };
-    (pid, captured, stopped_in)
-}
-
 #[test]
 fn a_live_agent_is_exported_while_it_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -487,7 +440,7 @@ fn a_live_agent_is_exported_while_it_runs() {
     let endpoint = format!("http://127.0.0.1:{}", receiver.http_port);
     let marker = "otlp-visible-marker Authorization: Bearer sk-otlp-test-4f9a2c71e6";
     let recording = dir.path().join("live.cap");
-    let (pid, captured, _) = live_run(
+    let (pid, captured, _) = otlp_live_run::live_run(
         dir.path(),
         &endpoint,
         &["--otlp-content", "--record", recording.to_str().unwrap()],
@@ -575,28 +528,4 @@ fn a_live_agent_is_exported_while_it_runs() {
         otlp["spans_exported"].as_u64() >= Some(mine.len() as u64),
         "{otlp}"
     );
-}
-
-#[test]
-fn a_black_holed_endpoint_costs_spans_not_capture_or_the_stop() {
-    let dir = tempfile::tempdir().unwrap();
-    // Accepts connections (the kernel's backlog) and never reads or answers.
-    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://127.0.0.1:{}", hole.local_addr().unwrap().port());
-    let (pid, captured, stopped_in) = live_run(dir.path(), &endpoint, &[], "black-hole");
-    assert!(
-        stopped_in < Duration::from_secs(1),
-        "SIGTERM took {stopped_in:?} with the OTLP endpoint black-holed"
-    );
-    // Capture went on: the agent's model requests are all there.
-    let sent = captured
-        .events
-        .iter()
-        .filter(|e| e["pid"] == pid && e["kind"] == "data" && e["source"] == "tls")
-        .count();
-    assert!(sent > 0, "the agent's TLS traffic was captured");
-    let otlp = &captured.summary["otlp"];
-    assert_eq!(otlp["spans_exported"], 0, "{otlp}");
-    assert!(otlp["spans_dropped"].as_u64() > Some(0), "{otlp}");
-    drop(hole);
 }

@@ -122,4 +122,3 @@ fn pid_that_does_not_exist_is_an_error() {
         s
     });
 }
-

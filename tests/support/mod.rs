@@ -12,6 +12,7 @@ pub mod cyclonedx_schema;
 pub mod events_schema;
 pub mod h2_front;
 pub mod kubernetes;
+pub mod otlp_live_run;
 pub mod payloads;
 pub mod podman;
 pub mod process_state;
