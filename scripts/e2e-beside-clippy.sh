@@ -135,6 +135,17 @@ if wrong:
     sys.exit("e2e: " + "; ".join(wrong))
 PY
 
+# Runs COMMAND... in DIRECTORY, its output to LOG and its exit status to STATUS_FILE, and prints
+# its wall time and the CPU time of its processes (the command and what it started and waited
+# for).
+timed_run() {
+  local log=$1 status_file=$2 directory=$3
+  shift 3
+  echo 0 >"$status_file"
+  { TIMEFORMAT='%R s wall, cpu %U s user + %S s sys'
+    time { (cd "$directory" && "$@") >"$log" 2>&1 || echo $? >"$status_file"; }; } 2>&1
+}
+
 echo "e2e: clippy runs beside the tests, then the unit tests (their output follows the tests')"
 # One lane beside the test files: clippy, then the unit tests and the --beside files, each
 # printed whole into one log; clippy's exit status goes to $work/clippy.status, the names of
@@ -153,10 +164,8 @@ echo "e2e: clippy runs beside the tests, then the unit tests (their output follo
   began=$(date +%s)
   while IFS=$'\t' read -r directory executable; do
     [ -n "$executable" ] || continue
-    echo 0 >"$work/beside.one.status"
-    cost=$( { TIMEFORMAT='%R s wall, cpu %U s user + %S s sys'
-              time { (cd "$directory" && INSTA_WORKSPACE_ROOT="$repo" "$executable") >"$work/beside.one.log" 2>&1 ||
-                       echo $? >"$work/beside.one.status"; }; } 2>&1 )
+    cost=$(timed_run "$work/beside.one.log" "$work/beside.one.status" "$directory" \
+             env INSTA_WORKSPACE_ROOT="$repo" "$executable")
     status=$(cat "$work/beside.one.status")
     echo "     Running ${executable#"$target_dir"/} in ${directory#"$repo"/} ($cost)"
     cat "$work/beside.one.log"
@@ -176,10 +185,7 @@ trap 'kill "$beside_pid" 2>/dev/null' EXIT
 # its CPU time more than its wall time.
 run_file() {
   local name=$1 log="$work/$1.log" status cost
-  echo 0 >"$work/$name.status"
-  cost=$( { TIMEFORMAT='%R s wall, cpu %U s user + %S s sys'
-            time { (cd crates/cli && "$e2e_binary" --test-threads=1 "$name::") >"$log" 2>&1 ||
-                     echo $? >"$work/$name.status"; }; } 2>&1 )
+  cost=$(timed_run "$log" "$work/$name.status" crates/cli "$e2e_binary" --test-threads=1 "$name::")
   status=$(cat "$work/$name.status")
   {
     flock 9
