@@ -553,12 +553,3 @@ fn carried_bytes(events: &[Value]) -> Vec<u8> {
         })
         .collect()
 }
-
-/// The `node` that `/usr/bin/env node` (Gemini CLI's shebang) finds on the test's PATH.
-fn which_node() -> PathBuf {
-    ["/usr/local/bin/node", "/usr/bin/node", "/bin/node"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .expect("node (make setup installs Node 20)")
-}

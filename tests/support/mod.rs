@@ -198,6 +198,16 @@ impl EchoService {
     }
 }
 
+/// The `node` that `/usr/bin/env node` finds on the test's PATH (Gemini CLI's shebang, the
+/// Node test agent): the file the collector says it probed.
+pub fn which_node() -> PathBuf {
+    ["/usr/local/bin/node", "/usr/bin/node", "/bin/node"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("node (make setup installs Node 20)")
+}
+
 /// The arguments of tests/agents/python_agent.py against `llm` and `echo`: a model turn over
 /// TLS (the system libssl), then its three tools: a command, a read of /etc/os-release, a call
 /// to the echo service.
