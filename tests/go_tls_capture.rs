@@ -9,7 +9,7 @@ use crate::support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::certificates::make_ca_and_leaf;
@@ -323,7 +323,8 @@ fn stripped_go_agent_execd_later_is_captured_and_unchanged() {
     );
 
     // Then exec'd by a shell the collector already follows; the agent itself waits for a
-    // second file so the collector has attached before its first TLS call.
+    // second file, written once the collector says it probed the binary, so its first TLS call
+    // is inside the probes.
     let go_file = setup.dir.path().join("go-now");
     let mut args = setup.agent_args("dump");
     args.extend([
@@ -350,15 +351,7 @@ fn stripped_go_agent_execd_later_is_captured_and_unchanged() {
         ],
     );
     shell.release();
-    let exe = format!("/proc/{pid}/exe");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_link(&exe).ok().as_deref() != Some(setup.stripped.as_path()) {
-        assert!(Instant::now() < deadline, "the agent was never exec'd");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // The collector reads the exec event, analyses the binary (about a millisecond) and
-    // attaches; two seconds leave room on a loaded machine.
-    std::thread::sleep(Duration::from_millis(2000));
+    collect.wait_probed(&setup.stripped, Duration::from_secs(60));
     std::fs::write(&go_file, b"go").unwrap();
     let output = shell.finish();
     let events = collect.stdout_path.clone();
