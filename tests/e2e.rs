@@ -2,12 +2,13 @@
 //!
 //! Why one binary: as 39 binaries, each compiled tests/support and linked against the whole
 //! collector on its own, which was about a tenth of a fresh build (87 of 808 unit-seconds; one
-//! binary builds in 15 CPU-s), and clippy checked tests/support once per file. Each file is still run on its own, in a
-//! process of its own, by module filter (`e2e --test-threads=1 NAME::`): the Makefile's lists
-//! name the modules, scripts/e2e-beside-clippy.sh runs them (and checks that each filter
-//! selects exactly its own module's tests), and scripts/check-e2e-lists.sh fails CI when a
-//! module below is in no list. A process per file keeps what a file assumes of its process
-//! (a once-per-process mark, the tests' statics, its environment) as it was.
+//! binary builds in 15 CPU-s), and clippy checked tests/support once per file. Each file is
+//! still run on its own, in a process of its own, by module filter (`e2e --test-threads=1
+//! NAME::`): the Makefile's lists name the modules, scripts/e2e-beside-clippy.sh runs them (and
+//! checks that each filter selects exactly its own module's tests), and
+//! scripts/check-e2e-lists.sh fails CI when a module below is in no list. A process per file
+//! keeps what a file assumes of its process (a once-per-process mark, the tests' statics, its
+//! environment) as it was.
 //!
 //! One file by hand: `cargo test --test e2e -- --test-threads=1 NAME::` (as root).
 

@@ -5,7 +5,26 @@
 
 use crate::support;
 
+use std::path::Path;
+
 use support::*;
+
+/// tests/agents/flood.py, held at its start, opening `target` `opens` times as fast as it can.
+fn paused_flood(dir: &Path, opens: u64, target: &Path) -> Paused {
+    Paused::command(
+        dir,
+        "/usr/bin/env",
+        &[
+            &python_interpreter(),
+            agents_dir().join("flood.py").to_str().unwrap(),
+            "--opens",
+            &opens.to_string(),
+            "--path",
+            target.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
 
 /// Under a flood into a deliberately tiny ring buffer, every record is either delivered or
 /// counted as dropped by the kernel, and the summary reports exactly the kernel's counts.
@@ -15,20 +34,7 @@ fn flood_drops_are_counted_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("flood-target");
     let opens = 20_000;
-    let script = agents_dir().join("flood.py");
-    let flood = Paused::command(
-        dir.path(),
-        "/usr/bin/env",
-        &[
-            &python_interpreter(),
-            script.to_str().unwrap(),
-            "--opens",
-            &opens.to_string(),
-            "--path",
-            target.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let flood = paused_flood(dir.path(), opens, &target);
     let pid = flood.pid();
     let collect = Collect::start(
         dir.path(),
@@ -98,19 +104,7 @@ fn kernel_drops_while_an_agent_learns_reach_its_baseline() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let agent = Paused::agent(dir.path(), "python3", &args, &[]);
     let target = dir.path().join("flood-target");
-    let flood = Paused::command(
-        dir.path(),
-        "/usr/bin/env",
-        &[
-            &python_interpreter(),
-            agents_dir().join("flood.py").to_str().unwrap(),
-            "--opens",
-            "200000",
-            "--path",
-            target.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let flood = paused_flood(dir.path(), 200_000, &target);
     let baselines = dir.path().join("baselines");
     let (agent_pid, flood_pid) = (agent.pid().to_string(), flood.pid().to_string());
     let collect = Collect::start(
